@@ -1,0 +1,104 @@
+/** The Mapping resource (smartnat.aureacentral.com/v1alpha1) and the Kubernetes objects it refers to. */
+import type {Cidr, Ipv4} from '../net/ipv4.js'
+
+export const MAPPING_GROUP = 'smartnat.aureacentral.com'
+export const MAPPING_VERSION = 'v1alpha1'
+export const MAPPING_API_VERSION = `${MAPPING_GROUP}/${MAPPING_VERSION}`
+
+export interface ObjectMeta {
+  name?: string
+  namespace?: string
+  uid?: string
+  resourceVersion?: string
+  generation?: number
+  creationTimestamp?: string
+  labels?: Record<string, string>
+  annotations?: Record<string, string>
+}
+
+/** A Mapping as read from YAML or the API: nothing in spec is trusted until validated. */
+export interface MappingResource {
+  apiVersion?: string
+  kind?: string
+  metadata: ObjectMeta
+  spec?: {
+    addresses?: unknown
+    allowedSources?: unknown
+    serviceName?: unknown
+    mode?: unknown
+    ports?: unknown
+  }
+  status?: MappingStatus
+}
+
+export interface MappingCondition {
+  type: 'Valid' | 'Ready'
+  status: 'True' | 'False' | 'Unknown'
+  reason: string
+  message: string
+  lastTransitionTime?: string
+  observedGeneration?: number
+}
+
+export interface MappingStatus {
+  invalid?: string
+  serviceVIP?: string
+  configuredAddresses?: Record<string, {podIPs: string[]}>
+  conditions?: MappingCondition[]
+  observedGeneration?: number
+}
+
+export type Protocol = 'tcp' | 'udp'
+export type MappingMode = 'service'
+
+export interface PortMapping {
+  port: number
+  protocol: Protocol
+  servicePort: number
+}
+
+/** A Mapping whose spec passed validation, with defaults applied. */
+export interface ValidMappingSpec {
+  addresses: Ipv4[]
+  allowedSources: Cidr[]
+  serviceName: string
+  mode: MappingMode
+  ports: PortMapping[]
+}
+
+export interface ServicePort {
+  name?: string
+  port: number
+  protocol?: string
+  targetPort?: number | string
+}
+
+export interface ServiceResource {
+  apiVersion?: string
+  kind?: string
+  metadata: ObjectMeta
+  spec?: {
+    type?: string
+    clusterIP?: string
+    clusterIPs?: string[]
+    ports?: ServicePort[]
+    externalName?: string
+  }
+}
+
+export interface EndpointSliceResource {
+  apiVersion?: string
+  kind?: string
+  metadata: ObjectMeta
+  addressType?: string
+  endpoints?: {
+    addresses: string[]
+    conditions?: {ready?: boolean | null; serving?: boolean | null; terminating?: boolean | null}
+    nodeName?: string
+    targetRef?: {kind?: string; name?: string; namespace?: string}
+  }[]
+  ports?: {name?: string; port?: number; protocol?: string}[]
+}
+
+/** Label that ties an EndpointSlice to its Service. */
+export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name'

@@ -1,0 +1,69 @@
+/** IPv4 addresses and prefixes: the one address type of smartnat. */
+
+const OCTET = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/
+
+/** An IPv4 address in canonical dotted-quad form, validated. */
+export type Ipv4 = string & {readonly __brand: 'Ipv4'}
+
+/** An IPv4 prefix in canonical `network/length` form (host bits cleared), validated. */
+export type Cidr = string & {readonly __brand: 'Cidr'}
+
+/** Parses a dotted-quad IPv4 address; returns undefined when it is not one. */
+export function parseIpv4(text: unknown): Ipv4 | undefined {
+  if (typeof text !== 'string') return undefined
+  const parts = text.split('.')
+  if (parts.length !== 4 || !parts.every((p) => OCTET.test(p))) return undefined
+  return parts.map(Number).join('.') as Ipv4
+}
+
+export function ipv4ToInt(ip: Ipv4): number {
+  const [a, b, c, d] = ip.split('.').map(Number) as [number, number, number, number]
+  return ((a << 24) | (b << 16) | (c << 8) | d) >>> 0
+}
+
+export function intToIpv4(n: number): Ipv4 {
+  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.') as Ipv4
+}
+
+export function prefixMask(length: number): number {
+  return length === 0 ? 0 : (0xffffffff << (32 - length)) >>> 0
+}
+
+export type CidrParse = {ok: true; cidr: Cidr} | {ok: false; reason: string}
+
+/** Parses `a.b.c.d/len` or a bare address (meaning /32); host bits are cleared. */
+export function parseCidr(text: unknown): CidrParse {
+  if (typeof text !== 'string') return {ok: false, reason: 'must be a string like 203.0.113.0/24'}
+  const slash = text.indexOf('/')
+  const addressText = slash === -1 ? text : text.slice(0, slash)
+  const address = parseIpv4(addressText)
+  if (!address) return {ok: false, reason: `"${addressText}" is not an IPv4 address`}
+  if (slash === -1) return {ok: true, cidr: `${address}/32` as Cidr}
+  const lengthText = text.slice(slash + 1)
+  if (!/^(3[0-2]|[12]?\d)$/.test(lengthText)) return {ok: false, reason: 'prefix length must be 0..32'}
+  const length = Number(lengthText)
+  const network = intToIpv4((ipv4ToInt(address) & prefixMask(length)) >>> 0)
+  return {ok: true, cidr: `${network}/${length}` as Cidr}
+}
+
+export function cidrParts(cidr: Cidr): {network: Ipv4; length: number} {
+  const [network, length] = cidr.split('/') as [Ipv4, string]
+  return {network, length: Number(length)}
+}
+
+export function cidrContains(cidr: Cidr, ip: Ipv4): boolean {
+  const {network, length} = cidrParts(cidr)
+  const mask = prefixMask(length)
+  return ((ipv4ToInt(ip) & mask) >>> 0) === ipv4ToInt(network)
+}
+
+/** Orders addresses numerically, the way people read them. */
+export function compareIpv4(a: Ipv4, b: Ipv4): number {
+  return ipv4ToInt(a) - ipv4ToInt(b)
+}
+
+export function compareCidr(a: Cidr, b: Cidr): number {
+  const pa = cidrParts(a)
+  const pb = cidrParts(b)
+  return compareIpv4(pa.network, pb.network) || pa.length - pb.length
+}
