@@ -1,0 +1,58 @@
+/**
+ * The iptables backend's view of kernel state, desired or read back, in the
+ * exact text `iptables-save` and `ipset save` print, so that desired and actual
+ * compare as plain strings.
+ */
+
+export type TableName = 'nat' | 'filter' | 'mangle'
+export const TABLES: readonly TableName[] = ['mangle', 'nat', 'filter']
+
+export interface ChainState {
+  name: string
+  /** Full rule lines as iptables-save prints them: `-A SNM-PREROUTING -d 198.18.0.10/32 -j SNM-A-1a2b3c4d`. */
+  rules: string[]
+}
+
+export interface TableState {
+  /** Chains smartnat owns (names start with SNM-), in render order. */
+  chains: ChainState[]
+  /** smartnat's jump rules in built-in chains, as iptables-save prints them: `-A PREROUTING -m comment --comment smartnat -j SNM-PREROUTING`. */
+  jumps: string[]
+}
+
+export interface IpsetState {
+  name: string
+  /** e.g. `hash:ip,port,net` */
+  type: string
+  /** Creation options as `ipset save` prints them after the type, e.g. `family inet hashsize 1024 maxelem 65536`. */
+  options: string
+  /** Entries as `ipset save` prints them after `add NAME `, sorted. */
+  entries: string[]
+}
+
+export interface IpRuleState {
+  priority: number
+  /** `0x100000/0xff00000` */
+  fwmark: string
+  table: number
+}
+
+export interface IpRouteState {
+  table: number
+  /** `default` or `198.18.0.0/24` */
+  dst: string
+  dev: string
+  via?: string
+  src?: string
+  scope?: 'link'
+}
+
+export interface IptablesState {
+  tables: Record<TableName, TableState>
+  /** Sorted by name. */
+  sets: IpsetState[]
+  /** Sorted by priority. */
+  ipRules: IpRuleState[]
+  /** Sorted by table, then dst. */
+  routes: IpRouteState[]
+}
