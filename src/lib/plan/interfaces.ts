@@ -1,0 +1,75 @@
+/** External interfaces: their connection-mark index, reply routing table, subnets and gateway. */
+import {compareCidr, intToIpv4, ipv4ToInt, parseCidr, prefixMask, type Cidr, type Ipv4} from '../net/ipv4.js'
+import {compareText} from './order.js'
+import type {HostInfo, HostInterface, NatInterface, PlanOptions} from './model.js'
+
+/** Reply table of interface `index` is FIRST_TABLE + index (also the `ip rule` priority). */
+export const FIRST_TABLE = 7000
+/** The interface index lives in 8 bits of the connection mark. */
+export const MAX_INTERFACES = 255
+
+// Linux allows almost any byte in an interface name; the rules only ever see ordinary ones.
+const INTERFACE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/
+
+/**
+ * Plans every external interface that has an IPv4 address, whether or not a Mapping uses it yet,
+ * so an interface's index (and so its mark) does not move when Mappings come and go.
+ */
+export function planInterfaces(host: HostInfo, options: Pick<PlanOptions, 'gwOffset' | 'defaultGwInterface'>): NatInterface[] {
+  const usable = host.interfaces.filter((iface) => iface.addresses.length > 0)
+  const names = new Set<string>()
+  for (const iface of usable) {
+    if (!INTERFACE_NAME.test(iface.name)) throw new Error(`interface name ${JSON.stringify(iface.name)} cannot be used in rules`)
+    if (names.has(iface.name)) throw new Error(`interface ${iface.name} is listed twice in the host's interfaces`)
+    names.add(iface.name)
+  }
+  if (usable.length > MAX_INTERFACES) {
+    throw new Error(`${usable.length} external interfaces have addresses; at most ${MAX_INTERFACES} fit in the connection mark`)
+  }
+  return [...usable]
+    .sort((a, b) => compareText(a.name, b.name))
+    .map((iface, position) => {
+      const index = position + 1
+      const subnets = connectedSubnets(iface)
+      if (iface.name === options.defaultGwInterface) return {name: iface.name, index, subnets}
+      const primary = subnetOf(iface, iface.addresses[0]!)
+      return {name: iface.name, index, table: FIRST_TABLE + index, subnets, gateway: gatewayOf(iface, primary, options.gwOffset)}
+    })
+}
+
+function subnetOf(iface: HostInterface, {address, prefixLength}: {address: Ipv4; prefixLength: number}): Cidr {
+  const parsed = parseCidr(`${address}/${prefixLength}`)
+  if (!parsed.ok) throw new Error(`interface ${iface.name}: address ${address}/${prefixLength}: ${parsed.reason}`)
+  return parsed.cidr
+}
+
+// Several addresses in one subnet share its route; the first one listed is the source, as the
+// kernel would choose for the connected route.
+function connectedSubnets(iface: HostInterface): NatInterface['subnets'] {
+  const subnets = new Map<Cidr, Ipv4>()
+  for (const address of iface.addresses) {
+    const cidr = subnetOf(iface, address)
+    if (!subnets.has(cidr)) subnets.set(cidr, address.address)
+  }
+  return [...subnets].sort(([a], [b]) => compareCidr(a, b)).map(([cidr, source]) => ({cidr, source}))
+}
+
+/** The gateway `offset` hosts from the start (offset > 0) or from the broadcast end (offset < 0) of a subnet. */
+export function gatewayOf(iface: HostInterface, subnet: Cidr, offset: number): Ipv4 {
+  const [networkText, lengthText] = subnet.split('/') as [Ipv4, string]
+  const length = Number(lengthText)
+  const network = ipv4ToInt(networkText)
+  const broadcast = (network | ~prefixMask(length)) >>> 0
+  // /31 links have no network or broadcast address (RFC 3021): both addresses are hosts.
+  const [first, last] = length >= 31 ? [network, broadcast] : [network + 1, broadcast - 1]
+  const candidate = offset > 0 ? network + offset : broadcast + offset
+  if (candidate < first || candidate > last) {
+    const hosts = `${intToIpv4(first)}..${intToIpv4(last)}`
+    throw new Error(`interface ${iface.name}: --gw-offset ${offset} falls outside the hosts of ${subnet} (${hosts})`)
+  }
+  const gateway = intToIpv4(candidate)
+  if (iface.addresses.some((a) => a.address === gateway)) {
+    throw new Error(`interface ${iface.name}: --gw-offset ${offset} gives ${gateway}, which is this host's own address`)
+  }
+  return gateway
+}

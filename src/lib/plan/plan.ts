@@ -1,0 +1,170 @@
+/** The planner: snapshot + host -> NatModel and one verdict per Mapping. Pure and deterministic. */
+import {shortHash} from '../net/hash.js'
+import {compareCidr, compareIpv4, type Ipv4} from '../net/ipv4.js'
+import {resolveService} from '../mapping/service.js'
+import type {MappingResource, ServiceResource, ValidMappingSpec} from '../mapping/types.js'
+import {validateMapping} from '../mapping/validate.js'
+import {planEgress} from './egress.js'
+import {planInterfaces} from './interfaces.js'
+import type {HostInfo, MappingVerdict, NatEndpoint, NatMapping, Plan, PlanOptions, Snapshot} from './model.js'
+import {compareAge, compareNames, compareText, dedupeByName, namesOf} from './order.js'
+import {indexPodIPs} from './pods.js'
+
+/** A Mapping that passed validation and whose Service resolved; it still may lose a conflict. */
+interface Candidate {
+  resource: MappingResource
+  namespace: string
+  name: string
+  spec: ValidMappingSpec
+  serviceVIP: Ipv4
+}
+
+/** Computes what this host must program and what each Mapping is told, from nothing but the arguments. */
+export function plan(snapshot: Snapshot, host: HostInfo, options: PlanOptions): Plan {
+  checkOptions(options)
+  const interfaces = planInterfaces(host, options)
+  const localInterface = localAddressIndex(host)
+  const podIPsOf = indexPodIPs(snapshot.endpointSlices)
+  const services = serviceIndex(snapshot.services)
+
+  // Duplicate namespace/name entries collapse to one (see dedupeByName), so each Mapping gets
+  // exactly one verdict whatever the source handed over.
+  const verdicts: MappingVerdict[] = []
+  const candidates: Candidate[] = []
+  for (const resource of dedupeByName(snapshot.mappings)) {
+    const candidate = resolveCandidate(resource, options, services)
+    if ('reason' in candidate) verdicts.push(invalidVerdict(resource, candidate.reason))
+    else candidates.push(candidate)
+  }
+
+  const programmed: NatMapping[] = []
+  for (const {candidate, conflict} of resolveConflicts(candidates)) {
+    if (conflict) {
+      verdicts.push(invalidVerdict(candidate.resource, conflict))
+      continue
+    }
+    const {namespace, name, spec, serviceVIP} = candidate
+    const addresses = [...spec.addresses].sort(compareIpv4)
+    const local = addresses.filter((a) => localInterface.has(a))
+    const podIPs = podIPsOf(namespace, spec.serviceName)
+    verdicts.push({
+      ...identity(candidate.resource),
+      valid: true,
+      invalid: 'no',
+      serviceVIP,
+      configuredAddresses: Object.fromEntries(local.map((a) => [a, {podIPs: [...podIPs]}])),
+      notLocalAddresses: addresses.filter((a) => !localInterface.has(a)),
+    })
+    if (local.length === 0) continue
+    programmed.push({
+      namespace,
+      name,
+      id: shortHash(`${namespace}/${name}`),
+      addresses: local.map((address) => ({address, interface: localInterface.get(address)!})),
+      allowedSources: [...spec.allowedSources].sort(compareCidr),
+      serviceVIP,
+      podIPs,
+      endpoints: natEndpoints(local, spec, serviceVIP),
+    })
+  }
+
+  return {
+    model: {
+      mappings: [...programmed].sort(compareNames),
+      interfaces,
+      egress: options.snat ? planEgress(programmed) : [],
+      masquerade: options.masquerade,
+    },
+    verdicts: verdicts.sort(compareNames),
+  }
+}
+
+function checkOptions(options: PlanOptions): void {
+  if (!Number.isInteger(options.maxPortsPerMapping) || options.maxPortsPerMapping < 1) {
+    throw new Error(`--max-ports-per-mapping must be a positive integer, got ${options.maxPortsPerMapping}`)
+  }
+  if (!Number.isInteger(options.gwOffset) || options.gwOffset === 0) {
+    throw new Error(`--gw-offset must be a non-zero integer, got ${options.gwOffset}`)
+  }
+}
+
+// When an address sits on several external interfaces, the first by name carries its replies.
+function localAddressIndex(host: HostInfo): Map<Ipv4, string> {
+  const index = new Map<Ipv4, string>()
+  const byName = [...host.interfaces].sort((a, b) => compareText(a.name, b.name))
+  for (const iface of byName) {
+    for (const {address} of iface.addresses) if (!index.has(address)) index.set(address, iface.name)
+  }
+  return index
+}
+
+function serviceIndex(services: readonly ServiceResource[]): Map<string, ServiceResource> {
+  return new Map(dedupeByName(services).map((s) => {
+    const {namespace, name} = namesOf(s)
+    return [JSON.stringify([namespace, name]), s]
+  }))
+}
+
+function resolveCandidate(
+  resource: MappingResource,
+  options: PlanOptions,
+  services: Map<string, ServiceResource>,
+): Candidate | {reason: string} {
+  const validation = validateMapping(resource, options)
+  if (!validation.ok) return {reason: validation.reason}
+  const {spec} = validation
+  // validateMapping guarantees both names are present and well formed.
+  const namespace = resource.metadata.namespace!
+  const name = resource.metadata.name!
+  // Same namespace only: a Mapping can never reach a Service of another namespace.
+  const service = services.get(JSON.stringify([namespace, spec.serviceName]))
+  const resolution = resolveService(namespace, spec, service)
+  if (!resolution.ok) return {reason: resolution.reason}
+  return {resource, namespace, name, spec, serviceVIP: resolution.serviceVIP}
+}
+
+/**
+ * Gives each (address, protocol, port) to the oldest Mapping claiming it, over all addresses and
+ * not only local ones, so every instance reaches the same verdicts. Only valid Mappings take
+ * part: an invalid one never takes an endpoint from anybody. Yields candidates oldest first.
+ */
+function resolveConflicts(candidates: Candidate[]): {candidate: Candidate; conflict?: string}[] {
+  const owners = new Map<string, Candidate>()
+  return [...candidates].sort((a, b) => compareAge(a.resource, b.resource)).map((candidate) => {
+    const keys = endpointKeys(candidate.spec)
+    const taken = keys.find((k) => owners.has(k.key))
+    if (taken) {
+      const owner = owners.get(taken.key)!
+      return {candidate, conflict: `${taken.label} is already mapped by ${owner.namespace}/${owner.name}`}
+    }
+    for (const {key} of keys) owners.set(key, candidate)
+    return {candidate}
+  })
+}
+
+function endpointKeys(spec: ValidMappingSpec): {key: string; label: string}[] {
+  const ports = [...spec.ports].sort(comparePorts)
+  return [...spec.addresses].sort(compareIpv4).flatMap((address) =>
+    ports.map((p) => ({key: `${address} ${p.protocol} ${p.port}`, label: `${p.protocol}/${p.port} on ${address}`})),
+  )
+}
+
+function comparePorts(a: {protocol: string; port: number}, b: {protocol: string; port: number}): number {
+  return compareText(a.protocol, b.protocol) || a.port - b.port
+}
+
+function natEndpoints(local: Ipv4[], spec: ValidMappingSpec, serviceVIP: Ipv4): NatEndpoint[] {
+  const ports = [...spec.ports].sort(comparePorts)
+  return local.flatMap((address) =>
+    ports.map((p) => ({address, protocol: p.protocol, port: p.port, targetIP: serviceVIP, targetPort: p.servicePort})),
+  )
+}
+
+function identity(resource: MappingResource): Pick<MappingVerdict, 'namespace' | 'name' | 'generation'> {
+  const generation = resource.metadata?.generation
+  return {...namesOf(resource), ...(typeof generation === 'number' ? {generation} : {})}
+}
+
+function invalidVerdict(resource: MappingResource, reason: string): MappingVerdict {
+  return {...identity(resource), valid: false, invalid: reason, configuredAddresses: {}, notLocalAddresses: []}
+}
