@@ -1,0 +1,26 @@
+/** Accumulates a restore payload one line at a time, so no caller assembles text by hand. */
+export class LineBuffer {
+  private readonly lines: string[] = []
+
+  /** Appends one line; its words are joined by single spaces. A word holding a line break is a bug upstream. */
+  write(...words: (string | number)[]): void {
+    const line = words.join(' ')
+    if (/[\r\n\0]/.test(line)) throw new Error(`refusing to write a payload line with a line break: ${JSON.stringify(line)}`)
+    this.lines.push(line)
+  }
+
+  /** Appends lines that are already complete (rules as iptables-save prints them). */
+  writeLines(lines: readonly string[]): void {
+    for (const line of lines) this.write(line)
+  }
+
+  /** The lines written so far, without line ends. */
+  get written(): readonly string[] {
+    return this.lines
+  }
+
+  /** The payload, each line ended by a newline (restore tools want the last line ended too). */
+  toString(): string {
+    return this.lines.length === 0 ? '' : `${this.lines.join('\n')}\n`
+  }
+}

@@ -1,0 +1,257 @@
+/**
+ * Renders a NatModel into the iptables backend's desired state (docs/kernel-layout.md), every rule in
+ * the exact form `iptables-save` prints, and that state into restore payloads.
+ */
+import {compareIpv4, parseIpv4, type Ipv4} from '../../net/ipv4.js'
+import type {NatEndpoint, NatInterface, NatMapping, NatModel} from '../../plan/model.js'
+import {TABLES, type ChainState, type IptablesState, type TableName, type TableState} from './types.js'
+import {LineBuffer} from './linebuffer.js'
+import {renderIpRules, renderRoutes} from './routing.js'
+import {renderSets} from './sets.js'
+import {
+  ALLOW_SET,
+  EGRESS_MARK,
+  ENDPOINTS_SET,
+  FORWARD_CHAIN,
+  INPUT_CHAIN,
+  INTERFACE_MASK,
+  JUMP_COMMENT,
+  MASQUERADE_MARK,
+  POSTROUTING_CHAIN,
+  PREROUTING_CHAIN,
+  addressChainName,
+  egressSetName,
+  hex,
+  interfaceMark,
+  isOwnedName,
+  tempSetName,
+} from './names.js'
+
+/** iptables refuses comments longer than this. */
+const MAX_COMMENT = 255
+/** Kubernetes object names and namespaces (DNS subdomains): nothing a rule line could misread. */
+const OBJECT_NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/
+/** Interface names as iptables accepts them after -i/-o (IFNAMSIZ less the NUL). */
+const INTERFACE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/
+
+/** The kernel state the model asks for: owned chains, jumps, sets, ip rules and routes. */
+export function renderIptables(model: NatModel): IptablesState {
+  const marks = new Map(model.interfaces.map((iface) => [iface.name, interfaceMark(checkInterface(iface).index)]))
+  return {
+    tables: {
+      mangle: renderMangle(model, marks),
+      nat: renderNat(model, marks),
+      filter: renderFilter(),
+    },
+    sets: renderSets(model),
+    ipRules: renderIpRules(model),
+    routes: renderRoutes(model),
+  }
+}
+
+function renderMangle(model: NatModel, marks: Map<string, number>): TableState {
+  const rules: string[] = []
+  for (const egress of model.egress) {
+    const mark = EGRESS_MARK | markOf(marks, egress.interface)
+    rules.push(
+      `-A ${PREROUTING_CHAIN} -m conntrack --ctstate NEW -m set --match-set ${egressSetName(checkAddress(egress.address))} src` +
+        ` -j CONNMARK --set-xmark ${hex(mark)}/${hex(INTERFACE_MASK | EGRESS_MARK)}`,
+    )
+  }
+  const restoreInterface = `-j CONNMARK --restore-mark --nfmask ${hex(INTERFACE_MASK)} --ctmask ${hex(INTERFACE_MASK)}`
+  // Replies of inbound connections and every packet of egress connections carry the interface bits
+  // as packet mark before the routing decision, so `ip rule fwmark` picks the interface's table.
+  rules.push(
+    `-A ${PREROUTING_CHAIN} -m connmark ! --mark 0x0/${hex(INTERFACE_MASK)} -m connmark --mark 0x0/${hex(EGRESS_MARK)}` +
+      ` -m conntrack --ctdir REPLY ${restoreInterface}`,
+    `-A ${PREROUTING_CHAIN} -m connmark --mark ${hex(EGRESS_MARK)}/${hex(EGRESS_MARK)} -m conntrack --ctdir ORIGINAL ${restoreInterface}`,
+  )
+  return {chains: [{name: PREROUTING_CHAIN, rules}], jumps: [jump('PREROUTING', PREROUTING_CHAIN)]}
+}
+
+function renderNat(model: NatModel, marks: Map<string, number>): TableState {
+  const prerouting: string[] = [`-A ${PREROUTING_CHAIN} -m set ! --match-set ${ALLOW_SET} dst,dst,src -j RETURN`]
+  if (model.masquerade) prerouting.push(`-A ${PREROUTING_CHAIN} -j MARK --set-xmark ${hex(MASQUERADE_MARK)}/${hex(MASQUERADE_MARK)}`)
+  // Every external interface marks its connections, also the one without a table of its own: the
+  // mark is what FORWARD accepts, and with no `ip rule` for it replies simply follow the main table.
+  for (const iface of model.interfaces) {
+    prerouting.push(
+      `-A ${PREROUTING_CHAIN} -i ${iface.name} -j CONNMARK --set-xmark ${hex(markOf(marks, iface.name))}/${hex(INTERFACE_MASK | EGRESS_MARK)}`,
+    )
+  }
+  const addressChains: ChainState[] = []
+  for (const [address, endpoints] of endpointsByAddress(model.mappings)) {
+    const chain = addressChainName(address)
+    prerouting.push(`-A ${PREROUTING_CHAIN} -d ${address}/32 -j ${chain}`)
+    addressChains.push({name: chain, rules: endpoints.map(({mapping, endpoint}) => dnatRule(chain, mapping, endpoint))})
+  }
+
+  const postrouting: string[] = []
+  if (model.masquerade) postrouting.push(`-A ${POSTROUTING_CHAIN} -m mark --mark ${hex(MASQUERADE_MARK)}/${hex(MASQUERADE_MARK)} -j MASQUERADE`)
+  for (const egress of model.egress) {
+    postrouting.push(
+      `-A ${POSTROUTING_CHAIN} -o ${egress.interface} -m connmark --mark ${hex(EGRESS_MARK)}/${hex(EGRESS_MARK)}` +
+        ` -m set --match-set ${egressSetName(egress.address)} src -j SNAT --to-source ${egress.address}`,
+    )
+  }
+  return {
+    chains: [{name: PREROUTING_CHAIN, rules: prerouting}, {name: POSTROUTING_CHAIN, rules: postrouting}, ...addressChains],
+    jumps: [jump('PREROUTING', PREROUTING_CHAIN), jump('POSTROUTING', POSTROUTING_CHAIN)],
+  }
+}
+
+function renderFilter(): TableState {
+  return {
+    chains: [
+      // Traffic to a mapped endpoint that was not DNATed still has the host's address as
+      // destination and ends here: its source is not allowed, whatever listens on the host.
+      {name: INPUT_CHAIN, rules: [`-A ${INPUT_CHAIN} -m set --match-set ${ENDPOINTS_SET} dst,dst -j DROP`]},
+      {name: FORWARD_CHAIN, rules: [`-A ${FORWARD_CHAIN} -m connmark ! --mark 0x0/${hex(INTERFACE_MASK)} -j ACCEPT`]},
+    ],
+    jumps: [jump('INPUT', INPUT_CHAIN), jump('FORWARD', FORWARD_CHAIN)],
+  }
+}
+
+function jump(builtin: string, chain: string): string {
+  return `-A ${builtin} -m comment --comment ${JUMP_COMMENT} -j ${chain}`
+}
+
+/** Endpoints grouped by external address (numeric order), each group by protocol then port. */
+function endpointsByAddress(mappings: NatMapping[]): Map<Ipv4, {mapping: NatMapping; endpoint: NatEndpoint}[]> {
+  const groups = new Map<Ipv4, {mapping: NatMapping; endpoint: NatEndpoint}[]>()
+  const owners = new Map<string, NatMapping>()
+  for (const mapping of mappings) {
+    checkMappingName(mapping)
+    for (const endpoint of mapping.endpoints) {
+      checkEndpoint(mapping, endpoint)
+      const key = `${endpoint.address} ${endpoint.protocol}/${endpoint.port}`
+      const owner = owners.get(key)
+      if (owner) throw new Error(`mapping ${mapping.namespace}/${mapping.name}: endpoint ${key} is also claimed by ${owner.namespace}/${owner.name}`)
+      owners.set(key, mapping)
+      const group = groups.get(endpoint.address) ?? []
+      group.push({mapping, endpoint})
+      groups.set(endpoint.address, group)
+    }
+  }
+  for (const group of groups.values()) {
+    group.sort((a, b) => (a.endpoint.protocol < b.endpoint.protocol ? -1 : a.endpoint.protocol > b.endpoint.protocol ? 1 : 0) || a.endpoint.port - b.endpoint.port)
+  }
+  return new Map([...groups].sort(([a], [b]) => compareIpv4(a, b)))
+}
+
+function dnatRule(chain: string, mapping: NatMapping, e: NatEndpoint): string {
+  return (
+    `-A ${chain} -p ${e.protocol} -m ${e.protocol} --dport ${e.port}` +
+    ` -m comment --comment ${savedString(mappingComment(mapping.namespace, mapping.name, e))}` +
+    ` -j DNAT --to-destination ${e.targetIP}:${e.targetPort}`
+  )
+}
+
+/** `ns/name tcp/80`; a name too long for iptables' comment limit is cut to fit. */
+export function mappingComment(namespace: string, name: string, e: Pick<NatEndpoint, 'protocol' | 'port'>): string {
+  const suffix = ` ${e.protocol}/${e.port}`
+  const room = MAX_COMMENT - namespace.length - 1 - suffix.length
+  return `${namespace}/${name.slice(0, room)}${suffix}`
+}
+
+/** A string as iptables-save prints it: bare when it is a plain word, else double-quoted. */
+function savedString(text: string): string {
+  if (/^[-_0-9A-Za-z]+$/.test(text)) return text
+  if (/["\\'\n]/.test(text)) throw new Error(`cannot quote ${JSON.stringify(text)} for iptables`)
+  return `"${text}"`
+}
+
+function markOf(marks: Map<string, number>, iface: string): number {
+  const mark = marks.get(iface)
+  if (mark === undefined) throw new Error(`egress uses interface ${JSON.stringify(iface)}, which is not an external interface`)
+  return mark
+}
+
+function checkInterface(iface: NatInterface): NatInterface {
+  if (!INTERFACE_NAME.test(iface.name)) throw new Error(`interface name ${JSON.stringify(iface.name)} cannot be used in rules`)
+  return iface
+}
+
+function checkAddress(address: Ipv4): Ipv4 {
+  if (parseIpv4(address) !== address) throw new Error(`${JSON.stringify(address)} is not an IPv4 address in canonical form`)
+  return address
+}
+
+function checkMappingName(mapping: NatMapping): void {
+  for (const part of [mapping.namespace, mapping.name]) {
+    if (part.length > 253 || !OBJECT_NAME.test(part)) {
+      throw new Error(`mapping ${JSON.stringify(`${mapping.namespace}/${mapping.name}`)}: name cannot be used in a rule comment`)
+    }
+  }
+}
+
+function checkEndpoint(mapping: NatMapping, e: NatEndpoint): void {
+  const where = `mapping ${mapping.namespace}/${mapping.name}`
+  const isPort = (port: number) => Number.isInteger(port) && port >= 1 && port <= 65535
+  if (e.protocol !== 'tcp' && e.protocol !== 'udp') throw new Error(`${where}: protocol ${JSON.stringify(e.protocol)} is not tcp or udp`)
+  if (!isPort(e.port) || !isPort(e.targetPort)) throw new Error(`${where}: port ${e.port} -> ${e.targetPort} is outside 1..65535`)
+  try {
+    checkAddress(e.address)
+    checkAddress(e.targetIP)
+  } catch (error) {
+    throw new Error(`${where}: ${(error as Error).message}`, {cause: error})
+  }
+}
+
+/** What is already in the kernel, so a payload neither re-creates what exists nor leaves what is stale. */
+export interface RestoreOptions {
+  /** Sets that exist: their `create` line is left out (`create -exist` refuses a different maxelem). */
+  existingSets?: Iterable<string>
+  /** Jump rules (as iptables-save prints them) already in each table's built-in chains. */
+  existingJumps?: Partial<Record<TableName, readonly string[]>>
+  /** Owned chains present in the kernel but no longer wanted: flushed and deleted in the same transaction. */
+  staleChains?: Partial<Record<TableName, readonly string[]>>
+}
+
+/** The `ipset restore -exist` and `iptables-restore --noflush` payloads that make the kernel match `state`. */
+export function renderRestoreScripts(state: IptablesState, options: RestoreOptions = {}): {ipset: string; iptables: string} {
+  return {ipset: renderIpsetRestore(state, options), iptables: renderIptablesRestore(state, options)}
+}
+
+function renderIpsetRestore(state: IptablesState, options: RestoreOptions): string {
+  const existing = new Set(options.existingSets ?? [])
+  const out = new LineBuffer()
+  for (const set of state.sets) {
+    const temp = tempSetName(set.name)
+    // A temporary set left by an interrupted run may have other options; -exist makes this a no-op otherwise.
+    out.write('destroy', temp)
+    if (!existing.has(set.name)) out.write('create', set.name, set.type, set.options)
+    out.write('create', temp, set.type, set.options)
+    for (const entry of set.entries) out.write('add', temp, entry)
+    out.write('swap', temp, set.name)
+    out.write('destroy', temp)
+  }
+  return out.toString()
+}
+
+function renderIptablesRestore(state: IptablesState, options: RestoreOptions): string {
+  const out = new LineBuffer()
+  for (const table of TABLES) {
+    const {chains, jumps} = state.tables[table]
+    const stale = (options.staleChains?.[table] ?? []).filter((name) => isOwnedName(name) && !chains.some((c) => c.name === name))
+    const present = new Set(options.existingJumps?.[table] ?? [])
+    const chainLines = new LineBuffer()
+    const ruleLines = new LineBuffer()
+    // Declaring a chain flushes it, so the rules below replace its contents in one transaction.
+    for (const chain of chains) {
+      chainLines.write(`:${chain.name} - [0:0]`)
+      ruleLines.writeLines(chain.rules)
+    }
+    for (const name of stale) chainLines.write(`:${name} - [0:0]`)
+    // Jumps go first in the built-in chain: another tool's ACCEPT or DROP must not hide smartnat's rules.
+    for (const line of jumps) {
+      if (!present.has(line)) ruleLines.write(line.replace(/^-A (\S+) /, '-I $1 1 '))
+    }
+    for (const name of stale) ruleLines.write('-X', name)
+    out.write(`*${table}`)
+    out.writeLines(chainLines.written)
+    out.writeLines(ruleLines.written)
+    out.write('COMMIT')
+  }
+  return out.toString()
+}

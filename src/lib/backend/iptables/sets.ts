@@ -1,0 +1,82 @@
+/** The ipsets of the iptables backend, in the exact text `ipset save` prints. */
+import {cidrParts, type Cidr, type Ipv4} from '../../net/ipv4.js'
+import type {Protocol} from '../../mapping/types.js'
+import type {NatModel} from '../../plan/model.js'
+import type {IpsetState} from './types.js'
+import {ALLOW_SET, ENDPOINTS_SET, egressSetName} from './names.js'
+
+export const ALLOW_SET_TYPE = 'hash:ip,port,net'
+export const ENDPOINTS_SET_TYPE = 'hash:ip,port'
+export const EGRESS_SET_TYPE = 'hash:ip'
+
+const MIN_MAXELEM = 65536
+const HASHSIZE = 1024
+
+/**
+ * Creation options for a set that must hold `entries` elements. maxelem grows in
+ * powers of two so it changes rarely; hashsize is only a starting size (the kernel
+ * doubles it as the set fills, and `ipset save` then prints the grown value).
+ */
+export function setOptions(entries: number): string {
+  let maxelem = MIN_MAXELEM
+  while (maxelem < entries) maxelem *= 2
+  return `family inet hashsize ${HASHSIZE} maxelem ${maxelem}`
+}
+
+/**
+ * The part of a set's options that desired and read-back state can compare:
+ * `ipset save` adds `bucketsize` and a random `initval` and prints a grown
+ * hashsize, none of which changes what the set holds.
+ */
+export function comparableSetOptions(options: string): string {
+  const words = options.trim().split(/\s+/)
+  const kept: string[] = []
+  for (let i = 0; i < words.length; i += 2) {
+    if (words[i] === 'family' || words[i] === 'maxelem') kept.push(`${words[i]} ${words[i + 1] ?? ''}`)
+  }
+  return kept.join(' ')
+}
+
+/** `ipset save` prints a /32 net as the bare address. */
+function savedNet(cidr: Cidr): string {
+  const {network, length} = cidrParts(cidr)
+  return length === 32 ? network : cidr
+}
+
+/** hash:ip,port,net cannot hold a /0, so everything is stored as its two /1 halves. */
+function storableNets(cidr: Cidr): string[] {
+  return cidrParts(cidr).length === 0 ? ['0.0.0.0/1', '128.0.0.0/1'] : [savedNet(cidr)]
+}
+
+export function endpointEntry(address: Ipv4, protocol: Protocol, port: number): string {
+  return `${address},${protocol}:${port}`
+}
+
+export function allowEntries(address: Ipv4, protocol: Protocol, port: number, source: Cidr): string[] {
+  return storableNets(source).map((net) => `${endpointEntry(address, protocol, port)},${net}`)
+}
+
+/** Entries are deduplicated and sorted by plain string comparison, the order read-back uses too. */
+function canonicalEntries(entries: Iterable<string>): string[] {
+  return [...new Set(entries)].sort()
+}
+
+function set(name: string, type: string, entries: Iterable<string>): IpsetState {
+  const sorted = canonicalEntries(entries)
+  return {name, type, options: setOptions(sorted.length), entries: sorted}
+}
+
+/** All sets the model needs, sorted by name. */
+export function renderSets(model: NatModel): IpsetState[] {
+  const allow: string[] = []
+  const endpoints: string[] = []
+  for (const mapping of model.mappings) {
+    for (const e of mapping.endpoints) {
+      endpoints.push(endpointEntry(e.address, e.protocol, e.port))
+      for (const source of mapping.allowedSources) allow.push(...allowEntries(e.address, e.protocol, e.port, source))
+    }
+  }
+  const sets = [set(ALLOW_SET, ALLOW_SET_TYPE, allow), set(ENDPOINTS_SET, ENDPOINTS_SET_TYPE, endpoints)]
+  for (const egress of model.egress) sets.push(set(egressSetName(egress.address), EGRESS_SET_TYPE, egress.podIPs))
+  return sets.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+}
