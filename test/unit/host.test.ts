@@ -1,0 +1,429 @@
+import {expect} from 'chai'
+import {spawn} from 'node:child_process'
+import {mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import type {Protocol} from '../../src/lib/mapping/types.js'
+import type {Ipv4} from '../../src/lib/net/ipv4.js'
+import type {NatEndpoint} from '../../src/lib/plan/model.js'
+import {
+  deleteConntrackFlows,
+  deleteFlowsFromEndpoints,
+  deleteStaleNatFlows,
+  natFlowTargets,
+  parseConntrackList,
+} from '../../src/lib/host/conntrack.js'
+import {
+  DEFAULT_INTERFACES_PATTERN,
+  compileInterfacesPattern,
+  parseIpAddrJson,
+  readHostInterfaces,
+} from '../../src/lib/host/interfaces.js'
+import {LockHeldError, acquireLock, withLock} from '../../src/lib/host/lock.js'
+import {CommandError, RecordingRunner, type RecordedCall} from '../../src/lib/host/runner.js'
+import {checkIpForwarding, relaxReversePathFilter} from '../../src/lib/host/sysctl.js'
+import {assertToolsPresent, checkTools} from '../../src/lib/host/tools.js'
+
+const ip = (text: string) => text as Ipv4
+const line = (call: RecordedCall) => [call.command, ...call.args].join(' ')
+
+// Trimmed `ip -j -4 addr show` of a host with two external interfaces, the second with secondaries.
+const IP_ADDR_JSON = JSON.stringify([
+  {ifindex: 1, ifname: 'lo', addr_info: [{family: 'inet', local: '127.0.0.1', prefixlen: 8}]},
+  {ifindex: 2, ifname: 'eth0', addr_info: [{family: 'inet', local: '192.0.2.2', prefixlen: 24}]},
+  {},
+  {
+    ifindex: 3,
+    ifname: 'eth2',
+    addr_info: [
+      {family: 'inet', local: '198.18.2.10', prefixlen: 24},
+      {family: 'inet', local: '198.18.2.9', prefixlen: 24, secondary: true},
+    ],
+  },
+  {
+    ifindex: 4,
+    ifname: 'eth1',
+    addr_info: [
+      {family: 'inet', local: '198.18.0.12', prefixlen: 24},
+      {family: 'inet6', local: 'fe80::1', prefixlen: 64},
+      {family: 'inet', local: '198.18.0.10', prefixlen: 24, secondary: true},
+    ],
+  },
+  {ifindex: 5, ifname: 'eth10', addr_info: []},
+  {ifindex: 6, ifname: 'cluster0', addr_info: [{family: 'inet', local: '198.18.4.1', prefixlen: 24}]},
+])
+
+describe('host', () => {
+  describe('interfaces', () => {
+    const defaultPattern = compileInterfacesPattern(DEFAULT_INTERFACES_PATTERN)
+
+    it('reads matching interfaces with IPv4 addresses in kernel order, primary first', async () => {
+      const runner = new RecordingRunner(() => ({stdout: IP_ADDR_JSON}))
+      const info = await readHostInterfaces(runner, defaultPattern)
+      expect(runner.calls.map(line)).to.deep.equal(['ip -j -4 addr show'])
+      expect(info).to.deep.equal({
+        interfaces: [
+          {name: 'eth2', addresses: [{address: '198.18.2.10', prefixLength: 24}, {address: '198.18.2.9', prefixLength: 24}]},
+          {name: 'eth1', addresses: [{address: '198.18.0.12', prefixLength: 24}, {address: '198.18.0.10', prefixLength: 24}]},
+        ],
+      })
+    })
+
+    const patterns: [string, string, string[]][] = [
+      ['default pattern skips eth0', DEFAULT_INTERFACES_PATTERN, ['eth2', 'eth1']],
+      ['any name still skips lo', '.*', ['eth0', 'eth2', 'eth1', 'cluster0']],
+      ['custom pattern', '^cluster', ['cluster0']],
+    ]
+    for (const [desc, pattern, want] of patterns) {
+      it(`${desc}: ${pattern}`, () => {
+        const names = parseIpAddrJson(IP_ADDR_JSON, compileInterfacesPattern(pattern)).interfaces.map((i) => i.name)
+        expect(names).to.deep.equal(want)
+      })
+    }
+
+    it('default pattern matches eth1..ethN only', () => {
+      const matches = ['eth0', 'eth1', 'eth9', 'eth10', 'eth01', 'eth1.100', 'xeth1'].filter((n) => defaultPattern.test(n))
+      expect(matches).to.deep.equal(['eth1', 'eth9', 'eth10'])
+    })
+
+    it('names a broken pattern', () => {
+      expect(() => compileInterfacesPattern('eth[')).to.throw(/^interfaces pattern "eth\[" is not a valid regular expression: /)
+    })
+
+    it('rejects output that is not JSON', () => {
+      expect(() => parseIpAddrJson('Device "x" does not exist.', defaultPattern)).to.throw(/^ip -j addr show: output is not JSON: /)
+    })
+
+    it('rejects a malformed address', () => {
+      const json = JSON.stringify([{ifname: 'eth1', addr_info: [{family: 'inet', local: '198.18.0.300', prefixlen: 24}]}])
+      expect(() => parseIpAddrJson(json, defaultPattern)).to.throw('ip -j addr show: interface eth1 has a malformed IPv4 address')
+    })
+  })
+
+  describe('sysctl', () => {
+    function sysctlRunner(values: Record<string, string>) {
+      return new RecordingRunner((call) => {
+        if (call.args[0] === '-n') return {stdout: `${values[call.args[1]!] ?? ''}\n`}
+        if (call.args[0] === '-w') {
+          const [key, value] = call.args[1]!.split('=') as [string, string]
+          values[key] = value
+          return {}
+        }
+        return new Error(`unexpected ${line(call)}`)
+      })
+    }
+
+    it('accepts ip_forward=1', async () => {
+      const runner = sysctlRunner({'net.ipv4.ip_forward': '1'})
+      await checkIpForwarding(runner)
+      expect(runner.calls.map(line)).to.deep.equal(['sysctl -n net.ipv4.ip_forward'])
+    })
+
+    it('refuses ip_forward=0 saying how to fix it', async () => {
+      const runner = sysctlRunner({'net.ipv4.ip_forward': '0'})
+      const error = await checkIpForwarding(runner).catch((e: Error) => e)
+      expect(error).to.be.instanceOf(Error)
+      expect((error as Error).message).to.match(/^net\.ipv4\.ip_forward is 0: .*sysctl -w net\.ipv4\.ip_forward=1/)
+    })
+
+    const rpCases: {desc: string; all: string; own: Record<string, string>; changed: string[]}[] = [
+      {desc: 'strict interface', all: '0', own: {eth1: '1', eth2: '2'}, changed: ['eth1']},
+      {desc: 'strict via conf.all', all: '1', own: {eth1: '0', eth2: '2'}, changed: ['eth1']},
+      {desc: 'nothing strict', all: '0', own: {eth1: '0', eth2: '2'}, changed: []},
+      {desc: 'loose all', all: '2', own: {eth1: '1', eth2: '0'}, changed: []},
+    ]
+    for (const c of rpCases) {
+      it(`rp_filter: ${c.desc}`, async () => {
+        const values: Record<string, string> = {'net/ipv4/conf/all/rp_filter': c.all}
+        for (const [name, value] of Object.entries(c.own)) values[`net/ipv4/conf/${name}/rp_filter`] = value
+        const runner = sysctlRunner(values)
+        const changes = await relaxReversePathFilter(runner, Object.keys(c.own))
+        expect(changes.map((ch) => ch.interface)).to.deep.equal(c.changed)
+        for (const name of c.changed) expect(values[`net/ipv4/conf/${name}/rp_filter`]).to.equal('2')
+        expect(runner.calls.filter((call) => call.args[0] === '-w').length).to.equal(c.changed.length)
+      })
+    }
+
+    it('keeps a VLAN interface name in one sysctl path component', async () => {
+      const values: Record<string, string> = {'net/ipv4/conf/all/rp_filter': '0', 'net/ipv4/conf/eth1.100/rp_filter': '1'}
+      const runner = sysctlRunner(values)
+      await relaxReversePathFilter(runner, ['eth1.100'])
+      expect(runner.calls.map(line)).to.include('sysctl -w net/ipv4/conf/eth1.100/rp_filter=2')
+    })
+
+    it('rejects an rp_filter value it does not understand', async () => {
+      const runner = sysctlRunner({'net/ipv4/conf/all/rp_filter': '0', 'net/ipv4/conf/eth1/rp_filter': ''})
+      const error = await relaxReversePathFilter(runner, ['eth1']).catch((e: Error) => e)
+      expect((error as Error).message).to.equal('rp_filter of eth1 is "", expected 0, 1 or 2')
+    })
+  })
+
+  describe('tools', () => {
+    const versions: Record<string, string> = {
+      iptables: 'iptables v1.8.9 (nf_tables)\n',
+      ipset: 'ipset v7.17, protocol version: 7\n',
+      ip: 'ip utility, iproute2-6.1.0, libbpf 1.1.2\n',
+    }
+    function toolRunner(present: Record<string, string>) {
+      return new RecordingRunner((call) =>
+        call.command in present ? {stdout: present[call.command]} : new CommandError(call.command, call.args, undefined, ''),
+      )
+    }
+
+    it('reports versions, the iptables flavour and how to install what is missing', async () => {
+      const runner = toolRunner(versions)
+      const report = await checkTools(runner, ['iptables', 'ipset', 'ip', 'conntrack', 'nft'])
+      expect(runner.calls.map(line)).to.deep.equal([
+        'iptables --version',
+        'ipset --version',
+        'ip -V',
+        'conntrack --version',
+        'nft --version',
+      ])
+      expect(report).to.deep.equal({
+        iptablesFlavour: 'nf_tables',
+        tools: [
+          {name: 'iptables', present: true, version: 'iptables v1.8.9 (nf_tables)'},
+          {name: 'ipset', present: true, version: 'ipset v7.17, protocol version: 7'},
+          {name: 'ip', present: true, version: 'ip utility, iproute2-6.1.0, libbpf 1.1.2'},
+          {name: 'conntrack', present: false, install: 'apt-get install conntrack'},
+          {name: 'nft', present: false, install: 'apt-get install nftables'},
+        ],
+      })
+      expect(() => assertToolsPresent(report)).to.throw(
+        'missing tools: conntrack, nft; on Debian/Ubuntu install with `apt-get install conntrack nftables`',
+      )
+    })
+
+    it('recognises legacy iptables', async () => {
+      const report = await checkTools(toolRunner({iptables: 'iptables v1.8.7 (legacy)\n'}), ['iptables'])
+      expect(report.iptablesFlavour).to.equal('legacy')
+      expect(() => assertToolsPresent(report)).not.to.throw()
+    })
+
+    it('treats a failed exec inside a namespace as missing', async () => {
+      const runner = new RecordingRunner((call) => new CommandError(call.command, call.args, 1, 'exec of "ipset" failed: No such file or directory'))
+      const report = await checkTools(runner, ['ipset'])
+      expect(report.tools).to.deep.equal([{name: 'ipset', present: false, install: 'apt-get install ipset'}])
+    })
+
+    it('passes on other failures', async () => {
+      const runner = new RecordingRunner((call) => new CommandError(call.command, call.args, 2, 'permission denied'))
+      const error = await checkTools(runner, ['nft']).catch((e: Error) => e)
+      expect(error).to.be.instanceOf(CommandError)
+    })
+  })
+
+  describe('conntrack', () => {
+    const LIST = [
+      // DNATed to the current target: stays.
+      'tcp      6 431999 ESTABLISHED src=198.18.1.2 dst=198.18.0.10 sport=40001 dport=80 src=198.19.100.10 dst=198.18.4.1 sport=8080 dport=40001 [ASSURED] mark=0 use=1',
+      // DNATed to an old VIP: stale.
+      'tcp      6 431999 ESTABLISHED src=198.18.1.3 dst=198.18.0.10 sport=40002 dport=80 src=198.19.100.9 dst=198.18.4.1 sport=8080 dport=40002 [ASSURED] mark=0 use=1',
+      // Same old VIP, another client: deleted by the same filter.
+      'tcp      6 431999 ESTABLISHED src=198.18.1.2 dst=198.18.0.10 sport=40003 dport=80 src=198.19.100.9 dst=198.18.4.1 sport=8080 dport=40003 [ASSURED] mark=0 use=1',
+      // A connection to the host itself on a mapped port: not translated, stays.
+      'tcp      6 431999 ESTABLISHED src=198.18.1.2 dst=198.18.0.10 sport=40004 dport=80 src=198.18.0.10 dst=198.18.1.2 sport=80 dport=40004 [ASSURED] mark=0 use=1',
+      // Old servicePort on UDP: stale.
+      'udp      17 29 src=198.18.1.2 dst=198.18.0.10 sport=5000 dport=53 [UNREPLIED] src=198.19.100.10 dst=198.18.4.1 sport=5353 dport=5000 mark=0 use=1',
+      // An unmapped port: none of our business.
+      'tcp      6 100 ESTABLISHED src=198.18.1.2 dst=198.18.0.10 sport=40005 dport=22 src=198.19.100.7 dst=198.18.4.1 sport=22 dport=40005 [ASSURED] mark=0 use=1',
+      'icmp     1 29 src=198.18.1.2 dst=198.18.0.10 type=8 code=0 id=7 src=198.18.0.10 dst=198.18.1.2 type=0 code=0 id=7 mark=0 use=1',
+    ].join('\n')
+
+    function conntrackRunner(list: string) {
+      return new RecordingRunner((call) => {
+        if (call.args[0] === '-L') return {stdout: `${list}\n`, stderr: 'conntrack v1.4.7 (conntrack-tools): 7 flow entries have been shown.\n'}
+        if (call.args[0] === '-D') return {stderr: 'conntrack v1.4.7 (conntrack-tools): 2 flow entries have been deleted.\n'}
+        return new Error(`unexpected ${line(call)}`)
+      })
+    }
+
+    it('parses original and reply tuples', () => {
+      const flows = parseConntrackList(LIST)
+      expect(flows).to.have.length(7)
+      expect(flows[4]).to.deep.equal({
+        protocol: 'udp',
+        original: {src: '198.18.1.2', dst: '198.18.0.10', sport: 5000, dport: 53},
+        reply: {src: '198.19.100.10', dst: '198.18.4.1', sport: 5353, dport: 5000},
+      })
+      expect(flows[6]).to.deep.equal({
+        protocol: 'icmp',
+        original: {src: '198.18.1.2', dst: '198.18.0.10'},
+        reply: {src: '198.18.0.10', dst: '198.18.1.2'},
+      })
+    })
+
+    it('deletes flows of a mapped endpoint that are translated to anything but the current target', async () => {
+      const runner = conntrackRunner(LIST)
+      const deleted = await deleteStaleNatFlows(runner, [
+        {address: ip('198.18.0.10'), protocol: 'tcp', port: 80, target: {ip: ip('198.19.100.10'), port: 8080}},
+        {address: ip('198.18.0.10'), protocol: 'udp', port: 53, target: {ip: ip('198.19.100.10'), port: 53}},
+      ])
+      expect(runner.calls.map(line)).to.deep.equal([
+        'conntrack -L --orig-dst 198.18.0.10',
+        'conntrack -D -p tcp --orig-dst 198.18.0.10 --orig-port-dst 80 --reply-src 198.19.100.9 --reply-port-src 8080',
+        'conntrack -D -p udp --orig-dst 198.18.0.10 --orig-port-dst 53 --reply-src 198.19.100.10 --reply-port-src 5353',
+      ])
+      expect(deleted).to.equal(4)
+    })
+
+    it('deletes every translated flow of an endpoint that is no longer mapped', async () => {
+      const runner = conntrackRunner(LIST)
+      await deleteStaleNatFlows(runner, [{address: ip('198.18.0.10'), protocol: 'tcp', port: 80}])
+      expect(runner.calls.map(line).slice(1)).to.deep.equal([
+        'conntrack -D -p tcp --orig-dst 198.18.0.10 --orig-port-dst 80 --reply-src 198.19.100.10 --reply-port-src 8080',
+        'conntrack -D -p tcp --orig-dst 198.18.0.10 --orig-port-dst 80 --reply-src 198.19.100.9 --reply-port-src 8080',
+      ])
+    })
+
+    it('treats "nothing matched" as zero deleted, not an error', async () => {
+      const runner = new RecordingRunner(() => ({exitCode: 1, stderr: 'conntrack v1.4.7 (conntrack-tools): 0 flow entries have been deleted.\n'}))
+      expect(await deleteConntrackFlows(runner, {protocol: 'udp', replySrc: ip('198.19.200.11')})).to.equal(0)
+      expect(runner.calls.map(line)).to.deep.equal(['conntrack -D -p udp --reply-src 198.19.200.11'])
+    })
+
+    it('still fails on other exit codes', async () => {
+      const runner = new RecordingRunner(() => ({exitCode: 2, stderr: 'Operation not permitted'}))
+      const error = await deleteConntrackFlows(runner, {replySrc: ip('198.19.200.11')}).catch((e: Error) => e)
+      expect(error).to.be.instanceOf(CommandError)
+    })
+
+    it('refuses a port without a protocol', async () => {
+      const error = await deleteConntrackFlows(new RecordingRunner(), {origDstPort: 80}).catch((e: Error) => e)
+      expect((error as Error).message).to.equal('conntrack filter: a port needs a protocol')
+    })
+
+    it('deletes flows answered by vanished endpoints', async () => {
+      const runner = new RecordingRunner(() => ({stderr: 'conntrack v1.4.7 (conntrack-tools): 1 flow entries have been deleted.\n'}))
+      expect(await deleteFlowsFromEndpoints(runner, [ip('198.19.200.11'), ip('198.19.200.12')])).to.equal(2)
+      expect(runner.calls.map(line)).to.deep.equal([
+        'conntrack -D --reply-src 198.19.200.11',
+        'conntrack -D --reply-src 198.19.200.12',
+      ])
+    })
+
+    it('checks every desired endpoint and every previous one now gone', () => {
+      const endpoint = (address: string, protocol: Protocol, port: number, target: string, targetPort: number): NatEndpoint => ({
+        address: ip(address),
+        protocol,
+        port,
+        targetIP: ip(target),
+        targetPort,
+      })
+      const previous = [endpoint('198.18.0.10', 'tcp', 80, '198.19.100.9', 8080), endpoint('198.18.0.11', 'udp', 53, '198.19.100.5', 53)]
+      const desired = [endpoint('198.18.0.10', 'tcp', 80, '198.19.100.10', 8080)]
+      expect(natFlowTargets(desired, previous)).to.deep.equal([
+        {address: '198.18.0.10', protocol: 'tcp', port: 80, target: {ip: '198.19.100.10', port: 8080}},
+        {address: '198.18.0.11', protocol: 'udp', port: 53},
+      ])
+    })
+  })
+
+  describe('lock', () => {
+    let dir: string
+    beforeEach(async () => {
+      dir = await mkdtemp(join(tmpdir(), 'smartnat-lock-'))
+    })
+    afterEach(async () => {
+      await rm(dir, {recursive: true, force: true})
+    })
+
+    it('lets one holder in and names it to the next', async () => {
+      const path = join(dir, 'run', 'smartnat.lock')
+      const lock = await acquireLock({path, purpose: 'watch'})
+      const error = await acquireLock({path, waitMs: 0}).catch((e: Error) => e)
+      expect(error).to.be.instanceOf(LockHeldError)
+      expect((error as Error).message).to.match(new RegExp(`^${path} is held by smartnat watch \\(pid ${process.pid}, since .*\\); gave up after waiting \\d+ ms$`))
+      await lock.release()
+      const again = await acquireLock({path})
+      await again.release()
+    })
+
+    it('waits for the holder up to the timeout', async () => {
+      const path = join(dir, 'smartnat.lock')
+      const lock = await acquireLock({path})
+      setTimeout(() => void lock.release(), 150)
+      const started = Date.now()
+      const second = await acquireLock({path, waitMs: 3000, pollMs: 20})
+      expect(Date.now() - started).to.be.within(100, 2500)
+      await second.release()
+    })
+
+    it('gives up after the timeout', async () => {
+      const path = join(dir, 'smartnat.lock')
+      const lock = await acquireLock({path})
+      const started = Date.now()
+      const error = await acquireLock({path, waitMs: 200, pollMs: 20}).catch((e: Error) => e)
+      expect(error).to.be.instanceOf(LockHeldError)
+      expect(Date.now() - started).to.be.within(180, 2000)
+      await lock.release()
+    })
+
+    it('breaks a lock whose holder is dead', async () => {
+      const path = join(dir, 'smartnat.lock')
+      const child = spawn(process.execPath, ['-e', ''])
+      const deadPid = child.pid!
+      await new Promise((resolve) => child.on('exit', resolve))
+      await writeFile(path, JSON.stringify({pid: deadPid, acquiredAt: 'then', token: 'old'}))
+      const lock = await acquireLock({path})
+      expect(JSON.parse(await readFile(path, 'utf8'))).to.include({pid: process.pid})
+      await lock.release()
+    })
+
+    it('breaks a lock whose pid now belongs to another process', async () => {
+      const path = join(dir, 'smartnat.lock')
+      await writeFile(path, JSON.stringify({pid: process.pid, processStart: '1', acquiredAt: 'then', token: 'old'}))
+      const lock = await acquireLock({path})
+      expect(JSON.parse(await readFile(path, 'utf8')).token).not.to.equal('old')
+      await lock.release()
+    })
+
+    it('releases only its own lock', async () => {
+      const path = join(dir, 'smartnat.lock')
+      const lock = await acquireLock({path})
+      await writeFile(path, JSON.stringify({pid: process.pid, acquiredAt: 'now', token: 'someone-else'}))
+      await lock.release()
+      expect(JSON.parse(await readFile(path, 'utf8')).token).to.equal('someone-else')
+    })
+
+    it('releases when the locked work fails', async () => {
+      const path = join(dir, 'smartnat.lock')
+      const error = await withLock({path}, async () => {
+        throw new Error('apply failed')
+      }).catch((e: Error) => e)
+      expect((error as Error).message).to.equal('apply failed')
+      await (await acquireLock({path})).release()
+    })
+
+    it('serialises separate processes, even racing over a stale lock', async function () {
+      this.timeout(30_000)
+      const path = join(dir, 'smartnat.lock')
+      const journal = join(dir, 'journal')
+      await writeFile(journal, '')
+      await writeFile(path, JSON.stringify({pid: 999_999_999, acquiredAt: 'then', token: 'stale'}))
+      const lockModule = new URL('../../src/lib/host/lock.ts', import.meta.url).pathname
+      const script = `
+        import {appendFileSync} from 'node:fs'
+        const {withLock} = await import(${JSON.stringify(lockModule)})
+        for (let i = 0; i < 3; i++) {
+          await withLock({path: ${JSON.stringify(path)}, waitMs: 20000, pollMs: 5}, async () => {
+            appendFileSync(${JSON.stringify(journal)}, 'in ' + process.pid + '\\n')
+            await new Promise((r) => setTimeout(r, 15))
+            appendFileSync(${JSON.stringify(journal)}, 'out ' + process.pid + '\\n')
+          })
+        }`
+      const children = Array.from({length: 4}, () =>
+        spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {stdio: ['ignore', 'ignore', 'inherit']}),
+      )
+      const codes = await Promise.all(children.map((c) => new Promise<number | null>((resolve) => c.on('exit', resolve))))
+      expect(codes).to.deep.equal([0, 0, 0, 0])
+      const entries = (await readFile(journal, 'utf8')).trim().split('\n')
+      expect(entries).to.have.length(24)
+      for (let i = 0; i < entries.length; i += 2) {
+        expect(entries[i]).to.match(/^in \d+$/)
+        expect(entries[i + 1]).to.equal(entries[i]!.replace('in', 'out'))
+      }
+    })
+  })
+})
