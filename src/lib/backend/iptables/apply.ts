@@ -1,0 +1,156 @@
+/**
+ * Applies a desired IptablesState: reads the kernel, writes only what differs, and keeps the
+ * previous rules working when any step fails.
+ *
+ * Order: sets are created and refilled first (new rules may reference them), then one
+ * iptables-restore for all tables, then sets nothing references any more are destroyed, then
+ * ip rules and routes.
+ */
+import {CommandError} from '../../host/runner.js'
+import type {Runner} from '../../host/runner.js'
+import {ApplyError} from '../result.js'
+import type {ApplyOptions, ApplyResult, WriteCounts} from '../result.js'
+import {TABLES} from './types.js'
+import type {IptablesState} from './types.js'
+import {diffIptablesState, isEmptyChanges} from './diff.js'
+import type {IptablesChanges, SetChanges} from './diff.js'
+import {changedEndpoints} from './endpoints.js'
+import {ipBatchPayload, ipsetCleanupPayload, ipsetPreparePayload, ipsetRollbackPayload, iptablesRestorePayload} from './payloads.js'
+import {readIptablesState} from './read.js'
+
+export const IPTABLES_RESTORE: readonly [string, string[]] = ['iptables-restore', ['--noflush', '--wait']]
+export const IPSET_RESTORE: readonly [string, string[]] = ['ipset', ['restore', '-exist']]
+export const IP_BATCH: readonly [string, string[]] = ['ip', ['-batch', '-']]
+
+/** How each tool names the payload line it failed on. */
+const FAILED_LINE = [/Error occurred at line: (\d+)/, /line (\d+) failed/, /Error in line (\d+)/, /Command failed -:(\d+)/]
+
+/** The line number a restore tool reported as failing, if it said. */
+export function failedLine(stderr: string): number | undefined {
+  for (const pattern of FAILED_LINE) {
+    const match = pattern.exec(stderr)
+    if (match) return Number(match[1])
+  }
+  return undefined
+}
+
+/** The failing payload line with the lines around it, numbered as the tool counts them. */
+export function payloadContext(payload: string, line: number, around = 3): string {
+  const lines = payload.split('\n')
+  const first = Math.max(1, line - around)
+  const last = Math.min(lines.length, line + 1)
+  const shown: string[] = []
+  for (let n = first; n <= last; n++) {
+    if (n === lines.length && lines[n - 1] === '') break
+    shown.push(`${n === line ? '>' : ' '} ${String(n).padStart(4)}: ${lines[n - 1]}`)
+  }
+  return shown.join('\n')
+}
+
+function stderrOf(error: unknown): string {
+  return error instanceof CommandError ? error.stderr.trim() : error instanceof Error ? error.message : String(error)
+}
+
+/** Runs one restore-style command; on failure throws an ApplyError naming the step and the failing line. */
+async function restore(runner: Runner, step: string, [command, args]: readonly [string, string[]], payload: string): Promise<void> {
+  try {
+    await runner.run(command, args, {input: payload})
+  } catch (error) {
+    const stderr = stderrOf(error)
+    const line = failedLine(stderr)
+    const where =
+      line === undefined
+        ? `${command} failed`
+        : `${command} failed at payload line ${line}: ${JSON.stringify(payload.split('\n')[line - 1] ?? '')}\n${payloadContext(payload, line)}`
+    throw new ApplyError(step, `${where}\n${stderr}`, {cause: error})
+  }
+}
+
+/** Sets that a prepare payload swapped before failing at `line` (swaps are its last lines). */
+function swappedBefore(payload: string, line: number | undefined): string[] {
+  if (line === undefined) return []
+  return payload
+    .split('\n')
+    .slice(0, line - 1)
+    .filter((l) => l.startsWith('swap '))
+    .map((l) => l.split(' ')[2] ?? '')
+}
+
+/** Best effort: puts the previous set contents back; a failure here is added to the original error. */
+async function rollbackSets(runner: Runner, sets: SetChanges, swapped: string[], failure: ApplyError): Promise<never> {
+  const payload = ipsetRollbackPayload(sets, swapped)
+  if (payload) {
+    try {
+      await runner.run(IPSET_RESTORE[0], IPSET_RESTORE[1], {input: payload})
+    } catch (error) {
+      failure.message += `\nrolling back ipsets also failed: ${stderrOf(error)}`
+    }
+  }
+  throw failure
+}
+
+function countWrites(changes: IptablesChanges): WriteCounts {
+  const {sets, routing} = changes
+  let chains = 0
+  let rules = 0
+  for (const table of TABLES) {
+    const c = changes.tables[table]
+    chains += c.writeChains.length + c.deleteChains.length
+    rules += c.writeChains.reduce((n, chain) => n + chain.rules.length, 0) + c.insertJumps.length + c.deleteJumps.length
+  }
+  return {
+    sets: sets.create.length + sets.replace.length + sets.destroy.length,
+    chains,
+    rules,
+    routes: routing.addRules.length + routing.deleteRules.length + routing.replaceRoutes.length + routing.deleteRoutes.length,
+  }
+}
+
+/** Makes the kernel match `desired`, writing only what differs; nothing at all when they are equal. */
+export async function applyIptables(runner: Runner, desired: IptablesState, options: ApplyOptions = {}): Promise<ApplyResult> {
+  let actual: IptablesState
+  try {
+    actual = await readIptablesState(runner)
+  } catch (error) {
+    throw new ApplyError('read', error instanceof Error ? error.message : String(error), {cause: error})
+  }
+  const changes = diffIptablesState(desired, actual, {full: options.full ?? false})
+  const written = countWrites(changes)
+  const endpoints = changedEndpoints(desired.tables.nat, actual.tables.nat)
+  if (isEmptyChanges(changes)) return {changed: false, written, changedEndpoints: endpoints}
+
+  const {sets} = changes
+  if (sets.retype.length > 0) {
+    const what = sets.retype.map((s) => `${s.name} is ${s.actual}, must be ${s.desired}`).join('; ')
+    // ipset cannot swap sets of different types, and a set in use cannot be destroyed: only a flush gets out of this.
+    throw new ApplyError('ipset', `${what}; run "smartnat flush" and sync again`)
+  }
+
+  const prepare = ipsetPreparePayload(sets)
+  if (prepare) {
+    try {
+      await restore(runner, 'ipset prepare', IPSET_RESTORE, prepare)
+    } catch (error) {
+      const failure = error as ApplyError
+      await rollbackSets(runner, sets, swappedBefore(prepare, failedLine(stderrOf(failure.cause))), failure)
+    }
+  }
+
+  const rules = iptablesRestorePayload(changes)
+  if (rules) {
+    try {
+      await restore(runner, 'iptables-restore', IPTABLES_RESTORE, rules)
+    } catch (error) {
+      // iptables-restore commits nothing on failure, so the old rules are still there; give them their old sets back.
+      await rollbackSets(runner, sets, sets.replace.map((s) => s.name), error as ApplyError)
+    }
+  }
+
+  const cleanup = ipsetCleanupPayload(sets)
+  if (cleanup) await restore(runner, 'ipset cleanup', IPSET_RESTORE, cleanup)
+
+  const routing = ipBatchPayload(changes.routing)
+  if (routing) await restore(runner, 'ip rule/route', IP_BATCH, routing)
+
+  return {changed: true, written, changedEndpoints: endpoints}
+}

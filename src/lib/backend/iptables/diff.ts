@@ -1,0 +1,157 @@
+/** Compares desired and actual iptables-backend state and lists the writes that turn one into the other; pure. */
+import {TABLES} from './types.js'
+import type {ChainState, IpRouteState, IpRuleState, IpsetState, IptablesState, TableName} from './types.js'
+import {compareText, routeDestination} from './parse.js'
+
+export interface TableChanges {
+  /** Owned chains to declare (which empties them) and refill; new or with different rules. */
+  writeChains: ChainState[]
+  /** Owned chains no longer desired: emptied, then deleted once nothing jumps to them. */
+  deleteChains: string[]
+  /** Jump rules (`-A BUILTIN ...`) missing from their built-in chain. */
+  insertJumps: string[]
+  /** Jump rules (`-A BUILTIN ...`) to delete once each: stale ones and surplus copies. */
+  deleteJumps: string[]
+}
+
+export interface SetChanges {
+  /** Sets that do not exist yet. */
+  create: IpsetState[]
+  /** Sets whose entries or options differ: refilled under the temporary name and swapped in. */
+  replace: IpsetState[]
+  /** Owned sets no longer desired (leftover temporary sets included). */
+  destroy: string[]
+  /** Sets that exist with another type; ipset cannot swap those, so apply refuses them. */
+  retype: {name: string; actual: string; desired: string}[]
+}
+
+export interface RoutingChanges {
+  addRules: IpRuleState[]
+  deleteRules: IpRuleState[]
+  /** Routes missing or different (`ip route replace`). */
+  replaceRoutes: IpRouteState[]
+  deleteRoutes: IpRouteState[]
+}
+
+export interface IptablesChanges {
+  tables: Record<TableName, TableChanges>
+  sets: SetChanges
+  routing: RoutingChanges
+}
+
+export interface DiffOptions {
+  /** Rewrite every desired chain and set even when it already matches (after a failed apply). */
+  full?: boolean
+}
+
+/** Options that say what a set is; the kernel grows `hashsize` on its own and picks `bucketsize`/`initval`. */
+export function setOptionsKey(options: string): string {
+  const words = options.split(' ').filter((w) => w !== '')
+  const kept: string[] = []
+  for (let i = 0; i < words.length; i++) {
+    const word = words[i]!
+    if (word === 'hashsize' || word === 'bucketsize' || word === 'initval') i++
+    else kept.push(word)
+  }
+  return kept.join(' ')
+}
+
+function sameEntries(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false
+  const sortedA = [...a].sort(compareText)
+  const sortedB = [...b].sort(compareText)
+  return sortedA.every((entry, i) => entry === sortedB[i])
+}
+
+function sameRules(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((rule, i) => rule === b[i])
+}
+
+function diffTable(desired: IptablesState['tables'][TableName], actual: IptablesState['tables'][TableName], full: boolean): TableChanges {
+  const actualChains = new Map(actual.chains.map((c) => [c.name, c]))
+  const desiredNames = new Set(desired.chains.map((c) => c.name))
+  const writeChains = desired.chains.filter((chain) => {
+    const current = actualChains.get(chain.name)
+    return full || !current || !sameRules(current.rules, chain.rules)
+  })
+  const deleteChains = actual.chains.map((c) => c.name).filter((name) => !desiredNames.has(name))
+
+  const actualCounts = new Map<string, number>()
+  for (const jump of actual.jumps) actualCounts.set(jump, (actualCounts.get(jump) ?? 0) + 1)
+  const insertJumps: string[] = []
+  const deleteJumps: string[] = []
+  for (const jump of new Set(desired.jumps)) {
+    const count = actualCounts.get(jump) ?? 0
+    if (count === 0) insertJumps.push(jump)
+    for (let i = 1; i < count; i++) deleteJumps.push(jump)
+    actualCounts.delete(jump)
+  }
+  for (const [jump, count] of actualCounts) for (let i = 0; i < count; i++) deleteJumps.push(jump)
+  return {writeChains, deleteChains, insertJumps, deleteJumps}
+}
+
+function diffSets(desired: readonly IpsetState[], actual: readonly IpsetState[], full: boolean): SetChanges {
+  const actualSets = new Map(actual.map((s) => [s.name, s]))
+  const desiredNames = new Set(desired.map((s) => s.name))
+  const changes: SetChanges = {create: [], replace: [], destroy: [], retype: []}
+  for (const set of desired) {
+    const current = actualSets.get(set.name)
+    if (!current) changes.create.push(set)
+    else if (current.type !== set.type) changes.retype.push({name: set.name, actual: current.type, desired: set.type})
+    else if (full || setOptionsKey(current.options) !== setOptionsKey(set.options) || !sameEntries(current.entries, set.entries)) {
+      changes.replace.push(set)
+    }
+  }
+  changes.destroy = actual.map((s) => s.name).filter((name) => !desiredNames.has(name))
+  return changes
+}
+
+function ruleKey(rule: IpRuleState): string {
+  return `${rule.priority} ${rule.fwmark} ${rule.table}`
+}
+
+function routeKey(route: IpRouteState): string {
+  return `${route.table} ${routeDestination(route.dst)}`
+}
+
+function sameRoute(a: IpRouteState, b: IpRouteState): boolean {
+  return a.dev === b.dev && a.via === b.via && a.src === b.src && a.scope === b.scope
+}
+
+function diffRouting(desired: IptablesState, actual: IptablesState): RoutingChanges {
+  const actualRules = new Set(actual.ipRules.map(ruleKey))
+  const desiredRules = new Set(desired.ipRules.map(ruleKey))
+  const actualRoutes = new Map(actual.routes.map((r) => [routeKey(r), r]))
+  const desiredRoutes = new Set(desired.routes.map(routeKey))
+  return {
+    addRules: desired.ipRules.filter((r) => !actualRules.has(ruleKey(r))),
+    deleteRules: actual.ipRules.filter((r) => !desiredRules.has(ruleKey(r))),
+    replaceRoutes: desired.routes.filter((r) => {
+      const current = actualRoutes.get(routeKey(r))
+      return !current || !sameRoute(current, r)
+    }),
+    deleteRoutes: actual.routes.filter((r) => !desiredRoutes.has(routeKey(r))),
+  }
+}
+
+/** The writes that make `actual` equal `desired`, touching only what differs. */
+export function diffIptablesState(desired: IptablesState, actual: IptablesState, options: DiffOptions = {}): IptablesChanges {
+  const full = options.full ?? false
+  const tables = Object.fromEntries(
+    TABLES.map((t) => [t, diffTable(desired.tables[t], actual.tables[t], full)]),
+  ) as Record<TableName, TableChanges>
+  return {tables, sets: diffSets(desired.sets, actual.sets, full), routing: diffRouting(desired, actual)}
+}
+
+/** Whether a set of changes writes nothing. */
+export function isEmptyChanges(changes: IptablesChanges): boolean {
+  const {sets, routing} = changes
+  return (
+    TABLES.every((t) => {
+      const c = changes.tables[t]
+      return c.writeChains.length + c.deleteChains.length + c.insertJumps.length + c.deleteJumps.length === 0
+    }) &&
+    sets.create.length + sets.replace.length + sets.destroy.length + sets.retype.length === 0 &&
+    routing.addRules.length + routing.deleteRules.length + routing.replaceRoutes.length + routing.deleteRoutes.length === 0
+  )
+}

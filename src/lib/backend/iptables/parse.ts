@@ -1,0 +1,189 @@
+/** Reads back what iptables-save, ipset save and `ip -j` print into the backend's state types; pure and linear. */
+import {TABLES} from './types.js'
+import type {ChainState, IpRouteState, IpRuleState, IpsetState, TableName, TableState} from './types.js'
+import {MAX_INTERFACE_INDEX, TABLE_BASE, isOwnedName} from './names.js'
+
+const BUILTIN_CHAINS = new Set(['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'])
+
+/** One table of iptables-save output: what smartnat owns, and a tally of everything else. */
+export interface ParsedTable extends TableState {
+  /** Declarations of chains smartnat does not own (built-in ones included), as printed: `:FORWARD DROP`. */
+  foreignChains: string[]
+  /** Rules that are neither in an owned chain nor a jump into one. */
+  foreignRules: number
+}
+
+export type ParsedIptables = Record<TableName, ParsedTable>
+
+/** Splits a rule line into words the way iptables-restore does: double quotes group, backslash escapes. */
+export function ruleWords(line: string): string[] {
+  const words: string[] = []
+  let word = ''
+  let inWord = false
+  let quoted = false
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i]!
+    if (c === '\\' && i + 1 < line.length) {
+      word += line[++i]
+      inWord = true
+    } else if (c === '"') {
+      quoted = !quoted
+      inWord = true
+    } else if (c === ' ' && !quoted) {
+      if (inWord) words.push(word)
+      word = ''
+      inWord = false
+    } else {
+      word += c
+      inWord = true
+    }
+  }
+  if (inWord) words.push(word)
+  return words
+}
+
+/** The chain a rule jumps or goes to (`-j`/`-g`), if any; targets come last in iptables-save output. */
+export function ruleTarget(words: readonly string[]): string | undefined {
+  for (let i = words.length - 2; i >= 0; i--) {
+    if (words[i] === '-j' || words[i] === '-g') return words[i + 1]
+  }
+  return undefined
+}
+
+function emptyTable(): ParsedTable {
+  return {chains: [], jumps: [], foreignChains: [], foreignRules: 0}
+}
+
+/** Parses `iptables-save` output: owned chains with their rules and the jumps into them from built-in chains. */
+export function parseIptablesSave(text: string): ParsedIptables {
+  const tables = Object.fromEntries(TABLES.map((t) => [t, emptyTable()])) as ParsedIptables
+  let table: ParsedTable | undefined
+  let owned = new Map<string, ChainState>()
+  for (const raw of text.split('\n')) {
+    const line = raw.trimEnd()
+    if (line === '' || line.startsWith('#')) continue
+    if (line.startsWith('*')) {
+      const name = line.slice(1)
+      table = (TABLES as readonly string[]).includes(name) ? tables[name as TableName] : undefined
+      owned = new Map()
+      continue
+    }
+    if (!table || line === 'COMMIT') continue
+    if (line.startsWith(':')) {
+      const [name = '', policy = ''] = line.slice(1).split(' ')
+      if (isOwnedName(name)) {
+        const chain = {name, rules: []}
+        owned.set(name, chain)
+        table.chains.push(chain)
+      } else {
+        table.foreignChains.push(`:${name} ${policy}`)
+      }
+      continue
+    }
+    if (!line.startsWith('-A ')) continue
+    const chainName = line.slice(3, line.indexOf(' ', 3) === -1 ? undefined : line.indexOf(' ', 3))
+    const chain = owned.get(chainName)
+    if (chain) {
+      chain.rules.push(line)
+      continue
+    }
+    const target = BUILTIN_CHAINS.has(chainName) && line.includes(' SNM-') ? ruleTarget(ruleWords(line)) : undefined
+    if (target !== undefined && isOwnedName(target)) table.jumps.push(line)
+    else table.foreignRules++
+  }
+  return tables
+}
+
+export interface ParsedIpsets {
+  /** Owned sets, sorted by name, entries sorted. */
+  sets: IpsetState[]
+  /** Names of sets smartnat does not own. */
+  foreignSets: string[]
+}
+
+/** Creation options without `initval`, which the kernel picks at random and so never compares equal. */
+function stableOptions(words: string[]): string {
+  const kept: string[] = []
+  for (let i = 0; i < words.length; i++) {
+    if (words[i] === 'initval') i++
+    else kept.push(words[i]!)
+  }
+  return kept.join(' ')
+}
+
+/** Parses `ipset save` output into the sets smartnat owns. */
+export function parseIpsetSave(text: string): ParsedIpsets {
+  const owned = new Map<string, IpsetState>()
+  const foreignSets: string[] = []
+  for (const raw of text.split('\n')) {
+    const line = raw.trimEnd()
+    if (line.startsWith('add ')) {
+      const space = line.indexOf(' ', 4)
+      if (space === -1) continue
+      owned.get(line.slice(4, space))?.entries.push(line.slice(space + 1))
+    } else if (line.startsWith('create ')) {
+      const [, name = '', type = '', ...options] = line.split(' ')
+      if (isOwnedName(name)) owned.set(name, {name, type, options: stableOptions(options), entries: []})
+      else foreignSets.push(name)
+    }
+  }
+  const sets = [...owned.values()].sort((a, b) => compareText(a.name, b.name))
+  for (const set of sets) set.entries.sort(compareText)
+  return {sets, foreignSets}
+}
+
+/** Plain code-unit order, the one order smartnat sorts names and entries by. */
+export function compareText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0
+}
+
+/** Whether a routing table id, or an `ip rule` priority, is one smartnat gives an external interface. */
+export function isOwnedRoutingTable(id: number): boolean {
+  return Number.isInteger(id) && id > TABLE_BASE && id <= TABLE_BASE + MAX_INTERFACE_INDEX
+}
+
+function parseJsonArray(text: string, what: string): Record<string, unknown>[] {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(text.trim() === '' ? '[]' : text)
+  } catch (error) {
+    throw new Error(`${what}: output is not JSON`, {cause: error})
+  }
+  if (!Array.isArray(parsed)) throw new Error(`${what}: output is not a JSON array`)
+  return parsed.filter((item): item is Record<string, unknown> => typeof item === 'object' && item !== null)
+}
+
+/** Parses `ip -j rule show` into smartnat's rules: priority and table both in the owned range. */
+export function parseIpRules(json: string): IpRuleState[] {
+  const rules: IpRuleState[] = []
+  for (const item of parseJsonArray(json, 'ip -j rule show')) {
+    const priority = Number(item.priority)
+    const table = Number(item.table)
+    if (!isOwnedRoutingTable(priority) || !isOwnedRoutingTable(table)) continue
+    const mark = typeof item.fwmark === 'string' ? item.fwmark : ''
+    // ip prints the mask only when it is not all ones.
+    const fwmark = typeof item.fwmask === 'string' ? `${mark}/${item.fwmask}` : mark
+    rules.push({priority, fwmark, table})
+  }
+  return rules.sort((a, b) => a.priority - b.priority || a.table - b.table || compareText(a.fwmark, b.fwmark))
+}
+
+/** A route destination in one spelling: `default` or `address/length`. */
+export function routeDestination(dst: string): string {
+  return dst === 'default' || dst.includes('/') ? dst : `${dst}/32`
+}
+
+/** Parses `ip -j route show table all` into the routes in smartnat's tables. */
+export function parseIpRoutes(json: string): IpRouteState[] {
+  const routes: IpRouteState[] = []
+  for (const item of parseJsonArray(json, 'ip -j route show table all')) {
+    const table = Number(item.table)
+    if (!isOwnedRoutingTable(table) || typeof item.dst !== 'string') continue
+    const route: IpRouteState = {table, dst: routeDestination(item.dst), dev: typeof item.dev === 'string' ? item.dev : ''}
+    if (typeof item.gateway === 'string') route.via = item.gateway
+    if (typeof item.prefsrc === 'string') route.src = item.prefsrc
+    if (item.scope === 'link') route.scope = 'link'
+    routes.push(route)
+  }
+  return routes.sort((a, b) => a.table - b.table || compareText(a.dst, b.dst))
+}

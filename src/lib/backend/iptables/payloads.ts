@@ -1,0 +1,105 @@
+/** Turns a list of changes into the stdin of iptables-restore, ipset restore and `ip -batch`; pure. */
+import {LineBuffer} from './linebuffer.js'
+import {tempSetName} from './names.js'
+import {TABLES} from './types.js'
+import type {IpRouteState, IpRuleState, IpsetState} from './types.js'
+import type {IptablesChanges, RoutingChanges, SetChanges, TableChanges} from './diff.js'
+
+/** `-A CHAIN spec` as the same rule with another verb: `-I CHAIN 1 spec` or `-D CHAIN spec`. */
+function withVerb(rule: string, verb: '-I' | '-D'): string {
+  if (!rule.startsWith('-A ')) throw new Error(`not a rule line as iptables-save prints it: ${JSON.stringify(rule)}`)
+  if (verb === '-D') return `-D ${rule.slice(3)}`
+  const space = rule.indexOf(' ', 3)
+  return `-I ${rule.slice(3, space)} 1${rule.slice(space)}`
+}
+
+function writeTable(out: LineBuffer, table: string, changes: TableChanges): void {
+  const {writeChains, deleteChains, insertJumps, deleteJumps} = changes
+  if (writeChains.length + deleteChains.length + insertJumps.length + deleteJumps.length === 0) return
+  out.write(`*${table}`)
+  // Under --noflush, declaring a chain empties it; chains not declared keep their rules untouched.
+  for (const chain of writeChains) out.write(`:${chain.name} - [0:0]`)
+  for (const name of deleteChains) out.write(`:${name} - [0:0]`)
+  for (const jump of deleteJumps) out.write(withVerb(jump, '-D'))
+  for (const chain of writeChains) out.writeLines(chain.rules)
+  // Inserting at position 1 in reverse keeps the desired order among smartnat's own jumps.
+  for (const jump of [...insertJumps].reverse()) out.write(withVerb(jump, '-I'))
+  // A chain can only be deleted once no rule jumps to it, so this comes after the jumps are gone.
+  for (const name of deleteChains) out.write(`-X ${name}`)
+  out.write('COMMIT')
+}
+
+/** The one `iptables-restore --noflush` payload for all tables; empty when no table changes. */
+export function iptablesRestorePayload(changes: IptablesChanges): string {
+  const out = new LineBuffer()
+  for (const table of TABLES) writeTable(out, table, changes.tables[table])
+  return out.toString()
+}
+
+function writeSetContent(out: LineBuffer, name: string, set: IpsetState): void {
+  out.write('create', name, set.type, ...(set.options ? [set.options] : []))
+  for (const entry of set.entries) out.write('add', name, entry)
+}
+
+/**
+ * The `ipset restore -exist` payload that runs before iptables-restore: new sets are created and
+ * changed ones refilled under their temporary name, then swapped in. Swaps come last, so a failure
+ * while filling leaves every live set as it was.
+ */
+export function ipsetPreparePayload(sets: SetChanges): string {
+  const out = new LineBuffer()
+  // A temporary set left behind by an interrupted apply may have other options; start from nothing.
+  for (const set of sets.replace) out.write('destroy', tempSetName(set.name))
+  for (const set of sets.create) writeSetContent(out, set.name, set)
+  for (const set of sets.replace) writeSetContent(out, tempSetName(set.name), set)
+  for (const set of sets.replace) out.write('swap', tempSetName(set.name), set.name)
+  return out.toString()
+}
+
+/**
+ * Undoes the prepare step: the temporary sets hold the previous contents after a swap, so swapping
+ * again restores them; sets created for the failed apply are removed (nothing references them).
+ */
+export function ipsetRollbackPayload(sets: SetChanges, swapped: readonly string[]): string {
+  const out = new LineBuffer()
+  for (const name of swapped) out.write('swap', tempSetName(name), name)
+  for (const set of sets.replace) out.write('destroy', tempSetName(set.name))
+  for (const set of sets.create) out.write('destroy', set.name)
+  return out.toString()
+}
+
+/** Destroys the temporary sets (now holding old contents) and stale sets; runs after iptables stopped using them. */
+export function ipsetCleanupPayload(sets: SetChanges): string {
+  const names = new Set([...sets.replace.map((s) => tempSetName(s.name)), ...sets.destroy])
+  const out = new LineBuffer()
+  for (const name of names) out.write('destroy', name)
+  return out.toString()
+}
+
+/** `ip rule` arguments that select exactly this rule. */
+export function ipRuleArgs(rule: IpRuleState): string[] {
+  return ['priority', String(rule.priority), ...(rule.fwmark ? ['fwmark', rule.fwmark] : []), 'table', String(rule.table)]
+}
+
+/** `ip route` arguments describing this route. */
+export function ipRouteArgs(route: IpRouteState): string[] {
+  return [
+    route.dst,
+    ...(route.via ? ['via', route.via] : []),
+    ...(route.dev ? ['dev', route.dev] : []),
+    ...(route.scope ? ['scope', route.scope] : []),
+    ...(route.src ? ['src', route.src] : []),
+    'table',
+    String(route.table),
+  ]
+}
+
+/** The `ip -batch -` payload: routes before the rules that lead to them, stale rules before their routes. */
+export function ipBatchPayload(routing: RoutingChanges): string {
+  const out = new LineBuffer()
+  for (const route of routing.replaceRoutes) out.write('route', 'replace', ...ipRouteArgs(route))
+  for (const rule of routing.addRules) out.write('rule', 'add', ...ipRuleArgs(rule))
+  for (const rule of routing.deleteRules) out.write('rule', 'del', ...ipRuleArgs(rule))
+  for (const route of routing.deleteRoutes) out.write('route', 'del', route.dst, 'table', String(route.table))
+  return out.toString()
+}

@@ -1,0 +1,62 @@
+/** What a backend reports back to the sync: the outcome of an apply or a flush, and how an apply failed. */
+import type {Protocol} from '../mapping/types.js'
+
+export interface ApplyOptions {
+  /** Rewrite everything smartnat owns even where it already matches (the sync after a failed apply). */
+  full?: boolean
+}
+
+/** An external endpoint whose DNAT rule an apply removed or pointed elsewhere. */
+export interface ChangedEndpoint {
+  /** External address: `198.18.0.10`. */
+  address: string
+  protocol: Protocol
+  port: number
+  /** Where connections were sent before: `198.19.1.10:8080`. */
+  oldTarget: string
+}
+
+export interface WriteCounts {
+  sets: number
+  chains: number
+  rules: number
+  /** `ip rule` and `ip route` changes. */
+  routes: number
+}
+
+export interface ApplyResult {
+  /** False when desired already equalled actual and nothing was written. */
+  changed: boolean
+  written: WriteCounts
+  /** Conntrack entries DNATed to these old targets no longer match any rule and should be deleted. */
+  changedEndpoints: ChangedEndpoint[]
+}
+
+/** A failed apply: which step failed and why; the next apply must be a full one. */
+export class ApplyError extends Error {
+  /** The sync reads this and passes `full: true` next time. */
+  readonly forceFull = true
+
+  constructor(
+    readonly step: string,
+    message: string,
+    options?: {cause?: unknown},
+  ) {
+    super(`${step}: ${message}`, options)
+    this.name = 'ApplyError'
+  }
+}
+
+export interface FlushReport {
+  dryRun: boolean
+  /** False when there was nothing of smartnat's left to remove. */
+  changed: boolean
+  /** What was (or, in a dry run, would be) removed, one human-readable line each. */
+  removed: {
+    jumps: string[]
+    chains: string[]
+    sets: string[]
+    ipRules: string[]
+    routes: string[]
+  }
+}
