@@ -1,0 +1,100 @@
+import {expect} from 'chai'
+import {renderIptables} from '../../src/lib/backend/iptables/render.js'
+import {tracePacket, type Trace, type TracePacket} from '../../src/lib/backend/iptables/trace.js'
+import type {IptablesState} from '../../src/lib/backend/iptables/types.js'
+import {sampleModel} from './nat-model-fixture.js'
+
+const DROP_UNALLOWED = '-A SNM-INPUT -m set --match-set SNM-ENDPOINTS dst,dst -j DROP'
+
+/** One line per outcome, so a table row reads like the expectation a person would write. */
+function summary(trace: Trace): string {
+  switch (trace.verdict) {
+    case 'dnat':
+      return `dnat ${trace.to} ${trace.mapping ?? '?'}${trace.masqueraded ? ' masq' : ''}`
+    case 'snat':
+      return `snat ${trace.to}`
+    case 'drop':
+      return `drop ${trace.rule}`
+    case 'not-ours':
+      return 'not-ours'
+  }
+}
+
+describe('tracePacket through rendered rules', () => {
+  const flows: (TracePacket & {name: string; want: string; interfaceIndex?: number})[] = [
+    {name: 'tcp with port translation', src: '203.0.113.5', dst: '198.18.0.10', protocol: 'tcp', port: 80, inInterface: 'eth1', want: 'dnat 198.19.100.10:8080 default/web masq', interfaceIndex: 1},
+    {name: 'second port of the same Mapping', src: '203.0.113.5', dst: '198.18.0.10', protocol: 'tcp', port: 443, inInterface: 'eth1', want: 'dnat 198.19.100.10:8443 default/web masq'},
+    {name: 'udp from an allowed CIDR', src: '10.200.3.4', dst: '198.18.0.10', protocol: 'udp', port: 53, inInterface: 'eth1', want: 'dnat 198.19.100.11:53 default/dns masq'},
+    {name: 'udp from the allowed bare address', src: '198.18.5.5', dst: '198.18.0.10', protocol: 'udp', port: 53, inInterface: 'eth1', want: 'dnat 198.19.100.11:53 default/dns masq'},
+    {name: 'udp from the address next to the allowed one', src: '198.18.5.6', dst: '198.18.0.10', protocol: 'udp', port: 53, inInterface: 'eth1', want: `drop ${DROP_UNALLOWED}`},
+    {name: 'udp from just outside the allowed CIDR', src: '11.0.0.0', dst: '198.18.0.10', protocol: 'udp', port: 53, inInterface: 'eth1', want: `drop ${DROP_UNALLOWED}`},
+    {name: 'tcp to a port mapped only for udp', src: '10.200.3.4', dst: '198.18.0.10', protocol: 'tcp', port: 53, inInterface: 'eth1', want: 'not-ours'},
+    {name: 'same port on another address, another Service', src: '198.18.7.200', dst: '198.18.1.10', protocol: 'tcp', port: 80, inInterface: 'eth2', want: 'dnat 198.19.100.20:80 shop/web masq', interfaceIndex: 2},
+    {name: 'same port on another address, source not allowed there', src: '203.0.113.5', dst: '198.18.1.10', protocol: 'tcp', port: 80, inInterface: 'eth2', want: `drop ${DROP_UNALLOWED}`},
+    {name: '0.0.0.0/0 admits the lowest address', src: '0.0.0.1', dst: '198.18.0.10', protocol: 'tcp', port: 80, inInterface: 'eth1', want: 'dnat 198.19.100.10:8080 default/web masq'},
+    {name: '0.0.0.0/0 admits the highest address', src: '255.255.255.254', dst: '198.18.0.10', protocol: 'tcp', port: 80, inInterface: 'eth1', want: 'dnat 198.19.100.10:8080 default/web masq'},
+    {name: 'default-gateway interface is marked too', src: '203.0.113.5', dst: '198.18.2.10', protocol: 'tcp', port: 80, inInterface: 'eth3', want: 'dnat 198.19.100.10:8080 default/web masq', interfaceIndex: 3},
+    {name: 'address that no Mapping uses', src: '203.0.113.5', dst: '198.18.9.9', protocol: 'tcp', port: 80, inInterface: 'eth1', want: 'not-ours'},
+    {name: 'unmapped port on a mapped address', src: '203.0.113.5', dst: '198.18.0.10', protocol: 'tcp', port: 22, inInterface: 'eth1', want: 'not-ours'},
+    {name: 'egress from a Mapping pod', src: '10.244.1.5', dst: '203.0.113.80', protocol: 'tcp', port: 443, outInterface: 'eth2', want: 'snat 198.18.1.10', interfaceIndex: 2},
+    {name: 'egress from a pod of no Mapping', src: '10.244.1.7', dst: '203.0.113.80', protocol: 'tcp', port: 443, outInterface: 'eth2', want: 'not-ours'},
+  ]
+  const state = renderIptables(sampleModel())
+  for (const {name, want, interfaceIndex, ...packet} of flows) {
+    it(name, () => {
+      const trace = tracePacket(state, packet)
+      expect(summary(trace)).to.equal(want)
+      if (interfaceIndex !== undefined) expect(trace.marks.interfaceIndex).to.equal(interfaceIndex)
+    })
+  }
+
+  it('without masquerade, DNAT keeps the client address', () => {
+    const trace = tracePacket(renderIptables(sampleModel({masquerade: false})), {src: '203.0.113.5', dst: '198.18.0.10', protocol: 'tcp', port: 80, inInterface: 'eth1'})
+    expect(summary(trace)).to.equal('dnat 198.19.100.10:8080 default/web')
+    expect(trace.marks.masquerade).to.equal(false)
+  })
+
+  it('records the marks and the rules a DNATed packet passed', () => {
+    const trace = tracePacket(state, {src: '198.18.7.200', dst: '198.18.1.10', protocol: 'tcp', port: 80, inInterface: 'eth2'})
+    expect(trace.marks).to.deep.equal({nfmark: 0x80000, ctmark: 0x200000, masquerade: true, egress: false, interfaceIndex: 2})
+    expect(trace.steps.map((s) => `${s.table} ${s.rule}`)).to.deep.equal([
+      'mangle -A PREROUTING -m comment --comment smartnat -j SNM-PREROUTING',
+      'nat -A PREROUTING -m comment --comment smartnat -j SNM-PREROUTING',
+      'nat -A SNM-PREROUTING -j MARK --set-xmark 0x80000/0x80000',
+      'nat -A SNM-PREROUTING -i eth2 -j CONNMARK --set-xmark 0x200000/0xff40000',
+      'nat -A SNM-PREROUTING -d 198.18.1.10/32 -j SNM-A-51e24ba1',
+      'nat -A SNM-A-51e24ba1 -p tcp -m tcp --dport 80 -m comment --comment "shop/web tcp/80" -j DNAT --to-destination 198.19.100.20:80',
+      'filter -A FORWARD -m comment --comment smartnat -j SNM-FORWARD',
+      'filter -A SNM-FORWARD -m connmark ! --mark 0x0/0xff00000 -j ACCEPT',
+      'nat -A POSTROUTING -m comment --comment smartnat -j SNM-POSTROUTING',
+      'nat -A SNM-POSTROUTING -m mark --mark 0x80000/0x80000 -j MASQUERADE',
+    ])
+  })
+
+  it('egress packets take the interface bits as packet mark for the reply table', () => {
+    const trace = tracePacket(state, {src: '10.244.1.6', dst: '203.0.113.80', protocol: 'udp', port: 123, outInterface: 'eth2'})
+    expect(trace.marks).to.deep.equal({nfmark: 0x200000, ctmark: 0x240000, masquerade: false, egress: true, interfaceIndex: 2})
+  })
+
+  describe('rejects what it does not understand', () => {
+    function withNatRule(rule: string): IptablesState {
+      const state = renderIptables(sampleModel())
+      state.tables.nat.chains[0]!.rules.unshift(rule)
+      return state
+    }
+    const packet: TracePacket = {src: '203.0.113.5', dst: '198.18.0.10', protocol: 'tcp', port: 80, inInterface: 'eth1'}
+    const unknown: [string, RegExp][] = [
+      ['-A SNM-PREROUTING -s 203.0.113.0/24 -j ACCEPT', /unknown rule shape \(option -s\)/],
+      ['-A SNM-PREROUTING ! -d 198.18.0.10/32 -j RETURN', /unknown rule shape \(option !\)/],
+      ['-A SNM-PREROUTING -p tcp -m multiport --dports 80,443 -j RETURN', /unknown rule shape \(match module multiport\)/],
+      ['-A SNM-PREROUTING -j LOG --log-prefix x', /unknown rule shape \(target LOG\)/],
+      ['-A SNM-PREROUTING -i eth+ -j RETURN', /unknown rule shape \(wildcard interface eth\+\)/],
+      ['-A SNM-PREROUTING -j RETURN --extra', /unknown rule shape \(words after the target\)/],
+      ['-A SNM-PREROUTING -m set --match-set SNM-ALLOW src -j RETURN', /unknown set lookup hash:ip,port,net src/],
+      ['-A SNM-PREROUTING -j SNM-MISSING', /jump to SNM-MISSING, which table nat does not hold/],
+    ]
+    for (const [rule, error] of unknown) {
+      it(rule, () => expect(() => tracePacket(withNatRule(rule), packet)).to.throw(error))
+    }
+  })
+})
