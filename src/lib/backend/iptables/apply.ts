@@ -47,6 +47,21 @@ export function payloadContext(payload: string, line: number, around = 3): strin
   return shown.join('\n')
 }
 
+/** iptables-nft checks jump targets and sets only at COMMIT and blames that line; point at the first line using the missing name instead. */
+export function culpritLine(payload: string, line: number, stderr: string): number {
+  const lines = payload.split('\n')
+  if (lines[line - 1] !== 'COMMIT') return line
+  const missing = /Chain '([^']+)' does not exist|Set (\S+) doesn't exist/.exec(stderr)
+  const name = missing?.[1] ?? missing?.[2]
+  if (name === undefined) return line
+  let first: number | undefined
+  for (let n = line - 1; n >= 1 && !lines[n - 1]!.startsWith('*'); n--) {
+    // Word by word, so that a name that is a prefix of another does not match.
+    if (lines[n - 1]!.split(' ').includes(name)) first = n
+  }
+  return first ?? line
+}
+
 function stderrOf(error: unknown): string {
   return error instanceof CommandError ? error.stderr.trim() : error instanceof Error ? error.message : String(error)
 }
@@ -57,11 +72,13 @@ async function restore(runner: Runner, step: string, [command, args]: readonly [
     await runner.run(command, args, {input: payload})
   } catch (error) {
     const stderr = stderrOf(error)
-    const line = failedLine(stderr)
+    const reported = failedLine(stderr)
+    const line = reported === undefined ? undefined : culpritLine(payload, reported, stderr)
     const where =
       line === undefined
         ? `${command} failed`
-        : `${command} failed at payload line ${line}: ${JSON.stringify(payload.split('\n')[line - 1] ?? '')}\n${payloadContext(payload, line)}`
+        : `${command} failed at payload line ${line}${line === reported ? '' : ` (reported as line ${reported})`}: ` +
+          `${JSON.stringify(payload.split('\n')[line - 1] ?? '')}\n${payloadContext(payload, line)}`
     throw new ApplyError(step, `${where}\n${stderr}`, {cause: error})
   }
 }
