@@ -1,6 +1,6 @@
 import {expect} from 'chai'
 import {renderIptables, renderRestoreScripts} from '../../src/lib/backend/iptables/render.js'
-import {comparableSetOptions, setOptions} from '../../src/lib/backend/iptables/sets.js'
+import {setOptions} from '../../src/lib/backend/iptables/sets.js'
 import {
   MAX_CHAIN_NAME,
   MAX_SET_NAME,
@@ -177,13 +177,6 @@ describe('set options', () => {
       'family inet hashsize 1024 maxelem 262144',
     ])
   })
-
-  it('compare without what ipset save adds or grows', () => {
-    const saved = 'family inet hashsize 2048 maxelem 65536 bucketsize 12 initval 0x57f70236'
-    expect(comparableSetOptions(saved)).to.equal(comparableSetOptions(setOptions(10)))
-    expect(comparableSetOptions(saved)).to.equal('family inet maxelem 65536')
-    expect(comparableSetOptions('family inet hashsize 1024 maxelem 131072')).to.not.equal(comparableSetOptions(saved))
-  })
 })
 
 describe('renderRestoreScripts', () => {
@@ -207,13 +200,6 @@ describe('renderRestoreScripts', () => {
     expect(lines.at(-1)).to.equal('')
   })
 
-  it('does not re-create sets that exist', () => {
-    const script = renderRestoreScripts(state, {existingSets: ['SNM-ALLOW']}).ipset
-    expect(script).to.not.include('create SNM-ALLOW hash')
-    expect(script).to.include('create SNM-ALLOW-T hash')
-    expect(script).to.include('create SNM-ENDPOINTS hash')
-  })
-
   it('declares owned chains, writes their rules and inserts jumps first', () => {
     const filter = renderRestoreScripts(state).iptables.split('\n').slice(-9, -1)
     expect(filter).to.deep.equal([
@@ -228,19 +214,5 @@ describe('renderRestoreScripts', () => {
     ])
     const tables = renderRestoreScripts(state).iptables.split('\n').filter((l) => l.startsWith('*'))
     expect(tables).to.deep.equal(['*mangle', '*nat', '*filter'])
-  })
-
-  it('skips jumps that exist and deletes stale owned chains only', () => {
-    const script = renderRestoreScripts(state, {
-      existingJumps: {filter: ['-A INPUT -m comment --comment smartnat -j SNM-INPUT']},
-      staleChains: {nat: ['SNM-A-00000000', 'KUBE-SERVICES', A0]},
-    }).iptables
-    expect(script).to.not.include('-I INPUT 1')
-    expect(script).to.include('-I FORWARD 1 -m comment --comment smartnat -j SNM-FORWARD')
-    expect(script.split('\n').filter((l) => l.includes('SNM-A-00000000') || l.includes('KUBE'))).to.deep.equal([
-      ':SNM-A-00000000 - [0:0]',
-      '-X SNM-A-00000000',
-    ])
-    expect(script).to.not.include(`-X ${A0}`)
   })
 })

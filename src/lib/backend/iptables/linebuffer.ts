@@ -14,11 +14,6 @@ export class LineBuffer {
     for (const line of lines) this.write(line)
   }
 
-  /** The lines written so far, without line ends. */
-  get written(): readonly string[] {
-    return this.lines
-  }
-
   /** The payload, each line ended by a newline (restore tools want the last line ended too). */
   toString(): string {
     return this.lines.length === 0 ? '' : `${this.lines.join('\n')}\n`

@@ -4,7 +4,7 @@
  */
 import {compareIpv4, parseIpv4, type Ipv4} from '../../net/ipv4.js'
 import type {NatEndpoint, NatInterface, NatMapping, NatModel} from '../../plan/model.js'
-import {TABLES, type ChainState, type IptablesState, type TableName, type TableState} from './types.js'
+import {TABLES, type ChainState, type IptablesState, type TableState} from './types.js'
 import {LineBuffer} from './linebuffer.js'
 import {renderIpRules, renderRoutes} from './routing.js'
 import {renderSets} from './sets.js'
@@ -23,7 +23,6 @@ import {
   egressSetName,
   hex,
   interfaceMark,
-  isOwnedName,
   tempSetName,
 } from './names.js'
 
@@ -198,29 +197,18 @@ function checkEndpoint(mapping: NatMapping, e: NatEndpoint): void {
   }
 }
 
-/** What is already in the kernel, so a payload neither re-creates what exists nor leaves what is stale. */
-export interface RestoreOptions {
-  /** Sets that exist: their `create` line is left out (`create -exist` refuses a different maxelem). */
-  existingSets?: Iterable<string>
-  /** Jump rules (as iptables-save prints them) already in each table's built-in chains. */
-  existingJumps?: Partial<Record<TableName, readonly string[]>>
-  /** Owned chains present in the kernel but no longer wanted: flushed and deleted in the same transaction. */
-  staleChains?: Partial<Record<TableName, readonly string[]>>
+/** Complete from-empty `ipset restore -exist` and `iptables-restore --noflush` payloads for `state` (what `sync --dry-run` prints). */
+export function renderRestoreScripts(state: IptablesState): {ipset: string; iptables: string} {
+  return {ipset: renderIpsetRestore(state), iptables: renderIptablesRestore(state)}
 }
 
-/** The `ipset restore -exist` and `iptables-restore --noflush` payloads that make the kernel match `state`. */
-export function renderRestoreScripts(state: IptablesState, options: RestoreOptions = {}): {ipset: string; iptables: string} {
-  return {ipset: renderIpsetRestore(state, options), iptables: renderIptablesRestore(state, options)}
-}
-
-function renderIpsetRestore(state: IptablesState, options: RestoreOptions): string {
-  const existing = new Set(options.existingSets ?? [])
+function renderIpsetRestore(state: IptablesState): string {
   const out = new LineBuffer()
   for (const set of state.sets) {
     const temp = tempSetName(set.name)
     // A temporary set left by an interrupted run may have other options; -exist makes this a no-op otherwise.
     out.write('destroy', temp)
-    if (!existing.has(set.name)) out.write('create', set.name, set.type, set.options)
+    out.write('create', set.name, set.type, set.options)
     out.write('create', temp, set.type, set.options)
     for (const entry of set.entries) out.write('add', temp, entry)
     out.write('swap', temp, set.name)
@@ -229,28 +217,16 @@ function renderIpsetRestore(state: IptablesState, options: RestoreOptions): stri
   return out.toString()
 }
 
-function renderIptablesRestore(state: IptablesState, options: RestoreOptions): string {
+function renderIptablesRestore(state: IptablesState): string {
   const out = new LineBuffer()
   for (const table of TABLES) {
     const {chains, jumps} = state.tables[table]
-    const stale = (options.staleChains?.[table] ?? []).filter((name) => isOwnedName(name) && !chains.some((c) => c.name === name))
-    const present = new Set(options.existingJumps?.[table] ?? [])
-    const chainLines = new LineBuffer()
-    const ruleLines = new LineBuffer()
-    // Declaring a chain flushes it, so the rules below replace its contents in one transaction.
-    for (const chain of chains) {
-      chainLines.write(`:${chain.name} - [0:0]`)
-      ruleLines.writeLines(chain.rules)
-    }
-    for (const name of stale) chainLines.write(`:${name} - [0:0]`)
-    // Jumps go first in the built-in chain: another tool's ACCEPT or DROP must not hide smartnat's rules.
-    for (const line of jumps) {
-      if (!present.has(line)) ruleLines.write(line.replace(/^-A (\S+) /, '-I $1 1 '))
-    }
-    for (const name of stale) ruleLines.write('-X', name)
     out.write(`*${table}`)
-    out.writeLines(chainLines.written)
-    out.writeLines(ruleLines.written)
+    // Under --noflush, declaring a chain empties it, so the rules below replace its contents in one transaction.
+    for (const chain of chains) out.write(`:${chain.name} - [0:0]`)
+    for (const chain of chains) out.writeLines(chain.rules)
+    // Jumps go first in their built-in chain: another tool's ACCEPT or DROP must not hide smartnat's rules.
+    for (const line of jumps) out.write(line.replace(/^-A (\S+) /, '-I $1 1 '))
     out.write('COMMIT')
   }
   return out.toString()

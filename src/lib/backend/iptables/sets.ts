@@ -23,20 +23,6 @@ export function setOptions(entries: number): string {
   return `family inet hashsize ${HASHSIZE} maxelem ${maxelem}`
 }
 
-/**
- * The part of a set's options that desired and read-back state can compare:
- * `ipset save` adds `bucketsize` and a random `initval` and prints a grown
- * hashsize, none of which changes what the set holds.
- */
-export function comparableSetOptions(options: string): string {
-  const words = options.trim().split(/\s+/)
-  const kept: string[] = []
-  for (let i = 0; i < words.length; i += 2) {
-    if (words[i] === 'family' || words[i] === 'maxelem') kept.push(`${words[i]} ${words[i + 1] ?? ''}`)
-  }
-  return kept.join(' ')
-}
-
 /** `ipset save` prints a /32 net as the bare address. */
 function savedNet(cidr: Cidr): string {
   const {network, length} = cidrParts(cidr)
