@@ -1,5 +1,7 @@
 import {expect} from 'chai'
 import fc from 'fast-check'
+import {readFileSync} from 'node:fs'
+import {parseAllDocuments} from 'yaml'
 import type {EndpointSliceResource, MappingResource, ServiceResource} from '../../src/lib/mapping/types.js'
 import {shortHash} from '../../src/lib/net/hash.js'
 import type {Cidr, Ipv4} from '../../src/lib/net/ipv4.js'
@@ -510,5 +512,45 @@ describe('plan', () => {
       }),
       {numRuns: 300, seed: 7001},
     )
+  })
+
+  describe('examples', () => {
+    function readExample(file: string): Snapshot {
+      const objects = parseAllDocuments(readFileSync(new URL(`../../examples/${file}`, import.meta.url), 'utf8')).map((d) => d.toJS())
+      const ofKind = <T>(kind: string) => objects.filter((o) => o.kind === kind) as T[]
+      expect(objects.map((o) => o.kind)).to.deep.equal(['Mapping', 'Service', 'EndpointSlice'])
+      return snapshot(ofKind('Mapping'), ofKind('Service'), ofKind('EndpointSlice'))
+    }
+    const edge: HostInfo = {interfaces: [iface('eth1', '198.18.0.10/24', '198.18.0.11/24', '198.18.0.12/24')]}
+
+    it('echo-service.yaml exposes 198.18.0.10:8080 to the echo Service', () => {
+      const got = plan(readExample('echo-service.yaml'), edge, options)
+      expect(got.verdicts.map((v) => v.invalid)).to.deep.equal(['no'])
+      const [m] = got.model.mappings
+      expect(m).to.include({namespace: 'default', name: 'mapping-echo-service', serviceVIP: '198.19.100.10'})
+      expect(m!.allowedSources).to.deep.equal(['0.0.0.0/0'])
+      expect(m!.podIPs).to.deep.equal(['198.19.200.11', '198.19.200.12'])
+      expect(m!.endpoints).to.deep.equal([
+        {address: '198.18.0.10', protocol: 'tcp', port: 8080, targetIP: '198.19.100.10', targetPort: 8080},
+      ])
+    })
+
+    it('multi-port.yaml translates ports on two addresses for two allowed sources', () => {
+      const got = plan(readExample('multi-port.yaml'), edge, options)
+      expect(got.verdicts.map((v) => v.invalid)).to.deep.equal(['no'])
+      const [m] = got.model.mappings
+      expect(m!.allowedSources).to.deep.equal(['198.18.100.0/24', '198.18.200.7/32'])
+      expect(m!.podIPs).to.deep.equal(['198.19.200.21', '198.19.200.22'])
+      expect(m!.endpoints.map((e) => `${e.address} ${e.protocol}/${e.port} -> ${e.targetIP}:${e.targetPort}`)).to.deep.equal([
+        '198.18.0.11 tcp/53 -> 198.19.100.20:5353',
+        '198.18.0.11 tcp/2222 -> 198.19.100.20:22',
+        '198.18.0.11 tcp/8443 -> 198.19.100.20:8443',
+        '198.18.0.11 udp/53 -> 198.19.100.20:5353',
+        '198.18.0.12 tcp/53 -> 198.19.100.20:5353',
+        '198.18.0.12 tcp/2222 -> 198.19.100.20:22',
+        '198.18.0.12 tcp/8443 -> 198.19.100.20:8443',
+        '198.18.0.12 udp/53 -> 198.19.100.20:5353',
+      ])
+    })
   })
 })
