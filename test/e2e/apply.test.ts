@@ -1,0 +1,263 @@
+/**
+ * The iptables backend against the real kernel, inside a throwaway network namespace next to a
+ * foreign ruleset: apply, read back, write nothing when converged, repair drift, keep the old rules
+ * when an apply fails, and flush exactly what smartnat owns.
+ */
+import {execFileSync, spawnSync} from 'node:child_process'
+import {expect} from 'chai'
+import {ExecRunner} from '../../src/lib/host/runner.js'
+import type {RunOptions, RunResult, Runner} from '../../src/lib/host/runner.js'
+import {applyIptables} from '../../src/lib/backend/iptables/apply.js'
+import {diffIptablesState, isEmptyChanges} from '../../src/lib/backend/iptables/diff.js'
+import {flushIptables} from '../../src/lib/backend/iptables/flush.js'
+import {READ_COMMANDS, readIptablesState} from '../../src/lib/backend/iptables/read.js'
+import {renderIptables} from '../../src/lib/backend/iptables/render.js'
+import type {IptablesState} from '../../src/lib/backend/iptables/types.js'
+import {ApplyError} from '../../src/lib/backend/result.js'
+import {shortHash} from '../../src/lib/net/hash.js'
+import {parseCidr, parseIpv4} from '../../src/lib/net/ipv4.js'
+import type {Cidr, Ipv4} from '../../src/lib/net/ipv4.js'
+import type {NatModel} from '../../src/lib/plan/model.js'
+
+const NETNS = `snm-apply-${process.pid}`
+const TOOLS = ['ip', 'iptables-save', 'iptables-restore', 'ipset']
+
+function ip(text: string): Ipv4 {
+  const parsed = parseIpv4(text)
+  if (!parsed) throw new Error(`bad address in test data: ${text}`)
+  return parsed
+}
+
+function cidr(text: string): Cidr {
+  const parsed = parseCidr(text)
+  if (!parsed.ok) throw new Error(`bad prefix in test data: ${text}`)
+  return parsed.cidr
+}
+
+/** Two external interfaces with reply tables, two Mappings, masquerade and egress; 198.18.0.0/15 only. */
+function model(): NatModel {
+  return {
+    masquerade: true,
+    interfaces: [
+      {name: 'ext1', index: 1, table: 7001, subnets: [{cidr: cidr('198.18.0.0/24'), source: ip('198.18.0.10')}], gateway: ip('198.18.0.1')},
+      {name: 'ext2', index: 2, table: 7002, subnets: [{cidr: cidr('198.18.2.0/24'), source: ip('198.18.2.10')}], gateway: ip('198.18.2.1')},
+    ],
+    mappings: [
+      {
+        namespace: 'default',
+        name: 'web',
+        id: shortHash('default/web'),
+        addresses: [{address: ip('198.18.0.10'), interface: 'ext1'}],
+        allowedSources: [cidr('0.0.0.0/0')],
+        serviceVIP: ip('198.19.100.10'),
+        podIPs: [ip('198.19.200.11')],
+        endpoints: [
+          {address: ip('198.18.0.10'), protocol: 'tcp', port: 80, targetIP: ip('198.19.100.10'), targetPort: 8080},
+          {address: ip('198.18.0.10'), protocol: 'udp', port: 53, targetIP: ip('198.19.100.10'), targetPort: 5353},
+        ],
+      },
+      {
+        namespace: 'shop',
+        name: 'api',
+        id: shortHash('shop/api'),
+        addresses: [{address: ip('198.18.2.10'), interface: 'ext2'}],
+        allowedSources: [cidr('198.18.3.0/24'), cidr('198.18.1.2/32')],
+        serviceVIP: ip('198.19.100.20'),
+        podIPs: [ip('198.19.200.21'), ip('198.19.200.22')],
+        endpoints: [{address: ip('198.18.2.10'), protocol: 'tcp', port: 443, targetIP: ip('198.19.100.20'), targetPort: 8443}],
+      },
+    ],
+    egress: [{address: ip('198.18.2.10'), interface: 'ext2', podIPs: [ip('198.19.200.21'), ip('198.19.200.22')], mappings: ['shop/api']}],
+  }
+}
+
+/** Records every command line it runs, so a test can say which commands an apply used. */
+class RecordingExecRunner implements Runner {
+  readonly commands: string[] = []
+  constructor(private readonly inner: Runner) {}
+
+  run(command: string, args: string[], options?: RunOptions): Promise<RunResult> {
+    this.commands.push([command, ...args].join(' '))
+    return this.inner.run(command, args, options)
+  }
+}
+
+const READS = Object.values(READ_COMMANDS).map(([command, args]) => [command, ...args].join(' '))
+
+function inNetns(...argv: string[]): string {
+  return execFileSync('ip', ['netns', 'exec', NETNS, ...argv], {encoding: 'utf8', env: {...process.env, LC_ALL: 'C'}})
+}
+
+function sh(script: string): void {
+  inNetns('sh', '-ec', script)
+}
+
+/** Everything a person would compare: iptables-save without timestamps and counters, sets without initval, rules, routes. */
+function kernelDump(): string {
+  const iptables = inNetns('iptables-save')
+    .split('\n')
+    .filter((l) => !l.startsWith('#'))
+    .map((l) => l.replace(/ \[\d+:\d+\]$/, ''))
+  const ipset = inNetns('ipset', 'save').replace(/ initval 0x[0-9a-f]+/g, '')
+  return [...iptables, ipset, inNetns('ip', 'rule', 'show'), inNetns('ip', 'route', 'show', 'table', 'all')].join('\n')
+}
+
+/** A ruleset that is not smartnat's: chains, rules in built-in chains, a DROP policy, a set, an ip rule and a table. */
+function seedForeignRuleset(): void {
+  sh(`
+    ip link set lo up
+    ip link add ext1 type veth peer name ext1-peer
+    ip link add ext2 type veth peer name ext2-peer
+    for l in ext1 ext1-peer ext2 ext2-peer; do ip link set $l up; done
+    ip addr add 198.18.0.10/24 dev ext1
+    ip addr add 198.18.2.10/24 dev ext2
+    ipset create lab-block hash:net
+    ipset add lab-block 198.18.66.0/24
+    iptables -P FORWARD DROP
+    iptables -N LAB-FWD
+    iptables -A FORWARD -j LAB-FWD
+    iptables -A LAB-FWD -s 198.18.9.0/24 -m comment --comment "lab \\"office\\" net" -j ACCEPT
+    iptables -A INPUT -m set --match-set lab-block src -j DROP
+    iptables -t nat -A PREROUTING -d 198.18.0.99/32 -p tcp --dport 22 -j DNAT --to-destination 198.18.0.98:22
+    iptables -t nat -A POSTROUTING -s 198.18.9.0/24 -o ext1 -j MASQUERADE
+    iptables -t mangle -N LAB-MARK
+    iptables -t mangle -A PREROUTING -j LAB-MARK
+    iptables -t mangle -A LAB-MARK -s 198.18.9.0/24 -j MARK --set-mark 0x7
+    ip rule add priority 500 from 198.18.9.0/24 table 100
+    ip route add default via 198.18.0.1 dev ext1 table 100
+  `)
+}
+
+function expectConverged(actual: IptablesState, desired: IptablesState): void {
+  const changes = diffIptablesState(desired, actual)
+  expect(isEmptyChanges(changes), JSON.stringify(changes, null, 1)).to.equal(true)
+}
+
+describe('iptables backend in a network namespace (root)', function () {
+  this.timeout(60_000)
+  const runner = new ExecRunner({timeoutSeconds: 20, netns: NETNS})
+  let foreignOnly = ''
+  let desired: IptablesState
+
+  before(function () {
+    const missing = TOOLS.filter((tool) => spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0)
+    const why = process.getuid?.() !== 0 ? 'needs root' : missing.length > 0 ? `needs ${missing.join(', ')}` : undefined
+    if (why) {
+      if (process.env.CI) throw new Error(`kernel tests cannot run in CI: ${why}`)
+      this.skip()
+    }
+    execFileSync('ip', ['netns', 'add', NETNS])
+    seedForeignRuleset()
+    foreignOnly = kernelDump()
+    desired = renderIptables(model())
+  })
+
+  after(() => {
+    spawnSync('ip', ['netns', 'del', NETNS])
+  })
+
+  it('applies the desired state so that reading it back gives the same state', async () => {
+    const result = await applyIptables(runner, desired)
+    expect(result.changed).to.equal(true)
+    expect(result.written.chains).to.equal(desired.tables.mangle.chains.length + desired.tables.nat.chains.length + desired.tables.filter.chains.length)
+    expect(result.written.sets).to.equal(desired.sets.length)
+    expect(result.written.routes).to.equal(desired.ipRules.length + desired.routes.length)
+    const actual = await readIptablesState(runner)
+    expectConverged(actual, desired)
+    for (const table of ['mangle', 'nat', 'filter'] as const) {
+      expect(actual.tables[table].jumps).to.deep.equal(desired.tables[table].jumps)
+      const byName = (s: IptablesState) => Object.fromEntries(s.tables[table].chains.map((c) => [c.name, c.rules]))
+      expect(byName(actual)).to.deep.equal(byName(desired))
+    }
+    expect(actual.sets.map((s) => [s.name, s.type, s.entries])).to.deep.equal(desired.sets.map((s) => [s.name, s.type, s.entries]))
+    expect(actual.ipRules).to.deep.equal(desired.ipRules)
+    expect(actual.routes).to.deep.equal(desired.routes)
+  })
+
+  it('puts its jumps first and leaves the foreign rules and the DROP policy in place', () => {
+    const nat = inNetns('iptables-save', '-t', 'nat')
+    expect(nat).to.match(/:PREROUTING ACCEPT \[0:0\]\n(?::.*\n)*-A PREROUTING -m comment --comment smartnat -j SNM-PREROUTING\n-A PREROUTING -d 198\.18\.0\.99/)
+    const filter = inNetns('iptables-save', '-t', 'filter')
+    expect(filter).to.include(':FORWARD DROP').and.include('-A LAB-FWD -s 198.18.9.0/24 -m comment --comment "lab \\"office\\" net" -j ACCEPT')
+  })
+
+  it('runs only the four reads when the kernel already matches', async () => {
+    const recording = new RecordingExecRunner(runner)
+    const result = await applyIptables(recording, desired)
+    expect(result).to.deep.equal({changed: false, written: {sets: 0, chains: 0, rules: 0, routes: 0}, changedEndpoints: []})
+    expect([...recording.commands].sort()).to.deep.equal([...READS].sort())
+  })
+
+  it('repairs drift: a deleted rule, set entry, jump and route come back, and nothing else is rewritten', async () => {
+    const addressChain = desired.tables.nat.chains.find((c) => c.name.startsWith('SNM-A-'))!
+    sh(`
+      iptables -t nat -D ${addressChain.name} 1
+      ipset flush SNM-ENDPOINTS
+      iptables -D INPUT -m comment --comment smartnat -j SNM-INPUT
+      ip route del default table 7002
+    `)
+    expect(isEmptyChanges(diffIptablesState(desired, await readIptablesState(runner)))).to.equal(false)
+    const result = await applyIptables(runner, desired)
+    expect(result.written).to.deep.equal({sets: 1, chains: 1, rules: addressChain.rules.length + 1, routes: 1})
+    expectConverged(await readIptablesState(runner), desired)
+  })
+
+  it('keeps the old rules and set contents when iptables-restore rejects a line, and names that line', async () => {
+    const before = kernelDump()
+    const broken = structuredClone(desired)
+    broken.sets.find((s) => s.name === 'SNM-ENDPOINTS')!.entries = ['198.18.0.10,tcp:81']
+    broken.tables.filter.chains.find((c) => c.name === 'SNM-INPUT')!.rules.push('-A SNM-INPUT -p tcp -m tcp --dport 99999 -j DROP')
+    const error = await applyIptables(runner, broken).then(
+      () => expect.fail('apply of a broken rule succeeded'),
+      (e: unknown) => e,
+    )
+    expect(error).to.be.instanceOf(ApplyError)
+    expect((error as ApplyError).step).to.equal('iptables-restore')
+    expect((error as ApplyError).forceFull).to.equal(true)
+    expect((error as ApplyError).message).to.match(/failed at payload line \d+: "-A SNM-INPUT -p tcp -m tcp --dport 99999 -j DROP"/)
+    expect((error as ApplyError).message).to.include("invalid port/service `99999' specified")
+    expect(kernelDump()).to.equal(before)
+  })
+
+  it('blames the rule using a missing chain although iptables-nft reports the COMMIT line', async () => {
+    const before = kernelDump()
+    const broken = structuredClone(desired)
+    broken.tables.nat.chains.find((c) => c.name === 'SNM-PREROUTING')!.rules.push('-A SNM-PREROUTING -d 198.18.0.77/32 -j SNM-A-missing')
+    const error = (await applyIptables(runner, broken).catch((e: unknown) => e)) as ApplyError
+    expect(error).to.be.instanceOf(ApplyError)
+    expect(error.message).to.match(/payload line \d+( \(reported as line \d+\))?: "-A SNM-PREROUTING -d 198\.18\.0\.77\/32 -j SNM-A-missing"/)
+    expect(kernelDump()).to.equal(before)
+  })
+
+  it('removes what is no longer desired: a Mapping, its chain and set entries, an interface and its table', async () => {
+    const smaller = model()
+    smaller.mappings = smaller.mappings.filter((m) => m.name === 'web')
+    smaller.egress = []
+    smaller.interfaces = smaller.interfaces.filter((i) => i.name === 'ext1')
+    const next = renderIptables(smaller)
+    const result = await applyIptables(runner, next)
+    expect(result.changed).to.equal(true)
+    expect(result.changedEndpoints).to.deep.equal([{address: '198.18.2.10', protocol: 'tcp', port: 443, oldTarget: '198.19.100.20:8443'}])
+    const actual = await readIptablesState(runner)
+    expectConverged(actual, next)
+    expect(actual.sets.map((s) => s.name)).to.not.include(desired.sets.find((s) => s.name.startsWith('SNM-EG-'))!.name)
+    expect(actual.routes.every((r) => r.table === 7001)).to.equal(true)
+  })
+
+  it('flush removes everything smartnat owns and leaves the foreign ruleset byte for byte', async () => {
+    const dry = await flushIptables(runner, {dryRun: true})
+    expect(dry.changed).to.equal(true)
+    expect(dry.removed.chains).to.include('nat: SNM-PREROUTING')
+    expect(kernelDump()).to.not.equal(foreignOnly)
+    const report = await flushIptables(runner, {dryRun: false})
+    expect(report.removed).to.deep.equal(dry.removed)
+    expect(kernelDump()).to.equal(foreignOnly)
+  })
+
+  it('a second flush finds nothing and only reads', async () => {
+    const recording = new RecordingExecRunner(runner)
+    const report = await flushIptables(recording, {dryRun: false})
+    expect(report.changed).to.equal(false)
+    expect([...recording.commands].sort()).to.deep.equal([...READS].sort())
+  })
+})
