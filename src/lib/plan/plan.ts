@@ -37,6 +37,7 @@ export function plan(snapshot: Snapshot, host: HostInfo, options: PlanOptions): 
     else candidates.push(candidate)
   }
 
+  // Kept oldest first: egress hands a shared pod IP to the oldest Mapping.
   const programmed: NatMapping[] = []
   for (const {candidate, conflict} of resolveConflicts(candidates)) {
     if (conflict) {
