@@ -278,6 +278,17 @@ describe('applyIptables', () => {
     expect(writesOf(runner)).to.deep.equal([])
   })
 
+  it('writes nothing when a desired line cannot be turned into a payload', async () => {
+    const desired = await capturedState()
+    desired.sets[1]!.entries = ['198.18.0.2,tcp:80']
+    desired.tables.nat.jumps.push('PREROUTING -j SNM-PREROUTING')
+    const runner = fakeKernel()
+    const error = (await applyIptables(runner, desired).catch((e: unknown) => e)) as ApplyError
+    expect(error).to.be.instanceOf(ApplyError)
+    expect(error.message).to.equal('build payloads: not a rule line as iptables-save prints it: "PREROUTING -j SNM-PREROUTING"')
+    expect(writesOf(runner)).to.deep.equal([])
+  })
+
   it('wraps a failed read as an ApplyError of the read step', async () => {
     const runner = new RecordingRunner((call) => (call.command === 'ipset' ? new CommandError('ipset', ['save'], 1, 'Kernel error') : {stdout: '[]'}))
     const error = (await applyIptables(runner, await capturedState()).catch((e: unknown) => e)) as ApplyError

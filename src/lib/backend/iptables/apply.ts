@@ -143,7 +143,17 @@ export async function applyIptables(runner: Runner, desired: IptablesState, opti
     throw new ApplyError('ipset', `${what}; run "smartnat flush" and sync again`)
   }
 
-  const prepare = ipsetPreparePayload(sets)
+  // Every payload is built before the first write, so a malformed desired state writes nothing.
+  let prepare: string, rules: string, cleanup: string, routing: string
+  try {
+    prepare = ipsetPreparePayload(sets)
+    rules = iptablesRestorePayload(changes)
+    cleanup = ipsetCleanupPayload(sets)
+    routing = ipBatchPayload(changes.routing)
+  } catch (error) {
+    throw new ApplyError('build payloads', error instanceof Error ? error.message : String(error), {cause: error})
+  }
+
   if (prepare) {
     try {
       await restore(runner, 'ipset prepare', IPSET_RESTORE, prepare)
@@ -153,7 +163,6 @@ export async function applyIptables(runner: Runner, desired: IptablesState, opti
     }
   }
 
-  const rules = iptablesRestorePayload(changes)
   if (rules) {
     try {
       await restore(runner, 'iptables-restore', IPTABLES_RESTORE, rules)
@@ -163,10 +172,8 @@ export async function applyIptables(runner: Runner, desired: IptablesState, opti
     }
   }
 
-  const cleanup = ipsetCleanupPayload(sets)
   if (cleanup) await restore(runner, 'ipset cleanup', IPSET_RESTORE, cleanup)
 
-  const routing = ipBatchPayload(changes.routing)
   if (routing) await restore(runner, 'ip rule/route', IP_BATCH, routing)
 
   return {changed: true, written, changedEndpoints: endpoints}
