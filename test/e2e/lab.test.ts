@@ -1,0 +1,142 @@
+import {expect} from 'chai'
+import {
+  LAB_PLAN,
+  createLab,
+  destroyAllLabs,
+  listNamespaces,
+  requireLab,
+  withLab,
+  type EchoResult,
+  type Lab,
+} from '../support/lab.js'
+
+const VIP = '198.19.100.10'
+const [POD_A, POD_B] = ['198.19.200.11', '198.19.200.12']
+const answeredBy = (results: EchoResult[]) => results.map((r) => (r.ok ? r.fields.pod : r.error))
+
+describe('namespace lab (no smartnat)', function () {
+  this.timeout(60_000)
+  let lab: Lab | undefined
+
+  before(async function () {
+    requireLab(this)
+    lab = await createLab()
+  })
+
+  after(async () => {
+    await lab?.destroy()
+  })
+
+  it('builds every namespace under one unique prefix', async () => {
+    const mine = (await listNamespaces()).filter((name) => name.startsWith(lab!.prefix))
+    expect(mine.sort()).to.deep.equal(['client1', 'client2', 'host', 'node', 'rtr1', 'rtr2'].map((n) => `${lab!.prefix}${n}`))
+    expect(lab!.prefix).to.match(new RegExp(`^snl-${process.pid}-\\d+-$`))
+  })
+
+  it('gives the host two external interfaces matching the default pattern and a cluster interface that does not', async () => {
+    const {stdout} = await lab!.hostRunner.run('ip', ['-j', '-4', 'addr', 'show'])
+    const byName = Object.fromEntries(
+      (JSON.parse(stdout) as {ifname?: string; addr_info?: {local: string}[]}[])
+        .filter((link) => link.ifname)
+        .map((link) => [link.ifname, (link.addr_info ?? []).map((a) => a.local)]),
+    )
+    expect(byName).to.deep.equal({
+      lo: ['127.0.0.1'],
+      eth1: [...LAB_PLAN.host.eth1.addresses],
+      eth2: [...LAB_PLAN.host.eth2.addresses],
+      cluster0: [LAB_PLAN.host.cluster0.address],
+    })
+    const {stdout: routes} = await lab!.exec('host', 'ip', ['route', 'show', 'default'])
+    expect(routes.trim()).to.equal(`default via ${LAB_PLAN.host.eth1.gateway} dev eth1`)
+    expect((await lab!.exec('host', 'sysctl', ['-n', 'net.ipv4.ip_forward'])).stdout.trim()).to.equal('1')
+  })
+
+  it('from the host, TCP to VIP:port reaches the pods round-robin', async () => {
+    const results = await lab!.requests('tcp', 'host', undefined, VIP, 80, 4)
+    expect(answeredBy(results)).to.deep.equal([POD_A, POD_B, POD_A, POD_B])
+    for (const r of results) expect(r.ok && r.fields).to.include({proto: 'tcp', port: '8080', from: LAB_PLAN.host.cluster0.address})
+  })
+
+  it('from the host, UDP to VIP:port reaches the pods round-robin', async () => {
+    const results = await lab!.requests('udp', 'host', undefined, VIP, 53, 2)
+    expect(new Set(answeredBy(results))).to.deep.equal(new Set([POD_A, POD_B]))
+    for (const r of results) expect(r.ok && r.fields).to.include({proto: 'udp', port: '5353'})
+  })
+
+  it('a VIP port the node does not translate is unreachable, quickly', async () => {
+    const result = await lab!.tcpRequest('host', undefined, VIP, 81, {timeoutMs: 1500})
+    expect(result).to.include({ok: false, error: 'unreachable'})
+  })
+
+  it('a client reaches a listener on the host eth1 address, from each of its source addresses', async () => {
+    const server = await lab!.startEcho('host', {id: 'host=eth1', listen: [{protocol: 'tcp', ip: '198.18.0.10', port: 7000}]})
+    try {
+      for (const source of LAB_PLAN.client1.addresses) {
+        const result = await lab!.tcpRequest('client1', source, '198.18.0.10', 7000)
+        expect(result.ok && result.fields).to.deep.equal({host: 'eth1', proto: 'tcp', port: '7000', from: source})
+      }
+      const refused = await lab!.tcpRequest('client1', undefined, '198.18.0.11', 7001)
+      expect(refused).to.include({ok: false, error: 'refused'})
+    } finally {
+      await server.stop()
+    }
+  })
+
+  it('replies to client2 are lost while the host answers by its main default route, and arrive when routed by eth2', async () => {
+    const server = await lab!.startEcho('host', {id: 'host=eth2', listen: [{protocol: 'udp', ip: '198.18.2.10', port: 7053}]})
+    try {
+      const lost = await lab!.udpRequest('client2', undefined, '198.18.2.10', 7053, {timeoutMs: 800})
+      expect(lost).to.include({ok: false, error: 'timeout'})
+      await lab!.exec('host', 'ip', ['route', 'add', '198.18.3.0/24', 'via', LAB_PLAN.host.eth2.gateway])
+      const answered = await lab!.udpRequest('client2', undefined, '198.18.2.10', 7053)
+      expect(answered.ok && answered.fields.from).to.equal('198.18.3.2')
+    } finally {
+      await lab!.exec('host', 'ip', ['route', 'del', '198.18.3.0/24'], {okExitCodes: [2]})
+      await server.stop()
+    }
+  })
+
+  it('scales endpoints at runtime: a removed pod stops answering, an added one joins', async () => {
+    await lab!.removePod(POD_A)
+    expect(answeredBy(await lab!.requests('tcp', 'host', undefined, VIP, 80, 2))).to.deep.equal([POD_B, POD_B])
+    await lab!.addPod({ip: '198.19.200.13', tcp: [8080]})
+    await lab!.setService({vip: VIP, protocol: 'tcp', port: 80, targetPort: 8080, pods: [POD_B, '198.19.200.13']})
+    expect(answeredBy(await lab!.requests('tcp', 'host', undefined, VIP, 80, 2))).to.deep.equal([POD_B, '198.19.200.13'])
+    await lab!.removeService(VIP, 'tcp', 80)
+    expect(await lab!.tcpRequest('host', undefined, VIP, 80, {timeoutMs: 1500})).to.include({ok: false, error: 'unreachable'})
+  })
+})
+
+describe('namespace lab teardown', function () {
+  this.timeout(60_000)
+
+  before(function () {
+    requireLab(this)
+  })
+
+  it('leaves no namespace behind, even when the body fails', async () => {
+    let prefix = ''
+    const error = await withLab({pods: [], services: []}, async (lab) => {
+      prefix = lab.prefix
+      expect((await listNamespaces()).filter((n) => n.startsWith(prefix))).to.have.length(6)
+      throw new Error('body failed')
+    }).catch((e: Error) => e)
+    expect((error as Error).message).to.equal('body failed')
+    expect((await listNamespaces()).filter((n) => n.startsWith(prefix))).to.deep.equal([])
+  })
+
+  it('destroyAllLabs removes leftovers of a prefix and their processes', async () => {
+    const lab = await createLab({pods: [{ip: POD_A, tcp: [8080]}], services: []})
+    const {stdout} = await lab.exec('node', 'ip', ['netns', 'identify'])
+    expect(stdout.trim()).to.equal(lab.ns('node'))
+    const removed = await destroyAllLabs(lab.prefix)
+    expect(removed.sort()).to.have.length(6)
+    expect((await listNamespaces()).filter((n) => n.startsWith(lab.prefix))).to.deep.equal([])
+    await lab.destroy()
+  })
+
+  it('refuses to remove namespaces that are not labs', async () => {
+    const error = await destroyAllLabs('snm-').catch((e: Error) => e)
+    expect((error as Error).message).to.equal('destroyAllLabs: prefix must start with snl-')
+  })
+})
