@@ -24,25 +24,36 @@ export interface IpsetState {
   name: string
   /** e.g. `hash:ip,port,net` */
   type: string
-  /** Creation options as `ipset save` prints them after the type, e.g. `family inet hashsize 1024 maxelem 65536`. */
+  /**
+   * Creation options as `ipset save` prints them after the type, e.g. `family inet hashsize 1024 maxelem 65536`.
+   * The kernel grows hashsize and adds `bucketsize`/`initval`: compare only `family` and `maxelem`.
+   */
   options: string
-  /** Entries as `ipset save` prints them after `add NAME `, sorted. */
+  /** Entries as `ipset save` prints them after `add NAME ` (a /32 net as the bare address), sorted by plain string order. */
   entries: string[]
 }
 
+/** One `ip rule`; `ip -j rule` reports it as `{"priority":7001,"fwmark":"0x100000","fwmask":"0xff00000","table":"7001"}`. */
 export interface IpRuleState {
   priority: number
-  /** `0x100000/0xff00000` */
+  /** `fwmark/fwmask` of `ip -j rule`: `0x100000/0xff00000` */
   fwmark: string
   table: number
 }
 
+/**
+ * One route of an interface's table. `ip -j route show table N` reports it without the table, as
+ * `{"dst":"198.18.0.0/24","dev":"eth1","scope":"link","prefsrc":"198.18.0.10"}` or
+ * `{"dst":"default","gateway":"198.18.0.1","dev":"eth1"}`.
+ */
 export interface IpRouteState {
   table: number
   /** `default` or `198.18.0.0/24` */
   dst: string
   dev: string
+  /** `gateway` in `ip -j` output. */
   via?: string
+  /** `prefsrc` in `ip -j` output. */
   src?: string
   scope?: 'link'
 }
