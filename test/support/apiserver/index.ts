@@ -1,0 +1,105 @@
+/**
+ * A Kubernetes API server for tests and local development, speaking the real wire protocol on loopback:
+ * discovery, OpenAPI v3, CRUD with resourceVersion conflicts, patches, the status subresource, list paging,
+ * watches with bookmarks and 410 Gone, and CRD schema validation. `kubectl` and `@kubernetes/client-node` work against it.
+ */
+import {readFile, writeFile} from 'node:fs/promises'
+import type {AddressInfo} from 'node:net'
+import {parseAllDocuments, stringify} from 'yaml'
+import {ObjectApi} from './objects.js'
+import {Registry} from './registry.js'
+import {createApiHttpServer} from './server.js'
+import {Store, type KubeObject} from './store.js'
+import {WatchHub} from './watch.js'
+
+export {ApiError} from './errors.js'
+export {ObjectApi, PatchType} from './objects.js'
+export type {Store, KubeObject, StoredEvent} from './store.js'
+
+export interface ApiServerOptions {
+  /** TCP port on 127.0.0.1; 0 or absent picks a free one. */
+  port?: number
+  /** YAML files whose CustomResourceDefinitions are created at startup. */
+  crds?: string[]
+  /** How many events (across all resources) are kept for watches and paged lists; older resourceVersions get 410. */
+  historySize?: number
+  /** How often watches that allow bookmarks get a BOOKMARK event. */
+  bookmarkIntervalMs?: number
+  /** Answer aggregated discovery (apidiscovery.k8s.io/v2) when the client asks for it; otherwise only legacy discovery. */
+  aggregatedDiscovery?: boolean
+  /** Receives one line per request. */
+  log?: (line: string) => void
+}
+
+export interface ApiServer {
+  url: string
+  port: number
+  /** Object operations with the same semantics as the HTTP API, for setting up and inspecting state in tests. */
+  api: ObjectApi
+  store: Store
+  registry: Registry
+  /** Number of watches currently streaming. */
+  openWatches(): number
+  /** A kubeconfig (YAML) whose current context points at this server. */
+  kubeconfig(options?: {namespace?: string}): string
+  writeKubeconfig(path: string, options?: {namespace?: string}): Promise<void>
+  /** Ends every watch and stops listening. */
+  stop(): Promise<void>
+}
+
+const SEED_NAMESPACES = ['default', 'kube-system', 'kube-public', 'kube-node-lease']
+
+/** Starts a server on loopback with the built-in types, the seed namespaces and the `kubernetes` Service. */
+export async function startApiServer(options: ApiServerOptions = {}): Promise<ApiServer> {
+  const store = new Store(options.historySize ?? 1000)
+  const registry = new Registry()
+  const api = new ObjectApi(store, registry)
+  const hub = new WatchHub(options.bookmarkIntervalMs ?? 5000)
+  const namespaces = registry.find('', 'v1', 'namespaces')!
+  for (const name of SEED_NAMESPACES) api.create(namespaces, undefined, {metadata: {name}})
+  api.create(registry.find('', 'v1', 'services')!, 'default', {
+    metadata: {name: 'kubernetes', labels: {component: 'apiserver', provider: 'kubernetes'}},
+    spec: {clusterIP: '10.96.0.1', ports: [{name: 'https', port: 443, protocol: 'TCP', targetPort: 6443}]},
+  })
+  const crdType = registry.find('apiextensions.k8s.io', 'v1', 'customresourcedefinitions')!
+  for (const file of options.crds ?? []) {
+    for (const doc of parseAllDocuments(await readFile(file, 'utf8'))) {
+      const obj = doc.toJS() as KubeObject | null
+      if (obj?.kind === 'CustomResourceDefinition') api.create(crdType, undefined, obj, {fieldValidation: 'Strict'})
+    }
+  }
+
+  const server = createApiHttpServer({api, registry, hub, aggregatedDiscovery: options.aggregatedDiscovery ?? true, log: options.log})
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(options.port ?? 0, '127.0.0.1', () => resolve())
+  })
+  const port = (server.address() as AddressInfo).port
+  const url = `http://127.0.0.1:${port}`
+
+  const kubeconfig = (opts: {namespace?: string} = {}) => stringify({
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{name: 'smartnat-test', cluster: {server: url}}],
+    users: [{name: 'smartnat-test', user: {}}],
+    contexts: [{name: 'smartnat-test', context: {cluster: 'smartnat-test', user: 'smartnat-test', namespace: opts.namespace ?? 'default'}}],
+    'current-context': 'smartnat-test',
+    preferences: {},
+  })
+
+  return {
+    url,
+    port,
+    api,
+    store,
+    registry,
+    openWatches: () => hub.size,
+    kubeconfig,
+    writeKubeconfig: (path, opts) => writeFile(path, kubeconfig(opts), {mode: 0o600}),
+    stop: () => new Promise<void>((resolve) => {
+      hub.closeAll()
+      server.close(() => resolve())
+      server.closeAllConnections()
+    }),
+  }
+}
