@@ -1,9 +1,130 @@
-import {Command} from '@oclif/core'
+import {Command, Flags} from '@oclif/core'
+import {Listr} from 'listr2'
+
+import {hostFlags, lockFlags, planFlags, sourceFlags, syncSettings} from '../cli/flags.js'
+import {summarizeVerdict, verdictLines, type MappingSummary} from '../cli/verdicts.js'
+import {iptablesBackend, type WriteCounts} from '../lib/backend/backend.js'
+import {parseAssumedAddresses} from '../lib/host/assumed.js'
+import {readHostInterfaces} from '../lib/host/interfaces.js'
+import {withLock} from '../lib/host/lock.js'
+import {ExecRunner} from '../lib/host/runner.js'
+import {readManifests} from '../lib/source/file.js'
+import {dryRun, syncSteps} from '../lib/sync/once.js'
+
+interface SyncOutput {
+  dryRun: boolean
+  mappings: MappingSummary[]
+  configured: number
+  invalid: number
+  changed?: boolean
+  written?: WriteCounts
+  conntrackDeleted?: number
+  scripts?: {ipset: string; iptables: string; ip: string}
+}
 
 export default class Sync extends Command {
-  static override description = 'Not available yet in this version of smartnat'
+  static override summary = 'Make this host’s NAT match the Mappings, once.'
 
-  async run(): Promise<void> {
-    this.error('smartnat sync is not implemented yet in this version', {exit: 2})
+  static override description = `Reads Mappings, the Services they name and those Services' EndpointSlices, keeps the addresses assigned to this host's external interfaces, and applies the whole NAT state in one transaction, writing nothing when the kernel already matches. Run it from cron, or use "smartnat watch" to keep syncing. Invalid Mappings are reported and leave every other Mapping alone.`
+
+  static override examples = [
+    {description: 'Show what would be programmed, without root and without touching the kernel', command: '<%= config.bin %> <%= command.id %> --from-file examples/ --dry-run --assume-addresses 198.18.0.10,198.18.0.11'},
+    {description: 'Apply manifests from a directory', command: 'sudo <%= config.bin %> <%= command.id %> --from-file /etc/smartnat/mappings/'},
+    {description: 'A summary for scripts', command: 'sudo <%= config.bin %> <%= command.id %> --from-file mappings.yaml --json'},
+  ]
+
+  static override enableJsonFlag = true
+
+  static override flags = {
+    ...sourceFlags,
+    ...hostFlags,
+    ...planFlags,
+    ...lockFlags,
+    'dry-run': Flags.boolean({summary: 'Print verdicts and the scripts a real sync would apply; needs no root, touches nothing.'}),
+    'assume-addresses': Flags.string({
+      summary: 'With --dry-run: use these host addresses instead of the machine’s (ADDRESS[/PREFIX][@IFACE],...).',
+      helpValue: 'IP[,IP...]',
+      dependsOn: ['dry-run'],
+    }),
+    strict: Flags.boolean({summary: 'Exit non-zero when any Mapping is invalid.'}),
+    full: Flags.boolean({summary: 'Rewrite every chain and set smartnat owns, even where the kernel already matches.'}),
+  }
+
+  async run(): Promise<SyncOutput> {
+    const {flags} = await this.parse(Sync)
+    const path = flags['from-file']
+    if (!path) {
+      this.error('reading Mappings from the Kubernetes API is not available in this version; give --from-file PATH', {exit: 2})
+    }
+    const settings = syncSettings(flags)
+    const runner = new ExecRunner({timeoutSeconds: flags['command-timeout'], ...(flags.netns ? {netns: flags.netns} : {})})
+    const backend = iptablesBackend(runner)
+
+    const output = flags['dry-run']
+      ? await this.dryRun(path, flags['assume-addresses'], runner, backend, settings)
+      : await withLock({path: flags['lock-file'], waitMs: flags['lock-wait'] * 1000, purpose: 'sync'}, () => this.apply(path, runner, backend, settings, flags.full))
+
+    if (flags.strict && output.invalid > 0) this.error(`${output.invalid} Mapping(s) invalid`, {exit: 3})
+    return output
+  }
+
+  private async dryRun(
+    path: string,
+    assumed: string | undefined,
+    runner: ExecRunner,
+    backend: ReturnType<typeof iptablesBackend>,
+    settings: ReturnType<typeof syncSettings>,
+  ): Promise<SyncOutput> {
+    const snapshot = await readManifests(path)
+    const host = assumed ? parseAssumedAddresses(assumed) : await readHostInterfaces(runner, settings.interfacesPattern)
+    const report = dryRun(snapshot, host, settings, backend)
+    const mappings = report.plan.verdicts.map(summarizeVerdict)
+    if (!this.jsonEnabled()) {
+      for (const line of verdictLines(report.plan.verdicts)) this.log(line)
+      this.log('\n# ipset restore -exist')
+      this.log(report.scripts.ipset.trimEnd())
+      this.log('\n# iptables-restore --noflush --wait')
+      this.log(report.scripts.iptables.trimEnd())
+      this.log('\n# ip -batch -')
+      this.log(report.scripts.ip.trimEnd())
+    }
+    return {dryRun: true, mappings, ...counts(mappings), scripts: report.scripts}
+  }
+
+  private async apply(
+    path: string,
+    runner: ExecRunner,
+    backend: ReturnType<typeof iptablesBackend>,
+    settings: ReturnType<typeof syncSettings>,
+    full: boolean,
+  ): Promise<SyncOutput> {
+    const {steps, report} = syncSteps({runner, backend}, () => readManifests(path), settings, {full})
+    if (!this.jsonEnabled() && process.stdout.isTTY) {
+      await new Listr(steps.map((step) => ({title: step.title, task: () => step.run()})), {exitOnError: true}).run()
+    } else {
+      for (const step of steps) {
+        if (!this.jsonEnabled()) this.log(`- ${step.title}`)
+        await step.run()
+      }
+    }
+    const result = report()
+    const mappings = result.plan.verdicts.map(summarizeVerdict)
+    const {changed, written} = result.applied
+    if (!this.jsonEnabled()) {
+      for (const line of verdictLines(result.plan.verdicts)) this.log(line)
+      this.log(
+        changed
+          ? `applied: ${written.chains} chains, ${written.rules} rules, ${written.sets} sets, ${written.routes} routes written; ${result.conntrackDeleted} stale connections dropped`
+          : 'kernel already up to date: nothing written',
+      )
+    }
+    return {dryRun: false, mappings, ...counts(mappings), changed, written, conntrackDeleted: result.conntrackDeleted}
+  }
+}
+
+function counts(mappings: MappingSummary[]): {configured: number; invalid: number} {
+  return {
+    configured: mappings.filter((m) => m.valid && Object.keys(m.configuredAddresses).length > 0).length,
+    invalid: mappings.filter((m) => !m.valid).length,
   }
 }

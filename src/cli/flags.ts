@@ -1,0 +1,98 @@
+/** Flags shared by the commands, with the original controller's environment variables as fallbacks. */
+import {Flags} from '@oclif/core'
+
+import {DEFAULT_INTERFACES_PATTERN, compileInterfacesPattern} from '../lib/host/interfaces.js'
+import {DEFAULT_LOCK_PATH} from '../lib/host/lock.js'
+import {DEFAULT_PLAN_OPTIONS, type PlanOptions} from '../lib/plan/model.js'
+import type {SyncSettings} from '../lib/sync/settings.js'
+
+export const sourceFlags = {
+  'from-file': Flags.string({
+    char: 'f',
+    summary: 'Read Mappings, Services and EndpointSlices from a YAML file or a directory of them instead of the API.',
+    helpValue: 'PATH',
+  }),
+}
+
+export const hostFlags = {
+  interfaces: Flags.string({
+    summary: 'Regular expression selecting the external interfaces.',
+    env: 'SNCTRLR_INTERFACES_PATTERN',
+    default: DEFAULT_INTERFACES_PATTERN,
+    helpValue: 'REGEX',
+  }),
+  netns: Flags.string({
+    summary: 'Operate inside this named network namespace (labs, tests) instead of the host’s own.',
+    helpValue: 'NAME',
+  }),
+  'command-timeout': Flags.integer({
+    summary: 'Seconds any single iptables/ipset/ip/conntrack command may take.',
+    env: 'SNCTRLR_IPTABLES_TIMEOUT_SEC',
+    default: 10,
+    min: 1,
+  }),
+}
+
+export const planFlags = {
+  'default-gw-interface': Flags.string({
+    summary: 'External interface whose replies follow the main routing table (no table of its own).',
+    env: 'SNCTRLR_DEFAULT_GW_INTERFACE',
+    helpValue: 'IFACE',
+  }),
+  'gw-offset': Flags.integer({
+    summary: 'Gateway of each external subnet: 1 = first host, -1 = last host before broadcast.',
+    env: 'SNCTRLR_GW_ADDRESS_OFFSET',
+    default: DEFAULT_PLAN_OPTIONS.gwOffset,
+  }),
+  masquerade: Flags.boolean({
+    summary: 'Masquerade traffic sent to the cluster (--no-masquerade keeps client addresses).',
+    env: 'SNCTRLR_SETUP_MASQUERADE',
+    default: DEFAULT_PLAN_OPTIONS.masquerade,
+    allowNo: true,
+  }),
+  snat: Flags.boolean({
+    summary: 'Make connections started by a Mapping’s pods leave with the Mapping’s external address.',
+    env: 'SNCTRLR_SETUP_SNAT',
+    default: DEFAULT_PLAN_OPTIONS.snat,
+  }),
+  'max-ports-per-mapping': Flags.integer({
+    summary: 'Most ports a single Mapping may list.',
+    env: 'SNCTRLR_MAX_PORTS_PER_MAPPING',
+    default: DEFAULT_PLAN_OPTIONS.maxPortsPerMapping,
+    min: 1,
+  }),
+}
+
+export const lockFlags = {
+  'lock-file': Flags.string({
+    summary: 'Lock that serialises smartnat runs on this host.',
+    default: DEFAULT_LOCK_PATH,
+    helpValue: 'PATH',
+  }),
+  'lock-wait': Flags.integer({
+    summary: 'Seconds to wait for another smartnat run to finish before giving up.',
+    default: 30,
+    min: 0,
+  }),
+}
+
+type PlanFlagValues = {
+  interfaces: string
+  'default-gw-interface'?: string
+  'gw-offset': number
+  masquerade: boolean
+  snat: boolean
+  'max-ports-per-mapping': number
+}
+
+/** Turns parsed flags into the settings of a sync pass. */
+export function syncSettings(flags: PlanFlagValues): SyncSettings {
+  const plan: PlanOptions = {
+    maxPortsPerMapping: flags['max-ports-per-mapping'],
+    masquerade: flags.masquerade,
+    snat: flags.snat,
+    gwOffset: flags['gw-offset'],
+    ...(flags['default-gw-interface'] ? {defaultGwInterface: flags['default-gw-interface']} : {}),
+  }
+  return {plan, interfacesPattern: compileInterfacesPattern(flags.interfaces)}
+}

@@ -1,0 +1,66 @@
+/** The file source: Mappings, Services and EndpointSlices from YAML manifests on disk. */
+import {readdir, readFile, stat} from 'node:fs/promises'
+import {join} from 'node:path'
+import {parseAllDocuments} from 'yaml'
+
+import {MAPPING_GROUP, type EndpointSliceResource, type MappingResource, type ServiceResource} from '../mapping/types.js'
+import type {Snapshot} from '../plan/model.js'
+
+const MANIFEST = /\.ya?ml$/i
+
+/** Reads a YAML file, or every *.yaml / *.yml file of a directory (sorted, not recursive), into a Snapshot. */
+export async function readManifests(path: string): Promise<Snapshot> {
+  const files = await manifestFiles(path)
+  const snapshot: Snapshot = {mappings: [], services: [], endpointSlices: []}
+  for (const file of files) {
+    const text = await readFile(file, 'utf8')
+    for (const object of parseManifestText(text, file)) collect(snapshot, object)
+  }
+  return snapshot
+}
+
+async function manifestFiles(path: string): Promise<string[]> {
+  let info
+  try {
+    info = await stat(path)
+  } catch (error) {
+    throw new Error(`cannot read manifests from ${path}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : String(error)}`, {cause: error})
+  }
+  if (!info.isDirectory()) return [path]
+  const names = (await readdir(path)).filter((name) => MANIFEST.test(name)).sort()
+  return names.map((name) => join(path, name))
+}
+
+/** Parses multi-document YAML; a syntax error names the file and line. */
+export function parseManifestText(text: string, file: string): unknown[] {
+  const objects: unknown[] = []
+  for (const document of parseAllDocuments(text)) {
+    const error = document.errors[0]
+    if (error) {
+      const line = error.linePos?.[0]?.line
+      throw new Error(`${file}${line ? `:${line}` : ''}: invalid YAML: ${error.message.split('\n')[0]}`)
+    }
+    const value: unknown = document.toJS()
+    if (value !== null && value !== undefined) objects.push(value)
+  }
+  return objects
+}
+
+function collect(snapshot: Snapshot, object: unknown): void {
+  if (!isObject(object)) return
+  const {apiVersion, kind} = object
+  if (kind === 'List' && Array.isArray(object.items)) {
+    for (const item of object.items) collect(snapshot, item)
+    return
+  }
+  if (!isObject(object.metadata)) return
+  const group = typeof apiVersion === 'string' && apiVersion.includes('/') ? apiVersion.split('/')[0] : ''
+  const withNamespace = {...object, metadata: {namespace: 'default', ...object.metadata}}
+  if (kind === 'Mapping' && group === MAPPING_GROUP) snapshot.mappings.push(withNamespace as unknown as MappingResource)
+  else if (kind === 'Service' && apiVersion === 'v1') snapshot.services.push(withNamespace as unknown as ServiceResource)
+  else if (kind === 'EndpointSlice' && apiVersion === 'discovery.k8s.io/v1') snapshot.endpointSlices.push(withNamespace as unknown as EndpointSliceResource)
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}

@@ -1,0 +1,119 @@
+/** One pass of the pipeline: snapshot + host -> plan -> render -> apply -> conntrack cleanup. */
+import type {Backend, ApplyResult, ChangedEndpoint} from '../backend/backend.js'
+import {ipBatchPayload} from '../backend/iptables/payloads.js'
+import {renderRestoreScripts} from '../backend/iptables/render.js'
+import type {IptablesState} from '../backend/iptables/types.js'
+import {deleteStaleNatFlows, type NatFlowTarget} from '../host/conntrack.js'
+import {readHostInterfaces} from '../host/interfaces.js'
+import type {Runner} from '../host/runner.js'
+import {checkIpForwarding, relaxReversePathFilter, type RpFilterChange} from '../host/sysctl.js'
+import {assertToolsPresent, checkTools} from '../host/tools.js'
+import type {Protocol} from '../mapping/types.js'
+import type {Ipv4} from '../net/ipv4.js'
+import type {HostInfo, NatModel, Plan, Snapshot} from '../plan/model.js'
+import {plan} from '../plan/plan.js'
+import type {SyncSettings} from './settings.js'
+
+/** What a dry run shows: the verdicts and the payloads a real sync would apply to an empty host. */
+export interface DryRunReport {
+  plan: Plan
+  desired: IptablesState
+  scripts: {ipset: string; iptables: string; ip: string}
+}
+
+/** Plans and renders without touching the kernel. */
+export function dryRun(snapshot: Snapshot, host: HostInfo, settings: SyncSettings, backend: Pick<Backend<IptablesState>, 'render'>): DryRunReport {
+  const result = plan(snapshot, host, settings.plan)
+  const desired = backend.render(result.model)
+  const ip = ipBatchPayload({replaceRoutes: desired.routes, addRules: desired.ipRules, deleteRules: [], deleteRoutes: []})
+  return {plan: result, desired, scripts: {...renderRestoreScripts(desired), ip}}
+}
+
+export interface SyncReport {
+  plan: Plan
+  host: HostInfo
+  applied: ApplyResult
+  rpFilter: RpFilterChange[]
+  conntrackDeleted: number
+}
+
+export interface SyncDeps {
+  runner: Runner
+  backend: Backend<IptablesState>
+}
+
+/** Checks the host's prerequisites: tools present and IPv4 forwarding on. */
+export async function checkPrerequisites(runner: Runner): Promise<void> {
+  assertToolsPresent(await checkTools(runner, ['ip', 'iptables', 'ipset', 'conntrack']))
+  await checkIpForwarding(runner)
+}
+
+/** Reads this host's external interfaces and makes their reverse-path filter loose. */
+export async function prepareHost(runner: Runner, settings: SyncSettings): Promise<{host: HostInfo; rpFilter: RpFilterChange[]}> {
+  const host = await readHostInterfaces(runner, settings.interfacesPattern)
+  const rpFilter = await relaxReversePathFilter(
+    runner,
+    host.interfaces.map((i) => i.name),
+  )
+  return {host, rpFilter}
+}
+
+/** A named stage of a sync, so a caller can show progress (listr2 on a TTY, plain lines otherwise). */
+export interface SyncStep {
+  title: string
+  run(): Promise<void>
+}
+
+/** The stages of one sync pass, in order; run them all, then call `report()`. */
+export function syncSteps(
+  deps: SyncDeps,
+  loadSnapshot: () => Promise<Snapshot>,
+  settings: SyncSettings,
+  options: {full?: boolean} = {},
+): {steps: SyncStep[]; report(): SyncReport} {
+  let snapshot: Snapshot | undefined
+  let prepared: {host: HostInfo; rpFilter: RpFilterChange[]} | undefined
+  let planned: Plan | undefined
+  let applied: ApplyResult | undefined
+  let conntrackDeleted = 0
+  const steps: SyncStep[] = [
+    {title: 'Check host prerequisites', run: () => checkPrerequisites(deps.runner)},
+    {title: 'Read Mappings, Services and EndpointSlices', run: async () => void (snapshot = await loadSnapshot())},
+    {title: 'Read external interfaces', run: async () => void (prepared = await prepareHost(deps.runner, settings))},
+    {title: 'Plan', run: async () => void (planned = plan(snapshot!, prepared!.host, settings.plan))},
+    {
+      title: `Apply (${deps.backend.name})`,
+      run: async () => void (applied = await deps.backend.apply(deps.backend.render(planned!.model), {full: options.full ?? false})),
+    },
+    {
+      title: 'Drop connections to vanished targets',
+      run: async () => {
+        if (applied!.changedEndpoints.length === 0) return
+        conntrackDeleted = await deleteStaleNatFlows(deps.runner, flowTargets(applied!.changedEndpoints, planned!.model))
+      },
+    },
+  ]
+  return {
+    steps,
+    report: () => ({plan: planned!, host: prepared!.host, applied: applied!, rpFilter: prepared!.rpFilter, conntrackDeleted}),
+  }
+}
+
+/** Applies one snapshot to the kernel: the whole desired state, writing only what differs. */
+export async function syncOnce(deps: SyncDeps, loadSnapshot: () => Promise<Snapshot>, settings: SyncSettings, options: {full?: boolean} = {}): Promise<SyncReport> {
+  const {steps, report} = syncSteps(deps, loadSnapshot, settings, options)
+  for (const step of steps) await step.run()
+  return report()
+}
+
+/** Each endpoint whose rule changed, with the target its connections may keep (none when it is gone). */
+function flowTargets(changed: ChangedEndpoint[], model: NatModel): NatFlowTarget[] {
+  const current = new Map<string, {ip: Ipv4; port: number}>()
+  for (const mapping of model.mappings) {
+    for (const e of mapping.endpoints) current.set(`${e.address} ${e.protocol} ${e.port}`, {ip: e.targetIP, port: e.targetPort})
+  }
+  return changed.map((e) => {
+    const target = current.get(`${e.address} ${e.protocol} ${e.port}`)
+    return {address: e.address as Ipv4, protocol: e.protocol as Protocol, port: e.port, ...(target ? {target} : {})}
+  })
+}
