@@ -1,4 +1,8 @@
 import {expect} from 'chai'
+import {deleteStaleNatFlows, listConntrackFlows} from '../../src/lib/host/conntrack.js'
+import {DEFAULT_INTERFACES_PATTERN, compileInterfacesPattern, readHostInterfaces} from '../../src/lib/host/interfaces.js'
+import {checkIpForwarding, relaxReversePathFilter} from '../../src/lib/host/sysctl.js'
+import type {Ipv4} from '../../src/lib/net/ipv4.js'
 import {
   LAB_PLAN,
   createLab,
@@ -104,6 +108,54 @@ describe('namespace lab (no smartnat)', function () {
     expect(answeredBy(await lab!.requests('tcp', 'host', undefined, VIP, 80, 2))).to.deep.equal([POD_B, '198.19.200.13'])
     await lab!.removeService(VIP, 'tcp', 80)
     expect(await lab!.tcpRequest('host', undefined, VIP, 80, {timeoutMs: 1500})).to.include({ok: false, error: 'unreachable'})
+  })
+})
+
+describe('host module inside the lab host namespace', function () {
+  this.timeout(60_000)
+  let lab: Lab | undefined
+
+  before(async function () {
+    requireLab(this)
+    lab = await createLab()
+  })
+
+  after(async () => {
+    await lab?.destroy()
+  })
+
+  it('reads eth1 and eth2 with every address, primary first, and not cluster0', async () => {
+    const info = await readHostInterfaces(lab!.hostRunner, compileInterfacesPattern(DEFAULT_INTERFACES_PATTERN))
+    expect(info.interfaces.map((i) => [i.name, i.addresses.map((a) => `${a.address}/${a.prefixLength}`)])).to.deep.equal([
+      ['eth1', LAB_PLAN.host.eth1.addresses.map((a) => `${a}/24`)],
+      ['eth2', LAB_PLAN.host.eth2.addresses.map((a) => `${a}/24`)],
+    ])
+  })
+
+  it('checks forwarding and relaxes strict rp_filter on the external interfaces only', async () => {
+    await checkIpForwarding(lab!.hostRunner)
+    const changes = await relaxReversePathFilter(lab!.hostRunner, ['eth1', 'eth2'])
+    expect(changes).to.deep.equal([
+      {interface: 'eth1', from: 1, to: 2},
+      {interface: 'eth2', from: 1, to: 2},
+    ])
+    expect(await relaxReversePathFilter(lab!.hostRunner, ['eth1', 'eth2'])).to.deep.equal([])
+  })
+
+  it('deletes the conntrack entries of an external endpoint DNATed to a target that is no longer current', async () => {
+    const address = '198.18.0.10' as Ipv4
+    await lab!.exec('host', 'iptables', ['-t', 'nat', '-A', 'PREROUTING', '-d', address, '-p', 'udp', '--dport', '53', '-j', 'DNAT', '--to-destination', `${VIP}:53`])
+    const answer = await lab!.udpRequest('client1', '198.18.1.3', address, 53)
+    expect(answer.ok && answer.fields.from).to.equal('198.18.1.3')
+    const flows = await listConntrackFlows(lab!.hostRunner, {protocol: 'udp', origDst: address})
+    expect(flows.map((f) => [f.original.src, f.original.dport, f.reply.src, f.reply.sport])).to.deep.equal([['198.18.1.3', 53, VIP, 53]])
+
+    const current = {address, protocol: 'udp' as const, port: 53, target: {ip: VIP as Ipv4, port: 53}}
+    expect(await deleteStaleNatFlows(lab!.hostRunner, [current])).to.equal(0)
+    expect(await listConntrackFlows(lab!.hostRunner, {protocol: 'udp', origDst: address})).to.have.length(1)
+    const moved = {...current, target: {ip: '198.19.100.20' as Ipv4, port: 53}}
+    expect(await deleteStaleNatFlows(lab!.hostRunner, [moved])).to.equal(1)
+    expect(await listConntrackFlows(lab!.hostRunner, {protocol: 'udp', origDst: address})).to.deep.equal([])
   })
 })
 
