@@ -92,14 +92,14 @@ function sh(script: string): void {
   inNetns('sh', '-ec', script)
 }
 
-/** Everything a person would compare: iptables-save without timestamps and counters, sets without initval, rules, routes. */
+/** Everything a person would compare: iptables-save without timestamps and counters, sets without initval, IPv4 rules and routes (IPv6 link-local routes appear on their own time). */
 function kernelDump(): string {
   const iptables = inNetns('iptables-save')
     .split('\n')
     .filter((l) => !l.startsWith('#'))
     .map((l) => l.replace(/ \[\d+:\d+\]$/, ''))
   const ipset = inNetns('ipset', 'save').replace(/ initval 0x[0-9a-f]+/g, '')
-  return [...iptables, ipset, inNetns('ip', 'rule', 'show'), inNetns('ip', 'route', 'show', 'table', 'all')].join('\n')
+  return [...iptables, ipset, inNetns('ip', '-4', 'rule', 'show'), inNetns('ip', '-4', 'route', 'show', 'table', 'all')].join('\n')
 }
 
 /** A ruleset that is not smartnat's: chains, rules in built-in chains, a DROP policy, a set, an ip rule and a table. */
