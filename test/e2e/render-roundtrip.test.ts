@@ -5,7 +5,9 @@
  */
 import {expect} from 'chai'
 import {spawnSync} from 'node:child_process'
+import {readIptablesState} from '../../src/lib/backend/iptables/read.js'
 import {renderIptables, renderRestoreScripts} from '../../src/lib/backend/iptables/render.js'
+import {tracePacket, type TracePacket} from '../../src/lib/backend/iptables/trace.js'
 import type {IptablesState} from '../../src/lib/backend/iptables/types.js'
 import {ExecRunner} from '../../src/lib/host/runner.js'
 import {cidr, sampleModel} from '../unit/nat-model-fixture.js'
@@ -104,6 +106,26 @@ describe('rendered state round-trips through the kernel (root, network namespace
     expect(allow.entries).to.include('198.18.1.10,tcp:80,203.0.113.7')
     expect(savedEntries(save, 'SNM-ALLOW')).to.deep.equal(allow.entries)
     expect(save).to.not.match(/^create \S+-T /m)
+  })
+
+  it('traces packets through the state read back from the kernel as through the rendered state', async () => {
+    const state = renderIptables(sampleModel())
+    // Earlier loads inserted the jumps again; start from empty tables so the read-back holds each rule once.
+    await ns.run('iptables-restore', [], {input: '*mangle\nCOMMIT\n*nat\nCOMMIT\n*filter\nCOMMIT\n'})
+    await load(state)
+    const actual = await readIptablesState(ns)
+    const flows: TracePacket[] = [
+      {src: '203.0.113.5', dst: '198.18.0.10', protocol: 'tcp', port: 80, inInterface: 'eth1'},
+      {src: '198.18.5.5', dst: '198.18.0.10', protocol: 'udp', port: 53, inInterface: 'eth1'},
+      {src: '198.18.5.6', dst: '198.18.0.10', protocol: 'udp', port: 53, inInterface: 'eth1'},
+      {src: '198.18.7.1', dst: '198.18.1.10', protocol: 'tcp', port: 80, inInterface: 'eth2'},
+      {src: '203.0.113.5', dst: '198.18.9.9', protocol: 'tcp', port: 80, inInterface: 'eth1'},
+      {src: '10.244.1.5', dst: '203.0.113.80', protocol: 'tcp', port: 443, outInterface: 'eth2'},
+    ]
+    for (const flow of flows) {
+      expect(tracePacket(actual, flow), JSON.stringify(flow)).to.deep.equal(tracePacket(state, flow))
+    }
+    expect(tracePacket(actual, flows[0]!).verdict).to.equal('dnat')
   })
 
   it('describes ip rules and routes in the form `ip -j` reports them', async () => {

@@ -5,6 +5,7 @@
 import {parseCidr, parseIpv4, type Cidr, type Ipv4} from '../../net/ipv4.js'
 import type {Protocol} from '../../mapping/types.js'
 import {isOwnedName} from './names.js'
+import {ruleWords} from './parse.js'
 
 export type Match =
   | {kind: 'dst'; cidr: Cidr}
@@ -30,14 +31,6 @@ export interface Rule {
   matches: Match[]
   target: Target
   line: string
-}
-
-/** Splits a rule line into words; double-quoted words (comments) keep their spaces. */
-function words(line: string): string[] {
-  const out: string[] = []
-  const re = /"((?:[^"\\]|\\.)*)"|(\S+)/g
-  for (let m = re.exec(line); m; m = re.exec(line)) out.push(m[1] === undefined ? m[2]! : m[1].replace(/\\(.)/g, '$1'))
-  return out
 }
 
 class Words {
@@ -75,7 +68,7 @@ class Words {
 
 /** Parses one `-A CHAIN ...` line; throws on any option or target the renderer does not emit. */
 export function parseRule(line: string): Rule {
-  const w = new Words(words(line), line)
+  const w = new Words(ruleWords(line), line)
   w.expect('-A')
   const chain = w.next('a chain name')
   const matches: Match[] = []
