@@ -1,0 +1,81 @@
+import {runCommand} from '@oclif/test'
+import {expect} from 'chai'
+import {mkdtemp, rm, writeFile} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+
+const root = new URL('../..', import.meta.url).pathname
+const assume = ['--assume-addresses', '198.18.0.10,198.18.0.11,198.18.0.12']
+
+describe('smartnat sync --dry-run', () => {
+  let dir: string
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'smartnat-dry-'))
+  })
+  afterEach(async () => {
+    await rm(dir, {recursive: true, force: true})
+  })
+
+  it('prints each Mapping and the three payloads for the examples', async () => {
+    const {stdout, error} = await runCommand(['sync', '--from-file', 'examples/', '--dry-run', ...assume], {root})
+    expect(error).to.equal(undefined)
+    expect(stdout).to.match(/^default\/mapping-echo-service\s+configured on 198\.18\.0\.10$/m)
+    expect(stdout).to.contain('# ipset restore -exist')
+    expect(stdout).to.contain('# iptables-restore --noflush --wait')
+    expect(stdout).to.contain('# ip -batch -')
+    expect(stdout).to.contain(
+      '-A SNM-A-5b4665a2 -p tcp -m tcp --dport 8080 -m comment --comment "default/mapping-echo-service tcp/8080" -j DNAT --to-destination 198.19.100.10:8080',
+    )
+  })
+
+  it('gives each Mapping’s verdict and the scripts as JSON', async () => {
+    await writeFile(
+      join(dir, 'bad.yaml'),
+      [
+        'apiVersion: smartnat.aureacentral.com/v1alpha1',
+        'kind: Mapping',
+        'metadata: {name: broken, namespace: default}',
+        'spec: {addresses: [198.18.0.10], serviceName: echo-test-service, ports: [{port: 70000}]}',
+        '---',
+        'apiVersion: v1',
+        'kind: ConfigMap',
+        'metadata: {name: unrelated}',
+      ].join('\n'),
+    )
+    const {stdout} = await runCommand(['sync', '--from-file', dir, '--dry-run', '--json', ...assume], {root})
+    const out = JSON.parse(stdout)
+    expect(out.mappings).to.deep.equal([
+      {
+        namespace: 'default',
+        name: 'broken',
+        valid: false,
+        reason: 'ports[0].port 70000 must be an integer in 1..65535',
+        configuredAddresses: {},
+        notLocalAddresses: [],
+      },
+    ])
+    expect(out).to.include({dryRun: true, configured: 0, invalid: 1})
+    expect(Object.keys(out.scripts).sort()).to.deep.equal(['ip', 'ipset', 'iptables'])
+    expect(out.scripts.iptables).not.to.contain('DNAT')
+  })
+
+  it('names the file and line of malformed YAML', async () => {
+    await writeFile(join(dir, 'broken.yaml'), 'kind: Mapping\nmetadata:\n  name: [unclosed\n')
+    const {error} = await runCommand(['sync', '--from-file', dir, '--dry-run', ...assume], {root})
+    expect(error?.message).to.match(/broken\.yaml:\d+: invalid YAML/)
+  })
+
+  it('fails with --strict when a Mapping is invalid', async () => {
+    await writeFile(
+      join(dir, 'm.yaml'),
+      'apiVersion: smartnat.aureacentral.com/v1alpha1\nkind: Mapping\nmetadata: {name: m}\nspec: {addresses: [bad], serviceName: s, ports: [{port: 1}]}\n',
+    )
+    const {error} = await runCommand(['sync', '--from-file', dir, '--dry-run', '--strict', ...assume], {root})
+    expect(error?.oclif?.exit).to.equal(3)
+  })
+
+  it('refuses --assume-addresses without --dry-run', async () => {
+    const {error} = await runCommand(['sync', '--from-file', dir, ...assume], {root})
+    expect(error?.message).to.contain('--dry-run')
+  })
+})
