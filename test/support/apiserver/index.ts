@@ -80,7 +80,8 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
   const kubeconfig = (opts: {namespace?: string} = {}) => stringify({
     apiVersion: 'v1',
     kind: 'Config',
-    clusters: [{name: 'smartnat-test', cluster: {server: url}}],
+    // client-node refuses plain http unless TLS verification is switched off explicitly; kubectl accepts this too.
+    clusters: [{name: 'smartnat-test', cluster: {server: url, 'insecure-skip-tls-verify': true}}],
     users: [{name: 'smartnat-test', user: {}}],
     contexts: [{name: 'smartnat-test', context: {cluster: 'smartnat-test', user: 'smartnat-test', namespace: opts.namespace ?? 'default'}}],
     'current-context': 'smartnat-test',

@@ -1,0 +1,317 @@
+/**
+ * The test API server driven by @kubernetes/client-node over real HTTP: CRUD of Mappings, the status
+ * subresource, generation, conflicts, paging, watches (with 410 Gone and bookmarks) and schema validation.
+ */
+import {
+  ApiException,
+  CoreV1Api,
+  CustomObjectsApi,
+  DiscoveryV1Api,
+  KubeConfig,
+  PatchStrategy,
+  setHeaderOptions,
+  Watch,
+} from '@kubernetes/client-node'
+import {expect} from 'chai'
+import {startApiServer, type ApiServer} from '../support/apiserver/index.js'
+
+const GROUP = 'smartnat.aureacentral.com'
+const VERSION = 'v1alpha1'
+const PLURAL = 'mappings'
+const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch)
+const jsonPatch = setHeaderOptions('Content-Type', PatchStrategy.JsonPatch)
+
+interface Mapping {
+  apiVersion: string
+  kind: string
+  metadata: {name: string; namespace?: string; resourceVersion?: string; generation?: number; uid?: string; labels?: Record<string, string>}
+  spec: Record<string, unknown>
+  status?: Record<string, unknown>
+}
+
+function mapping(name: string, spec: Record<string, unknown> = {}, labels?: Record<string, string>): Mapping {
+  return {
+    apiVersion: `${GROUP}/${VERSION}`,
+    kind: 'Mapping',
+    metadata: {name, ...(labels ? {labels} : {})},
+    spec: {addresses: ['198.18.0.10'], serviceName: 'web', mode: 'service', ports: [{port: 80, protocol: 'TCP'}], ...spec},
+  }
+}
+
+/** The HTTP code and Status body of a failed call. */
+async function failure(call: Promise<unknown>): Promise<{code: number; body: {reason?: string; message?: string; details?: {causes?: {field?: string; message: string}[]}}}> {
+  try {
+    await call
+  } catch (err) {
+    if (!(err instanceof ApiException)) throw err
+    const body = typeof err.body === 'string' ? JSON.parse(err.body) : err.body
+    return {code: err.code, body}
+  }
+  throw new Error('expected the call to fail')
+}
+
+interface SeenEvent {
+  type: string
+  name?: string
+  rv?: string
+  code?: number
+  reason?: string
+}
+
+/** Opens a watch and collects its events until `until` is satisfied or the timeout passes. */
+function watchEvents(kc: KubeConfig, path: string, query: Record<string, string | boolean>, until: (events: SeenEvent[]) => boolean, timeoutMs = 3000) {
+  const events: SeenEvent[] = []
+  let abort: AbortController | undefined
+  let ended: unknown = 'open'
+  const done = new Promise<SeenEvent[]>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      abort?.abort()
+      reject(new Error(`watch timed out with events ${JSON.stringify(events)}`))
+    }, timeoutMs)
+    const check = () => {
+      if (until(events)) {
+        clearTimeout(timer)
+        abort?.abort()
+        resolve(events)
+      }
+    }
+    new Watch(kc)
+      .watch(path, query, (type, obj: {metadata?: {name?: string; resourceVersion?: string}; code?: number; reason?: string}) => {
+        events.push({type, name: obj.metadata?.name, rv: obj.metadata?.resourceVersion, code: obj.code, reason: obj.reason})
+        check()
+      }, (err) => {
+        ended = err
+        check()
+      })
+      .then((controller) => {
+        abort = controller
+      }, reject)
+  })
+  return {done, ended: () => ended}
+}
+
+describe('test API server with @kubernetes/client-node', function () {
+  let server: ApiServer
+  let kc: KubeConfig
+  let custom: CustomObjectsApi
+  const ns = 'default'
+  const path = `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${PLURAL}`
+
+  beforeEach(async function () {
+    server = await startApiServer({crds: ['crds/mapping.yaml'], bookmarkIntervalMs: 100})
+    kc = new KubeConfig()
+    kc.loadFromString(server.kubeconfig())
+    custom = kc.makeApiClient(CustomObjectsApi)
+  })
+
+  afterEach(async function () {
+    await server.stop()
+  })
+
+  const create = (body: Mapping) => custom.createNamespacedCustomObject({group: GROUP, version: VERSION, namespace: ns, plural: PLURAL, body}) as Promise<Mapping>
+  const get = (name: string) => custom.getNamespacedCustomObject({group: GROUP, version: VERSION, namespace: ns, plural: PLURAL, name}) as Promise<Mapping>
+
+  it('creates and lists Mappings with uid, generation 1 and increasing resourceVersions', async function () {
+    const a = await create(mapping('a'))
+    const b = await create(mapping('b'))
+    expect(a.metadata.uid).to.match(/^[0-9a-f-]{36}$/)
+    expect(a.metadata.generation).to.equal(1)
+    expect(Number(b.metadata.resourceVersion)).to.be.greaterThan(Number(a.metadata.resourceVersion))
+    const list = (await custom.listNamespacedCustomObject({group: GROUP, version: VERSION, namespace: ns, plural: PLURAL})) as {items: Mapping[]; metadata: {resourceVersion: string}}
+    expect(list.items.map((m) => m.metadata.name)).to.deep.equal(['a', 'b'])
+    expect(list.metadata.resourceVersion).to.equal(b.metadata.resourceVersion)
+    const again = await failure(create(mapping('a')))
+    expect(again.code).to.equal(409)
+    expect(again.body.reason).to.equal('AlreadyExists')
+  })
+
+  it('merge-patches status through the subresource without touching spec or generation', async function () {
+    await create(mapping('web'))
+    const patched = (await custom.patchNamespacedCustomObjectStatus({
+      group: GROUP, version: VERSION, namespace: ns, plural: PLURAL, name: 'web',
+      body: {spec: {serviceName: 'ignored'}, status: {invalid: 'no', configuredAddresses: {'198.18.0.10': {podIPs: ['198.19.200.11']}}}},
+    }, mergePatch)) as Mapping
+    expect(patched.status).to.deep.equal({invalid: 'no', configuredAddresses: {'198.18.0.10': {podIPs: ['198.19.200.11']}}})
+    expect(patched.spec.serviceName).to.equal('web')
+    expect(patched.metadata.generation).to.equal(1)
+    const second = (await custom.patchNamespacedCustomObjectStatus({
+      group: GROUP, version: VERSION, namespace: ns, plural: PLURAL, name: 'web',
+      body: {status: {configuredAddresses: {'198.18.0.11': {podIPs: []}}}},
+    }, mergePatch)) as Mapping
+    expect(Object.keys(second.status!.configuredAddresses as object).sort()).to.deep.equal(['198.18.0.10', '198.18.0.11'])
+  })
+
+  it('bumps generation on spec changes only, and ignores status written to the main resource', async function () {
+    await create(mapping('web'))
+    const spec = (await custom.patchNamespacedCustomObject({
+      group: GROUP, version: VERSION, namespace: ns, plural: PLURAL, name: 'web',
+      body: {spec: {serviceName: 'other'}, status: {invalid: 'sneaked in'}},
+    }, mergePatch)) as Mapping
+    expect(spec.metadata.generation).to.equal(2)
+    expect(spec.status).to.equal(undefined)
+    const labels = (await custom.patchNamespacedCustomObject({
+      group: GROUP, version: VERSION, namespace: ns, plural: PLURAL, name: 'web',
+      body: [{op: 'add', path: '/metadata/labels', value: {tier: 'edge'}}],
+    }, jsonPatch)) as Mapping
+    expect(labels.metadata.generation).to.equal(2)
+    expect(labels.metadata.labels).to.deep.equal({tier: 'edge'})
+    const status = (await custom.patchNamespacedCustomObjectStatus({
+      group: GROUP, version: VERSION, namespace: ns, plural: PLURAL, name: 'web', body: {status: {invalid: 'no'}},
+    }, mergePatch)) as Mapping
+    expect(status.metadata.generation).to.equal(2)
+    expect(Number(status.metadata.resourceVersion)).to.be.greaterThan(Number(labels.metadata.resourceVersion))
+  })
+
+  it('writes nothing when an update changes nothing', async function () {
+    const created = await create(mapping('web'))
+    const same = (await custom.patchNamespacedCustomObject({
+      group: GROUP, version: VERSION, namespace: ns, plural: PLURAL, name: 'web', body: {spec: {serviceName: 'web'}},
+    }, mergePatch)) as Mapping
+    expect(same.metadata.resourceVersion).to.equal(created.metadata.resourceVersion)
+  })
+
+  it('answers 409 Conflict to an update with a stale resourceVersion', async function () {
+    const stale = await create(mapping('web'))
+    const fresh = {...stale, spec: {...stale.spec, serviceName: 'first'}}
+    await custom.replaceNamespacedCustomObject({group: GROUP, version: VERSION, namespace: ns, plural: PLURAL, name: 'web', body: fresh})
+    const lost = await failure(custom.replaceNamespacedCustomObject({
+      group: GROUP, version: VERSION, namespace: ns, plural: PLURAL, name: 'web', body: {...stale, spec: {...stale.spec, serviceName: 'second'}},
+    }))
+    expect(lost.code).to.equal(409)
+    expect(lost.body.reason).to.equal('Conflict')
+    expect(lost.body.message).to.equal(
+      'Operation cannot be fulfilled on mappings.smartnat.aureacentral.com "web": the object has been modified; please apply your changes to the latest version and try again',
+    )
+    expect((await get('web')).spec.serviceName).to.equal('first')
+  })
+
+  it('rejects a Mapping that breaks the schema with 422 naming each field', async function () {
+    const bad = mapping('bad', {addresses: ['198.18.0.300'], mode: 'nat', ports: [{port: 70000, protocol: 'ip'}]})
+    const {code, body} = await failure(create(bad))
+    expect(code).to.equal(422)
+    expect(body.reason).to.equal('Invalid')
+    expect(body.details?.causes?.map((c) => c.field)).to.have.members([
+      'spec.addresses[0]', 'spec.mode', 'spec.ports[0].port', 'spec.ports[0].protocol',
+    ])
+    expect(body.message).to.contain('spec.ports[0].port: Invalid value: 70000: spec.ports[0].port in body should be less than or equal to 65535')
+    const missing = await failure(create({...mapping('none'), spec: {addresses: ['198.18.0.10']}}))
+    expect(missing.body.details?.causes?.map((c) => `${c.field}: ${c.message}`)).to.have.members([
+      'spec.serviceName: Required value', 'spec.ports: Required value',
+    ])
+  })
+
+  it('accepts the original product manifest, protocol in any case', async function () {
+    const original = await create(mapping('original', {allowedSources: ['198.18.100.0/24', '198.18.200.7'], ports: [{port: 8080, protocol: 'tcp', servicePort: 8080}, {port: 53, protocol: 'Udp'}]}))
+    expect(original.spec.ports).to.deep.equal([{port: 8080, protocol: 'tcp', servicePort: 8080}, {port: 53, protocol: 'Udp'}])
+  })
+
+  it('pages a list with limit and continue at one consistent resourceVersion', async function () {
+    for (const name of ['m1', 'm2', 'm3', 'm4', 'm5']) await create(mapping(name))
+    const list = (opts: {limit?: number; _continue?: string}) =>
+      custom.listNamespacedCustomObject({group: GROUP, version: VERSION, namespace: ns, plural: PLURAL, ...opts}) as Promise<{items: Mapping[]; metadata: {continue?: string; remainingItemCount?: number; resourceVersion: string}}>
+    const first = await list({limit: 2})
+    expect(first.items.map((m) => m.metadata.name)).to.deep.equal(['m1', 'm2'])
+    expect(first.metadata.remainingItemCount).to.equal(3)
+    await create(mapping('m0'))
+    await custom.deleteNamespacedCustomObject({group: GROUP, version: VERSION, namespace: ns, plural: PLURAL, name: 'm4'})
+    const second = await list({limit: 2, _continue: first.metadata.continue})
+    const third = await list({limit: 2, _continue: second.metadata.continue})
+    expect(second.items.map((m) => m.metadata.name)).to.deep.equal(['m3', 'm4'])
+    expect(third.items.map((m) => m.metadata.name)).to.deep.equal(['m5'])
+    expect(third.metadata.continue).to.equal(undefined)
+    expect(third.metadata.resourceVersion).to.equal(first.metadata.resourceVersion)
+  })
+
+  it('answers 410 Expired to a continue token older than the retained history', async function () {
+    for (const name of ['m1', 'm2', 'm3']) await create(mapping(name))
+    const first = (await custom.listNamespacedCustomObject({group: GROUP, version: VERSION, namespace: ns, plural: PLURAL, limit: 1})) as {metadata: {continue: string}}
+    await create(mapping('m4'))
+    server.store.compact()
+    const {code, body} = await failure(custom.listNamespacedCustomObject({group: GROUP, version: VERSION, namespace: ns, plural: PLURAL, limit: 1, _continue: first.metadata.continue}))
+    expect(code).to.equal(410)
+    expect(body.reason).to.equal('Expired')
+  })
+
+  it('filters lists by label and field selectors', async function () {
+    await create(mapping('a', {}, {tier: 'edge'}))
+    await create(mapping('b', {}, {tier: 'core'}))
+    await create(mapping('c'))
+    const names = async (opts: {labelSelector?: string; fieldSelector?: string}) =>
+      ((await custom.listNamespacedCustomObject({group: GROUP, version: VERSION, namespace: ns, plural: PLURAL, ...opts})) as {items: Mapping[]}).items.map((m) => m.metadata.name)
+    expect(await names({labelSelector: 'tier=edge'})).to.deep.equal(['a'])
+    expect(await names({labelSelector: 'tier in (edge,core)'})).to.deep.equal(['a', 'b'])
+    expect(await names({labelSelector: '!tier'})).to.deep.equal(['c'])
+    expect(await names({labelSelector: 'tier,tier!=edge'})).to.deep.equal(['b'])
+    expect(await names({fieldSelector: 'metadata.name=c'})).to.deep.equal(['c'])
+    expect(await names({fieldSelector: 'metadata.name!=c,metadata.namespace=default'})).to.deep.equal(['a', 'b'])
+    const unsupported = await failure(names({fieldSelector: 'spec.serviceName=web'}))
+    expect(unsupported.code).to.equal(400)
+    expect(unsupported.body.message).to.equal('field label not supported: spec.serviceName')
+  })
+
+  it('watches from a resourceVersion: ADDED, MODIFIED, DELETED in order, nothing older', async function () {
+    const before = await create(mapping('old'))
+    const watch = watchEvents(kc, path, {resourceVersion: before.metadata.resourceVersion!}, (e) => e.some((x) => x.type === 'DELETED'))
+    await new Promise((r) => setTimeout(r, 50))
+    await create(mapping('web'))
+    await custom.patchNamespacedCustomObject({group: GROUP, version: VERSION, namespace: ns, plural: PLURAL, name: 'web', body: {spec: {serviceName: 'x'}}}, mergePatch)
+    await custom.deleteNamespacedCustomObject({group: GROUP, version: VERSION, namespace: ns, plural: PLURAL, name: 'web'})
+    const events = await watch.done
+    expect(events.map((e) => `${e.type} ${e.name}`)).to.deep.equal(['ADDED web', 'MODIFIED web', 'DELETED web'])
+    const rvs = events.map((e) => Number(e.rv))
+    expect(rvs).to.deep.equal([...rvs].sort((a, b) => a - b))
+    expect(rvs[0]).to.be.greaterThan(Number(before.metadata.resourceVersion))
+  })
+
+  it('replays events that happened between a list and the watch that follows it', async function () {
+    const list = (await custom.listNamespacedCustomObject({group: GROUP, version: VERSION, namespace: ns, plural: PLURAL})) as {metadata: {resourceVersion: string}}
+    await create(mapping('late'))
+    const events = await watchEvents(kc, path, {resourceVersion: list.metadata.resourceVersion}, (e) => e.length >= 1).done
+    expect(events.map((e) => `${e.type} ${e.name}`)).to.deep.equal(['ADDED late'])
+  })
+
+  it('sends a 410 Expired ERROR event to a watch from a compacted resourceVersion', async function () {
+    const old = await create(mapping('web'))
+    server.store.setHistorySize(2)
+    for (const name of ['a', 'b', 'c']) await create(mapping(name))
+    const events = await watchEvents(kc, path, {resourceVersion: old.metadata.resourceVersion!}, (e) => e.length >= 1).done
+    expect(events).to.have.length(1)
+    expect(events[0]).to.include({type: 'ERROR', code: 410, reason: 'Expired'})
+  })
+
+  it('sends BOOKMARK events when asked to', async function () {
+    const created = await create(mapping('web'))
+    const events = await watchEvents(kc, path, {resourceVersion: created.metadata.resourceVersion!, allowWatchBookmarks: true}, (e) => e.some((x) => x.type === 'BOOKMARK')).done
+    expect(events.find((e) => e.type === 'BOOKMARK')?.rv).to.equal(created.metadata.resourceVersion)
+  })
+
+  it('ends open watches when the server stops', async function () {
+    const watch = watchEvents(kc, path, {}, () => false, 5000)
+    watch.done.catch(() => undefined)
+    const deadline = Date.now() + 2000
+    while (server.openWatches() === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
+    expect(server.openWatches()).to.equal(1)
+    await server.stop()
+    const ended = Date.now() + 2000
+    while (watch.ended() === 'open' && Date.now() < ended) await new Promise((r) => setTimeout(r, 10))
+    expect(watch.ended()).to.equal(null)
+    server = await startApiServer()
+  })
+
+  it('serves Services with allocated cluster IPs and EndpointSlices with selectors', async function () {
+    const core = kc.makeApiClient(CoreV1Api)
+    const discovery = kc.makeApiClient(DiscoveryV1Api)
+    const svc = await core.createNamespacedService({namespace: ns, body: {metadata: {name: 'web'}, spec: {ports: [{port: 80}]}}})
+    expect(svc.spec?.clusterIP).to.match(/^10\.9[6-9]\.\d+\.\d+$/)
+    expect(svc.spec?.ports?.[0]).to.include({port: 80, protocol: 'TCP', targetPort: 80})
+    await discovery.createNamespacedEndpointSlice({
+      namespace: ns,
+      body: {metadata: {name: 'web-abc', labels: {'kubernetes.io/service-name': 'web'}}, addressType: 'IPv4', endpoints: [{addresses: ['198.19.200.11'], conditions: {ready: true}}], ports: [{port: 8080}]},
+    })
+    const slices = await discovery.listNamespacedEndpointSlice({namespace: ns, labelSelector: 'kubernetes.io/service-name=web'})
+    expect(slices.items.map((s) => s.endpoints[0]?.addresses)).to.deep.equal([['198.19.200.11']])
+    const missing = await failure(core.createNamespacedService({namespace: 'nowhere', body: {metadata: {name: 'web'}, spec: {ports: [{port: 80}]}}}))
+    expect(missing.code).to.equal(404)
+    expect(missing.body.message).to.equal('namespaces "nowhere" not found')
+  })
+})
