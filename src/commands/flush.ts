@@ -1,9 +1,79 @@
-import {Command} from '@oclif/core'
+import {createInterface} from 'node:readline/promises'
+
+import {Command, Flags} from '@oclif/core'
+
+import {hostFlags, lockFlags} from '../cli/flags.js'
+import {iptablesBackend} from '../lib/backend/backend.js'
+import {ExecRunner} from '../lib/host/runner.js'
+import {flushedCount, flushOwned, type FlushOutcome, type FlushReport} from '../lib/sync/flush.js'
+
+const KINDS: [keyof FlushReport['removed'], string][] = [
+  ['jumps', 'jumps from built-in chains'],
+  ['chains', 'chains'],
+  ['sets', 'ipsets'],
+  ['ipRules', 'ip rules'],
+  ['routes', 'routes'],
+]
 
 export default class Flush extends Command {
-  static override description = 'Not available yet in this version of smartnat'
+  static override summary = 'Remove everything smartnat installed on this host, and nothing else.'
 
-  async run(): Promise<void> {
-    this.error('smartnat flush is not implemented yet in this version', {exit: 2})
+  static override description = `Deletes smartnat's jumps, its SNM- chains and ipsets, and its ip rules and routing tables. Rules, sets and routes that are not smartnat's are left exactly as they are. Running it again finds nothing to remove. Asks for confirmation on a terminal; scripts pass --yes. Mappings are not touched: the next "smartnat sync" installs everything again.`
+
+  static override examples = [
+    {description: 'Show what would be removed, without removing anything', command: 'sudo <%= config.bin %> <%= command.id %> --dry-run'},
+    {description: 'Remove it all without asking (scripts, shutdown hooks)', command: 'sudo <%= config.bin %> <%= command.id %> --yes'},
+    {description: 'What was removed, for scripts', command: 'sudo <%= config.bin %> <%= command.id %> --yes --json'},
+  ]
+
+  static override enableJsonFlag = true
+
+  static override flags = {
+    netns: hostFlags.netns,
+    'command-timeout': hostFlags['command-timeout'],
+    ...lockFlags,
+    'dry-run': Flags.boolean({summary: 'List what would be removed; change nothing.'}),
+    yes: Flags.boolean({char: 'y', summary: 'Do not ask for confirmation.'}),
   }
+
+  async run(): Promise<FlushOutcome> {
+    const {flags} = await this.parse(Flush)
+    const ask = !flags['dry-run'] && !flags.yes
+    if (ask && !process.stdin.isTTY) {
+      this.error('flush removes every rule smartnat installed and asks first, but stdin is not a terminal; pass --yes to flush without asking', {exit: 2})
+    }
+    const runner = new ExecRunner({timeoutSeconds: flags['command-timeout'], ...(flags.netns ? {netns: flags.netns} : {})})
+    const outcome = await flushOwned(iptablesBackend(runner), {
+      dryRun: flags['dry-run'],
+      lock: {path: flags['lock-file'], waitMs: flags['lock-wait'] * 1000},
+      ...(ask ? {confirm: (preview: FlushReport) => this.confirm(preview)} : {}),
+    })
+    if (!this.jsonEnabled()) this.describe(outcome)
+    return outcome
+  }
+
+  private async confirm(preview: FlushReport): Promise<boolean> {
+    for (const line of reportLines(preview)) process.stderr.write(`${line}\n`)
+    const prompt = createInterface({input: process.stdin, output: process.stderr})
+    try {
+      const answer = await prompt.question(`Remove these ${flushedCount(preview)} objects? [y/N] `)
+      return /^y(es)?$/i.test(answer.trim())
+    } finally {
+      prompt.close()
+    }
+  }
+
+  private describe(outcome: FlushOutcome): void {
+    if (outcome.declined) return this.log('nothing removed')
+    if (flushedCount(outcome) === 0) return this.log('nothing of smartnat’s is installed: nothing to remove')
+    this.log(outcome.dryRun ? 'would remove:' : 'removed:')
+    for (const line of reportLines(outcome)) this.log(line)
+  }
+}
+
+function reportLines(report: FlushReport): string[] {
+  return KINDS.filter(([kind]) => report.removed[kind].length > 0).flatMap(([kind, title]) => [
+    `  ${title}:`,
+    ...report.removed[kind].map((item) => `    ${item}`),
+  ])
 }
