@@ -1,6 +1,7 @@
-import {Command, Flags} from '@oclif/core'
+import {Flags} from '@oclif/core'
 import {Listr} from 'listr2'
 
+import {SmartnatCommand} from '../cli/base.js'
 import {hostFlags, lockFlags, planFlags, sourceFlags, syncSettings} from '../cli/flags.js'
 import {summarizeVerdict, verdictLines, type MappingSummary} from '../cli/verdicts.js'
 import {iptablesBackend, type WriteCounts} from '../lib/backend/backend.js'
@@ -22,7 +23,7 @@ interface SyncOutput {
   scripts?: {ipset: string; iptables: string; ip: string}
 }
 
-export default class Sync extends Command {
+export default class Sync extends SmartnatCommand {
   static override summary = 'Make this host’s NAT match the Mappings, once.'
 
   static override description = `Reads Mappings, the Services they name and those Services' EndpointSlices, keeps the addresses assigned to this host's external interfaces, and applies the whole NAT state in one transaction, writing nothing when the kernel already matches. Run it from cron, or use "smartnat watch" to keep syncing. Invalid Mappings are reported and leave every other Mapping alone.`
@@ -51,7 +52,7 @@ export default class Sync extends Command {
   }
 
   async run(): Promise<SyncOutput> {
-    const {flags} = await this.parse(Sync)
+    const {flags} = await this.parseWithConfig(Sync)
     const path = flags['from-file']
     if (!path) {
       this.error('reading Mappings from the Kubernetes API is not available in this version; give --from-file PATH', {exit: 2})

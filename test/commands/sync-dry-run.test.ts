@@ -79,3 +79,55 @@ describe('smartnat sync --dry-run', () => {
     expect(error?.message).to.contain('--dry-run')
   })
 })
+
+describe('smartnat config file', () => {
+  let dir: string
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'smartnat-config-'))
+  })
+  afterEach(async () => {
+    await rm(dir, {recursive: true, force: true})
+  })
+
+  const routes = async (config: string, extra: string[] = [], env: Record<string, string> = {}) => {
+    await writeFile(join(dir, 'config.yaml'), config)
+    const saved = {...process.env}
+    Object.assign(process.env, env)
+    try {
+      const {stdout, error} = await runCommand(
+        ['sync', '--config', join(dir, 'config.yaml'), '--from-file', 'examples/echo-service.yaml', '--dry-run', '--json', ...assume, ...extra],
+        {root},
+      )
+      if (error) throw error
+      const out = JSON.parse(stdout)
+      if (out.error) throw new Error(out.error.message)
+      return out.scripts.ip as string
+    } finally {
+      process.env = saved
+    }
+  }
+
+  it('takes option values from the file', async () => {
+    expect(await routes('gw-offset: 5\n')).to.contain('default via 198.18.0.5')
+  })
+
+  it('lets the environment override the file, and flags override both', async () => {
+    expect(await routes('gw-offset: 5\n', [], {SNCTRLR_GW_ADDRESS_OFFSET: '7'})).to.contain('default via 198.18.0.7')
+    expect(await routes('gw-offset: 5\n', ['--gw-offset', '9'], {SNCTRLR_GW_ADDRESS_OFFSET: '7'})).to.contain('default via 198.18.0.9')
+  })
+
+  it('names an unknown key', async () => {
+    const error = await routes('gw-ofset: 5\n').catch((e: Error) => e)
+    expect((error as Error).message).to.match(/config .*config\.yaml: unknown key "gw-ofset"; known keys: /)
+  })
+
+  it('names a value of the wrong type', async () => {
+    const error = await routes('masquerade: "maybe"\n').catch((e: Error) => e)
+    expect((error as Error).message).to.contain('masquerade must be true or false, got "maybe"')
+  })
+
+  it('fails when an explicitly named file is missing', async () => {
+    const {error} = await runCommand(['sync', '--config', join(dir, 'absent.yaml'), '--from-file', 'examples/', '--dry-run', ...assume], {root})
+    expect(error?.message).to.match(/absent\.yaml: cannot read it/)
+  })
+})
