@@ -43,7 +43,7 @@ export function admitCustom(type: ResourceType, obj: KubeObject): CustomCheck {
   if (!type.schema) return {unknownFields: [], causes: []}
   applyDefaults(obj, type.schema)
   const unknownFields = pruneUnknownFields(obj, type.schema)
-  const body = {...obj}
+  const body: Record<string, unknown> = {...obj}
   delete body.metadata
   delete body.apiVersion
   delete body.kind

@@ -1,0 +1,274 @@
+/**
+ * The test API server driven by the real kubectl through a written kubeconfig: discovery, OpenAPI-backed
+ * apply, server-side printing with the CRD's columns, patches (also of the status subresource), watch,
+ * explain and delete. Whatever kubectl needs from a real server, this server must answer the same way.
+ */
+import {execFile, spawn, spawnSync} from 'node:child_process'
+import {mkdtemp, readdir, readFile, rm, writeFile} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {expect} from 'chai'
+import {parse, parseAllDocuments} from 'yaml'
+import {startApiServer, type ApiServer} from '../support/apiserver/index.js'
+
+interface Run {
+  code: number
+  stdout: string
+  stderr: string
+}
+
+interface ExampleMapping {
+  metadata: {name: string; namespace?: string}
+  spec: {addresses: string[]; serviceName: string; ports: {port: number}[]}
+}
+
+/** The first Mapping, Service and EndpointSlice of a set of manifests, as kubectl will apply them. */
+interface Manifests {
+  dir: string
+  mapping: ExampleMapping
+  serviceName: string
+  clusterIP?: string
+  sliceName: string
+  sliceAddresses: string[]
+}
+
+const FIXTURE = `apiVersion: smartnat.aureacentral.com/v1alpha1
+kind: Mapping
+metadata: {name: mapping-echo-service, namespace: default}
+spec:
+  addresses: [198.18.0.10]
+  serviceName: echo-test-service
+  mode: service
+  ports: [{port: 8080, protocol: tcp, servicePort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: echo-test-service, namespace: default}
+spec:
+  clusterIP: 198.19.100.10
+  ports: [{name: http, port: 8080, protocol: TCP, targetPort: 8080}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: echo-test-service-x7k2p
+  namespace: default
+  labels: {kubernetes.io/service-name: echo-test-service}
+addressType: IPv4
+ports: [{name: http, port: 8080, protocol: TCP}]
+endpoints:
+  - addresses: [198.19.200.11]
+    conditions: {ready: true}
+`
+
+/** examples/ when it holds a Mapping, a Service and an EndpointSlice; otherwise a fixture written to `scratch`. */
+async function loadManifests(scratch: string): Promise<Manifests> {
+  const fromDir = async (dir: string): Promise<Manifests | undefined> => {
+    const docs: {kind?: string; metadata?: {name?: string}; spec?: {clusterIP?: string}; endpoints?: {addresses: string[]}[]}[] = []
+    for (const file of (await readdir(dir)).filter((f) => /\.ya?ml$/.test(f)).sort()) {
+      for (const doc of parseAllDocuments(await readFile(join(dir, file), 'utf8'))) docs.push(doc.toJS())
+    }
+    const mapping = docs.find((d) => d?.kind === 'Mapping') as ExampleMapping | undefined
+    const service = docs.find((d) => d?.kind === 'Service' && d.metadata?.name === mapping?.spec.serviceName)
+    const slice = docs.find((d) => d?.kind === 'EndpointSlice')
+    if (!mapping || !service || !slice) return undefined
+    return {
+      dir,
+      mapping,
+      serviceName: mapping.spec.serviceName,
+      clusterIP: service.spec?.clusterIP,
+      sliceName: slice.metadata!.name!,
+      sliceAddresses: (slice.endpoints ?? []).flatMap((e) => e.addresses),
+    }
+  }
+  const examples = await fromDir('examples').catch(() => undefined)
+  if (examples) return examples
+  const dir = join(scratch, 'manifests')
+  await rm(dir, {recursive: true, force: true})
+  await import('node:fs/promises').then((fs) => fs.mkdir(dir))
+  await writeFile(join(dir, 'echo.yaml'), FIXTURE)
+  return (await fromDir(dir))!
+}
+
+function kubectlAvailable(): boolean {
+  return spawnSync('kubectl', ['version', '--client'], {stdio: 'ignore'}).status === 0
+}
+
+describe('test API server with the real kubectl', function () {
+  this.timeout(60_000)
+  let server: ApiServer
+  let scratch: string
+  let manifests: Manifests
+  let base: string[]
+
+  const kubectl = (...args: string[]): Promise<Run> =>
+    new Promise((resolve) => {
+      execFile('kubectl', [...base, ...args], {timeout: 30_000}, (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0
+        resolve({code, stdout, stderr})
+      })
+    })
+
+  const ok = async (...args: string[]): Promise<string> => {
+    const run = await kubectl(...args)
+    if (run.code !== 0) throw new Error(`kubectl ${args.join(' ')} exited ${run.code}: ${run.stderr}`)
+    return run.stdout
+  }
+
+  before(async function () {
+    if (!kubectlAvailable()) {
+      if (process.env.CI) throw new Error('kubectl is not installed: the e2e test of the API server needs it on PATH')
+      this.skip()
+    }
+    scratch = await mkdtemp(join(tmpdir(), 'smartnat-kubectl-'))
+    server = await startApiServer()
+    const kubeconfig = join(scratch, 'kubeconfig')
+    await server.writeKubeconfig(kubeconfig)
+    // A fresh discovery cache per run: kubectl caches discovery per host:port, and ports are reused.
+    base = ['--kubeconfig', kubeconfig, '--cache-dir', join(scratch, 'cache'), '--request-timeout', '20s']
+    manifests = await loadManifests(scratch)
+  })
+
+  after(async function () {
+    await server?.stop()
+    if (scratch) await rm(scratch, {recursive: true, force: true})
+  })
+
+  it('applies the Mapping CRD, which then shows up in discovery', async function () {
+    expect(await ok('apply', '-f', 'crds/mapping.yaml')).to.equal('customresourcedefinition.apiextensions.k8s.io/mappings.smartnat.aureacentral.com created\n')
+    const resources = await ok('api-resources', '--api-group', 'smartnat.aureacentral.com', '--no-headers')
+    expect(resources.trim().split(/\s+/)).to.deep.equal(['mappings', 'smartnat.aureacentral.com/v1alpha1', 'true', 'Mapping'])
+    expect(await ok('apply', '-f', 'crds/mapping.yaml')).to.contain('unchanged')
+  })
+
+  it('applies Mappings, Services and EndpointSlices, and re-applying changes nothing', async function () {
+    const created = await ok('apply', '-f', manifests.dir)
+    expect(created).to.contain(`mapping.smartnat.aureacentral.com/${manifests.mapping.metadata.name} created`)
+    expect(created).to.contain(`service/${manifests.serviceName} created`)
+    expect(created).to.contain(`endpointslice.discovery.k8s.io/${manifests.sliceName} created`)
+    const again = (await ok('apply', '-f', manifests.dir)).trim().split('\n')
+    expect(again.every((line) => line.endsWith(' unchanged')), again.join('\n')).to.equal(true)
+  })
+
+  it('prints Mappings with the CRD printer columns', async function () {
+    const out = await ok('get', 'mappings')
+    const [header, ...rows] = out.trim().split('\n')
+    expect(header!.trim().split(/\s{2,}/)).to.deep.equal(['NAME', 'ADDRESSES', 'SERVICE', 'PORTS', 'VALID', 'AGE'])
+    const m = manifests.mapping
+    const row = rows.find((r) => r.startsWith(`${m.metadata.name} `))
+    expect(row, out).to.not.equal(undefined)
+    const cells = row!.trim().split(/\s{2,}/)
+    expect(cells.slice(0, 4)).to.deep.equal([m.metadata.name, JSON.stringify(m.spec.addresses), m.spec.serviceName, String(m.spec.ports[0]!.port)])
+    expect(cells[4]).to.match(/^\d+s$/)
+  })
+
+  it('returns the stored Mapping as YAML with server-set metadata', async function () {
+    const m = manifests.mapping
+    const got = parse(await ok('get', 'mapping', m.metadata.name, '-o', 'yaml')) as ExampleMapping & {metadata: Record<string, unknown>}
+    expect(got.spec).to.deep.equal(m.spec)
+    expect(got.metadata.generation).to.equal(1)
+    expect(got.metadata.uid).to.match(/^[0-9a-f-]{36}$/)
+    expect(got.metadata.resourceVersion).to.match(/^\d+$/)
+    expect(got.metadata.annotations).to.have.property('kubectl.kubernetes.io/last-applied-configuration')
+  })
+
+  it('merge-patches the spec, bumping generation, and streams the change to kubectl get -w', async function () {
+    const name = manifests.mapping.metadata.name
+    const watcher = spawn('kubectl', [...base, 'get', 'mapping', name, '--watch', '--output-watch-events', '-o', 'custom-columns=EVENT:.type,SERVICE:.object.spec.serviceName', '--no-headers'])
+    let watched = ''
+    watcher.stdout.on('data', (chunk: Buffer) => {
+      watched += chunk.toString()
+    })
+    try {
+      const deadline = Date.now() + 10_000
+      while (!watched.includes('ADDED') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+      expect(await ok('patch', 'mapping', name, '--type', 'merge', '-p', '{"spec":{"serviceName":"patched-service"}}'))
+        .to.equal(`mapping.smartnat.aureacentral.com/${name} patched\n`)
+      while (!watched.includes('patched-service') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+    } finally {
+      watcher.kill()
+    }
+    expect(watched.trim().split('\n').map((l) => l.trim().split(/\s+/))).to.deep.equal([
+      ['ADDED', manifests.mapping.spec.serviceName],
+      ['MODIFIED', 'patched-service'],
+    ])
+    expect(await ok('get', 'mapping', name, '-o', 'jsonpath={.metadata.generation} {.spec.serviceName}')).to.equal('2 patched-service')
+  })
+
+  it('patches the status subresource, which shows in the Valid column and leaves spec and generation alone', async function () {
+    const name = manifests.mapping.metadata.name
+    const status = {
+      status: {
+        invalid: 'no',
+        observedGeneration: 2,
+        conditions: [{type: 'Valid', status: 'True', reason: 'Valid', message: 'configured', lastTransitionTime: '2025-01-01T00:00:00Z'}],
+      },
+      spec: {serviceName: 'ignored-by-status'},
+    }
+    expect(await ok('patch', 'mapping', name, '--subresource=status', '--type', 'merge', '-p', JSON.stringify(status)))
+      .to.equal(`mapping.smartnat.aureacentral.com/${name} patched\n`)
+    expect(await ok('get', 'mapping', name, '-o', 'jsonpath={.metadata.generation} {.spec.serviceName} {.status.invalid}')).to.equal('2 patched-service no')
+    const row = (await ok('get', 'mapping', name, '--no-headers', '-o', 'wide')).trim().split(/\s{2,}/)
+    expect(row.slice(4, 6)).to.deep.equal(['True', 'no'])
+    const ignored = await ok('patch', 'mapping', name, '--type', 'merge', '-p', '{"status":{"invalid":"written to the main resource"}}')
+    expect(ignored).to.equal(`mapping.smartnat.aureacentral.com/${name} patched (no change)\n`)
+  })
+
+  it('rejects invalid Mappings with the fields named, and unknown fields under strict validation', async function () {
+    const bad = join(scratch, 'bad.yaml')
+    await writeFile(bad, 'apiVersion: smartnat.aureacentral.com/v1alpha1\nkind: Mapping\nmetadata: {name: bad}\nspec: {addresses: [198.18.0.999], serviceName: web, mode: nat, ports: [{port: 0}]}\n')
+    const invalid = await kubectl('apply', '-f', bad)
+    expect(invalid.code).to.not.equal(0)
+    expect(invalid.stderr).to.contain('The Mapping "bad" is invalid:')
+    expect(invalid.stderr).to.contain('spec.addresses[0]: Invalid value: "198.18.0.999": spec.addresses[0] in body must be of type ipv4: "198.18.0.999"')
+    expect(invalid.stderr).to.contain('spec.mode: Unsupported value: "nat": supported values: "service", "direct"')
+    expect(invalid.stderr).to.contain('spec.ports[0].port: Invalid value: 0: spec.ports[0].port in body should be greater than or equal to 1')
+    await writeFile(bad, 'apiVersion: smartnat.aureacentral.com/v1alpha1\nkind: Mapping\nmetadata: {name: bad}\nspec: {addresses: [198.18.0.9], serviceName: web, ports: [{port: 80}], colour: red}\n')
+    const unknown = await kubectl('apply', '-f', bad)
+    expect(unknown.code).to.not.equal(0)
+    expect(unknown.stderr).to.contain('strict decoding error: unknown field "spec.colour"')
+    expect((await kubectl('get', 'mapping', 'bad')).stderr).to.contain('mappings.smartnat.aureacentral.com "bad" not found')
+  })
+
+  it('explains Mapping fields from the published OpenAPI schema', async function () {
+    const out = await ok('explain', 'mapping.spec.ports')
+    expect(out).to.contain('KIND:       Mapping')
+    expect(out).to.match(/port\s+<integer> -required-/)
+    expect(out).to.contain('protocol\t<string>')
+  })
+
+  it('server-side applies a Mapping', async function () {
+    const ssa = join(scratch, 'ssa.yaml')
+    await writeFile(ssa, 'apiVersion: smartnat.aureacentral.com/v1alpha1\nkind: Mapping\nmetadata: {name: ssa}\nspec: {addresses: [198.18.0.20], serviceName: web, ports: [{port: 443, protocol: TCP}]}\n')
+    expect(await ok('apply', '--server-side', '-f', ssa)).to.equal('mapping.smartnat.aureacentral.com/ssa serverside-applied\n')
+    expect(await ok('get', 'mapping', 'ssa', '-o', 'jsonpath={.spec.ports[0].port}')).to.equal('443')
+  })
+
+  it('lists Services and EndpointSlices in all namespaces', async function () {
+    const out = await ok('get', 'services,endpointslices', '-A')
+    const lines = out.split('\n')
+    const svc = lines.find((l) => l.includes(`service/${manifests.serviceName} `))
+    expect(svc, out).to.not.equal(undefined)
+    expect(svc!.trim().split(/\s+/).slice(0, 3)).to.deep.equal(['default', `service/${manifests.serviceName}`, 'ClusterIP'])
+    if (manifests.clusterIP) expect(svc).to.contain(` ${manifests.clusterIP} `)
+    expect(lines.some((l) => /^default\s+service\/kubernetes\s+ClusterIP\s+10\.96\.0\.1\s/.test(l)), out).to.equal(true)
+    const slice = lines.find((l) => l.includes(`endpointslice.discovery.k8s.io/${manifests.sliceName} `))
+    expect(slice, out).to.not.equal(undefined)
+    expect(slice).to.contain(manifests.sliceAddresses.slice(0, 3).join(','))
+  })
+
+  it('deletes a Mapping and then reports it missing', async function () {
+    const name = manifests.mapping.metadata.name
+    expect(await ok('delete', 'mapping', name)).to.equal(`mapping.smartnat.aureacentral.com "${name}" deleted\n`)
+    const gone = await kubectl('get', 'mapping', name)
+    expect(gone.code).to.not.equal(0)
+    expect(gone.stderr).to.contain(`Error from server (NotFound): mappings.smartnat.aureacentral.com "${name}" not found`)
+  })
+
+  it('deleting the CRD deletes its Mappings and stops serving them', async function () {
+    await ok('delete', '-f', 'crds/mapping.yaml')
+    expect(server.store.list('smartnat.aureacentral.com/mappings')).to.deep.equal([])
+    const after = await kubectl('get', 'mappings')
+    expect(after.code).to.not.equal(0)
+  })
+})
