@@ -265,6 +265,21 @@ describe('test API server with the real kubectl', function () {
     expect(gone.stderr).to.contain(`Error from server (NotFound): mappings.smartnat.aureacentral.com "${name}" not found`)
   })
 
+  it('works with legacy discovery too, when aggregated discovery is not offered', async function () {
+    const legacy = await startApiServer({aggregatedDiscovery: false, crds: ['crds/mapping.yaml']})
+    try {
+      const kubeconfig = join(scratch, 'legacy-kubeconfig')
+      await legacy.writeKubeconfig(kubeconfig)
+      const run = (...args: string[]) => new Promise<string>((resolve, reject) => {
+        execFile('kubectl', ['--kubeconfig', kubeconfig, '--cache-dir', join(scratch, 'legacy-cache'), ...args], {timeout: 30_000}, (err, stdout, stderr) => (err ? reject(new Error(stderr)) : resolve(stdout)))
+      })
+      expect(await run('get', 'mappings,services', '-A', '-o', 'name')).to.equal('service/kubernetes\n')
+      expect(await run('api-resources', '--api-group', 'discovery.k8s.io', '-o', 'name')).to.equal('endpointslices.discovery.k8s.io\n')
+    } finally {
+      await legacy.stop()
+    }
+  })
+
   it('deleting the CRD deletes its Mappings and stops serving them', async function () {
     await ok('delete', '-f', 'crds/mapping.yaml')
     expect(server.store.list('smartnat.aureacentral.com/mappings')).to.deep.equal([])

@@ -314,4 +314,97 @@ describe('test API server with @kubernetes/client-node', function () {
     expect(missing.code).to.equal(404)
     expect(missing.body.message).to.equal('namespaces "nowhere" not found')
   })
+  it('turns label changes into ADDED and DELETED for a watch with a label selector', async function () {
+    const created = await create(mapping('web'))
+    const watch = watchEvents(kc, path, {resourceVersion: created.metadata.resourceVersion!, labelSelector: 'tier=edge'}, (e) => e.length >= 2)
+    await new Promise((r) => setTimeout(r, 50))
+    const patch = (labels: unknown) => custom.patchNamespacedCustomObject({group: GROUP, version: VERSION, namespace: ns, plural: PLURAL, name: 'web', body: {metadata: {labels}}}, mergePatch)
+    await patch({tier: 'edge'})
+    await patch({tier: null})
+    expect((await watch.done).map((e) => `${e.type} ${e.name}`)).to.deep.equal(['ADDED web', 'DELETED web'])
+  })
+})
+
+describe('test API server over raw HTTP', function () {
+  let server: ApiServer
+
+  beforeEach(async function () {
+    server = await startApiServer({crds: ['crds/mapping.yaml']})
+  })
+
+  afterEach(async function () {
+    await server.stop()
+  })
+
+  const call = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
+    const res = await fetch(`${server.url}${path}`, {
+      method,
+      headers: {'Content-Type': 'application/json', ...headers},
+      body: body === undefined ? undefined : JSON.stringify(body),
+    })
+    return {status: res.status, type: res.headers.get('content-type'), warning: res.headers.get('warning'), body: (await res.json()) as Record<string, any>}
+  }
+  const mappings = '/apis/smartnat.aureacentral.com/v1alpha1/namespaces/default/mappings'
+
+  it('answers aggregated discovery when asked first, legacy discovery otherwise', async function () {
+    const aggregated = await call('GET', '/apis', undefined, {Accept: 'application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json'})
+    expect(aggregated.type).to.equal('application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList')
+    const group = aggregated.body.items.find((g: {metadata: {name: string}}) => g.metadata.name === 'smartnat.aureacentral.com')
+    expect(group.versions[0].resources[0]).to.include({resource: 'mappings', scope: 'Namespaced', singularResource: 'mapping'})
+    const legacy = await call('GET', '/apis', undefined, {Accept: 'application/json'})
+    expect(legacy.type).to.equal('application/json')
+    expect(legacy.body.groups.map((g: {name: string}) => g.name)).to.include.members(['discovery.k8s.io', 'apiextensions.k8s.io', 'smartnat.aureacentral.com'])
+    const resources = await call('GET', '/apis/smartnat.aureacentral.com/v1alpha1')
+    expect(resources.body.resources.map((r: {name: string}) => r.name)).to.deep.equal(['mappings', 'mappings/status'])
+    const protobufOnly = await call('GET', `${mappings}`, undefined, {Accept: 'application/vnd.kubernetes.protobuf'})
+    expect(protobufOnly.status).to.equal(406)
+  })
+
+  it('prints Tables with the CRD printer columns, showing the first port like kube-apiserver', async function () {
+    await call('POST', mappings, {apiVersion: 'smartnat.aureacentral.com/v1alpha1', kind: 'Mapping', metadata: {name: 'web'}, spec: {addresses: ['198.18.0.10', '198.18.0.11'], serviceName: 'web', ports: [{port: 80}, {port: 443}]}})
+    await call('PATCH', `${mappings}/web/status`, {status: {conditions: [{type: 'Ready', status: 'False'}, {type: 'Valid', status: 'True'}]}}, {'Content-Type': 'application/merge-patch+json'})
+    const table = await call('GET', mappings, undefined, {Accept: 'application/json;as=Table;v=v1;g=meta.k8s.io,application/json'})
+    expect(table.body.kind).to.equal('Table')
+    expect(table.body.columnDefinitions.map((c: {name: string}) => c.name)).to.deep.equal(['Name', 'Addresses', 'Service', 'Ports', 'Valid', 'Invalid', 'Age'])
+    expect(table.body.rows[0].cells.slice(0, 6)).to.deep.equal(['web', '["198.18.0.10","198.18.0.11"]', 'web', '80', 'True', null])
+    expect(table.body.rows[0].object).to.include({kind: 'PartialObjectMetadata'})
+  })
+
+  it('keeps an object with finalizers until the last one is removed', async function () {
+    await call('POST', mappings, {apiVersion: 'smartnat.aureacentral.com/v1alpha1', kind: 'Mapping', metadata: {name: 'web', finalizers: ['smartnat.aureacentral.com/cleanup']}, spec: {addresses: ['198.18.0.10'], serviceName: 'web', ports: [{port: 80}]}})
+    const pending = await call('DELETE', `${mappings}/web`, {propagationPolicy: 'Background'})
+    expect(pending.status).to.equal(202)
+    expect(pending.body.metadata.deletionTimestamp).to.be.a('string')
+    expect((await call('GET', `${mappings}/web`)).status).to.equal(200)
+    const released = await call('PATCH', `${mappings}/web`, [{op: 'remove', path: '/metadata/finalizers'}], {'Content-Type': 'application/json-patch+json'})
+    expect(released.status).to.equal(200)
+    expect((await call('GET', `${mappings}/web`)).status).to.equal(404)
+  })
+
+  it('validates fields strictly, with a warning, or silently, as fieldValidation asks', async function () {
+    const body = (name: string) => ({apiVersion: 'smartnat.aureacentral.com/v1alpha1', kind: 'Mapping', metadata: {name}, spec: {addresses: ['198.18.0.10'], serviceName: 'web', ports: [{port: 80, colour: 'red'}]}})
+    const strict = await call('POST', `${mappings}?fieldValidation=Strict`, body('strict'))
+    expect(strict.status).to.equal(400)
+    expect(strict.body.message).to.equal('strict decoding error: unknown field "spec.ports[0].colour"')
+    const warn = await call('POST', mappings, body('warn'))
+    expect(warn.status).to.equal(201)
+    expect(warn.warning).to.equal('299 - "unknown field \\"spec.ports[0].colour\\""')
+    expect(warn.body.spec.ports).to.deep.equal([{port: 80}])
+    const ignore = await call('POST', `${mappings}?fieldValidation=Ignore`, body('ignore'))
+    expect([ignore.status, ignore.warning]).to.deep.equal([201, null])
+    expect(ignore.body.spec.ports).to.deep.equal([{port: 80}])
+    const dry = await call('POST', `${mappings}?dryRun=All`, body('dry'))
+    expect(dry.status).to.equal(201)
+    expect((await call('GET', `${mappings}/dry`)).status).to.equal(404)
+  })
+
+  it('refuses strategic merge patches of custom resources and applies them to Services', async function () {
+    await call('POST', mappings, {apiVersion: 'smartnat.aureacentral.com/v1alpha1', kind: 'Mapping', metadata: {name: 'web'}, spec: {addresses: ['198.18.0.10'], serviceName: 'web', ports: [{port: 80}]}})
+    const refused = await call('PATCH', `${mappings}/web`, {spec: {serviceName: 'x'}}, {'Content-Type': 'application/strategic-merge-patch+json'})
+    expect(refused.status).to.equal(415)
+    const services = '/api/v1/namespaces/default/services'
+    await call('POST', services, {metadata: {name: 'web'}, spec: {ports: [{name: 'http', port: 80}, {name: 'dns', port: 53, protocol: 'UDP'}]}})
+    const patched = await call('PATCH', `${services}/web`, {spec: {ports: [{port: 80, targetPort: 8080}, {port: 53, $patch: 'delete'}]}}, {'Content-Type': 'application/strategic-merge-patch+json'})
+    expect(patched.body.spec.ports).to.deep.equal([{name: 'http', port: 80, protocol: 'TCP', targetPort: 8080}])
+  })
 })
