@@ -325,6 +325,23 @@ describe('test API server with @kubernetes/client-node', function () {
   })
 })
 
+/** An object or Status as the raw API returns it, read only where the tests look. */
+interface Reply {
+  message?: string
+  metadata: {deletionTimestamp?: string}
+  spec: {ports: unknown[]}
+}
+
+interface AggregatedDiscovery {
+  items: {metadata: {name: string}; versions: {resources: Record<string, unknown>[]}[]}[]
+}
+
+interface Table {
+  kind: string
+  columnDefinitions: {name: string}[]
+  rows: {cells: unknown[]; object: Record<string, unknown>}[]
+}
+
 describe('test API server over raw HTTP', function () {
   let server: ApiServer
 
@@ -336,26 +353,26 @@ describe('test API server over raw HTTP', function () {
     await server.stop()
   })
 
-  const call = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
+  const call = async <T = Reply>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
     const res = await fetch(`${server.url}${path}`, {
       method,
       headers: {'Content-Type': 'application/json', ...headers},
       body: body === undefined ? undefined : JSON.stringify(body),
     })
-    return {status: res.status, type: res.headers.get('content-type'), warning: res.headers.get('warning'), body: (await res.json()) as Record<string, any>}
+    return {status: res.status, type: res.headers.get('content-type'), warning: res.headers.get('warning'), body: (await res.json()) as T}
   }
   const mappings = '/apis/smartnat.aureacentral.com/v1alpha1/namespaces/default/mappings'
 
   it('answers aggregated discovery when asked first, legacy discovery otherwise', async function () {
-    const aggregated = await call('GET', '/apis', undefined, {Accept: 'application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json'})
+    const aggregated = await call<AggregatedDiscovery>('GET', '/apis', undefined, {Accept: 'application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json'})
     expect(aggregated.type).to.equal('application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList')
-    const group = aggregated.body.items.find((g: {metadata: {name: string}}) => g.metadata.name === 'smartnat.aureacentral.com')
-    expect(group.versions[0].resources[0]).to.include({resource: 'mappings', scope: 'Namespaced', singularResource: 'mapping'})
-    const legacy = await call('GET', '/apis', undefined, {Accept: 'application/json'})
+    const group = aggregated.body.items.find((g) => g.metadata.name === 'smartnat.aureacentral.com')
+    expect(group?.versions[0]?.resources[0]).to.include({resource: 'mappings', scope: 'Namespaced', singularResource: 'mapping'})
+    const legacy = await call<{groups: {name: string}[]}>('GET', '/apis', undefined, {Accept: 'application/json'})
     expect(legacy.type).to.equal('application/json')
-    expect(legacy.body.groups.map((g: {name: string}) => g.name)).to.include.members(['discovery.k8s.io', 'apiextensions.k8s.io', 'smartnat.aureacentral.com'])
-    const resources = await call('GET', '/apis/smartnat.aureacentral.com/v1alpha1')
-    expect(resources.body.resources.map((r: {name: string}) => r.name)).to.deep.equal(['mappings', 'mappings/status'])
+    expect(legacy.body.groups.map((g) => g.name)).to.include.members(['discovery.k8s.io', 'apiextensions.k8s.io', 'smartnat.aureacentral.com'])
+    const resources = await call<{resources: {name: string}[]}>('GET', '/apis/smartnat.aureacentral.com/v1alpha1')
+    expect(resources.body.resources.map((r) => r.name)).to.deep.equal(['mappings', 'mappings/status'])
     const protobufOnly = await call('GET', `${mappings}`, undefined, {Accept: 'application/vnd.kubernetes.protobuf'})
     expect(protobufOnly.status).to.equal(406)
   })
@@ -363,11 +380,11 @@ describe('test API server over raw HTTP', function () {
   it('prints Tables with the CRD printer columns, showing the first port like kube-apiserver', async function () {
     await call('POST', mappings, {apiVersion: 'smartnat.aureacentral.com/v1alpha1', kind: 'Mapping', metadata: {name: 'web'}, spec: {addresses: ['198.18.0.10', '198.18.0.11'], serviceName: 'web', ports: [{port: 80}, {port: 443}]}})
     await call('PATCH', `${mappings}/web/status`, {status: {conditions: [{type: 'Ready', status: 'False'}, {type: 'Valid', status: 'True'}]}}, {'Content-Type': 'application/merge-patch+json'})
-    const table = await call('GET', mappings, undefined, {Accept: 'application/json;as=Table;v=v1;g=meta.k8s.io,application/json'})
+    const table = await call<Table>('GET', mappings, undefined, {Accept: 'application/json;as=Table;v=v1;g=meta.k8s.io,application/json'})
     expect(table.body.kind).to.equal('Table')
-    expect(table.body.columnDefinitions.map((c: {name: string}) => c.name)).to.deep.equal(['Name', 'Addresses', 'Service', 'Ports', 'Valid', 'Invalid', 'Age'])
-    expect(table.body.rows[0].cells.slice(0, 6)).to.deep.equal(['web', '["198.18.0.10","198.18.0.11"]', 'web', '80', 'True', null])
-    expect(table.body.rows[0].object).to.include({kind: 'PartialObjectMetadata'})
+    expect(table.body.columnDefinitions.map((c) => c.name)).to.deep.equal(['Name', 'Addresses', 'Service', 'Ports', 'Valid', 'Invalid', 'Age'])
+    expect(table.body.rows[0]?.cells.slice(0, 6)).to.deep.equal(['web', '["198.18.0.10","198.18.0.11"]', 'web', '80', 'True', null])
+    expect(table.body.rows[0]?.object).to.include({kind: 'PartialObjectMetadata'})
   })
 
   it('keeps an object with finalizers until the last one is removed', async function () {
