@@ -1,0 +1,50 @@
+/** Names and numbers of the nftables backend's one table; marks and routing tables are the iptables backend's. */
+
+/** The table smartnat owns, whole: nothing outside it is ever written or deleted. */
+export const TABLE_FAMILY = 'ip'
+export const TABLE_NAME = 'smartnat'
+/** How commands name the table: `ip smartnat`. */
+export const TABLE = `${TABLE_FAMILY} ${TABLE_NAME}`
+
+/** Base chains, one per hook smartnat needs. */
+export const MANGLE_PREROUTING_CHAIN = 'mangle_prerouting'
+export const NAT_PREROUTING_CHAIN = 'nat_prerouting'
+export const NAT_POSTROUTING_CHAIN = 'nat_postrouting'
+export const INPUT_CHAIN = 'input'
+export const FORWARD_CHAIN = 'forward'
+
+/**
+ * Priorities one below the iptables tables of the same hook (mangle -150, dstnat -100, srcnat 100,
+ * filter 0), so smartnat decides first, like the iptables backend's jumps inserted at position 1.
+ */
+export const PRIORITY = {
+  mangle: -151,
+  dstnat: -101,
+  srcnat: 99,
+  filter: -1,
+} as const
+
+/** `external ip . protocol . port : target ip . target port`, for DNAT and for the INPUT drop. */
+export const ENDPOINTS_MAP = 'endpoints'
+/** `external ip . protocol . port . source prefix`: who may reach which endpoint. */
+export const ALLOWED_SET = 'allowed'
+/** `out interface . pod ip : external ip`: the source egress connections leave with. */
+export const EGRESS_SNAT_MAP = 'egress_snat'
+
+/** Pod IPs whose new connections belong to one external interface (`--snat`). */
+export function egressSetName(interfaceIndex: number): string {
+  return `egress_${interfaceIndex}`
+}
+
+/** The regular chain that copies one interface's connection mark bits into the packet mark. */
+export function restoreChainName(interfaceIndex: number): string {
+  return `restore_mark_${interfaceIndex}`
+}
+
+/** nft refuses comments longer than this (NFTNL_UDATA_COMMENT_MAXLEN). */
+export const MAX_COMMENT = 128
+
+/** A mark as nft prints it: 0x followed by eight hex digits. */
+export function markHex(value: number): string {
+  return `0x${(value >>> 0).toString(16).padStart(8, '0')}`
+}

@@ -1,0 +1,275 @@
+/**
+ * Renders a NatModel into the nftables backend's desired state (docs/kernel-layout-nftables.md):
+ * one table whose maps dispatch every packet with a constant number of lookups, whatever the
+ * number of Mappings, with the same marks, ip rules and routes as the iptables backend.
+ */
+import {isDns1123Subdomain} from '../../mapping/names.js'
+import {cidrContains, cidrParts, compareIpv4, parseIpv4, type Cidr, type Ipv4} from '../../net/ipv4.js'
+import type {NatEndpoint, NatMapping, NatModel} from '../../plan/model.js'
+import {EGRESS_MARK, INTERFACE_MASK, MASQUERADE_MARK, interfaceMark} from '../iptables/names.js'
+import {compareText} from '../iptables/parse.js'
+import {renderIpRules, renderRoutes} from '../iptables/routing.js'
+import {
+  ALLOWED_SET,
+  EGRESS_SNAT_MAP,
+  ENDPOINTS_MAP,
+  FORWARD_CHAIN,
+  INPUT_CHAIN,
+  MANGLE_PREROUTING_CHAIN,
+  MAX_COMMENT,
+  NAT_POSTROUTING_CHAIN,
+  NAT_PREROUTING_CHAIN,
+  PRIORITY,
+  egressSetName,
+  restoreChainName,
+} from './names.js'
+import {elementKey} from './syntax.js'
+import type {NftChain, NftElement, NftRule, NftSet, NftState, NftStatement, NftTable, Selector} from './types.js'
+
+/** Interface names as nft and the kernel accept them (IFNAMSIZ less the NUL). */
+const INTERFACE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/
+
+const ENDPOINT_KEY: Selector[] = ['ip daddr', 'meta l4proto', 'th dport']
+
+/** The kernel state the model asks for: the table, ip rules and routes. */
+export function renderNftables(model: NatModel): NftState {
+  for (const iface of model.interfaces) {
+    if (!INTERFACE_NAME.test(iface.name)) throw new Error(`interface name ${JSON.stringify(iface.name)} cannot be used in rules`)
+  }
+  return {table: renderTable(model), ipRules: renderIpRules(model), routes: renderRoutes(model)}
+}
+
+function renderTable(model: NatModel): NftTable {
+  const marks = new Map(model.interfaces.map((iface) => [iface.name, {index: iface.index, mark: interfaceMark(iface.index)}]))
+  const endpoints = collectEndpoints(model.mappings)
+  const egress = egressByInterface(model, marks)
+
+  const sets: NftSet[] = [
+    set(ENDPOINTS_MAP, ['ipv4_addr', 'inet_proto', 'inet_service'], endpoints.map(endpointElement), ['ipv4_addr', 'inet_service']),
+    set(ALLOWED_SET, ['ipv4_addr', 'inet_proto', 'inet_service', 'ipv4_addr'], endpoints.flatMap(allowedElements), undefined, ['interval']),
+  ]
+  for (const [index, pods] of egress.pods) {
+    sets.push(set(egressSetName(index), ['ipv4_addr'], [...pods].map(([pod, comment]) => ({key: [pod], comment}))))
+  }
+  if (egress.snat.length > 0) sets.push(set(EGRESS_SNAT_MAP, ['ifname', 'ipv4_addr'], egress.snat, ['ipv4_addr']))
+  sets.sort((a, b) => compareText(a.name, b.name))
+
+  const indexes = [...marks.values()].map((m) => m.index).sort((a, b) => a - b)
+  return {
+    sets,
+    chains: [
+      manglePrerouting(model, marks, [...egress.pods.keys()]),
+      natPrerouting(model, marks),
+      natPostrouting(model, egress.snat.length > 0),
+      {
+        name: INPUT_CHAIN,
+        base: {type: 'filter', hook: 'input', priority: PRIORITY.filter},
+        // Traffic to a mapped endpoint that was not DNATed still has the host's address as
+        // destination and ends here: its source is not allowed, whatever listens on the host.
+        rules: [{matches: [{kind: 'lookup', key: ENDPOINT_KEY, set: ENDPOINTS_MAP, negate: false}], statement: {kind: 'drop'}}],
+      },
+      {
+        name: FORWARD_CHAIN,
+        base: {type: 'filter', hook: 'forward', priority: PRIORITY.filter},
+        // Accepting here does not overrule a DROP policy of another table's forward chain (see the doc).
+        rules: [{matches: [{kind: 'mark', of: 'ct', mask: INTERFACE_MASK, value: 0, negate: true}], statement: {kind: 'accept'}}],
+      },
+      ...indexes.map(restoreChain),
+    ],
+  }
+}
+
+function set(name: string, keyType: string[], elements: NftElement[], dataType?: string[], flags: string[] = []): NftSet {
+  const result: NftSet = {name, keyType, flags, elements: []}
+  if (dataType) result.dataType = dataType
+  result.elements = elements.sort((a, b) => compareText(elementKey(result, a), elementKey(result, b)))
+  return result
+}
+
+type Marks = Map<string, {index: number; mark: number}>
+
+function manglePrerouting(model: NatModel, marks: Marks, egressIndexes: number[]): NftChain {
+  const rules: NftRule[] = egressIndexes.map((index) => {
+    const mark = EGRESS_MARK | interfaceMark(index)
+    return {
+      matches: [
+        {kind: 'ct state', state: 'new'},
+        {kind: 'lookup', key: ['ip saddr'], set: egressSetName(index), negate: false},
+      ],
+      statement: setMark('ct', INTERFACE_MASK | EGRESS_MARK, mark),
+    }
+  })
+  if (model.interfaces.length > 0) {
+    const indexes = [...marks.values()].map((m) => m.index).sort((a, b) => a - b)
+    // Replies of inbound connections and every packet of egress connections carry the interface bits
+    // as packet mark before the routing decision, so `ip rule fwmark` picks the interface's table.
+    // One verdict-map lookup per packet; a chain per interface keeps the other packet mark bits.
+    const restore = (egress: number) =>
+      indexes.map((index) => ({value: (egress | interfaceMark(index)) >>> 0, chain: restoreChainName(index)}))
+    rules.push(
+      {
+        matches: [{kind: 'ct direction', direction: 'reply'}],
+        statement: {kind: 'vmap', of: 'ct', mask: INTERFACE_MASK | EGRESS_MARK, entries: restore(0)},
+      },
+      {
+        matches: [{kind: 'ct direction', direction: 'original'}],
+        statement: {kind: 'vmap', of: 'ct', mask: INTERFACE_MASK | EGRESS_MARK, entries: restore(EGRESS_MARK)},
+      },
+    )
+  }
+  return {name: MANGLE_PREROUTING_CHAIN, base: {type: 'filter', hook: 'prerouting', priority: PRIORITY.mangle}, rules}
+}
+
+function natPrerouting(model: NatModel, marks: Marks): NftChain {
+  const rules: NftRule[] = [
+    {matches: [{kind: 'lookup', key: [...ENDPOINT_KEY, 'ip saddr'], set: ALLOWED_SET, negate: true}], statement: {kind: 'return'}},
+  ]
+  if (model.masquerade) rules.push({matches: [], statement: setMark('meta', MASQUERADE_MARK, MASQUERADE_MARK)})
+  // Every external interface marks its connections, also the one without a table of its own: the
+  // mark is what FORWARD accepts, and with no `ip rule` for it replies simply follow the main table.
+  for (const iface of model.interfaces) {
+    rules.push({matches: [{kind: 'iifname', name: iface.name}], statement: setMark('ct', INTERFACE_MASK | EGRESS_MARK, marks.get(iface.name)!.mark)})
+  }
+  rules.push({matches: [], statement: {kind: 'dnat', key: ENDPOINT_KEY, map: ENDPOINTS_MAP}})
+  return {name: NAT_PREROUTING_CHAIN, base: {type: 'nat', hook: 'prerouting', priority: PRIORITY.dstnat}, rules}
+}
+
+function natPostrouting(model: NatModel, egress: boolean): NftChain {
+  const rules: NftRule[] = []
+  if (model.masquerade) {
+    rules.push({matches: [{kind: 'mark', of: 'meta', mask: MASQUERADE_MARK, value: MASQUERADE_MARK, negate: false}], statement: {kind: 'masquerade'}})
+  }
+  if (egress) {
+    rules.push({
+      matches: [{kind: 'mark', of: 'ct', mask: EGRESS_MARK, value: EGRESS_MARK, negate: false}],
+      statement: {kind: 'snat', key: ['oifname', 'ip saddr'], map: EGRESS_SNAT_MAP},
+    })
+  }
+  return {name: NAT_POSTROUTING_CHAIN, base: {type: 'nat', hook: 'postrouting', priority: PRIORITY.srcnat}, rules}
+}
+
+function restoreChain(index: number): NftChain {
+  return {name: restoreChainName(index), rules: [{matches: [], statement: setMark('meta', INTERFACE_MASK, interfaceMark(index))}]}
+}
+
+/**
+ * `MARK set MARK & AND | value`: clears `clear`, sets `value` (a subset of it), keeps every other bit.
+ * nft keeps the set bits in AND too, so that is how it is written here, to read back alike.
+ */
+function setMark(of: 'meta' | 'ct', clear: number, value: number): NftStatement {
+  return {kind: 'set mark', of, and: (~clear | value) >>> 0, or: value >>> 0}
+}
+
+interface OwnedEndpoint {
+  mapping: NatMapping
+  endpoint: NatEndpoint
+  sources: Cidr[]
+}
+
+/** Endpoints of all Mappings, each claimed once, with the Mapping's allow-list reduced to disjoint prefixes. */
+function collectEndpoints(mappings: NatMapping[]): OwnedEndpoint[] {
+  const owners = new Map<string, NatMapping>()
+  const result: OwnedEndpoint[] = []
+  for (const mapping of mappings) {
+    checkMappingName(mapping)
+    const sources = disjointSources(mapping.allowedSources)
+    for (const endpoint of mapping.endpoints) {
+      checkEndpoint(mapping, endpoint)
+      const key = `${endpoint.address} ${endpoint.protocol}/${endpoint.port}`
+      const owner = owners.get(key)
+      if (owner) throw new Error(`mapping ${mapping.namespace}/${mapping.name}: endpoint ${key} is also claimed by ${owner.namespace}/${owner.name}`)
+      owners.set(key, mapping)
+      result.push({mapping, endpoint, sources})
+    }
+  }
+  return result
+}
+
+/** An interval set refuses overlapping elements, and prefixes overlap only by nesting: keep the outermost. */
+function disjointSources(sources: Cidr[]): Cidr[] {
+  const unique = [...new Set(sources)]
+  return unique.filter((inner) => !unique.some((outer) => outer !== inner && covers(outer, inner)))
+}
+
+function covers(outer: Cidr, inner: Cidr): boolean {
+  const o = cidrParts(outer)
+  const i = cidrParts(inner)
+  return o.length <= i.length && cidrContains(outer, i.network)
+}
+
+function endpointElement({mapping, endpoint: e}: OwnedEndpoint): NftElement {
+  return {
+    key: [e.address, e.protocol, String(e.port)],
+    value: [e.targetIP, String(e.targetPort)],
+    comment: cut(`${mapping.namespace}/${mapping.name}`, ` ${e.protocol}/${e.port}`),
+  }
+}
+
+function allowedElements({mapping, endpoint: e, sources}: OwnedEndpoint): NftElement[] {
+  const comment = cut(`${mapping.namespace}/${mapping.name}`, '')
+  return sources.map((source) => ({key: [e.address, e.protocol, String(e.port), prefixText(source)], comment}))
+}
+
+/** A prefix as nft prints it: a /32 as the bare address. */
+export function prefixText(cidr: Cidr): string {
+  const {network, length} = cidrParts(cidr)
+  return length === 32 ? network : cidr
+}
+
+/** A comment within nft's limit: the name is cut, the suffix kept. */
+function cut(name: string, suffix: string): string {
+  return `${name.slice(0, MAX_COMMENT - suffix.length)}${suffix}`
+}
+
+/**
+ * Which interface each egress pod's connections belong to, and the address they leave with per
+ * (out interface, pod). Mirrors the iptables rules' order: the last egress naming a pod sets its
+ * connection mark, the first one per out interface picks its source address.
+ */
+function egressByInterface(model: NatModel, marks: Marks): {pods: Map<number, Map<Ipv4, string>>; snat: NftElement[]} {
+  const owner = new Map<Ipv4, {index: number; comment: string}>()
+  const snat = new Map<string, NftElement>()
+  for (const egress of model.egress) {
+    const iface = marks.get(egress.interface)
+    if (!iface) throw new Error(`egress uses interface ${JSON.stringify(egress.interface)}, which is not an external interface`)
+    checkAddress(egress.address)
+    const comment = cut(egress.mappings.join(' '), '')
+    for (const pod of egress.podIPs) {
+      checkAddress(pod)
+      owner.set(pod, {index: iface.index, comment})
+      const key = `${egress.interface} ${pod}`
+      if (!snat.has(key)) snat.set(key, {key: [egress.interface, pod], value: [egress.address], comment})
+    }
+  }
+  const pods = new Map<number, Map<Ipv4, string>>()
+  for (const [pod, {index, comment}] of [...owner].sort(([a], [b]) => compareIpv4(a, b))) {
+    const group = pods.get(index) ?? new Map<Ipv4, string>()
+    group.set(pod, comment)
+    pods.set(index, group)
+  }
+  return {pods: new Map([...pods].sort(([a], [b]) => a - b)), snat: [...snat.values()]}
+}
+
+function checkMappingName(mapping: NatMapping): void {
+  if (!isDns1123Subdomain(mapping.namespace) || !isDns1123Subdomain(mapping.name)) {
+    throw new Error(`mapping ${JSON.stringify(`${mapping.namespace}/${mapping.name}`)}: name cannot be used in an element comment`)
+  }
+}
+
+function checkAddress(address: Ipv4): Ipv4 {
+  if (parseIpv4(address) !== address) throw new Error(`${JSON.stringify(address)} is not an IPv4 address in canonical form`)
+  return address
+}
+
+function checkEndpoint(mapping: NatMapping, e: NatEndpoint): void {
+  const where = `mapping ${mapping.namespace}/${mapping.name}`
+  const isPort = (port: number) => Number.isInteger(port) && port >= 1 && port <= 65535
+  if (e.protocol !== 'tcp' && e.protocol !== 'udp') throw new Error(`${where}: protocol ${JSON.stringify(e.protocol)} is not tcp or udp`)
+  if (!isPort(e.port) || !isPort(e.targetPort)) throw new Error(`${where}: port ${e.port} -> ${e.targetPort} is outside 1..65535`)
+  try {
+    checkAddress(e.address)
+    checkAddress(e.targetIP)
+  } catch (error) {
+    throw new Error(`${where}: ${(error as Error).message}`, {cause: error})
+  }
+}

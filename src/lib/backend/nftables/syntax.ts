@@ -1,0 +1,120 @@
+/** Prints the nftables backend's rules, elements and table in nft's own syntax; pure. */
+import {LineBuffer} from '../iptables/linebuffer.js'
+import {TABLE, markHex} from './names.js'
+import type {NftChain, NftElement, NftMatch, NftRule, NftSet, NftState, NftStatement} from './types.js'
+
+/** Every bit: a `& AND` that keeps them all is left out, as nft does. */
+const ALL_BITS = 0xffffffff
+
+function printMatch(match: NftMatch): string {
+  switch (match.kind) {
+    case 'lookup':
+      return `${match.key.join(' . ')} ${match.negate ? '!= ' : ''}@${match.set}`
+    case 'iifname':
+      return `iifname ${quoted(match.name)}`
+    case 'ct state':
+      return `ct state ${match.state}`
+    case 'ct direction':
+      return `ct direction ${match.direction}`
+    case 'mark':
+      return `${match.of} mark & ${markHex(match.mask)} ${match.negate ? '!=' : '=='} ${markHex(match.value)}`
+  }
+}
+
+function printStatement(statement: NftStatement): string {
+  switch (statement.kind) {
+    case 'accept':
+    case 'drop':
+    case 'return':
+    case 'masquerade':
+      return statement.kind
+    case 'set mark': {
+      const kept = (statement.and >>> 0) === ALL_BITS ? '' : ` & ${markHex(statement.and)}`
+      return `${statement.of} mark set ${statement.of} mark${kept} | ${markHex(statement.or)}`
+    }
+    case 'dnat':
+    case 'snat':
+      return `${statement.kind} to ${statement.key.join(' . ')} map @${statement.map}`
+    case 'vmap': {
+      const entries = statement.entries.map((e) => `${markHex(e.value)} : goto ${e.chain}`).join(', ')
+      return `${statement.of} mark & ${markHex(statement.mask)} vmap { ${entries} }`
+    }
+  }
+}
+
+/** One rule as a line of nft syntax; a rule of unknown shape prints as the JSON nft gave. */
+export function printRule(rule: NftRule): string {
+  if ('unknown' in rule) return `# unknown rule ${rule.unknown}`
+  return [...rule.matches.map(printMatch), printStatement(rule.statement)].join(' ')
+}
+
+/** A string as an nft quoted string; callers pass only validated names, so a quote is a bug. */
+export function quoted(text: string): string {
+  if (/["\\\r\n]/.test(text)) throw new Error(`cannot quote ${JSON.stringify(text)} for nft`)
+  return `"${text}"`
+}
+
+function printParts(parts: string[], types: string[]): string {
+  return parts.map((part, i) => (types[i] === 'ifname' ? quoted(part) : part)).join(' . ')
+}
+
+/** The key of an element as nft prints it, which is also how elements are told apart. */
+export function elementKey(set: NftSet, element: NftElement): string {
+  return printParts(element.key, set.keyType)
+}
+
+/** An element as written inside `{ }`: key, comment, then `: value` for maps. */
+export function printElement(set: NftSet, element: NftElement): string {
+  const comment = element.comment === undefined ? '' : ` comment ${quoted(element.comment)}`
+  const value = element.value === undefined ? '' : ` : ${printParts(element.value, set.dataType ?? [])}`
+  return `${elementKey(set, element)}${comment}${value}`
+}
+
+/** The declaration of a set or map without its elements: what makes a change structural. */
+export function setDeclaration(set: NftSet): string {
+  const type = `type ${set.keyType.join(' . ')}${set.dataType ? ` : ${set.dataType.join(' . ')}` : ''}`
+  return `${set.dataType ? 'map' : 'set'} ${set.name} { ${type};${set.flags.length > 0 ? ` flags ${set.flags.join(', ')};` : ''} }`
+}
+
+/** A chain's header and rules on one line each: what makes a change structural. */
+export function chainLines(chain: NftChain): string[] {
+  const header = chain.base
+    ? `chain ${chain.name} { type ${chain.base.type} hook ${chain.base.hook} priority ${chain.base.priority}; policy accept; }`
+    : `chain ${chain.name} { }`
+  return [header, ...chain.rules.map(printRule)]
+}
+
+function writeSet(out: LineBuffer, set: NftSet): void {
+  out.write(`\t${set.dataType ? 'map' : 'set'} ${set.name} {`)
+  out.write(`\t\ttype ${set.keyType.join(' . ')}${set.dataType ? ` : ${set.dataType.join(' . ')}` : ''}`)
+  if (set.flags.length > 0) out.write(`\t\tflags ${set.flags.join(', ')}`)
+  if (set.elements.length > 0) {
+    out.write('\t\telements = {')
+    set.elements.forEach((element, i) => out.write(`\t\t\t${printElement(set, element)}${i < set.elements.length - 1 ? ',' : ''}`))
+    out.write('\t\t}')
+  }
+  out.write('\t}')
+}
+
+function writeChain(out: LineBuffer, chain: NftChain): void {
+  out.write(`\tchain ${chain.name} {`)
+  if (chain.base) out.write(`\t\ttype ${chain.base.type} hook ${chain.base.hook} priority ${chain.base.priority}; policy accept;`)
+  for (const rule of chain.rules) out.write(`\t\t${printRule(rule)}`)
+  out.write('\t}')
+}
+
+/**
+ * The whole table as one `nft -f` transaction that works whether or not the table exists: add it
+ * (a no-op when present), delete it, define it anew. What `sync --dry-run` prints, and a full apply.
+ */
+export function renderNftScript(state: NftState): string {
+  const out = new LineBuffer()
+  out.write(`table ${TABLE}`)
+  out.write(`delete table ${TABLE}`)
+  if (!state.table) return out.toString()
+  out.write(`table ${TABLE} {`)
+  for (const set of state.table.sets) writeSet(out, set)
+  for (const chain of state.table.chains) writeChain(out, chain)
+  out.write('}')
+  return out.toString()
+}

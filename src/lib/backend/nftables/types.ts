@@ -1,0 +1,88 @@
+/**
+ * The nftables backend's view of kernel state, desired or read back from `nft -j`: one table with
+ * its sets, maps and chains, plus the ip rules and routes shared with the iptables backend.
+ * Rules are small syntax trees of exactly the shapes smartnat renders, so both sides print alike.
+ */
+import type {IpRouteState, IpRuleState} from '../iptables/types.js'
+
+export type {IpRouteState, IpRuleState}
+
+/** What a concatenated key or a NAT address is built from. */
+export type Selector = 'ip saddr' | 'ip daddr' | 'meta l4proto' | 'th dport' | 'iifname' | 'oifname'
+
+export type MarkOf = 'meta' | 'ct'
+
+export type NftMatch =
+  /** `ip daddr . meta l4proto . th dport @endpoints`, or with `!=` */
+  | {kind: 'lookup'; key: Selector[]; set: string; negate: boolean}
+  /** `iifname "eth1"` */
+  | {kind: 'iifname'; name: string}
+  /** `ct state new` */
+  | {kind: 'ct state'; state: 'new'}
+  /** `ct direction reply` */
+  | {kind: 'ct direction'; direction: 'original' | 'reply'}
+  /** `ct mark & 0x0ff00000 != 0x00000000` */
+  | {kind: 'mark'; of: MarkOf; mask: number; value: number; negate: boolean}
+
+export type NftStatement =
+  | {kind: 'accept' | 'drop' | 'return' | 'masquerade'}
+  /** `ct mark set ct mark & AND | OR` (no `& AND` when AND keeps every bit) */
+  | {kind: 'set mark'; of: MarkOf; and: number; or: number}
+  /** `dnat to ip daddr . meta l4proto . th dport map @endpoints` */
+  | {kind: 'dnat' | 'snat'; key: Selector[]; map: string}
+  /** `ct mark & MASK vmap { VALUE : goto CHAIN, ... }` */
+  | {kind: 'vmap'; of: MarkOf; mask: number; entries: {value: number; chain: string}[]}
+
+export type NftRule =
+  | {matches: NftMatch[]; statement: NftStatement}
+  /** A rule of a shape smartnat never renders (someone edited the table), kept as nft's JSON. */
+  | {unknown: string}
+
+export interface NftBaseChain {
+  type: 'filter' | 'nat'
+  hook: 'prerouting' | 'input' | 'forward' | 'postrouting'
+  priority: number
+}
+
+export interface NftChain {
+  name: string
+  /** Absent for regular chains, reached only by jump or goto. */
+  base?: NftBaseChain
+  rules: NftRule[]
+}
+
+export interface NftElement {
+  /** One part per key type, as nft prints it: `198.18.0.10`, `tcp`, `80`, `10.0.0.0/8` (a /32 bare), `eth1`. */
+  key: string[]
+  /** Map data, one part per data type; absent in plain sets. */
+  value?: string[]
+  comment?: string
+}
+
+export interface NftSet {
+  name: string
+  /** One type per concatenated part: `ipv4_addr`, `inet_proto`, `inet_service`, `ifname`. */
+  keyType: string[]
+  /** Present for maps: the data types, one per part. */
+  dataType?: string[]
+  /** `interval` for sets holding prefixes. */
+  flags: string[]
+  /** Sorted by key. */
+  elements: NftElement[]
+}
+
+export interface NftTable {
+  /** Sorted by name. */
+  sets: NftSet[]
+  /** Base chains first, in render order; read back in the order nft lists them. */
+  chains: NftChain[]
+}
+
+export interface NftState {
+  /** Undefined when the table does not exist. */
+  table?: NftTable
+  /** Sorted by priority. */
+  ipRules: IpRuleState[]
+  /** Sorted by table, then dst. */
+  routes: IpRouteState[]
+}
