@@ -8,6 +8,7 @@ import {
   CustomObjectsApi,
   DiscoveryV1Api,
   KubeConfig,
+  makeInformer,
   PatchStrategy,
   setHeaderOptions,
   Watch,
@@ -296,6 +297,47 @@ describe('test API server with @kubernetes/client-node', function () {
     while (watch.ended() === 'open' && Date.now() < ended) await new Promise((r) => setTimeout(r, 10))
     expect(watch.ended()).to.equal(null)
     server = await startApiServer()
+  })
+
+  it('keeps a client-node informer in sync, relisting after a 410 on re-watch', async function () {
+    await create(mapping('before'))
+    const seen: string[] = []
+    let lists = 0
+    const listFn = () => {
+      lists++
+      return custom.listNamespacedCustomObject({group: GROUP, version: VERSION, namespace: ns, plural: PLURAL}) as never
+    }
+    const informer = makeInformer<Mapping & {metadata: {name: string}}>(kc, path, listFn)
+    informer.on('add', (m) => seen.push(`add ${m.metadata.name}`))
+    informer.on('update', (m) => seen.push(`update ${m.metadata.name} ${String(m.spec.serviceName)}`))
+    informer.on('delete', (m) => seen.push(`delete ${m.metadata.name}`))
+    const waitFor = async (entry: string) => {
+      const deadline = Date.now() + 3000
+      while (!seen.includes(entry) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
+      expect(seen).to.include(entry)
+    }
+    await informer.start()
+    try {
+      await waitFor('add before')
+      await create(mapping('live'))
+      await waitFor('add live')
+      const deadline = Date.now() + 2000
+      while (server.openWatches() === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
+      expect(lists).to.equal(1)
+      // Drop the watch and change things in the same tick, before the informer can re-watch, then forget
+      // the history: its re-watch from the old resourceVersion gets 410 and only a relist can catch up.
+      const type = server.registry.find(GROUP, VERSION, PLURAL)!
+      server.closeWatches()
+      server.api.delete(type, ns, 'before')
+      server.api.patch(type, ns, 'live', 'application/merge-patch+json', {spec: {serviceName: 'moved'}})
+      server.store.setHistorySize(0)
+      await waitFor('delete before')
+      await waitFor('update live moved')
+    } finally {
+      await informer.stop()
+    }
+    expect(lists).to.equal(2)
+    expect(informer.list().map((m) => m.metadata.name)).to.deep.equal(['live'])
   })
 
   it('serves Services with allocated cluster IPs and EndpointSlices with selectors', async function () {

@@ -40,6 +40,8 @@ export interface ApiServer {
   registry: Registry
   /** Number of watches currently streaming. */
   openWatches(): number
+  /** Ends every open watch, as an API server restart or a watch timeout does; clients must re-watch. */
+  closeWatches(): void
   /** A kubeconfig (YAML) whose current context points at this server. */
   kubeconfig(options?: {namespace?: string}): string
   writeKubeconfig(path: string, options?: {namespace?: string}): Promise<void>
@@ -95,6 +97,7 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
     store,
     registry,
     openWatches: () => hub.size,
+    closeWatches: () => hub.closeAll(),
     kubeconfig,
     writeKubeconfig: (path, opts) => writeFile(path, kubeconfig(opts), {mode: 0o600}),
     stop: () => new Promise<void>((resolve) => {
