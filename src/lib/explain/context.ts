@@ -1,0 +1,69 @@
+/** Everything `status` and `explain` look at, gathered once: objects, host, desired state, and the kernel's. */
+import {readHostInterfaces} from '../host/interfaces.js'
+import type {Runner} from '../host/runner.js'
+import type {HostInfo, Plan, Snapshot} from '../plan/model.js'
+import {plan} from '../plan/plan.js'
+import type {SyncSettings} from '../sync/settings.js'
+import {diffParts, type Drift} from './drift.js'
+import type {Inspector} from './inspector.js'
+import type {Counter, StatePart} from './parts.js'
+
+export interface InspectDeps<State> {
+  runner: Runner
+  inspector: Inspector<State>
+  loadSnapshot: () => Promise<Snapshot>
+}
+
+/** The kernel's state, or why it could not be read (most often: not root). */
+export type KernelView<State> =
+  | {readable: true; state: State; parts: StatePart[]; counters: Map<string, Counter>}
+  | {readable: false; reason: string}
+
+export interface Inspection<State> {
+  settings: SyncSettings
+  backend: string
+  snapshot: Snapshot
+  host: HostInfo
+  plan: Plan
+  desired: State
+  desiredParts: StatePart[]
+  kernel: KernelView<State>
+  /** Undefined when the kernel could not be read. */
+  drift?: Drift
+}
+
+/** Plans and renders like a sync, then reads the kernel; a kernel that cannot be read is reported, not thrown. */
+export async function inspectHost<State>(deps: InspectDeps<State>, settings: SyncSettings): Promise<Inspection<State>> {
+  const [snapshot, host] = await Promise.all([deps.loadSnapshot(), readHostInterfaces(deps.runner, settings.interfacesPattern)])
+  const planned = plan(snapshot, host, settings.plan)
+  const desired = deps.inspector.backend.render(planned.model)
+  const desiredParts = deps.inspector.parts(desired, planned.model)
+  const kernel = await readKernel(deps.inspector, planned)
+  return {
+    settings,
+    backend: deps.inspector.backend.name,
+    snapshot,
+    host,
+    plan: planned,
+    desired,
+    desiredParts,
+    kernel,
+    ...(kernel.readable ? {drift: diffParts(desiredParts, kernel.parts)} : {}),
+  }
+}
+
+async function readKernel<State>(inspector: Inspector<State>, planned: Plan): Promise<KernelView<State>> {
+  try {
+    const [state, counters] = await Promise.all([inspector.backend.read(), inspector.counters()])
+    return {readable: true, state, parts: inspector.parts(state, planned.model), counters}
+  } catch (error) {
+    return {readable: false, reason: errorChain(error)}
+  }
+}
+
+/** An error's message followed by its causes', which say what the kernel tool printed. */
+export function errorChain(error: unknown): string {
+  const messages: string[] = []
+  for (let e: unknown = error; e instanceof Error && messages.length < 5; e = e.cause) messages.push(e.message)
+  return messages.length > 0 ? messages.join(': ') : String(error)
+}

@@ -1,0 +1,150 @@
+/** The iptables backend's state as parts: rules by comment and endpoint, set entries by address and port. */
+import {setOptionsKey} from '../backend/iptables/diff.js'
+import {ALLOW_SET, ENDPOINTS_SET, addressChainName, egressSetName} from '../backend/iptables/names.js'
+import {mappingComment} from '../backend/iptables/render.js'
+import {parseRule, type Match} from '../backend/iptables/rule.js'
+import {TABLES, type IpRouteState, type IptablesState} from '../backend/iptables/types.js'
+import type {NatModel} from '../plan/model.js'
+import {endpointName, type StatePart} from './parts.js'
+
+/** Who depends on which endpoint and address, learnt from the desired model and from the state's own comments. */
+class Owners {
+  readonly byEndpoint = new Map<string, string>()
+  readonly byAddress = new Map<string, Set<string>>()
+  readonly byComment = new Map<string, string>()
+  readonly byEgressSet = new Map<string, string[]>()
+  readonly addressOfChain = new Map<string, string>()
+
+  constructor(model: NatModel) {
+    for (const mapping of model.mappings) {
+      const id = `${mapping.namespace}/${mapping.name}`
+      for (const e of mapping.endpoints) {
+        this.addressOfChain.set(addressChainName(e.address), e.address)
+        this.endpoint(e.address, endpointName(e.address, e.protocol, e.port), id)
+        this.byComment.set(mappingComment(mapping.namespace, mapping.name, e), id)
+      }
+    }
+    for (const egress of model.egress) this.byEgressSet.set(egressSetName(egress.address), egress.mappings)
+  }
+
+  endpoint(address: string, endpoint: string, mapping: string): void {
+    if (!this.byEndpoint.has(endpoint)) this.byEndpoint.set(endpoint, mapping)
+    const set = this.byAddress.get(address) ?? new Set()
+    set.add(mapping)
+    this.byAddress.set(address, set)
+  }
+
+  /** The Mapping a DNAT comment names; a comment cut to iptables' limit is recognised through the model. */
+  ofComment(text: string): string | undefined {
+    return this.byComment.get(text) ?? /^(\S+\/\S+) (?:tcp|udp)\/\d+$/.exec(text)?.[1]
+  }
+}
+
+interface DnatRule {
+  address?: string
+  endpoint?: string
+  mapping?: string
+}
+
+/** Parts of an iptables-backend state; rules a renderer would not emit become unattributed parts. */
+export function iptablesParts(state: IptablesState, model: NatModel): StatePart[] {
+  const owners = new Owners(model)
+  const dnat = learnDnatRules(state, owners)
+  const parts: StatePart[] = []
+  for (const table of TABLES) {
+    const {chains, jumps} = state.tables[table]
+    for (const line of jumps) parts.push({kind: 'jump', where: `${table} ${line.split(' ')[1]}`, text: line, mappings: [], counterKey: `${table} ${line}`})
+    for (const chain of chains) {
+      const chainMappings = new Set<string>()
+      for (const line of chain.rules) {
+        const rule = dnat.get(line) ?? dispatchRule(line, owners)
+        const mappings = rule.mapping ? [rule.mapping] : [...(rule.address ? (owners.byAddress.get(rule.address) ?? []) : [])].sort()
+        for (const m of mappings) chainMappings.add(m)
+        parts.push({
+          kind: 'rule',
+          where: `${table} ${chain.name}`,
+          text: line,
+          mappings,
+          ...(rule.endpoint ? {endpoint: rule.endpoint} : {}),
+          counterKey: `${table} ${line}`,
+        })
+      }
+      parts.push({kind: 'chain', where: table, text: chain.name, mappings: [...chainMappings].sort()})
+    }
+  }
+  for (const set of state.sets) {
+    parts.push({kind: 'set', where: `set ${set.name}`, text: `${set.type} ${setOptionsKey(set.options)}`, mappings: []})
+    for (const entry of set.entries) parts.push(setEntryPart(set.name, entry, owners))
+  }
+  for (const rule of state.ipRules) {
+    parts.push({kind: 'ip-rule', where: `table ${rule.table}`, text: `priority ${rule.priority} fwmark ${rule.fwmark} table ${rule.table}`, mappings: []})
+  }
+  for (const route of state.routes) parts.push({kind: 'route', where: `table ${route.table}`, text: routeText(route), mappings: []})
+  return parts
+}
+
+/** DNAT rules by line, and the endpoints they reveal (a stale Mapping is known only by its comments). */
+function learnDnatRules(state: IptablesState, owners: Owners): Map<string, DnatRule> {
+  const rules = new Map<string, DnatRule>()
+  for (const chain of state.tables.nat.chains) {
+    for (const line of chain.rules) {
+      const rule = tryParse(line)
+      if (!rule) continue
+      const dst = rule.matches.find((m): m is Extract<Match, {kind: 'dst'}> => m.kind === 'dst')
+      if (rule.target.kind === 'jump' && dst) owners.addressOfChain.set(rule.target.chain, dst.cidr.replace(/\/32$/, ''))
+    }
+  }
+  for (const chain of state.tables.nat.chains) {
+    const address = owners.addressOfChain.get(chain.name)
+    for (const line of chain.rules) {
+      const rule = tryParse(line)
+      if (!rule || rule.target.kind !== 'DNAT') continue
+      const dport = rule.matches.find((m): m is Extract<Match, {kind: 'dport'}> => m.kind === 'dport')
+      const comment = rule.matches.find((m): m is Extract<Match, {kind: 'comment'}> => m.kind === 'comment')
+      const endpoint = address && dport ? endpointName(address, dport.protocol, dport.port) : undefined
+      const mapping = (comment && owners.ofComment(comment.text)) ?? (endpoint ? owners.byEndpoint.get(endpoint) : undefined)
+      if (endpoint && mapping && address) owners.endpoint(address, endpoint, mapping)
+      rules.set(line, {...(address ? {address} : {}), ...(endpoint ? {endpoint} : {}), ...(mapping ? {mapping} : {})})
+    }
+  }
+  return rules
+}
+
+/** A rule sending one address to its chain serves every Mapping on that address. */
+function dispatchRule(line: string, owners: Owners): DnatRule {
+  const rule = tryParse(line)
+  if (rule?.target.kind !== 'jump') return {}
+  const address = owners.addressOfChain.get(rule.target.chain)
+  return address ? {address} : {}
+}
+
+function setEntryPart(set: string, entry: string, owners: Owners): StatePart {
+  const base = {kind: 'set-entry' as const, where: `set ${set}`, text: entry}
+  if (set === ALLOW_SET || set === ENDPOINTS_SET) {
+    const match = /^([^,]+),(tcp|udp):(\d+)(?:,|$)/.exec(entry)
+    if (match) {
+      const endpoint = endpointName(match[1]!, match[2]!, Number(match[3]))
+      const mapping = owners.byEndpoint.get(endpoint)
+      return {...base, mappings: mapping ? [mapping] : [], endpoint}
+    }
+  }
+  return {...base, mappings: [...(owners.byEgressSet.get(set) ?? [])]}
+}
+
+function routeText(route: IpRouteState): string {
+  const words = [route.dst]
+  if (route.via) words.push('via', route.via)
+  words.push('dev', route.dev)
+  if (route.scope) words.push('scope', route.scope)
+  if (route.src) words.push('src', route.src)
+  return words.join(' ')
+}
+
+// A rule someone added by hand to an owned chain need not have a shape the renderer emits.
+function tryParse(line: string): ReturnType<typeof parseRule> | undefined {
+  try {
+    return parseRule(line)
+  } catch {
+    return undefined
+  }
+}

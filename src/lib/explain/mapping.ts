@@ -1,0 +1,202 @@
+/** What one Mapping amounts to on this host: verdict, Service, endpoints, and whether the kernel has its rules. */
+import type {MappingResource, ValidMappingSpec} from '../mapping/types.js'
+import {validateMapping} from '../mapping/validate.js'
+import type {MappingVerdict} from '../plan/model.js'
+import {namesOf} from '../plan/order.js'
+import {indexPodIPs} from '../plan/pods.js'
+import type {Inspection} from './context.js'
+import {driftOf, driftedMappings, sharedDrift, type Drift} from './drift.js'
+import {endpointName, type Counter, type StatePart} from './parts.js'
+
+/**
+ * - configured: programmed, and the kernel holds exactly its rules
+ * - invalid: not programmed; `reason` says why
+ * - drifted: the kernel lacks some of its rules or set entries, or holds some it should not
+ * - not-local: valid, but none of its addresses is on this host's external interfaces
+ * - unverified: programmed as far as the desired state goes; the kernel could not be read
+ * - stale: no longer in the source (or no longer valid here), yet the kernel still holds rules for it
+ */
+export type MappingState = 'configured' | 'invalid' | 'drifted' | 'not-local' | 'unverified' | 'stale'
+
+/** One external endpoint's DNAT, as desired, and what the kernel counted for it. */
+export interface EndpointRule {
+  address: string
+  protocol: string
+  port: number
+  /** `198.19.100.10:8080` */
+  target: string
+  /** null when the kernel could not be read. */
+  inKernel: boolean | null
+  packets: number | null
+  bytes: number | null
+}
+
+export interface MappingFacts {
+  namespace: string
+  name: string
+  state: MappingState
+  /** Why it is invalid, drifted or stale; null when configured. */
+  reason: string | null
+  service: string | null
+  serviceVIP: string | null
+  /** Ready endpoint addresses of the Service. */
+  endpoints: string[]
+  /** Addresses programmed on this host. */
+  addresses: string[]
+  notLocalAddresses: string[]
+  allowedSources: string[]
+  ports: {protocol: string; port: number; servicePort: number}[]
+  rules: EndpointRule[]
+  /** Sums over `rules`; null when the kernel could not be read. */
+  packets: number | null
+  bytes: number | null
+  /** Parts as `where: text`. */
+  drift: {missing: string[]; unexpected: string[]}
+}
+
+/** A part of the desired or the kernel's state, and whether the other side agrees. */
+export interface PartReport {
+  kind: string
+  where: string
+  text: string
+  /** null when the kernel could not be read. */
+  inKernel: boolean | null
+  packets: number | null
+  bytes: number | null
+}
+
+export interface MappingExplanation {
+  mapping: MappingFacts
+  kernel: {readable: boolean; reason: string | null}
+  /** What implements the Mapping, as rendered, each checked against the kernel. */
+  parts: PartReport[]
+  /** What the kernel holds for the Mapping that is not desired. */
+  unexpected: PartReport[]
+  /** Drift in what every Mapping relies on (jumps, marks, reply routing). */
+  shared: {missing: string[]; unexpected: string[]}
+}
+
+/** Facts about every Mapping of the snapshot, and about Mappings the kernel still serves but the source no longer names. */
+export function mappingFacts(inspection: Inspection<unknown>): MappingFacts[] {
+  const facts = inspection.plan.verdicts.map((verdict) => factsOf(inspection, verdict))
+  const known = new Set(facts.map((f) => `${f.namespace}/${f.name}`))
+  const stale = inspection.drift ? driftedMappings(inspection.drift).filter((id) => !known.has(id)) : []
+  return [...facts, ...stale.map((id) => staleFacts(inspection, id))]
+}
+
+/** Explains one Mapping (`namespace/name`); fails naming the Mappings that do exist when it is unknown. */
+export function explainMapping(inspection: Inspection<unknown>, id: string): MappingExplanation {
+  const facts = mappingFacts(inspection).find((f) => `${f.namespace}/${f.name}` === id)
+  if (!facts) {
+    const names = mappingFacts(inspection).map((f) => `${f.namespace}/${f.name}`)
+    const [namespace] = id.split('/')
+    const near = names.filter((n) => n.startsWith(`${namespace}/`))
+    throw new Error(`mapping ${id} not found${near.length > 0 ? `; in namespace ${namespace} there are: ${near.join(', ')}` : names.length > 0 ? `; known Mappings: ${names.join(', ')}` : '; the source holds no Mappings'}`)
+  }
+  const {kernel, drift} = inspection
+  const counters = kernel.readable ? kernel.counters : undefined
+  const mine = (part: StatePart) => part.mappings.includes(id)
+  const missing = new Set(drift?.missing ?? [])
+  const shared = drift ? sharedDrift(drift) : undefined
+  return {
+    mapping: facts,
+    kernel: {readable: kernel.readable, reason: kernel.readable ? null : kernel.reason},
+    parts: inspection.desiredParts.filter(mine).map((part) => partReport(part, drift ? !missing.has(part) : null, counters)),
+    unexpected: (drift ? driftOf(drift, id).unexpected : []).map((part) => partReport(part, true, counters)),
+    shared: {missing: (shared?.missing ?? []).map(partLine), unexpected: (shared?.unexpected ?? []).map(partLine)},
+  }
+}
+
+function factsOf(inspection: Inspection<unknown>, verdict: MappingVerdict): MappingFacts {
+  const id = `${verdict.namespace}/${verdict.name}`
+  const spec = validSpec(inspection, verdict)
+  const model = inspection.plan.model.mappings.find((m) => m.namespace === verdict.namespace && m.name === verdict.name)
+  const drift = inspection.drift ? driftOf(inspection.drift, id) : undefined
+  const rules = (model?.endpoints ?? []).map((e) =>
+    endpointRule(inspection, id, endpointName(e.address, e.protocol, e.port), {address: e.address, protocol: e.protocol, port: e.port, target: `${e.targetIP}:${e.targetPort}`}),
+  )
+  const podIPs = spec ? indexPodIPs(inspection.snapshot.endpointSlices)(verdict.namespace, spec.serviceName) : []
+  const drifted = drift !== undefined && (drift.missing.length > 0 || drift.unexpected.length > 0)
+  const state: MappingState = !verdict.valid ? 'invalid' : drifted ? 'drifted' : !model ? 'not-local' : inspection.kernel.readable ? 'configured' : 'unverified'
+  return {
+    namespace: verdict.namespace,
+    name: verdict.name,
+    state,
+    reason: !verdict.valid ? verdict.invalid : drifted ? driftReason(drift!) : null,
+    service: spec?.serviceName ?? null,
+    serviceVIP: verdict.serviceVIP ?? null,
+    endpoints: [...podIPs],
+    addresses: model ? model.addresses.map((a) => a.address) : [],
+    notLocalAddresses: [...verdict.notLocalAddresses],
+    allowedSources: spec ? [...spec.allowedSources] : [],
+    ports: spec ? spec.ports.map((p) => ({protocol: p.protocol, port: p.port, servicePort: p.servicePort})) : [],
+    rules,
+    ...totals(rules),
+    drift: {missing: (drift?.missing ?? []).map(partLine), unexpected: (drift?.unexpected ?? []).map(partLine)},
+  }
+}
+
+/** A Mapping only the kernel knows: its rules stayed after it was deleted, or after it stopped being valid here. */
+function staleFacts(inspection: Inspection<unknown>, id: string): MappingFacts {
+  const [namespace = '', name = ''] = id.split('/')
+  const drift = driftOf(inspection.drift!, id)
+  return {
+    namespace,
+    name,
+    state: 'stale',
+    reason: `not a Mapping of the source, yet the kernel holds ${drift.unexpected.length} of its rules and set entries`,
+    service: null,
+    serviceVIP: null,
+    endpoints: [],
+    addresses: [],
+    notLocalAddresses: [],
+    allowedSources: [],
+    ports: [],
+    rules: [],
+    packets: null,
+    bytes: null,
+    drift: {missing: drift.missing.map(partLine), unexpected: drift.unexpected.map(partLine)},
+  }
+}
+
+function validSpec(inspection: Inspection<unknown>, verdict: MappingVerdict): ValidMappingSpec | undefined {
+  if (!verdict.valid) return undefined
+  const resource = inspection.snapshot.mappings.find((m: MappingResource) => {
+    const names = namesOf(m)
+    return names.namespace === verdict.namespace && names.name === verdict.name
+  })
+  const validation = resource && validateMapping(resource, inspection.settings.plan)
+  return validation?.ok ? validation.spec : undefined
+}
+
+function endpointRule(inspection: Inspection<unknown>, id: string, endpoint: string, base: Omit<EndpointRule, 'inKernel' | 'packets' | 'bytes'>): EndpointRule {
+  const {kernel} = inspection
+  const dnat = inspection.desiredParts.find((p) => p.kind === 'rule' && p.endpoint === endpoint && p.mappings.includes(id) && p.counterKey)
+  if (!kernel.readable || !dnat) return {...base, inKernel: null, packets: null, bytes: null}
+  const inKernel = !inspection.drift!.missing.includes(dnat)
+  const counter = inKernel ? kernel.counters.get(dnat.counterKey!) : undefined
+  return {...base, inKernel, packets: counter?.packets ?? (inKernel ? 0 : null), bytes: counter?.bytes ?? (inKernel ? 0 : null)}
+}
+
+function totals(rules: EndpointRule[]): {packets: number | null; bytes: number | null} {
+  const counted = rules.filter((r) => r.packets !== null)
+  if (counted.length === 0) return {packets: null, bytes: null}
+  return {packets: counted.reduce((n, r) => n + r.packets!, 0), bytes: counted.reduce((n, r) => n + r.bytes!, 0)}
+}
+
+function driftReason(drift: Drift): string {
+  const said: string[] = []
+  if (drift.missing.length > 0) said.push(`the kernel lacks ${drift.missing.length} of its rules and set entries`)
+  if (drift.unexpected.length > 0) said.push(`the kernel holds ${drift.unexpected.length} it should not`)
+  return `${said.join('; ')}; the next sync repairs it`
+}
+
+function partReport(part: StatePart, inKernel: boolean | null, counters: Map<string, Counter> | undefined): PartReport {
+  const counter = inKernel && part.counterKey && counters ? (counters.get(part.counterKey) ?? {packets: 0, bytes: 0}) : undefined
+  return {kind: part.kind, where: part.where, text: part.text, inKernel, packets: counter?.packets ?? null, bytes: counter?.bytes ?? null}
+}
+
+/** `where: text`, the one-line form of a part. */
+export function partLine(part: StatePart): string {
+  return `${part.where}: ${part.text}`
+}

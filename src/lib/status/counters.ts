@@ -1,0 +1,37 @@
+/** Packet and byte counters of smartnat's rules, read from `iptables-save -c`. */
+import {TABLES, type TableName} from '../backend/iptables/types.js'
+import type {Runner} from '../host/runner.js'
+import type {Counter} from '../explain/parts.js'
+
+const COUNTED_RULE = /^\[(\d+):(\d+)\] (-A \S+ .*)$/
+
+/** Runs `iptables-save -c` and returns counters keyed by `table rule-line`, the rule as plain iptables-save prints it. */
+export async function readIptablesCounters(runner: Runner): Promise<Map<string, Counter>> {
+  let stdout: string
+  try {
+    stdout = (await runner.run('iptables-save', ['-c'])).stdout
+  } catch (error) {
+    throw new Error('reading rule counters: iptables-save -c failed', {cause: error})
+  }
+  return parseIptablesCounters(stdout)
+}
+
+/** Parses `iptables-save -c` output; identical rules in one table add up. */
+export function parseIptablesCounters(text: string): Map<string, Counter> {
+  const counters = new Map<string, Counter>()
+  let table: TableName | undefined
+  for (const raw of text.split('\n')) {
+    const line = raw.trimEnd()
+    if (line.startsWith('*')) {
+      const name = line.slice(1)
+      table = (TABLES as readonly string[]).includes(name) ? (name as TableName) : undefined
+      continue
+    }
+    const match = table && COUNTED_RULE.exec(line)
+    if (!match) continue
+    const key = `${table} ${match[3]}`
+    const seen = counters.get(key) ?? {packets: 0, bytes: 0}
+    counters.set(key, {packets: seen.packets + Number(match[1]), bytes: seen.bytes + Number(match[2])})
+  }
+  return counters
+}
