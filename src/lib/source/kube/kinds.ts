@@ -1,0 +1,76 @@
+/** The three kinds smartnat reads from the API server, each with its all-namespaces list (one page) and watch path. */
+import {CoreV1Api, CustomObjectsApi, DiscoveryV1Api, type KubeConfig} from '@kubernetes/client-node'
+import {MAPPING_API_VERSION, MAPPING_GROUP, MAPPING_VERSION} from '../../mapping/types.js'
+
+export type KindName = 'Mapping' | 'Service' | 'EndpointSlice'
+
+/** An object as it comes over the wire: plain JSON with string timestamps. */
+export interface WireObject {
+  apiVersion?: string
+  kind?: string
+  metadata: {name?: string; namespace?: string; uid?: string; resourceVersion?: string; [field: string]: unknown}
+  [field: string]: unknown
+}
+
+/** One page of a list: its items, the list's resourceVersion and the token for the next page, if any. */
+export interface ListPage {
+  items: WireObject[]
+  resourceVersion: string
+  continue?: string
+}
+
+export type PageRequest = {limit?: number; continue?: string}
+
+export interface WatchedKind {
+  name: KindName
+  apiVersion: string
+  /** The all-namespaces collection, which is also where watches go. */
+  path: string
+  listPage(request: PageRequest): Promise<ListPage>
+}
+
+export const MAPPING_PLURAL = 'mappings'
+
+/** The watched kinds, in the order a Snapshot lists them. */
+export function watchedKinds(kc: KubeConfig): WatchedKind[] {
+  const custom = kc.makeApiClient(CustomObjectsApi)
+  const core = kc.makeApiClient(CoreV1Api)
+  const discovery = kc.makeApiClient(DiscoveryV1Api)
+  return [
+    {
+      name: 'Mapping',
+      apiVersion: MAPPING_API_VERSION,
+      path: `/apis/${MAPPING_GROUP}/${MAPPING_VERSION}/${MAPPING_PLURAL}`,
+      // Custom objects come back as plain JSON already.
+      listPage: async (page) => wirePage(await custom.listCustomObjectForAllNamespaces({
+        group: MAPPING_GROUP, version: MAPPING_VERSION, plural: MAPPING_PLURAL, limit: page.limit, _continue: page.continue,
+      }) as unknown),
+    },
+    {
+      name: 'Service',
+      apiVersion: 'v1',
+      path: '/api/v1/services',
+      listPage: async (page) => wirePage(await core.listServiceForAllNamespaces({limit: page.limit, _continue: page.continue})),
+    },
+    {
+      name: 'EndpointSlice',
+      apiVersion: 'discovery.k8s.io/v1',
+      path: '/apis/discovery.k8s.io/v1/endpointslices',
+      listPage: async (page) => wirePage(await discovery.listEndpointSliceForAllNamespaces({limit: page.limit, _continue: page.continue})),
+    },
+  ]
+}
+
+/**
+ * Turns a list response into plain wire JSON. The typed clients decode timestamps into Dates; watch events
+ * carry strings, and the cache must hold one shape whichever way an object arrived.
+ */
+function wirePage(list: unknown): ListPage {
+  const plain = JSON.parse(JSON.stringify(list, function (this: Record<string, unknown>, key, value: unknown) {
+    const original = this[key]
+    return original instanceof Date ? original.toISOString().replace(/\.000Z$/, 'Z') : value
+  })) as {metadata?: {resourceVersion?: string; continue?: string; _continue?: string}; items?: WireObject[]}
+  const metadata = plain.metadata ?? {}
+  const next = metadata.continue ?? metadata._continue
+  return {items: plain.items ?? [], resourceVersion: metadata.resourceVersion ?? '', ...(next ? {continue: next} : {})}
+}

@@ -1,0 +1,79 @@
+/** Kubernetes Events (core/v1) on a Mapping's transitions, as seen by this instance: Invalid, Configured, Removed. */
+import type {CoreV1Event} from '@kubernetes/client-node'
+import type {MappingStatus} from '../mapping/types.js'
+import {MAPPING_API_VERSION} from '../mapping/types.js'
+import {compareIpv4, type Ipv4} from '../net/ipv4.js'
+import {describeApiError} from '../source/kube/errors.js'
+import type {EventApi} from '../source/kube/writers.js'
+import type {StatusChange} from './status.js'
+
+/** Component named as the source of every Event smartnat records. */
+export const EVENT_COMPONENT = 'smartnat'
+
+export interface MappingEvent {
+  type: 'Normal' | 'Warning'
+  reason: 'Invalid' | 'Configured' | 'Removed'
+  message: string
+}
+
+/** The Events one status transition deserves; none when nothing that matters changed. */
+export function transitionEvents(previous: MappingStatus | undefined, next: MappingStatus, own: Set<string>, hostName: string): MappingEvent[] {
+  const events: MappingEvent[] = []
+  if (next.invalid !== undefined && next.invalid !== 'no' && previous?.invalid !== next.invalid) {
+    events.push({type: 'Warning', reason: 'Invalid', message: next.invalid})
+  }
+  const before = ownKeys(previous, own)
+  const after = ownKeys(next, own)
+  if (after.length > 0 && after.join() !== before.join()) {
+    events.push({type: 'Normal', reason: 'Configured', message: `${hostName} serves ${after.join(', ')}`})
+  } else if (after.length === 0 && before.length > 0) {
+    events.push({type: 'Normal', reason: 'Removed', message: `${hostName} no longer serves ${before.join(', ')}`})
+  }
+  return events
+}
+
+/** Records the Events of each status change; a failed create is reported, not thrown, since Events are best effort. */
+export async function recordEvents(api: EventApi, changes: StatusChange[], own: Set<string>, hostName: string, now: Date): Promise<{created: number; errors: Error[]}> {
+  let created = 0
+  const errors: Error[] = []
+  for (const change of changes) {
+    for (const event of transitionEvents(change.previous, change.next, own, hostName)) {
+      try {
+        await api.create(change.namespace, eventObject(change, event, hostName, now))
+        created++
+      } catch (error) {
+        errors.push(new Error(`mapping ${change.namespace}/${change.name}: recording event ${event.reason}: ${describeApiError(error)}`, {cause: error}))
+      }
+    }
+  }
+  return {created, errors}
+}
+
+function eventObject(change: StatusChange, event: MappingEvent, hostName: string, now: Date): CoreV1Event {
+  const {metadata} = change.mapping
+  return {
+    // The server appends a random suffix, so two Events of one Mapping in the same instant never collide.
+    metadata: {generateName: `${change.name}.`, namespace: change.namespace},
+    involvedObject: {
+      apiVersion: MAPPING_API_VERSION,
+      kind: 'Mapping',
+      namespace: change.namespace,
+      name: change.name,
+      uid: metadata.uid,
+      resourceVersion: metadata.resourceVersion,
+    },
+    type: event.type,
+    reason: event.reason,
+    message: event.message,
+    source: {component: EVENT_COMPONENT, host: hostName},
+    reportingComponent: EVENT_COMPONENT,
+    reportingInstance: hostName,
+    firstTimestamp: now,
+    lastTimestamp: now,
+    count: 1,
+  }
+}
+
+function ownKeys(status: MappingStatus | undefined, own: Set<string>): string[] {
+  return Object.keys(status?.configuredAddresses ?? {}).filter((a) => own.has(a)).sort((a, b) => compareIpv4(a as Ipv4, b as Ipv4))
+}

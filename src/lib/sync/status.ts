@@ -1,0 +1,168 @@
+/**
+ * Status writeback: each Mapping is told what planning concluded, through the status subresource with a
+ * JSON merge patch, and only when that differs from what the object already says. Several instances share
+ * one status: each owns the configuredAddresses keys of the addresses on its own external interfaces.
+ */
+import {isDeepStrictEqual} from 'node:util'
+import type {MappingCondition, MappingResource, MappingStatus} from '../mapping/types.js'
+import {compareIpv4, type Ipv4} from '../net/ipv4.js'
+import type {HostInfo, MappingVerdict} from '../plan/model.js'
+import {httpStatusOf, describeApiError} from '../source/kube/errors.js'
+import type {MappingStatusApi, MergePatch} from '../source/kube/writers.js'
+
+type ConfiguredAddresses = NonNullable<MappingStatus['configuredAddresses']>
+
+/** A Mapping whose status was written: what it said before and what it says now. */
+export interface StatusChange {
+  namespace: string
+  name: string
+  /** The object as stored after the write. */
+  mapping: MappingResource
+  previous: MappingStatus | undefined
+  next: MappingStatus
+}
+
+export interface StatusWriteResult {
+  patched: number
+  unchanged: number
+  /** Still conflicting after one retry with a fresh read; the next sync tries again. */
+  conflicts: number
+  /** Deleted before their status could be written. */
+  gone: number
+  failed: number
+  changes: StatusChange[]
+  errors: Error[]
+}
+
+/** Addresses on this host's external interfaces: the configuredAddresses keys this instance owns. */
+export function ownAddresses(host: HostInfo): Set<string> {
+  return new Set(host.interfaces.flatMap((i) => i.addresses.map((a) => a.address as string)))
+}
+
+/** The status a Mapping should have after this instance's write, and the merge patch that gets it there (undefined when it already does). */
+export function desiredStatus(mapping: MappingResource, verdict: MappingVerdict, own: Set<string>, now: Date): {status: MappingStatus; patch: MergePatch | undefined} {
+  const current = mapping.status ?? {}
+  const generation = mapping.metadata.generation
+  const configured = mergeOwnAddresses(current.configuredAddresses ?? {}, verdict, own)
+  const status: MappingStatus = {...current, invalid: verdict.invalid}
+  if (verdict.serviceVIP !== undefined) status.serviceVIP = verdict.serviceVIP
+  else delete status.serviceVIP
+  if (Object.keys(configured.merged).length > 0) status.configuredAddresses = configured.merged
+  else delete status.configuredAddresses
+  status.conditions = mergeConditions(current.conditions ?? [], [validCondition(verdict), readyCondition(verdict, configured.merged)], generation, now)
+  if (generation !== undefined) status.observedGeneration = generation
+
+  const patch: MergePatch = {}
+  for (const field of ['invalid', 'serviceVIP', 'conditions', 'observedGeneration'] as const) {
+    if (!isDeepStrictEqual(current[field], status[field])) patch[field] = status[field] ?? null
+  }
+  if (Object.keys(configured.patch).length > 0) patch.configuredAddresses = configured.patch
+  return {status, patch: Object.keys(patch).length > 0 ? patch : undefined}
+}
+
+/** Writes the status of every Mapping whose desired status differs from its current one; never throws for one Mapping's failure. */
+export async function writeStatuses(api: MappingStatusApi, mappings: MappingResource[], verdicts: MappingVerdict[], host: HostInfo, now: Date): Promise<StatusWriteResult> {
+  const result: StatusWriteResult = {patched: 0, unchanged: 0, conflicts: 0, gone: 0, failed: 0, changes: [], errors: []}
+  const own = ownAddresses(host)
+  const byName = new Map(verdicts.map((v) => [`${v.namespace}/${v.name}`, v]))
+  for (const mapping of mappings) {
+    const {namespace, name} = mapping.metadata
+    const verdict = byName.get(`${namespace}/${name}`)
+    if (!verdict || namespace === undefined || name === undefined) continue
+    try {
+      const outcome = await writeOne(api, mapping, verdict, own, now)
+      if (outcome === 'unchanged' || outcome === 'conflict' || outcome === 'gone') {
+        result[outcome === 'conflict' ? 'conflicts' : outcome]++
+      } else {
+        result.patched++
+        result.changes.push(outcome)
+      }
+    } catch (error) {
+      result.failed++
+      result.errors.push(new Error(`mapping ${namespace}/${name}: writing status: ${describeApiError(error)}`, {cause: error}))
+    }
+  }
+  return result
+}
+
+async function writeOne(api: MappingStatusApi, mapping: MappingResource, verdict: MappingVerdict, own: Set<string>, now: Date): Promise<StatusChange | 'unchanged' | 'conflict' | 'gone'> {
+  const namespace = mapping.metadata.namespace!
+  const name = mapping.metadata.name!
+  let current = mapping
+  // The cache may lag the server: a 409 means someone wrote in between, so read again and recompute once.
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const {status, patch} = desiredStatus(current, verdict, own, now)
+    if (!patch) return 'unchanged'
+    try {
+      // resourceVersion makes the write conditional: conditions are replaced whole, so they must be computed from what is stored.
+      const stored = await api.patchStatus(namespace, name, {metadata: {resourceVersion: current.metadata.resourceVersion}, status: patch})
+      return {namespace, name, mapping: stored, previous: current.status, next: stored.status ?? status}
+    } catch (error) {
+      const code = httpStatusOf(error)
+      if (code === 404) return 'gone'
+      if (code !== 409) throw error
+    }
+    try {
+      current = await api.get(namespace, name)
+    } catch (error) {
+      if (httpStatusOf(error) === 404) return 'gone'
+      throw error
+    }
+  }
+  return 'conflict'
+}
+
+/** Applies this instance's keys to the shared map: its served addresses are set, the others it owns are removed (null in the patch). */
+function mergeOwnAddresses(current: ConfiguredAddresses, verdict: MappingVerdict, own: Set<string>): {merged: ConfiguredAddresses; patch: Record<string, {podIPs: string[]} | null>} {
+  const merged: ConfiguredAddresses = {}
+  const patch: Record<string, {podIPs: string[]} | null> = {}
+  for (const [address, entry] of Object.entries(current)) if (!own.has(address)) merged[address] = entry
+  for (const [address, entry] of Object.entries(verdict.configuredAddresses)) {
+    if (!own.has(address)) continue
+    merged[address] = {podIPs: [...entry.podIPs]}
+    if (!isDeepStrictEqual(current[address], merged[address])) patch[address] = merged[address]
+  }
+  for (const address of Object.keys(current)) {
+    if (own.has(address) && !(address in merged)) patch[address] = null
+  }
+  return {merged: sortedByAddress(merged), patch}
+}
+
+function validCondition(verdict: MappingVerdict): MappingCondition {
+  return verdict.valid
+    ? {type: 'Valid', status: 'True', reason: 'Valid', message: 'spec is valid and its Service resolves'}
+    : {type: 'Valid', status: 'False', reason: 'Invalid', message: verdict.invalid}
+}
+
+/**
+ * Ready is read off the shared configuredAddresses (this instance's keys as just computed, the other
+ * instances' as stored), so instances that serve different addresses agree on it instead of overwriting each other.
+ */
+function readyCondition(verdict: MappingVerdict, configured: ConfiguredAddresses): MappingCondition {
+  if (!verdict.valid) return {type: 'Ready', status: 'False', reason: 'Invalid', message: verdict.invalid}
+  const addresses = Object.keys(configured)
+  if (addresses.length === 0) {
+    return {type: 'Ready', status: 'False', reason: 'NoLocalAddress', message: 'none of its addresses is on the external interfaces of a smartnat host'}
+  }
+  const serving = addresses.filter((a) => (configured[a]?.podIPs.length ?? 0) > 0)
+  if (serving.length === 0) {
+    return {type: 'Ready', status: 'False', reason: 'NoReadyEndpoints', message: `configured on ${addresses.join(', ')}, but the Service has no ready endpoints`}
+  }
+  return {type: 'Ready', status: 'True', reason: 'Configured', message: `serving on ${serving.join(', ')}`}
+}
+
+/** Keeps lastTransitionTime when a condition's status did not change, and any condition types smartnat does not own. */
+function mergeConditions(current: MappingCondition[], wanted: MappingCondition[], generation: number | undefined, now: Date): MappingCondition[] {
+  const stamp = now.toISOString().replace(/\.\d{3}Z$/, 'Z')
+  const types = new Set(wanted.map((c) => c.type))
+  const kept = current.filter((c) => !types.has(c.type))
+  return [...wanted.map((condition) => {
+    const before = current.find((c) => c.type === condition.type)
+    const lastTransitionTime = before && before.status === condition.status && before.lastTransitionTime ? before.lastTransitionTime : stamp
+    return {...condition, lastTransitionTime, ...(generation !== undefined ? {observedGeneration: generation} : {})}
+  }), ...kept]
+}
+
+function sortedByAddress<T>(record: Record<string, T>): Record<string, T> {
+  return Object.fromEntries(Object.entries(record).sort(([a], [b]) => compareIpv4(a as Ipv4, b as Ipv4)))
+}
