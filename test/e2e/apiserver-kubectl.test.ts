@@ -4,7 +4,7 @@
  * explain and delete. Whatever kubectl needs from a real server, this server must answer the same way.
  */
 import {execFile, spawn, spawnSync} from 'node:child_process'
-import {mkdtemp, readdir, readFile, rm, writeFile} from 'node:fs/promises'
+import {mkdir, mkdtemp, readdir, readFile, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {expect} from 'chai'
@@ -85,7 +85,7 @@ async function loadManifests(scratch: string): Promise<Manifests> {
   if (examples) return examples
   const dir = join(scratch, 'manifests')
   await rm(dir, {recursive: true, force: true})
-  await import('node:fs/promises').then((fs) => fs.mkdir(dir))
+  await mkdir(dir)
   await writeFile(join(dir, 'echo.yaml'), FIXTURE)
   return (await fromDir(dir))!
 }
