@@ -1,0 +1,93 @@
+/**
+ * Applies a desired NftState: reads the kernel, writes nothing when it matches, only set and map
+ * elements when nothing else differs, and otherwise replaces the table in one `nft -f` transaction.
+ * Then ip rules and routes. nft commits all or nothing, so a failed apply leaves the old table.
+ */
+import {CommandError} from '../../host/runner.js'
+import type {Runner} from '../../host/runner.js'
+import {payloadContext} from '../iptables/apply.js'
+import {ApplyError} from '../result.js'
+import type {ApplyOptions, ApplyResult, WriteCounts} from '../result.js'
+import {changedEndpoints, diffNftState, isEmptyChanges, type NftChanges} from './diff.js'
+import {nftPayload} from './payloads.js'
+import {readNftState} from './read.js'
+import {IP_BATCH, ipBatchPayload} from './routing.js'
+import type {NftState, NftTable} from './types.js'
+
+export const NFT_APPLY: readonly [string, string[]] = ['nft', ['-f', '-']]
+
+/** The payload line nft blames: it prints `/dev/stdin:LINE:COLUMNS: Error: ...`, then the line and a caret. */
+export function failedNftLine(stderr: string): number | undefined {
+  const match = /^\/dev\/stdin:(\d+):/m.exec(stderr)
+  return match ? Number(match[1]) : undefined
+}
+
+function stderrOf(error: unknown): string {
+  return error instanceof CommandError ? error.stderr.trim() : error instanceof Error ? error.message : String(error)
+}
+
+/** Runs one payload; on failure throws an ApplyError naming the step and the failing line with its neighbours. */
+async function run(runner: Runner, step: string, [command, args]: readonly [string, string[]], payload: string): Promise<void> {
+  try {
+    await runner.run(command, args, {input: payload})
+  } catch (error) {
+    const stderr = stderrOf(error)
+    const line = step === 'nft' ? failedNftLine(stderr) : undefined
+    const where =
+      line === undefined
+        ? `${command} failed`
+        : `${command} failed at payload line ${line}: ${JSON.stringify(payload.split('\n')[line - 1] ?? '')}\n${payloadContext(payload, line)}`
+    throw new ApplyError(step, `${where}\n${stderr}`, {cause: error})
+  }
+}
+
+function countTable(table: NftTable | undefined): WriteCounts {
+  return {
+    sets: table?.sets.length ?? 0,
+    chains: table?.chains.length ?? 0,
+    rules: table?.chains.reduce((n, chain) => n + chain.rules.length, 0) ?? 0,
+    routes: 0,
+  }
+}
+
+/** Sets written (whole, or elements only), chains and rules written, and ip rule/route changes. */
+function countWrites(changes: NftChanges, desired: NftState, actual: NftState): WriteCounts {
+  const {routing} = changes
+  const routes = routing.addRules.length + routing.deleteRules.length + routing.replaceRoutes.length + routing.deleteRoutes.length
+  switch (changes.table.kind) {
+    case 'none':
+      return {sets: 0, chains: 0, rules: 0, routes}
+    case 'elements':
+      return {sets: changes.table.sets.length, chains: 0, rules: 0, routes}
+    case 'replace':
+      return {...countTable(desired.table), routes}
+    case 'delete':
+      return {...countTable(actual.table), routes}
+  }
+}
+
+/** Makes the kernel match `desired`, writing only what differs; nothing at all when they are equal. */
+export async function applyNftables(runner: Runner, desired: NftState, options: ApplyOptions = {}): Promise<ApplyResult> {
+  let actual: NftState
+  try {
+    actual = await readNftState(runner)
+  } catch (error) {
+    throw new ApplyError('read', error instanceof Error ? error.message : String(error), {cause: error})
+  }
+  const changes = diffNftState(desired, actual, {full: options.full ?? false})
+  const written = countWrites(changes, desired, actual)
+  const endpoints = changedEndpoints(desired, actual)
+  if (isEmptyChanges(changes)) return {changed: false, written, changedEndpoints: endpoints}
+
+  // Both payloads are built before the first write, so a malformed desired state writes nothing.
+  let table: string, routing: string
+  try {
+    table = nftPayload(changes.table, desired)
+    routing = ipBatchPayload(changes.routing)
+  } catch (error) {
+    throw new ApplyError('build payloads', error instanceof Error ? error.message : String(error), {cause: error})
+  }
+  if (table) await run(runner, 'nft', NFT_APPLY, table)
+  if (routing) await run(runner, 'ip rule/route', IP_BATCH, routing)
+  return {changed: true, written, changedEndpoints: endpoints}
+}

@@ -1,0 +1,256 @@
+/**
+ * Reads `nft -j list table ip smartnat` into an NftTable; pure. Rules of the shapes smartnat renders
+ * become syntax trees; any other rule is kept as JSON, so it reads as different and is replaced.
+ */
+import {compareText} from '../iptables/parse.js'
+import {TABLE_FAMILY, TABLE_NAME} from './names.js'
+import {elementKey} from './syntax.js'
+import type {MarkOf, NftBaseChain, NftChain, NftElement, NftMatch, NftRule, NftSet, NftStatement, NftTable, Selector} from './types.js'
+
+type Json = unknown
+type JsonObject = Record<string, Json>
+
+const SELECTORS: Record<string, Selector> = {
+  'payload ip saddr': 'ip saddr',
+  'payload ip daddr': 'ip daddr',
+  'payload th dport': 'th dport',
+  'meta l4proto': 'meta l4proto',
+  'meta iifname': 'iifname',
+  'meta oifname': 'oifname',
+}
+
+const HOOKS = new Set(['prerouting', 'input', 'forward', 'postrouting'])
+
+/** A rule shape this parser does not know; the rule is then kept as unknown. */
+class UnknownShape extends Error {}
+
+function isObject(value: Json): value is JsonObject {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+function only(value: Json): [string, Json] {
+  if (!isObject(value)) throw new UnknownShape()
+  const entries = Object.entries(value)
+  if (entries.length !== 1) throw new UnknownShape()
+  return entries[0]!
+}
+
+function field(value: Json, name: string): Json {
+  return isObject(value) ? value[name] : undefined
+}
+
+function selector(value: Json): Selector {
+  const [kind, body] = only(value)
+  const key = kind === 'payload' ? `payload ${String(field(body, 'protocol'))} ${String(field(body, 'field'))}` : `${kind} ${String(field(body, 'key'))}`
+  const found = SELECTORS[key]
+  if (!found) throw new UnknownShape()
+  return found
+}
+
+function selectors(value: Json): Selector[] {
+  const concat = field(value, 'concat')
+  return Array.isArray(concat) ? concat.map(selector) : [selector(value)]
+}
+
+function markOf(value: Json): MarkOf {
+  const [kind, body] = only(value)
+  if ((kind === 'meta' || kind === 'ct') && field(body, 'key') === 'mark') return kind
+  throw new UnknownShape()
+}
+
+function number(value: Json): number {
+  if (typeof value !== 'number' || !Number.isInteger(value)) throw new UnknownShape()
+  return value >>> 0
+}
+
+/** `MARK & MASK` as JSON: {"&": [{"ct": {"key": "mark"}}, MASK]} */
+function maskedMark(value: Json): {of: MarkOf; mask: number} {
+  const operands = field(value, '&')
+  if (!Array.isArray(operands) || operands.length !== 2) throw new UnknownShape()
+  return {of: markOf(operands[0]), mask: number(operands[1])}
+}
+
+function setReference(value: Json): string {
+  if (typeof value !== 'string' || !value.startsWith('@')) throw new UnknownShape()
+  return value.slice(1)
+}
+
+function parseMatch(body: Json): NftMatch {
+  const op = field(body, 'op')
+  const left = field(body, 'left')
+  const right = field(body, 'right')
+  if (typeof right === 'string' && right.startsWith('@') && (op === '==' || op === '!=')) {
+    return {kind: 'lookup', key: selectors(left), set: setReference(right), negate: op === '!='}
+  }
+  const [leftKind, leftBody] = isObject(left) ? only(left) : ['', undefined]
+  const key = field(leftBody, 'key')
+  if (leftKind === 'meta' && key === 'iifname' && op === '==' && typeof right === 'string') return {kind: 'iifname', name: right}
+  if (leftKind === 'ct' && key === 'state' && (op === 'in' || op === '==') && right === 'new') return {kind: 'ct state', state: 'new'}
+  if (leftKind === 'ct' && key === 'direction' && op === '==' && (right === 'original' || right === 'reply')) {
+    return {kind: 'ct direction', direction: right}
+  }
+  if (leftKind === '&' && (op === '==' || op === '!=')) {
+    const {of, mask} = maskedMark(left)
+    return {kind: 'mark', of, mask, value: number(right), negate: op === '!='}
+  }
+  throw new UnknownShape()
+}
+
+function parseMangle(body: Json): NftStatement {
+  const of = markOf(field(body, 'key'))
+  const operands = field(field(body, 'value'), '|')
+  if (!Array.isArray(operands) || operands.length !== 2) throw new UnknownShape()
+  const [kept, or] = operands
+  // nft leaves out an AND that keeps every bit: `meta mark set meta mark | 0x00080000`.
+  const and = isObject(kept) && '&' in kept ? maskedMark(kept) : {of: markOf(kept), mask: 0xffffffff}
+  if (and.of !== of) throw new UnknownShape()
+  return {kind: 'set mark', of, and: and.mask, or: number(or)}
+}
+
+function parseNat(kind: 'dnat' | 'snat', body: Json): NftStatement {
+  const map = field(field(body, 'addr'), 'map')
+  const allowed = new Set(['addr', 'family'])
+  if (!isObject(body) || Object.keys(body).some((k) => !allowed.has(k)) || map === undefined) throw new UnknownShape()
+  return {kind, key: selectors(field(map, 'key')), map: setReference(field(map, 'data'))}
+}
+
+function parseVmap(body: Json): NftStatement {
+  const {of, mask} = maskedMark(field(body, 'key'))
+  const entries = field(field(body, 'data'), 'set')
+  if (!Array.isArray(entries)) throw new UnknownShape()
+  return {
+    kind: 'vmap',
+    of,
+    mask,
+    entries: entries.map((entry: Json) => {
+      if (!Array.isArray(entry) || entry.length !== 2) throw new UnknownShape()
+      const target = field(field(entry[1], 'goto'), 'target')
+      if (typeof target !== 'string') throw new UnknownShape()
+      return {value: number(entry[0]), chain: target}
+    }),
+  }
+}
+
+function parseStatement(kind: string, body: Json): NftStatement {
+  switch (kind) {
+    case 'accept':
+    case 'drop':
+    case 'return':
+    case 'masquerade':
+      if (body !== null) throw new UnknownShape()
+      return {kind}
+    case 'mangle':
+      return parseMangle(body)
+    case 'dnat':
+    case 'snat':
+      return parseNat(kind, body)
+    case 'vmap':
+      return parseVmap(body)
+    default:
+      throw new UnknownShape()
+  }
+}
+
+/** One rule's `expr` list: matches, then exactly one statement last. */
+export function parseRuleExpressions(expr: Json): NftRule {
+  try {
+    if (!Array.isArray(expr) || expr.length === 0) throw new UnknownShape()
+    const matches = expr.slice(0, -1).map((item: Json) => {
+      const [kind, body] = only(item)
+      if (kind !== 'match') throw new UnknownShape()
+      return parseMatch(body)
+    })
+    const [kind, body] = only(expr[expr.length - 1])
+    return {matches, statement: parseStatement(kind, body)}
+  } catch (error) {
+    if (error instanceof UnknownShape) return {unknown: JSON.stringify(expr)}
+    throw error
+  }
+}
+
+/** One part of an element key or value as nft prints it. */
+function partText(value: Json, where: string): string {
+  if (typeof value === 'string') return value
+  if (typeof value === 'number') return String(value)
+  const prefix = field(value, 'prefix')
+  if (prefix !== undefined) {
+    const len = field(prefix, 'len')
+    return len === 32 ? String(field(prefix, 'addr')) : `${String(field(prefix, 'addr'))}/${String(len)}`
+  }
+  const range = field(value, 'range')
+  if (Array.isArray(range) && range.length === 2) return `${partText(range[0], where)}-${partText(range[1], where)}`
+  throw new Error(`${where}: unexpected element part ${JSON.stringify(value)}`)
+}
+
+function parts(value: Json, where: string): string[] {
+  const concat = field(value, 'concat')
+  return Array.isArray(concat) ? concat.map((part: Json) => partText(part, where)) : [partText(value, where)]
+}
+
+/** `{"elem": {"val": KEY, "comment": "..."}}` or a bare KEY. */
+function elementKeyParts(value: Json, where: string): {key: string[]; comment?: string} {
+  const elem = field(value, 'elem')
+  if (elem === undefined) return {key: parts(value, where)}
+  const comment = field(elem, 'comment')
+  return {key: parts(field(elem, 'val'), where), ...(typeof comment === 'string' ? {comment} : {})}
+}
+
+function typeList(value: Json): string[] {
+  if (typeof value === 'string') return value.split(' . ')
+  if (Array.isArray(value) && value.every((t) => typeof t === 'string')) return value as string[]
+  throw new Error(`unexpected set type ${JSON.stringify(value)}`)
+}
+
+function parseSet(body: JsonObject, isMap: boolean): NftSet {
+  const name = String(body.name)
+  const where = `nft set ${name}`
+  const set: NftSet = {name, keyType: typeList(body.type), flags: Array.isArray(body.flags) ? body.flags.map(String) : [], elements: []}
+  if (isMap) set.dataType = typeList(body.map)
+  const elements: NftElement[] = (Array.isArray(body.elem) ? body.elem : []).map((item: Json) => {
+    if (!isMap) return elementKeyParts(item, where)
+    if (!Array.isArray(item) || item.length !== 2) throw new Error(`${where}: unexpected map element ${JSON.stringify(item)}`)
+    const {key, comment} = elementKeyParts(item[0], where)
+    return {key, value: parts(item[1], where), ...(comment === undefined ? {} : {comment})}
+  })
+  set.elements = elements.sort((a, b) => compareText(elementKey(set, a), elementKey(set, b)))
+  return set
+}
+
+function parseBase(body: JsonObject): NftBaseChain | undefined {
+  if (body.hook === undefined) return undefined
+  const {type, hook, prio} = body
+  if ((type !== 'filter' && type !== 'nat') || typeof hook !== 'string' || !HOOKS.has(hook) || typeof prio !== 'number') {
+    throw new Error(`nft chain ${String(body.name)}: unexpected base chain ${JSON.stringify(body)}`)
+  }
+  if (body.policy !== undefined && body.policy !== 'accept') throw new Error(`nft chain ${String(body.name)}: policy ${String(body.policy)}, smartnat's chains accept`)
+  return {type, hook: hook as NftBaseChain['hook'], priority: prio}
+}
+
+/** The table smartnat owns as `nft -j list table ip smartnat` prints it. */
+export function parseNftJson(text: string): NftTable {
+  let parsed: Json
+  try {
+    parsed = JSON.parse(text)
+  } catch (error) {
+    throw new Error('nft -j list table: output is not JSON', {cause: error})
+  }
+  const items = field(parsed, 'nftables')
+  if (!Array.isArray(items)) throw new Error('nft -j list table: no "nftables" array')
+  const sets: NftSet[] = []
+  const chains = new Map<string, NftChain>()
+  for (const item of items) {
+    if (!isObject(item)) continue
+    const [kind, body] = Object.entries(item)[0] ?? ['', undefined]
+    if (!isObject(body) || body.family !== TABLE_FAMILY || (kind === 'table' ? body.name : body.table) !== TABLE_NAME) continue
+    if (kind === 'set' || kind === 'map') sets.push(parseSet(body, kind === 'map'))
+    else if (kind === 'chain') {
+      const base = parseBase(body)
+      chains.set(String(body.name), {name: String(body.name), ...(base ? {base} : {}), rules: []})
+    } else if (kind === 'rule') {
+      const chain = chains.get(String(body.chain))
+      if (!chain) throw new Error(`nft -j list table: rule in unknown chain ${String(body.chain)}`)
+      chain.rules.push(parseRuleExpressions(body.expr))
+    }
+  }
+  return {sets: sets.sort((a, b) => compareText(a.name, b.name)), chains: [...chains.values()]}
+}
