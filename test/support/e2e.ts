@@ -1,0 +1,102 @@
+/** What the end-to-end tests of the CLI share: sync arguments for a lab, its JSON output, kernel dumps, long-lived UDP flows. */
+import {spawn} from 'node:child_process'
+import type {Lab, LabNamespace} from './lab.js'
+import type {ManifestDir} from './mappings.js'
+
+/** `smartnat sync --json` output, as far as the tests read it. */
+export interface SyncJson {
+  dryRun: boolean
+  mappings: {namespace: string; name: string; valid: boolean; reason: string | null; configuredAddresses: Record<string, {podIPs: string[]}>}[]
+  configured: number
+  invalid: number
+  changed: boolean
+  written: {sets: number; chains: number; rules: number; routes: number}
+  conntrackDeleted: number
+}
+
+/** `smartnat flush --json` output. */
+export interface FlushJson {
+  dryRun: boolean
+  changed: boolean
+  declined: boolean
+  removed: {jumps: string[]; chains: string[]; sets: string[]; ipRules: string[]; routes: string[]}
+}
+
+/** The arguments that point a sync or flush at the lab's host namespace, with a lock file of the test's own. */
+export function labArgs(lab: Lab, dir: ManifestDir): string[] {
+  return ['--netns', lab.ns('host'), '--lock-file', dir.file('smartnat.lock')]
+}
+
+/** `sync --from-file DIR` against the lab's host. */
+export function syncArgs(lab: Lab, dir: ManifestDir, ...flags: string[]): string[] {
+  return ['sync', '--from-file', dir.path, ...labArgs(lab, dir), ...flags]
+}
+
+/** `iptables-save` without its comment lines and counters: what a person compares between two moments. */
+export async function iptablesDump(lab: Lab, name: LabNamespace = 'host'): Promise<string> {
+  const {stdout} = await lab.exec(name, 'iptables-save', [])
+  return stdout
+    .split('\n')
+    .filter((line) => !line.startsWith('#'))
+    .map((line) => line.replace(/ \[\d+:\d+\]$/, ''))
+    .join('\n')
+}
+
+/** The host's whole IPv4 network configuration that smartnat could touch: rules, sets, ip rules, every routing table. */
+export async function kernelDump(lab: Lab): Promise<string> {
+  const out = async (command: string, args: string[]) => (await lab.exec('host', command, args)).stdout
+  return [
+    await iptablesDump(lab),
+    await out('ipset', ['save']),
+    await out('ip', ['-4', 'rule', 'show']),
+    await out('ip', ['-4', 'route', 'show', 'table', 'all']),
+  ].join('\n')
+}
+
+/** A UDP "connection": one socket on a fixed source address:port, so every datagram belongs to the same conntrack entry. */
+export async function udpFlow(
+  lab: Lab,
+  from: LabNamespace,
+  source: {ip: string; port: number},
+  target: {ip: string; port: number},
+  count: number,
+  timeoutMs = 1000,
+): Promise<string[]> {
+  // Each datagram waits for its answer (or the timeout) before the next is sent; the output is one line per datagram.
+  const script = `
+    import {createSocket} from 'node:dgram'
+    const [srcIp, srcPort, dstIp, dstPort, count, timeoutMs] = process.argv.slice(1)
+    const socket = createSocket('udp4')
+    socket.on('error', () => {})
+    await new Promise((resolve) => socket.bind(Number(srcPort), srcIp, resolve))
+    for (let i = 0; i < Number(count); i++) {
+      const answer = await new Promise((resolve) => {
+        const timer = setTimeout(() => resolve('timeout'), Number(timeoutMs))
+        socket.once('message', (m) => { clearTimeout(timer); resolve(m.toString().trim()) })
+        socket.send('ping\\n', Number(dstPort), dstIp)
+      })
+      socket.removeAllListeners('message')
+      process.stdout.write(answer + '\\n')
+    }
+    socket.close()
+  `
+  const args = [source.ip, String(source.port), target.ip, String(target.port), String(count), String(timeoutMs)]
+  const child = spawn('ip', ['netns', 'exec', lab.ns(from), process.execPath, '--input-type=module', '-e', script, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+  const guard = setTimeout(() => child.kill('SIGKILL'), count * timeoutMs + 10_000)
+  const code = await new Promise<number | null>((resolve) => child.once('close', resolve))
+  clearTimeout(guard)
+  const lines = stdout.split('\n').filter(Boolean)
+  if (code !== 0 || lines.length !== count) throw new Error(`udp flow from ${source.ip}:${source.port} exited with ${code}: ${stderr.trim()}`)
+  return lines
+}
+
+/** The `pod=` field of an echo answer line, or the line itself when it is not one (e.g. "timeout"). */
+export function podOf(line: string): string {
+  return /^pod=(\S+)/.exec(line)?.[1] ?? line
+}
