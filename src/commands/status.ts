@@ -1,9 +1,79 @@
-import {Command} from '@oclif/core'
+import {Errors, Flags} from '@oclif/core'
+import {stringify} from 'yaml'
 
-export default class Status extends Command {
-  static override description = 'Not available yet in this version of smartnat'
+import {SmartnatCommand} from '../cli/base.js'
+import {hostFlags, lockFlags, planFlags, sourceFlags, syncSettings} from '../cli/flags.js'
+import {inspectHost, snapshotLoader} from '../lib/explain/context.js'
+import {iptablesInspector} from '../lib/explain/inspector.js'
+import {ExecRunner} from '../lib/host/runner.js'
+import {outputPaint} from '../lib/status/columns.js'
+import {statusLines} from '../lib/status/format.js'
+import {gatherHostStatus} from '../lib/status/host.js'
+import {buildStatusReport, statusExitCode, type StatusReport} from '../lib/status/report.js'
 
-  async run(): Promise<void> {
-    this.error('smartnat status is not implemented yet in this version', {exit: 2})
+export default class Status extends SmartnatCommand {
+  static override summary = 'This host’s NAT at a glance: prerequisites, interfaces, and every Mapping’s state, drift and counters.'
+
+  static override description = `Plans the Mappings like a sync would, reads what the kernel holds, and compares the two rule by rule and set entry by set entry, telling each difference to the Mapping it concerns. Writes nothing. Without root the kernel cannot be read and only the desired state is shown.
+
+Mappings of every namespace are listed unless -n NAMESPACE narrows them: a host serves all namespaces alike.
+
+Exit codes, for monitoring: 0 all is well; 3 drift (the kernel differs from the desired state; the next sync repairs it); 4 a prerequisite fails (missing tool, ip_forward off, strict rp_filter on an external interface); 5 the kernel's rules cannot be read (not root). When several apply, 4 wins over 5, and 5 over 3. Invalid Mappings are listed with their reason but do not change the exit code.`
+
+  static override examples = [
+    {description: 'Everything, from manifests', command: 'sudo <%= config.bin %> <%= command.id %> --from-file /etc/smartnat/mappings/'},
+    {description: 'One namespace, with endpoints, allowed sources and byte counters', command: 'sudo <%= config.bin %> <%= command.id %> -f mappings/ -n shop -o wide'},
+    {description: 'For monitoring: exit code and JSON', command: 'sudo <%= config.bin %> <%= command.id %> -f mappings/ --json'},
+  ]
+
+  static override enableJsonFlag = true
+
+  static override flags = {
+    ...sourceFlags,
+    kubeconfig: Flags.string({summary: 'Kubeconfig to read Mappings from (default: like kubectl).', helpValue: 'PATH', exclusive: ['from-file']}),
+    context: Flags.string({summary: 'Kubeconfig context to use.', helpValue: 'NAME', exclusive: ['from-file']}),
+    ...hostFlags,
+    ...planFlags,
+    'lock-file': lockFlags['lock-file'],
+    namespace: Flags.string({char: 'n', summary: 'Only Mappings of this namespace.', helpValue: 'NAMESPACE', exclusive: ['all-namespaces']}),
+    'all-namespaces': Flags.boolean({char: 'A', summary: 'Mappings of every namespace (the default).'}),
+    output: Flags.string({char: 'o', summary: 'Output format.', options: ['wide', 'json', 'yaml']}),
+  }
+
+  async run(): Promise<StatusReport> {
+    const {flags} = await this.parseWithConfig(Status)
+    let settings
+    try {
+      settings = syncSettings(flags)
+    } catch (error) {
+      this.error((error as Error).message, {exit: 2})
+    }
+    const runner = new ExecRunner({timeoutSeconds: flags['command-timeout'], ...(flags.netns ? {netns: flags.netns} : {})})
+    const loadSnapshot = snapshotLoader({fromFile: flags['from-file'], kubeconfig: flags.kubeconfig, context: flags.context})
+    const inspection = await inspectHost({runner, inspector: iptablesInspector(runner), loadSnapshot}, settings)
+    const host = await gatherHostStatus(runner, {
+      tools: ['ip', 'iptables', 'ipset', 'conntrack'],
+      lockPath: flags['lock-file'],
+      host: inspection.host,
+      model: inspection.plan.model,
+    })
+    const report = buildStatusReport(inspection, host, flags.namespace === undefined ? {} : {namespace: flags.namespace})
+
+    const code = statusExitCode(report)
+    // Under --json oclif prints the returned report, but only when run() returns; a failing code throws.
+    if (this.jsonEnabled()) {
+      if (code !== 0) this.logJson(report)
+    } else if (flags.output === 'json') this.log(JSON.stringify(report, null, 2))
+    else if (flags.output === 'yaml') this.log(stringify(report).trimEnd())
+    else for (const line of statusLines(report, {paint: outputPaint(), wide: flags.output === 'wide'})) this.log(line)
+
+    if (code !== 0) this.exit(code)
+    return report
+  }
+
+  // The report is printed already, JSON included; a non-zero exit only carries the code.
+  protected override async catch(error: Error & {exitCode?: number}): Promise<unknown> {
+    if (error instanceof Errors.ExitError) throw error
+    return super.catch(error)
   }
 }

@@ -69,7 +69,7 @@ export function iptablesParts(state: IptablesState, model: NatModel): StatePart[
           counterKey: `${table} ${line}`,
         })
       }
-      parts.push({kind: 'chain', where: table, text: chain.name, mappings: [...chainMappings].sort()})
+      parts.push({kind: 'chain', where: table, text: `:${chain.name}`, mappings: [...chainMappings].sort()})
     }
   }
   for (const set of state.sets) {

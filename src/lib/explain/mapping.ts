@@ -67,7 +67,8 @@ export interface PartReport {
 
 export interface MappingExplanation {
   mapping: MappingFacts
-  kernel: {readable: boolean; reason: string | null}
+  /** `installed`: the kernel holds anything of smartnat's; null when it could not be read. */
+  kernel: {readable: boolean; reason: string | null; installed: boolean | null}
   /** What implements the Mapping, as rendered, each checked against the kernel. */
   parts: PartReport[]
   /** What the kernel holds for the Mapping that is not desired. */
@@ -100,7 +101,7 @@ export function explainMapping(inspection: Inspection<unknown>, id: string): Map
   const shared = drift ? sharedDrift(drift) : undefined
   return {
     mapping: facts,
-    kernel: {readable: kernel.readable, reason: kernel.readable ? null : kernel.reason},
+    kernel: kernel.readable ? {readable: true, reason: null, installed: kernel.parts.length > 0} : {readable: false, reason: kernel.reason, installed: null},
     parts: inspection.desiredParts.filter(mine).map((part) => partReport(part, drift ? !missing.has(part) : null, counters)),
     unexpected: (drift ? driftOf(drift, id).unexpected : []).map((part) => partReport(part, true, counters)),
     shared: {missing: (shared?.missing ?? []).map(partLine), unexpected: (shared?.unexpected ?? []).map(partLine)},

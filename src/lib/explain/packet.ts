@@ -123,14 +123,14 @@ export function explainPacket<State>(inspection: Inspection<State>, inspector: P
 }
 
 function traceReport(trace: Trace): TraceReport {
-  const base = {steps: trace.steps, masquerade: false, dropRule: null, mapping: null, target: null}
-  switch (trace.verdict) {
-    case 'dnat':
-      return {...base, verdict: 'forward', mapping: trace.mapping ?? null, target: trace.to, masquerade: trace.masqueraded}
-    case 'drop':
-      return {...base, verdict: 'drop', dropRule: trace.rule}
-    default:
-      return {...base, verdict: 'unmatched'}
+  const forward = trace.verdict === 'dnat'
+  return {
+    verdict: forward ? 'forward' : trace.verdict === 'drop' ? 'drop' : 'unmatched',
+    mapping: forward ? (trace.mapping ?? null) : null,
+    target: forward ? trace.to : null,
+    masquerade: forward && trace.masqueraded,
+    dropRule: trace.verdict === 'drop' ? trace.rule : null,
+    steps: trace.steps,
   }
 }
 

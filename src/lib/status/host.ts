@@ -1,0 +1,104 @@
+/** The host at a glance: forwarding, tools, the lock's holder, external interfaces and their reply tables. */
+import {readFile} from 'node:fs/promises'
+
+import type {LockHolder} from '../host/lock.js'
+import type {Runner} from '../host/runner.js'
+import {readSysctl} from '../host/sysctl.js'
+import {checkTools, type ToolName} from '../host/tools.js'
+import type {HostInfo, NatModel} from '../plan/model.js'
+
+export interface ToolLine {
+  name: string
+  present: boolean
+  version: string | null
+  /** How to install it when it is missing. */
+  install: string | null
+}
+
+export interface InterfaceStatus {
+  name: string
+  /** `198.18.0.10/24`, primary first. */
+  addresses: string[]
+  /** Index held in connection marks; null when the plan has no such interface. */
+  index: number | null
+  /** Routing table carrying its replies, `main` for the default-gateway interface. */
+  table: number | 'main' | null
+  gateway: string | null
+  /** Effective reverse-path filter: the larger of `all` and the interface's own value. */
+  rpFilter: number | null
+}
+
+export interface HostStatus {
+  /** Value of net.ipv4.ip_forward, null when it could not be read. */
+  ipForward: string | null
+  tools: ToolLine[]
+  iptablesFlavour: 'nf_tables' | 'legacy' | null
+  lock: {path: string; holder: {pid: number; purpose: string | null; since: string | null; alive: boolean} | null}
+  interfaces: InterfaceStatus[]
+  /** Failed prerequisites, each with what to do about it; empty when all hold. */
+  problems: string[]
+}
+
+const RP_STRICT = 1
+
+/** Gathers the host's prerequisites and interfaces; nothing here needs root, and nothing is changed. */
+export async function gatherHostStatus(runner: Runner, options: {tools: ToolName[]; lockPath: string; host: HostInfo; model: NatModel}): Promise<HostStatus> {
+  const problems: string[] = []
+  const report = await checkTools(runner, options.tools)
+  const tools = report.tools.map((t): ToolLine => ({name: t.name, present: t.present, version: t.present ? t.version : null, install: t.present ? null : t.install}))
+  for (const t of tools) if (!t.present) problems.push(`${t.name} is missing; install it with \`${t.install}\``)
+
+  const ipForward = await sysctlOrNull(runner, 'net.ipv4.ip_forward')
+  if (ipForward !== '1') problems.push(`net.ipv4.ip_forward is ${ipForward ?? 'unreadable'}: DNATed traffic cannot reach the cluster; \`sysctl -w net.ipv4.ip_forward=1\``)
+
+  const all = numberOrNull(await sysctlOrNull(runner, 'net/ipv4/conf/all/rp_filter'))
+  const interfaces: InterfaceStatus[] = []
+  for (const iface of options.host.interfaces) {
+    const own = numberOrNull(await sysctlOrNull(runner, `net/ipv4/conf/${iface.name}/rp_filter`))
+    const rpFilter = own === null || all === null ? own : Math.max(all, own)
+    if (rpFilter === RP_STRICT) problems.push(`rp_filter is strict on ${iface.name}: replies routed by its own table may be dropped; \`smartnat sync\` makes it loose`)
+    const planned = options.model.interfaces.find((i) => i.name === iface.name)
+    interfaces.push({
+      name: iface.name,
+      addresses: iface.addresses.map((a) => `${a.address}/${a.prefixLength}`),
+      index: planned?.index ?? null,
+      table: planned ? (planned.table ?? 'main') : null,
+      gateway: planned?.gateway ?? null,
+      rpFilter,
+    })
+  }
+  return {ipForward, tools, iptablesFlavour: report.iptablesFlavour ?? null, lock: await lockStatus(options.lockPath), interfaces, problems}
+}
+
+async function sysctlOrNull(runner: Runner, key: string): Promise<string | null> {
+  try {
+    return await readSysctl(runner, key)
+  } catch {
+    return null
+  }
+}
+
+function numberOrNull(text: string | null): number | null {
+  return text !== null && /^\d+$/.test(text) ? Number(text) : null
+}
+
+/** Who holds the lock, read without taking it; a lock file that cannot be read is reported as free. */
+async function lockStatus(path: string): Promise<HostStatus['lock']> {
+  let holder: Partial<LockHolder>
+  try {
+    holder = JSON.parse(await readFile(path, 'utf8')) as Partial<LockHolder>
+  } catch {
+    return {path, holder: null}
+  }
+  if (typeof holder.pid !== 'number') return {path, holder: null}
+  return {path, holder: {pid: holder.pid, purpose: holder.purpose ?? null, since: holder.acquiredAt ?? null, alive: isRunning(holder.pid)}}
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}

@@ -1,0 +1,62 @@
+/** `smartnat status` as data: the host, the kernel's readability, shared drift, and every Mapping's state. */
+import type {Inspection} from '../explain/context.js'
+import {sharedDrift} from '../explain/drift.js'
+import {mappingFacts, partLine, type MappingFacts, type MappingState} from '../explain/mapping.js'
+import type {HostStatus} from './host.js'
+
+export interface StatusReport {
+  backend: string
+  host: HostStatus
+  /** `installed`: the kernel holds anything of smartnat's; null when it could not be read. */
+  kernel: {readable: boolean; reason: string | null; installed: boolean | null}
+  /** Drift in what every Mapping relies on (jumps, marks, sets' options, reply routing), as `where: text`. */
+  shared: {missing: string[]; unexpected: string[]}
+  mappings: MappingFacts[]
+  summary: Record<MappingState, number> & {total: number}
+}
+
+/**
+ * Exit codes of `smartnat status`, for monitoring. When several apply, a failed prerequisite (4)
+ * wins over an unreadable kernel (5), which wins over drift (3): each can be the cause of the next.
+ */
+export const STATUS_EXIT = {
+  ok: 0,
+  drift: 3,
+  prerequisites: 4,
+  kernelUnreadable: 5,
+} as const
+
+/** Builds the report for the Mappings of one namespace, or of all when `namespace` is undefined. */
+export function buildStatusReport(inspection: Inspection<unknown>, host: HostStatus, filter: {namespace?: string} = {}): StatusReport {
+  const mappings = mappingFacts(inspection).filter((m) => filter.namespace === undefined || m.namespace === filter.namespace)
+  const shared = inspection.drift ? sharedDrift(inspection.drift) : {missing: [], unexpected: []}
+  const summary = {total: mappings.length, configured: 0, invalid: 0, drifted: 0, 'not-local': 0, unverified: 0, stale: 0}
+  for (const m of mappings) summary[m.state]++
+  return {
+    backend: inspection.backend,
+    host,
+    kernel: inspection.kernel.readable
+      ? {readable: true, reason: null, installed: inspection.kernel.parts.length > 0}
+      : {readable: false, reason: inspection.kernel.reason, installed: null},
+    shared: {missing: shared.missing.map(partLine), unexpected: shared.unexpected.map(partLine)},
+    mappings,
+    summary,
+  }
+}
+
+/** Whether the kernel differs from the desired state anywhere the report looks. */
+export function hasDrift(report: StatusReport): boolean {
+  return (
+    report.shared.missing.length > 0 ||
+    report.shared.unexpected.length > 0 ||
+    report.mappings.some((m) => m.drift.missing.length > 0 || m.drift.unexpected.length > 0)
+  )
+}
+
+/** The exit code monitoring sees; see STATUS_EXIT. */
+export function statusExitCode(report: StatusReport): number {
+  if (report.host.problems.length > 0) return STATUS_EXIT.prerequisites
+  if (!report.kernel.readable) return STATUS_EXIT.kernelUnreadable
+  if (hasDrift(report)) return STATUS_EXIT.drift
+  return STATUS_EXIT.ok
+}
