@@ -1,0 +1,203 @@
+/**
+ * Follows the first packet of a new connection through an NftState (desired, or read back from the
+ * kernel) the way netfilter would, with the iptables tracer's result shape, so `smartnat explain`
+ * and the packet-flow tests read both backends alike. Rejects rule shapes the renderer does not emit.
+ */
+import {cidrContains, parseCidr, parseIpv4, type Ipv4} from '../../net/ipv4.js'
+import type {Protocol} from '../../mapping/types.js'
+import {EGRESS_MARK, MASQUERADE_MARK, interfaceIndexOfMark} from '../iptables/names.js'
+import type {Trace, TraceMarks, TracePacket, TraceStep, TraceVerdict} from '../iptables/trace.js'
+import type {TableName} from '../iptables/types.js'
+import {FORWARD_CHAIN, INPUT_CHAIN, MANGLE_PREROUTING_CHAIN, NAT_POSTROUTING_CHAIN, NAT_PREROUTING_CHAIN} from './names.js'
+import {printRule} from './syntax.js'
+import type {NftChain, NftElement, NftMatch, NftSet, NftState, Selector} from './types.js'
+
+export type {Trace, TracePacket} from '../iptables/trace.js'
+
+interface Packet {
+  src: Ipv4
+  dst: Ipv4
+  protocol: Protocol
+  port: number
+  inInterface?: string
+  outInterface?: string
+  nfmark: number
+  ctmark: number
+}
+
+/** What ends a walk through a hook: nothing (fall through), a verdict, or a NAT with its new address. */
+type Outcome =
+  | {kind: 'continue'}
+  | {kind: 'ACCEPT' | 'DROP' | 'MASQUERADE'; rule: string}
+  | {kind: 'DNAT' | 'SNAT'; rule: string; to: string[]; element: NftElement}
+
+const COMMENT_MAPPING = /^(\S+\/\S+) (?:tcp|udp)\/\d+$/
+
+/** Traces a new connection's first packet through smartnat's table; throws on shapes it does not know. */
+export function traceNftPacket(state: NftState, packet: TracePacket): Trace {
+  return new NftTracer(state).trace(packet)
+}
+
+class NftTracer {
+  private readonly chains: Map<string, NftChain>
+  private readonly sets: Map<string, NftSet>
+  private readonly steps: TraceStep[] = []
+
+  constructor(state: NftState) {
+    this.chains = new Map((state.table?.chains ?? []).map((chain) => [chain.name, chain]))
+    this.sets = new Map((state.table?.sets ?? []).map((set) => [set.name, set]))
+  }
+
+  trace(input: TracePacket): Trace {
+    const src = parseIpv4(input.src)
+    const dst = parseIpv4(input.dst)
+    if (!src || !dst) throw new Error(`trace: ${JSON.stringify(input.src)} -> ${JSON.stringify(input.dst)} is not a pair of IPv4 addresses`)
+    const packet: Packet = {...input, src, dst, nfmark: 0, ctmark: 0}
+    const verdict = this.route(packet)
+    return {...verdict, steps: this.steps, marks: marksOf(packet)}
+  }
+
+  private route(packet: Packet): TraceVerdict {
+    const mangle = this.hook('mangle', MANGLE_PREROUTING_CHAIN, packet)
+    if (mangle.kind === 'DROP') return {verdict: 'drop', rule: mangle.rule}
+    const nat = this.hook('nat', NAT_PREROUTING_CHAIN, packet)
+    if (nat.kind === 'DROP') return {verdict: 'drop', rule: nat.rule}
+    if (nat.kind === 'DNAT') {
+      const [ip, port] = nat.to
+      packet.dst = parseIpv4(ip)!
+      packet.port = Number(port)
+      const forwarded = this.forward(packet)
+      if (forwarded.kind === 'DROP') return {verdict: 'drop', rule: forwarded.rule}
+      const mapping = COMMENT_MAPPING.exec(nat.element.comment ?? '')?.[1]
+      return {verdict: 'dnat', to: `${packet.dst}:${packet.port}`, masqueraded: forwarded.kind === 'MASQUERADE', ...(mapping ? {mapping} : {})}
+    }
+    if (packet.outInterface === undefined) {
+      const input = this.hook('filter', INPUT_CHAIN, packet)
+      return input.kind === 'DROP' ? {verdict: 'drop', rule: input.rule} : {verdict: 'not-ours'}
+    }
+    const forwarded = this.forward(packet)
+    if (forwarded.kind === 'DROP') return {verdict: 'drop', rule: forwarded.rule}
+    if (forwarded.kind === 'SNAT') return {verdict: 'snat', to: forwarded.to[0]!}
+    return {verdict: 'not-ours'}
+  }
+
+  /** The forward hook, then nat postrouting: what a routed packet passes on its way out. */
+  private forward(packet: Packet): Outcome {
+    const filter = this.hook('filter', FORWARD_CHAIN, packet)
+    if (filter.kind === 'DROP') return filter
+    return this.hook('nat', NAT_POSTROUTING_CHAIN, packet)
+  }
+
+  /** A base chain; a missing one (a table read back half-built) decides nothing. */
+  private hook(table: TableName, name: string, packet: Packet): Outcome {
+    return this.chains.has(name) ? this.walk(table, name, packet, 0) : {kind: 'continue'}
+  }
+
+  private walk(table: TableName, name: string, packet: Packet, depth: number): Outcome {
+    if (depth > 8) throw new Error(`trace: chain ${name} is nested too deeply (a goto loop?)`)
+    const chain = this.chains.get(name)
+    if (!chain) throw new Error(`trace: goto ${name}, which the table does not hold`)
+    for (const rule of chain.rules) {
+      if ('unknown' in rule) throw new Error(`trace: chain ${name} holds a rule smartnat does not render: ${rule.unknown}`)
+      if (!rule.matches.every((match) => this.matches(match, packet))) continue
+      const line = printRule(rule)
+      const {statement} = rule
+      switch (statement.kind) {
+        case 'set mark': {
+          this.steps.push({table, chain: name, rule: line})
+          const value = ((statement.of === 'ct' ? packet.ctmark : packet.nfmark) & statement.and) | statement.or
+          if (statement.of === 'ct') packet.ctmark = value >>> 0
+          else packet.nfmark = value >>> 0
+          break
+        }
+        case 'return':
+          this.steps.push({table, chain: name, rule: line})
+          return {kind: 'continue'}
+        case 'accept':
+        case 'drop':
+        case 'masquerade':
+          this.steps.push({table, chain: name, rule: line})
+          return {kind: statement.kind === 'accept' ? 'ACCEPT' : statement.kind === 'drop' ? 'DROP' : 'MASQUERADE', rule: line}
+        case 'dnat':
+        case 'snat': {
+          // A key missing from the map ends the rule, not the chain: nft's lookup breaks.
+          const element = this.find(statement.map, statement.key, packet)
+          if (!element?.value) break
+          this.steps.push({table, chain: name, rule: line})
+          return {kind: statement.kind === 'dnat' ? 'DNAT' : 'SNAT', rule: line, to: element.value, element}
+        }
+        case 'vmap': {
+          const mark = statement.of === 'ct' ? packet.ctmark : packet.nfmark
+          const entry = statement.entries.find((e) => e.value === ((mark & statement.mask) >>> 0))
+          if (!entry) break
+          this.steps.push({table, chain: name, rule: line})
+          // goto: when that chain ends, so does this one.
+          return this.walk(table, entry.chain, packet, depth + 1)
+        }
+      }
+    }
+    return {kind: 'continue'}
+  }
+
+  private matches(match: NftMatch, packet: Packet): boolean {
+    switch (match.kind) {
+      case 'lookup':
+        return (this.find(match.set, match.key, packet) !== undefined) !== match.negate
+      case 'iifname':
+        return packet.inInterface === match.name
+      case 'ct state':
+        // Only a connection's first packet is traced: it is new, and in the original direction.
+        return match.state === 'new'
+      case 'ct direction':
+        return match.direction === 'original'
+      case 'mark': {
+        const mark = match.of === 'ct' ? packet.ctmark : packet.nfmark
+        return (((mark & match.mask) >>> 0) === match.value) !== match.negate
+      }
+    }
+  }
+
+  /** The element of a set or map whose key matches the packet, part by part (prefixes by containment). */
+  private find(name: string, key: Selector[], packet: Packet): NftElement | undefined {
+    const set = this.sets.get(name)
+    if (!set) throw new Error(`trace: rule uses set ${name}, which the table does not hold`)
+    if (set.keyType.length !== key.length) throw new Error(`trace: set ${name} is keyed by ${set.keyType.join(' . ')}, not ${key.join(' . ')}`)
+    const values = key.map((selector) => selected(selector, packet))
+    return set.elements.find((element) => element.key.every((part, i) => partMatches(set.keyType[i]!, part, values[i]!)))
+  }
+}
+
+function selected(selector: Selector, packet: Packet): string {
+  switch (selector) {
+    case 'ip saddr':
+      return packet.src
+    case 'ip daddr':
+      return packet.dst
+    case 'meta l4proto':
+      return packet.protocol
+    case 'th dport':
+      return String(packet.port)
+    case 'iifname':
+      return packet.inInterface ?? ''
+    case 'oifname':
+      return packet.outInterface ?? ''
+  }
+}
+
+function partMatches(type: string, part: string, value: string): boolean {
+  if (type !== 'ipv4_addr' || !part.includes('/')) return part === value
+  const prefix = parseCidr(part)
+  if (!prefix.ok) throw new Error(`trace: element part ${JSON.stringify(part)}: ${prefix.reason}`)
+  return cidrContains(prefix.cidr, value as Ipv4)
+}
+
+function marksOf(packet: Packet): TraceMarks {
+  const interfaceIndex = interfaceIndexOfMark(packet.ctmark)
+  return {
+    nfmark: packet.nfmark,
+    ctmark: packet.ctmark,
+    masquerade: (packet.nfmark & MASQUERADE_MARK) !== 0,
+    egress: (packet.ctmark & EGRESS_MARK) !== 0,
+    ...(interfaceIndex === undefined ? {} : {interfaceIndex}),
+  }
+}

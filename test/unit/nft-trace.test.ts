@@ -1,0 +1,132 @@
+import {expect} from 'chai'
+import fc from 'fast-check'
+import {renderIptables} from '../../src/lib/backend/iptables/render.js'
+import {tracePacket, type Trace, type TracePacket} from '../../src/lib/backend/iptables/trace.js'
+import {renderNftables} from '../../src/lib/backend/nftables/render.js'
+import {traceNftPacket} from '../../src/lib/backend/nftables/trace.js'
+import type {NftRule, NftState} from '../../src/lib/backend/nftables/types.js'
+import {sampleModel} from './nat-model-fixture.js'
+
+const DROP_UNALLOWED = 'ip daddr . meta l4proto . th dport @endpoints drop'
+
+function summary(trace: Trace): string {
+  switch (trace.verdict) {
+    case 'dnat':
+      return `dnat ${trace.to} ${trace.mapping ?? '?'}${trace.masqueraded ? ' masq' : ''}`
+    case 'snat':
+      return `snat ${trace.to}`
+    case 'drop':
+      return `drop ${trace.rule}`
+    case 'not-ours':
+      return 'not-ours'
+  }
+}
+
+/** The verdict without the rule text, which differs between backends by design. */
+function outcome(trace: Trace): string {
+  return trace.verdict === 'drop' ? 'drop' : summary(trace)
+}
+
+describe('traceNftPacket through the rendered table', () => {
+  const flows: (TracePacket & {name: string; want: string; interfaceIndex?: number})[] = [
+    {name: 'tcp with port translation', src: '203.0.113.5', dst: '198.18.0.10', protocol: 'tcp', port: 80, inInterface: 'eth1', want: 'dnat 198.19.100.10:8080 default/web masq', interfaceIndex: 1},
+    {name: 'second port of the same Mapping', src: '203.0.113.5', dst: '198.18.0.10', protocol: 'tcp', port: 443, inInterface: 'eth1', want: 'dnat 198.19.100.10:8443 default/web masq'},
+    {name: 'udp from an allowed CIDR', src: '10.200.3.4', dst: '198.18.0.10', protocol: 'udp', port: 53, inInterface: 'eth1', want: 'dnat 198.19.100.11:53 default/dns masq'},
+    {name: 'udp from the allowed bare address', src: '198.18.5.5', dst: '198.18.0.10', protocol: 'udp', port: 53, inInterface: 'eth1', want: 'dnat 198.19.100.11:53 default/dns masq'},
+    {name: 'udp from the address next to the allowed one', src: '198.18.5.6', dst: '198.18.0.10', protocol: 'udp', port: 53, inInterface: 'eth1', want: `drop ${DROP_UNALLOWED}`},
+    {name: 'udp from just outside the allowed CIDR', src: '11.0.0.0', dst: '198.18.0.10', protocol: 'udp', port: 53, inInterface: 'eth1', want: `drop ${DROP_UNALLOWED}`},
+    {name: 'tcp to a port mapped only for udp', src: '10.200.3.4', dst: '198.18.0.10', protocol: 'tcp', port: 53, inInterface: 'eth1', want: 'not-ours'},
+    {name: 'same port on another address, another Service', src: '198.18.7.200', dst: '198.18.1.10', protocol: 'tcp', port: 80, inInterface: 'eth2', want: 'dnat 198.19.100.20:80 shop/web masq', interfaceIndex: 2},
+    {name: 'same port on another address, source not allowed there', src: '203.0.113.5', dst: '198.18.1.10', protocol: 'tcp', port: 80, inInterface: 'eth2', want: `drop ${DROP_UNALLOWED}`},
+    {name: '0.0.0.0/0 admits the lowest address', src: '0.0.0.1', dst: '198.18.0.10', protocol: 'tcp', port: 80, inInterface: 'eth1', want: 'dnat 198.19.100.10:8080 default/web masq'},
+    {name: '0.0.0.0/0 admits the highest address', src: '255.255.255.254', dst: '198.18.0.10', protocol: 'tcp', port: 80, inInterface: 'eth1', want: 'dnat 198.19.100.10:8080 default/web masq'},
+    {name: 'default-gateway interface is marked too', src: '203.0.113.5', dst: '198.18.2.10', protocol: 'tcp', port: 80, inInterface: 'eth3', want: 'dnat 198.19.100.10:8080 default/web masq', interfaceIndex: 3},
+    {name: 'address that no Mapping uses', src: '203.0.113.5', dst: '198.18.9.9', protocol: 'tcp', port: 80, inInterface: 'eth1', want: 'not-ours'},
+    {name: 'unmapped port on a mapped address', src: '203.0.113.5', dst: '198.18.0.10', protocol: 'tcp', port: 22, inInterface: 'eth1', want: 'not-ours'},
+    {name: 'egress from a Mapping pod', src: '10.244.1.5', dst: '203.0.113.80', protocol: 'tcp', port: 443, outInterface: 'eth2', want: 'snat 198.18.1.10', interfaceIndex: 2},
+    {name: 'egress from a pod leaving by another interface', src: '10.244.1.5', dst: '203.0.113.80', protocol: 'tcp', port: 443, outInterface: 'eth1', want: 'not-ours', interfaceIndex: 2},
+    {name: 'egress from a pod of no Mapping', src: '10.244.1.7', dst: '203.0.113.80', protocol: 'tcp', port: 443, outInterface: 'eth2', want: 'not-ours'},
+  ]
+  const state = renderNftables(sampleModel())
+  for (const {name, want, interfaceIndex, ...packet} of flows) {
+    it(name, () => {
+      const trace = traceNftPacket(state, packet)
+      expect(summary(trace)).to.equal(want)
+      if (interfaceIndex !== undefined) expect(trace.marks.interfaceIndex).to.equal(interfaceIndex)
+    })
+  }
+
+  it('without masquerade, DNAT keeps the client address', () => {
+    const trace = traceNftPacket(renderNftables(sampleModel({masquerade: false})), {src: '203.0.113.5', dst: '198.18.0.10', protocol: 'tcp', port: 80, inInterface: 'eth1'})
+    expect(summary(trace)).to.equal('dnat 198.19.100.10:8080 default/web')
+    expect(trace.marks.masquerade).to.equal(false)
+  })
+
+  it('records the marks and the rules a DNATed packet passed', () => {
+    const trace = traceNftPacket(state, {src: '198.18.7.200', dst: '198.18.1.10', protocol: 'tcp', port: 80, inInterface: 'eth2'})
+    expect(trace.marks).to.deep.equal({nfmark: 0x80000, ctmark: 0x200000, masquerade: true, egress: false, interfaceIndex: 2})
+    expect(trace.steps.map((s) => `${s.table} ${s.chain}: ${s.rule}`)).to.deep.equal([
+      'nat nat_prerouting: meta mark set meta mark | 0x00080000',
+      'nat nat_prerouting: iifname "eth2" ct mark set ct mark & 0xf02bffff | 0x00200000',
+      'nat nat_prerouting: dnat to ip daddr . meta l4proto . th dport map @endpoints',
+      'filter forward: ct mark & 0x0ff00000 != 0x00000000 accept',
+      'nat nat_postrouting: meta mark & 0x00080000 == 0x00080000 masquerade',
+    ])
+  })
+
+  it('egress packets take the interface bits as packet mark for the reply table', () => {
+    const trace = traceNftPacket(state, {src: '10.244.1.6', dst: '203.0.113.80', protocol: 'udp', port: 123, outInterface: 'eth2'})
+    expect(trace.marks).to.deep.equal({nfmark: 0x200000, ctmark: 0x240000, masquerade: false, egress: true, interfaceIndex: 2})
+    expect(trace.steps.map((s) => s.chain)).to.deep.equal(['mangle_prerouting', 'mangle_prerouting', 'restore_mark_2', 'nat_prerouting', 'forward', 'nat_postrouting'])
+  })
+
+  it('an absent table decides nothing', () => {
+    expect(summary(traceNftPacket({ipRules: [], routes: []}, {src: '203.0.113.5', dst: '198.18.0.10', protocol: 'tcp', port: 80}))).to.equal('not-ours')
+  })
+
+  it('gives the same verdict and marks as the iptables backend for any packet', () => {
+    for (const options of [{}, {masquerade: false}, {egress: false}]) {
+      const nft = renderNftables(sampleModel(options))
+      const iptables = renderIptables(sampleModel(options))
+      const address = fc.constantFrom('198.18.0.10', '198.18.1.10', '198.18.2.10', '198.18.9.9', '10.244.1.5', '10.244.1.6', '10.1.2.3', '198.18.5.5', '198.18.5.6', '198.18.7.9', '203.0.113.5')
+      const packet = fc.record({
+        src: address,
+        dst: address,
+        protocol: fc.constantFrom('tcp' as const, 'udp' as const),
+        port: fc.constantFrom(53, 80, 443, 8080),
+        inInterface: fc.constantFrom(undefined, 'eth1', 'eth2', 'eth3'),
+        outInterface: fc.constantFrom(undefined, 'eth1', 'eth2', 'eth3'),
+      })
+      fc.assert(
+        fc.property(packet, (p) => {
+          const input: TracePacket = {src: p.src, dst: p.dst, protocol: p.protocol, port: p.port}
+          if (p.inInterface) input.inInterface = p.inInterface
+          if (p.outInterface) input.outInterface = p.outInterface
+          const a = traceNftPacket(nft, input)
+          const b = tracePacket(iptables, input)
+          expect(outcome(a)).to.equal(outcome(b))
+          expect(a.marks).to.deep.equal(b.marks)
+        }),
+        {numRuns: 500, seed: 42},
+      )
+    }
+  })
+
+  describe('rejects what it does not understand', () => {
+    function withNatRule(rule: NftRule): NftState {
+      const state = renderNftables(sampleModel())
+      state.table!.chains.find((c) => c.name === 'nat_prerouting')!.rules.unshift(rule)
+      return state
+    }
+    const packet: TracePacket = {src: '203.0.113.5', dst: '198.18.0.10', protocol: 'tcp', port: 80, inInterface: 'eth1'}
+    const cases: [string, NftRule, RegExp][] = [
+      ['a rule read back in a shape smartnat never renders', {unknown: '[{"counter":null}]'}, /holds a rule smartnat does not render: \[\{"counter":null\}\]/],
+      ['a lookup in a missing set', {matches: [{kind: 'lookup', key: ['ip saddr'], set: 'nope', negate: false}], statement: {kind: 'drop'}}, /set nope, which the table does not hold/],
+      ['a lookup with a key of the wrong width', {matches: [{kind: 'lookup', key: ['ip saddr'], set: 'allowed', negate: false}], statement: {kind: 'drop'}}, /set allowed is keyed by ipv4_addr . inet_proto . inet_service . ipv4_addr, not ip saddr/],
+      ['a goto to a missing chain', {matches: [], statement: {kind: 'vmap', of: 'ct', mask: 0, entries: [{value: 0, chain: 'gone'}]}}, /goto gone, which the table does not hold/],
+    ]
+    for (const [name, rule, error] of cases) {
+      it(name, () => expect(() => traceNftPacket(withNatRule(rule), packet)).to.throw(error))
+    }
+  })
+})
