@@ -1,9 +1,138 @@
-import {Command} from '@oclif/core'
+import {access} from 'node:fs/promises'
 
-export default class Watch extends Command {
-  static override description = 'Not available yet in this version of smartnat'
+import {Flags} from '@oclif/core'
+
+import {SmartnatCommand} from '../cli/base.js'
+import {hostFlags, lockFlags, planFlags, sourceFlags, syncSettings} from '../cli/flags.js'
+import {iptablesBackend} from '../lib/backend/backend.js'
+import {acquireLock, type Lock} from '../lib/host/lock.js'
+import {ExecRunner} from '../lib/host/runner.js'
+import {createLogger, errorText, LOG_LEVELS, type LogLevel, type Logger} from '../lib/observe/log.js'
+import {SmartnatMetrics} from '../lib/observe/metrics.js'
+import {DEFAULT_METRICS_ADDRESS, startObserveServer, type ObserveServer} from '../lib/observe/server.js'
+import {FileWatchSource} from '../lib/source/file-watch.js'
+import {checkPrerequisites} from '../lib/sync/once.js'
+import {syncPass, WatchLoop} from '../lib/sync/watch.js'
+
+export default class Watch extends SmartnatCommand {
+  static override summary = 'Keep this host’s NAT matching the Mappings, as a daemon.'
+
+  static override description = `Syncs whenever the Mappings, Services or EndpointSlices change (promptly when idle, at most once per --min-sync-interval under churn) and every --resync, which also repairs rules someone removed and picks up new host addresses. A failed sync keeps the rules applied before and is retried with backoff. Serves /healthz, /readyz and Prometheus /metrics on --metrics-addr. Holds the smartnat lock while it runs, so a "smartnat sync" from cron waits for it or fails saying who holds it. SIGTERM or SIGINT stops it, leaving the rules in place unless --flush-on-exit.`
+
+  static override examples = [
+    {description: 'Watch a directory of manifests', command: 'sudo <%= config.bin %> <%= command.id %> --from-file /etc/smartnat/mappings/'},
+    {description: 'Resync every 5 minutes, metrics on all interfaces', command: 'sudo <%= config.bin %> <%= command.id %> -f mappings.yaml --resync 5m --metrics-addr 0.0.0.0:9469'},
+  ]
+
+  static override flags = {
+    ...sourceFlags,
+    ...hostFlags,
+    ...planFlags,
+    ...lockFlags,
+    resync: Flags.string({
+      summary: 'Sync at least this often even without changes (60s, 5m, or seconds).',
+      default: '60s',
+      helpValue: 'DURATION',
+    }),
+    'min-sync-interval': Flags.string({
+      summary: 'Least time between two syncs while changes keep coming (100ms, 1s).',
+      default: '100ms',
+      helpValue: 'DURATION',
+    }),
+    'metrics-addr': Flags.string({
+      summary: 'Where to serve /healthz, /readyz and /metrics.',
+      default: DEFAULT_METRICS_ADDRESS,
+      helpValue: 'HOST:PORT',
+    }),
+    'log-level': Flags.string({
+      summary: 'Least severe log lines shown (JSON lines unless stdout is a terminal).',
+      options: [...LOG_LEVELS],
+      default: 'info',
+    }),
+    'flush-on-exit': Flags.boolean({summary: 'Remove everything smartnat installed when stopping.'}),
+  }
 
   async run(): Promise<void> {
-    this.error('smartnat watch is not implemented yet in this version', {exit: 2})
+    const {flags} = await this.parseWithConfig(Watch)
+    const resyncMs = this.duration('resync', flags.resync)
+    const minIntervalMs = this.duration('min-sync-interval', flags['min-sync-interval'])
+    const path = flags['from-file']
+    if (!path) {
+      this.error('reading Mappings from the Kubernetes API is not available in this version yet; give --from-file PATH', {exit: 2})
+    }
+    await access(path).catch(() => this.error(`--from-file ${path}: no such file or directory`, {exit: 2}))
+    let settings
+    try {
+      settings = syncSettings(flags)
+    } catch (error) {
+      this.error((error as Error).message, {exit: 2})
+    }
+    const logger = createLogger({level: flags['log-level'] as LogLevel, format: process.stdout.isTTY ? 'text' : 'json'})
+    const runner = new ExecRunner({timeoutSeconds: flags['command-timeout'], ...(flags.netns ? {netns: flags.netns} : {})})
+    const backend = iptablesBackend(runner)
+    await checkPrerequisites(runner).catch((error: unknown) => this.error(errorText(error)))
+
+    const lock = await acquireLock({path: flags['lock-file'], waitMs: flags['lock-wait'] * 1000, purpose: 'watch'}).catch((error: unknown) =>
+      this.error(`cannot start: ${errorText(error)}`),
+    )
+    let server: ObserveServer | undefined
+    try {
+      const stopRequested = stopSignal()
+      const metrics = new SmartnatMetrics()
+      const source = new FileWatchSource(path, {logger: logger.with({component: 'source'})})
+      const loop = new WatchLoop({source, sync: syncPass({runner, backend}, settings), observer: metrics, logger, minIntervalMs, resyncIntervalMs: resyncMs})
+      server = await startObserveServer({address: flags['metrics-addr'], readiness: () => loop.readiness(), metrics: () => metrics.render()})
+      logger.info('watching', {source: path, resync: flags.resync, metricsAddr: `${server.host}:${server.port}`, lock: lock.path})
+      await loop.start()
+
+      const signal = await stopRequested
+      logger.info('stopping; waiting for the sync in progress', {signal})
+      await loop.stop()
+      await this.finish(flags['flush-on-exit'], backend, logger)
+    } catch (error) {
+      this.error(errorText(error))
+    } finally {
+      await server?.close()
+      await releaseQuietly(lock, logger)
+    }
   }
+
+  private async finish(flush: boolean, backend: ReturnType<typeof iptablesBackend>, logger: Logger): Promise<void> {
+    if (!flush) return logger.info('stopped; rules left in place')
+    const report = await backend.flush({dryRun: false})
+    const removed = Object.values(report.removed).reduce((n, items) => n + items.length, 0)
+    logger.info('stopped; removed everything smartnat installed', {removed})
+  }
+
+  private duration(flag: string, text: string): number {
+    const ms = parseDuration(text)
+    if (ms === undefined) this.error(`--${flag} "${text}" must be a positive duration such as 500ms, 30s, 5m, 1h or a number of seconds`, {exit: 2})
+    return ms
+  }
+}
+
+const UNIT_MS: Record<string, number> = {ms: 1, s: 1000, m: 60_000, h: 3_600_000}
+
+/** `500ms`, `30s`, `5m`, `1h`, or a bare number of seconds, in milliseconds; undefined when not a positive duration. */
+function parseDuration(text: string): number | undefined {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim())
+  if (!match) return undefined
+  const ms = Math.round(Number(match[1]) * UNIT_MS[match[2] ?? 's']!)
+  return ms > 0 ? ms : undefined
+}
+
+function stopSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const stop = (signal: NodeJS.Signals) => {
+      process.off('SIGTERM', stop)
+      process.off('SIGINT', stop)
+      resolve(signal)
+    }
+    process.on('SIGTERM', stop)
+    process.on('SIGINT', stop)
+  })
+}
+
+async function releaseQuietly(lock: Lock, logger: Logger): Promise<void> {
+  await lock.release().catch((error: unknown) => logger.warn('cannot release the lock', {path: lock.path, error: errorText(error)}))
 }

@@ -1,0 +1,86 @@
+/** The daemon's HTTP endpoint: /healthz (alive), /readyz (syncing successfully), /metrics (Prometheus). */
+import {createServer, type IncomingMessage, type ServerResponse} from 'node:http'
+import type {AddressInfo} from 'node:net'
+
+import {METRICS_CONTENT_TYPE} from './metrics.js'
+
+/** Loopback by default: metrics and readiness say which addresses this host serves. */
+export const DEFAULT_METRICS_ADDRESS = '127.0.0.1:9469'
+
+export interface Readiness {
+  ready: boolean
+  /** Why not ready; shown in the 503 body. */
+  reason?: string
+  /** An error that does not make the daemon unready (the source failing while its last data still applies). */
+  lastError?: string
+}
+
+export interface ObserveServerOptions {
+  /** `HOST:PORT` or `[IPV6]:PORT`; port 0 picks a free port. */
+  address: string
+  readiness: () => Readiness
+  metrics: () => string
+}
+
+export interface ObserveServer {
+  /** Where it listens, with the port actually bound. */
+  readonly host: string
+  readonly port: number
+  close(): Promise<void>
+}
+
+/** Splits `HOST:PORT`, saying exactly what is wrong with a bad value. */
+export function parseListenAddress(text: string): {host: string; port: number} {
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]+)):(\d{1,5})$/.exec(text)
+  const port = Number(match?.[3])
+  if (!match || port > 65535) {
+    throw new Error(`listen address "${text}" must be HOST:PORT with a port 0..65535, e.g. ${DEFAULT_METRICS_ADDRESS} or [::1]:9469`)
+  }
+  return {host: match[1] ?? match[2]!, port}
+}
+
+/** Starts listening; rejects with a clear error when the address cannot be bound. */
+export async function startObserveServer(options: ObserveServerOptions): Promise<ObserveServer> {
+  const {host, port} = parseListenAddress(options.address)
+  const server = createServer((request, response) => respond(options, request, response))
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (error) => reject(new Error(`cannot listen on ${options.address}: ${error.message}`, {cause: error})))
+    server.listen(port, host, () => resolve())
+  })
+  const bound = server.address() as AddressInfo
+  return {
+    host,
+    port: bound.port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve())
+        // A scraper's keep-alive connection must not hold shutdown open.
+        server.closeAllConnections()
+      }),
+  }
+}
+
+function respond(options: ObserveServerOptions, request: IncomingMessage, response: ServerResponse): void {
+  if (request.method !== 'GET' && request.method !== 'HEAD') {
+    return send(response, 405, 'method not allowed\n', {allow: 'GET, HEAD'})
+  }
+  const path = (request.url ?? '/').split('?')[0]
+  switch (path) {
+    case '/healthz':
+      return send(response, 200, 'ok\n')
+    case '/readyz': {
+      const state = options.readiness()
+      const note = state.lastError ? `\nlast error: ${state.lastError}` : ''
+      return state.ready ? send(response, 200, `ready${note}\n`) : send(response, 503, `not ready: ${state.reason ?? 'unknown'}${note}\n`)
+    }
+    case '/metrics':
+      return send(response, 200, options.metrics(), {'content-type': METRICS_CONTENT_TYPE})
+    default:
+      return send(response, 404, 'not found: try /healthz, /readyz or /metrics\n')
+  }
+}
+
+function send(response: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
+  response.writeHead(status, {'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', ...headers})
+  response.end(response.req.method === 'HEAD' ? undefined : body)
+}

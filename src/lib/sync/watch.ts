@@ -1,0 +1,196 @@
+/**
+ * The watch loop: level-triggered reconciliation of a SnapshotSource into the kernel.
+ *
+ * Every pass is a whole sync (snapshot + freshly read host addresses -> plan -> apply what
+ * differs), so a change, a resync and a retry are the same thing. Passes are rate-bounded by a
+ * BoundedFrequencyRunner; the periodic pass repairs drift and sees new host addresses. A failed
+ * pass leaves the kernel as it was (never a flush), backs off exponentially, and makes the next
+ * apply full when the backend says so. Nothing is applied until the source has synced: an empty
+ * cache must not wipe the rules.
+ */
+import type {Backend} from '../backend/backend.js'
+import type {IptablesState} from '../backend/iptables/types.js'
+import {errorText, silentLogger, type Logger} from '../observe/log.js'
+import type {SyncRecord} from '../observe/metrics.js'
+import type {Readiness} from '../observe/server.js'
+import type {Snapshot} from '../plan/model.js'
+import type {SnapshotSource} from '../source/source.js'
+import {BoundedFrequencyRunner, systemClock, type Clock} from './debounce.js'
+import {syncOnce, type SyncDeps, type SyncReport} from './once.js'
+import type {SyncSettings} from './settings.js'
+
+/** One pass's outcome as the loop needs it. */
+export interface PassResult {
+  report: SyncReport
+  /** Rules (owned chains and jumps) in the desired state that was applied. */
+  rulesProgrammed: number
+}
+
+/** Runs one sync pass over the snapshot `loadSnapshot` gives. */
+export type SyncPass = (loadSnapshot: () => Promise<Snapshot>, options: {full: boolean}) => Promise<PassResult>
+
+/** Receives each pass's outcome (SmartnatMetrics implements it). */
+export interface SyncObserver {
+  syncSucceeded(record: SyncRecord): void
+  syncFailed(seconds: number): void
+}
+
+export interface BackoffOptions {
+  initialMs: number
+  maxMs: number
+}
+
+export interface WatchLoopOptions {
+  source: SnapshotSource
+  sync: SyncPass
+  /** Called after every successful pass, e.g. to write Mapping statuses; its failure is logged, not retried. */
+  afterSync?: (report: SyncReport) => Promise<void> | void
+  observer?: SyncObserver
+  logger?: Logger
+  clock?: Clock
+  /** Least time between the starts of two passes (default 100 ms). */
+  minIntervalMs?: number
+  /** A pass happens at least this long after the last one (default 60 s). */
+  resyncIntervalMs?: number
+  /** Delay before retrying a failed pass: initial, doubling, capped (default 1 s .. 30 s). */
+  backoff?: BackoffOptions
+}
+
+export const DEFAULT_MIN_INTERVAL_MS = 100
+export const DEFAULT_RESYNC_INTERVAL_MS = 60_000
+export const DEFAULT_BACKOFF: BackoffOptions = {initialMs: 1000, maxMs: 30_000}
+
+/** The one-shot pipeline as a pass of the loop, counting the rules it renders. */
+export function syncPass(deps: SyncDeps, settings: SyncSettings): SyncPass {
+  return async (loadSnapshot, options) => {
+    let desired: IptablesState | undefined
+    const backend: Backend<IptablesState> = {
+      ...deps.backend,
+      render: (model) => (desired = deps.backend.render(model)),
+    }
+    const report = await syncOnce({...deps, backend}, loadSnapshot, settings, options)
+    return {report, rulesProgrammed: desired ? countRules(desired) : 0}
+  }
+}
+
+/** Rules smartnat owns in a state: every rule of its chains plus its jumps from built-in chains. */
+export function countRules(state: IptablesState): number {
+  return Object.values(state.tables).reduce((n, table) => n + table.jumps.length + table.chains.reduce((m, c) => m + c.rules.length, 0), 0)
+}
+
+type LastPass = {ok: true; at: number} | {ok: false; at: number; error: string}
+
+export class WatchLoop {
+  private readonly runner: BoundedFrequencyRunner
+  private readonly clock: Clock
+  private readonly logger: Logger
+  private readonly backoff: BackoffOptions
+  private unsubscribe: (() => void) | undefined
+  private last: LastPass | undefined
+  private failures = 0
+  private nextFull = false
+  private passes = 0
+
+  constructor(private readonly options: WatchLoopOptions) {
+    this.clock = options.clock ?? systemClock
+    this.logger = options.logger ?? silentLogger
+    this.backoff = options.backoff ?? DEFAULT_BACKOFF
+    this.runner = new BoundedFrequencyRunner(() => this.pass(), {
+      minIntervalMs: options.minIntervalMs ?? DEFAULT_MIN_INTERVAL_MS,
+      maxIntervalMs: options.resyncIntervalMs ?? DEFAULT_RESYNC_INTERVAL_MS,
+      clock: this.clock,
+    })
+  }
+
+  /** Starts the source, then syncs on every change and every resync interval. */
+  async start(): Promise<void> {
+    this.unsubscribe = this.options.source.onChange(() => this.runner.request())
+    await this.options.source.start()
+    this.runner.start()
+  }
+
+  /** Stops the source, then lets the pass in progress finish; the rules stay as they are. */
+  async stop(): Promise<void> {
+    this.unsubscribe?.()
+    this.unsubscribe = undefined
+    await this.options.source.stop()
+    await this.runner.stop()
+  }
+
+  /** Ready once the source has synced and the last pass succeeded; `lastError` is the source's own. */
+  readiness(): Readiness {
+    const health = this.options.source.health()
+    const withError = health.lastError ? {lastError: health.lastError} : {}
+    if (!health.synced) return {ready: false, reason: 'source not synced yet', ...withError}
+    if (!this.last) return {ready: false, reason: 'no sync has completed yet', ...withError}
+    if (!this.last.ok) return {ready: false, reason: `last sync failed: ${this.last.error}`, ...withError}
+    return {ready: true, ...withError}
+  }
+
+  /** Passes that reached the sync so far (skipped ones, before the source synced, do not count). */
+  passCount(): number {
+    return this.passes
+  }
+
+  private async pass(): Promise<void> {
+    const {source} = this.options
+    if (!source.health().synced) {
+      this.logger.debug('source not synced yet; nothing applied')
+      return
+    }
+    const full = this.nextFull
+    const started = this.clock.now()
+    this.passes++
+    let result: PassResult
+    try {
+      result = await this.options.sync(() => Promise.resolve(source.snapshot()), {full})
+    } catch (error) {
+      this.failed(error, started, full)
+      return
+    }
+    this.succeeded(result, started, full)
+    await this.runAfterSync(result.report)
+  }
+
+  private succeeded({report, rulesProgrammed}: PassResult, started: number, full: boolean): void {
+    const finishedAt = this.clock.now()
+    const seconds = (finishedAt - started) / 1000
+    this.failures = 0
+    this.nextFull = false
+    this.last = {ok: true, at: finishedAt}
+    this.options.observer?.syncSucceeded({seconds, finishedAt, verdicts: report.plan.verdicts, rulesProgrammed, written: report.applied.written})
+    const verdicts = report.plan.verdicts
+    const fields = {
+      seconds,
+      full,
+      changed: report.applied.changed,
+      configured: verdicts.filter((v) => v.valid && Object.keys(v.configuredAddresses).length > 0).length,
+      invalid: verdicts.filter((v) => !v.valid).length,
+      rules: rulesProgrammed,
+      ...(report.applied.changed ? {written: report.applied.written, conntrackDeleted: report.conntrackDeleted} : {}),
+    }
+    if (report.applied.changed) this.logger.info('sync applied changes', fields)
+    else this.logger.debug('sync: kernel already up to date', fields)
+  }
+
+  private failed(error: unknown, started: number, full: boolean): void {
+    const seconds = (this.clock.now() - started) / 1000
+    this.failures++
+    if ((error as {forceFull?: unknown} | undefined)?.forceFull === true) this.nextFull = true
+    const retryInMs = Math.min(this.backoff.maxMs, this.backoff.initialMs * 2 ** (this.failures - 1))
+    const text = errorText(error)
+    this.last = {ok: false, at: this.clock.now(), error: text}
+    this.options.observer?.syncFailed(seconds)
+    this.logger.error('sync failed; the rules applied before stay in place', {error: text, full, failures: this.failures, retryInMs, nextFull: this.nextFull})
+    this.runner.retryAfter(retryInMs)
+  }
+
+  private async runAfterSync(report: SyncReport): Promise<void> {
+    if (!this.options.afterSync) return
+    try {
+      await this.options.afterSync(report)
+    } catch (error) {
+      this.logger.warn('after-sync hook failed; the next sync tries again', {error: errorText(error)})
+    }
+  }
+}

@@ -1,0 +1,383 @@
+import {expect} from 'chai'
+import {ApplyError} from '../../src/lib/backend/result.js'
+import {createLogger} from '../../src/lib/observe/log.js'
+import {SmartnatMetrics} from '../../src/lib/observe/metrics.js'
+import type {MappingVerdict, Snapshot} from '../../src/lib/plan/model.js'
+import type {SnapshotSource, SourceHealth} from '../../src/lib/source/source.js'
+import type {Clock} from '../../src/lib/sync/debounce.js'
+import type {SyncReport} from '../../src/lib/sync/once.js'
+import {WatchLoop, type PassResult, type WatchLoopOptions} from '../../src/lib/sync/watch.js'
+
+const T0 = 1_700_000_000_000
+
+/** Timers on a clock that moves only when the test says so. */
+class FakeClock implements Clock {
+  time = T0
+  private timers: {at: number; seq: number; callback: () => void}[] = []
+  private seq = 0
+
+  now(): number {
+    return this.time
+  }
+
+  setTimeout(callback: () => void, ms: number): unknown {
+    const timer = {at: this.time + ms, seq: this.seq++, callback}
+    this.timers.push(timer)
+    return timer
+  }
+
+  clearTimeout(handle: unknown): void {
+    this.timers = this.timers.filter((t) => t !== handle)
+  }
+
+  /** Moves time forward, firing due timers in order and letting the promises they start settle. */
+  async advance(ms: number): Promise<void> {
+    const end = this.time + ms
+    await settle()
+    for (;;) {
+      const due = this.timers.filter((t) => t.at <= end).sort((a, b) => a.at - b.at || a.seq - b.seq)[0]
+      if (!due) break
+      this.timers = this.timers.filter((t) => t !== due)
+      this.time = Math.max(this.time, due.at)
+      due.callback()
+      await settle()
+    }
+    this.time = end
+    await settle()
+  }
+
+  pending(): number {
+    return this.timers.length
+  }
+}
+
+async function settle(): Promise<void> {
+  for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve))
+}
+
+class FakeSource implements SnapshotSource {
+  synced = true
+  lastError: string | undefined
+  started = false
+  stopped = false
+  current: Snapshot = {mappings: [], services: [], endpointSlices: []}
+  private listeners = new Set<() => void>()
+
+  async start(): Promise<void> {
+    this.started = true
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true
+  }
+
+  snapshot(): Snapshot {
+    return this.current
+  }
+
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener)
+    return () => this.listeners.delete(listener)
+  }
+
+  health(): SourceHealth {
+    return {synced: this.synced, ...(this.lastError ? {lastError: this.lastError} : {})}
+  }
+
+  change(): void {
+    for (const listener of this.listeners) listener()
+  }
+}
+
+const verdict = (name: string, valid: boolean, configured: string[]): MappingVerdict => ({
+  namespace: 'default',
+  name,
+  valid,
+  invalid: valid ? 'no' : 'bad',
+  configuredAddresses: Object.fromEntries(configured.map((a) => [a, {podIPs: []}])),
+  notLocalAddresses: [],
+})
+
+function report(verdicts: MappingVerdict[] = []): SyncReport {
+  return {
+    plan: {model: {mappings: [], interfaces: [], egress: [], masquerade: true}, verdicts},
+    host: {interfaces: []},
+    applied: {changed: true, written: {sets: 1, chains: 2, rules: 3, routes: 4}, changedEndpoints: []},
+    rpFilter: [],
+    conntrackDeleted: 0,
+  }
+}
+
+interface Call {
+  at: number
+  full: boolean
+  snapshot: Snapshot
+}
+
+/** A sync pass whose duration and outcome each test decides; it records every call and the most ever running at once. */
+class ScriptedSync {
+  readonly calls: Call[] = []
+  inFlight = 0
+  maxInFlight = 0
+  durationMs = 0
+  /** Outcomes for the next calls, in order; after they run out every call succeeds. */
+  outcomes: (Error | PassResult)[] = []
+
+  constructor(private readonly clock: FakeClock) {}
+
+  readonly pass = async (load: () => Promise<Snapshot>, options: {full: boolean}): Promise<PassResult> => {
+    this.inFlight++
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight)
+    try {
+      this.calls.push({at: this.clock.now(), full: options.full, snapshot: await load()})
+      if (this.durationMs > 0) await new Promise<void>((resolve) => this.clock.setTimeout(resolve, this.durationMs))
+      const outcome = this.outcomes.shift() ?? {report: report(), rulesProgrammed: 7}
+      if (outcome instanceof Error) throw outcome
+      return outcome
+    } finally {
+      this.inFlight--
+    }
+  }
+
+  startTimes(): number[] {
+    return this.calls.map((c) => c.at - T0)
+  }
+}
+
+describe('watch loop', () => {
+  let clock: FakeClock
+  let source: FakeSource
+  let sync: ScriptedSync
+  let loop: WatchLoop | undefined
+  let logLines: Record<string, unknown>[]
+
+  beforeEach(() => {
+    clock = new FakeClock()
+    source = new FakeSource()
+    sync = new ScriptedSync(clock)
+    logLines = []
+  })
+
+  afterEach(async () => {
+    await loop?.stop()
+    loop = undefined
+  })
+
+  async function startLoop(options: Partial<WatchLoopOptions> = {}): Promise<WatchLoop> {
+    const logger = createLogger({level: 'debug', write: (line) => logLines.push(JSON.parse(line) as Record<string, unknown>)})
+    loop = new WatchLoop({source, sync: sync.pass, clock, logger, minIntervalMs: 100, resyncIntervalMs: 60_000, ...options})
+    await loop.start()
+    return loop
+  }
+
+  it('starts the source and syncs once right away', async () => {
+    await startLoop()
+    expect(source.started).to.equal(true)
+    await clock.advance(0)
+    expect(sync.startTimes()).to.deep.equal([0])
+    expect(loop!.readiness()).to.deep.equal({ready: true})
+  })
+
+  it('applies a single change at once when idle, with the snapshot current at that time', async () => {
+    await startLoop()
+    await clock.advance(5000)
+    const changed: Snapshot = {mappings: [], services: [], endpointSlices: []}
+    source.current = changed
+    source.change()
+    await clock.advance(0)
+    expect(sync.startTimes()).to.deep.equal([0, 5000])
+    expect(sync.calls[1]!.snapshot).to.equal(changed)
+  })
+
+  it('coalesces a burst into at most one sync per minimum interval', async () => {
+    await startLoop({minIntervalMs: 100})
+    await clock.advance(1000)
+    for (let i = 0; i < 250; i++) {
+      source.change()
+      await clock.advance(1)
+    }
+    await clock.advance(1000)
+    // The first change runs at once (t=1000); the rest of the 250 ms burst runs at 1100, 1200 and, for the last changes, 1300.
+    expect(sync.startTimes()).to.deep.equal([0, 1000, 1100, 1200, 1300])
+  })
+
+  it('the minimum interval is configurable', async () => {
+    await startLoop({minIntervalMs: 2000})
+    await clock.advance(0)
+    source.change()
+    await clock.advance(1999)
+    expect(sync.calls).to.have.length(1)
+    await clock.advance(1)
+    expect(sync.startTimes()).to.deep.equal([0, 2000])
+  })
+
+  it('never runs two syncs at once; changes during a sync make exactly one more', async () => {
+    sync.durationMs = 500
+    await startLoop()
+    await clock.advance(10)
+    for (let i = 0; i < 20; i++) {
+      source.change()
+      await clock.advance(10)
+    }
+    await clock.advance(5000)
+    expect(sync.maxInFlight).to.equal(1)
+    expect(sync.startTimes()).to.deep.equal([0, 500])
+  })
+
+  it('retries a failed sync with bounded exponential backoff, keeps changes waiting, and recovers', async () => {
+    sync.outcomes = [new Error('iptables-restore: exit 4'), new Error('again'), new Error('again'), new Error('again')]
+    await startLoop({backoff: {initialMs: 1000, maxMs: 5000}})
+    await clock.advance(0)
+    expect(loop!.readiness()).to.deep.equal({ready: false, reason: 'last sync failed: iptables-restore: exit 4'})
+    source.change()
+    await clock.advance(500)
+    expect(sync.calls, 'a change does not cut the backoff short').to.have.length(1)
+    await clock.advance(20_000)
+    // Delays 1 s, 2 s, 4 s, then capped at 5 s; the fifth attempt succeeds and the loop is idle again.
+    expect(sync.startTimes()).to.deep.equal([0, 1000, 3000, 7000, 12_000])
+    expect(loop!.readiness()).to.deep.equal({ready: true})
+    const failures = logLines.filter((l) => l.msg === 'sync failed; the rules applied before stay in place')
+    expect(failures.map((l) => l.retryInMs)).to.deep.equal([1000, 2000, 4000, 5000])
+    expect(failures[0]).to.include({level: 'error', error: 'iptables-restore: exit 4', failures: 1})
+  })
+
+  it('after a success the backoff starts from the beginning again', async () => {
+    sync.outcomes = [new Error('one'), new Error('two')]
+    await startLoop({backoff: {initialMs: 1000, maxMs: 30_000}})
+    await clock.advance(10_000)
+    expect(sync.startTimes()).to.deep.equal([0, 1000, 3000])
+    sync.outcomes = [new Error('three')]
+    source.change()
+    await clock.advance(0)
+    await clock.advance(1000)
+    expect(sync.startTimes()).to.deep.equal([0, 1000, 3000, 10_000, 11_000])
+  })
+
+  it('makes the next apply full after an ApplyError, and only the next one', async () => {
+    sync.outcomes = [new ApplyError('iptables-restore', 'line 3 failed')]
+    await startLoop()
+    await clock.advance(1000)
+    source.change()
+    await clock.advance(1000)
+    expect(sync.calls.map((c) => c.full)).to.deep.equal([false, true, false])
+  })
+
+  it('a failure that does not ask for it leaves the next apply incremental', async () => {
+    sync.outcomes = [new Error('ip -batch timed out')]
+    await startLoop()
+    await clock.advance(1000)
+    expect(sync.calls.map((c) => c.full)).to.deep.equal([false, false])
+  })
+
+  it('a full apply that fails again stays full until one succeeds', async () => {
+    sync.outcomes = [new ApplyError('ipset', 'one'), new Error('two')]
+    await startLoop()
+    await clock.advance(10_000)
+    expect(sync.calls.map((c) => c.full)).to.deep.equal([false, true, true])
+  })
+
+  it('applies nothing before the source has synced, however long it takes', async () => {
+    source.synced = false
+    source.lastError = 'connection refused'
+    await startLoop()
+    await clock.advance(180_000)
+    expect(sync.calls).to.have.length(0)
+    expect(loop!.readiness()).to.deep.equal({ready: false, reason: 'source not synced yet', lastError: 'connection refused'})
+    source.synced = true
+    source.lastError = undefined
+    source.change()
+    await clock.advance(100)
+    expect(sync.calls).to.have.length(1)
+    expect(loop!.readiness()).to.deep.equal({ready: true})
+  })
+
+  it('is not ready when the source loses its sync, and stops applying', async () => {
+    await startLoop()
+    await clock.advance(0)
+    source.synced = false
+    source.change()
+    await clock.advance(120_000)
+    expect(sync.calls).to.have.length(1)
+    expect(loop!.readiness()).to.include({ready: false, reason: 'source not synced yet'})
+  })
+
+  it('stays ready on a source error while the source still holds good data, and says so', async () => {
+    await startLoop()
+    await clock.advance(0)
+    source.lastError = 'manifests.yaml:3: invalid YAML'
+    expect(loop!.readiness()).to.deep.equal({ready: true, lastError: 'manifests.yaml:3: invalid YAML'})
+  })
+
+  it('resyncs periodically, counting from the last sync', async () => {
+    await startLoop({resyncIntervalMs: 60_000})
+    await clock.advance(150_000)
+    expect(sync.startTimes()).to.deep.equal([0, 60_000, 120_000])
+    source.change()
+    await clock.advance(100_000)
+    expect(sync.startTimes()).to.deep.equal([0, 60_000, 120_000, 150_000, 210_000])
+  })
+
+  it('stop() waits for the sync in progress, stops the source and runs nothing after', async () => {
+    sync.durationMs = 300
+    await startLoop()
+    await clock.advance(100)
+    let stopped = false
+    const stopping = loop!.stop().then(() => (stopped = true))
+    await clock.advance(100)
+    expect(stopped, 'still syncing').to.equal(false)
+    expect(source.stopped).to.equal(true)
+    source.change()
+    await clock.advance(200)
+    await stopping
+    expect(stopped).to.equal(true)
+    await clock.advance(300_000)
+    expect(sync.calls).to.have.length(1)
+    expect(clock.pending()).to.equal(0)
+    loop = undefined
+  })
+
+  it('calls afterSync with each successful report; its failure is logged and changes nothing else', async () => {
+    const seen: SyncReport[] = []
+    const first = {report: report([verdict('web', true, ['198.18.0.10'])]), rulesProgrammed: 9}
+    sync.outcomes = [first, new Error('apply failed')]
+    let fail = true
+    await startLoop({
+      afterSync: (r) => {
+        seen.push(r)
+        if (fail) throw new Error('status patch: 409 Conflict')
+      },
+    })
+    await clock.advance(0)
+    expect(seen).to.deep.equal([first.report])
+    expect(loop!.readiness()).to.deep.equal({ready: true})
+    expect(logLines.find((l) => l.level === 'warn')).to.include({msg: 'after-sync hook failed; the next sync tries again', error: 'status patch: 409 Conflict'})
+    fail = false
+    await clock.advance(1000)
+    source.change()
+    await clock.advance(0)
+    expect(seen, 'not after a failed sync').to.have.length(1)
+    await clock.advance(1000)
+    expect(seen).to.have.length(2)
+  })
+
+  it('feeds each outcome to the metrics', async () => {
+    const metrics = new SmartnatMetrics()
+    sync.durationMs = 250
+    sync.outcomes = [
+      {report: report([verdict('a', true, ['198.18.0.10']), verdict('b', false, []), verdict('c', true, []), verdict('d', true, ['198.18.0.11'])]), rulesProgrammed: 42},
+      new Error('boom'),
+    ]
+    await startLoop({observer: metrics})
+    await clock.advance(250)
+    source.change()
+    await clock.advance(250)
+    expect(metrics.syncErrors.get()).to.equal(1)
+    expect(metrics.lastSuccessfulSync.get()).to.equal((T0 + 250) / 1000)
+    expect(metrics.mappings.get({state: 'configured'})).to.equal(2)
+    expect(metrics.mappings.get({state: 'invalid'})).to.equal(1)
+    expect(metrics.mappings.get({state: 'not_local'})).to.equal(1)
+    expect(metrics.rulesProgrammed.get()).to.equal(42)
+    expect(metrics.kernelWrites.get({kind: 'rules'})).to.equal(3)
+    expect(metrics.render()).to.include('smartnat_sync_duration_seconds_count 2\n').and.include('smartnat_sync_duration_seconds_bucket{le="0.25"} 2\n')
+  })
+})
