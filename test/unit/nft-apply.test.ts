@@ -1,0 +1,263 @@
+import {expect} from 'chai'
+import {CommandError, RecordingRunner} from '../../src/lib/host/runner.js'
+import type {RecordedCall, RunResult} from '../../src/lib/host/runner.js'
+import {ApplyError} from '../../src/lib/backend/result.js'
+import {applyNftables, failedNftLine} from '../../src/lib/backend/nftables/apply.js'
+import {nftablesBackend} from '../../src/lib/backend/nftables/backend.js'
+import {flushNftables} from '../../src/lib/backend/nftables/flush.js'
+import {parseNftJson} from '../../src/lib/backend/nftables/parse.js'
+import {readNftState} from '../../src/lib/backend/nftables/read.js'
+import {renderNftables} from '../../src/lib/backend/nftables/render.js'
+import type {NftState} from '../../src/lib/backend/nftables/types.js'
+import {cidr, ip, sampleModel} from './nat-model-fixture.js'
+
+/** `nft -j list table ip smartnat` of the sample model's table, captured from a real kernel (nft 1.0.6). */
+const SAMPLE_JSON = JSON.stringify({nftables: [
+  {"metainfo":{"version":"1.0.6","release_name":"Lester Gooch #5","json_schema_version":1}},
+  {"table":{"family":"ip","name":"smartnat","handle":3}},
+  {"set":{"family":"ip","name":"allowed","table":"smartnat","type":["ipv4_addr","inet_proto","inet_service","ipv4_addr"],"handle":9,"flags":["interval"],"elem":[{"elem":{"val":{"concat":["198.18.0.10","tcp",443,{"prefix":{"addr":"0.0.0.0","len":0}}]},"comment":"default/web"}},{"elem":{"val":{"concat":["198.18.0.10","tcp",80,{"prefix":{"addr":"0.0.0.0","len":0}}]},"comment":"default/web"}},{"elem":{"val":{"concat":["198.18.0.10","udp",53,{"prefix":{"addr":"10.0.0.0","len":8}}]},"comment":"default/dns"}},{"elem":{"val":{"concat":["198.18.0.10","udp",53,"198.18.5.5"]},"comment":"default/dns"}},{"elem":{"val":{"concat":["198.18.1.10","tcp",80,{"prefix":{"addr":"198.18.7.0","len":24}}]},"comment":"shop/web"}},{"elem":{"val":{"concat":["198.18.2.10","tcp",80,{"prefix":{"addr":"0.0.0.0","len":0}}]},"comment":"default/web"}}]}},
+  {"set":{"family":"ip","name":"egress_2","table":"smartnat","type":"ipv4_addr","handle":10,"elem":[{"elem":{"val":"10.244.1.5","comment":"shop/web"}},{"elem":{"val":"10.244.1.6","comment":"shop/web"}}]}},
+  {"map":{"family":"ip","name":"egress_snat","table":"smartnat","type":["ifname","ipv4_addr"],"handle":11,"map":"ipv4_addr","elem":[[{"elem":{"val":{"concat":["eth2","10.244.1.5"]},"comment":"shop/web"}},"198.18.1.10"],[{"elem":{"val":{"concat":["eth2","10.244.1.6"]},"comment":"shop/web"}},"198.18.1.10"]]}},
+  {"map":{"family":"ip","name":"endpoints","table":"smartnat","type":["ipv4_addr","inet_proto","inet_service"],"handle":12,"map":"ipv4_addr . inet_service","elem":[[{"elem":{"val":{"concat":["198.18.0.10","udp",53]},"comment":"default/dns udp/53"}},{"concat":["198.19.100.11",53]}],[{"elem":{"val":{"concat":["198.18.0.10","tcp",80]},"comment":"default/web tcp/80"}},{"concat":["198.19.100.10",8080]}],[{"elem":{"val":{"concat":["198.18.1.10","tcp",80]},"comment":"shop/web tcp/80"}},{"concat":["198.19.100.20",80]}],[{"elem":{"val":{"concat":["198.18.2.10","tcp",80]},"comment":"default/web tcp/80"}},{"concat":["198.19.100.10",8080]}],[{"elem":{"val":{"concat":["198.18.0.10","tcp",443]},"comment":"default/web tcp/443"}},{"concat":["198.19.100.10",8443]}]]}},
+  {"chain":{"family":"ip","table":"smartnat","name":"mangle_prerouting","handle":1,"type":"filter","hook":"prerouting","prio":-151,"policy":"accept"}},
+  {"chain":{"family":"ip","table":"smartnat","name":"nat_prerouting","handle":2,"type":"nat","hook":"prerouting","prio":-101,"policy":"accept"}},
+  {"chain":{"family":"ip","table":"smartnat","name":"nat_postrouting","handle":3,"type":"nat","hook":"postrouting","prio":99,"policy":"accept"}},
+  {"chain":{"family":"ip","table":"smartnat","name":"input","handle":4,"type":"filter","hook":"input","prio":-1,"policy":"accept"}},
+  {"chain":{"family":"ip","table":"smartnat","name":"forward","handle":5,"type":"filter","hook":"forward","prio":-1,"policy":"accept"}},
+  {"chain":{"family":"ip","table":"smartnat","name":"restore_mark_1","handle":6}},
+  {"chain":{"family":"ip","table":"smartnat","name":"restore_mark_2","handle":7}},
+  {"chain":{"family":"ip","table":"smartnat","name":"restore_mark_3","handle":8}},
+  {"rule":{"family":"ip","table":"smartnat","chain":"mangle_prerouting","handle":13,"expr":[{"match":{"op":"in","left":{"ct":{"key":"state"}},"right":"new"}},{"match":{"op":"==","left":{"payload":{"protocol":"ip","field":"saddr"}},"right":"@egress_2"}},{"mangle":{"key":{"ct":{"key":"mark"}},"value":{"|":[{"&":[{"ct":{"key":"mark"}},4029677567]},2359296]}}}]}},
+  {"rule":{"family":"ip","table":"smartnat","chain":"mangle_prerouting","handle":15,"expr":[{"match":{"op":"==","left":{"ct":{"key":"direction"}},"right":"reply"}},{"vmap":{"key":{"&":[{"ct":{"key":"mark"}},267649024]},"data":{"set":[[1048576,{"goto":{"target":"restore_mark_1"}}],[2097152,{"goto":{"target":"restore_mark_2"}}],[3145728,{"goto":{"target":"restore_mark_3"}}]]}}}]}},
+  {"rule":{"family":"ip","table":"smartnat","chain":"mangle_prerouting","handle":17,"expr":[{"match":{"op":"==","left":{"ct":{"key":"direction"}},"right":"original"}},{"vmap":{"key":{"&":[{"ct":{"key":"mark"}},267649024]},"data":{"set":[[1310720,{"goto":{"target":"restore_mark_1"}}],[2359296,{"goto":{"target":"restore_mark_2"}}],[3407872,{"goto":{"target":"restore_mark_3"}}]]}}}]}},
+  {"rule":{"family":"ip","table":"smartnat","chain":"nat_prerouting","handle":18,"expr":[{"match":{"op":"!=","left":{"concat":[{"payload":{"protocol":"ip","field":"daddr"}},{"meta":{"key":"l4proto"}},{"payload":{"protocol":"th","field":"dport"}},{"payload":{"protocol":"ip","field":"saddr"}}]},"right":"@allowed"}},{"return":null}]}},
+  {"rule":{"family":"ip","table":"smartnat","chain":"nat_prerouting","handle":19,"expr":[{"mangle":{"key":{"meta":{"key":"mark"}},"value":{"|":[{"meta":{"key":"mark"}},524288]}}}]}},
+  {"rule":{"family":"ip","table":"smartnat","chain":"nat_prerouting","handle":20,"expr":[{"match":{"op":"==","left":{"meta":{"key":"iifname"}},"right":"eth1"}},{"mangle":{"key":{"ct":{"key":"mark"}},"value":{"|":[{"&":[{"ct":{"key":"mark"}},4028366847]},1048576]}}}]}},
+  {"rule":{"family":"ip","table":"smartnat","chain":"nat_prerouting","handle":21,"expr":[{"match":{"op":"==","left":{"meta":{"key":"iifname"}},"right":"eth2"}},{"mangle":{"key":{"ct":{"key":"mark"}},"value":{"|":[{"&":[{"ct":{"key":"mark"}},4029415423]},2097152]}}}]}},
+  {"rule":{"family":"ip","table":"smartnat","chain":"nat_prerouting","handle":22,"expr":[{"match":{"op":"==","left":{"meta":{"key":"iifname"}},"right":"eth3"}},{"mangle":{"key":{"ct":{"key":"mark"}},"value":{"|":[{"&":[{"ct":{"key":"mark"}},4030463999]},3145728]}}}]}},
+  {"rule":{"family":"ip","table":"smartnat","chain":"nat_prerouting","handle":23,"expr":[{"dnat":{"family":"ip","addr":{"map":{"key":{"concat":[{"payload":{"protocol":"ip","field":"daddr"}},{"meta":{"key":"l4proto"}},{"payload":{"protocol":"th","field":"dport"}}]},"data":"@endpoints"}}}}]}},
+  {"rule":{"family":"ip","table":"smartnat","chain":"nat_postrouting","handle":24,"expr":[{"match":{"op":"==","left":{"&":[{"meta":{"key":"mark"}},524288]},"right":524288}},{"masquerade":null}]}},
+  {"rule":{"family":"ip","table":"smartnat","chain":"nat_postrouting","handle":25,"expr":[{"match":{"op":"==","left":{"&":[{"ct":{"key":"mark"}},262144]},"right":262144}},{"snat":{"addr":{"map":{"key":{"concat":[{"meta":{"key":"oifname"}},{"payload":{"protocol":"ip","field":"saddr"}}]},"data":"@egress_snat"}}}}]}},
+  {"rule":{"family":"ip","table":"smartnat","chain":"input","handle":26,"expr":[{"match":{"op":"==","left":{"concat":[{"payload":{"protocol":"ip","field":"daddr"}},{"meta":{"key":"l4proto"}},{"payload":{"protocol":"th","field":"dport"}}]},"right":"@endpoints"}},{"drop":null}]}},
+  {"rule":{"family":"ip","table":"smartnat","chain":"forward","handle":27,"expr":[{"match":{"op":"!=","left":{"&":[{"ct":{"key":"mark"}},267386880]},"right":0}},{"accept":null}]}},
+  {"rule":{"family":"ip","table":"smartnat","chain":"restore_mark_1","handle":28,"expr":[{"mangle":{"key":{"meta":{"key":"mark"}},"value":{"|":[{"&":[{"meta":{"key":"mark"}},4028628991]},1048576]}}}]}},
+  {"rule":{"family":"ip","table":"smartnat","chain":"restore_mark_2","handle":29,"expr":[{"mangle":{"key":{"meta":{"key":"mark"}},"value":{"|":[{"&":[{"meta":{"key":"mark"}},4029677567]},2097152]}}}]}},
+  {"rule":{"family":"ip","table":"smartnat","chain":"restore_mark_3","handle":30,"expr":[{"mangle":{"key":{"meta":{"key":"mark"}},"value":{"|":[{"&":[{"meta":{"key":"mark"}},4030726143]},3145728]}}}]}},
+]})
+
+/** `ip -4 -j rule show` and `ip -4 -j route show table all` as ip prints them for the sample model (plus the main table's). */
+const IP_RULE_JSON = JSON.stringify([
+  {priority: 0, src: 'all', table: 'local'},
+  {priority: 7001, src: 'all', fwmark: '0x100000', fwmask: '0xff00000', table: '7001'},
+  {priority: 7002, src: 'all', fwmark: '0x200000', fwmask: '0xff00000', table: '7002'},
+  {priority: 32766, src: 'all', table: 'main'},
+])
+const IP_ROUTE_JSON = JSON.stringify([
+  {dst: 'default', gateway: '198.18.0.1', dev: 'eth1', table: '7001', flags: []},
+  {dst: '198.18.0.0/24', dev: 'eth1', table: '7001', scope: 'link', prefsrc: '198.18.0.10', flags: []},
+  {dst: 'default', gateway: '198.18.1.254', dev: 'eth2', table: '7002', flags: []},
+  {dst: '198.18.1.0/24', dev: 'eth2', table: '7002', scope: 'link', prefsrc: '198.18.1.10', flags: []},
+  {dst: '198.18.3.0/25', dev: 'eth2', table: '7002', scope: 'link', prefsrc: '198.18.3.5', flags: []},
+  {dst: '198.18.0.0/24', dev: 'eth1', protocol: 'kernel', scope: 'link', prefsrc: '198.18.0.10', flags: []},
+])
+
+const NFT_READ = 'nft -j list table ip smartnat'
+const READS = [NFT_READ, 'ip -4 -j rule show', 'ip -4 -j route show table all']
+const NO_TABLE: Partial<RunResult> = {exitCode: 1, stderr: 'Error: No such file or directory\nlist table ip smartnat\n              ^^^^^^^^\n'}
+
+/** A kernel holding the captured table (or none) and the sample's routing, accepting (or, per `writes`, refusing) writes. */
+function fakeKernel(options: {table?: string; noRouting?: boolean; writes?: (call: RecordedCall) => Partial<RunResult> | Error} = {}): RecordingRunner {
+  return new RecordingRunner((call) => {
+    const line = [call.command, ...call.args].join(' ')
+    if (line === NFT_READ) return options.table === undefined ? {stdout: SAMPLE_JSON} : options.table === '' ? NO_TABLE : {stdout: options.table}
+    if (line === 'ip -4 -j rule show') return {stdout: options.noRouting ? '[]' : IP_RULE_JSON}
+    if (line === 'ip -4 -j route show table all') return {stdout: options.noRouting ? '[]' : IP_ROUTE_JSON}
+    return options.writes?.(call) ?? {}
+  })
+}
+
+function writesOf(runner: RecordingRunner): RecordedCall[] {
+  return runner.calls.filter((c) => !READS.includes([c.command, ...c.args].join(' ')))
+}
+
+function desired(edit: (state: NftState) => void = () => {}): NftState {
+  const state = renderNftables(sampleModel())
+  edit(state)
+  return state
+}
+
+function endpoints(state: NftState) {
+  return state.table!.sets.find((s) => s.name === 'endpoints')!
+}
+
+describe('nftables backend: read', () => {
+  it('parses the captured table into exactly the rendered one', () => {
+    expect(parseNftJson(SAMPLE_JSON)).to.deep.equal(renderNftables(sampleModel()).table)
+  })
+
+  it('reads the table, ip rules and routes as the renderer would write them', async () => {
+    expect(await readNftState(fakeKernel())).to.deep.equal(renderNftables(sampleModel()))
+  })
+
+  it('reads a missing table as no table, not as an error', async () => {
+    const state = await readNftState(fakeKernel({table: '', noRouting: true}))
+    expect(state).to.deep.equal({ipRules: [], routes: []})
+  })
+
+  it('does not take another nft failure for a missing table', async () => {
+    const runner = new RecordingRunner(() => ({exitCode: 1, stderr: 'Error: Operation not permitted'}))
+    await readNftState(runner).then(
+      () => expect.fail('read succeeded'),
+      (error: Error) => expect(error.message).to.match(/nft -j list table ip smartnat exited with 1: Error: Operation not permitted/),
+    )
+  })
+
+  it('keeps a rule of a shape smartnat does not render as unknown, so it reads as different', () => {
+    const json = SAMPLE_JSON.replace('{"accept":null}', '{"counter":{"packets":0,"bytes":0}},{"accept":null}')
+    const forward = parseNftJson(json).chains.find((c) => c.name === 'forward')!
+    expect(forward.rules).to.have.length(1)
+    expect(forward.rules[0]).to.have.property('unknown').that.includes('"counter"')
+  })
+
+  it('ignores objects of other tables in the listing', () => {
+    const json = SAMPLE_JSON.replace(
+      '{"table":{"family":"ip","name":"smartnat"',
+      '{"chain":{"family":"ip","table":"filter","name":"FORWARD","handle":1,"type":"filter","hook":"forward","prio":0,"policy":"drop"}},{"table":{"family":"ip","name":"smartnat"',
+    )
+    expect(parseNftJson(json)).to.deep.equal(renderNftables(sampleModel()).table)
+  })
+})
+
+describe('nftables backend: apply', () => {
+  it('writes nothing when the kernel already matches', async () => {
+    const runner = fakeKernel()
+    const result = await applyNftables(runner, desired())
+    expect(result).to.deep.equal({changed: false, written: {sets: 0, chains: 0, rules: 0, routes: 0}, changedEndpoints: []})
+    expect(writesOf(runner)).to.deep.equal([])
+  })
+
+  it('changes only elements, in one transaction, when only a DNAT target changed', async () => {
+    const runner = fakeKernel()
+    const result = await applyNftables(runner, desired((s) => {
+      endpoints(s).elements.find((e) => e.key.join(' ') === '198.18.0.10 tcp 80')!.value = ['198.19.100.99', '8080']
+    }))
+    expect(writesOf(runner)).to.deep.equal([
+      {
+        command: 'nft',
+        args: ['-f', '-'],
+        input:
+          'delete element ip smartnat endpoints { 198.18.0.10 . tcp . 80 }\n' +
+          'add element ip smartnat endpoints { 198.18.0.10 . tcp . 80 comment "default/web tcp/80" : 198.19.100.99 . 8080 }\n',
+      },
+    ])
+    expect(result.written).to.deep.equal({sets: 1, chains: 0, rules: 0, routes: 0})
+    expect(result.changedEndpoints).to.deep.equal([{address: '198.18.0.10', protocol: 'tcp', port: 80, oldTarget: '198.19.100.10:8080'}])
+  })
+
+  it('adds a new Mapping as elements of the endpoints map and the allowed set (a nested source prefix folded in)', async () => {
+    const model = sampleModel()
+    model.mappings.push({
+      namespace: 'zoo',
+      name: 'ssh',
+      id: 'x',
+      addresses: [{address: ip('198.18.1.10'), interface: 'eth2'}],
+      allowedSources: [cidr('198.18.9.128/25'), cidr('198.18.9.0/24')],
+      serviceVIP: ip('198.19.100.30'),
+      podIPs: [],
+      endpoints: [{address: ip('198.18.1.10'), protocol: 'tcp', port: 2222, targetIP: ip('198.19.100.30'), targetPort: 22}],
+    })
+    const runner = fakeKernel()
+    const result = await applyNftables(runner, renderNftables(model))
+    expect(writesOf(runner).map((c) => c.input)).to.deep.equal([
+      'add element ip smartnat allowed { 198.18.1.10 . tcp . 2222 . 198.18.9.0/24 comment "zoo/ssh" }\n' +
+        'add element ip smartnat endpoints { 198.18.1.10 . tcp . 2222 comment "zoo/ssh tcp/2222" : 198.19.100.30 . 22 }\n',
+    ])
+    expect(result.changedEndpoints).to.deep.equal([])
+  })
+
+  it('replaces the whole table atomically when a chain changes', async () => {
+    const runner = fakeKernel()
+    const state = renderNftables(sampleModel({masquerade: false}))
+    await applyNftables(runner, state)
+    const [write, ...rest] = writesOf(runner)
+    expect(rest).to.deep.equal([])
+    expect(write!.input!.split('\n').slice(0, 4)).to.deep.equal(['table ip smartnat', 'delete table ip smartnat', 'table ip smartnat {', '\tset allowed {'])
+    expect(write!.input).not.to.include('masquerade')
+  })
+
+  it('replaces the table when it is missing, and adds the ip rules and routes', async () => {
+    const runner = fakeKernel({table: '', noRouting: true})
+    const result = await applyNftables(runner, desired())
+    const writes = writesOf(runner)
+    expect(writes.map((c) => [c.command, ...c.args].join(' '))).to.deep.equal(['nft -f -', 'ip -batch -'])
+    expect(writes[1]!.input).to.equal(
+      [
+        'route replace 198.18.0.0/24 dev eth1 scope link src 198.18.0.10 table 7001',
+        'route replace default via 198.18.0.1 dev eth1 table 7001',
+        'route replace 198.18.1.0/24 dev eth2 scope link src 198.18.1.10 table 7002',
+        'route replace 198.18.3.0/25 dev eth2 scope link src 198.18.3.5 table 7002',
+        'route replace default via 198.18.1.254 dev eth2 table 7002',
+        'rule add priority 7001 fwmark 0x100000/0xff00000 table 7001',
+        'rule add priority 7002 fwmark 0x200000/0xff00000 table 7002',
+        '',
+      ].join('\n'),
+    )
+    expect(result.written).to.deep.equal({sets: 4, chains: 8, rules: 16, routes: 7})
+  })
+
+  it('replaces the table on a full apply even when it matches', async () => {
+    const runner = fakeKernel()
+    await applyNftables(runner, desired(), {full: true})
+    expect(writesOf(runner).map((c) => c.input!.split('\n')[1])).to.deep.equal(['delete table ip smartnat'])
+  })
+
+  it('reports the line nft failed on with its neighbours, and asks for a full apply next', async () => {
+    const stderr = '/dev/stdin:2:50-53: Error: Could not resolve protocol name\nadd element ...\n      ^^^^\n'
+    const runner = fakeKernel({writes: () => new CommandError('nft', ['-f', '-'], 1, stderr)})
+    const state = desired((s) => {
+      endpoints(s).elements.push({key: ['198.18.0.10', 'tcp', '81'], value: ['198.19.100.10', '81']}, {key: ['198.18.0.10', 'tcp', '82'], value: ['198.19.100.10', '82']})
+    })
+    const error = await applyNftables(runner, state).then(
+      () => expect.fail('apply succeeded'),
+      (e: unknown) => e as ApplyError,
+    )
+    expect(error).to.be.instanceOf(ApplyError)
+    expect(error.forceFull).to.equal(true)
+    expect(error.message).to.include('nft: nft failed at payload line 2: "add element ip smartnat endpoints { 198.18.0.10 . tcp . 82 : 198.19.100.10 . 82 }"')
+    expect(error.message).to.include('>    2: add element ip smartnat endpoints { 198.18.0.10 . tcp . 82')
+    expect(error.message).to.include('Could not resolve protocol name')
+  })
+
+  it('reads nft\'s failing line number', () => {
+    expect(failedNftLine('/dev/stdin:17:35-70: Error: Could not process rule: File exists')).to.equal(17)
+    expect(failedNftLine('Error: syntax error')).to.equal(undefined)
+  })
+})
+
+describe('nftables backend: flush', () => {
+  it('deletes the table and smartnat\'s ip rules and routes, and nothing else', async () => {
+    const runner = fakeKernel()
+    const report = await flushNftables(runner, {dryRun: false})
+    expect(report.changed).to.equal(true)
+    expect(report.removed.chains).to.include('ip smartnat: nat_prerouting')
+    expect(report.removed.ipRules).to.deep.equal(['priority 7001 fwmark 0x100000/0xff00000 table 7001', 'priority 7002 fwmark 0x200000/0xff00000 table 7002'])
+    const writes = writesOf(runner)
+    expect(writes[0]).to.deep.equal({command: 'nft', args: ['-f', '-'], input: 'table ip smartnat\ndelete table ip smartnat\n'})
+    expect(writes[1]!.input).to.include('rule del priority 7001 fwmark 0x100000/0xff00000 table 7001')
+    expect(writes[1]!.input).not.to.include('table main')
+  })
+
+  it('writes nothing in a dry run', async () => {
+    const runner = fakeKernel()
+    const report = await flushNftables(runner, {dryRun: true})
+    expect(report.changed).to.equal(true)
+    expect(writesOf(runner)).to.deep.equal([])
+  })
+
+  it('finds nothing and writes nothing when there is nothing of smartnat\'s', async () => {
+    const runner = fakeKernel({table: '', noRouting: true})
+    const report = await nftablesBackend(runner).flush({dryRun: false})
+    expect(report).to.deep.equal({dryRun: false, changed: false, removed: {jumps: [], chains: [], sets: [], ipRules: [], routes: []}})
+    expect(writesOf(runner)).to.deep.equal([])
+  })
+})
