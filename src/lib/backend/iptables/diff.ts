@@ -1,7 +1,7 @@
 /** Compares desired and actual iptables-backend state and lists the writes that turn one into the other; pure. */
 import {TABLES} from './types.js'
 import type {ChainState, IpRouteState, IpRuleState, IpsetState, IptablesState, TableName} from './types.js'
-import {compareText, routeDestination} from './parse.js'
+import {routeDestination} from './parse.js'
 
 export interface TableChanges {
   /** Owned chains to declare (which empties them) and refill; new or with different rules. */
@@ -14,11 +14,23 @@ export interface TableChanges {
   deleteJumps: string[]
 }
 
+/** Entries to add to and delete from a live set, in place. */
+export interface SetUpdate {
+  /** The desired set. */
+  set: IpsetState
+  add: string[]
+  del: string[]
+  /** Delete before adding: adding first would push the set past its maxelem for a moment. */
+  deleteFirst: boolean
+}
+
 export interface SetChanges {
   /** Sets that do not exist yet. */
   create: IpsetState[]
-  /** Sets whose entries or options differ: refilled under the temporary name and swapped in. */
+  /** Sets whose options differ, or whose entries differ a lot: refilled under the temporary name and swapped in. */
   replace: IpsetState[]
+  /** Sets where only a few entries differ: those are added and deleted in place (one Mapping changing in a set of 40,000 entries). */
+  update: SetUpdate[]
   /** Owned sets no longer desired (leftover temporary sets included). */
   destroy: string[]
   /** Sets that exist with another type; ipset cannot swap those, so apply refuses them. */
@@ -56,11 +68,21 @@ export function setOptionsKey(options: string): string {
   return kept.join(' ')
 }
 
-function sameEntries(a: readonly string[], b: readonly string[]): boolean {
-  if (a.length !== b.length) return false
-  const sortedA = [...a].sort(compareText)
-  const sortedB = [...b].sort(compareText)
-  return sortedA.every((entry, i) => entry === sortedB[i])
+/** ipset's default when a set is created without maxelem. */
+const DEFAULT_MAXELEM = 65536
+
+function maxelemOf(options: string): number {
+  const words = options.split(' ')
+  const at = words.indexOf('maxelem')
+  const value = at === -1 ? NaN : Number(words[at + 1])
+  return Number.isInteger(value) && value > 0 ? value : DEFAULT_MAXELEM
+}
+
+/** Entries only `desired` has and entries only `actual` has; hashing keeps this linear in the size of the sets. */
+function entryDelta(desired: readonly string[], actual: readonly string[]): {add: string[]; del: string[]} {
+  const wanted = new Set(desired)
+  const present = new Set(actual)
+  return {add: [...wanted].filter((e) => !present.has(e)), del: [...present].filter((e) => !wanted.has(e))}
 }
 
 function sameRules(a: readonly string[], b: readonly string[]): boolean {
@@ -93,13 +115,20 @@ function diffTable(desired: IptablesState['tables'][TableName], actual: Iptables
 function diffSets(desired: readonly IpsetState[], actual: readonly IpsetState[], full: boolean): SetChanges {
   const actualSets = new Map(actual.map((s) => [s.name, s]))
   const desiredNames = new Set(desired.map((s) => s.name))
-  const changes: SetChanges = {create: [], replace: [], destroy: [], retype: []}
+  const changes: SetChanges = {create: [], replace: [], update: [], destroy: [], retype: []}
   for (const set of desired) {
     const current = actualSets.get(set.name)
     if (!current) changes.create.push(set)
     else if (current.type !== set.type) changes.retype.push({name: set.name, actual: current.type, desired: set.type})
-    else if (full || setOptionsKey(current.options) !== setOptionsKey(set.options) || !sameEntries(current.entries, set.entries)) {
-      changes.replace.push(set)
+    else if (full || setOptionsKey(current.options) !== setOptionsKey(set.options)) changes.replace.push(set)
+    else {
+      const {add, del} = entryDelta(set.entries, current.entries)
+      const changed = add.length + del.length
+      if (changed === 0) continue
+      // Refilling costs one line per entry and is atomic; in place costs one line per changed
+      // entry, and readers may see it half done. In place only pays when the change is small.
+      if (2 * changed > set.entries.length) changes.replace.push(set)
+      else changes.update.push({set, add, del, deleteFirst: current.entries.length + add.length > maxelemOf(current.options)})
     }
   }
   changes.destroy = actual.map((s) => s.name).filter((name) => !desiredNames.has(name))
@@ -151,7 +180,7 @@ export function isEmptyChanges(changes: IptablesChanges): boolean {
       const c = changes.tables[t]
       return c.writeChains.length + c.deleteChains.length + c.insertJumps.length + c.deleteJumps.length === 0
     }) &&
-    sets.create.length + sets.replace.length + sets.destroy.length + sets.retype.length === 0 &&
+    sets.create.length + sets.replace.length + sets.update.length + sets.destroy.length + sets.retype.length === 0 &&
     routing.addRules.length + routing.deleteRules.length + routing.replaceRoutes.length + routing.deleteRoutes.length === 0
   )
 }

@@ -3,7 +3,7 @@ import {LineBuffer} from './linebuffer.js'
 import {tempSetName} from './names.js'
 import {TABLES} from './types.js'
 import type {IpRouteState, IpRuleState, IpsetState} from './types.js'
-import type {IptablesChanges, RoutingChanges, SetChanges, TableChanges} from './diff.js'
+import type {IptablesChanges, RoutingChanges, SetChanges, SetUpdate, TableChanges} from './diff.js'
 
 /** `-A CHAIN spec` as the same rule with another verb: `-I CHAIN 1 spec` or `-D CHAIN spec`. */
 function withVerb(rule: string, verb: '-I' | '-D'): string {
@@ -41,10 +41,25 @@ function writeSetContent(out: LineBuffer, name: string, set: IpsetState): void {
   for (const entry of set.entries) out.write('add', name, entry)
 }
 
+// Adding first means an allowed source that moves from one entry to another is never missing
+// in between; deleting first is only needed when the set is full (see SetUpdate.deleteFirst).
+function writeSetUpdate(out: LineBuffer, {set, add, del, deleteFirst}: SetUpdate): void {
+  const adds = () => add.forEach((entry) => out.write('add', set.name, entry))
+  const dels = () => del.forEach((entry) => out.write('del', set.name, entry))
+  if (deleteFirst) {
+    dels()
+    adds()
+  } else {
+    adds()
+    dels()
+  }
+}
+
 /**
- * The `ipset restore -exist` payload that runs before iptables-restore: new sets are created and
- * changed ones refilled under their temporary name, then swapped in. Swaps come last, so a failure
- * while filling leaves every live set as it was.
+ * The `ipset restore -exist` payload that runs before iptables-restore: new sets are created,
+ * sets with a few changed entries get just those added and deleted, and the other changed sets
+ * are refilled under their temporary name, then swapped in. Swaps come last, so a failure while
+ * filling leaves every swapped set as it was; the rollback payload undoes in-place changes.
  */
 export function ipsetPreparePayload(sets: SetChanges): string {
   const out = new LineBuffer()
@@ -52,17 +67,20 @@ export function ipsetPreparePayload(sets: SetChanges): string {
   for (const set of sets.replace) out.write('destroy', tempSetName(set.name))
   for (const set of sets.create) writeSetContent(out, set.name, set)
   for (const set of sets.replace) writeSetContent(out, tempSetName(set.name), set)
+  for (const update of sets.update) writeSetUpdate(out, update)
   for (const set of sets.replace) out.write('swap', tempSetName(set.name), set.name)
   return out.toString()
 }
 
 /**
  * Undoes the prepare step: the temporary sets hold the previous contents after a swap, so swapping
- * again restores them; sets created for the failed apply are removed (nothing references them).
+ * again restores them; in-place changes are reversed (under -exist, whether or not they ran);
+ * sets created for the failed apply are removed (nothing references them).
  */
 export function ipsetRollbackPayload(sets: SetChanges, swapped: readonly string[]): string {
   const out = new LineBuffer()
   for (const name of swapped) out.write('swap', tempSetName(name), name)
+  for (const {set, add, del} of sets.update) writeSetUpdate(out, {set, add: del, del: add, deleteFirst: true})
   for (const set of sets.replace) out.write('destroy', tempSetName(set.name))
   for (const set of sets.create) out.write('destroy', set.name)
   return out.toString()

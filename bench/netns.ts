@@ -1,0 +1,109 @@
+/**
+ * Throwaway network namespaces for the kernel and data-plane benchmarks. Root only. Every
+ * namespace is named `snb-<pid>-<role>` and deleted by `destroy()`, and at exit (normal, error,
+ * SIGINT, SIGTERM) for any still standing.
+ */
+import {spawnSync} from 'node:child_process'
+import {ExecRunner, type RunOptions, type RunResult, type Runner} from '../src/lib/host/runner.js'
+
+const PREFIX = 'snb-'
+const root = new ExecRunner({timeoutSeconds: 120})
+const live = new Set<string>()
+
+function deleteNow(name: string): void {
+  const pids = spawnSync('ip', ['netns', 'pids', name], {encoding: 'utf8'}).stdout ?? ''
+  for (const pid of pids.split('\n').filter(Boolean).map(Number)) {
+    try {
+      process.kill(pid, 'SIGKILL')
+    } catch {
+      // already gone
+    }
+  }
+  spawnSync('ip', ['netns', 'del', name])
+  live.delete(name)
+}
+
+process.on('exit', () => {
+  for (const name of live) deleteNow(name)
+})
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    for (const name of live) deleteNow(name)
+    process.exit(130)
+  })
+}
+
+/** Why the kernel benchmarks cannot run here, or undefined when they can. */
+export function kernelUnavailableReason(): string | undefined {
+  if (process.getuid?.() !== 0) return 'the kernel benchmarks need root (they work in throwaway network namespaces)'
+  for (const tool of ['ip', 'iptables-restore', 'iptables-save', 'ipset']) {
+    if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) return `the kernel benchmarks need ${tool}`
+  }
+  return undefined
+}
+
+/** A network namespace this process created. */
+export interface BenchNamespace {
+  readonly name: string
+  /** Runs commands inside the namespace. */
+  readonly runner: ExecRunner
+  /** Runs `ip -batch -` with these lines inside the namespace. */
+  ip(lines: string[]): Promise<void>
+  destroy(): Promise<void>
+}
+
+/** Creates `snb-<pid>-<role>` with loopback up; a leftover of that name from a crashed run is removed first. */
+export async function createNamespace(role: string): Promise<BenchNamespace> {
+  const name = `${PREFIX}${process.pid}-${role}`
+  if (name.length > 64) throw new Error(`namespace name ${name} is too long`)
+  deleteNow(name)
+  await root.run('ip', ['netns', 'add', name])
+  live.add(name)
+  const runner = new ExecRunner({timeoutSeconds: 120, netns: name})
+  const ns: BenchNamespace = {
+    name,
+    runner,
+    async ip(lines) {
+      await runner.run('ip', ['-batch', '-'], {input: `${lines.join('\n')}\n`})
+    },
+    async destroy() {
+      deleteNow(name)
+    },
+  }
+  await ns.ip(['link set lo up'])
+  return ns
+}
+
+/** One command a CountingRunner passed on. */
+export interface CountedCall {
+  command: string
+  args: string[]
+  /** What was written to stdin (restore payloads), or undefined. */
+  input?: string
+  inputLines: number
+  ms: number
+}
+
+/** Passes commands to another runner and records each one with its duration. */
+export class CountingRunner implements Runner {
+  calls: CountedCall[] = []
+
+  constructor(private readonly inner: Runner) {}
+
+  async run(command: string, args: string[], options?: RunOptions): Promise<RunResult> {
+    const started = performance.now()
+    try {
+      return await this.inner.run(command, args, options)
+    } finally {
+      const inputLines = options?.input ? options.input.split('\n').length - 1 : 0
+      this.calls.push({command, args, ...(options?.input ? {input: options.input} : {}), inputLines, ms: performance.now() - started})
+    }
+  }
+
+  /** Forgets what was recorded so far and returns it. */
+  take(): CountedCall[] {
+    const taken = this.calls
+    this.calls = []
+    return taken
+  }
+}
