@@ -26,6 +26,8 @@ export interface ReflectorOptions {
   delay: Delay
   /** Random source in [0, 1) for spreading watch timeouts. */
   random: () => number
+  /** How long the server keeps one watch open; spread over 5-10 minutes when absent. */
+  watchTimeoutSeconds?: number
   onChange(change: ObjectChange): void
   /** Called when synced or lastError changes. */
   onState(): void
@@ -118,7 +120,7 @@ export class Reflector {
 
   private watch(): Promise<WatchEnd> {
     const {kind, kubeConfig, random} = this.options
-    const timeoutSeconds = Math.floor(MIN_WATCH_TIMEOUT_SECONDS * (1 + random()))
+    const timeoutSeconds = this.options.watchTimeoutSeconds ?? Math.floor(MIN_WATCH_TIMEOUT_SECONDS * (1 + random()))
     this.watchAbort = undefined
     return new Promise<WatchEnd>((resolve, reject) => {
       let settled = false

@@ -14,6 +14,8 @@ export interface KubeSourceOptions {
   /** How reconnects wait; the real timer when absent. */
   delay?: Delay
   backoff?: BackoffOptions
+  /** How long the server keeps one watch open before the source resumes it; 5-10 minutes when absent. */
+  watchTimeoutSeconds?: number
 }
 
 export interface KindHealth {
@@ -51,6 +53,7 @@ export class KubeSource {
       backoff: new Backoff(options.backoff),
       delay: options.delay ?? sleep,
       random: options.backoff?.random ?? Math.random,
+      watchTimeoutSeconds: options.watchTimeoutSeconds,
       onChange: (change) => {
         for (const listener of this.listeners) listener(change)
       },
