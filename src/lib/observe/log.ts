@@ -84,15 +84,9 @@ function plain(value: unknown): unknown {
   return value
 }
 
-/** An error's message followed by its causes' messages, when they add something. */
+/** An error as one line of text; smartnat's errors already carry what their cause said. */
 export function errorText(error: unknown): string {
-  if (!(error instanceof Error)) return String(error)
-  let text = error.message
-  let cause = error.cause
-  for (let depth = 0; cause instanceof Error && depth < 5; depth++, cause = cause.cause) {
-    if (!text.includes(cause.message)) text += `: ${cause.message}`
-  }
-  return text
+  return error instanceof Error ? error.message : String(error)
 }
 
 function jsonLine(time: string, level: LogLevel, msg: string, entries: [string, unknown][]): string {
