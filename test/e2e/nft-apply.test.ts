@@ -1,0 +1,271 @@
+/**
+ * The nftables backend against the real kernel, inside a throwaway network namespace next to a
+ * foreign nft table and iptables rules: apply, read back, write nothing when converged, change
+ * elements alone, keep the old table when an apply fails, and flush exactly what smartnat owns.
+ */
+import {execFileSync, spawnSync} from 'node:child_process'
+import {expect} from 'chai'
+import {ExecRunner} from '../../src/lib/host/runner.js'
+import type {RunOptions, RunResult, Runner} from '../../src/lib/host/runner.js'
+import {ApplyError} from '../../src/lib/backend/result.js'
+import {applyNftables} from '../../src/lib/backend/nftables/apply.js'
+import {nftablesBackend} from '../../src/lib/backend/nftables/backend.js'
+import {diffNftState, isEmptyChanges} from '../../src/lib/backend/nftables/diff.js'
+import {readNftState} from '../../src/lib/backend/nftables/read.js'
+import {renderNftables} from '../../src/lib/backend/nftables/render.js'
+import {renderNftScript} from '../../src/lib/backend/nftables/syntax.js'
+import type {NftState} from '../../src/lib/backend/nftables/types.js'
+import {shortHash} from '../../src/lib/net/hash.js'
+import {parseCidr, parseIpv4} from '../../src/lib/net/ipv4.js'
+import type {Cidr, Ipv4} from '../../src/lib/net/ipv4.js'
+import type {NatModel} from '../../src/lib/plan/model.js'
+
+const NETNS = `snm-nft-${process.pid}`
+const TOOLS = ['ip', 'nft', 'iptables', 'iptables-save']
+const READS = ['nft -j list table ip smartnat', 'ip -4 -j rule show', 'ip -4 -j route show table all']
+
+function ip(text: string): Ipv4 {
+  const parsed = parseIpv4(text)
+  if (!parsed) throw new Error(`bad address in test data: ${text}`)
+  return parsed
+}
+
+function cidr(text: string): Cidr {
+  const parsed = parseCidr(text)
+  if (!parsed.ok) throw new Error(`bad prefix in test data: ${text}`)
+  return parsed.cidr
+}
+
+/** Two external interfaces with reply tables, two Mappings, masquerade and egress; 198.18.0.0/15 only. */
+function model(): NatModel {
+  return {
+    masquerade: true,
+    interfaces: [
+      {name: 'ext1', index: 1, table: 7001, subnets: [{cidr: cidr('198.18.0.0/24'), source: ip('198.18.0.10')}], gateway: ip('198.18.0.1')},
+      {name: 'ext2', index: 2, table: 7002, subnets: [{cidr: cidr('198.18.2.0/24'), source: ip('198.18.2.10')}], gateway: ip('198.18.2.1')},
+    ],
+    mappings: [
+      {
+        namespace: 'default',
+        name: 'web',
+        id: shortHash('default/web'),
+        addresses: [{address: ip('198.18.0.10'), interface: 'ext1'}],
+        allowedSources: [cidr('0.0.0.0/0')],
+        serviceVIP: ip('198.19.100.10'),
+        podIPs: [ip('198.19.200.11')],
+        endpoints: [
+          {address: ip('198.18.0.10'), protocol: 'tcp', port: 80, targetIP: ip('198.19.100.10'), targetPort: 8080},
+          {address: ip('198.18.0.10'), protocol: 'udp', port: 53, targetIP: ip('198.19.100.10'), targetPort: 5353},
+        ],
+      },
+      {
+        namespace: 'shop',
+        name: 'api',
+        id: shortHash('shop/api'),
+        addresses: [{address: ip('198.18.2.10'), interface: 'ext2'}],
+        allowedSources: [cidr('198.18.3.0/24'), cidr('198.18.1.2/32')],
+        serviceVIP: ip('198.19.100.20'),
+        podIPs: [ip('198.19.200.21'), ip('198.19.200.22')],
+        endpoints: [{address: ip('198.18.2.10'), protocol: 'tcp', port: 443, targetIP: ip('198.19.100.20'), targetPort: 8443}],
+      },
+    ],
+    egress: [{address: ip('198.18.2.10'), interface: 'ext2', podIPs: [ip('198.19.200.21'), ip('198.19.200.22')], mappings: ['shop/api']}],
+  }
+}
+
+/** Records every command line it runs, so a test can say which commands an apply used. */
+class RecordingExecRunner implements Runner {
+  readonly calls: {line: string; input?: string}[] = []
+  constructor(private readonly inner: Runner) {}
+
+  run(command: string, args: string[], options?: RunOptions): Promise<RunResult> {
+    this.calls.push({line: [command, ...args].join(' '), ...(options?.input === undefined ? {} : {input: options.input})})
+    return this.inner.run(command, args, options)
+  }
+
+  writes() {
+    return this.calls.filter((c) => !READS.includes(c.line))
+  }
+}
+
+function inNetns(...argv: string[]): string {
+  return execFileSync('ip', ['netns', 'exec', NETNS, ...argv], {encoding: 'utf8', env: {...process.env, LC_ALL: 'C'}})
+}
+
+/** What is not smartnat's: the foreign nft table, iptables-save without counters, and the ip rules outside smartnat's range. */
+function foreignDump(): string {
+  const iptables = inNetns('iptables-save')
+    .split('\n')
+    .filter((l) => !l.startsWith('#'))
+    .map((l) => l.replace(/ \[\d+:\d+\]$/, ''))
+  const rules = inNetns('ip', '-4', 'rule', 'show').split('\n').filter((l) => !/^70\d\d:/.test(l))
+  const tables = inNetns('nft', 'list', 'tables')
+  return [inNetns('nft', 'list', 'table', 'inet', 'lab'), ...iptables, ...rules, tables.replace('table ip smartnat\n', '')].join('\n')
+}
+
+/** Handles of the table and its chains and sets: they change only when the table is re-created. */
+function handles(): string {
+  const items = (JSON.parse(inNetns('nft', '-j', 'list', 'table', 'ip', 'smartnat')) as {nftables: Record<string, {name?: string; handle?: number}>[]}).nftables
+  return items
+    .flatMap((item) => Object.entries(item))
+    .filter(([kind]) => ['table', 'chain', 'set', 'map'].includes(kind))
+    .map(([kind, body]) => `${kind} ${body.name} ${body.handle}`)
+    .join('\n')
+}
+
+function seedForeignRuleset(): void {
+  inNetns(
+    'sh',
+    '-ec',
+    `
+    ip link set lo up
+    ip link add ext1 type veth peer name ext1-peer
+    ip link add ext2 type veth peer name ext2-peer
+    for l in ext1 ext1-peer ext2 ext2-peer; do ip link set $l up; done
+    ip addr add 198.18.0.10/24 dev ext1
+    ip addr add 198.18.2.10/24 dev ext2
+    nft add table inet lab
+    nft add set inet lab blocked '{ type ipv4_addr; flags interval; elements = { 198.18.66.0/24 } }'
+    nft add chain inet lab input '{ type filter hook input priority 0; policy accept; }'
+    nft add rule inet lab input ip saddr @blocked counter drop
+    iptables -P FORWARD DROP
+    iptables -N LAB-FWD
+    iptables -A FORWARD -j LAB-FWD
+    iptables -A LAB-FWD -s 198.18.9.0/24 -m comment --comment "lab office" -j ACCEPT
+    iptables -t nat -A PREROUTING -d 198.18.0.99/32 -p tcp --dport 22 -j DNAT --to-destination 198.18.0.98:22
+    ip rule add priority 500 from 198.18.9.0/24 table 100
+    ip route add default via 198.18.0.1 dev ext1 table 100
+  `,
+  )
+}
+
+function expectConverged(actual: NftState, desired: NftState): void {
+  const changes = diffNftState(desired, actual)
+  expect(isEmptyChanges(changes), JSON.stringify(changes, null, 1)).to.equal(true)
+}
+
+describe('nftables backend in a network namespace (root)', function () {
+  this.timeout(60_000)
+  const runner = new ExecRunner({timeoutSeconds: 20, netns: NETNS})
+  let foreign = ''
+  let desired: NftState
+
+  before(function () {
+    const missing = TOOLS.filter((tool) => spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0)
+    const why = process.getuid?.() !== 0 ? 'needs root' : missing.length > 0 ? `needs ${missing.join(', ')}` : undefined
+    if (why) {
+      if (process.env.CI) throw new Error(`kernel tests cannot run in CI: ${why}`)
+      console.log(`      skipped: ${why}`)
+      this.skip()
+    }
+    execFileSync('ip', ['netns', 'add', NETNS])
+    seedForeignRuleset()
+    foreign = foreignDump()
+    desired = renderNftables(model())
+  })
+
+  after(() => {
+    spawnSync('ip', ['netns', 'del', NETNS])
+  })
+
+  it('applies from nothing and reads back exactly what it rendered', async () => {
+    const result = await applyNftables(runner, desired)
+    expect(result.changed).to.equal(true)
+    const actual = await readNftState(runner)
+    expect(actual).to.deep.equal(desired)
+    expectConverged(actual, desired)
+    expect(foreignDump()).to.equal(foreign)
+  })
+
+  it('reads and writes nothing on a second apply', async () => {
+    const recording = new RecordingExecRunner(runner)
+    const result = await nftablesBackend(recording).apply(desired)
+    expect(result).to.deep.equal({changed: false, written: {sets: 0, chains: 0, rules: 0, routes: 0}, changedEndpoints: []})
+    expect(recording.writes()).to.deep.equal([])
+  })
+
+  it('changes a DNAT target and adds a Mapping through elements alone, keeping the table', async () => {
+    const before = handles()
+    const next = model()
+    next.mappings[0]!.endpoints[0]!.targetPort = 9090
+    next.mappings.push({
+      namespace: 'zoo',
+      name: 'ssh',
+      id: shortHash('zoo/ssh'),
+      addresses: [{address: ip('198.18.0.10'), interface: 'ext1'}],
+      allowedSources: [cidr('198.18.7.0/24')],
+      serviceVIP: ip('198.19.100.30'),
+      podIPs: [],
+      endpoints: [{address: ip('198.18.0.10'), protocol: 'tcp', port: 2222, targetIP: ip('198.19.100.30'), targetPort: 22}],
+    })
+    desired = renderNftables(next)
+    const recording = new RecordingExecRunner(runner)
+    const result = await applyNftables(recording, desired)
+    const writes = recording.writes()
+    expect(writes.map((w) => w.line)).to.deep.equal(['nft -f -'])
+    expect(writes[0]!.input!.split('\n').filter(Boolean).every((line) => /^(add|delete) element ip smartnat /.test(line))).to.equal(true)
+    expect(result.changedEndpoints).to.deep.equal([{address: '198.18.0.10', protocol: 'tcp', port: 80, oldTarget: '198.19.100.10:8080'}])
+    expect(handles()).to.equal(before)
+    expect(await readNftState(runner)).to.deep.equal(desired)
+  })
+
+  it('keeps the old elements when an element change fails, and says which line', async () => {
+    const before = await readNftState(runner)
+    const broken = structuredClone(desired)
+    broken.table!.sets.find((s) => s.name === 'endpoints')!.elements.push({key: ['198.18.0.10', 'tcpx', '81'], value: ['198.19.100.10', '81']})
+    const error = await applyNftables(runner, broken).then(
+      () => expect.fail('apply succeeded'),
+      (e: unknown) => e as ApplyError,
+    )
+    expect(error).to.be.instanceOf(ApplyError)
+    expect(error.forceFull).to.equal(true)
+    expect(error.message).to.match(/nft failed at payload line 1: "add element ip smartnat endpoints \{ 198\.18\.0\.10 \. tcpx \. 81/)
+    expect(error.message).to.include('Could not resolve protocol name')
+    expect(await readNftState(runner)).to.deep.equal(before)
+  })
+
+  it('keeps the old table when a table replace fails', async () => {
+    const before = handles()
+    const broken = structuredClone(desired)
+    broken.table!.chains.find((c) => c.name === 'input')!.rules.push({matches: [{kind: 'lookup', key: ['ip saddr'], set: 'missing', negate: false}], statement: {kind: 'drop'}})
+    const error = await applyNftables(runner, broken).then(
+      () => expect.fail('apply succeeded'),
+      (e: unknown) => e as ApplyError,
+    )
+    const line = renderNftScript(broken).split('\n').findIndex((l) => l.includes('@missing')) + 1
+    expect(error.message).to.include(`nft failed at payload line ${line}: "\\t\\tip saddr @missing drop"`)
+    expect(handles()).to.equal(before)
+    expectConverged(await readNftState(runner), desired)
+    expect(foreignDump()).to.equal(foreign)
+  })
+
+  it('repairs a table someone edited by replacing it whole', async () => {
+    inNetns('nft', 'add', 'rule', 'ip', 'smartnat', 'forward', 'counter', 'accept')
+    const recording = new RecordingExecRunner(runner)
+    await applyNftables(recording, desired)
+    expect(recording.writes().map((w) => w.input!.split('\n')[1])).to.deep.equal(['delete table ip smartnat'])
+    expect(await readNftState(runner)).to.deep.equal(desired)
+  })
+
+  it('flushes its table, ip rules and routes, and nothing else; a second flush finds nothing', async () => {
+    const dry = await nftablesBackend(runner).flush({dryRun: true})
+    expect(dry.changed).to.equal(true)
+    expect(inNetns('nft', 'list', 'tables')).to.include('table ip smartnat')
+    const report = await nftablesBackend(runner).flush({dryRun: false})
+    expect(report.changed).to.equal(true)
+    expect(report.removed.ipRules).to.deep.equal(['priority 7001 fwmark 0x100000/0xff00000 table 7001', 'priority 7002 fwmark 0x200000/0xff00000 table 7002'])
+    expect(inNetns('nft', 'list', 'tables')).not.to.include('smartnat')
+    expect(inNetns('ip', '-4', 'route', 'show', 'table', 'all')).not.to.match(/table 700\d/)
+    expect(foreignDump()).to.equal(foreign)
+    const again = await nftablesBackend(runner).flush({dryRun: false})
+    expect(again.changed).to.equal(false)
+  })
+
+  it('applies an empty model: a table with empty maps and no interfaces', async () => {
+    const empty = renderNftables({mappings: [], interfaces: [], egress: [], masquerade: true})
+    await applyNftables(runner, empty)
+    expect(await readNftState(runner)).to.deep.equal(empty)
+    await nftablesBackend(runner).flush({dryRun: false})
+    expect(foreignDump()).to.equal(foreign)
+  })
+})
