@@ -1,0 +1,200 @@
+/**
+ * `smartnat watch --from-file DIR --netns HOST` as a daemon against the namespace lab: it becomes
+ * ready, follows manifest changes, repairs a hand-flushed chain on its periodic resync, serves its
+ * metrics, keeps a cron sync out while it holds the lock, and leaves the rules in place on SIGTERM.
+ */
+import {expect} from 'chai'
+import {access} from 'node:fs/promises'
+import {request} from 'node:http'
+import {createServer} from 'node:net'
+import {LAB_PLAN, createLab, requireLab, type EchoResult, type Lab} from '../support/lab.js'
+import {ManifestDir, serviceFromLab, type MappingFixture, type ServiceFixture} from '../support/mappings.js'
+import {smartnat, startSmartnat, type RunningCli} from '../support/smartnat-cli.js'
+
+const VIP = '198.19.100.10'
+const WEB_PODS = ['198.19.200.11', '198.19.200.12']
+const EXT_A = LAB_PLAN.host.eth1.addresses[0]
+const CLIENT = LAB_PLAN.client1.addresses[0]
+const WEB: MappingFixture = {name: 'web', addresses: [EXT_A], serviceName: 'web', ports: [{port: 8080, servicePort: 80}]}
+const WEB_UDP: MappingFixture = {name: 'web-dns', addresses: [EXT_A], serviceName: 'web', ports: [{port: 5300, protocol: 'udp', servicePort: 53}]}
+
+/** Retries `attempt` until it returns a value, failing with the last reason after `ms`. */
+async function eventually<T>(what: string, ms: number, attempt: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + ms
+  let last: unknown
+  for (;;) {
+    try {
+      const value = await attempt()
+      if (value !== undefined) return value
+    } catch (error) {
+      last = error
+    }
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms${last ? ` (last: ${(last as Error).message})` : ''}`)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+}
+
+function httpGet(port: number, path: string): Promise<{status: number; body: string}> {
+  return new Promise((resolve, reject) => {
+    const req = request({host: '127.0.0.1', port, path, timeout: 2000}, (res) => {
+      let body = ''
+      res.on('data', (chunk: Buffer) => (body += chunk.toString()))
+      res.on('end', () => resolve({status: res.statusCode!, body}))
+    })
+    req.on('timeout', () => req.destroy(new Error(`GET ${path}: no answer within 2 s`)))
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const {port} = server.address() as {port: number}
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
+
+function metricValue(text: string, sample: string): number {
+  const line = text.split('\n').find((l) => l.startsWith(`${sample} `))
+  if (!line) throw new Error(`no sample ${sample} in /metrics`)
+  return Number(line.slice(sample.length + 1))
+}
+
+const podOf = (r: EchoResult) => (r.ok ? r.fields.pod : r.error)
+
+describe('smartnat watch in the namespace lab (root)', function () {
+  this.timeout(120_000)
+  let lab: Lab | undefined
+  let dir: ManifestDir | undefined
+  let web: ServiceFixture
+  let daemon: RunningCli | undefined
+  let port: number
+  let startedAt: number
+
+  const reaches = async (protocol: 'tcp' | 'udp', externalPort: number) => {
+    const [result] = await lab!.requests(protocol, 'client1', CLIENT, EXT_A, externalPort, 1, {timeoutMs: 500})
+    return result!.ok && WEB_PODS.includes(result!.fields.pod!) ? result!.fields.pod : undefined
+  }
+  const daemonOutput = async () => (daemon ? `\n--- watch stdout ---\n${await Promise.race([daemon.done.then((r) => r.stdout + r.stderr), Promise.resolve('(still running)')])}` : '')
+
+  before(async function () {
+    requireLab(this)
+    lab = await createLab()
+    dir = await ManifestDir.create()
+    web = serviceFromLab('web', lab.services(), VIP)
+    await dir.write({services: [web], mappings: [WEB]})
+    port = await freePort()
+    startedAt = Date.now() / 1000
+    daemon = startSmartnat(
+      [
+        'watch',
+        '--from-file', dir.path,
+        '--netns', lab.ns('host'),
+        '--lock-file', dir.file('smartnat.lock'),
+        '--metrics-addr', `127.0.0.1:${port}`,
+        '--resync', '2s',
+        '--log-level', 'debug',
+      ],
+      {timeoutMs: 110_000},
+    )
+  })
+
+  after(async () => {
+    // However the tests ended, the daemon must not outlive them.
+    if (daemon && daemon.child.exitCode === null && daemon.child.signalCode === null) daemon.child.kill('SIGKILL')
+    await daemon?.done
+    await lab?.destroy()
+    await dir?.remove()
+  })
+
+  it('is alive at once and ready after its first sync', async () => {
+    await eventually('/healthz', 20_000, async () => ((await httpGet(port, '/healthz')).status === 200 ? true : undefined)).catch(async (error: Error) => {
+      throw new Error(`${error.message}${await daemonOutput()}`)
+    })
+    const ready = await eventually('/readyz 200', 20_000, async () => {
+      const reply = await httpGet(port, '/readyz')
+      return reply.status === 200 ? reply : undefined
+    })
+    expect(ready.body).to.equal('ready\n')
+  })
+
+  it('programs the Mapping: client1 -> external address:port reaches a pod', async () => {
+    expect(await reaches('tcp', 8080)).to.be.oneOf(WEB_PODS)
+  })
+
+  it('holds the lock: a cron sync meanwhile fails and names the watch', async () => {
+    const cron = await smartnat(['sync', '--from-file', dir!.path, '--netns', lab!.ns('host'), '--lock-file', dir!.file('smartnat.lock'), '--lock-wait', '0'])
+    expect(cron.code).to.not.equal(0)
+    expect(cron.stderr).to.match(/smartnat\.lock is held by smartnat watch \(pid \d+, since /)
+  })
+
+  it('a new Mapping in the manifests works within seconds', async () => {
+    // Not mapped yet: the host itself answers that nothing listens there.
+    expect(podOf((await lab!.requests('udp', 'client1', CLIENT, EXT_A, 5300, 1, {timeoutMs: 500}))[0]!)).to.equal('refused')
+    const written = Date.now()
+    await dir!.write({services: [web], mappings: [WEB, WEB_UDP]})
+    await eventually('udp/5300 to reach a pod', 5000, () => reaches('udp', 5300))
+    expect(Date.now() - written).to.be.below(5000)
+    expect(await reaches('tcp', 8080)).to.be.oneOf(WEB_PODS)
+  })
+
+  it('a broken manifest keeps the last good rules and shows in /readyz', async () => {
+    await dir!.write({services: [web], mappings: [WEB, WEB_UDP], extraYaml: 'kind: Mapping\n  broken: [yaml\n'})
+    const reply = await eventually('the error in /readyz', 5000, async () => {
+      const r = await httpGet(port, '/readyz')
+      return r.body.includes('last error:') ? r : undefined
+    })
+    expect(reply.status).to.equal(200)
+    expect(reply.body).to.match(/^ready\nlast error: .*manifests\.yaml:\d+: invalid YAML/)
+    expect(await reaches('tcp', 8080)).to.be.oneOf(WEB_PODS)
+    expect(await reaches('udp', 5300)).to.be.oneOf(WEB_PODS)
+    await dir!.write({services: [web], mappings: [WEB, WEB_UDP]})
+    await eventually('/readyz without the error', 5000, async () => ((await httpGet(port, '/readyz')).body === 'ready\n' ? true : undefined))
+  })
+
+  it('repairs a chain flushed by hand on its next resync', async () => {
+    await lab!.exec('host', 'iptables', ['-t', 'nat', '-F', 'SNM-PREROUTING'])
+    const flushed = await lab!.exec('host', 'iptables', ['-t', 'nat', '-S', 'SNM-PREROUTING'])
+    expect(flushed.stdout.trim()).to.equal('-N SNM-PREROUTING')
+    await eventually('the chain to be refilled and traffic to flow', 8000, async () => {
+      const rules = (await lab!.exec('host', 'iptables', ['-t', 'nat', '-S', 'SNM-PREROUTING'])).stdout.trim().split('\n')
+      return rules.length > 1 ? reaches('tcp', 8080) : undefined
+    })
+  })
+
+  it('/metrics shows the syncs, the Mappings, the rules and the kernel writes', async () => {
+    const {status, body} = await httpGet(port, '/metrics')
+    expect(status).to.equal(200)
+    expect(metricValue(body, 'smartnat_sync_duration_seconds_count')).to.be.at.least(4)
+    expect(metricValue(body, 'smartnat_sync_duration_seconds_bucket{le="+Inf"}')).to.equal(metricValue(body, 'smartnat_sync_duration_seconds_count'))
+    expect(metricValue(body, 'smartnat_last_successful_sync_timestamp_seconds')).to.be.within(startedAt, Date.now() / 1000)
+    expect(metricValue(body, 'smartnat_mappings{state="configured"}')).to.equal(2)
+    expect(metricValue(body, 'smartnat_mappings{state="invalid"}')).to.equal(0)
+    expect(metricValue(body, 'smartnat_rules_programmed')).to.be.at.least(10)
+    expect(metricValue(body, 'smartnat_kernel_writes_total{kind="rules"}')).to.be.greaterThan(0)
+    expect(metricValue(body, 'smartnat_sync_errors_total')).to.equal(0)
+    expect(metricValue(body, 'smartnat_api_errors_total')).to.equal(0)
+  })
+
+  it('SIGTERM: exits 0, leaves the rules working, releases the lock, and logged JSON lines throughout', async () => {
+    daemon!.child.kill('SIGTERM')
+    const result = await Promise.race([daemon!.done, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 15_000))])
+    expect(result, 'exited within 15 s of SIGTERM').to.not.equal(undefined)
+    expect(result!.code, result!.stderr).to.equal(0)
+    expect(await reaches('tcp', 8080)).to.be.oneOf(WEB_PODS)
+    expect(await reaches('udp', 5300)).to.be.oneOf(WEB_PODS)
+    let lockLeft = true
+    await access(dir!.file('smartnat.lock')).catch(() => (lockLeft = false))
+    expect(lockLeft).to.equal(false)
+
+    const lines = result!.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as {time: string; level: string; msg: string})
+    for (const line of lines) {
+      expect(line.time).to.match(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
+      expect(['debug', 'info', 'warn', 'error']).to.include(line.level)
+    }
+    const messages = lines.map((l) => l.msg)
+    expect(messages).to.include.members(['watching', 'sync applied changes', 'stopped; rules left in place'])
+    expect(messages.filter((m) => m === 'sync: kernel already up to date').length, 'resyncs that found nothing to do').to.be.at.least(1)
+  })
+})
