@@ -1,0 +1,247 @@
+/**
+ * Status writeback: what each Mapping is told (pure), and that it reaches the API server as a merge patch
+ * of the status subresource only when something changed, with each instance owning its own addresses.
+ */
+import {KubeConfig} from '@kubernetes/client-node'
+import {expect} from 'chai'
+import type {MappingResource, MappingStatus} from '../../src/lib/mapping/types.js'
+import type {Ipv4} from '../../src/lib/net/ipv4.js'
+import {DEFAULT_PLAN_OPTIONS, type HostInfo, type MappingVerdict} from '../../src/lib/plan/model.js'
+import {plan} from '../../src/lib/plan/plan.js'
+import {listSnapshot} from '../../src/lib/source/kube/source.js'
+import {kubeMappingStatusApi, type MappingStatusApi} from '../../src/lib/source/kube/writers.js'
+import {desiredStatus, ownAddresses, writeStatuses} from '../../src/lib/sync/status.js'
+import {startApiServer, type ApiServer} from '../support/apiserver/index.js'
+
+const T0 = new Date('2025-01-01T00:00:00Z')
+const T1 = new Date('2025-01-01T00:05:00Z')
+
+function host(...addresses: string[]): HostInfo {
+  return {interfaces: [{name: 'ext0', addresses: addresses.map((a) => ({address: a as Ipv4, prefixLength: 24}))}]}
+}
+
+function verdict(fields: Partial<MappingVerdict> = {}): MappingVerdict {
+  return {
+    namespace: 'default',
+    name: 'web',
+    generation: 3,
+    valid: true,
+    invalid: 'no',
+    serviceVIP: '10.96.0.20' as Ipv4,
+    configuredAddresses: {'198.18.0.10': {podIPs: ['198.19.0.1' as Ipv4]}},
+    notLocalAddresses: [],
+    ...fields,
+  }
+}
+
+function mapping(status?: MappingStatus, generation = 3): MappingResource {
+  return {metadata: {namespace: 'default', name: 'web', generation, resourceVersion: '7'}, spec: {}, ...(status ? {status} : {})}
+}
+
+describe('status writeback', function () {
+  describe('desiredStatus', function () {
+    const own = ownAddresses(host('198.18.0.10'))
+
+    it('tells a fresh Mapping everything, with both conditions stamped now', function () {
+      const {status, patch} = desiredStatus(mapping(), verdict(), own, T0)
+      const conditions = [
+        {type: 'Valid', status: 'True', reason: 'Valid', message: 'spec is valid and its Service resolves', lastTransitionTime: '2025-01-01T00:00:00Z', observedGeneration: 3},
+        {type: 'Ready', status: 'True', reason: 'Configured', message: 'serving on 198.18.0.10', lastTransitionTime: '2025-01-01T00:00:00Z', observedGeneration: 3},
+      ]
+      expect(status).to.deep.equal({
+        invalid: 'no',
+        serviceVIP: '10.96.0.20',
+        configuredAddresses: {'198.18.0.10': {podIPs: ['198.19.0.1']}},
+        conditions,
+        observedGeneration: 3,
+      })
+      expect(patch).to.deep.equal({
+        invalid: 'no',
+        serviceVIP: '10.96.0.20',
+        conditions,
+        observedGeneration: 3,
+        configuredAddresses: {'198.18.0.10': {podIPs: ['198.19.0.1']}},
+      })
+    })
+
+    it('has nothing to patch when the object already says it', function () {
+      const {status} = desiredStatus(mapping(), verdict(), own, T0)
+      expect(desiredStatus(mapping(status), verdict(), own, T1).patch).to.equal(undefined)
+    })
+
+    it('keeps lastTransitionTime while a condition keeps its status, and stamps it when the status flips', function () {
+      const {status} = desiredStatus(mapping(), verdict(), own, T0)
+      const morePods = verdict({configuredAddresses: {'198.18.0.10': {podIPs: ['198.19.0.1', '198.19.0.2'] as Ipv4[]}}})
+      const same = desiredStatus(mapping(status, 4), morePods, own, T1)
+      expect(same.status.conditions!.map((c) => [c.type, c.lastTransitionTime, c.observedGeneration])).to.deep.equal([
+        ['Valid', '2025-01-01T00:00:00Z', 4],
+        ['Ready', '2025-01-01T00:00:00Z', 4],
+      ])
+      const noPods = desiredStatus(mapping(status), verdict({configuredAddresses: {'198.18.0.10': {podIPs: []}}}), own, T1)
+      expect(noPods.status.conditions!.map((c) => [c.type, c.status, c.reason, c.lastTransitionTime])).to.deep.equal([
+        ['Valid', 'True', 'Valid', '2025-01-01T00:00:00Z'],
+        ['Ready', 'False', 'NoReadyEndpoints', '2025-01-01T00:05:00Z'],
+      ])
+      expect(noPods.patch).to.have.keys(['conditions', 'configuredAddresses'])
+    })
+
+    it('removes only its own stale keys (null in the patch) and leaves other instances\' keys alone', function () {
+      const current = mapping({
+        invalid: 'no',
+        serviceVIP: '10.96.0.20',
+        configuredAddresses: {'198.18.0.10': {podIPs: ['198.19.0.1']}, '198.18.0.11': {podIPs: ['198.19.0.1']}},
+      })
+      const {status, patch} = desiredStatus(current, verdict({configuredAddresses: {}}), own, T0)
+      expect(patch!.configuredAddresses).to.deep.equal({'198.18.0.10': null})
+      expect(status.configuredAddresses).to.deep.equal({'198.18.0.11': {podIPs: ['198.19.0.1']}})
+      // Another instance still serves it, so it stays Ready.
+      expect(status.conditions!.find((c) => c.type === 'Ready')!.status).to.equal('True')
+    })
+
+    const readiness: {desc: string; verdict: MappingVerdict; status?: MappingStatus; want: [string, string, string]}[] = [
+      {
+        desc: 'an invalid Mapping',
+        verdict: verdict({valid: false, invalid: 'service "web" not found in namespace "default"', serviceVIP: undefined, configuredAddresses: {}}),
+        want: ['False', 'Invalid', 'service "web" not found in namespace "default"'],
+      },
+      {
+        desc: 'no address on any smartnat host',
+        verdict: verdict({configuredAddresses: {}, notLocalAddresses: ['198.18.0.99' as Ipv4]}),
+        want: ['False', 'NoLocalAddress', 'none of its addresses is on the external interfaces of a smartnat host'],
+      },
+      {
+        desc: 'configured without ready pods',
+        verdict: verdict({configuredAddresses: {'198.18.0.10': {podIPs: []}}}),
+        want: ['False', 'NoReadyEndpoints', 'configured on 198.18.0.10, but the Service has no ready endpoints'],
+      },
+      {
+        desc: 'served only by another instance',
+        verdict: verdict({configuredAddresses: {}}),
+        status: {configuredAddresses: {'198.18.0.12': {podIPs: ['198.19.0.1']}}},
+        want: ['True', 'Configured', 'serving on 198.18.0.12'],
+      },
+    ]
+    for (const {desc, verdict: v, status, want} of readiness) {
+      it(`Ready for ${desc}: ${want.slice(0, 2).join(' ')}`, function () {
+        const ready = desiredStatus(mapping(status), v, own, T0).status.conditions!.find((c) => c.type === 'Ready')!
+        expect([ready.status, ready.reason, ready.message]).to.deep.equal(want)
+      })
+    }
+
+    it('says why an invalid Mapping is not configured and drops its serviceVIP', function () {
+      const {status} = desiredStatus(mapping(), verdict(), own, T0)
+      const reason = 'tcp/80 on 198.18.0.10 is already mapped by default/older'
+      const {status: next, patch} = desiredStatus(mapping(status), verdict({valid: false, invalid: reason, serviceVIP: undefined, configuredAddresses: {}}), own, T1)
+      expect(next.invalid).to.equal(reason)
+      expect(next).to.not.have.property('serviceVIP')
+      expect(patch).to.include({invalid: reason, serviceVIP: null})
+      expect(next.conditions![0]).to.include({type: 'Valid', status: 'False', reason: 'Invalid', message: reason, lastTransitionTime: '2025-01-01T00:05:00Z'})
+    })
+  })
+
+  describe('writeStatuses against the API server', function () {
+    let server: ApiServer
+    let requests: string[]
+    let kc: KubeConfig
+    let api: MappingStatusApi
+
+    const statusPatches = () => requests.filter((r) => r.startsWith('PATCH ') && r.includes('/status') && r.includes('content-type=application/merge-patch+json'))
+    const mappingType = () => server.registry.find('smartnat.aureacentral.com', 'v1alpha1', 'mappings')!
+    const stored = (name = 'web') => server.api.get(mappingType(), 'default', name) as unknown as MappingResource
+
+    beforeEach(async function () {
+      requests = []
+      server = await startApiServer({crds: ['crds/mapping.yaml'], log: (line) => requests.push(line)})
+      kc = new KubeConfig()
+      kc.loadFromString(server.kubeconfig())
+      api = kubeMappingStatusApi(kc)
+      server.api.create(server.registry.find('', 'v1', 'services')!, 'default', {
+        metadata: {name: 'web'}, spec: {clusterIP: '10.96.0.20', ports: [{port: 80, protocol: 'TCP', targetPort: 8080}]},
+      })
+      server.api.create(server.registry.find('discovery.k8s.io', 'v1', 'endpointslices')!, 'default', {
+        metadata: {name: 'web-1', labels: {'kubernetes.io/service-name': 'web'}},
+        addressType: 'IPv4',
+        endpoints: [{addresses: ['198.19.0.1'], conditions: {ready: true}}],
+        ports: [{port: 8080, protocol: 'TCP'}],
+      })
+      server.api.create(mappingType(), 'default', {
+        metadata: {name: 'web'},
+        spec: {addresses: ['198.18.0.10', '198.18.0.11'], serviceName: 'web', ports: [{port: 80}]},
+      })
+    })
+
+    afterEach(async function () {
+      await server.stop()
+    })
+
+    /** One sync of one instance: read the cluster, plan for its host, write statuses. */
+    async function sync(instance: HostInfo, now = T0) {
+      const snapshot = await listSnapshot(kc)
+      const {verdicts} = plan(snapshot, instance, DEFAULT_PLAN_OPTIONS)
+      return writeStatuses(api, snapshot.mappings, verdicts, instance, now)
+    }
+
+    it('patches the status once and writes nothing on a sync that changes nothing', async function () {
+      const first = await sync(host('198.18.0.10'))
+      expect(first).to.include({patched: 1, unchanged: 0, conflicts: 0, gone: 0, failed: 0})
+      expect(statusPatches()).to.have.length(1)
+      expect(stored().status).to.deep.include({invalid: 'no', serviceVIP: '10.96.0.20', configuredAddresses: {'198.18.0.10': {podIPs: ['198.19.0.1']}}, observedGeneration: 1})
+      const rv = stored().metadata.resourceVersion
+
+      const second = await sync(host('198.18.0.10'), T1)
+      expect(second).to.include({patched: 0, unchanged: 1})
+      expect(statusPatches()).to.have.length(1)
+      expect(stored().metadata.resourceVersion).to.equal(rv)
+    })
+
+    it('shows the addresses of two instances side by side, and each removes only its own', async function () {
+      const a = host('198.18.0.10')
+      const b = host('198.18.0.11')
+      await sync(a)
+      await sync(b)
+      expect(stored().status!.configuredAddresses).to.deep.equal({
+        '198.18.0.10': {podIPs: ['198.19.0.1']},
+        '198.18.0.11': {podIPs: ['198.19.0.1']},
+      })
+      // Each has seen the other's key: neither has anything left to write.
+      expect((await sync(a)).patched + (await sync(b)).patched).to.equal(0)
+
+      // The Mapping no longer lists a's address: a removes its key and leaves b's.
+      server.api.patch(mappingType(), 'default', 'web', 'application/merge-patch+json', {spec: {addresses: ['198.18.0.11']}})
+      expect(await sync(a)).to.include({patched: 1})
+      // b agrees with what a wrote (generation 2, Ready from b's address), so it has nothing to write.
+      expect(await sync(b)).to.include({patched: 0, unchanged: 1})
+      expect(stored().status!.configuredAddresses).to.deep.equal({'198.18.0.11': {podIPs: ['198.19.0.1']}})
+      expect(stored().status!.conditions!.find((c) => c.type === 'Ready')).to.include({status: 'True', message: 'serving on 198.18.0.11'})
+    })
+
+    it('skips a Mapping deleted since the snapshot, and retries a conflict once with a fresh read', async function () {
+      const snapshot = await listSnapshot(kc)
+      const instance = host('198.18.0.10')
+      const {verdicts} = plan(snapshot, instance, DEFAULT_PLAN_OPTIONS)
+
+      // Someone else writes in between: the cached resourceVersion is stale.
+      server.api.patch(mappingType(), 'default', 'web', 'application/merge-patch+json', {status: {configuredAddresses: {'198.18.0.11': {podIPs: []}}}}, {status: true})
+      const raced = await writeStatuses(api, snapshot.mappings, verdicts, instance, T0)
+      expect(raced).to.include({patched: 1, conflicts: 0})
+      expect(requests.filter((r) => r.startsWith('GET /apis/smartnat.aureacentral.com/v1alpha1/namespaces/default/mappings/web '))).to.have.length(1)
+      expect(Object.keys(stored().status!.configuredAddresses!).sort()).to.deep.equal(['198.18.0.10', '198.18.0.11'])
+
+      server.api.delete(mappingType(), 'default', 'web')
+      const gone = await writeStatuses(api, snapshot.mappings, verdicts, host('198.18.0.11'), T0)
+      expect(gone).to.include({patched: 0, gone: 1, failed: 0})
+    })
+
+    it('reports other failures per Mapping, naming it, without throwing', async function () {
+      const failing: MappingStatusApi = {
+        get: (namespace, name) => api.get(namespace, name),
+        patchStatus: () => Promise.reject(new Error('connect ECONNREFUSED 127.0.0.1:1')),
+      }
+      const snapshot = await listSnapshot(kc)
+      const {verdicts} = plan(snapshot, host('198.18.0.10'), DEFAULT_PLAN_OPTIONS)
+      const result = await writeStatuses(failing, snapshot.mappings, verdicts, host('198.18.0.10'), T0)
+      expect(result).to.include({patched: 0, failed: 1})
+      expect(result.errors.map((e) => e.message)).to.deep.equal(['mapping default/web: writing status: connect ECONNREFUSED 127.0.0.1:1'])
+    })
+  })
+})
