@@ -55,10 +55,14 @@ export function iptablesParts(state: IptablesState, model: NatModel): StatePart[
     const {chains, jumps} = state.tables[table]
     for (const line of jumps) parts.push({kind: 'jump', where: `${table} ${line.split(' ')[1]}`, text: line, mappings: [], counterKey: `${table} ${line}`})
     for (const chain of chains) {
+      // A chain serves particular Mappings only when each of its rules does (an address chain);
+      // a chain with any shared rule (SNM-PREROUTING) serves every Mapping.
       const chainMappings = new Set<string>()
+      let shared = chain.rules.length === 0
       for (const line of chain.rules) {
         const rule = dnat.get(line) ?? dispatchRule(line, owners)
         const mappings = rule.mapping ? [rule.mapping] : [...(rule.address ? (owners.byAddress.get(rule.address) ?? []) : [])].sort()
+        if (mappings.length === 0) shared = true
         for (const m of mappings) chainMappings.add(m)
         parts.push({
           kind: 'rule',
@@ -69,7 +73,7 @@ export function iptablesParts(state: IptablesState, model: NatModel): StatePart[
           counterKey: `${table} ${line}`,
         })
       }
-      parts.push({kind: 'chain', where: table, text: `:${chain.name}`, mappings: [...chainMappings].sort()})
+      parts.push({kind: 'chain', where: table, text: `:${chain.name}`, mappings: shared ? [] : [...chainMappings].sort()})
     }
   }
   for (const set of state.sets) {
