@@ -9,7 +9,7 @@ import {acquireLock, type Lock} from '../lib/host/lock.js'
 import {ExecRunner} from '../lib/host/runner.js'
 import {createLogger, errorText, LOG_LEVELS, type LogLevel, type Logger} from '../lib/observe/log.js'
 import {SmartnatMetrics} from '../lib/observe/metrics.js'
-import {DEFAULT_METRICS_ADDRESS, startObserveServer, type ObserveServer} from '../lib/observe/server.js'
+import {DEFAULT_METRICS_ADDRESS, parseListenAddress, startObserveServer, type ObserveServer} from '../lib/observe/server.js'
 import {FileWatchSource} from '../lib/source/file-watch.js'
 import {checkPrerequisites} from '../lib/sync/once.js'
 import {syncPass, WatchLoop} from '../lib/sync/watch.js'
@@ -56,6 +56,11 @@ export default class Watch extends SmartnatCommand {
     const {flags} = await this.parseWithConfig(Watch)
     const resyncMs = this.duration('resync', flags.resync)
     const minIntervalMs = this.duration('min-sync-interval', flags['min-sync-interval'])
+    try {
+      parseListenAddress(flags['metrics-addr'])
+    } catch (error) {
+      this.error(`--metrics-addr: ${errorText(error)}`, {exit: 2})
+    }
     const path = flags['from-file']
     if (!path) {
       this.error('reading Mappings from the Kubernetes API is not available in this version yet; give --from-file PATH', {exit: 2})

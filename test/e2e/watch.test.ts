@@ -197,4 +197,24 @@ describe('smartnat watch in the namespace lab (root)', function () {
     expect(messages).to.include.members(['watching', 'sync applied changes', 'stopped; rules left in place'])
     expect(messages.filter((m) => m === 'sync: kernel already up to date').length, 'resyncs that found nothing to do').to.be.at.least(1)
   })
+
+  it('with --flush-on-exit, SIGTERM removes everything smartnat installed', async () => {
+    const flushPort = await freePort()
+    const run = startSmartnat(
+      ['watch', '--from-file', dir!.path, '--netns', lab!.ns('host'), '--lock-file', dir!.file('smartnat.lock'), '--metrics-addr', `127.0.0.1:${flushPort}`, '--flush-on-exit'],
+      {timeoutMs: 60_000},
+    )
+    try {
+      await eventually('/readyz 200', 20_000, async () => ((await httpGet(flushPort, '/readyz')).status === 200 ? true : undefined))
+      run.child.kill('SIGTERM')
+      const result = await run.done
+      expect(result.code, result.stderr).to.equal(0)
+    } finally {
+      if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill('SIGKILL')
+      await run.done
+    }
+    expect((await lab!.exec('host', 'iptables-save', [])).stdout).to.not.include('SNM-')
+    expect((await lab!.exec('host', 'ipset', ['list', '-n'])).stdout.trim()).to.equal('')
+    expect(podOf((await lab!.requests('tcp', 'client1', CLIENT, EXT_A, 8080, 1, {timeoutMs: 500}))[0]!)).to.equal('refused')
+  })
 })

@@ -1,0 +1,49 @@
+import {expect} from 'chai'
+import {smartnat} from '../support/smartnat-cli.js'
+
+// Each of these is refused before smartnat touches the host, so none needs root.
+describe('smartnat watch: refused options', function () {
+  this.timeout(30_000)
+
+  const table: {desc: string; args: string[]; message: string}[] = [
+    {
+      desc: 'no source',
+      args: [],
+      message: 'reading Mappings from the Kubernetes API is not available in this version yet; give --from-file PATH',
+    },
+    {
+      desc: 'a resync that is not a duration',
+      args: ['--from-file', 'examples', '--resync', '5x'],
+      message: '--resync "5x" must be a positive duration such as 500ms, 30s, 5m, 1h or a number of seconds',
+    },
+    {
+      desc: 'a zero minimum interval',
+      args: ['--from-file', 'examples', '--min-sync-interval', '0s'],
+      message: '--min-sync-interval "0s" must be a positive duration such as 500ms, 30s, 5m, 1h or a number of seconds',
+    },
+    {
+      desc: 'a metrics address without a port',
+      args: ['--from-file', 'examples', '--metrics-addr', '127.0.0.1'],
+      message: '--metrics-addr: listen address "127.0.0.1" must be HOST:PORT with a port 0..65535, e.g. 127.0.0.1:9469 or [::1]:9469',
+    },
+    {
+      desc: 'a manifest path that does not exist',
+      args: ['--from-file', '/nonexistent/smartnat'],
+      message: '--from-file /nonexistent/smartnat: no such file or directory',
+    },
+  ]
+
+  for (const {desc, args, message} of table) {
+    it(desc, async () => {
+      const result = await smartnat(['watch', ...args, '--config', '/dev/null'])
+      expect(result.code, result.stdout).to.equal(2)
+      expect(result.stderr.replace(/\s+/g, ' ')).to.include(message)
+    })
+  }
+
+  it('accepts seconds, minutes and bare seconds as durations (then stops at the missing source)', async () => {
+    const result = await smartnat(['watch', '--resync', '90', '--min-sync-interval', '250ms', '--config', '/dev/null'])
+    expect(result.code).to.equal(2)
+    expect(result.stderr).to.include('give --from-file PATH')
+  })
+})
