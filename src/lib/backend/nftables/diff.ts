@@ -39,16 +39,13 @@ export function tableStructure(table: NftTable): string {
 }
 
 function diffElements(desired: NftSet, actual: NftSet): ElementChanges | undefined {
-  const have = new Map(actual.elements.map((e) => [elementKey(actual, e), printElement(actual, e)]))
-  const want = new Map(desired.elements.map((e) => [elementKey(desired, e), e]))
+  // Each element is printed once per side: with tens of thousands of elements this is the diff's cost.
+  const printed = (set: NftSet) => new Map(set.elements.map((element) => [elementKey(set, element), {element, text: printElement(set, element)}]))
+  const have = printed(actual)
+  const want = printed(desired)
   const changes: ElementChanges = {set: desired, delete: [], add: []}
-  for (const element of actual.elements) {
-    const wanted = want.get(elementKey(actual, element))
-    if (!wanted || printElement(desired, wanted) !== printElement(actual, element)) changes.delete.push(element)
-  }
-  for (const [key, element] of want) {
-    if (have.get(key) !== printElement(desired, element)) changes.add.push(element)
-  }
+  for (const [key, {element, text}] of have) if (want.get(key)?.text !== text) changes.delete.push(element)
+  for (const [key, {element, text}] of want) if (have.get(key)?.text !== text) changes.add.push(element)
   return changes.delete.length + changes.add.length === 0 ? undefined : changes
 }
 

@@ -4,7 +4,7 @@
  */
 import {compareText} from '../iptables/parse.js'
 import {TABLE_FAMILY, TABLE_NAME} from './names.js'
-import {elementKey} from './syntax.js'
+import {sortElements} from './syntax.js'
 import type {MarkOf, NftBaseChain, NftChain, NftElement, NftMatch, NftRule, NftSet, NftStatement, NftTable, Selector} from './types.js'
 
 type Json = unknown
@@ -212,7 +212,7 @@ function parseSet(body: JsonObject, isMap: boolean): NftSet {
     const {key, comment} = elementKeyParts(item[0], where)
     return {key, value: parts(item[1], where), ...(comment === undefined ? {} : {comment})}
   })
-  set.elements = elements.sort((a, b) => compareText(elementKey(set, a), elementKey(set, b)))
+  set.elements = sortElements(set, elements)
   return set
 }
 

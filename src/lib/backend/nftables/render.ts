@@ -23,7 +23,7 @@ import {
   egressSetName,
   restoreChainName,
 } from './names.js'
-import {elementKey} from './syntax.js'
+import {sortElements} from './syntax.js'
 import type {NftChain, NftElement, NftRule, NftSet, NftState, NftStatement, NftTable, Selector} from './types.js'
 
 /** Interface names as nft and the kernel accept them (IFNAMSIZ less the NUL). */
@@ -82,7 +82,7 @@ function renderTable(model: NatModel): NftTable {
 function set(name: string, keyType: string[], elements: NftElement[], dataType?: string[], flags: string[] = []): NftSet {
   const result: NftSet = {name, keyType, flags, elements: []}
   if (dataType) result.dataType = dataType
-  result.elements = elements.sort((a, b) => compareText(elementKey(result, a), elementKey(result, b)))
+  result.elements = sortElements(result, elements)
   return result
 }
 

@@ -63,6 +63,14 @@ export function elementKey(set: NftSet, element: NftElement): string {
   return printParts(element.key, set.keyType)
 }
 
+/** Elements in the one order desired and read-back state share: by key as nft prints it. */
+export function sortElements(set: NftSet, elements: NftElement[]): NftElement[] {
+  return elements
+    .map((element) => ({element, key: elementKey(set, element)}))
+    .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+    .map(({element}) => element)
+}
+
 /** An element as written inside `{ }`: key, comment, then `: value` for maps. */
 export function printElement(set: NftSet, element: NftElement): string {
   const comment = element.comment === undefined ? '' : ` comment ${quoted(element.comment)}`
