@@ -11,6 +11,7 @@ import {createLogger, errorText, LOG_LEVELS, type LogLevel, type Logger} from '.
 import {SmartnatMetrics} from '../lib/observe/metrics.js'
 import {DEFAULT_METRICS_ADDRESS, parseListenAddress, startObserveServer, type ObserveServer} from '../lib/observe/server.js'
 import {FileWatchSource} from '../lib/source/file-watch.js'
+import type {SnapshotSource} from '../lib/source/source.js'
 import {checkPrerequisites} from '../lib/sync/once.js'
 import {syncPass, WatchLoop} from '../lib/sync/watch.js'
 
@@ -61,11 +62,6 @@ export default class Watch extends SmartnatCommand {
     } catch (error) {
       this.error(`--metrics-addr: ${errorText(error)}`, {exit: 2})
     }
-    const path = flags['from-file']
-    if (!path) {
-      this.error('reading Mappings from the Kubernetes API is not available in this version yet; give --from-file PATH', {exit: 2})
-    }
-    await access(path).catch(() => this.error(`--from-file ${path}: no such file or directory`, {exit: 2}))
     let settings
     try {
       settings = syncSettings(flags)
@@ -73,6 +69,7 @@ export default class Watch extends SmartnatCommand {
       this.error((error as Error).message, {exit: 2})
     }
     const logger = createLogger({level: flags['log-level'] as LogLevel, format: process.stdout.isTTY ? 'text' : 'json'})
+    const source = await this.source(flags['from-file'], logger.with({component: 'source'}))
     const runner = new ExecRunner({timeoutSeconds: flags['command-timeout'], ...(flags.netns ? {netns: flags.netns} : {})})
     const backend = iptablesBackend(runner)
     await checkPrerequisites(runner).catch((error: unknown) => this.error(errorText(error)))
@@ -80,26 +77,34 @@ export default class Watch extends SmartnatCommand {
     const lock = await acquireLock({path: flags['lock-file'], waitMs: flags['lock-wait'] * 1000, purpose: 'watch'}).catch((error: unknown) =>
       this.error(`cannot start: ${errorText(error)}`),
     )
+    const stopRequested = stopSignal()
+    const metrics = new SmartnatMetrics()
+    const loop = new WatchLoop({source, sync: syncPass({runner, backend}, settings), observer: metrics, logger, minIntervalMs, resyncIntervalMs: resyncMs})
     let server: ObserveServer | undefined
     try {
-      const stopRequested = stopSignal()
-      const metrics = new SmartnatMetrics()
-      const source = new FileWatchSource(path, {logger: logger.with({component: 'source'})})
-      const loop = new WatchLoop({source, sync: syncPass({runner, backend}, settings), observer: metrics, logger, minIntervalMs, resyncIntervalMs: resyncMs})
       server = await startObserveServer({address: flags['metrics-addr'], readiness: () => loop.readiness(), metrics: () => metrics.render()})
-      logger.info('watching', {source: path, resync: flags.resync, metricsAddr: `${server.host}:${server.port}`, lock: lock.path})
+      logger.info('watching', {source: flags['from-file'], resync: flags.resync, metricsAddr: `${server.host}:${server.port}`, lock: lock.path})
       await loop.start()
-
       const signal = await stopRequested
       logger.info('stopping; waiting for the sync in progress', {signal})
       await loop.stop()
       await this.finish(flags['flush-on-exit'], backend, logger)
     } catch (error) {
+      await loop.stop().catch(() => {})
       this.error(errorText(error))
     } finally {
       await server?.close()
       await releaseQuietly(lock, logger)
     }
+  }
+
+  /** Where Mappings, Services and EndpointSlices come from. */
+  private async source(path: string | undefined, logger: Logger): Promise<SnapshotSource> {
+    if (!path) {
+      this.error('reading Mappings from the Kubernetes API is not available in this version yet; give --from-file PATH', {exit: 2})
+    }
+    await access(path).catch(() => this.error(`--from-file ${path}: no such file or directory`, {exit: 2}))
+    return new FileWatchSource(path, {logger})
   }
 
   private async finish(flush: boolean, backend: ReturnType<typeof iptablesBackend>, logger: Logger): Promise<void> {
