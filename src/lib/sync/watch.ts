@@ -89,7 +89,6 @@ export class WatchLoop {
   private last: LastPass | undefined
   private failures = 0
   private nextFull = false
-  private passes = 0
 
   constructor(private readonly options: WatchLoopOptions) {
     this.clock = options.clock ?? systemClock
@@ -127,11 +126,6 @@ export class WatchLoop {
     return {ready: true, ...withError}
   }
 
-  /** Passes that reached the sync so far (skipped ones, before the source synced, do not count). */
-  passCount(): number {
-    return this.passes
-  }
-
   private async pass(): Promise<void> {
     const {source} = this.options
     if (!source.health().synced) {
@@ -140,7 +134,6 @@ export class WatchLoop {
     }
     const full = this.nextFull
     const started = this.clock.now()
-    this.passes++
     let result: PassResult
     try {
       result = await this.options.sync(() => Promise.resolve(source.snapshot()), {full})
