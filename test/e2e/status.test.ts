@@ -1,0 +1,129 @@
+/**
+ * `smartnat status` against the namespace lab: clean after a sync, drift naming the Mapping
+ * after a rule is deleted by hand (and explain saying the packet follows the kernel), clean
+ * again after the next sync.
+ */
+import {expect} from 'chai'
+import {addressChainName} from '../../src/lib/backend/iptables/names.js'
+import type {PacketExplanation} from '../../src/lib/explain/packet.js'
+import type {Ipv4} from '../../src/lib/net/ipv4.js'
+import type {StatusReport} from '../../src/lib/status/report.js'
+import {labArgs, syncArgs, type SyncJson} from '../support/e2e.js'
+import {LAB_PLAN, createLab, requireLab, type Lab} from '../support/lab.js'
+import {ManifestDir, serviceFromLab} from '../support/mappings.js'
+import {smartnat, smartnatJson} from '../support/smartnat-cli.js'
+
+const VIP = '198.19.100.10'
+const [EXT_A, EXT_B] = LAB_PLAN.host.eth1.addresses
+const CLIENT = LAB_PLAN.client1.addresses[0]
+const WEB_RULE = ['-p', 'tcp', '-m', 'tcp', '--dport', '8080', '-m', 'comment', '--comment', 'default/web tcp/8080', '-j', 'DNAT', '--to-destination', `${VIP}:80`]
+
+describe('smartnat status in the namespace lab (root)', function () {
+  this.timeout(120_000)
+  let lab: Lab
+  let dir: ManifestDir
+
+  const status = async (...flags: string[]) => {
+    const result = await smartnat(['status', '--from-file', dir.path, ...labArgs(lab, dir), ...flags])
+    return {...result, report: flags.includes('--json') ? (JSON.parse(result.stdout) as StatusReport) : undefined}
+  }
+
+  before(async function () {
+    requireLab(this)
+    lab = await createLab()
+    dir = await ManifestDir.create()
+    await dir.write({
+      services: [serviceFromLab('web', lab.services(), VIP)],
+      mappings: [
+        {name: 'web', addresses: [EXT_A], serviceName: 'web', ports: [{port: 8080, servicePort: 80}]},
+        {name: 'dns', addresses: [EXT_B], allowedSources: [CLIENT], serviceName: 'web', ports: [{port: 53, protocol: 'udp'}]},
+        {name: 'far-away', addresses: ['198.18.9.9'], serviceName: 'web', ports: [{port: 80}]},
+      ],
+    })
+  })
+
+  after(async () => {
+    await lab?.destroy()
+    await dir?.remove()
+  })
+
+  it('before any sync, exits non-zero: strict rp_filter, and none of smartnat’s rules', async () => {
+    const {code, report} = await status('--json')
+    expect(code).to.equal(4)
+    expect(report!.host.problems).to.deep.equal([
+      'rp_filter is strict on eth1: replies routed by its own table may be dropped; `smartnat sync` makes it loose',
+      'rp_filter is strict on eth2: replies routed by its own table may be dropped; `smartnat sync` makes it loose',
+    ])
+    expect(report!.kernel).to.deep.equal({readable: true, reason: null, installed: false})
+  })
+
+  it('after a sync, every Mapping has its state, counters count, and the exit code is 0', async () => {
+    await smartnatJson<SyncJson>(syncArgs(lab, dir))
+    const answer = await lab.tcpRequest('client1', CLIENT, EXT_A, 8080)
+    expect(answer.ok).to.equal(true)
+    const {code, report, stderr} = await status('--json')
+    expect(code, stderr).to.equal(0)
+    expect(report!.host).to.include({ipForward: '1', iptablesFlavour: 'nf_tables'})
+    expect(report!.host.interfaces.map((i) => [i.name, i.table, i.gateway, i.rpFilter])).to.deep.equal([
+      ['eth1', 7001, '198.18.0.1', 2],
+      ['eth2', 7002, '198.18.2.1', 2],
+    ])
+    expect(report!.mappings.map((m) => [m.name, m.state])).to.deep.equal([
+      ['dns', 'configured'],
+      ['far-away', 'not-local'],
+      ['web', 'configured'],
+    ])
+    const web = report!.mappings.find((m) => m.name === 'web')!
+    // One connection: its first packet is the one the DNAT rule counts.
+    expect(web.packets).to.equal(1)
+    expect(web.bytes).to.be.greaterThan(0)
+    expect(web.endpoints).to.deep.equal(['198.19.200.11', '198.19.200.12'])
+  })
+
+  it('a DNAT rule deleted by hand is drift: exit 3, naming the Mapping; explain says the packet follows the kernel', async () => {
+    await lab.exec('host', 'iptables', ['-t', 'nat', '-D', addressChainName(EXT_A as Ipv4), ...WEB_RULE])
+
+    const json = await status('--json')
+    expect(json.code).to.equal(3)
+    const web = json.report!.mappings.find((m) => m.name === 'web')!
+    expect(web.state).to.equal('drifted')
+    expect(web.drift.missing).to.deep.equal([
+      `nat ${addressChainName(EXT_A as Ipv4)}: -A ${addressChainName(EXT_A as Ipv4)} -p tcp -m tcp --dport 8080 -m comment --comment "default/web tcp/8080" -j DNAT --to-destination ${VIP}:80`,
+    ])
+    expect(json.report!.mappings.find((m) => m.name === 'dns')!.state).to.equal('configured')
+
+    const human = await status()
+    expect(human.code).to.equal(3)
+    expect(human.stdout).to.match(/^default\/web\s.*\sdrifted\s/m)
+    expect(human.stdout).to.include('  default/web  missing     nat SNM-A-')
+
+    const explained = await smartnatJson<PacketExplanation>(['explain', '-f', dir.path, '--netns', lab.ns('host'), '--src', CLIENT, '--dst', `${EXT_A}:8080`])
+    expect(explained).to.include({verdict: 'drop', agree: false, decidedBy: 'kernel'})
+    expect(explained.desired).to.include({verdict: 'forward', target: `${VIP}:80`})
+    expect((await lab.tcpRequest('client1', CLIENT, EXT_A, 8080, {timeoutMs: 800})).ok).to.equal(false)
+
+    const mapping = await smartnatJson<{parts: {text: string; inKernel: boolean}[]}>(['explain', '-f', dir.path, '--netns', lab.ns('host'), 'web'])
+    expect(mapping.parts.filter((p) => !p.inKernel).map((p) => p.text)).to.deep.equal([web.drift.missing[0]!.replace(/^nat \S+: /, '')])
+  })
+
+  it('the next sync repairs it and status is clean again', async () => {
+    const synced = await smartnatJson<SyncJson>(syncArgs(lab, dir))
+    expect(synced.changed).to.equal(true)
+    const {code, report} = await status('--json')
+    expect(code).to.equal(0)
+    expect(report!.mappings.every((m) => m.drift.missing.length === 0 && m.drift.unexpected.length === 0)).to.equal(true)
+    expect((await lab.tcpRequest('client1', CLIENT, EXT_A, 8080)).ok).to.equal(true)
+    const human = await status('-o', 'wide')
+    expect(human.code).to.equal(0)
+    expect(human.stdout).to.include('drift: none, the kernel matches the desired state')
+  })
+
+  it('-n narrows to one namespace; -o yaml prints the same report', async () => {
+    const {report} = await status('--json', '-n', 'nowhere')
+    expect(report!.mappings).to.deep.equal([])
+    const yaml = await status('-o', 'yaml')
+    expect(yaml.code).to.equal(0)
+    expect(yaml.stdout).to.match(/^mappings:$/m)
+    expect(yaml.stdout).to.include('state: configured')
+  })
+})
