@@ -5,6 +5,7 @@
  */
 import {spawnSync} from 'node:child_process'
 import {ExecRunner, type RunOptions, type RunResult, type Runner} from '../src/lib/host/runner.js'
+import type {HostInfo} from '../src/lib/plan/model.js'
 
 const PREFIX = 'snb-'
 const root = new ExecRunner({timeoutSeconds: 120})
@@ -106,4 +107,14 @@ export class CountingRunner implements Runner {
     this.calls = []
     return taken
   }
+}
+
+/** Gives the namespace the synthetic host's external interfaces (veth pairs) and addresses. */
+export async function addHostInterfaces(ns: BenchNamespace, host: HostInfo): Promise<void> {
+  const lines: string[] = []
+  for (const iface of host.interfaces) {
+    lines.push(`link add ${iface.name} type veth peer name ${iface.name}p`, `link set ${iface.name} up`, `link set ${iface.name}p up`)
+    for (const a of iface.addresses) lines.push(`addr add ${a.address}/${a.prefixLength} dev ${iface.name}`)
+  }
+  await ns.ip(lines)
 }

@@ -6,8 +6,10 @@
 import {intToIpv4, ipv4ToInt, parseIpv4, type Ipv4} from '../src/lib/net/ipv4.js'
 import type {EndpointSliceResource, MappingResource, ServiceResource} from '../src/lib/mapping/types.js'
 import {MAPPING_API_VERSION, SERVICE_NAME_LABEL} from '../src/lib/mapping/types.js'
-import type {HostInfo, Snapshot} from '../src/lib/plan/model.js'
+import {DEFAULT_PLAN_OPTIONS, type HostInfo, type PlanOptions, type Snapshot} from '../src/lib/plan/model.js'
 
+/** Egress SNAT on, so a pod change reaches the kernel (the egress sets) and every kind of set is measured. */
+export const BENCH_PLAN_OPTIONS: PlanOptions = {...DEFAULT_PLAN_OPTIONS, snat: true}
 export const ADDRESS_COUNT = 100
 /** Each Mapping's first port; Mapping i on its address takes FIRST_PORT + 2k and FIRST_PORT + 2k + 1. */
 export const FIRST_PORT = 1024

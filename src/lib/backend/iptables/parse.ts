@@ -128,7 +128,8 @@ export function parseIpsetSave(text: string): ParsedIpsets {
     }
   }
   const sets = [...owned.values()].sort((a, b) => compareText(a.name, b.name))
-  for (const set of sets) set.entries.sort(compareText)
+  // The default sort orders strings by code unit, exactly as compareText does, without a call per comparison.
+  for (const set of sets) set.entries.sort()
   return {sets, foreignSets}
 }
 
