@@ -12,6 +12,16 @@ export const sourceFlags = {
     summary: 'Read Mappings, Services and EndpointSlices from a YAML file or a directory of them instead of the API.',
     helpValue: 'PATH',
   }),
+  kubeconfig: Flags.string({
+    summary: 'kubeconfig file to use, as kubectl does (default: KUBECONFIG, then ~/.kube/config, then in-cluster).',
+    helpValue: 'PATH',
+    exclusive: ['from-file'],
+  }),
+  context: Flags.string({
+    summary: 'kubeconfig context to use instead of the current one.',
+    helpValue: 'NAME',
+    exclusive: ['from-file'],
+  }),
 }
 
 export const hostFlags = {

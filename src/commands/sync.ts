@@ -9,8 +9,12 @@ import {parseAssumedAddresses} from '../lib/host/assumed.js'
 import {readHostInterfaces} from '../lib/host/interfaces.js'
 import {withLock} from '../lib/host/lock.js'
 import {ExecRunner} from '../lib/host/runner.js'
+import type {Snapshot} from '../lib/plan/model.js'
 import {readManifests} from '../lib/source/file.js'
+import {loadKubeConfig} from '../lib/source/kube/config.js'
+import {listSnapshot} from '../lib/source/kube/source.js'
 import {dryRun, syncSteps} from '../lib/sync/once.js'
+import {kubePublisher, type Publisher, type PublishResult} from '../lib/sync/publish.js'
 
 interface SyncOutput {
   dryRun: boolean
@@ -20,6 +24,8 @@ interface SyncOutput {
   changed?: boolean
   written?: WriteCounts
   conntrackDeleted?: number
+  statusesWritten?: number
+  eventsCreated?: number
   scripts?: {ipset: string; iptables: string; ip: string}
 }
 
@@ -53,30 +59,27 @@ export default class Sync extends SmartnatCommand {
 
   async run(): Promise<SyncOutput> {
     const {flags} = await this.parseWithConfig(Sync)
-    const path = flags['from-file']
-    if (!path) {
-      this.error('reading Mappings from the Kubernetes API is not available in this version; give --from-file PATH', {exit: 2})
-    }
+    const source = snapshotSource(flags)
     const settings = syncSettings(flags)
     const runner = new ExecRunner({timeoutSeconds: flags['command-timeout'], ...(flags.netns ? {netns: flags.netns} : {})})
     const backend = iptablesBackend(runner)
 
     const output = flags['dry-run']
-      ? await this.dryRun(path, flags['assume-addresses'], runner, backend, settings)
-      : await withLock({path: flags['lock-file'], waitMs: flags['lock-wait'] * 1000, purpose: 'sync'}, () => this.apply(path, runner, backend, settings, flags.full))
+      ? await this.dryRun(source, flags['assume-addresses'], runner, backend, settings)
+      : await withLock({path: flags['lock-file'], waitMs: flags['lock-wait'] * 1000, purpose: 'sync'}, () => this.apply(source, runner, backend, settings, flags.full))
 
     if (flags.strict && output.invalid > 0) this.error(`${output.invalid} Mapping(s) invalid`, {exit: 3})
     return output
   }
 
   private async dryRun(
-    path: string,
+    source: OneShotSource,
     assumed: string | undefined,
     runner: ExecRunner,
     backend: ReturnType<typeof iptablesBackend>,
     settings: ReturnType<typeof syncSettings>,
   ): Promise<SyncOutput> {
-    const snapshot = await readManifests(path)
+    const snapshot = await source.load()
     const host = assumed ? parseAssumedAddresses(assumed) : await readHostInterfaces(runner, settings.interfacesPattern)
     const report = dryRun(snapshot, host, settings, backend)
     const mappings = report.plan.verdicts.map(summarizeVerdict)
@@ -93,13 +96,18 @@ export default class Sync extends SmartnatCommand {
   }
 
   private async apply(
-    path: string,
+    source: OneShotSource,
     runner: ExecRunner,
     backend: ReturnType<typeof iptablesBackend>,
     settings: ReturnType<typeof syncSettings>,
     full: boolean,
   ): Promise<SyncOutput> {
-    const {steps, report} = syncSteps({runner, backend}, () => readManifests(path), settings, {full})
+    const {steps, report} = syncSteps({runner, backend}, () => source.load(), settings, {full})
+    let published: PublishResult | undefined
+    if (source.publisher) {
+      const {publisher} = source
+      steps.push({title: 'Write Mapping statuses and Events', run: async () => void (published = await publisher.publish(report()))})
+    }
     if (!this.jsonEnabled() && process.stdout.isTTY) {
       await new Listr(steps.map((step) => ({title: step.title, task: () => step.run()})), {exitOnError: true}).run()
     } else {
@@ -111,6 +119,7 @@ export default class Sync extends SmartnatCommand {
     const result = report()
     const mappings = result.plan.verdicts.map(summarizeVerdict)
     const {changed, written} = result.applied
+    for (const error of published?.errors ?? []) this.warn(error.message)
     if (!this.jsonEnabled()) {
       for (const line of verdictLines(result.plan.verdicts)) this.log(line)
       this.log(
@@ -119,8 +128,33 @@ export default class Sync extends SmartnatCommand {
           : 'kernel already up to date: nothing written',
       )
     }
-    return {dryRun: false, mappings, ...counts(mappings), changed, written, conntrackDeleted: result.conntrackDeleted}
+    return {
+      dryRun: false,
+      mappings,
+      ...counts(mappings),
+      changed,
+      written,
+      conntrackDeleted: result.conntrackDeleted,
+      ...(published ? {statusesWritten: published.status.patched, eventsCreated: published.eventsCreated} : {}),
+    }
   }
+}
+
+interface OneShotSource {
+  load(): Promise<Snapshot>
+  /** Where verdicts go back to: the API's Mapping statuses; none for files. */
+  publisher?: Publisher
+}
+
+/** Manifests from disk with --from-file, otherwise the Kubernetes API as kubectl would reach it. */
+function snapshotSource(flags: {'from-file'?: string; kubeconfig?: string; context?: string}): OneShotSource {
+  const path = flags['from-file']
+  if (path) return {load: () => readManifests(path)}
+  const kubeConfig = loadKubeConfig({
+    ...(flags.kubeconfig ? {kubeconfig: flags.kubeconfig} : {}),
+    ...(flags.context ? {context: flags.context} : {}),
+  })
+  return {load: () => listSnapshot(kubeConfig), publisher: kubePublisher(kubeConfig)}
 }
 
 function counts(mappings: MappingSummary[]): {configured: number; invalid: number} {

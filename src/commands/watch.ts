@@ -11,8 +11,11 @@ import {createLogger, errorText, LOG_LEVELS, type LogLevel, type Logger} from '.
 import {SmartnatMetrics} from '../lib/observe/metrics.js'
 import {DEFAULT_METRICS_ADDRESS, parseListenAddress, startObserveServer, type ObserveServer} from '../lib/observe/server.js'
 import {FileWatchSource} from '../lib/source/file-watch.js'
+import {loadKubeConfig} from '../lib/source/kube/config.js'
+import {KubeSource} from '../lib/source/kube/source.js'
 import type {SnapshotSource} from '../lib/source/source.js'
-import {checkPrerequisites} from '../lib/sync/once.js'
+import {checkPrerequisites, type SyncReport} from '../lib/sync/once.js'
+import {kubePublisher, type Publisher} from '../lib/sync/publish.js'
 import {syncPass, WatchLoop} from '../lib/sync/watch.js'
 
 export default class Watch extends SmartnatCommand {
@@ -69,7 +72,8 @@ export default class Watch extends SmartnatCommand {
       this.error((error as Error).message, {exit: 2})
     }
     const logger = createLogger({level: flags['log-level'] as LogLevel, format: process.stdout.isTTY ? 'text' : 'json'})
-    const source = await this.source(flags['from-file'], logger.with({component: 'source'}))
+    const metrics = new SmartnatMetrics()
+    const {source, publisher} = await this.source(flags, logger.with({component: 'source'}), metrics)
     const runner = new ExecRunner({timeoutSeconds: flags['command-timeout'], ...(flags.netns ? {netns: flags.netns} : {})})
     const backend = iptablesBackend(runner)
     await checkPrerequisites(runner).catch((error: unknown) => this.error(errorText(error)))
@@ -78,16 +82,34 @@ export default class Watch extends SmartnatCommand {
       this.error(`cannot start: ${errorText(error)}`),
     )
     const stopRequested = stopSignal()
-    const metrics = new SmartnatMetrics()
-    const loop = new WatchLoop({source, sync: syncPass({runner, backend}, settings), observer: metrics, logger, minIntervalMs, resyncIntervalMs: resyncMs})
+    const afterSync = publisher
+      ? async (report: SyncReport) => {
+          const published = await publisher.publish(report)
+          for (const error of published.errors) logger.warn('status writeback failed', {error: errorText(error)})
+          if (published.status.patched > 0 || published.eventsCreated > 0) {
+            logger.info('statuses written', {patched: published.status.patched, events: published.eventsCreated})
+          }
+        }
+      : undefined
+    const loop = new WatchLoop({
+      source,
+      sync: syncPass({runner, backend}, settings),
+      ...(afterSync ? {afterSync} : {}),
+      observer: metrics,
+      logger,
+      minIntervalMs,
+      resyncIntervalMs: resyncMs,
+    })
     let server: ObserveServer | undefined
     try {
       server = await startObserveServer({address: flags['metrics-addr'], readiness: () => loop.readiness(), metrics: () => metrics.render()})
-      logger.info('watching', {source: flags['from-file'], resync: flags.resync, metricsAddr: `${server.host}:${server.port}`, lock: lock.path})
-      await loop.start()
-      const signal = await stopRequested
+      logger.info('watching', {source: flags['from-file'] ?? 'kubernetes', resync: flags.resync, metricsAddr: `${server.host}:${server.port}`, lock: lock.path})
+      const started = loop.start()
+      // A signal stops the wait for a source that cannot sync; a start that fails ends the daemon.
+      const signal = await Promise.race([stopRequested, started.then(() => stopRequested)])
       logger.info('stopping; waiting for the sync in progress', {signal})
       await loop.stop()
+      await started
       await this.finish(flags['flush-on-exit'], backend, logger)
     } catch (error) {
       await loop.stop().catch(() => {})
@@ -98,13 +120,37 @@ export default class Watch extends SmartnatCommand {
     }
   }
 
-  /** Where Mappings, Services and EndpointSlices come from. */
-  private async source(path: string | undefined, logger: Logger): Promise<SnapshotSource> {
-    if (!path) {
-      this.error('reading Mappings from the Kubernetes API is not available in this version yet; give --from-file PATH', {exit: 2})
+  /** Where Mappings, Services and EndpointSlices come from, and where verdicts go back to. */
+  private async source(
+    flags: {'from-file'?: string; kubeconfig?: string; context?: string},
+    logger: Logger,
+    metrics: SmartnatMetrics,
+  ): Promise<{source: SnapshotSource; publisher?: Publisher}> {
+    const path = flags['from-file']
+    if (path) {
+      await access(path).catch(() => this.error(`--from-file ${path}: no such file or directory`, {exit: 2}))
+      return {source: new FileWatchSource(path, {logger})}
     }
-    await access(path).catch(() => this.error(`--from-file ${path}: no such file or directory`, {exit: 2}))
-    return new FileWatchSource(path, {logger})
+    let kubeConfig
+    try {
+      kubeConfig = loadKubeConfig({
+        ...(flags.kubeconfig ? {kubeconfig: flags.kubeconfig} : {}),
+        ...(flags.context ? {context: flags.context} : {}),
+      })
+    } catch (error) {
+      this.error(errorText(error), {exit: 2})
+    }
+    const source = new KubeSource(kubeConfig)
+    let lastError: string | undefined
+    source.onStateChange(() => {
+      const error = source.lastError?.message
+      if (error && error !== lastError) {
+        metrics.apiError()
+        logger.warn('Kubernetes API error; keeping the last applied rules', {error})
+      }
+      lastError = error
+    })
+    return {source, publisher: kubePublisher(kubeConfig)}
   }
 
   private async finish(flush: boolean, backend: ReturnType<typeof iptablesBackend>, logger: Logger): Promise<void> {

@@ -100,6 +100,7 @@ const verdict = (name: string, valid: boolean, configured: string[]): MappingVer
 
 function report(verdicts: MappingVerdict[] = []): SyncReport {
   return {
+    snapshot: {mappings: [], services: [], endpointSlices: []},
     plan: {model: {mappings: [], interfaces: [], egress: [], masquerade: true}, verdicts},
     host: {interfaces: []},
     applied: {changed: true, written: {sets: 1, chains: 2, rules: 3, routes: 4}, changedEndpoints: []},

@@ -3,13 +3,13 @@ import type {Backend, ApplyResult, ChangedEndpoint} from '../backend/backend.js'
 import {ipBatchPayload} from '../backend/iptables/payloads.js'
 import {renderRestoreScripts} from '../backend/iptables/render.js'
 import type {IptablesState} from '../backend/iptables/types.js'
-import {deleteStaleNatFlows, type NatFlowTarget} from '../host/conntrack.js'
+import {deleteFlowsFromEndpoints, deleteStaleNatFlows, type NatFlowTarget} from '../host/conntrack.js'
 import {readHostInterfaces} from '../host/interfaces.js'
 import type {Runner} from '../host/runner.js'
 import {checkIpForwarding, relaxReversePathFilter, type RpFilterChange} from '../host/sysctl.js'
 import {assertToolsPresent, checkTools} from '../host/tools.js'
 import type {Protocol} from '../mapping/types.js'
-import type {Ipv4} from '../net/ipv4.js'
+import {compareIpv4, parseIpv4, type Ipv4} from '../net/ipv4.js'
 import type {HostInfo, NatModel, Plan, Snapshot} from '../plan/model.js'
 import {plan} from '../plan/plan.js'
 import type {SyncSettings} from './settings.js'
@@ -30,6 +30,8 @@ export function dryRun(snapshot: Snapshot, host: HostInfo, settings: SyncSetting
 }
 
 export interface SyncReport {
+  /** The objects this pass planned from. */
+  snapshot: Snapshot
   plan: Plan
   host: HostInfo
   applied: ApplyResult
@@ -58,6 +60,13 @@ export async function prepareHost(runner: Runner, settings: SyncSettings): Promi
   return {host, rpFilter}
 }
 
+export interface SyncOptions {
+  /** Rewrite everything smartnat owns (after a failed apply). */
+  full?: boolean
+  /** Check tools and IPv4 forwarding first (default); a daemon does it once at start. */
+  checkPrerequisites?: boolean
+}
+
 /** A named stage of a sync, so a caller can show progress (listr2 on a TTY, plain lines otherwise). */
 export interface SyncStep {
   title: string
@@ -69,7 +78,7 @@ export function syncSteps(
   deps: SyncDeps,
   loadSnapshot: () => Promise<Snapshot>,
   settings: SyncSettings,
-  options: {full?: boolean} = {},
+  options: SyncOptions = {},
 ): {steps: SyncStep[]; report(): SyncReport} {
   let snapshot: Snapshot | undefined
   let prepared: {host: HostInfo; rpFilter: RpFilterChange[]} | undefined
@@ -77,7 +86,7 @@ export function syncSteps(
   let applied: ApplyResult | undefined
   let conntrackDeleted = 0
   const steps: SyncStep[] = [
-    {title: 'Check host prerequisites', run: () => checkPrerequisites(deps.runner)},
+    ...(options.checkPrerequisites === false ? [] : [{title: 'Check host prerequisites', run: () => checkPrerequisites(deps.runner)}]),
     {title: 'Read Mappings, Services and EndpointSlices', run: async () => void (snapshot = await loadSnapshot())},
     {title: 'Read external interfaces', run: async () => void (prepared = await prepareHost(deps.runner, settings))},
     {title: 'Plan', run: async () => void (planned = plan(snapshot!, prepared!.host, settings.plan))},
@@ -88,19 +97,22 @@ export function syncSteps(
     {
       title: 'Drop connections to vanished targets',
       run: async () => {
-        if (applied!.changedEndpoints.length === 0) return
-        conntrackDeleted = await deleteStaleNatFlows(deps.runner, flowTargets(applied!.changedEndpoints, planned!.model))
+        if (applied!.changedEndpoints.length > 0) {
+          conntrackDeleted += await deleteStaleNatFlows(deps.runner, flowTargets(applied!.changedEndpoints, planned!.model))
+        }
+        const gone = vanishedPods(snapshot!, planned!, prepared!.host)
+        if (gone.length > 0) conntrackDeleted += await deleteFlowsFromEndpoints(deps.runner, gone)
       },
     },
   ]
   return {
     steps,
-    report: () => ({plan: planned!, host: prepared!.host, applied: applied!, rpFilter: prepared!.rpFilter, conntrackDeleted}),
+    report: () => ({snapshot: snapshot!, plan: planned!, host: prepared!.host, applied: applied!, rpFilter: prepared!.rpFilter, conntrackDeleted}),
   }
 }
 
 /** Applies one snapshot to the kernel: the whole desired state, writing only what differs. */
-export async function syncOnce(deps: SyncDeps, loadSnapshot: () => Promise<Snapshot>, settings: SyncSettings, options: {full?: boolean} = {}): Promise<SyncReport> {
+export async function syncOnce(deps: SyncDeps, loadSnapshot: () => Promise<Snapshot>, settings: SyncSettings, options: SyncOptions = {}): Promise<SyncReport> {
   const {steps, report} = syncSteps(deps, loadSnapshot, settings, options)
   for (const step of steps) await step.run()
   return report()
@@ -116,4 +128,28 @@ function flowTargets(changed: ChangedEndpoint[], model: NatModel): NatFlowTarget
     const target = current.get(`${e.address} ${e.protocol} ${e.port}`)
     return {address: e.address as Ipv4, protocol: e.protocol as Protocol, port: e.port, ...(target ? {target} : {})}
   })
+}
+
+/**
+ * Pods this host served before and serves no more. A Mapping's status remembers, per address
+ * of this host, the pods it was configured with; where kube-proxy runs on this host, its
+ * connections to a pod that left are DNATed straight to that pod and would hang.
+ */
+export function vanishedPods(snapshot: Snapshot, planned: Plan, host: HostInfo): Ipv4[] {
+  const own = new Set<string>(host.interfaces.flatMap((i) => i.addresses.map((a) => a.address)))
+  const current = new Set<string>()
+  for (const verdict of planned.verdicts) {
+    for (const {podIPs} of Object.values(verdict.configuredAddresses)) for (const ip of podIPs) current.add(ip)
+  }
+  const gone = new Set<Ipv4>()
+  for (const mapping of snapshot.mappings) {
+    for (const [address, configured] of Object.entries(mapping.status?.configuredAddresses ?? {})) {
+      if (!own.has(address)) continue
+      for (const text of configured?.podIPs ?? []) {
+        const ip = parseIpv4(text)
+        if (ip && !current.has(ip)) gone.add(ip)
+      }
+    }
+  }
+  return [...gone].sort(compareIpv4)
 }

@@ -68,7 +68,8 @@ export function syncPass(deps: SyncDeps, settings: SyncSettings): SyncPass {
       ...deps.backend,
       render: (model) => (desired = deps.backend.render(model)),
     }
-    const report = await syncOnce({...deps, backend}, loadSnapshot, settings, options)
+    // The daemon checks the host's prerequisites once, when it starts.
+    const report = await syncOnce({...deps, backend}, loadSnapshot, settings, {...options, checkPrerequisites: false})
     return {report, rulesProgrammed: desired ? countRules(desired) : 0}
   }
 }
@@ -89,6 +90,7 @@ export class WatchLoop {
   private last: LastPass | undefined
   private failures = 0
   private nextFull = false
+  private stopped = false
 
   constructor(private readonly options: WatchLoopOptions) {
     this.clock = options.clock ?? systemClock
@@ -105,11 +107,13 @@ export class WatchLoop {
   async start(): Promise<void> {
     this.unsubscribe = this.options.source.onChange(() => this.runner.request())
     await this.options.source.start()
-    this.runner.start()
+    // A source that never synced (API unreachable) resolves start() only when stopped.
+    if (!this.stopped) this.runner.start()
   }
 
   /** Stops the source, then lets the pass in progress finish; the rules stay as they are. */
   async stop(): Promise<void> {
+    this.stopped = true
     this.unsubscribe?.()
     this.unsubscribe = undefined
     await this.options.source.stop()

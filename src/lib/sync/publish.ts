@@ -1,0 +1,36 @@
+/** Tells each Mapping what this instance made of it: status writeback, then Events on transitions. */
+import {hostname} from 'node:os'
+
+import type {KubeConfig} from '@kubernetes/client-node'
+
+import {kubeEventApi, kubeMappingStatusApi, type EventApi, type MappingStatusApi} from '../source/kube/writers.js'
+import {recordEvents} from './events.js'
+import type {SyncReport} from './once.js'
+import {ownAddresses, writeStatuses, type StatusWriteResult} from './status.js'
+
+export interface PublishResult {
+  status: StatusWriteResult
+  eventsCreated: number
+  /** Every status or Event write that failed; the sync itself still counts as done. */
+  errors: Error[]
+}
+
+export interface Publisher {
+  publish(report: SyncReport, now?: Date): Promise<PublishResult>
+}
+
+/** A publisher writing through the API of `kubeConfig`, as this host (`hostName`). */
+export function kubePublisher(kubeConfig: KubeConfig, hostName = hostname()): Publisher {
+  return apiPublisher(kubeMappingStatusApi(kubeConfig), kubeEventApi(kubeConfig), hostName)
+}
+
+/** A publisher over the given status and Event APIs. */
+export function apiPublisher(statusApi: MappingStatusApi, eventApi: EventApi, hostName: string): Publisher {
+  return {
+    async publish(report, now = new Date()) {
+      const status = await writeStatuses(statusApi, report.snapshot.mappings, report.plan.verdicts, report.host, now)
+      const events = await recordEvents(eventApi, status.changes, ownAddresses(report.host), hostName, now)
+      return {status, eventsCreated: events.created, errors: [...status.errors, ...events.errors]}
+    },
+  }
+}

@@ -1,0 +1,71 @@
+import {expect} from 'chai'
+
+import type {MappingResource} from '../../src/lib/mapping/types.js'
+import type {Ipv4} from '../../src/lib/net/ipv4.js'
+import type {HostInfo, MappingVerdict, Plan} from '../../src/lib/plan/model.js'
+import {vanishedPods} from '../../src/lib/sync/once.js'
+
+const host: HostInfo = {interfaces: [{name: 'eth1', addresses: [{address: '198.18.0.10' as Ipv4, prefixLength: 24}]}]}
+
+function mapping(name: string, configured: Record<string, string[]>): MappingResource {
+  return {
+    metadata: {name, namespace: 'default'},
+    status: {configuredAddresses: Object.fromEntries(Object.entries(configured).map(([a, podIPs]) => [a, {podIPs}]))},
+  }
+}
+
+function verdict(name: string, configured: Record<string, string[]>): MappingVerdict {
+  return {
+    namespace: 'default',
+    name,
+    valid: true,
+    invalid: 'no',
+    configuredAddresses: Object.fromEntries(Object.entries(configured).map(([a, podIPs]) => [a, {podIPs: podIPs as Ipv4[]}])),
+    notLocalAddresses: [],
+  }
+}
+
+function planOf(verdicts: MappingVerdict[]): Plan {
+  return {model: {mappings: [], interfaces: [], egress: [], masquerade: true}, verdicts}
+}
+
+describe('vanishedPods', () => {
+  const cases: {name: string; before: MappingResource[]; now: MappingVerdict[]; want: string[]}[] = [
+    {
+      name: 'a pod that left the Service',
+      before: [mapping('web', {'198.18.0.10': ['198.19.200.11', '198.19.200.12']})],
+      now: [verdict('web', {'198.18.0.10': ['198.19.200.12']})],
+      want: ['198.19.200.11'],
+    },
+    {
+      name: 'nothing when the pods are unchanged',
+      before: [mapping('web', {'198.18.0.10': ['198.19.200.11']})],
+      now: [verdict('web', {'198.18.0.10': ['198.19.200.11']})],
+      want: [],
+    },
+    {
+      name: 'a pod still serving another Mapping stays',
+      before: [mapping('a', {'198.18.0.10': ['198.19.200.11']}), mapping('b', {'198.18.0.10': []})],
+      now: [verdict('a', {'198.18.0.10': []}), verdict('b', {'198.18.0.10': ['198.19.200.11']})],
+      want: [],
+    },
+    {
+      name: 'another instance’s addresses are not this host’s memory',
+      before: [mapping('web', {'198.18.9.9': ['198.19.200.11']})],
+      now: [verdict('web', {})],
+      want: [],
+    },
+    {
+      name: 'every pod of a Mapping that became invalid, sorted numerically',
+      before: [mapping('web', {'198.18.0.10': ['198.19.200.100', '198.19.200.9']})],
+      now: [{...verdict('web', {}), valid: false, invalid: 'bad'}],
+      want: ['198.19.200.9', '198.19.200.100'],
+    },
+  ]
+  for (const c of cases) {
+    it(c.name, () => {
+      const snapshot = {mappings: c.before, services: [], endpointSlices: []}
+      expect(vanishedPods(snapshot, planOf(c.now), host)).to.deep.equal(c.want)
+    })
+  }
+})
