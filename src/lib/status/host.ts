@@ -44,8 +44,7 @@ const RP_STRICT = 1
 /** Gathers the host's prerequisites and interfaces; nothing here needs root, and nothing is changed. */
 export async function gatherHostStatus(runner: Runner, options: {tools: ToolName[]; lockPath: string; host: HostInfo; model: NatModel}): Promise<HostStatus> {
   const problems: string[] = []
-  const report = await checkTools(runner, options.tools)
-  const tools = report.tools.map((t): ToolLine => ({name: t.name, present: t.present, version: t.present ? t.version : null, install: t.present ? null : t.install}))
+  const {tools, iptablesFlavour} = await toolLines(runner, options.tools)
   for (const t of tools) if (!t.present) problems.push(`${t.name} is missing; install it with \`${t.install}\``)
 
   const ipForward = await sysctlOrNull(runner, 'net.ipv4.ip_forward')
@@ -67,7 +66,24 @@ export async function gatherHostStatus(runner: Runner, options: {tools: ToolName
       rpFilter,
     })
   }
-  return {ipForward, tools, iptablesFlavour: report.iptablesFlavour ?? null, lock: await lockStatus(options.lockPath), interfaces, problems}
+  return {ipForward, tools, iptablesFlavour, lock: await lockStatus(options.lockPath), interfaces, problems}
+}
+
+// Tools are checked one at a time: `ipset --version` fails without root, which only hides its version.
+async function toolLines(runner: Runner, names: ToolName[]): Promise<{tools: ToolLine[]; iptablesFlavour: HostStatus['iptablesFlavour']}> {
+  const tools: ToolLine[] = []
+  let iptablesFlavour: HostStatus['iptablesFlavour'] = null
+  for (const name of names) {
+    try {
+      const report = await checkTools(runner, [name])
+      const t = report.tools[0]!
+      tools.push({name, present: t.present, version: t.present ? t.version : null, install: t.present ? null : t.install})
+      iptablesFlavour ??= report.iptablesFlavour ?? null
+    } catch {
+      tools.push({name, present: true, version: null, install: null})
+    }
+  }
+  return {tools, iptablesFlavour}
 }
 
 async function sysctlOrNull(runner: Runner, key: string): Promise<string | null> {
