@@ -2,7 +2,7 @@ import {Args, Flags} from '@oclif/core'
 
 import {SmartnatCommand} from '../cli/base.js'
 import {hostFlags, planFlags, sourceFlags, syncSettings} from '../cli/flags.js'
-import {inspectHost, snapshotLoader} from '../lib/explain/context.js'
+import {errorChain, inspectHost, snapshotLoader} from '../lib/explain/context.js'
 import {mappingExplanationLines, packetExplanationLines} from '../lib/explain/format.js'
 import {iptablesInspector} from '../lib/explain/inspector.js'
 import {explainMapping, type MappingExplanation} from '../lib/explain/mapping.js'
@@ -60,7 +60,7 @@ Writes nothing. Without root the kernel cannot be read: only the desired rules a
     const runner = new ExecRunner({timeoutSeconds: flags['command-timeout'], ...(flags.netns ? {netns: flags.netns} : {})})
     const inspector = iptablesInspector(runner)
     const loadSnapshot = snapshotLoader({fromFile: flags['from-file'], kubeconfig: flags.kubeconfig, context: flags.context})
-    const inspection = await inspectHost({runner, inspector, loadSnapshot}, settings)
+    const inspection = await inspectHost({runner, inspector, loadSnapshot}, settings).catch((error: unknown) => this.error(errorChain(error)))
     const paint = outputPaint()
 
     if (packet) {

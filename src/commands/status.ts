@@ -3,7 +3,7 @@ import {stringify} from 'yaml'
 
 import {SmartnatCommand} from '../cli/base.js'
 import {hostFlags, lockFlags, planFlags, sourceFlags, syncSettings} from '../cli/flags.js'
-import {inspectHost, snapshotLoader} from '../lib/explain/context.js'
+import {errorChain, inspectHost, snapshotLoader} from '../lib/explain/context.js'
 import {iptablesInspector} from '../lib/explain/inspector.js'
 import {ExecRunner} from '../lib/host/runner.js'
 import {outputPaint} from '../lib/status/columns.js'
@@ -50,7 +50,7 @@ Exit codes, for monitoring: 0 all is well; 3 drift (the kernel differs from the 
     }
     const runner = new ExecRunner({timeoutSeconds: flags['command-timeout'], ...(flags.netns ? {netns: flags.netns} : {})})
     const loadSnapshot = snapshotLoader({fromFile: flags['from-file'], kubeconfig: flags.kubeconfig, context: flags.context})
-    const inspection = await inspectHost({runner, inspector: iptablesInspector(runner), loadSnapshot}, settings)
+    const inspection = await inspectHost({runner, inspector: iptablesInspector(runner), loadSnapshot}, settings).catch((error: unknown) => this.error(errorChain(error)))
     const host = await gatherHostStatus(runner, {
       tools: ['ip', 'iptables', 'ipset', 'conntrack'],
       lockPath: flags['lock-file'],
