@@ -7,7 +7,7 @@ async function explain(src: string, dst: string, kernel?: KernelFixture, inInter
   return explainPacket(inspection, inspector, parsePacketSpec(src, dst, inInterface))
 }
 
-const verdictOf = (e: PacketExplanation) => ({verdict: e.verdict, mapping: e.mapping, target: e.target})
+const verdictOf = (e: Pick<PacketExplanation, 'verdict' | 'mapping' | 'target'>) => ({verdict: e.verdict, mapping: e.mapping, target: e.target})
 
 describe('explainPacket', () => {
   it('an allowed source is forwarded: Mapping, allow-list entry, DNAT target and reply path', async () => {
