@@ -33,8 +33,6 @@ Writes nothing. Without root the kernel cannot be read: only the desired rules a
 
   static override flags = {
     ...sourceFlags,
-    kubeconfig: Flags.string({summary: 'Kubeconfig to read Mappings from (default: like kubectl).', helpValue: 'PATH', exclusive: ['from-file']}),
-    context: Flags.string({summary: 'Kubeconfig context to use.', helpValue: 'NAME'}),
     ...hostFlags,
     ...planFlags,
     namespace: Flags.string({char: 'n', summary: 'Namespace of the Mapping named without one.', helpValue: 'NAMESPACE'}),

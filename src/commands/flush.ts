@@ -1,7 +1,8 @@
 import {createInterface} from 'node:readline/promises'
 
-import {Command, Flags} from '@oclif/core'
+import {Flags} from '@oclif/core'
 
+import {SmartnatCommand} from '../cli/base.js'
 import {hostFlags, lockFlags} from '../cli/flags.js'
 import {iptablesBackend} from '../lib/backend/backend.js'
 import {ExecRunner} from '../lib/host/runner.js'
@@ -15,7 +16,7 @@ const KINDS: [keyof FlushReport['removed'], string][] = [
   ['routes', 'routes'],
 ]
 
-export default class Flush extends Command {
+export default class Flush extends SmartnatCommand {
   static override summary = 'Remove everything smartnat installed on this host, and nothing else.'
 
   static override description = `Deletes smartnat's jumps, its SNM- chains and ipsets, and its ip rules and routing tables. Rules, sets and routes that are not smartnat's are left exactly as they are. Running it again finds nothing to remove. Asks for confirmation on a terminal; scripts pass --yes. Mappings are not touched: the next "smartnat sync" installs everything again.`
@@ -37,7 +38,7 @@ export default class Flush extends Command {
   }
 
   async run(): Promise<FlushOutcome> {
-    const {flags} = await this.parse(Flush)
+    const {flags} = await this.parseWithConfig(Flush)
     const ask = !flags['dry-run'] && !flags.yes
     if (ask && !process.stdin.isTTY) {
       this.error('flush removes every rule smartnat installed and asks first, but stdin is not a terminal; pass --yes to flush without asking', {exit: 2})

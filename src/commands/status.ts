@@ -30,8 +30,6 @@ Exit codes, for monitoring: 0 all is well; 3 drift (the kernel differs from the 
 
   static override flags = {
     ...sourceFlags,
-    kubeconfig: Flags.string({summary: 'Kubeconfig to read Mappings from (default: like kubectl).', helpValue: 'PATH', exclusive: ['from-file']}),
-    context: Flags.string({summary: 'Kubeconfig context to use.', helpValue: 'NAME'}),
     ...hostFlags,
     ...planFlags,
     'lock-file': lockFlags['lock-file'],

@@ -9,10 +9,7 @@ import {parseAssumedAddresses} from '../lib/host/assumed.js'
 import {readHostInterfaces} from '../lib/host/interfaces.js'
 import {withLock} from '../lib/host/lock.js'
 import {ExecRunner} from '../lib/host/runner.js'
-import type {Snapshot} from '../lib/plan/model.js'
-import {readManifests} from '../lib/source/file.js'
-import {loadKubeConfig} from '../lib/source/kube/config.js'
-import {listSnapshot} from '../lib/source/kube/source.js'
+import {oneShotSource, type OneShotSource} from '../lib/source/oneshot.js'
 import {dryRun, syncSteps} from '../lib/sync/once.js'
 import {kubePublisher, type Publisher, type PublishResult} from '../lib/sync/publish.js'
 
@@ -59,7 +56,7 @@ export default class Sync extends SmartnatCommand {
 
   async run(): Promise<SyncOutput> {
     const {flags} = await this.parseWithConfig(Sync)
-    const source = snapshotSource(flags)
+    const source = this.source(flags)
     const settings = syncSettings(flags)
     const runner = new ExecRunner({timeoutSeconds: flags['command-timeout'], ...(flags.netns ? {netns: flags.netns} : {})})
     const backend = iptablesBackend(runner)
@@ -72,8 +69,18 @@ export default class Sync extends SmartnatCommand {
     return output
   }
 
+  /** Files or the API; with the API, verdicts go back as Mapping statuses and Events. */
+  private source(flags: {'from-file'?: string; kubeconfig?: string; context?: string}): OneShotSource & {publisher?: Publisher} {
+    try {
+      const source = oneShotSource({fromFile: flags['from-file'], kubeconfig: flags.kubeconfig, context: flags.context})
+      return source.kubeConfig ? {...source, publisher: kubePublisher(source.kubeConfig)} : source
+    } catch (error) {
+      this.error((error as Error).message, {exit: 2})
+    }
+  }
+
   private async dryRun(
-    source: OneShotSource,
+    source: OneShotSource & {publisher?: Publisher},
     assumed: string | undefined,
     runner: ExecRunner,
     backend: ReturnType<typeof iptablesBackend>,
@@ -96,7 +103,7 @@ export default class Sync extends SmartnatCommand {
   }
 
   private async apply(
-    source: OneShotSource,
+    source: OneShotSource & {publisher?: Publisher},
     runner: ExecRunner,
     backend: ReturnType<typeof iptablesBackend>,
     settings: ReturnType<typeof syncSettings>,
@@ -138,23 +145,6 @@ export default class Sync extends SmartnatCommand {
       ...(published ? {statusesWritten: published.status.patched, eventsCreated: published.eventsCreated} : {}),
     }
   }
-}
-
-interface OneShotSource {
-  load(): Promise<Snapshot>
-  /** Where verdicts go back to: the API's Mapping statuses; none for files. */
-  publisher?: Publisher
-}
-
-/** Manifests from disk with --from-file, otherwise the Kubernetes API as kubectl would reach it. */
-function snapshotSource(flags: {'from-file'?: string; kubeconfig?: string; context?: string}): OneShotSource {
-  const path = flags['from-file']
-  if (path) return {load: () => readManifests(path)}
-  const kubeConfig = loadKubeConfig({
-    ...(flags.kubeconfig ? {kubeconfig: flags.kubeconfig} : {}),
-    ...(flags.context ? {context: flags.context} : {}),
-  })
-  return {load: () => listSnapshot(kubeConfig), publisher: kubePublisher(kubeConfig)}
 }
 
 function counts(mappings: MappingSummary[]): {configured: number; invalid: number} {

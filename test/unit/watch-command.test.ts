@@ -7,9 +7,9 @@ describe('smartnat watch: refused options', function () {
 
   const table: {desc: string; args: string[]; message: string}[] = [
     {
-      desc: 'no source',
-      args: [],
-      message: 'reading Mappings from the Kubernetes API is not available in this version yet; give --from-file PATH',
+      desc: 'a kubeconfig that does not exist',
+      args: ['--kubeconfig', '/nonexistent/kubeconfig'],
+      message: 'kubeconfig /nonexistent/kubeconfig: no such file',
     },
     {
       desc: 'a resync that is not a duration',
@@ -42,8 +42,8 @@ describe('smartnat watch: refused options', function () {
   }
 
   it('accepts seconds, minutes and bare seconds as durations (then stops at the missing source)', async () => {
-    const result = await smartnat(['watch', '--resync', '90', '--min-sync-interval', '250ms', '--config', '/dev/null'])
+    const result = await smartnat(['watch', '--resync', '90', '--min-sync-interval', '250ms', '--config', '/dev/null', '--kubeconfig', '/nonexistent/kubeconfig'])
     expect(result.code).to.equal(2)
-    expect(result.stderr).to.include('give --from-file PATH')
+    expect(result.stderr).to.include('kubeconfig /nonexistent/kubeconfig: no such file')
   })
 })

@@ -3,9 +3,7 @@ import {readHostInterfaces} from '../host/interfaces.js'
 import type {Runner} from '../host/runner.js'
 import type {HostInfo, Plan, Snapshot} from '../plan/model.js'
 import {plan} from '../plan/plan.js'
-import {readManifests} from '../source/file.js'
-import {loadKubeConfig} from '../source/kube/config.js'
-import {listSnapshot} from '../source/kube/source.js'
+import {oneShotSource, type SourceOptions} from '../source/oneshot.js'
 import type {SyncSettings} from '../sync/settings.js'
 import {diffParts, type Drift} from './drift.js'
 import type {Inspector} from './inspector.js'
@@ -71,11 +69,8 @@ export function errorChain(error: unknown): string {
   return messages.length > 0 ? messages.join(': ') : String(error)
 }
 
-/** Where the objects come from: manifests when a path is given, else the API server kubectl would use. */
-export function snapshotLoader(source: {fromFile?: string; kubeconfig?: string; context?: string}): () => Promise<Snapshot> {
-  if (source.fromFile !== undefined) {
-    const path = source.fromFile
-    return () => readManifests(path)
-  }
-  return () => listSnapshot(loadKubeConfig({...(source.kubeconfig ? {kubeconfig: source.kubeconfig} : {}), ...(source.context ? {context: source.context} : {})}))
+/** The one-shot source's loader: files with `fromFile`, otherwise the Kubernetes API. */
+export function snapshotLoader(source: SourceOptions): () => Promise<Snapshot> {
+  // Resolved on first use, so a missing kubeconfig is reported like any other failure to read the source.
+  return () => oneShotSource(source).load()
 }

@@ -1,0 +1,30 @@
+/** Where a one-shot command reads its objects: files with --from-file, otherwise the Kubernetes API. */
+import type {KubeConfig} from '@kubernetes/client-node'
+
+import type {Snapshot} from '../plan/model.js'
+import {readManifests} from './file.js'
+import {loadKubeConfig} from './kube/config.js'
+import {listSnapshot} from './kube/source.js'
+
+export interface SourceOptions {
+  fromFile?: string
+  kubeconfig?: string
+  context?: string
+}
+
+export interface OneShotSource {
+  load(): Promise<Snapshot>
+  /** Set when the objects come from the API, which is also where statuses go back to. */
+  kubeConfig?: KubeConfig
+}
+
+/** Manifests from disk with `fromFile`, otherwise the API as kubectl would reach it (errors name what is missing). */
+export function oneShotSource(options: SourceOptions): OneShotSource {
+  const path = options.fromFile
+  if (path !== undefined) return {load: () => readManifests(path)}
+  const kubeConfig = loadKubeConfig({
+    ...(options.kubeconfig ? {kubeconfig: options.kubeconfig} : {}),
+    ...(options.context ? {context: options.context} : {}),
+  })
+  return {load: () => listSnapshot(kubeConfig), kubeConfig}
+}
