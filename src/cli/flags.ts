@@ -1,6 +1,7 @@
 /** Flags shared by the commands, with the original controller's environment variables as fallbacks. */
 import {Flags} from '@oclif/core'
 
+import {BACKEND_NAMES, type BackendName} from '../lib/backend/backend.js'
 import {DEFAULT_INTERFACES_PATTERN, compileInterfacesPattern} from '../lib/host/interfaces.js'
 import {DEFAULT_LOCK_PATH} from '../lib/host/lock.js'
 import {DEFAULT_PLAN_OPTIONS, type PlanOptions} from '../lib/plan/model.js'
@@ -25,6 +26,12 @@ export const sourceFlags = {
 }
 
 export const hostFlags = {
+  backend: Flags.option({
+    summary: 'How NAT is programmed: iptables + ipset, or one nftables table.',
+    options: BACKEND_NAMES,
+    env: 'SMARTNAT_BACKEND',
+    default: 'iptables' as BackendName,
+  })(),
   interfaces: Flags.string({
     summary: 'Regular expression selecting the external interfaces.',
     env: 'SNCTRLR_INTERFACES_PATTERN',

@@ -4,7 +4,7 @@ import {Flags} from '@oclif/core'
 
 import {SmartnatCommand} from '../cli/base.js'
 import {hostFlags, lockFlags} from '../cli/flags.js'
-import {iptablesBackend} from '../lib/backend/backend.js'
+import {everyBackend} from '../lib/backend/backend.js'
 import {ExecRunner} from '../lib/host/runner.js'
 import {flushedCount, flushOwned, type FlushOutcome, type FlushReport} from '../lib/sync/flush.js'
 
@@ -44,7 +44,7 @@ export default class Flush extends SmartnatCommand {
       this.error('flush removes every rule smartnat installed and asks first, but stdin is not a terminal; pass --yes to flush without asking', {exit: 2})
     }
     const runner = new ExecRunner({timeoutSeconds: flags['command-timeout'], ...(flags.netns ? {netns: flags.netns} : {})})
-    const outcome = await flushOwned(iptablesBackend(runner), {
+    const outcome = await flushOwned(everyBackend(runner), {
       dryRun: flags['dry-run'],
       lock: {path: flags['lock-file'], waitMs: flags['lock-wait'] * 1000},
       ...(ask ? {confirm: (preview: FlushReport) => this.confirm(preview)} : {}),

@@ -4,7 +4,7 @@ import {Listr} from 'listr2'
 import {SmartnatCommand} from '../cli/base.js'
 import {hostFlags, lockFlags, planFlags, sourceFlags, syncSettings} from '../cli/flags.js'
 import {summarizeVerdict, verdictLines, type MappingSummary} from '../cli/verdicts.js'
-import {iptablesBackend, type WriteCounts} from '../lib/backend/backend.js'
+import {createBackend, type Backend, type Payload, type WriteCounts} from '../lib/backend/backend.js'
 import {parseAssumedAddresses} from '../lib/host/assumed.js'
 import {readHostInterfaces} from '../lib/host/interfaces.js'
 import {withLock} from '../lib/host/lock.js'
@@ -23,7 +23,7 @@ interface SyncOutput {
   conntrackDeleted?: number
   statusesWritten?: number
   eventsCreated?: number
-  scripts?: {ipset: string; iptables: string; ip: string}
+  scripts?: Payload[]
 }
 
 export default class Sync extends SmartnatCommand {
@@ -59,7 +59,7 @@ export default class Sync extends SmartnatCommand {
     const source = this.source(flags)
     const settings = syncSettings(flags)
     const runner = new ExecRunner({timeoutSeconds: flags['command-timeout'], ...(flags.netns ? {netns: flags.netns} : {})})
-    const backend = iptablesBackend(runner)
+    const backend = createBackend(flags.backend, runner)
 
     const output = flags['dry-run']
       ? await this.dryRun(source, flags['assume-addresses'], runner, backend, settings)
@@ -83,7 +83,7 @@ export default class Sync extends SmartnatCommand {
     source: OneShotSource & {publisher?: Publisher},
     assumed: string | undefined,
     runner: ExecRunner,
-    backend: ReturnType<typeof iptablesBackend>,
+    backend: Backend,
     settings: ReturnType<typeof syncSettings>,
   ): Promise<SyncOutput> {
     const snapshot = await source.load()
@@ -92,20 +92,15 @@ export default class Sync extends SmartnatCommand {
     const mappings = report.plan.verdicts.map(summarizeVerdict)
     if (!this.jsonEnabled()) {
       for (const line of verdictLines(report.plan.verdicts)) this.log(line)
-      this.log('\n# ipset restore -exist')
-      this.log(report.scripts.ipset.trimEnd())
-      this.log('\n# iptables-restore --noflush --wait')
-      this.log(report.scripts.iptables.trimEnd())
-      this.log('\n# ip -batch -')
-      this.log(report.scripts.ip.trimEnd())
+      for (const payload of report.payloads) this.log(`\n# ${payload.command}\n${payload.text.trimEnd()}`)
     }
-    return {dryRun: true, mappings, ...counts(mappings), scripts: report.scripts}
+    return {dryRun: true, mappings, ...counts(mappings), scripts: report.payloads}
   }
 
   private async apply(
     source: OneShotSource & {publisher?: Publisher},
     runner: ExecRunner,
-    backend: ReturnType<typeof iptablesBackend>,
+    backend: Backend,
     settings: ReturnType<typeof syncSettings>,
     full: boolean,
   ): Promise<SyncOutput> {

@@ -4,7 +4,7 @@ import {Flags} from '@oclif/core'
 
 import {SmartnatCommand} from '../cli/base.js'
 import {hostFlags, lockFlags, planFlags, sourceFlags, syncSettings} from '../cli/flags.js'
-import {iptablesBackend} from '../lib/backend/backend.js'
+import {createBackend, type Backend} from '../lib/backend/backend.js'
 import {acquireLock, type Lock} from '../lib/host/lock.js'
 import {ExecRunner} from '../lib/host/runner.js'
 import {createLogger, errorText, LOG_LEVELS, type LogLevel, type Logger} from '../lib/observe/log.js'
@@ -75,7 +75,7 @@ export default class Watch extends SmartnatCommand {
     const metrics = new SmartnatMetrics()
     const {source, publisher} = await this.source(flags, logger.with({component: 'source'}), metrics)
     const runner = new ExecRunner({timeoutSeconds: flags['command-timeout'], ...(flags.netns ? {netns: flags.netns} : {})})
-    const backend = iptablesBackend(runner)
+    const backend = createBackend(flags.backend, runner)
     await checkPrerequisites(runner).catch((error: unknown) => this.error(errorText(error)))
 
     const lock = await acquireLock({path: flags['lock-file'], waitMs: flags['lock-wait'] * 1000, purpose: 'watch'}).catch((error: unknown) =>
@@ -153,7 +153,7 @@ export default class Watch extends SmartnatCommand {
     return {source, publisher: kubePublisher(kubeConfig)}
   }
 
-  private async finish(flush: boolean, backend: ReturnType<typeof iptablesBackend>, logger: Logger): Promise<void> {
+  private async finish(flush: boolean, backend: Backend, logger: Logger): Promise<void> {
     if (!flush) return logger.info('stopped; rules left in place')
     const report = await backend.flush({dryRun: false})
     const removed = Object.values(report.removed).reduce((n, items) => n + items.length, 0)

@@ -55,8 +55,12 @@ describe('smartnat sync --dry-run', () => {
       },
     ])
     expect(out).to.include({dryRun: true, configured: 0, invalid: 1})
-    expect(Object.keys(out.scripts).sort()).to.deep.equal(['ip', 'ipset', 'iptables'])
-    expect(out.scripts.iptables).not.to.contain('DNAT')
+    expect(out.scripts.map((p: {command: string}) => p.command)).to.deep.equal([
+      'ipset restore -exist',
+      'iptables-restore --noflush --wait',
+      'ip -batch -',
+    ])
+    expect(out.scripts[1].text).not.to.contain('DNAT')
   })
 
   it('names the file and line of malformed YAML', async () => {
@@ -101,7 +105,7 @@ describe('smartnat config file', () => {
       if (error) throw error
       const out = JSON.parse(stdout)
       if (out.error) throw new Error(out.error.message)
-      return out.scripts.ip as string
+      return out.scripts.find((p: {command: string}) => p.command === 'ip -batch -').text as string
     } finally {
       process.env = saved
     }

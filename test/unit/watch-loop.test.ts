@@ -6,7 +6,7 @@ import type {MappingVerdict, Snapshot} from '../../src/lib/plan/model.js'
 import type {SnapshotSource, SourceHealth} from '../../src/lib/source/source.js'
 import type {Clock} from '../../src/lib/sync/debounce.js'
 import type {SyncReport} from '../../src/lib/sync/once.js'
-import {WatchLoop, type PassResult, type WatchLoopOptions} from '../../src/lib/sync/watch.js'
+import {WatchLoop, type WatchLoopOptions} from '../../src/lib/sync/watch.js'
 
 const T0 = 1_700_000_000_000
 
@@ -98,7 +98,7 @@ const verdict = (name: string, valid: boolean, configured: string[]): MappingVer
   notLocalAddresses: [],
 })
 
-function report(verdicts: MappingVerdict[] = []): SyncReport {
+function report(verdicts: MappingVerdict[] = [], rulesProgrammed = 7): SyncReport {
   return {
     snapshot: {mappings: [], services: [], endpointSlices: []},
     plan: {model: {mappings: [], interfaces: [], egress: [], masquerade: true}, verdicts},
@@ -106,6 +106,7 @@ function report(verdicts: MappingVerdict[] = []): SyncReport {
     applied: {changed: true, written: {sets: 1, chains: 2, rules: 3, routes: 4}, changedEndpoints: []},
     rpFilter: [],
     conntrackDeleted: 0,
+    rulesProgrammed,
   }
 }
 
@@ -122,17 +123,17 @@ class ScriptedSync {
   maxInFlight = 0
   durationMs = 0
   /** Outcomes for the next calls, in order; after they run out every call succeeds. */
-  outcomes: (Error | PassResult)[] = []
+  outcomes: (Error | SyncReport)[] = []
 
   constructor(private readonly clock: FakeClock) {}
 
-  readonly pass = async (load: () => Promise<Snapshot>, options: {full: boolean}): Promise<PassResult> => {
+  readonly pass = async (load: () => Promise<Snapshot>, options: {full: boolean}): Promise<SyncReport> => {
     this.inFlight++
     this.maxInFlight = Math.max(this.maxInFlight, this.inFlight)
     try {
       this.calls.push({at: this.clock.now(), full: options.full, snapshot: await load()})
       if (this.durationMs > 0) await new Promise<void>((resolve) => this.clock.setTimeout(resolve, this.durationMs))
-      const outcome = this.outcomes.shift() ?? {report: report(), rulesProgrammed: 7}
+      const outcome = this.outcomes.shift() ?? report([], 7)
       if (outcome instanceof Error) throw outcome
       return outcome
     } finally {
@@ -339,7 +340,7 @@ describe('watch loop', () => {
 
   it('calls afterSync with each successful report; its failure is logged and changes nothing else', async () => {
     const seen: SyncReport[] = []
-    const first = {report: report([verdict('web', true, ['198.18.0.10'])]), rulesProgrammed: 9}
+    const first = report([verdict('web', true, ['198.18.0.10'])], 9)
     sync.outcomes = [first, new Error('apply failed')]
     let fail = true
     await startLoop({
@@ -349,7 +350,7 @@ describe('watch loop', () => {
       },
     })
     await clock.advance(0)
-    expect(seen).to.deep.equal([first.report])
+    expect(seen).to.deep.equal([first])
     expect(loop!.readiness()).to.deep.equal({ready: true})
     expect(logLines.find((l) => l.level === 'warn')).to.include({msg: 'after-sync hook failed; the next sync tries again', error: 'status patch: 409 Conflict'})
     fail = false
@@ -365,7 +366,7 @@ describe('watch loop', () => {
     const metrics = new SmartnatMetrics()
     sync.durationMs = 250
     sync.outcomes = [
-      {report: report([verdict('a', true, ['198.18.0.10']), verdict('b', false, []), verdict('c', true, []), verdict('d', true, ['198.18.0.11'])]), rulesProgrammed: 42},
+      report([verdict('a', true, ['198.18.0.10']), verdict('b', false, []), verdict('c', true, []), verdict('d', true, ['198.18.0.11'])], 42),
       new Error('boom'),
     ]
     await startLoop({observer: metrics})

@@ -1,19 +1,27 @@
 /** What the sync needs from a backend: render a NatModel, apply it, read it back, flush it. */
-import type {Runner} from '../host/runner.js'
+import {CommandError, type Runner} from '../host/runner.js'
 import type {NatModel} from '../plan/model.js'
-import type {ApplyOptions, ApplyResult, FlushReport} from './result.js'
+import {ApplyError, type ApplyOptions, type ApplyResult, type FlushReport} from './result.js'
 import {applyIptables} from './iptables/apply.js'
 import {flushIptables} from './iptables/flush.js'
+import {ipBatchPayload} from './iptables/payloads.js'
 import {readIptablesState} from './iptables/read.js'
-import {renderIptables} from './iptables/render.js'
-import type {IptablesState} from './iptables/types.js'
+import {renderIptables, renderRestoreScripts} from './iptables/render.js'
+import type {IpRouteState, IpRuleState, IptablesState} from './iptables/types.js'
+import {nftablesBackend} from './nftables/backend.js'
 
 export type {ApplyOptions, ApplyResult, ChangedEndpoint, FlushReport, WriteCounts} from './result.js'
 export {ApplyError} from './result.js'
 
+/** A payload a backend feeds to one kernel tool, labelled with the command that reads it. */
+export interface Payload {
+  command: string
+  text: string
+}
+
 /** One way of programming NAT into the kernel; `State` is its desired/actual state (comparable, printable). */
 export interface Backend<State = unknown> {
-  readonly name: string
+  readonly name: BackendName
   /** Pure: the state this NatModel needs in the kernel. */
   render(model: NatModel): State
   /** Makes the kernel match `desired`, writing only what differs; throws ApplyError (forceFull) on failure. */
@@ -22,6 +30,23 @@ export interface Backend<State = unknown> {
   read(): Promise<State>
   /** Removes everything smartnat owns, and nothing else. */
   flush(options: {dryRun: boolean}): Promise<FlushReport>
+  /** Pure: the payloads that program `desired` into a host that has none of it (what a dry run prints). */
+  payloads(desired: State): Payload[]
+  /** Pure: how many rules `desired` holds (a metric). */
+  ruleCount(desired: State): number
+}
+
+export const BACKEND_NAMES = ['iptables', 'nftables'] as const
+export type BackendName = (typeof BACKEND_NAMES)[number]
+
+/** The backend called `name`, running its commands through `runner`. */
+export function createBackend(name: BackendName, runner: Runner): Backend {
+  return (name === 'nftables' ? nftablesBackend(runner) : iptablesBackend(runner)) as Backend
+}
+
+/** The `ip -batch -` payload that adds smartnat's routes and rules to a host that has none. */
+export function routingPayload(routing: {ipRules: IpRuleState[]; routes: IpRouteState[]}): Payload {
+  return {command: 'ip -batch -', text: ipBatchPayload({replaceRoutes: routing.routes, addRules: routing.ipRules, deleteRules: [], deleteRoutes: []})}
 }
 
 /** The iptables + ipset + ip rule/route backend, running its commands through `runner`. */
@@ -32,5 +57,49 @@ export function iptablesBackend(runner: Runner): Backend<IptablesState> {
     apply: (desired, options) => applyIptables(runner, desired, options),
     read: () => readIptablesState(runner),
     flush: (options) => flushIptables(runner, options),
+    payloads(desired) {
+      const {ipset, iptables} = renderRestoreScripts(desired)
+      return [
+        {command: 'ipset restore -exist', text: ipset},
+        {command: 'iptables-restore --noflush --wait', text: iptables},
+        routingPayload(desired),
+      ]
+    },
+    ruleCount: (desired) =>
+      Object.values(desired.tables).reduce((n, table) => n + table.jumps.length + table.chains.reduce((m, c) => m + c.rules.length, 0), 0),
+  }
+}
+
+/**
+ * Flushes what any backend owns, so a host that switched backends keeps nothing of either.
+ * A backend whose tool is not installed cannot have installed anything.
+ */
+export function everyBackend(runner: Runner): Pick<Backend, 'flush'> {
+  return {
+    async flush(options) {
+      const reports: FlushReport[] = []
+      for (const name of BACKEND_NAMES) {
+        try {
+          reports.push(await createBackend(name, runner).flush(options))
+        } catch (error) {
+          if (!(error instanceof ApplyError && notInstalled(error.cause)) && !notInstalled(error)) throw error
+        }
+      }
+      return mergeFlushReports(options.dryRun, reports)
+    },
+  }
+}
+
+function notInstalled(error: unknown): boolean {
+  return error instanceof CommandError && error.exitCode === undefined
+}
+
+function mergeFlushReports(dryRun: boolean, reports: FlushReport[]): FlushReport {
+  // Both backends remove the same ip rules and routes; each is named once.
+  const union = (kind: keyof FlushReport['removed']) => [...new Set(reports.flatMap((r) => r.removed[kind]))]
+  return {
+    dryRun,
+    changed: reports.some((r) => r.changed),
+    removed: {jumps: union('jumps'), chains: union('chains'), sets: union('sets'), ipRules: union('ipRules'), routes: union('routes')},
   }
 }

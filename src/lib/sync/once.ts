@@ -1,8 +1,5 @@
 /** One pass of the pipeline: snapshot + host -> plan -> render -> apply -> conntrack cleanup. */
-import type {Backend, ApplyResult, ChangedEndpoint} from '../backend/backend.js'
-import {ipBatchPayload} from '../backend/iptables/payloads.js'
-import {renderRestoreScripts} from '../backend/iptables/render.js'
-import type {IptablesState} from '../backend/iptables/types.js'
+import type {ApplyResult, Backend, ChangedEndpoint, Payload} from '../backend/backend.js'
 import {deleteFlowsFromEndpoints, deleteStaleNatFlows, type NatFlowTarget} from '../host/conntrack.js'
 import {readHostInterfaces} from '../host/interfaces.js'
 import type {Runner} from '../host/runner.js'
@@ -17,16 +14,13 @@ import type {SyncSettings} from './settings.js'
 /** What a dry run shows: the verdicts and the payloads a real sync would apply to an empty host. */
 export interface DryRunReport {
   plan: Plan
-  desired: IptablesState
-  scripts: {ipset: string; iptables: string; ip: string}
+  payloads: Payload[]
 }
 
 /** Plans and renders without touching the kernel. */
-export function dryRun(snapshot: Snapshot, host: HostInfo, settings: SyncSettings, backend: Pick<Backend<IptablesState>, 'render'>): DryRunReport {
+export function dryRun<State>(snapshot: Snapshot, host: HostInfo, settings: SyncSettings, backend: Pick<Backend<State>, 'render' | 'payloads'>): DryRunReport {
   const result = plan(snapshot, host, settings.plan)
-  const desired = backend.render(result.model)
-  const ip = ipBatchPayload({replaceRoutes: desired.routes, addRules: desired.ipRules, deleteRules: [], deleteRoutes: []})
-  return {plan: result, desired, scripts: {...renderRestoreScripts(desired), ip}}
+  return {plan: result, payloads: backend.payloads(backend.render(result.model))}
 }
 
 export interface SyncReport {
@@ -37,11 +31,13 @@ export interface SyncReport {
   applied: ApplyResult
   rpFilter: RpFilterChange[]
   conntrackDeleted: number
+  /** Rules in the state that was applied. */
+  rulesProgrammed: number
 }
 
 export interface SyncDeps {
   runner: Runner
-  backend: Backend<IptablesState>
+  backend: Backend
 }
 
 /** Checks the host's prerequisites: tools present and IPv4 forwarding on. */
@@ -85,6 +81,7 @@ export function syncSteps(
   let planned: Plan | undefined
   let applied: ApplyResult | undefined
   let conntrackDeleted = 0
+  let rulesProgrammed = 0
   const steps: SyncStep[] = [
     ...(options.checkPrerequisites === false ? [] : [{title: 'Check host prerequisites', run: () => checkPrerequisites(deps.runner)}]),
     {title: 'Read Mappings, Services and EndpointSlices', run: async () => void (snapshot = await loadSnapshot())},
@@ -92,7 +89,11 @@ export function syncSteps(
     {title: 'Plan', run: async () => void (planned = plan(snapshot!, prepared!.host, settings.plan))},
     {
       title: `Apply (${deps.backend.name})`,
-      run: async () => void (applied = await deps.backend.apply(deps.backend.render(planned!.model), {full: options.full ?? false})),
+      run: async () => {
+        const desired = deps.backend.render(planned!.model)
+        rulesProgrammed = deps.backend.ruleCount(desired)
+        applied = await deps.backend.apply(desired, {full: options.full ?? false})
+      },
     },
     {
       title: 'Drop connections to vanished targets',
@@ -107,7 +108,7 @@ export function syncSteps(
   ]
   return {
     steps,
-    report: () => ({snapshot: snapshot!, plan: planned!, host: prepared!.host, applied: applied!, rpFilter: prepared!.rpFilter, conntrackDeleted}),
+    report: () => ({snapshot: snapshot!, plan: planned!, host: prepared!.host, applied: applied!, rpFilter: prepared!.rpFilter, conntrackDeleted, rulesProgrammed}),
   }
 }
 

@@ -8,8 +8,6 @@
  * apply full when the backend says so. Nothing is applied until the source has synced: an empty
  * cache must not wipe the rules.
  */
-import type {Backend} from '../backend/backend.js'
-import type {IptablesState} from '../backend/iptables/types.js'
 import {errorText, silentLogger, type Logger} from '../observe/log.js'
 import type {SyncRecord} from '../observe/metrics.js'
 import type {Readiness} from '../observe/server.js'
@@ -19,15 +17,8 @@ import {BoundedFrequencyRunner, systemClock, type Clock} from './debounce.js'
 import {syncOnce, type SyncDeps, type SyncReport} from './once.js'
 import type {SyncSettings} from './settings.js'
 
-/** One pass's outcome as the loop needs it. */
-export interface PassResult {
-  report: SyncReport
-  /** Rules (owned chains and jumps) in the desired state that was applied. */
-  rulesProgrammed: number
-}
-
 /** Runs one sync pass over the snapshot `loadSnapshot` gives. */
-export type SyncPass = (loadSnapshot: () => Promise<Snapshot>, options: {full: boolean}) => Promise<PassResult>
+export type SyncPass = (loadSnapshot: () => Promise<Snapshot>, options: {full: boolean}) => Promise<SyncReport>
 
 /** Receives each pass's outcome (SmartnatMetrics implements it). */
 export interface SyncObserver {
@@ -60,23 +51,12 @@ export const DEFAULT_MIN_INTERVAL_MS = 100
 export const DEFAULT_RESYNC_INTERVAL_MS = 60_000
 export const DEFAULT_BACKOFF: BackoffOptions = {initialMs: 1000, maxMs: 30_000}
 
-/** The one-shot pipeline as a pass of the loop, counting the rules it renders. */
+/** The one-shot pipeline as a pass of the loop. */
 export function syncPass(deps: SyncDeps, settings: SyncSettings): SyncPass {
   return async (loadSnapshot, options) => {
-    let desired: IptablesState | undefined
-    const backend: Backend<IptablesState> = {
-      ...deps.backend,
-      render: (model) => (desired = deps.backend.render(model)),
-    }
     // The daemon checks the host's prerequisites once, when it starts.
-    const report = await syncOnce({...deps, backend}, loadSnapshot, settings, {...options, checkPrerequisites: false})
-    return {report, rulesProgrammed: desired ? countRules(desired) : 0}
+    return syncOnce(deps, loadSnapshot, settings, {...options, checkPrerequisites: false})
   }
-}
-
-/** Rules smartnat owns in a state: every rule of its chains plus its jumps from built-in chains. */
-export function countRules(state: IptablesState): number {
-  return Object.values(state.tables).reduce((n, table) => n + table.jumps.length + table.chains.reduce((m, c) => m + c.rules.length, 0), 0)
 }
 
 type LastPass = {ok: true; at: number} | {ok: false; at: number; error: string}
@@ -138,7 +118,7 @@ export class WatchLoop {
     }
     const full = this.nextFull
     const started = this.clock.now()
-    let result: PassResult
+    let result: SyncReport
     try {
       result = await this.options.sync(() => Promise.resolve(source.snapshot()), {full})
     } catch (error) {
@@ -146,16 +126,16 @@ export class WatchLoop {
       return
     }
     this.succeeded(result, started, full)
-    await this.runAfterSync(result.report)
+    await this.runAfterSync(result)
   }
 
-  private succeeded({report, rulesProgrammed}: PassResult, started: number, full: boolean): void {
+  private succeeded(report: SyncReport, started: number, full: boolean): void {
     const finishedAt = this.clock.now()
     const seconds = (finishedAt - started) / 1000
     this.failures = 0
     this.nextFull = false
     this.last = {ok: true, at: finishedAt}
-    this.options.observer?.syncSucceeded({seconds, finishedAt, verdicts: report.plan.verdicts, rulesProgrammed, written: report.applied.written})
+    this.options.observer?.syncSucceeded({seconds, finishedAt, verdicts: report.plan.verdicts, rulesProgrammed: report.rulesProgrammed, written: report.applied.written})
     const verdicts = report.plan.verdicts
     const fields = {
       seconds,
@@ -163,7 +143,7 @@ export class WatchLoop {
       changed: report.applied.changed,
       configured: verdicts.filter((v) => v.valid && Object.keys(v.configuredAddresses).length > 0).length,
       invalid: verdicts.filter((v) => !v.valid).length,
-      rules: rulesProgrammed,
+      rules: report.rulesProgrammed,
       ...(report.applied.changed ? {written: report.applied.written, conntrackDeleted: report.conntrackDeleted} : {}),
     }
     if (report.applied.changed) this.logger.info('sync applied changes', fields)
