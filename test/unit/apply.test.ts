@@ -302,6 +302,7 @@ describe('payload failure context', () => {
   const cases: [string, number | undefined][] = [
     ['iptables-restore v1.8.9 (nf_tables): unknown option\nError occurred at line: 7\n', 7],
     ['iptables-restore: line 12 failed\n', 12],
+    ['iptables-restore v1.8.9 (nf_tables): \nline 9: CHAIN_DEL failed (Device or resource busy): chain SNM-A-03160ee0\n', 9],
     ['ipset v7.17: Error in line 3: Syntax error\n', 3],
     ['Error: inet prefix is expected.\nCommand failed -:2\n', 2],
     ['Killed\n', undefined],

@@ -23,7 +23,8 @@ export const IPSET_RESTORE: readonly [string, string[]] = ['ipset', ['restore', 
 export const IP_BATCH: readonly [string, string[]] = ['ip', ['-batch', '-']]
 
 /** How each tool names the payload line it failed on. */
-const FAILED_LINE = [/Error occurred at line: (\d+)/, /line (\d+) failed/, /Error in line (\d+)/, /Command failed -:(\d+)/]
+// iptables-nft reports a refused commit as `line N: CHAIN_DEL failed (...)`, naming the line of the chain it could not change.
+const FAILED_LINE = [/Error occurred at line: (\d+)/, /line (\d+) failed/, /^line (\d+): /m, /Error in line (\d+)/, /Command failed -:(\d+)/]
 
 /** The line number a restore tool reported as failing, if it said. */
 export function failedLine(stderr: string): number | undefined {
