@@ -9,7 +9,7 @@
  * still pointing at the unchanged VIP, must stay: the flow moves to another pod on its own.
  */
 import {expect} from 'chai'
-import {iptablesBackend} from '../../src/lib/backend/backend.js'
+import {BACKENDS, requireBackend} from '../support/backends.js'
 import {podOf, syncArgs, udpFlow, type SyncJson} from '../support/e2e.js'
 import {LAB_DEFAULT_PODS, LAB_PLAN, createLab, requireLab, type Lab} from '../support/lab.js'
 import {ManifestDir, serviceFromLab, type MappingFixture} from '../support/mappings.js'
@@ -22,7 +22,7 @@ const EXT = LAB_PLAN.host.eth1.addresses[0]
 const CLIENT = LAB_PLAN.client1.addresses[0]
 const PORT = 5300
 
-describe('smartnat sync and established connections (root)', function () {
+for (const backend of BACKENDS) describe(`smartnat sync and established connections (root, ${backend.name})`, function () {
   this.timeout(60_000)
   let lab: Lab
   let dir: ManifestDir
@@ -36,7 +36,7 @@ describe('smartnat sync and established connections (root)', function () {
   })
   const apply = async (mappings: MappingFixture[]) => {
     await dir.write({services: [serviceFromLab('web', lab.services(), VIP), serviceFromLab('other', lab.services(), OTHER_VIP)], mappings})
-    return smartnatJson<SyncJson>(syncArgs(lab, dir))
+    return smartnatJson<SyncJson>(syncArgs(backend.name, lab, dir))
   }
   /** The host's conntrack entries of one client socket to the mapped port: both tuples as `conntrack -L` prints them, without timers and flags. */
   const flowsOf = async (port: number) => {
@@ -49,6 +49,7 @@ describe('smartnat sync and established connections (root)', function () {
 
   before(async function () {
     requireLab(this)
+    requireBackend(this, backend)
     lab = await createLab({pods: [...LAB_DEFAULT_PODS, {ip: POD_C, udp: [5353]}]})
     await lab.setService({vip: OTHER_VIP, protocol: 'udp', port: 53, targetPort: 5353, pods: [POD_C]})
     dir = await ManifestDir.create()
@@ -59,7 +60,7 @@ describe('smartnat sync and established connections (root)', function () {
   afterEach(async function () {
     if (!lab) return
     // The flush command itself is tested next to a foreign ruleset; here only a clean start matters.
-    await iptablesBackend(lab.hostRunner).flush({dryRun: false})
+    await backend.reset(lab)
     await lab.exec('host', 'conntrack', ['-F'])
   })
 

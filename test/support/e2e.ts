@@ -1,5 +1,6 @@
 /** What the end-to-end tests of the CLI share: sync arguments for a lab, its JSON output, kernel dumps, long-lived UDP flows. */
 import {spawn} from 'node:child_process'
+import type {BackendName} from '../../src/lib/backend/backend.js'
 import type {Lab, LabNamespace} from './lab.js'
 import type {ManifestDir} from './mappings.js'
 
@@ -27,9 +28,14 @@ export function labArgs(lab: Lab, dir: ManifestDir): string[] {
   return ['--netns', lab.ns('host'), '--lock-file', dir.file('smartnat.lock')]
 }
 
-/** `sync --from-file DIR` against the lab's host. */
-export function syncArgs(lab: Lab, dir: ManifestDir, ...flags: string[]): string[] {
-  return ['sync', '--from-file', dir.path, ...labArgs(lab, dir), ...flags]
+/** `sync --from-file DIR --backend NAME` against the lab's host. */
+export function syncArgs(backend: BackendName, lab: Lab, dir: ManifestDir, ...flags: string[]): string[] {
+  return commandArgs('sync', backend, lab, dir, ...flags)
+}
+
+/** `COMMAND --from-file DIR --backend NAME` against the lab's host: sync, watch, status, explain. */
+export function commandArgs(command: 'sync' | 'watch' | 'status' | 'explain', backend: BackendName, lab: Lab, dir: ManifestDir, ...flags: string[]): string[] {
+  return [command, '--from-file', dir.path, ...labArgs(lab, dir), '--backend', backend, ...flags]
 }
 
 /** `iptables-save` without its comment lines and counters: what a person compares between two moments. */
@@ -42,12 +48,14 @@ export async function iptablesDump(lab: Lab, name: LabNamespace = 'host'): Promi
     .join('\n')
 }
 
-/** The host's whole IPv4 network configuration that smartnat could touch: rules, sets, ip rules, every routing table. */
+/** The host's whole IPv4 network configuration that smartnat could touch: rules, sets, nft tables, ip rules, every routing table. */
 export async function kernelDump(lab: Lab): Promise<string> {
   const out = async (command: string, args: string[]) => (await lab.exec('host', command, args)).stdout
   return [
     await iptablesDump(lab),
     await out('ipset', ['save']),
+    // Stateless: without the counters iptables-nft's rules carry there.
+    await out('nft', ['-s', 'list', 'ruleset']),
     await out('ip', ['-4', 'rule', 'show']),
     await out('ip', ['-4', 'route', 'show', 'table', 'all']),
   ].join('\n')
