@@ -1,0 +1,82 @@
+import {expect} from 'chai'
+import {diffIptablesState} from '../../src/lib/backend/iptables/diff.js'
+import {MAX_CHAIN_NAME, MAX_SET_NAME, tempSetName} from '../../src/lib/backend/iptables/names.js'
+import {renderIptables} from '../../src/lib/backend/iptables/render.js'
+import {setOptions} from '../../src/lib/backend/iptables/sets.js'
+import type {IptablesState} from '../../src/lib/backend/iptables/types.js'
+import {plan} from '../../src/lib/plan/plan.js'
+import {BENCH_PLAN_OPTIONS, syntheticHost, syntheticSnapshot} from '../../bench/synthetic.js'
+
+const RUNS = 5
+
+function medianMs(body: () => void): number {
+  const times: number[] = []
+  for (let i = 0; i < RUNS; i++) {
+    const started = performance.now()
+    body()
+    times.push(performance.now() - started)
+  }
+  return times.sort((a, b) => a - b)[RUNS >> 1]!
+}
+
+function planAndRender(count: number): () => IptablesState {
+  const {host, addresses} = syntheticHost()
+  const snapshot = syntheticSnapshot(count, addresses)
+  return () => renderIptables(plan(snapshot, host, BENCH_PLAN_OPTIONS).model)
+}
+
+function maxelemOf(options: string): number {
+  return Number(/maxelem (\d+)/.exec(options)?.[1])
+}
+
+describe('scale', function () {
+  this.timeout(120_000)
+
+  it('plans and renders 20,000 Mappings in less than three times the time of 10,000', () => {
+    const small = planAndRender(10_000)
+    const large = planAndRender(20_000)
+    small()
+    const ratio = medianMs(large) / medianMs(small)
+    expect(ratio, `20,000 / 10,000 Mappings took ${ratio.toFixed(2)}x`).to.be.below(3)
+  })
+
+  it('diffs a one-entry change in sets twice as large in less than three times the time', () => {
+    const timeFor = (count: number) => {
+      const desired = planAndRender(count)()
+      const actual = structuredClone(desired)
+      actual.sets[0]!.entries = actual.sets[0]!.entries.slice(1)
+      return medianMs(() => expect(diffIptablesState(desired, actual).sets.update).to.have.length(1))
+    }
+    timeFor(5_000)
+    const ratio = timeFor(20_000) / timeFor(10_000)
+    expect(ratio, `diff at 20,000 / 10,000 Mappings took ${ratio.toFixed(2)}x`).to.be.below(3)
+  })
+
+  describe('kernel limits at 20,000 Mappings', () => {
+    let state: IptablesState
+    before(() => {
+      state = planAndRender(20_000)()
+    })
+
+    it('sizes every set to hold its entries (SNM-ALLOW holds 80,000)', () => {
+      const allow = state.sets.find((s) => s.name === 'SNM-ALLOW')!
+      expect(allow.entries).to.have.length(80_000)
+      expect(maxelemOf(allow.options)).to.equal(131_072)
+      for (const set of state.sets) expect(maxelemOf(set.options), set.name).to.be.at.least(set.entries.length)
+    })
+
+    it('keeps chain names within 28 characters and set names, temporary ones too, within 31', () => {
+      for (const table of Object.values(state.tables)) for (const chain of table.chains) expect(chain.name.length, chain.name).to.be.at.most(MAX_CHAIN_NAME)
+      for (const set of state.sets) expect(tempSetName(set.name).length, set.name).to.be.at.most(MAX_SET_NAME)
+    })
+
+    it('keeps each address chain to the endpoints of its own address (400 rules, not 40,000)', () => {
+      const longest = Math.max(...state.tables.nat.chains.filter((c) => c.name.startsWith('SNM-A-')).map((c) => c.rules.length))
+      expect(longest).to.equal(400)
+    })
+
+    it('grows maxelem in powers of two from 65536', () => {
+      expect([0, 65_536, 65_537, 131_072, 1_000_000].map((n) => maxelemOf(setOptions(n)))).to.deep.equal([65_536, 65_536, 131_072, 131_072, 1_048_576])
+    })
+  })
+})
