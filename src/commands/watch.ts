@@ -141,14 +141,19 @@ export default class Watch extends SmartnatCommand {
       this.error(errorText(error), {exit: 2})
     }
     const source = new KubeSource(kubeConfig)
-    let lastError: string | undefined
+    // Kinds fail and recover one by one: following only the source's first failing kind would
+    // report another kind's old error as new the moment the first one recovers.
+    const failing = new Map<string, string>()
     source.onStateChange(() => {
-      const error = source.lastError?.message
-      if (error && error !== lastError) {
-        metrics.apiError()
-        logger.warn('Kubernetes API error; keeping the last applied rules', {error})
+      for (const [kind, {lastError}] of Object.entries(source.health().kinds)) {
+        if (lastError && lastError !== failing.get(kind)) {
+          failing.set(kind, lastError)
+          metrics.apiError()
+          logger.warn('Kubernetes API error; keeping the last applied rules', {kind, error: lastError})
+        } else if (!lastError && failing.delete(kind)) {
+          logger.info('Kubernetes API reachable again', {kind})
+        }
       }
-      lastError = error
     })
     return {source, publisher: kubePublisher(kubeConfig)}
   }
