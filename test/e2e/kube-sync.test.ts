@@ -12,7 +12,7 @@ import {startApiServer, type ApiServer, type KubeObject} from '../support/apiser
 import {iptablesDump, type SyncJson} from '../support/e2e.js'
 import {LAB_PLAN, createLab, requireLab, type EchoResult, type Lab} from '../support/lab.js'
 import {mappingManifest, serviceFromLab, serviceManifests, type MappingFixture} from '../support/mappings.js'
-import {smartnatJson} from '../support/smartnat-cli.js'
+import {smartnat, smartnatJson} from '../support/smartnat-cli.js'
 
 const VIP = '198.19.100.10'
 const WEB_PODS = ['198.19.200.11', '198.19.200.12']
@@ -57,7 +57,8 @@ describe('smartnat sync against the Kubernetes API, in the namespace lab (root)'
     const resource = {Mapping: 'mappings', Service: 'services', EndpointSlice: 'endpointslices'}[String(object.kind)]!
     server!.api.create(server!.registry.find(group!, version!, resource)!, 'default', object as KubeObject)
   }
-  const sync = () => smartnatJson<KubeSyncJson>(['sync', '--kubeconfig', join(dir!, 'kubeconfig'), '--netns', lab!.ns('host'), '--lock-file', join(dir!, 'smartnat.lock')])
+  const syncArgs = () => ['sync', '--kubeconfig', join(dir!, 'kubeconfig'), '--netns', lab!.ns('host'), '--lock-file', join(dir!, 'smartnat.lock')]
+  const sync = () => smartnatJson<KubeSyncJson>(syncArgs())
   const reach = async (protocol: 'tcp' | 'udp', address: string, port: number) =>
     podOf((await lab!.requests(protocol, 'client1', CLIENT, address, port, 1, {timeoutMs: 800}))[0]!)
 
@@ -136,5 +137,15 @@ describe('smartnat sync against the Kubernetes API, in the namespace lab (root)'
     expect(mapping('web').metadata.resourceVersion).to.equal(webVersion)
     expect(await reach('tcp', EXT_A, 8080)).to.be.oneOf(WEB_PODS)
     expect(await reach('tcp', EXT_B, 8080), 'nothing is programmed for the invalid Mapping').to.equal('refused')
+  })
+
+  it('with the API down it fails naming the API and leaves the kernel alone', async () => {
+    const kernel = await iptablesDump(lab!)
+    await server!.stop()
+    const result = await smartnat(syncArgs())
+    expect(result.code).to.not.equal(0)
+    expect(result.stderr).to.match(new RegExp(`listing \\w+s from /api.*127\\.0\\.0\\.1:${server!.port}.*ECONNREFUSED`))
+    expect(await iptablesDump(lab!)).to.equal(kernel)
+    expect(await reach('tcp', EXT_A, 8080)).to.be.oneOf(WEB_PODS)
   })
 })
