@@ -144,9 +144,12 @@ export class WatchLoop {
       configured: verdicts.filter((v) => v.valid && Object.keys(v.configuredAddresses).length > 0).length,
       invalid: verdicts.filter((v) => !v.valid).length,
       rules: report.rulesProgrammed,
-      ...(report.applied.changed ? {written: report.applied.written, conntrackDeleted: report.conntrackDeleted} : {}),
+      ...(report.applied.changed ? {written: report.applied.written} : {}),
+      ...(report.applied.changed || report.conntrackDeleted > 0 ? {conntrackDeleted: report.conntrackDeleted} : {}),
     }
     if (report.applied.changed) this.logger.info('sync applied changes', fields)
+    // Pods leaving a Service change no rule in service mode, but dropping their connections is worth telling.
+    else if (report.conntrackDeleted > 0) this.logger.info('sync: kernel already up to date; dropped connections to vanished pods', fields)
     else this.logger.debug('sync: kernel already up to date', fields)
   }
 
