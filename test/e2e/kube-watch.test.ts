@@ -113,6 +113,8 @@ describe('smartnat watch against the Kubernetes API, in the namespace lab (root)
   let port: number
   /** When the API server listened again after the outage. */
   let backAt: number | undefined
+  /** The daemon's log so far. */
+  let logText = ''
 
   const type = (resource: 'mappings' | 'endpointslices' | 'events') =>
     resource === 'mappings'
@@ -164,6 +166,7 @@ describe('smartnat watch against the Kubernetes API, in the namespace lab (root)
       ],
       {timeoutMs: 110_000},
     )
+    daemon.child.stdout!.on('data', (chunk: Buffer) => (logText += chunk.toString()))
   })
 
   after(async () => {
@@ -237,6 +240,9 @@ describe('smartnat watch against the Kubernetes API, in the namespace lab (root)
     })).then((podIPs) => expect(podIPs).to.deep.equal([POD_A]))
     await withOutput(eventually('the conntrack entry from the pod that left to be gone', 5000, async () => ((await entries(POD_B)) === 0 ? true : undefined)))
     expect(await entries(POD_A), 'the entry of the pod that stays').to.equal(1)
+    const told = await eventually('the log to tell', 3000, () =>
+      logText.split('\n').filter(Boolean).map((l) => JSON.parse(l) as {level: string; msg: string; conntrackDeleted?: number}).find((l) => (l.conntrackDeleted ?? 0) > 0))
+    expect(told).to.include({level: 'info', conntrackDeleted: 1})
     expect(await reach(EXT_A, 8080)).to.equal(POD_A)
   })
 
