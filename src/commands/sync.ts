@@ -29,7 +29,7 @@ interface SyncOutput {
 export default class Sync extends SmartnatCommand {
   static override summary = 'Make this host’s NAT match the Mappings, once.'
 
-  static override description = `Reads Mappings, the Services they name and those Services' EndpointSlices, keeps the addresses assigned to this host's external interfaces, and applies the whole NAT state in one transaction, writing nothing when the kernel already matches. Run it from cron, or use "smartnat watch" to keep syncing. Invalid Mappings are reported and leave every other Mapping alone.`
+  static override description = `Reads Mappings, the Services they name and those Services' EndpointSlices, keeps the addresses assigned to this host's external interfaces, and applies the whole NAT state atomically (one transaction per tool), writing nothing when the kernel already matches. Without --from-file, Mappings come from the Kubernetes API and each one's status and Events are written back. Run it from cron, or use "smartnat watch" to keep syncing. Invalid Mappings are reported and leave every other Mapping alone; with --strict they make the exit code 3.`
 
   static override examples = [
     {description: 'Show what would be programmed, without root and without touching the kernel', command: '<%= config.bin %> <%= command.id %> --from-file examples/ --dry-run --assume-addresses 198.18.0.10,198.18.0.11'},
@@ -46,11 +46,11 @@ export default class Sync extends SmartnatCommand {
     ...lockFlags,
     'dry-run': Flags.boolean({summary: 'Print verdicts and the scripts a real sync would apply; needs no root, touches nothing.'}),
     'assume-addresses': Flags.string({
-      summary: 'With --dry-run: use these host addresses instead of the machine’s (ADDRESS[/PREFIX][@IFACE],...).',
-      helpValue: 'IP[,IP...]',
+      summary: 'With --dry-run: use these host addresses instead of the machine’s; LEN defaults to 24, IF to eth1.',
+      helpValue: 'IP[/LEN][@IF],...',
       dependsOn: ['dry-run'],
     }),
-    strict: Flags.boolean({summary: 'Exit non-zero when any Mapping is invalid.'}),
+    strict: Flags.boolean({summary: 'Exit with code 3 when any Mapping is invalid.'}),
     full: Flags.boolean({summary: 'Rewrite every chain and set smartnat owns, even where the kernel already matches.'}),
   }
 

@@ -21,7 +21,7 @@ import {syncPass, WatchLoop} from '../lib/sync/watch.js'
 export default class Watch extends SmartnatCommand {
   static override summary = 'Keep this host’s NAT matching the Mappings, as a daemon.'
 
-  static override description = `Syncs whenever the Mappings, Services or EndpointSlices change (promptly when idle, at most once per --min-sync-interval under churn) and every --resync, which also repairs rules someone removed and picks up new host addresses. A failed sync keeps the rules applied before and is retried with backoff. Serves /healthz, /readyz and Prometheus /metrics on --metrics-addr. Holds the smartnat lock while it runs, so a "smartnat sync" from cron waits for it or fails saying who holds it. SIGTERM or SIGINT stops it, leaving the rules in place unless --flush-on-exit.`
+  static override description = `Syncs whenever the Mappings, Services or EndpointSlices change (promptly when idle, at most once per --min-sync-interval under churn) and every --resync, which also repairs rules someone removed and picks up new host addresses. A failed sync keeps the rules applied before and is retried with backoff. Without --from-file, Mappings come from the Kubernetes API and each one's status and Events are written back. Serves /healthz, /readyz and Prometheus /metrics on --metrics-addr. Holds the smartnat lock while it runs, so a "smartnat sync" from cron waits for it or fails saying who holds it. SIGTERM or SIGINT stops it, leaving the rules in place unless --flush-on-exit.`
 
   static override examples = [
     {description: 'Watch a directory of manifests', command: 'sudo <%= config.bin %> <%= command.id %> --from-file /etc/smartnat/mappings/'},
