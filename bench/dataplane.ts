@@ -10,12 +10,15 @@
  *      |
  *   node ns:   n0 198.18.4.2/24, the Service VIP /32 on lo, a TCP sink on VIP:servicePort
  *
+ * The nftables backend is measured the same way, side by side.
+ *
  *   npm run bench:dataplane
  */
 import {spawn} from 'node:child_process'
 import {fileURLToPath} from 'node:url'
 import {applyIptables} from '../src/lib/backend/iptables/apply.js'
 import {renderIptables} from '../src/lib/backend/iptables/render.js'
+import {nftablesBackend} from '../src/lib/backend/nftables/backend.js'
 import {DEFAULT_PLAN_OPTIONS, type NatModel, type PlanOptions} from '../src/lib/plan/model.js'
 import {plan} from '../src/lib/plan/plan.js'
 import {addHostInterfaces, createNamespace, kernelUnavailableReason, type BenchNamespace} from './netns.js'
@@ -28,7 +31,7 @@ const CONCURRENCY = 64
 const SETTLE_MS = 3000
 const ROUNDS = 3
 const COUNTS = [1, 10_000] as const
-type Layout = 'smartnat' | 'original'
+type Layout = 'smartnat' | 'nftables' | 'original'
 
 const LOAD = fileURLToPath(new URL('tcp-connect-load.ts', import.meta.url))
 const SINK = fileURLToPath(new URL('tcp-sink.ts', import.meta.url))
@@ -70,6 +73,11 @@ async function buildTopology(tag: string): Promise<Topology> {
 async function loadLayout(host: BenchNamespace, layout: Layout, model: NatModel): Promise<void> {
   if (layout === 'smartnat') {
     await applyIptables(host.runner, renderIptables(model))
+    return
+  }
+  if (layout === 'nftables') {
+    const backend = nftablesBackend(host.runner)
+    await backend.apply(backend.render(model))
     return
   }
   const {ipset, iptables} = originalLayoutPayloads(model)
@@ -137,12 +145,13 @@ interface Config {
 }
 
 const CONFIGS: Config[] = [
-  {label: 'smartnat', layout: 'smartnat', target: 'last', options: DEFAULT_PLAN_OPTIONS},
+  {label: 'smartnat iptables', layout: 'smartnat', target: 'last', options: DEFAULT_PLAN_OPTIONS},
   {label: 'original layout', layout: 'original', target: 'last', options: DEFAULT_PLAN_OPTIONS},
+  {label: 'smartnat nftables backend', layout: 'nftables', target: 'last', options: DEFAULT_PLAN_OPTIONS},
   // Found after the fewest rules: the gap to the last-added one is the cost of walking rules.
-  {label: 'smartnat, first-added Mapping', layout: 'smartnat', target: 'first', options: DEFAULT_PLAN_OPTIONS},
+  {label: 'smartnat iptables, first-added Mapping', layout: 'smartnat', target: 'first', options: DEFAULT_PLAN_OPTIONS},
   // With --snat every new connection also meets one egress rule (with a set lookup) per address.
-  {label: 'smartnat --snat', layout: 'smartnat', target: 'last', options: BENCH_PLAN_OPTIONS},
+  {label: 'smartnat iptables --snat', layout: 'smartnat', target: 'last', options: BENCH_PLAN_OPTIONS},
 ]
 
 async function main(): Promise<boolean> {
@@ -166,9 +175,12 @@ async function main(): Promise<boolean> {
   })
   console.log(`New TCP connections/s to the last-added Mapping: medians of ${ROUNDS} rounds, ${SECONDS} s each, ${CONCURRENCY} in flight; ${failed} connections failed`)
   printTable(['layout', '1 Mapping', '10,000 Mappings', 'ratio 10,000/1'], rows.map((r) => [r.label, r.one, r.many, r.ratio]))
-  const [ours, original] = rows
+  const [ours, original, nft] = rows
   console.log(`smartnat / original layout at 10,000: ${(ours!.many / original!.many).toFixed(1)}x`)
-  return printTargets([{name: 'smartnat (default options): rate with 10,000 / rate with 1', value: ours!.ratio, limit: 0.8, unit: '', atLeast: true}])
+  return printTargets([
+    {name: 'smartnat iptables (default options): rate with 10,000 / rate with 1', value: ours!.ratio, limit: 0.8, unit: '', atLeast: true},
+    {name: 'smartnat nftables (default options): rate with 10,000 / rate with 1', value: nft!.ratio, limit: 0.8, unit: '', atLeast: true},
+  ])
 }
 
 const reason = kernelUnavailableReason()

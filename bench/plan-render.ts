@@ -5,6 +5,8 @@
  *   npm run bench [-- COUNT]
  */
 import {renderIptables, renderRestoreScripts} from '../src/lib/backend/iptables/render.js'
+import {nftablesBackend} from '../src/lib/backend/nftables/backend.js'
+import {RecordingRunner} from '../src/lib/host/runner.js'
 import {DEFAULT_PLAN_OPTIONS} from '../src/lib/plan/model.js'
 import {plan} from '../src/lib/plan/plan.js'
 import {median, peakRssMb, printTable, printTargets, timed} from './report.js'
@@ -44,6 +46,24 @@ printTable(
   ],
 )
 console.log(`peak RSS: ${baseline.toFixed(0)} MB with the input loaded, ${rss.toFixed(0)} MB after one plan + render, ${peakRssMb().toFixed(0)} MB after the warm runs`)
+// The nftables backend side by side: the same plan, rendered to one `nft -f` script (pure, no kernel).
+const nft = nftablesBackend(new RecordingRunner())
+const model = plan(snapshot, host, DEFAULT_PLAN_OPTIONS).model
+const nftRuns: {render: number; payloads: number}[] = []
+for (let i = 0; i <= WARM_RUNS; i++) {
+  const rendered = await timed(() => nft.render(model))
+  const payloads = await timed(() => nft.payloads(rendered.value))
+  nftRuns.push({render: rendered.ms, payloads: payloads.ms})
+}
+const warmNft = nftRuns.slice(1)
+console.log('render only, same plan:')
+printTable(
+  ['backend', 'render ms (cold)', 'payloads ms (cold)', `render + payloads ms (warm median of ${WARM_RUNS})`],
+  [
+    ['iptables', cold.render, cold.payloads, median(warm.map((w) => w.render + w.payloads))],
+    ['nftables', nftRuns[0]!.render, nftRuns[0]!.payloads, median(warmNft.map((w) => w.render + w.payloads))],
+  ],
+)
 const ok = printTargets([
   {name: `plan + render ${count} Mappings (cold)`, value: cold.total / 1000, limit: 1, unit: 's'},
   {name: 'peak RSS of one plan + render', value: rss, limit: 300, unit: 'MB'},
