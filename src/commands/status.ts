@@ -4,11 +4,11 @@ import {stringify} from 'yaml'
 import {SmartnatCommand} from '../cli/base.js'
 import {hostFlags, lockFlags, planFlags, sourceFlags, syncSettings} from '../cli/flags.js'
 import {errorChain, inspectHost, snapshotLoader} from '../lib/explain/context.js'
-import {iptablesInspector} from '../lib/explain/inspector.js'
+import {createInspector} from '../lib/explain/inspector.js'
 import {ExecRunner} from '../lib/host/runner.js'
 import {outputPaint} from '../lib/status/columns.js'
 import {statusLines} from '../lib/status/format.js'
-import {gatherHostStatus} from '../lib/status/host.js'
+import {backendTools, gatherHostStatus} from '../lib/status/host.js'
 import {buildStatusReport, statusExitCode, type StatusReport} from '../lib/status/report.js'
 
 export default class Status extends SmartnatCommand {
@@ -18,7 +18,9 @@ export default class Status extends SmartnatCommand {
 
 Mappings of every namespace are listed unless -n NAMESPACE narrows them: a host serves all namespaces alike.
 
-Exit codes, for monitoring: 0 all is well; 3 drift (the kernel differs from the desired state; the next sync repairs it); 4 a prerequisite fails (missing tool, ip_forward off, strict rp_filter on an external interface); 5 the kernel's rules cannot be read (not root). When several apply, 4 wins over 5, and 5 over 3. Invalid Mappings are listed with their reason but do not change the exit code.`
+--backend says which backend's rules to read; the nftables backend's rules keep no packet counters, so its PACKETS column shows -.
+
+Exit codes, for monitoring: 0 all is well; 3 drift (the kernel differs from the desired state; the next sync repairs it); 4 a prerequisite fails (missing tool, ip_forward off, strict rp_filter on an external interface, a forward chain whose drop policy smartnat cannot overrule); 5 the kernel's rules cannot be read (not root). When several apply, 4 wins over 5, and 5 over 3. Invalid Mappings are listed with their reason but do not change the exit code.`
 
   static override examples = [
     {description: 'Everything, from manifests', command: 'sudo <%= config.bin %> <%= command.id %> --from-file /etc/smartnat/mappings/'},
@@ -48,9 +50,12 @@ Exit codes, for monitoring: 0 all is well; 3 drift (the kernel differs from the 
     }
     const runner = new ExecRunner({timeoutSeconds: flags['command-timeout'], ...(flags.netns ? {netns: flags.netns} : {})})
     const loadSnapshot = snapshotLoader({fromFile: flags['from-file'], kubeconfig: flags.kubeconfig, context: flags.context})
-    const inspection = await inspectHost({runner, inspector: iptablesInspector(runner), loadSnapshot}, settings).catch((error: unknown) => this.error(errorChain(error)))
+    const inspection = await inspectHost({runner, inspector: createInspector(flags.backend, runner), loadSnapshot}, settings).catch((error: unknown) =>
+      this.error(errorChain(error)),
+    )
     const host = await gatherHostStatus(runner, {
-      tools: ['ip', 'iptables', 'ipset', 'conntrack'],
+      backend: flags.backend,
+      tools: backendTools(flags.backend),
       lockPath: flags['lock-file'],
       host: inspection.host,
       model: inspection.plan.model,

@@ -1,10 +1,11 @@
 /**
- * `smartnat explain --json` against the namespace lab: for each (source, destination, port,
- * protocol) the verdict the trace predicts must be what a real connection attempt does.
+ * `smartnat explain --json` against the namespace lab, for each backend: for each (source,
+ * destination, port, protocol) the verdict the trace predicts must be what a real connection attempt does.
  */
 import {expect} from 'chai'
 import type {PacketExplanation} from '../../src/lib/explain/packet.js'
-import {syncArgs, type SyncJson} from '../support/e2e.js'
+import {BACKENDS, requireBackend} from '../support/backends.js'
+import {commandArgs, syncArgs, type SyncJson} from '../support/e2e.js'
 import {LAB_PLAN, createLab, requireLab, type EchoResult, type Lab, type LabNamespace, type LabProtocol} from '../support/lab.js'
 import {ManifestDir, serviceFromLab, type ServiceFixture} from '../support/mappings.js'
 import {smartnatJson} from '../support/smartnat-cli.js'
@@ -57,14 +58,17 @@ const CASES: Case[] = [
   c('client2', CLIENT2, EXT_2, 53, 'tcp', 'unmatched'),
 ]
 
-describe('smartnat explain against real connections in the namespace lab (root)', function () {
+for (const backend of BACKENDS) describe(`smartnat explain against real connections in the namespace lab (root, ${backend.name})`, function () {
   this.timeout(180_000)
   let lab: Lab
   let dir: ManifestDir
   let web: ServiceFixture
 
+  const explain = (...flags: string[]) => smartnatJson<PacketExplanation>(commandArgs('explain', backend.name, lab, dir, ...flags))
+
   before(async function () {
     requireLab(this)
+    requireBackend(this, backend)
     lab = await createLab()
     web = serviceFromLab('web', lab.services(), VIP)
     dir = await ManifestDir.create()
@@ -79,7 +83,7 @@ describe('smartnat explain against real connections in the namespace lab (root)'
         {name: 'strict', namespace: 'shop', addresses: [EXT_2], allowedSources: ['198.18.3.100'], serviceName: 'web', ports: [{port: 443, servicePort: 80}]},
       ],
     })
-    const synced = await smartnatJson<SyncJson>(syncArgs(lab, dir))
+    const synced = await smartnatJson<SyncJson>(syncArgs(backend.name, lab, dir))
     expect(synced).to.include({configured: 4, invalid: 1})
   })
 
@@ -96,7 +100,7 @@ describe('smartnat explain against real connections in the namespace lab (root)'
       explained.push(
         ...(await Promise.all(
           CASES.slice(i, i + 6).map((k) =>
-            smartnatJson<PacketExplanation>(['explain', '--from-file', dir.path, '--netns', lab.ns('host'), '--src', k.src, '--dst', `${k.dst}:${k.port}/${k.protocol}`]),
+            explain('--src', k.src, '--dst', `${k.dst}:${k.port}/${k.protocol}`),
           ),
         )),
       )
@@ -128,13 +132,13 @@ describe('smartnat explain against real connections in the namespace lab (root)'
   })
 
   it('names the allow-list entry that admits a source, and the reason a stranger is dropped', async () => {
-    const allowed = await smartnatJson<PacketExplanation>(['explain', '-f', dir.path, '--netns', lab.ns('host'), '--src', CLIENT, '--dst', `${EXT_B}:80`])
+    const allowed = await explain('--src', CLIENT, '--dst', `${EXT_B}:80`)
     expect(allowed).to.include({verdict: 'forward', mapping: 'default/client-only', allowedSource: `${CLIENT}/32`})
-    const dropped = await smartnatJson<PacketExplanation>(['explain', '-f', dir.path, '--netns', lab.ns('host'), '--src', STRANGER, '--dst', `${EXT_B}:80/tcp`])
+    const dropped = await explain('--src', STRANGER, '--dst', `${EXT_B}:80/tcp`)
     expect(dropped.reason).to.equal(
-      `${STRANGER} is not in the allowed sources of default/client-only (${CLIENT}/32) for ${EXT_B} tcp/80; dropped by -A SNM-INPUT -m set --match-set SNM-ENDPOINTS dst,dst -j DROP`,
+      `${STRANGER} is not in the allowed sources of default/client-only (${CLIENT}/32) for ${EXT_B} tcp/80; dropped by ${backend.inputDropRule}`,
     )
-    const invalid = await smartnatJson<PacketExplanation>(['explain', '-f', dir.path, '--netns', lab.ns('host'), '--src', CLIENT, '--dst', `${EXT_C}:9000`])
+    const invalid = await explain('--src', CLIENT, '--dst', `${EXT_C}:9000`)
     expect(invalid.reason).to.equal(
       `default/broken asks for ${EXT_C} tcp/9000 but is invalid: service "no-such-service" not found in namespace "default"; smartnat leaves the packet to the host's other rules`,
     )

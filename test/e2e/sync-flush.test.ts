@@ -1,9 +1,12 @@
 /**
- * `smartnat flush` on a host that has a ruleset of its own: smartnat's rules coexist with it
- * (FORWARD policy DROP included), and flush takes away smartnat's part only, byte for byte.
+ * `smartnat flush` on a host that has a ruleset of its own, for each backend: smartnat's rules
+ * coexist with it (FORWARD policy DROP included, as far as the backend can), and flush takes away
+ * smartnat's part only, byte for byte.
  */
 import {expect} from 'chai'
-import {kernelDump, labArgs, syncArgs, type FlushJson, type SyncJson} from '../support/e2e.js'
+import type {StatusReport} from '../../src/lib/status/report.js'
+import {BACKENDS, requireBackend} from '../support/backends.js'
+import {commandArgs, kernelDump, labArgs, syncArgs, type FlushJson, type SyncJson} from '../support/e2e.js'
 import {LAB_PLAN, createLab, requireLab, type EchoResult, type Lab} from '../support/lab.js'
 import {ManifestDir, serviceFromLab} from '../support/mappings.js'
 import {smartnat, smartnatJson} from '../support/smartnat-cli.js'
@@ -15,6 +18,9 @@ const EXT_2 = LAB_PLAN.host.eth2.addresses[0]
 const CLIENT = LAB_PLAN.client1.addresses[0]
 
 const pod = (r: EchoResult) => (r.ok ? r.fields.pod : r.error)
+/** What the operator adds once where iptables' FORWARD drops by default (docs/kernel-layout-nftables.md). */
+const FORWARD_ACCEPT = ['-m', 'connmark', '!', '--mark', '0x0/0xff00000', '-j', 'ACCEPT']
+const FORWARD_FIX = `iptables -I FORWARD 1 ${FORWARD_ACCEPT.join(' ')}`
 
 /** Chains and rules in all three tables, a DROP policy, a set, an ip rule and a routing table, none of them smartnat's. */
 const FOREIGN_RULESET = `
@@ -34,7 +40,7 @@ const FOREIGN_RULESET = `
   ip route add default via ${LAB_PLAN.host.eth1.gateway} dev eth1 table 100
 `
 
-describe('smartnat flush next to a foreign ruleset (root)', function () {
+for (const backend of BACKENDS) describe(`smartnat flush next to a foreign ruleset (root, ${backend.name})`, function () {
   this.timeout(60_000)
   let lab: Lab
   let dir: ManifestDir
@@ -42,6 +48,7 @@ describe('smartnat flush next to a foreign ruleset (root)', function () {
 
   before(async function () {
     requireLab(this)
+    requireBackend(this, backend)
     lab = await createLab()
     dir = await ManifestDir.create()
     await lab.exec('host', 'sh', ['-ec', FOREIGN_RULESET])
@@ -57,18 +64,43 @@ describe('smartnat flush next to a foreign ruleset (root)', function () {
     await dir?.remove()
   })
 
-  it('coexists: traffic flows through smartnat’s rules although FORWARD’s policy is DROP', async () => {
-    const synced = await smartnatJson<SyncJson>(syncArgs(lab, dir, '--snat'))
-    expect(synced).to.include({configured: 1, changed: true})
+  const forwardProblems = async () => {
+    const run = await smartnat(commandArgs('status', backend.name, lab, dir, '--snat', '--json'))
+    return (JSON.parse(run.stdout) as StatusReport).host.problems.filter((p) => p.includes('FORWARD'))
+  }
+  const reachable = async () => {
     expect(PODS).to.include(pod(await lab.tcpRequest('client1', CLIENT, EXT, 8080)))
     expect(PODS).to.include(pod(await lab.udpRequest('client1', CLIENT, EXT, 5300)))
     expect(PODS).to.include(pod(await lab.tcpRequest('client2', undefined, EXT_2, 8080)))
+  }
 
-    // The DROP policy is real: without smartnat's accept rule nothing gets through; the next sync puts it back.
-    await lab.exec('host', 'iptables', ['-F', 'SNM-FORWARD'])
+  it('coexists with FORWARD’s DROP policy: the iptables backend accepts in FORWARD itself, the nftables backend cannot, and status names the fix', async () => {
+    const synced = await smartnatJson<SyncJson>(syncArgs(backend.name, lab, dir, '--snat'))
+    expect(synced).to.include({configured: 1, changed: true})
+    if (backend.overrulesForwardDrop) {
+      await reachable()
+      expect(await forwardProblems()).to.deep.equal([])
+      // The DROP policy is real: without smartnat's accept rule nothing gets through; the next sync puts it back.
+      await lab.exec('host', 'iptables', ['-F', 'SNM-FORWARD'])
+      expect(pod(await lab.tcpRequest('client1', CLIENT, EXT, 8080, {timeoutMs: 800}))).to.equal('timeout')
+      expect((await smartnatJson<SyncJson>(syncArgs(backend.name, lab, dir, '--snat'))).written.rules).to.equal(1)
+      await reachable()
+      return
+    }
+    // smartnat's forward chain accepts, but a drop in any base chain of the hook is final.
     expect(pod(await lab.tcpRequest('client1', CLIENT, EXT, 8080, {timeoutMs: 800}))).to.equal('timeout')
-    expect((await smartnatJson<SyncJson>(syncArgs(lab, dir, '--snat'))).written.rules).to.equal(1)
-    expect(PODS).to.include(pod(await lab.tcpRequest('client1', CLIENT, EXT, 8080)))
+    const problems = await forwardProblems()
+    expect(problems).to.have.length(1)
+    expect(problems[0]).to.include('policy DROP').and.include(`\`${FORWARD_FIX}\``)
+
+    await lab.exec('host', 'iptables', ['-I', 'FORWARD', '1', ...FORWARD_ACCEPT])
+    try {
+      await reachable()
+      expect(await forwardProblems()).to.deep.equal([])
+    } finally {
+      await lab.exec('host', 'iptables', ['-D', 'FORWARD', ...FORWARD_ACCEPT])
+    }
+    expect(pod(await lab.tcpRequest('client1', CLIENT, EXT, 8080, {timeoutMs: 800}))).to.equal('timeout')
   })
 
   it('without a terminal and without --yes, flush refuses and removes nothing', async () => {
@@ -83,7 +115,7 @@ describe('smartnat flush next to a foreign ruleset (root)', function () {
     const before = await kernelDump(lab)
     const preview = await smartnatJson<FlushJson>(['flush', '--dry-run', ...labArgs(lab, dir)])
     expect(preview).to.include({dryRun: true, changed: true})
-    expect(preview.removed.sets).to.include.members(['SNM-ALLOW', 'SNM-ENDPOINTS'])
+    expect(preview.removed.sets).to.include.members(backend.allowAndEndpointSets)
     expect(preview.removed.ipRules).to.deep.equal(['priority 7001 fwmark 0x100000/0xff00000 table 7001', 'priority 7002 fwmark 0x200000/0xff00000 table 7002'])
     expect(await kernelDump(lab)).to.equal(before)
   })
@@ -91,10 +123,11 @@ describe('smartnat flush next to a foreign ruleset (root)', function () {
   it('removes exactly what smartnat installed, leaving the foreign ruleset byte for byte; a second flush finds nothing', async () => {
     const flushed = await smartnatJson<FlushJson>(['flush', '--yes', ...labArgs(lab, dir)])
     expect(flushed).to.include({dryRun: false, changed: true, declined: false})
-    expect(flushed.removed.jumps).to.have.length(5)
-    expect(flushed.removed.chains.every((c) => / SNM-/.test(c)), flushed.removed.chains.join('\n')).to.equal(true)
-    expect(flushed.removed.sets.every((s) => s.startsWith('SNM-'))).to.equal(true)
-    expect(flushed.removed.sets.some((s) => s.startsWith('SNM-EG-'))).to.equal(true)
+    expect(flushed.removed.jumps).to.have.length(backend.flushedJumps)
+    expect(flushed.removed.chains).to.not.deep.equal([])
+    expect(flushed.removed.chains.every((c) => backend.owns('chain', c)), flushed.removed.chains.join('\n')).to.equal(true)
+    expect(flushed.removed.sets.every((s) => backend.owns('set', s)), flushed.removed.sets.join('\n')).to.equal(true)
+    expect(flushed.removed.sets.some((s) => backend.isEgressSet(s))).to.equal(true)
     expect(flushed.removed.routes).to.have.length(4)
     expect(await kernelDump(lab)).to.equal(foreignOnly)
 

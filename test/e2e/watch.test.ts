@@ -1,12 +1,15 @@
 /**
- * `smartnat watch --from-file DIR --netns HOST` as a daemon against the namespace lab: it becomes
- * ready, follows manifest changes, repairs a hand-flushed chain on its periodic resync, serves its
- * metrics, keeps a cron sync out while it holds the lock, and leaves the rules in place on SIGTERM.
+ * `smartnat watch --from-file DIR --netns HOST --backend NAME` as a daemon against the namespace lab,
+ * for each backend: it becomes ready, follows manifest changes, repairs a hand-flushed chain on its
+ * periodic resync, serves its metrics, keeps a cron sync out while it holds the lock, and leaves the
+ * rules in place on SIGTERM.
  */
 import {expect} from 'chai'
 import {access} from 'node:fs/promises'
 import {request} from 'node:http'
 import {createServer} from 'node:net'
+import {BACKENDS, requireBackend} from '../support/backends.js'
+import {commandArgs, syncArgs} from '../support/e2e.js'
 import {LAB_PLAN, createLab, requireLab, type EchoResult, type Lab} from '../support/lab.js'
 import {ManifestDir, serviceFromLab, type MappingFixture, type ServiceFixture} from '../support/mappings.js'
 import {smartnat, startSmartnat, type RunningCli} from '../support/smartnat-cli.js'
@@ -63,7 +66,7 @@ function metricValue(text: string, sample: string): number {
 
 const podOf = (r: EchoResult) => (r.ok ? r.fields.pod : r.error)
 
-describe('smartnat watch in the namespace lab (root)', function () {
+for (const backend of BACKENDS) describe(`smartnat watch in the namespace lab (root, ${backend.name})`, function () {
   this.timeout(120_000)
   let lab: Lab | undefined
   let dir: ManifestDir | undefined
@@ -80,24 +83,16 @@ describe('smartnat watch in the namespace lab (root)', function () {
 
   before(async function () {
     requireLab(this)
+    requireBackend(this, backend)
     lab = await createLab()
     dir = await ManifestDir.create()
     web = serviceFromLab('web', lab.services(), VIP)
     await dir.write({services: [web], mappings: [WEB]})
     port = await freePort()
     startedAt = Date.now() / 1000
-    daemon = startSmartnat(
-      [
-        'watch',
-        '--from-file', dir.path,
-        '--netns', lab.ns('host'),
-        '--lock-file', dir.file('smartnat.lock'),
-        '--metrics-addr', `127.0.0.1:${port}`,
-        '--resync', '2s',
-        '--log-level', 'debug',
-      ],
-      {timeoutMs: 110_000},
-    )
+    daemon = startSmartnat(commandArgs('watch', backend.name, lab, dir, '--metrics-addr', `127.0.0.1:${port}`, '--resync', '2s', '--log-level', 'debug'), {
+      timeoutMs: 110_000,
+    })
   })
 
   after(async () => {
@@ -124,7 +119,7 @@ describe('smartnat watch in the namespace lab (root)', function () {
   })
 
   it('holds the lock: a cron sync meanwhile fails and names the watch', async () => {
-    const cron = await smartnat(['sync', '--from-file', dir!.path, '--netns', lab!.ns('host'), '--lock-file', dir!.file('smartnat.lock'), '--lock-wait', '0'])
+    const cron = await smartnat(syncArgs(backend.name, lab!, dir!, '--lock-wait', '0'))
     expect(cron.code).to.not.equal(0)
     expect(cron.stderr).to.match(/smartnat\.lock is held by smartnat watch \(pid \d+, since /)
   })
@@ -154,13 +149,9 @@ describe('smartnat watch in the namespace lab (root)', function () {
   })
 
   it('repairs a chain flushed by hand on its next resync', async () => {
-    await lab!.exec('host', 'iptables', ['-t', 'nat', '-F', 'SNM-PREROUTING'])
-    const flushed = await lab!.exec('host', 'iptables', ['-t', 'nat', '-S', 'SNM-PREROUTING'])
-    expect(flushed.stdout.trim()).to.equal('-N SNM-PREROUTING')
-    await eventually('the chain to be refilled and traffic to flow', 8000, async () => {
-      const rules = (await lab!.exec('host', 'iptables', ['-t', 'nat', '-S', 'SNM-PREROUTING'])).stdout.trim().split('\n')
-      return rules.length > 1 ? reaches('tcp', 8080) : undefined
-    })
+    await backend.flushDnatChain(lab!)
+    expect(await backend.dnatChainRules(lab!)).to.equal(0)
+    await eventually('the chain to be refilled and traffic to flow', 8000, async () => ((await backend.dnatChainRules(lab!)) > 0 ? reaches('tcp', 8080) : undefined))
   })
 
   it('/metrics shows the syncs, the Mappings, the rules and the kernel writes', async () => {
@@ -201,7 +192,7 @@ describe('smartnat watch in the namespace lab (root)', function () {
   it('with --flush-on-exit, SIGTERM removes everything smartnat installed', async () => {
     const flushPort = await freePort()
     const run = startSmartnat(
-      ['watch', '--from-file', dir!.path, '--netns', lab!.ns('host'), '--lock-file', dir!.file('smartnat.lock'), '--metrics-addr', `127.0.0.1:${flushPort}`, '--flush-on-exit'],
+      commandArgs('watch', backend.name, lab!, dir!, '--metrics-addr', `127.0.0.1:${flushPort}`, '--flush-on-exit'),
       {timeoutMs: 60_000},
     )
     try {
@@ -213,8 +204,7 @@ describe('smartnat watch in the namespace lab (root)', function () {
       if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill('SIGKILL')
       await run.done
     }
-    expect((await lab!.exec('host', 'iptables-save', [])).stdout).to.not.include('SNM-')
-    expect((await lab!.exec('host', 'ipset', ['list', '-n'])).stdout.trim()).to.equal('')
+    expect(await backend.installed(lab!)).to.equal(false)
     expect(podOf((await lab!.requests('tcp', 'client1', CLIENT, EXT_A, 8080, 1, {timeoutMs: 500}))[0]!)).to.equal('refused')
   })
 })

@@ -32,6 +32,8 @@ export interface LabBackend {
   readonly name: BackendName
   /** The rule that drops a new connection to a mapped endpoint from a source that is not allowed, as explain names it. */
   readonly inputDropRule: string
+  /** Whether the backend's rules keep packet counters, which `status` and `explain` report. */
+  readonly countsPackets: boolean
   /** Whether smartnat's own FORWARD accept overrules a FORWARD policy of DROP in iptables' filter table. */
   readonly overrulesForwardDrop: boolean
   /** What a sync writes to repair the drift `breakDnat` leaves. */
@@ -67,6 +69,7 @@ export interface LabBackend {
 const iptables: LabBackend = {
   name: 'iptables',
   inputDropRule: '-A SNM-INPUT -m set --match-set SNM-ENDPOINTS dst,dst -j DROP',
+  countsPackets: true,
   overrulesForwardDrop: true,
   dnatRepairWrites: {sets: 0, chains: 1, rules: 1, routes: 0},
   allowAndEndpointSets: ['SNM-ALLOW', 'SNM-ENDPOINTS'],
@@ -112,6 +115,7 @@ const ALLOWED_TYPE = 'type ipv4_addr . inet_proto . inet_service . ipv4_addr; fl
 const nftables: LabBackend = {
   name: 'nftables',
   inputDropRule: 'ip daddr . meta l4proto . th dport @endpoints drop',
+  countsPackets: false,
   overrulesForwardDrop: false,
   // A rule that differs makes the whole table be replaced: 2 sets, 7 chains, 12 rules with two interfaces.
   dnatRepairWrites: {sets: 2, chains: 7, rules: 12, routes: 0},

@@ -33,9 +33,10 @@ export function syncArgs(backend: BackendName, lab: Lab, dir: ManifestDir, ...fl
   return commandArgs('sync', backend, lab, dir, ...flags)
 }
 
-/** `COMMAND --from-file DIR --backend NAME` against the lab's host: sync, watch, status, explain. */
+/** `COMMAND --from-file DIR --backend NAME` against the lab's host: sync, watch, status, explain (which takes no lock). */
 export function commandArgs(command: 'sync' | 'watch' | 'status' | 'explain', backend: BackendName, lab: Lab, dir: ManifestDir, ...flags: string[]): string[] {
-  return [command, '--from-file', dir.path, ...labArgs(lab, dir), '--backend', backend, ...flags]
+  const host = command === 'explain' ? ['--netns', lab.ns('host')] : labArgs(lab, dir)
+  return [command, '--from-file', dir.path, ...host, '--backend', backend, ...flags]
 }
 
 /** `iptables-save` without its comment lines and counters: what a person compares between two moments. */

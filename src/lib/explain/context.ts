@@ -23,6 +23,8 @@ export type KernelView<State> =
 export interface Inspection<State> {
   settings: SyncSettings
   backend: string
+  /** Whether the backend's rules keep packet counters (the nftables backend's do not). */
+  countsPackets: boolean
   snapshot: Snapshot
   host: HostInfo
   plan: Plan
@@ -43,6 +45,7 @@ export async function inspectHost<State>(deps: InspectDeps<State>, settings: Syn
   return {
     settings,
     backend: deps.inspector.backend.name,
+    countsPackets: deps.inspector.counters !== undefined,
     snapshot,
     host,
     plan: planned,
@@ -55,7 +58,7 @@ export async function inspectHost<State>(deps: InspectDeps<State>, settings: Syn
 
 async function readKernel<State>(inspector: Inspector<State>, planned: Plan): Promise<KernelView<State>> {
   try {
-    const [state, counters] = await Promise.all([inspector.backend.read(), inspector.counters()])
+    const [state, counters] = await Promise.all([inspector.backend.read(), inspector.counters?.() ?? new Map<string, Counter>()])
     return {readable: true, state, parts: inspector.parts(state, planned.model), counters}
   } catch (error) {
     return {readable: false, reason: errorChain(error)}

@@ -1,10 +1,14 @@
 /** What `status` and `explain` need from a backend: its Backend, a tracer, parts for drift, and counters. */
-import {iptablesBackend, type Backend} from '../backend/backend.js'
+import {iptablesBackend, type Backend, type BackendName} from '../backend/backend.js'
 import {tracePacket, type Trace, type TracePacket} from '../backend/iptables/trace.js'
 import type {IptablesState} from '../backend/iptables/types.js'
+import {nftablesBackend} from '../backend/nftables/backend.js'
+import {traceNftPacket} from '../backend/nftables/trace.js'
+import type {NftState} from '../backend/nftables/types.js'
 import type {Runner} from '../host/runner.js'
 import {readIptablesCounters} from '../status/counters.js'
 import {iptablesParts} from './iptables-parts.js'
+import {nftParts} from './nft-parts.js'
 import type {Counter, PartsOf} from './parts.js'
 
 export interface Inspector<State> {
@@ -12,8 +16,8 @@ export interface Inspector<State> {
   /** Follows a new connection's first packet through a state, desired or read back. */
   trace(state: State, packet: TracePacket): Trace
   parts: PartsOf<State>
-  /** The kernel's counters, keyed like StatePart.counterKey. */
-  counters(): Promise<Map<string, Counter>>
+  /** The kernel's counters, keyed like StatePart.counterKey; absent when the backend's rules keep none. */
+  counters?: () => Promise<Map<string, Counter>>
 }
 
 /** Inspects the iptables + ipset + ip rule/route backend through `runner`. */
@@ -24,4 +28,18 @@ export function iptablesInspector(runner: Runner): Inspector<IptablesState> {
     parts: iptablesParts,
     counters: () => readIptablesCounters(runner),
   }
+}
+
+/** Inspects the nftables backend through `runner`; its rules and elements carry no counters. */
+export function nftablesInspector(runner: Runner): Inspector<NftState> {
+  return {
+    backend: nftablesBackend(runner),
+    trace: traceNftPacket,
+    parts: nftParts,
+  }
+}
+
+/** The inspector of the backend called `name`. */
+export function createInspector(name: BackendName, runner: Runner): Inspector<unknown> {
+  return (name === 'nftables' ? nftablesInspector(runner) : iptablesInspector(runner)) as Inspector<unknown>
 }

@@ -3,7 +3,7 @@ import {setOptionsKey} from '../backend/iptables/diff.js'
 import {ALLOW_SET, ENDPOINTS_SET, addressChainName, egressSetName} from '../backend/iptables/names.js'
 import {mappingComment} from '../backend/iptables/render.js'
 import {parseRule, type Match} from '../backend/iptables/rule.js'
-import {TABLES, type IpRouteState, type IptablesState} from '../backend/iptables/types.js'
+import {TABLES, type IpRouteState, type IpRuleState, type IptablesState} from '../backend/iptables/types.js'
 import type {NatModel} from '../plan/model.js'
 import {endpointName, type StatePart} from './parts.js'
 
@@ -80,11 +80,15 @@ export function iptablesParts(state: IptablesState, model: NatModel): StatePart[
     parts.push({kind: 'set', where: `set ${set.name}`, text: `${set.type} ${setOptionsKey(set.options)}`, mappings: []})
     for (const entry of set.entries) parts.push(setEntryPart(set.name, entry, owners))
   }
-  for (const rule of state.ipRules) {
-    parts.push({kind: 'ip-rule', where: `table ${rule.table}`, text: `priority ${rule.priority} fwmark ${rule.fwmark} table ${rule.table}`, mappings: []})
-  }
-  for (const route of state.routes) parts.push({kind: 'route', where: `table ${route.table}`, text: routeText(route), mappings: []})
-  return parts
+  return [...parts, ...routingParts(state)]
+}
+
+/** Reply routing as parts, the same for every backend: it serves every Mapping alike. */
+export function routingParts(state: {ipRules: IpRuleState[]; routes: IpRouteState[]}): StatePart[] {
+  return [
+    ...state.ipRules.map((rule): StatePart => ({kind: 'ip-rule', where: `table ${rule.table}`, text: `priority ${rule.priority} fwmark ${rule.fwmark} table ${rule.table}`, mappings: []})),
+    ...state.routes.map((route): StatePart => ({kind: 'route', where: `table ${route.table}`, text: routeText(route), mappings: []})),
+  ]
 }
 
 /** DNAT rules by line, and the endpoints they reveal (a stale Mapping is known only by its comments). */

@@ -172,10 +172,13 @@ function validSpec(inspection: Inspection<unknown>, verdict: MappingVerdict): Va
 
 function endpointRule(inspection: Inspection<unknown>, id: string, endpoint: string, base: Omit<EndpointRule, 'inKernel' | 'packets' | 'bytes'>): EndpointRule {
   const {kernel} = inspection
-  const dnat = inspection.desiredParts.find((p) => p.kind === 'rule' && p.endpoint === endpoint && p.mappings.includes(id) && p.counterKey)
+  // What translates the endpoint: a DNAT rule (iptables) or an element of the DNAT map (nftables).
+  const dnat = inspection.desiredParts.find((p) => (p.kind === 'rule' || p.kind === 'map-entry') && p.endpoint === endpoint && p.mappings.includes(id))
   if (!kernel.readable || !dnat) return {...base, inKernel: null, packets: null, bytes: null}
   const inKernel = !inspection.drift!.missing.includes(dnat)
-  const counter = inKernel ? kernel.counters.get(dnat.counterKey!) : undefined
+  // Without a counter key the kernel counts nothing for it: unknown, not zero.
+  if (dnat.counterKey === undefined) return {...base, inKernel, packets: null, bytes: null}
+  const counter = inKernel ? kernel.counters.get(dnat.counterKey) : undefined
   return {...base, inKernel, packets: counter?.packets ?? (inKernel ? 0 : null), bytes: counter?.bytes ?? (inKernel ? 0 : null)}
 }
 

@@ -4,7 +4,7 @@
  */
 import type {NatModel} from '../plan/model.js'
 
-export type PartKind = 'jump' | 'chain' | 'rule' | 'set' | 'set-entry' | 'ip-rule' | 'route'
+export type PartKind = 'jump' | 'chain' | 'rule' | 'set' | 'set-entry' | 'map-entry' | 'ip-rule' | 'route'
 
 export interface StatePart {
   kind: PartKind
@@ -14,7 +14,7 @@ export interface StatePart {
   text: string
   /** Mappings (`namespace/name`) whose traffic depends on it; empty when it serves every Mapping. */
   mappings: string[]
-  /** The external endpoint it implements, `198.18.0.10 tcp/80`, for DNAT rules and set entries. */
+  /** The external endpoint it implements, `198.18.0.10 tcp/80`, for DNAT rules, DNAT map entries and set entries. */
   endpoint?: string
   /** Key of the kernel's packet and byte counters for it, when the kernel counts it. */
   counterKey?: string

@@ -47,7 +47,7 @@ function hostLines(report: StatusReport, paint: ChalkInstance): string[] {
   const lines = [`host: ${forward}; ${tools.join(', ')}${flavour}; ${lock}`]
   lines.push(
     report.kernel.readable
-      ? `kernel: ${report.backend} rules read back`
+      ? `kernel: ${report.backend} rules read back${report.countsPackets ? '' : '; they keep no packet counters, so PACKETS shows -'}`
       : paint.yellow(`kernel: cannot read the ${report.backend} rules (${report.kernel.reason}); states below are the desired ones`),
   )
   for (const problem of host.problems) lines.push(paint.red(`problem: ${problem}`))

@@ -1,11 +1,13 @@
 /** The host at a glance: forwarding, tools, the lock's holder, external interfaces and their reply tables. */
 import {readFile} from 'node:fs/promises'
 
+import type {BackendName} from '../backend/backend.js'
 import type {LockHolder} from '../host/lock.js'
 import type {Runner} from '../host/runner.js'
 import {readSysctl} from '../host/sysctl.js'
 import {checkTools, type ToolName} from '../host/tools.js'
 import type {HostInfo, NatModel} from '../plan/model.js'
+import {forwardDropProblems} from './forward.js'
 
 export interface ToolLine {
   name: string
@@ -41,14 +43,24 @@ export interface HostStatus {
 
 const RP_STRICT = 1
 
-/** Gathers the host's prerequisites and interfaces; nothing here needs root, and nothing is changed. */
-export async function gatherHostStatus(runner: Runner, options: {tools: ToolName[]; lockPath: string; host: HostInfo; model: NatModel}): Promise<HostStatus> {
+/** The tools a backend drives. */
+export function backendTools(backend: BackendName): ToolName[] {
+  return backend === 'nftables' ? ['ip', 'nft', 'conntrack'] : ['ip', 'iptables', 'ipset', 'conntrack']
+}
+
+/** Gathers the host's prerequisites and interfaces; changes nothing, and reads what needs root only when it can. */
+export async function gatherHostStatus(
+  runner: Runner,
+  options: {backend: BackendName; tools: ToolName[]; lockPath: string; host: HostInfo; model: NatModel},
+): Promise<HostStatus> {
   const problems: string[] = []
   const {tools, iptablesFlavour} = await toolLines(runner, options.tools)
   for (const t of tools) if (!t.present) problems.push(`${t.name} is missing; install it with \`${t.install}\``)
 
   const ipForward = await sysctlOrNull(runner, 'net.ipv4.ip_forward')
   if (ipForward !== '1') problems.push(`net.ipv4.ip_forward is ${ipForward ?? 'unreadable'}: DNATed traffic cannot reach the cluster; \`sysctl -w net.ipv4.ip_forward=1\``)
+
+  problems.push(...(await forwardDropProblems(runner, options.backend)))
 
   const all = numberOrNull(await sysctlOrNull(runner, 'net/ipv4/conf/all/rp_filter'))
   const interfaces: InterfaceStatus[] = []

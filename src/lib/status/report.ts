@@ -6,6 +6,8 @@ import type {HostStatus} from './host.js'
 
 export interface StatusReport {
   backend: string
+  /** Whether the backend's rules keep packet counters; when not, every Mapping's packets and bytes are null. */
+  countsPackets: boolean
   host: HostStatus
   /** `installed`: the kernel holds anything of smartnat's; null when it could not be read. */
   kernel: {readable: boolean; reason: string | null; installed: boolean | null}
@@ -34,6 +36,7 @@ export function buildStatusReport(inspection: Inspection<unknown>, host: HostSta
   for (const m of mappings) summary[m.state]++
   return {
     backend: inspection.backend,
+    countsPackets: inspection.countsPackets,
     host,
     kernel: inspection.kernel.readable
       ? {readable: true, reason: null, installed: inspection.kernel.parts.length > 0}
