@@ -43,7 +43,7 @@ export const hostFlags = {
     helpValue: 'NAME',
   }),
   'command-timeout': Flags.integer({
-    summary: 'Seconds any single iptables/ipset/ip/conntrack command may take.',
+    summary: 'Seconds any single iptables/ipset/nft/ip/conntrack command may take.',
     env: 'SNCTRLR_IPTABLES_TIMEOUT_SEC',
     default: 10,
     min: 1,
@@ -62,7 +62,7 @@ export const planFlags = {
     default: DEFAULT_PLAN_OPTIONS.gwOffset,
   }),
   masquerade: Flags.boolean({
-    summary: 'Masquerade traffic sent to the cluster (--no-masquerade keeps client addresses).',
+    summary: 'Masquerade traffic sent to the cluster; on by default (--no-masquerade keeps client addresses).',
     env: 'SNCTRLR_SETUP_MASQUERADE',
     default: DEFAULT_PLAN_OPTIONS.masquerade,
     allowNo: true,

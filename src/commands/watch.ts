@@ -76,7 +76,7 @@ export default class Watch extends SmartnatCommand {
     const {source, publisher} = await this.source(flags, logger.with({component: 'source'}), metrics)
     const runner = new ExecRunner({timeoutSeconds: flags['command-timeout'], ...(flags.netns ? {netns: flags.netns} : {})})
     const backend = createBackend(flags.backend, runner)
-    await checkPrerequisites(runner).catch((error: unknown) => this.error(errorText(error)))
+    await checkPrerequisites(runner, backend).catch((error: unknown) => this.error(errorText(error)))
 
     const lock = await acquireLock({path: flags['lock-file'], waitMs: flags['lock-wait'] * 1000, purpose: 'watch'}).catch((error: unknown) =>
       this.error(`cannot start: ${errorText(error)}`),

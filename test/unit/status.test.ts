@@ -85,6 +85,22 @@ describe('status writeback', function () {
       expect(noPods.patch).to.have.keys(['conditions', 'configuredAddresses'])
     })
 
+    it('marks the keys it writes with its host name, and removes them once the address has left the host', function () {
+      const {status} = desiredStatus(mapping(), verdict(), own, T0, 'edge-1')
+      expect(status.configuredAddresses).to.deep.equal({'198.18.0.10': {podIPs: ['198.19.0.1'], host: 'edge-1'}})
+      const withoutAddress = new Set<string>()
+      const {status: next, patch} = desiredStatus(mapping(status), verdict({configuredAddresses: {}, notLocalAddresses: ['198.18.0.10' as Ipv4]}), withoutAddress, T1, 'edge-1')
+      expect(patch!.configuredAddresses).to.deep.equal({'198.18.0.10': null})
+      expect(next.configuredAddresses).to.equal(undefined)
+      expect(next.conditions!.find((c) => c.type === 'Ready')!.status).to.equal('False')
+    })
+
+    it('leaves keys another host wrote for an address it does not have', function () {
+      const current = mapping({invalid: 'no', configuredAddresses: {'198.18.0.99': {podIPs: ['198.19.0.1'], host: 'edge-2'}}})
+      const {patch} = desiredStatus(current, verdict({configuredAddresses: {}}), new Set<string>(), T0, 'edge-1')
+      expect(patch?.configuredAddresses).to.equal(undefined)
+    })
+
     it('removes only its own stale keys (null in the patch) and leaves other instances\' keys alone', function () {
       const current = mapping({
         invalid: 'no',

@@ -3,7 +3,9 @@ import {expect} from 'chai'
 import type {MappingResource} from '../../src/lib/mapping/types.js'
 import type {Ipv4} from '../../src/lib/net/ipv4.js'
 import type {HostInfo, MappingVerdict, Plan} from '../../src/lib/plan/model.js'
-import {vanishedPods} from '../../src/lib/sync/once.js'
+import {createBackend} from '../../src/lib/backend/backend.js'
+import {CommandError, RecordingRunner} from '../../src/lib/host/runner.js'
+import {checkPrerequisites, vanishedPods} from '../../src/lib/sync/once.js'
 
 const host: HostInfo = {interfaces: [{name: 'eth1', addresses: [{address: '198.18.0.10' as Ipv4, prefixLength: 24}]}]}
 
@@ -68,4 +70,23 @@ describe('vanishedPods', () => {
       expect(vanishedPods(snapshot, planOf(c.now), host)).to.deep.equal(c.want)
     })
   }
+})
+
+describe('checkPrerequisites', () => {
+  for (const [backend, tools] of [
+    ['iptables', ['ip', 'iptables', 'ipset', 'conntrack']],
+    ['nftables', ['ip', 'nft', 'conntrack']],
+  ] as const) {
+    it(`checks the tools the ${backend} backend drives, then forwarding`, async () => {
+      const runner = new RecordingRunner((call) => (call.command === 'sysctl' ? {stdout: '1\n'} : {stdout: `${call.command} v1\n`}))
+      await checkPrerequisites(runner, createBackend(backend, runner))
+      expect(runner.calls.map((c) => c.command)).to.deep.equal([...tools, 'sysctl'])
+    })
+  }
+
+  it('names a missing tool and how to install it', async () => {
+    const runner = new RecordingRunner((call) => (call.command === 'nft' ? new CommandError('nft', [], undefined, 'spawn nft ENOENT') : {stdout: '1'}))
+    const error = await checkPrerequisites(runner, createBackend('nftables', runner)).catch((e: Error) => e)
+    expect((error as Error).message).to.equal('missing tool: nft; on Debian/Ubuntu install with `apt-get install nftables`')
+  })
 })

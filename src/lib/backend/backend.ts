@@ -1,5 +1,6 @@
 /** What the sync needs from a backend: render a NatModel, apply it, read it back, flush it. */
 import {CommandError, type Runner} from '../host/runner.js'
+import type {ToolName} from '../host/tools.js'
 import type {NatModel} from '../plan/model.js'
 import {ApplyError, type ApplyOptions, type ApplyResult, type FlushReport} from './result.js'
 import {applyIptables} from './iptables/apply.js'
@@ -22,6 +23,8 @@ export interface Payload {
 /** One way of programming NAT into the kernel; `State` is its desired/actual state (comparable, printable). */
 export interface Backend<State = unknown> {
   readonly name: BackendName
+  /** The kernel tools it drives, besides ip and conntrack which every backend needs. */
+  readonly tools: readonly ToolName[]
   /** Pure: the state this NatModel needs in the kernel. */
   render(model: NatModel): State
   /** Makes the kernel match `desired`, writing only what differs; throws ApplyError (forceFull) on failure. */
@@ -53,6 +56,7 @@ export function routingPayload(routing: {ipRules: IpRuleState[]; routes: IpRoute
 export function iptablesBackend(runner: Runner): Backend<IptablesState> {
   return {
     name: 'iptables',
+    tools: ['iptables', 'ipset'],
     render: renderIptables,
     apply: (desired, options) => applyIptables(runner, desired, options),
     read: () => readIptablesState(runner),

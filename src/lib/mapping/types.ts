@@ -43,7 +43,8 @@ export interface MappingCondition {
 export interface MappingStatus {
   invalid?: string
   serviceVIP?: string
-  configuredAddresses?: Record<string, {podIPs: string[]}>
+  /** Per external address some instance serves: the pods behind it and the instance (host name) that wrote it. */
+  configuredAddresses?: Record<string, {podIPs: string[]; host?: string}>
   conditions?: MappingCondition[]
   observedGeneration?: number
 }

@@ -37,7 +37,7 @@ export async function recordEvents(api: EventApi, changes: StatusChange[], own: 
   let created = 0
   const errors: Error[] = []
   for (const change of changes) {
-    for (const event of transitionEvents(change.previous, change.next, own, hostName)) {
+    for (const event of transitionEvents(change.previous, change.next, new Set([...own, ...change.own]), hostName)) {
       try {
         await api.create(change.namespace, eventObject(change, event, hostName, now))
         created++

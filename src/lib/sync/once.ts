@@ -40,9 +40,9 @@ export interface SyncDeps {
   backend: Backend
 }
 
-/** Checks the host's prerequisites: tools present and IPv4 forwarding on. */
-export async function checkPrerequisites(runner: Runner): Promise<void> {
-  assertToolsPresent(await checkTools(runner, ['ip', 'iptables', 'ipset', 'conntrack']))
+/** Checks the host's prerequisites: the tools `backend` drives, conntrack and ip, and IPv4 forwarding on. */
+export async function checkPrerequisites(runner: Runner, backend: Pick<Backend, 'tools'>): Promise<void> {
+  assertToolsPresent(await checkTools(runner, ['ip', ...backend.tools, 'conntrack']))
   await checkIpForwarding(runner)
 }
 
@@ -83,7 +83,7 @@ export function syncSteps(
   let conntrackDeleted = 0
   let rulesProgrammed = 0
   const steps: SyncStep[] = [
-    ...(options.checkPrerequisites === false ? [] : [{title: 'Check host prerequisites', run: () => checkPrerequisites(deps.runner)}]),
+    ...(options.checkPrerequisites === false ? [] : [{title: 'Check host prerequisites', run: () => checkPrerequisites(deps.runner, deps.backend)}]),
     {title: 'Read Mappings, Services and EndpointSlices', run: async () => void (snapshot = await loadSnapshot())},
     {title: 'Read external interfaces', run: async () => void (prepared = await prepareHost(deps.runner, settings))},
     {title: 'Plan', run: async () => void (planned = plan(snapshot!, prepared!.host, settings.plan))},

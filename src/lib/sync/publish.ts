@@ -28,7 +28,7 @@ export function kubePublisher(kubeConfig: KubeConfig, hostName = hostname()): Pu
 export function apiPublisher(statusApi: MappingStatusApi, eventApi: EventApi, hostName: string): Publisher {
   return {
     async publish(report, now = new Date()) {
-      const status = await writeStatuses(statusApi, report.snapshot.mappings, report.plan.verdicts, report.host, now)
+      const status = await writeStatuses(statusApi, report.snapshot.mappings, report.plan.verdicts, report.host, now, hostName)
       const events = await recordEvents(eventApi, status.changes, ownAddresses(report.host), hostName, now)
       return {status, eventsCreated: events.created, errors: [...status.errors, ...events.errors]}
     },

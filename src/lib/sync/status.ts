@@ -20,6 +20,8 @@ export interface StatusChange {
   mapping: MappingResource
   previous: MappingStatus | undefined
   next: MappingStatus
+  /** The configuredAddresses keys this instance owned in this Mapping (see ownedKeys). */
+  own: Set<string>
 }
 
 export interface StatusWriteResult {
@@ -39,11 +41,28 @@ export function ownAddresses(host: HostInfo): Set<string> {
   return new Set(host.interfaces.flatMap((i) => i.addresses.map((a) => a.address as string)))
 }
 
+/**
+ * The configuredAddresses keys this instance owns in one Mapping: the addresses on its external
+ * interfaces, and the keys it wrote (marked with its host name) for addresses it has since lost,
+ * so that a key does not outlive the address leaving the host.
+ */
+export function ownedKeys(mapping: MappingResource, own: Set<string>, hostName?: string): Set<string> {
+  if (hostName === undefined) return own
+  const written = Object.entries(mapping.status?.configuredAddresses ?? {}).filter(([, entry]) => entry?.host === hostName)
+  return written.length === 0 ? own : new Set([...own, ...written.map(([address]) => address)])
+}
+
 /** The status a Mapping should have after this instance's write, and the merge patch that gets it there (undefined when it already does). */
-export function desiredStatus(mapping: MappingResource, verdict: MappingVerdict, own: Set<string>, now: Date): {status: MappingStatus; patch: MergePatch | undefined} {
+export function desiredStatus(
+  mapping: MappingResource,
+  verdict: MappingVerdict,
+  own: Set<string>,
+  now: Date,
+  hostName?: string,
+): {status: MappingStatus; patch: MergePatch | undefined} {
   const current = mapping.status ?? {}
   const generation = mapping.metadata.generation
-  const configured = mergeOwnAddresses(current.configuredAddresses ?? {}, verdict, own)
+  const configured = mergeOwnAddresses(current.configuredAddresses ?? {}, verdict, ownedKeys(mapping, own, hostName), hostName)
   const status: MappingStatus = {...current, invalid: verdict.invalid}
   if (verdict.serviceVIP !== undefined) status.serviceVIP = verdict.serviceVIP
   else delete status.serviceVIP
@@ -61,7 +80,14 @@ export function desiredStatus(mapping: MappingResource, verdict: MappingVerdict,
 }
 
 /** Writes the status of every Mapping whose desired status differs from its current one; never throws for one Mapping's failure. */
-export async function writeStatuses(api: MappingStatusApi, mappings: MappingResource[], verdicts: MappingVerdict[], host: HostInfo, now: Date): Promise<StatusWriteResult> {
+export async function writeStatuses(
+  api: MappingStatusApi,
+  mappings: MappingResource[],
+  verdicts: MappingVerdict[],
+  host: HostInfo,
+  now: Date,
+  hostName?: string,
+): Promise<StatusWriteResult> {
   const result: StatusWriteResult = {patched: 0, unchanged: 0, conflicts: 0, gone: 0, failed: 0, changes: [], errors: []}
   const own = ownAddresses(host)
   const byName = new Map(verdicts.map((v) => [`${v.namespace}/${v.name}`, v]))
@@ -70,7 +96,7 @@ export async function writeStatuses(api: MappingStatusApi, mappings: MappingReso
     const verdict = byName.get(`${namespace}/${name}`)
     if (!verdict || namespace === undefined || name === undefined) continue
     try {
-      const outcome = await writeOne(api, mapping, verdict, own, now)
+      const outcome = await writeOne(api, mapping, verdict, own, now, hostName)
       if (outcome === 'unchanged' || outcome === 'conflict' || outcome === 'gone') {
         result[outcome === 'conflict' ? 'conflicts' : outcome]++
       } else {
@@ -85,18 +111,25 @@ export async function writeStatuses(api: MappingStatusApi, mappings: MappingReso
   return result
 }
 
-async function writeOne(api: MappingStatusApi, mapping: MappingResource, verdict: MappingVerdict, own: Set<string>, now: Date): Promise<StatusChange | 'unchanged' | 'conflict' | 'gone'> {
+async function writeOne(
+  api: MappingStatusApi,
+  mapping: MappingResource,
+  verdict: MappingVerdict,
+  own: Set<string>,
+  now: Date,
+  hostName: string | undefined,
+): Promise<StatusChange | 'unchanged' | 'conflict' | 'gone'> {
   const namespace = mapping.metadata.namespace!
   const name = mapping.metadata.name!
   let current = mapping
   // The cache may lag the server: a 409 means someone wrote in between, so read again and recompute once.
   for (let attempt = 0; attempt < 2; attempt++) {
-    const {status, patch} = desiredStatus(current, verdict, own, now)
+    const {status, patch} = desiredStatus(current, verdict, own, now, hostName)
     if (!patch) return 'unchanged'
     try {
       // resourceVersion makes the write conditional: conditions are replaced whole, so they must be computed from what is stored.
       const stored = await api.patchStatus(namespace, name, {metadata: {resourceVersion: current.metadata.resourceVersion}, status: patch})
-      return {namespace, name, mapping: stored, previous: current.status, next: stored.status ?? status}
+      return {namespace, name, mapping: stored, previous: current.status, next: stored.status ?? status, own: ownedKeys(current, own, hostName)}
     } catch (error) {
       const code = httpStatusOf(error)
       if (code === 404) return 'gone'
@@ -113,13 +146,18 @@ async function writeOne(api: MappingStatusApi, mapping: MappingResource, verdict
 }
 
 /** Applies this instance's keys to the shared map: its served addresses are set, the others it owns are removed (null in the patch). */
-function mergeOwnAddresses(current: ConfiguredAddresses, verdict: MappingVerdict, own: Set<string>): {merged: ConfiguredAddresses; patch: Record<string, {podIPs: string[]} | null>} {
+function mergeOwnAddresses(
+  current: ConfiguredAddresses,
+  verdict: MappingVerdict,
+  own: Set<string>,
+  hostName: string | undefined,
+): {merged: ConfiguredAddresses; patch: Record<string, ConfiguredAddresses[string] | null>} {
   const merged: ConfiguredAddresses = {}
-  const patch: Record<string, {podIPs: string[]} | null> = {}
+  const patch: Record<string, ConfiguredAddresses[string] | null> = {}
   for (const [address, entry] of Object.entries(current)) if (!own.has(address)) merged[address] = entry
   for (const [address, entry] of Object.entries(verdict.configuredAddresses)) {
     if (!own.has(address)) continue
-    merged[address] = {podIPs: [...entry.podIPs]}
+    merged[address] = {podIPs: [...entry.podIPs], ...(hostName === undefined ? {} : {host: hostName})}
     if (!isDeepStrictEqual(current[address], merged[address])) patch[address] = merged[address]
   }
   for (const address of Object.keys(current)) {

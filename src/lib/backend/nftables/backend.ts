@@ -12,6 +12,7 @@ import type {NftState} from './types.js'
 export function nftablesBackend(runner: Runner): Backend<NftState> {
   return {
     name: 'nftables',
+    tools: ['nft'],
     render: renderNftables,
     apply: (desired, options) => applyNftables(runner, desired, options),
     read: () => readNftState(runner),
