@@ -106,7 +106,7 @@ export interface SyncRecord {
   /** Milliseconds since the epoch. */
   finishedAt: number
   verdicts: readonly MappingVerdict[]
-  /** iptables rules (owned chains and jumps) in the state just applied. */
+  /** Rules smartnat owns in the state just applied (iptables: its chains' rules and jumps; nftables: its table's rules). */
   rulesProgrammed: number
   written: WriteCounts
 }
@@ -120,7 +120,7 @@ export class SmartnatMetrics {
   readonly syncDuration = new Histogram('smartnat_sync_duration_seconds', 'Time one sync pass took, failed passes included.', SYNC_BUCKETS)
   readonly lastSuccessfulSync = new Gauge('smartnat_last_successful_sync_timestamp_seconds', 'When the last sync pass succeeded, in seconds since the epoch (0: never).')
   readonly mappings = new Gauge('smartnat_mappings', 'Mappings by verdict of the last successful sync: programmed here, invalid, or valid but with no address on this host.')
-  readonly rulesProgrammed = new Gauge('smartnat_rules_programmed', 'iptables rules smartnat owns (its chains and jumps) after the last successful sync.')
+  readonly rulesProgrammed = new Gauge('smartnat_rules_programmed', 'Rules smartnat owns in the kernel after the last successful sync.')
   readonly apiErrors = new Counter('smartnat_api_errors_total', 'Failed requests to the source of Mappings (the Kubernetes API).')
   readonly syncErrors = new Counter('smartnat_sync_errors_total', 'Sync passes that failed; the rules applied before stayed in place.')
   readonly kernelWrites = new Counter('smartnat_kernel_writes_total', 'Objects written to the kernel by syncs, by kind (chains, rules, sets, routes).')
