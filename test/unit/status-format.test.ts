@@ -89,7 +89,7 @@ describe('status output', () => {
 
   it('keeps a stable JSON shape', async () => {
     const r = await report()
-    expect(Object.keys(r)).to.deep.equal(['backend', 'host', 'kernel', 'shared', 'mappings', 'summary'])
+    expect(Object.keys(r)).to.deep.equal(['backend', 'countsPackets', 'host', 'kernel', 'shared', 'mappings', 'summary'])
     expect(Object.keys(r.kernel)).to.deep.equal(['readable', 'reason', 'installed'])
     expect(Object.keys(r.mappings[0]!)).to.deep.equal([
       'namespace', 'name', 'state', 'reason', 'service', 'serviceVIP', 'endpoints', 'addresses', 'notLocalAddresses', 'allowedSources', 'ports', 'rules', 'packets', 'bytes', 'drift',

@@ -1,0 +1,85 @@
+import {expect} from 'chai'
+import {RecordingRunner} from '../../src/lib/host/runner.js'
+import {forwardDropProblems, iptablesForwardDrops, nftChainAcceptsSmartnat, nftForwardDropChains} from '../../src/lib/status/forward.js'
+
+const filterSave = (policy: string, ...rules: string[]) => ['*filter', ':INPUT ACCEPT [0:0]', `:FORWARD ${policy} [0:0]`, ':OUTPUT ACCEPT [0:0]', ...rules, 'COMMIT', ''].join('\n')
+
+const chain = (family: string, table: string, name: string, hook: string | undefined, policy: string) => ({
+  chain: {family, table, name, handle: 1, ...(hook ? {type: 'filter', hook, prio: 0, policy} : {})},
+})
+const nftJson = (...items: unknown[]) => JSON.stringify({nftables: [{metainfo: {version: '1.0.6', json_schema_version: 1}}, ...items]})
+
+const ACCEPT_RULE = {
+  rule: {family: 'inet', table: 'fw', chain: 'forward', handle: 2, expr: [{match: {op: '!=', left: {'&': [{ct: {key: 'mark'}}, 0x0ff00000]}, right: 0}}, {accept: null}]},
+}
+const OTHER_ACCEPT = {
+  rule: {family: 'inet', table: 'fw', chain: 'forward', handle: 3, expr: [{match: {op: '!=', left: {'&': [{ct: {key: 'mark'}}, 0x0000ff00]}, right: 0}}, {accept: null}]},
+}
+
+describe('forward-hook drops smartnat cannot overrule', () => {
+  it('iptables-save: a DROP policy without the accept for smartnat’s connections', () => {
+    expect(iptablesForwardDrops(filterSave('ACCEPT'))).to.equal(false)
+    expect(iptablesForwardDrops(filterSave('DROP'))).to.equal(true)
+    expect(iptablesForwardDrops(filterSave('DROP', '-A FORWARD -j DOCKER-USER'))).to.equal(true)
+    expect(iptablesForwardDrops(filterSave('DROP', '-A FORWARD -j DOCKER-USER', '-A FORWARD -m connmark ! --mark 0x0/0xff00000 -j ACCEPT'))).to.equal(false)
+    expect(iptablesForwardDrops(filterSave('DROP', '-A FORWARD -m connmark ! --mark 0x0/0xff -j ACCEPT'))).to.equal(true)
+  })
+
+  it('nft -j list chains: IPv4 forward base chains with policy drop, smartnat’s own table aside', () => {
+    const listed = nftJson(
+      chain('ip', 'filter', 'FORWARD', 'forward', 'drop'),
+      chain('inet', 'fw', 'forward', 'forward', 'drop'),
+      chain('inet', 'fw', 'input', 'input', 'drop'),
+      chain('ip', 'open', 'forward', 'forward', 'accept'),
+      chain('ip6', 'fw6', 'forward', 'forward', 'drop'),
+      chain('ip', 'smartnat', 'forward', 'forward', 'drop'),
+      chain('inet', 'fw', 'helper', undefined, ''),
+    )
+    expect(nftForwardDropChains(listed)).to.deep.equal([
+      {family: 'ip', table: 'filter', name: 'FORWARD'},
+      {family: 'inet', table: 'fw', name: 'forward'},
+    ])
+  })
+
+  it('nft -j list chain: the accept for smartnat’s connections, and only that mask', () => {
+    expect(nftChainAcceptsSmartnat(nftJson(chain('inet', 'fw', 'forward', 'forward', 'drop'), ACCEPT_RULE))).to.equal(true)
+    expect(nftChainAcceptsSmartnat(nftJson(chain('inet', 'fw', 'forward', 'forward', 'drop'), OTHER_ACCEPT))).to.equal(false)
+    expect(nftChainAcceptsSmartnat(nftJson(chain('inet', 'fw', 'forward', 'forward', 'drop')))).to.equal(false)
+  })
+
+  describe('problems, each naming its fix', () => {
+    const host = (outputs: Record<string, string | Error>) =>
+      new RecordingRunner((call) => {
+        const out = outputs[[call.command, ...call.args].join(' ')]
+        if (out === undefined) return new Error(`unexpected command ${call.command} ${call.args.join(' ')}`)
+        return out instanceof Error ? out : {stdout: out}
+      })
+    const IPTABLES_FIX =
+      "iptables' FORWARD chain drops by default (policy DROP), which the nftables backend's accept cannot overrule: DNATed traffic is dropped; accept smartnat's connections there first: `iptables -I FORWARD 1 -m connmark ! --mark 0x0/0xff00000 -j ACCEPT`"
+    const NFT_FIX =
+      "nft chain inet fw forward drops forwarded traffic by default (policy drop), which smartnat's accept cannot overrule: DNATed traffic is dropped; accept smartnat's connections there first: `nft insert rule inet fw forward ct mark & 0x0ff00000 != 0 accept`"
+
+    it('iptables’ FORWARD policy concerns the nftables backend only; iptables-nft’s chain is not reported twice', async () => {
+      const outputs = {'iptables-save -t filter': filterSave('DROP'), 'nft -j list chains': nftJson(chain('ip', 'filter', 'FORWARD', 'forward', 'drop'))}
+      expect(await forwardDropProblems(host(outputs), 'nftables')).to.deep.equal([IPTABLES_FIX])
+      expect(await forwardDropProblems(host(outputs), 'iptables')).to.deep.equal([])
+    })
+
+    it('a native nft forward chain that drops concerns both backends until it accepts smartnat’s connections', async () => {
+      const outputs = {
+        'iptables-save -t filter': filterSave('ACCEPT'),
+        'nft -j list chains': nftJson(chain('inet', 'fw', 'forward', 'forward', 'drop')),
+        'nft -j list chain inet fw forward': nftJson(chain('inet', 'fw', 'forward', 'forward', 'drop'), OTHER_ACCEPT),
+      }
+      expect(await forwardDropProblems(host(outputs), 'nftables')).to.deep.equal([NFT_FIX])
+      expect(await forwardDropProblems(host(outputs), 'iptables')).to.deep.equal([NFT_FIX])
+      const fixed = {...outputs, 'nft -j list chain inet fw forward': nftJson(chain('inet', 'fw', 'forward', 'forward', 'drop'), ACCEPT_RULE)}
+      expect(await forwardDropProblems(host(fixed), 'nftables')).to.deep.equal([])
+    })
+
+    it('what cannot be read is not reported', async () => {
+      const denied = new Error('Operation not permitted')
+      expect(await forwardDropProblems(host({'iptables-save -t filter': denied, 'nft -j list chains': denied}), 'nftables')).to.deep.equal([])
+    })
+  })
+})
