@@ -1,15 +1,17 @@
 /**
  * Loads rendered payloads into a fresh network namespace and reads them back with iptables-save,
  * ipset save and `ip -j`: every rendered line must come back byte for byte, which is what lets
- * desired and actual state compare as strings.
+ * desired and actual state compare as strings. For each backend, packets traced through the state
+ * read back must fare as through the rendered one, which is what `explain` relies on.
  */
 import {expect} from 'chai'
 import {spawnSync} from 'node:child_process'
-import {readIptablesState} from '../../src/lib/backend/iptables/read.js'
 import {renderIptables, renderRestoreScripts} from '../../src/lib/backend/iptables/render.js'
-import {tracePacket, type TracePacket} from '../../src/lib/backend/iptables/trace.js'
+import type {TracePacket} from '../../src/lib/backend/iptables/trace.js'
 import type {IptablesState} from '../../src/lib/backend/iptables/types.js'
+import {createInspector} from '../../src/lib/explain/inspector.js'
 import {ExecRunner} from '../../src/lib/host/runner.js'
+import {BACKENDS, requireBackend} from '../support/backends.js'
 import {cidr, sampleModel} from '../unit/nat-model-fixture.js'
 
 const NETNS = `snm-render-${process.pid}`
@@ -108,26 +110,6 @@ describe('rendered state round-trips through the kernel (root, network namespace
     expect(save).to.not.match(/^create \S+-T /m)
   })
 
-  it('traces packets through the state read back from the kernel as through the rendered state', async () => {
-    const state = renderIptables(sampleModel())
-    // Earlier loads inserted the jumps again; start from empty tables so the read-back holds each rule once.
-    await ns.run('iptables-restore', [], {input: '*mangle\nCOMMIT\n*nat\nCOMMIT\n*filter\nCOMMIT\n'})
-    await load(state)
-    const actual = await readIptablesState(ns)
-    const flows: TracePacket[] = [
-      {src: '203.0.113.5', dst: '198.18.0.10', protocol: 'tcp', port: 80, inInterface: 'eth1'},
-      {src: '198.18.5.5', dst: '198.18.0.10', protocol: 'udp', port: 53, inInterface: 'eth1'},
-      {src: '198.18.5.6', dst: '198.18.0.10', protocol: 'udp', port: 53, inInterface: 'eth1'},
-      {src: '198.18.7.1', dst: '198.18.1.10', protocol: 'tcp', port: 80, inInterface: 'eth2'},
-      {src: '203.0.113.5', dst: '198.18.9.9', protocol: 'tcp', port: 80, inInterface: 'eth1'},
-      {src: '10.244.1.5', dst: '203.0.113.80', protocol: 'tcp', port: 443, outInterface: 'eth2'},
-    ]
-    for (const flow of flows) {
-      expect(tracePacket(actual, flow), JSON.stringify(flow)).to.deep.equal(tracePacket(state, flow))
-    }
-    expect(tracePacket(actual, flows[0]!).verdict).to.equal('dnat')
-  })
-
   it('describes ip rules and routes in the form `ip -j` reports them', async () => {
     const state = renderIptables(sampleModel())
     for (const [iface, address] of [['eth1', '198.18.0.10/24'], ['eth2', '198.18.1.10/24'], ['eth2', '198.18.3.5/25']] as const) {
@@ -160,5 +142,54 @@ describe('rendered state round-trips through the kernel (root, network namespace
         .sort((a, b) => (String(a.dst) < String(b.dst) ? -1 : 1))
       expect(read, `table ${table}`).to.deep.equal(state.routes.filter((r) => r.table === table))
     }
+  })
+})
+
+for (const backend of BACKENDS) describe(`packets traced through the state read back fare as through the rendered state (root, network namespace, ${backend.name})`, function () {
+  this.timeout(30_000)
+  const netns = `snm-trace-${backend.name}-${process.pid}`
+  const ns = new ExecRunner({timeoutSeconds: 10, netns})
+  const inspector = createInspector(backend.name, ns)
+
+  before(async function () {
+    const why = unavailableReason()
+    if (why) {
+      if (process.env.CI) throw new Error(`trace round-trip test cannot run in CI: ${why}`)
+      console.log(`      skipped: ${why}`)
+      this.skip()
+    }
+    requireBackend(this, backend)
+    const added = spawnSync('ip', ['netns', 'add', netns], {encoding: 'utf8'})
+    if (added.status !== 0) throw new Error(`ip netns add ${netns}: ${added.stderr}`)
+    // The reply tables' routes name these interfaces and their subnets.
+    for (const [iface, addresses] of [['eth1', ['198.18.0.10/24']], ['eth2', ['198.18.1.10/24', '198.18.3.5/25']], ['eth3', ['198.18.2.10/24']]] as const) {
+      await ns.run('ip', ['link', 'add', iface, 'type', 'veth', 'peer', 'name', `${iface}p`])
+      await ns.run('ip', ['link', 'set', iface, 'up'])
+      for (const address of addresses) await ns.run('ip', ['address', 'add', address, 'dev', iface])
+    }
+  })
+
+  after(() => {
+    spawnSync('ip', ['netns', 'del', netns])
+  })
+
+  it('forward, drop, unmatched and egress alike', async () => {
+    const desired = inspector.backend.render(sampleModel())
+    await inspector.backend.apply(desired)
+    const actual = await inspector.backend.read()
+    const flows: TracePacket[] = [
+      {src: '203.0.113.5', dst: '198.18.0.10', protocol: 'tcp', port: 80, inInterface: 'eth1'},
+      {src: '198.18.5.5', dst: '198.18.0.10', protocol: 'udp', port: 53, inInterface: 'eth1'},
+      {src: '198.18.5.6', dst: '198.18.0.10', protocol: 'udp', port: 53, inInterface: 'eth1'},
+      {src: '198.18.7.1', dst: '198.18.1.10', protocol: 'tcp', port: 80, inInterface: 'eth2'},
+      {src: '203.0.113.5', dst: '198.18.9.9', protocol: 'tcp', port: 80, inInterface: 'eth1'},
+      {src: '10.244.1.5', dst: '203.0.113.80', protocol: 'tcp', port: 443, outInterface: 'eth2'},
+    ]
+    const verdicts = flows.map((flow) => {
+      const want = inspector.trace(desired, flow)
+      expect(inspector.trace(actual, flow), JSON.stringify(flow)).to.deep.equal(want)
+      return want.verdict
+    })
+    expect(verdicts).to.deep.equal(['dnat', 'dnat', 'drop', 'dnat', 'not-ours', 'snat'])
   })
 })
