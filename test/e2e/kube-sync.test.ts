@@ -5,7 +5,7 @@
  */
 import {expect} from 'chai'
 import {mkdtemp, rm} from 'node:fs/promises'
-import {tmpdir} from 'node:os'
+import {hostname, tmpdir} from 'node:os'
 import {join} from 'node:path'
 import type {MappingCondition, MappingStatus} from '../../src/lib/mapping/types.js'
 import {startApiServer, type ApiServer, type KubeObject} from '../support/apiserver/index.js'
@@ -92,7 +92,7 @@ describe('smartnat sync against the Kubernetes API, in the namespace lab (root)'
   it('writes the Mapping’s status: valid, the VIP, the address with its pods, Valid and Ready, the generation seen', () => {
     const {metadata, status} = mapping('web')
     expect(status).to.include({invalid: 'no', serviceVIP: VIP, observedGeneration: metadata.generation})
-    expect(status!.configuredAddresses).to.deep.equal({[EXT_A]: {podIPs: WEB_PODS}})
+    expect(status!.configuredAddresses).to.deep.equal({[EXT_A]: {host: hostname(), podIPs: WEB_PODS}})
     expect(condition(status, 'Valid')).to.include({status: 'True', reason: 'Valid', observedGeneration: metadata.generation})
     expect(condition(status, 'Ready')).to.include({status: 'True', reason: 'Configured', message: `serving on ${EXT_A}`})
     expect(condition(status, 'Ready')!.lastTransitionTime).to.match(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/)

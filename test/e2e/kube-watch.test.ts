@@ -9,7 +9,7 @@ import {execFile, spawnSync} from 'node:child_process'
 import {access, mkdtemp, rm} from 'node:fs/promises'
 import {request, type Server} from 'node:http'
 import {createServer} from 'node:net'
-import {tmpdir} from 'node:os'
+import {hostname, tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {listConntrackFlows} from '../../src/lib/host/conntrack.js'
 import type {MappingCondition, MappingStatus} from '../../src/lib/mapping/types.js'
@@ -195,7 +195,7 @@ describe('smartnat watch against the Kubernetes API, in the namespace lab (root)
     expect(await reachesPod(EXT_A, 5300, 'udp')).to.be.oneOf([POD_A, POD_B])
     const status = await eventually('the status', 5000, () => mapping('web').status?.configuredAddresses ? mapping('web').status : undefined)
     expect(status).to.include({invalid: 'no', serviceVIP: VIP, observedGeneration: 1})
-    expect(status!.configuredAddresses).to.deep.equal({[EXT_A]: {podIPs: [POD_A, POD_B]}})
+    expect(status!.configuredAddresses).to.deep.equal({[EXT_A]: {host: hostname(), podIPs: [POD_A, POD_B]}})
     expect(condition(status, 'Valid')).to.include({status: 'True'})
     expect(condition(status, 'Ready')).to.include({status: 'True', reason: 'Configured'})
     expect(events('web').map((e) => [e.type, e.reason])).to.deep.equal([['Normal', 'Configured']])
@@ -316,7 +316,7 @@ describe('smartnat watch against the Kubernetes API, in the namespace lab (root)
     daemon!.child.kill('SIGTERM')
     const result = await Promise.race([daemon!.done, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 15_000))])
     expect(result, 'exited within 15 s of SIGTERM').to.not.equal(undefined)
-    expect(result!.code, result!.stderr).to.equal(0)
+    expect(result!.code, `signal ${daemon!.child.signalCode}: ${result!.stderr}${result!.stdout.split('\n').slice(-5).join('\n')}`).to.equal(0)
     expect(await iptablesDump(lab!)).to.equal(rules)
     expect(await reach(EXT_A, 8080)).to.equal(POD_A)
     let lockLeft = true
