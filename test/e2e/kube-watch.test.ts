@@ -116,10 +116,8 @@ describe('smartnat watch against the Kubernetes API, in the namespace lab (root)
   /** The daemon's log so far. */
   let logText = ''
 
-  const type = (resource: 'mappings' | 'endpointslices' | 'events') =>
-    resource === 'mappings'
-      ? server!.registry.find('smartnat.aureacentral.com', 'v1alpha1', 'mappings')!
-      : resource === 'endpointslices' ? server!.registry.find('discovery.k8s.io', 'v1', 'endpointslices')! : server!.registry.find('', 'v1', 'events')!
+  const GROUP_VERSION = {mappings: ['smartnat.aureacentral.com', 'v1alpha1'], endpointslices: ['discovery.k8s.io', 'v1'], events: ['', 'v1']} as const
+  const type = (resource: keyof typeof GROUP_VERSION) => server!.registry.find(GROUP_VERSION[resource][0], GROUP_VERSION[resource][1], resource)!
   const mapping = (name: string) => server!.api.get(type('mappings'), 'default', name) as unknown as StoredMapping
   const createMapping = (fixture: MappingFixture) => server!.api.create(type('mappings'), 'default', mappingManifest(fixture) as KubeObject)
   const events = (name: string) =>
@@ -133,13 +131,9 @@ describe('smartnat watch against the Kubernetes API, in the namespace lab (root)
     return answer === POD_A || answer === POD_B ? answer : undefined
   }
   const readyz = () => httpGet(port, '/readyz')
-  const daemonOutput = async () => {
-    if (!daemon) return ''
-    const output = await Promise.race([daemon.done.then((r) => r.stdout + r.stderr), new Promise<string>((resolve) => setTimeout(() => resolve('(still running)'), 100))])
-    return `\n--- watch output ---\n${output}`
-  }
-  const withOutput = async <T>(check: Promise<T>): Promise<T> => check.catch(async (error: Error) => {
-    throw new Error(`${error.message}${await daemonOutput()}`)
+  // A wait that times out shows what the daemon logged last.
+  const withOutput = async <T>(check: Promise<T>): Promise<T> => check.catch((error: Error) => {
+    throw new Error(`${error.message}\n--- watch log ---\n${logText.split('\n').slice(-30).join('\n')}`)
   })
 
   before(async function () {
@@ -293,6 +287,8 @@ describe('smartnat watch against the Kubernetes API, in the namespace lab (root)
       return reply.status !== 200 || reply.body.includes('error') ? reply : undefined
     }))
     expect(during.body).to.match(/ECONNREFUSED|connect|unreachable/i)
+    const metrics = await httpGet(port, '/metrics')
+    expect(Number(/^smartnat_api_errors_total (\d+)$/m.exec(metrics.body)?.[1])).to.be.at.least(1)
     // A resync from the cache happens meanwhile and must leave the rules as they are.
     await new Promise((resolve) => setTimeout(resolve, 3500))
     expect(await iptablesDump(lab!)).to.equal(rules)
