@@ -1,15 +1,19 @@
 /**
  * `smartnat sync --kubeconfig F --netns HOST` against the test API server: it reads the Mappings,
  * Services and EndpointSlices over HTTP, programs the lab's host, writes each Mapping's status and
- * records Events; a second sync writes nothing anywhere, and an invalid Mapping leaves the valid one alone.
+ * records Events; a second sync writes nothing anywhere, an invalid Mapping leaves the valid one alone,
+ * a pod remembered in the status but gone from the EndpointSlice loses its connections, and with the API
+ * down the sync fails without touching the kernel.
  */
 import {expect} from 'chai'
 import {mkdtemp, rm} from 'node:fs/promises'
 import {hostname, tmpdir} from 'node:os'
 import {join} from 'node:path'
+import {listConntrackFlows} from '../../src/lib/host/conntrack.js'
 import type {MappingCondition, MappingStatus} from '../../src/lib/mapping/types.js'
-import {startApiServer, type ApiServer, type KubeObject} from '../support/apiserver/index.js'
-import {iptablesDump, type SyncJson} from '../support/e2e.js'
+import type {Ipv4} from '../../src/lib/net/ipv4.js'
+import {PatchType, startApiServer, type ApiServer, type KubeObject} from '../support/apiserver/index.js'
+import {iptablesDump, udpFlow, type SyncJson} from '../support/e2e.js'
 import {LAB_PLAN, createLab, requireLab, type EchoResult, type Lab} from '../support/lab.js'
 import {mappingManifest, serviceFromLab, serviceManifests, type MappingFixture} from '../support/mappings.js'
 import {smartnat, smartnatJson} from '../support/smartnat-cli.js'
@@ -139,6 +143,24 @@ describe('smartnat sync against the Kubernetes API, in the namespace lab (root)'
     expect(await reach('tcp', EXT_B, 8080), 'nothing is programmed for the invalid Mapping').to.equal('refused')
   })
 
+  it('a pod that left the EndpointSlice: the next sync drops its connections through this host, remembered from the status', async () => {
+    const [podA, podB] = WEB_PODS as [Ipv4, Ipv4]
+    // A flow from the host straight to each pod: its conntrack entry's replies come from that pod.
+    await udpFlow(lab!, 'host', {ip: LAB_PLAN.host.cluster0.address, port: 40001}, {ip: podA, port: 5353}, 1)
+    await udpFlow(lab!, 'host', {ip: LAB_PLAN.host.cluster0.address, port: 40002}, {ip: podB, port: 5353}, 1)
+    const entries = async (pod: Ipv4) => (await listConntrackFlows(lab!.hostRunner, {replySrc: pod})).length
+    expect([await entries(podA), await entries(podB)]).to.deep.equal([1, 1])
+
+    const slices = server!.registry.find('discovery.k8s.io', 'v1', 'endpointslices')!
+    server!.api.patch(slices, 'default', 'web-lab', PatchType.merge, {endpoints: [{addresses: [podA], conditions: {ready: true}}]})
+    await lab!.removePod(podB)
+    const result = await sync()
+    expect(result).to.include({changed: false, conntrackDeleted: 1, statusesWritten: 1})
+    expect([await entries(podA), await entries(podB)]).to.deep.equal([1, 0])
+    expect(mapping('web').status!.configuredAddresses).to.deep.equal({[EXT_A]: {host: hostname(), podIPs: [podA]}})
+    expect(await reach('tcp', EXT_A, 8080)).to.equal(podA)
+  })
+
   it('with the API down it fails naming the API and leaves the kernel alone', async () => {
     const kernel = await iptablesDump(lab!)
     await server!.stop()
@@ -146,6 +168,6 @@ describe('smartnat sync against the Kubernetes API, in the namespace lab (root)'
     expect(result.code).to.not.equal(0)
     expect(result.stderr).to.match(new RegExp(`listing \\w+s from /api.*127\\.0\\.0\\.1:${server!.port}.*ECONNREFUSED`))
     expect(await iptablesDump(lab!)).to.equal(kernel)
-    expect(await reach('tcp', EXT_A, 8080)).to.be.oneOf(WEB_PODS)
+    expect(await reach('tcp', EXT_A, 8080)).to.equal(WEB_PODS[0])
   })
 })
