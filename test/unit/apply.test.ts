@@ -289,6 +289,40 @@ describe('applyIptables', () => {
     expect(writesOf(runner)).to.deep.equal([])
   })
 
+  it('trusts the state it is given instead of reading the kernel, and writes the difference from it', async () => {
+    const applied = await capturedState()
+    const desired = structuredClone(applied)
+    const rules = chain(desired, 'nat', 'SNM-A-1a2b3c4d').rules
+    rules[1] = rules[1]!.replace('198.19.1.11:53', '198.19.1.12:53')
+    const runner = fakeKernel()
+    const result = await applyIptables(runner, desired, {assumeActual: applied})
+    expect(commandLines(runner.calls)).to.deep.equal(['iptables-restore --noflush --wait'])
+    expect(runner.calls[0]!.input).to.equal(['*nat', ':SNM-A-1a2b3c4d - [0:0]', ...rules, 'COMMIT', ''].join('\n'))
+    expect(result.changedEndpoints).to.deep.equal([{address: '198.18.0.2', protocol: 'udp', port: 53, oldTarget: '198.19.1.11:53'}])
+  })
+
+  it('runs nothing at all when the desired state equals the trusted one', async () => {
+    const runner = fakeKernel()
+    const result = await applyIptables(runner, await capturedState(), {assumeActual: await capturedState()})
+    expect(result.changed).to.equal(false)
+    expect(runner.calls).to.deep.equal([])
+  })
+
+  it('reads the kernel for a full apply even when given a state to trust', async () => {
+    const runner = fakeKernel()
+    await applyIptables(runner, await capturedState(), {full: true, assumeActual: await capturedState()})
+    expect(commandLines(runner.calls).filter((c) => READS.includes(c)).sort()).to.deep.equal([...READS].sort())
+  })
+
+  it('counts a set updated in place as a set written', async () => {
+    const desired = await capturedState()
+    desired.sets[0]!.entries = [...desired.sets[0]!.entries, '198.18.0.2,tcp:80,198.19.9.9'].sort()
+    const runner = fakeKernel()
+    const result = await applyIptables(runner, desired)
+    expect(writesOf(runner)[0]!.input).to.equal('add SNM-ALLOW 198.18.0.2,tcp:80,198.19.9.9\n')
+    expect(result.written).to.deep.equal({sets: 1, chains: 0, rules: 0, routes: 0})
+  })
+
   it('wraps a failed read as an ApplyError of the read step', async () => {
     const runner = new RecordingRunner((call) => (call.command === 'ipset' ? new CommandError('ipset', ['save'], 1, 'Kernel error') : {stdout: '[]'}))
     const error = (await applyIptables(runner, await capturedState()).catch((e: unknown) => e)) as ApplyError

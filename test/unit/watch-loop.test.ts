@@ -114,6 +114,7 @@ interface Call {
   at: number
   full: boolean
   snapshot: Snapshot
+  assumeActual?: unknown
 }
 
 /** A sync pass whose duration and outcome each test decides; it records every call and the most ever running at once. */
@@ -127,13 +128,16 @@ class ScriptedSync {
 
   constructor(private readonly clock: FakeClock) {}
 
-  readonly pass = async (load: () => Promise<Snapshot>, options: {full: boolean}): Promise<SyncReport> => {
+  readonly pass = async (load: () => Promise<Snapshot>, options: {full: boolean; assumeActual?: unknown}): Promise<SyncReport> => {
     this.inFlight++
     this.maxInFlight = Math.max(this.maxInFlight, this.inFlight)
     try {
-      this.calls.push({at: this.clock.now(), full: options.full, snapshot: await load()})
+      const call: Call = {at: this.clock.now(), full: options.full, snapshot: await load()}
+      if ('assumeActual' in options) call.assumeActual = options.assumeActual
+      this.calls.push(call)
       if (this.durationMs > 0) await new Promise<void>((resolve) => this.clock.setTimeout(resolve, this.durationMs))
-      const outcome = this.outcomes.shift() ?? report([], 7)
+      // Unless a test scripts it, each pass applies a state of its own, named after the pass.
+      const outcome = this.outcomes.shift() ?? {...report([], 7), kernelState: `applied by pass ${this.calls.length}`}
       if (outcome instanceof Error) throw outcome
       return outcome
     } finally {
@@ -143,6 +147,11 @@ class ScriptedSync {
 
   startTimes(): number[] {
     return this.calls.map((c) => c.at - T0)
+  }
+
+  /** Start times of the passes that read the kernel (were given no state to trust). */
+  readTimes(): number[] {
+    return this.calls.filter((c) => c.assumeActual === undefined).map((c) => c.at - T0)
   }
 }
 
@@ -276,6 +285,59 @@ describe('watch loop', () => {
     await startLoop()
     await clock.advance(10_000)
     expect(sync.calls.map((c) => c.full)).to.deep.equal([false, true, true])
+  })
+
+  it('reads the kernel on the first pass, then trusts the state it applied for passes a change triggers', async () => {
+    await startLoop()
+    await clock.advance(1000)
+    source.change()
+    await clock.advance(1000)
+    source.change()
+    await clock.advance(1000)
+    expect(sync.calls.map((c) => c.assumeActual)).to.deep.equal([undefined, 'applied by pass 1', 'applied by pass 2'])
+  })
+
+  it('reads the kernel on every periodic resync, then trusts that pass', async () => {
+    await startLoop({resyncIntervalMs: 60_000})
+    await clock.advance(61_000)
+    source.change()
+    await clock.advance(1000)
+    expect(sync.startTimes()).to.deep.equal([0, 60_000, 61_000])
+    expect(sync.calls.map((c) => c.assumeActual)).to.deep.equal([undefined, undefined, 'applied by pass 2'])
+  })
+
+  it('under steady churn, still reads the kernel once per resync interval', async () => {
+    await startLoop({resyncIntervalMs: 10_000})
+    for (let i = 0; i < 25; i++) {
+      await clock.advance(1000)
+      source.change()
+    }
+    await clock.advance(0)
+    expect(sync.calls).to.have.length(26)
+    expect(sync.readTimes()).to.deep.equal([0, 10_000, 20_000])
+  })
+
+  it('after a failure, reads the kernel again before trusting anything', async () => {
+    sync.outcomes = [{...report(), kernelState: 'first'}, new Error('iptables-restore: exit 1')]
+    await startLoop()
+    await clock.advance(500)
+    source.change()
+    await clock.advance(500)
+    // The retry after 1 s of backoff reads the kernel; the change after it trusts the retry's state.
+    await clock.advance(1000)
+    source.change()
+    await clock.advance(500)
+    expect(sync.startTimes()).to.deep.equal([0, 500, 1500, 2000])
+    expect(sync.calls.map((c) => c.assumeActual)).to.deep.equal([undefined, 'first', undefined, 'applied by pass 3'])
+  })
+
+  it('does not trust a pass that reported no state', async () => {
+    sync.outcomes = [report()]
+    await startLoop()
+    await clock.advance(500)
+    source.change()
+    await clock.advance(500)
+    expect(sync.readTimes()).to.deep.equal([0, 500])
   })
 
   it('applies nothing before the source has synced, however long it takes', async () => {

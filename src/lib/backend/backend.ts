@@ -28,7 +28,7 @@ export interface Backend<State = unknown> {
   /** Pure: the state this NatModel needs in the kernel. */
   render(model: NatModel): State
   /** Makes the kernel match `desired`, writing only what differs; throws ApplyError (forceFull) on failure. */
-  apply(desired: State, options?: ApplyOptions): Promise<ApplyResult>
+  apply(desired: State, options?: ApplyOptions<State>): Promise<ApplyResult>
   /** What smartnat owns in the kernel right now. */
   read(): Promise<State>
   /** Removes everything smartnat owns, and nothing else. */

@@ -1,9 +1,14 @@
 /** What a backend reports back to the sync: the outcome of an apply or a flush, and how an apply failed. */
 import type {Protocol} from '../mapping/types.js'
 
-export interface ApplyOptions {
-  /** Rewrite everything smartnat owns even where it already matches (the sync after a failed apply). */
+export interface ApplyOptions<State = unknown> {
+  /** Rewrite everything smartnat owns even where it already matches (the sync after a failed apply); the kernel is always read. */
   full?: boolean
+  /**
+   * What the kernel holds, as this caller applied it last time: diffed against instead of reading the
+   * kernel back. Only for a caller whose every apply since has succeeded; its periodic reads repair drift.
+   */
+  assumeActual?: State
 }
 
 /** An external endpoint whose DNAT rule an apply removed or pointed elsewhere. */

@@ -19,6 +19,9 @@ export const systemClock: Clock = {
   clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
 }
 
+/** Why a run happens: somebody asked for it, or `maxIntervalMs` passed with nobody asking. */
+export type RunReason = 'requested' | 'periodic'
+
 export interface BoundedRunnerOptions {
   minIntervalMs: number
   /** A run happens this long after the previous one ended even when nobody asked. */
@@ -36,7 +39,7 @@ export class BoundedFrequencyRunner {
   private notBefore = 0
 
   constructor(
-    private readonly fn: () => Promise<void>,
+    private readonly fn: (reason: RunReason) => Promise<void>,
     private readonly options: BoundedRunnerOptions,
   ) {
     if (!(options.minIntervalMs >= 0) || !(options.maxIntervalMs > 0)) {
@@ -90,9 +93,10 @@ export class BoundedFrequencyRunner {
 
   private run(): void {
     if (this.stopped || this.running) return
+    const reason: RunReason = this.pending ? 'requested' : 'periodic'
     this.pending = false
     this.notBefore = this.clock.now() + this.options.minIntervalMs
-    this.running = this.fn()
+    this.running = this.fn(reason)
       .catch(() => {
         // fn reports its own failures; a rejection here must not stop the runner.
       })

@@ -33,6 +33,8 @@ export interface SyncReport {
   conntrackDeleted: number
   /** Rules in the state that was applied. */
   rulesProgrammed: number
+  /** The backend state this pass applied: what the kernel holds now unless someone else changed it. */
+  kernelState?: unknown
 }
 
 export interface SyncDeps {
@@ -59,6 +61,8 @@ export async function prepareHost(runner: Runner, settings: SyncSettings): Promi
 export interface SyncOptions {
   /** Rewrite everything smartnat owns (after a failed apply). */
   full?: boolean
+  /** The `kernelState` of the last pass, trusted instead of reading the kernel (see ApplyOptions.assumeActual). */
+  assumeActual?: unknown
   /** Check tools and IPv4 forwarding first (default); a daemon does it once at start. */
   checkPrerequisites?: boolean
 }
@@ -80,6 +84,7 @@ export function syncSteps(
   let prepared: {host: HostInfo; rpFilter: RpFilterChange[]} | undefined
   let planned: Plan | undefined
   let applied: ApplyResult | undefined
+  let kernelState: unknown
   let conntrackDeleted = 0
   let rulesProgrammed = 0
   const steps: SyncStep[] = [
@@ -92,7 +97,11 @@ export function syncSteps(
       run: async () => {
         const desired = deps.backend.render(planned!.model)
         rulesProgrammed = deps.backend.ruleCount(desired)
-        applied = await deps.backend.apply(desired, {full: options.full ?? false})
+        applied = await deps.backend.apply(desired, {
+          full: options.full ?? false,
+          ...(options.assumeActual === undefined ? {} : {assumeActual: options.assumeActual}),
+        })
+        kernelState = desired
       },
     },
     {
@@ -108,7 +117,16 @@ export function syncSteps(
   ]
   return {
     steps,
-    report: () => ({snapshot: snapshot!, plan: planned!, host: prepared!.host, applied: applied!, rpFilter: prepared!.rpFilter, conntrackDeleted, rulesProgrammed}),
+    report: () => ({
+      snapshot: snapshot!,
+      plan: planned!,
+      host: prepared!.host,
+      applied: applied!,
+      rpFilter: prepared!.rpFilter,
+      conntrackDeleted,
+      rulesProgrammed,
+      kernelState,
+    }),
   }
 }
 

@@ -7,18 +7,23 @@
  * pass leaves the kernel as it was (never a flush), backs off exponentially, and makes the next
  * apply full when the backend says so. Nothing is applied until the source has synced: an empty
  * cache must not wipe the rules.
+ *
+ * Like kube-proxy's partial syncs, a pass triggered by a change trusts the state the previous pass
+ * applied instead of reading the kernel back; the first pass, every periodic pass (and any pass a
+ * whole resync interval after the last read, however busy the source) and every pass after a
+ * failure read the kernel, so drift is repaired within one resync interval.
  */
 import {errorText, silentLogger, type Logger} from '../observe/log.js'
 import type {SyncRecord} from '../observe/metrics.js'
 import type {Readiness} from '../observe/server.js'
 import type {Snapshot} from '../plan/model.js'
 import type {SnapshotSource} from '../source/source.js'
-import {BoundedFrequencyRunner, systemClock, type Clock} from './debounce.js'
+import {BoundedFrequencyRunner, systemClock, type Clock, type RunReason} from './debounce.js'
 import {syncOnce, type SyncDeps, type SyncReport} from './once.js'
 import type {SyncSettings} from './settings.js'
 
-/** Runs one sync pass over the snapshot `loadSnapshot` gives. */
-export type SyncPass = (loadSnapshot: () => Promise<Snapshot>, options: {full: boolean}) => Promise<SyncReport>
+/** Runs one sync pass over the snapshot `loadSnapshot` gives; `assumeActual` is the previous pass's `kernelState`. */
+export type SyncPass = (loadSnapshot: () => Promise<Snapshot>, options: {full: boolean; assumeActual?: unknown}) => Promise<SyncReport>
 
 /** Receives each pass's outcome (SmartnatMetrics implements it). */
 export interface SyncObserver {
@@ -61,11 +66,19 @@ export function syncPass(deps: SyncDeps, settings: SyncSettings): SyncPass {
 
 type LastPass = {ok: true; at: number} | {ok: false; at: number; error: string}
 
+/** The state the last pass applied, and when the kernel was last read rather than trusted. */
+interface AppliedState {
+  state: unknown
+  readAt: number
+}
+
 export class WatchLoop {
   private readonly runner: BoundedFrequencyRunner
   private readonly clock: Clock
   private readonly logger: Logger
   private readonly backoff: BackoffOptions
+  private readonly resyncIntervalMs: number
+  private applied: AppliedState | undefined
   private unsubscribe: (() => void) | undefined
   private last: LastPass | undefined
   private failures = 0
@@ -76,9 +89,10 @@ export class WatchLoop {
     this.clock = options.clock ?? systemClock
     this.logger = options.logger ?? silentLogger
     this.backoff = options.backoff ?? DEFAULT_BACKOFF
-    this.runner = new BoundedFrequencyRunner(() => this.pass(), {
+    this.resyncIntervalMs = options.resyncIntervalMs ?? DEFAULT_RESYNC_INTERVAL_MS
+    this.runner = new BoundedFrequencyRunner((reason) => this.pass(reason), {
       minIntervalMs: options.minIntervalMs ?? DEFAULT_MIN_INTERVAL_MS,
-      maxIntervalMs: options.resyncIntervalMs ?? DEFAULT_RESYNC_INTERVAL_MS,
+      maxIntervalMs: this.resyncIntervalMs,
       clock: this.clock,
     })
   }
@@ -110,7 +124,7 @@ export class WatchLoop {
     return {ready: true, ...withError}
   }
 
-  private async pass(): Promise<void> {
+  private async pass(reason: RunReason): Promise<void> {
     const {source} = this.options
     if (!source.health().synced) {
       this.logger.debug('source not synced yet; nothing applied')
@@ -118,18 +132,26 @@ export class WatchLoop {
     }
     const full = this.nextFull
     const started = this.clock.now()
+    const trusted = this.trustedState(reason, full, started)
     let result: SyncReport
     try {
-      result = await this.options.sync(() => Promise.resolve(source.snapshot()), {full})
+      result = await this.options.sync(() => Promise.resolve(source.snapshot()), {full, ...(trusted ? {assumeActual: trusted.state} : {})})
     } catch (error) {
       this.failed(error, started, full)
       return
     }
-    this.succeeded(result, started, full)
+    this.applied = result.kernelState === undefined ? undefined : {state: result.kernelState, readAt: trusted ? trusted.readAt : started}
+    this.succeeded(result, started, full, trusted !== undefined)
     await this.runAfterSync(result)
   }
 
-  private succeeded(report: SyncReport, started: number, full: boolean): void {
+  /** The state to trust instead of reading the kernel, or undefined when this pass must read it. */
+  private trustedState(reason: RunReason, full: boolean, now: number): AppliedState | undefined {
+    if (!this.applied || full || reason === 'periodic') return undefined
+    return now - this.applied.readAt < this.resyncIntervalMs ? this.applied : undefined
+  }
+
+  private succeeded(report: SyncReport, started: number, full: boolean, trusted: boolean): void {
     const finishedAt = this.clock.now()
     const seconds = (finishedAt - started) / 1000
     this.failures = 0
@@ -140,6 +162,7 @@ export class WatchLoop {
     const fields = {
       seconds,
       full,
+      readKernel: !trusted,
       changed: report.applied.changed,
       configured: verdicts.filter((v) => v.valid && Object.keys(v.configuredAddresses).length > 0).length,
       invalid: verdicts.filter((v) => !v.valid).length,
@@ -156,6 +179,8 @@ export class WatchLoop {
   private failed(error: unknown, started: number, full: boolean): void {
     const seconds = (this.clock.now() - started) / 1000
     this.failures++
+    // The kernel may hold part of what failed, or what someone else did: the next pass reads it.
+    this.applied = undefined
     if ((error as {forceFull?: unknown} | undefined)?.forceFull === true) this.nextFull = true
     const retryInMs = Math.min(this.backoff.maxMs, this.backoff.initialMs * 2 ** (this.failures - 1))
     const text = errorText(error)

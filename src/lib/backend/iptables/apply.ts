@@ -1,6 +1,6 @@
 /**
- * Applies a desired IptablesState: reads the kernel, writes only what differs, and keeps the
- * previous rules working when any step fails.
+ * Applies a desired IptablesState: reads the kernel (or trusts the caller's record of it), writes
+ * only what differs, and keeps the previous rules working when any step fails.
  *
  * Order: sets are created and refilled first (new rules may reference them), then one
  * iptables-restore for all tables, then sets nothing references any more are destroyed, then
@@ -107,6 +107,14 @@ async function rollbackSets(runner: Runner, sets: SetChanges, swapped: string[],
   throw failure
 }
 
+async function readActual(runner: Runner): Promise<IptablesState> {
+  try {
+    return await readIptablesState(runner)
+  } catch (error) {
+    throw new ApplyError('read', error instanceof Error ? error.message : String(error), {cause: error})
+  }
+}
+
 function countWrites(changes: IptablesChanges): WriteCounts {
   const {sets, routing} = changes
   let chains = 0
@@ -117,7 +125,7 @@ function countWrites(changes: IptablesChanges): WriteCounts {
     rules += c.writeChains.reduce((n, chain) => n + chain.rules.length, 0) + c.insertJumps.length + c.deleteJumps.length
   }
   return {
-    sets: sets.create.length + sets.replace.length + sets.destroy.length,
+    sets: sets.create.length + sets.replace.length + sets.update.length + sets.destroy.length,
     chains,
     rules,
     routes: routing.addRules.length + routing.deleteRules.length + routing.replaceRoutes.length + routing.deleteRoutes.length,
@@ -125,17 +133,13 @@ function countWrites(changes: IptablesChanges): WriteCounts {
 }
 
 /** Makes the kernel match `desired`, writing only what differs; nothing at all when they are equal. */
-export async function applyIptables(runner: Runner, desired: IptablesState, options: ApplyOptions = {}): Promise<ApplyResult> {
-  let actual: IptablesState
-  try {
-    actual = await readIptablesState(runner)
-  } catch (error) {
-    throw new ApplyError('read', error instanceof Error ? error.message : String(error), {cause: error})
-  }
-  const changes = diffIptablesState(desired, actual, {full: options.full ?? false})
+export async function applyIptables(runner: Runner, desired: IptablesState, options: ApplyOptions<IptablesState> = {}): Promise<ApplyResult> {
+  const full = options.full ?? false
+  const actual = options.assumeActual !== undefined && !full ? options.assumeActual : await readActual(runner)
+  const changes = diffIptablesState(desired, actual, {full})
   const written = countWrites(changes)
+  if (isEmptyChanges(changes)) return {changed: false, written, changedEndpoints: []}
   const endpoints = changedEndpoints(desired.tables.nat, actual.tables.nat)
-  if (isEmptyChanges(changes)) return {changed: false, written, changedEndpoints: endpoints}
 
   const {sets} = changes
   if (sets.retype.length > 0) {

@@ -1,6 +1,6 @@
 /** Which DNAT endpoints an apply removes or retargets, so conntrack entries still pointing at the old target can go. */
 import type {ChangedEndpoint} from '../result.js'
-import type {TableState} from './types.js'
+import type {ChainState, TableState} from './types.js'
 import {ruleTarget, ruleWords} from './parse.js'
 
 function stripHostLength(address: string): string {
@@ -12,34 +12,67 @@ function wordAfter(words: readonly string[], flag: string): string | undefined {
   return i === -1 ? undefined : words[i + 1]
 }
 
-/** Every DNAT rule of the nat table as `address protocol/port` -> target. */
-function dnatTargets(nat: TableState): Map<string, ChangedEndpoint> {
-  const rules = nat.chains.flatMap((chain) => chain.rules.map((rule) => ruleWords(rule)))
-  // Address chains are reached by `-d ADDRESS/32 -j CHAIN`; their DNAT rules match only the port.
-  const chainAddress = new Map<string, string>()
-  for (const words of rules) {
-    const target = ruleTarget(words)
-    const destination = wordAfter(words, '-d')
-    if (target !== undefined && target !== 'DNAT' && destination !== undefined) chainAddress.set(target, stripHostLength(destination))
+/** Address chains are reached by `-d ADDRESS/32 -j CHAIN`: chain name -> address. */
+function chainAddresses(nat: TableState): Map<string, string> {
+  const addresses = new Map<string, string>()
+  for (const chain of nat.chains) {
+    for (const rule of chain.rules) {
+      // Only dispatch rules match a destination; splitting the others into words is what costs.
+      if (!rule.includes(' -d ')) continue
+      const words = ruleWords(rule)
+      const target = ruleTarget(words)
+      const destination = wordAfter(words, '-d')
+      if (target !== undefined && target !== 'DNAT' && destination !== undefined) addresses.set(target, stripHostLength(destination))
+    }
   }
+  return addresses
+}
+
+/** The DNAT rules of `chains` as `address protocol/port` -> target. */
+function dnatTargets(chains: readonly ChainState[], chainAddress: ReadonlyMap<string, string>): Map<string, ChangedEndpoint> {
   const endpoints = new Map<string, ChangedEndpoint>()
-  for (const words of rules) {
-    if (ruleTarget(words) !== 'DNAT') continue
-    const protocol = wordAfter(words, '-p')
-    const port = Number(wordAfter(words, '--dport'))
-    const destination = wordAfter(words, '-d')
-    const address = destination === undefined ? chainAddress.get(words[1] ?? '') : stripHostLength(destination)
-    const oldTarget = wordAfter(words, '--to-destination')
-    if ((protocol !== 'tcp' && protocol !== 'udp') || !Number.isInteger(port) || !address || !oldTarget) continue
-    endpoints.set(`${address} ${protocol}/${port}`, {address, protocol, port, oldTarget})
+  for (const chain of chains) {
+    for (const rule of chain.rules) {
+      if (!rule.includes(' DNAT ')) continue
+      const words = ruleWords(rule)
+      if (ruleTarget(words) !== 'DNAT') continue
+      const protocol = wordAfter(words, '-p')
+      const port = Number(wordAfter(words, '--dport'))
+      const destination = wordAfter(words, '-d')
+      const address = destination === undefined ? chainAddress.get(words[1] ?? '') : stripHostLength(destination)
+      const oldTarget = wordAfter(words, '--to-destination')
+      if ((protocol !== 'tcp' && protocol !== 'udp') || !Number.isInteger(port) || !address || !oldTarget) continue
+      endpoints.set(`${address} ${protocol}/${port}`, {address, protocol, port, oldTarget})
+    }
   }
   return endpoints
 }
 
-/** Endpoints whose DNAT rule is gone or points elsewhere in `desired`, with the target `actual` had. */
+function sameRules(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((rule, i) => rule === b[i])
+}
+
+/** Chains of `table` that `other` lacks, holds with other rules, or reaches at another address. */
+function differingChains(table: TableState, other: TableState, addresses: Map<string, string>, otherAddresses: Map<string, string>): ChainState[] {
+  const others = new Map(other.chains.map((c) => [c.name, c]))
+  return table.chains.filter((chain) => {
+    const counterpart = others.get(chain.name)
+    return !counterpart || addresses.get(chain.name) !== otherAddresses.get(chain.name) || !sameRules(chain.rules, counterpart.rules)
+  })
+}
+
+/**
+ * Endpoints whose DNAT rule is gone or points elsewhere in `desired`, with the target `actual` had.
+ * A chain with the same rules at the same address on both sides sends every endpoint where it did,
+ * so only the rules of differing chains are read: a one-Mapping change reads one address chain.
+ */
 export function changedEndpoints(desired: TableState, actual: TableState): ChangedEndpoint[] {
-  const wanted = dnatTargets(desired)
-  return [...dnatTargets(actual)]
+  const wantedAddresses = chainAddresses(desired)
+  const actualAddresses = chainAddresses(actual)
+  const before = differingChains(actual, desired, actualAddresses, wantedAddresses)
+  if (before.length === 0) return []
+  const wanted = dnatTargets(differingChains(desired, actual, wantedAddresses, actualAddresses), wantedAddresses)
+  return [...dnatTargets(before, actualAddresses)]
     .filter(([key, endpoint]) => wanted.get(key)?.oldTarget !== endpoint.oldTarget)
     .map(([, endpoint]) => endpoint)
 }

@@ -17,6 +17,8 @@ export type ParsedIptables = Record<TableName, ParsedTable>
 
 /** Splits a rule line into words the way iptables-restore does: double quotes group, backslash escapes. */
 export function ruleWords(line: string): string[] {
+  // Most rules quote and escape nothing: plain splitting gives the same words, much faster.
+  if (!line.includes('"') && !line.includes('\\')) return line.split(' ').filter((word) => word !== '')
   const words: string[] = []
   let word = ''
   let inWord = false
