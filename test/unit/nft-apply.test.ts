@@ -211,6 +211,56 @@ describe('nftables backend: apply', () => {
     expect(writesOf(runner).map((c) => c.input!.split('\n')[1])).to.deep.equal(['delete table ip smartnat'])
   })
 
+  it('trusts the state it is given instead of reading the kernel, and writes only the changed elements', async () => {
+    const runner = fakeKernel()
+    const changed = desired((s) => {
+      endpoints(s).elements = endpoints(s).elements.filter((e) => e.key.join(' ') !== '198.18.0.10 tcp 80')
+    })
+    const result = await applyNftables(runner, changed, {assumeActual: desired()})
+    expect(runner.calls.map((c) => [c.command, ...c.args].join(' '))).to.deep.equal(['nft -f -'])
+    expect(runner.calls[0]!.input).to.equal('delete element ip smartnat endpoints { 198.18.0.10 . tcp . 80 }\n')
+    expect(result.changedEndpoints).to.deep.equal([{address: '198.18.0.10', protocol: 'tcp', port: 80, oldTarget: '198.19.100.10:8080'}])
+  })
+
+  it('runs nothing at all when the desired state equals the trusted one', async () => {
+    const runner = fakeKernel()
+    expect((await applyNftables(runner, desired(), {assumeActual: desired()})).changed).to.equal(false)
+    expect(runner.calls).to.deep.equal([])
+  })
+
+  it('finds a changed element among many equal ones, in the middle or at either end', async () => {
+    const model = sampleModel()
+    const template = model.mappings[0]!
+    for (let i = 0; i < 300; i++) {
+      const address = ip(`198.18.0.${10 + (i % 3)}`)
+      model.mappings.push({
+        ...template,
+        name: `m${String(i).padStart(3, '0')}`,
+        addresses: [{address, interface: 'eth1'}],
+        endpoints: [{address, protocol: 'tcp', port: 20000 + i, targetIP: ip('198.19.100.50'), targetPort: 80}],
+      })
+    }
+    const base = renderNftables(model)
+    for (const port of ['20000', '20150', '20299']) {
+      const edited = structuredClone(base)
+      const element = endpoints(edited).elements.find((e) => e.key[2] === port)!
+      element.value = ['198.19.100.51', '80']
+      const runner = fakeKernel()
+      await applyNftables(runner, edited, {assumeActual: base})
+      const address = element.key[0]
+      expect(runner.calls.map((c) => c.input), port).to.deep.equal([
+        `delete element ip smartnat endpoints { ${address} . tcp . ${port} }\n` +
+          `add element ip smartnat endpoints { ${address} . tcp . ${port} comment "${element.comment}" : 198.19.100.51 . 80 }\n`,
+      ])
+    }
+  })
+
+  it('reads the kernel for a full apply even when given a state to trust', async () => {
+    const runner = fakeKernel()
+    await applyNftables(runner, desired(), {full: true, assumeActual: desired()})
+    expect(runner.calls.map((c) => [c.command, ...c.args].join(' ')).filter((c) => READS.includes(c)).sort()).to.deep.equal([...READS].sort())
+  })
+
   it('reports the line nft failed on with its neighbours, and asks for a full apply next', async () => {
     const stderr = '/dev/stdin:2:50-53: Error: Could not resolve protocol name\nadd element ...\n      ^^^^\n'
     const runner = fakeKernel({writes: () => new CommandError('nft', ['-f', '-'], 1, stderr)})

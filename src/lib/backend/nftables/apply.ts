@@ -1,5 +1,5 @@
 /**
- * Applies a desired NftState: reads the kernel, writes nothing when it matches, only set and map
+ * Applies a desired NftState: reads the kernel (or trusts the caller's record of it), writes nothing when it matches, only set and map
  * elements when nothing else differs, and otherwise replaces the table in one `nft -f` transaction.
  * Then ip rules and routes. nft commits all or nothing, so a failed apply leaves the old table.
  */
@@ -41,6 +41,14 @@ async function run(runner: Runner, step: string, [command, args]: readonly [stri
   }
 }
 
+async function readActual(runner: Runner): Promise<NftState> {
+  try {
+    return await readNftState(runner)
+  } catch (error) {
+    throw new ApplyError('read', error instanceof Error ? error.message : String(error), {cause: error})
+  }
+}
+
 function countTable(table: NftTable | undefined): WriteCounts {
   return {
     sets: table?.sets.length ?? 0,
@@ -67,17 +75,13 @@ function countWrites(changes: NftChanges, desired: NftState, actual: NftState): 
 }
 
 /** Makes the kernel match `desired`, writing only what differs; nothing at all when they are equal. */
-export async function applyNftables(runner: Runner, desired: NftState, options: ApplyOptions = {}): Promise<ApplyResult> {
-  let actual: NftState
-  try {
-    actual = await readNftState(runner)
-  } catch (error) {
-    throw new ApplyError('read', error instanceof Error ? error.message : String(error), {cause: error})
-  }
-  const changes = diffNftState(desired, actual, {full: options.full ?? false})
+export async function applyNftables(runner: Runner, desired: NftState, options: ApplyOptions<NftState> = {}): Promise<ApplyResult> {
+  const full = options.full ?? false
+  const actual = options.assumeActual !== undefined && !full ? options.assumeActual : await readActual(runner)
+  const changes = diffNftState(desired, actual, {full})
   const written = countWrites(changes, desired, actual)
-  const endpoints = changedEndpoints(desired, actual)
-  if (isEmptyChanges(changes)) return {changed: false, written, changedEndpoints: endpoints}
+  if (isEmptyChanges(changes)) return {changed: false, written, changedEndpoints: []}
+  const endpoints = changedEndpoints(desired, actual, changes.table)
 
   // Both payloads are built before the first write, so a malformed desired state writes nothing.
   let table: string, routing: string

@@ -38,14 +38,38 @@ export function tableStructure(table: NftTable): string {
   return [...sets, ...chains].join('\n')
 }
 
+function sameParts(a: readonly string[] | undefined, b: readonly string[] | undefined): boolean {
+  if (a === b) return true
+  if (!a || !b || a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}
+
+function sameElement(a: NftElement, b: NftElement): boolean {
+  return a.comment === b.comment && sameParts(a.key, b.key) && sameParts(a.value, b.value)
+}
+
 function diffElements(desired: NftSet, actual: NftSet): ElementChanges | undefined {
-  // Each element is printed once per side: with tens of thousands of elements this is the diff's cost.
-  const printed = (set: NftSet) => new Map(set.elements.map((element) => [elementKey(set, element), {element, text: printElement(set, element)}]))
-  const have = printed(actual)
-  const want = printed(desired)
+  // Both sides are sorted by key, so a change of a few elements leaves long equal runs at both
+  // ends; only the window between them is printed and compared by key.
+  const want = desired.elements
+  const have = actual.elements
+  let start = 0
+  while (start < want.length && start < have.length && sameElement(want[start]!, have[start]!)) start++
+  let wantEnd = want.length
+  let haveEnd = have.length
+  while (wantEnd > start && haveEnd > start && sameElement(want[wantEnd - 1]!, have[haveEnd - 1]!)) {
+    wantEnd--
+    haveEnd--
+  }
+  if (start === wantEnd && start === haveEnd) return undefined
+  const printed = (set: NftSet, elements: NftElement[]) =>
+    new Map(elements.map((element) => [elementKey(set, element), {element, text: printElement(set, element)}]))
+  const wanted = printed(desired, want.slice(start, wantEnd))
+  const present = printed(actual, have.slice(start, haveEnd))
   const changes: ElementChanges = {set: desired, delete: [], add: []}
-  for (const [key, {element, text}] of have) if (want.get(key)?.text !== text) changes.delete.push(element)
-  for (const [key, {element, text}] of want) if (have.get(key)?.text !== text) changes.add.push(element)
+  for (const [key, {element, text}] of present) if (wanted.get(key)?.text !== text) changes.delete.push(element)
+  for (const [key, {element, text}] of wanted) if (present.get(key)?.text !== text) changes.add.push(element)
   return changes.delete.length + changes.add.length === 0 ? undefined : changes
 }
 
@@ -66,22 +90,49 @@ export function isEmptyChanges(changes: NftChanges): boolean {
   return changes.table.kind === 'none' && isEmptyRouting(changes.routing)
 }
 
-/** Every DNAT target of the endpoints map, by `address protocol/port`. */
-function dnatTargets(table: NftTable | undefined): Map<string, ChangedEndpoint> {
+function endpointOf({key, value}: NftElement): ChangedEndpoint | undefined {
+  const [address, protocol, port] = key
+  if (!address || (protocol !== 'tcp' && protocol !== 'udp') || value?.length !== 2) return undefined
+  return {address, protocol, port: Number(port), oldTarget: value.join(':')}
+}
+
+/** DNAT targets of endpoints-map elements, by `address protocol/port`. */
+function dnatTargets(elements: readonly NftElement[]): Map<string, ChangedEndpoint> {
   const endpoints = new Map<string, ChangedEndpoint>()
-  const map = table?.sets.find((s) => s.name === ENDPOINTS_MAP)
-  for (const {key, value} of map?.elements ?? []) {
-    const [address, protocol, port] = key
-    if (!address || (protocol !== 'tcp' && protocol !== 'udp') || value?.length !== 2) continue
-    endpoints.set(`${address} ${protocol}/${port}`, {address, protocol, port: Number(port), oldTarget: value.join(':')})
+  for (const element of elements) {
+    const endpoint = endpointOf(element)
+    if (endpoint) endpoints.set(`${endpoint.address} ${endpoint.protocol}/${endpoint.port}`, endpoint)
   }
   return endpoints
 }
 
-/** Endpoints whose DNAT target is gone or different in `desired`, with the target `actual` had. */
-export function changedEndpoints(desired: NftState, actual: NftState): ChangedEndpoint[] {
-  const wanted = dnatTargets(desired.table)
-  return [...dnatTargets(actual.table)]
+function endpointsMap(table: NftTable | undefined): NftElement[] {
+  return table?.sets.find((s) => s.name === ENDPOINTS_MAP)?.elements ?? []
+}
+
+/**
+ * Endpoints whose DNAT target is gone or different in `desired`, with the target `actual` had.
+ * An element change touches only the elements it deletes (their old targets) and adds (the new ones).
+ */
+export function changedEndpoints(desired: NftState, actual: NftState, change: TableChange): ChangedEndpoint[] {
+  let before: NftElement[]
+  let after: NftElement[]
+  switch (change.kind) {
+    case 'none':
+      return []
+    case 'elements': {
+      const endpoints = change.sets.find((c) => c.set.name === ENDPOINTS_MAP)
+      before = endpoints?.delete ?? []
+      after = endpoints?.add ?? []
+      break
+    }
+    case 'replace':
+    case 'delete':
+      before = endpointsMap(actual.table)
+      after = endpointsMap(desired.table)
+  }
+  const wanted = dnatTargets(after)
+  return [...dnatTargets(before)]
     .filter(([key, endpoint]) => wanted.get(key)?.oldTarget !== endpoint.oldTarget)
     .map(([, endpoint]) => endpoint)
 }
