@@ -124,10 +124,11 @@ export default class Sync extends SmartnatCommand {
     for (const error of published?.errors ?? []) this.warn(error.message)
     if (!this.jsonEnabled()) {
       for (const line of verdictLines(result.plan.verdicts)) this.log(line)
+      const dropped = `${result.conntrackDeleted} stale connection${result.conntrackDeleted === 1 ? '' : 's'} dropped`
       this.log(
         changed
-          ? `applied: ${written.chains} chains, ${written.rules} rules, ${written.sets} sets, ${written.routes} routes written; ${result.conntrackDeleted} stale connections dropped`
-          : 'kernel already up to date: nothing written',
+          ? `applied: ${written.chains} chains, ${written.rules} rules, ${written.sets} sets, ${written.routes} routes written; ${dropped}`
+          : `kernel already up to date: nothing written${result.conntrackDeleted > 0 ? `; ${dropped}` : ''}`,
       )
     }
     return {
