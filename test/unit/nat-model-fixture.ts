@@ -91,3 +91,20 @@ export function sampleModel(options: {masquerade?: boolean; egress?: boolean} = 
     egress: options.egress === false ? [] : [{address: ip('198.18.1.10'), interface: 'eth2', podIPs: [ip('10.244.1.5'), ip('10.244.1.6')], mappings: ['shop/web']}],
   }
 }
+
+/**
+ * The sample model with egress through 40 addresses, 20 on eth1 (198.18.0.20-39) then 20 on eth2
+ * (198.18.1.20-39). Pod 10.244.0.1 egresses through every eth1 address; 10.244.0.4 through the
+ * first eth1 address and every eth2 address; 10.244.9.9 through the last eth2 address only.
+ */
+export function manyEgressModel(): NatModel {
+  const model = sampleModel()
+  model.egress = []
+  for (const [subnet, iface] of [['198.18.0', 'eth1'], ['198.18.1', 'eth2']] as const) {
+    for (let host = 20; host < 40; host++) {
+      const podIPs = iface === 'eth1' ? (host === 20 ? ['10.244.0.1', '10.244.0.2', '10.244.0.3', '10.244.0.4'] : ['10.244.0.1']) : host === 39 ? ['10.244.0.4', '10.244.9.9'] : ['10.244.0.4']
+      model.egress.push({address: ip(`${subnet}.${host}`), interface: iface, podIPs: podIPs.map(ip), mappings: [`egress/m-${subnet}-${host}`]})
+    }
+  }
+  return model
+}

@@ -5,17 +5,19 @@ import {
   MAX_CHAIN_NAME,
   MAX_SET_NAME,
   addressChainName,
+  egressInterfaceSetName,
   egressSetName,
   isOwnedName,
   tempSetName,
 } from '../../src/lib/backend/iptables/names.js'
 import type {NatModel} from '../../src/lib/plan/model.js'
-import {ip, sampleModel} from './nat-model-fixture.js'
+import {ip, manyEgressModel, sampleModel} from './nat-model-fixture.js'
 
 const A0 = addressChainName(ip('198.18.0.10'))
 const A1 = addressChainName(ip('198.18.1.10'))
 const A2 = addressChainName(ip('198.18.2.10'))
 const EG = egressSetName(ip('198.18.1.10'))
+const EGRESS_2 = egressInterfaceSetName(2)
 
 function chain(model: NatModel, table: 'mangle' | 'nat' | 'filter', name: string): string[] {
   const found = renderIptables(model).tables[table].chains.find((c) => c.name === name)
@@ -47,7 +49,7 @@ describe('renderIptables', () => {
 
   it('lists owned chains in render order and one jump per built-in chain', () => {
     const state = renderIptables(sampleModel())
-    expect(state.tables.nat.chains.map((c) => c.name)).to.deep.equal(['SNM-PREROUTING', 'SNM-POSTROUTING', A0, A1, A2])
+    expect(state.tables.nat.chains.map((c) => c.name)).to.deep.equal(['SNM-PREROUTING', 'SNM-POSTROUTING', 'SNM-SNAT', A0, A1, A2])
     expect(state.tables.nat.jumps).to.deep.equal([
       '-A PREROUTING -m comment --comment smartnat -j SNM-PREROUTING',
       '-A POSTROUTING -m comment --comment smartnat -j SNM-POSTROUTING',
@@ -63,21 +65,37 @@ describe('renderIptables', () => {
     ])
   })
 
-  it('masquerades marked traffic and SNATs egress through its interface', () => {
+  it('masquerades marked traffic and SNATs egress through its interface, behind one mark test', () => {
     expect(chain(sampleModel(), 'nat', 'SNM-POSTROUTING')).to.deep.equal([
       '-A SNM-POSTROUTING -m mark --mark 0x80000/0x80000 -j MASQUERADE',
-      `-A SNM-POSTROUTING -o eth2 -m connmark --mark 0x40000/0x40000 -m set --match-set ${EG} src -j SNAT --to-source 198.18.1.10`,
+      '-A SNM-POSTROUTING -m connmark --mark 0x40000/0x40000 -j SNM-SNAT',
     ])
+    expect(chain(sampleModel(), 'nat', 'SNM-SNAT')).to.deep.equal([`-A SNM-SNAT -o eth2 -m set --match-set ${EG} src -j SNAT --to-source 198.18.1.10`])
     expect(chain(sampleModel(), 'mangle', 'SNM-PREROUTING')).to.deep.equal([
-      `-A SNM-PREROUTING -m conntrack --ctstate NEW -m set --match-set ${EG} src -j CONNMARK --set-xmark 0x240000/0xff40000`,
+      `-A SNM-PREROUTING -m conntrack --ctstate NEW -m set --match-set ${EGRESS_2} src -j CONNMARK --set-xmark 0x240000/0xff40000`,
       '-A SNM-PREROUTING -m connmark ! --mark 0x0/0xff00000 -m connmark --mark 0x0/0x40000 -m conntrack --ctdir REPLY -j CONNMARK --restore-mark --nfmask 0xff00000 --ctmask 0xff00000',
       '-A SNM-PREROUTING -m connmark --mark 0x40000/0x40000 -m conntrack --ctdir ORIGINAL -j CONNMARK --restore-mark --nfmask 0xff00000 --ctmask 0xff00000',
     ])
   })
 
+  it('marks egress connections with one set lookup per interface, whatever the number of egress addresses', () => {
+    const model = manyEgressModel()
+    const mangle = chain(model, 'mangle', 'SNM-PREROUTING').filter((r) => r.includes('--ctstate NEW'))
+    expect(mangle).to.deep.equal([
+      `-A SNM-PREROUTING -m conntrack --ctstate NEW -m set --match-set ${egressInterfaceSetName(1)} src -j CONNMARK --set-xmark 0x140000/0xff40000`,
+      `-A SNM-PREROUTING -m conntrack --ctstate NEW -m set --match-set ${egressInterfaceSetName(2)} src -j CONNMARK --set-xmark 0x240000/0xff40000`,
+    ])
+    expect(chain(model, 'nat', 'SNM-SNAT')).to.have.length(40)
+    const sets = new Map(renderIptables(model).sets.map((s) => [s.name, s.entries]))
+    // A pod named by egress on both interfaces belongs to the last address's interface (eth2).
+    expect(sets.get(egressInterfaceSetName(1))).to.deep.equal(['10.244.0.1', '10.244.0.2', '10.244.0.3'])
+    expect(sets.get(egressInterfaceSetName(2))).to.deep.equal(['10.244.0.4', '10.244.9.9'])
+  })
+
   it('leaves out masquerade and egress when they are off', () => {
     const model = sampleModel({masquerade: false, egress: false})
     expect(chain(model, 'nat', 'SNM-POSTROUTING')).to.deep.equal([])
+    expect(renderIptables(model).tables.nat.chains.map((c) => c.name)).to.not.include('SNM-SNAT')
     expect(chain(model, 'nat', 'SNM-PREROUTING').filter((r) => r.includes('MARK --set-xmark 0x80000'))).to.deep.equal([])
     expect(chain(model, 'mangle', 'SNM-PREROUTING').some((r) => r.includes('--ctstate NEW'))).to.equal(false)
     expect(renderIptables(model).sets.map((s) => s.name)).to.deep.equal(['SNM-ALLOW', 'SNM-ENDPOINTS'])
@@ -88,6 +106,7 @@ describe('renderIptables', () => {
     expect(sets.map((s) => `${s.name} ${s.type} ${s.options}`)).to.deep.equal([
       'SNM-ALLOW hash:ip,port,net family inet hashsize 1024 maxelem 65536',
       `${EG} hash:ip family inet hashsize 1024 maxelem 65536`,
+      `${EGRESS_2} hash:ip family inet hashsize 1024 maxelem 65536`,
       'SNM-ENDPOINTS hash:ip,port family inet hashsize 1024 maxelem 65536',
     ])
     expect(sets[0]!.entries).to.deep.equal([
@@ -102,7 +121,8 @@ describe('renderIptables', () => {
       '198.18.2.10,tcp:80,128.0.0.0/1',
     ])
     expect(sets[1]!.entries).to.deep.equal(['10.244.1.5', '10.244.1.6'])
-    expect(sets[2]!.entries).to.deep.equal(['198.18.0.10,tcp:443', '198.18.0.10,tcp:80', '198.18.0.10,udp:53', '198.18.1.10,tcp:80', '198.18.2.10,tcp:80'])
+    expect(sets[2]!.entries).to.deep.equal(['10.244.1.5', '10.244.1.6'])
+    expect(sets[3]!.entries).to.deep.equal(['198.18.0.10,tcp:443', '198.18.0.10,tcp:80', '198.18.0.10,udp:53', '198.18.1.10,tcp:80', '198.18.2.10,tcp:80'])
   })
 
   it('gives interfaces with a table an ip rule and routes; the default-gateway interface gets neither', () => {
@@ -156,8 +176,8 @@ describe('owned names', () => {
   it('fit the kernel limits, temporary sets included', () => {
     const address = ip('255.255.255.255')
     expect(addressChainName(address).length).to.be.at.most(MAX_CHAIN_NAME)
-    for (const name of ['SNM-PREROUTING', 'SNM-POSTROUTING', 'SNM-INPUT', 'SNM-FORWARD']) expect(name.length).to.be.at.most(MAX_CHAIN_NAME)
-    for (const set of ['SNM-ALLOW', 'SNM-ENDPOINTS', egressSetName(address)]) expect(tempSetName(set).length).to.be.at.most(MAX_SET_NAME)
+    for (const name of ['SNM-PREROUTING', 'SNM-POSTROUTING', 'SNM-SNAT', 'SNM-INPUT', 'SNM-FORWARD']) expect(name.length).to.be.at.most(MAX_CHAIN_NAME)
+    for (const set of ['SNM-ALLOW', 'SNM-ENDPOINTS', egressSetName(address), egressInterfaceSetName(255)]) expect(tempSetName(set).length).to.be.at.most(MAX_SET_NAME)
   })
 
   it('are all recognised as owned, and nothing else is', () => {

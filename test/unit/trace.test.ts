@@ -2,7 +2,7 @@ import {expect} from 'chai'
 import {renderIptables} from '../../src/lib/backend/iptables/render.js'
 import {tracePacket, type Trace, type TracePacket} from '../../src/lib/backend/iptables/trace.js'
 import type {IptablesState} from '../../src/lib/backend/iptables/types.js'
-import {sampleModel} from './nat-model-fixture.js'
+import {manyEgressModel, sampleModel} from './nat-model-fixture.js'
 
 const DROP_UNALLOWED = '-A SNM-INPUT -m set --match-set SNM-ENDPOINTS dst,dst -j DROP'
 
@@ -74,6 +74,30 @@ describe('tracePacket through rendered rules', () => {
   it('egress packets take the interface bits as packet mark for the reply table', () => {
     const trace = tracePacket(state, {src: '10.244.1.6', dst: '203.0.113.80', protocol: 'udp', port: 123, outInterface: 'eth2'})
     expect(trace.marks).to.deep.equal({nfmark: 0x200000, ctmark: 0x240000, masquerade: false, egress: true, interfaceIndex: 2})
+  })
+
+  it('egress through many addresses: the last address naming a pod picks its interface, the first one per out interface its source', () => {
+    const model = manyEgressModel()
+    const many = renderIptables(model)
+    const flows: [string, string, string, number][] = [
+      ['10.244.0.1', 'eth1', 'snat 198.18.0.20', 1],
+      ['10.244.0.3', 'eth1', 'snat 198.18.0.20', 1],
+      ['10.244.0.4', 'eth2', 'snat 198.18.1.20', 2],
+      ['10.244.0.4', 'eth1', 'snat 198.18.0.20', 2],
+      ['10.244.9.9', 'eth2', 'snat 198.18.1.39', 2],
+      ['10.244.9.9', 'eth1', 'not-ours', 2],
+      ['10.244.0.1', 'eth2', 'not-ours', 1],
+    ]
+    for (const [src, outInterface, want, interfaceIndex] of flows) {
+      const trace = tracePacket(many, {src, dst: '203.0.113.80', protocol: 'tcp', port: 443, outInterface})
+      expect(`${src} ${outInterface} ${summary(trace)} ${trace.marks.interfaceIndex}`).to.equal(`${src} ${outInterface} ${want} ${interfaceIndex}`)
+      expect(trace.marks.egress).to.equal(true)
+    }
+    // An inbound connection meets one egress lookup per interface in mangle, and none in nat POSTROUTING.
+    const inbound = tracePacket(many, {src: '203.0.113.5', dst: '198.18.0.10', protocol: 'tcp', port: 80, inInterface: 'eth1'})
+    expect(summary(inbound)).to.equal('dnat 198.19.100.10:8080 default/web masq')
+    expect(inbound.steps.filter((s) => s.chain === 'SNM-SNAT')).to.deep.equal([])
+    expect(model.egress).to.have.length(40)
   })
 
   describe('rejects what it does not understand', () => {

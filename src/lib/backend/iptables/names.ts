@@ -14,6 +14,8 @@ export const PREROUTING_CHAIN = 'SNM-PREROUTING'
 export const POSTROUTING_CHAIN = 'SNM-POSTROUTING'
 export const INPUT_CHAIN = 'SNM-INPUT'
 export const FORWARD_CHAIN = 'SNM-FORWARD'
+/** nat chain of the egress SNAT rules, entered only by connections that carry the egress mark. */
+export const SNAT_CHAIN = 'SNM-SNAT'
 
 export const ALLOW_SET = 'SNM-ALLOW'
 export const ENDPOINTS_SET = 'SNM-ENDPOINTS'
@@ -45,9 +47,14 @@ export function addressChainName(address: Ipv4): string {
   return `${OWNED_PREFIX}A-${shortHash(address)}`
 }
 
-/** The set of pod IPs whose new connections leave with one external address. */
+/** The set of pod IPs whose new connections leave with one external address (the SNAT choice). */
 export function egressSetName(address: Ipv4): string {
   return `${OWNED_PREFIX}EG-${shortHash(address)}`
+}
+
+/** The set of pod IPs whose new connections belong to one external interface (the connection mark). */
+export function egressInterfaceSetName(interfaceIndex: number): string {
+  return `${OWNED_PREFIX}EGRESS-${interfaceIndex}`
 }
 
 export function tempSetName(set: string): string {

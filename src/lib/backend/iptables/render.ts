@@ -8,6 +8,7 @@ import {TABLES, type ChainState, type IptablesState, type TableState} from './ty
 import {LineBuffer} from './linebuffer.js'
 import {renderIpRules, renderRoutes} from './routing.js'
 import {renderSets} from './sets.js'
+import {egressPodsByInterface} from './egress.js'
 import {
   ALLOW_SET,
   EGRESS_MARK,
@@ -19,7 +20,9 @@ import {
   MASQUERADE_MARK,
   POSTROUTING_CHAIN,
   PREROUTING_CHAIN,
+  SNAT_CHAIN,
   addressChainName,
+  egressInterfaceSetName,
   egressSetName,
   hex,
   interfaceMark,
@@ -50,11 +53,14 @@ export function renderIptables(model: NatModel): IptablesState {
 
 function renderMangle(model: NatModel, marks: Map<string, number>): TableState {
   const rules: string[] = []
-  for (const egress of model.egress) {
-    const mark = EGRESS_MARK | markOf(marks, egress.interface)
+  // One set per interface rather than per address: a new inbound connection makes one lookup per
+  // external interface with egress pods, however many addresses and Mappings egress through it.
+  const egressPods = egressPodsByInterface(model.egress)
+  for (const iface of model.interfaces) {
+    if (!egressPods.has(iface.name)) continue
     rules.push(
-      `-A ${PREROUTING_CHAIN} -m conntrack --ctstate NEW -m set --match-set ${egressSetName(checkAddress(egress.address))} src` +
-        ` -j CONNMARK --set-xmark ${hex(mark)}/${hex(INTERFACE_MASK | EGRESS_MARK)}`,
+      `-A ${PREROUTING_CHAIN} -m conntrack --ctstate NEW -m set --match-set ${egressInterfaceSetName(iface.index)} src` +
+        ` -j CONNMARK --set-xmark ${hex(EGRESS_MARK | markOf(marks, iface.name))}/${hex(INTERFACE_MASK | EGRESS_MARK)}`,
     )
   }
   const restoreInterface = `-j CONNMARK --restore-mark --nfmask ${hex(INTERFACE_MASK)} --ctmask ${hex(INTERFACE_MASK)}`
@@ -87,14 +93,21 @@ function renderNat(model: NatModel, marks: Map<string, number>): TableState {
 
   const postrouting: string[] = []
   if (model.masquerade) postrouting.push(`-A ${POSTROUTING_CHAIN} -m mark --mark ${hex(MASQUERADE_MARK)}/${hex(MASQUERADE_MARK)} -j MASQUERADE`)
-  for (const egress of model.egress) {
-    postrouting.push(
-      `-A ${POSTROUTING_CHAIN} -o ${egress.interface} -m connmark --mark ${hex(EGRESS_MARK)}/${hex(EGRESS_MARK)}` +
-        ` -m set --match-set ${egressSetName(egress.address)} src -j SNAT --to-source ${egress.address}`,
-    )
+  const snatChains: ChainState[] = []
+  if (model.egress.length > 0) {
+    // Only connections a pod started carry the egress mark: every other connection passes one mark
+    // test here instead of one set lookup per egress address.
+    postrouting.push(`-A ${POSTROUTING_CHAIN} -m connmark --mark ${hex(EGRESS_MARK)}/${hex(EGRESS_MARK)} -j ${SNAT_CHAIN}`)
+    snatChains.push({
+      name: SNAT_CHAIN,
+      rules: model.egress.map((egress) => {
+        markOf(marks, egress.interface)
+        return `-A ${SNAT_CHAIN} -o ${egress.interface} -m set --match-set ${egressSetName(checkAddress(egress.address))} src -j SNAT --to-source ${egress.address}`
+      }),
+    })
   }
   return {
-    chains: [{name: PREROUTING_CHAIN, rules: prerouting}, {name: POSTROUTING_CHAIN, rules: postrouting}, ...addressChains],
+    chains: [{name: PREROUTING_CHAIN, rules: prerouting}, {name: POSTROUTING_CHAIN, rules: postrouting}, ...snatChains, ...addressChains],
     jumps: [jump('PREROUTING', PREROUTING_CHAIN), jump('POSTROUTING', POSTROUTING_CHAIN)],
   }
 }

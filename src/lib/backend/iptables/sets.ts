@@ -3,7 +3,8 @@ import {cidrParts, type Cidr, type Ipv4} from '../../net/ipv4.js'
 import type {Protocol} from '../../mapping/types.js'
 import type {NatModel} from '../../plan/model.js'
 import type {IpsetState} from './types.js'
-import {ALLOW_SET, ENDPOINTS_SET, egressSetName} from './names.js'
+import {egressPodsByInterface} from './egress.js'
+import {ALLOW_SET, ENDPOINTS_SET, egressInterfaceSetName, egressSetName} from './names.js'
 
 export const ALLOW_SET_TYPE = 'hash:ip,port,net'
 export const ENDPOINTS_SET_TYPE = 'hash:ip,port'
@@ -64,5 +65,11 @@ export function renderSets(model: NatModel): IpsetState[] {
   }
   const sets = [set(ALLOW_SET, ALLOW_SET_TYPE, allow), set(ENDPOINTS_SET, ENDPOINTS_SET_TYPE, endpoints)]
   for (const egress of model.egress) sets.push(set(egressSetName(egress.address), EGRESS_SET_TYPE, egress.podIPs))
+  const indexes = new Map(model.interfaces.map((iface) => [iface.name, iface.index]))
+  for (const [iface, pods] of egressPodsByInterface(model.egress)) {
+    const index = indexes.get(iface)
+    if (index === undefined) throw new Error(`egress uses interface ${JSON.stringify(iface)}, which is not an external interface`)
+    sets.push(set(egressInterfaceSetName(index), EGRESS_SET_TYPE, pods.keys()))
+  }
   return sets.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
 }
