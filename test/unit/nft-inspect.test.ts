@@ -4,7 +4,7 @@ import {inspectHost} from '../../src/lib/explain/context.js'
 import {driftOf, isClean} from '../../src/lib/explain/drift.js'
 import {nftablesInspector, type Inspector} from '../../src/lib/explain/inspector.js'
 import {mappingFacts} from '../../src/lib/explain/mapping.js'
-import {explainPacket} from '../../src/lib/explain/packet.js'
+import {explainPacket, parsePacketSpec} from '../../src/lib/explain/packet.js'
 import {partKey} from '../../src/lib/explain/parts.js'
 import {RecordingRunner} from '../../src/lib/host/runner.js'
 import {SETTINGS, snapshot} from './explain-fixture.js'
@@ -79,10 +79,10 @@ describe('nftables backend under status and explain', () => {
 
   it('explains packets with the nftables tracer, and follows the kernel where it differs', async () => {
     const clean = await inspect()
-    const allowed = explainPacket(clean.inspection, clean.inspector, {src: '198.18.1.2', dst: '198.18.0.10', port: 80, protocol: 'tcp'})
+    const allowed = explainPacket(clean.inspection, clean.inspector, parsePacketSpec('198.18.1.2', '198.18.0.10:80'))
     expect(allowed).to.include({verdict: 'forward', mapping: 'default/web', target: '198.19.100.10:8080', decidedBy: 'kernel', agree: true, allowedSource: '198.18.1.2/32'})
     expect(allowed.reply).to.include({interface: 'eth1', table: 7001})
-    const stranger = explainPacket(clean.inspection, clean.inspector, {src: '198.18.1.3', dst: '198.18.0.10', port: 80, protocol: 'tcp'})
+    const stranger = explainPacket(clean.inspection, clean.inspector, parsePacketSpec('198.18.1.3', '198.18.0.10:80'))
     expect(stranger.reason).to.equal(
       '198.18.1.3 is not in the allowed sources of default/web (198.18.1.2/32) for 198.18.0.10 tcp/80; dropped by ip daddr . meta l4proto . th dport @endpoints drop',
     )
@@ -90,7 +90,7 @@ describe('nftables backend under status and explain', () => {
     const drifted = await inspect((state) => {
       set(state, 'allowed').elements = set(state, 'allowed').elements.filter((e) => e.comment !== 'default/web')
     })
-    const followed = explainPacket(drifted.inspection, drifted.inspector, {src: '198.18.1.2', dst: '198.18.0.10', port: 80, protocol: 'tcp'})
+    const followed = explainPacket(drifted.inspection, drifted.inspector, parsePacketSpec('198.18.1.2', '198.18.0.10:80'))
     expect(followed).to.include({verdict: 'drop', agree: false, decidedBy: 'kernel'})
     expect(followed.desired).to.include({verdict: 'forward', target: '198.19.100.10:8080'})
   })
