@@ -63,7 +63,7 @@ describe('deploy manifests', function () {
     }
   })
 
-  it('smartnat.env.example names every SNCTRLR_ variable the CLI reads, and KUBECONFIG', async function () {
+  it('smartnat.env.example names every environment variable the CLI reads, and KUBECONFIG', async function () {
     const text = await readFile('deploy/smartnat.env.example', 'utf8')
     const named = new Set([...text.matchAll(/^#?([A-Z_]+)=/gm)].map((m) => m[1]))
     const flagEnv = Object.values({...hostFlags, ...planFlags}).map((f) => (f as {env?: string}).env).filter((e): e is string => e !== undefined)
