@@ -1,8 +1,8 @@
 /**
  * Data-plane benchmark (root): new TCP connections per second through the host's DNAT to the
- * last-added Mapping, with 10,000 Mappings loaded vs 1, for smartnat's layout (dispatch by address,
- * then port; one shared allow-list set) and for the original controller's layout (one rule with
- * its own set match per Mapping in a single chain).
+ * last-added Mapping, with 10,000 Mappings loaded vs 1, for both backends with and without --snat,
+ * and for the original controller's layout (one rule with its own set match per Mapping in a
+ * single chain).
  *
  *   client ns: c0 198.18.0.1/24 (the host's gateway), source 198.18.X.2/32 on lo
  *      |
@@ -10,31 +10,53 @@
  *      |
  *   node ns:   n0 198.18.4.2/24, the Service VIP /32 on lo, a TCP sink on VIP:servicePort
  *
- * The nftables backend is measured the same way, side by side.
+ * The machine is small and shared, so the two sizes are measured side by side: both topologies
+ * stand at once, and short bursts alternate between them (1, 10,000, 10,000, 1, ...). Each pair of
+ * neighbouring bursts gives one ratio, which slow changes in the machine's load hardly move; the
+ * ratios' median and range are reported, with the CPU the load generator and the sink used.
  *
- *   npm run bench:dataplane
+ *   npm run bench:dataplane [-- --rounds N --pairs N --seconds S --only TEXT]
  */
-import {spawn} from 'node:child_process'
+import {spawn, type ChildProcess} from 'node:child_process'
+import {readFileSync, readdirSync} from 'node:fs'
+import {createInterface} from 'node:readline'
 import {fileURLToPath} from 'node:url'
+import {parseArgs} from 'node:util'
 import {applyIptables} from '../src/lib/backend/iptables/apply.js'
 import {renderIptables} from '../src/lib/backend/iptables/render.js'
 import {nftablesBackend} from '../src/lib/backend/nftables/backend.js'
-import {DEFAULT_PLAN_OPTIONS, type NatModel, type PlanOptions} from '../src/lib/plan/model.js'
+import {DEFAULT_PLAN_OPTIONS, type NatModel} from '../src/lib/plan/model.js'
 import {plan} from '../src/lib/plan/plan.js'
 import {addHostInterfaces, createNamespace, kernelUnavailableReason, type BenchNamespace} from './netns.js'
 import {originalLayoutPayloads} from './original.js'
-import {median, printTable, printTargets} from './report.js'
-import {BENCH_PLAN_OPTIONS, syntheticEndpoint, syntheticHost, syntheticSnapshot} from './synthetic.js'
+import {format, median, printTable, printTargets, type Target} from './report.js'
+import {syntheticEndpoint, syntheticHost, syntheticSnapshot} from './synthetic.js'
 
-const SECONDS = 3
 const CONCURRENCY = 64
 const SETTLE_MS = 3000
-const ROUNDS = 3
 const COUNTS = [1, 10_000] as const
-type Layout = 'smartnat' | 'nftables' | 'original'
+/** Everything a rig starts ends by itself after this long, whatever happens to this process. */
+const LIFETIME_SECONDS = 600
+type Layout = 'iptables' | 'nftables' | 'original'
 
 const LOAD = fileURLToPath(new URL('tcp-connect-load.ts', import.meta.url))
 const SINK = fileURLToPath(new URL('tcp-sink.ts', import.meta.url))
+
+interface Config {
+  label: string
+  layout: Layout
+  snat: boolean
+  /** The least acceptable ratio of the rate with 10,000 Mappings to the rate with 1. */
+  target?: number
+}
+
+const CONFIGS: Config[] = [
+  {label: 'smartnat iptables', layout: 'iptables', snat: false, target: 0.8},
+  {label: 'smartnat iptables --snat', layout: 'iptables', snat: true, target: 0.8},
+  {label: 'smartnat nftables', layout: 'nftables', snat: false, target: 0.95},
+  {label: 'smartnat nftables --snat', layout: 'nftables', snat: true, target: 0.95},
+  {label: 'original layout', layout: 'original', snat: false},
+]
 
 interface Topology {
   client: BenchNamespace
@@ -71,7 +93,7 @@ async function buildTopology(tag: string): Promise<Topology> {
 }
 
 async function loadLayout(host: BenchNamespace, layout: Layout, model: NatModel): Promise<void> {
-  if (layout === 'smartnat') {
+  if (layout === 'iptables') {
     await applyIptables(host.runner, renderIptables(model))
     return
   }
@@ -85,17 +107,12 @@ async function loadLayout(host: BenchNamespace, layout: Layout, model: NatModel)
   await host.runner.run('iptables-restore', ['--noflush', '--wait'], {input: iptables})
 }
 
-function runIn(ns: BenchNamespace, script: string, args: string[]): {stdout: Promise<string>; kill(): void} {
-  const child = spawn('ip', ['netns', 'exec', ns.name, process.execPath, '--import', 'tsx', script, ...args], {stdio: ['ignore', 'pipe', 'inherit']})
-  let out = ''
-  child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()))
-  return {
-    stdout: new Promise((resolve, reject) => child.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`${script} exited with ${code}`))))),
-    kill: () => child.kill('SIGKILL'),
-  }
+function startIn(ns: BenchNamespace, script: string, args: string[]): ChildProcess {
+  // `ip netns exec` execs node in place, so the child's pid is node's, whose CPU time /proc shows.
+  return spawn('ip', ['netns', 'exec', ns.name, process.execPath, '--import', 'tsx', script, ...args], {stdio: ['pipe', 'pipe', 'inherit']})
 }
 
-async function waitForLine(ns: BenchNamespace, vip: string, port: number): Promise<void> {
+async function waitForListener(ns: BenchNamespace, vip: string, port: number): Promise<void> {
   for (let i = 0; i < 100; i++) {
     const {stdout} = await ns.runner.run('ss', ['-Hltn', `src ${vip}:${port}`])
     if (stdout.trim()) return
@@ -104,83 +121,209 @@ async function waitForLine(ns: BenchNamespace, vip: string, port: number): Promi
   throw new Error(`nothing listens on ${vip}:${port} in ${ns.name}`)
 }
 
-/** Connections per second to the last-added (or first-added) of `count` Mappings, with `layout` loaded. */
-async function measure(layout: Layout, count: number, target: 'last' | 'first' = 'last', options: PlanOptions = DEFAULT_PLAN_OPTIONS): Promise<{rate: number; failed: number}> {
+/** CPU seconds (user + system) a process has used so far. */
+function processCpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ')
+  // After the command name: state is field 3, utime and stime are fields 14 and 15 (clock ticks of 1/100 s).
+  return (Number(fields[11]) + Number(fields[12])) / 100
+}
+
+/**
+ * The per-CPU softirq threads. Packets a process sends are mostly processed (NAT included) in that
+ * process's context, and its CPU time counts that work; what the kernel defers counts here.
+ */
+function softirqThreads(): number[] {
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/comm`, 'utf8').startsWith('ksoftirqd/')
+      } catch {
+        return false
+      }
+    })
+    .map(Number)
+}
+
+/** Busy and total CPU time of the whole machine so far, in clock ticks. */
+function machineTicks(): {busy: number; total: number} {
+  const [, ...values] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/)
+  const ticks = values.map(Number)
+  const total = ticks.reduce((a, b) => a + b, 0)
+  return {busy: total - ticks[3]! - ticks[4]!, total}
+}
+
+interface Burst {
+  rate: number
+  failed: number
+  /** CPU time per connection, in microseconds: the load generator, the sink and the softirq threads. */
+  cpuPerConnection: number
+  /** Share of one core the load generator used. */
+  clientCpu: number
+  /** Share of one core the sink used. */
+  sinkCpu: number
+  /** Share of all cores busy, with whatever else ran on the machine. */
+  machineBusy: number
+}
+
+/** One topology with a layout loaded, a sink behind the VIP and a load generator waiting for bursts. */
+interface Rig {
+  burst(seconds: number): Promise<Burst>
+  close(): Promise<void>
+}
+
+async function startRig(config: Config, count: number, round: number, softirq: number[]): Promise<Rig> {
   const {host: hostInfo, addresses} = syntheticHost({interfaces: 1})
-  const model = plan(syntheticSnapshot(count, addresses), hostInfo, options).model
+  const model = plan(syntheticSnapshot(count, addresses), hostInfo, {...DEFAULT_PLAN_OPTIONS, snat: config.snat}).model
   // The last-added Mapping sits on the last address and has its highest ports: the longest walk.
-  const last = syntheticEndpoint(target === 'last' ? count - 1 : 0, addresses)
+  const last = syntheticEndpoint(count - 1, addresses)
   const source = last.sources[0].replace(/\.0\/24$/, '.2')
-  const topology = await buildTopology(`dp${layout[0]}${count}${target[0]}${options.snat ? 's' : ''}`)
-  try {
-    const {client, host, node} = topology
-    await loadLayout(host, layout, model)
-    // Loading 10,000 Mappings leaves this process with garbage that V8 collects on background
-    // threads; on a 2-core machine that would steal CPU from the measurement, so let it settle.
-    await new Promise((resolve) => setTimeout(resolve, SETTLE_MS))
-    await client.ip([`addr add ${source}/32 dev lo`])
-    await node.ip([`addr add ${last.vip}/32 dev lo`])
-    const sink = runIn(node, SINK, [last.vip, String(last.servicePorts[0]), String(SECONDS + 30)])
-    // The sink is killed once measured; only a failure before that would matter, and waitForLine reports it.
-    sink.stdout.catch(() => {})
-    try {
-      await waitForLine(node, last.vip, last.servicePorts[0])
-      const load = runIn(client, LOAD, [source, last.address, String(last.ports[0]), String(SECONDS), String(CONCURRENCY)])
-      const result = JSON.parse(await load.stdout) as {connected: number; failed: number; seconds: number}
-      if (result.connected === 0) throw new Error(`${layout} with ${count}: no connection got through (${result.failed} failed)`)
-      return {rate: result.connected / result.seconds, failed: result.failed}
-    } finally {
-      sink.kill()
-    }
-  } finally {
+  const topology = await buildTopology(`dp${config.layout[0]}${config.snat ? 's' : ''}${count}-${round}`)
+  const children: ChildProcess[] = []
+  const close = async () => {
+    for (const child of children) child.kill('SIGKILL')
     for (const ns of Object.values(topology)) await ns.destroy()
   }
+  try {
+    const {client, host, node} = topology
+    await loadLayout(host, config.layout, model)
+    await client.ip([`addr add ${source}/32 dev lo`])
+    await node.ip([`addr add ${last.vip}/32 dev lo`])
+    const sink = startIn(node, SINK, [last.vip, String(last.servicePorts[0]), String(LIFETIME_SECONDS)])
+    children.push(sink)
+    await waitForListener(node, last.vip, last.servicePorts[0])
+    const load = startIn(client, LOAD, [source, last.address, String(last.ports[0]), String(CONCURRENCY), String(LIFETIME_SECONDS)])
+    children.push(load)
+    const answers = createInterface({input: load.stdout!})[Symbol.asyncIterator]()
+    return {
+      async burst(seconds) {
+        const kernel = () => softirq.reduce((sum, pid) => sum + processCpuSeconds(pid), 0)
+        const before = {client: processCpuSeconds(load.pid!), sink: processCpuSeconds(sink.pid!), kernel: kernel(), machine: machineTicks()}
+        load.stdin!.write(`${seconds}\n`)
+        const answer = await answers.next()
+        if (answer.done) throw new Error(`${config.label} with ${count}: the load generator exited`)
+        const result = JSON.parse(answer.value) as {connected: number; failed: number; seconds: number}
+        if (result.connected === 0) throw new Error(`${config.label} with ${count}: no connection got through (${result.failed} failed)`)
+        const machine = machineTicks()
+        const client = processCpuSeconds(load.pid!) - before.client
+        const sinkCpu = processCpuSeconds(sink.pid!) - before.sink
+        return {
+          rate: result.connected / result.seconds,
+          failed: result.failed,
+          cpuPerConnection: ((client + sinkCpu + kernel() - before.kernel) / result.connected) * 1e6,
+          clientCpu: client / result.seconds,
+          sinkCpu: sinkCpu / result.seconds,
+          machineBusy: (machine.busy - before.machine.busy) / (machine.total - before.machine.total),
+        }
+      },
+      close,
+    }
+  } catch (error) {
+    await close()
+    throw error
+  }
 }
 
-interface Config {
-  label: string
-  layout: Layout
-  target: 'last' | 'first'
-  options: PlanOptions
+interface Samples {
+  one: Burst[]
+  many: Burst[]
+  /** Rate with 10,000 / rate with 1, per pair of neighbouring bursts. */
+  ratios: number[]
+  /** CPU per connection with 1 / with 10,000, per pair: the rate ratio a machine doing nothing else would see. */
+  cpuRatios: number[]
 }
 
-const CONFIGS: Config[] = [
-  {label: 'smartnat iptables', layout: 'smartnat', target: 'last', options: DEFAULT_PLAN_OPTIONS},
-  {label: 'original layout', layout: 'original', target: 'last', options: DEFAULT_PLAN_OPTIONS},
-  {label: 'smartnat nftables backend', layout: 'nftables', target: 'last', options: DEFAULT_PLAN_OPTIONS},
-  // Found after the fewest rules: the gap to the last-added one is the cost of walking rules.
-  {label: 'smartnat iptables, first-added Mapping', layout: 'smartnat', target: 'first', options: DEFAULT_PLAN_OPTIONS},
-  // With --snat every new connection also meets one egress rule (with a set lookup) per address.
-  {label: 'smartnat iptables --snat', layout: 'smartnat', target: 'last', options: BENCH_PLAN_OPTIONS},
-]
+/** Both sizes side by side, bursts alternating 1, 10,000, 10,000, 1, ... so a trend in the machine's load hits both alike. */
+async function measure(config: Config, round: number, pairs: number, seconds: number, samples: Samples): Promise<void> {
+  const softirq = softirqThreads()
+  const one = await startRig(config, COUNTS[0], round, softirq)
+  try {
+    const many = await startRig(config, COUNTS[1], round, softirq)
+    try {
+      // Loading 10,000 Mappings leaves this process with garbage that V8 collects on background
+      // threads; on a 2-core machine that would steal CPU from the measurement, so let it settle.
+      await new Promise((resolve) => setTimeout(resolve, SETTLE_MS))
+      await one.burst(1)
+      await many.burst(1)
+      for (let pair = 0; pair < pairs; pair++) {
+        const order = pair % 2 === 0 ? [one, many] : [many, one]
+        const results = new Map<Rig, Burst>()
+        for (const rig of order) results.set(rig, await rig.burst(seconds))
+        samples.one.push(results.get(one)!)
+        samples.many.push(results.get(many)!)
+        samples.ratios.push(results.get(many)!.rate / results.get(one)!.rate)
+        samples.cpuRatios.push(results.get(one)!.cpuPerConnection / results.get(many)!.cpuPerConnection)
+      }
+    } finally {
+      await many.close()
+    }
+  } finally {
+    await one.close()
+  }
+}
+
+function percent(share: number): string {
+  return `${Math.round(share * 100)} %`
+}
 
 async function main(): Promise<boolean> {
-  const rates = new Map<string, number[]>()
-  let failed = 0
-  // Rounds interleave the configurations, so a noisy moment on the machine hits all of them alike.
-  for (let round = 0; round < ROUNDS; round++) {
-    for (const config of CONFIGS) {
-      for (const count of COUNTS) {
-        const result = await measure(config.layout, count, count === 1 ? 'last' : config.target, config.options)
-        const key = `${config.label} ${count}`
-        rates.set(key, [...(rates.get(key) ?? []), result.rate])
-        failed += result.failed
-      }
-    }
-  }
-  const rows = CONFIGS.map((config) => {
-    const one = median(rates.get(`${config.label} 1`)!)
-    const many = median(rates.get(`${config.label} 10000`)!)
-    return {label: config.label, one, many, ratio: many / one}
+  const {values} = parseArgs({
+    options: {rounds: {type: 'string', default: '2'}, pairs: {type: 'string', default: '5'}, seconds: {type: 'string', default: '2'}, only: {type: 'string'}},
   })
-  console.log(`New TCP connections/s to the last-added Mapping: medians of ${ROUNDS} rounds, ${SECONDS} s each, ${CONCURRENCY} in flight; ${failed} connections failed`)
-  printTable(['layout', '1 Mapping', '10,000 Mappings', 'ratio 10,000/1'], rows.map((r) => [r.label, r.one, r.many, r.ratio]))
-  const [ours, original, nft] = rows
-  console.log(`smartnat / original layout at 10,000: ${(ours!.many / original!.many).toFixed(1)}x`)
-  return printTargets([
-    {name: 'smartnat iptables (default options): rate with 10,000 / rate with 1', value: ours!.ratio, limit: 0.8, unit: '', atLeast: true},
-    {name: 'smartnat nftables (default options): rate with 10,000 / rate with 1', value: nft!.ratio, limit: 0.8, unit: '', atLeast: true},
-  ])
+  const rounds = Number(values.rounds)
+  const pairs = Number(values.pairs)
+  const seconds = Number(values.seconds)
+  if (!(rounds >= 1 && rounds <= 10 && pairs >= 1 && pairs <= 20 && seconds > 0 && seconds <= 10)) throw new Error('--rounds 1..10, --pairs 1..20, --seconds 0..10')
+  const configs = CONFIGS.filter((c) => values.only === undefined || c.label.includes(values.only))
+  const samples = new Map(configs.map((c) => [c, {one: [], many: [], ratios: [], cpuRatios: []} as Samples]))
+  // Rounds interleave the configurations, so a noisy stretch on the machine hits all of them alike.
+  for (let round = 0; round < rounds; round++) {
+    for (const config of configs) await measure(config, round, pairs, seconds, samples.get(config)!)
+  }
+
+  const all = [...samples.values()]
+  const failed = all.flatMap((s) => [...s.one, ...s.many]).reduce((sum, b) => sum + b.failed, 0)
+  console.log(
+    `New TCP connections/s to the last-added Mapping, ${CONCURRENCY} in flight: ${rounds} rounds x ${pairs} pairs of ${seconds} s bursts, ` +
+      `1 and 10,000 Mappings alternating; medians, ratio range over the pairs; ${failed} connections failed`,
+  )
+  const range = (values: number[]) => `${format(Math.min(...values))}–${format(Math.max(...values))}`
+  const rows = configs.map((config) => {
+    const s = samples.get(config)!
+    const bursts = [...s.one, ...s.many]
+    return {
+      config,
+      ratio: median(s.ratios),
+      cpuRatio: median(s.cpuRatios),
+      many: median(s.many.map((b) => b.rate)),
+      rates: [config.label, median(s.one.map((b) => b.rate)), median(s.many.map((b) => b.rate)), median(s.ratios), range(s.ratios)],
+      cpu: [
+        config.label,
+        median(s.one.map((b) => b.cpuPerConnection)),
+        median(s.many.map((b) => b.cpuPerConnection)),
+        median(s.cpuRatios),
+        range(s.cpuRatios),
+        percent(median(bursts.map((b) => b.clientCpu))),
+        percent(median(bursts.map((b) => b.sinkCpu))),
+        percent(median(bursts.map((b) => b.machineBusy))),
+      ],
+    }
+  })
+  printTable(['layout', '1 Mapping', '10,000 Mappings', 'ratio 10,000/1', 'ratio range'], rows.map((r) => r.rates))
+  console.log('\nCPU time per connection (load generator + sink + softirq threads), in microseconds, and the share of a core each side used:')
+  printTable(
+    ['layout', '1 Mapping', '10,000 Mappings', 'ratio 1/10,000', 'ratio range', 'client CPU', 'sink CPU', 'machine busy'],
+    rows.map((r) => r.cpu),
+  )
+  const original = rows.find((r) => r.config.layout === 'original')
+  const iptables = rows.find((r) => r.config.layout === 'iptables' && !r.config.snat)
+  if (original && iptables) {
+    console.log(`smartnat iptables / original layout at 10,000: ${(iptables.many / original.many).toFixed(1)}x`)
+  }
+  const targets: Target[] = rows
+    .filter((r) => r.config.target !== undefined)
+    .map((r) => ({name: `${r.config.label}: rate with 10,000 / rate with 1`, value: r.ratio, limit: r.config.target!, unit: '', atLeast: true}))
+  return printTargets(targets)
 }
 
 const reason = kernelUnavailableReason()
