@@ -1,7 +1,5 @@
 /** IPv4 addresses and prefixes: the one address type of smartnat. */
 
-const OCTET = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/
-
 /** An IPv4 address in canonical dotted-quad form, validated. */
 export type Ipv4 = string & {readonly __brand: 'Ipv4'}
 
@@ -10,13 +8,46 @@ export type Cidr = string & {readonly __brand: 'Cidr'}
 
 /** Parses a dotted-quad IPv4 address; returns undefined when it is not one. */
 export function parseIpv4(text: unknown): Ipv4 | undefined {
-  if (typeof text !== 'string') return undefined
-  const parts = text.split('.')
-  if (parts.length !== 4 || !parts.every((p) => OCTET.test(p))) return undefined
-  return parts.map(Number).join('.') as Ipv4
+  // The canonical form is the only one accepted (no leading zeros), so a valid text is its own result.
+  return typeof text === 'string' && dottedQuadValue(text) !== undefined ? (text as Ipv4) : undefined
+}
+
+const DOT = 46
+const ZERO = 48
+const NINE = 57
+
+/**
+ * The numeric value of an address in canonical dotted-quad form (four octets 0..255, no leading
+ * zeros), or undefined for any other text. Scans the characters once: addresses are parsed and
+ * compared in every sort of the plan, so this must not allocate.
+ */
+function dottedQuadValue(text: string): number | undefined {
+  let value = 0
+  let octets = 0
+  let octet = 0
+  let digits = 0
+  for (let i = 0; i <= text.length; i++) {
+    const c = i === text.length ? DOT : text.charCodeAt(i)
+    if (c === DOT) {
+      if (digits === 0 || octet > 255 || ++octets > 4) return undefined
+      value = value * 256 + octet
+      octet = 0
+      digits = 0
+    } else if (c >= ZERO && c <= NINE) {
+      // A leading zero is allowed only as the whole octet.
+      if (digits === 1 && octet === 0) return undefined
+      if (++digits > 3) return undefined
+      octet = octet * 10 + (c - ZERO)
+    } else {
+      return undefined
+    }
+  }
+  return octets === 4 ? value : undefined
 }
 
 export function ipv4ToInt(ip: Ipv4): number {
+  const value = dottedQuadValue(ip)
+  if (value !== undefined) return value
   const [a, b, c, d] = ip.split('.').map(Number) as [number, number, number, number]
   return ((a << 24) | (b << 16) | (c << 8) | d) >>> 0
 }
@@ -47,8 +78,9 @@ export function parseCidr(text: unknown): CidrParse {
 }
 
 export function cidrParts(cidr: Cidr): {network: Ipv4; length: number} {
-  const [network, length] = cidr.split('/') as [Ipv4, string]
-  return {network, length: Number(length)}
+  const slash = cidr.indexOf('/')
+  if (slash === -1) return {network: cidr as string as Ipv4, length: NaN}
+  return {network: cidr.slice(0, slash) as Ipv4, length: Number(cidr.slice(slash + 1))}
 }
 
 export function cidrContains(cidr: Cidr, ip: Ipv4): boolean {

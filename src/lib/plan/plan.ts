@@ -7,7 +7,7 @@ import {validateMapping} from '../mapping/validate.js'
 import {planEgress} from './egress.js'
 import {planInterfaces} from './interfaces.js'
 import type {HostInfo, MappingVerdict, NatEndpoint, NatMapping, Plan, PlanOptions, Snapshot} from './model.js'
-import {compareAge, compareNames, compareText, dedupeByName, namesOf} from './order.js'
+import {compareNames, compareText, dedupeByName, namesOf, sortOldestFirst} from './order.js'
 import {indexPodIPs} from './pods.js'
 
 /** A Mapping that passed validation and whose Service resolved; it still may lose a conflict. */
@@ -131,7 +131,7 @@ function resolveCandidate(
  */
 function resolveConflicts(candidates: Candidate[]): {candidate: Candidate; conflict?: string}[] {
   const owners = new Map<string, Candidate>()
-  return [...candidates].sort((a, b) => compareAge(a.resource, b.resource)).map((candidate) => {
+  return sortOldestFirst(candidates, (c) => c.resource).map((candidate) => {
     const keys = endpointKeys(candidate.spec)
     const taken = keys.find((k) => owners.has(k.key))
     if (taken) {
