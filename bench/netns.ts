@@ -37,7 +37,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 /** Why the kernel benchmarks cannot run here, or undefined when they can. */
 export function kernelUnavailableReason(): string | undefined {
   if (process.getuid?.() !== 0) return 'the kernel benchmarks need root (they work in throwaway network namespaces)'
-  for (const tool of ['ip', 'iptables-restore', 'iptables-save', 'ipset']) {
+  for (const tool of ['ip', 'iptables-restore', 'iptables-save', 'ipset', 'nft']) {
     if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) return `the kernel benchmarks need ${tool}`
   }
   return undefined

@@ -122,6 +122,28 @@ function sliceOf(i: number, e: ReturnType<typeof syntheticEndpoint>): EndpointSl
   }
 }
 
+/** `base` with the EndpointSlice of Mapping `index` holding `pods`, ready. */
+export function withSlice(base: Snapshot, index: number, pods: string[]): Snapshot {
+  const endpointSlices = [...base.endpointSlices]
+  endpointSlices[index] = {...endpointSlices[index]!, endpoints: pods.map((address) => ({addresses: [address], conditions: {ready: true}}))}
+  return {...base, endpointSlices}
+}
+
+export type Ports = {port: number; protocol: string; servicePort: number}[]
+
+/** `base` with Mapping `index`'s ports edited, and its Service offering every servicePort they name. */
+export function withPorts(base: Snapshot, index: number, edit: (ports: Ports) => Ports): Snapshot {
+  const mappings = [...base.mappings]
+  const mapping = mappings[index]!
+  const ports = edit(mapping.spec!.ports as Ports)
+  mappings[index] = {...mapping, spec: {...mapping.spec, ports}}
+  // The Service must offer every servicePort the Mapping asks for.
+  const services = [...base.services]
+  const service = services[index]!
+  services[index] = {...service, spec: {...service.spec, ports: ports.map((p) => ({port: p.servicePort, protocol: 'TCP'}))}}
+  return {...base, mappings, services}
+}
+
 function ip(text: string): Ipv4 {
   const parsed = parseIpv4(text)
   if (!parsed) throw new Error(`not an address: ${text}`)
