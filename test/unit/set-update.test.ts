@@ -1,4 +1,5 @@
 import {expect} from 'chai'
+import fc from 'fast-check'
 import {applyIptables} from '../../src/lib/backend/iptables/apply.js'
 import {diffIptablesState, isEmptyChanges, type SetChanges} from '../../src/lib/backend/iptables/diff.js'
 import {ipsetCleanupPayload, ipsetPreparePayload, ipsetRollbackPayload} from '../../src/lib/backend/iptables/payloads.js'
@@ -70,6 +71,26 @@ describe('in-place ipset updates', () => {
     const changes = setChanges([allowSet(oneChanged)], [allowSet(actual)], true)
     expect(changes.update).to.deep.equal([])
     expect(changes.replace).to.have.length(1)
+  })
+
+  it('finds exactly the entries only one side has, sorted or not, with or without repeats', () => {
+    const universe = allowEntries(40)
+    const side = fc.tuple(fc.subarray(universe), fc.boolean(), fc.boolean()).map(([entries, shuffled, repeated]) => {
+      const listed = repeated ? [...entries, ...entries.slice(0, 3)] : entries
+      return shuffled ? [...listed].reverse() : [...listed].sort()
+    })
+    fc.assert(
+      fc.property(side, side, (desired, actual) => {
+        const update = setChanges([allowSet(desired)], [allowSet(actual)]).update[0]
+        const onlyIn = (a: string[], b: string[]) => [...new Set(a)].filter((e) => !b.includes(e))
+        const add = onlyIn(desired, actual)
+        const del = onlyIn(actual, desired)
+        if (add.length + del.length === 0 || 2 * (add.length + del.length) > desired.length) return
+        expect(update?.add).to.deep.equal(add)
+        expect(update?.del).to.deep.equal(del)
+      }),
+      {numRuns: 500},
+    )
   })
 
   it('sees no change when the same entries come in another order, and says so', () => {

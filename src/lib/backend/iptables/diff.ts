@@ -78,11 +78,43 @@ function maxelemOf(options: string): number {
   return Number.isInteger(value) && value > 0 ? value : DEFAULT_MAXELEM
 }
 
-/** Entries only `desired` has and entries only `actual` has; hashing keeps this linear in the size of the sets. */
+function strictlyAscending(entries: readonly string[]): boolean {
+  for (let i = 1; i < entries.length; i++) if (!(entries[i - 1]! < entries[i]!)) return false
+  return true
+}
+
+/**
+ * Entries only `desired` has and entries only `actual` has, each in the order given. Both sides are
+ * normally sorted without repeats, and one merge walk then finds the difference without building
+ * anything; otherwise hashing keeps it linear.
+ */
 function entryDelta(desired: readonly string[], actual: readonly string[]): {add: string[]; del: string[]} {
-  const wanted = new Set(desired)
-  const present = new Set(actual)
-  return {add: [...wanted].filter((e) => !present.has(e)), del: [...present].filter((e) => !wanted.has(e))}
+  if (!strictlyAscending(desired) || !strictlyAscending(actual)) {
+    const wanted = new Set(desired)
+    const present = new Set(actual)
+    return {add: [...wanted].filter((e) => !present.has(e)), del: [...present].filter((e) => !wanted.has(e))}
+  }
+  const add: string[] = []
+  const del: string[] = []
+  let i = 0
+  let j = 0
+  while (i < desired.length && j < actual.length) {
+    const want = desired[i]!
+    const have = actual[j]!
+    if (want === have) {
+      i++
+      j++
+    } else if (want < have) {
+      add.push(want)
+      i++
+    } else {
+      del.push(have)
+      j++
+    }
+  }
+  for (; i < desired.length; i++) add.push(desired[i]!)
+  for (; j < actual.length; j++) del.push(actual[j]!)
+  return {add, del}
 }
 
 function sameRules(a: readonly string[], b: readonly string[]): boolean {
