@@ -7,7 +7,10 @@
  *
  *   npm run bench:kernel [-- iptables|nftables]
  */
-import {spawn} from 'node:child_process'
+import {spawn, spawnSync} from 'node:child_process'
+import {existsSync} from 'node:fs'
+import {createRequire} from 'node:module'
+import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {createBackend, type Backend, type BackendName} from '../src/lib/backend/backend.js'
 import {READ_COMMANDS} from '../src/lib/backend/iptables/read.js'
@@ -114,10 +117,32 @@ async function change(backend: Backend, runner: CountingRunner, base: unknown, s
   return {planRenderMs: rendered.ms, cachedMs: cached.ms, cachedWrites, readMs: read.ms, readWrites, converged}
 }
 
-/** Peak RSS of a separate process running `script` (sync-once.ts or watch-rss.ts) against `netns`. */
+const BUILD_DIR = fileURLToPath(new URL('../tmp/bench-build/', import.meta.url))
+const CHILD_SCRIPTS = ['sync-once.ts', 'watch-rss.ts']
+
+/**
+ * Compiles the scripts whose memory is measured, with what they import, the way the installed CLI
+ * is built: run through the TypeScript loader they would carry its compiler's memory too (~50 MB).
+ */
+function compileChildren(): void {
+  const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc')
+  const sources = CHILD_SCRIPTS.map((script) => fileURLToPath(new URL(script, import.meta.url)))
+  const options = ['--outDir', BUILD_DIR, '--rootDir', fileURLToPath(new URL('..', import.meta.url)), '--strict', '--target', 'ES2022']
+  const more = ['--module', 'NodeNext', '--moduleResolution', 'NodeNext', '--skipLibCheck', '--types', 'node']
+  // Type errors do not stop the output; a script that was not written does.
+  const result = spawnSync(process.execPath, [tsc, ...options, ...more, ...sources], {encoding: 'utf8'})
+  for (const script of CHILD_SCRIPTS) {
+    if (!existsSync(compiledPath(script))) throw new Error(`compiling ${script} failed:\n${result.stdout}${result.stderr}`)
+  }
+}
+
+function compiledPath(script: string): string {
+  return join(BUILD_DIR, 'bench', script.replace(/\.ts$/, '.js'))
+}
+
+/** Peak RSS of a separate process running the compiled `script` (sync-once.ts or watch-rss.ts) against `netns`. */
 async function childRss(script: string, args: string[]): Promise<Record<string, number>> {
-  const path = fileURLToPath(new URL(script, import.meta.url))
-  const child = spawn(process.execPath, ['--import', 'tsx', path, ...args], {stdio: ['ignore', 'pipe', 'inherit']})
+  const child = spawn(process.execPath, [compiledPath(script), ...args], {stdio: ['ignore', 'pipe', 'inherit']})
   let out = ''
   child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()))
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve))
@@ -180,6 +205,7 @@ async function benchBackend(name: BackendName, targets: Target[]): Promise<void>
         targets.push({name: `${name} ${scenario}: converged, same writes either way`, value: 1, limit: 0, unit: ''})
       }
     }
+    // Compiled, like the installed CLI (see compileChildren).
     const sync = await childRss('sync-once.ts', [ns.name, name, String(CHANGE_COUNT)])
     const watch = await childRss('watch-rss.ts', [ns.name, name, String(CHANGE_COUNT)])
     return {sync, watch}
@@ -218,6 +244,7 @@ async function benchOriginal(): Promise<void> {
 }
 
 async function main(only: string | undefined): Promise<boolean> {
+  compileChildren()
   const targets: Target[] = []
   for (const name of ['iptables', 'nftables'] as const) if (!only || only === name) await benchBackend(name, targets)
   if (!only) await benchOriginal()

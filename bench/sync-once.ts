@@ -1,6 +1,6 @@
 /**
  * One plan + render + apply of N synthetic Mappings into a network namespace, in a process of its
- * own so its peak RSS is the sync's alone. Prints `{"ms":..,"rssMb":..}`. Started by bench/kernel.ts.
+ * own so its peak RSS is the sync's alone. Prints `{"ms":..,"rssMb":..}`. Started, compiled, by bench/kernel.ts.
  *
  *   node --import tsx bench/sync-once.ts NETNS iptables|nftables COUNT
  */

@@ -2,7 +2,7 @@
  * The watch loop holding N synthetic Mappings in a network namespace, in a process of its own so
  * its peak RSS is the watch's alone: a first pass (reads the kernel), passes after single-Mapping
  * changes (trusting the state applied last), then a periodic resync (reads the kernel again).
- * Prints `{"firstMs":..,"changeMs":..,"changes":..,"resyncMs":..,"rssMb":..}`. Started by bench/kernel.ts.
+ * Prints `{"firstMs":..,"changeMs":..,"changes":..,"resyncMs":..,"rssMb":..}`. Started, compiled, by bench/kernel.ts.
  *
  *   node --import tsx bench/watch-rss.ts NETNS iptables|nftables COUNT
  */
