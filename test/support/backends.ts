@@ -110,16 +110,18 @@ const iptables: LabBackend = {
   },
 }
 
-const ALLOWED_TYPE = 'type ipv4_addr . inet_proto . inet_service . ipv4_addr; flags interval;'
+/** The allow-list of Mappings that admit every source (the lab's Mappings name none). */
+const ALLOW_ALL_SET = 'allowed_0'
+const ALLOW_ALL_TYPE = 'type ipv4_addr . inet_proto . inet_service;'
 
 const nftables: LabBackend = {
   name: 'nftables',
   inputDropRule: 'ip daddr . meta l4proto . th dport @endpoints drop',
   countsPackets: false,
   overrulesForwardDrop: false,
-  // A rule that differs makes the whole table be replaced: 2 sets, 7 chains, 12 rules with two interfaces.
-  dnatRepairWrites: {sets: 2, chains: 7, rules: 12, routes: 0},
-  allowAndEndpointSets: ['ip smartnat: allowed', 'ip smartnat: endpoints'],
+  // A rule that differs makes the whole table be replaced: 2 sets, 8 chains, 12 rules with two interfaces.
+  dnatRepairWrites: {sets: 2, chains: 8, rules: 12, routes: 0},
+  allowAndEndpointSets: [`ip smartnat: ${ALLOW_ALL_SET}`, 'ip smartnat: endpoints'],
   owns: (_kind, name) => name.startsWith('ip smartnat: '),
   isEgressSet: (name) => name.startsWith('ip smartnat: egress_'),
   flushedJumps: 0,
@@ -127,24 +129,24 @@ const nftables: LabBackend = {
   dump: async (lab) => (await lab.exec('host', 'nft', ['list', 'table', 'ip', 'smartnat'])).stdout,
   installed: async (lab) => (await lab.exec('host', 'nft', ['list', 'table', 'ip', 'smartnat'], {okExitCodes: [1]})).exitCode === 0,
   async breakDnat(lab) {
-    const handle = await ruleHandle(lab, 'nat_prerouting', /^dnat /)
-    await lab.exec('host', 'nft', ['delete', 'rule', 'ip', 'smartnat', 'nat_prerouting', 'handle', handle])
+    const handle = await ruleHandle(lab, 'nat_allowed', /^dnat /)
+    await lab.exec('host', 'nft', ['delete', 'rule', 'ip', 'smartnat', 'nat_allowed', 'handle', handle])
   },
-  emptyAllowList: async (lab) => void (await lab.exec('host', 'nft', ['flush', 'set', 'ip', 'smartnat', 'allowed'])),
+  emptyAllowList: async (lab) => void (await lab.exec('host', 'nft', ['flush', 'set', 'ip', 'smartnat', ALLOW_ALL_SET])),
   async removeMappingPart(lab, e) {
-    const key = `${e.address} . ${e.protocol} . ${e.port} . 0.0.0.0/0`
-    await lab.exec('host', 'nft', ['delete', 'element', 'ip', 'smartnat', 'allowed', `{ ${key} }`])
-    return `set allowed: ${key} comment "${e.mapping}"`
+    const key = `${e.address} . ${e.protocol} . ${e.port}`
+    await lab.exec('host', 'nft', ['delete', 'element', 'ip', 'smartnat', ALLOW_ALL_SET, `{ ${key} }`])
+    return `set ${ALLOW_ALL_SET}: ${key} comment "${e.mapping}"`
   },
-  flushDnatChain: async (lab) => void (await lab.exec('host', 'nft', ['flush', 'chain', 'ip', 'smartnat', 'nat_prerouting'])),
-  dnatChainRules: async (lab) => (await lab.exec('host', 'nft', ['list', 'chain', 'ip', 'smartnat', 'nat_prerouting'])).stdout.split('\n').filter((l) => /^\t\t(?!type )\S/.test(l)).length,
+  flushDnatChain: async (lab) => void (await lab.exec('host', 'nft', ['flush', 'chain', 'ip', 'smartnat', 'nat_allowed'])),
+  dnatChainRules: async (lab) => (await lab.exec('host', 'nft', ['list', 'chain', 'ip', 'smartnat', 'nat_allowed'])).stdout.split('\n').filter((l) => /^\t\t(?!type )\S/.test(l)).length,
   async obstruct(lab) {
     // A set may be given a size below its element count: then any transaction that ends with more
     // elements than the size fails (ENFILE), although each deletion frees a slot first.
-    const setSize = (size: number) => lab.exec('host', 'nft', ['add', 'set', 'ip', 'smartnat', 'allowed', `{ ${ALLOWED_TYPE} size ${size}; }`])
+    const setSize = (size: number) => lab.exec('host', 'nft', ['add', 'set', 'ip', 'smartnat', ALLOW_ALL_SET, `{ ${ALLOW_ALL_TYPE} size ${size}; }`])
     await setSize(1)
     return {
-      errorIncludes: ['nft failed at payload line', 'add element ip smartnat allowed', 'Too many open files in system'],
+      errorIncludes: ['nft failed at payload line', `add element ip smartnat ${ALLOW_ALL_SET}`, 'Too many open files in system'],
       lift: async () => void (await setSize(65_535)),
     }
   },

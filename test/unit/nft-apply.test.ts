@@ -14,35 +14,42 @@ import {cidr, ip, sampleModel} from './nat-model-fixture.js'
 /** `nft -j list table ip smartnat` of the sample model's table, captured from a real kernel (nft 1.0.6). */
 const SAMPLE_JSON = JSON.stringify({nftables: [
   {"metainfo":{"version":"1.0.6","release_name":"Lester Gooch #5","json_schema_version":1}},
-  {"table":{"family":"ip","name":"smartnat","handle":3}},
-  {"set":{"family":"ip","name":"allowed","table":"smartnat","type":["ipv4_addr","inet_proto","inet_service","ipv4_addr"],"handle":9,"flags":["interval"],"elem":[{"elem":{"val":{"concat":["198.18.0.10","tcp",443,{"prefix":{"addr":"0.0.0.0","len":0}}]},"comment":"default/web"}},{"elem":{"val":{"concat":["198.18.0.10","tcp",80,{"prefix":{"addr":"0.0.0.0","len":0}}]},"comment":"default/web"}},{"elem":{"val":{"concat":["198.18.0.10","udp",53,{"prefix":{"addr":"10.0.0.0","len":8}}]},"comment":"default/dns"}},{"elem":{"val":{"concat":["198.18.0.10","udp",53,"198.18.5.5"]},"comment":"default/dns"}},{"elem":{"val":{"concat":["198.18.1.10","tcp",80,{"prefix":{"addr":"198.18.7.0","len":24}}]},"comment":"shop/web"}},{"elem":{"val":{"concat":["198.18.2.10","tcp",80,{"prefix":{"addr":"0.0.0.0","len":0}}]},"comment":"default/web"}}]}},
-  {"set":{"family":"ip","name":"egress_2","table":"smartnat","type":"ipv4_addr","handle":10,"elem":[{"elem":{"val":"10.244.1.5","comment":"shop/web"}},{"elem":{"val":"10.244.1.6","comment":"shop/web"}}]}},
-  {"map":{"family":"ip","name":"egress_snat","table":"smartnat","type":["ifname","ipv4_addr"],"handle":11,"map":"ipv4_addr","elem":[[{"elem":{"val":{"concat":["eth2","10.244.1.5"]},"comment":"shop/web"}},"198.18.1.10"],[{"elem":{"val":{"concat":["eth2","10.244.1.6"]},"comment":"shop/web"}},"198.18.1.10"]]}},
-  {"map":{"family":"ip","name":"endpoints","table":"smartnat","type":["ipv4_addr","inet_proto","inet_service"],"handle":12,"map":"ipv4_addr . inet_service","elem":[[{"elem":{"val":{"concat":["198.18.0.10","udp",53]},"comment":"default/dns udp/53"}},{"concat":["198.19.100.11",53]}],[{"elem":{"val":{"concat":["198.18.0.10","tcp",80]},"comment":"default/web tcp/80"}},{"concat":["198.19.100.10",8080]}],[{"elem":{"val":{"concat":["198.18.1.10","tcp",80]},"comment":"shop/web tcp/80"}},{"concat":["198.19.100.20",80]}],[{"elem":{"val":{"concat":["198.18.2.10","tcp",80]},"comment":"default/web tcp/80"}},{"concat":["198.19.100.10",8080]}],[{"elem":{"val":{"concat":["198.18.0.10","tcp",443]},"comment":"default/web tcp/443"}},{"concat":["198.19.100.10",8443]}]]}},
+  {"table":{"family":"ip","name":"smartnat","handle":2}},
+  {"set":{"family":"ip","name":"allowed_0","table":"smartnat","type":["ipv4_addr","inet_proto","inet_service"],"handle":10,"elem":[{"elem":{"val":{"concat":["198.18.0.10","tcp",80]},"comment":"default/web"}},{"elem":{"val":{"concat":["198.18.2.10","tcp",80]},"comment":"default/web"}},{"elem":{"val":{"concat":["198.18.0.10","tcp",443]},"comment":"default/web"}}]}},
+  {"set":{"family":"ip","name":"allowed_24","table":"smartnat","type":["ipv4_addr","inet_proto","inet_service","ipv4_addr"],"handle":11,"elem":[{"elem":{"val":{"concat":["198.18.1.10","tcp",80,"198.18.7.0"]},"comment":"shop/web"}}]}},
+  {"set":{"family":"ip","name":"allowed_32","table":"smartnat","type":["ipv4_addr","inet_proto","inet_service","ipv4_addr"],"handle":12,"elem":[{"elem":{"val":{"concat":["198.18.0.10","udp",53,"198.18.5.5"]},"comment":"default/dns"}}]}},
+  {"set":{"family":"ip","name":"allowed_8","table":"smartnat","type":["ipv4_addr","inet_proto","inet_service","ipv4_addr"],"handle":13,"elem":[{"elem":{"val":{"concat":["198.18.0.10","udp",53,"10.0.0.0"]},"comment":"default/dns"}}]}},
+  {"set":{"family":"ip","name":"egress_2","table":"smartnat","type":"ipv4_addr","handle":14,"elem":[{"elem":{"val":"10.244.1.5","comment":"shop/web"}},{"elem":{"val":"10.244.1.6","comment":"shop/web"}}]}},
+  {"map":{"family":"ip","name":"egress_snat","table":"smartnat","type":["ifname","ipv4_addr"],"handle":15,"map":"ipv4_addr","elem":[[{"elem":{"val":{"concat":["eth2","10.244.1.5"]},"comment":"shop/web"}},"198.18.1.10"],[{"elem":{"val":{"concat":["eth2","10.244.1.6"]},"comment":"shop/web"}},"198.18.1.10"]]}},
+  {"map":{"family":"ip","name":"endpoints","table":"smartnat","type":["ipv4_addr","inet_proto","inet_service"],"handle":16,"map":"ipv4_addr . inet_service","elem":[[{"elem":{"val":{"concat":["198.18.0.10","udp",53]},"comment":"default/dns udp/53"}},{"concat":["198.19.100.11",53]}],[{"elem":{"val":{"concat":["198.18.0.10","tcp",80]},"comment":"default/web tcp/80"}},{"concat":["198.19.100.10",8080]}],[{"elem":{"val":{"concat":["198.18.1.10","tcp",80]},"comment":"shop/web tcp/80"}},{"concat":["198.19.100.20",80]}],[{"elem":{"val":{"concat":["198.18.2.10","tcp",80]},"comment":"default/web tcp/80"}},{"concat":["198.19.100.10",8080]}],[{"elem":{"val":{"concat":["198.18.0.10","tcp",443]},"comment":"default/web tcp/443"}},{"concat":["198.19.100.10",8443]}]]}},
   {"chain":{"family":"ip","table":"smartnat","name":"mangle_prerouting","handle":1,"type":"filter","hook":"prerouting","prio":-151,"policy":"accept"}},
   {"chain":{"family":"ip","table":"smartnat","name":"nat_prerouting","handle":2,"type":"nat","hook":"prerouting","prio":-101,"policy":"accept"}},
   {"chain":{"family":"ip","table":"smartnat","name":"nat_postrouting","handle":3,"type":"nat","hook":"postrouting","prio":99,"policy":"accept"}},
   {"chain":{"family":"ip","table":"smartnat","name":"input","handle":4,"type":"filter","hook":"input","prio":-1,"policy":"accept"}},
   {"chain":{"family":"ip","table":"smartnat","name":"forward","handle":5,"type":"filter","hook":"forward","prio":-1,"policy":"accept"}},
-  {"chain":{"family":"ip","table":"smartnat","name":"restore_mark_1","handle":6}},
-  {"chain":{"family":"ip","table":"smartnat","name":"restore_mark_2","handle":7}},
-  {"chain":{"family":"ip","table":"smartnat","name":"restore_mark_3","handle":8}},
-  {"rule":{"family":"ip","table":"smartnat","chain":"mangle_prerouting","handle":13,"expr":[{"match":{"op":"in","left":{"ct":{"key":"state"}},"right":"new"}},{"match":{"op":"==","left":{"payload":{"protocol":"ip","field":"saddr"}},"right":"@egress_2"}},{"mangle":{"key":{"ct":{"key":"mark"}},"value":{"|":[{"&":[{"ct":{"key":"mark"}},4029677567]},2359296]}}}]}},
-  {"rule":{"family":"ip","table":"smartnat","chain":"mangle_prerouting","handle":15,"expr":[{"match":{"op":"==","left":{"ct":{"key":"direction"}},"right":"reply"}},{"vmap":{"key":{"&":[{"ct":{"key":"mark"}},267649024]},"data":{"set":[[1048576,{"goto":{"target":"restore_mark_1"}}],[2097152,{"goto":{"target":"restore_mark_2"}}],[3145728,{"goto":{"target":"restore_mark_3"}}]]}}}]}},
-  {"rule":{"family":"ip","table":"smartnat","chain":"mangle_prerouting","handle":17,"expr":[{"match":{"op":"==","left":{"ct":{"key":"direction"}},"right":"original"}},{"vmap":{"key":{"&":[{"ct":{"key":"mark"}},267649024]},"data":{"set":[[1310720,{"goto":{"target":"restore_mark_1"}}],[2359296,{"goto":{"target":"restore_mark_2"}}],[3407872,{"goto":{"target":"restore_mark_3"}}]]}}}]}},
-  {"rule":{"family":"ip","table":"smartnat","chain":"nat_prerouting","handle":18,"expr":[{"match":{"op":"!=","left":{"concat":[{"payload":{"protocol":"ip","field":"daddr"}},{"meta":{"key":"l4proto"}},{"payload":{"protocol":"th","field":"dport"}},{"payload":{"protocol":"ip","field":"saddr"}}]},"right":"@allowed"}},{"return":null}]}},
-  {"rule":{"family":"ip","table":"smartnat","chain":"nat_prerouting","handle":19,"expr":[{"mangle":{"key":{"meta":{"key":"mark"}},"value":{"|":[{"meta":{"key":"mark"}},524288]}}}]}},
-  {"rule":{"family":"ip","table":"smartnat","chain":"nat_prerouting","handle":20,"expr":[{"match":{"op":"==","left":{"meta":{"key":"iifname"}},"right":"eth1"}},{"mangle":{"key":{"ct":{"key":"mark"}},"value":{"|":[{"&":[{"ct":{"key":"mark"}},4028366847]},1048576]}}}]}},
-  {"rule":{"family":"ip","table":"smartnat","chain":"nat_prerouting","handle":21,"expr":[{"match":{"op":"==","left":{"meta":{"key":"iifname"}},"right":"eth2"}},{"mangle":{"key":{"ct":{"key":"mark"}},"value":{"|":[{"&":[{"ct":{"key":"mark"}},4029415423]},2097152]}}}]}},
-  {"rule":{"family":"ip","table":"smartnat","chain":"nat_prerouting","handle":22,"expr":[{"match":{"op":"==","left":{"meta":{"key":"iifname"}},"right":"eth3"}},{"mangle":{"key":{"ct":{"key":"mark"}},"value":{"|":[{"&":[{"ct":{"key":"mark"}},4030463999]},3145728]}}}]}},
-  {"rule":{"family":"ip","table":"smartnat","chain":"nat_prerouting","handle":23,"expr":[{"dnat":{"family":"ip","addr":{"map":{"key":{"concat":[{"payload":{"protocol":"ip","field":"daddr"}},{"meta":{"key":"l4proto"}},{"payload":{"protocol":"th","field":"dport"}}]},"data":"@endpoints"}}}}]}},
-  {"rule":{"family":"ip","table":"smartnat","chain":"nat_postrouting","handle":24,"expr":[{"match":{"op":"==","left":{"&":[{"meta":{"key":"mark"}},524288]},"right":524288}},{"masquerade":null}]}},
-  {"rule":{"family":"ip","table":"smartnat","chain":"nat_postrouting","handle":25,"expr":[{"match":{"op":"==","left":{"&":[{"ct":{"key":"mark"}},262144]},"right":262144}},{"snat":{"addr":{"map":{"key":{"concat":[{"meta":{"key":"oifname"}},{"payload":{"protocol":"ip","field":"saddr"}}]},"data":"@egress_snat"}}}}]}},
-  {"rule":{"family":"ip","table":"smartnat","chain":"input","handle":26,"expr":[{"match":{"op":"==","left":{"concat":[{"payload":{"protocol":"ip","field":"daddr"}},{"meta":{"key":"l4proto"}},{"payload":{"protocol":"th","field":"dport"}}]},"right":"@endpoints"}},{"drop":null}]}},
-  {"rule":{"family":"ip","table":"smartnat","chain":"forward","handle":27,"expr":[{"match":{"op":"!=","left":{"&":[{"ct":{"key":"mark"}},267386880]},"right":0}},{"accept":null}]}},
-  {"rule":{"family":"ip","table":"smartnat","chain":"restore_mark_1","handle":28,"expr":[{"mangle":{"key":{"meta":{"key":"mark"}},"value":{"|":[{"&":[{"meta":{"key":"mark"}},4028628991]},1048576]}}}]}},
-  {"rule":{"family":"ip","table":"smartnat","chain":"restore_mark_2","handle":29,"expr":[{"mangle":{"key":{"meta":{"key":"mark"}},"value":{"|":[{"&":[{"meta":{"key":"mark"}},4029677567]},2097152]}}}]}},
-  {"rule":{"family":"ip","table":"smartnat","chain":"restore_mark_3","handle":30,"expr":[{"mangle":{"key":{"meta":{"key":"mark"}},"value":{"|":[{"&":[{"meta":{"key":"mark"}},4030726143]},3145728]}}}]}},
+  {"chain":{"family":"ip","table":"smartnat","name":"nat_allowed","handle":6}},
+  {"chain":{"family":"ip","table":"smartnat","name":"restore_mark_1","handle":7}},
+  {"chain":{"family":"ip","table":"smartnat","name":"restore_mark_2","handle":8}},
+  {"chain":{"family":"ip","table":"smartnat","name":"restore_mark_3","handle":9}},
+  {"rule":{"family":"ip","table":"smartnat","chain":"mangle_prerouting","handle":17,"expr":[{"match":{"op":"in","left":{"ct":{"key":"state"}},"right":"new"}},{"match":{"op":"==","left":{"payload":{"protocol":"ip","field":"saddr"}},"right":"@egress_2"}},{"mangle":{"key":{"ct":{"key":"mark"}},"value":{"|":[{"&":[{"ct":{"key":"mark"}},4029677567]},2359296]}}}]}},
+  {"rule":{"family":"ip","table":"smartnat","chain":"mangle_prerouting","handle":19,"expr":[{"match":{"op":"==","left":{"ct":{"key":"direction"}},"right":"reply"}},{"vmap":{"key":{"&":[{"ct":{"key":"mark"}},267649024]},"data":{"set":[[1048576,{"goto":{"target":"restore_mark_1"}}],[2097152,{"goto":{"target":"restore_mark_2"}}],[3145728,{"goto":{"target":"restore_mark_3"}}]]}}}]}},
+  {"rule":{"family":"ip","table":"smartnat","chain":"mangle_prerouting","handle":21,"expr":[{"match":{"op":"==","left":{"ct":{"key":"direction"}},"right":"original"}},{"vmap":{"key":{"&":[{"ct":{"key":"mark"}},267649024]},"data":{"set":[[1310720,{"goto":{"target":"restore_mark_1"}}],[2359296,{"goto":{"target":"restore_mark_2"}}],[3407872,{"goto":{"target":"restore_mark_3"}}]]}}}]}},
+  {"rule":{"family":"ip","table":"smartnat","chain":"nat_prerouting","handle":22,"expr":[{"match":{"op":"==","left":{"concat":[{"payload":{"protocol":"ip","field":"daddr"}},{"meta":{"key":"l4proto"}},{"payload":{"protocol":"th","field":"dport"}},{"payload":{"protocol":"ip","field":"saddr"}}]},"right":"@allowed_32"}},{"goto":{"target":"nat_allowed"}}]}},
+  {"rule":{"family":"ip","table":"smartnat","chain":"nat_prerouting","handle":23,"expr":[{"match":{"op":"==","left":{"concat":[{"payload":{"protocol":"ip","field":"daddr"}},{"meta":{"key":"l4proto"}},{"payload":{"protocol":"th","field":"dport"}},{"&":[{"payload":{"protocol":"ip","field":"saddr"}},"255.255.255.0"]}]},"right":"@allowed_24"}},{"goto":{"target":"nat_allowed"}}]}},
+  {"rule":{"family":"ip","table":"smartnat","chain":"nat_prerouting","handle":24,"expr":[{"match":{"op":"==","left":{"concat":[{"payload":{"protocol":"ip","field":"daddr"}},{"meta":{"key":"l4proto"}},{"payload":{"protocol":"th","field":"dport"}},{"&":[{"payload":{"protocol":"ip","field":"saddr"}},"255.0.0.0"]}]},"right":"@allowed_8"}},{"goto":{"target":"nat_allowed"}}]}},
+  {"rule":{"family":"ip","table":"smartnat","chain":"nat_prerouting","handle":25,"expr":[{"match":{"op":"==","left":{"concat":[{"payload":{"protocol":"ip","field":"daddr"}},{"meta":{"key":"l4proto"}},{"payload":{"protocol":"th","field":"dport"}}]},"right":"@allowed_0"}},{"goto":{"target":"nat_allowed"}}]}},
+  {"rule":{"family":"ip","table":"smartnat","chain":"nat_postrouting","handle":26,"expr":[{"match":{"op":"==","left":{"&":[{"meta":{"key":"mark"}},524288]},"right":524288}},{"masquerade":null}]}},
+  {"rule":{"family":"ip","table":"smartnat","chain":"nat_postrouting","handle":27,"expr":[{"match":{"op":"==","left":{"&":[{"ct":{"key":"mark"}},262144]},"right":262144}},{"snat":{"addr":{"map":{"key":{"concat":[{"meta":{"key":"oifname"}},{"payload":{"protocol":"ip","field":"saddr"}}]},"data":"@egress_snat"}}}}]}},
+  {"rule":{"family":"ip","table":"smartnat","chain":"input","handle":28,"expr":[{"match":{"op":"==","left":{"concat":[{"payload":{"protocol":"ip","field":"daddr"}},{"meta":{"key":"l4proto"}},{"payload":{"protocol":"th","field":"dport"}}]},"right":"@endpoints"}},{"drop":null}]}},
+  {"rule":{"family":"ip","table":"smartnat","chain":"forward","handle":29,"expr":[{"match":{"op":"!=","left":{"&":[{"ct":{"key":"mark"}},267386880]},"right":0}},{"accept":null}]}},
+  {"rule":{"family":"ip","table":"smartnat","chain":"nat_allowed","handle":30,"expr":[{"mangle":{"key":{"meta":{"key":"mark"}},"value":{"|":[{"meta":{"key":"mark"}},524288]}}}]}},
+  {"rule":{"family":"ip","table":"smartnat","chain":"nat_allowed","handle":31,"expr":[{"match":{"op":"==","left":{"meta":{"key":"iifname"}},"right":"eth1"}},{"mangle":{"key":{"ct":{"key":"mark"}},"value":{"|":[{"&":[{"ct":{"key":"mark"}},4028366847]},1048576]}}}]}},
+  {"rule":{"family":"ip","table":"smartnat","chain":"nat_allowed","handle":32,"expr":[{"match":{"op":"==","left":{"meta":{"key":"iifname"}},"right":"eth2"}},{"mangle":{"key":{"ct":{"key":"mark"}},"value":{"|":[{"&":[{"ct":{"key":"mark"}},4029415423]},2097152]}}}]}},
+  {"rule":{"family":"ip","table":"smartnat","chain":"nat_allowed","handle":33,"expr":[{"match":{"op":"==","left":{"meta":{"key":"iifname"}},"right":"eth3"}},{"mangle":{"key":{"ct":{"key":"mark"}},"value":{"|":[{"&":[{"ct":{"key":"mark"}},4030463999]},3145728]}}}]}},
+  {"rule":{"family":"ip","table":"smartnat","chain":"nat_allowed","handle":34,"expr":[{"dnat":{"family":"ip","addr":{"map":{"key":{"concat":[{"payload":{"protocol":"ip","field":"daddr"}},{"meta":{"key":"l4proto"}},{"payload":{"protocol":"th","field":"dport"}}]},"data":"@endpoints"}}}}]}},
+  {"rule":{"family":"ip","table":"smartnat","chain":"restore_mark_1","handle":35,"expr":[{"mangle":{"key":{"meta":{"key":"mark"}},"value":{"|":[{"&":[{"meta":{"key":"mark"}},4028628991]},1048576]}}}]}},
+  {"rule":{"family":"ip","table":"smartnat","chain":"restore_mark_2","handle":36,"expr":[{"mangle":{"key":{"meta":{"key":"mark"}},"value":{"|":[{"&":[{"meta":{"key":"mark"}},4029677567]},2097152]}}}]}},
+  {"rule":{"family":"ip","table":"smartnat","chain":"restore_mark_3","handle":37,"expr":[{"mangle":{"key":{"meta":{"key":"mark"}},"value":{"|":[{"&":[{"meta":{"key":"mark"}},4030726143]},3145728]}}}]}},
 ]})
 
 /** `ip -4 -j rule show` and `ip -4 -j route show table all` as ip prints them for the sample model (plus the main table's). */
@@ -119,6 +126,17 @@ describe('nftables backend: read', () => {
     expect(forward.rules[0]).to.have.property('unknown').that.includes('"counter"')
   })
 
+  it('reads a masked source only on ip saddr, and a goto only with its target', () => {
+    const masked = '{"&":[{"payload":{"protocol":"ip","field":"saddr"}},"255.255.255.0"]}'
+    expect(SAMPLE_JSON).to.include(masked)
+    const onDaddr = parseNftJson(SAMPLE_JSON.replace(masked, masked.replace('saddr', 'daddr'))).chains.find((c) => c.name === 'nat_prerouting')!
+    expect(onDaddr.rules.filter((r) => 'unknown' in r)).to.have.length(1)
+    const gotoBody = '{"goto":{"target":"nat_allowed"}}'
+    expect(SAMPLE_JSON).to.include(gotoBody)
+    const extra = parseNftJson(SAMPLE_JSON.replace(gotoBody, '{"goto":{"target":"nat_allowed","x":1}}')).chains.find((c) => c.name === 'nat_prerouting')!
+    expect(extra.rules.filter((r) => 'unknown' in r)).to.have.length(1)
+  })
+
   it('ignores objects of other tables in the listing', () => {
     const json = SAMPLE_JSON.replace(
       '{"table":{"family":"ip","name":"smartnat"',
@@ -154,7 +172,7 @@ describe('nftables backend: apply', () => {
     expect(result.changedEndpoints).to.deep.equal([{address: '198.18.0.10', protocol: 'tcp', port: 80, oldTarget: '198.19.100.10:8080'}])
   })
 
-  it('adds a new Mapping as elements of the endpoints map and the allowed set (a nested source prefix folded in)', async () => {
+  it('adds a new Mapping as elements of the endpoints map and an allowed set (a nested source prefix folded in)', async () => {
     const model = sampleModel()
     model.mappings.push({
       namespace: 'zoo',
@@ -169,7 +187,7 @@ describe('nftables backend: apply', () => {
     const runner = fakeKernel()
     const result = await applyNftables(runner, renderNftables(model))
     expect(writesOf(runner).map((c) => c.input)).to.deep.equal([
-      'add element ip smartnat allowed { 198.18.1.10 . tcp . 2222 . 198.18.9.0/24 comment "zoo/ssh" }\n' +
+      'add element ip smartnat allowed_24 { 198.18.1.10 . tcp . 2222 . 198.18.9.0 comment "zoo/ssh" }\n' +
         'add element ip smartnat endpoints { 198.18.1.10 . tcp . 2222 comment "zoo/ssh tcp/2222" : 198.19.100.30 . 22 }\n',
     ])
     expect(result.changedEndpoints).to.deep.equal([])
@@ -181,7 +199,7 @@ describe('nftables backend: apply', () => {
     await applyNftables(runner, state)
     const [write, ...rest] = writesOf(runner)
     expect(rest).to.deep.equal([])
-    expect(write!.input!.split('\n').slice(0, 4)).to.deep.equal(['table ip smartnat', 'delete table ip smartnat', 'table ip smartnat {', '\tset allowed {'])
+    expect(write!.input!.split('\n').slice(0, 4)).to.deep.equal(['table ip smartnat', 'delete table ip smartnat', 'table ip smartnat {', '\tset allowed_0 {'])
     expect(write!.input).not.to.include('masquerade')
   })
 
@@ -202,7 +220,7 @@ describe('nftables backend: apply', () => {
         '',
       ].join('\n'),
     )
-    expect(result.written).to.deep.equal({sets: 4, chains: 8, rules: 16, routes: 7})
+    expect(result.written).to.deep.equal({sets: 7, chains: 9, rules: 19, routes: 7})
   })
 
   it('replaces the table on a full apply even when it matches', async () => {

@@ -43,7 +43,7 @@ describe('nftables backend under status and explain', () => {
     expect(isClean(inspection.drift!)).to.equal(true)
     const web = inspection.desiredParts.filter((p) => p.mappings.includes('default/web')).map((p) => `${p.kind} ${p.where}: ${p.text}`)
     expect(web).to.deep.equal([
-      'set-entry set allowed: 198.18.0.10 . tcp . 80 . 198.18.1.2 comment "default/web"',
+      'set-entry set allowed_32: 198.18.0.10 . tcp . 80 . 198.18.1.2 comment "default/web"',
       'map-entry map endpoints: 198.18.0.10 . tcp . 80 comment "default/web tcp/80" : 198.19.100.10 . 8080',
     ])
     const api = inspection.desiredParts.filter((p) => p.mappings.includes('shop/api'))
@@ -55,9 +55,9 @@ describe('nftables backend under status and explain', () => {
 
   it('a deleted allow-list element is drift of its Mapping alone; packets are unknown, not zero', async () => {
     const {inspection} = await inspect((state) => {
-      set(state, 'allowed').elements = set(state, 'allowed').elements.filter((e) => e.comment !== 'default/web')
+      set(state, 'allowed_32').elements = set(state, 'allowed_32').elements.filter((e) => e.comment !== 'default/web')
     })
-    expect(driftOf(inspection.drift!, 'default/web').missing.map(partKey)).to.deep.equal(['set-entry set allowed 198.18.0.10 . tcp . 80 . 198.18.1.2 comment "default/web"'])
+    expect(driftOf(inspection.drift!, 'default/web').missing.map(partKey)).to.deep.equal(['set-entry set allowed_32 198.18.0.10 . tcp . 80 . 198.18.1.2 comment "default/web"'])
     const facts = new Map(mappingFacts(inspection).map((f) => [`${f.namespace}/${f.name}`, f]))
     expect(facts.get('default/web')!.state).to.equal('drifted')
     expect(facts.get('shop/api')!.state).to.equal('configured')
@@ -88,7 +88,7 @@ describe('nftables backend under status and explain', () => {
     )
 
     const drifted = await inspect((state) => {
-      set(state, 'allowed').elements = set(state, 'allowed').elements.filter((e) => e.comment !== 'default/web')
+      set(state, 'allowed_32').elements = set(state, 'allowed_32').elements.filter((e) => e.comment !== 'default/web')
     })
     const followed = explainPacket(drifted.inspection, drifted.inspector, parsePacketSpec('198.18.1.2', '198.18.0.10:80'))
     expect(followed).to.include({verdict: 'drop', agree: false, decidedBy: 'kernel'})

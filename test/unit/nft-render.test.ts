@@ -28,6 +28,7 @@ describe('renderNftables', () => {
       'nat_postrouting nat postrouting 99',
       'input filter input -1',
       'forward filter forward -1',
+      'nat_allowed',
       'restore_mark_1',
       'restore_mark_2',
       'restore_mark_3',
@@ -45,9 +46,20 @@ describe('renderNftables', () => {
     expect(elements(bigger, 'endpoints')).to.have.length(505)
   })
 
-  it('renders the nat prerouting chain like the iptables SNM-PREROUTING chain', () => {
+  it('looks the source up once per prefix length present, longest first, then marks and DNATs like SNM-PREROUTING', () => {
     expect(chain(state, 'nat_prerouting')).to.deep.equal([
-      'ip daddr . meta l4proto . th dport . ip saddr != @allowed return',
+      'ip daddr . meta l4proto . th dport . ip saddr @allowed_32 goto nat_allowed',
+      'ip daddr . meta l4proto . th dport . ip saddr & 255.255.255.0 @allowed_24 goto nat_allowed',
+      'ip daddr . meta l4proto . th dport . ip saddr & 255.0.0.0 @allowed_8 goto nat_allowed',
+      'ip daddr . meta l4proto . th dport @allowed_0 goto nat_allowed',
+    ])
+    expect(state.table!.sets.filter((s) => s.name.startsWith('allowed_')).map((s) => `${s.name}: ${s.keyType.join(' . ')} ${s.flags.join(',')}`)).to.deep.equal([
+      'allowed_0: ipv4_addr . inet_proto . inet_service ',
+      'allowed_24: ipv4_addr . inet_proto . inet_service . ipv4_addr ',
+      'allowed_32: ipv4_addr . inet_proto . inet_service . ipv4_addr ',
+      'allowed_8: ipv4_addr . inet_proto . inet_service . ipv4_addr ',
+    ])
+    expect(chain(state, 'nat_allowed')).to.deep.equal([
       'meta mark set meta mark | 0x00080000',
       'iifname "eth1" ct mark set ct mark & 0xf01bffff | 0x00100000',
       'iifname "eth2" ct mark set ct mark & 0xf02bffff | 0x00200000',
@@ -68,10 +80,13 @@ describe('renderNftables', () => {
       '198.18.1.10 . tcp . 80 comment "shop/web tcp/80" : 198.19.100.20 . 80',
       '198.18.2.10 . tcp . 80 comment "default/web tcp/80" : 198.19.100.10 . 8080',
     ])
-    expect(elements(state, 'allowed')).to.include.members([
-      '198.18.0.10 . udp . 53 . 10.0.0.0/8 comment "default/dns"',
-      '198.18.0.10 . udp . 53 . 198.18.5.5 comment "default/dns"',
-      '198.18.0.10 . tcp . 80 . 0.0.0.0/0 comment "default/web"',
+    expect(elements(state, 'allowed_8')).to.deep.equal(['198.18.0.10 . udp . 53 . 10.0.0.0 comment "default/dns"'])
+    expect(elements(state, 'allowed_32')).to.deep.equal(['198.18.0.10 . udp . 53 . 198.18.5.5 comment "default/dns"'])
+    expect(elements(state, 'allowed_24')).to.deep.equal(['198.18.1.10 . tcp . 80 . 198.18.7.0 comment "shop/web"'])
+    expect(elements(state, 'allowed_0')).to.deep.equal([
+      '198.18.0.10 . tcp . 443 comment "default/web"',
+      '198.18.0.10 . tcp . 80 comment "default/web"',
+      '198.18.2.10 . tcp . 80 comment "default/web"',
     ])
     expect(elements(state, 'egress_snat')).to.deep.equal([
       '"eth2" . 10.244.1.5 comment "shop/web" : 198.18.1.10',
@@ -87,13 +102,13 @@ describe('renderNftables', () => {
     expect(comment).to.match(/^default\/d+ udp\/53$/)
   })
 
-  it('keeps only the outermost of nested allowed prefixes, which an interval set needs', () => {
+  it('keeps only the outermost of nested allowed prefixes, once each', () => {
     const model = sampleModel()
     model.mappings[0]!.allowedSources = [cidr('10.1.0.0/16'), cidr('10.0.0.0/8'), cidr('10.0.0.0/8'), cidr('11.0.0.1/32')]
-    expect(elements(renderNftables(model), 'allowed').filter((e) => e.includes('default/dns'))).to.deep.equal([
-      '198.18.0.10 . udp . 53 . 10.0.0.0/8 comment "default/dns"',
-      '198.18.0.10 . udp . 53 . 11.0.0.1 comment "default/dns"',
-    ])
+    const state = renderNftables(model)
+    expect(state.table!.sets.map((s) => s.name)).to.not.include('allowed_16')
+    expect(elements(state, 'allowed_8')).to.deep.equal(['198.18.0.10 . udp . 53 . 10.0.0.0 comment "default/dns"'])
+    expect(elements(state, 'allowed_32')).to.deep.equal(['198.18.0.10 . udp . 53 . 11.0.0.1 comment "default/dns"'])
   })
 
   const refusals: [string, (m: ReturnType<typeof sampleModel>) => void, RegExp][] = [

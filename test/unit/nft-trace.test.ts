@@ -5,7 +5,7 @@ import {tracePacket, type Trace, type TracePacket} from '../../src/lib/backend/i
 import {renderNftables} from '../../src/lib/backend/nftables/render.js'
 import {traceNftPacket} from '../../src/lib/backend/nftables/trace.js'
 import type {NftRule, NftState} from '../../src/lib/backend/nftables/types.js'
-import {sampleModel} from './nat-model-fixture.js'
+import {manyEgressModel, sampleModel} from './nat-model-fixture.js'
 
 const DROP_UNALLOWED = 'ip daddr . meta l4proto . th dport @endpoints drop'
 
@@ -66,9 +66,10 @@ describe('traceNftPacket through the rendered table', () => {
     const trace = traceNftPacket(state, {src: '198.18.7.200', dst: '198.18.1.10', protocol: 'tcp', port: 80, inInterface: 'eth2'})
     expect(trace.marks).to.deep.equal({nfmark: 0x80000, ctmark: 0x200000, masquerade: true, egress: false, interfaceIndex: 2})
     expect(trace.steps.map((s) => `${s.table} ${s.chain}: ${s.rule}`)).to.deep.equal([
-      'nat nat_prerouting: meta mark set meta mark | 0x00080000',
-      'nat nat_prerouting: iifname "eth2" ct mark set ct mark & 0xf02bffff | 0x00200000',
-      'nat nat_prerouting: dnat to ip daddr . meta l4proto . th dport map @endpoints',
+      'nat nat_prerouting: ip daddr . meta l4proto . th dport . ip saddr & 255.255.255.0 @allowed_24 goto nat_allowed',
+      'nat nat_allowed: meta mark set meta mark | 0x00080000',
+      'nat nat_allowed: iifname "eth2" ct mark set ct mark & 0xf02bffff | 0x00200000',
+      'nat nat_allowed: dnat to ip daddr . meta l4proto . th dport map @endpoints',
       'filter forward: ct mark & 0x0ff00000 != 0x00000000 accept',
       'nat nat_postrouting: meta mark & 0x00080000 == 0x00080000 masquerade',
     ])
@@ -77,7 +78,7 @@ describe('traceNftPacket through the rendered table', () => {
   it('egress packets take the interface bits as packet mark for the reply table', () => {
     const trace = traceNftPacket(state, {src: '10.244.1.6', dst: '203.0.113.80', protocol: 'udp', port: 123, outInterface: 'eth2'})
     expect(trace.marks).to.deep.equal({nfmark: 0x200000, ctmark: 0x240000, masquerade: false, egress: true, interfaceIndex: 2})
-    expect(trace.steps.map((s) => s.chain)).to.deep.equal(['mangle_prerouting', 'mangle_prerouting', 'restore_mark_2', 'nat_prerouting', 'forward', 'nat_postrouting'])
+    expect(trace.steps.map((s) => s.chain)).to.deep.equal(['mangle_prerouting', 'mangle_prerouting', 'restore_mark_2', 'forward', 'nat_postrouting'])
   })
 
   it('an absent table decides nothing', () => {
@@ -85,10 +86,13 @@ describe('traceNftPacket through the rendered table', () => {
   })
 
   it('gives the same verdict and marks as the iptables backend for any packet', () => {
-    for (const options of [{}, {masquerade: false}, {egress: false}]) {
-      const nft = renderNftables(sampleModel(options))
-      const iptables = renderIptables(sampleModel(options))
-      const address = fc.constantFrom('198.18.0.10', '198.18.1.10', '198.18.2.10', '198.18.9.9', '10.244.1.5', '10.244.1.6', '10.1.2.3', '198.18.5.5', '198.18.5.6', '198.18.7.9', '203.0.113.5')
+    for (const model of [sampleModel(), sampleModel({masquerade: false}), sampleModel({egress: false}), manyEgressModel()]) {
+      const nft = renderNftables(model)
+      const iptables = renderIptables(model)
+      const address = fc.constantFrom(
+        ...['198.18.0.10', '198.18.1.10', '198.18.2.10', '198.18.9.9', '10.244.1.5', '10.244.1.6', '10.1.2.3', '198.18.5.5', '198.18.5.6', '198.18.7.9', '203.0.113.5'],
+        ...['10.244.0.1', '10.244.0.4', '10.244.9.9', '0.0.0.1', '255.255.255.254'],
+      )
       const packet = fc.record({
         src: address,
         dst: address,
@@ -122,8 +126,10 @@ describe('traceNftPacket through the rendered table', () => {
     const cases: [string, NftRule, RegExp][] = [
       ['a rule read back in a shape smartnat never renders', {unknown: '[{"counter":null}]'}, /holds a rule smartnat does not render: \[\{"counter":null\}\]/],
       ['a lookup in a missing set', {matches: [{kind: 'lookup', key: ['ip saddr'], set: 'nope', negate: false}], statement: {kind: 'drop'}}, /set nope, which the table does not hold/],
-      ['a lookup with a key of the wrong width', {matches: [{kind: 'lookup', key: ['ip saddr'], set: 'allowed', negate: false}], statement: {kind: 'drop'}}, /set allowed is keyed by ipv4_addr . inet_proto . inet_service . ipv4_addr, not ip saddr/],
-      ['a goto to a missing chain', {matches: [], statement: {kind: 'vmap', of: 'ct', mask: 0, entries: [{value: 0, chain: 'gone'}]}}, /goto gone, which the table does not hold/],
+      ['a lookup with a key of the wrong width', {matches: [{kind: 'lookup', key: ['ip saddr'], set: 'allowed_32', negate: false}], statement: {kind: 'drop'}}, /set allowed_32 is keyed by ipv4_addr . inet_proto . inet_service . ipv4_addr, not ip saddr/],
+      ['a source masked by something that is not an address', {matches: [{kind: 'lookup', key: ['ip saddr & 0xffffff00'], set: 'egress_2', negate: false}], statement: {kind: 'drop'}}, /unknown selector "ip saddr & 0xffffff00"/],
+      ['a vmap goto to a missing chain', {matches: [], statement: {kind: 'vmap', of: 'ct', mask: 0, entries: [{value: 0, chain: 'gone'}]}}, /goto gone, which the table does not hold/],
+      ['a goto to a missing chain', {matches: [], statement: {kind: 'goto', chain: 'gone'}}, /goto gone, which the table does not hold/],
     ]
     for (const [name, rule, error] of cases) {
       it(name, () => expect(() => traceNftPacket(withNatRule(rule), packet)).to.throw(error))

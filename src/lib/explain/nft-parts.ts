@@ -2,7 +2,7 @@
  * The nftables backend's state as parts: chains and rules serve every Mapping alike; map and set
  * elements belong to the Mapping whose endpoint or pods they carry.
  */
-import {ALLOWED_SET, EGRESS_SNAT_MAP, ENDPOINTS_MAP, TABLE, egressSetName} from '../backend/nftables/names.js'
+import {EGRESS_SNAT_MAP, ENDPOINTS_MAP, TABLE, egressSetName, isAllowedSet} from '../backend/nftables/names.js'
 import {chainLines, printElement, setDeclaration} from '../backend/nftables/syntax.js'
 import type {NftElement, NftSet, NftState} from '../backend/nftables/types.js'
 import type {NatModel} from '../plan/model.js'
@@ -56,7 +56,7 @@ export function nftParts(state: NftState, model: NatModel): StatePart[] {
 function elementPart(set: NftSet, element: NftElement, owners: Owners): StatePart {
   const kind = set.dataType ? 'map-entry' : 'set-entry'
   const base = {kind, where: `${set.dataType ? 'map' : 'set'} ${set.name}`, text: printElement(set, element)} as const
-  if (set.name === ENDPOINTS_MAP || set.name === ALLOWED_SET) {
+  if (set.name === ENDPOINTS_MAP || isAllowedSet(set.name)) {
     const [address, protocol, port] = element.key
     const endpoint = endpointName(address ?? '', protocol ?? '', Number(port))
     const mapping = owners.byEndpoint.get(endpoint) ?? commentedMapping(element.comment)

@@ -12,6 +12,8 @@ export const NAT_PREROUTING_CHAIN = 'nat_prerouting'
 export const NAT_POSTROUTING_CHAIN = 'nat_postrouting'
 export const INPUT_CHAIN = 'input'
 export const FORWARD_CHAIN = 'forward'
+/** The regular chain a connection whose source is allowed continues in: marks, then DNAT. */
+export const NAT_ALLOWED_CHAIN = 'nat_allowed'
 
 /**
  * Priorities one below the iptables tables of the same hook (mangle -150, dstnat -100, srcnat 100,
@@ -26,10 +28,21 @@ export const PRIORITY = {
 
 /** `external ip . protocol . port : target ip . target port`, for DNAT and for the INPUT drop. */
 export const ENDPOINTS_MAP = 'endpoints'
-/** `external ip . protocol . port . source prefix`: who may reach which endpoint. */
-export const ALLOWED_SET = 'allowed'
 /** `out interface . pod ip : external ip`: the source egress connections leave with. */
 export const EGRESS_SNAT_MAP = 'egress_snat'
+
+/**
+ * Who may reach which endpoint, one hash set per prefix length of the allowed sources:
+ * `external ip . protocol . port . source network` (`. source network` left out for length 0).
+ */
+export function allowedSetName(prefixLength: number): string {
+  return `allowed_${prefixLength}`
+}
+
+/** Whether a set of the table is one of the allow-lists. */
+export function isAllowedSet(name: string): boolean {
+  return /^allowed_(?:[0-9]|[12][0-9]|3[0-2])$/.test(name)
+}
 
 /** Pod IPs whose new connections belong to one external interface (`--snat`). */
 export function egressSetName(interfaceIndex: number): string {

@@ -2,6 +2,7 @@
  * Reads `nft -j list table ip smartnat` into an NftTable; pure. Rules of the shapes smartnat renders
  * become syntax trees; any other rule is kept as JSON, so it reads as different and is replaced.
  */
+import {parseIpv4} from '../../net/ipv4.js'
 import {compareText} from '../iptables/parse.js'
 import {TABLE_FAMILY, TABLE_NAME} from './names.js'
 import {sortElements} from './syntax.js'
@@ -41,10 +42,18 @@ function field(value: Json, name: string): Json {
 
 function selector(value: Json): Selector {
   const [kind, body] = only(value)
+  if (kind === '&') return maskedSource(body)
   const key = kind === 'payload' ? `payload ${String(field(body, 'protocol'))} ${String(field(body, 'field'))}` : `${kind} ${String(field(body, 'key'))}`
   const found = SELECTORS[key]
   if (!found) throw new UnknownShape()
   return found
+}
+
+/** `ip saddr & 255.255.255.0` as JSON: {"&": [{"payload": {"protocol": "ip", "field": "saddr"}}, "255.255.255.0"]} */
+function maskedSource(operands: Json): Selector {
+  if (!Array.isArray(operands) || operands.length !== 2 || typeof operands[1] !== 'string') throw new UnknownShape()
+  if (selector(operands[0]) !== 'ip saddr' || parseIpv4(operands[1]) !== operands[1]) throw new UnknownShape()
+  return `ip saddr & ${operands[1]}`
 }
 
 function selectors(value: Json): Selector[] {
@@ -146,6 +155,11 @@ function parseStatement(kind: string, body: Json): NftStatement {
       return parseNat(kind, body)
     case 'vmap':
       return parseVmap(body)
+    case 'goto': {
+      const target = field(body, 'target')
+      if (typeof target !== 'string' || Object.keys(body as JsonObject).length !== 1) throw new UnknownShape()
+      return {kind: 'goto', chain: target}
+    }
     default:
       throw new UnknownShape()
   }

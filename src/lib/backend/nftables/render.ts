@@ -1,25 +1,26 @@
 /**
  * Renders a NatModel into the nftables backend's desired state (docs/kernel-layout-nftables.md):
- * one table whose maps dispatch every packet with a constant number of lookups, whatever the
- * number of Mappings, with the same marks, ip rules and routes as the iptables backend.
+ * one table whose hash sets and maps dispatch every packet with a constant number of lookups,
+ * whatever the number of Mappings, with the same marks, ip rules and routes as the iptables backend.
  */
 import {isDns1123Subdomain} from '../../mapping/names.js'
-import {cidrContains, cidrParts, compareIpv4, parseIpv4, type Cidr, type Ipv4} from '../../net/ipv4.js'
+import {cidrContains, cidrParts, compareIpv4, intToIpv4, parseIpv4, prefixMask, type Cidr, type Ipv4} from '../../net/ipv4.js'
 import type {NatEndpoint, NatMapping, NatModel} from '../../plan/model.js'
 import {EGRESS_MARK, INTERFACE_MASK, MASQUERADE_MARK, interfaceMark} from '../iptables/names.js'
 import {compareText} from '../iptables/parse.js'
 import {renderIpRules, renderRoutes} from '../iptables/routing.js'
 import {
-  ALLOWED_SET,
   EGRESS_SNAT_MAP,
   ENDPOINTS_MAP,
   FORWARD_CHAIN,
   INPUT_CHAIN,
   MANGLE_PREROUTING_CHAIN,
   MAX_COMMENT,
+  NAT_ALLOWED_CHAIN,
   NAT_POSTROUTING_CHAIN,
   NAT_PREROUTING_CHAIN,
   PRIORITY,
+  allowedSetName,
   egressSetName,
   restoreChainName,
 } from './names.js'
@@ -30,6 +31,7 @@ import type {NftChain, NftElement, NftRule, NftSet, NftState, NftStatement, NftT
 const INTERFACE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/
 
 const ENDPOINT_KEY: Selector[] = ['ip daddr', 'meta l4proto', 'th dport']
+const ENDPOINT_TYPE = ['ipv4_addr', 'inet_proto', 'inet_service']
 
 /** The kernel state the model asks for: the table, ip rules and routes. */
 export function renderNftables(model: NatModel): NftState {
@@ -44,10 +46,11 @@ function renderTable(model: NatModel): NftTable {
   const endpoints = collectEndpoints(model.mappings)
   const egress = egressByInterface(model, marks)
 
-  const sets: NftSet[] = [
-    set(ENDPOINTS_MAP, ['ipv4_addr', 'inet_proto', 'inet_service'], endpoints.map(endpointElement), ['ipv4_addr', 'inet_service']),
-    set(ALLOWED_SET, ['ipv4_addr', 'inet_proto', 'inet_service', 'ipv4_addr'], endpoints.flatMap(allowedElements), undefined, ['interval']),
-  ]
+  const allowed = allowedByPrefixLength(endpoints)
+  const sets: NftSet[] = [set(ENDPOINTS_MAP, ENDPOINT_TYPE, endpoints.map(endpointElement), ['ipv4_addr', 'inet_service'])]
+  for (const [length, elements] of allowed) {
+    sets.push(set(allowedSetName(length), length === 0 ? ENDPOINT_TYPE : [...ENDPOINT_TYPE, 'ipv4_addr'], elements))
+  }
   for (const [index, pods] of egress.pods) {
     sets.push(set(egressSetName(index), ['ipv4_addr'], [...pods].map(([pod, comment]) => ({key: [pod], comment}))))
   }
@@ -59,7 +62,7 @@ function renderTable(model: NatModel): NftTable {
     sets,
     chains: [
       manglePrerouting(model, marks, [...egress.pods.keys()]),
-      natPrerouting(model, marks),
+      natPrerouting([...allowed.keys()]),
       natPostrouting(model, egress.snat.length > 0),
       {
         name: INPUT_CHAIN,
@@ -74,6 +77,7 @@ function renderTable(model: NatModel): NftTable {
         // Accepting here does not overrule a DROP policy of another table's forward chain (see the doc).
         rules: [{matches: [{kind: 'mark', of: 'ct', mask: INTERFACE_MASK, value: 0, negate: true}], statement: {kind: 'accept'}}],
       },
+      natAllowed(model, marks),
       ...indexes.map(restoreChain),
     ],
   }
@@ -120,10 +124,27 @@ function manglePrerouting(model: NatModel, marks: Marks, egressIndexes: number[]
   return {name: MANGLE_PREROUTING_CHAIN, base: {type: 'filter', hook: 'prerouting', priority: PRIORITY.mangle}, rules}
 }
 
-function natPrerouting(model: NatModel, marks: Marks): NftChain {
-  const rules: NftRule[] = [
-    {matches: [{kind: 'lookup', key: [...ENDPOINT_KEY, 'ip saddr'], set: ALLOWED_SET, negate: true}], statement: {kind: 'return'}},
-  ]
+/**
+ * One exact-match lookup per prefix length present among the allowed sources, longest first: hash
+ * sets cost the same however many elements they hold, where one interval set of every
+ * (endpoint, prefix) would be searched in time that grows with its size.
+ */
+function natPrerouting(prefixLengths: number[]): NftChain {
+  const rules: NftRule[] = prefixLengths.map((length) => ({
+    matches: [{kind: 'lookup', key: length === 0 ? ENDPOINT_KEY : [...ENDPOINT_KEY, sourceSelector(length)], set: allowedSetName(length), negate: false}],
+    statement: {kind: 'goto', chain: NAT_ALLOWED_CHAIN},
+  }))
+  return {name: NAT_PREROUTING_CHAIN, base: {type: 'nat', hook: 'prerouting', priority: PRIORITY.dstnat}, rules}
+}
+
+/** `ip saddr` with the host bits of a prefix of this length cleared; a /32 needs no mask. */
+function sourceSelector(length: number): Selector {
+  return length === 32 ? 'ip saddr' : `ip saddr & ${intToIpv4(prefixMask(length))}`
+}
+
+/** What an allowed connection meets: the masquerade mark, its interface's connection mark, the DNAT. */
+function natAllowed(model: NatModel, marks: Marks): NftChain {
+  const rules: NftRule[] = []
   if (model.masquerade) rules.push({matches: [], statement: setMark('meta', MASQUERADE_MARK, MASQUERADE_MARK)})
   // Every external interface marks its connections, also the one without a table of its own: the
   // mark is what FORWARD accepts, and with no `ip rule` for it replies simply follow the main table.
@@ -131,7 +152,7 @@ function natPrerouting(model: NatModel, marks: Marks): NftChain {
     rules.push({matches: [{kind: 'iifname', name: iface.name}], statement: setMark('ct', INTERFACE_MASK | EGRESS_MARK, marks.get(iface.name)!.mark)})
   }
   rules.push({matches: [], statement: {kind: 'dnat', key: ENDPOINT_KEY, map: ENDPOINTS_MAP}})
-  return {name: NAT_PREROUTING_CHAIN, base: {type: 'nat', hook: 'prerouting', priority: PRIORITY.dstnat}, rules}
+  return {name: NAT_ALLOWED_CHAIN, rules}
 }
 
 function natPostrouting(model: NatModel, egress: boolean): NftChain {
@@ -185,7 +206,7 @@ function collectEndpoints(mappings: NatMapping[]): OwnedEndpoint[] {
   return result
 }
 
-/** An interval set refuses overlapping elements, and prefixes overlap only by nesting: keep the outermost. */
+/** A prefix nested in another of the same list admits no one more: keep the outermost, once each. */
 function disjointSources(sources: Cidr[]): Cidr[] {
   const unique = [...new Set(sources)]
   return unique.filter((inner) => !unique.some((outer) => outer !== inner && covers(outer, inner)))
@@ -205,15 +226,21 @@ function endpointElement({mapping, endpoint: e}: OwnedEndpoint): NftElement {
   }
 }
 
-function allowedElements({mapping, endpoint: e, sources}: OwnedEndpoint): NftElement[] {
-  const comment = cut(`${mapping.namespace}/${mapping.name}`, '')
-  return sources.map((source) => ({key: [e.address, e.protocol, String(e.port), prefixText(source)], comment}))
-}
-
-/** A prefix as nft prints it: a /32 as the bare address. */
-export function prefixText(cidr: Cidr): string {
-  const {network, length} = cidrParts(cidr)
-  return length === 32 ? network : cidr
+/** Elements of the allow-list sets by prefix length, longest first; each keyed by the prefix's network address. */
+function allowedByPrefixLength(endpoints: OwnedEndpoint[]): Map<number, NftElement[]> {
+  const byLength = new Map<number, NftElement[]>()
+  for (const {mapping, endpoint: e, sources} of endpoints) {
+    const comment = cut(`${mapping.namespace}/${mapping.name}`, '')
+    for (const source of sources) {
+      const {network, length} = cidrParts(source)
+      const key = [e.address, e.protocol, String(e.port)]
+      if (length > 0) key.push(network)
+      const elements = byLength.get(length) ?? []
+      elements.push({key, comment})
+      byLength.set(length, elements)
+    }
+  }
+  return new Map([...byLength].sort(([a], [b]) => b - a))
 }
 
 /** A comment within nft's limit: the name is cut, the suffix kept. */

@@ -35,6 +35,8 @@ function printStatement(statement: NftStatement): string {
     case 'dnat':
     case 'snat':
       return `${statement.kind} to ${statement.key.join(' . ')} map @${statement.map}`
+    case 'goto':
+      return `goto ${statement.chain}`
     case 'vmap': {
       const entries = statement.entries.map((e) => `${markHex(e.value)} : goto ${e.chain}`).join(', ')
       return `${statement.of} mark & ${markHex(statement.mask)} vmap { ${entries} }`

@@ -3,14 +3,14 @@
  * kernel) the way netfilter would, with the iptables tracer's result shape, so `smartnat explain`
  * and the packet-flow tests read both backends alike. Rejects rule shapes the renderer does not emit.
  */
-import {cidrContains, parseCidr, parseIpv4, type Ipv4} from '../../net/ipv4.js'
+import {cidrContains, intToIpv4, ipv4ToInt, parseCidr, parseIpv4, type Ipv4} from '../../net/ipv4.js'
 import type {Protocol} from '../../mapping/types.js'
 import {EGRESS_MARK, MASQUERADE_MARK, interfaceIndexOfMark} from '../iptables/names.js'
 import type {Trace, TraceMarks, TracePacket, TraceStep, TraceVerdict} from '../iptables/trace.js'
 import type {TableName} from '../iptables/types.js'
 import {FORWARD_CHAIN, INPUT_CHAIN, MANGLE_PREROUTING_CHAIN, NAT_POSTROUTING_CHAIN, NAT_PREROUTING_CHAIN} from './names.js'
 import {printRule} from './syntax.js'
-import type {NftChain, NftElement, NftMatch, NftSet, NftState, Selector} from './types.js'
+import type {MaskedSource, NftChain, NftElement, NftMatch, NftSet, NftState, Selector} from './types.js'
 
 export type {Trace, TracePacket} from '../iptables/trace.js'
 
@@ -126,6 +126,10 @@ class NftTracer {
           this.steps.push({table, chain: name, rule: line})
           return {kind: statement.kind === 'dnat' ? 'DNAT' : 'SNAT', rule: line, to: element.value, element}
         }
+        case 'goto':
+          this.steps.push({table, chain: name, rule: line})
+          // When that chain ends, so does this one.
+          return this.walk(table, statement.chain, packet, depth + 1)
         case 'vmap': {
           const mark = statement.of === 'ct' ? packet.ctmark : packet.nfmark
           const entry = statement.entries.find((e) => e.value === ((mark & statement.mask) >>> 0))
@@ -181,7 +185,16 @@ function selected(selector: Selector, packet: Packet): string {
       return packet.inInterface ?? ''
     case 'oifname':
       return packet.outInterface ?? ''
+    default:
+      return maskedSource(selector, packet.src)
   }
+}
+
+/** The source with the host bits of `ip saddr & MASK` cleared; a mask that is not an address is a shape smartnat does not render. */
+function maskedSource(selector: MaskedSource, src: Ipv4): string {
+  const mask = parseIpv4(selector.slice('ip saddr & '.length))
+  if (!mask) throw new Error(`trace: unknown selector ${JSON.stringify(selector)}`)
+  return intToIpv4((ipv4ToInt(src) & ipv4ToInt(mask)) >>> 0)
 }
 
 function partMatches(type: string, part: string, value: string): boolean {

@@ -7,8 +7,11 @@ import type {IpRouteState, IpRuleState} from '../iptables/types.js'
 
 export type {IpRouteState, IpRuleState}
 
+/** The source address with its host bits cleared, for a lookup by network: `ip saddr & 255.255.255.0`. */
+export type MaskedSource = `ip saddr & ${string}`
+
 /** What a concatenated key or a NAT address is built from. */
-export type Selector = 'ip saddr' | 'ip daddr' | 'meta l4proto' | 'th dport' | 'iifname' | 'oifname'
+export type Selector = 'ip saddr' | 'ip daddr' | 'meta l4proto' | 'th dport' | 'iifname' | 'oifname' | MaskedSource
 
 export type MarkOf = 'meta' | 'ct'
 
@@ -30,6 +33,8 @@ export type NftStatement =
   | {kind: 'set mark'; of: MarkOf; and: number; or: number}
   /** `dnat to ip daddr . meta l4proto . th dport map @endpoints` */
   | {kind: 'dnat' | 'snat'; key: Selector[]; map: string}
+  /** `goto CHAIN` */
+  | {kind: 'goto'; chain: string}
   /** `ct mark & MASK vmap { VALUE : goto CHAIN, ... }` */
   | {kind: 'vmap'; of: MarkOf; mask: number; entries: {value: number; chain: string}[]}
 
