@@ -38,11 +38,11 @@ const INTERFACE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/
 
 /** The kernel state the model asks for: owned chains, jumps, sets, ip rules and routes. */
 export function renderIptables(model: NatModel): IptablesState {
-  const marks = new Map(model.interfaces.map((iface) => [iface.name, interfaceMark(checkInterface(iface).index)]))
+  for (const iface of model.interfaces) checkInterface(iface)
   return {
     tables: {
-      mangle: renderMangle(model, marks),
-      nat: renderNat(model, marks),
+      mangle: renderMangle(model),
+      nat: renderNat(model),
       filter: renderFilter(),
     },
     sets: renderSets(model),
@@ -51,16 +51,15 @@ export function renderIptables(model: NatModel): IptablesState {
   }
 }
 
-function renderMangle(model: NatModel, marks: Map<string, number>): TableState {
+function renderMangle(model: NatModel): TableState {
   const rules: string[] = []
   // One set per interface rather than per address: a new inbound connection makes one lookup per
   // external interface with egress pods, however many addresses and Mappings egress through it.
-  const egressPods = egressPodsByInterface(model.egress)
-  for (const iface of model.interfaces) {
-    if (!egressPods.has(iface.name)) continue
+  const egressInterfaces = [...egressPodsByInterface(model.egress).keys()].map((name) => egressInterface(model, name)).sort((a, b) => a.index - b.index)
+  for (const iface of egressInterfaces) {
     rules.push(
       `-A ${PREROUTING_CHAIN} -m conntrack --ctstate NEW -m set --match-set ${egressInterfaceSetName(iface.index)} src` +
-        ` -j CONNMARK --set-xmark ${hex(EGRESS_MARK | markOf(marks, iface.name))}/${hex(INTERFACE_MASK | EGRESS_MARK)}`,
+        ` -j CONNMARK --set-xmark ${hex(EGRESS_MARK | interfaceMark(iface.index))}/${hex(INTERFACE_MASK | EGRESS_MARK)}`,
     )
   }
   const restoreInterface = `-j CONNMARK --restore-mark --nfmask ${hex(INTERFACE_MASK)} --ctmask ${hex(INTERFACE_MASK)}`
@@ -74,14 +73,14 @@ function renderMangle(model: NatModel, marks: Map<string, number>): TableState {
   return {chains: [{name: PREROUTING_CHAIN, rules}], jumps: [jump('PREROUTING', PREROUTING_CHAIN)]}
 }
 
-function renderNat(model: NatModel, marks: Map<string, number>): TableState {
+function renderNat(model: NatModel): TableState {
   const prerouting: string[] = [`-A ${PREROUTING_CHAIN} -m set ! --match-set ${ALLOW_SET} dst,dst,src -j RETURN`]
   if (model.masquerade) prerouting.push(`-A ${PREROUTING_CHAIN} -j MARK --set-xmark ${hex(MASQUERADE_MARK)}/${hex(MASQUERADE_MARK)}`)
   // Every external interface marks its connections, also the one without a table of its own: the
   // mark is what FORWARD accepts, and with no `ip rule` for it replies simply follow the main table.
   for (const iface of model.interfaces) {
     prerouting.push(
-      `-A ${PREROUTING_CHAIN} -i ${iface.name} -j CONNMARK --set-xmark ${hex(markOf(marks, iface.name))}/${hex(INTERFACE_MASK | EGRESS_MARK)}`,
+      `-A ${PREROUTING_CHAIN} -i ${iface.name} -j CONNMARK --set-xmark ${hex(interfaceMark(iface.index))}/${hex(INTERFACE_MASK | EGRESS_MARK)}`,
     )
   }
   const addressChains: ChainState[] = []
@@ -100,10 +99,11 @@ function renderNat(model: NatModel, marks: Map<string, number>): TableState {
     postrouting.push(`-A ${POSTROUTING_CHAIN} -m connmark --mark ${hex(EGRESS_MARK)}/${hex(EGRESS_MARK)} -j ${SNAT_CHAIN}`)
     snatChains.push({
       name: SNAT_CHAIN,
-      rules: model.egress.map((egress) => {
-        markOf(marks, egress.interface)
-        return `-A ${SNAT_CHAIN} -o ${egress.interface} -m set --match-set ${egressSetName(checkAddress(egress.address))} src -j SNAT --to-source ${egress.address}`
-      }),
+      rules: model.egress.map(
+        (egress) =>
+          `-A ${SNAT_CHAIN} -o ${egressInterface(model, egress.interface).name} -m set --match-set ${egressSetName(checkAddress(egress.address))} src` +
+          ` -j SNAT --to-source ${egress.address}`,
+      ),
     })
   }
   return {
@@ -172,10 +172,11 @@ function savedString(text: string): string {
   return `"${text}"`
 }
 
-function markOf(marks: Map<string, number>, iface: string): number {
-  const mark = marks.get(iface)
-  if (mark === undefined) throw new Error(`egress uses interface ${JSON.stringify(iface)}, which is not an external interface`)
-  return mark
+/** The external interface egress leaves through; any other interface is a bug in the model. */
+function egressInterface(model: NatModel, name: string): NatInterface {
+  const iface = model.interfaces.find((i) => i.name === name)
+  if (!iface) throw new Error(`egress uses interface ${JSON.stringify(name)}, which is not an external interface`)
+  return iface
 }
 
 function checkInterface(iface: NatInterface): NatInterface {
