@@ -71,15 +71,23 @@ function compareResourceVersion(a: string | undefined, b: string | undefined): n
  * same choice. Returns the survivors sorted by namespace/name.
  */
 export function dedupeByName<T extends HasMetadata>(objects: readonly T[]): T[] {
-  const kept = new Map<string, {object: T; namespace: string; name: string}>()
+  // Keyed by namespace, then name: names are not validated yet, and "a/b" + "c" must not collide with "a" + "b/c".
+  const kept = new Map<string, Map<string, {object: T; namespace: string; name: string}>>()
+  const survivors: {object: T; namespace: string; name: string}[] = []
   for (const object of objects) {
     const {namespace, name} = namesOf(object)
-    // Names are not validated yet: "a/b" + "c" must not collide with "a" + "b/c".
-    const key = JSON.stringify([namespace, name])
-    const current = kept.get(key)
-    if (!current || preferLater(current.object, object)) kept.set(key, {object, namespace, name})
+    const names = kept.get(namespace) ?? new Map<string, {object: T; namespace: string; name: string}>()
+    kept.set(namespace, names)
+    const current = names.get(name)
+    if (!current) {
+      const entry = {object, namespace, name}
+      names.set(name, entry)
+      survivors.push(entry)
+    } else if (preferLater(current.object, object)) {
+      current.object = object
+    }
   }
-  return [...kept.values()].sort(compareNames).map(({object}) => object)
+  return survivors.sort(compareNames).map(({object}) => object)
 }
 
 function preferLater(current: HasMetadata, candidate: HasMetadata): boolean {

@@ -2,7 +2,7 @@
 import {shortHash} from '../net/hash.js'
 import {compareCidr, compareIpv4, type Ipv4} from '../net/ipv4.js'
 import {resolveService} from '../mapping/service.js'
-import type {MappingResource, ServiceResource, ValidMappingSpec} from '../mapping/types.js'
+import type {MappingResource, PortMapping, ServiceResource, ValidMappingSpec} from '../mapping/types.js'
 import {validateMapping} from '../mapping/validate.js'
 import {planEgress} from './egress.js'
 import {planInterfaces} from './interfaces.js'
@@ -99,17 +99,22 @@ function localAddressIndex(host: HostInfo): Map<Ipv4, string> {
   return index
 }
 
-function serviceIndex(services: readonly ServiceResource[]): Map<string, ServiceResource> {
-  return new Map(dedupeByName(services).map((s) => {
-    const {namespace, name} = namesOf(s)
-    return [JSON.stringify([namespace, name]), s]
-  }))
+/** Services by namespace, then name. */
+function serviceIndex(services: readonly ServiceResource[]): Map<string, Map<string, ServiceResource>> {
+  const index = new Map<string, Map<string, ServiceResource>>()
+  for (const service of dedupeByName(services)) {
+    const {namespace, name} = namesOf(service)
+    const names = index.get(namespace) ?? new Map<string, ServiceResource>()
+    index.set(namespace, names)
+    names.set(name, service)
+  }
+  return index
 }
 
 function resolveCandidate(
   resource: MappingResource,
   options: PlanOptions,
-  services: Map<string, ServiceResource>,
+  services: Map<string, Map<string, ServiceResource>>,
 ): Candidate | {reason: string} {
   const validation = validateMapping(resource, options)
   if (!validation.ok) return {reason: validation.reason}
@@ -118,7 +123,7 @@ function resolveCandidate(
   const namespace = resource.metadata.namespace!
   const name = resource.metadata.name!
   // Same namespace only: a Mapping can never reach a Service of another namespace.
-  const service = services.get(JSON.stringify([namespace, spec.serviceName]))
+  const service = services.get(namespace)?.get(spec.serviceName)
   const resolution = resolveService(namespace, spec, service)
   if (!resolution.ok) return {reason: resolution.reason}
   return {resource, namespace, name, spec, serviceVIP: resolution.serviceVIP}
@@ -136,18 +141,17 @@ function resolveConflicts(candidates: Candidate[]): {candidate: Candidate; confl
     const taken = keys.find((k) => owners.has(k.key))
     if (taken) {
       const owner = owners.get(taken.key)!
-      return {candidate, conflict: `${taken.label} is already mapped by ${owner.namespace}/${owner.name}`}
+      const {address, port} = taken
+      return {candidate, conflict: `${port.protocol}/${port.port} on ${address} is already mapped by ${owner.namespace}/${owner.name}`}
     }
     for (const {key} of keys) owners.set(key, candidate)
     return {candidate}
   })
 }
 
-function endpointKeys(spec: ValidMappingSpec): {key: string; label: string}[] {
+function endpointKeys(spec: ValidMappingSpec): {key: string; address: Ipv4; port: PortMapping}[] {
   const ports = [...spec.ports].sort(comparePorts)
-  return [...spec.addresses].sort(compareIpv4).flatMap((address) =>
-    ports.map((p) => ({key: `${address} ${p.protocol} ${p.port}`, label: `${p.protocol}/${p.port} on ${address}`})),
-  )
+  return [...spec.addresses].sort(compareIpv4).flatMap((address) => ports.map((port) => ({key: `${address} ${port.protocol} ${port.port}`, address, port})))
 }
 
 function comparePorts(a: {protocol: string; port: number}, b: {protocol: string; port: number}): number {

@@ -7,14 +7,16 @@ export type PodIPLookup = (namespace: string, serviceName: string) => Ipv4[]
 
 /** Indexes ready IPv4 endpoints by Service: deduplicated across slices, sorted numerically. */
 export function indexPodIPs(slices: readonly EndpointSliceResource[]): PodIPLookup {
-  const byService = new Map<string, Set<Ipv4>>()
+  // By namespace, then Service name: no key text to build for each of tens of thousands of slices.
+  const byService = new Map<string, Map<string, Set<Ipv4>>>()
   for (const slice of slices) {
     const namespace = slice.metadata?.namespace
     const serviceName = slice.metadata?.labels?.[SERVICE_NAME_LABEL]
     if (typeof namespace !== 'string' || typeof serviceName !== 'string' || slice.addressType !== 'IPv4') continue
-    const key = JSON.stringify([namespace, serviceName])
-    const ips = byService.get(key) ?? new Set<Ipv4>()
-    byService.set(key, ips)
+    const services = byService.get(namespace) ?? new Map<string, Set<Ipv4>>()
+    byService.set(namespace, services)
+    const ips = services.get(serviceName) ?? new Set<Ipv4>()
+    services.set(serviceName, ips)
     for (const endpoint of Array.isArray(slice.endpoints) ? slice.endpoints : []) {
       // The API says an unset ready condition means ready; only an explicit false excludes.
       if (endpoint?.conditions?.ready === false || !Array.isArray(endpoint.addresses)) continue
@@ -24,6 +26,6 @@ export function indexPodIPs(slices: readonly EndpointSliceResource[]): PodIPLook
       }
     }
   }
-  const sorted = new Map([...byService].map(([key, ips]) => [key, [...ips].sort(compareIpv4)]))
-  return (namespace, serviceName) => [...(sorted.get(JSON.stringify([namespace, serviceName])) ?? [])]
+  const sorted = new Map([...byService].map(([namespace, services]) => [namespace, new Map([...services].map(([name, ips]) => [name, [...ips].sort(compareIpv4)]))]))
+  return (namespace, serviceName) => [...(sorted.get(namespace)?.get(serviceName) ?? [])]
 }
