@@ -13,7 +13,11 @@
  * The machine is small and shared, so the two sizes are measured side by side: both topologies
  * stand at once, and short bursts alternate between them (1, 10,000, 10,000, 1, ...). Each pair of
  * neighbouring bursts gives one ratio, which slow changes in the machine's load hardly move; the
- * ratios' median and range are reported, with the CPU the load generator and the sink used.
+ * ratios' median and range are reported. Rates still follow whatever else the machine runs, so the
+ * targets are judged on CPU time per connection instead: the load generator's, the sink's and the
+ * softirq threads' (packets are NATed in the context of the process that sends them), which other
+ * work on the machine does not change. Its ratio is the rate ratio a machine doing nothing else
+ * would show.
  *
  *   npm run bench:dataplane [-- --rounds N --pairs N --seconds S --only TEXT]
  */
@@ -46,7 +50,7 @@ interface Config {
   label: string
   layout: Layout
   snat: boolean
-  /** The least acceptable ratio of the rate with 10,000 Mappings to the rate with 1. */
+  /** The least acceptable ratio of the cost of a connection with 1 Mapping to its cost with 10,000. */
   target?: number
 }
 
@@ -293,7 +297,6 @@ async function main(): Promise<boolean> {
     const bursts = [...s.one, ...s.many]
     return {
       config,
-      ratio: median(s.ratios),
       cpuRatio: median(s.cpuRatios),
       many: median(s.many.map((b) => b.rate)),
       rates: [config.label, median(s.one.map((b) => b.rate)), median(s.many.map((b) => b.rate)), median(s.ratios), range(s.ratios)],
@@ -322,7 +325,7 @@ async function main(): Promise<boolean> {
   }
   const targets: Target[] = rows
     .filter((r) => r.config.target !== undefined)
-    .map((r) => ({name: `${r.config.label}: rate with 10,000 / rate with 1`, value: r.ratio, limit: r.config.target!, unit: '', atLeast: true}))
+    .map((r) => ({name: `${r.config.label}: CPU per connection with 1 / with 10,000`, value: r.cpuRatio, limit: r.config.target!, unit: '', atLeast: true}))
   return printTargets(targets)
 }
 
