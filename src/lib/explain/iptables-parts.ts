@@ -1,6 +1,7 @@
 /** The iptables backend's state as parts: rules by comment and endpoint, set entries by address and port. */
 import {setOptionsKey} from '../backend/iptables/diff.js'
-import {ALLOW_SET, ENDPOINTS_SET, addressChainName, egressSetName} from '../backend/iptables/names.js'
+import {egressPodsByInterface} from '../backend/iptables/egress.js'
+import {ALLOW_SET, ENDPOINTS_SET, addressChainName, egressInterfaceSetName, egressSetName} from '../backend/iptables/names.js'
 import {mappingComment} from '../backend/iptables/render.js'
 import {parseRule, type Match} from '../backend/iptables/rule.js'
 import {TABLES, type IpRouteState, type IpRuleState, type IptablesState} from '../backend/iptables/types.js'
@@ -13,6 +14,8 @@ class Owners {
   readonly byAddress = new Map<string, Set<string>>()
   readonly byComment = new Map<string, string>()
   readonly byEgressSet = new Map<string, string[]>()
+  /** `SNM-EGRESS-<index> <pod>`: the Mappings of the egress that decided the pod's interface. */
+  readonly byEgressEntry = new Map<string, string[]>()
   readonly addressOfChain = new Map<string, string>()
 
   constructor(model: NatModel) {
@@ -25,6 +28,12 @@ class Owners {
       }
     }
     for (const egress of model.egress) this.byEgressSet.set(egressSetName(egress.address), egress.mappings)
+    const indexes = new Map(model.interfaces.map((iface) => [iface.name, iface.index]))
+    for (const [iface, pods] of egressPodsByInterface(model.egress)) {
+      const index = indexes.get(iface)
+      if (index === undefined) continue
+      for (const [pod, egress] of pods) this.byEgressEntry.set(`${egressInterfaceSetName(index)} ${pod}`, egress.mappings)
+    }
   }
 
   endpoint(address: string, endpoint: string, mapping: string): void {
@@ -136,7 +145,7 @@ function setEntryPart(set: string, entry: string, owners: Owners): StatePart {
       return {...base, mappings: mapping ? [mapping] : [], endpoint}
     }
   }
-  return {...base, mappings: [...(owners.byEgressSet.get(set) ?? [])]}
+  return {...base, mappings: [...(owners.byEgressSet.get(set) ?? owners.byEgressEntry.get(`${set} ${entry}`) ?? [])]}
 }
 
 function routeText(route: IpRouteState): string {
