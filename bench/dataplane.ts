@@ -19,7 +19,10 @@
  * work on the machine does not change. Its ratio is the rate ratio a machine doing nothing else
  * would show.
  *
- *   npm run bench:dataplane [-- --rounds N --pairs N --seconds S --only TEXT]
+ *   npm run bench:dataplane [-- --rounds N --pairs N --seconds S --only TEXT --first]
+ *
+ * --first measures the first-added Mapping instead, found after the fewest rules: the gap to the
+ * last-added one is what walking rules costs.
  */
 import {spawn, type ChildProcess} from 'node:child_process'
 import {readFileSync, readdirSync} from 'node:fs'
@@ -176,12 +179,12 @@ interface Rig {
   close(): Promise<void>
 }
 
-async function startRig(config: Config, count: number, round: number, softirq: number[]): Promise<Rig> {
+async function startRig(config: Config, count: number, round: number, softirq: number[], first: boolean): Promise<Rig> {
   const {host: hostInfo, addresses} = syntheticHost({interfaces: 1})
   const model = plan(syntheticSnapshot(count, addresses), hostInfo, {...DEFAULT_PLAN_OPTIONS, snat: config.snat}).model
   // The last-added Mapping sits on the last address and has its highest ports: the longest walk.
-  const last = syntheticEndpoint(count - 1, addresses)
-  const source = last.sources[0].replace(/\.0\/24$/, '.2')
+  const target = syntheticEndpoint(first ? 0 : count - 1, addresses)
+  const source = target.sources[0].replace(/\.0\/24$/, '.2')
   const topology = await buildTopology(`dp${config.layout[0]}${config.snat ? 's' : ''}${count}-${round}`)
   const children: ChildProcess[] = []
   const close = async () => {
@@ -192,11 +195,11 @@ async function startRig(config: Config, count: number, round: number, softirq: n
     const {client, host, node} = topology
     await loadLayout(host, config.layout, model)
     await client.ip([`addr add ${source}/32 dev lo`])
-    await node.ip([`addr add ${last.vip}/32 dev lo`])
-    const sink = startIn(node, SINK, [last.vip, String(last.servicePorts[0]), String(LIFETIME_SECONDS)])
+    await node.ip([`addr add ${target.vip}/32 dev lo`])
+    const sink = startIn(node, SINK, [target.vip, String(target.servicePorts[0]), String(LIFETIME_SECONDS)])
     children.push(sink)
-    await waitForListener(node, last.vip, last.servicePorts[0])
-    const load = startIn(client, LOAD, [source, last.address, String(last.ports[0]), String(CONCURRENCY), String(LIFETIME_SECONDS)])
+    await waitForListener(node, target.vip, target.servicePorts[0])
+    const load = startIn(client, LOAD, [source, target.address, String(target.ports[0]), String(CONCURRENCY), String(LIFETIME_SECONDS)])
     children.push(load)
     const answers = createInterface({input: load.stdout!})[Symbol.asyncIterator]()
     return {
@@ -238,11 +241,12 @@ interface Samples {
 }
 
 /** Both sizes side by side, bursts alternating 1, 10,000, 10,000, 1, ... so a trend in the machine's load hits both alike. */
-async function measure(config: Config, round: number, pairs: number, seconds: number, samples: Samples): Promise<void> {
+async function measure(config: Config, round: number, options: {pairs: number; seconds: number; first: boolean}, samples: Samples): Promise<void> {
+  const {pairs, seconds, first} = options
   const softirq = softirqThreads()
-  const one = await startRig(config, COUNTS[0], round, softirq)
+  const one = await startRig(config, COUNTS[0], round, softirq, first)
   try {
-    const many = await startRig(config, COUNTS[1], round, softirq)
+    const many = await startRig(config, COUNTS[1], round, softirq, first)
     try {
       // Loading 10,000 Mappings leaves this process with garbage that V8 collects on background
       // threads; on a 2-core machine that would steal CPU from the measurement, so let it settle.
@@ -272,7 +276,13 @@ function percent(share: number): string {
 
 async function main(): Promise<boolean> {
   const {values} = parseArgs({
-    options: {rounds: {type: 'string', default: '2'}, pairs: {type: 'string', default: '5'}, seconds: {type: 'string', default: '2'}, only: {type: 'string'}},
+    options: {
+      rounds: {type: 'string', default: '2'},
+      pairs: {type: 'string', default: '5'},
+      seconds: {type: 'string', default: '2'},
+      only: {type: 'string'},
+      first: {type: 'boolean', default: false},
+    },
   })
   const rounds = Number(values.rounds)
   const pairs = Number(values.pairs)
@@ -282,13 +292,13 @@ async function main(): Promise<boolean> {
   const samples = new Map(configs.map((c) => [c, {one: [], many: [], ratios: [], cpuRatios: []} as Samples]))
   // Rounds interleave the configurations, so a noisy stretch on the machine hits all of them alike.
   for (let round = 0; round < rounds; round++) {
-    for (const config of configs) await measure(config, round, pairs, seconds, samples.get(config)!)
+    for (const config of configs) await measure(config, round, {pairs, seconds, first: values.first}, samples.get(config)!)
   }
 
   const all = [...samples.values()]
   const failed = all.flatMap((s) => [...s.one, ...s.many]).reduce((sum, b) => sum + b.failed, 0)
   console.log(
-    `New TCP connections/s to the last-added Mapping, ${CONCURRENCY} in flight: ${rounds} rounds x ${pairs} pairs of ${seconds} s bursts, ` +
+    `New TCP connections/s to the ${values.first ? 'first' : 'last'}-added Mapping, ${CONCURRENCY} in flight: ${rounds} rounds x ${pairs} pairs of ${seconds} s bursts, ` +
       `1 and 10,000 Mappings alternating; medians, ratio range over the pairs; ${failed} connections failed`,
   )
   const range = (values: number[]) => `${format(Math.min(...values))}–${format(Math.max(...values))}`
