@@ -3,9 +3,10 @@ import {expect} from 'chai'
 import type {MappingResource} from '../../src/lib/mapping/types.js'
 import type {Ipv4} from '../../src/lib/net/ipv4.js'
 import type {HostInfo, MappingVerdict, Plan} from '../../src/lib/plan/model.js'
-import {createBackend} from '../../src/lib/backend/backend.js'
+import {createBackend, type ApplyOptions, type Backend} from '../../src/lib/backend/backend.js'
 import {CommandError, RecordingRunner} from '../../src/lib/host/runner.js'
-import {checkPrerequisites, vanishedPods} from '../../src/lib/sync/once.js'
+import {DEFAULT_PLAN_OPTIONS} from '../../src/lib/plan/model.js'
+import {checkPrerequisites, syncOnce, vanishedPods} from '../../src/lib/sync/once.js'
 
 const host: HostInfo = {interfaces: [{name: 'eth1', addresses: [{address: '198.18.0.10' as Ipv4, prefixLength: 24}]}]}
 
@@ -88,5 +89,43 @@ describe('checkPrerequisites', () => {
     const runner = new RecordingRunner((call) => (call.command === 'nft' ? new CommandError('nft', [], undefined, 'spawn nft ENOENT') : {stdout: '1'}))
     const error = await checkPrerequisites(runner, createBackend('nftables', runner)).catch((e: Error) => e)
     expect((error as Error).message).to.equal('missing tool: nft; on Debian/Ubuntu install with `apt-get install nftables`')
+  })
+})
+
+describe('syncOnce and the state applied last', () => {
+  /** A backend whose state is a label; it records the options of every apply. */
+  function recordingBackend(): {backend: Backend; applied: {desired: unknown; options: ApplyOptions | undefined}[]} {
+    const applied: {desired: unknown; options: ApplyOptions | undefined}[] = []
+    const backend: Backend = {
+      name: 'iptables',
+      tools: [],
+      render: (model) => `state of ${model.mappings.length} mappings`,
+      apply: async (desired, options) => {
+        applied.push({desired, options})
+        return {changed: false, written: {sets: 0, chains: 0, rules: 0, routes: 0}, changedEndpoints: []}
+      },
+      read: async () => 'read',
+      flush: async () => ({dryRun: true, changed: false, removed: {jumps: [], chains: [], sets: [], ipRules: [], routes: []}}),
+      payloads: () => [],
+      ruleCount: () => 0,
+    }
+    return {backend, applied}
+  }
+
+  const runner = new RecordingRunner((call) => (call.command === 'ip' ? {stdout: '[]'} : {stdout: '2\n'}))
+  const settings = {plan: DEFAULT_PLAN_OPTIONS, interfacesPattern: /^eth/}
+  const load = async () => ({mappings: [], services: [], endpointSlices: []})
+
+  it('hands the trusted state to the backend and reports the state it applied', async () => {
+    const {backend, applied} = recordingBackend()
+    const report = await syncOnce({runner, backend}, load, settings, {checkPrerequisites: false, assumeActual: 'applied before'})
+    expect(applied).to.deep.equal([{desired: 'state of 0 mappings', options: {full: false, assumeActual: 'applied before'}}])
+    expect(report.kernelState).to.equal('state of 0 mappings')
+  })
+
+  it('asks the backend to read the kernel when it has nothing to trust', async () => {
+    const {backend, applied} = recordingBackend()
+    await syncOnce({runner, backend}, load, settings, {checkPrerequisites: false, full: true})
+    expect(applied.map((a) => a.options)).to.deep.equal([{full: true}])
   })
 })
