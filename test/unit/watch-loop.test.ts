@@ -365,11 +365,17 @@ describe('watch loop', () => {
     expect(loop!.readiness()).to.include({ready: false, reason: 'source not synced yet'})
   })
 
-  it('stays ready on a source error while the source still holds good data, and says so', async () => {
+  it('is not ready while the source fails, though the last rules stay, and ready again when it recovers', async () => {
     await startLoop()
     await clock.advance(0)
     source.lastError = 'manifests.yaml:3: invalid YAML'
-    expect(loop!.readiness()).to.deep.equal({ready: true, lastError: 'manifests.yaml:3: invalid YAML'})
+    expect(loop!.readiness()).to.deep.equal({
+      ready: false,
+      reason: 'source failing; the rules of the last sync stay in place',
+      lastError: 'manifests.yaml:3: invalid YAML',
+    })
+    source.lastError = undefined
+    expect(loop!.readiness()).to.deep.equal({ready: true})
   })
 
   it('resyncs periodically, counting from the last sync', async () => {

@@ -11,7 +11,7 @@ export interface Readiness {
   ready: boolean
   /** Why not ready; shown in the 503 body. */
   reason?: string
-  /** An error that does not make the daemon unready (the source failing while its last data still applies). */
+  /** The source's last error, shown beside the reason. */
   lastError?: string
 }
 

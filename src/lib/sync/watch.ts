@@ -114,14 +114,16 @@ export class WatchLoop {
     await this.runner.stop()
   }
 
-  /** Ready once the source has synced and the last pass succeeded; `lastError` is the source's own. */
+  /** Ready once the source has synced, is not failing, and the last pass succeeded; `lastError` is the source's own. */
   readiness(): Readiness {
     const health = this.options.source.health()
     const withError = health.lastError ? {lastError: health.lastError} : {}
     if (!health.synced) return {ready: false, reason: 'source not synced yet', ...withError}
     if (!this.last) return {ready: false, reason: 'no sync has completed yet', ...withError}
     if (!this.last.ok) return {ready: false, reason: `last sync failed: ${this.last.error}`, ...withError}
-    return {ready: true, ...withError}
+    // The rules of the last sync keep working, but changes made meanwhile cannot reach the kernel.
+    if (health.lastError) return {ready: false, reason: 'source failing; the rules of the last sync stay in place', ...withError}
+    return {ready: true}
   }
 
   private async pass(reason: RunReason): Promise<void> {
