@@ -10,11 +10,14 @@ import {BACKEND_NAMES, createBackend, type BackendName} from '../src/lib/backend
 import {ExecRunner} from '../src/lib/host/runner.js'
 import type {Snapshot} from '../src/lib/plan/model.js'
 import type {SnapshotSource} from '../src/lib/source/source.js'
-import {WatchLoop, syncPass, type SyncPass} from '../src/lib/sync/watch.js'
+import {WatchLoop, limitHeapGrowth, syncPass, type SyncPass} from '../src/lib/sync/watch.js'
 import {median, peakRssMb} from './report.js'
 import {BENCH_PLAN_OPTIONS, syntheticHost, syntheticPods, syntheticSnapshot, withPorts, withSlice} from './synthetic.js'
 
 const RESYNC_MS = 15_000
+
+// As `smartnat watch` does when it starts.
+limitHeapGrowth()
 
 const [netns, name, countText] = process.argv.slice(2)
 if (!netns?.startsWith('snb-') || !BACKEND_NAMES.includes(name as BackendName) || !countText) {

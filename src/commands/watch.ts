@@ -16,7 +16,7 @@ import {KubeSource} from '../lib/source/kube/source.js'
 import type {SnapshotSource} from '../lib/source/source.js'
 import {checkPrerequisites, type SyncReport} from '../lib/sync/once.js'
 import {kubePublisher, type Publisher} from '../lib/sync/publish.js'
-import {syncPass, WatchLoop} from '../lib/sync/watch.js'
+import {limitHeapGrowth, syncPass, WatchLoop} from '../lib/sync/watch.js'
 
 export default class Watch extends SmartnatCommand {
   static override summary = 'Keep this host’s NAT matching the Mappings, as a daemon.'
@@ -58,6 +58,7 @@ export default class Watch extends SmartnatCommand {
 
   async run(): Promise<void> {
     const {flags} = await this.parseWithConfig(Watch)
+    limitHeapGrowth()
     const resyncMs = this.duration('resync', flags.resync)
     const minIntervalMs = this.duration('min-sync-interval', flags['min-sync-interval'])
     try {
