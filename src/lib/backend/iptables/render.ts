@@ -2,13 +2,14 @@
  * Renders a NatModel into the iptables backend's desired state (docs/kernel-layout.md), every rule in
  * the exact form `iptables-save` prints, and that state into restore payloads.
  */
-import {compareIpv4, parseIpv4, type Ipv4} from '../../net/ipv4.js'
+import {compareIpv4, type Ipv4} from '../../net/ipv4.js'
 import type {NatEndpoint, NatInterface, NatMapping, NatModel} from '../../plan/model.js'
 import {TABLES, type ChainState, type IptablesState, type TableState} from './types.js'
 import {LineBuffer} from './linebuffer.js'
 import {renderIpRules, renderRoutes} from './routing.js'
 import {renderSets} from './sets.js'
 import {egressPodsByInterface} from './egress.js'
+import {checkAddress, checkEndpoint, checkMappingName} from '../model-checks.js'
 import {
   ALLOW_SET,
   EGRESS_MARK,
@@ -31,8 +32,6 @@ import {
 
 /** iptables refuses comments longer than this. */
 const MAX_COMMENT = 255
-/** Kubernetes object names and namespaces (DNS subdomains): nothing a rule line could misread. */
-const OBJECT_NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/
 /** Interface names as iptables accepts them after -i/-o (IFNAMSIZ less the NUL). */
 const INTERFACE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/
 
@@ -133,7 +132,7 @@ function endpointsByAddress(mappings: NatMapping[]): Map<Ipv4, {mapping: NatMapp
   const groups = new Map<Ipv4, {mapping: NatMapping; endpoint: NatEndpoint}[]>()
   const owners = new Map<string, NatMapping>()
   for (const mapping of mappings) {
-    checkMappingName(mapping)
+    checkMappingName(mapping, 'rule comment')
     for (const endpoint of mapping.endpoints) {
       checkEndpoint(mapping, endpoint)
       const key = `${endpoint.address} ${endpoint.protocol}/${endpoint.port}`
@@ -182,32 +181,6 @@ function egressInterface(model: NatModel, name: string): NatInterface {
 function checkInterface(iface: NatInterface): NatInterface {
   if (!INTERFACE_NAME.test(iface.name)) throw new Error(`interface name ${JSON.stringify(iface.name)} cannot be used in rules`)
   return iface
-}
-
-function checkAddress(address: Ipv4): Ipv4 {
-  if (parseIpv4(address) !== address) throw new Error(`${JSON.stringify(address)} is not an IPv4 address in canonical form`)
-  return address
-}
-
-function checkMappingName(mapping: NatMapping): void {
-  for (const part of [mapping.namespace, mapping.name]) {
-    if (part.length > 253 || !OBJECT_NAME.test(part)) {
-      throw new Error(`mapping ${JSON.stringify(`${mapping.namespace}/${mapping.name}`)}: name cannot be used in a rule comment`)
-    }
-  }
-}
-
-function checkEndpoint(mapping: NatMapping, e: NatEndpoint): void {
-  const where = `mapping ${mapping.namespace}/${mapping.name}`
-  const isPort = (port: number) => Number.isInteger(port) && port >= 1 && port <= 65535
-  if (e.protocol !== 'tcp' && e.protocol !== 'udp') throw new Error(`${where}: protocol ${JSON.stringify(e.protocol)} is not tcp or udp`)
-  if (!isPort(e.port) || !isPort(e.targetPort)) throw new Error(`${where}: port ${e.port} -> ${e.targetPort} is outside 1..65535`)
-  try {
-    checkAddress(e.address)
-    checkAddress(e.targetIP)
-  } catch (error) {
-    throw new Error(`${where}: ${(error as Error).message}`, {cause: error})
-  }
 }
 
 /** Complete from-empty `ipset restore -exist` and `iptables-restore --noflush` payloads for `state` (what `sync --dry-run` prints). */

@@ -3,8 +3,7 @@
  * one table whose hash sets and maps dispatch every packet with a constant number of lookups,
  * whatever the number of Mappings, with the same marks, ip rules and routes as the iptables backend.
  */
-import {isDns1123Subdomain} from '../../mapping/names.js'
-import {cidrContains, cidrParts, compareIpv4, intToIpv4, parseIpv4, prefixMask, type Cidr, type Ipv4} from '../../net/ipv4.js'
+import {cidrContains, cidrParts, compareIpv4, intToIpv4, prefixMask, type Cidr, type Ipv4} from '../../net/ipv4.js'
 import type {NatEndpoint, NatMapping, NatModel} from '../../plan/model.js'
 import {EGRESS_MARK, INTERFACE_MASK, MASQUERADE_MARK, interfaceMark} from '../iptables/names.js'
 import {compareText} from '../iptables/parse.js'
@@ -26,6 +25,7 @@ import {
 } from './names.js'
 import {sortElements} from './syntax.js'
 import type {NftChain, NftElement, NftRule, NftSet, NftState, NftStatement, NftTable, Selector} from './types.js'
+import {checkAddress, checkEndpoint, checkMappingName} from '../model-checks.js'
 
 /** Interface names as nft and the kernel accept them (IFNAMSIZ less the NUL). */
 const INTERFACE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/
@@ -192,7 +192,7 @@ function collectEndpoints(mappings: NatMapping[]): OwnedEndpoint[] {
   const owners = new Map<string, NatMapping>()
   const result: OwnedEndpoint[] = []
   for (const mapping of mappings) {
-    checkMappingName(mapping)
+    checkMappingName(mapping, 'element comment')
     const sources = disjointSources(mapping.allowedSources)
     for (const endpoint of mapping.endpoints) {
       checkEndpoint(mapping, endpoint)
@@ -277,26 +277,3 @@ function egressByInterface(model: NatModel, marks: Marks): {pods: Map<number, Ma
   return {pods: new Map([...pods].sort(([a], [b]) => a - b)), snat: [...snat.values()]}
 }
 
-function checkMappingName(mapping: NatMapping): void {
-  if (!isDns1123Subdomain(mapping.namespace) || !isDns1123Subdomain(mapping.name)) {
-    throw new Error(`mapping ${JSON.stringify(`${mapping.namespace}/${mapping.name}`)}: name cannot be used in an element comment`)
-  }
-}
-
-function checkAddress(address: Ipv4): Ipv4 {
-  if (parseIpv4(address) !== address) throw new Error(`${JSON.stringify(address)} is not an IPv4 address in canonical form`)
-  return address
-}
-
-function checkEndpoint(mapping: NatMapping, e: NatEndpoint): void {
-  const where = `mapping ${mapping.namespace}/${mapping.name}`
-  const isPort = (port: number) => Number.isInteger(port) && port >= 1 && port <= 65535
-  if (e.protocol !== 'tcp' && e.protocol !== 'udp') throw new Error(`${where}: protocol ${JSON.stringify(e.protocol)} is not tcp or udp`)
-  if (!isPort(e.port) || !isPort(e.targetPort)) throw new Error(`${where}: port ${e.port} -> ${e.targetPort} is outside 1..65535`)
-  try {
-    checkAddress(e.address)
-    checkAddress(e.targetIP)
-  } catch (error) {
-    throw new Error(`${where}: ${(error as Error).message}`, {cause: error})
-  }
-}

@@ -1,0 +1,35 @@
+/**
+ * The checks a renderer makes on the NatModel before any of its values reach a kernel payload.
+ * The planner only lets validated values through; these make that a property of the renderers
+ * too, so a model built any other way still cannot inject a rule, an option or a line.
+ */
+import {isDns1123Subdomain} from '../mapping/names.js'
+import {parseIpv4, type Ipv4} from '../net/ipv4.js'
+import type {NatEndpoint, NatMapping} from '../plan/model.js'
+
+/** Returns `address` when it is an IPv4 address written the one way the kernel tools print it. */
+export function checkAddress(address: Ipv4): Ipv4 {
+  if (parseIpv4(address) !== address) throw new Error(`${JSON.stringify(address)} is not an IPv4 address in canonical form`)
+  return address
+}
+
+/** Fails unless the Mapping's namespace and name are safe inside a comment of the kind given. */
+export function checkMappingName(mapping: NatMapping, comment: 'rule comment' | 'element comment'): void {
+  if (!isDns1123Subdomain(mapping.namespace) || !isDns1123Subdomain(mapping.name)) {
+    throw new Error(`mapping ${JSON.stringify(`${mapping.namespace}/${mapping.name}`)}: name cannot be used in a${comment === 'element comment' ? 'n' : ''} ${comment}`)
+  }
+}
+
+/** Fails unless the endpoint's protocol, ports and addresses can be written into a payload as they are. */
+export function checkEndpoint(mapping: NatMapping, e: NatEndpoint): void {
+  const where = `mapping ${mapping.namespace}/${mapping.name}`
+  const isPort = (port: number) => Number.isInteger(port) && port >= 1 && port <= 65535
+  if (e.protocol !== 'tcp' && e.protocol !== 'udp') throw new Error(`${where}: protocol ${JSON.stringify(e.protocol)} is not tcp or udp`)
+  if (!isPort(e.port) || !isPort(e.targetPort)) throw new Error(`${where}: port ${e.port} -> ${e.targetPort} is outside 1..65535`)
+  try {
+    checkAddress(e.address)
+    checkAddress(e.targetIP)
+  } catch (error) {
+    throw new Error(`${where}: ${(error as Error).message}`, {cause: error})
+  }
+}
