@@ -7,8 +7,7 @@
 import {expect} from 'chai'
 import {execFile, spawnSync} from 'node:child_process'
 import {access, mkdtemp, rm} from 'node:fs/promises'
-import {request, type Server} from 'node:http'
-import {createServer} from 'node:net'
+import type {Server} from 'node:http'
 import {hostname, tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {listConntrackFlows} from '../../src/lib/host/conntrack.js'
@@ -17,7 +16,8 @@ import type {Ipv4} from '../../src/lib/net/ipv4.js'
 import {PatchType, startApiServer, type ApiServer, type KubeObject} from '../support/apiserver/index.js'
 import {createApiHttpServer} from '../support/apiserver/server.js'
 import {WatchHub} from '../support/apiserver/watch.js'
-import {iptablesDump, udpFlow} from '../support/e2e.js'
+import {eventually, iptablesDump, udpFlow} from '../support/e2e.js'
+import {freePort, httpGet} from '../support/http.js'
 import {LAB_PLAN, createLab, requireLab, type Lab} from '../support/lab.js'
 import {mappingManifest, serviceFromLab, serviceManifests, type MappingFixture} from '../support/mappings.js'
 import {startSmartnat, type RunningCli} from '../support/smartnat-cli.js'
@@ -43,43 +43,6 @@ interface StoredEvent {
   reason: string
   message: string
   involvedObject: {name: string}
-}
-
-/** Retries `attempt` until it returns a value, failing with the last reason after `ms`. */
-async function eventually<T>(what: string, ms: number, attempt: () => Promise<T | undefined> | T | undefined): Promise<T> {
-  const deadline = Date.now() + ms
-  let last: unknown
-  for (;;) {
-    try {
-      const value = await attempt()
-      if (value !== undefined) return value
-    } catch (error) {
-      last = error
-    }
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms${last ? ` (last: ${(last as Error).message})` : ''}`)
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-}
-
-function httpGet(port: number, path: string): Promise<{status: number; body: string}> {
-  return new Promise((resolve, reject) => {
-    const req = request({host: '127.0.0.1', port, path, timeout: 2000}, (res) => {
-      let body = ''
-      res.on('data', (chunk: Buffer) => (body += chunk.toString()))
-      res.on('end', () => resolve({status: res.statusCode!, body}))
-    })
-    req.on('timeout', () => req.destroy(new Error(`GET ${path}: no answer within 2 s`)))
-    req.on('error', reject)
-    req.end()
-  })
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const {port} = server.address() as {port: number}
-  await new Promise((resolve) => server.close(resolve))
-  return port
 }
 
 /** The API server back on the same port over the same store, as after a restart of kube-apiserver. */

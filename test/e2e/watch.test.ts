@@ -6,10 +6,9 @@
  */
 import {expect} from 'chai'
 import {access} from 'node:fs/promises'
-import {request} from 'node:http'
-import {createServer} from 'node:net'
 import {BACKENDS, requireBackend} from '../support/backends.js'
-import {commandArgs, syncArgs} from '../support/e2e.js'
+import {commandArgs, eventually, syncArgs} from '../support/e2e.js'
+import {freePort, httpGet, metricValue} from '../support/http.js'
 import {LAB_PLAN, createLab, requireLab, type EchoResult, type Lab} from '../support/lab.js'
 import {ManifestDir, serviceFromLab, type MappingFixture, type ServiceFixture} from '../support/mappings.js'
 import {smartnat, startSmartnat, type RunningCli} from '../support/smartnat-cli.js'
@@ -20,49 +19,6 @@ const EXT_A = LAB_PLAN.host.eth1.addresses[0]
 const CLIENT = LAB_PLAN.client1.addresses[0]
 const WEB: MappingFixture = {name: 'web', addresses: [EXT_A], serviceName: 'web', ports: [{port: 8080, servicePort: 80}]}
 const WEB_UDP: MappingFixture = {name: 'web-dns', addresses: [EXT_A], serviceName: 'web', ports: [{port: 5300, protocol: 'udp', servicePort: 53}]}
-
-/** Retries `attempt` until it returns a value, failing with the last reason after `ms`. */
-async function eventually<T>(what: string, ms: number, attempt: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + ms
-  let last: unknown
-  for (;;) {
-    try {
-      const value = await attempt()
-      if (value !== undefined) return value
-    } catch (error) {
-      last = error
-    }
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms${last ? ` (last: ${(last as Error).message})` : ''}`)
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-}
-
-function httpGet(port: number, path: string): Promise<{status: number; body: string}> {
-  return new Promise((resolve, reject) => {
-    const req = request({host: '127.0.0.1', port, path, timeout: 2000}, (res) => {
-      let body = ''
-      res.on('data', (chunk: Buffer) => (body += chunk.toString()))
-      res.on('end', () => resolve({status: res.statusCode!, body}))
-    })
-    req.on('timeout', () => req.destroy(new Error(`GET ${path}: no answer within 2 s`)))
-    req.on('error', reject)
-    req.end()
-  })
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const {port} = server.address() as {port: number}
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
-
-function metricValue(text: string, sample: string): number {
-  const line = text.split('\n').find((l) => l.startsWith(`${sample} `))
-  if (!line) throw new Error(`no sample ${sample} in /metrics`)
-  return Number(line.slice(sample.length + 1))
-}
 
 const podOf = (r: EchoResult) => (r.ok ? r.fields.pod : r.error)
 

@@ -1,4 +1,4 @@
-/** What the end-to-end tests of the CLI share: sync arguments for a lab, its JSON output, kernel dumps, long-lived UDP flows. */
+/** What the end-to-end tests of the CLI share: sync arguments for a lab, its JSON output, kernel dumps, long-lived UDP flows, waiting for a state. */
 import {spawn} from 'node:child_process'
 import type {BackendName} from '../../src/lib/backend/backend.js'
 import type {Lab, LabNamespace} from './lab.js'
@@ -108,4 +108,20 @@ export async function udpFlow(
 /** The `pod=` field of an echo answer line, or the line itself when it is not one (e.g. "timeout"). */
 export function podOf(line: string): string {
   return /^pod=(\S+)/.exec(line)?.[1] ?? line
+}
+
+/** Retries `attempt` every 100 ms until it returns a value, failing with the last reason after `ms`. */
+export async function eventually<T>(what: string, ms: number, attempt: () => Promise<T | undefined> | T | undefined): Promise<T> {
+  const deadline = Date.now() + ms
+  let last: unknown
+  for (;;) {
+    try {
+      const value = await attempt()
+      if (value !== undefined) return value
+    } catch (error) {
+      last = error
+    }
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms${last ? ` (last: ${(last as Error).message})` : ''}`)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
 }
