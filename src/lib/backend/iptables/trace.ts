@@ -2,64 +2,20 @@
  * Follows the first packet of a new connection through an IptablesState (desired, or read back
  * from the kernel) the way netfilter would, for `smartnat explain` and for packet-flow tests.
  */
-import {cidrContains, parseCidr, parseIpv4, type Ipv4} from '../../net/ipv4.js'
-import type {Protocol} from '../../mapping/types.js'
+import {cidrContains, parseCidr, type Ipv4} from '../../net/ipv4.js'
+import {traceThroughHooks, type HookOutcome, type HookPoint, type Trace, type TracedPacket, type TracePacket, type TraceStep} from '../trace-packet.js'
 import type {IpsetState, IptablesState, TableName} from './types.js'
 import {parseRule, type Match, type Rule} from './rule.js'
-import {EGRESS_MARK, MASQUERADE_MARK, interfaceIndexOfMark} from './names.js'
 
-export interface TracePacket {
-  src: string
-  dst: string
-  protocol: Protocol
-  port: number
-  /** Interface the packet arrives on. */
-  inInterface?: string
-  /** Interface the host routes it out of; given, a packet that is not DNATed is forwarded instead of delivered locally. */
-  outInterface?: string
+export type {Trace, TraceMarks, TracePacket, TraceStep, TraceVerdict} from '../trace-packet.js'
+
+const HOOKS: Record<HookPoint, [TableName, string]> = {
+  'mangle PREROUTING': ['mangle', 'PREROUTING'],
+  'nat PREROUTING': ['nat', 'PREROUTING'],
+  'filter INPUT': ['filter', 'INPUT'],
+  'filter FORWARD': ['filter', 'FORWARD'],
+  'nat POSTROUTING': ['nat', 'POSTROUTING'],
 }
-
-export interface TraceStep {
-  table: TableName
-  chain: string
-  /** The rule that matched, as iptables-save prints it. */
-  rule: string
-}
-
-export interface TraceMarks {
-  nfmark: number
-  ctmark: number
-  /** The packet carries the masquerade bit. */
-  masquerade: boolean
-  /** The connection carries the egress bit. */
-  egress: boolean
-  /** External interface index held in the connection mark. */
-  interfaceIndex?: number
-}
-
-export type TraceVerdict =
-  | {verdict: 'dnat'; to: string; mapping?: string; masqueraded: boolean}
-  | {verdict: 'snat'; to: string}
-  | {verdict: 'drop'; rule: string}
-  | {verdict: 'not-ours'}
-
-export type Trace = TraceVerdict & {steps: TraceStep[]; marks: TraceMarks}
-
-interface Packet {
-  src: Ipv4
-  dst: Ipv4
-  protocol: Protocol
-  port: number
-  inInterface?: string
-  outInterface?: string
-  nfmark: number
-  ctmark: number
-}
-
-/** What ends a walk through a table's hook: nothing (fall through), a verdict, or a NAT. */
-type Outcome = {kind: 'continue'} | {kind: 'ACCEPT' | 'DROP' | 'MASQUERADE'; rule: Rule} | {kind: 'DNAT' | 'SNAT'; rule: Rule}
-
-const COMMENT_MAPPING = /^(\S+\/\S+) (?:tcp|udp)\/\d+$/
 
 /** Traces a new connection's first packet; throws on rule shapes the renderer does not emit. */
 export function tracePacket(state: IptablesState, packet: TracePacket): Trace {
@@ -76,52 +32,17 @@ class Tracer {
   }
 
   trace(input: TracePacket): Trace {
-    const src = parseIpv4(input.src)
-    const dst = parseIpv4(input.dst)
-    if (!src || !dst) throw new Error(`trace: ${JSON.stringify(input.src)} -> ${JSON.stringify(input.dst)} is not a pair of IPv4 addresses`)
-    const packet: Packet = {...input, src, dst, nfmark: 0, ctmark: 0}
-    const verdict = this.route(packet)
-    return {...verdict, steps: this.steps, marks: marksOf(packet)}
-  }
-
-  private route(packet: Packet): TraceVerdict {
-    const mangle = this.hook('mangle', 'PREROUTING', packet)
-    if (mangle.kind === 'DROP') return {verdict: 'drop', rule: mangle.rule.line}
-    const nat = this.hook('nat', 'PREROUTING', packet)
-    if (nat.kind === 'DROP') return {verdict: 'drop', rule: nat.rule.line}
-    if (nat.kind === 'DNAT' && nat.rule.target.kind === 'DNAT') {
-      packet.dst = nat.rule.target.ip
-      packet.port = nat.rule.target.port
-      const forwarded = this.forward(packet)
-      if (forwarded.kind === 'DROP') return {verdict: 'drop', rule: forwarded.rule.line}
-      const comment = nat.rule.matches.find((m): m is Extract<Match, {kind: 'comment'}> => m.kind === 'comment')
-      const mapping = comment && COMMENT_MAPPING.exec(comment.text)?.[1]
-      return {verdict: 'dnat', to: `${packet.dst}:${packet.port}`, masqueraded: forwarded.kind === 'MASQUERADE', ...(mapping ? {mapping} : {})}
-    }
-    if (packet.outInterface === undefined) {
-      const input = this.hook('filter', 'INPUT', packet)
-      return input.kind === 'DROP' ? {verdict: 'drop', rule: input.rule.line} : {verdict: 'not-ours'}
-    }
-    const forwarded = this.forward(packet)
-    if (forwarded.kind === 'DROP') return {verdict: 'drop', rule: forwarded.rule.line}
-    if (forwarded.kind === 'SNAT' && forwarded.rule.target.kind === 'SNAT') return {verdict: 'snat', to: forwarded.rule.target.ip}
-    return {verdict: 'not-ours'}
-  }
-
-  /** filter FORWARD, then nat POSTROUTING: what a routed packet passes on its way out. */
-  private forward(packet: Packet): Outcome {
-    const filter = this.hook('filter', 'FORWARD', packet)
-    if (filter.kind === 'DROP') return filter
-    return this.hook('nat', 'POSTROUTING', packet)
+    return traceThroughHooks(input, (point, packet) => this.hook(point, packet), this.steps)
   }
 
   /** A built-in chain holds only smartnat's jumps as far as the state knows. */
-  private hook(table: TableName, builtin: string, packet: Packet): Outcome {
+  private hook(point: HookPoint, packet: TracedPacket): HookOutcome {
+    const [table, builtin] = HOOKS[point]
     const jumps = this.state.tables[table].jumps.filter((line) => line.startsWith(`-A ${builtin} `))
     return this.walk(table, builtin, jumps.map(parseRule), packet, 0)
   }
 
-  private walk(table: TableName, chain: string, rules: Rule[], packet: Packet, depth: number): Outcome {
+  private walk(table: TableName, chain: string, rules: Rule[], packet: TracedPacket, depth: number): HookOutcome {
     if (depth > 8) throw new Error(`trace: chain ${table}/${chain} is nested too deeply (a jump loop?)`)
     for (const rule of rules) {
       if (rule.chain !== chain) throw new Error(`trace: rule listed under ${table}/${chain} belongs to ${rule.chain}: ${rule.line}`)
@@ -146,8 +67,14 @@ class Tracer {
           // As xt_connmark does it: the ctmask bits of the connection mark, xor-ed into the cleared nfmask bits.
           packet.nfmark = ((packet.nfmark & ~target.nfmask) ^ (packet.ctmark & target.ctmask)) >>> 0
           break
+        case 'DNAT': {
+          const comment = rule.matches.find((m): m is Extract<Match, {kind: 'comment'}> => m.kind === 'comment')
+          return {kind: 'DNAT', rule: rule.line, ip: target.ip, port: target.port, ...(comment ? {comment: comment.text} : {})}
+        }
+        case 'SNAT':
+          return {kind: 'SNAT', rule: rule.line, to: target.ip}
         default:
-          return {kind: target.kind, rule}
+          return {kind: target.kind, rule: rule.line}
       }
     }
     return {kind: 'continue'}
@@ -165,7 +92,7 @@ class Tracer {
     return rules
   }
 
-  private matches(match: Match, packet: Packet): boolean {
+  private matches(match: Match, packet: TracedPacket): boolean {
     switch (match.kind) {
       case 'dst':
         return cidrContains(match.cidr, packet.dst)
@@ -193,7 +120,7 @@ class Tracer {
     }
   }
 
-  private inSet(match: Extract<Match, {kind: 'set'}>, packet: Packet): boolean {
+  private inSet(match: Extract<Match, {kind: 'set'}>, packet: TracedPacket): boolean {
     const set = this.sets.get(match.name)
     if (!set) throw new Error(`trace: rule uses set ${match.name}, which the state does not hold`)
     const flags = match.flags.join(',')
@@ -225,15 +152,4 @@ function netContains(net: string, address: Ipv4): boolean {
 /** MARK/CONNMARK --set-xmark: clear the mask bits, then flip the value bits. */
 function xmark(mark: number, value: number, mask: number): number {
   return ((mark & ~mask) ^ value) >>> 0
-}
-
-function marksOf(packet: Packet): TraceMarks {
-  const interfaceIndex = interfaceIndexOfMark(packet.ctmark)
-  return {
-    nfmark: packet.nfmark,
-    ctmark: packet.ctmark,
-    masquerade: (packet.nfmark & MASQUERADE_MARK) !== 0,
-    egress: (packet.ctmark & EGRESS_MARK) !== 0,
-    ...(interfaceIndex === undefined ? {} : {interfaceIndex}),
-  }
 }

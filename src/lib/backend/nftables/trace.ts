@@ -4,34 +4,21 @@
  * and the packet-flow tests read both backends alike. Rejects rule shapes the renderer does not emit.
  */
 import {cidrContains, intToIpv4, ipv4ToInt, parseCidr, parseIpv4, type Ipv4} from '../../net/ipv4.js'
-import type {Protocol} from '../../mapping/types.js'
-import {EGRESS_MARK, MASQUERADE_MARK, interfaceIndexOfMark} from '../iptables/names.js'
-import type {Trace, TraceMarks, TracePacket, TraceStep, TraceVerdict} from '../iptables/trace.js'
+import {traceThroughHooks, type HookOutcome, type HookPoint, type Trace, type TracedPacket, type TracePacket, type TraceStep} from '../trace-packet.js'
 import type {TableName} from '../iptables/types.js'
 import {FORWARD_CHAIN, INPUT_CHAIN, MANGLE_PREROUTING_CHAIN, NAT_POSTROUTING_CHAIN, NAT_PREROUTING_CHAIN} from './names.js'
 import {printRule} from './syntax.js'
 import type {MaskedSource, NftChain, NftElement, NftMatch, NftSet, NftState, Selector} from './types.js'
 
-export type {Trace, TracePacket} from '../iptables/trace.js'
+export type {Trace, TracePacket} from '../trace-packet.js'
 
-interface Packet {
-  src: Ipv4
-  dst: Ipv4
-  protocol: Protocol
-  port: number
-  inInterface?: string
-  outInterface?: string
-  nfmark: number
-  ctmark: number
+const HOOKS: Record<HookPoint, [TableName, string]> = {
+  'mangle PREROUTING': ['mangle', MANGLE_PREROUTING_CHAIN],
+  'nat PREROUTING': ['nat', NAT_PREROUTING_CHAIN],
+  'filter INPUT': ['filter', INPUT_CHAIN],
+  'filter FORWARD': ['filter', FORWARD_CHAIN],
+  'nat POSTROUTING': ['nat', NAT_POSTROUTING_CHAIN],
 }
-
-/** What ends a walk through a hook: nothing (fall through), a verdict, or a NAT with its new address. */
-type Outcome =
-  | {kind: 'continue'}
-  | {kind: 'ACCEPT' | 'DROP' | 'MASQUERADE'; rule: string}
-  | {kind: 'DNAT' | 'SNAT'; rule: string; to: string[]; element: NftElement}
-
-const COMMENT_MAPPING = /^(\S+\/\S+) (?:tcp|udp)\/\d+$/
 
 /** Traces a new connection's first packet through smartnat's table; throws on shapes it does not know. */
 export function traceNftPacket(state: NftState, packet: TracePacket): Trace {
@@ -49,51 +36,16 @@ class NftTracer {
   }
 
   trace(input: TracePacket): Trace {
-    const src = parseIpv4(input.src)
-    const dst = parseIpv4(input.dst)
-    if (!src || !dst) throw new Error(`trace: ${JSON.stringify(input.src)} -> ${JSON.stringify(input.dst)} is not a pair of IPv4 addresses`)
-    const packet: Packet = {...input, src, dst, nfmark: 0, ctmark: 0}
-    const verdict = this.route(packet)
-    return {...verdict, steps: this.steps, marks: marksOf(packet)}
-  }
-
-  private route(packet: Packet): TraceVerdict {
-    const mangle = this.hook('mangle', MANGLE_PREROUTING_CHAIN, packet)
-    if (mangle.kind === 'DROP') return {verdict: 'drop', rule: mangle.rule}
-    const nat = this.hook('nat', NAT_PREROUTING_CHAIN, packet)
-    if (nat.kind === 'DROP') return {verdict: 'drop', rule: nat.rule}
-    if (nat.kind === 'DNAT') {
-      const [ip, port] = nat.to
-      packet.dst = parseIpv4(ip)!
-      packet.port = Number(port)
-      const forwarded = this.forward(packet)
-      if (forwarded.kind === 'DROP') return {verdict: 'drop', rule: forwarded.rule}
-      const mapping = COMMENT_MAPPING.exec(nat.element.comment ?? '')?.[1]
-      return {verdict: 'dnat', to: `${packet.dst}:${packet.port}`, masqueraded: forwarded.kind === 'MASQUERADE', ...(mapping ? {mapping} : {})}
-    }
-    if (packet.outInterface === undefined) {
-      const input = this.hook('filter', INPUT_CHAIN, packet)
-      return input.kind === 'DROP' ? {verdict: 'drop', rule: input.rule} : {verdict: 'not-ours'}
-    }
-    const forwarded = this.forward(packet)
-    if (forwarded.kind === 'DROP') return {verdict: 'drop', rule: forwarded.rule}
-    if (forwarded.kind === 'SNAT') return {verdict: 'snat', to: forwarded.to[0]!}
-    return {verdict: 'not-ours'}
-  }
-
-  /** The forward hook, then nat postrouting: what a routed packet passes on its way out. */
-  private forward(packet: Packet): Outcome {
-    const filter = this.hook('filter', FORWARD_CHAIN, packet)
-    if (filter.kind === 'DROP') return filter
-    return this.hook('nat', NAT_POSTROUTING_CHAIN, packet)
+    return traceThroughHooks(input, (point, packet) => this.hook(point, packet), this.steps)
   }
 
   /** A base chain; a missing one (a table read back half-built) decides nothing. */
-  private hook(table: TableName, name: string, packet: Packet): Outcome {
+  private hook(point: HookPoint, packet: TracedPacket): HookOutcome {
+    const [table, name] = HOOKS[point]
     return this.chains.has(name) ? this.walk(table, name, packet, 0) : {kind: 'continue'}
   }
 
-  private walk(table: TableName, name: string, packet: Packet, depth: number): Outcome {
+  private walk(table: TableName, name: string, packet: TracedPacket, depth: number): HookOutcome {
     if (depth > 8) throw new Error(`trace: chain ${name} is nested too deeply (a goto loop?)`)
     const chain = this.chains.get(name)
     if (!chain) throw new Error(`trace: goto ${name}, which the table does not hold`)
@@ -124,7 +76,8 @@ class NftTracer {
           const element = this.find(statement.map, statement.key, packet)
           if (!element?.value) break
           this.steps.push({table, chain: name, rule: line})
-          return {kind: statement.kind === 'dnat' ? 'DNAT' : 'SNAT', rule: line, to: element.value, element}
+          if (statement.kind === 'snat') return {kind: 'SNAT', rule: line, to: element.value[0]!}
+          return {kind: 'DNAT', rule: line, ip: parseIpv4(element.value[0])!, port: Number(element.value[1]), comment: element.comment}
         }
         case 'goto':
           this.steps.push({table, chain: name, rule: line})
@@ -143,7 +96,7 @@ class NftTracer {
     return {kind: 'continue'}
   }
 
-  private matches(match: NftMatch, packet: Packet): boolean {
+  private matches(match: NftMatch, packet: TracedPacket): boolean {
     switch (match.kind) {
       case 'lookup':
         return (this.find(match.set, match.key, packet) !== undefined) !== match.negate
@@ -162,7 +115,7 @@ class NftTracer {
   }
 
   /** The element of a set or map whose key matches the packet, part by part (prefixes by containment). */
-  private find(name: string, key: Selector[], packet: Packet): NftElement | undefined {
+  private find(name: string, key: Selector[], packet: TracedPacket): NftElement | undefined {
     const set = this.sets.get(name)
     if (!set) throw new Error(`trace: rule uses set ${name}, which the table does not hold`)
     if (set.keyType.length !== key.length) throw new Error(`trace: set ${name} is keyed by ${set.keyType.join(' . ')}, not ${key.join(' . ')}`)
@@ -171,7 +124,7 @@ class NftTracer {
   }
 }
 
-function selected(selector: Selector, packet: Packet): string {
+function selected(selector: Selector, packet: TracedPacket): string {
   switch (selector) {
     case 'ip saddr':
       return packet.src
@@ -202,15 +155,4 @@ function partMatches(type: string, part: string, value: string): boolean {
   const prefix = parseCidr(part)
   if (!prefix.ok) throw new Error(`trace: element part ${JSON.stringify(part)}: ${prefix.reason}`)
   return cidrContains(prefix.cidr, value as Ipv4)
-}
-
-function marksOf(packet: Packet): TraceMarks {
-  const interfaceIndex = interfaceIndexOfMark(packet.ctmark)
-  return {
-    nfmark: packet.nfmark,
-    ctmark: packet.ctmark,
-    masquerade: (packet.nfmark & MASQUERADE_MARK) !== 0,
-    egress: (packet.ctmark & EGRESS_MARK) !== 0,
-    ...(interfaceIndex === undefined ? {} : {interfaceIndex}),
-  }
 }
