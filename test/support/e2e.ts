@@ -1,5 +1,4 @@
 /** What the end-to-end tests of the CLI share: sync arguments for a lab, its JSON output, kernel dumps, long-lived UDP flows, waiting for a state. */
-import {spawn} from 'node:child_process'
 import type {BackendName} from '../../src/lib/backend/backend.js'
 import type {Lab, LabNamespace} from './lab.js'
 import type {ManifestDir} from './mappings.js'
@@ -90,17 +89,7 @@ export async function udpFlow(
     socket.close()
   `
   const args = [source.ip, String(source.port), target.ip, String(target.port), String(count), String(timeoutMs)]
-  const child = spawn('ip', ['netns', 'exec', lab.ns(from), process.execPath, '--input-type=module', '-e', script, ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
-  const guard = setTimeout(() => child.kill('SIGKILL'), count * timeoutMs + 10_000)
-  const code = await new Promise<number | null>((resolve) => child.once('close', resolve))
-  clearTimeout(guard)
-  const lines = stdout.split('\n').filter(Boolean)
+  const {code, lines, stderr} = await lab.runNode(from, ['--input-type=module', '-e', script, ...args], count * timeoutMs + 10_000)
   if (code !== 0 || lines.length !== count) throw new Error(`udp flow from ${source.ip}:${source.port} exited with ${code}: ${stderr.trim()}`)
   return lines
 }

@@ -392,22 +392,27 @@ export class Lab {
   ): Promise<EchoResult[]> {
     const timeoutMs = options.timeoutMs ?? 2000
     const args = [protocol, source ?? '-', ip, String(port), String(timeoutMs), String(count)]
-    const child = spawn('ip', ['netns', 'exec', this.ns(from), process.execPath, ECHO_CLIENT, ...args], {
+    // The client bounds itself; the guard is for a client that cannot even start.
+    const {code, lines, stderr} = await this.runNode(from, [ECHO_CLIENT, ...args], count * timeoutMs + 10_000)
+    if (code !== 0 || lines.length !== count) {
+      throw new Error(`echo client ${args.join(' ')} in ${from} exited with ${code}: ${stderr.trim()}`)
+    }
+    return lines.map(toEchoResult)
+  }
+
+  /** Node with `args` in namespace `from`, killed if it outlives `guardMs`: its exit code, non-empty stdout lines and stderr. */
+  async runNode(from: LabNamespace, args: string[], guardMs: number): Promise<{code: number | null; lines: string[]; stderr: string}> {
+    const child = spawn('ip', ['netns', 'exec', this.ns(from), process.execPath, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
-    // The client bounds itself; this guards against a client that cannot even start.
-    const guard = setTimeout(() => child.kill('SIGKILL'), count * timeoutMs + 10_000)
+    const guard = setTimeout(() => child.kill('SIGKILL'), guardMs)
     const code = await new Promise<number | null>((resolve) => child.once('close', resolve))
     clearTimeout(guard)
-    const lines = stdout.split('\n').filter(Boolean)
-    if (code !== 0 || lines.length !== count) {
-      throw new Error(`echo client ${args.join(' ')} in ${from} exited with ${code}: ${stderr.trim()}`)
-    }
-    return lines.map(toEchoResult)
+    return {code, lines: stdout.split('\n').filter(Boolean), stderr}
   }
 
   /** Kills everything the lab started and deletes its namespaces; safe to call more than once. */
