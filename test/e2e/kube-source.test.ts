@@ -166,10 +166,14 @@ describe('kube source', function () {
     server.api.delete(server.registry.find('', 'v1', 'services')!, 'default', 'web')
     server.api.delete(server.registry.find('discovery.k8s.io', 'v1', 'endpointslices')!, 'default', 'web-1')
     await eventually('deletes', () => changes.length === 9)
-    expect(changes.map((c) => `${c.type} ${c.kind} ${c.namespace}/${c.name}`)).to.deep.equal([
-      'ADDED Mapping default/web', 'ADDED Service default/web', 'ADDED EndpointSlice default/web-1',
-      'MODIFIED Mapping default/web', 'MODIFIED Service default/web', 'MODIFIED EndpointSlice default/web-1',
-      'DELETED Mapping default/web', 'DELETED Service default/web', 'DELETED EndpointSlice default/web-1',
+    // Each kind has a watch of its own, so within a phase the three kinds may arrive in any order;
+    // the phases themselves are ordered, since each waits for the one before.
+    const seen = changes.map((c) => `${c.type} ${c.kind} ${c.namespace}/${c.name}`)
+    const phases = [seen.slice(0, 3), seen.slice(3, 6), seen.slice(6, 9)].map((phase) => [...phase].sort())
+    expect(phases).to.deep.equal([
+      ['ADDED EndpointSlice default/web-1', 'ADDED Mapping default/web', 'ADDED Service default/web'],
+      ['MODIFIED EndpointSlice default/web-1', 'MODIFIED Mapping default/web', 'MODIFIED Service default/web'],
+      ['DELETED EndpointSlice default/web-1', 'DELETED Mapping default/web', 'DELETED Service default/web'],
     ])
     const after = s.snapshot()
     expect(after.mappings).to.deep.equal([])
