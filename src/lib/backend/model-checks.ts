@@ -33,3 +33,21 @@ export function checkEndpoint(mapping: NatMapping, e: NatEndpoint): void {
     throw new Error(`${where}: ${(error as Error).message}`, {cause: error})
   }
 }
+
+/** Every endpoint of `mappings`, checked, each claimed by one Mapping only (the planner settles conflicts before this). */
+export function checkedEndpoints(mappings: NatMapping[], comment: 'rule comment' | 'element comment'): {mapping: NatMapping; endpoint: NatEndpoint}[] {
+  const owners = new Map<string, NatMapping>()
+  const result: {mapping: NatMapping; endpoint: NatEndpoint}[] = []
+  for (const mapping of mappings) {
+    checkMappingName(mapping, comment)
+    for (const endpoint of mapping.endpoints) {
+      checkEndpoint(mapping, endpoint)
+      const key = `${endpoint.address} ${endpoint.protocol}/${endpoint.port}`
+      const owner = owners.get(key)
+      if (owner) throw new Error(`mapping ${mapping.namespace}/${mapping.name}: endpoint ${key} is also claimed by ${owner.namespace}/${owner.name}`)
+      owners.set(key, mapping)
+      result.push({mapping, endpoint})
+    }
+  }
+  return result
+}

@@ -9,7 +9,7 @@ import {LineBuffer} from './linebuffer.js'
 import {renderIpRules, renderRoutes} from './routing.js'
 import {renderSets} from './sets.js'
 import {egressPodsByInterface} from './egress.js'
-import {checkAddress, checkEndpoint, checkMappingName} from '../model-checks.js'
+import {checkAddress, checkedEndpoints} from '../model-checks.js'
 import {
   ALLOW_SET,
   EGRESS_MARK,
@@ -130,19 +130,10 @@ function jump(builtin: string, chain: string): string {
 /** Endpoints grouped by external address (numeric order), each group by protocol then port. */
 function endpointsByAddress(mappings: NatMapping[]): Map<Ipv4, {mapping: NatMapping; endpoint: NatEndpoint}[]> {
   const groups = new Map<Ipv4, {mapping: NatMapping; endpoint: NatEndpoint}[]>()
-  const owners = new Map<string, NatMapping>()
-  for (const mapping of mappings) {
-    checkMappingName(mapping, 'rule comment')
-    for (const endpoint of mapping.endpoints) {
-      checkEndpoint(mapping, endpoint)
-      const key = `${endpoint.address} ${endpoint.protocol}/${endpoint.port}`
-      const owner = owners.get(key)
-      if (owner) throw new Error(`mapping ${mapping.namespace}/${mapping.name}: endpoint ${key} is also claimed by ${owner.namespace}/${owner.name}`)
-      owners.set(key, mapping)
-      const group = groups.get(endpoint.address) ?? []
-      group.push({mapping, endpoint})
-      groups.set(endpoint.address, group)
-    }
+  for (const owned of checkedEndpoints(mappings, 'rule comment')) {
+    const group = groups.get(owned.endpoint.address) ?? []
+    group.push(owned)
+    groups.set(owned.endpoint.address, group)
   }
   for (const group of groups.values()) {
     group.sort((a, b) => (a.endpoint.protocol < b.endpoint.protocol ? -1 : a.endpoint.protocol > b.endpoint.protocol ? 1 : 0) || a.endpoint.port - b.endpoint.port)

@@ -25,7 +25,7 @@ import {
 } from './names.js'
 import {sortElements} from './syntax.js'
 import type {NftChain, NftElement, NftRule, NftSet, NftState, NftStatement, NftTable, Selector} from './types.js'
-import {checkAddress, checkEndpoint, checkMappingName} from '../model-checks.js'
+import {checkAddress, checkedEndpoints} from '../model-checks.js'
 
 /** Interface names as nft and the kernel accept them (IFNAMSIZ less the NUL). */
 const INTERFACE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/
@@ -189,21 +189,12 @@ interface OwnedEndpoint {
 
 /** Endpoints of all Mappings, each claimed once, with the Mapping's allow-list reduced to disjoint prefixes. */
 function collectEndpoints(mappings: NatMapping[]): OwnedEndpoint[] {
-  const owners = new Map<string, NatMapping>()
-  const result: OwnedEndpoint[] = []
-  for (const mapping of mappings) {
-    checkMappingName(mapping, 'element comment')
-    const sources = disjointSources(mapping.allowedSources)
-    for (const endpoint of mapping.endpoints) {
-      checkEndpoint(mapping, endpoint)
-      const key = `${endpoint.address} ${endpoint.protocol}/${endpoint.port}`
-      const owner = owners.get(key)
-      if (owner) throw new Error(`mapping ${mapping.namespace}/${mapping.name}: endpoint ${key} is also claimed by ${owner.namespace}/${owner.name}`)
-      owners.set(key, mapping)
-      result.push({mapping, endpoint, sources})
-    }
-  }
-  return result
+  const sourcesOf = new Map<NatMapping, Cidr[]>()
+  return checkedEndpoints(mappings, 'element comment').map(({mapping, endpoint}) => {
+    const sources = sourcesOf.get(mapping) ?? disjointSources(mapping.allowedSources)
+    sourcesOf.set(mapping, sources)
+    return {mapping, endpoint, sources}
+  })
 }
 
 /** A prefix nested in another of the same list admits no one more: keep the outermost, once each. */
