@@ -6,7 +6,6 @@
 import {execFileSync, spawnSync} from 'node:child_process'
 import {expect} from 'chai'
 import {ExecRunner} from '../../src/lib/host/runner.js'
-import type {RunOptions, RunResult, Runner} from '../../src/lib/host/runner.js'
 import {applyIptables} from '../../src/lib/backend/iptables/apply.js'
 import {diffIptablesState, isEmptyChanges} from '../../src/lib/backend/iptables/diff.js'
 import {flushIptables} from '../../src/lib/backend/iptables/flush.js'
@@ -14,73 +13,11 @@ import {READ_COMMANDS, readIptablesState} from '../../src/lib/backend/iptables/r
 import {renderIptables} from '../../src/lib/backend/iptables/render.js'
 import type {IptablesState} from '../../src/lib/backend/iptables/types.js'
 import {ApplyError} from '../../src/lib/backend/result.js'
-import {shortHash} from '../../src/lib/net/hash.js'
-import {parseCidr, parseIpv4} from '../../src/lib/net/ipv4.js'
-import type {Cidr, Ipv4} from '../../src/lib/net/ipv4.js'
-import type {NatModel} from '../../src/lib/plan/model.js'
+import {CommandLogRunner} from '../support/e2e.js'
+import {kernelTestModel} from '../unit/nat-model-fixture.js'
 
 const NETNS = `snm-apply-${process.pid}`
 const TOOLS = ['ip', 'iptables-save', 'iptables-restore', 'ipset']
-
-function ip(text: string): Ipv4 {
-  const parsed = parseIpv4(text)
-  if (!parsed) throw new Error(`bad address in test data: ${text}`)
-  return parsed
-}
-
-function cidr(text: string): Cidr {
-  const parsed = parseCidr(text)
-  if (!parsed.ok) throw new Error(`bad prefix in test data: ${text}`)
-  return parsed.cidr
-}
-
-/** Two external interfaces with reply tables, two Mappings, masquerade and egress; 198.18.0.0/15 only. */
-function model(): NatModel {
-  return {
-    masquerade: true,
-    interfaces: [
-      {name: 'ext1', index: 1, table: 7001, subnets: [{cidr: cidr('198.18.0.0/24'), source: ip('198.18.0.10')}], gateway: ip('198.18.0.1')},
-      {name: 'ext2', index: 2, table: 7002, subnets: [{cidr: cidr('198.18.2.0/24'), source: ip('198.18.2.10')}], gateway: ip('198.18.2.1')},
-    ],
-    mappings: [
-      {
-        namespace: 'default',
-        name: 'web',
-        id: shortHash('default/web'),
-        addresses: [{address: ip('198.18.0.10'), interface: 'ext1'}],
-        allowedSources: [cidr('0.0.0.0/0')],
-        serviceVIP: ip('198.19.100.10'),
-        podIPs: [ip('198.19.200.11')],
-        endpoints: [
-          {address: ip('198.18.0.10'), protocol: 'tcp', port: 80, targetIP: ip('198.19.100.10'), targetPort: 8080},
-          {address: ip('198.18.0.10'), protocol: 'udp', port: 53, targetIP: ip('198.19.100.10'), targetPort: 5353},
-        ],
-      },
-      {
-        namespace: 'shop',
-        name: 'api',
-        id: shortHash('shop/api'),
-        addresses: [{address: ip('198.18.2.10'), interface: 'ext2'}],
-        allowedSources: [cidr('198.18.3.0/24'), cidr('198.18.1.2/32')],
-        serviceVIP: ip('198.19.100.20'),
-        podIPs: [ip('198.19.200.21'), ip('198.19.200.22')],
-        endpoints: [{address: ip('198.18.2.10'), protocol: 'tcp', port: 443, targetIP: ip('198.19.100.20'), targetPort: 8443}],
-      },
-    ],
-    egress: [{address: ip('198.18.2.10'), interface: 'ext2', podIPs: [ip('198.19.200.21'), ip('198.19.200.22')], mappings: ['shop/api']}],
-  }
-}
-
-/** Records every command line it runs, so a test can say which commands an apply used. */
-class RecordingExecRunner implements Runner {
-  readonly commands: string[] = []
-  constructor(private readonly inner: Runner) {}
-
-  run(command: string, args: string[], options?: RunOptions): Promise<RunResult> {
-    this.commands.push([command, ...args].join(' '))
-    return this.inner.run(command, args, options)
-  }
-}
 
 const READS = Object.values(READ_COMMANDS).map(([command, args]) => [command, ...args].join(' '))
 
@@ -149,7 +86,7 @@ describe('iptables backend in a network namespace (root)', function () {
     execFileSync('ip', ['netns', 'add', NETNS])
     seedForeignRuleset()
     foreignOnly = kernelDump()
-    desired = renderIptables(model())
+    desired = renderIptables(kernelTestModel())
   })
 
   after(() => {
@@ -182,7 +119,7 @@ describe('iptables backend in a network namespace (root)', function () {
   })
 
   it('runs only the four reads when the kernel already matches', async () => {
-    const recording = new RecordingExecRunner(runner)
+    const recording = new CommandLogRunner(runner)
     const result = await applyIptables(recording, desired)
     expect(result).to.deep.equal({changed: false, written: {sets: 0, chains: 0, rules: 0, routes: 0}, changedEndpoints: []})
     expect([...recording.commands].sort()).to.deep.equal([...READS].sort())
@@ -230,7 +167,7 @@ describe('iptables backend in a network namespace (root)', function () {
   })
 
   it('removes what is no longer desired: a Mapping, its chain and set entries, an interface and its table', async () => {
-    const smaller = model()
+    const smaller = kernelTestModel()
     smaller.mappings = smaller.mappings.filter((m) => m.name === 'web')
     smaller.egress = []
     smaller.interfaces = smaller.interfaces.filter((i) => i.name === 'ext1')
@@ -255,7 +192,7 @@ describe('iptables backend in a network namespace (root)', function () {
   })
 
   it('a second flush finds nothing and only reads', async () => {
-    const recording = new RecordingExecRunner(runner)
+    const recording = new CommandLogRunner(runner)
     const report = await flushIptables(recording, {dryRun: false})
     expect(report.changed).to.equal(false)
     expect([...recording.commands].sort()).to.deep.equal([...READS].sort())

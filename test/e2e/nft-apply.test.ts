@@ -6,7 +6,6 @@
 import {execFileSync, spawnSync} from 'node:child_process'
 import {expect} from 'chai'
 import {ExecRunner} from '../../src/lib/host/runner.js'
-import type {RunOptions, RunResult, Runner} from '../../src/lib/host/runner.js'
 import {ApplyError} from '../../src/lib/backend/result.js'
 import {applyNftables} from '../../src/lib/backend/nftables/apply.js'
 import {nftablesBackend} from '../../src/lib/backend/nftables/backend.js'
@@ -16,77 +15,12 @@ import {renderNftables} from '../../src/lib/backend/nftables/render.js'
 import {renderNftScript} from '../../src/lib/backend/nftables/syntax.js'
 import type {NftState} from '../../src/lib/backend/nftables/types.js'
 import {shortHash} from '../../src/lib/net/hash.js'
-import {parseCidr, parseIpv4} from '../../src/lib/net/ipv4.js'
-import type {Cidr, Ipv4} from '../../src/lib/net/ipv4.js'
-import type {NatModel} from '../../src/lib/plan/model.js'
+import {CommandLogRunner} from '../support/e2e.js'
+import {cidr, ip, kernelTestModel} from '../unit/nat-model-fixture.js'
 
 const NETNS = `snm-nft-${process.pid}`
 const TOOLS = ['ip', 'nft', 'iptables', 'iptables-save']
 const READS = ['nft -j list table ip smartnat', 'ip -4 -j rule show', 'ip -4 -j route show table all']
-
-function ip(text: string): Ipv4 {
-  const parsed = parseIpv4(text)
-  if (!parsed) throw new Error(`bad address in test data: ${text}`)
-  return parsed
-}
-
-function cidr(text: string): Cidr {
-  const parsed = parseCidr(text)
-  if (!parsed.ok) throw new Error(`bad prefix in test data: ${text}`)
-  return parsed.cidr
-}
-
-/** Two external interfaces with reply tables, two Mappings, masquerade and egress; 198.18.0.0/15 only. */
-function model(): NatModel {
-  return {
-    masquerade: true,
-    interfaces: [
-      {name: 'ext1', index: 1, table: 7001, subnets: [{cidr: cidr('198.18.0.0/24'), source: ip('198.18.0.10')}], gateway: ip('198.18.0.1')},
-      {name: 'ext2', index: 2, table: 7002, subnets: [{cidr: cidr('198.18.2.0/24'), source: ip('198.18.2.10')}], gateway: ip('198.18.2.1')},
-    ],
-    mappings: [
-      {
-        namespace: 'default',
-        name: 'web',
-        id: shortHash('default/web'),
-        addresses: [{address: ip('198.18.0.10'), interface: 'ext1'}],
-        allowedSources: [cidr('0.0.0.0/0')],
-        serviceVIP: ip('198.19.100.10'),
-        podIPs: [ip('198.19.200.11')],
-        endpoints: [
-          {address: ip('198.18.0.10'), protocol: 'tcp', port: 80, targetIP: ip('198.19.100.10'), targetPort: 8080},
-          {address: ip('198.18.0.10'), protocol: 'udp', port: 53, targetIP: ip('198.19.100.10'), targetPort: 5353},
-        ],
-      },
-      {
-        namespace: 'shop',
-        name: 'api',
-        id: shortHash('shop/api'),
-        addresses: [{address: ip('198.18.2.10'), interface: 'ext2'}],
-        allowedSources: [cidr('198.18.3.0/24'), cidr('198.18.1.2/32')],
-        serviceVIP: ip('198.19.100.20'),
-        podIPs: [ip('198.19.200.21'), ip('198.19.200.22')],
-        endpoints: [{address: ip('198.18.2.10'), protocol: 'tcp', port: 443, targetIP: ip('198.19.100.20'), targetPort: 8443}],
-      },
-    ],
-    egress: [{address: ip('198.18.2.10'), interface: 'ext2', podIPs: [ip('198.19.200.21'), ip('198.19.200.22')], mappings: ['shop/api']}],
-  }
-}
-
-/** Records every command line it runs, so a test can say which commands an apply used. */
-class RecordingExecRunner implements Runner {
-  readonly calls: {line: string; input?: string}[] = []
-  constructor(private readonly inner: Runner) {}
-
-  run(command: string, args: string[], options?: RunOptions): Promise<RunResult> {
-    this.calls.push({line: [command, ...args].join(' '), ...(options?.input === undefined ? {} : {input: options.input})})
-    return this.inner.run(command, args, options)
-  }
-
-  writes() {
-    return this.calls.filter((c) => !READS.includes(c.line))
-  }
-}
 
 function inNetns(...argv: string[]): string {
   return execFileSync('ip', ['netns', 'exec', NETNS, ...argv], {encoding: 'utf8', env: {...process.env, LC_ALL: 'C'}})
@@ -161,7 +95,7 @@ describe('nftables backend in a network namespace (root)', function () {
     execFileSync('ip', ['netns', 'add', NETNS])
     seedForeignRuleset()
     foreign = foreignDump()
-    desired = renderNftables(model())
+    desired = renderNftables(kernelTestModel())
   })
 
   after(() => {
@@ -178,15 +112,15 @@ describe('nftables backend in a network namespace (root)', function () {
   })
 
   it('reads and writes nothing on a second apply', async () => {
-    const recording = new RecordingExecRunner(runner)
+    const recording = new CommandLogRunner(runner)
     const result = await nftablesBackend(recording).apply(desired)
     expect(result).to.deep.equal({changed: false, written: {sets: 0, chains: 0, rules: 0, routes: 0}, changedEndpoints: []})
-    expect(recording.writes()).to.deep.equal([])
+    expect(recording.writes(READS)).to.deep.equal([])
   })
 
   it('changes a DNAT target and adds a Mapping through elements alone, keeping the table', async () => {
     const before = handles()
-    const next = model()
+    const next = kernelTestModel()
     next.mappings[0]!.endpoints[0]!.targetPort = 9090
     next.mappings.push({
       namespace: 'zoo',
@@ -199,9 +133,9 @@ describe('nftables backend in a network namespace (root)', function () {
       endpoints: [{address: ip('198.18.0.10'), protocol: 'tcp', port: 2222, targetIP: ip('198.19.100.30'), targetPort: 22}],
     })
     desired = renderNftables(next)
-    const recording = new RecordingExecRunner(runner)
+    const recording = new CommandLogRunner(runner)
     const result = await applyNftables(recording, desired)
-    const writes = recording.writes()
+    const writes = recording.writes(READS)
     expect(writes.map((w) => w.line)).to.deep.equal(['nft -f -'])
     expect(writes[0]!.input!.split('\n').filter(Boolean).every((line) => /^(add|delete) element ip smartnat /.test(line))).to.equal(true)
     expect(result.changedEndpoints).to.deep.equal([{address: '198.18.0.10', protocol: 'tcp', port: 80, oldTarget: '198.19.100.10:8080'}])
@@ -241,9 +175,9 @@ describe('nftables backend in a network namespace (root)', function () {
 
   it('repairs a table someone edited by replacing it whole', async () => {
     inNetns('nft', 'add', 'rule', 'ip', 'smartnat', 'forward', 'counter', 'accept')
-    const recording = new RecordingExecRunner(runner)
+    const recording = new CommandLogRunner(runner)
     await applyNftables(recording, desired)
-    expect(recording.writes().map((w) => w.input!.split('\n')[1])).to.deep.equal(['delete table ip smartnat'])
+    expect(recording.writes(READS).map((w) => w.input!.split('\n')[1])).to.deep.equal(['delete table ip smartnat'])
     expect(await readNftState(runner)).to.deep.equal(desired)
   })
 

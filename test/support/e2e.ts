@@ -1,5 +1,6 @@
 /** What the end-to-end tests of the CLI share: sync arguments for a lab, its JSON output, kernel dumps, long-lived UDP flows, waiting for a state. */
 import type {BackendName} from '../../src/lib/backend/backend.js'
+import type {RunOptions, RunResult, Runner} from '../../src/lib/host/runner.js'
 import type {Lab, LabNamespace} from './lab.js'
 import type {ManifestDir} from './mappings.js'
 
@@ -112,5 +113,25 @@ export async function eventually<T>(what: string, ms: number, attempt: () => Pro
     }
     if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms${last ? ` (last: ${(last as Error).message})` : ''}`)
     await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+}
+
+/** Runs through `inner` and keeps every command line (with its payload), so a test can say which commands an apply used. */
+export class CommandLogRunner implements Runner {
+  readonly calls: {line: string; input?: string}[] = []
+  constructor(private readonly inner: Runner) {}
+
+  get commands(): string[] {
+    return this.calls.map((call) => call.line)
+  }
+
+  /** The calls that are not among `reads`: what changed the kernel. */
+  writes(reads: readonly string[]): {line: string; input?: string}[] {
+    return this.calls.filter((call) => !reads.includes(call.line))
+  }
+
+  run(command: string, args: string[], options?: RunOptions): Promise<RunResult> {
+    this.calls.push({line: [command, ...args].join(' '), ...(options?.input === undefined ? {} : {input: options.input})})
+    return this.inner.run(command, args, options)
   }
 }

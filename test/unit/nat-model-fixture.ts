@@ -108,3 +108,40 @@ export function manyEgressModel(): NatModel {
   }
   return model
 }
+
+/** Two external interfaces with reply tables, two Mappings, masquerade and egress; 198.18.0.0/15 only. */
+export function kernelTestModel(): NatModel {
+  return {
+    masquerade: true,
+    interfaces: [
+      {name: 'ext1', index: 1, table: 7001, subnets: [{cidr: cidr('198.18.0.0/24'), source: ip('198.18.0.10')}], gateway: ip('198.18.0.1')},
+      {name: 'ext2', index: 2, table: 7002, subnets: [{cidr: cidr('198.18.2.0/24'), source: ip('198.18.2.10')}], gateway: ip('198.18.2.1')},
+    ],
+    mappings: [
+      {
+        namespace: 'default',
+        name: 'web',
+        id: shortHash('default/web'),
+        addresses: [{address: ip('198.18.0.10'), interface: 'ext1'}],
+        allowedSources: [cidr('0.0.0.0/0')],
+        serviceVIP: ip('198.19.100.10'),
+        podIPs: [ip('198.19.200.11')],
+        endpoints: [
+          {address: ip('198.18.0.10'), protocol: 'tcp', port: 80, targetIP: ip('198.19.100.10'), targetPort: 8080},
+          {address: ip('198.18.0.10'), protocol: 'udp', port: 53, targetIP: ip('198.19.100.10'), targetPort: 5353},
+        ],
+      },
+      {
+        namespace: 'shop',
+        name: 'api',
+        id: shortHash('shop/api'),
+        addresses: [{address: ip('198.18.2.10'), interface: 'ext2'}],
+        allowedSources: [cidr('198.18.3.0/24'), cidr('198.18.1.2/32')],
+        serviceVIP: ip('198.19.100.20'),
+        podIPs: [ip('198.19.200.21'), ip('198.19.200.22')],
+        endpoints: [{address: ip('198.18.2.10'), protocol: 'tcp', port: 443, targetIP: ip('198.19.100.20'), targetPort: 8443}],
+      },
+    ],
+    egress: [{address: ip('198.18.2.10'), interface: 'ext2', podIPs: [ip('198.19.200.21'), ip('198.19.200.22')], mappings: ['shop/api']}],
+  }
+}
