@@ -314,6 +314,24 @@ describe('applyIptables', () => {
     expect(commandLines(runner.calls).filter((c) => READS.includes(c)).sort()).to.deep.equal([...READS].sort())
   })
 
+  it('diffs against a read the caller started instead of reading the kernel again', async () => {
+    const desired = await capturedState()
+    const rules = chain(desired, 'nat', 'SNM-A-1a2b3c4d').rules
+    rules[1] = rules[1]!.replace('198.19.1.11:53', '198.19.1.12:53')
+    const runner = fakeKernel()
+    await applyIptables(runner, desired, {kernelRead: capturedState()})
+    expect(commandLines(runner.calls)).to.deep.equal(['iptables-restore --noflush --wait'])
+  })
+
+  it('fails the read step when the read the caller started failed, writing nothing', async () => {
+    const runner = fakeKernel()
+    const read = Promise.reject(new Error('reading kernel state: iptables-save failed'))
+    const error = (await applyIptables(runner, await capturedState(), {full: true, kernelRead: read}).catch((e: unknown) => e)) as ApplyError
+    expect(error).to.be.instanceOf(ApplyError)
+    expect(error.message).to.equal('read: reading kernel state: iptables-save failed')
+    expect(runner.calls).to.deep.equal([])
+  })
+
   it('counts a set updated in place as a set written', async () => {
     const desired = await capturedState()
     desired.sets[0]!.entries = [...desired.sets[0]!.entries, '198.18.0.2,tcp:80,198.19.9.9'].sort()

@@ -279,6 +279,23 @@ describe('nftables backend: apply', () => {
     expect(runner.calls.map((c) => [c.command, ...c.args].join(' ')).filter((c) => READS.includes(c)).sort()).to.deep.equal([...READS].sort())
   })
 
+  it('diffs against a read the caller started instead of reading the kernel again', async () => {
+    const runner = fakeKernel()
+    const result = await applyNftables(runner, desired(), {full: true, kernelRead: Promise.resolve(desired())})
+    expect(runner.calls.map((c) => [c.command, ...c.args].join(' ')).filter((c) => READS.includes(c))).to.deep.equal([])
+    expect(result.changed).to.equal(true)
+  })
+
+  it('fails the read step when the read the caller started failed', async () => {
+    const runner = fakeKernel()
+    const error = await applyNftables(runner, desired(), {kernelRead: Promise.reject(new Error('reading kernel state: nft failed'))}).then(
+      () => expect.fail('apply succeeded'),
+      (e: unknown) => e as ApplyError,
+    )
+    expect(error.message).to.equal('read: reading kernel state: nft failed')
+    expect(runner.calls).to.deep.equal([])
+  })
+
   it('reports the line nft failed on with its neighbours, and asks for a full apply next', async () => {
     const stderr = '/dev/stdin:2:50-53: Error: Could not resolve protocol name\nadd element ...\n      ^^^^\n'
     const runner = fakeKernel({writes: () => new CommandError('nft', ['-f', '-'], 1, stderr)})

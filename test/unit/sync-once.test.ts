@@ -6,7 +6,7 @@ import type {HostInfo, MappingVerdict, Plan} from '../../src/lib/plan/model.js'
 import {createBackend, type ApplyOptions, type Backend} from '../../src/lib/backend/backend.js'
 import {CommandError, RecordingRunner} from '../../src/lib/host/runner.js'
 import {DEFAULT_PLAN_OPTIONS} from '../../src/lib/plan/model.js'
-import {checkPrerequisites, syncOnce, vanishedPods} from '../../src/lib/sync/once.js'
+import {checkPrerequisites, readAhead, syncOnce, vanishedPods} from '../../src/lib/sync/once.js'
 
 const host: HostInfo = {interfaces: [{name: 'eth1', addresses: [{address: '198.18.0.10' as Ipv4, prefixLength: 24}]}]}
 
@@ -126,6 +126,28 @@ describe('syncOnce and the state applied last', () => {
   it('asks the backend to read the kernel when it has nothing to trust', async () => {
     const {backend, applied} = recordingBackend()
     await syncOnce({runner, backend}, load, settings, {checkPrerequisites: false, full: true})
-    expect(applied.map((a) => a.options)).to.deep.equal([{full: true}])
+    expect(applied.map((a) => Object.keys(a.options ?? {}))).to.deep.equal([['full', 'kernelRead']])
+    expect(applied[0]!.options!.full).to.equal(true)
+    // Started before the plan, so the kernel is read while the plan is made.
+    expect(await applied[0]!.options!.kernelRead).to.equal('read')
+  })
+
+  it('leaves a failed read ahead to the apply that awaits it, not to the unhandled-rejection handler', async () => {
+    const {backend} = recordingBackend()
+    const failing = {...backend, read: () => Promise.reject(new Error('iptables-save failed'))}
+    const unhandled: unknown[] = []
+    const record = (reason: unknown) => unhandled.push(reason)
+    process.on('unhandledRejection', record)
+    try {
+      const read = readAhead(failing)
+      // Long enough for Node to report a rejection nobody handles.
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      expect(unhandled).to.deep.equal([])
+      let error: unknown
+      await read.catch((e: unknown) => (error = e))
+      expect(error).to.be.an('error').with.property('message', 'iptables-save failed')
+    } finally {
+      process.off('unhandledRejection', record)
+    }
   })
 })

@@ -9,6 +9,11 @@ export interface ApplyOptions<State = unknown> {
    * kernel back. Only for a caller whose every apply since has succeeded; its periodic reads repair drift.
    */
   assumeActual?: State
+  /**
+   * The kernel's state as the caller started reading it (`Backend.read()`), while it planned: used
+   * instead of reading again when the kernel must be read. A rejection fails the apply's read step.
+   */
+  kernelRead?: Promise<State>
 }
 
 /** An external endpoint whose DNAT rule an apply removed or pointed elsewhere. */

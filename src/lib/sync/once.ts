@@ -83,6 +83,7 @@ export function syncSteps(
   let snapshot: Snapshot | undefined
   let prepared: {host: HostInfo; rpFilter: RpFilterChange[]} | undefined
   let planned: Plan | undefined
+  let kernelRead: Promise<unknown> | undefined
   let applied: ApplyResult | undefined
   let kernelState: unknown
   let conntrackDeleted = 0
@@ -91,7 +92,14 @@ export function syncSteps(
     ...(options.checkPrerequisites === false ? [] : [{title: 'Check host prerequisites', run: () => checkPrerequisites(deps.runner, deps.backend)}]),
     {title: 'Read Mappings, Services and EndpointSlices', run: async () => void (snapshot = await loadSnapshot())},
     {title: 'Read external interfaces', run: async () => void (prepared = await prepareHost(deps.runner, settings))},
-    {title: 'Plan', run: async () => void (planned = plan(snapshot!, prepared!.host, settings.plan))},
+    {
+      title: 'Plan',
+      run: async () => {
+        // The kernel's state comes from processes: read it while this process plans.
+        if (options.assumeActual === undefined || options.full) kernelRead = readAhead(deps.backend)
+        planned = plan(snapshot!, prepared!.host, settings.plan)
+      },
+    },
     {
       title: `Apply (${deps.backend.name})`,
       run: async () => {
@@ -100,6 +108,7 @@ export function syncSteps(
         applied = await deps.backend.apply(desired, {
           full: options.full ?? false,
           ...(options.assumeActual === undefined ? {} : {assumeActual: options.assumeActual}),
+          ...(kernelRead === undefined ? {} : {kernelRead}),
         })
         kernelState = desired
       },
@@ -128,6 +137,16 @@ export function syncSteps(
       kernelState,
     }),
   }
+}
+
+/**
+ * Starts `backend.read()` for an apply to come (ApplyOptions.kernelRead). Its failure is reported by
+ * that apply, so it must not count as unhandled in the meantime.
+ */
+export function readAhead<State>(backend: Pick<Backend<State>, 'read'>): Promise<State> {
+  const read = backend.read()
+  read.catch(() => undefined)
+  return read
 }
 
 /** Applies one snapshot to the kernel: the whole desired state, writing only what differs. */

@@ -107,9 +107,9 @@ async function rollbackSets(runner: Runner, sets: SetChanges, swapped: string[],
   throw failure
 }
 
-async function readActual(runner: Runner): Promise<IptablesState> {
+async function readActual(runner: Runner, started: Promise<IptablesState> | undefined): Promise<IptablesState> {
   try {
-    return await readIptablesState(runner)
+    return await (started ?? readIptablesState(runner))
   } catch (error) {
     throw new ApplyError('read', error instanceof Error ? error.message : String(error), {cause: error})
   }
@@ -135,7 +135,7 @@ function countWrites(changes: IptablesChanges): WriteCounts {
 /** Makes the kernel match `desired`, writing only what differs; nothing at all when they are equal. */
 export async function applyIptables(runner: Runner, desired: IptablesState, options: ApplyOptions<IptablesState> = {}): Promise<ApplyResult> {
   const full = options.full ?? false
-  const actual = options.assumeActual !== undefined && !full ? options.assumeActual : await readActual(runner)
+  const actual = options.assumeActual !== undefined && !full ? options.assumeActual : await readActual(runner, options.kernelRead)
   const changes = diffIptablesState(desired, actual, {full})
   const written = countWrites(changes)
   if (isEmptyChanges(changes)) return {changed: false, written, changedEndpoints: []}

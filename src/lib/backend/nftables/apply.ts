@@ -41,9 +41,9 @@ async function run(runner: Runner, step: string, [command, args]: readonly [stri
   }
 }
 
-async function readActual(runner: Runner): Promise<NftState> {
+async function readActual(runner: Runner, started: Promise<NftState> | undefined): Promise<NftState> {
   try {
-    return await readNftState(runner)
+    return await (started ?? readNftState(runner))
   } catch (error) {
     throw new ApplyError('read', error instanceof Error ? error.message : String(error), {cause: error})
   }
@@ -77,7 +77,7 @@ function countWrites(changes: NftChanges, desired: NftState, actual: NftState): 
 /** Makes the kernel match `desired`, writing only what differs; nothing at all when they are equal. */
 export async function applyNftables(runner: Runner, desired: NftState, options: ApplyOptions<NftState> = {}): Promise<ApplyResult> {
   const full = options.full ?? false
-  const actual = options.assumeActual !== undefined && !full ? options.assumeActual : await readActual(runner)
+  const actual = options.assumeActual !== undefined && !full ? options.assumeActual : await readActual(runner, options.kernelRead)
   const changes = diffNftState(desired, actual, {full})
   const written = countWrites(changes, desired, actual)
   if (isEmptyChanges(changes)) return {changed: false, written, changedEndpoints: []}
