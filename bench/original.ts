@@ -5,6 +5,7 @@
  * set. It applied everything one process per rule or entry, checking each rule with `-C` first.
  */
 import type {Runner} from '../src/lib/host/runner.js'
+import {shortHash} from '../src/lib/net/hash.js'
 import type {NatModel} from '../src/lib/plan/model.js'
 
 export const ORIGINAL_DISPATCH_CHAIN = 'ORIG-PREROUTING'
@@ -23,7 +24,7 @@ interface OriginalMapping {
 function originalMappings(model: NatModel): OriginalMapping[] {
   return model.mappings.flatMap((m) =>
     m.addresses.map(({address}) => {
-      const id = `${m.id}-${address.split('.')[3]}`
+      const id = `${shortHash(`${m.namespace}/${m.name}`)}-${address.split('.')[3]}`
       const set = `DNAT-${id}`
       const chain = `MAP-${id}`
       const endpoints = m.endpoints.filter((e) => e.address === address)

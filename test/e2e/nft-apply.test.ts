@@ -14,7 +14,6 @@ import {readNftState} from '../../src/lib/backend/nftables/read.js'
 import {renderNftables} from '../../src/lib/backend/nftables/render.js'
 import {renderNftScript} from '../../src/lib/backend/nftables/syntax.js'
 import type {NftState} from '../../src/lib/backend/nftables/types.js'
-import {shortHash} from '../../src/lib/net/hash.js'
 import {CommandLogRunner} from '../support/e2e.js'
 import {cidr, ip, kernelTestModel} from '../unit/nat-model-fixture.js'
 
@@ -125,7 +124,6 @@ describe('nftables backend in a network namespace (root)', function () {
     next.mappings.push({
       namespace: 'zoo',
       name: 'ssh',
-      id: shortHash('zoo/ssh'),
       addresses: [{address: ip('198.18.0.10'), interface: 'ext1'}],
       allowedSources: [cidr('198.18.7.0/24')],
       serviceVIP: ip('198.19.100.30'),

@@ -1,7 +1,6 @@
 /** A hand-built NatModel shared by the renderer and tracer tests: three interfaces, masquerade, egress. */
 import {parseCidr, parseIpv4, type Cidr, type Ipv4} from '../../src/lib/net/ipv4.js'
 import type {NatEndpoint, NatMapping, NatModel} from '../../src/lib/plan/model.js'
-import {shortHash} from '../../src/lib/net/hash.js'
 
 export function ip(text: string): Ipv4 {
   const parsed = parseIpv4(text)
@@ -33,7 +32,6 @@ function mapping(
   return {
     namespace,
     name,
-    id: shortHash(key),
     addresses: addresses.map(([address, iface]) => ({address: ip(address), interface: iface})),
     allowedSources: allowedSources.map(cidr),
     serviceVIP: ip(vip),
@@ -121,7 +119,6 @@ export function kernelTestModel(): NatModel {
       {
         namespace: 'default',
         name: 'web',
-        id: shortHash('default/web'),
         addresses: [{address: ip('198.18.0.10'), interface: 'ext1'}],
         allowedSources: [cidr('0.0.0.0/0')],
         serviceVIP: ip('198.19.100.10'),
@@ -134,7 +131,6 @@ export function kernelTestModel(): NatModel {
       {
         namespace: 'shop',
         name: 'api',
-        id: shortHash('shop/api'),
         addresses: [{address: ip('198.18.2.10'), interface: 'ext2'}],
         allowedSources: [cidr('198.18.3.0/24'), cidr('198.18.1.2/32')],
         serviceVIP: ip('198.19.100.20'),

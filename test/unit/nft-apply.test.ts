@@ -177,7 +177,6 @@ describe('nftables backend: apply', () => {
     model.mappings.push({
       namespace: 'zoo',
       name: 'ssh',
-      id: 'x',
       addresses: [{address: ip('198.18.1.10'), interface: 'eth2'}],
       allowedSources: [cidr('198.18.9.128/25'), cidr('198.18.9.0/24')],
       serviceVIP: ip('198.19.100.30'),

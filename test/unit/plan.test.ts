@@ -3,7 +3,6 @@ import fc from 'fast-check'
 import {readFileSync} from 'node:fs'
 import {parseAllDocuments} from 'yaml'
 import type {EndpointSliceResource, MappingResource, ServiceResource} from '../../src/lib/mapping/types.js'
-import {shortHash} from '../../src/lib/net/hash.js'
 import type {Cidr, Ipv4} from '../../src/lib/net/ipv4.js'
 import {gatewayOf} from '../../src/lib/plan/interfaces.js'
 import {DEFAULT_PLAN_OPTIONS, type HostInfo, type HostInterface, type PlanOptions, type Snapshot} from '../../src/lib/plan/model.js'
@@ -106,7 +105,6 @@ describe('plan', () => {
           {
             namespace: 'default',
             name: 'echo',
-            id: shortHash('default/echo'),
             addresses: [{address: '198.18.0.10', interface: 'eth1'}],
             allowedSources: ['10.0.0.0/8', '203.0.113.7/32'],
             serviceVIP: '198.19.100.10',

@@ -1,5 +1,6 @@
 import {expect} from 'chai'
 import {renderIptables, renderRestoreScripts} from '../../src/lib/backend/iptables/render.js'
+import {LineBuffer} from '../../src/lib/backend/iptables/linebuffer.js'
 import {setOptions} from '../../src/lib/backend/iptables/sets.js'
 import {
   MAX_CHAIN_NAME,
@@ -235,4 +236,34 @@ describe('renderRestoreScripts', () => {
     const tables = renderRestoreScripts(state).iptables.split('\n').filter((l) => l.startsWith('*'))
     expect(tables).to.deep.equal(['*mangle', '*nat', '*filter'])
   })
+})
+
+describe('LineBuffer', () => {
+  it('joins words by spaces and ends every line, the last one too', () => {
+    const out = new LineBuffer()
+    out.write('add', 'SNM-ALLOW', '198.18.0.10,tcp:80,198.18.9.0/24')
+    out.writeLines(['-A SNM-PREROUTING -j RETURN', 'COMMIT'])
+    expect(out.toString()).to.equal('add SNM-ALLOW 198.18.0.10,tcp:80,198.18.9.0/24\n-A SNM-PREROUTING -j RETURN\nCOMMIT\n')
+    expect(new LineBuffer().toString()).to.equal('')
+  })
+
+  for (const [what, word] of [
+    ['a newline', 'web\n-A INPUT -j ACCEPT'],
+    ['a carriage return', 'web\r'],
+    ['a NUL', 'web\0'],
+    ['a newline in a complete line', '-A X -j ACCEPT\nCOMMIT'],
+  ] as const) {
+    it(`refuses a line holding ${what}, naming it`, () => {
+      const build = () => {
+        const out = new LineBuffer()
+        out.write('create', 'SNM-ALLOW', 'hash:ip,port,net')
+        if (what.includes('complete')) out.writeLines([word])
+        else out.write('add', word)
+        out.write('COMMIT')
+        return out.toString()
+      }
+      const shown = JSON.stringify(what.includes('complete') ? word : `add ${word}`)
+      expect(build).to.throw(`refusing to write a payload line with a line break: ${shown}`)
+    })
+  }
 })

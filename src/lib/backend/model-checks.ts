@@ -20,10 +20,13 @@ export function checkMappingName(mapping: NatMapping, comment: 'rule comment' | 
   }
 }
 
+function isPort(port: number): boolean {
+  return Number.isInteger(port) && port >= 1 && port <= 65535
+}
+
 /** Fails unless the endpoint's protocol, ports and addresses can be written into a payload as they are. */
 export function checkEndpoint(mapping: NatMapping, e: NatEndpoint): void {
   const where = `mapping ${mapping.namespace}/${mapping.name}`
-  const isPort = (port: number) => Number.isInteger(port) && port >= 1 && port <= 65535
   if (e.protocol !== 'tcp' && e.protocol !== 'udp') throw new Error(`${where}: protocol ${JSON.stringify(e.protocol)} is not tcp or udp`)
   if (!isPort(e.port) || !isPort(e.targetPort)) throw new Error(`${where}: port ${e.port} -> ${e.targetPort} is outside 1..65535`)
   try {
@@ -36,16 +39,22 @@ export function checkEndpoint(mapping: NatMapping, e: NatEndpoint): void {
 
 /** Every endpoint of `mappings`, checked, each claimed by one Mapping only (the planner settles conflicts before this). */
 export function checkedEndpoints(mappings: NatMapping[], comment: 'rule comment' | 'element comment'): {mapping: NatMapping; endpoint: NatEndpoint}[] {
-  const owners = new Map<string, NatMapping>()
+  // By address, then protocol and port as one number: no key text for each of tens of thousands of endpoints.
+  const owners = new Map<Ipv4, Map<number, NatMapping>>()
   const result: {mapping: NatMapping; endpoint: NatEndpoint}[] = []
   for (const mapping of mappings) {
     checkMappingName(mapping, comment)
     for (const endpoint of mapping.endpoints) {
       checkEndpoint(mapping, endpoint)
-      const key = `${endpoint.address} ${endpoint.protocol}/${endpoint.port}`
-      const owner = owners.get(key)
-      if (owner) throw new Error(`mapping ${mapping.namespace}/${mapping.name}: endpoint ${key} is also claimed by ${owner.namespace}/${owner.name}`)
-      owners.set(key, mapping)
+      const ports = owners.get(endpoint.address) ?? new Map<number, NatMapping>()
+      owners.set(endpoint.address, ports)
+      const port = endpoint.protocol === 'udp' ? -endpoint.port : endpoint.port
+      const owner = ports.get(port)
+      if (owner) {
+        const key = `${endpoint.address} ${endpoint.protocol}/${endpoint.port}`
+        throw new Error(`mapping ${mapping.namespace}/${mapping.name}: endpoint ${key} is also claimed by ${owner.namespace}/${owner.name}`)
+      }
+      ports.set(port, mapping)
       result.push({mapping, endpoint})
     }
   }

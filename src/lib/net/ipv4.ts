@@ -94,6 +94,13 @@ export function compareIpv4(a: Ipv4, b: Ipv4): number {
   return ipv4ToInt(a) - ipv4ToInt(b)
 }
 
+/** `items` ordered numerically by an address each holds, stably; each address is converted once, not once per comparison. */
+export function sortByIpv4<T>(items: readonly T[], addressOf: (item: T) => Ipv4): T[] {
+  const keyed = items.map((item) => ({item, key: ipv4ToInt(addressOf(item))}))
+  keyed.sort((a, b) => a.key - b.key)
+  return keyed.map(({item}) => item)
+}
+
 export function compareCidr(a: Cidr, b: Cidr): number {
   const pa = cidrParts(a)
   const pb = cidrParts(b)

@@ -1,5 +1,5 @@
 /** Egress SNAT: which external address each Mapping's pods leave with. */
-import {compareIpv4, type Ipv4} from '../net/ipv4.js'
+import {compareIpv4, sortByIpv4, type Ipv4} from '../net/ipv4.js'
 import {compareNames} from './order.js'
 import type {NatEgress, NatMapping} from './model.js'
 
@@ -26,7 +26,7 @@ export function planEgress(oldestFirst: readonly NatMapping[]): NatEgress[] {
     .map(([address, group]) => ({
       address,
       interface: group.interface,
-      podIPs: group.podIPs.sort(compareIpv4),
+      podIPs: sortByIpv4(group.podIPs, (ip) => ip),
       mappings: group.mappings.sort(compareNames).map((m) => `${m.namespace}/${m.name}`),
     }))
 }

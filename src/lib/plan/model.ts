@@ -58,8 +58,6 @@ export interface NatEndpoint {
 export interface NatMapping {
   namespace: string
   name: string
-  /** Stable short hash of namespace/name, used in owned chain and set names. */
-  id: string
   /** External interface each local address lives on, sorted by address. */
   addresses: {address: Ipv4; interface: string}[]
   allowedSources: Cidr[]

@@ -1,5 +1,4 @@
 /** The planner: snapshot + host -> NatModel and one verdict per Mapping. Pure and deterministic. */
-import {shortHash} from '../net/hash.js'
 import {compareCidr, compareIpv4, type Ipv4} from '../net/ipv4.js'
 import {resolveService} from '../mapping/service.js'
 import type {MappingResource, PortMapping, ServiceResource, ValidMappingSpec} from '../mapping/types.js'
@@ -17,6 +16,10 @@ interface Candidate {
   name: string
   spec: ValidMappingSpec
   serviceVIP: Ipv4
+  /** The spec's addresses in numeric order. */
+  addresses: Ipv4[]
+  /** The spec's ports by protocol, then port. */
+  ports: PortMapping[]
 }
 
 /** Computes what this host must program and what each Mapping is told, from nothing but the arguments. */
@@ -44,28 +47,30 @@ export function plan(snapshot: Snapshot, host: HostInfo, options: PlanOptions): 
       verdicts.push(invalidVerdict(candidate.resource, conflict))
       continue
     }
-    const {namespace, name, spec, serviceVIP} = candidate
-    const addresses = [...spec.addresses].sort(compareIpv4)
-    const local = addresses.filter((a) => localInterface.has(a))
+    const {namespace, name, spec, serviceVIP, addresses, ports} = candidate
     const podIPs = podIPsOf(namespace, spec.serviceName)
-    verdicts.push({
-      ...identity(candidate.resource),
-      valid: true,
-      invalid: 'no',
-      serviceVIP,
-      configuredAddresses: Object.fromEntries(local.map((a) => [a, {podIPs: [...podIPs]}])),
-      notLocalAddresses: addresses.filter((a) => !localInterface.has(a)),
-    })
+    const local: {address: Ipv4; interface: string}[] = []
+    const notLocalAddresses: Ipv4[] = []
+    const configuredAddresses: Record<string, {podIPs: Ipv4[]}> = {}
+    for (const address of addresses) {
+      const iface = localInterface.get(address)
+      if (iface === undefined) {
+        notLocalAddresses.push(address)
+        continue
+      }
+      local.push({address, interface: iface})
+      configuredAddresses[address] = {podIPs: [...podIPs]}
+    }
+    verdicts.push({...identity(candidate.resource), valid: true, invalid: 'no', serviceVIP, configuredAddresses, notLocalAddresses})
     if (local.length === 0) continue
     programmed.push({
       namespace,
       name,
-      id: shortHash(`${namespace}/${name}`),
-      addresses: local.map((address) => ({address, interface: localInterface.get(address)!})),
+      addresses: local,
       allowedSources: [...spec.allowedSources].sort(compareCidr),
       serviceVIP,
       podIPs,
-      endpoints: natEndpoints(local, spec, serviceVIP),
+      endpoints: natEndpoints(local, ports, serviceVIP),
     })
   }
 
@@ -126,7 +131,9 @@ function resolveCandidate(
   const service = services.get(namespace)?.get(spec.serviceName)
   const resolution = resolveService(namespace, spec, service)
   if (!resolution.ok) return {reason: resolution.reason}
-  return {resource, namespace, name, spec, serviceVIP: resolution.serviceVIP}
+  const addresses = [...spec.addresses].sort(compareIpv4)
+  const ports = [...spec.ports].sort(comparePorts)
+  return {resource, namespace, name, spec, serviceVIP: resolution.serviceVIP, addresses, ports}
 }
 
 /**
@@ -137,32 +144,30 @@ function resolveCandidate(
 function resolveConflicts(candidates: Candidate[]): {candidate: Candidate; conflict?: string}[] {
   const owners = new Map<string, Candidate>()
   return sortOldestFirst(candidates, (c) => c.resource).map((candidate) => {
-    const keys = endpointKeys(candidate.spec)
-    const taken = keys.find((k) => owners.has(k.key))
-    if (taken) {
-      const owner = owners.get(taken.key)!
-      const {address, port} = taken
-      return {candidate, conflict: `${port.protocol}/${port.port} on ${address} is already mapped by ${owner.namespace}/${owner.name}`}
+    const keys: string[] = []
+    for (const address of candidate.addresses) {
+      for (const port of candidate.ports) {
+        const key = `${address} ${port.protocol} ${port.port}`
+        const owner = owners.get(key)
+        if (owner) return {candidate, conflict: `${port.protocol}/${port.port} on ${address} is already mapped by ${owner.namespace}/${owner.name}`}
+        keys.push(key)
+      }
     }
-    for (const {key} of keys) owners.set(key, candidate)
+    for (const key of keys) owners.set(key, candidate)
     return {candidate}
   })
-}
-
-function endpointKeys(spec: ValidMappingSpec): {key: string; address: Ipv4; port: PortMapping}[] {
-  const ports = [...spec.ports].sort(comparePorts)
-  return [...spec.addresses].sort(compareIpv4).flatMap((address) => ports.map((port) => ({key: `${address} ${port.protocol} ${port.port}`, address, port})))
 }
 
 function comparePorts(a: {protocol: string; port: number}, b: {protocol: string; port: number}): number {
   return compareText(a.protocol, b.protocol) || a.port - b.port
 }
 
-function natEndpoints(local: Ipv4[], spec: ValidMappingSpec, serviceVIP: Ipv4): NatEndpoint[] {
-  const ports = [...spec.ports].sort(comparePorts)
-  return local.flatMap((address) =>
-    ports.map((p) => ({address, protocol: p.protocol, port: p.port, targetIP: serviceVIP, targetPort: p.servicePort})),
-  )
+function natEndpoints(local: readonly {address: Ipv4}[], ports: readonly PortMapping[], serviceVIP: Ipv4): NatEndpoint[] {
+  const endpoints: NatEndpoint[] = []
+  for (const {address} of local) {
+    for (const p of ports) endpoints.push({address, protocol: p.protocol, port: p.port, targetIP: serviceVIP, targetPort: p.servicePort})
+  }
+  return endpoints
 }
 
 function identity(resource: MappingResource): Pick<MappingVerdict, 'namespace' | 'name' | 'generation'> {

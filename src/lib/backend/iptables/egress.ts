@@ -1,5 +1,5 @@
 /** Egress SNAT (`--snat`) grouped the way both backends dispatch it: one lookup per external interface, not per address. */
-import {compareIpv4, type Ipv4} from '../../net/ipv4.js'
+import {sortByIpv4, type Ipv4} from '../../net/ipv4.js'
 import type {NatEgress} from '../../plan/model.js'
 
 /**
@@ -11,7 +11,7 @@ export function egressPodsByInterface(egress: readonly NatEgress[]): Map<string,
   const owner = new Map<Ipv4, NatEgress>()
   for (const entry of egress) for (const pod of entry.podIPs) owner.set(pod, entry)
   const byInterface = new Map<string, Map<Ipv4, NatEgress>>()
-  for (const [pod, entry] of [...owner].sort(([a], [b]) => compareIpv4(a, b))) {
+  for (const [pod, entry] of sortByIpv4([...owner], ([pod]) => pod)) {
     const pods = byInterface.get(entry.interface) ?? new Map<Ipv4, NatEgress>()
     pods.set(pod, entry)
     byInterface.set(entry.interface, pods)

@@ -38,23 +38,24 @@ const INTERFACE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/
 /** The kernel state the model asks for: owned chains, jumps, sets, ip rules and routes. */
 export function renderIptables(model: NatModel): IptablesState {
   for (const iface of model.interfaces) checkInterface(iface)
+  const egressByInterface = egressPodsByInterface(model.egress)
   return {
     tables: {
-      mangle: renderMangle(model),
+      mangle: renderMangle(model, egressByInterface),
       nat: renderNat(model),
       filter: renderFilter(),
     },
-    sets: renderSets(model),
+    sets: renderSets(model, egressByInterface),
     ipRules: renderIpRules(model),
     routes: renderRoutes(model),
   }
 }
 
-function renderMangle(model: NatModel): TableState {
+function renderMangle(model: NatModel, egressByInterface: ReadonlyMap<string, unknown>): TableState {
   const rules: string[] = []
   // One set per interface rather than per address: a new inbound connection makes one lookup per
   // external interface with egress pods, however many addresses and Mappings egress through it.
-  const egressInterfaces = [...egressPodsByInterface(model.egress).keys()].map((name) => egressInterface(model, name)).sort((a, b) => a.index - b.index)
+  const egressInterfaces = [...egressByInterface.keys()].map((name) => egressInterface(model, name)).sort((a, b) => a.index - b.index)
   for (const iface of egressInterfaces) {
     rules.push(
       `-A ${PREROUTING_CHAIN} -m conntrack --ctstate NEW -m set --match-set ${egressInterfaceSetName(iface.index)} src` +

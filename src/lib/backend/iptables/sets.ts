@@ -3,7 +3,6 @@ import {cidrParts, type Cidr, type Ipv4} from '../../net/ipv4.js'
 import type {Protocol} from '../../mapping/types.js'
 import type {NatModel} from '../../plan/model.js'
 import type {IpsetState} from './types.js'
-import {egressPodsByInterface} from './egress.js'
 import {ALLOW_SET, ENDPOINTS_SET, egressInterfaceSetName, egressSetName} from './names.js'
 
 export const ALLOW_SET_TYPE = 'hash:ip,port,net'
@@ -43,33 +42,40 @@ export function allowEntries(address: Ipv4, protocol: Protocol, port: number, so
   return storableNets(source).map((net) => `${endpointEntry(address, protocol, port)},${net}`)
 }
 
-/** Entries are deduplicated and sorted by plain string comparison, the order read-back uses too. */
-function canonicalEntries(entries: Iterable<string>): string[] {
-  return [...new Set(entries)].sort()
+/** Entries are sorted by plain string comparison, the order read-back uses too, and deduplicated. */
+function canonicalEntries(entries: string[]): string[] {
+  entries.sort()
+  let kept = 0
+  for (let i = 0; i < entries.length; i++) if (i === 0 || entries[i] !== entries[kept - 1]) entries[kept++] = entries[i]!
+  entries.length = kept
+  return entries
 }
 
-function set(name: string, type: string, entries: Iterable<string>): IpsetState {
+/** A set holding `entries`, which it takes over (sorts and deduplicates in place). */
+function set(name: string, type: string, entries: string[]): IpsetState {
   const sorted = canonicalEntries(entries)
   return {name, type, options: setOptions(sorted.length), entries: sorted}
 }
 
-/** All sets the model needs, sorted by name. */
-export function renderSets(model: NatModel): IpsetState[] {
+/** All sets the model needs, sorted by name; `egressByInterface` is egressPodsByInterface(model.egress). */
+export function renderSets(model: NatModel, egressByInterface: ReadonlyMap<string, ReadonlyMap<Ipv4, unknown>>): IpsetState[] {
   const allow: string[] = []
   const endpoints: string[] = []
   for (const mapping of model.mappings) {
+    const nets = mapping.allowedSources.flatMap(storableNets)
     for (const e of mapping.endpoints) {
-      endpoints.push(endpointEntry(e.address, e.protocol, e.port))
-      for (const source of mapping.allowedSources) allow.push(...allowEntries(e.address, e.protocol, e.port, source))
+      const endpoint = endpointEntry(e.address, e.protocol, e.port)
+      endpoints.push(endpoint)
+      for (const net of nets) allow.push(`${endpoint},${net}`)
     }
   }
   const sets = [set(ALLOW_SET, ALLOW_SET_TYPE, allow), set(ENDPOINTS_SET, ENDPOINTS_SET_TYPE, endpoints)]
-  for (const egress of model.egress) sets.push(set(egressSetName(egress.address), EGRESS_SET_TYPE, egress.podIPs))
+  for (const egress of model.egress) sets.push(set(egressSetName(egress.address), EGRESS_SET_TYPE, [...egress.podIPs]))
   const indexes = new Map(model.interfaces.map((iface) => [iface.name, iface.index]))
-  for (const [iface, pods] of egressPodsByInterface(model.egress)) {
+  for (const [iface, pods] of egressByInterface) {
     const index = indexes.get(iface)
     if (index === undefined) throw new Error(`egress uses interface ${JSON.stringify(iface)}, which is not an external interface`)
-    sets.push(set(egressInterfaceSetName(index), EGRESS_SET_TYPE, pods.keys()))
+    sets.push(set(egressInterfaceSetName(index), EGRESS_SET_TYPE, [...pods.keys()]))
   }
   return sets.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
 }
