@@ -190,12 +190,14 @@ describe('owned names', () => {
 })
 
 describe('set options', () => {
-  it('grow maxelem in powers of two past 65536', () => {
-    expect([0, 65536, 65537, 200000].map(setOptions)).to.deep.equal([
+  it('grow maxelem in powers of two past 65536, and start hashsize where the kernel would grow it', () => {
+    expect([0, 4096, 4097, 65536, 65537, 200000].map(setOptions)).to.deep.equal([
       'family inet hashsize 1024 maxelem 65536',
       'family inet hashsize 1024 maxelem 65536',
-      'family inet hashsize 1024 maxelem 131072',
-      'family inet hashsize 1024 maxelem 262144',
+      'family inet hashsize 2048 maxelem 65536',
+      'family inet hashsize 16384 maxelem 65536',
+      'family inet hashsize 32768 maxelem 131072',
+      'family inet hashsize 65536 maxelem 262144',
     ])
   })
 })
@@ -266,4 +268,23 @@ describe('LineBuffer', () => {
       expect(build).to.throw(`refusing to write a payload line with a line break: ${shown}`)
     })
   }
+})
+
+describe('LineBuffer.writeEach', () => {
+  it('writes one line per item after the words, and nothing for no items', () => {
+    const out = new LineBuffer()
+    out.write('create', 'S', 'hash:ip')
+    out.writeEach(['add', 'S'], [])
+    out.writeEach(['add', 'S'], ['198.18.0.1', '198.18.0.2'])
+    out.write('swap', 'S-T', 'S')
+    expect(out.toString()).to.equal('create S hash:ip\nadd S 198.18.0.1\nadd S 198.18.0.2\nswap S-T S\n')
+  })
+
+  it('refuses an item holding a line break, naming its line', () => {
+    const out = new LineBuffer()
+    expect(() => out.writeEach(['add', 'S'], ['198.18.0.1', '198.18.0.2\ndestroy S'])).to.throw(
+      'refusing to write a payload line with a line break: "add S 198.18.0.2\\ndestroy S"',
+    )
+    expect(out.toString()).to.equal('')
+  })
 })

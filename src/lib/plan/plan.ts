@@ -6,12 +6,14 @@ import {validateMapping} from '../mapping/validate.js'
 import {planEgress} from './egress.js'
 import {planInterfaces} from './interfaces.js'
 import type {HostInfo, MappingVerdict, NatEndpoint, NatMapping, Plan, PlanOptions, Snapshot} from './model.js'
-import {compareNames, compareText, dedupeByName, namesOf, sortOldestFirst} from './order.js'
+import {compareText, dedupeByName, namesOf, sortOldestFirst} from './order.js'
 import {indexPodIPs} from './pods.js'
 
 /** A Mapping that passed validation and whose Service resolved; it still may lose a conflict. */
 interface Candidate {
   resource: MappingResource
+  /** Position in namespace/name order, where its verdict and NatMapping go. */
+  rank: number
   namespace: string
   name: string
   spec: ValidMappingSpec
@@ -32,19 +34,22 @@ export function plan(snapshot: Snapshot, host: HostInfo, options: PlanOptions): 
 
   // Duplicate namespace/name entries collapse to one (see dedupeByName), so each Mapping gets
   // exactly one verdict whatever the source handed over.
-  const verdicts: MappingVerdict[] = []
+  // Both lists are filled by rank, which puts them in namespace/name order without sorting.
+  const resources = dedupeByName(snapshot.mappings)
+  const verdicts: MappingVerdict[] = new Array<MappingVerdict>(resources.length)
+  const byName: NatMapping[] = new Array<NatMapping>(resources.length)
   const candidates: Candidate[] = []
-  for (const resource of dedupeByName(snapshot.mappings)) {
-    const candidate = resolveCandidate(resource, options, services)
-    if ('reason' in candidate) verdicts.push(invalidVerdict(resource, candidate.reason))
+  resources.forEach((resource, rank) => {
+    const candidate = resolveCandidate(resource, rank, options, services)
+    if ('reason' in candidate) verdicts[rank] = invalidVerdict(resource, candidate.reason)
     else candidates.push(candidate)
-  }
+  })
 
   // Kept oldest first: egress hands a shared pod IP to the oldest Mapping.
   const programmed: NatMapping[] = []
   for (const {candidate, conflict} of resolveConflicts(candidates)) {
     if (conflict) {
-      verdicts.push(invalidVerdict(candidate.resource, conflict))
+      verdicts[candidate.rank] = invalidVerdict(candidate.resource, conflict)
       continue
     }
     const {namespace, name, spec, serviceVIP, addresses, ports} = candidate
@@ -61,9 +66,9 @@ export function plan(snapshot: Snapshot, host: HostInfo, options: PlanOptions): 
       local.push({address, interface: iface})
       configuredAddresses[address] = {podIPs: [...podIPs]}
     }
-    verdicts.push({...identity(candidate.resource), valid: true, invalid: 'no', serviceVIP, configuredAddresses, notLocalAddresses})
+    verdicts[candidate.rank] = {...identity(candidate.resource), valid: true, invalid: 'no', serviceVIP, configuredAddresses, notLocalAddresses}
     if (local.length === 0) continue
-    programmed.push({
+    const mapping: NatMapping = {
       namespace,
       name,
       addresses: local,
@@ -71,17 +76,19 @@ export function plan(snapshot: Snapshot, host: HostInfo, options: PlanOptions): 
       serviceVIP,
       podIPs,
       endpoints: natEndpoints(local, ports, serviceVIP),
-    })
+    }
+    programmed.push(mapping)
+    byName[candidate.rank] = mapping
   }
 
   return {
     model: {
-      mappings: [...programmed].sort(compareNames),
+      mappings: byName.filter((mapping) => mapping !== undefined),
       interfaces,
       egress: options.snat ? planEgress(programmed) : [],
       masquerade: options.masquerade,
     },
-    verdicts: verdicts.sort(compareNames),
+    verdicts,
   }
 }
 
@@ -118,6 +125,7 @@ function serviceIndex(services: readonly ServiceResource[]): Map<string, Map<str
 
 function resolveCandidate(
   resource: MappingResource,
+  rank: number,
   options: PlanOptions,
   services: Map<string, Map<string, ServiceResource>>,
 ): Candidate | {reason: string} {
@@ -133,7 +141,7 @@ function resolveCandidate(
   if (!resolution.ok) return {reason: resolution.reason}
   const addresses = [...spec.addresses].sort(compareIpv4)
   const ports = [...spec.ports].sort(comparePorts)
-  return {resource, namespace, name, spec, serviceVIP: resolution.serviceVIP, addresses, ports}
+  return {resource, rank, namespace, name, spec, serviceVIP: resolution.serviceVIP, addresses, ports}
 }
 
 /**
@@ -142,18 +150,23 @@ function resolveCandidate(
  * part: an invalid one never takes an endpoint from anybody. Yields candidates oldest first.
  */
 function resolveConflicts(candidates: Candidate[]): {candidate: Candidate; conflict?: string}[] {
-  const owners = new Map<string, Candidate>()
+  // By address, then protocol and port as one number (udp negative): no key text per endpoint.
+  const owners = new Map<Ipv4, Map<number, Candidate>>()
+  const portsOf = (address: Ipv4) => owners.get(address) ?? owners.set(address, new Map<number, Candidate>()).get(address)!
+  const portKey = (port: PortMapping) => (port.protocol === 'udp' ? -port.port : port.port)
   return sortOldestFirst(candidates, (c) => c.resource).map((candidate) => {
-    const keys: string[] = []
     for (const address of candidate.addresses) {
-      for (const port of candidate.ports) {
-        const key = `${address} ${port.protocol} ${port.port}`
-        const owner = owners.get(key)
-        if (owner) return {candidate, conflict: `${port.protocol}/${port.port} on ${address} is already mapped by ${owner.namespace}/${owner.name}`}
-        keys.push(key)
+      const taken = owners.get(address)
+      const port = taken && candidate.ports.find((p) => taken.has(portKey(p)))
+      if (port) {
+        const owner = taken.get(portKey(port))!
+        return {candidate, conflict: `${port.protocol}/${port.port} on ${address} is already mapped by ${owner.namespace}/${owner.name}`}
       }
     }
-    for (const key of keys) owners.set(key, candidate)
+    for (const address of candidate.addresses) {
+      const ports = portsOf(address)
+      for (const port of candidate.ports) ports.set(portKey(port), candidate)
+    }
     return {candidate}
   })
 }

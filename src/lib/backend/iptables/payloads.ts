@@ -38,14 +38,14 @@ export function iptablesRestorePayload(changes: IptablesChanges): string {
 
 function writeSetContent(out: LineBuffer, name: string, set: IpsetState): void {
   out.write('create', name, set.type, ...(set.options ? [set.options] : []))
-  for (const entry of set.entries) out.write('add', name, entry)
+  out.writeEach(['add', name], set.entries)
 }
 
 // Adding first means an allowed source that moves from one entry to another is never missing
 // in between; deleting first is only needed when the set is full (see SetUpdate.deleteFirst).
 function writeSetUpdate(out: LineBuffer, {set, add, del, deleteFirst}: SetUpdate): void {
-  const adds = () => add.forEach((entry) => out.write('add', set.name, entry))
-  const dels = () => del.forEach((entry) => out.write('del', set.name, entry))
+  const adds = () => out.writeEach(['add', set.name], add)
+  const dels = () => out.writeEach(['del', set.name], del)
   if (deleteFirst) {
     dels()
     adds()

@@ -188,7 +188,7 @@ function renderIpsetRestore(state: IptablesState): string {
     out.write('destroy', temp)
     out.write('create', set.name, set.type, set.options)
     out.write('create', temp, set.type, set.options)
-    for (const entry of set.entries) out.write('add', temp, entry)
+    out.writeEach(['add', temp], set.entries)
     out.write('swap', temp, set.name)
     out.write('destroy', temp)
   }
