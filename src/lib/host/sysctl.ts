@@ -10,9 +10,16 @@ export async function readSysctl(runner: Runner, key: string): Promise<string> {
   return stdout.trim()
 }
 
-/** Writes one sysctl through the runner. */
-export async function writeSysctl(runner: Runner, key: string, value: string): Promise<void> {
-  await runner.run('sysctl', ['-w', `${key}=${value}`])
+/** Reads several single-line sysctls with one process, in the order given. */
+export async function readSysctls(runner: Runner, keys: readonly string[]): Promise<string[]> {
+  const {stdout} = await runner.run('sysctl', ['-n', ...keys])
+  const values = stdout.split('\n').slice(0, keys.length)
+  return keys.map((_, i) => (values[i] ?? '').trim())
+}
+
+/** Writes sysctls through the runner, all with one process. */
+export async function writeSysctls(runner: Runner, values: readonly [key: string, value: string][]): Promise<void> {
+  if (values.length > 0) await runner.run('sysctl', ['-w', ...values.map(([key, value]) => `${key}=${value}`)])
 }
 
 // Slash-separated keys keep interface names with dots (VLANs such as eth1.100) in one path component.
@@ -42,14 +49,18 @@ export interface RpFilterChange {
 export async function relaxReversePathFilter(runner: Runner, interfaces: string[]): Promise<RpFilterChange[]> {
   // The kernel applies max(conf.all, conf.<if>): an interface at 0 is still strict when `all` is 1,
   // and writing 2 on the interface is enough to make it loose either way.
-  const all = parseRpFilter('all', await readSysctl(runner, rpFilterKey('all')))
+  // One process reads them all, one writes: a watch pass does this every time.
+  const [allText = '', ...ownTexts] = await readSysctls(runner, ['all', ...interfaces].map(rpFilterKey))
+  const all = parseRpFilter('all', allText)
   const changes: RpFilterChange[] = []
-  for (const name of interfaces) {
-    const own = parseRpFilter(name, await readSysctl(runner, rpFilterKey(name)))
-    if (Math.max(all, own) !== 1) continue
-    await writeSysctl(runner, rpFilterKey(name), String(RP_FILTER_LOOSE))
-    changes.push({interface: name, from: own, to: RP_FILTER_LOOSE})
-  }
+  interfaces.forEach((name, i) => {
+    const own = parseRpFilter(name, ownTexts[i] ?? '')
+    if (Math.max(all, own) === 1) changes.push({interface: name, from: own, to: RP_FILTER_LOOSE})
+  })
+  await writeSysctls(
+    runner,
+    changes.map((change) => [rpFilterKey(change.interface), String(RP_FILTER_LOOSE)]),
+  )
   return changes
 }
 
