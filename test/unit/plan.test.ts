@@ -6,6 +6,7 @@ import type {EndpointSliceResource, MappingResource, ServiceResource} from '../.
 import type {Cidr, Ipv4} from '../../src/lib/net/ipv4.js'
 import {gatewayOf} from '../../src/lib/plan/interfaces.js'
 import {DEFAULT_PLAN_OPTIONS, type HostInfo, type HostInterface, type PlanOptions, type Snapshot} from '../../src/lib/plan/model.js'
+import {PlanMemo} from '../../src/lib/plan/candidates.js'
 import {plan} from '../../src/lib/plan/plan.js'
 
 const ip = (text: string) => text as Ipv4
@@ -510,6 +511,43 @@ describe('plan', () => {
       }),
       {numRuns: 300, seed: 7001},
     )
+  })
+
+  describe('with a memo kept between plans', () => {
+    const services = [service('a/web', '198.19.0.1'), service('b/web', '198.19.0.2', [{port: 80}, {port: 81}])]
+    const web = mapping('a/one', {addresses: ['198.18.0.10'], allowedSources: ['198.18.9.0/24', '198.18.8.8']})
+    const two = mapping('b/two', {addresses: ['198.18.0.11'], ports: [{port: 80}, {port: 81}], created: '2024-01-01T00:00:00Z'})
+    const base = snapshot([web, two], services)
+    const sourcesOf = (p: ReturnType<typeof plan>, name: string) => p.model.mappings.find((m) => m.name === name)?.allowedSources
+
+    it('plans exactly what a plan without it gives, through every kind of change', () => {
+      const steps: [string, Snapshot, PlanOptions][] = [
+        ['first plan', base, options],
+        ['same objects again', base, options],
+        ['a Mapping replaced by an edited copy', snapshot([{...web, spec: {...web.spec!, addresses: ['198.18.0.11']}}, two], services), options],
+        ['its Service replaced', snapshot([web, two], [services[0]!, service('b/web', '198.19.0.9', [{port: 80}, {port: 81}])]), options],
+        ['its Service gone', snapshot([web, two], [services[0]!]), options],
+        ['back to the first objects', base, options],
+        ['a lower port limit', base, {...options, maxPortsPerMapping: 1}],
+        ['the limit raised again', base, options],
+        ['a newer Mapping taking the same endpoint', snapshot([web, two, mapping('c/late', {addresses: ['198.18.0.10'], created: '2025-01-01T00:00:00Z'})], services), options],
+      ]
+      const memo = new PlanMemo()
+      for (const [step, input, opts] of steps) {
+        expect(JSON.stringify(plan(input, host, opts, memo)), step).to.equal(JSON.stringify(plan(input, host, opts)))
+      }
+    })
+
+    it('reuses what it resolved while the Mapping and its Service are the same objects, and only then', () => {
+      const memo = new PlanMemo()
+      const first = plan(base, host, options, memo)
+      expect(sourcesOf(plan(base, host, options, memo), 'two')).to.equal(sourcesOf(first, 'two'))
+      const newService = snapshot([web, two], [services[0]!, service('b/web', '198.19.0.2', [{port: 80}, {port: 81}])])
+      const again = plan(newService, host, options, memo)
+      expect(sourcesOf(again, 'two')).to.not.equal(sourcesOf(first, 'two'))
+      expect(sourcesOf(again, 'one')).to.equal(sourcesOf(first, 'one'))
+      expect(sourcesOf(plan(base, host, {...options, maxPortsPerMapping: 5}, memo), 'one')).to.not.equal(sourcesOf(first, 'one'))
+    })
   })
 
   describe('examples', () => {

@@ -1,31 +1,21 @@
 /** The planner: snapshot + host -> NatModel and one verdict per Mapping. Pure and deterministic. */
-import {compareCidr, compareIpv4, type Ipv4} from '../net/ipv4.js'
-import {resolveService} from '../mapping/service.js'
-import type {MappingResource, PortMapping, ServiceResource, ValidMappingSpec} from '../mapping/types.js'
-import {validateMapping} from '../mapping/validate.js'
+import type {Ipv4} from '../net/ipv4.js'
+import type {MappingResource, PortMapping} from '../mapping/types.js'
 import {planEgress} from './egress.js'
 import {planInterfaces} from './interfaces.js'
 import type {HostInfo, MappingVerdict, NatEndpoint, NatMapping, Plan, PlanOptions, Snapshot} from './model.js'
 import {compareText, dedupeByName, namesOf, sortOldestFirst} from './order.js'
+import {resolveCandidate, serviceIndex, type Candidate, type PlanMemo} from './candidates.js'
 import {indexPodIPs} from './pods.js'
 
-/** A Mapping that passed validation and whose Service resolved; it still may lose a conflict. */
-interface Candidate {
-  resource: MappingResource
-  /** Position in namespace/name order, where its verdict and NatMapping go. */
+/** A candidate with its position in namespace/name order, where its verdict and NatMapping go. */
+interface Ranked {
+  candidate: Candidate
   rank: number
-  namespace: string
-  name: string
-  spec: ValidMappingSpec
-  serviceVIP: Ipv4
-  /** The spec's addresses in numeric order. */
-  addresses: Ipv4[]
-  /** The spec's ports by protocol, then port. */
-  ports: PortMapping[]
 }
 
-/** Computes what this host must program and what each Mapping is told, from nothing but the arguments. */
-export function plan(snapshot: Snapshot, host: HostInfo, options: PlanOptions): Plan {
+/** Computes what this host must program and what each Mapping is told, from nothing but the arguments (`memo` only saves work). */
+export function plan(snapshot: Snapshot, host: HostInfo, options: PlanOptions, memo?: PlanMemo): Plan {
   checkOptions(options)
   const interfaces = planInterfaces(host, options)
   const localInterface = localAddressIndex(host)
@@ -38,21 +28,21 @@ export function plan(snapshot: Snapshot, host: HostInfo, options: PlanOptions): 
   const resources = dedupeByName(snapshot.mappings)
   const verdicts: MappingVerdict[] = new Array<MappingVerdict>(resources.length)
   const byName: NatMapping[] = new Array<NatMapping>(resources.length)
-  const candidates: Candidate[] = []
+  const candidates: Ranked[] = []
   resources.forEach((resource, rank) => {
-    const candidate = resolveCandidate(resource, rank, options, services)
-    if ('reason' in candidate) verdicts[rank] = invalidVerdict(resource, candidate.reason)
-    else candidates.push(candidate)
+    const resolution = resolveCandidate(resource, options, services, memo)
+    if ('reason' in resolution) verdicts[rank] = invalidVerdict(resource, resolution.reason)
+    else candidates.push({candidate: resolution, rank})
   })
 
   // Kept oldest first: egress hands a shared pod IP to the oldest Mapping.
   const programmed: NatMapping[] = []
-  for (const {candidate, conflict} of resolveConflicts(candidates)) {
+  for (const {candidate, rank, conflict} of resolveConflicts(candidates)) {
     if (conflict) {
-      verdicts[candidate.rank] = invalidVerdict(candidate.resource, conflict)
+      verdicts[rank] = invalidVerdict(candidate.resource, conflict)
       continue
     }
-    const {namespace, name, spec, serviceVIP, addresses, ports} = candidate
+    const {namespace, name, spec, serviceVIP, addresses, ports, allowedSources} = candidate
     const podIPs = podIPsOf(namespace, spec.serviceName)
     const local: {address: Ipv4; interface: string}[] = []
     const notLocalAddresses: Ipv4[] = []
@@ -66,19 +56,19 @@ export function plan(snapshot: Snapshot, host: HostInfo, options: PlanOptions): 
       local.push({address, interface: iface})
       configuredAddresses[address] = {podIPs: [...podIPs]}
     }
-    verdicts[candidate.rank] = {...identity(candidate.resource), valid: true, invalid: 'no', serviceVIP, configuredAddresses, notLocalAddresses}
+    verdicts[rank] = {...identity(candidate.resource), valid: true, invalid: 'no', serviceVIP, configuredAddresses, notLocalAddresses}
     if (local.length === 0) continue
     const mapping: NatMapping = {
       namespace,
       name,
       addresses: local,
-      allowedSources: [...spec.allowedSources].sort(compareCidr),
+      allowedSources,
       serviceVIP,
       podIPs,
       endpoints: natEndpoints(local, ports, serviceVIP),
     }
     programmed.push(mapping)
-    byName[candidate.rank] = mapping
+    byName[rank] = mapping
   }
 
   return {
@@ -111,68 +101,32 @@ function localAddressIndex(host: HostInfo): Map<Ipv4, string> {
   return index
 }
 
-/** Services by namespace, then name. */
-function serviceIndex(services: readonly ServiceResource[]): Map<string, Map<string, ServiceResource>> {
-  const index = new Map<string, Map<string, ServiceResource>>()
-  for (const service of dedupeByName(services)) {
-    const {namespace, name} = namesOf(service)
-    const names = index.get(namespace) ?? new Map<string, ServiceResource>()
-    index.set(namespace, names)
-    names.set(name, service)
-  }
-  return index
-}
-
-function resolveCandidate(
-  resource: MappingResource,
-  rank: number,
-  options: PlanOptions,
-  services: Map<string, Map<string, ServiceResource>>,
-): Candidate | {reason: string} {
-  const validation = validateMapping(resource, options)
-  if (!validation.ok) return {reason: validation.reason}
-  const {spec} = validation
-  // validateMapping guarantees both names are present and well formed.
-  const namespace = resource.metadata.namespace!
-  const name = resource.metadata.name!
-  // Same namespace only: a Mapping can never reach a Service of another namespace.
-  const service = services.get(namespace)?.get(spec.serviceName)
-  const resolution = resolveService(namespace, spec, service)
-  if (!resolution.ok) return {reason: resolution.reason}
-  const addresses = [...spec.addresses].sort(compareIpv4)
-  const ports = [...spec.ports].sort(comparePorts)
-  return {resource, rank, namespace, name, spec, serviceVIP: resolution.serviceVIP, addresses, ports}
-}
-
 /**
  * Gives each (address, protocol, port) to the oldest Mapping claiming it, over all addresses and
  * not only local ones, so every instance reaches the same verdicts. Only valid Mappings take
  * part: an invalid one never takes an endpoint from anybody. Yields candidates oldest first.
  */
-function resolveConflicts(candidates: Candidate[]): {candidate: Candidate; conflict?: string}[] {
+function resolveConflicts(candidates: Ranked[]): (Ranked & {conflict?: string})[] {
   // By address, then protocol and port as one number (udp negative): no key text per endpoint.
   const owners = new Map<Ipv4, Map<number, Candidate>>()
   const portsOf = (address: Ipv4) => owners.get(address) ?? owners.set(address, new Map<number, Candidate>()).get(address)!
   const portKey = (port: PortMapping) => (port.protocol === 'udp' ? -port.port : port.port)
-  return sortOldestFirst(candidates, (c) => c.resource).map((candidate) => {
+  return sortOldestFirst(candidates, (c) => c.candidate.resource).map((ranked) => {
+    const {candidate} = ranked
     for (const address of candidate.addresses) {
       const taken = owners.get(address)
       const port = taken && candidate.ports.find((p) => taken.has(portKey(p)))
       if (port) {
         const owner = taken.get(portKey(port))!
-        return {candidate, conflict: `${port.protocol}/${port.port} on ${address} is already mapped by ${owner.namespace}/${owner.name}`}
+        return {...ranked, conflict: `${port.protocol}/${port.port} on ${address} is already mapped by ${owner.namespace}/${owner.name}`}
       }
     }
     for (const address of candidate.addresses) {
       const ports = portsOf(address)
       for (const port of candidate.ports) ports.set(portKey(port), candidate)
     }
-    return {candidate}
+    return ranked
   })
-}
-
-function comparePorts(a: {protocol: string; port: number}, b: {protocol: string; port: number}): number {
-  return compareText(a.protocol, b.protocol) || a.port - b.port
 }
 
 function natEndpoints(local: readonly {address: Ipv4}[], ports: readonly PortMapping[], serviceVIP: Ipv4): NatEndpoint[] {

@@ -8,6 +8,7 @@ import {assertToolsPresent, checkTools} from '../host/tools.js'
 import type {Protocol} from '../mapping/types.js'
 import {compareIpv4, parseIpv4, type Ipv4} from '../net/ipv4.js'
 import type {HostInfo, NatModel, Plan, Snapshot} from '../plan/model.js'
+import type {PlanMemo} from '../plan/candidates.js'
 import {plan} from '../plan/plan.js'
 import type {SyncSettings} from './settings.js'
 
@@ -65,6 +66,8 @@ export interface SyncOptions {
   assumeActual?: unknown
   /** Check tools and IPv4 forwarding first (default); a daemon does it once at start. */
   checkPrerequisites?: boolean
+  /** Resolutions kept from earlier passes (a daemon keeps one for its lifetime). */
+  planMemo?: PlanMemo
 }
 
 /** A named stage of a sync, so a caller can show progress (listr2 on a TTY, plain lines otherwise). */
@@ -97,7 +100,7 @@ export function syncSteps(
       run: async () => {
         // The kernel's state comes from processes: read it while this process plans.
         if (options.assumeActual === undefined || options.full) kernelRead = readAhead(deps.backend)
-        planned = plan(snapshot!, prepared!.host, settings.plan)
+        planned = plan(snapshot!, prepared!.host, settings.plan, options.planMemo)
       },
     },
     {

@@ -18,6 +18,7 @@ import {setFlagsFromString} from 'node:v8'
 import {errorText, silentLogger, type Logger} from '../observe/log.js'
 import type {SyncRecord} from '../observe/metrics.js'
 import type {Readiness} from '../observe/server.js'
+import {PlanMemo} from '../plan/candidates.js'
 import type {Snapshot} from '../plan/model.js'
 import type {SnapshotSource} from '../source/source.js'
 import {BoundedFrequencyRunner, systemClock, type Clock, type RunReason} from './debounce.js'
@@ -60,9 +61,11 @@ export const DEFAULT_BACKOFF: BackoffOptions = {initialMs: 1000, maxMs: 30_000}
 
 /** The one-shot pipeline as a pass of the loop. */
 export function syncPass(deps: SyncDeps, settings: SyncSettings): SyncPass {
+  // A pass after one change resolves that Mapping again, not every one.
+  const planMemo = new PlanMemo()
   return async (loadSnapshot, options) => {
     // The daemon checks the host's prerequisites once, when it starts.
-    return syncOnce(deps, loadSnapshot, settings, {...options, checkPrerequisites: false})
+    return syncOnce(deps, loadSnapshot, settings, {...options, checkPrerequisites: false, planMemo})
   }
 }
 

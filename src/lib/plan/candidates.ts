@@ -1,0 +1,104 @@
+/** A Mapping resolved into what the planner programs: validated, with its Service's ClusterIP, sorted once. */
+import {compareCidr, compareIpv4, type Cidr, type Ipv4} from '../net/ipv4.js'
+import {resolveService} from '../mapping/service.js'
+import type {MappingResource, PortMapping, ServiceResource, ValidMappingSpec} from '../mapping/types.js'
+import {validateMapping} from '../mapping/validate.js'
+import type {PlanOptions} from './model.js'
+import {compareText, dedupeByName, namesOf} from './order.js'
+
+/** A Mapping that passed validation and whose Service resolved; it still may lose a conflict. Never modified once made. */
+export interface Candidate {
+  resource: MappingResource
+  namespace: string
+  name: string
+  spec: ValidMappingSpec
+  serviceVIP: Ipv4
+  /** The spec's addresses in numeric order. */
+  addresses: Ipv4[]
+  /** The spec's ports by protocol, then port. */
+  ports: PortMapping[]
+  /** The spec's allowed sources by network, then prefix length. */
+  allowedSources: Cidr[]
+}
+
+export type Resolution = Candidate | {reason: string}
+
+/** Services by namespace, then name. */
+export type ServiceIndex = Map<string, Map<string, ServiceResource>>
+
+/** What one Mapping object resolved to, and what that depended on besides the object itself. */
+interface Resolved {
+  maxPortsPerMapping: number
+  /** Where its Service was looked up (undefined when validation failed first), and what was found there. */
+  serviceAt: {namespace: string; name: string} | undefined
+  service: ServiceResource | undefined
+  resolution: Resolution
+}
+
+/**
+ * Resolutions that plan() may reuse while a Mapping and its Service are the very same objects, for a
+ * caller that plans again and again (the watch loop): a pass after one change then resolves one
+ * Mapping instead of all. Objects are taken as immutable, as every source treats them: a changed
+ * object is replaced by a new one, never edited. Reuse gives the same plan as resolving afresh.
+ */
+export class PlanMemo {
+  readonly resolved = new WeakMap<MappingResource, Resolved>()
+}
+
+/** Indexes Services by namespace, then name (duplicates collapse as in dedupeByName). */
+export function serviceIndex(services: readonly ServiceResource[]): ServiceIndex {
+  const index: ServiceIndex = new Map()
+  for (const service of dedupeByName(services)) {
+    const {namespace, name} = namesOf(service)
+    const names = index.get(namespace) ?? new Map<string, ServiceResource>()
+    index.set(namespace, names)
+    names.set(name, service)
+  }
+  return index
+}
+
+/** Validates `resource` and resolves its Service, or says why it cannot be programmed; reuses `memo` where it can. */
+export function resolveCandidate(resource: MappingResource, options: PlanOptions, services: ServiceIndex, memo?: PlanMemo): Resolution {
+  const cached = memo?.resolved.get(resource)
+  if (
+    cached !== undefined &&
+    cached.maxPortsPerMapping === options.maxPortsPerMapping &&
+    (cached.serviceAt === undefined ? undefined : services.get(cached.serviceAt.namespace)?.get(cached.serviceAt.name)) === cached.service
+  ) {
+    return cached.resolution
+  }
+  const resolved = resolve(resource, options, services)
+  memo?.resolved.set(resource, resolved)
+  return resolved.resolution
+}
+
+function resolve(resource: MappingResource, options: PlanOptions, services: ServiceIndex): Resolved {
+  const {maxPortsPerMapping} = options
+  const validation = validateMapping(resource, options)
+  if (!validation.ok) return {maxPortsPerMapping, serviceAt: undefined, service: undefined, resolution: {reason: validation.reason}}
+  const {spec} = validation
+  // validateMapping guarantees both names are present and well formed.
+  const namespace = resource.metadata.namespace!
+  const name = resource.metadata.name!
+  // Same namespace only: a Mapping can never reach a Service of another namespace.
+  const serviceAt = {namespace, name: spec.serviceName}
+  const service = services.get(namespace)?.get(spec.serviceName)
+  const found = resolveService(namespace, spec, service)
+  const resolution: Resolution = found.ok
+    ? {
+        resource,
+        namespace,
+        name,
+        spec,
+        serviceVIP: found.serviceVIP,
+        addresses: [...spec.addresses].sort(compareIpv4),
+        ports: [...spec.ports].sort(comparePorts),
+        allowedSources: [...spec.allowedSources].sort(compareCidr),
+      }
+    : {reason: found.reason}
+  return {maxPortsPerMapping, serviceAt, service, resolution}
+}
+
+function comparePorts(a: {protocol: string; port: number}, b: {protocol: string; port: number}): number {
+  return compareText(a.protocol, b.protocol) || a.port - b.port
+}
