@@ -96,6 +96,12 @@ export interface CountedCall {
   ms: number
 }
 
+function countLines(text: string): number {
+  let lines = 0
+  for (let at = text.indexOf('\n'); at !== -1; at = text.indexOf('\n', at + 1)) lines++
+  return lines
+}
+
 /** Passes commands to another runner and records each one with its duration. */
 export class CountingRunner implements Runner {
   calls: CountedCall[] = []
@@ -107,8 +113,9 @@ export class CountingRunner implements Runner {
     try {
       return await this.inner.run(command, args, options)
     } finally {
-      const inputLines = options?.input ? options.input.split('\n').length - 1 : 0
-      this.calls.push({command, args, ...(options?.input ? {input: options.input} : {}), inputLines, ms: performance.now() - started})
+      const ms = performance.now() - started
+      // Counted without splitting: recording a 100,000-line payload must not add to the apply that wrote it.
+      this.calls.push({command, args, ...(options?.input ? {input: options.input} : {}), inputLines: countLines(options?.input ?? ''), ms})
     }
   }
 

@@ -1,7 +1,7 @@
 /** A Mapping resolved into what the planner programs: validated, with its Service's ClusterIP, sorted once. */
 import {compareCidr, compareIpv4, type Cidr, type Ipv4} from '../net/ipv4.js'
 import {resolveService} from '../mapping/service.js'
-import type {MappingResource, PortMapping, ServiceResource, ValidMappingSpec} from '../mapping/types.js'
+import type {MappingResource, PortMapping, ServiceResource} from '../mapping/types.js'
 import {validateMapping} from '../mapping/validate.js'
 import type {PlanOptions} from './model.js'
 import {compareText, dedupeByName, namesOf} from './order.js'
@@ -11,7 +11,7 @@ export interface Candidate {
   resource: MappingResource
   namespace: string
   name: string
-  spec: ValidMappingSpec
+  serviceName: string
   serviceVIP: Ipv4
   /** The spec's addresses in numeric order. */
   addresses: Ipv4[]
@@ -89,7 +89,7 @@ function resolve(resource: MappingResource, options: PlanOptions, services: Serv
         resource,
         namespace,
         name,
-        spec,
+        serviceName: spec.serviceName,
         serviceVIP: found.serviceVIP,
         addresses: [...spec.addresses].sort(compareIpv4),
         ports: [...spec.ports].sort(comparePorts),

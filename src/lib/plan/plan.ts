@@ -42,8 +42,8 @@ export function plan(snapshot: Snapshot, host: HostInfo, options: PlanOptions, m
       verdicts[rank] = invalidVerdict(candidate.resource, conflict)
       continue
     }
-    const {namespace, name, spec, serviceVIP, addresses, ports, allowedSources} = candidate
-    const podIPs = podIPsOf(namespace, spec.serviceName)
+    const {namespace, name, serviceName, serviceVIP, addresses, ports, allowedSources} = candidate
+    const podIPs = podIPsOf(namespace, serviceName)
     const local: {address: Ipv4; interface: string}[] = []
     const notLocalAddresses: Ipv4[] = []
     const configuredAddresses: Record<string, {podIPs: Ipv4[]}> = {}
