@@ -91,9 +91,10 @@ function resolve(resource: MappingResource, options: PlanOptions, services: Serv
         name,
         serviceName: spec.serviceName,
         serviceVIP: found.serviceVIP,
-        addresses: [...spec.addresses].sort(compareIpv4),
-        ports: [...spec.ports].sort(comparePorts),
-        allowedSources: [...spec.allowedSources].sort(compareCidr),
+        // validateMapping made these lists for this resolution alone: sorting them in place copies nothing.
+        addresses: spec.addresses.sort(compareIpv4),
+        ports: spec.ports.sort(comparePorts),
+        allowedSources: spec.allowedSources.sort(compareCidr),
       }
     : {reason: found.reason}
   return {maxPortsPerMapping, serviceAt, service, resolution}

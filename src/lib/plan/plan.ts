@@ -56,7 +56,7 @@ export function plan(snapshot: Snapshot, host: HostInfo, options: PlanOptions, m
       local.push({address, interface: iface})
       configuredAddresses[address] = {podIPs: [...podIPs]}
     }
-    verdicts[rank] = {...identity(candidate.resource), valid: true, invalid: 'no', serviceVIP, configuredAddresses, notLocalAddresses}
+    verdicts[rank] = verdict(candidate.resource, {valid: true, invalid: 'no', serviceVIP, configuredAddresses, notLocalAddresses})
     if (local.length === 0) continue
     const mapping: NatMapping = {
       namespace,
@@ -137,11 +137,13 @@ function natEndpoints(local: readonly {address: Ipv4}[], ports: readonly PortMap
   return endpoints
 }
 
-function identity(resource: MappingResource): Pick<MappingVerdict, 'namespace' | 'name' | 'generation'> {
+/** A verdict for `resource`, with its generation when it has one. */
+function verdict(resource: MappingResource, rest: Omit<MappingVerdict, 'namespace' | 'name' | 'generation'>): MappingVerdict {
+  const {namespace, name} = namesOf(resource)
   const generation = resource.metadata?.generation
-  return {...namesOf(resource), ...(typeof generation === 'number' ? {generation} : {})}
+  return typeof generation === 'number' ? {namespace, name, generation, ...rest} : {namespace, name, ...rest}
 }
 
 function invalidVerdict(resource: MappingResource, reason: string): MappingVerdict {
-  return {...identity(resource), valid: false, invalid: reason, configuredAddresses: {}, notLocalAddresses: []}
+  return verdict(resource, {valid: false, invalid: reason, configuredAddresses: {}, notLocalAddresses: []})
 }

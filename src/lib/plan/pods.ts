@@ -26,6 +26,13 @@ export function indexPodIPs(slices: readonly EndpointSliceResource[]): PodIPLook
       }
     }
   }
-  const sorted = new Map([...byService].map(([namespace, services]) => [namespace, new Map([...services].map(([name, ips]) => [name, [...ips].sort(compareIpv4)]))]))
-  return (namespace, serviceName) => [...(sorted.get(namespace)?.get(serviceName) ?? [])]
+  // Sorted when first looked up: most Services of a cluster have no Mapping.
+  const sorted = new Map<Set<Ipv4>, Ipv4[]>()
+  return (namespace, serviceName) => {
+    const ips = byService.get(namespace)?.get(serviceName)
+    if (ips === undefined) return []
+    let list = sorted.get(ips)
+    if (list === undefined) sorted.set(ips, (list = [...ips].sort(compareIpv4)))
+    return [...list]
+  }
 }
