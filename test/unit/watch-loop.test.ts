@@ -84,7 +84,19 @@ class FakeSource implements SnapshotSource {
     return {synced: this.synced, ...(this.lastError ? {lastError: this.lastError} : {})}
   }
 
+  private changes = 0
+  private changedMapping: object | undefined
+
+  /** A Mapping changed: the source holds a new object for it (sources replace objects, never edit them), and says so. */
   change(): void {
+    const mapping = {metadata: {namespace: 'default', name: 'changing', resourceVersion: String(++this.changes)}}
+    this.current = {...this.current, mappings: [...this.current.mappings.filter((m) => m !== this.changedMapping), mapping]}
+    this.changedMapping = mapping
+    this.notify()
+  }
+
+  /** Tells the listeners that something changed, whatever the snapshot holds. */
+  notify(): void {
     for (const listener of this.listeners) listener()
   }
 }
@@ -192,9 +204,9 @@ describe('watch loop', () => {
   it('applies a single change at once when idle, with the snapshot current at that time', async () => {
     await startLoop()
     await clock.advance(5000)
-    const changed: Snapshot = {mappings: [], services: [], endpointSlices: []}
+    const changed: Snapshot = {mappings: [{metadata: {namespace: 'default', name: 'web'}}], services: [], endpointSlices: []}
     source.current = changed
-    source.change()
+    source.notify()
     await clock.advance(0)
     expect(sync.startTimes()).to.deep.equal([0, 5000])
     expect(sync.calls[1]!.snapshot).to.equal(changed)
@@ -315,6 +327,83 @@ describe('watch loop', () => {
     await clock.advance(0)
     expect(sync.calls).to.have.length(26)
     expect(sync.readTimes()).to.deep.equal([0, 10_000, 20_000])
+  })
+
+  describe('objects no Mapping depends on', () => {
+    const mappingFor = (serviceName: string) => ({metadata: {namespace: 'shop', name: 'api'}, spec: {serviceName}})
+    const service = (name: string) => ({metadata: {namespace: 'shop', name}})
+    const slice = (name: string, serviceName: string) => ({metadata: {namespace: 'shop', name, labels: {'kubernetes.io/service-name': serviceName}}})
+    const cluster = () => ({
+      mappings: [mappingFor('api')],
+      services: [service('api'), service('cart')],
+      endpointSlices: [slice('api-1', 'api'), slice('cart-1', 'cart')],
+    })
+
+    it('skips a pass when only other Services and EndpointSlices changed, and runs one when a named one changes', async () => {
+      source.current = cluster()
+      await startLoop()
+      await clock.advance(1000)
+      const replaced = (s: Snapshot, at: 'services' | 'endpointSlices', i: number, object: object): Snapshot => ({...s, [at]: s[at].map((o, j) => (j === i ? object : o))})
+      const steps: [string, (s: Snapshot) => Snapshot, boolean][] = [
+        ['the other Service', (s) => replaced(s, 'services', 1, service('cart')), false],
+        ["the other Service's EndpointSlice", (s) => replaced(s, 'endpointSlices', 1, slice('cart-1', 'cart')), false],
+        ['a new EndpointSlice of another Service', (s) => ({...s, endpointSlices: [...s.endpointSlices, slice('cart-2', 'cart')]}), false],
+        ['the named Service', (s) => replaced(s, 'services', 0, service('api')), true],
+        ["the named Service's EndpointSlice", (s) => replaced(s, 'endpointSlices', 0, slice('api-1', 'api')), true],
+        ['a new EndpointSlice of the named Service', (s) => ({...s, endpointSlices: [...s.endpointSlices, slice('api-2', 'api')]}), true],
+        ['the named Service deleted', (s) => ({...s, services: s.services.slice(1)}), true],
+        ['the Mapping, now naming the other Service', (s) => ({...s, mappings: [mappingFor('cart')]}), true],
+        ['the Service it no longer names', (s) => ({...s, services: [service('api'), ...s.services]}), false],
+        ['nothing at all', (s) => s, false],
+      ]
+      for (const [what, edit, runs] of steps) {
+        const before = sync.calls.length
+        source.current = edit(source.current)
+        source.notify()
+        await clock.advance(1000)
+        expect(sync.calls.length - before, what).to.equal(runs ? 1 : 0)
+      }
+      expect(logLines.filter((l) => l.msg === 'no Mapping, nor a Service or EndpointSlice one names, changed; pass skipped')).to.have.length(5)
+    })
+
+    it('keeps the periodic resync on time, however many passes it skipped', async () => {
+      source.current = cluster()
+      await startLoop({resyncIntervalMs: 10_000})
+      await clock.advance(1000)
+      // Churn elsewhere until 9 s, then silence: the resync is still due 10 s after the last pass that ran.
+      for (let i = 0; i < 8; i++) {
+        source.current = {...source.current, services: [source.current.services[0]!, service('cart')]}
+        source.notify()
+        await clock.advance(1000)
+      }
+      await clock.advance(12_000)
+      expect(sync.startTimes()).to.deep.equal([0, 10_000, 20_000])
+      expect(sync.readTimes()).to.deep.equal([0, 10_000, 20_000])
+      // Under churn that never stops, a pass a whole interval after the last read runs and reads too.
+      for (let i = 0; i < 15; i++) {
+        source.current = {...source.current, services: [source.current.services[0]!, service('cart')]}
+        source.notify()
+        await clock.advance(1000)
+      }
+      expect(sync.readTimes()).to.deep.equal([0, 10_000, 20_000, 30_000])
+    })
+
+    it('runs the next pass after one whose afterSync failed, though nothing changed', async () => {
+      source.current = cluster()
+      let fail = true
+      await startLoop({
+        afterSync: () => {
+          if (fail) throw new Error('status patch: 409 Conflict')
+        },
+      })
+      await clock.advance(1000)
+      fail = false
+      source.notify()
+      await clock.advance(1000)
+      source.notify()
+      await clock.advance(1000)
+      expect(sync.startTimes()).to.deep.equal([0, 1000])
+    })
   })
 
   it('after a failure, reads the kernel again before trusting anything', async () => {

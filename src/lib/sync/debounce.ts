@@ -1,7 +1,8 @@
 /**
  * Runs a function on request, rate-bounded: promptly when idle, at most once per `minIntervalMs`
  * under churn (a burst of requests becomes one run), never two at once (a request during a run
- * becomes exactly one more run after it), and at least once per `maxIntervalMs` after the last run.
+ * becomes exactly one more run after it), and at least once per `maxIntervalMs` after the last run
+ * (a run that reports it skipped its work does not count).
  * The shape of kube-proxy's BoundedFrequencyRunner, with an injectable clock so tests never sleep.
  */
 
@@ -22,6 +23,9 @@ export const systemClock: Clock = {
 /** Why a run happens: somebody asked for it, or `maxIntervalMs` passed with nobody asking. */
 export type RunReason = 'requested' | 'periodic'
 
+/** What a run may report: it found nothing to do, so the periodic run stays due when it was. */
+export type RunOutcome = 'skipped' | void
+
 export interface BoundedRunnerOptions {
   minIntervalMs: number
   /** A run happens this long after the previous one ended even when nobody asked. */
@@ -37,9 +41,11 @@ export class BoundedFrequencyRunner {
   private timer: unknown
   /** No run may start before this time (rate bound and retry backoff). */
   private notBefore = 0
+  /** When the next periodic run is due: `maxIntervalMs` after the last run that was not skipped. */
+  private periodicAt = 0
 
   constructor(
-    private readonly fn: (reason: RunReason) => Promise<void>,
+    private readonly fn: (reason: RunReason) => Promise<RunOutcome>,
     private readonly options: BoundedRunnerOptions,
   ) {
     if (!(options.minIntervalMs >= 0) || !(options.maxIntervalMs > 0)) {
@@ -76,7 +82,8 @@ export class BoundedFrequencyRunner {
   private arm(): void {
     if (this.stopped || this.running) return
     this.disarm()
-    const delay = this.pending ? Math.max(0, this.notBefore - this.clock.now()) : this.options.maxIntervalMs
+    const now = this.clock.now()
+    const delay = this.pending ? Math.max(0, this.notBefore - now) : Math.max(0, this.periodicAt - now)
     // Even a run due now goes through a timer: a caller's request() never runs fn inside its own stack,
     // and requests made in the same tick share the run.
     this.timer = this.clock.setTimeout(() => {
@@ -97,9 +104,15 @@ export class BoundedFrequencyRunner {
     this.pending = false
     this.notBefore = this.clock.now() + this.options.minIntervalMs
     this.running = this.fn(reason)
-      .catch(() => {
-        // fn reports its own failures; a rejection here must not stop the runner.
-      })
+      .then(
+        (outcome) => {
+          if (outcome !== 'skipped') this.periodicAt = this.clock.now() + this.options.maxIntervalMs
+        },
+        () => {
+          // fn reports its own failures; a rejection here must not stop the runner.
+          this.periodicAt = this.clock.now() + this.options.maxIntervalMs
+        },
+      )
       .finally(() => {
         this.running = undefined
         this.arm()

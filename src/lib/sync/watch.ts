@@ -11,7 +11,10 @@
  * Like kube-proxy's partial syncs, a pass triggered by a change trusts the state the previous pass
  * applied instead of reading the kernel back; the first pass, every periodic pass (and any pass a
  * whole resync interval after the last read, however busy the source) and every pass after a
- * failure read the kernel, so drift is repaired within one resync interval.
+ * failure read the kernel, so drift is repaired within one resync interval. Such a trusting pass is
+ * skipped altogether when no Mapping changed, nor a Service or EndpointSlice that a Mapping names
+ * (sources replace a changed object, so this compares objects, not contents): a busy cluster's
+ * other Services and EndpointSlices change all the time and can change no rule and no status.
  */
 import {setFlagsFromString} from 'node:v8'
 
@@ -21,7 +24,8 @@ import type {Readiness} from '../observe/server.js'
 import {PlanMemo} from '../plan/candidates.js'
 import type {Snapshot} from '../plan/model.js'
 import type {SnapshotSource} from '../source/source.js'
-import {BoundedFrequencyRunner, systemClock, type Clock, type RunReason} from './debounce.js'
+import {BoundedFrequencyRunner, systemClock, type Clock, type RunOutcome, type RunReason} from './debounce.js'
+import {passInputs, sameInputs, type PassInputs} from './inputs.js'
 import {syncOnce, type SyncDeps, type SyncReport} from './once.js'
 import type {SyncSettings} from './settings.js'
 
@@ -88,6 +92,8 @@ export class WatchLoop {
   private last: LastPass | undefined
   private failures = 0
   private nextFull = false
+  /** What the last pass read from the snapshot, once it and its afterSync hook succeeded. */
+  private settled: PassInputs | undefined
   private stopped = false
 
   constructor(private readonly options: WatchLoopOptions) {
@@ -131,7 +137,7 @@ export class WatchLoop {
     return {ready: true}
   }
 
-  private async pass(reason: RunReason): Promise<void> {
+  private async pass(reason: RunReason): Promise<RunOutcome> {
     const {source} = this.options
     if (!source.health().synced) {
       this.logger.debug('source not synced yet; nothing applied')
@@ -140,16 +146,24 @@ export class WatchLoop {
     const full = this.nextFull
     const started = this.clock.now()
     const trusted = this.trustedState(reason, full, started)
+    const snapshot = source.snapshot()
+    const inputs = passInputs(snapshot)
+    // Only a pass that would trust the kernel state may be skipped: the reading passes repair drift.
+    if (trusted && this.settled && sameInputs(this.settled, inputs)) {
+      this.logger.debug('no Mapping, nor a Service or EndpointSlice one names, changed; pass skipped')
+      return 'skipped'
+    }
+    this.settled = undefined
     let result: SyncReport
     try {
-      result = await this.options.sync(() => Promise.resolve(source.snapshot()), {full, ...(trusted ? {assumeActual: trusted.state} : {})})
+      result = await this.options.sync(() => Promise.resolve(snapshot), {full, ...(trusted ? {assumeActual: trusted.state} : {})})
     } catch (error) {
       this.failed(error, started, full)
       return
     }
     this.applied = result.kernelState === undefined ? undefined : {state: result.kernelState, readAt: trusted ? trusted.readAt : started}
     this.succeeded(result, started, full, trusted !== undefined)
-    await this.runAfterSync(result)
+    if (await this.runAfterSync(result)) this.settled = inputs
   }
 
   /** The state to trust instead of reading the kernel, or undefined when this pass must read it. */
@@ -197,12 +211,15 @@ export class WatchLoop {
     this.runner.retryAfter(retryInMs)
   }
 
-  private async runAfterSync(report: SyncReport): Promise<void> {
-    if (!this.options.afterSync) return
+  /** Runs the afterSync hook; false when it failed. */
+  private async runAfterSync(report: SyncReport): Promise<boolean> {
+    if (!this.options.afterSync) return true
     try {
       await this.options.afterSync(report)
+      return true
     } catch (error) {
       this.logger.warn('after-sync hook failed; the next sync tries again', {error: errorText(error)})
+      return false
     }
   }
 }

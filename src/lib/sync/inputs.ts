@@ -1,0 +1,52 @@
+/**
+ * What a pass depends on in a snapshot: every Mapping, and the Services and EndpointSlices that
+ * Mappings name. A cluster's other Services and EndpointSlices change all the time (every rollout,
+ * every scaled Deployment) and can change no rule and no status, so the watch loop skips a pass
+ * whose inputs are the very same objects as those of the last pass.
+ */
+import {SERVICE_NAME_LABEL} from '../mapping/types.js'
+import type {Snapshot} from '../plan/model.js'
+
+export interface PassInputs {
+  mappings: readonly object[]
+  /** Per `namespace/serviceName` a Mapping names: the Services and EndpointSlices found under it, in snapshot order. */
+  named: Map<string, object[]>
+}
+
+// Namespaces and names are not validated here; should two pairs of invalid ones make the same
+// key, both pairs' objects are compared, which can only make a pass run, never skip it.
+function key(namespace: unknown, name: unknown): string | undefined {
+  return typeof namespace === 'string' && typeof name === 'string' ? `${namespace}/${name}` : undefined
+}
+
+/** The objects of `snapshot` a plan of it reads. */
+export function passInputs(snapshot: Snapshot): PassInputs {
+  const named = new Map<string, object[]>()
+  for (const mapping of snapshot.mappings) {
+    const at = key(mapping.metadata?.namespace, mapping.spec?.serviceName)
+    if (at !== undefined) named.set(at, [])
+  }
+  for (const service of snapshot.services) {
+    const at = key(service.metadata?.namespace, service.metadata?.name)
+    if (at !== undefined) named.get(at)?.push(service)
+  }
+  for (const slice of snapshot.endpointSlices) {
+    const at = key(slice.metadata?.namespace, slice.metadata?.labels?.[SERVICE_NAME_LABEL])
+    if (at !== undefined) named.get(at)?.push(slice)
+  }
+  return {mappings: snapshot.mappings, named}
+}
+
+function sameObjects(a: readonly object[], b: readonly object[]): boolean {
+  return a.length === b.length && a.every((object, i) => object === b[i])
+}
+
+/** True when both hold the very same objects: a source replaces an object that changed, it never edits one. */
+export function sameInputs(a: PassInputs, b: PassInputs): boolean {
+  if (!sameObjects(a.mappings, b.mappings) || a.named.size !== b.named.size) return false
+  for (const [at, objects] of a.named) {
+    const others = b.named.get(at)
+    if (others === undefined || !sameObjects(objects, others)) return false
+  }
+  return true
+}
