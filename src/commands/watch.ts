@@ -3,6 +3,7 @@ import {access} from 'node:fs/promises'
 import {Flags} from '@oclif/core'
 
 import {SmartnatCommand} from '../cli/base.js'
+import {stopSignal} from '../cli/signals.js'
 import {hostFlags, lockFlags, planFlags, sourceFlags, syncSettings} from '../cli/flags.js'
 import {createBackend, type Backend} from '../lib/backend/backend.js'
 import {acquireLock, type Lock} from '../lib/host/lock.js'
@@ -82,7 +83,7 @@ export default class Watch extends SmartnatCommand {
     const lock = await acquireLock({path: flags['lock-file'], waitMs: flags['lock-wait'] * 1000, purpose: 'watch'}).catch((error: unknown) =>
       this.error(`cannot start: ${errorText(error)}`),
     )
-    const stopRequested = stopSignal()
+    const stop = stopSignal()
     const afterSync = publisher
       ? async (report: SyncReport) => {
           const published = await publisher.publish(report)
@@ -107,7 +108,7 @@ export default class Watch extends SmartnatCommand {
       logger.info('watching', {source: flags['from-file'] ?? 'kubernetes', resync: flags.resync, metricsAddr: `${server.host}:${server.port}`, lock: lock.path})
       const started = loop.start()
       // A signal stops the wait for a source that cannot sync; a start that fails ends the daemon.
-      const signal = await Promise.race([stopRequested, started.then(() => stopRequested)])
+      const signal = await Promise.race([stop.received, started.then(() => stop.received)])
       logger.info('stopping; waiting for the sync in progress', {signal})
       await loop.stop()
       await started
@@ -118,6 +119,7 @@ export default class Watch extends SmartnatCommand {
     } finally {
       await server?.close()
       await releaseQuietly(lock, logger)
+      stop.dispose()
     }
   }
 
@@ -181,18 +183,6 @@ function parseDuration(text: string): number | undefined {
   if (!match) return undefined
   const ms = Math.round(Number(match[1]) * UNIT_MS[match[2] ?? 's']!)
   return ms > 0 ? ms : undefined
-}
-
-function stopSignal(): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    const stop = (signal: NodeJS.Signals) => {
-      process.off('SIGTERM', stop)
-      process.off('SIGINT', stop)
-      resolve(signal)
-    }
-    process.on('SIGTERM', stop)
-    process.on('SIGINT', stop)
-  })
 }
 
 async function releaseQuietly(lock: Lock, logger: Logger): Promise<void> {

@@ -89,7 +89,7 @@ class FakeSource implements SnapshotSource {
 
   /** A Mapping changed: the source holds a new object for it (sources replace objects, never edit them), and says so. */
   change(): void {
-    const mapping = {metadata: {namespace: 'default', name: 'changing', resourceVersion: String(++this.changes)}}
+    const mapping = {metadata: {namespace: 'default', name: 'changing', generation: ++this.changes}}
     this.current = {...this.current, mappings: [...this.current.mappings.filter((m) => m !== this.changedMapping), mapping]}
     this.changedMapping = mapping
     this.notify()
@@ -364,6 +364,26 @@ describe('watch loop', () => {
         expect(sync.calls.length - before, what).to.equal(runs ? 1 : 0)
       }
       expect(logLines.filter((l) => l.msg === 'no Mapping, nor a Service or EndpointSlice one names, changed; pass skipped')).to.have.length(5)
+    })
+
+    it('skips a pass when a Mapping came back with only its status, labels or resourceVersion changed', async () => {
+      const mapping = {metadata: {namespace: 'shop', name: 'api', generation: 1, resourceVersion: '10'}, spec: {serviceName: 'api', ports: [{port: 80}]}}
+      source.current = {...cluster(), mappings: [mapping]}
+      await startLoop()
+      await clock.advance(1000)
+      const steps: [string, object, boolean][] = [
+        ['status written', {...mapping, metadata: {...mapping.metadata, resourceVersion: '11'}, status: {invalid: 'no'}}, false],
+        ['a label added', {...mapping, metadata: {...mapping.metadata, resourceVersion: '12', labels: {team: 'a'}}}, false],
+        ['a port added', {...mapping, spec: {...mapping.spec, ports: [{port: 80}, {port: 81}]}}, true],
+        ['the generation bumped', {...mapping, metadata: {...mapping.metadata, generation: 2}, spec: {...mapping.spec, ports: [{port: 80}, {port: 81}]}}, true],
+      ]
+      for (const [what, replacement, runs] of steps) {
+        const before = sync.calls.length
+        source.current = {...source.current, mappings: [replacement as Snapshot['mappings'][number]]}
+        source.notify()
+        await clock.advance(1000)
+        expect(sync.calls.length - before, what).to.equal(runs ? 1 : 0)
+      }
     })
 
     it('keeps the periodic resync on time, however many passes it skipped', async () => {

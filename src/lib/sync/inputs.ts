@@ -1,14 +1,15 @@
 /**
- * What a pass depends on in a snapshot: every Mapping, and the Services and EndpointSlices that
- * Mappings name. A cluster's other Services and EndpointSlices change all the time (every rollout,
- * every scaled Deployment) and can change no rule and no status, so the watch loop skips a pass
- * whose inputs are the very same objects as those of the last pass.
+ * What a pass depends on in a snapshot: every Mapping's spec and identity, and the Services and
+ * EndpointSlices that Mappings name. A cluster's other Services and EndpointSlices change all the
+ * time (every rollout, every scaled Deployment), and every status smartnat writes comes back as a
+ * changed Mapping; none of that can change a rule or a status, so the watch loop skips a pass whose
+ * inputs are those of the last pass.
  */
-import {SERVICE_NAME_LABEL} from '../mapping/types.js'
+import {SERVICE_NAME_LABEL, type MappingResource} from '../mapping/types.js'
 import type {Snapshot} from '../plan/model.js'
 
 export interface PassInputs {
-  mappings: readonly object[]
+  mappings: readonly MappingResource[]
   /** Per `namespace/serviceName` a Mapping names: the Services and EndpointSlices found under it, in snapshot order. */
   named: Map<string, object[]>
 }
@@ -41,9 +42,32 @@ function sameObjects(a: readonly object[], b: readonly object[]): boolean {
   return a.length === b.length && a.every((object, i) => object === b[i])
 }
 
-/** True when both hold the very same objects: a source replaces an object that changed, it never edits one. */
+const planned = new WeakMap<MappingResource, string>()
+
+/**
+ * The part of a Mapping a pass reads: its spec, its names, age and generation (verdicts carry it).
+ * Not its status, which smartnat itself writes, nor labels, annotations or resourceVersion.
+ */
+function plannedPart(mapping: MappingResource): string {
+  let text = planned.get(mapping)
+  if (text === undefined) {
+    const {namespace, name, creationTimestamp, generation} = mapping.metadata ?? {}
+    planned.set(mapping, (text = JSON.stringify([namespace, name, creationTimestamp, generation, mapping.spec])))
+  }
+  return text
+}
+
+function sameMappings(a: readonly MappingResource[], b: readonly MappingResource[]): boolean {
+  return a.length === b.length && a.every((mapping, i) => mapping === b[i] || plannedPart(mapping) === plannedPart(b[i]!))
+}
+
+/**
+ * True when a pass over `b` would plan what one over `a` did. Services and EndpointSlices must be
+ * the very same objects (a source replaces an object that changed, it never edits one); a Mapping
+ * may be a new object whose spec, names, age and generation are unchanged.
+ */
 export function sameInputs(a: PassInputs, b: PassInputs): boolean {
-  if (!sameObjects(a.mappings, b.mappings) || a.named.size !== b.named.size) return false
+  if (!sameMappings(a.mappings, b.mappings) || a.named.size !== b.named.size) return false
   for (const [at, objects] of a.named) {
     const others = b.named.get(at)
     if (others === undefined || !sameObjects(objects, others)) return false

@@ -1,0 +1,28 @@
+/** How a daemon learns it should stop. */
+
+export interface StopSignal {
+  /** Settles with the first SIGTERM or SIGINT received. */
+  readonly received: Promise<NodeJS.Signals>
+  /** Removes the listeners; call it once shutdown is over. */
+  dispose(): void
+}
+
+const SIGNALS: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGINT']
+
+/**
+ * Listens for SIGTERM and SIGINT until disposed, also after the first one. With no listener of
+ * ours left, the exit hook execa installs while a child process runs (signal-exit) would raise the
+ * signal again to get its default effect, killing the process in the middle of its shutdown.
+ */
+export function stopSignal(): StopSignal {
+  let settle: (signal: NodeJS.Signals) => void = () => {}
+  const received = new Promise<NodeJS.Signals>((resolve) => (settle = resolve))
+  const listener = (signal: NodeJS.Signals) => settle(signal)
+  for (const signal of SIGNALS) process.on(signal, listener)
+  return {
+    received,
+    dispose() {
+      for (const signal of SIGNALS) process.off(signal, listener)
+    },
+  }
+}
