@@ -10,6 +10,7 @@ import {DEFAULT_PLAN_OPTIONS, type HostInfo, type MappingVerdict} from '../../sr
 import {plan} from '../../src/lib/plan/plan.js'
 import {listSnapshot} from '../../src/lib/source/kube/source.js'
 import {kubeMappingStatusApi, type MappingStatusApi} from '../../src/lib/source/kube/writers.js'
+import {API_WRITES_IN_FLIGHT} from '../../src/lib/sync/bounded.js'
 import {desiredStatus, ownAddresses, writeStatuses} from '../../src/lib/sync/status.js'
 import {startApiServer, type ApiServer} from '../support/apiserver/index.js'
 
@@ -246,6 +247,27 @@ describe('status writeback', function () {
       server.api.delete(mappingType(), 'default', 'web')
       const gone = await writeStatuses(api, snapshot.mappings, verdicts, host('198.18.0.11'), T0)
       expect(gone).to.include({patched: 0, gone: 1, failed: 0})
+    })
+
+    it('keeps a bounded number of writes in flight and reports them in Mapping order', async function () {
+      let inFlight = 0
+      let most = 0
+      const slow: MappingStatusApi = {
+        get: () => Promise.reject(new Error('not read')),
+        patchStatus: async (namespace, name, patch) => {
+          most = Math.max(most, ++inFlight)
+          // Later Mappings answer first, so completion order is not Mapping order.
+          await new Promise((resolve) => setTimeout(resolve, 30 - Number(name.slice(1))))
+          inFlight--
+          return {metadata: {namespace, name}, status: patch as MappingStatus}
+        },
+      }
+      const names = Array.from({length: 20}, (_, i) => `m${String(i).padStart(2, '0')}`)
+      const mappings = names.map((name) => ({...mapping(), metadata: {namespace: 'default', name, generation: 3}}))
+      const result = await writeStatuses(slow, mappings, names.map((name) => verdict({name})), host('198.18.0.10'), T0)
+      expect(most).to.equal(API_WRITES_IN_FLIGHT)
+      expect(result).to.include({patched: 20, failed: 0})
+      expect(result.changes.map((c) => c.name)).to.deep.equal(names)
     })
 
     it('reports other failures per Mapping, naming it, without throwing', async function () {

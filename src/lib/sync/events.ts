@@ -5,6 +5,7 @@ import {MAPPING_API_VERSION} from '../mapping/types.js'
 import {compareIpv4, type Ipv4} from '../net/ipv4.js'
 import {describeApiError} from '../source/kube/errors.js'
 import type {EventApi} from '../source/kube/writers.js'
+import {API_WRITES_IN_FLIGHT, mapBounded} from './bounded.js'
 import type {StatusChange} from './status.js'
 
 /** Component named as the source of every Event smartnat records. */
@@ -33,20 +34,27 @@ export function transitionEvents(previous: MappingStatus | undefined, next: Mapp
 }
 
 /** Records the Events of each status change; a failed create is reported, not thrown, since Events are best effort. */
-export async function recordEvents(api: EventApi, changes: StatusChange[], own: Set<string>, hostName: string, now: Date): Promise<{created: number; errors: Error[]}> {
-  let created = 0
-  const errors: Error[] = []
-  for (const change of changes) {
-    for (const event of transitionEvents(change.previous, change.next, new Set([...own, ...change.own]), hostName)) {
-      try {
-        await api.create(change.namespace, eventObject(change, event, hostName, now))
-        created++
-      } catch (error) {
-        errors.push(new Error(`mapping ${change.namespace}/${change.name}: recording event ${event.reason}: ${describeApiError(error)}`, {cause: error}))
-      }
+export async function recordEvents(
+  api: EventApi,
+  changes: StatusChange[],
+  own: Set<string>,
+  hostName: string,
+  now: Date,
+  inFlight = API_WRITES_IN_FLIGHT,
+): Promise<{created: number; errors: Error[]}> {
+  const events = changes.flatMap((change) =>
+    transitionEvents(change.previous, change.next, new Set([...own, ...change.own]), hostName).map((event) => ({change, event})),
+  )
+  const outcomes = await mapBounded(events, inFlight, async ({change, event}) => {
+    try {
+      await api.create(change.namespace, eventObject(change, event, hostName, now))
+      return undefined
+    } catch (error) {
+      return new Error(`mapping ${change.namespace}/${change.name}: recording event ${event.reason}: ${describeApiError(error)}`, {cause: error})
     }
-  }
-  return {created, errors}
+  })
+  const errors = outcomes.filter((outcome) => outcome !== undefined)
+  return {created: outcomes.length - errors.length, errors}
 }
 
 function eventObject(change: StatusChange, event: MappingEvent, hostName: string, now: Date): CoreV1Event {

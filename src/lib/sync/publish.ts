@@ -4,6 +4,7 @@ import {hostname} from 'node:os'
 import type {KubeConfig} from '@kubernetes/client-node'
 
 import {kubeEventApi, kubeMappingStatusApi, type EventApi, type MappingStatusApi} from '../source/kube/writers.js'
+import {API_WRITES_IN_FLIGHT} from './bounded.js'
 import {recordEvents} from './events.js'
 import type {SyncReport} from './once.js'
 import {ownAddresses, writeStatuses, type StatusWriteResult} from './status.js'
@@ -24,12 +25,12 @@ export function kubePublisher(kubeConfig: KubeConfig, hostName = hostname()): Pu
   return apiPublisher(kubeMappingStatusApi(kubeConfig), kubeEventApi(kubeConfig), hostName)
 }
 
-/** A publisher over the given status and Event APIs. */
-export function apiPublisher(statusApi: MappingStatusApi, eventApi: EventApi, hostName: string): Publisher {
+/** A publisher over the given status and Event APIs, with at most `inFlight` writes of each kind at once. */
+export function apiPublisher(statusApi: MappingStatusApi, eventApi: EventApi, hostName: string, inFlight = API_WRITES_IN_FLIGHT): Publisher {
   return {
     async publish(report, now = new Date()) {
-      const status = await writeStatuses(statusApi, report.snapshot.mappings, report.plan.verdicts, report.host, now, hostName)
-      const events = await recordEvents(eventApi, status.changes, ownAddresses(report.host), hostName, now)
+      const status = await writeStatuses(statusApi, report.snapshot.mappings, report.plan.verdicts, report.host, now, hostName, inFlight)
+      const events = await recordEvents(eventApi, status.changes, ownAddresses(report.host), hostName, now, inFlight)
       return {status, eventsCreated: events.created, errors: [...status.errors, ...events.errors]}
     },
   }

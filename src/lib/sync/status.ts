@@ -9,6 +9,7 @@ import {compareIpv4, type Ipv4} from '../net/ipv4.js'
 import type {HostInfo, MappingVerdict} from '../plan/model.js'
 import {httpStatusOf, describeApiError} from '../source/kube/errors.js'
 import type {MappingStatusApi, MergePatch} from '../source/kube/writers.js'
+import {API_WRITES_IN_FLIGHT, mapBounded} from './bounded.js'
 
 type ConfiguredAddresses = NonNullable<MappingStatus['configuredAddresses']>
 
@@ -87,25 +88,35 @@ export async function writeStatuses(
   host: HostInfo,
   now: Date,
   hostName?: string,
+  inFlight = API_WRITES_IN_FLIGHT,
 ): Promise<StatusWriteResult> {
   const result: StatusWriteResult = {patched: 0, unchanged: 0, conflicts: 0, gone: 0, failed: 0, changes: [], errors: []}
   const own = ownAddresses(host)
   const byName = new Map(verdicts.map((v) => [`${v.namespace}/${v.name}`, v]))
+  const writes: {mapping: MappingResource; verdict: MappingVerdict}[] = []
   for (const mapping of mappings) {
     const {namespace, name} = mapping.metadata
     const verdict = byName.get(`${namespace}/${name}`)
-    if (!verdict || namespace === undefined || name === undefined) continue
+    if (verdict && namespace !== undefined && name !== undefined) writes.push({mapping, verdict})
+  }
+  const outcomes = await mapBounded(writes, inFlight, async ({mapping, verdict}) => {
     try {
-      const outcome = await writeOne(api, mapping, verdict, own, now, hostName)
-      if (outcome === 'unchanged' || outcome === 'conflict' || outcome === 'gone') {
-        result[outcome === 'conflict' ? 'conflicts' : outcome]++
-      } else {
-        result.patched++
-        result.changes.push(outcome)
-      }
+      return await writeOne(api, mapping, verdict, own, now, hostName)
     } catch (error) {
+      const {namespace, name} = mapping.metadata
+      return new Error(`mapping ${namespace}/${name}: writing status: ${describeApiError(error)}`, {cause: error})
+    }
+  })
+  // Counted in Mapping order, whatever order the writes finished in.
+  for (const outcome of outcomes) {
+    if (outcome instanceof Error) {
       result.failed++
-      result.errors.push(new Error(`mapping ${namespace}/${name}: writing status: ${describeApiError(error)}`, {cause: error}))
+      result.errors.push(outcome)
+    } else if (outcome === 'unchanged' || outcome === 'conflict' || outcome === 'gone') {
+      result[outcome === 'conflict' ? 'conflicts' : outcome]++
+    } else {
+      result.patched++
+      result.changes.push(outcome)
     }
   }
   return result

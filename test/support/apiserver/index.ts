@@ -29,6 +29,8 @@ export interface ApiServerOptions {
   aggregatedDiscovery?: boolean
   /** Receives one line per request. */
   log?: (line: string) => void
+  /** Time added to every write request before it is handled (0 when absent). */
+  writeLatencyMs?: number
 }
 
 export interface ApiServer {
@@ -71,7 +73,7 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
     }
   }
 
-  const server = createApiHttpServer({api, registry, hub, aggregatedDiscovery: options.aggregatedDiscovery ?? true, log: options.log})
+  const server = createApiHttpServer({api, registry, hub, aggregatedDiscovery: options.aggregatedDiscovery ?? true, log: options.log, writeLatencyMs: options.writeLatencyMs})
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(options.port ?? 0, '127.0.0.1', () => resolve())

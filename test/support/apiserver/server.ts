@@ -93,13 +93,19 @@ export interface ServerContext {
   hub: WatchHub
   aggregatedDiscovery: boolean
   log?: (line: string) => void
+  /** Added before handling each write (POST, PUT, PATCH, DELETE), as a real server's storage write takes time. */
+  writeLatencyMs?: number
 }
+
+const WRITES = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
 
 /** Creates the HTTP server; it is not listening yet. */
 export function createApiHttpServer(ctx: ServerContext): Server {
   return createServer((req, res) => {
     ctx.log?.(`${req.method} ${req.url} accept=${req.headers.accept ?? ''} content-type=${req.headers['content-type'] ?? ''}`)
-    handle(ctx, req, res).catch((err: unknown) => sendError(res, err))
+    const latency = WRITES.has(req.method ?? '') ? (ctx.writeLatencyMs ?? 0) : 0
+    const start = latency > 0 ? new Promise((resolve) => setTimeout(resolve, latency)) : Promise.resolve()
+    start.then(() => handle(ctx, req, res)).catch((err: unknown) => sendError(res, err))
   })
 }
 
