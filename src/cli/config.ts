@@ -3,7 +3,7 @@
  * Precedence: command-line flags, then environment variables, then the file, then defaults.
  */
 import {readFile} from 'node:fs/promises'
-import {parse as parseYaml} from 'yaml'
+import {parseYaml} from '../lib/source/yaml.js'
 
 export const DEFAULT_CONFIG_PATH = '/etc/smartnat/config.yaml'
 
@@ -46,9 +46,9 @@ export async function readConfigFile(path: string, explicit: boolean): Promise<R
   }
   let value: unknown
   try {
-    value = parseYaml(text)
+    value = parseYaml(text, path)
   } catch (error) {
-    throw new Error(`config ${path}: invalid YAML: ${(error as Error).message.split('\n')[0]}`, {cause: error})
+    throw new Error(`config ${(error as Error).message}`, {cause: error})
   }
   if (value === null || value === undefined) return {}
   if (typeof value !== 'object' || Array.isArray(value)) throw new Error(`config ${path}: must be a mapping of option names to values`)

@@ -1,5 +1,5 @@
 import {Errors, Flags} from '@oclif/core'
-import {stringify} from 'yaml'
+import {toYaml} from '../lib/source/yaml.js'
 
 import {SmartnatCommand} from '../cli/base.js'
 import {hostFlags, lockFlags, planFlags, sourceFlags, syncSettings} from '../cli/flags.js'
@@ -67,7 +67,7 @@ Exit codes, for monitoring: 0 all is well; 3 drift (the kernel differs from the 
     if (this.jsonEnabled()) {
       if (code !== 0) this.logJson(report)
     } else if (flags.output === 'json') this.log(JSON.stringify(report, null, 2))
-    else if (flags.output === 'yaml') this.log(stringify(report).trimEnd())
+    else if (flags.output === 'yaml') this.log(toYaml(report).trimEnd())
     else for (const line of statusLines(report, {paint: outputPaint(), wide: flags.output === 'wide'})) this.log(line)
 
     if (code !== 0) this.exit(code)

@@ -125,6 +125,11 @@ describe('smartnat config file', () => {
     expect((error as Error).message).to.match(/config .*config\.yaml: unknown key "gw-ofset"; known keys: /)
   })
 
+  it('names the line of a YAML syntax error', async () => {
+    const error = await routes('gw-offset: 5\nmasquerade: [true\n').catch((e: Error) => e)
+    expect((error as Error).message).to.match(/config .*config\.yaml:3: invalid YAML: unexpected end of the stream within a flow collection$/)
+  })
+
   it('names a value of the wrong type', async () => {
     const error = await routes('masquerade: "maybe"\n').catch((e: Error) => e)
     expect((error as Error).message).to.contain('masquerade must be true or false, got "maybe"')

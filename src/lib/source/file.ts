@@ -1,10 +1,10 @@
 /** The file source: Mappings, Services and EndpointSlices from YAML manifests on disk. */
 import {readdir, readFile, stat} from 'node:fs/promises'
 import {join} from 'node:path'
-import {parseAllDocuments} from 'yaml'
 
 import {MAPPING_GROUP, type EndpointSliceResource, type MappingResource, type ServiceResource} from '../mapping/types.js'
 import type {Snapshot} from '../plan/model.js'
+import {parseYamlDocuments} from './yaml.js'
 
 const MANIFEST = /\.ya?ml$/i
 
@@ -31,19 +31,12 @@ async function manifestFiles(path: string): Promise<string[]> {
   return names.map((name) => join(path, name))
 }
 
-/** Parses multi-document YAML; a syntax error names the file and line. */
+/**
+ * Parses multi-document YAML; a syntax error names the file and line. The YAML 1.2 core schema, as
+ * Kubernetes reads manifests: a timestamp stays a string, `yes` stays a string.
+ */
 export function parseManifestText(text: string, file: string): unknown[] {
-  const objects: unknown[] = []
-  for (const document of parseAllDocuments(text)) {
-    const error = document.errors[0]
-    if (error) {
-      const line = error.linePos?.[0]?.line
-      throw new Error(`${file}${line ? `:${line}` : ''}: invalid YAML: ${error.message.split('\n')[0]}`)
-    }
-    const value: unknown = document.toJS()
-    if (value !== null && value !== undefined) objects.push(value)
-  }
-  return objects
+  return parseYamlDocuments(text, file).filter((value) => value !== null && value !== undefined)
 }
 
 function collect(snapshot: Snapshot, object: unknown): void {
