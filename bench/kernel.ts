@@ -8,7 +8,7 @@
  *   npm run bench:kernel [-- iptables|nftables]
  */
 import {spawn, spawnSync} from 'node:child_process'
-import {existsSync} from 'node:fs'
+import {existsSync, mkdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {createRequire} from 'node:module'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -17,6 +17,7 @@ import {READ_COMMANDS} from '../src/lib/backend/iptables/read.js'
 import {NFT_READ} from '../src/lib/backend/nftables/read.js'
 import type {HostInfo, Snapshot} from '../src/lib/plan/model.js'
 import {plan} from '../src/lib/plan/plan.js'
+import {toYaml} from '../src/lib/source/yaml.js'
 import {readAhead} from '../src/lib/sync/once.js'
 import {CountingRunner, addHostInterfaces, createNamespace, runKernelBenchmark, type BenchNamespace, type CountedCall} from './netns.js'
 import {applyOriginalWay} from './original.js'
@@ -131,8 +132,10 @@ async function change(backend: Backend, runner: CountingRunner, base: unknown, s
   return {planRenderMs: rendered.ms, cachedMs: cached.ms, cachedWrites, readMs: read.ms, readWrites, syncMs: sync.ms, converged}
 }
 
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const BUILD_DIR = fileURLToPath(new URL('../tmp/bench-build/', import.meta.url))
-const CHILD_SCRIPTS = ['sync-once.ts', 'watch-rss.ts']
+const CHILD_SCRIPTS = ['watch-rss.ts']
+const RSS_HOOK = fileURLToPath(new URL('rss-hook.mjs', import.meta.url))
 
 /**
  * Compiles the scripts whose memory is measured, with what they import, the way the installed CLI
@@ -154,7 +157,41 @@ function compiledPath(script: string): string {
   return join(BUILD_DIR, 'bench', script.replace(/\.ts$/, '.js'))
 }
 
-/** Peak RSS of a separate process running the compiled `script` (sync-once.ts or watch-rss.ts) against `netns`. */
+/** Builds the CLI into dist/ as `npm run build` does: bin/run.js runs dist/, as the installed CLI does. */
+function buildCli(): void {
+  const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc')
+  const result = spawnSync(process.execPath, [tsc, '-p', join(ROOT, 'tsconfig.json')], {encoding: 'utf8'})
+  if (result.status !== 0) throw new Error(`building the CLI failed:\n${result.stdout}${result.stderr}`)
+}
+
+/** The synthetic cluster as one manifest file, as an operator hands it to `smartnat sync --from-file`. */
+function writeManifests(count: number): string {
+  const {addresses} = syntheticHost()
+  const {mappings, services, endpointSlices} = syntheticSnapshot(count, addresses)
+  const file = join(BUILD_DIR, `manifests-${count}.yaml`)
+  mkdirSync(BUILD_DIR, {recursive: true})
+  writeFileSync(file, [...mappings, ...services, ...endpointSlices].map((object) => toYaml(object)).join('---\n'))
+  return file
+}
+
+/** `smartnat sync --from-file` itself, compiled, into `ns`: wall time and peak RSS of the process; fails unless it exits 0. */
+async function cliSync(ns: BenchNamespace, backend: BackendName, manifests: string): Promise<{ms: number; rssMb: number}> {
+  const rssFile = join(BUILD_DIR, `rss-${ns.name}`)
+  const args = [
+    ...['--import', RSS_HOOK, join(ROOT, 'bin', 'run.js'), 'sync', '--from-file', manifests, '--netns', ns.name, '--backend', backend],
+    ...['--snat', '--interfaces', '^ext\\d+$', '--lock-file', join(BUILD_DIR, `lock-${ns.name}`), '--json'],
+  ]
+  const started = performance.now()
+  const child = spawn(process.execPath, args, {stdio: ['ignore', 'ignore', 'pipe'], env: {...process.env, SMARTNAT_BENCH_RSS_FILE: rssFile}})
+  let stderr = ''
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve))
+  const ms = performance.now() - started
+  if (code !== 0) throw new Error(`smartnat sync exited with ${code}:\n${stderr}`)
+  return {ms, rssMb: Number(readFileSync(rssFile, 'utf8')) / 1024}
+}
+
+/** Peak RSS of a separate process running the compiled `script` (watch-rss.ts) against `netns`. */
 async function childRss(script: string, args: string[]): Promise<Record<string, number>> {
   const child = spawn(process.execPath, [compiledPath(script), ...args], {stdio: ['ignore', 'pipe', 'inherit']})
   let out = ''
@@ -164,7 +201,7 @@ async function childRss(script: string, args: string[]): Promise<Record<string, 
   return JSON.parse(out) as Record<string, number>
 }
 
-async function benchBackend(name: BackendName, targets: Target[]): Promise<void> {
+async function benchBackend(name: BackendName, targets: Target[], manifests: string): Promise<void> {
   console.log(`\n# ${name}\n`)
   console.log(`## Full sync into an empty namespace (plan + render + apply) vs the floor (same payloads, kernel tools only), medians of ${REPEATS}`)
   const fullRows: (string | number)[][] = []
@@ -222,19 +259,25 @@ async function benchBackend(name: BackendName, targets: Target[]): Promise<void>
       }
     }
     // Compiled, like the installed CLI (see compileChildren).
-    const sync = await childRss('sync-once.ts', [ns.name, name, String(CHANGE_COUNT)])
-    const watch = await childRss('watch-rss.ts', [ns.name, name, String(CHANGE_COUNT)])
-    return {sync, watch}
+    return {watch: await childRss('watch-rss.ts', [ns.name, name, String(CHANGE_COUNT)])}
   })
   printTable(['change', 'plan+render ms', 'apply ms, cached', 'apply ms, read', 'sync ms (read ahead)', 'writes ms', 'writes', 'converged'], rows)
-  console.log(`\nseparate process, plan + render + apply of ${CHANGE_COUNT} (no-op over the loaded state): ${rss.sync.ms!.toFixed(0)} ms, peak RSS ${rss.sync.rssMb!.toFixed(0)} MB`)
+  const cli = await withHostNamespace(`${name.slice(0, 3)}cli`, host, async (ns) => {
+    await ns.runner.run('sysctl', ['-w', 'net.ipv4.ip_forward=1'])
+    const full = await cliSync(ns, name, manifests)
+    return {full, again: await cliSync(ns, name, manifests)}
+  })
+  console.log(
+    `\nsmartnat sync --from-file (compiled CLI, ${CHANGE_COUNT} Mappings in one manifest file): into an empty namespace ${cli.full.ms.toFixed(0)} ms, ` +
+      `peak RSS ${cli.full.rssMb.toFixed(0)} MB; again, nothing to write, ${cli.again.ms.toFixed(0)} ms, peak RSS ${cli.again.rssMb.toFixed(0)} MB`,
+  )
   console.log(
     `separate process, watch loop holding ${CHANGE_COUNT}: first pass ${rss.watch.firstMs!.toFixed(0)} ms, ` +
       `passes after one change (median of ${rss.watch.changes}) ${rss.watch.changeMs!.toFixed(0)} ms, periodic resync ${rss.watch.resyncMs!.toFixed(0)} ms, ` +
       `peak RSS ${rss.watch.rssMb!.toFixed(0)} MB`,
   )
   if (name === 'iptables') {
-    targets.push({name: `${name} peak RSS of a sync at 10,000`, value: rss.sync.rssMb!, limit: 300, unit: 'MB'})
+    targets.push({name: `${name} peak RSS of smartnat sync --from-file at 10,000`, value: Math.max(cli.full.rssMb, cli.again.rssMb), limit: 300, unit: 'MB'})
     targets.push({name: `${name} peak RSS of a watch holding 10,000`, value: rss.watch.rssMb!, limit: 300, unit: 'MB'})
   }
 }
@@ -263,8 +306,10 @@ async function benchOriginal(): Promise<void> {
 
 async function main(only: string | undefined): Promise<boolean> {
   compileChildren()
+  buildCli()
+  const manifests = writeManifests(CHANGE_COUNT)
   const targets: Target[] = []
-  for (const name of ['iptables', 'nftables'] as const) if (!only || only === name) await benchBackend(name, targets)
+  for (const name of ['iptables', 'nftables'] as const) if (!only || only === name) await benchBackend(name, targets, manifests)
   if (!only) await benchOriginal()
   console.log('')
   return printTargets(targets)

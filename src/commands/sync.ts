@@ -11,7 +11,7 @@ import {withLock} from '../lib/host/lock.js'
 import {ExecRunner} from '../lib/host/runner.js'
 import {oneShotSource, type OneShotSource} from '../lib/source/oneshot.js'
 import {dryRun, syncSteps} from '../lib/sync/once.js'
-import {kubePublisher, type Publisher, type PublishResult} from '../lib/sync/publish.js'
+import type {Publisher, PublishResult} from '../lib/sync/publish.js'
 
 interface SyncOutput {
   dryRun: boolean
@@ -56,7 +56,7 @@ export default class Sync extends SmartnatCommand {
 
   async run(): Promise<SyncOutput> {
     const {flags} = await this.parseWithConfig(Sync)
-    const source = this.source(flags)
+    const source = await this.source(flags)
     const settings = syncSettings(flags)
     const runner = new ExecRunner({timeoutSeconds: flags['command-timeout'], ...(flags.netns ? {netns: flags.netns} : {})})
     const backend = createBackend(flags.backend, runner)
@@ -70,13 +70,16 @@ export default class Sync extends SmartnatCommand {
   }
 
   /** Files or the API; with the API, verdicts go back as Mapping statuses and Events. */
-  private source(flags: {'from-file'?: string; kubeconfig?: string; context?: string}): OneShotSource & {publisher?: Publisher} {
+  private async source(flags: {'from-file'?: string; kubeconfig?: string; context?: string}): Promise<OneShotSource & {publisher?: Publisher}> {
+    let source: OneShotSource
     try {
-      const source = oneShotSource({fromFile: flags['from-file'], kubeconfig: flags.kubeconfig, context: flags.context})
-      return source.kubeConfig ? {...source, publisher: kubePublisher(source.kubeConfig)} : source
+      source = await oneShotSource({fromFile: flags['from-file'], kubeconfig: flags.kubeconfig, context: flags.context})
     } catch (error) {
       this.error((error as Error).message, {exit: 2})
     }
+    if (!source.kubeConfig) return source
+    const {kubePublisher} = await import('../lib/sync/publish.js')
+    return {...source, publisher: kubePublisher(source.kubeConfig)}
   }
 
   private async dryRun(

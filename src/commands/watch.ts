@@ -12,11 +12,9 @@ import {createLogger, errorText, LOG_LEVELS, type LogLevel, type Logger} from '.
 import {SmartnatMetrics} from '../lib/observe/metrics.js'
 import {DEFAULT_METRICS_ADDRESS, parseListenAddress, startObserveServer, type ObserveServer} from '../lib/observe/server.js'
 import {FileWatchSource} from '../lib/source/file-watch.js'
-import {loadKubeConfig} from '../lib/source/kube/config.js'
-import {KubeSource} from '../lib/source/kube/source.js'
 import type {SnapshotSource} from '../lib/source/source.js'
 import {checkPrerequisites, type SyncReport} from '../lib/sync/once.js'
-import {kubePublisher, type Publisher} from '../lib/sync/publish.js'
+import type {Publisher} from '../lib/sync/publish.js'
 import {limitHeapGrowth, syncPass, WatchLoop} from '../lib/sync/watch.js'
 
 export default class Watch extends SmartnatCommand {
@@ -134,6 +132,12 @@ export default class Watch extends SmartnatCommand {
       await access(path).catch(() => this.error(`--from-file ${path}: no such file or directory`, {exit: 2}))
       return {source: new FileWatchSource(path, {logger})}
     }
+    // The API client is loaded for the API only: it adds 70 MB and 0.4 s to a start.
+    const [{loadKubeConfig}, {KubeSource}, {kubePublisher}] = await Promise.all([
+      import('../lib/source/kube/config.js'),
+      import('../lib/source/kube/source.js'),
+      import('../lib/sync/publish.js'),
+    ])
     let kubeConfig
     try {
       kubeConfig = loadKubeConfig({

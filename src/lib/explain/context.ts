@@ -75,5 +75,5 @@ export function errorChain(error: unknown): string {
 /** The one-shot source's loader: files with `fromFile`, otherwise the Kubernetes API. */
 export function snapshotLoader(source: SourceOptions): () => Promise<Snapshot> {
   // Resolved on first use, so a missing kubeconfig is reported like any other failure to read the source.
-  return () => oneShotSource(source).load()
+  return async () => (await oneShotSource(source)).load()
 }
