@@ -4,6 +4,11 @@ import {MAX_CHAIN_NAME, MAX_SET_NAME, tempSetName} from '../../src/lib/backend/i
 import {renderIptables} from '../../src/lib/backend/iptables/render.js'
 import {setOptions} from '../../src/lib/backend/iptables/sets.js'
 import type {IptablesState} from '../../src/lib/backend/iptables/types.js'
+import {inspectHost, type Inspection} from '../../src/lib/explain/context.js'
+import {iptablesInspector, type Inspector} from '../../src/lib/explain/inspector.js'
+import {mappingFacts} from '../../src/lib/explain/mapping.js'
+import {compileInterfacesPattern} from '../../src/lib/host/interfaces.js'
+import {RecordingRunner} from '../../src/lib/host/runner.js'
 import {plan} from '../../src/lib/plan/plan.js'
 import {BENCH_PLAN_OPTIONS, syntheticHost, syntheticSnapshot} from '../../bench/synthetic.js'
 
@@ -25,6 +30,21 @@ function planAndRender(count: number): () => IptablesState {
   const {host, addresses} = syntheticHost()
   const snapshot = syntheticSnapshot(count, addresses)
   return () => renderIptables(plan(snapshot, host, BENCH_PLAN_OPTIONS).model)
+}
+
+/** An inspection of `count` synthetic Mappings against a kernel that holds exactly their rules. */
+async function inspectionOf(count: number): Promise<Inspection<IptablesState>> {
+  const {host, addresses} = syntheticHost()
+  const snapshot = syntheticSnapshot(count, addresses)
+  const ipAddr = JSON.stringify(
+    host.interfaces.map((i) => ({ifname: i.name, addr_info: i.addresses.map((a) => ({family: 'inet', local: a.address, prefixlen: a.prefixLength}))})),
+  )
+  const runner = new RecordingRunner((call) => (call.command === 'ip' ? {stdout: ipAddr} : new Error(`unexpected ${call.command}`)))
+  const settings = {plan: BENCH_PLAN_OPTIONS, interfacesPattern: compileInterfacesPattern('^ext\\d+$')}
+  const real = iptablesInspector(runner)
+  const kernel = real.backend.render(plan(snapshot, host, settings.plan).model)
+  const inspector: Inspector<IptablesState> = {...real, backend: {...real.backend, read: async () => kernel}, counters: async () => new Map()}
+  return inspectHost({runner, inspector, loadSnapshot: async () => snapshot}, settings)
 }
 
 function maxelemOf(options: string): number {
@@ -59,6 +79,23 @@ describe('scale', function () {
     timeFor(5_000)
     const ratio = timeFor(20_000) / timeFor(10_000)
     expect(ratio, `diff at 20,000 / 10,000 Mappings took ${ratio.toFixed(2)}x`).to.be.below(3)
+  })
+
+  it('tells the facts of 4,000 Mappings (status, explain) in less than three times the time of 2,000', async () => {
+    const factsOf = async (count: number) => {
+      const inspection = await inspectionOf(count)
+      expect(mappingFacts(inspection).filter((f) => f.state === 'configured')).to.have.length(count)
+      return () => mappingFacts(inspection)
+    }
+    const small = await factsOf(2_000)
+    const large = await factsOf(4_000)
+    let [smallMs, largeMs] = [Infinity, Infinity]
+    for (let i = 0; i < RUNS; i++) {
+      smallMs = Math.min(smallMs, fastestMs(small, 1))
+      largeMs = Math.min(largeMs, fastestMs(large, 1))
+    }
+    const ratio = largeMs / smallMs
+    expect(ratio, `facts of 4,000 / 2,000 Mappings took ${ratio.toFixed(2)}x`).to.be.below(3)
   })
 
   describe('kernel limits at 20,000 Mappings', () => {
