@@ -69,6 +69,14 @@ describe('status output', () => {
     expect(coloured.map((l) => l.replaceAll(new RegExp(`${ESC}\\[[0-9;]*m`, 'g'), ''))).to.deep.equal(plain)
   })
 
+  it('lists four addresses of an interface and counts the rest, unless -o wide', async () => {
+    const many = {...HOST, interfaces: [{...HOST.interfaces[0]!, addresses: Array.from({length: 7}, (_, i) => `198.18.0.${10 + i}/24`)}]}
+    const {inspection} = await inspect({state: desiredState()})
+    const lineOf = (wide: boolean) => statusLines(buildStatusReport(inspection, many), {paint: outputPaint({isTTY: false}, {}), wide}).find((l) => l.startsWith('eth1'))!
+    expect(lineOf(false).split(/ {2,}/)[1]).to.equal('198.18.0.10/24, 198.18.0.11/24, 198.18.0.12/24, 198.18.0.13/24 and 3 more')
+    expect(lineOf(true).split(/ {2,}/)[1]).to.equal(Array.from({length: 7}, (_, i) => `198.18.0.${10 + i}/24`).join(', '))
+  })
+
   it('-o wide adds bytes, endpoints, sources and addresses not on this host', async () => {
     const lines = statusLines(await report(), {paint: outputPaint({isTTY: false}, {}), wide: true})
     const header = lines.find((l) => l.startsWith('NAMESPACE/NAME'))!

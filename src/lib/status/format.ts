@@ -17,7 +17,7 @@ export function statusLines(report: StatusReport, format: StatusFormat): string[
   const lines: string[] = [...hostLines(report, paint), '']
   const interfaces = report.host.interfaces.map((i) => [
     i.name,
-    i.addresses.join(', '),
+    addressList(i.addresses, format.wide),
     i.table === null ? '-' : String(i.table),
     i.gateway ?? '-',
     i.rpFilter === null ? '?' : String(i.rpFilter),
@@ -33,6 +33,15 @@ export function statusLines(report: StatusReport, format: StatusFormat): string[
   for (const m of notes) lines.push(`${m.namespace}/${m.name}: ${stateText(m.state, paint)}: ${m.reason}`)
   lines.push('', ...driftLines(report, paint))
   return lines
+}
+
+/** Addresses shown before the rest is counted, unless `-o wide` asks for all of them. */
+const SHOWN_ADDRESSES = 4
+
+// An edge host may carry a hundred addresses: the table stays readable and says how many more there are.
+function addressList(addresses: readonly string[], wide: boolean): string {
+  if (wide || addresses.length <= SHOWN_ADDRESSES) return addresses.join(', ')
+  return `${addresses.slice(0, SHOWN_ADDRESSES).join(', ')} and ${addresses.length - SHOWN_ADDRESSES} more`
 }
 
 function hostLines(report: StatusReport, paint: ChalkInstance): string[] {
