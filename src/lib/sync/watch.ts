@@ -12,9 +12,10 @@
  * applied instead of reading the kernel back; the first pass, every periodic pass (and any pass a
  * whole resync interval after the last read, however busy the source) and every pass after a
  * failure read the kernel, so drift is repaired within one resync interval. Such a trusting pass is
- * skipped altogether when no Mapping changed, nor a Service or EndpointSlice that a Mapping names
- * (sources replace a changed object, so this compares objects, not contents): a busy cluster's
- * other Services and EndpointSlices change all the time and can change no rule and no status.
+ * skipped altogether when no Mapping changed beyond its status, labels or resourceVersion, nor a
+ * Service or EndpointSlice that a Mapping names (see inputs.ts): a busy cluster's other Services
+ * and EndpointSlices change all the time, every status written comes back as a changed Mapping,
+ * and none of that can change a rule or a status.
  */
 import {setFlagsFromString} from 'node:v8'
 
