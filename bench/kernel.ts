@@ -84,7 +84,7 @@ async function fullSync(name: BackendName, count: number, run: number): Promise<
     return ms
   })
   const coldMs = await withHostNamespace(`${name.slice(0, 3)}cold${count}-${run}`, host, async (ns) => {
-    return (await childRss('full-sync-cold.ts', [ns.name, name, String(count)])).ms!
+    return (await childOutput('full-sync-cold.ts', [ns.name, name, String(count)])).ms!
   })
   return {...smartnat, coldMs, floorMs}
 }
@@ -196,8 +196,8 @@ async function cliSync(ns: BenchNamespace, backend: BackendName, manifests: stri
   return {ms, rssMb: Number(readFileSync(rssFile, 'utf8')) / 1024}
 }
 
-/** What a separate process running the compiled `script` (watch-rss.ts, full-sync-cold.ts) against `netns` prints. */
-async function childRss(script: string, args: string[]): Promise<Record<string, number>> {
+/** What a separate process running the compiled `script` (watch-rss.ts, full-sync-cold.ts) against `netns` prints, parsed. */
+async function childOutput(script: string, args: string[]): Promise<Record<string, number>> {
   const child = spawn(process.execPath, [compiledPath(script), ...args], {stdio: ['ignore', 'pipe', 'inherit']})
   let out = ''
   child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()))
@@ -267,7 +267,7 @@ async function benchBackend(name: BackendName, targets: Target[], manifests: str
       }
     }
     // Compiled, like the installed CLI (see compileChildren).
-    return {watch: await childRss('watch-rss.ts', [ns.name, name, String(CHANGE_COUNT)])}
+    return {watch: await childOutput('watch-rss.ts', [ns.name, name, String(CHANGE_COUNT)])}
   })
   printTable(['change', 'plan+render ms', 'apply ms, cached', 'apply ms, read', 'sync ms (read ahead)', 'writes ms', 'writes', 'converged'], rows)
   const cli = await withHostNamespace(`${name.slice(0, 3)}cli`, host, async (ns) => {

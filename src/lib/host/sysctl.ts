@@ -6,8 +6,8 @@ const RP_FILTER_LOOSE = 2
 
 /** Reads one sysctl through the runner, so it reads the namespace the runner runs in. */
 export async function readSysctl(runner: Runner, key: string): Promise<string> {
-  const {stdout} = await runner.run('sysctl', ['-n', key])
-  return stdout.trim()
+  const [value = ''] = await readSysctls(runner, [key])
+  return value
 }
 
 /** Reads several single-line sysctls with one process, in the order given. */

@@ -1,11 +1,19 @@
 /** Accumulates a restore payload one line at a time, so no caller assembles text by hand. */
+
+const LINE_BREAK = /[\r\n\0]/
+
+/** Fails on a line holding a line break or NUL: it would smuggle a line of its own into the payload. A bug upstream. */
+function checkLine(line: string): void {
+  if (LINE_BREAK.test(line)) throw new Error(`refusing to write a payload line with a line break: ${JSON.stringify(line)}`)
+}
+
 export class LineBuffer {
   private readonly lines: string[] = []
 
-  /** Appends one line; its words are joined by single spaces. A word holding a line break is a bug upstream. */
+  /** Appends one line; its words are joined by single spaces. */
   write(...words: (string | number)[]): void {
     const line = words.join(' ')
-    if (/[\r\n\0]/.test(line)) throw new Error(`refusing to write a payload line with a line break: ${JSON.stringify(line)}`)
+    checkLine(line)
     this.lines.push(line)
   }
 
@@ -13,9 +21,9 @@ export class LineBuffer {
   writeEach(words: readonly (string | number)[], items: readonly string[]): void {
     if (items.length === 0) return
     const prefix = `${words.join(' ')} `
-    for (const text of [prefix, ...items]) {
-      if (/[\r\n\0]/.test(text)) throw new Error(`refusing to write a payload line with a line break: ${JSON.stringify(text === prefix ? prefix : prefix + text)}`)
-    }
+    checkLine(prefix)
+    // Each item is tested alone; the whole line is built only to name it when it fails.
+    for (const item of items) if (LINE_BREAK.test(item)) checkLine(prefix + item)
     // One string for the whole run of lines: 80,000 set entries are one join, not 80,000 lines.
     this.lines.push(prefix + items.join(`\n${prefix}`))
   }

@@ -39,12 +39,13 @@ function storableNets(cidr: Cidr): string[] {
   return cidrParts(cidr).length === 0 ? ['0.0.0.0/1', '128.0.0.0/1'] : [savedNet(cidr)]
 }
 
-export function endpointEntry(address: Ipv4, protocol: Protocol, port: number): string {
+function endpointEntry(address: Ipv4, protocol: Protocol, port: number): string {
   return `${address},${protocol}:${port}`
 }
 
-export function allowEntries(address: Ipv4, protocol: Protocol, port: number, source: Cidr): string[] {
-  return storableNets(source).map((net) => `${endpointEntry(address, protocol, port)},${net}`)
+/** An allow-list entry: an endpoint entry and one of the nets storableNets gives for a source. */
+function allowEntry(endpoint: string, net: string): string {
+  return `${endpoint},${net}`
 }
 
 /** Entries are sorted by plain string comparison, the order read-back uses too, and deduplicated. */
@@ -71,7 +72,7 @@ export function renderSets(model: NatModel, egressByInterface: ReadonlyMap<strin
     for (const e of mapping.endpoints) {
       const endpoint = endpointEntry(e.address, e.protocol, e.port)
       endpoints.push(endpoint)
-      for (const net of nets) allow.push(`${endpoint},${net}`)
+      for (const net of nets) allow.push(allowEntry(endpoint, net))
     }
   }
   const sets = [set(ALLOW_SET, ALLOW_SET_TYPE, allow), set(ENDPOINTS_SET, ENDPOINTS_SET_TYPE, endpoints)]
