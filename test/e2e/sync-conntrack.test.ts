@@ -9,7 +9,7 @@
  * still pointing at the unchanged VIP, must stay: the flow moves to another pod on its own.
  */
 import {expect} from 'chai'
-import {BACKENDS, requireBackend} from '../support/backends.js'
+import {BACKENDS, cleanHost, requireBackend} from '../support/backends.js'
 import {podOf, syncArgs, udpFlow, type SyncJson} from '../support/e2e.js'
 import {LAB_DEFAULT_PODS, LAB_PLAN, createLab, requireLab, type Lab} from '../support/lab.js'
 import {ManifestDir, serviceFromLab, type MappingFixture} from '../support/mappings.js'
@@ -58,10 +58,7 @@ for (const backend of BACKENDS) describe(`smartnat sync and established connecti
   beforeEach(() => void sourcePort++)
 
   afterEach(async function () {
-    if (!lab) return
-    // The flush command itself is tested next to a foreign ruleset; here only a clean start matters.
-    await backend.reset(lab)
-    await lab.exec('host', 'conntrack', ['-F'])
+    if (lab) await cleanHost(lab, backend)
   })
 
   after(async () => {

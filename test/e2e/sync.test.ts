@@ -3,7 +3,7 @@
  * real CLI programs the lab's host, and real TCP and UDP packets from the lab's clients show what it did.
  */
 import {expect} from 'chai'
-import {BACKENDS, requireBackend} from '../support/backends.js'
+import {BACKENDS, cleanHost, requireBackend} from '../support/backends.js'
 import {syncArgs, type SyncJson} from '../support/e2e.js'
 import {LAB_DEFAULT_PODS, LAB_PLAN, createLab, requireLab, type EchoResult, type Lab} from '../support/lab.js'
 import {ManifestDir, serviceFromLab, type MappingFixture, type ServiceFixture} from '../support/mappings.js'
@@ -49,10 +49,7 @@ for (const backend of BACKENDS) describe(`smartnat sync in the namespace lab (ro
 
   // Each test starts from a host without smartnat's rules and without remembered connections.
   afterEach(async function () {
-    if (!lab) return
-    // The flush command itself is tested next to a foreign ruleset; here only a clean start matters.
-    await backend.reset(lab)
-    await lab.exec('host', 'conntrack', ['-F'])
+    if (lab) await cleanHost(lab, backend)
   })
 
   after(async () => {

@@ -188,3 +188,13 @@ export function requireBackend(context: Mocha.Context, backend: LabBackend): voi
   console.log(`      skipped: ${reason}`)
   context.skip()
 }
+
+/**
+ * Leaves the lab's host without smartnat's rules and without remembered connections, for suites
+ * whose every test starts clean. The flush command itself is tested next to a foreign ruleset;
+ * here only a clean start matters.
+ */
+export async function cleanHost(lab: Lab, backend: LabBackend): Promise<void> {
+  await backend.reset(lab)
+  await lab.exec('host', 'conntrack', ['-F'])
+}
