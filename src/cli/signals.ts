@@ -11,8 +11,9 @@ const SIGNALS: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGINT']
 
 /**
  * Listens for SIGTERM and SIGINT until disposed, also after the first one. With no listener of
- * ours left, the exit hook execa installs while a child process runs (signal-exit) would raise the
- * signal again to get its default effect, killing the process in the middle of its shutdown.
+ * ours left, a signal-exit hook (listr2's terminal renderer installs one through restore-cursor)
+ * would raise the signal again to get its default effect, killing the process in the middle of its
+ * shutdown.
  */
 export function stopSignal(): StopSignal {
   let settle: (signal: NodeJS.Signals) => void = () => {}

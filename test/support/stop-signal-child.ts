@@ -1,6 +1,7 @@
 /**
  * Child process of signals.test.ts: while a child process of its own runs (execa hooks signal-exit
- * then), it sends itself SIGTERM, waits for stopSignal, and exits normally, saying so.
+ * then, as listr2's terminal renderer does), it sends itself SIGTERM, waits for stopSignal, and
+ * exits normally, saying so.
  */
 import {setTimeout as sleep} from 'node:timers/promises'
 import {execa} from 'execa'

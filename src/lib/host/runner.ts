@@ -1,5 +1,5 @@
-/** The one way smartnat runs a process: a narrow interface, execa underneath, a recording fake for tests. */
-import {execa} from 'execa'
+/** The one way smartnat runs a process: a narrow interface, node:child_process underneath, a recording fake for tests. */
+import {spawn} from 'node:child_process'
 
 export interface RunOptions {
   /** Written to the process's stdin (restore payloads). */
@@ -25,17 +25,24 @@ export class CommandError extends Error {
     readonly args: string[],
     readonly exitCode: number | undefined,
     readonly stderr: string,
-    options?: {cause?: unknown; timedOut?: boolean},
+    options?: {cause?: unknown; timedOut?: boolean; signal?: NodeJS.Signals},
   ) {
     const what = [command, ...args].join(' ')
     const why = options?.timedOut
       ? 'timed out'
-      : exitCode === undefined
-        ? 'could not be started'
-        : `exited with ${exitCode}`
+      : options?.signal
+        ? `was killed by ${options.signal}`
+        : exitCode === undefined
+          ? `could not be started${startError(options?.cause)}`
+          : `exited with ${exitCode}`
     super(`${what} ${why}${stderr.trim() ? `: ${stderr.trim()}` : ''}`, {cause: options?.cause})
     this.name = 'CommandError'
   }
+}
+
+function startError(cause: unknown): string {
+  const code = (cause as NodeJS.ErrnoException | undefined)?.code
+  return code === 'ENOENT' ? ' (not found on PATH)' : code ? ` (${code})` : ''
 }
 
 export interface ExecRunnerOptions {
@@ -43,6 +50,57 @@ export interface ExecRunnerOptions {
   timeoutSeconds: number
   /** Run every command inside this network namespace (`ip netns exec NAME ...`). */
   netns?: string
+  /** How long a timed-out command gets to exit after SIGTERM before SIGKILL; 5000 unless given. */
+  killAfterMs?: number
+}
+
+const KILL_AFTER_MS = 5000
+
+/** How a process ended: its output, and its exit code or the signal or error that ended it. */
+interface Ended {
+  stdout: string
+  stderr: string
+  exitCode: number | null
+  signal: NodeJS.Signals | null
+  timedOut: boolean
+  startError?: Error
+}
+
+/**
+ * Runs `file` with `input` on its stdin and collects its output. A process that outlives
+ * `timeoutMs` gets SIGTERM, then SIGKILL `killAfterMs` later. Never rejects: every ending is data.
+ */
+function runProcess(file: string, args: string[], input: string, timeoutMs: number, killAfterMs: number): Promise<Ended> {
+  return new Promise((resolve) => {
+    // The environment is inherited; LC_ALL=C keeps the tools' messages and number formats parseable.
+    const child = spawn(file, args, {env: {...process.env, LC_ALL: 'C'}, stdio: ['pipe', 'pipe', 'pipe']})
+    const stdout: Buffer[] = []
+    const stderr: Buffer[] = []
+    let timedOut = false
+    let killTimer: NodeJS.Timeout | undefined
+    const timeoutTimer = setTimeout(() => {
+      timedOut = true
+      child.kill('SIGTERM')
+      killTimer = setTimeout(() => child.kill('SIGKILL'), killAfterMs)
+    }, timeoutMs)
+    const end = (ended: Omit<Ended, 'stdout' | 'stderr' | 'timedOut'>) => {
+      clearTimeout(timeoutTimer)
+      clearTimeout(killTimer)
+      resolve({stdout: Buffer.concat(stdout).toString(), stderr: Buffer.concat(stderr).toString(), timedOut, ...ended})
+    }
+    child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk))
+    child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk))
+    // A process that exits without reading all its input breaks the pipe; its exit code tells why.
+    child.stdin.on('error', () => undefined)
+    child.stdin.end(input)
+    // 'error' without a pid: the process never started. 'close' comes once its output is all read.
+    child.once('error', (error) => {
+      if (child.pid === undefined) end({exitCode: null, signal: null, startError: error})
+    })
+    child.once('close', (exitCode, signal) => {
+      if (child.pid !== undefined) end({exitCode, signal})
+    })
+  })
 }
 
 /** Runs real processes; inside a network namespace when one is given. */
@@ -53,20 +111,15 @@ export class ExecRunner implements Runner {
     const [file, argv] = this.options.netns
       ? ['ip', ['netns', 'exec', this.options.netns, command, ...args]]
       : [command, args]
-    const result = await execa(file, argv, {
-      input: options.input ?? '',
-      reject: false,
-      timeout: this.options.timeoutSeconds * 1000,
-      stripFinalNewline: false,
-      env: {LC_ALL: 'C'},
-    })
-    const exitCode = result.exitCode
-    if (result.timedOut) throw new CommandError(command, args, exitCode, result.stderr ?? '', {timedOut: true})
-    if (exitCode === undefined) throw new CommandError(command, args, undefined, result.stderr ?? '', {cause: result.cause})
+    const ended = await runProcess(file, argv, options.input ?? '', this.options.timeoutSeconds * 1000, this.options.killAfterMs ?? KILL_AFTER_MS)
+    const {stdout, stderr, exitCode, signal} = ended
+    if (ended.timedOut) throw new CommandError(command, args, exitCode ?? undefined, stderr, {timedOut: true})
+    if (ended.startError) throw new CommandError(command, args, undefined, stderr, {cause: ended.startError})
+    if (exitCode === null) throw new CommandError(command, args, undefined, stderr, {signal: signal ?? undefined})
     if (exitCode !== 0 && !(options.okExitCodes ?? []).includes(exitCode)) {
-      throw new CommandError(command, args, exitCode, result.stderr ?? '')
+      throw new CommandError(command, args, exitCode, stderr)
     }
-    return {stdout: result.stdout ?? '', stderr: result.stderr ?? '', exitCode}
+    return {stdout, stderr, exitCode}
   }
 }
 

@@ -1,0 +1,79 @@
+import {expect} from 'chai'
+import {CommandError, ExecRunner} from '../../src/lib/host/runner.js'
+
+/** The CommandError `promise` rejects with; fails the test when it resolves or rejects with something else. */
+async function commandError(promise: Promise<unknown>): Promise<CommandError> {
+  try {
+    await promise
+  } catch (error) {
+    expect(error).to.be.instanceOf(CommandError)
+    return error as CommandError
+  }
+  throw new Error('expected the command to fail')
+}
+
+describe('ExecRunner', () => {
+  const runner = new ExecRunner({timeoutSeconds: 10})
+
+  it('hands the input to the process and returns its stdout and stderr whole, final newline included', async () => {
+    const result = await runner.run('sh', ['-c', 'tr a-z A-Z; echo warning >&2'], {input: 'create set\nadd set 1\n'})
+    expect(result).to.deep.equal({stdout: 'CREATE SET\nADD SET 1\n', stderr: 'warning\n', exitCode: 0})
+  })
+
+  it('carries payloads and outputs of several megabytes intact', async () => {
+    const payload = 'add smartnat-allow 198.18.0.1,tcp:80,198.19.0.0/16\n'.repeat(200_000)
+    const {stdout} = await runner.run('cat', [], {input: payload})
+    expect(stdout.length).to.equal(payload.length)
+    expect(stdout === payload).to.equal(true)
+  })
+
+  it('runs the tools with LC_ALL=C and the rest of the environment inherited', async () => {
+    const {stdout} = await runner.run('sh', ['-c', 'echo "$LC_ALL $PATH"'])
+    expect(stdout).to.equal(`C ${process.env.PATH}\n`)
+  })
+
+  it('throws a CommandError with the exit code and stderr when the process fails', async () => {
+    const error = await commandError(runner.run('sh', ['-c', 'echo "line 3 failed" >&2; exit 2']))
+    expect(error.exitCode).to.equal(2)
+    expect(error.stderr).to.equal('line 3 failed\n')
+    expect(error.message).to.equal('sh -c echo "line 3 failed" >&2; exit 2 exited with 2: line 3 failed')
+  })
+
+  it('accepts the exit codes it is told are not errors', async () => {
+    const result = await runner.run('sh', ['-c', 'exit 1'], {okExitCodes: [1]})
+    expect(result.exitCode).to.equal(1)
+  })
+
+  it('reports the exit code of a process that exits without reading a large input', async () => {
+    const error = await commandError(runner.run('sh', ['-c', 'exit 3'], {input: 'x'.repeat(8 * 1024 * 1024)}))
+    expect(error.exitCode).to.equal(3)
+  })
+
+  it('says a command that is not installed could not be started', async () => {
+    const error = await commandError(runner.run('smartnat-no-such-tool', ['save']))
+    expect(error.exitCode).to.equal(undefined)
+    expect(error.message).to.equal('smartnat-no-such-tool save could not be started (not found on PATH)')
+  })
+
+  it('stops a command that runs past the timeout and says it timed out', async () => {
+    const started = Date.now()
+    const error = await commandError(new ExecRunner({timeoutSeconds: 0.2}).run('sleep', ['30']))
+    expect(error.message).to.equal('sleep 30 timed out')
+    expect(Date.now() - started).to.be.below(5000)
+  })
+
+  it('kills a timed-out command that ignores SIGTERM', async () => {
+    const started = Date.now()
+    const stubborn = new ExecRunner({timeoutSeconds: 0.2, killAfterMs: 300})
+    // An ignored signal stays ignored across exec.
+    const error = await commandError(stubborn.run('sh', ['-c', 'trap "" TERM; exec sleep 30']))
+    expect(error.message).to.match(/ timed out$/)
+    expect(Date.now() - started).to.be.below(5000)
+  })
+
+  it('says which signal killed a command', async () => {
+    const error = await commandError(runner.run('sh', ['-c', 'kill -KILL $$']))
+    expect(error.exitCode).to.equal(undefined)
+    expect(error.message).to.equal('sh -c kill -KILL $$ was killed by SIGKILL')
+  })
+})
