@@ -17,7 +17,13 @@ export interface InspectDeps<State> {
 
 /** The kernel's state, or why it could not be read (most often: not root). */
 export type KernelView<State> =
-  | {readable: true; state: State; parts: StatePart[]; counters: Map<string, Counter>}
+  | {
+      readable: true
+      state: State
+      counters: Map<string, Counter>
+      /** Whether the kernel holds anything of smartnat's. */
+      installed: boolean
+    }
   | {readable: false; reason: string}
 
 export interface Inspection<State> {
@@ -41,7 +47,7 @@ export async function inspectHost<State>(deps: InspectDeps<State>, settings: Syn
   const planned = plan(snapshot, host, settings.plan)
   const desired = deps.inspector.backend.render(planned.model)
   const desiredParts = deps.inspector.parts(desired, planned.model)
-  const kernel = await readKernel(deps.inspector, planned)
+  const {kernel, drift} = await readKernel(deps.inspector, planned, desired, desiredParts)
   return {
     settings,
     backend: deps.inspector.backend.name,
@@ -52,16 +58,30 @@ export async function inspectHost<State>(deps: InspectDeps<State>, settings: Syn
     desired,
     desiredParts,
     kernel,
-    ...(kernel.readable ? {drift: diffParts(desiredParts, kernel.parts)} : {}),
+    ...(drift ? {drift} : {}),
   }
 }
 
-async function readKernel<State>(inspector: Inspector<State>, planned: Plan): Promise<KernelView<State>> {
+/**
+ * The kernel's state and its drift from `desired`. When a sync would write nothing, there is none,
+ * and the kernel's state is not cut into parts: at 10,000 Mappings cutting and comparing them
+ * took 1.6 s and 80 MB.
+ */
+async function readKernel<State>(
+  inspector: Inspector<State>,
+  planned: Plan,
+  desired: State,
+  desiredParts: StatePart[],
+): Promise<{kernel: KernelView<State>; drift?: Drift}> {
   try {
     const [state, counters] = await Promise.all([inspector.backend.read(), inspector.counters?.() ?? new Map<string, Counter>()])
-    return {readable: true, state, parts: inspector.parts(state, planned.model), counters}
+    if (inspector.inSync(desired, state)) {
+      return {kernel: {readable: true, state, counters, installed: desiredParts.length > 0}, drift: {missing: [], unexpected: []}}
+    }
+    const parts = inspector.parts(state, planned.model)
+    return {kernel: {readable: true, state, counters, installed: parts.length > 0}, drift: diffParts(desiredParts, parts)}
   } catch (error) {
-    return {readable: false, reason: errorChain(error)}
+    return {kernel: {readable: false, reason: errorChain(error)}}
   }
 }
 

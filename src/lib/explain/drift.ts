@@ -15,11 +15,15 @@ export function diffParts(desired: readonly StatePart[], actual: readonly StateP
 
 function subtract(from: readonly StatePart[], other: readonly StatePart[]): StatePart[] {
   const available = new Map<string, number>()
-  for (const part of other) available.set(partKey(part), (available.get(partKey(part)) ?? 0) + 1)
+  for (const part of other) {
+    const key = partKey(part)
+    available.set(key, (available.get(key) ?? 0) + 1)
+  }
   return from.filter((part) => {
-    const left = available.get(partKey(part)) ?? 0
+    const key = partKey(part)
+    const left = available.get(key) ?? 0
     if (left === 0) return true
-    available.set(partKey(part), left - 1)
+    available.set(key, left - 1)
     return false
   })
 }

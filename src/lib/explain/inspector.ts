@@ -1,8 +1,10 @@
 /** What `status` and `explain` need from a backend: its Backend, a tracer, parts for drift, and counters. */
 import {iptablesBackend, type Backend, type BackendName} from '../backend/backend.js'
+import {diffIptablesState, isEmptyChanges} from '../backend/iptables/diff.js'
 import {tracePacket, type Trace, type TracePacket} from '../backend/iptables/trace.js'
 import type {IptablesState} from '../backend/iptables/types.js'
 import {nftablesBackend} from '../backend/nftables/backend.js'
+import {diffNftState, isEmptyChanges as isEmptyNftChanges} from '../backend/nftables/diff.js'
 import {traceNftPacket} from '../backend/nftables/trace.js'
 import type {NftState} from '../backend/nftables/types.js'
 import type {Runner} from '../host/runner.js'
@@ -16,6 +18,8 @@ export interface Inspector<State> {
   /** Follows a new connection's first packet through a state, desired or read back. */
   trace(state: State, packet: TracePacket): Trace
   parts: PartsOf<State>
+  /** Whether a sync would write nothing to make `actual` match `desired`; then neither has drift. */
+  inSync(desired: State, actual: State): boolean
   /** The kernel's counters, keyed like StatePart.counterKey; absent when the backend's rules keep none. */
   counters?: () => Promise<Map<string, Counter>>
 }
@@ -26,6 +30,7 @@ export function iptablesInspector(runner: Runner): Inspector<IptablesState> {
     backend: iptablesBackend(runner),
     trace: tracePacket,
     parts: iptablesParts,
+    inSync: (desired, actual) => isEmptyChanges(diffIptablesState(desired, actual)),
     counters: () => readIptablesCounters(runner),
   }
 }
@@ -36,6 +41,7 @@ export function nftablesInspector(runner: Runner): Inspector<NftState> {
     backend: nftablesBackend(runner),
     trace: traceNftPacket,
     parts: nftParts,
+    inSync: (desired, actual) => isEmptyNftChanges(diffNftState(desired, actual)),
   }
 }
 

@@ -143,7 +143,7 @@ export function explainMapping(inspection: Inspection<unknown>, id: string): Map
   const shared = drift ? sharedDrift(drift) : undefined
   return {
     mapping: facts,
-    kernel: kernel.readable ? {readable: true, reason: null, installed: kernel.parts.length > 0} : {readable: false, reason: kernel.reason, installed: null},
+    kernel: kernel.readable ? {readable: true, reason: null, installed: kernel.installed} : {readable: false, reason: kernel.reason, installed: null},
     parts: inspection.desiredParts.filter(mine).map((part) => partReport(part, drift ? !missing.has(part) : null, counters)),
     unexpected: (drift ? driftOf(drift, id).unexpected : []).map((part) => partReport(part, true, counters)),
     shared: {missing: (shared?.missing ?? []).map(partLine), unexpected: (shared?.unexpected ?? []).map(partLine)},

@@ -39,7 +39,7 @@ export function buildStatusReport(inspection: Inspection<unknown>, host: HostSta
     countsPackets: inspection.countsPackets,
     host,
     kernel: inspection.kernel.readable
-      ? {readable: true, reason: null, installed: inspection.kernel.parts.length > 0}
+      ? {readable: true, reason: null, installed: inspection.kernel.installed}
       : {readable: false, reason: inspection.kernel.reason, installed: null},
     shared: {missing: shared.missing.map(partLine), unexpected: shared.unexpected.map(partLine)},
     mappings,
