@@ -17,6 +17,19 @@ export abstract class SmartnatCommand extends Command {
     }),
   }
 
+  /**
+   * `--json` output as JSON.stringify prints it, colored only on a terminal. oclif's colorizer cuts
+   * every output into tokens, colors or not: for the 3 MB report of a sync of 10,000 Mappings that
+   * took about 40 MB of memory.
+   */
+  override logJson(json: unknown): void {
+    if (process.stdout.isTTY) {
+      super.logJson(json)
+      return
+    }
+    process.stdout.write(`${JSON.stringify(json, null, 2)}\n`)
+  }
+
   /** Parses flags and arguments, then fills unset flags from the config file. */
   protected async parseWithConfig<F extends FlagOutput, B extends FlagOutput, A extends ArgOutput>(
     options: Interfaces.Input<F, B, A>,
