@@ -27,6 +27,13 @@ describe('ExecRunner', () => {
     expect(stdout === payload).to.equal(true)
   })
 
+  it('decodes characters whose bytes arrive in two chunks', async () => {
+    // One ASCII byte first, so the pipe's 64 KiB chunks end in the middle of a two-byte character.
+    const text = `x${'é'.repeat(100_000)}`
+    const {stdout} = await runner.run('cat', [], {input: text})
+    expect(stdout === text).to.equal(true)
+  })
+
   it('runs the tools with LC_ALL=C and the rest of the environment inherited', async () => {
     const {stdout} = await runner.run('sh', ['-c', 'echo "$LC_ALL $PATH"'])
     expect(stdout).to.equal(`C ${process.env.PATH}\n`)

@@ -74,8 +74,12 @@ function runProcess(file: string, args: string[], input: string, timeoutMs: numb
   return new Promise((resolve) => {
     // The environment is inherited; LC_ALL=C keeps the tools' messages and number formats parseable.
     const child = spawn(file, args, {env: {...process.env, LC_ALL: 'C'}, stdio: ['pipe', 'pipe', 'pipe']})
-    const stdout: Buffer[] = []
-    const stderr: Buffer[] = []
+    // Decoded chunk by chunk: the bytes are dropped as they arrive instead of being held, copied
+    // into one buffer and then decoded (a 15 MB `nft -j` listing would be held three times).
+    const stdout: string[] = []
+    const stderr: string[] = []
+    child.stdout.setEncoding('utf8')
+    child.stderr.setEncoding('utf8')
     let timedOut = false
     let killTimer: NodeJS.Timeout | undefined
     const timeoutTimer = setTimeout(() => {
@@ -86,10 +90,10 @@ function runProcess(file: string, args: string[], input: string, timeoutMs: numb
     const end = (ended: Omit<Ended, 'stdout' | 'stderr' | 'timedOut'>) => {
       clearTimeout(timeoutTimer)
       clearTimeout(killTimer)
-      resolve({stdout: Buffer.concat(stdout).toString(), stderr: Buffer.concat(stderr).toString(), timedOut, ...ended})
+      resolve({stdout: stdout.join(''), stderr: stderr.join(''), timedOut, ...ended})
     }
-    child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk))
-    child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk))
+    child.stdout.on('data', (chunk: string) => stdout.push(chunk))
+    child.stderr.on('data', (chunk: string) => stderr.push(chunk))
     // A process that exits without reading all its input breaks the pipe; its exit code tells why.
     child.stdin.on('error', () => undefined)
     child.stdin.end(input)
