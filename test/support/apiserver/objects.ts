@@ -102,18 +102,19 @@ export class ObjectApi {
     const bucket = bucketOf(type)
     const ns = this.scope(type, namespace)
     let rv = this.store.currentRv()
-    let objects: KubeObject[]
+    // The stored objects themselves, read only: the page alone is copied below.
+    let objects: readonly KubeObject[]
     let start = ''
     if (query.continue) {
       const token = decodeContinue(query.continue)
       rv = token.rv
       start = token.start
-      objects = this.store.listAt(bucket, rv, ns, CONTINUE_TOO_OLD)
+      objects = this.store.listSharedAt(bucket, rv, ns, CONTINUE_TOO_OLD)
     } else if (query.resourceVersion && query.resourceVersion !== '0' && query.resourceVersionMatch === 'Exact') {
       rv = parseRv(query.resourceVersion)
-      objects = this.store.listAt(bucket, rv, ns)
+      objects = this.store.listSharedAt(bucket, rv, ns)
     } else {
-      objects = this.store.list(bucket, ns)
+      objects = this.store.listShared(bucket, ns)
     }
     const keyed = objects.map((o) => ({key: objectKey(o.metadata.namespace, o.metadata.name), o})).filter((e) => e.key > start && match(e.o))
     const limit = query.limit && query.limit > 0 ? query.limit : keyed.length
@@ -127,7 +128,7 @@ export class ObjectApi {
       kind: type.listKind,
       apiVersion: groupVersion(type),
       metadata,
-      items: page.map((e) => this.present(type, e.o)),
+      items: page.map((e) => this.present(type, clone(e.o))),
     }
   }
 

@@ -66,12 +66,26 @@ export class Store {
 
   /** Current objects of a bucket in key order (etcd's order), optionally of one namespace. */
   list(bucket: string, namespace?: string): KubeObject[] {
+    return this.listShared(bucket, namespace).map(clone)
+  }
+
+  /**
+   * list() without the copies: the stored objects themselves, to be read and never modified or
+   * handed out. A paged list copies only its page (copying all 10,000 objects of a bucket for each
+   * page of 500 made listing them take 3 s).
+   */
+  listShared(bucket: string, namespace?: string): readonly KubeObject[] {
     return sortedValues(this.buckets.get(bucket) ?? new Map(), namespace)
   }
 
   /** The objects of a bucket as they were at resourceVersion `rv`; 410 when the history no longer reaches back. */
   listAt(bucket: string, rv: number, namespace?: string, tooOld = `too old resource version: ${rv} (${this.rv})`): KubeObject[] {
-    if (rv >= this.rv) return this.list(bucket, namespace)
+    return this.listSharedAt(bucket, rv, namespace, tooOld).map(clone)
+  }
+
+  /** listAt() without the copies, as listShared() is list() without them. */
+  listSharedAt(bucket: string, rv: number, namespace?: string, tooOld = `too old resource version: ${rv} (${this.rv})`): readonly KubeObject[] {
+    if (rv >= this.rv) return this.listShared(bucket, namespace)
     if (rv < this.compactedRv) throw expired(tooOld)
     const state = new Map(this.buckets.get(bucket) ?? new Map<string, KubeObject>())
     for (let i = this.history.length - 1; i >= 0; i--) {
@@ -156,5 +170,5 @@ export class Store {
 
 function sortedValues(objects: Map<string, KubeObject>, namespace?: string): KubeObject[] {
   const keys = [...objects.keys()].filter((k) => namespace === undefined || k.startsWith(`${namespace}/`)).sort()
-  return keys.map((k) => clone(objects.get(k)!))
+  return keys.map((k) => objects.get(k)!)
 }
