@@ -8,7 +8,7 @@
  *   npm run bench:kernel [-- iptables|nftables]
  */
 import {spawn, spawnSync} from 'node:child_process'
-import {existsSync, mkdirSync, readFileSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, writeFileSync} from 'node:fs'
 import {createRequire} from 'node:module'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -20,6 +20,7 @@ import {plan} from '../src/lib/plan/plan.js'
 import {toYaml} from '../src/lib/source/yaml.js'
 import {readAhead} from '../src/lib/sync/once.js'
 import {CountingRunner, addHostInterfaces, createNamespace, runKernelBenchmark, type BenchNamespace, type CountedCall} from './netns.js'
+import {BUILD_DIR, buildCli, runCli, type CliRun} from './cli.js'
 import {applyOriginalWay} from './original.js'
 import {median, printTable, printTargets, timed, type Target} from './report.js'
 import {BENCH_PLAN_OPTIONS, syntheticHost, syntheticPods, syntheticSnapshot, withPorts, withSlice} from './synthetic.js'
@@ -137,10 +138,7 @@ async function change(backend: Backend, runner: CountingRunner, base: unknown, s
   return {planRenderMs: rendered.ms, cachedMs: cached.ms, cachedWrites, readMs: read.ms, readWrites, syncMs: sync.ms, converged}
 }
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url))
-const BUILD_DIR = fileURLToPath(new URL('../tmp/bench-build/', import.meta.url))
 const CHILD_SCRIPTS = ['watch-rss.ts', 'full-sync-cold.ts']
-const RSS_HOOK = fileURLToPath(new URL('rss-hook.mjs', import.meta.url))
 
 /**
  * Compiles the scripts whose memory is measured, with what they import, the way the installed CLI
@@ -162,13 +160,6 @@ function compiledPath(script: string): string {
   return join(BUILD_DIR, 'bench', script.replace(/\.ts$/, '.js'))
 }
 
-/** Builds the CLI into dist/ as `npm run build` does: bin/run.js runs dist/, as the installed CLI does. */
-function buildCli(): void {
-  const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc')
-  const result = spawnSync(process.execPath, [tsc, '-p', join(ROOT, 'tsconfig.json')], {encoding: 'utf8'})
-  if (result.status !== 0) throw new Error(`building the CLI failed:\n${result.stdout}${result.stderr}`)
-}
-
 /** The synthetic cluster as one manifest file, as an operator hands it to `smartnat sync --from-file`. */
 function writeManifests(count: number): string {
   const {addresses} = syntheticHost()
@@ -180,20 +171,11 @@ function writeManifests(count: number): string {
 }
 
 /** `smartnat sync --from-file` itself, compiled, into `ns`: wall time and peak RSS of the process; fails unless it exits 0. */
-async function cliSync(ns: BenchNamespace, backend: BackendName, manifests: string): Promise<{ms: number; rssMb: number}> {
-  const rssFile = join(BUILD_DIR, `rss-${ns.name}`)
-  const args = [
-    ...['--import', RSS_HOOK, join(ROOT, 'bin', 'run.js'), 'sync', '--from-file', manifests, '--netns', ns.name, '--backend', backend],
+function cliSync(ns: BenchNamespace, backend: BackendName, manifests: string): Promise<CliRun> {
+  return runCli([
+    ...['sync', '--from-file', manifests, '--netns', ns.name, '--backend', backend],
     ...['--snat', '--interfaces', '^ext\\d+$', '--lock-file', join(BUILD_DIR, `lock-${ns.name}`), '--json'],
-  ]
-  const started = performance.now()
-  const child = spawn(process.execPath, args, {stdio: ['ignore', 'ignore', 'pipe'], env: {...process.env, SMARTNAT_BENCH_RSS_FILE: rssFile}})
-  let stderr = ''
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve))
-  const ms = performance.now() - started
-  if (code !== 0) throw new Error(`smartnat sync exited with ${code}:\n${stderr}`)
-  return {ms, rssMb: Number(readFileSync(rssFile, 'utf8')) / 1024}
+  ])
 }
 
 /** What a separate process running the compiled `script` (watch-rss.ts, full-sync-cold.ts) against `netns` prints, parsed. */

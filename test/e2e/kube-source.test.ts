@@ -8,6 +8,8 @@ import {KubeSource, listSnapshot, type KubeSourceOptions} from '../../src/lib/so
 import type {ObjectChange} from '../../src/lib/source/kube/reflector.js'
 import type {Delay} from '../../src/lib/source/kube/backoff.js'
 import {startApiServer, type ApiServer} from '../support/apiserver/index.js'
+import {bucketOf} from '../support/apiserver/resources.js'
+import {objectKey} from '../support/apiserver/store.js'
 
 const CRDS = ['crds/mapping.yaml']
 
@@ -132,6 +134,37 @@ describe('kube source', function () {
     const once = await listSnapshot(kubeConfigOf(server), 3)
     expect(once).to.deep.equal(snapshot)
     expect(requests.filter((r) => r.includes('watch=true')).length).to.equal(watchesBefore)
+  })
+
+  it("keeps neither managedFields nor kubectl's last-applied copy of listed and watched objects", async function () {
+    await start()
+    const services = server.registry.find('', 'v1', 'services')!
+    // What a real API server stores with every object; the test server's own writes do not add it.
+    const withBookkeeping = (name: string) => {
+      const stored = server.api.get(services, 'default', name)
+      const metadata = {
+        ...stored.metadata,
+        annotations: {'example.com/owner': 'team-a', 'kubectl.kubernetes.io/last-applied-configuration': JSON.stringify(stored)},
+        managedFields: [{manager: 'kubectl-client-side-apply', operation: 'Update', apiVersion: 'v1', fieldsType: 'FieldsV1', fieldsV1: {'f:spec': {'f:ports': {}}}}],
+      }
+      server.store.commit(bucketOf(services), objectKey('default', name), {...stored, metadata})
+    }
+    createService(server, 'listed')
+    withBookkeeping('listed')
+    const s = newSource()
+    await s.start()
+    createService(server, 'watched')
+    withBookkeeping('watched')
+    await eventually('the watched Service with its annotation', () => s.snapshot().services.some((o) => o.metadata.name === 'watched' && o.metadata.annotations !== undefined))
+    const once = await listSnapshot(kubeConfigOf(server))
+    for (const snapshot of [s.snapshot(), once]) {
+      for (const name of ['listed', 'watched']) {
+        const service = snapshot.services.find((o) => o.metadata.name === name)!
+        expect(service.metadata, name).to.not.have.property('managedFields')
+        expect(service.metadata.annotations, name).to.deep.equal({'example.com/owner': 'team-a'})
+        expect(service.spec!.ports![0]!.port, name).to.equal(80)
+      }
+    }
   })
 
   it('picks up add, update and delete of Mappings, Services and EndpointSlices from the watch', async function () {

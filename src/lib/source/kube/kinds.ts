@@ -74,3 +74,25 @@ function wirePage(list: unknown): ListPage {
   const next = metadata.continue ?? metadata._continue
   return {items: plain.items ?? [], resourceVersion: metadata.resourceVersion ?? '', ...(next ? {continue: next} : {})}
 }
+
+/** The annotation in which `kubectl apply` keeps a whole copy of the object as it was applied. */
+export const LAST_APPLIED_ANNOTATION = 'kubectl.kubernetes.io/last-applied-configuration'
+
+/**
+ * The object without what an API server sends along with every object and smartnat never reads:
+ * `metadata.managedFields` (who set which field) and kubectl's last-applied copy of the object.
+ * On a real cluster these are often most of an object's size, and the cache holds every Mapping,
+ * Service and EndpointSlice. The object given is not modified.
+ */
+export function withoutBookkeeping(object: WireObject): WireObject {
+  const {metadata} = object
+  const annotations = metadata.annotations as Record<string, unknown> | undefined
+  const lastApplied = annotations !== undefined && annotations !== null && typeof annotations === 'object' && LAST_APPLIED_ANNOTATION in annotations
+  if (!('managedFields' in metadata) && !lastApplied) return object
+  const {managedFields: _managedFields, ...kept} = metadata
+  if (lastApplied) {
+    const {[LAST_APPLIED_ANNOTATION]: _copy, ...others} = annotations
+    kept.annotations = others
+  }
+  return {...object, metadata: kept}
+}

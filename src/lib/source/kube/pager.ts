@@ -1,14 +1,18 @@
 /** Lists a whole collection in pages (limit + continue), as one consistent snapshot at one resourceVersion. */
 import {isGone} from './errors.js'
-import type {ListPage, WatchedKind, WireObject} from './kinds.js'
+import {withoutBookkeeping, type ListPage, type WatchedKind, type WireObject} from './kinds.js'
 
 export const DEFAULT_PAGE_SIZE = 500
 
 /** Every item of the kind's collection and the resourceVersion to watch from. */
 export async function listAll(kind: WatchedKind, pageSize = DEFAULT_PAGE_SIZE): Promise<{items: WireObject[]; resourceVersion: string}> {
   const items: WireObject[] = []
+  // Slimmed page by page, so that what smartnat never reads is dropped while the list goes on.
+  const keep = (page: ListPage) => {
+    for (const item of page.items) items.push(withoutBookkeeping({...item, apiVersion: kind.apiVersion, kind: kind.name}))
+  }
   let page: ListPage = await kind.listPage({limit: pageSize})
-  items.push(...page.items)
+  keep(page)
   while (page.continue !== undefined) {
     try {
       page = await kind.listPage({limit: pageSize, continue: page.continue})
@@ -19,7 +23,7 @@ export async function listAll(kind: WatchedKind, pageSize = DEFAULT_PAGE_SIZE): 
       page = await kind.listPage({})
       items.length = 0
     }
-    items.push(...page.items)
+    keep(page)
   }
-  return {items: items.map((item) => ({...item, apiVersion: kind.apiVersion, kind: kind.name})), resourceVersion: page.resourceVersion}
+  return {items, resourceVersion: page.resourceVersion}
 }

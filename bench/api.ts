@@ -1,0 +1,129 @@
+/**
+ * smartnat against the Kubernetes API at scale (root): N synthetic Mappings with their Services and
+ * EndpointSlices in the test API server (the real HTTP wire protocol: paged lists, watches, the
+ * status subresource, Events), the compiled CLI in a throwaway network namespace.
+ *
+ * - `smartnat sync`: the first run programs the kernel and writes every status and Event; the
+ *   second has nothing to write.
+ * - `smartnat watch`: from start to ready, then one Mapping gets a port through the API and the
+ *   time until the kernel has it is taken, then two periodic resyncs; peak RSS over all of it.
+ *
+ *   npm run bench:api [-- N [iptables|nftables]]
+ */
+import {writeFileSync} from 'node:fs'
+import {join} from 'node:path'
+import {BACKEND_NAMES, type BackendName} from '../src/lib/backend/backend.js'
+import {addressChainName} from '../src/lib/backend/iptables/names.js'
+import {ENDPOINTS_MAP, TABLE_FAMILY, TABLE_NAME} from '../src/lib/backend/nftables/names.js'
+import type {MappingResource} from '../src/lib/mapping/types.js'
+import type {Ipv4} from '../src/lib/net/ipv4.js'
+import {startApiServer, type ApiServer} from '../test/support/apiserver/index.js'
+import {BUILD_DIR, buildCli, runCli} from './cli.js'
+import {addHostInterfaces, createNamespace, runKernelBenchmark, type BenchNamespace} from './netns.js'
+import {printTable, printTargets, type Target} from './report.js'
+import {syntheticHost, syntheticSnapshot} from './synthetic.js'
+
+const count = Number(process.argv[2] ?? 10_000)
+const backend = (process.argv[3] ?? 'iptables') as BackendName
+if (!Number.isInteger(count) || count < 1 || !BACKEND_NAMES.includes(backend)) throw new Error('usage: api.ts [COUNT [iptables|nftables]]')
+
+const RESYNC_SECONDS = 5
+const HEALTH_PORT = 19469
+const NEW_PORT = 60000
+
+/** The test API server holding the synthetic cluster, loaded through its object API (no HTTP). */
+async function loadedServer(): Promise<{server: ApiServer; last: MappingResource}> {
+  const server = await startApiServer({crds: ['crds/mapping.yaml']})
+  const kinds = {
+    mappings: server.registry.find('smartnat.aureacentral.com', 'v1alpha1', 'mappings')!,
+    services: server.registry.find('', 'v1', 'services')!,
+    endpointSlices: server.registry.find('discovery.k8s.io', 'v1', 'endpointslices')!,
+  }
+  const synthetic = syntheticSnapshot(count, syntheticHost().addresses)
+  for (const name of new Set(synthetic.mappings.map((m) => m.metadata.namespace!))) {
+    server.api.create(server.registry.find('', 'v1', 'namespaces')!, '', {metadata: {name}} as never)
+  }
+  for (const [kind, objects] of Object.entries(synthetic) as [keyof typeof kinds, {metadata: {namespace?: string}}[]][]) {
+    for (const object of objects) server.api.create(kinds[kind], object.metadata.namespace!, structuredClone(object) as never)
+  }
+  return {server, last: synthetic.mappings[synthetic.mappings.length - 1]!}
+}
+
+/** Whether the kernel of `ns` has the DNAT of `address` tcp/NEW_PORT; one cheap query, not a listing. */
+async function hasNewPort(ns: BenchNamespace, address: Ipv4): Promise<boolean> {
+  if (backend === 'iptables') {
+    const {stdout} = await ns.runner.run('iptables', ['-t', 'nat', '-S', addressChainName(address)], {okExitCodes: [1]})
+    return stdout.includes(`--dport ${NEW_PORT} `)
+  }
+  const element = `{ ${address} . tcp . ${NEW_PORT} }`
+  const result = await ns.runner.run('nft', ['get', 'element', TABLE_FAMILY, TABLE_NAME, ENDPOINTS_MAP, element], {okExitCodes: [1]})
+  return result.exitCode === 0
+}
+
+async function ready(): Promise<boolean> {
+  try {
+    return (await fetch(`http://127.0.0.1:${HEALTH_PORT}/readyz`)).status === 200
+  } catch {
+    return false
+  }
+}
+
+async function main(): Promise<boolean> {
+  buildCli()
+  const {server, last} = await loadedServer()
+  const ns = await createNamespace('api')
+  try {
+    await addHostInterfaces(ns, syntheticHost().host)
+    await ns.runner.run('sysctl', ['-qw', 'net.ipv4.ip_forward=1'])
+    const kubeconfig = join(BUILD_DIR, 'api.kubeconfig')
+    writeFileSync(kubeconfig, server.kubeconfig())
+    const common = ['--kubeconfig', kubeconfig, '--netns', ns.name, '--backend', backend]
+    const host = ['--interfaces', '^ext\\d+$', '--snat', '--lock-file', join(BUILD_DIR, `lock-${ns.name}`)]
+
+    const first = await runCli(['sync', ...common, ...host, '--json'])
+    const again = await runCli(['sync', ...common, ...host, '--json'])
+
+    const address = (last.spec as {addresses: Ipv4[]}).addresses[0]!
+    const mappingType = server.registry.find('smartnat.aureacentral.com', 'v1alpha1', 'mappings')!
+    let changeMs = NaN
+    const watch = await runCli(['watch', ...common, ...host, '--metrics-addr', `127.0.0.1:${HEALTH_PORT}`, '--resync', `${RESYNC_SECONDS}s`, '--log-level', 'warn'], {
+      ready,
+      whileRunning: async () => {
+        // The new port goes to a port its Service has, so the Mapping stays valid.
+        const current = (last.spec as {ports: {servicePort: number}[]}).ports
+        const ports = [...current, {port: NEW_PORT, protocol: 'tcp', servicePort: current[0]!.servicePort}]
+        const started = performance.now()
+        server.api.patch(mappingType, last.metadata.namespace, last.metadata.name!, 'application/merge-patch+json', {spec: {ports}})
+        while (!(await hasNewPort(ns, address))) {
+          if (performance.now() - started > 30_000) throw new Error('the watch did not program the new port within 30 s')
+          await new Promise((resolve) => setTimeout(resolve, 10))
+        }
+        changeMs = performance.now() - started
+        // Two periodic resyncs, which read the kernel back.
+        await new Promise((resolve) => setTimeout(resolve, 2.2 * RESYNC_SECONDS * 1000))
+      },
+    })
+
+    console.log(`\n# smartnat from the Kubernetes API (test API server), ${count.toLocaleString('en')} Mappings, ${backend}\n`)
+    printTable(
+      ['run', 'ms', 'peak RSS MB'],
+      [
+        ['smartnat sync, first (kernel programmed, every status and Event written)', first.ms, first.rssMb],
+        ['smartnat sync, again (nothing to write)', again.ms, again.rssMb],
+        ['smartnat watch: start to ready', watch.ms, watch.rssMb],
+        ['smartnat watch: one Mapping gets a port through the API, until the kernel has it', changeMs, watch.rssMb],
+      ],
+    )
+    const targets: Target[] = [
+      {name: `peak RSS of smartnat sync from the API at ${count}`, value: Math.max(first.rssMb, again.rssMb), limit: 300, unit: 'MB'},
+      {name: `peak RSS of smartnat watch holding ${count} from the API`, value: watch.rssMb, limit: 300, unit: 'MB'},
+    ]
+    console.log('')
+    return printTargets(targets)
+  } finally {
+    await ns.destroy()
+    await server.stop()
+  }
+}
+
+await runKernelBenchmark(main)

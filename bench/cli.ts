@@ -1,0 +1,69 @@
+/**
+ * The installed CLI's way of running, for the benchmarks that measure it: built into dist/ as
+ * `npm run build` does, started as `bin/run.js`, its peak RSS reported by bench/rss-hook.mjs.
+ */
+import {spawn, spawnSync} from 'node:child_process'
+import {mkdirSync, readFileSync} from 'node:fs'
+import {createRequire} from 'node:module'
+import {join} from 'node:path'
+import {fileURLToPath} from 'node:url'
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
+export const BUILD_DIR = fileURLToPath(new URL('../tmp/bench-build/', import.meta.url))
+const RSS_HOOK = fileURLToPath(new URL('rss-hook.mjs', import.meta.url))
+
+/** Builds the CLI into dist/ as `npm run build` does: bin/run.js runs dist/, as the installed CLI does. */
+export function buildCli(): void {
+  const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc')
+  const result = spawnSync(process.execPath, [tsc, '-p', join(ROOT, 'tsconfig.json')], {encoding: 'utf8'})
+  if (result.status !== 0) throw new Error(`building the CLI failed:\n${result.stdout}${result.stderr}`)
+}
+
+export interface CliRun {
+  /** Until exit, or until `ready` said yes when it was given. */
+  ms: number
+  rssMb: number
+}
+
+export interface CliOptions {
+  /** For a daemon: polled every 50 ms from the start; once it answers true, `ms` is taken and `whileRunning` runs. */
+  ready?: () => Promise<boolean>
+  /** Runs once the daemon is ready; the daemon then gets SIGTERM and must exit 0. */
+  whileRunning?: () => Promise<void>
+  /** Gives up (killing the process) after this long; 300 s unless given. */
+  timeoutMs?: number
+}
+
+/** Runs `smartnat ARGS` (compiled); fails unless it exits 0. */
+export async function runCli(args: string[], options: CliOptions = {}): Promise<CliRun> {
+  mkdirSync(BUILD_DIR, {recursive: true})
+  const rssFile = join(BUILD_DIR, `rss-${process.pid}`)
+  const started = performance.now()
+  const child = spawn(process.execPath, ['--import', RSS_HOOK, join(ROOT, 'bin', 'run.js'), ...args], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: {...process.env, SMARTNAT_BENCH_RSS_FILE: rssFile},
+  })
+  let stderr = ''
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve))
+  const deadline = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 300_000)
+  try {
+    let ms: number | undefined
+    if (options.ready) {
+      let done = false
+      void exited.then(() => (done = true))
+      while (!done && !(await options.ready())) await new Promise((resolve) => setTimeout(resolve, 50))
+      if (done) throw new Error(`smartnat ${args[0]} exited before it was ready:\n${stderr}`)
+      ms = performance.now() - started
+      await options.whileRunning?.()
+      child.kill('SIGTERM')
+    }
+    const code = await exited
+    ms ??= performance.now() - started
+    if (code !== 0) throw new Error(`smartnat ${args[0]} exited with ${code}:\n${stderr}`)
+    return {ms, rssMb: Number(readFileSync(rssFile, 'utf8')) / 1024}
+  } finally {
+    clearTimeout(deadline)
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+  }
+}
