@@ -22,7 +22,7 @@ import {startApiServer, type ApiServer} from '../test/support/apiserver/index.js
 import {BUILD_DIR, buildCli, runCli} from './cli.js'
 import {addHostInterfaces, createNamespace, runKernelBenchmark, type BenchNamespace} from './netns.js'
 import {printTable, printTargets, type Target} from './report.js'
-import {syntheticHost, syntheticSnapshot} from './synthetic.js'
+import {loadIntoApiServer, syntheticHost, syntheticSnapshot} from './synthetic.js'
 
 const count = Number(process.argv[2] ?? 10_000)
 const backend = (process.argv[3] ?? 'iptables') as BackendName
@@ -32,21 +32,11 @@ const RESYNC_SECONDS = 5
 const HEALTH_PORT = 19469
 const NEW_PORT = 60000
 
-/** The test API server holding the synthetic cluster, loaded through its object API (no HTTP). */
+/** The test API server holding the synthetic cluster, and the last of its Mappings. */
 async function loadedServer(): Promise<{server: ApiServer; last: MappingResource}> {
   const server = await startApiServer({crds: ['crds/mapping.yaml']})
-  const kinds = {
-    mappings: server.registry.find('smartnat.aureacentral.com', 'v1alpha1', 'mappings')!,
-    services: server.registry.find('', 'v1', 'services')!,
-    endpointSlices: server.registry.find('discovery.k8s.io', 'v1', 'endpointslices')!,
-  }
   const synthetic = syntheticSnapshot(count, syntheticHost().addresses)
-  for (const name of new Set(synthetic.mappings.map((m) => m.metadata.namespace!))) {
-    server.api.create(server.registry.find('', 'v1', 'namespaces')!, '', {metadata: {name}} as never)
-  }
-  for (const [kind, objects] of Object.entries(synthetic) as [keyof typeof kinds, {metadata: {namespace?: string}}[]][]) {
-    for (const object of objects) server.api.create(kinds[kind], object.metadata.namespace!, structuredClone(object) as never)
-  }
+  loadIntoApiServer(server, synthetic)
   return {server, last: synthetic.mappings[synthetic.mappings.length - 1]!}
 }
 

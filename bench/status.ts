@@ -15,7 +15,7 @@ import type {SyncReport} from '../src/lib/sync/once.js'
 import {apiPublisher} from '../src/lib/sync/publish.js'
 import {startApiServer} from '../test/support/apiserver/index.js'
 import {printTable, printTargets, timed, type Target} from './report.js'
-import {BENCH_PLAN_OPTIONS, syntheticHost, syntheticSnapshot} from './synthetic.js'
+import {BENCH_PLAN_OPTIONS, loadIntoApiServer, syntheticHost, syntheticSnapshot} from './synthetic.js'
 
 const count = Number(process.argv[2] ?? 2000)
 const writeLatencyMs = Number(process.argv[3] ?? 5)
@@ -32,18 +32,7 @@ interface Round {
 async function publishTwice(inFlight: number): Promise<Round[]> {
   const server = await startApiServer({crds: ['crds/mapping.yaml'], writeLatencyMs})
   try {
-    const kinds = {
-      mappings: server.registry.find('smartnat.aureacentral.com', 'v1alpha1', 'mappings')!,
-      services: server.registry.find('', 'v1', 'services')!,
-      endpointSlices: server.registry.find('discovery.k8s.io', 'v1', 'endpointslices')!,
-    }
-    const synthetic = syntheticSnapshot(count, addresses)
-    for (const name of new Set(synthetic.mappings.map((m) => m.metadata.namespace!))) {
-      server.api.create(server.registry.find('', 'v1', 'namespaces')!, '', {metadata: {name}} as never)
-    }
-    for (const [kind, objects] of Object.entries(synthetic) as [keyof typeof kinds, {metadata: {namespace?: string}}[]][]) {
-      for (const object of objects) server.api.create(kinds[kind], object.metadata.namespace!, structuredClone(object) as never)
-    }
+    loadIntoApiServer(server, syntheticSnapshot(count, addresses))
     const kc = new KubeConfig()
     kc.loadFromString(server.kubeconfig())
     const publisher = apiPublisher(kubeMappingStatusApi(kc), kubeEventApi(kc), 'bench-host', inFlight)

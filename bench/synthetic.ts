@@ -7,6 +7,7 @@ import {intToIpv4, ipv4ToInt, parseIpv4, type Ipv4} from '../src/lib/net/ipv4.js
 import type {EndpointSliceResource, MappingResource, ServiceResource} from '../src/lib/mapping/types.js'
 import {MAPPING_API_VERSION, SERVICE_NAME_LABEL} from '../src/lib/mapping/types.js'
 import {DEFAULT_PLAN_OPTIONS, type HostInfo, type PlanOptions, type Snapshot} from '../src/lib/plan/model.js'
+import type {ApiServer} from '../test/support/apiserver/index.js'
 
 /** Egress SNAT on, so a pod change reaches the kernel (the egress sets) and every kind of set is measured. */
 export const BENCH_PLAN_OPTIONS: PlanOptions = {...DEFAULT_PLAN_OPTIONS, snat: true}
@@ -148,4 +149,19 @@ function ip(text: string): Ipv4 {
   const parsed = parseIpv4(text)
   if (!parsed) throw new Error(`not an address: ${text}`)
   return parsed
+}
+
+/** Creates `snapshot`'s namespaces, Mappings, Services and EndpointSlices in the test API server, through its object API (no HTTP). */
+export function loadIntoApiServer(server: ApiServer, snapshot: Snapshot): void {
+  const kinds = {
+    mappings: server.registry.find('smartnat.aureacentral.com', 'v1alpha1', 'mappings')!,
+    services: server.registry.find('', 'v1', 'services')!,
+    endpointSlices: server.registry.find('discovery.k8s.io', 'v1', 'endpointslices')!,
+  }
+  for (const name of new Set(snapshot.mappings.map((m) => m.metadata.namespace!))) {
+    server.api.create(server.registry.find('', 'v1', 'namespaces')!, '', {metadata: {name}} as never)
+  }
+  for (const [kind, objects] of Object.entries(snapshot) as [keyof typeof kinds, {metadata: {namespace?: string}}[]][]) {
+    for (const object of objects) server.api.create(kinds[kind], object.metadata.namespace!, structuredClone(object) as never)
+  }
 }
