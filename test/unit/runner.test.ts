@@ -78,6 +78,14 @@ describe('ExecRunner', () => {
     expect(Date.now() - started).to.be.below(5000)
   })
 
+  it('returns once the process exits, even when something it left behind keeps its output open', async () => {
+    const started = Date.now()
+    const result = await runner.run('sh', ['-c', 'echo started; sleep 5 & exit 0'])
+    expect(result).to.deep.equal({stdout: 'started\n', stderr: '', exitCode: 0})
+    // The left-behind sleep holds the pipe for 5 s (and then ends by itself).
+    expect(Date.now() - started).to.be.below(3000)
+  })
+
   it('says which signal killed a command', async () => {
     const error = await commandError(runner.run('sh', ['-c', 'kill -KILL $$']))
     expect(error.exitCode).to.equal(undefined)

@@ -55,6 +55,8 @@ export interface ExecRunnerOptions {
 }
 
 const KILL_AFTER_MS = 5000
+/** How long the output pipes may stay open after the process exited. */
+const PIPES_AFTER_EXIT_MS = 1000
 
 /** How a process ended: its output, and its exit code or the signal or error that ended it. */
 interface Ended {
@@ -103,6 +105,14 @@ function runProcess(file: string, args: string[], input: string, timeoutMs: numb
     })
     child.once('close', (exitCode, signal) => {
       if (child.pid !== undefined) end({exitCode, signal})
+    })
+    // A process it left behind (`sh -c 'daemon &'`) may keep the pipes open long after it exited;
+    // its output is what arrived by then, so that nothing waits past the process.
+    child.once('exit', () => {
+      setTimeout(() => {
+        child.stdout.destroy()
+        child.stderr.destroy()
+      }, PIPES_AFTER_EXIT_MS).unref()
     })
   })
 }
