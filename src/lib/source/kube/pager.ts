@@ -1,6 +1,6 @@
 /** Lists a whole collection in pages (limit + continue), as one consistent snapshot at one resourceVersion. */
 import {isGone} from './errors.js'
-import {withoutBookkeeping, type ListPage, type WatchedKind, type WireObject} from './kinds.js'
+import {cachedObject, type ListPage, type WatchedKind, type WireObject} from './kinds.js'
 
 export const DEFAULT_PAGE_SIZE = 500
 
@@ -9,7 +9,7 @@ export async function listAll(kind: WatchedKind, pageSize = DEFAULT_PAGE_SIZE): 
   const items: WireObject[] = []
   // Slimmed page by page, so that what smartnat never reads is dropped while the list goes on.
   const keep = (page: ListPage) => {
-    for (const item of page.items) items.push(withoutBookkeeping({...item, apiVersion: kind.apiVersion, kind: kind.name}))
+    for (const item of page.items) items.push(cachedObject(kind, item))
   }
   let page: ListPage = await kind.listPage({limit: pageSize})
   keep(page)

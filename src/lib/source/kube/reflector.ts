@@ -5,7 +5,7 @@
 import {Watch, type KubeConfig} from '@kubernetes/client-node'
 import type {Backoff, Delay} from './backoff.js'
 import {describeApiError, isGone} from './errors.js'
-import {withoutBookkeeping, type KindName, type WatchedKind, type WireObject} from './kinds.js'
+import {cachedObject, type KindName, type WatchedKind, type WireObject} from './kinds.js'
 import {listAll} from './pager.js'
 
 export type ChangeType = 'ADDED' | 'MODIFIED' | 'DELETED'
@@ -139,7 +139,7 @@ export class Reflector {
         }
         const rv = object.metadata?.resourceVersion
         if (rv) this.resourceVersion = rv
-        if (type === 'ADDED' || type === 'MODIFIED' || type === 'DELETED') this.apply(type, withoutBookkeeping({...object, apiVersion: kind.apiVersion, kind: kind.name}))
+        if (type === 'ADDED' || type === 'MODIFIED' || type === 'DELETED') this.apply(type, cachedObject(kind, object))
       }
       const onDone = (error: unknown) => {
         if (error === null || error === undefined) settle(() => resolve('closed'))
