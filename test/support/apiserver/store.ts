@@ -78,12 +78,10 @@ export class Store {
     return sortedValues(this.buckets.get(bucket) ?? new Map(), namespace)
   }
 
-  /** The objects of a bucket as they were at resourceVersion `rv`; 410 when the history no longer reaches back. */
-  listAt(bucket: string, rv: number, namespace?: string, tooOld = `too old resource version: ${rv} (${this.rv})`): KubeObject[] {
-    return this.listSharedAt(bucket, rv, namespace, tooOld).map(clone)
-  }
-
-  /** listAt() without the copies, as listShared() is list() without them. */
+  /**
+   * The objects of a bucket as they were at resourceVersion `rv`, shared as listShared() shares them;
+   * 410 when the history no longer reaches back.
+   */
   listSharedAt(bucket: string, rv: number, namespace?: string, tooOld = `too old resource version: ${rv} (${this.rv})`): readonly KubeObject[] {
     if (rv >= this.rv) return this.listShared(bucket, namespace)
     if (rv < this.compactedRv) throw expired(tooOld)
