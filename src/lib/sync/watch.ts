@@ -213,7 +213,7 @@ export class WatchLoop {
       return 'skipped'
     }
     this.settled = undefined
-    const pass = ++this.passes
+    const passNumber = ++this.passes
     // A pass that reads the kernel has no use for the state applied last; letting it go before the
     // read halves what a periodic resync holds at once (at 10,000 Mappings, nft's state is ~30 MB).
     if (!trusted) this.applied = undefined
@@ -228,7 +228,7 @@ export class WatchLoop {
     this.succeeded(result, started, full, trusted !== undefined)
     if (!this.writeback) this.settled = inputs
     else this.writeback.handOver(result, () => {
-      if (pass === this.passes) this.settled = inputs
+      if (passNumber === this.passes) this.settled = inputs
     })
   }
 
