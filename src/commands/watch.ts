@@ -132,6 +132,7 @@ export default class Watch extends SmartnatCommand {
       await releaseQuietly(lock, logger)
       stop.dispose()
     }
+    exitIfLingering()
   }
 
   /** Where Mappings, Services and EndpointSlices come from, and where verdicts go back to. */
@@ -201,6 +202,16 @@ function parseDuration(text: string): number | undefined {
   const ms = Math.round(Number(match[1]) * UNIT_MS[match[2] ?? 's']!)
   return ms > 0 ? ms : undefined
 }
+
+/**
+ * Ends the process shortly unless it ends by itself first. Its work is done, but requests abandoned
+ * to an API server that hangs may hold sockets open for as long as the server keeps them.
+ */
+function exitIfLingering(): void {
+  setTimeout(() => process.exit(), LINGER_AFTER_STOP_MS).unref()
+}
+
+const LINGER_AFTER_STOP_MS = 1000
 
 async function releaseQuietly(lock: Lock, logger: Logger): Promise<void> {
   await lock.release().catch((error: unknown) => logger.warn('cannot release the lock', {path: lock.path, error: errorText(error)}))

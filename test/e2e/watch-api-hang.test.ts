@@ -3,7 +3,8 @@
  * lab, on both backends: status writes that hang hold up no sync (a new Mapping, then a change to it,
  * still reach the kernel, and the traffic of the others never stops); with every request hanging the
  * periodic sync still repairs the kernel, /healthz stays 200 and /readyz says 503 with the reason;
- * once the API answers again the statuses are written and /readyz turns 200.
+ * once the API answers again the statuses are written and /readyz turns 200; SIGTERM while status
+ * writes hang ends the daemon at once, the rules left in place.
  */
 import {expect} from 'chai'
 import {mkdtemp, rm, writeFile} from 'node:fs/promises'
@@ -171,12 +172,19 @@ for (const backend of BACKENDS) {
       expect(traffic.failed, 'requests to the first Mapping that failed').to.deep.equal([])
     })
 
-    it('SIGTERM: exits 0 and leaves the rules in place', async () => {
+    it('SIGTERM while status writes hang: exits 0 within seconds and leaves the rules in place', async () => {
+      proxy!.hang(statusWrites)
+      server!.api.patch(mappingType(), 'default', 'late', PatchType.merge, {spec: {ports: [{port: 9092, servicePort: 80}]}})
+      await withOutput(eventually('the changed port to carry traffic', 5000, () => reachesPod(EXT_B!, 9092)))
+      await eventually('its status write to hang', 5000, () => (proxy!.held() > 0 ? true : undefined))
+      proxy!.hang()
       daemon!.child.kill('SIGTERM')
       const result = await Promise.race([daemon!.done, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 15_000))])
-      expect(result, 'exited within 15 s of SIGTERM').to.not.equal(undefined)
+      expect(result, `exited within 15 s of SIGTERM\n${logText.split('\n').slice(-5).join('\n')}`).to.not.equal(undefined)
       expect(result!.code, result!.stderr).to.equal(0)
+      expect(logged('stopped; rules left in place')).to.equal(1)
       expect(await reachesPod(EXT_A!, 8080)).to.be.oneOf(PODS)
+      expect(await reachesPod(EXT_B!, 9092)).to.be.oneOf(PODS)
     })
   })
 }
