@@ -7,6 +7,7 @@ import type {SnapshotSource, SourceHealth} from '../../src/lib/source/source.js'
 import type {Clock} from '../../src/lib/sync/debounce.js'
 import type {SyncReport} from '../../src/lib/sync/once.js'
 import {WatchLoop, type WatchLoopOptions} from '../../src/lib/sync/watch.js'
+import {STOP_GRACE_MS} from '../../src/lib/sync/writeback.js'
 
 const T0 = 1_700_000_000_000
 
@@ -660,20 +661,36 @@ describe('watch loop', () => {
       expect(sync.startTimes(), 'the last pass written: the next is skipped').to.deep.equal([0, 100, 300])
     })
 
-    it('stop() lets the writeback in progress end, within its deadline, and starts no other', async () => {
+    it('stop() lets the writeback in progress end, for a few seconds at most, and starts no other', async () => {
       const writer = new PendingWriter()
-      await startLoop({afterSync: writer.write, writebackDeadlineMs: 5000})
+      await startLoop({afterSync: writer.write, writebackDeadlineMs: 60_000})
       await clock.advance(0)
       source.change()
       await clock.advance(100)
       let stopped = false
       const stopping = loop!.stop().then(() => (stopped = true))
-      await clock.advance(4000)
+      await clock.advance(STOP_GRACE_MS - 1)
       expect(stopped).to.equal(false)
-      await clock.advance(1000)
+      await clock.advance(1)
       await stopping
       expect(stopped).to.equal(true)
+      expect(writer.signals[0]!.aborted).to.equal(true)
       expect(writer.passes(), 'the report waiting behind it is dropped').to.deep.equal(['applied by pass 1'])
+      loop = undefined
+    })
+
+    it('stop() returns as soon as the writeback in progress ends', async () => {
+      const writer = new PendingWriter()
+      await startLoop({afterSync: writer.write})
+      await clock.advance(0)
+      let stopped = false
+      const stopping = loop!.stop().then(() => (stopped = true))
+      await clock.advance(100)
+      expect(stopped).to.equal(false)
+      writer.succeedAll()
+      await stopping
+      expect(writer.signals[0]!.aborted).to.equal(false)
+      expect(clock.pending(), 'no timer left behind').to.equal(0)
       loop = undefined
     })
   })

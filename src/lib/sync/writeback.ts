@@ -46,10 +46,15 @@ interface Handover<T> {
 interface Running<T> {
   handover: Handover<T>
   startedAt: number
-  abort: AbortController
   timer: unknown
+  /** Settles when the write ends or is abandoned. */
   settled: Promise<void>
+  /** Aborts the write and moves on without it. */
+  abandon(reason: Error): void
 }
+
+/** How long stop() waits for a writeback in progress, however long its deadline. */
+export const STOP_GRACE_MS = 5000
 
 export class StatusWriteback<T> {
   private running: Running<T> | undefined
@@ -80,24 +85,35 @@ export class StatusWriteback<T> {
     }
   }
 
-  /** Drops the waiting report and lets the running writeback end, at the latest at its deadline. */
+  /** Drops the waiting report and lets the running writeback end, for at most its deadline or STOP_GRACE_MS. */
   async stop(): Promise<void> {
     this.stopped = true
     this.waiting = undefined
-    await this.running?.settled
+    const running = this.running
+    if (!running) return
+    const {clock} = this.options
+    const grace = clock.setTimeout(() => running.abandon(new Error(`status writeback cut short by shutdown after ${STOP_GRACE_MS / 1000}s`)), STOP_GRACE_MS)
+    await running.settled
+    clock.clearTimeout(grace)
   }
 
   private start(handover: Handover<T>): void {
     const {clock, deadlineMs} = this.options
     const abort = new AbortController()
     let finish: () => void = () => {}
-    const running: Running<T> = {handover, startedAt: clock.now(), abort, timer: undefined, settled: new Promise((resolve) => (finish = resolve))}
+    const running: Running<T> = {
+      handover,
+      startedAt: clock.now(),
+      timer: undefined,
+      settled: new Promise((resolve) => (finish = resolve)),
+      abandon: (reason) => {
+        abort.abort(reason)
+        this.ended(running, 'timeout', reason)
+        finish()
+      },
+    }
     this.running = running
-    running.timer = clock.setTimeout(() => {
-      abort.abort(new Error(`status writeback timed out after ${deadlineMs / 1000}s`))
-      this.ended(running, 'timeout', abort.signal.reason)
-      finish()
-    }, deadlineMs)
+    running.timer = clock.setTimeout(() => running.abandon(new Error(`status writeback timed out after ${deadlineMs / 1000}s`)), deadlineMs)
     Promise.resolve()
       .then(() => this.options.write(handover.report, abort.signal))
       .then(
