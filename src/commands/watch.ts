@@ -20,7 +20,7 @@ import {limitHeapGrowth, syncPass, WatchLoop} from '../lib/sync/watch.js'
 export default class Watch extends SmartnatCommand {
   static override summary = 'Keep this host’s NAT matching the Mappings, as a daemon.'
 
-  static override description = `Syncs whenever the Mappings, Services or EndpointSlices change (promptly when idle, at most once per --min-sync-interval under churn) and every --resync, which also repairs rules someone removed and picks up new host addresses. A failed sync keeps the rules applied before and is retried with backoff. Without --from-file, Mappings come from the Kubernetes API and each one's status and Events are written back. Serves /healthz, /readyz and Prometheus /metrics on --metrics-addr. Holds the smartnat lock while it runs, so a "smartnat sync" from cron waits for it or fails saying who holds it. SIGTERM or SIGINT stops it, leaving the rules in place unless --flush-on-exit.`
+  static override description = `Syncs whenever the Mappings, Services or EndpointSlices change (promptly when idle, at most once per --min-sync-interval under churn) and every --resync, which also repairs rules someone removed and picks up new host addresses. A failed sync keeps the rules applied before and is retried with backoff. Without --from-file, Mappings come from the Kubernetes API and each one's status and Events are written back. Statuses are written after each sync, never holding up the next one, and a round of writes that takes longer than --status-timeout is abandoned. Serves /healthz (fails when the loop itself is stuck), /readyz (fails when the source is not synced or failing, the last sync failed or is older than twice --resync, or statuses have waited longer than that) and Prometheus /metrics on --metrics-addr. Holds the smartnat lock while it runs, so a "smartnat sync" from cron waits for it or fails saying who holds it. SIGTERM or SIGINT stops it, leaving the rules in place unless --flush-on-exit.`
 
   static override examples = [
     {description: 'Watch a directory of manifests', command: 'sudo <%= config.bin %> <%= command.id %> --from-file /etc/smartnat/mappings/'},
@@ -42,6 +42,11 @@ export default class Watch extends SmartnatCommand {
       default: '100ms',
       helpValue: 'DURATION',
     }),
+    'status-timeout': Flags.string({
+      summary: 'Longest one round of Mapping status and Event writes may take; past it the round is abandoned and the next sync writes again.',
+      default: '2m',
+      helpValue: 'DURATION',
+    }),
     'metrics-addr': Flags.string({
       summary: 'Where to serve /healthz, /readyz and /metrics.',
       default: DEFAULT_METRICS_ADDRESS,
@@ -60,6 +65,7 @@ export default class Watch extends SmartnatCommand {
     limitHeapGrowth()
     const resyncMs = this.duration('resync', flags.resync)
     const minIntervalMs = this.duration('min-sync-interval', flags['min-sync-interval'])
+    const writebackDeadlineMs = this.duration('status-timeout', flags['status-timeout'])
     try {
       parseListenAddress(flags['metrics-addr'])
     } catch (error) {
@@ -83,18 +89,20 @@ export default class Watch extends SmartnatCommand {
     )
     const stop = stopSignal()
     const afterSync = publisher
-      ? async (report: SyncReport) => {
-          const published = await publisher.publish(report)
-          for (const error of published.errors) logger.warn('status writeback failed', {error: errorText(error)})
+      ? async (report: SyncReport, signal: AbortSignal) => {
+          const published = await publisher.publish(report, new Date(), signal)
           if (published.status.patched > 0 || published.eventsCreated > 0) {
             logger.info('statuses written', {patched: published.status.patched, events: published.eventsCreated})
           }
+          // A write that failed fails the round, so the next sync is not skipped and writes again.
+          const [first, ...more] = published.errors
+          if (first) throw new Error(`${errorText(first)}${more.length > 0 ? ` (and ${more.length} more status or Event writes failed)` : ''}`, {cause: first})
         }
       : undefined
     const loop = new WatchLoop({
       source,
       sync: syncPass({runner, backend}, settings),
-      ...(afterSync ? {afterSync} : {}),
+      ...(afterSync ? {afterSync, writebackDeadlineMs} : {}),
       observer: metrics,
       logger,
       minIntervalMs,
@@ -102,7 +110,12 @@ export default class Watch extends SmartnatCommand {
     })
     let server: ObserveServer | undefined
     try {
-      server = await startObserveServer({address: flags['metrics-addr'], readiness: () => loop.readiness(), metrics: () => metrics.render()})
+      server = await startObserveServer({
+        address: flags['metrics-addr'],
+        readiness: () => loop.readiness(),
+        liveness: () => loop.liveness(),
+        metrics: () => metrics.render(),
+      })
       logger.info('watching', {source: flags['from-file'] ?? 'kubernetes', resync: flags.resync, metricsAddr: `${server.host}:${server.port}`, lock: lock.path})
       const started = loop.start()
       // A signal stops the wait for a source that cannot sync; a start that fails ends the daemon.
@@ -119,6 +132,7 @@ export default class Watch extends SmartnatCommand {
       await releaseQuietly(lock, logger)
       stop.dispose()
     }
+    exitIfLingering()
   }
 
   /** Where Mappings, Services and EndpointSlices come from, and where verdicts go back to. */
@@ -188,6 +202,16 @@ function parseDuration(text: string): number | undefined {
   const ms = Math.round(Number(match[1]) * UNIT_MS[match[2] ?? 's']!)
   return ms > 0 ? ms : undefined
 }
+
+/**
+ * Ends the process shortly unless it ends by itself first. Its work is done, but requests abandoned
+ * to an API server that hangs may hold sockets open for as long as the server keeps them.
+ */
+function exitIfLingering(): void {
+  setTimeout(() => process.exit(), LINGER_AFTER_STOP_MS).unref()
+}
+
+const LINGER_AFTER_STOP_MS = 1000
 
 async function releaseQuietly(lock: Lock, logger: Logger): Promise<void> {
   await lock.release().catch((error: unknown) => logger.warn('cannot release the lock', {path: lock.path, error: errorText(error)}))

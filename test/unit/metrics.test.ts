@@ -80,7 +80,12 @@ describe('metrics exposition', () => {
       smartnat_api_errors_total: 'counter',
       smartnat_sync_errors_total: 'counter',
       smartnat_kernel_writes_total: 'counter',
+      smartnat_status_writeback_failures_total: 'counter',
     })
+    expect(families.get('smartnat_status_writeback_failures_total')!.samples.map((s) => [s.labels.reason, s.value])).to.deep.equal([
+      ['error', 0],
+      ['timeout', 0],
+    ])
     expect(families.get('smartnat_mappings')!.samples.map((s) => [s.labels.state, s.value])).to.deep.equal([
       ['configured', 0],
       ['invalid', 0],

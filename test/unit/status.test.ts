@@ -11,6 +11,8 @@ import {plan} from '../../src/lib/plan/plan.js'
 import {listSnapshot} from '../../src/lib/source/kube/source.js'
 import {kubeMappingStatusApi, type MappingStatusApi} from '../../src/lib/source/kube/writers.js'
 import {API_WRITES_IN_FLIGHT} from '../../src/lib/sync/bounded.js'
+import type {SyncReport} from '../../src/lib/sync/once.js'
+import {apiPublisher} from '../../src/lib/sync/publish.js'
 import {desiredStatus, ownAddresses, writeStatuses} from '../../src/lib/sync/status.js'
 import {startApiServer, type ApiServer} from '../support/apiserver/index.js'
 
@@ -268,6 +270,34 @@ describe('status writeback', function () {
       expect(most).to.equal(API_WRITES_IN_FLIGHT)
       expect(result).to.include({patched: 20, failed: 0})
       expect(result.changes.map((c) => c.name)).to.deep.equal(names)
+    })
+
+    it('a publish whose signal is aborted starts no further write', async function () {
+      const abort = new AbortController()
+      const patched: string[] = []
+      const events: string[] = []
+      const cutShort: MappingStatusApi = {
+        get: () => Promise.reject(new Error('not read')),
+        patchStatus: async (namespace, name, patch) => {
+          patched.push(name)
+          // The writeback's deadline passes while this write is in flight.
+          abort.abort(new Error('status writeback timed out after 1s'))
+          return {metadata: {namespace, name}, status: patch as MappingStatus}
+        },
+      }
+      const names = Array.from({length: 20}, (_, i) => `m${String(i).padStart(2, '0')}`)
+      const report = {
+        snapshot: {mappings: names.map((name) => ({...mapping(), metadata: {namespace: 'default', name, generation: 3}})), services: [], endpointSlices: []},
+        plan: {verdicts: names.map((name) => verdict({name}))},
+        host: host('198.18.0.10'),
+      } as unknown as SyncReport
+      const publisher = apiPublisher(cutShort, {create: async (_namespace, event) => void events.push(event.reason ?? '')}, 'edge-1', 4)
+      const result = await publisher.publish(report, T0, abort.signal)
+      expect(patched).to.deep.equal(['m00'])
+      expect(events, 'Events come after the statuses: none starts either').to.deep.equal([])
+      const statusErrors = result.errors.filter((e) => e.message.includes('writing status'))
+      expect(statusErrors).to.have.length(19)
+      expect(statusErrors[0]!.message).to.equal('mapping default/m01: writing status: status writeback timed out after 1s')
     })
 
     it('reports other failures per Mapping, naming it, without throwing', async function () {

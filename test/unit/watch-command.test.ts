@@ -22,6 +22,11 @@ describe('smartnat watch: refused options', function () {
       message: '--min-sync-interval "0s" must be a positive duration such as 500ms, 30s, 5m, 1h or a number of seconds',
     },
     {
+      desc: 'a status timeout that is not a duration',
+      args: ['--from-file', 'examples', '--status-timeout', 'soon'],
+      message: '--status-timeout "soon" must be a positive duration such as 500ms, 30s, 5m, 1h or a number of seconds',
+    },
+    {
       desc: 'a metrics address without a port',
       args: ['--from-file', 'examples', '--metrics-addr', '127.0.0.1'],
       message: '--metrics-addr: listen address "127.0.0.1" must be HOST:PORT with a port 0..65535, e.g. 127.0.0.1:9469 or [::1]:9469',

@@ -7,12 +7,15 @@ import type {SnapshotSource, SourceHealth} from '../../src/lib/source/source.js'
 import type {Clock} from '../../src/lib/sync/debounce.js'
 import type {SyncReport} from '../../src/lib/sync/once.js'
 import {WatchLoop, type WatchLoopOptions} from '../../src/lib/sync/watch.js'
+import {STOP_GRACE_MS} from '../../src/lib/sync/writeback.js'
 
 const T0 = 1_700_000_000_000
 
 /** Timers on a clock that moves only when the test says so. */
 class FakeClock implements Clock {
   time = T0
+  /** While set, timers are accepted and never fire, as if the loop had lost them. */
+  losesTimers = false
   private timers: {at: number; seq: number; callback: () => void}[] = []
   private seq = 0
 
@@ -22,7 +25,7 @@ class FakeClock implements Clock {
 
   setTimeout(callback: () => void, ms: number): unknown {
     const timer = {at: this.time + ms, seq: this.seq++, callback}
-    this.timers.push(timer)
+    if (!this.losesTimers) this.timers.push(timer)
     return timer
   }
 
@@ -134,9 +137,11 @@ class ScriptedSync {
   readonly calls: Call[] = []
   inFlight = 0
   maxInFlight = 0
+  /** A call that never returns was made. */
+  hung = false
   durationMs = 0
-  /** Outcomes for the next calls, in order; after they run out every call succeeds. */
-  outcomes: (Error | SyncReport)[] = []
+  /** Outcomes for the next calls, in order ('hang': the call never returns); after they run out every call succeeds. */
+  outcomes: (Error | SyncReport | 'hang')[] = []
 
   constructor(private readonly clock: FakeClock) {}
 
@@ -150,6 +155,10 @@ class ScriptedSync {
       if (this.durationMs > 0) await new Promise<void>((resolve) => this.clock.setTimeout(resolve, this.durationMs))
       // Unless a test scripts it, each pass applies a state of its own, named after the pass.
       const outcome = this.outcomes.shift() ?? {...report([], 7), kernelState: `applied by pass ${this.calls.length}`}
+      if (outcome === 'hang') {
+        this.hung = true
+        return await new Promise<never>(() => {})
+      }
       if (outcome instanceof Error) throw outcome
       return outcome
     } finally {
@@ -182,7 +191,12 @@ describe('watch loop', () => {
   })
 
   afterEach(async () => {
-    await loop?.stop()
+    // stop() would wait forever for a pass that never returns.
+    if (sync.hung) loop = undefined
+    // A status writeback that never ends is abandoned at its deadline, which only this clock brings.
+    const stopping = loop?.stop()
+    await clock.advance(600_000)
+    await stopping
     loop = undefined
   })
 
@@ -529,7 +543,7 @@ describe('watch loop', () => {
     await clock.advance(0)
     expect(seen).to.deep.equal([first])
     expect(loop!.readiness()).to.deep.equal({ready: true})
-    expect(logLines.find((l) => l.level === 'warn')).to.include({msg: 'after-sync hook failed; the next sync tries again', error: 'status patch: 409 Conflict'})
+    expect(logLines.find((l) => l.level === 'warn')).to.include({msg: 'status writeback failed; the next sync writes again', error: 'status patch: 409 Conflict'})
     fail = false
     await clock.advance(1000)
     source.change()
@@ -558,5 +572,183 @@ describe('watch loop', () => {
     expect(metrics.rulesProgrammed.get()).to.equal(42)
     expect(metrics.kernelWrites.get({kind: 'rules'})).to.equal(3)
     expect(metrics.render()).to.include('smartnat_sync_duration_seconds_count 2\n').and.include('smartnat_sync_duration_seconds_bucket{le="0.25"} 2\n')
+  })
+
+  describe('status writeback after the pass', () => {
+    /** A status writer that records what it is handed and answers only when the test says so. */
+    class PendingWriter {
+      readonly reports: SyncReport[] = []
+      readonly signals: AbortSignal[] = []
+      private answers: {resolve: () => void; reject: (error: Error) => void}[] = []
+      /** Once set, every write answers at once. */
+      answerAtOnce = false
+
+      readonly write = (r: SyncReport, signal: AbortSignal): Promise<void> => {
+        this.reports.push(r)
+        this.signals.push(signal)
+        if (this.answerAtOnce) return Promise.resolve()
+        return new Promise<void>((resolve, reject) => this.answers.push({resolve, reject}))
+      }
+
+      /** Which passes' reports it was handed, by the state each applied. */
+      passes(): unknown[] {
+        return this.reports.map((r) => r.kernelState)
+      }
+
+      succeedAll(): void {
+        for (const answer of this.answers.splice(0)) answer.resolve()
+      }
+    }
+
+    it('a writer that never answers holds up no pass: later changes still apply, one writeback at a time, the latest report next', async () => {
+      const writer = new PendingWriter()
+      const metrics = new SmartnatMetrics()
+      await startLoop({afterSync: writer.write, writebackDeadlineMs: 10_000, observer: metrics})
+      await clock.advance(1000)
+      expect(writer.passes()).to.deep.equal(['applied by pass 1'])
+      for (let i = 0; i < 3; i++) {
+        source.change()
+        await clock.advance(1000)
+      }
+      expect(sync.startTimes(), 'every change applied while the first writeback hangs').to.deep.equal([0, 1000, 2000, 3000])
+      expect(writer.passes(), 'one writeback in flight').to.have.length(1)
+      await clock.advance(6000)
+      // At its deadline the first writeback is aborted; of the three reports that came meanwhile, only the last is written.
+      expect(writer.signals[0]!.aborted).to.equal(true)
+      expect(writer.passes()).to.deep.equal(['applied by pass 1', 'applied by pass 4'])
+      expect(logLines.find((l) => l.level === 'warn')).to.include({msg: 'status writeback abandoned; the next sync writes again', error: 'status writeback timed out after 10s'})
+      expect(metrics.writebackFailures.get({reason: 'timeout'})).to.equal(1)
+      expect(loop!.liveness()).to.deep.equal({alive: true})
+    })
+
+    it('a writeback that fails is retried with the next pass, which is not skipped though nothing changed', async () => {
+      source.current = {mappings: [{metadata: {namespace: 'shop', name: 'api', generation: 1}}], services: [], endpointSlices: []}
+      const failures = [new Error('status patch: 500 Internal Server Error')]
+      const written: unknown[] = []
+      await startLoop({
+        afterSync: (r) => {
+          written.push(r.kernelState)
+          const failure = failures.shift()
+          if (failure) throw failure
+        },
+      })
+      await clock.advance(1000)
+      source.notify()
+      await clock.advance(1000)
+      source.notify()
+      await clock.advance(1000)
+      expect(sync.startTimes(), 'the pass after the failed writeback runs; the one after the written one is skipped').to.deep.equal([0, 1000])
+      expect(written).to.deep.equal(['applied by pass 1', 'applied by pass 2'])
+    })
+
+    it('a pass stays unsettled until its own statuses are written, not an older pass’s', async () => {
+      const writer = new PendingWriter()
+      await startLoop({afterSync: writer.write})
+      await clock.advance(100)
+      // Pass 2 starts while pass 1's statuses are being written: nothing it read counts as written yet.
+      source.notify()
+      await clock.advance(100)
+      writer.succeedAll()
+      await clock.advance(100)
+      source.notify()
+      await clock.advance(100)
+      expect(sync.startTimes(), 'pass 1 written, but pass 2 began before: the next pass runs').to.deep.equal([0, 100, 300])
+      writer.answerAtOnce = true
+      writer.succeedAll()
+      await clock.advance(100)
+      source.notify()
+      await clock.advance(100)
+      expect(sync.startTimes(), 'the last pass written: the next is skipped').to.deep.equal([0, 100, 300])
+    })
+
+    it('stop() lets the writeback in progress end, for a few seconds at most, and starts no other', async () => {
+      const writer = new PendingWriter()
+      await startLoop({afterSync: writer.write, writebackDeadlineMs: 60_000})
+      await clock.advance(0)
+      source.change()
+      await clock.advance(100)
+      let stopped = false
+      const stopping = loop!.stop().then(() => (stopped = true))
+      await clock.advance(STOP_GRACE_MS - 1)
+      expect(stopped).to.equal(false)
+      await clock.advance(1)
+      await stopping
+      expect(stopped).to.equal(true)
+      expect(writer.signals[0]!.aborted).to.equal(true)
+      expect(writer.passes(), 'the report waiting behind it is dropped').to.deep.equal(['applied by pass 1'])
+      loop = undefined
+    })
+
+    it('stop() returns as soon as the writeback in progress ends', async () => {
+      const writer = new PendingWriter()
+      await startLoop({afterSync: writer.write})
+      await clock.advance(0)
+      let stopped = false
+      const stopping = loop!.stop().then(() => (stopped = true))
+      await clock.advance(100)
+      expect(stopped).to.equal(false)
+      writer.succeedAll()
+      await stopping
+      expect(writer.signals[0]!.aborted).to.equal(false)
+      expect(clock.pending(), 'no timer left behind').to.equal(0)
+      loop = undefined
+    })
+  })
+
+  describe('readiness and liveness over time', () => {
+    it('is not ready once no pass has completed for twice the resync interval, and dead once a pass runs past the stall limit', async () => {
+      await startLoop({resyncIntervalMs: 10_000})
+      await clock.advance(0)
+      sync.outcomes = ['hang']
+      source.change()
+      await clock.advance(20_000)
+      expect(loop!.readiness()).to.deep.equal({ready: true})
+      await clock.advance(1)
+      expect(loop!.readiness()).to.deep.equal({ready: false, reason: 'no sync has completed for 20s, more than twice the resync interval (10s)'})
+      expect(loop!.liveness(), 'a pass may be slow for a while').to.deep.equal({alive: true})
+      // The stall limit: the larger of 2 min and twice the longer of the resync interval and the longest backoff (30 s).
+      // It began at 100 ms, the minimum interval after the first.
+      await clock.advance(100_100)
+      expect(loop!.liveness()).to.deep.equal({alive: false, reason: 'a sync pass has been running for 120s; the limit is 120s'})
+    })
+
+    it('is dead when the loop stops scheduling passes', async () => {
+      await startLoop({resyncIntervalMs: 60_000})
+      await clock.advance(0)
+      clock.losesTimers = true
+      source.change()
+      await clock.advance(120_000)
+      expect(loop!.liveness()).to.deep.equal({alive: true})
+      await clock.advance(1)
+      expect(loop!.liveness()).to.deep.equal({alive: false, reason: 'no sync pass has started for 120s; the limit is 120s'})
+      expect(sync.calls).to.have.length(1)
+    })
+
+    it('stays alive through a long backoff, and the stall limit grows with the resync interval', async () => {
+      sync.outcomes = Array.from({length: 10}, () => new Error('iptables-restore: exit 4'))
+      await startLoop({resyncIntervalMs: 300_000, backoff: {initialMs: 1000, maxMs: 200_000}})
+      await clock.advance(580_000)
+      expect(sync.startTimes().slice(-2), 'capped backoff').to.deep.equal([255_000, 455_000])
+      expect(loop!.liveness()).to.deep.equal({alive: true})
+    })
+
+    it('is not ready while statuses wait longer than twice the resync interval, and ready once they are written', async () => {
+      let answering = false
+      await startLoop({
+        resyncIntervalMs: 10_000,
+        writebackDeadlineMs: 8000,
+        afterSync: () => (answering ? undefined : new Promise<void>(() => {})),
+      })
+      await clock.advance(20_000)
+      expect(loop!.readiness(), 'the periodic passes complete').to.deep.equal({ready: true})
+      await clock.advance(1)
+      expect(loop!.readiness()).to.deep.equal({
+        ready: false,
+        reason: 'Mapping statuses not written for 20s, more than twice the resync interval (10s): status writeback timed out after 8s',
+      })
+      answering = true
+      await clock.advance(10_000)
+      expect(loop!.readiness()).to.deep.equal({ready: true})
+    })
   })
 })

@@ -2,7 +2,7 @@ import {expect} from 'chai'
 import {request} from 'node:http'
 import {createServer} from 'node:net'
 import {METRICS_CONTENT_TYPE} from '../../src/lib/observe/metrics.js'
-import {parseListenAddress, startObserveServer, type ObserveServer, type Readiness} from '../../src/lib/observe/server.js'
+import {parseListenAddress, startObserveServer, type Liveness, type ObserveServer, type Readiness} from '../../src/lib/observe/server.js'
 
 interface Reply {
   status: number
@@ -26,10 +26,12 @@ function get(port: number, path: string, method = 'GET'): Promise<Reply> {
 describe('health and metrics endpoint', () => {
   let server: ObserveServer | undefined
   let readiness: Readiness
+  let liveness: Liveness
 
   beforeEach(async () => {
     readiness = {ready: false, reason: 'source not synced yet'}
-    server = await startObserveServer({address: '127.0.0.1:0', readiness: () => readiness, metrics: () => 'm_total 1\n'})
+    liveness = {alive: true}
+    server = await startObserveServer({address: '127.0.0.1:0', readiness: () => readiness, liveness: () => liveness, metrics: () => 'm_total 1\n'})
   })
 
   afterEach(async () => {
@@ -41,8 +43,20 @@ describe('health and metrics endpoint', () => {
     expect(server!.port).to.be.greaterThan(0)
   })
 
-  it('/healthz answers 200 whatever the readiness', async () => {
+  it('/healthz answers 200 whatever the readiness, and 503 with the reason when the loop is stuck', async () => {
     expect(await get(server!.port, '/healthz')).to.include({status: 200, body: 'ok\n'})
+    liveness = {alive: false, reason: 'a sync pass has been running for 130s; the limit is 120s'}
+    expect(await get(server!.port, '/healthz')).to.include({status: 503, body: 'unhealthy: a sync pass has been running for 130s; the limit is 120s\n'})
+    expect(await get(server!.port, '/readyz'), 'readiness is its own').to.include({status: 503, body: 'not ready: source not synced yet\n'})
+  })
+
+  it('/healthz without a liveness check answers 200 while the process runs', async () => {
+    const plain = await startObserveServer({address: '127.0.0.1:0', readiness: () => readiness, metrics: () => ''})
+    try {
+      expect(await get(plain.port, '/healthz')).to.include({status: 200, body: 'ok\n'})
+    } finally {
+      await plain.close()
+    }
   })
 
   it('/readyz is 503 with the reason until ready, then 200, and shows a source error either way', async () => {

@@ -1,7 +1,7 @@
 /**
  * smartnat's Prometheus metrics, rendered in the text exposition format 0.0.4.
  *
- * Seven metrics do not need a client library: counters, gauges and one histogram, all in one
+ * Eight metrics do not need a client library: counters, gauges and one histogram, all in one
  * registry that renders on scrape. Label values are escaped as the format requires
  * (backslash, double quote, newline); HELP text escapes backslash and newline.
  */
@@ -114,6 +114,7 @@ export interface SyncRecord {
 const SYNC_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
 const WRITE_KINDS: (keyof WriteCounts)[] = ['chains', 'rules', 'sets', 'routes']
 const MAPPING_STATES = ['configured', 'invalid', 'not_local'] as const
+const WRITEBACK_FAILURES = ['error', 'timeout'] as const
 
 /** Every metric smartnat exports, and the events that move them. */
 export class SmartnatMetrics {
@@ -124,6 +125,10 @@ export class SmartnatMetrics {
   readonly apiErrors = new Counter('smartnat_api_errors_total', 'Failed requests to the source of Mappings (the Kubernetes API).')
   readonly syncErrors = new Counter('smartnat_sync_errors_total', 'Sync passes that failed; the rules applied before stayed in place.')
   readonly kernelWrites = new Counter('smartnat_kernel_writes_total', 'Objects written to the kernel by syncs, by kind (chains, rules, sets, routes).')
+  readonly writebackFailures = new Counter(
+    'smartnat_status_writeback_failures_total',
+    'Status writebacks (one sync\'s Mapping statuses and Events) that failed (reason="error") or ran past --status-timeout (reason="timeout"); the next sync writes again.',
+  )
   private readonly all: Metric[] = [
     this.syncDuration,
     this.lastSuccessfulSync,
@@ -132,11 +137,13 @@ export class SmartnatMetrics {
     this.apiErrors,
     this.syncErrors,
     this.kernelWrites,
+    this.writebackFailures,
   ]
 
   constructor() {
     for (const state of MAPPING_STATES) this.mappings.set(0, {state})
     for (const kind of WRITE_KINDS) this.kernelWrites.inc(0, {kind})
+    for (const reason of WRITEBACK_FAILURES) this.writebackFailures.inc(0, {reason})
   }
 
   syncSucceeded(record: SyncRecord): void {
@@ -152,6 +159,10 @@ export class SmartnatMetrics {
   syncFailed(seconds: number): void {
     this.syncDuration.observe(seconds)
     this.syncErrors.inc()
+  }
+
+  writebackFailed(reason: (typeof WRITEBACK_FAILURES)[number]): void {
+    this.writebackFailures.inc(1, {reason})
   }
 
   apiError(): void {

@@ -1,4 +1,4 @@
-/** The daemon's HTTP endpoint: /healthz (alive), /readyz (syncing successfully), /metrics (Prometheus). */
+/** The daemon's HTTP endpoint: /healthz (the loop turns), /readyz (syncing successfully), /metrics (Prometheus). */
 import {createServer, type IncomingMessage, type ServerResponse} from 'node:http'
 import type {AddressInfo} from 'node:net'
 
@@ -15,10 +15,18 @@ export interface Readiness {
   lastError?: string
 }
 
+export interface Liveness {
+  alive: boolean
+  /** Why not; shown in the 503 body. */
+  reason?: string
+}
+
 export interface ObserveServerOptions {
   /** `HOST:PORT` or `[IPV6]:PORT`; port 0 picks a free port. */
   address: string
   readiness: () => Readiness
+  /** Alive when absent: the process answering is all /healthz says then. */
+  liveness?: () => Liveness
   metrics: () => string
 }
 
@@ -66,8 +74,10 @@ function respond(options: ObserveServerOptions, request: IncomingMessage, respon
   }
   const path = (request.url ?? '/').split('?')[0]
   switch (path) {
-    case '/healthz':
-      return send(response, 200, 'ok\n')
+    case '/healthz': {
+      const state = options.liveness?.() ?? {alive: true}
+      return state.alive ? send(response, 200, 'ok\n') : send(response, 503, `unhealthy: ${state.reason ?? 'unknown'}\n`)
+    }
     case '/readyz': {
       const state = options.readiness()
       const note = state.lastError ? `\nlast error: ${state.lastError}` : ''

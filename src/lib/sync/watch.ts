@@ -16,25 +16,31 @@
  * Service or EndpointSlice that a Mapping names (see inputs.ts): a busy cluster's other Services
  * and EndpointSlices change all the time, every status written comes back as a changed Mapping,
  * and none of that can change a rule or a status.
+ *
+ * Statuses are written after the pass, not in it (writeback.ts): a pass applies the kernel and hands
+ * its verdicts over, so an API server that hangs never holds the kernel hostage. A pass counts as
+ * settled, and the next one like it may be skipped, only once its statuses are written.
  */
 import {setFlagsFromString} from 'node:v8'
 
 import {errorText, silentLogger, type Logger} from '../observe/log.js'
 import type {SyncRecord} from '../observe/metrics.js'
-import type {Readiness} from '../observe/server.js'
+import type {Liveness, Readiness} from '../observe/server.js'
 import {PlanMemo} from '../plan/candidates.js'
 import type {Snapshot} from '../plan/model.js'
 import type {SnapshotSource} from '../source/source.js'
 import {BoundedFrequencyRunner, systemClock, type Clock, type RunOutcome, type RunReason} from './debounce.js'
+import {livenessOf, readinessOf, type LastPass, type LoopState} from './health.js'
 import {passInputs, sameInputs, type PassInputs} from './inputs.js'
 import {syncOnce, type SyncDeps, type SyncReport} from './once.js'
 import type {SyncSettings} from './settings.js'
+import {StatusWriteback, type WritebackObserver, type WriteReport} from './writeback.js'
 
 /** Runs one sync pass over the snapshot `loadSnapshot` gives; `assumeActual` is the previous pass's `kernelState`. */
 export type SyncPass = (loadSnapshot: () => Promise<Snapshot>, options: {full: boolean; assumeActual?: unknown}) => Promise<SyncReport>
 
-/** Receives each pass's outcome (SmartnatMetrics implements it). */
-export interface SyncObserver {
+/** Receives each pass's outcome and each failed status writeback (SmartnatMetrics implements it). */
+export interface SyncObserver extends WritebackObserver {
   syncSucceeded(record: SyncRecord): void
   syncFailed(seconds: number): void
 }
@@ -47,8 +53,14 @@ export interface BackoffOptions {
 export interface WatchLoopOptions {
   source: SnapshotSource
   sync: SyncPass
-  /** Called after every successful pass, e.g. to write Mapping statuses; its failure is logged, not retried. */
-  afterSync?: (report: SyncReport) => Promise<void> | void
+  /**
+   * Writes a successful pass's verdicts back (Mapping statuses), after the pass and bounded by
+   * `writebackDeadlineMs`; it must stop starting writes once the signal is aborted. A failure is
+   * logged, and the next pass writes again.
+   */
+  afterSync?: WriteReport<SyncReport>
+  /** How long one status writeback may take before it is abandoned (default 2 min). */
+  writebackDeadlineMs?: number
   observer?: SyncObserver
   logger?: Logger
   clock?: Clock
@@ -63,6 +75,9 @@ export interface WatchLoopOptions {
 export const DEFAULT_MIN_INTERVAL_MS = 100
 export const DEFAULT_RESYNC_INTERVAL_MS = 60_000
 export const DEFAULT_BACKOFF: BackoffOptions = {initialMs: 1000, maxMs: 30_000}
+export const DEFAULT_WRITEBACK_DEADLINE_MS = 120_000
+/** A pass may run this long, and the loop go this long without starting one, whatever the intervals, before /healthz fails. */
+export const MIN_STALL_LIMIT_MS = 120_000
 
 /** The one-shot pipeline as a pass of the loop. */
 export function syncPass(deps: SyncDeps, settings: SyncSettings): SyncPass {
@@ -73,8 +88,6 @@ export function syncPass(deps: SyncDeps, settings: SyncSettings): SyncPass {
     return syncOnce(deps, loadSnapshot, settings, {...options, checkPrerequisites: false, planMemo})
   }
 }
-
-type LastPass = {ok: true; at: number} | {ok: false; at: number; error: string}
 
 /** The state the last pass applied, and when the kernel was last read rather than trusted. */
 interface AppliedState {
@@ -88,13 +101,19 @@ export class WatchLoop {
   private readonly logger: Logger
   private readonly backoff: BackoffOptions
   private readonly resyncIntervalMs: number
+  private readonly stallLimitMs: number
+  private readonly writeback: StatusWriteback<SyncReport> | undefined
   private applied: AppliedState | undefined
   private unsubscribe: (() => void) | undefined
   private last: LastPass | undefined
   private failures = 0
   private nextFull = false
-  /** What the last pass read from the snapshot, once it and its afterSync hook succeeded. */
+  /** What the last pass read from the snapshot, once it succeeded and its statuses were written. */
   private settled: PassInputs | undefined
+  /** Passes that got past the skip check so far: a writeback settles its pass only if no later one began. */
+  private passes = 0
+  private passStartedAt: number | undefined
+  private lastActivityAt: number | undefined
   private stopped = false
 
   constructor(private readonly options: WatchLoopOptions) {
@@ -102,7 +121,19 @@ export class WatchLoop {
     this.logger = options.logger ?? silentLogger
     this.backoff = options.backoff ?? DEFAULT_BACKOFF
     this.resyncIntervalMs = options.resyncIntervalMs ?? DEFAULT_RESYNC_INTERVAL_MS
-    this.runner = new BoundedFrequencyRunner((reason) => this.pass(reason), {
+    // Passes start at least once per resync interval, or per backoff delay while failing.
+    this.stallLimitMs = Math.max(MIN_STALL_LIMIT_MS, 2 * Math.max(this.resyncIntervalMs, this.backoff.maxMs))
+    const {afterSync, observer} = options
+    this.writeback = afterSync
+      ? new StatusWriteback({
+          write: afterSync,
+          deadlineMs: options.writebackDeadlineMs ?? DEFAULT_WRITEBACK_DEADLINE_MS,
+          clock: this.clock,
+          logger: this.logger,
+          ...(observer ? {observer} : {}),
+        })
+      : undefined
+    this.runner = new BoundedFrequencyRunner((reason) => this.timedPass(reason), {
       minIntervalMs: options.minIntervalMs ?? DEFAULT_MIN_INTERVAL_MS,
       maxIntervalMs: this.resyncIntervalMs,
       clock: this.clock,
@@ -114,28 +145,55 @@ export class WatchLoop {
     this.unsubscribe = this.options.source.onChange(() => this.runner.request())
     await this.options.source.start()
     // A source that never synced (API unreachable) resolves start() only when stopped.
-    if (!this.stopped) this.runner.start()
+    if (!this.stopped) {
+      this.lastActivityAt = this.clock.now()
+      this.runner.start()
+    }
   }
 
-  /** Stops the source, then lets the pass in progress finish; the rules stay as they are. */
+  /** Stops the source, lets the pass in progress finish, then the status writeback in progress (within its deadline); the rules stay as they are. */
   async stop(): Promise<void> {
     this.stopped = true
     this.unsubscribe?.()
     this.unsubscribe = undefined
     await this.options.source.stop()
     await this.runner.stop()
+    await this.writeback?.stop()
   }
 
-  /** Ready once the source has synced, is not failing, and the last pass succeeded; `lastError` is the source's own. */
+  /** Ready once the source has synced and is not failing, the last pass succeeded within two resync intervals and statuses are not long overdue (health.ts). */
   readiness(): Readiness {
-    const health = this.options.source.health()
-    const withError = health.lastError ? {lastError: health.lastError} : {}
-    if (!health.synced) return {ready: false, reason: 'source not synced yet', ...withError}
-    if (!this.last) return {ready: false, reason: 'no sync has completed yet', ...withError}
-    if (!this.last.ok) return {ready: false, reason: `last sync failed: ${this.last.error}`, ...withError}
-    // The rules of the last sync keep working, but changes made meanwhile cannot reach the kernel.
-    if (health.lastError) return {ready: false, reason: 'source failing; the rules of the last sync stay in place', ...withError}
-    return {ready: true}
+    return readinessOf(this.state())
+  }
+
+  /** Alive while passes neither run past the stall limit nor stop being scheduled (health.ts). */
+  liveness(): Liveness {
+    return livenessOf(this.state())
+  }
+
+  private state(): LoopState {
+    const backlog = this.writeback?.backlog()
+    return {
+      now: this.clock.now(),
+      resyncIntervalMs: this.resyncIntervalMs,
+      stallLimitMs: this.stallLimitMs,
+      source: this.options.source.health(),
+      ...(this.last ? {last: this.last} : {}),
+      ...(this.passStartedAt === undefined ? {} : {passStartedAt: this.passStartedAt}),
+      ...(this.lastActivityAt === undefined ? {} : {lastActivityAt: this.lastActivityAt}),
+      ...(backlog ? {writeback: backlog} : {}),
+    }
+  }
+
+  /** A pass, with when it started and ended kept for liveness. */
+  private async timedPass(reason: RunReason): Promise<RunOutcome> {
+    this.passStartedAt = this.clock.now()
+    try {
+      return await this.pass(reason)
+    } finally {
+      this.passStartedAt = undefined
+      this.lastActivityAt = this.clock.now()
+    }
   }
 
   private async pass(reason: RunReason): Promise<RunOutcome> {
@@ -155,6 +213,7 @@ export class WatchLoop {
       return 'skipped'
     }
     this.settled = undefined
+    const passNumber = ++this.passes
     // A pass that reads the kernel has no use for the state applied last; letting it go before the
     // read halves what a periodic resync holds at once (at 10,000 Mappings, nft's state is ~30 MB).
     if (!trusted) this.applied = undefined
@@ -167,7 +226,10 @@ export class WatchLoop {
     }
     this.applied = result.kernelState === undefined ? undefined : {state: result.kernelState, readAt: trusted ? trusted.readAt : started}
     this.succeeded(result, started, full, trusted !== undefined)
-    if (await this.runAfterSync(result)) this.settled = inputs
+    if (!this.writeback) this.settled = inputs
+    else this.writeback.handOver(result, () => {
+      if (passNumber === this.passes) this.settled = inputs
+    })
   }
 
   /** The state to trust instead of reading the kernel, or undefined when this pass must read it. */
@@ -213,18 +275,6 @@ export class WatchLoop {
     this.options.observer?.syncFailed(seconds)
     this.logger.error('sync failed; the rules applied before stay in place', {error: text, full, failures: this.failures, retryInMs, nextFull: this.nextFull})
     this.runner.retryAfter(retryInMs)
-  }
-
-  /** Runs the afterSync hook; false when it failed. */
-  private async runAfterSync(report: SyncReport): Promise<boolean> {
-    if (!this.options.afterSync) return true
-    try {
-      await this.options.afterSync(report)
-      return true
-    } catch (error) {
-      this.logger.warn('after-sync hook failed; the next sync tries again', {error: errorText(error)})
-      return false
-    }
   }
 }
 
