@@ -124,6 +124,9 @@ export class SmartnatMetrics {
   readonly apiErrors = new Counter('smartnat_api_errors_total', 'Failed requests to the source of Mappings (the Kubernetes API).')
   readonly syncErrors = new Counter('smartnat_sync_errors_total', 'Sync passes that failed; the rules applied before stayed in place.')
   readonly kernelWrites = new Counter('smartnat_kernel_writes_total', 'Objects written to the kernel by syncs, by kind (chains, rules, sets, routes).')
+  readonly heldRemoval = new Gauge('smartnat_removal_held', 'Programmed Mappings a held mass removal would remove (0: nothing held); the rules stay until it is allowed.')
+  readonly heldPasses = new Counter('smartnat_removals_held_total', 'Sync passes held because they would remove more programmed Mappings than --max-removal allows.')
+  readonly manifestReadErrors = new Counter('smartnat_manifest_read_errors_total', 'Reads of the --from-file manifests that failed (unparseable, or changing while read); the last good ones stayed in use.')
   private readonly all: Metric[] = [
     this.syncDuration,
     this.lastSuccessfulSync,
@@ -132,6 +135,9 @@ export class SmartnatMetrics {
     this.apiErrors,
     this.syncErrors,
     this.kernelWrites,
+    this.heldRemoval,
+    this.heldPasses,
+    this.manifestReadErrors,
   ]
 
   constructor() {
@@ -147,6 +153,7 @@ export class SmartnatMetrics {
     for (const state of MAPPING_STATES) this.mappings.set(counts[state], {state})
     this.rulesProgrammed.set(record.rulesProgrammed)
     for (const kind of WRITE_KINDS) this.kernelWrites.inc(record.written[kind], {kind})
+    this.heldRemoval.set(0)
   }
 
   syncFailed(seconds: number): void {
@@ -156,6 +163,16 @@ export class SmartnatMetrics {
 
   apiError(): void {
     this.apiErrors.inc()
+  }
+
+  /** A pass was held: it would have removed `mappings` programmed Mappings. */
+  removalHeld(mappings: number): void {
+    this.heldRemoval.set(mappings)
+    this.heldPasses.inc()
+  }
+
+  manifestReadError(): void {
+    this.manifestReadErrors.inc()
   }
 
   /** The whole exposition, as served on /metrics. */
