@@ -161,6 +161,17 @@ describe('mass-removal guard in a sync pass', () => {
     expect(report.massRemoval).to.equal(undefined)
   })
 
+  it('counts the Mappings of a trusted state once: it was the state the pass before applied', async () => {
+    const {backend} = listBackend(names(20), names(20))
+    const counted: unknown[] = []
+    const counting: Backend = {...backend, render: () => [...names(20)], programmedMappings: (state) => (counted.push(state), new Set(state as string[]))}
+    const guard = oneShotGuard(DEFAULT_REMOVAL_POLICY, false)
+    const first = await run(counting, {removalGuard: guard})
+    expect(counted).to.have.length(2)
+    await run(counting, {assumeActual: first.kernelState, removalGuard: guard})
+    expect(counted, 'only the new desired state').to.have.length(3)
+  })
+
   it('leaves a failed kernel read to the apply, which reports it', async () => {
     const {backend} = listBackend(names(20), [])
     const failing: Backend = {...backend, read: () => Promise.reject(new Error('iptables-save failed')), apply: (_desired, options) => options!.kernelRead!.then(() => {

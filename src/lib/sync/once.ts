@@ -153,6 +153,19 @@ export function syncSteps(
   }
 }
 
+const programmedCache = new WeakMap<object, ReadonlySet<string>>()
+
+/**
+ * The Mappings `state` programs. A watch pass trusts the state the pass before applied, whose
+ * Mappings that pass already counted (20,000 DNAT rules at 10,000 Mappings take 8-15 ms to scan).
+ */
+function programmedIn(backend: Pick<Backend, 'programmedMappings'>, state: unknown): ReadonlySet<string> {
+  if (typeof state !== 'object' || state === null) return backend.programmedMappings(state)
+  let mappings = programmedCache.get(state)
+  if (mappings === undefined) programmedCache.set(state, (mappings = backend.programmedMappings(state)))
+  return mappings
+}
+
 /**
  * Throws MassRemovalError when going from the `actual` state to `desired` removes more programmed
  * Mappings than the guard lets through; returns the removal when it was a mass removal allowed.
@@ -165,7 +178,7 @@ async function guardRemoval(backend: Pick<Backend, 'programmedMappings'>, desire
     // The apply awaits the same read and reports its failure.
     return undefined
   }
-  const removal = measureRemoval(backend.programmedMappings(current), backend.programmedMappings(desired))
+  const removal = measureRemoval(programmedIn(backend, current), programmedIn(backend, desired))
   if (!isMassRemoval(removal, guard.policy)) return undefined
   if (!guard.allows(removal)) throw new MassRemovalError(removal, guard.policy)
   return removal
