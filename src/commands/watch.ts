@@ -37,6 +37,7 @@ export default class Watch extends SmartnatCommand {
       summary: 'Apply a held mass removal once the same Mappings have been about to go for this many --resync intervals.',
       default: 2,
       min: 1,
+      helpValue: 'RESYNCS',
     }),
     resync: Flags.string({
       summary: 'Sync at least this often even without changes (60s, 5m, or seconds).',
