@@ -26,6 +26,8 @@ export const CONFIG_KEYS = [
   'metrics-addr',
   'log-level',
   'flush-on-exit',
+  'max-removal',
+  'removal-delay',
 ] as const
 
 type FlagKind = 'boolean' | 'integer' | 'string'

@@ -5,6 +5,7 @@ import {BACKEND_NAMES, type BackendName} from '../lib/backend/backend.js'
 import {DEFAULT_INTERFACES_PATTERN, compileInterfacesPattern} from '../lib/host/interfaces.js'
 import {DEFAULT_LOCK_PATH} from '../lib/host/lock.js'
 import {DEFAULT_PLAN_OPTIONS, type PlanOptions} from '../lib/plan/model.js'
+import {DEFAULT_REMOVAL_POLICY, formatShare, MIN_HELD_REMOVAL, parseShare, type RemovalPolicy} from '../lib/sync/guard.js'
 import type {SyncSettings} from '../lib/sync/settings.js'
 
 export const sourceFlags = {
@@ -91,6 +92,23 @@ export const lockFlags = {
     default: 30,
     min: 0,
   }),
+}
+
+export const removalFlags = {
+  'max-removal': Flags.string({
+    summary: `Hold a sync that would remove more than this share of the Mappings programmed here (and at least ${MIN_HELD_REMOVAL}); 100% turns the guard off.`,
+    default: formatShare(DEFAULT_REMOVAL_POLICY.maxShare),
+    helpValue: 'PERCENT',
+  }),
+}
+
+/** The mass-removal guard's policy from `--max-removal`; a value that is not a percentage is an Error naming the flag. */
+export function removalPolicy(flags: {'max-removal': string}): RemovalPolicy {
+  try {
+    return {maxShare: parseShare(flags['max-removal'])}
+  } catch (error) {
+    throw new Error(`--max-removal ${(error as Error).message}`, {cause: error})
+  }
 }
 
 type PlanFlagValues = {

@@ -2,7 +2,7 @@ import {Flags} from '@oclif/core'
 import {Listr} from 'listr2'
 
 import {SmartnatCommand} from '../cli/base.js'
-import {hostFlags, lockFlags, planFlags, sourceFlags, syncSettings} from '../cli/flags.js'
+import {hostFlags, lockFlags, planFlags, removalFlags, removalPolicy, sourceFlags, syncSettings} from '../cli/flags.js'
 import {summarizeVerdict, verdictLines, type MappingSummary} from '../cli/verdicts.js'
 import {createBackend, type Backend, type Payload, type WriteCounts} from '../lib/backend/backend.js'
 import {parseAssumedAddresses} from '../lib/host/assumed.js'
@@ -10,6 +10,7 @@ import {readHostInterfaces} from '../lib/host/interfaces.js'
 import {withLock} from '../lib/host/lock.js'
 import {ExecRunner} from '../lib/host/runner.js'
 import {oneShotSource, type OneShotSource} from '../lib/source/oneshot.js'
+import {describeRemoval, MassRemovalError, oneShotGuard, type RemovalGuard} from '../lib/sync/guard.js'
 import {dryRun, syncSteps} from '../lib/sync/once.js'
 import type {Publisher, PublishResult} from '../lib/sync/publish.js'
 
@@ -23,13 +24,18 @@ interface SyncOutput {
   conntrackDeleted?: number
   statusesWritten?: number
   eventsCreated?: number
+  /** Programmed Mappings this sync removed although they were more than --max-removal (with --allow-mass-removal). */
+  massRemoval?: {programmed: number; removed: string[]}
   scripts?: Payload[]
 }
+
+/** Exit code of a sync refused by the mass-removal guard. */
+const MASS_REMOVAL_EXIT = 6
 
 export default class Sync extends SmartnatCommand {
   static override summary = 'Make this host’s NAT match the Mappings, once.'
 
-  static override description = `Reads Mappings, the Services they name and those Services' EndpointSlices, keeps the addresses assigned to this host's external interfaces, and applies the whole NAT state atomically (one transaction per tool), writing nothing when the kernel already matches. Without --from-file, Mappings come from the Kubernetes API and each one's status and Events are written back. Run it from cron, or use "smartnat watch" to keep syncing. Invalid Mappings are reported and leave every other Mapping alone; with --strict they make the exit code 3.`
+  static override description = `Reads Mappings, the Services they name and those Services' EndpointSlices, keeps the addresses assigned to this host's external interfaces, and applies the whole NAT state atomically (one transaction per tool), writing nothing when the kernel already matches. Without --from-file, Mappings come from the Kubernetes API and each one's status and Events are written back. Run it from cron, or use "smartnat watch" to keep syncing. Invalid Mappings are reported and leave every other Mapping alone; with --strict they make the exit code 3. A sync that would remove more than --max-removal of the Mappings programmed on this host (and at least 10), as an emptied or cut-short source would, changes nothing and exits with code 6 unless --allow-mass-removal is given.`
 
   static override examples = [
     {description: 'Show what would be programmed, without root and without touching the kernel', command: '<%= config.bin %> <%= command.id %> --from-file examples/ --dry-run --assume-addresses 198.18.0.10,198.18.0.11'},
@@ -44,6 +50,8 @@ export default class Sync extends SmartnatCommand {
     ...hostFlags,
     ...planFlags,
     ...lockFlags,
+    ...removalFlags,
+    'allow-mass-removal': Flags.boolean({summary: 'Apply even when the sync removes more than --max-removal of the Mappings programmed here (the source was emptied on purpose).'}),
     'dry-run': Flags.boolean({summary: 'Print verdicts and the scripts a real sync would apply; needs no root, touches nothing.'}),
     'assume-addresses': Flags.string({
       summary: 'With --dry-run: use these host addresses instead of the machine’s; LEN defaults to 24, IF to eth1.',
@@ -57,13 +65,24 @@ export default class Sync extends SmartnatCommand {
   async run(): Promise<SyncOutput> {
     const {flags} = await this.parseWithConfig(Sync)
     const source = await this.source(flags)
-    const settings = syncSettings(flags)
+    let settings, guard
+    try {
+      settings = syncSettings(flags)
+      guard = oneShotGuard(removalPolicy(flags), flags['allow-mass-removal'])
+    } catch (error) {
+      this.error((error as Error).message, {exit: 2})
+    }
     const runner = new ExecRunner({timeoutSeconds: flags['command-timeout'], ...(flags.netns ? {netns: flags.netns} : {})})
     const backend = createBackend(flags.backend, runner)
 
     const output = flags['dry-run']
       ? await this.dryRun(source, flags['assume-addresses'], runner, backend, settings)
-      : await withLock({path: flags['lock-file'], waitMs: flags['lock-wait'] * 1000, purpose: 'sync'}, () => this.apply(source, runner, backend, settings, flags.full))
+      : await withLock({path: flags['lock-file'], waitMs: flags['lock-wait'] * 1000, purpose: 'sync'}, () => this.apply(source, runner, backend, settings, flags.full, guard)).catch(
+          (error: unknown) => {
+            if (!(error instanceof MassRemovalError)) throw error
+            this.error(`${error.message}. If the source is right, run again with --allow-mass-removal.`, {exit: MASS_REMOVAL_EXIT})
+          },
+        )
 
     if (flags.strict && output.invalid > 0) this.error(`${output.invalid} Mapping(s) invalid`, {exit: 3})
     return output
@@ -106,8 +125,9 @@ export default class Sync extends SmartnatCommand {
     backend: Backend,
     settings: ReturnType<typeof syncSettings>,
     full: boolean,
+    removalGuard: RemovalGuard,
   ): Promise<SyncOutput> {
-    const {steps, report} = syncSteps({runner, backend}, () => source.load(), settings, {full})
+    const {steps, report} = syncSteps({runner, backend}, () => source.load(), settings, {full, removalGuard})
     let published: PublishResult | undefined
     if (source.publisher) {
       const {publisher} = source
@@ -127,6 +147,7 @@ export default class Sync extends SmartnatCommand {
     for (const error of published?.errors ?? []) this.warn(error.message)
     if (!this.jsonEnabled()) {
       for (const line of verdictLines(result.plan.verdicts)) this.log(line)
+      if (result.massRemoval) this.log(`removed ${describeRemoval(result.massRemoval)}, as --allow-mass-removal allows`)
       const dropped = `${result.conntrackDeleted} stale connection${result.conntrackDeleted === 1 ? '' : 's'} dropped`
       this.log(
         changed
@@ -142,6 +163,7 @@ export default class Sync extends SmartnatCommand {
       written,
       conntrackDeleted: result.conntrackDeleted,
       ...(published ? {statusesWritten: published.status.patched, eventsCreated: published.eventsCreated} : {}),
+      ...(result.massRemoval ? {massRemoval: result.massRemoval} : {}),
     }
   }
 }

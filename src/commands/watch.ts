@@ -4,7 +4,7 @@ import {Flags} from '@oclif/core'
 
 import {SmartnatCommand} from '../cli/base.js'
 import {stopSignal} from '../cli/signals.js'
-import {hostFlags, lockFlags, planFlags, sourceFlags, syncSettings} from '../cli/flags.js'
+import {hostFlags, lockFlags, planFlags, removalFlags, removalPolicy, sourceFlags, syncSettings} from '../cli/flags.js'
 import {createBackend, type Backend} from '../lib/backend/backend.js'
 import {acquireLock, type Lock} from '../lib/host/lock.js'
 import {ExecRunner} from '../lib/host/runner.js'
@@ -20,7 +20,7 @@ import {limitHeapGrowth, syncPass, WatchLoop} from '../lib/sync/watch.js'
 export default class Watch extends SmartnatCommand {
   static override summary = 'Keep this host’s NAT matching the Mappings, as a daemon.'
 
-  static override description = `Syncs whenever the Mappings, Services or EndpointSlices change (promptly when idle, at most once per --min-sync-interval under churn) and every --resync, which also repairs rules someone removed and picks up new host addresses. A failed sync keeps the rules applied before and is retried with backoff. Without --from-file, Mappings come from the Kubernetes API and each one's status and Events are written back. Statuses are written after each sync, never holding up the next one, and a round of writes that takes longer than --status-timeout is abandoned. Serves /healthz (fails when the loop itself is stuck), /readyz (fails when the source is not synced or failing, the last sync failed or is older than twice --resync, or statuses have waited longer than that) and Prometheus /metrics on --metrics-addr. Holds the smartnat lock while it runs, so a "smartnat sync" from cron waits for it or fails saying who holds it. SIGTERM or SIGINT stops it, leaving the rules in place unless --flush-on-exit.`
+  static override description = `Syncs whenever the Mappings, Services or EndpointSlices change (promptly when idle, at most once per --min-sync-interval under churn) and every --resync, which also repairs rules someone removed and picks up new host addresses. A failed sync keeps the rules applied before and is retried with backoff. Without --from-file, Mappings come from the Kubernetes API and each one's status and Events are written back. Statuses are written after each sync, never holding up the next one, and a round of writes that takes longer than --status-timeout is abandoned. Serves /healthz (fails when the loop itself is stuck), /readyz (fails when the source is not synced or failing, the last sync failed or is older than twice --resync, or statuses have waited longer than that) and Prometheus /metrics on --metrics-addr. A sync that would remove more than --max-removal of the Mappings programmed here (and at least 10) is held, with /readyz answering 503, until the same removal has lasted --removal-delay resyncs. Holds the smartnat lock while it runs, so a "smartnat sync" from cron waits for it or fails saying who holds it. SIGTERM or SIGINT stops it, leaving the rules in place unless --flush-on-exit.`
 
   static override examples = [
     {description: 'Watch a directory of manifests', command: 'sudo <%= config.bin %> <%= command.id %> --from-file /etc/smartnat/mappings/'},
@@ -32,6 +32,13 @@ export default class Watch extends SmartnatCommand {
     ...hostFlags,
     ...planFlags,
     ...lockFlags,
+    ...removalFlags,
+    'removal-delay': Flags.integer({
+      summary: 'Apply a held mass removal once the same Mappings have been about to go for this many --resync intervals.',
+      default: 2,
+      min: 1,
+      helpValue: 'RESYNCS',
+    }),
     resync: Flags.string({
       summary: 'Sync at least this often even without changes (60s, 5m, or seconds).',
       default: '60s',
@@ -71,9 +78,10 @@ export default class Watch extends SmartnatCommand {
     } catch (error) {
       this.error(`--metrics-addr: ${errorText(error)}`, {exit: 2})
     }
-    let settings
+    let settings, policy
     try {
       settings = syncSettings(flags)
+      policy = removalPolicy(flags)
     } catch (error) {
       this.error((error as Error).message, {exit: 2})
     }
@@ -107,6 +115,7 @@ export default class Watch extends SmartnatCommand {
       logger,
       minIntervalMs,
       resyncIntervalMs: resyncMs,
+      massRemoval: {policy, delayMs: flags['removal-delay'] * resyncMs},
     })
     let server: ObserveServer | undefined
     try {
@@ -144,7 +153,7 @@ export default class Watch extends SmartnatCommand {
     const path = flags['from-file']
     if (path) {
       await access(path).catch(() => this.error(`--from-file ${path}: no such file or directory`, {exit: 2}))
-      return {source: new FileWatchSource(path, {logger})}
+      return {source: new FileWatchSource(path, {logger, onReadError: () => metrics.manifestReadError()})}
     }
     // The API client is loaded for the API only: it adds 70 MB and 0.4 s to a start.
     const [{loadKubeConfig}, {KubeSource}, {kubePublisher}] = await Promise.all([

@@ -135,6 +135,12 @@ describe('smartnat config file', () => {
     expect((error as Error).message).to.contain('masquerade must be true or false, got "maybe"')
   })
 
+  it('checks max-removal from the file as it checks the flag', async () => {
+    expect(await routes('max-removal: 30%\nremoval-delay: 3\n')).to.contain('default via')
+    const error = await routes('max-removal: 0.5\n').catch((e: Error) => e)
+    expect((error as Error).message).to.contain('--max-removal "0.5" must be a percentage from 0% to 100%, such as 50%')
+  })
+
   it('fails when an explicitly named file is missing', async () => {
     const {error} = await runCommand(['sync', '--config', join(dir, 'absent.yaml'), '--from-file', 'examples/', '--dry-run', ...assume], {root})
     expect(error?.message).to.match(/absent\.yaml: cannot read it/)

@@ -81,6 +81,9 @@ describe('metrics exposition', () => {
       smartnat_sync_errors_total: 'counter',
       smartnat_kernel_writes_total: 'counter',
       smartnat_status_writeback_failures_total: 'counter',
+      smartnat_removal_held: 'gauge',
+      smartnat_removals_held_total: 'counter',
+      smartnat_manifest_read_errors_total: 'counter',
     })
     expect(families.get('smartnat_status_writeback_failures_total')!.samples.map((s) => [s.labels.reason, s.value])).to.deep.equal([
       ['error', 0],
@@ -142,6 +145,16 @@ describe('metrics exposition', () => {
     expect(value('smartnat_api_errors_total')).to.equal(2)
     expect(value('smartnat_kernel_writes_total', {kind: 'rules'})).to.equal(40)
     expect(value('smartnat_kernel_writes_total', {kind: 'routes'})).to.equal(4)
+  })
+
+  it('records held mass removals until a sync applies, and failed manifest reads', () => {
+    const metrics = new SmartnatMetrics()
+    metrics.removalHeld(17)
+    metrics.removalHeld(15)
+    metrics.manifestReadError()
+    expect([metrics.heldRemoval.get(), metrics.heldPasses.get(), metrics.manifestReadErrors.get()]).to.deep.equal([15, 2, 1])
+    metrics.syncSucceeded({seconds: 0.1, finishedAt: 1_700_000_000_000, verdicts: [], rulesProgrammed: 0, written: {sets: 0, chains: 0, rules: 0, routes: 0}})
+    expect([metrics.heldRemoval.get(), metrics.heldPasses.get()]).to.deep.equal([0, 2])
   })
 
   it('escapes label values and HELP text as the format requires', () => {

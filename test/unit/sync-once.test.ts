@@ -108,6 +108,7 @@ describe('syncOnce and the state applied last', () => {
       flush: async () => ({dryRun: true, changed: false, removed: {jumps: [], chains: [], sets: [], ipRules: [], routes: []}}),
       payloads: () => [],
       ruleCount: () => 0,
+      programmedMappings: () => new Set(),
     }
     return {backend, applied}
   }

@@ -32,6 +32,16 @@ describe('smartnat watch: refused options', function () {
       message: '--metrics-addr: listen address "127.0.0.1" must be HOST:PORT with a port 0..65535, e.g. 127.0.0.1:9469 or [::1]:9469',
     },
     {
+      desc: 'a max removal that is a fraction, not a percentage',
+      args: ['--from-file', 'examples', '--max-removal', '0.5'],
+      message: '--max-removal "0.5" must be a percentage from 0% to 100%, such as 50%',
+    },
+    {
+      desc: 'a removal delay of no resyncs',
+      args: ['--from-file', 'examples', '--removal-delay', '0'],
+      message: 'Expected an integer greater than or equal to 1 but received: 0',
+    },
+    {
       desc: 'a manifest path that does not exist',
       args: ['--from-file', '/nonexistent/smartnat'],
       message: '--from-file /nonexistent/smartnat: no such file or directory',

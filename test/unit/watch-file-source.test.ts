@@ -91,10 +91,12 @@ describe('file source that follows changes', function () {
   it('keeps the last good snapshot on a YAML error, says why in health, and recovers', async () => {
     const file = join(dir, 'm.yaml')
     await writeFile(file, mapping('good', 80))
-    await start(dir)
+    const readErrors: string[] = []
+    await start(dir, {onReadError: (error) => readErrors.push(error)})
     const before = changes
     await writeFile(file, 'kind: Mapping\n  bad: [indent\n')
     await eventually('the error to show', () => source!.health().lastError !== undefined)
+    expect(readErrors[0], 'every failed read is counted').to.equal(source!.health().lastError)
     expect(source!.health().synced).to.equal(true)
     expect(source!.health().lastError).to.match(new RegExp(`^${file.replace(/[.]/g, '\\.')}:\\d+: invalid YAML: `))
     expect(names()).to.deep.equal(['good'])

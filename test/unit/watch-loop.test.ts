@@ -5,6 +5,7 @@ import {SmartnatMetrics} from '../../src/lib/observe/metrics.js'
 import type {MappingVerdict, Snapshot} from '../../src/lib/plan/model.js'
 import type {SnapshotSource, SourceHealth} from '../../src/lib/source/source.js'
 import type {Clock} from '../../src/lib/sync/debounce.js'
+import {DEFAULT_REMOVAL_POLICY, isMassRemoval, MassRemovalError, measureRemoval} from '../../src/lib/sync/guard.js'
 import type {SyncReport} from '../../src/lib/sync/once.js'
 import {WatchLoop, type WatchLoopOptions} from '../../src/lib/sync/watch.js'
 import {STOP_GRACE_MS} from '../../src/lib/sync/writeback.js'
@@ -749,6 +750,110 @@ describe('watch loop', () => {
       answering = true
       await clock.advance(10_000)
       expect(loop!.readiness()).to.deep.equal({ready: true})
+    })
+  })
+
+  describe('mass removal', () => {
+    const names = (count: number) => Array.from({length: count}, (_, i) => `m-${String(i + 1).padStart(2, '0')}`)
+    const mappings = (count: number) => names(count).map((name) => ({metadata: {namespace: 'default', name}}))
+    /** Mappings the fake kernel programs. */
+    let kernel: Set<string>
+    let metrics: SmartnatMetrics
+
+    /** A pass that programs the snapshot's Mappings, asking the guard as syncOnce does. */
+    const guardedPass: WatchLoopOptions['sync'] = async (load, options) => {
+      const next = new Set((await load()).mappings.map((m) => `${m.metadata.namespace}/${m.metadata.name}`))
+      const removal = measureRemoval(kernel, next)
+      const mass = options.removalGuard !== undefined && isMassRemoval(removal, options.removalGuard.policy)
+      if (mass && !options.removalGuard!.allows(removal)) throw new MassRemovalError(removal, options.removalGuard!.policy)
+      kernel = next
+      return {...report([], 7), ...(mass ? {massRemoval: removal} : {})}
+    }
+
+    beforeEach(async () => {
+      kernel = new Set()
+      metrics = new SmartnatMetrics()
+      source.current = {mappings: mappings(20), services: [], endpointSlices: []}
+      await startLoop({sync: guardedPass, observer: metrics, resyncIntervalMs: 60_000, massRemoval: {policy: DEFAULT_REMOVAL_POLICY, delayMs: 120_000}})
+      await clock.advance(0)
+      expect(kernel.size).to.equal(20)
+    })
+
+    const shrinkTo = (count: number) => {
+      source.current = {...source.current, mappings: mappings(count)}
+      source.notify()
+    }
+    const warnings = () => logLines.filter((l) => l.level === 'warn').map((l) => l.msg)
+
+    it('holds a pass that removes 17 of 20: the kernel stays, not ready with the reason, a warning with the counts, the metrics', async () => {
+      await clock.advance(10_000)
+      shrinkTo(3)
+      await clock.advance(0)
+      expect(kernel.size).to.equal(20)
+      expect(loop!.readiness()).to.deep.equal({
+        ready: false,
+        reason: `mass removal held: the source would remove 17 of the 20 Mappings programmed here (default/m-04, default/m-05, default/m-06, default/m-07, default/m-08 and 12 more), more than --max-removal 50%; applied at ${new Date(T0 + 130_000).toISOString()} if it persists`,
+      })
+      expect(logLines.find((l) => l.msg === 'mass removal held; the rules stay as they are')).to.include({
+        level: 'warn',
+        programmed: 20,
+        removed: 17,
+        remaining: 3,
+        maxRemoval: '50%',
+        appliesAt: new Date(T0 + 130_000).toISOString(),
+      })
+      expect(metrics.heldRemoval.get()).to.equal(17)
+      expect(metrics.heldPasses.get()).to.equal(1)
+      expect(metrics.syncErrors.get(), 'a held pass is no failed pass').to.equal(0)
+    })
+
+    it('applies the same removal once it has lasted the delay, and is ready again', async () => {
+      await clock.advance(10_000)
+      shrinkTo(3)
+      // The resync 60 s later still holds it, and does not warn again.
+      await clock.advance(60_000)
+      expect(kernel.size).to.equal(20)
+      expect(metrics.heldPasses.get()).to.equal(2)
+      expect(warnings()).to.deep.equal(['mass removal held; the rules stay as they are'])
+      await clock.advance(60_000)
+      expect(kernel.size).to.equal(3)
+      expect(loop!.readiness()).to.deep.equal({ready: true})
+      expect(metrics.heldRemoval.get()).to.equal(0)
+      expect(logLines.find((l) => l.msg === 'mass removal applied after being held')).to.include({programmed: 20, removed: 17, heldSince: new Date(T0 + 10_000).toISOString()})
+    })
+
+    it('lets the source come back before the delay: nothing was removed, ready again', async () => {
+      shrinkTo(3)
+      await clock.advance(1000)
+      shrinkTo(20)
+      await clock.advance(1000)
+      expect(kernel.size).to.equal(20)
+      expect(loop!.readiness()).to.deep.equal({ready: true})
+      expect(logLines.map((l) => l.msg)).to.include('mass removal no longer asked for; nothing was removed while it was held')
+      // Held again later, the wait starts from the beginning.
+      shrinkTo(0)
+      await clock.advance(119_000)
+      expect(kernel.size).to.equal(20)
+    })
+
+    it('starts the wait again when other Mappings are about to go', async () => {
+      shrinkTo(3)
+      await clock.advance(100_000)
+      shrinkTo(4)
+      await clock.advance(60_000)
+      expect(kernel.size, '160 s after the first shrink, 60 s after this one').to.equal(20)
+      await clock.advance(60_000)
+      expect(kernel.size).to.equal(4)
+    })
+
+    it('applies a removal below the floor or the share at once', async () => {
+      shrinkTo(11)
+      await clock.advance(1000)
+      expect(kernel.size, '9 removed').to.equal(11)
+      shrinkTo(2)
+      await clock.advance(1000)
+      expect(kernel.size, '9 of 11 removed').to.equal(2)
+      expect(metrics.heldPasses.get()).to.equal(0)
     })
   })
 })

@@ -5,6 +5,7 @@ import type {NatModel} from '../plan/model.js'
 import {ApplyError, type ApplyOptions, type ApplyResult, type FlushReport} from './result.js'
 import {applyIptables} from './iptables/apply.js'
 import {flushIptables} from './iptables/flush.js'
+import {iptablesMappings} from './iptables/mappings.js'
 import {ipBatchPayload} from './iptables/payloads.js'
 import {readIptablesState} from './iptables/read.js'
 import {renderIptables, renderRestoreScripts} from './iptables/render.js'
@@ -37,6 +38,8 @@ export interface Backend<State = unknown> {
   payloads(desired: State): Payload[]
   /** Pure: how many rules `desired` holds (a metric). */
   ruleCount(desired: State): number
+  /** Pure: the Mappings (`namespace/name`) `state` programs, as its per-Mapping comments name them (the mass-removal guard). */
+  programmedMappings(state: State): ReadonlySet<string>
 }
 
 export const BACKEND_NAMES = ['iptables', 'nftables'] as const
@@ -71,6 +74,7 @@ export function iptablesBackend(runner: Runner): Backend<IptablesState> {
     },
     ruleCount: (desired) =>
       Object.values(desired.tables).reduce((n, table) => n + table.jumps.length + table.chains.reduce((m, c) => m + c.rules.length, 0), 0),
+    programmedMappings: iptablesMappings,
   }
 }
 

@@ -129,6 +129,9 @@ export class SmartnatMetrics {
     'smartnat_status_writeback_failures_total',
     'Status writebacks (one sync\'s Mapping statuses and Events) that failed (reason="error") or ran past --status-timeout (reason="timeout"); the next sync writes again.',
   )
+  readonly heldRemoval = new Gauge('smartnat_removal_held', 'Programmed Mappings a held mass removal would remove (0: nothing held); the rules stay until it is allowed.')
+  readonly heldPasses = new Counter('smartnat_removals_held_total', 'Sync passes held because they would remove more programmed Mappings than --max-removal allows.')
+  readonly manifestReadErrors = new Counter('smartnat_manifest_read_errors_total', 'Reads of the --from-file manifests that failed (unparseable, or changing while read); the last good ones stayed in use.')
   private readonly all: Metric[] = [
     this.syncDuration,
     this.lastSuccessfulSync,
@@ -138,6 +141,9 @@ export class SmartnatMetrics {
     this.syncErrors,
     this.kernelWrites,
     this.writebackFailures,
+    this.heldRemoval,
+    this.heldPasses,
+    this.manifestReadErrors,
   ]
 
   constructor() {
@@ -154,6 +160,7 @@ export class SmartnatMetrics {
     for (const state of MAPPING_STATES) this.mappings.set(counts[state], {state})
     this.rulesProgrammed.set(record.rulesProgrammed)
     for (const kind of WRITE_KINDS) this.kernelWrites.inc(record.written[kind], {kind})
+    this.heldRemoval.set(0)
   }
 
   syncFailed(seconds: number): void {
@@ -167,6 +174,16 @@ export class SmartnatMetrics {
 
   apiError(): void {
     this.apiErrors.inc()
+  }
+
+  /** A pass was held: it would have removed `mappings` programmed Mappings. */
+  removalHeld(mappings: number): void {
+    this.heldRemoval.set(mappings)
+    this.heldPasses.inc()
+  }
+
+  manifestReadError(): void {
+    this.manifestReadErrors.inc()
   }
 
   /** The whole exposition, as served on /metrics. */

@@ -5,8 +5,9 @@
  * misses changes on some filesystems (NFS, some container mounts) and can fail outright when the
  * host runs out of inotify watches. A file is watched through its directory: editors and
  * `kubectl`-style tools replace a file by renaming a new one over it, which ends a watch on the
- * file itself. A read that fails (bad YAML, a file missing for a moment) is reported in health and
- * keeps the last good snapshot, so a typo never removes rules.
+ * file itself. Each read takes the files whole (see stable-read.ts). A read that fails (bad YAML, a
+ * file missing for a moment, files that keep changing) is reported in health and to `onReadError`,
+ * and keeps the last good snapshot, so a typo or a half-written file never removes rules.
  */
 import {watch, type FSWatcher} from 'node:fs'
 import {stat} from 'node:fs/promises'
@@ -23,6 +24,8 @@ export interface FileWatchOptions {
   /** Events within this window become one read (default 50 ms): a save is often several events. */
   settleMs?: number
   logger?: Logger
+  /** Called on every read that fails (to count them). */
+  onReadError?: (error: string) => void
 }
 
 export class FileWatchSource implements SnapshotSource {
@@ -30,6 +33,7 @@ export class FileWatchSource implements SnapshotSource {
   private readonly pollIntervalMs: number
   private readonly settleMs: number
   private readonly logger: Logger
+  private readonly onReadError: (error: string) => void
   private current: Snapshot | undefined
   private currentText = ''
   private lastError: string | undefined
@@ -47,6 +51,7 @@ export class FileWatchSource implements SnapshotSource {
     this.pollIntervalMs = options.pollIntervalMs ?? 2000
     this.settleMs = options.settleMs ?? 50
     this.logger = options.logger ?? silentLogger
+    this.onReadError = options.onReadError ?? (() => {})
   }
 
   /** Reads the manifests once, then watches them; a failed first read shows in health, not as a throw. */
@@ -124,6 +129,7 @@ export class FileWatchSource implements SnapshotSource {
       snapshot = await readManifests(this.path)
     } catch (error) {
       const text = errorText(error)
+      this.onReadError(text)
       if (text !== this.lastError) {
         this.logger.warn(this.current ? 'cannot read manifests; keeping the last good ones' : 'cannot read manifests', {path: this.path, error: text})
       }

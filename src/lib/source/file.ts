@@ -1,34 +1,19 @@
 /** The file source: Mappings, Services and EndpointSlices from YAML manifests on disk. */
-import {readdir, readFile, stat} from 'node:fs/promises'
-import {join} from 'node:path'
-
 import {MAPPING_GROUP, type EndpointSliceResource, type MappingResource, type ServiceResource} from '../mapping/types.js'
 import type {Snapshot} from '../plan/model.js'
+import {readStableManifests, type StableReadOptions} from './stable-read.js'
 import {parseYamlDocuments} from './yaml.js'
 
-const MANIFEST = /\.ya?ml$/i
-
-/** Reads a YAML file, or every *.yaml / *.yml file of a directory (sorted, not recursive), into a Snapshot. */
-export async function readManifests(path: string): Promise<Snapshot> {
-  const files = await manifestFiles(path)
+/**
+ * Reads a YAML file, or every *.yaml / *.yml file of a directory (sorted, not recursive), into a
+ * Snapshot; each file is read whole (see stable-read.ts), and one that does not parse fails it all.
+ */
+export async function readManifests(path: string, options: StableReadOptions = {}): Promise<Snapshot> {
   const snapshot: Snapshot = {mappings: [], services: [], endpointSlices: []}
-  for (const file of files) {
-    const text = await readFile(file, 'utf8')
+  for (const {file, text} of await readStableManifests(path, options)) {
     for (const object of parseManifestText(text, file)) collect(snapshot, object)
   }
   return snapshot
-}
-
-async function manifestFiles(path: string): Promise<string[]> {
-  let info
-  try {
-    info = await stat(path)
-  } catch (error) {
-    throw new Error(`cannot read manifests from ${path}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : String(error)}`, {cause: error})
-  }
-  if (!info.isDirectory()) return [path]
-  const names = (await readdir(path)).filter((name) => MANIFEST.test(name)).sort()
-  return names.map((name) => join(path, name))
 }
 
 /**

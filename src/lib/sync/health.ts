@@ -27,6 +27,8 @@ export interface LoopState {
   /** When the loop last started or ended a pass of any kind (skipped, or waiting for the source, included); undefined before it began. */
   lastActivityAt?: number
   writeback?: WritebackBacklog
+  /** Why a mass removal is held (guard.ts), while one is. */
+  heldRemoval?: string
 }
 
 /** One reason not to be ready, or undefined; the checks run in order and the first reason found is the answer. */
@@ -35,6 +37,7 @@ export type ReadinessCheck = (state: LoopState) => string | undefined
 /** The checks in order of what an operator should look at first. */
 export const READINESS_CHECKS: readonly ReadinessCheck[] = [
   (s) => (s.source.synced ? undefined : 'source not synced yet'),
+  (s) => s.heldRemoval,
   (s) => (s.last ? undefined : 'no sync has completed yet'),
   (s) => (s.last?.ok === false ? `last sync failed: ${s.last.error}` : undefined),
   (s) =>

@@ -10,6 +10,7 @@ import {compareIpv4, parseIpv4, type Ipv4} from '../net/ipv4.js'
 import type {HostInfo, NatModel, Plan, Snapshot} from '../plan/model.js'
 import type {PlanMemo} from '../plan/candidates.js'
 import {plan} from '../plan/plan.js'
+import {isMassRemoval, MassRemovalError, measureRemoval, type Removal, type RemovalGuard} from './guard.js'
 import type {SyncSettings} from './settings.js'
 
 /** What a dry run shows: the verdicts and the payloads a real sync would apply to an empty host. */
@@ -36,6 +37,8 @@ export interface SyncReport {
   rulesProgrammed: number
   /** The backend state this pass applied: what the kernel holds now unless someone else changed it. */
   kernelState?: unknown
+  /** Set when this pass applied a mass removal that its guard allowed. */
+  massRemoval?: Removal
 }
 
 export interface SyncDeps {
@@ -68,6 +71,8 @@ export interface SyncOptions {
   checkPrerequisites?: boolean
   /** Resolutions kept from earlier passes (a daemon keeps one for its lifetime). */
   planMemo?: PlanMemo
+  /** Holds a pass that would remove many of the Mappings the kernel programs (see guard.ts); none: no guard. */
+  removalGuard?: RemovalGuard
 }
 
 /** A named stage of a sync, so a caller can show progress (listr2 on a TTY, plain lines otherwise). */
@@ -91,6 +96,7 @@ export function syncSteps(
   let kernelState: unknown
   let conntrackDeleted = 0
   let rulesProgrammed = 0
+  let massRemoval: Removal | undefined
   const steps: SyncStep[] = [
     ...(options.checkPrerequisites === false ? [] : [{title: 'Check host prerequisites', run: () => checkPrerequisites(deps.runner, deps.backend)}]),
     {title: 'Read Mappings, Services and EndpointSlices', run: async () => void (snapshot = await loadSnapshot())},
@@ -108,6 +114,10 @@ export function syncSteps(
       run: async () => {
         const desired = deps.backend.render(planned!.model)
         rulesProgrammed = deps.backend.ruleCount(desired)
+        if (options.removalGuard) {
+          const trusted = options.assumeActual !== undefined && !options.full
+          massRemoval = await guardRemoval(deps.backend, desired, trusted ? options.assumeActual : kernelRead, options.removalGuard)
+        }
         applied = await deps.backend.apply(desired, {
           full: options.full ?? false,
           ...(options.assumeActual === undefined ? {} : {assumeActual: options.assumeActual}),
@@ -138,8 +148,40 @@ export function syncSteps(
       conntrackDeleted,
       rulesProgrammed,
       kernelState,
+      ...(massRemoval ? {massRemoval} : {}),
     }),
   }
+}
+
+const programmedCache = new WeakMap<object, ReadonlySet<string>>()
+
+/**
+ * The Mappings `state` programs. A watch pass trusts the state the pass before applied, whose
+ * Mappings that pass already counted (20,000 DNAT rules at 10,000 Mappings take 8-15 ms to scan).
+ */
+function programmedIn(backend: Pick<Backend, 'programmedMappings'>, state: unknown): ReadonlySet<string> {
+  if (typeof state !== 'object' || state === null) return backend.programmedMappings(state)
+  let mappings = programmedCache.get(state)
+  if (mappings === undefined) programmedCache.set(state, (mappings = backend.programmedMappings(state)))
+  return mappings
+}
+
+/**
+ * Throws MassRemovalError when going from the `actual` state to `desired` removes more programmed
+ * Mappings than the guard lets through; returns the removal when it was a mass removal allowed.
+ */
+async function guardRemoval(backend: Pick<Backend, 'programmedMappings'>, desired: unknown, actual: unknown, guard: RemovalGuard): Promise<Removal | undefined> {
+  let current: unknown
+  try {
+    current = await actual
+  } catch {
+    // The apply awaits the same read and reports its failure.
+    return undefined
+  }
+  const removal = measureRemoval(programmedIn(backend, current), programmedIn(backend, desired))
+  if (!isMassRemoval(removal, guard.policy)) return undefined
+  if (!guard.allows(removal)) throw new MassRemovalError(removal, guard.policy)
+  return removal
 }
 
 /**

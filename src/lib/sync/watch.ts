@@ -20,6 +20,9 @@
  * Statuses are written after the pass, not in it (writeback.ts): a pass applies the kernel and hands
  * its verdicts over, so an API server that hangs never holds the kernel hostage. A pass counts as
  * settled, and the next one like it may be skipped, only once its statuses are written.
+ * A pass that would remove more of the programmed Mappings than the removal guard allows (see
+ * guard.ts) applies nothing and makes the daemon unready; the same removal goes ahead once it has
+ * lasted the guard's delay, and any pass that applies ends the hold.
  */
 import {setFlagsFromString} from 'node:v8'
 
@@ -31,18 +34,21 @@ import type {Snapshot} from '../plan/model.js'
 import type {SnapshotSource} from '../source/source.js'
 import {BoundedFrequencyRunner, systemClock, type Clock, type RunOutcome, type RunReason} from './debounce.js'
 import {livenessOf, readinessOf, type LastPass, type LoopState} from './health.js'
+import {describeRemoval, formatShare, MassRemovalError, RemovalHold, type HeldRemoval, type Removal, type RemovalGuard, type RemovalPolicy} from './guard.js'
 import {passInputs, sameInputs, type PassInputs} from './inputs.js'
 import {syncOnce, type SyncDeps, type SyncReport} from './once.js'
 import type {SyncSettings} from './settings.js'
 import {StatusWriteback, type WritebackObserver, type WriteReport} from './writeback.js'
 
 /** Runs one sync pass over the snapshot `loadSnapshot` gives; `assumeActual` is the previous pass's `kernelState`. */
-export type SyncPass = (loadSnapshot: () => Promise<Snapshot>, options: {full: boolean; assumeActual?: unknown}) => Promise<SyncReport>
+export type SyncPass = (loadSnapshot: () => Promise<Snapshot>, options: {full: boolean; assumeActual?: unknown; removalGuard?: RemovalGuard}) => Promise<SyncReport>
 
 /** Receives each pass's outcome and each failed status writeback (SmartnatMetrics implements it). */
 export interface SyncObserver extends WritebackObserver {
   syncSucceeded(record: SyncRecord): void
   syncFailed(seconds: number): void
+  /** A pass was held by the mass-removal guard: it would have removed `mappings` programmed Mappings. */
+  removalHeld(mappings: number): void
 }
 
 export interface BackoffOptions {
@@ -70,6 +76,8 @@ export interface WatchLoopOptions {
   resyncIntervalMs?: number
   /** Delay before retrying a failed pass: initial, doubling, capped (default 1 s .. 30 s). */
   backoff?: BackoffOptions
+  /** Hold a pass that removes many programmed Mappings until the same removal has lasted `delayMs`; none: no guard. */
+  massRemoval?: {policy: RemovalPolicy; delayMs: number}
 }
 
 export const DEFAULT_MIN_INTERVAL_MS = 100
@@ -103,6 +111,7 @@ export class WatchLoop {
   private readonly resyncIntervalMs: number
   private readonly stallLimitMs: number
   private readonly writeback: StatusWriteback<SyncReport> | undefined
+  private readonly hold: RemovalHold | undefined
   private applied: AppliedState | undefined
   private unsubscribe: (() => void) | undefined
   private last: LastPass | undefined
@@ -133,6 +142,7 @@ export class WatchLoop {
           ...(observer ? {observer} : {}),
         })
       : undefined
+    this.hold = options.massRemoval && new RemovalHold(options.massRemoval.policy, options.massRemoval.delayMs, this.clock)
     this.runner = new BoundedFrequencyRunner((reason) => this.timedPass(reason), {
       minIntervalMs: options.minIntervalMs ?? DEFAULT_MIN_INTERVAL_MS,
       maxIntervalMs: this.resyncIntervalMs,
@@ -173,6 +183,7 @@ export class WatchLoop {
 
   private state(): LoopState {
     const backlog = this.writeback?.backlog()
+    const held = this.hold?.held()
     return {
       now: this.clock.now(),
       resyncIntervalMs: this.resyncIntervalMs,
@@ -182,6 +193,7 @@ export class WatchLoop {
       ...(this.passStartedAt === undefined ? {} : {passStartedAt: this.passStartedAt}),
       ...(this.lastActivityAt === undefined ? {} : {lastActivityAt: this.lastActivityAt}),
       ...(backlog ? {writeback: backlog} : {}),
+      ...(held ? {heldRemoval: heldReason(held, this.hold!.policy)} : {}),
     }
   }
 
@@ -219,9 +231,15 @@ export class WatchLoop {
     if (!trusted) this.applied = undefined
     let result: SyncReport
     try {
-      result = await this.options.sync(() => Promise.resolve(snapshot), {full, ...(trusted ? {assumeActual: trusted.state} : {})})
+      result = await this.options.sync(() => Promise.resolve(snapshot), {
+        full,
+        ...(trusted ? {assumeActual: trusted.state} : {}),
+        ...(this.hold ? {removalGuard: this.hold} : {}),
+      })
     } catch (error) {
-      this.failed(error, started, full)
+      // Held, the kernel is as it was: a state this pass trusted is still what it holds.
+      if (error instanceof MassRemovalError && this.hold) this.held(error.removal)
+      else this.failed(error, started, full)
       return
     }
     this.applied = result.kernelState === undefined ? undefined : {state: result.kernelState, readAt: trusted ? trusted.readAt : started}
@@ -244,6 +262,7 @@ export class WatchLoop {
     this.failures = 0
     this.nextFull = false
     this.last = {ok: true, at: finishedAt}
+    this.released(report)
     this.options.observer?.syncSucceeded({seconds, finishedAt, verdicts: report.plan.verdicts, rulesProgrammed: report.rulesProgrammed, written: report.applied.written})
     const verdicts = report.plan.verdicts
     const fields = {
@@ -276,6 +295,35 @@ export class WatchLoop {
     this.logger.error('sync failed; the rules applied before stay in place', {error: text, full, failures: this.failures, retryInMs, nextFull: this.nextFull})
     this.runner.retryAfter(retryInMs)
   }
+
+  private held(removal: Removal): void {
+    const hold = this.hold!.hold(removal)
+    this.options.observer?.removalHeld(removal.removed.length)
+    const fields = {...removalFields(removal), maxRemoval: formatShare(this.hold!.policy.maxShare), heldSince: isoTime(hold.since), appliesAt: isoTime(hold.until)}
+    if (hold.first) this.logger.warn('mass removal held; the rules stay as they are', fields)
+    else this.logger.debug('mass removal still held', fields)
+  }
+
+  /** Ends a hold once a pass applied: the removal went ahead, or the source no longer asks for it. */
+  private released(report: SyncReport): void {
+    const held = this.hold?.release()
+    if (!held) return
+    if (report.massRemoval) this.logger.info('mass removal applied after being held', {...removalFields(report.massRemoval), heldSince: isoTime(held.since)})
+    else this.logger.info('mass removal no longer asked for; nothing was removed while it was held', {heldSince: isoTime(held.since)})
+  }
+}
+
+function removalFields(removal: Removal): Record<string, unknown> {
+  const {programmed, removed} = removal
+  return {programmed, removed: removed.length, remaining: programmed - removed.length, mappings: removed.slice(0, 10)}
+}
+
+function heldReason({removal, until}: HeldRemoval, policy: RemovalPolicy): string {
+  return `mass removal held: the source would remove ${describeRemoval(removal)}, more than --max-removal ${formatShare(policy.maxShare)}; applied at ${isoTime(until)} if it persists`
+}
+
+function isoTime(ms: number): string {
+  return new Date(ms).toISOString()
 }
 
 /**

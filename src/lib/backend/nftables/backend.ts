@@ -3,6 +3,7 @@ import type {Runner} from '../../host/runner.js'
 import {routingPayload, type Backend} from '../backend.js'
 import {applyNftables} from './apply.js'
 import {flushNftables} from './flush.js'
+import {nftMappings} from './mappings.js'
 import {readNftState} from './read.js'
 import {renderNftables} from './render.js'
 import {renderNftScript} from './syntax.js'
@@ -19,5 +20,6 @@ export function nftablesBackend(runner: Runner): Backend<NftState> {
     flush: (options) => flushNftables(runner, options),
     payloads: (desired) => [{command: 'nft -f -', text: renderNftScript(desired)}, routingPayload(desired)],
     ruleCount: (desired) => desired.table?.chains.reduce((n, chain) => n + chain.rules.length, 0) ?? 0,
+    programmedMappings: nftMappings,
   }
 }
