@@ -10,6 +10,7 @@ import {readHostInterfaces} from '../lib/host/interfaces.js'
 import {withLock} from '../lib/host/lock.js'
 import {ExecRunner} from '../lib/host/runner.js'
 import {oneShotSource, type OneShotSource} from '../lib/source/oneshot.js'
+import {describePending} from '../lib/sync/conntrack-cleanup.js'
 import {dryRun, syncSteps} from '../lib/sync/once.js'
 import type {Publisher, PublishResult} from '../lib/sync/publish.js'
 
@@ -21,6 +22,8 @@ interface SyncOutput {
   changed?: boolean
   written?: WriteCounts
   conntrackDeleted?: number
+  /** Why dropping connections to vanished targets failed (the rules were applied). */
+  conntrackError?: string
   statusesWritten?: number
   eventsCreated?: number
   scripts?: Payload[]
@@ -125,6 +128,11 @@ export default class Sync extends SmartnatCommand {
     const mappings = result.plan.verdicts.map(summarizeVerdict)
     const {changed, written} = result.applied
     for (const error of published?.errors ?? []) this.warn(error.message)
+    if (result.conntrackError !== undefined) {
+      // The rules are in place, so the sync succeeds; but the next sync no longer sees what changed.
+      const left = result.pendingCleanup ? ` (${describePending(result.pendingCleanup)}); they end when their clients give up or time out` : ''
+      this.warn(`rules applied, but dropping connections to vanished targets failed: ${result.conntrackError}${left}`)
+    }
     if (!this.jsonEnabled()) {
       for (const line of verdictLines(result.plan.verdicts)) this.log(line)
       const dropped = `${result.conntrackDeleted} stale connection${result.conntrackDeleted === 1 ? '' : 's'} dropped`
@@ -141,6 +149,7 @@ export default class Sync extends SmartnatCommand {
       changed,
       written,
       conntrackDeleted: result.conntrackDeleted,
+      ...(result.conntrackError === undefined ? {} : {conntrackError: result.conntrackError}),
       ...(published ? {statusesWritten: published.status.patched, eventsCreated: published.eventsCreated} : {}),
     }
   }

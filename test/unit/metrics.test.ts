@@ -80,6 +80,7 @@ describe('metrics exposition', () => {
       smartnat_api_errors_total: 'counter',
       smartnat_sync_errors_total: 'counter',
       smartnat_kernel_writes_total: 'counter',
+      smartnat_conntrack_cleanup_failures_total: 'counter',
     })
     expect(families.get('smartnat_mappings')!.samples.map((s) => [s.labels.state, s.value])).to.deep.equal([
       ['configured', 0],

@@ -1,7 +1,7 @@
 /**
  * smartnat's Prometheus metrics, rendered in the text exposition format 0.0.4.
  *
- * Seven metrics do not need a client library: counters, gauges and one histogram, all in one
+ * Eight metrics do not need a client library: counters, gauges and one histogram, all in one
  * registry that renders on scrape. Label values are escaped as the format requires
  * (backslash, double quote, newline); HELP text escapes backslash and newline.
  */
@@ -124,6 +124,10 @@ export class SmartnatMetrics {
   readonly apiErrors = new Counter('smartnat_api_errors_total', 'Failed requests to the source of Mappings (the Kubernetes API).')
   readonly syncErrors = new Counter('smartnat_sync_errors_total', 'Sync passes that failed; the rules applied before stayed in place.')
   readonly kernelWrites = new Counter('smartnat_kernel_writes_total', 'Objects written to the kernel by syncs, by kind (chains, rules, sets, routes).')
+  readonly conntrackCleanupFailures = new Counter(
+    'smartnat_conntrack_cleanup_failures_total',
+    'Sync passes that applied their rules but failed to drop connections to vanished targets; the next pass retries.',
+  )
   private readonly all: Metric[] = [
     this.syncDuration,
     this.lastSuccessfulSync,
@@ -132,6 +136,7 @@ export class SmartnatMetrics {
     this.apiErrors,
     this.syncErrors,
     this.kernelWrites,
+    this.conntrackCleanupFailures,
   ]
 
   constructor() {
@@ -152,6 +157,10 @@ export class SmartnatMetrics {
   syncFailed(seconds: number): void {
     this.syncDuration.observe(seconds)
     this.syncErrors.inc()
+  }
+
+  conntrackCleanupFailed(): void {
+    this.conntrackCleanupFailures.inc()
   }
 
   apiError(): void {

@@ -26,17 +26,23 @@ import {PlanMemo} from '../plan/candidates.js'
 import type {Snapshot} from '../plan/model.js'
 import type {SnapshotSource} from '../source/source.js'
 import {BoundedFrequencyRunner, systemClock, type Clock, type RunOutcome, type RunReason} from './debounce.js'
+import {describePending, type PendingCleanup} from './conntrack-cleanup.js'
 import {passInputs, sameInputs, type PassInputs} from './inputs.js'
 import {syncOnce, type SyncDeps, type SyncReport} from './once.js'
 import type {SyncSettings} from './settings.js'
 
 /** Runs one sync pass over the snapshot `loadSnapshot` gives; `assumeActual` is the previous pass's `kernelState`. */
-export type SyncPass = (loadSnapshot: () => Promise<Snapshot>, options: {full: boolean; assumeActual?: unknown}) => Promise<SyncReport>
+export type SyncPass = (
+  loadSnapshot: () => Promise<Snapshot>,
+  options: {full: boolean; assumeActual?: unknown; retryCleanup?: PendingCleanup},
+) => Promise<SyncReport>
 
 /** Receives each pass's outcome (SmartnatMetrics implements it). */
 export interface SyncObserver {
   syncSucceeded(record: SyncRecord): void
   syncFailed(seconds: number): void
+  /** A pass applied its rules but could not drop the connections to vanished targets. */
+  conntrackCleanupFailed(): void
 }
 
 export interface BackoffOptions {
@@ -95,6 +101,8 @@ export class WatchLoop {
   private nextFull = false
   /** What the last pass read from the snapshot, once it and its afterSync hook succeeded. */
   private settled: PassInputs | undefined
+  /** Conntrack cleanup the last pass could not do: the next pass retries it, so it is never skipped. */
+  private pendingCleanup: PendingCleanup | undefined
   private stopped = false
 
   constructor(private readonly options: WatchLoopOptions) {
@@ -150,7 +158,7 @@ export class WatchLoop {
     const snapshot = source.snapshot()
     const inputs = passInputs(snapshot)
     // Only a pass that would trust the kernel state may be skipped: the reading passes repair drift.
-    if (trusted && this.settled && sameInputs(this.settled, inputs)) {
+    if (trusted && this.settled && !this.pendingCleanup && sameInputs(this.settled, inputs)) {
       this.logger.debug('no Mapping, nor a Service or EndpointSlice one names, changed; pass skipped')
       return 'skipped'
     }
@@ -160,12 +168,18 @@ export class WatchLoop {
     if (!trusted) this.applied = undefined
     let result: SyncReport
     try {
-      result = await this.options.sync(() => Promise.resolve(snapshot), {full, ...(trusted ? {assumeActual: trusted.state} : {})})
+      result = await this.options.sync(() => Promise.resolve(snapshot), {
+        full,
+        ...(trusted ? {assumeActual: trusted.state} : {}),
+        ...(this.pendingCleanup ? {retryCleanup: this.pendingCleanup} : {}),
+      })
     } catch (error) {
       this.failed(error, started, full)
       return
     }
     this.applied = result.kernelState === undefined ? undefined : {state: result.kernelState, readAt: trusted ? trusted.readAt : started}
+    // The pass retried what was pending; what it reports pending now includes whatever failed again.
+    this.pendingCleanup = result.pendingCleanup
     this.succeeded(result, started, full, trusted !== undefined)
     if (await this.runAfterSync(result)) this.settled = inputs
   }
@@ -194,6 +208,13 @@ export class WatchLoop {
       rules: report.rulesProgrammed,
       ...(report.applied.changed ? {written: report.applied.written} : {}),
       ...(report.applied.changed || report.conntrackDeleted > 0 ? {conntrackDeleted: report.conntrackDeleted} : {}),
+    }
+    if (report.conntrackError !== undefined) {
+      this.options.observer?.conntrackCleanupFailed()
+      this.logger.warn('sync applied, but dropping connections to vanished targets failed; the next pass tries again', {
+        error: report.conntrackError,
+        pending: report.pendingCleanup ? describePending(report.pendingCleanup) : '',
+      })
     }
     if (report.applied.changed) this.logger.info('sync applied changes', fields)
     // Pods leaving a Service change no rule in service mode, but dropping their connections is worth telling.
