@@ -130,8 +130,8 @@ export default class Sync extends SmartnatCommand {
     for (const error of published?.errors ?? []) this.warn(error.message)
     if (result.conntrackError !== undefined) {
       // The rules are in place, so the sync succeeds; but the next sync no longer sees what changed.
-      const left = result.pendingCleanup ? ` (${describePending(result.pendingCleanup)}); they end when their clients give up or time out` : ''
-      this.warn(`rules applied, but dropping connections to vanished targets failed: ${result.conntrackError}${left}`)
+      const left = result.pendingCleanup ? `\nleft in place: ${describePending(result.pendingCleanup)}; they last until their clients give up or conntrack times them out` : ''
+      this.warn(`rules applied, but connections to vanished targets were not dropped: ${result.conntrackError}${left}`)
     }
     if (!this.jsonEnabled()) {
       for (const line of verdictLines(result.plan.verdicts)) this.log(line)
