@@ -11,6 +11,7 @@ import {withLock} from '../lib/host/lock.js'
 import {ExecRunner} from '../lib/host/runner.js'
 import {oneShotSource, type OneShotSource} from '../lib/source/oneshot.js'
 import {describeRemoval, MassRemovalError, oneShotGuard, type RemovalGuard} from '../lib/sync/guard.js'
+import {describePending} from '../lib/sync/conntrack-cleanup.js'
 import {dryRun, syncSteps} from '../lib/sync/once.js'
 import type {Publisher, PublishResult} from '../lib/sync/publish.js'
 
@@ -22,6 +23,8 @@ interface SyncOutput {
   changed?: boolean
   written?: WriteCounts
   conntrackDeleted?: number
+  /** Why dropping connections to vanished targets failed (the rules were applied). */
+  conntrackError?: string
   statusesWritten?: number
   eventsCreated?: number
   /** Programmed Mappings this sync removed although they were more than --max-removal (with --allow-mass-removal). */
@@ -145,6 +148,11 @@ export default class Sync extends SmartnatCommand {
     const mappings = result.plan.verdicts.map(summarizeVerdict)
     const {changed, written} = result.applied
     for (const error of published?.errors ?? []) this.warn(error.message)
+    if (result.conntrackError !== undefined) {
+      // The rules are in place, so the sync succeeds; but the next sync no longer sees what changed.
+      const left = result.pendingCleanup ? `\nleft in place: ${describePending(result.pendingCleanup)}; they last until their clients give up or conntrack times them out` : ''
+      this.warn(`rules applied, but connections to vanished targets were not dropped: ${result.conntrackError}${left}`)
+    }
     if (!this.jsonEnabled()) {
       for (const line of verdictLines(result.plan.verdicts)) this.log(line)
       if (result.massRemoval) this.log(`removed ${describeRemoval(result.massRemoval)}, as --allow-mass-removal allows`)
@@ -162,6 +170,7 @@ export default class Sync extends SmartnatCommand {
       changed,
       written,
       conntrackDeleted: result.conntrackDeleted,
+      ...(result.conntrackError === undefined ? {} : {conntrackError: result.conntrackError}),
       ...(published ? {statusesWritten: published.status.patched, eventsCreated: published.eventsCreated} : {}),
       ...(result.massRemoval ? {massRemoval: result.massRemoval} : {}),
     }

@@ -1,4 +1,5 @@
 import {expect} from 'chai'
+import {ADMITTED_CONNECTION_MARK} from '../../src/lib/backend/backend.js'
 import {deleteStaleNatFlows, listConntrackFlows} from '../../src/lib/host/conntrack.js'
 import {DEFAULT_INTERFACES_PATTERN, compileInterfacesPattern, readHostInterfaces} from '../../src/lib/host/interfaces.js'
 import {checkIpForwarding, relaxReversePathFilter} from '../../src/lib/host/sysctl.js'
@@ -142,7 +143,7 @@ describe('host module inside the lab host namespace', function () {
     expect(await relaxReversePathFilter(lab!.hostRunner, ['eth1', 'eth2'])).to.deep.equal([])
   })
 
-  it('deletes the conntrack entries of an external endpoint DNATed to a target that is no longer current', async () => {
+  it('deletes the conntrack entries of an external endpoint DNATed to a former target that is no longer current, and no other DNAT’s', async () => {
     const address = '198.18.0.10' as Ipv4
     await lab!.exec('host', 'iptables', ['-t', 'nat', '-A', 'PREROUTING', '-d', address, '-p', 'udp', '--dport', '53', '-j', 'DNAT', '--to-destination', `${VIP}:53`])
     const answer = await lab!.udpRequest('client1', '198.18.1.3', address, 53)
@@ -150,11 +151,14 @@ describe('host module inside the lab host namespace', function () {
     const flows = await listConntrackFlows(lab!.hostRunner, {protocol: 'udp', origDst: address})
     expect(flows.map((f) => [f.original.src, f.original.dport, f.reply.src, f.reply.sport])).to.deep.equal([['198.18.1.3', 53, VIP, 53]])
 
-    const current = {address, protocol: 'udp' as const, port: 53, target: {ip: VIP as Ipv4, port: 53}}
-    expect(await deleteStaleNatFlows(lab!.hostRunner, [current])).to.equal(0)
+    const current = {address, protocol: 'udp' as const, port: 53, target: {ip: VIP as Ipv4, port: 53}, formerTargets: []}
+    expect(await deleteStaleNatFlows(lab!.hostRunner, [current], ADMITTED_CONNECTION_MARK)).to.equal(0)
     expect(await listConntrackFlows(lab!.hostRunner, {protocol: 'udp', origDst: address})).to.have.length(1)
+    // Moved elsewhere: an entry neither translated to a former target nor marked as admitted is another DNAT's.
     const moved = {...current, target: {ip: '198.19.100.20' as Ipv4, port: 53}}
-    expect(await deleteStaleNatFlows(lab!.hostRunner, [moved])).to.equal(1)
+    expect(await deleteStaleNatFlows(lab!.hostRunner, [moved], ADMITTED_CONNECTION_MARK)).to.equal(0)
+    expect(await listConntrackFlows(lab!.hostRunner, {protocol: 'udp', origDst: address})).to.have.length(1)
+    expect(await deleteStaleNatFlows(lab!.hostRunner, [{...moved, formerTargets: [{ip: VIP as Ipv4, port: 53}]}], ADMITTED_CONNECTION_MARK)).to.equal(1)
     expect(await listConntrackFlows(lab!.hostRunner, {protocol: 'udp', origDst: address})).to.deep.equal([])
   })
 })

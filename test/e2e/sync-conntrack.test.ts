@@ -20,6 +20,7 @@ const OTHER_VIP = '198.19.100.20'
 const [POD_A, POD_B, POD_C] = ['198.19.200.11', '198.19.200.12', '198.19.200.13']
 const EXT = LAB_PLAN.host.eth1.addresses[0]
 const CLIENT = LAB_PLAN.client1.addresses[0]
+const OTHER_CLIENT = LAB_PLAN.client1.addresses[1]
 const PORT = 5300
 
 for (const backend of BACKENDS) describe(`smartnat sync and established connections (root, ${backend.name})`, function () {
@@ -101,6 +102,27 @@ for (const backend of BACKENDS) describe(`smartnat sync and established connecti
     expect(await udpFlow(lab, 'client1', source, {ip: EXT, port: PORT}, 1, 500)).to.deep.equal(['timeout'])
     const entries = await flowsOf(sourcePort)
     expect(entries.every((line) => !line.includes(`src=${VIP}`)), entries.join('\n')).to.equal(true)
+  })
+
+  it('a deleted Mapping drops the flows its DNAT made, not those another DNAT made for the same address and port', async () => {
+    // Another tool's DNAT for the same endpoint, for a source smartnat does not admit (its jump comes first).
+    const foreign = ['-t', 'nat', '-A', 'PREROUTING', '-s', OTHER_CLIENT, '-d', EXT, '-p', 'udp', '--dport', String(PORT), '-j', 'DNAT', '--to-destination', `${OTHER_VIP}:53`]
+    await lab.exec('host', 'iptables', foreign)
+    try {
+      await apply([{...dns('web'), allowedSources: [`${CLIENT}/32`]}])
+      const ours = {ip: CLIENT, port: sourcePort}
+      const theirs = {ip: OTHER_CLIENT, port: sourcePort + 1000}
+      expect((await udpFlow(lab, 'client1', ours, {ip: EXT, port: PORT}, 1)).map(podOf)[0]).to.be.oneOf([POD_A, POD_B])
+      expect((await udpFlow(lab, 'client1', theirs, {ip: EXT, port: PORT}, 1)).map(podOf)).to.deep.equal([POD_C])
+
+      const removed = await apply([])
+      expect(removed).to.include({changed: true, conntrackDeleted: 1})
+      expect(await flowsOf(ours.port)).to.deep.equal([])
+      expect(await flowsOf(theirs.port)).to.have.length(1)
+      expect((await udpFlow(lab, 'client1', theirs, {ip: EXT, port: PORT}, 1)).map(podOf)).to.deep.equal([POD_C])
+    } finally {
+      await lab.exec('host', 'iptables', foreign.map((word) => (word === '-A' ? '-D' : word)))
+    }
   })
 
   it('a pod that goes away leaves the host’s entry to the unchanged VIP, and the flow moves to the remaining pod', async () => {

@@ -25,7 +25,7 @@
  */
 import {spawn, spawnSync, type ChildProcess} from 'node:child_process'
 import {fileURLToPath} from 'node:url'
-import {deleteFlowsFromEndpoints} from '../../src/lib/host/conntrack.js'
+import {deleteConntrackFlows} from '../../src/lib/host/conntrack.js'
 import {ExecRunner, type RunOptions, type RunResult} from '../../src/lib/host/runner.js'
 import {cidrContains, parseIpv4, type Cidr, type Ipv4} from '../../src/lib/net/ipv4.js'
 
@@ -313,7 +313,8 @@ export class Lab {
     if (index === -1) throw new Error(`pod ${ip} does not exist`)
     for (const service of this.serviceList) service.pods = service.pods.filter((p) => p !== ip)
     await this.renderServices()
-    await deleteFlowsFromEndpoints(this.runner('node'), [podAddress(ip)])
+    // kube-proxy drops every entry of a pod that left on the node, whoever made it.
+    await deleteConntrackFlows(this.runner('node'), {replySrc: podAddress(ip)})
     await this.podServers.get(ip)?.stop()
     this.podServers.delete(ip)
     await this.ip('node', [`addr del ${ip}/32 dev lo`])

@@ -17,9 +17,15 @@ export interface RunningCli {
   readonly done: Promise<CliResult>
 }
 
+export interface CliOptions {
+  timeoutMs?: number
+  /** Variables set on top of the test's own environment (e.g. a PATH with a stub first). */
+  env?: Record<string, string>
+}
+
 /** Starts `smartnat ARGS...`; stdin is not a terminal, so nothing can wait on a prompt. */
-export function startSmartnat(args: string[], options: {timeoutMs?: number} = {}): RunningCli {
-  const child = spawn(process.execPath, [DEV_ENTRY, ...args], {stdio: ['ignore', 'pipe', 'pipe'], env: {...process.env, NO_COLOR: '1'}})
+export function startSmartnat(args: string[], options: CliOptions = {}): RunningCli {
+  const child = spawn(process.execPath, [DEV_ENTRY, ...args], {stdio: ['ignore', 'pipe', 'pipe'], env: {...process.env, NO_COLOR: '1', ...options.env}})
   let stdout = ''
   let stderr = ''
   child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
@@ -35,12 +41,12 @@ export function startSmartnat(args: string[], options: {timeoutMs?: number} = {}
 }
 
 /** Runs `smartnat ARGS...` to completion. */
-export function smartnat(args: string[], options: {timeoutMs?: number} = {}): Promise<CliResult> {
+export function smartnat(args: string[], options: CliOptions = {}): Promise<CliResult> {
   return startSmartnat(args, options).done
 }
 
 /** Runs `smartnat ARGS... --json`, insists on exit 0 and returns the parsed result. */
-export async function smartnatJson<T>(args: string[], options: {timeoutMs?: number} = {}): Promise<T> {
+export async function smartnatJson<T>(args: string[], options: CliOptions = {}): Promise<T> {
   const result = await smartnat([...args, '--json'], options)
   if (result.code !== 0) throw new Error(`smartnat ${args.join(' ')} exited with ${result.code}:\n${result.stderr}${result.stdout}`)
   return JSON.parse(result.stdout) as T

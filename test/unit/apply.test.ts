@@ -246,6 +246,73 @@ describe('applyIptables', () => {
     expect(writes[2]!.input).to.equal('swap SNM-ENDPOINTS-T SNM-ENDPOINTS\ndestroy SNM-ENDPOINTS-T\n')
   })
 
+  describe('when iptables-restore fails after earlier tables committed', () => {
+    const NEW_CHAIN = 'SNM-A-99887766'
+    const NEW_RULE = `-A ${NEW_CHAIN} -p tcp -m tcp --dport 443 -m comment --comment "default/tls tcp/443" -j DNAT --to-destination 198.19.1.20:443`
+    const NEW_DISPATCH = `-A SNM-PREROUTING -d 198.18.0.3/32 -j ${NEW_CHAIN}`
+    /** A new Mapping (nat chain, dispatch rule, set entries refilled) and a filter rule the kernel refuses. */
+    async function desiredWithBadFilter(): Promise<IptablesState> {
+      const desired = await capturedState()
+      desired.tables.nat.chains.push({name: NEW_CHAIN, rules: [NEW_RULE]})
+      chain(desired, 'nat', 'SNM-PREROUTING').rules.push(NEW_DISPATCH)
+      desired.sets[1]!.entries = ['198.18.0.3,tcp:443']
+      chain(desired, 'filter', 'SNM-INPUT').rules.push('-A SNM-INPUT -j BOGUS')
+      return desired
+    }
+    // What iptables-save prints once the nat part of that payload committed and the filter part did not.
+    const NAT_COMMITTED = IPTABLES_SAVE.replace(':SNM-POSTROUTING - [0:0]', `:SNM-POSTROUTING - [0:0]\n:${NEW_CHAIN} - [0:0]`).replace(
+      '-A SNM-PREROUTING -d 198.18.0.2/32 -j SNM-A-1a2b3c4d\n',
+      `-A SNM-PREROUTING -d 198.18.0.2/32 -j SNM-A-1a2b3c4d\n${NEW_DISPATCH}\n${NEW_RULE}\n`,
+    )
+    const FILTER_FAILED = "iptables-restore v1.8.9 (nf_tables): Chain 'BOGUS' does not exist\nError occurred at line: 20\n"
+
+    /** The fake kernel: the first restore commits the nat part and fails; so does the rollback when `rollbackFails`. */
+    function partlyCommitting(rollbackFails: boolean): RecordingRunner {
+      let restores = 0
+      return new RecordingRunner((call) => {
+        const line = [call.command, ...call.args].join(' ')
+        if (line === 'iptables-save') return {stdout: restores > 0 ? NAT_COMMITTED : IPTABLES_SAVE}
+        if (line === 'ipset save') return {stdout: IPSET_SAVE}
+        if (line === 'ip -4 -j rule show') return {stdout: IP_RULE_JSON}
+        if (line === 'ip -4 -j route show table all') return {stdout: IP_ROUTE_JSON}
+        if (call.command !== 'iptables-restore') return {}
+        return ++restores === 1 || rollbackFails ? failing(FILTER_FAILED) : {}
+      })
+    }
+
+    it('puts the tables that committed back first, then the old set contents', async () => {
+      const runner = partlyCommitting(false)
+      const error = (await applyIptables(runner, await desiredWithBadFilter()).catch((e: unknown) => e)) as ApplyError
+      expect(error).to.be.instanceOf(ApplyError)
+      expect(error.step).to.equal('iptables-restore')
+      expect(error.message).to.include("Chain 'BOGUS' does not exist").and.not.include('also failed')
+      // The kernel is read again after the failure: only that tells which tables committed.
+      expect(commandLines(runner.calls.slice(-4))).to.deep.equal(['iptables-restore --noflush --wait', 'iptables-save', 'iptables-restore --noflush --wait', 'ipset restore -exist'])
+      const [, , rollback, sets] = runner.calls.slice(-4)
+      expect(rollback!.input).to.equal(
+        [
+          '*nat',
+          ':SNM-PREROUTING - [0:0]',
+          `:${NEW_CHAIN} - [0:0]`,
+          ...chain(await capturedState(), 'nat', 'SNM-PREROUTING').rules,
+          `-X ${NEW_CHAIN}`,
+          'COMMIT',
+          '',
+        ].join('\n'),
+      )
+      expect(sets!.input).to.equal('swap SNM-ENDPOINTS-T SNM-ENDPOINTS\ndestroy SNM-ENDPOINTS-T\n')
+    })
+
+    it('when the tables cannot be put back, leaves the new sets under the new rules and says so', async () => {
+      const runner = partlyCommitting(true)
+      const error = (await applyIptables(runner, await desiredWithBadFilter()).catch((e: unknown) => e)) as ApplyError
+      expect(error.step).to.equal('iptables-restore')
+      expect(error.message).to.include('putting back the tables iptables-restore had committed also failed: iptables-restore rollback: ')
+      expect(error.message).to.include('the sets keep their new contents, as the new rules use them; the next sync rewrites everything')
+      expect(commandLines(writesOf(runner))).to.deep.equal(['ipset restore -exist', 'iptables-restore --noflush --wait', 'iptables-restore --noflush --wait'])
+    })
+  })
+
   it('rolls back only the swaps that ran when ipset restore fails part way, and removes the sets it created', async () => {
     const desired = await capturedState()
     desired.sets[0]!.entries = ['198.18.0.2,tcp:80,198.19.0.0/16']

@@ -3,14 +3,11 @@ import {spawn} from 'node:child_process'
 import {mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import type {Protocol} from '../../src/lib/mapping/types.js'
 import type {Ipv4} from '../../src/lib/net/ipv4.js'
-import type {NatEndpoint} from '../../src/lib/plan/model.js'
 import {
   deleteConntrackFlows,
   deleteFlowsFromEndpoints,
   deleteStaleNatFlows,
-  natFlowTargets,
   parseConntrackList,
 } from '../../src/lib/host/conntrack.js'
 import {
@@ -222,10 +219,11 @@ describe('host', () => {
   })
 
   describe('conntrack', () => {
+    const ADMITTED = {any: 0xff00000, none: 0x40000}
     const LIST = [
       // DNATed to the current target: stays.
       'tcp      6 431999 ESTABLISHED src=198.18.1.2 dst=198.18.0.10 sport=40001 dport=80 src=198.19.100.10 dst=198.18.4.1 sport=8080 dport=40001 [ASSURED] mark=0 use=1',
-      // DNATed to an old VIP: stale.
+      // DNATed to the VIP smartnat's rule named before: stale.
       'tcp      6 431999 ESTABLISHED src=198.18.1.3 dst=198.18.0.10 sport=40002 dport=80 src=198.19.100.9 dst=198.18.4.1 sport=8080 dport=40002 [ASSURED] mark=0 use=1',
       // Same old VIP, another client: deleted by the same filter.
       'tcp      6 431999 ESTABLISHED src=198.18.1.2 dst=198.18.0.10 sport=40003 dport=80 src=198.19.100.9 dst=198.18.4.1 sport=8080 dport=40003 [ASSURED] mark=0 use=1',
@@ -236,51 +234,65 @@ describe('host', () => {
       // An unmapped port: none of our business.
       'tcp      6 100 ESTABLISHED src=198.18.1.2 dst=198.18.0.10 sport=40005 dport=22 src=198.19.100.7 dst=198.18.4.1 sport=22 dport=40005 [ASSURED] mark=0 use=1',
       'icmp     1 29 src=198.18.1.2 dst=198.18.0.10 type=8 code=0 id=7 src=198.18.0.10 dst=198.18.1.2 type=0 code=0 id=7 mark=0 use=1',
+      // Admitted by smartnat (interface 1's mark) and answered by a pod this host translated on to: stale.
+      'tcp      6 431999 ESTABLISHED src=198.18.1.4 dst=198.18.0.10 sport=40006 dport=80 src=198.19.200.11 dst=198.18.4.1 sport=8080 dport=40006 [ASSURED] mark=1048576 use=1',
+      // Another DNAT's connection to the mapped port (a source smartnat does not admit): stays.
+      'tcp      6 431999 ESTABLISHED src=198.18.9.9 dst=198.18.0.10 sport=40007 dport=80 src=198.18.7.7 dst=198.18.9.9 sport=80 dport=40007 [ASSURED] mark=0 use=1',
+      // An egress connection's mark is not an admitted one: stays.
+      'tcp      6 431999 ESTABLISHED src=198.18.1.5 dst=198.18.0.10 sport=40008 dport=80 src=198.19.200.12 dst=198.18.4.1 sport=8080 dport=40008 [ASSURED] mark=1310720 use=1',
     ].join('\n')
 
     function conntrackRunner(list: string) {
       return new RecordingRunner((call) => {
-        if (call.args[0] === '-L') return {stdout: `${list}\n`, stderr: 'conntrack v1.4.7 (conntrack-tools): 7 flow entries have been shown.\n'}
+        if (call.args[0] === '-L') return {stdout: `${list}\n`, stderr: 'conntrack v1.4.7 (conntrack-tools): 10 flow entries have been shown.\n'}
         if (call.args[0] === '-D') return {stderr: 'conntrack v1.4.7 (conntrack-tools): 2 flow entries have been deleted.\n'}
         return new Error(`unexpected ${line(call)}`)
       })
     }
 
-    it('parses original and reply tuples', () => {
+    it('parses original and reply tuples and the mark', () => {
       const flows = parseConntrackList(LIST)
-      expect(flows).to.have.length(7)
+      expect(flows).to.have.length(10)
       expect(flows[4]).to.deep.equal({
         protocol: 'udp',
         original: {src: '198.18.1.2', dst: '198.18.0.10', sport: 5000, dport: 53},
         reply: {src: '198.19.100.10', dst: '198.18.4.1', sport: 5353, dport: 5000},
+        mark: 0,
       })
       expect(flows[6]).to.deep.equal({
         protocol: 'icmp',
         original: {src: '198.18.1.2', dst: '198.18.0.10'},
         reply: {src: '198.18.0.10', dst: '198.18.1.2'},
+        mark: 0,
       })
+      expect(flows[7]!.mark).to.equal(0x100000)
     })
 
-    it('deletes flows of a mapped endpoint that are translated to anything but the current target', async () => {
+    it('deletes flows of a mapped endpoint that smartnat translated to anything but the current target, and only those', async () => {
       const runner = conntrackRunner(LIST)
-      const deleted = await deleteStaleNatFlows(runner, [
-        {address: ip('198.18.0.10'), protocol: 'tcp', port: 80, target: {ip: ip('198.19.100.10'), port: 8080}},
-        {address: ip('198.18.0.10'), protocol: 'udp', port: 53, target: {ip: ip('198.19.100.10'), port: 53}},
-      ])
+      const deleted = await deleteStaleNatFlows(
+        runner,
+        [
+          {address: ip('198.18.0.10'), protocol: 'tcp', port: 80, target: {ip: ip('198.19.100.10'), port: 8080}, formerTargets: [{ip: ip('198.19.100.9'), port: 8080}]},
+          {address: ip('198.18.0.10'), protocol: 'udp', port: 53, target: {ip: ip('198.19.100.10'), port: 53}, formerTargets: [{ip: ip('198.19.100.10'), port: 5353}]},
+        ],
+        ADMITTED,
+      )
       expect(runner.calls.map(line)).to.deep.equal([
         'conntrack -L --orig-dst 198.18.0.10',
         'conntrack -D -p tcp --orig-dst 198.18.0.10 --orig-port-dst 80 --reply-src 198.19.100.9 --reply-port-src 8080',
         'conntrack -D -p udp --orig-dst 198.18.0.10 --orig-port-dst 53 --reply-src 198.19.100.10 --reply-port-src 5353',
+        'conntrack -D -p tcp --orig-dst 198.18.0.10 --orig-port-dst 80 --reply-src 198.19.200.11 --reply-port-src 8080 --mark 0x100000/0xff40000',
       ])
-      expect(deleted).to.equal(4)
+      expect(deleted).to.equal(6)
     })
 
-    it('deletes every translated flow of an endpoint that is no longer mapped', async () => {
+    it('deletes the flows smartnat translated for an endpoint that is no longer mapped, not another DNAT’s', async () => {
       const runner = conntrackRunner(LIST)
-      await deleteStaleNatFlows(runner, [{address: ip('198.18.0.10'), protocol: 'tcp', port: 80}])
+      await deleteStaleNatFlows(runner, [{address: ip('198.18.0.10'), protocol: 'tcp', port: 80, formerTargets: [{ip: ip('198.19.100.10'), port: 8080}]}], ADMITTED)
       expect(runner.calls.map(line).slice(1)).to.deep.equal([
         'conntrack -D -p tcp --orig-dst 198.18.0.10 --orig-port-dst 80 --reply-src 198.19.100.10 --reply-port-src 8080',
-        'conntrack -D -p tcp --orig-dst 198.18.0.10 --orig-port-dst 80 --reply-src 198.19.100.9 --reply-port-src 8080',
+        'conntrack -D -p tcp --orig-dst 198.18.0.10 --orig-port-dst 80 --reply-src 198.19.200.11 --reply-port-src 8080 --mark 0x100000/0xff40000',
       ])
     })
 
@@ -301,28 +313,31 @@ describe('host', () => {
       expect((error as Error).message).to.equal('conntrack filter: a port needs a protocol')
     })
 
-    it('deletes flows answered by vanished endpoints', async () => {
-      const runner = new RecordingRunner(() => ({stderr: 'conntrack v1.4.7 (conntrack-tools): 1 flow entries have been deleted.\n'}))
-      expect(await deleteFlowsFromEndpoints(runner, [ip('198.19.200.11'), ip('198.19.200.12')])).to.equal(2)
-      expect(runner.calls.map(line)).to.deep.equal([
-        'conntrack -D --reply-src 198.19.200.11',
-        'conntrack -D --reply-src 198.19.200.12',
-      ])
-    })
-
-    it('checks every desired endpoint and every previous one now gone', () => {
-      const endpoint = (address: string, protocol: Protocol, port: number, target: string, targetPort: number): NatEndpoint => ({
-        address: ip(address),
-        protocol,
-        port,
-        targetIP: ip(target),
-        targetPort,
+    it('deletes the flows of mapped endpoints answered by vanished pods, and no other flow of those pods', async () => {
+      const POD_LIST = [
+        // Through smartnat's endpoints: deleted, one filter per endpoint.
+        'tcp      6 431999 ESTABLISHED src=198.18.1.2 dst=198.18.0.10 sport=40001 dport=80 src=198.19.200.11 dst=198.18.4.1 sport=8080 dport=40001 [ASSURED] mark=1048576 use=1',
+        'tcp      6 431999 ESTABLISHED src=198.18.1.3 dst=198.18.0.10 sport=40002 dport=80 src=198.19.200.11 dst=198.18.4.1 sport=8080 dport=40002 [ASSURED] mark=1048576 use=1',
+        'udp      17 29 src=198.18.4.9 dst=198.18.0.11 sport=5000 dport=53 src=198.19.200.11 dst=198.18.4.1 sport=5353 dport=5000 mark=0 use=1',
+        // The host's own connection to the pod: stays.
+        'tcp      6 431999 ESTABLISHED src=198.18.4.1 dst=198.19.200.11 sport=40003 dport=8080 src=198.19.200.11 dst=198.18.4.1 sport=8080 dport=40003 [ASSURED] mark=0 use=1',
+        // Another DNAT's port on the same address: stays.
+        'tcp      6 431999 ESTABLISHED src=198.18.1.2 dst=198.18.0.10 sport=40004 dport=2222 src=198.19.200.11 dst=198.18.1.2 sport=22 dport=40004 [ASSURED] mark=0 use=1',
+      ].join('\n')
+      const runner = new RecordingRunner((call) => {
+        if (call.args[0] === '-L') return {stdout: call.args.includes('198.19.200.11') ? `${POD_LIST}\n` : ''}
+        return {stderr: 'conntrack v1.4.7 (conntrack-tools): 1 flow entries have been deleted.\n'}
       })
-      const previous = [endpoint('198.18.0.10', 'tcp', 80, '198.19.100.9', 8080), endpoint('198.18.0.11', 'udp', 53, '198.19.100.5', 53)]
-      const desired = [endpoint('198.18.0.10', 'tcp', 80, '198.19.100.10', 8080)]
-      expect(natFlowTargets(desired, previous)).to.deep.equal([
-        {address: '198.18.0.10', protocol: 'tcp', port: 80, target: {ip: '198.19.100.10', port: 8080}},
-        {address: '198.18.0.11', protocol: 'udp', port: 53},
+      const endpoints = [
+        {address: ip('198.18.0.10'), protocol: 'tcp' as const, port: 80},
+        {address: ip('198.18.0.11'), protocol: 'udp' as const, port: 53},
+      ]
+      expect(await deleteFlowsFromEndpoints(runner, [ip('198.19.200.11'), ip('198.19.200.12')], endpoints)).to.equal(2)
+      expect(runner.calls.map(line)).to.deep.equal([
+        'conntrack -L --reply-src 198.19.200.11',
+        'conntrack -D -p tcp --orig-dst 198.18.0.10 --orig-port-dst 80 --reply-src 198.19.200.11',
+        'conntrack -D -p udp --orig-dst 198.18.0.11 --orig-port-dst 53 --reply-src 198.19.200.11',
+        'conntrack -L --reply-src 198.19.200.12',
       ])
     })
   })

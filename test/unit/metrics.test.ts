@@ -84,6 +84,7 @@ describe('metrics exposition', () => {
       smartnat_removal_held: 'gauge',
       smartnat_removals_held_total: 'counter',
       smartnat_manifest_read_errors_total: 'counter',
+      smartnat_conntrack_cleanup_failures_total: 'counter',
     })
     expect(families.get('smartnat_status_writeback_failures_total')!.samples.map((s) => [s.labels.reason, s.value])).to.deep.equal([
       ['error', 0],

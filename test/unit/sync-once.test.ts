@@ -6,7 +6,8 @@ import type {HostInfo, MappingVerdict, Plan} from '../../src/lib/plan/model.js'
 import {createBackend, type ApplyOptions, type Backend} from '../../src/lib/backend/backend.js'
 import {CommandError, RecordingRunner} from '../../src/lib/host/runner.js'
 import {DEFAULT_PLAN_OPTIONS} from '../../src/lib/plan/model.js'
-import {checkPrerequisites, readAhead, syncOnce, vanishedPods} from '../../src/lib/sync/once.js'
+import {vanishedPods} from '../../src/lib/sync/conntrack-cleanup.js'
+import {checkPrerequisites, readAhead, syncOnce} from '../../src/lib/sync/once.js'
 
 const host: HostInfo = {interfaces: [{name: 'eth1', addresses: [{address: '198.18.0.10' as Ipv4, prefixLength: 24}]}]}
 

@@ -1,11 +1,13 @@
 import {expect} from 'chai'
 import {ApplyError} from '../../src/lib/backend/result.js'
 import {createLogger} from '../../src/lib/observe/log.js'
+import type {Ipv4} from '../../src/lib/net/ipv4.js'
 import {SmartnatMetrics} from '../../src/lib/observe/metrics.js'
 import type {MappingVerdict, Snapshot} from '../../src/lib/plan/model.js'
 import type {SnapshotSource, SourceHealth} from '../../src/lib/source/source.js'
 import type {Clock} from '../../src/lib/sync/debounce.js'
 import {DEFAULT_REMOVAL_POLICY, isMassRemoval, MassRemovalError, measureRemoval} from '../../src/lib/sync/guard.js'
+import type {PendingCleanup} from '../../src/lib/sync/conntrack-cleanup.js'
 import type {SyncReport} from '../../src/lib/sync/once.js'
 import {WatchLoop, type WatchLoopOptions} from '../../src/lib/sync/watch.js'
 import {STOP_GRACE_MS} from '../../src/lib/sync/writeback.js'
@@ -131,6 +133,7 @@ interface Call {
   full: boolean
   snapshot: Snapshot
   assumeActual?: unknown
+  retryCleanup?: PendingCleanup
 }
 
 /** A sync pass whose duration and outcome each test decides; it records every call and the most ever running at once. */
@@ -146,12 +149,13 @@ class ScriptedSync {
 
   constructor(private readonly clock: FakeClock) {}
 
-  readonly pass = async (load: () => Promise<Snapshot>, options: {full: boolean; assumeActual?: unknown}): Promise<SyncReport> => {
+  readonly pass = async (load: () => Promise<Snapshot>, options: {full: boolean; assumeActual?: unknown; retryCleanup?: PendingCleanup}): Promise<SyncReport> => {
     this.inFlight++
     this.maxInFlight = Math.max(this.maxInFlight, this.inFlight)
     try {
       const call: Call = {at: this.clock.now(), full: options.full, snapshot: await load()}
       if ('assumeActual' in options) call.assumeActual = options.assumeActual
+      if (options.retryCleanup) call.retryCleanup = options.retryCleanup
       this.calls.push(call)
       if (this.durationMs > 0) await new Promise<void>((resolve) => this.clock.setTimeout(resolve, this.durationMs))
       // Unless a test scripts it, each pass applies a state of its own, named after the pass.
@@ -421,6 +425,33 @@ describe('watch loop', () => {
         await clock.advance(1000)
       }
       expect(sync.readTimes()).to.deep.equal([0, 10_000, 20_000, 30_000])
+    })
+
+    it('retries a failed conntrack cleanup in the next pass, which it does not skip, until a pass cleans up', async () => {
+      source.current = cluster()
+      const metrics = new SmartnatMetrics()
+      const pending: PendingCleanup = {changedEndpoints: [], vanishedPods: ['198.19.200.12' as Ipv4]}
+      const cleanupFailed = {...report(), kernelState: 'applied', conntrackError: 'conntrack -L --reply-src 198.19.200.12 exited with 2', pendingCleanup: pending}
+      sync.outcomes = [cleanupFailed, new Error('iptables-restore: exit 4')]
+      await startLoop({observer: metrics, backoff: {initialMs: 1000, maxMs: 1000}})
+      await clock.advance(500)
+      expect(loop!.readiness(), 'the rules are applied').to.deep.equal({ready: true})
+      expect(metrics.conntrackCleanupFailures.get()).to.equal(1)
+      expect(logLines.find((l) => l.level === 'warn')).to.include({
+        msg: 'sync applied, but dropping connections to vanished targets failed; the next pass tries again',
+        error: 'conntrack -L --reply-src 198.19.200.12 exited with 2',
+        pending: 'connections answered by the pods that left (198.19.200.12)',
+      })
+      // Nothing changed, yet the pass runs and retries; it fails for another reason, so the one after retries again.
+      source.notify()
+      await clock.advance(500)
+      await clock.advance(1000)
+      expect(sync.calls.map((c) => c.retryCleanup)).to.deep.equal([undefined, pending, pending])
+      // That one cleaned up: a pass with nothing changed is skipped again.
+      source.notify()
+      await clock.advance(1000)
+      expect(sync.calls).to.have.length(3)
+      expect(metrics.conntrackCleanupFailures.get()).to.equal(1)
     })
 
     it('runs the next pass after one whose afterSync failed, though nothing changed', async () => {

@@ -1,4 +1,5 @@
 /** What the sync needs from a backend: render a NatModel, apply it, read it back, flush it. */
+import type {AdmittedMark} from '../host/conntrack.js'
 import {CommandError, type Runner} from '../host/runner.js'
 import type {ToolName} from '../host/tools.js'
 import type {NatModel} from '../plan/model.js'
@@ -6,6 +7,7 @@ import {ApplyError, type ApplyOptions, type ApplyResult, type FlushReport} from 
 import {applyIptables} from './iptables/apply.js'
 import {flushIptables} from './iptables/flush.js'
 import {iptablesMappings} from './iptables/mappings.js'
+import {EGRESS_MARK, INTERFACE_MASK} from './iptables/names.js'
 import {ipBatchPayload} from './iptables/payloads.js'
 import {readIptablesState} from './iptables/read.js'
 import {renderIptables, renderRestoreScripts} from './iptables/render.js'
@@ -41,6 +43,12 @@ export interface Backend<State = unknown> {
   /** Pure: the Mappings (`namespace/name`) `state` programs, as its per-Mapping comments name them (the mass-removal guard). */
   programmedMappings(state: State): ReadonlySet<string>
 }
+
+/**
+ * The connection mark both backends set on the connections their DNAT admits: the bits of the
+ * interface it came in on, never the egress bit. Conntrack cleanup recognizes smartnat's entries by it.
+ */
+export const ADMITTED_CONNECTION_MARK: AdmittedMark = {any: INTERFACE_MASK, none: EGRESS_MARK}
 
 export const BACKEND_NAMES = ['iptables', 'nftables'] as const
 export type BackendName = (typeof BACKEND_NAMES)[number]

@@ -6,16 +6,18 @@
  * target forever, and a TCP client hangs until it gives up. Deleting the entry makes the
  * next packet go through the NAT rules again.
  *
+ * Only entries smartnat's own DNAT made are deleted: the host's own connections, and those another
+ * DNAT (Docker, kube-proxy's NodePorts) translated, are none of its business.
+ *
  * In `service` mode this host DNATs to the Service VIP, so its entries have the VIP:servicePort
  * as reply source; which pod answers is decided later, on a cluster node. So here the entries to
  * drop are those of a mapped external address:port whose reply source is no longer the Mapping's
  * current target (VIP or servicePort changed, or the Mapping is gone): `deleteStaleNatFlows`.
- * Where the translation goes straight to pods (`direct` mode, or a node running kube-proxy),
- * entries whose reply source is a pod that disappeared are dropped: `deleteFlowsFromEndpoints`.
+ * Where the translation goes on to pods on this host (kube-proxy in IPVS mode here), entries of a
+ * mapped address:port whose reply source is a pod that disappeared are dropped: `deleteFlowsFromEndpoints`.
  */
 import type {Protocol} from '../mapping/types.js'
 import {parseIpv4, type Ipv4} from '../net/ipv4.js'
-import type {NatEndpoint} from '../plan/model.js'
 import type {Runner} from './runner.js'
 
 /** Which entries `conntrack -D` deletes; every field given must match. Ports need a protocol. */
@@ -25,6 +27,8 @@ export interface ConntrackFilter {
   origDstPort?: number
   replySrc?: Ipv4
   replySrcPort?: number
+  /** The connection mark's bits under `mask` equal `value`. */
+  mark?: {value: number; mask: number}
 }
 
 /** One direction of a conntrack entry. */
@@ -39,14 +43,39 @@ export interface ConntrackFlow {
   protocol: string
   original: ConntrackTuple
   reply: ConntrackTuple
+  /** The connection mark (0 when the kernel prints none). */
+  mark: number
 }
 
-/** A mapped external endpoint and the target its entries may keep; no target means none may stay. */
-export interface NatFlowTarget {
+/** A mapped external address:port, as clients address it. */
+export interface NatFlowEndpoint {
   address: Ipv4
   protocol: Protocol
   port: number
-  target?: {ip: Ipv4; port: number}
+}
+
+/** An address:port smartnat translates to. */
+export interface NatTarget {
+  ip: Ipv4
+  port: number
+}
+
+/**
+ * A mapped external endpoint whose rule changed: the target its entries may keep (none: none may
+ * stay), and where smartnat's rule sent its connections before.
+ */
+export interface NatFlowTarget extends NatFlowEndpoint {
+  target?: NatTarget
+  formerTargets: NatTarget[]
+}
+
+/**
+ * The connection mark smartnat's DNAT gives the connections it admits: some bit of `any` set (the
+ * interface the connection came in on), every bit of `none` clear (not an egress connection).
+ */
+export interface AdmittedMark {
+  any: number
+  none: number
 }
 
 // conntrack exits with 1 when no entry matched the filter.
@@ -65,8 +94,14 @@ export async function listConntrackFlows(runner: Runner, filter: ConntrackFilter
   return parseConntrackList(stdout)
 }
 
-/** Deletes entries of each external address:port that were translated to anything but its current target. */
-export async function deleteStaleNatFlows(runner: Runner, endpoints: NatFlowTarget[]): Promise<number> {
+/**
+ * Deletes entries of each external address:port that smartnat translated to anything but its
+ * current target. An entry is smartnat's when it answers from a target smartnat's rule named, or
+ * carries the `admitted` mark (replies from a pod, where this host translates further); entries
+ * another DNAT made for the same address:port stay. One listing per address, one deletion per
+ * (endpoint, reply source) found.
+ */
+export async function deleteStaleNatFlows(runner: Runner, endpoints: NatFlowTarget[], admitted: AdmittedMark): Promise<number> {
   const byAddress = new Map<Ipv4, NatFlowTarget[]>()
   for (const endpoint of endpoints) {
     const targets = byAddress.get(endpoint.address) ?? []
@@ -74,6 +109,7 @@ export async function deleteStaleNatFlows(runner: Runner, endpoints: NatFlowTarg
     byAddress.set(endpoint.address, targets)
   }
 
+  const markMask = admitted.any | admitted.none
   let deleted = 0
   for (const [address, targets] of byAddress) {
     const stale = new Map<string, ConntrackFilter>()
@@ -81,13 +117,17 @@ export async function deleteStaleNatFlows(runner: Runner, endpoints: NatFlowTarg
       const endpoint = targets.find((t) => t.protocol === flow.protocol && t.port === flow.original.dport)
       if (!endpoint || !isTranslated(flow)) continue
       const {reply} = flow
-      if (endpoint.target && reply.src === endpoint.target.ip && reply.sport === endpoint.target.port) continue
+      if (endpoint.target && answersFrom(flow, endpoint.target)) continue
+      const former = endpoint.formerTargets.some((t) => answersFrom(flow, t))
+      if (!former && !isAdmitted(flow.mark, admitted)) continue
       const filter: ConntrackFilter = {
         protocol: endpoint.protocol,
         origDst: address,
         origDstPort: endpoint.port,
         replySrc: reply.src,
         replySrcPort: reply.sport,
+        // Selected by the mark alone, the deletion must not reach another DNAT's entry to the same reply source.
+        ...(former ? {} : {mark: {value: (flow.mark & markMask) >>> 0, mask: markMask}}),
       }
       stale.set(filterArgs(filter).join(' '), filter)
     }
@@ -96,27 +136,26 @@ export async function deleteStaleNatFlows(runner: Runner, endpoints: NatFlowTarg
   return deleted
 }
 
-/** Deletes every entry whose replies come from one of `endpoints` (pods that went away). */
-export async function deleteFlowsFromEndpoints(runner: Runner, endpoints: Ipv4[]): Promise<number> {
+/**
+ * Deletes the entries of smartnat's external `endpoints` whose replies come from one of `pods` (pods
+ * that went away). An entry to any other destination (the host's own connection to a pod, one
+ * through another DNAT) stays. One listing per pod, one deletion per (endpoint, pod) found.
+ */
+export async function deleteFlowsFromEndpoints(runner: Runner, pods: Ipv4[], endpoints: NatFlowEndpoint[]): Promise<number> {
+  const mapped = new Set(endpoints.map((e) => endpointKey(e.address, e.protocol, e.port)))
   let deleted = 0
-  for (const replySrc of endpoints) deleted += await deleteConntrackFlows(runner, {replySrc})
+  for (const pod of pods) {
+    const filters = new Map<string, ConntrackFilter>()
+    for (const flow of await listConntrackFlows(runner, {replySrc: pod})) {
+      const {protocol, original} = flow
+      if (protocol !== 'tcp' && protocol !== 'udp') continue
+      if (original.dport === undefined || !mapped.has(endpointKey(original.dst, protocol, original.dport))) continue
+      const filter: ConntrackFilter = {protocol, origDst: original.dst, origDstPort: original.dport, replySrc: pod}
+      filters.set(filterArgs(filter).join(' '), filter)
+    }
+    for (const filter of filters.values()) deleted += await deleteConntrackFlows(runner, filter)
+  }
   return deleted
-}
-
-/** What `deleteStaleNatFlows` should check after an apply: every desired endpoint, and every previous one now gone. */
-export function natFlowTargets(desired: NatEndpoint[], previous: NatEndpoint[]): NatFlowTarget[] {
-  const key = (e: NatEndpoint) => `${e.address} ${e.protocol} ${e.port}`
-  const desiredKeys = new Set(desired.map(key))
-  const toTarget = (e: NatEndpoint): NatFlowTarget => ({
-    address: e.address,
-    protocol: e.protocol,
-    port: e.port,
-    target: {ip: e.targetIP, port: e.targetPort},
-  })
-  const gone = previous
-    .filter((e) => !desiredKeys.has(key(e)))
-    .map((e): NatFlowTarget => ({address: e.address, protocol: e.protocol, port: e.port}))
-  return [...desired.map(toTarget), ...gone]
 }
 
 /** Parses `conntrack -L` output: the first src/dst/sport/dport are the original direction, the second the reply. */
@@ -127,7 +166,9 @@ export function parseConntrackList(text: string): ConntrackFlow[] {
     const protocol = words[0]
     if (!protocol || words.length < 2) continue
     const tuples: Partial<Record<keyof ConntrackTuple, string>>[] = [{}, {}]
+    let mark = 0
     for (const word of words) {
+      if (word.startsWith('mark=')) mark = Number(word.slice(5)) || 0
       const match = /^(src|dst|sport|dport)=(.*)$/.exec(word)
       if (!match) continue
       const field = match[1] as keyof ConntrackTuple
@@ -136,7 +177,7 @@ export function parseConntrackList(text: string): ConntrackFlow[] {
     }
     const original = toTuple(tuples[0]!)
     const reply = toTuple(tuples[1]!)
-    if (original && reply) flows.push({protocol, original, reply})
+    if (original && reply) flows.push({protocol, original, reply, mark})
   }
   return flows
 }
@@ -158,6 +199,22 @@ function isTranslated(flow: ConntrackFlow): boolean {
   return flow.reply.src !== flow.original.dst || flow.reply.sport !== flow.original.dport
 }
 
+function answersFrom(flow: ConntrackFlow, target: NatTarget): boolean {
+  return flow.reply.src === target.ip && flow.reply.sport === target.port
+}
+
+function isAdmitted(mark: number, admitted: AdmittedMark): boolean {
+  return (mark & admitted.any) !== 0 && (mark & admitted.none) === 0
+}
+
+function endpointKey(address: Ipv4, protocol: Protocol, port: number): string {
+  return `${address} ${protocol} ${port}`
+}
+
+function hex(value: number): string {
+  return `0x${(value >>> 0).toString(16)}`
+}
+
 function filterArgs(filter: ConntrackFilter): string[] {
   if ((filter.origDstPort !== undefined || filter.replySrcPort !== undefined) && !filter.protocol) {
     throw new Error('conntrack filter: a port needs a protocol')
@@ -168,5 +225,6 @@ function filterArgs(filter: ConntrackFilter): string[] {
   if (filter.origDstPort !== undefined) args.push('--orig-port-dst', String(filter.origDstPort))
   if (filter.replySrc) args.push('--reply-src', filter.replySrc)
   if (filter.replySrcPort !== undefined) args.push('--reply-port-src', String(filter.replySrcPort))
+  if (filter.mark) args.push('--mark', `${hex(filter.mark.value)}/${hex(filter.mark.mask)}`)
   return args
 }

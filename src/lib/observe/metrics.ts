@@ -132,6 +132,10 @@ export class SmartnatMetrics {
   readonly heldRemoval = new Gauge('smartnat_removal_held', 'Programmed Mappings a held mass removal would remove (0: nothing held); the rules stay until it is allowed.')
   readonly heldPasses = new Counter('smartnat_removals_held_total', 'Sync passes held because they would remove more programmed Mappings than --max-removal allows.')
   readonly manifestReadErrors = new Counter('smartnat_manifest_read_errors_total', 'Reads of the --from-file manifests that failed (unparseable, or changing while read); the last good ones stayed in use.')
+  readonly conntrackCleanupFailures = new Counter(
+    'smartnat_conntrack_cleanup_failures_total',
+    'Sync passes that applied their rules but failed to drop connections to vanished targets; the next pass retries.',
+  )
   private readonly all: Metric[] = [
     this.syncDuration,
     this.lastSuccessfulSync,
@@ -144,6 +148,7 @@ export class SmartnatMetrics {
     this.heldRemoval,
     this.heldPasses,
     this.manifestReadErrors,
+    this.conntrackCleanupFailures,
   ]
 
   constructor() {
@@ -170,6 +175,10 @@ export class SmartnatMetrics {
 
   writebackFailed(reason: (typeof WRITEBACK_FAILURES)[number]): void {
     this.writebackFailures.inc(1, {reason})
+  }
+
+  conntrackCleanupFailed(): void {
+    this.conntrackCleanupFailures.inc()
   }
 
   apiError(): void {

@@ -1,16 +1,14 @@
 /** One pass of the pipeline: snapshot + host -> plan -> render -> apply -> conntrack cleanup. */
-import type {ApplyResult, Backend, ChangedEndpoint, Payload} from '../backend/backend.js'
-import {deleteFlowsFromEndpoints, deleteStaleNatFlows, type NatFlowTarget} from '../host/conntrack.js'
+import type {ApplyResult, Backend, Payload} from '../backend/backend.js'
 import {readHostInterfaces} from '../host/interfaces.js'
 import type {Runner} from '../host/runner.js'
 import {checkIpForwarding, relaxReversePathFilter, type RpFilterChange} from '../host/sysctl.js'
 import {assertToolsPresent, checkTools} from '../host/tools.js'
-import type {Protocol} from '../mapping/types.js'
-import {compareIpv4, parseIpv4, type Ipv4} from '../net/ipv4.js'
-import type {HostInfo, NatModel, Plan, Snapshot} from '../plan/model.js'
+import type {HostInfo, Plan, Snapshot} from '../plan/model.js'
 import type {PlanMemo} from '../plan/candidates.js'
 import {plan} from '../plan/plan.js'
 import {isMassRemoval, MassRemovalError, measureRemoval, type Removal, type RemovalGuard} from './guard.js'
+import {dropVanishedFlows, type PendingCleanup} from './conntrack-cleanup.js'
 import type {SyncSettings} from './settings.js'
 
 /** What a dry run shows: the verdicts and the payloads a real sync would apply to an empty host. */
@@ -33,6 +31,10 @@ export interface SyncReport {
   applied: ApplyResult
   rpFilter: RpFilterChange[]
   conntrackDeleted: number
+  /** Why dropping connections to vanished targets failed; the rules were applied all the same. */
+  conntrackError?: string
+  /** What that failed cleanup left undone: a daemon passes it to its next pass (SyncOptions.retryCleanup). */
+  pendingCleanup?: PendingCleanup
   /** Rules in the state that was applied. */
   rulesProgrammed: number
   /** The backend state this pass applied: what the kernel holds now unless someone else changed it. */
@@ -73,6 +75,8 @@ export interface SyncOptions {
   planMemo?: PlanMemo
   /** Holds a pass that would remove many of the Mappings the kernel programs (see guard.ts); none: no guard. */
   removalGuard?: RemovalGuard
+  /** Conntrack cleanup an earlier pass could not do (its SyncReport.pendingCleanup), tried again. */
+  retryCleanup?: PendingCleanup
 }
 
 /** A named stage of a sync, so a caller can show progress (listr2 on a TTY, plain lines otherwise). */
@@ -95,6 +99,7 @@ export function syncSteps(
   let applied: ApplyResult | undefined
   let kernelState: unknown
   let conntrackDeleted = 0
+  let conntrackFailure: {conntrackError: string; pendingCleanup: PendingCleanup} | undefined
   let rulesProgrammed = 0
   let massRemoval: Removal | undefined
   const steps: SyncStep[] = [
@@ -128,12 +133,11 @@ export function syncSteps(
     },
     {
       title: 'Drop connections to vanished targets',
+      // Never throws: the rules are applied, and the report says what failed.
       run: async () => {
-        if (applied!.changedEndpoints.length > 0) {
-          conntrackDeleted += await deleteStaleNatFlows(deps.runner, flowTargets(applied!.changedEndpoints, planned!.model))
-        }
-        const gone = vanishedPods(snapshot!, planned!, prepared!.host)
-        if (gone.length > 0) conntrackDeleted += await deleteFlowsFromEndpoints(deps.runner, gone)
+        const outcome = await dropVanishedFlows(deps.runner, applied!, snapshot!, planned!, prepared!.host, options.retryCleanup)
+        conntrackDeleted = outcome.deleted
+        conntrackFailure = outcome.error === undefined ? undefined : {conntrackError: outcome.error, pendingCleanup: outcome.pending!}
       },
     },
   ]
@@ -146,6 +150,7 @@ export function syncSteps(
       applied: applied!,
       rpFilter: prepared!.rpFilter,
       conntrackDeleted,
+      ...conntrackFailure,
       rulesProgrammed,
       kernelState,
       ...(massRemoval ? {massRemoval} : {}),
@@ -199,40 +204,4 @@ export async function syncOnce(deps: SyncDeps, loadSnapshot: () => Promise<Snaps
   const {steps, report} = syncSteps(deps, loadSnapshot, settings, options)
   for (const step of steps) await step.run()
   return report()
-}
-
-/** Each endpoint whose rule changed, with the target its connections may keep (none when it is gone). */
-function flowTargets(changed: ChangedEndpoint[], model: NatModel): NatFlowTarget[] {
-  const current = new Map<string, {ip: Ipv4; port: number}>()
-  for (const mapping of model.mappings) {
-    for (const e of mapping.endpoints) current.set(`${e.address} ${e.protocol} ${e.port}`, {ip: e.targetIP, port: e.targetPort})
-  }
-  return changed.map((e) => {
-    const target = current.get(`${e.address} ${e.protocol} ${e.port}`)
-    return {address: e.address as Ipv4, protocol: e.protocol as Protocol, port: e.port, ...(target ? {target} : {})}
-  })
-}
-
-/**
- * Pods this host served before and serves no more. A Mapping's status remembers, per address
- * of this host, the pods it was configured with; where kube-proxy runs on this host, its
- * connections to a pod that left are DNATed straight to that pod and would hang.
- */
-export function vanishedPods(snapshot: Snapshot, planned: Plan, host: HostInfo): Ipv4[] {
-  const own = new Set<string>(host.interfaces.flatMap((i) => i.addresses.map((a) => a.address)))
-  const current = new Set<string>()
-  for (const verdict of planned.verdicts) {
-    for (const {podIPs} of Object.values(verdict.configuredAddresses)) for (const ip of podIPs) current.add(ip)
-  }
-  const gone = new Set<Ipv4>()
-  for (const mapping of snapshot.mappings) {
-    for (const [address, configured] of Object.entries(mapping.status?.configuredAddresses ?? {})) {
-      if (!own.has(address)) continue
-      for (const text of configured?.podIPs ?? []) {
-        const ip = parseIpv4(text)
-        if (ip && !current.has(ip)) gone.add(ip)
-      }
-    }
-  }
-  return [...gone].sort(compareIpv4)
 }

@@ -35,13 +35,17 @@ import type {SnapshotSource} from '../source/source.js'
 import {BoundedFrequencyRunner, systemClock, type Clock, type RunOutcome, type RunReason} from './debounce.js'
 import {livenessOf, readinessOf, type LastPass, type LoopState} from './health.js'
 import {describeRemoval, formatShare, MassRemovalError, RemovalHold, type HeldRemoval, type Removal, type RemovalGuard, type RemovalPolicy} from './guard.js'
+import {describePending, type PendingCleanup} from './conntrack-cleanup.js'
 import {passInputs, sameInputs, type PassInputs} from './inputs.js'
 import {syncOnce, type SyncDeps, type SyncReport} from './once.js'
 import type {SyncSettings} from './settings.js'
 import {StatusWriteback, type WritebackObserver, type WriteReport} from './writeback.js'
 
 /** Runs one sync pass over the snapshot `loadSnapshot` gives; `assumeActual` is the previous pass's `kernelState`. */
-export type SyncPass = (loadSnapshot: () => Promise<Snapshot>, options: {full: boolean; assumeActual?: unknown; removalGuard?: RemovalGuard}) => Promise<SyncReport>
+export type SyncPass = (
+  loadSnapshot: () => Promise<Snapshot>,
+  options: {full: boolean; assumeActual?: unknown; removalGuard?: RemovalGuard; retryCleanup?: PendingCleanup},
+) => Promise<SyncReport>
 
 /** Receives each pass's outcome and each failed status writeback (SmartnatMetrics implements it). */
 export interface SyncObserver extends WritebackObserver {
@@ -49,6 +53,8 @@ export interface SyncObserver extends WritebackObserver {
   syncFailed(seconds: number): void
   /** A pass was held by the mass-removal guard: it would have removed `mappings` programmed Mappings. */
   removalHeld(mappings: number): void
+  /** A pass applied its rules but could not drop the connections to vanished targets. */
+  conntrackCleanupFailed(): void
 }
 
 export interface BackoffOptions {
@@ -123,6 +129,8 @@ export class WatchLoop {
   private passes = 0
   private passStartedAt: number | undefined
   private lastActivityAt: number | undefined
+  /** Conntrack cleanup the last pass could not do: the next pass retries it, so it is never skipped. */
+  private pendingCleanup: PendingCleanup | undefined
   private stopped = false
 
   constructor(private readonly options: WatchLoopOptions) {
@@ -220,7 +228,7 @@ export class WatchLoop {
     const snapshot = source.snapshot()
     const inputs = passInputs(snapshot)
     // Only a pass that would trust the kernel state may be skipped: the reading passes repair drift.
-    if (trusted && this.settled && sameInputs(this.settled, inputs)) {
+    if (trusted && this.settled && !this.pendingCleanup && sameInputs(this.settled, inputs)) {
       this.logger.debug('no Mapping, nor a Service or EndpointSlice one names, changed; pass skipped')
       return 'skipped'
     }
@@ -235,6 +243,7 @@ export class WatchLoop {
         full,
         ...(trusted ? {assumeActual: trusted.state} : {}),
         ...(this.hold ? {removalGuard: this.hold} : {}),
+        ...(this.pendingCleanup ? {retryCleanup: this.pendingCleanup} : {}),
       })
     } catch (error) {
       // Held, the kernel is as it was: a state this pass trusted is still what it holds.
@@ -243,6 +252,8 @@ export class WatchLoop {
       return
     }
     this.applied = result.kernelState === undefined ? undefined : {state: result.kernelState, readAt: trusted ? trusted.readAt : started}
+    // The pass retried what was pending; what it reports pending now includes whatever failed again.
+    this.pendingCleanup = result.pendingCleanup
     this.succeeded(result, started, full, trusted !== undefined)
     if (!this.writeback) this.settled = inputs
     else this.writeback.handOver(result, () => {
@@ -275,6 +286,13 @@ export class WatchLoop {
       rules: report.rulesProgrammed,
       ...(report.applied.changed ? {written: report.applied.written} : {}),
       ...(report.applied.changed || report.conntrackDeleted > 0 ? {conntrackDeleted: report.conntrackDeleted} : {}),
+    }
+    if (report.conntrackError !== undefined) {
+      this.options.observer?.conntrackCleanupFailed()
+      this.logger.warn('sync applied, but dropping connections to vanished targets failed; the next pass tries again', {
+        error: report.conntrackError,
+        pending: report.pendingCleanup ? describePending(report.pendingCleanup) : '',
+      })
     }
     if (report.applied.changed) this.logger.info('sync applied changes', fields)
     // Pods leaving a Service change no rule in service mode, but dropping their connections is worth telling.

@@ -1,10 +1,16 @@
 /**
  * Applies a desired IptablesState: reads the kernel (or trusts the caller's record of it), writes
- * only what differs, and keeps the previous rules working when any step fails.
+ * only what differs, and puts the previous rules and sets back when the sets or the rules fail.
  *
  * Order: sets are created and refilled first (new rules may reference them), then one
  * iptables-restore for all tables, then sets nothing references any more are destroyed, then
  * ip rules and routes.
+ *
+ * iptables-restore is not one transaction: legacy and nft variants alike commit each table at its
+ * COMMIT line (xtables-restore: "Commit per table, although we support global commit at once"),
+ * so when the filter part fails, mangle and nat already hold their new rules, using the new sets.
+ * A failed restore therefore reads the tables back and restores the ones that committed before the
+ * sets are rolled back underneath them.
  */
 import {CommandError} from '../../host/runner.js'
 import type {Runner} from '../../host/runner.js'
@@ -16,7 +22,7 @@ import {diffIptablesState, isEmptyChanges} from './diff.js'
 import type {IptablesChanges, SetChanges} from './diff.js'
 import {changedEndpoints} from './endpoints.js'
 import {ipBatchPayload, ipsetCleanupPayload, ipsetPreparePayload, ipsetRollbackPayload, iptablesRestorePayload} from './payloads.js'
-import {readIptablesState} from './read.js'
+import {readIptablesState, readIptablesTables} from './read.js'
 
 export const IPTABLES_RESTORE: readonly [string, string[]] = ['iptables-restore', ['--noflush', '--wait']]
 export const IPSET_RESTORE: readonly [string, string[]] = ['ipset', ['restore', '-exist']]
@@ -107,6 +113,24 @@ async function rollbackSets(runner: Runner, sets: SetChanges, swapped: string[],
   throw failure
 }
 
+/**
+ * After a failed iptables-restore: restores every table that committed to `previous`. Returns false
+ * (and says so in `failure`) when it could not, so that the sets those tables use stay as they are.
+ */
+async function rollbackTables(runner: Runner, previous: IptablesState, failure: ApplyError): Promise<boolean> {
+  try {
+    const now = {...previous, tables: await readIptablesTables(runner)}
+    const payload = iptablesRestorePayload(diffIptablesState(previous, now))
+    if (payload) await restore(runner, 'iptables-restore rollback', IPTABLES_RESTORE, payload)
+    return true
+  } catch (error) {
+    failure.message +=
+      `\nputting back the tables iptables-restore had committed also failed: ${error instanceof Error ? error.message : String(error)}` +
+      '\nthe sets keep their new contents, as the new rules use them; the next sync rewrites everything'
+    return false
+  }
+}
+
 async function readActual(runner: Runner, started: Promise<IptablesState> | undefined): Promise<IptablesState> {
   try {
     return await (started ?? readIptablesState(runner))
@@ -172,8 +196,10 @@ export async function applyIptables(runner: Runner, desired: IptablesState, opti
     try {
       await restore(runner, 'iptables-restore', IPTABLES_RESTORE, rules)
     } catch (error) {
-      // iptables-restore commits nothing on failure, so the old rules are still there; give them their old sets back.
-      await rollbackSets(runner, sets, sets.replace.map((s) => s.name), error as ApplyError)
+      // The tables before the failing one committed: back to the old rules first, then their old sets.
+      const failure = error as ApplyError
+      if (!(await rollbackTables(runner, actual, failure))) throw failure
+      await rollbackSets(runner, sets, sets.replace.map((s) => s.name), failure)
     }
   }
 

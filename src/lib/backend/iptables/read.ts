@@ -28,9 +28,15 @@ export async function readIptablesState(runner: Runner): Promise<IptablesState> 
     output(runner, READ_COMMANDS.ipRules),
     output(runner, READ_COMMANDS.routes),
   ])
-  const parsed = parseIptablesSave(iptables)
-  const tables = Object.fromEntries(
-    TABLES.map((t): [TableName, TableState] => [t, {chains: parsed[t].chains, jumps: parsed[t].jumps}]),
-  ) as Record<TableName, TableState>
-  return {tables, sets: parseIpsetSave(ipset).sets, ipRules: parseIpRules(ipRules), routes: parseIpRoutes(routes)}
+  return {tables: ownedTables(iptables), sets: parseIpsetSave(ipset).sets, ipRules: parseIpRules(ipRules), routes: parseIpRoutes(routes)}
+}
+
+/** Reads smartnat's chains and jumps only (one iptables-save). */
+export async function readIptablesTables(runner: Runner): Promise<IptablesState['tables']> {
+  return ownedTables(await output(runner, READ_COMMANDS.iptables))
+}
+
+function ownedTables(iptablesSave: string): IptablesState['tables'] {
+  const parsed = parseIptablesSave(iptablesSave)
+  return Object.fromEntries(TABLES.map((t): [TableName, TableState] => [t, {chains: parsed[t].chains, jumps: parsed[t].jumps}])) as Record<TableName, TableState>
 }

@@ -1,0 +1,143 @@
+/**
+ * The last step of a pass: dropping smartnat's conntrack entries to targets that are gone.
+ *
+ * Best effort: the rules are already applied when it runs, so its failure does not fail the pass.
+ * It is reported (SyncReport.conntrackError), and what it could not do is handed back as a
+ * PendingCleanup, which a daemon gives its next pass: by then the endpoint's rule no longer differs
+ * and the status no longer lists the pod, so nothing else would remember them.
+ */
+import {ADMITTED_CONNECTION_MARK, type ApplyResult, type ChangedEndpoint} from '../backend/backend.js'
+import {deleteFlowsFromEndpoints, deleteStaleNatFlows, type NatFlowEndpoint, type NatFlowTarget, type NatTarget} from '../host/conntrack.js'
+import type {Runner} from '../host/runner.js'
+import type {Protocol} from '../mapping/types.js'
+import {compareIpv4, parseIpv4, type Ipv4} from '../net/ipv4.js'
+import {errorText} from '../observe/log.js'
+import type {HostInfo, NatModel, Plan, Snapshot} from '../plan/model.js'
+
+/** Conntrack cleanup a pass could not do; the next pass retries it. */
+export interface PendingCleanup {
+  /** Endpoints whose rule changed: smartnat's entries to anything but the current target go. */
+  changedEndpoints: ChangedEndpoint[]
+  /** Pods that left: smartnat's entries they answer go. */
+  vanishedPods: Ipv4[]
+}
+
+export interface CleanupOutcome {
+  deleted: number
+  /** Why some of it failed; `pending` is then what to retry. */
+  error?: string
+  pending?: PendingCleanup
+}
+
+/** Drops smartnat's entries to the targets an apply changed and to the pods that left, plus what `retry` carries over. */
+export async function dropVanishedFlows(
+  runner: Runner,
+  applied: ApplyResult,
+  snapshot: Snapshot,
+  planned: Plan,
+  host: HostInfo,
+  retry?: PendingCleanup,
+): Promise<CleanupOutcome> {
+  const changed = uniqueEndpoints([...applied.changedEndpoints, ...(retry?.changedEndpoints ?? [])])
+  const pods = vanishedPods(snapshot, planned, host, retry?.vanishedPods)
+  let deleted = 0
+  const errors: string[] = []
+  const pending: PendingCleanup = {changedEndpoints: [], vanishedPods: []}
+  // Each half runs even when the other failed: one broken filter must not keep the rest.
+  if (changed.length > 0) {
+    try {
+      deleted += await deleteStaleNatFlows(runner, flowTargets(changed, planned.model), ADMITTED_CONNECTION_MARK)
+    } catch (error) {
+      errors.push(errorText(error))
+      pending.changedEndpoints = changed
+    }
+  }
+  if (pods.length > 0) {
+    try {
+      deleted += await deleteFlowsFromEndpoints(runner, pods, modelEndpoints(planned.model))
+    } catch (error) {
+      errors.push(errorText(error))
+      pending.vanishedPods = pods
+    }
+  }
+  return errors.length === 0 ? {deleted} : {deleted, error: errors.join('; '), pending}
+}
+
+/** A one-line account of what a failed cleanup left, for logs and warnings. */
+export function describePending(pending: PendingCleanup): string {
+  const parts: string[] = []
+  if (pending.changedEndpoints.length > 0) {
+    const endpoints = [...new Set(pending.changedEndpoints.map((e) => `${e.address} ${e.protocol}/${e.port}`))]
+    parts.push(`connections to ${endpoints.join(', ')} translated to their former targets`)
+  }
+  if (pending.vanishedPods.length > 0) parts.push(`connections answered by the pods that left (${pending.vanishedPods.join(', ')})`)
+  return parts.join('; ')
+}
+
+/**
+ * Each endpoint whose rule changed, once, with the target its connections may keep (none when it is
+ * gone) and every target smartnat's rule had for it before.
+ */
+function flowTargets(changed: ChangedEndpoint[], model: NatModel): NatFlowTarget[] {
+  const current = new Map<string, NatTarget>()
+  for (const e of model.mappings.flatMap((m) => m.endpoints)) current.set(key(e), {ip: e.targetIP, port: e.targetPort})
+  const targets = new Map<string, NatFlowTarget>()
+  for (const e of changed) {
+    const k = key(e)
+    const entry = targets.get(k) ?? {address: e.address as Ipv4, protocol: e.protocol as Protocol, port: e.port, formerTargets: []}
+    const target = current.get(k)
+    if (target) entry.target = target
+    const former = parseTarget(e.oldTarget)
+    if (former) entry.formerTargets.push(former)
+    targets.set(k, entry)
+  }
+  return [...targets.values()]
+}
+
+function modelEndpoints(model: NatModel): NatFlowEndpoint[] {
+  return model.mappings.flatMap((m) => m.endpoints.map(({address, protocol, port}) => ({address, protocol, port})))
+}
+
+function key(e: Pick<ChangedEndpoint, 'address' | 'protocol' | 'port'>): string {
+  return `${e.address} ${e.protocol} ${e.port}`
+}
+
+/** Each (endpoint, former target) once: a cleanup that keeps failing must not grow what it retries. */
+function uniqueEndpoints(endpoints: ChangedEndpoint[]): ChangedEndpoint[] {
+  const unique = new Map<string, ChangedEndpoint>()
+  for (const e of endpoints) unique.set(`${key(e)} ${e.oldTarget}`, e)
+  return [...unique.values()]
+}
+
+/** `198.19.100.10:80` as a ChangedEndpoint's oldTarget spells it. */
+function parseTarget(text: string): NatTarget | undefined {
+  const colon = text.lastIndexOf(':')
+  const ip = parseIpv4(text.slice(0, colon))
+  const port = Number(text.slice(colon + 1))
+  return ip && Number.isInteger(port) ? {ip, port} : undefined
+}
+
+/**
+ * Pods this host served before and serves no more. A Mapping's status remembers, per address
+ * of this host, the pods it was configured with; where kube-proxy runs on this host, its
+ * connections to a pod that left are DNATed straight to that pod and would hang. `remembered`
+ * are pods a failed cleanup left, kept unless they serve again.
+ */
+export function vanishedPods(snapshot: Snapshot, planned: Plan, host: HostInfo, remembered: readonly Ipv4[] = []): Ipv4[] {
+  const own = new Set<string>(host.interfaces.flatMap((i) => i.addresses.map((a) => a.address)))
+  const current = new Set<string>()
+  for (const verdict of planned.verdicts) {
+    for (const {podIPs} of Object.values(verdict.configuredAddresses)) for (const ip of podIPs) current.add(ip)
+  }
+  const gone = new Set<Ipv4>(remembered.filter((ip) => !current.has(ip)))
+  for (const mapping of snapshot.mappings) {
+    for (const [address, configured] of Object.entries(mapping.status?.configuredAddresses ?? {})) {
+      if (!own.has(address)) continue
+      for (const text of configured?.podIPs ?? []) {
+        const ip = parseIpv4(text)
+        if (ip && !current.has(ip)) gone.add(ip)
+      }
+    }
+  }
+  return [...gone].sort(compareIpv4)
+}
