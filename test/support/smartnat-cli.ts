@@ -17,9 +17,17 @@ export interface RunningCli {
   readonly done: Promise<CliResult>
 }
 
+export interface CliOptions {
+  /** Killed with SIGKILL after this long (default 30000). */
+  timeoutMs?: number
+  /** A command that runs node in turn, e.g. `unshare --pid --fork --kill-child` for a PID namespace of its own. */
+  wrapper?: string[]
+}
+
 /** Starts `smartnat ARGS...`; stdin is not a terminal, so nothing can wait on a prompt. */
-export function startSmartnat(args: string[], options: {timeoutMs?: number} = {}): RunningCli {
-  const child = spawn(process.execPath, [DEV_ENTRY, ...args], {stdio: ['ignore', 'pipe', 'pipe'], env: {...process.env, NO_COLOR: '1'}})
+export function startSmartnat(args: string[], options: CliOptions = {}): RunningCli {
+  const [file, ...wrapperArgs] = [...(options.wrapper ?? []), process.execPath]
+  const child = spawn(file!, [...wrapperArgs, DEV_ENTRY, ...args], {stdio: ['ignore', 'pipe', 'pipe'], env: {...process.env, NO_COLOR: '1'}})
   let stdout = ''
   let stderr = ''
   child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
@@ -35,7 +43,7 @@ export function startSmartnat(args: string[], options: {timeoutMs?: number} = {}
 }
 
 /** Runs `smartnat ARGS...` to completion. */
-export function smartnat(args: string[], options: {timeoutMs?: number} = {}): Promise<CliResult> {
+export function smartnat(args: string[], options: CliOptions = {}): Promise<CliResult> {
   return startSmartnat(args, options).done
 }
 
