@@ -47,8 +47,8 @@ export interface ChaosCase {
   dir: ManifestDir
   /** Where the daemon reads Mappings: `--from-file DIR` or `--kubeconfig FILE`. */
   source: string[]
-  /** Extra watch flags, e.g. `--resync 5s`. */
-  flags?: string[]
+  /** The daemon's --resync (default 2s). */
+  resync?: string
   monitors: MonitorGroup[]
   /** Bounds the daemon and the monitors however the case goes. */
   limitSeconds: number
@@ -75,7 +75,7 @@ export async function runChaosCase(spec: ChaosCase, record: (row: ChaosRow) => v
   const {lab, backend} = spec
   await cleanHost(lab, backend)
   const port = await freePort()
-  const args = ['watch', ...spec.source, ...labArgs(lab, spec.dir), '--backend', backend.name, '--metrics-addr', `127.0.0.1:${port}`, '--resync', '2s', '--log-level', 'debug', ...(spec.flags ?? [])]
+  const args = ['watch', ...spec.source, ...labArgs(lab, spec.dir), '--backend', backend.name, '--metrics-addr', `127.0.0.1:${port}`, '--resync', spec.resync ?? '2s', '--log-level', 'debug']
   const startedAt = Date.now()
   const daemon = new WatchDaemon(args, spec.limitSeconds * 1000)
   const readiness = new ReadinessRecorder(port)
@@ -118,7 +118,7 @@ export async function runChaosCase(spec: ChaosCase, record: (row: ChaosRow) => v
     lost: failures.length,
     notReadySeconds: readiness.notReadyMs(run.faultStart, end + (readyAgain ?? 0)) / 1000,
     readyAgainSeconds: readyAgain === undefined ? undefined : readyAgain / 1000,
-    outcome: problems.length === 0 ? 'ok' : `FAIL: ${problems[0]!.split('\n')[0]}`,
+    outcome: problems.length === 0 ? 'ok' : `FAIL: ${problems[0]!.split('\n')[0]!.replace(/:$/, '')}`,
     notes: run.notes,
   })
   if (problems.length > 0) throw new Error(`${problems.join('\n')}\n--- watch log ---\n${daemon.tail()}`)

@@ -58,13 +58,14 @@ export class WatchDaemon {
   }
 
   /**
-   * SIGKILLs the daemon the moment one of its children is a command that writes to the kernel;
-   * that command's line, or undefined when none ran within `withinMs` (the daemon is left running).
+   * SIGKILLs the daemon the moment one of its children is a command that writes to the kernel (and
+   * matches `only`); that command's line, or undefined when none ran within `withinMs` (the daemon is
+   * left running).
    */
-  async killDuringApply(withinMs: number): Promise<string | undefined> {
+  async killDuringApply(withinMs: number, only = APPLY_COMMAND): Promise<string | undefined> {
     const deadline = Date.now() + withinMs
     while (Date.now() < deadline && this.alive()) {
-      const command = childCommands(this.pid).find((line) => APPLY_COMMAND.test(line))
+      const command = childCommands(this.pid).find((line) => APPLY_COMMAND.test(line) && only.test(line))
       if (command) {
         await this.kill()
         return command
