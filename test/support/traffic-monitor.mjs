@@ -7,8 +7,7 @@
 // An answer that does not start with --expect (default "pod=") is a failure too.
 // Usage: node traffic-monitor.mjs --source IP --interval-ms 50 --timeout-ms 1000 --max-seconds 300 --max-attempts 10000
 //          --target tcp:IP:PORT [--target udp:IP:PORT ...]
-import {createSocket} from 'node:dgram'
-import {connect} from 'node:net'
+import {echoRequest} from './echo-probe.mjs'
 
 const options = {source: undefined, intervalMs: 50, timeoutMs: 1000, maxSeconds: 300, maxAttempts: 10_000, expect: 'pod=', targets: []}
 const args = process.argv.slice(2)
@@ -69,50 +68,10 @@ async function finish() {
   process.stdout.write(`${JSON.stringify({summary: stats})}\n`, () => process.exit(0))
 }
 
-function probe(target) {
+async function probe(target) {
   const startedAt = Date.now()
-  let close = () => {}
-  const request = new Promise((resolve) => {
-    if (target.protocol === 'tcp') {
-      const socket = connect({host: target.ip, port: target.port, ...(options.source ? {localAddress: options.source} : {})})
-      close = () => socket.destroy()
-      let buffered = ''
-      socket.setEncoding('utf8')
-      socket.on('connect', () => socket.write('ping\n'))
-      socket.on('data', (chunk) => {
-        buffered += chunk
-        const newline = buffered.indexOf('\n')
-        if (newline !== -1) resolve({ok: true, line: buffered.slice(0, newline)})
-      })
-      socket.on('error', (error) => resolve(failure(error)))
-      socket.on('close', () => resolve({ok: false, error: 'reset', message: 'connection closed without an answer'}))
-    } else {
-      const socket = createSocket('udp4')
-      close = () => socket.close()
-      socket.on('error', (error) => resolve(failure(error)))
-      socket.on('message', (message) => resolve({ok: true, line: message.toString('utf8').replace(/\n$/, '')}))
-      // A connected socket turns ICMP errors into error events, so "refused" and "unreachable" are reported.
-      socket.bind({port: 0, ...(options.source ? {address: options.source} : {})}, () => socket.connect(target.port, target.ip, () => socket.send('ping\n')))
-    }
-  })
-  let timer
-  const timeout = new Promise((resolve) => {
-    timer = setTimeout(() => resolve({ok: false, error: 'timeout', message: `no answer within ${options.timeoutMs} ms`}), options.timeoutMs)
-  })
-  return Promise.race([request, timeout]).then((result) => {
-    clearTimeout(timer)
-    try {
-      close()
-    } catch {
-      // already closed
-    }
-    return {...result, startedAt}
-  })
-}
-
-function failure(error) {
-  const kinds = {ECONNREFUSED: 'refused', EHOSTUNREACH: 'unreachable', ENETUNREACH: 'unreachable', ECONNRESET: 'reset'}
-  return {ok: false, error: kinds[error.code] ?? 'error', message: `${error.code ?? ''} ${error.message}`.trim()}
+  const result = await echoRequest({protocol: target.protocol, host: target.ip, port: target.port, localAddress: options.source, timeoutMs: options.timeoutMs})
+  return {...result, startedAt}
 }
 
 function fail(message) {
