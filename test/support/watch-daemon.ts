@@ -2,12 +2,19 @@
  * A `smartnat watch` daemon under test (the real CLI, from source): its log kept, its /readyz sampled
  * all along, killed or restarted on demand, and always ended. Every wait is bounded.
  */
+import type {ChildProcess} from 'node:child_process'
 import {readdirSync, readFileSync} from 'node:fs'
 import {httpGet} from './http.js'
 import {startSmartnat, type RunningCli} from './smartnat-cli.js'
 
 /** Commands that write to the kernel (restore payloads, ip batches), as their command line shows them. */
 const APPLY_COMMAND = /(^|\s)(iptables-restore|ipset restore|nft -f|ip -batch)(\s|$)/
+
+/** Daemons still running, killed if the test process exits first (their hard-limit timers die with it). */
+const running = new Set<ChildProcess>()
+process.once('exit', () => {
+  for (const child of running) child.kill('SIGKILL')
+})
 
 export class WatchDaemon {
   private run: RunningCli
@@ -77,6 +84,8 @@ export class WatchDaemon {
 
   private spawn(): RunningCli {
     const run = startSmartnat(this.args, {timeoutMs: this.hardLimitMs})
+    running.add(run.child)
+    void run.done.then(() => running.delete(run.child))
     run.child.stdout!.on('data', (chunk: Buffer) => (this.logText += chunk.toString()))
     run.child.stderr!.on('data', (chunk: Buffer) => (this.logText += chunk.toString()))
     return run
