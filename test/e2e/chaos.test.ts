@@ -129,13 +129,13 @@ describe('chaos: traffic of untouched Mappings never stops (namespace lab, real 
         await kubeChaos('1. API server hangs', 'proxy', async (run, {proxy, createMapping}) => {
           proxy.hang(statusWrites)
           createMapping(probeMapping(1))
-          await waitReachable(run.lab, CLIENT1, probeTarget(1), 'a Mapping created while status writes hang', 15_000, run.daemon)
+          await waitReachable(run.lab, CLIENT1, probeTarget(1), 'a Mapping created while status writes hang', 15_000)
           // Its status write is now held; the loop must not wait for it.
           const held = Date.now() + 10_000
           while (proxy.held() === 0 && Date.now() < held) await sleep(50)
           expect(proxy.held(), 'status writes held by the hung API server').to.be.greaterThan(0)
           createMapping(probeMapping(2))
-          const later = await waitReachable(run.lab, CLIENT1, probeTarget(2), 'a later Mapping, while a status write hangs', 15_000, run.daemon)
+          const later = await waitReachable(run.lab, CLIENT1, probeTarget(2), 'a later Mapping, while a status write hangs', 15_000)
           run.notes.push(`a Mapping created while a status write hung carried traffic after ${(later / 1000).toFixed(1)} s`)
 
           proxy.hang()
@@ -143,8 +143,8 @@ describe('chaos: traffic of untouched Mappings never stops (namespace lab, real 
           await sleep(OUTAGE_SECONDS * 1000)
           proxy.passThrough()
           run.faultEnd = Date.now()
-          await run.readiness.waitReady(run.faultEnd, 120_000, () => run.daemon.tail())
-          const caughtUp = await waitReachable(run.lab, CLIENT1, probeTarget(3), 'the Mapping created during the hang, once it is lifted', 90_000, run.daemon)
+          await run.readiness.waitReady(run.faultEnd, 120_000)
+          const caughtUp = await waitReachable(run.lab, CLIENT1, probeTarget(3), 'the Mapping created during the hang, once it is lifted', 90_000)
           run.notes.push(`the Mapping created during the full hang carried traffic ${(caughtUp / 1000).toFixed(1)} s after /readyz was 200 again`)
         })
       })
@@ -159,8 +159,8 @@ describe('chaos: traffic of untouched Mappings never stops (namespace lab, real 
           await sleep(run.faultStart + OUTAGE_SECONDS * 1000 - Date.now())
           outage.lift()
           run.faultEnd = Date.now()
-          await run.readiness.waitReady(run.faultEnd, 120_000, () => run.daemon.tail())
-          const caughtUp = await waitReachable(run.lab, CLIENT1, probeTarget(1), 'the Mapping created during the outage', 60_000, run.daemon)
+          await run.readiness.waitReady(run.faultEnd, 120_000)
+          const caughtUp = await waitReachable(run.lab, CLIENT1, probeTarget(1), 'the Mapping created during the outage', 60_000)
           run.notes.push(`the Mapping created during the outage carried traffic ${(caughtUp / 1000).toFixed(1)} s after /readyz was 200 again`)
         })
       })
@@ -172,11 +172,11 @@ describe('chaos: traffic of untouched Mappings never stops (namespace lab, real 
           await sleep(3000)
           await server.listenAgain({newHistory: true})
           run.faultEnd = Date.now()
-          await run.readiness.waitReady(run.faultEnd, 120_000, () => run.daemon.tail())
-          await waitReachable(run.lab, CLIENT1, probeTarget(1), 'the Mapping created while the server was down', 60_000, run.daemon)
+          await run.readiness.waitReady(run.faultEnd, 120_000)
+          await waitReachable(run.lab, CLIENT1, probeTarget(1), 'the Mapping created while the server was down', 60_000)
           // Only a watch resumed on the new history sees this one.
           createMapping(probeMapping(2))
-          const live = await waitReachable(run.lab, CLIENT1, probeTarget(2), 'a Mapping created after the restart', 30_000, run.daemon)
+          const live = await waitReachable(run.lab, CLIENT1, probeTarget(2), 'a Mapping created after the restart', 30_000)
           run.notes.push(`a Mapping created after the restart carried traffic after ${(live / 1000).toFixed(1)} s`)
         })
       })
@@ -205,9 +205,9 @@ describe('chaos: traffic of untouched Mappings never stops (namespace lab, real 
           run.faultEnd = Date.now()
           run.notes.push(`killed during "${interrupted.replace(/^ip netns exec \S+ /, '')}"`)
           await run.daemon.restart()
-          await run.readiness.waitReady(run.faultEnd, 60_000, () => run.daemon.tail())
+          await run.readiness.waitReady(run.faultEnd, 60_000)
           // The restarted daemon finishes what the killed one left half done.
-          if (churning) await waitReachable(run.lab, CLIENT1, lastChurn, 'the Mappings the killed daemon was adding', 20_000, run.daemon)
+          if (churning) await waitReachable(run.lab, CLIENT1, lastChurn, 'the Mappings the killed daemon was adding', 20_000)
           else await waitGone(run.lab, lastChurn, 'the Mappings the killed daemon was removing', 20_000)
         }
       })
@@ -230,15 +230,15 @@ describe('chaos: traffic of untouched Mappings never stops (namespace lab, real 
         await writeFile(file, full)
         run.faultEnd = Date.now()
         expect(run.readiness.notReadyMs(run.faultStart, run.faultEnd), 'the removal held back shows in /readyz').to.be.greaterThan(0)
-        await run.readiness.waitReady(run.faultEnd, 60_000, () => run.daemon.tail())
-        await waitReachable(run.lab, CLIENT1, {protocol: 'tcp', ip: EXT_B, port: 9111}, 'the last filler Mapping', 15_000, run.daemon)
+        await run.readiness.waitReady(run.faultEnd, 60_000)
+        await waitReachable(run.lab, CLIENT1, {protocol: 'tcp', ip: EXT_B, port: 9111}, 'the last filler Mapping', 15_000)
       })
     })
 
     it('6. an interface loses its only address and gets it back', async () => {
       await dir!.write({services: [web], mappings: [WEB, EDGE]})
       await chaos('6. interface address lost', {source: ['--from-file', dir!.path], monitors: [WEB_MONITOR]}, async (run) => {
-        await waitReachable(run.lab, CLIENT2, EDGE_TARGET, 'the Mapping on eth2 before', 15_000, run.daemon)
+        await waitReachable(run.lab, CLIENT2, EDGE_TARGET, 'the Mapping on eth2 before', 15_000)
         await run.lab.exec('host', 'ip', ['addr', 'del', ETH2_CIDR, 'dev', 'eth2'])
         try {
           // Two resyncs (2 s each) see eth2 without an address.
@@ -247,8 +247,8 @@ describe('chaos: traffic of untouched Mappings never stops (namespace lab, real 
           await run.lab.exec('host', 'ip', ['addr', 'add', ETH2_CIDR, 'dev', 'eth2'])
         }
         run.faultEnd = Date.now()
-        await run.readiness.waitReady(run.faultEnd, 60_000, () => run.daemon.tail())
-        const back = await waitReachable(run.lab, CLIENT2, EDGE_TARGET, 'the Mapping on eth2 once its address is back', 20_000, run.daemon)
+        await run.readiness.waitReady(run.faultEnd, 60_000)
+        const back = await waitReachable(run.lab, CLIENT2, EDGE_TARGET, 'the Mapping on eth2 once its address is back', 20_000)
         run.notes.push(`the Mapping on eth2 carried traffic again ${(back / 1000).toFixed(1)} s after its address came back`)
       })
     })
@@ -281,11 +281,11 @@ describe('chaos: traffic of untouched Mappings never stops (namespace lab, real 
           await churn
         }
         run.faultEnd = Date.now()
-        await run.readiness.waitReady(run.faultEnd, 60_000, () => run.daemon.tail())
+        await run.readiness.waitReady(run.faultEnd, 60_000)
         run.notes.push(`host syncs exited ${syncs.map((s) => s.code).join(', ')}; the daemon's failed passes meanwhile: ${(await errors()) - errorsBefore}`)
         for (const sync of syncs) {
           expect(sync.code, `a host sync while the watch holds the lock must not apply, but it did:\n${sync.stderr}${sync.stdout}`).to.not.equal(0)
-          expect(sync.stderr).to.match(/held by/)
+          expect(sync.stderr, 'the sync names who holds the lock').to.match(/held by/)
         }
       })
     })

@@ -62,15 +62,13 @@ export async function reachesPod(lab: Lab, from: LabNamespace, source: string, t
 }
 
 /** Waits (at most `ms`) until `target` reaches a pod; how long it took. */
-export async function waitReachable(lab: Lab, group: Omit<MonitorGroup, 'targets'>, target: MonitorTarget, what: string, ms: number, daemon?: WatchDaemon): Promise<number> {
+export async function waitReachable(lab: Lab, group: Omit<MonitorGroup, 'targets'>, target: MonitorTarget, what: string, ms: number): Promise<number> {
   const started = Date.now()
-  await eventually(`${what} (${targetName(target)} from ${group.from})`, ms, () => reachesPod(lab, group.from, group.source, target)).catch((error: Error) => {
-    throw new Error(`${error.message}${daemon ? `\n--- watch log ---\n${daemon.tail()}` : ''}`)
-  })
+  await eventually(`${what} (${targetName(target)} from ${group.from})`, ms, () => reachesPod(lab, group.from, group.source, target))
   return Date.now() - started
 }
 
-/** Runs one case and returns its row; throws, after the row is made, when the body failed or a probe was lost. */
+/** Runs one case and records its row; then throws if the body failed or a probe was lost. */
 export async function runChaosCase(spec: ChaosCase, record: (row: ChaosRow) => void): Promise<void> {
   const {lab, backend} = spec
   await cleanHost(lab, backend)
@@ -83,9 +81,9 @@ export async function runChaosCase(spec: ChaosCase, record: (row: ChaosRow) => v
   const monitors: TrafficMonitor[] = []
   const problems: string[] = []
   try {
-    await readiness.waitReady(startedAt, 60_000, () => daemon.tail())
+    await readiness.waitReady(startedAt, 60_000)
     for (const group of spec.monitors) {
-      for (const target of group.targets) await waitReachable(lab, group, target, 'reachable before the fault', 15_000, daemon)
+      for (const target of group.targets) await waitReachable(lab, group, target, 'reachable before the fault', 15_000)
     }
     for (const group of spec.monitors) {
       monitors.push(await startTrafficMonitor(lab, group.from, group.targets, {source: group.source, maxSeconds: spec.limitSeconds}))
@@ -95,6 +93,7 @@ export async function runChaosCase(spec: ChaosCase, record: (row: ChaosRow) => v
   } catch (error) {
     problems.push((error as Error).message)
   }
+  const end = run.faultEnd ?? Date.now()
   const reports: TrafficReport[] = []
   for (const monitor of monitors) {
     await monitor.stop().then((report) => reports.push(report), (error: Error) => problems.push(error.message))
@@ -106,9 +105,9 @@ export async function runChaosCase(spec: ChaosCase, record: (row: ChaosRow) => v
   const probes = reports.reduce((n, r) => n + Object.values(r.targets).reduce((m, t) => m + t.attempts, 0), 0)
   if (failures.length > 0) {
     const shown = failures.slice(0, 10).map((f) => `  ${((f.at - run.faultStart) / 1000).toFixed(2)} s after the fault: ${f.target} ${f.error} (${f.message})`)
-    problems.push(`${failures.length} of ${probes} probes to untouched Mappings were lost:\n${shown.join('\n')}`)
+    // Traffic lost is the headline, whatever else went wrong.
+    problems.unshift(`${failures.length} of ${probes} probes to untouched Mappings were lost:\n${shown.join('\n')}`)
   }
-  const end = run.faultEnd ?? Date.now()
   const readyAgain = run.faultEnd === undefined ? undefined : readiness.readyAfter(run.faultEnd)
   record({
     case: spec.name,

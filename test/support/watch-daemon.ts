@@ -131,12 +131,12 @@ export class ReadinessRecorder {
   }
 
   /** Waits (at most `ms`) for a ready answer asked at or after `since`; the milliseconds it took. */
-  async waitReady(since: number, ms: number, describe: () => string): Promise<number> {
+  async waitReady(since: number, ms: number): Promise<number> {
     const deadline = Date.now() + ms
     for (;;) {
       const after = this.readyAfter(since)
       if (after !== undefined) return after
-      if (Date.now() > deadline) throw new Error(`/readyz not 200 within ${ms} ms (last answer: ${this.last()})\n${describe()}`)
+      if (Date.now() > deadline) throw new Error(`/readyz not 200 within ${ms} ms (last answer: ${this.last()})`)
       await new Promise((resolve) => setTimeout(resolve, 50))
     }
   }
@@ -158,7 +158,8 @@ export class ReadinessRecorder {
 
   private last(): string {
     const sample = this.samples.at(-1)
-    return sample ? String(sample.status) : 'none'
+    if (!sample) return 'none yet'
+    return sample.status === 0 ? 'no answer' : String(sample.status)
   }
 
   private async sample(): Promise<void> {
