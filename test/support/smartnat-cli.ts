@@ -18,14 +18,18 @@ export interface RunningCli {
 }
 
 export interface CliOptions {
+  /** Killed with SIGKILL after this long (default 30000). */
   timeoutMs?: number
   /** Variables set on top of the test's own environment (e.g. a PATH with a stub first). */
   env?: Record<string, string>
+  /** A command that runs node in turn, e.g. `unshare --pid --fork --kill-child` for a PID namespace of its own. */
+  wrapper?: string[]
 }
 
 /** Starts `smartnat ARGS...`; stdin is not a terminal, so nothing can wait on a prompt. */
 export function startSmartnat(args: string[], options: CliOptions = {}): RunningCli {
-  const child = spawn(process.execPath, [DEV_ENTRY, ...args], {stdio: ['ignore', 'pipe', 'pipe'], env: {...process.env, NO_COLOR: '1', ...options.env}})
+  const [file, ...wrapperArgs] = [...(options.wrapper ?? []), process.execPath]
+  const child = spawn(file!, [...wrapperArgs, DEV_ENTRY, ...args], {stdio: ['ignore', 'pipe', 'pipe'], env: {...process.env, NO_COLOR: '1', ...options.env}})
   let stdout = ''
   let stderr = ''
   child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()))

@@ -299,6 +299,41 @@ describe('test API server with @kubernetes/client-node', function () {
     server = await startApiServer()
   })
 
+  it('listens again on the same port after a restart, and a watch resumes from before it', async function () {
+    const before = await create(mapping('web'))
+    await server.stop()
+    server.api.patch(server.registry.find(GROUP, VERSION, PLURAL)!, ns, 'web', 'application/merge-patch+json', {spec: {serviceName: 'moved'}})
+    await server.listenAgain()
+    expect((await get('web')).spec.serviceName).to.equal('moved')
+    const events = await watchEvents(kc, path, {resourceVersion: before.metadata.resourceVersion!}, (e) => e.length >= 1).done
+    expect(events.map((e) => `${e.type} ${e.name}`)).to.deep.equal(['MODIFIED web'])
+  })
+
+  it('comes back onto a new resourceVersion history: the same objects, new resourceVersions, 410 for every older one', async function () {
+    const web = await create(mapping('web'))
+    const other = await create(mapping('other'))
+    const list = (await custom.listNamespacedCustomObject({group: GROUP, version: VERSION, namespace: ns, plural: PLURAL, limit: 1})) as {metadata: {resourceVersion: string; continue?: string}}
+    await server.stop()
+    await server.listenAgain({newHistory: true})
+    const again = await get('web')
+    expect(again.metadata).to.include({uid: web.metadata.uid, generation: 1})
+    expect(again.spec).to.deep.equal(web.spec)
+    const oldRvs = [web, other].map((m) => Number(m.metadata.resourceVersion))
+    expect(Number(again.metadata.resourceVersion)).to.be.greaterThan(Math.max(...oldRvs, Number(list.metadata.resourceVersion)))
+    for (const rv of [...oldRvs, Number(list.metadata.resourceVersion)]) {
+      const events = await watchEvents(kc, path, {resourceVersion: String(rv)}, (e) => e.length >= 1).done
+      expect(events, `a watch from ${rv}`).to.have.length(1)
+      expect(events[0]).to.include({type: 'ERROR', code: 410, reason: 'Expired'})
+    }
+    const expired = await failure(custom.listNamespacedCustomObject({group: GROUP, version: VERSION, namespace: ns, plural: PLURAL, limit: 1, _continue: list.metadata.continue!}))
+    expect(expired.code).to.equal(410)
+    // A watch from the new history's resourceVersion sees what happens next.
+    const watch = watchEvents(kc, path, {resourceVersion: again.metadata.resourceVersion!}, (e) => e.length >= 1)
+    await new Promise((r) => setTimeout(r, 50))
+    await create(mapping('late'))
+    expect((await watch.done).map((e) => `${e.type} ${e.name}`)).to.deep.equal(['ADDED late'])
+  })
+
   it('keeps a client-node informer in sync, relisting after a 410 on re-watch', async function () {
     await create(mapping('before'))
     const seen: string[] = []

@@ -49,6 +49,11 @@ export interface ApiServer {
   writeKubeconfig(path: string, options?: {namespace?: string}): Promise<void>
   /** Ends every watch and stops listening. */
   stop(): Promise<void>
+  /**
+   * After stop(): listens on the same port again over the same objects, as kube-apiserver after a
+   * restart; with `newHistory` it comes back onto a new resourceVersion history (Store.newHistory).
+   */
+  listenAgain(options?: {newHistory?: boolean}): Promise<void>
 }
 
 const SEED_NAMESPACES = ['default', 'kube-system', 'kube-public', 'kube-node-lease']
@@ -74,10 +79,14 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
   }
 
   const server = createApiHttpServer({api, registry, hub, aggregatedDiscovery: options.aggregatedDiscovery ?? true, log: options.log, writeLatencyMs: options.writeLatencyMs})
-  await new Promise<void>((resolve, reject) => {
+  const listen = (on: number) => new Promise<void>((resolve, reject) => {
     server.once('error', reject)
-    server.listen(options.port ?? 0, '127.0.0.1', () => resolve())
+    server.listen(on, '127.0.0.1', () => {
+      server.off('error', reject)
+      resolve()
+    })
   })
+  await listen(options.port ?? 0)
   const port = (server.address() as AddressInfo).port
   const url = `http://127.0.0.1:${port}`
 
@@ -107,5 +116,10 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
       server.close(() => resolve())
       server.closeAllConnections()
     }),
+    listenAgain: async (opts = {}) => {
+      if (server.listening) throw new Error(`the test API server on port ${port} is still listening; stop() it first`)
+      if (opts.newHistory) store.newHistory()
+      await listen(port)
+    },
   }
 }

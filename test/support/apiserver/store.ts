@@ -59,6 +59,19 @@ export class Store {
     this.history = []
   }
 
+  /**
+   * Starts a new resourceVersion history over the same objects, as an API server restarted onto a
+   * restored or replaced etcd: every object gets a new resourceVersion above every one handed out
+   * before, and the history starts empty, so a watch, list or continue token from any earlier
+   * resourceVersion gets 410 Gone. Emits no events: call it while no watch is open.
+   */
+  newHistory(): void {
+    for (const bucket of [...this.buckets.keys()].sort()) {
+      for (const object of sortedValues(this.buckets.get(bucket)!)) object.metadata.resourceVersion = String(++this.rv)
+    }
+    this.compact()
+  }
+
   get(bucket: string, key: string): KubeObject | undefined {
     const found = this.buckets.get(bucket)?.get(key)
     return found === undefined ? undefined : clone(found)
