@@ -113,9 +113,10 @@ const verdict = (name: string, valid: boolean, configured: string[]): MappingVer
 function report(verdicts: MappingVerdict[] = [], rulesProgrammed = 7): SyncReport {
   return {
     snapshot: {mappings: [], services: [], endpointSlices: []},
-    plan: {model: {mappings: [], interfaces: [], egress: [], masquerade: true}, verdicts},
+    plan: {model: {mappings: [], interfaces: [], egress: [], masquerade: true}, verdicts, interfaceFaults: []},
     host: {interfaces: []},
     applied: {changed: true, written: {sets: 1, chains: 2, rules: 3, routes: 4}, changedEndpoints: []},
+    forward: {written: 0, drops: []},
     rpFilter: [],
     conntrackDeleted: 0,
     rulesProgrammed,
