@@ -50,15 +50,15 @@ Exit codes, for monitoring: 0 all is well; 3 drift (the kernel differs from the 
     }
     const runner = new ExecRunner({timeoutSeconds: flags['command-timeout'], ...(flags.netns ? {netns: flags.netns} : {})})
     const loadSnapshot = snapshotLoader({fromFile: flags['from-file'], kubeconfig: flags.kubeconfig, context: flags.context})
-    const inspection = await inspectHost({runner, inspector: createInspector(flags.backend, runner), loadSnapshot}, settings).catch((error: unknown) =>
-      this.error(errorChain(error)),
-    )
+    const inspector = createInspector(flags.backend, runner, {forwardAccept: flags['forward-accept']})
+    const inspection = await inspectHost({runner, inspector, loadSnapshot}, settings).catch((error: unknown) => this.error(errorChain(error)))
     const host = await gatherHostStatus(runner, {
-      backend: flags.backend,
+      backend: inspector.backend,
       tools: backendTools(flags.backend),
       lockPath: flags['lock-file'],
       host: inspection.host,
       model: inspection.plan.model,
+      interfaceFaults: inspection.plan.interfaceFaults,
     })
     const report = buildStatusReport(inspection, host, flags.namespace === undefined ? {} : {namespace: flags.namespace})
 

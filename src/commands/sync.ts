@@ -59,7 +59,7 @@ export default class Sync extends SmartnatCommand {
     const source = await this.source(flags)
     const settings = syncSettings(flags)
     const runner = new ExecRunner({timeoutSeconds: flags['command-timeout'], ...(flags.netns ? {netns: flags.netns} : {})})
-    const backend = createBackend(flags.backend, runner)
+    const backend = createBackend(flags.backend, runner, {forwardAccept: flags['forward-accept']})
 
     const output = flags['dry-run']
       ? await this.dryRun(source, flags['assume-addresses'], runner, backend, settings)

@@ -18,8 +18,8 @@ const HOST: HostStatus = {
   iptablesFlavour: 'nf_tables',
   lock: {path: '/run/smartnat/smartnat.lock', holder: {pid: 4242, purpose: 'watch', since: '2025-01-01T00:00:00.000Z', alive: true}},
   interfaces: [
-    {name: 'eth1', addresses: ['198.18.0.10/24'], index: 1, table: 7001, gateway: '198.18.0.1', rpFilter: 2},
-    {name: 'eth2', addresses: ['198.18.2.10/24'], index: 2, table: 7002, gateway: '198.18.2.1', rpFilter: 1},
+    {name: 'eth1', addresses: ['198.18.0.10/24'], index: 1, table: 7001, gateway: '198.18.0.1', rpFilter: 2, fault: null},
+    {name: 'eth2', addresses: ['198.18.2.10/24'], index: 2, table: 7002, gateway: '198.18.2.1', rpFilter: 1, fault: null},
   ],
   problems: ['ipset is missing; install it with `apt-get install ipset`'],
 }

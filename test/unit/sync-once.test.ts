@@ -29,7 +29,7 @@ function verdict(name: string, configured: Record<string, string[]>): MappingVer
 }
 
 function planOf(verdicts: MappingVerdict[]): Plan {
-  return {model: {mappings: [], interfaces: [], egress: [], masquerade: true}, verdicts}
+  return {model: {mappings: [], interfaces: [], egress: [], masquerade: true}, verdicts, interfaceFaults: []}
 }
 
 describe('vanishedPods', () => {
@@ -108,6 +108,7 @@ describe('syncOnce and the state applied last', () => {
       flush: async () => ({dryRun: true, changed: false, removed: {jumps: [], chains: [], sets: [], ipRules: [], routes: []}}),
       payloads: () => [],
       ruleCount: () => 0,
+      forward: async () => ({written: 0, drops: []}),
     }
     return {backend, applied}
   }
@@ -130,6 +131,30 @@ describe('syncOnce and the state applied last', () => {
     expect(applied[0]!.options!.full).to.equal(true)
     // Started before the plan, so the kernel is read while the plan is made.
     expect(await applied[0]!.options!.kernelRead).to.equal('read')
+  })
+
+  it('tells the Mappings it programmed that they are not served when forwarded traffic is dropped, and only those', async () => {
+    const {backend} = recordingBackend()
+    const drop = {chain: 'iptables FORWARD', reason: "iptables' FORWARD chain drops by default (policy DROP)", fix: 'accept there'}
+    const dropping = {...backend, forward: async ({fix}: {fix: boolean}) => ({written: fix ? 0 : -1, drops: [drop]})}
+    const links = JSON.stringify([{ifname: 'eth1', addr_info: [{family: 'inet', local: '198.18.0.10', prefixlen: 24}]}])
+    const onEth1 = new RecordingRunner((call) => (call.command === 'ip' ? {stdout: links} : {stdout: '2\n2\n'}))
+    const snapshot = {
+      mappings: [
+        {metadata: {namespace: 'default', name: 'here'}, spec: {addresses: ['198.18.0.10'], serviceName: 'web', ports: [{port: 80}]}},
+        {metadata: {namespace: 'default', name: 'elsewhere'}, spec: {addresses: ['198.18.9.9'], serviceName: 'web', ports: [{port: 81}]}},
+      ],
+      services: [{metadata: {namespace: 'default', name: 'web'}, spec: {clusterIP: '198.19.100.10', ports: [{port: 80}, {port: 81}]}}],
+      endpointSlices: [],
+    }
+    const report = await syncOnce({runner: onEth1, backend: dropping}, async () => snapshot, settings, {checkPrerequisites: false})
+    expect(report.forward).to.deep.equal({written: 0, drops: [drop]})
+    expect(report.plan.verdicts.map((v) => [v.name, v.faults])).to.deep.equal([
+      ['elsewhere', undefined],
+      ['here', {'198.18.0.10': "forwarded traffic is dropped: iptables' FORWARD chain drops by default (policy DROP)"}],
+    ])
+    // Still programmed: the fault is in how the host forwards, not in the rules.
+    expect(report.plan.verdicts[1]!.configuredAddresses).to.have.keys('198.18.0.10')
   })
 
   it('leaves a failed read ahead to the apply that awaits it, not to the unhandled-rejection handler', async () => {

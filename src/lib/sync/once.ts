@@ -1,5 +1,5 @@
 /** One pass of the pipeline: snapshot + host -> plan -> render -> apply -> conntrack cleanup. */
-import type {ApplyResult, Backend, ChangedEndpoint, Payload} from '../backend/backend.js'
+import type {ApplyResult, Backend, ChangedEndpoint, ForwardReport, Payload} from '../backend/backend.js'
 import {deleteFlowsFromEndpoints, deleteStaleNatFlows, type NatFlowTarget} from '../host/conntrack.js'
 import {readHostInterfaces} from '../host/interfaces.js'
 import type {Runner} from '../host/runner.js'
@@ -9,6 +9,7 @@ import type {Protocol} from '../mapping/types.js'
 import {compareIpv4, parseIpv4, type Ipv4} from '../net/ipv4.js'
 import type {HostInfo, NatModel, Plan, Snapshot} from '../plan/model.js'
 import type {PlanMemo} from '../plan/candidates.js'
+import {withHostFault} from '../plan/faults.js'
 import {plan} from '../plan/plan.js'
 import type {SyncSettings} from './settings.js'
 
@@ -30,6 +31,8 @@ export interface SyncReport {
   plan: Plan
   host: HostInfo
   applied: ApplyResult
+  /** What was done to let forwarded traffic through, and the chains that still drop it (its Mappings' verdicts say so too). */
+  forward: ForwardReport
   rpFilter: RpFilterChange[]
   conntrackDeleted: number
   /** Rules in the state that was applied. */
@@ -88,6 +91,7 @@ export function syncSteps(
   let planned: Plan | undefined
   let kernelRead: Promise<unknown> | undefined
   let applied: ApplyResult | undefined
+  let forward: ForwardReport | undefined
   let kernelState: unknown
   let conntrackDeleted = 0
   let rulesProgrammed = 0
@@ -117,6 +121,14 @@ export function syncSteps(
       },
     },
     {
+      title: 'Check that forwarded traffic passes',
+      run: async () => {
+        forward = await deps.backend.forward({fix: true})
+        // The rules are in place, but no packet gets through them: the Mappings must not read as served.
+        if (forward.drops.length > 0) planned = withHostFault(planned!, forwardedTrafficDropped(forward))
+      },
+    },
+    {
       title: 'Drop connections to vanished targets',
       run: async () => {
         if (applied!.changedEndpoints.length > 0) {
@@ -134,12 +146,18 @@ export function syncSteps(
       plan: planned!,
       host: prepared!.host,
       applied: applied!,
+      forward: forward!,
       rpFilter: prepared!.rpFilter,
       conntrackDeleted,
       rulesProgrammed,
       kernelState,
     }),
   }
+}
+
+/** What a Mapping is told when the host drops its forwarded traffic. */
+export function forwardedTrafficDropped(forward: ForwardReport): string {
+  return `forwarded traffic is dropped: ${forward.drops.map((drop) => drop.reason).join('; ')}`
 }
 
 /**
