@@ -3,9 +3,11 @@ import {toYaml} from '../lib/source/yaml.js'
 
 import {SmartnatCommand} from '../cli/base.js'
 import {hostFlags, lockFlags, planFlags, sourceFlags, syncSettings} from '../cli/flags.js'
+import {forwardedTrafficDropped} from '../lib/backend/forward.js'
 import {errorChain, inspectHost, snapshotLoader} from '../lib/explain/context.js'
 import {createInspector} from '../lib/explain/inspector.js'
 import {ExecRunner} from '../lib/host/runner.js'
+import {withHostFault} from '../lib/plan/faults.js'
 import {outputPaint} from '../lib/status/columns.js'
 import {statusLines} from '../lib/status/format.js'
 import {backendTools, gatherHostStatus} from '../lib/status/host.js'
@@ -51,9 +53,12 @@ Exit codes, for monitoring: 0 all is well; 3 drift (the kernel differs from the 
     const runner = new ExecRunner({timeoutSeconds: flags['command-timeout'], ...(flags.netns ? {netns: flags.netns} : {})})
     const loadSnapshot = snapshotLoader({fromFile: flags['from-file'], kubeconfig: flags.kubeconfig, context: flags.context})
     const inspector = createInspector(flags.backend, runner, {forwardAccept: flags['forward-accept']})
-    const inspection = await inspectHost({runner, inspector, loadSnapshot}, settings).catch((error: unknown) => this.error(errorChain(error)))
+    const inspected = await inspectHost({runner, inspector, loadSnapshot}, settings).catch((error: unknown) => this.error(errorChain(error)))
+    const {drops} = await inspector.backend.forward({fix: false})
+    // As a sync would tell them: the Mappings programmed here are not served while forwarding drops.
+    const inspection = drops.length > 0 ? {...inspected, plan: withHostFault(inspected.plan, forwardedTrafficDropped(drops))} : inspected
     const host = await gatherHostStatus(runner, {
-      backend: inspector.backend,
+      forwardDrops: drops,
       tools: backendTools(flags.backend),
       lockPath: flags['lock-file'],
       host: inspection.host,

@@ -103,7 +103,7 @@ describe('status output', () => {
       'namespace', 'name', 'state', 'reason', 'service', 'serviceVIP', 'endpoints', 'addresses', 'notLocalAddresses', 'allowedSources', 'ports', 'rules', 'packets', 'bytes', 'drift',
     ])
     expect(Object.keys(r.mappings.find((m) => m.name === 'web')!.rules[0]!)).to.deep.equal(['address', 'protocol', 'port', 'target', 'inKernel', 'packets', 'bytes'])
-    expect(r.summary).to.deep.equal({total: 4, configured: 2, invalid: 1, drifted: 0, 'not-local': 1, unverified: 0, stale: 0})
+    expect(r.summary).to.deep.equal({total: 4, configured: 2, invalid: 1, drifted: 0, faulty: 0, 'not-local': 1, unverified: 0, stale: 0})
     expect(JSON.parse(JSON.stringify(r))).to.deep.equal(r)
   })
 

@@ -99,6 +99,11 @@ export function forwardDropProblem(drop: ForwardDrop): string {
   return `${drop.reason}: DNATed traffic is dropped; ${drop.fix}`
 }
 
+/** What a Mapping is told about an address whose forwarded traffic the host drops. */
+export function forwardedTrafficDropped(drops: readonly ForwardDrop[]): string {
+  return `forwarded traffic is dropped: ${drops.map((drop) => drop.reason).join('; ')}`
+}
+
 export interface ForwardDropOptions {
   /** Whose accept is in iptables' FORWARD: the iptables backend's jump always; the nftables backend's rule when allowed to write it. */
   backend: 'iptables' | 'nftables'

@@ -1,8 +1,8 @@
 /** The host at a glance: forwarding, tools, the lock's holder, external interfaces and their reply tables. */
 import {readFile} from 'node:fs/promises'
 
-import type {Backend, BackendName} from '../backend/backend.js'
-import {forwardDropProblem} from '../backend/forward.js'
+import type {BackendName} from '../backend/backend.js'
+import {forwardDropProblem, type ForwardDrop} from '../backend/forward.js'
 import type {LockHolder} from '../host/lock.js'
 import type {Runner} from '../host/runner.js'
 import {readSysctl} from '../host/sysctl.js'
@@ -54,8 +54,9 @@ export function backendTools(backend: BackendName): ToolName[] {
 export async function gatherHostStatus(
   runner: Runner,
   options: {
-    backend: Pick<Backend, 'name' | 'forward'>
     tools: ToolName[]
+    /** Chains that drop smartnat's forwarded connections (Backend.forward). */
+    forwardDrops: ForwardDrop[]
     lockPath: string
     host: HostInfo
     model: NatModel
@@ -69,7 +70,7 @@ export async function gatherHostStatus(
   const ipForward = await sysctlOrNull(runner, 'net.ipv4.ip_forward')
   if (ipForward !== '1') problems.push(`net.ipv4.ip_forward is ${ipForward ?? 'unreadable'}: DNATed traffic cannot reach the cluster; \`sysctl -w net.ipv4.ip_forward=1\``)
 
-  problems.push(...(await options.backend.forward({fix: false})).drops.map(forwardDropProblem))
+  problems.push(...options.forwardDrops.map(forwardDropProblem))
 
   const all = numberOrNull(await sysctlOrNull(runner, 'net/ipv4/conf/all/rp_filter'))
   const interfaces: InterfaceStatus[] = []
@@ -79,7 +80,7 @@ export async function gatherHostStatus(
     if (rpFilter === RP_STRICT) problems.push(`rp_filter is strict on ${iface.name}: replies routed by its own table may be dropped; \`smartnat sync\` makes it loose`)
     const planned = options.model.interfaces.find((i) => i.name === iface.name)
     const fault = options.interfaceFaults.find((f) => f.interface === iface.name)?.reason ?? null
-    if (fault !== null) problems.push(`${fault}; this host serves no Mapping on its addresses`)
+    if (fault !== null) problems.push(`${fault}; no Mapping is served on its addresses`)
     interfaces.push({
       name: iface.name,
       addresses: iface.addresses.map((a) => `${a.address}/${a.prefixLength}`),

@@ -1,5 +1,6 @@
 /** One pass of the pipeline: snapshot + host -> plan -> render -> apply -> conntrack cleanup. */
 import type {ApplyResult, Backend, ChangedEndpoint, ForwardReport, Payload} from '../backend/backend.js'
+import {forwardedTrafficDropped} from '../backend/forward.js'
 import {deleteFlowsFromEndpoints, deleteStaleNatFlows, type NatFlowTarget} from '../host/conntrack.js'
 import {readHostInterfaces} from '../host/interfaces.js'
 import type {Runner} from '../host/runner.js'
@@ -125,7 +126,7 @@ export function syncSteps(
       run: async () => {
         forward = await deps.backend.forward({fix: true})
         // The rules are in place, but no packet gets through them: the Mappings must not read as served.
-        if (forward.drops.length > 0) planned = withHostFault(planned!, forwardedTrafficDropped(forward))
+        if (forward.drops.length > 0) planned = withHostFault(planned!, forwardedTrafficDropped(forward.drops))
       },
     },
     {
@@ -153,11 +154,6 @@ export function syncSteps(
       kernelState,
     }),
   }
-}
-
-/** What a Mapping is told when the host drops its forwarded traffic. */
-export function forwardedTrafficDropped(forward: ForwardReport): string {
-  return `forwarded traffic is dropped: ${forward.drops.map((drop) => drop.reason).join('; ')}`
 }
 
 /**
