@@ -157,6 +157,13 @@ describe('syncOnce and the state applied last', () => {
     expect(report.plan.verdicts[1]!.configuredAddresses).to.have.keys('198.18.0.10')
   })
 
+  it('counts the rules written to let forwarded traffic through as writes of the pass', async () => {
+    const {backend} = recordingBackend()
+    const accepting = {...backend, forward: async () => ({written: 1, drops: []})}
+    const report = await syncOnce({runner, backend: accepting}, load, settings, {checkPrerequisites: false})
+    expect(report.applied).to.deep.include({changed: true, written: {sets: 0, chains: 0, rules: 1, routes: 0}})
+  })
+
   it('leaves a failed read ahead to the apply that awaits it, not to the unhandled-rejection handler', async () => {
     const {backend} = recordingBackend()
     const failing = {...backend, read: () => Promise.reject(new Error('iptables-save failed'))}

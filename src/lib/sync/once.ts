@@ -125,6 +125,11 @@ export function syncSteps(
       title: 'Check that forwarded traffic passes',
       run: async () => {
         forward = await deps.backend.forward({fix: true})
+        // Rules written to let traffic through are kernel writes of this pass like any other.
+        if (forward.written > 0) {
+          const {written} = applied!
+          applied = {...applied!, changed: true, written: {...written, rules: written.rules + forward.written}}
+        }
         // The rules are in place, but no packet gets through them: the Mappings must not read as served.
         if (forward.drops.length > 0) planned = withHostFault(planned!, forwardedTrafficDropped(forward.drops))
       },
