@@ -22,7 +22,7 @@ Mappings of every namespace are listed unless -n NAMESPACE narrows them: a host 
 
 --backend says which backend's rules to read; the nftables backend's rules keep no packet counters, so its PACKETS column shows -.
 
-Exit codes, for monitoring: 0 all is well; 3 drift (the kernel differs from the desired state; the next sync repairs it); 4 a prerequisite fails (missing tool, ip_forward off, strict rp_filter on an external interface, a forward chain whose drop policy smartnat cannot overrule); 5 the kernel's rules cannot be read (not root). When several apply, 4 wins over 5, and 5 over 3. Invalid Mappings are listed with their reason but do not change the exit code.`
+Exit codes, for monitoring: 0 all is well; 3 drift (the kernel differs from the desired state; the next sync repairs it); 4 a prerequisite fails (missing tool, ip_forward off, strict rp_filter on an external interface, an external interface whose gateway --gw-offset cannot place, a forward chain whose drop policy drops smartnat's traffic); 5 the kernel's rules cannot be read (not root). When several apply, 4 wins over 5, and 5 over 3. Invalid Mappings are listed with their reason but do not change the exit code.`
 
   static override examples = [
     {description: 'Everything, from manifests', command: 'sudo <%= config.bin %> <%= command.id %> --from-file /etc/smartnat/mappings/'},
