@@ -10,6 +10,7 @@ export const DEFAULT_CONFIG_PATH = '/etc/smartnat/config.yaml'
 /** Keys a config file may hold: the long-lived options of every command, by flag name. */
 export const CONFIG_KEYS = [
   'backend',
+  'forward-accept',
   'interfaces',
   'default-gw-interface',
   'gw-offset',

@@ -33,6 +33,13 @@ export const hostFlags = {
     env: 'SMARTNAT_BACKEND',
     default: 'iptables' as BackendName,
   })(),
+  'forward-accept': Flags.boolean({
+    summary:
+      'With --backend nftables, accept smartnat’s connections first in iptables’ FORWARD, whose DROP policy its own table cannot overrule; on by default (--no-forward-accept where the firewall is managed elsewhere).',
+    env: 'SMARTNAT_FORWARD_ACCEPT',
+    default: true,
+    allowNo: true,
+  }),
   interfaces: Flags.string({
     summary: 'Regular expression selecting the external interfaces.',
     env: 'SNCTRLR_INTERFACES_PATTERN',

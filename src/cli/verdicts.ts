@@ -11,6 +11,8 @@ export interface MappingSummary {
   reason: string | null
   configuredAddresses: Record<string, {podIPs: string[]}>
   notLocalAddresses: string[]
+  /** Addresses on this host that it cannot serve, each with the reason. */
+  faults: Record<string, string>
 }
 
 /** The stable JSON shape of a verdict. */
@@ -22,6 +24,7 @@ export function summarizeVerdict(v: MappingVerdict): MappingSummary {
     reason: v.valid ? null : v.invalid,
     configuredAddresses: v.configuredAddresses,
     notLocalAddresses: v.notLocalAddresses,
+    faults: v.faults ?? {},
   }
 }
 
@@ -31,11 +34,11 @@ export function verdictLines(verdicts: MappingVerdict[]): string[] {
   return verdicts.map((v) => {
     const id = `${v.namespace}/${v.name}`.padEnd(width)
     if (!v.valid) return `${id}  ${chalk.red('invalid')}: ${v.invalid}`
-    const local = Object.keys(v.configuredAddresses)
-    const state =
-      local.length > 0
-        ? `${chalk.green('configured')} on ${local.join(', ')}`
-        : `${chalk.yellow('valid')}, no address on this host`
+    const faulted = v.faults ?? {}
+    const served = Object.keys(v.configuredAddresses).filter((address) => !(address in faulted))
+    const faults = Object.entries(faulted).map(([address, reason]) => `${chalk.red('not served')} on ${address}: ${reason}`)
+    const configured = served.length > 0 ? [`${chalk.green('configured')} on ${served.join(', ')}`] : []
+    const state = configured.length + faults.length > 0 ? [...configured, ...faults].join('; ') : `${chalk.yellow('valid')}, no address on this host`
     const remote = v.notLocalAddresses.length > 0 ? ` (not local: ${v.notLocalAddresses.join(', ')})` : ''
     return `${id}  ${state}${remote}`
   })

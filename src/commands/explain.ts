@@ -56,7 +56,7 @@ Writes nothing. Without root the kernel cannot be read: only the desired rules a
     const mappingId = args.mapping === undefined ? undefined : this.mappingId(args.mapping, flags.namespace)
 
     const runner = new ExecRunner({timeoutSeconds: flags['command-timeout'], ...(flags.netns ? {netns: flags.netns} : {})})
-    const inspector = createInspector(flags.backend, runner)
+    const inspector = createInspector(flags.backend, runner, {forwardAccept: flags['forward-accept']})
     const loadSnapshot = snapshotLoader({fromFile: flags['from-file'], kubeconfig: flags.kubeconfig, context: flags.context})
     const inspection = await inspectHost({runner, inspector, loadSnapshot}, settings).catch((error: unknown) => this.error(errorChain(error)))
     const paint = outputPaint()

@@ -9,7 +9,7 @@ import {ExecRunner} from '../lib/host/runner.js'
 import {flushedCount, flushOwned, type FlushOutcome, type FlushReport} from '../lib/sync/flush.js'
 
 const KINDS: [keyof FlushReport['removed'], string][] = [
-  ['jumps', 'jumps from built-in chains'],
+  ['jumps', 'rules in built-in chains'],
   ['chains', 'chains'],
   ['sets', 'ipsets'],
   ['ipRules', 'ip rules'],
@@ -19,7 +19,7 @@ const KINDS: [keyof FlushReport['removed'], string][] = [
 export default class Flush extends SmartnatCommand {
   static override summary = 'Remove everything smartnat installed on this host, and nothing else.'
 
-  static override description = `Deletes what either backend installed: smartnat's jumps, its SNM- chains and ipsets, its nftables table (ip smartnat), and its ip rules and routing tables (7001 to 7255). Rules, sets and routes that are not smartnat's are left exactly as they are. Running it again finds nothing to remove. Asks for confirmation on a terminal; scripts pass --yes. Mappings are not touched: the next "smartnat sync" installs everything again.`
+  static override description = `Deletes what either backend installed: smartnat's jumps, its SNM- chains and ipsets, its nftables table (ip smartnat) and that backend's accept in iptables' FORWARD (comment smartnat-nftables), and its ip rules and routing tables (7001 to 7255). Rules, sets and routes that are not smartnat's are left exactly as they are. Running it again finds nothing to remove. Asks for confirmation on a terminal; scripts pass --yes. Mappings are not touched: the next "smartnat sync" installs everything again.`
 
   static override examples = [
     {description: 'Show what would be removed, without removing anything', command: 'sudo <%= config.bin %> <%= command.id %> --dry-run'},

@@ -3,9 +3,11 @@ import {toYaml} from '../lib/source/yaml.js'
 
 import {SmartnatCommand} from '../cli/base.js'
 import {hostFlags, lockFlags, planFlags, sourceFlags, syncSettings} from '../cli/flags.js'
+import {forwardedTrafficDropped} from '../lib/backend/forward.js'
 import {errorChain, inspectHost, snapshotLoader} from '../lib/explain/context.js'
 import {createInspector} from '../lib/explain/inspector.js'
 import {ExecRunner} from '../lib/host/runner.js'
+import {withHostFault} from '../lib/plan/faults.js'
 import {outputPaint} from '../lib/status/columns.js'
 import {statusLines} from '../lib/status/format.js'
 import {backendTools, gatherHostStatus} from '../lib/status/host.js'
@@ -20,7 +22,7 @@ Mappings of every namespace are listed unless -n NAMESPACE narrows them: a host 
 
 --backend says which backend's rules to read; the nftables backend's rules keep no packet counters, so its PACKETS column shows -.
 
-Exit codes, for monitoring: 0 all is well; 3 drift (the kernel differs from the desired state; the next sync repairs it); 4 a prerequisite fails (missing tool, ip_forward off, strict rp_filter on an external interface, a forward chain whose drop policy smartnat cannot overrule); 5 the kernel's rules cannot be read (not root). When several apply, 4 wins over 5, and 5 over 3. Invalid Mappings are listed with their reason but do not change the exit code.`
+Exit codes, for monitoring: 0 all is well; 3 drift (the kernel differs from the desired state; the next sync repairs it); 4 a prerequisite fails (missing tool, ip_forward off, strict rp_filter on an external interface, an external interface whose gateway --gw-offset cannot place, a forward chain whose drop policy drops smartnat's traffic); 5 the kernel's rules cannot be read (not root). When several apply, 4 wins over 5, and 5 over 3. Invalid Mappings are listed with their reason but do not change the exit code.`
 
   static override examples = [
     {description: 'Everything, from manifests', command: 'sudo <%= config.bin %> <%= command.id %> --from-file /etc/smartnat/mappings/'},
@@ -50,15 +52,18 @@ Exit codes, for monitoring: 0 all is well; 3 drift (the kernel differs from the 
     }
     const runner = new ExecRunner({timeoutSeconds: flags['command-timeout'], ...(flags.netns ? {netns: flags.netns} : {})})
     const loadSnapshot = snapshotLoader({fromFile: flags['from-file'], kubeconfig: flags.kubeconfig, context: flags.context})
-    const inspection = await inspectHost({runner, inspector: createInspector(flags.backend, runner), loadSnapshot}, settings).catch((error: unknown) =>
-      this.error(errorChain(error)),
-    )
+    const inspector = createInspector(flags.backend, runner, {forwardAccept: flags['forward-accept']})
+    const inspected = await inspectHost({runner, inspector, loadSnapshot}, settings).catch((error: unknown) => this.error(errorChain(error)))
+    const {drops} = await inspector.backend.forward({fix: false})
+    // As a sync would tell them: the Mappings programmed here are not served while forwarding drops.
+    const inspection = drops.length > 0 ? {...inspected, plan: withHostFault(inspected.plan, forwardedTrafficDropped(drops))} : inspected
     const host = await gatherHostStatus(runner, {
-      backend: flags.backend,
+      forwardDrops: drops,
       tools: backendTools(flags.backend),
       lockPath: flags['lock-file'],
       host: inspection.host,
       model: inspection.plan.model,
+      interfaceFaults: inspection.plan.interfaceFaults,
     })
     const report = buildStatusReport(inspection, host, flags.namespace === undefined ? {} : {namespace: flags.namespace})
 

@@ -5,6 +5,7 @@ import {SmartnatCommand} from '../cli/base.js'
 import {hostFlags, lockFlags, planFlags, removalFlags, removalPolicy, sourceFlags, syncSettings} from '../cli/flags.js'
 import {summarizeVerdict, verdictLines, type MappingSummary} from '../cli/verdicts.js'
 import {createBackend, type Backend, type Payload, type WriteCounts} from '../lib/backend/backend.js'
+import {forwardDropProblem} from '../lib/backend/forward.js'
 import {parseAssumedAddresses} from '../lib/host/assumed.js'
 import {readHostInterfaces} from '../lib/host/interfaces.js'
 import {withLock} from '../lib/host/lock.js'
@@ -12,6 +13,7 @@ import {ExecRunner} from '../lib/host/runner.js'
 import {oneShotSource, type OneShotSource} from '../lib/source/oneshot.js'
 import {describeRemoval, MassRemovalError, oneShotGuard, type RemovalGuard} from '../lib/sync/guard.js'
 import {describePending} from '../lib/sync/conntrack-cleanup.js'
+import type {Plan} from '../lib/plan/model.js'
 import {dryRun, syncSteps} from '../lib/sync/once.js'
 import type {Publisher, PublishResult} from '../lib/sync/publish.js'
 
@@ -20,6 +22,10 @@ interface SyncOutput {
   mappings: MappingSummary[]
   configured: number
   invalid: number
+  /** Valid Mappings with an address this host has but cannot serve (see `faults`). */
+  faulty: number
+  /** What keeps this host from serving some addresses: an interface it cannot route replies out of, a forward chain that drops. */
+  faults: string[]
   changed?: boolean
   written?: WriteCounts
   conntrackDeleted?: number
@@ -38,7 +44,7 @@ const MASS_REMOVAL_EXIT = 6
 export default class Sync extends SmartnatCommand {
   static override summary = 'Make this host’s NAT match the Mappings, once.'
 
-  static override description = `Reads Mappings, the Services they name and those Services' EndpointSlices, keeps the addresses assigned to this host's external interfaces, and applies the whole NAT state atomically (one transaction per tool), writing nothing when the kernel already matches. Without --from-file, Mappings come from the Kubernetes API and each one's status and Events are written back. Run it from cron, or use "smartnat watch" to keep syncing. Invalid Mappings are reported and leave every other Mapping alone; with --strict they make the exit code 3. A sync that would remove more than --max-removal of the Mappings programmed on this host (and at least 10), as an emptied or cut-short source would, changes nothing and exits with code 6 unless --allow-mass-removal is given.`
+  static override description = `Reads Mappings, the Services they name and those Services' EndpointSlices, keeps the addresses assigned to this host's external interfaces, and applies the whole NAT state atomically (one transaction per tool), writing nothing when the kernel already matches. Without --from-file, Mappings come from the Kubernetes API and each one's status and Events are written back. Run it from cron, or use "smartnat watch" to keep syncing. Invalid Mappings are reported and leave every other Mapping alone; with --strict they make the exit code 3. So does a fault of the host that keeps some addresses from being served (an external interface whose gateway --gw-offset cannot place, a forward chain that drops smartnat's connections): it is a warning, every other interface and Mapping is programmed, and the Mappings concerned are told why. A sync that would remove more than --max-removal of the Mappings programmed on this host (and at least 10), as an emptied or cut-short source would, changes nothing and exits with code 6 unless --allow-mass-removal is given.`
 
   static override examples = [
     {description: 'Show what would be programmed, without root and without touching the kernel', command: '<%= config.bin %> <%= command.id %> --from-file examples/ --dry-run --assume-addresses 198.18.0.10,198.18.0.11'},
@@ -61,7 +67,7 @@ export default class Sync extends SmartnatCommand {
       helpValue: 'IP[/LEN][@IF],...',
       dependsOn: ['dry-run'],
     }),
-    strict: Flags.boolean({summary: 'Exit with code 3 when any Mapping is invalid.'}),
+    strict: Flags.boolean({summary: 'Exit with code 3 when any Mapping is invalid or any address cannot be served.'}),
     full: Flags.boolean({summary: 'Rewrite every chain and set smartnat owns, even where the kernel already matches.'}),
   }
 
@@ -76,7 +82,7 @@ export default class Sync extends SmartnatCommand {
       this.error((error as Error).message, {exit: 2})
     }
     const runner = new ExecRunner({timeoutSeconds: flags['command-timeout'], ...(flags.netns ? {netns: flags.netns} : {})})
-    const backend = createBackend(flags.backend, runner)
+    const backend = createBackend(flags.backend, runner, {forwardAccept: flags['forward-accept']})
 
     const output = flags['dry-run']
       ? await this.dryRun(source, flags['assume-addresses'], runner, backend, settings)
@@ -87,7 +93,11 @@ export default class Sync extends SmartnatCommand {
           },
         )
 
-    if (flags.strict && output.invalid > 0) this.error(`${output.invalid} Mapping(s) invalid`, {exit: 3})
+    for (const fault of output.faults) this.warn(fault)
+    if (flags.strict && output.invalid + output.faulty > 0) {
+      const said = [output.invalid > 0 ? `${output.invalid} Mapping(s) invalid` : '', output.faulty > 0 ? `${output.faulty} Mapping(s) not served on every address` : '']
+      this.error(said.filter(Boolean).join('; '), {exit: 3})
+    }
     return output
   }
 
@@ -119,7 +129,7 @@ export default class Sync extends SmartnatCommand {
       for (const line of verdictLines(report.plan.verdicts)) this.log(line)
       for (const payload of report.payloads) this.log(`\n# ${payload.command}\n${payload.text.trimEnd()}`)
     }
-    return {dryRun: true, mappings, ...counts(mappings), scripts: report.payloads}
+    return {dryRun: true, mappings, ...counts(mappings), faults: interfaceFaults(report.plan), scripts: report.payloads}
   }
 
   private async apply(
@@ -167,6 +177,7 @@ export default class Sync extends SmartnatCommand {
       dryRun: false,
       mappings,
       ...counts(mappings),
+      faults: [...interfaceFaults(result.plan), ...result.forward.drops.map(forwardDropProblem)],
       changed,
       written,
       conntrackDeleted: result.conntrackDeleted,
@@ -177,9 +188,14 @@ export default class Sync extends SmartnatCommand {
   }
 }
 
-function counts(mappings: MappingSummary[]): {configured: number; invalid: number} {
+function counts(mappings: MappingSummary[]): {configured: number; invalid: number; faulty: number} {
   return {
     configured: mappings.filter((m) => m.valid && Object.keys(m.configuredAddresses).length > 0).length,
     invalid: mappings.filter((m) => !m.valid).length,
+    faulty: mappings.filter((m) => Object.keys(m.faults).length > 0).length,
   }
+}
+
+function interfaceFaults(planned: Plan): string[] {
+  return planned.interfaceFaults.map((fault) => `${fault.reason}; no Mapping is served on its addresses`)
 }

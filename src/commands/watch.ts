@@ -89,7 +89,7 @@ export default class Watch extends SmartnatCommand {
     const metrics = new SmartnatMetrics()
     const {source, publisher} = await this.source(flags, logger.with({component: 'source'}), metrics)
     const runner = new ExecRunner({timeoutSeconds: flags['command-timeout'], ...(flags.netns ? {netns: flags.netns} : {})})
-    const backend = createBackend(flags.backend, runner)
+    const backend = createBackend(flags.backend, runner, {forwardAccept: flags['forward-accept']})
     await checkPrerequisites(runner, backend).catch((error: unknown) => this.error(errorText(error)))
 
     const lock = await acquireLock({path: flags['lock-file'], waitMs: flags['lock-wait'] * 1000, purpose: 'watch'}).catch((error: unknown) =>

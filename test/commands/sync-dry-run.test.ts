@@ -52,9 +52,11 @@ describe('smartnat sync --dry-run', () => {
         reason: 'ports[0].port 70000 must be an integer in 1..65535',
         configuredAddresses: {},
         notLocalAddresses: [],
+        faults: {},
       },
     ])
-    expect(out).to.include({dryRun: true, configured: 0, invalid: 1})
+    expect(out).to.include({dryRun: true, configured: 0, invalid: 1, faulty: 0})
+    expect(out.faults).to.deep.equal([])
     expect(out.scripts.map((p: {command: string}) => p.command)).to.deep.equal([
       'ipset restore -exist',
       'iptables-restore --noflush --wait',
@@ -67,6 +69,45 @@ describe('smartnat sync --dry-run', () => {
     await writeFile(join(dir, 'broken.yaml'), 'kind: Mapping\nmetadata:\n  name: [unclosed\n')
     const {error} = await runCommand(['sync', '--from-file', dir, '--dry-run', ...assume], {root})
     expect(error?.message).to.match(/broken\.yaml:\d+: invalid YAML/)
+  })
+
+  describe('an external interface whose gateway is its own address', () => {
+    // eth2's only address is the first host of its subnet, so --gw-offset 1 lands on it.
+    const hosts = ['--assume-addresses', '198.18.0.10/24@eth1,198.18.2.1/24@eth2']
+    const FAULT = "interface eth2: --gw-offset 1 gives 198.18.2.1, which is this host's own address"
+    beforeEach(async () => {
+      const mapping = (name: string, address: string) =>
+        `apiVersion: smartnat.aureacentral.com/v1alpha1\nkind: Mapping\nmetadata: {name: ${name}, namespace: default}\nspec: {addresses: [${address}], serviceName: web, ports: [{port: 80}]}\n---\n`
+      const service = 'apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: default}\nspec: {clusterIP: 198.19.100.10, ports: [{port: 80}]}\n'
+      await writeFile(join(dir, 'm.yaml'), mapping('on-eth1', '198.18.0.10') + mapping('on-eth2', '198.18.2.1') + service)
+    })
+
+    it('programs the other interface and its Mappings, and tells the Mappings on it why they are not', async () => {
+      const {stdout, stderr, error} = await runCommand(['sync', '--from-file', dir, '--dry-run', ...hosts], {root})
+      expect(error).to.equal(undefined)
+      expect(stdout).to.match(/^default\/on-eth1\s+configured on 198\.18\.0\.10$/m)
+      expect(stdout).to.contain(`default/on-eth2  not served on 198.18.2.1: ${FAULT}`)
+      expect(stdout).to.contain('--dport 80 -m comment --comment "default/on-eth1 tcp/80"')
+      expect(stdout).to.not.contain('default/on-eth2 tcp/80')
+      expect(stdout).to.contain('route replace default via 198.18.0.1 dev eth1 table 7001')
+      expect(stdout).to.not.contain('table 7002')
+      // oclif wraps a warning to the terminal's width, each line after the first indented with ›.
+      expect(stderr.replace(/\s*\n\s*›\s*/g, ' ')).to.contain(`Warning: ${FAULT}; no Mapping is served on its addresses`)
+
+      const out = JSON.parse((await runCommand(['sync', '--from-file', dir, '--dry-run', '--json', ...hosts], {root})).stdout)
+      expect(out).to.include({configured: 1, invalid: 0, faulty: 1})
+      expect(out.faults).to.deep.equal([`${FAULT}; no Mapping is served on its addresses`])
+      expect(out.mappings.map((m: {name: string; faults: object}) => [m.name, m.faults])).to.deep.equal([
+        ['on-eth1', {}],
+        ['on-eth2', {'198.18.2.1': FAULT}],
+      ])
+    })
+
+    it('fails with --strict', async () => {
+      const {error} = await runCommand(['sync', '--from-file', dir, '--dry-run', '--strict', ...hosts], {root})
+      expect(error?.oclif?.exit).to.equal(3)
+      expect(error?.message).to.equal('1 Mapping(s) not served on every address')
+    })
   })
 
   it('fails with --strict when a Mapping is invalid', async () => {

@@ -34,8 +34,8 @@ export interface LabBackend {
   readonly inputDropRule: string
   /** Whether the backend's rules keep packet counters, which `status` and `explain` report. */
   readonly countsPackets: boolean
-  /** Whether smartnat's own FORWARD accept overrules a FORWARD policy of DROP in iptables' filter table. */
-  readonly overrulesForwardDrop: boolean
+  /** Deletes by hand smartnat's accept in iptables' FORWARD, which its DROP policy needs. */
+  removeForwardAccept(lab: Lab): Promise<void>
   /** What a sync writes to repair the drift `breakDnat` leaves. */
   readonly dnatRepairWrites: WriteCounts
   /** How `flush` names the allow-list and the endpoints set. */
@@ -44,7 +44,7 @@ export interface LabBackend {
   owns(kind: 'chain' | 'set', name: string): boolean
   /** Names an egress set of this backend (`--snat`). */
   isEgressSet(name: string): boolean
-  /** Jumps into smartnat's chains `flush` removes after a sync with two interfaces. */
+  /** Rules in built-in chains (jumps into smartnat's chains, its FORWARD accept) `flush` removes after a sync with two interfaces, FORWARD dropping. */
   readonly flushedJumps: number
   /** Removes whatever this backend installed in the lab's host, without the CLI: a clean start between tests. */
   reset(lab: Lab): Promise<void>
@@ -70,7 +70,7 @@ const iptables: LabBackend = {
   name: 'iptables',
   inputDropRule: '-A SNM-INPUT -m set --match-set SNM-ENDPOINTS dst,dst -j DROP',
   countsPackets: true,
-  overrulesForwardDrop: true,
+  removeForwardAccept: async (lab) => void (await lab.exec('host', 'iptables', ['-F', 'SNM-FORWARD'])),
   dnatRepairWrites: {sets: 0, chains: 1, rules: 1, routes: 0},
   allowAndEndpointSets: ['SNM-ALLOW', 'SNM-ENDPOINTS'],
   owns: (kind, name) => (kind === 'chain' ? / SNM-/.test(name) : name.startsWith('SNM-')),
@@ -118,13 +118,16 @@ const nftables: LabBackend = {
   name: 'nftables',
   inputDropRule: 'ip daddr . meta l4proto . th dport @endpoints drop',
   countsPackets: false,
-  overrulesForwardDrop: false,
+  async removeForwardAccept(lab) {
+    const accept = ['-m', 'connmark', '!', '--mark', '0x0/0xff00000', '-m', 'comment', '--comment', 'smartnat-nftables', '-j', 'ACCEPT']
+    await lab.exec('host', 'iptables', ['-D', 'FORWARD', ...accept])
+  },
   // A rule that differs makes the whole table be replaced: 2 sets, 8 chains, 12 rules with two interfaces.
   dnatRepairWrites: {sets: 2, chains: 8, rules: 12, routes: 0},
   allowAndEndpointSets: [`ip smartnat: ${ALLOW_ALL_SET}`, 'ip smartnat: endpoints'],
   owns: (_kind, name) => name.startsWith('ip smartnat: '),
   isEgressSet: (name) => name.startsWith('ip smartnat: egress_'),
-  flushedJumps: 0,
+  flushedJumps: 1,
   reset: async (lab) => void (await createBackend('nftables', lab.hostRunner).flush({dryRun: false})),
   dump: async (lab) => (await lab.exec('host', 'nft', ['list', 'table', 'ip', 'smartnat'])).stdout,
   installed: async (lab) => (await lab.exec('host', 'nft', ['list', 'table', 'ip', 'smartnat'], {okExitCodes: [1]})).exitCode === 0,

@@ -7,9 +7,18 @@ import type {ManifestDir} from './mappings.js'
 /** `smartnat sync --json` output, as far as the tests read it. */
 export interface SyncJson {
   dryRun: boolean
-  mappings: {namespace: string; name: string; valid: boolean; reason: string | null; configuredAddresses: Record<string, {podIPs: string[]}>}[]
+  mappings: {
+    namespace: string
+    name: string
+    valid: boolean
+    reason: string | null
+    configuredAddresses: Record<string, {podIPs: string[]}>
+    faults: Record<string, string>
+  }[]
   configured: number
   invalid: number
+  faulty: number
+  faults: string[]
   changed: boolean
   written: {sets: number; chains: number; rules: number; routes: number}
   conntrackDeleted: number

@@ -47,6 +47,7 @@ function planWith(podIPs: string[]): Plan {
       masquerade: true,
     },
     verdicts: [verdict],
+    interfaceFaults: [],
   }
 }
 
@@ -111,6 +112,7 @@ describe('syncOnce with a failing conntrack', () => {
     payloads: () => [],
     ruleCount: () => 1,
     programmedMappings: () => new Set(),
+    forward: async () => ({written: 0, drops: []}),
   }
   const IP_ADDR = JSON.stringify([{ifindex: 2, ifname: 'eth1', addr_info: [{family: 'inet', local: EXT, prefixlen: 24}]}])
   /** The host of `host`, and a conntrack that fails while `conntrackFails` says so. */

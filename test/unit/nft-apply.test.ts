@@ -83,8 +83,11 @@ function fakeKernel(options: {table?: string; noRouting?: boolean; writes?: (cal
   })
 }
 
+/** Flush also reads iptables' FORWARD, for the nftables backend's accept there. */
+const FLUSH_READS = [...READS, 'iptables-save -t filter']
+
 function writesOf(runner: RecordingRunner): RecordedCall[] {
-  return runner.calls.filter((c) => !READS.includes([c.command, ...c.args].join(' ')))
+  return runner.calls.filter((c) => !FLUSH_READS.includes([c.command, ...c.args].join(' ')))
 }
 
 function desired(edit: (state: NftState) => void = () => {}): NftState {

@@ -141,6 +141,7 @@ describe('plan', () => {
           notLocalAddresses: [],
         },
       ],
+      interfaceFaults: [],
     })
   })
 
@@ -413,10 +414,68 @@ describe('plan', () => {
       })
     }
 
-    it('fails the plan when the gateway offset leaves a subnet', () => {
-      expect(() => plan(snapshot([]), {interfaces: [iface('ext0', '198.18.4.1/30')]}, {...options, gwOffset: 3})).to.throw(
-        'interface ext0: --gw-offset 3 falls outside the hosts of 198.18.4.0/30 (198.18.4.1..198.18.4.2)',
+    describe('an interface that cannot be planned is left out; every other one is served', () => {
+      // Two Mappings on ext1, whose gateway cannot be placed, and one on ext2 and ext1 at once.
+      const twoInterfaces = (ext1: HostInterface): HostInfo => ({interfaces: [iface('ext2', '198.18.2.10/24'), ext1]})
+      const input = snapshot(
+        [
+          mapping('default/a', {addresses: ['198.18.0.10'], serviceName: 'web'}),
+          mapping('default/both', {addresses: ['198.18.2.10', '198.18.0.10'], ports: [{port: 81}], serviceName: 'web'}),
+          mapping('default/b', {addresses: ['198.18.2.10'], ports: [{port: 82}], serviceName: 'web'}),
+        ],
+        [service('default/web', '198.19.100.10', [{port: 80}, {port: 81}, {port: 82}])],
       )
+      const cases: {desc: string; ext1: HostInterface; gwOffset: number; reason: string}[] = [
+        {
+          desc: 'the gateway lands on the host’s own address',
+          ext1: iface('ext1', '198.18.0.1/24', '198.18.0.10/24'),
+          gwOffset: 1,
+          reason: "interface ext1: --gw-offset 1 gives 198.18.0.1, which is this host's own address",
+        },
+        {
+          desc: 'a /32 address has no other host for a gateway',
+          ext1: iface('ext1', '198.18.0.10/32'),
+          gwOffset: 1,
+          reason: 'interface ext1: --gw-offset 1 falls outside the hosts of 198.18.0.10/32 (198.18.0.10..198.18.0.10)',
+        },
+        {
+          desc: 'the offset leaves the subnet',
+          ext1: iface('ext1', '198.18.0.10/30'),
+          gwOffset: 3,
+          reason: 'interface ext1: --gw-offset 3 falls outside the hosts of 198.18.0.8/30 (198.18.0.9..198.18.0.10)',
+        },
+        {
+          desc: 'the name cannot go into rules',
+          ext1: iface('ext1 -j', '198.18.0.10/24'),
+          gwOffset: 1,
+          reason: 'interface name "ext1 -j" cannot be used in rules',
+        },
+      ]
+      for (const {desc, ext1, gwOffset, reason} of cases) {
+        it(desc, () => {
+          const got = plan(input, twoInterfaces(ext1), {...options, gwOffset})
+          expect(got.interfaceFaults).to.deep.equal([{interface: ext1.name, reason}])
+          // ext2 keeps the index it has beside a working ext1, so its mark and table do not move.
+          expect(got.model.interfaces.map((i) => [i.name, i.index, i.table])).to.deep.equal([['ext2', 2, 7002]])
+          expect(got.model.mappings.map((m) => [m.name, m.addresses.map((a) => a.address)])).to.deep.equal([
+            ['b', ['198.18.2.10']],
+            ['both', ['198.18.2.10']],
+          ])
+          expect(verdictOf(got, 'default/a')).to.deep.include({valid: true, invalid: 'no', configuredAddresses: {}, faults: {'198.18.0.10': reason}})
+          expect(verdictOf(got, 'default/both')).to.deep.include({
+            valid: true,
+            configuredAddresses: {'198.18.2.10': {podIPs: []}},
+            faults: {'198.18.0.10': reason},
+          })
+          expect(verdictOf(got, 'default/b')).to.not.have.property('faults')
+        })
+      }
+
+      it('is the same plan whatever order the interfaces are listed in', () => {
+        const ext1 = iface('ext1', '198.18.0.1/24', '198.18.0.10/24')
+        const forward = plan(input, twoInterfaces(ext1), options)
+        expect(plan(input, {interfaces: [ext1, iface('ext2', '198.18.2.10/24')]}, options)).to.deep.equal(forward)
+      })
     })
 
     it('refuses more interfaces than the connection mark can number', () => {
@@ -426,12 +485,6 @@ describe('plan', () => {
         table: 7255,
       })
       expect(() => plan(snapshot([]), many, options)).to.throw('256 external interfaces have addresses; at most 255 fit in the connection mark')
-    })
-
-    it('refuses interface names that cannot go into rules', () => {
-      expect(() => plan(snapshot([]), {interfaces: [iface('eth0 -j', '198.18.0.2/24')]}, options)).to.throw(
-        'interface name "eth0 -j" cannot be used in rules',
-      )
     })
 
     it('refuses bad options', () => {

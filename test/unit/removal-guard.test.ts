@@ -117,6 +117,7 @@ describe('mass-removal guard in a sync pass', () => {
       },
       read: async () => kernel,
       flush: async () => ({dryRun: true, changed: false, removed: {jumps: [], chains: [], sets: [], ipRules: [], routes: []}}),
+      forward: async () => ({written: 0, drops: []}),
       payloads: () => [],
       ruleCount: () => 0,
       programmedMappings: (state) => new Set(state as string[]),

@@ -18,8 +18,8 @@ const HOST: HostStatus = {
   iptablesFlavour: 'nf_tables',
   lock: {path: '/run/smartnat/smartnat.lock', holder: {pid: 4242, purpose: 'watch', since: '2025-01-01T00:00:00.000Z', alive: true}},
   interfaces: [
-    {name: 'eth1', addresses: ['198.18.0.10/24'], index: 1, table: 7001, gateway: '198.18.0.1', rpFilter: 2},
-    {name: 'eth2', addresses: ['198.18.2.10/24'], index: 2, table: 7002, gateway: '198.18.2.1', rpFilter: 1},
+    {name: 'eth1', addresses: ['198.18.0.10/24'], index: 1, table: 7001, gateway: '198.18.0.1', rpFilter: 2, fault: null},
+    {name: 'eth2', addresses: ['198.18.2.10/24'], index: 2, table: 7002, gateway: '198.18.2.1', rpFilter: 1, fault: null},
   ],
   problems: ['ipset is missing; install it with `apt-get install ipset`'],
 }
@@ -103,7 +103,7 @@ describe('status output', () => {
       'namespace', 'name', 'state', 'reason', 'service', 'serviceVIP', 'endpoints', 'addresses', 'notLocalAddresses', 'allowedSources', 'ports', 'rules', 'packets', 'bytes', 'drift',
     ])
     expect(Object.keys(r.mappings.find((m) => m.name === 'web')!.rules[0]!)).to.deep.equal(['address', 'protocol', 'port', 'target', 'inKernel', 'packets', 'bytes'])
-    expect(r.summary).to.deep.equal({total: 4, configured: 2, invalid: 1, drifted: 0, 'not-local': 1, unverified: 0, stale: 0})
+    expect(r.summary).to.deep.equal({total: 4, configured: 2, invalid: 1, drifted: 0, faulty: 0, 'not-local': 1, unverified: 0, stale: 0})
     expect(JSON.parse(JSON.stringify(r))).to.deep.equal(r)
   })
 

@@ -134,6 +134,17 @@ describe('status writeback', function () {
         want: ['False', 'NoReadyEndpoints', 'configured on 198.18.0.10, but the Service has no ready endpoints'],
       },
       {
+        desc: 'an address on an interface this host cannot serve',
+        verdict: verdict({configuredAddresses: {}, faults: {'198.18.0.10': 'interface ext0: --gw-offset 1 gives 198.18.0.1, which is this host\'s own address'}}),
+        want: ['False', 'HostFault', "198.18.0.10 not served: interface ext0: --gw-offset 1 gives 198.18.0.1, which is this host's own address"],
+      },
+      {
+        desc: 'one address served, another with a fault another instance reported',
+        verdict: verdict(),
+        status: {configuredAddresses: {'198.18.0.12': {podIPs: [], host: 'edge-2', fault: 'forwarded traffic is dropped'}}},
+        want: ['False', 'HostFault', '198.18.0.12 not served on edge-2: forwarded traffic is dropped'],
+      },
+      {
         desc: 'served only by another instance',
         verdict: verdict({configuredAddresses: {}}),
         status: {configuredAddresses: {'198.18.0.12': {podIPs: ['198.19.0.1']}}},
@@ -232,6 +243,36 @@ describe('status writeback', function () {
       expect(await sync(b)).to.include({patched: 0, unchanged: 1})
       expect(stored().status!.configuredAddresses).to.deep.equal({'198.18.0.11': {podIPs: ['198.19.0.1']}})
       expect(stored().status!.conditions!.find((c) => c.type === 'Ready')).to.include({status: 'True', message: 'serving on 198.18.0.11'})
+    })
+
+    it('keeps an address this host cannot serve under its key with the fault, so every instance agrees on Ready', async function () {
+      // edge-1 has 198.18.0.10 as a /32: no other host of its subnet can be the gateway.
+      const broken: HostInfo = {interfaces: [{name: 'ext0', addresses: [{address: '198.18.0.10' as Ipv4, prefixLength: 32}]}]}
+      const fixed = host('198.18.0.10')
+      const other = host('198.18.0.11')
+      const syncAs = async (instance: HostInfo, hostName: string) => {
+        const snapshot = await listSnapshot(kc)
+        return writeStatuses(api, snapshot.mappings, plan(snapshot, instance, DEFAULT_PLAN_OPTIONS).verdicts, instance, T0, hostName)
+      }
+      await syncAs(broken, 'edge-1')
+      await syncAs(other, 'edge-2')
+      const fault = 'interface ext0: --gw-offset 1 falls outside the hosts of 198.18.0.10/32 (198.18.0.10..198.18.0.10)'
+      expect(stored().status!.configuredAddresses).to.deep.equal({
+        '198.18.0.10': {podIPs: [], host: 'edge-1', fault},
+        '198.18.0.11': {podIPs: ['198.19.0.1'], host: 'edge-2'},
+      })
+      expect(stored().status!.conditions!.find((c) => c.type === 'Ready')).to.include({
+        status: 'False',
+        reason: 'HostFault',
+        message: `198.18.0.10 not served on edge-1: ${fault}`,
+      })
+      expect(stored().status).to.include({invalid: 'no'})
+      // Both read Ready off the same keys: neither has anything left to write.
+      expect((await syncAs(broken, 'edge-1')).patched + (await syncAs(other, 'edge-2')).patched).to.equal(0)
+
+      expect(await syncAs(fixed, 'edge-1')).to.include({patched: 1})
+      expect(stored().status!.configuredAddresses!['198.18.0.10']).to.deep.equal({podIPs: ['198.19.0.1'], host: 'edge-1'})
+      expect(stored().status!.conditions!.find((c) => c.type === 'Ready')).to.include({status: 'True', message: 'serving on 198.18.0.10, 198.18.0.11'})
     })
 
     it('skips a Mapping deleted since the snapshot, and retries a conflict once with a fresh read', async function () {

@@ -30,7 +30,7 @@ function verdict(name: string, configured: Record<string, string[]>): MappingVer
 }
 
 function planOf(verdicts: MappingVerdict[]): Plan {
-  return {model: {mappings: [], interfaces: [], egress: [], masquerade: true}, verdicts}
+  return {model: {mappings: [], interfaces: [], egress: [], masquerade: true}, verdicts, interfaceFaults: []}
 }
 
 describe('vanishedPods', () => {
@@ -110,6 +110,7 @@ describe('syncOnce and the state applied last', () => {
       payloads: () => [],
       ruleCount: () => 0,
       programmedMappings: () => new Set(),
+      forward: async () => ({written: 0, drops: []}),
     }
     return {backend, applied}
   }
@@ -132,6 +133,37 @@ describe('syncOnce and the state applied last', () => {
     expect(applied[0]!.options!.full).to.equal(true)
     // Started before the plan, so the kernel is read while the plan is made.
     expect(await applied[0]!.options!.kernelRead).to.equal('read')
+  })
+
+  it('tells the Mappings it programmed that they are not served when forwarded traffic is dropped, and only those', async () => {
+    const {backend} = recordingBackend()
+    const drop = {chain: 'iptables FORWARD', reason: "iptables' FORWARD chain drops by default (policy DROP)", fix: 'accept there'}
+    const dropping = {...backend, forward: async ({fix}: {fix: boolean}) => ({written: fix ? 0 : -1, drops: [drop]})}
+    const links = JSON.stringify([{ifname: 'eth1', addr_info: [{family: 'inet', local: '198.18.0.10', prefixlen: 24}]}])
+    const onEth1 = new RecordingRunner((call) => (call.command === 'ip' ? {stdout: links} : {stdout: '2\n2\n'}))
+    const snapshot = {
+      mappings: [
+        {metadata: {namespace: 'default', name: 'here'}, spec: {addresses: ['198.18.0.10'], serviceName: 'web', ports: [{port: 80}]}},
+        {metadata: {namespace: 'default', name: 'elsewhere'}, spec: {addresses: ['198.18.9.9'], serviceName: 'web', ports: [{port: 81}]}},
+      ],
+      services: [{metadata: {namespace: 'default', name: 'web'}, spec: {clusterIP: '198.19.100.10', ports: [{port: 80}, {port: 81}]}}],
+      endpointSlices: [],
+    }
+    const report = await syncOnce({runner: onEth1, backend: dropping}, async () => snapshot, settings, {checkPrerequisites: false})
+    expect(report.forward).to.deep.equal({written: 0, drops: [drop]})
+    expect(report.plan.verdicts.map((v) => [v.name, v.faults])).to.deep.equal([
+      ['elsewhere', undefined],
+      ['here', {'198.18.0.10': "forwarded traffic is dropped: iptables' FORWARD chain drops by default (policy DROP)"}],
+    ])
+    // Still programmed: the fault is in how the host forwards, not in the rules.
+    expect(report.plan.verdicts[1]!.configuredAddresses).to.have.keys('198.18.0.10')
+  })
+
+  it('counts the rules written to let forwarded traffic through as writes of the pass', async () => {
+    const {backend} = recordingBackend()
+    const accepting = {...backend, forward: async () => ({written: 1, drops: []})}
+    const report = await syncOnce({runner, backend: accepting}, load, settings, {checkPrerequisites: false})
+    expect(report.applied).to.deep.include({changed: true, written: {sets: 0, chains: 0, rules: 1, routes: 0}})
   })
 
   it('leaves a failed read ahead to the apply that awaits it, not to the unhandled-rejection handler', async () => {

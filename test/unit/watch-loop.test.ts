@@ -119,9 +119,10 @@ const verdict = (name: string, valid: boolean, configured: string[]): MappingVer
 function report(verdicts: MappingVerdict[] = [], rulesProgrammed = 7): SyncReport {
   return {
     snapshot: {mappings: [], services: [], endpointSlices: []},
-    plan: {model: {mappings: [], interfaces: [], egress: [], masquerade: true}, verdicts},
+    plan: {model: {mappings: [], interfaces: [], egress: [], masquerade: true}, verdicts, interfaceFaults: []},
     host: {interfaces: []},
     applied: {changed: true, written: {sets: 1, chains: 2, rules: 3, routes: 4}, changedEndpoints: []},
+    forward: {written: 0, drops: []},
     rpFilter: [],
     conntrackDeleted: 0,
     rulesProgrammed,
@@ -217,6 +218,23 @@ describe('watch loop', () => {
     expect(source.started).to.equal(true)
     await clock.advance(0)
     expect(sync.startTimes()).to.deep.equal([0])
+    expect(loop!.readiness()).to.deep.equal({ready: true})
+  })
+
+  it('warns on every pass while the host cannot serve some addresses, and stays ready: the rest is served', async () => {
+    const faulty = report()
+    faulty.plan.interfaceFaults = [{interface: 'eth2', reason: "interface eth2: --gw-offset 1 gives 198.18.2.1, which is this host's own address"}]
+    faulty.forward = {written: 0, drops: [{chain: 'iptables FORWARD', reason: "iptables' FORWARD chain drops by default (policy DROP)", fix: 'accept there'}]}
+    sync.outcomes = [faulty]
+    await startLoop()
+    await clock.advance(0)
+    const warnings = logLines.filter((line) => line.level === 'warn')
+    expect(warnings.map((line) => [line.msg, line.faults])).to.deep.equal([
+      [
+        'this host cannot serve some addresses; their Mappings say why',
+        ["interface eth2: --gw-offset 1 gives 198.18.2.1, which is this host's own address", "iptables' FORWARD chain drops by default (policy DROP)"],
+      ],
+    ])
     expect(loop!.readiness()).to.deep.equal({ready: true})
   })
 

@@ -3,7 +3,8 @@ import type {AdmittedMark} from '../host/conntrack.js'
 import {CommandError, type Runner} from '../host/runner.js'
 import type {ToolName} from '../host/tools.js'
 import type {NatModel} from '../plan/model.js'
-import {ApplyError, type ApplyOptions, type ApplyResult, type FlushReport} from './result.js'
+import {forwardDrops} from './forward.js'
+import {ApplyError, type ApplyOptions, type ApplyResult, type FlushReport, type ForwardReport} from './result.js'
 import {applyIptables} from './iptables/apply.js'
 import {flushIptables} from './iptables/flush.js'
 import {iptablesMappings} from './iptables/mappings.js'
@@ -14,7 +15,8 @@ import {renderIptables, renderRestoreScripts} from './iptables/render.js'
 import type {IpRouteState, IpRuleState, IptablesState} from './iptables/types.js'
 import {nftablesBackend} from './nftables/backend.js'
 
-export type {ApplyOptions, ApplyResult, ChangedEndpoint, FlushReport, WriteCounts} from './result.js'
+export type {ApplyOptions, ApplyResult, ChangedEndpoint, FlushReport, ForwardReport, WriteCounts} from './result.js'
+export type {ForwardDrop} from './forward.js'
 export {ApplyError} from './result.js'
 
 /** A payload a backend feeds to one kernel tool, labelled with the command that reads it. */
@@ -42,6 +44,19 @@ export interface Backend<State = unknown> {
   ruleCount(desired: State): number
   /** Pure: the Mappings (`namespace/name`) `state` programs, as its per-Mapping comments name them (the mass-removal guard). */
   programmedMappings(state: State): ReadonlySet<string>
+  /**
+   * Lets smartnat's connections through the host's other forward filters where the backend may
+   * (with `fix`), then names the chains that still drop them; never throws for what it cannot read.
+   */
+  forward(options: {fix: boolean}): Promise<ForwardReport>
+}
+
+export interface BackendOptions {
+  /**
+   * The nftables backend accepts smartnat's connections in iptables' FORWARD, whose DROP policy its
+   * own table cannot overrule (default true; --no-forward-accept). The iptables backend always does.
+   */
+  forwardAccept?: boolean
 }
 
 /**
@@ -54,8 +69,8 @@ export const BACKEND_NAMES = ['iptables', 'nftables'] as const
 export type BackendName = (typeof BACKEND_NAMES)[number]
 
 /** The backend called `name`, running its commands through `runner`. */
-export function createBackend(name: BackendName, runner: Runner): Backend {
-  return (name === 'nftables' ? nftablesBackend(runner) : iptablesBackend(runner)) as Backend
+export function createBackend(name: BackendName, runner: Runner, options: BackendOptions = {}): Backend {
+  return (name === 'nftables' ? nftablesBackend(runner, options) : iptablesBackend(runner)) as Backend
 }
 
 /** The `ip -batch -` payload that adds smartnat's routes and rules to a host that has none. */
@@ -83,6 +98,8 @@ export function iptablesBackend(runner: Runner): Backend<IptablesState> {
     ruleCount: (desired) =>
       Object.values(desired.tables).reduce((n, table) => n + table.jumps.length + table.chains.reduce((m, c) => m + c.rules.length, 0), 0),
     programmedMappings: iptablesMappings,
+    // Its jump into SNM-FORWARD goes first in iptables' FORWARD: only native nft chains are left to check.
+    forward: async () => ({written: 0, drops: await forwardDrops(runner, {backend: 'iptables'})}),
   }
 }
 

@@ -1,5 +1,6 @@
 /** What a backend reports back to the sync: the outcome of an apply or a flush, and how an apply failed. */
 import type {Protocol} from '../mapping/types.js'
+import type {ForwardDrop} from './forward.js'
 
 export interface ApplyOptions<State = unknown> {
   /** Rewrite everything smartnat owns even where it already matches (the sync after a failed apply); the kernel is always read. */
@@ -55,6 +56,14 @@ export class ApplyError extends Error {
     super(`${step}: ${message}`, options)
     this.name = 'ApplyError'
   }
+}
+
+/** What a backend did to let smartnat's forwarded connections through, and where they are still dropped. */
+export interface ForwardReport {
+  /** Rules written outside smartnat's own rules to accept its connections (the nftables backend's in iptables' FORWARD). */
+  written: number
+  /** Chains that drop smartnat's connections after that. */
+  drops: ForwardDrop[]
 }
 
 export interface FlushReport {

@@ -1,5 +1,5 @@
 /** What `status` and `explain` need from a backend: its Backend, a tracer, parts for drift, and counters. */
-import {iptablesBackend, type Backend, type BackendName} from '../backend/backend.js'
+import {iptablesBackend, type Backend, type BackendName, type BackendOptions} from '../backend/backend.js'
 import {diffIptablesState, isEmptyChanges} from '../backend/iptables/diff.js'
 import {tracePacket, type Trace, type TracePacket} from '../backend/iptables/trace.js'
 import type {IptablesState} from '../backend/iptables/types.js'
@@ -36,9 +36,9 @@ export function iptablesInspector(runner: Runner): Inspector<IptablesState> {
 }
 
 /** Inspects the nftables backend through `runner`; its rules and elements carry no counters. */
-export function nftablesInspector(runner: Runner): Inspector<NftState> {
+export function nftablesInspector(runner: Runner, options: BackendOptions = {}): Inspector<NftState> {
   return {
-    backend: nftablesBackend(runner),
+    backend: nftablesBackend(runner, options),
     trace: traceNftPacket,
     parts: nftParts,
     inSync: (desired, actual) => isEmptyNftChanges(diffNftState(desired, actual)),
@@ -46,6 +46,6 @@ export function nftablesInspector(runner: Runner): Inspector<NftState> {
 }
 
 /** The inspector of the backend called `name`. */
-export function createInspector(name: BackendName, runner: Runner): Inspector<unknown> {
-  return (name === 'nftables' ? nftablesInspector(runner) : iptablesInspector(runner)) as Inspector<unknown>
+export function createInspector(name: BackendName, runner: Runner, options: BackendOptions = {}): Inspector<unknown> {
+  return (name === 'nftables' ? nftablesInspector(runner, options) : iptablesInspector(runner)) as Inspector<unknown>
 }

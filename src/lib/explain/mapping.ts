@@ -12,11 +12,13 @@ import {endpointName, type Counter, type StatePart} from './parts.js'
  * - configured: programmed, and the kernel holds exactly its rules
  * - invalid: not programmed; `reason` says why
  * - drifted: the kernel lacks some of its rules or set entries, or holds some it should not
+ * - faulty: valid, but this host cannot serve some of its addresses (an interface without a usable
+ *   gateway, a forward chain that drops); `reason` says which and why
  * - not-local: valid, but none of its addresses is on this host's external interfaces
  * - unverified: programmed as far as the desired state goes; the kernel could not be read
  * - stale: no longer in the source (or no longer valid here), yet the kernel still holds rules for it
  */
-export type MappingState = 'configured' | 'invalid' | 'drifted' | 'not-local' | 'unverified' | 'stale'
+export type MappingState = 'configured' | 'invalid' | 'drifted' | 'faulty' | 'not-local' | 'unverified' | 'stale'
 
 /** One external endpoint's DNAT, as desired, and what the kernel counted for it. */
 export interface EndpointRule {
@@ -35,7 +37,7 @@ export interface MappingFacts {
   namespace: string
   name: string
   state: MappingState
-  /** Why it is invalid, drifted or stale; null when configured. */
+  /** Why it is invalid, drifted, faulty or stale; null otherwise. */
   reason: string | null
   service: string | null
   serviceVIP: string | null
@@ -160,12 +162,24 @@ function factsOf(inspection: Inspection<unknown>, index: FactsIndex, verdict: Ma
   )
   const podIPs = spec ? index.podIPsOf(verdict.namespace, spec.serviceName) : []
   const drifted = drift !== undefined && (drift.missing.length > 0 || drift.unexpected.length > 0)
-  const state: MappingState = !verdict.valid ? 'invalid' : drifted ? 'drifted' : !model ? 'not-local' : inspection.kernel.readable ? 'configured' : 'unverified'
+  const faults = Object.entries(verdict.faults ?? {})
+  const state: MappingState = !verdict.valid
+    ? 'invalid'
+    : drifted
+      ? 'drifted'
+      : faults.length > 0
+        ? 'faulty'
+        : !model
+          ? 'not-local'
+          : inspection.kernel.readable
+            ? 'configured'
+            : 'unverified'
+  const faultReason = faults.map(([address, reason]) => `${address} not served: ${reason}`).join('; ')
   return {
     namespace: verdict.namespace,
     name: verdict.name,
     state,
-    reason: !verdict.valid ? verdict.invalid : drifted ? driftReason(drift!) : null,
+    reason: !verdict.valid ? verdict.invalid : drifted ? driftReason(drift!) : faults.length > 0 ? faultReason : null,
     service: spec?.serviceName ?? null,
     serviceVIP: verdict.serviceVIP ?? null,
     endpoints: [...podIPs],

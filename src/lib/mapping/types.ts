@@ -43,8 +43,11 @@ export interface MappingCondition {
 export interface MappingStatus {
   invalid?: string
   serviceVIP?: string
-  /** Per external address some instance serves: the pods behind it and the instance (host name) that wrote it. */
-  configuredAddresses?: Record<string, {podIPs: string[]; host?: string}>
+  /**
+   * Per external address some instance serves: the pods behind it and the instance (host name) that
+   * wrote it; `fault` when that instance has the address but cannot serve it, and why.
+   */
+  configuredAddresses?: Record<string, {podIPs: string[]; host?: string; fault?: string}>
   conditions?: MappingCondition[]
   observedGeneration?: number
 }

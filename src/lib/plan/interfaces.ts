@@ -1,7 +1,7 @@
 /** External interfaces: their connection-mark index, reply routing table, subnets and gateway. */
 import {compareCidr, intToIpv4, ipv4ToInt, parseCidr, prefixMask, type Cidr, type Ipv4} from '../net/ipv4.js'
 import {compareText} from './order.js'
-import type {HostInfo, HostInterface, NatInterface, PlanOptions} from './model.js'
+import type {HostInfo, HostInterface, InterfaceFault, NatInterface, PlanOptions} from './model.js'
 
 /** Reply table of interface `index` is FIRST_TABLE + index (also the `ip rule` priority). */
 export const FIRST_TABLE = 7000
@@ -11,30 +11,49 @@ export const MAX_INTERFACES = 255
 // Linux allows almost any byte in an interface name; the rules only ever see ordinary ones.
 const INTERFACE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/
 
+/** External interfaces as planned: those that can carry replies, and why the others cannot. */
+export interface PlannedInterfaces {
+  /** Sorted by name. */
+  interfaces: NatInterface[]
+  /** Sorted by interface name. */
+  faults: InterfaceFault[]
+}
+
 /**
  * Plans every external interface that has an IPv4 address, whether or not a Mapping uses it yet,
- * so an interface's index (and so its mark) does not move when Mappings come and go.
+ * so an interface's index (and so its mark) does not move when Mappings come and go. An interface
+ * that cannot be planned (its gateway falls outside its subnet or onto its own address, its name
+ * cannot go into rules) keeps its index but is left out, with the reason, so the others are served.
  */
-export function planInterfaces(host: HostInfo, options: Pick<PlanOptions, 'gwOffset' | 'defaultGwInterface'>): NatInterface[] {
+export function planInterfaces(host: HostInfo, options: Pick<PlanOptions, 'gwOffset' | 'defaultGwInterface'>): PlannedInterfaces {
   const usable = host.interfaces.filter((iface) => iface.addresses.length > 0)
   const names = new Set<string>()
   for (const iface of usable) {
-    if (!INTERFACE_NAME.test(iface.name)) throw new Error(`interface name ${JSON.stringify(iface.name)} cannot be used in rules`)
     if (names.has(iface.name)) throw new Error(`interface ${iface.name} is listed twice in the host's interfaces`)
     names.add(iface.name)
   }
   if (usable.length > MAX_INTERFACES) {
     throw new Error(`${usable.length} external interfaces have addresses; at most ${MAX_INTERFACES} fit in the connection mark`)
   }
-  return [...usable]
+  const planned: PlannedInterfaces = {interfaces: [], faults: []}
+  ;[...usable]
     .sort((a, b) => compareText(a.name, b.name))
-    .map((iface, position) => {
-      const index = position + 1
-      const subnets = connectedSubnets(iface)
-      if (iface.name === options.defaultGwInterface) return {name: iface.name, index, subnets}
-      const primary = subnetOf(iface, iface.addresses[0]!)
-      return {name: iface.name, index, table: FIRST_TABLE + index, subnets, gateway: gatewayOf(iface, primary, options.gwOffset)}
+    .forEach((iface, position) => {
+      try {
+        planned.interfaces.push(planInterface(iface, position + 1, options))
+      } catch (error) {
+        planned.faults.push({interface: iface.name, reason: (error as Error).message})
+      }
     })
+  return planned
+}
+
+function planInterface(iface: HostInterface, index: number, options: Pick<PlanOptions, 'gwOffset' | 'defaultGwInterface'>): NatInterface {
+  if (!INTERFACE_NAME.test(iface.name)) throw new Error(`interface name ${JSON.stringify(iface.name)} cannot be used in rules`)
+  const subnets = connectedSubnets(iface)
+  if (iface.name === options.defaultGwInterface) return {name: iface.name, index, subnets}
+  const primary = subnetOf(iface, iface.addresses[0]!)
+  return {name: iface.name, index, table: FIRST_TABLE + index, subnets, gateway: gatewayOf(iface, primary, options.gwOffset)}
 }
 
 function subnetOf(iface: HostInterface, {address, prefixLength}: {address: Ipv4; prefixLength: number}): Cidr {

@@ -80,6 +80,12 @@ export interface NatInterface {
   gateway?: Ipv4
 }
 
+/** An external interface this host cannot serve, and why (e.g. its gateway is its own address). */
+export interface InterfaceFault {
+  interface: string
+  reason: string
+}
+
 /** Egress SNAT: pods that leave through `interface` with source `address`. */
 export interface NatEgress {
   address: Ipv4
@@ -112,10 +118,17 @@ export interface MappingVerdict {
   configuredAddresses: Record<string, {podIPs: Ipv4[]}>
   /** Valid addresses of the Mapping that are not on this host's external interfaces. */
   notLocalAddresses: Ipv4[]
+  /**
+   * Addresses on this host that it cannot serve, each with the reason (an interface it cannot
+   * route replies out of, forwarded traffic dropped); absent when there are none.
+   */
+  faults?: Record<string, string>
 }
 
 export interface Plan {
   model: NatModel
   /** Sorted by namespace/name. */
   verdicts: MappingVerdict[]
+  /** External interfaces left out of the model, sorted by name; their addresses are in the verdicts' faults. */
+  interfaceFaults: InterfaceFault[]
 }

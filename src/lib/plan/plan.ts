@@ -17,7 +17,8 @@ interface Ranked {
 /** Computes what this host must program and what each Mapping is told, from nothing but the arguments (`memo` only saves work). */
 export function plan(snapshot: Snapshot, host: HostInfo, options: PlanOptions, memo?: PlanMemo): Plan {
   checkOptions(options)
-  const interfaces = planInterfaces(host, options)
+  const {interfaces, faults: interfaceFaults} = planInterfaces(host, options)
+  const faultOf = new Map(interfaceFaults.map((fault) => [fault.interface, fault.reason]))
   const localInterface = localAddressIndex(host)
   const podIPsOf = indexPodIPs(snapshot.endpointSlices)
   const services = serviceIndex(snapshot.services)
@@ -47,16 +48,23 @@ export function plan(snapshot: Snapshot, host: HostInfo, options: PlanOptions, m
     const local: {address: Ipv4; interface: string}[] = []
     const notLocalAddresses: Ipv4[] = []
     const configuredAddresses: Record<string, {podIPs: Ipv4[]}> = {}
+    const faults: Record<string, string> = {}
     for (const address of addresses) {
       const iface = localInterface.get(address)
       if (iface === undefined) {
         notLocalAddresses.push(address)
         continue
       }
+      const fault = faultOf.get(iface)
+      if (fault !== undefined) {
+        faults[address] = fault
+        continue
+      }
       local.push({address, interface: iface})
       configuredAddresses[address] = {podIPs: [...podIPs]}
     }
-    verdicts[rank] = verdict(candidate.resource, {valid: true, invalid: 'no', serviceVIP, configuredAddresses, notLocalAddresses})
+    const faulted = Object.keys(faults).length > 0 ? {faults} : {}
+    verdicts[rank] = verdict(candidate.resource, {valid: true, invalid: 'no', serviceVIP, configuredAddresses, notLocalAddresses, ...faulted})
     if (local.length === 0) continue
     const mapping: NatMapping = {
       namespace,
@@ -79,6 +87,7 @@ export function plan(snapshot: Snapshot, host: HostInfo, options: PlanOptions, m
       masquerade: options.masquerade,
     },
     verdicts,
+    interfaceFaults,
   }
 }
 

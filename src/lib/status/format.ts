@@ -94,6 +94,7 @@ function stateText(state: MappingState, paint: ChalkInstance): string {
       return paint.green(state)
     case 'invalid':
     case 'drifted':
+    case 'faulty':
     case 'stale':
       return paint.red(state)
     default:

@@ -2,12 +2,12 @@
 import {readFile} from 'node:fs/promises'
 
 import type {BackendName} from '../backend/backend.js'
+import {forwardDropProblem, type ForwardDrop} from '../backend/forward.js'
 import type {LockHolder} from '../host/lock.js'
 import type {Runner} from '../host/runner.js'
 import {readSysctl} from '../host/sysctl.js'
 import {checkTools, type ToolName} from '../host/tools.js'
-import type {HostInfo, NatModel} from '../plan/model.js'
-import {forwardDropProblems} from './forward.js'
+import type {HostInfo, InterfaceFault, NatModel} from '../plan/model.js'
 
 export interface ToolLine {
   name: string
@@ -28,6 +28,8 @@ export interface InterfaceStatus {
   gateway: string | null
   /** Effective reverse-path filter: the larger of `all` and the interface's own value. */
   rpFilter: number | null
+  /** Why this host cannot serve the interface (its Mappings' addresses on it are not programmed); null when it can. */
+  fault: string | null
 }
 
 export interface HostStatus {
@@ -51,7 +53,15 @@ export function backendTools(backend: BackendName): ToolName[] {
 /** Gathers the host's prerequisites and interfaces; changes nothing, and reads what needs root only when it can. */
 export async function gatherHostStatus(
   runner: Runner,
-  options: {backend: BackendName; tools: ToolName[]; lockPath: string; host: HostInfo; model: NatModel},
+  options: {
+    tools: ToolName[]
+    /** Chains that drop smartnat's forwarded connections (Backend.forward). */
+    forwardDrops: ForwardDrop[]
+    lockPath: string
+    host: HostInfo
+    model: NatModel
+    interfaceFaults: InterfaceFault[]
+  },
 ): Promise<HostStatus> {
   const problems: string[] = []
   const {tools, iptablesFlavour} = await toolLines(runner, options.tools)
@@ -60,7 +70,7 @@ export async function gatherHostStatus(
   const ipForward = await sysctlOrNull(runner, 'net.ipv4.ip_forward')
   if (ipForward !== '1') problems.push(`net.ipv4.ip_forward is ${ipForward ?? 'unreadable'}: DNATed traffic cannot reach the cluster; \`sysctl -w net.ipv4.ip_forward=1\``)
 
-  problems.push(...(await forwardDropProblems(runner, options.backend)))
+  problems.push(...options.forwardDrops.map(forwardDropProblem))
 
   const all = numberOrNull(await sysctlOrNull(runner, 'net/ipv4/conf/all/rp_filter'))
   const interfaces: InterfaceStatus[] = []
@@ -69,6 +79,8 @@ export async function gatherHostStatus(
     const rpFilter = own === null || all === null ? own : Math.max(all, own)
     if (rpFilter === RP_STRICT) problems.push(`rp_filter is strict on ${iface.name}: replies routed by its own table may be dropped; \`smartnat sync\` makes it loose`)
     const planned = options.model.interfaces.find((i) => i.name === iface.name)
+    const fault = options.interfaceFaults.find((f) => f.interface === iface.name)?.reason ?? null
+    if (fault !== null) problems.push(`${fault}; no Mapping is served on its addresses`)
     interfaces.push({
       name: iface.name,
       addresses: iface.addresses.map((a) => `${a.address}/${a.prefixLength}`),
@@ -76,6 +88,7 @@ export async function gatherHostStatus(
       table: planned ? (planned.table ?? 'main') : null,
       gateway: planned?.gateway ?? null,
       rpFilter,
+      fault,
     })
   }
   return {ipForward, tools, iptablesFlavour, lock: await lockStatus(options.lockPath), interfaces, problems}

@@ -32,7 +32,7 @@ export const STATUS_EXIT = {
 export function buildStatusReport(inspection: Inspection<unknown>, host: HostStatus, filter: {namespace?: string} = {}): StatusReport {
   const mappings = mappingFacts(inspection).filter((m) => filter.namespace === undefined || m.namespace === filter.namespace)
   const shared = inspection.drift ? sharedDrift(inspection.drift) : {missing: [], unexpected: []}
-  const summary = {total: mappings.length, configured: 0, invalid: 0, drifted: 0, 'not-local': 0, unverified: 0, stale: 0}
+  const summary = {total: mappings.length, configured: 0, invalid: 0, drifted: 0, faulty: 0, 'not-local': 0, unverified: 0, stale: 0}
   for (const m of mappings) summary[m.state]++
   return {
     backend: inspection.backend,

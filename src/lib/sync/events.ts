@@ -82,6 +82,10 @@ function eventObject(change: StatusChange, event: MappingEvent, hostName: string
   }
 }
 
+// An address kept with a fault is not served: Ready=False says why, and no Event claims otherwise.
 function ownKeys(status: MappingStatus | undefined, own: Set<string>): string[] {
-  return Object.keys(status?.configuredAddresses ?? {}).filter((a) => own.has(a)).sort((a, b) => compareIpv4(a as Ipv4, b as Ipv4))
+  return Object.entries(status?.configuredAddresses ?? {})
+    .filter(([address, entry]) => own.has(address) && entry?.fault === undefined)
+    .map(([address]) => address)
+    .sort((a, b) => compareIpv4(a as Ipv4, b as Ipv4))
 }

@@ -1,11 +1,13 @@
 /** One pass of the pipeline: snapshot + host -> plan -> render -> apply -> conntrack cleanup. */
-import type {ApplyResult, Backend, Payload} from '../backend/backend.js'
+import type {ApplyResult, Backend, ForwardReport, Payload} from '../backend/backend.js'
+import {forwardedTrafficDropped} from '../backend/forward.js'
 import {readHostInterfaces} from '../host/interfaces.js'
 import type {Runner} from '../host/runner.js'
 import {checkIpForwarding, relaxReversePathFilter, type RpFilterChange} from '../host/sysctl.js'
 import {assertToolsPresent, checkTools} from '../host/tools.js'
 import type {HostInfo, Plan, Snapshot} from '../plan/model.js'
 import type {PlanMemo} from '../plan/candidates.js'
+import {withHostFault} from '../plan/faults.js'
 import {plan} from '../plan/plan.js'
 import {isMassRemoval, MassRemovalError, measureRemoval, type Removal, type RemovalGuard} from './guard.js'
 import {dropVanishedFlows, type PendingCleanup} from './conntrack-cleanup.js'
@@ -29,6 +31,8 @@ export interface SyncReport {
   plan: Plan
   host: HostInfo
   applied: ApplyResult
+  /** What was done to let forwarded traffic through, and the chains that still drop it (its Mappings' verdicts say so too). */
+  forward: ForwardReport
   rpFilter: RpFilterChange[]
   conntrackDeleted: number
   /** Why dropping connections to vanished targets failed; the rules were applied all the same. */
@@ -97,6 +101,7 @@ export function syncSteps(
   let planned: Plan | undefined
   let kernelRead: Promise<unknown> | undefined
   let applied: ApplyResult | undefined
+  let forward: ForwardReport | undefined
   let kernelState: unknown
   let conntrackDeleted = 0
   let conntrackFailure: {conntrackError: string; pendingCleanup: PendingCleanup} | undefined
@@ -132,6 +137,19 @@ export function syncSteps(
       },
     },
     {
+      title: 'Check that forwarded traffic passes',
+      run: async () => {
+        forward = await deps.backend.forward({fix: true})
+        // Rules written to let traffic through are kernel writes of this pass like any other.
+        if (forward.written > 0) {
+          const {written} = applied!
+          applied = {...applied!, changed: true, written: {...written, rules: written.rules + forward.written}}
+        }
+        // The rules are in place, but no packet gets through them: the Mappings must not read as served.
+        if (forward.drops.length > 0) planned = withHostFault(planned!, forwardedTrafficDropped(forward.drops))
+      },
+    },
+    {
       title: 'Drop connections to vanished targets',
       // Never throws: the rules are applied, and the report says what failed.
       run: async () => {
@@ -148,6 +166,7 @@ export function syncSteps(
       plan: planned!,
       host: prepared!.host,
       applied: applied!,
+      forward: forward!,
       rpFilter: prepared!.rpFilter,
       conntrackDeleted,
       ...conntrackFailure,

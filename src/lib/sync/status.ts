@@ -162,19 +162,35 @@ function mergeOwnAddresses(
   verdict: MappingVerdict,
   own: Set<string>,
   hostName: string | undefined,
-): {merged: ConfiguredAddresses; patch: Record<string, ConfiguredAddresses[string] | null>} {
+): {merged: ConfiguredAddresses; patch: Record<string, EntryPatch | null>} {
   const merged: ConfiguredAddresses = {}
-  const patch: Record<string, ConfiguredAddresses[string] | null> = {}
+  const patch: Record<string, EntryPatch | null> = {}
   for (const [address, entry] of Object.entries(current)) if (!own.has(address)) merged[address] = entry
-  for (const [address, entry] of Object.entries(verdict.configuredAddresses)) {
+  const faults = verdict.faults ?? {}
+  // An address this host cannot serve gets a key too, with the reason: every instance reads Ready off these keys.
+  for (const address of new Set([...Object.keys(verdict.configuredAddresses), ...Object.keys(faults)])) {
     if (!own.has(address)) continue
-    merged[address] = {podIPs: [...entry.podIPs], ...(hostName === undefined ? {} : {host: hostName})}
-    if (!isDeepStrictEqual(current[address], merged[address])) patch[address] = merged[address]
+    const fault = faults[address]
+    merged[address] = {
+      podIPs: [...(verdict.configuredAddresses[address]?.podIPs ?? [])],
+      ...(hostName === undefined ? {} : {host: hostName}),
+      ...(fault === undefined ? {} : {fault}),
+    }
+    if (!isDeepStrictEqual(current[address], merged[address])) patch[address] = entryPatch(current[address], merged[address])
   }
   for (const address of Object.keys(current)) {
     if (own.has(address) && !(address in merged)) patch[address] = null
   }
   return {merged: sortedByAddress(merged), patch}
+}
+
+type EntryPatch = Record<string, unknown>
+
+// A merge patch merges into the stored entry: a field the entry no longer has (a cleared fault) must be sent as null.
+function entryPatch(stored: ConfiguredAddresses[string] | undefined, next: ConfiguredAddresses[string]): EntryPatch {
+  const patch: EntryPatch = {...next}
+  for (const field of Object.keys(stored ?? {})) if (!(field in next)) patch[field] = null
+  return patch
 }
 
 function validCondition(verdict: MappingVerdict): MappingCondition {
@@ -189,6 +205,11 @@ function validCondition(verdict: MappingVerdict): MappingCondition {
  */
 function readyCondition(verdict: MappingVerdict, configured: ConfiguredAddresses): MappingCondition {
   if (!verdict.valid) return {type: 'Ready', status: 'False', reason: 'Invalid', message: verdict.invalid}
+  const faulted = Object.entries(configured).filter(([, entry]) => entry?.fault !== undefined)
+  if (faulted.length > 0) {
+    const where = (entry: ConfiguredAddresses[string]) => (entry?.host === undefined ? '' : ` on ${entry.host}`)
+    return {type: 'Ready', status: 'False', reason: 'HostFault', message: faulted.map(([a, entry]) => `${a} not served${where(entry)}: ${entry!.fault}`).join('; ')}
+  }
   const addresses = Object.keys(configured)
   if (addresses.length === 0) {
     return {type: 'Ready', status: 'False', reason: 'NoLocalAddress', message: 'none of its addresses is on the external interfaces of a smartnat host'}

@@ -294,6 +294,9 @@ export class WatchLoop {
         pending: report.pendingCleanup ? describePending(report.pendingCleanup) : '',
       })
     }
+    const faults = [...report.plan.interfaceFaults.map((fault) => fault.reason), ...report.forward.drops.map((drop) => drop.reason)]
+    // Every pass says it while it lasts: the rest is served, these addresses are not.
+    if (faults.length > 0) this.logger.warn('this host cannot serve some addresses; their Mappings say why', {faults})
     if (report.applied.changed) this.logger.info('sync applied changes', fields)
     // Pods leaving a Service change no rule in service mode, but dropping their connections is worth telling.
     else if (report.conntrackDeleted > 0) this.logger.info('sync: kernel already up to date; dropped connections to vanished pods', fields)

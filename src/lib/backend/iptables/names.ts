@@ -34,6 +34,12 @@ export const INTERFACE_MASK = 0xff00000
 const INTERFACE_SHIFT = 20
 export const MAX_INTERFACE_INDEX = 255
 
+/**
+ * Matches the connections smartnat marked with their external interface: those it DNATed and, with
+ * egress, those a Mapping's pods started. What FORWARD accepts, in either backend.
+ */
+export const OWN_CONNECTIONS_MATCH = `-m connmark ! --mark 0x0/0x${INTERFACE_MASK.toString(16)}`
+
 /** Routing table ids and `ip rule` priorities are this plus the interface index. */
 export const TABLE_BASE = 7000
 

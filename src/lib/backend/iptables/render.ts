@@ -19,6 +19,7 @@ import {
   INTERFACE_MASK,
   JUMP_COMMENT,
   MASQUERADE_MARK,
+  OWN_CONNECTIONS_MATCH,
   POSTROUTING_CHAIN,
   PREROUTING_CHAIN,
   SNAT_CHAIN,
@@ -118,7 +119,7 @@ function renderFilter(): TableState {
       // Traffic to a mapped endpoint that was not DNATed still has the host's address as
       // destination and ends here: its source is not allowed, whatever listens on the host.
       {name: INPUT_CHAIN, rules: [`-A ${INPUT_CHAIN} -m set --match-set ${ENDPOINTS_SET} dst,dst -j DROP`]},
-      {name: FORWARD_CHAIN, rules: [`-A ${FORWARD_CHAIN} -m connmark ! --mark 0x0/${hex(INTERFACE_MASK)} -j ACCEPT`]},
+      {name: FORWARD_CHAIN, rules: [`-A ${FORWARD_CHAIN} ${OWN_CONNECTIONS_MATCH} -j ACCEPT`]},
     ],
     jumps: [jump('INPUT', INPUT_CHAIN), jump('FORWARD', FORWARD_CHAIN)],
   }

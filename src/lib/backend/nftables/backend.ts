@@ -1,25 +1,48 @@
 /** The nftables backend: one table smartnat owns (`table ip smartnat`) plus the shared ip rules and routes. */
 import type {Runner} from '../../host/runner.js'
-import {routingPayload, type Backend} from '../backend.js'
+import {routingPayload, type Backend, type BackendOptions} from '../backend.js'
+import {IPTABLES_FORWARD, forwardDrops, type ForwardDrop} from '../forward.js'
 import {applyNftables} from './apply.js'
 import {flushNftables} from './flush.js'
 import {nftMappings} from './mappings.js'
+import {IPTABLES_RESTORE, forwardAcceptScript, reconcileForwardAccept} from './forward-accept.js'
 import {readNftState} from './read.js'
 import {renderNftables} from './render.js'
 import {renderNftScript} from './syntax.js'
 import type {NftState} from './types.js'
 
 /** The nftables backend, running its commands through `runner`. */
-export function nftablesBackend(runner: Runner): Backend<NftState> {
+export function nftablesBackend(runner: Runner, options: BackendOptions = {}): Backend<NftState> {
+  const forwardAccept = options.forwardAccept ?? true
   return {
     name: 'nftables',
     tools: ['nft'],
     render: renderNftables,
-    apply: (desired, options) => applyNftables(runner, desired, options),
+    apply: (desired, applyOptions) => applyNftables(runner, desired, applyOptions),
     read: () => readNftState(runner),
-    flush: (options) => flushNftables(runner, options),
-    payloads: (desired) => [{command: 'nft -f -', text: renderNftScript(desired)}, routingPayload(desired)],
+    flush: (flushOptions) => flushNftables(runner, flushOptions),
+    payloads: (desired) => [
+      {command: 'nft -f -', text: renderNftScript(desired)},
+      routingPayload(desired),
+      ...(forwardAccept ? [{command: IPTABLES_RESTORE.flat().join(' '), text: forwardAcceptScript()}] : []),
+    ],
     ruleCount: (desired) => desired.table?.chains.reduce((n, chain) => n + chain.rules.length, 0) ?? 0,
     programmedMappings: nftMappings,
+    async forward({fix}) {
+      let written = 0
+      let iptablesSave: string | undefined
+      let failure: string | undefined
+      if (fix) {
+        try {
+          ;({written, save: iptablesSave} = await reconcileForwardAccept(runner, forwardAccept))
+        } catch (error) {
+          failure = error instanceof Error ? error.message : String(error)
+        }
+      }
+      const drops = await forwardDrops(runner, {backend: 'nftables', forwardAccept, ...(iptablesSave === undefined ? {} : {iptablesSave})})
+      // A failed write is told where it matters: with the chain that still drops.
+      const told = (drop: ForwardDrop) => (drop.chain === IPTABLES_FORWARD ? {...drop, fix: `${drop.fix}; smartnat's own attempt failed: ${failure}`} : drop)
+      return {written, drops: failure === undefined ? drops : drops.map(told)}
+    },
   }
 }

@@ -1,7 +1,9 @@
-/** Removes everything the nftables backend owns: its table, ip rules and routes, and nothing else. */
+/** Removes everything the nftables backend owns: its table, ip rules and routes, its accept in iptables' FORWARD, and nothing else. */
 import type {Runner} from '../../host/runner.js'
 import type {FlushReport} from '../result.js'
+import {IPTABLES_FILTER_READ, outputOrUndefined, parseIptablesForward} from '../forward.js'
 import {applyNftables} from './apply.js'
+import {ownedForwardRules, reconcileForwardAccept} from './forward-accept.js'
 import {TABLE} from './names.js'
 import {readNftState} from './read.js'
 import {ipRouteArgs, ipRuleArgs} from './routing.js'
@@ -12,9 +14,9 @@ export function emptyNftState(): NftState {
   return {ipRules: [], routes: []}
 }
 
-function describe(actual: NftState): FlushReport['removed'] {
+function describe(actual: NftState, forwardRules: string[]): FlushReport['removed'] {
   return {
-    jumps: [],
+    jumps: forwardRules.map((rule) => `filter: ${rule}`),
     chains: actual.table?.chains.map((chain) => `${TABLE}: ${chain.name}`) ?? [],
     sets: actual.table?.sets.map((set) => `${TABLE}: ${set.name}`) ?? [],
     ipRules: actual.ipRules.map((rule) => ipRuleArgs(rule).join(' ')),
@@ -22,12 +24,16 @@ function describe(actual: NftState): FlushReport['removed'] {
   }
 }
 
-/** Deletes the table and smartnat's ip rules and routes; a second run finds nothing and writes nothing. */
+/** Deletes the table, smartnat's ip rules and routes and its FORWARD accept; a second run finds nothing and writes nothing. */
 export async function flushNftables(runner: Runner, options: {dryRun: boolean}): Promise<FlushReport> {
-  const actual = await readNftState(runner)
-  const removed = describe(actual)
+  const [actual, save] = await Promise.all([readNftState(runner), outputOrUndefined(runner, IPTABLES_FILTER_READ)])
+  const forwardRules = save === undefined ? [] : ownedForwardRules(parseIptablesForward(save))
+  const removed = describe(actual, forwardRules)
   // An empty table still counts: it is smartnat's and flush removes it.
   const changed = actual.table !== undefined || Object.values(removed).some((items) => items.length > 0)
-  if (changed && !options.dryRun) await applyNftables(runner, emptyNftState())
+  if (changed && !options.dryRun) {
+    await applyNftables(runner, emptyNftState())
+    if (forwardRules.length > 0) await reconcileForwardAccept(runner, false)
+  }
   return {dryRun: options.dryRun, changed, removed}
 }

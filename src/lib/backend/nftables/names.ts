@@ -1,6 +1,6 @@
 /** Names and numbers of the nftables backend's one table; marks and routing tables are the iptables backend's. */
 
-/** The table smartnat owns, whole: nothing outside it is ever written or deleted. */
+/** The table smartnat owns, whole; outside it only the accept in iptables' FORWARD is written (forward-accept.ts). */
 export const TABLE_FAMILY = 'ip'
 export const TABLE_NAME = 'smartnat'
 /** How commands name the table: `ip smartnat`. */

@@ -1,6 +1,6 @@
 import {expect} from 'chai'
 import {RecordingRunner} from '../../src/lib/host/runner.js'
-import {forwardDropProblems, iptablesForwardDrops, nftChainAcceptsSmartnat, nftForwardDropChains} from '../../src/lib/status/forward.js'
+import {forwardDropProblem, forwardDrops, iptablesForwardDrops, nftChainAcceptsSmartnat, nftForwardDropChains, type ForwardDropOptions} from '../../src/lib/backend/forward.js'
 
 const filterSave = (policy: string, ...rules: string[]) => ['*filter', ':INPUT ACCEPT [0:0]', `:FORWARD ${policy} [0:0]`, ':OUTPUT ACCEPT [0:0]', ...rules, 'COMMIT', ''].join('\n')
 
@@ -23,6 +23,8 @@ describe('forward-hook drops smartnat cannot overrule', () => {
     expect(iptablesForwardDrops(filterSave('DROP', '-A FORWARD -j DOCKER-USER'))).to.equal(true)
     expect(iptablesForwardDrops(filterSave('DROP', '-A FORWARD -j DOCKER-USER', '-A FORWARD -m connmark ! --mark 0x0/0xff00000 -j ACCEPT'))).to.equal(false)
     expect(iptablesForwardDrops(filterSave('DROP', '-A FORWARD -m connmark ! --mark 0x0/0xff -j ACCEPT'))).to.equal(true)
+    // smartnat's own accept, as the nftables backend writes it, counts as well.
+    expect(iptablesForwardDrops(filterSave('DROP', '-A FORWARD -m connmark ! --mark 0x0/0xff00000 -m comment --comment smartnat-nftables -j ACCEPT'))).to.equal(false)
   })
 
   it('nft -j list chains: IPv4 forward base chains with policy drop, smartnat’s own table aside', () => {
@@ -54,15 +56,20 @@ describe('forward-hook drops smartnat cannot overrule', () => {
         if (out === undefined) return new Error(`unexpected command ${call.command} ${call.args.join(' ')}`)
         return out instanceof Error ? out : {stdout: out}
       })
+    const problems = async (outputs: Record<string, string | Error>, options: ForwardDropOptions) =>
+      (await forwardDrops(host(outputs), options)).map(forwardDropProblem)
     const IPTABLES_FIX =
-      "iptables' FORWARD chain drops by default (policy DROP), which the nftables backend's accept cannot overrule: DNATed traffic is dropped; accept smartnat's connections there first: `iptables -I FORWARD 1 -m connmark ! --mark 0x0/0xff00000 -j ACCEPT`"
+      "iptables' FORWARD chain drops by default (policy DROP), which the nftables backend's accept cannot overrule: DNATed traffic is dropped; accept smartnat's connections there first (--no-forward-accept keeps smartnat from doing it): `iptables -I FORWARD 1 -m connmark ! --mark 0x0/0xff00000 -j ACCEPT`"
+    const IPTABLES_SYNC_FIX =
+      "iptables' FORWARD chain drops by default (policy DROP), which the nftables backend's accept cannot overrule: DNATed traffic is dropped; `smartnat sync` accepts smartnat's connections there first (`iptables -I FORWARD 1 -m connmark ! --mark 0x0/0xff00000 -j ACCEPT`, marked as smartnat's)"
     const NFT_FIX =
       "nft chain inet fw forward drops forwarded traffic by default (policy drop), which smartnat's accept cannot overrule: DNATed traffic is dropped; accept smartnat's connections there first: `nft insert rule inet fw forward ct mark & 0x0ff00000 != 0 accept`"
 
     it('iptables’ FORWARD policy concerns the nftables backend only; iptables-nft’s chain is not reported twice', async () => {
       const outputs = {'iptables-save -t filter': filterSave('DROP'), 'nft -j list chains': nftJson(chain('ip', 'filter', 'FORWARD', 'forward', 'drop'))}
-      expect(await forwardDropProblems(host(outputs), 'nftables')).to.deep.equal([IPTABLES_FIX])
-      expect(await forwardDropProblems(host(outputs), 'iptables')).to.deep.equal([])
+      expect(await problems(outputs, {backend: 'nftables', forwardAccept: false})).to.deep.equal([IPTABLES_FIX])
+      expect(await problems(outputs, {backend: 'nftables', forwardAccept: true})).to.deep.equal([IPTABLES_SYNC_FIX])
+      expect(await problems(outputs, {backend: 'iptables'})).to.deep.equal([])
     })
 
     it('a native nft forward chain that drops concerns both backends until it accepts smartnat’s connections', async () => {
@@ -71,15 +78,16 @@ describe('forward-hook drops smartnat cannot overrule', () => {
         'nft -j list chains': nftJson(chain('inet', 'fw', 'forward', 'forward', 'drop')),
         'nft -j list chain inet fw forward': nftJson(chain('inet', 'fw', 'forward', 'forward', 'drop'), OTHER_ACCEPT),
       }
-      expect(await forwardDropProblems(host(outputs), 'nftables')).to.deep.equal([NFT_FIX])
-      expect(await forwardDropProblems(host(outputs), 'iptables')).to.deep.equal([NFT_FIX])
+      expect(await problems(outputs, {backend: 'nftables'})).to.deep.equal([NFT_FIX])
+      expect(await problems(outputs, {backend: 'iptables'})).to.deep.equal([NFT_FIX])
       const fixed = {...outputs, 'nft -j list chain inet fw forward': nftJson(chain('inet', 'fw', 'forward', 'forward', 'drop'), ACCEPT_RULE)}
-      expect(await forwardDropProblems(host(fixed), 'nftables')).to.deep.equal([])
+      expect(await problems(fixed, {backend: 'nftables'})).to.deep.equal([])
     })
 
-    it('what cannot be read is not reported', async () => {
+    it('what cannot be read, or read as something else, is not reported', async () => {
       const denied = new Error('Operation not permitted')
-      expect(await forwardDropProblems(host({'iptables-save -t filter': denied, 'nft -j list chains': denied}), 'nftables')).to.deep.equal([])
+      expect(await problems({'iptables-save -t filter': denied, 'nft -j list chains': denied}, {backend: 'nftables'})).to.deep.equal([])
+      expect(await problems({'iptables-save -t filter': '', 'nft -j list chains': ''}, {backend: 'nftables'})).to.deep.equal([])
     })
   })
 })

@@ -1,0 +1,166 @@
+/**
+ * Forward-hook drops of smartnat's connections (docs/kernel-layout-nftables.md): an accept ends one
+ * table's chain, not the hook, so a base chain elsewhere whose policy is drop stops DNATed traffic.
+ */
+import type {Runner} from '../host/runner.js'
+import {INTERFACE_MASK, OWN_CONNECTIONS_MATCH} from './iptables/names.js'
+import {TABLE_FAMILY, TABLE_NAME, markHex} from './nftables/names.js'
+import {parseRuleExpressions} from './nftables/parse.js'
+
+/** The iptables rule that accepts smartnat's connections in FORWARD, as iptables-save prints it. */
+export const IPTABLES_FORWARD_ACCEPT = `${OWN_CONNECTIONS_MATCH} -j ACCEPT`
+
+/** The nft rule that accepts smartnat's connections in a forward chain. */
+export const NFT_FORWARD_ACCEPT = `ct mark & ${markHex(INTERFACE_MASK)} != 0 accept`
+
+/** How a ForwardDrop names iptables' own FORWARD chain. */
+export const IPTABLES_FORWARD = 'iptables FORWARD'
+
+/** The command that prints iptables' FORWARD chain with its policy. */
+export const IPTABLES_FILTER_READ: readonly [string, readonly string[]] = ['iptables-save', ['-t', 'filter']]
+
+/** A base chain on the forward hook, as `nft -j list chains` names it. */
+export interface ForwardChain {
+  family: string
+  table: string
+  name: string
+}
+
+/** A chain that drops smartnat's forwarded connections. */
+export interface ForwardDrop {
+  /** `iptables FORWARD`, or the nft chain: `inet fw forward`. */
+  chain: string
+  /** Which chain drops them and why smartnat's own accept does not help: what each Mapping is told. */
+  reason: string
+  /** What makes the chain accept them. */
+  fix: string
+}
+
+/** iptables' filter FORWARD chain as iptables-save prints it. */
+export interface IptablesForward {
+  /** `ACCEPT` or `DROP`; undefined when the output has no filter table. */
+  policy: string | undefined
+  /** Its rules, `-A FORWARD ...`, in order. */
+  rules: string[]
+}
+
+/** Parses `iptables-save -t filter` down to the FORWARD chain. */
+export function parseIptablesForward(save: string): IptablesForward {
+  const forward: IptablesForward = {policy: undefined, rules: []}
+  for (const raw of save.split('\n')) {
+    const line = raw.trimEnd()
+    if (line.startsWith(':FORWARD ')) forward.policy = line.split(' ')[1]
+    else if (line.startsWith('-A FORWARD ')) forward.rules.push(line)
+  }
+  return forward
+}
+
+/** Whether a FORWARD rule accepts smartnat's connections: the operator's `IPTABLES_FORWARD_ACCEPT`, with or without a comment. */
+export function acceptsOwnConnections(rule: string): boolean {
+  return rule.startsWith(`-A FORWARD ${OWN_CONNECTIONS_MATCH} `) && rule.endsWith(' -j ACCEPT')
+}
+
+/** Parses `iptables-save -t filter`: FORWARD drops by default and holds no accept for smartnat's connections. */
+export function iptablesForwardDrops(save: string): boolean {
+  const forward = parseIptablesForward(save)
+  return forward.policy === 'DROP' && !forward.rules.some(acceptsOwnConnections)
+}
+
+/** Parses `nft -j list chains`: IPv4 base chains on the forward hook with policy drop, outside smartnat's table. */
+export function nftForwardDropChains(json: string): ForwardChain[] {
+  const items = (JSON.parse(json) as {nftables?: unknown[]}).nftables ?? []
+  const chains: ForwardChain[] = []
+  for (const item of items) {
+    const chain = (item as {chain?: Record<string, unknown>}).chain
+    if (!chain || chain.hook !== 'forward' || chain.policy !== 'drop') continue
+    const [family, table, name] = [String(chain.family), String(chain.table), String(chain.name)]
+    if (family !== 'ip' && family !== 'inet') continue
+    if (family === TABLE_FAMILY && table === TABLE_NAME) continue
+    chains.push({family, table, name})
+  }
+  return chains
+}
+
+/** Parses `nft -j list chain ...`: whether it holds the accept for smartnat's connections. */
+export function nftChainAcceptsSmartnat(json: string): boolean {
+  const items = (JSON.parse(json) as {nftables?: unknown[]}).nftables ?? []
+  return items.some((item) => {
+    const rule = (item as {rule?: {expr?: unknown}}).rule
+    if (!rule) return false
+    const parsed = parseRuleExpressions(rule.expr)
+    if ('unknown' in parsed || parsed.statement.kind !== 'accept' || parsed.matches.length !== 1) return false
+    const [match] = parsed.matches
+    return match!.kind === 'mark' && match!.of === 'ct' && match!.mask === INTERFACE_MASK && match!.value === 0 && match!.negate
+  })
+}
+
+/** The one line an operator reads: which chain drops, and what to do. */
+export function forwardDropProblem(drop: ForwardDrop): string {
+  return `${drop.reason}: DNATed traffic is dropped; ${drop.fix}`
+}
+
+/** What a Mapping is told about an address whose forwarded traffic the host drops. */
+export function forwardedTrafficDropped(drops: readonly ForwardDrop[]): string {
+  return `forwarded traffic is dropped: ${drops.map((drop) => drop.reason).join('; ')}`
+}
+
+export interface ForwardDropOptions {
+  /** Whose accept is in iptables' FORWARD: the iptables backend's jump always; the nftables backend's rule when allowed to write it. */
+  backend: 'iptables' | 'nftables'
+  /** The nftables backend adds its accept to iptables' FORWARD itself (not --no-forward-accept). */
+  forwardAccept?: boolean
+  /** `iptables-save -t filter` output already read; read here when undefined. */
+  iptablesSave?: string
+}
+
+/**
+ * The chains that drop smartnat's forwarded connections: iptables' FORWARD policy for the nftables
+ * backend (the iptables backend accepts there first, itself), native nft forward chains for either.
+ * What cannot be read (not root, a tool missing) is not reported.
+ */
+export async function forwardDrops(runner: Runner, options: ForwardDropOptions): Promise<ForwardDrop[]> {
+  const drops: ForwardDrop[] = []
+  const save = options.iptablesSave ?? (await outputOrUndefined(runner, IPTABLES_FILTER_READ))
+  if (options.backend === 'nftables' && save !== undefined && iptablesForwardDrops(save)) {
+    drops.push({
+      chain: IPTABLES_FORWARD,
+      reason: "iptables' FORWARD chain drops by default (policy DROP), which the nftables backend's accept cannot overrule",
+      fix: options.forwardAccept
+        ? `\`smartnat sync\` accepts smartnat's connections there first (\`iptables -I FORWARD 1 ${IPTABLES_FORWARD_ACCEPT}\`, marked as smartnat's)`
+        : `accept smartnat's connections there first (--no-forward-accept keeps smartnat from doing it): \`iptables -I FORWARD 1 ${IPTABLES_FORWARD_ACCEPT}\``,
+    })
+  }
+  const chains = parsedOrUndefined(await outputOrUndefined(runner, ['nft', ['-j', 'list', 'chains']]), nftForwardDropChains)
+  for (const chain of chains ?? []) {
+    // iptables-nft keeps iptables' FORWARD in `ip filter`; iptables-save read it above.
+    if (save !== undefined && chain.family === 'ip' && chain.table === 'filter' && chain.name === 'FORWARD') continue
+    const rules = await outputOrUndefined(runner, ['nft', ['-j', 'list', 'chain', chain.family, chain.table, chain.name]])
+    if (parsedOrUndefined(rules, nftChainAcceptsSmartnat)) continue
+    const where = `${chain.family} ${chain.table} ${chain.name}`
+    drops.push({
+      chain: where,
+      reason: `nft chain ${where} drops forwarded traffic by default (policy drop), which smartnat's accept cannot overrule`,
+      fix: `accept smartnat's connections there first: \`nft insert rule ${where} ${NFT_FORWARD_ACCEPT}\``,
+    })
+  }
+  return drops
+}
+
+/** A command's output, or undefined when it cannot be run (not root, not installed). */
+export async function outputOrUndefined(runner: Runner, [command, args]: readonly [string, readonly string[]]): Promise<string | undefined> {
+  try {
+    return (await runner.run(command, [...args])).stdout
+  } catch {
+    return undefined
+  }
+}
+
+// Output that is not what the parser expects counts as unreadable, like output that cannot be had.
+function parsedOrUndefined<T>(text: string | undefined, parse: (text: string) => T): T | undefined {
+  if (text === undefined) return undefined
+  try {
+    return parse(text)
+  } catch {
+    return undefined
+  }
+}
