@@ -3,7 +3,7 @@ import {Flags} from '@oclif/core'
 
 import {BACKEND_NAMES, type BackendName} from '../lib/backend/backend.js'
 import {DEFAULT_INTERFACES_PATTERN, compileInterfacesPattern} from '../lib/host/interfaces.js'
-import {DEFAULT_LOCK_PATH} from '../lib/host/lock.js'
+import {DEFAULT_LOCK_PATH, describeHolder, type LockOptions} from '../lib/host/lock.js'
 import {DEFAULT_PLAN_OPTIONS, type PlanOptions} from '../lib/plan/model.js'
 import type {SyncSettings} from '../lib/sync/settings.js'
 
@@ -91,6 +91,16 @@ export const lockFlags = {
     default: 30,
     min: 0,
   }),
+}
+
+/** The lock as the flags ask for it; `announce` gets one line when another run holds it and the wait begins. */
+export function lockOptions(flags: {'lock-file': string; 'lock-wait': number}, purpose: string, announce: (line: string) => void): LockOptions {
+  return {
+    path: flags['lock-file'],
+    waitMs: flags['lock-wait'] * 1000,
+    purpose,
+    onWait: (holder) => announce(`waiting up to ${flags['lock-wait']} s for ${flags['lock-file']}, held by ${describeHolder(holder)}`),
+  }
 }
 
 type PlanFlagValues = {

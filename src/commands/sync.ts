@@ -2,7 +2,7 @@ import {Flags} from '@oclif/core'
 import {Listr} from 'listr2'
 
 import {SmartnatCommand} from '../cli/base.js'
-import {hostFlags, lockFlags, planFlags, sourceFlags, syncSettings} from '../cli/flags.js'
+import {hostFlags, lockFlags, lockOptions, planFlags, sourceFlags, syncSettings} from '../cli/flags.js'
 import {summarizeVerdict, verdictLines, type MappingSummary} from '../cli/verdicts.js'
 import {createBackend, type Backend, type Payload, type WriteCounts} from '../lib/backend/backend.js'
 import {parseAssumedAddresses} from '../lib/host/assumed.js'
@@ -63,7 +63,7 @@ export default class Sync extends SmartnatCommand {
 
     const output = flags['dry-run']
       ? await this.dryRun(source, flags['assume-addresses'], runner, backend, settings)
-      : await withLock({path: flags['lock-file'], waitMs: flags['lock-wait'] * 1000, purpose: 'sync'}, () => this.apply(source, runner, backend, settings, flags.full))
+      : await withLock(lockOptions(flags, 'sync', (line) => this.logToStderr(line)), () => this.apply(source, runner, backend, settings, flags.full))
 
     if (flags.strict && output.invalid > 0) this.error(`${output.invalid} Mapping(s) invalid`, {exit: 3})
     return output
