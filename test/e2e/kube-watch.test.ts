@@ -5,7 +5,7 @@
  * the server is back; kubectl shows what smartnat wrote; SIGTERM leaves the rules in place.
  */
 import {expect} from 'chai'
-import {execFile, spawnSync} from 'node:child_process'
+import {execFile} from 'node:child_process'
 import {access, mkdtemp, rm} from 'node:fs/promises'
 import type {Server} from 'node:http'
 import {hostname, tmpdir} from 'node:os'
@@ -20,6 +20,7 @@ import {eventually, iptablesDump, udpFlow} from '../support/e2e.js'
 import {freePort, httpGet} from '../support/http.js'
 import {LAB_PLAN, createLab, requireLab, type Lab} from '../support/lab.js'
 import {mappingManifest, serviceFromLab, serviceManifests, type MappingFixture} from '../support/mappings.js'
+import {requireNeeds} from '../support/requirements.js'
 import {startSmartnat, type RunningCli} from '../support/smartnat-cli.js'
 
 const VIP = '198.19.100.10'
@@ -159,10 +160,7 @@ describe('smartnat watch against the Kubernetes API, in the namespace lab (root)
   })
 
   it('kubectl get mappings shows Valid True', async function () {
-    if (spawnSync('kubectl', ['version', '--client'], {stdio: 'ignore'}).status !== 0) {
-      if (process.env.CI) throw new Error('kubectl is not installed; CI must run this test')
-      this.skip()
-    }
+    requireNeeds(this, 'kubectl get mappings', {tools: ['kubectl']})
     const stdout = await new Promise<string>((resolve, reject) =>
       execFile(
         'kubectl',
