@@ -87,6 +87,14 @@ export function countWork<T>(body: () => T): {result: T; work: number} {
   }
 }
 
+/**
+ * How much more work the larger input takes, counted: 2 when twice the input grows linearly, about
+ * 2.1 with a sort, 4 when every item meets every other.
+ */
+export function workRatio(small: () => unknown, large: () => unknown): number {
+  return countWork(large).work / countWork(small).work
+}
+
 /** What `sort()` without a comparator does: compare as strings, by UTF-16 code units. */
 function defaultSortOrder(a: unknown, b: unknown): number {
   const [x, y] = [String(a), String(b)]

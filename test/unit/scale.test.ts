@@ -11,16 +11,10 @@ import {compileInterfacesPattern} from '../../src/lib/host/interfaces.js'
 import {RecordingRunner} from '../../src/lib/host/runner.js'
 import {plan} from '../../src/lib/plan/plan.js'
 import {BENCH_PLAN_OPTIONS, syntheticHost, syntheticSnapshot} from '../../bench/synthetic.js'
-import {countWork} from '../support/work-counter.js'
+import {workRatio} from '../support/work-counter.js'
 
-/**
- * How much more work 2x the input takes, counted (not timed): 2 when it grows linearly, about 2.1
- * with a sort, 4 when every item meets every other. Counting holds on a loaded machine, where
- * timing ratios of 3x and more came from the load alone.
- */
-function workRatio(small: () => unknown, large: () => unknown): number {
-  return countWork(large).work / countWork(small).work
-}
+// Work is counted, not timed: counting holds on a loaded machine, where timing ratios of 3x and
+// more came from the load alone.
 
 function planAndRender(count: number): () => IptablesState {
   const {host, addresses} = syntheticHost()
