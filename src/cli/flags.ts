@@ -93,8 +93,11 @@ export const lockFlags = {
   }),
 }
 
-/** The lock as the flags ask for it; `announce` gets one line when another run holds it and the wait begins. */
-export function lockOptions(flags: {'lock-file': string; 'lock-wait': number}, purpose: string, announce: (line: string) => void): LockOptions {
+/**
+ * The lock as the flags ask for it; `announce` gets one line when another run holds it and the wait
+ * begins: by default on stderr, with --json too, since stdout carries only the result.
+ */
+export function lockOptions(flags: {'lock-file': string; 'lock-wait': number}, purpose: string, announce: (line: string) => void = (line) => void process.stderr.write(`${line}\n`)): LockOptions {
   return {
     path: flags['lock-file'],
     waitMs: flags['lock-wait'] * 1000,

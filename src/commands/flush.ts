@@ -46,7 +46,7 @@ export default class Flush extends SmartnatCommand {
     const runner = new ExecRunner({timeoutSeconds: flags['command-timeout'], ...(flags.netns ? {netns: flags.netns} : {})})
     const outcome = await flushOwned(everyBackend(runner), {
       dryRun: flags['dry-run'],
-      lock: lockOptions(flags, 'flush', (line) => this.logToStderr(line)),
+      lock: lockOptions(flags, 'flush'),
       ...(ask ? {confirm: (preview: FlushReport) => this.confirm(preview)} : {}),
     })
     if (!this.jsonEnabled()) this.describe(outcome)

@@ -63,7 +63,7 @@ export default class Sync extends SmartnatCommand {
 
     const output = flags['dry-run']
       ? await this.dryRun(source, flags['assume-addresses'], runner, backend, settings)
-      : await withLock(lockOptions(flags, 'sync', (line) => this.logToStderr(line)), () => this.apply(source, runner, backend, settings, flags.full))
+      : await withLock(lockOptions(flags, 'sync'), () => this.apply(source, runner, backend, settings, flags.full))
 
     if (flags.strict && output.invalid > 0) this.error(`${output.invalid} Mapping(s) invalid`, {exit: 3})
     return output

@@ -6,11 +6,12 @@
  */
 import {expect} from 'chai'
 import {execFile} from 'node:child_process'
-import {access, mkdtemp, rm} from 'node:fs/promises'
+import {mkdtemp, rm} from 'node:fs/promises'
 import type {Server} from 'node:http'
 import {hostname, tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {listConntrackFlows} from '../../src/lib/host/conntrack.js'
+import {inspectLock} from '../../src/lib/host/lock.js'
 import type {MappingCondition, MappingStatus} from '../../src/lib/mapping/types.js'
 import type {Ipv4} from '../../src/lib/net/ipv4.js'
 import {PatchType, startApiServer, type ApiServer, type KubeObject} from '../support/apiserver/index.js'
@@ -276,9 +277,7 @@ describe('smartnat watch against the Kubernetes API, in the namespace lab (root)
     expect(result!.code, `signal ${daemon!.child.signalCode}: ${result!.stderr}${result!.stdout.split('\n').slice(-5).join('\n')}`).to.equal(0)
     expect(await iptablesDump(lab!)).to.equal(rules)
     expect(await reach(EXT_A, 8080)).to.equal(POD_A)
-    let lockLeft = true
-    await access(join(dir!, 'smartnat.lock')).catch(() => (lockLeft = false))
-    expect(lockLeft).to.equal(false)
+    expect(await inspectLock(join(dir!, 'smartnat.lock')), 'the lock let go of, its holder cleared').to.deep.equal({held: false, holder: undefined})
 
     const lines = result!.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as {time: string; level: string; msg: string; kind?: string})
     const apiErrors = lines.filter((l) => l.msg.startsWith('Kubernetes API error'))

@@ -12,7 +12,7 @@ import {join} from 'node:path'
 import {acquireLock, inspectLock} from '../../src/lib/host/lock.js'
 import {startLockProcess, type LockProcess} from '../support/locks.js'
 import {requireNeeds} from '../support/requirements.js'
-import {smartnat, startSmartnat} from '../support/smartnat-cli.js'
+import {smartnat, startSmartnat, stderrSays} from '../support/smartnat-cli.js'
 
 const NO_NETNS = `snm-no-such-namespace-${process.pid}`
 
@@ -70,8 +70,8 @@ describe('the lock, held from another PID namespace (root)', function () {
 
   it('a holder killed with SIGKILL lets go at once: a waiting sync goes on, a new one gets the lock', async () => {
     const waiting = startSmartnat(sync(30))
-    const announced = new Promise<void>((resolve) => waiting.child.stderr!.on('data', (chunk: Buffer) => chunk.toString().includes('waiting up to 30 s') && resolve()))
-    await Promise.race([announced, waiting.done])
+    await stderrSays(waiting, 'waiting up to 30 s')
+    expect(waiting.child.exitCode, 'the sync waits').to.equal(null)
     await killHolder()
     const result = await waiting.done
     // Past the lock, the sync fails on the missing network namespace, which proves it got there.
