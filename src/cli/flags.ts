@@ -82,7 +82,7 @@ export const planFlags = {
 
 export const lockFlags = {
   'lock-file': Flags.string({
-    summary: 'Lock that serialises smartnat runs on this host.',
+    summary: 'Lock file (flock) that serialises smartnat runs on this host, across containers that mount its directory.',
     default: DEFAULT_LOCK_PATH,
     helpValue: 'PATH',
   }),
