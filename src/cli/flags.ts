@@ -3,7 +3,7 @@ import {Flags} from '@oclif/core'
 
 import {BACKEND_NAMES, type BackendName} from '../lib/backend/backend.js'
 import {DEFAULT_INTERFACES_PATTERN, compileInterfacesPattern} from '../lib/host/interfaces.js'
-import {DEFAULT_LOCK_PATH} from '../lib/host/lock.js'
+import {DEFAULT_LOCK_PATH, describeHolder, type LockOptions} from '../lib/host/lock.js'
 import {DEFAULT_PLAN_OPTIONS, type PlanOptions} from '../lib/plan/model.js'
 import {DEFAULT_REMOVAL_POLICY, formatShare, MIN_HELD_REMOVAL, parseShare, type RemovalPolicy} from '../lib/sync/guard.js'
 import type {SyncSettings} from '../lib/sync/settings.js'
@@ -90,7 +90,7 @@ export const planFlags = {
 
 export const lockFlags = {
   'lock-file': Flags.string({
-    summary: 'Lock that serialises smartnat runs on this host.',
+    summary: 'Lock file (flock) that serialises smartnat runs on this host, across containers that mount its directory.',
     default: DEFAULT_LOCK_PATH,
     helpValue: 'PATH',
   }),
@@ -115,6 +115,19 @@ export function removalPolicy(flags: {'max-removal': string}): RemovalPolicy {
     return {maxShare: parseShare(flags['max-removal'])}
   } catch (error) {
     throw new Error(`--max-removal ${(error as Error).message}`, {cause: error})
+  }
+}
+
+/**
+ * The lock as the flags ask for it; `announce` gets one line when another run holds it and the wait
+ * begins: by default on stderr, with --json too, since stdout carries only the result.
+ */
+export function lockOptions(flags: {'lock-file': string; 'lock-wait': number}, purpose: string, announce: (line: string) => void = (line) => void process.stderr.write(`${line}\n`)): LockOptions {
+  return {
+    path: flags['lock-file'],
+    waitMs: flags['lock-wait'] * 1000,
+    purpose,
+    onWait: (holder) => announce(`waiting up to ${flags['lock-wait']} s for ${flags['lock-file']}, held by ${describeHolder(holder)}`),
   }
 }
 

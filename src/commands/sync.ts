@@ -2,7 +2,7 @@ import {Flags} from '@oclif/core'
 import {Listr} from 'listr2'
 
 import {SmartnatCommand} from '../cli/base.js'
-import {hostFlags, lockFlags, planFlags, removalFlags, removalPolicy, sourceFlags, syncSettings} from '../cli/flags.js'
+import {hostFlags, lockFlags, lockOptions, planFlags, removalFlags, removalPolicy, sourceFlags, syncSettings} from '../cli/flags.js'
 import {summarizeVerdict, verdictLines, type MappingSummary} from '../cli/verdicts.js'
 import {createBackend, type Backend, type Payload, type WriteCounts} from '../lib/backend/backend.js'
 import {forwardDropProblem} from '../lib/backend/forward.js'
@@ -86,7 +86,7 @@ export default class Sync extends SmartnatCommand {
 
     const output = flags['dry-run']
       ? await this.dryRun(source, flags['assume-addresses'], runner, backend, settings)
-      : await withLock({path: flags['lock-file'], waitMs: flags['lock-wait'] * 1000, purpose: 'sync'}, () => this.apply(source, runner, backend, settings, flags.full, guard)).catch(
+      : await withLock(lockOptions(flags, 'sync'), () => this.apply(source, runner, backend, settings, flags.full, guard)).catch(
           (error: unknown) => {
             if (!(error instanceof MassRemovalError)) throw error
             this.error(`${error.message}. If the source is right, run again with --allow-mass-removal.`, {exit: MASS_REMOVAL_EXIT})

@@ -4,7 +4,7 @@ import {Flags} from '@oclif/core'
 
 import {SmartnatCommand} from '../cli/base.js'
 import {stopSignal} from '../cli/signals.js'
-import {hostFlags, lockFlags, planFlags, removalFlags, removalPolicy, sourceFlags, syncSettings} from '../cli/flags.js'
+import {hostFlags, lockFlags, lockOptions, planFlags, removalFlags, removalPolicy, sourceFlags, syncSettings} from '../cli/flags.js'
 import {createBackend, type Backend} from '../lib/backend/backend.js'
 import {acquireLock, type Lock} from '../lib/host/lock.js'
 import {ExecRunner} from '../lib/host/runner.js'
@@ -92,7 +92,7 @@ export default class Watch extends SmartnatCommand {
     const backend = createBackend(flags.backend, runner, {forwardAccept: flags['forward-accept']})
     await checkPrerequisites(runner, backend).catch((error: unknown) => this.error(errorText(error)))
 
-    const lock = await acquireLock({path: flags['lock-file'], waitMs: flags['lock-wait'] * 1000, purpose: 'watch'}).catch((error: unknown) =>
+    const lock = await acquireLock(lockOptions(flags, 'watch', (line) => logger.info(line))).catch((error: unknown) =>
       this.error(`cannot start: ${errorText(error)}`),
     )
     const stop = stopSignal()
