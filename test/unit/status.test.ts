@@ -72,7 +72,7 @@ describe('status writeback', function () {
 
     it('keeps lastTransitionTime while a condition keeps its status, and stamps it when the status flips', function () {
       const {status} = desiredStatus(mapping(), verdict(), own, T0)
-      const morePods = verdict({configuredAddresses: {'198.18.0.10': {podIPs: ['198.19.0.1', '198.19.0.2'] as Ipv4[]}}})
+      const morePods = verdict({generation: 4, configuredAddresses: {'198.18.0.10': {podIPs: ['198.19.0.1', '198.19.0.2'] as Ipv4[]}}})
       const same = desiredStatus(mapping(status, 4), morePods, own, T1)
       expect(same.status.conditions!.map((c) => [c.type, c.lastTransitionTime, c.observedGeneration])).to.deep.equal([
         ['Valid', '2025-01-01T00:00:00Z', 4],

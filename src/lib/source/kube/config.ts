@@ -2,6 +2,7 @@
 import {existsSync} from 'node:fs'
 import {delimiter, join} from 'node:path'
 import {KubeConfig, type Cluster, type Context, type User} from '@kubernetes/client-node'
+import {confirmUsable} from './usable.js'
 
 /** Where the service account of a pod is mounted. */
 export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount'
@@ -17,7 +18,11 @@ export interface KubeConfigOptions {
   serviceAccountDir?: string
 }
 
-/** Loads the kubeconfig kubectl would use, selects the context, and checks it names a cluster. */
+/**
+ * Loads the kubeconfig kubectl would use and selects the context; throws, naming what is wrong, on anything
+ * no retry can fix: an unknown context, cluster or user, a server that is not an http(s) URL, or
+ * credential files that cannot be read.
+ */
 export function loadKubeConfig(options: KubeConfigOptions = {}): KubeConfig {
   const env = options.env ?? process.env
   const kc = options.kubeconfig !== undefined
@@ -34,8 +39,38 @@ export function loadKubeConfig(options: KubeConfigOptions = {}): KubeConfig {
   if (!current) throw new Error('kubeconfig: no current context; give --context or set current-context')
   const context = kc.getContextObject(current)
   if (!context) throw new Error(`kubeconfig: current context "${current}" not found`)
-  if (!kc.getCluster(context.cluster)) throw new Error(`kubeconfig: context "${current}" refers to unknown cluster "${context.cluster}"`)
-  return kc
+  const cluster = kc.getCluster(context.cluster)
+  if (!cluster) throw new Error(`kubeconfig: context "${current}" refers to unknown cluster "${context.cluster}"`)
+  const user = context.user === undefined ? undefined : kc.getUser(context.user)
+  if (context.user !== undefined && !user) throw new Error(`kubeconfig: context "${current}" refers to unknown user "${context.user}"`)
+  confirmUsable(cluster, user ?? undefined)
+  return isPlainHttp(cluster) ? withPlainHttpAllowed(kc, cluster) : kc
+}
+
+/** The server's URL when the current cluster is reached over plain http (nothing encrypted), otherwise undefined. */
+export function plainHttpServer(kc: KubeConfig): string | undefined {
+  const cluster = kc.getCurrentCluster()
+  return cluster && isPlainHttp(cluster) ? cluster.server : undefined
+}
+
+function isPlainHttp(cluster: Cluster): boolean {
+  return new URL(cluster.server).protocol === 'http:'
+}
+
+/**
+ * kubectl talks plain http to an http:// server (what `kubectl proxy` serves). client-node 1.x
+ * (KubeConfig.createAgent) refuses to unless the cluster also says insecure-skip-tls-verify, as an
+ * explicit opt-in; over http there is no certificate to verify, so setting it changes nothing else.
+ */
+function withPlainHttpAllowed(kc: KubeConfig, http: Cluster): KubeConfig {
+  const allowed = new KubeConfig()
+  allowed.loadFromOptions({
+    clusters: kc.getClusters().map((c) => (c === http ? {...c, skipTLSVerify: true} : c)),
+    users: kc.getUsers(),
+    contexts: kc.getContexts(),
+    currentContext: kc.getCurrentContext(),
+  })
+  return allowed
 }
 
 function requireFile(path: string): string {
