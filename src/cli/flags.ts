@@ -5,7 +5,9 @@ import {BACKEND_NAMES, type BackendName} from '../lib/backend/backend.js'
 import {DEFAULT_INTERFACES_PATTERN, compileInterfacesPattern} from '../lib/host/interfaces.js'
 import {DEFAULT_LOCK_PATH} from '../lib/host/lock.js'
 import {DEFAULT_PLAN_OPTIONS, type PlanOptions} from '../lib/plan/model.js'
+import type {SourceOptions} from '../lib/source/oneshot.js'
 import type {SyncSettings} from '../lib/sync/settings.js'
+import {durationError, parseDuration} from './duration.js'
 
 export const sourceFlags = {
   'from-file': Flags.string({
@@ -23,6 +25,25 @@ export const sourceFlags = {
     helpValue: 'NAME',
     exclusive: ['from-file'],
   }),
+  'api-timeout': Flags.string({
+    summary: 'Longest wait for the Kubernetes API to answer one request, or to open a watch (500ms, 30s, 1m).',
+    default: '30s',
+    helpValue: 'DURATION',
+  }),
+}
+
+type SourceFlagValues = {'from-file'?: string; kubeconfig?: string; context?: string; 'api-timeout': string}
+
+/** Turns parsed source flags into where a command reads its objects from; throws when --api-timeout is not a duration. */
+export function sourceOptions(flags: SourceFlagValues): SourceOptions {
+  const apiTimeoutMs = parseDuration(flags['api-timeout'])
+  if (apiTimeoutMs === undefined) throw new Error(durationError('api-timeout', flags['api-timeout']))
+  return {
+    ...(flags['from-file'] !== undefined ? {fromFile: flags['from-file']} : {}),
+    ...(flags.kubeconfig ? {kubeconfig: flags.kubeconfig} : {}),
+    ...(flags.context ? {context: flags.context} : {}),
+    apiTimeoutMs,
+  }
 }
 
 export const hostFlags = {

@@ -47,10 +47,11 @@ export function loadKubeConfig(options: KubeConfigOptions = {}): KubeConfig {
   return isPlainHttp(cluster) ? withPlainHttpAllowed(kc, cluster) : kc
 }
 
-/** The server's URL when the current cluster is reached over plain http (nothing encrypted), otherwise undefined. */
-export function plainHttpServer(kc: KubeConfig): string | undefined {
+/** The warning to give once when the current cluster is reached over plain http, where nothing is encrypted. */
+export function plainHttpWarning(kc: KubeConfig): string | undefined {
   const cluster = kc.getCurrentCluster()
-  return cluster && isPlainHttp(cluster) ? cluster.server : undefined
+  if (!cluster || !isPlainHttp(cluster)) return undefined
+  return `the Kubernetes API server ${cluster.server} is reached over plain http: requests, answers and credentials travel unencrypted`
 }
 
 function isPlainHttp(cluster: Cluster): boolean {
