@@ -2,6 +2,7 @@
 import {existsSync} from 'node:fs'
 import {delimiter, join} from 'node:path'
 import {KubeConfig, type Cluster, type Context, type User} from '@kubernetes/client-node'
+import {asKubectlReaches, isPlainHttp} from './server.js'
 import {confirmUsable} from './usable.js'
 
 /** Where the service account of a pod is mounted. */
@@ -19,9 +20,9 @@ export interface KubeConfigOptions {
 }
 
 /**
- * Loads the kubeconfig kubectl would use and selects the context; throws, naming what is wrong, on anything
- * no retry can fix: an unknown context, cluster or user, a server that is not an http(s) URL, or
- * credential files that cannot be read.
+ * Loads the kubeconfig kubectl would use and selects the context, with the server reached as kubectl
+ * reaches it (see asKubectlReaches); throws, naming what is wrong, on anything no retry can fix: an
+ * unknown context, cluster or user, a server that is not an http(s) URL, credential files that cannot be read.
  */
 export function loadKubeConfig(options: KubeConfigOptions = {}): KubeConfig {
   const env = options.env ?? process.env
@@ -43,35 +44,28 @@ export function loadKubeConfig(options: KubeConfigOptions = {}): KubeConfig {
   if (!cluster) throw new Error(`kubeconfig: context "${current}" refers to unknown cluster "${context.cluster}"`)
   const user = context.user === undefined ? undefined : kc.getUser(context.user)
   if (context.user !== undefined && !user) throw new Error(`kubeconfig: context "${current}" refers to unknown user "${context.user}"`)
-  confirmUsable(cluster, user ?? undefined)
-  return isPlainHttp(cluster) ? withPlainHttpAllowed(kc, cluster) : kc
+  const reached = asKubectlReaches(cluster, user ?? undefined)
+  confirmUsable(reached, user ?? undefined)
+  return reached === cluster ? kc : withCluster(kc, cluster, reached)
 }
 
 /** The warning to give once when the current cluster is reached over plain http, where nothing is encrypted. */
 export function plainHttpWarning(kc: KubeConfig): string | undefined {
-  const cluster = kc.getCurrentCluster()
-  if (!cluster || !isPlainHttp(cluster)) return undefined
-  return `the Kubernetes API server ${cluster.server} is reached over plain http: requests, answers and credentials travel unencrypted`
+  const server = kc.getCurrentCluster()?.server
+  if (server === undefined || !isPlainHttp(server)) return undefined
+  return `the Kubernetes API server ${server} is reached over plain http: requests, answers and credentials travel unencrypted`
 }
 
-function isPlainHttp(cluster: Cluster): boolean {
-  return new URL(cluster.server).protocol === 'http:'
-}
-
-/**
- * kubectl talks plain http to an http:// server (what `kubectl proxy` serves). client-node 1.x
- * (KubeConfig.createAgent) refuses to unless the cluster also says insecure-skip-tls-verify, as an
- * explicit opt-in; over http there is no certificate to verify, so setting it changes nothing else.
- */
-function withPlainHttpAllowed(kc: KubeConfig, http: Cluster): KubeConfig {
-  const allowed = new KubeConfig()
-  allowed.loadFromOptions({
-    clusters: kc.getClusters().map((c) => (c === http ? {...c, skipTLSVerify: true} : c)),
+/** A copy of `kc` in which `replaced` is `cluster`. */
+function withCluster(kc: KubeConfig, replaced: Cluster, cluster: Cluster): KubeConfig {
+  const copy = new KubeConfig()
+  copy.loadFromOptions({
+    clusters: kc.getClusters().map((c) => (c === replaced ? cluster : c)),
     users: kc.getUsers(),
     contexts: kc.getContexts(),
     currentContext: kc.getCurrentContext(),
   })
-  return allowed
+  return copy
 }
 
 function requireFile(path: string): string {

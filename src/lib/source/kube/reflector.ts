@@ -7,7 +7,7 @@ import type {Backoff, Delay} from './backoff.js'
 import {describeApiError, isGone} from './errors.js'
 import {cachedObject, type KindName, type WatchedKind, type WireObject} from './kinds.js'
 import {listAll} from './pager.js'
-import {DEFAULT_API_TIMEOUT_MS, failureCode, type ApiOptions} from './request.js'
+import {ApiTimeoutError, DEFAULT_API_TIMEOUT_MS, failureCode, type ApiOptions} from './request.js'
 import {runWatch} from './watch-request.js'
 
 export type ChangeType = 'ADDED' | 'MODIFIED' | 'DELETED'
@@ -42,6 +42,9 @@ type WatchEnd = 'closed' | 'gone'
 
 // Servers end watches after timeoutSeconds; spreading it over 5-10 minutes keeps instances from reconnecting in step.
 const MIN_WATCH_TIMEOUT_SECONDS = 300
+
+/** A watch that was open and stayed open past its deadline, which the server should have ended: the connection was lost on the way. */
+class StalledWatchError extends Error {}
 
 export class Reflector {
   /** namespace/name -> object. */
@@ -91,7 +94,8 @@ export class Reflector {
       } catch (error) {
         if (this.stopped) break
         this.fail(error)
-        relist = true
+        // The cache is good up to the last resourceVersion a stalled watch delivered: resume from there.
+        relist = !(error instanceof StalledWatchError)
         await delay(backoff.next(), this.stopSignal.signal)
       }
     }
@@ -131,6 +135,7 @@ export class Reflector {
     this.watchAbort = end
     if (this.stopped) return 'closed'
     let outcome: WatchEnd | Error = 'closed'
+    let opened = false
     try {
       await runWatch(kubeConfig, {
         path: kind.path,
@@ -140,6 +145,7 @@ export class Reflector {
         deadlineMs: timeoutSeconds * 1000 + timeoutMs,
         signal: end.signal,
         onOpen: () => {
+          opened = true
           this.options.backoff.reset()
           this.succeed(false)
         },
@@ -166,7 +172,8 @@ export class Reflector {
     if (outcome === 'gone') api.onFailure?.({kind: kind.name, verb: 'watch'}, '410')
     if (!(outcome instanceof Error)) return outcome
     api.onFailure?.({kind: kind.name, verb: 'watch'}, failureCode(outcome))
-    throw new Error(`watch ${kind.path}: ${describeApiError(outcome)}`, {cause: outcome})
+    const message = `watch ${kind.path}: ${describeApiError(outcome)}`
+    throw opened && outcome instanceof ApiTimeoutError ? new StalledWatchError(message, {cause: outcome}) : new Error(message, {cause: outcome})
   }
 
   private apply(type: ChangeType, object: WireObject): void {
