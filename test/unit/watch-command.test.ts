@@ -27,6 +27,11 @@ describe('smartnat watch: refused options', function () {
       message: '--metrics-addr: listen address "127.0.0.1" must be HOST:PORT with a port 0..65535, e.g. 127.0.0.1:9469 or [::1]:9469',
     },
     {
+      desc: 'an API timeout that is not a duration',
+      args: ['--kubeconfig', '/nonexistent/kubeconfig', '--api-timeout', 'soon'],
+      message: '--api-timeout "soon" must be a positive duration such as 500ms, 30s, 5m, 1h or a number of seconds',
+    },
+    {
       desc: 'a manifest path that does not exist',
       args: ['--from-file', '/nonexistent/smartnat'],
       message: '--from-file /nonexistent/smartnat: no such file or directory',
