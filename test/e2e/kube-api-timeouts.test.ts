@@ -164,6 +164,17 @@ describe('issue 18 case 2: every Kubernetes API request has a deadline', functio
     await noConnectionLeft()
   })
 
+  it('watch: a refused watch is reported with the server\'s own message and counted with its status', async () => {
+    const forbidden = jsonResponse(403, {kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'Forbidden', code: 403, message: 'cannot watch here'})
+    const kc = await serve(listsThen(forbidden))
+    const gate = new GatedDelay()
+    source = new KubeSource(kc, {delay: gate.delay, backoff: {random: () => 0}, api})
+    await source.start()
+    await eventually('every kind waiting out its refused watch', 5000, () => (gate.pending === 3 ? true : undefined))
+    expect(source.health().kinds.Service.lastError).to.equal('watch /api/v1/services: HTTP 403: cannot watch here')
+    expect(failures.sort()).to.deep.equal(['EndpointSlice watch 403', 'Mapping watch 403', 'Service watch 403'])
+  })
+
   describe('smartnat_api_errors_total counts every failed request, not only new error messages', function () {
     const cases = [
       {what: 'no answer', answer: never, code: 'timeout'},

@@ -46,6 +46,7 @@ export function runWatch(kubeConfig: KubeConfig, watch: WatchRequest): Promise<v
     let timer = setTimeout(() => finish(new ApiTimeoutError(`no response within ${formatMs(watch.timeoutMs)}`)), watch.timeoutMs)
     const onAbort = () => finish()
     watch.signal.addEventListener('abort', onAbort, {once: true})
+    if (watch.signal.aborted) finish()
 
     function finish(error?: Error): void {
       if (settled) return
