@@ -1,6 +1,7 @@
 /**
  * Keeps an in-memory copy of one kind: list (paged), then watch from the list's resourceVersion; relist at
- * once on 410 Gone, and after a bounded backoff on any other failure. The copy survives failures.
+ * once on 410 Gone, and after a bounded backoff on any other failure, except a watch that stalled past its
+ * deadline, which resumes from its last resourceVersion. The copy survives failures.
  */
 import type {KubeConfig} from '@kubernetes/client-node'
 import type {Backoff, Delay} from './backoff.js'

@@ -23,7 +23,7 @@ export interface ApiOptions {
   onFailure?: (request: ApiRequest, code: string) => void
 }
 
-/** A request that got no answer in time; no retry of the same request can be expected to do better at once. */
+/** A request that got no answer in time. */
 export class ApiTimeoutError extends Error {
   override readonly name = 'ApiTimeoutError'
 }
