@@ -6,7 +6,9 @@ import {DEFAULT_INTERFACES_PATTERN, compileInterfacesPattern} from '../lib/host/
 import {DEFAULT_LOCK_PATH, describeHolder, type LockOptions} from '../lib/host/lock.js'
 import {DEFAULT_PLAN_OPTIONS, type PlanOptions} from '../lib/plan/model.js'
 import {DEFAULT_REMOVAL_POLICY, formatShare, MIN_HELD_REMOVAL, parseShare, type RemovalPolicy} from '../lib/sync/guard.js'
+import type {SourceOptions} from '../lib/source/oneshot.js'
 import type {SyncSettings} from '../lib/sync/settings.js'
+import {durationError, parseDuration} from './duration.js'
 
 export const sourceFlags = {
   'from-file': Flags.string({
@@ -24,6 +26,25 @@ export const sourceFlags = {
     helpValue: 'NAME',
     exclusive: ['from-file'],
   }),
+  'api-timeout': Flags.string({
+    summary: 'Longest wait for the Kubernetes API to answer one request, or to open a watch (500ms, 30s, 1m).',
+    default: '30s',
+    helpValue: 'DURATION',
+  }),
+}
+
+type SourceFlagValues = {'from-file'?: string; kubeconfig?: string; context?: string; 'api-timeout': string}
+
+/** Turns parsed source flags into where a command reads its objects from; throws when --api-timeout is not a duration. */
+export function sourceOptions(flags: SourceFlagValues): SourceOptions {
+  const apiTimeoutMs = parseDuration(flags['api-timeout'])
+  if (apiTimeoutMs === undefined) throw new Error(durationError('api-timeout', flags['api-timeout']))
+  return {
+    ...(flags['from-file'] !== undefined ? {fromFile: flags['from-file']} : {}),
+    ...(flags.kubeconfig ? {kubeconfig: flags.kubeconfig} : {}),
+    ...(flags.context ? {context: flags.context} : {}),
+    apiTimeoutMs,
+  }
 }
 
 export const hostFlags = {

@@ -2,7 +2,7 @@ import {Errors, Flags} from '@oclif/core'
 import {toYaml} from '../lib/source/yaml.js'
 
 import {SmartnatCommand} from '../cli/base.js'
-import {hostFlags, lockFlags, planFlags, sourceFlags, syncSettings} from '../cli/flags.js'
+import {hostFlags, lockFlags, planFlags, sourceFlags, sourceOptions, syncSettings} from '../cli/flags.js'
 import {forwardedTrafficDropped} from '../lib/backend/forward.js'
 import {errorChain, inspectHost, snapshotLoader} from '../lib/explain/context.js'
 import {createInspector} from '../lib/explain/inspector.js'
@@ -45,13 +45,15 @@ Exit codes, for monitoring: 0 all is well; 3 drift (the kernel differs from the 
   async run(): Promise<StatusReport> {
     const {flags} = await this.parseWithConfig(Status)
     let settings
+    let source
     try {
       settings = syncSettings(flags)
+      source = sourceOptions(flags)
     } catch (error) {
       this.error((error as Error).message, {exit: 2})
     }
     const runner = new ExecRunner({timeoutSeconds: flags['command-timeout'], ...(flags.netns ? {netns: flags.netns} : {})})
-    const loadSnapshot = snapshotLoader({fromFile: flags['from-file'], kubeconfig: flags.kubeconfig, context: flags.context})
+    const loadSnapshot = snapshotLoader(source)
     const inspector = createInspector(flags.backend, runner, {forwardAccept: flags['forward-accept']})
     const inspected = await inspectHost({runner, inspector, loadSnapshot}, settings).catch((error: unknown) => this.error(errorChain(error)))
     const {drops} = await inspector.backend.forward({fix: false})
