@@ -7,14 +7,15 @@ import {summarizeVerdict, verdictLines, type MappingSummary} from '../cli/verdic
 import {createBackend, type Backend, type Payload, type WriteCounts} from '../lib/backend/backend.js'
 import {forwardDropProblem} from '../lib/backend/forward.js'
 import {parseAssumedAddresses} from '../lib/host/assumed.js'
-import {readHostInterfaces} from '../lib/host/interfaces.js'
 import {withLock} from '../lib/host/lock.js'
 import {ExecRunner} from '../lib/host/runner.js'
 import {oneShotSource, type OneShotSource} from '../lib/source/oneshot.js'
 import {describeRemoval, MassRemovalError, oneShotGuard, type RemovalGuard} from '../lib/sync/guard.js'
 import {describePending} from '../lib/sync/conntrack-cleanup.js'
 import type {Plan} from '../lib/plan/model.js'
-import {dryRun, syncSteps} from '../lib/sync/once.js'
+import {dryRun} from '../lib/sync/dry-run.js'
+import {syncSteps} from '../lib/sync/once.js'
+import {hostInterfaces} from '../lib/sync/resolve.js'
 import type {Publisher, PublishResult} from '../lib/sync/publish.js'
 
 interface SyncOutput {
@@ -123,9 +124,8 @@ export default class Sync extends SmartnatCommand {
     backend: Backend,
     settings: ReturnType<typeof syncSettings>,
   ): Promise<SyncOutput> {
-    const snapshot = await source.load()
-    const host = assumed ? parseAssumedAddresses(assumed) : await readHostInterfaces(runner, settings.interfacesPattern)
-    const report = dryRun(snapshot, host, settings, backend)
+    const readHost = assumed ? async () => parseAssumedAddresses(assumed) : hostInterfaces(runner, settings)
+    const report = await dryRun({loadSnapshot: () => source.load(), readHost}, settings, backend)
     const mappings = report.plan.verdicts.map(summarizeVerdict)
     if (!this.jsonEnabled()) {
       for (const line of verdictLines(report.plan.verdicts)) this.log(line)

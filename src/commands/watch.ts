@@ -15,7 +15,8 @@ import {DEFAULT_METRICS_ADDRESS, parseListenAddress, startObserveServer, type Ob
 import {FileWatchSource} from '../lib/source/file-watch.js'
 import type {ApiRequest} from '../lib/source/kube/request.js'
 import type {SnapshotSource} from '../lib/source/source.js'
-import {checkPrerequisites, type SyncReport} from '../lib/sync/once.js'
+import type {SyncReport} from '../lib/sync/once.js'
+import {checkPrerequisites} from '../lib/sync/prepare.js'
 import type {Publisher} from '../lib/sync/publish.js'
 import {limitHeapGrowth, syncPass, WatchLoop} from '../lib/sync/watch.js'
 

@@ -7,7 +7,8 @@ import {createBackend, type ApplyOptions, type Backend} from '../../src/lib/back
 import {CommandError, RecordingRunner} from '../../src/lib/host/runner.js'
 import {DEFAULT_PLAN_OPTIONS} from '../../src/lib/plan/model.js'
 import {vanishedPods} from '../../src/lib/sync/conntrack-cleanup.js'
-import {checkPrerequisites, readAhead, syncOnce} from '../../src/lib/sync/once.js'
+import {readAhead, syncOnce} from '../../src/lib/sync/once.js'
+import {checkPrerequisites} from '../../src/lib/sync/prepare.js'
 
 const host: HostInfo = {interfaces: [{name: 'eth1', addresses: [{address: '198.18.0.10' as Ipv4, prefixLength: 24}]}]}
 

@@ -1,9 +1,8 @@
 /** Everything `status` and `explain` look at, gathered once: objects, host, desired state, and the kernel's. */
-import {readHostInterfaces} from '../host/interfaces.js'
 import type {Runner} from '../host/runner.js'
 import type {HostInfo, Plan, Snapshot} from '../plan/model.js'
-import {plan} from '../plan/plan.js'
 import {oneShotSource, type SourceOptions} from '../source/oneshot.js'
+import {hostInterfaces, resolve} from '../sync/resolve.js'
 import type {SyncSettings} from '../sync/settings.js'
 import {diffParts, type Drift} from './drift.js'
 import type {Inspector} from './inspector.js'
@@ -43,8 +42,7 @@ export interface Inspection<State> {
 
 /** Plans and renders like a sync, then reads the kernel; a kernel that cannot be read is reported, not thrown. */
 export async function inspectHost<State>(deps: InspectDeps<State>, settings: SyncSettings): Promise<Inspection<State>> {
-  const [snapshot, host] = await Promise.all([deps.loadSnapshot(), readHostInterfaces(deps.runner, settings.interfacesPattern)])
-  const planned = plan(snapshot, host, settings.plan)
+  const {snapshot, host, plan: planned} = await resolve({loadSnapshot: deps.loadSnapshot, readHost: hostInterfaces(deps.runner, settings)}, settings)
   const desired = deps.inspector.backend.render(planned.model)
   const desiredParts = deps.inspector.parts(desired, planned.model)
   const {kernel, drift} = await readKernel(deps.inspector, planned, desired, desiredParts)

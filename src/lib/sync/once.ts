@@ -1,29 +1,17 @@
-/** One pass of the pipeline: snapshot + host -> plan -> render -> apply -> conntrack cleanup. */
-import type {ApplyResult, Backend, ForwardReport, Payload} from '../backend/backend.js'
+/** One pass of the pipeline: resolve (snapshot + host -> plan) -> render -> apply -> conntrack cleanup. */
+import type {ApplyResult, Backend, ForwardReport} from '../backend/backend.js'
 import {forwardedTrafficDropped} from '../backend/forward.js'
-import {readHostInterfaces} from '../host/interfaces.js'
 import type {Runner} from '../host/runner.js'
-import {checkIpForwarding, relaxReversePathFilter, type RpFilterChange} from '../host/sysctl.js'
-import {assertToolsPresent, checkTools} from '../host/tools.js'
+import type {RpFilterChange} from '../host/sysctl.js'
 import type {HostInfo, Plan, Snapshot} from '../plan/model.js'
 import type {PlanMemo} from '../plan/candidates.js'
 import {withHostFault} from '../plan/faults.js'
-import {plan} from '../plan/plan.js'
 import {isMassRemoval, MassRemovalError, measureRemoval, type Removal, type RemovalGuard} from './guard.js'
 import {dropVanishedFlows, type PendingCleanup} from './conntrack-cleanup.js'
+import {checkPrerequisites, prepareHost} from './prepare.js'
+import {resolveSteps} from './resolve.js'
 import type {SyncSettings} from './settings.js'
-
-/** What a dry run shows: the verdicts and the payloads a real sync would apply to an empty host. */
-export interface DryRunReport {
-  plan: Plan
-  payloads: Payload[]
-}
-
-/** Plans and renders without touching the kernel. */
-export function dryRun<State>(snapshot: Snapshot, host: HostInfo, settings: SyncSettings, backend: Pick<Backend<State>, 'render' | 'payloads'>): DryRunReport {
-  const result = plan(snapshot, host, settings.plan)
-  return {plan: result, payloads: backend.payloads(backend.render(result.model))}
-}
+import type {SyncStep} from './step.js'
 
 export interface SyncReport {
   /** The objects this pass planned from. */
@@ -52,22 +40,6 @@ export interface SyncDeps {
   backend: Backend
 }
 
-/** Checks the host's prerequisites: the tools `backend` drives, conntrack and ip, and IPv4 forwarding on. */
-export async function checkPrerequisites(runner: Runner, backend: Pick<Backend, 'tools'>): Promise<void> {
-  assertToolsPresent(await checkTools(runner, ['ip', ...backend.tools, 'conntrack']))
-  await checkIpForwarding(runner)
-}
-
-/** Reads this host's external interfaces and makes their reverse-path filter loose. */
-export async function prepareHost(runner: Runner, settings: SyncSettings): Promise<{host: HostInfo; rpFilter: RpFilterChange[]}> {
-  const host = await readHostInterfaces(runner, settings.interfacesPattern)
-  const rpFilter = await relaxReversePathFilter(
-    runner,
-    host.interfaces.map((i) => i.name),
-  )
-  return {host, rpFilter}
-}
-
 export interface SyncOptions {
   /** Rewrite everything smartnat owns (after a failed apply). */
   full?: boolean
@@ -83,12 +55,6 @@ export interface SyncOptions {
   retryCleanup?: PendingCleanup
 }
 
-/** A named stage of a sync, so a caller can show progress (listr2 on a TTY, plain lines otherwise). */
-export interface SyncStep {
-  title: string
-  run(): Promise<void>
-}
-
 /** The stages of one sync pass, in order; run them all, then call `report()`. */
 export function syncSteps(
   deps: SyncDeps,
@@ -96,8 +62,7 @@ export function syncSteps(
   settings: SyncSettings,
   options: SyncOptions = {},
 ): {steps: SyncStep[]; report(): SyncReport} {
-  let snapshot: Snapshot | undefined
-  let prepared: {host: HostInfo; rpFilter: RpFilterChange[]} | undefined
+  let rpFilter: RpFilterChange[] = []
   let planned: Plan | undefined
   let kernelRead: Promise<unknown> | undefined
   let applied: ApplyResult | undefined
@@ -107,22 +72,26 @@ export function syncSteps(
   let conntrackFailure: {conntrackError: string; pendingCleanup: PendingCleanup} | undefined
   let rulesProgrammed = 0
   let massRemoval: Removal | undefined
+  const readHost = async () => {
+    const prepared = await prepareHost(deps.runner, settings)
+    rpFilter = prepared.rpFilter
+    return prepared.host
+  }
+  const resolving = resolveSteps({loadSnapshot, readHost}, settings, {
+    ...(options.planMemo ? {planMemo: options.planMemo} : {}),
+    // The kernel's state comes from processes: read it while this process plans.
+    beforePlan: () => {
+      if (options.assumeActual === undefined || options.full) kernelRead = readAhead(deps.backend)
+    },
+  })
   const steps: SyncStep[] = [
     ...(options.checkPrerequisites === false ? [] : [{title: 'Check host prerequisites', run: () => checkPrerequisites(deps.runner, deps.backend)}]),
-    {title: 'Read Mappings, Services and EndpointSlices', run: async () => void (snapshot = await loadSnapshot())},
-    {title: 'Read external interfaces', run: async () => void (prepared = await prepareHost(deps.runner, settings))},
-    {
-      title: 'Plan',
-      run: async () => {
-        // The kernel's state comes from processes: read it while this process plans.
-        if (options.assumeActual === undefined || options.full) kernelRead = readAhead(deps.backend)
-        planned = plan(snapshot!, prepared!.host, settings.plan, options.planMemo)
-      },
-    },
+    ...resolving.steps,
     {
       title: `Apply (${deps.backend.name})`,
       run: async () => {
-        const desired = deps.backend.render(planned!.model)
+        planned = resolving.resolved().plan
+        const desired = deps.backend.render(planned.model)
         rulesProgrammed = deps.backend.ruleCount(desired)
         if (options.removalGuard) {
           const trusted = options.assumeActual !== undefined && !options.full
@@ -153,7 +122,8 @@ export function syncSteps(
       title: 'Drop connections to vanished targets',
       // Never throws: the rules are applied, and the report says what failed.
       run: async () => {
-        const outcome = await dropVanishedFlows(deps.runner, applied!, snapshot!, planned!, prepared!.host, options.retryCleanup)
+        const {snapshot, host} = resolving.resolved()
+        const outcome = await dropVanishedFlows(deps.runner, applied!, snapshot, planned!, host, options.retryCleanup)
         conntrackDeleted = outcome.deleted
         conntrackFailure = outcome.error === undefined ? undefined : {conntrackError: outcome.error, pendingCleanup: outcome.pending!}
       },
@@ -162,12 +132,12 @@ export function syncSteps(
   return {
     steps,
     report: () => ({
-      snapshot: snapshot!,
+      snapshot: resolving.resolved().snapshot,
       plan: planned!,
-      host: prepared!.host,
+      host: resolving.resolved().host,
       applied: applied!,
       forward: forward!,
-      rpFilter: prepared!.rpFilter,
+      rpFilter,
       conntrackDeleted,
       ...conntrackFailure,
       rulesProgrammed,

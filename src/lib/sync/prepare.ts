@@ -1,0 +1,24 @@
+/** What a sync needs of the host before it applies anything: its tools, forwarding, and a loose reverse-path filter. */
+import type {Backend} from '../backend/backend.js'
+import {readHostInterfaces} from '../host/interfaces.js'
+import type {Runner} from '../host/runner.js'
+import {checkIpForwarding, relaxReversePathFilter, type RpFilterChange} from '../host/sysctl.js'
+import {assertToolsPresent, checkTools} from '../host/tools.js'
+import type {HostInfo} from '../plan/model.js'
+import type {SyncSettings} from './settings.js'
+
+/** Checks the host's prerequisites: the tools `backend` drives, conntrack and ip, and IPv4 forwarding on. */
+export async function checkPrerequisites(runner: Runner, backend: Pick<Backend, 'tools'>): Promise<void> {
+  assertToolsPresent(await checkTools(runner, ['ip', ...backend.tools, 'conntrack']))
+  await checkIpForwarding(runner)
+}
+
+/** Reads this host's external interfaces and makes their reverse-path filter loose. */
+export async function prepareHost(runner: Runner, settings: SyncSettings): Promise<{host: HostInfo; rpFilter: RpFilterChange[]}> {
+  const host = await readHostInterfaces(runner, settings.interfacesPattern)
+  const rpFilter = await relaxReversePathFilter(
+    runner,
+    host.interfaces.map((i) => i.name),
+  )
+  return {host, rpFilter}
+}
