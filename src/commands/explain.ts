@@ -2,13 +2,15 @@ import {Args, Flags} from '@oclif/core'
 
 import {SmartnatCommand} from '../cli/base.js'
 import {hostFlags, planFlags, sourceFlags, sourceOptions, syncSettings} from '../cli/flags.js'
-import {errorChain, inspectHost, snapshotLoader} from '../lib/explain/context.js'
 import {mappingExplanationLines, packetExplanationLines} from '../lib/explain/format.js'
 import {createInspector} from '../lib/explain/inspector.js'
 import {explainMapping, type MappingExplanation} from '../lib/explain/mapping.js'
 import {explainPacket, parsePacketSpec, type PacketExplanation} from '../lib/explain/packet.js'
+import {outputPaint} from '../lib/format/columns.js'
 import {ExecRunner} from '../lib/host/runner.js'
-import {outputPaint} from '../lib/status/columns.js'
+import {inspectHost} from '../lib/inspect/inspection.js'
+import {errorChain} from '../lib/observe/log.js'
+import {snapshotLoader} from '../lib/source/oneshot.js'
 
 export default class Explain extends SmartnatCommand {
   static override summary = 'Why traffic does or does not get through: one Mapping, or one packet, through the desired rules and the kernel’s.'

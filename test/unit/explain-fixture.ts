@@ -3,7 +3,7 @@
  * invalid, not local), and an inspection of it whose kernel state a test may alter.
  */
 import {iptablesInspector, type Inspector} from '../../src/lib/explain/inspector.js'
-import {inspectHost, type Inspection} from '../../src/lib/explain/context.js'
+import {inspectHost, type Inspection} from '../../src/lib/inspect/inspection.js'
 import type {Counter} from '../../src/lib/explain/parts.js'
 import type {IptablesState} from '../../src/lib/backend/iptables/types.js'
 import {compileInterfacesPattern, parseIpAddrJson} from '../../src/lib/host/interfaces.js'

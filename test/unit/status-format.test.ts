@@ -1,5 +1,5 @@
 import {expect} from 'chai'
-import {outputPaint, formatTable} from '../../src/lib/status/columns.js'
+import {outputPaint, formatTable} from '../../src/lib/format/columns.js'
 import {statusLines} from '../../src/lib/status/format.js'
 import type {HostStatus} from '../../src/lib/status/host.js'
 import {buildStatusReport, type StatusReport} from '../../src/lib/status/report.js'

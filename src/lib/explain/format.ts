@@ -1,7 +1,7 @@
 /** `smartnat explain` for a person: a Mapping's facts and rules, or a packet's path step by step. */
 import type {ChalkInstance} from 'chalk'
 
-import {formatTable} from '../status/columns.js'
+import {formatTable} from '../format/columns.js'
 import type {MappingExplanation, PartReport} from './mapping.js'
 import type {PacketExplanation, TraceReport} from './packet.js'
 

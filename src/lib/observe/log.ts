@@ -89,6 +89,13 @@ export function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error)
 }
 
+/** An error's message followed by its causes', which say what a kernel tool printed. */
+export function errorChain(error: unknown): string {
+  const messages: string[] = []
+  for (let e: unknown = error; e instanceof Error && messages.length < 5; e = e.cause) messages.push(e.message)
+  return messages.length > 0 ? messages.join(': ') : String(error)
+}
+
 function jsonLine(time: string, level: LogLevel, msg: string, entries: [string, unknown][]): string {
   return JSON.stringify({time, level, msg, ...Object.fromEntries(entries)})
 }

@@ -37,3 +37,9 @@ export async function oneShotSource(options: SourceOptions): Promise<OneShotSour
   const warning = plainHttpWarning(kubeConfig)
   return {load: () => listSnapshot(kubeConfig, undefined, api), kubeConfig, api, warnings: warning ? [warning] : []}
 }
+
+/** The one-shot source's loader: files with `fromFile`, otherwise the Kubernetes API. */
+export function snapshotLoader(source: SourceOptions): () => Promise<Snapshot> {
+  // Resolved on first use, so a missing kubeconfig is reported like any other failure to read the source.
+  return async () => (await oneShotSource(source)).load()
+}

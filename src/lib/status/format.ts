@@ -1,8 +1,8 @@
 /** `smartnat status` for a person: the host, its interfaces, one row per Mapping, then what is wrong. */
 import type {ChalkInstance} from 'chalk'
 
-import type {MappingFacts, MappingState} from '../explain/mapping.js'
-import {formatTable} from './columns.js'
+import {formatTable} from '../format/columns.js'
+import type {MappingFacts, MappingState} from '../inspect/facts.js'
 import type {StatusReport} from './report.js'
 
 export interface StatusFormat {

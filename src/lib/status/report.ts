@@ -1,7 +1,7 @@
 /** `smartnat status` as data: the host, the kernel's readability, shared drift, and every Mapping's state. */
-import type {Inspection} from '../explain/context.js'
-import {sharedDrift} from '../explain/drift.js'
-import {mappingFacts, partLine, type MappingFacts, type MappingState} from '../explain/mapping.js'
+import {sharedDrift} from '../inspect/drift.js'
+import {mappingFacts, partLine, type MappingFacts, type MappingState} from '../inspect/facts.js'
+import type {Inspection} from '../inspect/inspection.js'
 import type {HostStatus} from './host.js'
 
 export interface StatusReport {

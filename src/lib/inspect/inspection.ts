@@ -1,12 +1,12 @@
 /** Everything `status` and `explain` look at, gathered once: objects, host, desired state, and the kernel's. */
+import type {Inspector} from '../explain/inspector.js'
+import type {Counter, StatePart} from '../explain/parts.js'
 import type {Runner} from '../host/runner.js'
+import {errorChain} from '../observe/log.js'
 import type {HostInfo, Plan, Snapshot} from '../plan/model.js'
-import {oneShotSource, type SourceOptions} from '../source/oneshot.js'
 import {hostInterfaces, resolve} from '../sync/resolve.js'
 import type {SyncSettings} from '../sync/settings.js'
 import {diffParts, type Drift} from './drift.js'
-import type {Inspector} from './inspector.js'
-import type {Counter, StatePart} from './parts.js'
 
 export interface InspectDeps<State> {
   runner: Runner
@@ -81,17 +81,4 @@ async function readKernel<State>(
   } catch (error) {
     return {kernel: {readable: false, reason: errorChain(error)}}
   }
-}
-
-/** An error's message followed by its causes', which say what the kernel tool printed. */
-export function errorChain(error: unknown): string {
-  const messages: string[] = []
-  for (let e: unknown = error; e instanceof Error && messages.length < 5; e = e.cause) messages.push(e.message)
-  return messages.length > 0 ? messages.join(': ') : String(error)
-}
-
-/** The one-shot source's loader: files with `fromFile`, otherwise the Kubernetes API. */
-export function snapshotLoader(source: SourceOptions): () => Promise<Snapshot> {
-  // Resolved on first use, so a missing kubeconfig is reported like any other failure to read the source.
-  return async () => (await oneShotSource(source)).load()
 }
