@@ -3,7 +3,7 @@ import {Flags} from '@oclif/core'
 
 import {BACKEND_NAMES, type BackendName} from '../lib/backend/backend.js'
 import {DEFAULT_INTERFACES_PATTERN, compileInterfacesPattern} from '../lib/host/interfaces.js'
-import {DEFAULT_LOCK_PATH, describeHolder, type LockOptions} from '../lib/host/lock.js'
+import {DEFAULT_LOCK_PATH, waitingLine, type LockOptions} from '../lib/host/lock.js'
 import {DEFAULT_PLAN_OPTIONS, type PlanOptions} from '../lib/plan/model.js'
 import {DEFAULT_REMOVAL_POLICY, formatShare, MIN_HELD_REMOVAL, parseShare, type RemovalPolicy} from '../lib/sync/guard.js'
 import type {SourceOptions} from '../lib/source/oneshot.js'
@@ -33,7 +33,8 @@ export const sourceFlags = {
   }),
 }
 
-type SourceFlagValues = {'from-file'?: string; kubeconfig?: string; context?: string; 'api-timeout': string}
+/** The values of sourceFlags. */
+export type SourceFlagValues = {'from-file'?: string; kubeconfig?: string; context?: string; 'api-timeout': string}
 
 /** Turns parsed source flags into where a command reads its objects from; throws when --api-timeout is not a duration. */
 export function sourceOptions(flags: SourceFlagValues): SourceOptions {
@@ -140,19 +141,17 @@ export function removalPolicy(flags: {'max-removal': string}): RemovalPolicy {
 }
 
 /**
- * The lock as the flags ask for it; `announce` gets one line when another run holds it and the wait
- * begins: by default on stderr, with --json too, since stdout carries only the result.
+ * The lock as the flags ask for it. One line says so on stderr when another run holds it and the
+ * wait begins, with --json too, since stdout carries only the result.
  */
-export function lockOptions(flags: {'lock-file': string; 'lock-wait': number}, purpose: string, announce: (line: string) => void = (line) => void process.stderr.write(`${line}\n`)): LockOptions {
-  return {
-    path: flags['lock-file'],
-    waitMs: flags['lock-wait'] * 1000,
-    purpose,
-    onWait: (holder) => announce(`waiting up to ${flags['lock-wait']} s for ${flags['lock-file']}, held by ${describeHolder(holder)}`),
-  }
+export function lockOptions(flags: {'lock-file': string; 'lock-wait': number}, purpose: string): LockOptions {
+  const path = flags['lock-file']
+  const waitMs = flags['lock-wait'] * 1000
+  return {path, waitMs, purpose, onWait: (holder) => void process.stderr.write(`${waitingLine(path, waitMs, holder)}\n`)}
 }
 
-type PlanFlagValues = {
+/** The values of planFlags and --interfaces. */
+export type PlanFlagValues = {
   interfaces: string
   'default-gw-interface'?: string
   'gw-offset': number
@@ -172,3 +171,7 @@ export function syncSettings(flags: PlanFlagValues): SyncSettings {
   }
   return {plan, interfacesPattern: compileInterfacesPattern(flags.interfaces)}
 }
+
+/** What `watch`'s --log-level offers and where --metrics-addr listens unless told. */
+export {LOG_LEVELS} from '../lib/observe/log.js'
+export {DEFAULT_METRICS_ADDRESS} from '../lib/observe/server.js'

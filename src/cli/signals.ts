@@ -1,4 +1,4 @@
-/** How a daemon learns it should stop. */
+/** How a daemon learns it should stop, and how its process ends once it has. */
 
 export interface StopSignal {
   /** Settles with the first SIGTERM or SIGINT received. */
@@ -27,3 +27,13 @@ export function stopSignal(): StopSignal {
     },
   }
 }
+
+/**
+ * Ends the process shortly unless it ends by itself first. Its work is done, but requests abandoned
+ * to an API server that hangs may hold sockets open for as long as the server keeps them.
+ */
+export function exitIfLingering(): void {
+  setTimeout(() => process.exit(), LINGER_AFTER_STOP_MS).unref()
+}
+
+const LINGER_AFTER_STOP_MS = 1000

@@ -1,45 +1,39 @@
-/** How the CLI shows each Mapping's verdict to a person and to a script. */
+/** How the CLI shows a sync to a person: each Mapping's verdict, then the scripts or what was written. */
 import chalk from 'chalk'
 
-import type {MappingVerdict} from '../lib/plan/model.js'
-
-export interface MappingSummary {
-  namespace: string
-  name: string
-  valid: boolean
-  /** null when valid; otherwise why the Mapping is not configured. */
-  reason: string | null
-  configuredAddresses: Record<string, {podIPs: string[]}>
-  notLocalAddresses: string[]
-  /** Addresses on this host that it cannot serve, each with the reason. */
-  faults: Record<string, string>
-}
-
-/** The stable JSON shape of a verdict. */
-export function summarizeVerdict(v: MappingVerdict): MappingSummary {
-  return {
-    namespace: v.namespace,
-    name: v.name,
-    valid: v.valid,
-    reason: v.valid ? null : v.invalid,
-    configuredAddresses: v.configuredAddresses,
-    notLocalAddresses: v.notLocalAddresses,
-    faults: v.faults ?? {},
-  }
-}
+import type {MappingSummary, SyncOutput} from '../lib/app/sync.js'
+import {describeRemoval} from '../lib/sync/guard.js'
 
 /** One line per Mapping: `default/web  configured on 198.18.0.10` or `default/bad  invalid: reason`. */
-export function verdictLines(verdicts: MappingVerdict[]): string[] {
-  const width = Math.max(0, ...verdicts.map((v) => `${v.namespace}/${v.name}`.length))
-  return verdicts.map((v) => {
-    const id = `${v.namespace}/${v.name}`.padEnd(width)
-    if (!v.valid) return `${id}  ${chalk.red('invalid')}: ${v.invalid}`
-    const faulted = v.faults ?? {}
-    const served = Object.keys(v.configuredAddresses).filter((address) => !(address in faulted))
-    const faults = Object.entries(faulted).map(([address, reason]) => `${chalk.red('not served')} on ${address}: ${reason}`)
+export function verdictLines(mappings: MappingSummary[]): string[] {
+  const width = Math.max(0, ...mappings.map((m) => `${m.namespace}/${m.name}`.length))
+  return mappings.map((m) => {
+    const id = `${m.namespace}/${m.name}`.padEnd(width)
+    if (!m.valid) return `${id}  ${chalk.red('invalid')}: ${m.reason}`
+    const served = Object.keys(m.configuredAddresses).filter((address) => !(address in m.faults))
+    const faults = Object.entries(m.faults).map(([address, reason]) => `${chalk.red('not served')} on ${address}: ${reason}`)
     const configured = served.length > 0 ? [`${chalk.green('configured')} on ${served.join(', ')}`] : []
     const state = configured.length + faults.length > 0 ? [...configured, ...faults].join('; ') : `${chalk.yellow('valid')}, no address on this host`
-    const remote = v.notLocalAddresses.length > 0 ? ` (not local: ${v.notLocalAddresses.join(', ')})` : ''
+    const remote = m.notLocalAddresses.length > 0 ? ` (not local: ${m.notLocalAddresses.join(', ')})` : ''
     return `${id}  ${state}${remote}`
   })
+}
+
+/** What `smartnat sync` prints on stdout: verdicts, then a dry run's scripts, or what a sync wrote. */
+export function syncLines(output: SyncOutput): string[] {
+  const lines = verdictLines(output.mappings)
+  if (output.dryRun) {
+    for (const payload of output.scripts ?? []) lines.push(`\n# ${payload.command}\n${payload.text.trimEnd()}`)
+    return lines
+  }
+  if (output.massRemoval) lines.push(`removed ${describeRemoval(output.massRemoval)}, as --allow-mass-removal allows`)
+  const deleted = output.conntrackDeleted ?? 0
+  const dropped = `${deleted} stale connection${deleted === 1 ? '' : 's'} dropped`
+  const written = output.written
+  lines.push(
+    output.changed && written
+      ? `applied: ${written.chains} chains, ${written.rules} rules, ${written.sets} sets, ${written.routes} routes written; ${dropped}`
+      : `kernel already up to date: nothing written${deleted > 0 ? `; ${dropped}` : ''}`,
+  )
+  return lines
 }

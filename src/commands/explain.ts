@@ -1,16 +1,12 @@
 import {Args, Flags} from '@oclif/core'
 
 import {SmartnatCommand} from '../cli/base.js'
-import {hostFlags, planFlags, sourceFlags, sourceOptions, syncSettings} from '../cli/flags.js'
+import {hostFlags, planFlags, sourceFlags} from '../cli/flags.js'
+import {explainRequest} from '../cli/requests.js'
+import {errorChain, MappingNotFoundError} from '../lib/app/errors.js'
+import {explainOnHost, type MappingExplanation, type PacketExplanation} from '../lib/app/explain.js'
 import {mappingExplanationLines, packetExplanationLines} from '../lib/explain/format.js'
-import {createInspector} from '../lib/explain/inspector.js'
-import {explainMapping, type MappingExplanation} from '../lib/explain/mapping.js'
-import {explainPacket, parsePacketSpec, type PacketExplanation} from '../lib/explain/packet.js'
 import {outputPaint} from '../lib/format/columns.js'
-import {ExecRunner} from '../lib/host/runner.js'
-import {inspectHost} from '../lib/inspect/inspection.js'
-import {errorChain} from '../lib/observe/log.js'
-import {snapshotLoader} from '../lib/source/oneshot.js'
 
 export default class Explain extends SmartnatCommand {
   static override summary = 'Why traffic does or does not get through: one Mapping, or one packet, through the desired rules and the kernel’s.'
@@ -45,49 +41,22 @@ Writes nothing. Without root the kernel cannot be read: only the desired rules a
 
   async run(): Promise<MappingExplanation | PacketExplanation> {
     const {args, flags} = await this.parseWithConfig(Explain)
-    if (args.mapping !== undefined && flags.src !== undefined) this.error('give either a Mapping or --src/--dst, not both', {exit: 2})
-    if (args.mapping === undefined && flags.src === undefined) this.error('give a Mapping (NAMESPACE/NAME) or a packet (--src IP --dst IP:PORT)', {exit: 2})
-    let settings
-    let packet
-    let source
+    let asked
     try {
-      settings = syncSettings(flags)
-      source = sourceOptions(flags)
-      if (flags.src !== undefined) packet = parsePacketSpec(flags.src, flags.dst!, flags['in-interface'])
+      asked = explainRequest(args.mapping, flags)
     } catch (error) {
       this.error((error as Error).message, {exit: 2})
     }
-    const mappingId = args.mapping === undefined ? undefined : this.mappingId(args.mapping, flags.namespace)
-
-    const runner = new ExecRunner({timeoutSeconds: flags['command-timeout'], ...(flags.netns ? {netns: flags.netns} : {})})
-    const inspector = createInspector(flags.backend, runner, {forwardAccept: flags['forward-accept']})
-    const loadSnapshot = snapshotLoader(source)
-    const inspection = await inspectHost({runner, inspector, loadSnapshot}, settings).catch((error: unknown) => this.error(errorChain(error)))
+    const explained = await explainOnHost(asked.request, asked.target).catch((error: unknown) =>
+      // An unknown Mapping is the operator's question answered; a host that cannot be inspected is a failure.
+      error instanceof MappingNotFoundError ? this.error(error.message, {exit: 1}) : this.error(errorChain(error)),
+    )
     const paint = outputPaint()
-
-    if (packet) {
-      const explanation = explainPacket(inspection, inspector, packet)
-      if (!this.jsonEnabled()) for (const line of packetExplanationLines(explanation, paint)) this.log(line)
-      return explanation
+    if ('packet' in explained) {
+      if (!this.jsonEnabled()) for (const line of packetExplanationLines(explained.packet, paint)) this.log(line)
+      return explained.packet
     }
-    let explanation: MappingExplanation
-    try {
-      explanation = explainMapping(inspection, mappingId!)
-    } catch (error) {
-      this.error((error as Error).message, {exit: 1})
-    }
-    if (!this.jsonEnabled()) for (const line of mappingExplanationLines(explanation, paint)) this.log(line)
-    return explanation
-  }
-
-  /** `ns/name`, or `name` in -n's namespace, or in "default" like kubectl. */
-  private mappingId(text: string, namespace: string | undefined): string {
-    const parts = text.split('/')
-    if (parts.length > 2 || parts.some((p) => p === '')) this.error(`mapping "${text}": expected NAMESPACE/NAME or NAME`, {exit: 2})
-    if (parts.length === 2) {
-      if (namespace !== undefined && namespace !== parts[0]) this.error(`mapping "${text}" names namespace ${parts[0]}, but -n says ${namespace}`, {exit: 2})
-      return text
-    }
-    return `${namespace ?? 'default'}/${text}`
+    if (!this.jsonEnabled()) for (const line of mappingExplanationLines(explained.mapping, paint)) this.log(line)
+    return explained.mapping
   }
 }

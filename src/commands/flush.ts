@@ -4,9 +4,8 @@ import {Flags} from '@oclif/core'
 
 import {SmartnatCommand} from '../cli/base.js'
 import {hostFlags, lockFlags, lockOptions} from '../cli/flags.js'
-import {everyBackend} from '../lib/backend/backend.js'
-import {ExecRunner} from '../lib/host/runner.js'
-import {flushedCount, flushOwned, type FlushOutcome, type FlushReport} from '../lib/sync/flush.js'
+import {runnerOptions} from '../cli/requests.js'
+import {flushedCount, flushHost, type FlushOutcome, type FlushReport} from '../lib/app/flush.js'
 
 const KINDS: [keyof FlushReport['removed'], string][] = [
   ['jumps', 'rules in built-in chains'],
@@ -43,8 +42,7 @@ export default class Flush extends SmartnatCommand {
     if (ask && !process.stdin.isTTY) {
       this.error('flush removes every rule smartnat installed and asks first, but stdin is not a terminal; pass --yes to flush without asking', {exit: 2})
     }
-    const runner = new ExecRunner({timeoutSeconds: flags['command-timeout'], ...(flags.netns ? {netns: flags.netns} : {})})
-    const outcome = await flushOwned(everyBackend(runner), {
+    const outcome = await flushHost(runnerOptions(flags), {
       dryRun: flags['dry-run'],
       lock: lockOptions(flags, 'flush'),
       ...(ask ? {confirm: (preview: FlushReport) => this.confirm(preview)} : {}),

@@ -1,19 +1,12 @@
 import {Errors, Flags} from '@oclif/core'
-import {toYaml} from '../lib/source/yaml.js'
 
 import {SmartnatCommand} from '../cli/base.js'
-import {hostFlags, lockFlags, planFlags, sourceFlags, sourceOptions, syncSettings} from '../cli/flags.js'
-import {forwardedTrafficDropped} from '../lib/backend/forward.js'
-import {createInspector} from '../lib/explain/inspector.js'
+import {hostFlags, lockFlags, planFlags, sourceFlags} from '../cli/flags.js'
+import {inspectRequest} from '../cli/requests.js'
+import {errorChain} from '../lib/app/errors.js'
+import {hostStatus, type StatusReport} from '../lib/app/status.js'
 import {outputPaint} from '../lib/format/columns.js'
-import {ExecRunner} from '../lib/host/runner.js'
-import {inspectHost} from '../lib/inspect/inspection.js'
-import {errorChain} from '../lib/observe/log.js'
-import {withHostFault} from '../lib/plan/faults.js'
-import {snapshotLoader} from '../lib/source/oneshot.js'
-import {statusLines} from '../lib/status/format.js'
-import {backendTools, gatherHostStatus} from '../lib/status/host.js'
-import {buildStatusReport, statusExitCode, type StatusReport} from '../lib/status/report.js'
+import {statusDocument, statusLines} from '../lib/status/format.js'
 
 export default class Status extends SmartnatCommand {
   static override summary = 'This host’s NAT at a glance: prerequisites, interfaces, and every Mapping’s state, drift and counters.'
@@ -46,40 +39,25 @@ Exit codes, for monitoring: 0 all is well; 3 drift (the kernel differs from the 
 
   async run(): Promise<StatusReport> {
     const {flags} = await this.parseWithConfig(Status)
-    let settings
-    let source
+    let request
     try {
-      settings = syncSettings(flags)
-      source = sourceOptions(flags)
+      request = inspectRequest(flags)
     } catch (error) {
       this.error((error as Error).message, {exit: 2})
     }
-    const runner = new ExecRunner({timeoutSeconds: flags['command-timeout'], ...(flags.netns ? {netns: flags.netns} : {})})
-    const loadSnapshot = snapshotLoader(source)
-    const inspector = createInspector(flags.backend, runner, {forwardAccept: flags['forward-accept']})
-    const inspected = await inspectHost({runner, inspector, loadSnapshot}, settings).catch((error: unknown) => this.error(errorChain(error)))
-    const {drops} = await inspector.backend.forward({fix: false})
-    // As a sync would tell them: the Mappings programmed here are not served while forwarding drops.
-    const inspection = drops.length > 0 ? {...inspected, plan: withHostFault(inspected.plan, forwardedTrafficDropped(drops))} : inspected
-    const host = await gatherHostStatus(runner, {
-      forwardDrops: drops,
-      tools: backendTools(flags.backend),
+    const {report, exitCode} = await hostStatus({
+      ...request,
       lockPath: flags['lock-file'],
-      host: inspection.host,
-      model: inspection.plan.model,
-      interfaceFaults: inspection.plan.interfaceFaults,
-    })
-    const report = buildStatusReport(inspection, host, flags.namespace === undefined ? {} : {namespace: flags.namespace})
+      ...(flags.namespace === undefined ? {} : {namespace: flags.namespace}),
+    }).catch((error: unknown) => this.error(errorChain(error)))
 
-    const code = statusExitCode(report)
     // Under --json oclif prints the returned report, but only when run() returns; a failing code throws.
     if (this.jsonEnabled()) {
-      if (code !== 0) this.logJson(report)
-    } else if (flags.output === 'json') this.log(JSON.stringify(report, null, 2))
-    else if (flags.output === 'yaml') this.log(toYaml(report).trimEnd())
+      if (exitCode !== 0) this.logJson(report)
+    } else if (flags.output === 'json' || flags.output === 'yaml') this.log(statusDocument(report, flags.output))
     else for (const line of statusLines(report, {paint: outputPaint(), wide: flags.output === 'wide'})) this.log(line)
 
-    if (code !== 0) this.exit(code)
+    if (exitCode !== 0) this.exit(exitCode)
     return report
   }
 

@@ -1,43 +1,12 @@
 import {Flags} from '@oclif/core'
-import {Listr} from 'listr2'
 
 import {SmartnatCommand} from '../cli/base.js'
-import {hostFlags, lockFlags, lockOptions, planFlags, removalFlags, removalPolicy, sourceFlags, sourceOptions, syncSettings} from '../cli/flags.js'
-import {summarizeVerdict, verdictLines, type MappingSummary} from '../cli/verdicts.js'
-import {createBackend, type Backend, type Payload, type WriteCounts} from '../lib/backend/backend.js'
-import {forwardDropProblem} from '../lib/backend/forward.js'
-import {parseAssumedAddresses} from '../lib/host/assumed.js'
-import {withLock} from '../lib/host/lock.js'
-import {ExecRunner} from '../lib/host/runner.js'
-import {oneShotSource, type OneShotSource} from '../lib/source/oneshot.js'
-import {describeRemoval, MassRemovalError, oneShotGuard, type RemovalGuard} from '../lib/sync/guard.js'
-import {describePending} from '../lib/sync/conntrack-cleanup.js'
-import type {Plan} from '../lib/plan/model.js'
-import {dryRun} from '../lib/sync/dry-run.js'
-import {syncSteps} from '../lib/sync/once.js'
-import {hostInterfaces} from '../lib/sync/resolve.js'
-import type {Publisher, PublishResult} from '../lib/sync/publish.js'
-
-interface SyncOutput {
-  dryRun: boolean
-  mappings: MappingSummary[]
-  configured: number
-  invalid: number
-  /** Valid Mappings with an address this host has but cannot serve (see `faults`). */
-  faulty: number
-  /** What keeps this host from serving some addresses: an interface it cannot route replies out of, a forward chain that drops. */
-  faults: string[]
-  changed?: boolean
-  written?: WriteCounts
-  conntrackDeleted?: number
-  /** Why dropping connections to vanished targets failed (the rules were applied). */
-  conntrackError?: string
-  statusesWritten?: number
-  eventsCreated?: number
-  /** Programmed Mappings this sync removed although they were more than --max-removal (with --allow-mass-removal). */
-  massRemoval?: {programmed: number; removed: string[]}
-  scripts?: Payload[]
-}
+import {hostFlags, lockFlags, planFlags, removalFlags, sourceFlags, sourceOptions} from '../cli/flags.js'
+import {runWithProgress} from '../cli/progress.js'
+import {syncRequest} from '../cli/requests.js'
+import {syncLines} from '../cli/verdicts.js'
+import {MassRemovalError} from '../lib/app/errors.js'
+import {openSyncSource, runSync, type SyncOutput, type SyncSource} from '../lib/app/sync.js'
 
 /** Exit code of a sync refused by the mass-removal guard. */
 const MASS_REMOVAL_EXIT = 6
@@ -75,24 +44,20 @@ export default class Sync extends SmartnatCommand {
   async run(): Promise<SyncOutput> {
     const {flags} = await this.parseWithConfig(Sync)
     const source = await this.source(flags)
-    let settings, guard
+    let request
     try {
-      settings = syncSettings(flags)
-      guard = oneShotGuard(removalPolicy(flags), flags['allow-mass-removal'])
+      request = syncRequest(flags)
     } catch (error) {
       this.error((error as Error).message, {exit: 2})
     }
-    const runner = new ExecRunner({timeoutSeconds: flags['command-timeout'], ...(flags.netns ? {netns: flags.netns} : {})})
-    const backend = createBackend(flags.backend, runner, {forwardAccept: flags['forward-accept']})
-
-    const output = flags['dry-run']
-      ? await this.dryRun(source, flags['assume-addresses'], runner, backend, settings)
-      : await withLock(lockOptions(flags, 'sync'), () => this.apply(source, runner, backend, settings, flags.full, guard)).catch(
-          (error: unknown) => {
-            if (!(error instanceof MassRemovalError)) throw error
-            this.error(`${error.message}. If the source is right, run again with --allow-mass-removal.`, {exit: MASS_REMOVAL_EXIT})
-          },
-        )
+    const {output, warnings} = await runSync(source, request, (steps) => runWithProgress(steps, {quiet: this.jsonEnabled(), log: (line) => this.log(line)})).catch(
+      (error: unknown) => {
+        if (!(error instanceof MassRemovalError)) throw error
+        this.error(`${error.message}. If the source is right, run again with --allow-mass-removal.`, {exit: MASS_REMOVAL_EXIT})
+      },
+    )
+    for (const warning of warnings) this.warn(warning)
+    if (!this.jsonEnabled()) for (const line of syncLines(output)) this.log(line)
 
     for (const fault of output.faults) this.warn(fault)
     if (flags.strict && output.invalid + output.faulty > 0) {
@@ -102,102 +67,16 @@ export default class Sync extends SmartnatCommand {
     return output
   }
 
-  /** Files or the API; with the API, verdicts go back as Mapping statuses and Events. */
-  private async source(flags: Parameters<typeof sourceOptions>[0]): Promise<OneShotSource & {publisher?: Publisher}> {
-    let source: OneShotSource
+  /** Files or the API; a source that cannot be opened ends the command at once with code 2. */
+  private async source(flags: Parameters<typeof sourceOptions>[0]): Promise<SyncSource> {
+    let source: SyncSource
     try {
-      source = await oneShotSource(sourceOptions(flags))
+      source = await openSyncSource(sourceOptions(flags))
     } catch (error) {
       // Nothing in the flags or the kubeconfig changes by trying again: a distinct exit code, at once.
       this.error((error as Error).message, {exit: 2})
     }
     for (const warning of source.warnings) this.warn(warning)
-    if (!source.kubeConfig) return source
-    const {kubePublisher} = await import('../lib/sync/publish.js')
-    return {...source, publisher: kubePublisher(source.kubeConfig, undefined, source.api)}
+    return source
   }
-
-  private async dryRun(
-    source: OneShotSource & {publisher?: Publisher},
-    assumed: string | undefined,
-    runner: ExecRunner,
-    backend: Backend,
-    settings: ReturnType<typeof syncSettings>,
-  ): Promise<SyncOutput> {
-    const readHost = assumed ? async () => parseAssumedAddresses(assumed) : hostInterfaces(runner, settings)
-    const report = await dryRun({loadSnapshot: () => source.load(), readHost}, settings, backend)
-    const mappings = report.plan.verdicts.map(summarizeVerdict)
-    if (!this.jsonEnabled()) {
-      for (const line of verdictLines(report.plan.verdicts)) this.log(line)
-      for (const payload of report.payloads) this.log(`\n# ${payload.command}\n${payload.text.trimEnd()}`)
-    }
-    return {dryRun: true, mappings, ...counts(mappings), faults: interfaceFaults(report.plan), scripts: report.payloads}
-  }
-
-  private async apply(
-    source: OneShotSource & {publisher?: Publisher},
-    runner: ExecRunner,
-    backend: Backend,
-    settings: ReturnType<typeof syncSettings>,
-    full: boolean,
-    removalGuard: RemovalGuard,
-  ): Promise<SyncOutput> {
-    const {steps, report} = syncSteps({runner, backend}, () => source.load(), settings, {full, removalGuard})
-    let published: PublishResult | undefined
-    if (source.publisher) {
-      const {publisher} = source
-      steps.push({title: 'Write Mapping statuses and Events', run: async () => void (published = await publisher.publish(report()))})
-    }
-    if (!this.jsonEnabled() && process.stdout.isTTY) {
-      await new Listr(steps.map((step) => ({title: step.title, task: () => step.run()})), {exitOnError: true}).run()
-    } else {
-      for (const step of steps) {
-        if (!this.jsonEnabled()) this.log(`- ${step.title}`)
-        await step.run()
-      }
-    }
-    const result = report()
-    const mappings = result.plan.verdicts.map(summarizeVerdict)
-    const {changed, written} = result.applied
-    for (const error of published?.errors ?? []) this.warn(error.message)
-    if (result.conntrackError !== undefined) {
-      // The rules are in place, so the sync succeeds; but the next sync no longer sees what changed.
-      const left = result.pendingCleanup ? `\nleft in place: ${describePending(result.pendingCleanup)}; they last until their clients give up or conntrack times them out` : ''
-      this.warn(`rules applied, but connections to vanished targets were not dropped: ${result.conntrackError}${left}`)
-    }
-    if (!this.jsonEnabled()) {
-      for (const line of verdictLines(result.plan.verdicts)) this.log(line)
-      if (result.massRemoval) this.log(`removed ${describeRemoval(result.massRemoval)}, as --allow-mass-removal allows`)
-      const dropped = `${result.conntrackDeleted} stale connection${result.conntrackDeleted === 1 ? '' : 's'} dropped`
-      this.log(
-        changed
-          ? `applied: ${written.chains} chains, ${written.rules} rules, ${written.sets} sets, ${written.routes} routes written; ${dropped}`
-          : `kernel already up to date: nothing written${result.conntrackDeleted > 0 ? `; ${dropped}` : ''}`,
-      )
-    }
-    return {
-      dryRun: false,
-      mappings,
-      ...counts(mappings),
-      faults: [...interfaceFaults(result.plan), ...result.forward.drops.map(forwardDropProblem)],
-      changed,
-      written,
-      conntrackDeleted: result.conntrackDeleted,
-      ...(result.conntrackError === undefined ? {} : {conntrackError: result.conntrackError}),
-      ...(published ? {statusesWritten: published.status.patched, eventsCreated: published.eventsCreated} : {}),
-      ...(result.massRemoval ? {massRemoval: result.massRemoval} : {}),
-    }
-  }
-}
-
-function counts(mappings: MappingSummary[]): {configured: number; invalid: number; faulty: number} {
-  return {
-    configured: mappings.filter((m) => m.valid && Object.keys(m.configuredAddresses).length > 0).length,
-    invalid: mappings.filter((m) => !m.valid).length,
-    faulty: mappings.filter((m) => Object.keys(m.faults).length > 0).length,
-  }
-}
-
-function interfaceFaults(planned: Plan): string[] {
-  return planned.interfaceFaults.map((fault) => `${fault.reason}; no Mapping is served on its addresses`)
 }

@@ -27,6 +27,11 @@ export interface MappingExplanation {
   shared: {missing: string[]; unexpected: string[]}
 }
 
+/** The Mapping asked about is not in the source. */
+export class MappingNotFoundError extends Error {
+  override name = 'MappingNotFoundError'
+}
+
 /** Explains one Mapping (`namespace/name`); fails naming the Mappings that do exist when it is unknown. */
 export function explainMapping(inspection: Inspection<unknown>, id: string): MappingExplanation {
   const facts = mappingFacts(inspection).find((f) => `${f.namespace}/${f.name}` === id)
@@ -34,7 +39,7 @@ export function explainMapping(inspection: Inspection<unknown>, id: string): Map
     const names = mappingFacts(inspection).map((f) => `${f.namespace}/${f.name}`)
     const [namespace] = id.split('/')
     const near = names.filter((n) => n.startsWith(`${namespace}/`))
-    throw new Error(`mapping ${id} not found${near.length > 0 ? `; in namespace ${namespace} there are: ${near.join(', ')}` : names.length > 0 ? `; known Mappings: ${names.join(', ')}` : '; the source holds no Mappings'}`)
+    throw new MappingNotFoundError(`mapping ${id} not found${near.length > 0 ? `; in namespace ${namespace} there are: ${near.join(', ')}` : names.length > 0 ? `; known Mappings: ${names.join(', ')}` : '; the source holds no Mappings'}`)
   }
   const {kernel, drift} = inspection
   const counters = kernel.readable ? kernel.counters : undefined

@@ -127,10 +127,15 @@ export async function inspectLock(path: string): Promise<LockState> {
 }
 
 /** "smartnat watch (pid 42, since ...)", and which PID namespace when it is not this process's. */
-export function describeHolder(holder: LockHolder | undefined): string {
+function describeHolder(holder: LockHolder | undefined): string {
   if (!holder) return 'another process'
   const namespace = holder.pidNamespace && holder.pidNamespace !== ownPidNamespace() ? ` in another PID namespace, ${holder.pidNamespace}` : ''
   return `smartnat${holder.purpose ? ` ${holder.purpose}` : ''} (pid ${holder.pid}${namespace}, since ${holder.acquiredAt})`
+}
+
+/** The line said once when the lock is found held and the wait for it begins. */
+export function waitingLine(path: string, waitMs: number, holder: LockHolder | undefined): string {
+  return `waiting up to ${waitMs / 1000} s for ${path}, held by ${describeHolder(holder)}`
 }
 
 async function openLockFile(path: string): Promise<FileHandle> {

@@ -3,6 +3,7 @@ import type {ChalkInstance} from 'chalk'
 
 import {formatTable} from '../format/columns.js'
 import type {MappingFacts, MappingState} from '../inspect/facts.js'
+import {toYaml} from '../source/yaml.js'
 import type {StatusReport} from './report.js'
 
 export interface StatusFormat {
@@ -33,6 +34,11 @@ export function statusLines(report: StatusReport, format: StatusFormat): string[
   for (const m of notes) lines.push(`${m.namespace}/${m.name}: ${stateText(m.state, paint)}: ${m.reason}`)
   lines.push('', ...driftLines(report, paint))
   return lines
+}
+
+/** The report as `-o json` or `-o yaml` prints it. */
+export function statusDocument(report: StatusReport, output: 'json' | 'yaml'): string {
+  return output === 'json' ? JSON.stringify(report, null, 2) : toYaml(report).trimEnd()
 }
 
 /** Addresses shown before the rest is counted, unless `-o wide` asks for all of them. */

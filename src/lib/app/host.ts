@@ -1,0 +1,29 @@
+/** The host a command works on: the one runner of its commands, and the backend that programs it. */
+import {createBackend, type Backend, type BackendName} from '../backend/backend.js'
+import {ExecRunner, type Runner} from '../host/runner.js'
+
+/** How a command runs processes on the host. */
+export interface RunnerOptions {
+  /** Seconds any single iptables/ipset/nft/ip/conntrack command may take. */
+  commandTimeoutSeconds: number
+  /** A named network namespace to work in instead of the host's own (labs, tests). */
+  netns?: string
+}
+
+/** How a command programs the host. */
+export interface HostOptions extends RunnerOptions {
+  backend: BackendName
+  /** With nftables: accept smartnat's connections first in iptables' FORWARD too. */
+  forwardAccept: boolean
+}
+
+/** The runner every command of this run goes through. */
+export function openRunner(options: RunnerOptions): Runner {
+  return new ExecRunner({timeoutSeconds: options.commandTimeoutSeconds, ...(options.netns ? {netns: options.netns} : {})})
+}
+
+/** The runner, and the backend driving it. */
+export function openHost(options: HostOptions): {runner: Runner; backend: Backend} {
+  const runner = openRunner(options)
+  return {runner, backend: createBackend(options.backend, runner, {forwardAccept: options.forwardAccept})}
+}

@@ -1,0 +1,33 @@
+/** `smartnat status` as one library call: the host, the kernel's readability, and every Mapping's state, with the exit code monitoring sees. */
+import {forwardedTrafficDropped} from '../backend/forward.js'
+import {withHostFault} from '../plan/faults.js'
+import {backendTools, gatherHostStatus} from '../status/host.js'
+import {buildStatusReport, statusExitCode, type StatusReport} from '../status/report.js'
+import {openInspection, type InspectRequest} from './inspect.js'
+
+export type {StatusReport} from '../status/report.js'
+
+export interface StatusRequest extends InspectRequest {
+  /** The lock file whose holder is shown. */
+  lockPath: string
+  /** Only Mappings of this namespace; all when absent. */
+  namespace?: string
+}
+
+/** Builds the report, changing nothing; its exit code says whether all is well (see STATUS_EXIT). */
+export async function hostStatus(request: StatusRequest): Promise<{report: StatusReport; exitCode: number}> {
+  const {runner, inspector, inspection: inspected} = await openInspection(request)
+  const {drops} = await inspector.backend.forward({fix: false})
+  // As a sync would tell them: the Mappings programmed here are not served while forwarding drops.
+  const inspection = drops.length > 0 ? {...inspected, plan: withHostFault(inspected.plan, forwardedTrafficDropped(drops))} : inspected
+  const host = await gatherHostStatus(runner, {
+    forwardDrops: drops,
+    tools: backendTools(request.host.backend),
+    lockPath: request.lockPath,
+    host: inspection.host,
+    model: inspection.plan.model,
+    interfaceFaults: inspection.plan.interfaceFaults,
+  })
+  const report = buildStatusReport(inspection, host, request.namespace === undefined ? {} : {namespace: request.namespace})
+  return {report, exitCode: statusExitCode(report)}
+}

@@ -1,0 +1,82 @@
+/** `smartnat sync` as one library call: a dry run, or the whole pass under the lock with its statuses written back. */
+import {parseAssumedAddresses} from '../host/assumed.js'
+import {withLock, type LockOptions} from '../host/lock.js'
+import {oneShotSource, type OneShotSource, type SourceOptions} from '../source/oneshot.js'
+import {describePending} from '../sync/conntrack-cleanup.js'
+import {dryRun} from '../sync/dry-run.js'
+import type {RemovalGuard} from '../sync/guard.js'
+import {syncSteps} from '../sync/once.js'
+import type {Publisher, PublishResult} from '../sync/publish.js'
+import {hostInterfaces} from '../sync/resolve.js'
+import type {SyncSettings} from '../sync/settings.js'
+import type {SyncStep} from '../sync/step.js'
+import {openHost, type HostOptions} from './host.js'
+import {appliedOutput, dryRunOutput, type SyncOutput} from './sync-output.js'
+
+export type {SyncStep} from '../sync/step.js'
+export type {MappingSummary, SyncOutput} from './sync-output.js'
+
+/** Where a sync reads its objects, and where verdicts go back to when they come from the API. */
+export type SyncSource = OneShotSource & {publisher?: Publisher}
+
+export interface SyncRequest {
+  host: HostOptions
+  settings: SyncSettings
+  /** Plan and render only; needs no root and touches nothing. */
+  dryRun: boolean
+  /** With `dryRun`: host addresses to plan for instead of this host's, `IP[/LEN][@IF],...`. */
+  assumeAddresses?: string
+  /** Rewrite everything smartnat owns, even where the kernel already matches. */
+  full: boolean
+  removalGuard: RemovalGuard
+  lock: LockOptions
+}
+
+/** A sync's outcome, and what to warn about first (status writes that failed, connections left to vanished targets). */
+export interface SyncResult {
+  output: SyncOutput
+  warnings: string[]
+}
+
+/** Runs the steps of a pass, showing progress as the caller likes; by default one after the other, silently. */
+export type StepRunner = (steps: SyncStep[]) => Promise<void>
+
+/** Files or the API; with the API, verdicts go back as Mapping statuses and Events. Throws naming what is missing (a kubeconfig, a context). */
+export async function openSyncSource(options: SourceOptions): Promise<SyncSource> {
+  const source = await oneShotSource(options)
+  if (!source.kubeConfig) return source
+  const {kubePublisher} = await import('../sync/publish.js')
+  return {...source, publisher: kubePublisher(source.kubeConfig, undefined, source.api)}
+}
+
+/** Syncs this host with `source` once, or only shows what a sync would do. A refused mass removal is a MassRemovalError. */
+export async function runSync(source: SyncSource, request: SyncRequest, runSteps: StepRunner = runInOrder): Promise<SyncResult> {
+  const {runner, backend} = openHost(request.host)
+  if (request.dryRun) {
+    const {assumeAddresses} = request
+    const readHost = assumeAddresses ? async () => parseAssumedAddresses(assumeAddresses) : hostInterfaces(runner, request.settings)
+    const report = await dryRun({loadSnapshot: () => source.load(), readHost}, request.settings, backend)
+    return {output: dryRunOutput(report), warnings: []}
+  }
+  return await withLock(request.lock, async () => {
+    const {steps, report} = syncSteps({runner, backend}, () => source.load(), request.settings, {full: request.full, removalGuard: request.removalGuard})
+    let published: PublishResult | undefined
+    if (source.publisher) {
+      const {publisher} = source
+      steps.push({title: 'Write Mapping statuses and Events', run: async () => void (published = await publisher.publish(report()))})
+    }
+    await runSteps(steps)
+    const result = report()
+    const warnings = (published?.errors ?? []).map((error) => error.message)
+    if (result.conntrackError !== undefined) {
+      // The rules are in place, so the sync succeeds; but the next sync no longer sees what changed.
+      const left = result.pendingCleanup ? `\nleft in place: ${describePending(result.pendingCleanup)}; they last until their clients give up or conntrack times them out` : ''
+      warnings.push(`rules applied, but connections to vanished targets were not dropped: ${result.conntrackError}${left}`)
+    }
+    return {output: appliedOutput(result, published), warnings}
+  })
+}
+
+async function runInOrder(steps: SyncStep[]): Promise<void> {
+  for (const step of steps) await step.run()
+}

@@ -1,0 +1,120 @@
+/** `smartnat watch` as one library call: the daemon, from its source and lock to its last sync and the flush on exit. */
+import type {Backend} from '../backend/backend.js'
+import {acquireLock, waitingLine, type Lock} from '../host/lock.js'
+import {createLogger, errorText, type LogFormat, type Logger, type LogLevel} from '../observe/log.js'
+import {SmartnatMetrics} from '../observe/metrics.js'
+import {startObserveServer, type ObserveServer} from '../observe/server.js'
+import type {SourceOptions} from '../source/oneshot.js'
+import {flushedCount} from '../sync/flush.js'
+import type {RemovalPolicy} from '../sync/guard.js'
+import type {SyncReport} from '../sync/once.js'
+import {checkPrerequisites} from '../sync/prepare.js'
+import type {Publisher} from '../sync/publish.js'
+import type {SyncSettings} from '../sync/settings.js'
+import {limitHeapGrowth, syncPass, WatchLoop} from '../sync/watch.js'
+import {openHost, type HostOptions} from './host.js'
+import {openWatchSource} from './watch-source.js'
+
+export interface WatchRequest {
+  source: SourceOptions
+  host: HostOptions
+  settings: SyncSettings
+  /** Sync at least this often, even without changes; `text` as given, for the log. */
+  resync: {ms: number; text: string}
+  /** Least time between two syncs while changes keep coming. */
+  minIntervalMs: number
+  /** Longest one round of status and Event writes may take. */
+  writebackDeadlineMs: number
+  /** A held mass removal goes ahead once it has lasted `delayMs`. */
+  massRemoval: {policy: RemovalPolicy; delayMs: number}
+  /** Where /healthz, /readyz and /metrics are served, `HOST:PORT`. */
+  metricsAddress: string
+  /** The lock's file and how long to wait for it; the daemon logs who holds it while it waits. */
+  lock: {path: string; waitMs: number}
+  /** Remove everything smartnat installed when stopping. */
+  flushOnExit: boolean
+  log: {level: LogLevel; format: LogFormat}
+}
+
+/** What tells the daemon to stop (SIGTERM or SIGINT); asked for once the daemon holds the lock. */
+export interface StopSignal {
+  readonly received: Promise<string>
+  dispose(): void
+}
+
+/**
+ * Runs the daemon until `stopSignal()` fires; the kernel keeps its rules unless the request asks for
+ * a flush. A source that cannot be opened, a missing prerequisite or a lock held too long fail it
+ * before anything is applied.
+ */
+export async function runWatch(request: WatchRequest, stopSignal: () => StopSignal): Promise<void> {
+  limitHeapGrowth()
+  const logger = createLogger(request.log)
+  const metrics = new SmartnatMetrics()
+  const {source, publisher} = await openWatchSource(request.source, logger.with({component: 'source'}), metrics)
+  const {runner, backend} = openHost(request.host)
+  await checkPrerequisites(runner, backend)
+  const lock = await acquireLock({...request.lock, purpose: 'watch', onWait: (holder) => logger.info(waitingLine(request.lock.path, request.lock.waitMs, holder))}).catch(
+    (error: unknown) => {
+      throw new Error(`cannot start: ${errorText(error)}`, {cause: error})
+    },
+  )
+  const stop = stopSignal()
+  const afterSync = publisher ? writeBack(publisher, logger) : undefined
+  const loop = new WatchLoop({
+    source,
+    sync: syncPass({runner, backend}, request.settings),
+    ...(afterSync ? {afterSync, writebackDeadlineMs: request.writebackDeadlineMs} : {}),
+    observer: metrics,
+    logger,
+    minIntervalMs: request.minIntervalMs,
+    resyncIntervalMs: request.resync.ms,
+    massRemoval: request.massRemoval,
+  })
+  let server: ObserveServer | undefined
+  try {
+    server = await startObserveServer({
+      address: request.metricsAddress,
+      readiness: () => loop.readiness(),
+      liveness: () => loop.liveness(),
+      metrics: () => metrics.render(),
+    })
+    logger.info('watching', {source: request.source.fromFile ?? 'kubernetes', resync: request.resync.text, metricsAddr: `${server.host}:${server.port}`, lock: lock.path})
+    const started = loop.start()
+    // A signal stops the wait for a source that cannot sync; a start that fails ends the daemon.
+    const signal = await Promise.race([stop.received, started.then(() => stop.received)])
+    logger.info('stopping; waiting for the sync in progress', {signal})
+    await loop.stop()
+    await started
+    await finish(request.flushOnExit, backend, logger)
+  } catch (error) {
+    await loop.stop().catch(() => {})
+    throw error
+  } finally {
+    await server?.close()
+    await releaseQuietly(lock, logger)
+    stop.dispose()
+  }
+}
+
+/** Writes a pass's statuses and Events; a write that failed fails the round, so the next sync is not skipped and writes again. */
+function writeBack(publisher: Publisher, logger: Logger): (report: SyncReport, signal: AbortSignal) => Promise<void> {
+  return async (report, signal) => {
+    const published = await publisher.publish(report, new Date(), signal)
+    if (published.status.patched > 0 || published.eventsCreated > 0) {
+      logger.info('statuses written', {patched: published.status.patched, events: published.eventsCreated})
+    }
+    const [first, ...more] = published.errors
+    if (first) throw new Error(`${errorText(first)}${more.length > 0 ? ` (and ${more.length} more status or Event writes failed)` : ''}`, {cause: first})
+  }
+}
+
+async function finish(flush: boolean, backend: Pick<Backend, 'flush'>, logger: Logger): Promise<void> {
+  if (!flush) return logger.info('stopped; rules left in place')
+  const report = await backend.flush({dryRun: false})
+  logger.info('stopped; removed everything smartnat installed', {removed: flushedCount(report)})
+}
+
+async function releaseQuietly(lock: Lock, logger: Logger): Promise<void> {
+  await lock.release().catch((error: unknown) => logger.warn('cannot release the lock', {path: lock.path, error: errorText(error)}))
+}
