@@ -6,7 +6,7 @@
  */
 import {renderIptables, renderRestoreScripts} from '../src/lib/backend/iptables/render.js'
 import {nftablesBackend} from '../src/lib/backend/nftables/backend.js'
-import {RecordingRunner} from '../src/lib/host/runner.js'
+import {RecordingRunner} from '../test/support/recording-runner.js'
 import {DEFAULT_PLAN_OPTIONS} from '../src/lib/plan/model.js'
 import {plan} from '../src/lib/plan/plan.js'
 import {median, peakRssMb, printTable, printTargets, timed} from './report.js'

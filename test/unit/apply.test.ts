@@ -1,6 +1,6 @@
 import {expect} from 'chai'
-import {CommandError, RecordingRunner} from '../../src/lib/host/runner.js'
-import type {RecordedCall, RunResult} from '../../src/lib/host/runner.js'
+import {CommandError, type RunResult} from '../../src/lib/host/runner.js'
+import {RecordingRunner, type RecordedCall} from '../support/recording-runner.js'
 import {ApplyError} from '../../src/lib/backend/result.js'
 import {applyIptables, culpritLine, failedLine, payloadContext} from '../../src/lib/backend/iptables/apply.js'
 import {flushIptables} from '../../src/lib/backend/iptables/flush.js'

@@ -1,7 +1,7 @@
 import {expect} from 'chai'
 
 import type {ApplyResult, Backend} from '../../src/lib/backend/backend.js'
-import {RecordingRunner, type RecordedCall} from '../../src/lib/host/runner.js'
+import {RecordingRunner, type RecordedCall} from '../support/recording-runner.js'
 import {MAPPING_API_VERSION, type MappingResource} from '../../src/lib/mapping/types.js'
 import type {Ipv4} from '../../src/lib/net/ipv4.js'
 import {DEFAULT_PLAN_OPTIONS, type HostInfo, type MappingVerdict, type Plan} from '../../src/lib/plan/model.js'

@@ -1,5 +1,5 @@
 import {expect} from 'chai'
-import {RecordingRunner} from '../../src/lib/host/runner.js'
+import {RecordingRunner} from '../support/recording-runner.js'
 import {forwardDropProblem, forwardDrops, iptablesForwardDrops, nftChainAcceptsSmartnat, nftForwardDropChains, type ForwardDropOptions} from '../../src/lib/backend/forward.js'
 
 const filterSave = (policy: string, ...rules: string[]) => ['*filter', ':INPUT ACCEPT [0:0]', `:FORWARD ${policy} [0:0]`, ':OUTPUT ACCEPT [0:0]', ...rules, 'COMMIT', ''].join('\n')

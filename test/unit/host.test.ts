@@ -16,7 +16,8 @@ import {
   readHostInterfaces,
 } from '../../src/lib/host/interfaces.js'
 import {LockHeldError, acquireLock, inspectLock, withLock, type LockHolder} from '../../src/lib/host/lock.js'
-import {CommandError, RecordingRunner, type RecordedCall} from '../../src/lib/host/runner.js'
+import {CommandError} from '../../src/lib/host/runner.js'
+import {RecordingRunner, type RecordedCall} from '../support/recording-runner.js'
 import {checkIpForwarding, relaxReversePathFilter} from '../../src/lib/host/sysctl.js'
 import {assertToolsPresent, checkTools} from '../../src/lib/host/tools.js'
 import {startLockProcess, type LockProcess} from '../support/locks.js'

@@ -1,5 +1,5 @@
 import {expect} from 'chai'
-import {createLogger, errorText, parseLogLevel, type LoggerOptions} from '../../src/lib/observe/log.js'
+import {createLogger, errorText, type LoggerOptions} from '../../src/lib/observe/log.js'
 
 const NOW = new Date('2026-03-01T12:00:00.000Z')
 
@@ -69,10 +69,5 @@ describe('logger', () => {
       big: '10',
     })
     expect(errorText('plain')).to.equal('plain')
-  })
-
-  it('parses --log-level, any case, and names the choices when wrong', () => {
-    expect(parseLogLevel('DEBUG')).to.equal('debug')
-    expect(() => parseLogLevel('verbose')).to.throw('log level "verbose" must be one of debug, info, warn, error')
   })
 })

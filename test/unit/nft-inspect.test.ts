@@ -6,7 +6,7 @@ import {nftablesInspector, type Inspector} from '../../src/lib/explain/inspector
 import {mappingFacts} from '../../src/lib/inspect/facts.js'
 import {explainPacket, parsePacketSpec} from '../../src/lib/explain/packet.js'
 import {partKey} from '../../src/lib/explain/parts.js'
-import {RecordingRunner} from '../../src/lib/host/runner.js'
+import {RecordingRunner} from '../support/recording-runner.js'
 import {SETTINGS, snapshot} from './explain-fixture.js'
 
 const IP_ADDR = JSON.stringify([

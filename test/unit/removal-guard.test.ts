@@ -1,7 +1,7 @@
 import {expect} from 'chai'
 
 import {createBackend, type ApplyOptions, type Backend} from '../../src/lib/backend/backend.js'
-import {RecordingRunner} from '../../src/lib/host/runner.js'
+import {RecordingRunner} from '../support/recording-runner.js'
 import {DEFAULT_PLAN_OPTIONS, type NatMapping, type NatModel} from '../../src/lib/plan/model.js'
 import {
   DEFAULT_REMOVAL_POLICY,

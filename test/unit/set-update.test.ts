@@ -4,7 +4,8 @@ import {applyIptables} from '../../src/lib/backend/iptables/apply.js'
 import {diffIptablesState, isEmptyChanges, type SetChanges} from '../../src/lib/backend/iptables/diff.js'
 import {ipsetCleanupPayload, ipsetPreparePayload, ipsetRollbackPayload} from '../../src/lib/backend/iptables/payloads.js'
 import type {IpsetState, IptablesState} from '../../src/lib/backend/iptables/types.js'
-import {CommandError, RecordingRunner} from '../../src/lib/host/runner.js'
+import {CommandError} from '../../src/lib/host/runner.js'
+import {RecordingRunner} from '../support/recording-runner.js'
 
 const OPTIONS = 'family inet hashsize 1024 maxelem 65536'
 

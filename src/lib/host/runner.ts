@@ -1,4 +1,4 @@
-/** The one way smartnat runs a process: a narrow interface, node:child_process underneath, a recording fake for tests. */
+/** The one way smartnat runs a process: a narrow interface, node:child_process underneath (tests use a recording fake, test/support/recording-runner.ts). */
 import {spawn} from 'node:child_process'
 
 export interface RunOptions {
@@ -134,30 +134,5 @@ export class ExecRunner implements Runner {
       throw new CommandError(command, args, exitCode, stderr)
     }
     return {stdout, stderr, exitCode}
-  }
-}
-
-export interface RecordedCall {
-  command: string
-  args: string[]
-  input?: string
-}
-
-/** A fake runner for unit tests: records calls and answers from a handler. */
-export class RecordingRunner implements Runner {
-  readonly calls: RecordedCall[] = []
-
-  constructor(private readonly answer: (call: RecordedCall) => Partial<RunResult> | Error = () => ({})) {}
-
-  async run(command: string, args: string[], options: RunOptions = {}): Promise<RunResult> {
-    const call: RecordedCall = {command, args, ...(options.input === undefined ? {} : {input: options.input})}
-    this.calls.push(call)
-    const answer = this.answer(call)
-    if (answer instanceof Error) throw answer
-    const result = {stdout: '', stderr: '', exitCode: 0, ...answer}
-    if (result.exitCode !== 0 && !(options.okExitCodes ?? []).includes(result.exitCode)) {
-      throw new CommandError(command, args, result.exitCode, result.stderr)
-    }
-    return result
   }
 }

@@ -60,13 +60,6 @@ export function createLogger(options: LoggerOptions = {}): Logger {
 /** A logger that writes nothing (library defaults, tests that do not look at logs). */
 export const silentLogger: Logger = createLogger({write: () => {}})
 
-/** Parses a `--log-level` value. */
-export function parseLogLevel(text: string): LogLevel {
-  const level = text.toLowerCase() as LogLevel
-  if (!LOG_LEVELS.includes(level)) throw new Error(`log level "${text}" must be one of ${LOG_LEVELS.join(', ')}`)
-  return level
-}
-
 function fieldEntries(fields: LogFields): [string, unknown][] {
   const entries: [string, unknown][] = []
   for (const [key, value] of Object.entries(fields)) {
