@@ -3,8 +3,9 @@
  * table's chain, not the hook, so a base chain elsewhere whose policy is drop stops DNATed traffic.
  */
 import type {Runner} from '../host/runner.js'
-import {INTERFACE_MASK, OWN_CONNECTIONS_MATCH} from './iptables/names.js'
-import {TABLE_FAMILY, TABLE_NAME, markHex} from './nftables/names.js'
+import {INTERFACE_MASK, markHex} from '../net/marks.js'
+import {OWN_CONNECTIONS_MATCH} from './iptables/names.js'
+import {TABLE_FAMILY, TABLE_NAME} from './nftables/names.js'
 import {parseRuleExpressions} from './nftables/parse.js'
 
 /** The iptables rule that accepts smartnat's connections in FORWARD, as iptables-save prints it. */

@@ -4,7 +4,7 @@
  */
 import {parseIpv4, type Ipv4} from '../net/ipv4.js'
 import type {Protocol} from '../mapping/types.js'
-import {EGRESS_MARK, MASQUERADE_MARK, interfaceIndexOfMark} from './iptables/names.js'
+import {EGRESS_MARK, MASQUERADE_MARK, interfaceIndexOfMark} from '../net/marks.js'
 import type {TableName} from './iptables/types.js'
 
 export interface TracePacket {

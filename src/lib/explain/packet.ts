@@ -2,6 +2,7 @@
 import type {Trace, TraceStep} from '../backend/iptables/trace.js'
 import type {Protocol} from '../mapping/types.js'
 import {cidrContains, parseIpv4, type Cidr, type Ipv4} from '../net/ipv4.js'
+import {hex, interfaceMark} from '../net/marks.js'
 import {namesOf} from '../plan/order.js'
 import type {Inspection} from './context.js'
 import {errorChain} from './context.js'
@@ -156,7 +157,7 @@ function replyPath(inspection: Inspection<unknown>, index: number | undefined): 
     const where = `table ${iface.table}`
     inKernel = iface.table === undefined || !inspection.drift.missing.some((p) => (p.kind === 'ip-rule' || p.kind === 'route') && p.where === where)
   }
-  return {interface: iface.name, mark: `0x${(index << 20).toString(16)}`, table: iface.table ?? 'main', gateway: iface.gateway ?? null, inKernel}
+  return {interface: iface.name, mark: hex(interfaceMark(index)), table: iface.table ?? 'main', gateway: iface.gateway ?? null, inKernel}
 }
 
 /** One sentence a person can act on. */

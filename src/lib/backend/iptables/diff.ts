@@ -117,7 +117,8 @@ function entryDelta(desired: readonly string[], actual: readonly string[]): {add
   return {add, del}
 }
 
-function sameRules(a: readonly string[], b: readonly string[]): boolean {
+/** Whether two chains hold the same rule lines in the same order. */
+export function sameRules(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((rule, i) => rule === b[i])
 }
 

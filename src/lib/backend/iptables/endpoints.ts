@@ -1,6 +1,7 @@
 /** Which DNAT endpoints an apply removes or retargets, so conntrack entries still pointing at the old target can go. */
 import type {ChangedEndpoint} from '../result.js'
 import type {ChainState, TableState} from './types.js'
+import {sameRules} from './diff.js'
 import {ruleTarget, ruleWords} from './parse.js'
 
 function stripHostLength(address: string): string {
@@ -46,10 +47,6 @@ function dnatTargets(chains: readonly ChainState[], chainAddress: ReadonlyMap<st
     }
   }
   return endpoints
-}
-
-function sameRules(a: readonly string[], b: readonly string[]): boolean {
-  return a.length === b.length && a.every((rule, i) => rule === b[i])
 }
 
 /** Chains of `table` that `other` lacks, holds with other rules, or reaches at another address. */

@@ -1,7 +1,10 @@
 /** Reads back what iptables-save, ipset save and `ip -j` print into the backend's state types; pure and linear. */
 import {TABLES} from './types.js'
 import type {ChainState, IpRouteState, IpRuleState, IpsetState, TableName, TableState} from './types.js'
-import {MAX_INTERFACE_INDEX, TABLE_BASE, isOwnedName} from './names.js'
+import {MAX_INTERFACE_INDEX} from '../../net/marks.js'
+import {TABLE_BASE} from '../../plan/interfaces.js'
+import {compareText} from '../../plan/order.js'
+import {isOwnedName} from './names.js'
 
 const BUILTIN_CHAINS = new Set(['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'])
 
@@ -133,11 +136,6 @@ export function parseIpsetSave(text: string): ParsedIpsets {
   // The default sort orders strings by code unit, exactly as compareText does, without a call per comparison.
   for (const set of sets) set.entries.sort()
   return {sets, foreignSets}
-}
-
-/** Plain code-unit order, the one order smartnat sorts names and entries by. */
-export function compareText(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0
 }
 
 /** Whether a routing table id, or an `ip rule` priority, is one smartnat gives an external interface. */

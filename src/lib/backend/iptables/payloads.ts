@@ -1,5 +1,5 @@
 /** Turns a list of changes into the stdin of iptables-restore, ipset restore and `ip -batch`; pure. */
-import {LineBuffer} from './linebuffer.js'
+import {LineBuffer} from '../../net/linebuffer.js'
 import {tempSetName} from './names.js'
 import {TABLES} from './types.js'
 import type {IpRouteState, IpRuleState, IpsetState} from './types.js'

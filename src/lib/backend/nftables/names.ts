@@ -1,4 +1,4 @@
-/** Names and numbers of the nftables backend's one table; marks and routing tables are the iptables backend's. */
+/** Names and numbers of the nftables backend's one table; marks are net/marks.ts's, routing tables routing's. */
 
 /** The table smartnat owns, whole; outside it only the accept in iptables' FORWARD is written (forward-accept.ts). */
 export const TABLE_FAMILY = 'ip'
@@ -56,8 +56,3 @@ export function restoreChainName(interfaceIndex: number): string {
 
 /** nft refuses comments longer than this (NFTNL_UDATA_COMMENT_MAXLEN). */
 export const MAX_COMMENT = 128
-
-/** A mark as nft prints it: 0x followed by eight hex digits. */
-export function markHex(value: number): string {
-  return `0x${(value >>> 0).toString(16).padStart(8, '0')}`
-}
