@@ -4,15 +4,15 @@ import {CommandError, type Runner} from '../host/runner.js'
 import type {ToolName} from '../host/tools.js'
 import {EGRESS_MARK, INTERFACE_MASK} from '../net/marks.js'
 import type {NatModel} from '../plan/model.js'
+import {routingPayload} from '../routing/payload.js'
 import {forwardDrops} from './forward.js'
 import {ApplyError, type ApplyOptions, type ApplyResult, type FlushReport, type ForwardReport} from './result.js'
 import {applyIptables} from './iptables/apply.js'
 import {flushIptables} from './iptables/flush.js'
 import {iptablesMappings} from './iptables/mappings.js'
-import {ipBatchPayload} from './iptables/payloads.js'
 import {readIptablesState} from './iptables/read.js'
 import {renderIptables, renderRestoreScripts} from './iptables/render.js'
-import type {IpRouteState, IpRuleState, IptablesState} from './iptables/types.js'
+import type {IptablesState} from './iptables/types.js'
 import {nftablesBackend} from './nftables/backend.js'
 
 export type {ApplyOptions, ApplyResult, ChangedEndpoint, FlushReport, ForwardReport, WriteCounts} from './result.js'
@@ -71,11 +71,6 @@ export type BackendName = (typeof BACKEND_NAMES)[number]
 /** The backend called `name`, running its commands through `runner`. */
 export function createBackend(name: BackendName, runner: Runner, options: BackendOptions = {}): Backend {
   return (name === 'nftables' ? nftablesBackend(runner, options) : iptablesBackend(runner)) as Backend
-}
-
-/** The `ip -batch -` payload that adds smartnat's routes and rules to a host that has none. */
-export function routingPayload(routing: {ipRules: IpRuleState[]; routes: IpRouteState[]}): Payload {
-  return {command: 'ip -batch -', text: ipBatchPayload({replaceRoutes: routing.routes, addRules: routing.ipRules, deleteRules: [], deleteRoutes: []})}
 }
 
 /** The iptables + ipset + ip rule/route backend, running its commands through `runner`. */

@@ -14,6 +14,8 @@
  */
 import {CommandError} from '../../host/runner.js'
 import type {Runner} from '../../host/runner.js'
+import {IP_BATCH, ipBatchPayload} from '../../routing/payload.js'
+import {routingChangeCount} from '../../routing/diff.js'
 import {ApplyError} from '../result.js'
 import type {ApplyOptions, ApplyResult, WriteCounts} from '../result.js'
 import {TABLES} from './types.js'
@@ -21,12 +23,11 @@ import type {IptablesState} from './types.js'
 import {diffIptablesState, isEmptyChanges} from './diff.js'
 import type {IptablesChanges, SetChanges} from './diff.js'
 import {changedEndpoints} from './endpoints.js'
-import {ipBatchPayload, ipsetCleanupPayload, ipsetPreparePayload, ipsetRollbackPayload, iptablesRestorePayload} from './payloads.js'
+import {ipsetCleanupPayload, ipsetPreparePayload, ipsetRollbackPayload, iptablesRestorePayload} from './payloads.js'
 import {readIptablesState, readIptablesTables} from './read.js'
 
 export const IPTABLES_RESTORE: readonly [string, string[]] = ['iptables-restore', ['--noflush', '--wait']]
 export const IPSET_RESTORE: readonly [string, string[]] = ['ipset', ['restore', '-exist']]
-export const IP_BATCH: readonly [string, string[]] = ['ip', ['-batch', '-']]
 
 /** How each tool names the payload line it failed on. */
 // iptables-nft reports a refused commit as `line N: CHAIN_DEL failed (...)`, naming the line of the chain it could not change.
@@ -152,7 +153,7 @@ function countWrites(changes: IptablesChanges): WriteCounts {
     sets: sets.create.length + sets.replace.length + sets.update.length + sets.destroy.length,
     chains,
     rules,
-    routes: routing.addRules.length + routing.deleteRules.length + routing.replaceRoutes.length + routing.deleteRoutes.length,
+    routes: routingChangeCount(routing),
   }
 }
 

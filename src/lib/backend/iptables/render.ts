@@ -8,7 +8,7 @@ import {TABLES, type ChainState, type IptablesState, type TableState} from './ty
 import {LineBuffer} from '../../net/linebuffer.js'
 import {EGRESS_MARK, INTERFACE_MASK, MASQUERADE_MARK, hex, interfaceMark} from '../../net/marks.js'
 import {checkInterfaceName} from '../../net/interface-name.js'
-import {renderIpRules, renderRoutes} from './routing.js'
+import {renderIpRules, renderRoutes} from '../../routing/render.js'
 import {renderSets} from './sets.js'
 import {egressPodsByInterface} from './egress.js'
 import {checkAddress, checkedEndpoints} from '../model-checks.js'

@@ -6,12 +6,13 @@
 import {CommandError} from '../../host/runner.js'
 import type {Runner} from '../../host/runner.js'
 import {payloadContext} from '../iptables/apply.js'
+import {routingChangeCount} from '../../routing/diff.js'
+import {IP_BATCH, ipBatchPayload} from '../../routing/payload.js'
 import {ApplyError} from '../result.js'
 import type {ApplyOptions, ApplyResult, WriteCounts} from '../result.js'
 import {changedEndpoints, diffNftState, isEmptyChanges, type NftChanges} from './diff.js'
 import {nftPayload} from './payloads.js'
 import {readNftState} from './read.js'
-import {IP_BATCH, ipBatchPayload} from './routing.js'
 import type {NftState, NftTable} from './types.js'
 
 export const NFT_APPLY: readonly [string, string[]] = ['nft', ['-f', '-']]
@@ -60,8 +61,7 @@ function countTable(table: NftTable | undefined): WriteCounts {
 
 /** Sets written (whole, or elements only), chains and rules written, and ip rule/route changes. */
 function countWrites(changes: NftChanges, desired: NftState, actual: NftState): WriteCounts {
-  const {routing} = changes
-  const routes = routing.addRules.length + routing.deleteRules.length + routing.replaceRoutes.length + routing.deleteRoutes.length
+  const routes = routingChangeCount(changes.routing)
   switch (changes.table.kind) {
     case 'none':
       return {sets: 0, chains: 0, rules: 0, routes}

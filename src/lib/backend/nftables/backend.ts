@@ -1,6 +1,7 @@
 /** The nftables backend: one table smartnat owns (`table ip smartnat`) plus the shared ip rules and routes. */
 import type {Runner} from '../../host/runner.js'
-import {routingPayload, type Backend, type BackendOptions} from '../backend.js'
+import {routingPayload} from '../../routing/payload.js'
+import type {Backend, BackendOptions} from '../backend.js'
 import {IPTABLES_FORWARD, forwardDrops, type ForwardDrop} from '../forward.js'
 import {applyNftables} from './apply.js'
 import {flushNftables} from './flush.js'

@@ -6,9 +6,9 @@
 import {checkInterfaceName} from '../../net/interface-name.js'
 import {cidrContains, cidrParts, compareIpv4, intToIpv4, prefixMask, type Cidr, type Ipv4} from '../../net/ipv4.js'
 import type {NatEndpoint, NatMapping, NatModel} from '../../plan/model.js'
+import {renderIpRules, renderRoutes} from '../../routing/render.js'
 import {EGRESS_MARK, INTERFACE_MASK, MASQUERADE_MARK, interfaceMark} from '../../net/marks.js'
 import {compareText} from '../../plan/order.js'
-import {renderIpRules, renderRoutes} from '../iptables/routing.js'
 import {
   EGRESS_SNAT_MAP,
   ENDPOINTS_MAP,
