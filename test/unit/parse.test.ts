@@ -1,5 +1,6 @@
 import {expect} from 'chai'
-import {parseIpsetSave, parseIptablesSave, ruleTarget, ruleWords} from '../../src/lib/backend/iptables/parse.js'
+import {ruleWords} from '../../src/lib/backend/iptables-syntax.js'
+import {parseIpsetSave, parseIptablesSave, ruleTarget} from '../../src/lib/backend/iptables/parse.js'
 import {parseIpRoutes, parseIpRules} from '../../src/lib/routing/parse.js'
 import {IPSET_SAVE, IPTABLES_SAVE, IP_ROUTE_JSON, IP_RULE_JSON} from './fixtures/kernel-capture.js'
 

@@ -2,7 +2,8 @@
 import type {ChangedEndpoint} from '../result.js'
 import type {ChainState, TableState} from './types.js'
 import {sameRules} from './diff.js'
-import {ruleTarget, ruleWords} from './parse.js'
+import {ruleWords} from '../iptables-syntax.js'
+import {ruleTarget} from './parse.js'
 
 function stripHostLength(address: string): string {
   return address.endsWith('/32') ? address.slice(0, -3) : address

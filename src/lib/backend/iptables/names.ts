@@ -1,7 +1,6 @@
 /** Names smartnat owns in the kernel (iptables backend); see docs/kernel-layout.md. The marks are in net/marks.ts. */
 import type {Ipv4} from '../../net/ipv4.js'
 import {shortHash} from '../../net/hash.js'
-import {INTERFACE_MASK} from '../../net/marks.js'
 
 /** Every chain and set smartnat owns starts with this, and nothing else does. */
 export const OWNED_PREFIX = 'SNM-'
@@ -25,12 +24,6 @@ export const TEMP_SET_SUFFIX = '-T'
 
 /** Comment on the jump rules smartnat puts into built-in chains. */
 export const JUMP_COMMENT = 'smartnat'
-
-/**
- * Matches the connections smartnat marked with their external interface: those it DNATed and, with
- * egress, those a Mapping's pods started. What FORWARD accepts, in either backend.
- */
-export const OWN_CONNECTIONS_MATCH = `-m connmark ! --mark 0x0/0x${INTERFACE_MASK.toString(16)}`
 
 /** Whether smartnat owns a chain or set of this name (the only test flush and cleanup use). */
 export function isOwnedName(name: string): boolean {

@@ -2,6 +2,7 @@
 import {TABLES} from './types.js'
 import type {ChainState, IpsetState, TableName, TableState} from './types.js'
 import {compareText} from '../../plan/order.js'
+import {ruleWords} from '../iptables-syntax.js'
 import {isOwnedName} from './names.js'
 
 const BUILTIN_CHAINS = new Set(['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'])
@@ -15,35 +16,6 @@ export interface ParsedTable extends TableState {
 }
 
 export type ParsedIptables = Record<TableName, ParsedTable>
-
-/** Splits a rule line into words the way iptables-restore does: double quotes group, backslash escapes. */
-export function ruleWords(line: string): string[] {
-  // Most rules quote and escape nothing: plain splitting gives the same words, much faster.
-  if (!line.includes('"') && !line.includes('\\')) return line.split(' ').filter((word) => word !== '')
-  const words: string[] = []
-  let word = ''
-  let inWord = false
-  let quoted = false
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i]!
-    if (c === '\\' && i + 1 < line.length) {
-      word += line[++i]
-      inWord = true
-    } else if (c === '"') {
-      quoted = !quoted
-      inWord = true
-    } else if (c === ' ' && !quoted) {
-      if (inWord) words.push(word)
-      word = ''
-      inWord = false
-    } else {
-      word += c
-      inWord = true
-    }
-  }
-  if (inWord) words.push(word)
-  return words
-}
 
 /** The chain a rule jumps or goes to (`-j`/`-g`), if any; targets come last in iptables-save output. */
 export function ruleTarget(words: readonly string[]): string | undefined {

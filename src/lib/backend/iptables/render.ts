@@ -11,6 +11,7 @@ import {checkInterfaceName} from '../../net/interface-name.js'
 import {renderIpRules, renderRoutes} from '../../routing/render.js'
 import {renderSets} from './sets.js'
 import {egressPodsByInterface} from './egress.js'
+import {OWN_CONNECTIONS_MATCH} from '../iptables-syntax.js'
 import {checkAddress, checkedEndpoints} from '../model-checks.js'
 import {
   ALLOW_SET,
@@ -18,7 +19,6 @@ import {
   FORWARD_CHAIN,
   INPUT_CHAIN,
   JUMP_COMMENT,
-  OWN_CONNECTIONS_MATCH,
   POSTROUTING_CHAIN,
   PREROUTING_CHAIN,
   SNAT_CHAIN,

@@ -1,8 +1,9 @@
 /** Names and numbers of the nftables backend's one table; marks are net/marks.ts's, routing tables routing's. */
 
+import {TABLE_FAMILY, TABLE_NAME} from '../nft-table.js'
+
 /** The table smartnat owns, whole; outside it only the accept in iptables' FORWARD is written (forward-accept.ts). */
-export const TABLE_FAMILY = 'ip'
-export const TABLE_NAME = 'smartnat'
+export {TABLE_FAMILY, TABLE_NAME}
 /** How commands name the table: `ip smartnat`. */
 export const TABLE = `${TABLE_FAMILY} ${TABLE_NAME}`
 
