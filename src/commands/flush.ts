@@ -4,7 +4,7 @@ import {Flags} from '@oclif/core'
 
 import {SmartnatCommand} from '../cli/base.js'
 import {hostFlags, lockFlags} from '../cli/flags.js'
-import {everyBackend} from '../lib/backend/backend.js'
+import {everyBackend} from '../lib/backend/registry.js'
 import {ExecRunner} from '../lib/host/runner.js'
 import {flushedCount, flushOwned, type FlushOutcome, type FlushReport} from '../lib/sync/flush.js'
 

@@ -3,6 +3,7 @@ import {toYaml} from '../lib/source/yaml.js'
 
 import {SmartnatCommand} from '../cli/base.js'
 import {hostFlags, lockFlags, planFlags, sourceFlags, syncSettings} from '../cli/flags.js'
+import {requiredTools} from '../lib/backend/backend.js'
 import {forwardedTrafficDropped} from '../lib/backend/forward.js'
 import {errorChain, inspectHost, snapshotLoader} from '../lib/explain/context.js'
 import {createInspector} from '../lib/explain/inspector.js'
@@ -10,7 +11,7 @@ import {ExecRunner} from '../lib/host/runner.js'
 import {withHostFault} from '../lib/plan/faults.js'
 import {outputPaint} from '../lib/status/columns.js'
 import {statusLines} from '../lib/status/format.js'
-import {backendTools, gatherHostStatus} from '../lib/status/host.js'
+import {gatherHostStatus} from '../lib/status/host.js'
 import {buildStatusReport, statusExitCode, type StatusReport} from '../lib/status/report.js'
 
 export default class Status extends SmartnatCommand {
@@ -59,7 +60,7 @@ Exit codes, for monitoring: 0 all is well; 3 drift (the kernel differs from the 
     const inspection = drops.length > 0 ? {...inspected, plan: withHostFault(inspected.plan, forwardedTrafficDropped(drops))} : inspected
     const host = await gatherHostStatus(runner, {
       forwardDrops: drops,
-      tools: backendTools(flags.backend),
+      tools: requiredTools(inspector.backend),
       lockPath: flags['lock-file'],
       host: inspection.host,
       model: inspection.plan.model,

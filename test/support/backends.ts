@@ -4,7 +4,8 @@
  * so one test body runs against both.
  */
 import {spawnSync} from 'node:child_process'
-import {BACKEND_NAMES, createBackend, type BackendName, type WriteCounts} from '../../src/lib/backend/backend.js'
+import type {WriteCounts} from '../../src/lib/backend/backend.js'
+import {BACKEND_NAMES, createBackend, type BackendName} from '../../src/lib/backend/registry.js'
 import {addressChainName} from '../../src/lib/backend/iptables/names.js'
 import type {Ipv4} from '../../src/lib/net/ipv4.js'
 import {iptablesDump} from './e2e.js'

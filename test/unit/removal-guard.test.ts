@@ -1,6 +1,7 @@
 import {expect} from 'chai'
 
-import {createBackend, type ApplyOptions, type Backend} from '../../src/lib/backend/backend.js'
+import type {ApplyOptions, Backend} from '../../src/lib/backend/backend.js'
+import {createBackend} from '../../src/lib/backend/registry.js'
 import {RecordingRunner} from '../../src/lib/host/runner.js'
 import {DEFAULT_PLAN_OPTIONS, type NatMapping, type NatModel} from '../../src/lib/plan/model.js'
 import {

@@ -1,5 +1,7 @@
 /** What `status` and `explain` need from a backend: its Backend, a tracer, parts for drift, and counters. */
-import {iptablesBackend, type Backend, type BackendName, type BackendOptions} from '../backend/backend.js'
+import type {Backend, BackendOptions} from '../backend/backend.js'
+import type {BackendName} from '../backend/registry.js'
+import {iptablesBackend} from '../backend/iptables/backend.js'
 import {diffIptablesState, isEmptyChanges} from '../backend/iptables/diff.js'
 import {tracePacket, type Trace, type TracePacket} from '../backend/iptables/trace.js'
 import type {IptablesState} from '../backend/iptables/types.js'

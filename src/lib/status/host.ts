@@ -1,7 +1,6 @@
 /** The host at a glance: forwarding, tools, the lock's holder, external interfaces and their reply tables. */
 import {readFile} from 'node:fs/promises'
 
-import type {BackendName} from '../backend/backend.js'
 import {forwardDropProblem, type ForwardDrop} from '../backend/forward.js'
 import type {LockHolder} from '../host/lock.js'
 import type {Runner} from '../host/runner.js'
@@ -44,11 +43,6 @@ export interface HostStatus {
 }
 
 const RP_STRICT = 1
-
-/** The tools a backend drives. */
-export function backendTools(backend: BackendName): ToolName[] {
-  return backend === 'nftables' ? ['ip', 'nft', 'conntrack'] : ['ip', 'iptables', 'ipset', 'conntrack']
-}
 
 /** Gathers the host's prerequisites and interfaces; changes nothing, and reads what needs root only when it can. */
 export async function gatherHostStatus(

@@ -1,5 +1,5 @@
 /** One pass of the pipeline: snapshot + host -> plan -> render -> apply -> conntrack cleanup. */
-import type {ApplyResult, Backend, ForwardReport, Payload} from '../backend/backend.js'
+import {requiredTools, type ApplyResult, type Backend, type ForwardReport, type Payload} from '../backend/backend.js'
 import {forwardedTrafficDropped} from '../backend/forward.js'
 import {readHostInterfaces} from '../host/interfaces.js'
 import type {Runner} from '../host/runner.js'
@@ -54,7 +54,7 @@ export interface SyncDeps {
 
 /** Checks the host's prerequisites: the tools `backend` drives, conntrack and ip, and IPv4 forwarding on. */
 export async function checkPrerequisites(runner: Runner, backend: Pick<Backend, 'tools'>): Promise<void> {
-  assertToolsPresent(await checkTools(runner, ['ip', ...backend.tools, 'conntrack']))
+  assertToolsPresent(await checkTools(runner, requiredTools(backend)))
   await checkIpForwarding(runner)
 }
 
