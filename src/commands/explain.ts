@@ -2,9 +2,9 @@ import {Args, Flags} from '@oclif/core'
 
 import {SmartnatCommand} from '../cli/base.js'
 import {hostFlags, planFlags, sourceFlags, syncSettings} from '../cli/flags.js'
+import {createBackend} from '../lib/backend/registry.js'
 import {errorChain, inspectHost, snapshotLoader} from '../lib/explain/context.js'
 import {mappingExplanationLines, packetExplanationLines} from '../lib/explain/format.js'
-import {createInspector} from '../lib/explain/inspector.js'
 import {explainMapping, type MappingExplanation} from '../lib/explain/mapping.js'
 import {explainPacket, parsePacketSpec, type PacketExplanation} from '../lib/explain/packet.js'
 import {ExecRunner} from '../lib/host/runner.js'
@@ -56,13 +56,13 @@ Writes nothing. Without root the kernel cannot be read: only the desired rules a
     const mappingId = args.mapping === undefined ? undefined : this.mappingId(args.mapping, flags.namespace)
 
     const runner = new ExecRunner({timeoutSeconds: flags['command-timeout'], ...(flags.netns ? {netns: flags.netns} : {})})
-    const inspector = createInspector(flags.backend, runner, {forwardAccept: flags['forward-accept']})
+    const backend = createBackend(flags.backend, runner, {forwardAccept: flags['forward-accept']})
     const loadSnapshot = snapshotLoader({fromFile: flags['from-file'], kubeconfig: flags.kubeconfig, context: flags.context})
-    const inspection = await inspectHost({runner, inspector, loadSnapshot}, settings).catch((error: unknown) => this.error(errorChain(error)))
+    const inspection = await inspectHost({runner, backend, loadSnapshot}, settings).catch((error: unknown) => this.error(errorChain(error)))
     const paint = outputPaint()
 
     if (packet) {
-      const explanation = explainPacket(inspection, inspector, packet)
+      const explanation = explainPacket(inspection, backend.inspect, packet)
       if (!this.jsonEnabled()) for (const line of packetExplanationLines(explanation, paint)) this.log(line)
       return explanation
     }

@@ -5,8 +5,8 @@ import {SmartnatCommand} from '../cli/base.js'
 import {hostFlags, lockFlags, planFlags, sourceFlags, syncSettings} from '../cli/flags.js'
 import {requiredTools} from '../lib/backend/backend.js'
 import {forwardedTrafficDropped} from '../lib/backend/forward.js'
+import {createBackend} from '../lib/backend/registry.js'
 import {errorChain, inspectHost, snapshotLoader} from '../lib/explain/context.js'
-import {createInspector} from '../lib/explain/inspector.js'
 import {ExecRunner} from '../lib/host/runner.js'
 import {withHostFault} from '../lib/plan/faults.js'
 import {outputPaint} from '../lib/status/columns.js'
@@ -53,14 +53,14 @@ Exit codes, for monitoring: 0 all is well; 3 drift (the kernel differs from the 
     }
     const runner = new ExecRunner({timeoutSeconds: flags['command-timeout'], ...(flags.netns ? {netns: flags.netns} : {})})
     const loadSnapshot = snapshotLoader({fromFile: flags['from-file'], kubeconfig: flags.kubeconfig, context: flags.context})
-    const inspector = createInspector(flags.backend, runner, {forwardAccept: flags['forward-accept']})
-    const inspected = await inspectHost({runner, inspector, loadSnapshot}, settings).catch((error: unknown) => this.error(errorChain(error)))
-    const {drops} = await inspector.backend.forward({fix: false})
+    const backend = createBackend(flags.backend, runner, {forwardAccept: flags['forward-accept']})
+    const inspected = await inspectHost({runner, backend, loadSnapshot}, settings).catch((error: unknown) => this.error(errorChain(error)))
+    const {drops} = await backend.forward({fix: false})
     // As a sync would tell them: the Mappings programmed here are not served while forwarding drops.
     const inspection = drops.length > 0 ? {...inspected, plan: withHostFault(inspected.plan, forwardedTrafficDropped(drops))} : inspected
     const host = await gatherHostStatus(runner, {
       forwardDrops: drops,
-      tools: requiredTools(inspector.backend),
+      tools: requiredTools(backend),
       lockPath: flags['lock-file'],
       host: inspection.host,
       model: inspection.plan.model,

@@ -1,7 +1,7 @@
 import {expect} from 'chai'
 import {explainMapping, mappingFacts} from '../../src/lib/explain/mapping.js'
 import {diffParts, driftOf, sharedDrift} from '../../src/lib/explain/drift.js'
-import type {StatePart} from '../../src/lib/explain/parts.js'
+import type {StatePart} from '../../src/lib/backend/parts.js'
 import {buildStatusReport, STATUS_EXIT, statusExitCode} from '../../src/lib/status/report.js'
 import type {HostStatus} from '../../src/lib/status/host.js'
 import {desiredState, inspect, permissionDenied, withoutRule} from './explain-fixture.js'

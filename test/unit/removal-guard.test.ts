@@ -1,6 +1,7 @@
 import {expect} from 'chai'
 
 import type {ApplyOptions, Backend} from '../../src/lib/backend/backend.js'
+import {UNINSPECTED} from '../support/uninspected.js'
 import {createBackend} from '../../src/lib/backend/registry.js'
 import {RecordingRunner} from '../../src/lib/host/runner.js'
 import {DEFAULT_PLAN_OPTIONS, type NatMapping, type NatModel} from '../../src/lib/plan/model.js'
@@ -119,6 +120,7 @@ describe('mass-removal guard in a sync pass', () => {
       read: async () => kernel,
       flush: async () => ({dryRun: true, changed: false, removed: {jumps: [], chains: [], sets: [], ipRules: [], routes: []}}),
       forward: async () => ({written: 0, drops: []}),
+      inspect: UNINSPECTED,
       payloads: () => [],
       ruleCount: () => 0,
       programmedMappings: (state) => new Set(state as string[]),

@@ -4,6 +4,7 @@ import type {MappingResource} from '../../src/lib/mapping/types.js'
 import type {Ipv4} from '../../src/lib/net/ipv4.js'
 import type {HostInfo, MappingVerdict, Plan} from '../../src/lib/plan/model.js'
 import type {ApplyOptions, Backend} from '../../src/lib/backend/backend.js'
+import {UNINSPECTED} from '../support/uninspected.js'
 import {createBackend} from '../../src/lib/backend/registry.js'
 import {CommandError, RecordingRunner} from '../../src/lib/host/runner.js'
 import {DEFAULT_PLAN_OPTIONS} from '../../src/lib/plan/model.js'
@@ -112,6 +113,7 @@ describe('syncOnce and the state applied last', () => {
       ruleCount: () => 0,
       programmedMappings: () => new Set(),
       forward: async () => ({written: 0, drops: []}),
+      inspect: UNINSPECTED,
     }
     return {backend, applied}
   }

@@ -1,9 +1,11 @@
-/** What a backend is to everyone else: the interface each backend implements, and what they all share. */
+/** What a backend is to everyone else (sync, explain, status): the interface each backend implements, and what they all share. */
 import type {AdmittedMark} from '../host/conntrack.js'
 import type {ToolName} from '../host/tools.js'
 import {EGRESS_MARK, INTERFACE_MASK} from '../net/marks.js'
 import type {NatModel} from '../plan/model.js'
+import type {Counter, StatePart} from './parts.js'
 import type {ApplyOptions, ApplyResult, FlushReport, ForwardReport} from './result.js'
+import type {Trace, TracePacket} from './trace-packet.js'
 
 export type {ApplyOptions, ApplyResult, ChangedEndpoint, FlushReport, ForwardReport, WriteCounts} from './result.js'
 export type {ForwardDrop} from './forward.js'
@@ -40,6 +42,20 @@ export interface Backend<State = unknown> {
    * (with `fix`), then names the chains that still drop them; never throws for what it cannot read.
    */
   forward(options: {fix: boolean}): Promise<ForwardReport>
+  /** What explain and status look at in a state. */
+  readonly inspect: Inspector<State>
+}
+
+/** How explain and status look into a backend's state, desired or read back; all pure but `counters`. */
+export interface Inspector<State> {
+  /** Follows a new connection's first packet through a state. */
+  trace(state: State, packet: TracePacket): Trace
+  /** Cuts a state into parts, attributing them with the help of the desired model, for drift per Mapping. */
+  parts(state: State, model: NatModel): StatePart[]
+  /** Whether a sync would write nothing to make `actual` match `desired`; then neither has drift. */
+  inSync(desired: State, actual: State): boolean
+  /** The kernel's counters, keyed like StatePart.counterKey; absent when the backend's rules keep none. */
+  counters?: () => Promise<Map<string, Counter>>
 }
 
 export interface BackendOptions {

@@ -1,4 +1,6 @@
 /** Everything `status` and `explain` look at, gathered once: objects, host, desired state, and the kernel's. */
+import type {Backend} from '../backend/backend.js'
+import type {Counter, StatePart} from '../backend/parts.js'
 import {readHostInterfaces} from '../host/interfaces.js'
 import type {Runner} from '../host/runner.js'
 import type {HostInfo, Plan, Snapshot} from '../plan/model.js'
@@ -6,12 +8,10 @@ import {plan} from '../plan/plan.js'
 import {oneShotSource, type SourceOptions} from '../source/oneshot.js'
 import type {SyncSettings} from '../sync/settings.js'
 import {diffParts, type Drift} from './drift.js'
-import type {Inspector} from './inspector.js'
-import type {Counter, StatePart} from './parts.js'
 
 export interface InspectDeps<State> {
   runner: Runner
-  inspector: Inspector<State>
+  backend: Backend<State>
   loadSnapshot: () => Promise<Snapshot>
 }
 
@@ -45,13 +45,13 @@ export interface Inspection<State> {
 export async function inspectHost<State>(deps: InspectDeps<State>, settings: SyncSettings): Promise<Inspection<State>> {
   const [snapshot, host] = await Promise.all([deps.loadSnapshot(), readHostInterfaces(deps.runner, settings.interfacesPattern)])
   const planned = plan(snapshot, host, settings.plan)
-  const desired = deps.inspector.backend.render(planned.model)
-  const desiredParts = deps.inspector.parts(desired, planned.model)
-  const {kernel, drift} = await readKernel(deps.inspector, planned, desired, desiredParts)
+  const desired = deps.backend.render(planned.model)
+  const desiredParts = deps.backend.inspect.parts(desired, planned.model)
+  const {kernel, drift} = await readKernel(deps.backend, planned, desired, desiredParts)
   return {
     settings,
-    backend: deps.inspector.backend.name,
-    countsPackets: deps.inspector.counters !== undefined,
+    backend: deps.backend.name,
+    countsPackets: deps.backend.inspect.counters !== undefined,
     snapshot,
     host,
     plan: planned,
@@ -68,17 +68,17 @@ export async function inspectHost<State>(deps: InspectDeps<State>, settings: Syn
  * took 1.6 s and 80 MB.
  */
 async function readKernel<State>(
-  inspector: Inspector<State>,
+  backend: Backend<State>,
   planned: Plan,
   desired: State,
   desiredParts: StatePart[],
 ): Promise<{kernel: KernelView<State>; drift?: Drift}> {
   try {
-    const [state, counters] = await Promise.all([inspector.backend.read(), inspector.counters?.() ?? new Map<string, Counter>()])
-    if (inspector.inSync(desired, state)) {
+    const [state, counters] = await Promise.all([backend.read(), backend.inspect.counters?.() ?? new Map<string, Counter>()])
+    if (backend.inspect.inSync(desired, state)) {
       return {kernel: {readable: true, state, counters, installed: desiredParts.length > 0}, drift: {missing: [], unexpected: []}}
     }
-    const parts = inspector.parts(state, planned.model)
+    const parts = backend.inspect.parts(state, planned.model)
     return {kernel: {readable: true, state, counters, installed: parts.length > 0}, drift: diffParts(desiredParts, parts)}
   } catch (error) {
     return {kernel: {readable: false, reason: errorChain(error)}}

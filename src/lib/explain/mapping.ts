@@ -6,7 +6,7 @@ import {namesOf} from '../plan/order.js'
 import {indexPodIPs, type PodIPLookup} from '../plan/pods.js'
 import type {Inspection} from './context.js'
 import {driftOf, driftedMappings, sharedDrift, type Drift} from './drift.js'
-import {endpointName, type Counter, type StatePart} from './parts.js'
+import {endpointName, type Counter, type StatePart} from '../backend/parts.js'
 
 /**
  * - configured: programmed, and the kernel holds exactly its rules

@@ -1,13 +1,13 @@
 /** Explains what happens to one packet: through the desired rules and through the kernel's, and why. */
-import type {Trace, TraceStep} from '../backend/iptables/trace.js'
+import type {Inspector} from '../backend/backend.js'
+import {endpointName} from '../backend/parts.js'
+import type {Trace, TraceStep} from '../backend/trace-packet.js'
 import type {Protocol} from '../mapping/types.js'
 import {cidrContains, parseIpv4, type Cidr, type Ipv4} from '../net/ipv4.js'
 import {hex, interfaceMark} from '../net/marks.js'
 import {namesOf} from '../plan/order.js'
 import type {Inspection} from './context.js'
 import {errorChain} from './context.js'
-import type {Inspector} from './inspector.js'
-import {endpointName} from './parts.js'
 
 /** A new connection's first packet, as given on the command line. */
 export interface PacketSpec {

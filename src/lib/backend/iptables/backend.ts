@@ -5,10 +5,14 @@ import type {Backend} from '../backend.js'
 import {forwardDrops} from '../forward.js'
 import {IPTABLES_RESTORE} from '../iptables-syntax.js'
 import {applyIptables} from './apply.js'
+import {readIptablesCounters} from './counters.js'
+import {diffIptablesState, isEmptyChanges} from './diff.js'
 import {flushIptables} from './flush.js'
 import {iptablesMappings} from './mappings.js'
+import {iptablesParts} from './parts.js'
 import {readIptablesState} from './read.js'
 import {renderIptables, renderRestoreScripts} from './render.js'
+import {tracePacket} from './trace.js'
 import type {IptablesState} from './types.js'
 
 /** The iptables + ipset + ip rule/route backend, running its commands through `runner`. */
@@ -33,5 +37,11 @@ export function iptablesBackend(runner: Runner): Backend<IptablesState> {
     programmedMappings: iptablesMappings,
     // Its jump into SNM-FORWARD goes first in iptables' FORWARD: only native nft chains are left to check.
     forward: async () => ({written: 0, drops: await forwardDrops(runner, {backend: 'iptables'})}),
+    inspect: {
+      trace: tracePacket,
+      parts: iptablesParts,
+      inSync: (desired, actual) => isEmptyChanges(diffIptablesState(desired, actual)),
+      counters: () => readIptablesCounters(runner),
+    },
   }
 }

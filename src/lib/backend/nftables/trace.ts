@@ -9,8 +9,6 @@ import {FORWARD_CHAIN, INPUT_CHAIN, MANGLE_PREROUTING_CHAIN, NAT_POSTROUTING_CHA
 import {printRule} from './syntax.js'
 import type {MaskedSource, NftChain, NftElement, NftMatch, NftSet, NftState, Selector} from './types.js'
 
-export type {Trace, TracePacket} from '../trace-packet.js'
-
 const HOOKS: Record<HookPoint, [TraceTable, string]> = {
   'mangle PREROUTING': ['mangle', MANGLE_PREROUTING_CHAIN],
   'nat PREROUTING': ['nat', NAT_PREROUTING_CHAIN],
