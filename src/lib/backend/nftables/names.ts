@@ -1,5 +1,4 @@
-/** Names and numbers of the nftables backend's one table; marks are net/marks.ts's, routing tables routing's. */
-
+/** Names and numbers of the nftables backend's one table; the marks are in net/marks.ts, the routing tables in routing/. */
 import {TABLE_FAMILY, TABLE_NAME} from '../nft-table.js'
 
 /** The table smartnat owns, whole; outside it only the accept in iptables' FORWARD is written (forward-accept.ts). */
