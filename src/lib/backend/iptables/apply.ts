@@ -13,8 +13,8 @@
  * sets are rolled back underneath them.
  */
 import type {Runner} from '../../host/runner.js'
-import {IP_BATCH, ipBatchPayload} from '../../routing/payload.js'
 import {routingChangeCount} from '../../routing/diff.js'
+import {IP_BATCH, ipBatchPayload} from '../../routing/payload.js'
 import {readActual, runPayload, stderrOf, type FailedLine} from '../apply-steps.js'
 import {IPTABLES_RESTORE} from '../iptables-syntax.js'
 import {ApplyError} from '../result.js'
