@@ -6,6 +6,7 @@
 import {spawnSync} from 'node:child_process'
 import {ExecRunner, type RunOptions, type RunResult, type Runner} from '../src/lib/host/runner.js'
 import type {HostInfo} from '../src/lib/plan/model.js'
+import {unmetNeeds} from '../test/support/requirements.js'
 
 const PREFIX = 'snb-'
 const root = new ExecRunner({timeoutSeconds: 120})
@@ -34,13 +35,9 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   })
 }
 
-/** Why the kernel benchmarks cannot run here, or undefined when they can. */
+/** Why the kernel benchmarks cannot run here, or undefined when they can (they work in throwaway network namespaces). */
 export function kernelUnavailableReason(): string | undefined {
-  if (process.getuid?.() !== 0) return 'the kernel benchmarks need root (they work in throwaway network namespaces)'
-  for (const tool of ['ip', 'iptables-restore', 'iptables-save', 'ipset', 'nft']) {
-    if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) return `the kernel benchmarks need ${tool}`
-  }
-  return undefined
+  return unmetNeeds('the kernel benchmarks', {root: true, tools: ['ip', 'iptables-restore', 'iptables-save', 'ipset', 'nft']})
 }
 
 /** Runs a kernel benchmark's `main` where it can run (failing under CI where it cannot); its verdict is the exit code. */

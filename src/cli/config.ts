@@ -21,6 +21,7 @@ export const CONFIG_KEYS = [
   'from-file',
   'kubeconfig',
   'context',
+  'api-timeout',
   'lock-file',
   'lock-wait',
   'resync',

@@ -3,10 +3,12 @@ import {Flags} from '@oclif/core'
 
 import {BACKEND_NAMES, type BackendName} from '../lib/backend/registry.js'
 import {DEFAULT_INTERFACES_PATTERN, compileInterfacesPattern} from '../lib/host/interfaces.js'
-import {DEFAULT_LOCK_PATH} from '../lib/host/lock.js'
+import {DEFAULT_LOCK_PATH, describeHolder, type LockOptions} from '../lib/host/lock.js'
 import {DEFAULT_PLAN_OPTIONS, type PlanOptions} from '../lib/plan/model.js'
 import {DEFAULT_REMOVAL_POLICY, formatShare, MIN_HELD_REMOVAL, parseShare, type RemovalPolicy} from '../lib/sync/guard.js'
+import type {SourceOptions} from '../lib/source/oneshot.js'
 import type {SyncSettings} from '../lib/sync/settings.js'
+import {durationError, parseDuration} from './duration.js'
 
 export const sourceFlags = {
   'from-file': Flags.string({
@@ -24,6 +26,25 @@ export const sourceFlags = {
     helpValue: 'NAME',
     exclusive: ['from-file'],
   }),
+  'api-timeout': Flags.string({
+    summary: 'Longest wait for the Kubernetes API to answer one request, or to open a watch (500ms, 30s, 1m).',
+    default: '30s',
+    helpValue: 'DURATION',
+  }),
+}
+
+type SourceFlagValues = {'from-file'?: string; kubeconfig?: string; context?: string; 'api-timeout': string}
+
+/** Turns parsed source flags into where a command reads its objects from; throws when --api-timeout is not a duration. */
+export function sourceOptions(flags: SourceFlagValues): SourceOptions {
+  const apiTimeoutMs = parseDuration(flags['api-timeout'])
+  if (apiTimeoutMs === undefined) throw new Error(durationError('api-timeout', flags['api-timeout']))
+  return {
+    ...(flags['from-file'] !== undefined ? {fromFile: flags['from-file']} : {}),
+    ...(flags.kubeconfig ? {kubeconfig: flags.kubeconfig} : {}),
+    ...(flags.context ? {context: flags.context} : {}),
+    apiTimeoutMs,
+  }
 }
 
 export const hostFlags = {
@@ -90,7 +111,7 @@ export const planFlags = {
 
 export const lockFlags = {
   'lock-file': Flags.string({
-    summary: 'Lock that serialises smartnat runs on this host.',
+    summary: 'Lock file (flock) that serialises smartnat runs on this host, across containers that mount its directory.',
     default: DEFAULT_LOCK_PATH,
     helpValue: 'PATH',
   }),
@@ -115,6 +136,19 @@ export function removalPolicy(flags: {'max-removal': string}): RemovalPolicy {
     return {maxShare: parseShare(flags['max-removal'])}
   } catch (error) {
     throw new Error(`--max-removal ${(error as Error).message}`, {cause: error})
+  }
+}
+
+/**
+ * The lock as the flags ask for it; `announce` gets one line when another run holds it and the wait
+ * begins: by default on stderr, with --json too, since stdout carries only the result.
+ */
+export function lockOptions(flags: {'lock-file': string; 'lock-wait': number}, purpose: string, announce: (line: string) => void = (line) => void process.stderr.write(`${line}\n`)): LockOptions {
+  return {
+    path: flags['lock-file'],
+    waitMs: flags['lock-wait'] * 1000,
+    purpose,
+    onWait: (holder) => announce(`waiting up to ${flags['lock-wait']} s for ${flags['lock-file']}, held by ${describeHolder(holder)}`),
   }
 }
 

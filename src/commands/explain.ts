@@ -1,7 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 
 import {SmartnatCommand} from '../cli/base.js'
-import {hostFlags, planFlags, sourceFlags, syncSettings} from '../cli/flags.js'
+import {hostFlags, planFlags, sourceFlags, sourceOptions, syncSettings} from '../cli/flags.js'
 import {createBackend} from '../lib/backend/registry.js'
 import {errorChain, inspectHost, snapshotLoader} from '../lib/explain/context.js'
 import {mappingExplanationLines, packetExplanationLines} from '../lib/explain/format.js'
@@ -47,8 +47,10 @@ Writes nothing. Without root the kernel cannot be read: only the desired rules a
     if (args.mapping === undefined && flags.src === undefined) this.error('give a Mapping (NAMESPACE/NAME) or a packet (--src IP --dst IP:PORT)', {exit: 2})
     let settings
     let packet
+    let source
     try {
       settings = syncSettings(flags)
+      source = sourceOptions(flags)
       if (flags.src !== undefined) packet = parsePacketSpec(flags.src, flags.dst!, flags['in-interface'])
     } catch (error) {
       this.error((error as Error).message, {exit: 2})
@@ -57,7 +59,7 @@ Writes nothing. Without root the kernel cannot be read: only the desired rules a
 
     const runner = new ExecRunner({timeoutSeconds: flags['command-timeout'], ...(flags.netns ? {netns: flags.netns} : {})})
     const backend = createBackend(flags.backend, runner, {forwardAccept: flags['forward-accept']})
-    const loadSnapshot = snapshotLoader({fromFile: flags['from-file'], kubeconfig: flags.kubeconfig, context: flags.context})
+    const loadSnapshot = snapshotLoader(source)
     const inspection = await inspectHost({runner, backend, loadSnapshot}, settings).catch((error: unknown) => this.error(errorChain(error)))
     const paint = outputPaint()
 

@@ -3,7 +3,7 @@ import {createInterface} from 'node:readline/promises'
 import {Flags} from '@oclif/core'
 
 import {SmartnatCommand} from '../cli/base.js'
-import {hostFlags, lockFlags} from '../cli/flags.js'
+import {hostFlags, lockFlags, lockOptions} from '../cli/flags.js'
 import {everyBackend} from '../lib/backend/registry.js'
 import {ExecRunner} from '../lib/host/runner.js'
 import {flushedCount, flushOwned, type FlushOutcome, type FlushReport} from '../lib/sync/flush.js'
@@ -46,7 +46,7 @@ export default class Flush extends SmartnatCommand {
     const runner = new ExecRunner({timeoutSeconds: flags['command-timeout'], ...(flags.netns ? {netns: flags.netns} : {})})
     const outcome = await flushOwned(everyBackend(runner), {
       dryRun: flags['dry-run'],
-      lock: {path: flags['lock-file'], waitMs: flags['lock-wait'] * 1000},
+      lock: lockOptions(flags, 'flush'),
       ...(ask ? {confirm: (preview: FlushReport) => this.confirm(preview)} : {}),
     })
     if (!this.jsonEnabled()) this.describe(outcome)

@@ -2,7 +2,7 @@ import {Errors, Flags} from '@oclif/core'
 import {toYaml} from '../lib/source/yaml.js'
 
 import {SmartnatCommand} from '../cli/base.js'
-import {hostFlags, lockFlags, planFlags, sourceFlags, syncSettings} from '../cli/flags.js'
+import {hostFlags, lockFlags, planFlags, sourceFlags, sourceOptions, syncSettings} from '../cli/flags.js'
 import {requiredTools} from '../lib/backend/backend.js'
 import {forwardedTrafficDropped} from '../lib/backend/forward.js'
 import {createBackend} from '../lib/backend/registry.js'
@@ -46,13 +46,15 @@ Exit codes, for monitoring: 0 all is well; 3 drift (the kernel differs from the 
   async run(): Promise<StatusReport> {
     const {flags} = await this.parseWithConfig(Status)
     let settings
+    let source
     try {
       settings = syncSettings(flags)
+      source = sourceOptions(flags)
     } catch (error) {
       this.error((error as Error).message, {exit: 2})
     }
     const runner = new ExecRunner({timeoutSeconds: flags['command-timeout'], ...(flags.netns ? {netns: flags.netns} : {})})
-    const loadSnapshot = snapshotLoader({fromFile: flags['from-file'], kubeconfig: flags.kubeconfig, context: flags.context})
+    const loadSnapshot = snapshotLoader(source)
     const backend = createBackend(flags.backend, runner, {forwardAccept: flags['forward-accept']})
     const inspected = await inspectHost({runner, backend, loadSnapshot}, settings).catch((error: unknown) => this.error(errorChain(error)))
     const {drops} = await backend.forward({fix: false})

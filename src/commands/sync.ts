@@ -2,7 +2,7 @@ import {Flags} from '@oclif/core'
 import {Listr} from 'listr2'
 
 import {SmartnatCommand} from '../cli/base.js'
-import {hostFlags, lockFlags, planFlags, removalFlags, removalPolicy, sourceFlags, syncSettings} from '../cli/flags.js'
+import {hostFlags, lockFlags, lockOptions, planFlags, removalFlags, removalPolicy, sourceFlags, sourceOptions, syncSettings} from '../cli/flags.js'
 import {summarizeVerdict, verdictLines, type MappingSummary} from '../cli/verdicts.js'
 import type {Backend, Payload, WriteCounts} from '../lib/backend/backend.js'
 import {createBackend} from '../lib/backend/registry.js'
@@ -87,7 +87,7 @@ export default class Sync extends SmartnatCommand {
 
     const output = flags['dry-run']
       ? await this.dryRun(source, flags['assume-addresses'], runner, backend, settings)
-      : await withLock({path: flags['lock-file'], waitMs: flags['lock-wait'] * 1000, purpose: 'sync'}, () => this.apply(source, runner, backend, settings, flags.full, guard)).catch(
+      : await withLock(lockOptions(flags, 'sync'), () => this.apply(source, runner, backend, settings, flags.full, guard)).catch(
           (error: unknown) => {
             if (!(error instanceof MassRemovalError)) throw error
             this.error(`${error.message}. If the source is right, run again with --allow-mass-removal.`, {exit: MASS_REMOVAL_EXIT})
@@ -103,16 +103,18 @@ export default class Sync extends SmartnatCommand {
   }
 
   /** Files or the API; with the API, verdicts go back as Mapping statuses and Events. */
-  private async source(flags: {'from-file'?: string; kubeconfig?: string; context?: string}): Promise<OneShotSource & {publisher?: Publisher}> {
+  private async source(flags: Parameters<typeof sourceOptions>[0]): Promise<OneShotSource & {publisher?: Publisher}> {
     let source: OneShotSource
     try {
-      source = await oneShotSource({fromFile: flags['from-file'], kubeconfig: flags.kubeconfig, context: flags.context})
+      source = await oneShotSource(sourceOptions(flags))
     } catch (error) {
+      // Nothing in the flags or the kubeconfig changes by trying again: a distinct exit code, at once.
       this.error((error as Error).message, {exit: 2})
     }
+    for (const warning of source.warnings) this.warn(warning)
     if (!source.kubeConfig) return source
     const {kubePublisher} = await import('../lib/sync/publish.js')
-    return {...source, publisher: kubePublisher(source.kubeConfig)}
+    return {...source, publisher: kubePublisher(source.kubeConfig, undefined, source.api)}
   }
 
   private async dryRun(

@@ -3,8 +3,9 @@ import {access} from 'node:fs/promises'
 import {Flags} from '@oclif/core'
 
 import {SmartnatCommand} from '../cli/base.js'
+import {durationError, parseDuration} from '../cli/duration.js'
 import {stopSignal} from '../cli/signals.js'
-import {hostFlags, lockFlags, planFlags, removalFlags, removalPolicy, sourceFlags, syncSettings} from '../cli/flags.js'
+import {hostFlags, lockFlags, lockOptions, planFlags, removalFlags, removalPolicy, sourceFlags, sourceOptions, syncSettings} from '../cli/flags.js'
 import type {Backend} from '../lib/backend/backend.js'
 import {createBackend} from '../lib/backend/registry.js'
 import {acquireLock, type Lock} from '../lib/host/lock.js'
@@ -13,6 +14,7 @@ import {createLogger, errorText, LOG_LEVELS, type LogLevel, type Logger} from '.
 import {SmartnatMetrics} from '../lib/observe/metrics.js'
 import {DEFAULT_METRICS_ADDRESS, parseListenAddress, startObserveServer, type ObserveServer} from '../lib/observe/server.js'
 import {FileWatchSource} from '../lib/source/file-watch.js'
+import type {ApiRequest} from '../lib/source/kube/request.js'
 import type {SnapshotSource} from '../lib/source/source.js'
 import {checkPrerequisites, type SyncReport} from '../lib/sync/once.js'
 import type {Publisher} from '../lib/sync/publish.js'
@@ -93,7 +95,7 @@ export default class Watch extends SmartnatCommand {
     const backend = createBackend(flags.backend, runner, {forwardAccept: flags['forward-accept']})
     await checkPrerequisites(runner, backend).catch((error: unknown) => this.error(errorText(error)))
 
-    const lock = await acquireLock({path: flags['lock-file'], waitMs: flags['lock-wait'] * 1000, purpose: 'watch'}).catch((error: unknown) =>
+    const lock = await acquireLock(lockOptions(flags, 'watch', (line) => logger.info(line))).catch((error: unknown) =>
       this.error(`cannot start: ${errorText(error)}`),
     )
     const stop = stopSignal()
@@ -147,17 +149,23 @@ export default class Watch extends SmartnatCommand {
 
   /** Where Mappings, Services and EndpointSlices come from, and where verdicts go back to. */
   private async source(
-    flags: {'from-file'?: string; kubeconfig?: string; context?: string},
+    flags: Parameters<typeof sourceOptions>[0],
     logger: Logger,
     metrics: SmartnatMetrics,
   ): Promise<{source: SnapshotSource; publisher?: Publisher}> {
-    const path = flags['from-file']
+    let options
+    try {
+      options = sourceOptions(flags)
+    } catch (error) {
+      this.error(errorText(error), {exit: 2})
+    }
+    const path = options.fromFile
     if (path) {
       await access(path).catch(() => this.error(`--from-file ${path}: no such file or directory`, {exit: 2}))
       return {source: new FileWatchSource(path, {logger, onReadError: () => metrics.manifestReadError()})}
     }
     // The API client is loaded for the API only: it adds 70 MB and 0.4 s to a start.
-    const [{loadKubeConfig}, {KubeSource}, {kubePublisher}] = await Promise.all([
+    const [{loadKubeConfig, plainHttpWarning}, {KubeSource}, {kubePublisher}] = await Promise.all([
       import('../lib/source/kube/config.js'),
       import('../lib/source/kube/source.js'),
       import('../lib/sync/publish.js'),
@@ -165,13 +173,17 @@ export default class Watch extends SmartnatCommand {
     let kubeConfig
     try {
       kubeConfig = loadKubeConfig({
-        ...(flags.kubeconfig ? {kubeconfig: flags.kubeconfig} : {}),
-        ...(flags.context ? {context: flags.context} : {}),
+        ...(options.kubeconfig ? {kubeconfig: options.kubeconfig} : {}),
+        ...(options.context ? {context: options.context} : {}),
       })
     } catch (error) {
+      // Nothing in the flags or the kubeconfig changes by trying again: fail at start, with a distinct exit code.
       this.error(errorText(error), {exit: 2})
     }
-    const source = new KubeSource(kubeConfig)
+    const insecure = plainHttpWarning(kubeConfig)
+    if (insecure) logger.warn(insecure)
+    const api = {timeoutMs: options.apiTimeoutMs, onFailure: (request: ApiRequest, code: string) => metrics.apiError({...request, code})}
+    const source = new KubeSource(kubeConfig, {api})
     // Kinds fail and recover one by one: following only the source's first failing kind would
     // report another kind's old error as new the moment the first one recovers.
     const failing = new Map<string, string>()
@@ -179,14 +191,13 @@ export default class Watch extends SmartnatCommand {
       for (const [kind, {lastError}] of Object.entries(source.health().kinds)) {
         if (lastError && lastError !== failing.get(kind)) {
           failing.set(kind, lastError)
-          metrics.apiError()
           logger.warn('Kubernetes API error; keeping the last applied rules', {kind, error: lastError})
         } else if (!lastError && failing.delete(kind)) {
           logger.info('Kubernetes API reachable again', {kind})
         }
       }
     })
-    return {source, publisher: kubePublisher(kubeConfig)}
+    return {source, publisher: kubePublisher(kubeConfig, undefined, api)}
   }
 
   private async finish(flush: boolean, backend: Backend, logger: Logger): Promise<void> {
@@ -198,19 +209,9 @@ export default class Watch extends SmartnatCommand {
 
   private duration(flag: string, text: string): number {
     const ms = parseDuration(text)
-    if (ms === undefined) this.error(`--${flag} "${text}" must be a positive duration such as 500ms, 30s, 5m, 1h or a number of seconds`, {exit: 2})
+    if (ms === undefined) this.error(durationError(flag, text), {exit: 2})
     return ms
   }
-}
-
-const UNIT_MS: Record<string, number> = {ms: 1, s: 1000, m: 60_000, h: 3_600_000}
-
-/** `500ms`, `30s`, `5m`, `1h`, or a bare number of seconds, in milliseconds; undefined when not a positive duration. */
-function parseDuration(text: string): number | undefined {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim())
-  if (!match) return undefined
-  const ms = Math.round(Number(match[1]) * UNIT_MS[match[2] ?? 's']!)
-  return ms > 0 ? ms : undefined
 }
 
 /**

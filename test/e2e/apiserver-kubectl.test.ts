@@ -3,13 +3,14 @@
  * apply, server-side printing with the CRD's columns, patches (also of the status subresource), watch,
  * explain and delete. Whatever kubectl needs from a real server, this server must answer the same way.
  */
-import {execFile, spawn, spawnSync} from 'node:child_process'
+import {execFile, spawn} from 'node:child_process'
 import {mkdir, mkdtemp, readdir, readFile, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {expect} from 'chai'
 import {parse, parseAllDocuments} from 'yaml'
 import {startApiServer, type ApiServer} from '../support/apiserver/index.js'
+import {requireNeeds} from '../support/requirements.js'
 
 interface Run {
   code: number
@@ -90,10 +91,6 @@ async function loadManifests(scratch: string): Promise<Manifests> {
   return (await fromDir(dir))!
 }
 
-function kubectlAvailable(): boolean {
-  return spawnSync('kubectl', ['version', '--client'], {stdio: 'ignore'}).status === 0
-}
-
 describe('test API server with the real kubectl', function () {
   this.timeout(60_000)
   let server: ApiServer
@@ -116,10 +113,7 @@ describe('test API server with the real kubectl', function () {
   }
 
   before(async function () {
-    if (!kubectlAvailable()) {
-      if (process.env.CI) throw new Error('kubectl is not installed: the e2e test of the API server needs it on PATH')
-      this.skip()
-    }
+    requireNeeds(this, 'the e2e test of the API server', {tools: ['kubectl']})
     scratch = await mkdtemp(join(tmpdir(), 'smartnat-kubectl-'))
     server = await startApiServer()
     const kubeconfig = join(scratch, 'kubeconfig')

@@ -14,6 +14,7 @@ import {renderIptables} from '../../src/lib/backend/iptables/render.js'
 import type {IptablesState} from '../../src/lib/backend/iptables/types.js'
 import {ApplyError} from '../../src/lib/backend/result.js'
 import {CommandLogRunner} from '../support/e2e.js'
+import {requireNeeds} from '../support/requirements.js'
 import {kernelTestModel} from '../unit/nat-model-fixture.js'
 
 const NETNS = `snm-apply-${process.pid}`
@@ -77,12 +78,7 @@ describe('iptables backend in a network namespace (root)', function () {
   let desired: IptablesState
 
   before(function () {
-    const missing = TOOLS.filter((tool) => spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0)
-    const why = process.getuid?.() !== 0 ? 'needs root' : missing.length > 0 ? `needs ${missing.join(', ')}` : undefined
-    if (why) {
-      if (process.env.CI) throw new Error(`kernel tests cannot run in CI: ${why}`)
-      this.skip()
-    }
+    requireNeeds(this, 'the iptables apply test', {root: true, tools: TOOLS})
     execFileSync('ip', ['netns', 'add', NETNS])
     seedForeignRuleset()
     foreignOnly = kernelDump()

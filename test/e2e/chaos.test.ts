@@ -13,7 +13,6 @@
  */
 import {expect} from 'chai'
 import {readFile, truncate, writeFile} from 'node:fs/promises'
-import {spawnSync} from 'node:child_process'
 import {startApiServer, type ApiServer, type KubeObject} from '../support/apiserver/index.js'
 import {BACKENDS, requireBackend} from '../support/backends.js'
 import {reachesPod, runChaosCase, waitReachable, type CaseRun, type MonitorGroup} from '../support/chaos-case.js'
@@ -23,6 +22,7 @@ import {kubeconfigThrough, startFaultProxy, statusWrites, type FaultProxy} from 
 import {httpGet, metricValue} from '../support/http.js'
 import {LAB_PLAN, createLab, requireLab, type Lab} from '../support/lab.js'
 import {ManifestDir, mappingManifest, serviceFromLab, serviceManifests, type MappingFixture, type ServiceFixture} from '../support/mappings.js'
+import {requireNeeds} from '../support/requirements.js'
 import {smartnat, type CliResult} from '../support/smartnat-cli.js'
 import type {MonitorTarget} from '../support/traffic-monitor.js'
 
@@ -254,7 +254,7 @@ describe('chaos: traffic of untouched Mappings never stops (namespace lab, real 
     })
 
     it('7. a host `smartnat sync`, from a PID namespace of its own, runs while the daemon applies', async function () {
-      requireTool(this, 'unshare', 'runs the host sync in a PID namespace of its own')
+      requireNeeds(this, 'the host sync in a PID namespace of its own', {tools: ['unshare']})
       let flip = false
       const write = () => dir!.write({services: [web], mappings: [WEB, EDGE, ...(flip ? [probeMapping(1)] : [])]})
       await write()
@@ -297,11 +297,3 @@ async function waitGone(lab: Lab, target: MonitorTarget, what: string, ms: numbe
   await eventually(`${what} to be gone (${target.ip}:${target.port})`, ms, async () => ((await reachesPod(lab, CLIENT1.from, CLIENT1.source, target)) ? undefined : true))
 }
 
-/** In a test: fail under CI when `tool` is missing, skip (saying why) elsewhere. */
-function requireTool(context: Mocha.Context, tool: string, why: string): void {
-  if (spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0) return
-  const reason = `${tool} is missing (it ${why})`
-  if (process.env.CI) throw new Error(`${reason}; CI must run the chaos suite`)
-  console.log(`      skipped: ${reason}`)
-  context.skip()
-}

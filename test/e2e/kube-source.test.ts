@@ -6,10 +6,10 @@ import {KubeConfig} from '@kubernetes/client-node'
 import {expect} from 'chai'
 import {KubeSource, listSnapshot, type KubeSourceOptions} from '../../src/lib/source/kube/source.js'
 import type {ObjectChange} from '../../src/lib/source/kube/reflector.js'
-import type {Delay} from '../../src/lib/source/kube/backoff.js'
 import {startApiServer, type ApiServer} from '../support/apiserver/index.js'
 import {bucketOf} from '../support/apiserver/resources.js'
 import {objectKey} from '../support/apiserver/store.js'
+import {GatedDelay} from '../support/gated-delay.js'
 
 const CRDS = ['crds/mapping.yaml']
 
@@ -52,32 +52,6 @@ async function eventually(what: string, check: () => boolean, ms = 5000): Promis
   while (!check()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
     await new Promise((r) => setTimeout(r, 10))
-  }
-}
-
-/** A Delay the test releases by hand: reconnects happen exactly when the test says so. */
-class GatedDelay {
-  readonly requested: number[] = []
-  private waiting: (() => void)[] = []
-
-  readonly delay: Delay = (ms, signal) => new Promise<void>((resolve) => {
-    this.requested.push(ms)
-    const done = () => {
-      signal.removeEventListener('abort', done)
-      resolve()
-    }
-    signal.addEventListener('abort', done, {once: true})
-    this.waiting.push(done)
-  })
-
-  get pending(): number {
-    return this.waiting.length
-  }
-
-  releaseAll(): void {
-    const waiting = this.waiting
-    this.waiting = []
-    for (const done of waiting) done()
   }
 }
 

@@ -15,6 +15,7 @@ import {renderNftables} from '../../src/lib/backend/nftables/render.js'
 import {renderNftScript} from '../../src/lib/backend/nftables/syntax.js'
 import type {NftState} from '../../src/lib/backend/nftables/types.js'
 import {CommandLogRunner} from '../support/e2e.js'
+import {requireNeeds} from '../support/requirements.js'
 import {cidr, ip, kernelTestModel} from '../unit/nat-model-fixture.js'
 
 const NETNS = `snm-nft-${process.pid}`
@@ -84,13 +85,7 @@ describe('nftables backend in a network namespace (root)', function () {
   let desired: NftState
 
   before(function () {
-    const missing = TOOLS.filter((tool) => spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0)
-    const why = process.getuid?.() !== 0 ? 'needs root' : missing.length > 0 ? `needs ${missing.join(', ')}` : undefined
-    if (why) {
-      if (process.env.CI) throw new Error(`kernel tests cannot run in CI: ${why}`)
-      console.log(`      skipped: ${why}`)
-      this.skip()
-    }
+    requireNeeds(this, 'the nftables apply test', {root: true, tools: TOOLS})
     execFileSync('ip', ['netns', 'add', NETNS])
     seedForeignRuleset()
     foreign = foreignDump()

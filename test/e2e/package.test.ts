@@ -3,6 +3,7 @@ import {execa} from 'execa'
 import {mkdir, mkdtemp, readdir, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
+import {requireOrSkip} from '../support/requirements.js'
 
 const root = new URL('../..', import.meta.url).pathname
 // Node.js binaries published on the npm registry, one per supported LTS line besides the machine's own.
@@ -14,10 +15,8 @@ describe('the npm package', function () {
   let installed: string
 
   before(async function () {
-    if (process.platform !== 'linux' || process.arch !== 'x64') {
-      if (process.env.CI) throw new Error('the package test needs linux-x64 Node.js binaries from the npm registry')
-      this.skip()
-    }
+    const linuxX64 = process.platform === 'linux' && process.arch === 'x64'
+    requireOrSkip(this, linuxX64 ? undefined : 'the package test needs linux-x64, for the Node.js binaries it installs from the npm registry')
     dir = await mkdtemp(join(tmpdir(), 'smartnat-pack-'))
     const {stdout} = await execa('npm', ['pack', '--silent', '--pack-destination', dir], {cwd: root})
     const tarball = join(dir, stdout.trim().split('\n').pop()!)

@@ -12,16 +12,11 @@ import type {IptablesState} from '../../src/lib/backend/iptables/types.js'
 import {createBackend} from '../../src/lib/backend/registry.js'
 import {ExecRunner} from '../../src/lib/host/runner.js'
 import {BACKENDS, requireBackend} from '../support/backends.js'
+import {requireNeeds} from '../support/requirements.js'
 import {cidr, sampleModel} from '../unit/nat-model-fixture.js'
 
 const NETNS = `snm-render-${process.pid}`
 const TOOLS = ['ip', 'iptables-save', 'iptables-restore', 'ipset']
-
-function unavailableReason(): string | undefined {
-  if (process.getuid?.() !== 0) return 'needs root'
-  const missing = TOOLS.filter((tool) => spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0)
-  return missing.length > 0 ? `needs ${missing.join(', ')}` : undefined
-}
 
 /** `create NAME TYPE OPTIONS` lines of `ipset save`, without what the kernel picks itself. */
 function savedCreateLines(save: string): string[] {
@@ -45,12 +40,7 @@ describe('rendered state round-trips through the kernel (root, network namespace
   const ns = new ExecRunner({timeoutSeconds: 10, netns: NETNS})
 
   before(function () {
-    const why = unavailableReason()
-    if (why) {
-      if (process.env.CI) throw new Error(`render round-trip test cannot run in CI: ${why}`)
-      console.log(`      skipped: ${why}`)
-      this.skip()
-    }
+    requireNeeds(this, 'the render round-trip test', {root: true, tools: TOOLS})
     const added = spawnSync('ip', ['netns', 'add', NETNS], {encoding: 'utf8'})
     if (added.status !== 0) throw new Error(`ip netns add ${NETNS}: ${added.stderr}`)
   })
@@ -152,12 +142,7 @@ for (const backend of BACKENDS) describe(`packets traced through the state read 
   const subject = createBackend(backend.name, ns)
 
   before(async function () {
-    const why = unavailableReason()
-    if (why) {
-      if (process.env.CI) throw new Error(`trace round-trip test cannot run in CI: ${why}`)
-      console.log(`      skipped: ${why}`)
-      this.skip()
-    }
+    requireNeeds(this, 'the trace round-trip test', {root: true, tools: TOOLS})
     requireBackend(this, backend)
     const added = spawnSync('ip', ['netns', 'add', netns], {encoding: 'utf8'})
     if (added.status !== 0) throw new Error(`ip netns add ${netns}: ${added.stderr}`)

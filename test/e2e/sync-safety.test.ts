@@ -4,7 +4,7 @@ import {BACKENDS, requireBackend} from '../support/backends.js'
 import {syncArgs, type SyncJson} from '../support/e2e.js'
 import {LAB_PLAN, createLab, requireLab, type EchoResult, type Lab} from '../support/lab.js'
 import {ManifestDir, serviceFromLab, type MappingFixture, type ServiceFixture} from '../support/mappings.js'
-import {smartnat, smartnatJson, startSmartnat} from '../support/smartnat-cli.js'
+import {smartnat, smartnatJson, startSmartnat, stderrSays} from '../support/smartnat-cli.js'
 import {acquireLock} from '../../src/lib/host/lock.js'
 
 const VIP = '198.19.100.10'
@@ -81,7 +81,7 @@ for (const backend of BACKENDS) describe(`smartnat sync when it cannot apply, an
       expect(refused.stderr).to.include(`is held by smartnat watch (pid ${process.pid}`)
 
       const waiting = startSmartnat(syncArgs(backend.name, lab, dir, '--lock-wait', '20', '--json'))
-      await new Promise((resolve) => setTimeout(resolve, 2500))
+      await stderrSays(waiting, `waiting up to 20 s for ${dir.file('smartnat.lock')}, held by smartnat watch (pid ${process.pid}, since `)
       expect(waiting.child.exitCode, 'the sync is still waiting').to.equal(null)
       expect(await backend.installed(lab)).to.equal(false)
       await lock.release()

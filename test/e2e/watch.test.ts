@@ -5,7 +5,7 @@
  * rules in place on SIGTERM.
  */
 import {expect} from 'chai'
-import {access} from 'node:fs/promises'
+import {inspectLock} from '../../src/lib/host/lock.js'
 import {BACKENDS, requireBackend} from '../support/backends.js'
 import {commandArgs, eventually, syncArgs} from '../support/e2e.js'
 import {freePort, httpGet, metricValue} from '../support/http.js'
@@ -144,9 +144,7 @@ for (const backend of BACKENDS) describe(`smartnat watch in the namespace lab (r
     expect(result!.code, result!.stderr).to.equal(0)
     expect(await reaches('tcp', 8080)).to.be.oneOf(WEB_PODS)
     expect(await reaches('udp', 5300)).to.be.oneOf(WEB_PODS)
-    let lockLeft = true
-    await access(dir!.file('smartnat.lock')).catch(() => (lockLeft = false))
-    expect(lockLeft).to.equal(false)
+    expect(await inspectLock(dir!.file('smartnat.lock')), 'the lock let go of, its holder cleared').to.deep.equal({held: false, holder: undefined})
 
     const lines = result!.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as {time: string; level: string; msg: string})
     for (const line of lines) {

@@ -3,13 +3,13 @@
  * with the backend's own tools, what a test needs done to the kernel (drift, obstruction, a dump),
  * so one test body runs against both.
  */
-import {spawnSync} from 'node:child_process'
 import type {WriteCounts} from '../../src/lib/backend/backend.js'
 import {BACKEND_NAMES, createBackend, type BackendName} from '../../src/lib/backend/registry.js'
 import {addressChainName} from '../../src/lib/backend/iptables/names.js'
 import type {Ipv4} from '../../src/lib/net/ipv4.js'
 import {iptablesDump} from './e2e.js'
 import type {Lab} from './lab.js'
+import {requireNeeds} from './requirements.js'
 
 /** One mapped endpoint and where its DNAT sends it. */
 export interface LabEndpoint {
@@ -185,12 +185,7 @@ function selectBackends(list: string | undefined): LabBackend[] {
 
 /** In a mocha hook: fail under CI when the backend's tool is missing, skip (saying why) elsewhere. */
 export function requireBackend(context: Mocha.Context, backend: LabBackend): void {
-  const tool = backend.name === 'nftables' ? 'nft' : 'ipset'
-  if (spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0) return
-  const reason = `the ${backend.name} backend needs ${tool}`
-  if (process.env.CI) throw new Error(`${reason}; CI must run the namespace tests against every backend`)
-  console.log(`      skipped: ${reason}`)
-  context.skip()
+  requireNeeds(context, `the ${backend.name} backend`, {tools: [backend.name === 'nftables' ? 'nft' : 'ipset']})
 }
 
 /**

@@ -28,6 +28,7 @@ import {fileURLToPath} from 'node:url'
 import {deleteConntrackFlows} from '../../src/lib/host/conntrack.js'
 import {ExecRunner, type RunOptions, type RunResult} from '../../src/lib/host/runner.js'
 import {cidrContains, parseIpv4, type Cidr, type Ipv4} from '../../src/lib/net/ipv4.js'
+import {requireOrSkip, unmetNeeds} from './requirements.js'
 
 export type LabNamespace = 'client1' | 'client2' | 'rtr1' | 'rtr2' | 'host' | 'node'
 export type LabProtocol = 'tcp' | 'udp'
@@ -120,20 +121,12 @@ let labCount = 0
 
 /** Why the lab cannot run here (not root, a tool missing), or undefined when it can. */
 export function labUnavailableReason(): string | undefined {
-  if (process.getuid?.() !== 0) return 'the namespace lab needs root'
-  for (const tool of ['ip', 'iptables', 'iptables-restore', 'conntrack', 'sysctl']) {
-    if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) return `the namespace lab needs ${tool}`
-  }
-  return undefined
+  return unmetNeeds('the namespace lab', {root: true, tools: ['ip', 'iptables', 'iptables-restore', 'conntrack', 'sysctl']})
 }
 
 /** In a mocha hook or test: fail under CI when the lab cannot run, skip (saying why) elsewhere. */
 export function requireLab(context: Mocha.Context): void {
-  const reason = labUnavailableReason()
-  if (!reason) return
-  if (process.env.CI) throw new Error(`${reason}; CI must run the namespace tests`)
-  console.log(`      skipped: ${reason}`)
-  context.skip()
+  requireOrSkip(context, labUnavailableReason())
 }
 
 /** Builds a lab; on any failure everything built so far is torn down before the error is thrown. */

@@ -44,6 +44,18 @@ export function startSmartnat(args: string[], options: CliOptions = {}): Running
   return {child, done}
 }
 
+/** Settles once the process has written `text` to stderr, or has exited (then check its output). */
+export function stderrSays(cli: RunningCli, text: string): Promise<void> {
+  return new Promise((resolve) => {
+    let stderr = ''
+    cli.child.stderr!.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString()
+      if (stderr.includes(text)) resolve()
+    })
+    void cli.done.then(() => resolve())
+  })
+}
+
 /** Runs `smartnat ARGS...` to completion. */
 export function smartnat(args: string[], options: CliOptions = {}): Promise<CliResult> {
   return startSmartnat(args, options).done

@@ -59,36 +59,39 @@ interface SeenEvent {
   reason?: string
 }
 
-/** Opens a watch and collects its events until `until` is satisfied or the timeout passes. */
-function watchEvents(kc: KubeConfig, path: string, query: Record<string, string | boolean>, until: (events: SeenEvent[]) => boolean, timeoutMs = 3000) {
+/**
+ * Opens a watch and collects its events until `until` is satisfied. `opened` settles once the server
+ * has answered (it subscribes the watch before it answers), `closed` once the watch has ended;
+ * a watch that never satisfies `until` ends with the test's timeout.
+ */
+function watchEvents(kc: KubeConfig, path: string, query: Record<string, string | boolean>, until: (events: SeenEvent[]) => boolean) {
   const events: SeenEvent[] = []
   let abort: AbortController | undefined
   let ended: unknown = 'open'
+  let settleClosed: () => void = () => undefined
+  const closed = new Promise<void>((resolve) => (settleClosed = resolve))
+  let opened: Promise<unknown> = Promise.resolve()
   const done = new Promise<SeenEvent[]>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      abort?.abort()
-      reject(new Error(`watch timed out with events ${JSON.stringify(events)}`))
-    }, timeoutMs)
     const check = () => {
       if (until(events)) {
-        clearTimeout(timer)
         abort?.abort()
         resolve(events)
       }
     }
-    new Watch(kc)
+    opened = new Watch(kc)
       .watch(path, query, (type, obj: {metadata?: {name?: string; resourceVersion?: string}; code?: number; reason?: string}) => {
         events.push({type, name: obj.metadata?.name, rv: obj.metadata?.resourceVersion, code: obj.code, reason: obj.reason})
         check()
       }, (err) => {
         ended = err
+        settleClosed()
         check()
       })
       .then((controller) => {
         abort = controller
       }, reject)
   })
-  return {done, ended: () => ended}
+  return {done, opened, closed, ended: () => ended}
 }
 
 describe('test API server with @kubernetes/client-node', function () {
@@ -253,7 +256,7 @@ describe('test API server with @kubernetes/client-node', function () {
   it('watches from a resourceVersion: ADDED, MODIFIED, DELETED in order, nothing older', async function () {
     const before = await create(mapping('old'))
     const watch = watchEvents(kc, path, {resourceVersion: before.metadata.resourceVersion!}, (e) => e.some((x) => x.type === 'DELETED'))
-    await new Promise((r) => setTimeout(r, 50))
+    await watch.opened
     await create(mapping('web'))
     await custom.patchNamespacedCustomObject({group: GROUP, version: VERSION, namespace: ns, plural: PLURAL, name: 'web', body: {spec: {serviceName: 'x'}}}, mergePatch)
     await custom.deleteNamespacedCustomObject({group: GROUP, version: VERSION, namespace: ns, plural: PLURAL, name: 'web'})
@@ -287,14 +290,12 @@ describe('test API server with @kubernetes/client-node', function () {
   })
 
   it('ends open watches when the server stops', async function () {
-    const watch = watchEvents(kc, path, {}, () => false, 5000)
+    const watch = watchEvents(kc, path, {}, () => false)
     watch.done.catch(() => undefined)
-    const deadline = Date.now() + 2000
-    while (server.openWatches() === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
+    await watch.opened
     expect(server.openWatches()).to.equal(1)
     await server.stop()
-    const ended = Date.now() + 2000
-    while (watch.ended() === 'open' && Date.now() < ended) await new Promise((r) => setTimeout(r, 10))
+    await watch.closed
     expect(watch.ended()).to.equal(null)
     server = await startApiServer()
   })
@@ -343,21 +344,23 @@ describe('test API server with @kubernetes/client-node', function () {
       return custom.listNamespacedCustomObject({group: GROUP, version: VERSION, namespace: ns, plural: PLURAL}) as never
     }
     const informer = makeInformer<Mapping & {metadata: {name: string}}>(kc, path, listFn)
-    informer.on('add', (m) => seen.push(`add ${m.metadata.name}`))
-    informer.on('update', (m) => seen.push(`update ${m.metadata.name} ${String(m.spec.serviceName)}`))
-    informer.on('delete', (m) => seen.push(`delete ${m.metadata.name}`))
-    const waitFor = async (entry: string) => {
-      const deadline = Date.now() + 3000
-      while (!seen.includes(entry) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
-      expect(seen).to.include(entry)
+    informer.on('add', (m) => see(`add ${m.metadata.name}`))
+    informer.on('update', (m) => see(`update ${m.metadata.name} ${String(m.spec.serviceName)}`))
+    informer.on('delete', (m) => see(`delete ${m.metadata.name}`))
+    // Each handler's entry settles whoever waits for it: nothing here waits for a time.
+    const waiting = new Map<string, () => void>()
+    const see = (entry: string) => {
+      seen.push(entry)
+      waiting.get(entry)?.()
     }
+    const waitFor = (entry: string) => (seen.includes(entry) ? Promise.resolve() : new Promise<void>((resolve) => waiting.set(entry, resolve)))
     await informer.start()
     try {
       await waitFor('add before')
       await create(mapping('live'))
       await waitFor('add live')
-      const deadline = Date.now() + 2000
-      while (server.openWatches() === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
+      // `live` came after the list, so through the watch: it is open.
+      expect(server.openWatches()).to.equal(1)
       expect(lists).to.equal(1)
       // Drop the watch and change things in the same tick, before the informer can re-watch, then forget
       // the history: its re-watch from the old resourceVersion gets 410 and only a relist can catch up.
@@ -394,7 +397,7 @@ describe('test API server with @kubernetes/client-node', function () {
   it('turns label changes into ADDED and DELETED for a watch with a label selector', async function () {
     const created = await create(mapping('web'))
     const watch = watchEvents(kc, path, {resourceVersion: created.metadata.resourceVersion!, labelSelector: 'tier=edge'}, (e) => e.length >= 2)
-    await new Promise((r) => setTimeout(r, 50))
+    await watch.opened
     const patch = (labels: unknown) => custom.patchNamespacedCustomObject({group: GROUP, version: VERSION, namespace: ns, plural: PLURAL, name: 'web', body: {metadata: {labels}}}, mergePatch)
     await patch({tier: 'edge'})
     await patch({tier: null})

@@ -7,7 +7,7 @@ import type {HostStatus} from '../../src/lib/status/host.js'
 import {desiredState, inspect, permissionDenied, withoutRule} from './explain-fixture.js'
 
 const WEB_RULE = '-A SNM-A-5b4665a2 -p tcp -m tcp --dport 80 -m comment --comment "default/web tcp/80" -j DNAT --to-destination 198.19.100.10:8080'
-const HEALTHY_HOST: HostStatus = {ipForward: '1', tools: [], iptablesFlavour: 'nf_tables', lock: {path: '/run/x.lock', holder: null}, interfaces: [], problems: []}
+const HEALTHY_HOST: HostStatus = {ipForward: '1', tools: [], iptablesFlavour: 'nf_tables', lock: {path: '/run/x.lock', held: false, holder: null}, interfaces: [], problems: []}
 
 const states = (facts: {namespace: string; name: string; state: string}[]) => Object.fromEntries(facts.map((f) => [`${f.namespace}/${f.name}`, f.state]))
 const lines = (parts: StatePart[]) => parts.map((p) => `${p.where}: ${p.text}`)

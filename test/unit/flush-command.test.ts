@@ -1,9 +1,9 @@
-import {mkdtemp, readdir, rm} from 'node:fs/promises'
+import {mkdtemp, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {expect} from 'chai'
 import {iptablesBackend} from '../../src/lib/backend/iptables/backend.js'
-import {LockHeldError, acquireLock} from '../../src/lib/host/lock.js'
+import {LockHeldError, acquireLock, inspectLock} from '../../src/lib/host/lock.js'
 import {RecordingRunner, type RecordedCall} from '../../src/lib/host/runner.js'
 import {flushOwned, flushedCount, type FlushReport} from '../../src/lib/sync/flush.js'
 import {smartnat} from '../support/smartnat-cli.js'
@@ -78,7 +78,7 @@ describe('flushOwned', () => {
     expect(writesOf(runner)).to.deep.equal(['iptables-restore --noflush --wait', 'ipset restore -exist', 'ip -batch -'])
     expect(outcome).to.include({dryRun: false, changed: true, declined: false})
     expect(outcome.removed.chains).to.include('nat: SNM-A-1a2b3c4d')
-    expect(await readdir(dir)).to.deep.equal([])
+    expect(await inspectLock(lock)).to.deep.equal({held: false, holder: undefined})
   })
 
   it('asks nothing when nothing of smartnat’s is installed', async () => {

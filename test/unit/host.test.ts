@@ -1,5 +1,4 @@
 import {expect} from 'chai'
-import {spawn} from 'node:child_process'
 import {mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -16,10 +15,11 @@ import {
   parseIpAddrJson,
   readHostInterfaces,
 } from '../../src/lib/host/interfaces.js'
-import {LockHeldError, acquireLock, withLock} from '../../src/lib/host/lock.js'
+import {LockHeldError, acquireLock, inspectLock, withLock, type LockHolder} from '../../src/lib/host/lock.js'
 import {CommandError, RecordingRunner, type RecordedCall} from '../../src/lib/host/runner.js'
 import {checkIpForwarding, relaxReversePathFilter} from '../../src/lib/host/sysctl.js'
 import {assertToolsPresent, checkTools} from '../../src/lib/host/tools.js'
+import {startLockProcess, type LockProcess} from '../support/locks.js'
 
 const ip = (text: string) => text as Ipv4
 const line = (call: RecordedCall) => [call.command, ...call.args].join(' ')
@@ -344,73 +344,90 @@ describe('host', () => {
 
   describe('lock', () => {
     let dir: string
+    let path: string
+    const others: LockProcess[] = []
     beforeEach(async () => {
       dir = await mkdtemp(join(tmpdir(), 'smartnat-lock-'))
+      path = join(dir, 'smartnat.lock')
     })
     afterEach(async () => {
+      for (const other of others.splice(0)) other.child.kill('SIGKILL')
       await rm(dir, {recursive: true, force: true})
     })
 
+    /** Another process holding the lock, until it is killed. */
+    async function heldElsewhere(purpose: string): Promise<LockProcess> {
+      const holder = startLockProcess([path, purpose, 'hold'])
+      others.push(holder)
+      expect(await holder.said).to.equal(`held ${holder.child.pid}`)
+      return holder
+    }
+
     it('lets one holder in and names it to the next', async () => {
-      const path = join(dir, 'run', 'smartnat.lock')
-      const lock = await acquireLock({path, purpose: 'watch'})
-      const error = await acquireLock({path, waitMs: 0}).catch((e: Error) => e)
+      const nested = join(dir, 'run', 'smartnat.lock')
+      const lock = await acquireLock({path: nested, purpose: 'watch'})
+      const error = await acquireLock({path: nested, waitMs: 0}).catch((e: Error) => e)
       expect(error).to.be.instanceOf(LockHeldError)
-      expect((error as Error).message).to.match(new RegExp(`^${path} is held by smartnat watch \\(pid ${process.pid}, since .*\\); gave up after waiting \\d+ ms$`))
+      expect((error as Error).message).to.match(new RegExp(`^${nested} is held by smartnat watch \\(pid ${process.pid}, since .*\\); gave up after waiting \\d+ ms$`))
       await lock.release()
-      const again = await acquireLock({path})
+      const again = await acquireLock({path: nested})
       await again.release()
     })
 
-    it('waits for the holder up to the timeout', async () => {
-      const path = join(dir, 'smartnat.lock')
-      const lock = await acquireLock({path})
-      setTimeout(() => void lock.release(), 150)
-      const started = Date.now()
-      const second = await acquireLock({path, waitMs: 3000, pollMs: 20})
-      expect(Date.now() - started).to.be.within(100, 2500)
-      await second.release()
+    it('waits for the holder, saying who it is, and takes the lock once the holder lets go', async () => {
+      const holder = await heldElsewhere('watch')
+      const seen: (LockHolder | undefined)[] = []
+      const second = acquireLock({path, waitMs: 20_000, onWait: (h) => {
+        seen.push(h)
+        holder.child.stdin!.end()
+      }})
+      const lock = await second
+      expect(seen).to.have.length(1)
+      expect(seen[0]).to.include({pid: holder.child.pid, purpose: 'watch'})
+      expect(await holder.exited, 'the holder had let go').to.equal(0)
+      await lock.release()
     })
 
-    it('gives up after the timeout', async () => {
-      const path = join(dir, 'smartnat.lock')
-      const lock = await acquireLock({path})
-      const started = Date.now()
-      const error = await acquireLock({path, waitMs: 200, pollMs: 20}).catch((e: Error) => e)
+    it('gives up after the timeout, naming the holder', async () => {
+      const holder = await heldElsewhere('sync')
+      let waits = 0
+      const error = await acquireLock({path, waitMs: 200, onWait: () => waits++}).catch((e: Error) => e)
       expect(error).to.be.instanceOf(LockHeldError)
-      expect(Date.now() - started).to.be.within(180, 2000)
+      expect((error as LockHeldError).holder).to.include({pid: holder.child.pid, purpose: 'sync'})
+      expect((error as LockHeldError).waitedMs, 'it waited the whole time').to.be.at.least(200)
+      expect(waits).to.equal(1)
+    })
+
+    it('is free as soon as a holder is killed, although the file still names it', async () => {
+      const holder = await heldElsewhere('watch')
+      expect(await inspectLock(path)).to.deep.include({held: true})
+      holder.child.kill('SIGKILL')
+      await holder.exited
+      const state = await inspectLock(path)
+      expect(state.held).to.equal(false)
+      expect(state.holder).to.include({pid: holder.child.pid, purpose: 'watch'})
+      const lock = await acquireLock({path, waitMs: 0, purpose: 'sync'})
+      expect(JSON.parse(await readFile(path, 'utf8'))).to.include({pid: process.pid, purpose: 'sync'})
       await lock.release()
     })
 
-    it('breaks a lock whose holder is dead', async () => {
-      const path = join(dir, 'smartnat.lock')
-      const child = spawn(process.execPath, ['-e', ''])
-      const deadPid = child.pid!
-      await new Promise((resolve) => child.on('exit', resolve))
-      await writeFile(path, JSON.stringify({pid: deadPid, acquiredAt: 'then', token: 'old'}))
-      const lock = await acquireLock({path})
-      expect(JSON.parse(await readFile(path, 'utf8'))).to.include({pid: process.pid})
+    it('leaves who holds the lock to the kernel, not to what the file says', async () => {
+      await writeFile(path, JSON.stringify({pid: process.pid, acquiredAt: 'then', purpose: 'watch'}))
+      expect(await inspectLock(path)).to.deep.include({held: false})
+      const lock = await acquireLock({path, waitMs: 0})
       await lock.release()
     })
 
-    it('breaks a lock whose pid now belongs to another process', async () => {
-      const path = join(dir, 'smartnat.lock')
-      await writeFile(path, JSON.stringify({pid: process.pid, processStart: '1', acquiredAt: 'then', token: 'old'}))
-      const lock = await acquireLock({path})
-      expect(JSON.parse(await readFile(path, 'utf8')).token).not.to.equal('old')
+    it('clears its description when it lets go, once however often asked', async () => {
+      const lock = await acquireLock({path, purpose: 'sync'})
+      expect(await inspectLock(path)).to.deep.include({held: true, holder: {...JSON.parse(await readFile(path, 'utf8'))}})
       await lock.release()
-    })
-
-    it('releases only its own lock', async () => {
-      const path = join(dir, 'smartnat.lock')
-      const lock = await acquireLock({path})
-      await writeFile(path, JSON.stringify({pid: process.pid, acquiredAt: 'now', token: 'someone-else'}))
       await lock.release()
-      expect(JSON.parse(await readFile(path, 'utf8')).token).to.equal('someone-else')
+      expect(await readFile(path, 'utf8')).to.equal('')
+      expect(await inspectLock(path)).to.deep.equal({held: false, holder: undefined})
     })
 
     it('releases when the locked work fails', async () => {
-      const path = join(dir, 'smartnat.lock')
       const error = await withLock({path}, async () => {
         throw new Error('apply failed')
       }).catch((e: Error) => e)
@@ -418,33 +435,27 @@ describe('host', () => {
       await (await acquireLock({path})).release()
     })
 
-    it('serialises separate processes, even racing over a stale lock', async function () {
-      this.timeout(30_000)
-      const path = join(dir, 'smartnat.lock')
+    it('never lets two processes in at once, when they race for a lock whose holder was killed', async function () {
+      this.timeout(120_000)
       const journal = join(dir, 'journal')
       await writeFile(journal, '')
-      await writeFile(path, JSON.stringify({pid: 999_999_999, acquiredAt: 'then', token: 'stale'}))
-      const lockModule = new URL('../../src/lib/host/lock.ts', import.meta.url).pathname
-      const script = `
-        import {appendFileSync} from 'node:fs'
-        const {withLock} = await import(${JSON.stringify(lockModule)})
-        for (let i = 0; i < 3; i++) {
-          await withLock({path: ${JSON.stringify(path)}, waitMs: 20000, pollMs: 5}, async () => {
-            appendFileSync(${JSON.stringify(journal)}, 'in ' + process.pid + '\\n')
-            await new Promise((r) => setTimeout(r, 15))
-            appendFileSync(${JSON.stringify(journal)}, 'out ' + process.pid + '\\n')
-          })
-        }`
-      const children = Array.from({length: 4}, () =>
-        spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {stdio: ['ignore', 'ignore', 'inherit']}),
-      )
-      const codes = await Promise.all(children.map((c) => new Promise<number | null>((resolve) => c.on('exit', resolve))))
-      expect(codes).to.deep.equal([0, 0, 0, 0])
+      const ROUNDS = 3
+      const TURNS = 3
+      for (let round = 0; round < ROUNDS; round++) {
+        const dead = await heldElsewhere('watch')
+        dead.child.kill('SIGKILL')
+        await dead.exited
+        const racers = [0, 1].map(() => startLockProcess([path, 'sync', 'journal', journal, String(TURNS)]))
+        others.push(...racers)
+        for (const racer of racers) expect(await racer.said).to.equal('ready')
+        for (const racer of racers) racer.child.stdin!.write('go\n')
+        expect(await Promise.all(racers.map((r) => r.exited))).to.deep.equal([0, 0])
+      }
       const entries = (await readFile(journal, 'utf8')).trim().split('\n')
-      expect(entries).to.have.length(24)
+      expect(entries).to.have.length(ROUNDS * 2 * TURNS * 2)
       for (let i = 0; i < entries.length; i += 2) {
         expect(entries[i]).to.match(/^in \d+$/)
-        expect(entries[i + 1]).to.equal(entries[i]!.replace('in', 'out'))
+        expect(entries[i + 1], `entry ${i + 1}`).to.equal(entries[i]!.replace('in', 'out'))
       }
     })
   })

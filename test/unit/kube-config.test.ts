@@ -4,7 +4,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {expect} from 'chai'
 import {stringify} from 'yaml'
-import {loadKubeConfig} from '../../src/lib/source/kube/config.js'
+import {loadKubeConfig, plainHttpWarning} from '../../src/lib/source/kube/config.js'
 
 function kubeconfig(contexts: {name: string; server: string}[], current?: string): string {
   return stringify({
@@ -109,6 +109,95 @@ describe('loadKubeConfig', function () {
   it('fails clearly when no context is current', async function () {
     const path = await file('a.yaml', kubeconfig([{name: 'one', server: 'https://one.example'}]))
     expect(() => loadKubeConfig({kubeconfig: path, env: {}})).to.throw('kubeconfig: no current context; give --context or set current-context')
+  })
+
+  describe('issue 18 case 1: the server as kubectl reaches it', function () {
+    const single = (cluster: Record<string, unknown>, user: Record<string, unknown> = {}) => stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{name: 'c', cluster}],
+      users: [{name: 'u', user}],
+      contexts: [{name: 'x', context: {cluster: 'c', user: 'u'}}],
+      'current-context': 'x',
+    })
+
+    for (const server of ['http://127.0.0.1:8001', 'http://api.internal.example:8080']) {
+      it(`talks plain http to ${server} without insecure-skip-tls-verify, and says it is unencrypted`, async function () {
+        const kc = loadKubeConfig({kubeconfig: await file('kc.yaml', single({server})), env: {}})
+        expect(kc.getCurrentCluster()?.server).to.equal(server)
+        // Where client-node 1.x refuses plain http (KubeConfig.createAgent), called by every typed request and watch.
+        await kc.applyToHTTPSOptions({})
+        expect(plainHttpWarning(kc)).to.equal(`the Kubernetes API server ${server} is reached over plain http: requests, answers and credentials travel unencrypted`)
+      })
+    }
+
+    it('leaves an https server and its TLS verification alone, with no warning', async function () {
+      const kc = loadKubeConfig({kubeconfig: await file('kc.yaml', single({server: 'https://api.example:6443'})), env: {}})
+      expect(kc.getCurrentCluster()).to.include({server: 'https://api.example:6443', skipTLSVerify: false})
+      expect(plainHttpWarning(kc)).to.equal(undefined)
+    })
+
+    it('gives a server without a scheme http:// without TLS settings and https:// with them, like kubectl', async function () {
+      const plain = loadKubeConfig({kubeconfig: await file('a.yaml', single({server: 'localhost:8080'})), env: {}})
+      expect(plain.getCurrentCluster()?.server).to.equal('http://localhost:8080')
+      const ca = await file('ca.crt', 'not checked here')
+      const tls = loadKubeConfig({kubeconfig: await file('b.yaml', single({server: '10.0.0.1:6443', 'certificate-authority': ca})), env: {}})
+      expect(tls.getCurrentCluster()?.server).to.equal('https://10.0.0.1:6443')
+    })
+
+    const unusable: {desc: string; cluster?: Record<string, unknown>; user?: Record<string, unknown>; message: (dir: string) => string}[] = [
+      {
+        desc: 'a server that is not http(s)',
+        cluster: {server: 'ftp://api.example'},
+        message: () => 'kubeconfig: cluster "c": server "ftp://api.example" is not an https:// or http:// URL',
+      },
+      {
+        desc: 'an unreadable certificate-authority file',
+        cluster: {server: 'https://api.example', 'certificate-authority': 'missing-ca.crt'},
+        message: (d) => `kubeconfig: cluster "c": cannot read certificate-authority ${join(d, 'missing-ca.crt')}: ENOENT`,
+      },
+      {
+        desc: 'an unreadable client certificate',
+        user: {'client-certificate': '/nonexistent/client.crt', 'client-key': '/nonexistent/client.key'},
+        message: () => 'kubeconfig: user "u": cannot read client-certificate /nonexistent/client.crt: ENOENT',
+      },
+      {
+        desc: 'a client certificate without a key',
+        user: {'client-certificate-data': Buffer.from('cert').toString('base64')},
+        message: () => 'kubeconfig: user "u" has a client certificate but no client key',
+      },
+      {
+        desc: 'a client certificate and key that do not load',
+        user: {'client-certificate-data': Buffer.from('cert').toString('base64'), 'client-key-data': Buffer.from('key').toString('base64')},
+        message: () => 'kubeconfig: user "u": client certificate and key do not load together: ',
+      },
+      {
+        desc: 'a token file that does not exist',
+        user: {'token-file': '/nonexistent/token'},
+        message: (d) => `kubeconfig ${join(d, 'kc.yaml')}: ENOENT: no such file or directory, open '/nonexistent/token'`,
+      },
+    ]
+    for (const {desc, cluster, user, message} of unusable) {
+      it(`fails clearly on ${desc}`, async function () {
+        const path = await file('kc.yaml', single(cluster ?? {server: 'https://api.example'}, user))
+        expect(() => loadKubeConfig({kubeconfig: path, env: {}})).to.throw(message(dir))
+      })
+    }
+
+    it('fails clearly on a context whose user is not defined', async function () {
+      const path = await file('kc.yaml', stringify({
+        clusters: [{name: 'c', cluster: {server: 'https://api.example'}}],
+        contexts: [{name: 'x', context: {cluster: 'c', user: 'ghost'}}],
+        'current-context': 'x',
+      }))
+      expect(() => loadKubeConfig({kubeconfig: path, env: {}})).to.throw('kubeconfig: context "x" refers to unknown user "ghost"')
+    })
+
+    it('fails clearly in a pod whose service account CA is missing', async function () {
+      await file('token', 'sa-token')
+      const env = {HOME: join(dir, 'nohome'), KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443'}
+      expect(() => loadKubeConfig({env, serviceAccountDir: dir})).to.throw(`kubeconfig: cluster "in-cluster": cannot read certificate-authority ${join(dir, 'ca.crt')}: ENOENT`)
+    })
   })
 
   it('names the file that does not parse', async function () {

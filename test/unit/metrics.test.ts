@@ -121,8 +121,9 @@ describe('metrics exposition', () => {
       })
     }
     metrics.syncFailed(durations[4]!)
-    metrics.apiError()
-    metrics.apiError()
+    metrics.apiError({kind: 'Service', verb: 'list', code: 'timeout'})
+    metrics.apiError({kind: 'Service', verb: 'list', code: 'timeout'})
+    metrics.apiError({kind: 'Mapping', verb: 'patch', code: '409'})
     const families = parseExposition(metrics.render())
 
     const histogram = families.get('smartnat_sync_duration_seconds')!.samples
@@ -151,7 +152,8 @@ describe('metrics exposition', () => {
     expect(value('smartnat_mappings', {state: 'faulty'})).to.equal(1)
     expect(value('smartnat_rules_programmed')).to.equal(17)
     expect(value('smartnat_sync_errors_total')).to.equal(1)
-    expect(value('smartnat_api_errors_total')).to.equal(2)
+    expect(value('smartnat_api_errors_total', {kind: 'Service', verb: 'list', code: 'timeout'})).to.equal(2)
+    expect(value('smartnat_api_errors_total', {kind: 'Mapping', verb: 'patch', code: '409'})).to.equal(1)
     expect(value('smartnat_kernel_writes_total', {kind: 'rules'})).to.equal(40)
     expect(value('smartnat_kernel_writes_total', {kind: 'routes'})).to.equal(4)
   })

@@ -1,4 +1,7 @@
 import {expect} from 'chai'
+import {mkdtemp, readFile, rm} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
 import {CommandError, ExecRunner} from '../../src/lib/host/runner.js'
 
 /** The CommandError `promise` rejects with; fails the test when it resolves or rejects with something else. */
@@ -14,6 +17,14 @@ async function commandError(promise: Promise<unknown>): Promise<CommandError> {
 
 describe('ExecRunner', () => {
   const runner = new ExecRunner({timeoutSeconds: 10})
+  let scratch: string
+  const scratchFile = (name: string) => join(scratch, name)
+  before(async () => {
+    scratch = await mkdtemp(join(tmpdir(), 'smartnat-runner-'))
+  })
+  after(async () => {
+    await rm(scratch, {recursive: true, force: true})
+  })
 
   it('hands the input to the process and returns its stdout and stderr whole, final newline included', async () => {
     const result = await runner.run('sh', ['-c', 'tr a-z A-Z; echo warning >&2'], {input: 'create set\nadd set 1\n'})
@@ -62,28 +73,30 @@ describe('ExecRunner', () => {
     expect(error.message).to.equal('smartnat-no-such-tool save could not be started (not found on PATH)')
   })
 
+  // The commands below would run for 30 s, longer than the test's own timeout: waiting for them fails.
   it('stops a command that runs past the timeout and says it timed out', async () => {
-    const started = Date.now()
-    const error = await commandError(new ExecRunner({timeoutSeconds: 0.2}).run('sleep', ['30']))
-    expect(error.message).to.equal('sleep 30 timed out')
-    expect(Date.now() - started).to.be.below(5000)
+    const pidFile = scratchFile('sleeper')
+    const error = await commandError(new ExecRunner({timeoutSeconds: 0.2}).run('sh', ['-c', `echo $$ > ${pidFile}; exec sleep 30`]))
+    expect(error.message).to.equal(`sh -c echo $$ > ${pidFile}; exec sleep 30 timed out`)
+    expect(isAlive(await pidIn(pidFile)), 'the command is gone').to.equal(false)
   })
 
   it('kills a timed-out command that ignores SIGTERM', async () => {
-    const started = Date.now()
+    const pidFile = scratchFile('stubborn')
     const stubborn = new ExecRunner({timeoutSeconds: 0.2, killAfterMs: 300})
     // An ignored signal stays ignored across exec.
-    const error = await commandError(stubborn.run('sh', ['-c', 'trap "" TERM; exec sleep 30']))
+    const error = await commandError(stubborn.run('sh', ['-c', `trap "" TERM; echo $$ > ${pidFile}; exec sleep 30`]))
     expect(error.message).to.match(/ timed out$/)
-    expect(Date.now() - started).to.be.below(5000)
+    expect(isAlive(await pidIn(pidFile)), 'the command is gone').to.equal(false)
   })
 
   it('returns once the process exits, even when something it left behind keeps its output open', async () => {
-    const started = Date.now()
-    const result = await runner.run('sh', ['-c', 'echo started; sleep 5 & exit 0'])
+    const pidFile = scratchFile('left-behind')
+    const result = await runner.run('sh', ['-c', `echo started; sleep 30 & echo $! > ${pidFile}; exit 0`])
     expect(result).to.deep.equal({stdout: 'started\n', stderr: '', exitCode: 0})
-    // The left-behind sleep holds the pipe for 5 s (and then ends by itself).
-    expect(Date.now() - started).to.be.below(3000)
+    const leftBehind = await pidIn(pidFile)
+    expect(isAlive(leftBehind), 'the process left behind, which holds the pipe, still runs').to.equal(true)
+    process.kill(leftBehind, 'SIGKILL')
   })
 
   it('says which signal killed a command', async () => {
@@ -92,3 +105,16 @@ describe('ExecRunner', () => {
     expect(error.message).to.equal('sh -c kill -KILL $$ was killed by SIGKILL')
   })
 })
+
+async function pidIn(file: string): Promise<number> {
+  return Number((await readFile(file, 'utf8')).trim())
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}

@@ -16,7 +16,7 @@ const HOST: HostStatus = {
     {name: 'ipset', present: false, version: null, install: 'apt-get install ipset'},
   ],
   iptablesFlavour: 'nf_tables',
-  lock: {path: '/run/smartnat/smartnat.lock', holder: {pid: 4242, purpose: 'watch', since: '2025-01-01T00:00:00.000Z', alive: true}},
+  lock: {path: '/run/smartnat/smartnat.lock', held: true, holder: {pid: 4242, purpose: 'watch', since: '2025-01-01T00:00:00.000Z', alive: true}},
   interfaces: [
     {name: 'eth1', addresses: ['198.18.0.10/24'], index: 1, table: 7001, gateway: '198.18.0.1', rpFilter: 2, fault: null},
     {name: 'eth2', addresses: ['198.18.2.10/24'], index: 2, table: 7002, gateway: '198.18.2.1', rpFilter: 1, fault: null},
@@ -35,6 +35,23 @@ describe('status output', () => {
     expect(outputPaint({isTTY: true}, {}).level).to.be.greaterThan(0)
     expect(outputPaint({isTTY: true}, {NO_COLOR: '1'}).level).to.equal(0)
     expect(outputPaint({isTTY: true}, {NO_COLOR: ''}).level).to.be.greaterThan(0)
+  })
+
+  it('tells a held lock from a free one, and names a holder that ended without letting go', async () => {
+    const {inspection} = await inspect({state: desiredState()})
+    const holder = {pid: 4242, purpose: 'watch', since: '2025-01-01T00:00:00.000Z'}
+    const cases: [HostStatus['lock'], string][] = [
+      [{path: '/run/smartnat/smartnat.lock', held: false, holder: null}, 'lock free'],
+      [{path: '/run/smartnat/smartnat.lock', held: true, holder: null}, 'lock held (holder not recorded yet)'],
+      [
+        {path: '/run/smartnat/smartnat.lock', held: false, holder: {...holder, alive: false}},
+        'lock free (last held by pid 4242 (watch) since 2025-01-01T00:00:00.000Z, which ended without letting go)',
+      ],
+    ]
+    for (const [lock, words] of cases) {
+      const [first] = statusLines(buildStatusReport(inspection, {...HOST, lock}), {paint: outputPaint({isTTY: false}, {}), wide: false})
+      expect(first, words).to.match(new RegExp(`; ${words.replace(/[()]/g, '\\$&')}$`))
+    }
   })
 
   it('prints plain, aligned lines when not on a terminal', async () => {

@@ -74,7 +74,7 @@ describe('status writeback', function () {
 
     it('keeps lastTransitionTime while a condition keeps its status, and stamps it when the status flips', function () {
       const {status} = desiredStatus(mapping(), verdict(), own, T0)
-      const morePods = verdict({configuredAddresses: {'198.18.0.10': {podIPs: ['198.19.0.1', '198.19.0.2'] as Ipv4[]}}})
+      const morePods = verdict({generation: 4, configuredAddresses: {'198.18.0.10': {podIPs: ['198.19.0.1', '198.19.0.2'] as Ipv4[]}}})
       const same = desiredStatus(mapping(status, 4), morePods, own, T1)
       expect(same.status.conditions!.map((c) => [c.type, c.lastTransitionTime, c.observedGeneration])).to.deep.equal([
         ['Valid', '2025-01-01T00:00:00Z', 4],
@@ -290,6 +290,59 @@ describe('status writeback', function () {
       server.api.delete(mappingType(), 'default', 'web')
       const gone = await writeStatuses(api, snapshot.mappings, verdicts, host('198.18.0.11'), T0)
       expect(gone).to.include({patched: 0, gone: 1, failed: 0})
+    })
+
+    describe('issue 18 case 9: status after a 409 is only what was planned', function () {
+      /** Plans from the API as it is now; `between` changes the API after planning, before writing. */
+      async function planThenWrite(between: () => void) {
+        const snapshot = await listSnapshot(kc)
+        const instance = host('198.18.0.10')
+        const {verdicts} = plan(snapshot, instance, DEFAULT_PLAN_OPTIONS)
+        expect(verdicts[0]!.generation).to.equal(1)
+        between()
+        return writeStatuses(api, snapshot.mappings, verdicts, instance, T0)
+      }
+      const reads = () => requests.filter((r) => r.startsWith('GET /apis/smartnat.aureacentral.com/v1alpha1/namespaces/default/mappings/web '))
+
+      it('observedGeneration is the generation the verdict was planned from, not the one of the object written to', function () {
+        const {status} = desiredStatus(mapping(undefined, 5), verdict({generation: 3}), ownAddresses(host('198.18.0.10')), T0)
+        expect(status.observedGeneration).to.equal(3)
+        expect(status.conditions!.map((c) => c.observedGeneration)).to.deep.equal([3, 3])
+      })
+
+      it('a spec updated between plan and write: the write is given up as a conflict and the next pass writes the new generation', async function () {
+        const result = await planThenWrite(() => {
+          server.api.patch(mappingType(), 'default', 'web', 'application/merge-patch+json', {spec: {addresses: ['198.18.0.10']}})
+        })
+        expect(stored().metadata.generation).to.equal(2)
+        expect(result).to.include({patched: 0, conflicts: 1, failed: 0})
+        expect(statusPatches(), 'one conditional patch, refused with 409').to.have.length(1)
+        expect(reads(), 'one fresh read').to.have.length(1)
+        expect(stored().status, 'nothing written for generation 2 from the plan of generation 1').to.equal(undefined)
+
+        expect(await sync(host('198.18.0.10'))).to.include({patched: 1, conflicts: 0})
+        expect(stored().status!.observedGeneration).to.equal(2)
+        expect(stored().status!.conditions!.map((c) => c.observedGeneration)).to.deep.equal([2, 2])
+      })
+
+      it('a Mapping deleted and created again under the same name: the write is given up as a conflict', async function () {
+        const result = await planThenWrite(() => {
+          const {metadata, spec} = stored()
+          server.api.delete(mappingType(), 'default', 'web')
+          server.api.create(mappingType(), 'default', {metadata: {name: metadata.name}, spec})
+        })
+        expect(stored().metadata.generation, 'the same generation, a new uid').to.equal(1)
+        expect(result).to.include({patched: 0, conflicts: 1, gone: 0})
+        expect(stored().status).to.equal(undefined)
+      })
+
+      it('only the status changed in between: the retry writes the generation the verdict was planned from', async function () {
+        const result = await planThenWrite(() => {
+          server.api.patch(mappingType(), 'default', 'web', 'application/merge-patch+json', {status: {invalid: 'no'}}, {status: true})
+        })
+        expect(result).to.include({patched: 1, conflicts: 0})
+        expect(stored().status!.observedGeneration).to.equal(1)
+      })
     })
 
     it('keeps a bounded number of writes in flight and reports them in Mapping order', async function () {

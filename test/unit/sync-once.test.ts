@@ -177,8 +177,9 @@ describe('syncOnce and the state applied last', () => {
     process.on('unhandledRejection', record)
     try {
       const read = readAhead(failing)
-      // Long enough for Node to report a rejection nobody handles.
-      await new Promise((resolve) => setTimeout(resolve, 20))
+      // Node reports a rejection nobody handles once the microtasks of the tick that rejected it have
+      // run, before the next turn of the event loop: by setImmediate it would have been reported.
+      await new Promise((resolve) => setImmediate(resolve))
       expect(unhandled).to.deep.equal([])
       let error: unknown
       await read.catch((e: unknown) => (error = e))

@@ -42,6 +42,11 @@ describe('smartnat watch: refused options', function () {
       message: 'Expected an integer greater than or equal to 1 but received: 0',
     },
     {
+      desc: 'an API timeout that is not a duration',
+      args: ['--kubeconfig', '/nonexistent/kubeconfig', '--api-timeout', 'soon'],
+      message: '--api-timeout "soon" must be a positive duration such as 500ms, 30s, 5m, 1h or a number of seconds',
+    },
+    {
       desc: 'a manifest path that does not exist',
       args: ['--from-file', '/nonexistent/smartnat'],
       message: '--from-file /nonexistent/smartnat: no such file or directory',

@@ -1,6 +1,7 @@
 import {expect} from 'chai'
 import {mkdtemp, rename, rm, unlink, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
+import {createRequire, syncBuiltinESMExports} from 'node:module'
 import {join} from 'node:path'
 import {createLogger} from '../../src/lib/observe/log.js'
 import {FileWatchSource, type FileWatchOptions} from '../../src/lib/source/file-watch.js'
@@ -16,16 +17,35 @@ spec:
     - port: ${port}
 `
 
-/** Waits for `condition`, looking every 10 ms, failing after `ms`. */
-async function eventually(what: string, condition: () => boolean, ms = 3000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 10))
+/** Waits for `condition`, looking every 10 ms; the test's own timeout ends a wait that never succeeds. */
+async function eventually(what: string, condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise((resolve) => setTimeout(resolve, 10))
+  expect(condition(), what).to.equal(true)
+}
+
+/**
+ * Counts the reads of `path` while `body` runs: every read of the manifests starts with
+ * fs.promises.stat of the path (file or directory?), which is wrapped for the time.
+ */
+async function countingReads<T>(path: string, body: (reads: () => number) => Promise<T>): Promise<T> {
+  const fsp = createRequire(import.meta.url)('node:fs/promises') as typeof import('node:fs/promises')
+  const real = fsp.stat
+  let reads = 0
+  fsp.stat = ((...args: Parameters<typeof real>) => {
+    if (args[0] === path) reads++
+    return real(...args)
+  }) as typeof real
+  syncBuiltinESMExports()
+  try {
+    return await body(() => reads)
+  } finally {
+    fsp.stat = real
+    syncBuiltinESMExports()
   }
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+/** Timers and file-system watchers of this process, to see that a stopped source leaves none. */
+const pendingWork = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout' || r === 'FSEventWrap').length
 
 describe('file source that follows changes', function () {
   this.timeout(15_000)
@@ -122,8 +142,10 @@ describe('file source that follows changes', function () {
   it('the poll alone picks up a change, and an unchanged re-read is not a change', async () => {
     const file = join(dir, 'm.yaml')
     await writeFile(file, mapping('a', 80))
-    await start(file, {pollIntervalMs: 40, settleMs: 3_600_000})
-    await sleep(200)
+    await countingReads(file, async (reads) => {
+      await start(file, {pollIntervalMs: 40, settleMs: 3_600_000})
+      await eventually('four reads', () => reads() >= 4)
+    })
     expect(changes, 'several polls of the same content').to.equal(1)
     await writeFile(file, mapping('b', 80))
     await eventually('the poll to see b', () => names().join() === 'b')
@@ -137,12 +159,16 @@ describe('file source that follows changes', function () {
     expect(names()).to.deep.equal(['a'])
   })
 
-  it('stop() ends watching: later changes are not read', async () => {
+  it('stop() ends watching: no timer or watcher is left to read later changes', async () => {
     await writeFile(join(dir, 'a.yaml'), mapping('a', 80))
+    // Mocha arms its own timeout timer once the test has returned its promise.
+    await new Promise((resolve) => setImmediate(resolve))
+    const before = pendingWork()
     await start(dir, {pollIntervalMs: 20})
+    expect(pendingWork(), 'the poll timer and the watcher').to.be.greaterThan(before)
     await source!.stop()
+    expect(pendingWork()).to.equal(before)
     await writeFile(join(dir, 'b.yaml'), mapping('b', 80))
-    await sleep(150)
     expect(names()).to.deep.equal(['a'])
     expect(changes).to.equal(1)
   })

@@ -84,8 +84,8 @@ describe('health and metrics endpoint', () => {
     await get(port, '/healthz')
     const closing = server!.close()
     server = undefined
-    const finished = await Promise.race([closing.then(() => 'closed'), new Promise((resolve) => setTimeout(() => resolve('hung'), 2000))])
-    expect(finished).to.equal('closed')
+    // An open keep-alive connection would hold close() past the test's timeout.
+    await closing
     let refused = false
     await get(port, '/healthz').catch(() => (refused = true))
     expect(refused).to.equal(true)

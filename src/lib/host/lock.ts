@@ -1,40 +1,46 @@
 /**
- * One smartnat at a time: an exclusive lock file, so a cron `sync` never applies while `watch` does.
+ * One smartnat at a time: an exclusive lock, so a cron `sync` never applies while `watch` does.
  *
- * The lock file is created atomically with its content (written to a private file, then hard-linked
- * into place, which fails if the lock exists) and names its holder: pid, the kernel's start time of
- * that pid, and what it is doing. A lock whose holder is dead, or whose pid now belongs to another
- * process, is stale and is broken; breaking is itself serialised by a short-lived `.break` file so
- * two waiters cannot both break the same lock and then both hold it.
+ * The lock is flock(2) on an open file description of the lock file. The kernel drops it when the
+ * last descriptor of that description closes, so when its holder exits or is killed, and it knows
+ * nothing of pids: it holds across PID namespaces and containers that share the file (the DaemonSet
+ * mounts the host's /run/smartnat). Node has no flock binding, so util-linux's `flock` is handed our
+ * descriptor as its fd 3, locks it and exits; the lock stays with the description, which from then
+ * on only this process holds (Node opens files close-on-exec, so the commands smartnat runs later do
+ * not inherit it).
+ *
+ * The file's content names the holder for whoever finds the lock taken; it never decides who holds
+ * the lock, and a holder that was killed leaves its description behind for the next one to replace.
+ * The file is never removed: a waiter would go on to lock a removed file that nobody else opens.
  */
-import {randomBytes} from 'node:crypto'
-import {link, mkdir, open, readFile, stat, unlink} from 'node:fs/promises'
-import {readFileSync} from 'node:fs'
+import {spawn} from 'node:child_process'
+import {constants, readlinkSync} from 'node:fs'
+import {mkdir, open, readFile, stat, type FileHandle} from 'node:fs/promises'
 import {dirname} from 'node:path'
 
 export const DEFAULT_LOCK_PATH = '/run/smartnat/smartnat.lock'
 
-/** A breaker that crashed leaves its `.break` file behind; after this long it is ignored. */
-const BREAK_FILE_STALE_MS = 10_000
+/** The exit code asked of `flock` for "held by someone else", apart from its own errors. */
+const CONFLICT_EXIT_CODE = 75
 
 export interface LockOptions {
   path?: string
   /** How long to wait for the holder to let go; 0 fails at once. */
   waitMs?: number
-  /** How often to look again while waiting. */
-  pollMs?: number
   /** What this process is doing, shown to whoever finds the lock held (e.g. "sync", "watch"). */
   purpose?: string
+  /** Called once when the lock is found held and waiting starts, with what the file says of the holder. */
+  onWait?: (holder: LockHolder | undefined) => void
 }
 
-/** What a lock file says about its holder. */
+/** What a lock file says about its holder: for messages only, never to decide who holds the lock. */
 export interface LockHolder {
+  /** The holder's pid, as its own PID namespace numbers it. */
   pid: number
-  /** Start time of the pid in clock ticks since boot (/proc/PID/stat), to tell a reused pid apart. */
-  processStart?: string
+  /** The holder's PID namespace (`pid:[4026531836]`), to tell whether `pid` means anything here. */
+  pidNamespace?: string
   acquiredAt: string
   purpose?: string
-  token: string
 }
 
 /** The lock is held by a live process and waiting did not help. */
@@ -42,50 +48,53 @@ export class LockHeldError extends Error {
   constructor(
     readonly path: string,
     readonly holder: LockHolder | undefined,
-    waitedMs: number,
+    readonly waitedMs: number,
   ) {
-    const who = holder
-      ? `smartnat${holder.purpose ? ` ${holder.purpose}` : ''} (pid ${holder.pid}, since ${holder.acquiredAt})`
-      : 'another process'
-    super(`${path} is held by ${who}; gave up after waiting ${waitedMs} ms`)
+    super(`${path} is held by ${describeHolder(holder)}; gave up after waiting ${waitedMs} ms`)
     this.name = 'LockHeldError'
   }
 }
 
 export interface Lock {
   readonly path: string
-  /** Removes the lock file if it is still ours; safe to call more than once. */
+  /** Clears the holder's description and lets go of the lock; safe to call more than once. */
   release(): Promise<void>
 }
 
-/** Takes the lock, waiting up to `waitMs` for a live holder and breaking a stale one. */
+/** Whether the lock is held right now, and what its file says of the holder (possibly a dead one's). */
+export interface LockState {
+  held: boolean
+  holder: LockHolder | undefined
+}
+
+/** Takes the lock, waiting up to `waitMs` for its holder to let go. */
 export async function acquireLock(options: LockOptions = {}): Promise<Lock> {
   const path = options.path ?? DEFAULT_LOCK_PATH
   const waitMs = options.waitMs ?? 0
-  const pollMs = options.pollMs ?? 100
   const started = Date.now()
+  let waitAnnounced = false
   await mkdir(dirname(path), {recursive: true, mode: 0o755})
-
-  const holder: LockHolder = {
-    pid: process.pid,
-    ...optional('processStart', processStartTime(process.pid)),
-    acquiredAt: new Date().toISOString(),
-    ...optional('purpose', options.purpose),
-    token: randomBytes(8).toString('hex'),
-  }
   for (;;) {
-    if (await createExclusive(path, `${JSON.stringify(holder)}\n`)) {
-      return {path, release: () => removeIfHeldBy(path, holder.token)}
+    const file = await openLockFile(path)
+    try {
+      if ((await flock(file, path, 'exclusive', 0)) === 'busy') {
+        const waited = Date.now() - started
+        if (waited >= waitMs) throw new LockHeldError(path, await readHolder(path), waited)
+        if (!waitAnnounced) options.onWait?.(await readHolder(path))
+        waitAnnounced = true
+        if ((await flock(file, path, 'exclusive', waitMs - waited)) === 'busy') throw new LockHeldError(path, await readHolder(path), Date.now() - started)
+      }
+      // Locked, but maybe a file someone removed or replaced since we opened it: lock the one at `path`.
+      if (!(await isFileAt(file, path))) {
+        await file.close()
+        continue
+      }
+      await describeSelf(file, options.purpose)
+      return heldLock(path, file)
+    } catch (error) {
+      await file.close()
+      throw error
     }
-    const current = await readHolder(path)
-    if (current === 'gone') continue
-    if (current === 'unreadable' || !isAlive(current)) {
-      await breakStaleLock(path, current)
-      continue
-    }
-    const waited = Date.now() - started
-    if (waited >= waitMs) throw new LockHeldError(path, current, waited)
-    await sleep(Math.min(pollMs, waitMs - waited))
   }
 }
 
@@ -99,89 +108,110 @@ export async function withLock<T>(options: LockOptions, fn: () => Promise<T>): P
   }
 }
 
-function optional<K extends string, V>(key: K, value: V | undefined): Partial<Record<K, V>> {
-  return value === undefined ? {} : ({[key]: value} as Record<K, V>)
-}
-
-async function createExclusive(path: string, content: string): Promise<boolean> {
-  const temporary = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`
-  const file = await open(temporary, 'wx', 0o644)
+/** Looks at the lock without taking it: a shared lock is granted only while no one holds it exclusively. */
+export async function inspectLock(path: string): Promise<LockState> {
+  let file: FileHandle
   try {
-    await file.writeFile(content)
+    file = await open(path, 'r')
+  } catch (error) {
+    if (errorCode(error) === 'ENOENT') return {held: false, holder: undefined}
+    throw new Error(`cannot open lock file ${path}: ${(error as Error).message}`, {cause: error})
+  }
+  try {
+    const held = (await flock(file, path, 'shared', 0)) === 'busy'
+    return {held, holder: await readHolder(path)}
   } finally {
+    // Closing drops the shared lock at once, so a sync starting now waits for nothing.
     await file.close()
   }
+}
+
+/** "smartnat watch (pid 42, since ...)", and which PID namespace when it is not this process's. */
+export function describeHolder(holder: LockHolder | undefined): string {
+  if (!holder) return 'another process'
+  const namespace = holder.pidNamespace && holder.pidNamespace !== ownPidNamespace() ? ` in another PID namespace, ${holder.pidNamespace}` : ''
+  return `smartnat${holder.purpose ? ` ${holder.purpose}` : ''} (pid ${holder.pid}${namespace}, since ${holder.acquiredAt})`
+}
+
+async function openLockFile(path: string): Promise<FileHandle> {
   try {
-    await link(temporary, path)
-    return true
+    // Read-write without truncating: the description of a holder is replaced only once the lock is ours.
+    return await open(path, constants.O_RDWR | constants.O_CREAT, 0o644)
   } catch (error) {
-    if (errorCode(error) === 'EEXIST') return false
-    throw new Error(`cannot create lock file ${path}: ${(error as Error).message}`, {cause: error})
-  } finally {
-    await unlink(temporary)
+    throw new Error(`cannot open lock file ${path}: ${(error as Error).message}`, {cause: error})
   }
 }
 
-async function readHolder(path: string): Promise<LockHolder | 'gone' | 'unreadable'> {
-  let text: string
-  try {
-    text = await readFile(path, 'utf8')
-  } catch (error) {
-    if (errorCode(error) === 'ENOENT') return 'gone'
-    throw new Error(`cannot read lock file ${path}: ${(error as Error).message}`, {cause: error})
+/**
+ * Has `flock` lock our open file description, waiting up to `waitMs` (event-driven: the kernel wakes
+ * it when the holder lets go). The lock outlives `flock`, which exits at once: the description is ours.
+ */
+function flock(file: FileHandle, path: string, mode: 'exclusive' | 'shared', waitMs: number): Promise<'locked' | 'busy'> {
+  const wait = waitMs > 0 ? ['--timeout', String(waitMs / 1000)] : ['--nonblock']
+  const args = [`--${mode}`, ...wait, '--conflict-exit-code', String(CONFLICT_EXIT_CODE), '3']
+  return new Promise((resolve, reject) => {
+    const child = spawn('flock', args, {stdio: ['ignore', 'ignore', 'pipe', file.fd]})
+    let stderr = ''
+    child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+    child.once('error', (error) => {
+      const hint = errorCode(error) === 'ENOENT' ? ': `flock` (util-linux) is not on PATH' : `: ${error.message}`
+      reject(new Error(`cannot lock ${path}${hint}`, {cause: error}))
+    })
+    child.once('close', (code, signal) => {
+      if (code === 0) resolve('locked')
+      else if (code === CONFLICT_EXIT_CODE) resolve('busy')
+      else reject(new Error(`cannot lock ${path}: flock ${args.join(' ')} ${signal ? `was killed by ${signal}` : `exited with ${code}`}${stderr.trim() ? `: ${stderr.trim()}` : ''}`))
+    })
+  })
+}
+
+async function isFileAt(file: FileHandle, path: string): Promise<boolean> {
+  const [ours, there] = await Promise.all([file.stat(), stat(path).catch(() => undefined)])
+  return there !== undefined && there.ino === ours.ino && there.dev === ours.dev
+}
+
+async function describeSelf(file: FileHandle, purpose: string | undefined): Promise<void> {
+  const pidNamespace = ownPidNamespace()
+  const holder: LockHolder = {
+    pid: process.pid,
+    ...(pidNamespace ? {pidNamespace} : {}),
+    acquiredAt: new Date().toISOString(),
+    ...(purpose ? {purpose} : {}),
   }
+  await file.truncate(0)
+  await file.write(`${JSON.stringify(holder)}\n`, 0)
+}
+
+function heldLock(path: string, file: FileHandle): Lock {
+  let released = false
+  return {
+    path,
+    async release() {
+      if (released) return
+      released = true
+      try {
+        await file.truncate(0)
+      } finally {
+        await file.close()
+      }
+    },
+  }
+}
+
+/** The holder's description; empty (free, or just taken) or damaged reads as none. */
+async function readHolder(path: string): Promise<LockHolder | undefined> {
   try {
-    const parsed = JSON.parse(text) as Partial<LockHolder>
-    if (Number.isInteger(parsed.pid) && typeof parsed.token === 'string') return parsed as LockHolder
+    const parsed = JSON.parse(await readFile(path, 'utf8')) as Partial<LockHolder>
+    if (Number.isInteger(parsed.pid) && typeof parsed.acquiredAt === 'string') return parsed as LockHolder
   } catch {
-    // Not ours or damaged: a lock nobody can attribute is treated as stale.
+    // Being written, or not smartnat's: the lock itself still says whether it is held.
   }
-  return 'unreadable'
+  return undefined
 }
 
-function isAlive(holder: LockHolder): boolean {
+function ownPidNamespace(): string | undefined {
   try {
-    process.kill(holder.pid, 0)
-  } catch (error) {
-    // EPERM: the pid exists but belongs to someone we may not signal.
-    if (errorCode(error) !== 'EPERM') return false
-  }
-  if (holder.processStart === undefined) return true
-  const now = processStartTime(holder.pid)
-  return now === undefined || now === holder.processStart
-}
-
-async function breakStaleLock(path: string, seen: LockHolder | 'unreadable'): Promise<void> {
-  const breaker = `${path}.break`
-  try {
-    await (await open(breaker, 'wx', 0o644)).close()
-  } catch (error) {
-    if (errorCode(error) !== 'EEXIST') throw error
-    const age = await stat(breaker).then((s) => Date.now() - s.mtimeMs, () => 0)
-    if (age > BREAK_FILE_STALE_MS) await unlink(breaker).catch(ignoreMissing)
-    else await sleep(20)
-    return
-  }
-  try {
-    // Someone may have broken the lock and taken it since we looked: only remove what we judged stale.
-    const current = await readHolder(path)
-    const unchanged = current === 'unreadable' ? seen === 'unreadable' : current !== 'gone' && seen !== 'unreadable' && current.token === seen.token
-    if (unchanged) await unlink(path).catch(ignoreMissing)
-  } finally {
-    await unlink(breaker).catch(ignoreMissing)
-  }
-}
-
-async function removeIfHeldBy(path: string, token: string): Promise<void> {
-  const current = await readHolder(path)
-  if (current !== 'gone' && current !== 'unreadable' && current.token === token) await unlink(path).catch(ignoreMissing)
-}
-
-/** Field 22 of /proc/PID/stat, counted after the command name, which may itself contain spaces and parentheses. */
-function processStartTime(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]
+    return readlinkSync('/proc/self/ns/pid')
   } catch {
     return undefined
   }
@@ -189,12 +219,4 @@ function processStartTime(pid: number): string | undefined {
 
 function errorCode(error: unknown): string | undefined {
   return (error as NodeJS.ErrnoException | undefined)?.code
-}
-
-function ignoreMissing(error: unknown): void {
-  if (errorCode(error) !== 'ENOENT') throw error
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms))
 }

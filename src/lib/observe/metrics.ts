@@ -122,7 +122,10 @@ export class SmartnatMetrics {
   readonly lastSuccessfulSync = new Gauge('smartnat_last_successful_sync_timestamp_seconds', 'When the last sync pass succeeded, in seconds since the epoch (0: never).')
   readonly mappings = new Gauge('smartnat_mappings', 'Mappings by verdict of the last successful sync: programmed here, invalid, valid but with no address on this host, or with an address this host cannot serve.')
   readonly rulesProgrammed = new Gauge('smartnat_rules_programmed', 'Rules smartnat owns in the kernel after the last successful sync.')
-  readonly apiErrors = new Counter('smartnat_api_errors_total', 'Failed requests to the source of Mappings (the Kubernetes API).')
+  readonly apiErrors = new Counter(
+    'smartnat_api_errors_total',
+    'Failed requests to the Kubernetes API, by kind (Mapping, Service, EndpointSlice, Event), verb and code (HTTP status, timeout, or error).',
+  )
   readonly syncErrors = new Counter('smartnat_sync_errors_total', 'Sync passes that failed; the rules applied before stayed in place.')
   readonly kernelWrites = new Counter('smartnat_kernel_writes_total', 'Objects written to the kernel by syncs, by kind (chains, rules, sets, routes).')
   readonly writebackFailures = new Counter(
@@ -181,8 +184,9 @@ export class SmartnatMetrics {
     this.conntrackCleanupFailures.inc()
   }
 
-  apiError(): void {
-    this.apiErrors.inc()
+  /** One failed request to the Kubernetes API; `code` is its HTTP status, `timeout`, or `error`. */
+  apiError(request: {kind: string; verb: string; code: string}): void {
+    this.apiErrors.inc(1, {kind: request.kind, verb: request.verb, code: request.code})
   }
 
   /** A pass was held: it would have removed `mappings` programmed Mappings. */

@@ -50,9 +50,12 @@ function hostLines(report: StatusReport, paint: ChalkInstance): string[] {
   const forward = host.ipForward === '1' ? 'ip_forward on' : paint.red(`ip_forward ${host.ipForward ?? 'unreadable'}`)
   const flavour = host.iptablesFlavour ? ` (${host.iptablesFlavour})` : ''
   const holder = host.lock.holder
-  const lock = holder
-    ? `lock held by pid ${holder.pid}${holder.purpose ? ` (${holder.purpose})` : ''}${holder.since ? ` since ${holder.since}` : ''}${holder.alive ? '' : ', stale'}`
-    : 'lock free'
+  const who = holder ? `pid ${holder.pid}${holder.purpose ? ` (${holder.purpose})` : ''}${holder.since ? ` since ${holder.since}` : ''}` : ''
+  const lock = !host.lock.held
+    ? `lock free${holder ? ` (last held by ${who}, which ended without letting go)` : ''}`
+    : holder
+      ? `lock held by ${who}`
+      : 'lock held (holder not recorded yet)'
   const lines = [`host: ${forward}; ${tools.join(', ')}${flavour}; ${lock}`]
   lines.push(
     report.kernel.readable

@@ -1,8 +1,6 @@
 /** The host at a glance: forwarding, tools, the lock's holder, external interfaces and their reply tables. */
-import {readFile} from 'node:fs/promises'
-
 import {forwardDropProblem, type ForwardDrop} from '../backend/forward.js'
-import type {LockHolder} from '../host/lock.js'
+import {inspectLock} from '../host/lock.js'
 import type {Runner} from '../host/runner.js'
 import {readSysctl} from '../host/sysctl.js'
 import {checkTools, type ToolName} from '../host/tools.js'
@@ -36,7 +34,8 @@ export interface HostStatus {
   ipForward: string | null
   tools: ToolLine[]
   iptablesFlavour: 'nf_tables' | 'legacy' | null
-  lock: {path: string; holder: {pid: number; purpose: string | null; since: string | null; alive: boolean} | null}
+  /** `held` by the lock itself; `holder` as the lock file describes it, `alive: false` when that holder let go without clearing it (killed). */
+  lock: {path: string; held: boolean; holder: {pid: number; purpose: string | null; since: string | null; alive: boolean} | null}
   interfaces: InterfaceStatus[]
   /** Failed prerequisites, each with what to do about it; empty when all hold. */
   problems: string[]
@@ -117,23 +116,9 @@ function numberOrNull(text: string | null): number | null {
   return text !== null && /^\d+$/.test(text) ? Number(text) : null
 }
 
-/** Who holds the lock, read without taking it; a lock file that cannot be read is reported as free. */
+/** Who holds the lock, looked at without taking it; a lock file that cannot be read is reported as free. */
 async function lockStatus(path: string): Promise<HostStatus['lock']> {
-  let holder: Partial<LockHolder>
-  try {
-    holder = JSON.parse(await readFile(path, 'utf8')) as Partial<LockHolder>
-  } catch {
-    return {path, holder: null}
-  }
-  if (typeof holder.pid !== 'number') return {path, holder: null}
-  return {path, holder: {pid: holder.pid, purpose: holder.purpose ?? null, since: holder.acquiredAt ?? null, alive: isRunning(holder.pid)}}
-}
-
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
-  }
+  const {held, holder} = await inspectLock(path).catch(() => ({held: false, holder: undefined}))
+  if (!holder) return {path, held, holder: null}
+  return {path, held, holder: {pid: holder.pid, purpose: holder.purpose ?? null, since: holder.acquiredAt, alive: held}}
 }

@@ -3,6 +3,7 @@ import {hostname} from 'node:os'
 
 import type {KubeConfig} from '@kubernetes/client-node'
 
+import type {ApiOptions} from '../source/kube/request.js'
 import {kubeEventApi, kubeMappingStatusApi, type EventApi, type MappingStatusApi} from '../source/kube/writers.js'
 import {API_WRITES_IN_FLIGHT} from './bounded.js'
 import {recordEvents} from './events.js'
@@ -21,9 +22,9 @@ export interface Publisher {
   publish(report: SyncReport, now?: Date, signal?: AbortSignal): Promise<PublishResult>
 }
 
-/** A publisher writing through the API of `kubeConfig`, as this host (`hostName`). */
-export function kubePublisher(kubeConfig: KubeConfig, hostName = hostname()): Publisher {
-  return apiPublisher(kubeMappingStatusApi(kubeConfig), kubeEventApi(kubeConfig), hostName)
+/** A publisher writing through the API of `kubeConfig`, as this host (`hostName`), each request ending at the deadline of `api`. */
+export function kubePublisher(kubeConfig: KubeConfig, hostName = hostname(), api: ApiOptions = {}): Publisher {
+  return apiPublisher(kubeMappingStatusApi(kubeConfig, api), kubeEventApi(kubeConfig, api), hostName)
 }
 
 /** A publisher over the given status and Event APIs, with at most `inFlight` writes of each kind at once. */

@@ -28,7 +28,7 @@ export interface StatusChange {
 export interface StatusWriteResult {
   patched: number
   unchanged: number
-  /** Still conflicting after one retry with a fresh read; the next sync tries again. */
+  /** Still conflicting after one retry with a fresh read, or changed since it was planned (spec or uid); the next sync tries again. */
   conflicts: number
   /** Deleted before their status could be written. */
   gone: number
@@ -62,7 +62,8 @@ export function desiredStatus(
   hostName?: string,
 ): {status: MappingStatus; patch: MergePatch | undefined} {
   const current = mapping.status ?? {}
-  const generation = mapping.metadata.generation
+  // The generation the verdict was planned from, which is what it observed, not the one of the object it is written to.
+  const generation = verdict.generation
   const configured = mergeOwnAddresses(current.configuredAddresses ?? {}, verdict, ownedKeys(mapping, own, hostName), hostName)
   const status: MappingStatus = {...current, invalid: verdict.invalid}
   if (verdict.serviceVIP !== undefined) status.serviceVIP = verdict.serviceVIP
@@ -132,9 +133,12 @@ async function writeOne(
 ): Promise<StatusChange | 'unchanged' | 'conflict' | 'gone'> {
   const namespace = mapping.metadata.namespace!
   const name = mapping.metadata.name!
+  const {generation, uid} = mapping.metadata
   let current = mapping
   // The cache may lag the server: a 409 means someone wrote in between, so read again and recompute once.
   for (let attempt = 0; attempt < 2; attempt++) {
+    // A new spec, or a new object of the same name, was not what the verdict was planned from: the next pass plans it and writes.
+    if (current.metadata.generation !== generation || current.metadata.uid !== uid) return 'conflict'
     const {status, patch} = desiredStatus(current, verdict, own, now, hostName)
     if (!patch) return 'unchanged'
     try {

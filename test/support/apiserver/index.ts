@@ -45,8 +45,8 @@ export interface ApiServer {
   /** Ends every open watch, as an API server restart or a watch timeout does; clients must re-watch. */
   closeWatches(): void
   /** A kubeconfig (YAML) whose current context points at this server. */
-  kubeconfig(options?: {namespace?: string}): string
-  writeKubeconfig(path: string, options?: {namespace?: string}): Promise<void>
+  kubeconfig(options?: KubeconfigOptions): string
+  writeKubeconfig(path: string, options?: KubeconfigOptions): Promise<void>
   /** Ends every watch and stops listening. */
   stop(): Promise<void>
   /**
@@ -54,6 +54,15 @@ export interface ApiServer {
    * restart; with `newHistory` it comes back onto a new resourceVersion history (Store.newHistory).
    */
   listenAgain(options?: {newHistory?: boolean}): Promise<void>
+}
+
+export interface KubeconfigOptions {
+  namespace?: string
+  /**
+   * Whether the cluster says insecure-skip-tls-verify (true when absent): client-node on its own refuses
+   * plain http without it, smartnat's loader and kubectl accept http either way.
+   */
+  insecureSkipTlsVerify?: boolean
 }
 
 const SEED_NAMESPACES = ['default', 'kube-system', 'kube-public', 'kube-node-lease']
@@ -90,11 +99,10 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
   const port = (server.address() as AddressInfo).port
   const url = `http://127.0.0.1:${port}`
 
-  const kubeconfig = (opts: {namespace?: string} = {}) => stringify({
+  const kubeconfig = (opts: KubeconfigOptions = {}) => stringify({
     apiVersion: 'v1',
     kind: 'Config',
-    // client-node refuses plain http unless TLS verification is switched off explicitly; kubectl accepts this too.
-    clusters: [{name: 'smartnat-test', cluster: {server: url, 'insecure-skip-tls-verify': true}}],
+    clusters: [{name: 'smartnat-test', cluster: {server: url, ...(opts.insecureSkipTlsVerify === false ? {} : {'insecure-skip-tls-verify': true})}}],
     users: [{name: 'smartnat-test', user: {}}],
     contexts: [{name: 'smartnat-test', context: {cluster: 'smartnat-test', user: 'smartnat-test', namespace: opts.namespace ?? 'default'}}],
     'current-context': 'smartnat-test',

@@ -2,6 +2,8 @@
 import {existsSync} from 'node:fs'
 import {delimiter, join} from 'node:path'
 import {KubeConfig, type Cluster, type Context, type User} from '@kubernetes/client-node'
+import {asKubectlReaches, isPlainHttp} from './server.js'
+import {confirmUsable} from './usable.js'
 
 /** Where the service account of a pod is mounted. */
 export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount'
@@ -17,7 +19,11 @@ export interface KubeConfigOptions {
   serviceAccountDir?: string
 }
 
-/** Loads the kubeconfig kubectl would use, selects the context, and checks it names a cluster. */
+/**
+ * Loads the kubeconfig kubectl would use and selects the context, with the server reached as kubectl
+ * reaches it (see asKubectlReaches); throws, naming what is wrong, on anything no retry can fix: an
+ * unknown context, cluster or user, a server that is not an http(s) URL, credential files that cannot be read.
+ */
 export function loadKubeConfig(options: KubeConfigOptions = {}): KubeConfig {
   const env = options.env ?? process.env
   const kc = options.kubeconfig !== undefined
@@ -34,8 +40,32 @@ export function loadKubeConfig(options: KubeConfigOptions = {}): KubeConfig {
   if (!current) throw new Error('kubeconfig: no current context; give --context or set current-context')
   const context = kc.getContextObject(current)
   if (!context) throw new Error(`kubeconfig: current context "${current}" not found`)
-  if (!kc.getCluster(context.cluster)) throw new Error(`kubeconfig: context "${current}" refers to unknown cluster "${context.cluster}"`)
-  return kc
+  const cluster = kc.getCluster(context.cluster)
+  if (!cluster) throw new Error(`kubeconfig: context "${current}" refers to unknown cluster "${context.cluster}"`)
+  const user = context.user === undefined ? undefined : kc.getUser(context.user)
+  if (context.user !== undefined && !user) throw new Error(`kubeconfig: context "${current}" refers to unknown user "${context.user}"`)
+  const reached = asKubectlReaches(cluster, user ?? undefined)
+  confirmUsable(reached, user ?? undefined)
+  return reached === cluster ? kc : withCluster(kc, cluster, reached)
+}
+
+/** The warning to give once when the current cluster is reached over plain http, where nothing is encrypted. */
+export function plainHttpWarning(kc: KubeConfig): string | undefined {
+  const server = kc.getCurrentCluster()?.server
+  if (server === undefined || !isPlainHttp(server)) return undefined
+  return `the Kubernetes API server ${server} is reached over plain http: requests, answers and credentials travel unencrypted`
+}
+
+/** A copy of `kc` in which `replaced` is `cluster`. */
+function withCluster(kc: KubeConfig, replaced: Cluster, cluster: Cluster): KubeConfig {
+  const copy = new KubeConfig()
+  copy.loadFromOptions({
+    clusters: kc.getClusters().map((c) => (c === replaced ? cluster : c)),
+    users: kc.getUsers(),
+    contexts: kc.getContexts(),
+    currentContext: kc.getCurrentContext(),
+  })
+  return copy
 }
 
 function requireFile(path: string): string {

@@ -1,6 +1,7 @@
 /** The three kinds smartnat reads from the API server, each with its all-namespaces list (one page) and watch path. */
 import {CoreV1Api, CustomObjectsApi, DiscoveryV1Api, type KubeConfig} from '@kubernetes/client-node'
 import {MAPPING_API_VERSION, MAPPING_GROUP, MAPPING_VERSION} from '../../mapping/types.js'
+import {abortOn, timedRequest, type ApiOptions} from './request.js'
 
 export type KindName = 'Mapping' | 'Service' | 'EndpointSlice'
 
@@ -31,32 +32,33 @@ export interface WatchedKind {
 
 export const MAPPING_PLURAL = 'mappings'
 
-/** The watched kinds, in the order a Snapshot lists them. */
-export function watchedKinds(kc: KubeConfig): WatchedKind[] {
+/** The watched kinds, in the order a Snapshot lists them; each page request ends at the deadline of `api`. */
+export function watchedKinds(kc: KubeConfig, api: ApiOptions = {}): WatchedKind[] {
   const custom = kc.makeApiClient(CustomObjectsApi)
   const core = kc.makeApiClient(CoreV1Api)
   const discovery = kc.makeApiClient(DiscoveryV1Api)
+  const list = async (kind: KindName, send: (signal: AbortSignal) => Promise<unknown>) => wirePage(await timedRequest({kind, verb: 'list'}, api, send))
   return [
     {
       name: 'Mapping',
       apiVersion: MAPPING_API_VERSION,
       path: `/apis/${MAPPING_GROUP}/${MAPPING_VERSION}/${MAPPING_PLURAL}`,
       // Custom objects come back as plain JSON already.
-      listPage: async (page) => wirePage(await custom.listCustomObjectForAllNamespaces({
+      listPage: (page) => list('Mapping', (signal) => custom.listCustomObjectForAllNamespaces({
         group: MAPPING_GROUP, version: MAPPING_VERSION, plural: MAPPING_PLURAL, limit: page.limit, _continue: page.continue,
-      }) as unknown),
+      }, abortOn(signal))),
     },
     {
       name: 'Service',
       apiVersion: 'v1',
       path: '/api/v1/services',
-      listPage: async (page) => wirePage(await core.listServiceForAllNamespaces({limit: page.limit, _continue: page.continue})),
+      listPage: (page) => list('Service', (signal) => core.listServiceForAllNamespaces({limit: page.limit, _continue: page.continue}, abortOn(signal))),
     },
     {
       name: 'EndpointSlice',
       apiVersion: 'discovery.k8s.io/v1',
       path: '/apis/discovery.k8s.io/v1/endpointslices',
-      listPage: async (page) => wirePage(await discovery.listEndpointSliceForAllNamespaces({limit: page.limit, _continue: page.continue})),
+      listPage: (page) => list('EndpointSlice', (signal) => discovery.listEndpointSliceForAllNamespaces({limit: page.limit, _continue: page.continue}, abortOn(signal))),
     },
   ]
 }

@@ -1,12 +1,15 @@
 /**
  * Keeps an in-memory copy of one kind: list (paged), then watch from the list's resourceVersion; relist at
- * once on 410 Gone, and after a bounded backoff on any other failure. The copy survives failures.
+ * once on 410 Gone, and after a bounded backoff on any other failure, except a watch that stalled past its
+ * deadline, which resumes from its last resourceVersion. The copy survives failures.
  */
-import {Watch, type KubeConfig} from '@kubernetes/client-node'
+import type {KubeConfig} from '@kubernetes/client-node'
 import type {Backoff, Delay} from './backoff.js'
 import {describeApiError, isGone} from './errors.js'
 import {cachedObject, type KindName, type WatchedKind, type WireObject} from './kinds.js'
 import {listAll} from './pager.js'
+import {ApiTimeoutError, DEFAULT_API_TIMEOUT_MS, failureCode, type ApiOptions} from './request.js'
+import {runWatch} from './watch-request.js'
 
 export type ChangeType = 'ADDED' | 'MODIFIED' | 'DELETED'
 
@@ -21,6 +24,8 @@ export interface ObjectChange {
 export interface ReflectorOptions {
   kind: WatchedKind
   kubeConfig: KubeConfig
+  /** The deadline of each request, and who hears of failed ones (the lists report their own). */
+  api: ApiOptions
   pageSize: number
   backoff: Backoff
   delay: Delay
@@ -38,6 +43,9 @@ type WatchEnd = 'closed' | 'gone'
 
 // Servers end watches after timeoutSeconds; spreading it over 5-10 minutes keeps instances from reconnecting in step.
 const MIN_WATCH_TIMEOUT_SECONDS = 300
+
+/** A watch that was open and stayed open past its deadline, which the server should have ended: the connection was lost on the way. */
+class StalledWatchError extends Error {}
 
 export class Reflector {
   /** namespace/name -> object. */
@@ -80,13 +88,15 @@ export class Reflector {
       try {
         if (relist) await this.list()
         relist = (await this.watch()) === 'gone'
+        if (this.stopped) break
         // A watch the server closed resumes from the last resourceVersion, paced so a server that
         // keeps closing watches at once is not hammered.
         if (!relist) await delay(backoff.next(), this.stopSignal.signal)
       } catch (error) {
         if (this.stopped) break
         this.fail(error)
-        relist = true
+        // The cache is good up to the last resourceVersion a stalled watch delivered: resume from there.
+        relist = !(error instanceof StalledWatchError)
         await delay(backoff.next(), this.stopSignal.signal)
       }
     }
@@ -118,45 +128,53 @@ export class Reflector {
     for (const change of changes) this.options.onChange(change)
   }
 
-  private watch(): Promise<WatchEnd> {
-    const {kind, kubeConfig, random} = this.options
+  private async watch(): Promise<WatchEnd> {
+    const {kind, kubeConfig, random, api} = this.options
     const timeoutSeconds = this.options.watchTimeoutSeconds ?? Math.floor(MIN_WATCH_TIMEOUT_SECONDS * (1 + random()))
-    this.watchAbort = undefined
-    return new Promise<WatchEnd>((resolve, reject) => {
-      let settled = false
-      const settle = (finish: () => void) => {
-        if (settled) return
-        settled = true
-        this.watchAbort?.abort()
-        finish()
-      }
-      const onEvent = (type: string, object: WireObject & {code?: number; message?: string}) => {
-        if (settled) return
-        if (type === 'ERROR') {
-          if (isGone(object)) settle(() => resolve('gone'))
-          else settle(() => reject(new Error(`watch ${kind.path}: ${object.message ?? JSON.stringify(object)}`)))
-          return
-        }
-        const rv = object.metadata?.resourceVersion
-        if (rv) this.resourceVersion = rv
-        if (type === 'ADDED' || type === 'MODIFIED' || type === 'DELETED') this.apply(type, cachedObject(kind, object))
-      }
-      const onDone = (error: unknown) => {
-        if (error === null || error === undefined) settle(() => resolve('closed'))
-        else if (isGone(error)) settle(() => resolve('gone'))
-        else settle(() => reject(new Error(`watch ${kind.path}: ${describeApiError(error)}`, {cause: error})))
-      }
-      const query = {resourceVersion: this.resourceVersion, allowWatchBookmarks: true, timeoutSeconds}
-      new Watch(kubeConfig).watch(kind.path, query, onEvent, onDone).then((abort) => {
-        this.watchAbort = abort
-        if (this.stopped || settled) {
-          abort.abort()
-          return
-        }
-        this.options.backoff.reset()
-        this.succeed(false)
-      }, (error: unknown) => settle(() => reject(error instanceof Error ? error : new Error(String(error)))))
-    })
+    const timeoutMs = api.timeoutMs ?? DEFAULT_API_TIMEOUT_MS
+    const end = new AbortController()
+    this.watchAbort = end
+    if (this.stopped) return 'closed'
+    let outcome: WatchEnd | Error = 'closed'
+    let opened = false
+    try {
+      await runWatch(kubeConfig, {
+        path: kind.path,
+        query: {resourceVersion: this.resourceVersion, allowWatchBookmarks: true, timeoutSeconds},
+        timeoutMs,
+        // The server ends the watch after timeoutSeconds; one still open well after that has been lost on the way.
+        deadlineMs: timeoutSeconds * 1000 + timeoutMs,
+        signal: end.signal,
+        onOpen: () => {
+          opened = true
+          this.options.backoff.reset()
+          this.succeed(false)
+        },
+        onEvent: (type, event) => {
+          if (end.signal.aborted) return
+          const object = event as WireObject & {code?: number; message?: string}
+          if (type === 'ERROR') {
+            outcome = isGone(object) ? 'gone' : Object.assign(new Error(object.message ?? JSON.stringify(object)), {code: object.code})
+            end.abort()
+            return
+          }
+          const rv = object.metadata?.resourceVersion
+          if (rv) this.resourceVersion = rv
+          if (type === 'ADDED' || type === 'MODIFIED' || type === 'DELETED') this.apply(type, cachedObject(kind, object))
+        },
+      })
+    } catch (error) {
+      outcome = isGone(error) ? 'gone' : error instanceof Error ? error : new Error(String(error))
+    } finally {
+      this.watchAbort = undefined
+    }
+    if (this.stopped) return 'closed'
+    // A 410 is not the server failing, but it is a request that did not succeed: counted like the others.
+    if (outcome === 'gone') api.onFailure?.({kind: kind.name, verb: 'watch'}, '410')
+    if (!(outcome instanceof Error)) return outcome
+    api.onFailure?.({kind: kind.name, verb: 'watch'}, failureCode(outcome))
+    const message = `watch ${kind.path}: ${describeApiError(outcome)}`
+    throw opened && outcome instanceof ApiTimeoutError ? new StalledWatchError(message, {cause: outcome}) : new Error(message, {cause: outcome})
   }
 
   private apply(type: ChangeType, object: WireObject): void {

@@ -7,6 +7,7 @@ import {describeApiError} from './errors.js'
 import {watchedKinds, type KindName, type WatchedKind, type WireObject} from './kinds.js'
 import {DEFAULT_PAGE_SIZE, listAll} from './pager.js'
 import {Reflector, type ObjectChange} from './reflector.js'
+import type {ApiOptions} from './request.js'
 
 export interface KubeSourceOptions {
   /** Items per list page. */
@@ -16,6 +17,8 @@ export interface KubeSourceOptions {
   backoff?: BackoffOptions
   /** How long the server keeps one watch open before the source resumes it; 5-10 minutes when absent. */
   watchTimeoutSeconds?: number
+  /** The deadline of every request, and who hears of each failed one. */
+  api?: ApiOptions
 }
 
 export interface KindHealth {
@@ -46,9 +49,11 @@ export class KubeSource {
     private readonly kubeConfig: KubeConfig,
     private readonly options: KubeSourceOptions = {},
   ) {
-    this.reflectors = watchedKinds(kubeConfig).map((kind) => new Reflector({
+    const api = options.api ?? {}
+    this.reflectors = watchedKinds(kubeConfig, api).map((kind) => new Reflector({
       kind,
       kubeConfig,
+      api,
       pageSize: options.pageSize ?? DEFAULT_PAGE_SIZE,
       backoff: new Backoff(options.backoff),
       delay: options.delay ?? sleep,
@@ -134,13 +139,13 @@ export class KubeSource {
 
   /** Lists everything once with paging and no watch, for a one-shot sync. */
   listOnce(): Promise<Snapshot> {
-    return listSnapshot(this.kubeConfig, this.options.pageSize)
+    return listSnapshot(this.kubeConfig, this.options.pageSize, this.options.api)
   }
 }
 
-/** Lists Mappings, Services and EndpointSlices of all namespaces with paging, without watching. */
-export async function listSnapshot(kubeConfig: KubeConfig, pageSize = DEFAULT_PAGE_SIZE): Promise<Snapshot> {
-  const lists = await Promise.all(watchedKinds(kubeConfig).map((kind) => listKind(kind, pageSize)))
+/** Lists Mappings, Services and EndpointSlices of all namespaces with paging, without watching; each page request ends at the deadline of `api`. */
+export async function listSnapshot(kubeConfig: KubeConfig, pageSize = DEFAULT_PAGE_SIZE, api: ApiOptions = {}): Promise<Snapshot> {
+  const lists = await Promise.all(watchedKinds(kubeConfig, api).map((kind) => listKind(kind, pageSize)))
   return toSnapshot(lists[0]!, lists[1]!, lists[2]!)
 }
 

@@ -2,6 +2,7 @@
 import {CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type CoreV1Event, type KubeConfig} from '@kubernetes/client-node'
 import {MAPPING_GROUP, MAPPING_VERSION, type MappingResource} from '../../mapping/types.js'
 import {MAPPING_PLURAL} from './kinds.js'
+import {abortOn, timedRequest, type ApiOptions} from './request.js'
 
 /** A JSON merge patch (RFC 7386) of a Mapping: null removes a key. */
 export type MergePatch = {[key: string]: unknown}
@@ -19,23 +20,24 @@ export interface EventApi {
 
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch)
 
-/** Mapping status reads and merge-patch writes through the API server of `kc`. */
-export function kubeMappingStatusApi(kc: KubeConfig): MappingStatusApi {
+/** Mapping status reads and merge-patch writes through the API server of `kc`, each ending at the deadline of `api`. */
+export function kubeMappingStatusApi(kc: KubeConfig, api: ApiOptions = {}): MappingStatusApi {
   const custom = kc.makeApiClient(CustomObjectsApi)
   const target = {group: MAPPING_GROUP, version: MAPPING_VERSION, plural: MAPPING_PLURAL}
   return {
-    get: async (namespace, name) => await custom.getNamespacedCustomObject({...target, namespace, name}) as MappingResource,
-    patchStatus: async (namespace, name, body) =>
-      await custom.patchNamespacedCustomObjectStatus({...target, namespace, name, body}, mergePatch) as MappingResource,
+    get: async (namespace, name) => await timedRequest({kind: 'Mapping', verb: 'get'}, api, (signal) =>
+      custom.getNamespacedCustomObject({...target, namespace, name}, abortOn(signal))) as MappingResource,
+    patchStatus: async (namespace, name, body) => await timedRequest({kind: 'Mapping', verb: 'patch'}, api, (signal) =>
+      custom.patchNamespacedCustomObjectStatus({...target, namespace, name, body}, abortOn(signal, mergePatch))) as MappingResource,
   }
 }
 
-/** Event creation through the API server of `kc`. */
-export function kubeEventApi(kc: KubeConfig): EventApi {
+/** Event creation through the API server of `kc`, each ending at the deadline of `api`. */
+export function kubeEventApi(kc: KubeConfig, api: ApiOptions = {}): EventApi {
   const core = kc.makeApiClient(CoreV1Api)
   return {
     create: async (namespace, body) => {
-      await core.createNamespacedEvent({namespace, body})
+      await timedRequest({kind: 'Event', verb: 'create'}, api, (signal) => core.createNamespacedEvent({namespace, body}, abortOn(signal)))
     },
   }
 }
