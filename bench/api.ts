@@ -13,7 +13,7 @@
  */
 import {writeFileSync} from 'node:fs'
 import {join} from 'node:path'
-import {BACKEND_NAMES, type BackendName} from '../src/lib/backend/backend.js'
+import {BACKEND_NAMES, type BackendName} from '../src/lib/backend/registry.js'
 import {addressChainName} from '../src/lib/backend/iptables/names.js'
 import {ENDPOINTS_MAP, TABLE_FAMILY, TABLE_NAME} from '../src/lib/backend/nftables/names.js'
 import type {MappingResource} from '../src/lib/mapping/types.js'

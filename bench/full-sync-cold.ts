@@ -6,7 +6,7 @@
  *
  *   node --import tsx bench/full-sync-cold.ts NETNS iptables|nftables COUNT
  */
-import {BACKEND_NAMES, createBackend, type BackendName} from '../src/lib/backend/backend.js'
+import {BACKEND_NAMES, createBackend, type BackendName} from '../src/lib/backend/registry.js'
 import {ExecRunner} from '../src/lib/host/runner.js'
 import {plan} from '../src/lib/plan/plan.js'
 import {readAhead} from '../src/lib/sync/once.js'

@@ -6,7 +6,7 @@
  *
  *   node --import tsx bench/watch-rss.ts NETNS iptables|nftables COUNT
  */
-import {BACKEND_NAMES, createBackend, type BackendName} from '../src/lib/backend/backend.js'
+import {BACKEND_NAMES, createBackend, type BackendName} from '../src/lib/backend/registry.js'
 import {ExecRunner} from '../src/lib/host/runner.js'
 import type {Snapshot} from '../src/lib/plan/model.js'
 import type {SnapshotSource} from '../src/lib/source/source.js'

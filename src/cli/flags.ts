@@ -1,7 +1,7 @@
 /** Flags shared by the commands, with the original controller's environment variables as fallbacks. */
 import {Flags} from '@oclif/core'
 
-import {BACKEND_NAMES, type BackendName} from '../lib/backend/backend.js'
+import {BACKEND_NAMES, type BackendName} from '../lib/backend/registry.js'
 import {DEFAULT_INTERFACES_PATTERN, compileInterfacesPattern} from '../lib/host/interfaces.js'
 import {DEFAULT_LOCK_PATH, waitingLine, type LockOptions} from '../lib/host/lock.js'
 import {DEFAULT_PLAN_OPTIONS, type PlanOptions} from '../lib/plan/model.js'

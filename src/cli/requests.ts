@@ -2,7 +2,7 @@
  * Each command's parsed flags as the typed request of its one library call. Every function throws
  * an Error whose message names the flag at fault, checking flags in the order the command lists them.
  */
-import type {BackendName} from '../lib/backend/backend.js'
+import type {BackendName} from '../lib/backend/registry.js'
 import type {ExplainTarget} from '../lib/app/explain.js'
 import type {HostOptions, RunnerOptions} from '../lib/app/host.js'
 import type {InspectRequest} from '../lib/app/inspect.js'

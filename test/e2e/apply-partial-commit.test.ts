@@ -9,7 +9,7 @@
  */
 import {spawnSync} from 'node:child_process'
 import {expect} from 'chai'
-import {iptablesBackend} from '../../src/lib/backend/backend.js'
+import {iptablesBackend} from '../../src/lib/backend/iptables/backend.js'
 import {ApplyError} from '../../src/lib/backend/result.js'
 import {compileInterfacesPattern, DEFAULT_INTERFACES_PATTERN} from '../../src/lib/host/interfaces.js'
 import type {RunOptions, RunResult, Runner} from '../../src/lib/host/runner.js'

@@ -7,9 +7,9 @@
 import {expect} from 'chai'
 import {spawnSync} from 'node:child_process'
 import {renderIptables, renderRestoreScripts} from '../../src/lib/backend/iptables/render.js'
-import type {TracePacket} from '../../src/lib/backend/iptables/trace.js'
+import type {TracePacket} from '../../src/lib/backend/trace-packet.js'
 import type {IptablesState} from '../../src/lib/backend/iptables/types.js'
-import {createInspector} from '../../src/lib/explain/inspector.js'
+import {createBackend} from '../../src/lib/backend/registry.js'
 import {ExecRunner} from '../../src/lib/host/runner.js'
 import {BACKENDS, requireBackend} from '../support/backends.js'
 import {requireNeeds} from '../support/requirements.js'
@@ -139,7 +139,7 @@ for (const backend of BACKENDS) describe(`packets traced through the state read 
   this.timeout(30_000)
   const netns = `snm-trace-${backend.name}-${process.pid}`
   const ns = new ExecRunner({timeoutSeconds: 10, netns})
-  const inspector = createInspector(backend.name, ns)
+  const subject = createBackend(backend.name, ns)
 
   before(async function () {
     requireNeeds(this, 'the trace round-trip test', {root: true, tools: TOOLS})
@@ -159,9 +159,9 @@ for (const backend of BACKENDS) describe(`packets traced through the state read 
   })
 
   it('forward, drop, unmatched and egress alike', async () => {
-    const desired = inspector.backend.render(sampleModel())
-    await inspector.backend.apply(desired)
-    const actual = await inspector.backend.read()
+    const desired = subject.render(sampleModel())
+    await subject.apply(desired)
+    const actual = await subject.read()
     const flows: TracePacket[] = [
       {src: '203.0.113.5', dst: '198.18.0.10', protocol: 'tcp', port: 80, inInterface: 'eth1'},
       {src: '198.18.5.5', dst: '198.18.0.10', protocol: 'udp', port: 53, inInterface: 'eth1'},
@@ -171,8 +171,8 @@ for (const backend of BACKENDS) describe(`packets traced through the state read 
       {src: '10.244.1.5', dst: '203.0.113.80', protocol: 'tcp', port: 443, outInterface: 'eth2'},
     ]
     const verdicts = flows.map((flow) => {
-      const want = inspector.trace(desired, flow)
-      expect(inspector.trace(actual, flow), JSON.stringify(flow)).to.deep.equal(want)
+      const want = subject.inspect.trace(desired, flow)
+      expect(subject.inspect.trace(actual, flow), JSON.stringify(flow)).to.deep.equal(want)
       return want.verdict
     })
     expect(verdicts).to.deep.equal(['dnat', 'dnat', 'drop', 'dnat', 'not-ours', 'snat'])

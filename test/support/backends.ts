@@ -3,7 +3,8 @@
  * with the backend's own tools, what a test needs done to the kernel (drift, obstruction, a dump),
  * so one test body runs against both.
  */
-import {BACKEND_NAMES, createBackend, type BackendName, type WriteCounts} from '../../src/lib/backend/backend.js'
+import type {WriteCounts} from '../../src/lib/backend/backend.js'
+import {BACKEND_NAMES, createBackend, type BackendName} from '../../src/lib/backend/registry.js'
 import {addressChainName} from '../../src/lib/backend/iptables/names.js'
 import type {Ipv4} from '../../src/lib/net/ipv4.js'
 import {iptablesDump} from './e2e.js'

@@ -1,5 +1,5 @@
 /** What the end-to-end tests of the CLI share: sync arguments for a lab, its JSON output, kernel dumps, long-lived UDP flows, waiting for a state. */
-import type {BackendName} from '../../src/lib/backend/backend.js'
+import type {BackendName} from '../../src/lib/backend/registry.js'
 import type {RunOptions, RunResult, Runner} from '../../src/lib/host/runner.js'
 import type {Lab, LabNamespace} from './lab.js'
 import type {ManifestDir} from './mappings.js'

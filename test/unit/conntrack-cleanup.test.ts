@@ -1,6 +1,7 @@
 import {expect} from 'chai'
 
 import type {ApplyResult, Backend} from '../../src/lib/backend/backend.js'
+import {UNINSPECTED} from '../support/uninspected.js'
 import {RecordingRunner, type RecordedCall} from '../support/recording-runner.js'
 import {MAPPING_API_VERSION, type MappingResource} from '../../src/lib/mapping/types.js'
 import type {Ipv4} from '../../src/lib/net/ipv4.js'
@@ -113,6 +114,7 @@ describe('syncOnce with a failing conntrack', () => {
     ruleCount: () => 1,
     programmedMappings: () => new Set(),
     forward: async () => ({written: 0, drops: []}),
+    inspect: UNINSPECTED,
   }
   const IP_ADDR = JSON.stringify([{ifindex: 2, ifname: 'eth1', addr_info: [{family: 'inet', local: EXT, prefixlen: 24}]}])
   /** The host of `host`, and a conntrack that fails while `conntrackFails` says so. */

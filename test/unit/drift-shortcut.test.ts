@@ -1,14 +1,16 @@
 /**
  * `status` and `explain` skip cutting the kernel's state into parts when the backend's own diff
- * says a sync would write nothing (Inspector.inSync). That is only sound if such a kernel never
+ * says a sync would write nothing (Backend.inspect.inSync). That is only sound if such a kernel never
  * has drift when the parts are compared: checked here over random edits of the desired state.
  */
 import {expect} from 'chai'
 import fc from 'fast-check'
+import type {Backend} from '../../src/lib/backend/backend.js'
+import {iptablesBackend} from '../../src/lib/backend/iptables/backend.js'
 import type {IptablesState} from '../../src/lib/backend/iptables/types.js'
+import {nftablesBackend} from '../../src/lib/backend/nftables/backend.js'
 import type {NftState} from '../../src/lib/backend/nftables/types.js'
 import {diffParts, isClean} from '../../src/lib/inspect/drift.js'
-import {iptablesInspector, nftablesInspector, type Inspector} from '../../src/lib/explain/inspector.js'
 import {parseIpAddrJson} from '../../src/lib/host/interfaces.js'
 import {RecordingRunner} from '../support/recording-runner.js'
 import type {NatModel} from '../../src/lib/plan/model.js'
@@ -100,12 +102,13 @@ const NFT_EDITS: Record<string, Edit<NftState>> = {
 }
 
 /**
- * For random edits of the desired state: a kernel the inspector calls in sync has no drift, and
+ * For random edits of the desired state: a kernel the backend calls in sync has no drift, and
  * edits that the diff does not ignore are seen. Returns which edits left the kernel in sync.
  */
-function checkShortcut<State>(inspector: Inspector<State>, edits: Record<string, Edit<State>>): Set<string> {
+function checkShortcut<State>(backend: Backend<State>, edits: Record<string, Edit<State>>): Set<string> {
+  const inspector = backend.inspect
   const m = model()
-  const desired = inspector.backend.render(m)
+  const desired = backend.render(m)
   const desiredParts = inspector.parts(desired, m)
   expect(inspector.inSync(desired, structuredClone(desired)), 'an unedited copy').to.equal(true)
   const inSyncAlone = new Set<string>()
@@ -130,13 +133,13 @@ function checkShortcut<State>(inspector: Inspector<State>, edits: Record<string,
 
 describe('status and explain skip the parts of a kernel a sync would not write to', () => {
   it('iptables: no edit that keeps the kernel in sync hides drift; every other edit is seen', () => {
-    const unnoticed = checkShortcut(iptablesInspector(new RecordingRunner()), IPTABLES_EDITS)
+    const unnoticed = checkShortcut(iptablesBackend(new RecordingRunner()), IPTABLES_EDITS)
     // What the kernel reorders or grows on its own is not drift; everything else is.
     expect([...unnoticed].sort()).to.deep.equal(['grow a hashsize', 'reorder chains'])
   })
 
   it('nftables: no edit that keeps the kernel in sync hides drift; every other edit is seen', () => {
-    const unnoticed = checkShortcut(nftablesInspector(new RecordingRunner()), NFT_EDITS)
+    const unnoticed = checkShortcut(nftablesBackend(new RecordingRunner()), NFT_EDITS)
     expect([...unnoticed].sort()).to.deep.equal(['reorder chains'])
   })
 })

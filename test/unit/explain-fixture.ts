@@ -2,9 +2,10 @@
  * A host with two external interfaces and four Mappings (configured, configured on two interfaces,
  * invalid, not local), and an inspection of it whose kernel state a test may alter.
  */
-import {iptablesInspector, type Inspector} from '../../src/lib/explain/inspector.js'
+import type {Backend} from '../../src/lib/backend/backend.js'
+import {iptablesBackend} from '../../src/lib/backend/iptables/backend.js'
+import type {Counter} from '../../src/lib/backend/parts.js'
 import {inspectHost, type Inspection} from '../../src/lib/inspect/inspection.js'
-import type {Counter} from '../../src/lib/explain/parts.js'
 import type {IptablesState} from '../../src/lib/backend/iptables/types.js'
 import {compileInterfacesPattern, parseIpAddrJson} from '../../src/lib/host/interfaces.js'
 import {RecordingRunner} from '../support/recording-runner.js'
@@ -59,31 +60,30 @@ export function snapshot(): Snapshot {
 /** The state a sync of `snapshot()` would install; tests copy and alter it to play the kernel. */
 export function desiredState(): IptablesState {
   const host = parseIpAddrJson(IP_ADDR, SETTINGS.interfacesPattern)
-  const inspector = iptablesInspector(new RecordingRunner())
-  return inspector.backend.render(plan(snapshot(), host, SETTINGS.plan).model)
+  return iptablesBackend(new RecordingRunner()).render(plan(snapshot(), host, SETTINGS.plan).model)
 }
 
 export type KernelFixture = {state: IptablesState; counters?: Map<string, Counter>} | {error: Error}
 
 /** Inspects the fixture host against a kernel that holds `kernel` (the desired state when absent). */
-export async function inspect(kernel: KernelFixture = {state: desiredState()}): Promise<{inspection: Inspection<IptablesState>; inspector: Inspector<IptablesState>}> {
+export async function inspect(kernel: KernelFixture = {state: desiredState()}): Promise<{inspection: Inspection<IptablesState>; backend: Backend<IptablesState>}> {
   const runner = new RecordingRunner((call) => (call.command === 'ip' && call.args.join(' ') === '-j -4 addr show' ? {stdout: IP_ADDR} : new Error(`unexpected command ${call.command}`)))
-  const real = iptablesInspector(runner)
-  const inspector: Inspector<IptablesState> = {
+  const real = iptablesBackend(runner)
+  const backend: Backend<IptablesState> = {
     ...real,
-    backend: {
-      ...real.backend,
-      read: async () => {
+    read: async () => {
+      if ('error' in kernel) throw kernel.error
+      return kernel.state
+    },
+    inspect: {
+      ...real.inspect,
+      counters: async () => {
         if ('error' in kernel) throw kernel.error
-        return kernel.state
+        return kernel.counters ?? new Map()
       },
     },
-    counters: async () => {
-      if ('error' in kernel) throw kernel.error
-      return kernel.counters ?? new Map()
-    },
   }
-  return {inspection: await inspectHost({runner, inspector, loadSnapshot: async () => snapshot()}, SETTINGS), inspector}
+  return {inspection: await inspectHost({runner, backend, loadSnapshot: async () => snapshot()}, SETTINGS), backend}
 }
 
 /** The error a non-root read of iptables-save ends in. */

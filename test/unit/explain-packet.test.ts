@@ -3,8 +3,8 @@ import {explainPacket, parsePacketSpec, type PacketExplanation} from '../../src/
 import {desiredState, inspect, permissionDenied, withoutRule, type KernelFixture} from './explain-fixture.js'
 
 async function explain(src: string, dst: string, kernel?: KernelFixture, inInterface?: string): Promise<PacketExplanation> {
-  const {inspection, inspector} = await inspect(kernel)
-  return explainPacket(inspection, inspector, parsePacketSpec(src, dst, inInterface))
+  const {inspection, backend} = await inspect(kernel)
+  return explainPacket(inspection, backend.inspect, parsePacketSpec(src, dst, inInterface))
 }
 
 const verdictOf = (e: Pick<PacketExplanation, 'verdict' | 'mapping' | 'target'>) => ({verdict: e.verdict, mapping: e.mapping, target: e.target})

@@ -1,5 +1,7 @@
 import {expect} from 'chai'
 import {RecordingRunner} from '../support/recording-runner.js'
+import {INTERFACE_MASK} from '../../src/lib/net/marks.js'
+import {parseRuleExpressions} from '../../src/lib/backend/nftables/parse.js'
 import {forwardDropProblem, forwardDrops, iptablesForwardDrops, nftChainAcceptsSmartnat, nftForwardDropChains, type ForwardDropOptions} from '../../src/lib/backend/forward.js'
 
 const filterSave = (policy: string, ...rules: string[]) => ['*filter', ':INPUT ACCEPT [0:0]', `:FORWARD ${policy} [0:0]`, ':OUTPUT ACCEPT [0:0]', ...rules, 'COMMIT', ''].join('\n')
@@ -47,6 +49,54 @@ describe('forward-hook drops smartnat cannot overrule', () => {
     expect(nftChainAcceptsSmartnat(nftJson(chain('inet', 'fw', 'forward', 'forward', 'drop'), ACCEPT_RULE))).to.equal(true)
     expect(nftChainAcceptsSmartnat(nftJson(chain('inet', 'fw', 'forward', 'forward', 'drop'), OTHER_ACCEPT))).to.equal(false)
     expect(nftChainAcceptsSmartnat(nftJson(chain('inet', 'fw', 'forward', 'forward', 'drop')))).to.equal(false)
+  })
+
+  it('nft -j list chain: recognizes the accept exactly where the nftables backend’s parser reads `ct mark & MASK != 0 accept`', () => {
+    const mark = (mask: unknown, op = '!=', right: unknown = 0, of = 'ct') => ({match: {op, left: {'&': [{[of]: {key: 'mark'}}, mask]}, right}})
+    const MASK = 0x0ff00000
+    const shapes: unknown[] = [
+      [mark(MASK), {accept: null}],
+      [mark(MASK + 2 ** 32), {accept: null}],
+      [mark(MASK, '!=', 2 ** 32), {accept: null}],
+      [mark(MASK), {drop: null}],
+      [mark(MASK), {accept: {}}],
+      [mark(MASK, '=='), {accept: null}],
+      [mark(MASK, '!=', 1), {accept: null}],
+      [mark(MASK, '!=', '@set'), {accept: null}],
+      [mark(MASK, '!=', 0, 'meta'), {accept: null}],
+      [mark(0xff), {accept: null}],
+      [mark(0.5), {accept: null}],
+      [mark(MASK), mark(MASK), {accept: null}],
+      [mark(MASK), {accept: null}, {counter: null}],
+      [{accept: null}],
+      [{match: {op: '!=', left: {'&': [{ct: {key: 'mark'}}, MASK], extra: 1}, right: 0}}, {accept: null}],
+      [{match: {op: '!=', left: {'&': [{ct: {key: 'mark', dir: 'original'}}, MASK]}, right: 0}}, {accept: null}],
+      [{match: {op: '!=', left: {'&': [{ct: {key: 'mark'}, meta: {}}, MASK]}, right: 0}}, {accept: null}],
+      [{match: {op: '!=', left: {'&': [{ct: {key: 'mark'}}, MASK, 1]}, right: 0}}, {accept: null}],
+      [{match: {op: '!=', left: {'&': [{ct: {key: 'mark'}}, MASK]}, right: 0}, counter: null}, {accept: null}],
+      [{match: {op: '!=', left: {'&': [{ct: {key: 'mark'}}, MASK]}, right: 0}}, {accept: null, counter: null}],
+      [{match: {op: '!=', left: {'&': [{ct: {key: 'state'}}, MASK]}, right: 0}}, {accept: null}],
+      [{match: {op: '!=', left: [{ct: {key: 'mark'}}, MASK], right: 0}}, {accept: null}],
+      [{match: 'ct mark'}, {accept: null}],
+      [],
+      'accept',
+      undefined,
+    ]
+    for (const expr of shapes) {
+      const parsed = parseRuleExpressions(expr)
+      const [match] = 'unknown' in parsed ? [] : parsed.matches
+      const byParser =
+        !('unknown' in parsed) &&
+        parsed.statement.kind === 'accept' &&
+        parsed.matches.length === 1 &&
+        match!.kind === 'mark' &&
+        match!.of === 'ct' &&
+        match!.mask === INTERFACE_MASK &&
+        match!.value === 0 &&
+        match!.negate
+      const rule = {rule: {family: 'inet', table: 'fw', chain: 'forward', handle: 4, expr}}
+      expect(nftChainAcceptsSmartnat(nftJson(rule)), JSON.stringify(expr)).to.equal(byParser)
+    }
   })
 
   describe('problems, each naming its fix', () => {

@@ -1,7 +1,7 @@
 import {expect} from 'chai'
 import {egressInterfaceSetName, egressSetName} from '../../src/lib/backend/iptables/names.js'
 import {renderIptables} from '../../src/lib/backend/iptables/render.js'
-import {iptablesParts} from '../../src/lib/explain/iptables-parts.js'
+import {iptablesParts} from '../../src/lib/backend/iptables/parts.js'
 import {ip, manyEgressModel} from './nat-model-fixture.js'
 
 describe('iptables egress sets under status and explain', () => {

@@ -2,10 +2,11 @@ import {expect} from 'chai'
 import type {NftState} from '../../src/lib/backend/nftables/types.js'
 import {inspectHost} from '../../src/lib/inspect/inspection.js'
 import {driftOf, isClean} from '../../src/lib/inspect/drift.js'
-import {nftablesInspector, type Inspector} from '../../src/lib/explain/inspector.js'
+import type {Backend} from '../../src/lib/backend/backend.js'
+import {nftablesBackend} from '../../src/lib/backend/nftables/backend.js'
 import {mappingFacts} from '../../src/lib/inspect/facts.js'
 import {explainPacket, parsePacketSpec} from '../../src/lib/explain/packet.js'
-import {partKey} from '../../src/lib/explain/parts.js'
+import {partKey} from '../../src/lib/backend/parts.js'
 import {RecordingRunner} from '../support/recording-runner.js'
 import {SETTINGS, snapshot} from './explain-fixture.js'
 
@@ -17,21 +18,18 @@ const IP_ADDR = JSON.stringify([
 /** The fixture host with the nftables backend, whose kernel holds what `alter` makes of the desired state. */
 async function inspect(alter: (state: NftState) => void = () => {}) {
   const runner = new RecordingRunner((call) => (call.command === 'ip' && call.args.join(' ') === '-j -4 addr show' ? {stdout: IP_ADDR} : new Error(`unexpected command ${call.command}`)))
-  const real = nftablesInspector(runner)
+  const real = nftablesBackend(runner)
   let desired: NftState | undefined
-  const inspector: Inspector<NftState> = {
+  const backend: Backend<NftState> = {
     ...real,
-    backend: {
-      ...real.backend,
-      render: (model) => (desired = real.backend.render(model)),
-      read: async () => {
-        const state = structuredClone(desired!)
-        alter(state)
-        return state
-      },
+    render: (model) => (desired = real.render(model)),
+    read: async () => {
+      const state = structuredClone(desired!)
+      alter(state)
+      return state
     },
   }
-  return {inspection: await inspectHost({runner, inspector, loadSnapshot: async () => snapshot()}, SETTINGS), inspector}
+  return {inspection: await inspectHost({runner, backend, loadSnapshot: async () => snapshot()}, SETTINGS), backend}
 }
 
 const set = (state: NftState, name: string) => state.table!.sets.find((s) => s.name === name)!
@@ -79,10 +77,10 @@ describe('nftables backend under status and explain', () => {
 
   it('explains packets with the nftables tracer, and follows the kernel where it differs', async () => {
     const clean = await inspect()
-    const allowed = explainPacket(clean.inspection, clean.inspector, parsePacketSpec('198.18.1.2', '198.18.0.10:80'))
+    const allowed = explainPacket(clean.inspection, clean.backend.inspect, parsePacketSpec('198.18.1.2', '198.18.0.10:80'))
     expect(allowed).to.include({verdict: 'forward', mapping: 'default/web', target: '198.19.100.10:8080', decidedBy: 'kernel', agree: true, allowedSource: '198.18.1.2/32'})
     expect(allowed.reply).to.include({interface: 'eth1', table: 7001})
-    const stranger = explainPacket(clean.inspection, clean.inspector, parsePacketSpec('198.18.1.3', '198.18.0.10:80'))
+    const stranger = explainPacket(clean.inspection, clean.backend.inspect, parsePacketSpec('198.18.1.3', '198.18.0.10:80'))
     expect(stranger.reason).to.equal(
       '198.18.1.3 is not in the allowed sources of default/web (198.18.1.2/32) for 198.18.0.10 tcp/80; dropped by ip daddr . meta l4proto . th dport @endpoints drop',
     )
@@ -90,7 +88,7 @@ describe('nftables backend under status and explain', () => {
     const drifted = await inspect((state) => {
       set(state, 'allowed_32').elements = set(state, 'allowed_32').elements.filter((e) => e.comment !== 'default/web')
     })
-    const followed = explainPacket(drifted.inspection, drifted.inspector, parsePacketSpec('198.18.1.2', '198.18.0.10:80'))
+    const followed = explainPacket(drifted.inspection, drifted.backend.inspect, parsePacketSpec('198.18.1.2', '198.18.0.10:80'))
     expect(followed).to.include({verdict: 'drop', agree: false, decidedBy: 'kernel'})
     expect(followed.desired).to.include({verdict: 'forward', target: '198.19.100.10:8080'})
   })

@@ -1,12 +1,7 @@
 import {expect} from 'chai'
-import {
-  parseIpRoutes,
-  parseIpRules,
-  parseIpsetSave,
-  parseIptablesSave,
-  ruleTarget,
-  ruleWords,
-} from '../../src/lib/backend/iptables/parse.js'
+import {ruleWords} from '../../src/lib/backend/iptables-syntax.js'
+import {parseIpsetSave, parseIptablesSave, ruleTarget} from '../../src/lib/backend/iptables/parse.js'
+import {parseIpRoutes, parseIpRules} from '../../src/lib/routing/parse.js'
 import {IPSET_SAVE, IPTABLES_SAVE, IP_ROUTE_JSON, IP_RULE_JSON} from './fixtures/kernel-capture.js'
 import {workRatio} from '../support/work-counter.js'
 

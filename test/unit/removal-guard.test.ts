@@ -1,6 +1,8 @@
 import {expect} from 'chai'
 
-import {createBackend, type ApplyOptions, type Backend} from '../../src/lib/backend/backend.js'
+import type {ApplyOptions, Backend} from '../../src/lib/backend/backend.js'
+import {UNINSPECTED} from '../support/uninspected.js'
+import {createBackend} from '../../src/lib/backend/registry.js'
 import {RecordingRunner} from '../support/recording-runner.js'
 import {DEFAULT_PLAN_OPTIONS, type NatMapping, type NatModel} from '../../src/lib/plan/model.js'
 import {
@@ -118,6 +120,7 @@ describe('mass-removal guard in a sync pass', () => {
       read: async () => kernel,
       flush: async () => ({dryRun: true, changed: false, removed: {jumps: [], chains: [], sets: [], ipRules: [], routes: []}}),
       forward: async () => ({written: 0, drops: []}),
+      inspect: UNINSPECTED,
       payloads: () => [],
       ruleCount: () => 0,
       programmedMappings: (state) => new Set(state as string[]),

@@ -1,6 +1,6 @@
 import {expect} from 'chai'
 import {renderIptables, renderRestoreScripts} from '../../src/lib/backend/iptables/render.js'
-import {LineBuffer} from '../../src/lib/backend/iptables/linebuffer.js'
+import {LineBuffer} from '../../src/lib/net/linebuffer.js'
 import {setOptions} from '../../src/lib/backend/iptables/sets.js'
 import {
   MAX_CHAIN_NAME,

@@ -1,11 +1,12 @@
 import {expect} from 'chai'
+import type {Backend} from '../../src/lib/backend/backend.js'
+import {iptablesBackend} from '../../src/lib/backend/iptables/backend.js'
 import {diffIptablesState} from '../../src/lib/backend/iptables/diff.js'
 import {MAX_CHAIN_NAME, MAX_SET_NAME, tempSetName} from '../../src/lib/backend/iptables/names.js'
 import {renderIptables} from '../../src/lib/backend/iptables/render.js'
 import {setOptions} from '../../src/lib/backend/iptables/sets.js'
 import type {IptablesState} from '../../src/lib/backend/iptables/types.js'
 import {inspectHost, type Inspection} from '../../src/lib/inspect/inspection.js'
-import {iptablesInspector, type Inspector} from '../../src/lib/explain/inspector.js'
 import {mappingFacts} from '../../src/lib/inspect/facts.js'
 import {compileInterfacesPattern} from '../../src/lib/host/interfaces.js'
 import {RecordingRunner} from '../support/recording-runner.js'
@@ -31,10 +32,10 @@ async function inspectionOf(count: number): Promise<Inspection<IptablesState>> {
   )
   const runner = new RecordingRunner((call) => (call.command === 'ip' ? {stdout: ipAddr} : new Error(`unexpected ${call.command}`)))
   const settings = {plan: BENCH_PLAN_OPTIONS, interfacesPattern: compileInterfacesPattern('^ext\\d+$')}
-  const real = iptablesInspector(runner)
-  const kernel = real.backend.render(plan(snapshot, host, settings.plan).model)
-  const inspector: Inspector<IptablesState> = {...real, backend: {...real.backend, read: async () => kernel}, counters: async () => new Map()}
-  return inspectHost({runner, inspector, loadSnapshot: async () => snapshot}, settings)
+  const real = iptablesBackend(runner)
+  const kernel = real.render(plan(snapshot, host, settings.plan).model)
+  const backend: Backend<IptablesState> = {...real, read: async () => kernel, inspect: {...real.inspect, counters: async () => new Map()}}
+  return inspectHost({runner, backend, loadSnapshot: async () => snapshot}, settings)
 }
 
 function maxelemOf(options: string): number {

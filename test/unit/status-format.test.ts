@@ -148,8 +148,8 @@ describe('explain output', () => {
   })
 
   it('a packet: verdict, why, reply path, steps; colours only on a terminal', async () => {
-    const {inspection, inspector} = await inspect()
-    const e = explainPacket(inspection, inspector, parsePacketSpec('198.18.1.2', '198.18.0.10:80'))
+    const {inspection, backend} = await inspect()
+    const e = explainPacket(inspection, backend.inspect, parsePacketSpec('198.18.1.2', '198.18.0.10:80'))
     const plain = packetExplanationLines(e, outputPaint({isTTY: false}, {}))
     expect(plain.slice(0, 6)).to.deep.equal([
       'packet 198.18.1.2 -> 198.18.0.10:80/tcp in eth1',

@@ -3,7 +3,9 @@ import {expect} from 'chai'
 import type {MappingResource} from '../../src/lib/mapping/types.js'
 import type {Ipv4} from '../../src/lib/net/ipv4.js'
 import type {HostInfo, MappingVerdict, Plan} from '../../src/lib/plan/model.js'
-import {createBackend, type ApplyOptions, type Backend} from '../../src/lib/backend/backend.js'
+import type {ApplyOptions, Backend} from '../../src/lib/backend/backend.js'
+import {UNINSPECTED} from '../support/uninspected.js'
+import {createBackend} from '../../src/lib/backend/registry.js'
 import {CommandError} from '../../src/lib/host/runner.js'
 import {RecordingRunner} from '../support/recording-runner.js'
 import {DEFAULT_PLAN_OPTIONS} from '../../src/lib/plan/model.js'
@@ -113,6 +115,7 @@ describe('syncOnce and the state applied last', () => {
       ruleCount: () => 0,
       programmedMappings: () => new Set(),
       forward: async () => ({written: 0, drops: []}),
+      inspect: UNINSPECTED,
     }
     return {backend, applied}
   }

@@ -1,6 +1,7 @@
 import {expect} from 'chai'
 import {renderIptables} from '../../src/lib/backend/iptables/render.js'
-import {tracePacket, type Trace, type TracePacket} from '../../src/lib/backend/iptables/trace.js'
+import {tracePacket} from '../../src/lib/backend/iptables/trace.js'
+import type {Trace, TracePacket} from '../../src/lib/backend/trace-packet.js'
 import type {IptablesState} from '../../src/lib/backend/iptables/types.js'
 import {manyEgressModel, sampleModel} from './nat-model-fixture.js'
 

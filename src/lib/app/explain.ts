@@ -14,7 +14,7 @@ export type Explanation = {mapping: MappingExplanation} | {packet: PacketExplana
 
 /** Explains `target` on this host, changing nothing; an unknown Mapping is an Error naming the ones that exist. */
 export async function explainOnHost(request: InspectRequest, target: ExplainTarget): Promise<Explanation> {
-  const {inspector, inspection} = await openInspection(request)
-  if ('packet' in target) return {packet: explainPacket(inspection, inspector, target.packet)}
+  const {backend, inspection} = await openInspection(request)
+  if ('packet' in target) return {packet: explainPacket(inspection, backend.inspect, target.packet)}
   return {mapping: explainMapping(inspection, target.mapping)}
 }

@@ -1,5 +1,5 @@
 /** `smartnat flush` as one library call: everything either backend installed, looked at first, removed under the lock. */
-import {everyBackend} from '../backend/backend.js'
+import {everyBackend} from '../backend/registry.js'
 import {flushOwned, type FlushOutcome, type FlushRequest} from '../sync/flush.js'
 import {openRunner, type RunnerOptions} from './host.js'
 

@@ -1,5 +1,6 @@
 /** The host a command works on: the one runner of its commands, and the backend that programs it. */
-import {createBackend, type Backend, type BackendName} from '../backend/backend.js'
+import type {Backend} from '../backend/backend.js'
+import {createBackend, type BackendName} from '../backend/registry.js'
 import {ExecRunner, type Runner} from '../host/runner.js'
 
 /** How a command runs processes on the host. */

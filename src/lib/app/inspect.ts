@@ -1,10 +1,10 @@
 /** What `status` and `explain` both ask of a host: its inspection, read with nothing written. */
-import {createInspector, type Inspector} from '../explain/inspector.js'
+import type {Backend} from '../backend/backend.js'
 import type {Runner} from '../host/runner.js'
 import {inspectHost, type Inspection} from '../inspect/inspection.js'
 import {snapshotLoader, type SourceOptions} from '../source/oneshot.js'
 import type {SyncSettings} from '../sync/settings.js'
-import {openRunner, type HostOptions} from './host.js'
+import {openHost, type HostOptions} from './host.js'
 
 /** Which objects to read, how to plan them, and which backend's rules to read back. */
 export interface InspectRequest {
@@ -13,17 +13,16 @@ export interface InspectRequest {
   settings: SyncSettings
 }
 
-/** An inspection, and the runner and inspector that made it, for whatever else the command reads. */
+/** An inspection, and the runner and backend that made it, for whatever else the command reads. */
 export interface OpenInspection {
   runner: Runner
-  inspector: Inspector<unknown>
+  backend: Backend
   inspection: Inspection<unknown>
 }
 
 /** Plans like a sync and reads the kernel back, changing nothing. */
 export async function openInspection(request: InspectRequest): Promise<OpenInspection> {
-  const runner = openRunner(request.host)
-  const inspector = createInspector(request.host.backend, runner, {forwardAccept: request.host.forwardAccept})
-  const inspection = await inspectHost({runner, inspector, loadSnapshot: snapshotLoader(request.source)}, request.settings)
-  return {runner, inspector, inspection}
+  const {runner, backend} = openHost(request.host)
+  const inspection = await inspectHost({runner, backend, loadSnapshot: snapshotLoader(request.source)}, request.settings)
+  return {runner, backend, inspection}
 }

@@ -1,7 +1,8 @@
 /** `smartnat status` as one library call: the host, the kernel's readability, and every Mapping's state, with the exit code monitoring sees. */
+import {requiredTools} from '../backend/backend.js'
 import {forwardedTrafficDropped} from '../backend/forward.js'
 import {withHostFault} from '../plan/faults.js'
-import {backendTools, gatherHostStatus} from '../status/host.js'
+import {gatherHostStatus} from '../status/host.js'
 import {buildStatusReport, statusExitCode, type StatusReport} from '../status/report.js'
 import {openInspection, type InspectRequest} from './inspect.js'
 
@@ -16,13 +17,13 @@ export interface StatusRequest extends InspectRequest {
 
 /** Builds the report, changing nothing; its exit code says whether all is well (see STATUS_EXIT). */
 export async function hostStatus(request: StatusRequest): Promise<{report: StatusReport; exitCode: number}> {
-  const {runner, inspector, inspection: inspected} = await openInspection(request)
-  const {drops} = await inspector.backend.forward({fix: false})
+  const {runner, backend, inspection: inspected} = await openInspection(request)
+  const {drops} = await backend.forward({fix: false})
   // As a sync would tell them: the Mappings programmed here are not served while forwarding drops.
   const inspection = drops.length > 0 ? {...inspected, plan: withHostFault(inspected.plan, forwardedTrafficDropped(drops))} : inspected
   const host = await gatherHostStatus(runner, {
     forwardDrops: drops,
-    tools: backendTools(request.host.backend),
+    tools: requiredTools(backend),
     lockPath: request.lockPath,
     host: inspection.host,
     model: inspection.plan.model,

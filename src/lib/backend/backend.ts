@@ -1,19 +1,11 @@
-/** What the sync needs from a backend: render a NatModel, apply it, read it back, flush it. */
+/** What a backend is to everyone else (sync, explain, status): the interface each backend implements, and what they all share. */
 import type {AdmittedMark} from '../host/conntrack.js'
-import {CommandError, type Runner} from '../host/runner.js'
 import type {ToolName} from '../host/tools.js'
+import {EGRESS_MARK, INTERFACE_MASK} from '../net/marks.js'
 import type {NatModel} from '../plan/model.js'
-import {forwardDrops} from './forward.js'
-import {ApplyError, type ApplyOptions, type ApplyResult, type FlushReport, type ForwardReport} from './result.js'
-import {applyIptables} from './iptables/apply.js'
-import {flushIptables} from './iptables/flush.js'
-import {iptablesMappings} from './iptables/mappings.js'
-import {EGRESS_MARK, INTERFACE_MASK} from './iptables/names.js'
-import {ipBatchPayload} from './iptables/payloads.js'
-import {readIptablesState} from './iptables/read.js'
-import {renderIptables, renderRestoreScripts} from './iptables/render.js'
-import type {IpRouteState, IpRuleState, IptablesState} from './iptables/types.js'
-import {nftablesBackend} from './nftables/backend.js'
+import type {Counter, StatePart} from './parts.js'
+import type {ApplyOptions, ApplyResult, FlushReport, ForwardReport} from './result.js'
+import type {Trace, TracePacket} from './trace-packet.js'
 
 export type {ApplyOptions, ApplyResult, ChangedEndpoint, FlushReport, ForwardReport, WriteCounts} from './result.js'
 export type {ForwardDrop} from './forward.js'
@@ -27,7 +19,8 @@ export interface Payload {
 
 /** One way of programming NAT into the kernel; `State` is its desired/actual state (comparable, printable). */
 export interface Backend<State = unknown> {
-  readonly name: BackendName
+  /** As --backend names it. */
+  readonly name: string
   /** The kernel tools it drives, besides ip and conntrack which every backend needs. */
   readonly tools: readonly ToolName[]
   /** Pure: the state this NatModel needs in the kernel. */
@@ -49,6 +42,20 @@ export interface Backend<State = unknown> {
    * (with `fix`), then names the chains that still drop them; never throws for what it cannot read.
    */
   forward(options: {fix: boolean}): Promise<ForwardReport>
+  /** What explain and status look at in a state. */
+  readonly inspect: Inspector<State>
+}
+
+/** How explain and status look into a backend's state, desired or read back; all pure but `counters`. */
+export interface Inspector<State> {
+  /** Follows a new connection's first packet through a state. */
+  trace(state: State, packet: TracePacket): Trace
+  /** Cuts a state into parts, attributing them with the help of the desired model, for drift per Mapping. */
+  parts(state: State, model: NatModel): StatePart[]
+  /** Whether a sync would write nothing to make `actual` match `desired`; then neither has drift. */
+  inSync(desired: State, actual: State): boolean
+  /** The kernel's counters, keyed like StatePart.counterKey; absent when the backend's rules keep none. */
+  counters?: () => Promise<Map<string, Counter>>
 }
 
 export interface BackendOptions {
@@ -65,74 +72,7 @@ export interface BackendOptions {
  */
 export const ADMITTED_CONNECTION_MARK: AdmittedMark = {any: INTERFACE_MASK, none: EGRESS_MARK}
 
-export const BACKEND_NAMES = ['iptables', 'nftables'] as const
-export type BackendName = (typeof BACKEND_NAMES)[number]
-
-/** The backend called `name`, running its commands through `runner`. */
-export function createBackend(name: BackendName, runner: Runner, options: BackendOptions = {}): Backend {
-  return (name === 'nftables' ? nftablesBackend(runner, options) : iptablesBackend(runner)) as Backend
-}
-
-/** The `ip -batch -` payload that adds smartnat's routes and rules to a host that has none. */
-export function routingPayload(routing: {ipRules: IpRuleState[]; routes: IpRouteState[]}): Payload {
-  return {command: 'ip -batch -', text: ipBatchPayload({replaceRoutes: routing.routes, addRules: routing.ipRules, deleteRules: [], deleteRoutes: []})}
-}
-
-/** The iptables + ipset + ip rule/route backend, running its commands through `runner`. */
-export function iptablesBackend(runner: Runner): Backend<IptablesState> {
-  return {
-    name: 'iptables',
-    tools: ['iptables', 'ipset'],
-    render: renderIptables,
-    apply: (desired, options) => applyIptables(runner, desired, options),
-    read: () => readIptablesState(runner),
-    flush: (options) => flushIptables(runner, options),
-    payloads(desired) {
-      const {ipset, iptables} = renderRestoreScripts(desired)
-      return [
-        {command: 'ipset restore -exist', text: ipset},
-        {command: 'iptables-restore --noflush --wait', text: iptables},
-        routingPayload(desired),
-      ]
-    },
-    ruleCount: (desired) =>
-      Object.values(desired.tables).reduce((n, table) => n + table.jumps.length + table.chains.reduce((m, c) => m + c.rules.length, 0), 0),
-    programmedMappings: iptablesMappings,
-    // Its jump into SNM-FORWARD goes first in iptables' FORWARD: only native nft chains are left to check.
-    forward: async () => ({written: 0, drops: await forwardDrops(runner, {backend: 'iptables'})}),
-  }
-}
-
-/**
- * Flushes what any backend owns, so a host that switched backends keeps nothing of either.
- * A backend whose tool is not installed cannot have installed anything.
- */
-export function everyBackend(runner: Runner): Pick<Backend, 'flush'> {
-  return {
-    async flush(options) {
-      const reports: FlushReport[] = []
-      for (const name of BACKEND_NAMES) {
-        try {
-          reports.push(await createBackend(name, runner).flush(options))
-        } catch (error) {
-          if (!(error instanceof ApplyError && notInstalled(error.cause)) && !notInstalled(error)) throw error
-        }
-      }
-      return mergeFlushReports(options.dryRun, reports)
-    },
-  }
-}
-
-function notInstalled(error: unknown): boolean {
-  return error instanceof CommandError && error.exitCode === undefined
-}
-
-function mergeFlushReports(dryRun: boolean, reports: FlushReport[]): FlushReport {
-  // Both backends remove the same ip rules and routes; each is named once.
-  const union = (kind: keyof FlushReport['removed']) => [...new Set(reports.flatMap((r) => r.removed[kind]))]
-  return {
-    dryRun,
-    changed: reports.some((r) => r.changed),
-    removed: {jumps: union('jumps'), chains: union('chains'), sets: union('sets'), ipRules: union('ipRules'), routes: union('routes')},
-  }
+/** Every tool a host needs to run `backend`: ip and conntrack, which every backend drives, and its own. */
+export function requiredTools(backend: Pick<Backend, 'tools'>): ToolName[] {
+  return ['ip', ...backend.tools, 'conntrack']
 }

@@ -3,9 +3,9 @@
  * table's chain, not the hook, so a base chain elsewhere whose policy is drop stops DNATed traffic.
  */
 import type {Runner} from '../host/runner.js'
-import {INTERFACE_MASK, OWN_CONNECTIONS_MATCH} from './iptables/names.js'
-import {TABLE_FAMILY, TABLE_NAME, markHex} from './nftables/names.js'
-import {parseRuleExpressions} from './nftables/parse.js'
+import {INTERFACE_MASK, markHex} from '../net/marks.js'
+import {OWN_CONNECTIONS_MATCH} from './iptables-syntax.js'
+import {TABLE_FAMILY, TABLE_NAME} from './nft-table.js'
 
 /** The iptables rule that accepts smartnat's connections in FORWARD, as iptables-save prints it. */
 export const IPTABLES_FORWARD_ACCEPT = `${OWN_CONNECTIONS_MATCH} -j ACCEPT`
@@ -87,11 +87,36 @@ export function nftChainAcceptsSmartnat(json: string): boolean {
   return items.some((item) => {
     const rule = (item as {rule?: {expr?: unknown}}).rule
     if (!rule) return false
-    const parsed = parseRuleExpressions(rule.expr)
-    if ('unknown' in parsed || parsed.statement.kind !== 'accept' || parsed.matches.length !== 1) return false
-    const [match] = parsed.matches
-    return match!.kind === 'mark' && match!.of === 'ct' && match!.mask === INTERFACE_MASK && match!.value === 0 && match!.negate
+    return acceptsOwnConnectionsExpr(rule.expr)
   })
+}
+
+/**
+ * Whether a rule's `expr` is exactly NFT_FORWARD_ACCEPT:
+ * `[{"match": {"op": "!=", "left": {"&": [{"ct": {"key": "mark"}}, MASK]}, "right": 0}}, {"accept": null}]`.
+ */
+function acceptsOwnConnectionsExpr(expr: unknown): boolean {
+  if (!Array.isArray(expr) || expr.length !== 2) return false
+  const match = onlyField(expr[0], 'match')
+  if (!isRecord(match) || match.op !== '!=' || !isMark(match.right, 0)) return false
+  const operands = onlyField(match.left, '&')
+  if (!Array.isArray(operands) || operands.length !== 2 || !isMark(operands[1], INTERFACE_MASK)) return false
+  const ct = onlyField(operands[0], 'ct')
+  return isRecord(ct) && ct.key === 'mark' && isRecord(expr[1]) && Object.keys(expr[1]).length === 1 && expr[1].accept === null
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+/** The value of an object's one and only field, when it has that field alone. */
+function onlyField(value: unknown, name: string): unknown {
+  return isRecord(value) && Object.keys(value).length === 1 ? value[name] : undefined
+}
+
+// nft prints marks as integers; like its own parser, compare them as 32-bit values.
+function isMark(value: unknown, mark: number): boolean {
+  return typeof value === 'number' && Number.isInteger(value) && value >>> 0 === mark
 }
 
 /** The one line an operator reads: which chain drops, and what to do. */

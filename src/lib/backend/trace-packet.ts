@@ -4,8 +4,7 @@
  */
 import {parseIpv4, type Ipv4} from '../net/ipv4.js'
 import type {Protocol} from '../mapping/types.js'
-import {EGRESS_MARK, MASQUERADE_MARK, interfaceIndexOfMark} from './iptables/names.js'
-import type {TableName} from './iptables/types.js'
+import {EGRESS_MARK, MASQUERADE_MARK, interfaceIndexOfMark} from '../net/marks.js'
 
 export interface TracePacket {
   src: string
@@ -18,8 +17,11 @@ export interface TracePacket {
   outInterface?: string
 }
 
+/** The netfilter table a step belongs to, as iptables names it; the nftables tracer names its chains' hooks alike. */
+export type TraceTable = 'mangle' | 'nat' | 'filter'
+
 export interface TraceStep {
-  table: TableName
+  table: TraceTable
   chain: string
   /** The rule that matched, as iptables-save or nft prints it. */
   rule: string

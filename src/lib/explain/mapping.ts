@@ -1,8 +1,8 @@
 /** What one Mapping amounts to on this host, with every rule and set entry that implements it checked against the kernel. */
-import {partLine, mappingFacts, type MappingFacts} from '../inspect/facts.js'
+import type {Counter, StatePart} from '../backend/parts.js'
 import {driftOf, sharedDrift} from '../inspect/drift.js'
+import {mappingFacts, partLine, type MappingFacts} from '../inspect/facts.js'
 import type {Inspection} from '../inspect/inspection.js'
-import type {Counter, StatePart} from './parts.js'
 
 /** A part of the desired or the kernel's state, and whether the other side agrees. */
 export interface PartReport {

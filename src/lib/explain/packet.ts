@@ -1,12 +1,13 @@
 /** Explains what happens to one packet: through the desired rules and through the kernel's, and why. */
-import type {Trace, TraceStep} from '../backend/iptables/trace.js'
+import type {Inspector} from '../backend/backend.js'
+import {endpointName} from '../backend/parts.js'
+import type {Trace, TraceStep} from '../backend/trace-packet.js'
 import type {Protocol} from '../mapping/types.js'
 import {cidrContains, parseIpv4, type Cidr, type Ipv4} from '../net/ipv4.js'
+import {hex, interfaceMark} from '../net/marks.js'
 import {namesOf} from '../plan/order.js'
 import type {Inspection} from '../inspect/inspection.js'
 import {errorChain} from '../observe/log.js'
-import type {Inspector} from './inspector.js'
-import {endpointName} from './parts.js'
 
 /** A new connection's first packet, as given on the command line. */
 export interface PacketSpec {
@@ -156,7 +157,7 @@ function replyPath(inspection: Inspection<unknown>, index: number | undefined): 
     const where = `table ${iface.table}`
     inKernel = iface.table === undefined || !inspection.drift.missing.some((p) => (p.kind === 'ip-rule' || p.kind === 'route') && p.where === where)
   }
-  return {interface: iface.name, mark: `0x${(index << 20).toString(16)}`, table: iface.table ?? 'main', gateway: iface.gateway ?? null, inKernel}
+  return {interface: iface.name, mark: hex(interfaceMark(index)), table: iface.table ?? 'main', gateway: iface.gateway ?? null, inKernel}
 }
 
 /** One sentence a person can act on. */

@@ -18,6 +18,7 @@
  */
 import type {Protocol} from '../mapping/types.js'
 import {parseIpv4, type Ipv4} from '../net/ipv4.js'
+import {hex} from '../net/marks.js'
 import type {Runner} from './runner.js'
 
 /** Which entries `conntrack -D` deletes; every field given must match. Ports need a protocol. */
@@ -209,10 +210,6 @@ function isAdmitted(mark: number, admitted: AdmittedMark): boolean {
 
 function endpointKey(address: Ipv4, protocol: Protocol, port: number): string {
   return `${address} ${protocol} ${port}`
-}
-
-function hex(value: number): string {
-  return `0x${(value >>> 0).toString(16)}`
 }
 
 function filterArgs(filter: ConntrackFilter): string[] {

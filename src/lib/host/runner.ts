@@ -45,6 +45,15 @@ function startError(cause: unknown): string {
   return code === 'ENOENT' ? ' (not found on PATH)' : code ? ` (${code})` : ''
 }
 
+/** The stdout of a command that reads kernel state; a failure names the command. */
+export async function kernelOutput(runner: Runner, [command, args]: readonly [string, readonly string[]]): Promise<string> {
+  try {
+    return (await runner.run(command, [...args])).stdout
+  } catch (error) {
+    throw new Error(`reading kernel state: ${[command, ...args].join(' ')} failed`, {cause: error})
+  }
+}
+
 export interface ExecRunnerOptions {
   /** Per-command timeout in seconds (SNCTRLR_IPTABLES_TIMEOUT_SEC). */
   timeoutSeconds: number

@@ -1,5 +1,5 @@
 /** Drift: what the kernel has that the desired state does not, and the reverse, told per Mapping. */
-import {partKey, type StatePart} from '../explain/parts.js'
+import {partKey, type StatePart} from '../backend/parts.js'
 
 export interface Drift {
   /** Desired, but not in the kernel. */

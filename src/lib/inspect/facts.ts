@@ -1,10 +1,10 @@
 /** What each Mapping amounts to on this host, for status and explain alike: verdict, Service, endpoints, and whether the kernel has its rules. */
+import {endpointName, type StatePart} from '../backend/parts.js'
 import type {MappingResource, ValidMappingSpec} from '../mapping/types.js'
 import {validateMapping} from '../mapping/validate.js'
 import type {MappingVerdict, NatMapping} from '../plan/model.js'
 import {namesOf} from '../plan/order.js'
 import {indexPodIPs, type PodIPLookup} from '../plan/pods.js'
-import {endpointName, type StatePart} from '../explain/parts.js'
 import {driftOf, driftedMappings, type Drift} from './drift.js'
 import type {Inspection} from './inspection.js'
 

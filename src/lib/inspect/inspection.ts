@@ -1,6 +1,6 @@
 /** Everything `status` and `explain` look at, gathered once: objects, host, desired state, and the kernel's. */
-import type {Inspector} from '../explain/inspector.js'
-import type {Counter, StatePart} from '../explain/parts.js'
+import type {Backend} from '../backend/backend.js'
+import type {Counter, StatePart} from '../backend/parts.js'
 import type {Runner} from '../host/runner.js'
 import {errorChain} from '../observe/log.js'
 import type {HostInfo, Plan, Snapshot} from '../plan/model.js'
@@ -10,7 +10,7 @@ import {diffParts, type Drift} from './drift.js'
 
 export interface InspectDeps<State> {
   runner: Runner
-  inspector: Inspector<State>
+  backend: Backend<State>
   loadSnapshot: () => Promise<Snapshot>
 }
 
@@ -43,13 +43,13 @@ export interface Inspection<State> {
 /** Plans and renders like a sync, then reads the kernel; a kernel that cannot be read is reported, not thrown. */
 export async function inspectHost<State>(deps: InspectDeps<State>, settings: SyncSettings): Promise<Inspection<State>> {
   const {snapshot, host, plan: planned} = await resolve({loadSnapshot: deps.loadSnapshot, readHost: hostInterfaces(deps.runner, settings)}, settings)
-  const desired = deps.inspector.backend.render(planned.model)
-  const desiredParts = deps.inspector.parts(desired, planned.model)
-  const {kernel, drift} = await readKernel(deps.inspector, planned, desired, desiredParts)
+  const desired = deps.backend.render(planned.model)
+  const desiredParts = deps.backend.inspect.parts(desired, planned.model)
+  const {kernel, drift} = await readKernel(deps.backend, planned, desired, desiredParts)
   return {
     settings,
-    backend: deps.inspector.backend.name,
-    countsPackets: deps.inspector.counters !== undefined,
+    backend: deps.backend.name,
+    countsPackets: deps.backend.inspect.counters !== undefined,
     snapshot,
     host,
     plan: planned,
@@ -66,17 +66,17 @@ export async function inspectHost<State>(deps: InspectDeps<State>, settings: Syn
  * took 1.6 s and 80 MB.
  */
 async function readKernel<State>(
-  inspector: Inspector<State>,
+  backend: Backend<State>,
   planned: Plan,
   desired: State,
   desiredParts: StatePart[],
 ): Promise<{kernel: KernelView<State>; drift?: Drift}> {
   try {
-    const [state, counters] = await Promise.all([inspector.backend.read(), inspector.counters?.() ?? new Map<string, Counter>()])
-    if (inspector.inSync(desired, state)) {
+    const [state, counters] = await Promise.all([backend.read(), backend.inspect.counters?.() ?? new Map<string, Counter>()])
+    if (backend.inspect.inSync(desired, state)) {
       return {kernel: {readable: true, state, counters, installed: desiredParts.length > 0}, drift: {missing: [], unexpected: []}}
     }
-    const parts = inspector.parts(state, planned.model)
+    const parts = backend.inspect.parts(state, planned.model)
     return {kernel: {readable: true, state, counters, installed: parts.length > 0}, drift: diffParts(desiredParts, parts)}
   } catch (error) {
     return {kernel: {readable: false, reason: errorChain(error)}}

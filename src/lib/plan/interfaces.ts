@@ -1,15 +1,12 @@
 /** External interfaces: their connection-mark index, reply routing table, subnets and gateway. */
+import {checkInterfaceName} from '../net/interface-name.js'
+import {MAX_INTERFACE_INDEX} from '../net/marks.js'
 import {compareCidr, intToIpv4, ipv4ToInt, parseCidr, prefixMask, type Cidr, type Ipv4} from '../net/ipv4.js'
 import {compareText} from './order.js'
 import type {HostInfo, HostInterface, InterfaceFault, NatInterface, PlanOptions} from './model.js'
 
-/** Reply table of interface `index` is FIRST_TABLE + index (also the `ip rule` priority). */
-export const FIRST_TABLE = 7000
-/** The interface index lives in 8 bits of the connection mark. */
-export const MAX_INTERFACES = 255
-
-// Linux allows almost any byte in an interface name; the rules only ever see ordinary ones.
-const INTERFACE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/
+/** Reply table of interface `index` is TABLE_BASE + index (also the `ip rule` priority). */
+export const TABLE_BASE = 7000
 
 /** External interfaces as planned: those that can carry replies, and why the others cannot. */
 export interface PlannedInterfaces {
@@ -32,8 +29,8 @@ export function planInterfaces(host: HostInfo, options: Pick<PlanOptions, 'gwOff
     if (names.has(iface.name)) throw new Error(`interface ${iface.name} is listed twice in the host's interfaces`)
     names.add(iface.name)
   }
-  if (usable.length > MAX_INTERFACES) {
-    throw new Error(`${usable.length} external interfaces have addresses; at most ${MAX_INTERFACES} fit in the connection mark`)
+  if (usable.length > MAX_INTERFACE_INDEX) {
+    throw new Error(`${usable.length} external interfaces have addresses; at most ${MAX_INTERFACE_INDEX} fit in the connection mark`)
   }
   const planned: PlannedInterfaces = {interfaces: [], faults: []}
   ;[...usable]
@@ -49,11 +46,11 @@ export function planInterfaces(host: HostInfo, options: Pick<PlanOptions, 'gwOff
 }
 
 function planInterface(iface: HostInterface, index: number, options: Pick<PlanOptions, 'gwOffset' | 'defaultGwInterface'>): NatInterface {
-  if (!INTERFACE_NAME.test(iface.name)) throw new Error(`interface name ${JSON.stringify(iface.name)} cannot be used in rules`)
+  checkInterfaceName(iface.name)
   const subnets = connectedSubnets(iface)
   if (iface.name === options.defaultGwInterface) return {name: iface.name, index, subnets}
   const primary = subnetOf(iface, iface.addresses[0]!)
-  return {name: iface.name, index, table: FIRST_TABLE + index, subnets, gateway: gatewayOf(iface, primary, options.gwOffset)}
+  return {name: iface.name, index, table: TABLE_BASE + index, subnets, gateway: gatewayOf(iface, primary, options.gwOffset)}
 }
 
 function subnetOf(iface: HostInterface, {address, prefixLength}: {address: Ipv4; prefixLength: number}): Cidr {

@@ -5,7 +5,8 @@ interface HasMetadata {
   metadata: ObjectMeta
 }
 
-// Plain code-unit comparison: localeCompare would make the plan depend on the host's locale.
+/** Plain code-unit order, the one order smartnat sorts names and entries by. */
+// localeCompare would make the plan, and the kernel state, depend on the host's locale.
 export function compareText(a: string, b: string): number {
   if (a === b) return 0
   return a < b ? -1 : 1

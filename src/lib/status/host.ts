@@ -1,5 +1,4 @@
 /** The host at a glance: forwarding, tools, the lock's holder, external interfaces and their reply tables. */
-import type {BackendName} from '../backend/backend.js'
 import {forwardDropProblem, type ForwardDrop} from '../backend/forward.js'
 import {inspectLock} from '../host/lock.js'
 import type {Runner} from '../host/runner.js'
@@ -43,11 +42,6 @@ export interface HostStatus {
 }
 
 const RP_STRICT = 1
-
-/** The tools a backend drives. */
-export function backendTools(backend: BackendName): ToolName[] {
-  return backend === 'nftables' ? ['ip', 'nft', 'conntrack'] : ['ip', 'iptables', 'ipset', 'conntrack']
-}
 
 /** Gathers the host's prerequisites and interfaces; changes nothing, and reads what needs root only when it can. */
 export async function gatherHostStatus(

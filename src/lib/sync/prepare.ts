@@ -1,5 +1,5 @@
 /** What a sync needs of the host before it applies anything: its tools, forwarding, and a loose reverse-path filter. */
-import type {Backend} from '../backend/backend.js'
+import {requiredTools, type Backend} from '../backend/backend.js'
 import {readHostInterfaces} from '../host/interfaces.js'
 import type {Runner} from '../host/runner.js'
 import {checkIpForwarding, relaxReversePathFilter, type RpFilterChange} from '../host/sysctl.js'
@@ -9,7 +9,7 @@ import type {SyncSettings} from './settings.js'
 
 /** Checks the host's prerequisites: the tools `backend` drives, conntrack and ip, and IPv4 forwarding on. */
 export async function checkPrerequisites(runner: Runner, backend: Pick<Backend, 'tools'>): Promise<void> {
-  assertToolsPresent(await checkTools(runner, ['ip', ...backend.tools, 'conntrack']))
+  assertToolsPresent(await checkTools(runner, requiredTools(backend)))
   await checkIpForwarding(runner)
 }
 

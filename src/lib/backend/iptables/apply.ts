@@ -12,8 +12,11 @@
  * A failed restore therefore reads the tables back and restores the ones that committed before the
  * sets are rolled back underneath them.
  */
-import {CommandError} from '../../host/runner.js'
 import type {Runner} from '../../host/runner.js'
+import {routingChangeCount} from '../../routing/diff.js'
+import {IP_BATCH, ipBatchPayload} from '../../routing/payload.js'
+import {readActual, runPayload, stderrOf, type FailedLine} from '../apply-steps.js'
+import {IPTABLES_RESTORE} from '../iptables-syntax.js'
 import {ApplyError} from '../result.js'
 import type {ApplyOptions, ApplyResult, WriteCounts} from '../result.js'
 import {TABLES} from './types.js'
@@ -21,12 +24,10 @@ import type {IptablesState} from './types.js'
 import {diffIptablesState, isEmptyChanges} from './diff.js'
 import type {IptablesChanges, SetChanges} from './diff.js'
 import {changedEndpoints} from './endpoints.js'
-import {ipBatchPayload, ipsetCleanupPayload, ipsetPreparePayload, ipsetRollbackPayload, iptablesRestorePayload} from './payloads.js'
+import {ipsetCleanupPayload, ipsetPreparePayload, ipsetRollbackPayload, iptablesRestorePayload} from './payloads.js'
 import {readIptablesState, readIptablesTables} from './read.js'
 
-export const IPTABLES_RESTORE: readonly [string, string[]] = ['iptables-restore', ['--noflush', '--wait']]
 export const IPSET_RESTORE: readonly [string, string[]] = ['ipset', ['restore', '-exist']]
-export const IP_BATCH: readonly [string, string[]] = ['ip', ['-batch', '-']]
 
 /** How each tool names the payload line it failed on. */
 // iptables-nft reports a refused commit as `line N: CHAIN_DEL failed (...)`, naming the line of the chain it could not change.
@@ -39,19 +40,6 @@ export function failedLine(stderr: string): number | undefined {
     if (match) return Number(match[1])
   }
   return undefined
-}
-
-/** The failing payload line with the lines around it, numbered as the tool counts them. */
-export function payloadContext(payload: string, line: number, around = 3): string {
-  const lines = payload.split('\n')
-  const first = Math.max(1, line - around)
-  const last = Math.min(lines.length, line + 1)
-  const shown: string[] = []
-  for (let n = first; n <= last; n++) {
-    if (n === lines.length && lines[n - 1] === '') break
-    shown.push(`${n === line ? '>' : ' '} ${String(n).padStart(4)}: ${lines[n - 1]}`)
-  }
-  return shown.join('\n')
 }
 
 /** iptables-nft checks jump targets and sets only at COMMIT and blames that line; point at the first line using the missing name instead. */
@@ -69,25 +57,15 @@ export function culpritLine(payload: string, line: number, stderr: string): numb
   return first ?? line
 }
 
-function stderrOf(error: unknown): string {
-  return error instanceof CommandError ? error.stderr.trim() : error instanceof Error ? error.message : String(error)
+/** The line a restore tool blamed, and the line at fault. */
+function locateFailedLine(stderr: string, payload: string): FailedLine | undefined {
+  const reported = failedLine(stderr)
+  return reported === undefined ? undefined : {reported, line: culpritLine(payload, reported, stderr)}
 }
 
 /** Runs one restore-style command; on failure throws an ApplyError naming the step and the failing line. */
-async function restore(runner: Runner, step: string, [command, args]: readonly [string, string[]], payload: string): Promise<void> {
-  try {
-    await runner.run(command, args, {input: payload})
-  } catch (error) {
-    const stderr = stderrOf(error)
-    const reported = failedLine(stderr)
-    const line = reported === undefined ? undefined : culpritLine(payload, reported, stderr)
-    const where =
-      line === undefined
-        ? `${command} failed`
-        : `${command} failed at payload line ${line}${line === reported ? '' : ` (reported as line ${reported})`}: ` +
-          `${JSON.stringify(payload.split('\n')[line - 1] ?? '')}\n${payloadContext(payload, line)}`
-    throw new ApplyError(step, `${where}\n${stderr}`, {cause: error})
-  }
+function restore(runner: Runner, step: string, command: readonly [string, string[]], payload: string): Promise<void> {
+  return runPayload(runner, step, command, payload, locateFailedLine)
 }
 
 /** Sets that a prepare payload swapped before failing at `line` (swaps are its last lines). */
@@ -131,14 +109,6 @@ async function rollbackTables(runner: Runner, previous: IptablesState, failure: 
   }
 }
 
-async function readActual(runner: Runner, started: Promise<IptablesState> | undefined): Promise<IptablesState> {
-  try {
-    return await (started ?? readIptablesState(runner))
-  } catch (error) {
-    throw new ApplyError('read', error instanceof Error ? error.message : String(error), {cause: error})
-  }
-}
-
 function countWrites(changes: IptablesChanges): WriteCounts {
   const {sets, routing} = changes
   let chains = 0
@@ -152,14 +122,14 @@ function countWrites(changes: IptablesChanges): WriteCounts {
     sets: sets.create.length + sets.replace.length + sets.update.length + sets.destroy.length,
     chains,
     rules,
-    routes: routing.addRules.length + routing.deleteRules.length + routing.replaceRoutes.length + routing.deleteRoutes.length,
+    routes: routingChangeCount(routing),
   }
 }
 
 /** Makes the kernel match `desired`, writing only what differs; nothing at all when they are equal. */
 export async function applyIptables(runner: Runner, desired: IptablesState, options: ApplyOptions<IptablesState> = {}): Promise<ApplyResult> {
   const full = options.full ?? false
-  const actual = options.assumeActual !== undefined && !full ? options.assumeActual : await readActual(runner, options.kernelRead)
+  const actual = options.assumeActual !== undefined && !full ? options.assumeActual : await readActual(options.kernelRead, () => readIptablesState(runner))
   const changes = diffIptablesState(desired, actual, {full})
   const written = countWrites(changes)
   if (isEmptyChanges(changes)) return {changed: false, written, changedEndpoints: []}

@@ -1,7 +1,7 @@
 /** Compares desired and actual iptables-backend state and lists the writes that turn one into the other; pure. */
+import {diffRouting, isEmptyRouting, type RoutingChanges} from '../../routing/diff.js'
 import {TABLES} from './types.js'
-import type {ChainState, IpRouteState, IpRuleState, IpsetState, IptablesState, TableName} from './types.js'
-import {routeDestination} from './parse.js'
+import type {ChainState, IpsetState, IptablesState, TableName} from './types.js'
 
 export interface TableChanges {
   /** Owned chains to declare (which empties them) and refill; new or with different rules. */
@@ -35,14 +35,6 @@ export interface SetChanges {
   destroy: string[]
   /** Sets that exist with another type; ipset cannot swap those, so apply refuses them. */
   retype: {name: string; actual: string; desired: string}[]
-}
-
-export interface RoutingChanges {
-  addRules: IpRuleState[]
-  deleteRules: IpRuleState[]
-  /** Routes missing or different (`ip route replace`). */
-  replaceRoutes: IpRouteState[]
-  deleteRoutes: IpRouteState[]
 }
 
 export interface IptablesChanges {
@@ -117,7 +109,8 @@ function entryDelta(desired: readonly string[], actual: readonly string[]): {add
   return {add, del}
 }
 
-function sameRules(a: readonly string[], b: readonly string[]): boolean {
+/** Whether two chains hold the same rule lines in the same order. */
+export function sameRules(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((rule, i) => rule === b[i])
 }
 
@@ -167,34 +160,6 @@ function diffSets(desired: readonly IpsetState[], actual: readonly IpsetState[],
   return changes
 }
 
-function ruleKey(rule: IpRuleState): string {
-  return `${rule.priority} ${rule.fwmark} ${rule.table}`
-}
-
-function routeKey(route: IpRouteState): string {
-  return `${route.table} ${routeDestination(route.dst)}`
-}
-
-function sameRoute(a: IpRouteState, b: IpRouteState): boolean {
-  return a.dev === b.dev && a.via === b.via && a.src === b.src && a.scope === b.scope
-}
-
-function diffRouting(desired: IptablesState, actual: IptablesState): RoutingChanges {
-  const actualRules = new Set(actual.ipRules.map(ruleKey))
-  const desiredRules = new Set(desired.ipRules.map(ruleKey))
-  const actualRoutes = new Map(actual.routes.map((r) => [routeKey(r), r]))
-  const desiredRoutes = new Set(desired.routes.map(routeKey))
-  return {
-    addRules: desired.ipRules.filter((r) => !actualRules.has(ruleKey(r))),
-    deleteRules: actual.ipRules.filter((r) => !desiredRules.has(ruleKey(r))),
-    replaceRoutes: desired.routes.filter((r) => {
-      const current = actualRoutes.get(routeKey(r))
-      return !current || !sameRoute(current, r)
-    }),
-    deleteRoutes: actual.routes.filter((r) => !desiredRoutes.has(routeKey(r))),
-  }
-}
-
 /** The writes that make `actual` equal `desired`, touching only what differs. */
 export function diffIptablesState(desired: IptablesState, actual: IptablesState, options: DiffOptions = {}): IptablesChanges {
   const full = options.full ?? false
@@ -213,6 +178,6 @@ export function isEmptyChanges(changes: IptablesChanges): boolean {
       return c.writeChains.length + c.deleteChains.length + c.insertJumps.length + c.deleteJumps.length === 0
     }) &&
     sets.create.length + sets.replace.length + sets.update.length + sets.destroy.length + sets.retype.length === 0 &&
-    routing.addRules.length + routing.deleteRules.length + routing.replaceRoutes.length + routing.deleteRoutes.length === 0
+    isEmptyRouting(routing)
   )
 }

@@ -1,7 +1,9 @@
 /** Which DNAT endpoints an apply removes or retargets, so conntrack entries still pointing at the old target can go. */
 import type {ChangedEndpoint} from '../result.js'
 import type {ChainState, TableState} from './types.js'
-import {ruleTarget, ruleWords} from './parse.js'
+import {sameRules} from './diff.js'
+import {ruleWords} from '../iptables-syntax.js'
+import {ruleTarget} from './parse.js'
 
 function stripHostLength(address: string): string {
   return address.endsWith('/32') ? address.slice(0, -3) : address
@@ -46,10 +48,6 @@ function dnatTargets(chains: readonly ChainState[], chainAddress: ReadonlyMap<st
     }
   }
   return endpoints
-}
-
-function sameRules(a: readonly string[], b: readonly string[]): boolean {
-  return a.length === b.length && a.every((rule, i) => rule === b[i])
 }
 
 /** Chains of `table` that `other` lacks, holds with other rules, or reaches at another address. */

@@ -1,8 +1,8 @@
 /** Removes everything the iptables backend owns, decided by the ownership predicate alone, and nothing else. */
 import type {Runner} from '../../host/runner.js'
+import {describeRouting} from '../../routing/payload.js'
 import type {FlushReport} from '../result.js'
 import {applyIptables} from './apply.js'
-import {ipRouteArgs, ipRuleArgs} from './payloads.js'
 import {readIptablesState} from './read.js'
 import {TABLES} from './types.js'
 import type {IptablesState, TableName, TableState} from './types.js'
@@ -26,8 +26,7 @@ function describe(actual: IptablesState): FlushReport['removed'] {
     jumps: TABLES.flatMap((t) => actual.tables[t].jumps.map((jump) => `${t}: ${jump}`)),
     chains: TABLES.flatMap((t) => actual.tables[t].chains.map((chain) => `${t}: ${chain.name}`)),
     sets: actual.sets.map((set) => set.name),
-    ipRules: actual.ipRules.map((rule) => ipRuleArgs(rule).join(' ')),
-    routes: actual.routes.map((route) => ipRouteArgs(route).join(' ')),
+    ...describeRouting(actual),
   }
 }
 

@@ -1,4 +1,4 @@
-/** Names, marks and numbers smartnat owns in the kernel (iptables backend); see docs/kernel-layout.md. */
+/** Names smartnat owns in the kernel (iptables backend); see docs/kernel-layout.md. The marks are in net/marks.ts. */
 import type {Ipv4} from '../../net/ipv4.js'
 import {shortHash} from '../../net/hash.js'
 
@@ -25,24 +25,6 @@ export const TEMP_SET_SUFFIX = '-T'
 /** Comment on the jump rules smartnat puts into built-in chains. */
 export const JUMP_COMMENT = 'smartnat'
 
-/** Packet mark: masquerade this packet on its way to the cluster. */
-export const MASQUERADE_MARK = 0x80000
-/** Connection mark: the connection was started by a Mapping's pod (egress SNAT). */
-export const EGRESS_MARK = 0x40000
-/** Mark bits holding the external interface index (1..255). */
-export const INTERFACE_MASK = 0xff00000
-const INTERFACE_SHIFT = 20
-export const MAX_INTERFACE_INDEX = 255
-
-/**
- * Matches the connections smartnat marked with their external interface: those it DNATed and, with
- * egress, those a Mapping's pods started. What FORWARD accepts, in either backend.
- */
-export const OWN_CONNECTIONS_MATCH = `-m connmark ! --mark 0x0/0x${INTERFACE_MASK.toString(16)}`
-
-/** Routing table ids and `ip rule` priorities are this plus the interface index. */
-export const TABLE_BASE = 7000
-
 /** Whether smartnat owns a chain or set of this name (the only test flush and cleanup use). */
 export function isOwnedName(name: string): boolean {
   return name.startsWith(OWNED_PREFIX)
@@ -65,23 +47,4 @@ export function egressInterfaceSetName(interfaceIndex: number): string {
 
 export function tempSetName(set: string): string {
   return `${set}${TEMP_SET_SUFFIX}`
-}
-
-/** The mark bits of an external interface: its index shifted into INTERFACE_MASK. */
-export function interfaceMark(index: number): number {
-  if (!Number.isInteger(index) || index < 1 || index > MAX_INTERFACE_INDEX) {
-    throw new RangeError(`interface index ${index} is outside 1..${MAX_INTERFACE_INDEX}`)
-  }
-  return index << INTERFACE_SHIFT
-}
-
-/** The interface index held in a mark, or undefined when none is set. */
-export function interfaceIndexOfMark(mark: number): number | undefined {
-  const index = (mark & INTERFACE_MASK) >>> INTERFACE_SHIFT
-  return index === 0 ? undefined : index
-}
-
-/** A mark or mask as iptables-save and `ip rule` print it: lowercase hex without padding. */
-export function hex(value: number): string {
-  return `0x${(value >>> 0).toString(16)}`
 }

@@ -1,7 +1,9 @@
-/** Reads back what iptables-save, ipset save and `ip -j` print into the backend's state types; pure and linear. */
+/** Reads back what iptables-save and ipset save print into the backend's state types; pure and linear. */
 import {TABLES} from './types.js'
-import type {ChainState, IpRouteState, IpRuleState, IpsetState, TableName, TableState} from './types.js'
-import {MAX_INTERFACE_INDEX, TABLE_BASE, isOwnedName} from './names.js'
+import type {ChainState, IpsetState, TableName, TableState} from './types.js'
+import {compareText} from '../../plan/order.js'
+import {ruleWords} from '../iptables-syntax.js'
+import {isOwnedName} from './names.js'
 
 const BUILTIN_CHAINS = new Set(['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'])
 
@@ -14,35 +16,6 @@ export interface ParsedTable extends TableState {
 }
 
 export type ParsedIptables = Record<TableName, ParsedTable>
-
-/** Splits a rule line into words the way iptables-restore does: double quotes group, backslash escapes. */
-export function ruleWords(line: string): string[] {
-  // Most rules quote and escape nothing: plain splitting gives the same words, much faster.
-  if (!line.includes('"') && !line.includes('\\')) return line.split(' ').filter((word) => word !== '')
-  const words: string[] = []
-  let word = ''
-  let inWord = false
-  let quoted = false
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i]!
-    if (c === '\\' && i + 1 < line.length) {
-      word += line[++i]
-      inWord = true
-    } else if (c === '"') {
-      quoted = !quoted
-      inWord = true
-    } else if (c === ' ' && !quoted) {
-      if (inWord) words.push(word)
-      word = ''
-      inWord = false
-    } else {
-      word += c
-      inWord = true
-    }
-  }
-  if (inWord) words.push(word)
-  return words
-}
 
 /** The chain a rule jumps or goes to (`-j`/`-g`), if any; targets come last in iptables-save output. */
 export function ruleTarget(words: readonly string[]): string | undefined {
@@ -133,60 +106,4 @@ export function parseIpsetSave(text: string): ParsedIpsets {
   // The default sort orders strings by code unit, exactly as compareText does, without a call per comparison.
   for (const set of sets) set.entries.sort()
   return {sets, foreignSets}
-}
-
-/** Plain code-unit order, the one order smartnat sorts names and entries by. */
-export function compareText(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0
-}
-
-/** Whether a routing table id, or an `ip rule` priority, is one smartnat gives an external interface. */
-export function isOwnedRoutingTable(id: number): boolean {
-  return Number.isInteger(id) && id > TABLE_BASE && id <= TABLE_BASE + MAX_INTERFACE_INDEX
-}
-
-function parseJsonArray(text: string, what: string): Record<string, unknown>[] {
-  let parsed: unknown
-  try {
-    parsed = JSON.parse(text.trim() === '' ? '[]' : text)
-  } catch (error) {
-    throw new Error(`${what}: output is not JSON`, {cause: error})
-  }
-  if (!Array.isArray(parsed)) throw new Error(`${what}: output is not a JSON array`)
-  return parsed.filter((item): item is Record<string, unknown> => typeof item === 'object' && item !== null)
-}
-
-/** Parses `ip -j rule show` into smartnat's rules: priority and table both in the owned range. */
-export function parseIpRules(json: string): IpRuleState[] {
-  const rules: IpRuleState[] = []
-  for (const item of parseJsonArray(json, 'ip -j rule show')) {
-    const priority = Number(item.priority)
-    const table = Number(item.table)
-    if (!isOwnedRoutingTable(priority) || !isOwnedRoutingTable(table)) continue
-    const mark = typeof item.fwmark === 'string' ? item.fwmark : ''
-    // ip prints the mask only when it is not all ones.
-    const fwmark = typeof item.fwmask === 'string' ? `${mark}/${item.fwmask}` : mark
-    rules.push({priority, fwmark, table})
-  }
-  return rules.sort((a, b) => a.priority - b.priority || a.table - b.table || compareText(a.fwmark, b.fwmark))
-}
-
-/** A route destination in one spelling: `default` or `address/length`. */
-export function routeDestination(dst: string): string {
-  return dst === 'default' || dst.includes('/') ? dst : `${dst}/32`
-}
-
-/** Parses `ip -j route show table all` into the routes in smartnat's tables. */
-export function parseIpRoutes(json: string): IpRouteState[] {
-  const routes: IpRouteState[] = []
-  for (const item of parseJsonArray(json, 'ip -j route show table all')) {
-    const table = Number(item.table)
-    if (!isOwnedRoutingTable(table) || typeof item.dst !== 'string') continue
-    const route: IpRouteState = {table, dst: routeDestination(item.dst), dev: typeof item.dev === 'string' ? item.dev : ''}
-    if (typeof item.gateway === 'string') route.via = item.gateway
-    if (typeof item.prefsrc === 'string') route.src = item.prefsrc
-    if (item.scope === 'link') route.scope = 'link'
-    routes.push(route)
-  }
-  return routes.sort((a, b) => a.table - b.table || compareText(a.dst, b.dst))
 }

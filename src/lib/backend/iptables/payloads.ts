@@ -1,9 +1,9 @@
-/** Turns a list of changes into the stdin of iptables-restore, ipset restore and `ip -batch`; pure. */
-import {LineBuffer} from './linebuffer.js'
+/** Turns a list of changes into the stdin of iptables-restore and ipset restore; pure. */
+import {LineBuffer} from '../../net/linebuffer.js'
 import {tempSetName} from './names.js'
 import {TABLES} from './types.js'
-import type {IpRouteState, IpRuleState, IpsetState} from './types.js'
-import type {IptablesChanges, RoutingChanges, SetChanges, SetUpdate, TableChanges} from './diff.js'
+import type {IpsetState} from './types.js'
+import type {IptablesChanges, SetChanges, SetUpdate, TableChanges} from './diff.js'
 
 /** `-A CHAIN spec` as the same rule with another verb: `-I CHAIN 1 spec` or `-D CHAIN spec`. */
 function withVerb(rule: string, verb: '-I' | '-D'): string {
@@ -91,33 +91,5 @@ export function ipsetCleanupPayload(sets: SetChanges): string {
   const names = new Set([...sets.replace.map((s) => tempSetName(s.name)), ...sets.destroy])
   const out = new LineBuffer()
   for (const name of names) out.write('destroy', name)
-  return out.toString()
-}
-
-/** `ip rule` arguments that select exactly this rule. */
-export function ipRuleArgs(rule: IpRuleState): string[] {
-  return ['priority', String(rule.priority), ...(rule.fwmark ? ['fwmark', rule.fwmark] : []), 'table', String(rule.table)]
-}
-
-/** `ip route` arguments describing this route. */
-export function ipRouteArgs(route: IpRouteState): string[] {
-  return [
-    route.dst,
-    ...(route.via ? ['via', route.via] : []),
-    ...(route.dev ? ['dev', route.dev] : []),
-    ...(route.scope ? ['scope', route.scope] : []),
-    ...(route.src ? ['src', route.src] : []),
-    'table',
-    String(route.table),
-  ]
-}
-
-/** The `ip -batch -` payload: routes before the rules that lead to them, stale rules before their routes. */
-export function ipBatchPayload(routing: RoutingChanges): string {
-  const out = new LineBuffer()
-  for (const route of routing.replaceRoutes) out.write('route', 'replace', ...ipRouteArgs(route))
-  for (const rule of routing.addRules) out.write('rule', 'add', ...ipRuleArgs(rule))
-  for (const rule of routing.deleteRules) out.write('rule', 'del', ...ipRuleArgs(rule))
-  for (const route of routing.deleteRoutes) out.write('route', 'del', route.dst, 'table', String(route.table))
   return out.toString()
 }

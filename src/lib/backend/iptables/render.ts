@@ -5,36 +5,31 @@
 import {compareIpv4, type Ipv4} from '../../net/ipv4.js'
 import type {NatEndpoint, NatInterface, NatMapping, NatModel} from '../../plan/model.js'
 import {TABLES, type ChainState, type IptablesState, type TableState} from './types.js'
-import {LineBuffer} from './linebuffer.js'
-import {renderIpRules, renderRoutes} from './routing.js'
+import {LineBuffer} from '../../net/linebuffer.js'
+import {EGRESS_MARK, INTERFACE_MASK, MASQUERADE_MARK, hex, interfaceMark} from '../../net/marks.js'
+import {checkInterfaceName} from '../../net/interface-name.js'
+import {renderIpRules, renderRoutes} from '../../routing/render.js'
 import {renderSets} from './sets.js'
 import {egressPodsByInterface} from './egress.js'
+import {OWN_CONNECTIONS_MATCH} from '../iptables-syntax.js'
 import {checkAddress, checkedEndpoints} from '../model-checks.js'
 import {
   ALLOW_SET,
-  EGRESS_MARK,
   ENDPOINTS_SET,
   FORWARD_CHAIN,
   INPUT_CHAIN,
-  INTERFACE_MASK,
   JUMP_COMMENT,
-  MASQUERADE_MARK,
-  OWN_CONNECTIONS_MATCH,
   POSTROUTING_CHAIN,
   PREROUTING_CHAIN,
   SNAT_CHAIN,
   addressChainName,
   egressInterfaceSetName,
   egressSetName,
-  hex,
-  interfaceMark,
   tempSetName,
 } from './names.js'
 
 /** iptables refuses comments longer than this. */
 const MAX_COMMENT = 255
-/** Interface names as iptables accepts them after -i/-o (IFNAMSIZ less the NUL). */
-const INTERFACE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/
 
 /** The kernel state the model asks for: owned chains, jumps, sets, ip rules and routes. */
 export function renderIptables(model: NatModel): IptablesState {
@@ -172,7 +167,7 @@ function egressInterface(model: NatModel, name: string): NatInterface {
 }
 
 function checkInterface(iface: NatInterface): NatInterface {
-  if (!INTERFACE_NAME.test(iface.name)) throw new Error(`interface name ${JSON.stringify(iface.name)} cannot be used in rules`)
+  checkInterfaceName(iface.name)
   return iface
 }
 

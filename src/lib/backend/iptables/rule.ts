@@ -5,7 +5,7 @@
 import {parseCidr, parseIpv4, type Cidr, type Ipv4} from '../../net/ipv4.js'
 import type {Protocol} from '../../mapping/types.js'
 import {isOwnedName} from './names.js'
-import {ruleWords} from './parse.js'
+import {ruleWords} from '../iptables-syntax.js'
 
 export type Match =
   | {kind: 'dst'; cidr: Cidr}

@@ -7,8 +7,6 @@ import {traceThroughHooks, type HookOutcome, type HookPoint, type Trace, type Tr
 import type {IpsetState, IptablesState, TableName} from './types.js'
 import {parseRule, type Match, type Rule} from './rule.js'
 
-export type {Trace, TraceMarks, TracePacket, TraceStep, TraceVerdict} from '../trace-packet.js'
-
 const HOOKS: Record<HookPoint, [TableName, string]> = {
   'mangle PREROUTING': ['mangle', 'PREROUTING'],
   'nat PREROUTING': ['nat', 'PREROUTING'],

@@ -3,15 +3,15 @@
  * elements when nothing else differs, and otherwise replaces the table in one `nft -f` transaction.
  * Then ip rules and routes. nft commits all or nothing, so a failed apply leaves the old table.
  */
-import {CommandError} from '../../host/runner.js'
 import type {Runner} from '../../host/runner.js'
-import {payloadContext} from '../iptables/apply.js'
+import {routingChangeCount} from '../../routing/diff.js'
+import {IP_BATCH, ipBatchPayload} from '../../routing/payload.js'
+import {readActual, runPayload, type FailedLine} from '../apply-steps.js'
 import {ApplyError} from '../result.js'
 import type {ApplyOptions, ApplyResult, WriteCounts} from '../result.js'
 import {changedEndpoints, diffNftState, isEmptyChanges, type NftChanges} from './diff.js'
 import {nftPayload} from './payloads.js'
 import {readNftState} from './read.js'
-import {IP_BATCH, ipBatchPayload} from './routing.js'
 import type {NftState, NftTable} from './types.js'
 
 export const NFT_APPLY: readonly [string, string[]] = ['nft', ['-f', '-']]
@@ -22,31 +22,9 @@ export function failedNftLine(stderr: string): number | undefined {
   return match ? Number(match[1]) : undefined
 }
 
-function stderrOf(error: unknown): string {
-  return error instanceof CommandError ? error.stderr.trim() : error instanceof Error ? error.message : String(error)
-}
-
-/** Runs one payload; on failure throws an ApplyError naming the step and the failing line with its neighbours. */
-async function run(runner: Runner, step: string, [command, args]: readonly [string, string[]], payload: string): Promise<void> {
-  try {
-    await runner.run(command, args, {input: payload})
-  } catch (error) {
-    const stderr = stderrOf(error)
-    const line = step === 'nft' ? failedNftLine(stderr) : undefined
-    const where =
-      line === undefined
-        ? `${command} failed`
-        : `${command} failed at payload line ${line}: ${JSON.stringify(payload.split('\n')[line - 1] ?? '')}\n${payloadContext(payload, line)}`
-    throw new ApplyError(step, `${where}\n${stderr}`, {cause: error})
-  }
-}
-
-async function readActual(runner: Runner, started: Promise<NftState> | undefined): Promise<NftState> {
-  try {
-    return await (started ?? readNftState(runner))
-  } catch (error) {
-    throw new ApplyError('read', error instanceof Error ? error.message : String(error), {cause: error})
-  }
+function locateNftLine(stderr: string): FailedLine | undefined {
+  const line = failedNftLine(stderr)
+  return line === undefined ? undefined : {reported: line, line}
 }
 
 function countTable(table: NftTable | undefined): WriteCounts {
@@ -60,8 +38,7 @@ function countTable(table: NftTable | undefined): WriteCounts {
 
 /** Sets written (whole, or elements only), chains and rules written, and ip rule/route changes. */
 function countWrites(changes: NftChanges, desired: NftState, actual: NftState): WriteCounts {
-  const {routing} = changes
-  const routes = routing.addRules.length + routing.deleteRules.length + routing.replaceRoutes.length + routing.deleteRoutes.length
+  const routes = routingChangeCount(changes.routing)
   switch (changes.table.kind) {
     case 'none':
       return {sets: 0, chains: 0, rules: 0, routes}
@@ -77,7 +54,7 @@ function countWrites(changes: NftChanges, desired: NftState, actual: NftState): 
 /** Makes the kernel match `desired`, writing only what differs; nothing at all when they are equal. */
 export async function applyNftables(runner: Runner, desired: NftState, options: ApplyOptions<NftState> = {}): Promise<ApplyResult> {
   const full = options.full ?? false
-  const actual = options.assumeActual !== undefined && !full ? options.assumeActual : await readActual(runner, options.kernelRead)
+  const actual = options.assumeActual !== undefined && !full ? options.assumeActual : await readActual(options.kernelRead, () => readNftState(runner))
   const changes = diffNftState(desired, actual, {full})
   const written = countWrites(changes, desired, actual)
   if (isEmptyChanges(changes)) return {changed: false, written, changedEndpoints: []}
@@ -91,7 +68,7 @@ export async function applyNftables(runner: Runner, desired: NftState, options: 
   } catch (error) {
     throw new ApplyError('build payloads', error instanceof Error ? error.message : String(error), {cause: error})
   }
-  if (table) await run(runner, 'nft', NFT_APPLY, table)
-  if (routing) await run(runner, 'ip rule/route', IP_BATCH, routing)
+  if (table) await runPayload(runner, 'nft', NFT_APPLY, table, locateNftLine)
+  if (routing) await runPayload(runner, 'ip rule/route', IP_BATCH, routing)
   return {changed: true, written, changedEndpoints: endpoints}
 }

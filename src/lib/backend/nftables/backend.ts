@@ -1,14 +1,19 @@
 /** The nftables backend: one table smartnat owns (`table ip smartnat`) plus the shared ip rules and routes. */
 import type {Runner} from '../../host/runner.js'
-import {routingPayload, type Backend, type BackendOptions} from '../backend.js'
+import {routingPayload} from '../../routing/payload.js'
+import type {Backend, BackendOptions} from '../backend.js'
 import {IPTABLES_FORWARD, forwardDrops, type ForwardDrop} from '../forward.js'
+import {IPTABLES_RESTORE} from '../iptables-syntax.js'
 import {applyNftables} from './apply.js'
+import {diffNftState, isEmptyChanges} from './diff.js'
 import {flushNftables} from './flush.js'
 import {nftMappings} from './mappings.js'
-import {IPTABLES_RESTORE, forwardAcceptScript, reconcileForwardAccept} from './forward-accept.js'
+import {forwardAcceptScript, reconcileForwardAccept} from './forward-accept.js'
+import {nftParts} from './parts.js'
 import {readNftState} from './read.js'
 import {renderNftables} from './render.js'
 import {renderNftScript} from './syntax.js'
+import {traceNftPacket} from './trace.js'
 import type {NftState} from './types.js'
 
 /** The nftables backend, running its commands through `runner`. */
@@ -43,6 +48,12 @@ export function nftablesBackend(runner: Runner, options: BackendOptions = {}): B
       // A failed write is told where it matters: with the chain that still drops.
       const told = (drop: ForwardDrop) => (drop.chain === IPTABLES_FORWARD ? {...drop, fix: `${drop.fix}; smartnat's own attempt failed: ${failure}`} : drop)
       return {written, drops: failure === undefined ? drops : drops.map(told)}
+    },
+    // Its rules and elements keep no counters.
+    inspect: {
+      trace: traceNftPacket,
+      parts: nftParts,
+      inSync: (desired, actual) => isEmptyChanges(diffNftState(desired, actual)),
     },
   }
 }

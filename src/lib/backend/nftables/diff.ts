@@ -1,7 +1,7 @@
 /** Compares desired and actual nftables-backend state: nothing, element changes only, or the whole table; pure. */
+import {diffRouting, isEmptyRouting, type RoutingChanges} from '../../routing/diff.js'
 import type {ChangedEndpoint} from '../result.js'
 import {ENDPOINTS_MAP} from './names.js'
-import {diffRouting, isEmptyRouting, type RoutingChanges} from './routing.js'
 import {chainLines, elementKey, printElement, setDeclaration} from './syntax.js'
 import type {NftElement, NftSet, NftState, NftTable} from './types.js'
 

@@ -1,12 +1,12 @@
 /** Removes everything the nftables backend owns: its table, ip rules and routes, its accept in iptables' FORWARD, and nothing else. */
 import type {Runner} from '../../host/runner.js'
+import {describeRouting} from '../../routing/payload.js'
 import type {FlushReport} from '../result.js'
 import {IPTABLES_FILTER_READ, outputOrUndefined, parseIptablesForward} from '../forward.js'
 import {applyNftables} from './apply.js'
 import {ownedForwardRules, reconcileForwardAccept} from './forward-accept.js'
 import {TABLE} from './names.js'
 import {readNftState} from './read.js'
-import {ipRouteArgs, ipRuleArgs} from './routing.js'
 import type {NftState} from './types.js'
 
 /** The state with nothing of smartnat's in it: applying it removes exactly what smartnat owns. */
@@ -19,8 +19,7 @@ function describe(actual: NftState, forwardRules: string[]): FlushReport['remove
     jumps: forwardRules.map((rule) => `filter: ${rule}`),
     chains: actual.table?.chains.map((chain) => `${TABLE}: ${chain.name}`) ?? [],
     sets: actual.table?.sets.map((set) => `${TABLE}: ${set.name}`) ?? [],
-    ipRules: actual.ipRules.map((rule) => ipRuleArgs(rule).join(' ')),
-    routes: actual.routes.map((route) => ipRouteArgs(route).join(' ')),
+    ...describeRouting(actual),
   }
 }
 

@@ -6,16 +6,13 @@
  */
 import type {Runner} from '../../host/runner.js'
 import {IPTABLES_FILTER_READ, outputOrUndefined, parseIptablesForward, type IptablesForward} from '../forward.js'
-import {OWN_CONNECTIONS_MATCH} from '../iptables/names.js'
-import {ruleWords} from '../iptables/parse.js'
+import {IPTABLES_RESTORE, OWN_CONNECTIONS_MATCH, ruleWords} from '../iptables-syntax.js'
 
 /** The comment that makes a FORWARD rule smartnat's. */
 export const FORWARD_ACCEPT_COMMENT = 'smartnat-nftables'
 
 /** The rule as iptables-save prints it. */
 export const FORWARD_ACCEPT_RULE = `-A FORWARD ${OWN_CONNECTIONS_MATCH} -m comment --comment ${FORWARD_ACCEPT_COMMENT} -j ACCEPT`
-
-export const IPTABLES_RESTORE: readonly [string, string[]] = ['iptables-restore', ['--noflush', '--wait']]
 
 /** Whether a rule of iptables' FORWARD chain (as iptables-save prints it) is smartnat's. */
 export function isOwnedForwardRule(rule: string): boolean {

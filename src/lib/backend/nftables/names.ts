@@ -1,8 +1,8 @@
-/** Names and numbers of the nftables backend's one table; marks and routing tables are the iptables backend's. */
+/** Names and numbers of the nftables backend's one table; the marks are in net/marks.ts, the routing tables in routing/. */
+import {TABLE_FAMILY, TABLE_NAME} from '../nft-table.js'
 
 /** The table smartnat owns, whole; outside it only the accept in iptables' FORWARD is written (forward-accept.ts). */
-export const TABLE_FAMILY = 'ip'
-export const TABLE_NAME = 'smartnat'
+export {TABLE_FAMILY, TABLE_NAME}
 /** How commands name the table: `ip smartnat`. */
 export const TABLE = `${TABLE_FAMILY} ${TABLE_NAME}`
 
@@ -56,8 +56,3 @@ export function restoreChainName(interfaceIndex: number): string {
 
 /** nft refuses comments longer than this (NFTNL_UDATA_COMMENT_MAXLEN). */
 export const MAX_COMMENT = 128
-
-/** A mark as nft prints it: 0x followed by eight hex digits. */
-export function markHex(value: number): string {
-  return `0x${(value >>> 0).toString(16).padStart(8, '0')}`
-}

@@ -3,7 +3,7 @@
  * become syntax trees; any other rule is kept as JSON, so it reads as different and is replaced.
  */
 import {parseIpv4} from '../../net/ipv4.js'
-import {compareText} from '../iptables/parse.js'
+import {compareText} from '../../plan/order.js'
 import {TABLE_FAMILY, TABLE_NAME} from './names.js'
 import {sortElements} from './syntax.js'
 import type {MarkOf, NftBaseChain, NftChain, NftElement, NftMatch, NftRule, NftSet, NftStatement, NftTable, Selector} from './types.js'

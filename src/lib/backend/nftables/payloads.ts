@@ -1,5 +1,5 @@
 /** Turns nftables-backend changes into the stdin of `nft -f -`; pure. */
-import {LineBuffer} from '../iptables/linebuffer.js'
+import {LineBuffer} from '../../net/linebuffer.js'
 import type {ElementChanges, TableChange} from './diff.js'
 import {TABLE} from './names.js'
 import {elementKey, printElement, renderNftScript} from './syntax.js'

@@ -1,20 +1,12 @@
 /** Reads the nftables backend's actual state back from the kernel, through a Runner. */
 import type {Runner} from '../../host/runner.js'
+import {readRouting} from '../../routing/read.js'
 import {TABLE_FAMILY, TABLE_NAME} from './names.js'
 import {parseNftJson} from './parse.js'
-import {IP_READ_COMMANDS, parseIpRoutes, parseIpRules} from './routing.js'
 import type {NftState, NftTable} from './types.js'
 
 /** The one command that prints smartnat's table; other tables are never listed. */
 export const NFT_READ: readonly [string, readonly string[]] = ['nft', ['-j', 'list', 'table', TABLE_FAMILY, TABLE_NAME]]
-
-async function output(runner: Runner, [command, args]: readonly [string, readonly string[]]): Promise<string> {
-  try {
-    return (await runner.run(command, [...args])).stdout
-  } catch (error) {
-    throw new Error(`reading kernel state: ${[command, ...args].join(' ')} failed`, {cause: error})
-  }
-}
 
 /** smartnat's table as nft lists it, or undefined when there is none. */
 export async function readNftTable(runner: Runner): Promise<NftTable | undefined> {
@@ -33,10 +25,6 @@ export async function readNftTable(runner: Runner): Promise<NftTable | undefined
 
 /** Reads smartnat's table, ip rules and routes as they are in the kernel now. */
 export async function readNftState(runner: Runner): Promise<NftState> {
-  const [table, ipRules, routes] = await Promise.all([
-    readNftTable(runner),
-    output(runner, IP_READ_COMMANDS.ipRules),
-    output(runner, IP_READ_COMMANDS.routes),
-  ])
-  return {...(table ? {table} : {}), ipRules: parseIpRules(ipRules), routes: parseIpRoutes(routes)}
+  const [table, routing] = await Promise.all([readNftTable(runner), readRouting(runner)])
+  return {...(table ? {table} : {}), ...routing}
 }

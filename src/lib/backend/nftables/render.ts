@@ -3,11 +3,12 @@
  * one table whose hash sets and maps dispatch every packet with a constant number of lookups,
  * whatever the number of Mappings, with the same marks, ip rules and routes as the iptables backend.
  */
+import {checkInterfaceName} from '../../net/interface-name.js'
 import {cidrContains, cidrParts, compareIpv4, intToIpv4, prefixMask, type Cidr, type Ipv4} from '../../net/ipv4.js'
 import type {NatEndpoint, NatMapping, NatModel} from '../../plan/model.js'
-import {EGRESS_MARK, INTERFACE_MASK, MASQUERADE_MARK, interfaceMark} from '../iptables/names.js'
-import {compareText} from '../iptables/parse.js'
-import {renderIpRules, renderRoutes} from '../iptables/routing.js'
+import {renderIpRules, renderRoutes} from '../../routing/render.js'
+import {EGRESS_MARK, INTERFACE_MASK, MASQUERADE_MARK, interfaceMark} from '../../net/marks.js'
+import {compareText} from '../../plan/order.js'
 import {
   EGRESS_SNAT_MAP,
   ENDPOINTS_MAP,
@@ -27,17 +28,12 @@ import {sortElements} from './syntax.js'
 import type {NftChain, NftElement, NftRule, NftSet, NftState, NftStatement, NftTable, Selector} from './types.js'
 import {checkAddress, checkedEndpoints} from '../model-checks.js'
 
-/** Interface names as nft and the kernel accept them (IFNAMSIZ less the NUL). */
-const INTERFACE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/
-
 const ENDPOINT_KEY: Selector[] = ['ip daddr', 'meta l4proto', 'th dport']
 const ENDPOINT_TYPE = ['ipv4_addr', 'inet_proto', 'inet_service']
 
 /** The kernel state the model asks for: the table, ip rules and routes. */
 export function renderNftables(model: NatModel): NftState {
-  for (const iface of model.interfaces) {
-    if (!INTERFACE_NAME.test(iface.name)) throw new Error(`interface name ${JSON.stringify(iface.name)} cannot be used in rules`)
-  }
+  for (const iface of model.interfaces) checkInterfaceName(iface.name)
   return {table: renderTable(model), ipRules: renderIpRules(model), routes: renderRoutes(model)}
 }
 

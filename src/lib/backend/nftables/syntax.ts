@@ -1,6 +1,7 @@
 /** Prints the nftables backend's rules, elements and table in nft's own syntax; pure. */
-import {LineBuffer} from '../iptables/linebuffer.js'
-import {TABLE, markHex} from './names.js'
+import {LineBuffer} from '../../net/linebuffer.js'
+import {markHex} from '../../net/marks.js'
+import {TABLE} from './names.js'
 import type {NftChain, NftElement, NftMatch, NftRule, NftSet, NftState, NftStatement} from './types.js'
 
 /** Every bit: a `& AND` that keeps them all is left out, as nft does. */

@@ -4,15 +4,12 @@
  * and the packet-flow tests read both backends alike. Rejects rule shapes the renderer does not emit.
  */
 import {cidrContains, intToIpv4, ipv4ToInt, parseCidr, parseIpv4, type Ipv4} from '../../net/ipv4.js'
-import {traceThroughHooks, type HookOutcome, type HookPoint, type Trace, type TracedPacket, type TracePacket, type TraceStep} from '../trace-packet.js'
-import type {TableName} from '../iptables/types.js'
+import {traceThroughHooks, type HookOutcome, type HookPoint, type Trace, type TracedPacket, type TracePacket, type TraceStep, type TraceTable} from '../trace-packet.js'
 import {FORWARD_CHAIN, INPUT_CHAIN, MANGLE_PREROUTING_CHAIN, NAT_POSTROUTING_CHAIN, NAT_PREROUTING_CHAIN} from './names.js'
 import {printRule} from './syntax.js'
 import type {MaskedSource, NftChain, NftElement, NftMatch, NftSet, NftState, Selector} from './types.js'
 
-export type {Trace, TracePacket} from '../trace-packet.js'
-
-const HOOKS: Record<HookPoint, [TableName, string]> = {
+const HOOKS: Record<HookPoint, [TraceTable, string]> = {
   'mangle PREROUTING': ['mangle', MANGLE_PREROUTING_CHAIN],
   'nat PREROUTING': ['nat', NAT_PREROUTING_CHAIN],
   'filter INPUT': ['filter', INPUT_CHAIN],
@@ -45,7 +42,7 @@ class NftTracer {
     return this.chains.has(name) ? this.walk(table, name, packet, 0) : {kind: 'continue'}
   }
 
-  private walk(table: TableName, name: string, packet: TracedPacket, depth: number): HookOutcome {
+  private walk(table: TraceTable, name: string, packet: TracedPacket, depth: number): HookOutcome {
     if (depth > 8) throw new Error(`trace: chain ${name} is nested too deeply (a goto loop?)`)
     const chain = this.chains.get(name)
     if (!chain) throw new Error(`trace: goto ${name}, which the table does not hold`)

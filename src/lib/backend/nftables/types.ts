@@ -3,9 +3,7 @@
  * its sets, maps and chains, plus the ip rules and routes shared with the iptables backend.
  * Rules are small syntax trees of exactly the shapes smartnat renders, so both sides print alike.
  */
-import type {IpRouteState, IpRuleState} from '../iptables/types.js'
-
-export type {IpRouteState, IpRuleState}
+import type {RoutingState} from '../../routing/types.js'
 
 /** The source address with its host bits cleared, for a lookup by network: `ip saddr & 255.255.255.0`. */
 export type MaskedSource = `ip saddr & ${string}`
@@ -83,11 +81,8 @@ export interface NftTable {
   chains: NftChain[]
 }
 
-export interface NftState {
+/** The table, plus the ip rules and routes of reply routing. */
+export interface NftState extends RoutingState {
   /** Undefined when the table does not exist. */
   table?: NftTable
-  /** Sorted by priority. */
-  ipRules: IpRuleState[]
-  /** Sorted by table, then dst. */
-  routes: IpRouteState[]
 }

@@ -1,12 +1,13 @@
 /** The iptables backend's state as parts: rules by comment and endpoint, set entries by address and port. */
-import {setOptionsKey} from '../backend/iptables/diff.js'
-import {egressPodsByInterface} from '../backend/iptables/egress.js'
-import {ALLOW_SET, ENDPOINTS_SET, addressChainName, egressInterfaceSetName, egressSetName} from '../backend/iptables/names.js'
-import {mappingComment} from '../backend/iptables/render.js'
-import {parseRule, type Match} from '../backend/iptables/rule.js'
-import {TABLES, type IpRouteState, type IpRuleState, type IptablesState} from '../backend/iptables/types.js'
-import type {NatModel} from '../plan/model.js'
-import {endpointName, type StatePart} from './parts.js'
+import type {NatModel} from '../../plan/model.js'
+import {endpointName, type StatePart} from '../parts.js'
+import {routingParts} from '../routing-parts.js'
+import {setOptionsKey} from './diff.js'
+import {egressPodsByInterface} from './egress.js'
+import {ALLOW_SET, ENDPOINTS_SET, addressChainName, egressInterfaceSetName, egressSetName} from './names.js'
+import {mappingComment} from './render.js'
+import {parseRule, type Match} from './rule.js'
+import {TABLES, type IptablesState} from './types.js'
 
 /** Who depends on which endpoint and address, learnt from the desired model and from the state's own comments. */
 class Owners {
@@ -94,14 +95,6 @@ export function iptablesParts(state: IptablesState, model: NatModel): StatePart[
   return [...parts, ...routingParts(state)]
 }
 
-/** Reply routing as parts, the same for every backend: it serves every Mapping alike. */
-export function routingParts(state: {ipRules: IpRuleState[]; routes: IpRouteState[]}): StatePart[] {
-  return [
-    ...state.ipRules.map((rule): StatePart => ({kind: 'ip-rule', where: `table ${rule.table}`, text: `priority ${rule.priority} fwmark ${rule.fwmark} table ${rule.table}`, mappings: []})),
-    ...state.routes.map((route): StatePart => ({kind: 'route', where: `table ${route.table}`, text: routeText(route), mappings: []})),
-  ]
-}
-
 /** DNAT rules by line, and the endpoints they reveal (a stale Mapping is known only by its comments). */
 function learnDnatRules(state: IptablesState, owners: Owners): Map<string, DnatRule> {
   const rules = new Map<string, DnatRule>()
@@ -163,15 +156,6 @@ function setEntryParts(set: string, where: string, owners: Owners): (entry: stri
   }
   const setMappings = owners.byEgressSet.get(set)
   return (text) => ({kind: 'set-entry', where, text, mappings: [...(setMappings ?? owners.byEgressEntry.get(`${set} ${text}`) ?? NONE)]})
-}
-
-function routeText(route: IpRouteState): string {
-  const words = [route.dst]
-  if (route.via) words.push('via', route.via)
-  words.push('dev', route.dev)
-  if (route.scope) words.push('scope', route.scope)
-  if (route.src) words.push('src', route.src)
-  return words.join(' ')
 }
 
 // A rule someone added by hand to an owned chain need not have a shape the renderer emits.

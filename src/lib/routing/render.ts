@@ -1,7 +1,8 @@
-/** Reply routing of the iptables backend: one `ip rule` and one routing table per external interface with a table. */
-import type {NatModel} from '../../plan/model.js'
+/** Reply routing of a NatModel: one `ip rule` and one routing table per external interface with a table; pure. */
+import {INTERFACE_MASK, hex, interfaceMark} from '../net/marks.js'
+import {TABLE_BASE} from '../plan/interfaces.js'
+import type {NatModel} from '../plan/model.js'
 import type {IpRouteState, IpRuleState} from './types.js'
-import {INTERFACE_MASK, TABLE_BASE, hex, interfaceMark} from './names.js'
 
 /** `ip rule`s sending packets marked with an interface's index to its table, sorted by priority. */
 export function renderIpRules(model: NatModel): IpRuleState[] {

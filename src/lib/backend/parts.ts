@@ -2,7 +2,6 @@
  * Cuts a state into parts that compare one by one (a rule, a set entry, a route), each tied to
  * the Mappings whose traffic depends on it, so drift can be told per Mapping.
  */
-import type {NatModel} from '../plan/model.js'
 
 export type PartKind = 'jump' | 'chain' | 'rule' | 'set' | 'set-entry' | 'map-entry' | 'ip-rule' | 'route'
 
@@ -25,9 +24,6 @@ export interface Counter {
   packets: number
   bytes: number
 }
-
-/** Cuts one backend's state into parts, attributing them with the help of the desired model. */
-export type PartsOf<State> = (state: State, model: NatModel) => StatePart[]
 
 /** One string per part; equal parts have equal keys. */
 export function partKey(part: StatePart): string {

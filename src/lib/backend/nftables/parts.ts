@@ -2,12 +2,12 @@
  * The nftables backend's state as parts: chains and rules serve every Mapping alike; map and set
  * elements belong to the Mapping whose endpoint or pods they carry.
  */
-import {EGRESS_SNAT_MAP, ENDPOINTS_MAP, TABLE, egressSetName, isAllowedSet} from '../backend/nftables/names.js'
-import {chainLines, printElement, setDeclaration} from '../backend/nftables/syntax.js'
-import type {NftElement, NftSet, NftState} from '../backend/nftables/types.js'
-import type {NatModel} from '../plan/model.js'
-import {routingParts} from './iptables-parts.js'
-import {endpointName, type StatePart} from './parts.js'
+import type {NatModel} from '../../plan/model.js'
+import {endpointName, type StatePart} from '../parts.js'
+import {routingParts} from '../routing-parts.js'
+import {EGRESS_SNAT_MAP, ENDPOINTS_MAP, TABLE, egressSetName, isAllowedSet} from './names.js'
+import {chainLines, printElement, setDeclaration} from './syntax.js'
+import type {NftElement, NftSet, NftState} from './types.js'
 
 const MAPPING_NAME = /^[^\s/]+\/[^\s/]+$/
 

@@ -1,7 +1,7 @@
 /** Packet and byte counters of smartnat's rules, read from `iptables-save -c`. */
-import {TABLES, type TableName} from '../backend/iptables/types.js'
-import type {Runner} from '../host/runner.js'
-import type {Counter} from '../explain/parts.js'
+import type {Runner} from '../../host/runner.js'
+import type {Counter} from '../parts.js'
+import {TABLES, type TableName} from './types.js'
 
 const COUNTED_RULE = /^\[(\d+):(\d+)\] (-A \S+ .*)$/
 

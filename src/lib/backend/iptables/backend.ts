@@ -1,0 +1,47 @@
+/** The iptables backend: smartnat's own chains and ipsets, one jump per built-in chain, plus the shared ip rules and routes. */
+import type {Runner} from '../../host/runner.js'
+import {routingPayload} from '../../routing/payload.js'
+import type {Backend} from '../backend.js'
+import {forwardDrops} from '../forward.js'
+import {IPTABLES_RESTORE} from '../iptables-syntax.js'
+import {applyIptables} from './apply.js'
+import {readIptablesCounters} from './counters.js'
+import {diffIptablesState, isEmptyChanges} from './diff.js'
+import {flushIptables} from './flush.js'
+import {iptablesMappings} from './mappings.js'
+import {iptablesParts} from './parts.js'
+import {readIptablesState} from './read.js'
+import {renderIptables, renderRestoreScripts} from './render.js'
+import {tracePacket} from './trace.js'
+import type {IptablesState} from './types.js'
+
+/** The iptables + ipset + ip rule/route backend, running its commands through `runner`. */
+export function iptablesBackend(runner: Runner): Backend<IptablesState> {
+  return {
+    name: 'iptables',
+    tools: ['iptables', 'ipset'],
+    render: renderIptables,
+    apply: (desired, options) => applyIptables(runner, desired, options),
+    read: () => readIptablesState(runner),
+    flush: (options) => flushIptables(runner, options),
+    payloads(desired) {
+      const {ipset, iptables} = renderRestoreScripts(desired)
+      return [
+        {command: 'ipset restore -exist', text: ipset},
+        {command: IPTABLES_RESTORE.flat().join(' '), text: iptables},
+        routingPayload(desired),
+      ]
+    },
+    ruleCount: (desired) =>
+      Object.values(desired.tables).reduce((n, table) => n + table.jumps.length + table.chains.reduce((m, c) => m + c.rules.length, 0), 0),
+    programmedMappings: iptablesMappings,
+    // Its jump into SNM-FORWARD goes first in iptables' FORWARD: only native nft chains are left to check.
+    forward: async () => ({written: 0, drops: await forwardDrops(runner, {backend: 'iptables'})}),
+    inspect: {
+      trace: tracePacket,
+      parts: iptablesParts,
+      inSync: (desired, actual) => isEmptyChanges(diffIptablesState(desired, actual)),
+      counters: () => readIptablesCounters(runner),
+    },
+  }
+}
