@@ -25,7 +25,7 @@ import {GatedDelay} from '../support/gated-delay.js'
 import {freePort, httpGet} from '../support/http.js'
 import {createLab, requireLab, type Lab} from '../support/lab.js'
 import {jsonResponse, SILENT_WATCH, startRawHttpServer, type RawAnswer, type RawHttpServer} from '../support/raw-http.js'
-import {smartnat, startSmartnat, type RunningCli} from '../support/smartnat-cli.js'
+import {smartnat, startSmartnat, type RunningCli, killSmartnat} from '../support/smartnat-cli.js'
 
 const TIMEOUT_MS = 100
 const KINDS = [
@@ -246,8 +246,7 @@ describe('issue 18 case 2: every Kubernetes API request has a deadline', functio
       })
 
       after(async () => {
-        if (daemon && daemon.child.exitCode === null && daemon.child.signalCode === null) daemon.child.kill('SIGKILL')
-        await daemon?.done
+        await killSmartnat(daemon)
         await lab?.destroy()
       })
 

@@ -14,7 +14,7 @@ import {eventually, iptablesDump} from '../support/e2e.js'
 import {freePort, httpGet} from '../support/http.js'
 import {LAB_PLAN, createLab, requireLab, type Lab} from '../support/lab.js'
 import {mappingManifest, serviceFromLab, serviceManifests, type ServiceFixture} from '../support/mappings.js'
-import {smartnat, startSmartnat, type RunningCli} from '../support/smartnat-cli.js'
+import {smartnat, startSmartnat, type RunningCli, killSmartnat} from '../support/smartnat-cli.js'
 
 const EXT = LAB_PLAN.host.eth1.addresses[0]
 const VIP = '198.19.100.10'
@@ -126,8 +126,7 @@ describe('issue 18 case 1: a kubeconfig with a plain http:// server', function (
     })
 
     after(async () => {
-      if (daemon && daemon.child.exitCode === null && daemon.child.signalCode === null) daemon.child.kill('SIGKILL')
-      await daemon?.done
+      await killSmartnat(daemon)
       await labServer?.stop()
       await lab?.destroy()
     })

@@ -22,7 +22,7 @@ import {freePort, httpGet} from '../support/http.js'
 import {LAB_PLAN, createLab, requireLab, type Lab} from '../support/lab.js'
 import {mappingManifest, serviceFromLab, serviceManifests, type MappingFixture} from '../support/mappings.js'
 import {requireNeeds} from '../support/requirements.js'
-import {startSmartnat, type RunningCli} from '../support/smartnat-cli.js'
+import {startSmartnat, type RunningCli, killSmartnat} from '../support/smartnat-cli.js'
 
 const VIP = '198.19.100.10'
 const POD_A = '198.19.200.11' as Ipv4
@@ -130,8 +130,7 @@ describe('smartnat watch against the Kubernetes API, in the namespace lab (root)
 
   after(async () => {
     // However the tests ended, the daemon must not outlive them.
-    if (daemon && daemon.child.exitCode === null && daemon.child.signalCode === null) daemon.child.kill('SIGKILL')
-    await daemon?.done
+    await killSmartnat(daemon)
     if (restarted) await closeHttp(restarted)
     await server?.stop()
     await lab?.destroy()

@@ -15,7 +15,7 @@ import {commandArgs, eventually, labArgs, syncArgs, type SyncJson} from '../supp
 import {freePort, httpGet, metricValue} from '../support/http.js'
 import {LAB_PLAN, createLab, requireLab, type Lab} from '../support/lab.js'
 import {ManifestDir, serviceFromLab, type MappingFixture, type ServiceFixture} from '../support/mappings.js'
-import {smartnat, smartnatJson, startSmartnat, type RunningCli} from '../support/smartnat-cli.js'
+import {smartnat, smartnatJson, startSmartnat, type RunningCli, killSmartnat} from '../support/smartnat-cli.js'
 
 const VIP = '198.19.100.10'
 const WEB_PODS = ['198.19.200.11', '198.19.200.12']
@@ -73,8 +73,7 @@ for (const backend of BACKENDS) describe(`mass-removal guard and manifest files 
   })
 
   after(async () => {
-    if (daemon && daemon.child.exitCode === null && daemon.child.signalCode === null) daemon.child.kill('SIGKILL')
-    await daemon?.done
+    await killSmartnat(daemon)
     await lab?.destroy()
     await dir?.remove()
   })

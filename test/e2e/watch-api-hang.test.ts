@@ -18,7 +18,7 @@ import {kubeconfigThrough, startFaultProxy, statusWrites, type FaultProxy} from 
 import {freePort, httpGet} from '../support/http.js'
 import {LAB_PLAN, createLab, requireLab, type Lab} from '../support/lab.js'
 import {mappingManifest, serviceFromLab, serviceManifests, type MappingFixture} from '../support/mappings.js'
-import {startSmartnat, type RunningCli} from '../support/smartnat-cli.js'
+import {startSmartnat, type RunningCli, killSmartnat} from '../support/smartnat-cli.js'
 
 const VIP = '198.19.100.10'
 const PODS = ['198.19.200.11', '198.19.200.12']
@@ -112,8 +112,7 @@ for (const backend of BACKENDS) {
       probe = false
       await probing
       // However the tests ended, the daemon must not outlive them.
-      if (daemon && daemon.child.exitCode === null && daemon.child.signalCode === null) daemon.child.kill('SIGKILL')
-      await daemon?.done
+      await killSmartnat(daemon)
       await proxy?.close()
       await server?.stop()
       await lab?.destroy()

@@ -11,7 +11,7 @@ import {commandArgs, eventually, syncArgs} from '../support/e2e.js'
 import {freePort, httpGet, metricValue} from '../support/http.js'
 import {LAB_PLAN, createLab, requireLab, type EchoResult, type Lab} from '../support/lab.js'
 import {ManifestDir, serviceFromLab, type MappingFixture, type ServiceFixture} from '../support/mappings.js'
-import {smartnat, startSmartnat, type RunningCli} from '../support/smartnat-cli.js'
+import {smartnat, startSmartnat, type RunningCli, killSmartnat} from '../support/smartnat-cli.js'
 
 const VIP = '198.19.100.10'
 const WEB_PODS = ['198.19.200.11', '198.19.200.12']
@@ -53,8 +53,7 @@ for (const backend of BACKENDS) describe(`smartnat watch in the namespace lab (r
 
   after(async () => {
     // However the tests ended, the daemon must not outlive them.
-    if (daemon && daemon.child.exitCode === null && daemon.child.signalCode === null) daemon.child.kill('SIGKILL')
-    await daemon?.done
+    await killSmartnat(daemon)
     await lab?.destroy()
     await dir?.remove()
   })

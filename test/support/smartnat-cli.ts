@@ -67,3 +67,10 @@ export async function smartnatJson<T>(args: string[], options: CliOptions = {}):
   if (result.code !== 0) throw new Error(`smartnat ${args.join(' ')} exited with ${result.code}:\n${result.stderr}${result.stdout}`)
   return JSON.parse(result.stdout) as T
 }
+
+/** Ends a CLI that may still run (SIGKILL), however a test ended, and waits for it to exit. */
+export async function killSmartnat(cli: RunningCli | undefined): Promise<void> {
+  if (!cli) return
+  if (cli.child.exitCode === null && cli.child.signalCode === null) cli.child.kill('SIGKILL')
+  await cli.done
+}
