@@ -8,7 +8,7 @@ import {DEFAULT_PLAN_OPTIONS, type PlanOptions} from '../lib/plan/model.js'
 import {DEFAULT_REMOVAL_POLICY, formatShare, MIN_HELD_REMOVAL, parseShare, type RemovalPolicy} from '../lib/sync/guard.js'
 import type {SourceOptions} from '../lib/source/oneshot.js'
 import type {SyncSettings} from '../lib/sync/settings.js'
-import {durationError, parseDuration} from './duration.js'
+import {flagDuration} from './duration.js'
 
 export const sourceFlags = {
   'from-file': Flags.string({
@@ -38,8 +38,7 @@ export type SourceFlagValues = {'from-file'?: string; kubeconfig?: string; conte
 
 /** Turns parsed source flags into where a command reads its objects from; throws when --api-timeout is not a duration. */
 export function sourceOptions(flags: SourceFlagValues): SourceOptions {
-  const apiTimeoutMs = parseDuration(flags['api-timeout'])
-  if (apiTimeoutMs === undefined) throw new Error(durationError('api-timeout', flags['api-timeout']))
+  const apiTimeoutMs = flagDuration('api-timeout', flags['api-timeout'])
   return {
     ...(flags['from-file'] !== undefined ? {fromFile: flags['from-file']} : {}),
     ...(flags.kubeconfig ? {kubeconfig: flags.kubeconfig} : {}),

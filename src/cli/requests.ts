@@ -12,7 +12,7 @@ import {parsePacketSpec} from '../lib/explain/packet.js'
 import type {LogLevel} from '../lib/observe/log.js'
 import {parseListenAddress} from '../lib/observe/server.js'
 import {oneShotGuard} from '../lib/sync/guard.js'
-import {durationError, parseDuration} from './duration.js'
+import {flagDuration} from './duration.js'
 import {lockOptions, removalPolicy, sourceOptions, syncSettings, type PlanFlagValues, type SourceFlagValues} from './flags.js'
 
 type RunnerFlagValues = {'command-timeout': number; netns?: string}
@@ -64,9 +64,9 @@ type WatchFlagValues = SourceFlagValues &
 
 /** `smartnat watch`'s request; its log is text on a terminal, JSON lines elsewhere. */
 export function watchRequest(flags: WatchFlagValues): WatchRequest {
-  const resyncMs = duration('resync', flags.resync)
-  const minIntervalMs = duration('min-sync-interval', flags['min-sync-interval'])
-  const writebackDeadlineMs = duration('status-timeout', flags['status-timeout'])
+  const resyncMs = flagDuration('resync', flags.resync)
+  const minIntervalMs = flagDuration('min-sync-interval', flags['min-sync-interval'])
+  const writebackDeadlineMs = flagDuration('status-timeout', flags['status-timeout'])
   try {
     parseListenAddress(flags['metrics-addr'])
   } catch (error) {
@@ -116,10 +116,4 @@ function mappingId(text: string, namespace: string | undefined): string {
     return text
   }
   return `${namespace ?? 'default'}/${text}`
-}
-
-function duration(flag: string, text: string): number {
-  const ms = parseDuration(text)
-  if (ms === undefined) throw new Error(durationError(flag, text))
-  return ms
 }
