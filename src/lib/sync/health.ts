@@ -32,10 +32,10 @@ export interface LoopState {
 }
 
 /** One reason not to be ready, or undefined; the checks run in order and the first reason found is the answer. */
-export type ReadinessCheck = (state: LoopState) => string | undefined
+type ReadinessCheck = (state: LoopState) => string | undefined
 
 /** The checks in order of what an operator should look at first. */
-export const READINESS_CHECKS: readonly ReadinessCheck[] = [
+const READINESS_CHECKS: readonly ReadinessCheck[] = [
   (s) => (s.source.synced ? undefined : 'source not synced yet'),
   (s) => s.heldRemoval,
   (s) => (s.last ? undefined : 'no sync has completed yet'),
@@ -50,9 +50,9 @@ export const READINESS_CHECKS: readonly ReadinessCheck[] = [
 ]
 
 /** Ready when every check passes; `lastError` is the source's own. */
-export function readinessOf(state: LoopState, checks: readonly ReadinessCheck[] = READINESS_CHECKS): Readiness {
+export function readinessOf(state: LoopState): Readiness {
   const withError = state.source.lastError ? {lastError: state.source.lastError} : {}
-  for (const check of checks) {
+  for (const check of READINESS_CHECKS) {
     const reason = check(state)
     if (reason !== undefined) return {ready: false, reason, ...withError}
   }
