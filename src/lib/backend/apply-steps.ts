@@ -1,4 +1,4 @@
-/** What both backends' apply do alike: run one payload and name the line it failed on, and read the kernel as a step. */
+/** What both backends' apply do alike: read the kernel, build the payloads, run each one and name the line it failed on, each as a step. */
 import {CommandError, type Runner} from '../host/runner.js'
 import {ApplyError} from './result.js'
 
@@ -53,6 +53,19 @@ export async function readActual<State>(started: Promise<State> | undefined, rea
   try {
     return await (started ?? read())
   } catch (error) {
-    throw new ApplyError('read', error instanceof Error ? error.message : String(error), {cause: error})
+    throw stepError('read', error)
   }
+}
+
+/** An apply's payloads, all built before its first write so that a malformed desired state writes nothing; a failure fails its `build payloads` step. */
+export function buildPayloads<Payloads>(build: () => Payloads): Payloads {
+  try {
+    return build()
+  } catch (error) {
+    throw stepError('build payloads', error)
+  }
+}
+
+function stepError(step: string, error: unknown): ApplyError {
+  return new ApplyError(step, error instanceof Error ? error.message : String(error), {cause: error})
 }

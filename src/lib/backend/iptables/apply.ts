@@ -15,7 +15,7 @@
 import type {Runner} from '../../host/runner.js'
 import {routingChangeCount} from '../../routing/diff.js'
 import {IP_BATCH, ipBatchPayload} from '../../routing/payload.js'
-import {readActual, runPayload, stderrOf, type FailedLine} from '../apply-steps.js'
+import {buildPayloads, readActual, runPayload, stderrOf, type FailedLine} from '../apply-steps.js'
 import {IPTABLES_RESTORE} from '../iptables-syntax.js'
 import {ApplyError} from '../result.js'
 import type {ApplyOptions, ApplyResult, WriteCounts} from '../result.js'
@@ -142,16 +142,12 @@ export async function applyIptables(runner: Runner, desired: IptablesState, opti
     throw new ApplyError('ipset', `${what}; run "smartnat flush" and sync again`)
   }
 
-  // Every payload is built before the first write, so a malformed desired state writes nothing.
-  let prepare: string, rules: string, cleanup: string, routing: string
-  try {
-    prepare = ipsetPreparePayload(sets)
-    rules = iptablesRestorePayload(changes)
-    cleanup = ipsetCleanupPayload(sets)
-    routing = ipBatchPayload(changes.routing)
-  } catch (error) {
-    throw new ApplyError('build payloads', error instanceof Error ? error.message : String(error), {cause: error})
-  }
+  const {prepare, rules, cleanup, routing} = buildPayloads(() => ({
+    prepare: ipsetPreparePayload(sets),
+    rules: iptablesRestorePayload(changes),
+    cleanup: ipsetCleanupPayload(sets),
+    routing: ipBatchPayload(changes.routing),
+  }))
 
   if (prepare) {
     try {

@@ -6,8 +6,7 @@
 import type {Runner} from '../../host/runner.js'
 import {routingChangeCount} from '../../routing/diff.js'
 import {IP_BATCH, ipBatchPayload} from '../../routing/payload.js'
-import {readActual, runPayload, type FailedLine} from '../apply-steps.js'
-import {ApplyError} from '../result.js'
+import {buildPayloads, readActual, runPayload, type FailedLine} from '../apply-steps.js'
 import type {ApplyOptions, ApplyResult, WriteCounts} from '../result.js'
 import {changedEndpoints, diffNftState, isEmptyChanges, type NftChanges} from './diff.js'
 import {nftPayload} from './payloads.js'
@@ -60,14 +59,7 @@ export async function applyNftables(runner: Runner, desired: NftState, options: 
   if (isEmptyChanges(changes)) return {changed: false, written, changedEndpoints: []}
   const endpoints = changedEndpoints(desired, actual, changes.table)
 
-  // Both payloads are built before the first write, so a malformed desired state writes nothing.
-  let table: string, routing: string
-  try {
-    table = nftPayload(changes.table, desired)
-    routing = ipBatchPayload(changes.routing)
-  } catch (error) {
-    throw new ApplyError('build payloads', error instanceof Error ? error.message : String(error), {cause: error})
-  }
+  const {table, routing} = buildPayloads(() => ({table: nftPayload(changes.table, desired), routing: ipBatchPayload(changes.routing)}))
   if (table) await runPayload(runner, 'nft', NFT_APPLY, table, locateNftLine)
   if (routing) await runPayload(runner, 'ip rule/route', IP_BATCH, routing)
   return {changed: true, written, changedEndpoints: endpoints}
