@@ -4,7 +4,7 @@ import {describeRouting} from '../../routing/payload.js'
 import type {FlushReport} from '../result.js'
 import {IPTABLES_FILTER_READ, outputOrUndefined, parseIptablesForward} from '../forward.js'
 import {applyNftables} from './apply.js'
-import {ownedForwardRules, reconcileForwardAccept} from './forward-accept.js'
+import {ownedForwardRules, writeForwardAccept} from './forward-accept.js'
 import {TABLE} from './names.js'
 import {readNftState} from './read.js'
 import type {NftState} from './types.js'
@@ -26,13 +26,14 @@ function describe(actual: NftState, forwardRules: string[]): FlushReport['remove
 /** Deletes the table, smartnat's ip rules and routes and its FORWARD accept; a second run finds nothing and writes nothing. */
 export async function flushNftables(runner: Runner, options: {dryRun: boolean}): Promise<FlushReport> {
   const [actual, save] = await Promise.all([readNftState(runner), outputOrUndefined(runner, IPTABLES_FILTER_READ)])
-  const forwardRules = save === undefined ? [] : ownedForwardRules(parseIptablesForward(save))
+  const forward = save === undefined ? undefined : parseIptablesForward(save)
+  const forwardRules = forward === undefined ? [] : ownedForwardRules(forward)
   const removed = describe(actual, forwardRules)
   // An empty table still counts: it is smartnat's and flush removes it.
   const changed = actual.table !== undefined || Object.values(removed).some((items) => items.length > 0)
   if (changed && !options.dryRun) {
     await applyNftables(runner, emptyNftState())
-    if (forwardRules.length > 0) await reconcileForwardAccept(runner, false)
+    if (forward !== undefined && forwardRules.length > 0) await writeForwardAccept(runner, forward, false)
   }
   return {dryRun: options.dryRun, changed, removed}
 }

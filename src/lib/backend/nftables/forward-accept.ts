@@ -53,13 +53,19 @@ export function forwardAcceptScript(): string {
 export async function reconcileForwardAccept(runner: Runner, wanted: boolean): Promise<{written: number; save: string | undefined}> {
   const save = await outputOrUndefined(runner, IPTABLES_FILTER_READ)
   if (save === undefined) return {written: 0, save}
-  const payload = forwardAcceptPayload(parseIptablesForward(save), wanted)
-  if (payload === '') return {written: 0, save}
+  const written = await writeForwardAccept(runner, parseIptablesForward(save), wanted)
+  return {written, save: written === 0 ? save : await outputOrUndefined(runner, IPTABLES_FILTER_READ)}
+}
+
+/** Writes what forwardAcceptPayload says of `forward`, the chain as just read; returns the rules written. */
+export async function writeForwardAccept(runner: Runner, forward: IptablesForward, wanted: boolean): Promise<number> {
+  const payload = forwardAcceptPayload(forward, wanted)
+  if (payload === '') return 0
   const [command, args] = IPTABLES_RESTORE
   try {
     await runner.run(command, args, {input: payload})
   } catch (error) {
     throw new Error(`accepting smartnat's connections in iptables' FORWARD: ${command} failed on:\n${payload}`, {cause: error})
   }
-  return {written: payload.split('\n').length - 3, save: await outputOrUndefined(runner, IPTABLES_FILTER_READ)}
+  return payload.split('\n').length - 3
 }
