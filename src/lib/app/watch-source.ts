@@ -6,7 +6,7 @@ import type {SmartnatMetrics} from '../observe/metrics.js'
 import {FileWatchSource} from '../source/file-watch.js'
 import type {ApiRequest} from '../source/kube/request.js'
 import type {KubeSource} from '../source/kube/source.js'
-import type {SourceOptions} from '../source/oneshot.js'
+import {openKubeConfig, type SourceOptions} from '../source/oneshot.js'
 import type {SnapshotSource} from '../source/source.js'
 import type {Publisher} from '../sync/publish.js'
 
@@ -19,19 +19,14 @@ export async function openWatchSource(options: SourceOptions, logger: Logger, me
     })
     return {source: new FileWatchSource(path, {logger, onReadError: () => metrics.manifestReadError()})}
   }
-  // The API client is loaded for the API only: it adds 70 MB and 0.4 s to a start.
-  const [{loadKubeConfig, plainHttpWarning}, {KubeSource}, {kubePublisher}] = await Promise.all([
-    import('../source/kube/config.js'),
+  // Loaded for the API only, like the client (see openKubeConfig). Nothing in the flags or the
+  // kubeconfig changes by trying again: the daemon fails at start.
+  const [{kubeConfig, warning}, {KubeSource}, {kubePublisher}] = await Promise.all([
+    openKubeConfig(options),
     import('../source/kube/source.js'),
     import('../sync/publish.js'),
   ])
-  // Nothing in the flags or the kubeconfig changes by trying again: the daemon fails at start.
-  const kubeConfig = loadKubeConfig({
-    ...(options.kubeconfig ? {kubeconfig: options.kubeconfig} : {}),
-    ...(options.context ? {context: options.context} : {}),
-  })
-  const insecure = plainHttpWarning(kubeConfig)
-  if (insecure) logger.warn(insecure)
+  if (warning) logger.warn(warning)
   const api = {timeoutMs: options.apiTimeoutMs, onFailure: (request: ApiRequest, code: string) => metrics.apiError({...request, code})}
   const source = new KubeSource(kubeConfig, {api})
   logApiErrors(source, logger)

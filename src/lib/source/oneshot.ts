@@ -27,15 +27,20 @@ export interface OneShotSource {
 export async function oneShotSource(options: SourceOptions): Promise<OneShotSource> {
   const path = options.fromFile
   if (path !== undefined) return {load: () => readManifests(path), warnings: []}
+  const [{kubeConfig, warning}, {listSnapshot}] = await Promise.all([openKubeConfig(options), import('./kube/source.js')])
+  const api: ApiOptions = options.apiTimeoutMs !== undefined ? {timeoutMs: options.apiTimeoutMs} : {}
+  return {load: () => listSnapshot(kubeConfig, undefined, api), kubeConfig, api, warnings: warning ? [warning] : []}
+}
+
+/** The kubeconfig of --kubeconfig and --context as kubectl would load it, and the warning to give once about it, if any; throws naming what is wrong. */
+export async function openKubeConfig(options: SourceOptions): Promise<{kubeConfig: KubeConfig; warning: string | undefined}> {
   // The API client is loaded for the API only: it adds 70 MB and 0.4 s to a start.
-  const [{loadKubeConfig, plainHttpWarning}, {listSnapshot}] = await Promise.all([import('./kube/config.js'), import('./kube/source.js')])
+  const {loadKubeConfig, plainHttpWarning} = await import('./kube/config.js')
   const kubeConfig = loadKubeConfig({
     ...(options.kubeconfig ? {kubeconfig: options.kubeconfig} : {}),
     ...(options.context ? {context: options.context} : {}),
   })
-  const api: ApiOptions = options.apiTimeoutMs !== undefined ? {timeoutMs: options.apiTimeoutMs} : {}
-  const warning = plainHttpWarning(kubeConfig)
-  return {load: () => listSnapshot(kubeConfig, undefined, api), kubeConfig, api, warnings: warning ? [warning] : []}
+  return {kubeConfig, warning: plainHttpWarning(kubeConfig)}
 }
 
 /** The one-shot source's loader: files with `fromFile`, otherwise the Kubernetes API. */
