@@ -1,7 +1,6 @@
 /** `smartnat status` as one library call: the host, the kernel's readability, and every Mapping's state, with the exit code monitoring sees. */
 import {requiredTools} from '../backend/backend.js'
-import {forwardedTrafficDropped} from '../backend/forward.js'
-import {withHostFault} from '../plan/faults.js'
+import {withForwardDrops} from '../backend/forward.js'
 import {gatherHostStatus} from '../status/host.js'
 import {buildStatusReport, statusExitCode, type StatusReport} from '../status/report.js'
 import {openInspection, type InspectRequest} from './inspect.js'
@@ -20,7 +19,7 @@ export async function hostStatus(request: StatusRequest): Promise<{report: Statu
   const {runner, backend, inspection: inspected} = await openInspection(request)
   const {drops} = await backend.forward({fix: false})
   // As a sync would tell them: the Mappings programmed here are not served while forwarding drops.
-  const inspection = drops.length > 0 ? {...inspected, plan: withHostFault(inspected.plan, forwardedTrafficDropped(drops))} : inspected
+  const inspection = {...inspected, plan: withForwardDrops(inspected.plan, drops)}
   const host = await gatherHostStatus(runner, {
     forwardDrops: drops,
     tools: requiredTools(backend),

@@ -4,6 +4,8 @@
  */
 import type {Runner} from '../host/runner.js'
 import {INTERFACE_MASK, markHex} from '../net/marks.js'
+import {withHostFault} from '../plan/faults.js'
+import type {Plan} from '../plan/model.js'
 import {OWN_CONNECTIONS_MATCH} from './iptables-syntax.js'
 import {TABLE_FAMILY, TABLE_NAME} from './nft-table.js'
 
@@ -124,9 +126,10 @@ export function forwardDropProblem(drop: ForwardDrop): string {
   return `${drop.reason}: DNATed traffic is dropped; ${drop.fix}`
 }
 
-/** What a Mapping is told about an address whose forwarded traffic the host drops. */
-export function forwardedTrafficDropped(drops: readonly ForwardDrop[]): string {
-  return `forwarded traffic is dropped: ${drops.map((drop) => drop.reason).join('; ')}`
+/** `planned` with every address it programmed told that its forwarded traffic is dropped, and why; as it is when nothing drops. */
+export function withForwardDrops(planned: Plan, drops: readonly ForwardDrop[]): Plan {
+  if (drops.length === 0) return planned
+  return withHostFault(planned, `forwarded traffic is dropped: ${drops.map((drop) => drop.reason).join('; ')}`)
 }
 
 export interface ForwardDropOptions {

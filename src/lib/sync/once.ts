@@ -1,11 +1,10 @@
 /** One pass of the pipeline: resolve (snapshot + host -> plan) -> render -> apply -> conntrack cleanup. */
 import type {ApplyResult, Backend, ForwardReport} from '../backend/backend.js'
-import {forwardedTrafficDropped} from '../backend/forward.js'
+import {withForwardDrops} from '../backend/forward.js'
 import type {Runner} from '../host/runner.js'
 import type {RpFilterChange} from '../host/sysctl.js'
 import type {HostInfo, Plan, Snapshot} from '../plan/model.js'
 import type {PlanMemo} from '../plan/candidates.js'
-import {withHostFault} from '../plan/faults.js'
 import {isMassRemoval, MassRemovalError, measureRemoval, type Removal, type RemovalGuard} from './guard.js'
 import {dropVanishedFlows, type PendingCleanup} from './conntrack-cleanup.js'
 import {checkPrerequisites, prepareHost} from './prepare.js'
@@ -115,7 +114,7 @@ export function syncSteps(
           applied = {...applied!, changed: true, written: {...written, rules: written.rules + forward.written}}
         }
         // The rules are in place, but no packet gets through them: the Mappings must not read as served.
-        if (forward.drops.length > 0) planned = withHostFault(planned!, forwardedTrafficDropped(forward.drops))
+        planned = withForwardDrops(planned!, forward.drops)
       },
     },
     {
