@@ -5,7 +5,7 @@
 import type {ChildProcess} from 'node:child_process'
 import {readdirSync, readFileSync} from 'node:fs'
 import {httpGet} from './http.js'
-import {startSmartnat, type RunningCli} from './smartnat-cli.js'
+import {killSmartnat, startSmartnat, type RunningCli} from './smartnat-cli.js'
 
 /** Commands that write to the kernel (restore payloads, ip batches), as their command line shows them. */
 const APPLY_COMMAND = /(^|\s)(iptables-restore|ipset restore|nft -f|ip -batch)(\s|$)/
@@ -51,8 +51,7 @@ export class WatchDaemon {
 
   /** SIGKILL, as the OOM killer or a node failure ends it. */
   async kill(): Promise<void> {
-    if (this.alive()) this.run.child.kill('SIGKILL')
-    await this.run.done
+    await killSmartnat(this.run)
   }
 
   /** SIGTERM, then SIGKILL if it has not exited within 15 s. */
