@@ -1,6 +1,7 @@
 /** What `smartnat sync` returns: each Mapping's verdict and what was (or would be) written, in a stable JSON shape. */
 import type {Payload, WriteCounts} from '../backend/backend.js'
 import {forwardDropProblem} from '../backend/forward.js'
+import {interfaceFaultProblem} from '../plan/interfaces.js'
 import type {MappingVerdict, Plan} from '../plan/model.js'
 import type {DryRunReport} from '../sync/dry-run.js'
 import type {SyncReport} from '../sync/once.js'
@@ -87,5 +88,5 @@ function counts(mappings: MappingSummary[]): {configured: number; invalid: numbe
 }
 
 function interfaceFaults(planned: Plan): string[] {
-  return planned.interfaceFaults.map((fault) => `${fault.reason}; no Mapping is served on its addresses`)
+  return planned.interfaceFaults.map((fault) => interfaceFaultProblem(fault.reason))
 }

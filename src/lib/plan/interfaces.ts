@@ -16,6 +16,11 @@ export interface PlannedInterfaces {
   faults: InterfaceFault[]
 }
 
+/** The one line an operator reads about an interface this host cannot serve, given why. */
+export function interfaceFaultProblem(reason: string): string {
+  return `${reason}; no Mapping is served on its addresses`
+}
+
 /**
  * Plans every external interface that has an IPv4 address, whether or not a Mapping uses it yet,
  * so an interface's index (and so its mark) does not move when Mappings come and go. An interface

@@ -4,6 +4,7 @@ import {inspectLock} from '../host/lock.js'
 import type {Runner} from '../host/runner.js'
 import {readSysctl} from '../host/sysctl.js'
 import {checkTools, type ToolName} from '../host/tools.js'
+import {interfaceFaultProblem} from '../plan/interfaces.js'
 import type {HostInfo, InterfaceFault, NatModel} from '../plan/model.js'
 
 export interface ToolLine {
@@ -73,7 +74,7 @@ export async function gatherHostStatus(
     if (rpFilter === RP_STRICT) problems.push(`rp_filter is strict on ${iface.name}: replies routed by its own table may be dropped; \`smartnat sync\` makes it loose`)
     const planned = options.model.interfaces.find((i) => i.name === iface.name)
     const fault = options.interfaceFaults.find((f) => f.interface === iface.name)?.reason ?? null
-    if (fault !== null) problems.push(`${fault}; no Mapping is served on its addresses`)
+    if (fault !== null) problems.push(interfaceFaultProblem(fault))
     interfaces.push({
       name: iface.name,
       addresses: iface.addresses.map((a) => `${a.address}/${a.prefixLength}`),
