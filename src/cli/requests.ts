@@ -25,7 +25,7 @@ export function runnerOptions(flags: RunnerFlagValues): RunnerOptions {
 }
 
 /** The backend and how it runs its commands. */
-export function hostOptions(flags: HostFlagValues): HostOptions {
+function hostOptions(flags: HostFlagValues): HostOptions {
   return {...runnerOptions(flags), backend: flags.backend, forwardAccept: flags['forward-accept']}
 }
 

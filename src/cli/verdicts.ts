@@ -5,7 +5,7 @@ import type {MappingSummary, SyncOutput} from '../lib/app/sync.js'
 import {describeRemoval} from '../lib/sync/guard.js'
 
 /** One line per Mapping: `default/web  configured on 198.18.0.10` or `default/bad  invalid: reason`. */
-export function verdictLines(mappings: MappingSummary[]): string[] {
+function verdictLines(mappings: MappingSummary[]): string[] {
   const width = Math.max(0, ...mappings.map((m) => `${m.namespace}/${m.name}`.length))
   return mappings.map((m) => {
     const id = `${m.namespace}/${m.name}`.padEnd(width)

@@ -43,7 +43,7 @@ export interface SyncOutput {
 }
 
 /** The stable JSON shape of a verdict. */
-export function summarizeVerdict(v: MappingVerdict): MappingSummary {
+function summarizeVerdict(v: MappingVerdict): MappingSummary {
   return {
     namespace: v.namespace,
     name: v.name,

@@ -58,7 +58,7 @@ export function parseIptablesForward(save: string): IptablesForward {
 }
 
 /** Whether a FORWARD rule accepts smartnat's connections: the operator's `IPTABLES_FORWARD_ACCEPT`, with or without a comment. */
-export function acceptsOwnConnections(rule: string): boolean {
+function acceptsOwnConnections(rule: string): boolean {
   return rule.startsWith(`-A FORWARD ${OWN_CONNECTIONS_MATCH} `) && rule.endsWith(' -j ACCEPT')
 }
 

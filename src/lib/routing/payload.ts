@@ -7,12 +7,12 @@ import type {IpRouteState, IpRuleState, RoutingState} from './types.js'
 export const IP_BATCH: readonly [string, string[]] = ['ip', ['-batch', '-']]
 
 /** `ip rule` arguments that select exactly this rule. */
-export function ipRuleArgs(rule: IpRuleState): string[] {
+function ipRuleArgs(rule: IpRuleState): string[] {
   return ['priority', String(rule.priority), ...(rule.fwmark ? ['fwmark', rule.fwmark] : []), 'table', String(rule.table)]
 }
 
 /** `ip route` arguments describing this route. */
-export function ipRouteArgs(route: IpRouteState): string[] {
+function ipRouteArgs(route: IpRouteState): string[] {
   return [
     route.dst,
     ...(route.via ? ['via', route.via] : []),

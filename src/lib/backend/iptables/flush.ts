@@ -13,7 +13,7 @@ export interface FlushOptions {
 }
 
 /** The state with nothing of smartnat's in it: applying it removes exactly what smartnat owns. */
-export function emptyIptablesState(): IptablesState {
+function emptyIptablesState(): IptablesState {
   const tables = Object.fromEntries(TABLES.map((t): [TableName, TableState] => [t, {chains: [], jumps: []}])) as Record<
     TableName,
     TableState
