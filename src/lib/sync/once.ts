@@ -1,4 +1,4 @@
-/** One pass of the pipeline: resolve (snapshot + host -> plan) -> render -> apply -> conntrack cleanup. */
+/** One pass of the pipeline: resolve (snapshot + host -> plan) -> render -> removal guard -> apply -> forward check -> conntrack cleanup. */
 import type {ApplyResult, Backend, ForwardReport} from '../backend/backend.js'
 import {withForwardDrops} from '../backend/forward.js'
 import type {Runner} from '../host/runner.js'
