@@ -2,7 +2,7 @@
  * What of iptables' own syntax both backends use: the nftables backend writes one rule into
  * iptables' FORWARD (nftables/forward-accept.ts), and the forward checks read that chain.
  */
-import {INTERFACE_MASK} from '../net/marks.js'
+import {hex, INTERFACE_MASK} from '../net/marks.js'
 
 /** The command that applies an iptables-save style payload to the chains it names, leaving the others alone. */
 export const IPTABLES_RESTORE: readonly [string, string[]] = ['iptables-restore', ['--noflush', '--wait']]
@@ -11,7 +11,7 @@ export const IPTABLES_RESTORE: readonly [string, string[]] = ['iptables-restore'
  * Matches the connections smartnat marked with their external interface: those it DNATed and, with
  * egress, those a Mapping's pods started. What FORWARD accepts, in either backend.
  */
-export const OWN_CONNECTIONS_MATCH = `-m connmark ! --mark 0x0/0x${INTERFACE_MASK.toString(16)}`
+export const OWN_CONNECTIONS_MATCH = `-m connmark ! --mark 0x0/${hex(INTERFACE_MASK)}`
 
 /** Splits a rule line into words the way iptables-restore does: double quotes group, backslash escapes. */
 export function ruleWords(line: string): string[] {

@@ -62,7 +62,7 @@ function renderMangle(model: NatModel, egressByInterface: ReadonlyMap<string, un
   // Replies of inbound connections and every packet of egress connections carry the interface bits
   // as packet mark before the routing decision, so `ip rule fwmark` picks the interface's table.
   rules.push(
-    `-A ${PREROUTING_CHAIN} -m connmark ! --mark 0x0/${hex(INTERFACE_MASK)} -m connmark --mark 0x0/${hex(EGRESS_MARK)}` +
+    `-A ${PREROUTING_CHAIN} ${OWN_CONNECTIONS_MATCH} -m connmark --mark 0x0/${hex(EGRESS_MARK)}` +
       ` -m conntrack --ctdir REPLY ${restoreInterface}`,
     `-A ${PREROUTING_CHAIN} -m connmark --mark ${hex(EGRESS_MARK)}/${hex(EGRESS_MARK)} -m conntrack --ctdir ORIGINAL ${restoreInterface}`,
   )
