@@ -9,7 +9,7 @@ import {syncSteps} from '../sync/once.js'
 import type {Publisher, PublishResult} from '../sync/publish.js'
 import {hostInterfaces} from '../sync/resolve.js'
 import type {SyncSettings} from '../sync/settings.js'
-import type {SyncStep} from '../sync/step.js'
+import {runInOrder, type SyncStep} from '../sync/step.js'
 import {openHost, type HostOptions} from './host.js'
 import {appliedOutput, dryRunOutput, type SyncOutput} from './sync-output.js'
 
@@ -75,8 +75,4 @@ export async function runSync(source: SyncSource, request: SyncRequest, runSteps
     }
     return {output: appliedOutput(result, published), warnings}
   })
-}
-
-async function runInOrder(steps: SyncStep[]): Promise<void> {
-  for (const step of steps) await step.run()
 }

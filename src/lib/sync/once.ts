@@ -10,7 +10,7 @@ import {dropVanishedFlows, type PendingCleanup} from './conntrack-cleanup.js'
 import {checkPrerequisites, prepareHost} from './prepare.js'
 import {resolveSteps} from './resolve.js'
 import type {SyncSettings} from './settings.js'
-import type {SyncStep} from './step.js'
+import {runInOrder, type SyncStep} from './step.js'
 
 export interface SyncReport {
   /** The objects this pass planned from. */
@@ -190,6 +190,6 @@ export function readAhead<State>(backend: Pick<Backend<State>, 'read'>): Promise
 /** Applies one snapshot to the kernel: the whole desired state, writing only what differs. */
 export async function syncOnce(deps: SyncDeps, loadSnapshot: () => Promise<Snapshot>, settings: SyncSettings, options: SyncOptions = {}): Promise<SyncReport> {
   const {steps, report} = syncSteps(deps, loadSnapshot, settings, options)
-  for (const step of steps) await step.run()
+  await runInOrder(steps)
   return report()
 }

@@ -3,3 +3,8 @@ export interface SyncStep {
   title: string
   run(): Promise<void>
 }
+
+/** Runs `steps` one after the other, silently; the first failure stops the rest and is thrown. */
+export async function runInOrder(steps: readonly SyncStep[]): Promise<void> {
+  for (const step of steps) await step.run()
+}
