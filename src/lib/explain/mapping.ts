@@ -34,9 +34,10 @@ export class MappingNotFoundError extends Error {
 
 /** Explains one Mapping (`namespace/name`); fails naming the Mappings that do exist when it is unknown. */
 export function explainMapping(inspection: Inspection<unknown>, id: string): MappingExplanation {
-  const facts = mappingFacts(inspection).find((f) => `${f.namespace}/${f.name}` === id)
+  const all = mappingFacts(inspection)
+  const facts = all.find((f) => `${f.namespace}/${f.name}` === id)
   if (!facts) {
-    const names = mappingFacts(inspection).map((f) => `${f.namespace}/${f.name}`)
+    const names = all.map((f) => `${f.namespace}/${f.name}`)
     const [namespace] = id.split('/')
     const near = names.filter((n) => n.startsWith(`${namespace}/`))
     throw new MappingNotFoundError(`mapping ${id} not found${near.length > 0 ? `; in namespace ${namespace} there are: ${near.join(', ')}` : names.length > 0 ? `; known Mappings: ${names.join(', ')}` : '; the source holds no Mappings'}`)
