@@ -1,8 +1,8 @@
 /** What one Mapping amounts to on this host, with every rule and set entry that implements it checked against the kernel. */
 import type {Counter, StatePart} from '../backend/parts.js'
 import {driftOf, sharedDrift} from '../inspect/drift.js'
-import {mappingFacts, partLine, type MappingFacts} from '../inspect/facts.js'
-import type {Inspection} from '../inspect/inspection.js'
+import {driftLines, mappingFacts, type MappingFacts} from '../inspect/facts.js'
+import {kernelSummary, type Inspection, type KernelSummary} from '../inspect/inspection.js'
 
 /** A part of the desired or the kernel's state, and whether the other side agrees. */
 export interface PartReport {
@@ -17,8 +17,7 @@ export interface PartReport {
 
 export interface MappingExplanation {
   mapping: MappingFacts
-  /** `installed`: the kernel holds anything of smartnat's; null when it could not be read. */
-  kernel: {readable: boolean; reason: string | null; installed: boolean | null}
+  kernel: KernelSummary
   /** What implements the Mapping, as rendered, each checked against the kernel. */
   parts: PartReport[]
   /** What the kernel holds for the Mapping that is not desired. */
@@ -46,13 +45,12 @@ export function explainMapping(inspection: Inspection<unknown>, id: string): Map
   const counters = kernel.readable ? kernel.counters : undefined
   const mine = (part: StatePart) => part.mappings.includes(id)
   const missing = new Set(drift?.missing ?? [])
-  const shared = drift ? sharedDrift(drift) : undefined
   return {
     mapping: facts,
-    kernel: kernel.readable ? {readable: true, reason: null, installed: kernel.installed} : {readable: false, reason: kernel.reason, installed: null},
+    kernel: kernelSummary(kernel),
     parts: inspection.desiredParts.filter(mine).map((part) => partReport(part, drift ? !missing.has(part) : null, counters)),
     unexpected: (drift ? driftOf(drift, id).unexpected : []).map((part) => partReport(part, true, counters)),
-    shared: {missing: (shared?.missing ?? []).map(partLine), unexpected: (shared?.unexpected ?? []).map(partLine)},
+    shared: driftLines(drift && sharedDrift(drift)),
   }
 }
 

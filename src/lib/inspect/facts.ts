@@ -143,7 +143,7 @@ function factsOf(inspection: Inspection<unknown>, index: FactsIndex, verdict: Ma
     ports: spec ? spec.ports.map((p) => ({protocol: p.protocol, port: p.port, servicePort: p.servicePort})) : [],
     rules,
     ...totals(rules),
-    drift: {missing: (drift?.missing ?? []).map(partLine), unexpected: (drift?.unexpected ?? []).map(partLine)},
+    drift: driftLines(drift),
   }
 }
 
@@ -166,7 +166,7 @@ function staleFacts(inspection: Inspection<unknown>, id: string): MappingFacts {
     rules: [],
     packets: null,
     bytes: null,
-    drift: {missing: drift.missing.map(partLine), unexpected: drift.unexpected.map(partLine)},
+    drift: driftLines(drift),
   }
 }
 
@@ -208,7 +208,12 @@ function driftReason(drift: Drift): string {
   return `${said.join('; ')}; the next sync repairs it`
 }
 
+/** Drift as `where: text` lines; none when there is no drift to tell (the kernel could not be read). */
+export function driftLines(drift: Drift | undefined): {missing: string[]; unexpected: string[]} {
+  return {missing: (drift?.missing ?? []).map(partLine), unexpected: (drift?.unexpected ?? []).map(partLine)}
+}
+
 /** `where: text`, the one-line form of a part. */
-export function partLine(part: StatePart): string {
+function partLine(part: StatePart): string {
   return `${part.where}: ${part.text}`
 }

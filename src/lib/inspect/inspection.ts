@@ -25,6 +25,18 @@ export type KernelView<State> =
     }
   | {readable: false; reason: string}
 
+/** The kernel as status and explain tell it; `installed`: it holds anything of smartnat's; null when it could not be read. */
+export interface KernelSummary {
+  readable: boolean
+  reason: string | null
+  installed: boolean | null
+}
+
+/** What status and explain say of the kernel they read. */
+export function kernelSummary(kernel: KernelView<unknown>): KernelSummary {
+  return kernel.readable ? {readable: true, reason: null, installed: kernel.installed} : {readable: false, reason: kernel.reason, installed: null}
+}
+
 export interface Inspection<State> {
   settings: SyncSettings
   backend: string

@@ -1,7 +1,7 @@
 /** `smartnat status` as data: the host, the kernel's readability, shared drift, and every Mapping's state. */
 import {sharedDrift} from '../inspect/drift.js'
-import {mappingFacts, partLine, type MappingFacts, type MappingState} from '../inspect/facts.js'
-import type {Inspection} from '../inspect/inspection.js'
+import {driftLines, mappingFacts, type MappingFacts, type MappingState} from '../inspect/facts.js'
+import {kernelSummary, type Inspection, type KernelSummary} from '../inspect/inspection.js'
 import type {HostStatus} from './host.js'
 
 export interface StatusReport {
@@ -9,8 +9,7 @@ export interface StatusReport {
   /** Whether the backend's rules keep packet counters; when not, every Mapping's packets and bytes are null. */
   countsPackets: boolean
   host: HostStatus
-  /** `installed`: the kernel holds anything of smartnat's; null when it could not be read. */
-  kernel: {readable: boolean; reason: string | null; installed: boolean | null}
+  kernel: KernelSummary
   /** Drift in what every Mapping relies on (jumps, marks, sets' options, reply routing), as `where: text`. */
   shared: {missing: string[]; unexpected: string[]}
   mappings: MappingFacts[]
@@ -31,17 +30,14 @@ export const STATUS_EXIT = {
 /** Builds the report for the Mappings of one namespace, or of all when `namespace` is undefined. */
 export function buildStatusReport(inspection: Inspection<unknown>, host: HostStatus, filter: {namespace?: string} = {}): StatusReport {
   const mappings = mappingFacts(inspection).filter((m) => filter.namespace === undefined || m.namespace === filter.namespace)
-  const shared = inspection.drift ? sharedDrift(inspection.drift) : {missing: [], unexpected: []}
   const summary = {total: mappings.length, configured: 0, invalid: 0, drifted: 0, faulty: 0, 'not-local': 0, unverified: 0, stale: 0}
   for (const m of mappings) summary[m.state]++
   return {
     backend: inspection.backend,
     countsPackets: inspection.countsPackets,
     host,
-    kernel: inspection.kernel.readable
-      ? {readable: true, reason: null, installed: inspection.kernel.installed}
-      : {readable: false, reason: inspection.kernel.reason, installed: null},
-    shared: {missing: shared.missing.map(partLine), unexpected: shared.unexpected.map(partLine)},
+    kernel: kernelSummary(inspection.kernel),
+    shared: driftLines(inspection.drift && sharedDrift(inspection.drift)),
     mappings,
     summary,
   }
