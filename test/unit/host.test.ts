@@ -389,6 +389,13 @@ describe('host', () => {
       await lock.release()
     })
 
+    it('stays held when its taker keeps no reference to it and the garbage collector runs', async () => {
+      const holder = startLockProcess([path, 'watch', 'drop'])
+      others.push(holder)
+      expect(await holder.said).to.equal(`held ${holder.child.pid}`)
+      expect(await inspectLock(path)).to.deep.include({held: true})
+    })
+
     it('gives up after the timeout, naming the holder', async () => {
       const holder = await heldElsewhere('sync')
       let waits = 0

@@ -187,13 +187,21 @@ async function describeSelf(file: FileHandle, purpose: string | undefined): Prom
   await file.write(`${JSON.stringify(holder)}\n`, 0)
 }
 
+/**
+ * Node closes a FileHandle it garbage-collects, and closing it lets go of the lock: a held lock
+ * stays referenced here until released, whatever its caller keeps.
+ */
+const heldFiles = new Set<FileHandle>()
+
 function heldLock(path: string, file: FileHandle): Lock {
   let released = false
+  heldFiles.add(file)
   return {
     path,
     async release() {
       if (released) return
       released = true
+      heldFiles.delete(file)
       try {
         await file.truncate(0)
       } finally {
