@@ -1,4 +1,6 @@
 #!/usr/bin/env node
 import {execute} from '@oclif/core'
 
-await execute({development: true, dir: import.meta.url})
+import {sourceConfig} from './source-config.js'
+
+await execute({development: true, loadOptions: await sourceConfig()})

@@ -1,6 +1,4 @@
 /** A sync's steps shown as they run: listr2's live list on a terminal, one plain line per step elsewhere. */
-import {Listr} from 'listr2'
-
 import type {SyncStep} from '../lib/app/sync.js'
 
 export interface ProgressOptions {
@@ -13,6 +11,8 @@ export interface ProgressOptions {
 /** Runs `steps` in order, showing each; the first failure stops the rest and is thrown. */
 export async function runWithProgress(steps: SyncStep[], options: ProgressOptions): Promise<void> {
   if (!options.quiet && process.stdout.isTTY) {
+    // listr2 takes tens of milliseconds to import; only a terminal shows its list.
+    const {Listr} = await import('listr2')
     await new Listr(steps.map((step) => ({title: step.title, task: () => step.run()})), {exitOnError: true}).run()
     return
   }

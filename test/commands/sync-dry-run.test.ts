@@ -4,7 +4,10 @@ import {mkdtemp, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
-const root = new URL('../..', import.meta.url).pathname
+import {sourceConfig} from '../../bin/source-config.js'
+
+// From src/, whether or not a build left oclif.manifest.json behind.
+const config = await sourceConfig()
 const assume = ['--assume-addresses', '198.18.0.10,198.18.0.11,198.18.0.12']
 
 describe('smartnat sync --dry-run', () => {
@@ -17,7 +20,7 @@ describe('smartnat sync --dry-run', () => {
   })
 
   it('prints each Mapping and the three payloads for the examples', async () => {
-    const {stdout, error} = await runCommand(['sync', '--from-file', 'examples/', '--dry-run', ...assume], {root})
+    const {stdout, error} = await runCommand(['sync', '--from-file', 'examples/', '--dry-run', ...assume], config)
     expect(error).to.equal(undefined)
     expect(stdout).to.match(/^default\/mapping-echo-service\s+configured on 198\.18\.0\.10$/m)
     expect(stdout).to.contain('# ipset restore -exist')
@@ -42,7 +45,7 @@ describe('smartnat sync --dry-run', () => {
         'metadata: {name: unrelated}',
       ].join('\n'),
     )
-    const {stdout} = await runCommand(['sync', '--from-file', dir, '--dry-run', '--json', ...assume], {root})
+    const {stdout} = await runCommand(['sync', '--from-file', dir, '--dry-run', '--json', ...assume], config)
     const out = JSON.parse(stdout)
     expect(out.mappings).to.deep.equal([
       {
@@ -67,7 +70,7 @@ describe('smartnat sync --dry-run', () => {
 
   it('names the file and line of malformed YAML', async () => {
     await writeFile(join(dir, 'broken.yaml'), 'kind: Mapping\nmetadata:\n  name: [unclosed\n')
-    const {error} = await runCommand(['sync', '--from-file', dir, '--dry-run', ...assume], {root})
+    const {error} = await runCommand(['sync', '--from-file', dir, '--dry-run', ...assume], config)
     expect(error?.message).to.match(/broken\.yaml:\d+: invalid YAML/)
   })
 
@@ -83,7 +86,7 @@ describe('smartnat sync --dry-run', () => {
     })
 
     it('programs the other interface and its Mappings, and tells the Mappings on it why they are not', async () => {
-      const {stdout, stderr, error} = await runCommand(['sync', '--from-file', dir, '--dry-run', ...hosts], {root})
+      const {stdout, stderr, error} = await runCommand(['sync', '--from-file', dir, '--dry-run', ...hosts], config)
       expect(error).to.equal(undefined)
       expect(stdout).to.match(/^default\/on-eth1\s+configured on 198\.18\.0\.10$/m)
       expect(stdout).to.contain(`default/on-eth2  not served on 198.18.2.1: ${FAULT}`)
@@ -94,7 +97,7 @@ describe('smartnat sync --dry-run', () => {
       // oclif wraps a warning to the terminal's width, each line after the first indented with ›.
       expect(stderr.replace(/\s*\n\s*›\s*/g, ' ')).to.contain(`Warning: ${FAULT}; no Mapping is served on its addresses`)
 
-      const out = JSON.parse((await runCommand(['sync', '--from-file', dir, '--dry-run', '--json', ...hosts], {root})).stdout)
+      const out = JSON.parse((await runCommand(['sync', '--from-file', dir, '--dry-run', '--json', ...hosts], config)).stdout)
       expect(out).to.include({configured: 1, invalid: 0, faulty: 1})
       expect(out.faults).to.deep.equal([`${FAULT}; no Mapping is served on its addresses`])
       expect(out.mappings.map((m: {name: string; faults: object}) => [m.name, m.faults])).to.deep.equal([
@@ -104,7 +107,7 @@ describe('smartnat sync --dry-run', () => {
     })
 
     it('fails with --strict', async () => {
-      const {error} = await runCommand(['sync', '--from-file', dir, '--dry-run', '--strict', ...hosts], {root})
+      const {error} = await runCommand(['sync', '--from-file', dir, '--dry-run', '--strict', ...hosts], config)
       expect(error?.oclif?.exit).to.equal(3)
       expect(error?.message).to.equal('1 Mapping(s) not served on every address')
     })
@@ -115,12 +118,12 @@ describe('smartnat sync --dry-run', () => {
       join(dir, 'm.yaml'),
       'apiVersion: smartnat.aureacentral.com/v1alpha1\nkind: Mapping\nmetadata: {name: m}\nspec: {addresses: [bad], serviceName: s, ports: [{port: 1}]}\n',
     )
-    const {error} = await runCommand(['sync', '--from-file', dir, '--dry-run', '--strict', ...assume], {root})
+    const {error} = await runCommand(['sync', '--from-file', dir, '--dry-run', '--strict', ...assume], config)
     expect(error?.oclif?.exit).to.equal(3)
   })
 
   it('refuses --assume-addresses without --dry-run', async () => {
-    const {error} = await runCommand(['sync', '--from-file', dir, ...assume], {root})
+    const {error} = await runCommand(['sync', '--from-file', dir, ...assume], config)
     expect(error?.message).to.contain('--dry-run')
   })
 })
@@ -141,7 +144,7 @@ describe('smartnat config file', () => {
     try {
       const {stdout, error} = await runCommand(
         ['sync', '--config', join(dir, 'config.yaml'), '--from-file', 'examples/echo-service.yaml', '--dry-run', '--json', ...assume, ...extra],
-        {root},
+        config,
       )
       if (error) throw error
       const out = JSON.parse(stdout)
@@ -183,7 +186,7 @@ describe('smartnat config file', () => {
   })
 
   it('fails when an explicitly named file is missing', async () => {
-    const {error} = await runCommand(['sync', '--config', join(dir, 'absent.yaml'), '--from-file', 'examples/', '--dry-run', ...assume], {root})
+    const {error} = await runCommand(['sync', '--config', join(dir, 'absent.yaml'), '--from-file', 'examples/', '--dry-run', ...assume], config)
     expect(error?.message).to.match(/absent\.yaml: cannot read it/)
   })
 })

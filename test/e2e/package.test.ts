@@ -1,6 +1,6 @@
 import {expect} from 'chai'
 import {execa} from 'execa'
-import {mkdir, mkdtemp, readdir, rm} from 'node:fs/promises'
+import {mkdir, mkdtemp, readdir, readFile, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {requireOrSkip} from '../support/requirements.js'
@@ -36,6 +36,12 @@ describe('the npm package', function () {
     expect(version.stdout).to.match(/^smartnat\/\d+\.\d+\.\d+ linux-x64 node-v\d+/)
     const dry = JSON.parse((await execa(installed, dryRunArgs)).stdout)
     expect(dry.mappings.map((m: {name: string}) => m.name)).to.include('mapping-echo-service')
+  })
+
+  it('ships the oclif manifest, so a start imports only the command it runs', async () => {
+    const manifest = JSON.parse(await readFile(join(dir, 'global', 'lib', 'node_modules', 'smartnat', 'oclif.manifest.json'), 'utf8'))
+    expect(Object.keys(manifest.commands)).to.include.members(['sync', 'watch', 'status', 'explain', 'flush'])
+    expect(manifest.commands.sync.relativePath).to.deep.equal(['dist', 'commands', 'sync.js'])
   })
 
   for (const spec of OTHER_NODES) {

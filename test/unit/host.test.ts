@@ -200,6 +200,22 @@ describe('host', () => {
       )
     })
 
+    it('starts every version command before the first one answers', async () => {
+      const answers: (() => void)[] = []
+      const runner = {
+        run: (command: string) =>
+          new Promise<{stdout: string; stderr: string; exitCode: number}>((resolve) =>
+            answers.push(() => resolve({stdout: versions[command as keyof typeof versions] ?? `${command} 1.0`, stderr: '', exitCode: 0})),
+          ),
+      }
+      const report = checkTools(runner, ['iptables', 'ipset', 'ip', 'conntrack', 'nft'])
+      await new Promise((resolve) => setImmediate(resolve))
+      // Asked one after the other, the second would wait for the first's answer.
+      expect(answers).to.have.length(5)
+      for (const answer of answers) answer()
+      expect((await report).tools.map((tool) => tool.name)).to.deep.equal(['iptables', 'ipset', 'ip', 'conntrack', 'nft'])
+    })
+
     it('recognises legacy iptables', async () => {
       const report = await checkTools(toolRunner({iptables: 'iptables v1.8.7 (legacy)\n'}), ['iptables'])
       expect(report.iptablesFlavour).to.equal('legacy')
