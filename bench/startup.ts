@@ -22,7 +22,7 @@ const WARMUP = 2
 interface Case {
   name: string
   argv: string[]
-  /** Most a start may take, as a multiple of `node -e 0` (issue 19). */
+  /** Most a start may take, as a multiple of `node -e 0`. */
   limit?: number
   /** status exits non-zero on a host with problems or drift: that is its answer, not a failure. */
   anyExit?: boolean

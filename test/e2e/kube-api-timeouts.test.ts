@@ -1,5 +1,5 @@
 /**
- * Issue 18, case 2 (the API side): every request to the Kubernetes API has a deadline. Against a raw TCP
+ * Every request to the Kubernetes API has a deadline. Against a raw TCP
  * server that accepts connections and never answers (or answers only part of the way), each kind of
  * request — a list page, opening a watch, an open watch that outlives its deadline, a status merge-patch
  * or read, an Event creation — fails within its timeout with an error naming the request; the source
@@ -51,7 +51,7 @@ function kubeConfigFor(url: string): KubeConfig {
   return kc
 }
 
-describe('issue 18 case 2: every Kubernetes API request has a deadline', function () {
+describe('every Kubernetes API request has a deadline', function () {
   let raw: RawHttpServer | undefined
   let source: KubeSource | undefined
   /** `kind verb code` of each failed request, as the metrics are told. */

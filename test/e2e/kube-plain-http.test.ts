@@ -1,5 +1,5 @@
 /**
- * Issue 18, case 1, through the real CLI against the test API server over plain http: a kubeconfig whose
+ * Through the real CLI, against the test API server over plain http: a kubeconfig whose
  * server is http:// (what `kubectl proxy` serves) and that does not say insecure-skip-tls-verify works
  * for `sync` and `watch` as it does for kubectl, with one warning that nothing is encrypted; and a
  * configuration that no retry can fix stops both commands at start with exit code 2 and a clear message.
@@ -32,7 +32,7 @@ function seed(server: ApiServer, service: ServiceFixture): void {
   create(server, mappingManifest({name: 'web', addresses: [EXT], serviceName: 'web', ports: [{port: 8080, servicePort: 80}]}))
 }
 
-describe('issue 18 case 1: a kubeconfig with a plain http:// server', function () {
+describe('a kubeconfig with a plain http:// server', function () {
   this.timeout(60_000)
   let server: ApiServer
   let dir: string

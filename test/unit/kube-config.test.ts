@@ -111,7 +111,7 @@ describe('loadKubeConfig', function () {
     expect(() => loadKubeConfig({kubeconfig: path, env: {}})).to.throw('kubeconfig: no current context; give --context or set current-context')
   })
 
-  describe('issue 18 case 1: the server as kubectl reaches it', function () {
+  describe('the server as kubectl reaches it', function () {
     const single = (cluster: Record<string, unknown>, user: Record<string, unknown> = {}) => stringify({
       apiVersion: 'v1',
       kind: 'Config',

@@ -292,7 +292,7 @@ describe('status writeback', function () {
       expect(gone).to.include({patched: 0, gone: 1, failed: 0})
     })
 
-    describe('issue 18 case 9: status after a 409 is only what was planned', function () {
+    describe('status after a 409 is only what was planned', function () {
       /** Plans from the API as it is now; `between` changes the API after planning, before writing. */
       async function planThenWrite(between: () => void) {
         const snapshot = await listSnapshot(kc)
