@@ -109,8 +109,7 @@ describe('validateMapping', () => {
       input: mapping({serviceName: 'web" -j DROP'}),
       want: 'serviceName "web\\" -j DROP" must be a DNS-1035 label (lowercase letters, digits and "-", starting with a letter, at most 63 characters)',
     },
-    {desc: 'mode direct', input: mapping({mode: 'direct'}), want: 'mode "direct" is not supported yet (only "service")'},
-    {desc: 'mode unknown', input: mapping({mode: 'Service'}), want: 'mode "Service" is unknown (only "service")'},
+    {desc: 'mode unknown', input: mapping({mode: 'Service'}), want: 'mode "Service" is unknown (only "service" or "direct")'},
     {desc: 'ports missing', input: mapping({ports: undefined}), want: 'ports is missing'},
     {desc: 'ports not a list', input: mapping({ports: {port: 80}}), want: 'ports must be a list'},
     {desc: 'ports empty', input: mapping({ports: []}), want: 'ports is empty'},
@@ -193,6 +192,11 @@ describe('validateMapping', () => {
         },
       })
     }
+  })
+
+  it('accepts mode direct', () => {
+    const result = validateMapping(mapping({mode: 'direct'}), limits)
+    expect(result.ok && result.spec.mode).to.equal('direct')
   })
 
   it('reads bare source addresses as /32, clears host bits and drops repeats', () => {

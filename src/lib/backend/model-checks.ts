@@ -24,16 +24,31 @@ function isPort(port: number): boolean {
   return Number.isInteger(port) && port >= 1 && port <= 65535
 }
 
-/** Fails unless the endpoint's protocol, ports and addresses can be written into a payload as they are. */
+/** Fails unless the endpoint's protocol, ports and addresses (its group's too) can be written into a payload as they are. */
 export function checkEndpoint(mapping: NatMapping, e: NatEndpoint): void {
   const where = `mapping ${mapping.namespace}/${mapping.name}`
   if (e.protocol !== 'tcp' && e.protocol !== 'udp') throw new Error(`${where}: protocol ${JSON.stringify(e.protocol)} is not tcp or udp`)
-  if (!isPort(e.port) || !isPort(e.targetPort)) throw new Error(`${where}: port ${e.port} -> ${e.targetPort} is outside 1..65535`)
+  const targets = e.group === undefined ? [{ip: e.targetIP, port: e.targetPort}] : e.group.members
+  if (e.group !== undefined && !isPort(e.port)) throw new Error(`${where}: port ${e.port} is outside 1..65535`)
+  for (const target of targets) {
+    if (!isPort(e.port) || !isPort(target.port)) throw new Error(`${where}: port ${e.port} -> ${target.port} is outside 1..65535`)
+  }
+  if (e.group !== undefined) checkGroup(where, e.group)
   try {
     checkAddress(e.address)
-    checkAddress(e.targetIP)
+    for (const target of targets) checkAddress(target.ip)
   } catch (error) {
     throw new Error(`${where}: ${(error as Error).message}`, {cause: error})
+  }
+}
+
+/** Longest affinity the kernel tools take as one timeout, and the API server admits: one day. */
+const MAX_AFFINITY_SECONDS = 86400
+
+function checkGroup(where: string, group: NatEndpoint['group'] & object): void {
+  const {affinitySeconds} = group
+  if (affinitySeconds !== undefined && (!Number.isInteger(affinitySeconds) || affinitySeconds < 1 || affinitySeconds > MAX_AFFINITY_SECONDS)) {
+    throw new Error(`${where}: affinity timeout ${affinitySeconds} is outside 1..${MAX_AFFINITY_SECONDS} seconds`)
   }
 }
 

@@ -53,7 +53,7 @@ export interface MappingStatus {
 }
 
 export type Protocol = 'tcp' | 'udp'
-export type MappingMode = 'service'
+export type MappingMode = 'service' | 'direct'
 
 export interface PortMapping {
   port: number
@@ -87,6 +87,8 @@ export interface ServiceResource {
     clusterIPs?: string[]
     ports?: ServicePort[]
     externalName?: string
+    sessionAffinity?: string
+    sessionAffinityConfig?: {clientIP?: {timeoutSeconds?: number}}
   }
 }
 

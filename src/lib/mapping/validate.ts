@@ -99,9 +99,8 @@ function validateServiceName(value: unknown): string {
 
 function validateMode(value: unknown): MappingMode {
   if (isMissing(value)) return DEFAULT_MODE
-  if (value === 'service') return value
-  if (value === 'direct') fail('mode "direct" is not supported yet (only "service")')
-  return fail(`mode ${showValue(value)} is unknown (only "service")`)
+  if (value === 'service' || value === 'direct') return value
+  return fail(`mode ${showValue(value)} is unknown (only "service" or "direct")`)
 }
 
 function validatePorts(value: unknown, maxPorts: number): PortMapping[] {

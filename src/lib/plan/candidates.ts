@@ -1,7 +1,7 @@
 /** A Mapping resolved into what the planner programs: validated, with its Service's ClusterIP, sorted once. */
 import {compareCidr, compareIpv4, type Cidr, type Ipv4} from '../net/ipv4.js'
-import {resolveService} from '../mapping/service.js'
-import type {MappingResource, PortMapping, ServiceResource} from '../mapping/types.js'
+import {resolveService, type ResolvedServicePort} from '../mapping/service.js'
+import type {MappingMode, MappingResource, PortMapping, ServiceResource} from '../mapping/types.js'
 import {validateMapping} from '../mapping/validate.js'
 import type {PlanOptions} from './model.js'
 import {compareText, dedupeByName, namesOf} from './order.js'
@@ -12,7 +12,13 @@ export interface Candidate {
   namespace: string
   name: string
   serviceName: string
-  serviceVIP: Ipv4
+  mode: MappingMode
+  /** The ClusterIP; absent only for a headless Service in mode direct. */
+  serviceVIP?: Ipv4
+  /** The Service ports the Mapping leads to, with their names, by protocol then port. */
+  servicePorts: ResolvedServicePort[]
+  /** Mode direct: seconds a client keeps its endpoint; absent without session affinity. */
+  affinitySeconds?: number
   /** The spec's addresses in numeric order. */
   addresses: Ipv4[]
   /** The spec's ports by protocol, then port. */
@@ -90,7 +96,10 @@ function resolve(resource: MappingResource, options: PlanOptions, services: Serv
         namespace,
         name,
         serviceName: spec.serviceName,
-        serviceVIP: found.serviceVIP,
+        mode: spec.mode,
+        ...(found.serviceVIP ? {serviceVIP: found.serviceVIP} : {}),
+        servicePorts: found.ports.sort((a, b) => compareText(a.protocol, b.protocol) || a.servicePort - b.servicePort),
+        ...(found.affinitySeconds === undefined ? {} : {affinitySeconds: found.affinitySeconds}),
         // validateMapping made these lists for this resolution alone: sorting them in place copies nothing.
         addresses: spec.addresses.sort(compareIpv4),
         ports: spec.ports.sort(comparePorts),

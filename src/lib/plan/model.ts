@@ -45,13 +45,49 @@ export const DEFAULT_PLAN_OPTIONS: PlanOptions = {
   gwOffset: 1,
 }
 
+/** One pod a direct-mode group spreads connections over: its address and the port it listens on. */
+export interface NatGroupMember {
+  ip: Ipv4
+  port: number
+}
+
+/**
+ * Where a direct-mode Mapping sends new connections for one Service port: that port's endpoints.
+ * Every address and port of the Mapping leading to the Service port shares the group, so an
+ * endpoint change rewrites the group and nothing that leads to it.
+ */
+export interface NatGroup {
+  /** `namespace/name protocol/servicePort`, unique in a model and stable while the Mapping keeps the port. */
+  id: string
+  /** The ready endpoints, else the serving terminating ones; sorted by address, then port. Empty: new connections are refused. */
+  members: NatGroupMember[]
+  /** True when no endpoint is ready and the members are serving terminating ones. */
+  terminating: boolean
+  /** Seconds a client keeps its endpoint (`sessionAffinity: ClientIP`); absent without affinity. */
+  affinitySeconds?: number
+}
+
 /** One external endpoint of a Mapping on this host: address:port/protocol -> target. */
-export interface NatEndpoint {
+export type NatEndpoint = ServiceEndpoint | DirectEndpoint
+
+/** An endpoint of a `service`-mode Mapping: DNAT to the ClusterIP and the Service port. */
+export interface ServiceEndpoint {
   address: Ipv4
   protocol: Protocol
   port: number
   targetIP: Ipv4
   targetPort: number
+  group?: undefined
+}
+
+/** An endpoint of a `direct`-mode Mapping: DNAT to one member of a group. */
+export interface DirectEndpoint {
+  address: Ipv4
+  protocol: Protocol
+  port: number
+  group: NatGroup
+  targetIP?: undefined
+  targetPort?: undefined
 }
 
 /** A valid Mapping with at least one address local to this host. */
@@ -61,11 +97,17 @@ export interface NatMapping {
   /** External interface each local address lives on, sorted by address. */
   addresses: {address: Ipv4; interface: string}[]
   allowedSources: Cidr[]
-  serviceVIP: Ipv4
-  /** Ready endpoint addresses of the Service (sorted), for status, conntrack cleanup and egress SNAT. */
+  /** The ClusterIP; absent only for a headless Service in mode direct. */
+  serviceVIP?: Ipv4
+  /**
+   * The pods in use (sorted), for status, conntrack cleanup and egress SNAT: the Service's ready
+   * endpoints in mode service, the members of the groups in mode direct.
+   */
   podIPs: Ipv4[]
   /** Sorted by address, protocol, port. */
   endpoints: NatEndpoint[]
+  /** Mode direct only (its mark): the groups the endpoints lead to, one per Service port, by protocol then Service port. */
+  groups?: NatGroup[]
 }
 
 /** An external interface with the routing table that carries replies back out of it. */
@@ -118,6 +160,8 @@ export interface MappingVerdict {
   configuredAddresses: Record<string, {podIPs: Ipv4[]}>
   /** Valid addresses of the Mapping that are not on this host's external interfaces. */
   notLocalAddresses: Ipv4[]
+  /** Mode direct: the Mapping's ports whose Service port has no endpoint to serve, so new connections are refused; absent when none. */
+  unservedPorts?: {protocol: Protocol; port: number}[]
   /**
    * Addresses on this host that it cannot serve, each with the reason (an interface it cannot
    * route replies out of, forwarded traffic dropped); absent when there are none.

@@ -1,12 +1,13 @@
 /** The planner: snapshot + host -> NatModel and one verdict per Mapping. Pure and deterministic. */
-import type {Ipv4} from '../net/ipv4.js'
+import {compareIpv4, type Ipv4} from '../net/ipv4.js'
 import type {MappingResource, PortMapping} from '../mapping/types.js'
 import {planEgress} from './egress.js'
 import {planInterfaces} from './interfaces.js'
-import type {HostInfo, MappingVerdict, NatEndpoint, NatMapping, Plan, PlanOptions, Snapshot} from './model.js'
+import type {HostInfo, MappingVerdict, NatEndpoint, NatGroup, NatMapping, Plan, PlanOptions, Snapshot} from './model.js'
 import {compareText, dedupeByName, namesOf, sortOldestFirst} from './order.js'
 import {resolveCandidate, serviceIndex, type Candidate, type PlanMemo} from './candidates.js'
 import {indexPodIPs} from './pods.js'
+import {indexEndpoints, type EndpointLookup} from './endpoints.js'
 
 /** A candidate with its position in namespace/name order, where its verdict and NatMapping go. */
 interface Ranked {
@@ -21,6 +22,7 @@ export function plan(snapshot: Snapshot, host: HostInfo, options: PlanOptions, m
   const faultOf = new Map(interfaceFaults.map((fault) => [fault.interface, fault.reason]))
   const localInterface = localAddressIndex(host)
   const podIPsOf = indexPodIPs(snapshot.endpointSlices)
+  const {endpointsOf} = indexEndpoints(snapshot.endpointSlices)
   const services = serviceIndex(snapshot.services)
 
   // Duplicate namespace/name entries collapse to one (see dedupeByName), so each Mapping gets
@@ -44,7 +46,8 @@ export function plan(snapshot: Snapshot, host: HostInfo, options: PlanOptions, m
       continue
     }
     const {namespace, name, serviceName, serviceVIP, addresses, ports, allowedSources} = candidate
-    const podIPs = podIPsOf(namespace, serviceName)
+    const groups = candidate.mode === 'direct' ? directGroups(candidate, endpointsOf) : undefined
+    const podIPs = groups ? groupPodIPs(groups) : podIPsOf(namespace, serviceName)
     const local: {address: Ipv4; interface: string}[] = []
     const notLocalAddresses: Ipv4[] = []
     const configuredAddresses: Record<string, {podIPs: Ipv4[]}> = {}
@@ -64,16 +67,26 @@ export function plan(snapshot: Snapshot, host: HostInfo, options: PlanOptions, m
       configuredAddresses[address] = {podIPs: [...podIPs]}
     }
     const faulted = Object.keys(faults).length > 0 ? {faults} : {}
-    verdicts[rank] = verdict(candidate.resource, {valid: true, invalid: 'no', serviceVIP, configuredAddresses, notLocalAddresses, ...faulted})
+    const unserved = groups ? unservedPorts(ports, groups, candidate.resource) : []
+    verdicts[rank] = verdict(candidate.resource, {
+      valid: true,
+      invalid: 'no',
+      ...(serviceVIP ? {serviceVIP} : {}),
+      configuredAddresses,
+      notLocalAddresses,
+      ...(unserved.length > 0 ? {unservedPorts: unserved} : {}),
+      ...faulted,
+    })
     if (local.length === 0) continue
     const mapping: NatMapping = {
       namespace,
       name,
       addresses: local,
       allowedSources,
-      serviceVIP,
+      ...(serviceVIP ? {serviceVIP} : {}),
       podIPs,
-      endpoints: natEndpoints(local, ports, serviceVIP),
+      endpoints: groups ? directEndpoints(local, ports, groups, candidate.resource) : natEndpoints(local, ports, serviceVIP!),
+      ...(groups ? {groups} : {}),
     }
     programmed.push(mapping)
     byName[rank] = mapping
@@ -144,6 +157,40 @@ function natEndpoints(local: readonly {address: Ipv4}[], ports: readonly PortMap
     for (const p of ports) endpoints.push({address, protocol: p.protocol, port: p.port, targetIP: serviceVIP, targetPort: p.servicePort})
   }
   return endpoints
+}
+
+/** One group per Service port of a direct-mode Mapping, by protocol then Service port. */
+function directGroups(candidate: Candidate, endpointsOf: EndpointLookup): NatGroup[] {
+  const {namespace, name, serviceName, affinitySeconds} = candidate
+  return candidate.servicePorts.map(({protocol, servicePort, name: portName}) => {
+    const {members, terminating} = endpointsOf(namespace, serviceName, portName, protocol)
+    const group: NatGroup = {id: `${namespace}/${name} ${protocol}/${servicePort}`, members, terminating}
+    if (affinitySeconds !== undefined) group.affinitySeconds = affinitySeconds
+    return group
+  })
+}
+
+function groupPodIPs(groups: readonly NatGroup[]): Ipv4[] {
+  return [...new Set(groups.flatMap((g) => g.members.map((m) => m.ip)))].sort(compareIpv4)
+}
+
+function groupOf(groups: readonly NatGroup[], port: PortMapping, resource: MappingResource): NatGroup {
+  const {namespace, name} = namesOf(resource)
+  const group = groups.find((g) => g.id === `${namespace}/${name} ${port.protocol}/${port.servicePort}`)
+  if (!group) throw new Error(`mapping ${namespace}/${name}: no group for ${port.protocol} Service port ${port.servicePort}`)
+  return group
+}
+
+function directEndpoints(local: readonly {address: Ipv4}[], ports: readonly PortMapping[], groups: readonly NatGroup[], resource: MappingResource): NatEndpoint[] {
+  const endpoints: NatEndpoint[] = []
+  for (const {address} of local) {
+    for (const p of ports) endpoints.push({address, protocol: p.protocol, port: p.port, group: groupOf(groups, p, resource)})
+  }
+  return endpoints
+}
+
+function unservedPorts(ports: readonly PortMapping[], groups: readonly NatGroup[], resource: MappingResource): {protocol: PortMapping['protocol']; port: number}[] {
+  return ports.filter((p) => groupOf(groups, p, resource).members.length === 0).map(({protocol, port}) => ({protocol, port}))
 }
 
 /** A verdict for `resource`, with its generation when it has one. */
