@@ -41,7 +41,11 @@ export interface TraceMarks {
 export type TraceVerdict =
   | {verdict: 'dnat'; to: string; mapping?: string; masqueraded: boolean}
   | {verdict: 'snat'; to: string}
+  /** Mode direct: DNAT to one member of a group, picked at random (or by affinity) when the connection starts. */
+  | {verdict: 'group'; group: string; members: string[]; affinitySeconds?: number; mapping?: string; masqueraded: boolean}
   | {verdict: 'drop'; rule: string}
+  /** Mode direct with no endpoint: refused with a TCP reset or an ICMP port unreachable. */
+  | {verdict: 'reject'; rule: string; with: 'tcp-reset' | 'icmp-port-unreachable'}
   | {verdict: 'not-ours'}
 
 export type Trace = TraceVerdict & {steps: TraceStep[]; marks: TraceMarks}
