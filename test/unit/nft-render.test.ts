@@ -39,7 +39,7 @@ describe('renderNftables', () => {
     const many = sampleModel()
     const web = many.mappings[1]!
     for (let port = 1000; port < 1500; port++) {
-      web.endpoints.push({address: ip('198.18.2.10'), protocol: 'udp', port, targetIP: web.serviceVIP, targetPort: port})
+      web.endpoints.push({address: ip('198.18.2.10'), protocol: 'udp', port, targetIP: web.serviceVIP!, targetPort: port})
     }
     const bigger = renderNftables(many)
     expect(bigger.table!.chains.map((c) => c.rules.map(printRule))).to.deep.equal(state.table!.chains.map((c) => c.rules.map(printRule)))

@@ -67,6 +67,9 @@ export type HookOutcome =
   | {kind: 'continue'}
   | {kind: 'ACCEPT' | 'DROP' | 'MASQUERADE'; rule: string}
   | {kind: 'DNAT'; rule: string; ip: Ipv4; port: number; comment?: string}
+  /** Mode direct: DNAT to one of `members` (`ip:port`), which one is the kernel's random pick. */
+  | {kind: 'GROUP'; rule: string; group: string; members: string[]; affinitySeconds?: number; comment?: string}
+  | {kind: 'REJECT'; rule: string; with: 'tcp-reset' | 'icmp-port-unreachable'}
   | {kind: 'SNAT'; rule: string; to: string}
 
 /** The hooks a new connection's first packet can pass, each with the table it belongs to. */
@@ -102,8 +105,17 @@ function route(packet: TracedPacket, hook: (point: HookPoint, packet: TracedPack
     const mapping = COMMENT_MAPPING.exec(nat.comment ?? '')?.[1]
     return {verdict: 'dnat', to: `${packet.dst}:${packet.port}`, masqueraded: forwarded.kind === 'MASQUERADE', ...(mapping ? {mapping} : {})}
   }
+  if (nat.kind === 'GROUP') {
+    // Every member leaves by the same rules: they match marks, not the new destination.
+    const forwarded = forward()
+    if (forwarded.kind === 'DROP') return {verdict: 'drop', rule: forwarded.rule}
+    const mapping = COMMENT_MAPPING.exec(nat.comment ?? '')?.[1]
+    const {group, members, affinitySeconds} = nat
+    return {verdict: 'group', group, members, ...(affinitySeconds === undefined ? {} : {affinitySeconds}), ...(mapping ? {mapping} : {}), masqueraded: forwarded.kind === 'MASQUERADE'}
+  }
   if (packet.outInterface === undefined) {
     const input = hook('filter INPUT', packet)
+    if (input.kind === 'REJECT') return {verdict: 'reject', rule: input.rule, with: input.with}
     return input.kind === 'DROP' ? {verdict: 'drop', rule: input.rule} : {verdict: 'not-ours'}
   }
   const forwarded = forward()

@@ -1,4 +1,6 @@
 /** Names and numbers of the nftables backend's one table; the marks are in net/marks.ts, the routing tables in routing/. */
+import {shortHash} from '../../net/hash.js'
+import type {NatGroupMember} from '../../plan/model.js'
 import {TABLE_FAMILY, TABLE_NAME} from '../nft-table.js'
 
 /** The table smartnat owns, whole; outside it only the accept in iptables' FORWARD is written (forward-accept.ts). */
@@ -37,6 +39,50 @@ export const EGRESS_SNAT_MAP = 'egress_snat'
  */
 export function allowedSetName(prefixLength: number): string {
   return `allowed_${prefixLength}`
+}
+
+/** Mode direct: `external ip . protocol . port : goto <group chain>`, every direct endpoint. */
+export const DIRECT_MAP = 'direct'
+/**
+ * The keys of DIRECT_MAP as a plain set, for the INPUT drop: nft 1.0.6 refuses a lookup of a
+ * verdict map's keys ("Operation not supported").
+ */
+export const DIRECT_ENDPOINTS_SET = 'direct_endpoints'
+/** Direct endpoints whose group has no member: an allowed connection is refused in `input`. */
+export const UNSERVED_SET = 'unserved'
+
+/**
+ * 64 bits of hash: ten thousand Mappings with three endpoints make 40,000 chains, and 32 bits would
+ * collide among them about once in ten tables. The renderer still refuses a collision.
+ */
+const DIRECT_HASH_LENGTH = 16
+
+/** The chain that spreads a group's new connections over its members. */
+export function groupChainName(groupId: string): string {
+  return `group_${shortHash(groupId, DIRECT_HASH_LENGTH)}`
+}
+
+/** The chain that DNATs to one member of a group. */
+export function memberChainName(groupId: string, member: NatGroupMember): string {
+  return `member_${shortHash(`${groupId} ${member.ip}:${member.port}`, DIRECT_HASH_LENGTH)}`
+}
+
+/**
+ * The clients one member of a group keeps for `seconds`; the timeout is in the name, so a new
+ * timeout is a new set rather than a changed declaration.
+ */
+export function affinitySetName(groupId: string, member: NatGroupMember, seconds: number): string {
+  return `affinity_${shortHash(`${groupId} ${member.ip}:${member.port} ${seconds}`, DIRECT_HASH_LENGTH)}`
+}
+
+/** Whether a chain is a direct-mode group or member chain: these are added, refilled and deleted one by one. */
+export function isDirectChain(name: string): boolean {
+  return /^(?:group|member)_[0-9a-f]{16}$/.test(name)
+}
+
+/** Whether a set is a direct-mode affinity set: added and deleted one by one, its elements never compared. */
+export function isAffinitySet(name: string): boolean {
+  return /^affinity_[0-9a-f]{16}$/.test(name)
 }
 
 /** Whether a set of the table is one of the allow-lists. */

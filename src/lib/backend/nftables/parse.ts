@@ -4,7 +4,7 @@
  */
 import {parseIpv4} from '../../net/ipv4.js'
 import {compareText} from '../../plan/order.js'
-import {TABLE_FAMILY, TABLE_NAME} from './names.js'
+import {TABLE_FAMILY, TABLE_NAME, isDirectChain} from './names.js'
 import {sortElements} from './syntax.js'
 import type {MarkOf, NftBaseChain, NftChain, NftElement, NftMatch, NftRule, NftSet, NftStatement, NftTable, Selector} from './types.js'
 
@@ -98,6 +98,7 @@ function parseMatch(body: Json): NftMatch {
   if (leftKind === 'ct' && key === 'direction' && op === '==' && (right === 'original' || right === 'reply')) {
     return {kind: 'ct direction', direction: right}
   }
+  if (leftKind === 'meta' && key === 'l4proto' && op === '==' && (right === 'tcp' || right === 'udp')) return {kind: 'l4proto', protocol: right}
   if (leftKind === '&' && (op === '==' || op === '!=')) {
     const {of, mask} = maskedMark(left)
     return {kind: 'mark', of, mask, value: number(right), negate: op === '!='}
@@ -117,27 +118,70 @@ function parseMangle(body: Json): NftStatement {
 }
 
 function parseNat(kind: 'dnat' | 'snat', body: Json): NftStatement {
-  const map = field(field(body, 'addr'), 'map')
-  const allowed = new Set(['addr', 'family'])
-  if (!isObject(body) || Object.keys(body).some((k) => !allowed.has(k)) || map === undefined) throw new UnknownShape()
+  if (!isObject(body)) throw new UnknownShape()
+  const {addr, port} = body
+  // `dnat to 198.19.200.11:8080`, a member chain's: {"addr": "198.19.200.11", "port": 8080}
+  if (kind === 'dnat' && typeof addr === 'string' && onlyKeys(body, ['addr', 'port', 'family'])) {
+    if (parseIpv4(addr) !== addr || typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) throw new UnknownShape()
+    return {kind: 'dnat to', ip: addr, port}
+  }
+  const map = field(addr, 'map')
+  if (!onlyKeys(body, ['addr', 'family']) || map === undefined) throw new UnknownShape()
   return {kind, key: selectors(field(map, 'key')), map: setReference(field(map, 'data'))}
 }
 
-function parseVmap(body: Json): NftStatement {
-  const {of, mask} = maskedMark(field(body, 'key'))
-  const entries = field(field(body, 'data'), 'set')
+function onlyKeys(body: JsonObject, allowed: string[]): boolean {
+  return Object.keys(body).every((k) => allowed.includes(k))
+}
+
+/** `{"goto": {"target": CHAIN}}` and nothing else. */
+function gotoTarget(value: Json): string {
+  const [kind, body] = only(value)
+  const target = field(body, 'target')
+  if (kind !== 'goto' || typeof target !== 'string' || Object.keys(body as JsonObject).length !== 1) throw new UnknownShape()
+  return target
+}
+
+/** `{"set": [[VALUE, {"goto": {"target": CHAIN}}], ...]}`, sorted by value. */
+function gotoEntries(data: Json): {value: number; chain: string}[] {
+  const entries = field(data, 'set')
   if (!Array.isArray(entries)) throw new UnknownShape()
-  return {
-    kind: 'vmap',
-    of,
-    mask,
-    entries: entries.map((entry: Json) => {
+  return entries
+    .map((entry: Json) => {
       if (!Array.isArray(entry) || entry.length !== 2) throw new UnknownShape()
-      const target = field(field(entry[1], 'goto'), 'target')
-      if (typeof target !== 'string') throw new UnknownShape()
-      return {value: number(entry[0]), chain: target}
-    }),
+      return {value: number(entry[0]), chain: gotoTarget(entry[1])}
+    })
+    .sort((a, b) => a.value - b.value)
+}
+
+function parseVmap(body: Json): NftStatement {
+  const key = field(body, 'key')
+  const data = field(body, 'data')
+  // `ip daddr . meta l4proto . th dport vmap @direct`
+  if (typeof data === 'string') return {kind: 'dispatch', key: selectors(key), map: setReference(data)}
+  const numgen = field(key, 'numgen')
+  if (numgen !== undefined) {
+    const entries = gotoEntries(data)
+    if (field(numgen, 'mode') !== 'random' || field(numgen, 'offset') !== 0 || field(numgen, 'mod') !== entries.length) throw new UnknownShape()
+    if (entries.some((entry, i) => entry.value !== i)) throw new UnknownShape()
+    return {kind: 'numgen', chains: entries.map((entry) => entry.chain)}
   }
+  const {of, mask} = maskedMark(key)
+  return {kind: 'vmap', of, mask, entries: gotoEntries(data).map(({value, chain}) => ({value, chain}))}
+}
+
+/** `update @SET { ip saddr }` as JSON: {"set": {"op": "update", "elem": KEY, "set": "@SET"}} */
+function parseSetStatement(body: Json): NftStatement {
+  if (!isObject(body) || body.op !== 'update' || !onlyKeys(body, ['op', 'elem', 'set'])) throw new UnknownShape()
+  return {kind: 'update', set: setReference(body.set), key: selectors(body.elem)}
+}
+
+/** `reject with tcp reset`: {"type": "tcp reset"}; `reject`: {"type": "icmp", "expr": "port-unreachable"}. */
+function parseReject(body: Json): NftStatement {
+  if (!isObject(body)) throw new UnknownShape()
+  if (body.type === 'tcp reset' && onlyKeys(body, ['type'])) return {kind: 'reject', with: 'tcp reset'}
+  if (body.type === 'icmp' && body.expr === 'port-unreachable' && onlyKeys(body, ['type', 'expr'])) return {kind: 'reject', with: 'icmp port-unreachable'}
+  throw new UnknownShape()
 }
 
 function parseStatement(kind: string, body: Json): NftStatement {
@@ -155,11 +199,12 @@ function parseStatement(kind: string, body: Json): NftStatement {
       return parseNat(kind, body)
     case 'vmap':
       return parseVmap(body)
-    case 'goto': {
-      const target = field(body, 'target')
-      if (typeof target !== 'string' || Object.keys(body as JsonObject).length !== 1) throw new UnknownShape()
-      return {kind: 'goto', chain: target}
-    }
+    case 'set':
+      return parseSetStatement(body)
+    case 'reject':
+      return parseReject(body)
+    case 'goto':
+      return {kind: 'goto', chain: gotoTarget({goto: body})}
     default:
       throw new UnknownShape()
   }
@@ -197,6 +242,9 @@ function partText(value: Json, where: string): string {
 }
 
 function parts(value: Json, where: string): string[] {
+  // A verdict map's data: {"goto": {"target": "group_..."}}
+  const target = field(field(value, 'goto'), 'target')
+  if (typeof target === 'string') return [`goto ${target}`]
   const concat = field(value, 'concat')
   return Array.isArray(concat) ? concat.map((part: Json) => partText(part, where)) : [partText(value, where)]
 }
@@ -215,11 +263,23 @@ function typeList(value: Json): string[] {
   throw new Error(`unexpected set type ${JSON.stringify(value)}`)
 }
 
+/**
+ * A set's flags as the renderer writes them. nft 1.0.6 leaves `dynamic` out of its JSON (the text
+ * listing shows it); smartnat's only sets with a timeout are the dynamic affinity sets.
+ */
+function setFlags(body: JsonObject): string[] {
+  const flags = Array.isArray(body.flags) ? body.flags.map(String) : []
+  return flags.includes('timeout') && !flags.includes('dynamic') ? ['dynamic', ...flags] : flags
+}
+
 function parseSet(body: JsonObject, isMap: boolean): NftSet {
   const name = String(body.name)
   const where = `nft set ${name}`
-  const set: NftSet = {name, keyType: typeList(body.type), flags: Array.isArray(body.flags) ? body.flags.map(String) : [], elements: []}
+  const set: NftSet = {name, keyType: typeList(body.type), flags: setFlags(body), elements: []}
   if (isMap) set.dataType = typeList(body.map)
+  if (body.timeout !== undefined) set.timeout = Number(body.timeout)
+  // Rules fill a dynamic set as traffic comes; what they put there is not smartnat's to compare.
+  if (set.flags.includes('dynamic')) return set
   const elements: NftElement[] = (Array.isArray(body.elem) ? body.elem : []).map((item: Json) => {
     if (!isMap) return elementKeyParts(item, where)
     if (!Array.isArray(item) || item.length !== 2) throw new Error(`${where}: unexpected map element ${JSON.stringify(item)}`)
@@ -266,5 +326,8 @@ export function parseNftJson(text: string): NftTable {
       chain.rules.push(parseRuleExpressions(body.expr))
     }
   }
-  return {sets: sets.sort((a, b) => compareText(a.name, b.name)), chains: [...chains.values()]}
+  // Group and member chains are added one by one over time, so nft lists them in no useful order.
+  const all = [...chains.values()]
+  const direct = all.filter((chain) => isDirectChain(chain.name)).sort((a, b) => compareText(a.name, b.name))
+  return {sets: sets.sort((a, b) => compareText(a.name, b.name)), chains: [...all.filter((chain) => !isDirectChain(chain.name)), ...direct]}
 }

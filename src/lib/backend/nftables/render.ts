@@ -5,11 +5,14 @@
  */
 import {checkInterfaceName} from '../../net/interface-name.js'
 import {cidrContains, cidrParts, compareIpv4, intToIpv4, prefixMask, type Cidr, type Ipv4} from '../../net/ipv4.js'
-import type {NatEndpoint, NatMapping, NatModel} from '../../plan/model.js'
+import type {NatEndpoint, NatMapping, NatModel, ServiceEndpoint} from '../../plan/model.js'
 import {renderIpRules, renderRoutes} from '../../routing/render.js'
 import {EGRESS_MARK, INTERFACE_MASK, MASQUERADE_MARK, interfaceMark} from '../../net/marks.js'
 import {compareText} from '../../plan/order.js'
+import {renderDirect, type DirectTable, type OwnedDirectEndpoint} from './direct.js'
 import {
+  DIRECT_ENDPOINTS_SET,
+  DIRECT_MAP,
   EGRESS_SNAT_MAP,
   ENDPOINTS_MAP,
   FORWARD_CHAIN,
@@ -20,11 +23,12 @@ import {
   NAT_POSTROUTING_CHAIN,
   NAT_PREROUTING_CHAIN,
   PRIORITY,
+  UNSERVED_SET,
   allowedSetName,
   egressSetName,
   restoreChainName,
 } from './names.js'
-import {sortElements} from './syntax.js'
+import {sortedSet} from './syntax.js'
 import type {NftChain, NftElement, NftRule, NftSet, NftState, NftStatement, NftTable, Selector} from './types.js'
 import {checkAddress, checkedEndpoints} from '../model-checks.js'
 
@@ -41,16 +45,18 @@ function renderTable(model: NatModel): NftTable {
   const marks = new Map(model.interfaces.map((iface) => [iface.name, {index: iface.index, mark: interfaceMark(iface.index)}]))
   const endpoints = collectEndpoints(model.mappings)
   const egress = egressByInterface(model, marks)
+  const direct = directEndpoints(endpoints)
 
   const allowed = allowedByPrefixLength(endpoints)
-  const sets: NftSet[] = [set(ENDPOINTS_MAP, ENDPOINT_TYPE, endpoints.map(endpointElement), ['ipv4_addr', 'inet_service'])]
+  const sets: NftSet[] = [sortedSet(ENDPOINTS_MAP, ENDPOINT_TYPE, serviceEndpoints(endpoints).map(endpointElement), ['ipv4_addr', 'inet_service'])]
   for (const [length, elements] of allowed) {
-    sets.push(set(allowedSetName(length), length === 0 ? ENDPOINT_TYPE : [...ENDPOINT_TYPE, 'ipv4_addr'], elements))
+    sets.push(sortedSet(allowedSetName(length), length === 0 ? ENDPOINT_TYPE : [...ENDPOINT_TYPE, 'ipv4_addr'], elements))
   }
   for (const [index, pods] of egress.pods) {
-    sets.push(set(egressSetName(index), ['ipv4_addr'], [...pods].map(([pod, comment]) => ({key: [pod], comment}))))
+    sets.push(sortedSet(egressSetName(index), ['ipv4_addr'], [...pods].map(([pod, comment]) => ({key: [pod], comment}))))
   }
-  if (egress.snat.length > 0) sets.push(set(EGRESS_SNAT_MAP, ['ifname', 'ipv4_addr'], egress.snat, ['ipv4_addr']))
+  if (egress.snat.length > 0) sets.push(sortedSet(EGRESS_SNAT_MAP, ['ifname', 'ipv4_addr'], egress.snat, ['ipv4_addr']))
+  if (direct) sets.push(...direct.sets)
   sets.sort((a, b) => compareText(a.name, b.name))
 
   const indexes = [...marks.values()].map((m) => m.index).sort((a, b) => a - b)
@@ -60,30 +66,39 @@ function renderTable(model: NatModel): NftTable {
       manglePrerouting(model, marks, [...egress.pods.keys()]),
       natPrerouting([...allowed.keys()]),
       natPostrouting(model, egress.snat.length > 0),
-      {
-        name: INPUT_CHAIN,
-        base: {type: 'filter', hook: 'input', priority: PRIORITY.filter},
-        // Traffic to a mapped endpoint that was not DNATed still has the host's address as
-        // destination and ends here: its source is not allowed, whatever listens on the host.
-        rules: [{matches: [{kind: 'lookup', key: ENDPOINT_KEY, set: ENDPOINTS_MAP, negate: false}], statement: {kind: 'drop'}}],
-      },
+      input(direct !== undefined),
       {
         name: FORWARD_CHAIN,
         base: {type: 'filter', hook: 'forward', priority: PRIORITY.filter},
         // Accepting here does not overrule a DROP policy of another table's forward chain (see the doc).
         rules: [{matches: [{kind: 'mark', of: 'ct', mask: INTERFACE_MASK, value: 0, negate: true}], statement: {kind: 'accept'}}],
       },
-      natAllowed(model, marks),
+      natAllowed(model, marks, direct !== undefined),
       ...indexes.map(restoreChain),
+      ...(direct?.chains ?? []),
     ],
   }
 }
 
-function set(name: string, keyType: string[], elements: NftElement[], dataType?: string[], flags: string[] = []): NftSet {
-  const result: NftSet = {name, keyType, flags, elements: []}
-  if (dataType) result.dataType = dataType
-  result.elements = sortElements(result, elements)
-  return result
+/**
+ * Traffic to a mapped endpoint that was not DNATed still has the host's address as destination and
+ * ends here: its source is not allowed, whatever listens on the host. Or, in mode direct, its source
+ * is allowed (the connection carries its interface's mark) but its group has no member: refused, as
+ * kube-proxy refuses a Service without endpoints. REJECT is not possible in a nat chain.
+ */
+function input(direct: boolean): NftChain {
+  const lookup = (set: string) => ({kind: 'lookup', key: ENDPOINT_KEY, set, negate: false}) as const
+  const rules: NftRule[] = []
+  if (direct) {
+    const admitted = {kind: 'mark', of: 'ct', mask: INTERFACE_MASK, value: 0, negate: true} as const
+    rules.push(
+      {matches: [admitted, lookup(UNSERVED_SET)], statement: {kind: 'reject', with: 'tcp reset'}},
+      {matches: [admitted, lookup(UNSERVED_SET), {kind: 'l4proto', protocol: 'udp'}], statement: {kind: 'reject', with: 'icmp port-unreachable'}},
+    )
+  }
+  rules.push({matches: [lookup(ENDPOINTS_MAP)], statement: {kind: 'drop'}})
+  if (direct) rules.push({matches: [lookup(DIRECT_ENDPOINTS_SET)], statement: {kind: 'drop'}})
+  return {name: INPUT_CHAIN, base: {type: 'filter', hook: 'input', priority: PRIORITY.filter}, rules}
 }
 
 type Marks = Map<string, {index: number; mark: number}>
@@ -139,7 +154,7 @@ function sourceSelector(length: number): Selector {
 }
 
 /** What an allowed connection meets: the masquerade mark, its interface's connection mark, the DNAT. */
-function natAllowed(model: NatModel, marks: Marks): NftChain {
+function natAllowed(model: NatModel, marks: Marks, direct: boolean): NftChain {
   const rules: NftRule[] = []
   if (model.masquerade) rules.push({matches: [], statement: setMark('meta', MASQUERADE_MARK, MASQUERADE_MARK)})
   // Every external interface marks its connections, also the one without a table of its own: the
@@ -147,6 +162,8 @@ function natAllowed(model: NatModel, marks: Marks): NftChain {
   for (const iface of model.interfaces) {
     rules.push({matches: [{kind: 'iifname', name: iface.name}], statement: setMark('ct', INTERFACE_MASK | EGRESS_MARK, marks.get(iface.name)!.mark)})
   }
+  // A direct endpoint goes to its group's chain; any other finds no element and goes on to the DNAT.
+  if (direct) rules.push({matches: [], statement: {kind: 'dispatch', key: ENDPOINT_KEY, map: DIRECT_MAP}})
   rules.push({matches: [], statement: {kind: 'dnat', key: ENDPOINT_KEY, map: ENDPOINTS_MAP}})
   return {name: NAT_ALLOWED_CHAIN, rules}
 }
@@ -205,12 +222,27 @@ function covers(outer: Cidr, inner: Cidr): boolean {
   return o.length <= i.length && cidrContains(outer, i.network)
 }
 
-function endpointElement({mapping, endpoint: e}: OwnedEndpoint): NftElement {
-  return {
-    key: [e.address, e.protocol, String(e.port)],
-    value: [e.targetIP, String(e.targetPort)],
-    comment: cut(`${mapping.namespace}/${mapping.name}`, ` ${e.protocol}/${e.port}`),
+function endpointComment({mapping, endpoint: e}: OwnedEndpoint): string {
+  return cut(`${mapping.namespace}/${mapping.name}`, ` ${e.protocol}/${e.port}`)
+}
+
+function serviceEndpoints(endpoints: OwnedEndpoint[]): (OwnedEndpoint & {endpoint: ServiceEndpoint})[] {
+  return endpoints.filter((owned): owned is OwnedEndpoint & {endpoint: ServiceEndpoint} => owned.endpoint.group === undefined)
+}
+
+/** The direct-mode sets and chains; undefined when no endpoint is direct, so a table of service Mappings stays as it was. */
+function directEndpoints(endpoints: OwnedEndpoint[]): DirectTable | undefined {
+  const direct: OwnedDirectEndpoint[] = []
+  for (const owned of endpoints) {
+    const {mapping, endpoint} = owned
+    if (endpoint.group !== undefined) direct.push({mapping, endpoint, comment: endpointComment(owned)})
   }
+  return direct.length === 0 ? undefined : renderDirect(direct)
+}
+
+function endpointElement(owned: OwnedEndpoint & {endpoint: ServiceEndpoint}): NftElement {
+  const e = owned.endpoint
+  return {key: [e.address, e.protocol, String(e.port)], value: [e.targetIP, String(e.targetPort)], comment: endpointComment(owned)}
 }
 
 /** Elements of the allow-list sets by prefix length, longest first; each keyed by the prefix's network address. */

@@ -19,6 +19,8 @@ function printMatch(match: NftMatch): string {
       return `ct direction ${match.direction}`
     case 'mark':
       return `${match.of} mark & ${markHex(match.mask)} ${match.negate ? '!=' : '=='} ${markHex(match.value)}`
+    case 'l4proto':
+      return `meta l4proto ${match.protocol}`
   }
 }
 
@@ -42,6 +44,19 @@ function printStatement(statement: NftStatement): string {
       const entries = statement.entries.map((e) => `${markHex(e.value)} : goto ${e.chain}`).join(', ')
       return `${statement.of} mark & ${markHex(statement.mask)} vmap { ${entries} }`
     }
+    case 'dispatch':
+      return `${statement.key.join(' . ')} vmap @${statement.map}`
+    case 'numgen': {
+      const entries = statement.chains.map((chain, i) => `${i} : goto ${chain}`).join(', ')
+      return `numgen random mod ${statement.chains.length} vmap { ${entries} }`
+    }
+    case 'update':
+      return `update @${statement.set} { ${statement.key.join(' . ')} }`
+    case 'dnat to':
+      return `dnat to ${statement.ip}:${statement.port}`
+    case 'reject':
+      // Without the protocol written first, nft would make `th dport` of the rule's lookup `tcp dport`.
+      return statement.with === 'tcp reset' ? 'meta l4proto tcp reject with tcp reset' : 'reject'
   }
 }
 
@@ -74,6 +89,14 @@ export function sortElements(set: NftSet, elements: NftElement[]): NftElement[] 
     .map(({element}) => element)
 }
 
+/** A set or map of these elements, sorted as read back. */
+export function sortedSet(name: string, keyType: string[], elements: NftElement[], dataType?: string[]): NftSet {
+  const result: NftSet = {name, keyType, flags: [], elements: []}
+  if (dataType) result.dataType = dataType
+  result.elements = sortElements(result, elements)
+  return result
+}
+
 /** An element as written inside `{ }`: key, comment, then `: value` for maps. */
 export function printElement(set: NftSet, element: NftElement): string {
   const comment = element.comment === undefined ? '' : ` comment ${quoted(element.comment)}`
@@ -81,10 +104,17 @@ export function printElement(set: NftSet, element: NftElement): string {
   return `${elementKey(set, element)}${comment}${value}`
 }
 
+/** The lines inside a set's or map's braces before its elements: type, flags, timeout. */
+function declarationLines(set: NftSet): string[] {
+  const lines = [`type ${set.keyType.join(' . ')}${set.dataType ? ` : ${set.dataType.join(' . ')}` : ''}`]
+  if (set.flags.length > 0) lines.push(`flags ${set.flags.join(', ')}`)
+  if (set.timeout !== undefined) lines.push(`timeout ${set.timeout}s`)
+  return lines
+}
+
 /** The declaration of a set or map without its elements: what makes a change structural. */
 export function setDeclaration(set: NftSet): string {
-  const type = `type ${set.keyType.join(' . ')}${set.dataType ? ` : ${set.dataType.join(' . ')}` : ''}`
-  return `${set.dataType ? 'map' : 'set'} ${set.name} { ${type};${set.flags.length > 0 ? ` flags ${set.flags.join(', ')};` : ''} }`
+  return `${set.dataType ? 'map' : 'set'} ${set.name} { ${declarationLines(set).map((line) => `${line}; `).join('')}}`
 }
 
 /** A chain's header and rules on one line each: what makes a change structural. */
@@ -97,8 +127,7 @@ export function chainLines(chain: NftChain): string[] {
 
 function writeSet(out: LineBuffer, set: NftSet): void {
   out.write(`\t${set.dataType ? 'map' : 'set'} ${set.name} {`)
-  out.write(`\t\ttype ${set.keyType.join(' . ')}${set.dataType ? ` : ${set.dataType.join(' . ')}` : ''}`)
-  if (set.flags.length > 0) out.write(`\t\tflags ${set.flags.join(', ')}`)
+  for (const line of declarationLines(set)) out.write(`\t\t${line}`)
   if (set.elements.length > 0) {
     out.write('\t\telements = {')
     set.elements.forEach((element, i) => out.write(`\t\t\t${printElement(set, element)}${i < set.elements.length - 1 ? ',' : ''}`))

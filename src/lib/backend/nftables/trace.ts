@@ -88,9 +88,91 @@ class NftTracer {
           // goto: when that chain ends, so does this one.
           return this.walk(table, entry.chain, packet, depth + 1)
         }
+        case 'dispatch': {
+          const element = this.find(statement.map, statement.key, packet)
+          if (!element) break
+          this.steps.push({table, chain: name, rule: line})
+          const target = /^goto (\S+)$/.exec(element.value?.join(' ') ?? '')?.[1]
+          if (target === undefined) throw new Error(`trace: map ${statement.map} sends ${element.key.join(' . ')} to ${JSON.stringify(element.value)}, not to a group chain`)
+          // goto: a group without members ends the chain that dispatched to it, undecided.
+          return this.group(table, target, packet, element.comment)
+        }
+        case 'reject':
+          // `reject with tcp reset` carries the `meta l4proto tcp` nft folds into it.
+          if (statement.with === 'tcp reset' && packet.protocol !== 'tcp') break
+          this.steps.push({table, chain: name, rule: line})
+          return {kind: 'REJECT', rule: line, with: statement.with === 'tcp reset' ? 'tcp-reset' : 'icmp-port-unreachable'}
+        case 'numgen':
+        case 'update':
+        case 'dnat to':
+          throw new Error(`trace: chain ${name} holds ${JSON.stringify(line)}, which smartnat renders only in a group or member chain`)
       }
     }
     return {kind: 'continue'}
+  }
+
+  /**
+   * A group chain: the members its random pick leads to, with their affinity. Affinity sets are
+   * the kernel's (never read back), so a traced client is one the group has not seen.
+   */
+  private group(table: TraceTable, name: string, packet: TracedPacket, comment: string | undefined): HookOutcome {
+    const chain = this.chains.get(name)
+    if (!chain) throw new Error(`trace: goto ${name}, which the table does not hold`)
+    if (chain.rules.length === 0) return {kind: 'continue'}
+    const fail = (why: string) => new Error(`trace: group chain ${name} ${why}`)
+    const rules = chain.rules.map((rule) => {
+      if ('unknown' in rule) throw fail(`holds a rule smartnat does not render: ${rule.unknown}`)
+      return rule
+    })
+    const pick = rules.at(-1)!
+    if (pick.statement.kind !== 'numgen' || pick.matches.length > 0) throw fail(`does not end in a numgen pick: ${printRule(pick)}`)
+    const members = pick.statement.chains
+    const sticky = rules.slice(0, -1).map((rule, i) => {
+      const [match] = rule.matches
+      const ok = rule.matches.length === 1 && match?.kind === 'lookup' && !match.negate && match.key.join() === 'ip saddr' && rule.statement.kind === 'goto' && rule.statement.chain === members[i]
+      if (!ok) throw fail(`holds ${JSON.stringify(printRule(rule))} where the affinity lookup of member ${members[i] ?? '(none)'} belongs`)
+      return match.set
+    })
+    if (sticky.length !== 0 && sticky.length !== members.length) throw fail(`has affinity lookups for ${sticky.length} of its ${members.length} members`)
+    const seconds = new Set<number | undefined>()
+    const targets = members.map((member, i) => {
+      const target = this.member(member, packet, sticky[i])
+      seconds.add(target.affinitySeconds)
+      return target.to
+    })
+    if (seconds.size > 1) throw fail(`keeps clients for different times: ${[...seconds].join(', ')}`)
+    const [affinitySeconds] = seconds
+    this.steps.push({table, chain: name, rule: printRule(pick)})
+    return {kind: 'GROUP', rule: printRule(pick), group: name, members: targets, ...(affinitySeconds === undefined ? {} : {affinitySeconds}), ...(comment === undefined ? {} : {comment})}
+  }
+
+  /** A member chain: `update @SET { ip saddr }` when its group has affinity (SET being the one the group looks up), then the DNAT. */
+  private member(name: string, packet: TracedPacket, affinity: string | undefined): {to: string; affinitySeconds?: number} {
+    const chain = this.chains.get(name)
+    if (!chain) throw new Error(`trace: goto ${name}, which the table does not hold`)
+    const fail = (why: string) => new Error(`trace: member chain ${name} ${why}`)
+    const rules = chain.rules.map((rule) => {
+      if ('unknown' in rule) throw fail(`holds a rule smartnat does not render: ${rule.unknown}`)
+      return rule
+    })
+    const [first, dnat] = affinity === undefined ? [undefined, rules[0]] : rules
+    if (rules.length !== (affinity === undefined ? 1 : 2)) throw fail(`holds ${rules.length} rules, not ${affinity === undefined ? 'a DNAT' : 'an affinity update and a DNAT'}`)
+    let affinitySeconds: number | undefined
+    if (affinity !== undefined) {
+      const update = first!.statement
+      if (first!.matches.length > 0 || update.kind !== 'update' || update.set !== affinity || update.key.join() !== 'ip saddr') {
+        throw fail(`does not begin with update @${affinity} { ip saddr }: ${printRule(first!)}`)
+      }
+      const set = this.sets.get(affinity)
+      if (set?.timeout === undefined || !set.flags.includes('dynamic')) throw fail(`updates ${affinity}, which is not a dynamic set with a timeout in the table`)
+      affinitySeconds = set.timeout
+    }
+    const [protocol] = dnat!.matches
+    const {statement} = dnat!
+    if (dnat!.matches.length !== 1 || protocol?.kind !== 'l4proto' || statement.kind !== 'dnat to') throw fail(`does not end in meta l4proto PROTOCOL dnat to IP:PORT: ${printRule(dnat!)}`)
+    // The random pick may land on any member: one that would not DNAT this packet is a table smartnat does not render.
+    if (protocol.protocol !== packet.protocol) throw fail(`DNATs ${protocol.protocol} only, and this packet is ${packet.protocol}`)
+    return {to: `${statement.ip}:${statement.port}`, ...(affinitySeconds === undefined ? {} : {affinitySeconds})}
   }
 
   private matches(match: NftMatch, packet: TracedPacket): boolean {
@@ -108,6 +190,8 @@ class NftTracer {
         const mark = match.of === 'ct' ? packet.ctmark : packet.nfmark
         return (((mark & match.mask) >>> 0) === match.value) !== match.negate
       }
+      case 'l4proto':
+        return packet.protocol === match.protocol
     }
   }
 

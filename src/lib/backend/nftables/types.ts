@@ -24,6 +24,8 @@ export type NftMatch =
   | {kind: 'ct direction'; direction: 'original' | 'reply'}
   /** `ct mark & 0x0ff00000 != 0x00000000` */
   | {kind: 'mark'; of: MarkOf; mask: number; value: number; negate: boolean}
+  /** `meta l4proto udp` */
+  | {kind: 'l4proto'; protocol: 'tcp' | 'udp'}
 
 export type NftStatement =
   | {kind: 'accept' | 'drop' | 'return' | 'masquerade'}
@@ -35,6 +37,19 @@ export type NftStatement =
   | {kind: 'goto'; chain: string}
   /** `ct mark & MASK vmap { VALUE : goto CHAIN, ... }` */
   | {kind: 'vmap'; of: MarkOf; mask: number; entries: {value: number; chain: string}[]}
+  /** `ip daddr . meta l4proto . th dport vmap @direct`: a verdict map of the table */
+  | {kind: 'dispatch'; key: Selector[]; map: string}
+  /** `numgen random mod N vmap { 0 : goto CHAIN, ... }`: entries 0..N-1 in order */
+  | {kind: 'numgen'; chains: string[]}
+  /** `update @SET { ip saddr }` */
+  | {kind: 'update'; set: string; key: Selector[]}
+  /** `dnat to 198.19.200.11:8080` */
+  | {kind: 'dnat to'; ip: string; port: number}
+  /**
+   * `reject with tcp reset` or `reject` (ICMP port unreachable). nft reads the first back without the
+   * `meta l4proto tcp` it needs written before it, so the statement prints that match itself.
+   */
+  | {kind: 'reject'; with: 'tcp reset' | 'icmp port-unreachable'}
 
 export type NftRule =
   | {matches: NftMatch[]; statement: NftStatement}
@@ -68,16 +83,21 @@ export interface NftSet {
   keyType: string[]
   /** Present for maps: the data types, one per part. */
   dataType?: string[]
-  /** `interval` for sets holding prefixes. */
+  /** `interval` for sets holding prefixes; `dynamic`, `timeout` for the affinity sets rules fill. */
   flags: string[]
-  /** Sorted by key. */
+  /** Seconds an element of a `timeout` set lives unless refreshed. */
+  timeout?: number
+  /** Sorted by key. Always empty for a `dynamic` set: its elements are the kernel's, never compared. */
   elements: NftElement[]
 }
 
 export interface NftTable {
   /** Sorted by name. */
   sets: NftSet[]
-  /** Base chains first, in render order; read back in the order nft lists them. */
+  /**
+   * Base chains first, in render order; read back in the order nft lists them, except that the
+   * direct-mode group and member chains come last, sorted by name, however they were added.
+   */
   chains: NftChain[]
 }
 

@@ -1,0 +1,127 @@
+/**
+ * Renders mode direct (docs/kernel-layout-nftables.md, "Mode direct"): the `direct` verdict map that
+ * sends each direct endpoint to its group's chain, one chain per group spreading new connections
+ * with `numgen random`, one chain per member DNATing to it, and an affinity set per member.
+ */
+import type {DirectEndpoint, NatGroup, NatMapping} from '../../plan/model.js'
+import {compareText} from '../../plan/order.js'
+import {DIRECT_ENDPOINTS_SET, DIRECT_MAP, UNSERVED_SET, affinitySetName, groupChainName, memberChainName} from './names.js'
+import {sortedSet} from './syntax.js'
+import type {NftChain, NftElement, NftRule, NftSet, Selector} from './types.js'
+
+const SOURCE: Selector[] = ['ip saddr']
+
+/** A direct endpoint with the Mapping that owns it and the comment its elements carry. */
+export interface OwnedDirectEndpoint {
+  mapping: NatMapping
+  endpoint: DirectEndpoint
+  comment: string
+}
+
+/** The sets and chains of mode direct; the base chains' rules that lead to them are the caller's. */
+export interface DirectTable {
+  /** `direct`, `direct_endpoints`, `unserved`, and one affinity set per member of a group with affinity. */
+  sets: NftSet[]
+  /** Group and member chains, sorted by name. */
+  chains: NftChain[]
+}
+
+interface Group {
+  group: NatGroup
+  protocol: 'tcp' | 'udp'
+  chain: string
+  owner: NatMapping
+}
+
+/** The direct-mode part of the table; throws when two groups' chains would share a name or one group is told two ways. */
+export function renderDirect(endpoints: OwnedDirectEndpoint[]): DirectTable {
+  const groups = collectGroups(endpoints)
+  const dispatch: NftElement[] = []
+  const keys: NftElement[] = []
+  const unserved: NftElement[] = []
+  for (const {endpoint: e, comment} of endpoints) {
+    const key = [e.address, e.protocol, String(e.port)]
+    dispatch.push({key, value: [`goto ${groups.get(e.group.id)!.chain}`], comment})
+    keys.push({key, comment})
+    if (e.group.members.length === 0) unserved.push({key, comment})
+  }
+  const endpointType = ['ipv4_addr', 'inet_proto', 'inet_service']
+  const sets = [
+    sortedSet(DIRECT_MAP, endpointType, dispatch, ['verdict']),
+    sortedSet(DIRECT_ENDPOINTS_SET, endpointType, keys),
+    sortedSet(UNSERVED_SET, endpointType, unserved),
+  ]
+  const chains: NftChain[] = []
+  const names = new Map<string, string>()
+  const claim = (name: string, what: string) => {
+    const other = names.get(name)
+    if (other !== undefined) throw new Error(`${what} and ${other} hash to the same name ${name}; rename one of them`)
+    names.set(name, what)
+  }
+  for (const {group, protocol, chain} of groups.values()) {
+    claim(chain, `group ${JSON.stringify(group.id)}`)
+    const rendered = groupChains(group, protocol)
+    for (const member of rendered.chains.slice(1)) claim(member.name, `a member of group ${JSON.stringify(group.id)}`)
+    for (const affinity of rendered.affinity) claim(affinity.name, `an affinity set of group ${JSON.stringify(group.id)}`)
+    chains.push(...rendered.chains)
+    sets.push(...rendered.affinity)
+  }
+  return {sets, chains: chains.sort((a, b) => compareText(a.name, b.name))}
+}
+
+/** Each group once, by id; an id that two Mappings claim, or that its endpoints tell two ways, is refused. */
+function collectGroups(endpoints: OwnedDirectEndpoint[]): Map<string, Group> {
+  const groups = new Map<string, Group>()
+  for (const {mapping, endpoint: e} of endpoints) {
+    const known = groups.get(e.group.id)
+    if (!known) {
+      groups.set(e.group.id, {group: e.group, protocol: e.protocol, chain: groupChainName(e.group.id), owner: mapping})
+      continue
+    }
+    const where = `mapping ${mapping.namespace}/${mapping.name}: group ${JSON.stringify(e.group.id)}`
+    if (known.owner !== mapping) throw new Error(`${where} is also the group of ${known.owner.namespace}/${known.owner.name}`)
+    if (known.protocol !== e.protocol || !sameGroup(known.group, e.group)) throw new Error(`${where} differs between the endpoints leading to it`)
+  }
+  return groups
+}
+
+function sameGroup(a: NatGroup, b: NatGroup): boolean {
+  if (a === b) return true
+  return (
+    a.affinitySeconds === b.affinitySeconds &&
+    a.members.length === b.members.length &&
+    a.members.every((m, i) => m.ip === b.members[i]!.ip && m.port === b.members[i]!.port)
+  )
+}
+
+/**
+ * The group's chain first, then one chain per member. With affinity a client found in a member's
+ * set goes back to that member, before the random pick; an empty group has no rules, so its
+ * connection is not DNATed and meets the reject of `input`.
+ */
+function groupChains(group: NatGroup, protocol: 'tcp' | 'udp'): {chains: NftChain[]; affinity: NftSet[]} {
+  const seconds = group.affinitySeconds
+  const members = group.members.map((member) => ({
+    member,
+    chain: memberChainName(group.id, member),
+    affinity: seconds === undefined ? undefined : affinitySetName(group.id, member, seconds),
+  }))
+  const rules: NftRule[] = []
+  for (const {chain, affinity} of members) {
+    if (affinity !== undefined) rules.push({matches: [{kind: 'lookup', key: SOURCE, set: affinity, negate: false}], statement: {kind: 'goto', chain}})
+  }
+  if (members.length > 0) rules.push({matches: [], statement: {kind: 'numgen', chains: members.map((m) => m.chain)}})
+  const chains: NftChain[] = [{name: groupChainName(group.id), rules}]
+  const affinity: NftSet[] = []
+  for (const {member, chain, affinity: set} of members) {
+    const memberRules: NftRule[] = []
+    if (set !== undefined) {
+      memberRules.push({matches: [], statement: {kind: 'update', set, key: SOURCE}})
+      affinity.push({name: set, keyType: ['ipv4_addr'], flags: ['dynamic', 'timeout'], timeout: seconds!, elements: []})
+    }
+    // nft needs the protocol to DNAT to a port.
+    memberRules.push({matches: [{kind: 'l4proto', protocol}], statement: {kind: 'dnat to', ip: member.ip, port: member.port}})
+    chains.push({name: chain, rules: memberRules})
+  }
+  return {chains, affinity}
+}
