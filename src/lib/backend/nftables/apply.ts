@@ -1,6 +1,7 @@
 /**
  * Applies a desired NftState: reads the kernel (or trusts the caller's record of it), writes nothing when it matches, only set and map
- * elements when nothing else differs, and otherwise replaces the table in one `nft -f` transaction.
+ * elements (and mode direct's group and member chains and affinity sets) when nothing else differs, and otherwise replaces the table
+ * in one `nft -f` transaction.
  * Then ip rules and routes. nft commits all or nothing, so a failed apply leaves the old table.
  */
 import type {Runner} from '../../host/runner.js'
@@ -43,6 +44,16 @@ function countWrites(changes: NftChanges, desired: NftState, actual: NftState): 
       return {sets: 0, chains: 0, rules: 0, routes}
     case 'elements':
       return {sets: changes.table.sets.length, chains: 0, rules: 0, routes}
+    case 'partial': {
+      const {sets, addSets, deleteSets, addChains, refillChains, deleteChains} = changes.table
+      const filled = [...addChains, ...refillChains]
+      return {
+        sets: sets.length + addSets.length + deleteSets.length,
+        chains: filled.length + deleteChains.length,
+        rules: filled.reduce((n, chain) => n + chain.rules.length, 0),
+        routes,
+      }
+    }
     case 'replace':
       return {...countTable(desired.table), routes}
     case 'delete':

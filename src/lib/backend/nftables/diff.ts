@@ -1,9 +1,12 @@
-/** Compares desired and actual nftables-backend state: nothing, element changes only, or the whole table; pure. */
+/**
+ * Compares desired and actual nftables-backend state: nothing, element changes only, element changes
+ * plus mode direct's group and member chains and affinity sets one by one, or the whole table; pure.
+ */
 import {diffRouting, isEmptyRouting, type RoutingChanges} from '../../routing/diff.js'
 import type {ChangedEndpoint} from '../result.js'
-import {ENDPOINTS_MAP} from './names.js'
+import {ENDPOINTS_MAP, isAffinitySet, isDirectChain} from './names.js'
 import {chainLines, elementKey, printElement, setDeclaration} from './syntax.js'
-import type {NftElement, NftSet, NftState, NftTable} from './types.js'
+import type {NftChain, NftElement, NftRule, NftSet, NftState, NftTable} from './types.js'
 
 /** Element writes for one set or map: deletes run before adds, so a changed element is replaced. */
 export interface ElementChanges {
@@ -12,10 +15,30 @@ export interface ElementChanges {
   add: NftElement[]
 }
 
+/**
+ * Mode direct's chains and sets that differ, around element changes. An endpoint change of one group
+ * rewrites that group's chain and adds or deletes its members' chains and affinity sets; an affinity
+ * set that stays keeps what the kernel put into it.
+ */
+export interface DirectChanges {
+  /** Affinity sets to create. */
+  addSets: NftSet[]
+  /** Affinity sets no rule uses any more. */
+  deleteSets: NftSet[]
+  /** Group and member chains to create, with their rules. */
+  addChains: NftChain[]
+  /** Group and member chains whose rules differ: flushed and filled again. */
+  refillChains: NftChain[]
+  /** Group and member chains nothing leads to any more. */
+  deleteChains: NftChain[]
+}
+
 export type TableChange =
   | {kind: 'none'}
   /** Same sets and chains, only elements differ: `delete element` / `add element` in one transaction. */
   | {kind: 'elements'; sets: ElementChanges[]}
+  /** Element changes plus group and member chains and affinity sets, in one transaction; everything else the same. */
+  | ({kind: 'partial'; sets: ElementChanges[]} & DirectChanges)
   /** Anything else differs (or a full apply was asked for): the table is replaced whole. */
   | {kind: 'replace'}
   /** The table exists and is not wanted (flush). */
@@ -31,11 +54,55 @@ export interface DiffOptions {
   full?: boolean
 }
 
-/** Sets without elements and chains with their rules, one text: equal exactly when only elements may differ. */
+/**
+ * Sets without elements and chains with their rules, one text, leaving out mode direct's group and
+ * member chains and affinity sets (compared one by one): equal exactly when nothing else but elements differs.
+ */
 export function tableStructure(table: NftTable): string {
-  const sets = table.sets.map(setDeclaration).sort()
-  const chains = [...table.chains].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)).flatMap(chainLines)
+  const sets = table.sets.filter((set) => !isAffinitySet(set.name)).map(setDeclaration).sort()
+  const chains = table.chains
+    .filter((chain) => !isDirectChain(chain.name))
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+    .flatMap(chainLines)
   return [...sets, ...chains].join('\n')
+}
+
+/** Deep equality of plain data (rules are small trees of strings, numbers and arrays): no printing of tens of thousands of rules. */
+function sameData(a: unknown, b: unknown): boolean {
+  if (a === b) return true
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null || Array.isArray(a) !== Array.isArray(b)) return false
+  const aKeys = Object.keys(a)
+  if (aKeys.length !== Object.keys(b).length) return false
+  return aKeys.every((key) => sameData((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key]))
+}
+
+function sameRules(a: NftRule[], b: NftRule[]): boolean {
+  return a.length === b.length && a.every((rule, i) => sameData(rule, b[i]))
+}
+
+/** The group and member chains and affinity sets that differ; undefined when none does, 'replace' when an affinity set was redeclared by hand. */
+function diffDirect(desired: NftTable, actual: NftTable): DirectChanges | 'replace' | undefined {
+  const changes: DirectChanges = {addSets: [], deleteSets: [], addChains: [], refillChains: [], deleteChains: []}
+  const haveChains = new Map(actual.chains.filter((c) => isDirectChain(c.name)).map((c) => [c.name, c]))
+  for (const chain of desired.chains) {
+    if (!isDirectChain(chain.name)) continue
+    const have = haveChains.get(chain.name)
+    haveChains.delete(chain.name)
+    if (!have) changes.addChains.push(chain)
+    else if (!sameRules(chain.rules, have.rules)) changes.refillChains.push(chain)
+  }
+  changes.deleteChains = [...haveChains.values()]
+  const haveSets = new Map(actual.sets.filter((s) => isAffinitySet(s.name)).map((s) => [s.name, s]))
+  for (const set of desired.sets) {
+    if (!isAffinitySet(set.name)) continue
+    const have = haveSets.get(set.name)
+    haveSets.delete(set.name)
+    if (!have) changes.addSets.push(set)
+    // Its name holds its timeout, so only a hand-made change redeclares it; nft cannot change a set's type in place.
+    else if (setDeclaration(have) !== setDeclaration(set)) return 'replace'
+  }
+  changes.deleteSets = [...haveSets.values()]
+  return Object.values(changes).some((list) => list.length > 0) ? changes : undefined
 }
 
 function sameParts(a: readonly string[] | undefined, b: readonly string[] | undefined): boolean {
@@ -76,8 +143,11 @@ function diffElements(desired: NftSet, actual: NftSet): ElementChanges | undefin
 function diffTable(desired: NftTable | undefined, actual: NftTable | undefined, full: boolean): TableChange {
   if (!desired) return actual ? {kind: 'delete'} : {kind: 'none'}
   if (!actual || full || tableStructure(desired) !== tableStructure(actual)) return {kind: 'replace'}
+  const direct = diffDirect(desired, actual)
+  if (direct === 'replace') return {kind: 'replace'}
   const actualSets = new Map(actual.sets.map((s) => [s.name, s]))
-  const sets = desired.sets.flatMap((set) => diffElements(set, actualSets.get(set.name)!) ?? [])
+  const sets = desired.sets.flatMap((set) => (isAffinitySet(set.name) ? [] : (diffElements(set, actualSets.get(set.name)!) ?? [])))
+  if (direct) return {kind: 'partial', sets, ...direct}
   return sets.length === 0 ? {kind: 'none'} : {kind: 'elements', sets}
 }
 
@@ -120,7 +190,8 @@ export function changedEndpoints(desired: NftState, actual: NftState, change: Ta
   switch (change.kind) {
     case 'none':
       return []
-    case 'elements': {
+    case 'elements':
+    case 'partial': {
       const endpoints = change.sets.find((c) => c.set.name === ENDPOINTS_MAP)
       before = endpoints?.delete ?? []
       after = endpoints?.add ?? []
