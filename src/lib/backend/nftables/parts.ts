@@ -1,11 +1,24 @@
 /**
- * The nftables backend's state as parts: chains and rules serve every Mapping alike; map and set
- * elements belong to the Mapping whose endpoint or pods they carry.
+ * The nftables backend's state as parts: chains and rules serve every Mapping alike, except mode
+ * direct's group and member chains and affinity sets, which belong to the Mapping of their group;
+ * map and set elements belong to the Mapping whose endpoint or pods they carry.
  */
-import type {NatModel} from '../../plan/model.js'
+import type {NatGroup, NatModel} from '../../plan/model.js'
 import {endpointName, type StatePart} from '../parts.js'
 import {routingParts} from '../routing-parts.js'
-import {EGRESS_SNAT_MAP, ENDPOINTS_MAP, TABLE, egressSetName, isAllowedSet} from './names.js'
+import {
+  DIRECT_ENDPOINTS_SET,
+  DIRECT_MAP,
+  EGRESS_SNAT_MAP,
+  ENDPOINTS_MAP,
+  TABLE,
+  UNSERVED_SET,
+  affinitySetName,
+  egressSetName,
+  groupChainName,
+  isAllowedSet,
+  memberChainName,
+} from './names.js'
 import {chainLines, printElement, setDeclaration} from './syntax.js'
 import type {NftElement, NftSet, NftState} from './types.js'
 
@@ -16,10 +29,16 @@ class Owners {
   readonly byEndpoint = new Map<string, string>()
   /** `egress_<index> <pod>` and `egress_snat <interface> <pod>`, as the renderer resolves them. */
   readonly byEgressKey = new Map<string, string[]>()
+  /** Group and member chains and affinity sets, by name. */
+  readonly byDirectName = new Map<string, string>()
 
   constructor(model: NatModel) {
     for (const mapping of model.mappings) {
-      for (const e of mapping.endpoints) this.byEndpoint.set(endpointName(e.address, e.protocol, e.port), `${mapping.namespace}/${mapping.name}`)
+      const id = `${mapping.namespace}/${mapping.name}`
+      for (const e of mapping.endpoints) {
+        this.byEndpoint.set(endpointName(e.address, e.protocol, e.port), id)
+        if (e.group !== undefined) this.addGroup(e.group, id)
+      }
     }
     const index = new Map(model.interfaces.map((iface) => [iface.name, iface.index]))
     for (const egress of model.egress) {
@@ -32,7 +51,24 @@ class Owners {
       }
     }
   }
+
+  private addGroup(group: NatGroup, mapping: string): void {
+    this.byDirectName.set(groupChainName(group.id), mapping)
+    for (const member of group.members) {
+      this.byDirectName.set(memberChainName(group.id, member), mapping)
+      if (group.affinitySeconds !== undefined) this.byDirectName.set(affinitySetName(group.id, member, group.affinitySeconds), mapping)
+    }
+  }
+
+  /** The Mapping a group or member chain or affinity set serves; none for any other (or a stale one). */
+  directOwner(name: string): string[] {
+    const mapping = this.byDirectName.get(name)
+    return mapping === undefined ? [] : [mapping]
+  }
 }
+
+/** Sets and maps whose elements are keyed by an external endpoint first: address, protocol, port. */
+const ENDPOINT_KEYED = new Set([ENDPOINTS_MAP, DIRECT_MAP, DIRECT_ENDPOINTS_SET, UNSERVED_SET])
 
 /** Parts of an nftables-backend state; its rules keep no counters, so no part has a counter key. */
 export function nftParts(state: NftState, model: NatModel): StatePart[] {
@@ -42,11 +78,12 @@ export function nftParts(state: NftState, model: NatModel): StatePart[] {
   if (table) {
     for (const chain of table.chains) {
       const [header, ...rules] = chainLines(chain)
-      parts.push({kind: 'chain', where: `table ${TABLE}`, text: header!, mappings: []})
-      for (const rule of rules) parts.push({kind: 'rule', where: `chain ${chain.name}`, text: rule, mappings: []})
+      const mappings = owners.directOwner(chain.name)
+      parts.push({kind: 'chain', where: `table ${TABLE}`, text: header!, mappings})
+      for (const rule of rules) parts.push({kind: 'rule', where: `chain ${chain.name}`, text: rule, mappings: [...mappings]})
     }
     for (const set of table.sets) {
-      parts.push({kind: 'set', where: `table ${TABLE}`, text: setDeclaration(set), mappings: []})
+      parts.push({kind: 'set', where: `table ${TABLE}`, text: setDeclaration(set), mappings: owners.directOwner(set.name)})
       for (const element of set.elements) parts.push(elementPart(set, element, owners))
     }
   }
@@ -56,7 +93,7 @@ export function nftParts(state: NftState, model: NatModel): StatePart[] {
 function elementPart(set: NftSet, element: NftElement, owners: Owners): StatePart {
   const kind = set.dataType ? 'map-entry' : 'set-entry'
   const base = {kind, where: `${set.dataType ? 'map' : 'set'} ${set.name}`, text: printElement(set, element)} as const
-  if (set.name === ENDPOINTS_MAP || isAllowedSet(set.name)) {
+  if (ENDPOINT_KEYED.has(set.name) || isAllowedSet(set.name)) {
     const [address, protocol, port] = element.key
     const endpoint = endpointName(address ?? '', protocol ?? '', Number(port))
     const mapping = owners.byEndpoint.get(endpoint) ?? commentedMapping(element.comment)
