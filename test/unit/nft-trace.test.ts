@@ -5,7 +5,9 @@ import {tracePacket} from '../../src/lib/backend/iptables/trace.js'
 import type {Trace, TracePacket} from '../../src/lib/backend/trace-packet.js'
 import {renderNftables} from '../../src/lib/backend/nftables/render.js'
 import {traceNftPacket} from '../../src/lib/backend/nftables/trace.js'
-import type {NftRule, NftState} from '../../src/lib/backend/nftables/types.js'
+import type {NftChain, NftMatch, NftRule, NftState} from '../../src/lib/backend/nftables/types.js'
+import {groupChainName} from '../../src/lib/backend/nftables/names.js'
+import {directModel} from './direct-model-fixture.js'
 import {manyEgressModel, sampleModel} from './nat-model-fixture.js'
 
 const DROP_UNALLOWED = 'ip daddr . meta l4proto . th dport @endpoints drop'
@@ -18,6 +20,10 @@ function summary(trace: Trace): string {
       return `snat ${trace.to}`
     case 'drop':
       return `drop ${trace.rule}`
+    case 'group':
+      return `group ${trace.members.join(',')}${trace.affinitySeconds === undefined ? '' : ` sticky ${trace.affinitySeconds}s`} ${trace.mapping ?? '?'}${trace.masqueraded ? ' masq' : ''}`
+    case 'reject':
+      return `reject ${trace.with}`
     case 'not-ours':
       return 'not-ours'
   }
@@ -134,6 +140,87 @@ describe('traceNftPacket through the rendered table', () => {
     ]
     for (const [name, rule, error] of cases) {
       it(name, () => expect(() => traceNftPacket(withNatRule(rule), packet)).to.throw(error))
+    }
+  })
+})
+
+describe('traceNftPacket in mode direct', () => {
+  const POD_8080 = 'group 10.244.2.1:8080,10.244.2.2:8080,10.244.2.3:8080'
+  const POD_5353 = 'group 10.244.2.1:5353,10.244.2.2:5353 sticky 300s'
+  const DROP_DIRECT = 'drop ip daddr . meta l4proto . th dport @direct_endpoints drop'
+  const flows: (TracePacket & {name: string; want: string; interfaceIndex?: number})[] = [
+    {name: 'tcp to a group of three pods', src: '203.0.113.5', dst: '198.18.0.10', protocol: 'tcp', port: 8080, inInterface: 'eth1', want: `${POD_8080} shop/api masq`, interfaceIndex: 1},
+    {name: 'the same group from another address and interface', src: '203.0.113.200', dst: '198.18.2.10', protocol: 'tcp', port: 8080, inInterface: 'eth3', want: `${POD_8080} shop/api masq`, interfaceIndex: 3},
+    {name: 'udp to a group with ClientIP affinity', src: '203.0.113.5', dst: '198.18.0.10', protocol: 'udp', port: 5353, inInterface: 'eth1', want: `${POD_5353} shop/api masq`},
+    {name: 'tcp to an empty group, from an allowed source', src: '203.0.113.5', dst: '198.18.0.10', protocol: 'tcp', port: 9000, inInterface: 'eth1', want: 'reject tcp-reset', interfaceIndex: 1},
+    {name: 'udp to an empty group, from an allowed source', src: '203.0.113.5', dst: '198.18.0.10', protocol: 'udp', port: 9000, inInterface: 'eth1', want: 'reject icmp-port-unreachable'},
+    {name: 'tcp to an empty group, from a source not allowed', src: '198.18.7.9', dst: '198.18.0.10', protocol: 'tcp', port: 9000, inInterface: 'eth1', want: DROP_DIRECT},
+    {name: 'udp to an empty group, from a source not allowed', src: '198.18.7.9', dst: '198.18.0.10', protocol: 'udp', port: 9000, inInterface: 'eth1', want: DROP_DIRECT},
+    {name: 'tcp to a served group, from a source not allowed', src: '203.0.114.5', dst: '198.18.0.10', protocol: 'tcp', port: 8080, inInterface: 'eth1', want: DROP_DIRECT},
+    {name: 'tcp to the udp-only port of a group', src: '203.0.113.5', dst: '198.18.0.10', protocol: 'tcp', port: 5353, inInterface: 'eth1', want: 'not-ours'},
+    {name: 'a service Mapping on the same address still DNATs to its VIP', src: '203.0.113.5', dst: '198.18.0.10', protocol: 'tcp', port: 80, inInterface: 'eth1', want: 'dnat 198.19.100.10:8080 default/web masq'},
+    {name: 'a service Mapping still drops a source it does not allow', src: '198.18.5.6', dst: '198.18.0.10', protocol: 'udp', port: 53, inInterface: 'eth1', want: `drop ${DROP_UNALLOWED}`},
+  ]
+  const state = renderNftables(directModel())
+  for (const {name, want, interfaceIndex, ...packet} of flows) {
+    it(name, () => {
+      const trace = traceNftPacket(state, packet)
+      expect(summary(trace)).to.equal(want)
+      if (interfaceIndex !== undefined) expect(trace.marks.interfaceIndex).to.equal(interfaceIndex)
+    })
+  }
+
+  it('names the group by its chain and records the rules the packet passed', () => {
+    const trace = traceNftPacket(state, {src: '203.0.113.5', dst: '198.18.2.10', protocol: 'tcp', port: 8080, inInterface: 'eth3'})
+    const chain = groupChainName('shop/api tcp/80')
+    expect(trace).to.include({verdict: 'group', group: chain})
+    expect(trace.steps.map((s) => `${s.chain}: ${s.rule.replace(/member_\w+/g, 'M')}`)).to.deep.equal([
+      'nat_prerouting: ip daddr . meta l4proto . th dport . ip saddr & 255.255.255.0 @allowed_24 goto nat_allowed',
+      'nat_allowed: meta mark set meta mark | 0x00080000',
+      'nat_allowed: iifname "eth3" ct mark set ct mark & 0xf03bffff | 0x00300000',
+      'nat_allowed: ip daddr . meta l4proto . th dport vmap @direct',
+      `${chain}: numgen random mod 3 vmap { 0 : goto M, 1 : goto M, 2 : goto M }`,
+      'forward: ct mark & 0x0ff00000 != 0x00000000 accept',
+      'nat_postrouting: meta mark & 0x00080000 == 0x00080000 masquerade',
+    ])
+  })
+
+  it('without masquerade, the pods see the client', () => {
+    const trace = traceNftPacket(renderNftables(directModel({masquerade: false})), {src: '203.0.113.5', dst: '198.18.0.10', protocol: 'tcp', port: 8080, inInterface: 'eth1'})
+    expect(summary(trace)).to.equal(`${POD_8080} shop/api`)
+  })
+
+  it('refuses with the rule that matched', () => {
+    const trace = traceNftPacket(state, {src: '203.0.113.5', dst: '198.18.0.10', protocol: 'udp', port: 9000, inInterface: 'eth1'})
+    expect(trace).to.include({verdict: 'reject', with: 'icmp-port-unreachable', rule: 'ct mark & 0x0ff00000 != 0x00000000 ip daddr . meta l4proto . th dport @unserved meta l4proto udp reject'})
+  })
+
+  describe('rejects group and member chains of shapes it does not know', () => {
+    const packet: TracePacket = {src: '203.0.113.5', dst: '198.18.0.10', protocol: 'udp', port: 5353, inInterface: 'eth1'}
+    const groupName = groupChainName('shop/api udp/53')
+    function edited(edit: (state: NftState, group: NftChain, members: NftChain[]) => void): NftState {
+      const copy = renderNftables(directModel())
+      const chains = copy.table!.chains
+      const group = chains.find((c) => c.name === groupName)!
+      const pick = group.rules.at(-1)!
+      const members = 'statement' in pick && pick.statement.kind === 'numgen' ? pick.statement.chains.map((name) => chains.find((c) => c.name === name)!) : []
+      edit(copy, group, members)
+      return copy
+    }
+    const cases: [string, (state: NftState, group: NftChain, members: NftChain[]) => void, RegExp][] = [
+      ['a group chain without its random pick', (_, group) => group.rules.pop(), /group chain group_\w+ does not end in a numgen pick/],
+      ['an affinity lookup for one member only', (_, group) => group.rules.splice(1, 1), /has affinity lookups for 1 of its 2 members/],
+      ['an affinity lookup leading to another member', (_, group) => group.rules.splice(0, 2, group.rules[1]!, group.rules[0]!), /holds "ip saddr @affinity_\w+ goto member_\w+" where the affinity lookup of member member_\w+ belongs/],
+      ['a member chain with a rule more', (_, __, [first]) => first!.rules.push({matches: [], statement: {kind: 'accept'}}), /member chain member_\w+ holds 3 rules/],
+      ['a member chain that DNATs another protocol', (_, __, [first]) => ((first!.rules[1] as {matches: NftMatch[]}).matches = [{kind: 'l4proto', protocol: 'tcp'}]), /DNATs tcp only, and this packet is udp/],
+      ['a member chain that updates another set', (_, __, [first, second]) => (first!.rules[0] = second!.rules[0]!), /does not begin with update @affinity_\w+/],
+      ['an affinity set without a timeout', (state, __, [first]) => delete state.table!.sets.find((s) => 'statement' in first!.rules[0]! && first!.rules[0].statement.kind === 'update' && s.name === first!.rules[0].statement.set)!.timeout, /which is not a dynamic set with a timeout/],
+      ['a direct map element that is not a goto', (state) => (state.table!.sets.find((s) => s.name === 'direct')!.elements.find((e) => e.key[2] === '5353')!.value = ['accept']), /map direct sends 198.18.0.10 . udp . 5353 to \["accept"\], not to a group chain/],
+      ['a numgen pick outside a group chain', (state, group) => state.table!.chains.find((c) => c.name === 'nat_prerouting')!.rules.unshift(group.rules.at(-1)!), /chain nat_prerouting holds "numgen random mod 2 vmap/],
+      ['a rule of unknown shape in a group chain', (_, group) => group.rules.unshift({unknown: '[{"counter":null}]'}), /group chain group_\w+ holds a rule smartnat does not render/],
+    ]
+    for (const [name, edit, error] of cases) {
+      it(name, () => expect(() => traceNftPacket(edited(edit), packet)).to.throw(error))
     }
   })
 })

@@ -1,0 +1,280 @@
+/** The nftables backend in mode direct: what it renders, reads back, and writes for a change. */
+import {expect} from 'chai'
+import {applyNftables} from '../../src/lib/backend/nftables/apply.js'
+import {diffNftState} from '../../src/lib/backend/nftables/diff.js'
+import {affinitySetName, groupChainName, memberChainName} from '../../src/lib/backend/nftables/names.js'
+import {parseNftJson} from '../../src/lib/backend/nftables/parse.js'
+import {readNftState} from '../../src/lib/backend/nftables/read.js'
+import {renderNftables} from '../../src/lib/backend/nftables/render.js'
+import {printElement, printRule} from '../../src/lib/backend/nftables/syntax.js'
+import type {NftState} from '../../src/lib/backend/nftables/types.js'
+import type {Ipv4} from '../../src/lib/net/ipv4.js'
+import type {NatGroup, NatModel} from '../../src/lib/plan/model.js'
+import {RecordingRunner} from '../support/recording-runner.js'
+import {directModel, group, manyDirectModel} from './direct-model-fixture.js'
+import {DIRECT_JSON} from './fixtures/nft-direct-capture.js'
+import {ip, sampleModel} from './nat-model-fixture.js'
+
+const TCP80 = group('shop/api tcp/80', ['10.244.2.1:8080', '10.244.2.2:8080', '10.244.2.3:8080'])
+const UDP53 = group('shop/api udp/53', ['10.244.2.1:5353', '10.244.2.2:5353'], 300)
+
+function elements(state: NftState, name: string): string[] {
+  const set = state.table!.sets.find((s) => s.name === name)!
+  return set.elements.map((e) => printElement(set, e))
+}
+
+function chain(state: NftState, name: string): string[] {
+  const found = state.table!.chains.find((c) => c.name === name)
+  if (!found) throw new Error(`no chain ${name}`)
+  return found.rules.map(printRule)
+}
+
+const member = (g: NatGroup, i: number) => memberChainName(g.id, g.members[i]!)
+const affinity = (g: NatGroup, i: number) => affinitySetName(g.id, g.members[i]!, g.affinitySeconds!)
+
+/** Replaces the group `id` of every endpoint leading to it. */
+function regroup(model: NatModel, id: string, members: string[], affinitySeconds?: number): NatGroup {
+  const next = group(id, members, affinitySeconds)
+  for (const mapping of model.mappings) {
+    for (const e of mapping.endpoints) if (e.group?.id === id) e.group = next
+    if (mapping.groups) mapping.groups = mapping.groups.map((g) => (g.id === id ? next : g))
+  }
+  return next
+}
+
+describe('renderNftables in mode direct', () => {
+  const state = renderNftables(directModel())
+
+  it('sends each direct endpoint through the direct map to its group, several addresses to one group', () => {
+    expect(elements(state, 'direct')).to.deep.equal([
+      `198.18.0.10 . tcp . 8080 comment "shop/api tcp/8080" : goto ${groupChainName('shop/api tcp/80')}`,
+      `198.18.0.10 . tcp . 9000 comment "shop/api tcp/9000" : goto ${groupChainName('shop/api tcp/9000')}`,
+      `198.18.0.10 . udp . 5353 comment "shop/api udp/5353" : goto ${groupChainName('shop/api udp/53')}`,
+      `198.18.0.10 . udp . 9000 comment "shop/api udp/9000" : goto ${groupChainName('shop/api udp/9000')}`,
+      `198.18.2.10 . tcp . 8080 comment "shop/api tcp/8080" : goto ${groupChainName('shop/api tcp/80')}`,
+    ])
+    expect(elements(state, 'direct_endpoints')).to.deep.equal(elements(state, 'direct').map((e) => e.replace(/ : goto \S+$/, '')))
+    expect(elements(state, 'unserved')).to.deep.equal(['198.18.0.10 . tcp . 9000 comment "shop/api tcp/9000"', '198.18.0.10 . udp . 9000 comment "shop/api udp/9000"'])
+    expect(elements(state, 'endpoints').join('\n')).not.to.include('shop/api')
+    expect(elements(state, 'allowed_24')).to.include('198.18.0.10 . udp . 5353 . 203.0.113.0 comment "shop/api"')
+  })
+
+  it('picks a member at random, after the members\' affinity sets; each member chain DNATs to its pod', () => {
+    expect(chain(state, groupChainName(TCP80.id))).to.deep.equal([`numgen random mod 3 vmap { 0 : goto ${member(TCP80, 0)}, 1 : goto ${member(TCP80, 1)}, 2 : goto ${member(TCP80, 2)} }`])
+    expect(chain(state, member(TCP80, 1))).to.deep.equal(['meta l4proto tcp dnat to 10.244.2.2:8080'])
+    expect(chain(state, groupChainName(UDP53.id))).to.deep.equal([
+      `ip saddr @${affinity(UDP53, 0)} goto ${member(UDP53, 0)}`,
+      `ip saddr @${affinity(UDP53, 1)} goto ${member(UDP53, 1)}`,
+      `numgen random mod 2 vmap { 0 : goto ${member(UDP53, 0)}, 1 : goto ${member(UDP53, 1)} }`,
+    ])
+    expect(chain(state, member(UDP53, 0))).to.deep.equal([`update @${affinity(UDP53, 0)} { ip saddr }`, 'meta l4proto udp dnat to 10.244.2.1:5353'])
+    const set = state.table!.sets.find((s) => s.name === affinity(UDP53, 0))!
+    expect(set).to.deep.equal({name: affinity(UDP53, 0), keyType: ['ipv4_addr'], flags: ['dynamic', 'timeout'], timeout: 300, elements: []})
+    expect(chain(state, groupChainName('shop/api tcp/9000'))).to.deep.equal([])
+  })
+
+  it('refuses an allowed connection to an empty group in input, drops a disallowed one, and dispatches before the DNAT map', () => {
+    expect(chain(state, 'input')).to.deep.equal([
+      'ct mark & 0x0ff00000 != 0x00000000 ip daddr . meta l4proto . th dport @unserved meta l4proto tcp reject with tcp reset',
+      'ct mark & 0x0ff00000 != 0x00000000 ip daddr . meta l4proto . th dport @unserved meta l4proto udp reject',
+      'ip daddr . meta l4proto . th dport @endpoints drop',
+      'ip daddr . meta l4proto . th dport @direct_endpoints drop',
+    ])
+    expect(chain(state, 'nat_allowed').slice(-2)).to.deep.equal(['ip daddr . meta l4proto . th dport vmap @direct', 'dnat to ip daddr . meta l4proto . th dport map @endpoints'])
+  })
+
+  it('keeps a table without direct Mappings as it was: no direct sets, rules or chains', () => {
+    const service = renderNftables(sampleModel())
+    expect(service.table!.sets.map((s) => s.name)).to.deep.equal(['allowed_0', 'allowed_24', 'allowed_32', 'allowed_8', 'egress_2', 'egress_snat', 'endpoints'])
+    expect(chain(service, 'input')).to.deep.equal(['ip daddr . meta l4proto . th dport @endpoints drop'])
+    expect(chain(service, 'nat_allowed').at(-2)).to.equal('iifname "eth3" ct mark set ct mark & 0xf03bffff | 0x00300000')
+    const withoutDirect = directModel()
+    withoutDirect.mappings = withoutDirect.mappings.filter((m) => m.name !== 'api')
+    expect(renderNftables(withoutDirect)).to.deep.equal(service)
+  })
+
+  const refusals: [string, (m: NatModel) => void, RegExp][] = [
+    [
+      'a member address in another spelling',
+      (m) => (regroup(m, TCP80.id, ['10.244.2.1:8080']).members[0]!.ip = '10.244.2.01' as Ipv4),
+      /mapping shop\/api: "10\.244\.2\.01" is not an IPv4 address in canonical form/,
+    ],
+    ['a member port of 0', (m) => regroup(m, TCP80.id, ['10.244.2.1:0']), /mapping shop\/api: port 8080 -> 0 is outside 1\.\.65535/],
+    ['an affinity of 0 seconds', (m) => regroup(m, TCP80.id, ['10.244.2.1:80'], 0), /mapping shop\/api: affinity timeout 0 is outside 1\.\.86400 seconds/],
+    ['an affinity longer than a day', (m) => regroup(m, TCP80.id, ['10.244.2.1:80'], 86401), /affinity timeout 86401 is outside/],
+    [
+      'a group its endpoints tell two ways',
+      (m) => {
+        m.mappings.find((x) => x.name === 'api')!.endpoints.at(-1)!.group = group(TCP80.id, ['10.244.2.9:80'])
+      },
+      /mapping shop\/api: group "shop\/api tcp\/80" differs between the endpoints leading to it/,
+    ],
+    [
+      'a group two Mappings claim',
+      (m) => {
+        const api = m.mappings.find((x) => x.name === 'api')!
+        m.mappings.push({...structuredClone(api), name: 'api2', endpoints: [{address: ip('198.18.1.10'), protocol: 'tcp', port: 8080, group: TCP80}]})
+      },
+      /mapping shop\/api2: group "shop\/api tcp\/80" is also the group of shop\/api/,
+    ],
+  ]
+  for (const [name, edit, error] of refusals) {
+    it(`refuses ${name}`, () => {
+      const model = directModel()
+      edit(model)
+      expect(() => renderNftables(model)).to.throw(error)
+    })
+  }
+})
+
+describe('nftables backend reads mode direct back', () => {
+  it('parses the captured table into exactly the rendered one, ignoring the clients in affinity sets', () => {
+    expect(DIRECT_JSON).to.include('"elem":[{"elem":{"val":"203.0.113.5","expires":299}}]')
+    expect(parseNftJson(DIRECT_JSON)).to.deep.equal(renderNftables(directModel()).table)
+  })
+
+  it('lists group and member chains last, by name, in whatever order nft lists them', () => {
+    const json = JSON.parse(DIRECT_JSON) as {nftables: Record<string, {name?: string}>[]}
+    const isDirect = (item: Record<string, {name?: string}>) => /^(group|member)_/.test(item.chain?.name ?? '')
+    const chains = json.nftables.filter((item) => 'chain' in item)
+    const rules = json.nftables.filter((item) => 'rule' in item)
+    const rest = json.nftables.filter((item) => !('chain' in item) && !('rule' in item))
+    const reordered = [...rest, ...chains.filter(isDirect).reverse(), ...chains.filter((item) => !isDirect(item)), ...rules]
+    expect(parseNftJson(JSON.stringify({nftables: reordered}))).to.deep.equal(renderNftables(directModel()).table)
+  })
+
+  const unknown: [string, string, string][] = [
+    ['a numgen pick with an offset', '"mode":"random","mod":3,"offset":0', '"mode":"random","mod":3,"offset":1'],
+    ['a numgen pick whose modulus is not its number of members', '"mode":"random","mod":3,"offset":0', '"mode":"random","mod":4,"offset":0'],
+    ['a DNAT to port 0', '{"dnat":{"addr":"10.244.2.2","port":8080}}', '{"dnat":{"addr":"10.244.2.2","port":0}}'],
+    ['a DNAT with a flag', '{"dnat":{"addr":"10.244.2.2","port":8080}}', '{"dnat":{"addr":"10.244.2.2","port":8080,"flags":["random"]}}'],
+    ['a reject of another kind', '{"reject":{"type":"tcp reset"}}', '{"reject":{"type":"icmpx","expr":"admin-prohibited"}}'],
+    ['an update of another operation', '"op":"update"', '"op":"add"'],
+  ]
+  for (const [name, from, to] of unknown) {
+    it(`keeps ${name} as a rule of unknown shape`, () => {
+      expect(DIRECT_JSON).to.include(from)
+      const table = parseNftJson(DIRECT_JSON.replace(from, to))
+      expect(table.chains.flatMap((c) => c.rules).filter((r) => 'unknown' in r)).to.have.length(1)
+    })
+  }
+})
+
+/** Desired state without ip rules and routes, so a fake kernel needs none. */
+function tableOnly(model: NatModel): NftState {
+  return {...renderNftables(model), ipRules: [], routes: []}
+}
+
+async function writesFor(before: NatModel, after: NatModel): Promise<{lines: string[]; result: Awaited<ReturnType<typeof applyNftables>>}> {
+  const runner = new RecordingRunner()
+  const result = await applyNftables(runner, tableOnly(after), {assumeActual: tableOnly(before)})
+  expect(runner.calls.map((c) => [c.command, ...c.args].join(' '))).to.deep.equal(result.changed ? ['nft -f -'] : [])
+  return {lines: (runner.calls[0]?.input ?? '').split('\n').filter(Boolean), result}
+}
+
+describe('nftables backend applies mode direct changes', () => {
+  const MANY = 1000
+  const base = manyDirectModel(MANY)
+  const id = 'direct/m0500 tcp/80'
+  const old = base.mappings.find((m) => m.name === 'm0500')!.groups![0]!
+
+  it('reads the captured table as converged: nothing to write, clients in affinity sets kept', async () => {
+    const runner = new RecordingRunner((call) => (call.command === 'nft' ? {stdout: DIRECT_JSON} : {stdout: '[]'}))
+    expect(await readNftState(runner)).to.deep.equal(tableOnly(directModel()))
+    const result = await applyNftables(runner, tableOnly(directModel()))
+    expect(result.changed).to.equal(false)
+    expect(runner.calls.filter((c) => c.input !== undefined)).to.deep.equal([])
+  })
+
+  it(`rewrites one group's chains, and nothing else, when one member changes among ${MANY} direct Mappings`, async () => {
+    const after = structuredClone(base)
+    const next = regroup(after, id, ['10.102.0.1:80', '10.102.0.2:80', '10.102.0.9:80'])
+    const {lines, result} = await writesFor(base, after)
+    expect(lines).to.deep.equal([
+      `add chain ip smartnat ${member(next, 2)}`,
+      `flush chain ip smartnat ${groupChainName(id)}`,
+      `flush chain ip smartnat ${member(old, 2)}`,
+      `add rule ip smartnat ${groupChainName(id)} numgen random mod 3 vmap { 0 : goto ${member(next, 0)}, 1 : goto ${member(next, 1)}, 2 : goto ${member(next, 2)} }`,
+      `add rule ip smartnat ${member(next, 2)} meta l4proto tcp dnat to 10.102.0.9:80`,
+      `delete chain ip smartnat ${member(old, 2)}`,
+    ])
+    expect(result.written).to.deep.equal({sets: 0, chains: 3, rules: 2, routes: 0})
+    expect(result.changedEndpoints).to.deep.equal([])
+  })
+
+  it('adds affinity sets before the rules that use them, and deletes a member\'s chain and set after the rules that used them', async () => {
+    const sticky = structuredClone(base)
+    const withAffinity = regroup(sticky, id, old.members.map((m) => `${m.ip}:${m.port}`), 600)
+    const added = await writesFor(base, sticky)
+    expect(added.lines.filter((l) => l.startsWith('add set'))).to.have.members(
+      [0, 1, 2].map((i) => `add set ip smartnat ${affinity(withAffinity, i)} { type ipv4_addr; flags dynamic, timeout; timeout 600s; }`),
+    )
+    expect(added.lines.filter((l) => l.startsWith('add set')).map((l) => added.lines.indexOf(l)).at(-1)).to.be.lessThan(added.lines.findIndex((l) => l.startsWith('add rule')))
+    expect(added.lines.filter((l) => l.startsWith('flush chain'))).to.have.length(4)
+
+    const shrunk = structuredClone(sticky)
+    regroup(shrunk, id, ['10.102.0.1:80', '10.102.0.2:80'], 600)
+    const {lines} = await writesFor(sticky, shrunk)
+    const at = (line: string) => {
+      const index = lines.indexOf(line)
+      expect(index, line).to.be.greaterThan(-1)
+      return index
+    }
+    const flushGroup = at(`flush chain ip smartnat ${groupChainName(id)}`)
+    const deleteChain = at(`delete chain ip smartnat ${member(withAffinity, 2)}`)
+    const deleteSet = at(`delete set ip smartnat ${affinity(withAffinity, 2)}`)
+    expect(flushGroup).to.be.lessThan(deleteChain)
+    expect(at(`flush chain ip smartnat ${member(withAffinity, 2)}`)).to.be.lessThan(deleteSet)
+    expect(deleteChain).to.be.lessThan(deleteSet)
+    // The members that stay keep their sets, and the clients in them.
+    expect(lines.filter((l) => /^(add|delete) set /.test(l))).to.deep.equal([`delete set ip smartnat ${affinity(withAffinity, 2)}`])
+  })
+
+  it('empties a group by refilling its chain and adding its endpoint to unserved', async () => {
+    const after = structuredClone(base)
+    regroup(after, id, [])
+    const {lines} = await writesFor(base, after)
+    const members = [0, 1, 2].map((i) => member(old, i)).sort()
+    expect(lines).to.deep.equal([
+      `flush chain ip smartnat ${groupChainName(id)}`,
+      ...members.map((name) => `flush chain ip smartnat ${name}`),
+      'add element ip smartnat unserved { 198.18.0.10 . tcp . 20500 comment "direct/m0500 tcp/20500" }',
+      ...members.map((name) => `delete chain ip smartnat ${name}`),
+    ])
+  })
+
+  it('adds and removes a whole direct Mapping through elements and its own chains', async () => {
+    const fewer = structuredClone(base)
+    fewer.mappings = fewer.mappings.filter((m) => m.name !== 'm0500')
+    const removed = await writesFor(base, fewer)
+    expect(removed.lines.map((l) => l.replace(/ \{.*| (group|member)_\w+$/, ''))).to.deep.equal([
+      'delete element ip smartnat allowed_0',
+      'delete element ip smartnat direct',
+      'delete element ip smartnat direct_endpoints',
+      ...Array(4).fill('flush chain ip smartnat'),
+      ...Array(4).fill('delete chain ip smartnat'),
+    ])
+    const restored = await writesFor(fewer, base)
+    // 4 chains declared, their 4 rules, 3 elements: allowed_0, direct, direct_endpoints.
+    expect(restored.lines).to.have.length(4 + 4 + 3)
+    expect(restored.lines.findIndex((l) => l.startsWith('add element ip smartnat direct '))).to.be.greaterThan(restored.lines.findIndex((l) => l.startsWith('add chain')))
+  })
+
+  it('replaces the table when the first direct Mapping comes, and when an affinity set was redeclared by hand', () => {
+    const service = sampleModel()
+    expect(diffNftState(tableOnly(directModel()), tableOnly(service)).table.kind).to.equal('replace')
+    const actual = tableOnly(directModel())
+    actual.table!.sets.find((s) => s.name === affinity(UDP53, 0))!.timeout = 30
+    expect(diffNftState(tableOnly(directModel()), actual).table.kind).to.equal('replace')
+  })
+
+  it('rewrites a member chain someone flushed, and only it', async () => {
+    const actual = tableOnly(directModel())
+    actual.table!.chains.find((c) => c.name === member(TCP80, 1))!.rules = []
+    const runner = new RecordingRunner()
+    await applyNftables(runner, tableOnly(directModel()), {assumeActual: actual})
+    expect(runner.calls.map((c) => c.input)).to.deep.equal([
+      `flush chain ip smartnat ${member(TCP80, 1)}\nadd rule ip smartnat ${member(TCP80, 1)} meta l4proto tcp dnat to 10.244.2.2:8080\n`,
+    ])
+  })
+})
