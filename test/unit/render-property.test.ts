@@ -12,7 +12,12 @@ import type {EndpointSliceResource, MappingResource, ServiceResource, ValidMappi
 import {cidrContains, cidrParts, parseCidr, parseIpv4} from '../../src/lib/net/ipv4.js'
 import type {HostInfo, MappingVerdict, PlanOptions, Snapshot} from '../../src/lib/plan/model.js'
 import {plan} from '../../src/lib/plan/plan.js'
-import {ip} from './nat-model-fixture.js'
+import {renderNftables} from '../../src/lib/backend/nftables/render.js'
+import {renderNftScript} from '../../src/lib/backend/nftables/syntax.js'
+import {traceNftPacket} from '../../src/lib/backend/nftables/trace.js'
+import type {NftState} from '../../src/lib/backend/nftables/types.js'
+import type {DirectEndpoint, NatGroup, NatMapping, NatModel} from '../../src/lib/plan/model.js'
+import {ip, sampleModel} from './nat-model-fixture.js'
 
 const HOST: HostInfo = {
   interfaces: [
@@ -220,5 +225,189 @@ describe('planning and rendering arbitrary resources', () => {
       {numRuns: 400},
     )
     expect(rendered).to.be.greaterThan(20)
+  })
+})
+
+/** A quoted string nft may meet: a comment naming a Mapping (and its endpoint), or an interface name of the host. */
+const NFT_QUOTED = /"([^"\\]*)"/g
+const NFT_COMMENT = /^[a-z0-9.-]+\/[a-z0-9.-]+(?: (?:tcp|udp)\/\d{1,5})?$/
+/** What remains of a line once its checked quoted strings are taken out: words, numbers, addresses, nft's punctuation. */
+const NFT_PLAIN = /^[\t a-z0-9_.:@{}&|!=,;\/-]*$/
+
+/** Every line of the `nft -f` payload is plain nft with no text of its own beyond checked comments and interface names. */
+function checkNftScript(state: NftState, interfaces: string[]): void {
+  for (const line of renderNftScript(state).split('\n')) {
+    expect(line).to.not.include(MARK)
+    const plain = line.replace(NFT_QUOTED, (_, text: string) => {
+      if (line.includes(`comment "${text}"`)) expect(text).to.match(NFT_COMMENT)
+      else expect(interfaces).to.include(text)
+      return ''
+    })
+    expect(plain, line).to.match(NFT_PLAIN)
+    for (const [, address, port] of line.matchAll(/dnat to ([^ :]+):(\S+)/g)) {
+      expect(parseIpv4(address!), line).to.equal(address)
+      expect(Number(port), line).to.be.within(1, 65535)
+    }
+  }
+}
+
+/** Each direct endpoint of the model, traced from a source its Mapping admits, reaches exactly its group's members, or is refused when there is none. */
+function checkDirectTraces(state: NftState, model: NatModel): number {
+  let traced = 0
+  for (const mapping of model.mappings) {
+    const first = mapping.allowedSources[0]
+    const src = first === undefined || first === '0.0.0.0/0' ? '203.0.113.7' : first.split('/')[0]!
+    for (const e of mapping.endpoints) {
+      if (e.group === undefined) continue
+      const inInterface = mapping.addresses.find((a) => a.address === e.address)?.interface
+      const trace = traceNftPacket(state, {src, dst: e.address, protocol: e.protocol, port: e.port, ...(inInterface ? {inInterface} : {})})
+      const where = `${mapping.namespace}/${mapping.name} ${e.address} ${e.protocol}/${e.port}`
+      if (e.group.members.length === 0) {
+        expect(trace, where).to.include({verdict: 'reject', with: e.protocol === 'tcp' ? 'tcp-reset' : 'icmp-port-unreachable'})
+      } else {
+        if (trace.verdict !== 'group') expect.fail(`${where}: ${JSON.stringify(trace)}`)
+        expect(trace.members, where).to.deep.equal(e.group.members.map((m) => `${m.ip}:${m.port}`))
+        expect(trace.affinitySeconds, where).to.equal(e.group.affinitySeconds)
+        expect(trace.mapping, where).to.equal(`${mapping.namespace}/${mapping.name}`)
+      }
+      traced++
+    }
+  }
+  return traced
+}
+
+/** Mostly `good`, now and then `bad`: each Mapping has a dozen fields, and one bad one refuses the whole model. */
+function rarely<T>(good: fc.Arbitrary<T>, bad: fc.Arbitrary<unknown>): fc.Arbitrary<T> {
+  return fc.oneof({weight: 30, arbitrary: good}, {weight: 1, arbitrary: bad as fc.Arbitrary<T>})
+}
+
+const memberIPs = rarely(fc.constantFrom('198.19.200.11', '198.19.200.12', '10.244.3.4'), fc.oneof(hostile, fc.constantFrom('10.244.3.04', ' 10.244.3.4', '10.244.3.4/32'), anyValue))
+const memberPorts = rarely(fc.constantFrom(80, 8080, 65535), fc.oneof(fc.constantFrom(0, -1, 65536, 1.5, Number.NaN), anyValue))
+const affinities = rarely(fc.constantFrom(undefined, undefined, 1, 10800, 86400), fc.oneof(fc.constantFrom(0, 86401, 2.5, -5), anyValue))
+
+const groupArb = fc.record({
+  /** Undefined: the Mapping's own id for it, as the planner makes; anything else, even another Mapping's. */
+  id: rarely(fc.constant(undefined), fc.oneof(fc.constantFrom('ns/app tcp/80'), anyValue)),
+  members: fc.array(fc.record({ip: memberIPs, port: memberPorts}), {maxLength: 3}),
+  terminating: fc.boolean(),
+  affinitySeconds: affinities,
+})
+
+/** A direct Mapping whose groups, addresses, ports and names may hold anything a broken or hostile source could put there. */
+const directMappingArb: fc.Arbitrary<NatMapping> = fc
+  .record({
+    namespace: rarely(fc.constantFrom('default', 'shop'), anyValue),
+    name: rarely(fc.constantFrom('web', 'dns', 'a.b', 'x-1'), anyValue),
+    address: rarely(fc.constantFrom('198.18.0.11', '198.18.1.11'), anyValue),
+    groups: fc.array(groupArb, {minLength: 1, maxLength: 2}),
+    ports: fc.uniqueArray(fc.record({protocol: rarely(fc.constantFrom('tcp', 'udp'), anyValue), port: rarely(fc.integer({min: 1, max: 65535}), fc.oneof(fc.constantFrom(0, 65536, 1.5), anyValue))}), {
+      minLength: 1,
+      maxLength: 3,
+      selector: (p) => `${String(p.protocol)} ${String(p.port)}`,
+    }),
+  })
+  .map(({namespace, name, address, groups, ports}) => {
+    const withIds = groups.map((g, i) => ({...g, id: g.id === undefined ? `${String(namespace)}/${String(name)} g${i}` : g.id}) as unknown as NatGroup)
+    const endpoints = ports.map(({protocol, port}, i) => ({address, protocol, port, group: withIds[i % withIds.length]!}) as unknown as DirectEndpoint)
+    return {
+      namespace,
+      name,
+      addresses: [{address, interface: String(address).startsWith('198.18.1.') ? 'eth2' : 'eth1'}],
+      allowedSources: ['0.0.0.0/0'],
+      podIPs: [],
+      endpoints,
+      groups: withIds,
+    } as unknown as NatMapping
+  })
+
+/** The checks a renderer makes name what they refuse; a refusal of any other kind would be a crash, not a check. */
+const CLEAR_REFUSAL = /^(?:mapping .+: .+|.* hash to the same name .+)$/s
+
+describe('rendering hostile direct-mode groups (nftables)', () => {
+  it('refuses them with a clear error, or writes only plain nft that sends each endpoint to exactly its members', () => {
+    let rendered = 0
+    let refused = 0
+    fc.assert(
+      fc.property(fc.array(directMappingArb, {minLength: 1, maxLength: 3}), (direct) => {
+        const model = sampleModel({egress: false})
+        model.mappings.push(...direct)
+        let state: NftState
+        try {
+          state = renderNftables(model)
+        } catch (error) {
+          expect(error).to.be.instanceOf(Error)
+          expect((error as Error).message).to.match(CLEAR_REFUSAL)
+          refused++
+          return
+        }
+        checkNftScript(state, ['eth1', 'eth2', 'eth3'])
+        checkDirectTraces(state, model)
+        rendered++
+      }),
+      {numRuns: 400},
+    )
+    // Guards the property against generators that only ever produce one of the two outcomes.
+    expect(rendered).to.be.greaterThan(40)
+    expect(refused).to.be.greaterThan(40)
+  })
+
+  const directSnapshotArb: fc.Arbitrary<Snapshot> = fc.record({
+    mappings: fc.array(
+      fc.record({
+        metadata: fc.record({name: fc.constantFrom('web', 'dns', 'api'), namespace: fc.constantFrom('default', 'shop'), creationTimestamp: fc.constant('2024-01-01T00:00:00Z')}),
+        spec: fc.record({
+          addresses: fc.constant(['198.18.0.10']),
+          serviceName: fc.constantFrom('web', 'dns'),
+          mode: fc.constant('direct'),
+          ports: fc.array(fc.record({port: fc.constantFrom(53, 80, 443), protocol: fc.constantFrom('tcp', 'udp')}), {minLength: 1, maxLength: 3}),
+        }),
+      }),
+      {minLength: 1, maxLength: 3},
+    ),
+    services: fc.array(
+      fc.record({
+        metadata: fc.record({name: fc.constantFrom('web', 'dns'), namespace: fc.constantFrom('default', 'shop')}),
+        spec: fc.record({
+          clusterIP: fc.oneof(fc.constantFrom('198.19.100.10', 'None'), anyValue),
+          sessionAffinity: fc.oneof(fc.constantFrom('ClientIP', 'None'), anyValue),
+          sessionAffinityConfig: fc.oneof(fc.record({clientIP: fc.record({timeoutSeconds: fc.oneof(fc.constantFrom(1, 300, 86400, 0, 86401, 1.5), anyValue)})}), anyValue),
+          ports: fc.constant([53, 80, 443].flatMap((port) => ['TCP', 'UDP'].map((protocol) => ({port, protocol, name: `${protocol.toLowerCase()}-${port}`, targetPort: port})))),
+        }),
+      }),
+      {maxLength: 4},
+    ),
+    endpointSlices: fc.array(
+      fc.record({
+        metadata: fc.record({namespace: fc.constantFrom('default', 'shop'), labels: fc.record({'kubernetes.io/service-name': fc.constantFrom('web', 'dns')})}),
+        addressType: fc.oneof(fc.constant('IPv4'), anyValue),
+        endpoints: fc.array(
+          fc.record({
+            addresses: fc.array(fc.oneof({weight: 4, arbitrary: fc.constantFrom('198.19.200.11', '198.19.200.12')}, {weight: 1, arbitrary: fc.oneof(hostile, anyValue)}), {maxLength: 2}),
+            conditions: fc.oneof(fc.record({ready: fc.oneof(fc.boolean(), anyValue), serving: fc.boolean(), terminating: fc.boolean()}), anyValue),
+          }),
+          {maxLength: 3},
+        ),
+        ports: fc.array(
+          fc.record({name: fc.oneof(fc.constantFrom('tcp-80', 'udp-53', 'tcp-443'), anyValue), port: fc.oneof(fc.constantFrom(8080, 5353), portNumbers), protocol: fc.oneof(fc.constantFrom('TCP', 'UDP'), anyValue)}),
+          {maxLength: 3},
+        ),
+      }),
+      {maxLength: 4},
+    ),
+  }) as unknown as fc.Arbitrary<Snapshot>
+
+  it('renders whatever Services and EndpointSlices the planner lets through, sending each endpoint to exactly its members', function () {
+    this.timeout(60_000)
+    let traced = 0
+    fc.assert(
+      fc.property(directSnapshotArb, (snapshot) => {
+        const {model} = plan(snapshot, HOST, {maxPortsPerMapping: 3, masquerade: true, snat: false, gwOffset: 1})
+        const state = renderNftables(model)
+        checkNftScript(state, ['eth1', 'eth2'])
+        traced += checkDirectTraces(state, model)
+      }),
+      {numRuns: 300},
+    )
+    expect(traced).to.be.greaterThan(100)
   })
 })

@@ -46,6 +46,8 @@ export function checkEndpoint(mapping: NatMapping, e: NatEndpoint): void {
 const MAX_AFFINITY_SECONDS = 86400
 
 function checkGroup(where: string, group: NatEndpoint['group'] & object): void {
+  // Hashed into chain names, never written itself: any text will do, but it must be text.
+  if (typeof group.id !== 'string' || group.id === '') throw new Error(`${where}: group id ${JSON.stringify(group.id)} is not a non-empty string`)
   const {affinitySeconds} = group
   if (affinitySeconds !== undefined && (!Number.isInteger(affinitySeconds) || affinitySeconds < 1 || affinitySeconds > MAX_AFFINITY_SECONDS)) {
     throw new Error(`${where}: affinity timeout ${affinitySeconds} is outside 1..${MAX_AFFINITY_SECONDS} seconds`)
