@@ -232,7 +232,7 @@ describe('planning and rendering arbitrary resources', () => {
 const NFT_QUOTED = /"([^"\\]*)"/g
 const NFT_COMMENT = /^[a-z0-9.-]+\/[a-z0-9.-]+(?: (?:tcp|udp)\/\d{1,5})?$/
 /** What remains of a line once its checked quoted strings are taken out: words, numbers, addresses, nft's punctuation. */
-const NFT_PLAIN = /^[\t a-z0-9_.:@{}&|!=,;\/-]*$/
+const NFT_PLAIN = /^[\t a-z0-9_.:@{}&|!=,;/-]*$/
 
 /** Every line of the `nft -f` payload is plain nft with no text of its own beyond checked comments and interface names. */
 function checkNftScript(state: NftState, interfaces: string[]): void {
