@@ -2,6 +2,7 @@
 import {expect} from 'chai'
 import {applyNftables} from '../../src/lib/backend/nftables/apply.js'
 import {diffNftState} from '../../src/lib/backend/nftables/diff.js'
+import {nftMappings} from '../../src/lib/backend/nftables/mappings.js'
 import {affinitySetName, groupChainName, memberChainName} from '../../src/lib/backend/nftables/names.js'
 import {parseNftJson} from '../../src/lib/backend/nftables/parse.js'
 import {readNftState} from '../../src/lib/backend/nftables/read.js'
@@ -128,6 +129,10 @@ describe('renderNftables in mode direct', () => {
 })
 
 describe('nftables backend reads mode direct back', () => {
+  it('counts a direct Mapping as programmed by its direct-map elements', () => {
+    expect([...nftMappings(renderNftables(directModel()))].sort()).to.deep.equal(['default/dns', 'default/web', 'shop/api', 'shop/web'])
+  })
+
   it('parses the captured table into exactly the rendered one, ignoring the clients in affinity sets', () => {
     expect(DIRECT_JSON).to.include('"elem":[{"elem":{"val":"203.0.113.5","expires":299}}]')
     expect(parseNftJson(DIRECT_JSON)).to.deep.equal(renderNftables(directModel()).table)

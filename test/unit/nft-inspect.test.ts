@@ -9,6 +9,8 @@ import {explainPacket, parsePacketSpec} from '../../src/lib/explain/packet.js'
 import {partKey} from '../../src/lib/backend/parts.js'
 import {RecordingRunner} from '../support/recording-runner.js'
 import {SETTINGS, snapshot} from './explain-fixture.js'
+import type {Snapshot} from '../../src/lib/plan/model.js'
+import {groupChainName} from '../../src/lib/backend/nftables/names.js'
 
 const IP_ADDR = JSON.stringify([
   {ifname: 'eth1', addr_info: [{family: 'inet', local: '198.18.0.10', prefixlen: 24}]},
@@ -16,7 +18,7 @@ const IP_ADDR = JSON.stringify([
 ])
 
 /** The fixture host with the nftables backend, whose kernel holds what `alter` makes of the desired state. */
-async function inspect(alter: (state: NftState) => void = () => {}) {
+async function inspect(alter: (state: NftState) => void = () => {}, source: () => Snapshot = snapshot) {
   const runner = new RecordingRunner((call) => (call.command === 'ip' && call.args.join(' ') === '-j -4 addr show' ? {stdout: IP_ADDR} : new Error(`unexpected command ${call.command}`)))
   const real = nftablesBackend(runner)
   let desired: NftState | undefined
@@ -29,7 +31,7 @@ async function inspect(alter: (state: NftState) => void = () => {}) {
       return state
     },
   }
-  return {inspection: await inspectHost({runner, backend, loadSnapshot: async () => snapshot()}, SETTINGS), backend}
+  return {inspection: await inspectHost({runner, backend, loadSnapshot: async () => source()}, SETTINGS), backend}
 }
 
 const set = (state: NftState, name: string) => state.table!.sets.find((s) => s.name === name)!
@@ -91,5 +93,98 @@ describe('nftables backend under status and explain', () => {
     const followed = explainPacket(drifted.inspection, drifted.backend.inspect, parsePacketSpec('198.18.1.2', '198.18.0.10:80'))
     expect(followed).to.include({verdict: 'drop', agree: false, decidedBy: 'kernel'})
     expect(followed.desired).to.include({verdict: 'forward', target: '198.19.100.10:8080'})
+  })
+})
+
+/** The fixture plus `lab/direct` in mode direct: 198.18.2.10 tcp/80 to web's two pods (named port), udp/53 to none, ClientIP affinity. */
+function directSnapshot(): Snapshot {
+  const base = snapshot()
+  base.mappings.push({
+    apiVersion: 'smartnat.aureacentral.com/v1alpha1',
+    kind: 'Mapping',
+    metadata: {namespace: 'lab', name: 'direct', creationTimestamp: '2025-01-01T00:00:00Z'},
+    spec: {addresses: ['198.18.2.10'], serviceName: 'web', mode: 'direct', ports: [{port: 80}, {port: 53, protocol: 'udp'}]},
+  })
+  base.services.push({
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: {namespace: 'lab', name: 'web'},
+    spec: {
+      type: 'ClusterIP',
+      clusterIP: 'None',
+      sessionAffinity: 'ClientIP',
+      ports: [
+        {name: 'http', port: 80, protocol: 'TCP'},
+        {name: 'dns', port: 53, protocol: 'UDP'},
+      ],
+    },
+  })
+  base.endpointSlices.push({
+    apiVersion: 'discovery.k8s.io/v1',
+    kind: 'EndpointSlice',
+    metadata: {namespace: 'lab', name: 'web-x', labels: {'kubernetes.io/service-name': 'web'}},
+    addressType: 'IPv4',
+    endpoints: ['198.19.200.41', '198.19.200.42'].map((ip) => ({addresses: [ip], conditions: {ready: true}})),
+    ports: [{name: 'http', port: 8080, protocol: 'TCP'}],
+  })
+  return base
+}
+
+describe('nftables backend under status and explain, mode direct', () => {
+  const group = groupChainName('lab/direct tcp/80')
+
+  it('attributes group and member chains, affinity sets and the direct elements to their Mapping, in sync after apply', async () => {
+    const {inspection} = await inspect(() => {}, directSnapshot)
+    expect(isClean(inspection.drift!)).to.equal(true)
+    const parts = inspection.desiredParts.filter((p) => p.mappings.includes('lab/direct'))
+    const kinds = parts.map((p) => `${p.kind} ${p.where.replace(/_[0-9a-f]{16}/g, '_H')}`)
+    expect(kinds.filter((k) => k.startsWith('chain ') || k.startsWith('set table'))).to.deep.equal([
+      'chain table ip smartnat',
+      'chain table ip smartnat',
+      'chain table ip smartnat',
+      'chain table ip smartnat',
+      'set table ip smartnat',
+      'set table ip smartnat',
+    ])
+    expect(kinds.filter((k) => k.startsWith('rule'))).to.deep.equal(['rule chain group_H', 'rule chain group_H', 'rule chain group_H', 'rule chain member_H', 'rule chain member_H', 'rule chain member_H', 'rule chain member_H'])
+    expect(parts.filter((p) => p.kind === 'map-entry').map((p) => [p.where, p.endpoint])).to.deep.equal([
+      ['map direct', '198.18.2.10 tcp/80'],
+      ['map direct', '198.18.2.10 udp/53'],
+    ])
+    expect(parts.filter((p) => p.kind === 'set-entry').map((p) => p.where)).to.have.members(['set allowed_0', 'set allowed_0', 'set direct_endpoints', 'set direct_endpoints', 'set unserved'])
+    const shared = inspection.desiredParts.filter((p) => p.mappings.length === 0 && p.kind === 'rule').map((p) => p.text)
+    expect(shared).to.include('ip daddr . meta l4proto . th dport vmap @direct')
+    expect(shared).to.include('ct mark & 0x0ff00000 != 0x00000000 ip daddr . meta l4proto . th dport @unserved meta l4proto tcp reject with tcp reset')
+    const facts = new Map(mappingFacts(inspection).map((f) => [`${f.namespace}/${f.name}`, f]))
+    expect(facts.get('lab/direct')!.state).to.equal('configured')
+  })
+
+  it('a deleted group chain is drift of its Mapping alone: the chain, its rules and the elements leading to it are missing', async () => {
+    const {inspection} = await inspect((state) => {
+      // nft deletes a chain only once nothing leads to it: the direct map's element goes first.
+      const direct = set(state, 'direct')
+      direct.elements = direct.elements.filter((e) => e.value?.[0] !== `goto ${group}`)
+      state.table!.chains = state.table!.chains.filter((c) => c.name !== group)
+    }, directSnapshot)
+    const drift = driftOf(inspection.drift!, 'lab/direct')
+    expect(drift.missing.map((p) => `${p.kind} ${p.where}`)).to.deep.equal([
+      'chain table ip smartnat',
+      `rule chain ${group}`,
+      `rule chain ${group}`,
+      `rule chain ${group}`,
+      'map-entry map direct',
+    ])
+    expect(drift.unexpected).to.deep.equal([])
+    const facts = new Map(mappingFacts(inspection).map((f) => [`${f.namespace}/${f.name}`, f]))
+    expect(facts.get('lab/direct')!.state).to.equal('drifted')
+    expect(facts.get('default/web')!.state).to.equal('configured')
+  })
+
+  it('names a Mapping the source no longer has by the comments of its direct elements', async () => {
+    const {inspection} = await inspect((state) => {
+      set(state, 'direct').elements.push({key: ['198.18.0.10', 'tcp', '81'], value: [`goto ${group}`], comment: 'lab/gone tcp/81'})
+    }, directSnapshot)
+    const facts = new Map(mappingFacts(inspection).map((f) => [`${f.namespace}/${f.name}`, f]))
+    expect(facts.get('lab/gone')).to.include({state: 'stale'})
   })
 })
