@@ -59,21 +59,53 @@ export interface DiffOptions {
  * member chains and affinity sets (compared one by one): equal exactly when nothing else but elements differs.
  */
 export function tableStructure(table: NftTable): string {
-  const sets = table.sets.filter((set) => !isAffinitySet(set.name)).map(setDeclaration).sort()
-  const chains = table.chains
-    .filter((chain) => !isDirectChain(chain.name))
-    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
-    .flatMap(chainLines)
-  return [...sets, ...chains].join('\n')
+  return structureOf(splitTable(table))
+}
+
+/** A table's sets and chains: mode direct's (compared one by one) apart from the rest. */
+interface SplitTable {
+  sets: NftSet[]
+  chains: NftChain[]
+  affinitySets: Map<string, NftSet>
+  directChains: Map<string, NftChain>
+}
+
+function splitTable(table: NftTable): SplitTable {
+  const split: SplitTable = {sets: [], chains: [], affinitySets: new Map(), directChains: new Map()}
+  for (const set of table.sets) {
+    if (isAffinitySet(set.name)) split.affinitySets.set(set.name, set)
+    else split.sets.push(set)
+  }
+  for (const chain of table.chains) {
+    if (isDirectChain(chain.name)) split.directChains.set(chain.name, chain)
+    else split.chains.push(chain)
+  }
+  return split
+}
+
+function structureOf({sets, chains}: SplitTable): string {
+  const declarations = sets.map(setDeclaration).sort()
+  const lines = [...chains].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)).flatMap(chainLines)
+  return [...declarations, ...lines].join('\n')
 }
 
 /** Deep equality of plain data (rules are small trees of strings, numbers and arrays): no printing of tens of thousands of rules. */
 function sameData(a: unknown, b: unknown): boolean {
   if (a === b) return true
-  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null || Array.isArray(a) !== Array.isArray(b)) return false
-  const aKeys = Object.keys(a)
-  if (aKeys.length !== Object.keys(b).length) return false
-  return aKeys.every((key) => sameData((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key]))
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false
+  if (Array.isArray(a) || Array.isArray(b)) {
+    if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false
+    for (let i = 0; i < a.length; i++) if (!sameData(a[i], b[i])) return false
+    return true
+  }
+  const left = a as Record<string, unknown>
+  const right = b as Record<string, unknown>
+  let keys = 0
+  for (const key in left) {
+    keys++
+    if (!sameData(left[key], right[key])) return false
+  }
+  return keys === Object.keys(right).length
 }
 
 function sameRules(a: NftRule[], b: NftRule[]): boolean {
@@ -81,27 +113,21 @@ function sameRules(a: NftRule[], b: NftRule[]): boolean {
 }
 
 /** The group and member chains and affinity sets that differ; undefined when none does, 'replace' when an affinity set was redeclared by hand. */
-function diffDirect(desired: NftTable, actual: NftTable): DirectChanges | 'replace' | undefined {
+function diffDirect(desired: SplitTable, actual: SplitTable): DirectChanges | 'replace' | undefined {
   const changes: DirectChanges = {addSets: [], deleteSets: [], addChains: [], refillChains: [], deleteChains: []}
-  const haveChains = new Map(actual.chains.filter((c) => isDirectChain(c.name)).map((c) => [c.name, c]))
-  for (const chain of desired.chains) {
-    if (!isDirectChain(chain.name)) continue
-    const have = haveChains.get(chain.name)
-    haveChains.delete(chain.name)
+  for (const [name, chain] of desired.directChains) {
+    const have = actual.directChains.get(name)
     if (!have) changes.addChains.push(chain)
     else if (!sameRules(chain.rules, have.rules)) changes.refillChains.push(chain)
   }
-  changes.deleteChains = [...haveChains.values()]
-  const haveSets = new Map(actual.sets.filter((s) => isAffinitySet(s.name)).map((s) => [s.name, s]))
-  for (const set of desired.sets) {
-    if (!isAffinitySet(set.name)) continue
-    const have = haveSets.get(set.name)
-    haveSets.delete(set.name)
+  for (const [name, chain] of actual.directChains) if (!desired.directChains.has(name)) changes.deleteChains.push(chain)
+  for (const [name, set] of desired.affinitySets) {
+    const have = actual.affinitySets.get(name)
     if (!have) changes.addSets.push(set)
     // Its name holds its timeout, so only a hand-made change redeclares it; nft cannot change a set's type in place.
     else if (setDeclaration(have) !== setDeclaration(set)) return 'replace'
   }
-  changes.deleteSets = [...haveSets.values()]
+  for (const [name, set] of actual.affinitySets) if (!desired.affinitySets.has(name)) changes.deleteSets.push(set)
   return Object.values(changes).some((list) => list.length > 0) ? changes : undefined
 }
 
@@ -142,11 +168,14 @@ function diffElements(desired: NftSet, actual: NftSet): ElementChanges | undefin
 
 function diffTable(desired: NftTable | undefined, actual: NftTable | undefined, full: boolean): TableChange {
   if (!desired) return actual ? {kind: 'delete'} : {kind: 'none'}
-  if (!actual || full || tableStructure(desired) !== tableStructure(actual)) return {kind: 'replace'}
-  const direct = diffDirect(desired, actual)
+  if (!actual || full) return {kind: 'replace'}
+  const want = splitTable(desired)
+  const have = splitTable(actual)
+  if (structureOf(want) !== structureOf(have)) return {kind: 'replace'}
+  const direct = diffDirect(want, have)
   if (direct === 'replace') return {kind: 'replace'}
-  const actualSets = new Map(actual.sets.map((s) => [s.name, s]))
-  const sets = desired.sets.flatMap((set) => (isAffinitySet(set.name) ? [] : (diffElements(set, actualSets.get(set.name)!) ?? [])))
+  const actualSets = new Map(have.sets.map((s) => [s.name, s]))
+  const sets = want.sets.flatMap((set) => diffElements(set, actualSets.get(set.name)!) ?? [])
   if (direct) return {kind: 'partial', sets, ...direct}
   return sets.length === 0 ? {kind: 'none'} : {kind: 'elements', sets}
 }

@@ -57,14 +57,32 @@ export const UNSERVED_SET = 'unserved'
  */
 const DIRECT_HASH_LENGTH = 16
 
+/**
+ * Names hashed before: every sync renders every group again, and one sha256 for each of 40,000
+ * chains costs more than the rest of the render. Emptied when full; a name is only ever recomputed.
+ */
+const hashed = new Map<string, string>()
+const MAX_HASHED = 200_000
+
+function hashedName(prefix: string, text: string): string {
+  const key = `${prefix}${text}`
+  let name = hashed.get(key)
+  if (name === undefined) {
+    if (hashed.size >= MAX_HASHED) hashed.clear()
+    name = `${prefix}${shortHash(text, DIRECT_HASH_LENGTH)}`
+    hashed.set(key, name)
+  }
+  return name
+}
+
 /** The chain that spreads a group's new connections over its members. */
 export function groupChainName(groupId: string): string {
-  return `group_${shortHash(groupId, DIRECT_HASH_LENGTH)}`
+  return hashedName('group_', groupId)
 }
 
 /** The chain that DNATs to one member of a group. */
 export function memberChainName(groupId: string, member: NatGroupMember): string {
-  return `member_${shortHash(`${groupId} ${member.ip}:${member.port}`, DIRECT_HASH_LENGTH)}`
+  return hashedName('member_', `${groupId} ${member.ip}:${member.port}`)
 }
 
 /**
@@ -72,17 +90,19 @@ export function memberChainName(groupId: string, member: NatGroupMember): string
  * timeout is a new set rather than a changed declaration.
  */
 export function affinitySetName(groupId: string, member: NatGroupMember, seconds: number): string {
-  return `affinity_${shortHash(`${groupId} ${member.ip}:${member.port} ${seconds}`, DIRECT_HASH_LENGTH)}`
+  return hashedName('affinity_', `${groupId} ${member.ip}:${member.port} ${seconds}`)
 }
 
+// By prefix and length alone: tested on every chain of tables with tens of thousands, and
+// everything in smartnat's table is smartnat's.
 /** Whether a chain is a direct-mode group or member chain: these are added, refilled and deleted one by one. */
 export function isDirectChain(name: string): boolean {
-  return /^(?:group|member)_[0-9a-f]{16}$/.test(name)
+  return (name.length === 6 + DIRECT_HASH_LENGTH && name.startsWith('group_')) || (name.length === 7 + DIRECT_HASH_LENGTH && name.startsWith('member_'))
 }
 
 /** Whether a set is a direct-mode affinity set: added and deleted one by one, its elements never compared. */
 export function isAffinitySet(name: string): boolean {
-  return /^affinity_[0-9a-f]{16}$/.test(name)
+  return name.length === 9 + DIRECT_HASH_LENGTH && name.startsWith('affinity_')
 }
 
 /** Whether a set of the table is one of the allow-lists. */
