@@ -115,6 +115,8 @@ describe('nftables backend in mode direct, in a network namespace (root)', funct
     // One datagram is enough: the nat hook runs, and updates the set, before any route is looked up.
     run(CLIENT, 'bash', '-c', 'echo probe > /dev/udp/198.18.0.10/5353')
     const sets = UDP53.members.map((member) => affinitySetName(UDP53.id, member, 600))
+    // The datagram may still wait for ARP when bash returns: look again, a bounded number of times.
+    for (let tries = 0; tries < 50 && sets.flatMap(affinityClients).length === 0; tries++) await new Promise((resolve) => setTimeout(resolve, 100))
     expect(sets.flatMap(affinityClients)).to.deep.equal(['198.18.0.77'])
     expectConverged(await readNftState(runner), desired)
   })
