@@ -231,7 +231,7 @@ function readyCondition(verdict: MappingVerdict, configured: ConfiguredAddresses
  * `no ready endpoints for port 80, port 53/udp; new connections are refused`: a bare port is tcp,
  * the protocol a Mapping's port has unless it says otherwise, so tcp/53 and udp/53 read apart.
  */
-function unservedMessage(ports: NonNullable<MappingVerdict['unservedPorts']>): string {
+export function unservedMessage(ports: NonNullable<MappingVerdict['unservedPorts']>): string {
   const names = ports.map((p) => `port ${p.port}${p.protocol === 'tcp' ? '' : `/${p.protocol}`}`)
   return `no ready endpoints for ${names.join(', ')}; new connections are refused`
 }
