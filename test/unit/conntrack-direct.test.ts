@@ -1,12 +1,14 @@
 import {expect} from 'chai'
 
-import type {ApplyResult} from '../../src/lib/backend/backend.js'
+import type {ApplyResult, Backend} from '../../src/lib/backend/backend.js'
+import {UNINSPECTED} from '../support/uninspected.js'
 import {RecordingRunner, type RecordedCall} from '../support/recording-runner.js'
 import {MAPPING_API_VERSION, SERVICE_NAME_LABEL, type EndpointSliceResource, type MappingResource, type ServiceResource} from '../../src/lib/mapping/types.js'
 import type {Ipv4} from '../../src/lib/net/ipv4.js'
 import {DEFAULT_PLAN_OPTIONS, type HostInfo, type Snapshot} from '../../src/lib/plan/model.js'
 import {plan} from '../../src/lib/plan/plan.js'
 import {dropVanishedFlows} from '../../src/lib/sync/conntrack-cleanup.js'
+import {syncPass} from '../../src/lib/sync/watch.js'
 
 const EXT = '198.18.0.10'
 const VIP = '198.19.100.10'
@@ -158,5 +160,43 @@ describe('conntrack cleanup in mode direct', () => {
         `conntrack -D -p tcp --orig-dst ${EXT} --orig-port-dst 80 --reply-src ${OTHER_VIP} --reply-port-src 80`,
       ])
     })
+  })
+})
+
+describe('the daemon’s passes in mode direct', () => {
+  const backend: Backend = {
+    name: 'nftables',
+    tools: [],
+    render: () => 'state',
+    apply: async () => nothingChanged,
+    read: async () => 'state',
+    flush: async () => ({dryRun: true, changed: false, removed: {jumps: [], chains: [], sets: [], ipRules: [], routes: []}}),
+    payloads: () => [],
+    ruleCount: () => 1,
+    programmedMappings: () => new Set(),
+    forward: async () => ({written: 0, drops: []}),
+    inspect: UNINSPECTED,
+  }
+  const IP_ADDR = JSON.stringify([{ifindex: 2, ifname: 'eth1', addr_info: [{family: 'inet', local: EXT, prefixlen: 24}]}])
+
+  it('look through the kernel’s connections on the first pass only, then compare with what the last pass listed', async () => {
+    const runner = new RecordingRunner((call) => {
+      if (call.command === 'ip') return {stdout: IP_ADDR}
+      if (call.command === 'sysctl') return {stdout: '2\n2\n'}
+      return {stdout: ''}
+    })
+    const daemonPass = syncPass({runner, backend}, {plan: DEFAULT_PLAN_OPTIONS, interfacesPattern: /^eth1$/})
+    const perPass: string[][] = []
+    for (const endpoints of [
+      [{ip: POD_A, ready: true}, {ip: POD_B, ready: false}],
+      [{ip: POD_A, ready: true}, {ip: POD_B, ready: false}],
+      [{ip: POD_A, ready: true}],
+    ]) {
+      runner.calls.length = 0
+      const {snapshot} = pass('direct', [POD_A], endpoints)
+      await daemonPass(async () => snapshot, {full: false})
+      perPass.push(conntrackCalls(runner))
+    }
+    expect(perPass).to.deep.equal([[`conntrack -L ${ETH1_MARK}`], [], [`conntrack -L --reply-src ${POD_B}`]])
   })
 })
