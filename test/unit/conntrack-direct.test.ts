@@ -148,6 +148,14 @@ describe('conntrack cleanup in mode direct', () => {
       expect(conntrackCalls(runner)).to.deep.equal([`conntrack -L ${ETH1_MARK}`])
     })
 
+    it('keeps them when a backend reports a member that left the group as a former target, while the Service lists it', async () => {
+      const {snapshot, planned} = pass('direct', [POD_A, POD_B], bNotReady)
+      const runner = conntrack(entry(POD_B, 8080))
+      const memberLeft: ApplyResult = {...migrated, changedEndpoints: [{address: EXT, protocol: 'tcp', port: 80, oldTarget: `${POD_B}:8080`}]}
+      expect(await dropVanishedFlows(runner, memberLeft, snapshot, planned, host, undefined, [POD_A, POD_B] as Ipv4[])).to.deep.equal({deleted: 0, listed: [POD_A, POD_B]})
+      expect(conntrackCalls(runner)).to.deep.equal([])
+    })
+
     it('cuts those to another Service’s ClusterIP, and leaves the new direct connections alone', async () => {
       const {snapshot, planned} = pass('direct', [POD_A, POD_B], bothReady)
       const OTHER_VIP = '198.19.100.99'

@@ -60,7 +60,7 @@ export async function dropVanishedFlows(
   // Each half runs even when the other failed: one broken filter must not keep the rest.
   if (changed.length > 0) {
     try {
-      deleted += await deleteStaleNatFlows(runner, flowTargets(changed, planned.model), ADMITTED_CONNECTION_MARK)
+      deleted += await deleteStaleNatFlows(runner, flowTargets(changed, planned.model, listing), ADMITTED_CONNECTION_MARK)
     } catch (error) {
       errors.push(errorText(error))
       pending.changedEndpoints = changed
@@ -101,10 +101,12 @@ export function describePending(pending: PendingCleanup): string {
  * Each endpoint whose rule changed, once, with the target its connections may keep (none when it is
  * gone) and every target smartnat's rule had for it before.
  */
-function flowTargets(changed: ChangedEndpoint[], model: NatModel): NatFlowTarget[] {
-  const current = new Map<string, {target: NatTarget} | {directVIP: Ipv4 | undefined}>()
+function flowTargets(changed: ChangedEndpoint[], model: NatModel, listing: DirectListing): NatFlowTarget[] {
+  const current = new Map<string, {target: NatTarget} | {directKeeps: Set<Ipv4>}>()
   for (const m of model.mappings) {
-    for (const e of m.endpoints) current.set(key(e), e.group ? {directVIP: m.serviceVIP} : {target: {ip: e.targetIP, port: e.targetPort}})
+    // Mode direct: the ClusterIP and every pod the Service still lists keep their connections.
+    const keeps = new Set(m.groups ? [...(listing.byMapping.get(`${m.namespace}/${m.name}`) ?? []), ...(m.serviceVIP ? [m.serviceVIP] : [])] : [])
+    for (const e of m.endpoints) current.set(key(e), e.group === undefined ? {target: {ip: e.targetIP, port: e.targetPort}} : {directKeeps: keeps})
   }
   const targets = new Map<string, NatFlowTarget>()
   for (const e of changed) {
@@ -114,10 +116,11 @@ function flowTargets(changed: ChangedEndpoint[], model: NatModel): NatFlowTarget
     if (now && 'target' in now) entry.target = now.target
     const former = parseTarget(e.oldTarget)
     // Now in mode direct: connections made in mode service still reach the pods through the same
-    // Service's ClusterIP (kube-proxy or the route to a node), so they stay until they end.
-    if (now && 'directVIP' in now) {
+    // Service's ClusterIP (kube-proxy or the route to a node), and those to a pod still listed go
+    // on as well, so they stay until they end.
+    if (now && 'directKeeps' in now) {
       entry.formerOnly = true
-      if (former && former.ip !== now.directVIP) entry.formerTargets.push(former)
+      if (former && !now.directKeeps.has(former.ip)) entry.formerTargets.push(former)
     } else if (former) entry.formerTargets.push(former)
     targets.set(k, entry)
   }
