@@ -20,6 +20,8 @@ import {statusLines} from '../../src/lib/status/format.js'
 import {buildStatusReport} from '../../src/lib/status/report.js'
 import type {HostStatus} from '../../src/lib/status/host.js'
 import {RecordingRunner} from '../support/recording-runner.js'
+import {syncLines} from '../../src/cli/verdicts.js'
+import {dryRunOutput} from '../../src/lib/app/sync-output.js'
 
 const EXT = '198.18.0.10'
 const host: HostInfo = {interfaces: [{name: 'eth1', addresses: [{address: EXT as Ipv4, prefixLength: 24}]}]}
@@ -199,5 +201,14 @@ describe('routes to the members of a group', () => {
     const runner = new RecordingRunner(() => ({exitCode: 1, stderr: 'Object "route" is unknown'}))
     const error = await memberRoutes(runner, ['198.19.200.11:8080'], host).catch((e: unknown) => e)
     expect(error).to.be.an('error').with.property('message', 'route to 198.19.200.11: ip -4 -j route get 198.19.200.11 exited with 1: Object "route" is unknown')
+  })
+})
+
+describe('sync output of mode-direct Mappings', () => {
+  it('says which ports refuse new connections, for cron and for --json', () => {
+    const output = dryRunOutput({plan: inspection().plan, payloads: []})
+    expect(output.mappings.map((m) => m.unservedPorts)).to.deep.equal([undefined, [{protocol: 'tcp', port: 81}], undefined])
+    const lines = syncLines(output).map((l) => l.replaceAll(new RegExp(`${String.fromCharCode(0x1b)}\\[[0-9;]*m`, 'g'), ''))
+    expect(lines).to.include('default/empty     configured on 198.18.0.10; no ready endpoints for port 81; new connections are refused')
   })
 })
