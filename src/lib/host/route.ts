@@ -8,8 +8,6 @@ export interface RouteTo {
   /** Interface the route leaves by; null when there is no route. */
   dev: string | null
   gateway: string | null
-  /** `unicast`, or `local` for one of this host's own addresses; null when there is no route. */
-  type: string | null
   /** Why there is no route (`Network is unreachable`); null when there is one. */
   error: string | null
 }
@@ -22,7 +20,7 @@ export async function routeTo(runner: Runner, ip: Ipv4): Promise<RouteTo> {
   } catch (error) {
     // ip exits with 2 and says so when no route leads there (none at all, or an unreachable or prohibit route).
     if (error instanceof CommandError && error.exitCode === 2 && /RTNETLINK answers: /.test(error.stderr)) {
-      return {ip, dev: null, gateway: null, type: null, error: error.stderr.trim().replace(/^RTNETLINK answers: /, '')}
+      return {ip, dev: null, gateway: null, error: error.stderr.trim().replace(/^RTNETLINK answers: /, '')}
     }
     throw new Error(`route to ${ip}: ${(error as Error).message}`, {cause: error})
   }
@@ -31,12 +29,11 @@ export async function routeTo(runner: Runner, ip: Ipv4): Promise<RouteTo> {
     ip,
     dev: typeof route?.dev === 'string' ? route.dev : null,
     gateway: typeof route?.gateway === 'string' ? route.gateway : null,
-    type: typeof route?.type === 'string' ? route.type : 'unicast',
     error: null,
   }
 }
 
-function parseRoutes(stdout: string, ip: Ipv4): {dev?: unknown; gateway?: unknown; type?: unknown}[] {
+function parseRoutes(stdout: string, ip: Ipv4): {dev?: unknown; gateway?: unknown}[] {
   try {
     const parsed: unknown = JSON.parse(stdout)
     if (Array.isArray(parsed)) return parsed.filter((r): r is Record<string, unknown> => typeof r === 'object' && r !== null)
