@@ -3,6 +3,7 @@ import chalk from 'chalk'
 
 import type {MappingSummary, SyncOutput} from '../lib/app/sync.js'
 import {describeRemoval} from '../lib/sync/guard.js'
+import {unservedMessage} from '../lib/sync/status.js'
 
 /** One line per Mapping: `default/web  configured on 198.18.0.10` or `default/bad  invalid: reason`. */
 function verdictLines(mappings: MappingSummary[]): string[] {
@@ -15,7 +16,8 @@ function verdictLines(mappings: MappingSummary[]): string[] {
     const configured = served.length > 0 ? [`${chalk.green('configured')} on ${served.join(', ')}`] : []
     const state = configured.length + faults.length > 0 ? [...configured, ...faults].join('; ') : `${chalk.yellow('valid')}, no address on this host`
     const remote = m.notLocalAddresses.length > 0 ? ` (not local: ${m.notLocalAddresses.join(', ')})` : ''
-    return `${id}  ${state}${remote}`
+    const unserved = m.unservedPorts ? `; ${chalk.yellow(unservedMessage(m.unservedPorts))}` : ''
+    return `${id}  ${state}${remote}${unserved}`
   })
 }
 

@@ -11,9 +11,9 @@ import {outputPaint} from '../lib/format/columns.js'
 export default class Explain extends SmartnatCommand {
   static override summary = 'Why traffic does or does not get through: one Mapping, or one packet, through the desired rules and the kernel’s.'
 
-  static override description = `With a Mapping: its verdict (and the exact reason when it is invalid), the Service, VIP and ready endpoints it resolves to, and every rule and set entry that implements it, each checked against the kernel with its packet counters.
+  static override description = `With a Mapping: its verdict (and the exact reason when it is invalid), its mode, the Service, VIP and ready endpoints it resolves to (in mode direct, its endpoint groups with their members, and this host's route to each member), and every rule and set entry that implements it, each checked against the kernel with its packet counters.
 
-With --src and --dst: follows a new connection's first packet through the rules smartnat wants and through the rules the kernel actually holds, step by step: which Mapping and allowed source matched or why it was dropped, the DNAT target, and how replies are routed. When the two disagree, the packet follows the kernel, and explain says so.
+With --src and --dst: follows a new connection's first packet through the rules smartnat wants and through the rules the kernel actually holds, step by step: which Mapping and allowed source matched or why it was dropped or refused, the DNAT target (in mode direct, the endpoint group, its members and the route to each), and how replies are routed. When the two disagree, the packet follows the kernel, and explain says so.
 
 Writes nothing. Without root the kernel cannot be read: only the desired rules are shown, with a warning.`
 

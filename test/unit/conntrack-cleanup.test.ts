@@ -69,6 +69,7 @@ describe('conntrack cleanup after an apply', () => {
       deleted: 0,
       error: `conntrack -L --orig-dst ${EXT} exited with 2: ${FAILED}; conntrack -L --reply-src ${POD_GONE} exited with 2: ${FAILED}`,
       pending: {changedEndpoints: moved.changedEndpoints, vanishedPods: [POD_GONE]},
+      listed: [],
     })
   })
 
@@ -83,7 +84,7 @@ describe('conntrack cleanup after an apply', () => {
     const pending: PendingCleanup = {changedEndpoints: moved.changedEndpoints, vanishedPods: [POD_GONE]}
     // By now the status lists only the pod that stays, and the kernel already holds the new rule.
     const outcome = await dropVanishedFlows(runner, unchanged, snapshotOf(mapping([POD_STAYS])), planWith([POD_STAYS]), host, pending)
-    expect(outcome).to.deep.equal({deleted: 0})
+    expect(outcome).to.deep.equal({deleted: 0, listed: []})
     expect(conntrackCalls(runner)).to.deep.equal([`conntrack -L --orig-dst ${EXT}`, `conntrack -L --reply-src ${POD_GONE}`])
   })
 
@@ -96,7 +97,7 @@ describe('conntrack cleanup after an apply', () => {
 
   it('runs nothing when no rule changed and no pod left', async () => {
     const runner = emptyConntrack()
-    expect(await dropVanishedFlows(runner, unchanged, snapshotOf(mapping([POD_STAYS])), planWith([POD_STAYS]), host)).to.deep.equal({deleted: 0})
+    expect(await dropVanishedFlows(runner, unchanged, snapshotOf(mapping([POD_STAYS])), planWith([POD_STAYS]), host)).to.deep.equal({deleted: 0, listed: []})
     expect(runner.calls).to.deep.equal([])
   })
 })

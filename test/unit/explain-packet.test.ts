@@ -119,8 +119,8 @@ describe('explainPacket', () => {
 
   it('keeps a stable JSON shape', async () => {
     const e = await explain('198.18.1.2', '198.18.0.10:80')
-    expect(Object.keys(e)).to.deep.equal(['packet', 'verdict', 'mapping', 'target', 'decidedBy', 'allowedSource', 'reason', 'reply', 'steps', 'desired', 'kernel', 'agree', 'warnings'])
-    expect(Object.keys(e.desired)).to.deep.equal(['verdict', 'mapping', 'target', 'masquerade', 'dropRule', 'steps'])
+    expect(Object.keys(e)).to.deep.equal(['packet', 'verdict', 'mapping', 'target', 'group', 'decidedBy', 'allowedSource', 'reason', 'reply', 'steps', 'desired', 'kernel', 'agree', 'warnings', 'routes', 'routeError'])
+    expect(Object.keys(e.desired)).to.deep.equal(['verdict', 'mapping', 'target', 'masquerade', 'dropRule', 'group', 'rejectWith', 'steps'])
     expect(Object.keys(e.kernel!)).to.deep.equal(Object.keys(e.desired))
     expect(Object.keys(e.reply!)).to.deep.equal(['interface', 'mark', 'table', 'gateway', 'inKernel'])
     expect(Object.keys(e.steps[0]!)).to.deep.equal(['table', 'chain', 'rule'])

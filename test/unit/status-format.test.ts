@@ -66,11 +66,11 @@ describe('status output', () => {
       'eth1       198.18.0.10/24  7001   198.18.0.1  2',
       'eth2       198.18.2.10/24  7002   198.18.2.1  1',
       '',
-      'NAMESPACE/NAME  ADDRESSES                PORTS               VIP            READY  STATE       PACKETS',
-      'default/broken  -                        -                   -              -      invalid     -',
-      'default/remote  -                        tcp/8080->web:8080  198.19.100.10  2      not-local   -',
-      'default/web     198.18.0.10              tcp/80->web:8080    198.19.100.10  2      configured  0',
-      'shop/api        198.18.0.10,198.18.2.10  udp/53->api:5353    198.19.100.20  1      configured  0',
+      'NAMESPACE/NAME  ADDRESSES                PORTS               MODE     VIP            READY  STATE       PACKETS',
+      'default/broken  -                        -                   -        -              -      invalid     -',
+      'default/remote  -                        tcp/8080->web:8080  service  198.19.100.10  2      not-local   -',
+      'default/web     198.18.0.10              tcp/80->web:8080    service  198.19.100.10  2      configured  0',
+      'shop/api        198.18.0.10,198.18.2.10  udp/53->api:5353    service  198.19.100.20  1      configured  0',
       '',
       'default/broken: invalid: service "missing" not found in namespace "default"',
       '',
@@ -97,9 +97,9 @@ describe('status output', () => {
   it('-o wide adds bytes, endpoints, sources and addresses not on this host', async () => {
     const lines = statusLines(await report(), {paint: outputPaint({isTTY: false}, {}), wide: true})
     const header = lines.find((l) => l.startsWith('NAMESPACE/NAME'))!
-    expect(header.split(/ {2,}/)).to.deep.equal(['NAMESPACE/NAME', 'ADDRESSES', 'PORTS', 'VIP', 'READY', 'STATE', 'PACKETS', 'BYTES', 'ENDPOINTS', 'SOURCES', 'NOT-LOCAL'])
+    expect(header.split(/ {2,}/)).to.deep.equal(['NAMESPACE/NAME', 'ADDRESSES', 'PORTS', 'MODE', 'VIP', 'READY', 'STATE', 'PACKETS', 'BYTES', 'ENDPOINTS', 'SOURCES', 'NOT-LOCAL'])
     expect(lines.find((l) => l.startsWith('default/remote'))!.split(/ {2,}/)).to.deep.equal([
-      'default/remote', '-', 'tcp/8080->web:8080', '198.19.100.10', '2', 'not-local', '-', '-', '198.19.200.11,198.19.200.12', '0.0.0.0/0', '198.18.9.9',
+      'default/remote', '-', 'tcp/8080->web:8080', 'service', '198.19.100.10', '2', 'not-local', '-', '-', '198.19.200.11,198.19.200.12', '0.0.0.0/0', '198.18.9.9',
     ])
   })
 
@@ -117,7 +117,7 @@ describe('status output', () => {
     expect(Object.keys(r)).to.deep.equal(['backend', 'countsPackets', 'host', 'kernel', 'shared', 'mappings', 'summary'])
     expect(Object.keys(r.kernel)).to.deep.equal(['readable', 'reason', 'installed'])
     expect(Object.keys(r.mappings[0]!)).to.deep.equal([
-      'namespace', 'name', 'state', 'reason', 'service', 'serviceVIP', 'endpoints', 'addresses', 'notLocalAddresses', 'allowedSources', 'ports', 'rules', 'packets', 'bytes', 'drift',
+      'namespace', 'name', 'state', 'reason', 'mode', 'service', 'serviceVIP', 'endpoints', 'groups', 'addresses', 'notLocalAddresses', 'allowedSources', 'ports', 'rules', 'packets', 'bytes', 'drift',
     ])
     expect(Object.keys(r.mappings.find((m) => m.name === 'web')!.rules[0]!)).to.deep.equal(['address', 'protocol', 'port', 'target', 'inKernel', 'packets', 'bytes'])
     expect(r.summary).to.deep.equal({total: 4, configured: 2, invalid: 1, drifted: 0, faulty: 0, 'not-local': 1, unverified: 0, stale: 0})
@@ -134,8 +134,9 @@ describe('explain output', () => {
   it('a Mapping: facts, then each rule with whether the kernel has it', async () => {
     const {inspection} = await inspect({state: withoutRule(desiredState(), 'nat', 'default/web tcp/80')})
     const lines = mappingExplanationLines(explainMapping(inspection, 'default/web'), outputPaint({isTTY: false}, {}))
-    expect(lines.slice(0, 7)).to.deep.equal([
+    expect(lines.slice(0, 8)).to.deep.equal([
       'Mapping default/web: drifted - the kernel lacks 1 of its rules and set entries; the next sync repairs it',
+      '  Mode       service',
       '  Service    default/web',
       '  VIP        198.19.100.10',
       '  Endpoints  2 ready: 198.19.200.11, 198.19.200.12',

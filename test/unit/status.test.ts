@@ -134,6 +134,16 @@ describe('status writeback', function () {
         want: ['False', 'NoReadyEndpoints', 'configured on 198.18.0.10, but the Service has no ready endpoints'],
       },
       {
+        desc: 'mode direct with a port whose Service port has no endpoint',
+        verdict: verdict({unservedPorts: [{protocol: 'tcp', port: 80}]}),
+        want: ['False', 'NoReadyEndpoints', 'no ready endpoints for port 80; new connections are refused'],
+      },
+      {
+        desc: 'mode direct with several such ports, one of them udp',
+        verdict: verdict({configuredAddresses: {'198.18.0.10': {podIPs: []}}, unservedPorts: [{protocol: 'tcp', port: 53}, {protocol: 'tcp', port: 80}, {protocol: 'udp', port: 53}]}),
+        want: ['False', 'NoReadyEndpoints', 'no ready endpoints for port 53, port 80, port 53/udp; new connections are refused'],
+      },
+      {
         desc: 'an address on an interface this host cannot serve',
         verdict: verdict({configuredAddresses: {}, faults: {'198.18.0.10': 'interface ext0: --gw-offset 1 gives 198.18.0.1, which is this host\'s own address'}}),
         want: ['False', 'HostFault', "198.18.0.10 not served: interface ext0: --gw-offset 1 gives 198.18.0.1, which is this host's own address"],

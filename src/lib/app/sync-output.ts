@@ -2,6 +2,7 @@
 import type {Payload, WriteCounts} from '../backend/backend.js'
 import {forwardDropProblem} from '../backend/forward.js'
 import {interfaceFaultProblem} from '../plan/interfaces.js'
+import type {Protocol} from '../mapping/types.js'
 import type {MappingVerdict, Plan} from '../plan/model.js'
 import type {DryRunReport} from '../sync/dry-run.js'
 import type {SyncReport} from '../sync/once.js'
@@ -18,6 +19,8 @@ export interface MappingSummary {
   notLocalAddresses: string[]
   /** Addresses on this host that it cannot serve, each with the reason. */
   faults: Record<string, string>
+  /** Mode direct: the ports whose Service port has no endpoint, where new connections are refused; absent when none. */
+  unservedPorts?: {protocol: Protocol; port: number}[]
 }
 
 /** The outcome of a sync or a dry run. */
@@ -52,6 +55,7 @@ function summarizeVerdict(v: MappingVerdict): MappingSummary {
     configuredAddresses: v.configuredAddresses,
     notLocalAddresses: v.notLocalAddresses,
     faults: v.faults ?? {},
+    ...(v.unservedPorts ? {unservedPorts: v.unservedPorts.map((p) => ({...p}))} : {}),
   }
 }
 

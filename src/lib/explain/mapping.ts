@@ -3,6 +3,7 @@ import type {Counter, StatePart} from '../backend/parts.js'
 import {driftOf, sharedDrift} from '../inspect/drift.js'
 import {driftLines, mappingFacts, type MappingFacts} from '../inspect/facts.js'
 import {kernelSummary, type Inspection, type KernelSummary} from '../inspect/inspection.js'
+import type {MemberRoute} from './routes.js'
 
 /** A part of the desired or the kernel's state, and whether the other side agrees. */
 export interface PartReport {
@@ -24,6 +25,10 @@ export interface MappingExplanation {
   unexpected: PartReport[]
   /** Drift in what every Mapping relies on (jumps, marks, reply routing). */
   shared: {missing: string[]; unexpected: string[]}
+  /** Mode direct: this host's route to each member of its groups; null when not looked up (another mode, no member, or the lookup failed). */
+  routes: MemberRoute[] | null
+  /** Why the routes could not be looked up; null otherwise. */
+  routeError: string | null
 }
 
 /** The Mapping asked about is not in the source. */
@@ -51,6 +56,8 @@ export function explainMapping(inspection: Inspection<unknown>, id: string): Map
     parts: inspection.desiredParts.filter(mine).map((part) => partReport(part, drift ? !missing.has(part) : null, counters)),
     unexpected: (drift ? driftOf(drift, id).unexpected : []).map((part) => partReport(part, true, counters)),
     shared: driftLines(drift && sharedDrift(drift)),
+    routes: null,
+    routeError: null,
   }
 }
 

@@ -8,6 +8,7 @@ import {hex, interfaceMark} from '../net/marks.js'
 import {namesOf} from '../plan/order.js'
 import type {Inspection} from '../inspect/inspection.js'
 import {errorChain} from '../observe/log.js'
+import type {MemberRoute} from './routes.js'
 
 /** A new connection's first packet, as given on the command line. */
 export interface PacketSpec {
@@ -18,8 +19,20 @@ export interface PacketSpec {
   inInterface?: string
 }
 
-/** forward: DNATed to a Service; drop: smartnat's rules drop it; unmatched: smartnat leaves it alone. */
-export type PacketVerdict = 'forward' | 'drop' | 'unmatched'
+/**
+ * forward: DNATed to a Service or (mode direct) to a member of an endpoint group; drop: smartnat's
+ * rules drop it; reject: refused, as a mode-direct port without endpoints is; unmatched: smartnat leaves it alone.
+ */
+export type PacketVerdict = 'forward' | 'drop' | 'reject' | 'unmatched'
+
+/** Mode direct: the endpoint group a new connection is sent to, one member picked at random (or by ClientIP affinity). */
+export interface GroupReport {
+  /** `namespace/name protocol/servicePort` */
+  id: string
+  /** `ip:port` */
+  members: string[]
+  affinitySeconds: number | null
+}
 
 /** One trace, desired or the kernel's, in output form. */
 export interface TraceReport {
@@ -27,8 +40,12 @@ export interface TraceReport {
   mapping: string | null
   target: string | null
   masquerade: boolean
-  /** The rule that dropped the packet. */
+  /** The rule that dropped or refused the packet. */
   dropRule: string | null
+  /** Mode direct: the group the packet is sent to; null otherwise. */
+  group: GroupReport | null
+  /** How a refused packet is answered; null unless the verdict is reject. */
+  rejectWith: 'tcp-reset' | 'icmp-port-unreachable' | null
   steps: TraceStep[]
 }
 
@@ -49,7 +66,10 @@ export interface PacketExplanation {
   /** What the packet really does: the kernel's trace when the kernel could be read, else the desired one. */
   verdict: PacketVerdict
   mapping: string | null
+  /** `ip:port` of the DNAT, or in mode direct `group ID`. */
   target: string | null
+  /** Mode direct: the group new connections go to, with its members. */
+  group: GroupReport | null
   decidedBy: 'kernel' | 'desired'
   /** The Mapping's allowedSources entry that admits the source. */
   allowedSource: string | null
@@ -61,6 +81,10 @@ export interface PacketExplanation {
   /** null when there is no kernel trace to compare. */
   agree: boolean | null
   warnings: string[]
+  /** Mode direct: this host's route to each member of the group; null when not looked up. */
+  routes: MemberRoute[] | null
+  /** Why the routes could not be looked up; null otherwise. */
+  routeError: string | null
 }
 
 /** Parses `--src IP` and `--dst IP:PORT[/tcp|udp]` (tcp by default). */
@@ -111,6 +135,7 @@ export function explainPacket<State>(inspection: Inspection<State>, inspector: P
     verdict: decided.verdict,
     mapping: decided.mapping,
     target: decided.target,
+    group: decided.group,
     decidedBy: kernel ? 'kernel' : 'desired',
     allowedSource,
     reason: reasonFor(inspection, spec, decided, allowedSource, kernel !== null && !agree),
@@ -120,27 +145,44 @@ export function explainPacket<State>(inspection: Inspection<State>, inspector: P
     kernel,
     agree,
     warnings,
+    routes: null,
+    routeError: null,
   }
 }
 
 function traceReport(trace: Trace): TraceReport {
-  const forward = trace.verdict === 'dnat'
-  return {
-    verdict: forward ? 'forward' : trace.verdict === 'drop' ? 'drop' : 'unmatched',
-    mapping: forward ? (trace.mapping ?? null) : null,
-    target: forward ? trace.to : null,
-    masquerade: forward && trace.masqueraded,
-    dropRule: trace.verdict === 'drop' ? trace.rule : null,
-    steps: trace.steps,
+  const base: TraceReport = {verdict: 'unmatched', mapping: null, target: null, masquerade: false, dropRule: null, group: null, rejectWith: null, steps: trace.steps}
+  switch (trace.verdict) {
+    case 'dnat':
+      return {...base, verdict: 'forward', mapping: trace.mapping ?? null, target: trace.to, masquerade: trace.masqueraded}
+    case 'group': {
+      const group = {id: trace.group, members: [...trace.members], affinitySeconds: trace.affinitySeconds ?? null}
+      return {...base, verdict: 'forward', mapping: trace.mapping ?? null, target: `group ${trace.group}`, masquerade: trace.masqueraded, group}
+    }
+    case 'drop':
+      return {...base, verdict: 'drop', dropRule: trace.rule}
+    case 'reject':
+      return {...base, verdict: 'reject', dropRule: trace.rule, rejectWith: trace.with}
+    default:
+      return base
   }
 }
 
 function sameOutcome(a: TraceReport, b: TraceReport): boolean {
-  return a.verdict === b.verdict && a.mapping === b.mapping && a.target === b.target && a.masquerade === b.masquerade
+  return (
+    a.verdict === b.verdict &&
+    a.mapping === b.mapping &&
+    a.target === b.target &&
+    a.masquerade === b.masquerade &&
+    a.rejectWith === b.rejectWith &&
+    // The kernel may hold a group with other members than the Service lists now (a sync not run yet).
+    a.group?.members.join(',') === b.group?.members.join(',') &&
+    a.group?.affinitySeconds === b.group?.affinitySeconds
+  )
 }
 
 function outcome(t: TraceReport): string {
-  if (t.verdict === 'forward') return `forward to ${t.target} (${t.mapping ?? 'no Mapping named'})`
+  if (t.verdict === 'forward') return `forward to ${t.target}${t.group ? ` (${t.group.members.join(', ') || 'no member'})` : ''} (${t.mapping ?? 'no Mapping named'})`
   return t.verdict
 }
 
@@ -167,7 +209,12 @@ function reasonFor(inspection: Inspection<unknown>, spec: PacketSpec, t: TraceRe
   const drift = disagree ? '; the kernel differs from the desired state, run `smartnat sync` to repair it' : ''
   if (t.verdict === 'forward') {
     const via = allowedSource ? `${spec.src} is in allowedSources entry ${allowedSource} of ${t.mapping}` : `${t.mapping ?? 'a rule without a Mapping comment'} matches`
-    return `${via}; DNAT to ${t.target}${t.masquerade ? ', masqueraded' : ''}${drift}`
+    return `${via}; DNAT to ${t.group ? groupText(t.group) : t.target}${t.masquerade ? ', masqueraded' : ''}${drift}`
+  }
+  if (t.verdict === 'reject') {
+    const answer = t.rejectWith === 'tcp-reset' ? 'a TCP reset' : 'an ICMP port unreachable'
+    const who = owner ? `${owner.id} maps ${endpoint} in mode direct, but` : `${endpoint} is mapped in mode direct, but`
+    return `${who} its Service port has no ready or serving endpoint: new connections are refused with ${answer} (${t.dropRule})${drift}`
   }
   if (t.verdict === 'drop') {
     if (owner) {
@@ -179,6 +226,12 @@ function reasonFor(inspection: Inspection<unknown>, spec: PacketSpec, t: TraceRe
     return `dropped by ${t.dropRule}, and no desired Mapping serves ${endpoint}${drift}`
   }
   return `${whyUnmatched(inspection, spec, endpoint)}; smartnat leaves the packet to the host's other rules${drift}`
+}
+
+/** `one of the 2 endpoints of group default/web tcp/80, picked at random (ClientIP affinity 10800 s)` */
+function groupText(group: GroupReport): string {
+  const affinity = group.affinitySeconds === null ? '' : `, then kept for the client ${group.affinitySeconds} s (ClientIP affinity)`
+  return `one of the ${group.members.length} endpoints of group ${group.id}, picked at random${affinity}`
 }
 
 function ownerOf(inspection: Inspection<unknown>, endpoint: string): {id: string; allowedSources: Cidr[]} | undefined {

@@ -68,6 +68,17 @@ export interface NatTarget {
 export interface NatFlowTarget extends NatFlowEndpoint {
   target?: NatTarget
   formerTargets: NatTarget[]
+  /**
+   * Only entries answering from a former target go. A mode-direct endpoint's own connections answer
+   * from its pods, and those stay until they end unless the pod is gone (deleteFlowsFromUnlisted).
+   */
+  formerOnly?: boolean
+}
+
+/** A mapped external endpoint of mode direct, with the addresses its connections may keep answering from. */
+export interface DirectFlowEndpoint extends NatFlowEndpoint {
+  /** The pods any EndpointSlice of the Service still lists, ready or not, and its ClusterIP (connections made in mode service). */
+  keep: ReadonlySet<Ipv4>
 }
 
 /**
@@ -120,7 +131,7 @@ export async function deleteStaleNatFlows(runner: Runner, endpoints: NatFlowTarg
       const {reply} = flow
       if (endpoint.target && answersFrom(flow, endpoint.target)) continue
       const former = endpoint.formerTargets.some((t) => answersFrom(flow, t))
-      if (!former && !isAdmitted(flow.mark, admitted)) continue
+      if (!former && (endpoint.formerOnly || !isAdmitted(flow.mark, admitted))) continue
       const filter: ConntrackFilter = {
         protocol: endpoint.protocol,
         origDst: address,
@@ -152,6 +163,29 @@ export async function deleteFlowsFromEndpoints(runner: Runner, pods: Ipv4[], end
       if (protocol !== 'tcp' && protocol !== 'udp') continue
       if (original.dport === undefined || !mapped.has(endpointKey(original.dst, protocol, original.dport))) continue
       const filter: ConntrackFilter = {protocol, origDst: original.dst, origDstPort: original.dport, replySrc: pod}
+      filters.set(filterArgs(filter).join(' '), filter)
+    }
+    for (const filter of filters.values()) deleted += await deleteConntrackFlows(runner, filter)
+  }
+  return deleted
+}
+
+/**
+ * Deletes the entries of mode-direct `endpoints` that answer from an address they may not keep: a pod
+ * gone from every EndpointSlice of the Service. One listing per mark in `marks` (the connections
+ * smartnat admitted on one external interface), one deletion per (endpoint, reply source) found.
+ */
+export async function deleteFlowsFromUnlisted(runner: Runner, endpoints: DirectFlowEndpoint[], marks: {value: number; mask: number}[]): Promise<number> {
+  const byKey = new Map(endpoints.map((e) => [endpointKey(e.address, e.protocol, e.port), e]))
+  let deleted = 0
+  for (const mark of marks) {
+    const filters = new Map<string, ConntrackFilter>()
+    for (const flow of await listConntrackFlows(runner, {mark})) {
+      const {protocol, original, reply} = flow
+      if ((protocol !== 'tcp' && protocol !== 'udp') || original.dport === undefined || !isTranslated(flow)) continue
+      const endpoint = byKey.get(endpointKey(original.dst, protocol, original.dport))
+      if (!endpoint || endpoint.keep.has(reply.src)) continue
+      const filter: ConntrackFilter = {protocol, origDst: original.dst, origDstPort: original.dport, replySrc: reply.src, mark}
       filters.set(filterArgs(filter).join(' '), filter)
     }
     for (const filter of filters.values()) deleted += await deleteConntrackFlows(runner, filter)

@@ -2,9 +2,10 @@
 import {endpointName, type StatePart} from '../backend/parts.js'
 import type {MappingResource, ValidMappingSpec} from '../mapping/types.js'
 import {validateMapping} from '../mapping/validate.js'
-import type {MappingVerdict, NatMapping} from '../plan/model.js'
+import type {MappingVerdict, NatGroup, NatMapping} from '../plan/model.js'
 import {namesOf} from '../plan/order.js'
 import {indexPodIPs, type PodIPLookup} from '../plan/pods.js'
+import {unservedMessage} from '../sync/status.js'
 import {driftOf, driftedMappings, type Drift} from './drift.js'
 import type {Inspection} from './inspection.js'
 
@@ -25,7 +26,7 @@ export interface EndpointRule {
   address: string
   protocol: string
   port: number
-  /** `198.19.100.10:8080` */
+  /** `198.19.100.10:8080`, or in mode direct the group: `group default/web tcp/80` */
   target: string
   /** null when the kernel could not be read. */
   inKernel: boolean | null
@@ -37,12 +38,16 @@ export interface MappingFacts {
   namespace: string
   name: string
   state: MappingState
-  /** Why it is invalid, drifted, faulty or stale; null otherwise. */
+  /** Why it is invalid, drifted, faulty or stale, or (mode direct) which ports have no endpoint to serve; null otherwise. */
   reason: string | null
+  /** null when the spec is not valid. */
+  mode: 'service' | 'direct' | null
   service: string | null
   serviceVIP: string | null
-  /** Ready endpoint addresses of the Service. */
+  /** The pods in use: the Service's ready endpoints; in mode direct, the members of its groups. */
   endpoints: string[]
+  /** Mode direct on this host: one per Service port, with the endpoints new connections are spread over; empty otherwise. */
+  groups: GroupFacts[]
   /** Addresses programmed on this host. */
   addresses: string[]
   notLocalAddresses: string[]
@@ -54,6 +59,22 @@ export interface MappingFacts {
   bytes: number | null
   /** Parts as `where: text`. */
   drift: {missing: string[]; unexpected: string[]}
+}
+
+/** A mode-direct endpoint group as status and explain tell it. */
+export interface GroupFacts {
+  /** `namespace/name protocol/servicePort` */
+  id: string
+  /** `ip:port`, in order. */
+  members: string[]
+  /** No endpoint is ready: the members are serving terminating ones. */
+  terminating: boolean
+  affinitySeconds: number | null
+}
+
+/** The group as status and explain tell it. */
+export function groupFacts(group: NatGroup): GroupFacts {
+  return {id: group.id, members: group.members.map((m) => `${m.ip}:${m.port}`), terminating: group.terminating, affinitySeconds: group.affinitySeconds ?? null}
 }
 
 /** What factsOf looks up for every Mapping, indexed once: at 10,000 Mappings a search per Mapping took `status` 50 s. */
@@ -111,10 +132,12 @@ function factsOf(inspection: Inspection<unknown>, index: FactsIndex, verdict: Ma
   const spec = validSpec(inspection, index, verdict)
   const model = index.models.get(id)
   const drift = inspection.drift ? (index.drift.get(id) ?? {missing: [], unexpected: []}) : undefined
-  const rules = (model?.endpoints ?? []).map((e) =>
-    endpointRule(inspection, index, id, endpointName(e.address, e.protocol, e.port), {address: e.address, protocol: e.protocol, port: e.port, target: `${e.targetIP}:${e.targetPort}`}),
-  )
-  const podIPs = spec ? index.podIPsOf(verdict.namespace, spec.serviceName) : []
+  const rules = (model?.endpoints ?? []).map((e) => {
+    const target = e.group ? `group ${e.group.id}` : `${e.targetIP}:${e.targetPort}`
+    return endpointRule(inspection, index, id, endpointName(e.address, e.protocol, e.port), {address: e.address, protocol: e.protocol, port: e.port, target})
+  })
+  // A Mapping programmed in mode direct uses its groups' members; elsewhere the Service's ready pods tell what it would use.
+  const podIPs = model?.groups ? model.podIPs : spec ? index.podIPsOf(verdict.namespace, spec.serviceName) : []
   const drifted = drift !== undefined && (drift.missing.length > 0 || drift.unexpected.length > 0)
   const faults = Object.entries(verdict.faults ?? {})
   const state: MappingState = !verdict.valid
@@ -133,10 +156,12 @@ function factsOf(inspection: Inspection<unknown>, index: FactsIndex, verdict: Ma
     namespace: verdict.namespace,
     name: verdict.name,
     state,
-    reason: !verdict.valid ? verdict.invalid : drifted ? driftReason(drift!) : faults.length > 0 ? faultReason : null,
+    reason: !verdict.valid ? verdict.invalid : drifted ? driftReason(drift!) : faults.length > 0 ? faultReason : directReason(verdict, model),
+    mode: spec?.mode ?? null,
     service: spec?.serviceName ?? null,
     serviceVIP: verdict.serviceVIP ?? null,
     endpoints: [...podIPs],
+    groups: (model?.groups ?? []).map(groupFacts),
     addresses: model ? model.addresses.map((a) => a.address) : [],
     notLocalAddresses: [...verdict.notLocalAddresses],
     allowedSources: spec ? [...spec.allowedSources] : [],
@@ -156,9 +181,11 @@ function staleFacts(inspection: Inspection<unknown>, id: string): MappingFacts {
     name,
     state: 'stale',
     reason: `not a Mapping of the source, yet the kernel holds ${drift.unexpected.length} of its rules and set entries`,
+    mode: null,
     service: null,
     serviceVIP: null,
     endpoints: [],
+    groups: [],
     addresses: [],
     notLocalAddresses: [],
     allowedSources: [],
@@ -168,6 +195,13 @@ function staleFacts(inspection: Inspection<unknown>, id: string): MappingFacts {
     bytes: null,
     drift: driftLines(drift),
   }
+}
+
+/** Mode direct: the ports that refuse new connections for want of endpoints, or those served by terminating ones. */
+function directReason(verdict: MappingVerdict, model: NatMapping | undefined): string | null {
+  if (verdict.unservedPorts?.length) return unservedMessage(verdict.unservedPorts)
+  const terminating = (model?.groups ?? []).filter((g) => g.terminating).map((g) => g.id.slice(g.id.indexOf(' ') + 1))
+  return terminating.length > 0 ? `no ready endpoint for Service port ${terminating.join(', ')}; new connections go to serving terminating ones` : null
 }
 
 function validSpec(inspection: Inspection<unknown>, index: FactsIndex, verdict: MappingVerdict): ValidMappingSpec | undefined {

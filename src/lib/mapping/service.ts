@@ -32,7 +32,8 @@ export function resolveService(namespace: string, spec: ValidMappingSpec, servic
   const id = `${namespace}/${spec.serviceName}`
   const svc = service.spec ?? {}
   if (svc.type === 'ExternalName') {
-    return {ok: false, reason: `service ${id} is of type ExternalName; mode ${spec.mode} needs ${spec.mode === 'service' ? 'a ClusterIP' : 'endpoints'}`}
+    const needs = spec.mode === 'service' ? 'a ClusterIP' : 'EndpointSlices listing its pods'
+    return {ok: false, reason: `service ${id} is of type ExternalName; mode ${spec.mode} needs ${needs}`}
   }
   const direct = spec.mode === 'direct'
   if (!direct && svc.clusterIP === 'None') {

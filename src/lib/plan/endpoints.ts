@@ -1,5 +1,5 @@
 /** The endpoints of a Service port, read from discovery.k8s.io/v1 EndpointSlices as kube-proxy reads them, for mode direct. */
-import {compareIpv4, parseIpv4, type Ipv4} from '../net/ipv4.js'
+import {compareIpv4, ipv4ToInt, parseIpv4, type Ipv4} from '../net/ipv4.js'
 import {SERVICE_NAME_LABEL, type EndpointSliceResource, type Protocol} from '../mapping/types.js'
 import type {NatGroupMember} from './model.js'
 
@@ -26,6 +26,8 @@ interface Candidate {
 export function indexEndpoints(slices: readonly EndpointSliceResource[]): {endpointsOf: EndpointLookup; listedIPsOf: ListedIPLookup} {
   const byService = new Map<string, Map<string, EndpointSliceResource[]>>()
   for (const slice of slices) {
+    // Slices read from files are not checked by an API server: anything may be in the list.
+    if (typeof slice !== 'object' || slice === null) continue
     const namespace = slice.metadata?.namespace
     const serviceName = slice.metadata?.labels?.[SERVICE_NAME_LABEL]
     if (typeof namespace !== 'string' || typeof serviceName !== 'string' || slice.addressType !== 'IPv4') continue
@@ -96,7 +98,8 @@ function slicePort(slice: EndpointSliceResource, portName: string, protocol: Pro
   for (const port of Array.isArray(slice.ports) ? slice.ports : []) {
     if (typeof port !== 'object' || port === null) continue
     const name = typeof port.name === 'string' ? port.name : ''
-    const proto = typeof port.protocol === 'string' ? port.protocol.toLowerCase() : 'tcp'
+    // An absent protocol is TCP, as the API defaults it; anything but text is no protocol at all.
+    const proto = port.protocol === undefined || port.protocol === null ? 'tcp' : typeof port.protocol === 'string' ? port.protocol.toLowerCase() : undefined
     if (name !== portName || proto !== protocol) continue
     return Number.isInteger(port.port) && port.port! >= 1 && port.port! <= 65535 ? port.port : undefined
   }
@@ -110,5 +113,16 @@ function endpointList(slice: EndpointSliceResource): NonNullable<EndpointSliceRe
 // The API calls an endpoint's addresses fungible; kube-proxy uses the first, and so does smartnat.
 function firstAddress(endpoint: NonNullable<EndpointSliceResource['endpoints']>[number]): Ipv4 | undefined {
   const first = Array.isArray(endpoint.addresses) ? endpoint.addresses[0] : undefined
-  return typeof first === 'string' ? parseIpv4(first) : undefined
+  const ip = parseIpv4(first)
+  return ip !== undefined && isPodAddress(ip) ? ip : undefined
+}
+
+/**
+ * Whether a pod may have this address. The API server refuses the rest in an EndpointSlice (this
+ * host, no host, link-local); multicast and reserved ones cannot be a DNAT target either.
+ */
+function isPodAddress(ip: Ipv4): boolean {
+  const first = ipv4ToInt(ip) >>> 24
+  const second = (ipv4ToInt(ip) >>> 16) & 0xff
+  return first !== 0 && first !== 127 && first < 224 && !(first === 169 && second === 254)
 }

@@ -10,6 +10,7 @@ export function indexPodIPs(slices: readonly EndpointSliceResource[]): PodIPLook
   // By namespace, then Service name: no key text to build for each of tens of thousands of slices.
   const byService = new Map<string, Map<string, Set<Ipv4>>>()
   for (const slice of slices) {
+    if (typeof slice !== 'object' || slice === null) continue
     const namespace = slice.metadata?.namespace
     const serviceName = slice.metadata?.labels?.[SERVICE_NAME_LABEL]
     if (typeof namespace !== 'string' || typeof serviceName !== 'string' || slice.addressType !== 'IPv4') continue
@@ -19,7 +20,7 @@ export function indexPodIPs(slices: readonly EndpointSliceResource[]): PodIPLook
     services.set(serviceName, ips)
     for (const endpoint of Array.isArray(slice.endpoints) ? slice.endpoints : []) {
       // The API says an unset ready condition means ready; only an explicit false excludes.
-      if (endpoint?.conditions?.ready === false || !Array.isArray(endpoint.addresses)) continue
+      if (endpoint?.conditions?.ready === false || !Array.isArray(endpoint?.addresses)) continue
       for (const text of endpoint.addresses) {
         const ip = parseIpv4(text)
         if (ip) ips.add(ip)

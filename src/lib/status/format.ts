@@ -78,7 +78,7 @@ function versionOf(version: string | null): string {
 }
 
 function mappingHeader(wide: boolean): string[] {
-  const header = ['NAMESPACE/NAME', 'ADDRESSES', 'PORTS', 'VIP', 'READY', 'STATE', 'PACKETS']
+  const header = ['NAMESPACE/NAME', 'ADDRESSES', 'PORTS', 'MODE', 'VIP', 'READY', 'STATE', 'PACKETS']
   return wide ? [...header, 'BYTES', 'ENDPOINTS', 'SOURCES', 'NOT-LOCAL'] : header
 }
 
@@ -88,6 +88,7 @@ function mappingRow(m: MappingFacts, format: StatusFormat): string[] {
     `${m.namespace}/${m.name}`,
     m.addresses.join(',') || '-',
     ports.join(',') || '-',
+    m.mode ?? '-',
     m.serviceVIP ?? '-',
     m.service === null ? '-' : String(m.endpoints.length),
     stateText(m.state, format.paint),

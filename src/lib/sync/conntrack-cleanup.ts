@@ -7,12 +7,13 @@
  * and the status no longer lists the pod, so nothing else would remember them.
  */
 import {ADMITTED_CONNECTION_MARK, type ApplyResult, type ChangedEndpoint} from '../backend/backend.js'
-import {deleteFlowsFromEndpoints, deleteStaleNatFlows, type NatFlowEndpoint, type NatFlowTarget, type NatTarget} from '../host/conntrack.js'
+import {deleteFlowsFromEndpoints, deleteFlowsFromUnlisted, deleteStaleNatFlows, type NatFlowEndpoint, type NatFlowTarget, type NatTarget} from '../host/conntrack.js'
 import type {Runner} from '../host/runner.js'
 import type {Protocol} from '../mapping/types.js'
 import {compareIpv4, parseIpv4, type Ipv4} from '../net/ipv4.js'
 import {errorText} from '../observe/log.js'
 import type {HostInfo, NatModel, Plan, Snapshot} from '../plan/model.js'
+import {directFlowEndpoints, directListing, interfaceMarks, type DirectListing} from './direct-flows.js'
 
 /** Conntrack cleanup a pass could not do; the next pass retries it. */
 export interface PendingCleanup {
@@ -27,9 +28,19 @@ export interface CleanupOutcome {
   /** Why some of it failed; `pending` is then what to retry. */
   error?: string
   pending?: PendingCleanup
+  /**
+   * Every pod the Services of mode-direct Mappings list now, for the next pass of a daemon (`listedBefore`);
+   * absent when this pass could not look through the kernel's connections for it to start from.
+   */
+  listed?: Ipv4[]
 }
 
-/** Drops smartnat's entries to the targets an apply changed and to the pods that left, plus what `retry` carries over. */
+/**
+ * Drops smartnat's entries to the targets an apply changed and to the pods that left, plus what `retry`
+ * carries over. A mode-direct pod has left when no EndpointSlice of its Service lists it any more:
+ * against `listedBefore` (what the daemon's previous pass listed) when given, else by looking through
+ * the connections smartnat admitted, as a `sync` from cron must, which remembers nothing.
+ */
 export async function dropVanishedFlows(
   runner: Runner,
   applied: ApplyResult,
@@ -37,16 +48,19 @@ export async function dropVanishedFlows(
   planned: Plan,
   host: HostInfo,
   retry?: PendingCleanup,
+  listedBefore?: readonly Ipv4[],
 ): Promise<CleanupOutcome> {
   const changed = uniqueEndpoints([...applied.changedEndpoints, ...(retry?.changedEndpoints ?? [])])
-  const pods = vanishedPods(snapshot, planned, host, retry?.vanishedPods)
+  const listing = directListing(snapshot, planned.model)
+  const pods = vanishedPods(snapshot, planned, host, retry?.vanishedPods, listing, listedBefore)
   let deleted = 0
+  let scanned = listedBefore !== undefined || listing.byMapping.size === 0
   const errors: string[] = []
   const pending: PendingCleanup = {changedEndpoints: [], vanishedPods: []}
   // Each half runs even when the other failed: one broken filter must not keep the rest.
   if (changed.length > 0) {
     try {
-      deleted += await deleteStaleNatFlows(runner, flowTargets(changed, planned.model), ADMITTED_CONNECTION_MARK)
+      deleted += await deleteStaleNatFlows(runner, flowTargets(changed, planned.model, listing), ADMITTED_CONNECTION_MARK)
     } catch (error) {
       errors.push(errorText(error))
       pending.changedEndpoints = changed
@@ -60,7 +74,16 @@ export async function dropVanishedFlows(
       pending.vanishedPods = pods
     }
   }
-  return errors.length === 0 ? {deleted} : {deleted, error: errors.join('; '), pending}
+  if (!scanned) {
+    try {
+      deleted += await deleteFlowsFromUnlisted(runner, directFlowEndpoints(planned.model, listing), interfaceMarks(planned.model, listing))
+      scanned = true
+    } catch (error) {
+      errors.push(errorText(error))
+    }
+  }
+  const listed = scanned ? {listed: listing.all} : {}
+  return errors.length === 0 ? {deleted, ...listed} : {deleted, error: errors.join('; '), pending, ...listed}
 }
 
 /** A one-line account of what a failed cleanup left, for logs and warnings. */
@@ -78,20 +101,31 @@ export function describePending(pending: PendingCleanup): string {
  * Each endpoint whose rule changed, once, with the target its connections may keep (none when it is
  * gone) and every target smartnat's rule had for it before.
  */
-function flowTargets(changed: ChangedEndpoint[], model: NatModel): NatFlowTarget[] {
-  const current = new Map<string, NatTarget>()
-  for (const e of model.mappings.flatMap((m) => m.endpoints)) current.set(key(e), {ip: e.targetIP, port: e.targetPort})
+function flowTargets(changed: ChangedEndpoint[], model: NatModel, listing: DirectListing): NatFlowTarget[] {
+  const current = new Map<string, {target: NatTarget} | {directKeeps: Set<Ipv4>}>()
+  for (const m of model.mappings) {
+    // Mode direct: the ClusterIP and every pod the Service still lists keep their connections.
+    const keeps = new Set(m.groups ? [...(listing.byMapping.get(`${m.namespace}/${m.name}`) ?? []), ...(m.serviceVIP ? [m.serviceVIP] : [])] : [])
+    for (const e of m.endpoints) current.set(key(e), e.group === undefined ? {target: {ip: e.targetIP, port: e.targetPort}} : {directKeeps: keeps})
+  }
   const targets = new Map<string, NatFlowTarget>()
   for (const e of changed) {
     const k = key(e)
     const entry = targets.get(k) ?? {address: e.address as Ipv4, protocol: e.protocol as Protocol, port: e.port, formerTargets: []}
-    const target = current.get(k)
-    if (target) entry.target = target
+    const now = current.get(k)
+    if (now && 'target' in now) entry.target = now.target
     const former = parseTarget(e.oldTarget)
-    if (former) entry.formerTargets.push(former)
+    // Now in mode direct: connections made in mode service still reach the pods through the same
+    // Service's ClusterIP (kube-proxy or the route to a node), and those to a pod still listed go
+    // on as well, so they stay until they end.
+    if (now && 'directKeeps' in now) {
+      entry.formerOnly = true
+      if (former && !now.directKeeps.has(former.ip)) entry.formerTargets.push(former)
+    } else if (former) entry.formerTargets.push(former)
     targets.set(k, entry)
   }
-  return [...targets.values()]
+  // A direct endpoint with no former target left to cut has nothing to look for.
+  return [...targets.values()].filter((t) => !t.formerOnly || t.formerTargets.length > 0)
 }
 
 function modelEndpoints(model: NatModel): NatFlowEndpoint[] {
@@ -121,15 +155,24 @@ function parseTarget(text: string): NatTarget | undefined {
  * Pods this host served before and serves no more. A Mapping's status remembers, per address
  * of this host, the pods it was configured with; where kube-proxy runs on this host, its
  * connections to a pod that left are DNATed straight to that pod and would hang. `remembered`
- * are pods a failed cleanup left, kept unless they serve again.
+ * are pods a failed cleanup left, kept unless they serve again. A pod the Service of a mode-direct
+ * Mapping still lists (not ready, terminating) has not left: its connections stay until they end;
+ * one `listedBefore` held and no Service lists now has.
  */
-export function vanishedPods(snapshot: Snapshot, planned: Plan, host: HostInfo, remembered: readonly Ipv4[] = []): Ipv4[] {
+export function vanishedPods(
+  snapshot: Snapshot,
+  planned: Plan,
+  host: HostInfo,
+  remembered: readonly Ipv4[] = [],
+  listing?: DirectListing,
+  listedBefore: readonly Ipv4[] = [],
+): Ipv4[] {
   const own = new Set<string>(host.interfaces.flatMap((i) => i.addresses.map((a) => a.address)))
-  const current = new Set<string>()
+  const current = new Set<string>(listing?.all ?? [])
   for (const verdict of planned.verdicts) {
     for (const {podIPs} of Object.values(verdict.configuredAddresses)) for (const ip of podIPs) current.add(ip)
   }
-  const gone = new Set<Ipv4>(remembered.filter((ip) => !current.has(ip)))
+  const gone = new Set<Ipv4>([...remembered, ...listedBefore].filter((ip) => !current.has(ip)))
   for (const mapping of snapshot.mappings) {
     for (const [address, configured] of Object.entries(mapping.status?.configuredAddresses ?? {})) {
       if (!own.has(address)) continue

@@ -3,6 +3,7 @@ import type {ApplyResult, Backend, ForwardReport} from '../backend/backend.js'
 import {withForwardDrops} from '../backend/forward.js'
 import type {Runner} from '../host/runner.js'
 import type {RpFilterChange} from '../host/sysctl.js'
+import type {Ipv4} from '../net/ipv4.js'
 import type {HostInfo, Plan, Snapshot} from '../plan/model.js'
 import type {PlanMemo} from '../plan/candidates.js'
 import {isMassRemoval, MassRemovalError, measureRemoval, type Removal, type RemovalGuard} from './guard.js'
@@ -26,6 +27,8 @@ export interface SyncReport {
   conntrackError?: string
   /** What that failed cleanup left undone: a daemon passes it to its next pass (SyncOptions.retryCleanup). */
   pendingCleanup?: PendingCleanup
+  /** The pods the Services of mode-direct Mappings list, for a daemon's next pass (SyncOptions.listedBefore); absent: that pass must look through the kernel's connections. */
+  directListed?: Ipv4[]
   /** Rules in the state that was applied. */
   rulesProgrammed: number
   /** The backend state this pass applied: what the kernel holds now unless someone else changed it. */
@@ -52,6 +55,8 @@ export interface SyncOptions {
   removalGuard?: RemovalGuard
   /** Conntrack cleanup an earlier pass could not do (its SyncReport.pendingCleanup), tried again. */
   retryCleanup?: PendingCleanup
+  /** The previous pass's SyncReport.directListed: pods no longer listed since then are gone. */
+  listedBefore?: readonly Ipv4[]
 }
 
 /** The stages of one sync pass, in order; run them all, then call `report()`. */
@@ -69,6 +74,7 @@ export function syncSteps(
   let kernelState: unknown
   let conntrackDeleted = 0
   let conntrackFailure: {conntrackError: string; pendingCleanup: PendingCleanup} | undefined
+  let directListed: Ipv4[] | undefined
   let rulesProgrammed = 0
   let massRemoval: Removal | undefined
   const readHost = async () => {
@@ -122,8 +128,9 @@ export function syncSteps(
       // Never throws: the rules are applied, and the report says what failed.
       run: async () => {
         const {snapshot, host} = resolving.resolved()
-        const outcome = await dropVanishedFlows(deps.runner, applied!, snapshot, planned!, host, options.retryCleanup)
+        const outcome = await dropVanishedFlows(deps.runner, applied!, snapshot, planned!, host, options.retryCleanup, options.listedBefore)
         conntrackDeleted = outcome.deleted
+        directListed = outcome.listed
         conntrackFailure = outcome.error === undefined ? undefined : {conntrackError: outcome.error, pendingCleanup: outcome.pending!}
       },
     },
@@ -139,6 +146,7 @@ export function syncSteps(
       rpFilter,
       conntrackDeleted,
       ...conntrackFailure,
+      ...(directListed ? {directListed} : {}),
       rulesProgrammed,
       kernelState,
       ...(massRemoval ? {massRemoval} : {}),

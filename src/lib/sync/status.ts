@@ -218,11 +218,22 @@ function readyCondition(verdict: MappingVerdict, configured: ConfiguredAddresses
   if (addresses.length === 0) {
     return {type: 'Ready', status: 'False', reason: 'NoLocalAddress', message: 'none of its addresses is on the external interfaces of a smartnat host'}
   }
+  const unserved = verdict.unservedPorts ?? []
+  if (unserved.length > 0) return {type: 'Ready', status: 'False', reason: 'NoReadyEndpoints', message: unservedMessage(unserved)}
   const serving = addresses.filter((a) => (configured[a]?.podIPs.length ?? 0) > 0)
   if (serving.length === 0) {
     return {type: 'Ready', status: 'False', reason: 'NoReadyEndpoints', message: `configured on ${addresses.join(', ')}, but the Service has no ready endpoints`}
   }
   return {type: 'Ready', status: 'True', reason: 'Configured', message: `serving on ${serving.join(', ')}`}
+}
+
+/**
+ * `no ready endpoints for port 80, port 53/udp; new connections are refused`: a bare port is tcp,
+ * the protocol a Mapping's port has unless it says otherwise, so tcp/53 and udp/53 read apart.
+ */
+export function unservedMessage(ports: NonNullable<MappingVerdict['unservedPorts']>): string {
+  const names = ports.map((p) => `port ${p.port}${p.protocol === 'tcp' ? '' : `/${p.protocol}`}`)
+  return `no ready endpoints for ${names.join(', ')}; new connections are refused`
 }
 
 /** Keeps lastTransitionTime when a condition's status did not change, and any condition types smartnat does not own. */

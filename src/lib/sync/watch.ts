@@ -30,6 +30,7 @@ import {errorText, silentLogger, type Logger} from '../observe/log.js'
 import type {SyncRecord} from '../observe/metrics.js'
 import type {Liveness, Readiness} from '../observe/server.js'
 import {PlanMemo} from '../plan/candidates.js'
+import type {Ipv4} from '../net/ipv4.js'
 import type {Snapshot} from '../plan/model.js'
 import type {SnapshotSource} from '../source/source.js'
 import {BoundedFrequencyRunner, systemClock, type Clock, type RunOutcome, type RunReason} from './debounce.js'
@@ -97,9 +98,14 @@ export const MIN_STALL_LIMIT_MS = 120_000
 export function syncPass(deps: SyncDeps, settings: SyncSettings): SyncPass {
   // A pass after one change resolves that Mapping again, not every one.
   const planMemo = new PlanMemo()
+  // What the Services of mode-direct Mappings listed at the last pass: a pod gone since then is found
+  // without looking through the kernel's connections on every pass.
+  let listedBefore: readonly Ipv4[] | undefined
   return async (loadSnapshot, options) => {
     // The daemon checks the host's prerequisites once, when it starts.
-    return syncOnce(deps, loadSnapshot, settings, {...options, checkPrerequisites: false, planMemo})
+    const report = await syncOnce(deps, loadSnapshot, settings, {...options, checkPrerequisites: false, planMemo, ...(listedBefore ? {listedBefore} : {})})
+    listedBefore = report.directListed
+    return report
   }
 }
 
