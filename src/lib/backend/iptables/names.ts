@@ -19,6 +19,8 @@ export const SNAT_CHAIN = 'SNM-SNAT'
 
 export const ALLOW_SET = 'SNM-ALLOW'
 export const ENDPOINTS_SET = 'SNM-ENDPOINTS'
+/** Mode direct: endpoints whose group has no member, where new connections from allowed sources are refused. */
+export const UNSERVED_SET = 'SNM-UNSERVED'
 /** A set being refilled is built under this suffix and swapped in, so lookups never see it half-full. */
 export const TEMP_SET_SUFFIX = '-T'
 
@@ -33,6 +35,23 @@ export function isOwnedName(name: string): boolean {
 /** The nat chain holding the per-port DNAT rules of one external address. */
 export function addressChainName(address: Ipv4): string {
   return `${OWNED_PREFIX}A-${shortHash(address)}`
+}
+
+/**
+ * Group and member chains come by the ten thousand (one per Service port, one per endpoint of it):
+ * 64 bits of hash keep a collision among 100,000 names below one in a billion, where the 32 bits of
+ * an address chain would give two of 30,000 names the same hash on about one host in ten.
+ */
+const GROUP_HASH_LENGTH = 16
+
+/** Mode direct: the nat chain that spreads new connections over one group's members. */
+export function groupChainName(groupId: string): string {
+  return `${OWNED_PREFIX}G-${shortHash(groupId, GROUP_HASH_LENGTH)}`
+}
+
+/** Mode direct: the nat chain that DNATs to one member of a group; with affinity also the name of its `recent` list. */
+export function memberChainName(groupId: string, member: {ip: Ipv4; port: number}): string {
+  return `${OWNED_PREFIX}E-${shortHash(`${groupId} ${member.ip}:${member.port}`, GROUP_HASH_LENGTH)}`
 }
 
 /** The set of pod IPs whose new connections leave with one external address (the SNAT choice). */
