@@ -67,6 +67,9 @@ export type HookOutcome =
   | {kind: 'continue'}
   | {kind: 'ACCEPT' | 'DROP' | 'MASQUERADE'; rule: string}
   | {kind: 'DNAT'; rule: string; ip: Ipv4; port: number; comment?: string}
+  /** Mode direct: DNAT to one of `members` (never empty), the one picked when the connection starts. */
+  | {kind: 'GROUP'; rule: string; group: string; members: {ip: Ipv4; port: number}[]; affinitySeconds?: number; comment?: string}
+  | {kind: 'REJECT'; rule: string; with: 'tcp-reset' | 'icmp-port-unreachable'}
   | {kind: 'SNAT'; rule: string; to: string}
 
 /** The hooks a new connection's first packet can pass, each with the table it belongs to. */
@@ -102,8 +105,25 @@ function route(packet: TracedPacket, hook: (point: HookPoint, packet: TracedPack
     const mapping = COMMENT_MAPPING.exec(nat.comment ?? '')?.[1]
     return {verdict: 'dnat', to: `${packet.dst}:${packet.port}`, masqueraded: forwarded.kind === 'MASQUERADE', ...(mapping ? {mapping} : {})}
   }
+  if (nat.kind === 'GROUP') {
+    // The way on does not depend on the member picked: it is traced to the first.
+    packet.dst = nat.members[0]!.ip
+    packet.port = nat.members[0]!.port
+    const forwarded = forward()
+    if (forwarded.kind === 'DROP') return {verdict: 'drop', rule: forwarded.rule}
+    const mapping = COMMENT_MAPPING.exec(nat.comment ?? '')?.[1]
+    return {
+      verdict: 'group',
+      group: nat.group,
+      members: nat.members.map((m) => `${m.ip}:${m.port}`),
+      ...(nat.affinitySeconds === undefined ? {} : {affinitySeconds: nat.affinitySeconds}),
+      masqueraded: forwarded.kind === 'MASQUERADE',
+      ...(mapping ? {mapping} : {}),
+    }
+  }
   if (packet.outInterface === undefined) {
     const input = hook('filter INPUT', packet)
+    if (input.kind === 'REJECT') return {verdict: 'reject', rule: input.rule, with: input.with}
     return input.kind === 'DROP' ? {verdict: 'drop', rule: input.rule} : {verdict: 'not-ours'}
   }
   const forwarded = forward()

@@ -44,14 +44,27 @@ export function addressChainName(address: Ipv4): string {
  */
 const GROUP_HASH_LENGTH = 16
 
+const GROUP_CHAIN_PREFIX = `${OWNED_PREFIX}G-`
+const MEMBER_CHAIN_PREFIX = `${OWNED_PREFIX}E-`
+
 /** Mode direct: the nat chain that spreads new connections over one group's members. */
 export function groupChainName(groupId: string): string {
-  return `${OWNED_PREFIX}G-${shortHash(groupId, GROUP_HASH_LENGTH)}`
+  return `${GROUP_CHAIN_PREFIX}${shortHash(groupId, GROUP_HASH_LENGTH)}`
 }
 
 /** Mode direct: the nat chain that DNATs to one member of a group; with affinity also the name of its `recent` list. */
 export function memberChainName(groupId: string, member: {ip: Ipv4; port: number}): string {
-  return `${OWNED_PREFIX}E-${shortHash(`${groupId} ${member.ip}:${member.port}`, GROUP_HASH_LENGTH)}`
+  return `${MEMBER_CHAIN_PREFIX}${shortHash(`${groupId} ${member.ip}:${member.port}`, GROUP_HASH_LENGTH)}`
+}
+
+/** Whether a chain of this name spreads connections over a group (tracing and parts read it as a whole). */
+export function isGroupChainName(name: string): boolean {
+  return name.startsWith(GROUP_CHAIN_PREFIX)
+}
+
+/** Whether a chain of this name DNATs to one member of a group. */
+export function isMemberChainName(name: string): boolean {
+  return name.startsWith(MEMBER_CHAIN_PREFIX)
 }
 
 /** The set of pod IPs whose new connections leave with one external address (the SNAT choice). */
