@@ -4,6 +4,9 @@ import type {ChainState, TableState} from './types.js'
 import {sameRules} from './diff.js'
 import {ruleWords} from '../iptables-syntax.js'
 import {ruleTarget} from './parse.js'
+import {GROUP_CHAIN_PREFIX, isGroupChainName} from './names.js'
+
+const GROUP_JUMP = ` -j ${GROUP_CHAIN_PREFIX}`
 
 function stripHostLength(address: string): string {
   return address.endsWith('/32') ? address.slice(0, -3) : address
@@ -30,19 +33,20 @@ function chainAddresses(nat: TableState): Map<string, string> {
   return addresses
 }
 
-/** The DNAT rules of `chains` as `address protocol/port` -> target. */
-function dnatTargets(chains: readonly ChainState[], chainAddress: ReadonlyMap<string, string>): Map<string, ChangedEndpoint> {
+/** The DNAT rules of `chains` (with `groups`, the jumps to group chains too) as `address protocol/port` -> target. */
+function dnatTargets(chains: readonly ChainState[], chainAddress: ReadonlyMap<string, string>, groups = false): Map<string, ChangedEndpoint> {
   const endpoints = new Map<string, ChangedEndpoint>()
   for (const chain of chains) {
     for (const rule of chain.rules) {
-      if (!rule.includes(' DNAT ')) continue
+      if (!rule.includes(' DNAT ') && !(groups && rule.includes(GROUP_JUMP))) continue
       const words = ruleWords(rule)
-      if (ruleTarget(words) !== 'DNAT') continue
+      const target = ruleTarget(words)
+      if (target !== 'DNAT' && !(groups && target !== undefined && isGroupChainName(target))) continue
       const protocol = wordAfter(words, '-p')
       const port = Number(wordAfter(words, '--dport'))
       const destination = wordAfter(words, '-d')
       const address = destination === undefined ? chainAddress.get(words[1] ?? '') : stripHostLength(destination)
-      const oldTarget = wordAfter(words, '--to-destination')
+      const oldTarget = target === 'DNAT' ? wordAfter(words, '--to-destination') : target
       if ((protocol !== 'tcp' && protocol !== 'udp') || !Number.isInteger(port) || !address || !oldTarget) continue
       endpoints.set(`${address} ${protocol}/${port}`, {address, protocol, port, oldTarget})
     }
@@ -63,14 +67,19 @@ function differingChains(table: TableState, other: TableState, addresses: Map<st
  * Endpoints whose DNAT rule is gone or points elsewhere in `desired`, with the target `actual` had.
  * A chain with the same rules at the same address on both sides sends every endpoint where it did,
  * so only the rules of differing chains are read: a one-Mapping change reads one address chain.
+ * An endpoint that now leads to a group (a Mapping moved to mode direct) keeps its connections,
+ * as a pod leaving a group does: established ones end on their own.
  */
 export function changedEndpoints(desired: TableState, actual: TableState): ChangedEndpoint[] {
   const wantedAddresses = chainAddresses(desired)
   const actualAddresses = chainAddresses(actual)
   const before = differingChains(actual, desired, actualAddresses, wantedAddresses)
   if (before.length === 0) return []
-  const wanted = dnatTargets(differingChains(desired, actual, wantedAddresses, actualAddresses), wantedAddresses)
+  const wanted = dnatTargets(differingChains(desired, actual, wantedAddresses, actualAddresses), wantedAddresses, true)
   return [...dnatTargets(before, actualAddresses)]
-    .filter(([key, endpoint]) => wanted.get(key)?.oldTarget !== endpoint.oldTarget)
+    .filter(([key, endpoint]) => {
+      const now = wanted.get(key)?.oldTarget
+      return now !== endpoint.oldTarget && !(now !== undefined && isGroupChainName(now))
+    })
     .map(([, endpoint]) => endpoint)
 }

@@ -44,7 +44,8 @@ export function addressChainName(address: Ipv4): string {
  */
 const GROUP_HASH_LENGTH = 16
 
-const GROUP_CHAIN_PREFIX = `${OWNED_PREFIX}G-`
+/** Every group chain's name starts with this. */
+export const GROUP_CHAIN_PREFIX = `${OWNED_PREFIX}G-`
 const MEMBER_CHAIN_PREFIX = `${OWNED_PREFIX}E-`
 
 /** Mode direct: the nat chain that spreads new connections over one group's members. */
