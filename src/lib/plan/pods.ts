@@ -19,7 +19,7 @@ export function indexPodIPs(slices: readonly EndpointSliceResource[]): PodIPLook
     services.set(serviceName, ips)
     for (const endpoint of Array.isArray(slice.endpoints) ? slice.endpoints : []) {
       // The API says an unset ready condition means ready; only an explicit false excludes.
-      if (endpoint?.conditions?.ready === false || !Array.isArray(endpoint.addresses)) continue
+      if (endpoint?.conditions?.ready === false || !Array.isArray(endpoint?.addresses)) continue
       for (const text of endpoint.addresses) {
         const ip = parseIpv4(text)
         if (ip) ips.add(ip)
