@@ -9,7 +9,8 @@ import type {NatEndpoint, NatMapping} from '../plan/model.js'
 
 /** Returns `address` when it is an IPv4 address written the one way the kernel tools print it. */
 export function checkAddress(address: Ipv4): Ipv4 {
-  if (parseIpv4(address) !== address) throw new Error(`${JSON.stringify(address)} is not an IPv4 address in canonical form`)
+  // parseIpv4 gives undefined for what is not text, which must not pass as an address equal to itself.
+  if (typeof address !== 'string' || parseIpv4(address) !== address) throw new Error(`${JSON.stringify(address)} is not an IPv4 address in canonical form`)
   return address
 }
 
@@ -28,6 +29,10 @@ function isPort(port: number): boolean {
 export function checkEndpoint(mapping: NatMapping, e: NatEndpoint): void {
   const where = `mapping ${mapping.namespace}/${mapping.name}`
   if (e.protocol !== 'tcp' && e.protocol !== 'udp') throw new Error(`${where}: protocol ${JSON.stringify(e.protocol)} is not tcp or udp`)
+  // Renderers hash the id into names: any text is safe there, anything else is not text.
+  if (e.group !== undefined && (typeof e.group.id !== 'string' || !Array.isArray(e.group.members))) {
+    throw new Error(`${where}: endpoint group ${JSON.stringify(e.group.id)} is not an id with a list of members`)
+  }
   const targets = e.group === undefined ? [{ip: e.targetIP, port: e.targetPort}] : e.group.members
   if (e.group !== undefined && !isPort(e.port)) throw new Error(`${where}: port ${e.port} is outside 1..65535`)
   for (const target of targets) {
