@@ -81,6 +81,16 @@ describe('iptables mode direct: rendering', () => {
     expect(sets.get('SNM-ALLOW')!.entries).to.include.members(['198.18.0.10,tcp:8443,198.18.7.0/24', '198.18.1.10,udp:9000,0.0.0.0/1'])
   })
 
+  it('routes the host’s refusals like replies: mangle OUTPUT restores the interface bits of inbound connections', () => {
+    expect(state.tables.mangle.jumps).to.deep.equal([
+      '-A PREROUTING -m comment --comment smartnat -j SNM-PREROUTING',
+      '-A OUTPUT -m comment --comment smartnat -j SNM-OUTPUT',
+    ])
+    expect(rulesOf(state, 'mangle', 'SNM-OUTPUT')).to.deep.equal([
+      '-A SNM-OUTPUT -m connmark ! --mark 0x0/0xff00000 -m connmark --mark 0x0/0x40000 -m conntrack --ctdir REPLY -j CONNMARK --restore-mark --nfmask 0xff00000 --ctmask 0xff00000',
+    ])
+  })
+
   it('keeps the unserved set, empty, while every group has members', () => {
     const model = directModel()
     model.mappings = model.mappings.filter((m) => m.name !== 'empty')
@@ -94,6 +104,7 @@ describe('iptables mode direct: rendering', () => {
     expect(service.sets.map((s) => s.name)).to.not.include(UNSERVED_SET)
     expect(rulesOf(service, 'filter', 'SNM-INPUT')).to.deep.equal(['-A SNM-INPUT -m set --match-set SNM-ENDPOINTS dst,dst -j DROP'])
     expect(service.tables.nat.chains.map((c) => c.name).filter((n) => n.startsWith('SNM-G-') || n.startsWith('SNM-E-'))).to.deep.equal([])
+    expect(service.tables.mangle.chains.map((c) => c.name)).to.deep.equal(['SNM-PREROUTING'])
   })
 
   it('names group and member chains within the kernel limit, owned, one per group and member', () => {

@@ -14,6 +14,8 @@ export const PREROUTING_CHAIN = 'SNM-PREROUTING'
 export const POSTROUTING_CHAIN = 'SNM-POSTROUTING'
 export const INPUT_CHAIN = 'SNM-INPUT'
 export const FORWARD_CHAIN = 'SNM-FORWARD'
+/** mangle chain that routes the host's own answers (mode direct's refusals) like the replies they are. */
+export const OUTPUT_CHAIN = 'SNM-OUTPUT'
 /** nat chain of the egress SNAT rules, entered only by connections that carry the egress mark. */
 export const SNAT_CHAIN = 'SNM-SNAT'
 

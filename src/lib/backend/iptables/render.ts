@@ -20,6 +20,7 @@ import {
   FORWARD_CHAIN,
   INPUT_CHAIN,
   JUMP_COMMENT,
+  OUTPUT_CHAIN,
   POSTROUTING_CHAIN,
   PREROUTING_CHAIN,
   SNAT_CHAIN,
@@ -40,7 +41,7 @@ export function renderIptables(model: NatModel): IptablesState {
   const direct = hasDirectEndpoints(model)
   return {
     tables: {
-      mangle: renderMangle(model, egressByInterface),
+      mangle: renderMangle(model, egressByInterface, direct),
       // First: it checks every endpoint before any of its values is used.
       nat: renderNat(model),
       filter: renderFilter(direct),
@@ -51,7 +52,7 @@ export function renderIptables(model: NatModel): IptablesState {
   }
 }
 
-function renderMangle(model: NatModel, egressByInterface: ReadonlyMap<string, unknown>): TableState {
+function renderMangle(model: NatModel, egressByInterface: ReadonlyMap<string, unknown>, direct: boolean): TableState {
   const rules: string[] = []
   // One set per interface rather than per address: a new inbound connection makes one lookup per
   // external interface with egress pods, however many addresses and Mappings egress through it.
@@ -63,14 +64,23 @@ function renderMangle(model: NatModel, egressByInterface: ReadonlyMap<string, un
     )
   }
   const restoreInterface = `-j CONNMARK --restore-mark --nfmask ${hex(INTERFACE_MASK)} --ctmask ${hex(INTERFACE_MASK)}`
+  const inboundReplies = `${OWN_CONNECTIONS_MATCH} -m connmark --mark 0x0/${hex(EGRESS_MARK)} -m conntrack --ctdir REPLY ${restoreInterface}`
   // Replies of inbound connections and every packet of egress connections carry the interface bits
   // as packet mark before the routing decision, so `ip rule fwmark` picks the interface's table.
   rules.push(
-    `-A ${PREROUTING_CHAIN} ${OWN_CONNECTIONS_MATCH} -m connmark --mark 0x0/${hex(EGRESS_MARK)}` +
-      ` -m conntrack --ctdir REPLY ${restoreInterface}`,
+    `-A ${PREROUTING_CHAIN} ${inboundReplies}`,
     `-A ${PREROUTING_CHAIN} -m connmark --mark ${hex(EGRESS_MARK)}/${hex(EGRESS_MARK)} -m conntrack --ctdir ORIGINAL ${restoreInterface}`,
   )
-  return {chains: [{name: PREROUTING_CHAIN, rules}], jumps: [jump('PREROUTING', PREROUTING_CHAIN)]}
+  const chains = [{name: PREROUTING_CHAIN, rules}]
+  const jumps = [jump('PREROUTING', PREROUTING_CHAIN)]
+  if (direct) {
+    // The TCP reset or ICMP error refusing a connection to an unserved endpoint is the host's own
+    // packet, routed in OUTPUT with no mark: without the interface bits it would take the main
+    // table and miss a client that only the interface's table reaches. Mangle OUTPUT reroutes it.
+    chains.push({name: OUTPUT_CHAIN, rules: [`-A ${OUTPUT_CHAIN} ${inboundReplies}`]})
+    jumps.push(jump('OUTPUT', OUTPUT_CHAIN))
+  }
+  return {chains, jumps}
 }
 
 function renderNat(model: NatModel): TableState {
