@@ -127,7 +127,7 @@ function checkPayloads(state: IptablesState): void {
       expect(declared[1]).to.match(OWNED)
       continue
     }
-    const inserted = /^-I (PREROUTING|POSTROUTING|INPUT|FORWARD) 1 (.*)$/.exec(line)
+    const inserted = /^-I (PREROUTING|POSTROUTING|INPUT|OUTPUT|FORWARD) 1 (.*)$/.exec(line)
     checkRule(parseRule(inserted ? `-A ${inserted[1]} ${inserted[2]}` : line))
   }
 }
