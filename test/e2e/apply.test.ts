@@ -20,7 +20,7 @@ import {UNSERVED_SET, groupChainName, memberChainName} from '../../src/lib/backe
 import {tracePacket} from '../../src/lib/backend/iptables/trace.js'
 import type {TracePacket} from '../../src/lib/backend/trace-packet.js'
 import type {NatModel} from '../../src/lib/plan/model.js'
-import {directMapping, group} from '../unit/direct-model-fixture.js'
+import {directMapping, group} from '../unit/iptables-direct-fixture.js'
 import {ip, kernelTestModel} from '../unit/nat-model-fixture.js'
 
 const NETNS = `snm-apply-${process.pid}`

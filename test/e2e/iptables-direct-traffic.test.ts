@@ -9,7 +9,7 @@ import {applyIptables} from '../../src/lib/backend/iptables/apply.js'
 import {renderIptables} from '../../src/lib/backend/iptables/render.js'
 import type {NatModel} from '../../src/lib/plan/model.js'
 import {LAB_PLAN, createLab, requireLab, type EchoResult, type Lab} from '../support/lab.js'
-import {directMapping, group} from '../unit/direct-model-fixture.js'
+import {directMapping, group} from '../unit/iptables-direct-fixture.js'
 import {cidr, ip} from '../unit/nat-model-fixture.js'
 
 const [POD_A, POD_B] = ['198.19.200.11', '198.19.200.12']

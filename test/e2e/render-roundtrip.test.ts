@@ -13,7 +13,7 @@ import {createBackend} from '../../src/lib/backend/registry.js'
 import {ExecRunner} from '../../src/lib/host/runner.js'
 import {BACKENDS, requireBackend} from '../support/backends.js'
 import {requireNeeds} from '../support/requirements.js'
-import {directModel} from '../unit/direct-model-fixture.js'
+import {directModel} from '../unit/iptables-direct-fixture.js'
 import {cidr, sampleModel} from '../unit/nat-model-fixture.js'
 
 const NETNS = `snm-render-${process.pid}`

@@ -13,7 +13,7 @@ import type {ApplyResult} from '../../src/lib/backend/result.js'
 import {diffParts} from '../../src/lib/inspect/drift.js'
 import type {NatGroup, NatModel} from '../../src/lib/plan/model.js'
 import {RecordingRunner} from '../support/recording-runner.js'
-import {directMapping, directModel, group} from './direct-model-fixture.js'
+import {directMapping, directModel, group} from './iptables-direct-fixture.js'
 import {cidr, ip, sampleModel} from './nat-model-fixture.js'
 
 const A0 = addressChainName(ip('198.18.0.10'))

@@ -4,7 +4,7 @@ import {tracePacket} from '../../src/lib/backend/iptables/trace.js'
 import type {Trace, TracePacket} from '../../src/lib/backend/trace-packet.js'
 import type {IptablesState} from '../../src/lib/backend/iptables/types.js'
 import {groupChainName, memberChainName} from '../../src/lib/backend/iptables/names.js'
-import {directModel} from './direct-model-fixture.js'
+import {directModel} from './iptables-direct-fixture.js'
 import {ip, manyEgressModel, sampleModel} from './nat-model-fixture.js'
 
 const DROP_UNALLOWED = '-A SNM-INPUT -m set --match-set SNM-ENDPOINTS dst,dst -j DROP'

@@ -29,10 +29,6 @@ function isPort(port: number): boolean {
 export function checkEndpoint(mapping: NatMapping, e: NatEndpoint): void {
   const where = `mapping ${mapping.namespace}/${mapping.name}`
   if (e.protocol !== 'tcp' && e.protocol !== 'udp') throw new Error(`${where}: protocol ${JSON.stringify(e.protocol)} is not tcp or udp`)
-  // Renderers hash the id into names: any text is safe there, anything else is not text.
-  if (e.group !== undefined && (typeof e.group.id !== 'string' || !Array.isArray(e.group.members))) {
-    throw new Error(`${where}: endpoint group ${JSON.stringify(e.group.id)} is not an id with a list of members`)
-  }
   const targets = e.group === undefined ? [{ip: e.targetIP, port: e.targetPort}] : e.group.members
   if (e.group !== undefined && !isPort(e.port)) throw new Error(`${where}: port ${e.port} is outside 1..65535`)
   for (const target of targets) {
@@ -51,6 +47,8 @@ export function checkEndpoint(mapping: NatMapping, e: NatEndpoint): void {
 const MAX_AFFINITY_SECONDS = 86400
 
 function checkGroup(where: string, group: NatEndpoint['group'] & object): void {
+  // Hashed into chain names, never written itself: any text will do, but it must be text.
+  if (typeof group.id !== 'string' || group.id === '') throw new Error(`${where}: group id ${JSON.stringify(group.id)} is not a non-empty string`)
   const {affinitySeconds} = group
   if (affinitySeconds !== undefined && (!Number.isInteger(affinitySeconds) || affinitySeconds < 1 || affinitySeconds > MAX_AFFINITY_SECONDS)) {
     throw new Error(`${where}: affinity timeout ${affinitySeconds} is outside 1..${MAX_AFFINITY_SECONDS} seconds`)

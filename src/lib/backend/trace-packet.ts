@@ -67,8 +67,8 @@ export type HookOutcome =
   | {kind: 'continue'}
   | {kind: 'ACCEPT' | 'DROP' | 'MASQUERADE'; rule: string}
   | {kind: 'DNAT'; rule: string; ip: Ipv4; port: number; comment?: string}
-  /** Mode direct: DNAT to one of `members` (never empty), the one picked when the connection starts. */
-  | {kind: 'GROUP'; rule: string; group: string; members: {ip: Ipv4; port: number}[]; affinitySeconds?: number; comment?: string}
+  /** Mode direct: DNAT to one of `members` (`ip:port`), which one is the kernel's random pick. */
+  | {kind: 'GROUP'; rule: string; group: string; members: string[]; affinitySeconds?: number; comment?: string}
   | {kind: 'REJECT'; rule: string; with: 'tcp-reset' | 'icmp-port-unreachable'}
   | {kind: 'SNAT'; rule: string; to: string}
 
@@ -106,20 +106,12 @@ function route(packet: TracedPacket, hook: (point: HookPoint, packet: TracedPack
     return {verdict: 'dnat', to: `${packet.dst}:${packet.port}`, masqueraded: forwarded.kind === 'MASQUERADE', ...(mapping ? {mapping} : {})}
   }
   if (nat.kind === 'GROUP') {
-    // The way on does not depend on the member picked: it is traced to the first.
-    packet.dst = nat.members[0]!.ip
-    packet.port = nat.members[0]!.port
+    // Every member leaves by the same rules: they match marks, not the new destination.
     const forwarded = forward()
     if (forwarded.kind === 'DROP') return {verdict: 'drop', rule: forwarded.rule}
     const mapping = COMMENT_MAPPING.exec(nat.comment ?? '')?.[1]
-    return {
-      verdict: 'group',
-      group: nat.group,
-      members: nat.members.map((m) => `${m.ip}:${m.port}`),
-      ...(nat.affinitySeconds === undefined ? {} : {affinitySeconds: nat.affinitySeconds}),
-      masqueraded: forwarded.kind === 'MASQUERADE',
-      ...(mapping ? {mapping} : {}),
-    }
+    const {group, members, affinitySeconds} = nat
+    return {verdict: 'group', group, members, ...(affinitySeconds === undefined ? {} : {affinitySeconds}), ...(mapping ? {mapping} : {}), masqueraded: forwarded.kind === 'MASQUERADE'}
   }
   if (packet.outInterface === undefined) {
     const input = hook('filter INPUT', packet)

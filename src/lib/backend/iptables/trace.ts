@@ -92,7 +92,9 @@ class Tracer {
     // An empty group sends the packet on, undisturbed, to be refused in INPUT.
     if (group === undefined) return {kind: 'continue'}
     const comment = jump.matches.find((m): m is Extract<Match, {kind: 'comment'}> => m.kind === 'comment')
-    return {kind: 'GROUP', rule: jump.line, group: chain, ...group, ...(comment ? {comment: comment.text} : {})}
+    const members = group.members.map((m) => `${m.ip}:${m.port}`)
+    const affinity = group.affinitySeconds === undefined ? {} : {affinitySeconds: group.affinitySeconds}
+    return {kind: 'GROUP', rule: jump.line, group: chain, members, ...affinity, ...(comment ? {comment: comment.text} : {})}
   }
 
   private chainRules(table: TableName, name: string): Rule[] {

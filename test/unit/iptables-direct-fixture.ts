@@ -1,4 +1,4 @@
-/** The sample model plus Mappings in mode direct, shared by the renderer, tracer and diff tests of direct mode. */
+/** The sample model plus Mappings in mode direct, for the iptables backend's renderer, tracer, diff and kernel tests. */
 import type {NatGroup, NatMapping, NatModel} from '../../src/lib/plan/model.js'
 import {cidr, ip, sampleModel} from './nat-model-fixture.js'
 
