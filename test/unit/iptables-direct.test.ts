@@ -286,6 +286,31 @@ describe('iptables mode direct: conntrack, flush, parts', () => {
     ])
   })
 
+  it('cuts the connections of a direct endpoint that goes away, to each pod its group had, and of one moved back to mode service', () => {
+    const withoutCart = directModel()
+    withoutCart.mappings = withoutCart.mappings.filter((m) => m.name !== 'cart')
+    const gone = changedEndpoints(renderIptables(withoutCart).tables.nat, renderIptables(directModel()).tables.nat)
+    expect(gone.map((e) => `${e.address} ${e.protocol}/${e.port} ${e.oldTarget}`).sort()).to.deep.equal([
+      '198.18.1.10 tcp/8080 198.19.200.11:8080',
+      '198.18.1.10 tcp/8080 198.19.200.12:8080',
+      '198.18.1.10 tcp/8080 198.19.200.13:8081',
+      '198.18.1.10 udp/9000 198.19.200.14:9000',
+      '198.18.2.10 tcp/8080 198.19.200.11:8080',
+      '198.18.2.10 tcp/8080 198.19.200.12:8080',
+      '198.18.2.10 tcp/8080 198.19.200.13:8081',
+    ])
+    const back = directModel()
+    const sticky = back.mappings.find((m) => m.name === 'sticky')!
+    sticky.endpoints = [{address: ip('198.18.0.10'), protocol: 'tcp', port: 8443, targetIP: ip('198.19.100.30'), targetPort: 443}]
+    delete sticky.groups
+    const moved = changedEndpoints(renderIptables(back).tables.nat, renderIptables(directModel()).tables.nat)
+    expect(moved.map((e) => e.oldTarget)).to.deep.equal(['198.19.200.21:8443', '198.19.200.22:8443'])
+    // An empty group sent nothing anywhere: nothing to cut.
+    const noEmpty = directModel()
+    noEmpty.mappings = noEmpty.mappings.filter((m) => m.name !== 'empty')
+    expect(changedEndpoints(renderIptables(noEmpty).tables.nat, renderIptables(directModel()).tables.nat)).to.deep.equal([])
+  })
+
   it('counts a direct Mapping as programmed by the comment of its jump to the group', () => {
     expect([...iptablesMappings(renderIptables(directModel()))].sort()).to.deep.equal(['default/dns', 'default/empty', 'default/sticky', 'default/web', 'shop/cart', 'shop/web'])
   })

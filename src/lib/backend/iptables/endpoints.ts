@@ -33,15 +33,15 @@ function chainAddresses(nat: TableState): Map<string, string> {
   return addresses
 }
 
-/** The DNAT rules of `chains` (with `groups`, the jumps to group chains too) as `address protocol/port` -> target. */
-function dnatTargets(chains: readonly ChainState[], chainAddress: ReadonlyMap<string, string>, groups = false): Map<string, ChangedEndpoint> {
+/** The DNAT rules and jumps to group chains of `chains` as `address protocol/port` -> target (`ip:port` or the group chain). */
+function dnatTargets(chains: readonly ChainState[], chainAddress: ReadonlyMap<string, string>): Map<string, ChangedEndpoint> {
   const endpoints = new Map<string, ChangedEndpoint>()
   for (const chain of chains) {
     for (const rule of chain.rules) {
-      if (!rule.includes(' DNAT ') && !(groups && rule.includes(GROUP_JUMP))) continue
+      if (!rule.includes(' DNAT ') && !rule.includes(GROUP_JUMP)) continue
       const words = ruleWords(rule)
       const target = ruleTarget(words)
-      if (target !== 'DNAT' && !(groups && target !== undefined && isGroupChainName(target))) continue
+      if (target !== 'DNAT' && !(target !== undefined && isGroupChainName(target))) continue
       const protocol = wordAfter(words, '-p')
       const port = Number(wordAfter(words, '--dport'))
       const destination = wordAfter(words, '-d')
@@ -52,6 +52,18 @@ function dnatTargets(chains: readonly ChainState[], chainAddress: ReadonlyMap<st
     }
   }
   return endpoints
+}
+
+/** Where a group chain of `chains` sends connections: the DNAT target of each of its member chains. */
+function groupTargets(chains: ReadonlyMap<string, ChainState>, group: string): string[] {
+  const members = new Set((chains.get(group)?.rules ?? []).map((rule) => ruleTarget(ruleWords(rule))))
+  return [...members].flatMap((member) =>
+    (chains.get(member ?? '')?.rules ?? []).flatMap((rule) => {
+      const words = ruleWords(rule)
+      const to = ruleTarget(words) === 'DNAT' ? wordAfter(words, '--to-destination') : undefined
+      return to === undefined ? [] : [to]
+    }),
+  )
 }
 
 /** Chains of `table` that `other` lacks, holds with other rules, or reaches at another address. */
@@ -67,19 +79,28 @@ function differingChains(table: TableState, other: TableState, addresses: Map<st
  * Endpoints whose DNAT rule is gone or points elsewhere in `desired`, with the target `actual` had.
  * A chain with the same rules at the same address on both sides sends every endpoint where it did,
  * so only the rules of differing chains are read: a one-Mapping change reads one address chain.
- * An endpoint that now leads to a group (a Mapping moved to mode direct) keeps its connections,
- * as a pod leaving a group does: established ones end on their own.
+ * In mode direct an endpoint keeps jumping to its group while the group's pods change, and a pod
+ * that leaves keeps its established connections; an endpoint that leaves its group is reported
+ * once per pod the group had. An endpoint that moves from a DNAT to a group (a Mapping moved to
+ * mode direct) keeps its connections through the Service until they end.
  */
 export function changedEndpoints(desired: TableState, actual: TableState): ChangedEndpoint[] {
   const wantedAddresses = chainAddresses(desired)
   const actualAddresses = chainAddresses(actual)
   const before = differingChains(actual, desired, actualAddresses, wantedAddresses)
   if (before.length === 0) return []
-  const wanted = dnatTargets(differingChains(desired, actual, wantedAddresses, actualAddresses), wantedAddresses, true)
-  return [...dnatTargets(before, actualAddresses)]
-    .filter(([key, endpoint]) => {
-      const now = wanted.get(key)?.oldTarget
-      return now !== endpoint.oldTarget && !(now !== undefined && isGroupChainName(now))
-    })
-    .map(([, endpoint]) => endpoint)
+  const wanted = dnatTargets(differingChains(desired, actual, wantedAddresses, actualAddresses), wantedAddresses)
+  const changed: ChangedEndpoint[] = []
+  let actualChains: Map<string, ChainState> | undefined
+  for (const [key, endpoint] of dnatTargets(before, actualAddresses)) {
+    const now = wanted.get(key)?.oldTarget
+    if (now === endpoint.oldTarget) continue
+    if (!isGroupChainName(endpoint.oldTarget)) {
+      if (now === undefined || !isGroupChainName(now)) changed.push(endpoint)
+      continue
+    }
+    actualChains ??= new Map(actual.chains.map((c) => [c.name, c]))
+    for (const oldTarget of groupTargets(actualChains, endpoint.oldTarget)) changed.push({...endpoint, oldTarget})
+  }
+  return changed
 }
