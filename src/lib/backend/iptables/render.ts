@@ -42,7 +42,7 @@ export function renderIptables(model: NatModel): IptablesState {
   return {
     tables: {
       mangle: renderMangle(model, egressByInterface, direct),
-      // First: it checks every endpoint before any of its values is used.
+      // Before the sets: it checks every endpoint before their values are written anywhere.
       nat: renderNat(model),
       filter: renderFilter(direct),
     },
@@ -124,7 +124,7 @@ function renderNat(model: NatModel): TableState {
 }
 
 /** Whether any Mapping is in mode direct: only then do the unserved set and its rules exist. */
-export function hasDirectEndpoints(model: NatModel): boolean {
+function hasDirectEndpoints(model: NatModel): boolean {
   return model.mappings.some((m) => m.endpoints.some((e) => e.group !== undefined))
 }
 
@@ -166,12 +166,12 @@ function endpointsByAddress(mappings: NatMapping[]): Map<Ipv4, {mapping: NatMapp
   return new Map([...groups].sort(([a], [b]) => compareIpv4(a, b)))
 }
 
-// Joined rather than concatenated: a joined string is one flat string, where concatenation leaves a
-// tree of pieces that costs twice the memory in a state of 20,000 rules kept between watch passes.
 /** The endpoint's rule in its address chain: DNAT to the Service (mode service) or a jump to its group's chain (mode direct). */
 function endpointRule(chain: string, mapping: NatMapping, e: NatEndpoint, groups: GroupChains): string {
   const comment = savedString(mappingComment(mapping.namespace, mapping.name, e))
   const target = e.group === undefined ? `DNAT --to-destination ${e.targetIP}:${e.targetPort}` : groups.chainFor(mapping, e.protocol, e.group)
+  // Joined rather than concatenated: a joined string is one flat string, where concatenation leaves a
+  // tree of pieces that costs twice the memory in a state of 20,000 rules kept between watch passes.
   return ['-A', chain, '-p', e.protocol, '-m', e.protocol, '--dport', e.port, '-m comment --comment', comment, '-j', target].join(' ')
 }
 
