@@ -31,7 +31,7 @@ export function savedProbability(n: number): string {
 }
 
 /** A group as rendered: its chains, and the protocol its members are DNATed for. */
-export interface RenderedGroup {
+interface RenderedGroup {
   group: NatGroup
   protocol: Protocol
   /** The Mapping it belongs to, for error messages. */
@@ -57,7 +57,7 @@ export class GroupChains {
           `mapping ${mapping.namespace}/${mapping.name}: endpoint group ${JSON.stringify(group.id)} differs from the group of that id in mapping ${seen.owner.namespace}/${seen.owner.name}`,
         )
       }
-      return groupChainName(group.id)
+      return seen.chains[0]!.name
     }
     const chains = renderGroup(group, protocol)
     for (const chain of chains) this.claim(chain.name, group.id, mapping)
