@@ -15,11 +15,20 @@ const RECENT_SOURCE = '--mask 255.255.255.255 --rsource'
 /** xt_statistic keeps a probability as a 31-bit fraction: `lround(p * 2^31)`. */
 const PROBABILITY_ONE = 0x80000000
 
+/** Groups are small: the probabilities of a few sizes serve every group chain of every pass. */
+const probabilities = new Map<number, string>()
+
 /**
  * The probability `1/n` as iptables-save prints it: the kernel's 31-bit fraction written with 11
  * decimals (`printf("%.11f")`, whose exact ties round to even), so 1/3 reads back as 0.33333333349.
  */
 export function savedProbability(n: number): string {
+  let text = probabilities.get(n)
+  if (text === undefined) probabilities.set(n, (text = printedProbability(n)))
+  return text
+}
+
+function printedProbability(n: number): string {
   const fraction = BigInt(Math.round(PROBABILITY_ONE / n))
   const scaled = fraction * 10n ** 11n
   const denominator = BigInt(PROBABILITY_ONE)

@@ -50,14 +50,32 @@ const GROUP_HASH_LENGTH = 16
 export const GROUP_CHAIN_PREFIX = `${OWNED_PREFIX}G-`
 const MEMBER_CHAIN_PREFIX = `${OWNED_PREFIX}E-`
 
+/**
+ * Names hashed before: every sync renders every group again, and a sha256 for each of 40,000 chains
+ * costs a fifth of the render. Emptied when full; a name is only ever recomputed.
+ */
+const hashed = new Map<string, string>()
+const MAX_HASHED = 200_000
+
+function hashedName(prefix: string, text: string): string {
+  const key = `${prefix}${text}`
+  let name = hashed.get(key)
+  if (name === undefined) {
+    if (hashed.size >= MAX_HASHED) hashed.clear()
+    name = `${prefix}${shortHash(text, GROUP_HASH_LENGTH)}`
+    hashed.set(key, name)
+  }
+  return name
+}
+
 /** Mode direct: the nat chain that spreads new connections over one group's members. */
 export function groupChainName(groupId: string): string {
-  return `${GROUP_CHAIN_PREFIX}${shortHash(groupId, GROUP_HASH_LENGTH)}`
+  return hashedName(GROUP_CHAIN_PREFIX, groupId)
 }
 
 /** Mode direct: the nat chain that DNATs to one member of a group; with affinity also the name of its `recent` list. */
 export function memberChainName(groupId: string, member: {ip: Ipv4; port: number}): string {
-  return `${MEMBER_CHAIN_PREFIX}${shortHash(`${groupId} ${member.ip}:${member.port}`, GROUP_HASH_LENGTH)}`
+  return hashedName(MEMBER_CHAIN_PREFIX, `${groupId} ${member.ip}:${member.port}`)
 }
 
 /** Whether a chain of this name spreads connections over a group (tracing and parts read it as a whole). */
