@@ -15,7 +15,13 @@ import type {IptablesState} from '../../src/lib/backend/iptables/types.js'
 import {ApplyError} from '../../src/lib/backend/result.js'
 import {CommandLogRunner} from '../support/e2e.js'
 import {requireNeeds} from '../support/requirements.js'
-import {kernelTestModel} from '../unit/nat-model-fixture.js'
+import {iptablesBackend} from '../../src/lib/backend/iptables/backend.js'
+import {UNSERVED_SET, groupChainName, memberChainName} from '../../src/lib/backend/iptables/names.js'
+import {tracePacket} from '../../src/lib/backend/iptables/trace.js'
+import type {TracePacket} from '../../src/lib/backend/trace-packet.js'
+import type {NatModel} from '../../src/lib/plan/model.js'
+import {directMapping, group} from '../unit/iptables-direct-fixture.js'
+import {ip, kernelTestModel} from '../unit/nat-model-fixture.js'
 
 const NETNS = `snm-apply-${process.pid}`
 const TOOLS = ['ip', 'iptables-save', 'iptables-restore', 'ipset']
@@ -192,5 +198,117 @@ describe('iptables backend in a network namespace (root)', function () {
     const report = await flushIptables(recording, {dryRun: false})
     expect(report.changed).to.equal(false)
     expect([...recording.commands].sort()).to.deep.equal([...READS].sort())
+  })
+})
+
+describe('iptables backend, mode direct, in a network namespace (root)', function () {
+  this.timeout(60_000)
+  const netns = `snm-direct-${process.pid}`
+  const runner = new ExecRunner({timeoutSeconds: 20, netns})
+  const inDirectNetns = (...argv: string[]) => execFileSync('ip', ['netns', 'exec', netns, ...argv], {encoding: 'utf8'})
+  const STICKY = 'default/sticky tcp/443'
+  const CART = 'shop/cart tcp/80'
+  const member = (address: string, port: number) => ({ip: ip(address), port})
+
+  /** The kernel test model plus groups: one of three pods, one with affinity, one of one pod (udp), one empty. */
+  function directKernelModel(cart = ['198.19.200.11:8080', '198.19.200.12:8080', '198.19.200.13:8080'], sticky = ['198.19.200.21:8443', '198.19.200.22:8443']): NatModel {
+    const model = kernelTestModel()
+    model.mappings.push(
+      directMapping('default/empty', [['198.18.0.10', 'ext1']], ['198.18.7.0/24'], [['198.18.0.10 tcp/9090', group('default/empty tcp/9090', [])]]),
+      directMapping('default/sticky', [['198.18.2.10', 'ext2']], ['198.18.7.0/24'], [['198.18.2.10 tcp/8443', group(STICKY, sticky, 10800)]]),
+      directMapping('shop/cart', [['198.18.0.10', 'ext1']], ['0.0.0.0/0'], [
+        ['198.18.0.10 tcp/8080', group(CART, cart)],
+        ['198.18.0.10 udp/9000', group('shop/cart udp/9000', ['198.19.200.14:9000'])],
+      ]),
+    )
+    model.mappings.sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`))
+    return model
+  }
+
+  before(function () {
+    requireNeeds(this, 'the iptables mode direct apply test', {root: true, tools: TOOLS})
+    execFileSync('ip', ['netns', 'add', netns])
+    execFileSync('ip', ['netns', 'exec', netns, 'sh', '-ec', `
+      ip link add ext1 type veth peer name ext1-peer
+      ip link add ext2 type veth peer name ext2-peer
+      for l in lo ext1 ext1-peer ext2 ext2-peer; do ip link set $l up; done
+      ip addr add 198.18.0.10/24 dev ext1
+      ip addr add 198.18.2.10/24 dev ext2
+    `])
+  })
+
+  after(() => {
+    spawnSync('ip', ['netns', 'del', netns])
+  })
+
+  it('applies groups with and without affinity and an empty one; reading back gives the same state', async () => {
+    const desired = renderIptables(directKernelModel())
+    await applyIptables(runner, desired)
+    const actual = await readIptablesState(runner)
+    expectConverged(actual, desired)
+    for (const table of ['nat', 'filter'] as const) {
+      const byName = (s: IptablesState) => Object.fromEntries(s.tables[table].chains.map((c) => [c.name, c.rules]))
+      expect(byName(actual), table).to.deep.equal(byName(desired))
+    }
+    expect(actual.sets.find((s) => s.name === UNSERVED_SET)!.entries).to.deep.equal(['198.18.0.10,tcp:9090'])
+    expect(iptablesBackend(runner).inspect.inSync(desired, actual)).to.equal(true)
+  })
+
+  it('traces packets through the state read back as through the rendered one', async () => {
+    const desired = renderIptables(directKernelModel())
+    const actual = await readIptablesState(runner)
+    const flows: TracePacket[] = [
+      {src: '203.0.113.5', dst: '198.18.0.10', protocol: 'tcp', port: 8080, inInterface: 'ext1'},
+      {src: '203.0.113.5', dst: '198.18.0.10', protocol: 'udp', port: 9000, inInterface: 'ext1'},
+      {src: '198.18.7.9', dst: '198.18.2.10', protocol: 'tcp', port: 8443, inInterface: 'ext2'},
+      {src: '198.18.7.9', dst: '198.18.0.10', protocol: 'tcp', port: 9090, inInterface: 'ext1'},
+      {src: '203.0.113.5', dst: '198.18.0.10', protocol: 'tcp', port: 9090, inInterface: 'ext1'},
+    ]
+    const verdicts = flows.map((flow) => {
+      const want = tracePacket(desired, flow)
+      expect(tracePacket(actual, flow), JSON.stringify(flow)).to.deep.equal(want)
+      return want.verdict
+    })
+    expect(verdicts).to.deep.equal(['group', 'group', 'group', 'reject', 'drop'])
+  })
+
+  it('a change of one group writes only its chains, and keeps the affinity lists of the members that stay', async () => {
+    const [kept, leaving, coming] = [member('198.19.200.21', 8443), member('198.19.200.22', 8443), member('198.19.200.23', 8443)]
+    const keptList = `/proc/net/xt_recent/${memberChainName(STICKY, kept)}`
+    const leavingList = `/proc/net/xt_recent/${memberChainName(STICKY, leaving)}`
+    // A client the kernel remembers for the member that stays.
+    execFileSync('ip', ['netns', 'exec', netns, 'sh', '-ec', `echo +198.18.7.9 > ${keptList}`])
+    expect(inDirectNetns('cat', keptList)).to.include('src=198.18.7.9')
+
+    const desired = renderIptables(directKernelModel(undefined, ['198.19.200.21:8443', '198.19.200.23:8443']))
+    const recording = new CommandLogRunner(runner)
+    const result = await applyIptables(recording, desired)
+    const restore = recording.writes(READS).filter((c) => c.line.startsWith('iptables-restore'))
+    expect(restore).to.have.length(1)
+    const declared = restore[0]!.input!.split('\n').filter((l) => l.startsWith(':')).map((l) => l.split(' ')[0]!.slice(1))
+    expect(declared).to.deep.equal([groupChainName(STICKY), memberChainName(STICKY, coming), memberChainName(STICKY, leaving)])
+    expect(result.written).to.deep.equal({sets: 0, chains: 3, rules: 6, routes: 0})
+    expectConverged(await readIptablesState(runner), desired)
+
+    expect(inDirectNetns('cat', keptList)).to.include('src=198.18.7.9')
+    expect(spawnSync('ip', ['netns', 'exec', netns, 'cat', leavingList]).status, 'the list of the member that left is gone').to.not.equal(0)
+  })
+
+  it('a group that empties moves its endpoint to the unserved set in place; flush removes every group chain and set', async () => {
+    const desired = renderIptables(directKernelModel([], ['198.19.200.21:8443', '198.19.200.23:8443']))
+    const recording = new CommandLogRunner(runner)
+    const result = await applyIptables(recording, desired)
+    const ipset = recording.writes(READS).filter((c) => c.line.startsWith('ipset'))
+    expect(ipset.map((c) => c.input)).to.deep.equal(['add SNM-UNSERVED 198.18.0.10,tcp:8080\n'])
+    // The group chain, emptied, and its three member chains, deleted; one set updated.
+    expect(result.written).to.deep.equal({sets: 1, chains: 4, rules: 0, routes: 0})
+    const actual = await readIptablesState(runner)
+    expectConverged(actual, desired)
+    expect(actual.sets.find((s) => s.name === UNSERVED_SET)!.entries).to.deep.equal(['198.18.0.10,tcp:8080', '198.18.0.10,tcp:9090'])
+
+    await flushIptables(runner, {dryRun: false})
+    const save = inDirectNetns('iptables-save')
+    expect(save).to.not.include('SNM-')
+    expect(inDirectNetns('ipset', 'list', '-n')).to.not.include('SNM-')
   })
 })

@@ -13,6 +13,7 @@ import {createBackend} from '../../src/lib/backend/registry.js'
 import {ExecRunner} from '../../src/lib/host/runner.js'
 import {BACKENDS, requireBackend} from '../support/backends.js'
 import {requireNeeds} from '../support/requirements.js'
+import {directModel} from '../unit/iptables-direct-fixture.js'
 import {cidr, sampleModel} from '../unit/nat-model-fixture.js'
 
 const NETNS = `snm-render-${process.pid}`
@@ -132,6 +133,18 @@ describe('rendered state round-trips through the kernel (root, network namespace
         .sort((a, b) => (String(a.dst) < String(b.dst) ? -1 : 1))
       expect(read, `table ${table}`).to.deep.equal(state.routes.filter((r) => r.table === table))
     }
+  })
+
+  it('prints mode direct as rendered: group and member chains, recent and statistic matches, REJECT, the unserved set', async () => {
+    const state = renderIptables(directModel())
+    await load(state)
+    for (const table of ['nat', 'filter'] as const) {
+      const saved = (await ns.run('iptables-save', ['-t', table])).stdout.split('\n')
+      const rendered = state.tables[table].chains.flatMap((c) => c.rules)
+      expect(rendered.filter((line) => !saved.includes(line)), `${table} rules not printed as rendered`).to.deep.equal([])
+    }
+    const save = (await ns.run('ipset', ['save'])).stdout
+    expect(savedEntries(save, 'SNM-UNSERVED')).to.deep.equal(state.sets.find((s) => s.name === 'SNM-UNSERVED')!.entries)
   })
 })
 

@@ -5,6 +5,7 @@
 import {expect} from 'chai'
 import fc from 'fast-check'
 import {renderIptables, renderRestoreScripts} from '../../src/lib/backend/iptables/render.js'
+import {groupChainName} from '../../src/lib/backend/iptables/names.js'
 import {parseRule, type Rule} from '../../src/lib/backend/iptables/rule.js'
 import type {IptablesState} from '../../src/lib/backend/iptables/types.js'
 import {validateMapping} from '../../src/lib/mapping/validate.js'
@@ -131,7 +132,7 @@ function checkPayloads(state: IptablesState): void {
       expect(declared[1]).to.match(OWNED)
       continue
     }
-    const inserted = /^-I (PREROUTING|POSTROUTING|INPUT|FORWARD) 1 (.*)$/.exec(line)
+    const inserted = /^-I (PREROUTING|POSTROUTING|INPUT|OUTPUT|FORWARD) 1 (.*)$/.exec(line)
     checkRule(parseRule(inserted ? `-A ${inserted[1]} ${inserted[2]}` : line))
   }
 }
@@ -140,6 +141,7 @@ function checkRule(rule: Rule): void {
   for (const match of rule.matches) {
     if (match.kind === 'comment') expect(match.text).to.match(RULE_COMMENT)
     if (match.kind === 'set') expect(match.name).to.match(OWNED)
+    if (match.kind === 'recent-check' || match.kind === 'recent-set') expect(match.list).to.match(OWNED)
     if (match.kind === 'in' || match.kind === 'out') expect(['eth1', 'eth2']).to.include(match.iface)
   }
 }
@@ -152,6 +154,7 @@ function checkOwnership(state: IptablesState, snapshot: Snapshot, verdicts: Mapp
     if (dst && rule.target.kind === 'jump') chainAddress.set(rule.target.chain, dst.cidr.replace(/\/32$/, ''))
   }
   const owners = new Map<string, {verdict: MappingVerdict; specs: ValidMappingSpec[]}>()
+  const groups = new Map<string, string>()
   for (const chain of state.tables.nat.chains.filter((c) => c.name.startsWith('SNM-A-'))) {
     const address = chainAddress.get(chain.name)
     expect(address, `no jump leads to ${chain.name}`).to.be.a('string')
@@ -162,20 +165,32 @@ function checkOwnership(state: IptablesState, snapshot: Snapshot, verdicts: Mapp
       const verdict = verdicts.find((v) => v.valid && `${v.namespace}/${v.name}` === key)
       expect(verdict, `${rule.line}: no valid Mapping ${key}`).to.not.equal(undefined)
       expect(Object.keys(verdict!.configuredAddresses)).to.include(address)
-      if (rule.target.kind !== 'DNAT') throw new Error(`not a DNAT rule: ${rule.line}`)
-      expect(rule.target.ip).to.equal(verdict!.serviceVIP)
+      const target = rule.target
+      let leadsTo: (port: ValidMappingSpec['ports'][number]) => boolean
+      if (target.kind === 'DNAT') {
+        expect(target.ip).to.equal(verdict!.serviceVIP)
+        leadsTo = (p) => p.servicePort === target.port
+      } else if (target.kind === 'jump' && target.chain.startsWith('SNM-G-')) {
+        // Mode direct: the group of one of the Mapping's Service ports, DNATing only to its pods.
+        checkGroup(state, target.chain, verdict!.configuredAddresses[address!]!.podIPs)
+        groups.set(`${address},${dport.protocol}:${dport.port}`, target.chain)
+        leadsTo = (p) => groupChainName(`${key} ${p.protocol}/${p.servicePort}`) === target.chain
+      } else {
+        throw new Error(`not a DNAT rule nor a jump to a group: ${rule.line}`)
+      }
       const specs = snapshot.mappings
         .filter((m) => `${String(m.metadata.namespace)}/${String(m.metadata.name)}` === key)
         .map((m) => validateMapping(m, {maxPortsPerMapping: 3}))
         .flatMap((v) => (v.ok ? [v.spec] : []))
-      const target = rule.target
       const serves = (spec: ValidMappingSpec) =>
-        spec.addresses.includes(ip(address!)) &&
-        spec.ports.some((p) => p.protocol === dport.protocol && p.port === dport.port && p.servicePort === target.port)
+        spec.addresses.includes(ip(address!)) && spec.ports.some((p) => p.protocol === dport.protocol && p.port === dport.port && leadsTo(p))
       expect(specs.some(serves), `${rule.line} serves no address and port of ${key}`).to.equal(true)
       owners.set(`${address},${dport.protocol}:${dport.port}`, {verdict: verdict!, specs})
     }
   }
+  // Exactly the endpoints whose group is empty are refused.
+  const emptyGroups = [...groups].filter(([, chain]) => state.tables.nat.chains.find((c) => c.name === chain)!.rules.length === 0).map(([endpoint]) => endpoint)
+  expect(state.sets.find((s) => s.name === 'SNM-UNSERVED')?.entries ?? []).to.deep.equal(emptyGroups.sort())
   const sets = new Map(state.sets.map((s) => [s.name, s.entries]))
   expect([...(sets.get('SNM-ENDPOINTS') ?? [])].sort()).to.deep.equal([...owners.keys()].sort())
   for (const entry of sets.get('SNM-ALLOW') ?? []) {
@@ -192,6 +207,17 @@ function checkOwnership(state: IptablesState, snapshot: Snapshot, verdicts: Mapp
   }
   for (const [name, entries] of sets) {
     if (name.startsWith('SNM-EG-')) for (const entry of entries) expect(parseIpv4(entry)).to.equal(entry)
+  }
+}
+
+/** A group chain jumps only to member chains, and each member chain DNATs only to one of `podIPs`. */
+function checkGroup(state: IptablesState, name: string, podIPs: string[]): void {
+  const rulesOf = (chain: string) => state.tables.nat.chains.find((c) => c.name === chain)!.rules.map(parseRule)
+  for (const rule of rulesOf(name)) {
+    if (rule.target.kind !== 'jump' || !rule.target.chain.startsWith('SNM-E-')) throw new Error(`group chain rule leads elsewhere: ${rule.line}`)
+    const dnat = rulesOf(rule.target.chain).at(-1)!
+    if (dnat.target.kind !== 'DNAT') throw new Error(`member chain does not end in a DNAT: ${dnat.line}`)
+    expect(podIPs, dnat.line).to.include(dnat.target.ip)
   }
 }
 
@@ -409,5 +435,178 @@ describe('rendering hostile direct-mode groups (nftables)', () => {
       {numRuns: 300},
     )
     expect(traced).to.be.greaterThan(100)
+  })
+})
+
+describe('planning and rendering direct-mode resources with hostile endpoint data (iptables)', () => {
+  const portNames = fc.oneof({weight: 4, arbitrary: fc.constantFrom(undefined, '', 'http', 'https', 'dns', 'dns-tcp')}, {weight: 1, arbitrary: anyValue})
+  /** web: unnamed ports, headless in shop; dns: named ports and ClientIP affinity. */
+  const DIRECT_SERVICES: ServiceResource[] = ['default', 'shop'].flatMap((namespace) => [
+    {
+      metadata: {name: 'web', namespace},
+      spec: {
+        clusterIP: namespace === 'shop' ? 'None' : '198.19.100.10',
+        ports: [53, 80, 443].flatMap((port) => [
+          {port, protocol: 'TCP', targetPort: port + 8000},
+          {port, protocol: 'UDP', targetPort: port + 8000},
+        ]),
+      },
+    },
+    {
+      metadata: {name: 'dns', namespace},
+      spec: {
+        clusterIP: '198.19.100.11',
+        sessionAffinity: 'ClientIP',
+        sessionAffinityConfig: {clientIP: {timeoutSeconds: 60}},
+        ports: [
+          {name: 'dns', port: 53, protocol: 'UDP', targetPort: 'dns'},
+          {name: 'dns-tcp', port: 53, protocol: 'TCP', targetPort: 'dns-tcp'},
+          {name: 'http', port: 80, protocol: 'TCP', targetPort: 8080},
+          {name: 'https', port: 443, protocol: 'TCP', targetPort: 8443},
+        ],
+      },
+    },
+  ])
+  const podAddresses = fc.oneof(
+    {weight: 4, arbitrary: fc.constantFrom('198.19.200.11', '198.19.200.12', '198.19.200.13')},
+    {weight: 1, arbitrary: fc.constantFrom('198.19.200.011', ' 198.19.200.11', '198.19.200.11/32', '::1')},
+    {weight: 1, arbitrary: anyValue},
+  )
+  const condition = fc.oneof({weight: 6, arbitrary: fc.constantFrom(undefined, null, true, false)}, {weight: 1, arbitrary: anyValue})
+  const sliceProtocols = fc.oneof({weight: 6, arbitrary: fc.constantFrom(undefined, 'TCP', 'UDP')}, {weight: 1, arbitrary: anyValue})
+  const serviceNames = fc.oneof({weight: 6, arbitrary: fc.constantFrom('web', 'dns')}, {weight: 1, arbitrary: names})
+  const podPorts = fc.oneof({weight: 6, arbitrary: fc.constantFrom(8053, 8080, 8443)}, {weight: 1, arbitrary: fc.oneof(fc.integer({min: -2, max: 70000}), anyValue)})
+  const directSliceArb: fc.Arbitrary<EndpointSliceResource> = fc.record({
+    metadata: fc.record({
+      namespace: fc.oneof({weight: 8, arbitrary: fc.constantFrom('default', 'shop')}, {weight: 1, arbitrary: anyValue}),
+      labels: fc.record({'kubernetes.io/service-name': serviceNames}),
+    }),
+    addressType: fc.oneof({weight: 8, arbitrary: fc.constant('IPv4')}, {weight: 1, arbitrary: anyValue}),
+    endpoints: fc.oneof(
+      {
+        weight: 8,
+        arbitrary: fc.array(fc.oneof({weight: 8, arbitrary: fc.record({addresses: fc.array(podAddresses, {minLength: 1, maxLength: 2}), conditions: fc.record({ready: condition, serving: condition, terminating: condition})})}, {weight: 1, arbitrary: anyValue}), {minLength: 1, maxLength: 3}),
+      },
+      {weight: 1, arbitrary: anyValue},
+    ),
+    ports: fc.oneof(
+      {weight: 8, arbitrary: fc.array(fc.oneof({weight: 8, arbitrary: fc.record({name: portNames, port: podPorts, protocol: sliceProtocols})}, {weight: 1, arbitrary: anyValue}), {minLength: 1, maxLength: 4})},
+      {weight: 1, arbitrary: anyValue},
+    ),
+  }) as fc.Arbitrary<EndpointSliceResource>
+  const directServiceArb: fc.Arbitrary<ServiceResource> = fc.record({
+    metadata: fc.record({name: names, namespace: namespaces}),
+    spec: fc.record({
+      clusterIP: fc.oneof({weight: 6, arbitrary: fc.constantFrom('None', '198.19.100.10')}, {weight: 1, arbitrary: anyValue}),
+      ports: fc.array(fc.record({name: portNames, port: portNumbers, protocol: sliceProtocols, targetPort: fc.oneof(portNumbers, portNames)}), {maxLength: 3}),
+      sessionAffinity: fc.oneof({weight: 6, arbitrary: fc.constantFrom(undefined, 'None', 'ClientIP')}, {weight: 1, arbitrary: anyValue}),
+      sessionAffinityConfig: fc.oneof(fc.constant(undefined), fc.record({clientIP: fc.record({timeoutSeconds: fc.oneof(fc.integer({min: -1, max: 90000}), anyValue)})})),
+    }),
+  }) as fc.Arbitrary<ServiceResource>
+  const directMappingArb = fc.record({
+    metadata: fc.record({name: names, namespace: namespaces, creationTimestamp: fc.constantFrom('2024-01-01T00:00:00Z', '2024-02-01T00:00:00Z')}),
+    spec: fc.record(
+      {
+        addresses: fc.array(addresses, {minLength: 1, maxLength: 2}),
+        allowedSources: fc.oneof(fc.constant(undefined), fc.array(sources, {maxLength: 2})),
+        serviceName: fc.oneof({weight: 8, arbitrary: fc.constantFrom('web', 'dns')}, {weight: 1, arbitrary: names}),
+        mode: fc.oneof({weight: 8, arbitrary: fc.constant('direct')}, {weight: 1, arbitrary: anyValue}),
+        ports: fc.array(fc.record({port: portNumbers, protocol: protocols, servicePort: fc.oneof(fc.constant(undefined), portNumbers)}, {requiredKeys: ['port']}), {minLength: 1, maxLength: 3}),
+      },
+      {requiredKeys: ['addresses', 'serviceName', 'ports', 'mode']},
+    ),
+  }) as fc.Arbitrary<MappingResource>
+  // Slices as an API server would hold them, so that many groups have members next to the hostile ones.
+  const SLICE_PORTS = {
+    web: [
+      {port: 8080, protocol: 'TCP'},
+      {port: 8053, protocol: 'UDP'},
+    ],
+    dns: [
+      {name: 'dns', port: 8053, protocol: 'UDP'},
+      {name: 'dns-tcp', port: 8053, protocol: 'TCP'},
+      {name: 'http', port: 8080},
+      {name: 'https', port: 8443, protocol: 'TCP'},
+    ],
+  }
+  const cleanSliceArb: fc.Arbitrary<EndpointSliceResource> = fc.record({
+    metadata: fc.record({namespace: fc.constantFrom('default', 'shop'), labels: fc.record({'kubernetes.io/service-name': fc.constantFrom('web', 'dns')})}),
+    addressType: fc.constant('IPv4'),
+    endpoints: fc.array(
+      fc.record({
+        addresses: fc.tuple(fc.constantFrom('198.19.200.11', '198.19.200.12', '198.19.200.13')),
+        conditions: fc.record({ready: fc.constantFrom(undefined, true, false), serving: fc.constantFrom(undefined, true), terminating: fc.constantFrom(undefined, false, true)}),
+      }),
+      {minLength: 1, maxLength: 3},
+    ),
+  }).map((slice) => ({...slice, ports: SLICE_PORTS[slice.metadata.labels['kubernetes.io/service-name']]})) as fc.Arbitrary<EndpointSliceResource>
+  const directSnapshotArb: fc.Arbitrary<Snapshot> = fc.record({
+    mappings: fc.array(fc.oneof({weight: 3, arbitrary: directMappingArb}, {weight: 1, arbitrary: mappingArb}), {minLength: 1, maxLength: 5}),
+    services: fc.array(directServiceArb, {maxLength: 2}).map((extra) => [...DIRECT_SERVICES, ...extra]),
+    endpointSlices: fc.array(fc.oneof({weight: 3, arbitrary: cleanSliceArb}, {weight: 1, arbitrary: directSliceArb}), {minLength: 1, maxLength: 5}),
+  })
+
+  it('renders only well-formed rules, each group DNATing to its Mapping’s pods only', function () {
+    this.timeout(60_000)
+    fc.assert(
+      fc.property(directSnapshotArb, fc.boolean(), (snapshot, masquerade) => {
+        const {model, verdicts} = plan(snapshot, HOST, {maxPortsPerMapping: 3, masquerade, snat: false, gwOffset: 1})
+        const state = renderIptables(model)
+        checkPayloads(state)
+        checkOwnership(state, snapshot, verdicts)
+      }),
+      {numRuns: 400},
+    )
+  })
+
+  it('produces groups with members, with affinity, and empty ones, not only rejections', () => {
+    const seen = {members: 0, affinity: 0, empty: 0}
+    fc.assert(
+      fc.property(directSnapshotArb, (snapshot) => {
+        const {model} = plan(snapshot, HOST, {maxPortsPerMapping: 3, masquerade: true, snat: false, gwOffset: 1})
+        for (const g of model.mappings.flatMap((m) => m.groups ?? [])) {
+          if (g.members.length > 0) seen.members++
+          else seen.empty++
+          if (g.affinitySeconds !== undefined && g.members.length > 0) seen.affinity++
+        }
+      }),
+      {numRuns: 400},
+    )
+    expect(seen.members).to.be.greaterThan(20)
+    expect(seen.affinity).to.be.greaterThan(5)
+    expect(seen.empty).to.be.greaterThan(20)
+  })
+
+  it('refuses a model whose groups hold values no payload may carry, with an error naming the Mapping', () => {
+    const member = fc.record({ip: fc.oneof(fc.constantFrom('198.19.200.11'), hostile, anyValue), port: fc.oneof(fc.constantFrom(8080), portNumbers, anyValue)})
+    const groupArb = fc.record({
+      id: fc.oneof(fc.constantFrom('default/web tcp/80'), hostile, anyValue),
+      members: fc.array(member, {maxLength: 3}),
+      terminating: fc.boolean(),
+      affinitySeconds: fc.oneof(fc.constant(undefined), fc.integer({min: -5, max: 100000}), anyValue),
+    })
+    fc.assert(
+      fc.property(groupArb, (group) => {
+        const mapping = {
+          namespace: 'default',
+          name: 'web',
+          addresses: [{address: ip('198.18.0.10'), interface: 'eth1'}],
+          allowedSources: [],
+          podIPs: [],
+          endpoints: [{address: ip('198.18.0.10'), protocol: 'tcp' as const, port: 80, group: group as unknown as NatGroup}],
+          groups: [group as unknown as NatGroup],
+        }
+        let state: IptablesState
+        try {
+          state = renderIptables({masquerade: true, interfaces: [], egress: [], mappings: [mapping]})
+        } catch (error) {
+          expect((error as Error).message).to.match(/^mapping default\/web: /)
+          return
+        }
+        checkPayloads(state)
+        for (const rule of state.tables.nat.chains.flatMap((c) => c.rules)) expect(rule).to.not.include(MARK)
+      }),
+      {numRuns: 400},
+    )
   })
 })

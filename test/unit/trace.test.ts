@@ -3,7 +3,9 @@ import {renderIptables} from '../../src/lib/backend/iptables/render.js'
 import {tracePacket} from '../../src/lib/backend/iptables/trace.js'
 import type {Trace, TracePacket} from '../../src/lib/backend/trace-packet.js'
 import type {IptablesState} from '../../src/lib/backend/iptables/types.js'
-import {manyEgressModel, sampleModel} from './nat-model-fixture.js'
+import {groupChainName, memberChainName} from '../../src/lib/backend/iptables/names.js'
+import {directModel} from './iptables-direct-fixture.js'
+import {ip, manyEgressModel, sampleModel} from './nat-model-fixture.js'
 
 const DROP_UNALLOWED = '-A SNM-INPUT -m set --match-set SNM-ENDPOINTS dst,dst -j DROP'
 
@@ -14,8 +16,12 @@ function summary(trace: Trace): string {
       return `dnat ${trace.to} ${trace.mapping ?? '?'}${trace.masqueraded ? ' masq' : ''}`
     case 'snat':
       return `snat ${trace.to}`
+    case 'group':
+      return `group ${trace.group} ${trace.members.join(',')}${trace.affinitySeconds === undefined ? '' : ` affinity ${trace.affinitySeconds}`} ${trace.mapping ?? '?'}${trace.masqueraded ? ' masq' : ''}`
     case 'drop':
       return `drop ${trace.rule}`
+    case 'reject':
+      return `reject ${trace.with} ${trace.rule}`
     case 'not-ours':
       return 'not-ours'
   }
@@ -120,6 +126,80 @@ describe('tracePacket through rendered rules', () => {
     ]
     for (const [rule, error] of unknown) {
       it(rule, () => expect(() => tracePacket(withNatRule(rule), packet)).to.throw(error))
+    }
+  })
+})
+
+describe('tracePacket through rendered rules, mode direct', () => {
+  const CART = groupChainName('shop/cart tcp/80')
+  const CART_UDP = groupChainName('shop/cart udp/9000')
+  const STICKY = groupChainName('default/sticky tcp/443')
+  const REFUSE_TCP = '-A SNM-INPUT -p tcp -m set --match-set SNM-UNSERVED dst,dst -m connmark ! --mark 0x0/0xff00000 -j REJECT --reject-with tcp-reset'
+  const REFUSE_UDP = '-A SNM-INPUT -p udp -m set --match-set SNM-UNSERVED dst,dst -m connmark ! --mark 0x0/0xff00000 -j REJECT --reject-with icmp-port-unreachable'
+  const flows: (TracePacket & {name: string; want: string; interfaceIndex?: number})[] = [
+    {name: 'tcp to a group of three', src: '203.0.113.5', dst: '198.18.1.10', protocol: 'tcp', port: 8080, inInterface: 'eth2', want: `group ${CART} 198.19.200.11:8080,198.19.200.12:8080,198.19.200.13:8081 shop/cart masq`, interfaceIndex: 2},
+    {name: 'the same group through another address', src: '203.0.113.5', dst: '198.18.2.10', protocol: 'tcp', port: 8080, inInterface: 'eth3', want: `group ${CART} 198.19.200.11:8080,198.19.200.12:8080,198.19.200.13:8081 shop/cart masq`, interfaceIndex: 3},
+    {name: 'udp to a group of one', src: '203.0.113.5', dst: '198.18.1.10', protocol: 'udp', port: 9000, inInterface: 'eth2', want: `group ${CART_UDP} 198.19.200.14:9000 shop/cart masq`},
+    {name: 'a group with ClientIP affinity', src: '198.18.7.9', dst: '198.18.0.10', protocol: 'tcp', port: 8443, inInterface: 'eth1', want: `group ${STICKY} 198.19.200.21:8443,198.19.200.22:8443 affinity 10800 default/sticky masq`, interfaceIndex: 1},
+    {name: 'a group, source not allowed', src: '203.0.113.5', dst: '198.18.0.10', protocol: 'tcp', port: 8443, inInterface: 'eth1', want: `drop ${DROP_UNALLOWED}`},
+    {name: 'tcp to an empty group is reset', src: '198.18.7.9', dst: '198.18.0.10', protocol: 'tcp', port: 9090, inInterface: 'eth1', want: `reject tcp-reset ${REFUSE_TCP}`, interfaceIndex: 1},
+    {name: 'udp to an empty group is refused with port unreachable', src: '198.18.7.9', dst: '198.18.0.10', protocol: 'udp', port: 9090, inInterface: 'eth1', want: `reject icmp-port-unreachable ${REFUSE_UDP}`},
+    {name: 'an empty group, source not allowed: dropped, not refused', src: '203.0.113.5', dst: '198.18.0.10', protocol: 'tcp', port: 9090, inInterface: 'eth1', want: `drop ${DROP_UNALLOWED}`},
+    {name: 'an empty group, from no external interface: dropped, not refused', src: '198.18.7.9', dst: '198.18.0.10', protocol: 'udp', port: 9090, want: `drop ${DROP_UNALLOWED}`},
+    {name: 'a service-mode Mapping on the same address still DNATs', src: '203.0.113.5', dst: '198.18.0.10', protocol: 'tcp', port: 80, inInterface: 'eth1', want: 'dnat 198.19.100.10:8080 default/web masq'},
+    {name: 'a port no Mapping uses on that address', src: '198.18.7.9', dst: '198.18.0.10', protocol: 'tcp', port: 9091, inInterface: 'eth1', want: 'not-ours'},
+  ]
+  const state = renderIptables(directModel())
+  for (const {name, want, interfaceIndex, ...packet} of flows) {
+    it(name, () => {
+      const trace = tracePacket(state, packet)
+      expect(summary(trace)).to.equal(want)
+      if (interfaceIndex !== undefined) expect(trace.marks.interfaceIndex).to.equal(interfaceIndex)
+    })
+  }
+
+  it('without masquerade, a group keeps the client address', () => {
+    const trace = tracePacket(renderIptables(directModel({masquerade: false})), {src: '203.0.113.5', dst: '198.18.1.10', protocol: 'udp', port: 9000, inInterface: 'eth2'})
+    expect(summary(trace)).to.equal(`group ${CART_UDP} 198.19.200.14:9000 shop/cart`)
+  })
+
+  it('records the jump into the group as the step that decided, then the way out', () => {
+    const trace = tracePacket(state, {src: '198.18.7.9', dst: '198.18.0.10', protocol: 'tcp', port: 8443, inInterface: 'eth1'})
+    expect(trace.steps.filter((s) => s.table === 'nat' && s.chain.startsWith('SNM-A-')).map((s) => s.rule)).to.deep.equal([
+      `-A SNM-A-5b4665a2 -p tcp -m tcp --dport 8443 -m comment --comment "default/sticky tcp/8443" -j ${STICKY}`,
+    ])
+    expect(trace.steps.at(-1)!.rule).to.equal('-A SNM-POSTROUTING -m mark --mark 0x80000/0x80000 -j MASQUERADE')
+  })
+
+  describe('rejects group chains of a shape the renderer does not write', () => {
+    const packet: TracePacket = {src: '198.18.7.9', dst: '198.18.0.10', protocol: 'tcp', port: 8443, inInterface: 'eth1'}
+    const cart: TracePacket = {src: '203.0.113.5', dst: '198.18.1.10', protocol: 'tcp', port: 8080, inInterface: 'eth2'}
+    const M1 = memberChainName('default/sticky tcp/443', {ip: ip('198.19.200.21'), port: 8443})
+    const M2 = memberChainName('default/sticky tcp/443', {ip: ip('198.19.200.22'), port: 8443})
+    function edited(edit: (rules: Map<string, string[]>) => void): IptablesState {
+      const edited = renderIptables(directModel())
+      const rules = new Map(edited.tables.nat.chains.map((c) => [c.name, c.rules]))
+      edit(rules)
+      return edited
+    }
+    const cases: [string, (rules: Map<string, string[]>) => void, TracePacket, RegExp][] = [
+      ['an uneven pick', (r) => (r.get(CART)![0] = r.get(CART)![0]!.replace('0.33333333349', '0.50000000000')), cart, /member 1 of 3 is not picked with probability 1\/3/],
+      ['a member left out of the spread', (r) => r.get(CART)!.splice(1, 1), cart, /member 1 of 2 is not picked with probability 1\/2/],
+      ['affinity checks in another order', (r) => r.get(STICKY)!.splice(0, 2, ...r.get(STICKY)!.slice(0, 2).reverse()), packet, /affinity checks do not name the members in the order they are spread over/],
+      ['an affinity check on another list', (r) => (r.get(STICKY)![0] = r.get(STICKY)![0]!.replace(`--name ${M1}`, `--name ${M2}`)), packet, /affinity check of another shape/],
+      ['affinity without recording the client', (r) => r.get(M1)!.shift(), packet, new RegExp(`member chain ${M1} does not record the client`)],
+      ['a member chain with two DNATs', (r) => r.get(M2)!.push(`-A ${M2} -p tcp -j DNAT --to-destination 198.19.200.23:8443`), packet, new RegExp(`member chain ${M2} does not end in one DNAT rule`)],
+      ['a member DNATing another protocol', (r) => (r.get(M2)![1] = `-A ${M2} -p udp -j DNAT --to-destination 198.19.200.22:8443`), packet, /DNATs udp, not tcp/],
+      ['a group jumping to a chain that is not a member', (r) => (r.get(CART)![2] = `-A ${CART} -j SNM-A-5b4665a2`), cart, /rule does not jump to a member chain/],
+      ['a random pick outside a group chain', (r) => r.get('SNM-PREROUTING')!.unshift('-A SNM-PREROUTING -m statistic --mode random --probability 0.50000000000 -j RETURN'), cart, /statistic match outside the group chain/],
+      ['recent with another mask', (r) => (r.get(STICKY)![0] = r.get(STICKY)![0]!.replace('--mask 255.255.255.255', '--mask 255.255.255.0')), packet, /unknown rule shape \(expected 255.255.255.255, found 255.255.255.0\)/],
+      ['recent on a list smartnat does not own', (r) => (r.get(M1)![0] = `-A ${M1} -m recent --set --name other --mask 255.255.255.255 --rsource`), packet, /unknown rule shape \(recent list other\)/],
+      ['a rule without target that records nothing', (r) => r.get(M1)!.unshift(`-A ${M1} -m comment --comment x`), packet, /unknown rule shape \(expected -j at the end\)/],
+      ['a probability printed otherwise', (r) => (r.get(CART)![0] = r.get(CART)![0]!.replace('0.33333333349', '0.3333')), cart, /unknown rule shape \(probability 0.3333\)/],
+      ['REJECT with another reply', (r) => r.get('SNM-PREROUTING')!.unshift('-A SNM-PREROUTING -j REJECT --reject-with icmp-host-prohibited'), cart, /unknown rule shape \(--reject-with icmp-host-prohibited\)/],
+    ]
+    for (const [name, edit, flow, error] of cases) {
+      it(name, () => expect(() => tracePacket(edited(edit), flow)).to.throw(error))
     }
   })
 })

@@ -9,7 +9,8 @@ import type {NatEndpoint, NatMapping} from '../plan/model.js'
 
 /** Returns `address` when it is an IPv4 address written the one way the kernel tools print it. */
 export function checkAddress(address: Ipv4): Ipv4 {
-  if (parseIpv4(address) !== address) throw new Error(`${JSON.stringify(address)} is not an IPv4 address in canonical form`)
+  // parseIpv4 gives undefined for what is not text, which must not pass as an address equal to itself.
+  if (typeof address !== 'string' || parseIpv4(address) !== address) throw new Error(`${JSON.stringify(address)} is not an IPv4 address in canonical form`)
   return address
 }
 

@@ -1,11 +1,13 @@
-/** Which Mappings an iptables-backend state programs, named by the comments of its DNAT rules. */
+/** Which Mappings an iptables-backend state programs, named by the comments of their DNAT rules and jumps to group chains. */
 import {commentedMapping} from '../endpoint-comment.js'
 import type {IptablesState} from './types.js'
+import {GROUP_CHAIN_PREFIX} from './names.js'
 
 // A DNAT rule's comment (see endpoint-comment.ts) as iptables-save prints it: quoted, since it holds a space.
-const DNAT_COMMENT = / -m comment --comment (?:"([^"]*)"|(\S+)) -j DNAT /
+// In mode direct the endpoint's rule jumps to its group's chain instead.
+const DNAT_COMMENT = new RegExp(` -m comment --comment (?:"([^"]*)"|(\\S+)) -j (?:DNAT |${GROUP_CHAIN_PREFIX})`)
 
-/** The Mappings (`namespace/name`) that have at least one DNAT rule in `state`. */
+/** The Mappings (`namespace/name`) that have at least one DNAT rule or group jump in `state`. */
 export function iptablesMappings(state: IptablesState): Set<string> {
   const mappings = new Set<string>()
   for (const chain of state.tables.nat.chains) {

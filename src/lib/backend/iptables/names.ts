@@ -14,11 +14,15 @@ export const PREROUTING_CHAIN = 'SNM-PREROUTING'
 export const POSTROUTING_CHAIN = 'SNM-POSTROUTING'
 export const INPUT_CHAIN = 'SNM-INPUT'
 export const FORWARD_CHAIN = 'SNM-FORWARD'
+/** mangle chain that routes the host's own answers (mode direct's refusals) like the replies they are. */
+export const OUTPUT_CHAIN = 'SNM-OUTPUT'
 /** nat chain of the egress SNAT rules, entered only by connections that carry the egress mark. */
 export const SNAT_CHAIN = 'SNM-SNAT'
 
 export const ALLOW_SET = 'SNM-ALLOW'
 export const ENDPOINTS_SET = 'SNM-ENDPOINTS'
+/** Mode direct: endpoints whose group has no member, where new connections from allowed sources are refused. */
+export const UNSERVED_SET = 'SNM-UNSERVED'
 /** A set being refilled is built under this suffix and swapped in, so lookups never see it half-full. */
 export const TEMP_SET_SUFFIX = '-T'
 
@@ -33,6 +37,55 @@ export function isOwnedName(name: string): boolean {
 /** The nat chain holding the per-port DNAT rules of one external address. */
 export function addressChainName(address: Ipv4): string {
   return `${OWNED_PREFIX}A-${shortHash(address)}`
+}
+
+/**
+ * Group and member chains come by the ten thousand (one per Service port, one per endpoint of it):
+ * 64 bits of hash keep a collision among 100,000 names below one in a billion, where the 32 bits of
+ * an address chain would give two of 30,000 names the same hash on about one host in ten.
+ */
+const GROUP_HASH_LENGTH = 16
+
+/** Every group chain's name starts with this. */
+export const GROUP_CHAIN_PREFIX = `${OWNED_PREFIX}G-`
+const MEMBER_CHAIN_PREFIX = `${OWNED_PREFIX}E-`
+
+/**
+ * Names hashed before: every sync renders every group again, and a sha256 for each of 40,000 chains
+ * costs a fifth of the render. Emptied when full; a name is only ever recomputed.
+ */
+const hashed = new Map<string, string>()
+const MAX_HASHED = 200_000
+
+function hashedName(prefix: string, text: string): string {
+  const key = `${prefix}${text}`
+  let name = hashed.get(key)
+  if (name === undefined) {
+    if (hashed.size >= MAX_HASHED) hashed.clear()
+    name = `${prefix}${shortHash(text, GROUP_HASH_LENGTH)}`
+    hashed.set(key, name)
+  }
+  return name
+}
+
+/** Mode direct: the nat chain that spreads new connections over one group's members. */
+export function groupChainName(groupId: string): string {
+  return hashedName(GROUP_CHAIN_PREFIX, groupId)
+}
+
+/** Mode direct: the nat chain that DNATs to one member of a group; with affinity also the name of its `recent` list. */
+export function memberChainName(groupId: string, member: {ip: Ipv4; port: number}): string {
+  return hashedName(MEMBER_CHAIN_PREFIX, `${groupId} ${member.ip}:${member.port}`)
+}
+
+/** Whether a chain of this name spreads connections over a group (tracing and parts read it as a whole). */
+export function isGroupChainName(name: string): boolean {
+  return name.startsWith(GROUP_CHAIN_PREFIX)
+}
+
+/** Whether a chain of this name DNATs to one member of a group. */
+export function isMemberChainName(name: string): boolean {
+  return name.startsWith(MEMBER_CHAIN_PREFIX)
 }
 
 /** The set of pod IPs whose new connections leave with one external address (the SNAT choice). */

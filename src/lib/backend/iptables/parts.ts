@@ -4,10 +4,12 @@ import {endpointName, type StatePart} from '../parts.js'
 import {routingParts} from '../routing-parts.js'
 import {setOptionsKey} from './diff.js'
 import {egressPodsByInterface} from './egress.js'
-import {ALLOW_SET, ENDPOINTS_SET, addressChainName, egressInterfaceSetName, egressSetName} from './names.js'
+import {ALLOW_SET, ENDPOINTS_SET, UNSERVED_SET, addressChainName, egressInterfaceSetName, egressSetName, groupChainName, isGroupChainName, memberChainName} from './names.js'
 import {mappingComment} from './render.js'
 import {parseRule, type Match} from './rule.js'
 import {TABLES, type IptablesState} from './types.js'
+import {ruleTarget} from './parse.js'
+import {ruleWords} from '../iptables-syntax.js'
 
 /** Who depends on which endpoint and address, learnt from the desired model and from the state's own comments. */
 class Owners {
@@ -18,6 +20,8 @@ class Owners {
   /** `SNM-EGRESS-<index> <pod>`: the Mappings of the egress that decided the pod's interface. */
   readonly byEgressEntry = new Map<string, string[]>()
   readonly addressOfChain = new Map<string, string>()
+  /** Mode direct: the Mapping each group and member chain serves. */
+  readonly byChain = new Map<string, string>()
 
   constructor(model: NatModel) {
     for (const mapping of model.mappings) {
@@ -26,6 +30,9 @@ class Owners {
         this.addressOfChain.set(addressChainName(e.address), e.address)
         this.endpoint(e.address, endpointName(e.address, e.protocol, e.port), id)
         this.byComment.set(mappingComment(mapping.namespace, mapping.name, e), id)
+        if (e.group === undefined) continue
+        this.byChain.set(groupChainName(e.group.id), id)
+        for (const member of e.group.members) this.byChain.set(memberChainName(e.group.id, member), id)
       }
     }
     for (const egress of model.egress) this.byEgressSet.set(egressSetName(egress.address), egress.mappings)
@@ -66,11 +73,13 @@ export function iptablesParts(state: IptablesState, model: NatModel): StatePart[
     for (const line of jumps) parts.push({kind: 'jump', where: `${table} ${line.split(' ')[1]}`, text: line, mappings: [], counterKey: `${table} ${line}`})
     for (const chain of chains) {
       // A chain serves particular Mappings only when each of its rules does (an address chain);
-      // a chain with any shared rule (SNM-PREROUTING) serves every Mapping.
-      const chainMappings = new Set<string>()
-      let shared = chain.rules.length === 0
+      // a chain with any shared rule (SNM-PREROUTING) serves every Mapping. A group or member
+      // chain serves its Mapping, even empty.
+      const owner = table === 'nat' ? owners.byChain.get(chain.name) : undefined
+      const chainMappings = new Set<string>(owner === undefined ? [] : [owner])
+      let shared = chain.rules.length === 0 && owner === undefined
       for (const line of chain.rules) {
-        const rule = dnat.get(line) ?? dispatchRule(line, owners)
+        const rule = owner === undefined ? (dnat.get(line) ?? dispatchRule(line, owners)) : {mapping: owner}
         const mappings = rule.mapping ? [rule.mapping] : [...(rule.address ? (owners.byAddress.get(rule.address) ?? []) : [])].sort()
         if (mappings.length === 0) shared = true
         for (const m of mappings) chainMappings.add(m)
@@ -95,7 +104,10 @@ export function iptablesParts(state: IptablesState, model: NatModel): StatePart[
   return [...parts, ...routingParts(state)]
 }
 
-/** DNAT rules by line, and the endpoints they reveal (a stale Mapping is known only by its comments). */
+/**
+ * DNAT rules and jumps to group chains by line, and the endpoints they reveal (a stale Mapping is
+ * known only by its comments); group and member chains take the Mapping of the endpoint reaching them.
+ */
 function learnDnatRules(state: IptablesState, owners: Owners): Map<string, DnatRule> {
   const rules = new Map<string, DnatRule>()
   for (const chain of state.tables.nat.chains) {
@@ -110,13 +122,23 @@ function learnDnatRules(state: IptablesState, owners: Owners): Map<string, DnatR
     const address = owners.addressOfChain.get(chain.name)
     for (const line of chain.rules) {
       const rule = tryParse(line)
-      if (!rule || rule.target.kind !== 'DNAT') continue
+      const toGroup = rule?.target.kind === 'jump' && isGroupChainName(rule.target.chain) ? rule.target.chain : undefined
+      if (!rule || (rule.target.kind !== 'DNAT' && toGroup === undefined)) continue
       const dport = rule.matches.find((m): m is Extract<Match, {kind: 'dport'}> => m.kind === 'dport')
       const comment = rule.matches.find((m): m is Extract<Match, {kind: 'comment'}> => m.kind === 'comment')
       const endpoint = address && dport ? endpointName(address, dport.protocol, dport.port) : undefined
       const mapping = (comment && owners.ofComment(comment.text)) ?? (endpoint ? owners.byEndpoint.get(endpoint) : undefined)
       if (endpoint && mapping && address) owners.endpoint(address, endpoint, mapping)
+      if (toGroup !== undefined && mapping !== undefined && !owners.byChain.has(toGroup)) owners.byChain.set(toGroup, mapping)
       rules.set(line, {...(address ? {address} : {}), ...(endpoint ? {endpoint} : {}), ...(mapping ? {mapping} : {})})
+    }
+  }
+  for (const chain of state.tables.nat.chains) {
+    const mapping = isGroupChainName(chain.name) ? owners.byChain.get(chain.name) : undefined
+    if (mapping === undefined) continue
+    for (const line of chain.rules) {
+      const member = ruleTarget(ruleWords(line))
+      if (member !== undefined && !owners.byChain.has(member)) owners.byChain.set(member, mapping)
     }
   }
   return rules
@@ -137,7 +159,7 @@ function dispatchRule(line: string, owners: Owners): DnatRule {
  */
 function setEntryParts(set: string, where: string, owners: Owners): (entry: string) => StatePart {
   const NONE: string[] = []
-  if (set === ALLOW_SET || set === ENDPOINTS_SET) {
+  if (set === ALLOW_SET || set === ENDPOINTS_SET || set === UNSERVED_SET) {
     const byPrefix = new Map<string, {endpoint: string; mappings: string[]}>()
     return (text) => {
       // `198.18.0.10,tcp:80` and what follows it.

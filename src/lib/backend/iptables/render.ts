@@ -13,15 +13,18 @@ import {renderSets} from './sets.js'
 import {egressPodsByInterface} from './egress.js'
 import {OWN_CONNECTIONS_MATCH} from '../iptables-syntax.js'
 import {checkAddress, checkedEndpoints} from '../model-checks.js'
+import {GroupChains} from './groups.js'
 import {
   ALLOW_SET,
   ENDPOINTS_SET,
   FORWARD_CHAIN,
   INPUT_CHAIN,
   JUMP_COMMENT,
+  OUTPUT_CHAIN,
   POSTROUTING_CHAIN,
   PREROUTING_CHAIN,
   SNAT_CHAIN,
+  UNSERVED_SET,
   addressChainName,
   egressInterfaceSetName,
   egressSetName,
@@ -35,19 +38,21 @@ const MAX_COMMENT = 255
 export function renderIptables(model: NatModel): IptablesState {
   for (const iface of model.interfaces) checkInterface(iface)
   const egressByInterface = egressPodsByInterface(model.egress)
+  const direct = hasDirectEndpoints(model)
   return {
     tables: {
-      mangle: renderMangle(model, egressByInterface),
+      mangle: renderMangle(model, egressByInterface, direct),
+      // Before the sets: it checks every endpoint before their values are written anywhere.
       nat: renderNat(model),
-      filter: renderFilter(),
+      filter: renderFilter(direct),
     },
-    sets: renderSets(model, egressByInterface),
+    sets: renderSets(model, egressByInterface, direct),
     ipRules: renderIpRules(model),
     routes: renderRoutes(model),
   }
 }
 
-function renderMangle(model: NatModel, egressByInterface: ReadonlyMap<string, unknown>): TableState {
+function renderMangle(model: NatModel, egressByInterface: ReadonlyMap<string, unknown>, direct: boolean): TableState {
   const rules: string[] = []
   // One set per interface rather than per address: a new inbound connection makes one lookup per
   // external interface with egress pods, however many addresses and Mappings egress through it.
@@ -59,14 +64,23 @@ function renderMangle(model: NatModel, egressByInterface: ReadonlyMap<string, un
     )
   }
   const restoreInterface = `-j CONNMARK --restore-mark --nfmask ${hex(INTERFACE_MASK)} --ctmask ${hex(INTERFACE_MASK)}`
+  const inboundReplies = `${OWN_CONNECTIONS_MATCH} -m connmark --mark 0x0/${hex(EGRESS_MARK)} -m conntrack --ctdir REPLY ${restoreInterface}`
   // Replies of inbound connections and every packet of egress connections carry the interface bits
   // as packet mark before the routing decision, so `ip rule fwmark` picks the interface's table.
   rules.push(
-    `-A ${PREROUTING_CHAIN} ${OWN_CONNECTIONS_MATCH} -m connmark --mark 0x0/${hex(EGRESS_MARK)}` +
-      ` -m conntrack --ctdir REPLY ${restoreInterface}`,
+    `-A ${PREROUTING_CHAIN} ${inboundReplies}`,
     `-A ${PREROUTING_CHAIN} -m connmark --mark ${hex(EGRESS_MARK)}/${hex(EGRESS_MARK)} -m conntrack --ctdir ORIGINAL ${restoreInterface}`,
   )
-  return {chains: [{name: PREROUTING_CHAIN, rules}], jumps: [jump('PREROUTING', PREROUTING_CHAIN)]}
+  const chains = [{name: PREROUTING_CHAIN, rules}]
+  const jumps = [jump('PREROUTING', PREROUTING_CHAIN)]
+  if (direct) {
+    // The TCP reset or ICMP error refusing a connection to an unserved endpoint is the host's own
+    // packet, routed in OUTPUT with no mark: without the interface bits it would take the main
+    // table and miss a client that only the interface's table reaches. Mangle OUTPUT reroutes it.
+    chains.push({name: OUTPUT_CHAIN, rules: [`-A ${OUTPUT_CHAIN} ${inboundReplies}`]})
+    jumps.push(jump('OUTPUT', OUTPUT_CHAIN))
+  }
+  return {chains, jumps}
 }
 
 function renderNat(model: NatModel): TableState {
@@ -80,10 +94,11 @@ function renderNat(model: NatModel): TableState {
     )
   }
   const addressChains: ChainState[] = []
+  const groups = new GroupChains()
   for (const [address, endpoints] of endpointsByAddress(model.mappings)) {
     const chain = addressChainName(address)
     prerouting.push(`-A ${PREROUTING_CHAIN} -d ${address}/32 -j ${chain}`)
-    addressChains.push({name: chain, rules: endpoints.map(({mapping, endpoint}) => dnatRule(chain, mapping, endpoint))})
+    addressChains.push({name: chain, rules: endpoints.map(({mapping, endpoint}) => endpointRule(chain, mapping, endpoint, groups))})
   }
 
   const postrouting: string[] = []
@@ -103,17 +118,30 @@ function renderNat(model: NatModel): TableState {
     })
   }
   return {
-    chains: [{name: PREROUTING_CHAIN, rules: prerouting}, {name: POSTROUTING_CHAIN, rules: postrouting}, ...snatChains, ...addressChains],
+    chains: [{name: PREROUTING_CHAIN, rules: prerouting}, {name: POSTROUTING_CHAIN, rules: postrouting}, ...snatChains, ...addressChains, ...groups.chains()],
     jumps: [jump('PREROUTING', PREROUTING_CHAIN), jump('POSTROUTING', POSTROUTING_CHAIN)],
   }
 }
 
-function renderFilter(): TableState {
+/** Whether any Mapping is in mode direct: only then do the unserved set and its rules exist. */
+function hasDirectEndpoints(model: NatModel): boolean {
+  return model.mappings.some((m) => m.endpoints.some((e) => e.group !== undefined))
+}
+
+function renderFilter(direct: boolean): TableState {
+  // An allowed connection to an endpoint whose group is empty was marked but not DNATed: it is
+  // refused here as kube-proxy refuses it (REJECT cannot be used in the nat table).
+  const refusals = direct
+    ? [
+        `-A ${INPUT_CHAIN} -p tcp -m set --match-set ${UNSERVED_SET} dst,dst ${OWN_CONNECTIONS_MATCH} -j REJECT --reject-with tcp-reset`,
+        `-A ${INPUT_CHAIN} -p udp -m set --match-set ${UNSERVED_SET} dst,dst ${OWN_CONNECTIONS_MATCH} -j REJECT --reject-with icmp-port-unreachable`,
+      ]
+    : []
   return {
     chains: [
       // Traffic to a mapped endpoint that was not DNATed still has the host's address as
       // destination and ends here: its source is not allowed, whatever listens on the host.
-      {name: INPUT_CHAIN, rules: [`-A ${INPUT_CHAIN} -m set --match-set ${ENDPOINTS_SET} dst,dst -j DROP`]},
+      {name: INPUT_CHAIN, rules: [...refusals, `-A ${INPUT_CHAIN} -m set --match-set ${ENDPOINTS_SET} dst,dst -j DROP`]},
       {name: FORWARD_CHAIN, rules: [`-A ${FORWARD_CHAIN} ${OWN_CONNECTIONS_MATCH} -j ACCEPT`]},
     ],
     jumps: [jump('INPUT', INPUT_CHAIN), jump('FORWARD', FORWARD_CHAIN)],
@@ -138,11 +166,13 @@ function endpointsByAddress(mappings: NatMapping[]): Map<Ipv4, {mapping: NatMapp
   return new Map([...groups].sort(([a], [b]) => compareIpv4(a, b)))
 }
 
-// Joined rather than concatenated: a joined string is one flat string, where concatenation leaves a
-// tree of pieces that costs twice the memory in a state of 20,000 rules kept between watch passes.
-function dnatRule(chain: string, mapping: NatMapping, e: NatEndpoint): string {
+/** The endpoint's rule in its address chain: DNAT to the Service (mode service) or a jump to its group's chain (mode direct). */
+function endpointRule(chain: string, mapping: NatMapping, e: NatEndpoint, groups: GroupChains): string {
   const comment = savedString(mappingComment(mapping.namespace, mapping.name, e))
-  return ['-A', chain, '-p', e.protocol, '-m', e.protocol, '--dport', e.port, '-m comment --comment', comment, '-j DNAT --to-destination', `${e.targetIP}:${e.targetPort}`].join(' ')
+  const target = e.group === undefined ? `DNAT --to-destination ${e.targetIP}:${e.targetPort}` : groups.chainFor(mapping, e.protocol, e.group)
+  // Joined rather than concatenated: a joined string is one flat string, where concatenation leaves a
+  // tree of pieces that costs twice the memory in a state of 20,000 rules kept between watch passes.
+  return ['-A', chain, '-p', e.protocol, '-m', e.protocol, '--dport', e.port, '-m comment --comment', comment, '-j', target].join(' ')
 }
 
 /** `ns/name tcp/80`; a name too long for iptables' comment limit is cut to fit. */

@@ -17,6 +17,12 @@ export type Match =
   | {kind: 'ctstate'; states: string[]}
   | {kind: 'ctdir'; direction: 'ORIGINAL' | 'REPLY'}
   | {kind: 'comment'; text: string}
+  /** Mode direct: one random draw; the probability as iptables-save prints it (`0.33333333349`). */
+  | {kind: 'statistic'; probability: string}
+  /** Mode direct affinity: whether the source is on `list` and was seen within `seconds`. */
+  | {kind: 'recent-check'; list: string; seconds: number}
+  /** Mode direct affinity: puts the source on `list` (the rule has no target). */
+  | {kind: 'recent-set'; list: string}
 
 export type Target =
   | {kind: 'jump'; chain: string}
@@ -25,6 +31,9 @@ export type Target =
   | {kind: 'SNAT'; ip: Ipv4}
   | {kind: 'MARK' | 'CONNMARK'; value: number; mask: number}
   | {kind: 'CONNMARK-restore'; nfmask: number; ctmask: number}
+  | {kind: 'REJECT'; with: 'tcp-reset' | 'icmp-port-unreachable'}
+  /** No target: a rule that only records something (`recent --set`), then the next rule follows. */
+  | {kind: 'none'}
 
 export interface Rule {
   chain: string
@@ -42,6 +51,13 @@ class Words {
 
   get done(): boolean {
     return this.position >= this.list.length
+  }
+
+  /** Reads `word` if it comes next; nothing otherwise. */
+  optional(word: string): boolean {
+    if (this.list[this.position] !== word) return false
+    this.position++
+    return true
   }
 
   next(what: string): string {
@@ -74,6 +90,8 @@ export function parseRule(line: string): Rule {
   const matches: Match[] = []
   let protocol: Protocol | undefined
   for (;;) {
+    // `recent --set` is the one rule the renderer writes without a target.
+    if (w.done && matches.length === 1 && matches[0]!.kind === 'recent-set') return {chain, matches, target: {kind: 'none'}, line}
     const option = w.next('-j')
     if (option === '-j') break
     switch (option) {
@@ -145,9 +163,40 @@ function parseModule(w: Words, protocol: Protocol | undefined): Match {
     case 'comment':
       w.expect('--comment')
       return {kind: 'comment', text: w.next('a comment')}
+    case 'statistic': {
+      w.expect('--mode')
+      w.expect('random')
+      w.expect('--probability')
+      const probability = w.next('a probability')
+      if (!/^0\.\d{11}$/.test(probability)) throw w.unknown(`probability ${probability}`)
+      return {kind: 'statistic', probability}
+    }
+    case 'recent':
+      return parseRecent(w)
     default:
       throw w.unknown(`match module ${module}`)
   }
+}
+
+/** `recent` exactly as iptables-save prints the two uses the renderer makes of it, on a list smartnat owns. */
+function parseRecent(w: Words): Match {
+  const check = w.optional('--rcheck')
+  if (!check) w.expect('--set')
+  let seconds: number | undefined
+  if (check) {
+    w.expect('--seconds')
+    const text = w.next('seconds')
+    if (!/^[1-9]\d{0,9}$/.test(text)) throw w.unknown(`--seconds ${text}`)
+    seconds = Number(text)
+    w.expect('--reap')
+  }
+  w.expect('--name')
+  const list = w.next('a list name')
+  if (!isOwnedName(list)) throw w.unknown(`recent list ${list}`)
+  w.expect('--mask')
+  w.expect('255.255.255.255')
+  w.expect('--rsource')
+  return seconds === undefined ? {kind: 'recent-set', list} : {kind: 'recent-check', list, seconds}
 }
 
 function parseTarget(w: Words): Target {
@@ -172,6 +221,12 @@ function parseTarget(w: Words): Target {
       const ip = parseIpv4(text)
       if (!ip) throw w.unknown(`--to-source ${text}`)
       return {kind: 'SNAT', ip}
+    }
+    case 'REJECT': {
+      w.expect('--reject-with')
+      const reply = w.next('a reply')
+      if (reply !== 'tcp-reset' && reply !== 'icmp-port-unreachable') throw w.unknown(`--reject-with ${reply}`)
+      return {kind: 'REJECT', with: reply}
     }
     case 'MARK':
       w.expect('--set-xmark')

@@ -3,7 +3,7 @@ import {cidrParts, type Cidr, type Ipv4} from '../../net/ipv4.js'
 import type {Protocol} from '../../mapping/types.js'
 import type {NatModel} from '../../plan/model.js'
 import type {IpsetState} from './types.js'
-import {ALLOW_SET, ENDPOINTS_SET, egressInterfaceSetName, egressSetName} from './names.js'
+import {ALLOW_SET, ENDPOINTS_SET, UNSERVED_SET, egressInterfaceSetName, egressSetName} from './names.js'
 
 export const ALLOW_SET_TYPE = 'hash:ip,port,net'
 export const ENDPOINTS_SET_TYPE = 'hash:ip,port'
@@ -63,19 +63,25 @@ function set(name: string, type: string, entries: string[]): IpsetState {
   return {name, type, options: setOptions(sorted.length), entries: sorted}
 }
 
-/** All sets the model needs, sorted by name; `egressByInterface` is egressPodsByInterface(model.egress). */
-export function renderSets(model: NatModel, egressByInterface: ReadonlyMap<string, ReadonlyMap<Ipv4, unknown>>): IpsetState[] {
+/**
+ * All sets the model needs, sorted by name; `egressByInterface` is egressPodsByInterface(model.egress).
+ * The unserved set exists, empty or not, whenever a Mapping is in mode direct (`direct`).
+ */
+export function renderSets(model: NatModel, egressByInterface: ReadonlyMap<string, ReadonlyMap<Ipv4, unknown>>, direct: boolean): IpsetState[] {
   const allow: string[] = []
   const endpoints: string[] = []
+  const unserved: string[] = []
   for (const mapping of model.mappings) {
     const nets = mapping.allowedSources.flatMap(storableNets)
     for (const e of mapping.endpoints) {
       const endpoint = endpointEntry(e.address, e.protocol, e.port)
       endpoints.push(endpoint)
+      if (e.group?.members.length === 0) unserved.push(endpoint)
       for (const net of nets) allow.push(allowEntry(endpoint, net))
     }
   }
   const sets = [set(ALLOW_SET, ALLOW_SET_TYPE, allow), set(ENDPOINTS_SET, ENDPOINTS_SET_TYPE, endpoints)]
+  if (direct) sets.push(set(UNSERVED_SET, ENDPOINTS_SET_TYPE, unserved))
   for (const egress of model.egress) sets.push(set(egressSetName(egress.address), EGRESS_SET_TYPE, [...egress.podIPs]))
   const indexes = new Map(model.interfaces.map((iface) => [iface.name, iface.index]))
   for (const [iface, pods] of egressByInterface) {

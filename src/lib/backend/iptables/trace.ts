@@ -6,6 +6,8 @@ import {cidrContains, parseCidr, type Ipv4} from '../../net/ipv4.js'
 import {traceThroughHooks, type HookOutcome, type HookPoint, type Trace, type TracedPacket, type TracePacket, type TraceStep} from '../trace-packet.js'
 import type {IpsetState, IptablesState, TableName} from './types.js'
 import {parseRule, type Match, type Rule} from './rule.js'
+import {readGroup} from './trace-group.js'
+import {isGroupChainName} from './names.js'
 
 const HOOKS: Record<HookPoint, [TableName, string]> = {
   'mangle PREROUTING': ['mangle', 'PREROUTING'],
@@ -49,10 +51,16 @@ class Tracer {
       const target = rule.target
       switch (target.kind) {
         case 'jump': {
-          const outcome = this.walk(table, target.chain, this.chainRules(table, target.chain), packet, depth + 1)
+          const outcome = isGroupChainName(target.chain)
+            ? this.group(table, rule, target.chain, packet)
+            : this.walk(table, target.chain, this.chainRules(table, target.chain), packet, depth + 1)
           if (outcome.kind !== 'continue') return outcome
           break
         }
+        case 'none':
+          break
+        case 'REJECT':
+          return {kind: 'REJECT', rule: rule.line, with: target.with}
         case 'RETURN':
           return {kind: 'continue'}
         case 'MARK':
@@ -76,6 +84,17 @@ class Tracer {
       }
     }
     return {kind: 'continue'}
+  }
+
+  /** A group chain is read as a whole: which member a connection gets is the kernel's random pick. */
+  private group(table: TableName, jump: Rule, chain: string, packet: TracedPacket): HookOutcome {
+    const group = readGroup(chain, (name) => this.chainRules(table, name), packet.protocol)
+    // An empty group sends the packet on, undisturbed, to be refused in INPUT.
+    if (group === undefined) return {kind: 'continue'}
+    const comment = jump.matches.find((m): m is Extract<Match, {kind: 'comment'}> => m.kind === 'comment')
+    const members = group.members.map((m) => `${m.ip}:${m.port}`)
+    const affinity = group.affinitySeconds === undefined ? {} : {affinitySeconds: group.affinitySeconds}
+    return {kind: 'GROUP', rule: jump.line, group: chain, members, ...affinity, ...(comment ? {comment: comment.text} : {})}
   }
 
   private chainRules(table: TableName, name: string): Rule[] {
@@ -115,6 +134,10 @@ class Tracer {
         return match.direction === 'ORIGINAL'
       case 'comment':
         return true
+      case 'statistic':
+      case 'recent-check':
+      case 'recent-set':
+        throw new Error(`trace: ${match.kind} match outside the group chain it belongs to: only a group chain may pick at random`)
     }
   }
 

@@ -1,0 +1,125 @@
+/**
+ * Mode direct in the iptables backend (docs/kernel-layout.md, "Mode direct"): one nat chain per
+ * endpoint group that spreads new connections with `statistic --mode random` (after `recent`
+ * checks for affinity), and one chain per member that DNATs to it. Rules in the exact form
+ * iptables-save prints them.
+ */
+import type {NatGroup, NatGroupMember, NatMapping} from '../../plan/model.js'
+import type {Protocol} from '../../mapping/types.js'
+import type {ChainState} from './types.js'
+import {groupChainName, memberChainName} from './names.js'
+
+/** How `recent` keys its lists, as iptables-save prints the default: by the whole source address. */
+const RECENT_SOURCE = '--mask 255.255.255.255 --rsource'
+
+/** xt_statistic keeps a probability as a 31-bit fraction: `lround(p * 2^31)`. */
+const PROBABILITY_ONE = 0x80000000
+
+/** Groups are small: the probabilities of a few sizes serve every group chain of every pass. */
+const probabilities = new Map<number, string>()
+
+/**
+ * The probability `1/n` as iptables-save prints it: the kernel's 31-bit fraction written with 11
+ * decimals (`printf("%.11f")`, whose exact ties round to even), so 1/3 reads back as 0.33333333349.
+ */
+export function savedProbability(n: number): string {
+  let text = probabilities.get(n)
+  if (text === undefined) probabilities.set(n, (text = printedProbability(n)))
+  return text
+}
+
+function printedProbability(n: number): string {
+  const fraction = BigInt(Math.round(PROBABILITY_ONE / n))
+  const scaled = fraction * 10n ** 11n
+  const denominator = BigInt(PROBABILITY_ONE)
+  let digits = scaled / denominator
+  const twice = 2n * (scaled % denominator)
+  if (twice > denominator || (twice === denominator && digits % 2n === 1n)) digits++
+  const text = digits.toString().padStart(12, '0')
+  return `${text.slice(0, -11)}.${text.slice(-11)}`
+}
+
+/** A group as rendered: its chains, and the protocol its members are DNATed for. */
+interface RenderedGroup {
+  group: NatGroup
+  protocol: Protocol
+  /** The Mapping it belongs to, for error messages. */
+  owner: NatMapping
+  chains: ChainState[]
+}
+
+/**
+ * Collects the groups the direct endpoints lead to, each once however many endpoints share it.
+ * Fails when one id stands for two different groups, or for one group under two protocols or
+ * Mappings: their chains would overwrite each other.
+ */
+export class GroupChains {
+  private readonly groups = new Map<string, RenderedGroup>()
+  private readonly names = new Map<string, string>()
+
+  /** The group chain `group` is reached through, rendering its chains the first time. */
+  chainFor(mapping: NatMapping, protocol: Protocol, group: NatGroup): string {
+    const seen = this.groups.get(group.id)
+    if (seen) {
+      if (seen.owner !== mapping || seen.protocol !== protocol || !sameGroup(seen.group, group)) {
+        throw new Error(
+          `mapping ${mapping.namespace}/${mapping.name}: endpoint group ${JSON.stringify(group.id)} differs from the group of that id in mapping ${seen.owner.namespace}/${seen.owner.name}`,
+        )
+      }
+      return seen.chains[0]!.name
+    }
+    const chains = renderGroup(group, protocol)
+    for (const chain of chains) this.claim(chain.name, group.id, mapping)
+    this.groups.set(group.id, {group, protocol, owner: mapping, chains})
+    return chains[0]!.name
+  }
+
+  /** Group chains and their member chains, each group's together, in the order groups were first reached. */
+  chains(): ChainState[] {
+    return [...this.groups.values()].flatMap((g) => g.chains)
+  }
+
+  private claim(name: string, groupId: string, mapping: NatMapping): void {
+    const other = this.names.get(name)
+    if (other === groupId) throw new Error(`mapping ${mapping.namespace}/${mapping.name}: endpoint group ${JSON.stringify(groupId)} lists a member twice`)
+    if (other !== undefined) {
+      throw new Error(`mapping ${mapping.namespace}/${mapping.name}: endpoint group ${JSON.stringify(groupId)} hashes to chain ${name}, as does group ${JSON.stringify(other)}`)
+    }
+    this.names.set(name, groupId)
+  }
+}
+
+function sameGroup(a: NatGroup, b: NatGroup): boolean {
+  return (
+    a.affinitySeconds === b.affinitySeconds &&
+    a.members.length === b.members.length &&
+    a.members.every((m, i) => m.ip === b.members[i]!.ip && m.port === b.members[i]!.port)
+  )
+}
+
+/**
+ * The group chain, then one chain per member. A member is picked with probability 1/(N-i) among
+ * those left, the last one unconditionally: an even spread with one random draw per rule passed.
+ * With affinity, a client the `recent` list of a member saw within the timeout goes back to it
+ * first. An empty group has no rules: the packet returns undisturbed and SNM-INPUT refuses it.
+ */
+function renderGroup(group: NatGroup, protocol: Protocol): ChainState[] {
+  const name = groupChainName(group.id)
+  const members = group.members.map((member) => ({member, chain: memberChainName(group.id, member)}))
+  const rules: string[] = []
+  if (group.affinitySeconds !== undefined) {
+    for (const {chain} of members) {
+      rules.push(`-A ${name} -m recent --rcheck --seconds ${group.affinitySeconds} --reap --name ${chain} ${RECENT_SOURCE} -j ${chain}`)
+    }
+  }
+  members.forEach(({chain}, i) => {
+    const left = members.length - i
+    rules.push(left === 1 ? `-A ${name} -j ${chain}` : `-A ${name} -m statistic --mode random --probability ${savedProbability(left)} -j ${chain}`)
+  })
+  return [{name, rules}, ...members.map(({member, chain}) => memberChain(chain, member, protocol, group.affinitySeconds !== undefined))]
+}
+
+function memberChain(name: string, member: NatGroupMember, protocol: Protocol, affinity: boolean): ChainState {
+  const dnat = `-A ${name} -p ${protocol} -j DNAT --to-destination ${member.ip}:${member.port}`
+  return {name, rules: affinity ? [`-A ${name} -m recent --set --name ${name} ${RECENT_SOURCE}`, dnat] : [dnat]}
+}
