@@ -280,9 +280,9 @@ export async function runDataplane(configs: readonly Config[], options: RunOptio
 /** One configuration's medians, as the reports print them. */
 export interface DataplaneRow {
   config: Config
-  /** Median of CPU per connection with 1 / with 10,000. */
+  /** Median of CPU per connection with 1 / with the larger count. */
   cpuRatio: number
-  /** Median rate with 10,000 Mappings. */
+  /** Median rate with the larger count. */
   many: number
 }
 
@@ -325,9 +325,10 @@ export function printDataplane(samples: Map<Config, Samples>, options: RunOption
   return rows.map(({config, cpuRatio, many}) => ({config, cpuRatio, many}))
 }
 
-/** The configurations' targets: CPU per connection with 1 Mapping / with 10,000, at least their `target`. */
-export function dataplaneTargets(rows: readonly DataplaneRow[]): Target[] {
+/** The configurations' targets: CPU per connection with 1 Mapping / with `count`, at least their `target`. */
+export function dataplaneTargets(rows: readonly DataplaneRow[], count: number): Target[] {
+  const many = count.toLocaleString('en')
   return rows
     .filter((r) => r.config.target !== undefined)
-    .map((r) => ({name: `${r.config.label}: CPU per connection with 1 / with 10,000`, value: r.cpuRatio, limit: r.config.target!, unit: '', atLeast: true}))
+    .map((r) => ({name: `${r.config.label}: CPU per connection with 1 / with ${many}`, value: r.cpuRatio, limit: r.config.target!, unit: '', atLeast: true}))
 }

@@ -59,7 +59,7 @@ async function main(): Promise<boolean> {
   if (original && iptables) {
     console.log(`smartnat iptables / original layout at 10,000: ${(iptables.many / original.many).toFixed(1)}x`)
   }
-  return printTargets(dataplaneTargets(rows))
+  return printTargets(dataplaneTargets(rows, options.count))
 }
 
 await runKernelBenchmark(() => main())

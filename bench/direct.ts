@@ -199,7 +199,7 @@ async function main(): Promise<boolean> {
       MODES.map((mode) => ({label: `${name}, mode ${mode}`, layout: name, snat: false, mode, ...(mode === 'direct' ? {target: DATAPLANE_TARGET[name]} : {})})),
     )
     const options = {rounds, pairs, seconds, first: false, count}
-    targets.push(...dataplaneTargets(printDataplane(await runDataplane(configs, options), options)))
+    targets.push(...dataplaneTargets(printDataplane(await runDataplane(configs, options), options), count))
   }
   console.log('')
   printTargets(targets)
