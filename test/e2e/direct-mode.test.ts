@@ -104,8 +104,12 @@ for (const backend of BACKENDS) describe(`mode direct: straight to the pods, no 
   const status = (name: string) => (server!.api.get(type('mappings'), 'default', name) as unknown as {status?: MappingStatus}).status
   const condition = (name: string, kind: string): MappingCondition | undefined => status(name)?.conditions?.find((c) => c.type === kind)
   const podIPs = (name: string) => status(name)?.configuredAddresses?.[EXT]?.podIPs
-  const setWebEndpoints = (endpoints: SliceEndpoint[]) =>
+  /** What the web Service's EndpointSlice lists now. */
+  let webEndpoints = ready(PODS)
+  const setWebEndpoints = (endpoints: SliceEndpoint[]) => {
+    webEndpoints = endpoints
     server!.api.patch(type('endpointslices'), 'default', 'web-a', PatchType.merge, {endpoints: sliceEndpoints(endpoints)})
+  }
   const requests = (protocol: LabProtocol, source: string, port: number, count: number) => lab!.requests(protocol, 'client1', source, EXT, port, count, {timeoutMs: 1000})
   const hold = (protocol: LabProtocol) => lab!.holdConnection('client1', {protocol, source: {ip: CLIENT_A, port: ++sourcePort}, target: {ip: EXT, port: protocol === 'tcp' ? TCP_PORT : UDP_PORT}})
   const log = () => daemon!.tail(Number.MAX_SAFE_INTEGER)
@@ -133,9 +137,9 @@ for (const backend of BACKENDS) describe(`mode direct: straight to the pods, no 
     }))
   }
 
+  /** Every pod of web ready again, whatever the test before left. */
   async function allReady(): Promise<void> {
-    const current = podIPs('web')
-    if (!current || current.length !== PODS.length) await change(() => setWebEndpoints(ready(PODS)))
+    if (JSON.stringify(webEndpoints) !== JSON.stringify(ready(PODS))) await change(() => setWebEndpoints(ready(PODS)))
     await statusShows('web', PODS)
   }
 
