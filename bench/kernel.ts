@@ -20,7 +20,7 @@ import type {HostInfo, Snapshot} from '../src/lib/plan/model.js'
 import {plan} from '../src/lib/plan/plan.js'
 import {toYaml} from '../src/lib/source/yaml.js'
 import {readAhead} from '../src/lib/sync/once.js'
-import {CountingRunner, addHostInterfaces, createNamespace, runKernelBenchmark, type BenchNamespace, type CountedCall} from './netns.js'
+import {CountingRunner, runKernelBenchmark, withHostNamespace, type BenchNamespace, type CountedCall} from './netns.js'
 import {BUILD_DIR, buildCli, runCli, type CliRun} from './cli.js'
 import {applyOriginalWay} from './original.js'
 import {median, printTable, printTargets, timed, type Target} from './report.js'
@@ -40,17 +40,6 @@ function writesOf(calls: readonly CountedCall[]): CountedCall[] {
 
 function desiredOf(backend: Backend, snapshot: Snapshot, host: HostInfo): unknown {
   return backend.render(plan(snapshot, host, BENCH_PLAN_OPTIONS).model)
-}
-
-/** A fresh namespace with the host's interfaces; destroyed after `body` however it ends. */
-async function withHostNamespace<T>(role: string, host: HostInfo, body: (ns: BenchNamespace) => Promise<T>): Promise<T> {
-  const ns = await createNamespace(role)
-  try {
-    await addHostInterfaces(ns, host)
-    return await body(ns)
-  } finally {
-    await ns.destroy()
-  }
 }
 
 interface FullSync {

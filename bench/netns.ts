@@ -91,6 +91,8 @@ export interface CountedCall {
   input?: string
   inputLines: number
   ms: number
+  /** performance.now() when the command had finished. */
+  endedAt: number
 }
 
 function countLines(text: string): number {
@@ -110,9 +112,9 @@ export class CountingRunner implements Runner {
     try {
       return await this.inner.run(command, args, options)
     } finally {
-      const ms = performance.now() - started
+      const endedAt = performance.now()
       // Counted without splitting: recording a 100,000-line payload must not add to the apply that wrote it.
-      this.calls.push({command, args, ...(options?.input ? {input: options.input} : {}), inputLines: countLines(options?.input ?? ''), ms})
+      this.calls.push({command, args, ...(options?.input ? {input: options.input} : {}), inputLines: countLines(options?.input ?? ''), ms: endedAt - started, endedAt})
     }
   }
 
@@ -121,6 +123,17 @@ export class CountingRunner implements Runner {
     const taken = this.calls
     this.calls = []
     return taken
+  }
+}
+
+/** A fresh namespace with the host's interfaces; destroyed after `body` however it ends. */
+export async function withHostNamespace<T>(role: string, host: HostInfo, body: (ns: BenchNamespace) => Promise<T>): Promise<T> {
+  const ns = await createNamespace(role)
+  try {
+    await addHostInterfaces(ns, host)
+    return await body(ns)
+  } finally {
+    await ns.destroy()
   }
 }
 

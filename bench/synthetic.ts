@@ -27,6 +27,14 @@ export interface SyntheticOptions {
   interfaces?: number
 }
 
+/** How a synthetic cluster's Mappings reach their pods. */
+export type SyntheticMode = 'service' | 'direct'
+
+/** The port every synthetic pod listens on (both Service ports of a Mapping lead to it). */
+export const POD_PORT = 8080
+/** Pods behind each Service in mode direct: a group of three per Service port. */
+export const DIRECT_PODS_PER_SERVICE = 3
+
 /** The host's external interfaces and the 100 addresses on them, in the order Mappings are given them. */
 export function syntheticHost(options: SyntheticOptions = {}): {host: HostInfo; addresses: Ipv4[]} {
   const count = options.interfaces ?? 2
@@ -70,19 +78,22 @@ export function syntheticEndpoint(i: number, addresses: readonly Ipv4[]): {
   }
 }
 
-/** A snapshot of `count` Mappings, each with its Service and EndpointSlice; Mapping i is created i seconds after the first. */
-export function syntheticSnapshot(count: number, addresses: readonly Ipv4[]): Snapshot {
+/**
+ * A snapshot of `count` Mappings, each with its Service and EndpointSlice; Mapping i is created i seconds
+ * after the first. In mode direct each Service names its two ports and has three ready pods.
+ */
+export function syntheticSnapshot(count: number, addresses: readonly Ipv4[], mode: SyntheticMode = 'service'): Snapshot {
   const snapshot: Snapshot = {mappings: [], services: [], endpointSlices: []}
   for (let i = 0; i < count; i++) {
     const e = syntheticEndpoint(i, addresses)
-    snapshot.mappings.push(mappingOf(i, e))
-    snapshot.services.push(serviceOf(e))
-    snapshot.endpointSlices.push(sliceOf(i, e))
+    snapshot.mappings.push(mappingOf(i, e, mode))
+    snapshot.services.push(mode === 'direct' ? directServiceOf(e) : serviceOf(e))
+    snapshot.endpointSlices.push(mode === 'direct' ? directSliceOf(i, e) : sliceOf(i, e))
   }
   return snapshot
 }
 
-function mappingOf(i: number, e: ReturnType<typeof syntheticEndpoint>): MappingResource {
+function mappingOf(i: number, e: ReturnType<typeof syntheticEndpoint>, mode: SyntheticMode): MappingResource {
   return {
     apiVersion: MAPPING_API_VERSION,
     kind: 'Mapping',
@@ -91,7 +102,7 @@ function mappingOf(i: number, e: ReturnType<typeof syntheticEndpoint>): MappingR
       addresses: [e.address],
       allowedSources: [...e.sources],
       serviceName: e.name,
-      mode: 'service',
+      mode,
       ports: e.ports.map((port, k) => ({port, protocol: 'tcp', servicePort: e.servicePorts[k]})),
     },
   }
@@ -102,8 +113,31 @@ function serviceOf(e: ReturnType<typeof syntheticEndpoint>): ServiceResource {
     apiVersion: 'v1',
     kind: 'Service',
     metadata: {namespace: e.namespace, name: e.name},
-    spec: {type: 'ClusterIP', clusterIP: e.vip, ports: e.servicePorts.map((port) => ({port, protocol: 'TCP', targetPort: 8080}))},
+    spec: {type: 'ClusterIP', clusterIP: e.vip, ports: e.servicePorts.map((port) => ({port, protocol: 'TCP', targetPort: POD_PORT}))},
   }
+}
+
+// Mode direct matches a Service port to its EndpointSlice port by name.
+function directServiceOf(e: ReturnType<typeof syntheticEndpoint>): ServiceResource {
+  const ports = e.servicePorts.map((port, k) => ({name: `p${k}`, port, protocol: 'TCP', targetPort: POD_PORT}))
+  return {apiVersion: 'v1', kind: 'Service', metadata: {namespace: e.namespace, name: e.name}, spec: {type: 'ClusterIP', clusterIP: e.vip, ports}}
+}
+
+function directSliceOf(i: number, e: ReturnType<typeof syntheticEndpoint>): EndpointSliceResource {
+  return {
+    apiVersion: 'discovery.k8s.io/v1',
+    kind: 'EndpointSlice',
+    metadata: {namespace: e.namespace, name: `${e.name}-abcde`, labels: {[SERVICE_NAME_LABEL]: e.name}},
+    addressType: 'IPv4',
+    ports: e.servicePorts.map((_, k) => ({name: `p${k}`, port: POD_PORT, protocol: 'TCP'})),
+    endpoints: directPods(i).map((address) => ({addresses: [address], conditions: {ready: true}})),
+  }
+}
+
+/** The three ready pods of Service i in mode direct; `generation` shifts them by one address per step. */
+export function directPods(i: number, generation = 0): Ipv4[] {
+  const first = DIRECT_PODS_PER_SERVICE * i + generation
+  return Array.from({length: DIRECT_PODS_PER_SERVICE}, (_, k) => intToIpv4(POD_BASE + 1 + ((first + k) % POD_SPACE)))
 }
 
 /** Two ready pods per Service; pod addresses wrap around a /17, which only egress SNAT would notice. */
@@ -118,7 +152,7 @@ function sliceOf(i: number, e: ReturnType<typeof syntheticEndpoint>): EndpointSl
     kind: 'EndpointSlice',
     metadata: {namespace: e.namespace, name: `${e.name}-abcde`, labels: {[SERVICE_NAME_LABEL]: e.name}},
     addressType: 'IPv4',
-    ports: [{name: 'p', port: 8080, protocol: 'TCP'}],
+    ports: [{name: 'p', port: POD_PORT, protocol: 'TCP'}],
     endpoints: syntheticPods(i).map((address) => ({addresses: [address], conditions: {ready: true}})),
   }
 }

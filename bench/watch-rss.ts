@@ -9,8 +9,8 @@
 import {BACKEND_NAMES, createBackend, type BackendName} from '../src/lib/backend/registry.js'
 import {ExecRunner} from '../src/lib/host/runner.js'
 import type {Snapshot} from '../src/lib/plan/model.js'
-import type {SnapshotSource} from '../src/lib/source/source.js'
 import {WatchLoop, limitHeapGrowth, syncPass, type SyncPass} from '../src/lib/sync/watch.js'
+import {BenchSource} from './bench-source.js'
 import {median, peakRssMb} from './report.js'
 import {BENCH_PLAN_OPTIONS, syntheticHost, syntheticPods, syntheticSnapshot, withPorts, withSlice} from './synthetic.js'
 
@@ -22,28 +22,6 @@ limitHeapGrowth()
 const [netns, name, countText] = process.argv.slice(2)
 if (!netns?.startsWith('snb-') || !BACKEND_NAMES.includes(name as BackendName) || !countText) {
   throw new Error('usage: watch-rss.ts snb-NAMESPACE iptables|nftables COUNT')
-}
-
-/** A source that always holds one snapshot, replaced by the benchmark. */
-class BenchSource implements SnapshotSource {
-  private listeners = new Set<() => void>()
-  constructor(private current: Snapshot) {}
-  async start(): Promise<void> {}
-  async stop(): Promise<void> {}
-  snapshot(): Snapshot {
-    return this.current
-  }
-  onChange(listener: () => void): () => void {
-    this.listeners.add(listener)
-    return () => this.listeners.delete(listener)
-  }
-  health() {
-    return {synced: true}
-  }
-  replace(snapshot: Snapshot): void {
-    this.current = snapshot
-    for (const listener of this.listeners) listener()
-  }
 }
 
 const {addresses} = syntheticHost()

@@ -5,6 +5,7 @@ import {DEFAULT_INTERFACES_PATTERN, compileInterfacesPattern, readHostInterfaces
 import {checkIpForwarding, relaxReversePathFilter} from '../../src/lib/host/sysctl.js'
 import type {Ipv4} from '../../src/lib/net/ipv4.js'
 import {
+  LAB_DIRECT_PODS,
   LAB_PLAN,
   createLab,
   destroyAllLabs,
@@ -111,6 +112,57 @@ describe('namespace lab (no smartnat)', function () {
     expect(await lab!.tcpRequest('host', undefined, VIP, 80, {timeoutMs: 1500})).to.include({ok: false, error: 'unreachable'})
   })
 })
+
+describe('namespace lab without kube-proxy (no smartnat)', function () {
+  this.timeout(60_000)
+  let lab: Lab | undefined
+  const POD_C = '198.19.200.13'
+
+  before(async function () {
+    requireLab(this)
+    lab = await createLab({kubeProxy: false, pods: [...LAB_DIRECT_PODS, {ip: '198.19.200.14', tcp: [8081]}]})
+  })
+
+  after(async () => {
+    await lab?.destroy()
+  })
+
+  it('routes the host to each pod on its own ports, and translates nothing on the node', async () => {
+    for (const pod of [POD_A, POD_B, POD_C]) {
+      const tcp = await lab!.tcpRequest('host', undefined, pod, 8080)
+      expect(tcp.ok && tcp.fields).to.deep.equal({pod, proto: 'tcp', port: '8080', from: LAB_PLAN.host.cluster0.address})
+      expect(answeredBy([await lab!.udpRequest('host', undefined, pod, 5353)])).to.deep.equal([pod])
+    }
+    expect(answeredBy([await lab!.tcpRequest('host', undefined, '198.19.200.14', 8081)])).to.deep.equal(['198.19.200.14'])
+    expect((await lab!.exec('node', 'iptables-save', ['-t', 'nat'])).stdout).to.not.include('DNAT')
+    expect(await lab!.tcpRequest('host', undefined, VIP, 80, {timeoutMs: 1500}), 'no route to the Service VIPs').to.include({ok: false, error: 'unreachable'})
+    await expectRejection(lab!.setService({vip: VIP, protocol: 'tcp', port: 80, targetPort: 8080, pods: [POD_A]}), /has no kube-proxy/)
+  })
+
+  it('a pod address the node no longer holds is unreachable, quickly', async () => {
+    await lab!.removePod(POD_C)
+    expect(await lab!.tcpRequest('host', undefined, POD_C, 8080, {timeoutMs: 1500})).to.include({ok: false, error: 'unreachable'})
+  })
+
+  it('holds a TCP connection and a UDP flow open and asks on them again', async () => {
+    const source = {ip: LAB_PLAN.host.cluster0.address, port: 43_001}
+    const tcp = await lab!.holdConnection('host', {protocol: 'tcp', source, target: {ip: POD_A, port: 8080}})
+    const udp = await lab!.holdConnection('host', {protocol: 'udp', source, target: {ip: POD_B, port: 5353}})
+    try {
+      expect(answeredBy([await tcp.ask(), await tcp.ask(), await udp.ask(), await udp.ask()])).to.deep.equal([POD_A, POD_A, POD_B, POD_B])
+      // The server side going away ends the held TCP connection: every later ask says so.
+      await lab!.removePod(POD_A)
+      expect((await tcp.ask()).ok).to.equal(false)
+    } finally {
+      await Promise.all([tcp.close(), udp.close()])
+    }
+  })
+})
+
+async function expectRejection(promise: Promise<unknown>, message: RegExp): Promise<void> {
+  const error = await promise.then(() => undefined, (e: unknown) => e as Error)
+  expect(error?.message).to.match(message)
+}
 
 describe('host module inside the lab host namespace', function () {
   this.timeout(60_000)

@@ -22,6 +22,10 @@
  *        Pods are /32 addresses on the node's lo (so no dummy kernel module is needed), each
  *        with its own echo server answering "pod=<ip> proto=<tcp|udp> port=<port> from=<source it saw>".
  * All namespaces: icmp_ratelimit=0, so refusals and unreachables are reported every time.
+ *
+ * With `kubeProxy: false` (the lab for mode direct) the node stands in for a cluster node without
+ * kube-proxy: nothing DNATs there, it only routes to its pods (an address it no longer holds hits
+ * `unreachable 198.19.200.0/24`), and the host has no route to the Service VIPs.
  */
 import {spawn, spawnSync, type ChildProcess} from 'node:child_process'
 import {fileURLToPath} from 'node:url'
@@ -82,9 +86,18 @@ export const LAB_DEFAULT_SERVICES: LabService[] = [
   {vip: '198.19.100.10', protocol: 'udp', port: 53, targetPort: 5353, pods: ['198.19.200.11', '198.19.200.12']},
 ]
 
+/** Three pods serving tcp/8080 and udp/5353: the lab for mode direct. */
+export const LAB_DIRECT_PODS: LabPod[] = [
+  {ip: '198.19.200.11', tcp: [8080], udp: [5353]},
+  {ip: '198.19.200.12', tcp: [8080], udp: [5353]},
+  {ip: '198.19.200.13', tcp: [8080], udp: [5353]},
+]
+
 export interface LabOptions {
   pods?: LabPod[]
   services?: LabService[]
+  /** Whether the node translates Service VIPs to pods as kube-proxy would (default true); false: it only routes to its pods. */
+  kubeProxy?: boolean
   /** rp_filter of the host's eth1 and eth2 (default 1, strict, which smartnat must relax). */
   hostRpFilter?: 0 | 1 | 2
   /** Echo servers exit by themselves after this long (default 300). */
@@ -112,9 +125,28 @@ export interface EchoServer {
   stop(): Promise<void>
 }
 
+/** A TCP connection or UDP flow kept open, asked on demand (see `Lab.holdConnection`). */
+export interface HeldConnection {
+  /** Sends one request on the held socket: its answer, or what ended the connection. */
+  ask(): Promise<EchoResult>
+  /** Ends the client process. */
+  close(): Promise<void>
+}
+
+export interface HeldConnectionSpec {
+  protocol: LabProtocol
+  source: {ip: string; port: number}
+  target: {ip: string; port: number}
+  /** Per request (default 1000). */
+  timeoutMs?: number
+  /** The client exits by itself after this long (default 120). */
+  lifetimeSeconds?: number
+}
+
 const NAME_PREFIX = 'snl-'
 const ECHO_SERVER = fileURLToPath(new URL('echo-server.mjs', import.meta.url))
 const ECHO_CLIENT = fileURLToPath(new URL('echo-client.mjs', import.meta.url))
+const HELD_CONNECTION = fileURLToPath(new URL('held-connection.mjs', import.meta.url))
 const root = new ExecRunner({timeoutSeconds: 20})
 const liveLabs = new Set<Lab>()
 let labCount = 0
@@ -131,12 +163,14 @@ export function requireLab(context: Mocha.Context): void {
 
 /** Builds a lab; on any failure everything built so far is torn down before the error is thrown. */
 export async function createLab(options: LabOptions = {}): Promise<Lab> {
-  const lab = new Lab(`${NAME_PREFIX}${process.pid}-${++labCount}-`, options.echoLifetimeSeconds ?? 300)
+  const kubeProxy = options.kubeProxy ?? true
+  if (!kubeProxy && options.services?.length) throw new Error('a lab without kube-proxy translates no Service VIPs: leave out services')
+  const lab = new Lab(`${NAME_PREFIX}${process.pid}-${++labCount}-`, options.echoLifetimeSeconds ?? 300, kubeProxy)
   liveLabs.add(lab)
   try {
     await lab.build(options.hostRpFilter ?? 1)
-    for (const pod of options.pods ?? LAB_DEFAULT_PODS) await lab.addPod(pod)
-    for (const service of options.services ?? LAB_DEFAULT_SERVICES) await lab.setService(service)
+    for (const pod of options.pods ?? (kubeProxy ? LAB_DEFAULT_PODS : LAB_DIRECT_PODS)) await lab.addPod(pod)
+    for (const service of kubeProxy ? options.services ?? LAB_DEFAULT_SERVICES : []) await lab.setService(service)
     return lab
   } catch (error) {
     await lab.destroy()
@@ -188,6 +222,7 @@ export class Lab {
   /** Runs commands inside the host namespace: point smartnat's sync at it. */
   readonly hostRunner: ExecRunner
   private readonly runners = new Map<LabNamespace, ExecRunner>()
+  /** Echo servers and held connections: every process the lab started that outlives a call. */
   private readonly echoServers = new Set<ChildProcess>()
   private readonly podServers = new Map<string, EchoServer>()
   private readonly podList: LabPod[] = []
@@ -198,6 +233,8 @@ export class Lab {
     /** Prefix of every namespace of this lab, e.g. "snl-4242-1-". */
     readonly prefix: string,
     private readonly echoLifetimeSeconds: number,
+    /** Whether the node plays kube-proxy (DNATs VIPs to pods) or only routes to its pods. */
+    readonly kubeProxy = true,
   ) {
     for (const ns of NAMESPACES) this.runners.set(ns, new ExecRunner({timeoutSeconds: 20, netns: this.ns(ns)}))
     this.hostRunner = this.runner('host')
@@ -267,7 +304,7 @@ export class Lab {
       'link set eth2 up',
       'link set cluster0 up',
       `route add default via ${P.host.defaultGateway}`,
-      `route add ${P.serviceCidr} via ${P.node.address}`,
+      ...(this.kubeProxy ? [`route add ${P.serviceCidr} via ${P.node.address}`] : []),
       `route add ${P.podCidr} via ${P.node.address}`,
     ])
     await this.sysctl('host', {
@@ -280,11 +317,12 @@ export class Lab {
       'link set lo up',
       'link set host0 up',
       `route add default via ${P.host.cluster0.address}`,
-      `route add unreachable ${P.serviceCidr}`,
+      // A pod address the node no longer holds is refused there instead of bouncing back to the host.
+      `route add unreachable ${this.kubeProxy ? P.serviceCidr : P.podCidr}`,
     ])
     // Without forwarding the kernel drops packets to unreachable routes silently instead of answering.
     await this.sysctl('node', {'net.ipv4.ip_forward': '1'})
-    await this.renderServices()
+    if (this.kubeProxy) await this.renderServices()
   }
 
   /** Adds a pod address on the node and starts its echo server; it serves no Service until `setService` names it. */
@@ -304,10 +342,12 @@ export class Lab {
   async removePod(ip: string): Promise<void> {
     const index = this.podList.findIndex((p) => p.ip === ip)
     if (index === -1) throw new Error(`pod ${ip} does not exist`)
-    for (const service of this.serviceList) service.pods = service.pods.filter((p) => p !== ip)
-    await this.renderServices()
-    // kube-proxy drops every entry of a pod that left on the node, whoever made it.
-    await deleteConntrackFlows(this.runner('node'), {replySrc: podAddress(ip)})
+    if (this.kubeProxy) {
+      for (const service of this.serviceList) service.pods = service.pods.filter((p) => p !== ip)
+      await this.renderServices()
+      // kube-proxy drops every entry of a pod that left on the node, whoever made it.
+      await deleteConntrackFlows(this.runner('node'), {replySrc: podAddress(ip)})
+    }
     await this.podServers.get(ip)?.stop()
     this.podServers.delete(ip)
     await this.ip('node', [`addr del ${ip}/32 dev lo`])
@@ -316,6 +356,7 @@ export class Lab {
 
   /** Creates or replaces the node's DNAT for one VIP:port/protocol. */
   async setService(service: LabService): Promise<void> {
+    if (!this.kubeProxy) throw new Error(`lab ${this.prefix} has no kube-proxy: it translates no Service VIPs`)
     const index = this.serviceList.findIndex((s) => sameServicePort(s, service))
     const copy = {...service, pods: [...service.pods]}
     if (index === -1) this.serviceList.push(copy)
@@ -362,6 +403,53 @@ export class Lab {
       throw error
     }
     return {pid: child.pid!, stop}
+  }
+
+  /**
+   * Opens one TCP connection (or UDP flow) from `source` in namespace `from` and keeps it, so a test
+   * can ask on the same conntrack entry before and after a change; it ends at teardown or after its lifetime.
+   */
+  async holdConnection(from: LabNamespace, spec: HeldConnectionSpec): Promise<HeldConnection> {
+    const {protocol, source, target} = spec
+    const args = [protocol, source.ip, String(source.port), target.ip, String(target.port), String(spec.timeoutMs ?? 1000), String(spec.lifetimeSeconds ?? 120)]
+    const child = spawn('ip', ['netns', 'exec', this.ns(from), process.execPath, HELD_CONNECTION, ...args], {stdio: ['pipe', 'pipe', 'pipe']})
+    // An ask after the client died fails on its own; the pipe's error must not end the test process.
+    child.stdin!.on('error', () => {})
+    this.echoServers.add(child)
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+    void exited.then(() => this.echoServers.delete(child))
+    const close = async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+      await exited
+    }
+    const what = `held ${protocol} connection ${source.ip}:${source.port} -> ${target.ip}:${target.port} in ${from}`
+    try {
+      await waitForReady(child, what)
+    } catch (error) {
+      await close()
+      throw error
+    }
+    const waiting: ((line: string | undefined) => void)[] = []
+    let buffered = ''
+    child.stdout!.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString()
+      for (let newline = buffered.indexOf('\n'); newline !== -1; newline = buffered.indexOf('\n')) {
+        const line = buffered.slice(0, newline)
+        buffered = buffered.slice(newline + 1)
+        waiting.shift()?.(line)
+      }
+    })
+    void exited.then(() => waiting.splice(0).forEach((next) => next(undefined)))
+    const ask = async (): Promise<EchoResult> => {
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${what}: the client has ended`)
+      const line = await new Promise<string | undefined>((resolve) => {
+        waiting.push(resolve)
+        child.stdin!.write('ask\n')
+      })
+      if (line === undefined) throw new Error(`${what}: the client ended without answering`)
+      return toEchoResult(line)
+    }
+    return {ask, close}
   }
 
   /** One TCP request ("ping\n" -> one answer line) from a namespace, optionally from a given source address. */

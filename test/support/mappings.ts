@@ -6,7 +6,7 @@ import {mkdtemp, rename, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {stringify} from 'yaml'
-import {MAPPING_API_VERSION, SERVICE_NAME_LABEL} from '../../src/lib/mapping/types.js'
+import {MAPPING_API_VERSION, SERVICE_NAME_LABEL, type MappingMode} from '../../src/lib/mapping/types.js'
 import type {LabProtocol, LabService} from './lab.js'
 
 export interface MappingFixture {
@@ -15,6 +15,8 @@ export interface MappingFixture {
   addresses: string[]
   allowedSources?: string[]
   serviceName: string
+  /** Default service. */
+  mode?: MappingMode
   ports: {port: number; protocol?: LabProtocol; servicePort?: number}[]
   /** Decides which of two conflicting Mappings wins (the older one). */
   creationTimestamp?: string
@@ -55,7 +57,7 @@ export function mappingManifest(m: MappingFixture): Record<string, unknown> {
       addresses: m.addresses,
       ...(m.allowedSources ? {allowedSources: m.allowedSources} : {}),
       serviceName: m.serviceName,
-      mode: 'service',
+      mode: m.mode ?? 'service',
       ports: m.ports.map((p) => ({
         port: p.port,
         protocol: p.protocol ?? 'tcp',
