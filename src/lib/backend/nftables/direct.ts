@@ -1,15 +1,19 @@
 /**
  * Renders mode direct (docs/kernel-layout-nftables.md, "Mode direct"): the `direct` verdict map that
- * sends each direct endpoint to its group's chain, one chain per group spreading new connections
- * with `numgen random`, one chain per member DNATing to it, and an affinity set per member.
+ * sends each direct endpoint to the pick chain of its group's size, which DNATs through the `targets`
+ * map keyed by the endpoint and a random slot: element changes only when members change, however
+ * many Mappings. A group with ClientIP affinity keeps a chain of its own, one chain per member and
+ * an affinity set per member.
  */
 import type {DirectEndpoint, NatGroup, NatMapping} from '../../plan/model.js'
 import {compareText} from '../../plan/order.js'
-import {DIRECT_ENDPOINTS_SET, DIRECT_MAP, UNSERVED_SET, affinitySetName, groupChainName, memberChainName} from './names.js'
+import {DIRECT_ENDPOINTS_SET, DIRECT_MAP, TARGETS_MAP, UNSERVED_SET, affinitySetName, groupChainName, memberChainName, pickChainName} from './names.js'
 import {sortedSet} from './syntax.js'
 import type {NftChain, NftElement, NftRule, NftSet, Selector} from './types.js'
 
 const SOURCE: Selector[] = ['ip saddr']
+const ENDPOINT_KEY: Selector[] = ['ip daddr', 'meta l4proto', 'th dport']
+const ENDPOINT_TYPE = ['ipv4_addr', 'inet_proto', 'inet_service']
 
 /** A direct endpoint with the Mapping that owns it and the comment its elements carry. */
 export interface OwnedDirectEndpoint {
@@ -20,9 +24,9 @@ export interface OwnedDirectEndpoint {
 
 /** The sets and chains of mode direct; the base chains' rules that lead to them are the caller's. */
 export interface DirectTable {
-  /** `direct`, `direct_endpoints`, `unserved`, and one affinity set per member of a group with affinity. */
+  /** `direct`, `direct_endpoints`, `targets`, `unserved`, and one affinity set per member of a group with affinity. */
   sets: NftSet[]
-  /** Group and member chains, sorted by name. */
+  /** Pick chains, and group and member chains of groups with affinity, sorted by name. */
   chains: NftChain[]
 }
 
@@ -39,19 +43,31 @@ export function renderDirect(endpoints: OwnedDirectEndpoint[]): DirectTable {
   const dispatch: NftElement[] = []
   const keys: NftElement[] = []
   const unserved: NftElement[] = []
+  const targets: NftElement[] = []
+  const sizes = new Set<number>()
   for (const {endpoint: e, comment} of endpoints) {
     const key = [e.address, e.protocol, String(e.port)]
-    dispatch.push({key, value: [`goto ${groups.get(e.group.id)!.chain}`], comment})
     keys.push({key, comment})
-    if (e.group.members.length === 0) unserved.push({key, comment})
+    const {members, affinitySeconds} = e.group
+    // An empty group is in no verdict map: the packet is not DNATed and meets the reject of `input`.
+    if (members.length === 0) unserved.push({key, comment})
+    else if (affinitySeconds !== undefined) dispatch.push({key, value: [`goto ${groups.get(e.group.id)!.chain}`], comment})
+    else {
+      dispatch.push({key, value: [`goto ${pickChainName(members.length)}`], comment})
+      sizes.add(members.length)
+      members.forEach((member, slot) => targets.push({key: [...key, String(slot)], value: [member.ip, String(member.port)], comment}))
+    }
   }
-  const endpointType = ['ipv4_addr', 'inet_proto', 'inet_service']
   const sets = [
-    sortedSet(DIRECT_MAP, endpointType, dispatch, ['verdict']),
-    sortedSet(DIRECT_ENDPOINTS_SET, endpointType, keys),
-    sortedSet(UNSERVED_SET, endpointType, unserved),
+    sortedSet(DIRECT_MAP, ENDPOINT_TYPE, dispatch, ['verdict']),
+    sortedSet(DIRECT_ENDPOINTS_SET, ENDPOINT_TYPE, keys),
+    sortedSet(TARGETS_MAP, [...ENDPOINT_TYPE, 'integer'], targets, ['ipv4_addr', 'inet_service']),
+    sortedSet(UNSERVED_SET, ENDPOINT_TYPE, unserved),
   ]
-  const chains: NftChain[] = []
+  const chains: NftChain[] = [...sizes].map((size) => ({
+    name: pickChainName(size),
+    rules: [{matches: [], statement: {kind: 'pick', key: ENDPOINT_KEY, modulus: size, map: TARGETS_MAP}}],
+  }))
   const names = new Map<string, string>()
   const claim = (name: string, what: string) => {
     const other = names.get(name)
@@ -59,6 +75,7 @@ export function renderDirect(endpoints: OwnedDirectEndpoint[]): DirectTable {
     names.set(name, what)
   }
   for (const {group, protocol, chain} of groups.values()) {
+    if (group.affinitySeconds === undefined || group.members.length === 0) continue
     claim(chain, `group ${JSON.stringify(group.id)}`)
     const rendered = groupChains(group, protocol)
     for (const member of rendered.chains.slice(1)) claim(member.name, `a member of group ${JSON.stringify(group.id)}`)
@@ -95,33 +112,26 @@ function sameGroup(a: NatGroup, b: NatGroup): boolean {
 }
 
 /**
- * The group's chain first, then one chain per member. With affinity a client found in a member's
- * set goes back to that member, before the random pick; an empty group has no rules, so its
- * connection is not DNATed and meets the reject of `input`.
+ * A group with affinity: its chain first, then one chain per member. A client found in a member's
+ * set goes back to that member, before the random pick; the member's chain records the client.
  */
 function groupChains(group: NatGroup, protocol: 'tcp' | 'udp'): {chains: NftChain[]; affinity: NftSet[]} {
-  const seconds = group.affinitySeconds
-  const members = group.members.map((member) => ({
-    member,
-    chain: memberChainName(group.id, member),
-    affinity: seconds === undefined ? undefined : affinitySetName(group.id, member, seconds),
-  }))
-  const rules: NftRule[] = []
-  for (const {chain, affinity} of members) {
-    if (affinity !== undefined) rules.push({matches: [{kind: 'lookup', key: SOURCE, set: affinity, negate: false}], statement: {kind: 'goto', chain}})
-  }
-  if (members.length > 0) rules.push({matches: [], statement: {kind: 'numgen', chains: members.map((m) => m.chain)}})
+  const seconds = group.affinitySeconds!
+  const members = group.members.map((member) => ({member, chain: memberChainName(group.id, member), set: affinitySetName(group.id, member, seconds)}))
+  const rules: NftRule[] = members.map(({chain, set}) => ({matches: [{kind: 'lookup', key: SOURCE, set, negate: false}], statement: {kind: 'goto', chain}}))
+  rules.push({matches: [], statement: {kind: 'numgen', chains: members.map((m) => m.chain)}})
   const chains: NftChain[] = [{name: groupChainName(group.id), rules}]
   const affinity: NftSet[] = []
-  for (const {member, chain, affinity: set} of members) {
-    const memberRules: NftRule[] = []
-    if (set !== undefined) {
-      memberRules.push({matches: [], statement: {kind: 'update', set, key: SOURCE}})
-      affinity.push({name: set, keyType: ['ipv4_addr'], flags: ['dynamic', 'timeout'], timeout: seconds!, elements: []})
-    }
-    // nft needs the protocol to DNAT to a port.
-    memberRules.push({matches: [{kind: 'l4proto', protocol}], statement: {kind: 'dnat to', ip: member.ip, port: member.port}})
-    chains.push({name: chain, rules: memberRules})
+  for (const {member, chain, set} of members) {
+    affinity.push({name: set, keyType: ['ipv4_addr'], flags: ['dynamic', 'timeout'], timeout: seconds, elements: []})
+    chains.push({
+      name: chain,
+      rules: [
+        {matches: [], statement: {kind: 'update', set, key: SOURCE}},
+        // nft needs the protocol to DNAT to a port.
+        {matches: [{kind: 'l4proto', protocol}], statement: {kind: 'dnat to', ip: member.ip, port: member.port}},
+      ],
+    })
   }
   return {chains, affinity}
 }

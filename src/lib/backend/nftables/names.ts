@@ -41,7 +41,10 @@ export function allowedSetName(prefixLength: number): string {
   return `allowed_${prefixLength}`
 }
 
-/** Mode direct: `external ip . protocol . port : goto <group chain>`, every direct endpoint. */
+/**
+ * Mode direct: `external ip . protocol . port : goto <pick chain>` (or `goto <group chain>` for a
+ * group with affinity), every direct endpoint whose group has a member.
+ */
 export const DIRECT_MAP = 'direct'
 /**
  * The keys of DIRECT_MAP as a plain set, for the INPUT drop: nft 1.0.6 refuses a lookup of a
@@ -50,6 +53,13 @@ export const DIRECT_MAP = 'direct'
 export const DIRECT_ENDPOINTS_SET = 'direct_endpoints'
 /** Direct endpoints whose group has no member: an allowed connection is refused in `input`. */
 export const UNSERVED_SET = 'unserved'
+/** Mode direct: `external ip . protocol . port . slot : member ip . member port`, slots 0..N-1 per endpoint. */
+export const TARGETS_MAP = 'targets'
+
+/** The chain that DNATs a direct endpoint whose group has `size` members (and no affinity) to one of them, picked at random. */
+export function pickChainName(size: number): string {
+  return `pick_${size}`
+}
 
 /**
  * 64 bits of hash: ten thousand Mappings with three endpoints make 40,000 chains, and 32 bits would
@@ -95,9 +105,13 @@ export function affinitySetName(groupId: string, member: NatGroupMember, seconds
 
 // By prefix and length alone: tested on every chain of tables with tens of thousands, and
 // everything in smartnat's table is smartnat's.
-/** Whether a chain is a direct-mode group or member chain: these are added, refilled and deleted one by one. */
+/** Whether a chain is a direct-mode pick, group or member chain: these are added, refilled and deleted one by one. */
 export function isDirectChain(name: string): boolean {
-  return (name.length === 6 + DIRECT_HASH_LENGTH && name.startsWith('group_')) || (name.length === 7 + DIRECT_HASH_LENGTH && name.startsWith('member_'))
+  return (
+    (name.length === 6 + DIRECT_HASH_LENGTH && name.startsWith('group_')) ||
+    (name.length === 7 + DIRECT_HASH_LENGTH && name.startsWith('member_')) ||
+    /^pick_[1-9][0-9]{0,4}$/.test(name)
+  )
 }
 
 /** Whether a set is a direct-mode affinity set: added and deleted one by one, its elements never compared. */

@@ -127,7 +127,17 @@ function parseNat(kind: 'dnat' | 'snat', body: Json): NftStatement {
   }
   const map = field(addr, 'map')
   if (!onlyKeys(body, ['addr', 'family']) || map === undefined) throw new UnknownShape()
-  return {kind, key: selectors(field(map, 'key')), map: setReference(field(map, 'data'))}
+  const key = field(map, 'key')
+  const concat = field(key, 'concat')
+  const numgen = Array.isArray(concat) ? field(concat.at(-1), 'numgen') : undefined
+  if (kind === 'dnat' && numgen !== undefined) {
+    // A pick chain's: `dnat to ip daddr . meta l4proto . th dport . numgen random mod N map @targets`
+    const modulus = field(numgen, 'mod')
+    if (!isObject(numgen) || !onlyKeys(numgen, ['mode', 'mod', 'offset']) || field(numgen, 'mode') !== 'random' || field(numgen, 'offset') !== 0) throw new UnknownShape()
+    if (typeof modulus !== 'number' || !Number.isInteger(modulus) || modulus < 1) throw new UnknownShape()
+    return {kind: 'pick', key: (concat as Json[]).slice(0, -1).map(selector), modulus, map: setReference(field(map, 'data'))}
+  }
+  return {kind, key: selectors(key), map: setReference(field(map, 'data'))}
 }
 
 function onlyKeys(body: JsonObject, allowed: string[]): boolean {
@@ -326,7 +336,7 @@ export function parseNftJson(text: string): NftTable {
       chain.rules.push(parseRuleExpressions(body.expr))
     }
   }
-  // Group and member chains are added one by one over time, so nft lists them in no useful order.
+  // Pick, group and member chains are added one by one over time, so nft lists them in no useful order.
   const all = [...chains.values()]
   const direct = all.filter((chain) => isDirectChain(chain.name)).sort((a, b) => compareText(a.name, b.name))
   return {sets: sets.sort((a, b) => compareText(a.name, b.name)), chains: [...all.filter((chain) => !isDirectChain(chain.name)), ...direct]}

@@ -1,6 +1,7 @@
 /**
- * The nftables backend's state as parts: chains and rules serve every Mapping alike, except mode
- * direct's group and member chains and affinity sets, which belong to the Mapping of their group;
+ * The nftables backend's state as parts: chains and rules serve every Mapping alike (mode direct's
+ * pick chains too), except the group and member chains and affinity sets of a group with affinity,
+ * which belong to the Mapping of their group;
  * map and set elements belong to the Mapping whose endpoint or pods they carry.
  */
 import type {NatGroup, NatModel} from '../../plan/model.js'
@@ -12,6 +13,7 @@ import {
   EGRESS_SNAT_MAP,
   ENDPOINTS_MAP,
   TABLE,
+  TARGETS_MAP,
   UNSERVED_SET,
   affinitySetName,
   egressSetName,
@@ -52,11 +54,14 @@ class Owners {
     }
   }
 
+  /** Only a group with affinity has chains and sets of its own; the pick chains serve every Mapping. */
   private addGroup(group: NatGroup, mapping: string): void {
+    const seconds = group.affinitySeconds
+    if (seconds === undefined) return
     this.byDirectName.set(groupChainName(group.id), mapping)
     for (const member of group.members) {
       this.byDirectName.set(memberChainName(group.id, member), mapping)
-      if (group.affinitySeconds !== undefined) this.byDirectName.set(affinitySetName(group.id, member, group.affinitySeconds), mapping)
+      this.byDirectName.set(affinitySetName(group.id, member, seconds), mapping)
     }
   }
 
@@ -68,7 +73,7 @@ class Owners {
 }
 
 /** Sets and maps whose elements are keyed by an external endpoint first: address, protocol, port. */
-const ENDPOINT_KEYED = new Set([ENDPOINTS_MAP, DIRECT_MAP, DIRECT_ENDPOINTS_SET, UNSERVED_SET])
+const ENDPOINT_KEYED = new Set([ENDPOINTS_MAP, DIRECT_MAP, DIRECT_ENDPOINTS_SET, TARGETS_MAP, UNSERVED_SET])
 
 /** Parts of an nftables-backend state; its rules keep no counters, so no part has a counter key. */
 export function nftParts(state: NftState, model: NatModel): StatePart[] {

@@ -46,6 +46,8 @@ function printStatement(statement: NftStatement): string {
     }
     case 'dispatch':
       return `${statement.key.join(' . ')} vmap @${statement.map}`
+    case 'pick':
+      return `dnat to ${statement.key.join(' . ')} . numgen random mod ${statement.modulus} map @${statement.map}`
     case 'numgen': {
       const entries = statement.chains.map((chain, i) => `${i} : goto ${chain}`).join(', ')
       return `numgen random mod ${statement.chains.length} vmap { ${entries} }`
@@ -104,9 +106,28 @@ export function printElement(set: NftSet, element: NftElement): string {
   return `${elementKey(set, element)}${comment}${value}`
 }
 
+/**
+ * What each type is declared from in a `typeof` declaration, which nft needs for a key holding a
+ * `numgen` slot (an integer has no fixed size as a `type`). nft's JSON lists only the types, so the
+ * expressions are derived from them, the same for desired and read-back state. The `mod` only gives
+ * the slot's type (a 32-bit integer): rules with any modulus look the map up.
+ */
+const TYPEOF: Record<string, string> = {
+  ipv4_addr: 'ip daddr',
+  inet_proto: 'meta l4proto',
+  inet_service: 'th dport',
+  integer: 'numgen random mod 1',
+}
+
+function typeLine(set: NftSet): string {
+  const types = [set.keyType, ...(set.dataType ? [set.dataType] : [])]
+  if (!set.keyType.includes('integer')) return `type ${types.map((parts) => parts.join(' . ')).join(' : ')}`
+  return `typeof ${types.map((parts) => parts.map((type) => TYPEOF[type] ?? type).join(' . ')).join(' : ')}`
+}
+
 /** The lines inside a set's or map's braces before its elements: type, flags, timeout. */
 function declarationLines(set: NftSet): string[] {
-  const lines = [`type ${set.keyType.join(' . ')}${set.dataType ? ` : ${set.dataType.join(' . ')}` : ''}`]
+  const lines = [typeLine(set)]
   if (set.flags.length > 0) lines.push(`flags ${set.flags.join(', ')}`)
   if (set.timeout !== undefined) lines.push(`timeout ${set.timeout}s`)
   return lines

@@ -102,10 +102,11 @@ class NftTracer {
           if (statement.with === 'tcp reset' && packet.protocol !== 'tcp') break
           this.steps.push({table, chain: name, rule: line})
           return {kind: 'REJECT', rule: line, with: statement.with === 'tcp reset' ? 'tcp-reset' : 'icmp-port-unreachable'}
+        case 'pick':
         case 'numgen':
         case 'update':
         case 'dnat to':
-          throw new Error(`trace: chain ${name} holds ${JSON.stringify(line)}, which smartnat renders only in a group or member chain`)
+          throw new Error(`trace: chain ${name} holds ${JSON.stringify(line)}, which smartnat renders only in a pick, group or member chain`)
       }
     }
     return {kind: 'continue'}
@@ -118,6 +119,8 @@ class NftTracer {
   private group(table: TraceTable, name: string, packet: TracedPacket, comment: string | undefined): HookOutcome {
     const chain = this.chains.get(name)
     if (!chain) throw new Error(`trace: goto ${name}, which the table does not hold`)
+    const [first] = chain.rules
+    if (chain.rules.length === 1 && first !== undefined && 'statement' in first && first.statement.kind === 'pick') return this.pick(table, name, packet, comment)
     if (chain.rules.length === 0) return {kind: 'continue'}
     const fail = (why: string) => new Error(`trace: group chain ${name} ${why}`)
     const rules = chain.rules.map((rule) => {
@@ -144,6 +147,41 @@ class NftTracer {
     const [affinitySeconds] = seconds
     this.steps.push({table, chain: name, rule: printRule(pick)})
     return {kind: 'GROUP', rule: printRule(pick), group: name, members: targets, ...(affinitySeconds === undefined ? {} : {affinitySeconds}), ...(comment === undefined ? {} : {comment})}
+  }
+
+  /**
+   * A pick chain: the DNAT to the member in a random slot of the packet's endpoint in `targets`.
+   * The table smartnat renders holds every slot 0..N-1 of an endpoint sent there, each to a
+   * different member; anything else is a table it does not render.
+   */
+  private pick(table: TraceTable, name: string, packet: TracedPacket, comment: string | undefined): HookOutcome {
+    const rule = this.chains.get(name)!.rules[0]!
+    if ('unknown' in rule || rule.statement.kind !== 'pick') throw new Error(`trace: pick chain ${name} holds a rule smartnat does not render`)
+    const {statement} = rule
+    const line = printRule(rule)
+    const fail = (why: string) => new Error(`trace: pick chain ${name} ${why}`)
+    if (rule.matches.length > 0 || statement.key.join(' . ') !== 'ip daddr . meta l4proto . th dport') throw fail(`holds ${JSON.stringify(line)}, not a pick by endpoint and slot`)
+    if (name !== `pick_${statement.modulus}`) throw fail(`picks among ${statement.modulus} members`)
+    const set = this.sets.get(statement.map)
+    if (!set) throw new Error(`trace: rule uses set ${statement.map}, which the table does not hold`)
+    if (set.keyType.join() !== 'ipv4_addr,inet_proto,inet_service,integer' || set.dataType?.join() !== 'ipv4_addr,inet_service') {
+      throw fail(`looks up ${statement.map}, which is not keyed by endpoint and slot to an address and port`)
+    }
+    const endpoint = [packet.dst, packet.protocol, String(packet.port)]
+    const slots = new Map<string, string>()
+    for (const element of set.elements) {
+      if (element.key.slice(0, 3).every((part, i) => part === endpoint[i])) slots.set(element.key[3]!, element.value!.join(':'))
+    }
+    const members: string[] = []
+    for (let slot = 0; slot < statement.modulus; slot++) {
+      const member = slots.get(String(slot))
+      if (member === undefined) throw fail(`finds no member in slot ${slot} of ${endpoint.join(' . ')} in ${statement.map}`)
+      members.push(member)
+    }
+    if (slots.size !== members.length) throw fail(`finds ${slots.size} members of ${endpoint.join(' . ')} in ${statement.map}, not ${members.length}`)
+    if (new Set(members).size !== members.length) throw fail(`finds a member twice for ${endpoint.join(' . ')} in ${statement.map}`)
+    this.steps.push({table, chain: name, rule: line})
+    return {kind: 'GROUP', rule: line, group: name, members, ...(comment === undefined ? {} : {comment})}
   }
 
   /** A member chain: `update @SET { ip saddr }` when its group has affinity (SET being the one the group looks up), then the DNAT. */

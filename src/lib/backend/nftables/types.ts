@@ -39,7 +39,12 @@ export type NftStatement =
   | {kind: 'vmap'; of: MarkOf; mask: number; entries: {value: number; chain: string}[]}
   /** `ip daddr . meta l4proto . th dport vmap @direct`: a verdict map of the table */
   | {kind: 'dispatch'; key: Selector[]; map: string}
-  /** `numgen random mod N vmap { 0 : goto CHAIN, ... }`: entries 0..N-1 in order */
+  /**
+   * `dnat to ip daddr . meta l4proto . th dport . numgen random mod N map @targets`: a pick chain's
+   * DNAT to one of the N members of the packet's endpoint, slot by slot in the map
+   */
+  | {kind: 'pick'; key: Selector[]; modulus: number; map: string}
+  /** `numgen random mod N vmap { 0 : goto CHAIN, ... }`: entries 0..N-1 in order (a group with affinity) */
   | {kind: 'numgen'; chains: string[]}
   /** `update @SET { ip saddr }` */
   | {kind: 'update'; set: string; key: Selector[]}
@@ -79,7 +84,10 @@ export interface NftElement {
 
 export interface NftSet {
   name: string
-  /** One type per concatenated part: `ipv4_addr`, `inet_proto`, `inet_service`, `ifname`. */
+  /**
+   * One type per concatenated part: `ipv4_addr`, `inet_proto`, `inet_service`, `ifname`, and
+   * `integer` for the slot of mode direct's `targets` map (declared with `typeof`, see syntax.ts).
+   */
   keyType: string[]
   /** Present for maps: the data types, one per part. */
   dataType?: string[]
@@ -96,7 +104,7 @@ export interface NftTable {
   sets: NftSet[]
   /**
    * Base chains first, in render order; read back in the order nft lists them, except that the
-   * direct-mode group and member chains come last, sorted by name, however they were added.
+   * direct-mode pick, group and member chains come last, sorted by name, however they were added.
    */
   chains: NftChain[]
 }
