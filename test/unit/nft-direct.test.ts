@@ -46,23 +46,42 @@ function regroup(model: NatModel, id: string, members: string[], affinitySeconds
 describe('renderNftables in mode direct', () => {
   const state = renderNftables(directModel())
 
-  it('sends each direct endpoint through the direct map to its group, several addresses to one group', () => {
+  it('sends each served direct endpoint to the pick chain of its group\'s size, or to its group\'s chain with affinity', () => {
     expect(elements(state, 'direct')).to.deep.equal([
-      `198.18.0.10 . tcp . 8080 comment "shop/api tcp/8080" : goto ${groupChainName('shop/api tcp/80')}`,
-      `198.18.0.10 . tcp . 9000 comment "shop/api tcp/9000" : goto ${groupChainName('shop/api tcp/9000')}`,
+      '198.18.0.10 . tcp . 8080 comment "shop/api tcp/8080" : goto pick_3',
       `198.18.0.10 . udp . 5353 comment "shop/api udp/5353" : goto ${groupChainName('shop/api udp/53')}`,
-      `198.18.0.10 . udp . 9000 comment "shop/api udp/9000" : goto ${groupChainName('shop/api udp/9000')}`,
-      `198.18.2.10 . tcp . 8080 comment "shop/api tcp/8080" : goto ${groupChainName('shop/api tcp/80')}`,
+      '198.18.2.10 . tcp . 8080 comment "shop/api tcp/8080" : goto pick_3',
     ])
-    expect(elements(state, 'direct_endpoints')).to.deep.equal(elements(state, 'direct').map((e) => e.replace(/ : goto \S+$/, '')))
+    expect(elements(state, 'direct_endpoints')).to.deep.equal([
+      '198.18.0.10 . tcp . 8080 comment "shop/api tcp/8080"',
+      '198.18.0.10 . tcp . 9000 comment "shop/api tcp/9000"',
+      '198.18.0.10 . udp . 5353 comment "shop/api udp/5353"',
+      '198.18.0.10 . udp . 9000 comment "shop/api udp/9000"',
+      '198.18.2.10 . tcp . 8080 comment "shop/api tcp/8080"',
+    ])
     expect(elements(state, 'unserved')).to.deep.equal(['198.18.0.10 . tcp . 9000 comment "shop/api tcp/9000"', '198.18.0.10 . udp . 9000 comment "shop/api udp/9000"'])
     expect(elements(state, 'endpoints').join('\n')).not.to.include('shop/api')
     expect(elements(state, 'allowed_24')).to.include('198.18.0.10 . udp . 5353 . 203.0.113.0 comment "shop/api"')
   })
 
-  it('picks a member at random, after the members\' affinity sets; each member chain DNATs to its pod', () => {
-    expect(chain(state, groupChainName(TCP80.id))).to.deep.equal([`numgen random mod 3 vmap { 0 : goto ${member(TCP80, 0)}, 1 : goto ${member(TCP80, 1)}, 2 : goto ${member(TCP80, 2)} }`])
-    expect(chain(state, member(TCP80, 1))).to.deep.equal(['meta l4proto tcp dnat to 10.244.2.2:8080'])
+  it('holds each endpoint\'s members in slots 0..N-1 of targets, in the group\'s order, for every address leading to the group', () => {
+    expect(elements(state, 'targets')).to.deep.equal(
+      ['198.18.0.10', '198.18.2.10'].flatMap((address) =>
+        [0, 1, 2].map((slot) => `${address} . tcp . 8080 . ${slot} comment "shop/api tcp/8080" : 10.244.2.${slot + 1} . 8080`),
+      ).sort(),
+    )
+    const targets = state.table!.sets.find((s) => s.name === 'targets')!
+    expect([targets.keyType, targets.dataType]).to.deep.equal([['ipv4_addr', 'inet_proto', 'inet_service', 'integer'], ['ipv4_addr', 'inet_service']])
+    expect(chain(state, 'pick_3')).to.deep.equal(['dnat to ip daddr . meta l4proto . th dport . numgen random mod 3 map @targets'])
+  })
+
+  it('gives a group without affinity no chain of its own, nor its members; an empty group none at all', () => {
+    const names = state.table!.chains.map((c) => c.name)
+    for (const name of [groupChainName(TCP80.id), member(TCP80, 0), groupChainName('shop/api tcp/9000')]) expect(names).not.to.include(name)
+    expect(names.filter((name) => name.startsWith('pick_'))).to.deep.equal(['pick_3'])
+  })
+
+  it('with affinity, picks a member at random after the members\' affinity sets; each member chain DNATs to its pod', () => {
     expect(chain(state, groupChainName(UDP53.id))).to.deep.equal([
       `ip saddr @${affinity(UDP53, 0)} goto ${member(UDP53, 0)}`,
       `ip saddr @${affinity(UDP53, 1)} goto ${member(UDP53, 1)}`,
@@ -71,7 +90,6 @@ describe('renderNftables in mode direct', () => {
     expect(chain(state, member(UDP53, 0))).to.deep.equal([`update @${affinity(UDP53, 0)} { ip saddr }`, 'meta l4proto udp dnat to 10.244.2.1:5353'])
     const set = state.table!.sets.find((s) => s.name === affinity(UDP53, 0))!
     expect(set).to.deep.equal({name: affinity(UDP53, 0), keyType: ['ipv4_addr'], flags: ['dynamic', 'timeout'], timeout: 300, elements: []})
-    expect(chain(state, groupChainName('shop/api tcp/9000'))).to.deep.equal([])
   })
 
   it('refuses an allowed connection to an empty group in input, drops a disallowed one, and dispatches before the DNAT map', () => {
@@ -134,13 +152,14 @@ describe('nftables backend reads mode direct back', () => {
   })
 
   it('parses the captured table into exactly the rendered one, ignoring the clients in affinity sets', () => {
-    expect(DIRECT_JSON).to.include('"elem":[{"elem":{"val":"203.0.113.5","expires":299}}]')
+    expect(DIRECT_JSON).to.match(/"elem":\[\{"elem":\{"val":"203\.0\.113\.5","expires":\d+\}\}\]/)
+    expect(DIRECT_JSON).to.include('"type":["ipv4_addr","inet_proto","inet_service","integer"]')
     expect(parseNftJson(DIRECT_JSON)).to.deep.equal(renderNftables(directModel()).table)
   })
 
-  it('lists group and member chains last, by name, in whatever order nft lists them', () => {
+  it('lists pick, group and member chains last, by name, in whatever order nft lists them', () => {
     const json = JSON.parse(DIRECT_JSON) as {nftables: Record<string, {name?: string}>[]}
-    const isDirect = (item: Record<string, {name?: string}>) => /^(group|member)_/.test(item.chain?.name ?? '')
+    const isDirect = (item: Record<string, {name?: string}>) => /^(pick|group|member)_/.test(item.chain?.name ?? '')
     const chains = json.nftables.filter((item) => 'chain' in item)
     const rules = json.nftables.filter((item) => 'rule' in item)
     const rest = json.nftables.filter((item) => !('chain' in item) && !('rule' in item))
@@ -149,10 +168,13 @@ describe('nftables backend reads mode direct back', () => {
   })
 
   const unknown: [string, string, string][] = [
-    ['a numgen pick with an offset', '"mode":"random","mod":3,"offset":0', '"mode":"random","mod":3,"offset":1'],
-    ['a numgen pick whose modulus is not its number of members', '"mode":"random","mod":3,"offset":0', '"mode":"random","mod":4,"offset":0'],
-    ['a DNAT to port 0', '{"dnat":{"addr":"10.244.2.2","port":8080}}', '{"dnat":{"addr":"10.244.2.2","port":0}}'],
-    ['a DNAT with a flag', '{"dnat":{"addr":"10.244.2.2","port":8080}}', '{"dnat":{"addr":"10.244.2.2","port":8080,"flags":["random"]}}'],
+    ['a numgen pick with an offset', '"mode":"random","mod":2,"offset":0', '"mode":"random","mod":2,"offset":1'],
+    ['a numgen pick whose modulus is not its number of members', '"mode":"random","mod":2,"offset":0', '"mode":"random","mod":4,"offset":0'],
+    ['a pick chain\'s slot with an offset', '"mode":"random","mod":3,"offset":0', '"mode":"random","mod":3,"offset":1'],
+    ['a pick chain\'s slot numbered in turn', '"mode":"random","mod":3,"offset":0', '"mode":"inc","mod":3,"offset":0'],
+    ['a pick chain\'s slot of modulus 0', '"mode":"random","mod":3,"offset":0', '"mode":"random","mod":0,"offset":0'],
+    ['a DNAT to port 0', '{"dnat":{"addr":"10.244.2.2","port":5353}}', '{"dnat":{"addr":"10.244.2.2","port":0}}'],
+    ['a DNAT with a flag', '{"dnat":{"addr":"10.244.2.2","port":5353}}', '{"dnat":{"addr":"10.244.2.2","port":5353,"flags":["random"]}}'],
     ['a reject of another kind', '{"reject":{"type":"tcp reset"}}', '{"reject":{"type":"icmpx","expr":"admin-prohibited"}}'],
     ['an update of another operation', '"op":"update"', '"op":"add"'],
   ]
@@ -191,20 +213,37 @@ describe('nftables backend applies mode direct changes', () => {
     expect(runner.calls.filter((c) => c.input !== undefined)).to.deep.equal([])
   })
 
-  it(`rewrites one group's chains, and nothing else, when one member changes among ${MANY} direct Mappings`, async () => {
+  it(`rewrites one slot of the endpoint's targets, and nothing else, when one member changes among ${MANY} direct Mappings`, async () => {
     const after = structuredClone(base)
-    const next = regroup(after, id, ['10.102.0.1:80', '10.102.0.2:80', '10.102.0.9:80'])
+    regroup(after, id, ['10.102.0.1:80', '10.102.0.2:80', '10.102.0.9:80'])
     const {lines, result} = await writesFor(base, after)
     expect(lines).to.deep.equal([
-      `add chain ip smartnat ${member(next, 2)}`,
-      `flush chain ip smartnat ${groupChainName(id)}`,
-      `flush chain ip smartnat ${member(old, 2)}`,
-      `add rule ip smartnat ${groupChainName(id)} numgen random mod 3 vmap { 0 : goto ${member(next, 0)}, 1 : goto ${member(next, 1)}, 2 : goto ${member(next, 2)} }`,
-      `add rule ip smartnat ${member(next, 2)} meta l4proto tcp dnat to 10.102.0.9:80`,
-      `delete chain ip smartnat ${member(old, 2)}`,
+      'delete element ip smartnat targets { 198.18.0.10 . tcp . 20500 . 2 }',
+      'add element ip smartnat targets { 198.18.0.10 . tcp . 20500 . 2 comment "direct/m0500 tcp/20500" : 10.102.0.9 . 80 }',
     ])
-    expect(result.written).to.deep.equal({sets: 0, chains: 3, rules: 2, routes: 0})
+    expect(result.written).to.deep.equal({sets: 1, chains: 0, rules: 0, routes: 0})
     expect(result.changedEndpoints).to.deep.equal([])
+  })
+
+  it('adds the pick chain of a new group size before the element that leads to it, and deletes it after the last such element', async () => {
+    const grown = structuredClone(base)
+    regroup(grown, id, [...old.members.map((m) => `${m.ip}:${m.port}`), '10.102.0.9:80'])
+    const {lines} = await writesFor(base, grown)
+    expect(lines).to.deep.equal([
+      'add chain ip smartnat pick_4',
+      'delete element ip smartnat direct { 198.18.0.10 . tcp . 20500 }',
+      'add rule ip smartnat pick_4 dnat to ip daddr . meta l4proto . th dport . numgen random mod 4 map @targets',
+      'add element ip smartnat direct { 198.18.0.10 . tcp . 20500 comment "direct/m0500 tcp/20500" : goto pick_4 }',
+      'add element ip smartnat targets { 198.18.0.10 . tcp . 20500 . 3 comment "direct/m0500 tcp/20500" : 10.102.0.9 . 80 }',
+    ])
+    const back = await writesFor(grown, base)
+    expect(back.lines).to.deep.equal([
+      'delete element ip smartnat direct { 198.18.0.10 . tcp . 20500 }',
+      'delete element ip smartnat targets { 198.18.0.10 . tcp . 20500 . 3 }',
+      'flush chain ip smartnat pick_4',
+      'add element ip smartnat direct { 198.18.0.10 . tcp . 20500 comment "direct/m0500 tcp/20500" : goto pick_3 }',
+      'delete chain ip smartnat pick_4',
+    ])
   })
 
   it('adds affinity sets before the rules that use them, and deletes a member\'s chain and set after the rules that used them', async () => {
@@ -215,7 +254,9 @@ describe('nftables backend applies mode direct changes', () => {
       [0, 1, 2].map((i) => `add set ip smartnat ${affinity(withAffinity, i)} { type ipv4_addr; flags dynamic, timeout; timeout 600s; }`),
     )
     expect(added.lines.filter((l) => l.startsWith('add set')).map((l) => added.lines.indexOf(l)).at(-1)).to.be.lessThan(added.lines.findIndex((l) => l.startsWith('add rule')))
-    expect(added.lines.filter((l) => l.startsWith('flush chain'))).to.have.length(4)
+    expect(added.lines.filter((l) => l.startsWith('add chain'))).to.have.members([groupChainName(id), ...[0, 1, 2].map((i) => member(withAffinity, i))].map((name) => `add chain ip smartnat ${name}`))
+    expect(added.lines.filter((l) => l.includes(' targets '))).to.have.length(3)
+    expect(added.lines).to.include(`add element ip smartnat direct { 198.18.0.10 . tcp . 20500 comment "direct/m0500 tcp/20500" : goto ${groupChainName(id)} }`)
 
     const shrunk = structuredClone(sticky)
     regroup(shrunk, id, ['10.102.0.1:80', '10.102.0.2:80'], 600)
@@ -235,20 +276,18 @@ describe('nftables backend applies mode direct changes', () => {
     expect(lines.filter((l) => /^(add|delete) set /.test(l))).to.deep.equal([`delete set ip smartnat ${affinity(withAffinity, 2)}`])
   })
 
-  it('empties a group by refilling its chain and adding its endpoint to unserved', async () => {
+  it('empties a group by taking its endpoint out of direct and targets and adding it to unserved', async () => {
     const after = structuredClone(base)
     regroup(after, id, [])
     const {lines} = await writesFor(base, after)
-    const members = [0, 1, 2].map((i) => member(old, i)).sort()
     expect(lines).to.deep.equal([
-      `flush chain ip smartnat ${groupChainName(id)}`,
-      ...members.map((name) => `flush chain ip smartnat ${name}`),
+      'delete element ip smartnat direct { 198.18.0.10 . tcp . 20500 }',
+      ...[0, 1, 2].map((slot) => `delete element ip smartnat targets { 198.18.0.10 . tcp . 20500 . ${slot} }`),
       'add element ip smartnat unserved { 198.18.0.10 . tcp . 20500 comment "direct/m0500 tcp/20500" }',
-      ...members.map((name) => `delete chain ip smartnat ${name}`),
     ])
   })
 
-  it('adds and removes a whole direct Mapping through elements and its own chains', async () => {
+  it('adds and removes a whole direct Mapping through elements only', async () => {
     const fewer = structuredClone(base)
     fewer.mappings = fewer.mappings.filter((m) => m.name !== 'm0500')
     const removed = await writesFor(base, fewer)
@@ -256,13 +295,10 @@ describe('nftables backend applies mode direct changes', () => {
       'delete element ip smartnat allowed_0',
       'delete element ip smartnat direct',
       'delete element ip smartnat direct_endpoints',
-      ...Array(4).fill('flush chain ip smartnat'),
-      ...Array(4).fill('delete chain ip smartnat'),
+      ...Array(3).fill('delete element ip smartnat targets'),
     ])
     const restored = await writesFor(fewer, base)
-    // 4 chains declared, their 4 rules, 3 elements: allowed_0, direct, direct_endpoints.
-    expect(restored.lines).to.have.length(4 + 4 + 3)
-    expect(restored.lines.findIndex((l) => l.startsWith('add element ip smartnat direct '))).to.be.greaterThan(restored.lines.findIndex((l) => l.startsWith('add chain')))
+    expect(restored.lines.map((l) => l.replace(/ \{.*/, ''))).to.deep.equal(removed.lines.map((l) => l.replace(/ \{.*/, '').replace('delete', 'add')))
   })
 
   it('replaces the table when the first direct Mapping comes, and when an affinity set was redeclared by hand', () => {
@@ -273,13 +309,21 @@ describe('nftables backend applies mode direct changes', () => {
     expect(diffNftState(tableOnly(directModel()), actual).table.kind).to.equal('replace')
   })
 
-  it('rewrites a member chain someone flushed, and only it', async () => {
+  it('rewrites a member chain or a pick chain someone flushed, and only it', async () => {
     const actual = tableOnly(directModel())
-    actual.table!.chains.find((c) => c.name === member(TCP80, 1))!.rules = []
+    actual.table!.chains.find((c) => c.name === member(UDP53, 1))!.rules = []
+    actual.table!.chains.find((c) => c.name === 'pick_3')!.rules = []
     const runner = new RecordingRunner()
     await applyNftables(runner, tableOnly(directModel()), {assumeActual: actual})
     expect(runner.calls.map((c) => c.input)).to.deep.equal([
-      `flush chain ip smartnat ${member(TCP80, 1)}\nadd rule ip smartnat ${member(TCP80, 1)} meta l4proto tcp dnat to 10.244.2.2:8080\n`,
+      [
+        `flush chain ip smartnat ${member(UDP53, 1)}`,
+        'flush chain ip smartnat pick_3',
+        `add rule ip smartnat ${member(UDP53, 1)} update @${affinity(UDP53, 1)} { ip saddr }`,
+        `add rule ip smartnat ${member(UDP53, 1)} meta l4proto udp dnat to 10.244.2.2:5353`,
+        'add rule ip smartnat pick_3 dnat to ip daddr . meta l4proto . th dport . numgen random mod 3 map @targets',
+        '',
+      ].join('\n'),
     ])
   })
 })
