@@ -11,6 +11,9 @@ import {RecordingRunner} from '../support/recording-runner.js'
 import {SETTINGS, snapshot} from './explain-fixture.js'
 import type {Snapshot} from '../../src/lib/plan/model.js'
 import {groupChainName} from '../../src/lib/backend/nftables/names.js'
+import {nftParts} from '../../src/lib/backend/nftables/parts.js'
+import {renderNftables} from '../../src/lib/backend/nftables/render.js'
+import {directModel} from './direct-model-fixture.js'
 
 const IP_ADDR = JSON.stringify([
   {ifname: 'eth1', addr_info: [{family: 'inet', local: '198.18.0.10', prefixlen: 24}]},
@@ -138,8 +141,8 @@ describe('nftables backend under status and explain, mode direct', () => {
     expect(isClean(inspection.drift!)).to.equal(true)
     const parts = inspection.desiredParts.filter((p) => p.mappings.includes('lab/direct'))
     const kinds = parts.map((p) => `${p.kind} ${p.where.replace(/_[0-9a-f]{16}/g, '_H')}`)
+    // The group with affinity and its two members; the empty group has no chain.
     expect(kinds.filter((k) => k.startsWith('chain ') || k.startsWith('set table'))).to.deep.equal([
-      'chain table ip smartnat',
       'chain table ip smartnat',
       'chain table ip smartnat',
       'chain table ip smartnat',
@@ -147,10 +150,8 @@ describe('nftables backend under status and explain, mode direct', () => {
       'set table ip smartnat',
     ])
     expect(kinds.filter((k) => k.startsWith('rule'))).to.deep.equal(['rule chain group_H', 'rule chain group_H', 'rule chain group_H', 'rule chain member_H', 'rule chain member_H', 'rule chain member_H', 'rule chain member_H'])
-    expect(parts.filter((p) => p.kind === 'map-entry').map((p) => [p.where, p.endpoint])).to.deep.equal([
-      ['map direct', '198.18.2.10 tcp/80'],
-      ['map direct', '198.18.2.10 udp/53'],
-    ])
+    // udp/53 has no member: it is in no verdict map, only refused in input.
+    expect(parts.filter((p) => p.kind === 'map-entry').map((p) => [p.where, p.endpoint])).to.deep.equal([['map direct', '198.18.2.10 tcp/80']])
     expect(parts.filter((p) => p.kind === 'set-entry').map((p) => p.where)).to.have.members(['set allowed_0', 'set allowed_0', 'set direct_endpoints', 'set direct_endpoints', 'set unserved'])
     const shared = inspection.desiredParts.filter((p) => p.mappings.length === 0 && p.kind === 'rule').map((p) => p.text)
     expect(shared).to.include('ip daddr . meta l4proto . th dport vmap @direct')
@@ -178,6 +179,19 @@ describe('nftables backend under status and explain, mode direct', () => {
     const facts = new Map(mappingFacts(inspection).map((f) => [`${f.namespace}/${f.name}`, f]))
     expect(facts.get('lab/direct')!.state).to.equal('drifted')
     expect(facts.get('default/web')!.state).to.equal('configured')
+  })
+
+  it('attributes targets elements to the Mapping of their endpoint, a stale one by its comment; the pick chains serve every Mapping', () => {
+    const model = directModel()
+    const state = renderNftables(model)
+    set(state, 'targets').elements.push({key: ['198.18.0.10', 'tcp', '81', '0'], value: ['10.244.9.9', '80'], comment: 'lab/gone tcp/81'})
+    const parts = nftParts(state, model)
+    const targets = parts.filter((p) => p.where === 'map targets')
+    expect(targets.map((p) => [p.endpoint, p.mappings])).to.have.deep.members([
+      ...['198.18.0.10', '198.18.2.10'].flatMap((address) => [0, 1, 2].map(() => [`${address} tcp/8080`, ['shop/api']])),
+      ['198.18.0.10 tcp/81', ['lab/gone']],
+    ])
+    expect(parts.filter((p) => p.where === 'chain pick_3' || p.text.startsWith('chain pick_3')).map((p) => p.mappings)).to.deep.equal([[], []])
   })
 
   it('names a Mapping the source no longer has by the comments of its direct elements', async () => {

@@ -5,7 +5,7 @@ import {tracePacket} from '../../src/lib/backend/iptables/trace.js'
 import type {Trace, TracePacket} from '../../src/lib/backend/trace-packet.js'
 import {renderNftables} from '../../src/lib/backend/nftables/render.js'
 import {traceNftPacket} from '../../src/lib/backend/nftables/trace.js'
-import type {NftChain, NftMatch, NftRule, NftState} from '../../src/lib/backend/nftables/types.js'
+import type {NftChain, NftMatch, NftRule, NftSet, NftState} from '../../src/lib/backend/nftables/types.js'
 import {groupChainName} from '../../src/lib/backend/nftables/names.js'
 import {directModel} from './direct-model-fixture.js'
 import {manyEgressModel, sampleModel} from './nat-model-fixture.js'
@@ -170,16 +170,15 @@ describe('traceNftPacket in mode direct', () => {
     })
   }
 
-  it('names the group by its chain and records the rules the packet passed', () => {
+  it('names a group without affinity by its pick chain and records the rules the packet passed', () => {
     const trace = traceNftPacket(state, {src: '203.0.113.5', dst: '198.18.2.10', protocol: 'tcp', port: 8080, inInterface: 'eth3'})
-    const chain = groupChainName('shop/api tcp/80')
-    expect(trace).to.include({verdict: 'group', group: chain})
-    expect(trace.steps.map((s) => `${s.chain}: ${s.rule.replace(/member_\w+/g, 'M')}`)).to.deep.equal([
+    expect(trace).to.include({verdict: 'group', group: 'pick_3'})
+    expect(trace.steps.map((s) => `${s.chain}: ${s.rule}`)).to.deep.equal([
       'nat_prerouting: ip daddr . meta l4proto . th dport . ip saddr & 255.255.255.0 @allowed_24 goto nat_allowed',
       'nat_allowed: meta mark set meta mark | 0x00080000',
       'nat_allowed: iifname "eth3" ct mark set ct mark & 0xf03bffff | 0x00300000',
       'nat_allowed: ip daddr . meta l4proto . th dport vmap @direct',
-      `${chain}: numgen random mod 3 vmap { 0 : goto M, 1 : goto M, 2 : goto M }`,
+      'pick_3: dnat to ip daddr . meta l4proto . th dport . numgen random mod 3 map @targets',
       'forward: ct mark & 0x0ff00000 != 0x00000000 accept',
       'nat_postrouting: meta mark & 0x00080000 == 0x00080000 masquerade',
     ])
@@ -218,6 +217,31 @@ describe('traceNftPacket in mode direct', () => {
       ['a direct map element that is not a goto', (state) => (state.table!.sets.find((s) => s.name === 'direct')!.elements.find((e) => e.key[2] === '5353')!.value = ['accept']), /map direct sends 198.18.0.10 . udp . 5353 to \["accept"\], not to a group chain/],
       ['a numgen pick outside a group chain', (state, group) => state.table!.chains.find((c) => c.name === 'nat_prerouting')!.rules.unshift(group.rules.at(-1)!), /chain nat_prerouting holds "numgen random mod 2 vmap/],
       ['a rule of unknown shape in a group chain', (_, group) => group.rules.unshift({unknown: '[{"counter":null}]'}), /group chain group_\w+ holds a rule smartnat does not render/],
+    ]
+    for (const [name, edit, error] of cases) {
+      it(name, () => expect(() => traceNftPacket(edited(edit), packet)).to.throw(error))
+    }
+  })
+
+  describe('rejects pick chains and targets of shapes it does not know', () => {
+    const packet: TracePacket = {src: '203.0.113.5', dst: '198.18.0.10', protocol: 'tcp', port: 8080, inInterface: 'eth1'}
+    const edited = (edit: (state: NftState, pick: NftChain, targets: NftSet) => void): NftState => {
+      const copy = renderNftables(directModel())
+      edit(copy, copy.table!.chains.find((c) => c.name === 'pick_3')!, copy.table!.sets.find((s) => s.name === 'targets')!)
+      return copy
+    }
+    const slot = (targets: NftSet, n: string) => targets.elements.findIndex((e) => e.key.join(' ') === `198.18.0.10 tcp 8080 ${n}`)
+    const pickRule = (pick: NftChain) => pick.rules[0] as {matches: NftMatch[]; statement: {modulus: number; key: string[]}}
+    const cases: [string, (state: NftState, pick: NftChain, targets: NftSet) => void, RegExp][] = [
+      ['a slot missing', (_, __, targets) => targets.elements.splice(slot(targets, '1'), 1), /pick chain pick_3 finds no member in slot 1 of 198.18.0.10 . tcp . 8080 in targets/],
+      ['a slot more than the pick reaches', (_, __, targets) => targets.elements.push({key: ['198.18.0.10', 'tcp', '8080', '3'], value: ['10.244.2.9', '8080']}), /finds 4 members of 198.18.0.10 . tcp . 8080 in targets, not 3/],
+      ['one member in two slots', (_, __, targets) => (targets.elements[slot(targets, '1')]!.value = ['10.244.2.1', '8080']), /finds a member twice for 198.18.0.10 . tcp . 8080/],
+      ['a pick whose modulus is not in its name', (_, pick) => (pickRule(pick).statement.modulus = 2), /pick chain pick_3 picks among 2 members/],
+      ['a pick with a match', (_, pick) => pickRule(pick).matches.push({kind: 'l4proto', protocol: 'tcp'}), /pick chain pick_3 holds "meta l4proto tcp dnat to .*", not a pick by endpoint and slot/],
+      ['a pick by another key', (_, pick) => (pickRule(pick).statement.key = ['ip saddr', 'meta l4proto', 'th dport']), /not a pick by endpoint and slot/],
+      ['targets of another type', (_, __, targets) => (targets.dataType = ['ipv4_addr']), /looks up targets, which is not keyed by endpoint and slot to an address and port/],
+      ['a pick chain with a rule more', (_, pick) => pick.rules.push({matches: [], statement: {kind: 'accept'}}), /group chain pick_3 does not end in a numgen pick/],
+      ['a pick outside a pick chain', (state, pick) => state.table!.chains.find((c) => c.name === 'nat_prerouting')!.rules.unshift(pick.rules[0]!), /chain nat_prerouting holds "dnat to ip daddr . meta l4proto . th dport . numgen random mod 3 map @targets", which smartnat renders only in a pick/],
     ]
     for (const [name, edit, error] of cases) {
       it(name, () => expect(() => traceNftPacket(edited(edit), packet)).to.throw(error))

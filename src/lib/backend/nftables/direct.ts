@@ -86,16 +86,19 @@ export function renderDirect(endpoints: OwnedDirectEndpoint[]): DirectTable {
   return {sets, chains: chains.sort((a, b) => compareText(a.name, b.name))}
 }
 
-/** Each group once, by id; an id that two Mappings claim, or that its endpoints tell two ways, is refused. */
+/** Each group once, by id; an id that two Mappings claim, that its endpoints tell two ways, or that lists a member twice is refused. */
 function collectGroups(endpoints: OwnedDirectEndpoint[]): Map<string, Group> {
   const groups = new Map<string, Group>()
   for (const {mapping, endpoint: e} of endpoints) {
     const known = groups.get(e.group.id)
+    const where = `mapping ${mapping.namespace}/${mapping.name}: group ${JSON.stringify(e.group.id)}`
     if (!known) {
+      const twice = e.group.members.find((m, i) => e.group.members.findIndex((other) => other.ip === m.ip && other.port === m.port) !== i)
+      // Two slots of one member would give it twice the share of the others.
+      if (twice) throw new Error(`${where} lists member ${twice.ip}:${twice.port} twice`)
       groups.set(e.group.id, {group: e.group, protocol: e.protocol, chain: groupChainName(e.group.id), owner: mapping})
       continue
     }
-    const where = `mapping ${mapping.namespace}/${mapping.name}: group ${JSON.stringify(e.group.id)}`
     if (known.owner !== mapping) throw new Error(`${where} is also the group of ${known.owner.namespace}/${known.owner.name}`)
     if (known.protocol !== e.protocol || !sameGroup(known.group, e.group)) throw new Error(`${where} differs between the endpoints leading to it`)
   }
