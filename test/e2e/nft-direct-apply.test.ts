@@ -1,9 +1,10 @@
 /**
  * The nftables backend's mode direct against the real kernel, in throwaway network namespaces:
- * groups with and without affinity and an empty one apply and read back as rendered; a change of
- * one group's members rewrites that group alone in one transaction, the table and every other chain
- * and set keeping their handles; a client's place in an affinity set, put there by its own packet,
- * survives an unrelated change; a group that goes takes its chains and sets along.
+ * groups with and without affinity and an empty one apply and read back as rendered (the `targets`
+ * map declared with `typeof` included); a change of one member of a group without affinity is two
+ * element writes in one transaction, the table and every chain and set keeping their handles; a
+ * client's place in an affinity set, put there by its own packet, survives an unrelated change; a
+ * group with affinity that goes takes its chains and sets along.
  */
 import {execFileSync, spawnSync} from 'node:child_process'
 import {expect} from 'chai'
@@ -11,7 +12,7 @@ import {ExecRunner} from '../../src/lib/host/runner.js'
 import {applyNftables} from '../../src/lib/backend/nftables/apply.js'
 import {nftablesBackend} from '../../src/lib/backend/nftables/backend.js'
 import {diffNftState, isEmptyChanges} from '../../src/lib/backend/nftables/diff.js'
-import {affinitySetName, groupChainName, memberChainName} from '../../src/lib/backend/nftables/names.js'
+import {affinitySetName, groupChainName} from '../../src/lib/backend/nftables/names.js'
 import {readNftState} from '../../src/lib/backend/nftables/read.js'
 import {renderNftables} from '../../src/lib/backend/nftables/render.js'
 import type {NftState} from '../../src/lib/backend/nftables/types.js'
@@ -97,7 +98,7 @@ describe('nftables backend in mode direct, in a network namespace (root)', funct
   })
 
   it('applies groups with and without affinity and an empty one, and reads back exactly what it rendered', async () => {
-    expect(desired.table!.chains.find((c) => c.name === groupChainName('lab/direct tcp/9000'))!.rules).to.deep.equal([])
+    expect(desired.table!.chains.map((c) => c.name)).to.include('pick_3').and.not.include(groupChainName('lab/direct tcp/9000'))
     await applyNftables(runner, desired)
     const actual = await readNftState(runner)
     expect(actual).to.deep.equal(desired)
@@ -121,7 +122,7 @@ describe('nftables backend in mode direct, in a network namespace (root)', funct
     expectConverged(await readNftState(runner), desired)
   })
 
-  it('rewrites only the changed group when one member changes, keeping the table, the other chains and the client in its affinity set', async () => {
+  it('writes one slot of targets when one member changes, keeping the table, every chain and set, and the client in its affinity set', async () => {
     const before = handles()
     const tcp80 = 'lab/direct tcp/80'
     const next = regrouped(model, tcp80, ['198.19.200.31:8080', '198.19.200.32:8080', '198.19.200.34:8080'])
@@ -129,22 +130,32 @@ describe('nftables backend in mode direct, in a network namespace (root)', funct
     await applyNftables(recording, renderNftables(next))
     const writes = recording.writes(READS)
     expect(writes.map((w) => w.line)).to.deep.equal(['nft -f -'])
-    const gone = memberChainName(tcp80, {ip: '198.19.200.33' as never, port: 8080})
-    const added = memberChainName(tcp80, {ip: '198.19.200.34' as never, port: 8080})
-    expect(writes[0]!.input!.split('\n').filter(Boolean)).to.have.members([
-      `add chain ip smartnat ${added}`,
-      `flush chain ip smartnat ${groupChainName(tcp80)}`,
-      `flush chain ip smartnat ${gone}`,
-      `add rule ip smartnat ${groupChainName(tcp80)} numgen random mod 3 vmap { 0 : goto ${memberChainName(tcp80, {ip: '198.19.200.31' as never, port: 8080})}, 1 : goto ${memberChainName(tcp80, {ip: '198.19.200.32' as never, port: 8080})}, 2 : goto ${added} }`,
-      `add rule ip smartnat ${added} meta l4proto tcp dnat to 198.19.200.34:8080`,
-      `delete chain ip smartnat ${gone}`,
+    expect(writes[0]!.input!.split('\n').filter(Boolean)).to.deep.equal([
+      'delete element ip smartnat targets { 198.18.0.10 . tcp . 8080 . 2 }',
+      'add element ip smartnat targets { 198.18.0.10 . tcp . 8080 . 2 comment "lab/direct tcp/8080" : 198.19.200.34 . 8080 }',
     ])
-    const after = handles()
-    expect([...after].filter(([name]) => !name.endsWith(added))).to.deep.equal([...before].filter(([name]) => !name.endsWith(gone)))
+    expect(handles()).to.deep.equal(before)
     const sets = UDP53.members.map((member) => affinitySetName(UDP53.id, member, 600))
     expect(sets.flatMap(affinityClients)).to.deep.equal(['198.18.0.77'])
     model = next
     desired = renderNftables(model)
+    expect(await readNftState(runner)).to.deep.equal(desired)
+  })
+
+  it('sends a group that grows to the pick chain of its size by element writes alone; one outgrowing pick_16 replaces the table', async () => {
+    const tcp80 = 'lab/direct tcp/80'
+    const before = handles()
+    const grown = regrouped(model, tcp80, ['198.19.200.31:8080', '198.19.200.32:8080', '198.19.200.34:8080', '198.19.200.35:8080'])
+    const recording = new CommandLogRunner(runner)
+    await applyNftables(recording, renderNftables(grown))
+    expect(recording.writes(READS)[0]!.input!.split('\n').filter(Boolean).every((line) => /^(add|delete) element /.test(line))).to.equal(true)
+    expect(await readNftState(runner)).to.deep.equal(renderNftables(grown))
+    expect(handles()).to.deep.equal(before)
+    const large = regrouped(model, tcp80, Array.from({length: 17}, (_, i) => `198.19.200.${i + 31}:8080`))
+    await applyNftables(runner, renderNftables(large))
+    expect(await readNftState(runner)).to.deep.equal(renderNftables(large))
+    expect([...handles().keys()].filter((name) => name.startsWith('chain pick_'))).to.have.length(32)
+    await applyNftables(runner, desired)
     expect(await readNftState(runner)).to.deep.equal(desired)
   })
 
@@ -168,7 +179,7 @@ describe('nftables backend in mode direct, in a network namespace (root)', funct
 
   it('flushes its table with every group chain and set in it', async () => {
     const report = await nftablesBackend(runner).flush({dryRun: false})
-    expect(report.removed.chains.filter((c) => /: (group|member)_/.test(c))).to.have.length(2 + 3)
+    expect(report.removed.chains.filter((c) => /: pick_/.test(c))).to.have.length(16)
     expect(run(NETNS, 'nft', 'list', 'tables')).not.to.include('smartnat')
   })
 })

@@ -78,7 +78,7 @@ describe('renderNftables in mode direct', () => {
   it('gives a group without affinity no chain of its own, nor its members; an empty group none at all', () => {
     const names = state.table!.chains.map((c) => c.name)
     for (const name of [groupChainName(TCP80.id), member(TCP80, 0), groupChainName('shop/api tcp/9000')]) expect(names).not.to.include(name)
-    expect(names.filter((name) => name.startsWith('pick_'))).to.deep.equal(['pick_3'])
+    expect(names.filter((name) => !name.startsWith('pick_')).slice(-3)).to.deep.equal([groupChainName(UDP53.id), member(UDP53, 0), member(UDP53, 1)].sort())
   })
 
   it('with affinity, picks a member at random after the members\' affinity sets; each member chain DNATs to its pod', () => {
@@ -157,9 +157,9 @@ describe('nftables backend reads mode direct back', () => {
     expect(parseNftJson(DIRECT_JSON)).to.deep.equal(renderNftables(directModel()).table)
   })
 
-  it('lists pick, group and member chains last, by name, in whatever order nft lists them', () => {
+  it('lists group and member chains last, by name, in whatever order nft lists them', () => {
     const json = JSON.parse(DIRECT_JSON) as {nftables: Record<string, {name?: string}>[]}
-    const isDirect = (item: Record<string, {name?: string}>) => /^(pick|group|member)_/.test(item.chain?.name ?? '')
+    const isDirect = (item: Record<string, {name?: string}>) => /^(group|member)_/.test(item.chain?.name ?? '')
     const chains = json.nftables.filter((item) => 'chain' in item)
     const rules = json.nftables.filter((item) => 'rule' in item)
     const rest = json.nftables.filter((item) => !('chain' in item) && !('rule' in item))
@@ -168,8 +168,8 @@ describe('nftables backend reads mode direct back', () => {
   })
 
   const unknown: [string, string, string][] = [
-    ['a numgen pick with an offset', '"mode":"random","mod":2,"offset":0', '"mode":"random","mod":2,"offset":1'],
-    ['a numgen pick whose modulus is not its number of members', '"mode":"random","mod":2,"offset":0', '"mode":"random","mod":4,"offset":0'],
+    ['a numgen pick with an offset', '"vmap":{"key":{"numgen":{"mode":"random","mod":2,"offset":0}}', '"vmap":{"key":{"numgen":{"mode":"random","mod":2,"offset":1}}'],
+    ['a numgen pick whose modulus is not its number of members', '"vmap":{"key":{"numgen":{"mode":"random","mod":2,"offset":0}}', '"vmap":{"key":{"numgen":{"mode":"random","mod":4,"offset":0}}'],
     ['a pick chain\'s slot with an offset', '"mode":"random","mod":3,"offset":0', '"mode":"random","mod":3,"offset":1'],
     ['a pick chain\'s slot numbered in turn', '"mode":"random","mod":3,"offset":0', '"mode":"inc","mod":3,"offset":0'],
     ['a pick chain\'s slot of modulus 0', '"mode":"random","mod":3,"offset":0', '"mode":"random","mod":0,"offset":0'],
@@ -225,14 +225,12 @@ describe('nftables backend applies mode direct changes', () => {
     expect(result.changedEndpoints).to.deep.equal([])
   })
 
-  it('adds the pick chain of a new group size before the element that leads to it, and deletes it after the last such element', async () => {
+  it('sends an endpoint whose group grows to the pick chain of its new size: element writes only, both ways', async () => {
     const grown = structuredClone(base)
     regroup(grown, id, [...old.members.map((m) => `${m.ip}:${m.port}`), '10.102.0.9:80'])
     const {lines} = await writesFor(base, grown)
     expect(lines).to.deep.equal([
-      'add chain ip smartnat pick_4',
       'delete element ip smartnat direct { 198.18.0.10 . tcp . 20500 }',
-      'add rule ip smartnat pick_4 dnat to ip daddr . meta l4proto . th dport . numgen random mod 4 map @targets',
       'add element ip smartnat direct { 198.18.0.10 . tcp . 20500 comment "direct/m0500 tcp/20500" : goto pick_4 }',
       'add element ip smartnat targets { 198.18.0.10 . tcp . 20500 . 3 comment "direct/m0500 tcp/20500" : 10.102.0.9 . 80 }',
     ])
@@ -240,10 +238,17 @@ describe('nftables backend applies mode direct changes', () => {
     expect(back.lines).to.deep.equal([
       'delete element ip smartnat direct { 198.18.0.10 . tcp . 20500 }',
       'delete element ip smartnat targets { 198.18.0.10 . tcp . 20500 . 3 }',
-      'flush chain ip smartnat pick_4',
       'add element ip smartnat direct { 198.18.0.10 . tcp . 20500 comment "direct/m0500 tcp/20500" : goto pick_3 }',
-      'delete chain ip smartnat pick_4',
     ])
+  })
+
+  it('holds pick_1 to pick_16, and replaces the table when a group outgrows them, up to the next power of two', () => {
+    const picks = (state: NftState) => state.table!.chains.filter((c) => c.name.startsWith('pick_')).map((c) => c.name)
+    expect(picks(tableOnly(base))).to.deep.equal(Array.from({length: 16}, (_, i) => `pick_${i + 1}`))
+    const large = structuredClone(base)
+    regroup(large, id, Array.from({length: 17}, (_, i) => `10.102.0.${i + 1}:80`))
+    expect(picks(tableOnly(large))).to.have.length(32)
+    expect(diffNftState(tableOnly(large), tableOnly(base)).table.kind).to.equal('replace')
   })
 
   it('adds affinity sets before the rules that use them, and deletes a member\'s chain and set after the rules that used them', async () => {
@@ -309,21 +314,15 @@ describe('nftables backend applies mode direct changes', () => {
     expect(diffNftState(tableOnly(directModel()), actual).table.kind).to.equal('replace')
   })
 
-  it('rewrites a member chain or a pick chain someone flushed, and only it', async () => {
+  it('rewrites a member chain someone flushed, and only it; a flushed pick chain replaces the table', async () => {
     const actual = tableOnly(directModel())
     actual.table!.chains.find((c) => c.name === member(UDP53, 1))!.rules = []
-    actual.table!.chains.find((c) => c.name === 'pick_3')!.rules = []
     const runner = new RecordingRunner()
     await applyNftables(runner, tableOnly(directModel()), {assumeActual: actual})
     expect(runner.calls.map((c) => c.input)).to.deep.equal([
-      [
-        `flush chain ip smartnat ${member(UDP53, 1)}`,
-        'flush chain ip smartnat pick_3',
-        `add rule ip smartnat ${member(UDP53, 1)} update @${affinity(UDP53, 1)} { ip saddr }`,
-        `add rule ip smartnat ${member(UDP53, 1)} meta l4proto udp dnat to 10.244.2.2:5353`,
-        'add rule ip smartnat pick_3 dnat to ip daddr . meta l4proto . th dport . numgen random mod 3 map @targets',
-        '',
-      ].join('\n'),
+      `flush chain ip smartnat ${member(UDP53, 1)}\nadd rule ip smartnat ${member(UDP53, 1)} update @${affinity(UDP53, 1)} { ip saddr }\nadd rule ip smartnat ${member(UDP53, 1)} meta l4proto udp dnat to 10.244.2.2:5353\n`,
     ])
+    actual.table!.chains.find((c) => c.name === 'pick_3')!.rules = []
+    expect(diffNftState(tableOnly(directModel()), actual).table.kind).to.equal('replace')
   })
 })

@@ -7,7 +7,7 @@
  */
 import type {DirectEndpoint, NatGroup, NatMapping} from '../../plan/model.js'
 import {compareText} from '../../plan/order.js'
-import {DIRECT_ENDPOINTS_SET, DIRECT_MAP, TARGETS_MAP, UNSERVED_SET, affinitySetName, groupChainName, memberChainName, pickChainName} from './names.js'
+import {DIRECT_ENDPOINTS_SET, DIRECT_MAP, TARGETS_MAP, UNSERVED_SET, affinitySetName, groupChainName, memberChainName, pickChainCount, pickChainName} from './names.js'
 import {sortedSet} from './syntax.js'
 import type {NftChain, NftElement, NftRule, NftSet, Selector} from './types.js'
 
@@ -26,7 +26,9 @@ export interface OwnedDirectEndpoint {
 export interface DirectTable {
   /** `direct`, `direct_endpoints`, `targets`, `unserved`, and one affinity set per member of a group with affinity. */
   sets: NftSet[]
-  /** Pick chains, and group and member chains of groups with affinity, sorted by name. */
+  /** pick_1 up to pickChainCount: part of the table's structure, in the order of their size. */
+  pickChains: NftChain[]
+  /** Group and member chains of groups with affinity, sorted by name. */
   chains: NftChain[]
 }
 
@@ -44,7 +46,7 @@ export function renderDirect(endpoints: OwnedDirectEndpoint[]): DirectTable {
   const keys: NftElement[] = []
   const unserved: NftElement[] = []
   const targets: NftElement[] = []
-  const sizes = new Set<number>()
+  let largest = 0
   for (const {endpoint: e, comment} of endpoints) {
     const key = [e.address, e.protocol, String(e.port)]
     keys.push({key, comment})
@@ -54,7 +56,7 @@ export function renderDirect(endpoints: OwnedDirectEndpoint[]): DirectTable {
     else if (affinitySeconds !== undefined) dispatch.push({key, value: [`goto ${groups.get(e.group.id)!.chain}`], comment})
     else {
       dispatch.push({key, value: [`goto ${pickChainName(members.length)}`], comment})
-      sizes.add(members.length)
+      largest = Math.max(largest, members.length)
       members.forEach((member, slot) => targets.push({key: [...key, String(slot)], value: [member.ip, String(member.port)], comment}))
     }
   }
@@ -64,10 +66,11 @@ export function renderDirect(endpoints: OwnedDirectEndpoint[]): DirectTable {
     sortedSet(TARGETS_MAP, [...ENDPOINT_TYPE, 'integer'], targets, ['ipv4_addr', 'inet_service']),
     sortedSet(UNSERVED_SET, ENDPOINT_TYPE, unserved),
   ]
-  const chains: NftChain[] = [...sizes].map((size) => ({
-    name: pickChainName(size),
-    rules: [{matches: [], statement: {kind: 'pick', key: ENDPOINT_KEY, modulus: size, map: TARGETS_MAP}}],
-  }))
+  const pickChains: NftChain[] = []
+  for (let size = 1; size <= pickChainCount(largest); size++) {
+    pickChains.push({name: pickChainName(size), rules: [{matches: [], statement: {kind: 'pick', key: ENDPOINT_KEY, modulus: size, map: TARGETS_MAP}}]})
+  }
+  const chains: NftChain[] = []
   const names = new Map<string, string>()
   const claim = (name: string, what: string) => {
     const other = names.get(name)
@@ -83,7 +86,7 @@ export function renderDirect(endpoints: OwnedDirectEndpoint[]): DirectTable {
     chains.push(...rendered.chains)
     sets.push(...rendered.affinity)
   }
-  return {sets, chains: chains.sort((a, b) => compareText(a.name, b.name))}
+  return {sets, pickChains, chains: chains.sort((a, b) => compareText(a.name, b.name))}
 }
 
 /** Each group once, by id; an id that two Mappings claim, that its endpoints tell two ways, or that lists a member twice is refused. */

@@ -61,6 +61,22 @@ export function pickChainName(size: number): string {
   return `pick_${size}`
 }
 
+/** Pick chains the table always has while an endpoint is direct: pick_1 up to this. */
+const MIN_PICK_CHAINS = 16
+
+/**
+ * How many pick chains a table whose largest group (without affinity) has `largest` members holds:
+ * pick_1 up to the next power of two, at least 16. They are part of the table's structure, never
+ * added to it one by one: nft 1.0.6 refuses a rule added in a later transaction that looks up
+ * `targets` ("conflicting protocols specified: ip vs. th", reading the map's `typeof` back from the
+ * kernel), so only a group outgrowing them replaces the table, once per doubling.
+ */
+export function pickChainCount(largest: number): number {
+  let count = MIN_PICK_CHAINS
+  while (count < largest) count *= 2
+  return count
+}
+
 /**
  * 64 bits of hash: ten thousand Mappings with three endpoints make 40,000 chains, and 32 bits would
  * collide among them about once in ten tables. The renderer still refuses a collision.
@@ -105,12 +121,11 @@ export function affinitySetName(groupId: string, member: NatGroupMember, seconds
 
 // By prefix and length alone: tested on every chain of tables with tens of thousands, and
 // everything in smartnat's table is smartnat's.
-/** Whether a chain is a direct-mode pick, group or member chain: these are added, refilled and deleted one by one. */
+/** Whether a chain is a direct-mode group or member chain (of a group with affinity): these are added, refilled and deleted one by one. */
 export function isDirectChain(name: string): boolean {
   return (
     (name.length === 6 + DIRECT_HASH_LENGTH && name.startsWith('group_')) ||
-    (name.length === 7 + DIRECT_HASH_LENGTH && name.startsWith('member_')) ||
-    /^pick_[1-9][0-9]{0,4}$/.test(name)
+    (name.length === 7 + DIRECT_HASH_LENGTH && name.startsWith('member_'))
   )
 }
 

@@ -336,7 +336,7 @@ export function parseNftJson(text: string): NftTable {
       chain.rules.push(parseRuleExpressions(body.expr))
     }
   }
-  // Pick, group and member chains are added one by one over time, so nft lists them in no useful order.
+  // Group and member chains are added one by one over time, so nft lists them in no useful order.
   const all = [...chains.values()]
   const direct = all.filter((chain) => isDirectChain(chain.name)).sort((a, b) => compareText(a.name, b.name))
   return {sets: sets.sort((a, b) => compareText(a.name, b.name)), chains: [...all.filter((chain) => !isDirectChain(chain.name)), ...direct]}

@@ -75,6 +75,7 @@ function renderTable(model: NatModel): NftTable {
       },
       natAllowed(model, marks, direct !== undefined),
       ...indexes.map(restoreChain),
+      ...(direct?.pickChains ?? []),
       ...(direct?.chains ?? []),
     ],
   }

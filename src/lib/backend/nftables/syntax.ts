@@ -112,12 +112,7 @@ export function printElement(set: NftSet, element: NftElement): string {
  * expressions are derived from them, the same for desired and read-back state. The `mod` only gives
  * the slot's type (a 32-bit integer): rules with any modulus look the map up.
  */
-const TYPEOF: Record<string, string> = {
-  ipv4_addr: 'ip daddr',
-  inet_proto: 'meta l4proto',
-  inet_service: 'th dport',
-  integer: 'numgen random mod 1',
-}
+const TYPEOF: Record<string, string> = {ipv4_addr: 'ip daddr', inet_proto: 'meta l4proto', inet_service: 'th dport', integer: 'numgen random mod 1'}
 
 function typeLine(set: NftSet): string {
   const types = [set.keyType, ...(set.dataType ? [set.dataType] : [])]

@@ -104,7 +104,7 @@ export interface NftTable {
   sets: NftSet[]
   /**
    * Base chains first, in render order; read back in the order nft lists them, except that the
-   * direct-mode pick, group and member chains come last, sorted by name, however they were added.
+   * direct-mode group and member chains come last, sorted by name, however they were added.
    */
   chains: NftChain[]
 }
