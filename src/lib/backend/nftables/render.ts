@@ -125,9 +125,9 @@ function manglePrerouting(model: NatModel, indexes: number[], egressIndexes: num
 /**
  * The TCP reset or ICMP error refusing a connection to an unserved endpoint is the host's own
  * packet, routed with no mark: by the main table it would miss a client that only its interface's
- * table reaches. Both belong to the refused connection, in its reply direction (the reset is
- * attached to it, the ICMP error is related to it), so they get its interface bits as replies do
- * in mangle_prerouting, and a `route` chain routes a packet again when its mark changed.
+ * table reaches. The kernel attaches both to the refused connection, as related, in its reply
+ * direction, so they get its interface bits as replies do in mangle_prerouting, and a `route`
+ * chain routes a packet again when its mark changed.
  */
 function mangleOutput(model: NatModel, indexes: number[]): NftChain {
   const rules = model.interfaces.length > 0 ? [restoreMark('reply', indexes)] : []
