@@ -4,8 +4,8 @@
  * reaches a pod was sent there by smartnat alone. New connections spread over the ready endpoints;
  * an endpoint that stops being ready takes no new ones but keeps its own; a deleted one loses its
  * flows; terminating endpoints serve when nothing is ready; no endpoint at all is refused at once and
- * said in the status; ClientIP affinity keeps each client on one pod; a named targetPort reaches each
- * pod on its own port.
+ * said in the status, also to a client that only its interface's reply table reaches; ClientIP
+ * affinity keeps each client on one pod; a named targetPort reaches each pod on its own port.
  */
 import {expect} from 'chai'
 import {mkdtemp, rm} from 'node:fs/promises'
@@ -29,9 +29,13 @@ const PODS = LAB_DIRECT_PODS.map((p) => p.ip)
 const SPLIT_PODS = [{ip: '198.19.200.14', tcp: [8080]}, {ip: '198.19.200.15', tcp: [8081]}]
 const EXT = LAB_PLAN.host.eth1.addresses[0]
 const [CLIENT_A, CLIENT_B] = LAB_PLAN.client1.addresses
+/** eth2's address, whose clients (client2) the host reaches only through eth2's reply table. */
+const EXT_2 = LAB_PLAN.host.eth2.addresses[0]
+const CLIENT_2 = LAB_PLAN.client2.addresses[0]
 const TCP_PORT = 8080
 const UDP_PORT = 5300
 const SPLIT_PORT = 9000
+const IDLE_PORT = 9090
 
 const WEB: MappingFixture = {
   name: 'web',
@@ -41,6 +45,15 @@ const WEB: MappingFixture = {
   ports: [{port: TCP_PORT, servicePort: 80}, {port: UDP_PORT, protocol: 'udp', servicePort: 53}],
 }
 const SPLIT: MappingFixture = {name: 'split', addresses: [EXT], serviceName: 'split', mode: 'direct', ports: [{port: SPLIT_PORT, servicePort: 80}]}
+/** A Service without endpoints on eth2. */
+const IDLE: MappingFixture = {
+  name: 'idle',
+  addresses: [EXT_2],
+  serviceName: 'idle',
+  mode: 'direct',
+  ports: [{port: IDLE_PORT, servicePort: 80}, {port: IDLE_PORT, protocol: 'udp', servicePort: 53}],
+}
+const CLUSTER_IPS: Record<string, string> = {web: '198.19.100.10', split: '198.19.100.20', idle: '198.19.100.30'}
 
 /** An endpoint as an EndpointSlice lists it; conditions left out mean ready. */
 interface SliceEndpoint {
@@ -62,7 +75,7 @@ function service(name: string, ports: {name: string; protocol: LabProtocol; port
     apiVersion: 'v1',
     kind: 'Service',
     metadata: {name, namespace: 'default'},
-    spec: {type: 'ClusterIP', clusterIP: name === 'web' ? '198.19.100.10' : '198.19.100.20', ports: ports.map((p) => ({...p, protocol: p.protocol.toUpperCase()}))},
+    spec: {type: 'ClusterIP', clusterIP: CLUSTER_IPS[name], ports: ports.map((p) => ({...p, protocol: p.protocol.toUpperCase()}))},
   } as KubeObject
 }
 
@@ -158,8 +171,11 @@ for (const backend of BACKENDS) describe(`mode direct: straight to the pods, no 
       service('split', [{name: 'http', protocol: 'tcp', port: 80, targetPort: 'web'}]),
       slice('split-a', 'split', [{name: 'http', protocol: 'tcp', port: 8080}], ready([SPLIT_PODS[0]!.ip])),
       slice('split-b', 'split', [{name: 'http', protocol: 'tcp', port: 8081}], ready([SPLIT_PODS[1]!.ip])),
+      service('idle', [{name: 'http', protocol: 'tcp', port: 80, targetPort: 'http'}, {name: 'dns', protocol: 'udp', port: 53, targetPort: 'dns'}]),
+      slice('idle-a', 'idle', [{name: 'http', protocol: 'tcp', port: 8080}, {name: 'dns', protocol: 'udp', port: 5353}], []),
       mappingManifest(WEB) as KubeObject,
       mappingManifest(SPLIT) as KubeObject,
+      mappingManifest(IDLE) as KubeObject,
     ]
     for (const object of objects) {
       const resource = ({Mapping: 'mappings', Service: 'services', EndpointSlice: 'endpointslices'} as const)[String(object.kind) as 'Mapping' | 'Service' | 'EndpointSlice']
@@ -269,6 +285,16 @@ for (const backend of BACKENDS) describe(`mode direct: straight to the pods, no 
     expect(ready.status).to.equal('False')
     expect(ready.message).to.match(new RegExp(`^no ready endpoints for port ${TCP_PORT}\\b`))
     expect(await requests('tcp', CLIENT_A, SPLIT_PORT, 1).then((r) => r[0]!.ok), 'the other Mapping still serves').to.equal(true)
+  })
+
+  it('with no endpoint at all, a client only eth2\'s reply table reaches is refused at once too: the refusal leaves by eth2', async () => {
+    await withLog(eventually('the idle Mapping to be programmed without endpoints', 10_000, () =>
+      condition('idle', 'Ready')?.message.startsWith('no ready endpoints') ? true : undefined,
+    ))
+    // The host's own TCP reset and ICMP port unreachable; by the main table they would leave by eth1
+    // and be lost, and the requests would time out.
+    const refused = async (protocol: LabProtocol) => countByPod(await lab!.requests(protocol, 'client2', CLIENT_2, EXT_2, IDLE_PORT, 3, {timeoutMs: 1000}))
+    expect({tcp: await refused('tcp'), udp: await refused('udp')}).to.deep.equal({tcp: {refused: 3}, udp: {refused: 3}})
   })
 
   it('ClientIP affinity: 50 connections from one client reach one pod, for each client', async () => {

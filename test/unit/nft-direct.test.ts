@@ -7,7 +7,7 @@ import {affinitySetName, groupChainName, memberChainName} from '../../src/lib/ba
 import {parseNftJson} from '../../src/lib/backend/nftables/parse.js'
 import {readNftState} from '../../src/lib/backend/nftables/read.js'
 import {renderNftables} from '../../src/lib/backend/nftables/render.js'
-import {printElement, printRule} from '../../src/lib/backend/nftables/syntax.js'
+import {printElement, printRule, renderNftScript} from '../../src/lib/backend/nftables/syntax.js'
 import type {NftState} from '../../src/lib/backend/nftables/types.js'
 import type {Ipv4} from '../../src/lib/net/ipv4.js'
 import type {NatGroup, NatModel} from '../../src/lib/plan/model.js'
@@ -102,9 +102,19 @@ describe('renderNftables in mode direct', () => {
     expect(chain(state, 'nat_allowed').slice(-2)).to.deep.equal(['ip daddr . meta l4proto . th dport vmap @direct', 'dnat to ip daddr . meta l4proto . th dport map @endpoints'])
   })
 
+  it('gives the host\'s own refusals their connection\'s interface bits in a route chain on output, as mangle_prerouting gives replies', () => {
+    const output = state.table!.chains.find((c) => c.name === 'mangle_output')!
+    expect(output.base).to.deep.equal({type: 'route', hook: 'output', priority: -151})
+    const reply = 'ct direction reply ct mark & 0x0ff40000 vmap { 0x00100000 : goto restore_mark_1, 0x00200000 : goto restore_mark_2, 0x00300000 : goto restore_mark_3 }'
+    expect(chain(state, 'mangle_output')).to.deep.equal([reply])
+    expect(chain(state, 'mangle_prerouting')).to.include(reply)
+    expect(renderNftScript(state)).to.include(`\tchain mangle_output {\n\t\ttype route hook output priority -151; policy accept;\n\t\t${reply}\n\t}`)
+  })
+
   it('keeps a table without direct Mappings as it was: no direct sets, rules or chains', () => {
     const service = renderNftables(sampleModel())
     expect(service.table!.sets.map((s) => s.name)).to.deep.equal(['allowed_0', 'allowed_24', 'allowed_32', 'allowed_8', 'egress_2', 'egress_snat', 'endpoints'])
+    expect(service.table!.chains.filter((c) => c.base).map((c) => c.name)).to.deep.equal(['mangle_prerouting', 'nat_prerouting', 'nat_postrouting', 'input', 'forward'])
     expect(chain(service, 'input')).to.deep.equal(['ip daddr . meta l4proto . th dport @endpoints drop'])
     expect(chain(service, 'nat_allowed').at(-2)).to.equal('iifname "eth3" ct mark set ct mark & 0xf03bffff | 0x00300000')
     const withoutDirect = directModel()
@@ -312,6 +322,18 @@ describe('nftables backend applies mode direct changes', () => {
     const actual = tableOnly(directModel())
     actual.table!.sets.find((s) => s.name === affinity(UDP53, 0))!.timeout = 30
     expect(diffNftState(tableOnly(directModel()), actual).table.kind).to.equal('replace')
+  })
+
+  it('replaces the table when mangle_output was flushed or deleted by hand', () => {
+    const alterations: ((table: NonNullable<NftState['table']>) => void)[] = [
+      (table) => (table.chains.find((c) => c.name === 'mangle_output')!.rules = []),
+      (table) => (table.chains = table.chains.filter((c) => c.name !== 'mangle_output')),
+    ]
+    for (const alter of alterations) {
+      const actual = tableOnly(directModel())
+      alter(actual.table!)
+      expect(diffNftState(tableOnly(directModel()), actual).table.kind).to.equal('replace')
+    }
   })
 
   it('rewrites a member chain someone flushed, and only it; a flushed pick chain replaces the table', async () => {

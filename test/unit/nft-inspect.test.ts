@@ -156,6 +156,8 @@ describe('nftables backend under status and explain, mode direct', () => {
     const shared = inspection.desiredParts.filter((p) => p.mappings.length === 0 && p.kind === 'rule').map((p) => p.text)
     expect(shared).to.include('ip daddr . meta l4proto . th dport vmap @direct')
     expect(shared).to.include('ct mark & 0x0ff00000 != 0x00000000 ip daddr . meta l4proto . th dport @unserved meta l4proto tcp reject with tcp reset')
+    const output = inspection.desiredParts.filter((p) => p.where === 'chain mangle_output' || p.text.startsWith('chain mangle_output '))
+    expect(output.map((p) => [p.kind, p.mappings])).to.deep.equal([['chain', []], ['rule', []]])
     const facts = new Map(mappingFacts(inspection).map((f) => [`${f.namespace}/${f.name}`, f]))
     expect(facts.get('lab/direct')!.state).to.equal('configured')
   })

@@ -10,6 +10,8 @@ export const TABLE = `${TABLE_FAMILY} ${TABLE_NAME}`
 
 /** Base chains, one per hook smartnat needs. */
 export const MANGLE_PREROUTING_CHAIN = 'mangle_prerouting'
+/** Mode direct only: reroutes the host's own refusals of unserved endpoints by their interface. */
+export const MANGLE_OUTPUT_CHAIN = 'mangle_output'
 export const NAT_PREROUTING_CHAIN = 'nat_prerouting'
 export const NAT_POSTROUTING_CHAIN = 'nat_postrouting'
 export const INPUT_CHAIN = 'input'

@@ -20,7 +20,7 @@ const SELECTORS: Record<string, Selector> = {
   'meta oifname': 'oifname',
 }
 
-const HOOKS = new Set(['prerouting', 'input', 'forward', 'postrouting'])
+const HOOKS = new Set(['prerouting', 'input', 'forward', 'output', 'postrouting'])
 
 /** A rule shape this parser does not know; the rule is then kept as unknown. */
 class UnknownShape extends Error {}
@@ -303,7 +303,7 @@ function parseSet(body: JsonObject, isMap: boolean): NftSet {
 function parseBase(body: JsonObject): NftBaseChain | undefined {
   if (body.hook === undefined) return undefined
   const {type, hook, prio} = body
-  if ((type !== 'filter' && type !== 'nat') || typeof hook !== 'string' || !HOOKS.has(hook) || typeof prio !== 'number') {
+  if ((type !== 'filter' && type !== 'nat' && type !== 'route') || typeof hook !== 'string' || !HOOKS.has(hook) || typeof prio !== 'number') {
     throw new Error(`nft chain ${String(body.name)}: unexpected base chain ${JSON.stringify(body)}`)
   }
   if (body.policy !== undefined && body.policy !== 'accept') throw new Error(`nft chain ${String(body.name)}: policy ${String(body.policy)}, smartnat's chains accept`)

@@ -17,6 +17,7 @@ import {
   ENDPOINTS_MAP,
   FORWARD_CHAIN,
   INPUT_CHAIN,
+  MANGLE_OUTPUT_CHAIN,
   MANGLE_PREROUTING_CHAIN,
   MAX_COMMENT,
   NAT_ALLOWED_CHAIN,
@@ -63,7 +64,8 @@ function renderTable(model: NatModel): NftTable {
   return {
     sets,
     chains: [
-      manglePrerouting(model, marks, [...egress.pods.keys()]),
+      manglePrerouting(model, indexes, [...egress.pods.keys()]),
+      ...(direct ? [mangleOutput(model, indexes)] : []),
       natPrerouting([...allowed.keys()]),
       natPostrouting(model, egress.snat.length > 0),
       input(direct !== undefined),
@@ -104,7 +106,7 @@ function input(direct: boolean): NftChain {
 
 type Marks = Map<string, {index: number; mark: number}>
 
-function manglePrerouting(model: NatModel, marks: Marks, egressIndexes: number[]): NftChain {
+function manglePrerouting(model: NatModel, indexes: number[], egressIndexes: number[]): NftChain {
   const rules: NftRule[] = egressIndexes.map((index) => {
     const mark = EGRESS_MARK | interfaceMark(index)
     return {
@@ -115,25 +117,40 @@ function manglePrerouting(model: NatModel, marks: Marks, egressIndexes: number[]
       statement: setMark('ct', INTERFACE_MASK | EGRESS_MARK, mark),
     }
   })
-  if (model.interfaces.length > 0) {
-    const indexes = [...marks.values()].map((m) => m.index).sort((a, b) => a - b)
-    // Replies of inbound connections and every packet of egress connections carry the interface bits
-    // as packet mark before the routing decision, so `ip rule fwmark` picks the interface's table.
-    // One verdict-map lookup per packet; a chain per interface keeps the other packet mark bits.
-    const restore = (egress: number) =>
-      indexes.map((index) => ({value: (egress | interfaceMark(index)) >>> 0, chain: restoreChainName(index)}))
-    rules.push(
-      {
-        matches: [{kind: 'ct direction', direction: 'reply'}],
-        statement: {kind: 'vmap', of: 'ct', mask: INTERFACE_MASK | EGRESS_MARK, entries: restore(0)},
-      },
-      {
-        matches: [{kind: 'ct direction', direction: 'original'}],
-        statement: {kind: 'vmap', of: 'ct', mask: INTERFACE_MASK | EGRESS_MARK, entries: restore(EGRESS_MARK)},
-      },
-    )
-  }
+  // Replies of inbound connections and every packet of egress connections carry the interface bits
+  // as packet mark before the routing decision, so `ip rule fwmark` picks the interface's table.
+  if (model.interfaces.length > 0) rules.push(restoreMark('reply', indexes), restoreMark('original', indexes))
   return {name: MANGLE_PREROUTING_CHAIN, base: {type: 'filter', hook: 'prerouting', priority: PRIORITY.mangle}, rules}
+}
+
+/**
+ * The TCP reset or ICMP error refusing a connection to an unserved endpoint is the host's own
+ * packet, routed with no mark: by the main table it would miss a client that only its interface's
+ * table reaches. The kernel attaches both to the refused connection, as related, in its reply
+ * direction, so they get its interface bits as replies do in mangle_prerouting, and a `route`
+ * chain routes a packet again when its mark changed.
+ */
+function mangleOutput(model: NatModel, indexes: number[]): NftChain {
+  const rules = model.interfaces.length > 0 ? [restoreMark('reply', indexes)] : []
+  return {name: MANGLE_OUTPUT_CHAIN, base: {type: 'route', hook: 'output', priority: PRIORITY.mangle}, rules}
+}
+
+/**
+ * The interface bits of the connection mark as packet mark, for replies of inbound connections
+ * (egress bit clear) or for the original direction of egress ones (egress bit set). One
+ * verdict-map lookup per packet; a chain per interface keeps the other packet mark bits.
+ */
+function restoreMark(direction: 'reply' | 'original', indexes: number[]): NftRule {
+  const egress = direction === 'original' ? EGRESS_MARK : 0
+  return {
+    matches: [{kind: 'ct direction', direction}],
+    statement: {
+      kind: 'vmap',
+      of: 'ct',
+      mask: INTERFACE_MASK | EGRESS_MARK,
+      entries: indexes.map((index) => ({value: (egress | interfaceMark(index)) >>> 0, chain: restoreChainName(index)})),
+    },
+  }
 }
 
 /**

@@ -62,8 +62,9 @@ export type NftRule =
   | {unknown: string}
 
 export interface NftBaseChain {
-  type: 'filter' | 'nat'
-  hook: 'prerouting' | 'input' | 'forward' | 'postrouting'
+  /** `route` reroutes a locally generated packet whose mark its chain changed (output hook only). */
+  type: 'filter' | 'nat' | 'route'
+  hook: 'prerouting' | 'input' | 'forward' | 'output' | 'postrouting'
   priority: number
 }
 
