@@ -157,8 +157,12 @@ describe('renderNftables in mode direct', () => {
 })
 
 describe('nftables backend reads mode direct back', () => {
-  it('counts a direct Mapping as programmed by its direct-map elements', () => {
+  it('counts a direct Mapping as programmed by its direct endpoints, also when every group is empty', () => {
     expect([...nftMappings(renderNftables(directModel()))].sort()).to.deep.equal(['default/dns', 'default/web', 'shop/api', 'shop/web'])
+    const empty = directModel()
+    for (const g of empty.mappings.find((m) => m.name === 'api')!.groups!) regroup(empty, g.id, [])
+    expect(elements(renderNftables(empty), 'direct')).to.deep.equal([])
+    expect([...nftMappings(renderNftables(empty))].sort()).to.deep.equal(['default/dns', 'default/web', 'shop/api', 'shop/web'])
   })
 
   it('parses the captured table into exactly the rendered one, ignoring the clients in affinity sets', () => {
