@@ -51,13 +51,13 @@ interface RenderedGroup {
 /**
  * Collects the groups the direct endpoints lead to, each once however many endpoints share it.
  * Fails when one id stands for two different groups, or for one group under two protocols or
- * Mappings: their chains would overwrite each other.
+ * Mappings: their chains would overwrite each other; also when a group lists a member twice.
  */
 export class GroupChains {
   private readonly groups = new Map<string, RenderedGroup>()
   private readonly names = new Map<string, string>()
 
-  /** The group chain `group` is reached through, rendering its chains the first time. */
+  /** The group chain `group` is reached through, rendering it the first time. */
   chainFor(mapping: NatMapping, protocol: Protocol, group: NatGroup): string {
     const seen = this.groups.get(group.id)
     if (seen) {
@@ -67,6 +67,9 @@ export class GroupChains {
         )
       }
       return seen.chain.name
+    }
+    if (new Set(group.members.map((m) => `${m.ip}:${m.port}`)).size !== group.members.length) {
+      throw new Error(`mapping ${mapping.namespace}/${mapping.name}: endpoint group ${JSON.stringify(group.id)} lists a member twice`)
     }
     const chain = groupChain(group, protocol)
     this.claim(chain.name, group.id, mapping)
@@ -82,7 +85,6 @@ export class GroupChains {
 
   private claim(name: string, groupId: string, mapping: NatMapping): void {
     const other = this.names.get(name)
-    if (other === groupId) throw new Error(`mapping ${mapping.namespace}/${mapping.name}: endpoint group ${JSON.stringify(groupId)} lists a member twice`)
     if (other !== undefined) {
       throw new Error(`mapping ${mapping.namespace}/${mapping.name}: endpoint group ${JSON.stringify(groupId)} hashes to name ${name}, as does group ${JSON.stringify(other)}`)
     }
