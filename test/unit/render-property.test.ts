@@ -210,7 +210,7 @@ function checkOwnership(state: IptablesState, snapshot: Snapshot, verdicts: Mapp
   }
 }
 
-/** A group chain jumps only to member chains, and each member chain DNATs only to one of `podIPs`. */
+/** Each rule of a group chain DNATs, only to one of `podIPs`. */
 function checkGroup(state: IptablesState, name: string, podIPs: string[]): void {
   for (const rule of state.tables.nat.chains.find((c) => c.name === name)!.rules.map(parseRule)) {
     if (rule.target.kind !== 'DNAT') throw new Error(`group chain rule does not DNAT: ${rule.line}`)
