@@ -135,7 +135,7 @@ describe('rendered state round-trips through the kernel (root, network namespace
     }
   })
 
-  it('prints mode direct as rendered: group and member chains, recent and statistic matches, REJECT, the unserved set', async () => {
+  it('prints mode direct as rendered: group chains with recent and statistic matches before their DNAT, REJECT, the unserved set', async () => {
     const state = renderIptables(directModel())
     await load(state)
     for (const table of ['nat', 'filter'] as const) {

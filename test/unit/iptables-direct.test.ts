@@ -5,7 +5,7 @@ import {changedEndpoints} from '../../src/lib/backend/iptables/endpoints.js'
 import {flushIptables} from '../../src/lib/backend/iptables/flush.js'
 import {savedProbability} from '../../src/lib/backend/iptables/groups.js'
 import {iptablesMappings} from '../../src/lib/backend/iptables/mappings.js'
-import {MAX_CHAIN_NAME, MAX_SET_NAME, UNSERVED_SET, addressChainName, groupChainName, isOwnedName, memberChainName, tempSetName} from '../../src/lib/backend/iptables/names.js'
+import {MAX_CHAIN_NAME, MAX_SET_NAME, UNSERVED_SET, addressChainName, affinityListName, groupChainName, isOwnedName, tempSetName} from '../../src/lib/backend/iptables/names.js'
 import {iptablesParts} from '../../src/lib/backend/iptables/parts.js'
 import {renderIptables} from '../../src/lib/backend/iptables/render.js'
 import {TABLES, type IptablesState} from '../../src/lib/backend/iptables/types.js'
@@ -18,10 +18,9 @@ import {cidr, ip, sampleModel} from './nat-model-fixture.js'
 
 const A0 = addressChainName(ip('198.18.0.10'))
 const STICKY = groupChainName('default/sticky tcp/443')
-const STICKY_1 = memberChainName('default/sticky tcp/443', {ip: ip('198.19.200.21'), port: 8443})
-const STICKY_2 = memberChainName('default/sticky tcp/443', {ip: ip('198.19.200.22'), port: 8443})
+const STICKY_1 = affinityListName('default/sticky tcp/443', {ip: ip('198.19.200.21'), port: 8443})
+const STICKY_2 = affinityListName('default/sticky tcp/443', {ip: ip('198.19.200.22'), port: 8443})
 const CART = groupChainName('shop/cart tcp/80')
-const cartMember = (address: string, port: number) => memberChainName('shop/cart tcp/80', {ip: ip(address), port})
 const EMPTY_TCP = groupChainName('default/empty tcp/9090')
 
 function rulesOf(state: IptablesState, table: keyof IptablesState['tables'], name: string): string[] {
@@ -40,26 +39,23 @@ describe('iptables mode direct: rendering', () => {
     ])
   })
 
-  it('spreads over the members with probability 1/(N-i), the last one without a draw', () => {
-    const [m1, m2, m3] = [cartMember('198.19.200.11', 8080), cartMember('198.19.200.12', 8080), cartMember('198.19.200.13', 8081)]
+  it('DNATs to the members with probability 1/(N-i), the last one without a draw, without a chain per member', () => {
     expect(rulesOf(state, 'nat', CART)).to.deep.equal([
-      `-A ${CART} -m statistic --mode random --probability 0.33333333349 -j ${m1}`,
-      `-A ${CART} -m statistic --mode random --probability 0.50000000000 -j ${m2}`,
-      `-A ${CART} -j ${m3}`,
+      `-A ${CART} -p tcp -m statistic --mode random --probability 0.33333333349 -j DNAT --to-destination 198.19.200.11:8080`,
+      `-A ${CART} -p tcp -m statistic --mode random --probability 0.50000000000 -j DNAT --to-destination 198.19.200.12:8080`,
+      `-A ${CART} -p tcp -j DNAT --to-destination 198.19.200.13:8081`,
     ])
-    expect(rulesOf(state, 'nat', m3)).to.deep.equal([`-A ${m3} -p tcp -j DNAT --to-destination 198.19.200.13:8081`])
+    expect(rulesOf(state, 'nat', groupChainName('shop/cart udp/9000'))).to.deep.equal([
+      `-A ${groupChainName('shop/cart udp/9000')} -p udp -j DNAT --to-destination 198.19.200.14:9000`,
+    ])
   })
 
-  it('with affinity, sends a client its member saw within the timeout back to it, and records it there', () => {
+  it('with affinity, sends a client its member saw within the timeout back to it, and records the client with the pick', () => {
     expect(rulesOf(state, 'nat', STICKY)).to.deep.equal([
-      `-A ${STICKY} -m recent --rcheck --seconds 10800 --reap --name ${STICKY_1} --mask 255.255.255.255 --rsource -j ${STICKY_1}`,
-      `-A ${STICKY} -m recent --rcheck --seconds 10800 --reap --name ${STICKY_2} --mask 255.255.255.255 --rsource -j ${STICKY_2}`,
-      `-A ${STICKY} -m statistic --mode random --probability 0.50000000000 -j ${STICKY_1}`,
-      `-A ${STICKY} -j ${STICKY_2}`,
-    ])
-    expect(rulesOf(state, 'nat', STICKY_1)).to.deep.equal([
-      `-A ${STICKY_1} -m recent --set --name ${STICKY_1} --mask 255.255.255.255 --rsource`,
-      `-A ${STICKY_1} -p tcp -j DNAT --to-destination 198.19.200.21:8443`,
+      `-A ${STICKY} -p tcp -m recent --update --seconds 10800 --reap --name ${STICKY_1} --mask 255.255.255.255 --rsource -j DNAT --to-destination 198.19.200.21:8443`,
+      `-A ${STICKY} -p tcp -m recent --update --seconds 10800 --reap --name ${STICKY_2} --mask 255.255.255.255 --rsource -j DNAT --to-destination 198.19.200.22:8443`,
+      `-A ${STICKY} -p tcp -m statistic --mode random --probability 0.50000000000 -m recent --set --name ${STICKY_1} --mask 255.255.255.255 --rsource -j DNAT --to-destination 198.19.200.21:8443`,
+      `-A ${STICKY} -p tcp -m recent --set --name ${STICKY_2} --mask 255.255.255.255 --rsource -j DNAT --to-destination 198.19.200.22:8443`,
     ])
   })
 
@@ -107,12 +103,13 @@ describe('iptables mode direct: rendering', () => {
     expect(service.tables.mangle.chains.map((c) => c.name)).to.deep.equal(['SNM-PREROUTING'])
   })
 
-  it('names group and member chains within the kernel limit, owned, one per group and member', () => {
+  it('names group chains and affinity lists within the kernel limit, owned, one chain per group and none per member', () => {
     const names = state.tables.nat.chains.map((c) => c.name).filter((n) => n.startsWith('SNM-G-') || n.startsWith('SNM-E-'))
-    // Groups: cart tcp, cart udp, sticky, empty tcp, empty udp; members: 3 + 1 + 2.
-    expect(names).to.have.length(11)
+    // Groups: cart tcp, cart udp, sticky, empty tcp, empty udp.
+    expect(names).to.have.length(5)
+    expect(names.every((n) => n.startsWith('SNM-G-'))).to.equal(true)
     expect(new Set(names).size).to.equal(names.length)
-    for (const name of names) {
+    for (const name of [...names, STICKY_1, STICKY_2]) {
       expect(name.length, name).to.be.at.most(MAX_CHAIN_NAME)
       expect(isOwnedName(name), name).to.equal(true)
     }
@@ -205,63 +202,58 @@ const memberOf = (i: number, k: number) => ({ip: ip(`10.${Math.floor(i / 250)}.$
 describe('iptables mode direct: a change of endpoints among 1,000 direct Mappings', () => {
   const before = renderIptables(manyDirectModel(1000))
 
-  it('rewrites only the changed group chain, adds the new member chain and deletes the old one', async () => {
+  it('rewrites only the changed group chain', async () => {
     const after = renderIptables(manyDirectModel(1000, (i, g) => (i === 512 ? group(g.id, ['10.2.12.1:8080', '10.2.12.3:8080', '10.2.12.4:8080']) : g)))
     const {result, iptables, ipset} = await applyOver(before, after)
-    const id = 'load/m-512 tcp/80'
-    const [G, kept1, kept3, added, gone] = [groupChainName(id), memberChainName(id, memberOf(512, 1)), memberChainName(id, memberOf(512, 3)), memberChainName(id, memberOf(512, 4)), memberChainName(id, memberOf(512, 2))]
+    const G = groupChainName('load/m-512 tcp/80')
     expect(iptables).to.deep.equal([
       '*nat',
       `:${G} - [0:0]`,
-      `:${added} - [0:0]`,
-      `:${gone} - [0:0]`,
-      `-A ${G} -m statistic --mode random --probability 0.33333333349 -j ${kept1}`,
-      `-A ${G} -m statistic --mode random --probability 0.50000000000 -j ${kept3}`,
-      `-A ${G} -j ${added}`,
-      `-A ${added} -p tcp -j DNAT --to-destination 10.2.12.4:8080`,
-      `-X ${gone}`,
+      `-A ${G} -p tcp -m statistic --mode random --probability 0.33333333349 -j DNAT --to-destination 10.2.12.1:8080`,
+      `-A ${G} -p tcp -m statistic --mode random --probability 0.50000000000 -j DNAT --to-destination 10.2.12.3:8080`,
+      `-A ${G} -p tcp -j DNAT --to-destination 10.2.12.4:8080`,
       'COMMIT',
     ])
     expect(ipset).to.deep.equal([])
-    expect(result.written).to.deep.equal({sets: 0, chains: 3, rules: 4, routes: 0})
+    expect(result.written).to.deep.equal({sets: 0, chains: 1, rules: 3, routes: 0})
     // Leaving a group is not a deleted pod: its established connections stay.
     expect(result.changedEndpoints).to.deep.equal([])
   })
 
-  it('with affinity, leaves the chains (and so the recent lists) of the members that stay alone', async () => {
+  it('with affinity, names the recent lists of the members that stay again, and drops the list of the one that left', async () => {
     const id = 'load/m-501 tcp/80'
     const after = renderIptables(manyDirectModel(1000, (i, g) => (i === 501 ? group(g.id, ['10.2.1.1:8080', '10.2.1.2:8080'], 10800) : g)))
     const {iptables, result} = await applyOver(before, after)
     const declared = iptables.filter((l) => l.startsWith(':')).map((l) => l.split(' ')[0]!.slice(1))
-    expect(declared).to.deep.equal([groupChainName(id), memberChainName(id, memberOf(501, 3))])
-    expect(iptables).to.include(`-X ${memberChainName(id, memberOf(501, 3))}`)
-    expect(result.written).to.deep.equal({sets: 0, chains: 2, rules: 4, routes: 0})
+    expect(declared).to.deep.equal([groupChainName(id)])
+    const [kept1, kept2, gone] = [1, 2, 3].map((k) => affinityListName(id, memberOf(501, k)))
+    const lists = iptables.join('\n')
+    expect(lists).to.include(`--name ${kept1} `).and.to.include(`--name ${kept2} `).and.not.to.include(`--name ${gone} `)
+    expect(result.written).to.deep.equal({sets: 0, chains: 1, rules: 4, routes: 0})
   })
 
-  it('empties a group: its member chains go and its endpoint joins the unserved set in place', async () => {
+  it('empties a group: its chain is emptied and its endpoint joins the unserved set in place', async () => {
     const id = 'load/m-502 tcp/80'
     const after = renderIptables(manyDirectModel(1000, (i, g) => (i === 502 ? group(g.id, []) : g)))
     const {iptables, ipset, result} = await applyOver(before, after)
-    const members = [1, 2, 3].map((k) => memberChainName(id, memberOf(502, k)))
-    expect(iptables).to.deep.equal(['*nat', `:${groupChainName(id)} - [0:0]`, ...members.map((m) => `:${m} - [0:0]`), ...members.map((m) => `-X ${m}`), 'COMMIT'])
+    expect(iptables).to.deep.equal(['*nat', `:${groupChainName(id)} - [0:0]`, 'COMMIT'])
     expect(ipset).to.deep.equal(['add SNM-UNSERVED 198.18.2.3,tcp:80'])
-    expect(result.written).to.deep.equal({sets: 1, chains: 4, rules: 0, routes: 0})
+    expect(result.written).to.deep.equal({sets: 1, chains: 1, rules: 0, routes: 0})
   })
 
-  it('serves an unserved group: one member chain, and its endpoint leaves the unserved set in place', async () => {
+  it('serves an unserved group: its chain is filled, and its endpoint leaves the unserved set in place', async () => {
     const after = renderIptables(manyDirectModel(1000, (i, g) => (i === 600 ? group(g.id, ['10.2.100.1:8080'], 10800) : g)))
     const {ipset, result} = await applyOver(before, after)
     expect(ipset).to.deep.equal(['del SNM-UNSERVED 198.18.2.101,tcp:80'])
-    // The group's recent check and pick, the member's recent set and DNAT.
-    expect(result.written).to.deep.equal({sets: 1, chains: 2, rules: 4, routes: 0})
+    // The member's recent check, and its pick that records the client.
+    expect(result.written).to.deep.equal({sets: 1, chains: 1, rules: 2, routes: 0})
   })
 
   it('deletes the chains of a removed Mapping only after the rules that reach them are gone', async () => {
     const model = manyDirectModel(1000)
     model.mappings = model.mappings.filter((m) => m.name !== 'm-701')
     const {iptables} = await applyOver(before, renderIptables(model))
-    const id = 'load/m-701 tcp/80'
-    const deleted = [addressChainName(ip('198.18.2.202')), groupChainName(id), ...[1, 2, 3].map((k) => memberChainName(id, memberOf(701, k)))]
+    const deleted = [addressChainName(ip('198.18.2.202')), groupChainName('load/m-701 tcp/80')]
     expect(iptables.filter((l) => l.startsWith('-X ')).sort()).to.deep.equal(deleted.map((c) => `-X ${c}`).sort())
     const firstDelete = iptables.findIndex((l) => l.startsWith('-X '))
     expect(iptables.slice(firstDelete).filter((l) => l.startsWith('-A '))).to.deep.equal([])
@@ -315,7 +307,7 @@ describe('iptables mode direct: conntrack, flush, parts', () => {
     expect([...iptablesMappings(renderIptables(directModel()))].sort()).to.deep.equal(['default/dns', 'default/empty', 'default/sticky', 'default/web', 'shop/cart', 'shop/web'])
   })
 
-  it('flush removes group and member chains and the unserved set, found by the ownership predicate', async () => {
+  it('flush removes group chains and the unserved set, found by the ownership predicate', async () => {
     const state = renderIptables(directModel())
     const save = TABLES.map((t) =>
       [`*${t}`, ...state.tables[t].chains.map((c) => `:${c.name} - [0:0]`), ...state.tables[t].chains.flatMap((c) => c.rules), ...state.tables[t].jumps, 'COMMIT'].join('\n'),
@@ -329,10 +321,10 @@ describe('iptables mode direct: conntrack, flush, parts', () => {
       return {}
     })
     const report = await flushIptables(runner, {dryRun: false})
-    expect(report.removed.chains).to.include.members([`nat: ${CART}`, `nat: ${STICKY_1}`, `nat: ${EMPTY_TCP}`])
+    expect(report.removed.chains).to.include.members([`nat: ${CART}`, `nat: ${STICKY}`, `nat: ${EMPTY_TCP}`])
     expect(report.removed.sets).to.include(UNSERVED_SET)
     const restore = runner.calls.find((c) => c.command === 'iptables-restore')!.input!
-    for (const name of [CART, STICKY, STICKY_1, STICKY_2, EMPTY_TCP]) expect(restore).to.include(`-X ${name}\n`)
+    for (const name of [CART, STICKY, EMPTY_TCP]) expect(restore).to.include(`-X ${name}\n`)
     expect(runner.calls.find((c) => c.command === 'ipset' && c.input?.includes('destroy SNM-UNSERVED'))).to.not.equal(undefined)
   })
 
@@ -342,13 +334,12 @@ describe('iptables mode direct: conntrack, flush, parts', () => {
     const parts = iptablesParts(state, model)
     const chainPart = (name: string) => parts.find((p) => p.kind === 'chain' && p.text === `:${name}`)!
 
-    it('attributes group and member chains and their rules to their Mapping, an empty group too', () => {
+    it('attributes group chains and their rules to their Mapping, an empty group too', () => {
       expect(chainPart(CART).mappings).to.deep.equal(['shop/cart'])
-      expect(chainPart(cartMember('198.19.200.12', 8080)).mappings).to.deep.equal(['shop/cart'])
-      expect(chainPart(STICKY_2).mappings).to.deep.equal(['default/sticky'])
+      expect(chainPart(STICKY).mappings).to.deep.equal(['default/sticky'])
       expect(chainPart(EMPTY_TCP).mappings).to.deep.equal(['default/empty'])
-      const groupRules = parts.filter((p) => p.kind === 'rule' && [STICKY, STICKY_1, STICKY_2].includes(p.where.replace('nat ', '')))
-      expect(groupRules).to.have.length(8)
+      const groupRules = parts.filter((p) => p.kind === 'rule' && p.where === `nat ${STICKY}`)
+      expect(groupRules).to.have.length(4)
       expect(groupRules.every((p) => p.mappings.length === 1 && p.mappings[0] === 'default/sticky')).to.equal(true)
       const jump = parts.find((p) => p.kind === 'rule' && p.text.endsWith(`-j ${STICKY}`))!
       expect(jump).to.deep.include({mappings: ['default/sticky'], endpoint: '198.18.0.10 tcp/8443'})
@@ -365,7 +356,9 @@ describe('iptables mode direct: conntrack, flush, parts', () => {
     it('attributes a direct Mapping the model no longer has by the comments that reach its chains', () => {
       const stale = iptablesParts(state, {...model, mappings: []})
       const of = (name: string) => stale.find((p) => p.kind === 'chain' && p.text === `:${name}`)!.mappings
-      expect([of(CART), of(cartMember('198.19.200.13', 8081)), of(STICKY_1)]).to.deep.equal([['shop/cart'], ['shop/cart'], ['default/sticky']])
+      expect([of(CART), of(STICKY)]).to.deep.equal([['shop/cart'], ['default/sticky']])
+      const rules = stale.filter((p) => p.kind === 'rule' && p.where === `nat ${STICKY}`)
+      expect(rules.map((p) => p.mappings)).to.deep.equal([['default/sticky'], ['default/sticky'], ['default/sticky'], ['default/sticky']])
     })
 
     it('shows a deleted group chain, and the jump to it, as missing for its Mapping', () => {

@@ -3,7 +3,7 @@ import {renderIptables} from '../../src/lib/backend/iptables/render.js'
 import {tracePacket} from '../../src/lib/backend/iptables/trace.js'
 import type {Trace, TracePacket} from '../../src/lib/backend/trace-packet.js'
 import type {IptablesState} from '../../src/lib/backend/iptables/types.js'
-import {groupChainName, memberChainName} from '../../src/lib/backend/iptables/names.js'
+import {affinityListName, groupChainName} from '../../src/lib/backend/iptables/names.js'
 import {directModel} from './iptables-direct-fixture.js'
 import {ip, manyEgressModel, sampleModel} from './nat-model-fixture.js'
 
@@ -174,28 +174,38 @@ describe('tracePacket through rendered rules, mode direct', () => {
   describe('rejects group chains of a shape the renderer does not write', () => {
     const packet: TracePacket = {src: '198.18.7.9', dst: '198.18.0.10', protocol: 'tcp', port: 8443, inInterface: 'eth1'}
     const cart: TracePacket = {src: '203.0.113.5', dst: '198.18.1.10', protocol: 'tcp', port: 8080, inInterface: 'eth2'}
-    const M1 = memberChainName('default/sticky tcp/443', {ip: ip('198.19.200.21'), port: 8443})
-    const M2 = memberChainName('default/sticky tcp/443', {ip: ip('198.19.200.22'), port: 8443})
+    const L1 = affinityListName('default/sticky tcp/443', {ip: ip('198.19.200.21'), port: 8443})
+    const L2 = affinityListName('default/sticky tcp/443', {ip: ip('198.19.200.22'), port: 8443})
     function edited(edit: (rules: Map<string, string[]>) => void): IptablesState {
       const edited = renderIptables(directModel())
       const rules = new Map(edited.tables.nat.chains.map((c) => [c.name, c.rules]))
       edit(rules)
       return edited
     }
+    const swap = (rule: string, from: string, to: string) => {
+      if (!rule.includes(from)) throw new Error(`test: ${from} not in ${rule}`)
+      return rule.replace(from, to)
+    }
     const cases: [string, (rules: Map<string, string[]>) => void, TracePacket, RegExp][] = [
-      ['an uneven pick', (r) => (r.get(CART)![0] = r.get(CART)![0]!.replace('0.33333333349', '0.50000000000')), cart, /member 1 of 3 is not picked with probability 1\/3/],
+      ['an uneven pick', (r) => (r.get(CART)![0] = swap(r.get(CART)![0]!, '0.33333333349', '0.50000000000')), cart, /member 1 of 3 is not picked with probability 1\/3/],
       ['a member left out of the spread', (r) => r.get(CART)!.splice(1, 1), cart, /member 1 of 2 is not picked with probability 1\/2/],
-      ['affinity checks in another order', (r) => r.get(STICKY)!.splice(0, 2, ...r.get(STICKY)!.slice(0, 2).reverse()), packet, /affinity checks do not name the members in the order they are spread over/],
-      ['an affinity check on another list', (r) => (r.get(STICKY)![0] = r.get(STICKY)![0]!.replace(`--name ${M1}`, `--name ${M2}`)), packet, /affinity check of another shape/],
-      ['affinity without recording the client', (r) => r.get(M1)!.shift(), packet, new RegExp(`member chain ${M1} does not record the client`)],
-      ['a member chain with two DNATs', (r) => r.get(M2)!.push(`-A ${M2} -p tcp -j DNAT --to-destination 198.19.200.23:8443`), packet, new RegExp(`member chain ${M2} does not end in one DNAT rule`)],
-      ['a member DNATing another protocol', (r) => (r.get(M2)![1] = `-A ${M2} -p udp -j DNAT --to-destination 198.19.200.22:8443`), packet, /DNATs udp, not tcp/],
-      ['a group jumping to a chain that is not a member', (r) => (r.get(CART)![2] = `-A ${CART} -j SNM-A-5b4665a2`), cart, /rule does not jump to a member chain/],
+      ['a member listed twice', (r) => (r.get(CART)![1] = swap(r.get(CART)![1]!, '198.19.200.12:8080', '198.19.200.11:8080')), cart, /a member is listed twice/],
+      ['affinity checks in another order', (r) => r.get(STICKY)!.splice(0, 2, ...r.get(STICKY)!.slice(0, 2).reverse()), packet, /affinity checks do not name the members and lists in the order they are spread over/],
+      ['an affinity check on another list', (r) => (r.get(STICKY)![0] = swap(r.get(STICKY)![0]!, `--name ${L1}`, `--name ${L2}`)), packet, /affinity checks do not name the members and lists/],
+      ['two members sharing a list', (r) => (r.get(STICKY)![3] = swap(r.get(STICKY)![3]!, `--name ${L2}`, `--name ${L1}`)), packet, /two members share an affinity list/],
+      ['affinity checks with two timeouts', (r) => (r.get(STICKY)![1] = swap(r.get(STICKY)![1]!, '--seconds 10800', '--seconds 60')), packet, /members with different affinity timeouts/],
+      ['affinity without recording the client', (r) => (r.get(STICKY)![2] = swap(r.get(STICKY)![2]!, ` -m recent --set --name ${L1} --mask 255.255.255.255 --rsource`, '')), packet, /member 1 of 2 is not remembered for affinity/],
+      ['recording the client before the draw', (r) => (r.get(STICKY)![2] = `-A ${STICKY} -p tcp -m recent --set --name ${L1} --mask 255.255.255.255 --rsource -m statistic --mode random --probability 0.50000000000 -j DNAT --to-destination 198.19.200.21:8443`), packet, /member 1 of 2 is not picked with probability 1\/2/],
+      ['recording without affinity checks', (r) => (r.get(CART)![2] = `${swap(r.get(CART)![2]!, ' -j DNAT', ` -m recent --set --name ${L1} --mask 255.255.255.255 --rsource -j DNAT`)}`), cart, /member 3 of 3 is not picked by one random draw/],
+      ['a member DNATing another protocol', (r) => (r.get(STICKY)![3] = swap(r.get(STICKY)![3]!, '-p tcp', '-p udp')), packet, /rule does not DNAT tcp/],
+      ['a group jumping to another chain', (r) => (r.get(CART)![2] = `-A ${CART} -j SNM-A-5b4665a2`), cart, /rule does not DNAT to a member/],
+      ['a group rule with a comment', (r) => (r.get(CART)![2] = swap(r.get(CART)![2]!, ' -j DNAT', ' -m comment --comment x -j DNAT')), cart, /member 3 of 3 is not picked by one random draw/],
       ['a random pick outside a group chain', (r) => r.get('SNM-PREROUTING')!.unshift('-A SNM-PREROUTING -m statistic --mode random --probability 0.50000000000 -j RETURN'), cart, /statistic match outside the group chain/],
-      ['recent with another mask', (r) => (r.get(STICKY)![0] = r.get(STICKY)![0]!.replace('--mask 255.255.255.255', '--mask 255.255.255.0')), packet, /unknown rule shape \(expected 255.255.255.255, found 255.255.255.0\)/],
-      ['recent on a list smartnat does not own', (r) => (r.get(M1)![0] = `-A ${M1} -m recent --set --name other --mask 255.255.255.255 --rsource`), packet, /unknown rule shape \(recent list other\)/],
-      ['a rule without target that records nothing', (r) => r.get(M1)!.unshift(`-A ${M1} -m comment --comment x`), packet, /unknown rule shape \(expected -j at the end\)/],
-      ['a probability printed otherwise', (r) => (r.get(CART)![0] = r.get(CART)![0]!.replace('0.33333333349', '0.3333')), cart, /unknown rule shape \(probability 0.3333\)/],
+      ['recent with another mask', (r) => (r.get(STICKY)![0] = swap(r.get(STICKY)![0]!, '--mask 255.255.255.255', '--mask 255.255.255.0')), packet, /unknown rule shape \(expected 255.255.255.255, found 255.255.255.0\)/],
+      ['recent --rcheck instead of --update', (r) => (r.get(STICKY)![0] = swap(r.get(STICKY)![0]!, '--update', '--rcheck')), packet, /unknown rule shape \(expected --set, found --rcheck\)/],
+      ['recent on a list smartnat does not own', (r) => (r.get(STICKY)![2] = swap(r.get(STICKY)![2]!, `--name ${L1}`, '--name other')), packet, /unknown rule shape \(recent list other\)/],
+      ['a rule without target', (r) => r.get(STICKY)!.unshift(`-A ${STICKY} -m recent --set --name ${L1} --mask 255.255.255.255 --rsource`), packet, /unknown rule shape \(expected -j at the end\)/],
+      ['a probability printed otherwise', (r) => (r.get(CART)![0] = swap(r.get(CART)![0]!, '0.33333333349', '0.3333')), cart, /unknown rule shape \(probability 0.3333\)/],
       ['REJECT with another reply', (r) => r.get('SNM-PREROUTING')!.unshift('-A SNM-PREROUTING -j REJECT --reject-with icmp-host-prohibited'), cart, /unknown rule shape \(--reject-with icmp-host-prohibited\)/],
     ]
     for (const [name, edit, flow, error] of cases) {

@@ -54,16 +54,13 @@ function dnatTargets(chains: readonly ChainState[], chainAddress: ReadonlyMap<st
   return endpoints
 }
 
-/** Where a group chain of `chains` sends connections: the DNAT target of each of its member chains. */
+/** Where a group chain of `chains` sends connections: the DNAT target of each of its rules, each once. */
 function groupTargets(chains: ReadonlyMap<string, ChainState>, group: string): string[] {
-  const members = new Set((chains.get(group)?.rules ?? []).map((rule) => ruleTarget(ruleWords(rule))))
-  return [...members].flatMap((member) =>
-    (chains.get(member ?? '')?.rules ?? []).flatMap((rule) => {
-      const words = ruleWords(rule)
-      const to = ruleTarget(words) === 'DNAT' ? wordAfter(words, '--to-destination') : undefined
-      return to === undefined ? [] : [to]
-    }),
-  )
+  const targets = (chains.get(group)?.rules ?? []).map((rule) => {
+    const words = ruleWords(rule)
+    return ruleTarget(words) === 'DNAT' ? wordAfter(words, '--to-destination') : undefined
+  })
+  return [...new Set(targets)].filter((to): to is string => to !== undefined)
 }
 
 /** Chains of `table` that `other` lacks, holds with other rules, or reaches at another address. */

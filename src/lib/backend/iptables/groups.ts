@@ -1,13 +1,13 @@
 /**
  * Mode direct in the iptables backend (docs/kernel-layout.md, "Mode direct"): one nat chain per
  * endpoint group that spreads new connections with `statistic --mode random` (after `recent`
- * checks for affinity), and one chain per member that DNATs to it. Rules in the exact form
- * iptables-save prints them.
+ * checks for affinity) and DNATs to the member picked, without a chain per member: iptables-restore
+ * slows down superlinearly with the number of chains. Rules in the exact form iptables-save prints them.
  */
 import type {NatGroup, NatGroupMember, NatMapping} from '../../plan/model.js'
 import type {Protocol} from '../../mapping/types.js'
 import type {ChainState} from './types.js'
-import {groupChainName, memberChainName} from './names.js'
+import {affinityListName, groupChainName} from './names.js'
 
 /** How `recent` keys its lists, as iptables-save prints the default: by the whole source address. */
 const RECENT_SOURCE = '--mask 255.255.255.255 --rsource'
@@ -39,25 +39,25 @@ function printedProbability(n: number): string {
   return `${text.slice(0, -11)}.${text.slice(-11)}`
 }
 
-/** A group as rendered: its chains, and the protocol its members are DNATed for. */
+/** A group as rendered: its chain, and the protocol its members are DNATed for. */
 interface RenderedGroup {
   group: NatGroup
   protocol: Protocol
   /** The Mapping it belongs to, for error messages. */
   owner: NatMapping
-  chains: ChainState[]
+  chain: ChainState
 }
 
 /**
  * Collects the groups the direct endpoints lead to, each once however many endpoints share it.
  * Fails when one id stands for two different groups, or for one group under two protocols or
- * Mappings: their chains would overwrite each other.
+ * Mappings: their chains would overwrite each other; also when a group lists a member twice.
  */
 export class GroupChains {
   private readonly groups = new Map<string, RenderedGroup>()
   private readonly names = new Map<string, string>()
 
-  /** The group chain `group` is reached through, rendering its chains the first time. */
+  /** The group chain `group` is reached through, rendering it the first time. */
   chainFor(mapping: NatMapping, protocol: Protocol, group: NatGroup): string {
     const seen = this.groups.get(group.id)
     if (seen) {
@@ -66,24 +66,27 @@ export class GroupChains {
           `mapping ${mapping.namespace}/${mapping.name}: endpoint group ${JSON.stringify(group.id)} differs from the group of that id in mapping ${seen.owner.namespace}/${seen.owner.name}`,
         )
       }
-      return seen.chains[0]!.name
+      return seen.chain.name
     }
-    const chains = renderGroup(group, protocol)
-    for (const chain of chains) this.claim(chain.name, group.id, mapping)
-    this.groups.set(group.id, {group, protocol, owner: mapping, chains})
-    return chains[0]!.name
+    if (new Set(group.members.map((m) => `${m.ip}:${m.port}`)).size !== group.members.length) {
+      throw new Error(`mapping ${mapping.namespace}/${mapping.name}: endpoint group ${JSON.stringify(group.id)} lists a member twice`)
+    }
+    const chain = groupChain(group, protocol)
+    this.claim(chain.name, group.id, mapping)
+    if (group.affinitySeconds !== undefined) for (const member of group.members) this.claim(affinityListName(group.id, member), group.id, mapping)
+    this.groups.set(group.id, {group, protocol, owner: mapping, chain})
+    return chain.name
   }
 
-  /** Group chains and their member chains, each group's together, in the order groups were first reached. */
+  /** Group chains in the order groups were first reached. */
   chains(): ChainState[] {
-    return [...this.groups.values()].flatMap((g) => g.chains)
+    return [...this.groups.values()].map((g) => g.chain)
   }
 
   private claim(name: string, groupId: string, mapping: NatMapping): void {
     const other = this.names.get(name)
-    if (other === groupId) throw new Error(`mapping ${mapping.namespace}/${mapping.name}: endpoint group ${JSON.stringify(groupId)} lists a member twice`)
     if (other !== undefined) {
-      throw new Error(`mapping ${mapping.namespace}/${mapping.name}: endpoint group ${JSON.stringify(groupId)} hashes to chain ${name}, as does group ${JSON.stringify(other)}`)
+      throw new Error(`mapping ${mapping.namespace}/${mapping.name}: endpoint group ${JSON.stringify(groupId)} hashes to name ${name}, as does group ${JSON.stringify(other)}`)
     }
     this.names.set(name, groupId)
   }
@@ -98,28 +101,30 @@ function sameGroup(a: NatGroup, b: NatGroup): boolean {
 }
 
 /**
- * The group chain, then one chain per member. A member is picked with probability 1/(N-i) among
- * those left, the last one unconditionally: an even spread with one random draw per rule passed.
- * With affinity, a client the `recent` list of a member saw within the timeout goes back to it
- * first. An empty group has no rules: the packet returns undisturbed and SNM-INPUT refuses it.
+ * The group chain. A member is picked with probability 1/(N-i) among those left, the last one
+ * unconditionally: an even spread with one random draw per rule passed. With affinity, a client
+ * the `recent` list of a member saw within the timeout goes back to it first (`--update` also
+ * refreshes the time, as a new connection does in kube-proxy), and the rule that picks a member
+ * puts the client on its list: `statistic` before `recent --set`, so only the draw that wins
+ * records. Every rule names the protocol: a DNAT to a port needs it. An empty group has no rules:
+ * the packet returns undisturbed and SNM-INPUT refuses it.
  */
-function renderGroup(group: NatGroup, protocol: Protocol): ChainState[] {
+function groupChain(group: NatGroup, protocol: Protocol): ChainState {
   const name = groupChainName(group.id)
-  const members = group.members.map((member) => ({member, chain: memberChainName(group.id, member)}))
+  const affinity = group.affinitySeconds
+  const lists = group.members.map((member) => (affinity === undefined ? undefined : affinityListName(group.id, member)))
+  const dnat = (member: NatGroupMember) => `-j DNAT --to-destination ${member.ip}:${member.port}`
   const rules: string[] = []
-  if (group.affinitySeconds !== undefined) {
-    for (const {chain} of members) {
-      rules.push(`-A ${name} -m recent --rcheck --seconds ${group.affinitySeconds} --reap --name ${chain} ${RECENT_SOURCE} -j ${chain}`)
-    }
+  if (affinity !== undefined) {
+    group.members.forEach((member, i) => {
+      rules.push(`-A ${name} -p ${protocol} -m recent --update --seconds ${affinity} --reap --name ${lists[i]} ${RECENT_SOURCE} ${dnat(member)}`)
+    })
   }
-  members.forEach(({chain}, i) => {
-    const left = members.length - i
-    rules.push(left === 1 ? `-A ${name} -j ${chain}` : `-A ${name} -m statistic --mode random --probability ${savedProbability(left)} -j ${chain}`)
+  group.members.forEach((member, i) => {
+    const left = group.members.length - i
+    const draw = left === 1 ? '' : ` -m statistic --mode random --probability ${savedProbability(left)}`
+    const remember = lists[i] === undefined ? '' : ` -m recent --set --name ${lists[i]} ${RECENT_SOURCE}`
+    rules.push(`-A ${name} -p ${protocol}${draw}${remember} ${dnat(member)}`)
   })
-  return [{name, rules}, ...members.map(({member, chain}) => memberChain(chain, member, protocol, group.affinitySeconds !== undefined))]
-}
-
-function memberChain(name: string, member: NatGroupMember, protocol: Protocol, affinity: boolean): ChainState {
-  const dnat = `-A ${name} -p ${protocol} -j DNAT --to-destination ${member.ip}:${member.port}`
-  return {name, rules: affinity ? [`-A ${name} -m recent --set --name ${name} ${RECENT_SOURCE}`, dnat] : [dnat]}
+  return {name, rules}
 }

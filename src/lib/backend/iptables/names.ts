@@ -40,7 +40,7 @@ export function addressChainName(address: Ipv4): string {
 }
 
 /**
- * Group and member chains come by the ten thousand (one per Service port, one per endpoint of it):
+ * Group chains and affinity lists come by the ten thousand (one per Service port, one per endpoint of it):
  * 64 bits of hash keep a collision among 100,000 names below one in a billion, where the 32 bits of
  * an address chain would give two of 30,000 names the same hash on about one host in ten.
  */
@@ -48,7 +48,7 @@ const GROUP_HASH_LENGTH = 16
 
 /** Every group chain's name starts with this. */
 export const GROUP_CHAIN_PREFIX = `${OWNED_PREFIX}G-`
-const MEMBER_CHAIN_PREFIX = `${OWNED_PREFIX}E-`
+const AFFINITY_LIST_PREFIX = `${OWNED_PREFIX}E-`
 
 /**
  * Names hashed before: every sync renders every group again, and a sha256 for each of 40,000 chains
@@ -73,19 +73,14 @@ export function groupChainName(groupId: string): string {
   return hashedName(GROUP_CHAIN_PREFIX, groupId)
 }
 
-/** Mode direct: the nat chain that DNATs to one member of a group; with affinity also the name of its `recent` list. */
-export function memberChainName(groupId: string, member: {ip: Ipv4; port: number}): string {
-  return hashedName(MEMBER_CHAIN_PREFIX, `${groupId} ${member.ip}:${member.port}`)
+/** Mode direct with affinity: the `recent` list of the clients one member of a group served. */
+export function affinityListName(groupId: string, member: {ip: Ipv4; port: number}): string {
+  return hashedName(AFFINITY_LIST_PREFIX, `${groupId} ${member.ip}:${member.port}`)
 }
 
 /** Whether a chain of this name spreads connections over a group (tracing and parts read it as a whole). */
 export function isGroupChainName(name: string): boolean {
   return name.startsWith(GROUP_CHAIN_PREFIX)
-}
-
-/** Whether a chain of this name DNATs to one member of a group. */
-export function isMemberChainName(name: string): boolean {
-  return name.startsWith(MEMBER_CHAIN_PREFIX)
 }
 
 /** The set of pod IPs whose new connections leave with one external address (the SNAT choice). */

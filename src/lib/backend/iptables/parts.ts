@@ -4,12 +4,10 @@ import {endpointName, type StatePart} from '../parts.js'
 import {routingParts} from '../routing-parts.js'
 import {setOptionsKey} from './diff.js'
 import {egressPodsByInterface} from './egress.js'
-import {ALLOW_SET, ENDPOINTS_SET, UNSERVED_SET, addressChainName, egressInterfaceSetName, egressSetName, groupChainName, isGroupChainName, memberChainName} from './names.js'
+import {ALLOW_SET, ENDPOINTS_SET, UNSERVED_SET, addressChainName, egressInterfaceSetName, egressSetName, groupChainName, isGroupChainName} from './names.js'
 import {mappingComment} from './render.js'
 import {parseRule, type Match} from './rule.js'
 import {TABLES, type IptablesState} from './types.js'
-import {ruleTarget} from './parse.js'
-import {ruleWords} from '../iptables-syntax.js'
 
 /** Who depends on which endpoint and address, learnt from the desired model and from the state's own comments. */
 class Owners {
@@ -20,7 +18,7 @@ class Owners {
   /** `SNM-EGRESS-<index> <pod>`: the Mappings of the egress that decided the pod's interface. */
   readonly byEgressEntry = new Map<string, string[]>()
   readonly addressOfChain = new Map<string, string>()
-  /** Mode direct: the Mapping each group and member chain serves. */
+  /** Mode direct: the Mapping each group chain serves. */
   readonly byChain = new Map<string, string>()
 
   constructor(model: NatModel) {
@@ -32,7 +30,6 @@ class Owners {
         this.byComment.set(mappingComment(mapping.namespace, mapping.name, e), id)
         if (e.group === undefined) continue
         this.byChain.set(groupChainName(e.group.id), id)
-        for (const member of e.group.members) this.byChain.set(memberChainName(e.group.id, member), id)
       }
     }
     for (const egress of model.egress) this.byEgressSet.set(egressSetName(egress.address), egress.mappings)
@@ -73,8 +70,8 @@ export function iptablesParts(state: IptablesState, model: NatModel): StatePart[
     for (const line of jumps) parts.push({kind: 'jump', where: `${table} ${line.split(' ')[1]}`, text: line, mappings: [], counterKey: `${table} ${line}`})
     for (const chain of chains) {
       // A chain serves particular Mappings only when each of its rules does (an address chain);
-      // a chain with any shared rule (SNM-PREROUTING) serves every Mapping. A group or member
-      // chain serves its Mapping, even empty.
+      // a chain with any shared rule (SNM-PREROUTING) serves every Mapping. A group chain serves
+      // its Mapping, even empty.
       const owner = table === 'nat' ? owners.byChain.get(chain.name) : undefined
       const chainMappings = new Set<string>(owner === undefined ? [] : [owner])
       let shared = chain.rules.length === 0 && owner === undefined
@@ -106,7 +103,7 @@ export function iptablesParts(state: IptablesState, model: NatModel): StatePart[
 
 /**
  * DNAT rules and jumps to group chains by line, and the endpoints they reveal (a stale Mapping is
- * known only by its comments); group and member chains take the Mapping of the endpoint reaching them.
+ * known only by its comments); a group chain takes the Mapping of the endpoint reaching it.
  */
 function learnDnatRules(state: IptablesState, owners: Owners): Map<string, DnatRule> {
   const rules = new Map<string, DnatRule>()
@@ -131,14 +128,6 @@ function learnDnatRules(state: IptablesState, owners: Owners): Map<string, DnatR
       if (endpoint && mapping && address) owners.endpoint(address, endpoint, mapping)
       if (toGroup !== undefined && mapping !== undefined && !owners.byChain.has(toGroup)) owners.byChain.set(toGroup, mapping)
       rules.set(line, {...(address ? {address} : {}), ...(endpoint ? {endpoint} : {}), ...(mapping ? {mapping} : {})})
-    }
-  }
-  for (const chain of state.tables.nat.chains) {
-    const mapping = isGroupChainName(chain.name) ? owners.byChain.get(chain.name) : undefined
-    if (mapping === undefined) continue
-    for (const line of chain.rules) {
-      const member = ruleTarget(ruleWords(line))
-      if (member !== undefined && !owners.byChain.has(member)) owners.byChain.set(member, mapping)
     }
   }
   return rules

@@ -19,9 +19,9 @@ export type Match =
   | {kind: 'comment'; text: string}
   /** Mode direct: one random draw; the probability as iptables-save prints it (`0.33333333349`). */
   | {kind: 'statistic'; probability: string}
-  /** Mode direct affinity: whether the source is on `list` and was seen within `seconds`. */
-  | {kind: 'recent-check'; list: string; seconds: number}
-  /** Mode direct affinity: puts the source on `list` (the rule has no target). */
+  /** Mode direct affinity: whether the source is on `list` and was seen within `seconds` (refreshing the time if so). */
+  | {kind: 'recent-update'; list: string; seconds: number}
+  /** Mode direct affinity: puts the source on `list`. */
   | {kind: 'recent-set'; list: string}
 
 export type Target =
@@ -32,8 +32,6 @@ export type Target =
   | {kind: 'MARK' | 'CONNMARK'; value: number; mask: number}
   | {kind: 'CONNMARK-restore'; nfmask: number; ctmask: number}
   | {kind: 'REJECT'; with: 'tcp-reset' | 'icmp-port-unreachable'}
-  /** No target: a rule that only records something (`recent --set`), then the next rule follows. */
-  | {kind: 'none'}
 
 export interface Rule {
   chain: string
@@ -90,8 +88,6 @@ export function parseRule(line: string): Rule {
   const matches: Match[] = []
   let protocol: Protocol | undefined
   for (;;) {
-    // `recent --set` is the one rule the renderer writes without a target.
-    if (w.done && matches.length === 1 && matches[0]!.kind === 'recent-set') return {chain, matches, target: {kind: 'none'}, line}
     const option = w.next('-j')
     if (option === '-j') break
     switch (option) {
@@ -180,10 +176,10 @@ function parseModule(w: Words, protocol: Protocol | undefined): Match {
 
 /** `recent` exactly as iptables-save prints the two uses the renderer makes of it, on a list smartnat owns. */
 function parseRecent(w: Words): Match {
-  const check = w.optional('--rcheck')
-  if (!check) w.expect('--set')
+  const update = w.optional('--update')
+  if (!update) w.expect('--set')
   let seconds: number | undefined
-  if (check) {
+  if (update) {
     w.expect('--seconds')
     const text = w.next('seconds')
     if (!/^[1-9]\d{0,9}$/.test(text)) throw w.unknown(`--seconds ${text}`)
@@ -196,7 +192,7 @@ function parseRecent(w: Words): Match {
   w.expect('--mask')
   w.expect('255.255.255.255')
   w.expect('--rsource')
-  return seconds === undefined ? {kind: 'recent-set', list} : {kind: 'recent-check', list, seconds}
+  return seconds === undefined ? {kind: 'recent-set', list} : {kind: 'recent-update', list, seconds}
 }
 
 function parseTarget(w: Words): Target {

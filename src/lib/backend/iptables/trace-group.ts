@@ -1,12 +1,12 @@
 /**
- * Reads a mode-direct group chain and its member chains back into the group they spread
- * connections over, accepting only the exact shape groups.ts renders: a chain that picks unevenly,
- * forgets a member or DNATs elsewhere would be explained wrongly, so it is an error.
+ * Reads a mode-direct group chain back into the members it spreads connections over, accepting
+ * only the exact shape groups.ts renders: a chain that picks unevenly, forgets a member, DNATs
+ * another protocol or remembers a client on another member's list would be explained wrongly, so
+ * it is an error.
  */
 import type {Protocol} from '../../mapping/types.js'
 import type {Ipv4} from '../../net/ipv4.js'
 import {savedProbability} from './groups.js'
-import {isMemberChainName} from './names.js'
 import type {Rule} from './rule.js'
 
 export interface TracedGroup {
@@ -15,60 +15,62 @@ export interface TracedGroup {
   affinitySeconds?: number
 }
 
-/** The members of group chain `chain` (rules of any chain from `rulesOf`); undefined for an empty group. */
-export function readGroup(chain: string, rulesOf: (name: string) => Rule[], protocol: Protocol): TracedGroup | undefined {
-  const rules = rulesOf(chain)
+/** A member as one rule DNATs to it: `ip:port`, and the affinity list the rule checks or fills. */
+interface MemberRule {
+  member: {ip: Ipv4; port: number}
+  list?: string
+}
+
+/** The members of group chain `chain` (its rules `rules`); undefined for an empty group. */
+export function readGroup(chain: string, rules: Rule[], protocol: Protocol): TracedGroup | undefined {
   if (rules.length === 0) return undefined
   const fail = (why: string, rule?: Rule) => new Error(`trace: group chain ${chain}: ${why}${rule ? `: ${rule.line}` : ''}`)
-  const memberOf = (rule: Rule): string => {
-    if (rule.target.kind !== 'jump' || !isMemberChainName(rule.target.chain)) throw fail('rule does not jump to a member chain', rule)
-    return rule.target.chain
+  // Every rule starts with the group's protocol and DNATs; what comes between is checked below.
+  const dnatOf = (rule: Rule): {ip: Ipv4; port: number} => {
+    const [proto] = rule.matches
+    if (rule.target.kind !== 'DNAT') throw fail('rule does not DNAT to a member', rule)
+    if (proto?.kind !== 'protocol' || proto.protocol !== protocol) throw fail(`rule does not DNAT ${protocol}`, rule)
+    return {ip: rule.target.ip, port: rule.target.port}
   }
 
-  // With affinity, first one `recent --rcheck` rule per member, all with the same timeout.
-  const checked: string[] = []
+  // With affinity, first one `recent --update` rule per member, all with the same timeout.
+  const checked: MemberRule[] = []
   let seconds: number | undefined
   let at = 0
   for (; at < rules.length; at++) {
     const rule = rules[at]!
-    const [check, ...rest] = rule.matches
-    if (check?.kind !== 'recent-check') break
-    const member = memberOf(rule)
-    if (rest.length > 0 || check.list !== member) throw fail('affinity check of another shape', rule)
+    const [, check, ...rest] = rule.matches
+    if (check?.kind !== 'recent-update') break
+    const member = dnatOf(rule)
+    if (rest.length > 0) throw fail('affinity check of another shape', rule)
     if (seconds !== undefined && check.seconds !== seconds) throw fail('members with different affinity timeouts', rule)
     seconds = check.seconds
-    checked.push(member)
+    checked.push({member, list: check.list})
   }
 
-  // Then member i of N with probability 1/(N-i), the last one without a draw.
+  // Then member i of N with probability 1/(N-i), the last one without a draw; with affinity each
+  // puts the client on its list after the draw.
   const spread = rules.slice(at)
-  const members = spread.map((rule, i) => {
+  const members = spread.map((rule, i): MemberRule => {
     const left = spread.length - i
-    const [draw, ...rest] = rule.matches
-    const even = left === 1 ? draw === undefined : draw?.kind === 'statistic' && draw.probability === savedProbability(left) && rest.length === 0
-    if (!even) throw fail(`member ${i + 1} of ${spread.length} is not picked with probability 1/${left}`, rule)
-    return memberOf(rule)
+    const [, ...extra] = rule.matches
+    const member = dnatOf(rule)
+    const draw = left === 1 ? undefined : extra.shift()
+    if (left > 1 && (draw?.kind !== 'statistic' || draw.probability !== savedProbability(left))) {
+      throw fail(`member ${i + 1} of ${spread.length} is not picked with probability 1/${left}`, rule)
+    }
+    const remember = extra.shift()
+    if (extra.length > 0 || (remember !== undefined && remember.kind !== 'recent-set') || (remember !== undefined) !== (seconds !== undefined)) {
+      throw fail(`member ${i + 1} of ${spread.length} ${seconds === undefined ? 'is not picked by one random draw' : 'is not remembered for affinity'}`, rule)
+    }
+    return {member, ...(remember?.kind === 'recent-set' ? {list: remember.list} : {})}
   })
   if (members.length === 0) throw fail('affinity checks but no member to spread over')
-  if (new Set(members).size !== members.length) throw fail('a member is listed twice')
-  if (seconds !== undefined && (checked.length !== members.length || checked.some((m, i) => m !== members[i]))) {
-    throw fail('affinity checks do not name the members in the order they are spread over')
+  const key = (m: MemberRule) => `${m.member.ip}:${m.member.port} ${m.list ?? ''}`
+  if (new Set(members.map((m) => `${m.member.ip}:${m.member.port}`)).size !== members.length) throw fail('a member is listed twice')
+  if (new Set(members.map((m) => m.list)).size !== members.length && seconds !== undefined) throw fail('two members share an affinity list')
+  if (seconds !== undefined && (checked.length !== members.length || checked.some((m, i) => key(m) !== key(members[i]!)))) {
+    throw fail('affinity checks do not name the members and lists in the order they are spread over')
   }
-  return {members: members.map((member) => readMember(member, rulesOf(member), protocol, seconds !== undefined, fail)), ...(seconds === undefined ? {} : {affinitySeconds: seconds})}
-}
-
-/** A member chain: with affinity `recent --set` on its own list, then the DNAT for the group's protocol. */
-function readMember(chain: string, rules: Rule[], protocol: Protocol, affinity: boolean, fail: (why: string, rule?: Rule) => Error): {ip: Ipv4; port: number} {
-  const [first, ...rest] = rules
-  const remembers = first?.target.kind === 'none' && first.matches[0]?.kind === 'recent-set' && first.matches[0].list === chain
-  if (remembers !== affinity) throw fail(`member chain ${chain} ${affinity ? 'does not record' : 'records'} the client for affinity`)
-  const dnat = affinity ? rest : rules
-  const [rule] = dnat
-  const target = rule?.target
-  const match = rule?.matches[0]
-  if (dnat.length !== 1 || target?.kind !== 'DNAT' || rule!.matches.length !== 1 || match?.kind !== 'protocol') {
-    throw fail(`member chain ${chain} does not end in one DNAT rule`)
-  }
-  if (match.protocol !== protocol) throw fail(`member chain ${chain} DNATs ${match.protocol}, not ${protocol}`, rule)
-  return {ip: target.ip, port: target.port}
+  return {members: members.map((m) => m.member), ...(seconds === undefined ? {} : {affinitySeconds: seconds})}
 }

@@ -57,8 +57,6 @@ class Tracer {
           if (outcome.kind !== 'continue') return outcome
           break
         }
-        case 'none':
-          break
         case 'REJECT':
           return {kind: 'REJECT', rule: rule.line, with: target.with}
         case 'RETURN':
@@ -88,7 +86,7 @@ class Tracer {
 
   /** A group chain is read as a whole: which member a connection gets is the kernel's random pick. */
   private group(table: TableName, jump: Rule, chain: string, packet: TracedPacket): HookOutcome {
-    const group = readGroup(chain, (name) => this.chainRules(table, name), packet.protocol)
+    const group = readGroup(chain, this.chainRules(table, chain), packet.protocol)
     // An empty group sends the packet on, undisturbed, to be refused in INPUT.
     if (group === undefined) return {kind: 'continue'}
     const comment = jump.matches.find((m): m is Extract<Match, {kind: 'comment'}> => m.kind === 'comment')
@@ -135,7 +133,7 @@ class Tracer {
       case 'comment':
         return true
       case 'statistic':
-      case 'recent-check':
+      case 'recent-update':
       case 'recent-set':
         throw new Error(`trace: ${match.kind} match outside the group chain it belongs to: only a group chain may pick at random`)
     }
