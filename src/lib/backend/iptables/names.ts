@@ -1,6 +1,6 @@
 /** Names smartnat owns in the kernel (iptables backend); see docs/kernel-layout.md. The marks are in net/marks.ts. */
 import type {Ipv4} from '../../net/ipv4.js'
-import {shortHash} from '../../net/hash.js'
+import {cachedHashName, shortHash} from '../../net/hash.js'
 
 /** Every chain and set smartnat owns starts with this, and nothing else does. */
 export const OWNED_PREFIX = 'SNM-'
@@ -50,22 +50,8 @@ const GROUP_HASH_LENGTH = 16
 export const GROUP_CHAIN_PREFIX = `${OWNED_PREFIX}G-`
 const AFFINITY_LIST_PREFIX = `${OWNED_PREFIX}E-`
 
-/**
- * Names hashed before: every sync renders every group again, and a sha256 for each of 40,000 chains
- * costs a fifth of the render. Emptied when full; a name is only ever recomputed.
- */
-const hashed = new Map<string, string>()
-const MAX_HASHED = 200_000
-
 function hashedName(prefix: string, text: string): string {
-  const key = `${prefix}${text}`
-  let name = hashed.get(key)
-  if (name === undefined) {
-    if (hashed.size >= MAX_HASHED) hashed.clear()
-    name = `${prefix}${shortHash(text, GROUP_HASH_LENGTH)}`
-    hashed.set(key, name)
-  }
-  return name
+  return cachedHashName(prefix, text, GROUP_HASH_LENGTH)
 }
 
 /** Mode direct: the nat chain that spreads new connections over one group's members. */

@@ -1,5 +1,5 @@
 /** Names and numbers of the nftables backend's one table; the marks are in net/marks.ts, the routing tables in routing/. */
-import {shortHash} from '../../net/hash.js'
+import {cachedHashName} from '../../net/hash.js'
 import type {NatGroupMember} from '../../plan/model.js'
 import {TABLE_FAMILY, TABLE_NAME} from '../nft-table.js'
 
@@ -85,22 +85,8 @@ export function pickChainCount(largest: number): number {
  */
 const DIRECT_HASH_LENGTH = 16
 
-/**
- * Names hashed before: every sync renders every group again, and one sha256 for each of 40,000
- * chains costs more than the rest of the render. Emptied when full; a name is only ever recomputed.
- */
-const hashed = new Map<string, string>()
-const MAX_HASHED = 200_000
-
 function hashedName(prefix: string, text: string): string {
-  const key = `${prefix}${text}`
-  let name = hashed.get(key)
-  if (name === undefined) {
-    if (hashed.size >= MAX_HASHED) hashed.clear()
-    name = `${prefix}${shortHash(text, DIRECT_HASH_LENGTH)}`
-    hashed.set(key, name)
-  }
-  return name
+  return cachedHashName(prefix, text, DIRECT_HASH_LENGTH)
 }
 
 /** The chain that spreads a group's new connections over its members. */
