@@ -6,7 +6,7 @@ import type {EndpointSliceResource, MappingResource, ServiceResource} from '../.
 import type {Cidr, Ipv4} from '../../src/lib/net/ipv4.js'
 import {gatewayOf} from '../../src/lib/plan/interfaces.js'
 import {DEFAULT_PLAN_OPTIONS, type HostInfo, type HostInterface, type PlanOptions, type Snapshot} from '../../src/lib/plan/model.js'
-import {PlanMemo} from '../../src/lib/plan/candidates.js'
+import {PlanMemo} from '../../src/lib/plan/memo.js'
 import {plan} from '../../src/lib/plan/plan.js'
 
 const ip = (text: string) => text as Ipv4
@@ -591,15 +591,26 @@ describe('plan', () => {
       }
     })
 
-    it('reuses what it resolved while the Mapping and its Service are the same objects, and only then', () => {
+    it('re-plans only the Mappings a change reaches, keeping the very objects of the rest', () => {
       const memo = new PlanMemo()
       const first = plan(base, host, options, memo)
-      expect(sourcesOf(plan(base, host, options, memo), 'two')).to.equal(sourcesOf(first, 'two'))
-      const newService = snapshot([web, two], [services[0]!, service('b/web', '198.19.0.2', [{port: 80}, {port: 81}])])
+      expect(memo.replanned, 'a first plan').to.equal(2)
+      const same = plan(base, host, options, memo)
+      expect(memo.replanned, 'the same objects').to.equal(0)
+      expect(same.model.mappings[0]).to.equal(first.model.mappings[0])
+      const newService = snapshot([web, two], [services[0]!, service('b/web', '198.19.0.9', [{port: 80}, {port: 81}])])
       const again = plan(newService, host, options, memo)
-      expect(sourcesOf(again, 'two')).to.not.equal(sourcesOf(first, 'two'))
+      expect(memo.replanned, "b/two's Service replaced").to.equal(1)
       expect(sourcesOf(again, 'one')).to.equal(sourcesOf(first, 'one'))
-      expect(sourcesOf(plan(base, host, {...options, maxPortsPerMapping: 5}, memo), 'one')).to.not.equal(sourcesOf(first, 'one'))
+      expect(again.model.mappings.find((m) => m.name === 'two')?.serviceVIP).to.equal('198.19.0.9')
+      // A copy equal to what it replaces is planned again, and its result is the object planned before.
+      const copied = plan(snapshot([web, two], [services[0]!, service('b/web', '198.19.0.9', [{port: 80}, {port: 81}])]), host, options, memo)
+      expect(memo.replanned).to.equal(1)
+      expect(copied.model.mappings.find((m) => m.name === 'two')).to.equal(again.model.mappings.find((m) => m.name === 'two'))
+      plan(base, host, {...options, maxPortsPerMapping: 5}, memo)
+      expect(memo.replanned, 'other options: all of it').to.equal(2)
+      plan(base, {interfaces: [...host.interfaces, iface('eth9', '198.18.5.1/24')]}, {...options, maxPortsPerMapping: 5}, memo)
+      expect(memo.replanned, 'another host: all of it').to.equal(2)
     })
   })
 

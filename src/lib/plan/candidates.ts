@@ -47,7 +47,7 @@ interface Resolved {
  * Mapping instead of all. Objects are taken as immutable, as every source treats them: a changed
  * object is replaced by a new one, never edited. Reuse gives the same plan as resolving afresh.
  */
-export class PlanMemo {
+export class ResolutionMemo {
   readonly resolved = new WeakMap<MappingResource, Resolved>()
 }
 
@@ -64,7 +64,7 @@ export function serviceIndex(services: readonly ServiceResource[]): ServiceIndex
 }
 
 /** Validates `resource` and resolves its Service, or says why it cannot be programmed; reuses `memo` where it can. */
-export function resolveCandidate(resource: MappingResource, options: PlanOptions, services: ServiceIndex, memo?: PlanMemo): Resolution {
+export function resolveCandidate(resource: MappingResource, options: PlanOptions, services: ServiceIndex, memo?: ResolutionMemo): Resolution {
   const cached = memo?.resolved.get(resource)
   if (
     cached !== undefined &&

@@ -32,7 +32,8 @@ const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})
 
 // A missing or unreadable timestamp sorts after every real one, so such an object never takes
 // an endpoint away from a Mapping that has a proper age.
-function createdAt(object: HasMetadata): number {
+/** When `object` was created, in ms since the epoch; +Infinity when its timestamp is missing or unreadable. */
+export function createdAt(object: HasMetadata): number {
   const text = object.metadata?.creationTimestamp
   if (typeof text !== 'string' || !RFC3339.test(text)) return Number.POSITIVE_INFINITY
   const millis = Date.parse(text)

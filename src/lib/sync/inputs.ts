@@ -6,6 +6,7 @@
  * inputs are those of the last pass.
  */
 import {SERVICE_NAME_LABEL, type MappingResource} from '../mapping/types.js'
+import {plannedPart} from '../plan/memo.js'
 import type {Snapshot} from '../plan/model.js'
 
 export interface PassInputs {
@@ -40,21 +41,6 @@ export function passInputs(snapshot: Snapshot): PassInputs {
 
 function sameObjects(a: readonly object[], b: readonly object[]): boolean {
   return a.length === b.length && a.every((object, i) => object === b[i])
-}
-
-const planned = new WeakMap<MappingResource, string>()
-
-/**
- * The part of a Mapping a pass reads: its spec, its names, age and generation (verdicts carry it).
- * Not its status, which smartnat itself writes, nor labels, annotations or resourceVersion.
- */
-function plannedPart(mapping: MappingResource): string {
-  let text = planned.get(mapping)
-  if (text === undefined) {
-    const {namespace, name, creationTimestamp, generation} = mapping.metadata ?? {}
-    planned.set(mapping, (text = JSON.stringify([namespace, name, creationTimestamp, generation, mapping.spec])))
-  }
-  return text
 }
 
 function sameMappings(a: readonly MappingResource[], b: readonly MappingResource[]): boolean {

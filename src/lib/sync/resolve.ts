@@ -4,7 +4,7 @@
  */
 import {readHostInterfaces} from '../host/interfaces.js'
 import type {Runner} from '../host/runner.js'
-import type {PlanMemo} from '../plan/candidates.js'
+import type {PlanMemo} from '../plan/memo.js'
 import type {HostInfo, Plan, Snapshot} from '../plan/model.js'
 import {plan} from '../plan/plan.js'
 import type {SyncSettings} from './settings.js'

@@ -1,0 +1,510 @@
+/**
+ * A plan kept from one pass to the next and brought up to date with what changed in between, for a
+ * caller that plans again and again (the watch loop). A pass after one change re-plans the Mappings
+ * that change can affect: the changed Mappings, those naming a changed Service or EndpointSlice, and
+ * those whose standing in a conflict it moves. Everything else, down to the very NatMapping and
+ * verdict objects, is the last pass's. The result is the plan a whole re-plan would make; whenever
+ * the kept plan cannot be brought up to date exactly (other options or host, duplicate names), the
+ * whole snapshot is planned again.
+ *
+ * Objects are taken as immutable, as every source treats them: a changed object is replaced by a new
+ * one, never edited.
+ */
+import type {MappingResource, ServiceResource} from '../mapping/types.js'
+import {SERVICE_NAME_LABEL} from '../mapping/types.js'
+import {compareIpv4, sortByIpv4, type Ipv4} from '../net/ipv4.js'
+import {ResolutionMemo, resolveCandidate, type Candidate, type ServiceIndex} from './candidates.js'
+import {indexEndpoints} from './endpoints.js'
+import type {HostInfo, MappingVerdict, NatEgress, NatMapping, Plan, PlanOptions, Snapshot} from './model.js'
+import {compareNames, createdAt, namesOf} from './order.js'
+import {conflictOf, planAll, portKey, type FullPlan, type PlannedMapping} from './plan.js'
+import {indexPodIPs} from './pods.js'
+import {invalidVerdict, programCandidate, type HostPlan, type PodLookups} from './program.js'
+
+/** The part of a Mapping a plan reads: its spec, names, age and generation; not its status, labels or resourceVersion. */
+export function plannedPart(mapping: MappingResource): string {
+  let text = plannedParts.get(mapping)
+  if (text === undefined) {
+    const {namespace, name, creationTimestamp, generation} = mapping.metadata ?? {}
+    plannedParts.set(mapping, (text = JSON.stringify([namespace, name, creationTimestamp, generation, mapping.spec])))
+  }
+  return text
+}
+
+const plannedParts = new WeakMap<MappingResource, string>()
+
+/** Plans kept across passes; give the same memo to every plan() of one caller. */
+export class PlanMemo {
+  readonly resolutions = new ResolutionMemo()
+  private kept: Kept | undefined
+  /** How many Mappings the last plan() programmed afresh, whole re-plan or not: what a pass cost. */
+  replanned = 0
+
+  /** The plan of `snapshot`, from the kept one where it can be. */
+  plan(snapshot: Snapshot, host: HostInfo, options: PlanOptions): Plan {
+    const hostKey = JSON.stringify(host)
+    const optionsKey = JSON.stringify(options)
+    const kept = this.kept
+    if (kept !== undefined && kept.hostKey === hostKey && kept.optionsKey === optionsKey) {
+      const updated = update(kept, snapshot, this.resolutions)
+      if (updated !== undefined) {
+        this.replanned = updated
+        return kept.plan
+      }
+    }
+    const full = planAll(snapshot, host, options, this.resolutions)
+    this.kept = keep(full, snapshot, options, hostKey, optionsKey)
+    this.replanned = full.byName.length
+    return full.plan
+  }
+}
+
+/** A Mapping of the kept plan; the same object from pass to pass while its name stays. */
+interface Entry extends PlannedMapping {
+  namespace: string
+  name: string
+  /** creationTimestamp as createdAt reads it. */
+  at: number
+  /** The endpoints it claims: address, then port key; only a candidate claims any. */
+  claims: [Ipv4, number][]
+  /** The Service it names, as written (validated or not): its changes and its EndpointSlices' are this Mapping's. */
+  serviceAt: [string, string] | undefined
+}
+
+interface Kept {
+  snapshot: Snapshot
+  hostKey: string
+  optionsKey: string
+  options: PlanOptions
+  host: HostPlan
+  services: ServiceIndex
+  entries: NameMap<Entry>
+  byName: Entry[]
+  byAge: Entry[]
+  /** The candidates claiming each endpoint, whatever conflict they lost. */
+  claims: Map<Ipv4, Map<number, Entry[]>>
+  /** The Mappings naming each Service. */
+  dependents: NameMap<Set<Entry>>
+  egress: EgressKept | undefined
+  plan: Plan
+}
+
+/** Values by namespace, then name: names are not validated, and "a/b" + "c" must not collide with "a" + "b/c". */
+class NameMap<T> {
+  private readonly byNamespace = new Map<string, Map<string, T>>()
+
+  get(namespace: string, name: string): T | undefined {
+    return this.byNamespace.get(namespace)?.get(name)
+  }
+
+  set(namespace: string, name: string, value: T): void {
+    const names = this.byNamespace.get(namespace) ?? new Map<string, T>()
+    this.byNamespace.set(namespace, names)
+    names.set(name, value)
+  }
+
+  delete(namespace: string, name: string): void {
+    const names = this.byNamespace.get(namespace)
+    names?.delete(name)
+    if (names?.size === 0) this.byNamespace.delete(namespace)
+  }
+
+  *keys(): Iterable<[string, string]> {
+    for (const [namespace, names] of this.byNamespace) for (const name of names.keys()) yield [namespace, name]
+  }
+}
+
+function keep(full: FullPlan, snapshot: Snapshot, options: PlanOptions, hostKey: string, optionsKey: string): Kept | undefined {
+  // Duplicate names collapse by rules (see dedupeByName) that a change of one object cannot follow: such a snapshot is planned whole every time.
+  if (full.byName.length !== snapshot.mappings.length) return undefined
+  const services = new Map<string, Map<string, ServiceResource>>()
+  for (const service of snapshot.services) {
+    const {namespace, name} = namesOf(service)
+    if (services.get(namespace)?.has(name)) return undefined
+    services.set(namespace, (services.get(namespace) ?? new Map<string, ServiceResource>()).set(name, service))
+  }
+  const entries = new NameMap<Entry>()
+  const toEntry = new Map<PlannedMapping, Entry>()
+  const byName = full.byName.map((planned) => {
+    const entry = newEntry(planned.resource)
+    Object.assign(entry, planned)
+    entries.set(entry.namespace, entry.name, entry)
+    toEntry.set(planned, entry)
+    return entry
+  })
+  const kept: Kept = {
+    snapshot,
+    hostKey,
+    optionsKey,
+    options,
+    host: full.host,
+    services,
+    entries,
+    byName,
+    byAge: full.byAge.map((planned) => toEntry.get(planned)!),
+    claims: new Map(),
+    dependents: new NameMap(),
+    egress: undefined,
+    plan: full.plan,
+  }
+  for (const entry of kept.byAge) {
+    addDependent(kept, entry)
+    addClaims(kept, entry)
+  }
+  if (options.snat) kept.egress = keepEgress(kept.byAge, full.plan.model.egress)
+  return kept
+}
+
+function newEntry(resource: MappingResource): Entry {
+  const {namespace, name} = namesOf(resource)
+  return {resource, resolution: {reason: ''}, verdict: undefined!, namespace, name, at: createdAt(resource), claims: [], serviceAt: undefined}
+}
+
+/**
+ * Brings `kept` up to date with `snapshot`; returns how many Mappings were programmed afresh, or
+ * undefined when only a whole re-plan gives the exact plan (then `kept` is left inconsistent: the caller replaces it).
+ */
+function update(kept: Kept, snapshot: Snapshot, resolutions: ResolutionMemo): number | undefined {
+  const mappings = changedObjects(kept.snapshot.mappings, snapshot.mappings)
+  const services = changedObjects(kept.snapshot.services, snapshot.services)
+  const slices = changedObjects(kept.snapshot.endpointSlices, snapshot.endpointSlices)
+  kept.snapshot = snapshot
+
+  // Services and EndpointSlices: which Services' Mappings must be looked at again.
+  const changedServices = new NameMap<true>()
+  for (const service of services.removed) {
+    const {namespace, name} = namesOf(service)
+    if (kept.services.get(namespace)?.get(name) !== service) return undefined
+    kept.services.get(namespace)!.delete(name)
+    changedServices.set(namespace, name, true)
+  }
+  for (const service of services.added) {
+    const {namespace, name} = namesOf(service)
+    if (kept.services.get(namespace)?.has(name)) return undefined
+    kept.services.set(namespace, (kept.services.get(namespace) ?? new Map<string, ServiceResource>()).set(name, service))
+    changedServices.set(namespace, name, true)
+  }
+  for (const slice of [...slices.removed, ...slices.added]) {
+    const namespace = slice?.metadata?.namespace
+    const serviceName = slice?.metadata?.labels?.[SERVICE_NAME_LABEL]
+    if (typeof namespace === 'string' && typeof serviceName === 'string') changedServices.set(namespace, serviceName, true)
+  }
+
+  // Mappings: gone, new or changed ones.
+  const touched = new Set<Entry>()
+  const gone = new Set<Entry>()
+  for (const resource of mappings.removed) {
+    const {namespace, name} = namesOf(resource)
+    const entry = kept.entries.get(namespace, name)
+    if (entry === undefined || entry.resource !== resource) return undefined
+    gone.add(entry)
+  }
+  for (const resource of mappings.added) {
+    const {namespace, name} = namesOf(resource)
+    const entry = kept.entries.get(namespace, name)
+    if (entry === undefined) {
+      const added = newEntry(resource)
+      kept.entries.set(namespace, name, added)
+      insertSorted(kept.byName, added, compareNames)
+      touched.add(added)
+      continue
+    }
+    // Two objects of one name in this snapshot.
+    if (!gone.delete(entry)) return undefined
+    const changed = plannedPart(resource) !== plannedPart(entry.resource)
+    entry.resource = resource
+    if (changed) touched.add(entry)
+  }
+  for (const [namespace, name] of changedServices.keys()) for (const entry of kept.dependents.get(namespace, name) ?? []) touched.add(entry)
+
+  // Their endpoints leave the claims, and come back with what each resolves to now.
+  const contested: Entry[] = []
+  const reprogram = new Set<Entry>()
+  const before = new Map<Entry, NatMapping | undefined>()
+  for (const entry of gone) {
+    contested.push(...claimantsOf(kept, entry))
+    removeClaims(kept, entry)
+    removeDependent(kept, entry)
+    removeSorted(kept.byName, entry, compareNames)
+    removeSorted(kept.byAge, entry, compareAge)
+    kept.entries.delete(entry.namespace, entry.name)
+    before.set(entry, entry.mapping)
+  }
+  for (const entry of touched) {
+    contested.push(...claimantsOf(kept, entry))
+    removeClaims(kept, entry)
+    removeDependent(kept, entry)
+    // A new entry is in no list yet; an existing one is where its age, not changed yet, puts it.
+    removeSorted(kept.byAge, entry, compareAge)
+    entry.at = createdAt(entry.resource)
+    insertSorted(kept.byAge, entry, compareAge)
+    entry.resolution = resolveCandidate(entry.resource, kept.options, kept.services, resolutions)
+    addDependent(kept, entry)
+    addClaims(kept, entry)
+    contested.push(...claimantsOf(kept, entry))
+    reprogram.add(entry)
+  }
+
+  // Conflicts, oldest first: a Mapping that wins or loses an endpoint may change who owns the
+  // endpoints of every younger Mapping claiming one of its own.
+  const queue = new Set<Entry>([...touched, ...contested].filter((entry) => !gone.has(entry)))
+  const waiting = [...queue].sort(compareAge)
+  while (waiting.length > 0) {
+    const entry = waiting.shift()!
+    queue.delete(entry)
+    const previous = entry.conflict
+    const conflict = 'reason' in entry.resolution ? undefined : conflictOf(entry.resolution, (address, key) => ownerOlderThan(kept, entry, address, key))
+    if (conflict === undefined) delete entry.conflict
+    else entry.conflict = conflict
+    if (conflict !== previous) reprogram.add(entry)
+    if ((conflict === undefined) === (previous === undefined)) continue
+    for (const younger of claimantsOf(kept, entry)) {
+      if (compareAge(entry, younger) < 0 && !queue.has(younger)) {
+        queue.add(younger)
+        insertSorted(waiting, younger, compareAge)
+      }
+    }
+  }
+
+  // Program them again, their pods looked up in the slices of their Services only.
+  const pods = podLookups(snapshot, [...reprogram].filter((entry) => !('reason' in entry.resolution) && entry.conflict === undefined))
+  for (const entry of reprogram) {
+    if (!before.has(entry)) before.set(entry, entry.mapping)
+    const programmed =
+      'reason' in entry.resolution
+        ? {verdict: invalidVerdict(entry.resource, entry.resolution.reason)}
+        : entry.conflict !== undefined
+          ? {verdict: invalidVerdict(entry.resource, entry.conflict)}
+          : programCandidate(entry.resolution, kept.host, pods)
+    entry.verdict = sameValue(entry.verdict, programmed.verdict) ? entry.verdict : programmed.verdict
+    const mapping = programmed.mapping !== undefined && sameValue(entry.mapping, programmed.mapping) ? entry.mapping : programmed.mapping
+    if (mapping === undefined) delete entry.mapping
+    else entry.mapping = mapping
+  }
+
+  const changedMappings = [...before].filter(([entry, mapping]) => gone.has(entry) || entry.mapping !== mapping || touched.has(entry))
+  if (kept.egress !== undefined && changedMappings.length > 0) updateEgress(kept.egress, changedMappings, gone)
+  const {model} = kept.plan
+  kept.plan = {
+    model: {
+      mappings: kept.byName.flatMap((entry) => (entry.mapping ? [entry.mapping] : [])),
+      interfaces: model.interfaces,
+      egress: kept.egress?.list ?? [],
+      masquerade: model.masquerade,
+    },
+    verdicts: kept.byName.map((entry) => entry.verdict),
+    interfaceFaults: kept.plan.interfaceFaults,
+  }
+  return reprogram.size
+}
+
+/** Objects of `after` that are not in `before`, and the other way round; unchanged objects are the very same. */
+function changedObjects<T>(before: readonly T[], after: readonly T[]): {added: T[]; removed: T[]} {
+  if (before === after) return {added: [], removed: []}
+  // A source replaces a changed object where it was: most of both lists lines up.
+  let start = 0
+  while (start < before.length && start < after.length && before[start] === after[start]) start++
+  let endBefore = before.length
+  let endAfter = after.length
+  while (endBefore > start && endAfter > start && before[endBefore - 1] === after[endAfter - 1]) {
+    endBefore--
+    endAfter--
+  }
+  const left = new Set(before.slice(start, endBefore))
+  const added: T[] = []
+  for (let i = start; i < endAfter; i++) if (!left.delete(after[i]!)) added.push(after[i]!)
+  return {added, removed: [...left]}
+}
+
+/** Oldest first, then namespace/name: the order conflicts and egress are decided in. */
+function compareAge(a: Entry, b: Entry): number {
+  if (a.at !== b.at) return a.at < b.at ? -1 : 1
+  return compareNames(a, b)
+}
+
+function insertSorted<T>(list: T[], item: T, compare: (a: T, b: T) => number): void {
+  let low = 0
+  let high = list.length
+  while (low < high) {
+    const middle = (low + high) >>> 1
+    if (compare(list[middle]!, item) < 0) low = middle + 1
+    else high = middle
+  }
+  list.splice(low, 0, item)
+}
+
+/** Removes `item` found by `compare` (which must order it as when it was inserted); false when it is not there. */
+function removeSorted<T>(list: T[], item: T, compare: (a: T, b: T) => number): boolean {
+  let low = 0
+  let high = list.length
+  while (low < high) {
+    const middle = (low + high) >>> 1
+    if (compare(list[middle]!, item) < 0) low = middle + 1
+    else high = middle
+  }
+  if (list[low] !== item) return false
+  list.splice(low, 1)
+  return true
+}
+
+function addDependent(kept: Kept, entry: Entry): void {
+  const {namespace} = entry
+  const serviceName = entry.resource.spec?.serviceName
+  entry.serviceAt = typeof serviceName === 'string' ? [namespace, serviceName] : undefined
+  if (entry.serviceAt === undefined) return
+  const dependents = kept.dependents.get(namespace, serviceName as string) ?? new Set<Entry>()
+  kept.dependents.set(namespace, serviceName as string, dependents.add(entry))
+}
+
+function removeDependent(kept: Kept, entry: Entry): void {
+  if (entry.serviceAt === undefined) return
+  const [namespace, serviceName] = entry.serviceAt
+  const dependents = kept.dependents.get(namespace, serviceName)
+  dependents?.delete(entry)
+  if (dependents?.size === 0) kept.dependents.delete(namespace, serviceName)
+  entry.serviceAt = undefined
+}
+
+function addClaims(kept: Kept, entry: Entry): void {
+  if ('reason' in entry.resolution) return
+  const {addresses, ports} = entry.resolution
+  for (const address of addresses) {
+    const byPort = kept.claims.get(address) ?? new Map<number, Entry[]>()
+    kept.claims.set(address, byPort)
+    for (const port of ports) {
+      const key = portKey(port)
+      const claimants = byPort.get(key) ?? []
+      byPort.set(key, claimants)
+      claimants.push(entry)
+      entry.claims.push([address, key])
+    }
+  }
+}
+
+function removeClaims(kept: Kept, entry: Entry): void {
+  for (const [address, key] of entry.claims) {
+    const byPort = kept.claims.get(address)!
+    const claimants = byPort.get(key)!
+    claimants.splice(claimants.indexOf(entry), 1)
+    if (claimants.length === 0) byPort.delete(key)
+    if (byPort.size === 0) kept.claims.delete(address)
+  }
+  entry.claims = []
+}
+
+/** The other Mappings claiming an endpoint `entry` claims. */
+function claimantsOf(kept: Kept, entry: Entry): Entry[] {
+  const found: Entry[] = []
+  for (const [address, key] of entry.claims) for (const other of kept.claims.get(address)!.get(key)!) if (other !== entry) found.push(other)
+  return found
+}
+
+/** The Mapping older than `entry` that owns an endpoint: the one claimant that lost no conflict. */
+function ownerOlderThan(kept: Kept, entry: Entry, address: Ipv4, key: number): Candidate | undefined {
+  for (const other of kept.claims.get(address)?.get(key) ?? []) {
+    if (other !== entry && other.conflict === undefined && compareAge(other, entry) < 0) return other.resolution as Candidate
+  }
+  return undefined
+}
+
+/** Pod lookups that answer for the Services of `entries`, built from those Services' EndpointSlices alone. */
+function podLookups(snapshot: Snapshot, entries: readonly Entry[]): PodLookups {
+  const wanted = new NameMap<true>()
+  for (const entry of entries) {
+    const candidate = entry.resolution as Candidate
+    wanted.set(candidate.namespace, candidate.serviceName, true)
+  }
+  const slices = entries.length === 0 ? [] : snapshot.endpointSlices.filter((slice) => {
+    const namespace = slice?.metadata?.namespace
+    const serviceName = slice?.metadata?.labels?.[SERVICE_NAME_LABEL]
+    return typeof namespace === 'string' && typeof serviceName === 'string' && wanted.get(namespace, serviceName) === true
+  })
+  return {podIPsOf: indexPodIPs(slices), endpointsOf: indexEndpoints(slices).endpointsOf}
+}
+
+/** Whether two plan values are the same, compared as JSON (key order included, which the planner fixes). */
+function sameValue(a: MappingVerdict | NatMapping | NatEgress | undefined, b: MappingVerdict | NatMapping | NatEgress | undefined): boolean {
+  return a !== undefined && b !== undefined && JSON.stringify(a) === JSON.stringify(b)
+}
+
+/** Egress as planEgress decides it, kept: each pod IP leaves with the first local address of the oldest programmed Mapping listing it. */
+interface EgressKept {
+  /** The programmed Mappings listing each pod IP, oldest first. */
+  listing: Map<Ipv4, Entry[]>
+  /** The programmed Mappings by their first local address. */
+  atAddress: Map<Ipv4, Set<Entry>>
+  byAddress: Map<Ipv4, NatEgress>
+  list: NatEgress[]
+}
+
+function keepEgress(byAge: readonly Entry[], list: NatEgress[]): EgressKept {
+  const egress: EgressKept = {listing: new Map(), atAddress: new Map(), byAddress: new Map(list.map((group) => [group.address, group])), list}
+  for (const entry of byAge) if (entry.mapping) addEgress(egress, entry, entry.mapping, compareAge)
+  return egress
+}
+
+function addEgress(egress: EgressKept, entry: Entry, mapping: NatMapping, compare: (a: Entry, b: Entry) => number): void {
+  const first = mapping.addresses[0]!.address
+  egress.atAddress.set(first, (egress.atAddress.get(first) ?? new Set<Entry>()).add(entry))
+  for (const ip of mapping.podIPs) {
+    const listing = egress.listing.get(ip) ?? []
+    egress.listing.set(ip, listing)
+    insertSorted(listing, entry, compare)
+  }
+}
+
+function updateEgress(egress: EgressKept, changed: readonly [Entry, NatMapping | undefined][], gone: ReadonlySet<Entry>): void {
+  const affected = new Set<Ipv4>()
+  const firstOf = (entry: Entry | undefined) => entry?.mapping?.addresses[0]?.address
+  for (const [entry, mapping] of changed) {
+    if (mapping === undefined) continue
+    const first = mapping.addresses[0]!.address
+    affected.add(first)
+    const atFirst = egress.atAddress.get(first)!
+    atFirst.delete(entry)
+    if (atFirst.size === 0) egress.atAddress.delete(first)
+    for (const ip of mapping.podIPs) {
+      const listing = egress.listing.get(ip)!
+      const at = listing.indexOf(entry)
+      listing.splice(at, 1)
+      if (listing.length === 0) egress.listing.delete(ip)
+      else if (at === 0) addIfAny(affected, firstOf(listing[0]))
+    }
+  }
+  for (const [entry] of changed) {
+    if (gone.has(entry) || !entry.mapping) continue
+    addEgress(egress, entry, entry.mapping, compareAge)
+    affected.add(entry.mapping.addresses[0]!.address)
+    for (const ip of entry.mapping.podIPs) {
+      const listing = egress.listing.get(ip)!
+      if (listing[0] === entry && listing.length > 1) addIfAny(affected, firstOf(listing[1]))
+    }
+  }
+  for (const address of affected) {
+    const group = egressAt(egress, address)
+    const old = egress.byAddress.get(address)
+    if (group === undefined) egress.byAddress.delete(address)
+    else if (!sameValue(old, group)) egress.byAddress.set(address, group)
+  }
+  egress.list = [...egress.byAddress.values()].sort((a, b) => compareIpv4(a.address, b.address))
+}
+
+function addIfAny<T>(set: Set<T>, item: T | undefined): void {
+  if (item !== undefined) set.add(item)
+}
+
+/** The egress of one address: the pod IPs its Mappings own, as planEgress would group them. */
+function egressAt(egress: EgressKept, address: Ipv4): NatEgress | undefined {
+  const podIPs: Ipv4[] = []
+  const owners: Entry[] = []
+  let iface = ''
+  for (const entry of egress.atAddress.get(address) ?? []) {
+    const owned = entry.mapping!.podIPs.filter((ip) => egress.listing.get(ip)![0] === entry)
+    if (owned.length === 0) continue
+    podIPs.push(...owned)
+    owners.push(entry)
+    iface = entry.mapping!.addresses[0]!.interface
+  }
+  if (owners.length === 0) return undefined
+  return {address, interface: iface, podIPs: sortByIpv4(podIPs, (ip) => ip), mappings: owners.sort(compareNames).map((entry) => `${entry.namespace}/${entry.name}`)}
+}
