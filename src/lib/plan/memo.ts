@@ -16,6 +16,7 @@ import {compareIpv4, sortByIpv4, type Ipv4} from '../net/ipv4.js'
 import {ResolutionMemo, resolveCandidate, type Candidate, type ServiceIndex} from './candidates.js'
 import {indexEndpoints} from './endpoints.js'
 import type {HostInfo, MappingVerdict, NatEgress, NatMapping, Plan, PlanOptions, Snapshot} from './model.js'
+import {changedObjects} from './changed.js'
 import {compareNames, createdAt, namesOf} from './order.js'
 import {conflictOf, planAll, portKey, type FullPlan, type PlannedMapping} from './plan.js'
 import {indexPodIPs} from './pods.js'
@@ -296,24 +297,6 @@ function update(kept: Kept, snapshot: Snapshot, resolutions: ResolutionMemo): nu
     interfaceFaults: kept.plan.interfaceFaults,
   }
   return reprogram.size
-}
-
-/** Objects of `after` that are not in `before`, and the other way round; unchanged objects are the very same. */
-function changedObjects<T>(before: readonly T[], after: readonly T[]): {added: T[]; removed: T[]} {
-  if (before === after) return {added: [], removed: []}
-  // A source replaces a changed object where it was: most of both lists lines up.
-  let start = 0
-  while (start < before.length && start < after.length && before[start] === after[start]) start++
-  let endBefore = before.length
-  let endAfter = after.length
-  while (endBefore > start && endAfter > start && before[endBefore - 1] === after[endAfter - 1]) {
-    endBefore--
-    endAfter--
-  }
-  const left = new Set(before.slice(start, endBefore))
-  const added: T[] = []
-  for (let i = start; i < endAfter; i++) if (!left.delete(after[i]!)) added.push(after[i]!)
-  return {added, removed: [...left]}
 }
 
 /** Oldest first, then namespace/name: the order conflicts and egress are decided in. */

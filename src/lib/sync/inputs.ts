@@ -6,14 +6,9 @@
  * inputs are those of the last pass.
  */
 import {SERVICE_NAME_LABEL, type MappingResource} from '../mapping/types.js'
+import {changedObjects} from '../plan/changed.js'
 import {plannedPart} from '../plan/memo.js'
 import type {Snapshot} from '../plan/model.js'
-
-export interface PassInputs {
-  mappings: readonly MappingResource[]
-  /** Per `namespace/serviceName` a Mapping names: the Services and EndpointSlices found under it, in snapshot order. */
-  named: Map<string, object[]>
-}
 
 // Namespaces and names are not validated here; should two pairs of invalid ones make the same
 // key, both pairs' objects are compared, which can only make a pass run, never skip it.
@@ -21,42 +16,67 @@ function key(namespace: unknown, name: unknown): string | undefined {
   return typeof namespace === 'string' && typeof name === 'string' ? `${namespace}/${name}` : undefined
 }
 
-/** The objects of `snapshot` a plan of it reads. */
-export function passInputs(snapshot: Snapshot): PassInputs {
-  const named = new Map<string, object[]>()
-  for (const mapping of snapshot.mappings) {
-    const at = key(mapping.metadata?.namespace, mapping.spec?.serviceName)
-    if (at !== undefined) named.set(at, [])
-  }
-  for (const service of snapshot.services) {
-    const at = key(service.metadata?.namespace, service.metadata?.name)
-    if (at !== undefined) named.get(at)?.push(service)
-  }
-  for (const slice of snapshot.endpointSlices) {
-    const at = key(slice.metadata?.namespace, slice.metadata?.labels?.[SERVICE_NAME_LABEL])
-    if (at !== undefined) named.get(at)?.push(slice)
-  }
-  return {mappings: snapshot.mappings, named}
-}
-
-function sameObjects(a: readonly object[], b: readonly object[]): boolean {
-  return a.length === b.length && a.every((object, i) => object === b[i])
-}
-
-function sameMappings(a: readonly MappingResource[], b: readonly MappingResource[]): boolean {
-  return a.length === b.length && a.every((mapping, i) => mapping === b[i] || plannedPart(mapping) === plannedPart(b[i]!))
+function namedBy(mapping: MappingResource): string | undefined {
+  return key(mapping.metadata?.namespace, mapping.spec?.serviceName)
 }
 
 /**
- * True when a pass over `b` would plan what one over `a` did. Services and EndpointSlices must be
- * the very same objects (a source replaces an object that changed, it never edits one); a Mapping
- * may be a new object whose spec, names, age and generation are unchanged.
+ * The inputs of the last settled pass, compared with a new snapshot by what changed between the
+ * two: a pass after one change looks at that change, not at the whole cluster.
  */
-export function sameInputs(a: PassInputs, b: PassInputs): boolean {
-  if (!sameMappings(a.mappings, b.mappings) || a.named.size !== b.named.size) return false
-  for (const [at, objects] of a.named) {
-    const others = b.named.get(at)
-    if (others === undefined || !sameObjects(objects, others)) return false
+export class SettledInputs {
+  private snapshot: Snapshot | undefined
+  /** How many of the settled snapshot's Mappings name each `namespace/serviceName`. */
+  private named = new Map<string, number>()
+  /** The Mappings `named` counts (kept after an unsettle, to count the next settled ones from). */
+  private counted: readonly MappingResource[] = []
+
+  /** Takes `snapshot` as what the last pass planned from, its statuses written. */
+  settle(snapshot: Snapshot): void {
+    const {added, removed} = changedObjects(this.counted, snapshot.mappings)
+    for (const mapping of removed) this.count(namedBy(mapping), -1)
+    for (const mapping of added) this.count(namedBy(mapping), 1)
+    this.counted = snapshot.mappings
+    this.snapshot = snapshot
   }
-  return true
+
+  /** Nothing is settled: the next pass runs whatever it is given. */
+  unsettle(): void {
+    this.snapshot = undefined
+  }
+
+  /**
+   * True when a pass over `snapshot` would plan what the settled one did. Services and
+   * EndpointSlices must be the very same objects (a source replaces an object that changed, it never
+   * edits one); a Mapping may be a new object whose spec, names, age and generation are unchanged.
+   */
+  same(snapshot: Snapshot): boolean {
+    const settled = this.snapshot
+    if (settled === undefined) return false
+    const mappings = changedObjects(settled.mappings, snapshot.mappings)
+    if (mappings.added.length !== mappings.removed.length) return false
+    const parts = new Map<string, number>()
+    for (const mapping of mappings.removed) parts.set(plannedPart(mapping), (parts.get(plannedPart(mapping)) ?? 0) + 1)
+    for (const mapping of mappings.added) {
+      const left = parts.get(plannedPart(mapping))
+      if (!left) return false
+      parts.set(plannedPart(mapping), left - 1)
+    }
+    const services = changedObjects(settled.services, snapshot.services)
+    for (const service of [...services.added, ...services.removed]) if (this.isNamed(key(service.metadata?.namespace, service.metadata?.name))) return false
+    const slices = changedObjects(settled.endpointSlices, snapshot.endpointSlices)
+    for (const slice of [...slices.added, ...slices.removed]) if (this.isNamed(key(slice.metadata?.namespace, slice.metadata?.labels?.[SERVICE_NAME_LABEL]))) return false
+    return true
+  }
+
+  private isNamed(at: string | undefined): boolean {
+    return at !== undefined && (this.named.get(at) ?? 0) > 0
+  }
+
+  private count(at: string | undefined, by: number): void {
+    if (at === undefined) return
+    const count = (this.named.get(at) ?? 0) + by
+    if (count === 0) this.named.delete(at)
+    else this.named.set(at, count)
+  }
 }

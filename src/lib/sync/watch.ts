@@ -37,7 +37,7 @@ import {BoundedFrequencyRunner, systemClock, type Clock, type RunOutcome, type R
 import {livenessOf, readinessOf, type LastPass, type LoopState} from './health.js'
 import {describeRemoval, formatShare, MassRemovalError, RemovalHold, type HeldRemoval, type Removal, type RemovalGuard, type RemovalPolicy} from './guard.js'
 import {describePending, type PendingCleanup} from './conntrack-cleanup.js'
-import {passInputs, sameInputs, type PassInputs} from './inputs.js'
+import {SettledInputs} from './inputs.js'
 import {syncOnce, type SyncDeps, type SyncReport} from './once.js'
 import type {SyncSettings} from './settings.js'
 import {StatusWriteback, type WritebackObserver, type WriteReport} from './writeback.js'
@@ -130,7 +130,7 @@ export class WatchLoop {
   private failures = 0
   private nextFull = false
   /** What the last pass read from the snapshot, once it succeeded and its statuses were written. */
-  private settled: PassInputs | undefined
+  private readonly settled = new SettledInputs()
   /** Passes that got past the skip check so far: a writeback settles its pass only if no later one began. */
   private passes = 0
   private passStartedAt: number | undefined
@@ -232,13 +232,12 @@ export class WatchLoop {
     const started = this.clock.now()
     const trusted = this.trustedState(reason, full, started)
     const snapshot = source.snapshot()
-    const inputs = passInputs(snapshot)
     // Only a pass that would trust the kernel state may be skipped: the reading passes repair drift.
-    if (trusted && this.settled && !this.pendingCleanup && sameInputs(this.settled, inputs)) {
+    if (trusted && !this.pendingCleanup && this.settled.same(snapshot)) {
       this.logger.debug('no Mapping, nor a Service or EndpointSlice one names, changed; pass skipped')
       return 'skipped'
     }
-    this.settled = undefined
+    this.settled.unsettle()
     const passNumber = ++this.passes
     // A pass that reads the kernel has no use for the state applied last; letting it go before the
     // read halves what a periodic resync holds at once (at 10,000 Mappings, nft's state is ~30 MB).
@@ -261,9 +260,9 @@ export class WatchLoop {
     // The pass retried what was pending; what it reports pending now includes whatever failed again.
     this.pendingCleanup = result.pendingCleanup
     this.succeeded(result, started, full, trusted !== undefined)
-    if (!this.writeback) this.settled = inputs
+    if (!this.writeback) this.settled.settle(snapshot)
     else this.writeback.handOver(result, () => {
-      if (passNumber === this.passes) this.settled = inputs
+      if (passNumber === this.passes) this.settled.settle(snapshot)
     })
   }
 

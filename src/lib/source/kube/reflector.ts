@@ -4,6 +4,7 @@
  * deadline, which resumes from its last resourceVersion. The copy survives failures.
  */
 import type {KubeConfig} from '@kubernetes/client-node'
+import {SortedObjects} from './sorted.js'
 import type {Backoff, Delay} from './backoff.js'
 import {describeApiError, isGone} from './errors.js'
 import {cachedObject, type KindName, type WatchedKind, type WireObject} from './kinds.js'
@@ -49,7 +50,7 @@ class StalledWatchError extends Error {}
 
 export class Reflector {
   /** namespace/name -> object. */
-  readonly objects = new Map<string, WireObject>()
+  readonly objects = new SortedObjects<WireObject>()
   /** True once a list has completed; it stays true through later failures, since the cache is kept. */
   synced = false
   /** The failure that the current backoff is waiting out; cleared by the next successful list or watch. */
@@ -119,7 +120,7 @@ export class Reflector {
       if (!old) changes.push(this.change('ADDED', item))
       else if (old.metadata.resourceVersion !== item.metadata.resourceVersion || old.metadata.uid !== item.metadata.uid) changes.push(this.change('MODIFIED', item))
     }
-    for (const [key, old] of this.objects) if (!fresh.has(key)) changes.push(this.change('DELETED', old))
+    for (const [key, old] of this.objects.entries()) if (!fresh.has(key)) changes.push(this.change('DELETED', old))
     this.objects.clear()
     for (const [key, item] of fresh) this.objects.set(key, item)
     this.resourceVersion = resourceVersion

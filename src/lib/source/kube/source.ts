@@ -133,7 +133,8 @@ export class KubeSource {
   /** The cache as the planner reads it; objects are shared with the cache, so callers must not modify them. */
   snapshot(): Snapshot {
     // Sorted by namespace/name, so the snapshot does not depend on the order events arrived in.
-    const [mappings, services, endpointSlices] = this.reflectors.map((r) => [...r.objects.keys()].sort().map((key) => r.objects.get(key)!))
+    // The arrays are the cache's own, handed out again while nothing changes: nobody modifies a snapshot.
+    const [mappings, services, endpointSlices] = this.reflectors.map((r) => r.objects.sorted() as WireObject[])
     return toSnapshot(mappings ?? [], services ?? [], endpointSlices ?? [])
   }
 
