@@ -1,5 +1,6 @@
 /** `smartnat watch` as one library call: the daemon, from its source and lock to its last sync and the flush on exit. */
 import type {Backend} from '../backend/backend.js'
+import {HostChanges} from '../host/host-changes.js'
 import {acquireLock, waitingLine, type Lock} from '../host/lock.js'
 import {createLogger, errorText, type LogFormat, type Logger, type LogLevel} from '../observe/log.js'
 import {SmartnatMetrics} from '../observe/metrics.js'
@@ -61,9 +62,11 @@ export async function runWatch(request: WatchRequest, stopSignal: () => StopSign
   )
   const stop = stopSignal()
   const afterSync = publisher ? writeBack(publisher, logger) : undefined
+  const hostChanges = new HostChanges(runner)
   const loop = new WatchLoop({
     source,
-    sync: syncPass({runner, backend}, request.settings),
+    sync: syncPass({runner, backend}, request.settings, hostChanges),
+    hostChanges,
     ...(afterSync ? {afterSync, writebackDeadlineMs: request.writebackDeadlineMs} : {}),
     observer: metrics,
     logger,
@@ -73,6 +76,7 @@ export async function runWatch(request: WatchRequest, stopSignal: () => StopSign
   })
   let server: ObserveServer | undefined
   try {
+    hostChanges.start()
     server = await startObserveServer({
       address: request.metricsAddress,
       readiness: () => loop.readiness(),
@@ -91,6 +95,7 @@ export async function runWatch(request: WatchRequest, stopSignal: () => StopSign
     await loop.stop().catch(() => {})
     throw error
   } finally {
+    await hostChanges.stop()
     await server?.close()
     await releaseQuietly(lock, logger)
     stop.dispose()

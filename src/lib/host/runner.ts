@@ -16,6 +16,16 @@ export interface RunResult {
 
 export interface Runner {
   run(command: string, args: string[], options?: RunOptions): Promise<RunResult>
+  /** Starts a process that runs until stopped, handing its output over as it comes; absent where processes cannot be followed (fakes). */
+  follow?(command: string, args: string[], onOutput: (chunk: string) => void): Follower
+}
+
+/** A process that runs until stopped (`ip monitor`). */
+export interface Follower {
+  /** Settles when the process has ended, for whatever reason; never rejects. */
+  readonly ended: Promise<void>
+  /** Ends the process (SIGTERM, then SIGKILL) and waits for it. */
+  stop(): Promise<void>
 }
 
 /** A command that failed, with everything needed to say why. */
@@ -131,9 +141,7 @@ export class ExecRunner implements Runner {
   constructor(private readonly options: ExecRunnerOptions) {}
 
   async run(command: string, args: string[], options: RunOptions = {}): Promise<RunResult> {
-    const [file, argv] = this.options.netns
-      ? ['ip', ['netns', 'exec', this.options.netns, command, ...args]]
-      : [command, args]
+    const [file, argv] = this.command(command, args)
     const ended = await runProcess(file, argv, options.input ?? '', this.options.timeoutSeconds * 1000, this.options.killAfterMs ?? KILL_AFTER_MS)
     const {stdout, stderr, exitCode, signal} = ended
     if (ended.timedOut) throw new CommandError(command, args, exitCode ?? undefined, stderr, {timedOut: true})
@@ -143,5 +151,30 @@ export class ExecRunner implements Runner {
       throw new CommandError(command, args, exitCode, stderr)
     }
     return {stdout, stderr, exitCode}
+  }
+
+  follow(command: string, args: string[], onOutput: (chunk: string) => void): Follower {
+    const [file, argv] = this.command(command, args)
+    const child = spawn(file, argv, {env: {...process.env, LC_ALL: 'C'}, stdio: ['ignore', 'pipe', 'ignore']})
+    child.stdout.setEncoding('utf8')
+    child.stdout.on('data', onOutput)
+    const ended = new Promise<void>((resolve) => {
+      child.once('error', () => resolve())
+      child.once('exit', () => resolve())
+    })
+    const killAfterMs = this.options.killAfterMs ?? KILL_AFTER_MS
+    return {
+      ended,
+      stop: async () => {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
+        const killer = setTimeout(() => child.kill('SIGKILL'), killAfterMs)
+        await ended
+        clearTimeout(killer)
+      },
+    }
+  }
+
+  private command(command: string, args: string[]): [string, string[]] {
+    return this.options.netns ? ['ip', ['netns', 'exec', this.options.netns, command, ...args]] : [command, args]
   }
 }

@@ -57,6 +57,8 @@ export interface SyncOptions {
   retryCleanup?: PendingCleanup
   /** The previous pass's SyncReport.directListed: pods no longer listed since then are gone. */
   listedBefore?: readonly Ipv4[]
+  /** The host as the last pass read it, known unchanged since (HostChanges): not read again, its reverse-path filter not checked again. */
+  assumeHost?: HostInfo
 }
 
 /** The stages of one sync pass, in order; run them all, then call `report()`. */
@@ -78,6 +80,7 @@ export function syncSteps(
   let rulesProgrammed = 0
   let massRemoval: Removal | undefined
   const readHost = async () => {
+    if (options.assumeHost) return options.assumeHost
     const prepared = await prepareHost(deps.runner, settings)
     rpFilter = prepared.rpFilter
     return prepared.host

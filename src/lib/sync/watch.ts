@@ -26,12 +26,13 @@
  */
 import {setFlagsFromString} from 'node:v8'
 
+import type {HostChanges} from '../host/host-changes.js'
 import {errorText, silentLogger, type Logger} from '../observe/log.js'
 import type {SyncRecord} from '../observe/metrics.js'
 import type {Liveness, Readiness} from '../observe/server.js'
 import {PlanMemo} from '../plan/memo.js'
 import type {Ipv4} from '../net/ipv4.js'
-import type {Snapshot} from '../plan/model.js'
+import type {HostInfo, Snapshot} from '../plan/model.js'
 import type {SnapshotSource} from '../source/source.js'
 import {BoundedFrequencyRunner, systemClock, type Clock, type RunOutcome, type RunReason} from './debounce.js'
 import {livenessOf, readinessOf, type LastPass, type LoopState} from './health.js'
@@ -85,6 +86,8 @@ export interface WatchLoopOptions {
   backoff?: BackoffOptions
   /** Hold a pass that removes many programmed Mappings until the same removal has lasted `delayMs`; none: no guard. */
   massRemoval?: {policy: RemovalPolicy; delayMs: number}
+  /** An address or link that changed on the host asks for a pass, as a changed Mapping does. */
+  hostChanges?: Pick<HostChanges, 'onChange'>
 }
 
 export const DEFAULT_MIN_INTERVAL_MS = 100
@@ -94,17 +97,34 @@ export const DEFAULT_WRITEBACK_DEADLINE_MS = 120_000
 /** A pass may run this long, and the loop go this long without starting one, whatever the intervals, before /healthz fails. */
 export const MIN_STALL_LIMIT_MS = 120_000
 
-/** The one-shot pipeline as a pass of the loop. */
-export function syncPass(deps: SyncDeps, settings: SyncSettings): SyncPass {
+/**
+ * The one-shot pipeline as a pass of the loop. With `hostChanges` following the host, a pass that
+ * trusts the kernel state also trusts the host read last while no address or link changed.
+ */
+export function syncPass(deps: SyncDeps, settings: SyncSettings, hostChanges?: HostChanges): SyncPass {
   // A pass after one change resolves that Mapping again, not every one.
   const planMemo = new PlanMemo()
   // What the Services of mode-direct Mappings listed at the last pass: a pod gone since then is found
   // without looking through the kernel's connections on every pass.
   let listedBefore: readonly Ipv4[] | undefined
+  let lastHost: HostInfo | undefined
   return async (loadSnapshot, options) => {
+    const trusting = options.assumeActual !== undefined && !options.full
+    const assumeHost = trusting && hostChanges?.unchanged ? lastHost : undefined
+    if (assumeHost === undefined) {
+      lastHost = undefined
+      hostChanges?.reading()
+    }
     // The daemon checks the host's prerequisites once, when it starts.
-    const report = await syncOnce(deps, loadSnapshot, settings, {...options, checkPrerequisites: false, planMemo, ...(listedBefore ? {listedBefore} : {})})
+    const report = await syncOnce(deps, loadSnapshot, settings, {
+      ...options,
+      checkPrerequisites: false,
+      planMemo,
+      ...(listedBefore ? {listedBefore} : {}),
+      ...(assumeHost ? {assumeHost} : {}),
+    })
     listedBefore = report.directListed
+    lastHost = report.host
     return report
   }
 }
@@ -166,7 +186,12 @@ export class WatchLoop {
 
   /** Starts the source, then syncs on every change and every resync interval. */
   async start(): Promise<void> {
-    this.unsubscribe = this.options.source.onChange(() => this.runner.request())
+    const unsubscribeSource = this.options.source.onChange(() => this.runner.request())
+    const unsubscribeHost = this.options.hostChanges?.onChange(() => this.runner.request())
+    this.unsubscribe = () => {
+      unsubscribeSource()
+      unsubscribeHost?.()
+    }
     await this.options.source.start()
     // A source that never synced (API unreachable) resolves start() only when stopped.
     if (!this.stopped) {

@@ -1,0 +1,85 @@
+/**
+ * `smartnat watch` follows the host's addresses (`ip monitor`): an address added to an external
+ * interface is served within seconds, long before the periodic resync (10 minutes here), and one
+ * removed stops being served as soon; the monitor process ends with the daemon.
+ */
+import {expect} from 'chai'
+import {BACKENDS, requireBackend} from '../support/backends.js'
+import {commandArgs, eventually} from '../support/e2e.js'
+import {freePort, httpGet} from '../support/http.js'
+import {LAB_PLAN, createLab, requireLab, type Lab} from '../support/lab.js'
+import {ManifestDir, serviceFromLab, type MappingFixture} from '../support/mappings.js'
+import {killSmartnat, startSmartnat, type RunningCli} from '../support/smartnat-cli.js'
+
+const VIP = '198.19.100.10'
+const WEB_PODS = ['198.19.200.11', '198.19.200.12']
+const CLIENT = LAB_PLAN.client1.addresses[0]
+// In eth1's subnet, but not on the host when the daemon starts.
+const LATE = '198.18.0.20'
+const WEB: MappingFixture = {name: 'web', addresses: [LATE], serviceName: 'web', ports: [{port: 8080, servicePort: 80}]}
+
+for (const backend of BACKENDS) describe(`smartnat watch follows the host's addresses (root, ${backend.name})`, function () {
+  this.timeout(120_000)
+  let lab: Lab | undefined
+  let dir: ManifestDir | undefined
+  let daemon: RunningCli | undefined
+  let port: number
+  let logText = ''
+
+  const reach = async () => {
+    const [result] = await lab!.requests('tcp', 'client1', CLIENT, LATE, 8080, 1, {timeoutMs: 500})
+    return result!.ok ? result!.fields.pod : result!.error
+  }
+  const monitors = async () => (await lab!.exec('host', 'ps', ['-eo', 'args'])).stdout.split('\n').filter((line) => line.startsWith('ip -o monitor address link'))
+
+  before(async function () {
+    requireLab(this)
+    requireBackend(this, backend)
+    lab = await createLab()
+    dir = await ManifestDir.create()
+    await dir.write({services: [serviceFromLab('web', lab.services(), VIP)], mappings: [WEB]})
+    port = await freePort()
+    daemon = startSmartnat(commandArgs('watch', backend.name, lab, dir, '--metrics-addr', `127.0.0.1:${port}`, '--resync', '10m', '--log-level', 'debug'), {timeoutMs: 110_000})
+    daemon.child.stdout!.on('data', (chunk: Buffer) => (logText += chunk.toString()))
+  })
+
+  after(async () => {
+    await killSmartnat(daemon)
+    await lab?.destroy()
+    await dir?.remove()
+  })
+
+  it('starts without the address: the Mapping is valid but not served here', async () => {
+    await eventually('/readyz 200', 20_000, async () => ((await httpGet(port, '/readyz')).status === 200 ? true : undefined)).catch((error: Error) => {
+      throw new Error(`${error.message}\n${logText.split('\n').slice(-10).join('\n')}`)
+    })
+    expect(await reach()).to.not.be.oneOf(WEB_PODS)
+    expect(await monitors(), 'the daemon follows the host with one monitor').to.have.length(1)
+  })
+
+  it('an address added to eth1 is served within seconds, without waiting for the resync', async () => {
+    await lab!.exec('host', 'ip', ['addr', 'add', `${LATE}/24`, 'dev', 'eth1'])
+    const pod = await eventually(`traffic to ${LATE}`, 10_000, async () => {
+      const answer = await reach()
+      return WEB_PODS.includes(answer ?? '') ? answer : undefined
+    })
+    expect(pod).to.be.oneOf(WEB_PODS)
+  })
+
+  it('the address removed: its rules go as quickly', async () => {
+    const applied = logText.split('\n').filter((line) => line.includes('"msg":"sync applied changes"')).length
+    await lab!.exec('host', 'ip', ['addr', 'del', `${LATE}/24`, 'dev', 'eth1'])
+    await eventually('a pass that removed its rules', 10_000, async () =>
+      logText.split('\n').filter((line) => line.includes('"msg":"sync applied changes"')).length > applied ? true : undefined,
+    )
+    const state = await (backend.name === 'nftables' ? lab!.exec('host', 'nft', ['list', 'ruleset']) : lab!.exec('host', 'iptables-save', ['-t', 'nat']))
+    expect(state.stdout).to.not.include(LATE)
+  })
+
+  it('SIGTERM ends the monitor with the daemon', async () => {
+    daemon!.child.kill('SIGTERM')
+    const result = await daemon!.done
+    expect(result.code, result.stderr).to.equal(0)
+    expect(await monitors()).to.deep.equal([])
+  })
+})
