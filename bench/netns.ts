@@ -4,7 +4,7 @@
  * SIGINT, SIGTERM) for any still standing.
  */
 import {spawnSync} from 'node:child_process'
-import {ExecRunner, type RunOptions, type RunResult, type Runner} from '../src/lib/host/runner.js'
+import {ExecRunner, type Follower, type RunOptions, type RunResult, type Runner} from '../src/lib/host/runner.js'
 import type {HostInfo} from '../src/lib/plan/model.js'
 import {unmetNeeds} from '../test/support/requirements.js'
 
@@ -116,6 +116,11 @@ export class CountingRunner implements Runner {
       // Counted without splitting: recording a 100,000-line payload must not add to the apply that wrote it.
       this.calls.push({command, args, ...(options?.input ? {input: options.input} : {}), inputLines: countLines(options?.input ?? ''), ms: endedAt - started, endedAt})
     }
+  }
+
+  follow(command: string, args: string[], onOutput: (chunk: string) => void): Follower {
+    if (!this.inner.follow) throw new Error(`${command}: the runner inside cannot follow a process`)
+    return this.inner.follow(command, args, onOutput)
   }
 
   /** Forgets what was recorded so far and returns it. */

@@ -110,33 +110,80 @@ describe('kube source', function () {
     expect(requests.filter((r) => r.includes('watch=true')).length).to.equal(watchesBefore)
   })
 
-  it("keeps neither managedFields nor kubectl's last-applied copy of listed and watched objects", async function () {
+  it("keeps neither managedFields nor kubectl's last-applied copy of listed and watched Mappings", async function () {
     await start()
-    const services = server.registry.find('', 'v1', 'services')!
+    const mappings = server.registry.find('smartnat.aureacentral.com', 'v1alpha1', 'mappings')!
     // What a real API server stores with every object; the test server's own writes do not add it.
     const withBookkeeping = (name: string) => {
-      const stored = server.api.get(services, 'default', name)
+      const stored = server.api.get(mappings, 'default', name)
       const metadata = {
         ...stored.metadata,
         annotations: {'example.com/owner': 'team-a', 'kubectl.kubernetes.io/last-applied-configuration': JSON.stringify(stored)},
-        managedFields: [{manager: 'kubectl-client-side-apply', operation: 'Update', apiVersion: 'v1', fieldsType: 'FieldsV1', fieldsV1: {'f:spec': {'f:ports': {}}}}],
+        managedFields: [{manager: 'kubectl-client-side-apply', operation: 'Update', apiVersion: 'smartnat.aureacentral.com/v1alpha1', fieldsType: 'FieldsV1', fieldsV1: {'f:spec': {}}}],
       }
-      server.store.commit(bucketOf(services), objectKey('default', name), {...stored, metadata})
+      server.store.commit(bucketOf(mappings), objectKey('default', name), {...stored, metadata})
     }
-    createService(server, 'listed')
+    createMapping(server, 'listed')
     withBookkeeping('listed')
     const s = newSource()
     await s.start()
-    createService(server, 'watched')
+    createMapping(server, 'watched', 'default', '198.18.0.11')
     withBookkeeping('watched')
-    await eventually('the watched Service with its annotation', () => s.snapshot().services.some((o) => o.metadata.name === 'watched' && o.metadata.annotations !== undefined))
+    await eventually('the watched Mapping with its annotation', () => s.snapshot().mappings.some((o) => o.metadata.name === 'watched' && o.metadata.annotations !== undefined))
     const once = await listSnapshot(kubeConfigOf(server))
     for (const snapshot of [s.snapshot(), once]) {
       for (const name of ['listed', 'watched']) {
-        const service = snapshot.services.find((o) => o.metadata.name === name)!
-        expect(service.metadata, name).to.not.have.property('managedFields')
-        expect(service.metadata.annotations, name).to.deep.equal({'example.com/owner': 'team-a'})
-        expect(service.spec!.ports![0]!.port, name).to.equal(80)
+        const mapping = snapshot.mappings.find((o) => o.metadata.name === name)!
+        expect(mapping.metadata, name).to.not.have.property('managedFields')
+        expect(mapping.metadata.annotations, name).to.deep.equal({'example.com/owner': 'team-a'})
+        expect(mapping.spec!.serviceName, name).to.be.a('string')
+      }
+    }
+  })
+
+  it('keeps of Services and EndpointSlices only what the planner reads, listed or watched', async function () {
+    await start()
+    const services = server.registry.find('', 'v1', 'services')!
+    const slices = server.registry.find('discovery.k8s.io', 'v1', 'endpointslices')!
+    // Shaped as a real cluster's: selectors, IP families, pod references, nodes, zones and hints.
+    const service = (name: string) => server.api.create(services, 'default', {
+      metadata: {name, labels: {app: name}, annotations: {'example.com/owner': 'team-a'}},
+      spec: {
+        type: 'ClusterIP', selector: {app: name}, ipFamilies: ['IPv4'], ipFamilyPolicy: 'SingleStack', internalTrafficPolicy: 'Cluster',
+        sessionAffinity: 'ClientIP', sessionAffinityConfig: {clientIP: {timeoutSeconds: 600}},
+        ports: [{name: 'http', port: 80, protocol: 'TCP', targetPort: 8080}],
+      },
+    })
+    const slice = (name: string) => server.api.create(slices, 'default', {
+      metadata: {name: `${name}-x1`, labels: {'kubernetes.io/service-name': name, 'endpointslice.kubernetes.io/managed-by': 'endpointslice-controller.k8s.io'}, ownerReferences: [{apiVersion: 'v1', kind: 'Service', name, uid: 'u1'}]},
+      addressType: 'IPv4',
+      endpoints: [{addresses: ['198.19.0.1'], conditions: {ready: true, serving: true, terminating: false}, nodeName: 'node-1', zone: 'a', targetRef: {kind: 'Pod', name: `${name}-pod`, namespace: 'default'}, hints: {forZones: [{name: 'a'}]}}],
+      ports: [{name: 'http', port: 8080, protocol: 'TCP', appProtocol: 'http'}],
+    })
+    service('listed')
+    slice('listed')
+    const s = newSource()
+    await s.start()
+    service('watched')
+    slice('watched')
+    const named = (list: {metadata: {name?: string}}[], name: string) => list.some((o) => o.metadata.name === name)
+    await eventually('the watched ones', () => named(s.snapshot().services, 'watched') && named(s.snapshot().endpointSlices, 'watched-x1'))
+    const once = await listSnapshot(kubeConfigOf(server))
+    for (const snapshot of [s.snapshot(), once]) {
+      for (const name of ['listed', 'watched']) {
+        const kept = snapshot.services.find((o) => o.metadata.name === name)!
+        expect(Object.keys(kept.metadata).sort(), name).to.deep.equal(['creationTimestamp', 'name', 'namespace', 'resourceVersion', 'uid'])
+        expect(kept.spec, name).to.deep.equal({
+          type: 'ClusterIP', clusterIP: kept.spec!.clusterIP, clusterIPs: kept.spec!.clusterIPs,
+          sessionAffinity: 'ClientIP', sessionAffinityConfig: {clientIP: {timeoutSeconds: 600}},
+          ports: [{name: 'http', port: 80, protocol: 'TCP', targetPort: 8080}],
+        })
+        const keptSlice = snapshot.endpointSlices.find((o) => o.metadata.name === `${name}-x1`)!
+        expect(keptSlice.metadata.labels, name).to.deep.equal({'kubernetes.io/service-name': name})
+        expect(keptSlice.metadata, name).to.not.have.property('ownerReferences')
+        expect(keptSlice.endpoints, name).to.deep.equal([{addresses: ['198.19.0.1'], conditions: {ready: true, serving: true, terminating: false}}])
+        expect(keptSlice.ports, name).to.deep.equal([{name: 'http', port: 8080, protocol: 'TCP'}])
+        expect(keptSlice.addressType, name).to.equal('IPv4')
       }
     }
   })
@@ -158,7 +205,7 @@ describe('kube source', function () {
 
     const mappings = mappingType(server)
     server.api.patch(mappings, 'default', 'web', 'application/merge-patch+json', {spec: {addresses: ['198.18.0.20']}})
-    server.api.patch(server.registry.find('', 'v1', 'services')!, 'default', 'web', 'application/merge-patch+json', {metadata: {labels: {tier: 'edge'}}})
+    server.api.patch(server.registry.find('', 'v1', 'services')!, 'default', 'web', 'application/merge-patch+json', {spec: {sessionAffinity: 'ClientIP'}})
     server.api.patch(server.registry.find('discovery.k8s.io', 'v1', 'endpointslices')!, 'default', 'web-1', 'application/merge-patch+json', {
       endpoints: [{addresses: ['198.19.0.1'], conditions: {ready: true}}, {addresses: ['198.19.0.2'], conditions: {ready: true}}],
     })
@@ -166,7 +213,7 @@ describe('kube source', function () {
     const snapshot = s.snapshot()
     expect(snapshot.mappings[0]!.spec!.addresses).to.deep.equal(['198.18.0.20'])
     expect(snapshot.mappings[0]!.metadata.generation).to.equal(2)
-    expect(snapshot.services.find((x) => x.metadata.name === 'web')!.metadata.labels).to.deep.equal({tier: 'edge'})
+    expect(snapshot.services.find((x) => x.metadata.name === 'web')!.spec!.sessionAffinity).to.equal('ClientIP')
     expect(snapshot.endpointSlices[0]!.endpoints).to.have.length(2)
 
     server.api.delete(mappings, 'default', 'web')

@@ -79,26 +79,3 @@ function wirePage(list: unknown): ListPage {
 
 /** The annotation in which `kubectl apply` keeps a whole copy of the object as it was applied. */
 export const LAST_APPLIED_ANNOTATION = 'kubectl.kubernetes.io/last-applied-configuration'
-
-/**
- * A listed or watched object as the cache keeps it: with the apiVersion and kind that list items
- * and watch events leave out, and without what an API server sends along with every object and
- * smartnat never reads: `metadata.managedFields` (who set which field) and kubectl's last-applied
- * copy of the object. On a real cluster these are often most of an object's size, and the cache
- * holds every Mapping, Service and EndpointSlice. The object given is not modified.
- */
-export function cachedObject(kind: WatchedKind, object: WireObject): WireObject {
-  return {...object, apiVersion: kind.apiVersion, kind: kind.name, metadata: withoutBookkeeping(object.metadata)}
-}
-
-function withoutBookkeeping(metadata: WireObject['metadata']): WireObject['metadata'] {
-  const annotations = metadata.annotations
-  const lastApplied = typeof annotations === 'object' && annotations !== null && LAST_APPLIED_ANNOTATION in annotations
-  if (!('managedFields' in metadata) && !lastApplied) return metadata
-  const {managedFields: _managedFields, ...kept} = metadata
-  if (lastApplied) {
-    const {[LAST_APPLIED_ANNOTATION]: _copy, ...others} = annotations as Record<string, unknown>
-    kept.annotations = others
-  }
-  return kept
-}

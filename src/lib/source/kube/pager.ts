@@ -1,6 +1,7 @@
 /** Lists a whole collection in pages (limit + continue), as one consistent snapshot at one resourceVersion. */
 import {isGone} from './errors.js'
-import {cachedObject, type ListPage, type WatchedKind, type WireObject} from './kinds.js'
+import type {ListPage, WatchedKind, WireObject} from './kinds.js'
+import {cachedObject} from './trim.js'
 
 export const DEFAULT_PAGE_SIZE = 500
 

@@ -1,0 +1,221 @@
+/**
+ * The watch at scale, from a change in the Kubernetes API to the kernel written (root): N synthetic
+ * Mappings in the test API server (real HTTP: list, watch, status writes), the daemon's own pieces
+ * (KubeSource, WatchLoop, the status publisher, ip monitor) over a throwaway network namespace.
+ * For each kind of change, `--changes` of them one after the other through the API; each is timed
+ * from the API call to the end of the last kernel write of the pass it caused.
+ *
+ *   npm run bench:watch [-- --count N --changes N --mode service|direct --only iptables|nftables]
+ */
+import {parseArgs} from 'node:util'
+import {KubeConfig} from '@kubernetes/client-node'
+import {BACKEND_NAMES, createBackend, type BackendName} from '../src/lib/backend/registry.js'
+import {HostChanges} from '../src/lib/host/host-changes.js'
+import {ExecRunner} from '../src/lib/host/runner.js'
+import type {EndpointSliceResource, MappingResource} from '../src/lib/mapping/types.js'
+import {KubeSource} from '../src/lib/source/kube/source.js'
+import {kubePublisher} from '../src/lib/sync/publish.js'
+import {syncPass, WatchLoop, type SyncPass} from '../src/lib/sync/watch.js'
+import {startApiServer, type ApiServer} from '../test/support/apiserver/index.js'
+import {addHostInterfaces, CountingRunner, createNamespace, runKernelBenchmark, type CountedCall} from './netns.js'
+import {printTable, printTargets, type Target} from './report.js'
+import {BENCH_PLAN_OPTIONS, loadIntoApiServer, syntheticHost, syntheticSnapshot, type SyntheticMode} from './synthetic.js'
+
+const {values} = parseArgs({
+  options: {
+    count: {type: 'string', default: '10000'},
+    changes: {type: 'string', default: '200'},
+    mode: {type: 'string', default: 'service'},
+    only: {type: 'string'},
+  },
+})
+const count = Number(values.count)
+const changes = Number(values.changes)
+const mode = values.mode as SyntheticMode
+if (!(Number.isInteger(count) && count >= 10 && count <= 20_000)) throw new Error('--count 10..20000')
+if (!(Number.isInteger(changes) && changes >= 1 && changes <= 1000)) throw new Error('--changes 1..1000')
+if (mode !== 'service' && mode !== 'direct') throw new Error('--mode service|direct')
+if (values.only !== undefined && !(BACKEND_NAMES as readonly string[]).includes(values.only)) throw new Error(`--only: one of ${BACKEND_NAMES.join(', ')}`)
+
+const P50_TARGET_MS = 30
+const P99_TARGET_MS = 100
+/** Between two changes, after the pass of the first: the loop's minimum interval between passes is 100 ms. */
+const GAP_MS = 120
+const PASS_TIMEOUT_MS = 30_000
+const KERNEL_WRITE = /^(iptables-restore|ipset|nft|ip)$/
+
+/** One kind of change, made through the API; `k` counts changes of that kind, from 0. */
+interface ChangeKind {
+  name: string
+  make(k: number): void
+}
+
+function percentile(values: readonly number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!
+}
+
+function isKernelWrite(call: CountedCall): boolean {
+  return KERNEL_WRITE.test(call.command) && (call.input !== undefined || (call.command === 'ipset' && call.args[0] === 'restore'))
+}
+
+function changeKinds(server: ApiServer, mappings: readonly MappingResource[], slices: readonly EndpointSliceResource[]): ChangeKind[] {
+  const type = (group: string, version: string, plural: string) => server.registry.find(group, version, plural)!
+  const mappingType = type('smartnat.aureacentral.com', 'v1alpha1', 'mappings')
+  const sliceType = type('discovery.k8s.io', 'v1', 'endpointslices')
+  const merge = 'application/merge-patch+json'
+  // Spread over the cluster, so that no change lands where the last one did.
+  const target = (k: number) => (k * 7919) % mappings.length
+  const endpoints = (slice: EndpointSliceResource) => slice.endpoints ?? []
+  const extraPod = (k: number) => `198.19.255.${(k % 250) + 1}`
+  const first = mappings[0]!
+  const address = (first.spec!.addresses as string[])[0]!
+  const created = (k: number) => `bench-new-${k}`
+  return [
+    {
+      name: 'endpoint added',
+      make: (k) => {
+        const slice = slices[target(k)]!
+        server.api.patch(sliceType, slice.metadata.namespace, slice.metadata.name!, merge, {endpoints: [...endpoints(slice), {addresses: [extraPod(k)], conditions: {ready: true}}]})
+      },
+    },
+    {
+      name: 'endpoint removed',
+      make: (k) => {
+        const slice = slices[target(k)]!
+        server.api.patch(sliceType, slice.metadata.namespace, slice.metadata.name!, merge, {endpoints: endpoints(slice)})
+      },
+    },
+    {
+      name: 'Mapping created',
+      make: (k) => {
+        const spec = first.spec!
+        server.api.create(mappingType, first.metadata.namespace, {
+          apiVersion: first.apiVersion,
+          kind: 'Mapping',
+          metadata: {namespace: first.metadata.namespace, name: created(k)},
+          spec: {addresses: [address], serviceName: spec.serviceName, mode: spec.mode, ports: [{port: 60000 + k, protocol: 'tcp', servicePort: (spec.ports as {servicePort: number}[])[0]!.servicePort}]},
+        } as never)
+      },
+    },
+    {
+      name: 'Mapping updated',
+      make: (k) => {
+        const mapping = mappings[target(k >> 1)]!
+        const ports = mapping.spec!.ports as {port: number; protocol: string; servicePort: number}[]
+        // One port less, then back: the Service keeps serving every port asked for.
+        const edited = k % 2 === 0 ? ports.slice(0, 1) : ports
+        server.api.patch(mappingType, mapping.metadata.namespace, mapping.metadata.name!, merge, {spec: {ports: edited}})
+      },
+    },
+    {
+      name: 'Mapping deleted',
+      make: (k) => void server.api.delete(mappingType, first.metadata.namespace, created(k)),
+    },
+    {
+      name: 'allow-list changed',
+      make: (k) => {
+        const mapping = mappings[target(k)]!
+        server.api.patch(mappingType, mapping.metadata.namespace, mapping.metadata.name!, merge, {spec: {allowedSources: [`198.18.${100 + (k % 100)}.0/24`]}})
+      },
+    },
+  ]
+}
+
+interface KindFigures {
+  name: string
+  ms: number[]
+  noWrite: number
+}
+
+async function benchBackend(name: BackendName, targets: Target[]): Promise<void> {
+  const {host, addresses} = syntheticHost()
+  const synthetic = syntheticSnapshot(count, addresses, mode)
+  const server = await startApiServer({crds: ['crds/mapping.yaml']})
+  loadIntoApiServer(server, synthetic)
+  const ns = await createNamespace(`lat${name.slice(0, 3)}`)
+  let loop: WatchLoop | undefined
+  let hostChanges: HostChanges | undefined
+  try {
+    await addHostInterfaces(ns, host)
+    await ns.runner.run('sysctl', ['-qw', 'net.ipv4.ip_forward=1'])
+    const kubeConfig = new KubeConfig()
+    kubeConfig.loadFromString(server.kubeconfig())
+    const runner = new CountingRunner(new ExecRunner({timeoutSeconds: 120, netns: ns.name}))
+    hostChanges = new HostChanges(runner)
+    hostChanges.start()
+    const pass = syncPass({runner, backend: createBackend(name, runner)}, {plan: BENCH_PLAN_OPTIONS, interfacesPattern: /^ext\d+$/}, hostChanges)
+    // Called with when each pass started: a change is applied by the first pass that started after it.
+    let passDone: ((startedAt: number) => void) | undefined
+    const timedPass: SyncPass = async (load, options) => {
+      const startedAt = performance.now()
+      const report = await pass(load, options)
+      passDone?.(startedAt)
+      return report
+    }
+    const publisher = kubePublisher(kubeConfig, 'bench-host')
+    loop = new WatchLoop({
+      source: new KubeSource(kubeConfig),
+      sync: timedPass,
+      afterSync: (report, signal) => publisher.publish(report, new Date(), signal).then(() => undefined),
+      resyncIntervalMs: 60_000,
+      hostChanges,
+    })
+    const firstPass = new Promise<void>((resolve) => (passDone = () => resolve()))
+    const started = performance.now()
+    await loop.start()
+    await firstPass
+    const startMs = performance.now() - started
+    // Let the first round of status writes (one per Mapping) end before timing anything.
+    await new Promise((resolve) => setTimeout(resolve, Math.min(60_000, 2000 + count)))
+
+    const figures: KindFigures[] = []
+    for (const kind of changeKinds(server, synthetic.mappings, synthetic.endpointSlices)) {
+      const result: KindFigures = {name: kind.name, ms: [], noWrite: 0}
+      for (let k = 0; k < changes; k++) {
+        await new Promise((resolve) => setTimeout(resolve, GAP_MS))
+        runner.take()
+        const at = performance.now()
+        const done = new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error(`${kind.name} #${k}: no pass within ${PASS_TIMEOUT_MS} ms`)), PASS_TIMEOUT_MS)
+          passDone = (startedAt) => {
+            if (startedAt < at) return
+            clearTimeout(timer)
+            resolve()
+          }
+        })
+        kind.make(k)
+        await done
+        passDone = undefined
+        const writes = runner.take().filter((call) => isKernelWrite(call) && call.endedAt > at)
+        if (writes.length === 0) result.noWrite++
+        else result.ms.push(Math.max(...writes.map((call) => call.endedAt)) - at)
+      }
+      figures.push(result)
+    }
+
+    console.log(`\n## ${name}, mode ${mode}: ${count.toLocaleString('en')} Mappings; first pass ${Math.round(startMs)} ms; ${changes} changes of each kind, API call to kernel written\n`)
+    printTable(
+      ['change', 'p50 ms', 'p99 ms', 'max ms', 'passes without a kernel write'],
+      figures.map((f) => [f.name, percentile(f.ms, 50), percentile(f.ms, 99), Math.max(...f.ms), f.noWrite]),
+    )
+    const all = figures.flatMap((f) => f.ms)
+    targets.push({name: `${name}, mode ${mode}, at ${count}: API change to kernel, p50 over every kind`, value: percentile(all, 50), limit: P50_TARGET_MS, unit: 'ms'})
+    targets.push({name: `${name}, mode ${mode}, at ${count}: API change to kernel, p99 over every kind`, value: percentile(all, 99), limit: P99_TARGET_MS, unit: 'ms'})
+  } finally {
+    await loop?.stop()
+    await hostChanges?.stop()
+    await ns.destroy()
+    await server.stop()
+  }
+}
+
+async function main(): Promise<boolean> {
+  const targets: Target[] = []
+  for (const name of BACKEND_NAMES) if (values.only === undefined || values.only === name) await benchBackend(name, targets)
+  console.log('')
+  printTargets(targets)
+  return true
+}
+
+await runKernelBenchmark(main)

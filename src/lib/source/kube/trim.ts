@@ -1,0 +1,82 @@
+/**
+ * What the cache keeps of a Service or an EndpointSlice: the fields the planner reads, and the
+ * metadata the cache itself needs. On a real cluster most of these objects is what smartnat never
+ * reads (selectors, IP families, status; each endpoint's pod reference, node, zone and hints), and the
+ * cache holds every Service and EndpointSlice of the cluster, not only those a Mapping names.
+ * A feature that reads another field adds it here.
+ */
+import {SERVICE_NAME_LABEL} from '../../mapping/types.js'
+import {LAST_APPLIED_ANNOTATION, type WatchedKind, type WireObject} from './kinds.js'
+
+type Json = Record<string, unknown>
+
+const SERVICE_SPEC_FIELDS = ['type', 'clusterIP', 'clusterIPs', 'ports', 'externalName', 'sessionAffinity', 'sessionAffinityConfig'] as const
+const SLICE_PORT_FIELDS = ['name', 'port', 'protocol'] as const
+const ENDPOINT_FIELDS = ['addresses', 'conditions'] as const
+
+function isObject(value: unknown): value is Json {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+function pick(object: Json, fields: readonly string[]): Json {
+  const picked: Json = {}
+  for (const field of fields) if (field in object) picked[field] = object[field]
+  return picked
+}
+
+/** The metadata the cache and the planner read: names, identity, version and age, and the labels asked for. */
+function slimMetadata(metadata: WireObject['metadata'], labels: readonly string[]): WireObject['metadata'] {
+  const slim = pick(metadata, ['namespace', 'name', 'uid', 'resourceVersion', 'generation', 'creationTimestamp', 'deletionTimestamp']) as WireObject['metadata']
+  if (labels.length > 0 && isObject(metadata.labels)) {
+    const kept = pick(metadata.labels, labels)
+    if (Object.keys(kept).length > 0) slim.labels = kept
+  }
+  return slim
+}
+
+/** A Service as the cache keeps it. */
+function slimService(object: WireObject): WireObject {
+  const slim: WireObject = {apiVersion: object.apiVersion, kind: object.kind, metadata: slimMetadata(object.metadata, [])}
+  if (isObject(object.spec)) slim.spec = pick(object.spec, SERVICE_SPEC_FIELDS)
+  else if ('spec' in object) slim.spec = object.spec
+  return slim
+}
+
+/** An EndpointSlice as the cache keeps it. */
+function slimEndpointSlice(object: WireObject): WireObject {
+  const slim: WireObject = {apiVersion: object.apiVersion, kind: object.kind, metadata: slimMetadata(object.metadata, [SERVICE_NAME_LABEL])}
+  if ('addressType' in object) slim.addressType = object.addressType
+  // Anything that is not the expected shape is kept as it came: the planner reports or skips it.
+  if (Array.isArray(object.ports)) slim.ports = object.ports.map((port: unknown) => (isObject(port) ? pick(port, SLICE_PORT_FIELDS) : port))
+  else if ('ports' in object) slim.ports = object.ports
+  if (Array.isArray(object.endpoints)) slim.endpoints = object.endpoints.map((endpoint: unknown) => (isObject(endpoint) ? pick(endpoint, ENDPOINT_FIELDS) : endpoint))
+  else if ('endpoints' in object) slim.endpoints = object.endpoints
+  return slim
+}
+
+/**
+ * A listed or watched object as the cache keeps it: with the apiVersion and kind that list items
+ * and watch events leave out, and without what an API server sends along with every object and
+ * smartnat never reads: `metadata.managedFields` (who set which field) and kubectl's last-applied
+ * copy of the object. On a real cluster these are often most of an object's size, and the cache
+ * holds every Mapping, Service and EndpointSlice. The object given is not modified.
+ */
+export function cachedObject(kind: WatchedKind, object: WireObject): WireObject {
+  const typed = {...object, apiVersion: kind.apiVersion, kind: kind.name}
+  // Of Services and EndpointSlices, only what the planner reads; Mappings whole, their status included.
+  if (kind.name === 'Service') return slimService(typed)
+  if (kind.name === 'EndpointSlice') return slimEndpointSlice(typed)
+  return {...typed, metadata: withoutBookkeeping(object.metadata)}
+}
+
+function withoutBookkeeping(metadata: WireObject['metadata']): WireObject['metadata'] {
+  const annotations = metadata.annotations
+  const lastApplied = typeof annotations === 'object' && annotations !== null && LAST_APPLIED_ANNOTATION in annotations
+  if (!('managedFields' in metadata) && !lastApplied) return metadata
+  const {managedFields: _managedFields, ...kept} = metadata
+  if (lastApplied) {
+    const {[LAST_APPLIED_ANNOTATION]: _copy, ...others} = annotations as Record<string, unknown>
+    kept.annotations = others
+  }
+  return kept
+}
