@@ -58,10 +58,12 @@ export default class Watch extends SmartnatCommand {
   }
 
   async run(): Promise<void> {
-    const {flags} = await this.parseWithConfig(Watch)
+    // The daemon's log says it, so that it reaches wherever the log goes.
+    const warnings: string[] = []
+    const {flags} = await this.parseWithConfig(Watch, (text) => warnings.push(text))
     let request
     try {
-      request = watchRequest(flags)
+      request = watchRequest(flags, warnings)
     } catch (error) {
       this.error((error as Error).message, {exit: 2})
     }

@@ -34,6 +34,8 @@ export interface WatchRequest {
   /** Remove everything smartnat installed when stopping. */
   flushOnExit: boolean
   log: {level: LogLevel; format: LogFormat}
+  /** Logged once at start (settings that were ignored). */
+  warnings?: string[]
 }
 
 /** What tells the daemon to stop (SIGTERM or SIGINT); asked for once the daemon holds the lock. */
@@ -50,6 +52,7 @@ export interface StopSignal {
 export async function runWatch(request: WatchRequest, stopSignal: () => StopSignal): Promise<void> {
   limitHeapGrowth()
   const logger = createLogger(request.log)
+  for (const warning of request.warnings ?? []) logger.warn(warning)
   const metrics = new SmartnatMetrics()
   const {source, publisher} = await openWatchSource(request.source, logger.with({component: 'source'}), metrics)
   const {runner, backend} = openHost(request.host)
