@@ -27,7 +27,7 @@ export interface WatchRequest {
   writebackDeadlineMs: number
   /** A held mass removal goes ahead once it has lasted `delayMs`. */
   massRemoval: {policy: RemovalPolicy; delayMs: number}
-  /** Where /healthz, /readyz and /metrics are served, `HOST:PORT`. */
+  /** Where /healthz, /readyz, /healthcheck and /metrics are served, `HOST:PORT`. */
   metricsAddress: string
   /** The lock's file and how long to wait for it; the daemon logs who holds it while it waits. */
   lock: {path: string; waitMs: number}
@@ -81,6 +81,7 @@ export async function runWatch(request: WatchRequest, stopSignal: () => StopSign
       readiness: () => loop.readiness(),
       liveness: () => loop.liveness(),
       metrics: () => metrics.render(),
+      lastSuccess: () => loop.lastSucceededAt(),
     })
     logger.info('watching', {source: request.source.fromFile ?? 'kubernetes', resync: request.resync.text, metricsAddr: `${server.host}:${server.port}`, lock: lock.path})
     const started = loop.start()
