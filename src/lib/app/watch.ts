@@ -108,6 +108,7 @@ function writeBack(publisher: Publisher, logger: Logger): (report: SyncReport, s
     if (published.status.patched > 0 || published.eventsCreated > 0) {
       logger.info('statuses written', {patched: published.status.patched, events: published.eventsCreated})
     }
+    if (published.status.gone > 0) logger.info('statuses not written: Mappings deleted since the sync', {gone: published.status.gone})
     const [first, ...more] = published.errors
     if (first) throw new Error(`${errorText(first)}${more.length > 0 ? ` (and ${more.length} more status or Event writes failed)` : ''}`, {cause: first})
   }
