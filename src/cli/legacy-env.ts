@@ -39,7 +39,7 @@ const OPTION_VARIABLES: Record<string, {flag: string; read: Reader}> = {
 const CARRIED_VARIABLES = ['SNCTRLR_DEBUG_ENABLED', 'SNCTRLR_AUTOREFRESH_PERIOD_SEC', 'SNCTRLR_MONITOR_IP', 'SNCTRLR_MONITOR_PORT']
 
 /** Every SNCTRLR_* variable smartnat reads. */
-export const LEGACY_VARIABLES: readonly string[] = [...Object.keys(OPTION_VARIABLES), ...CARRIED_VARIABLES]
+const LEGACY_VARIABLES: readonly string[] = [...Object.keys(OPTION_VARIABLES), ...CARRIED_VARIABLES]
 
 /** The flag each option variable sets. */
 export const LEGACY_OPTION_FLAGS: Readonly<Record<string, string>> = Object.fromEntries(Object.entries(OPTION_VARIABLES).map(([name, {flag}]) => [name, flag]))
