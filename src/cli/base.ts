@@ -1,10 +1,11 @@
-/** What every smartnat command shares: the config file under the flags and environment. */
+/** What every smartnat command shares: the config file under the flags and environment, and the Go controller's SNCTRLR_* settings. */
 import {Command, Flags, Interfaces} from '@oclif/core'
 
 type FlagOutput = Interfaces.OutputFlags<Interfaces.FlagInput>
 type ArgOutput = Interfaces.OutputArgs<Interfaces.ArgInput>
 
 import {DEFAULT_CONFIG_PATH, mergeConfig, readConfigFile, type ConfigurableFlag} from './config.js'
+import {readLegacySettings, unusedWarning, type LegacySettings} from './legacy-env.js'
 
 export abstract class SmartnatCommand extends Command {
   static override baseFlags = {
@@ -30,11 +31,26 @@ export abstract class SmartnatCommand extends Command {
     process.stdout.write(`${JSON.stringify(json, null, 2)}\n`)
   }
 
-  /** Parses flags and arguments, then fills unset flags from the config file. */
+  /**
+   * Parses flags and arguments, then fills what the command line left unset: SNCTRLR_* option variables
+   * (legacy-env.ts) as the environment, then the config file, then the Go controller's carried-over
+   * settings. A value that cannot be read stops the command with code 2; SNCTRLR_* variables smartnat
+   * ignores are named in one warning, on stderr unless `onWarning` takes it.
+   */
   protected async parseWithConfig<F extends FlagOutput, B extends FlagOutput, A extends ArgOutput>(
     options: Interfaces.Input<F, B, A>,
+    onWarning: (text: string) => void = (text) => this.warn(text),
   ): Promise<Interfaces.ParserOutput<F, B, A>> {
+    let legacy: LegacySettings
+    try {
+      // Before oclif reads the same variables with its own rules (any word but 1/true/y/yes is false, an empty value is unset).
+      legacy = readLegacySettings(process.env, new Set(Object.keys(options.flags ?? {})))
+    } catch (error) {
+      this.error((error as Error).message, {exit: 2})
+    }
     const parsed = await this.parse(options)
+    const warning = unusedWarning(legacy.unused)
+    if (warning) onWarning(warning)
     const configFlag = parsed.flags as {config?: string}
     const path = configFlag.config ?? DEFAULT_CONFIG_PATH
     const explicit = parsed.metadata.flags.config?.setFromDefault !== true
@@ -44,11 +60,15 @@ export abstract class SmartnatCommand extends Command {
       const kind = flag.type === 'boolean' ? 'boolean' : isInteger(flag) ? 'integer' : 'string'
       definitions[name] = {kind, ...('options' in flag && flag.options ? {options: flag.options} : {})}
     }
+    const given = new Set(parsed.raw.flatMap((token) => (token.type === 'flag' ? [token.flag] : [])))
+    const flags = {...(parsed.flags as Record<string, unknown>)}
+    for (const [name, value] of Object.entries(legacy.environment)) if (!given.has(name)) flags[name] = value
     const fromDefault = (name: string) =>
-      (parsed.flags as Record<string, unknown>)[name] === undefined || parsed.metadata.flags[name]?.setFromDefault === true
+      !given.has(name) && !(name in legacy.environment) && (flags[name] === undefined || parsed.metadata.flags[name]?.setFromDefault === true)
     try {
-      const flags = mergeConfig(path, file, parsed.flags as Record<string, unknown>, definitions, fromDefault)
-      return {...parsed, flags: flags as typeof parsed.flags}
+      const merged = mergeConfig(path, file, flags, definitions, fromDefault)
+      for (const [name, value] of Object.entries(legacy.carriedOver)) if (fromDefault(name) && !(name in file)) merged[name] = value
+      return {...parsed, flags: merged as typeof parsed.flags}
     } catch (error) {
       this.error((error as Error).message, {exit: 2})
     }

@@ -62,8 +62,8 @@ type WatchFlagValues = SourceFlagValues &
     'flush-on-exit': boolean
   }
 
-/** `smartnat watch`'s request; its log is text on a terminal, JSON lines elsewhere. */
-export function watchRequest(flags: WatchFlagValues): WatchRequest {
+/** `smartnat watch`'s request, with the warnings its log starts with; its log is text on a terminal, JSON lines elsewhere. */
+export function watchRequest(flags: WatchFlagValues, warnings: string[] = []): WatchRequest {
   const resyncMs = flagDuration('resync', flags.resync)
   const minIntervalMs = flagDuration('min-sync-interval', flags['min-sync-interval'])
   const writebackDeadlineMs = flagDuration('status-timeout', flags['status-timeout'])
@@ -86,6 +86,7 @@ export function watchRequest(flags: WatchFlagValues): WatchRequest {
     lock: {path: flags['lock-file'], waitMs: flags['lock-wait'] * 1000},
     flushOnExit: flags['flush-on-exit'],
     log: {level: flags['log-level'] as LogLevel, format: process.stdout.isTTY ? 'text' : 'json'},
+    warnings,
   }
 }
 

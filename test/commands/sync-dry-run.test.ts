@@ -164,6 +164,48 @@ describe('smartnat config file', () => {
     expect(await routes('gw-offset: 5\n', ['--gw-offset', '9'], {SNCTRLR_GW_ADDRESS_OFFSET: '7'})).to.contain('default via 198.18.0.9')
   })
 
+  it('reads SNCTRLR_* booleans as Go does, under the flag', async () => {
+    const payloads = async (extra: string[], env: Record<string, string>) => {
+      const saved = {...process.env}
+      Object.assign(process.env, env)
+      try {
+        const {stdout, error} = await runCommand(['sync', '--config', '/dev/null', '--from-file', 'examples/echo-service.yaml', '--dry-run', '--json', ...assume, ...extra], config)
+        if (error) throw error
+        return {text: (JSON.parse(stdout).scripts as {text: string}[]).map((p) => p.text).join('\n')}
+      } finally {
+        process.env = saved
+      }
+    }
+    expect((await payloads([], {SNCTRLR_SETUP_MASQUERADE: 'T'})).text).to.contain('-j MASQUERADE')
+    expect((await payloads([], {SNCTRLR_SETUP_MASQUERADE: 'F'})).text, 'F is false').to.not.contain('-j MASQUERADE')
+    expect((await payloads(['--masquerade'], {SNCTRLR_SETUP_MASQUERADE: 'False'})).text, 'the flag wins').to.contain('-j MASQUERADE')
+  })
+
+  it('names the SNCTRLR_* variables it does not use in one warning on stderr', async () => {
+    const saved = {...process.env}
+    Object.assign(process.env, {SNCTRLR_MAX_FINALIZE_WAIT_MINUTES: '60', SNCTRLR_SETUP_SNAT: 'false'})
+    try {
+      const {stderr, error} = await runCommand(['sync', '--config', '/dev/null', '--from-file', 'examples/echo-service.yaml', '--dry-run', ...assume], config)
+      expect(error).to.equal(undefined)
+      expect(stderr.match(/ignored: /g), 'one warning').to.have.length(1)
+      expect(stderr.replace(/[\s›]+/g, ' ')).to.contain('ignored: SNCTRLR_MAX_FINALIZE_WAIT_MINUTES is set but smartnat does not use it')
+    } finally {
+      process.env = saved
+    }
+  })
+
+  it('refuses a SNCTRLR_* boolean Go would not parse, with code 2', async () => {
+    const saved = {...process.env}
+    process.env.SNCTRLR_SETUP_SNAT = 'yes'
+    try {
+      const {error} = await runCommand(['sync', '--config', '/dev/null', '--from-file', 'examples/echo-service.yaml', '--dry-run', ...assume], config)
+      expect(error?.message).to.contain('SNCTRLR_SETUP_SNAT="yes": must be one of')
+      expect(error?.oclif?.exit).to.equal(2)
+    } finally {
+      process.env = saved
+    }
+  })
+
   it('names an unknown key', async () => {
     const error = await routes('gw-ofset: 5\n').catch((e: Error) => e)
     expect((error as Error).message).to.match(/config .*config\.yaml: unknown key "gw-ofset"; known keys: /)

@@ -302,6 +302,21 @@ describe('status writeback', function () {
       expect(gone).to.include({patched: 0, gone: 1, failed: 0})
     })
 
+    it('says that the CRD has no status subresource when the Mapping exists but its status 404s', async function () {
+      await server.stop()
+      server = await startApiServer({crds: ['test/unit/fixtures/go-controller-crd.yaml'], log: (line) => requests.push(line)})
+      kc = new KubeConfig()
+      kc.loadFromString(server.kubeconfig())
+      server.api.create(mappingType(), 'default', {metadata: {name: 'web'}, spec: {addresses: ['198.18.0.10'], serviceName: 'web', ports: [{port: 80}]}})
+      const snapshot = await listSnapshot(kc)
+      const instance = host('198.18.0.10')
+      const result = await writeStatuses(kubeMappingStatusApi(kc), snapshot.mappings, plan(snapshot, instance, DEFAULT_PLAN_OPTIONS).verdicts, instance, T0)
+      expect(result).to.include({patched: 0, gone: 0, failed: 1})
+      expect(result.errors[0]!.message).to.match(
+        /^mapping default\/web: writing status: HTTP 404 on its status subresource, yet the Mapping exists: the installed CRD has no status subresource \(the Go controller's CRD\?\); install smartnat's: kubectl apply -f \/.*\/crds\/mapping\.yaml$/,
+      )
+    })
+
     describe('status after a 409 is only what was planned', function () {
       /** Plans from the API as it is now; `between` changes the API after planning, before writing. */
       async function planThenWrite(between: () => void) {

@@ -1,4 +1,7 @@
 import {expect} from 'chai'
+import {mkdtemp, rm, writeFile} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
 import {smartnat} from '../support/smartnat-cli.js'
 
 // Each of these is refused before smartnat touches the host, so none needs root.
@@ -60,6 +63,36 @@ describe('smartnat watch: refused options', function () {
       expect(result.stderr.replace(/\s+/g, ' ')).to.include(message)
     })
   }
+
+  describe('the Go controller’s SNCTRLR_* variables', function () {
+    const refused: {desc: string; env: Record<string, string>; message: string}[] = [
+      {desc: 'a boolean Go would not parse', env: {SNCTRLR_SETUP_SNAT: 'on'}, message: 'SNCTRLR_SETUP_SNAT="on": must be one of 1, t, T'},
+      {desc: 'an empty interfaces pattern', env: {SNCTRLR_INTERFACES_PATTERN: ''}, message: 'SNCTRLR_INTERFACES_PATTERN is set but empty'},
+      {desc: 'a monitor port that is not a number', env: {SNCTRLR_MONITOR_PORT: 'http'}, message: 'SNCTRLR_MONITOR_PORT="http": must be a whole number'},
+    ]
+    for (const {desc, env, message} of refused) {
+      it(`refuses ${desc} with code 2`, async () => {
+        const result = await smartnat(['watch', '--from-file', 'examples', '--config', '/dev/null'], {env})
+        expect(result.code, result.stdout).to.equal(2)
+        expect(result.stderr.replace(/\s+/g, ' ')).to.include(message)
+      })
+    }
+
+    it('ranks the carried-over monitor address under the config file, and the config file under the flag', async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'smartnat-legacy-'))
+      try {
+        await writeFile(join(dir, 'config.yaml'), 'metrics-addr: from-file\n')
+        const env = {SNCTRLR_MONITOR_PORT: '9100'}
+        const fromFile = await smartnat(['watch', '--from-file', 'examples', '--config', join(dir, 'config.yaml')], {env})
+        expect(fromFile.code).to.equal(2)
+        expect(fromFile.stderr).to.include('--metrics-addr: listen address "from-file"')
+        const fromFlag = await smartnat(['watch', '--from-file', 'examples', '--config', join(dir, 'config.yaml'), '--metrics-addr', 'from-flag'], {env})
+        expect(fromFlag.stderr).to.include('--metrics-addr: listen address "from-flag"')
+      } finally {
+        await rm(dir, {recursive: true, force: true})
+      }
+    })
+  })
 
   it('accepts seconds, minutes and bare seconds as durations (then stops at the missing source)', async () => {
     const result = await smartnat(['watch', '--resync', '90', '--min-sync-interval', '250ms', '--config', '/dev/null', '--kubeconfig', '/nonexistent/kubeconfig'])

@@ -745,6 +745,22 @@ describe('watch loop', () => {
     })
   })
 
+  it('tells /healthcheck when the last pass succeeded: the start until one has, then each success, never a failure', async () => {
+    sync.durationMs = 250
+    await startLoop({backoff: {initialMs: 1000, maxMs: 1000}})
+    expect(loop!.lastSucceededAt(), 'no pass yet: when the loop was made').to.equal(T0)
+    await clock.advance(250)
+    expect(loop!.lastSucceededAt(), 'when the first pass ended').to.equal(T0 + 250)
+    sync.outcomes = [new Error('iptables-restore: exit 4')]
+    source.change()
+    await clock.advance(250)
+    expect(sync.calls, 'the change made a pass, which failed').to.have.length(2)
+    expect(loop!.lastSucceededAt(), 'a failure leaves it').to.equal(T0 + 250)
+    await clock.advance(5000)
+    expect(sync.calls, 'its retry succeeded').to.have.length(3)
+    expect(loop!.lastSucceededAt(), 'when the retry ended').to.equal(sync.calls[2]!.at + 250)
+  })
+
   describe('readiness and liveness over time', () => {
     it('is not ready once no pass has completed for twice the resync interval, and dead once a pass runs past the stall limit', async () => {
       await startLoop({resyncIntervalMs: 10_000})

@@ -50,6 +50,18 @@ describe('health and metrics endpoint', () => {
     expect(await get(server!.port, '/readyz'), 'readiness is its own').to.include({status: 503, body: 'not ready: source not synced yet\n'})
   })
 
+  it('/healthcheck answers what the Go controller did: 200, OK and the time of the last successful pass to the second, no newline', async () => {
+    const daemon = await startObserveServer({address: '127.0.0.1:0', readiness: () => readiness, metrics: () => '', lastSuccess: () => Date.parse('2026-12-03T05:19:43.512Z')})
+    try {
+      expect(await get(daemon.port, '/healthcheck')).to.deep.equal({status: 200, type: 'text/plain; charset=utf-8', body: 'OK 2026-12-03T05:19:43Z'})
+      expect(await get(daemon.port, '/healthcheck', 'HEAD')).to.include({status: 200, body: ''})
+      expect(await get(daemon.port, '/nope')).to.include({status: 404, body: 'not found: try /healthz, /readyz, /healthcheck or /metrics\n'})
+    } finally {
+      await daemon.close()
+    }
+    expect(await get(server!.port, '/healthcheck'), 'a server told of no passes has none').to.include({status: 404, body: 'not found: try /healthz, /readyz or /metrics\n'})
+  })
+
   it('/healthz without a liveness check answers 200 while the process runs', async () => {
     const plain = await startObserveServer({address: '127.0.0.1:0', readiness: () => readiness, metrics: () => ''})
     try {

@@ -21,16 +21,56 @@ export async function openWatchSource(options: SourceOptions, logger: Logger, me
   }
   // Loaded for the API only, like the client (see openKubeConfig). Nothing in the flags or the
   // kubeconfig changes by trying again: the daemon fails at start.
-  const [{kubeConfig, warning}, {KubeSource}, {kubePublisher}] = await Promise.all([
+  const [{kubeConfig, warning}, {KubeSource}, {kubePublisher}, {requireStatusSubresource}] = await Promise.all([
     openKubeConfig(options),
     import('../source/kube/source.js'),
     import('../sync/publish.js'),
+    import('../source/kube/crd.js'),
   ])
   if (warning) logger.warn(warning)
   const api = {timeoutMs: options.apiTimeoutMs, onFailure: (request: ApiRequest, code: string) => metrics.apiError({...request, code})}
   const source = new KubeSource(kubeConfig, {api})
   logApiErrors(source, logger)
-  return {source, publisher: kubePublisher(kubeConfig, undefined, api)}
+  const checked = new CheckedSource(source, (signal) =>
+    requireStatusSubresource(kubeConfig, api, {
+      signal,
+      onRetry: (reason, retryInMs) => logger.warn('cannot tell yet whether the Mapping CRD serves the status subresource; asking again', {reason, retryInMs}),
+    }))
+  return {source: checked, publisher: kubePublisher(kubeConfig, undefined, api)}
+}
+
+/**
+ * A source that starts only once `check` has passed, so that no pass runs (and no status is written)
+ * before it; a check that fails fails start(), which ends the daemon.
+ */
+class CheckedSource implements SnapshotSource {
+  private readonly stopping = new AbortController()
+
+  constructor(
+    private readonly inner: SnapshotSource,
+    private readonly check: (signal: AbortSignal) => Promise<void>,
+  ) {}
+
+  async start(): Promise<void> {
+    await Promise.all([this.inner.start(), this.check(this.stopping.signal)])
+  }
+
+  async stop(): Promise<void> {
+    this.stopping.abort()
+    await this.inner.stop()
+  }
+
+  snapshot(): ReturnType<SnapshotSource['snapshot']> {
+    return this.inner.snapshot()
+  }
+
+  onChange(listener: () => void): () => void {
+    return this.inner.onChange(listener)
+  }
+
+  health(): ReturnType<SnapshotSource['health']> {
+    return this.inner.health()
+  }
 }
 
 /**

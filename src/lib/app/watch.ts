@@ -28,13 +28,15 @@ export interface WatchRequest {
   writebackDeadlineMs: number
   /** A held mass removal goes ahead once it has lasted `delayMs`. */
   massRemoval: {policy: RemovalPolicy; delayMs: number}
-  /** Where /healthz, /readyz and /metrics are served, `HOST:PORT`. */
+  /** Where /healthz, /readyz, /healthcheck and /metrics are served, `HOST:PORT`. */
   metricsAddress: string
   /** The lock's file and how long to wait for it; the daemon logs who holds it while it waits. */
   lock: {path: string; waitMs: number}
   /** Remove everything smartnat installed when stopping. */
   flushOnExit: boolean
   log: {level: LogLevel; format: LogFormat}
+  /** Logged once at start (settings that were ignored). */
+  warnings?: string[]
 }
 
 /** What tells the daemon to stop (SIGTERM or SIGINT); asked for once the daemon holds the lock. */
@@ -51,6 +53,7 @@ export interface StopSignal {
 export async function runWatch(request: WatchRequest, stopSignal: () => StopSignal): Promise<void> {
   limitHeapGrowth()
   const logger = createLogger(request.log)
+  for (const warning of request.warnings ?? []) logger.warn(warning)
   const metrics = new SmartnatMetrics()
   const {source, publisher} = await openWatchSource(request.source, logger.with({component: 'source'}), metrics)
   const {runner, backend} = openHost(request.host)
@@ -82,6 +85,7 @@ export async function runWatch(request: WatchRequest, stopSignal: () => StopSign
       readiness: () => loop.readiness(),
       liveness: () => loop.liveness(),
       metrics: () => metrics.render(),
+      lastSuccess: () => loop.lastSucceededAt(),
     })
     logger.info('watching', {source: request.source.fromFile ?? 'kubernetes', resync: request.resync.text, metricsAddr: `${server.host}:${server.port}`, lock: lock.path})
     const started = loop.start()
@@ -109,6 +113,7 @@ function writeBack(publisher: Publisher, logger: Logger): (report: SyncReport, s
     if (published.status.patched > 0 || published.eventsCreated > 0) {
       logger.info('statuses written', {patched: published.status.patched, events: published.eventsCreated})
     }
+    if (published.status.gone > 0) logger.info('statuses not written: Mappings deleted since the sync', {gone: published.status.gone})
     const [first, ...more] = published.errors
     if (first) throw new Error(`${errorText(first)}${more.length > 0 ? ` (and ${more.length} more status or Event writes failed)` : ''}`, {cause: first})
   }

@@ -1,4 +1,7 @@
-/** The daemon's HTTP endpoint: /healthz (the loop turns), /readyz (syncing successfully), /metrics (Prometheus). */
+/**
+ * The daemon's HTTP endpoint: /healthz (the loop turns), /readyz (syncing successfully), /metrics
+ * (Prometheus), and the Go controller's /healthcheck (when the last pass succeeded).
+ */
 import {createServer, type IncomingMessage, type ServerResponse} from 'node:http'
 import type {AddressInfo} from 'node:net'
 
@@ -28,6 +31,8 @@ export interface ObserveServerOptions {
   /** Alive when absent: the process answering is all /healthz says then. */
   liveness?: () => Liveness
   metrics: () => string
+  /** When the last pass succeeded (ms since the epoch), for /healthcheck; 404 there when absent. */
+  lastSuccess?: () => number
 }
 
 export interface ObserveServer {
@@ -85,9 +90,23 @@ function respond(options: ObserveServerOptions, request: IncomingMessage, respon
     }
     case '/metrics':
       return send(response, 200, options.metrics(), {'content-type': METRICS_CONTENT_TYPE})
+    case '/healthcheck':
+      return options.lastSuccess ? send(response, 200, healthcheckBody(options.lastSuccess())) : notFound(options, response)
     default:
-      return send(response, 404, 'not found: try /healthz, /readyz or /metrics\n')
+      return notFound(options, response)
   }
+}
+
+/**
+ * What the Go controller's /healthcheck answered, byte for byte, so that checks written for it keep
+ * working: `OK` and an RFC 3339 time in UTC to the second, no newline.
+ */
+export function healthcheckBody(ms: number): string {
+  return `OK ${new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z')}`
+}
+
+function notFound(options: ObserveServerOptions, response: ServerResponse): void {
+  send(response, 404, `not found: try /healthz, /readyz${options.lastSuccess ? ', /healthcheck' : ''} or /metrics\n`)
 }
 
 function send(response: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {

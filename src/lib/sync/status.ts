@@ -7,6 +7,7 @@ import {isDeepStrictEqual} from 'node:util'
 import type {MappingCondition, MappingResource, MappingStatus} from '../mapping/types.js'
 import {compareIpv4, type Ipv4} from '../net/ipv4.js'
 import type {HostInfo, MappingVerdict} from '../plan/model.js'
+import {crdInstallCommand} from '../source/kube/crd.js'
 import {httpStatusOf, describeApiError} from '../source/kube/errors.js'
 import type {MappingStatusApi, MergePatch} from '../source/kube/writers.js'
 import {API_WRITES_IN_FLIGHT, mapBounded} from './bounded.js'
@@ -147,7 +148,7 @@ async function writeOne(
       return {namespace, name, mapping: stored, previous: current.status, next: stored.status ?? status, own: ownedKeys(current, own, hostName)}
     } catch (error) {
       const code = httpStatusOf(error)
-      if (code === 404) return 'gone'
+      if (code === 404) return await goneOrUnserved(api, namespace, name, error)
       if (code !== 409) throw error
     }
     try {
@@ -158,6 +159,23 @@ async function writeOne(
     }
   }
   return 'conflict'
+}
+
+/**
+ * A 404 on the status subresource means the Mapping was deleted, or that the API serves no status
+ * subresource for Mappings at all (the Go controller's CRD): only a read of the object tells them apart.
+ */
+async function goneOrUnserved(api: MappingStatusApi, namespace: string, name: string, error: unknown): Promise<'gone'> {
+  try {
+    await api.get(namespace, name)
+  } catch (getError) {
+    if (httpStatusOf(getError) === 404) return 'gone'
+    throw getError
+  }
+  throw new Error(
+    `HTTP 404 on its status subresource, yet the Mapping exists: the installed CRD has no status subresource (the Go controller's CRD?); install smartnat's: ${crdInstallCommand()}`,
+    {cause: error},
+  )
 }
 
 /** Applies this instance's keys to the shared map: its served addresses are set, the others it owns are removed (null in the patch). */

@@ -147,6 +147,8 @@ export class WatchLoop {
   private applied: AppliedState | undefined
   private unsubscribe: (() => void) | undefined
   private last: LastPass | undefined
+  /** When the last pass succeeded, or when the loop was made while none has. */
+  private lastSuccessAt: number
   private failures = 0
   private nextFull = false
   /** What the last pass read from the snapshot, once it succeeded and its statuses were written. */
@@ -161,6 +163,7 @@ export class WatchLoop {
 
   constructor(private readonly options: WatchLoopOptions) {
     this.clock = options.clock ?? systemClock
+    this.lastSuccessAt = this.clock.now()
     this.logger = options.logger ?? silentLogger
     this.backoff = options.backoff ?? DEFAULT_BACKOFF
     this.resyncIntervalMs = options.resyncIntervalMs ?? DEFAULT_RESYNC_INTERVAL_MS
@@ -213,6 +216,14 @@ export class WatchLoop {
   /** Ready once the source has synced and is not failing, the last pass succeeded within two resync intervals and statuses are not long overdue (health.ts). */
   readiness(): Readiness {
     return readinessOf(this.state())
+  }
+
+  /**
+   * When the last pass succeeded, for /healthcheck; before any has, when the loop was made, as the Go
+   * controller's /healthcheck said its start time until its first reconcile.
+   */
+  lastSucceededAt(): number {
+    return this.lastSuccessAt
   }
 
   /** Alive while passes neither run past the stall limit nor stop being scheduled (health.ts). */
@@ -303,6 +314,7 @@ export class WatchLoop {
     this.failures = 0
     this.nextFull = false
     this.last = {ok: true, at: finishedAt}
+    this.lastSuccessAt = finishedAt
     this.released(report)
     this.options.observer?.syncSucceeded({seconds, finishedAt, verdicts: report.plan.verdicts, rulesProgrammed: report.rulesProgrammed, written: report.applied.written})
     const verdicts = report.plan.verdicts
