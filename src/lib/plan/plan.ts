@@ -33,6 +33,12 @@ export function plan(snapshot: Snapshot, host: HostInfo, options: PlanOptions, m
   const byName: NatMapping[] = new Array<NatMapping>(resources.length)
   const candidates: Ranked[] = []
   resources.forEach((resource, rank) => {
+    const deleting = resource.metadata?.deletionTimestamp
+    // Deleted while finalizers remain: no longer served, and no longer a party to conflicts, as the Go controller did.
+    if (typeof deleting === 'string') {
+      verdicts[rank] = deletingVerdict(resource, deleting)
+      return
+    }
     const resolution = resolveCandidate(resource, options, services, memo)
     if ('reason' in resolution) verdicts[rank] = invalidVerdict(resource, resolution.reason)
     else candidates.push({candidate: resolution, rank})
@@ -198,6 +204,10 @@ function verdict(resource: MappingResource, rest: Omit<MappingVerdict, 'namespac
   const {namespace, name} = namesOf(resource)
   const generation = resource.metadata?.generation
   return typeof generation === 'number' ? {namespace, name, generation, ...rest} : {namespace, name, ...rest}
+}
+
+function deletingVerdict(resource: MappingResource, since: string): MappingVerdict {
+  return {...invalidVerdict(resource, `being deleted since ${since}; no longer served`), deleting: since}
 }
 
 function invalidVerdict(resource: MappingResource, reason: string): MappingVerdict {

@@ -45,14 +45,14 @@ function sameObjects(a: readonly object[], b: readonly object[]): boolean {
 const planned = new WeakMap<MappingResource, string>()
 
 /**
- * The part of a Mapping a pass reads: its spec, its names, age and generation (verdicts carry it).
+ * The part of a Mapping a pass reads: its spec, its names, age, generation (verdicts carry it) and deletion.
  * Not its status, which smartnat itself writes, nor labels, annotations or resourceVersion.
  */
 function plannedPart(mapping: MappingResource): string {
   let text = planned.get(mapping)
   if (text === undefined) {
-    const {namespace, name, creationTimestamp, generation} = mapping.metadata ?? {}
-    planned.set(mapping, (text = JSON.stringify([namespace, name, creationTimestamp, generation, mapping.spec])))
+    const {namespace, name, creationTimestamp, generation, deletionTimestamp} = mapping.metadata ?? {}
+    planned.set(mapping, (text = JSON.stringify([namespace, name, creationTimestamp, generation, deletionTimestamp, mapping.spec])))
   }
   return text
 }
