@@ -45,14 +45,14 @@ function sameObjects(a: readonly object[], b: readonly object[]): boolean {
 const planned = new WeakMap<MappingResource, string>()
 
 /**
- * The part of a Mapping a pass reads: its spec, its names, age, generation (verdicts carry it) and deletion.
+ * The part of a Mapping a pass reads: its spec, its names, age, generation (verdicts carry it), deletion and finalizers (the Go controller's is removed after a pass).
  * Not its status, which smartnat itself writes, nor labels, annotations or resourceVersion.
  */
 function plannedPart(mapping: MappingResource): string {
   let text = planned.get(mapping)
   if (text === undefined) {
-    const {namespace, name, creationTimestamp, generation, deletionTimestamp} = mapping.metadata ?? {}
-    planned.set(mapping, (text = JSON.stringify([namespace, name, creationTimestamp, generation, deletionTimestamp, mapping.spec])))
+    const {namespace, name, creationTimestamp, generation, deletionTimestamp, finalizers} = mapping.metadata ?? {}
+    planned.set(mapping, (text = JSON.stringify([namespace, name, creationTimestamp, generation, deletionTimestamp, finalizers, mapping.spec])))
   }
   return text
 }

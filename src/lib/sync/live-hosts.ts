@@ -30,3 +30,8 @@ export function removesStaleKeys(live: LiveHosts | undefined, hostName: string |
   if (live === undefined || hostName === undefined || !live.hosts.has(hostName)) return false
   return [...live.hosts].sort(compareText)[0] === hostName
 }
+
+/** True when some Mapping holds a key no live host maintains. */
+export function hasStaleKeys(mappings: readonly {status?: {configuredAddresses?: Record<string, KeyEntry | undefined>}}[], live: LiveHosts): boolean {
+  return mappings.some((m) => Object.values(m.status?.configuredAddresses ?? {}).some((entry) => !isLiveKey(entry, live)))
+}

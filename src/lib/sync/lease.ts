@@ -1,0 +1,162 @@
+/**
+ * Each smartnat host holds a coordination.k8s.io/v1 Lease of its own and renews it every quarter of
+ * its duration, as kubelets renew their node Leases: the Leases say which hosts are alive, so the
+ * status keys of a host that is gone can be told from those of a host that is merely quiet
+ * (live-hosts.ts). One renewal and one list per interval, whatever the number of Mappings.
+ */
+import type {V1Lease} from '@kubernetes/client-node'
+import {errorText, silentLogger, type Logger} from '../observe/log.js'
+import {httpStatusOf} from '../source/kube/errors.js'
+import {microTime, type LeaseApi} from '../source/kube/leases.js'
+import type {Clock} from './debounce.js'
+import type {LiveHosts} from './live-hosts.js'
+
+/** Where the Leases live and how long one lasts without renewal; every host of a fleet must use the same namespace. */
+export interface LeaseSettings {
+  namespace: string
+  durationSeconds: number
+}
+
+/** The namespace deploy/rbac.yaml creates, whether a host runs as a pod or under systemd. */
+export const DEFAULT_LEASE_NAMESPACE = 'smartnat-system'
+/** As a kubelet's node Lease: 40 s, renewed every 10 s. */
+export const DEFAULT_LEASE_DURATION_SECONDS = 40
+/** The label every host Lease carries, so that a list finds them all and nothing else. */
+export const HOST_LEASE_LABEL = 'smartnat.aureacentral.com/host-lease'
+
+/** `smartnat-<host>`, made a valid object name (lower case, `[a-z0-9.-]`, at most 253 characters). */
+export function leaseName(hostName: string): string {
+  const cleaned = hostName.toLowerCase().replaceAll(/[^a-z0-9.-]+/g, '-')
+  return `smartnat-${cleaned}`.slice(0, 253).replace(/[^a-z0-9]+$/, '')
+}
+
+interface Listed {
+  at: number
+  leases: {holder: string; expiresAt: number}[]
+}
+
+export class HostLease {
+  private timer: unknown
+  private stopped = false
+  private current: V1Lease | undefined
+  private renewedAt: number | undefined
+  private listed: Listed | undefined
+  private lastError: string | undefined
+
+  constructor(
+    private readonly api: LeaseApi,
+    readonly hostName: string,
+    private readonly settings: LeaseSettings,
+    private readonly clock: Clock,
+    private readonly logger: Logger = silentLogger,
+  ) {}
+
+  /** Renews now, then every quarter of the duration until stop(). Never throws: a failure is logged and retried at the next interval. */
+  async start(): Promise<void> {
+    await this.renew()
+    this.schedule()
+  }
+
+  stop(): void {
+    this.stopped = true
+    this.clock.clearTimeout(this.timer)
+  }
+
+  /** Creates or renews this host's Lease, then reads every host's; true when both succeeded. */
+  async renew(): Promise<boolean> {
+    try {
+      await this.write()
+      this.renewedAt = this.clock.now()
+      await this.list()
+      if (this.lastError !== undefined) this.logger.info('host Lease renewed again', {lease: `${this.settings.namespace}/${leaseName(this.hostName)}`})
+      this.lastError = undefined
+      return true
+    } catch (error) {
+      const text = errorText(error)
+      if (text !== this.lastError) this.logger.warn('cannot renew this host\'s Lease; other hosts will take its status keys as stale once it expires', {lease: `${this.settings.namespace}/${leaseName(this.hostName)}`, error: text})
+      this.lastError = text
+      return false
+    }
+  }
+
+  /**
+   * The hosts whose Lease is current, this one included while its own renewal is; undefined when the
+   * Leases were not read within one duration, so that nothing is judged on old news.
+   */
+  live(): LiveHosts | undefined {
+    const now = this.clock.now()
+    const durationMs = this.settings.durationSeconds * 1000
+    if (this.listed === undefined || now - this.listed.at > durationMs) return undefined
+    const hosts = new Set(this.listed.leases.filter((lease) => lease.expiresAt > now).map((lease) => lease.holder))
+    if (this.renewedAt !== undefined && now - this.renewedAt < durationMs) hosts.add(this.hostName)
+    else hosts.delete(this.hostName)
+    return {hosts}
+  }
+
+  /** Reads the Leases again (before removing keys, so that a host started since the last read is not taken for gone). */
+  async refresh(): Promise<LiveHosts | undefined> {
+    try {
+      await this.list()
+    } catch (error) {
+      this.logger.debug('cannot read the host Leases; stale status keys stay for now', {error: errorText(error)})
+      return undefined
+    }
+    return this.live()
+  }
+
+  private schedule(): void {
+    if (this.stopped) return
+    this.timer = this.clock.setTimeout(() => {
+      void this.renew().finally(() => this.schedule())
+    }, (this.settings.durationSeconds * 1000) / 4)
+  }
+
+  private async write(): Promise<void> {
+    const {namespace, durationSeconds} = this.settings
+    const name = leaseName(this.hostName)
+    const now = microTime(new Date(this.clock.now()))
+    const spec = {holderIdentity: this.hostName, leaseDurationSeconds: durationSeconds, renewTime: now}
+    if (this.current === undefined) {
+      try {
+        this.current = await this.api.get(namespace, name)
+      } catch (error) {
+        if (httpStatusOf(error) !== 404) throw error
+        this.current = await this.api.create(namespace, {
+          apiVersion: 'coordination.k8s.io/v1',
+          kind: 'Lease',
+          metadata: {name, namespace, labels: {[HOST_LEASE_LABEL]: 'true'}},
+          spec: {...spec, acquireTime: now},
+        })
+        return
+      }
+    }
+    const holder = this.current.spec?.holderIdentity
+    if (holder !== undefined && holder !== this.hostName) {
+      throw new Error(`Lease ${namespace}/${name} is held by ${holder}, not ${this.hostName}: two hosts have names that make the same Lease name`)
+    }
+    const next: V1Lease = {...this.current, metadata: {...this.current.metadata, labels: {...this.current.metadata?.labels, [HOST_LEASE_LABEL]: 'true'}}, spec: {...this.current.spec, ...spec}}
+    try {
+      this.current = await this.api.replace(namespace, name, next)
+    } catch (error) {
+      // Changed or deleted since it was read: read it afresh at the next renewal.
+      this.current = undefined
+      throw error
+    }
+  }
+
+  private async list(): Promise<void> {
+    const at = this.clock.now()
+    const leases = await this.api.list(this.settings.namespace, `${HOST_LEASE_LABEL}=true`)
+    this.listed = {at, leases: leases.flatMap((lease) => expiry(lease))}
+  }
+}
+
+/** The holder of a Lease and when it expires; nothing for a Lease that names no holder or no renewal. */
+function expiry(lease: V1Lease): {holder: string; expiresAt: number}[] {
+  const holder = lease.spec?.holderIdentity
+  const renewed = lease.spec?.renewTime
+  const seconds = lease.spec?.leaseDurationSeconds
+  if (holder === undefined || renewed === undefined || seconds === undefined) return []
+  const at = new Date(renewed as unknown as string | Date).getTime()
+  return Number.isNaN(at) ? [] : [{holder, expiresAt: at + seconds * 1000}]
+}
