@@ -51,7 +51,7 @@ export async function runWatch(request: WatchRequest, stopSignal: () => StopSign
   limitHeapGrowth()
   const logger = createLogger(request.log)
   const metrics = new SmartnatMetrics()
-  const {source, publisher} = await openWatchSource(request.source, logger.with({component: 'source'}), metrics)
+  const {source, publisher, lease} = await openWatchSource(request.source, logger.with({component: 'source'}), metrics)
   const {runner, backend} = openHost(request.host)
   await checkPrerequisites(runner, backend)
   const lock = await acquireLock({...request.lock, purpose: 'watch', onWait: (holder) => logger.info(waitingLine(request.lock.path, request.lock.waitMs, holder))}).catch(
@@ -80,6 +80,8 @@ export async function runWatch(request: WatchRequest, stopSignal: () => StopSign
       metrics: () => metrics.render(),
     })
     logger.info('watching', {source: request.source.fromFile ?? 'kubernetes', resync: request.resync.text, metricsAddr: `${server.host}:${server.port}`, lock: lock.path})
+    // Renewed before the first status write, so that no other host takes this one's keys for a gone host's.
+    await lease?.start()
     const started = loop.start()
     // A signal stops the wait for a source that cannot sync; a start that fails ends the daemon.
     const signal = await Promise.race([stop.received, started.then(() => stop.received)])
@@ -91,6 +93,7 @@ export async function runWatch(request: WatchRequest, stopSignal: () => StopSign
     await loop.stop().catch(() => {})
     throw error
   } finally {
+    lease?.stop()
     await server?.close()
     await releaseQuietly(lock, logger)
     stop.dispose()

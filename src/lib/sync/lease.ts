@@ -4,23 +4,14 @@
  * status keys of a host that is gone can be told from those of a host that is merely quiet
  * (live-hosts.ts). One renewal and one list per interval, whatever the number of Mappings.
  */
-import type {V1Lease} from '@kubernetes/client-node'
+import type {KubeConfig, V1Lease} from '@kubernetes/client-node'
 import {errorText, silentLogger, type Logger} from '../observe/log.js'
 import {httpStatusOf} from '../source/kube/errors.js'
-import {microTime, type LeaseApi} from '../source/kube/leases.js'
-import type {Clock} from './debounce.js'
+import {DEFAULT_LEASE_DURATION_SECONDS, DEFAULT_LEASE_NAMESPACE, kubeLeaseApi, microTime, type LeaseApi, type LeaseSettings} from '../source/kube/leases.js'
+import type {ApiOptions} from '../source/kube/request.js'
+import {systemClock, type Clock} from './debounce.js'
 import type {LiveHosts} from './live-hosts.js'
 
-/** Where the Leases live and how long one lasts without renewal; every host of a fleet must use the same namespace. */
-export interface LeaseSettings {
-  namespace: string
-  durationSeconds: number
-}
-
-/** The namespace deploy/rbac.yaml creates, whether a host runs as a pod or under systemd. */
-export const DEFAULT_LEASE_NAMESPACE = 'smartnat-system'
-/** As a kubelet's node Lease: 40 s, renewed every 10 s. */
-export const DEFAULT_LEASE_DURATION_SECONDS = 40
 /** The label every host Lease carries, so that a list finds them all and nothing else. */
 export const HOST_LEASE_LABEL = 'smartnat.aureacentral.com/host-lease'
 
@@ -28,6 +19,12 @@ export const HOST_LEASE_LABEL = 'smartnat.aureacentral.com/host-lease'
 export function leaseName(hostName: string): string {
   const cleaned = hostName.toLowerCase().replaceAll(/[^a-z0-9.-]+/g, '-')
   return `smartnat-${cleaned}`.slice(0, 253).replace(/[^a-z0-9]+$/, '')
+}
+
+/** This host's Lease through the API server of `kc`, on the system clock; the default settings when none are given. */
+export function openHostLease(kc: KubeConfig, hostName: string, settings: LeaseSettings | undefined, api: ApiOptions, logger: Logger): HostLease {
+  const chosen = settings ?? {namespace: DEFAULT_LEASE_NAMESPACE, durationSeconds: DEFAULT_LEASE_DURATION_SECONDS}
+  return new HostLease(kubeLeaseApi(kc, api), hostName, chosen, systemClock, logger)
 }
 
 interface Listed {
@@ -77,6 +74,11 @@ export class HostLease {
       this.lastError = text
       return false
     }
+  }
+
+  /** Why the last renewal failed; undefined when it succeeded. */
+  failure(): string | undefined {
+    return this.lastError
   }
 
   /**
