@@ -5,8 +5,8 @@
  * (live-hosts.ts). One renewal and one list per interval, whatever the number of Mappings.
  */
 import type {KubeConfig, V1Lease} from '@kubernetes/client-node'
-import {errorText, silentLogger, type Logger} from '../observe/log.js'
-import {httpStatusOf} from '../source/kube/errors.js'
+import {silentLogger, type Logger} from '../observe/log.js'
+import {describeApiError, httpStatusOf} from '../source/kube/errors.js'
 import {DEFAULT_LEASE_DURATION_SECONDS, DEFAULT_LEASE_NAMESPACE, kubeLeaseApi, microTime, type LeaseApi, type LeaseSettings} from '../source/kube/leases.js'
 import type {ApiOptions} from '../source/kube/request.js'
 import {systemClock, type Clock} from './debounce.js'
@@ -69,7 +69,7 @@ export class HostLease {
       this.lastError = undefined
       return true
     } catch (error) {
-      const text = errorText(error)
+      const text = describeApiError(error)
       if (text !== this.lastError) this.logger.warn('cannot renew this host\'s Lease; other hosts will take its status keys as stale once it expires', {lease: `${this.settings.namespace}/${leaseName(this.hostName)}`, error: text})
       this.lastError = text
       return false
@@ -100,7 +100,7 @@ export class HostLease {
     try {
       await this.list()
     } catch (error) {
-      this.logger.debug('cannot read the host Leases; stale status keys stay for now', {error: errorText(error)})
+      this.logger.debug('cannot read the host Leases; stale status keys stay for now', {error: describeApiError(error)})
       return undefined
     }
     return this.live()
