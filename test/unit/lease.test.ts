@@ -74,7 +74,8 @@ describe('host Lease', function () {
 
   it('renews every quarter of the duration once started, one write per renewal, and stops renewing when stopped', async function () {
     const lease = new HostLease(kubeLeaseApi(kc), 'edge-1', SETTINGS, clock)
-    await lease.start()
+    lease.start()
+    await lease.started()
     for (let i = 0; i < 3; i++) {
       clock.time += 10_000
       const fire = clock.timer!

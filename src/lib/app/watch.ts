@@ -80,8 +80,8 @@ export async function runWatch(request: WatchRequest, stopSignal: () => StopSign
       metrics: () => metrics.render(),
     })
     logger.info('watching', {source: request.source.fromFile ?? 'kubernetes', resync: request.resync.text, metricsAddr: `${server.host}:${server.port}`, lock: lock.path})
-    // Renewed before the first status write, so that no other host takes this one's keys for a gone host's.
-    await lease?.start()
+    // Renewed before the first status write (which waits for it), so that no other host takes this one's keys for a gone host's.
+    lease?.start()
     const started = loop.start()
     // A signal stops the wait for a source that cannot sync; a start that fails ends the daemon.
     const signal = await Promise.race([stop.received, started.then(() => stop.received)])

@@ -34,6 +34,7 @@ interface Listed {
 
 export class HostLease {
   private timer: unknown
+  private first: Promise<void> | undefined
   private stopped = false
   private current: V1Lease | undefined
   private renewedAt: number | undefined
@@ -48,10 +49,17 @@ export class HostLease {
     private readonly logger: Logger = silentLogger,
   ) {}
 
-  /** Renews now, then every quarter of the duration until stop(). Never throws: a failure is logged and retried at the next interval. */
-  async start(): Promise<void> {
-    await this.renew()
-    this.schedule()
+  /**
+   * Renews now, then every quarter of the duration until stop(), without waiting: an API server that
+   * hangs must not hold up the daemon's start. Never throws: a failure is logged and retried at the next interval.
+   */
+  start(): void {
+    this.first = this.renew().then(() => this.schedule())
+  }
+
+  /** Settles once the first renewal after start() has, so that statuses are written knowing whether this host's Lease exists. */
+  async started(): Promise<void> {
+    await this.first
   }
 
   stop(): void {

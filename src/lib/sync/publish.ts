@@ -30,7 +30,7 @@ export interface Publisher {
  * A publisher writing through the API of `kubeConfig`, as this host (`hostName`), each request ending at
  * the deadline of `api`; with `lease`, status keys of hosts that are gone are told apart (live-hosts.ts).
  */
-export function kubePublisher(kubeConfig: KubeConfig, hostName = hostname(), api: ApiOptions = {}, lease?: Pick<HostLease, 'live' | 'refresh'>): Publisher {
+export function kubePublisher(kubeConfig: KubeConfig, hostName = hostname(), api: ApiOptions = {}, lease?: Pick<HostLease, 'live' | 'refresh' | 'started'>): Publisher {
   return apiPublisher(
     {...kubeMappingStatusApi(kubeConfig, api), ...kubeMappingFinalizerApi(kubeConfig, api)},
     kubeEventApi(kubeConfig, api),
@@ -46,7 +46,7 @@ export function apiPublisher(
   eventApi: EventApi,
   hostName: string,
   inFlight = API_WRITES_IN_FLIGHT,
-  lease?: Pick<HostLease, 'live' | 'refresh'>,
+  lease?: Pick<HostLease, 'live' | 'refresh' | 'started'>,
 ): Publisher {
   return {
     async publish(report, now = new Date(), signal) {
@@ -63,7 +63,8 @@ export function apiPublisher(
 }
 
 /** The live hosts as last read, read again first when this host is about to remove stale keys. */
-async function liveHosts(lease: Pick<HostLease, 'live' | 'refresh'>, mappings: SyncReport['snapshot']['mappings'], hostName: string): Promise<LiveHosts | undefined> {
+async function liveHosts(lease: Pick<HostLease, 'live' | 'refresh' | 'started'>, mappings: SyncReport['snapshot']['mappings'], hostName: string): Promise<LiveHosts | undefined> {
+  await lease.started()
   const live = lease.live()
   if (live === undefined || !removesStaleKeys(live, hostName) || !hasStaleKeys(mappings, live)) return live
   return await lease.refresh()
