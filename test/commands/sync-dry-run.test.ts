@@ -84,6 +84,8 @@ describe('smartnat sync --dry-run', () => {
     expect(stdout).to.not.contain('default/leaving tcp/8080')
     const json = JSON.parse((await runCommand(['sync', '--from-file', dir, '--dry-run', '--json', ...assume], config)).stdout)
     expect(json.mappings[0]).to.include({valid: false, deleting: '2026-01-02T03:04:05Z', reason: 'being deleted since 2026-01-02T03:04:05Z; no longer served'})
+    expect(json.invalid, 'not counted as invalid, so --strict passes').to.equal(0)
+    expect((await runCommand(['sync', '--from-file', dir, '--dry-run', '--strict', ...assume], config)).error).to.equal(undefined)
   })
 
   it('names the file and line of malformed YAML', async () => {

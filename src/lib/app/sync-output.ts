@@ -89,7 +89,8 @@ export function appliedOutput(report: SyncReport, published: PublishResult | und
 function counts(mappings: MappingSummary[]): {configured: number; invalid: number; faulty: number} {
   return {
     configured: mappings.filter((m) => m.valid && Object.keys(m.configuredAddresses).length > 0).length,
-    invalid: mappings.filter((m) => !m.valid).length,
+    // Being deleted is no fault of the spec: --strict must not fail a cron sync for it.
+    invalid: mappings.filter((m) => !m.valid && m.deleting === undefined).length,
     faulty: mappings.filter((m) => Object.keys(m.faults).length > 0).length,
   }
 }
