@@ -1,7 +1,8 @@
 /**
  * Status writeback: each Mapping is told what planning concluded, through the status subresource with a
  * JSON merge patch, and only when that differs from what the object already says. Several instances share
- * one status: each owns the configuredAddresses keys of the addresses on its own external interfaces.
+ * one status: each owns the configuredAddresses keys of the addresses on its own external interfaces,
+ * and the keys no live host maintains are left out of Ready and removed by one host (live-hosts.ts).
  */
 import {isDeepStrictEqual} from 'node:util'
 import type {MappingCondition, MappingResource, MappingStatus} from '../mapping/types.js'
