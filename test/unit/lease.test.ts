@@ -89,15 +89,19 @@ describe('host Lease', function () {
     expect(clock.timer).to.equal(undefined)
   })
 
-  it('counts as live the hosts whose Lease has not expired, itself included, and nothing before the first read', async function () {
+  it('counts as live the hosts it has seen renew within their duration, by its own clock, itself included', async function () {
     const lease = new HostLease(kubeLeaseApi(kc), 'edge-1', SETTINGS, clock)
-    expect(lease.live()).to.equal(undefined)
-    otherHost('edge-2', T0 - 30_000)
-    otherHost('edge-3', T0 - 41_000)
+    expect(lease.live(), 'nothing before the first read').to.equal(undefined)
+    // edge-2's clock is an hour behind: what it writes as renewTime is never compared with this host's clock.
+    otherHost('edge-2', T0 - 3_600_000)
+    otherHost('edge-3', T0 - 3_600_000)
     await lease.renew()
-    expect([...lease.live()!.hosts].sort()).to.deep.equal(['edge-1', 'edge-2'])
+    expect([...lease.live()!.hosts].sort(), 'a Lease seen for the first time counts as just renewed').to.deep.equal(['edge-1', 'edge-2', 'edge-3'])
+    clock.time += 30_000
+    server.api.patch(leaseType(), 'smartnat-system', leaseName('edge-2'), 'application/merge-patch+json', {spec: {renewTime: microTime(new Date(T0 - 3_570_000)).toISOString()}})
+    await lease.renew()
     clock.time += 15_000
-    expect([...lease.live()!.hosts].sort(), 'edge-2 expired meanwhile').to.deep.equal(['edge-1'])
+    expect([...lease.live()!.hosts].sort(), 'edge-3 not seen renewed for 45 s').to.deep.equal(['edge-1', 'edge-2'])
     clock.time += 30_000
     expect(lease.live(), 'the Leases were read more than one duration ago').to.equal(undefined)
   })

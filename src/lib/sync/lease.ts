@@ -27,9 +27,19 @@ export function openHostLease(kc: KubeConfig, hostName: string, settings: LeaseS
   return new HostLease(kubeLeaseApi(kc, api), hostName, chosen, systemClock, logger)
 }
 
+/** A Lease as this host saw it: when it last saw it renewed, by its own clock. */
+interface SeenLease {
+  name: string
+  holder: string
+  /** The Lease's resourceVersion: it changes with every renewal. */
+  version: string
+  seenRenewedAt: number
+  durationMs: number
+}
+
 interface Listed {
   at: number
-  leases: {holder: string; expiresAt: number}[]
+  leases: SeenLease[]
 }
 
 export class HostLease {
@@ -97,7 +107,7 @@ export class HostLease {
     const now = this.clock.now()
     const durationMs = this.settings.durationSeconds * 1000
     if (this.listed === undefined || now - this.listed.at > durationMs) return undefined
-    const hosts = new Set(this.listed.leases.filter((lease) => lease.expiresAt > now).map((lease) => lease.holder))
+    const hosts = new Set(this.listed.leases.filter((lease) => now - lease.seenRenewedAt < lease.durationMs).map((lease) => lease.holder))
     if (this.renewedAt !== undefined && now - this.renewedAt < durationMs) hosts.add(this.hostName)
     else hosts.delete(this.hostName)
     return {hosts}
@@ -154,19 +164,28 @@ export class HostLease {
     }
   }
 
+  /**
+   * Reads every host's Lease. A Lease counts as renewed when this host sees its resourceVersion change,
+   * by this host's clock, as client-go's leader election judges: the renewTime another host writes is
+   * never compared with this host's clock, so clocks that disagree make no live host look gone. A Lease
+   * seen for the first time counts as just renewed.
+   */
   private async list(): Promise<void> {
     const at = this.clock.now()
     const leases = await this.api.list(this.settings.namespace, `${HOST_LEASE_LABEL}=true`)
-    this.listed = {at, leases: leases.flatMap((lease) => expiry(lease))}
+    const before = new Map((this.listed?.leases ?? []).map((lease) => [lease.name, lease]))
+    this.listed = {at, leases: leases.flatMap((lease) => seen(lease, before, at))}
   }
 }
 
-/** The holder of a Lease and when it expires; nothing for a Lease that names no holder or no renewal. */
-function expiry(lease: V1Lease): {holder: string; expiresAt: number}[] {
+/** A Lease as seen at `at`, keeping when it was last seen renewed; nothing for a Lease that names no holder or duration. */
+function seen(lease: V1Lease, before: Map<string, SeenLease>, at: number): SeenLease[] {
+  const name = lease.metadata?.name
   const holder = lease.spec?.holderIdentity
-  const renewed = lease.spec?.renewTime
   const seconds = lease.spec?.leaseDurationSeconds
-  if (holder === undefined || renewed === undefined || seconds === undefined) return []
-  const at = new Date(renewed as unknown as string | Date).getTime()
-  return Number.isNaN(at) ? [] : [{holder, expiresAt: at + seconds * 1000}]
+  if (name === undefined || holder === undefined || seconds === undefined) return []
+  const version = lease.metadata?.resourceVersion ?? ''
+  const previous = before.get(name)
+  const seenRenewedAt = previous !== undefined && previous.version === version ? previous.seenRenewedAt : at
+  return [{name, holder, version, seenRenewedAt, durationMs: seconds * 1000}]
 }
