@@ -12,7 +12,7 @@ import {join} from 'node:path'
 import type {MappingStatus} from '../../src/lib/mapping/types.js'
 import type {Ipv4} from '../../src/lib/net/ipv4.js'
 import {GO_CONTROLLER_FINALIZER} from '../../src/lib/sync/finalizers.js'
-import {leaseName} from '../../src/lib/sync/lease.js'
+import {HOST_LEASE_LABEL, leaseName} from '../../src/lib/sync/lease.js'
 import {startApiServer, type ApiServer, type KubeObject} from '../support/apiserver/index.js'
 import {eventually, iptablesDump} from '../support/e2e.js'
 import {freePort, httpGet} from '../support/http.js'
@@ -90,6 +90,11 @@ describe('smartnat watch replacing the Go controller, against the Kubernetes API
     server.api.patch(mappingType(), 'default', 'elsewhere', 'application/merge-patch+json', {
       status: {invalid: 'no', configuredAddresses: {[GO_ADDRESS]: {podIPs: [POD_A]}, [DEAD_ADDRESS]: {podIPs: [POD_A], host: 'edge-gone'}}},
     }, {status: true})
+    // The host that is gone left its Lease behind, never to be renewed again.
+    server.api.create(leaseType(), 'smartnat-system', {
+      metadata: {name: leaseName('edge-gone'), labels: {[HOST_LEASE_LABEL]: 'true'}},
+      spec: {holderIdentity: 'edge-gone', leaseDurationSeconds: 2, renewTime: '2026-01-01T00:00:00.000000Z'},
+    })
     port = await freePort()
     daemon = startSmartnat(
       [
@@ -123,7 +128,8 @@ describe('smartnat watch replacing the Go controller, against the Kubernetes API
   })
 
   it('removes the status keys no live host maintains, and Ready stops counting them', async () => {
-    await withOutput(eventually('the stale keys to go', 8000, () => (Object.keys(mapping('elsewhere').status?.configuredAddresses ?? {}).length === 0 ? true : undefined)))
+    // edge-gone's Lease counts as renewed when first seen, and expires 2 s later.
+    await withOutput(eventually('the stale keys to go', 12_000, () => (Object.keys(mapping('elsewhere').status?.configuredAddresses ?? {}).length === 0 ? true : undefined)))
     expect(ready('elsewhere')).to.include({status: 'False', reason: 'NoLocalAddress'})
     expect(mapping('old').status!.configuredAddresses).to.deep.equal({[EXT_A]: {podIPs: [POD_A, POD_B], host: hostname()}})
     expect(ready('old')).to.include({status: 'True', message: `serving on ${EXT_A}`})
