@@ -8,7 +8,7 @@
  */
 import {KubeConfig} from '@kubernetes/client-node'
 import {listSnapshot} from '../src/lib/source/kube/source.js'
-import {kubeEventApi, kubeMappingStatusApi} from '../src/lib/source/kube/writers.js'
+import {kubeEventApi, kubeMappingFinalizerApi, kubeMappingStatusApi} from '../src/lib/source/kube/writers.js'
 import {plan} from '../src/lib/plan/plan.js'
 import {API_WRITES_IN_FLIGHT} from '../src/lib/sync/bounded.js'
 import type {SyncReport} from '../src/lib/sync/once.js'
@@ -35,7 +35,7 @@ async function publishTwice(inFlight: number): Promise<Round[]> {
     loadIntoApiServer(server, syntheticSnapshot(count, addresses))
     const kc = new KubeConfig()
     kc.loadFromString(server.kubeconfig())
-    const publisher = apiPublisher(kubeMappingStatusApi(kc), kubeEventApi(kc), 'bench-host', inFlight)
+    const publisher = apiPublisher({...kubeMappingStatusApi(kc), ...kubeMappingFinalizerApi(kc)}, kubeEventApi(kc), 'bench-host', inFlight)
     const rounds: Round[] = []
     for (let i = 0; i < 2; i++) {
       const snapshot = await listSnapshot(kc)

@@ -22,6 +22,8 @@ export const CONFIG_KEYS = [
   'kubeconfig',
   'context',
   'api-timeout',
+  'lease-namespace',
+  'lease-duration',
   'lock-file',
   'lock-wait',
   'resync',

@@ -6,6 +6,7 @@ import {DEFAULT_INTERFACES_PATTERN, compileInterfacesPattern} from '../lib/host/
 import {DEFAULT_LOCK_PATH, waitingLine, type LockOptions} from '../lib/host/lock.js'
 import {DEFAULT_PLAN_OPTIONS, type PlanOptions} from '../lib/plan/model.js'
 import {DEFAULT_REMOVAL_POLICY, formatShare, MIN_HELD_REMOVAL, parseShare, type RemovalPolicy} from '../lib/sync/guard.js'
+import {DEFAULT_LEASE_DURATION_SECONDS, DEFAULT_LEASE_NAMESPACE, type LeaseSettings} from '../lib/source/kube/leases.js'
 import type {SourceOptions} from '../lib/source/oneshot.js'
 import type {SyncSettings} from '../lib/sync/settings.js'
 import {flagDuration} from './duration.js'
@@ -31,6 +32,29 @@ export const sourceFlags = {
     default: '30s',
     helpValue: 'DURATION',
   }),
+}
+
+/** This host's Lease, for the commands that write Mapping statuses: which hosts' status keys are live. */
+export const leaseFlags = {
+  'lease-namespace': Flags.string({
+    summary: 'Namespace of the Lease each host renews to show its status keys are live; the same for every host.',
+    env: 'SMARTNAT_LEASE_NAMESPACE',
+    default: DEFAULT_LEASE_NAMESPACE,
+    helpValue: 'NAMESPACE',
+  }),
+  'lease-duration': Flags.string({
+    summary: 'How long this host\'s status keys count as live without a renewal (watch renews every quarter of it); above the cron interval for a host that only runs sync.',
+    default: `${DEFAULT_LEASE_DURATION_SECONDS}s`,
+    helpValue: 'DURATION',
+  }),
+}
+
+/** The Lease settings of leaseFlags; throws when --lease-duration is not a duration of at least a second. */
+export function leaseSettings(flags: {'lease-namespace': string; 'lease-duration': string}): LeaseSettings {
+  const ms = flagDuration('lease-duration', flags['lease-duration'])
+  if (ms < 1000) throw new Error(`--lease-duration must be at least 1s, got ${flags['lease-duration']}`)
+  if (flags['lease-namespace'] === '') throw new Error('--lease-namespace must not be empty')
+  return {namespace: flags['lease-namespace'], durationSeconds: Math.ceil(ms / 1000)}
 }
 
 /** The values of sourceFlags. */

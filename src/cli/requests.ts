@@ -13,7 +13,7 @@ import type {LogLevel} from '../lib/observe/log.js'
 import {parseListenAddress} from '../lib/observe/server.js'
 import {oneShotGuard} from '../lib/sync/guard.js'
 import {flagDuration} from './duration.js'
-import {lockOptions, removalPolicy, sourceOptions, syncSettings, type PlanFlagValues, type SourceFlagValues} from './flags.js'
+import {leaseSettings, lockOptions, removalPolicy, sourceOptions, syncSettings, type PlanFlagValues, type SourceFlagValues} from './flags.js'
 
 type RunnerFlagValues = {'command-timeout': number; netns?: string}
 type HostFlagValues = RunnerFlagValues & {backend: BackendName; 'forward-accept': boolean}
@@ -52,6 +52,8 @@ type WatchFlagValues = SourceFlagValues &
   PlanFlagValues &
   HostFlagValues &
   LockFlagValues & {
+    'lease-namespace': string
+    'lease-duration': string
     'max-removal': string
     'removal-delay': number
     resync: string
@@ -75,7 +77,7 @@ export function watchRequest(flags: WatchFlagValues, warnings: string[] = []): W
   const settings = syncSettings(flags)
   const policy = removalPolicy(flags)
   return {
-    source: sourceOptions(flags),
+    source: {...sourceOptions(flags), lease: leaseSettings(flags)},
     host: hostOptions(flags),
     settings,
     resync: {ms: resyncMs, text: flags.resync},

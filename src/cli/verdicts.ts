@@ -10,6 +10,7 @@ function verdictLines(mappings: MappingSummary[]): string[] {
   const width = Math.max(0, ...mappings.map((m) => `${m.namespace}/${m.name}`.length))
   return mappings.map((m) => {
     const id = `${m.namespace}/${m.name}`.padEnd(width)
+    if (m.deleting !== undefined) return `${id}  ${chalk.yellow('deleting')}: ${m.reason}`
     if (!m.valid) return `${id}  ${chalk.red('invalid')}: ${m.reason}`
     const served = Object.keys(m.configuredAddresses).filter((address) => !(address in m.faults))
     const faults = Object.entries(m.faults).map(([address, reason]) => `${chalk.red('not served')} on ${address}: ${reason}`)

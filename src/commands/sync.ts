@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {SmartnatCommand} from '../cli/base.js'
-import {hostFlags, lockFlags, planFlags, removalFlags, sourceFlags, sourceOptions} from '../cli/flags.js'
+import {hostFlags, leaseFlags, leaseSettings, lockFlags, planFlags, removalFlags, sourceFlags, sourceOptions} from '../cli/flags.js'
 import {runWithProgress} from '../cli/progress.js'
 import {syncRequest} from '../cli/requests.js'
 import {syncLines} from '../cli/verdicts.js'
@@ -26,6 +26,7 @@ export default class Sync extends SmartnatCommand {
 
   static override flags = {
     ...sourceFlags,
+    ...leaseFlags,
     ...hostFlags,
     ...planFlags,
     ...lockFlags,
@@ -68,10 +69,10 @@ export default class Sync extends SmartnatCommand {
   }
 
   /** Files or the API; a source that cannot be opened ends the command at once with code 2. */
-  private async source(flags: Parameters<typeof sourceOptions>[0]): Promise<SyncSource> {
+  private async source(flags: Parameters<typeof sourceOptions>[0] & Parameters<typeof leaseSettings>[0]): Promise<SyncSource> {
     let source: SyncSource
     try {
-      source = await openSyncSource(sourceOptions(flags))
+      source = await openSyncSource({...sourceOptions(flags), lease: leaseSettings(flags)})
     } catch (error) {
       // Nothing in the flags or the kubeconfig changes by trying again: a distinct exit code, at once.
       this.error((error as Error).message, {exit: 2})

@@ -2,7 +2,7 @@ import {Flags} from '@oclif/core'
 
 import {SmartnatCommand} from '../cli/base.js'
 import {exitIfLingering, stopSignal} from '../cli/signals.js'
-import {DEFAULT_METRICS_ADDRESS, hostFlags, LOG_LEVELS, lockFlags, planFlags, removalFlags, sourceFlags} from '../cli/flags.js'
+import {DEFAULT_METRICS_ADDRESS, hostFlags, LOG_LEVELS, leaseFlags, lockFlags, planFlags, removalFlags, sourceFlags} from '../cli/flags.js'
 import {watchRequest} from '../cli/requests.js'
 import {errorText} from '../lib/app/errors.js'
 import {runWatch} from '../lib/app/watch.js'
@@ -19,6 +19,7 @@ export default class Watch extends SmartnatCommand {
 
   static override flags = {
     ...sourceFlags,
+    ...leaseFlags,
     ...hostFlags,
     ...planFlags,
     ...lockFlags,

@@ -68,6 +68,26 @@ describe('smartnat sync --dry-run', () => {
     expect(out.scripts[1].text).not.to.contain('DNAT')
   })
 
+  it('says a Mapping being deleted is no longer served, and programs nothing for it', async () => {
+    await writeFile(
+      join(dir, 'deleting.yaml'),
+      [
+        'apiVersion: smartnat.aureacentral.com/v1alpha1',
+        'kind: Mapping',
+        'metadata: {name: leaving, namespace: default, deletionTimestamp: "2026-01-02T03:04:05Z", finalizers: [mapping.finalizers.aureacentral.com]}',
+        'spec: {addresses: [198.18.0.10], serviceName: echo-test-service, ports: [{port: 8080}]}',
+      ].join('\n'),
+    )
+    const {stdout, error} = await runCommand(['sync', '--from-file', dir, '--dry-run', ...assume], config)
+    expect(error).to.equal(undefined)
+    expect(stdout).to.match(/^default\/leaving {2}deleting: being deleted since 2026-01-02T03:04:05Z; no longer served$/m)
+    expect(stdout).to.not.contain('default/leaving tcp/8080')
+    const json = JSON.parse((await runCommand(['sync', '--from-file', dir, '--dry-run', '--json', ...assume], config)).stdout)
+    expect(json.mappings[0]).to.include({valid: false, deleting: '2026-01-02T03:04:05Z', reason: 'being deleted since 2026-01-02T03:04:05Z; no longer served'})
+    expect(json.invalid, 'not counted as invalid, so --strict passes').to.equal(0)
+    expect((await runCommand(['sync', '--from-file', dir, '--dry-run', '--strict', ...assume], config)).error).to.equal(undefined)
+  })
+
   it('names the file and line of malformed YAML', async () => {
     await writeFile(join(dir, 'broken.yaml'), 'kind: Mapping\nmetadata:\n  name: [unclosed\n')
     const {error} = await runCommand(['sync', '--from-file', dir, '--dry-run', ...assume], config)

@@ -259,6 +259,59 @@ describe('test API server with the real kubectl', function () {
     expect(gone.stderr).to.contain(`Error from server (NotFound): mappings.smartnat.aureacentral.com "${name}" not found`)
   })
 
+  it('holds a Mapping with a finalizer as being deleted, bumping its generation, until a JSON patch removes the finalizer', async function () {
+    const file = join(scratch, 'held.yaml')
+    await writeFile(file, `apiVersion: smartnat.aureacentral.com/v1alpha1
+kind: Mapping
+metadata: {name: held, namespace: default, finalizers: [example.com/other, mapping.finalizers.aureacentral.com]}
+spec: {addresses: [198.18.0.20], serviceName: ${manifests.serviceName}, ports: [{port: 80}]}
+`)
+    await ok('apply', '-f', file)
+    expect(await ok('delete', 'mapping', 'held', '--wait=false')).to.equal('mapping.smartnat.aureacentral.com "held" deleted\n')
+    const held = parse(await ok('get', 'mapping', 'held', '-o', 'yaml')) as {metadata: {deletionTimestamp?: string; generation: number}}
+    expect(held.metadata.deletionTimestamp).to.match(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/)
+    expect(held.metadata.generation).to.equal(2)
+    const stale = await kubectl('patch', 'mapping', 'held', '--type=json', '-p', JSON.stringify([
+      {op: 'test', path: '/metadata/finalizers', value: ['mapping.finalizers.aureacentral.com']},
+      {op: 'remove', path: '/metadata/finalizers/0'},
+    ]))
+    expect(stale.code).to.not.equal(0)
+    expect(stale.stderr).to.contain('The request is invalid')
+    await ok('patch', 'mapping', 'held', '--type=json', '-p', JSON.stringify([
+      {op: 'test', path: '/metadata/finalizers', value: ['example.com/other', 'mapping.finalizers.aureacentral.com']},
+      {op: 'remove', path: '/metadata/finalizers/1'},
+    ]))
+    expect((await ok('get', 'mapping', 'held', '-o', 'jsonpath={.metadata.finalizers}'))).to.equal('["example.com/other"]')
+    await ok('patch', 'mapping', 'held', '--type=json', '-p', JSON.stringify([{op: 'remove', path: '/metadata/finalizers'}]))
+    const gone = await kubectl('get', 'mapping', 'held')
+    expect(gone.stderr).to.contain('"held" not found')
+  })
+
+  it('serves coordination.k8s.io/v1 Leases: discovery, create, the Holder column, replace, and MicroTime times only', async function () {
+    const resources = await ok('api-resources', '--api-group', 'coordination.k8s.io', '--no-headers')
+    expect(resources.trim().split(/\s+/)).to.deep.equal(['leases', 'coordination.k8s.io/v1', 'true', 'Lease'])
+    const lease = (renewTime: string) => `apiVersion: coordination.k8s.io/v1
+kind: Lease
+metadata: {name: smartnat-edge-1, namespace: default, labels: {smartnat.aureacentral.com/host-lease: "true"}}
+spec: {holderIdentity: edge-1, leaseDurationSeconds: 40, renewTime: "${renewTime}"}
+`
+    const file = join(scratch, 'lease.yaml')
+    await writeFile(file, lease('2026-01-01T00:00:00.123456Z'))
+    expect(await ok('create', '-f', file)).to.equal('lease.coordination.k8s.io/smartnat-edge-1 created\n')
+    const [header, row] = (await ok('get', 'lease', 'smartnat-edge-1')).trim().split('\n')
+    expect(header!.trim().split(/\s+/)).to.deep.equal(['NAME', 'HOLDER', 'AGE'])
+    expect(row!.trim().split(/\s+/).slice(0, 2)).to.deep.equal(['smartnat-edge-1', 'edge-1'])
+    expect(await ok('get', 'leases', '-l', 'smartnat.aureacentral.com/host-lease=true', '-o', 'name')).to.equal('lease.coordination.k8s.io/smartnat-edge-1\n')
+    await writeFile(file, lease('2026-01-01T00:00:10.000000Z'))
+    expect(await ok('replace', '-f', file)).to.equal('lease.coordination.k8s.io/smartnat-edge-1 replaced\n')
+    expect(await ok('get', 'lease', 'smartnat-edge-1', '-o', 'jsonpath={.spec.renewTime}')).to.equal('2026-01-01T00:00:10.000000Z')
+    await writeFile(file, lease('2026-01-01T00:00:20.000Z'))
+    const millis = await kubectl('replace', '-f', file)
+    expect(millis.code).to.not.equal(0)
+    expect(millis.stderr).to.contain('Lease in version "v1" cannot be handled as a Lease: parsing time "2026-01-01T00:00:20.000Z" as "2006-01-02T15:04:05.000000Z07:00"')
+    await ok('delete', 'lease', 'smartnat-edge-1')
+  })
+
   it('works with legacy discovery too, when aggregated discovery is not offered', async function () {
     const legacy = await startApiServer({aggregatedDiscovery: false, crds: ['crds/mapping.yaml']})
     try {

@@ -61,6 +61,18 @@ describe('explainPacket', () => {
     )
   })
 
+  it('a port only a Mapping being deleted asks for is unmatched, saying it is being deleted', async () => {
+    const {inspection, backend} = await inspect()
+    const since = '2026-01-02T03:04:05Z'
+    inspection.plan.verdicts = inspection.plan.verdicts.map((v) =>
+      v.name === 'broken' ? {...v, invalid: `being deleted since ${since}; no longer served`, deleting: since} : v,
+    )
+    const e = await explainPacket(inspection, backend.inspect, parsePacketSpec('198.18.1.2', '198.18.0.10:443'))
+    expect(e.reason).to.equal(
+      `default/broken asks for 198.18.0.10 tcp/443 but is being deleted since ${since}; no longer served; smartnat leaves the packet to the host's other rules`,
+    )
+  })
+
   it('an address that is not on this host is unmatched and traced without an input interface', async () => {
     const e = await explain('198.18.1.2', '198.18.9.9:8080')
     expect(e.verdict).to.equal('unmatched')

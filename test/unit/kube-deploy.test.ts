@@ -6,7 +6,8 @@
 import {readFile} from 'node:fs/promises'
 import {expect} from 'chai'
 import {parseAllDocuments} from 'yaml'
-import {hostFlags, planFlags} from '../../src/cli/flags.js'
+import {hostFlags, leaseFlags, planFlags} from '../../src/cli/flags.js'
+import {DEFAULT_LEASE_NAMESPACE} from '../../src/lib/source/kube/leases.js'
 
 type Doc = {apiVersion: string; kind: string; metadata: {name: string; namespace?: string}; [k: string]: unknown}
 
@@ -25,6 +26,8 @@ describe('deploy manifests', function () {
       'v1 ServiceAccount smartnat-system/smartnat',
       'rbac.authorization.k8s.io/v1 ClusterRole /smartnat',
       'rbac.authorization.k8s.io/v1 ClusterRoleBinding /smartnat',
+      'rbac.authorization.k8s.io/v1 Role smartnat-system/smartnat-leases',
+      'rbac.authorization.k8s.io/v1 RoleBinding smartnat-system/smartnat-leases',
     ])
     const rules = (docs[2]!.rules as {apiGroups: string[]; resources: string[]; verbs: string[]}[])
       .flatMap((r) => r.apiGroups.flatMap((g) => r.resources.map((res) => `${g || 'core'}/${res}: ${[...r.verbs].sort().join(',')}`)))
@@ -34,12 +37,19 @@ describe('deploy manifests', function () {
       'discovery.k8s.io/endpointslices: get,list,watch',
       'events.k8s.io/events: create,patch',
       'smartnat.aureacentral.com/mappings/status: patch,update',
-      'smartnat.aureacentral.com/mappings: get,list,watch',
+      'smartnat.aureacentral.com/mappings: get,list,patch,watch',
     ])
     expect(docs[3]).to.deep.include({
       roleRef: {apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'smartnat'},
       subjects: [{kind: 'ServiceAccount', name: 'smartnat', namespace: 'smartnat-system'}],
     })
+    // The Leases only in the namespace where every host keeps its own (the default --lease-namespace).
+    expect(docs[4]!.rules).to.deep.equal([{apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'list', 'create', 'update']}])
+    expect(docs[5]).to.deep.include({
+      roleRef: {apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'smartnat-leases'},
+      subjects: [{kind: 'ServiceAccount', name: 'smartnat', namespace: 'smartnat-system'}],
+    })
+    expect(docs[4]!.metadata.namespace).to.equal(DEFAULT_LEASE_NAMESPACE)
   })
 
   it('daemonset.yaml runs `smartnat watch` on edge nodes in the host network with NET_ADMIN and NET_RAW', async function () {
@@ -66,7 +76,7 @@ describe('deploy manifests', function () {
   it('smartnat.env.example names every environment variable the CLI reads, and KUBECONFIG', async function () {
     const text = await readFile('deploy/smartnat.env.example', 'utf8')
     const named = new Set([...text.matchAll(/^#?([A-Z_]+)=/gm)].map((m) => m[1]))
-    const flagEnv = Object.values({...hostFlags, ...planFlags}).map((f) => (f as {env?: string}).env).filter((e): e is string => e !== undefined)
+    const flagEnv = Object.values({...hostFlags, ...planFlags, ...leaseFlags}).map((f) => (f as {env?: string}).env).filter((e): e is string => e !== undefined)
     expect(flagEnv).to.have.length.of.at.least(7)
     expect([...named].sort()).to.deep.equal([...flagEnv, 'KUBECONFIG'].sort())
   })

@@ -92,6 +92,7 @@ describe('metrics exposition', () => {
     ])
     expect(families.get('smartnat_mappings')!.samples.map((s) => [s.labels.state, s.value])).to.deep.equal([
       ['configured', 0],
+      ['deleting', 0],
       ['faulty', 0],
       ['invalid', 0],
       ['not_local', 0],
@@ -113,6 +114,7 @@ describe('metrics exposition', () => {
           verdict(true, ['198.18.0.10']),
           verdict(true, ['198.18.0.11'], ['198.18.9.9']),
           verdict(false, []),
+          {...verdict(false, []), deleting: '2026-01-02T03:04:05Z'},
           verdict(true, [], ['198.18.9.9']),
           {...verdict(true, ['198.18.0.12']), faults: {'198.18.2.10': 'interface eth2: --gw-offset 1 gives 198.18.2.10, which is this host\'s own address'}},
         ],
@@ -150,6 +152,7 @@ describe('metrics exposition', () => {
     expect(value('smartnat_mappings', {state: 'invalid'})).to.equal(1)
     expect(value('smartnat_mappings', {state: 'not_local'})).to.equal(1)
     expect(value('smartnat_mappings', {state: 'faulty'})).to.equal(1)
+    expect(value('smartnat_mappings', {state: 'deleting'})).to.equal(1)
     expect(value('smartnat_rules_programmed')).to.equal(17)
     expect(value('smartnat_sync_errors_total')).to.equal(1)
     expect(value('smartnat_api_errors_total', {kind: 'Service', verb: 'list', code: 'timeout'})).to.equal(2)

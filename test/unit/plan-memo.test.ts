@@ -114,6 +114,7 @@ type Step =
   | {kind: 'remove'; list: keyof Snapshot; index: number}
   | {kind: 'copy'; list: keyof Snapshot; index: number}
   | {kind: 'status'; index: number}
+  | {kind: 'deleting'; index: number}
   | {kind: 'duplicate'; index: number}
   | {kind: 'shuffle'}
   | {kind: 'host'; index: number}
@@ -128,6 +129,7 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
   {weight: 2, arbitrary: fc.record({kind: fc.constant('remove' as const), list: fc.constantFrom(...LISTS), index: fc.nat(9)})},
   {weight: 1, arbitrary: fc.record({kind: fc.constant('copy' as const), list: fc.constantFrom(...LISTS), index: fc.nat(9)})},
   {weight: 1, arbitrary: fc.record({kind: fc.constant('status' as const), index: fc.nat(9)})},
+  {weight: 1, arbitrary: fc.record({kind: fc.constant('deleting' as const), index: fc.nat(9)})},
   {weight: 1, arbitrary: fc.record({kind: fc.constant('duplicate' as const), index: fc.nat(9)})},
   {weight: 1, arbitrary: fc.constant({kind: 'shuffle' as const})},
   {weight: 1, arbitrary: fc.record({kind: fc.constant('host' as const), index: fc.nat(1)})},
@@ -163,6 +165,12 @@ function applyStep(world: World, step: Step): World {
     case 'status': {
       const old = pick(snapshot.mappings, step.index)
       const next = old && {...old, metadata: {...old.metadata, resourceVersion: '9'}, status: {invalid: 'no'}}
+      return {...world, snapshot: {...snapshot, mappings: snapshot.mappings.map((o) => (o === old ? next! : o))}}
+    }
+    case 'deleting': {
+      // Deleted while a finalizer holds it: it stops contesting endpoints, which may free them for others.
+      const old = pick(snapshot.mappings, step.index)
+      const next = old && {...old, metadata: {...old.metadata, deletionTimestamp: '2025-02-01T00:00:00Z', finalizers: ['mapping.finalizers.aureacentral.com']}}
       return {...world, snapshot: {...snapshot, mappings: snapshot.mappings.map((o) => (o === old ? next! : o))}}
     }
     case 'duplicate': {

@@ -222,6 +222,50 @@ describe('plan', () => {
     expect(got.model.mappings).to.deep.equal([])
   })
 
+  describe('Mappings being deleted', () => {
+    const services = [service('a/web', '198.19.0.1')]
+    const deleting = (m: MappingResource, since: string): MappingResource => ({
+      ...m,
+      metadata: {...m.metadata, deletionTimestamp: since, finalizers: ['mapping.finalizers.aureacentral.com']},
+    })
+
+    it('stops serving a Mapping with a deletionTimestamp and says so in its verdict', () => {
+      const got = plan(
+        snapshot([deleting(mapping('a/gone', {addresses: ['198.18.0.10'], generation: 4}), '2026-01-02T03:04:05Z')], services),
+        host,
+        options,
+      )
+      expect(got.model.mappings).to.deep.equal([])
+      expect(got.model.egress).to.deep.equal([])
+      expect(verdictOf(got, 'a/gone')).to.deep.equal({
+        namespace: 'a',
+        name: 'gone',
+        generation: 4,
+        valid: false,
+        invalid: 'being deleted since 2026-01-02T03:04:05Z; no longer served',
+        configuredAddresses: {},
+        notLocalAddresses: [],
+        deleting: '2026-01-02T03:04:05Z',
+      })
+    })
+
+    it('lets a younger Mapping take the endpoints of an older one being deleted', () => {
+      const got = plan(
+        snapshot(
+          [
+            deleting(mapping('a/old', {addresses: ['198.18.0.10'], created: '2024-01-01T00:00:00Z'}), '2026-01-02T03:04:05Z'),
+            mapping('a/new', {addresses: ['198.18.0.10'], created: '2025-01-01T00:00:00Z'}),
+          ],
+          services,
+        ),
+        host,
+        options,
+      )
+      expect(verdictOf(got, 'a/new').invalid).to.equal('no')
+      expect(got.model.mappings.map((m) => m.name)).to.deep.equal(['new'])
+    })
+  })
+
   describe('conflicts', () => {
     const services = [service('a/web', '198.19.0.1', [{port: 80}, {port: 80, protocol: 'UDP'}]), service('b/web', '198.19.0.2', [{port: 80}])]
 

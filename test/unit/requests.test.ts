@@ -47,7 +47,14 @@ describe('watchRequest', () => {
     'metrics-addr': '127.0.0.1:9469',
     'log-level': 'info',
     'flush-on-exit': false,
+    'lease-namespace': 'smartnat-system',
+    'lease-duration': '40s',
   }
+
+  it('gives the source this host\'s Lease settings, the duration in whole seconds', () => {
+    expect(watchRequest({...WATCH, 'lease-namespace': 'edge', 'lease-duration': '1500ms'}).source.lease).to.deep.equal({namespace: 'edge', durationSeconds: 2})
+    expect(() => watchRequest({...WATCH, 'lease-duration': '500ms'})).to.throw('--lease-duration must be at least 1s, got 500ms')
+  })
 
   it('turns durations into milliseconds and the removal delay into resyncs of them', () => {
     const request = watchRequest({...WATCH, resync: '5m', 'removal-delay': 3})
@@ -64,6 +71,7 @@ describe('watchRequest', () => {
     ['interfaces', '(', 'interfaces pattern "(" is not a valid regular expression'],
     ['max-removal', '0.5', '--max-removal "0.5" must be a percentage'],
     ['api-timeout', 'soon', '--api-timeout "soon" must be a positive duration'],
+    ['lease-duration', 'soon', '--lease-duration "soon" must be a positive duration'],
   ]
   wrong.forEach(([flag, , message], i) => {
     it(`names --${flag} first when it and every flag checked after it are wrong`, () => {

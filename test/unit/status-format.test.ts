@@ -103,6 +103,18 @@ describe('status output', () => {
     ])
   })
 
+  it('shows a Mapping being deleted as deleting, saying since when, and counts it apart from invalid ones', async () => {
+    const {inspection} = await inspect({state: desiredState()})
+    const since = '2026-01-02T03:04:05Z'
+    inspection.plan.verdicts = inspection.plan.verdicts.map((v) =>
+      v.name === 'broken' ? {...v, invalid: `being deleted since ${since}; no longer served`, deleting: since} : v,
+    )
+    const r = buildStatusReport(inspection, HOST)
+    expect(r.mappings.find((m) => m.name === 'broken')).to.include({state: 'deleting', reason: `being deleted since ${since}; no longer served`})
+    expect(r.summary).to.include({invalid: 0, deleting: 1})
+    expect(statusLines(r, {paint: outputPaint({isTTY: false}, {}), wide: false})).to.include(`default/broken: deleting: being deleted since ${since}; no longer served`)
+  })
+
   it('names the drifted Mapping and the missing rule', async () => {
     const lines = statusLines(await report(withoutRule(desiredState(), 'nat', 'default/web tcp/80')), {paint: outputPaint({isTTY: false}, {}), wide: false})
     expect(lines.slice(-2)).to.deep.equal([
@@ -120,7 +132,7 @@ describe('status output', () => {
       'namespace', 'name', 'state', 'reason', 'mode', 'service', 'serviceVIP', 'endpoints', 'groups', 'addresses', 'notLocalAddresses', 'allowedSources', 'ports', 'rules', 'packets', 'bytes', 'drift',
     ])
     expect(Object.keys(r.mappings.find((m) => m.name === 'web')!.rules[0]!)).to.deep.equal(['address', 'protocol', 'port', 'target', 'inKernel', 'packets', 'bytes'])
-    expect(r.summary).to.deep.equal({total: 4, configured: 2, invalid: 1, drifted: 0, faulty: 0, 'not-local': 1, unverified: 0, stale: 0})
+    expect(r.summary).to.deep.equal({total: 4, configured: 2, invalid: 1, deleting: 0, drifted: 0, faulty: 0, 'not-local': 1, unverified: 0, stale: 0})
     expect(JSON.parse(JSON.stringify(r))).to.deep.equal(r)
   })
 

@@ -407,10 +407,10 @@ describe('status writeback', function () {
       const names = Array.from({length: 20}, (_, i) => `m${String(i).padStart(2, '0')}`)
       const report = {
         snapshot: {mappings: names.map((name) => ({...mapping(), metadata: {namespace: 'default', name, generation: 3}})), services: [], endpointSlices: []},
-        plan: {verdicts: names.map((name) => verdict({name}))},
+        plan: {verdicts: names.map((name) => verdict({name})), model: {mappings: []}},
         host: host('198.18.0.10'),
       } as unknown as SyncReport
-      const publisher = apiPublisher(cutShort, {create: async (_namespace, event) => void events.push(event.reason ?? '')}, 'edge-1', 4)
+      const publisher = apiPublisher({...cutShort, patchMetadata: async () => {}}, {create: async (_namespace, event) => void events.push(event.reason ?? '')}, 'edge-1', 4)
       const result = await publisher.publish(report, T0, abort.signal)
       expect(patched).to.deep.equal(['m00'])
       expect(events, 'Events come after the statuses: none starts either').to.deep.equal([])

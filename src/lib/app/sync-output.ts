@@ -21,6 +21,8 @@ export interface MappingSummary {
   faults: Record<string, string>
   /** Mode direct: the ports whose Service port has no endpoint, where new connections are refused; absent when none. */
   unservedPorts?: {protocol: Protocol; port: number}[]
+  /** Its deletionTimestamp, when it is being deleted (finalizers hold it) and no longer served; `reason` says so. */
+  deleting?: string
 }
 
 /** The outcome of a sync or a dry run. */
@@ -56,6 +58,7 @@ function summarizeVerdict(v: MappingVerdict): MappingSummary {
     notLocalAddresses: v.notLocalAddresses,
     faults: v.faults ?? {},
     ...(v.unservedPorts ? {unservedPorts: v.unservedPorts.map((p) => ({...p}))} : {}),
+    ...(v.deleting === undefined ? {} : {deleting: v.deleting}),
   }
 }
 
@@ -86,7 +89,8 @@ export function appliedOutput(report: SyncReport, published: PublishResult | und
 function counts(mappings: MappingSummary[]): {configured: number; invalid: number; faulty: number} {
   return {
     configured: mappings.filter((m) => m.valid && Object.keys(m.configuredAddresses).length > 0).length,
-    invalid: mappings.filter((m) => !m.valid).length,
+    // Being deleted is no fault of the spec: --strict must not fail a cron sync for it.
+    invalid: mappings.filter((m) => !m.valid && m.deleting === undefined).length,
     faulty: mappings.filter((m) => Object.keys(m.faults).length > 0).length,
   }
 }

@@ -1,6 +1,9 @@
 /** `smartnat sync` as one library call: a dry run, or the whole pass under the lock with its statuses written back. */
+import {hostname} from 'node:os'
+
 import {parseAssumedAddresses} from '../host/assumed.js'
 import {withLock, type LockOptions} from '../host/lock.js'
+import {silentLogger} from '../observe/log.js'
 import {oneShotSource, type OneShotSource, type SourceOptions} from '../source/oneshot.js'
 import {describePending} from '../sync/conntrack-cleanup.js'
 import {dryRun} from '../sync/dry-run.js'
@@ -45,8 +48,22 @@ export type StepRunner = (steps: SyncStep[]) => Promise<void>
 export async function openSyncSource(options: SourceOptions): Promise<SyncSource> {
   const source = await oneShotSource(options)
   if (!source.kubeConfig) return source
-  const {kubePublisher} = await import('../sync/publish.js')
-  return {...source, publisher: kubePublisher(source.kubeConfig, undefined, source.api)}
+  const [{kubePublisher}, {openHostLease}] = await Promise.all([import('../sync/publish.js'), import('../sync/lease.js')])
+  const lease = openHostLease(source.kubeConfig, hostname(), options.lease, source.api ?? {}, silentLogger)
+  const publisher = kubePublisher(source.kubeConfig, lease.hostName, source.api, lease)
+  return {
+    ...source,
+    // Renewed once per run, before the statuses are written: a host that syncs from cron is live for --lease-duration after each run.
+    publisher: {
+      async publish(report, now, signal) {
+        const renewed = await lease.renew()
+        const published = await publisher.publish(report, now, signal)
+        if (renewed) return published
+        const error = new Error(`cannot renew this host's Lease (other hosts take its status keys for stale): ${lease.failure()}`)
+        return {...published, errors: [error, ...published.errors]}
+      },
+    },
+  }
 }
 
 /** Syncs this host with `source` once, or only shows what a sync would do. A refused mass removal is a MassRemovalError. */

@@ -1,5 +1,6 @@
 /** Where the daemon gets Mappings, Services and EndpointSlices, and where verdicts go back to. */
 import {access} from 'node:fs/promises'
+import {hostname} from 'node:os'
 
 import type {Logger} from '../observe/log.js'
 import type {SmartnatMetrics} from '../observe/metrics.js'
@@ -8,10 +9,18 @@ import type {ApiRequest} from '../source/kube/request.js'
 import type {KubeSource} from '../source/kube/source.js'
 import {openKubeConfig, type SourceOptions} from '../source/oneshot.js'
 import type {SnapshotSource} from '../source/source.js'
+import type {HostLease} from '../sync/lease.js'
 import type {Publisher} from '../sync/publish.js'
 
-/** A watched directory or file, or the Kubernetes API with a publisher of statuses and Events; throws when the path or the kubeconfig is wrong. */
-export async function openWatchSource(options: SourceOptions, logger: Logger, metrics: SmartnatMetrics): Promise<{source: SnapshotSource; publisher?: Publisher}> {
+/**
+ * A watched directory or file, or the Kubernetes API with a publisher of statuses and Events and this
+ * host's Lease (not yet started); throws when the path or the kubeconfig is wrong.
+ */
+export async function openWatchSource(
+  options: SourceOptions,
+  logger: Logger,
+  metrics: SmartnatMetrics,
+): Promise<{source: SnapshotSource; publisher?: Publisher; lease?: HostLease}> {
   const path = options.fromFile
   if (path) {
     await access(path).catch((error: unknown) => {
@@ -21,11 +30,12 @@ export async function openWatchSource(options: SourceOptions, logger: Logger, me
   }
   // Loaded for the API only, like the client (see openKubeConfig). Nothing in the flags or the
   // kubeconfig changes by trying again: the daemon fails at start.
-  const [{kubeConfig, warning}, {KubeSource}, {kubePublisher}, {requireStatusSubresource}] = await Promise.all([
+  const [{kubeConfig, warning}, {KubeSource}, {kubePublisher}, {requireStatusSubresource}, {openHostLease}] = await Promise.all([
     openKubeConfig(options),
     import('../source/kube/source.js'),
     import('../sync/publish.js'),
     import('../source/kube/crd.js'),
+    import('../sync/lease.js'),
   ])
   if (warning) logger.warn(warning)
   const api = {timeoutMs: options.apiTimeoutMs, onFailure: (request: ApiRequest, code: string) => metrics.apiError({...request, code})}
@@ -36,7 +46,8 @@ export async function openWatchSource(options: SourceOptions, logger: Logger, me
       signal,
       onRetry: (reason, retryInMs) => logger.warn('cannot tell yet whether the Mapping CRD serves the status subresource; asking again', {reason, retryInMs}),
     }))
-  return {source: checked, publisher: kubePublisher(kubeConfig, undefined, api)}
+  const lease = openHostLease(kubeConfig, hostname(), options.lease, api, logger.with({component: 'lease'}))
+  return {source: checked, publisher: kubePublisher(kubeConfig, lease.hostName, api, lease), lease}
 }
 
 /**

@@ -10,7 +10,7 @@ import {ROUTE_NEEDED, routeAdvice, routeText, type MemberRoute} from './routes.j
 /** The lines `smartnat explain NAMESPACE/NAME` prints. */
 export function mappingExplanationLines(e: MappingExplanation, paint: ChalkInstance): string[] {
   const m = e.mapping
-  const state = m.state === 'configured' ? paint.green(m.state) : m.state === 'not-local' || m.state === 'unverified' ? paint.yellow(m.state) : paint.red(m.state)
+  const state = m.state === 'configured' ? paint.green(m.state) : m.state === 'not-local' || m.state === 'unverified' || m.state === 'deleting' ? paint.yellow(m.state) : paint.red(m.state)
   const lines = [`Mapping ${m.namespace}/${m.name}: ${state}${m.reason ? ` - ${m.reason}` : ''}`]
   const facts: [string, string][] = [
     ['Mode', m.mode ?? '-'],

@@ -248,6 +248,7 @@ function whyUnmatched(inspection: Inspection<unknown>, spec: PacketSpec, endpoin
   const verdicts = new Map(inspection.plan.verdicts.map((v) => [`${v.namespace}/${v.name}`, v]))
   for (const id of claims) {
     const verdict = verdicts.get(id)
+    if (verdict?.deleting !== undefined) return `${id} asks for ${endpoint} but is ${verdict.invalid}`
     if (verdict && !verdict.valid) return `${id} asks for ${endpoint} but is invalid: ${verdict.invalid}`
     if (verdict?.notLocalAddresses.includes(spec.dst)) {
       return `${id} asks for ${endpoint}, but ${spec.dst} is on none of this host's external interfaces`

@@ -12,6 +12,7 @@ import type {Inspection} from './inspection.js'
 /**
  * - configured: programmed, and the kernel holds exactly its rules
  * - invalid: not programmed; `reason` says why
+ * - deleting: being deleted (a deletionTimestamp, finalizers hold it), so no longer programmed; `reason` says since when
  * - drifted: the kernel lacks some of its rules or set entries, or holds some it should not
  * - faulty: valid, but this host cannot serve some of its addresses (an interface without a usable
  *   gateway, a forward chain that drops); `reason` says which and why
@@ -19,7 +20,7 @@ import type {Inspection} from './inspection.js'
  * - unverified: programmed as far as the desired state goes; the kernel could not be read
  * - stale: no longer in the source (or no longer valid here), yet the kernel still holds rules for it
  */
-export type MappingState = 'configured' | 'invalid' | 'drifted' | 'faulty' | 'not-local' | 'unverified' | 'stale'
+export type MappingState = 'configured' | 'invalid' | 'deleting' | 'drifted' | 'faulty' | 'not-local' | 'unverified' | 'stale'
 
 /** One external endpoint's DNAT, as desired, and what the kernel counted for it. */
 export interface EndpointRule {
@@ -140,17 +141,19 @@ function factsOf(inspection: Inspection<unknown>, index: FactsIndex, verdict: Ma
   const podIPs = model?.groups ? model.podIPs : spec ? index.podIPsOf(verdict.namespace, spec.serviceName) : []
   const drifted = drift !== undefined && (drift.missing.length > 0 || drift.unexpected.length > 0)
   const faults = Object.entries(verdict.faults ?? {})
-  const state: MappingState = !verdict.valid
-    ? 'invalid'
-    : drifted
-      ? 'drifted'
-      : faults.length > 0
-        ? 'faulty'
-        : !model
-          ? 'not-local'
-          : inspection.kernel.readable
-            ? 'configured'
-            : 'unverified'
+  const state: MappingState = verdict.deleting !== undefined
+    ? 'deleting'
+    : !verdict.valid
+      ? 'invalid'
+      : drifted
+        ? 'drifted'
+        : faults.length > 0
+          ? 'faulty'
+          : !model
+            ? 'not-local'
+            : inspection.kernel.readable
+              ? 'configured'
+              : 'unverified'
   const faultReason = faults.map(([address, reason]) => `${address} not served: ${reason}`).join('; ')
   return {
     namespace: verdict.namespace,

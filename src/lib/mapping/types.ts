@@ -12,6 +12,9 @@ export interface ObjectMeta {
   resourceVersion?: string
   generation?: number
   creationTimestamp?: string
+  /** Set by the API server when the object was deleted while finalizers remain on it. */
+  deletionTimestamp?: string
+  finalizers?: string[]
   labels?: Record<string, string>
   annotations?: Record<string, string>
 }

@@ -113,14 +113,14 @@ export interface SyncRecord {
 
 const SYNC_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
 const WRITE_KINDS: (keyof WriteCounts)[] = ['chains', 'rules', 'sets', 'routes']
-const MAPPING_STATES = ['configured', 'invalid', 'not_local', 'faulty'] as const
+const MAPPING_STATES = ['configured', 'invalid', 'not_local', 'faulty', 'deleting'] as const
 const WRITEBACK_FAILURES = ['error', 'timeout'] as const
 
 /** Every metric smartnat exports, and the events that move them. */
 export class SmartnatMetrics {
   readonly syncDuration = new Histogram('smartnat_sync_duration_seconds', 'Time one sync pass took, failed passes included.', SYNC_BUCKETS)
   readonly lastSuccessfulSync = new Gauge('smartnat_last_successful_sync_timestamp_seconds', 'When the last sync pass succeeded, in seconds since the epoch (0: never).')
-  readonly mappings = new Gauge('smartnat_mappings', 'Mappings by verdict of the last successful sync: programmed here, invalid, valid but with no address on this host, or with an address this host cannot serve.')
+  readonly mappings = new Gauge('smartnat_mappings', 'Mappings by verdict of the last successful sync: programmed here, invalid, valid but with no address on this host, with an address this host cannot serve, or being deleted.')
   readonly rulesProgrammed = new Gauge('smartnat_rules_programmed', 'Rules smartnat owns in the kernel after the last successful sync.')
   readonly apiErrors = new Counter(
     'smartnat_api_errors_total',
@@ -163,7 +163,7 @@ export class SmartnatMetrics {
   syncSucceeded(record: SyncRecord): void {
     this.syncDuration.observe(record.seconds)
     this.lastSuccessfulSync.set(record.finishedAt / 1000)
-    const counts = {configured: 0, invalid: 0, not_local: 0, faulty: 0}
+    const counts = {configured: 0, invalid: 0, not_local: 0, faulty: 0, deleting: 0}
     for (const v of record.verdicts) counts[mappingState(v)]++
     for (const state of MAPPING_STATES) this.mappings.set(counts[state], {state})
     this.rulesProgrammed.set(record.rulesProgrammed)
@@ -206,6 +206,8 @@ export class SmartnatMetrics {
 }
 
 function mappingState(v: MappingVerdict): (typeof MAPPING_STATES)[number] {
+  // Held by a finalizer, not broken: no alert on invalid Mappings should fire for it.
+  if (v.deleting !== undefined) return 'deleting'
   if (!v.valid) return 'invalid'
   if (v.faults !== undefined) return 'faulty'
   return Object.keys(v.configuredAddresses).length > 0 ? 'configured' : 'not_local'

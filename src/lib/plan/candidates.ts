@@ -27,7 +27,8 @@ export interface Candidate {
   allowedSources: Cidr[]
 }
 
-export type Resolution = Candidate | {reason: string}
+/** A candidate, or why the Mapping is not one; `deleting` is set for a Mapping being deleted (its deletionTimestamp). */
+export type Resolution = Candidate | {reason: string; deleting?: string}
 
 /** Services by namespace, then name. */
 export type ServiceIndex = Map<string, Map<string, ServiceResource>>

@@ -13,21 +13,25 @@
 import type {MappingResource, ServiceResource} from '../mapping/types.js'
 import {SERVICE_NAME_LABEL} from '../mapping/types.js'
 import {compareIpv4, sortByIpv4, type Ipv4} from '../net/ipv4.js'
-import {ResolutionMemo, resolveCandidate, type Candidate, type ServiceIndex} from './candidates.js'
+import {ResolutionMemo, type Candidate, type ServiceIndex} from './candidates.js'
 import {indexEndpoints} from './endpoints.js'
 import type {HostInfo, MappingVerdict, NatEgress, NatMapping, Plan, PlanOptions, Snapshot} from './model.js'
 import {changedObjects} from './changed.js'
 import {compareNames, createdAt, namesOf} from './order.js'
 import {conflictOf, planAll, portKey, type FullPlan, type PlannedMapping} from './plan.js'
 import {indexPodIPs} from './pods.js'
-import {invalidVerdict, programCandidate, type HostPlan, type PodLookups} from './program.js'
+import {invalidVerdict, programCandidate, resolveMapping, unprogrammedVerdict, type HostPlan, type PodLookups} from './program.js'
 
-/** The part of a Mapping a plan reads: its spec, names, age and generation; not its status, labels or resourceVersion. */
+/**
+ * The part of a Mapping a pass reads: its spec, names, age, generation (verdicts carry it), deletion
+ * and finalizers (the Go controller's is removed after a pass); not its status, labels, annotations
+ * or resourceVersion.
+ */
 export function plannedPart(mapping: MappingResource): string {
   let text = plannedParts.get(mapping)
   if (text === undefined) {
-    const {namespace, name, creationTimestamp, generation} = mapping.metadata ?? {}
-    plannedParts.set(mapping, (text = JSON.stringify([namespace, name, creationTimestamp, generation, mapping.spec])))
+    const {namespace, name, creationTimestamp, generation, deletionTimestamp, finalizers} = mapping.metadata ?? {}
+    plannedParts.set(mapping, (text = JSON.stringify([namespace, name, creationTimestamp, generation, deletionTimestamp, finalizers, mapping.spec])))
   }
   return text
 }
@@ -239,7 +243,7 @@ function update(kept: Kept, snapshot: Snapshot, resolutions: ResolutionMemo): nu
     removeSorted(kept.byAge, entry, compareAge)
     entry.at = createdAt(entry.resource)
     insertSorted(kept.byAge, entry, compareAge)
-    entry.resolution = resolveCandidate(entry.resource, kept.options, kept.services, resolutions)
+    entry.resolution = resolveMapping(entry.resource, kept.options, kept.services, resolutions)
     addDependent(kept, entry)
     addClaims(kept, entry)
     contested.push(...claimantsOf(kept, entry))
@@ -273,7 +277,7 @@ function update(kept: Kept, snapshot: Snapshot, resolutions: ResolutionMemo): nu
     if (!before.has(entry)) before.set(entry, entry.mapping)
     const programmed =
       'reason' in entry.resolution
-        ? {verdict: invalidVerdict(entry.resource, entry.resolution.reason)}
+        ? {verdict: unprogrammedVerdict(entry.resource, entry.resolution)}
         : entry.conflict !== undefined
           ? {verdict: invalidVerdict(entry.resource, entry.conflict)}
           : programCandidate(entry.resolution, kept.host, pods)

@@ -167,6 +167,8 @@ export interface MappingVerdict {
    * route replies out of, forwarded traffic dropped); absent when there are none.
    */
   faults?: Record<string, string>
+  /** The Mapping's deletionTimestamp: it is being deleted (finalizers hold it) and is no longer served. */
+  deleting?: string
 }
 
 export interface Plan {

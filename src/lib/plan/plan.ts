@@ -4,10 +4,10 @@ import type {Ipv4} from '../net/ipv4.js'
 import {planEgress} from './egress.js'
 import type {HostInfo, MappingVerdict, NatMapping, Plan, PlanOptions, Snapshot} from './model.js'
 import {dedupeByName, sortOldestFirst} from './order.js'
-import {resolveCandidate, serviceIndex, type Candidate, type Resolution, type ResolutionMemo} from './candidates.js'
+import {serviceIndex, type Candidate, type Resolution, type ResolutionMemo} from './candidates.js'
 import {indexPodIPs} from './pods.js'
 import {indexEndpoints} from './endpoints.js'
-import {invalidVerdict, planHost, programCandidate, type HostPlan} from './program.js'
+import {invalidVerdict, planHost, programCandidate, resolveMapping, unprogrammedVerdict, type HostPlan} from './program.js'
 
 /** How one Mapping object was planned: what it resolved to, the conflict it lost if any, and the result. */
 export interface PlannedMapping {
@@ -50,8 +50,8 @@ export function planAll(snapshot: Snapshot, host: HostInfo, options: PlanOptions
   // Duplicate namespace/name entries collapse to one (see dedupeByName), so each Mapping gets
   // exactly one verdict whatever the source handed over.
   const byName: PlannedMapping[] = dedupeByName(snapshot.mappings).map((resource) => {
-    const resolution = resolveCandidate(resource, options, services, resolutions)
-    return 'reason' in resolution ? {resource, resolution, verdict: invalidVerdict(resource, resolution.reason)} : {resource, resolution, verdict: undefined!}
+    const resolution = resolveMapping(resource, options, services, resolutions)
+    return 'reason' in resolution ? {resource, resolution, verdict: unprogrammedVerdict(resource, resolution)} : {resource, resolution, verdict: undefined!}
   })
   // Oldest first: the oldest Mapping keeps a contested endpoint, and egress hands a shared pod IP to the oldest Mapping.
   const byAge = sortOldestFirst(byName, (planned) => planned.resource)

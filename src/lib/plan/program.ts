@@ -1,7 +1,7 @@
 /** What one Mapping that won its endpoints becomes on this host: its verdict and, when some address is local, its NatMapping. */
 import {compareIpv4, type Ipv4} from '../net/ipv4.js'
 import type {MappingResource, PortMapping} from '../mapping/types.js'
-import type {Candidate} from './candidates.js'
+import {resolveCandidate, type Candidate, type Resolution, type ResolutionMemo, type ServiceIndex} from './candidates.js'
 import type {EndpointLookup} from './endpoints.js'
 import type {HostInfo, InterfaceFault, MappingVerdict, NatEndpoint, NatGroup, NatInterface, NatMapping, PlanOptions} from './model.js'
 import {compareText, namesOf} from './order.js'
@@ -92,6 +92,22 @@ export function programCandidate(candidate: Candidate, host: HostPlan, pods: Pod
     ...(groups ? {groups} : {}),
   }
   return {verdict, mapping}
+}
+
+/**
+ * What a Mapping resolves to. One being deleted (finalizers keep it in the API) is not served and
+ * contests no endpoint, as the Go controller did.
+ */
+export function resolveMapping(resource: MappingResource, options: PlanOptions, services: ServiceIndex, memo?: ResolutionMemo): Resolution {
+  const deleting = resource.metadata?.deletionTimestamp
+  if (typeof deleting === 'string') return {reason: `being deleted since ${deleting}; no longer served`, deleting}
+  return resolveCandidate(resource, options, services, memo)
+}
+
+/** The verdict of a Mapping that resolved to no candidate. */
+export function unprogrammedVerdict(resource: MappingResource, resolution: {reason: string; deleting?: string}): MappingVerdict {
+  const verdict = invalidVerdict(resource, resolution.reason)
+  return resolution.deleting === undefined ? verdict : {...verdict, deleting: resolution.deleting}
 }
 
 /** The verdict of a Mapping that cannot be programmed, and why. */

@@ -3,6 +3,7 @@ import type {KubeConfig} from '@kubernetes/client-node'
 
 import type {Snapshot} from '../plan/model.js'
 import {readManifests} from './file.js'
+import type {LeaseSettings} from './kube/leases.js'
 import type {ApiOptions} from './kube/request.js'
 
 export interface SourceOptions {
@@ -11,6 +12,8 @@ export interface SourceOptions {
   context?: string
   /** Longest wait for one API request (--api-timeout); the default of the kube source when absent. */
   apiTimeoutMs?: number
+  /** This host's Lease, for the commands that write statuses back (sync, watch). */
+  lease?: LeaseSettings
 }
 
 export interface OneShotSource {

@@ -30,7 +30,7 @@ export const STATUS_EXIT = {
 /** Builds the report for the Mappings of one namespace, or of all when `namespace` is undefined. */
 export function buildStatusReport(inspection: Inspection<unknown>, host: HostStatus, filter: {namespace?: string} = {}): StatusReport {
   const mappings = mappingFacts(inspection).filter((m) => filter.namespace === undefined || m.namespace === filter.namespace)
-  const summary = {total: mappings.length, configured: 0, invalid: 0, drifted: 0, faulty: 0, 'not-local': 0, unverified: 0, stale: 0}
+  const summary = {total: mappings.length, configured: 0, invalid: 0, deleting: 0, drifted: 0, faulty: 0, 'not-local': 0, unverified: 0, stale: 0}
   for (const m of mappings) summary[m.state]++
   return {
     backend: inspection.backend,

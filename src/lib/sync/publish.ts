@@ -1,19 +1,23 @@
-/** Tells each Mapping what this instance made of it: status writeback, then Events on transitions. */
+/** Tells each Mapping what this instance made of it: status writeback, Events on transitions, and the Go controller's finalizer removed once it holds up a deletion. */
 import {hostname} from 'node:os'
 
 import type {KubeConfig} from '@kubernetes/client-node'
 
 import type {ApiOptions} from '../source/kube/request.js'
-import {kubeEventApi, kubeMappingStatusApi, type EventApi, type MappingStatusApi} from '../source/kube/writers.js'
+import {kubeEventApi, kubeMappingFinalizerApi, kubeMappingStatusApi, type EventApi, type MappingFinalizerApi, type MappingStatusApi} from '../source/kube/writers.js'
 import {API_WRITES_IN_FLIGHT} from './bounded.js'
 import {recordEvents} from './events.js'
+import {removeGoFinalizers, type FinalizerResult} from './finalizers.js'
+import type {HostLease} from './lease.js'
+import {hasStaleKeys, removesStaleKeys, type LiveHosts} from './live-hosts.js'
 import type {SyncReport} from './once.js'
 import {ownAddresses, writeStatuses, type StatusWriteResult} from './status.js'
 
 export interface PublishResult {
   status: StatusWriteResult
   eventsCreated: number
-  /** Every status or Event write that failed; the sync itself still counts as done. */
+  finalizers: FinalizerResult
+  /** Every status, Event or finalizer write that failed; the sync itself still counts as done. */
   errors: Error[]
 }
 
@@ -22,21 +26,48 @@ export interface Publisher {
   publish(report: SyncReport, now?: Date, signal?: AbortSignal): Promise<PublishResult>
 }
 
-/** A publisher writing through the API of `kubeConfig`, as this host (`hostName`), each request ending at the deadline of `api`. */
-export function kubePublisher(kubeConfig: KubeConfig, hostName = hostname(), api: ApiOptions = {}): Publisher {
-  return apiPublisher(kubeMappingStatusApi(kubeConfig, api), kubeEventApi(kubeConfig, api), hostName)
+/**
+ * A publisher writing through the API of `kubeConfig`, as this host (`hostName`), each request ending at
+ * the deadline of `api`; with `lease`, status keys of hosts that are gone are told apart (live-hosts.ts).
+ */
+export function kubePublisher(kubeConfig: KubeConfig, hostName = hostname(), api: ApiOptions = {}, lease?: Pick<HostLease, 'live' | 'refresh' | 'started'>): Publisher {
+  return apiPublisher(
+    {...kubeMappingStatusApi(kubeConfig, api), ...kubeMappingFinalizerApi(kubeConfig, api)},
+    kubeEventApi(kubeConfig, api),
+    hostName,
+    API_WRITES_IN_FLIGHT,
+    lease,
+  )
 }
 
-/** A publisher over the given status and Event APIs, with at most `inFlight` writes of each kind at once. */
-export function apiPublisher(statusApi: MappingStatusApi, eventApi: EventApi, hostName: string, inFlight = API_WRITES_IN_FLIGHT): Publisher {
+/** A publisher over the given APIs, with at most `inFlight` writes of each kind at once. */
+export function apiPublisher(
+  mappingApi: MappingStatusApi & MappingFinalizerApi,
+  eventApi: EventApi,
+  hostName: string,
+  inFlight = API_WRITES_IN_FLIGHT,
+  lease?: Pick<HostLease, 'live' | 'refresh' | 'started'>,
+): Publisher {
   return {
     async publish(report, now = new Date(), signal) {
-      const statuses = signal ? abortableStatusApi(statusApi, signal) : statusApi
-      const status = await writeStatuses(statuses, report.snapshot.mappings, report.plan.verdicts, report.host, now, hostName, inFlight)
+      const mappings = report.snapshot.mappings
+      const live = lease ? await liveHosts(lease, mappings, hostName) : undefined
+      const statuses = signal ? abortableStatusApi(mappingApi, signal) : mappingApi
+      const status = await writeStatuses(statuses, mappings, report.plan.verdicts, report.host, now, hostName, inFlight, live)
       const events = await recordEvents(signal ? abortableEventApi(eventApi, signal) : eventApi, status.changes, ownAddresses(report.host), hostName, now, inFlight)
-      return {status, eventsCreated: events.created, errors: [...status.errors, ...events.errors]}
+      // The pass this report comes from has applied: what it does not program is gone from this host.
+      const finalizers = await removeGoFinalizers(signal ? abortableFinalizerApi(mappingApi, signal) : mappingApi, mappings, report.plan.model, inFlight)
+      return {status, eventsCreated: events.created, finalizers, errors: [...status.errors, ...events.errors, ...finalizers.errors]}
     },
   }
+}
+
+/** The live hosts as last read, read again first when this host is about to remove stale keys. */
+async function liveHosts(lease: Pick<HostLease, 'live' | 'refresh' | 'started'>, mappings: SyncReport['snapshot']['mappings'], hostName: string): Promise<LiveHosts | undefined> {
+  await lease.started()
+  const live = lease.live()
+  if (live === undefined || !removesStaleKeys(live, hostName) || !hasStaleKeys(mappings, live)) return live
+  return await lease.refresh()
 }
 
 /** The same writes, but each one asked for after `signal` is aborted fails at once with its reason, without a request. */
@@ -49,6 +80,15 @@ function abortableStatusApi(api: MappingStatusApi, signal: AbortSignal): Mapping
     async patchStatus(namespace, name, patch) {
       signal.throwIfAborted()
       return await api.patchStatus(namespace, name, patch)
+    },
+  }
+}
+
+function abortableFinalizerApi(api: MappingFinalizerApi, signal: AbortSignal): MappingFinalizerApi {
+  return {
+    async patchMetadata(namespace, name, operations) {
+      signal.throwIfAborted()
+      await api.patchMetadata(namespace, name, operations)
     },
   }
 }

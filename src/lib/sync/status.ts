@@ -1,7 +1,8 @@
 /**
  * Status writeback: each Mapping is told what planning concluded, through the status subresource with a
  * JSON merge patch, and only when that differs from what the object already says. Several instances share
- * one status: each owns the configuredAddresses keys of the addresses on its own external interfaces.
+ * one status: each owns the configuredAddresses keys of the addresses on its own external interfaces,
+ * and the keys no live host maintains are left out of Ready and removed by one host (live-hosts.ts).
  */
 import {isDeepStrictEqual} from 'node:util'
 import type {MappingCondition, MappingResource, MappingStatus} from '../mapping/types.js'
@@ -11,6 +12,7 @@ import {crdInstallCommand} from '../source/kube/crd.js'
 import {httpStatusOf, describeApiError} from '../source/kube/errors.js'
 import type {MappingStatusApi, MergePatch} from '../source/kube/writers.js'
 import {API_WRITES_IN_FLIGHT, mapBounded} from './bounded.js'
+import {isLiveKey, removesStaleKeys, type LiveHosts} from './live-hosts.js'
 
 type ConfiguredAddresses = NonNullable<MappingStatus['configuredAddresses']>
 
@@ -54,24 +56,36 @@ export function ownedKeys(mapping: MappingResource, own: Set<string>, hostName?:
   return written.length === 0 ? own : new Set([...own, ...written.map(([address]) => address)])
 }
 
-/** The status a Mapping should have after this instance's write, and the merge patch that gets it there (undefined when it already does). */
+/**
+ * The status a Mapping should have after this instance's write, and the merge patch that gets it there
+ * (undefined when it already does). `live`: the hosts whose Lease is current, when known (live-hosts.ts).
+ */
 export function desiredStatus(
   mapping: MappingResource,
   verdict: MappingVerdict,
   own: Set<string>,
   now: Date,
   hostName?: string,
+  live?: LiveHosts,
 ): {status: MappingStatus; patch: MergePatch | undefined} {
   const current = mapping.status ?? {}
   // The generation the verdict was planned from, which is what it observed, not the one of the object it is written to.
   const generation = verdict.generation
-  const configured = mergeOwnAddresses(current.configuredAddresses ?? {}, verdict, ownedKeys(mapping, own, hostName), hostName)
-  const status: MappingStatus = {...current, invalid: verdict.invalid}
-  if (verdict.serviceVIP !== undefined) status.serviceVIP = verdict.serviceVIP
-  else delete status.serviceVIP
+  const owned = ownedKeys(mapping, own, hostName)
+  const configured = mergeOwnAddresses(current.configuredAddresses ?? {}, verdict, owned, hostName)
+  if (removesStaleKeys(live, hostName)) removeStaleKeys(configured, owned, live)
+  // Being deleted: the spec's verdict (invalid, serviceVIP, Valid) stays as it was; only this host's keys go, and Ready says why.
+  const deleting = verdict.deleting !== undefined
+  const status: MappingStatus = deleting ? {...current} : {...current, invalid: verdict.invalid}
+  if (!deleting) {
+    if (verdict.serviceVIP !== undefined) status.serviceVIP = verdict.serviceVIP
+    else delete status.serviceVIP
+  }
   if (Object.keys(configured.merged).length > 0) status.configuredAddresses = configured.merged
   else delete status.configuredAddresses
-  status.conditions = mergeConditions(current.conditions ?? [], [validCondition(verdict), readyCondition(verdict, configured.merged)], generation, now)
+  const maintained = hostName === undefined ? configured.merged : liveKeys(configured.merged, owned, live)
+  const wanted = deleting ? [deletingCondition(verdict)] : [validCondition(verdict), readyCondition(verdict, maintained)]
+  status.conditions = mergeConditions(current.conditions ?? [], wanted, generation, now)
   if (generation !== undefined) status.observedGeneration = generation
 
   const patch: MergePatch = {}
@@ -91,6 +105,7 @@ export async function writeStatuses(
   now: Date,
   hostName?: string,
   inFlight = API_WRITES_IN_FLIGHT,
+  live?: LiveHosts,
 ): Promise<StatusWriteResult> {
   const result: StatusWriteResult = {patched: 0, unchanged: 0, conflicts: 0, gone: 0, failed: 0, changes: [], errors: []}
   const own = ownAddresses(host)
@@ -103,7 +118,7 @@ export async function writeStatuses(
   }
   const outcomes = await mapBounded(writes, inFlight, async ({mapping, verdict}) => {
     try {
-      return await writeOne(api, mapping, verdict, own, now, hostName)
+      return await writeOne(api, mapping, verdict, own, now, hostName, live)
     } catch (error) {
       const {namespace, name} = mapping.metadata
       return new Error(`mapping ${namespace}/${name}: writing status: ${describeApiError(error)}`, {cause: error})
@@ -131,6 +146,7 @@ async function writeOne(
   own: Set<string>,
   now: Date,
   hostName: string | undefined,
+  live: LiveHosts | undefined,
 ): Promise<StatusChange | 'unchanged' | 'conflict' | 'gone'> {
   const namespace = mapping.metadata.namespace!
   const name = mapping.metadata.name!
@@ -140,7 +156,7 @@ async function writeOne(
   for (let attempt = 0; attempt < 2; attempt++) {
     // A new spec, or a new object of the same name, was not what the verdict was planned from: the next pass plans it and writes.
     if (current.metadata.generation !== generation || current.metadata.uid !== uid) return 'conflict'
-    const {status, patch} = desiredStatus(current, verdict, own, now, hostName)
+    const {status, patch} = desiredStatus(current, verdict, own, now, hostName, live)
     if (!patch) return 'unchanged'
     try {
       // resourceVersion makes the write conditional: conditions are replaced whole, so they must be computed from what is stored.
@@ -207,6 +223,24 @@ function mergeOwnAddresses(
 }
 
 type EntryPatch = Record<string, unknown>
+
+/** Drops the keys no live host maintains (the lowest-named live host does this); null in the patch removes them. */
+function removeStaleKeys(configured: {merged: ConfiguredAddresses; patch: Record<string, EntryPatch | null>}, owned: Set<string>, live: LiveHosts | undefined): void {
+  for (const [address, entry] of Object.entries(configured.merged)) {
+    if (owned.has(address) || isLiveKey(entry, live)) continue
+    delete configured.merged[address]
+    configured.patch[address] = null
+  }
+}
+
+/** The keys Ready is read off: this instance's own, and those another live host maintains (an instance without a host name marks no key, and counts them all). */
+function liveKeys(configured: ConfiguredAddresses, owned: Set<string>, live: LiveHosts | undefined): ConfiguredAddresses {
+  return Object.fromEntries(Object.entries(configured).filter(([address, entry]) => owned.has(address) || isLiveKey(entry, live)))
+}
+
+function deletingCondition(verdict: MappingVerdict): MappingCondition {
+  return {type: 'Ready', status: 'False', reason: 'Deleting', message: verdict.invalid}
+}
 
 // A merge patch merges into the stored entry: a field the entry no longer has (a cleared fault) must be sent as null.
 function entryPatch(stored: ConfiguredAddresses[string] | undefined, next: ConfiguredAddresses[string]): EntryPatch {

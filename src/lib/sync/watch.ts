@@ -324,7 +324,7 @@ export class WatchLoop {
       readKernel: !trusted,
       changed: report.applied.changed,
       configured: verdicts.filter((v) => v.valid && Object.keys(v.configuredAddresses).length > 0).length,
-      invalid: verdicts.filter((v) => !v.valid).length,
+      invalid: verdicts.filter((v) => !v.valid && v.deleting === undefined).length,
       rules: report.rulesProgrammed,
       ...(report.applied.changed ? {written: report.applied.written} : {}),
       ...(report.applied.changed || report.conntrackDeleted > 0 ? {conntrackDeleted: report.conntrackDeleted} : {}),

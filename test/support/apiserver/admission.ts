@@ -77,6 +77,8 @@ export function admitBuiltin(type: ResourceType, obj: KubeObject, old: KubeObjec
       return validateEndpointSlice(obj)
     case 'customresourcedefinitions':
       return admitCrd(obj, old)
+    case 'leases':
+      return validateLease(obj)
     default:
       return []
   }
@@ -135,6 +137,20 @@ function validateEndpointSlice(obj: KubeObject): StatusCause[] {
       causes.push({reason: 'FieldValueInvalid', field: `ports[${i}].port`, message: `Invalid value: ${JSON.stringify(p.port)}: must be between 0 and 65535, inclusive`})
     }
   })
+  return causes
+}
+
+function validateLease(obj: KubeObject): StatusCause[] {
+  const spec: Obj = isObject(obj.spec) ? obj.spec : {}
+  const causes: StatusCause[] = []
+  const positive = (field: string, least: number, words: string) => {
+    const value = spec[field]
+    if (value !== undefined && (!Number.isInteger(value) || (value as number) < least)) {
+      causes.push({reason: 'FieldValueInvalid', field: `spec.${field}`, message: `Invalid value: ${JSON.stringify(value)}: ${words}`})
+    }
+  }
+  positive('leaseDurationSeconds', 1, 'must be greater than 0')
+  positive('leaseTransitions', 0, 'must be greater than or equal to 0')
   return causes
 }
 

@@ -242,6 +242,8 @@ export class ObjectApi {
     const finalizers = current.metadata.finalizers
     if (Array.isArray(finalizers) && finalizers.length > 0) {
       if (current.metadata.deletionTimestamp) return this.present(type, current)
+      // As kube-apiserver's markAsDeleting: the first deletion of a generational object bumps its generation.
+      if (typeof current.metadata.generation === 'number') current.metadata.generation += 1
       current.metadata.deletionTimestamp = now()
       current.metadata.deletionGracePeriodSeconds = 0
       return this.present(type, this.store.commit(bucketOf(type), key, current))
@@ -361,6 +363,7 @@ export class ObjectApi {
     obj.apiVersion = apiVersion
     obj.kind = type.kind
     if (typeof obj.metadata !== 'object' || obj.metadata === null) obj.metadata = {} as KubeObject['metadata']
+    if (type.resource === 'leases') checkMicroTimes(obj)
     return obj
   }
 
@@ -370,6 +373,20 @@ export class ObjectApi {
 
   private scope(type: ResourceType, namespace: string | undefined): string | undefined {
     return type.namespaced ? namespace : undefined
+  }
+}
+
+const RFC3339_MICRO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}(Z|[+-]\d{2}:\d{2})$/
+
+// A Lease's times are MicroTime, which the API server decodes with Go's layout 2006-01-02T15:04:05.000000Z07:00:
+// exactly six fractional digits, or the whole body is refused before validation.
+function checkMicroTimes(obj: KubeObject): void {
+  const spec = (obj.spec ?? {}) as Record<string, unknown>
+  for (const field of ['acquireTime', 'renewTime']) {
+    const value = spec[field]
+    if (value === undefined || value === null || (typeof value === 'string' && RFC3339_MICRO.test(value))) continue
+    const rest = typeof value === 'string' ? value.replace(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}/, '') : String(value)
+    throw badRequest(`Lease in version "v1" cannot be handled as a Lease: parsing time ${JSON.stringify(String(value))} as "2006-01-02T15:04:05.000000Z07:00": cannot parse ${JSON.stringify(rest)} as ".000000"`)
   }
 }
 

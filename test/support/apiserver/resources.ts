@@ -141,6 +141,12 @@ export function builtinTypes(): ResourceType[] {
       fieldLabels: {},
     },
     {
+      group: 'coordination.k8s.io', version: 'v1', resource: 'leases', kind: 'Lease', listKind: 'LeaseList', singular: 'lease',
+      namespaced: true, shortNames: [], categories: [], hasStatus: false, custom: false,
+      columns: [{name: 'Holder', type: 'string', description: 'HolderIdentity contains the identity of the holder of a current lease.', value: (o) => text(dig(o, 'spec', 'holderIdentity'))}, age],
+      fieldLabels: {},
+    },
+    {
       group: 'apiextensions.k8s.io', version: 'v1', resource: 'customresourcedefinitions', kind: 'CustomResourceDefinition',
       listKind: 'CustomResourceDefinitionList', singular: 'customresourcedefinition', namespaced: false,
       shortNames: ['crd', 'crds'], categories: ['api-extensions'], hasStatus: true, custom: false,

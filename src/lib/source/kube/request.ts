@@ -11,9 +11,9 @@ export const DEFAULT_API_TIMEOUT_MS = 30_000
 
 /** One kind of request, as the metrics count them. */
 export interface ApiRequest {
-  /** Mapping, Service, EndpointSlice or Event. */
+  /** Mapping, Service, EndpointSlice, Event or Lease. */
   kind: string
-  verb: 'list' | 'watch' | 'get' | 'patch' | 'create'
+  verb: 'list' | 'watch' | 'get' | 'patch' | 'create' | 'update'
 }
 
 export interface ApiOptions {

@@ -1,4 +1,4 @@
-/** Writes to the API server: Mapping status through the status subresource, and core/v1 Events. */
+/** Writes to the API server: Mapping status through the status subresource, the Go controller's finalizer, and core/v1 Events. */
 import {CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type CoreV1Event, type KubeConfig} from '@kubernetes/client-node'
 import {MAPPING_GROUP, MAPPING_VERSION, type MappingResource} from '../../mapping/types.js'
 import {MAPPING_PLURAL} from './kinds.js'
@@ -14,11 +14,20 @@ export interface MappingStatusApi {
   patchStatus(namespace: string, name: string, patch: MergePatch): Promise<MappingResource>
 }
 
+/** One JSON patch operation (RFC 6902). */
+export type JsonPatchOperation = {op: 'test' | 'remove'; path: string; value?: unknown}
+
+export interface MappingFinalizerApi {
+  /** JSON-patches the Mapping's metadata (a failed `test` answers 422, a stale precondition 409). */
+  patchMetadata(namespace: string, name: string, operations: JsonPatchOperation[]): Promise<void>
+}
+
 export interface EventApi {
   create(namespace: string, event: CoreV1Event): Promise<void>
 }
 
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch)
+const jsonPatch = setHeaderOptions('Content-Type', PatchStrategy.JsonPatch)
 
 /** Mapping status reads and merge-patch writes through the API server of `kc`, each ending at the deadline of `api`. */
 export function kubeMappingStatusApi(kc: KubeConfig, api: ApiOptions = {}): MappingStatusApi {
@@ -29,6 +38,18 @@ export function kubeMappingStatusApi(kc: KubeConfig, api: ApiOptions = {}): Mapp
       custom.getNamespacedCustomObject({...target, namespace, name}, abortOn(signal))) as MappingResource,
     patchStatus: async (namespace, name, body) => await timedRequest({kind: 'Mapping', verb: 'patch'}, api, (signal) =>
       custom.patchNamespacedCustomObjectStatus({...target, namespace, name, body}, abortOn(signal, mergePatch))) as MappingResource,
+  }
+}
+
+/** Mapping metadata JSON patches through the API server of `kc`, each ending at the deadline of `api`. */
+export function kubeMappingFinalizerApi(kc: KubeConfig, api: ApiOptions = {}): MappingFinalizerApi {
+  const custom = kc.makeApiClient(CustomObjectsApi)
+  const target = {group: MAPPING_GROUP, version: MAPPING_VERSION, plural: MAPPING_PLURAL}
+  return {
+    patchMetadata: async (namespace, name, body) => {
+      await timedRequest({kind: 'Mapping', verb: 'patch'}, api, (signal) =>
+        custom.patchNamespacedCustomObject({...target, namespace, name, body}, abortOn(signal, jsonPatch)))
+    },
   }
 }
 
