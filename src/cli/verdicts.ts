@@ -37,5 +37,15 @@ export function syncLines(output: SyncOutput): string[] {
       ? `applied: ${written.chains} chains, ${written.rules} rules, ${written.sets} sets, ${written.routes} routes written; ${dropped}`
       : `kernel already up to date: nothing written${deleted > 0 ? `; ${dropped}` : ''}`,
   )
+  if (output.legacyRemoved) lines.push(legacyLine(output.legacyRemoved))
   return lines
 }
+
+/** What --migrate took away of the Go controller's, in one line. */
+function legacyLine(removed: NonNullable<SyncOutput['legacyRemoved']>): string {
+  const counts = Object.entries(removed).filter(([, items]) => items.length > 0)
+  if (counts.length === 0) return 'nothing of the Go controller’s was left on this host'
+  return `removed the Go controller’s ${counts.map(([kind, items]) => `${items.length} ${LEGACY_KINDS[kind as keyof typeof LEGACY_KINDS]}`).join(', ')}`
+}
+
+const LEGACY_KINDS = {jumps: 'jumps', chains: 'chains', rules: 'rules', sets: 'ipsets', ipRules: 'ip rules', routes: 'routes', rtTables: 'rt_tables entries'}

@@ -1,5 +1,5 @@
 /** One pass of the pipeline: resolve (snapshot + host -> plan) -> render -> removal guard -> apply -> forward check -> conntrack cleanup. */
-import type {ApplyResult, Backend, ForwardReport} from '../backend/backend.js'
+import type {ApplyResult, Backend, ForwardReport, LegacyOptions} from '../backend/backend.js'
 import {withForwardDrops} from '../backend/forward.js'
 import type {Runner} from '../host/runner.js'
 import type {RpFilterChange} from '../host/sysctl.js'
@@ -57,6 +57,8 @@ export interface SyncOptions {
   retryCleanup?: PendingCleanup
   /** The previous pass's SyncReport.directListed: pods no longer listed since then are gone. */
   listedBefore?: readonly Ipv4[]
+  /** Remove the Go controller's layout with this pass's apply (sync --migrate). */
+  legacy?: LegacyOptions
 }
 
 /** The stages of one sync pass, in order; run them all, then call `report()`. */
@@ -106,6 +108,7 @@ export function syncSteps(
           full: options.full ?? false,
           ...(options.assumeActual === undefined ? {} : {assumeActual: options.assumeActual}),
           ...(kernelRead === undefined ? {} : {kernelRead}),
+          ...(options.legacy ? {legacy: options.legacy} : {}),
         })
         kernelState = desired
       },

@@ -26,6 +26,7 @@ import type {IptablesChanges, SetChanges} from './diff.js'
 import {changedEndpoints} from './endpoints.js'
 import {ipsetCleanupPayload, ipsetPreparePayload, ipsetRollbackPayload, iptablesRestorePayload} from './payloads.js'
 import {readIptablesState, readIptablesTables} from './read.js'
+import {describeGoLayout, hasGoLayout, readGoLayout, removeGoRouting, type GoLayout} from './legacy.js'
 
 export const IPSET_RESTORE: readonly [string, string[]] = ['ipset', ['restore', '-exist']]
 
@@ -126,13 +127,33 @@ function countWrites(changes: IptablesChanges): WriteCounts {
   }
 }
 
-/** Makes the kernel match `desired`, writing only what differs; nothing at all when they are equal. */
+/** The writes that remove the Go controller's layout, counted as smartnat's own are. */
+function countGoWrites(written: WriteCounts, layout: GoLayout): WriteCounts {
+  const tables = TABLES.map((t) => layout.iptables.tables[t])
+  return {
+    sets: written.sets + layout.iptables.sets.length,
+    chains: written.chains + tables.reduce((n, t) => n + t.chains.length, 0),
+    rules: written.rules + tables.reduce((n, t) => n + t.jumps.length + t.rules.length, 0),
+    routes: written.routes + layout.routing.ipRules.length + layout.routing.routes.length,
+  }
+}
+
+/**
+ * Makes the kernel match `desired`, writing only what differs; nothing at all when they are equal.
+ * With `legacy`, the Go controller's layout goes in the same ipset and iptables-restore payloads.
+ */
 export async function applyIptables(runner: Runner, desired: IptablesState, options: ApplyOptions<IptablesState> = {}): Promise<ApplyResult> {
   const full = options.full ?? false
+  const {legacy: legacyOptions} = options
+  const goLayout = legacyOptions ? readActual(undefined, () => readGoLayout(runner, legacyOptions)) : undefined
+  goLayout?.catch(() => undefined)
   const actual = options.assumeActual !== undefined && !full ? options.assumeActual : await readActual(options.kernelRead, () => readIptablesState(runner))
+  const legacy = await goLayout
   const changes = diffIptablesState(desired, actual, {full})
-  const written = countWrites(changes)
-  if (isEmptyChanges(changes)) return {changed: false, written, changedEndpoints: []}
+  const migrating = legacy !== undefined && hasGoLayout(legacy)
+  const written = migrating ? countGoWrites(countWrites(changes), legacy) : countWrites(changes)
+  const legacyResult = legacy ? {legacy: describeGoLayout(legacy)} : {}
+  if (isEmptyChanges(changes) && !migrating) return {changed: false, written, changedEndpoints: [], ...legacyResult}
   const endpoints = changedEndpoints(desired.tables.nat, actual.tables.nat)
 
   const {sets} = changes
@@ -144,8 +165,8 @@ export async function applyIptables(runner: Runner, desired: IptablesState, opti
 
   const {prepare, rules, cleanup, routing} = buildPayloads(() => ({
     prepare: ipsetPreparePayload(sets),
-    rules: iptablesRestorePayload(changes),
-    cleanup: ipsetCleanupPayload(sets),
+    rules: iptablesRestorePayload(changes, legacy?.iptables),
+    cleanup: ipsetCleanupPayload(sets, legacy?.iptables.sets),
     routing: ipBatchPayload(changes.routing),
   }))
 
@@ -173,5 +194,8 @@ export async function applyIptables(runner: Runner, desired: IptablesState, opti
 
   if (routing) await restore(runner, 'ip rule/route', IP_BATCH, routing)
 
-  return {changed: true, written, changedEndpoints: endpoints}
+  // smartnat's reply routing is in place: the Go controller's tables are no longer needed.
+  if (migrating) await removeGoRouting(runner, legacy)
+
+  return {changed: true, written, changedEndpoints: endpoints, ...legacyResult}
 }

@@ -4,21 +4,12 @@ import {describeRouting} from '../../routing/payload.js'
 import type {FlushReport} from '../result.js'
 import {applyIptables} from './apply.js'
 import {readIptablesState} from './read.js'
-import {TABLES} from './types.js'
-import type {IptablesState, TableName, TableState} from './types.js'
+import {TABLES, emptyIptablesState} from './types.js'
+import type {IptablesState} from './types.js'
 
 export interface FlushOptions {
   /** Report what would be removed without writing anything. */
   dryRun: boolean
-}
-
-/** The state with nothing of smartnat's in it: applying it removes exactly what smartnat owns. */
-function emptyIptablesState(): IptablesState {
-  const tables = Object.fromEntries(TABLES.map((t): [TableName, TableState] => [t, {chains: [], jumps: []}])) as Record<
-    TableName,
-    TableState
-  >
-  return {tables, sets: [], ipRules: [], routes: []}
 }
 
 function describe(actual: IptablesState): FlushReport['removed'] {
