@@ -133,7 +133,7 @@ for (const backend of BACKENDS) describe(`taking over from the Go controller (ro
     } finally {
       report = await monitor.stop()
     }
-    expect(report.failures, JSON.stringify(report.failures)).to.deep.equal([])
+    expect(report.failures.length, JSON.stringify(report.failures.slice(0, 5))).to.equal(0)
     for (const target of Object.values(report.targets)) expect(target.attempts).to.be.greaterThan(10)
 
     expect(synced).to.include({configured: 2, changed: true})
