@@ -20,7 +20,7 @@ const KINDS: [keyof LegacyReport['removed'], string][] = [
 export default class Flush extends SmartnatCommand {
   static override summary = 'Remove everything smartnat installed on this host, and nothing else.'
 
-  static override description = `Deletes what either backend installed: smartnat's jumps, its SNM- chains and ipsets, its nftables table (ip smartnat) and that backend's accept in iptables' FORWARD (comment smartnat-nftables), and its ip rules and routing tables (7001 to 7255). Rules, sets and routes that are not smartnat's are left exactly as they are. Running it again finds nothing to remove. Asks for confirmation on a terminal; scripts pass --yes. Mappings are not touched: the next "smartnat sync" installs everything again.`
+  static override description = `Deletes what either backend installed: smartnat's jumps, its SNM- chains and ipsets, its nftables table (ip smartnat) and that backend's accept in iptables' FORWARD (comment smartnat-nftables), and its ip rules and routing tables (7001 to 7255). Rules, sets and routes that are not smartnat's are left exactly as they are. Running it again finds nothing to remove. Asks for confirmation on a terminal; scripts pass --yes. Mappings are not touched: the next "smartnat sync" installs everything again. With --legacy it removes what the Go SmartNat controller installed instead (docs/operations.md, "Removing the Go controller's rules"), and nothing of smartnat's.`
 
   static override examples = [
     {description: 'Show what would be removed, without removing anything', command: 'sudo <%= config.bin %> <%= command.id %> --dry-run'},
