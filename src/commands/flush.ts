@@ -47,7 +47,8 @@ export default class Flush extends SmartnatCommand {
     const {flags} = await this.parseWithConfig(Flush)
     const ask = !flags['dry-run'] && !flags.yes
     if (ask && !process.stdin.isTTY) {
-      this.error('flush removes every rule smartnat installed and asks first, but stdin is not a terminal; pass --yes to flush without asking', {exit: 2})
+      const what = flags.legacy ? 'flush --legacy removes every rule the Go controller installed' : 'flush removes every rule smartnat installed'
+      this.error(`${what} and asks first, but stdin is not a terminal; pass --yes to flush without asking`, {exit: 2})
     }
     const request = {dryRun: flags['dry-run'], lock: lockOptions(flags, 'flush'), ...(ask ? {confirm: (preview: FlushReport) => this.confirm(preview)} : {})}
     const outcome = flags.legacy

@@ -1,4 +1,10 @@
+import {mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
 import {expect} from 'chai'
+import {goControllerLayout} from '../../src/lib/backend/iptables/backend.js'
+import {flushOwned} from '../../src/lib/sync/flush.js'
+import {RecordingRunner} from '../support/recording-runner.js'
 import {diffIptablesState} from '../../src/lib/backend/iptables/diff.js'
 import {parseGoIptablesLayout} from '../../src/lib/backend/iptables/legacy-layout.js'
 import {goJumpTarget, isGoChainName, isGoRule, isGoSet} from '../../src/lib/backend/iptables/legacy-names.js'
@@ -220,6 +226,50 @@ describe('the Go controller’s layout: what is recognised as its', () => {
         'route del 198.18.0.0/24 table 1687754607',
         '',
       ])
+    })
+  })
+
+  describe('flush --legacy (flushOwned over the Go controller’s layout)', () => {
+    let dir: string
+    let rtTables: string
+    const RT_TABLES = '255\tlocal\n100 office\n1687754607 eth1\n'
+    const KERNEL: Record<string, string> = {
+      'iptables-save': GO_NAT.join('\n'),
+      'ipset save': GO_SETS,
+      'ip -4 -j rule show': '[{"priority":500,"src":"all","fwmark":"0x801","table":"100"},{"priority":32764,"src":"all","fwmark":"0x803","table":"eth1"}]',
+      'ip -4 -j route show table all': '[{"dst":"default","gateway":"198.18.0.1","dev":"eth1","table":"eth1"}]',
+    }
+    const kernel = () => new RecordingRunner((call) => ({stdout: KERNEL[[call.command, ...call.args].join(' ')] ?? ''}))
+    const writes = (runner: RecordingRunner) => runner.calls.filter((c) => c.input !== undefined).map((c) => `${c.command} ${c.args.join(' ')}`)
+
+    beforeEach(async () => {
+      dir = await mkdtemp(join(tmpdir(), 'smartnat-legacy-'))
+      rtTables = join(dir, 'rt_tables')
+      await writeFile(rtTables, RT_TABLES)
+    })
+
+    afterEach(async () => {
+      await rm(dir, {recursive: true, force: true})
+    })
+
+    it('a "no" writes nothing, rt_tables included, and reports every kind empty', async () => {
+      const runner = kernel()
+      const layout = goControllerLayout(runner)
+      const outcome = await flushOwned({flush: ({dryRun}) => layout.flush({rtTables, dryRun})}, {dryRun: false, lock: {path: join(dir, 'lock')}, confirm: async () => false})
+      expect(outcome).to.deep.equal({dryRun: false, changed: false, declined: true, removed: {jumps: [], chains: [], rules: [], sets: [], ipRules: [], routes: [], rtTables: []}})
+      expect(writes(runner)).to.deep.equal([])
+      expect(await readFile(rtTables, 'utf8')).to.equal(RT_TABLES)
+    })
+
+    it('a "yes" runs one iptables-restore, one ipset restore and one ip batch, then takes its line out of rt_tables', async () => {
+      const runner = kernel()
+      const layout = goControllerLayout(runner)
+      const outcome = await flushOwned({flush: ({dryRun}) => layout.flush({rtTables, dryRun})}, {dryRun: false, lock: {path: join(dir, 'lock')}, confirm: async () => true})
+      expect(outcome.removed.ipRules).to.deep.equal(['priority 32764 fwmark 0x803 table 1687754607'])
+      expect(outcome.removed.rtTables).to.deep.equal(['1687754607 eth1'])
+      expect(writes(runner)).to.deep.equal(['iptables-restore --noflush --wait', 'ipset restore -exist', 'ip -batch -'])
+      expect(runner.calls.find((c) => c.command === 'ipset' && c.input)!.input).to.equal(`destroy DNAT-${SHORT}\ndestroy ${SHORT}\n`)
+      expect(await readFile(rtTables, 'utf8')).to.equal('255\tlocal\n100 office\n')
     })
   })
 })
