@@ -45,7 +45,19 @@ export function syncLines(output: SyncOutput): string[] {
 function legacyLine(removed: NonNullable<SyncOutput['legacyRemoved']>): string {
   const counts = Object.entries(removed).filter(([, items]) => items.length > 0)
   if (counts.length === 0) return 'nothing of the Go controller’s was left on this host'
-  return `removed the Go controller’s ${counts.map(([kind, items]) => `${items.length} ${LEGACY_KINDS[kind as keyof typeof LEGACY_KINDS]}`).join(', ')}`
+  const named = counts.map(([kind, items]) => {
+    const [one, many] = LEGACY_KINDS[kind as keyof typeof LEGACY_KINDS]
+    return `${items.length} ${items.length === 1 ? one : many}`
+  })
+  return `removed the Go controller’s ${named.join(', ')}`
 }
 
-const LEGACY_KINDS = {jumps: 'jumps', chains: 'chains', rules: 'rules', sets: 'ipsets', ipRules: 'ip rules', routes: 'routes', rtTables: 'rt_tables entries'}
+const LEGACY_KINDS = {
+  jumps: ['jump', 'jumps'],
+  chains: ['chain', 'chains'],
+  rules: ['rule', 'rules'],
+  sets: ['ipset', 'ipsets'],
+  ipRules: ['ip rule', 'ip rules'],
+  routes: ['route', 'routes'],
+  rtTables: ['rt_tables entry', 'rt_tables entries'],
+}

@@ -2,6 +2,7 @@ import {mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {expect} from 'chai'
+import {syncLines} from '../../src/cli/verdicts.js'
 import {goControllerLayout} from '../../src/lib/backend/iptables/backend.js'
 import {flushOwned} from '../../src/lib/sync/flush.js'
 import {RecordingRunner} from '../support/recording-runner.js'
@@ -270,6 +271,21 @@ describe('the Go controller’s layout: what is recognised as its', () => {
       expect(writes(runner)).to.deep.equal(['iptables-restore --noflush --wait', 'ipset restore -exist', 'ip -batch -'])
       expect(runner.calls.find((c) => c.command === 'ipset' && c.input)!.input).to.equal(`destroy DNAT-${SHORT}\ndestroy ${SHORT}\n`)
       expect(await readFile(rtTables, 'utf8')).to.equal('255\tlocal\n100 office\n')
+    })
+  })
+
+  describe('sync --migrate’s summary', () => {
+    const output = {dryRun: false, mappings: [], configured: 0, invalid: 0, faulty: 0, faults: [], changed: true, written: {sets: 0, chains: 0, rules: 0, routes: 0}, conntrackDeleted: 0}
+    const none = {jumps: [], chains: [], rules: [], sets: [], ipRules: [], routes: [], rtTables: []}
+
+    it('counts what of the Go controller’s was removed, kind by kind', () => {
+      const legacyRemoved = {...none, jumps: ['a', 'b'], chains: ['c'], sets: ['d'], rtTables: ['e']}
+      expect(syncLines({...output, legacyRemoved}).at(-1)).to.equal('removed the Go controller’s 2 jumps, 1 chain, 1 ipset, 1 rt_tables entry')
+    })
+
+    it('says when there was nothing, and says nothing without --migrate', () => {
+      expect(syncLines({...output, legacyRemoved: none}).at(-1)).to.equal('nothing of the Go controller’s was left on this host')
+      expect(syncLines(output).some((line) => line.includes('Go controller'))).to.equal(false)
     })
   })
 })
