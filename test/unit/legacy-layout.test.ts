@@ -140,11 +140,11 @@ describe('the Go controller’s layout: what is recognised as its', () => {
       expect(parsed.nat.jumps).to.deep.equal([])
     })
 
-    it('but an SNM-PREROUTING that smartnat jumps to is smartnat’s, the Go controller’s rules in it included (a sync rewrites it)', () => {
+    it('but an SNM-PREROUTING that smartnat jumps to is smartnat’s, the Go controller’s rules and jump in it included (a sync rewrites them)', () => {
       const parsed = parseIptablesSave([...GO_NAT.slice(0, -1), SMARTNAT_JUMP, SMARTNAT_RULE, 'COMMIT'].join('\n'))
       expect(parsed.nat.chains.map((c) => c.name)).to.deep.equal(['SNM-PREROUTING'])
       expect(parsed.nat.chains[0]!.rules).to.deep.equal([GO_NAT[13], SMARTNAT_RULE])
-      expect(parsed.nat.jumps).to.deep.equal([SMARTNAT_JUMP])
+      expect(parsed.nat.jumps).to.deep.equal([SMARTNAT_JUMP, GO_NAT[7]])
     })
   })
 
@@ -187,6 +187,18 @@ describe('the Go controller’s layout: what is recognised as its', () => {
         '',
       ])
     })
+  })
+
+  it('iptablesRestorePayload deletes a Go jump into smartnat’s chain once, though both smartnat’s diff and the Go layout name it', () => {
+    const save = [...GO_NAT.slice(0, -1), SMARTNAT_JUMP, SMARTNAT_RULE, 'COMMIT'].join('\n')
+    const actual: IptablesState = emptyIptablesState()
+    actual.tables.nat = parseIptablesSave(save).nat
+    const desired: IptablesState = emptyIptablesState()
+    desired.tables.nat = {chains: [{name: 'SNM-PREROUTING', rules: [SMARTNAT_RULE]}], jumps: [SMARTNAT_JUMP]}
+    const payload = iptablesRestorePayload(diffIptablesState(desired, actual), parseGoIptablesLayout(save, GO_SETS)).split('\n')
+    expect(payload.filter((line) => line === `-D ${GO_NAT[7]!.slice(3)}`)).to.have.length(1)
+    expect(payload).to.include(':SNM-PREROUTING - [0:0]')
+    expect(payload.filter((line) => line.startsWith('-D SNM-PREROUTING'))).to.deep.equal([])
   })
 
   describe('routing', () => {

@@ -77,8 +77,28 @@ export function parseIptablesSave(text: string): ParsedIptables {
       sharedEntries.set(table, entries.set(target, [...(entries.get(target) ?? []), line]))
     }
   }
-  for (const parsed of Object.values(tables)) dropGoSharedChains(parsed, sharedEntries.get(parsed))
+  for (const parsed of Object.values(tables)) {
+    const entries = sharedEntries.get(parsed)
+    dropGoSharedChains(parsed, entries)
+    claimGoJumpsIntoOwnChains(parsed, entries)
+  }
   return tables
+}
+
+/**
+ * A Go controller's jump into a chain that is smartnat's (after a sync without --migrate) makes
+ * packets go through smartnat's rules twice, and keeps the chain from being deleted: it counts as a
+ * stale jump of smartnat's, which the next sync or flush deletes.
+ */
+function claimGoJumpsIntoOwnChains(table: ParsedTable, entries: ReadonlyMap<string, string[]> | undefined): void {
+  for (const [name, lines] of entries ?? []) {
+    if (!table.chains.some((c) => c.name === name)) continue
+    for (const line of lines) {
+      if (goJumpTarget(line) !== name || !BUILTIN_CHAINS.has(line.slice(3, line.indexOf(' ', 3)))) continue
+      table.jumps.push(line)
+      table.foreignRules--
+    }
+  }
 }
 
 /** A chain of a name both use, holding only the Go controller's rules and entered only by its jumps, is not smartnat's. */

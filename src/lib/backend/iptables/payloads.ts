@@ -26,12 +26,14 @@ function writeTable(out: LineBuffer, table: string, changes: TableChanges, legac
   const declared = new Set(writeChains.map((c) => c.name))
   const goChains = legacy.chains.filter((name) => !declared.has(name))
   const goRules = legacy.rules.filter((rule) => !declared.has(rule.slice(3, rule.indexOf(' ', 3))))
-  if (writeChains.length + deleteChains.length + insertJumps.length + deleteJumps.length + goChains.length + legacy.jumps.length + goRules.length === 0) return
+  // A Go jump into a chain of smartnat's is a stale jump of smartnat's too (parse.ts): deleted once.
+  const goJumps = legacy.jumps.filter((jump) => !deleteJumps.includes(jump))
+  if (writeChains.length + deleteChains.length + insertJumps.length + deleteJumps.length + goChains.length + goJumps.length + goRules.length === 0) return
   out.write(`*${table}`)
   // Under --noflush, declaring a chain empties it; chains not declared keep their rules untouched.
   for (const chain of writeChains) out.write(`:${chain.name} - [0:0]`)
   for (const name of [...deleteChains, ...goChains]) out.write(`:${name} - [0:0]`)
-  for (const jump of [...deleteJumps, ...legacy.jumps, ...goRules]) out.write(withVerb(jump, '-D'))
+  for (const jump of [...deleteJumps, ...goJumps, ...goRules]) out.write(withVerb(jump, '-D'))
   for (const chain of writeChains) out.writeLines(chain.rules)
   // Inserting at position 1 in reverse keeps the desired order among smartnat's own jumps.
   for (const jump of [...insertJumps].reverse()) out.write(withVerb(jump, '-I'))
