@@ -2,8 +2,8 @@
  * Taking a host over from the Go SmartNat controller, for each backend: its layout (rebuilt with the
  * commands its helpers issue, see test/support/go-controller.ts) serves two Mappings with traffic
  * flowing; `sync --migrate` with the same Mappings replaces it without one connection attempt failing,
- * leaves nothing of it and nothing else touched. `flush --legacy` removes it alone, and finds nothing on
- * a host where only smartnat's rules are.
+ * leaves nothing of it and nothing else touched, also after a sync without --migrate took over half of
+ * it. `flush --legacy` removes it alone, and finds nothing on a host where only smartnat's rules are.
  */
 import {readFile, writeFile} from 'node:fs/promises'
 import {expect} from 'chai'
@@ -183,5 +183,18 @@ for (const backend of BACKENDS) describe(`taking over from the Go controller (ro
     expect(await readFile(rtTables, 'utf8')).to.equal(FOREIGN_RT_TABLES)
     await smartnatJson(['flush', '--yes', ...labArgs(lab, dir)])
     expect(await kernelDump(lab)).to.equal(foreignOnly)
+  })
+
+  it('after a sync without --migrate on the Go layout (the Go jumps now enter smartnat’s chains), sync --migrate removes the rest', async () => {
+    await loadGo()
+    await smartnatJson(syncArgs(backend.name, lab, dir, '--snat'))
+    await goServes()
+    const synced = await smartnatJson<SyncJson & {legacyRemoved: Record<string, string[]>}>(migrateArgs())
+    expect(synced.legacyRemoved.sets).to.have.length(4)
+    expect(synced.legacyRemoved.rtTables).to.have.length(2)
+    await goServes()
+    await smartnatJson(['flush', '--yes', ...labArgs(lab, dir)])
+    expect(await kernelDump(lab)).to.equal(foreignOnly)
+    expect(await readFile(rtTables, 'utf8')).to.equal(FOREIGN_RT_TABLES)
   })
 })

@@ -5,9 +5,11 @@
  * utils.go), with SNAT and masquerade on, for a lab host: what `flush --legacy` and `sync --migrate`
  * must find and remove.
  *
- * Two differences, neither visible in the kernel: commands name routing tables by id, since ip inside
- * the lab reads the real /etc/iproute2/rt_tables, which no test may edit; and its `<id> <name>` lines go
- * to a file of the test's own, which the commands under test are pointed at with --rt-tables.
+ * Differences that the kernel does not see: commands name routing tables by id, since ip inside the
+ * lab reads the real /etc/iproute2/rt_tables, which no test may edit; its `<id> <name>` lines go to a
+ * file of the test's own, which the commands under test are pointed at with --rt-tables; the SNAT
+ * rule's `-m set --set` is spelled `--match-set` (the same match, without iptables' warning); the
+ * rp_filter writes go through sysctl rather than /proc.
  */
 import {createHash} from 'node:crypto'
 import {appendFile} from 'node:fs/promises'
