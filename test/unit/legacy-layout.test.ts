@@ -5,6 +5,7 @@ import {expect} from 'chai'
 import {syncLines} from '../../src/cli/verdicts.js'
 import {goControllerLayout} from '../../src/lib/backend/iptables/backend.js'
 import {flushOwned} from '../../src/lib/sync/flush.js'
+import {CommandError} from '../../src/lib/host/runner.js'
 import {RecordingRunner} from '../support/recording-runner.js'
 import {diffIptablesState} from '../../src/lib/backend/iptables/diff.js'
 import {parseGoIptablesLayout} from '../../src/lib/backend/iptables/legacy-layout.js'
@@ -263,6 +264,16 @@ describe('the Go controller’s layout: what is recognised as its', () => {
 
     afterEach(async () => {
       await rm(dir, {recursive: true, force: true})
+    })
+
+    it('on a host without iptables or ipset (nftables only) finds their part empty and still reads the routing', async () => {
+      const notFound = Object.assign(new Error('spawn iptables-save ENOENT'), {code: 'ENOENT'})
+      const runner = new RecordingRunner((call) =>
+        call.command === 'ip' ? {stdout: KERNEL[[call.command, ...call.args].join(' ')] ?? ''} : new CommandError(call.command, call.args, undefined, '', {cause: notFound}),
+      )
+      const report = await goControllerLayout(runner).flush({rtTables, dryRun: true})
+      expect(report.removed.chains).to.deep.equal([])
+      expect(report.removed.rtTables).to.deep.equal(['1687754607 eth1'])
     })
 
     it('a "no" writes nothing, rt_tables included, and reports every kind empty', async () => {

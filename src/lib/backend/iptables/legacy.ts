@@ -3,7 +3,7 @@
  * iptables layout), its ip rules and routing tables, and its rt_tables lines (routing/legacy.ts).
  * `flush --legacy` runs it alone; `sync --migrate` folds it into the iptables backend's apply.
  */
-import {kernelOutput, type Runner} from '../../host/runner.js'
+import {CommandError, kernelOutput, type Runner} from '../../host/runner.js'
 import {readRtTables, writeRtTables} from '../../host/rt-tables.js'
 import {describeGoRouting, goRoutingRemovalPayload, parseGoRouting, withoutGoTables, type GoRouting} from '../../routing/legacy.js'
 import {IP_BATCH} from '../../routing/payload.js'
@@ -34,11 +34,23 @@ function parseJson(text: string, what: string): Record<string, unknown>[] {
   }
 }
 
+/** What an iptables or ipset read prints; nothing where the tool is not installed (an nftables-only host): the Go controller needed both. */
+async function outputIfInstalled(runner: Runner, command: readonly [string, readonly string[]]): Promise<string> {
+  try {
+    return await kernelOutput(runner, command)
+  } catch (error) {
+    const failure = (error as Error).cause
+    const missing = failure instanceof CommandError && failure.exitCode === undefined && (failure.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT'
+    if (missing) return ''
+    throw error
+  }
+}
+
 /** Reads the Go controller's layout: one iptables-save, one ipset save, ip rules and routes, and rt_tables. */
 export async function readGoLayout(runner: Runner, options: LegacyOptions): Promise<GoLayout> {
   const [iptables, ipset, rules, routes, rtTables] = await Promise.all([
-    kernelOutput(runner, ['iptables-save', []]),
-    kernelOutput(runner, ['ipset', ['save']]),
+    outputIfInstalled(runner, ['iptables-save', []]),
+    outputIfInstalled(runner, ['ipset', ['save']]),
     kernelOutput(runner, ROUTING_READ_COMMANDS.ipRules),
     kernelOutput(runner, ROUTING_READ_COMMANDS.routes),
     readRtTables(options.rtTables),
