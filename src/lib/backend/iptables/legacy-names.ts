@@ -55,12 +55,14 @@ export function goJumpTarget(line: string): string | undefined {
   return GO_JUMP.exec(line)?.[1]
 }
 
+const ALLOWED_SOURCES_SET = new RegExp(`^DNAT-${BASE32_NAME}$`)
+const PODS_SET = new RegExp(`^${BASE32_NAME}$`)
+
 /** Whether the Go controller created an ipset of this name and type (`ipset save` create line words). */
 export function isGoSet(name: string, type: string, options: readonly string[]): boolean {
-  const made = options.includes('counters') && options.includes('comment')
-  if (!made) return false
-  if (type === 'hash:net,port') return new RegExp(`^DNAT-${BASE32_NAME}$`).test(name)
-  return type === 'hash:ip' && new RegExp(`^${BASE32_NAME}$`).test(name)
+  if (!options.includes('counters') || !options.includes('comment')) return false
+  if (type === 'hash:net,port') return ALLOWED_SOURCES_SET.test(name)
+  return type === 'hash:ip' && PODS_SET.test(name)
 }
 
 /**

@@ -6,6 +6,7 @@
 import {CommandError, kernelOutput, type Runner} from '../../host/runner.js'
 import {readRtTables, writeRtTables} from '../../host/rt-tables.js'
 import {describeGoRouting, goRoutingRemovalPayload, parseGoRouting, withoutGoTables, type GoRouting} from '../../routing/legacy.js'
+import {parseJsonArray} from '../../routing/parse.js'
 import {IP_BATCH} from '../../routing/payload.js'
 import {ROUTING_READ_COMMANDS} from '../../routing/read.js'
 import {runPayload} from '../apply-steps.js'
@@ -23,15 +24,6 @@ export interface GoLayout {
   iptables: GoIptablesLayout
   routing: GoRouting
   rtTables: {path: string; text: string}
-}
-
-function parseJson(text: string, what: string): Record<string, unknown>[] {
-  try {
-    const parsed: unknown = JSON.parse(text.trim() === '' ? '[]' : text)
-    return Array.isArray(parsed) ? parsed.filter((item): item is Record<string, unknown> => typeof item === 'object' && item !== null) : []
-  } catch (error) {
-    throw new Error(`${what}: output is not JSON`, {cause: error})
-  }
 }
 
 /** What an iptables or ipset read prints; nothing where the tool is not installed (an nftables-only host): the Go controller needed both. */
@@ -57,7 +49,7 @@ export async function readGoLayout(runner: Runner, options: LegacyOptions): Prom
   ])
   return {
     iptables: parseGoIptablesLayout(iptables, ipset),
-    routing: parseGoRouting(rtTables, parseJson(rules, 'ip -j rule show'), parseJson(routes, 'ip -j route show table all')),
+    routing: parseGoRouting(rtTables, parseJsonArray(rules, 'ip -j rule show'), parseJsonArray(routes, 'ip -j route show table all')),
     rtTables: {path: options.rtTables, text: rtTables},
   }
 }
