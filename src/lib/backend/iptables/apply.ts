@@ -11,22 +11,27 @@
  * so when the filter part fails, mangle and nat already hold their new rules, using the new sets.
  * A failed restore therefore reads the tables back and restores the ones that committed before the
  * sets are rolled back underneath them.
+ *
+ * The Go controller's layout (sync --migrate) rides in the same payloads: its chains and jumps in the
+ * iptables-restore, its sets in the cleanup; its ip rules, routes and rt_tables lines come last.
  */
+import {readRtTables, writeRtTables} from '../../host/rt-tables.js'
 import type {Runner} from '../../host/runner.js'
 import {routingChangeCount} from '../../routing/diff.js'
+import {goRoutingRemovalPayload, withoutGoTables} from '../../routing/legacy.js'
 import {IP_BATCH, ipBatchPayload} from '../../routing/payload.js'
 import {buildPayloads, readActual, runPayload, stderrOf, type FailedLine} from '../apply-steps.js'
 import {IPTABLES_RESTORE} from '../iptables-syntax.js'
 import {ApplyError} from '../result.js'
 import type {ApplyOptions, ApplyResult, WriteCounts} from '../result.js'
-import {TABLES} from './types.js'
+import {TABLES, emptyIptablesState} from './types.js'
 import type {IptablesState} from './types.js'
 import {diffIptablesState, isEmptyChanges} from './diff.js'
 import type {IptablesChanges, SetChanges} from './diff.js'
 import {changedEndpoints} from './endpoints.js'
 import {ipsetCleanupPayload, ipsetPreparePayload, ipsetRollbackPayload, iptablesRestorePayload} from './payloads.js'
 import {readIptablesState, readIptablesTables} from './read.js'
-import {describeGoLayout, hasGoLayout, readGoLayout, removeGoRouting, type GoLayout} from './legacy.js'
+import {describeGoLayout, hasGoLayout, readGoLayout, type GoLayout} from './legacy.js'
 
 export const IPSET_RESTORE: readonly [string, string[]] = ['ipset', ['restore', '-exist']]
 
@@ -198,4 +203,25 @@ export async function applyIptables(runner: Runner, desired: IptablesState, opti
   if (migrating) await removeGoRouting(runner, legacy)
 
   return {changed: true, written, changedEndpoints: endpoints, ...legacyResult}
+}
+
+/** After the iptables and ipset part: the Go controller's ip rules and routes, then its rt_tables lines (nothing refers to their names any more). */
+async function removeGoRouting(runner: Runner, layout: GoLayout): Promise<void> {
+  const payload = goRoutingRemovalPayload(layout.routing)
+  if (payload) await restore(runner, 'ip rule/route (Go controller)', IP_BATCH, payload)
+  if (layout.routing.tables.length > 0) {
+    // Read again just before writing: only the lines found are taken out, whatever else changed since.
+    const current = await readRtTables(layout.rtTables.path)
+    await writeRtTables(layout.rtTables.path, withoutGoTables(current, layout.routing.tables))
+  }
+}
+
+/** Removes the Go controller's layout alone (flush --legacy): one iptables-restore, one ipset restore, one ip batch, then rt_tables. */
+export async function removeGoLayout(runner: Runner, layout: GoLayout): Promise<void> {
+  const none = diffIptablesState(emptyIptablesState(), emptyIptablesState())
+  const rules = iptablesRestorePayload(none, layout.iptables)
+  if (rules) await restore(runner, 'iptables-restore (Go controller)', IPTABLES_RESTORE, rules)
+  const sets = ipsetCleanupPayload(none.sets, layout.iptables.sets)
+  if (sets) await restore(runner, 'ipset destroy (Go controller)', IPSET_RESTORE, sets)
+  await removeGoRouting(runner, layout)
 }

@@ -1,8 +1,9 @@
-/** Removes everything the iptables backend owns, decided by the ownership predicate alone, and nothing else. */
+/** Removes everything the iptables backend owns, decided by the ownership predicate alone, and nothing else; or, apart, the Go controller's layout. */
 import type {Runner} from '../../host/runner.js'
 import {describeRouting} from '../../routing/payload.js'
-import type {FlushReport} from '../result.js'
-import {applyIptables} from './apply.js'
+import type {FlushReport, LegacyOptions, LegacyReport} from '../result.js'
+import {applyIptables, removeGoLayout} from './apply.js'
+import {describeGoLayout, hasGoLayout, readGoLayout} from './legacy.js'
 import {readIptablesState} from './read.js'
 import {TABLES, emptyIptablesState} from './types.js'
 import type {IptablesState} from './types.js'
@@ -28,4 +29,12 @@ export async function flushIptables(runner: Runner, options: FlushOptions): Prom
   const changed = Object.values(removed).some((items) => items.length > 0)
   if (changed && !options.dryRun) await applyIptables(runner, emptyIptablesState())
   return {dryRun: options.dryRun, changed, removed}
+}
+
+/** Removes the Go controller's layout and nothing else (flush --legacy); a dry run only reports it. */
+export async function flushGoLayout(runner: Runner, options: LegacyOptions & {dryRun: boolean}): Promise<LegacyReport> {
+  const layout = await readGoLayout(runner, options)
+  const changed = hasGoLayout(layout)
+  if (changed && !options.dryRun) await removeGoLayout(runner, layout)
+  return {dryRun: options.dryRun, changed, removed: describeGoLayout(layout)}
 }

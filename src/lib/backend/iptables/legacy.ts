@@ -1,23 +1,16 @@
 /**
- * Removing what the Go SmartNat controller installed: its chains, jumps, rules and ipsets (here, an
- * iptables layout), its ip rules and routing tables, and its rt_tables lines (routing/legacy.ts).
- * `flush --legacy` runs it alone; `sync --migrate` folds it into the iptables backend's apply.
+ * What the Go SmartNat controller installed, read from the host: its chains, jumps, rules and ipsets
+ * (an iptables layout), its ip rules and routing tables, and its rt_tables lines (routing/legacy.ts).
+ * apply.ts removes it: alone for `flush --legacy` (flush.ts), with a sync's apply for `sync --migrate`.
  */
 import {CommandError, kernelOutput, type Runner} from '../../host/runner.js'
-import {readRtTables, writeRtTables} from '../../host/rt-tables.js'
-import {describeGoRouting, goRoutingRemovalPayload, parseGoRouting, withoutGoTables, type GoRouting} from '../../routing/legacy.js'
+import {readRtTables} from '../../host/rt-tables.js'
+import {describeGoRouting, parseGoRouting, type GoRouting} from '../../routing/legacy.js'
 import {parseJsonArray} from '../../routing/parse.js'
-import {IP_BATCH} from '../../routing/payload.js'
 import {ROUTING_READ_COMMANDS} from '../../routing/read.js'
-import {runPayload} from '../apply-steps.js'
-import {IPTABLES_RESTORE} from '../iptables-syntax.js'
-import type {LegacyOptions, LegacyRemoved, LegacyReport} from '../result.js'
-import {diffIptablesState} from './diff.js'
+import type {LegacyOptions, LegacyRemoved} from '../result.js'
 import {isEmptyGoLayout, parseGoIptablesLayout, type GoIptablesLayout} from './legacy-layout.js'
-import {ipsetCleanupPayload, iptablesRestorePayload} from './payloads.js'
-import {TABLES, emptyIptablesState} from './types.js'
-
-const IPSET_DESTROY: readonly [string, string[]] = ['ipset', ['restore', '-exist']]
+import {TABLES} from './types.js'
 
 /** Everything of the Go controller's on a host, and the rt_tables text it was found in. */
 export interface GoLayout {
@@ -70,31 +63,4 @@ export function describeGoLayout(layout: GoLayout): LegacyRemoved {
 export function hasGoLayout(layout: GoLayout): boolean {
   const {routing} = layout
   return !isEmptyGoLayout(layout.iptables) || routing.ipRules.length + routing.routes.length + routing.tables.length > 0
-}
-
-/** After the iptables and ipset part: its ip rules and routes, then its rt_tables lines (nothing refers to their names any more). */
-export async function removeGoRouting(runner: Runner, layout: GoLayout): Promise<void> {
-  const payload = goRoutingRemovalPayload(layout.routing)
-  if (payload) await runPayload(runner, 'ip rule/route (Go controller)', IP_BATCH, payload)
-  if (layout.routing.tables.length > 0) {
-    // Read again just before writing: only the lines found are taken out, whatever else changed since.
-    const current = await readRtTables(layout.rtTables.path)
-    await writeRtTables(layout.rtTables.path, withoutGoTables(current, layout.routing.tables))
-  }
-}
-
-/** Removes the Go controller's layout and nothing else (flush --legacy); a dry run only reports it. */
-export async function flushGoLayout(runner: Runner, options: LegacyOptions & {dryRun: boolean}): Promise<LegacyReport> {
-  const layout = await readGoLayout(runner, options)
-  const removed = describeGoLayout(layout)
-  const changed = hasGoLayout(layout)
-  if (changed && !options.dryRun) {
-    const none = diffIptablesState(emptyIptablesState(), emptyIptablesState())
-    const rules = iptablesRestorePayload(none, layout.iptables)
-    if (rules) await runPayload(runner, 'iptables-restore (Go controller)', IPTABLES_RESTORE, rules)
-    const sets = ipsetCleanupPayload(none.sets, layout.iptables.sets)
-    if (sets) await runPayload(runner, 'ipset destroy (Go controller)', IPSET_DESTROY, sets)
-    await removeGoRouting(runner, layout)
-  }
-  return {dryRun: options.dryRun, changed, removed}
 }
