@@ -156,10 +156,14 @@ for (const backend of BACKENDS) describe(`taking over from the Go controller (ro
     expect(await readFile(rtTables, 'utf8')).to.equal(FOREIGN_RT_TABLES)
   })
 
-  it('flush --legacy lists the Go layout on --dry-run, then removes it alone', async () => {
+  it('smartnat’s flush leaves the Go layout alone; flush --legacy lists it on --dry-run, then removes it alone', async () => {
     await loadGo()
     await goServes()
     const loaded = await kernelDump(lab)
+    // smartnat's own flush takes none of it for smartnat's, the SNM- names included.
+    const own = await smartnat(['flush', '--yes', ...labArgs(lab, dir)])
+    expect(own.stdout.trim(), own.stderr).to.equal('nothing of smartnat’s is installed: nothing to remove')
+    expect(await kernelDump(lab)).to.equal(loaded)
     const preview = await smartnatJson<{dryRun: boolean; changed: boolean; removed: Record<string, string[]>}>(['flush', '--legacy', '--dry-run', ...legacyArgs()])
     expect(preview).to.include({dryRun: true, changed: true})
     expect(preview.removed.jumps).to.have.length(4)
