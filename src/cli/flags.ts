@@ -4,6 +4,7 @@ import {Flags} from '@oclif/core'
 import {BACKEND_NAMES, type BackendName} from '../lib/backend/registry.js'
 import {DEFAULT_INTERFACES_PATTERN, compileInterfacesPattern} from '../lib/host/interfaces.js'
 import {DEFAULT_LOCK_PATH, waitingLine, type LockOptions} from '../lib/host/lock.js'
+import {DEFAULT_RT_TABLES} from '../lib/host/rt-tables.js'
 import {DEFAULT_PLAN_OPTIONS, type PlanOptions} from '../lib/plan/model.js'
 import {DEFAULT_REMOVAL_POLICY, formatShare, MIN_HELD_REMOVAL, parseShare, type RemovalPolicy} from '../lib/sync/guard.js'
 import {DEFAULT_LEASE_DURATION_SECONDS, DEFAULT_LEASE_NAMESPACE, type LeaseSettings} from '../lib/source/kube/leases.js'
@@ -143,6 +144,15 @@ export const lockFlags = {
     summary: 'Seconds to wait for another smartnat run to finish before giving up.',
     default: 30,
     min: 0,
+  }),
+}
+
+/** Where the Go controller named its routing tables: read and cleaned by flush --legacy and sync --migrate. */
+export const rtTablesFlag = {
+  'rt-tables': Flags.string({
+    summary: 'The rt_tables file in which the Go controller registered its per-interface routing tables (with --legacy or --migrate).',
+    default: DEFAULT_RT_TABLES,
+    helpValue: 'PATH',
   }),
 }
 

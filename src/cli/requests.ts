@@ -9,6 +9,7 @@ import type {InspectRequest} from '../lib/app/inspect.js'
 import type {SyncRequest} from '../lib/app/sync.js'
 import type {WatchRequest} from '../lib/app/watch.js'
 import {parsePacketSpec} from '../lib/explain/packet.js'
+import {DEFAULT_RT_TABLES} from '../lib/host/rt-tables.js'
 import type {LogLevel} from '../lib/observe/log.js'
 import {parseListenAddress} from '../lib/observe/server.js'
 import {oneShotGuard} from '../lib/sync/guard.js'
@@ -31,7 +32,15 @@ function hostOptions(flags: HostFlagValues): HostOptions {
 
 type SyncFlagValues = PlanFlagValues &
   HostFlagValues &
-  LockFlagValues & {'max-removal': string; 'allow-mass-removal': boolean; 'dry-run': boolean; 'assume-addresses'?: string; full: boolean}
+  LockFlagValues & {
+    'max-removal': string
+    'allow-mass-removal': boolean
+    'dry-run': boolean
+    'assume-addresses'?: string
+    full: boolean
+    migrate?: boolean
+    'rt-tables'?: string
+  }
 
 /** `smartnat sync`'s request; its source is opened apart (see openSyncSource). */
 export function syncRequest(flags: SyncFlagValues): SyncRequest {
@@ -45,6 +54,7 @@ export function syncRequest(flags: SyncFlagValues): SyncRequest {
     full: flags.full,
     removalGuard,
     lock: lockOptions(flags, 'sync'),
+    ...(flags.migrate ? {migrate: {rtTables: flags['rt-tables'] ?? DEFAULT_RT_TABLES}} : {}),
   }
 }
 

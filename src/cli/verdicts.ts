@@ -38,5 +38,27 @@ export function syncLines(output: SyncOutput): string[] {
       ? `applied: ${written.chains} chains, ${written.rules} rules, ${written.sets} sets, ${written.routes} routes written; ${dropped}`
       : `kernel already up to date: nothing written${deleted > 0 ? `; ${dropped}` : ''}`,
   )
+  if (output.legacyRemoved) lines.push(legacyLine(output.legacyRemoved))
   return lines
+}
+
+/** What --migrate took away of the Go controller's, in one line. */
+function legacyLine(removed: NonNullable<SyncOutput['legacyRemoved']>): string {
+  const counts = Object.entries(removed).filter(([, items]) => items.length > 0)
+  if (counts.length === 0) return 'nothing of the Go controller’s was left on this host'
+  const named = counts.map(([kind, items]) => {
+    const [one, many] = LEGACY_KINDS[kind as keyof typeof LEGACY_KINDS]
+    return `${items.length} ${items.length === 1 ? one : many}`
+  })
+  return `removed the Go controller’s ${named.join(', ')}`
+}
+
+const LEGACY_KINDS = {
+  jumps: ['jump', 'jumps'],
+  chains: ['chain', 'chains'],
+  rules: ['rule', 'rules'],
+  sets: ['ipset', 'ipsets'],
+  ipRules: ['ip rule', 'ip rules'],
+  routes: ['route', 'routes'],
+  rtTables: ['rt_tables entry', 'rt_tables entries'],
 }

@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {SmartnatCommand} from '../cli/base.js'
-import {hostFlags, leaseFlags, leaseSettings, lockFlags, planFlags, removalFlags, sourceFlags, sourceOptions} from '../cli/flags.js'
+import {hostFlags, leaseFlags, leaseSettings, lockFlags, planFlags, removalFlags, rtTablesFlag, sourceFlags, sourceOptions} from '../cli/flags.js'
 import {runWithProgress} from '../cli/progress.js'
 import {syncRequest} from '../cli/requests.js'
 import {syncLines} from '../cli/verdicts.js'
@@ -20,6 +20,7 @@ export default class Sync extends SmartnatCommand {
     {description: 'Show what would be programmed, without root and without touching the kernel', command: '<%= config.bin %> <%= command.id %> --from-file examples/ --dry-run --assume-addresses 198.18.0.10,198.18.0.11'},
     {description: 'Apply manifests from a directory', command: 'sudo <%= config.bin %> <%= command.id %> --from-file /etc/smartnat/mappings/'},
     {description: 'A summary for scripts', command: 'sudo <%= config.bin %> <%= command.id %> --from-file mappings.yaml --json'},
+    {description: 'Take over from the Go SmartNat controller (stopped first) without interrupting its Mappings', command: 'sudo <%= config.bin %> <%= command.id %> --migrate'},
   ]
 
   static override enableJsonFlag = true
@@ -40,6 +41,11 @@ export default class Sync extends SmartnatCommand {
     }),
     strict: Flags.boolean({summary: 'Exit with code 3 when any Mapping is invalid or any address cannot be served.'}),
     full: Flags.boolean({summary: 'Rewrite every chain and set smartnat owns, even where the kernel already matches.'}),
+    migrate: Flags.boolean({
+      summary: 'Also remove what the Go SmartNat controller installed, in the same transaction (iptables) or right after the nftables table is in place; stop that controller first.',
+      exclusive: ['dry-run'],
+    }),
+    ...rtTablesFlag,
   }
 
   async run(): Promise<SyncOutput> {

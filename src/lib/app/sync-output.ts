@@ -1,5 +1,5 @@
 /** What `smartnat sync` returns: each Mapping's verdict and what was (or would be) written, in a stable JSON shape. */
-import type {Payload, WriteCounts} from '../backend/backend.js'
+import type {LegacyRemoved, Payload, WriteCounts} from '../backend/backend.js'
 import {forwardDropProblem} from '../backend/forward.js'
 import {interfaceFaultProblem} from '../plan/interfaces.js'
 import type {Protocol} from '../mapping/types.js'
@@ -44,6 +44,8 @@ export interface SyncOutput {
   eventsCreated?: number
   /** Programmed Mappings this sync removed although they were more than --max-removal (with --allow-mass-removal). */
   massRemoval?: {programmed: number; removed: string[]}
+  /** With --migrate: what of the Go controller's this sync removed. */
+  legacyRemoved?: LegacyRemoved
   scripts?: Payload[]
 }
 
@@ -83,6 +85,7 @@ export function appliedOutput(report: SyncReport, published: PublishResult | und
     ...(report.conntrackError === undefined ? {} : {conntrackError: report.conntrackError}),
     ...(published ? {statusesWritten: published.status.patched, eventsCreated: published.eventsCreated} : {}),
     ...(report.massRemoval ? {massRemoval: report.massRemoval} : {}),
+    ...(report.applied.legacy ? {legacyRemoved: report.applied.legacy} : {}),
   }
 }
 

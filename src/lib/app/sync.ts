@@ -1,6 +1,6 @@
 /** `smartnat sync` as one library call: a dry run, or the whole pass under the lock with its statuses written back. */
 import {hostname} from 'node:os'
-
+import type {LegacyOptions} from '../backend/backend.js'
 import {parseAssumedAddresses} from '../host/assumed.js'
 import {withLock, type LockOptions} from '../host/lock.js'
 import {silentLogger} from '../observe/log.js'
@@ -33,6 +33,8 @@ export interface SyncRequest {
   full: boolean
   removalGuard: RemovalGuard
   lock: LockOptions
+  /** Remove the Go controller's layout in the same transactions as this sync's (--migrate). */
+  migrate?: LegacyOptions
 }
 
 /** A sync's outcome, and what to warn about first (status writes that failed, connections left to vanished targets). */
@@ -76,7 +78,11 @@ export async function runSync(source: SyncSource, request: SyncRequest, runSteps
     return {output: dryRunOutput(report), warnings: []}
   }
   return await withLock(request.lock, async () => {
-    const {steps, report} = syncSteps({runner, backend}, () => source.load(), request.settings, {full: request.full, removalGuard: request.removalGuard})
+    const {steps, report} = syncSteps({runner, backend}, () => source.load(), request.settings, {
+      full: request.full,
+      removalGuard: request.removalGuard,
+      ...(request.migrate ? {legacy: request.migrate} : {}),
+    })
     let published: PublishResult | undefined
     if (source.publisher) {
       const {publisher} = source

@@ -4,10 +4,10 @@ import type {ToolName} from '../host/tools.js'
 import {EGRESS_MARK, INTERFACE_MASK} from '../net/marks.js'
 import type {NatModel} from '../plan/model.js'
 import type {Counter, StatePart} from './parts.js'
-import type {ApplyOptions, ApplyResult, FlushReport, ForwardReport} from './result.js'
+import type {ApplyOptions, ApplyResult, FlushReport, ForwardReport, LegacyOptions, LegacyReport} from './result.js'
 import type {Trace, TracePacket} from './trace-packet.js'
 
-export type {ApplyOptions, ApplyResult, ChangedEndpoint, FlushReport, ForwardReport, WriteCounts} from './result.js'
+export type {ApplyOptions, ApplyResult, ChangedEndpoint, FlushReport, ForwardReport, LegacyOptions, LegacyRemoved, LegacyReport, WriteCounts} from './result.js'
 export type {ForwardDrop} from './forward.js'
 export {ApplyError} from './result.js'
 
@@ -58,12 +58,20 @@ export interface Inspector<State> {
   counters?: () => Promise<Map<string, Counter>>
 }
 
+/** What the Go SmartNat controller left on a host: an iptables layout, whatever backend smartnat runs. */
+export interface LegacyLayout {
+  /** Removes what the Go controller installed, and nothing else; a dry run only reports it. */
+  flush(options: LegacyOptions & {dryRun: boolean}): Promise<LegacyReport>
+}
+
 export interface BackendOptions {
   /**
    * The nftables backend accepts smartnat's connections in iptables' FORWARD, whose DROP policy its
    * own table cannot overrule (default true; --no-forward-accept). The iptables backend always does.
    */
   forwardAccept?: boolean
+  /** How a backend that does not drive iptables itself removes the Go controller's layout (ApplyOptions.legacy). */
+  legacyLayout?: LegacyLayout
 }
 
 /**

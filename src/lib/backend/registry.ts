@@ -1,7 +1,7 @@
 /** The backends by name. Adding one is a folder under backend/ with its factory, and one line here. */
 import {CommandError, type Runner} from '../host/runner.js'
-import type {Backend, BackendOptions} from './backend.js'
-import {iptablesBackend} from './iptables/backend.js'
+import type {Backend, BackendOptions, LegacyLayout} from './backend.js'
+import {goControllerLayout, iptablesBackend} from './iptables/backend.js'
 import {nftablesBackend} from './nftables/backend.js'
 import {ApplyError, type FlushReport} from './result.js'
 
@@ -16,7 +16,12 @@ export const BACKEND_NAMES = Object.keys(BACKENDS) as BackendName[]
 
 /** The backend called `name`, running its commands through `runner`. */
 export function createBackend(name: BackendName, runner: Runner, options: BackendOptions = {}): Backend {
-  return BACKENDS[name](runner, options) as Backend
+  return BACKENDS[name](runner, {legacyLayout: goControllerLayout(runner), ...options}) as Backend
+}
+
+/** What the Go SmartNat controller left on the host `runner` reaches (flush --legacy). */
+export function legacyLayout(runner: Runner): LegacyLayout {
+  return goControllerLayout(runner)
 }
 
 /**

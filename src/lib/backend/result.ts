@@ -15,6 +15,14 @@ export interface ApplyOptions<State = unknown> {
    * instead of reading again when the kernel must be read. A rejection fails the apply's read step.
    */
   kernelRead?: Promise<State>
+  /** Also remove what the Go SmartNat controller installed (sync --migrate), in the same transactions where the backend can. */
+  legacy?: LegacyOptions
+}
+
+/** Where to look for the Go controller's leftovers beyond the kernel. */
+export interface LegacyOptions {
+  /** The iproute2 file it registered its routing tables in (/etc/iproute2/rt_tables). */
+  rtTables: string
 }
 
 /** An external endpoint whose DNAT rule an apply removed or pointed elsewhere. */
@@ -41,6 +49,8 @@ export interface ApplyResult {
   written: WriteCounts
   /** Conntrack entries DNATed to these old targets no longer match any rule and should be deleted. */
   changedEndpoints: ChangedEndpoint[]
+  /** With ApplyOptions.legacy: what of the Go controller's was removed. */
+  legacy?: LegacyRemoved
 }
 
 /** A failed apply: which step failed and why; the next apply must be a full one. */
@@ -78,4 +88,17 @@ export interface FlushReport {
     ipRules: string[]
     routes: string[]
   }
+}
+
+/** What a removal of the Go controller's layout takes away, one human-readable line each. */
+export type LegacyRemoved = FlushReport['removed'] & {
+  /** Its rules in a chain that smartnat uses too, the chain itself kept. */
+  rules: string[]
+  /** Its lines in rt_tables. */
+  rtTables: string[]
+}
+
+/** A flush of the Go controller's layout (flush --legacy). */
+export interface LegacyReport extends FlushReport {
+  removed: LegacyRemoved
 }

@@ -9,7 +9,8 @@ export function isOwnedRoutingTable(id: number): boolean {
   return Number.isInteger(id) && id > TABLE_BASE && id <= TABLE_BASE + MAX_INTERFACE_INDEX
 }
 
-function parseJsonArray(text: string, what: string): Record<string, unknown>[] {
+/** The objects of a JSON array that `ip -j` printed; `what` names the command in the error. */
+export function parseJsonArray(text: string, what: string): Record<string, unknown>[] {
   let parsed: unknown
   try {
     parsed = JSON.parse(text.trim() === '' ? '[]' : text)

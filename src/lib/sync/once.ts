@@ -1,5 +1,5 @@
 /** One pass of the pipeline: resolve (snapshot + host -> plan) -> render -> removal guard -> apply -> forward check -> conntrack cleanup. */
-import type {ApplyResult, Backend, ForwardReport} from '../backend/backend.js'
+import type {ApplyResult, Backend, ForwardReport, LegacyOptions} from '../backend/backend.js'
 import {withForwardDrops} from '../backend/forward.js'
 import type {Runner} from '../host/runner.js'
 import type {RpFilterChange} from '../host/sysctl.js'
@@ -59,6 +59,8 @@ export interface SyncOptions {
   listedBefore?: readonly Ipv4[]
   /** The host as the last pass read it, known unchanged since (HostChanges): not read again, its reverse-path filter not checked again. */
   assumeHost?: HostInfo
+  /** Remove the Go controller's layout with this pass's apply (sync --migrate). */
+  legacy?: LegacyOptions
 }
 
 /** The stages of one sync pass, in order; run them all, then call `report()`. */
@@ -109,6 +111,7 @@ export function syncSteps(
           full: options.full ?? false,
           ...(options.assumeActual === undefined ? {} : {assumeActual: options.assumeActual}),
           ...(kernelRead === undefined ? {} : {kernelRead}),
+          ...(options.legacy ? {legacy: options.legacy} : {}),
         })
         kernelState = desired
       },

@@ -11,21 +11,27 @@
  * so when the filter part fails, mangle and nat already hold their new rules, using the new sets.
  * A failed restore therefore reads the tables back and restores the ones that committed before the
  * sets are rolled back underneath them.
+ *
+ * The Go controller's layout (sync --migrate) rides in the same payloads: its chains and jumps in the
+ * iptables-restore, its sets in the cleanup; its ip rules, routes and rt_tables lines come last.
  */
+import {readRtTables, writeRtTables} from '../../host/rt-tables.js'
 import type {Runner} from '../../host/runner.js'
 import {routingChangeCount} from '../../routing/diff.js'
+import {goRoutingRemovalPayload, withoutGoTables} from '../../routing/legacy.js'
 import {IP_BATCH, ipBatchPayload} from '../../routing/payload.js'
 import {buildPayloads, readActual, runPayload, stderrOf, type FailedLine} from '../apply-steps.js'
 import {IPTABLES_RESTORE} from '../iptables-syntax.js'
 import {ApplyError} from '../result.js'
 import type {ApplyOptions, ApplyResult, WriteCounts} from '../result.js'
-import {TABLES} from './types.js'
+import {TABLES, emptyIptablesState} from './types.js'
 import type {IptablesState} from './types.js'
 import {diffIptablesState, isEmptyChanges} from './diff.js'
 import type {IptablesChanges, SetChanges} from './diff.js'
 import {changedEndpoints} from './endpoints.js'
 import {ipsetCleanupPayload, ipsetPreparePayload, ipsetRollbackPayload, iptablesRestorePayload} from './payloads.js'
 import {readIptablesState, readIptablesTables} from './read.js'
+import {describeGoLayout, hasGoLayout, readGoLayout, type GoLayout} from './legacy.js'
 
 export const IPSET_RESTORE: readonly [string, string[]] = ['ipset', ['restore', '-exist']]
 
@@ -126,13 +132,33 @@ function countWrites(changes: IptablesChanges): WriteCounts {
   }
 }
 
-/** Makes the kernel match `desired`, writing only what differs; nothing at all when they are equal. */
+/** The writes that remove the Go controller's layout, counted as smartnat's own are. */
+function countGoWrites(written: WriteCounts, layout: GoLayout): WriteCounts {
+  const tables = TABLES.map((t) => layout.iptables.tables[t])
+  return {
+    sets: written.sets + layout.iptables.sets.length,
+    chains: written.chains + tables.reduce((n, t) => n + t.chains.length, 0),
+    rules: written.rules + tables.reduce((n, t) => n + t.jumps.length + t.rules.length, 0),
+    routes: written.routes + layout.routing.ipRules.length + layout.routing.routes.length,
+  }
+}
+
+/**
+ * Makes the kernel match `desired`, writing only what differs; nothing at all when they are equal.
+ * With `legacy`, the Go controller's layout goes in the same ipset and iptables-restore payloads.
+ */
 export async function applyIptables(runner: Runner, desired: IptablesState, options: ApplyOptions<IptablesState> = {}): Promise<ApplyResult> {
   const full = options.full ?? false
+  const {legacy: legacyOptions} = options
+  const goLayout = legacyOptions ? readActual(undefined, () => readGoLayout(runner, legacyOptions)) : undefined
+  goLayout?.catch(() => undefined)
   const actual = options.assumeActual !== undefined && !full ? options.assumeActual : await readActual(options.kernelRead, () => readIptablesState(runner))
+  const legacy = await goLayout
   const changes = diffIptablesState(desired, actual, {full})
-  const written = countWrites(changes)
-  if (isEmptyChanges(changes)) return {changed: false, written, changedEndpoints: []}
+  const migrating = legacy !== undefined && hasGoLayout(legacy)
+  const written = migrating ? countGoWrites(countWrites(changes), legacy) : countWrites(changes)
+  const legacyResult = legacy ? {legacy: describeGoLayout(legacy)} : {}
+  if (isEmptyChanges(changes) && !migrating) return {changed: false, written, changedEndpoints: [], ...legacyResult}
   const endpoints = changedEndpoints(desired.tables.nat, actual.tables.nat)
 
   const {sets} = changes
@@ -144,8 +170,8 @@ export async function applyIptables(runner: Runner, desired: IptablesState, opti
 
   const {prepare, rules, cleanup, routing} = buildPayloads(() => ({
     prepare: ipsetPreparePayload(sets),
-    rules: iptablesRestorePayload(changes),
-    cleanup: ipsetCleanupPayload(sets),
+    rules: iptablesRestorePayload(changes, legacy?.iptables),
+    cleanup: ipsetCleanupPayload(sets, legacy?.iptables.sets),
     routing: ipBatchPayload(changes.routing),
   }))
 
@@ -173,5 +199,29 @@ export async function applyIptables(runner: Runner, desired: IptablesState, opti
 
   if (routing) await restore(runner, 'ip rule/route', IP_BATCH, routing)
 
-  return {changed: true, written, changedEndpoints: endpoints}
+  // smartnat's reply routing is in place: the Go controller's tables are no longer needed.
+  if (migrating) await removeGoRouting(runner, legacy)
+
+  return {changed: true, written, changedEndpoints: endpoints, ...legacyResult}
+}
+
+/** After the iptables and ipset part: the Go controller's ip rules and routes, then its rt_tables lines (nothing refers to their names any more). */
+async function removeGoRouting(runner: Runner, layout: GoLayout): Promise<void> {
+  const payload = goRoutingRemovalPayload(layout.routing)
+  if (payload) await restore(runner, 'ip rule/route (Go controller)', IP_BATCH, payload)
+  if (layout.routing.tables.length > 0) {
+    // Read again just before writing: only the lines found are taken out, whatever else changed since.
+    const current = await readRtTables(layout.rtTables.path)
+    await writeRtTables(layout.rtTables.path, withoutGoTables(current, layout.routing.tables))
+  }
+}
+
+/** Removes the Go controller's layout alone (flush --legacy): one iptables-restore, one ipset restore, one ip batch, then rt_tables. */
+export async function removeGoLayout(runner: Runner, layout: GoLayout): Promise<void> {
+  const none = diffIptablesState(emptyIptablesState(), emptyIptablesState())
+  const rules = iptablesRestorePayload(none, layout.iptables)
+  if (rules) await restore(runner, 'iptables-restore (Go controller)', IPTABLES_RESTORE, rules)
+  const sets = ipsetCleanupPayload(none.sets, layout.iptables.sets)
+  if (sets) await restore(runner, 'ipset destroy (Go controller)', IPSET_RESTORE, sets)
+  await removeGoRouting(runner, layout)
 }

@@ -1,13 +1,13 @@
 /** The iptables backend: smartnat's own chains and ipsets, one jump per built-in chain, plus the shared ip rules and routes. */
 import type {Runner} from '../../host/runner.js'
 import {routingPayload} from '../../routing/payload.js'
-import type {Backend} from '../backend.js'
+import type {Backend, LegacyLayout} from '../backend.js'
 import {forwardDrops} from '../forward.js'
 import {IPTABLES_RESTORE} from '../iptables-syntax.js'
 import {applyIptables} from './apply.js'
 import {readIptablesCounters} from './counters.js'
 import {diffIptablesState, isEmptyChanges} from './diff.js'
-import {flushIptables} from './flush.js'
+import {flushGoLayout, flushIptables} from './flush.js'
 import {iptablesMappings} from './mappings.js'
 import {iptablesParts} from './parts.js'
 import {readIptablesState} from './read.js'
@@ -44,4 +44,9 @@ export function iptablesBackend(runner: Runner): Backend<IptablesState> {
       counters: () => readIptablesCounters(runner),
     },
   }
+}
+
+/** The Go SmartNat controller's layout on the host `runner` reaches: found and removed here, as it is iptables rules. */
+export function goControllerLayout(runner: Runner): LegacyLayout {
+  return {flush: (options) => flushGoLayout(runner, options)}
 }

@@ -1,24 +1,16 @@
-/** Removes everything the iptables backend owns, decided by the ownership predicate alone, and nothing else. */
+/** Removes everything the iptables backend owns, decided by the ownership predicate alone, and nothing else; or, apart, the Go controller's layout. */
 import type {Runner} from '../../host/runner.js'
 import {describeRouting} from '../../routing/payload.js'
-import type {FlushReport} from '../result.js'
-import {applyIptables} from './apply.js'
+import type {FlushReport, LegacyOptions, LegacyReport} from '../result.js'
+import {applyIptables, removeGoLayout} from './apply.js'
+import {describeGoLayout, hasGoLayout, readGoLayout} from './legacy.js'
 import {readIptablesState} from './read.js'
-import {TABLES} from './types.js'
-import type {IptablesState, TableName, TableState} from './types.js'
+import {TABLES, emptyIptablesState} from './types.js'
+import type {IptablesState} from './types.js'
 
 export interface FlushOptions {
   /** Report what would be removed without writing anything. */
   dryRun: boolean
-}
-
-/** The state with nothing of smartnat's in it: applying it removes exactly what smartnat owns. */
-function emptyIptablesState(): IptablesState {
-  const tables = Object.fromEntries(TABLES.map((t): [TableName, TableState] => [t, {chains: [], jumps: []}])) as Record<
-    TableName,
-    TableState
-  >
-  return {tables, sets: [], ipRules: [], routes: []}
 }
 
 function describe(actual: IptablesState): FlushReport['removed'] {
@@ -37,4 +29,12 @@ export async function flushIptables(runner: Runner, options: FlushOptions): Prom
   const changed = Object.values(removed).some((items) => items.length > 0)
   if (changed && !options.dryRun) await applyIptables(runner, emptyIptablesState())
   return {dryRun: options.dryRun, changed, removed}
+}
+
+/** Removes the Go controller's layout and nothing else (flush --legacy); a dry run only reports it. */
+export async function flushGoLayout(runner: Runner, options: LegacyOptions & {dryRun: boolean}): Promise<LegacyReport> {
+  const layout = await readGoLayout(runner, options)
+  const changed = hasGoLayout(layout)
+  if (changed && !options.dryRun) await removeGoLayout(runner, layout)
+  return {dryRun: options.dryRun, changed, removed: describeGoLayout(layout)}
 }

@@ -1,8 +1,9 @@
 /** Names smartnat owns in the kernel (iptables backend); see docs/kernel-layout.md. The marks are in net/marks.ts. */
 import type {Ipv4} from '../../net/ipv4.js'
 import {cachedHashName, shortHash} from '../../net/hash.js'
+import {isGoOnlyName} from './legacy-names.js'
 
-/** Every chain and set smartnat owns starts with this, and nothing else does. */
+/** Every chain and set smartnat owns starts with this; of the others only the Go controller's (legacy-names.ts) do. */
 export const OWNED_PREFIX = 'SNM-'
 
 /** The kernel limits chain names to 28 characters (XT_EXTENSION_MAXNAMELEN less the NUL). */
@@ -29,9 +30,12 @@ export const TEMP_SET_SUFFIX = '-T'
 /** Comment on the jump rules smartnat puts into built-in chains. */
 export const JUMP_COMMENT = 'smartnat'
 
-/** Whether smartnat owns a chain or set of this name (the only test flush and cleanup use). */
+/**
+ * Whether smartnat owns a chain or set of this name (the only test flush and cleanup use). The Go
+ * controller's SNM-PREROUTING shares smartnat's name: parse.ts tells the two apart by their rules.
+ */
 export function isOwnedName(name: string): boolean {
-  return name.startsWith(OWNED_PREFIX)
+  return name.startsWith(OWNED_PREFIX) && !isGoOnlyName(name)
 }
 
 /** The nat chain holding the per-port DNAT rules of one external address. */

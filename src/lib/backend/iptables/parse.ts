@@ -3,6 +3,7 @@ import {TABLES} from './types.js'
 import type {ChainState, IpsetState, TableName, TableState} from './types.js'
 import {compareText} from '../../plan/order.js'
 import {ruleWords} from '../iptables-syntax.js'
+import {goJumpTarget, isGoSharedChain, SHARED_CHAINS} from './legacy-names.js'
 import {isOwnedName} from './names.js'
 
 const BUILTIN_CHAINS = new Set(['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'])
@@ -32,6 +33,8 @@ function emptyTable(): ParsedTable {
 /** Parses `iptables-save` output: owned chains with their rules and the jumps into them from built-in chains. */
 export function parseIptablesSave(text: string): ParsedIptables {
   const tables = Object.fromEntries(TABLES.map((t) => [t, emptyTable()])) as ParsedIptables
+  // Per table: the rules outside smartnat's chains and jumps that enter a chain whose name the Go controller used too.
+  const sharedEntries = new Map<ParsedTable, Map<string, string[]>>()
   let table: ParsedTable | undefined
   let owned = new Map<string, ChainState>()
   for (const raw of text.split('\n')) {
@@ -62,11 +65,51 @@ export function parseIptablesSave(text: string): ParsedIptables {
       chain.rules.push(line)
       continue
     }
-    const target = BUILTIN_CHAINS.has(chainName) && line.includes(' SNM-') ? ruleTarget(ruleWords(line)) : undefined
-    if (target !== undefined && isOwnedName(target)) table.jumps.push(line)
-    else table.foreignRules++
+    const target = line.includes(' SNM-') ? ruleTarget(ruleWords(line)) : undefined
+    // The Go controller's jumps enter chains of smartnat's names too; its comment tells them apart.
+    if (target !== undefined && BUILTIN_CHAINS.has(chainName) && isOwnedName(target) && goJumpTarget(line) === undefined) {
+      table.jumps.push(line)
+      continue
+    }
+    table.foreignRules++
+    if (target !== undefined && SHARED_CHAINS.has(target)) {
+      const entries = sharedEntries.get(table) ?? new Map<string, string[]>()
+      sharedEntries.set(table, entries.set(target, [...(entries.get(target) ?? []), line]))
+    }
+  }
+  for (const parsed of Object.values(tables)) {
+    const entries = sharedEntries.get(parsed)
+    dropGoSharedChains(parsed, entries)
+    claimGoJumpsIntoOwnChains(parsed, entries)
   }
   return tables
+}
+
+/**
+ * A Go controller's jump into a chain that is smartnat's (after a sync without --migrate) makes
+ * packets go through smartnat's rules twice, and keeps the chain from being deleted: it counts as a
+ * stale jump of smartnat's, which the next sync or flush deletes.
+ */
+function claimGoJumpsIntoOwnChains(table: ParsedTable, entries: ReadonlyMap<string, string[]> | undefined): void {
+  for (const [name, lines] of entries ?? []) {
+    if (!table.chains.some((c) => c.name === name)) continue
+    for (const line of lines) {
+      if (goJumpTarget(line) !== name || !BUILTIN_CHAINS.has(line.slice(3, line.indexOf(' ', 3)))) continue
+      table.jumps.push(line)
+      table.foreignRules--
+    }
+  }
+}
+
+/** A chain of a name both use, holding only the Go controller's rules and entered only by its jumps, is not smartnat's. */
+function dropGoSharedChains(table: ParsedTable, entries: ReadonlyMap<string, string[]> | undefined): void {
+  for (const chain of table.chains.filter((c) => SHARED_CHAINS.has(c.name))) {
+    const ownJump = table.jumps.some((jump) => ruleTarget(ruleWords(jump)) === chain.name)
+    if (ownJump || !isGoSharedChain(chain.rules, entries?.get(chain.name) ?? [])) continue
+    table.chains.splice(table.chains.indexOf(chain), 1)
+    table.foreignChains.push(`:${chain.name} -`)
+    table.foreignRules += chain.rules.length
+  }
 }
 
 export interface ParsedIpsets {

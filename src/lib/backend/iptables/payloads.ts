@@ -4,6 +4,7 @@ import {tempSetName} from './names.js'
 import {TABLES} from './types.js'
 import type {IpsetState} from './types.js'
 import type {IptablesChanges, SetChanges, SetUpdate, TableChanges} from './diff.js'
+import type {GoIptablesLayout, GoTableLayout} from './legacy-layout.js'
 
 /** `-A CHAIN spec` as the same rule with another verb: `-I CHAIN 1 spec` or `-D CHAIN spec`. */
 function withVerb(rule: string, verb: '-I' | '-D'): string {
@@ -13,26 +14,38 @@ function withVerb(rule: string, verb: '-I' | '-D'): string {
   return `-I ${rule.slice(3, space)} 1${rule.slice(space)}`
 }
 
-function writeTable(out: LineBuffer, table: string, changes: TableChanges): void {
+const NO_GO_LAYOUT: GoTableLayout = {chains: [], jumps: [], rules: []}
+
+/**
+ * The Go controller's part goes into the same table transaction as smartnat's: its jumps and rules
+ * go as smartnat's arrive. A chain smartnat declares here is emptied by that declaration, so none of
+ * the Go controller's rules in it is deleted one by one, and it is not deleted.
+ */
+function writeTable(out: LineBuffer, table: string, changes: TableChanges, legacy: GoTableLayout): void {
   const {writeChains, deleteChains, insertJumps, deleteJumps} = changes
-  if (writeChains.length + deleteChains.length + insertJumps.length + deleteJumps.length === 0) return
+  const declared = new Set(writeChains.map((c) => c.name))
+  const goChains = legacy.chains.filter((name) => !declared.has(name))
+  const goRules = legacy.rules.filter((rule) => !declared.has(rule.slice(3, rule.indexOf(' ', 3))))
+  // A Go jump into a chain of smartnat's is a stale jump of smartnat's too (parse.ts): deleted once.
+  const goJumps = legacy.jumps.filter((jump) => !deleteJumps.includes(jump))
+  if (writeChains.length + deleteChains.length + insertJumps.length + deleteJumps.length + goChains.length + goJumps.length + goRules.length === 0) return
   out.write(`*${table}`)
   // Under --noflush, declaring a chain empties it; chains not declared keep their rules untouched.
   for (const chain of writeChains) out.write(`:${chain.name} - [0:0]`)
-  for (const name of deleteChains) out.write(`:${name} - [0:0]`)
-  for (const jump of deleteJumps) out.write(withVerb(jump, '-D'))
+  for (const name of [...deleteChains, ...goChains]) out.write(`:${name} - [0:0]`)
+  for (const jump of [...deleteJumps, ...goJumps, ...goRules]) out.write(withVerb(jump, '-D'))
   for (const chain of writeChains) out.writeLines(chain.rules)
   // Inserting at position 1 in reverse keeps the desired order among smartnat's own jumps.
   for (const jump of [...insertJumps].reverse()) out.write(withVerb(jump, '-I'))
   // A chain can only be deleted once no rule jumps to it, so this comes after the jumps are gone.
-  for (const name of deleteChains) out.write(`-X ${name}`)
+  for (const name of [...deleteChains, ...goChains]) out.write(`-X ${name}`)
   out.write('COMMIT')
 }
 
-/** The one `iptables-restore --noflush` payload for all tables; empty when no table changes. */
-export function iptablesRestorePayload(changes: IptablesChanges): string {
+/** The one `iptables-restore --noflush` payload for all tables, with the Go controller's layout removed too when given; empty when no table changes. */
+export function iptablesRestorePayload(changes: IptablesChanges, legacy?: GoIptablesLayout): string {
   const out = new LineBuffer()
-  for (const table of TABLES) writeTable(out, table, changes.tables[table])
+  for (const table of TABLES) writeTable(out, table, changes.tables[table], legacy?.tables[table] ?? NO_GO_LAYOUT)
   return out.toString()
 }
 
@@ -86,9 +99,9 @@ export function ipsetRollbackPayload(sets: SetChanges, swapped: readonly string[
   return out.toString()
 }
 
-/** Destroys the temporary sets (now holding old contents) and stale sets; runs after iptables stopped using them. */
-export function ipsetCleanupPayload(sets: SetChanges): string {
-  const names = new Set([...sets.replace.map((s) => tempSetName(s.name)), ...sets.destroy])
+/** Destroys the temporary sets (now holding old contents), stale sets and the Go controller's; runs after iptables stopped using them. */
+export function ipsetCleanupPayload(sets: SetChanges, goSets: readonly string[] = []): string {
+  const names = new Set([...sets.replace.map((s) => tempSetName(s.name)), ...sets.destroy, ...goSets])
   const out = new LineBuffer()
   for (const name of names) out.write('destroy', name)
   return out.toString()

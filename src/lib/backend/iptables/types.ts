@@ -40,3 +40,9 @@ export interface IptablesState extends RoutingState {
   /** Sorted by name. */
   sets: IpsetState[]
 }
+
+/** The state with nothing of smartnat's in it: applying it removes exactly what smartnat owns. */
+export function emptyIptablesState(): IptablesState {
+  const tables = Object.fromEntries(TABLES.map((t): [TableName, TableState] => [t, {chains: [], jumps: []}])) as Record<TableName, TableState>
+  return {tables, sets: [], ipRules: [], routes: []}
+}

@@ -23,7 +23,14 @@ export function nftablesBackend(runner: Runner, options: BackendOptions = {}): B
     name: 'nftables',
     tools: ['nft'],
     render: renderNftables,
-    apply: (desired, applyOptions) => applyNftables(runner, desired, applyOptions),
+    async apply(desired, applyOptions) {
+      const applied = await applyNftables(runner, desired, applyOptions)
+      if (!applyOptions?.legacy) return applied
+      // The Go controller's layout is iptables rules: removed once the table that replaces it is in place.
+      if (!options.legacyLayout) throw new Error('the nftables backend was given no way to remove the Go controller’s layout')
+      const legacy = await options.legacyLayout.flush({...applyOptions.legacy, dryRun: false})
+      return {...applied, changed: applied.changed || legacy.changed, legacy: legacy.removed}
+    },
     read: () => readNftState(runner),
     flush: (flushOptions) => flushNftables(runner, flushOptions),
     payloads: (desired) => [
