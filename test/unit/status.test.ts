@@ -13,7 +13,7 @@ import {kubeMappingStatusApi, type MappingStatusApi} from '../../src/lib/source/
 import {API_WRITES_IN_FLIGHT} from '../../src/lib/sync/bounded.js'
 import type {SyncReport} from '../../src/lib/sync/once.js'
 import {apiPublisher} from '../../src/lib/sync/publish.js'
-import {desiredStatus, ownAddresses, writeStatuses} from '../../src/lib/sync/status.js'
+import {desiredStatus, SettledStatuses, ownAddresses, writeStatuses} from '../../src/lib/sync/status.js'
 import {startApiServer, type ApiServer} from '../support/apiserver/index.js'
 
 const T0 = new Date('2025-01-01T00:00:00Z')
@@ -232,6 +232,31 @@ describe('status writeback', function () {
       expect(second).to.include({patched: 0, unchanged: 1})
       expect(statusPatches()).to.have.length(1)
       expect(stored().metadata.resourceVersion).to.equal(rv)
+    })
+
+    it('compares a Mapping once while it and its verdict stay the very same objects (a watch pass after a change elsewhere)', async function () {
+      const settled = new SettledStatuses()
+      const instance = host('198.18.0.10')
+      const first = await listSnapshot(kc)
+      const {verdicts} = plan(first, instance, DEFAULT_PLAN_OPTIONS)
+      expect(await writeStatuses(api, first.mappings, verdicts, instance, T0, undefined, undefined, undefined, settled)).to.include({patched: 1})
+      // The object as the cache holds it after the write, with every read of its status counted.
+      let reads = 0
+      const written = stored()
+      const watched = new Proxy(written, {get: (target, key, receiver) => (key === 'status' && reads++, Reflect.get(target, key, receiver))})
+      const pass = (v = verdicts, on = instance) => writeStatuses(api, [watched], v, on, T1, undefined, undefined, undefined, settled)
+      expect(await pass()).to.include({patched: 0, unchanged: 1})
+      const compared = reads
+      expect(compared, 'the first look compares').to.be.greaterThan(0)
+      expect(await pass()).to.include({patched: 0, unchanged: 1})
+      expect(await pass()).to.include({patched: 0, unchanged: 1})
+      expect(reads, 'the same objects again: nothing compared').to.equal(compared)
+      expect(await pass(verdicts.map((v) => ({...v})))).to.include({unchanged: 1})
+      expect(reads, 'an equal verdict, but another object: compared').to.be.greaterThan(compared)
+      const after = reads
+      expect(await pass(verdicts, host('198.18.0.10', '198.18.0.11'))).to.include({unchanged: 1})
+      expect(reads, 'other addresses on this host: compared').to.be.greaterThan(after)
+      expect(statusPatches()).to.have.length(1)
     })
 
     it('shows the addresses of two instances side by side, and each removes only its own', async function () {

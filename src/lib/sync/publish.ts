@@ -11,7 +11,7 @@ import {removeGoFinalizers, type FinalizerResult} from './finalizers.js'
 import type {HostLease} from './lease.js'
 import {hasStaleKeys, removesStaleKeys, type LiveHosts} from './live-hosts.js'
 import type {SyncReport} from './once.js'
-import {ownAddresses, writeStatuses, type StatusWriteResult} from './status.js'
+import {ownAddresses, SettledStatuses, writeStatuses, type StatusWriteResult} from './status.js'
 
 export interface PublishResult {
   status: StatusWriteResult
@@ -48,12 +48,13 @@ export function apiPublisher(
   inFlight = API_WRITES_IN_FLIGHT,
   lease?: Pick<HostLease, 'live' | 'refresh' | 'started'>,
 ): Publisher {
+  const settled = new SettledStatuses()
   return {
     async publish(report, now = new Date(), signal) {
       const mappings = report.snapshot.mappings
       const live = lease ? await liveHosts(lease, mappings, hostName) : undefined
       const statuses = signal ? abortableStatusApi(mappingApi, signal) : mappingApi
-      const status = await writeStatuses(statuses, mappings, report.plan.verdicts, report.host, now, hostName, inFlight, live)
+      const status = await writeStatuses(statuses, mappings, report.plan.verdicts, report.host, now, hostName, inFlight, live, settled)
       const events = await recordEvents(signal ? abortableEventApi(eventApi, signal) : eventApi, status.changes, ownAddresses(report.host), hostName, now, inFlight)
       // The pass this report comes from has applied: what it does not program is gone from this host.
       const finalizers = await removeGoFinalizers(signal ? abortableFinalizerApi(mappingApi, signal) : mappingApi, mappings, report.plan.model, inFlight)

@@ -106,19 +106,25 @@ export async function writeStatuses(
   hostName?: string,
   inFlight = API_WRITES_IN_FLIGHT,
   live?: LiveHosts,
+  settled?: SettledStatuses,
 ): Promise<StatusWriteResult> {
   const result: StatusWriteResult = {patched: 0, unchanged: 0, conflicts: 0, gone: 0, failed: 0, changes: [], errors: []}
   const own = ownAddresses(host)
+  const context = settled ? JSON.stringify([[...own].sort(), hostName ?? null, live ? [...live.hosts].sort() : null]) : ''
   const byName = new Map(verdicts.map((v) => [`${v.namespace}/${v.name}`, v]))
   const writes: {mapping: MappingResource; verdict: MappingVerdict}[] = []
   for (const mapping of mappings) {
     const {namespace, name} = mapping.metadata
     const verdict = byName.get(`${namespace}/${name}`)
-    if (verdict && namespace !== undefined && name !== undefined) writes.push({mapping, verdict})
+    if (!verdict || namespace === undefined || name === undefined) continue
+    if (settled?.holds(mapping, verdict, context)) result.unchanged++
+    else writes.push({mapping, verdict})
   }
   const outcomes = await mapBounded(writes, inFlight, async ({mapping, verdict}) => {
     try {
-      return await writeOne(api, mapping, verdict, own, now, hostName, live)
+      const outcome = await writeOne(api, mapping, verdict, own, now, hostName, live)
+      if (outcome === 'unchanged') settled?.note(mapping, verdict, context)
+      return outcome
     } catch (error) {
       const {namespace, name} = mapping.metadata
       return new Error(`mapping ${namespace}/${name}: writing status: ${describeApiError(error)}`, {cause: error})
@@ -137,6 +143,25 @@ export async function writeStatuses(
     }
   }
   return result
+}
+
+/**
+ * Mappings whose stored status was found to be what their verdict asks for. A watch pass after one
+ * change hands over the very same Mapping and verdict objects for every other Mapping (the planner
+ * keeps them), so they are not compared again; the same host, addresses and live hosts are part of
+ * what was found.
+ */
+export class SettledStatuses {
+  private readonly found = new WeakMap<MappingResource, {verdict: MappingVerdict; context: string}>()
+
+  holds(mapping: MappingResource, verdict: MappingVerdict, context: string): boolean {
+    const found = this.found.get(mapping)
+    return found !== undefined && found.verdict === verdict && found.context === context
+  }
+
+  note(mapping: MappingResource, verdict: MappingVerdict, context: string): void {
+    this.found.set(mapping, {verdict, context})
+  }
 }
 
 async function writeOne(
