@@ -30,7 +30,7 @@ for (const backend of BACKENDS) describe(`smartnat watch follows the host's addr
     const [result] = await lab!.requests('tcp', 'client1', CLIENT, LATE, 8080, 1, {timeoutMs: 500})
     return result!.ok ? result!.fields.pod : result!.error
   }
-  const monitors = async () => (await lab!.exec('host', 'ps', ['-eo', 'args'])).stdout.split('\n').filter((line) => line.startsWith('ip -o monitor address link'))
+  const monitors = async () => (await lab!.exec('host', 'ps', ['-eo', 'args'])).stdout.split('\n').filter((line) => line.includes('ip -o monitor address link'))
 
   before(async function () {
     requireLab(this)
@@ -81,5 +81,13 @@ for (const backend of BACKENDS) describe(`smartnat watch follows the host's addr
     const result = await daemon!.done
     expect(result.code, result.stderr).to.equal(0)
     expect(await monitors()).to.deep.equal([])
+  })
+
+  it('SIGKILL (as the OOM killer ends it) ends the monitor too', async () => {
+    daemon = startSmartnat(commandArgs('watch', backend.name, lab!, dir!, '--metrics-addr', `127.0.0.1:${port}`, '--resync', '10m'), {timeoutMs: 60_000})
+    await eventually('the monitor of the new daemon', 20_000, async () => ((await monitors()).length === 1 ? true : undefined))
+    daemon.child.kill('SIGKILL')
+    await daemon.done
+    await eventually('no monitor left', 5000, async () => ((await monitors()).length === 0 ? true : undefined))
   })
 })

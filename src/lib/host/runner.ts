@@ -1,5 +1,6 @@
 /** The one way smartnat runs a process: a narrow interface, node:child_process underneath (tests use a recording fake, test/support/recording-runner.ts). */
 import {spawn} from 'node:child_process'
+import {existsSync} from 'node:fs'
 
 export interface RunOptions {
   /** Written to the process's stdin (restore payloads). */
@@ -74,6 +75,7 @@ export interface ExecRunnerOptions {
 }
 
 const KILL_AFTER_MS = 5000
+const PDEATHSIG_WRAPPER = ['/usr/bin/setpriv', '/bin/setpriv'].find((path) => existsSync(path))
 /** How long the output pipes may stay open after the process exited. */
 const PIPES_AFTER_EXIT_MS = 1000
 
@@ -154,7 +156,9 @@ export class ExecRunner implements Runner {
   }
 
   follow(command: string, args: string[], onOutput: (chunk: string) => void): Follower {
-    const [file, argv] = this.command(command, args)
+    // A daemon killed outright (OOM) must not leave its follower behind: with setpriv (util-linux)
+    // the kernel ends it with its parent; without, it ends at its next write into the closed pipe.
+    const [file, argv] = PDEATHSIG_WRAPPER ? this.command(PDEATHSIG_WRAPPER, ['--pdeathsig', 'KILL', command, ...args]) : this.command(command, args)
     const child = spawn(file, argv, {env: {...process.env, LC_ALL: 'C'}, stdio: ['ignore', 'pipe', 'ignore']})
     child.stdout.setEncoding('utf8')
     child.stdout.on('data', onOutput)
