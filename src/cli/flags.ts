@@ -1,5 +1,5 @@
 /** Flags shared by the commands, with the original controller's environment variables as fallbacks. */
-import {Flags} from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 
 import {BACKEND_NAMES, type BackendName} from '../lib/backend/registry.js'
 import {DEFAULT_INTERFACES_PATTERN, compileInterfacesPattern} from '../lib/host/interfaces.js'
