@@ -19,8 +19,16 @@ export const RENDERED_HELP_FILE = 'help.json'
 // What makes oclif's colour library (ansis) colour a pipe: any of these, unless NO_COLOR is set.
 const COLOUR_ENV = ['FORCE_COLOR', 'COLORTERM', 'CI', 'TF_BUILD', 'TEAMCITY_VERSION', 'PM2_HOME', 'NEXT_RUNTIME']
 
+/** Where the answers go and what they come from; the process's own unless a test gives others. */
+export interface FastStartContext {
+  env: NodeJS.ProcessEnv
+  stdout: NodeJS.WriteStream
+  renderedHelp: () => RenderedHelp | undefined
+}
+
 /** Prints the version or a command's rendered help and returns true, or returns false for oclif to answer. */
-export function answerWithoutOclif(argv: string[], env: NodeJS.ProcessEnv = process.env, stdout: NodeJS.WriteStream = process.stdout): boolean {
+export function answerWithoutOclif(argv: string[], context: Partial<FastStartContext> = {}): boolean {
+  const {env = process.env, stdout = process.stdout, renderedHelp = readRenderedHelp} = context
   if (argv.length === 1 && argv[0] === '--version') return printVersion(stdout)
   const helpFor = argv.length === 0 || (argv.length === 1 && argv[0] === '--help') ? '' : argv.length === 2 && argv[1] === '--help' ? argv[0]! : undefined
   if (helpFor === undefined || helpFor.startsWith('-') || !printedAsRendered(env, stdout)) return false
@@ -44,7 +52,7 @@ function printedAsRendered(env: NodeJS.ProcessEnv, stdout: NodeJS.WriteStream): 
   return Boolean(env.NO_COLOR) || !COLOUR_ENV.some((name) => name in env)
 }
 
-function renderedHelp(): RenderedHelp | undefined {
+function readRenderedHelp(): RenderedHelp | undefined {
   try {
     return JSON.parse(readFileSync(new URL(`../${RENDERED_HELP_FILE}`, import.meta.url), 'utf8')) as RenderedHelp
   } catch (error) {
