@@ -27,6 +27,8 @@ await build({
   format: 'esm',
   target: 'node20',
   sourcemap: true,
+  // Stack traces need only the mappings; the sources are not in the package.
+  sourcesContent: false,
   // The Kubernetes client is large and loaded only on the paths that reach the API; oclif asks for
   // typescript, ts-node and tsx only to run a plugin from its sources.
   external: ['@kubernetes/client-node', 'typescript', 'ts-node', 'tsx'],
