@@ -3,8 +3,8 @@
  * run, as a ratio, for --version, a command's --help, a dry-run sync of one Mapping from a file and,
  * as root, status on an empty host (a throwaway network namespace). With --before REF, the CLI as
  * built at git commit REF (a clone in tmp/bench-build) runs in the same run, interleaved, for a
- * before/after comparison. Uses hyperfine when installed (--warmup 2 --runs RUNS), else its own loop
- * of spawns, and says which. Prints PASS/FAIL per target (on the wall-time medians) and exits 0.
+ * before/after comparison. Uses hyperfine when installed (rounds of a few runs of every command),
+ * else its own loop of spawns, and says which. Prints PASS/FAIL per target (on the wall-time medians) and exits 0.
  *
  *   npm run bench:startup [-- RUNS] [--before REF]
  */
@@ -65,16 +65,31 @@ interface Run {
 
 const quote = (arg: string) => (/^[\w./:,=@-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", "'\\''")}'`)
 
-/** Timing of each run, by hyperfine (all in one run). */
+/** Runs of each command per hyperfine call: hyperfine runs one command's runs back to back, so a burst of other work would land on one command alone. */
+const RUNS_PER_ROUND = 4
+
+/**
+ * Timing of each run by hyperfine, called in rounds of RUNS_PER_ROUND runs of every command, so
+ * that each command's runs are spread over the whole measurement as the others' are.
+ */
 function withHyperfine(runs: Run[]): Timing[] {
   const json = join(BUILD_DIR, 'startup.json')
-  // hyperfine's --ignore-failure covers every command: the others were checked to exit 0 first (checkExits).
-  const args = ['-N', '--warmup', String(WARMUP), '--runs', String(RUNS), '--export-json', json, '--style', 'basic', ...(runs.some((r) => r.anyExit) ? ['-i'] : [])]
-  for (const r of runs) args.push('-n', r.name, [process.execPath, ...r.argv].map(quote).join(' '))
-  const result = spawnSync('hyperfine', args, {stdio: ['ignore', 'ignore', 'inherit']})
-  if (result.status !== 0) throw new Error(`hyperfine exited with ${result.status}`)
-  const results = (JSON.parse(readFileSync(json, 'utf8')) as {results: {median: number; user: number; system: number}[]}).results
-  return results.map((r) => ({ms: r.median * 1000, cpuMs: (r.user + r.system) * 1000}))
+  const times = runs.map(() => [] as number[])
+  const cpu = runs.map(() => 0)
+  for (let done = 0; done < RUNS; done += RUNS_PER_ROUND) {
+    const count = Math.min(RUNS_PER_ROUND, RUNS - done)
+    // hyperfine's --ignore-failure covers every command: the others were checked to exit 0 first (checkExits).
+    const args = ['-N', '--warmup', String(done === 0 ? WARMUP : 1), '--runs', String(count), '--export-json', json, '--style', 'none', ...(runs.some((r) => r.anyExit) ? ['-i'] : [])]
+    for (const r of runs) args.push('-n', r.name, [process.execPath, ...r.argv].map(quote).join(' '))
+    const result = spawnSync('hyperfine', args, {stdio: ['ignore', 'ignore', 'inherit']})
+    if (result.status !== 0) throw new Error(`hyperfine exited with ${result.status}`)
+    const results = (JSON.parse(readFileSync(json, 'utf8')) as {results: {times: number[]; user: number; system: number}[]}).results
+    results.forEach((r, i) => {
+      times[i]!.push(...r.times.map((t) => t * 1000))
+      cpu[i]! += (r.user + r.system) * 1000 * count
+    })
+  }
+  return times.map((t, i) => ({ms: median(t), cpuMs: cpu[i]! / RUNS}))
 }
 
 /** Fails unless every run that must exit 0 does. */
@@ -137,7 +152,7 @@ async function main(): Promise<void> {
       runs.push({name: c.name, argv: c.argv(after), anyExit: c.anyExit})
     }
     const hyperfine = spawnSync('hyperfine', ['--version']).status === 0
-    console.log(hyperfine ? `hyperfine, --warmup ${WARMUP} --runs ${RUNS}` : `hyperfine not found: a loop of spawns, ${WARMUP} warm-up + ${RUNS} runs each`)
+    console.log(hyperfine ? `hyperfine, ${RUNS} runs each in rounds of ${RUNS_PER_ROUND} runs of every command (warm-up ${WARMUP} in the first, 1 in the others)` : `hyperfine not found: a loop of spawns, ${WARMUP} warm-up + ${RUNS} runs each`)
     checkExits(runs)
     const timings = hyperfine ? withHyperfine(runs) : withSpawnLoop(runs)
     const byName = new Map(runs.map((r, i) => [r.name, timings[i]!]))
