@@ -4,7 +4,6 @@
  */
 import {spawn, spawnSync} from 'node:child_process'
 import {mkdirSync, readFileSync} from 'node:fs'
-import {createRequire} from 'node:module'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
@@ -12,15 +11,12 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url))
 export const BUILD_DIR = fileURLToPath(new URL('../tmp/bench-build/', import.meta.url))
 const RSS_HOOK = fileURLToPath(new URL('rss-hook.mjs', import.meta.url))
 
-/** Builds the CLI into dist/ with its oclif.manifest.json as `npm run build` does (bin/run.js runs dist/, as the installed CLI does), and makes BUILD_DIR. */
+/** Builds the CLI as `npm run build` does (bin/run.js runs the bundle in dist/, as the installed CLI does), and makes BUILD_DIR. */
 export function buildCli(): void {
   // Benchmarks write kubeconfigs and lock files here before any CLI run would create it.
   mkdirSync(BUILD_DIR, {recursive: true})
-  const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc')
-  const result = spawnSync(process.execPath, [tsc, '-p', join(ROOT, 'tsconfig.json')], {encoding: 'utf8'})
+  const result = spawnSync('npm', ['run', '--silent', 'build'], {cwd: ROOT, encoding: 'utf8'})
   if (result.status !== 0) throw new Error(`building the CLI failed:\n${result.stdout}${result.stderr}`)
-  const manifest = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts', 'oclif-manifest.ts')], {cwd: ROOT, encoding: 'utf8'})
-  if (manifest.status !== 0) throw new Error(`writing oclif.manifest.json failed:\n${manifest.stdout}${manifest.stderr}`)
 }
 
 export interface CliRun {

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// execute alone, not @oclif/core's index: --version and --help need none of the rest (about 25 ms).
-import {execute} from '@oclif/core/execute'
-
-await execute({dir: import.meta.url})
+// The bundled CLI (npm run build): --version and COMMAND --help without oclif, the rest through it.
+// With DEBUG set oclif prints every error's stack: map its frames to src/ (costs about 25 ms, so only then).
+if (process.env.DEBUG) process.setSourceMapsEnabled(true)
+await import('../dist/cli/main.js')

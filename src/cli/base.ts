@@ -1,5 +1,7 @@
 /** What every smartnat command shares: the config file under the flags and environment, and the Go controller's SNCTRLR_* settings. */
-import {Command, Flags, Interfaces} from '@oclif/core'
+import type {Interfaces} from '@oclif/core'
+import {Command} from '@oclif/core/command'
+import * as Flags from '@oclif/core/flags'
 
 type FlagOutput = Interfaces.OutputFlags<Interfaces.FlagInput>
 type ArgOutput = Interfaces.OutputArgs<Interfaces.ArgInput>

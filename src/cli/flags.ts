@@ -1,5 +1,5 @@
 /** Flags shared by the commands, with the original controller's environment variables as fallbacks. */
-import {Flags} from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 
 import {BACKEND_NAMES, type BackendName} from '../lib/backend/registry.js'
 import {DEFAULT_INTERFACES_PATTERN, compileInterfacesPattern} from '../lib/host/interfaces.js'
@@ -7,7 +7,7 @@ import {DEFAULT_LOCK_PATH, waitingLine, type LockOptions} from '../lib/host/lock
 import {DEFAULT_RT_TABLES} from '../lib/host/rt-tables.js'
 import {DEFAULT_PLAN_OPTIONS, type PlanOptions} from '../lib/plan/model.js'
 import {DEFAULT_REMOVAL_POLICY, formatShare, MIN_HELD_REMOVAL, parseShare, type RemovalPolicy} from '../lib/sync/guard.js'
-import {DEFAULT_LEASE_DURATION_SECONDS, DEFAULT_LEASE_NAMESPACE, type LeaseSettings} from '../lib/source/kube/leases.js'
+import {DEFAULT_LEASE_DURATION_SECONDS, DEFAULT_LEASE_NAMESPACE, type LeaseSettings} from '../lib/source/kube/lease-settings.js'
 import type {SourceOptions} from '../lib/source/oneshot.js'
 import type {SyncSettings} from '../lib/sync/settings.js'
 import {flagDuration} from './duration.js'

@@ -1,4 +1,5 @@
-import {Args, Flags} from '@oclif/core'
+import * as Args from '@oclif/core/args'
+import * as Flags from '@oclif/core/flags'
 
 import {SmartnatCommand} from '../cli/base.js'
 import {hostFlags, planFlags, sourceFlags} from '../cli/flags.js'

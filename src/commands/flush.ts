@@ -1,6 +1,6 @@
 import {createInterface} from 'node:readline/promises'
 
-import {Flags} from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 
 import {SmartnatCommand} from '../cli/base.js'
 import {hostFlags, lockFlags, lockOptions, rtTablesFlag} from '../cli/flags.js'

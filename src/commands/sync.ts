@@ -1,4 +1,4 @@
-import {Flags} from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 
 import {SmartnatCommand} from '../cli/base.js'
 import {hostFlags, leaseFlags, leaseSettings, lockFlags, planFlags, removalFlags, rtTablesFlag, sourceFlags, sourceOptions} from '../cli/flags.js'

@@ -1,4 +1,4 @@
-import {Flags} from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 
 import {SmartnatCommand} from '../cli/base.js'
 import {exitIfLingering, stopSignal} from '../cli/signals.js'

@@ -3,7 +3,7 @@ import type {KubeConfig} from '@kubernetes/client-node'
 
 import type {Snapshot} from '../plan/model.js'
 import {readManifests} from './file.js'
-import type {LeaseSettings} from './kube/leases.js'
+import type {LeaseSettings} from './kube/lease-settings.js'
 import type {ApiOptions} from './kube/request.js'
 
 export interface SourceOptions {

@@ -3,24 +3,14 @@
  * subresource; the Go controller's CRD has none, so every such write gets 404. API discovery
  * (GET /apis/GROUP/VERSION) lists `mappings/status` exactly when the subresource is served.
  */
-import {existsSync} from 'node:fs'
-import {fileURLToPath} from 'node:url'
-
 import {CustomObjectsApi, type KubeConfig} from '@kubernetes/client-node'
 
 import {MAPPING_GROUP, MAPPING_VERSION} from '../../mapping/types.js'
+import {crdInstallCommand} from './crd-install.js'
 import {Backoff, sleep, type BackoffOptions, type Delay} from './backoff.js'
 import {describeApiError, httpStatusOf} from './errors.js'
 import {MAPPING_PLURAL} from './kinds.js'
 import {abortOn, timedRequest, type ApiOptions} from './request.js'
-
-/** The CRD file shipped with this installation (the package's crds/, the repository's crds/). */
-const SHIPPED_CRD = fileURLToPath(new URL('../../../../crds/mapping.yaml', import.meta.url))
-
-/** The command that installs smartnat's CRD over the Go controller's: the shipped file by its full path when it is there. */
-export function crdInstallCommand(): string {
-  return `kubectl apply -f ${existsSync(SHIPPED_CRD) ? SHIPPED_CRD : 'crds/mapping.yaml'}`
-}
 
 /** The installed Mapping CRD serves no status subresource: no retry can fix that, only installing smartnat's CRD. */
 export class LegacyCrdError extends Error {
@@ -89,3 +79,5 @@ export async function requireStatusSubresource(kc: KubeConfig, api: ApiOptions, 
     await delay(waitMs, options.signal)
   }
 }
+
+export {crdInstallCommand}

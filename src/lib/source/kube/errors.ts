@@ -1,9 +1,23 @@
-/** HTTP status of failures from the API server, whichever client call produced them. */
-import {ApiException} from '@kubernetes/client-node'
+/**
+ * HTTP status of failures from the API server, whichever client call produced them. The client's
+ * ApiException is recognised by its shape, not imported: a sync from a file reports through these
+ * and must not load the Kubernetes client (several hundred ms).
+ */
+
+/** What @kubernetes/client-node's ApiException carries: the HTTP code, the decoded body and the headers. */
+interface ApiExceptionLike extends Error {
+  code: number
+  body: unknown
+  headers: unknown
+}
+
+function isApiException(error: unknown): error is ApiExceptionLike {
+  return error instanceof Error && typeof (error as {code?: unknown}).code === 'number' && 'body' in error && 'headers' in error
+}
 
 /** The HTTP status code an error carries (typed calls, watch requests, Status objects), if any. */
 export function httpStatusOf(error: unknown): number | undefined {
-  if (error instanceof ApiException) return error.code
+  if (isApiException(error)) return error.code
   if (typeof error !== 'object' || error === null) return undefined
   const {statusCode, code} = error as {statusCode?: unknown; code?: unknown}
   if (typeof statusCode === 'number') return statusCode
@@ -17,7 +31,7 @@ export function isGone(error: unknown): boolean {
 
 /** A one-line description of an API failure, with the server's message when it sent a Status. */
 export function describeApiError(error: unknown): string {
-  if (error instanceof ApiException) {
+  if (isApiException(error)) {
     const body = typeof error.body === 'string' ? safeParse(error.body) : error.body
     const message = (body as {message?: unknown} | undefined)?.message
     return `HTTP ${error.code}${typeof message === 'string' ? `: ${message}` : ''}`

@@ -2,16 +2,7 @@
 import {CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease} from '@kubernetes/client-node'
 import {abortOn, timedRequest, type ApiOptions} from './request.js'
 
-/** Where the host Leases live and how long one lasts without renewal; every host of a fleet must use the same namespace. */
-export interface LeaseSettings {
-  namespace: string
-  durationSeconds: number
-}
-
-/** The namespace deploy/rbac.yaml creates, whether a host runs as a pod or under systemd. */
-export const DEFAULT_LEASE_NAMESPACE = 'smartnat-system'
-/** As a kubelet's node Lease: 40 s, renewed every 10 s. */
-export const DEFAULT_LEASE_DURATION_SECONDS = 40
+export {DEFAULT_LEASE_DURATION_SECONDS, DEFAULT_LEASE_NAMESPACE, type LeaseSettings} from './lease-settings.js'
 
 export interface LeaseApi {
   /** Reads one Lease (404 when there is none). */
