@@ -3,7 +3,9 @@
  * interface is served within seconds, long before the periodic resync (10 minutes here), and one
  * removed stops being served as soon; the monitor process ends with the daemon.
  */
+import {readFileSync} from 'node:fs'
 import {expect} from 'chai'
+import {ExecRunner} from '../../src/lib/host/runner.js'
 import {BACKENDS, requireBackend} from '../support/backends.js'
 import {commandArgs, eventually} from '../support/e2e.js'
 import {freePort, httpGet} from '../support/http.js'
@@ -11,6 +13,7 @@ import {LAB_PLAN, createLab, requireLab, type Lab} from '../support/lab.js'
 import {ManifestDir, serviceFromLab, type MappingFixture} from '../support/mappings.js'
 import {killSmartnat, startSmartnat, type RunningCli} from '../support/smartnat-cli.js'
 
+const root = new ExecRunner({timeoutSeconds: 30})
 const VIP = '198.19.100.10'
 const WEB_PODS = ['198.19.200.11', '198.19.200.12']
 const CLIENT = LAB_PLAN.client1.addresses[0]
@@ -30,7 +33,18 @@ for (const backend of BACKENDS) describe(`smartnat watch follows the host's addr
     const [result] = await lab!.requests('tcp', 'client1', CLIENT, LATE, 8080, 1, {timeoutMs: 500})
     return result!.ok ? result!.fields.pod : result!.error
   }
-  const monitors = async () => (await lab!.exec('host', 'ps', ['-eo', 'args'])).stdout.split('\n').filter((line) => line.includes('ip -o monitor address link'))
+  // The processes in the lab's host namespace only (ps lists every namespace's): other daemons may run on the machine.
+  const monitors = async () => {
+    const {stdout} = await root.run('ip', ['netns', 'pids', lab!.ns('host')], {okExitCodes: [1]})
+    const commands = stdout.split('\n').filter(Boolean).map((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ')
+      } catch {
+        return ''
+      }
+    })
+    return commands.filter((command) => command.includes('monitor address link'))
+  }
 
   before(async function () {
     requireLab(this)
