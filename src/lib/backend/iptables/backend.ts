@@ -11,16 +11,18 @@ import {flushIptables} from './flush.js'
 import {iptablesMappings} from './mappings.js'
 import {iptablesParts} from './parts.js'
 import {readIptablesState} from './read.js'
-import {renderIptables, renderRestoreScripts} from './render.js'
+import {renderRestoreScripts} from './render.js'
+import {IptablesRenderer} from './renderer.js'
 import {tracePacket} from './trace.js'
 import type {IptablesState} from './types.js'
 
 /** The iptables + ipset + ip rule/route backend, running its commands through `runner`. */
 export function iptablesBackend(runner: Runner): Backend<IptablesState> {
+  const renderer = new IptablesRenderer()
   return {
     name: 'iptables',
     tools: ['iptables', 'ipset'],
-    render: renderIptables,
+    render: (model) => renderer.render(model),
     apply: (desired, options) => applyIptables(runner, desired, options),
     read: () => readIptablesState(runner),
     flush: (options) => flushIptables(runner, options),

@@ -1,0 +1,256 @@
+/**
+ * The iptables backend's render for a daemon: it keeps what it rendered last and, when the next model
+ * holds mostly the same NatMapping and NatEgress objects (the planner reuses what did not change),
+ * renders only the Mappings that changed and the addresses they are on, and assembles the rest from
+ * the parts it kept. The state is exactly renderIptables(model); it also tells the diff which chains
+ * and entries can differ from the state it was derived from (diff.ts, StateDerivation).
+ */
+import {compareIpv4, type Ipv4} from '../../net/ipv4.js'
+import type {NatEgress, NatInterface, NatMapping, NatModel} from '../../plan/model.js'
+import {renderIpRules, renderRoutes} from '../../routing/render.js'
+import {mappingDelta, sameObjects} from '../model-delta.js'
+import {ShareConflict, addressPart, mappingShare, type AddressPart, type MappingShare} from './address-parts.js'
+import {entryDelta, rememberDerivation, type EntryDelta} from './diff.js'
+import {egressPodsByInterface} from './egress.js'
+import {ALLOW_SET, ENDPOINTS_SET, POSTROUTING_CHAIN, PREROUTING_CHAIN, SNAT_CHAIN, UNSERVED_SET} from './names.js'
+import {checkInterface, renderFilter, renderIptables, renderMangle, renderNatHead, snatRule} from './render.js'
+import {ALLOW_SET_TYPE, ENDPOINTS_SET_TYPE, egressInterfaceSets, egressSet, setOptions, sortSets} from './sets.js'
+import type {ChainState, IpsetState, IptablesState} from './types.js'
+
+/** Past this many changed Mappings, rendering them all costs about as much as the bookkeeping. */
+const MAX_CHANGED_MAPPINGS = 256
+
+interface EgressPart {
+  egress: readonly NatEgress[]
+  interfaces: readonly NatInterface[]
+  byInterface: ReadonlyMap<string, ReadonlyMap<Ipv4, NatEgress>>
+  sets: IpsetState[]
+  snat: ChainState[]
+}
+
+/** A big set and the runs of entries, one per address, it was assembled from. */
+interface RunSet {
+  set: IpsetState
+  runs: string[][]
+}
+
+interface Rendered {
+  model: NatModel
+  state: IptablesState
+  parts: Map<Ipv4, AddressPart>
+  /** Parts by address in numeric order (chains) and in the string order of `address,` (set entries). */
+  numeric: AddressPart[]
+  textual: AddressPart[]
+  /** Group chain and affinity list names, each with the Mapping that takes it. */
+  claims: Map<string, MappingShare>
+  egress: EgressPart
+  allow: RunSet
+  endpoints: RunSet
+  unserved: RunSet | undefined
+}
+
+/** How much of the last render a render reused: a test's view of the work done. */
+export interface RenderStats {
+  /** Mappings rendered afresh (not found among the shares kept). */
+  mappingsRendered: number
+  /** Addresses whose chain and entries were assembled again. */
+  addressesAssembled: number
+}
+
+/** Renders models one after the other, reusing what the models share with the last one. */
+export class IptablesRenderer {
+  private readonly shares = new WeakMap<NatMapping, MappingShare>()
+  private readonly egressSets = new WeakMap<NatEgress, IpsetState>()
+  private last: Rendered | undefined
+  /** What the last render did. */
+  stats: RenderStats = {mappingsRendered: 0, addressesAssembled: 0}
+
+  /** The state `model` asks for, equal to renderIptables(model); throws what renderIptables throws. */
+  render(model: NatModel): IptablesState {
+    const last = this.last
+    this.last = undefined
+    this.stats = {mappingsRendered: 0, addressesAssembled: 0}
+    try {
+      this.last = this.assemble(model, last)
+      return this.last.state
+    } catch (error) {
+      // The parts kept may be what is wrong; from scratch, and else in the full render's words.
+      if (last) return this.render(model)
+      renderIptables(model)
+      throw error
+    }
+  }
+
+  private share(mapping: NatMapping): MappingShare {
+    let share = this.shares.get(mapping)
+    if (share === undefined) {
+      this.shares.set(mapping, (share = mappingShare(mapping)))
+      this.stats.mappingsRendered++
+    }
+    return share
+  }
+
+  private assemble(model: NatModel, last: Rendered | undefined): Rendered {
+    for (const iface of model.interfaces) checkInterface(iface)
+    const delta = last && mappingDelta(last.model.mappings, model.mappings, MAX_CHANGED_MAPPINGS)
+    const {parts, claims, affected} = last && delta ? this.patchParts(last, delta.removed, delta.added) : this.allParts(model)
+    this.stats.addressesAssembled = affected.size
+    const sameAddresses = last !== undefined && parts.size === last.parts.size && [...affected.keys()].every((a) => last.parts.has(a) && parts.has(a))
+    const numeric = sameAddresses ? last.numeric.map((p) => parts.get(p.address)!) : [...parts.values()].sort((a, b) => compareIpv4(a.address, b.address))
+    const textual = sameAddresses ? last.textual.map((p) => parts.get(p.address)!) : [...parts.values()].sort((a, b) => compareRunOrder(a.address, b.address))
+    const direct = numeric.some((p) => p.direct)
+    const egress = last && sameObjects(model.egress, last.egress.egress) && model.interfaces === last.egress.interfaces ? last.egress : this.egressPart(model)
+
+    const groupChains: ChainState[] = []
+    const seen = new Set<ChainState>()
+    for (const part of numeric) {
+      for (const {chain, share} of part.groups) {
+        // Only a Mapping on several addresses reaches one group from two address chains.
+        if (share.byAddress.size > 1) {
+          if (seen.has(chain)) continue
+          seen.add(chain)
+        }
+        groupChains.push(chain)
+      }
+    }
+    const head = renderNatHead(model, numeric.map((p) => p.dispatch), egress.snat.length > 0)
+    const allow = runSet(ALLOW_SET, ALLOW_SET_TYPE, textual.map((p) => p.allow), last?.allow)
+    const endpoints = runSet(ENDPOINTS_SET, ENDPOINTS_SET_TYPE, textual.map((p) => p.endpoints), last?.endpoints)
+    const unserved = direct ? runSet(UNSERVED_SET, ENDPOINTS_SET_TYPE, textual.map((p) => p.unserved), last?.unserved) : undefined
+    const state: IptablesState = {
+      tables: {
+        mangle: renderMangle(model, egress.byInterface, direct),
+        nat: {chains: [...head.chains, ...egress.snat, ...numeric.map((p) => p.chain), ...groupChains], jumps: head.jumps},
+        filter: renderFilter(direct),
+      },
+      sets: sortSets([allow.set, endpoints.set, ...(unserved ? [unserved.set] : []), ...egress.sets]),
+      ipRules: renderIpRules(model),
+      routes: renderRoutes(model),
+    }
+    const rendered: Rendered = {model, state, parts, numeric, textual, claims, egress, allow, endpoints, unserved}
+    if (last && delta) this.remember(rendered, last, affected, new Set(delta.removed), new Set(delta.added))
+    return rendered
+  }
+
+  /** Every Mapping's share (kept ones reused) and every address assembled. */
+  private allParts(model: NatModel): {parts: Map<Ipv4, AddressPart>; claims: Map<string, MappingShare>; affected: Map<Ipv4, MappingShare[]>} {
+    const buckets = new Map<Ipv4, MappingShare[]>()
+    const claims = new Map<string, MappingShare>()
+    for (const mapping of model.mappings) {
+      const share = this.share(mapping)
+      claim(claims, share)
+      for (const address of share.byAddress.keys()) {
+        const bucket = buckets.get(address)
+        if (bucket) bucket.push(share)
+        else buckets.set(address, [share])
+      }
+    }
+    const parts = new Map<Ipv4, AddressPart>()
+    for (const [address, shares] of buckets) parts.set(address, addressPart(address, shares))
+    return {parts, claims, affected: buckets}
+  }
+
+  /** The last parts with the removed Mappings taken out and the added ones put in; only their addresses are assembled again. */
+  private patchParts(
+    last: Rendered,
+    removed: NatMapping[],
+    added: NatMapping[],
+  ): {parts: Map<Ipv4, AddressPart>; claims: Map<string, MappingShare>; affected: Map<Ipv4, MappingShare[]>} {
+    const affected = new Map<Ipv4, MappingShare[]>()
+    const bucket = (address: Ipv4) => affected.get(address) ?? [...(last.parts.get(address)?.shares ?? [])]
+    // The claims are the last render's, changed in place: a render that fails forgets them.
+    const {claims} = last
+    for (const mapping of removed) {
+      const share = this.shares.get(mapping)!
+      for (const address of share.byAddress.keys()) affected.set(address, bucket(address).filter((s) => s !== share))
+      for (const name of share.names) if (claims.get(name) === share) claims.delete(name)
+    }
+    for (const mapping of added) {
+      const share = this.share(mapping)
+      claim(claims, share)
+      for (const address of share.byAddress.keys()) affected.set(address, [...bucket(address), share])
+    }
+    const parts = new Map(last.parts)
+    for (const [address, shares] of affected) {
+      if (shares.length === 0) parts.delete(address)
+      else parts.set(address, addressPart(address, shares))
+    }
+    return {parts, claims, affected}
+  }
+
+  private egressPart(model: NatModel): EgressPart {
+    const byInterface = egressPodsByInterface(model.egress)
+    const sets = model.egress.map((egress) => {
+      let set = this.egressSets.get(egress)
+      if (set === undefined) this.egressSets.set(egress, (set = egressSet(egress)))
+      return set
+    })
+    const snat = model.egress.length > 0 ? [{name: SNAT_CHAIN, rules: model.egress.map((egress) => snatRule(model, egress))}] : []
+    return {egress: model.egress, interfaces: model.interfaces, byInterface, sets: [...sets, ...egressInterfaceSets(model, byInterface)], snat}
+  }
+
+  /** Tells the diff what can differ between `rendered` and the last state: the chains and entries of the addresses assembled again. */
+  private remember(rendered: Rendered, last: Rendered, affected: ReadonlyMap<Ipv4, unknown>, removed: Set<NatMapping>, added: Set<NatMapping>): void {
+    const addresses = [...affected.keys()]
+    const numeric = [...addresses].sort(compareIpv4)
+    const textual = [...addresses].sort(compareRunOrder)
+    const natChains = (state: IptablesState, parts: ReadonlyMap<Ipv4, AddressPart>, mappings: Set<NatMapping>): ChainState[] => {
+      const chains = state.tables.nat.chains.slice(0, 3).filter((c) => c.name === PREROUTING_CHAIN || c.name === POSTROUTING_CHAIN || c.name === SNAT_CHAIN)
+      const touched = numeric.flatMap((a) => parts.get(a) ?? [])
+      chains.push(...touched.map((p) => p.chain))
+      const seen = new Set<ChainState>()
+      for (const part of touched) {
+        for (const {chain, share} of part.groups) {
+          if (!mappings.has(share.mapping) || seen.has(chain)) continue
+          seen.add(chain)
+          chains.push(chain)
+        }
+      }
+      return chains
+    }
+    const sets = new Map<string, EntryDelta>()
+    const runDelta = (name: string, runs: (part: AddressPart) => string[]) => {
+      const add: string[] = []
+      const del: string[] = []
+      for (const address of textual) {
+        const now = rendered.parts.get(address)
+        const before = last.parts.get(address)
+        const delta = entryDelta(now ? runs(now) : [], before ? runs(before) : [])
+        add.push(...delta.add)
+        del.push(...delta.del)
+      }
+      sets.set(name, {add, del})
+    }
+    runDelta(ALLOW_SET, (p) => p.allow)
+    runDelta(ENDPOINTS_SET, (p) => p.endpoints)
+    if (rendered.unserved && last.unserved) runDelta(UNSERVED_SET, (p) => p.unserved)
+    rememberDerivation(rendered.state, {
+      base: last.state,
+      nat: {desired: natChains(rendered.state, rendered.parts, added), actual: natChains(last.state, last.parts, removed)},
+      sets,
+    })
+  }
+}
+
+/** Claims the names of `share`'s groups; another Mapping's claim is a conflict the full render names. */
+function claim(claims: Map<string, MappingShare>, share: MappingShare): void {
+  for (const name of share.names) {
+    const owner = claims.get(name)
+    if (owner !== undefined && owner !== share) throw new ShareConflict(`${name} is claimed twice`)
+    claims.set(name, share)
+  }
+}
+
+/** The order of an address's run among the entries of a set sorted as plain strings. */
+function compareRunOrder(a: Ipv4, b: Ipv4): number {
+  const x = `${a},`
+  const y = `${b},`
+  return x < y ? -1 : x > y ? 1 : 0
+}
+
+/** A set of the runs' entries: the last one when every run is the same, else one built without sorting again. */
+function runSet(name: string, type: string, runs: string[][], last: RunSet | undefined): RunSet {
+  if (last && last.set.name === name && sameObjects(runs, last.runs)) return last
+  const entries = ([] as string[]).concat(...runs)
+  return {set: {name, type, options: setOptions(entries.length), entries}, runs}
+}
