@@ -1,0 +1,255 @@
+/**
+ * The nftables backend's render for a daemon: it keeps what it rendered last and, when the next model
+ * holds mostly the same NatMapping and NatEgress objects (the planner reuses what did not change),
+ * renders only the Mappings that changed and the addresses they are on, and assembles the rest from
+ * the parts it kept. The state is exactly renderNftables(model); it also tells the diff which
+ * elements differ from the state it was derived from (diff.ts, StateDerivation).
+ */
+import {checkInterfaceName} from '../../net/interface-name.js'
+import type {Ipv4} from '../../net/ipv4.js'
+import type {NatEgress, NatInterface, NatMapping, NatModel} from '../../plan/model.js'
+import {compareText} from '../../plan/order.js'
+import {renderIpRules, renderRoutes} from '../../routing/render.js'
+import {mappingDelta, sameObjects} from '../model-delta.js'
+import {ShareConflict, addressPart, mappingShare, type AddressPart, type MappingShare} from './address-parts.js'
+import {elementDelta, rememberDerivation, type ElementDelta} from './diff.js'
+import {DIRECT_SET_TYPES, renderPickChains, type DirectTable} from './direct.js'
+import {ENDPOINTS_MAP, allowedSetName} from './names.js'
+import {ENDPOINT_TYPE, ENDPOINTS_MAP_DATA, allowedKeyType, assembleTable, egressByInterface, egressSets, interfaceMarks, renderNftables, type EgressSets} from './render.js'
+import type {NftChain, NftElement, NftSet, NftState} from './types.js'
+
+/** Past this many changed Mappings, rendering them all costs about as much as the bookkeeping. */
+const MAX_CHANGED_MAPPINGS = 256
+
+interface EgressPart {
+  egress: readonly NatEgress[]
+  interfaces: readonly NatInterface[]
+  sets: EgressSets
+}
+
+/** A set of the endpoint elements and the runs, one per address, it was assembled from. */
+interface RunSet {
+  set: NftSet
+  runs: NftElement[][]
+}
+
+interface Rendered {
+  model: NatModel
+  state: NftState
+  parts: Map<Ipv4, AddressPart>
+  /** Parts in the order of their elements' printed keys (`address `). */
+  textual: AddressPart[]
+  /** Group ids and group chain and affinity set names, each with the Mapping that takes it. */
+  claims: Map<string, MappingShare>
+  /** Mappings whose groups have affinity, with their chains (sorted by name) and sets. */
+  affinity: {shares: Set<MappingShare>; chains: NftChain[]; sets: NftSet[]}
+  egress: EgressPart
+  sets: Map<string, RunSet>
+}
+
+/** How much of the last render a render reused: a test's view of the work done. */
+export interface RenderStats {
+  /** Mappings rendered afresh (not found among the shares kept). */
+  mappingsRendered: number
+  /** Addresses whose elements were assembled again. */
+  addressesAssembled: number
+}
+
+/** The declaration of each set the endpoints' elements go to (allow-lists added per prefix length). */
+const DECLARATIONS = new Map<string, {keyType: string[]; dataType?: string[]}>([
+  [ENDPOINTS_MAP, {keyType: ENDPOINT_TYPE, dataType: ENDPOINTS_MAP_DATA}],
+  ...DIRECT_SET_TYPES.map(({name, keyType, dataType}) => [name, {keyType, ...(dataType ? {dataType} : {})}] as [string, {keyType: string[]; dataType?: string[]}]),
+])
+for (let length = 0; length <= 32; length++) DECLARATIONS.set(allowedSetName(length), {keyType: allowedKeyType(length)})
+
+/** Renders models one after the other, reusing what the models share with the last one. */
+export class NftablesRenderer {
+  private readonly shares = new WeakMap<NatMapping, MappingShare>()
+  private last: Rendered | undefined
+  /** What the last render did. */
+  stats: RenderStats = {mappingsRendered: 0, addressesAssembled: 0}
+
+  /** The state `model` asks for, equal to renderNftables(model); throws what renderNftables throws. */
+  render(model: NatModel): NftState {
+    const last = this.last
+    this.last = undefined
+    this.stats = {mappingsRendered: 0, addressesAssembled: 0}
+    try {
+      this.last = this.assemble(model, last)
+      return this.last.state
+    } catch (error) {
+      // The parts kept may be what is wrong; from scratch, and else in the full render's words.
+      if (last) return this.render(model)
+      renderNftables(model)
+      throw error
+    }
+  }
+
+  private share(mapping: NatMapping): MappingShare {
+    let share = this.shares.get(mapping)
+    if (share === undefined) {
+      this.shares.set(mapping, (share = mappingShare(mapping)))
+      this.stats.mappingsRendered++
+    }
+    return share
+  }
+
+  private assemble(model: NatModel, last: Rendered | undefined): Rendered {
+    for (const iface of model.interfaces) checkInterfaceName(iface.name)
+    const marks = interfaceMarks(model)
+    const delta = last && mappingDelta(last.model.mappings, model.mappings, MAX_CHANGED_MAPPINGS)
+    const patched = last && delta ? this.patchParts(last, delta.removed, delta.added) : this.allParts(model)
+    const {parts, claims, affected, affinityShares} = patched
+    this.stats.addressesAssembled = affected.size
+    const egress =
+      last && sameObjects(model.egress, last.egress.egress) && model.interfaces === last.egress.interfaces
+        ? last.egress
+        : {egress: model.egress, interfaces: model.interfaces, sets: egressSets(egressByInterface(model, marks))}
+    const sameAddresses = last !== undefined && parts.size === last.parts.size && [...affected.keys()].every((a) => last.parts.has(a) && parts.has(a))
+    const textual = sameAddresses ? last.textual.map((p) => parts.get(p.address)!) : [...parts.values()].sort((a, b) => compareRunOrder(a.address, b.address))
+
+    const names = new Set<string>([ENDPOINTS_MAP])
+    let largest = 0
+    let direct = false
+    for (const part of textual) {
+      for (const name of part.runs.keys()) names.add(name)
+      largest = Math.max(largest, part.largest)
+      direct ||= part.direct
+    }
+    if (direct) for (const {name} of DIRECT_SET_TYPES) names.add(name)
+    const sets = new Map<string, RunSet>()
+    for (const name of names) sets.set(name, runSet(name, textual.map((p) => p.runs.get(name) ?? NO_ELEMENTS), last?.sets.get(name)))
+    const affinity =
+      last && !patched.affinityChanged
+        ? last.affinity
+        : {shares: affinityShares, ...sortedAffinity(affinityShares)}
+    const lengths = [...names].flatMap((name) => (name.startsWith('allowed_') ? [Number(name.slice('allowed_'.length))] : [])).sort((a, b) => b - a)
+    const mappingSets = [ENDPOINTS_MAP, ...lengths.map(allowedSetName)].map((name) => sets.get(name)!.set)
+    const directTable: DirectTable | undefined = direct
+      ? {sets: [...DIRECT_SET_TYPES.map(({name}) => sets.get(name)!.set), ...affinity.sets], pickChains: renderPickChains(largest), chains: affinity.chains}
+      : undefined
+    const table = assembleTable(model, marks, {sets: mappingSets, lengths, egress: egress.sets, ...(directTable ? {direct: directTable} : {})})
+    const state: NftState = {table, ipRules: renderIpRules(model), routes: renderRoutes(model)}
+    const rendered: Rendered = {model, state, parts, textual, claims, affinity, egress, sets}
+    if (last && delta) this.remember(rendered, last, affected)
+    return rendered
+  }
+
+  /** Every Mapping's share (kept ones reused) and every address assembled. */
+  private allParts(model: NatModel): Patched {
+    const buckets = new Map<Ipv4, MappingShare[]>()
+    const claims = new Map<string, MappingShare>()
+    const affinityShares = new Set<MappingShare>()
+    for (const mapping of model.mappings) {
+      const share = this.share(mapping)
+      claim(claims, share)
+      if (share.affinity.chains.length > 0) affinityShares.add(share)
+      for (const address of share.byAddress.keys()) {
+        const bucket = buckets.get(address)
+        if (bucket) bucket.push(share)
+        else buckets.set(address, [share])
+      }
+    }
+    const parts = new Map<Ipv4, AddressPart>()
+    for (const [address, shares] of buckets) parts.set(address, addressPart(address, shares))
+    return {parts, claims, affected: buckets, affinityShares, affinityChanged: true}
+  }
+
+  /** The last parts with the removed Mappings taken out and the added ones put in; only their addresses are assembled again. */
+  private patchParts(last: Rendered, removed: NatMapping[], added: NatMapping[]): Patched {
+    const affected = new Map<Ipv4, MappingShare[]>()
+    const bucket = (address: Ipv4) => affected.get(address) ?? [...(last.parts.get(address)?.shares ?? [])]
+    // The claims and affinity shares are the last render's, changed in place: a render that fails forgets them.
+    const {claims} = last
+    const affinityShares = last.affinity.shares
+    let affinityChanged = false
+    for (const mapping of removed) {
+      const share = this.shares.get(mapping)!
+      for (const address of share.byAddress.keys()) affected.set(address, bucket(address).filter((s) => s !== share))
+      for (const name of share.names) if (claims.get(name) === share) claims.delete(name)
+      affinityChanged ||= affinityShares.delete(share)
+    }
+    for (const mapping of added) {
+      const share = this.share(mapping)
+      claim(claims, share)
+      if (share.affinity.chains.length > 0) {
+        affinityShares.add(share)
+        affinityChanged = true
+      }
+      for (const address of share.byAddress.keys()) affected.set(address, [...bucket(address), share])
+    }
+    const parts = new Map(last.parts)
+    for (const [address, shares] of affected) {
+      if (shares.length === 0) parts.delete(address)
+      else parts.set(address, addressPart(address, shares))
+    }
+    return {parts, claims, affected, affinityShares, affinityChanged}
+  }
+
+  /** Tells the diff which elements differ from the last state: those of the addresses assembled again. */
+  private remember(rendered: Rendered, last: Rendered, affected: ReadonlyMap<Ipv4, unknown>): void {
+    const addresses = [...affected.keys()].sort(compareRunOrder)
+    const deltas = new Map<string, ElementDelta>()
+    for (const [name, {set}] of rendered.sets) {
+      const before = last.sets.get(name)?.set
+      if (before === undefined || before === set) continue
+      const delta: ElementDelta = {delete: [], add: []}
+      for (const address of addresses) {
+        const want = rendered.parts.get(address)?.runs.get(name) ?? NO_ELEMENTS
+        const have = last.parts.get(address)?.runs.get(name) ?? NO_ELEMENTS
+        const changes = elementDelta(set, want, before, have)
+        delta.delete.push(...changes.delete)
+        delta.add.push(...changes.add)
+      }
+      deltas.set(name, delta)
+    }
+    rememberDerivation(rendered.state, {base: last.state, sets: deltas})
+  }
+}
+
+interface Patched {
+  parts: Map<Ipv4, AddressPart>
+  claims: Map<string, MappingShare>
+  affected: Map<Ipv4, MappingShare[]>
+  affinityShares: Set<MappingShare>
+  affinityChanged: boolean
+}
+
+const NO_ELEMENTS: NftElement[] = []
+
+/** Claims the names of `share`'s groups; another Mapping's claim is a conflict the full render names. */
+function claim(claims: Map<string, MappingShare>, share: MappingShare): void {
+  for (const name of share.names) {
+    const owner = claims.get(name)
+    if (owner !== undefined && owner !== share) throw new ShareConflict(`${name} is claimed twice`)
+    claims.set(name, share)
+  }
+}
+
+/** The chains of groups with affinity, sorted by name, and their sets. */
+function sortedAffinity(shares: Iterable<MappingShare>): {chains: NftChain[]; sets: NftSet[]} {
+  const chains: NftChain[] = []
+  const sets: NftSet[] = []
+  for (const share of shares) {
+    chains.push(...share.affinity.chains)
+    sets.push(...share.affinity.sets)
+  }
+  return {chains: chains.sort((a, b) => compareText(a.name, b.name)), sets}
+}
+
+/** The order of an address's run among elements sorted by printed key. */
+function compareRunOrder(a: Ipv4, b: Ipv4): number {
+  const x = `${a} `
+  const y = `${b} `
+  return x < y ? -1 : x > y ? 1 : 0
+}
+
+/** A set of the runs' elements: the last one when every run is the same, else one built without sorting again. */
+function runSet(name: string, runs: NftElement[][], last: RunSet | undefined): RunSet {
+  if (last && sameObjects(runs, last.runs)) return last
+  const {keyType, dataType} = DECLARATIONS.get(name)!
+  const set: NftSet = {name, keyType, flags: [], elements: []}
+  if (dataType) set.dataType = dataType
+  set.elements = ([] as NftElement[]).concat(...runs)
+  return {set, runs}
+}
