@@ -8,13 +8,14 @@
 import {compareIpv4, type Ipv4} from '../../net/ipv4.js'
 import type {NatEgress, NatInterface, NatMapping, NatModel} from '../../plan/model.js'
 import {renderIpRules, renderRoutes} from '../../routing/render.js'
+import {EgressOwners, egressDelta, withSortedChanges} from '../egress-owners.js'
 import {mappingDelta, sameObjects} from '../model-delta.js'
 import {ShareConflict, addressPart, mappingShare, type AddressPart, type MappingShare} from './address-parts.js'
 import {entryDelta, rememberDerivation, type EntryDelta} from './diff.js'
 import {egressPodsByInterface} from './egress.js'
 import {ALLOW_SET, ENDPOINTS_SET, POSTROUTING_CHAIN, PREROUTING_CHAIN, SNAT_CHAIN, UNSERVED_SET} from './names.js'
 import {checkInterface, renderFilter, renderIptables, renderMangle, renderNatHead, snatRule} from './render.js'
-import {ALLOW_SET_TYPE, ENDPOINTS_SET_TYPE, egressInterfaceSets, egressSet, setOptions, sortSets} from './sets.js'
+import {ALLOW_SET_TYPE, ENDPOINTS_SET_TYPE, canonicalEntries, egressSet, interfaceSet, setOptions, sortSets} from './sets.js'
 import type {ChainState, IpsetState, IptablesState} from './types.js'
 
 /** Past this many changed Mappings, rendering them all costs about as much as the bookkeeping. */
@@ -23,7 +24,12 @@ const MAX_CHANGED_MAPPINGS = 256
 interface EgressPart {
   egress: readonly NatEgress[]
   interfaces: readonly NatInterface[]
-  byInterface: ReadonlyMap<string, ReadonlyMap<Ipv4, NatEgress>>
+  owners: EgressOwners
+  /** Each interface's egress pods, sorted as set entries are; an interface without any is absent. */
+  pods: Map<string, string[]>
+  interfaceSets: Map<string, IpsetState>
+  /** Each entry's SNAT rule. */
+  rules: Map<NatEgress, string>
   sets: IpsetState[]
   snat: ChainState[]
 }
@@ -99,7 +105,7 @@ export class IptablesRenderer {
     const numeric = sameAddresses ? last.numeric.map((p) => parts.get(p.address)!) : [...parts.values()].sort((a, b) => compareIpv4(a.address, b.address))
     const textual = sameAddresses ? last.textual.map((p) => parts.get(p.address)!) : [...parts.values()].sort((a, b) => compareRunOrder(a.address, b.address))
     const direct = numeric.some((p) => p.direct)
-    const egress = last && sameObjects(model.egress, last.egress.egress) && model.interfaces === last.egress.interfaces ? last.egress : this.egressPart(model)
+    const egress = this.egressPart(model, last?.egress)
 
     const groupChains: ChainState[] = []
     const seen = new Set<ChainState>()
@@ -119,7 +125,7 @@ export class IptablesRenderer {
     const unserved = direct ? runSet(UNSERVED_SET, ENDPOINTS_SET_TYPE, textual.map((p) => p.unserved), last?.unserved) : undefined
     const state: IptablesState = {
       tables: {
-        mangle: renderMangle(model, egress.byInterface, direct),
+        mangle: renderMangle(model, egress.pods, direct),
         nat: {chains: [...head.chains, ...egress.snat, ...numeric.map((p) => p.chain), ...groupChains], jumps: head.jumps},
         filter: renderFilter(direct),
       },
@@ -178,15 +184,51 @@ export class IptablesRenderer {
     return {parts, claims, affected}
   }
 
-  private egressPart(model: NatModel): EgressPart {
-    const byInterface = egressPodsByInterface(model.egress)
+  /** The egress sets and SNAT chain: the last ones, or those of the pods of changed entries changed, or all built again. */
+  private egressPart(model: NatModel, last: EgressPart | undefined): EgressPart {
+    if (last && sameObjects(model.egress, last.egress) && model.interfaces === last.interfaces) return last
+    const delta = last && model.interfaces === last.interfaces ? egressDelta(last.egress, model.egress) : undefined
+    let owners: EgressOwners
+    let pods: Map<string, string[]>
+    if (last && delta) {
+      // The index is the last render's, changed in place: a render that fails forgets it.
+      owners = last.owners
+      const before = new Map([...delta.pods].map((pod) => [pod, owners.owner(pod)?.interface]))
+      owners.update(delta.removed, delta.added)
+      const changes = new Map<string, {remove: string[]; insert: string[]}>()
+      const changesOf = (iface: string) => changes.get(iface) ?? changes.set(iface, {remove: [], insert: []}).get(iface)!
+      for (const [pod, was] of before) {
+        const now = owners.owner(pod)?.interface
+        if (now === was) continue
+        if (was !== undefined) changesOf(was).remove.push(pod)
+        if (now !== undefined) changesOf(now).insert.push(pod)
+      }
+      pods = new Map(last.pods)
+      for (const [iface, {remove, insert}] of changes) {
+        const kept = withSortedChanges(last.pods.get(iface) ?? [], (pod) => pod, remove, insert)
+        if (kept.length === 0) pods.delete(iface)
+        else pods.set(iface, kept)
+      }
+    } else {
+      owners = new EgressOwners(model.egress)
+      pods = new Map([...egressPodsByInterface(model.egress)].map(([iface, owned]) => [iface, canonicalEntries([...owned.keys()])]))
+    }
     const sets = model.egress.map((egress) => {
       let set = this.egressSets.get(egress)
       if (set === undefined) this.egressSets.set(egress, (set = egressSet(egress)))
       return set
     })
-    const snat = model.egress.length > 0 ? [{name: SNAT_CHAIN, rules: model.egress.map((egress) => snatRule(model, egress))}] : []
-    return {egress: model.egress, interfaces: model.interfaces, byInterface, sets: [...sets, ...egressInterfaceSets(model, byInterface)], snat}
+    const indexes = new Map(model.interfaces.map((iface) => [iface.name, iface.index]))
+    const interfaceSets = new Map<string, IpsetState>()
+    for (const [iface, entries] of pods) {
+      const kept = last?.interfaceSets.get(iface)
+      if (kept?.entries === entries) interfaceSets.set(iface, kept)
+      else interfaceSets.set(iface, interfaceSet(indexes, iface, entries))
+    }
+    const snatRules = model.egress.map((egress) => last?.rules.get(egress) ?? snatRule(model, egress))
+    const rules = new Map(model.egress.map((egress, i) => [egress, snatRules[i]!]))
+    const snat = model.egress.length > 0 ? [{name: SNAT_CHAIN, rules: snatRules}] : []
+    return {egress: model.egress, interfaces: model.interfaces, owners, pods, interfaceSets, rules, sets: [...sets, ...interfaceSets.values()], snat}
   }
 
   /** Tells the diff what can differ between `rendered` and the last state: the chains and entries of the addresses assembled again. */

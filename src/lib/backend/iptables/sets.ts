@@ -95,11 +95,14 @@ export function egressSet(egress: NatEgress): IpsetState {
 /** The set of each external interface's egress pods. */
 export function egressInterfaceSets(model: NatModel, egressByInterface: ReadonlyMap<string, ReadonlyMap<Ipv4, unknown>>): IpsetState[] {
   const indexes = new Map(model.interfaces.map((iface) => [iface.name, iface.index]))
-  return [...egressByInterface].map(([iface, pods]) => {
-    const index = indexes.get(iface)
-    if (index === undefined) throw new Error(`egress uses interface ${JSON.stringify(iface)}, which is not an external interface`)
-    return set(egressInterfaceSetName(index), EGRESS_SET_TYPE, [...pods.keys()])
-  })
+  return [...egressByInterface].map(([iface, pods]) => interfaceSet(indexes, iface, [...pods.keys()]))
+}
+
+/** The set of one interface's egress pods (`indexes`: interface indexes by name), which takes over `pods`. */
+export function interfaceSet(indexes: ReadonlyMap<string, number>, iface: string, pods: string[]): IpsetState {
+  const index = indexes.get(iface)
+  if (index === undefined) throw new Error(`egress uses interface ${JSON.stringify(iface)}, which is not an external interface`)
+  return set(egressInterfaceSetName(index), EGRESS_SET_TYPE, pods)
 }
 
 /** Sets in the order states keep them: by name. */
