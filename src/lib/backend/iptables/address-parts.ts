@@ -6,10 +6,11 @@
  * address's entries are contiguous, and the runs follow the order of `address,`.
  */
 import type {Protocol} from '../../mapping/types.js'
-import type {Ipv4} from '../../net/ipv4.js'
+import {compareIpv4, type Ipv4} from '../../net/ipv4.js'
 import type {NatMapping} from '../../plan/model.js'
 import {checkEndpoint, checkMappingName} from '../model-checks.js'
 import {GroupChains} from './groups.js'
+import {commentedMappings} from './mappings.js'
 import {addressChainName} from './names.js'
 import {dispatchRule, endpointRule} from './render.js'
 import {allowEntry, canonicalEntries, endpointEntry, storableNets} from './sets.js'
@@ -37,6 +38,8 @@ export interface MappingShare {
   byAddress: Map<Ipv4, AddressShare>
   /** The group chain and affinity list names its groups take; no other Mapping may take them. */
   names: string[]
+  /** Each group chain's first address in numeric order: the one whose chain reaches it first. */
+  firstAddress: Map<ChainState, Ipv4>
   direct: boolean
 }
 
@@ -46,20 +49,25 @@ export function mappingShare(mapping: NatMapping): MappingShare {
   const groups = new GroupChains()
   const nets = mapping.allowedSources.flatMap(storableNets)
   const byAddress = new Map<Ipv4, AddressShare>()
+  const firstAddress = new Map<ChainState, Ipv4>()
   let direct = false
   for (const e of mapping.endpoints) {
     checkEndpoint(mapping, e)
     let share = byAddress.get(e.address)
     if (!share) byAddress.set(e.address, (share = {endpoints: [], allow: [], endpointEntries: [], unserved: []}))
     const group = e.group === undefined ? undefined : groups.chainFor(mapping, e.protocol, e.group)
-    direct ||= group !== undefined
+    if (group !== undefined) {
+      direct = true
+      const first = firstAddress.get(group)
+      if (first === undefined || compareIpv4(e.address, first) < 0) firstAddress.set(group, e.address)
+    }
     share.endpoints.push({protocol: e.protocol, port: e.port, rule: endpointRule(addressChainName(e.address), mapping, e, groups), ...(group ? {group} : {})})
     const entry = endpointEntry(e.address, e.protocol, e.port)
     share.endpointEntries.push(entry)
     if (e.group?.members.length === 0) share.unserved.push(entry)
     for (const net of nets) share.allow.push(allowEntry(entry, net))
   }
-  return {mapping, byAddress, names: groups.claimedNames(), direct}
+  return {mapping, byAddress, names: groups.claimedNames(), firstAddress, direct}
 }
 
 /** A group chain as one address's endpoints reach it, with the Mapping that owns it. */
@@ -74,8 +82,14 @@ export interface AddressPart {
   shares: MappingShare[]
   dispatch: string
   chain: ChainState
-  /** In the order the chain's rules reach them, each once. */
+  /** The group chains this address reaches first (of all addresses in numeric order), in the order its rules reach them. */
   groups: ReachedGroup[]
+  /** The chains of `groups`. */
+  groupChains: ChainState[]
+  /** The Mappings its DNAT rules and group jumps name in their comments. */
+  mappings: readonly string[]
+  /** Rules in its chain and in `groupChains`. */
+  rules: number
   allow: string[]
   endpoints: string[]
   unserved: string[]
@@ -116,14 +130,19 @@ export function addressPart(address: Ipv4, shares: MappingShare[]): AddressPart 
   for (const e of endpoints) {
     if (e.group === undefined || reached.has(e.group)) continue
     reached.add(e.group)
-    groups.push({chain: e.group, share: owned.get(e)!})
+    const share = owned.get(e)!
+    if (share.firstAddress.get(e.group) === address) groups.push({chain: e.group, share})
   }
+  const rules = endpoints.map((e) => e.rule)
   return {
     address,
     shares,
     dispatch: dispatchRule(address),
-    chain: {name: chain, rules: endpoints.map((e) => e.rule)},
+    chain: {name: chain, rules},
     groups,
+    groupChains: groups.map((g) => g.chain),
+    mappings: commentedMappings(rules),
+    rules: groups.reduce((n, g) => n + g.chain.rules.length, rules.length),
     allow: canonicalEntries(allow),
     endpoints: canonicalEntries(entries),
     unserved: canonicalEntries(unserved),

@@ -11,6 +11,7 @@ import {flushIptables} from './flush.js'
 import {iptablesMappings} from './mappings.js'
 import {iptablesParts} from './parts.js'
 import {readIptablesState} from './read.js'
+import {renderedSummary} from './summary.js'
 import {renderRestoreScripts} from './render.js'
 import {IptablesRenderer} from './renderer.js'
 import {tracePacket} from './trace.js'
@@ -35,6 +36,7 @@ export function iptablesBackend(runner: Runner): Backend<IptablesState> {
       ]
     },
     ruleCount: (desired) =>
+      renderedSummary(desired)?.rules ??
       Object.values(desired.tables).reduce((n, table) => n + table.jumps.length + table.chains.reduce((m, c) => m + c.rules.length, 0), 0),
     programmedMappings: iptablesMappings,
     // Its jump into SNM-FORWARD goes first in iptables' FORWARD: only native nft chains are left to check.

@@ -16,6 +16,7 @@ import {egressPodsByInterface} from './egress.js'
 import {ALLOW_SET, ENDPOINTS_SET, POSTROUTING_CHAIN, PREROUTING_CHAIN, SNAT_CHAIN, UNSERVED_SET} from './names.js'
 import {checkInterface, renderFilter, renderIptables, renderMangle, renderNatHead, snatRule} from './render.js'
 import {ALLOW_SET_TYPE, ENDPOINTS_SET_TYPE, canonicalEntries, egressSet, interfaceSet, setOptions, sortSets} from './sets.js'
+import {rememberSummary} from './summary.js'
 import type {ChainState, IpsetState, IptablesState} from './types.js'
 
 /** Past this many changed Mappings, rendering them all costs about as much as the bookkeeping. */
@@ -107,18 +108,6 @@ export class IptablesRenderer {
     const direct = numeric.some((p) => p.direct)
     const egress = this.egressPart(model, last?.egress)
 
-    const groupChains: ChainState[] = []
-    const seen = new Set<ChainState>()
-    for (const part of numeric) {
-      for (const {chain, share} of part.groups) {
-        // Only a Mapping on several addresses reaches one group from two address chains.
-        if (share.byAddress.size > 1) {
-          if (seen.has(chain)) continue
-          seen.add(chain)
-        }
-        groupChains.push(chain)
-      }
-    }
     const head = renderNatHead(model, numeric.map((p) => p.dispatch), egress.snat.length > 0)
     const allow = runSet(ALLOW_SET, ALLOW_SET_TYPE, textual.map((p) => p.allow), last?.allow)
     const endpoints = runSet(ENDPOINTS_SET, ENDPOINTS_SET_TYPE, textual.map((p) => p.endpoints), last?.endpoints)
@@ -126,13 +115,14 @@ export class IptablesRenderer {
     const state: IptablesState = {
       tables: {
         mangle: renderMangle(model, egress.pods, direct),
-        nat: {chains: [...head.chains, ...egress.snat, ...numeric.map((p) => p.chain), ...groupChains], jumps: head.jumps},
+        nat: {chains: head.chains.concat(egress.snat, numeric.map((p) => p.chain), ...numeric.map((p) => p.groupChains)), jumps: head.jumps},
         filter: renderFilter(direct),
       },
       sets: sortSets([allow.set, endpoints.set, ...(unserved ? [unserved.set] : []), ...egress.sets]),
       ipRules: renderIpRules(model),
       routes: renderRoutes(model),
     }
+    rememberSummary(state, {rules: ruleCount(state, numeric), mappings: () => new Set(numeric.flatMap((p) => p.mappings))})
     const rendered: Rendered = {model, state, parts, numeric, textual, claims, egress, allow, endpoints, unserved}
     if (last && delta) this.remember(rendered, last, affected, new Set(delta.removed), new Set(delta.added))
     return rendered
@@ -272,6 +262,16 @@ export class IptablesRenderer {
       sets,
     })
   }
+}
+
+/** The rules of a state whose address and group chains are those of `parts`. */
+function ruleCount(state: IptablesState, parts: readonly AddressPart[]): number {
+  const {mangle, nat, filter} = state.tables
+  const count = (chains: readonly ChainState[]) => chains.reduce((n, c) => n + c.rules.length, 0)
+  const natHead = nat.chains.slice(0, nat.chains.length - parts.length - parts.reduce((n, p) => n + p.groupChains.length, 0))
+  return (
+    count(mangle.chains) + count(filter.chains) + count(natHead) + parts.reduce((n, p) => n + p.rules, 0) + mangle.jumps.length + nat.jumps.length + filter.jumps.length
+  )
 }
 
 /** Claims the names of `share`'s groups; another Mapping's claim is a conflict the full render names. */

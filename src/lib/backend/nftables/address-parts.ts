@@ -9,7 +9,8 @@ import {cidrParts, type Ipv4} from '../../net/ipv4.js'
 import type {DirectEndpoint, NatMapping} from '../../plan/model.js'
 import {checkEndpoint, checkMappingName} from '../model-checks.js'
 import {DIRECT_SET_TYPES, addDirectElements, affinityParts, collectGroups, type DirectElements, type OwnedDirectEndpoint} from './direct.js'
-import {ENDPOINTS_MAP, allowedSetName} from './names.js'
+import {commentedMappings} from './mappings.js'
+import {DIRECT_ENDPOINTS_SET, ENDPOINTS_MAP, allowedSetName} from './names.js'
 import {ENDPOINT_TYPE, allowedKeyType, cut, disjointSources, endpointComment, endpointElement, type OwnedEndpoint} from './render.js'
 import {sortElements} from './syntax.js'
 import type {NftChain, NftElement, NftSet} from './types.js'
@@ -87,6 +88,8 @@ export interface AddressPart {
   runs: Map<string, NftElement[]>
   largest: number
   direct: boolean
+  /** The Mappings the comments of its endpoint map and direct endpoint set elements name. */
+  mappings: string[]
 }
 
 /** Thrown when two Mappings claim one endpoint or name: the full render says which, in its words. */
@@ -119,5 +122,6 @@ export function addressPart(address: Ipv4, shares: MappingShare[]): AddressPart 
   }
   const runs = new Map<string, NftElement[]>()
   for (const [name, elements] of lists) runs.set(name, sortElements({name, keyType: KEY_TYPES.get(name)!, flags: [], elements: []}, elements))
-  return {address, shares, runs, largest, direct}
+  const mappings = [...new Set([ENDPOINTS_MAP, DIRECT_ENDPOINTS_SET].flatMap((name) => commentedMappings(runs.get(name) ?? [])))]
+  return {address, shares, runs, largest, direct, mappings}
 }

@@ -5,7 +5,7 @@
  */
 import {checkInterfaceName} from '../../net/interface-name.js'
 import {cidrContains, cidrParts, compareIpv4, intToIpv4, prefixMask, type Cidr, type Ipv4} from '../../net/ipv4.js'
-import type {NatEndpoint, NatMapping, NatModel, ServiceEndpoint} from '../../plan/model.js'
+import type {NatEgress, NatEndpoint, NatMapping, NatModel, ServiceEndpoint} from '../../plan/model.js'
 import {renderIpRules, renderRoutes} from '../../routing/render.js'
 import {EGRESS_MARK, INTERFACE_MASK, MASQUERADE_MARK, interfaceMark} from '../../net/marks.js'
 import {compareText} from '../../plan/order.js'
@@ -319,6 +319,15 @@ export function cut(name: string, suffix: string): string {
   return `${name.slice(0, MAX_COMMENT - suffix.length)}${suffix}`
 }
 
+const egressComments = new WeakMap<NatEgress, string>()
+
+/** The comment of an egress entry's elements: the Mappings that contributed. */
+export function egressComment(egress: NatEgress): string {
+  let comment = egressComments.get(egress)
+  if (comment === undefined) egressComments.set(egress, (comment = cut(egress.mappings.join(' '), '')))
+  return comment
+}
+
 /**
  * Which interface each egress pod's connections belong to, and the address they leave with per
  * (out interface, pod). Mirrors the iptables rules' order: the last egress naming a pod sets its
@@ -331,7 +340,7 @@ export function egressByInterface(model: NatModel, marks: Marks): {pods: Map<num
     const iface = marks.get(egress.interface)
     if (!iface) throw new Error(`egress uses interface ${JSON.stringify(egress.interface)}, which is not an external interface`)
     checkAddress(egress.address)
-    const comment = cut(egress.mappings.join(' '), '')
+    const comment = egressComment(egress)
     for (const pod of egress.podIPs) {
       checkAddress(pod)
       owner.set(pod, {index: iface.index, comment})

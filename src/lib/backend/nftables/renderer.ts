@@ -10,12 +10,15 @@ import type {Ipv4} from '../../net/ipv4.js'
 import type {NatEgress, NatInterface, NatMapping, NatModel} from '../../plan/model.js'
 import {compareText} from '../../plan/order.js'
 import {renderIpRules, renderRoutes} from '../../routing/render.js'
+import {EgressOwners, egressDelta, withSortedChanges} from '../egress-owners.js'
+import {checkAddress} from '../model-checks.js'
 import {mappingDelta, sameObjects} from '../model-delta.js'
 import {ShareConflict, addressPart, mappingShare, type AddressPart, type MappingShare} from './address-parts.js'
 import {elementDelta, rememberDerivation, type ElementDelta} from './diff.js'
 import {DIRECT_SET_TYPES, renderPickChains, type DirectTable} from './direct.js'
-import {ENDPOINTS_MAP, allowedSetName} from './names.js'
-import {ENDPOINT_TYPE, ENDPOINTS_MAP_DATA, allowedKeyType, assembleTable, egressByInterface, egressSets, interfaceMarks, renderNftables, type EgressSets} from './render.js'
+import {rememberMappings} from './mappings.js'
+import {EGRESS_SNAT_MAP, ENDPOINTS_MAP, allowedSetName, egressSetName} from './names.js'
+import {ENDPOINT_TYPE, ENDPOINTS_MAP_DATA, allowedKeyType, assembleTable, egressByInterface, egressComment, egressSets, interfaceMarks, renderNftables, type EgressSets, type Marks} from './render.js'
 import type {NftChain, NftElement, NftSet, NftState} from './types.js'
 
 /** Past this many changed Mappings, rendering them all costs about as much as the bookkeeping. */
@@ -24,6 +27,10 @@ const MAX_CHANGED_MAPPINGS = 256
 interface EgressPart {
   egress: readonly NatEgress[]
   interfaces: readonly NatInterface[]
+  owners: EgressOwners
+  /** The egress set of each interface index with pods, and the SNAT map when it has elements. */
+  byIndex: Map<number, NftSet>
+  snat: NftSet | undefined
   sets: EgressSets
 }
 
@@ -101,10 +108,7 @@ export class NftablesRenderer {
     const patched = last && delta ? this.patchParts(last, delta.removed, delta.added) : this.allParts(model)
     const {parts, claims, affected, affinityShares} = patched
     this.stats.addressesAssembled = affected.size
-    const egress =
-      last && sameObjects(model.egress, last.egress.egress) && model.interfaces === last.egress.interfaces
-        ? last.egress
-        : {egress: model.egress, interfaces: model.interfaces, sets: egressSets(egressByInterface(model, marks))}
+    const egress = egressPart(model, marks, last?.egress)
     const sameAddresses = last !== undefined && parts.size === last.parts.size && [...affected.keys()].every((a) => last.parts.has(a) && parts.has(a))
     const textual = sameAddresses ? last.textual.map((p) => parts.get(p.address)!) : [...parts.values()].sort((a, b) => compareRunOrder(a.address, b.address))
 
@@ -130,6 +134,7 @@ export class NftablesRenderer {
       : undefined
     const table = assembleTable(model, marks, {sets: mappingSets, lengths, egress: egress.sets, ...(directTable ? {direct: directTable} : {})})
     const state: NftState = {table, ipRules: renderIpRules(model), routes: renderRoutes(model)}
+    rememberMappings(state, () => new Set(textual.flatMap((p) => p.mappings)))
     const rendered: Rendered = {model, state, parts, textual, claims, affinity, egress, sets}
     if (last && delta) this.remember(rendered, last, affected)
     return rendered
@@ -205,6 +210,72 @@ export class NftablesRenderer {
     }
     rememberDerivation(rendered.state, {base: last.state, sets: deltas})
   }
+}
+
+/** The egress sets: the last ones, or those of the pods of changed entries changed, or all built again. */
+function egressPart(model: NatModel, marks: Marks, last: EgressPart | undefined): EgressPart {
+  if (last && sameObjects(model.egress, last.egress) && model.interfaces === last.interfaces) return last
+  const delta = last && model.interfaces === last.interfaces ? egressDelta(last.egress, model.egress) : undefined
+  if (!last || !delta) {
+    const sets = egressSets(egressByInterface(model, marks))
+    const byIndex = new Map(sets.indexes.map((index) => [index, sets.sets.find((set) => set.name === egressSetName(index))!]))
+    const snat = sets.sets.find((set) => set.name === EGRESS_SNAT_MAP)
+    return {egress: model.egress, interfaces: model.interfaces, owners: new EgressOwners(model.egress), byIndex, snat, sets}
+  }
+  for (const entry of delta.added) {
+    if (!marks.has(entry.interface)) throw new Error(`egress uses interface ${JSON.stringify(entry.interface)}, which is not an external interface`)
+    checkAddress(entry.address)
+    for (const pod of entry.podIPs) checkAddress(pod)
+  }
+  // The index is the last render's, changed in place: a render that fails forgets it.
+  const {owners} = last
+  const ownerOf = (pod: Ipv4) => {
+    const owner = owners.owner(pod)
+    return owner && {index: marks.get(owner.interface)!.index, comment: egressComment(owner)}
+  }
+  const before = new Map([...delta.pods].map((pod) => [pod, {owner: ownerOf(pod), sources: owners.sources(pod)}]))
+  owners.update(delta.removed, delta.added)
+  const pods = new Map<number, {remove: string[]; insert: NftElement[]}>()
+  const podsOf = (index: number) => pods.get(index) ?? pods.set(index, {remove: [], insert: []}).get(index)!
+  const snat = {remove: [] as string[], insert: [] as NftElement[]}
+  for (const [pod, was] of before) {
+    const now = ownerOf(pod)
+    if (was.owner?.index !== now?.index || was.owner?.comment !== now?.comment) {
+      if (was.owner) podsOf(was.owner.index).remove.push(pod)
+      if (now) podsOf(now.index).insert.push({key: [pod], comment: now.comment})
+    }
+    const sources = owners.sources(pod)
+    for (const [iface, entry] of was.sources) if (!sameSource(sources.get(iface), entry)) snat.remove.push(snatKey(iface, pod))
+    for (const [iface, entry] of sources) {
+      if (!sameSource(was.sources.get(iface), entry)) snat.insert.push({key: [iface, pod], value: [entry.address], comment: egressComment(entry)})
+    }
+  }
+  const byIndex = new Map(last.byIndex)
+  for (const [index, {remove, insert}] of pods) {
+    const elements = withSortedChanges(last.byIndex.get(index)?.elements ?? [], (e) => e.key[0]!, remove, insert)
+    if (elements.length === 0) byIndex.delete(index)
+    else byIndex.set(index, {name: egressSetName(index), keyType: ['ipv4_addr'], flags: [], elements})
+  }
+  const snatElements = withSortedChanges(last.snat?.elements ?? [], (e) => snatKey(e.key[0]!, e.key[1]!), snat.remove, snat.insert)
+  const snatSet = snat.remove.length + snat.insert.length === 0 ? last.snat : snatMap(snatElements)
+  const indexes = [...byIndex.keys()].sort((a, b) => a - b)
+  const sets = {sets: [...indexes.map((index) => byIndex.get(index)!), ...(snatSet ? [snatSet] : [])], indexes}
+  return {egress: model.egress, interfaces: model.interfaces, owners, byIndex: new Map(indexes.map((index) => [index, byIndex.get(index)!])), snat: snatSet, sets}
+}
+
+/** The SNAT map of these elements, or none without any. */
+function snatMap(elements: NftElement[]): NftSet | undefined {
+  return elements.length === 0 ? undefined : {name: EGRESS_SNAT_MAP, keyType: ['ifname', 'ipv4_addr'], flags: [], elements, dataType: ['ipv4_addr']}
+}
+
+/** Whether two egress entries give a pod the same SNAT map element. */
+function sameSource(a: NatEgress | undefined, b: NatEgress): boolean {
+  return a === b || (a !== undefined && a.address === b.address && egressComment(a) === egressComment(b))
+}
+
+/** A SNAT map element's key as nft prints it (interface names are checked: no quote inside), the order the map's elements are kept in. */
+function snatKey(iface: string, pod: string): string {
+  return `"${iface}" . ${pod}`
 }
 
 interface Patched {
