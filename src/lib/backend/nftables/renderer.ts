@@ -172,7 +172,7 @@ export class NftablesRenderer {
       const share = this.shares.get(mapping)!
       for (const address of share.byAddress.keys()) affected.set(address, bucket(address).filter((s) => s !== share))
       for (const name of share.names) if (claims.get(name) === share) claims.delete(name)
-      affinityChanged ||= affinityShares.delete(share)
+      if (affinityShares.delete(share)) affinityChanged = true
     }
     for (const mapping of added) {
       const share = this.share(mapping)
