@@ -33,6 +33,9 @@ interface EgressPart {
   rules: Map<NatEgress, string>
   sets: IpsetState[]
   snat: ChainState[]
+  /** The part this one was derived from, and the entry changes of its interface sets since. */
+  base?: EgressPart
+  deltas: Map<string, EntryDelta>
 }
 
 /** A big set and the runs of entries, one per address, it was assembled from. */
@@ -180,12 +183,13 @@ export class IptablesRenderer {
     const delta = last && model.interfaces === last.interfaces ? egressDelta(last.egress, model.egress) : undefined
     let owners: EgressOwners
     let pods: Map<string, string[]>
+    const moved = new Map<string, {remove: string[]; insert: string[]}>()
     if (last && delta) {
       // The index is the last render's, changed in place: a render that fails forgets it.
       owners = last.owners
       const before = new Map([...delta.pods].map((pod) => [pod, owners.owner(pod)?.interface]))
       owners.update(delta.removed, delta.added)
-      const changes = new Map<string, {remove: string[]; insert: string[]}>()
+      const changes = moved
       const changesOf = (iface: string) => changes.get(iface) ?? changes.set(iface, {remove: [], insert: []}).get(iface)!
       for (const [pod, was] of before) {
         const now = owners.owner(pod)?.interface
@@ -218,7 +222,23 @@ export class IptablesRenderer {
     const snatRules = model.egress.map((egress) => last?.rules.get(egress) ?? snatRule(model, egress))
     const rules = new Map(model.egress.map((egress, i) => [egress, snatRules[i]!]))
     const snat = model.egress.length > 0 ? [{name: SNAT_CHAIN, rules: snatRules}] : []
-    return {egress: model.egress, interfaces: model.interfaces, owners, pods, interfaceSets, rules, sets: [...sets, ...interfaceSets.values()], snat}
+    const deltas = new Map<string, EntryDelta>()
+    for (const [iface, {remove, insert}] of moved) {
+      const now = interfaceSets.get(iface)
+      if (now && last?.interfaceSets.has(iface)) deltas.set(now.name, {add: insert.sort(), del: remove.sort()})
+    }
+    return {
+      egress: model.egress,
+      interfaces: model.interfaces,
+      owners,
+      pods,
+      interfaceSets,
+      rules,
+      sets: [...sets, ...interfaceSets.values()],
+      snat,
+      ...(last && delta ? {base: last} : {}),
+      deltas,
+    }
   }
 
   /** Tells the diff what can differ between `rendered` and the last state: the chains and entries of the addresses assembled again. */
@@ -256,6 +276,7 @@ export class IptablesRenderer {
     runDelta(ALLOW_SET, (p) => p.allow)
     runDelta(ENDPOINTS_SET, (p) => p.endpoints)
     if (rendered.unserved && last.unserved) runDelta(UNSERVED_SET, (p) => p.unserved)
+    if (rendered.egress.base === last.egress) for (const [name, delta] of rendered.egress.deltas) sets.set(name, delta)
     rememberDerivation(rendered.state, {
       base: last.state,
       nat: {desired: natChains(rendered.state, rendered.parts, added), actual: natChains(last.state, last.parts, removed)},

@@ -32,6 +32,9 @@ interface EgressPart {
   byIndex: Map<number, NftSet>
   snat: NftSet | undefined
   sets: EgressSets
+  /** The part this one was derived from, and the element changes of its sets since. */
+  base?: EgressPart
+  deltas: Map<string, ElementDelta>
 }
 
 /** A set of the endpoint elements and the runs, one per address, it was assembled from. */
@@ -208,6 +211,7 @@ export class NftablesRenderer {
       }
       deltas.set(name, delta)
     }
+    if (rendered.egress.base === last.egress) for (const [name, delta] of rendered.egress.deltas) deltas.set(name, delta)
     rememberDerivation(rendered.state, {base: last.state, sets: deltas})
   }
 }
@@ -220,7 +224,7 @@ function egressPart(model: NatModel, marks: Marks, last: EgressPart | undefined)
     const sets = egressSets(egressByInterface(model, marks))
     const byIndex = new Map(sets.indexes.map((index) => [index, sets.sets.find((set) => set.name === egressSetName(index))!]))
     const snat = sets.sets.find((set) => set.name === EGRESS_SNAT_MAP)
-    return {egress: model.egress, interfaces: model.interfaces, owners: new EgressOwners(model.egress), byIndex, snat, sets}
+    return {egress: model.egress, interfaces: model.interfaces, owners: new EgressOwners(model.egress), byIndex, snat, sets, deltas: new Map()}
   }
   for (const entry of delta.added) {
     if (!marks.has(entry.interface)) throw new Error(`egress uses interface ${JSON.stringify(entry.interface)}, which is not an external interface`)
@@ -260,7 +264,40 @@ function egressPart(model: NatModel, marks: Marks, last: EgressPart | undefined)
   const snatSet = snat.remove.length + snat.insert.length === 0 ? last.snat : snatMap(snatElements)
   const indexes = [...byIndex.keys()].sort((a, b) => a - b)
   const sets = {sets: [...indexes.map((index) => byIndex.get(index)!), ...(snatSet ? [snatSet] : [])], indexes}
-  return {egress: model.egress, interfaces: model.interfaces, owners, byIndex: new Map(indexes.map((index) => [index, byIndex.get(index)!])), snat: snatSet, sets}
+  const deltas = new Map<string, ElementDelta>()
+  for (const [index, {remove, insert}] of pods) {
+    const now = byIndex.get(index)
+    const before = last.byIndex.get(index)
+    if (now && before) deltas.set(now.name, keyedDelta(now, before, [...remove, ...insert.map((e) => e.key[0]!)], (e) => e.key[0]!))
+  }
+  if (snatSet && last.snat && snatSet !== last.snat) {
+    const keys = [...snat.remove, ...snat.insert.map((e) => snatKey(e.key[0]!, e.key[1]!))]
+    deltas.set(snatSet.name, keyedDelta(snatSet, last.snat, keys, (e) => snatKey(e.key[0]!, e.key[1]!)))
+  }
+  const byIndexSorted = new Map(indexes.map((index) => [index, byIndex.get(index)!]))
+  return {egress: model.egress, interfaces: model.interfaces, owners, byIndex: byIndexSorted, snat: snatSet, sets, base: last, deltas}
+}
+
+/** The element changes between two sets sorted by `keyOf` (the printed key) that differ at most at `keys`. */
+function keyedDelta(desired: NftSet, actual: NftSet, keys: string[], keyOf: (e: NftElement) => string): ElementDelta {
+  const sorted = [...new Set(keys)].sort()
+  const pick = (elements: readonly NftElement[]) => sorted.flatMap((key) => {
+    const at = lowerBound(elements, key, keyOf)
+    return at < elements.length && keyOf(elements[at]!) === key ? [elements[at]!] : []
+  })
+  return elementDelta(desired, pick(desired.elements), actual, pick(actual.elements))
+}
+
+/** The first position in `sorted` whose key is not below `key`. */
+function lowerBound(sorted: readonly NftElement[], key: string, keyOf: (e: NftElement) => string): number {
+  let low = 0
+  let high = sorted.length
+  while (low < high) {
+    const middle = (low + high) >>> 1
+    if (keyOf(sorted[middle]!) < key) low = middle + 1
+    else high = middle
+  }
+  return low
 }
 
 /** The SNAT map of these elements, or none without any. */
