@@ -67,7 +67,10 @@ export interface RenderStats {
   addressesAssembled: number
 }
 
-/** Renders models one after the other, reusing what the models share with the last one. */
+/**
+ * Renders models one after the other, reusing what the models share with the last one. Models are
+ * taken as immutable, as the planner makes them: an object rendered before is not looked at again.
+ */
 export class IptablesRenderer {
   private readonly shares = new WeakMap<NatMapping, MappingShare>()
   private readonly egressSets = new WeakMap<NatEgress, IpsetState>()
@@ -125,7 +128,7 @@ export class IptablesRenderer {
       ipRules: renderIpRules(model),
       routes: renderRoutes(model),
     }
-    rememberSummary(state, {rules: ruleCount(state, numeric), mappings: () => new Set(numeric.flatMap((p) => p.mappings))})
+    rememberSummary(state, {rules: ruleCount(state, numeric), mappings: () => mappingsOf(numeric)})
     const rendered: Rendered = {model, state, parts, numeric, textual, claims, egress, allow, endpoints, unserved}
     if (last && delta) this.remember(rendered, last, affected, new Set(delta.removed), new Set(delta.added))
     return rendered
@@ -293,6 +296,13 @@ function ruleCount(state: IptablesState, parts: readonly AddressPart[]): number 
   return (
     count(mangle.chains) + count(filter.chains) + count(natHead) + parts.reduce((n, p) => n + p.rules, 0) + mangle.jumps.length + nat.jumps.length + filter.jumps.length
   )
+}
+
+/** The Mappings the parts name, each once. */
+function mappingsOf(parts: readonly AddressPart[]): Set<string> {
+  const mappings = new Set<string>()
+  for (const part of parts) for (const mapping of part.mappings) mappings.add(mapping)
+  return mappings
 }
 
 /** Claims the names of `share`'s groups; another Mapping's claim is a conflict the full render names. */

@@ -72,7 +72,10 @@ const DECLARATIONS = new Map<string, {keyType: string[]; dataType?: string[]}>([
 ])
 for (let length = 0; length <= 32; length++) DECLARATIONS.set(allowedSetName(length), {keyType: allowedKeyType(length)})
 
-/** Renders models one after the other, reusing what the models share with the last one. */
+/**
+ * Renders models one after the other, reusing what the models share with the last one. Models are
+ * taken as immutable, as the planner makes them: an object rendered before is not looked at again.
+ */
 export class NftablesRenderer {
   private readonly shares = new WeakMap<NatMapping, MappingShare>()
   private last: Rendered | undefined
@@ -137,7 +140,7 @@ export class NftablesRenderer {
       : undefined
     const table = assembleTable(model, marks, {sets: mappingSets, lengths, egress: egress.sets, ...(directTable ? {direct: directTable} : {})})
     const state: NftState = {table, ipRules: renderIpRules(model), routes: renderRoutes(model)}
-    rememberMappings(state, () => new Set(textual.flatMap((p) => p.mappings)))
+    rememberMappings(state, () => mappingsOf(textual))
     const rendered: Rendered = {model, state, parts, textual, claims, affinity, egress, sets}
     if (last && delta) this.remember(rendered, last, affected)
     return rendered
@@ -324,6 +327,13 @@ interface Patched {
 }
 
 const NO_ELEMENTS: NftElement[] = []
+
+/** The Mappings the parts name, each once. */
+function mappingsOf(parts: readonly AddressPart[]): Set<string> {
+  const mappings = new Set<string>()
+  for (const part of parts) for (const mapping of part.mappings) mappings.add(mapping)
+  return mappings
+}
 
 /** Claims the names of `share`'s groups; another Mapping's claim is a conflict the full render names. */
 function claim(claims: Map<string, MappingShare>, share: MappingShare): void {
