@@ -7,6 +7,8 @@
 import {expect} from 'chai'
 import fc from 'fast-check'
 import {isDeepStrictEqual} from 'node:util'
+import {setFlagsFromString} from 'node:v8'
+import {runInNewContext} from 'node:vm'
 import type {Backend} from '../../src/lib/backend/backend.js'
 import {iptablesBackend} from '../../src/lib/backend/iptables/backend.js'
 import {renderIptables} from '../../src/lib/backend/iptables/render.js'
@@ -235,6 +237,40 @@ describe('rendering a model in which one Mapping changed', () => {
       // Back to the first model: its objects are still known, nothing is rendered, one address is assembled.
       renderer.render(first)
       expect(renderer.stats).to.deep.equal({mappingsRendered: 0, addressesAssembled: 1})
+    })
+  }
+})
+
+describe('a backend rendering one model after another', () => {
+  // The collector on demand, as `node --expose-gc` gives it.
+  setFlagsFromString('--expose-gc')
+  const gc = runInNewContext('gc') as () => void
+  const world: World = {
+    mappings: Array.from({length: 4}, (_, i) => ({addresses: [i], ports: [0, 2], sources: [1], direct: i % 2 === 0})),
+    services: Array.from({length: 4}, () => ({pods: [0, 1, 2], terminating: []})),
+    host: [0, 1, 2, 3],
+    snat: true,
+    masquerade: true,
+  }
+
+  for (const {name, backend} of CASES) {
+    it(`${name}: keeps only the last state it rendered, not every earlier one`, async () => {
+      const runner = new RecordingRunner()
+      const subject = backend(runner)
+      let model = modelOf(world)
+      let state = subject.render(model)
+      const first = new WeakRef(state as object)
+      for (let pass = 1; pass <= 4; pass++) {
+        model = reusing(model, modelOf({...world, services: world.services.map((s, i) => (i === pass % 4 ? {...s, pods: [pass % 5]} : s))}))
+        const desired = subject.render(model)
+        await subject.apply(desired, {assumeActual: state})
+        state = desired
+      }
+      // A WeakRef holds its object until the current job ends.
+      await new Promise((resolve) => setImmediate(resolve))
+      gc()
+      expect(first.deref()).to.equal(undefined)
+      expect(subject.ruleCount(state)).to.be.greaterThan(0)
     })
   }
 })

@@ -135,8 +135,12 @@ export interface StateDerivation {
 
 const derivations = new WeakMap<IptablesState, StateDerivation>()
 
-/** Records how `state` was derived, for diffs against its base. */
+/**
+ * Records how `state` was derived, for diffs against its base. The base's own record goes: kept, it
+ * would hold every state rendered before it.
+ */
 export function rememberDerivation(state: IptablesState, derivation: StateDerivation): void {
+  derivations.delete(derivation.base)
   derivations.set(state, derivation)
 }
 

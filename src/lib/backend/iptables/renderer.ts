@@ -16,7 +16,7 @@ import {egressPodsByInterface} from './egress.js'
 import {ALLOW_SET, ENDPOINTS_SET, POSTROUTING_CHAIN, PREROUTING_CHAIN, SNAT_CHAIN, UNSERVED_SET} from './names.js'
 import {checkInterface, renderFilter, renderIptables, renderMangle, renderNatHead, snatRule} from './render.js'
 import {ALLOW_SET_TYPE, ENDPOINTS_SET_TYPE, canonicalEntries, egressSet, interfaceSet, setOptions, sortSets} from './sets.js'
-import {rememberSummary} from './summary.js'
+import {rememberSummary, type StateSummary} from './summary.js'
 import type {ChainState, IpsetState, IptablesState} from './types.js'
 
 /** Past this many changed Mappings, rendering them all costs about as much as the bookkeeping. */
@@ -33,9 +33,8 @@ interface EgressPart {
   rules: Map<NatEgress, string>
   sets: IpsetState[]
   snat: ChainState[]
-  /** The part this one was derived from, and the entry changes of its interface sets since. */
-  base?: EgressPart
-  deltas: Map<string, EntryDelta>
+  /** When derived from the last render's part: the entry changes of its interface sets since. */
+  deltas?: Map<string, EntryDelta>
 }
 
 /** A big set and the runs of entries, one per address, it was assembled from. */
@@ -128,7 +127,7 @@ export class IptablesRenderer {
       ipRules: renderIpRules(model),
       routes: renderRoutes(model),
     }
-    rememberSummary(state, {rules: ruleCount(state, numeric), mappings: () => mappingsOf(numeric)})
+    rememberSummary(state, summaryOf(state, numeric))
     const rendered: Rendered = {model, state, parts, numeric, textual, claims, egress, allow, endpoints, unserved}
     if (last && delta) this.remember(rendered, last, affected, new Set(delta.removed), new Set(delta.added))
     return rendered
@@ -239,8 +238,7 @@ export class IptablesRenderer {
       rules,
       sets: [...sets, ...interfaceSets.values()],
       snat,
-      ...(last && delta ? {base: last} : {}),
-      deltas,
+      ...(last && delta ? {deltas} : {}),
     }
   }
 
@@ -279,7 +277,7 @@ export class IptablesRenderer {
     runDelta(ALLOW_SET, (p) => p.allow)
     runDelta(ENDPOINTS_SET, (p) => p.endpoints)
     if (rendered.unserved && last.unserved) runDelta(UNSERVED_SET, (p) => p.unserved)
-    if (rendered.egress.base === last.egress) for (const [name, delta] of rendered.egress.deltas) sets.set(name, delta)
+    if (rendered.egress !== last.egress) for (const [name, delta] of rendered.egress.deltas ?? []) sets.set(name, delta)
     rememberDerivation(rendered.state, {
       base: last.state,
       nat: {desired: natChains(rendered.state, rendered.parts, added), actual: natChains(last.state, last.parts, removed)},
@@ -298,11 +296,19 @@ function ruleCount(state: IptablesState, parts: readonly AddressPart[]): number 
   )
 }
 
-/** The Mappings the parts name, each once. */
-function mappingsOf(parts: readonly AddressPart[]): Set<string> {
-  const mappings = new Set<string>()
-  for (const part of parts) for (const mapping of part.mappings) mappings.add(mapping)
-  return mappings
+/**
+ * What a state whose address and group chains are those of `parts` holds. Made out here: a closure
+ * made in a render would keep everything that render's scope holds, the last render with it.
+ */
+function summaryOf(state: IptablesState, parts: readonly AddressPart[]): StateSummary {
+  return {
+    rules: ruleCount(state, parts),
+    mappings() {
+      const mappings = new Set<string>()
+      for (const part of parts) for (const mapping of part.mappings) mappings.add(mapping)
+      return mappings
+    },
+  }
 }
 
 /** Claims the names of `share`'s groups; another Mapping's claim is a conflict the full render names. */
