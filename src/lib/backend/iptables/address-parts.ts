@@ -8,6 +8,7 @@
 import type {Protocol} from '../../mapping/types.js'
 import {compareIpv4, type Ipv4} from '../../net/ipv4.js'
 import type {NatMapping} from '../../plan/model.js'
+import {ShareConflict} from '../address-buckets.js'
 import {checkEndpoint, checkMappingName} from '../model-checks.js'
 import {GroupChains} from './groups.js'
 import {commentedMappings} from './mappings.js'
@@ -95,9 +96,6 @@ export interface AddressPart {
   unserved: string[]
   direct: boolean
 }
-
-/** Thrown when two Mappings claim one endpoint or name: the full render says which, in its words. */
-export class ShareConflict extends Error {}
 
 /** Assembles one address from the shares of the Mappings on it. */
 export function addressPart(address: Ipv4, shares: MappingShare[]): AddressPart {

@@ -8,9 +8,10 @@
 import {compareIpv4, type Ipv4} from '../../net/ipv4.js'
 import type {NatEgress, NatInterface, NatMapping, NatModel} from '../../plan/model.js'
 import {renderIpRules, renderRoutes} from '../../routing/render.js'
+import {allBuckets, patchBuckets, sameAddresses} from '../address-buckets.js'
 import {EgressOwners, egressDelta, withSortedChanges} from '../egress-owners.js'
 import {mappingDelta, sameObjects} from '../model-delta.js'
-import {ShareConflict, addressPart, mappingShare, type AddressPart, type MappingShare} from './address-parts.js'
+import {addressPart, mappingShare, type AddressPart, type MappingShare} from './address-parts.js'
 import {entryDelta, rememberDerivation, type EntryDelta} from './diff.js'
 import {egressPodsByInterface} from './egress.js'
 import {ALLOW_SET, ENDPOINTS_SET, POSTROUTING_CHAIN, PREROUTING_CHAIN, SNAT_CHAIN, UNSERVED_SET} from './names.js'
@@ -105,11 +106,14 @@ export class IptablesRenderer {
   private assemble(model: NatModel, last: Rendered | undefined): Rendered {
     for (const iface of model.interfaces) checkInterface(iface)
     const delta = last && mappingDelta(last.model.mappings, model.mappings, MAX_CHANGED_MAPPINGS)
-    const {parts, claims, affected} = last && delta ? this.patchParts(last, delta.removed, delta.added) : this.allParts(model)
+    const {parts, claims, affected} =
+      last && delta
+        ? patchBuckets(last, delta.removed.map((m) => this.shares.get(m)!), delta.added.map((m) => this.share(m)), addressPart)
+        : allBuckets(model.mappings.map((m) => this.share(m)), addressPart)
     this.stats.addressesAssembled = affected.size
-    const sameAddresses = last !== undefined && parts.size === last.parts.size && [...affected.keys()].every((a) => last.parts.has(a) && parts.has(a))
-    const numeric = sameAddresses ? last.numeric.map((p) => parts.get(p.address)!) : [...parts.values()].sort((a, b) => compareIpv4(a.address, b.address))
-    const textual = sameAddresses ? last.textual.map((p) => parts.get(p.address)!) : [...parts.values()].sort((a, b) => compareRunOrder(a.address, b.address))
+    const kept = last !== undefined && sameAddresses(last.parts, parts, affected)
+    const numeric = kept ? last.numeric.map((p) => parts.get(p.address)!) : [...parts.values()].sort((a, b) => compareIpv4(a.address, b.address))
+    const textual = kept ? last.textual.map((p) => parts.get(p.address)!) : [...parts.values()].sort((a, b) => compareRunOrder(a.address, b.address))
     const direct = numeric.some((p) => p.direct)
     const egress = this.egressPart(model, last?.egress)
 
@@ -131,52 +135,6 @@ export class IptablesRenderer {
     const rendered: Rendered = {model, state, parts, numeric, textual, claims, egress, allow, endpoints, unserved}
     if (last && delta) this.remember(rendered, last, affected, new Set(delta.removed), new Set(delta.added))
     return rendered
-  }
-
-  /** Every Mapping's share (kept ones reused) and every address assembled. */
-  private allParts(model: NatModel): {parts: Map<Ipv4, AddressPart>; claims: Map<string, MappingShare>; affected: Map<Ipv4, MappingShare[]>} {
-    const buckets = new Map<Ipv4, MappingShare[]>()
-    const claims = new Map<string, MappingShare>()
-    for (const mapping of model.mappings) {
-      const share = this.share(mapping)
-      claim(claims, share)
-      for (const address of share.byAddress.keys()) {
-        const bucket = buckets.get(address)
-        if (bucket) bucket.push(share)
-        else buckets.set(address, [share])
-      }
-    }
-    const parts = new Map<Ipv4, AddressPart>()
-    for (const [address, shares] of buckets) parts.set(address, addressPart(address, shares))
-    return {parts, claims, affected: buckets}
-  }
-
-  /** The last parts with the removed Mappings taken out and the added ones put in; only their addresses are assembled again. */
-  private patchParts(
-    last: Rendered,
-    removed: NatMapping[],
-    added: NatMapping[],
-  ): {parts: Map<Ipv4, AddressPart>; claims: Map<string, MappingShare>; affected: Map<Ipv4, MappingShare[]>} {
-    const affected = new Map<Ipv4, MappingShare[]>()
-    const bucket = (address: Ipv4) => affected.get(address) ?? [...(last.parts.get(address)?.shares ?? [])]
-    // The claims are the last render's, changed in place: a render that fails forgets them.
-    const {claims} = last
-    for (const mapping of removed) {
-      const share = this.shares.get(mapping)!
-      for (const address of share.byAddress.keys()) affected.set(address, bucket(address).filter((s) => s !== share))
-      for (const name of share.names) if (claims.get(name) === share) claims.delete(name)
-    }
-    for (const mapping of added) {
-      const share = this.share(mapping)
-      claim(claims, share)
-      for (const address of share.byAddress.keys()) affected.set(address, [...bucket(address), share])
-    }
-    const parts = new Map(last.parts)
-    for (const [address, shares] of affected) {
-      if (shares.length === 0) parts.delete(address)
-      else parts.set(address, addressPart(address, shares))
-    }
-    return {parts, claims, affected}
   }
 
   /** The egress sets and SNAT chain: the last ones, or those of the pods of changed entries changed, or all built again. */
@@ -308,15 +266,6 @@ function summaryOf(state: IptablesState, parts: readonly AddressPart[]): StateSu
       for (const part of parts) for (const mapping of part.mappings) mappings.add(mapping)
       return mappings
     },
-  }
-}
-
-/** Claims the names of `share`'s groups; another Mapping's claim is a conflict the full render names. */
-function claim(claims: Map<string, MappingShare>, share: MappingShare): void {
-  for (const name of share.names) {
-    const owner = claims.get(name)
-    if (owner !== undefined && owner !== share) throw new ShareConflict(`${name} is claimed twice`)
-    claims.set(name, share)
   }
 }
 

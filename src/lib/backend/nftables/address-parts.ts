@@ -7,6 +7,7 @@
  */
 import {cidrParts, type Ipv4} from '../../net/ipv4.js'
 import type {DirectEndpoint, NatMapping} from '../../plan/model.js'
+import {ShareConflict} from '../address-buckets.js'
 import {checkEndpoint, checkMappingName} from '../model-checks.js'
 import {DIRECT_SET_TYPES, addDirectElements, affinityParts, collectGroups, type DirectElements, type OwnedDirectEndpoint} from './direct.js'
 import {commentedMappings} from './mappings.js'
@@ -91,9 +92,6 @@ export interface AddressPart {
   /** The Mappings the comments of its endpoint map and direct endpoint set elements name. */
   mappings: string[]
 }
-
-/** Thrown when two Mappings claim one endpoint or name: the full render says which, in its words. */
-export class ShareConflict extends Error {}
 
 /** The key types of each set an address's elements go to. */
 const KEY_TYPES = new Map<string, string[]>([[ENDPOINTS_MAP, ENDPOINT_TYPE], ...DIRECT_SET_TYPES.map(({name, keyType}) => [name, keyType] as [string, string[]])])

@@ -10,8 +10,9 @@ import type {Ipv4} from '../../net/ipv4.js'
 import type {NatMapping, NatModel} from '../../plan/model.js'
 import {compareText} from '../../plan/order.js'
 import {renderIpRules, renderRoutes} from '../../routing/render.js'
+import {allBuckets, patchBuckets, sameAddresses} from '../address-buckets.js'
 import {mappingDelta, sameObjects} from '../model-delta.js'
-import {ShareConflict, addressPart, mappingShare, type AddressPart, type MappingShare} from './address-parts.js'
+import {addressPart, mappingShare, type AddressPart, type MappingShare} from './address-parts.js'
 import {elementDelta, rememberDerivation, type ElementDelta} from './diff.js'
 import {egressPart, type EgressPart} from './egress-part.js'
 import {DIRECT_SET_TYPES, renderPickChains, type DirectTable} from './direct.js'
@@ -97,12 +98,15 @@ export class NftablesRenderer {
     for (const iface of model.interfaces) checkInterfaceName(iface.name)
     const marks = interfaceMarks(model)
     const delta = last && mappingDelta(last.model.mappings, model.mappings, MAX_CHANGED_MAPPINGS)
-    const patched = last && delta ? this.patchParts(last, delta.removed, delta.added) : this.allParts(model)
-    const {parts, claims, affected, affinityShares} = patched
+    const removed = last && delta ? delta.removed.map((m) => this.shares.get(m)!) : []
+    const added = last && delta ? delta.added.map((m) => this.share(m)) : []
+    const all = last && delta ? [] : model.mappings.map((m) => this.share(m))
+    const {parts, claims, affected} = last && delta ? patchBuckets(last, removed, added, addressPart) : allBuckets(all, addressPart)
+    const affinityShares = this.affinityShares(last && delta ? last : undefined, removed, added, all)
     this.stats.addressesAssembled = affected.size
     const egress = egressPart(model, marks, last?.egress)
-    const sameAddresses = last !== undefined && parts.size === last.parts.size && [...affected.keys()].every((a) => last.parts.has(a) && parts.has(a))
-    const textual = sameAddresses ? last.textual.map((p) => parts.get(p.address)!) : [...parts.values()].sort((a, b) => compareRunOrder(a.address, b.address))
+    const kept = last !== undefined && sameAddresses(last.parts, parts, affected)
+    const textual = kept ? last.textual.map((p) => parts.get(p.address)!) : [...parts.values()].sort((a, b) => compareRunOrder(a.address, b.address))
 
     const names = new Set<string>([ENDPOINTS_MAP])
     let largest = 0
@@ -115,10 +119,7 @@ export class NftablesRenderer {
     if (direct) for (const {name} of DIRECT_SET_TYPES) names.add(name)
     const sets = new Map<string, RunSet>()
     for (const name of names) sets.set(name, runSet(name, textual.map((p) => p.runs.get(name) ?? NO_ELEMENTS), last?.sets.get(name)))
-    const affinity =
-      last && !patched.affinityChanged
-        ? last.affinity
-        : {shares: affinityShares, ...sortedAffinity(affinityShares)}
+    const affinity = last && !affinityShares.changed ? last.affinity : {shares: affinityShares.shares, ...sortedAffinity(affinityShares.shares)}
     const lengths = [...names].flatMap((name) => (name.startsWith('allowed_') ? [Number(name.slice('allowed_'.length))] : [])).sort((a, b) => b - a)
     const mappingSets = [ENDPOINTS_MAP, ...lengths.map(allowedSetName)].map((name) => sets.get(name)!.set)
     const directTable: DirectTable | undefined = direct
@@ -132,55 +133,19 @@ export class NftablesRenderer {
     return rendered
   }
 
-  /** Every Mapping's share (kept ones reused) and every address assembled. */
-  private allParts(model: NatModel): Patched {
-    const buckets = new Map<Ipv4, MappingShare[]>()
-    const claims = new Map<string, MappingShare>()
-    const affinityShares = new Set<MappingShare>()
-    for (const mapping of model.mappings) {
-      const share = this.share(mapping)
-      claim(claims, share)
-      if (share.affinity.chains.length > 0) affinityShares.add(share)
-      for (const address of share.byAddress.keys()) {
-        const bucket = buckets.get(address)
-        if (bucket) bucket.push(share)
-        else buckets.set(address, [share])
-      }
+  /** The Mappings whose groups have affinity: the last ones, or with `removed` and `added` taken out and put in; whether they changed. */
+  private affinityShares(last: Rendered | undefined, removed: readonly MappingShare[], added: readonly MappingShare[], all: readonly MappingShare[]): {shares: Set<MappingShare>; changed: boolean} {
+    const withAffinity = (share: MappingShare) => share.affinity.chains.length > 0
+    if (!last) return {shares: new Set(all.filter(withAffinity)), changed: true}
+    // The last render's set, changed in place: a render that fails forgets it.
+    const {shares} = last.affinity
+    let changed = false
+    for (const share of removed) if (shares.delete(share)) changed = true
+    for (const share of added.filter(withAffinity)) {
+      shares.add(share)
+      changed = true
     }
-    const parts = new Map<Ipv4, AddressPart>()
-    for (const [address, shares] of buckets) parts.set(address, addressPart(address, shares))
-    return {parts, claims, affected: buckets, affinityShares, affinityChanged: true}
-  }
-
-  /** The last parts with the removed Mappings taken out and the added ones put in; only their addresses are assembled again. */
-  private patchParts(last: Rendered, removed: NatMapping[], added: NatMapping[]): Patched {
-    const affected = new Map<Ipv4, MappingShare[]>()
-    const bucket = (address: Ipv4) => affected.get(address) ?? [...(last.parts.get(address)?.shares ?? [])]
-    // The claims and affinity shares are the last render's, changed in place: a render that fails forgets them.
-    const {claims} = last
-    const affinityShares = last.affinity.shares
-    let affinityChanged = false
-    for (const mapping of removed) {
-      const share = this.shares.get(mapping)!
-      for (const address of share.byAddress.keys()) affected.set(address, bucket(address).filter((s) => s !== share))
-      for (const name of share.names) if (claims.get(name) === share) claims.delete(name)
-      if (affinityShares.delete(share)) affinityChanged = true
-    }
-    for (const mapping of added) {
-      const share = this.share(mapping)
-      claim(claims, share)
-      if (share.affinity.chains.length > 0) {
-        affinityShares.add(share)
-        affinityChanged = true
-      }
-      for (const address of share.byAddress.keys()) affected.set(address, [...bucket(address), share])
-    }
-    const parts = new Map(last.parts)
-    for (const [address, shares] of affected) {
-      if (shares.length === 0) parts.delete(address)
-      else parts.set(address, addressPart(address, shares))
-    }
-    return {parts, claims, affected, affinityShares, affinityChanged}
+    return {shares, changed}
   }
 
   /** Tells the diff which elements differ from the last state: those of the addresses assembled again. */
@@ -205,14 +170,6 @@ export class NftablesRenderer {
   }
 }
 
-interface Patched {
-  parts: Map<Ipv4, AddressPart>
-  claims: Map<string, MappingShare>
-  affected: Map<Ipv4, MappingShare[]>
-  affinityShares: Set<MappingShare>
-  affinityChanged: boolean
-}
-
 const NO_ELEMENTS: NftElement[] = []
 
 /**
@@ -224,15 +181,6 @@ function mappingsOf(parts: readonly AddressPart[]): () => Set<string> {
     const mappings = new Set<string>()
     for (const part of parts) for (const mapping of part.mappings) mappings.add(mapping)
     return mappings
-  }
-}
-
-/** Claims the names of `share`'s groups; another Mapping's claim is a conflict the full render names. */
-function claim(claims: Map<string, MappingShare>, share: MappingShare): void {
-  for (const name of share.names) {
-    const owner = claims.get(name)
-    if (owner !== undefined && owner !== share) throw new ShareConflict(`${name} is claimed twice`)
-    claims.set(name, share)
   }
 }
 
