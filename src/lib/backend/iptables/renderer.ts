@@ -10,7 +10,7 @@ import type {NatEgress, NatInterface, NatMapping, NatModel} from '../../plan/mod
 import {renderIpRules, renderRoutes} from '../../routing/render.js'
 import {allBuckets, patchBuckets, sameAddresses} from '../address-buckets.js'
 import {EgressOwners, egressDelta, withSortedChanges} from '../egress-owners.js'
-import {mappingDelta, sameObjects} from '../model-delta.js'
+import {mappingDelta, sameObjects, type ListDelta} from '../model-delta.js'
 import {addressPart, mappingShare, type AddressPart, type MappingShare} from './address-parts.js'
 import {entryDelta, rememberDerivation, type EntryDelta} from './diff.js'
 import {egressPodsByInterface} from './egress.js'
@@ -59,8 +59,16 @@ interface Rendered {
   unserved: RunSet | undefined
 }
 
+/** The last render when it rendered the model whole, keeping no parts. */
+interface Whole {
+  model: NatModel
+  state: IptablesState
+}
+
 /** How much of the last render a render reused: a test's view of the work done. */
 export interface RenderStats {
+  /** Rendered whole by the full render, keeping no parts: the first render, and one that changes many Mappings. */
+  whole: boolean
   /** Mappings rendered afresh (not found among the shares kept). */
   mappingsRendered: number
   /** Addresses whose chain and entries were assembled again. */
@@ -74,22 +82,30 @@ export interface RenderStats {
 export class IptablesRenderer {
   private readonly shares = new WeakMap<NatMapping, MappingShare>()
   private readonly egressSets = new WeakMap<NatEgress, IpsetState>()
-  private last: Rendered | undefined
+  private last: Rendered | Whole | undefined
   /** What the last render did. */
-  stats: RenderStats = {mappingsRendered: 0, addressesAssembled: 0}
+  stats: RenderStats = {whole: false, mappingsRendered: 0, addressesAssembled: 0}
 
   /** The state `model` asks for, equal to renderIptables(model); throws what renderIptables throws. */
   render(model: NatModel): IptablesState {
     const last = this.last
     this.last = undefined
-    this.stats = {mappingsRendered: 0, addressesAssembled: 0}
+    this.stats = {whole: false, mappingsRendered: 0, addressesAssembled: 0}
     try {
-      this.last = this.assemble(model, last)
+      const delta = last && mappingDelta(last.model.mappings, model.mappings, MAX_CHANGED_MAPPINGS)
+      if (!delta) {
+        // Without a model that this one mostly repeats, parts would cost more than they save: a
+        // one-shot sync renders once, and the next render builds them if it repeats this model.
+        const state = renderIptables(model)
+        this.last = {model, state}
+        this.stats.whole = true
+        return state
+      }
+      this.last = this.assemble(model, last && 'parts' in last ? {last, delta} : undefined)
       return this.last.state
     } catch (error) {
-      // The parts kept may be what is wrong; from scratch, and else in the full render's words.
+      // The parts kept may be what is wrong: again without them, which fails, if it does, as the full render does.
       if (last) return this.render(model)
-      renderIptables(model)
       throw error
     }
   }
@@ -103,9 +119,11 @@ export class IptablesRenderer {
     return share
   }
 
-  private assemble(model: NatModel, last: Rendered | undefined): Rendered {
+  /** Assembles `model` from parts: the last render's patched where `from` has them, else all (kept Mappings' shares reused). */
+  private assemble(model: NatModel, from: {last: Rendered; delta: ListDelta<NatMapping>} | undefined): Rendered {
+    const last = from?.last
+    const delta = from?.delta
     for (const iface of model.interfaces) checkInterface(iface)
-    const delta = last && mappingDelta(last.model.mappings, model.mappings, MAX_CHANGED_MAPPINGS)
     const {parts, claims, affected} =
       last && delta
         ? patchBuckets(last, delta.removed.map((m) => this.shares.get(m)!), delta.added.map((m) => this.share(m)), addressPart)

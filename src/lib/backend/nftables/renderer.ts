@@ -11,7 +11,7 @@ import type {NatMapping, NatModel} from '../../plan/model.js'
 import {compareText} from '../../plan/order.js'
 import {renderIpRules, renderRoutes} from '../../routing/render.js'
 import {allBuckets, patchBuckets, sameAddresses} from '../address-buckets.js'
-import {mappingDelta, sameObjects} from '../model-delta.js'
+import {mappingDelta, sameObjects, type ListDelta} from '../model-delta.js'
 import {addressPart, mappingShare, type AddressPart, type MappingShare} from './address-parts.js'
 import {elementDelta, rememberDerivation, type ElementDelta} from './diff.js'
 import {egressPart, type EgressPart} from './egress-part.js'
@@ -44,8 +44,16 @@ interface Rendered {
   sets: Map<string, RunSet>
 }
 
+/** The last render when it rendered the model whole, keeping no parts. */
+interface Whole {
+  model: NatModel
+  state: NftState
+}
+
 /** How much of the last render a render reused: a test's view of the work done. */
 export interface RenderStats {
+  /** Rendered whole by the full render, keeping no parts: the first render, and one that changes many Mappings. */
+  whole: boolean
   /** Mappings rendered afresh (not found among the shares kept). */
   mappingsRendered: number
   /** Addresses whose elements were assembled again. */
@@ -65,22 +73,30 @@ for (let length = 0; length <= 32; length++) DECLARATIONS.set(allowedSetName(len
  */
 export class NftablesRenderer {
   private readonly shares = new WeakMap<NatMapping, MappingShare>()
-  private last: Rendered | undefined
+  private last: Rendered | Whole | undefined
   /** What the last render did. */
-  stats: RenderStats = {mappingsRendered: 0, addressesAssembled: 0}
+  stats: RenderStats = {whole: false, mappingsRendered: 0, addressesAssembled: 0}
 
   /** The state `model` asks for, equal to renderNftables(model); throws what renderNftables throws. */
   render(model: NatModel): NftState {
     const last = this.last
     this.last = undefined
-    this.stats = {mappingsRendered: 0, addressesAssembled: 0}
+    this.stats = {whole: false, mappingsRendered: 0, addressesAssembled: 0}
     try {
-      this.last = this.assemble(model, last)
+      const delta = last && mappingDelta(last.model.mappings, model.mappings, MAX_CHANGED_MAPPINGS)
+      if (!delta) {
+        // Without a model that this one mostly repeats, parts would cost more than they save: a
+        // one-shot sync renders once, and the next render builds them if it repeats this model.
+        const state = renderNftables(model)
+        this.last = {model, state}
+        this.stats.whole = true
+        return state
+      }
+      this.last = this.assemble(model, last && 'parts' in last ? {last, delta} : undefined)
       return this.last.state
     } catch (error) {
-      // The parts kept may be what is wrong; from scratch, and else in the full render's words.
+      // The parts kept may be what is wrong: again without them, which fails, if it does, as the full render does.
       if (last) return this.render(model)
-      renderNftables(model)
       throw error
     }
   }
@@ -94,10 +110,12 @@ export class NftablesRenderer {
     return share
   }
 
-  private assemble(model: NatModel, last: Rendered | undefined): Rendered {
+  /** Assembles `model` from parts: the last render's patched where `from` has them, else all (kept Mappings' shares reused). */
+  private assemble(model: NatModel, from: {last: Rendered; delta: ListDelta<NatMapping>} | undefined): Rendered {
+    const last = from?.last
+    const delta = from?.delta
     for (const iface of model.interfaces) checkInterfaceName(iface.name)
     const marks = interfaceMarks(model)
-    const delta = last && mappingDelta(last.model.mappings, model.mappings, MAX_CHANGED_MAPPINGS)
     const removed = last && delta ? delta.removed.map((m) => this.shares.get(m)!) : []
     const added = last && delta ? delta.added.map((m) => this.share(m)) : []
     const all = last && delta ? [] : model.mappings.map((m) => this.share(m))
