@@ -46,14 +46,14 @@ export function allBuckets<S extends Share, P>(shares: Iterable<S>, assemble: (a
 
 /**
  * The last parts with the `removed` shares taken out and the `added` ones put in; only their
- * addresses are assembled again. The claims are the last ones, changed in place: a caller whose
+ * addresses are assembled again, each given its previous part to reuse what did not change. The claims are the last ones, changed in place: a caller whose
  * render fails must forget them.
  */
 export function patchBuckets<S extends Share, P extends Part<S>>(
   last: {parts: ReadonlyMap<Ipv4, P>; claims: Map<string, S>},
   removed: readonly S[],
   added: readonly S[],
-  assemble: (address: Ipv4, shares: S[]) => P,
+  assemble: (address: Ipv4, shares: S[], previous: P | undefined) => P,
 ): Buckets<S, P> {
   const affected = new Map<Ipv4, S[]>()
   const bucket = (address: Ipv4) => affected.get(address) ?? [...(last.parts.get(address)?.shares ?? [])]
@@ -69,7 +69,7 @@ export function patchBuckets<S extends Share, P extends Part<S>>(
   const parts = new Map(last.parts)
   for (const [address, shares] of affected) {
     if (shares.length === 0) parts.delete(address)
-    else parts.set(address, assemble(address, shares))
+    else parts.set(address, assemble(address, shares, last.parts.get(address)))
   }
   return {parts, claims, affected}
 }

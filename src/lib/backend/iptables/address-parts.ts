@@ -97,8 +97,11 @@ export interface AddressPart {
   direct: boolean
 }
 
-/** Assembles one address from the shares of the Mappings on it. */
-export function addressPart(address: Ipv4, shares: MappingShare[]): AddressPart {
+/**
+ * Assembles one address from the shares of the Mappings on it; a chain or run of entries equal to
+ * `previous`'s is `previous`'s, so a state keeps what did not change as the same objects.
+ */
+export function addressPart(address: Ipv4, shares: MappingShare[], previous?: AddressPart): AddressPart {
   const endpoints: EndpointShare[] = []
   const allow: string[] = []
   const entries: string[] = []
@@ -131,19 +134,26 @@ export function addressPart(address: Ipv4, shares: MappingShare[]): AddressPart 
     const share = owned.get(e)!
     if (share.firstAddress.get(e.group) === address) groups.push({chain: e.group, share})
   }
-  const rules = endpoints.map((e) => e.rule)
+  const rules = kept(endpoints.map((e) => e.rule), previous?.chain.rules)
   return {
     address,
     shares,
-    dispatch: dispatchRule(address),
-    chain: {name: chain, rules},
+    dispatch: previous?.dispatch ?? dispatchRule(address),
+    chain: rules === previous?.chain.rules ? previous.chain : {name: chain, rules},
     groups,
     groupChains: groups.map((g) => g.chain),
-    mappings: commentedMappings(rules),
+    mappings: rules === previous?.chain.rules ? previous.mappings : commentedMappings(rules),
     rules: groups.reduce((n, g) => n + g.chain.rules.length, rules.length),
-    allow: canonicalEntries(allow),
-    endpoints: canonicalEntries(entries),
-    unserved: canonicalEntries(unserved),
+    allow: kept(canonicalEntries(allow), previous?.allow),
+    endpoints: kept(canonicalEntries(entries), previous?.endpoints),
+    unserved: kept(canonicalEntries(unserved), previous?.unserved),
     direct,
   }
+}
+
+/** `previous` when it holds the same strings as `now`, else `now`. */
+function kept(now: string[], previous: string[] | undefined): string[] {
+  if (previous === undefined || previous.length !== now.length) return now
+  for (let i = 0; i < now.length; i++) if (now[i] !== previous[i]) return now
+  return previous
 }

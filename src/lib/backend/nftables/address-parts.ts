@@ -13,6 +13,7 @@ import {DIRECT_SET_TYPES, addDirectElements, affinityParts, collectGroups, type 
 import {commentedMappings} from './mappings.js'
 import {DIRECT_ENDPOINTS_SET, ENDPOINTS_MAP, allowedSetName} from './names.js'
 import {ENDPOINT_TYPE, allowedKeyType, cut, disjointSources, endpointComment, endpointElement, type OwnedEndpoint} from './render.js'
+import {sameElement} from './diff.js'
 import {sortElements} from './syntax.js'
 import type {NftChain, NftElement, NftSet} from './types.js'
 
@@ -97,8 +98,11 @@ export interface AddressPart {
 const KEY_TYPES = new Map<string, string[]>([[ENDPOINTS_MAP, ENDPOINT_TYPE], ...DIRECT_SET_TYPES.map(({name, keyType}) => [name, keyType] as [string, string[]])])
 for (let length = 0; length <= 32; length++) KEY_TYPES.set(allowedSetName(length), allowedKeyType(length))
 
-/** Assembles one address from the shares of the Mappings on it. */
-export function addressPart(address: Ipv4, shares: MappingShare[]): AddressPart {
+/**
+ * Assembles one address from the shares of the Mappings on it; a run equal to `previous`'s is
+ * `previous`'s, so a table keeps what did not change as the same objects.
+ */
+export function addressPart(address: Ipv4, shares: MappingShare[], previous?: AddressPart): AddressPart {
   const ports = new Set<number>()
   const lists = new Map<string, NftElement[]>()
   let largest = 0
@@ -119,7 +123,23 @@ export function addressPart(address: Ipv4, shares: MappingShare[]): AddressPart 
     }
   }
   const runs = new Map<string, NftElement[]>()
-  for (const [name, elements] of lists) runs.set(name, sortElements({name, keyType: KEY_TYPES.get(name)!, flags: [], elements: []}, elements))
-  const mappings = [...new Set([ENDPOINTS_MAP, DIRECT_ENDPOINTS_SET].flatMap((name) => commentedMappings(runs.get(name) ?? [])))]
+  let same = previous !== undefined && previous.runs.size === lists.size
+  for (const [name, elements] of lists) {
+    const run = sortElements({name, keyType: KEY_TYPES.get(name)!, flags: [], elements: []}, elements)
+    const before = previous?.runs.get(name)
+    if (before && sameElements(run, before)) runs.set(name, before)
+    else {
+      runs.set(name, run)
+      same = false
+    }
+  }
+  const mappings = same ? previous!.mappings : [...new Set([ENDPOINTS_MAP, DIRECT_ENDPOINTS_SET].flatMap((name) => commentedMappings(runs.get(name) ?? [])))]
   return {address, shares, runs, largest, direct, mappings}
+}
+
+/** Whether two runs hold elements alike in every part, in the same order. */
+function sameElements(a: readonly NftElement[], b: readonly NftElement[]): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (!sameElement(a[i]!, b[i]!)) return false
+  return true
 }

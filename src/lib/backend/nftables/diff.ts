@@ -138,7 +138,8 @@ function sameParts(a: readonly string[] | undefined, b: readonly string[] | unde
   return true
 }
 
-function sameElement(a: NftElement, b: NftElement): boolean {
+/** Whether two elements have the same key, value and comment. */
+export function sameElement(a: NftElement, b: NftElement): boolean {
   return a.comment === b.comment && sameParts(a.key, b.key) && sameParts(a.value, b.value)
 }
 
