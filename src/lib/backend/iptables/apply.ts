@@ -26,7 +26,7 @@ import {ApplyError} from '../result.js'
 import type {ApplyOptions, ApplyResult, WriteCounts} from '../result.js'
 import {TABLES, emptyIptablesState} from './types.js'
 import type {IptablesState} from './types.js'
-import {diffIptablesState, isEmptyChanges} from './diff.js'
+import {diffIptablesState, isEmptyChanges, natTablesToCompare} from './diff.js'
 import type {IptablesChanges, SetChanges} from './diff.js'
 import {changedEndpoints} from './endpoints.js'
 import {ipsetCleanupPayload, ipsetPreparePayload, ipsetRollbackPayload, iptablesRestorePayload} from './payloads.js'
@@ -159,7 +159,8 @@ export async function applyIptables(runner: Runner, desired: IptablesState, opti
   const written = migrating ? countGoWrites(countWrites(changes), legacy) : countWrites(changes)
   const legacyResult = legacy ? {legacy: describeGoLayout(legacy)} : {}
   if (isEmptyChanges(changes) && !migrating) return {changed: false, written, changedEndpoints: [], ...legacyResult}
-  const endpoints = changedEndpoints(desired.tables.nat, actual.tables.nat)
+  const nat = natTablesToCompare(desired, actual)
+  const endpoints = changedEndpoints(nat.desired, nat.actual)
 
   const {sets} = changes
   if (sets.retype.length > 0) {

@@ -11,16 +11,19 @@ import {flushGoLayout, flushIptables} from './flush.js'
 import {iptablesMappings} from './mappings.js'
 import {iptablesParts} from './parts.js'
 import {readIptablesState} from './read.js'
-import {renderIptables, renderRestoreScripts} from './render.js'
+import {renderedSummary} from './summary.js'
+import {renderRestoreScripts} from './render.js'
+import {IptablesRenderer} from './renderer.js'
 import {tracePacket} from './trace.js'
 import type {IptablesState} from './types.js'
 
 /** The iptables + ipset + ip rule/route backend, running its commands through `runner`. */
 export function iptablesBackend(runner: Runner): Backend<IptablesState> {
+  const renderer = new IptablesRenderer()
   return {
     name: 'iptables',
     tools: ['iptables', 'ipset'],
-    render: renderIptables,
+    render: (model) => renderer.render(model),
     apply: (desired, options) => applyIptables(runner, desired, options),
     read: () => readIptablesState(runner),
     flush: (options) => flushIptables(runner, options),
@@ -33,6 +36,7 @@ export function iptablesBackend(runner: Runner): Backend<IptablesState> {
       ]
     },
     ruleCount: (desired) =>
+      renderedSummary(desired)?.rules ??
       Object.values(desired.tables).reduce((n, table) => n + table.jumps.length + table.chains.reduce((m, c) => m + c.rules.length, 0), 0),
     programmedMappings: iptablesMappings,
     // Its jump into SNM-FORWARD goes first in iptables' FORWARD: only native nft chains are left to check.

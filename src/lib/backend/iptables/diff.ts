@@ -1,7 +1,7 @@
 /** Compares desired and actual iptables-backend state and lists the writes that turn one into the other; pure. */
 import {diffRouting, isEmptyRouting, type RoutingChanges} from '../../routing/diff.js'
 import {TABLES} from './types.js'
-import type {ChainState, IpsetState, IptablesState, TableName} from './types.js'
+import type {ChainState, IpsetState, IptablesState, TableName, TableState} from './types.js'
 
 export interface TableChanges {
   /** Owned chains to declare (which empties them) and refill; new or with different rules. */
@@ -75,12 +75,19 @@ function strictlyAscending(entries: readonly string[]): boolean {
   return true
 }
 
+/** Entries a set gains and loses. */
+export interface EntryDelta {
+  add: string[]
+  del: string[]
+}
+
 /**
  * Entries only `desired` has and entries only `actual` has, each in the order given. Both sides are
  * normally sorted without repeats, and one merge walk then finds the difference without building
  * anything; otherwise hashing keeps it linear.
  */
-function entryDelta(desired: readonly string[], actual: readonly string[]): {add: string[]; del: string[]} {
+export function entryDelta(desired: readonly string[], actual: readonly string[]): EntryDelta {
+  if (desired === actual) return {add: [], del: []}
   if (!strictlyAscending(desired) || !strictlyAscending(actual)) {
     const wanted = new Set(desired)
     const present = new Set(actual)
@@ -111,17 +118,51 @@ function entryDelta(desired: readonly string[], actual: readonly string[]): {add
 
 /** Whether two chains hold the same rule lines in the same order. */
 export function sameRules(a: readonly string[], b: readonly string[]): boolean {
-  return a.length === b.length && a.every((rule, i) => rule === b[i])
+  return a === b || (a.length === b.length && a.every((rule, i) => rule === b[i]))
 }
 
-function diffTable(desired: IptablesState['tables'][TableName], actual: IptablesState['tables'][TableName], full: boolean): TableChanges {
-  const actualChains = new Map(actual.chains.map((c) => [c.name, c]))
-  const desiredNames = new Set(desired.chains.map((c) => c.name))
-  const writeChains = desired.chains.filter((chain) => {
+/**
+ * How a rendered state was derived from `base`, the state rendered before it (renderer.ts): every
+ * nat chain outside `nat` is the same object on both sides, and the big sets named in `sets` differ
+ * by exactly those entries. A diff against `base` then looks at nothing else.
+ */
+export interface StateDerivation {
+  base: IptablesState
+  /** The nat chains that may differ, each side in its state's order. */
+  nat: {desired: ChainState[]; actual: ChainState[]}
+  sets: ReadonlyMap<string, EntryDelta>
+}
+
+const derivations = new WeakMap<IptablesState, StateDerivation>()
+
+/**
+ * Records how `state` was derived, for diffs against its base. The base's own record goes: kept, it
+ * would hold every state rendered before it.
+ */
+export function rememberDerivation(state: IptablesState, derivation: StateDerivation): void {
+  derivations.delete(derivation.base)
+  derivations.set(state, derivation)
+}
+
+/**
+ * The nat tables to look through for what changed between `desired` and `actual`: when `desired` was
+ * derived from `actual`, only the chains that may differ, else both whole.
+ */
+export function natTablesToCompare(desired: IptablesState, actual: IptablesState): {desired: TableState; actual: TableState} {
+  const derivation = derivations.get(desired)
+  if (derivation?.base !== actual) return {desired: desired.tables.nat, actual: actual.tables.nat}
+  return {desired: {chains: derivation.nat.desired, jumps: []}, actual: {chains: derivation.nat.actual, jumps: []}}
+}
+
+/** Chains of `desired` to write and of `actual` to delete; `chains` narrows both to those that may differ. */
+function diffTable(desired: TableState, actual: TableState, full: boolean, chains = {desired: desired.chains, actual: actual.chains}): TableChanges {
+  const actualChains = new Map(chains.actual.map((c) => [c.name, c]))
+  const desiredNames = new Set(chains.desired.map((c) => c.name))
+  const writeChains = chains.desired.filter((chain) => {
     const current = actualChains.get(chain.name)
     return full || !current || !sameRules(current.rules, chain.rules)
   })
-  const deleteChains = actual.chains.map((c) => c.name).filter((name) => !desiredNames.has(name))
+  const deleteChains = chains.actual.map((c) => c.name).filter((name) => !desiredNames.has(name))
 
   const actualCounts = new Map<string, number>()
   for (const jump of actual.jumps) actualCounts.set(jump, (actualCounts.get(jump) ?? 0) + 1)
@@ -137,17 +178,19 @@ function diffTable(desired: IptablesState['tables'][TableName], actual: Iptables
   return {writeChains, deleteChains, insertJumps, deleteJumps}
 }
 
-function diffSets(desired: readonly IpsetState[], actual: readonly IpsetState[], full: boolean): SetChanges {
+/** Set changes; `deltas` gives the entry changes of sets known to differ by exactly those. */
+function diffSets(desired: readonly IpsetState[], actual: readonly IpsetState[], full: boolean, deltas?: ReadonlyMap<string, EntryDelta>): SetChanges {
   const actualSets = new Map(actual.map((s) => [s.name, s]))
   const desiredNames = new Set(desired.map((s) => s.name))
   const changes: SetChanges = {create: [], replace: [], update: [], destroy: [], retype: []}
   for (const set of desired) {
     const current = actualSets.get(set.name)
+    if (set === current && !full) continue
     if (!current) changes.create.push(set)
     else if (current.type !== set.type) changes.retype.push({name: set.name, actual: current.type, desired: set.type})
     else if (full || setOptionsKey(current.options) !== setOptionsKey(set.options)) changes.replace.push(set)
     else {
-      const {add, del} = entryDelta(set.entries, current.entries)
+      const {add, del} = deltas?.get(set.name) ?? entryDelta(set.entries, current.entries)
       const changed = add.length + del.length
       if (changed === 0) continue
       // Refilling costs one line per entry and is atomic; in place costs one line per changed
@@ -163,10 +206,12 @@ function diffSets(desired: readonly IpsetState[], actual: readonly IpsetState[],
 /** The writes that make `actual` equal `desired`, touching only what differs. */
 export function diffIptablesState(desired: IptablesState, actual: IptablesState, options: DiffOptions = {}): IptablesChanges {
   const full = options.full ?? false
+  const derivation = derivations.get(desired)
+  const derived = derivation?.base === actual && !full ? derivation : undefined
   const tables = Object.fromEntries(
-    TABLES.map((t) => [t, diffTable(desired.tables[t], actual.tables[t], full)]),
+    TABLES.map((t) => [t, diffTable(desired.tables[t], actual.tables[t], full, t === 'nat' ? derived?.nat : undefined)]),
   ) as Record<TableName, TableChanges>
-  return {tables, sets: diffSets(desired.sets, actual.sets, full), routing: diffRouting(desired, actual)}
+  return {tables, sets: diffSets(desired.sets, actual.sets, full, derived?.sets), routing: diffRouting(desired, actual)}
 }
 
 /** Whether a set of changes writes nothing. */

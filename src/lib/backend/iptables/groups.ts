@@ -58,7 +58,7 @@ export class GroupChains {
   private readonly names = new Map<string, string>()
 
   /** The group chain `group` is reached through, rendering it the first time. */
-  chainFor(mapping: NatMapping, protocol: Protocol, group: NatGroup): string {
+  chainFor(mapping: NatMapping, protocol: Protocol, group: NatGroup): ChainState {
     const seen = this.groups.get(group.id)
     if (seen) {
       if (seen.owner !== mapping || seen.protocol !== protocol || !sameGroup(seen.group, group)) {
@@ -66,7 +66,7 @@ export class GroupChains {
           `mapping ${mapping.namespace}/${mapping.name}: endpoint group ${JSON.stringify(group.id)} differs from the group of that id in mapping ${seen.owner.namespace}/${seen.owner.name}`,
         )
       }
-      return seen.chain.name
+      return seen.chain
     }
     if (new Set(group.members.map((m) => `${m.ip}:${m.port}`)).size !== group.members.length) {
       throw new Error(`mapping ${mapping.namespace}/${mapping.name}: endpoint group ${JSON.stringify(group.id)} lists a member twice`)
@@ -75,12 +75,17 @@ export class GroupChains {
     this.claim(chain.name, group.id, mapping)
     if (group.affinitySeconds !== undefined) for (const member of group.members) this.claim(affinityListName(group.id, member), group.id, mapping)
     this.groups.set(group.id, {group, protocol, owner: mapping, chain})
-    return chain.name
+    return chain
   }
 
   /** Group chains in the order groups were first reached. */
   chains(): ChainState[] {
     return [...this.groups.values()].map((g) => g.chain)
+  }
+
+  /** Every chain and affinity list name the groups take. */
+  claimedNames(): string[] {
+    return [...this.names.keys()]
   }
 
   private claim(name: string, groupId: string, mapping: NatMapping): void {

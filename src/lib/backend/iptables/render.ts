@@ -3,7 +3,7 @@
  * the exact form `iptables-save` prints, and that state into restore payloads.
  */
 import {compareIpv4, type Ipv4} from '../../net/ipv4.js'
-import type {NatEndpoint, NatInterface, NatMapping, NatModel} from '../../plan/model.js'
+import type {NatEgress, NatEndpoint, NatInterface, NatMapping, NatModel} from '../../plan/model.js'
 import {TABLES, type ChainState, type IptablesState, type TableState} from './types.js'
 import {LineBuffer} from '../../net/linebuffer.js'
 import {EGRESS_MARK, INTERFACE_MASK, MASQUERADE_MARK, hex, interfaceMark} from '../../net/marks.js'
@@ -52,7 +52,7 @@ export function renderIptables(model: NatModel): IptablesState {
   }
 }
 
-function renderMangle(model: NatModel, egressByInterface: ReadonlyMap<string, unknown>, direct: boolean): TableState {
+export function renderMangle(model: NatModel, egressByInterface: ReadonlyMap<string, unknown>, direct: boolean): TableState {
   const rules: string[] = []
   // One set per interface rather than per address: a new inbound connection makes one lookup per
   // external interface with egress pods, however many addresses and Mappings egress through it.
@@ -84,6 +84,26 @@ function renderMangle(model: NatModel, egressByInterface: ReadonlyMap<string, un
 }
 
 function renderNat(model: NatModel): TableState {
+  const addressChains: ChainState[] = []
+  const dispatch: string[] = []
+  const groups = new GroupChains()
+  for (const [address, endpoints] of endpointsByAddress(model.mappings)) {
+    const chain = addressChainName(address)
+    dispatch.push(dispatchRule(address))
+    addressChains.push({name: chain, rules: endpoints.map(({mapping, endpoint}) => endpointRule(chain, mapping, endpoint, groups))})
+  }
+  const snatChains: ChainState[] = model.egress.length > 0 ? [{name: SNAT_CHAIN, rules: model.egress.map((egress) => snatRule(model, egress))}] : []
+  const head = renderNatHead(model, dispatch, model.egress.length > 0)
+  return {chains: [...head.chains, ...snatChains, ...addressChains, ...groups.chains()], jumps: head.jumps}
+}
+
+/** The rule sending traffic to one external address into that address's chain. */
+export function dispatchRule(address: Ipv4): string {
+  return `-A ${PREROUTING_CHAIN} -d ${address}/32 -j ${addressChainName(address)}`
+}
+
+/** The nat table's entry chains, SNM-PREROUTING (ending in `dispatch`, one rule per address) and SNM-POSTROUTING, and the jumps to them. */
+export function renderNatHead(model: NatModel, dispatch: readonly string[], egress: boolean): TableState {
   const prerouting: string[] = [`-A ${PREROUTING_CHAIN} -m set ! --match-set ${ALLOW_SET} dst,dst,src -j RETURN`]
   if (model.masquerade) prerouting.push(`-A ${PREROUTING_CHAIN} -j MARK --set-xmark ${hex(MASQUERADE_MARK)}/${hex(MASQUERADE_MARK)}`)
   // Every external interface marks its connections, also the one without a table of its own: the
@@ -93,34 +113,27 @@ function renderNat(model: NatModel): TableState {
       `-A ${PREROUTING_CHAIN} -i ${iface.name} -j CONNMARK --set-xmark ${hex(interfaceMark(iface.index))}/${hex(INTERFACE_MASK | EGRESS_MARK)}`,
     )
   }
-  const addressChains: ChainState[] = []
-  const groups = new GroupChains()
-  for (const [address, endpoints] of endpointsByAddress(model.mappings)) {
-    const chain = addressChainName(address)
-    prerouting.push(`-A ${PREROUTING_CHAIN} -d ${address}/32 -j ${chain}`)
-    addressChains.push({name: chain, rules: endpoints.map(({mapping, endpoint}) => endpointRule(chain, mapping, endpoint, groups))})
-  }
-
+  prerouting.push(...dispatch)
   const postrouting: string[] = []
   if (model.masquerade) postrouting.push(`-A ${POSTROUTING_CHAIN} -m mark --mark ${hex(MASQUERADE_MARK)}/${hex(MASQUERADE_MARK)} -j MASQUERADE`)
-  const snatChains: ChainState[] = []
-  if (model.egress.length > 0) {
-    // Only connections a pod started carry the egress mark: every other connection passes one mark
-    // test here instead of one set lookup per egress address.
-    postrouting.push(`-A ${POSTROUTING_CHAIN} -m connmark --mark ${hex(EGRESS_MARK)}/${hex(EGRESS_MARK)} -j ${SNAT_CHAIN}`)
-    snatChains.push({
-      name: SNAT_CHAIN,
-      rules: model.egress.map(
-        (egress) =>
-          `-A ${SNAT_CHAIN} -o ${egressInterface(model, egress.interface).name} -m set --match-set ${egressSetName(checkAddress(egress.address))} src` +
-          ` -j SNAT --to-source ${egress.address}`,
-      ),
-    })
-  }
+  // Only connections a pod started carry the egress mark: every other connection passes one mark
+  // test here instead of one set lookup per egress address.
+  if (egress) postrouting.push(`-A ${POSTROUTING_CHAIN} -m connmark --mark ${hex(EGRESS_MARK)}/${hex(EGRESS_MARK)} -j ${SNAT_CHAIN}`)
   return {
-    chains: [{name: PREROUTING_CHAIN, rules: prerouting}, {name: POSTROUTING_CHAIN, rules: postrouting}, ...snatChains, ...addressChains, ...groups.chains()],
+    chains: [
+      {name: PREROUTING_CHAIN, rules: prerouting},
+      {name: POSTROUTING_CHAIN, rules: postrouting},
+    ],
     jumps: [jump('PREROUTING', PREROUTING_CHAIN), jump('POSTROUTING', POSTROUTING_CHAIN)],
   }
+}
+
+/** The SNAT rule of one egress address: its pods' connections leave with it. */
+export function snatRule(model: NatModel, egress: NatEgress): string {
+  return (
+    `-A ${SNAT_CHAIN} -o ${egressInterface(model, egress.interface).name} -m set --match-set ${egressSetName(checkAddress(egress.address))} src` +
+    ` -j SNAT --to-source ${egress.address}`
+  )
 }
 
 /** Whether any Mapping is in mode direct: only then do the unserved set and its rules exist. */
@@ -128,7 +141,7 @@ function hasDirectEndpoints(model: NatModel): boolean {
   return model.mappings.some((m) => m.endpoints.some((e) => e.group !== undefined))
 }
 
-function renderFilter(direct: boolean): TableState {
+export function renderFilter(direct: boolean): TableState {
   // An allowed connection to an endpoint whose group is empty was marked but not DNATed: it is
   // refused here as kube-proxy refuses it (REJECT cannot be used in the nat table).
   const refusals = direct
@@ -148,7 +161,7 @@ function renderFilter(direct: boolean): TableState {
   }
 }
 
-function jump(builtin: string, chain: string): string {
+export function jump(builtin: string, chain: string): string {
   return `-A ${builtin} -m comment --comment ${JUMP_COMMENT} -j ${chain}`
 }
 
@@ -167,9 +180,9 @@ function endpointsByAddress(mappings: NatMapping[]): Map<Ipv4, {mapping: NatMapp
 }
 
 /** The endpoint's rule in its address chain: DNAT to the Service (mode service) or a jump to its group's chain (mode direct). */
-function endpointRule(chain: string, mapping: NatMapping, e: NatEndpoint, groups: GroupChains): string {
+export function endpointRule(chain: string, mapping: NatMapping, e: NatEndpoint, groups: GroupChains): string {
   const comment = savedString(mappingComment(mapping.namespace, mapping.name, e))
-  const target = e.group === undefined ? `DNAT --to-destination ${e.targetIP}:${e.targetPort}` : groups.chainFor(mapping, e.protocol, e.group)
+  const target = e.group === undefined ? `DNAT --to-destination ${e.targetIP}:${e.targetPort}` : groups.chainFor(mapping, e.protocol, e.group).name
   // Joined rather than concatenated: a joined string is one flat string, where concatenation leaves a
   // tree of pieces that costs twice the memory in a state of 20,000 rules kept between watch passes.
   return ['-A', chain, '-p', e.protocol, '-m', e.protocol, '--dport', e.port, '-m comment --comment', comment, '-j', target].join(' ')
@@ -196,7 +209,7 @@ function egressInterface(model: NatModel, name: string): NatInterface {
   return iface
 }
 
-function checkInterface(iface: NatInterface): NatInterface {
+export function checkInterface(iface: NatInterface): NatInterface {
   checkInterfaceName(iface.name)
   return iface
 }

@@ -1,7 +1,7 @@
 /** The ipsets of the iptables backend, in the exact text `ipset save` prints. */
 import {cidrParts, type Cidr, type Ipv4} from '../../net/ipv4.js'
 import type {Protocol} from '../../mapping/types.js'
-import type {NatModel} from '../../plan/model.js'
+import type {NatEgress, NatModel} from '../../plan/model.js'
 import type {IpsetState} from './types.js'
 import {ALLOW_SET, ENDPOINTS_SET, UNSERVED_SET, egressInterfaceSetName, egressSetName} from './names.js'
 
@@ -35,21 +35,21 @@ function savedNet(cidr: Cidr): string {
 }
 
 /** hash:ip,port,net cannot hold a /0, so everything is stored as its two /1 halves. */
-function storableNets(cidr: Cidr): string[] {
+export function storableNets(cidr: Cidr): string[] {
   return cidrParts(cidr).length === 0 ? ['0.0.0.0/1', '128.0.0.0/1'] : [savedNet(cidr)]
 }
 
-function endpointEntry(address: Ipv4, protocol: Protocol, port: number): string {
+export function endpointEntry(address: Ipv4, protocol: Protocol, port: number): string {
   return `${address},${protocol}:${port}`
 }
 
 /** An allow-list entry: an endpoint entry and one of the nets storableNets gives for a source. */
-function allowEntry(endpoint: string, net: string): string {
+export function allowEntry(endpoint: string, net: string): string {
   return `${endpoint},${net}`
 }
 
 /** Entries are sorted by plain string comparison, the order read-back uses too, and deduplicated. */
-function canonicalEntries(entries: string[]): string[] {
+export function canonicalEntries(entries: string[]): string[] {
   entries.sort()
   let kept = 0
   for (let i = 0; i < entries.length; i++) if (i === 0 || entries[i] !== entries[kept - 1]) entries[kept++] = entries[i]!
@@ -58,7 +58,7 @@ function canonicalEntries(entries: string[]): string[] {
 }
 
 /** A set holding `entries`, which it takes over (sorts and deduplicates in place). */
-function set(name: string, type: string, entries: string[]): IpsetState {
+export function set(name: string, type: string, entries: string[]): IpsetState {
   const sorted = canonicalEntries(entries)
   return {name, type, options: setOptions(sorted.length), entries: sorted}
 }
@@ -82,12 +82,30 @@ export function renderSets(model: NatModel, egressByInterface: ReadonlyMap<strin
   }
   const sets = [set(ALLOW_SET, ALLOW_SET_TYPE, allow), set(ENDPOINTS_SET, ENDPOINTS_SET_TYPE, endpoints)]
   if (direct) sets.push(set(UNSERVED_SET, ENDPOINTS_SET_TYPE, unserved))
-  for (const egress of model.egress) sets.push(set(egressSetName(egress.address), EGRESS_SET_TYPE, [...egress.podIPs]))
+  for (const egress of model.egress) sets.push(egressSet(egress))
+  sets.push(...egressInterfaceSets(model, egressByInterface))
+  return sortSets(sets)
+}
+
+/** The set of the pods leaving with one egress address. */
+export function egressSet(egress: NatEgress): IpsetState {
+  return set(egressSetName(egress.address), EGRESS_SET_TYPE, [...egress.podIPs])
+}
+
+/** The set of each external interface's egress pods. */
+export function egressInterfaceSets(model: NatModel, egressByInterface: ReadonlyMap<string, ReadonlyMap<Ipv4, unknown>>): IpsetState[] {
   const indexes = new Map(model.interfaces.map((iface) => [iface.name, iface.index]))
-  for (const [iface, pods] of egressByInterface) {
-    const index = indexes.get(iface)
-    if (index === undefined) throw new Error(`egress uses interface ${JSON.stringify(iface)}, which is not an external interface`)
-    sets.push(set(egressInterfaceSetName(index), EGRESS_SET_TYPE, [...pods.keys()]))
-  }
+  return [...egressByInterface].map(([iface, pods]) => interfaceSet(indexes, iface, [...pods.keys()]))
+}
+
+/** The set of one interface's egress pods (`indexes`: interface indexes by name), which takes over `pods`. */
+export function interfaceSet(indexes: ReadonlyMap<string, number>, iface: string, pods: string[]): IpsetState {
+  const index = indexes.get(iface)
+  if (index === undefined) throw new Error(`egress uses interface ${JSON.stringify(iface)}, which is not an external interface`)
+  return set(egressInterfaceSetName(index), EGRESS_SET_TYPE, pods)
+}
+
+/** Sets in the order states keep them: by name. */
+export function sortSets(sets: IpsetState[]): IpsetState[] {
   return sets.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
 }

@@ -11,7 +11,7 @@ import {nftMappings} from './mappings.js'
 import {forwardAcceptScript, reconcileForwardAccept} from './forward-accept.js'
 import {nftParts} from './parts.js'
 import {readNftState} from './read.js'
-import {renderNftables} from './render.js'
+import {NftablesRenderer} from './renderer.js'
 import {renderNftScript} from './syntax.js'
 import {traceNftPacket} from './trace.js'
 import type {NftState} from './types.js'
@@ -19,10 +19,11 @@ import type {NftState} from './types.js'
 /** The nftables backend, running its commands through `runner`. */
 export function nftablesBackend(runner: Runner, options: BackendOptions = {}): Backend<NftState> {
   const forwardAccept = options.forwardAccept ?? true
+  const renderer = new NftablesRenderer()
   return {
     name: 'nftables',
     tools: ['nft'],
-    render: renderNftables,
+    render: (model) => renderer.render(model),
     async apply(desired, applyOptions) {
       const applied = await applyNftables(runner, desired, applyOptions)
       if (!applyOptions?.legacy) return applied

@@ -138,15 +138,24 @@ function sameParts(a: readonly string[] | undefined, b: readonly string[] | unde
   return true
 }
 
-function sameElement(a: NftElement, b: NftElement): boolean {
+/** Whether two elements have the same key, value and comment. */
+export function sameElement(a: NftElement, b: NftElement): boolean {
   return a.comment === b.comment && sameParts(a.key, b.key) && sameParts(a.value, b.value)
 }
 
 function diffElements(desired: NftSet, actual: NftSet): ElementChanges | undefined {
+  const {delete: stale, add} = elementDelta(desired, desired.elements, actual, actual.elements)
+  return stale.length + add.length === 0 ? undefined : {set: desired, delete: stale, add}
+}
+
+/** Elements to delete from a set and to add to it. */
+export type ElementDelta = Omit<ElementChanges, 'set'>
+
+/** The element changes from `have` (elements of `actual`) to `want` (elements of `desired`), both sorted by key. */
+export function elementDelta(desired: NftSet, want: readonly NftElement[], actual: NftSet, have: readonly NftElement[]): ElementDelta {
+  if (want === have) return {delete: [], add: []}
   // Both sides are sorted by key, so a change of a few elements leaves long equal runs at both
   // ends; only the window between them is printed and compared by key.
-  const want = desired.elements
-  const have = actual.elements
   let start = 0
   while (start < want.length && start < have.length && sameElement(want[start]!, have[start]!)) start++
   let wantEnd = want.length
@@ -155,34 +164,69 @@ function diffElements(desired: NftSet, actual: NftSet): ElementChanges | undefin
     wantEnd--
     haveEnd--
   }
-  if (start === wantEnd && start === haveEnd) return undefined
-  const printed = (set: NftSet, elements: NftElement[]) =>
+  const changes: ElementDelta = {delete: [], add: []}
+  if (start === wantEnd && start === haveEnd) return changes
+  const printed = (set: NftSet, elements: readonly NftElement[]) =>
     new Map(elements.map((element) => [elementKey(set, element), {element, text: printElement(set, element)}]))
   const wanted = printed(desired, want.slice(start, wantEnd))
   const present = printed(actual, have.slice(start, haveEnd))
-  const changes: ElementChanges = {set: desired, delete: [], add: []}
   for (const [key, {element, text}] of present) if (wanted.get(key)?.text !== text) changes.delete.push(element)
   for (const [key, {element, text}] of wanted) if (present.get(key)?.text !== text) changes.add.push(element)
-  return changes.delete.length + changes.add.length === 0 ? undefined : changes
+  return changes
 }
 
-function diffTable(desired: NftTable | undefined, actual: NftTable | undefined, full: boolean): TableChange {
+/**
+ * How a rendered state was derived from `base`, the state rendered before it (renderer.ts): the
+ * sets named in `sets` differ from base's by exactly those elements, and every other set that is
+ * not the same object is compared element by element.
+ */
+export interface StateDerivation {
+  base: NftState
+  sets: ReadonlyMap<string, ElementDelta>
+}
+
+const derivations = new WeakMap<NftState, StateDerivation>()
+
+/**
+ * Records how `state` was derived, for diffs against its base. The base's own record goes: kept, it
+ * would hold every state rendered before it.
+ */
+export function rememberDerivation(state: NftState, derivation: StateDerivation): void {
+  derivations.delete(derivation.base)
+  derivations.set(state, derivation)
+}
+
+/** Element changes of every set; `deltas` gives those of sets known to differ by exactly that. */
+function diffSets(want: NftSet[], have: NftSet[], deltas: ReadonlyMap<string, ElementDelta> | undefined): ElementChanges[] {
+  const actualSets = new Map(have.map((s) => [s.name, s]))
+  return want.flatMap((set) => {
+    const actual = actualSets.get(set.name)!
+    if (set === actual) return []
+    const delta = deltas?.get(set.name)
+    if (delta === undefined) return diffElements(set, actual) ?? []
+    return delta.delete.length + delta.add.length === 0 ? [] : [{set, ...delta}]
+  })
+}
+
+function diffTable(desired: NftTable | undefined, actual: NftTable | undefined, full: boolean, deltas?: ReadonlyMap<string, ElementDelta>): TableChange {
   if (!desired) return actual ? {kind: 'delete'} : {kind: 'none'}
   if (!actual || full) return {kind: 'replace'}
+  if (desired === actual) return {kind: 'none'}
   const want = splitTable(desired)
   const have = splitTable(actual)
   if (structureOf(want) !== structureOf(have)) return {kind: 'replace'}
   const direct = diffDirect(want, have)
   if (direct === 'replace') return {kind: 'replace'}
-  const actualSets = new Map(have.sets.map((s) => [s.name, s]))
-  const sets = want.sets.flatMap((set) => diffElements(set, actualSets.get(set.name)!) ?? [])
+  const sets = diffSets(want.sets, have.sets, deltas)
   if (direct) return {kind: 'partial', sets, ...direct}
   return sets.length === 0 ? {kind: 'none'} : {kind: 'elements', sets}
 }
 
 /** The writes that make `actual` equal `desired`. */
 export function diffNftState(desired: NftState, actual: NftState, options: DiffOptions = {}): NftChanges {
-  return {table: diffTable(desired.table, actual.table, options.full ?? false), routing: diffRouting(desired, actual)}
+  const derivation = derivations.get(desired)
+  const deltas = derivation?.base === actual ? derivation.sets : undefined
+  return {table: diffTable(desired.table, actual.table, options.full ?? false, deltas), routing: diffRouting(desired, actual)}
 }
 
 export function isEmptyChanges(changes: NftChanges): boolean {

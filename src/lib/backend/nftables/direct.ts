@@ -32,7 +32,7 @@ export interface DirectTable {
   chains: NftChain[]
 }
 
-interface Group {
+export interface Group {
   group: NatGroup
   protocol: 'tcp' | 'udp'
   chain: string
@@ -42,42 +42,65 @@ interface Group {
 /** The direct-mode part of the table; throws when two groups' chains would share a name or one group is told two ways. */
 export function renderDirect(endpoints: OwnedDirectEndpoint[]): DirectTable {
   const groups = collectGroups(endpoints)
-  const dispatch: NftElement[] = []
-  const keys: NftElement[] = []
-  const unserved: NftElement[] = []
-  const targets: NftElement[] = []
+  const elements: DirectElements = {dispatch: [], keys: [], unserved: [], targets: []}
   let largest = 0
-  for (const {endpoint: e, comment} of endpoints) {
-    const key = [e.address, e.protocol, String(e.port)]
-    keys.push({key, comment})
-    const {members, affinitySeconds} = e.group
-    // An empty group is in no verdict map: the packet is not DNATed and meets the reject of `input`.
-    if (members.length === 0) unserved.push({key, comment})
-    else if (affinitySeconds !== undefined) dispatch.push({key, value: [`goto ${groups.get(e.group.id)!.chain}`], comment})
-    else {
-      dispatch.push({key, value: [`goto ${pickChainName(members.length)}`], comment})
-      largest = Math.max(largest, members.length)
-      members.forEach((member, slot) => targets.push({key: [...key, String(slot)], value: [member.ip, String(member.port)], comment}))
-    }
+  for (const owned of endpoints) largest = Math.max(largest, addDirectElements(elements, owned))
+  const sets = directSets(elements)
+  const affinity = affinityParts(groups.values())
+  sets.push(...affinity.sets)
+  return {sets, pickChains: renderPickChains(largest), chains: affinity.chains.sort((a, b) => compareText(a.name, b.name))}
+}
+
+/** The elements of mode direct's maps and sets, one list per map or set. */
+export interface DirectElements {
+  dispatch: NftElement[]
+  keys: NftElement[]
+  unserved: NftElement[]
+  targets: NftElement[]
+}
+
+/** Adds one direct endpoint's elements; returns the size of its group when a pick chain serves it, else 0. */
+export function addDirectElements(out: DirectElements, {endpoint: e, comment}: OwnedDirectEndpoint): number {
+  const key = [e.address, e.protocol, String(e.port)]
+  out.keys.push({key, comment})
+  const {members, affinitySeconds} = e.group
+  // An empty group is in no verdict map: the packet is not DNATed and meets the reject of `input`.
+  if (members.length === 0) out.unserved.push({key, comment})
+  else if (affinitySeconds !== undefined) out.dispatch.push({key, value: [`goto ${groupChainName(e.group.id)}`], comment})
+  else {
+    out.dispatch.push({key, value: [`goto ${pickChainName(members.length)}`], comment})
+    members.forEach((member, slot) => out.targets.push({key: [...key, String(slot)], value: [member.ip, String(member.port)], comment}))
+    return members.length
   }
-  const sets = [
-    sortedSet(DIRECT_MAP, ENDPOINT_TYPE, dispatch, ['verdict']),
-    sortedSet(DIRECT_ENDPOINTS_SET, ENDPOINT_TYPE, keys),
-    sortedSet(TARGETS_MAP, [...ENDPOINT_TYPE, 'integer'], targets, ['ipv4_addr', 'inet_service']),
-    sortedSet(UNSERVED_SET, ENDPOINT_TYPE, unserved),
-  ]
-  const pickChains: NftChain[] = []
-  for (let size = 1; size <= pickChainCount(largest); size++) {
-    pickChains.push({name: pickChainName(size), rules: [{matches: [], statement: {kind: 'pick', key: ENDPOINT_KEY, modulus: size, map: TARGETS_MAP}}]})
-  }
+  return 0
+}
+
+/** The key and value types of mode direct's maps and sets, by name. */
+export const DIRECT_SET_TYPES: readonly {name: string; keyType: string[]; dataType?: string[]; of: keyof DirectElements}[] = [
+  {name: DIRECT_MAP, keyType: ENDPOINT_TYPE, dataType: ['verdict'], of: 'dispatch'},
+  {name: DIRECT_ENDPOINTS_SET, keyType: ENDPOINT_TYPE, of: 'keys'},
+  {name: TARGETS_MAP, keyType: [...ENDPOINT_TYPE, 'integer'], dataType: ['ipv4_addr', 'inet_service'], of: 'targets'},
+  {name: UNSERVED_SET, keyType: ENDPOINT_TYPE, of: 'unserved'},
+]
+
+function directSets(elements: DirectElements): NftSet[] {
+  return DIRECT_SET_TYPES.map(({name, keyType, dataType, of}) => sortedSet(name, keyType, elements[of], dataType))
+}
+
+/**
+ * The chains and affinity sets of the groups with affinity (and members); throws when two of their
+ * names hash alike.
+ */
+export function affinityParts(groups: Iterable<{group: NatGroup; protocol: 'tcp' | 'udp'; chain: string}>): {chains: NftChain[]; sets: NftSet[]} {
   const chains: NftChain[] = []
+  const sets: NftSet[] = []
   const names = new Map<string, string>()
   const claim = (name: string, what: string) => {
     const other = names.get(name)
     if (other !== undefined) throw new Error(`${what} and ${other} hash to the same name ${name}; rename one of them`)
     names.set(name, what)
   }
-  for (const {group, protocol, chain} of groups.values()) {
+  for (const {group, protocol, chain} of groups) {
     if (group.affinitySeconds === undefined || group.members.length === 0) continue
     claim(chain, `group ${JSON.stringify(group.id)}`)
     const rendered = groupChains(group, protocol)
@@ -86,11 +109,20 @@ export function renderDirect(endpoints: OwnedDirectEndpoint[]): DirectTable {
     chains.push(...rendered.chains)
     sets.push(...rendered.affinity)
   }
-  return {sets, pickChains, chains: chains.sort((a, b) => compareText(a.name, b.name))}
+  return {chains, sets}
+}
+
+/** pick_1 up to pickChainCount(largest), for a table whose largest group without affinity has `largest` members. */
+export function renderPickChains(largest: number): NftChain[] {
+  const pickChains: NftChain[] = []
+  for (let size = 1; size <= pickChainCount(largest); size++) {
+    pickChains.push({name: pickChainName(size), rules: [{matches: [], statement: {kind: 'pick', key: ENDPOINT_KEY, modulus: size, map: TARGETS_MAP}}]})
+  }
+  return pickChains
 }
 
 /** Each group once, by id; an id that two Mappings claim, that its endpoints tell two ways, or that lists a member twice is refused. */
-function collectGroups(endpoints: OwnedDirectEndpoint[]): Map<string, Group> {
+export function collectGroups(endpoints: OwnedDirectEndpoint[]): Map<string, Group> {
   const groups = new Map<string, Group>()
   for (const {mapping, endpoint: e} of endpoints) {
     const known = groups.get(e.group.id)
@@ -121,7 +153,7 @@ function sameGroup(a: NatGroup, b: NatGroup): boolean {
  * A group with affinity: its chain first, then one chain per member. A client found in a member's
  * set goes back to that member, before the random pick; the member's chain records the client.
  */
-function groupChains(group: NatGroup, protocol: 'tcp' | 'udp'): {chains: NftChain[]; affinity: NftSet[]} {
+export function groupChains(group: NatGroup, protocol: 'tcp' | 'udp'): {chains: NftChain[]; affinity: NftSet[]} {
   const seconds = group.affinitySeconds!
   const members = group.members.map((member) => ({member, chain: memberChainName(group.id, member), set: affinitySetName(group.id, member, seconds)}))
   const rules: NftRule[] = members.map(({chain, set}) => ({matches: [{kind: 'lookup', key: SOURCE, set, negate: false}], statement: {kind: 'goto', chain}}))

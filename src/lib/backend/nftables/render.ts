@@ -5,7 +5,7 @@
  */
 import {checkInterfaceName} from '../../net/interface-name.js'
 import {cidrContains, cidrParts, compareIpv4, intToIpv4, prefixMask, type Cidr, type Ipv4} from '../../net/ipv4.js'
-import type {NatEndpoint, NatMapping, NatModel, ServiceEndpoint} from '../../plan/model.js'
+import type {NatEgress, NatEndpoint, NatMapping, NatModel, ServiceEndpoint} from '../../plan/model.js'
 import {renderIpRules, renderRoutes} from '../../routing/render.js'
 import {EGRESS_MARK, INTERFACE_MASK, MASQUERADE_MARK, interfaceMark} from '../../net/marks.js'
 import {compareText} from '../../plan/order.js'
@@ -34,7 +34,7 @@ import type {NftChain, NftElement, NftRule, NftSet, NftState, NftStatement, NftT
 import {checkAddress, checkedEndpoints} from '../model-checks.js'
 
 const ENDPOINT_KEY: Selector[] = ['ip daddr', 'meta l4proto', 'th dport']
-const ENDPOINT_TYPE = ['ipv4_addr', 'inet_proto', 'inet_service']
+export const ENDPOINT_TYPE = ['ipv4_addr', 'inet_proto', 'inet_service']
 
 /** The kernel state the model asks for: the table, ip rules and routes. */
 export function renderNftables(model: NatModel): NftState {
@@ -43,20 +43,54 @@ export function renderNftables(model: NatModel): NftState {
 }
 
 function renderTable(model: NatModel): NftTable {
-  const marks = new Map(model.interfaces.map((iface) => [iface.name, {index: iface.index, mark: interfaceMark(iface.index)}]))
+  const marks = interfaceMarks(model)
   const endpoints = collectEndpoints(model.mappings)
   const egress = egressByInterface(model, marks)
   const direct = directEndpoints(endpoints)
 
   const allowed = allowedByPrefixLength(endpoints)
-  const sets: NftSet[] = [sortedSet(ENDPOINTS_MAP, ENDPOINT_TYPE, serviceEndpoints(endpoints).map(endpointElement), ['ipv4_addr', 'inet_service'])]
-  for (const [length, elements] of allowed) {
-    sets.push(sortedSet(allowedSetName(length), length === 0 ? ENDPOINT_TYPE : [...ENDPOINT_TYPE, 'ipv4_addr'], elements))
-  }
+  const sets: NftSet[] = [sortedSet(ENDPOINTS_MAP, ENDPOINT_TYPE, serviceEndpoints(endpoints).map(endpointElement), ENDPOINTS_MAP_DATA)]
+  for (const [length, elements] of allowed) sets.push(sortedSet(allowedSetName(length), allowedKeyType(length), elements))
+  return assembleTable(model, marks, {sets, lengths: [...allowed.keys()], egress: egressSets(egress), ...(direct ? {direct} : {})})
+}
+
+/** The value types of the endpoints map: target address and port. */
+export const ENDPOINTS_MAP_DATA = ['ipv4_addr', 'inet_service']
+
+/** The key types of the allow-list set of one prefix length. */
+export function allowedKeyType(length: number): string[] {
+  return length === 0 ? ENDPOINT_TYPE : [...ENDPOINT_TYPE, 'ipv4_addr']
+}
+
+/** Each external interface's index and connection mark, by name. */
+export function interfaceMarks(model: NatModel): Marks {
+  return new Map(model.interfaces.map((iface) => [iface.name, {index: iface.index, mark: interfaceMark(iface.index)}]))
+}
+
+/** The sets of egress SNAT (`--snat`), and the interfaces whose pods egress. */
+export interface EgressSets {
+  sets: NftSet[]
+  indexes: number[]
+}
+
+/** The egress sets of what egressByInterface found. */
+export function egressSets(egress: {pods: Map<number, Map<Ipv4, string>>; snat: NftElement[]}): EgressSets {
+  const sets: NftSet[] = []
   for (const [index, pods] of egress.pods) {
     sets.push(sortedSet(egressSetName(index), ['ipv4_addr'], [...pods].map(([pod, comment]) => ({key: [pod], comment}))))
   }
   if (egress.snat.length > 0) sets.push(sortedSet(EGRESS_SNAT_MAP, ['ifname', 'ipv4_addr'], egress.snat, ['ipv4_addr']))
+  return {sets, indexes: [...egress.pods.keys()]}
+}
+
+/**
+ * The table from its parts: the sets of the Mappings' endpoints (`sets`, with an allow-list per
+ * prefix length in `lengths`, longest first), of egress, of mode direct, and the chains all lead to.
+ */
+export function assembleTable(model: NatModel, marks: Marks, parts: {sets: NftSet[]; lengths: number[]; egress: EgressSets; direct?: DirectTable}): NftTable {
+  const {egress, direct} = parts
+  const sets = [...parts.sets, ...egress.sets]
+  const snat = egress.sets.some((set) => set.name === EGRESS_SNAT_MAP)
   if (direct) sets.push(...direct.sets)
   sets.sort((a, b) => compareText(a.name, b.name))
 
@@ -64,10 +98,10 @@ function renderTable(model: NatModel): NftTable {
   return {
     sets,
     chains: [
-      manglePrerouting(model, indexes, [...egress.pods.keys()]),
+      manglePrerouting(model, indexes, egress.indexes),
       ...(direct ? [mangleOutput(model, indexes)] : []),
-      natPrerouting([...allowed.keys()]),
-      natPostrouting(model, egress.snat.length > 0),
+      natPrerouting(parts.lengths),
+      natPostrouting(model, snat),
       input(direct !== undefined),
       {
         name: FORWARD_CHAIN,
@@ -104,7 +138,7 @@ function input(direct: boolean): NftChain {
   return {name: INPUT_CHAIN, base: {type: 'filter', hook: 'input', priority: PRIORITY.filter}, rules}
 }
 
-type Marks = Map<string, {index: number; mark: number}>
+export type Marks = Map<string, {index: number; mark: number}>
 
 function manglePrerouting(model: NatModel, indexes: number[], egressIndexes: number[]): NftChain {
   const rules: NftRule[] = egressIndexes.map((index) => {
@@ -212,7 +246,7 @@ function setMark(of: 'meta' | 'ct', clear: number, value: number): NftStatement 
   return {kind: 'set mark', of, and: (~clear | value) >>> 0, or: value >>> 0}
 }
 
-interface OwnedEndpoint {
+export interface OwnedEndpoint {
   mapping: NatMapping
   endpoint: NatEndpoint
   sources: Cidr[]
@@ -229,7 +263,7 @@ function collectEndpoints(mappings: NatMapping[]): OwnedEndpoint[] {
 }
 
 /** A prefix nested in another of the same list admits no one more: keep the outermost, once each. */
-function disjointSources(sources: Cidr[]): Cidr[] {
+export function disjointSources(sources: Cidr[]): Cidr[] {
   const unique = [...new Set(sources)]
   return unique.filter((inner) => !unique.some((outer) => outer !== inner && covers(outer, inner)))
 }
@@ -240,7 +274,7 @@ function covers(outer: Cidr, inner: Cidr): boolean {
   return o.length <= i.length && cidrContains(outer, i.network)
 }
 
-function endpointComment({mapping, endpoint: e}: OwnedEndpoint): string {
+export function endpointComment({mapping, endpoint: e}: OwnedEndpoint): string {
   return cut(`${mapping.namespace}/${mapping.name}`, ` ${e.protocol}/${e.port}`)
 }
 
@@ -258,7 +292,7 @@ function directEndpoints(endpoints: OwnedEndpoint[]): DirectTable | undefined {
   return direct.length === 0 ? undefined : renderDirect(direct)
 }
 
-function endpointElement(owned: OwnedEndpoint & {endpoint: ServiceEndpoint}): NftElement {
+export function endpointElement(owned: OwnedEndpoint & {endpoint: ServiceEndpoint}): NftElement {
   const e = owned.endpoint
   return {key: [e.address, e.protocol, String(e.port)], value: [e.targetIP, String(e.targetPort)], comment: endpointComment(owned)}
 }
@@ -281,8 +315,17 @@ function allowedByPrefixLength(endpoints: OwnedEndpoint[]): Map<number, NftEleme
 }
 
 /** A comment within nft's limit: the name is cut, the suffix kept. */
-function cut(name: string, suffix: string): string {
+export function cut(name: string, suffix: string): string {
   return `${name.slice(0, MAX_COMMENT - suffix.length)}${suffix}`
+}
+
+const egressComments = new WeakMap<NatEgress, string>()
+
+/** The comment of an egress entry's elements: the Mappings that contributed. */
+export function egressComment(egress: NatEgress): string {
+  let comment = egressComments.get(egress)
+  if (comment === undefined) egressComments.set(egress, (comment = cut(egress.mappings.join(' '), '')))
+  return comment
 }
 
 /**
@@ -290,14 +333,14 @@ function cut(name: string, suffix: string): string {
  * (out interface, pod). Mirrors the iptables rules' order: the last egress naming a pod sets its
  * connection mark, the first one per out interface picks its source address.
  */
-function egressByInterface(model: NatModel, marks: Marks): {pods: Map<number, Map<Ipv4, string>>; snat: NftElement[]} {
+export function egressByInterface(model: NatModel, marks: Marks): {pods: Map<number, Map<Ipv4, string>>; snat: NftElement[]} {
   const owner = new Map<Ipv4, {index: number; comment: string}>()
   const snat = new Map<string, NftElement>()
   for (const egress of model.egress) {
     const iface = marks.get(egress.interface)
     if (!iface) throw new Error(`egress uses interface ${JSON.stringify(egress.interface)}, which is not an external interface`)
     checkAddress(egress.address)
-    const comment = cut(egress.mappings.join(' '), '')
+    const comment = egressComment(egress)
     for (const pod of egress.podIPs) {
       checkAddress(pod)
       owner.set(pod, {index: iface.index, comment})
