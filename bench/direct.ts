@@ -12,10 +12,11 @@
  *
  * Figures, ratios and each target's PASS/FAIL are printed; the exit code does not depend on them.
  *
- *   npm run bench:direct [-- --count N --repeats N --changes N --rounds N --pairs N --seconds S --only iptables|nftables --no-dataplane]
+ *   npm run bench:direct [-- --count N --repeats N --changes N --rounds N --pairs N --seconds S --only iptables|nftables --no-dataplane --no-full-apply]
  */
 import {parseArgs} from 'node:util'
 import type {Backend} from '../src/lib/backend/backend.js'
+import {HostChanges} from '../src/lib/host/host-changes.js'
 import {BACKEND_NAMES, createBackend, type BackendName} from '../src/lib/backend/registry.js'
 import {READ_COMMANDS} from '../src/lib/backend/iptables/read.js'
 import {NFT_READ} from '../src/lib/backend/nftables/read.js'
@@ -109,7 +110,10 @@ async function watchChanges(name: BackendName, mode: SyntheticMode, count: numbe
   const {host, addresses} = syntheticHost()
   return withHostNamespace(`${tag(name, mode)}watch`, host, async (ns) => {
     const runner = new CountingRunner(ns.runner)
-    const pass = syncPass({runner, backend: createBackend(name, runner)}, {plan: BENCH_PLAN_OPTIONS, interfacesPattern: /^ext\d+$/})
+    // As the daemon: the host's addresses followed by ip monitor, not read on every pass.
+    const hostChanges = new HostChanges(runner)
+    hostChanges.start()
+    const pass = syncPass({runner, backend: createBackend(name, runner)}, {plan: BENCH_PLAN_OPTIONS, interfacesPattern: /^ext\d+$/}, hostChanges)
     let passDone: ((ms: number) => void) | undefined
     const timedPass: SyncPass = async (load, options) => {
       const started = performance.now()
@@ -121,7 +125,7 @@ async function watchChanges(name: BackendName, mode: SyntheticMode, count: numbe
     const base = syntheticSnapshot(count, addresses, mode)
     const changed = oneEndpointChanged(base, mode, count - 1)
     const source = new BenchSource(base)
-    const loop = new WatchLoop({source, sync: timedPass, resyncIntervalMs: RESYNC_MS})
+    const loop = new WatchLoop({source, sync: timedPass, resyncIntervalMs: RESYNC_MS, hostChanges})
     const results: WatchChange[] = []
     try {
       const first = nextPass()
@@ -140,15 +144,21 @@ async function watchChanges(name: BackendName, mode: SyntheticMode, count: numbe
       }
     } finally {
       await loop.stop()
+      await hostChanges.stop()
     }
     return results
   })
 }
 
-async function benchBackend(name: BackendName, options: {count: number; repeats: number; changes: number}, targets: Target[]): Promise<void> {
+async function benchBackend(name: BackendName, options: {count: number; repeats: number; changes: number; fullApply: boolean}, targets: Target[]): Promise<void> {
   const {count, repeats, changes} = options
-  const many = count.toLocaleString('en')
   console.log(`\n# ${name}\n`)
+  if (options.fullApply) await benchFullApply(name, count, repeats)
+  await benchChanges(name, count, changes, targets)
+}
+
+async function benchFullApply(name: BackendName, count: number, repeats: number): Promise<void> {
+  const many = count.toLocaleString('en')
   console.log(`## Full apply of ${many} Mappings into an empty namespace vs the floor (same payloads, kernel tools only), medians of ${repeats}`)
   const fullRows: (string | number)[][] = []
   for (const mode of MODES) {
@@ -158,7 +168,10 @@ async function benchBackend(name: BackendName, options: {count: number; repeats:
     fullRows.push([`mode ${mode}`, planRender!, apply!, total!, floor!, apply! / floor!, total! / floor!])
   }
   printTable(['mode', 'plan+render ms', 'apply ms', 'total ms', 'floor ms', 'apply/floor', 'total/floor'], fullRows)
+}
 
+async function benchChanges(name: BackendName, count: number, changes: number, targets: Target[]): Promise<void> {
+  const many = count.toLocaleString('en')
   console.log(`\n## One endpoint of the last Mapping changed, applied by the watch loop holding ${many} (${changes} changes, there and back): event to kernel written`)
   const changeRows: (string | number)[][] = []
   for (const mode of MODES) {
@@ -182,6 +195,7 @@ async function main(): Promise<boolean> {
       seconds: {type: 'string', default: '2'},
       only: {type: 'string'},
       'no-dataplane': {type: 'boolean', default: false},
+      'no-full-apply': {type: 'boolean', default: false},
     },
   })
   const [count, repeats, changes, rounds, pairs, seconds] = [values.count, values.repeats, values.changes, values.rounds, values.pairs, values.seconds].map(Number) as [number, number, number, number, number, number]
@@ -192,7 +206,7 @@ async function main(): Promise<boolean> {
   const backends = BACKEND_NAMES.filter((name) => values.only === undefined || values.only === name)
 
   const targets: Target[] = []
-  for (const name of backends) await benchBackend(name, {count, repeats, changes}, targets)
+  for (const name of backends) await benchBackend(name, {count, repeats, changes, fullApply: !values['no-full-apply']}, targets)
   if (!values['no-dataplane']) {
     console.log('\n# Data plane, mode direct beside mode service\n')
     const configs: Config[] = backends.flatMap((name) =>
