@@ -15,6 +15,8 @@ export const CONFIG_KEYS = [
   'default-gw-interface',
   'gw-offset',
   'masquerade',
+  'cluster-address',
+  'floating-addresses',
   'snat',
   'max-ports-per-mapping',
   'command-timeout',

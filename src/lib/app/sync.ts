@@ -1,5 +1,6 @@
 /** `smartnat sync` as one library call: a dry run, or the whole pass under the lock with its statuses written back. */
 import {parseAssumedAddresses} from '../host/assumed.js'
+import {withFloatingAddresses} from '../plan/floating.js'
 import {withLock, type LockOptions} from '../host/lock.js'
 import {oneShotSource, type OneShotSource, type SourceOptions} from '../source/oneshot.js'
 import {describePending} from '../sync/conntrack-cleanup.js'
@@ -54,7 +55,8 @@ export async function runSync(source: SyncSource, request: SyncRequest, runSteps
   const {runner, backend} = openHost(request.host)
   if (request.dryRun) {
     const {assumeAddresses} = request
-    const readHost = assumeAddresses ? async () => parseAssumedAddresses(assumeAddresses) : hostInterfaces(runner, request.settings)
+    const floating = request.settings.floating ?? []
+    const readHost = assumeAddresses ? async () => withFloatingAddresses(parseAssumedAddresses(assumeAddresses), floating) : hostInterfaces(runner, request.settings)
     const report = await dryRun({loadSnapshot: () => source.load(), readHost}, request.settings, backend)
     return {output: dryRunOutput(report), warnings: []}
   }

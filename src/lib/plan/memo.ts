@@ -292,6 +292,7 @@ function update(kept: Kept, snapshot: Snapshot, resolutions: ResolutionMemo): nu
       interfaces: model.interfaces,
       egress: kept.egress?.list ?? [],
       masquerade: model.masquerade,
+      ...(model.masqueradeTo === undefined ? {} : {masqueradeTo: model.masqueradeTo}),
     },
     verdicts: kept.byName.map((entry) => entry.verdict),
     interfaceFaults: kept.plan.interfaceFaults,

@@ -102,7 +102,11 @@ function renderNat(model: NatModel): TableState {
   }
 
   const postrouting: string[] = []
-  if (model.masquerade) postrouting.push(`-A ${POSTROUTING_CHAIN} -m mark --mark ${hex(MASQUERADE_MARK)}/${hex(MASQUERADE_MARK)} -j MASQUERADE`)
+  if (model.masquerade) {
+    // An HA pair's floating cluster-side address, not the host's own: pods' replies then follow the active host.
+    const target = model.masqueradeTo === undefined ? 'MASQUERADE' : `SNAT --to-source ${checkAddress(model.masqueradeTo)}`
+    postrouting.push(`-A ${POSTROUTING_CHAIN} -m mark --mark ${hex(MASQUERADE_MARK)}/${hex(MASQUERADE_MARK)} -j ${target}`)
+  }
   const snatChains: ChainState[] = []
   if (model.egress.length > 0) {
     // Only connections a pod started carry the egress mark: every other connection passes one mark
