@@ -17,6 +17,7 @@ export const CONFIG_KEYS = [
   'masquerade',
   'cluster-address',
   'floating-addresses',
+  'conntrackd-config',
   'snat',
   'max-ports-per-mapping',
   'command-timeout',

@@ -1,6 +1,7 @@
 import {expect} from 'chai'
 import {parseFloatingAddresses, withFloatingAddresses} from '../../src/lib/plan/floating.js'
 import type {HostInfo} from '../../src/lib/plan/model.js'
+import {ownAddresses} from '../../src/lib/sync/status.js'
 import type {Ipv4} from '../../src/lib/net/ipv4.js'
 
 const ip = (text: string) => text as Ipv4
@@ -32,17 +33,26 @@ describe('withFloatingAddresses', () => {
   const floating = parseFloatingAddresses('eth1=198.18.0.10/24')
   const standby: HostInfo = {interfaces: [{name: 'eth1', addresses: [{address: ip('198.18.0.2'), prefixLength: 24}]}]}
 
-  it('adds a floating address not assigned here after the interface\'s own', () => {
+  it('adds a floating address not assigned here after the interface\'s own, and lists it as the peer\'s now', () => {
     expect(withFloatingAddresses(standby, floating)).to.deep.equal({
       interfaces: [{name: 'eth1', addresses: [{address: '198.18.0.2', prefixLength: 24}, {address: '198.18.0.10', prefixLength: 24}]}],
+      floatingStandby: ['198.18.0.10'],
     })
   })
 
-  it('gives the active host the same host as the standby, whatever prefix and position keepalived gave the address', () => {
+  it('gives the active host the same interfaces as the standby, whatever prefix and position keepalived gave the address', () => {
     const active: HostInfo = {
       interfaces: [{name: 'eth1', addresses: [{address: ip('198.18.0.10'), prefixLength: 32}, {address: ip('198.18.0.2'), prefixLength: 24}]}],
     }
-    expect(withFloatingAddresses(active, floating)).to.deep.equal(withFloatingAddresses(standby, floating))
+    const planned = withFloatingAddresses(active, floating)
+    expect(planned.interfaces).to.deep.equal(withFloatingAddresses(standby, floating).interfaces)
+    expect(planned).to.not.have.property('floatingStandby')
+  })
+
+  it('leaves a floating address this host holds to its status writes, and one the peer holds to the peer', () => {
+    expect([...ownAddresses(withFloatingAddresses(standby, floating))]).to.deep.equal(['198.18.0.2'])
+    const active: HostInfo = {interfaces: [{name: 'eth1', addresses: [...standby.interfaces[0]!.addresses, {address: ip('198.18.0.10'), prefixLength: 24}]}]}
+    expect([...ownAddresses(withFloatingAddresses(active, floating))]).to.deep.equal(['198.18.0.2', '198.18.0.10'])
   })
 
   it('leaves the host as it is without floating addresses', () => {

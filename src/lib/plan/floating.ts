@@ -43,14 +43,16 @@ export function parseFloatingAddresses(text: string): FloatingAddress[] {
 
 /**
  * The host as planning sees it: the kernel's addresses without the floating ones, then each floating
- * address after its interface's own, with its configured prefix, so the result is the same whether
- * keepalived has assigned it here or not (and whatever prefix keepalived gave it). Throws when a
+ * address after its interface's own, with its configured prefix, so the interfaces are the same whether
+ * keepalived has assigned it here or not (and whatever prefix keepalived gave it); those not assigned
+ * here are listed in `floatingStandby`. Throws when a
  * floating address is outside every subnet of its interface's own addresses: reply routes take their
  * source from an own address, which a standby must have.
  */
 export function withFloatingAddresses(host: HostInfo, floating: readonly FloatingAddress[]): HostInfo {
   if (floating.length === 0) return host
   const isFloating = new Set<string>(floating.map((f) => f.address))
+  const assigned = new Set(host.interfaces.flatMap((iface) => iface.addresses.map((a) => `${iface.name}=${a.address}`)))
   const interfaces = host.interfaces.map((iface) => ({name: iface.name, addresses: iface.addresses.filter((a) => !isFloating.has(a.address))}))
   for (const f of floating) {
     const iface = interfaces.find((candidate) => candidate.name === f.interface)
@@ -63,5 +65,6 @@ export function withFloatingAddresses(host: HostInfo, floating: readonly Floatin
     }
     iface.addresses.push({address: f.address, prefixLength: f.prefixLength})
   }
-  return {interfaces: interfaces.filter((iface) => iface.addresses.length > 0)}
+  const standby = floating.filter((f) => !assigned.has(`${f.interface}=${f.address}`)).map((f) => f.address)
+  return {interfaces: interfaces.filter((iface) => iface.addresses.length > 0), ...(standby.length > 0 ? {floatingStandby: standby} : {})}
 }

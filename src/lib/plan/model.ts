@@ -23,6 +23,11 @@ export interface HostInterface {
 
 export interface HostInfo {
   interfaces: HostInterface[]
+  /**
+   * Floating addresses planned here though keepalived has not assigned them here now (the peer
+   * serves them): in the interfaces for planning, but not this host's to claim in Mapping status.
+   */
+  floatingStandby?: Ipv4[]
 }
 
 export interface PlanOptions {
