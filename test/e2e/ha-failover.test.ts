@@ -1,0 +1,141 @@
+/**
+ * An active-standby pair in the namespace lab, with the real keepalived and conntrackd configured from
+ * deploy/ha/: smartnat programs the floating address on both edges, the active edge fails, and the
+ * client's long-lived TCP connection and UDP flow carry on through the standby, while a loop of new
+ * connections finds the new active edge. Prints the longest gaps it saw (docs/benchmarks.md).
+ */
+import {expect} from 'chai'
+import {fileURLToPath} from 'node:url'
+import type {BackendName} from '../../src/lib/backend/registry.js'
+import {HA_PLAN, HaLab, haLabUnavailableReason, waitFor, type Edge} from '../support/ha-lab.js'
+import {ManifestDir} from '../support/mappings.js'
+import {requireOrSkip} from '../support/requirements.js'
+import {smartnat, smartnatJson} from '../support/smartnat-cli.js'
+import {startTrafficMonitor, type TrafficReport} from '../support/traffic-monitor.js'
+
+const STREAM = fileURLToPath(new URL('../support/ha-stream.mjs', import.meta.url))
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+interface StreamResult {
+  sent: number
+  received: number
+  longestGapMs: number
+  gapEndedAt: number | null
+  error: string | null
+}
+
+/** A numbered message every `intervalMs` on one connection (flow) from the client, each answer expected. */
+async function startStream(lab: HaLab, protocol: 'tcp' | 'udp', port: number, intervalMs: number): Promise<{stop(): Promise<StreamResult>}> {
+  const stream = lab.start('client', process.execPath, [STREAM, protocol, HA_PLAN.floatingExternal, String(port), String(intervalMs), '120'])
+  await waitFor(() => stream.output().includes('ready') || stream.child.exitCode !== null, 10_000, `${protocol} stream`)
+  if (!stream.output().includes('ready')) throw new Error(`${protocol} stream did not start: ${stream.output()}`)
+  return {
+    async stop() {
+      stream.child.stdin!.end()
+      await waitFor(() => stream.child.exitCode !== null, 10_000, `${protocol} stream to report`)
+      const last = stream.output().trim().split('\n').at(-1)!
+      return JSON.parse(last) as StreamResult
+    },
+  }
+}
+
+/** The longest run of failed new connections, from the first failed attempt's start to one interval after the last's. */
+function longestOutageMs(report: TrafficReport, intervalMs: number): number {
+  const times = report.failures.map((f) => f.at).sort((a, b) => a - b)
+  let longest = 0
+  let start = times[0]
+  for (let i = 0; i < times.length; i++) {
+    if (i > 0 && times[i]! - times[i - 1]! > 3 * intervalMs) start = times[i]
+    longest = Math.max(longest, times[i]! - start! + intervalMs)
+  }
+  return longest
+}
+
+function haFlags(lab: HaLab, dir: ManifestDir, edge: Edge, backend: BackendName): string[] {
+  return [
+    '--from-file', dir.path,
+    '--netns', lab.ns(edge),
+    '--lock-file', dir.file(`${edge}.lock`),
+    '--backend', backend,
+    '--config', '/dev/null',
+    '--interfaces', '^eth1$',
+    '--floating-addresses', `eth1=${HA_PLAN.floatingExternal}/24`,
+    '--cluster-address', HA_PLAN.floatingCluster,
+  ]
+}
+
+describe('HA pair failover (namespace lab, root, keepalived + conntrackd)', function () {
+  this.timeout(180_000)
+  let lab: HaLab | undefined
+  let dir: ManifestDir | undefined
+
+  beforeEach(function () {
+    requireOrSkip(this, haLabUnavailableReason())
+  })
+
+  afterEach(async () => {
+    await lab?.destroy()
+    await dir?.remove()
+    lab = undefined
+    dir = undefined
+  })
+
+  for (const backend of ['iptables', 'nftables'] as const) {
+    it(`${backend}: keepalived stopped on the active edge; the TCP connection and the UDP flow carry on through the standby, new connections reach it`, async () => {
+      lab = await HaLab.create()
+      dir = await ManifestDir.create()
+      await dir.write({
+        services: [{name: 'web', clusterIP: HA_PLAN.vip, ports: [{protocol: 'tcp', port: 80, targetPort: 8080}, {protocol: 'udp', port: 53, targetPort: 5353}], pods: [HA_PLAN.pod]}],
+        mappings: [{name: 'web', addresses: [HA_PLAN.floatingExternal], serviceName: 'web', ports: [{port: 80}, {port: 53, protocol: 'udp'}]}],
+      })
+      // Both edges are programmed before keepalived runs: the standby is as ready as the active edge.
+      for (const edge of ['a', 'b'] as const) {
+        const synced = await smartnatJson<{configured: number}>(['sync', ...haFlags(lab, dir, edge, backend)])
+        expect(synced.configured, `edge ${edge} programs the floating address it does not hold`).to.equal(1)
+      }
+      for (const edge of ['a', 'b'] as const) await lab.startConntrackd(edge)
+      await lab.startKeepalived('a')
+      await waitFor(() => lab!.holds('a', HA_PLAN.floatingExternal), 10_000, 'edge a taking the floating address')
+      await lab.startKeepalived('b')
+      await sleep(1500)
+      expect(await lab.holds('b', HA_PLAN.floatingExternal), 'b stays standby').to.equal(false)
+
+      const status = await smartnat(['status', ...haFlags(lab, dir, 'b', backend), '--conntrackd-config', lab.conntrackdConfig('b'), '--json'])
+      expect(status.code, `standby status: ${status.stderr}${status.stdout}`).to.equal(0)
+      const ha = (JSON.parse(status.stdout) as {ha: {floating: {role: string}[]; sync: {healthy: boolean}}}).ha
+      expect(ha.floating.map((f) => f.role)).to.deep.equal(['standby'])
+      expect(ha.sync.healthy).to.equal(true)
+
+      const tcp = await startStream(lab, 'tcp', 80, 20)
+      const udp = await startStream(lab, 'udp', 53, 20)
+      const monitor = await startTrafficMonitor(lab, 'client', [{protocol: 'tcp', ip: HA_PLAN.floatingExternal, port: 80}], {intervalMs: 50, timeoutMs: 1000, maxSeconds: 60, source: HA_PLAN.client})
+      await sleep(1500)
+
+      const failedAt = Date.now()
+      await lab.keepalivedOf('a')!.stop('SIGTERM')
+      await waitFor(() => lab!.holds('b', HA_PLAN.floatingExternal), 5000, 'edge b taking the floating address')
+      const takenOverMs = Date.now() - failedAt
+      await sleep(2500)
+
+      const [tcpResult, udpResult, probes] = [await tcp.stop(), await udp.stop(), await monitor.stop()]
+      const figures = {
+        backend,
+        failure: 'keepalived stopped',
+        takeoverMs: takenOverMs,
+        tcp: tcpResult,
+        udp: udpResult,
+        newConnections: {...probes.targets, longestOutageMs: longestOutageMs(probes, 50)},
+      }
+      console.log(`      HA figures: ${JSON.stringify(figures)}`)
+
+      expect(tcpResult.error, 'the TCP connection is not reset').to.equal(null)
+      expect(tcpResult.received, 'every TCP message is answered').to.equal(tcpResult.sent)
+      expect(udpResult.received, 'the UDP flow resumes: almost every datagram answered').to.be.at.least(udpResult.sent - 100)
+      expect(udpResult.gapEndedAt, 'the UDP flow answered after the failover').to.be.greaterThan(failedAt)
+      const lastFailure = Math.max(0, ...probes.failures.map((f) => f.at))
+      expect(lastFailure, 'new connections succeed on the new active edge').to.be.lessThan(failedAt + 2000)
+      expect(await lab.holds('a', HA_PLAN.floatingExternal), 'a gave the address up').to.equal(false)
+    })
+  }
+})
+
