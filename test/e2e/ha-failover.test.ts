@@ -21,6 +21,7 @@ interface StreamResult {
   received: number
   longestGapMs: number
   gapEndedAt: number | null
+  lastAnswerAt: number | null
   error: string | null
 }
 
@@ -80,62 +81,81 @@ describe('HA pair failover (namespace lab, root, keepalived + conntrackd)', func
     dir = undefined
   })
 
-  for (const backend of ['iptables', 'nftables'] as const) {
-    it(`${backend}: keepalived stopped on the active edge; the TCP connection and the UDP flow carry on through the standby, new connections reach it`, async () => {
-      lab = await HaLab.create()
-      dir = await ManifestDir.create()
-      await dir.write({
-        services: [{name: 'web', clusterIP: HA_PLAN.vip, ports: [{protocol: 'tcp', port: 80, targetPort: 8080}, {protocol: 'udp', port: 53, targetPort: 5353}], pods: [HA_PLAN.pod]}],
-        mappings: [{name: 'web', addresses: [HA_PLAN.floatingExternal], serviceName: 'web', ports: [{port: 80}, {port: 53, protocol: 'udp'}]}],
-      })
-      // Both edges are programmed before keepalived runs: the standby is as ready as the active edge.
-      for (const edge of ['a', 'b'] as const) {
-        const synced = await smartnatJson<{configured: number}>(['sync', ...haFlags(lab, dir, edge, backend)])
-        expect(synced.configured, `edge ${edge} programs the floating address it does not hold`).to.equal(1)
-      }
-      for (const edge of ['a', 'b'] as const) await lab.startConntrackd(edge)
-      await lab.startKeepalived('a')
-      await waitFor(() => lab!.holds('a', HA_PLAN.floatingExternal), 10_000, 'edge a taking the floating address')
-      await lab.startKeepalived('b')
-      await sleep(1500)
-      expect(await lab.holds('b', HA_PLAN.floatingExternal), 'b stays standby').to.equal(false)
-
-      const status = await smartnat(['status', ...haFlags(lab, dir, 'b', backend), '--conntrackd-config', lab.conntrackdConfig('b'), '--json'])
-      expect(status.code, `standby status: ${status.stderr}${status.stdout}`).to.equal(0)
-      const ha = (JSON.parse(status.stdout) as {ha: {floating: {role: string}[]; sync: {healthy: boolean}}}).ha
-      expect(ha.floating.map((f) => f.role)).to.deep.equal(['standby'])
-      expect(ha.sync.healthy).to.equal(true)
-
-      const tcp = await startStream(lab, 'tcp', 80, 20)
-      const udp = await startStream(lab, 'udp', 53, 20)
-      const monitor = await startTrafficMonitor(lab, 'client', [{protocol: 'tcp', ip: HA_PLAN.floatingExternal, port: 80}], {intervalMs: 50, timeoutMs: 1000, maxSeconds: 60, source: HA_PLAN.client})
-      await sleep(1500)
-
-      const failedAt = Date.now()
-      await lab.keepalivedOf('a')!.stop('SIGTERM')
-      await waitFor(() => lab!.holds('b', HA_PLAN.floatingExternal), 5000, 'edge b taking the floating address')
-      const takenOverMs = Date.now() - failedAt
-      await sleep(2500)
-
-      const [tcpResult, udpResult, probes] = [await tcp.stop(), await udp.stop(), await monitor.stop()]
-      const figures = {
-        backend,
-        failure: 'keepalived stopped',
-        takeoverMs: takenOverMs,
-        tcp: tcpResult,
-        udp: udpResult,
-        newConnections: {...probes.targets, longestOutageMs: longestOutageMs(probes, 50)},
-      }
-      console.log(`      HA figures: ${JSON.stringify(figures)}`)
-
-      expect(tcpResult.error, 'the TCP connection is not reset').to.equal(null)
-      expect(tcpResult.received, 'every TCP message is answered').to.equal(tcpResult.sent)
-      expect(udpResult.received, 'the UDP flow resumes: almost every datagram answered').to.be.at.least(udpResult.sent - 100)
-      expect(udpResult.gapEndedAt, 'the UDP flow answered after the failover').to.be.greaterThan(failedAt)
-      const lastFailure = Math.max(0, ...probes.failures.map((f) => f.at))
-      expect(lastFailure, 'new connections succeed on the new active edge').to.be.lessThan(failedAt + 2000)
-      expect(await lab.holds('a', HA_PLAN.floatingExternal), 'a gave the address up').to.equal(false)
+  /** Two programmed edges with conntrackd, a active and b standby, and the status of b saying it is ready. */
+  async function pair(backend: BackendName): Promise<HaLab> {
+    lab = await HaLab.create()
+    dir = await ManifestDir.create()
+    await dir.write({
+      services: [{name: 'web', clusterIP: HA_PLAN.vip, ports: [{protocol: 'tcp', port: 80, targetPort: 8080}, {protocol: 'udp', port: 53, targetPort: 5353}], pods: [HA_PLAN.pod]}],
+      mappings: [{name: 'web', addresses: [HA_PLAN.floatingExternal], serviceName: 'web', ports: [{port: 80}, {port: 53, protocol: 'udp'}]}],
     })
+    // Both edges are programmed before keepalived runs: the standby is as ready as the active edge.
+    for (const edge of ['a', 'b'] as const) {
+      const synced = await smartnatJson<{configured: number}>(['sync', ...haFlags(lab, dir, edge, backend)])
+      expect(synced.configured, `edge ${edge} programs the floating address it does not hold`).to.equal(1)
+    }
+    for (const edge of ['a', 'b'] as const) await lab.startConntrackd(edge)
+    await lab.startKeepalived('a')
+    await waitFor(() => lab!.holds('a', HA_PLAN.floatingExternal), 10_000, 'edge a taking the floating address')
+    await lab.startKeepalived('b')
+    await sleep(1500)
+    expect(await lab.holds('b', HA_PLAN.floatingExternal), 'b stays standby').to.equal(false)
+    await expectStandbyReady(lab, backend, 'b')
+    return lab
+  }
+
+  async function expectStandbyReady(lab: HaLab, backend: BackendName, edge: Edge): Promise<void> {
+    const status = await smartnat(['status', ...haFlags(lab, dir!, edge, backend), '--conntrackd-config', lab.conntrackdConfig(edge), '--json'])
+    expect(status.code, `standby status: ${status.stderr}${status.stdout}`).to.equal(0)
+    const ha = (JSON.parse(status.stdout) as {ha: {floating: {role: string}[]; sync: {healthy: boolean}}}).ha
+    expect(ha.floating.map((f) => f.role)).to.deep.equal(['standby'])
+    expect(ha.sync.healthy).to.equal(true)
+  }
+
+  const failures: {name: string; fail: (lab: HaLab) => Promise<void>}[] = [
+    {name: 'keepalived stopped', fail: (lab) => lab.keepalivedOf('a')!.stop('SIGTERM')},
+    {name: 'external link down', fail: async (lab) => void (await lab.exec('a', 'ip', ['link', 'set', 'eth1', 'down']))},
+    // Its kernel lives on, still holding the addresses and forwarding what reaches it.
+    {name: 'every process of the edge killed', fail: (lab) => lab.killAll('a')},
+    {
+      name: 'the edge gone (every process killed, every link down)',
+      fail: async (lab) => {
+        await lab.killAll('a')
+        for (const iface of ['eth1', 'eth2', 'eth3']) await lab.exec('a', 'ip', ['link', 'set', iface, 'down'])
+      },
+    },
+  ]
+
+  for (const backend of ['iptables', 'nftables'] as const) {
+    for (const {name, fail} of failures) {
+      it(`${backend}, ${name}: the TCP connection and the UDP flow carry on through the standby, new connections reach it`, async () => {
+        const lab = await pair(backend)
+        const tcp = await startStream(lab, 'tcp', 80, 20)
+        const udp = await startStream(lab, 'udp', 53, 20)
+        const monitor = await startTrafficMonitor(lab, 'client', [{protocol: 'tcp', ip: HA_PLAN.floatingExternal, port: 80}], {intervalMs: 50, timeoutMs: 1000, maxSeconds: 60, source: HA_PLAN.client})
+        await sleep(1500)
+
+        const failedAt = Date.now()
+        await fail(lab)
+        await waitFor(() => lab.holds('b', HA_PLAN.floatingExternal), 5000, 'edge b taking the floating address')
+        const takeoverMs = Date.now() - failedAt
+        await sleep(2500)
+        // The connection is b's now: its NAT entry, committed from a's, leads to the floating cluster-side address.
+        const {stdout: entries} = await lab.exec('b', 'conntrack', ['-L', '-p', 'tcp', '--orig-dst', HA_PLAN.floatingExternal, '--dport', '80', '--state', 'ESTABLISHED'], {okExitCodes: [1]})
+        expect(entries, 'b tracks the long-lived connection').to.contain(`dst=${HA_PLAN.floatingCluster}`)
+
+        const [tcpResult, udpResult, probes] = [await tcp.stop(), await udp.stop(), await monitor.stop()]
+        const figures = {backend, failure: name, takeoverMs, tcp: tcpResult, udp: udpResult, newConnections: {...probes.targets, longestOutageMs: longestOutageMs(probes, 50)}}
+        console.log(`      HA figures: ${JSON.stringify(figures)}`)
+
+        expect(tcpResult.error, 'the TCP connection is not reset').to.equal(null)
+        expect(tcpResult.received, 'every TCP message is answered').to.equal(tcpResult.sent)
+        expect(udpResult.received, 'the UDP flow resumes: almost every datagram answered').to.be.at.least(udpResult.sent - 100)
+        expect(udpResult.lastAnswerAt ?? 0, 'the UDP flow still answered 2 s after the failover').to.be.greaterThan(failedAt + 2000)
+        const lastFailure = Math.max(0, ...probes.failures.map((f) => f.at))
+        expect(lastFailure, 'new connections succeed on the new active edge').to.be.lessThan(failedAt + 2000)
+      })
+    }
   }
 })
 

@@ -202,6 +202,18 @@ export class HaLab {
     return daemon
   }
 
+  /** SIGKILLs every process in an edge's namespace, as if the host died (the addresses keepalived added stay). */
+  async killAll(edge: Edge): Promise<void> {
+    const {stdout} = await root.run('ip', ['netns', 'pids', this.ns(edge)], {okExitCodes: [1]})
+    for (const pid of stdout.split('\n').filter(Boolean).map(Number)) {
+      try {
+        process.kill(pid, 'SIGKILL')
+      } catch {
+        // already gone
+      }
+    }
+  }
+
   /** keepalived of one edge, while it runs. */
   keepalivedOf(edge: Edge): LabProcess | undefined {
     return this.keepalived.get(edge)

@@ -4,8 +4,8 @@
 // Usage: node ha-stream.mjs tcp|udp DST_IP DST_PORT INTERVAL_MS MAX_SECONDS
 // Prints "ready" once connected; when stdin ends or after MAX_SECONDS it stops sending, waits up to
 // 2 s for the answers still due, and prints one JSON line:
-//   {"sent":500,"received":500,"longestGapMs":212,"gapEndedAt":1712345678901,"error":null}
-// longestGapMs is the longest time between two answers; error names what ended a TCP connection.
+//   {"sent":500,"received":500,"longestGapMs":212,"gapEndedAt":1712345678901,"lastAnswerAt":1712345679901,"error":null}
+// longestGapMs is the longest time between two answers, gapEndedAt when it ended; error names what ended a TCP connection.
 import {createSocket} from 'node:dgram'
 import {connect} from 'node:net'
 
@@ -82,5 +82,5 @@ async function finish() {
   clearTimeout(stopAt)
   const deadline = Date.now() + 2000
   while (received < sent && error === null && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
-  process.stdout.write(`${JSON.stringify({sent, received, longestGapMs, gapEndedAt, error})}\n`, () => process.exit(0))
+  process.stdout.write(`${JSON.stringify({sent, received, longestGapMs, gapEndedAt, lastAnswerAt: lastAnswer ?? null, error})}\n`, () => process.exit(0))
 }
