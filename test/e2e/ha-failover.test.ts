@@ -157,5 +157,43 @@ describe('HA pair failover (namespace lab, root, keepalived + conntrackd)', func
       })
     }
   }
+
+  for (const backend of ['iptables', 'nftables'] as const) {
+    it(`${backend}: 10 failovers in a row, back and forth, keep the connection and leave no rule, entry or address behind`, async () => {
+      const lab = await pair(backend)
+      const flows = async (edge: Edge) => {
+        const {stdout} = await lab.exec(edge, 'conntrack', ['-L', '--orig-dst', HA_PLAN.floatingExternal], {okExitCodes: [1]})
+        return stdout.split('\n').filter((line) => line.includes('dport=')).length
+      }
+      const tcp = await startStream(lab, 'tcp', 80, 20)
+      const udp = await startStream(lab, 'udp', 53, 20)
+      await sleep(1000)
+      const edges = ['a', 'b'] as const
+      for (let round = 0; round < 10; round++) {
+        const [active, standby] = round % 2 === 0 ? edges : ([edges[1], edges[0]] as const)
+        await lab.keepalivedOf(active)!.stop('SIGTERM')
+        await waitFor(() => lab.holds(standby, HA_PLAN.floatingExternal), 5000, `round ${round + 1}: ${standby} taking the floating address`)
+        // The old active edge comes back as the standby (nopreempt) and fetches the new active edge's table.
+        await lab.startKeepalived(active)
+        await sleep(1500)
+      }
+      await sleep(1000)
+      const [tcpResult, udpResult] = [await tcp.stop(), await udp.stop()]
+      console.log(`      HA figures: ${JSON.stringify({backend, failure: '10 failovers, back and forth', tcp: tcpResult, udp: udpResult})}`)
+
+      expect(tcpResult.error, 'the TCP connection is not reset').to.equal(null)
+      expect(tcpResult.received, 'every TCP message is answered').to.equal(tcpResult.sent)
+      expect(udpResult.received, 'the UDP flow lost at most a few datagrams per failover').to.be.at.least(udpResult.sent - 200)
+      // After 10 failovers a is active again; each address is on one edge only.
+      for (const address of [HA_PLAN.floatingExternal, HA_PLAN.floatingCluster]) {
+        expect([await lab.holds('a', address), await lab.holds('b', address)], address).to.deep.equal([true, false])
+      }
+      // The two flows, once on each edge (the standby keeps its copy until PurgeTimeout), and nothing more.
+      for (const edge of edges) expect(await flows(edge), `connection entries in ${edge}`).to.be.at.most(2)
+      await expectStandbyReady(lab, backend, 'b')
+      const active = await smartnat(['status', ...haFlags(lab, dir!, 'a', backend), '--conntrackd-config', lab.conntrackdConfig('a')])
+      expect(active.code, `active status, no drift and the sync healthy: ${active.stdout}`).to.equal(0)
+    })
+  }
 })
 
