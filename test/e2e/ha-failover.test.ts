@@ -12,9 +12,14 @@ import {ManifestDir} from '../support/mappings.js'
 import {requireOrSkip} from '../support/requirements.js'
 import {smartnat, smartnatJson} from '../support/smartnat-cli.js'
 import {startTrafficMonitor, type TrafficReport} from '../support/traffic-monitor.js'
+import {freePort} from '../support/http.js'
+import {WatchDaemon} from '../support/watch-daemon.js'
 
 const STREAM = fileURLToPath(new URL('../support/ha-stream.mjs', import.meta.url))
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+const APPLIED = '"msg":"sync applied changes"'
+const UP_TO_DATE = '"msg":"sync: kernel already up to date"'
+const count = (log: string, text: string) => log.split('\n').filter((line) => line.includes(text)).length
 
 interface StreamResult {
   sent: number
@@ -74,15 +79,17 @@ describe('HA pair failover (namespace lab, root, keepalived + conntrackd)', func
     requireOrSkip(this, haLabUnavailableReason())
   })
 
+  const daemons: WatchDaemon[] = []
   afterEach(async () => {
+    for (const daemon of daemons.splice(0)) await daemon.stop()
     await lab?.destroy()
     await dir?.remove()
     lab = undefined
     dir = undefined
   })
 
-  /** Two programmed edges with conntrackd, a active and b standby, and the status of b saying it is ready. */
-  async function pair(backend: BackendName): Promise<HaLab> {
+  /** Two programmed edges with conntrackd, a active and b standby, and the status of b saying it is ready; `watch` programs them when given. */
+  async function pair(backend: BackendName, program: 'sync' | 'watch' = 'sync'): Promise<HaLab> {
     lab = await HaLab.create()
     dir = await ManifestDir.create()
     await dir.write({
@@ -91,6 +98,12 @@ describe('HA pair failover (namespace lab, root, keepalived + conntrackd)', func
     })
     // Both edges are programmed before keepalived runs: the standby is as ready as the active edge.
     for (const edge of ['a', 'b'] as const) {
+      if (program === 'watch') {
+        const daemon = new WatchDaemon(['watch', ...haFlags(lab, dir, edge, backend), '--metrics-addr', `127.0.0.1:${await freePort()}`, '--resync', '10m', '--log-level', 'debug'], 170_000)
+        daemons.push(daemon)
+        await waitFor(() => daemon.tail(1000).includes(APPLIED), 30_000, `watch on edge ${edge} programming it`)
+        continue
+      }
       const synced = await smartnatJson<{configured: number}>(['sync', ...haFlags(lab, dir, edge, backend)])
       expect(synced.configured, `edge ${edge} programs the floating address it does not hold`).to.equal(1)
     }
@@ -157,6 +170,24 @@ describe('HA pair failover (namespace lab, root, keepalived + conntrackd)', func
       })
     }
   }
+
+  it('watch on both edges: the address moving to the standby changes nothing either writes, and the connection carries on', async () => {
+    const lab = await pair('iptables', 'watch')
+    const tcp = await startStream(lab, 'tcp', 80, 20)
+    await sleep(1000)
+    const applied = daemons.map((daemon) => count(daemon.tail(10_000), APPLIED))
+    const upToDate = daemons.map((daemon) => count(daemon.tail(10_000), UP_TO_DATE))
+    await lab.keepalivedOf('a')!.stop('SIGTERM')
+    await waitFor(() => lab.holds('b', HA_PLAN.floatingExternal), 5000, 'edge b taking the floating address')
+    // Each daemon sees its host's addresses change (ip monitor) and makes a pass that finds nothing to do.
+    for (const [i, daemon] of daemons.entries()) {
+      await waitFor(() => count(daemon.tail(10_000), UP_TO_DATE) > upToDate[i]!, 10_000, `watch on edge ${'ab'[i]} passing after the move`)
+    }
+    expect(daemons.map((daemon) => count(daemon.tail(10_000), APPLIED)), 'kernel writes after the move').to.deep.equal(applied)
+    const result = await tcp.stop()
+    expect(result.error).to.equal(null)
+    expect(result.received).to.equal(result.sent)
+  })
 
   for (const backend of ['iptables', 'nftables'] as const) {
     it(`${backend}: 10 failovers in a row, back and forth, keep the connection and leave no rule, entry or address behind`, async () => {
