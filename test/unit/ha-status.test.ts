@@ -99,7 +99,7 @@ describe('HA status', () => {
     const ha = await gather(host(ACTIVE_ADDRESSES, [recorded('link-running-1'), recorded('link-running-2')]))
     const {inspection} = await inspect({state: desiredState()})
     const lines = statusLines(buildStatusReport(inspection, HOST, {}, ha), {paint: outputPaint({isTTY: false}, {}), wide: false})
-    expect(lines).to.include('ha: 198.18.0.10 (eth1) active, 198.18.0.11 (eth1) standby; sync healthy on hxa (1 packets from the peer)')
+    expect(lines).to.include('ha: 198.18.0.10 (eth1) active, 198.18.0.11 (eth1) standby; sync healthy on hxa (peer heard: 1 messages in the sample)')
   })
 })
 

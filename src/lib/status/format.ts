@@ -78,7 +78,7 @@ function haLines(ha: HaStatus, paint: ChalkInstance): string[] {
   const roles = ha.floating.map((f) => `${f.address} (${f.interface}) ${f.role === 'active' ? paint.green('active') : 'standby'}`)
   const {sync} = ha
   const syncText = sync.healthy
-    ? paint.green(`sync healthy on ${sync.device} (${sync.packetsFromPeer} packets from the peer)`)
+    ? paint.green(`sync healthy on ${sync.device} (peer heard: ${sync.packetsFromPeer} messages in the sample)`)
     : paint.red(`sync not healthy: ${sync.problem}`)
   return [`ha: ${roles.join(', ')}; ${syncText}`]
 }
