@@ -11,7 +11,8 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
 fi
 
 # flock takes smartnat's lock and unshare runs its PID namespace test: util-linux, essential on Debian, but not in every image.
-declare -A package_of=([iptables]=iptables [ipset]=ipset [conntrack]=conntrack [nft]=nftables [ip]=iproute2 [flock]=util-linux [unshare]=util-linux)
+# keepalived and conntrackd run in the HA pair's namespace lab (test/e2e/ha-failover.test.ts).
+declare -A package_of=([iptables]=iptables [ipset]=ipset [conntrack]=conntrack [nft]=nftables [ip]=iproute2 [flock]=util-linux [unshare]=util-linux [keepalived]=keepalived [conntrackd]=conntrackd)
 missing=()
 for tool in "${!package_of[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin" command -v "$tool" >/dev/null 2>&1 || missing+=("${package_of[$tool]}")

@@ -5,7 +5,9 @@ import {BACKEND_NAMES, type BackendName} from '../lib/backend/registry.js'
 import {DEFAULT_INTERFACES_PATTERN, compileInterfacesPattern} from '../lib/host/interfaces.js'
 import {DEFAULT_LOCK_PATH, waitingLine, type LockOptions} from '../lib/host/lock.js'
 import {DEFAULT_RT_TABLES} from '../lib/host/rt-tables.js'
+import {parseFloatingAddresses} from '../lib/plan/floating.js'
 import {DEFAULT_PLAN_OPTIONS, type PlanOptions} from '../lib/plan/model.js'
+import {parseIpv4} from '../lib/net/ipv4.js'
 import {DEFAULT_REMOVAL_POLICY, formatShare, MIN_HELD_REMOVAL, parseShare, type RemovalPolicy} from '../lib/sync/guard.js'
 import {DEFAULT_LEASE_DURATION_SECONDS, DEFAULT_LEASE_NAMESPACE, type LeaseSettings} from '../lib/source/kube/lease-settings.js'
 import type {SourceOptions} from '../lib/source/oneshot.js'
@@ -121,6 +123,18 @@ export const planFlags = {
     default: DEFAULT_PLAN_OPTIONS.masquerade,
     allowNo: true,
   }),
+  'cluster-address': Flags.string({
+    summary:
+      'High availability: connections to the cluster leave from this floating cluster-side address (keepalived moves it with the external ones) instead of being masqueraded to the host’s own.',
+    env: 'SMARTNAT_CLUSTER_ADDRESS',
+    helpValue: 'IP',
+  }),
+  'floating-addresses': Flags.string({
+    summary:
+      'High availability: external addresses keepalived moves between the pair, planned here whether or not assigned here now, so the standby is ready (comma-separated).',
+    env: 'SMARTNAT_FLOATING_ADDRESSES',
+    helpValue: 'IFACE=IP/LEN,...',
+  }),
   snat: Flags.boolean({
     summary: 'Make connections started by a Mapping’s pods leave with the Mapping’s external address.',
     env: 'SNCTRLR_SETUP_SNAT',
@@ -189,20 +203,27 @@ export type PlanFlagValues = {
   'default-gw-interface'?: string
   'gw-offset': number
   masquerade: boolean
+  'cluster-address'?: string
+  'floating-addresses'?: string
   snat: boolean
   'max-ports-per-mapping': number
 }
 
-/** Turns parsed flags into the settings of a sync pass. */
+/** Turns parsed flags into the settings of a sync pass; throws naming the flag whose value is not one. */
 export function syncSettings(flags: PlanFlagValues): SyncSettings {
+  const clusterText = flags['cluster-address']
+  const clusterAddress = clusterText ? parseIpv4(clusterText) : undefined
+  if (clusterText && !clusterAddress) throw new Error(`--cluster-address "${clusterText}" is not an IPv4 address`)
   const plan: PlanOptions = {
     maxPortsPerMapping: flags['max-ports-per-mapping'],
     masquerade: flags.masquerade,
     snat: flags.snat,
     gwOffset: flags['gw-offset'],
     ...(flags['default-gw-interface'] ? {defaultGwInterface: flags['default-gw-interface']} : {}),
+    ...(clusterAddress ? {clusterAddress} : {}),
   }
-  return {plan, interfacesPattern: compileInterfacesPattern(flags.interfaces)}
+  const floating = flags['floating-addresses'] ? parseFloatingAddresses(flags['floating-addresses']) : []
+  return {plan, interfacesPattern: compileInterfacesPattern(flags.interfaces), ...(floating.length > 0 ? {floating} : {})}
 }
 
 /** What `watch`'s --log-level offers and where --metrics-addr listens unless told. */

@@ -5,9 +5,12 @@ import {SmartnatCommand} from '../cli/base.js'
 import {hostFlags, lockFlags, planFlags, sourceFlags} from '../cli/flags.js'
 import {inspectRequest} from '../cli/requests.js'
 import {errorChain} from '../lib/app/errors.js'
-import {hostStatus, type StatusReport} from '../lib/app/status.js'
+import {DEFAULT_CONNTRACKD_CONFIG, hostStatus, type StatusReport} from '../lib/app/status.js'
 import {outputPaint} from '../lib/format/columns.js'
 import {statusDocument, statusLines} from '../lib/status/format.js'
+
+// FTFW sends at least one message a second: a peer unheard for 1.5 s is not there.
+const SYNC_SAMPLE_MS = 1500
 
 export default class Status extends SmartnatCommand {
   static override summary = 'This host’s NAT at a glance: prerequisites, interfaces, and every Mapping’s state, drift and counters.'
@@ -18,7 +21,9 @@ Mappings of every namespace are listed unless -n NAMESPACE narrows them: a host 
 
 --backend says which backend's rules to read; the nftables backend's rules keep no packet counters, so its PACKETS column shows -.
 
-Exit codes, for monitoring: 0 all is well; 3 drift (the kernel differs from the desired state; the next sync repairs it); 4 a prerequisite fails (missing tool, ip_forward off, strict rp_filter on an external interface, an external interface whose gateway --gw-offset cannot place, a forward chain whose drop policy drops smartnat's traffic); 5 the kernel's rules cannot be read (not root). When several apply, 4 wins over 5, and 5 over 3. Invalid Mappings are listed with their reason but do not change the exit code.`
+With --floating-addresses (an HA pair), it also shows per floating address whether this host is active (keepalived assigned it here) or standby, and whether conntrackd's sync works: its sync link is up and the peer was heard within 1.5 s (read from \`conntrackd -s link\` twice).
+
+Exit codes, for monitoring: 0 all is well; 3 drift (the kernel differs from the desired state; the next sync repairs it); 4 a prerequisite fails (missing tool, ip_forward off, strict rp_filter on an external interface, an external interface whose gateway --gw-offset cannot place, a forward chain whose drop policy drops smartnat's traffic); 5 the kernel's rules cannot be read (not root); 6 an HA pair's connection sync is not healthy, so a failover would drop established connections. When several apply, 4 wins over 5, 5 over 3, and 3 over 6. Invalid Mappings are listed with their reason but do not change the exit code.`
 
   static override examples = [
     {description: 'Everything, from manifests', command: 'sudo <%= config.bin %> <%= command.id %> --from-file /etc/smartnat/mappings/'},
@@ -36,6 +41,12 @@ Exit codes, for monitoring: 0 all is well; 3 drift (the kernel differs from the 
     namespace: Flags.string({char: 'n', summary: 'Only Mappings of this namespace.', helpValue: 'NAMESPACE', exclusive: ['all-namespaces']}),
     'all-namespaces': Flags.boolean({char: 'A', summary: 'Mappings of every namespace (the default).'}),
     output: Flags.string({char: 'o', summary: 'Output format.', options: ['wide', 'json', 'yaml']}),
+    'conntrackd-config': Flags.string({
+      summary: 'With --floating-addresses: conntrackd’s configuration file, which names the control socket its sync statistics are read from.',
+      env: 'SMARTNAT_CONNTRACKD_CONFIG',
+      default: DEFAULT_CONNTRACKD_CONFIG,
+      helpValue: 'PATH',
+    }),
   }
 
   async run(): Promise<StatusReport> {
@@ -49,6 +60,7 @@ Exit codes, for monitoring: 0 all is well; 3 drift (the kernel differs from the 
     const {report, exitCode} = await hostStatus({
       ...request,
       lockPath: flags['lock-file'],
+      conntrackd: {config: flags['conntrackd-config'], sampleMs: SYNC_SAMPLE_MS},
       ...(flags.namespace === undefined ? {} : {namespace: flags.namespace}),
     }).catch((error: unknown) => this.error(errorChain(error)))
 

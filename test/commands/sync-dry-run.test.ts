@@ -179,6 +179,28 @@ describe('smartnat config file', () => {
     expect(await routes('gw-offset: 5\n')).to.contain('default via 198.18.0.5')
   })
 
+  it('plans a floating address not assigned here and SNATs to the cluster-side address, from the file or the environment', async () => {
+    const dryRun = async (config: string, env: Record<string, string> = {}) => {
+      await writeFile(join(dir, 'config.yaml'), config)
+      const saved = {...process.env}
+      Object.assign(process.env, env)
+      try {
+        const standby = ['--assume-addresses', '198.18.0.2/24@eth1']
+        const {stdout, error} = await runCommand(['sync', '--config', join(dir, 'config.yaml'), '--from-file', 'examples/echo-service.yaml', '--dry-run', '--json', ...standby], config)
+        if (error) throw error
+        return JSON.parse(stdout) as {configured: number; scripts: {text: string}[]}
+      } finally {
+        process.env = saved
+      }
+    }
+    const file = await dryRun('floating-addresses: eth1=198.18.0.10/24\ncluster-address: 198.18.4.100\n')
+    expect(file.configured).to.equal(1)
+    expect(file.scripts.map((s) => s.text).join('\n')).to.contain('-j SNAT --to-source 198.18.4.100').and.not.contain('-j MASQUERADE')
+    const env = await dryRun('', {SMARTNAT_FLOATING_ADDRESSES: 'eth1=198.18.0.10/24', SMARTNAT_CLUSTER_ADDRESS: '198.18.4.100'})
+    expect(env.scripts.map((s) => s.text).join('\n')).to.contain('-j SNAT --to-source 198.18.4.100')
+    expect((await dryRun('')).configured, 'without it, the address is not local').to.equal(0)
+  })
+
   it('lets the environment override the file, and flags override both', async () => {
     expect(await routes('gw-offset: 5\n', [], {SNCTRLR_GW_ADDRESS_OFFSET: '7'})).to.contain('default via 198.18.0.7')
     expect(await routes('gw-offset: 5\n', ['--gw-offset', '9'], {SNCTRLR_GW_ADDRESS_OFFSET: '7'})).to.contain('default via 198.18.0.9')

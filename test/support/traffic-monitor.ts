@@ -52,7 +52,12 @@ export function targetName(target: MonitorTarget): string {
 }
 
 /** Starts probing `targets` from namespace `from`; resolves once the first probes are under way. */
-export async function startTrafficMonitor(lab: Lab, from: LabNamespace, targets: MonitorTarget[], options: MonitorOptions = {}): Promise<TrafficMonitor> {
+export async function startTrafficMonitor<N extends string = LabNamespace>(
+  lab: Pick<Lab, 'ns'> | {ns(name: N): string},
+  from: N,
+  targets: MonitorTarget[],
+  options: MonitorOptions = {},
+): Promise<TrafficMonitor> {
   const timeoutMs = options.timeoutMs ?? 1000
   const maxSeconds = options.maxSeconds ?? 600
   const args = [
@@ -63,7 +68,7 @@ export async function startTrafficMonitor(lab: Lab, from: LabNamespace, targets:
     '--max-attempts', String(Math.ceil((maxSeconds * 1000) / (options.intervalMs ?? 50)) + 1),
     ...targets.flatMap((t) => ['--target', targetName(t)]),
   ]
-  const child = spawn('ip', ['netns', 'exec', lab.ns(from), process.execPath, MONITOR, ...args], {stdio: ['pipe', 'pipe', 'pipe']})
+  const child = spawn('ip', ['netns', 'exec', (lab as {ns(name: N): string}).ns(from), process.execPath, MONITOR, ...args], {stdio: ['pipe', 'pipe', 'pipe']})
   let stdout = ''
   let stderr = ''
   child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()))

@@ -58,15 +58,15 @@ export function snapshot(): Snapshot {
 }
 
 /** The state a sync of `snapshot()` would install; tests copy and alter it to play the kernel. */
-export function desiredState(): IptablesState {
-  const host = parseIpAddrJson(IP_ADDR, SETTINGS.interfacesPattern)
-  return iptablesBackend(new RecordingRunner()).render(plan(snapshot(), host, SETTINGS.plan).model)
+export function desiredState(settings: SyncSettings = SETTINGS): IptablesState {
+  const host = parseIpAddrJson(IP_ADDR, settings.interfacesPattern)
+  return iptablesBackend(new RecordingRunner()).render(plan(snapshot(), host, settings.plan).model)
 }
 
 export type KernelFixture = {state: IptablesState; counters?: Map<string, Counter>} | {error: Error}
 
 /** Inspects the fixture host against a kernel that holds `kernel` (the desired state when absent). */
-export async function inspect(kernel: KernelFixture = {state: desiredState()}): Promise<{inspection: Inspection<IptablesState>; backend: Backend<IptablesState>}> {
+export async function inspect(kernel: KernelFixture = {state: desiredState()}, settings: SyncSettings = SETTINGS): Promise<{inspection: Inspection<IptablesState>; backend: Backend<IptablesState>}> {
   const runner = new RecordingRunner((call) => (call.command === 'ip' && call.args.join(' ') === '-j -4 addr show' ? {stdout: IP_ADDR} : new Error(`unexpected command ${call.command}`)))
   const real = iptablesBackend(runner)
   const backend: Backend<IptablesState> = {
@@ -83,7 +83,7 @@ export async function inspect(kernel: KernelFixture = {state: desiredState()}): 
       },
     },
   }
-  return {inspection: await inspectHost({runner, backend, loadSnapshot: async () => snapshot()}, SETTINGS), backend}
+  return {inspection: await inspectHost({runner, backend, loadSnapshot: async () => snapshot()}, settings), backend}
 }
 
 /** The error a non-root read of iptables-save ends in. */

@@ -1,6 +1,7 @@
 import {expect} from 'chai'
 import {explainPacket, parsePacketSpec, type PacketExplanation} from '../../src/lib/explain/packet.js'
-import {desiredState, inspect, permissionDenied, withoutRule, type KernelFixture} from './explain-fixture.js'
+import type {Ipv4} from '../../src/lib/net/ipv4.js'
+import {SETTINGS, desiredState, inspect, permissionDenied, withoutRule, type KernelFixture} from './explain-fixture.js'
 
 async function explain(src: string, dst: string, kernel?: KernelFixture, inInterface?: string): Promise<PacketExplanation> {
   const {inspection, backend} = await inspect(kernel)
@@ -30,6 +31,14 @@ describe('explainPacket', () => {
       'nat/POSTROUTING',
       'nat/SNM-POSTROUTING',
     ])
+  })
+
+  it('names the HA pair\'s cluster-side address a forwarded connection is masqueraded to', async () => {
+    const settings = {...SETTINGS, plan: {...SETTINGS.plan, clusterAddress: '198.18.4.100' as Ipv4}}
+    const {inspection, backend} = await inspect({state: desiredState(settings)}, settings)
+    const e = explainPacket(inspection, backend.inspect, parsePacketSpec('198.18.1.2', '198.18.0.10:80'))
+    expect(e).to.include({agree: true})
+    expect(e.reason).to.equal('198.18.1.2 is in allowedSources entry 198.18.1.2/32 of default/web; DNAT to 198.19.100.10:8080, masqueraded to 198.18.4.100')
   })
 
   it('the same port on the second interface marks the connection for that interface’s table', async () => {

@@ -1,6 +1,7 @@
 import {expect} from 'chai'
 import {fileURLToPath} from 'node:url'
 import {renderNftables} from '../../src/lib/backend/nftables/render.js'
+import {parseRuleExpressions} from '../../src/lib/backend/nftables/parse.js'
 import {printElement, printRule, renderNftScript} from '../../src/lib/backend/nftables/syntax.js'
 import {traceNftPacket} from '../../src/lib/backend/nftables/trace.js'
 import type {NftState} from '../../src/lib/backend/nftables/types.js'
@@ -70,6 +71,14 @@ describe('renderNftables', () => {
       'ct mark & 0x00040000 == 0x00040000 snat to oifname . ip saddr map @egress_snat',
     ])
     expect(chain(renderNftables(sampleModel({egress: false})), 'nat_postrouting')).to.deep.equal(['meta mark & 0x00080000 == 0x00080000 masquerade'])
+  })
+
+  it('with an HA cluster-side address, SNATs marked traffic to it instead of masquerading, and reads that rule back', () => {
+    const rendered = renderNftables({...sampleModel({egress: false}), masqueradeTo: ip('198.18.4.100')})
+    expect(chain(rendered, 'nat_postrouting')).to.deep.equal(['meta mark & 0x00080000 == 0x00080000 snat to 198.18.4.100'])
+    // As `nft -j list` prints the rule.
+    const listed = [{match: {op: '==', left: {'&': [{meta: {key: 'mark'}}, 524288]}, right: 524288}}, {snat: {addr: '198.18.4.100'}}]
+    expect(parseRuleExpressions(listed)).to.deep.equal(rendered.table!.chains.find((c) => c.name === 'nat_postrouting')!.rules[0])
   })
 
   it('names the Mapping in every element comment', () => {

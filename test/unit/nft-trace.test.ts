@@ -8,7 +8,7 @@ import {traceNftPacket} from '../../src/lib/backend/nftables/trace.js'
 import type {NftChain, NftMatch, NftRule, NftSet, NftState} from '../../src/lib/backend/nftables/types.js'
 import {groupChainName} from '../../src/lib/backend/nftables/names.js'
 import {directModel} from './direct-model-fixture.js'
-import {manyEgressModel, sampleModel} from './nat-model-fixture.js'
+import {ip, manyEgressModel, sampleModel} from './nat-model-fixture.js'
 
 const DROP_UNALLOWED = 'ip daddr . meta l4proto . th dport @endpoints drop'
 
@@ -69,6 +69,12 @@ describe('traceNftPacket through the rendered table', () => {
     expect(trace.marks.masquerade).to.equal(false)
   })
 
+  it('with an HA cluster-side address, DNAT leaves from that address', () => {
+    const trace = traceNftPacket(renderNftables({...sampleModel(), masqueradeTo: ip('198.18.4.100')}), {src: '203.0.113.5', dst: '198.18.0.10', protocol: 'tcp', port: 80, inInterface: 'eth1'})
+    expect(trace).to.include({verdict: 'dnat', masqueraded: true, masqueradedTo: '198.18.4.100'})
+    expect(trace.steps.at(-1)!.rule).to.equal('meta mark & 0x00080000 == 0x00080000 snat to 198.18.4.100')
+  })
+
   it('records the marks and the rules a DNATed packet passed', () => {
     const trace = traceNftPacket(state, {src: '198.18.7.200', dst: '198.18.1.10', protocol: 'tcp', port: 80, inInterface: 'eth2'})
     expect(trace.marks).to.deep.equal({nfmark: 0x80000, ctmark: 0x200000, masquerade: true, egress: false, interfaceIndex: 2})
@@ -93,7 +99,7 @@ describe('traceNftPacket through the rendered table', () => {
   })
 
   it('gives the same verdict and marks as the iptables backend for any packet', () => {
-    for (const model of [sampleModel(), sampleModel({masquerade: false}), sampleModel({egress: false}), manyEgressModel()]) {
+    for (const model of [sampleModel(), sampleModel({masquerade: false}), sampleModel({egress: false}), {...sampleModel(), masqueradeTo: ip('198.18.4.100')}, manyEgressModel()]) {
       const nft = renderNftables(model)
       const iptables = renderIptables(model)
       const address = fc.constantFrom(

@@ -536,6 +536,17 @@ describe('plan', () => {
       expect(() => plan(snapshot([]), host, {...options, maxPortsPerMapping: 0})).to.throw(
         '--max-ports-per-mapping must be a positive integer, got 0',
       )
+      expect(() => plan(snapshot([]), host, {...options, masquerade: false, clusterAddress: ip('198.18.4.100')})).to.throw(
+        '--cluster-address 198.18.4.100 replaces the masquerade\'s source address, so it cannot go with --no-masquerade',
+      )
+    })
+
+    it('masquerades to the HA cluster-side address when one is set, also after a pass the memo kept', () => {
+      expect(plan(snapshot([]), host, options).model).to.not.have.property('masqueradeTo')
+      const ha = {...options, clusterAddress: ip('198.18.4.100')}
+      const memo = new PlanMemo()
+      expect(plan(snapshot([]), host, ha, memo).model).to.include({masquerade: true, masqueradeTo: '198.18.4.100'})
+      expect(plan(snapshot([]), host, ha, memo).model).to.include({masquerade: true, masqueradeTo: '198.18.4.100'})
     })
   })
 

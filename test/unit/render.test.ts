@@ -93,6 +93,12 @@ describe('renderIptables', () => {
     expect(sets.get(egressInterfaceSetName(2))).to.deep.equal(['10.244.0.4', '10.244.9.9'])
   })
 
+  it('with an HA cluster-side address, SNATs marked traffic to it instead of masquerading, behind the same mark test', () => {
+    expect(chain({...sampleModel({egress: false}), masqueradeTo: ip('198.18.4.100')}, 'nat', 'SNM-POSTROUTING')).to.deep.equal([
+      '-A SNM-POSTROUTING -m mark --mark 0x80000/0x80000 -j SNAT --to-source 198.18.4.100',
+    ])
+  })
+
   it('leaves out masquerade and egress when they are off', () => {
     const model = sampleModel({masquerade: false, egress: false})
     expect(chain(model, 'nat', 'SNM-POSTROUTING')).to.deep.equal([])

@@ -61,6 +61,12 @@ describe('tracePacket through rendered rules', () => {
     expect(trace.marks.masquerade).to.equal(false)
   })
 
+  it('with an HA cluster-side address, DNAT leaves from that address', () => {
+    const trace = tracePacket(renderIptables({...sampleModel(), masqueradeTo: ip('198.18.4.100')}), {src: '203.0.113.5', dst: '198.18.0.10', protocol: 'tcp', port: 80, inInterface: 'eth1'})
+    expect(trace).to.include({verdict: 'dnat', masqueraded: true, masqueradedTo: '198.18.4.100'})
+    expect(trace.steps.at(-1)!.rule).to.equal('-A SNM-POSTROUTING -m mark --mark 0x80000/0x80000 -j SNAT --to-source 198.18.4.100')
+  })
+
   it('records the marks and the rules a DNATed packet passed', () => {
     const trace = tracePacket(state, {src: '198.18.7.200', dst: '198.18.1.10', protocol: 'tcp', port: 80, inInterface: 'eth2'})
     expect(trace.marks).to.deep.equal({nfmark: 0x80000, ctmark: 0x200000, masquerade: true, egress: false, interfaceIndex: 2})

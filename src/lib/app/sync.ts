@@ -2,6 +2,7 @@
 import {hostname} from 'node:os'
 import type {LegacyOptions} from '../backend/backend.js'
 import {parseAssumedAddresses} from '../host/assumed.js'
+import {withFloatingAddresses} from '../plan/floating.js'
 import {withLock, type LockOptions} from '../host/lock.js'
 import {silentLogger} from '../observe/log.js'
 import {oneShotSource, type OneShotSource, type SourceOptions} from '../source/oneshot.js'
@@ -73,7 +74,8 @@ export async function runSync(source: SyncSource, request: SyncRequest, runSteps
   const {runner, backend} = openHost(request.host)
   if (request.dryRun) {
     const {assumeAddresses} = request
-    const readHost = assumeAddresses ? async () => parseAssumedAddresses(assumeAddresses) : hostInterfaces(runner, request.settings)
+    const floating = request.settings.floating ?? []
+    const readHost = assumeAddresses ? async () => withFloatingAddresses(parseAssumedAddresses(assumeAddresses), floating) : hostInterfaces(runner, request.settings)
     const report = await dryRun({loadSnapshot: () => source.load(), readHost}, request.settings, backend)
     return {output: dryRunOutput(report), warnings: []}
   }

@@ -39,10 +39,11 @@ export interface TraceMarks {
 }
 
 export type TraceVerdict =
-  | {verdict: 'dnat'; to: string; mapping?: string; masqueraded: boolean}
+  /** `masqueradedTo`: the fixed source a masqueraded connection gets (an HA pair's cluster-side address); absent for the interface's own. */
+  | {verdict: 'dnat'; to: string; mapping?: string; masqueraded: boolean; masqueradedTo?: string}
   | {verdict: 'snat'; to: string}
   /** Mode direct: DNAT to one member of a group, picked at random (or by affinity) when the connection starts. */
-  | {verdict: 'group'; group: string; members: string[]; affinitySeconds?: number; mapping?: string; masqueraded: boolean}
+  | {verdict: 'group'; group: string; members: string[]; affinitySeconds?: number; mapping?: string; masqueraded: boolean; masqueradedTo?: string}
   | {verdict: 'drop'; rule: string}
   /** Mode direct with no endpoint: refused with a TCP reset or an ICMP port unreachable. */
   | {verdict: 'reject'; rule: string; with: 'tcp-reset' | 'icmp-port-unreachable'}
@@ -103,7 +104,7 @@ function route(packet: TracedPacket, hook: (point: HookPoint, packet: TracedPack
     const forwarded = forward()
     if (forwarded.kind === 'DROP') return {verdict: 'drop', rule: forwarded.rule}
     const mapping = COMMENT_MAPPING.exec(nat.comment ?? '')?.[1]
-    return {verdict: 'dnat', to: `${packet.dst}:${packet.port}`, masqueraded: forwarded.kind === 'MASQUERADE', ...(mapping ? {mapping} : {})}
+    return {verdict: 'dnat', to: `${packet.dst}:${packet.port}`, ...masquerading(forwarded), ...(mapping ? {mapping} : {})}
   }
   if (nat.kind === 'GROUP') {
     // Every member leaves by the same rules: they match marks, not the new destination.
@@ -111,7 +112,7 @@ function route(packet: TracedPacket, hook: (point: HookPoint, packet: TracedPack
     if (forwarded.kind === 'DROP') return {verdict: 'drop', rule: forwarded.rule}
     const mapping = COMMENT_MAPPING.exec(nat.comment ?? '')?.[1]
     const {group, members, affinitySeconds} = nat
-    return {verdict: 'group', group, members, ...(affinitySeconds === undefined ? {} : {affinitySeconds}), ...(mapping ? {mapping} : {}), masqueraded: forwarded.kind === 'MASQUERADE'}
+    return {verdict: 'group', group, members, ...(affinitySeconds === undefined ? {} : {affinitySeconds}), ...(mapping ? {mapping} : {}), ...masquerading(forwarded)}
   }
   if (packet.outInterface === undefined) {
     const input = hook('filter INPUT', packet)
@@ -122,6 +123,12 @@ function route(packet: TracedPacket, hook: (point: HookPoint, packet: TracedPack
   if (forwarded.kind === 'DROP') return {verdict: 'drop', rule: forwarded.rule}
   if (forwarded.kind === 'SNAT') return {verdict: 'snat', to: forwarded.to}
   return {verdict: 'not-ours'}
+}
+
+// After a DNAT, a source NAT in POSTROUTING is the masquerade: to the interface's own address, or to a fixed one.
+function masquerading(forwarded: HookOutcome): {masqueraded: boolean; masqueradedTo?: string} {
+  if (forwarded.kind === 'SNAT') return {masqueraded: true, masqueradedTo: forwarded.to}
+  return {masqueraded: forwarded.kind === 'MASQUERADE'}
 }
 
 function marksOf(packet: TracedPacket): TraceMarks {

@@ -40,6 +40,8 @@ export interface TraceReport {
   mapping: string | null
   target: string | null
   masquerade: boolean
+  /** The one source address masqueraded connections get (an HA pair's cluster-side address); absent for the interface's own. */
+  masqueradeTo?: string
   /** The rule that dropped or refused the packet. */
   dropRule: string | null
   /** Mode direct: the group the packet is sent to; null otherwise. */
@@ -154,10 +156,10 @@ function traceReport(trace: Trace): TraceReport {
   const base: TraceReport = {verdict: 'unmatched', mapping: null, target: null, masquerade: false, dropRule: null, group: null, rejectWith: null, steps: trace.steps}
   switch (trace.verdict) {
     case 'dnat':
-      return {...base, verdict: 'forward', mapping: trace.mapping ?? null, target: trace.to, masquerade: trace.masqueraded}
+      return {...base, verdict: 'forward', mapping: trace.mapping ?? null, target: trace.to, masquerade: trace.masqueraded, ...masqueradeTo(trace)}
     case 'group': {
       const group = {id: trace.group, members: [...trace.members], affinitySeconds: trace.affinitySeconds ?? null}
-      return {...base, verdict: 'forward', mapping: trace.mapping ?? null, target: `group ${trace.group}`, masquerade: trace.masqueraded, group}
+      return {...base, verdict: 'forward', mapping: trace.mapping ?? null, target: `group ${trace.group}`, masquerade: trace.masqueraded, ...masqueradeTo(trace), group}
     }
     case 'drop':
       return {...base, verdict: 'drop', dropRule: trace.rule}
@@ -168,12 +170,17 @@ function traceReport(trace: Trace): TraceReport {
   }
 }
 
+function masqueradeTo(trace: {masqueradedTo?: string}): {masqueradeTo?: string} {
+  return trace.masqueradedTo === undefined ? {} : {masqueradeTo: trace.masqueradedTo}
+}
+
 function sameOutcome(a: TraceReport, b: TraceReport): boolean {
   return (
     a.verdict === b.verdict &&
     a.mapping === b.mapping &&
     a.target === b.target &&
     a.masquerade === b.masquerade &&
+    a.masqueradeTo === b.masqueradeTo &&
     a.rejectWith === b.rejectWith &&
     // The kernel may hold a group with other members than the Service lists now (a sync not run yet).
     a.group?.members.join(',') === b.group?.members.join(',') &&
@@ -209,7 +216,7 @@ function reasonFor(inspection: Inspection<unknown>, spec: PacketSpec, t: TraceRe
   const drift = disagree ? '; the kernel differs from the desired state, run `smartnat sync` to repair it' : ''
   if (t.verdict === 'forward') {
     const via = allowedSource ? `${spec.src} is in allowedSources entry ${allowedSource} of ${t.mapping}` : `${t.mapping ?? 'a rule without a Mapping comment'} matches`
-    return `${via}; DNAT to ${t.group ? groupText(t.group) : t.target}${t.masquerade ? ', masqueraded' : ''}${drift}`
+    return `${via}; DNAT to ${t.group ? groupText(t.group) : t.target}${t.masquerade ? `, masqueraded${t.masqueradeTo ? ` to ${t.masqueradeTo}` : ''}` : ''}${drift}`
   }
   if (t.verdict === 'reject') {
     const answer = t.rejectWith === 'tcp-reset' ? 'a TCP reset' : 'an ICMP port unreachable'

@@ -23,6 +23,13 @@ export async function readHostInterfaces(runner: Runner, pattern: RegExp): Promi
   return parseIpAddrJson(stdout, pattern)
 }
 
+/** Every IPv4 address assigned to any interface but lo right now, as `IFACE=ADDRESS`. */
+export async function readAssignedAddresses(runner: Runner): Promise<Set<string>> {
+  const {stdout} = await runner.run('ip', ['-j', '-4', 'addr', 'show'])
+  const host = parseIpAddrJson(stdout, /^/)
+  return new Set(host.interfaces.flatMap((iface) => iface.addresses.map((a) => `${iface.name}=${a.address}`)))
+}
+
 interface IpAddrInfo {
   family?: string
   local?: string

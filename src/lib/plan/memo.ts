@@ -299,7 +299,13 @@ function update(kept: Kept, snapshot: Snapshot, resolutions: ResolutionMemo): nu
     if (entry.mapping) programmed.push(entry.mapping)
   }
   kept.plan = {
-    model: {mappings: programmed, interfaces: model.interfaces, egress: kept.egress?.list ?? [], masquerade: model.masquerade},
+    model: {
+      mappings: programmed,
+      interfaces: model.interfaces,
+      egress: kept.egress?.list ?? [],
+      masquerade: model.masquerade,
+      ...(model.masqueradeTo === undefined ? {} : {masqueradeTo: model.masqueradeTo}),
+    },
     verdicts,
     interfaceFaults: kept.plan.interfaceFaults,
   }

@@ -23,6 +23,11 @@ export interface HostInterface {
 
 export interface HostInfo {
   interfaces: HostInterface[]
+  /**
+   * Floating addresses planned here though keepalived has not assigned them here now (the peer
+   * serves them): in the interfaces for planning, but not this host's to claim in Mapping status.
+   */
+  floatingStandby?: Ipv4[]
 }
 
 export interface PlanOptions {
@@ -36,6 +41,8 @@ export interface PlanOptions {
   gwOffset: number
   /** Interface whose replies follow the main routing table; it gets no table of its own. */
   defaultGwInterface?: string
+  /** The floating cluster-side address of an HA pair: connections to the cluster leave from it instead of being masqueraded. */
+  clusterAddress?: Ipv4
 }
 
 export const DEFAULT_PLAN_OPTIONS: PlanOptions = {
@@ -145,6 +152,8 @@ export interface NatModel {
   /** Sorted by address. */
   egress: NatEgress[]
   masquerade: boolean
+  /** With masquerade: the one source address (an HA pair's floating cluster-side address) instead of the outgoing interface's own. */
+  masqueradeTo?: Ipv4
 }
 
 /** What planning concluded for one Mapping; the status writer and the CLI both read it. */

@@ -77,6 +77,7 @@ export function planAll(snapshot: Snapshot, host: HostInfo, options: PlanOptions
         interfaces: hostPlan.interfaces,
         egress: options.snat ? planEgress(programmed) : [],
         masquerade: options.masquerade,
+        ...(options.masquerade && options.clusterAddress !== undefined ? {masqueradeTo: options.clusterAddress} : {}),
       },
       verdicts: byName.map((planned) => planned.verdict),
       interfaceFaults: hostPlan.interfaceFaults,
@@ -94,6 +95,9 @@ export function checkOptions(options: PlanOptions): void {
   }
   if (!Number.isInteger(options.gwOffset) || options.gwOffset === 0) {
     throw new Error(`--gw-offset must be a non-zero integer, got ${options.gwOffset}`)
+  }
+  if (options.clusterAddress !== undefined && !options.masquerade) {
+    throw new Error(`--cluster-address ${options.clusterAddress} replaces the masquerade's source address, so it cannot go with --no-masquerade`)
   }
 }
 

@@ -4,6 +4,7 @@ import type {ChalkInstance} from 'chalk'
 import {formatTable} from '../format/columns.js'
 import type {MappingFacts, MappingState} from '../inspect/facts.js'
 import {toYaml} from '../source/yaml.js'
+import type {HaStatus} from './ha.js'
 import type {StatusReport} from './report.js'
 
 export interface StatusFormat {
@@ -69,7 +70,17 @@ function hostLines(report: StatusReport, paint: ChalkInstance): string[] {
       : paint.yellow(`kernel: cannot read the ${report.backend} rules (${report.kernel.reason}); states below are the desired ones`),
   )
   for (const problem of host.problems) lines.push(paint.red(`problem: ${problem}`))
+  if (report.ha) lines.push(...haLines(report.ha, paint))
   return lines
+}
+
+function haLines(ha: HaStatus, paint: ChalkInstance): string[] {
+  const roles = ha.floating.map((f) => `${f.address} (${f.interface}) ${f.role === 'active' ? paint.green('active') : 'standby'}`)
+  const {sync} = ha
+  const syncText = sync.healthy
+    ? paint.green(`sync healthy on ${sync.device} (peer heard: ${sync.packetsFromPeer} messages in the sample)`)
+    : paint.red(`sync not healthy: ${sync.problem}`)
+  return [`ha: ${roles.join(', ')}; ${syncText}`]
 }
 
 /** `iptables v1.8.9 (nf_tables)` -> `1.8.9`; anything else as printed. */

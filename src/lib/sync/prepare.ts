@@ -1,10 +1,10 @@
 /** What a sync needs of the host before it applies anything: its tools, forwarding, and a loose reverse-path filter. */
 import {requiredTools, type Backend} from '../backend/backend.js'
-import {readHostInterfaces} from '../host/interfaces.js'
 import type {Runner} from '../host/runner.js'
 import {checkIpForwarding, relaxReversePathFilter, type RpFilterChange} from '../host/sysctl.js'
 import {assertToolsPresent, checkTools} from '../host/tools.js'
 import type {HostInfo} from '../plan/model.js'
+import {hostInterfaces} from './resolve.js'
 import type {SyncSettings} from './settings.js'
 
 /** Checks the host's prerequisites: the tools `backend` drives, conntrack and ip, and IPv4 forwarding on. */
@@ -13,9 +13,9 @@ export async function checkPrerequisites(runner: Runner, backend: Pick<Backend, 
   await checkIpForwarding(runner)
 }
 
-/** Reads this host's external interfaces and makes their reverse-path filter loose. */
+/** Reads this host's external interfaces (with the floating addresses) and makes their reverse-path filter loose. */
 export async function prepareHost(runner: Runner, settings: SyncSettings): Promise<{host: HostInfo; rpFilter: RpFilterChange[]}> {
-  const host = await readHostInterfaces(runner, settings.interfacesPattern)
+  const host = await hostInterfaces(runner, settings)()
   const rpFilter = await relaxReversePathFilter(
     runner,
     host.interfaces.map((i) => i.name),

@@ -4,6 +4,7 @@
  */
 import {readHostInterfaces} from '../host/interfaces.js'
 import type {Runner} from '../host/runner.js'
+import {withFloatingAddresses} from '../plan/floating.js'
 import type {PlanMemo} from '../plan/memo.js'
 import type {HostInfo, Plan, Snapshot} from '../plan/model.js'
 import {plan} from '../plan/plan.js'
@@ -31,9 +32,9 @@ export interface ResolveOptions {
   beforePlan?: () => void
 }
 
-/** The external interfaces `ip` shows on this host, those whose name matches the settings' pattern. */
+/** The external interfaces `ip` shows on this host, those whose name matches the settings' pattern, with the configured floating addresses. */
 export function hostInterfaces(runner: Runner, settings: SyncSettings): () => Promise<HostInfo> {
-  return () => readHostInterfaces(runner, settings.interfacesPattern)
+  return async () => withFloatingAddresses(await readHostInterfaces(runner, settings.interfacesPattern), settings.floating ?? [])
 }
 
 /** Reads the snapshot and the host at once, then plans; should both reads fail, the source's error is thrown, as a sync would. */

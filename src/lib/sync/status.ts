@@ -40,9 +40,13 @@ export interface StatusWriteResult {
   errors: Error[]
 }
 
-/** Addresses on this host's external interfaces: the configuredAddresses keys this instance owns. */
+/**
+ * Addresses on this host's external interfaces: the configuredAddresses keys this instance owns. A
+ * floating address the peer holds now is the peer's to report, so the status says which host serves it.
+ */
 export function ownAddresses(host: HostInfo): Set<string> {
-  return new Set(host.interfaces.flatMap((i) => i.addresses.map((a) => a.address as string)))
+  const standby = new Set<string>(host.floatingStandby ?? [])
+  return new Set(host.interfaces.flatMap((i) => i.addresses.map((a) => a.address as string)).filter((a) => !standby.has(a)))
 }
 
 /**

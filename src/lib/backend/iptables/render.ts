@@ -115,7 +115,11 @@ export function renderNatHead(model: NatModel, dispatch: readonly string[], egre
   }
   prerouting.push(...dispatch)
   const postrouting: string[] = []
-  if (model.masquerade) postrouting.push(`-A ${POSTROUTING_CHAIN} -m mark --mark ${hex(MASQUERADE_MARK)}/${hex(MASQUERADE_MARK)} -j MASQUERADE`)
+  if (model.masquerade) {
+    // An HA pair's floating cluster-side address, not the host's own: pods' replies then follow the active host.
+    const target = model.masqueradeTo === undefined ? 'MASQUERADE' : `SNAT --to-source ${checkAddress(model.masqueradeTo)}`
+    postrouting.push(`-A ${POSTROUTING_CHAIN} -m mark --mark ${hex(MASQUERADE_MARK)}/${hex(MASQUERADE_MARK)} -j ${target}`)
+  }
   // Only connections a pod started carry the egress mark: every other connection passes one mark
   // test here instead of one set lookup per egress address.
   if (egress) postrouting.push(`-A ${POSTROUTING_CHAIN} -m connmark --mark ${hex(EGRESS_MARK)}/${hex(EGRESS_MARK)} -j ${SNAT_CHAIN}`)

@@ -125,6 +125,11 @@ function parseNat(kind: 'dnat' | 'snat', body: Json): NftStatement {
     if (parseIpv4(addr) !== addr || typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) throw new UnknownShape()
     return {kind: 'dnat to', ip: addr, port}
   }
+  // `snat to 198.18.2.10`, the masquerade to an HA pair's cluster-side address: {"addr": "198.18.2.10"}
+  if (kind === 'snat' && typeof addr === 'string' && onlyKeys(body, ['addr', 'family'])) {
+    if (parseIpv4(addr) !== addr) throw new UnknownShape()
+    return {kind: 'snat to', ip: addr}
+  }
   const map = field(addr, 'map')
   if (!onlyKeys(body, ['addr', 'family']) || map === undefined) throw new UnknownShape()
   const key = field(map, 'key')

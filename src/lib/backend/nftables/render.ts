@@ -223,7 +223,9 @@ function natAllowed(model: NatModel, marks: Marks, direct: boolean): NftChain {
 function natPostrouting(model: NatModel, egress: boolean): NftChain {
   const rules: NftRule[] = []
   if (model.masquerade) {
-    rules.push({matches: [{kind: 'mark', of: 'meta', mask: MASQUERADE_MARK, value: MASQUERADE_MARK, negate: false}], statement: {kind: 'masquerade'}})
+    // An HA pair's floating cluster-side address, not the host's own: pods' replies then follow the active host.
+    const statement: NftStatement = model.masqueradeTo === undefined ? {kind: 'masquerade'} : {kind: 'snat to', ip: checkAddress(model.masqueradeTo)}
+    rules.push({matches: [{kind: 'mark', of: 'meta', mask: MASQUERADE_MARK, value: MASQUERADE_MARK, negate: false}], statement})
   }
   if (egress) {
     rules.push({

@@ -56,6 +56,8 @@ function printStatement(statement: NftStatement): string {
       return `update @${statement.set} { ${statement.key.join(' . ')} }`
     case 'dnat to':
       return `dnat to ${statement.ip}:${statement.port}`
+    case 'snat to':
+      return `snat to ${statement.ip}`
     case 'reject':
       // Without the protocol written first, nft would make `th dport` of the rule's lookup `tcp dport`.
       return statement.with === 'tcp reset' ? 'meta l4proto tcp reject with tcp reset' : 'reject'

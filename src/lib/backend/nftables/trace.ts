@@ -67,6 +67,9 @@ class NftTracer {
         case 'masquerade':
           this.steps.push({table, chain: name, rule: line})
           return {kind: statement.kind === 'accept' ? 'ACCEPT' : statement.kind === 'drop' ? 'DROP' : 'MASQUERADE', rule: line}
+        case 'snat to':
+          this.steps.push({table, chain: name, rule: line})
+          return {kind: 'SNAT', rule: line, to: statement.ip}
         case 'dnat':
         case 'snat': {
           // A key missing from the map ends the rule, not the chain: nft's lookup breaks.

@@ -50,6 +50,8 @@ export type NftStatement =
   | {kind: 'update'; set: string; key: Selector[]}
   /** `dnat to 198.19.200.11:8080` */
   | {kind: 'dnat to'; ip: string; port: number}
+  /** `snat to 198.18.2.10`: the masquerade of an HA pair, to its floating cluster-side address */
+  | {kind: 'snat to'; ip: string}
   /**
    * `reject with tcp reset` or `reject` (ICMP port unreachable). nft reads the first back without the
    * `meta l4proto tcp` it needs written before it, so the statement prints that match itself.
