@@ -3,6 +3,7 @@ import {hostname} from 'node:os'
 
 import type {KubeConfig} from '@kubernetes/client-node'
 
+import {isServiceExposure} from '../mapping/loadbalancer.js'
 import type {ApiOptions} from '../source/kube/request.js'
 import {kubeEventApi, kubeMappingFinalizerApi, kubeMappingStatusApi, type EventApi, type MappingFinalizerApi, type MappingStatusApi} from '../source/kube/writers.js'
 import {API_WRITES_IN_FLIGHT} from './bounded.js'
@@ -51,7 +52,8 @@ export function apiPublisher(
   const settled = new SettledStatuses()
   return {
     async publish(report, now = new Date(), signal) {
-      const mappings = report.snapshot.mappings
+      // LoadBalancer Services planned as exposures have no Mapping status; allocation tells them.
+      const mappings = report.snapshot.mappings.filter((mapping) => !isServiceExposure(mapping))
       const live = lease ? await liveHosts(lease, mappings, hostName) : undefined
       const statuses = signal ? abortableStatusApi(mappingApi, signal) : mappingApi
       const status = await writeStatuses(statuses, mappings, report.plan.verdicts, report.host, now, hostName, inFlight, live, settled)
