@@ -48,7 +48,7 @@ export async function openWatchSource(
       onRetry: (reason, retryInMs) => logger.warn('cannot tell yet whether the Mapping CRD serves the status subresource; asking again', {reason, retryInMs}),
     }))
   const lease = openHostLease(kubeConfig, hostname(), options.lease, api, logger.with({component: 'lease'}))
-  return {source: new ExposingSource(checked, options.defaultLoadBalancer ?? false), publisher: kubePublisher(kubeConfig, lease.hostName, api, lease), lease}
+  return {source: new ExposingSource(checked, options.defaultLoadBalancer ?? false), publisher: kubePublisher(kubeConfig, lease.hostName, api, lease, {defaultLoadBalancer: options.defaultLoadBalancer ?? false}), lease}
 }
 
 /**
