@@ -80,6 +80,11 @@ describe('allocator', function () {
       ],
     },
     {
+      desc: 'decides requests before Services taking any free address, however old those are',
+      services: [{name: 'any', day: 1}, {name: 'asks', day: 2, addresses: '198.18.0.10'}],
+      want: ['any: 198.18.0.11 (new)', 'asks: 198.18.0.10 (new)'],
+    },
+    {
       desc: 'leaves a request outside every pool pending',
       services: [{name: 'a', day: 1, addresses: '198.18.9.9'}],
       want: ['a: pending: the requested address 198.18.9.9 is in no AddressPool'],

@@ -49,7 +49,7 @@ const mapping = (name: string, created: string, port: number): MappingResource =
 describe('LoadBalancer Services as exposures', function () {
   it('exposes every Service port on the recorded address, to the ClusterIP, allowing its loadBalancerSourceRanges', function () {
     const result = planned({mappings: [], services: [chartService({ip: '198.18.0.10', sources: ['198.18.50.0/24']})], endpointSlices: []})
-    expect(result.verdicts.map((v) => [v.name, v.invalid])).to.deep.equal([['service/web', 'no']])
+    expect(result.verdicts.map((v) => [v.name, v.invalid])).to.deep.equal([['svc.web', 'no']])
     const [exposed] = result.model.mappings
     expect(exposed!.allowedSources).to.deep.equal(['198.18.50.0/24'])
     expect(exposed!.endpoints.map((e) => [e.address, e.protocol, e.port, e.targetIP, e.targetPort])).to.deep.equal([
@@ -87,13 +87,19 @@ describe('LoadBalancer Services as exposures', function () {
     const older = planned({mappings: [mapping('old', '2025-01-01T00:00:00Z', 80)], services: [chartService({ip: '198.18.0.10'})], endpointSlices: []})
     expect(older.verdicts.map((v) => [v.name, v.invalid])).to.deep.equal([
       ['old', 'no'],
-      ['service/web', 'tcp/80 on 198.18.0.10 is already mapped by shop/old'],
+      ['svc.web', 'tcp/80 on 198.18.0.10 is already mapped by shop/old'],
     ])
     const younger = planned({mappings: [mapping('new', '2025-01-03T00:00:00Z', 80)], services: [chartService({ip: '198.18.0.10'})], endpointSlices: []})
     expect(younger.verdicts.map((v) => [v.name, v.invalid])).to.deep.equal([
-      ['new', 'tcp/80 on 198.18.0.10 is already mapped by shop/service/web'],
-      ['service/web', 'no'],
+      ['new', 'tcp/80 on 198.18.0.10 is already mapped by shop/svc.web'],
+      ['svc.web', 'no'],
     ])
+  })
+
+  it('a Mapping that has the exposure\'s name keeps it: the Service is not exposed', function () {
+    const result = planned({mappings: [{...mapping('svc.web', '2025-01-03T00:00:00Z', 8080)}], services: [chartService({ip: '198.18.0.10'})], endpointSlices: []})
+    expect(result.verdicts.map((v) => [v.name, v.invalid])).to.deep.equal([['svc.web', 'no']])
+    expect(result.model.mappings[0]!.endpoints.map((e) => e.port)).to.deep.equal([8080])
   })
 
   it('gives the very same exposure for the same Service object, and a new one for a changed Service', function () {

@@ -263,7 +263,7 @@ describe('plan with a memo across passes (incremental re-plan)', () => {
         world = applyStep(world, step)
         const planned = plan(withServiceExposures(world.snapshot, world.defaultLoadBalancer ?? false), world.host, world.options, memo)
         if (planned.verdicts.some((v) => v.invalid.includes('already mapped by'))) seen.conflicts++
-        if (planned.model.mappings.some((m) => m.name.startsWith('service/'))) seen.loadBalancers++
+        if (planned.model.mappings.some((m) => m.name.startsWith('svc.'))) seen.loadBalancers++
         if (planned.model.egress.length > 0) seen.egress++
         if (planned.model.mappings.some((m) => (m.groups ?? []).some((g) => g.members.length > 0))) seen.groups++
         if (memo.replanned < planned.verdicts.length) seen.partial++

@@ -83,8 +83,11 @@ export function allocate(input: AllocationInput): Allocation {
     decided.set(service, kept)
     take(held, kept.address, service)
   }
-  for (const service of served) {
-    if (decided.has(service)) continue
+  // Then the Services asking for one address, before those taking any free one may take it.
+  const undecided = served.filter((service) => !decided.has(service))
+  const asking = undecided.filter((service) => requested(service).address !== undefined)
+  const asks = new Set(asking)
+  for (const service of [...asking, ...undecided.filter((service) => !asks.has(service))]) {
     const decision = decide(service, input, held, staticAddresses)
     decided.set(service, decision)
     if (decision.kind === 'hold') take(held, decision.address, service)

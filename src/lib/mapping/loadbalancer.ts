@@ -24,8 +24,12 @@ export const SERVICE_ANNOTATIONS = [ADDRESSES_ANNOTATION, POOL_ANNOTATION, SHARE
 
 /** The kind of the Mapping-shaped object a Service becomes; no Mapping has it. */
 const EXPOSURE_KIND = 'Service'
-/** An exposure's name: this prefix, then the Service's; "/" is in no Mapping's name, so the two never collide. */
-const EXPOSURE_PREFIX = 'service/'
+/**
+ * An exposure's name: this prefix, then the Service's. It must be a DNS-1123 subdomain like any
+ * Mapping's (the kernel's rule comments carry it), so a Mapping could take it: then the Mapping
+ * keeps the name and the Service is not exposed (plan/exposures.ts).
+ */
+const EXPOSURE_PREFIX = 'svc.'
 
 /** The reason an exposure without a recorded address is not programmed. */
 export const WAITING_FOR_ADDRESS = 'no address allocated yet (see the Service\'s Events)'

@@ -24,8 +24,14 @@ export function withServiceExposures(snapshot: Snapshot, defaultLoadBalancer: bo
   const exposures = exposuresOf(snapshot.services, defaultLoadBalancer)
   if (exposures.length === 0) return snapshot
   let both = joined.get(snapshot.mappings)
-  if (both?.exposures !== exposures) joined.set(snapshot.mappings, (both = {exposures, mappings: [...snapshot.mappings, ...exposures]}))
+  if (both?.exposures !== exposures) joined.set(snapshot.mappings, (both = {exposures, mappings: [...snapshot.mappings, ...unnamed(exposures, snapshot.mappings)]}))
   return {...snapshot, mappings: both.mappings}
+}
+
+/** The exposures whose namespace/name no Mapping has: a Mapping keeps its name, and the Service waits for it to go. */
+function unnamed(exposures: readonly MappingResource[], mappings: readonly MappingResource[]): MappingResource[] {
+  const taken = new Set(mappings.map((mapping) => JSON.stringify([mapping.metadata?.namespace, mapping.metadata?.name])))
+  return exposures.filter((exposure) => !taken.has(JSON.stringify([exposure.metadata.namespace, exposure.metadata.name])))
 }
 
 function exposuresOf(services: readonly ServiceResource[], defaultLoadBalancer: boolean): MappingResource[] {
