@@ -123,6 +123,8 @@ describe('LoadBalancer Services and address pools, with smartnat watch in the na
     expect(stored('web').status?.loadBalancer?.ingress).to.deep.equal([{ip: EXT_A, ipMode: 'Proxy', ports: [{port: 80, protocol: 'TCP'}]}])
     expect(await withOutput(eventually('traffic from the allowed client', 5000, () => reachesPod(ALLOWED_CLIENT, EXT_A, 80)))).to.be.oneOf(PODS)
     expect(events('web').map((e) => [e.type, e.reason, e.message])).to.deep.equal([['Normal', 'AddressAllocated', `allocated ${EXT_A} from AddressPool edge`]])
+    const logged = logText.split('\n').filter(Boolean).map((line) => JSON.parse(line) as {msg: string; allocated?: number})
+    expect(logged.some((line) => line.msg === 'LoadBalancer addresses recorded' && line.allocated === 1)).to.equal(true)
   })
 
   it('kubectl get svc shows the address as EXTERNAL-IP', async function () {
