@@ -65,6 +65,8 @@ describe('LoadBalancer Services and address pools, with smartnat watch in the na
   let server: ApiServer | undefined
   let dir: string | undefined
   let daemon: RunningCli | undefined
+  /** Another smartnat host allocating from the same API (in the lab's rtr2, serving no interface). */
+  let second: RunningCli | undefined
   let logText = ''
 
   const type = (group: string, version: string, resource: string) => server!.registry.find(group, version, resource)!
@@ -111,6 +113,7 @@ describe('LoadBalancer Services and address pools, with smartnat watch in the na
   })
 
   after(async () => {
+    await killSmartnat(second)
     await killSmartnat(daemon)
     await server?.stop()
     await lab?.destroy()
@@ -173,5 +176,31 @@ describe('LoadBalancer Services and address pools, with smartnat watch in the na
     // wants-a has no source ranges: the client web did not allow reaches it now.
     expect(await withOutput(eventually('traffic to the new owner', 5000, () => reachesPod(OTHER_CLIENT, EXT_A, 80)))).to.be.oneOf(PODS)
     expect(addressOf('fourth')).to.equal(undefined)
+  })
+
+  it('two smartnat hosts allocating at once give 50 new Services 50 distinct addresses within 5 s', async () => {
+    const port = await freePort()
+    second = startSmartnat(
+      ['watch', '--kubeconfig', join(dir!, 'kubeconfig'), '--netns', lab!.ns('rtr2'), '--interfaces', '^serves-none$', '--lock-file', join(dir!, 'second.lock'), '--metrics-addr', `127.0.0.1:${port}`, '--resync', '3s'],
+      {timeoutMs: 60_000},
+    )
+    let secondLog = ''
+    second.child.stdout!.on('data', (chunk: Buffer) => (secondLog += chunk.toString()))
+    await eventually('the second host ready', 20_000, async () => ((await httpGet(port, '/readyz')).status === 200 ? true : undefined))
+    server!.api.create(type('smartnat.aureacentral.com', 'v1alpha1', 'addresspools'), undefined, {metadata: {name: 'bulk'}, spec: {addresses: ['198.18.8.0/26']}} as unknown as KubeObject)
+    const names = Array.from({length: 50}, (_, i) => `bulk-${i}`)
+    const started = Date.now()
+    for (const name of names) create(chartService(name, [HTTP]))
+    // Each poll notes an address recorded for two Services at once; the hosts repair such a race, and the test reports it.
+    let sharedSeen = 0
+    const addresses = await withOutput(eventually('50 distinct addresses', 5000, () => {
+      const recorded = names.map(addressOf).filter((ip) => ip !== undefined)
+      if (new Set(recorded).size < recorded.length) sharedSeen++
+      return recorded.length === 50 && new Set(recorded).size === 50 ? recorded : undefined
+    }))
+    const seconds = (Date.now() - started) / 1000
+    const recordedBy = (log: string) => log.split('\n').filter((line) => line.includes('LoadBalancer addresses recorded')).length
+    console.log(`      50 Services: distinct addresses after ${seconds.toFixed(2)} s; polls that saw an address recorded twice: ${sharedSeen}; writebacks that recorded or lost a race: first host ${recordedBy(logText)}, second host ${recordedBy(secondLog)}`)
+    expect(addresses.every((ip) => ip.startsWith('198.18.8.'))).to.equal(true)
   })
 })
