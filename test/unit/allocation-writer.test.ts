@@ -86,6 +86,12 @@ describe('allocation recorded in Service statuses', function () {
     expect(new Set(addresses).size, 'distinct addresses').to.equal(50)
   })
 
+  it('takes an address recorded without ipMode (API servers before Kubernetes 1.30 drop it) as written', async function () {
+    lb('a')
+    server.api.patch(services(), 'default', 'a', 'application/merge-patch+json', {status: {loadBalancer: {ingress: [{ip: '198.18.0.10', ports: [{port: 80, protocol: 'TCP'}]}]}}}, {status: true})
+    expect(await writer().write(await snapshot(), new Date())).to.include({written: 0})
+  })
+
   it('releases the address of a Service that stops being a LoadBalancer', async function () {
     lb('a')
     await writer().write(await snapshot(), new Date())

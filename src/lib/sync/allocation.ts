@@ -179,7 +179,7 @@ function serviceWrite(decision: Decision): Write | undefined {
   const current = service.status?.loadBalancer?.ingress ?? []
   if (decision.kind === 'hold') {
     const ingress = desiredIngress(service, decision.address)
-    if (isDeepStrictEqual(current, ingress)) return undefined
+    if (sameIngress(current, ingress)) return undefined
     if (!decision.assigned) return {service, ingress}
     const from = decision.pool === undefined ? '' : ` from AddressPool ${decision.pool}`
     return {service, ingress, event: {type: 'Normal', reason: 'AddressAllocated', message: `allocated ${decision.address}${from}`}}
@@ -190,6 +190,17 @@ function serviceWrite(decision: Decision): Write | undefined {
   // Pending after holding an address (its request changed): the old address goes back.
   if (current.length === 0) return undefined
   return {service, ingress: null, event: {type: 'Warning', reason: 'AllocationFailed', message: decision.reason}}
+}
+
+/**
+ * Whether the recorded ingress says what is wanted. An API server older than Kubernetes 1.30 drops
+ * ipMode: an entry without it counts as written, or every pass would write every Service again.
+ */
+function sameIngress(current: readonly LoadBalancerIngress[], wanted: readonly LoadBalancerIngress[]): boolean {
+  return current.length === wanted.length && current.every((entry, i) => {
+    const {ipMode, ...rest} = wanted[i]!
+    return entry.ipMode === undefined ? isDeepStrictEqual(entry, rest) : entry.ipMode === ipMode && isDeepStrictEqual(entry, wanted[i])
+  })
 }
 
 function serviceEvent(service: ServiceResource, event: NonNullable<Write['event']>, hostName: string, now: Date): CoreV1Event {
