@@ -3,6 +3,8 @@ import {expect} from 'chai'
 import {LOAD_BALANCER_CLASS} from '../../src/lib/mapping/loadbalancer.js'
 import type {ServiceResource} from '../../src/lib/mapping/types.js'
 import {withServiceExposures} from '../../src/lib/plan/exposures.js'
+import {DEFAULT_PLAN_OPTIONS} from '../../src/lib/plan/model.js'
+import {plan} from '../../src/lib/plan/plan.js'
 import {listSnapshot} from '../../src/lib/source/kube/source.js'
 import {kubeEventApi, kubePoolStatusApi, kubeServiceStatusApi} from '../../src/lib/source/kube/writers.js'
 import {AllocationWriter} from '../../src/lib/sync/allocation.js'
@@ -90,6 +92,22 @@ describe('allocation recorded in Service statuses', function () {
     lb('a')
     server.api.patch(services(), 'default', 'a', 'application/merge-patch+json', {status: {loadBalancer: {ingress: [{ip: '198.18.0.10', ports: [{port: 80, protocol: 'TCP'}]}]}}}, {status: true})
     expect(await writer().write(await snapshot(), new Date())).to.include({written: 0})
+  })
+
+  it('tells a Service that loses its ports to an older Mapping why, once', async function () {
+    server.api.create(server.registry.find('smartnat.aureacentral.com', 'v1alpha1', 'mappings')!, 'default', {
+      metadata: {name: 'm', creationTimestamp: '2025-01-01T00:00:00Z'}, spec: {addresses: ['198.18.0.10'], serviceName: 'a', ports: [{port: 80}]},
+    })
+    // A Mapping's address is never handed out on its own: the Service asks for it.
+    lb('a', 80, {'smartnat.aureacentral.com/addresses': '198.18.0.10'})
+    const once = writer()
+    await once.write(await snapshot(), new Date())
+    const recorded = await snapshot()
+    const verdicts = plan(recorded, {interfaces: []}, DEFAULT_PLAN_OPTIONS).verdicts
+    expect(verdicts.find((v) => v.name === 'svc.a')?.invalid).to.equal('tcp/80 on 198.18.0.10 is already mapped by default/m')
+    await once.write(recorded, new Date(), verdicts)
+    await once.write(recorded, new Date(), verdicts)
+    expect(reasons().filter((line) => line.includes(' Invalid: '))).to.deep.equal(['a Invalid: tcp/80 on 198.18.0.10 is already mapped by default/m'])
   })
 
   it('releases the address of a Service that stops being a LoadBalancer', async function () {

@@ -8,10 +8,10 @@
 import {isDeepStrictEqual} from 'node:util'
 import type {CoreV1Event} from '@kubernetes/client-node'
 import {allocate, type Allocation, type Decision} from '../allocate/allocate.js'
-import {isServiceExposure} from '../mapping/loadbalancer.js'
+import {exposedServiceName, isServiceExposure, WAITING_FOR_ADDRESS} from '../mapping/loadbalancer.js'
 import {poolConfig, type AddressPoolResource, type AddressPoolStatus, type PoolConfig} from '../mapping/pool.js'
 import type {LoadBalancerIngress, ServiceResource} from '../mapping/types.js'
-import type {Snapshot} from '../plan/model.js'
+import type {MappingVerdict, Snapshot} from '../plan/model.js'
 import {describeApiError, httpStatusOf} from '../source/kube/errors.js'
 import type {EventApi, MergePatch} from '../source/kube/writers.js'
 import {API_WRITES_IN_FLIGHT, mapBounded} from './bounded.js'
@@ -63,8 +63,12 @@ export class AllocationWriter {
     private readonly inFlight = API_WRITES_IN_FLIGHT,
   ) {}
 
-  /** Decides from `snapshot` and writes what differs from what the Services and pools already say. */
-  async write(snapshot: Snapshot, now: Date): Promise<AllocationResult> {
+  /**
+   * Decides from `snapshot` and writes what differs from what the Services and pools already say;
+   * a served Service that `verdicts` (the pass's) show not programmed for another reason than its
+   * address (a conflict, a bad port) is told why with an Event.
+   */
+  async write(snapshot: Snapshot, now: Date, verdicts: readonly MappingVerdict[] = []): Promise<AllocationResult> {
     const pools = poolConfig(snapshot.addressPools ?? [])
     const allocation = allocate({
       services: snapshot.services,
@@ -83,6 +87,7 @@ export class AllocationWriter {
       // A write releasing the old address tells the reason itself.
       if (decision.kind === 'pending') this.tellOnce(told, decision.service, 'AllocationFailed', decision.reason, write === undefined ? notices : [])
     }
+    for (const {service, reason} of refusedExposures(snapshot, verdicts)) this.tellOnce(told, service, 'Invalid', reason, notices)
     for (const {service, address} of allocation.orphaned) {
       this.tellOnce(told, service, 'AddressOrphaned', `${address} is in no AddressPool any more; the Service keeps it until it is deleted or asks for another`, notices)
     }
@@ -161,6 +166,22 @@ export class AllocationWriter {
     const errors = outcomes.filter((outcome) => outcome !== undefined)
     return {written: outcomes.length - errors.length, errors}
   }
+}
+
+/** The served Services whose exposure the plan refused for another reason than a missing address, with the reason. */
+function refusedExposures(snapshot: Snapshot, verdicts: readonly MappingVerdict[]): {service: ServiceResource; reason: string}[] {
+  const refused = new Map(verdicts.filter((v) => !v.valid && v.deleting === undefined && v.invalid !== WAITING_FOR_ADDRESS).map((v) => [`${v.namespace}/${v.name}`, v.invalid]))
+  if (refused.size === 0) return []
+  const services = new Map(snapshot.services.map((service) => [`${service.metadata.namespace}/${service.metadata.name}`, service]))
+  const found: {service: ServiceResource; reason: string}[] = []
+  for (const exposure of snapshot.mappings) {
+    if (!isServiceExposure(exposure)) continue
+    const {namespace, name} = exposure.metadata
+    const reason = refused.get(`${namespace}/${name}`)
+    const service = services.get(`${namespace}/${exposedServiceName(name ?? '')}`)
+    if (reason !== undefined && service !== undefined) found.push({service, reason})
+  }
+  return found
 }
 
 function serviceKey(service: ServiceResource): string {

@@ -63,7 +63,7 @@ export function apiPublisher(
   return {
     async publish(report, now = new Date(), signal) {
       // Allocations first: a Service waiting for an address waits for nothing else.
-      const allocated = allocation && !signal?.aborted ? await allocation.write(report.snapshot, now) : undefined
+      const allocated = allocation && !signal?.aborted ? await allocation.write(report.snapshot, now, report.plan.verdicts) : undefined
       // LoadBalancer Services planned as exposures have no Mapping status; allocation tells them.
       const mappings = report.snapshot.mappings.filter((mapping) => !isServiceExposure(mapping))
       const live = lease ? await liveHosts(lease, mappings, hostName) : undefined
