@@ -40,8 +40,6 @@ export interface AddressPool {
   autoAssign: boolean
   /** Only these namespaces may draw from it; undefined: any. */
   namespaces?: readonly string[]
-  /** Only namespaces with these labels may draw from it; undefined: any. */
-  matchLabels?: Readonly<Record<string, string>>
   /** Parts of `ranges` other pools also list: never allocated. */
   overlaps: readonly AddressRange[]
   /** The other pools sharing addresses with this one, by name. */
@@ -112,12 +110,9 @@ function parsePool(name: string, resource: AddressPoolResource): Omit<AddressPoo
     })
     pool.namespaces = [...(namespaces as string[])].sort()
   }
+  // Refused rather than ignored: a pool meant for some namespaces must not serve them all.
   if (namespaceSelector !== undefined && namespaceSelector !== null) {
-    const labels = (namespaceSelector as {matchLabels?: unknown}).matchLabels
-    if (typeof labels !== 'object' || labels === null || Array.isArray(labels) || Object.values(labels).some((v) => typeof v !== 'string')) {
-      fail('spec.namespaceSelector.matchLabels must map label names to values')
-    }
-    pool.matchLabels = {...(labels as Record<string, string>)}
+    fail('spec.namespaceSelector is not supported yet (smartnat does not read namespace labels); list the namespaces in spec.namespaces')
   }
   return pool
 }
@@ -182,11 +177,9 @@ export function poolListing(config: PoolConfig, ip: Ipv4): AddressPool | undefin
   return undefined
 }
 
-/** Whether a Service of `namespace` (whose labels are `labels`, when known) may draw from `pool`. */
-export function poolAdmits(pool: AddressPool, namespace: string, labels: Readonly<Record<string, string>> | undefined): boolean {
-  if (pool.namespaces !== undefined && !pool.namespaces.includes(namespace)) return false
-  if (pool.matchLabels === undefined) return true
-  return labels !== undefined && Object.entries(pool.matchLabels).every(([key, value]) => labels[key] === value)
+/** Whether a Service of `namespace` may draw from `pool`. */
+export function poolAdmits(pool: AddressPool, namespace: string): boolean {
+  return pool.namespaces === undefined || pool.namespaces.includes(namespace)
 }
 
 /** How many addresses `pool` can hand out (its overlaps excluded). */
