@@ -25,6 +25,7 @@ export const CONFIG_KEYS = [
   'kubeconfig',
   'context',
   'api-timeout',
+  'default-load-balancer',
   'lease-namespace',
   'lease-duration',
   'lock-file',

@@ -35,6 +35,10 @@ export const sourceFlags = {
     default: '30s',
     helpValue: 'DURATION',
   }),
+  'default-load-balancer': Flags.boolean({
+    summary: 'Serve LoadBalancer Services that name no loadBalancerClass too, not only those of class smartnat.aureacentral.com/edge.',
+    default: false,
+  }),
 }
 
 /** This host's Lease, for the commands that write Mapping statuses: which hosts' status keys are live. */
@@ -61,7 +65,7 @@ export function leaseSettings(flags: {'lease-namespace': string; 'lease-duration
 }
 
 /** The values of sourceFlags. */
-export type SourceFlagValues = {'from-file'?: string; kubeconfig?: string; context?: string; 'api-timeout': string}
+export type SourceFlagValues = {'from-file'?: string; kubeconfig?: string; context?: string; 'api-timeout': string; 'default-load-balancer'?: boolean}
 
 /** Turns parsed source flags into where a command reads its objects from; throws when --api-timeout is not a duration. */
 export function sourceOptions(flags: SourceFlagValues): SourceOptions {
@@ -70,6 +74,7 @@ export function sourceOptions(flags: SourceFlagValues): SourceOptions {
     ...(flags['from-file'] !== undefined ? {fromFile: flags['from-file']} : {}),
     ...(flags.kubeconfig ? {kubeconfig: flags.kubeconfig} : {}),
     ...(flags.context ? {context: flags.context} : {}),
+    ...(flags['default-load-balancer'] ? {defaultLoadBalancer: true} : {}),
     apiTimeoutMs,
   }
 }

@@ -312,6 +312,42 @@ spec: {holderIdentity: edge-1, leaseDurationSeconds: 40, renewTime: "${renewTime
     await ok('delete', 'lease', 'smartnat-edge-1')
   })
 
+  it('serves cluster-scoped AddressPools with their printer columns and status subresource', async function () {
+    expect(await ok('apply', '-f', 'crds/addresspool.yaml')).to.equal('customresourcedefinition.apiextensions.k8s.io/addresspools.smartnat.aureacentral.com created\n')
+    const file = join(scratch, 'pool.yaml')
+    await writeFile(file, 'apiVersion: smartnat.aureacentral.com/v1alpha1\nkind: AddressPool\nmetadata: {name: edge}\nspec:\n  addresses: [198.18.0.32/30, 198.18.0.40-198.18.0.41]\n  autoAssign: false\n')
+    expect(await ok('apply', '-f', file)).to.equal('addresspool.smartnat.aureacentral.com/edge created\n')
+    await ok('patch', 'addresspool', 'edge', '--subresource=status', '--type', 'merge', '-p', JSON.stringify({status: {inUse: 1, free: 5}}))
+    const [header, row] = (await ok('get', 'addresspools')).trim().split('\n')
+    expect(header!.trim().split(/\s{2,}/)).to.deep.equal(['NAME', 'ADDRESSES', 'AUTO', 'IN-USE', 'FREE', 'AGE'])
+    expect(row!.trim().split(/\s{2,}/).slice(0, 5)).to.deep.equal(['edge', '["198.18.0.32/30","198.18.0.40-198.18.0.41"]', 'false', '1', '5'])
+    const namespaced = await kubectl('get', 'addresspool', 'edge', '-n', 'kube-system', '-o', 'jsonpath={.metadata.namespace}')
+    expect(namespaced).to.include({code: 0, stdout: ''})
+    await ok('delete', 'addresspool', 'edge')
+  })
+
+  it('serves LoadBalancer Services: loadBalancerClass checked and fixed, EXTERNAL-IP from the status subresource', async function () {
+    const file = join(scratch, 'lb.yaml')
+    const service = (type: string, lbClass: string) => `apiVersion: v1\nkind: Service\nmetadata: {name: web-lb, namespace: default}\nspec:\n  type: ${type}\n  loadBalancerClass: ${lbClass}\n  ports: [{name: http, port: 80, targetPort: 8080}]\n`
+    await writeFile(file, service('ClusterIP', 'smartnat.aureacentral.com/edge'))
+    const notLb = await kubectl('apply', '-f', file)
+    expect(notLb.code).to.not.equal(0)
+    expect(notLb.stderr).to.contain("spec.loadBalancerClass: Forbidden: may only be used when `type` is 'LoadBalancer'")
+    await writeFile(file, service('LoadBalancer', 'smartnat.aureacentral.com/edge'))
+    expect(await ok('apply', '-f', file)).to.equal('service/web-lb created\n')
+    const external = async () => (await ok('get', 'svc', 'web-lb', '--no-headers')).trim().split(/\s+/)[3]
+    expect(await external()).to.equal('<pending>')
+    const ingress = [{ip: '198.18.0.33', ipMode: 'Proxy', ports: [{port: 80, protocol: 'TCP'}]}]
+    await ok('patch', 'svc', 'web-lb', '--subresource=status', '--type', 'merge', '-p', JSON.stringify({status: {loadBalancer: {ingress}}}))
+    expect(await external()).to.equal('198.18.0.33')
+    expect(JSON.parse(await ok('get', 'svc', 'web-lb', '-o', 'jsonpath={.status.loadBalancer.ingress}'))).to.deep.equal(ingress)
+    await writeFile(file, service('LoadBalancer', 'example.com/other'))
+    const changed = await kubectl('apply', '-f', file)
+    expect(changed.code).to.not.equal(0)
+    expect(changed.stderr).to.contain('spec.loadBalancerClass: Invalid value: "example.com/other": may not change once set')
+    await ok('delete', 'svc', 'web-lb')
+  })
+
   it('works with legacy discovery too, when aggregated discovery is not offered', async function () {
     const legacy = await startApiServer({aggregatedDiscovery: false, crds: ['crds/mapping.yaml']})
     try {

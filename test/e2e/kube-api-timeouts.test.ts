@@ -32,6 +32,7 @@ const KINDS = [
   {kind: 'Mapping', path: '/apis/smartnat.aureacentral.com/v1alpha1/mappings'},
   {kind: 'Service', path: '/api/v1/services'},
   {kind: 'EndpointSlice', path: '/apis/discovery.k8s.io/v1/endpointslices'},
+  {kind: 'AddressPool', path: '/apis/smartnat.aureacentral.com/v1alpha1/addresspools'},
 ] as const
 
 const never: RawAnswer = () => undefined
@@ -80,9 +81,9 @@ describe('every Kubernetes API request has a deadline', function () {
   it('list: a server that never answers fails the list of each kind within the timeout, naming it, and closes the connection', async () => {
     const kc = await serve(never)
     const error = await listSnapshot(kc, 500, api).then(() => undefined, (e: Error) => e)
-    expect(error?.message).to.match(/^listing (Mapping|Service|EndpointSlice)s from \/\S+: no response within 100ms$/)
-    await eventually('every kind to fail', 5000, () => (failures.length === 3 ? true : undefined))
-    expect(failures.sort()).to.deep.equal(['EndpointSlice list timeout', 'Mapping list timeout', 'Service list timeout'])
+    expect(error?.message).to.match(/^listing (Mapping|Service|EndpointSlice|AddressPool)s from \/\S+: no response within 100ms$/)
+    await eventually('every kind to fail', 5000, () => (failures.length === KINDS.length ? true : undefined))
+    expect(failures.sort()).to.deep.equal(['AddressPool list timeout', 'EndpointSlice list timeout', 'Mapping list timeout', 'Service list timeout'])
     await noConnectionLeft()
   })
 
@@ -92,9 +93,9 @@ describe('every Kubernetes API request has a deadline', function () {
       return jsonResponse(200, {kind: 'List', apiVersion: 'v1', metadata: {resourceVersion: '5', continue: 'page-2'}, items: [{metadata: {name: 'a', namespace: 'default'}}]})
     })
     const error = await listSnapshot(kc, 1, api).then(() => undefined, (e: Error) => e)
-    expect(error?.message).to.match(/^listing (Mapping|Service|EndpointSlice)s from \/\S+: no response within 100ms$/)
+    expect(error?.message).to.match(/^listing (Mapping|Service|EndpointSlice|AddressPool)s from \/\S+: no response within 100ms$/)
     for (const {path} of KINDS) expect(raw!.requests.filter((r) => r.startsWith(`GET ${path}?`) && r.includes('continue=page-2')), path).to.have.length(1)
-    await eventually('every kind to fail', 5000, () => (failures.length === 3 ? true : undefined))
+    await eventually('every kind to fail', 5000, () => (failures.length === KINDS.length ? true : undefined))
     await noConnectionLeft()
   })
 
@@ -103,11 +104,11 @@ describe('every Kubernetes API request has a deadline', function () {
     const gate = new GatedDelay()
     source = new KubeSource(kc, {delay: gate.delay, backoff: {random: () => 0}, api})
     await source.start()
-    await eventually('every kind waiting out its failed watch', 5000, () => (gate.pending === 3 ? true : undefined))
+    await eventually('every kind waiting out its failed watch', 5000, () => (gate.pending === KINDS.length ? true : undefined))
     const health = source.health()
     expect(health).to.include({synced: true, healthy: false})
     for (const {kind, path} of KINDS) expect(health.kinds[kind].lastError).to.equal(`watch ${path}: no response within 100ms`)
-    expect(failures.sort()).to.deep.equal(['EndpointSlice watch timeout', 'Mapping watch timeout', 'Service watch timeout'])
+    expect(failures.sort()).to.deep.equal(['AddressPool watch timeout', 'EndpointSlice watch timeout', 'Mapping watch timeout', 'Service watch timeout'])
     await source.stop()
     await noConnectionLeft()
   })
@@ -118,16 +119,16 @@ describe('every Kubernetes API request has a deadline', function () {
     // The server is asked to end each watch after 1 s; the client gives up 1 s + the request timeout after it opened.
     source = new KubeSource(kc, {delay: gate.delay, backoff: {random: () => 0}, api, watchTimeoutSeconds: 1})
     await source.start()
-    await eventually('every kind waiting out its stalled watch', 10_000, () => (gate.pending === 3 ? true : undefined))
+    await eventually('every kind waiting out its stalled watch', 10_000, () => (gate.pending === KINDS.length ? true : undefined))
     for (const {kind, path} of KINDS) {
       expect(source.health().kinds[kind].lastError).to.equal(`watch ${path}: still open after 1.1s, longer than the server was asked to keep it`)
     }
-    expect(failures.sort()).to.deep.equal(['EndpointSlice watch timeout', 'Mapping watch timeout', 'Service watch timeout'])
+    expect(failures.sort()).to.deep.equal(['AddressPool watch timeout', 'EndpointSlice watch timeout', 'Mapping watch timeout', 'Service watch timeout'])
     const watches = () => raw!.requests.filter((r) => r.includes('watch=true'))
-    expect(watches()).to.have.length(3)
+    expect(watches()).to.have.length(KINDS.length)
     gate.releaseAll()
-    await eventually('the watches to resume', 5000, () => (watches().length === 6 ? true : undefined))
-    expect(raw!.requests.filter((r) => !r.includes('watch=true')), 'no relist').to.have.length(3)
+    await eventually('the watches to resume', 5000, () => (watches().length === 2 * KINDS.length ? true : undefined))
+    expect(raw!.requests.filter((r) => !r.includes('watch=true')), 'no relist').to.have.length(KINDS.length)
     for (const {path} of KINDS) {
       expect(watches().filter((r) => r.startsWith(`GET ${path}?watch=true&resourceVersion=5&`)), path).to.have.length(2)
     }
@@ -170,9 +171,9 @@ describe('every Kubernetes API request has a deadline', function () {
     const gate = new GatedDelay()
     source = new KubeSource(kc, {delay: gate.delay, backoff: {random: () => 0}, api})
     await source.start()
-    await eventually('every kind waiting out its refused watch', 5000, () => (gate.pending === 3 ? true : undefined))
+    await eventually('every kind waiting out its refused watch', 5000, () => (gate.pending === KINDS.length ? true : undefined))
     expect(source.health().kinds.Service.lastError).to.equal('watch /api/v1/services: HTTP 403: cannot watch here')
-    expect(failures.sort()).to.deep.equal(['EndpointSlice watch 403', 'Mapping watch 403', 'Service watch 403'])
+    expect(failures.sort()).to.deep.equal(['AddressPool watch 403', 'EndpointSlice watch 403', 'Mapping watch 403', 'Service watch 403'])
   })
 
   describe('smartnat_api_errors_total counts every failed request, not only new error messages', function () {
@@ -188,7 +189,7 @@ describe('every Kubernetes API request has a deadline', function () {
         source = new KubeSource(kc, {delay: gate.delay, backoff: {random: () => 0}, api: {timeoutMs: TIMEOUT_MS, onFailure: (r, c) => metrics.apiError({...r, code: c})}})
         void source.start()
         for (let round = 1; round <= 5; round++) {
-          await eventually(`round ${round}: every kind waiting`, 5000, () => (gate.pending === 3 ? true : undefined))
+          await eventually(`round ${round}: every kind waiting`, 5000, () => (gate.pending === KINDS.length ? true : undefined))
           if (round < 5) gate.releaseAll()
         }
         for (const {kind} of KINDS) expect(metrics.apiErrors.get({kind, verb: 'list', code}), kind).to.equal(5)

@@ -33,9 +33,12 @@ describe('deploy manifests', function () {
       .flatMap((r) => r.apiGroups.flatMap((g) => r.resources.map((res) => `${g || 'core'}/${res}: ${[...r.verbs].sort().join(',')}`)))
     expect(rules.sort()).to.deep.equal([
       'core/events: create,patch',
+      'core/services/status: patch',
       'core/services: get,list,watch',
       'discovery.k8s.io/endpointslices: get,list,watch',
       'events.k8s.io/events: create,patch',
+      'smartnat.aureacentral.com/addresspools/status: patch',
+      'smartnat.aureacentral.com/addresspools: get,list,watch',
       'smartnat.aureacentral.com/mappings/status: patch,update',
       'smartnat.aureacentral.com/mappings: get,list,patch,watch',
     ])

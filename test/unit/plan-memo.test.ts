@@ -2,6 +2,8 @@ import {expect} from 'chai'
 import fc from 'fast-check'
 import type {EndpointSliceResource, MappingResource, ServiceResource} from '../../src/lib/mapping/types.js'
 import type {Ipv4} from '../../src/lib/net/ipv4.js'
+import {LOAD_BALANCER_CLASS} from '../../src/lib/mapping/loadbalancer.js'
+import {withServiceExposures} from '../../src/lib/plan/exposures.js'
 import {PlanMemo} from '../../src/lib/plan/memo.js'
 import {DEFAULT_PLAN_OPTIONS, type HostInfo, type PlanOptions, type Snapshot} from '../../src/lib/plan/model.js'
 import {plan} from '../../src/lib/plan/plan.js'
@@ -74,6 +76,38 @@ function serviceOf(s: ValueOf<typeof serviceArb>): ServiceResource {
   }
 }
 
+// LoadBalancer Services: planned as exposures that contest endpoints with the Mappings.
+const loadBalancerArb = fc.record({
+  namespace: fc.constantFrom(...NAMESPACES),
+  name: fc.constantFrom(...SERVICES),
+  vip: fc.integer({min: 1, max: 3}),
+  address: fc.option(fc.constantFrom(...ADDRESSES), {nil: undefined}),
+  created: fc.option(fc.integer({min: 0, max: 2}), {nil: undefined}),
+  classless: fc.boolean(),
+  direct: fc.boolean(),
+  sources: fc.constantFrom(undefined, ['198.18.50.0/24']),
+  ports: fc.constantFrom([80], [53], [80, 53]),
+})
+
+function loadBalancerOf(l: ValueOf<typeof loadBalancerArb>): ServiceResource {
+  return {
+    metadata: {
+      namespace: l.namespace,
+      name: l.name,
+      ...(l.created === undefined ? {} : {creationTimestamp: `2025-01-0${l.created + 1}T00:00:00Z`}),
+      ...(l.direct ? {annotations: {'smartnat.aureacentral.com/mode': 'direct'}} : {}),
+    },
+    spec: {
+      type: 'LoadBalancer',
+      ...(l.classless ? {} : {loadBalancerClass: LOAD_BALANCER_CLASS}),
+      clusterIP: `198.19.0.${l.vip}`,
+      ports: l.ports.map((port) => ({name: port === 53 ? 'dns' : 'http', port, protocol: port === 53 ? 'UDP' : 'TCP'})),
+      ...(l.sources ? {loadBalancerSourceRanges: [...l.sources]} : {}),
+    },
+    ...(l.address === undefined ? {} : {status: {loadBalancer: {ingress: [{ip: l.address, ipMode: 'Proxy' as const}]}}}),
+  }
+}
+
 const sliceArb = fc.record({
   namespace: fc.constantFrom(...NAMESPACES),
   service: fc.constantFrom(...SERVICES),
@@ -110,6 +144,8 @@ function upsert<T extends {metadata?: {namespace?: string; name?: string}}>(list
 type Step =
   | {kind: 'mapping'; value: MappingSpec}
   | {kind: 'service'; value: ValueOf<typeof serviceArb>}
+  | {kind: 'loadBalancer'; value: ValueOf<typeof loadBalancerArb>}
+  | {kind: 'defaultLoadBalancer'}
   | {kind: 'slice'; value: ValueOf<typeof sliceArb>}
   | {kind: 'remove'; list: keyof Snapshot; index: number}
   | {kind: 'copy'; list: keyof Snapshot; index: number}
@@ -134,12 +170,15 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
   {weight: 1, arbitrary: fc.constant({kind: 'shuffle' as const})},
   {weight: 1, arbitrary: fc.record({kind: fc.constant('host' as const), index: fc.nat(1)})},
   {weight: 1, arbitrary: fc.constant({kind: 'snat' as const})},
+  {weight: 2, arbitrary: loadBalancerArb.map((value) => ({kind: 'loadBalancer' as const, value}))},
+  {weight: 1, arbitrary: fc.constant({kind: 'defaultLoadBalancer' as const})},
 )
 
 interface World {
   snapshot: Snapshot
   host: HostInfo
   options: PlanOptions
+  defaultLoadBalancer?: boolean
 }
 
 function applyStep(world: World, step: Step): World {
@@ -183,6 +222,10 @@ function applyStep(world: World, step: Step): World {
       return {...world, host: HOSTS[step.index]!}
     case 'snat':
       return {...world, options: {...world.options, snat: !world.options.snat}}
+    case 'loadBalancer':
+      return {...world, snapshot: {...snapshot, services: upsert(snapshot.services, loadBalancerOf(step.value))}}
+    case 'defaultLoadBalancer':
+      return {...world, defaultLoadBalancer: !world.defaultLoadBalancer}
   }
 }
 
@@ -200,8 +243,10 @@ describe('plan with a memo across passes (incremental re-plan)', () => {
         let world = startingWorld()
         for (const [i, step] of steps.entries()) {
           world = applyStep(world, step)
-          const kept = plan(world.snapshot, world.host, world.options, memo)
-          const whole = plan(world.snapshot, world.host, world.options)
+          // As a source hands snapshots over: the LoadBalancer Services it serves among the Mappings.
+          const snapshot = withServiceExposures(world.snapshot, world.defaultLoadBalancer ?? false)
+          const kept = plan(snapshot, world.host, world.options, memo)
+          const whole = plan(snapshot, world.host, world.options)
           expect(JSON.stringify(kept), `after step ${i} (${step.kind})`).to.equal(JSON.stringify(whole))
         }
       }),
@@ -210,14 +255,15 @@ describe('plan with a memo across passes (incremental re-plan)', () => {
   })
 
   it('the random sequences reach conflicts, egress, direct groups and re-plans of a few Mappings', () => {
-    const seen = {conflicts: 0, egress: 0, groups: 0, partial: 0}
+    const seen = {conflicts: 0, egress: 0, groups: 0, partial: 0, loadBalancers: 0}
     for (const steps of fc.sample(fc.array(stepArb, {minLength: 10, maxLength: 40}), {numRuns: 100, seed: 19_003})) {
       const memo = new PlanMemo()
       let world = startingWorld()
       for (const step of steps) {
         world = applyStep(world, step)
-        const planned = plan(world.snapshot, world.host, world.options, memo)
+        const planned = plan(withServiceExposures(world.snapshot, world.defaultLoadBalancer ?? false), world.host, world.options, memo)
         if (planned.verdicts.some((v) => v.invalid.includes('already mapped by'))) seen.conflicts++
+        if (planned.model.mappings.some((m) => m.name.startsWith('svc.'))) seen.loadBalancers++
         if (planned.model.egress.length > 0) seen.egress++
         if (planned.model.mappings.some((m) => (m.groups ?? []).some((g) => g.members.length > 0))) seen.groups++
         if (memo.replanned < planned.verdicts.length) seen.partial++
@@ -227,6 +273,7 @@ describe('plan with a memo across passes (incremental re-plan)', () => {
     expect(seen.egress, 'plans with egress').to.be.greaterThan(100)
     expect(seen.groups, 'plans with a direct group that has members').to.be.greaterThan(100)
     expect(seen.partial, 'passes that re-planned part of the Mappings').to.be.greaterThan(500)
+    expect(seen.loadBalancers, 'plans programming a LoadBalancer Service').to.be.greaterThan(100)
   })
 
   it('one endpoint changed among 1,000 Mappings re-plans one Mapping, and a Mapping edited re-plans it and those contesting its endpoints', () => {
@@ -273,6 +320,15 @@ describe('plan with a memo across passes (incremental re-plan)', () => {
       expect(JSON.stringify(kept)).to.equal(JSON.stringify(plan(snapshot, host, options)))
       return kept
     }
+
+    it('a Mapping deleted in the same pass as its Service changes stays gone when the Service changes again', () => {
+      const a = at('a', 1, '198.18.0.10', [80])
+      const memo = new PlanMemo()
+      check(memo, {mappings: [a], services: [web('shop')], endpointSlices: [pods('web', '198.19.200.1')]})
+      check(memo, {mappings: [], services: [], endpointSlices: [pods('web', '198.19.200.1')]})
+      const back = check(memo, {mappings: [], services: [web('shop')], endpointSlices: [pods('web', '198.19.200.2')]})
+      expect(back.verdicts).to.deep.equal([])
+    })
 
     it('an older Mapping taking an endpoint frees the one its loser held for a younger Mapping', () => {
       const b = at('b', 2, '198.18.0.10', [80, 81])

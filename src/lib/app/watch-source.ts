@@ -4,6 +4,7 @@ import {hostname} from 'node:os'
 
 import type {Logger} from '../observe/log.js'
 import type {SmartnatMetrics} from '../observe/metrics.js'
+import {ExposingSource} from '../source/exposing.js'
 import {FileWatchSource} from '../source/file-watch.js'
 import type {ApiRequest} from '../source/kube/request.js'
 import type {KubeSource} from '../source/kube/source.js'
@@ -26,7 +27,7 @@ export async function openWatchSource(
     await access(path).catch((error: unknown) => {
       throw new Error(`--from-file ${path}: no such file or directory`, {cause: error})
     })
-    return {source: new FileWatchSource(path, {logger, onReadError: () => metrics.manifestReadError()})}
+    return {source: new ExposingSource(new FileWatchSource(path, {logger, onReadError: () => metrics.manifestReadError()}), options.defaultLoadBalancer ?? false)}
   }
   // Loaded for the API only, like the client (see openKubeConfig). Nothing in the flags or the
   // kubeconfig changes by trying again: the daemon fails at start.
@@ -47,7 +48,7 @@ export async function openWatchSource(
       onRetry: (reason, retryInMs) => logger.warn('cannot tell yet whether the Mapping CRD serves the status subresource; asking again', {reason, retryInMs}),
     }))
   const lease = openHostLease(kubeConfig, hostname(), options.lease, api, logger.with({component: 'lease'}))
-  return {source: checked, publisher: kubePublisher(kubeConfig, lease.hostName, api, lease), lease}
+  return {source: new ExposingSource(checked, options.defaultLoadBalancer ?? false), publisher: kubePublisher(kubeConfig, lease.hostName, api, lease, {defaultLoadBalancer: options.defaultLoadBalancer ?? false}), lease}
 }
 
 /**

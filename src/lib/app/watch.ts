@@ -117,6 +117,11 @@ function writeBack(publisher: Publisher, logger: Logger): (report: SyncReport, s
       logger.info('statuses written', {patched: published.status.patched, events: published.eventsCreated})
     }
     if (published.status.gone > 0) logger.info('statuses not written: Mappings deleted since the sync', {gone: published.status.gone})
+    const allocation = published.allocation
+    if (allocation && (allocation.written > 0 || allocation.conflicts > 0)) {
+      const {allocated, released, pending, conflicts} = allocation
+      logger.info('LoadBalancer addresses recorded', {allocated, released, updated: allocation.written - allocated - released, pending, conflicts})
+    }
     const [first, ...more] = published.errors
     if (first) throw new Error(`${errorText(first)}${more.length > 0 ? ` (and ${more.length} more status or Event writes failed)` : ''}`, {cause: first})
   }

@@ -92,7 +92,20 @@ export interface ServiceResource {
     externalName?: string
     sessionAffinity?: string
     sessionAffinityConfig?: {clientIP?: {timeoutSeconds?: number}}
+    loadBalancerClass?: string
+    /** Deprecated by Kubernetes, still honoured: the address asked for. */
+    loadBalancerIP?: string
+    loadBalancerSourceRanges?: string[]
   }
+  status?: {loadBalancer?: {ingress?: LoadBalancerIngress[]}}
+}
+
+/** One entry of a Service's status.loadBalancer.ingress. */
+export interface LoadBalancerIngress {
+  ip?: string
+  hostname?: string
+  ipMode?: 'VIP' | 'Proxy'
+  ports?: {port: number; protocol: string; error?: string}[]
 }
 
 export interface EndpointSliceResource {

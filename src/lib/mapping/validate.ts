@@ -1,5 +1,6 @@
 /** Validation of a Mapping's metadata and spec, with the defaults of the original product applied. */
 import {parseCidr, parseIpv4, type Cidr, type Ipv4} from '../net/ipv4.js'
+import {exposedServiceName, isServiceExposure, WAITING_FOR_ADDRESS} from './loadbalancer.js'
 import {isDns1035Label, isDns1123Label, isDns1123Subdomain, showValue} from './names.js'
 import type {MappingMode, MappingResource, PortMapping, Protocol, ValidMappingSpec} from './types.js'
 
@@ -31,11 +32,13 @@ export function validateMapping(m: MappingResource, options: ValidateOptions): M
     checkMetadata(m)
     const spec = m.spec
     if (isMissing(spec) || typeof spec !== 'object') fail('spec is missing')
+    const exposure = isServiceExposure(m)
+    if (exposure && Array.isArray(spec.addresses) && spec.addresses.length === 0) fail(WAITING_FOR_ADDRESS)
     return {
       ok: true,
       spec: {
         addresses: validateAddresses(spec.addresses),
-        allowedSources: validateAllowedSources(spec.allowedSources),
+        allowedSources: validateAllowedSources(spec.allowedSources, exposure ? 'loadBalancerSourceRanges' : 'allowedSources'),
         serviceName: validateServiceName(spec.serviceName),
         mode: validateMode(spec.mode),
         ports: validatePorts(spec.ports, options.maxPortsPerMapping),
@@ -51,7 +54,11 @@ export function validateMapping(m: MappingResource, options: ValidateOptions): M
 function checkMetadata(m: MappingResource): void {
   const {name, namespace} = m.metadata ?? {}
   if (isMissing(name)) fail('metadata.name is missing')
-  if (!isDns1123Subdomain(name)) {
+  if (isServiceExposure(m)) {
+    // A Service's name is a DNS-1035 label, and its exposure's name says it is a Service's.
+    const service = typeof name === 'string' ? exposedServiceName(name) : undefined
+    if (!isDns1035Label(service)) fail(`metadata.name ${showValue(service ?? name)} must be a DNS-1035 label`)
+  } else if (!isDns1123Subdomain(name)) {
     fail(`metadata.name ${showValue(name)} must be a DNS-1123 subdomain (lowercase letters, digits, "-" and ".", at most 253 characters)`)
   }
   if (isMissing(namespace)) fail('metadata.namespace is missing')
@@ -76,14 +83,14 @@ function validateAddresses(value: unknown): Ipv4[] {
 }
 
 // Overlapping or repeated sources are harmless; repeated ones are dropped so each appears once.
-function validateAllowedSources(value: unknown): Cidr[] {
+function validateAllowedSources(value: unknown, field: string): Cidr[] {
   if (isMissing(value)) return [ALL_SOURCES]
-  if (!Array.isArray(value)) fail('allowedSources must be a list of CIDRs or IPv4 addresses')
+  if (!Array.isArray(value)) fail(`${field} must be a list of CIDRs or IPv4 addresses`)
   if (value.length === 0) return [ALL_SOURCES]
   const sources: Cidr[] = []
   value.forEach((text: unknown, i) => {
     const parsed = parseCidr(text)
-    if (!parsed.ok) fail(`allowedSources[${i}] ${showValue(text)}: ${parsed.reason}`)
+    if (!parsed.ok) fail(`${field}[${i}] ${showValue(text)}: ${parsed.reason}`)
     if (!sources.includes(parsed.cidr)) sources.push(parsed.cidr)
   })
   return sources

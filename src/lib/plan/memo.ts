@@ -220,7 +220,11 @@ function update(kept: Kept, snapshot: Snapshot, resolutions: ResolutionMemo): nu
     entry.resource = resource
     if (changed) touched.add(entry)
   }
-  for (const [namespace, name] of changedServices.keys()) for (const entry of kept.dependents.get(namespace, name) ?? []) touched.add(entry)
+  // A Mapping gone in this pass is not resolved again, even when its Service changed too (one
+  // `kubectl delete -f` removes both): resolving it would put it back among the claims and dependents.
+  for (const [namespace, name] of changedServices.keys()) {
+    for (const entry of kept.dependents.get(namespace, name) ?? []) if (!gone.has(entry)) touched.add(entry)
+  }
 
   // Their endpoints leave the claims, and come back with what each resolves to now.
   const contested: Entry[] = []

@@ -1,12 +1,15 @@
 /** The backend-neutral result of planning: what this host must program, and what each Mapping is told. */
 import type {Cidr, Ipv4} from '../net/ipv4.js'
 import type {MappingResource, EndpointSliceResource, Protocol, ServiceResource} from '../mapping/types.js'
+import type {AddressPoolResource} from '../mapping/pool.js'
 
 /** Everything the planner reads about the cluster. */
 export interface Snapshot {
   mappings: MappingResource[]
   services: ServiceResource[]
   endpointSlices: EndpointSliceResource[]
+  /** The AddressPools LoadBalancer Services draw from; absent where the source has none. The planner never reads them: allocation does. */
+  addressPools?: AddressPoolResource[]
 }
 
 /** An address on an external interface, with the prefix of its subnet. */

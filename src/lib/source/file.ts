@@ -1,4 +1,5 @@
-/** The file source: Mappings, Services and EndpointSlices from YAML manifests on disk. */
+/** The file source: Mappings, Services, EndpointSlices and AddressPools from YAML manifests on disk. */
+import {ADDRESS_POOL_KIND, type AddressPoolResource} from '../mapping/pool.js'
 import {MAPPING_GROUP, type EndpointSliceResource, type MappingResource, type ServiceResource} from '../mapping/types.js'
 import type {Snapshot} from '../plan/model.js'
 import {readStableManifests, type StableReadOptions} from './stable-read.js'
@@ -9,10 +10,12 @@ import {parseYamlDocuments} from './yaml.js'
  * Snapshot; each file is read whole (see stable-read.ts), and one that does not parse fails it all.
  */
 export async function readManifests(path: string, options: StableReadOptions = {}): Promise<Snapshot> {
-  const snapshot: Snapshot = {mappings: [], services: [], endpointSlices: []}
+  const snapshot: Snapshot & {addressPools: AddressPoolResource[]} = {mappings: [], services: [], endpointSlices: [], addressPools: []}
   for (const {file, text} of await readStableManifests(path, options)) {
     for (const object of parseManifestText(text, file)) collect(snapshot, object)
   }
+  // Snapshots without pools stay as they were (AddressPool-free manifests are the common case).
+  if (snapshot.addressPools.length === 0) return {mappings: snapshot.mappings, services: snapshot.services, endpointSlices: snapshot.endpointSlices}
   return snapshot
 }
 
@@ -33,6 +36,11 @@ function collect(snapshot: Snapshot, object: unknown): void {
   }
   if (!isObject(object.metadata)) return
   const group = typeof apiVersion === 'string' && apiVersion.includes('/') ? apiVersion.split('/')[0] : ''
+  // AddressPools are cluster-scoped: they get no namespace.
+  if (kind === ADDRESS_POOL_KIND && group === MAPPING_GROUP) {
+    snapshot.addressPools!.push(object as unknown as AddressPoolResource)
+    return
+  }
   const withNamespace = {...object, metadata: {namespace: 'default', ...object.metadata}}
   if (kind === 'Mapping' && group === MAPPING_GROUP) snapshot.mappings.push(withNamespace as unknown as MappingResource)
   else if (kind === 'Service' && apiVersion === 'v1') snapshot.services.push(withNamespace as unknown as ServiceResource)

@@ -1,6 +1,7 @@
 /** Where a one-shot command reads its objects: files with --from-file, otherwise the Kubernetes API. */
 import type {KubeConfig} from '@kubernetes/client-node'
 
+import {withServiceExposures} from '../plan/exposures.js'
 import type {Snapshot} from '../plan/model.js'
 import {readManifests} from './file.js'
 import type {LeaseSettings} from './kube/lease-settings.js'
@@ -12,6 +13,8 @@ export interface SourceOptions {
   context?: string
   /** Longest wait for one API request (--api-timeout); the default of the kube source when absent. */
   apiTimeoutMs?: number
+  /** Serve LoadBalancer Services without a loadBalancerClass too (--default-load-balancer). */
+  defaultLoadBalancer?: boolean
   /** This host's Lease, for the commands that write statuses back (sync, watch). */
   lease?: LeaseSettings
 }
@@ -29,10 +32,11 @@ export interface OneShotSource {
 /** Manifests from disk with `fromFile`, otherwise the API as kubectl would reach it (errors name what is missing). */
 export async function oneShotSource(options: SourceOptions): Promise<OneShotSource> {
   const path = options.fromFile
-  if (path !== undefined) return {load: () => readManifests(path), warnings: []}
+  const exposing = (snapshot: Snapshot) => withServiceExposures(snapshot, options.defaultLoadBalancer ?? false)
+  if (path !== undefined) return {load: async () => exposing(await readManifests(path)), warnings: []}
   const [{kubeConfig, warning}, {listSnapshot}] = await Promise.all([openKubeConfig(options), import('./kube/source.js')])
   const api: ApiOptions = options.apiTimeoutMs !== undefined ? {timeoutMs: options.apiTimeoutMs} : {}
-  return {load: () => listSnapshot(kubeConfig, undefined, api), kubeConfig, api, warnings: warning ? [warning] : []}
+  return {load: async () => exposing(await listSnapshot(kubeConfig, undefined, api)), kubeConfig, api, warnings: warning ? [warning] : []}
 }
 
 /** The kubeconfig of --kubeconfig and --context as kubectl would load it, and the warning to give once about it, if any; throws naming what is wrong. */

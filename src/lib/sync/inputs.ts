@@ -64,6 +64,9 @@ export class SettledInputs {
     }
     const services = changedObjects(settled.services, snapshot.services)
     for (const service of [...services.added, ...services.removed]) if (this.isNamed(key(service.metadata?.namespace, service.metadata?.name))) return false
+    // AddressPools change allocations, which the pass's writeback makes.
+    const pools = changedObjects(settled.addressPools ?? [], snapshot.addressPools ?? [])
+    if (pools.added.length + pools.removed.length > 0) return false
     const slices = changedObjects(settled.endpointSlices, snapshot.endpointSlices)
     for (const slice of [...slices.added, ...slices.removed]) if (this.isNamed(key(slice.metadata?.namespace, slice.metadata?.labels?.[SERVICE_NAME_LABEL]))) return false
     return true

@@ -3,8 +3,10 @@ import {hostname} from 'node:os'
 
 import type {KubeConfig} from '@kubernetes/client-node'
 
+import {isServiceExposure} from '../mapping/loadbalancer.js'
 import type {ApiOptions} from '../source/kube/request.js'
-import {kubeEventApi, kubeMappingFinalizerApi, kubeMappingStatusApi, type EventApi, type MappingFinalizerApi, type MappingStatusApi} from '../source/kube/writers.js'
+import {kubeEventApi, kubeMappingFinalizerApi, kubeMappingStatusApi, kubePoolStatusApi, kubeServiceStatusApi, type EventApi, type MappingFinalizerApi, type MappingStatusApi} from '../source/kube/writers.js'
+import {AllocationWriter, type AllocationResult} from './allocation.js'
 import {API_WRITES_IN_FLIGHT} from './bounded.js'
 import {recordEvents} from './events.js'
 import {removeGoFinalizers, type FinalizerResult} from './finalizers.js'
@@ -15,6 +17,8 @@ import {ownAddresses, SettledStatuses, writeStatuses, type StatusWriteResult} fr
 
 export interface PublishResult {
   status: StatusWriteResult
+  /** LoadBalancer Service addresses recorded and released, AddressPool statuses; absent without an allocation writer. */
+  allocation?: AllocationResult
   eventsCreated: number
   finalizers: FinalizerResult
   /** Every status, Event or finalizer write that failed; the sync itself still counts as done. */
@@ -30,14 +34,20 @@ export interface Publisher {
  * A publisher writing through the API of `kubeConfig`, as this host (`hostName`), each request ending at
  * the deadline of `api`; with `lease`, status keys of hosts that are gone are told apart (live-hosts.ts).
  */
-export function kubePublisher(kubeConfig: KubeConfig, hostName = hostname(), api: ApiOptions = {}, lease?: Pick<HostLease, 'live' | 'refresh' | 'started'>): Publisher {
-  return apiPublisher(
-    {...kubeMappingStatusApi(kubeConfig, api), ...kubeMappingFinalizerApi(kubeConfig, api)},
-    kubeEventApi(kubeConfig, api),
+export function kubePublisher(
+  kubeConfig: KubeConfig,
+  hostName = hostname(),
+  api: ApiOptions = {},
+  lease?: Pick<HostLease, 'live' | 'refresh' | 'started'>,
+  options: {defaultLoadBalancer?: boolean} = {},
+): Publisher {
+  const events = kubeEventApi(kubeConfig, api)
+  const allocation = new AllocationWriter(
+    {services: kubeServiceStatusApi(kubeConfig, api), pools: kubePoolStatusApi(kubeConfig, api), events},
     hostName,
-    API_WRITES_IN_FLIGHT,
-    lease,
+    options.defaultLoadBalancer ?? false,
   )
+  return apiPublisher({...kubeMappingStatusApi(kubeConfig, api), ...kubeMappingFinalizerApi(kubeConfig, api)}, events, hostName, API_WRITES_IN_FLIGHT, lease, allocation)
 }
 
 /** A publisher over the given APIs, with at most `inFlight` writes of each kind at once. */
@@ -47,18 +57,28 @@ export function apiPublisher(
   hostName: string,
   inFlight = API_WRITES_IN_FLIGHT,
   lease?: Pick<HostLease, 'live' | 'refresh' | 'started'>,
+  allocation?: Pick<AllocationWriter, 'write'>,
 ): Publisher {
   const settled = new SettledStatuses()
   return {
     async publish(report, now = new Date(), signal) {
-      const mappings = report.snapshot.mappings
+      // Allocations first: a Service waiting for an address waits for nothing else.
+      const allocated = allocation && !signal?.aborted ? await allocation.write(report.snapshot, now, report.plan.verdicts) : undefined
+      // LoadBalancer Services planned as exposures have no Mapping status; allocation tells them.
+      const mappings = report.snapshot.mappings.filter((mapping) => !isServiceExposure(mapping))
       const live = lease ? await liveHosts(lease, mappings, hostName) : undefined
       const statuses = signal ? abortableStatusApi(mappingApi, signal) : mappingApi
       const status = await writeStatuses(statuses, mappings, report.plan.verdicts, report.host, now, hostName, inFlight, live, settled)
       const events = await recordEvents(signal ? abortableEventApi(eventApi, signal) : eventApi, status.changes, ownAddresses(report.host), hostName, now, inFlight)
       // The pass this report comes from has applied: what it does not program is gone from this host.
       const finalizers = await removeGoFinalizers(signal ? abortableFinalizerApi(mappingApi, signal) : mappingApi, mappings, report.plan.model, inFlight)
-      return {status, eventsCreated: events.created, finalizers, errors: [...status.errors, ...events.errors, ...finalizers.errors]}
+      return {
+        status,
+        ...(allocated ? {allocation: allocated} : {}),
+        eventsCreated: events.created + (allocated?.eventsCreated ?? 0),
+        finalizers,
+        errors: [...(allocated?.errors ?? []), ...status.errors, ...events.errors, ...finalizers.errors],
+      }
     },
   }
 }

@@ -103,6 +103,7 @@ function admitService(obj: KubeObject, old: KubeObject | undefined, allocateIp: 
       causes.push({reason: 'FieldValueNotSupported', field: `spec.ports[${i}].protocol`, message: `Unsupported value: ${JSON.stringify(p.protocol)}: supported values: "SCTP", "TCP", "UDP"`})
     }
   })
+  causes.push(...loadBalancerClassCauses(spec, oldSpec))
   if (spec.type === 'ExternalName') return causes
   if (ports.length === 0 && spec.clusterIP !== 'None') causes.push({reason: 'FieldValueRequired', field: 'spec.ports', message: 'Required value'})
   if (oldSpec?.clusterIP !== undefined && spec.clusterIP !== undefined && spec.clusterIP !== oldSpec.clusterIP) {
@@ -115,6 +116,25 @@ function admitService(obj: KubeObject, old: KubeObject | undefined, allocateIp: 
   spec.internalTrafficPolicy ??= 'Cluster'
   obj.status ??= {loadBalancer: {}}
   return causes
+}
+
+/** As kube-apiserver: a class only on a LoadBalancer, and fixed once set. */
+function loadBalancerClassCauses(spec: Obj, oldSpec: Obj | undefined): StatusCause[] {
+  const field = 'spec.loadBalancerClass'
+  if (spec.loadBalancerClass === undefined || spec.loadBalancerClass === null) {
+    if (oldSpec?.type === 'LoadBalancer' && spec.type === 'LoadBalancer' && typeof oldSpec.loadBalancerClass === 'string') {
+      return [{reason: 'FieldValueInvalid', field, message: 'Invalid value: "null": may not change once set'}]
+    }
+    return []
+  }
+  if (spec.type !== 'LoadBalancer') return [{reason: 'FieldValueForbidden', field, message: "Forbidden: may only be used when `type` is 'LoadBalancer'"}]
+  if (typeof spec.loadBalancerClass !== 'string' || !/^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/.test(spec.loadBalancerClass)) {
+    return [{reason: 'FieldValueInvalid', field, message: `Invalid value: ${JSON.stringify(spec.loadBalancerClass)}: must be a label-style value with an optional DNS prefix`}]
+  }
+  if (oldSpec?.type === 'LoadBalancer' && oldSpec.loadBalancerClass !== spec.loadBalancerClass) {
+    return [{reason: 'FieldValueInvalid', field, message: `Invalid value: ${JSON.stringify(spec.loadBalancerClass)}: may not change once set`}]
+  }
+  return []
 }
 
 function validateEndpointSlice(obj: KubeObject): StatusCause[] {

@@ -67,6 +67,15 @@ function servicePorts(obj: KubeObject): string {
   return ports.map((p) => `${p.port}${p.nodePort ? `:${p.nodePort}` : ''}/${p.protocol ?? 'TCP'}`).join(',')
 }
 
+/** kubectl's EXTERNAL-IP: a LoadBalancer's ingress addresses and external IPs, `<pending>` while it has none. */
+function serviceExternalIP(obj: KubeObject): string {
+  const external = (dig(obj, 'spec', 'externalIPs') ?? []) as string[]
+  if (dig(obj, 'spec', 'type') !== 'LoadBalancer') return external.join(',') || '<none>'
+  const ingress = ((dig(obj, 'status', 'loadBalancer', 'ingress') ?? []) as {ip?: string; hostname?: string}[]).map((i) => i.ip ?? i.hostname ?? '')
+  const all = [...ingress.filter((ip) => ip !== ''), ...external]
+  return all.length > 0 ? all.join(',') : '<pending>'
+}
+
 function sliceEndpoints(obj: KubeObject): string {
   const endpoints = (dig(obj, 'endpoints') ?? []) as {addresses?: string[]}[]
   const addresses = endpoints.flatMap((e) => e.addresses ?? [])
@@ -110,7 +119,7 @@ export function builtinTypes(): ResourceType[] {
       columns: [
         {name: 'Type', type: 'string', value: (o) => text(dig(o, 'spec', 'type'))},
         {name: 'Cluster-IP', type: 'string', value: (o) => text(dig(o, 'spec', 'clusterIP')) || '<none>'},
-        {name: 'External-IP', type: 'string', value: (o) => ((dig(o, 'spec', 'externalIPs') ?? []) as string[]).join(',') || '<none>'},
+        {name: 'External-IP', type: 'string', value: serviceExternalIP},
         {name: 'Port(s)', type: 'string', value: servicePorts},
         age,
         {name: 'Selector', type: 'string', priority: 1, value: (o) => Object.entries((dig(o, 'spec', 'selector') ?? {}) as Record<string, string>).map(([k, v]) => `${k}=${v}`).join(',') || '<none>'},

@@ -1,9 +1,10 @@
-/** The three kinds smartnat reads from the API server, each with its all-namespaces list (one page) and watch path. */
+/** The kinds smartnat reads from the API server, each with its all-namespaces list (one page) and watch path. */
 import {CoreV1Api, CustomObjectsApi, DiscoveryV1Api, type KubeConfig} from '@kubernetes/client-node'
+import {ADDRESS_POOL_PLURAL} from '../../mapping/pool.js'
 import {MAPPING_API_VERSION, MAPPING_GROUP, MAPPING_VERSION} from '../../mapping/types.js'
 import {abortOn, timedRequest, type ApiOptions} from './request.js'
 
-export type KindName = 'Mapping' | 'Service' | 'EndpointSlice'
+export type KindName = 'Mapping' | 'Service' | 'EndpointSlice' | 'AddressPool'
 
 /** An object as it comes over the wire: plain JSON with string timestamps. */
 export interface WireObject {
@@ -28,6 +29,8 @@ export interface WatchedKind {
   /** The all-namespaces collection, which is also where watches go. */
   path: string
   listPage(request: PageRequest): Promise<ListPage>
+  /** A kind whose CRD may not be installed: its 404 means "none", not a failure. */
+  optional?: boolean
 }
 
 export const MAPPING_PLURAL = 'mappings'
@@ -59,6 +62,15 @@ export function watchedKinds(kc: KubeConfig, api: ApiOptions = {}): WatchedKind[
       apiVersion: 'discovery.k8s.io/v1',
       path: '/apis/discovery.k8s.io/v1/endpointslices',
       listPage: (page) => list('EndpointSlice', (signal) => discovery.listEndpointSliceForAllNamespaces({limit: page.limit, _continue: page.continue}, abortOn(signal))),
+    },
+    {
+      name: 'AddressPool',
+      apiVersion: MAPPING_API_VERSION,
+      path: `/apis/${MAPPING_GROUP}/${MAPPING_VERSION}/${ADDRESS_POOL_PLURAL}`,
+      optional: true,
+      listPage: (page) => list('AddressPool', (signal) => custom.listClusterCustomObject({
+        group: MAPPING_GROUP, version: MAPPING_VERSION, plural: ADDRESS_POOL_PLURAL, limit: page.limit, _continue: page.continue,
+      }, abortOn(signal))),
     },
   ]
 }

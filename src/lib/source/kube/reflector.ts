@@ -5,8 +5,8 @@
  */
 import type {KubeConfig} from '@kubernetes/client-node'
 import {SortedObjects} from './sorted.js'
-import type {Backoff, Delay} from './backoff.js'
-import {describeApiError, isGone} from './errors.js'
+import {sleep, type Backoff, type Delay} from './backoff.js'
+import {describeApiError, httpStatusOf, isGone} from './errors.js'
 import type {KindName, WatchedKind, WireObject} from './kinds.js'
 import {cachedObject} from './trim.js'
 import {listAll} from './pager.js'
@@ -96,6 +96,14 @@ export class Reflector {
         if (!relist) await delay(backoff.next(), this.stopSignal.signal)
       } catch (error) {
         if (this.stopped) break
+        if (this.options.kind.optional && isNotFound(error)) {
+          // The CRD is not installed: no objects of the kind, and nothing wrong; look again later, on
+          // the real clock (the injected delay paces recovery from failures, and this is none).
+          this.absent()
+          relist = true
+          await sleep(ABSENT_RECHECK_MS, this.stopSignal.signal)
+          continue
+        }
         this.fail(error)
         // The cache is good up to the last resourceVersion a stalled watch delivered: resume from there.
         relist = !(error instanceof StalledWatchError)
@@ -192,6 +200,15 @@ export class Reflector {
     this.options.onChange(this.change(type, object))
   }
 
+  /** The kind is not served: an empty, synced cache. */
+  private absent(): void {
+    const gone = [...this.objects.entries()].map(([, old]) => this.change('DELETED', old))
+    this.objects.clear()
+    this.resourceVersion = ''
+    this.succeed(true)
+    for (const change of gone) this.options.onChange(change)
+  }
+
   private change(type: ChangeType, object: WireObject): ObjectChange {
     return {kind: this.kind, type, namespace: object.metadata.namespace ?? '', name: object.metadata.name ?? ''}
   }
@@ -207,6 +224,14 @@ export class Reflector {
     this.lastError = error instanceof Error ? error : new Error(String(error))
     this.options.onState()
   }
+}
+
+/** How often a kind whose CRD is not installed is looked for again. */
+const ABSENT_RECHECK_MS = 30_000
+
+/** A 404, from the request itself or from the error it caused. */
+export function isNotFound(error: unknown): boolean {
+  return httpStatusOf(error) === 404 || httpStatusOf((error as {cause?: unknown} | undefined)?.cause) === 404
 }
 
 function keyOf(object: WireObject): string {

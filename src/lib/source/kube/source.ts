@@ -1,12 +1,13 @@
 /** The kube source: Mappings, Services and EndpointSlices of all namespaces, kept current by list/watch. */
 import type {KubeConfig} from '@kubernetes/client-node'
+import type {AddressPoolResource} from '../../mapping/pool.js'
 import type {EndpointSliceResource, MappingResource, ServiceResource} from '../../mapping/types.js'
 import type {Snapshot} from '../../plan/model.js'
 import {Backoff, sleep, type BackoffOptions, type Delay} from './backoff.js'
 import {describeApiError} from './errors.js'
 import {watchedKinds, type KindName, type WatchedKind, type WireObject} from './kinds.js'
 import {DEFAULT_PAGE_SIZE, listAll} from './pager.js'
-import {Reflector, type ObjectChange} from './reflector.js'
+import {isNotFound, Reflector, type ObjectChange} from './reflector.js'
 import type {ApiOptions} from './request.js'
 
 export interface KubeSourceOptions {
@@ -134,8 +135,8 @@ export class KubeSource {
   snapshot(): Snapshot {
     // Sorted by namespace/name, so the snapshot does not depend on the order events arrived in.
     // The arrays are the cache's own, handed out again while nothing changes: nobody modifies a snapshot.
-    const [mappings, services, endpointSlices] = this.reflectors.map((r) => r.objects.sorted() as WireObject[])
-    return toSnapshot(mappings ?? [], services ?? [], endpointSlices ?? [])
+    const [mappings, services, endpointSlices, addressPools] = this.reflectors.map((r) => r.objects.sorted() as WireObject[])
+    return toSnapshot(mappings ?? [], services ?? [], endpointSlices ?? [], addressPools ?? [])
   }
 
   /** Lists everything once with paging and no watch, for a one-shot sync. */
@@ -147,21 +148,24 @@ export class KubeSource {
 /** Lists Mappings, Services and EndpointSlices of all namespaces with paging, without watching; each page request ends at the deadline of `api`. */
 export async function listSnapshot(kubeConfig: KubeConfig, pageSize = DEFAULT_PAGE_SIZE, api: ApiOptions = {}): Promise<Snapshot> {
   const lists = await Promise.all(watchedKinds(kubeConfig, api).map((kind) => listKind(kind, pageSize)))
-  return toSnapshot(lists[0]!, lists[1]!, lists[2]!)
+  return toSnapshot(lists[0]!, lists[1]!, lists[2]!, lists[3]!)
 }
 
 async function listKind(kind: WatchedKind, pageSize: number): Promise<WireObject[]> {
   try {
     return (await listAll(kind, pageSize)).items
   } catch (error) {
+    // A CRD that is not installed has no objects.
+    if (kind.optional && isNotFound(error)) return []
     throw new Error(`listing ${kind.name}s from ${kind.path}: ${describeApiError(error)}`, {cause: error})
   }
 }
 
-function toSnapshot(mappings: WireObject[], services: WireObject[], endpointSlices: WireObject[]): Snapshot {
+function toSnapshot(mappings: WireObject[], services: WireObject[], endpointSlices: WireObject[], addressPools: WireObject[]): Snapshot {
   return {
     mappings: mappings as unknown as MappingResource[],
     services: services as unknown as ServiceResource[],
     endpointSlices: endpointSlices as unknown as EndpointSliceResource[],
+    addressPools: addressPools as unknown as AddressPoolResource[],
   }
 }

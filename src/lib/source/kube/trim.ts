@@ -5,12 +5,16 @@
  * cache holds every Service and EndpointSlice of the cluster, not only those a Mapping names.
  * A feature that reads another field adds it here.
  */
+import {SERVICE_ANNOTATIONS} from '../../mapping/loadbalancer.js'
 import {SERVICE_NAME_LABEL} from '../../mapping/types.js'
 import {LAST_APPLIED_ANNOTATION, type WatchedKind, type WireObject} from './kinds.js'
 
 type Json = Record<string, unknown>
 
-const SERVICE_SPEC_FIELDS = ['type', 'clusterIP', 'clusterIPs', 'ports', 'externalName', 'sessionAffinity', 'sessionAffinityConfig'] as const
+const SERVICE_SPEC_FIELDS = [
+  'type', 'clusterIP', 'clusterIPs', 'ports', 'externalName', 'sessionAffinity', 'sessionAffinityConfig',
+  'loadBalancerClass', 'loadBalancerIP', 'loadBalancerSourceRanges',
+] as const
 const SLICE_PORT_FIELDS = ['name', 'port', 'protocol'] as const
 const ENDPOINT_FIELDS = ['addresses', 'conditions'] as const
 
@@ -24,21 +28,27 @@ function pick(object: Json, fields: readonly string[]): Json {
   return picked
 }
 
-/** The metadata the cache and the planner read: names, identity, version and age, and the labels asked for. */
-function slimMetadata(metadata: WireObject['metadata'], labels: readonly string[]): WireObject['metadata'] {
+/** The metadata the cache and the planner read: names, identity, version and age, and the labels and annotations asked for. */
+function slimMetadata(metadata: WireObject['metadata'], labels: readonly string[], annotations: readonly string[] = []): WireObject['metadata'] {
   const slim = pick(metadata, ['namespace', 'name', 'uid', 'resourceVersion', 'generation', 'creationTimestamp', 'deletionTimestamp']) as WireObject['metadata']
   if (labels.length > 0 && isObject(metadata.labels)) {
     const kept = pick(metadata.labels, labels)
     if (Object.keys(kept).length > 0) slim.labels = kept
   }
+  if (annotations.length > 0 && isObject(metadata.annotations)) {
+    const kept = pick(metadata.annotations, annotations)
+    if (Object.keys(kept).length > 0) slim.annotations = kept
+  }
   return slim
 }
 
-/** A Service as the cache keeps it. */
+/** A Service as the cache keeps it: with smartnat's annotations and, of a LoadBalancer, the addresses recorded in its status. */
 function slimService(object: WireObject): WireObject {
-  const slim: WireObject = {apiVersion: object.apiVersion, kind: object.kind, metadata: slimMetadata(object.metadata, [])}
+  const slim: WireObject = {apiVersion: object.apiVersion, kind: object.kind, metadata: slimMetadata(object.metadata, [], SERVICE_ANNOTATIONS)}
   if (isObject(object.spec)) slim.spec = pick(object.spec, SERVICE_SPEC_FIELDS)
   else if ('spec' in object) slim.spec = object.spec
+  const ingress = isObject(object.status) && isObject(object.status.loadBalancer) ? object.status.loadBalancer.ingress : undefined
+  if (Array.isArray(ingress) && ingress.length > 0) slim.status = {loadBalancer: {ingress}}
   return slim
 }
 

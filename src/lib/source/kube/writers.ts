@@ -1,6 +1,7 @@
 /** Writes to the API server: Mapping status through the status subresource, the Go controller's finalizer, and core/v1 Events. */
 import {CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type CoreV1Event, type KubeConfig} from '@kubernetes/client-node'
 import {MAPPING_GROUP, MAPPING_VERSION, type MappingResource} from '../../mapping/types.js'
+import {ADDRESS_POOL_PLURAL} from '../../mapping/pool.js'
 import {MAPPING_PLURAL} from './kinds.js'
 import {abortOn, timedRequest, type ApiOptions} from './request.js'
 
@@ -50,6 +51,24 @@ export function kubeMappingFinalizerApi(kc: KubeConfig, api: ApiOptions = {}): M
       await timedRequest({kind: 'Mapping', verb: 'patch'}, api, (signal) =>
         custom.patchNamespacedCustomObject({...target, namespace, name, body}, abortOn(signal, jsonPatch)))
     },
+  }
+}
+
+/** Service status (load-balancer ingress) merge patches through the API server of `kc`, each ending at the deadline of `api`. */
+export function kubeServiceStatusApi(kc: KubeConfig, api: ApiOptions = {}): {patchStatus(namespace: string, name: string, patch: MergePatch): Promise<unknown>} {
+  const core = kc.makeApiClient(CoreV1Api)
+  return {
+    patchStatus: async (namespace, name, body) => await timedRequest({kind: 'Service', verb: 'patch'}, api, (signal) =>
+      core.patchNamespacedServiceStatus({namespace, name, body}, abortOn(signal, mergePatch))),
+  }
+}
+
+/** AddressPool status merge patches through the API server of `kc`, each ending at the deadline of `api`. */
+export function kubePoolStatusApi(kc: KubeConfig, api: ApiOptions = {}): {patchStatus(name: string, patch: MergePatch): Promise<unknown>} {
+  const custom = kc.makeApiClient(CustomObjectsApi)
+  return {
+    patchStatus: async (name, body) => await timedRequest({kind: 'AddressPool', verb: 'patch'}, api, (signal) =>
+      custom.patchClusterCustomObjectStatus({group: MAPPING_GROUP, version: MAPPING_VERSION, plural: ADDRESS_POOL_PLURAL, name, body}, abortOn(signal, mergePatch))),
   }
 }
 

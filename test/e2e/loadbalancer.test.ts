@@ -1,0 +1,206 @@
+/**
+ * smartnat as the cluster's load-balancer provider: `smartnat watch` against the test API server and the
+ * namespace lab. LoadBalancer Services shaped as a Helm chart writes them get an address from an
+ * AddressPool, recorded in their status (kubectl shows it as EXTERNAL-IP), and carry traffic from that
+ * address to the ClusterIP; loadBalancerSourceRanges is the allow-list; Services with one sharing key
+ * share an address on disjoint ports; a taken request and an exhausted pool leave Services pending with
+ * an Event; a deleted Service's address goes to the next Service asking for it.
+ */
+import {expect} from 'chai'
+import {execFile} from 'node:child_process'
+import {mkdtemp, rm} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {LOAD_BALANCER_CLASS} from '../../src/lib/mapping/loadbalancer.js'
+import type {ServiceResource} from '../../src/lib/mapping/types.js'
+import {startApiServer, type ApiServer, type KubeObject} from '../support/apiserver/index.js'
+import {eventually} from '../support/e2e.js'
+import {freePort, httpGet} from '../support/http.js'
+import {LAB_PLAN, createLab, requireLab, type Lab} from '../support/lab.js'
+import {serviceFromLab, serviceManifests} from '../support/mappings.js'
+import {requireNeeds} from '../support/requirements.js'
+import {killSmartnat, startSmartnat, type RunningCli} from '../support/smartnat-cli.js'
+
+const VIP = '198.19.100.10'
+const PODS = ['198.19.200.11', '198.19.200.12']
+const [EXT_A, EXT_B, EXT_C] = LAB_PLAN.host.eth1.addresses
+const [ALLOWED_CLIENT, OTHER_CLIENT] = LAB_PLAN.client1.addresses
+
+interface StoredEvent {
+  type: string
+  reason: string
+  message: string
+  involvedObject: {kind: string; name: string}
+}
+
+/** A Service as a typical Helm chart renders it, with smartnat's class and whatever else is asked for. */
+function chartService(name: string, ports: {name: string; port: number; protocol: 'TCP' | 'UDP'}[], extra: {annotations?: Record<string, string>; sourceRanges?: string[]} = {}): KubeObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: {
+      name,
+      namespace: 'default',
+      labels: {'app.kubernetes.io/name': name, 'app.kubernetes.io/instance': 'release-1', 'app.kubernetes.io/managed-by': 'Helm', 'helm.sh/chart': `${name}-1.2.3`},
+      annotations: {'meta.helm.sh/release-name': 'release-1', 'meta.helm.sh/release-namespace': 'default', ...extra.annotations},
+    },
+    spec: {
+      type: 'LoadBalancer',
+      loadBalancerClass: LOAD_BALANCER_CLASS,
+      clusterIP: VIP,
+      externalTrafficPolicy: 'Cluster',
+      selector: {'app.kubernetes.io/name': name, 'app.kubernetes.io/instance': 'release-1'},
+      ports: ports.map((p) => ({...p, targetPort: p.name})),
+      ...(extra.sourceRanges ? {loadBalancerSourceRanges: extra.sourceRanges} : {}),
+    },
+  } as unknown as KubeObject
+}
+
+const HTTP = {name: 'http', port: 80, protocol: 'TCP'} as const
+const DNS = {name: 'dns', port: 53, protocol: 'UDP'} as const
+
+describe('LoadBalancer Services and address pools, with smartnat watch in the namespace lab (root)', function () {
+  this.timeout(30_000)
+  let lab: Lab | undefined
+  let server: ApiServer | undefined
+  let dir: string | undefined
+  let daemon: RunningCli | undefined
+  /** Another smartnat host allocating from the same API (in the lab's rtr2, serving no interface). */
+  let second: RunningCli | undefined
+  let logText = ''
+
+  const type = (group: string, version: string, resource: string) => server!.registry.find(group, version, resource)!
+  const services = () => type('', 'v1', 'services')
+  const stored = (name: string) => server!.api.get(services(), 'default', name) as unknown as ServiceResource
+  const addressOf = (name: string) => stored(name).status?.loadBalancer?.ingress?.[0]?.ip
+  const create = (object: KubeObject) => server!.api.create(services(), 'default', object)
+  const events = (name: string) =>
+    server!.api.list(type('', 'v1', 'events'), 'default', {}).items.map((e) => e as unknown as StoredEvent).filter((e) => e.involvedObject.kind === 'Service' && e.involvedObject.name === name)
+  const reach = async (from: string, address: string, port: number, protocol: 'tcp' | 'udp' = 'tcp') => {
+    const [result] = await lab!.requests(protocol, 'client1', from, address, port, 1, {timeoutMs: 500})
+    return result!.ok ? result!.fields.pod! : result!.error
+  }
+  const reachesPod = async (from: string, address: string, port: number, protocol: 'tcp' | 'udp' = 'tcp') => {
+    const answer = await reach(from, address, port, protocol)
+    return PODS.includes(answer ?? '') ? answer : undefined
+  }
+  const withOutput = async <T>(check: Promise<T>): Promise<T> => check.catch((error: Error) => {
+    throw new Error(`${error.message}\n--- watch log ---\n${logText.split('\n').slice(-30).join('\n')}`)
+  })
+  const allocated = (name: string) => withOutput(eventually(`an address for ${name}`, 10_000, () => addressOf(name)))
+
+  before(async function () {
+    this.timeout(60_000)
+    requireLab(this)
+    lab = await createLab()
+    server = await startApiServer({crds: ['crds/mapping.yaml', 'crds/addresspool.yaml']})
+    dir = await mkdtemp(join(tmpdir(), 'smartnat-lb-'))
+    await server.writeKubeconfig(join(dir, 'kubeconfig'))
+    server.api.create(type('smartnat.aureacentral.com', 'v1alpha1', 'addresspools'), undefined, {
+      metadata: {name: 'edge'},
+      spec: {addresses: [`${EXT_A}-${EXT_C}`]},
+    } as unknown as KubeObject)
+    // The pods behind every Service of this test: the lab's one Service, whose EndpointSlice each Service shares.
+    const [, slice] = serviceManifests(serviceFromLab('web', lab.services(), VIP))
+    server.api.create(type('discovery.k8s.io', 'v1', 'endpointslices'), 'default', slice as KubeObject)
+    const port = await freePort()
+    daemon = startSmartnat(
+      ['watch', '--kubeconfig', join(dir, 'kubeconfig'), '--netns', lab.ns('host'), '--lock-file', join(dir, 'smartnat.lock'), '--metrics-addr', `127.0.0.1:${port}`, '--resync', '3s', '--log-level', 'debug'],
+      {timeoutMs: 110_000},
+    )
+    daemon.child.stdout!.on('data', (chunk: Buffer) => (logText += chunk.toString()))
+    await withOutput(eventually('/readyz 200', 20_000, async () => ((await httpGet(port, '/readyz')).status === 200 ? true : undefined)))
+  })
+
+  after(async () => {
+    await killSmartnat(second)
+    await killSmartnat(daemon)
+    await server?.stop()
+    await lab?.destroy()
+    if (dir) await rm(dir, {recursive: true, force: true})
+  })
+
+  it('a Helm-chart-shaped LoadBalancer Service gets the pool\'s first address, recorded with ipMode Proxy, and carries traffic to its ClusterIP', async () => {
+    create(chartService('web', [HTTP], {sourceRanges: [`${ALLOWED_CLIENT}/32`]}))
+    expect(await allocated('web')).to.equal(EXT_A)
+    expect(stored('web').status?.loadBalancer?.ingress).to.deep.equal([{ip: EXT_A, ipMode: 'Proxy', ports: [{port: 80, protocol: 'TCP'}]}])
+    expect(await withOutput(eventually('traffic from the allowed client', 5000, () => reachesPod(ALLOWED_CLIENT, EXT_A, 80)))).to.be.oneOf(PODS)
+    expect(events('web').map((e) => [e.type, e.reason, e.message])).to.deep.equal([['Normal', 'AddressAllocated', `allocated ${EXT_A} from AddressPool edge`]])
+    const logged = logText.split('\n').filter(Boolean).map((line) => JSON.parse(line) as {msg: string; allocated?: number})
+    expect(logged.some((line) => line.msg === 'LoadBalancer addresses recorded' && line.allocated === 1)).to.equal(true)
+  })
+
+  it('kubectl get svc shows the address as EXTERNAL-IP', async function () {
+    requireNeeds(this, 'kubectl get svc', {tools: ['kubectl']})
+    const stdout = await new Promise<string>((resolve, reject) =>
+      execFile('kubectl', ['--kubeconfig', join(dir!, 'kubeconfig'), '--cache-dir', join(dir!, 'kubectl-cache'), 'get', 'svc', 'web', '--no-headers'], {timeout: 20_000}, (error, out, err) =>
+        error ? reject(new Error(`kubectl get svc: ${err}`)) : resolve(out)),
+    )
+    expect(stdout.trim().split(/\s+/).slice(0, 5)).to.deep.equal(['web', 'LoadBalancer', VIP, EXT_A, '80/TCP'])
+  })
+
+  it('loadBalancerSourceRanges is the allow-list: another client is dropped', async () => {
+    expect(await reach(OTHER_CLIENT, EXT_A, 80)).to.not.be.oneOf(PODS)
+    expect(await reachesPod(ALLOWED_CLIENT, EXT_A, 80)).to.be.oneOf(PODS)
+  })
+
+  it('two Services with one sharing key share an address on disjoint ports', async () => {
+    const shared = {annotations: {'smartnat.aureacentral.com/allow-shared-ip': 'frontend'}}
+    create(chartService('share-tcp', [HTTP], shared))
+    create(chartService('share-udp', [DNS], shared))
+    expect([await allocated('share-tcp'), await allocated('share-udp')]).to.deep.equal([EXT_B, EXT_B])
+    expect(await withOutput(eventually('tcp on the shared address', 5000, () => reachesPod(OTHER_CLIENT, EXT_B, 80)))).to.be.oneOf(PODS)
+    expect(await withOutput(eventually('udp on the shared address', 5000, () => reachesPod(OTHER_CLIENT, EXT_B, 53, 'udp')))).to.be.oneOf(PODS)
+  })
+
+  it('a Service requesting a taken address stays pending, and an Event says who holds it', async () => {
+    create(chartService('wants-a', [HTTP], {annotations: {'smartnat.aureacentral.com/addresses': EXT_A}}))
+    const event = await withOutput(eventually('the AllocationFailed Event', 10_000, () => events('wants-a').find((e) => e.reason === 'AllocationFailed')))
+    expect(event).to.include({type: 'Warning', message: `the requested address ${EXT_A} is taken: it is held by default/web (sharing needs the same smartnat.aureacentral.com/allow-shared-ip key in the same namespace)`})
+    expect(addressOf('wants-a')).to.equal(undefined)
+  })
+
+  it('once the pool is exhausted, the next Service stays pending with an Event', async () => {
+    create(chartService('third', [HTTP]))
+    expect(await allocated('third')).to.equal(EXT_C)
+    create(chartService('fourth', [HTTP]))
+    const event = await withOutput(eventually('the AllocationFailed Event', 10_000, () => events('fourth').find((e) => e.reason === 'AllocationFailed')))
+    expect(event!.message).to.equal('AddressPool edge has no free address')
+    const pool = server!.api.get(type('smartnat.aureacentral.com', 'v1alpha1', 'addresspools'), undefined, 'edge') as unknown as {status?: {inUse: number; free: number}}
+    expect(pool.status).to.deep.include({inUse: 3, free: 0})
+  })
+
+  it('deleting a Service releases its address: the Service that asked for it gets it, and traffic follows', async () => {
+    server!.api.delete(services(), 'default', 'web')
+    expect(await allocated('wants-a')).to.equal(EXT_A)
+    // wants-a has no source ranges: the client web did not allow reaches it now.
+    expect(await withOutput(eventually('traffic to the new owner', 5000, () => reachesPod(OTHER_CLIENT, EXT_A, 80)))).to.be.oneOf(PODS)
+    expect(addressOf('fourth')).to.equal(undefined)
+  })
+
+  it('two smartnat hosts allocating at once give 50 new Services 50 distinct addresses within 5 s', async () => {
+    const port = await freePort()
+    second = startSmartnat(
+      ['watch', '--kubeconfig', join(dir!, 'kubeconfig'), '--netns', lab!.ns('rtr2'), '--interfaces', '^serves-none$', '--lock-file', join(dir!, 'second.lock'), '--metrics-addr', `127.0.0.1:${port}`, '--resync', '3s'],
+      {timeoutMs: 60_000},
+    )
+    let secondLog = ''
+    second.child.stdout!.on('data', (chunk: Buffer) => (secondLog += chunk.toString()))
+    await eventually('the second host ready', 20_000, async () => ((await httpGet(port, '/readyz')).status === 200 ? true : undefined))
+    server!.api.create(type('smartnat.aureacentral.com', 'v1alpha1', 'addresspools'), undefined, {metadata: {name: 'bulk'}, spec: {addresses: ['198.18.8.0/26']}} as unknown as KubeObject)
+    const names = Array.from({length: 50}, (_, i) => `bulk-${i}`)
+    const started = Date.now()
+    for (const name of names) create(chartService(name, [HTTP]))
+    // Each poll notes an address recorded for two Services at once; the hosts repair such a race, and the test reports it.
+    let sharedSeen = 0
+    const addresses = await withOutput(eventually('50 distinct addresses', 5000, () => {
+      const recorded = names.map(addressOf).filter((ip) => ip !== undefined)
+      if (new Set(recorded).size < recorded.length) sharedSeen++
+      return recorded.length === 50 && new Set(recorded).size === 50 ? recorded : undefined
+    }))
+    const seconds = (Date.now() - started) / 1000
+    const recordedBy = (log: string) => log.split('\n').filter((line) => line.includes('LoadBalancer addresses recorded')).length
+    console.log(`      50 Services: distinct addresses after ${seconds.toFixed(2)} s; polls that saw an address recorded twice: ${sharedSeen}; writebacks that recorded or lost a race: first host ${recordedBy(logText)}, second host ${recordedBy(secondLog)}`)
+    expect(addresses.every((ip) => ip.startsWith('198.18.8.'))).to.equal(true)
+  })
+})
