@@ -3,18 +3,28 @@
  * entry bin/run.js imports (dist/cli/main.js) and one file per command in dist/commands/, where
  * oclif's manifest expects them, sharing chunks in dist/chunks/, with source maps. Node.js loads a
  * few large files much faster than hundreds of small ones (docs/benchmarks.md, "Start-up").
+ *
+ * With --sea (after the rest of `npm run build`, whose manifest and help it embeds): one CommonJS
+ * file, dist-sea/smartnat.cjs, the input of the single executable (scripts/sea-executable.ts). A
+ * Node.js single executable runs one script that can require only Node's own modules, so everything
+ * is inside, the Kubernetes client included, and what bin/run.js reads from the package (package.json,
+ * oclif.manifest.json, dist/help.json, plugin-autocomplete's manifest) comes from the module
+ * `smartnat-sea:embedded` this script generates (src/cli/sea-embedded.d.ts).
  */
-import {readdirSync} from 'node:fs'
+import {readdirSync, readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
-import {build} from 'esbuild'
+import {build, type Plugin} from 'esbuild'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const DIST = join(ROOT, 'dist')
+/** Where the single executable's script is written. */
+const SEA_DIST = join(ROOT, 'dist-sea')
 
 const commands = readdirSync(join(ROOT, 'src', 'commands')).filter((file) => file.endsWith('.ts')).map((file) => join(ROOT, 'src', 'commands', file))
 
+async function bundleForNpm(): Promise<void> {
 await build({
   absWorkingDir: ROOT,
   entryPoints: [join(ROOT, 'src', 'cli', 'main.ts'), ...commands],
@@ -36,3 +46,74 @@ await build({
   banner: {js: "import {createRequire as __smartnatCreateRequire} from 'node:module'; const require = __smartnatCreateRequire(import.meta.url);"},
   logLevel: 'warning',
 })
+}
+
+function readJson<T>(file: string): T {
+  return JSON.parse(readFileSync(file, 'utf8')) as T
+}
+
+interface PluginManifest {
+  commands: Record<string, {relativePath: string[]}>
+}
+
+/** The module `smartnat-sea:embedded`: each plugin's package.json, manifest and command imports, and the rendered help. */
+function embeddedModule(): string {
+  const rootPjson = readJson<{oclif: {plugins: string[]}}>(join(ROOT, 'package.json'))
+  const roots = [ROOT, ...rootPjson.oclif.plugins.map((name) => join(ROOT, 'node_modules', name))]
+  const plugins = roots.map((root) => {
+    const manifest = readJson<PluginManifest>(join(root, 'oclif.manifest.json'))
+    const commands = Object.entries(manifest.commands).map(([id, {relativePath}]) => {
+      // The package runs dist/commands/ID.js; the executable bundles the command from its source.
+      const file = root === ROOT ? join(ROOT, 'src', 'commands', `${relativePath.at(-1)!.replace(/\.js$/, '')}.ts`) : join(root, ...relativePath)
+      return `${JSON.stringify(id)}: () => import(${JSON.stringify(file)})`
+    })
+    return `{pjson: ${readFileSync(join(root, 'package.json'), 'utf8')}, manifest: ${JSON.stringify(manifest)}, commands: {${commands.join(', ')}}}`
+  })
+  return `export const PLUGINS = [${plugins.join(',\n')}]\nexport const RENDERED_HELP = ${readFileSync(join(DIST, 'help.json'), 'utf8')}\n`
+}
+
+const embedded: Plugin = {
+  name: 'smartnat-sea-embedded',
+  setup(builder) {
+    builder.onResolve({filter: /^smartnat-sea:embedded$/}, (args) => ({path: args.path, namespace: 'smartnat-sea'}))
+    builder.onLoad({filter: /.*/, namespace: 'smartnat-sea'}, () => ({contents: embeddedModule(), loader: 'js', resolveDir: ROOT}))
+  },
+}
+
+/**
+ * The executable's require() loads only Node's own modules and warns on stderr at the first other
+ * name. Packages probe for optional ones (ws for bufferutil, node-fetch for encoding, oclif for its
+ * package.json beside it) inside try/catch: answer those as a missing module would, without the warning.
+ */
+const SEA_BANNER = [
+  'const __smartnatExecutableUrl = require("node:url").pathToFileURL(process.execPath).href;',
+  'require = ((builtIn) => Object.assign((id) => {',
+  '  if (builtIn("node:module").isBuiltin(id)) return builtIn(id);',
+  '  throw Object.assign(new Error(`Cannot find module \'${id}\': not built into the executable`), {code: "MODULE_NOT_FOUND"});',
+  '}, builtIn))(require);',
+].join('\n')
+
+async function bundleForSea(): Promise<void> {
+  await build({
+    absWorkingDir: ROOT,
+    entryPoints: [join(ROOT, 'src', 'cli', 'sea-main.ts')],
+    outfile: join(SEA_DIST, 'smartnat.cjs'),
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    // A stack trace names the bundle's lines; the executable carries no source maps.
+    sourcemap: false,
+    minifyWhitespace: true,
+    // import.meta.url names the executable itself (src/lib/source/kube/crd-install.ts looks for crds/ beside it).
+    define: {'import.meta.url': '__smartnatExecutableUrl'},
+    banner: {js: SEA_BANNER},
+    // oclif asks for these only to run a plugin from its TypeScript sources, which the executable never does.
+    external: ['typescript', 'ts-node', 'tsx'],
+    plugins: [embedded],
+    logLevel: 'warning',
+  })
+}
+
+if (process.argv.includes('--sea')) await bundleForSea()
+else await bundleForNpm()
