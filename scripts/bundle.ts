@@ -4,18 +4,19 @@
  * oclif's manifest expects them, sharing chunks in dist/chunks/, with source maps. Node.js loads a
  * few large files much faster than hundreds of small ones (docs/benchmarks.md, "Start-up").
  *
- * With --sea (after the rest of `npm run build`, whose manifest and help it embeds): one CommonJS
- * file, dist-sea/smartnat.cjs, the input of the single executable (scripts/sea-executable.ts). A
- * Node.js single executable runs one script that can require only Node's own modules, so everything
- * is inside, the Kubernetes client included, and what bin/run.js reads from the package (package.json,
- * oclif.manifest.json, dist/help.json, plugin-autocomplete's manifest) comes from the module
- * `smartnat-sea:embedded` this script generates (src/cli/sea-embedded.d.ts).
+ * With --sea (after the rest of `npm run build`, whose manifest and help it embeds): the input of the
+ * single executable (scripts/sea-executable.ts), two CommonJS files in dist-sea/: start.cjs, the
+ * answers without oclif, and smartnat.cjs, the rest. A Node.js single executable runs one script
+ * that can require only Node's own modules, so everything is inside, the Kubernetes client included,
+ * and what bin/run.js reads from the package (package.json, oclif.manifest.json, dist/help.json,
+ * plugin-autocomplete's manifest) comes from the modules `smartnat-sea:help` and
+ * `smartnat-sea:plugins` this script generates (src/cli/sea-embedded.d.ts).
  */
 import {readdirSync, readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
-import {build, type Plugin} from 'esbuild'
+import {build, type BuildOptions, type Plugin} from 'esbuild'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const DIST = join(ROOT, 'dist')
@@ -56,8 +57,14 @@ interface PluginManifest {
   commands: Record<string, {relativePath: string[]}>
 }
 
-/** The module `smartnat-sea:embedded`: each plugin's package.json, manifest and command imports, and the rendered help. */
-function embeddedModule(): string {
+/** The module `smartnat-sea:help`: package.json's name and version, and the rendered help. */
+function helpModule(): string {
+  const {name, version} = readJson<{name: string; version: string}>(join(ROOT, 'package.json'))
+  return `export const PACKAGE = ${JSON.stringify({name, version})}\nexport const RENDERED_HELP = ${readFileSync(join(DIST, 'help.json'), 'utf8')}\n`
+}
+
+/** The module `smartnat-sea:plugins`: each plugin's package.json, manifest and command imports. */
+function pluginsModule(): string {
   const rootPjson = readJson<{oclif: {plugins: string[]}}>(join(ROOT, 'package.json'))
   const roots = [ROOT, ...rootPjson.oclif.plugins.map((name) => join(ROOT, 'node_modules', name))]
   const plugins = roots.map((root) => {
@@ -69,49 +76,47 @@ function embeddedModule(): string {
     })
     return `{pjson: ${readFileSync(join(root, 'package.json'), 'utf8')}, manifest: ${JSON.stringify(manifest)}, commands: {${commands.join(', ')}}}`
   })
-  return `export const PLUGINS = [${plugins.join(',\n')}]\nexport const RENDERED_HELP = ${readFileSync(join(DIST, 'help.json'), 'utf8')}\n`
+  return `export const PLUGINS = [${plugins.join(',\n')}]\n`
 }
 
 const embedded: Plugin = {
   name: 'smartnat-sea-embedded',
   setup(builder) {
-    builder.onResolve({filter: /^smartnat-sea:embedded$/}, (args) => ({path: args.path, namespace: 'smartnat-sea'}))
-    builder.onLoad({filter: /.*/, namespace: 'smartnat-sea'}, () => ({contents: embeddedModule(), loader: 'js', resolveDir: ROOT}))
+    const modules: Record<string, () => string> = {'smartnat-sea:help': helpModule, 'smartnat-sea:plugins': pluginsModule}
+    builder.onResolve({filter: /^smartnat-sea:/}, (args) => ({path: args.path, namespace: 'smartnat-sea'}))
+    builder.onLoad({filter: /.*/, namespace: 'smartnat-sea'}, (args) => ({contents: modules[args.path]!(), loader: 'js', resolveDir: ROOT}))
   },
 }
 
-/**
- * The executable's require() loads only Node's own modules and warns on stderr at the first other
- * name. Packages probe for optional ones (ws for bufferutil, node-fetch for encoding, oclif for its
- * package.json beside it) inside try/catch: answer those as a missing module would, without the warning.
- */
-const SEA_BANNER = [
-  'const __smartnatExecutableUrl = require("node:url").pathToFileURL(process.execPath).href;',
-  'require = ((builtIn) => Object.assign((id) => {',
-  '  if (builtIn("node:module").isBuiltin(id)) return builtIn(id);',
-  '  throw Object.assign(new Error(`Cannot find module \'${id}\': not built into the executable`), {code: "MODULE_NOT_FOUND"});',
-  '}, builtIn))(require);',
-].join('\n')
+const SEA_OPTIONS: BuildOptions = {
+  absWorkingDir: ROOT,
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20',
+  // A stack trace names the bundle's lines; the executable carries no source maps.
+  sourcemap: false,
+  minifyWhitespace: true,
+  // import.meta.url names the executable itself (src/lib/source/kube/crd-install.ts looks for crds/ beside it).
+  define: {'import.meta.url': '__smartnatExecutableUrl'},
+  plugins: [embedded],
+  logLevel: 'warning',
+}
+
+const EXECUTABLE_URL = 'const __smartnatExecutableUrl = require("node:url").pathToFileURL(process.execPath).href;'
 
 async function bundleForSea(): Promise<void> {
+  // The entry: the answers without oclif, and the loader of the rest.
+  await build({...SEA_OPTIONS, entryPoints: [join(ROOT, 'src', 'cli', 'sea-main.ts')], outfile: join(SEA_DIST, 'start.cjs'), banner: {js: EXECUTABLE_URL}})
+  // The rest, run by src/cli/sea-loader.ts as a function of the require() it gives (Node's own modules only).
   await build({
-    absWorkingDir: ROOT,
-    entryPoints: [join(ROOT, 'src', 'cli', 'sea-main.ts')],
+    ...SEA_OPTIONS,
+    entryPoints: [join(ROOT, 'src', 'cli', 'sea-cli.ts')],
     outfile: join(SEA_DIST, 'smartnat.cjs'),
-    bundle: true,
-    platform: 'node',
-    format: 'cjs',
-    target: 'node20',
-    // A stack trace names the bundle's lines; the executable carries no source maps.
-    sourcemap: false,
-    minifyWhitespace: true,
-    // import.meta.url names the executable itself (src/lib/source/kube/crd-install.ts looks for crds/ beside it).
-    define: {'import.meta.url': '__smartnatExecutableUrl'},
-    banner: {js: SEA_BANNER},
+    banner: {js: `(function (require) {\n'use strict';\n${EXECUTABLE_URL}`},
+    footer: {js: '})'},
     // oclif asks for these only to run a plugin from its TypeScript sources, which the executable never does.
     external: ['typescript', 'ts-node', 'tsx'],
-    plugins: [embedded],
-    logLevel: 'warning',
   })
 }
 

@@ -23,11 +23,21 @@ const node = values.node!
 
 if (!readFileSync(node).includes(`${FUSE}:0`)) throw new Error(`${node} cannot become a single executable: it has no ${FUSE} (build from an official Node.js binary, --node PATH)`)
 
+// The CLI's code cache, made by the binary that will run it (V8 takes only its own), as src/cli/sea-loader.ts compiles it.
+const cli = join(SEA_DIST, 'smartnat.cjs')
+const cache = join(SEA_DIST, 'smartnat.cache')
+const makeCache = `const {Script} = require('node:vm'); const fs = require('node:fs')
+fs.writeFileSync(process.argv[2], new Script(fs.readFileSync(process.argv[1], 'utf8'), {filename: 'smartnat.cjs'}).createCachedData())`
+execFileSync(node, ['-e', makeCache, cli, cache], {stdio: 'inherit'})
+
 const config = join(SEA_DIST, 'sea-config.json')
 const blob = join(SEA_DIST, 'smartnat.blob')
-// The code cache spares V8 compiling the bundle at every start; the warning would reach every command's stderr.
-writeFileSync(config, JSON.stringify({main: join(SEA_DIST, 'smartnat.cjs'), output: blob, disableExperimentalSEAWarning: true, useCodeCache: true}))
-execFileSync(node, ['--experimental-sea-config', config], {stdio: 'inherit'})
+// The entry's code cache spares V8 compiling it at every start; the warning would reach every command's stderr.
+writeFileSync(
+  config,
+  JSON.stringify({main: join(SEA_DIST, 'start.cjs'), output: blob, disableExperimentalSEAWarning: true, useCodeCache: true, assets: {'smartnat.cjs': cli, 'smartnat.cache': cache}}),
+)
+execFileSync(node, ['--experimental-sea-config', config], {stdio: ['ignore', 'ignore', 'inherit']})
 
 const executable = join(SEA_DIST, `smartnat-linux-${arch()}`)
 copyFileSync(node, executable)

@@ -15,12 +15,13 @@ import {DEB_ARCH, RELEASE_DIR, ROOT, executablePath, packageVersion} from './pat
 const UNIT = 'smartnat.service'
 
 // The executable is Node.js: it links the C and C++ runtimes (glibc 2.28 and libstdc++ GLIBCXX_3.4.21 at least).
+// smartnat runs sysctl (procps, not in a minimal Debian); flock and setpriv come with util-linux, which is essential.
 const CONTROL = (version: string, installedKb: number) => `Package: smartnat
 Version: ${version}
 Architecture: ${DEB_ARCH}
 Maintainer: smartnat maintainers <maintainers@users.noreply.r-seed-40a38fa6.example>
 Installed-Size: ${installedKb}
-Depends: libc6 (>= 2.28), libstdc++6 (>= 5.2), libgcc-s1, iptables, ipset, conntrack, iproute2
+Depends: libc6 (>= 2.28), libstdc++6 (>= 5.2), libgcc-s1, iptables, ipset, conntrack, iproute2, procps
 Recommends: nftables
 Section: net
 Priority: optional

@@ -1,13 +1,19 @@
 /**
  * What `scripts/bundle.ts --sea` builds into the single executable in place of the package's files:
- * package.json, oclif's manifest, the rendered help and every command, for the root and each plugin.
+ * package.json's name and version and the rendered help for the entry; package.json, oclif's
+ * manifest and every command for each oclif plugin (the root first) for the CLI.
  */
-declare module 'smartnat-sea:embedded' {
+declare module 'smartnat-sea:help' {
+  import type {PackageInfo, RenderedHelp} from './fast-start.js'
+
+  export const PACKAGE: PackageInfo
+  export const RENDERED_HELP: RenderedHelp
+}
+
+declare module 'smartnat-sea:plugins' {
   import type {Command, Interfaces} from '@oclif/core'
 
-  import type {RenderedHelp} from './fast-start.js'
-
-  /** One oclif plugin (the root first): its package.json, its manifest, and an import of each command by id. */
+  /** One oclif plugin: its package.json, its manifest, and an import of each command by id. */
   export interface EmbeddedPlugin {
     pjson: Interfaces.PJSON
     manifest: Interfaces.Manifest
@@ -15,5 +21,4 @@ declare module 'smartnat-sea:embedded' {
   }
 
   export const PLUGINS: EmbeddedPlugin[]
-  export const RENDERED_HELP: RenderedHelp
 }

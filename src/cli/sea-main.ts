@@ -1,17 +1,11 @@
 /**
  * The single executable's entry (`scripts/bundle.ts --sea`): bin/run.js's CLI, reading the package's
- * files (package.json, the manifest, the rendered help) from what the build put inside it, not from disk.
+ * files (package.json, the rendered help) from what the build put inside it, not from disk. It
+ * holds only the answers without oclif; the rest of the CLI is a second script (sea-loader.ts).
  */
-import {PLUGINS, RENDERED_HELP} from 'smartnat-sea:embedded'
+import {PACKAGE, RENDERED_HELP} from 'smartnat-sea:help'
 
 import {answerWithoutOclif} from './fast-start.js'
+import {runBundledCli} from './sea-loader.js'
 
-async function main(): Promise<void> {
-  const root = PLUGINS[0]!.pjson
-  if (answerWithoutOclif(process.argv.slice(2), {packageInfo: () => ({name: root.name, version: root.version}), renderedHelp: () => RENDERED_HELP})) return
-  // Imported only now, as bin/run.js does: the bundle evaluates a module when it is first imported.
-  const {runEmbeddedOclif} = await import('./sea-oclif.js')
-  await runEmbeddedOclif(PLUGINS)
-}
-
-void main()
+if (!answerWithoutOclif(process.argv.slice(2), {packageInfo: () => PACKAGE, renderedHelp: () => RENDERED_HELP})) runBundledCli()

@@ -2,7 +2,7 @@
 import {dirname} from 'node:path'
 
 import {Command, Config, execute, Plugin} from '@oclif/core'
-import type {EmbeddedPlugin} from 'smartnat-sea:embedded'
+import type {EmbeddedPlugin} from 'smartnat-sea:plugins'
 
 /** An oclif plugin that reads nothing from disk: oclif's own loads package.json, the manifest and commands by path. */
 class BuiltInPlugin extends Plugin {

@@ -21,7 +21,7 @@ const VERSION = packageVersion()
 const DEB = join(RELEASE_DIR, `smartnat_${VERSION}_${DEB_ARCH}.deb`)
 const MIRROR = process.env.SMARTNAT_DEBIAN_MIRROR ?? 'http://deb.debian.org/debian'
 // What the package depends on and what systemd-analyze needs, installed before the snapshot so that it compares smartnat's files alone.
-const PREREQUISITES = ['iptables', 'ipset', 'conntrack', 'iproute2', 'nftables', 'systemd']
+const PREREQUISITES = ['iptables', 'ipset', 'conntrack', 'iproute2', 'procps', 'nftables', 'systemd']
 // Bookkeeping that installing and purging rightly change: dpkg's and apt's state, logs, caches.
 const NOT_COMPARED = ['./proc', './sys', './dev', './run', './tmp', './var/lib/dpkg', './var/lib/apt', './var/cache', './var/log', './var/lib/systemd']
 
