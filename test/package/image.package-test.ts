@@ -1,7 +1,8 @@
 /**
  * The OCI image `npm run package` wrote (dist-release/smartnat_VERSION_ARCH.oci.tar): unpacked with
  * umoci, its smartnat runs from its own root filesystem (chroot), with the image's iptables, ipset
- * and ip, inside the lab's host namespace, and a real sync of the examples makes traffic reach the pods.
+ * and ip, inside the lab's host namespace, as the DaemonSet runs it (read-only root, NET_ADMIN and
+ * NET_RAW only), and a real sync of the examples makes traffic reach the pods.
  */
 import {execFileSync} from 'node:child_process'
 import {cpSync, existsSync, mkdirSync, mkdtempSync, rmSync} from 'node:fs'
@@ -60,7 +61,8 @@ describe('the OCI image', function () {
 
     const version = await inChrootOk(rootfs, '/usr/bin/smartnat', ['--version'], {netns: lab!.ns('host')})
     expect(version).to.match(new RegExp(`^smartnat/${VERSION.replaceAll('.', '\\.')} linux-`))
-    const sync = await inChroot(rootfs, '/usr/bin/smartnat', ['sync', '--from-file', '/examples', '--lock-file', '/tmp/smartnat.lock', '--json'], {netns: lab!.ns('host')})
+    // Read-only root, NET_ADMIN and NET_RAW only, the lock in /run/smartnat: as in deploy/daemonset.yaml.
+    const sync = await inChroot(rootfs, '/usr/bin/smartnat', ['sync', '--from-file', '/examples', '--json'], {netns: lab!.ns('host'), asDaemonSet: true})
     expect(sync.exitCode, String(sync.stderr)).to.equal(0)
     expect(JSON.parse(String(sync.stdout))).to.include({configured: 2, invalid: 0, changed: true})
 
