@@ -68,6 +68,8 @@ describe('the single executable', function () {
     for (const args of [['--help'], [], ...COMMAND_IDS.map((id) => [id, '--help']), ['autocomplete', '--help']]) same(args)
     // Colours (CI's or a forced one) make oclif render the help rather than print the built one.
     expect(same(['sync', '--help'], {FORCE_COLOR: '1', NO_COLOR: undefined}).stdout).to.contain('\u001B[')
+    // A command of the autocomplete plugin, run by oclif from the manifest built in.
+    expect(same(['autocomplete', 'script', 'bash']).status).to.equal(0)
   })
 
   it('prints the same dry-run sync of the examples, as text and as JSON', () => {
