@@ -1,9 +1,11 @@
 /**
  * Makes the single executable dist-sea/smartnat-linux-ARCH (a step of `npm run build:sea`, after
  * `scripts/bundle.ts --sea`): Node.js's single executable application, a copy of a Node.js binary
- * with the bundled CLI injected as a blob (postject), so that a host needs no Node.js of its own.
- * The binary is the running node (`--node PATH` for another one of the same version): it must carry
- * the SEA fuse, as the official builds do.
+ * with a blob injected (postject) so that a host needs no Node.js of its own. The blob holds the
+ * entry (dist-sea/start.cjs) with its code cache, and the rest of the CLI (dist-sea/smartnat.cjs)
+ * with its own as assets (src/cli/sea-loader.ts). The binary is the running node (`--node PATH` for
+ * another that runs on this machine): it makes the blob and the caches, and must carry the SEA fuse,
+ * as the official builds do.
  */
 import {execFileSync} from 'node:child_process'
 import {chmodSync, copyFileSync, readFileSync, writeFileSync} from 'node:fs'
