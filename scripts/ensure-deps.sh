@@ -11,7 +11,10 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
 fi
 
 # flock takes smartnat's lock and unshare runs its PID namespace test: util-linux, essential on Debian, but not in every image.
-declare -A package_of=([iptables]=iptables [ipset]=ipset [conntrack]=conntrack [nft]=nftables [ip]=iproute2 [flock]=util-linux [unshare]=util-linux)
+# The packages (npm run package) and their tests (test/package/): dpkg-deb, umoci and skopeo build the .deb and the
+# image; debootstrap makes the fresh Debian the .deb is installed into, whose unit systemd-analyze verifies.
+declare -A package_of=([iptables]=iptables [ipset]=ipset [conntrack]=conntrack [nft]=nftables [ip]=iproute2 [flock]=util-linux [unshare]=util-linux
+  [dpkg-deb]=dpkg [umoci]=umoci [skopeo]=skopeo [debootstrap]=debootstrap [systemd-analyze]=systemd)
 missing=()
 for tool in "${!package_of[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin" command -v "$tool" >/dev/null 2>&1 || missing+=("${package_of[$tool]}")
