@@ -3,18 +3,29 @@
  * entry bin/run.js imports (dist/cli/main.js) and one file per command in dist/commands/, where
  * oclif's manifest expects them, sharing chunks in dist/chunks/, with source maps. Node.js loads a
  * few large files much faster than hundreds of small ones (docs/benchmarks.md, "Start-up").
+ *
+ * With --sea (after the rest of `npm run build`, whose manifest and help it embeds): the input of the
+ * single executable (scripts/sea-executable.ts), two CommonJS files in dist-sea/: start.cjs, the
+ * answers without oclif, and smartnat.cjs, the rest. A Node.js single executable runs one script
+ * that can require only Node's own modules, so everything is inside, the Kubernetes client included,
+ * and what bin/run.js reads from the package (package.json, oclif.manifest.json, dist/help.json,
+ * plugin-autocomplete's manifest) comes from the modules `smartnat-sea:help` and
+ * `smartnat-sea:plugins` this script generates (src/cli/sea-embedded.d.ts).
  */
-import {readdirSync} from 'node:fs'
+import {readdirSync, readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
-import {build} from 'esbuild'
+import {build, type BuildOptions, type Plugin} from 'esbuild'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const DIST = join(ROOT, 'dist')
+/** Where the single executable's script is written. */
+const SEA_DIST = join(ROOT, 'dist-sea')
 
 const commands = readdirSync(join(ROOT, 'src', 'commands')).filter((file) => file.endsWith('.ts')).map((file) => join(ROOT, 'src', 'commands', file))
 
+async function bundleForNpm(): Promise<void> {
 await build({
   absWorkingDir: ROOT,
   entryPoints: [join(ROOT, 'src', 'cli', 'main.ts'), ...commands],
@@ -36,3 +47,78 @@ await build({
   banner: {js: "import {createRequire as __smartnatCreateRequire} from 'node:module'; const require = __smartnatCreateRequire(import.meta.url);"},
   logLevel: 'warning',
 })
+}
+
+function readJson<T>(file: string): T {
+  return JSON.parse(readFileSync(file, 'utf8')) as T
+}
+
+interface PluginManifest {
+  commands: Record<string, {relativePath: string[]}>
+}
+
+/** The module `smartnat-sea:help`: package.json's name and version, and the rendered help. */
+function helpModule(): string {
+  const {name, version} = readJson<{name: string; version: string}>(join(ROOT, 'package.json'))
+  return `export const PACKAGE = ${JSON.stringify({name, version})}\nexport const RENDERED_HELP = ${readFileSync(join(DIST, 'help.json'), 'utf8')}\n`
+}
+
+/** The module `smartnat-sea:plugins`: each plugin's package.json, manifest and command imports. */
+function pluginsModule(): string {
+  const rootPjson = readJson<{oclif: {plugins: string[]}}>(join(ROOT, 'package.json'))
+  const roots = [ROOT, ...rootPjson.oclif.plugins.map((name) => join(ROOT, 'node_modules', name))]
+  const plugins = roots.map((root) => {
+    const manifest = readJson<PluginManifest>(join(root, 'oclif.manifest.json'))
+    const commands = Object.entries(manifest.commands).map(([id, {relativePath}]) => {
+      // The package runs dist/commands/ID.js; the executable bundles the command from its source.
+      const file = root === ROOT ? join(ROOT, 'src', 'commands', `${relativePath.at(-1)!.replace(/\.js$/, '')}.ts`) : join(root, ...relativePath)
+      return `${JSON.stringify(id)}: () => import(${JSON.stringify(file)})`
+    })
+    return `{pjson: ${readFileSync(join(root, 'package.json'), 'utf8')}, manifest: ${JSON.stringify(manifest)}, commands: {${commands.join(', ')}}}`
+  })
+  return `export const PLUGINS = [${plugins.join(',\n')}]\n`
+}
+
+const embedded: Plugin = {
+  name: 'smartnat-sea-embedded',
+  setup(builder) {
+    const modules: Record<string, () => string> = {'smartnat-sea:help': helpModule, 'smartnat-sea:plugins': pluginsModule}
+    builder.onResolve({filter: /^smartnat-sea:/}, (args) => ({path: args.path, namespace: 'smartnat-sea'}))
+    builder.onLoad({filter: /.*/, namespace: 'smartnat-sea'}, (args) => ({contents: modules[args.path]!(), loader: 'js', resolveDir: ROOT}))
+  },
+}
+
+const SEA_OPTIONS: BuildOptions = {
+  absWorkingDir: ROOT,
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20',
+  // A stack trace names the bundle's lines; the executable carries no source maps.
+  sourcemap: false,
+  minifyWhitespace: true,
+  // import.meta.url names the executable itself (src/lib/source/kube/crd-install.ts looks for crds/ beside it).
+  define: {'import.meta.url': '__smartnatExecutableUrl'},
+  plugins: [embedded],
+  logLevel: 'warning',
+}
+
+const EXECUTABLE_URL = 'const __smartnatExecutableUrl = require("node:url").pathToFileURL(process.execPath).href;'
+
+async function bundleForSea(): Promise<void> {
+  // The entry: the answers without oclif, and the loader of the rest.
+  await build({...SEA_OPTIONS, entryPoints: [join(ROOT, 'src', 'cli', 'sea-main.ts')], outfile: join(SEA_DIST, 'start.cjs'), banner: {js: EXECUTABLE_URL}})
+  // The rest, run by src/cli/sea-loader.ts as a function of the require() it gives (Node's own modules only).
+  await build({
+    ...SEA_OPTIONS,
+    entryPoints: [join(ROOT, 'src', 'cli', 'sea-cli.ts')],
+    outfile: join(SEA_DIST, 'smartnat.cjs'),
+    banner: {js: `(function (require) {\n'use strict';\n${EXECUTABLE_URL}`},
+    footer: {js: '})'},
+    // oclif asks for these only to run a plugin from its TypeScript sources, which the executable never does.
+    external: ['typescript', 'ts-node', 'tsx'],
+  })
+}
+
+if (process.argv.includes('--sea')) await bundleForSea()
+else await bundleForNpm()

@@ -12,7 +12,11 @@ fi
 
 # flock takes smartnat's lock and unshare runs its PID namespace test: util-linux, essential on Debian, but not in every image.
 # keepalived and conntrackd run in the HA pair's namespace lab (test/e2e/ha-failover.test.ts).
-declare -A package_of=([iptables]=iptables [ipset]=ipset [conntrack]=conntrack [nft]=nftables [ip]=iproute2 [flock]=util-linux [unshare]=util-linux [keepalived]=keepalived [conntrackd]=conntrackd)
+# The packages (npm run package) and their tests (test/package/): dpkg-deb, umoci and skopeo build the .deb and the
+# image; debootstrap makes the fresh Debian the .deb is installed into, whose unit systemd-analyze verifies.
+declare -A package_of=([iptables]=iptables [ipset]=ipset [conntrack]=conntrack [nft]=nftables [ip]=iproute2 [flock]=util-linux [unshare]=util-linux
+  [keepalived]=keepalived [conntrackd]=conntrackd
+  [dpkg-deb]=dpkg [umoci]=umoci [skopeo]=skopeo [debootstrap]=debootstrap [systemd-analyze]=systemd)
 missing=()
 for tool in "${!package_of[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin" command -v "$tool" >/dev/null 2>&1 || missing+=("${package_of[$tool]}")

@@ -24,12 +24,20 @@ export interface FastStartContext {
   env: NodeJS.ProcessEnv
   stdout: NodeJS.WriteStream
   renderedHelp: () => RenderedHelp | undefined
+  /** package.json's name and version: the installed package's, or those built into the single executable. */
+  packageInfo: () => PackageInfo
+}
+
+/** What the version line names. */
+export interface PackageInfo {
+  name: string
+  version: string
 }
 
 /** Prints the version or a command's rendered help and returns true, or returns false for oclif to answer. */
 export function answerWithoutOclif(argv: string[], context: Partial<FastStartContext> = {}): boolean {
-  const {env = process.env, stdout = process.stdout, renderedHelp = readRenderedHelp} = context
-  if (argv.length === 1 && argv[0] === '--version') return printVersion(stdout)
+  const {env = process.env, stdout = process.stdout, renderedHelp = readRenderedHelp, packageInfo = readPackageInfo} = context
+  if (argv.length === 1 && argv[0] === '--version') return printVersion(stdout, packageInfo)
   const helpFor = argv.length === 0 || (argv.length === 1 && argv[0] === '--help') ? '' : argv.length === 2 && argv[1] === '--help' ? argv[0]! : undefined
   if (helpFor === undefined || helpFor.startsWith('-') || !printedAsRendered(env, stdout)) return false
   const text = renderedHelp()?.help[helpFor]
@@ -38,10 +46,10 @@ export function answerWithoutOclif(argv: string[], context: Partial<FastStartCon
   return true
 }
 
-function printVersion(stdout: NodeJS.WriteStream): boolean {
+function printVersion(stdout: NodeJS.WriteStream, packageInfo: () => PackageInfo): boolean {
   // oclif names the platform "wsl" under WSL (is-wsl); leave that case to it.
   if (process.platform !== 'linux' || release().toLowerCase().includes('microsoft')) return false
-  const {name, version} = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {name: string; version: string}
+  const {name, version} = packageInfo()
   stdout.write(`${name}/${version} ${process.platform}-${arch() === 'ia32' ? 'x86' : arch()} node-${process.version}\n`)
   return true
 }
@@ -50,6 +58,10 @@ function printVersion(stdout: NodeJS.WriteStream): boolean {
 function printedAsRendered(env: NodeJS.ProcessEnv, stdout: NodeJS.WriteStream): boolean {
   if (stdout.isTTY || env.OCLIF_COLUMNS !== undefined) return false
   return Boolean(env.NO_COLOR) || !COLOUR_ENV.some((name) => name in env)
+}
+
+function readPackageInfo(): PackageInfo {
+  return JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as PackageInfo
 }
 
 function readRenderedHelp(): RenderedHelp | undefined {

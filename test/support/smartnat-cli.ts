@@ -1,8 +1,10 @@
-/** Runs the real `smartnat` CLI from source (bin/dev.js) as a child process, with a hard deadline. */
+/** Runs the real `smartnat` CLI from source (bin/dev.js, or SMARTNAT_CLI) as a child process, with a hard deadline. */
 import {spawn, type ChildProcess} from 'node:child_process'
 import {fileURLToPath} from 'node:url'
 
 const DEV_ENTRY = fileURLToPath(new URL('../../bin/dev.js', import.meta.url))
+/** What `smartnat` is: the sources through bin/dev.js, or with SMARTNAT_CLI set the executable it names (the single executable, say). */
+const CLI_COMMAND = process.env.SMARTNAT_CLI ? [process.env.SMARTNAT_CLI] : [process.execPath, DEV_ENTRY]
 
 export interface CliResult {
   /** null when the process was killed at the deadline. */
@@ -28,8 +30,8 @@ export interface CliOptions {
 
 /** Starts `smartnat ARGS...`; stdin is not a terminal, so nothing can wait on a prompt. */
 export function startSmartnat(args: string[], options: CliOptions = {}): RunningCli {
-  const [file, ...wrapperArgs] = [...(options.wrapper ?? []), process.execPath]
-  const child = spawn(file!, [...wrapperArgs, DEV_ENTRY, ...args], {stdio: ['ignore', 'pipe', 'pipe'], env: {...process.env, NO_COLOR: '1', ...options.env}})
+  const [file, ...rest] = [...(options.wrapper ?? []), ...CLI_COMMAND, ...args]
+  const child = spawn(file!, rest, {stdio: ['ignore', 'pipe', 'pipe'], env: {...process.env, NO_COLOR: '1', ...options.env}})
   let stdout = ''
   let stderr = ''
   child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()))

@@ -1,8 +1,11 @@
 import {KubeConfig} from '@kubernetes/client-node'
 import {expect} from 'chai'
-import {readFile} from 'node:fs/promises'
+import {mkdir, mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
 import {parse} from 'yaml'
 
+import {shippedCrd} from '../../src/lib/source/kube/crd-install.js'
 import {crdInstallCommand, discoverMappings, LegacyCrdError, requireStatusSubresource} from '../../src/lib/source/kube/crd.js'
 import {startApiServer, type ApiServer, type KubeObject} from '../support/apiserver/index.js'
 
@@ -62,5 +65,27 @@ describe('the Mapping CRD in the cluster, through discovery', function () {
     let asked = 0
     await requireStatusSubresource(kc, {}, {signal: stop.signal, delay: async () => stop.abort(), onRetry: () => asked++})
     expect(asked).to.equal(1)
+  })
+})
+
+describe('the CRD file an installation ships', () => {
+  let dir: string
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'smartnat-crd-'))
+  })
+  afterEach(async () => {
+    await rm(dir, {recursive: true, force: true})
+  })
+
+  it('is found under share/smartnat beside the .deb’s /usr/bin, and in crds/ at a package root', async () => {
+    await mkdir(join(dir, 'usr', 'bin'), {recursive: true})
+    expect(shippedCrd(join(dir, 'usr', 'bin'))).to.equal(undefined)
+    await mkdir(join(dir, 'usr', 'share', 'smartnat', 'crds'), {recursive: true})
+    await writeFile(join(dir, 'usr', 'share', 'smartnat', 'crds', 'mapping.yaml'), '')
+    expect(shippedCrd(join(dir, 'usr', 'bin'))).to.equal(join(dir, 'usr', 'share', 'smartnat', 'crds', 'mapping.yaml'))
+    await mkdir(join(dir, 'pkg', 'dist', 'chunks'), {recursive: true})
+    await mkdir(join(dir, 'pkg', 'crds'))
+    await writeFile(join(dir, 'pkg', 'crds', 'mapping.yaml'), '')
+    expect(shippedCrd(join(dir, 'pkg', 'dist', 'chunks'))).to.equal(join(dir, 'pkg', 'crds', 'mapping.yaml'))
   })
 })

@@ -3,15 +3,19 @@ import {existsSync} from 'node:fs'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
+// Where each installation keeps the CRD, relative to a directory above the code: the package or
+// repository root (crds/), or /usr for the .deb, whose executable is /usr/bin/smartnat.
+const CRD_PLACES = [['crds', 'mapping.yaml'], ['share', 'smartnat', 'crds', 'mapping.yaml']]
+
 /**
- * The CRD file shipped with this installation: `crds/mapping.yaml` at the root of the package or
- * repository this code runs from, looked for upwards, since a bundled build sits at another depth than the sources.
+ * The CRD file shipped with the installation whose code is in `start`, looked for upwards, since a
+ * bundled build or the single executable sits at another depth than the sources.
  */
-function shippedCrd(): string | undefined {
-  let dir = dirname(fileURLToPath(import.meta.url))
+export function shippedCrd(start = dirname(fileURLToPath(import.meta.url))): string | undefined {
+  let dir = start
   for (let depth = 0; depth < 6; depth++) {
-    const file = join(dir, 'crds', 'mapping.yaml')
-    if (existsSync(file)) return file
+    const file = CRD_PLACES.map((place) => join(dir, ...place)).find((candidate) => existsSync(candidate))
+    if (file) return file
     const up = dirname(dir)
     if (up === dir) break
     dir = up

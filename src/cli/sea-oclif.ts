@@ -1,0 +1,58 @@
+/** oclif inside the single executable: plugins made from what the build embedded, commands imported from the bundle. */
+import {dirname} from 'node:path'
+
+import {Command, Config, execute, Plugin} from '@oclif/core'
+import type {EmbeddedPlugin} from 'smartnat-sea:plugins'
+
+/** An oclif plugin that reads nothing from disk: oclif's own loads package.json, the manifest and commands by path. */
+class BuiltInPlugin extends Plugin {
+  constructor(
+    private readonly embedded: EmbeddedPlugin,
+    root: string,
+    isRoot: boolean,
+  ) {
+    super({root, isRoot, pjson: embedded.pjson, type: 'core'})
+  }
+
+  override async load(): Promise<void> {
+    const {pjson, manifest} = this.embedded
+    this.type = 'core'
+    this.isRoot = this.options.isRoot ?? false
+    this.root = this.options.root
+    this.pjson = pjson
+    this.name = pjson.name
+    this.alias = pjson.name
+    this.version = pjson.version
+    this.moduleType = 'module'
+    this.valid = true
+    // Only plugin-autocomplete's plugins:postinstall hooks exist, and the executable installs no plugins.
+    this.hooks = {}
+    this.manifest = manifest
+    this.commands = Object.entries(manifest.commands)
+      .map(([id, command]) => ({...command, load: async () => this.findCommand(id, {must: true}), pluginAlias: this.alias, pluginType: this.type}))
+      .sort((a, b) => a.id.localeCompare(b.id))
+  }
+
+  override async findCommand(id: string, opts: {must: true}): Promise<Command.Class>
+  override async findCommand(id: string, opts?: {must: boolean}): Promise<Command.Class | undefined>
+  override async findCommand(id: string, opts: {must?: boolean} = {}): Promise<Command.Class | undefined> {
+    const load = this.embedded.commands[id]
+    if (load) return (await load()).default
+    if (opts.must) throw new Error(`command ${id} is not built into ${this.name}`)
+    return undefined
+  }
+}
+
+/** Runs the command line through oclif, the package root being the executable's directory. */
+export async function runEmbeddedOclif(plugins: EmbeddedPlugin[]): Promise<void> {
+  const root = dirname(process.execPath)
+  const loaded = new Map<string, Plugin>()
+  for (const [index, embedded] of plugins.entries()) {
+    const plugin = new BuiltInPlugin(embedded, root, index === 0)
+    await plugin.load()
+    loaded.set(plugin.name, plugin)
+  }
+  const config = new Config({root, plugins: loaded, pjson: plugins[0]!.pjson})
+  await config.load()
+  await execute({loadOptions: config})
+}
