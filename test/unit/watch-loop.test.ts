@@ -403,6 +403,24 @@ describe('watch loop', () => {
       expect(logLines.filter((l) => l.msg === 'no Mapping, nor a Service or EndpointSlice one names, changed; pass skipped')).to.have.length(5)
     })
 
+    it('a skipped pass does not hold the next change back for the minimum interval', async () => {
+      const mapping = {metadata: {namespace: 'shop', name: 'api', generation: 1, resourceVersion: '10'}, spec: {serviceName: 'api', ports: [{port: 80}]}}
+      source.current = {...cluster(), mappings: [mapping]}
+      await startLoop()
+      await clock.advance(1000)
+      const before = sync.calls.length
+      // Its own status coming back: a pass that is skipped.
+      source.current = {...source.current, mappings: [{...mapping, metadata: {...mapping.metadata, resourceVersion: '11'}, status: {invalid: 'no'}} as Snapshot['mappings'][number]]}
+      source.notify()
+      await clock.advance(1)
+      expect(sync.calls.length).to.equal(before)
+      // A real change right after it runs at once, not a minimum interval later.
+      source.current = {...source.current, mappings: [{...mapping, spec: {...mapping.spec, ports: [{port: 80}, {port: 81}]}} as Snapshot['mappings'][number]]}
+      source.notify()
+      await clock.advance(1)
+      expect(sync.calls.length - before).to.equal(1)
+    })
+
     it('skips a pass when a Mapping came back with only its status, labels or resourceVersion changed', async () => {
       const mapping = {metadata: {namespace: 'shop', name: 'api', generation: 1, resourceVersion: '10'}, spec: {serviceName: 'api', ports: [{port: 80}]}}
       source.current = {...cluster(), mappings: [mapping]}

@@ -2,7 +2,7 @@
  * Runs a function on request, rate-bounded: promptly when idle, at most once per `minIntervalMs`
  * under churn (a burst of requests becomes one run), never two at once (a request during a run
  * becomes exactly one more run after it), and at least once per `maxIntervalMs` after the last run
- * (a run that reports it skipped its work does not count).
+ * (a run that reports it skipped its work counts for neither bound).
  * The shape of kube-proxy's BoundedFrequencyRunner, with an injectable clock so tests never sleep.
  */
 
@@ -102,11 +102,14 @@ export class BoundedFrequencyRunner {
     if (this.stopped || this.running) return
     const reason: RunReason = this.pending ? 'requested' : 'periodic'
     this.pending = false
+    const notBefore = this.notBefore
     this.notBefore = this.clock.now() + this.options.minIntervalMs
     this.running = this.fn(reason)
       .then(
         (outcome) => {
           if (outcome !== 'skipped') this.periodicAt = this.clock.now() + this.options.maxIntervalMs
+          // A run that did nothing (a status of its own coming back) must not hold the next change back.
+          else this.notBefore = notBefore
         },
         () => {
           // fn reports its own failures; a rejection here must not stop the runner.
