@@ -322,7 +322,8 @@ function compareAge(a: Entry, b: Entry): number {
   return compareNames(a, b)
 }
 
-function insertSorted<T>(list: T[], item: T, compare: (a: T, b: T) => number): void {
+/** Where `item` goes in `list`, sorted by `compare`: before the first element not ordered before it. */
+function sortedIndex<T>(list: readonly T[], item: T, compare: (a: T, b: T) => number): number {
   let low = 0
   let high = list.length
   while (low < high) {
@@ -330,20 +331,18 @@ function insertSorted<T>(list: T[], item: T, compare: (a: T, b: T) => number): v
     if (compare(list[middle]!, item) < 0) low = middle + 1
     else high = middle
   }
-  list.splice(low, 0, item)
+  return low
+}
+
+function insertSorted<T>(list: T[], item: T, compare: (a: T, b: T) => number): void {
+  list.splice(sortedIndex(list, item, compare), 0, item)
 }
 
 /** Removes `item` found by `compare` (which must order it as when it was inserted); false when it is not there. */
 function removeSorted<T>(list: T[], item: T, compare: (a: T, b: T) => number): boolean {
-  let low = 0
-  let high = list.length
-  while (low < high) {
-    const middle = (low + high) >>> 1
-    if (compare(list[middle]!, item) < 0) low = middle + 1
-    else high = middle
-  }
-  if (list[low] !== item) return false
-  list.splice(low, 1)
+  const at = sortedIndex(list, item, compare)
+  if (list[at] !== item) return false
+  list.splice(at, 1)
   return true
 }
 
