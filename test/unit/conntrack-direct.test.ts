@@ -1,7 +1,7 @@
 import {expect} from 'chai'
 
-import type {ApplyResult, Backend} from '../../src/lib/backend/backend.js'
-import {UNINSPECTED} from '../support/uninspected.js'
+import type {ApplyResult} from '../../src/lib/backend/backend.js'
+import {inertBackend, NOTHING_CHANGED} from '../support/inert-backend.js'
 import {RecordingRunner, type RecordedCall} from '../support/recording-runner.js'
 import {MAPPING_API_VERSION, SERVICE_NAME_LABEL, type EndpointSliceResource, type MappingResource, type ServiceResource} from '../../src/lib/mapping/types.js'
 import type {Ipv4} from '../../src/lib/net/ipv4.js'
@@ -19,7 +19,6 @@ const host: HostInfo = {interfaces: [{name: 'eth1', addresses: [{address: EXT as
 const ETH1_MARK = '--mark 0x100000/0xff40000'
 const line = (call: RecordedCall) => [call.command, ...call.args].join(' ')
 const conntrackCalls = (runner: RecordingRunner) => runner.calls.filter((c) => c.command === 'conntrack').map(line)
-const nothingChanged: ApplyResult = {changed: false, written: {sets: 0, chains: 0, rules: 0, routes: 0}, changedEndpoints: []}
 
 /** default/web in `mode`, EXT tcp/80 -> Service port 80; its status lists `statusPods` as configured on EXT. */
 function mapping(mode: 'service' | 'direct', statusPods: string[]): MappingResource {
@@ -77,7 +76,7 @@ describe('conntrack cleanup in mode direct', () => {
       // The status still lists B from when it was ready: in mode service that alone made it a pod that left.
       const {snapshot, planned} = pass('direct', [POD_A, POD_B], bNotReady)
       const runner = conntrack(entry(POD_B, 8080))
-      const outcome = await dropVanishedFlows(runner, nothingChanged, snapshot, planned, host, undefined, [POD_A, POD_B] as Ipv4[])
+      const outcome = await dropVanishedFlows(runner, NOTHING_CHANGED, snapshot, planned, host, undefined, [POD_A, POD_B] as Ipv4[])
       expect(outcome).to.deep.equal({deleted: 0, listed: [POD_A, POD_B]})
       expect(conntrackCalls(runner)).to.deep.equal([])
     })
@@ -85,7 +84,7 @@ describe('conntrack cleanup in mode direct', () => {
     it('cuts the connections of a pod deleted after it had turned not ready (no status lists it any more)', async () => {
       const {snapshot, planned} = pass('direct', [POD_A], [{ip: POD_A, ready: true}])
       const runner = conntrack(entry(POD_B, 8080))
-      const outcome = await dropVanishedFlows(runner, nothingChanged, snapshot, planned, host, undefined, [POD_A, POD_B] as Ipv4[])
+      const outcome = await dropVanishedFlows(runner, NOTHING_CHANGED, snapshot, planned, host, undefined, [POD_A, POD_B] as Ipv4[])
       expect(outcome).to.deep.equal({deleted: 1, listed: [POD_A]})
       expect(conntrackCalls(runner)).to.deep.equal([`conntrack -L --reply-src ${POD_B}`, `conntrack -D -p tcp --orig-dst ${EXT} --orig-port-dst 80 --reply-src ${POD_B}`])
     })
@@ -93,7 +92,7 @@ describe('conntrack cleanup in mode direct', () => {
     it('runs no conntrack at all when no pod left', async () => {
       const {snapshot, planned} = pass('direct', [POD_A, POD_B], bothReady)
       const runner = conntrack(entry(POD_A, 8080))
-      expect(await dropVanishedFlows(runner, nothingChanged, snapshot, planned, host, undefined, [POD_A, POD_B] as Ipv4[])).to.deep.equal({
+      expect(await dropVanishedFlows(runner, NOTHING_CHANGED, snapshot, planned, host, undefined, [POD_A, POD_B] as Ipv4[])).to.deep.equal({
         deleted: 0,
         listed: [POD_A, POD_B],
       })
@@ -106,7 +105,7 @@ describe('conntrack cleanup in mode direct', () => {
       const {snapshot, planned} = pass('direct', [POD_A], bNotReady)
       const POD_GONE = '198.19.200.13'
       const runner = conntrack(entry(POD_A, 8080, 40001), entry(POD_B, 8080, 40002), entry(POD_GONE, 8080, 40003), entry(VIP, 80, 40004))
-      const outcome = await dropVanishedFlows(runner, nothingChanged, snapshot, planned, host)
+      const outcome = await dropVanishedFlows(runner, NOTHING_CHANGED, snapshot, planned, host)
       expect(outcome).to.deep.equal({deleted: 1, listed: [POD_A, POD_B]})
       expect(conntrackCalls(runner)).to.deep.equal([
         `conntrack -L ${ETH1_MARK}`,
@@ -117,7 +116,7 @@ describe('conntrack cleanup in mode direct', () => {
     it('says nothing is remembered when it could not look, so the next pass looks again', async () => {
       const {snapshot, planned} = pass('direct', [POD_A], bothReady)
       const runner = new RecordingRunner(() => ({exitCode: 2, stderr: 'Operation not permitted'}))
-      const outcome = await dropVanishedFlows(runner, nothingChanged, snapshot, planned, host)
+      const outcome = await dropVanishedFlows(runner, NOTHING_CHANGED, snapshot, planned, host)
       expect(outcome.listed).to.equal(undefined)
       expect(outcome.error).to.equal(`conntrack -L ${ETH1_MARK} exited with 2: Operation not permitted`)
     })
@@ -125,7 +124,7 @@ describe('conntrack cleanup in mode direct', () => {
     it('does not look when no Mapping is in mode direct', async () => {
       const {snapshot, planned} = pass('service', [POD_A, POD_B], bothReady)
       const runner = conntrack(entry(POD_B, 8080))
-      expect(await dropVanishedFlows(runner, nothingChanged, snapshot, planned, host)).to.deep.equal({deleted: 0, listed: []})
+      expect(await dropVanishedFlows(runner, NOTHING_CHANGED, snapshot, planned, host)).to.deep.equal({deleted: 0, listed: []})
       expect(runner.calls).to.deep.equal([])
     })
   })
@@ -172,19 +171,7 @@ describe('conntrack cleanup in mode direct', () => {
 })
 
 describe('the daemon’s passes in mode direct', () => {
-  const backend: Backend = {
-    name: 'nftables',
-    tools: [],
-    render: () => 'state',
-    apply: async () => nothingChanged,
-    read: async () => 'state',
-    flush: async () => ({dryRun: true, changed: false, removed: {jumps: [], chains: [], sets: [], ipRules: [], routes: []}}),
-    payloads: () => [],
-    ruleCount: () => 1,
-    programmedMappings: () => new Set(),
-    forward: async () => ({written: 0, drops: []}),
-    inspect: UNINSPECTED,
-  }
+  const backend = inertBackend({ruleCount: () => 1})
   const IP_ADDR = JSON.stringify([{ifindex: 2, ifname: 'eth1', addr_info: [{family: 'inet', local: EXT, prefixlen: 24}]}])
 
   it('look through the kernel’s connections on the first pass only, then compare with what the last pass listed', async () => {

@@ -1,29 +1,15 @@
 import {expect} from 'chai'
-import type {ApplyResult, Backend} from '../../src/lib/backend/backend.js'
 import {HOST_MONITOR, HostChanges} from '../../src/lib/host/host-changes.js'
 import type {Follower} from '../../src/lib/host/runner.js'
 import type {Ipv4} from '../../src/lib/net/ipv4.js'
 import {DEFAULT_PLAN_OPTIONS, type Snapshot} from '../../src/lib/plan/model.js'
 import {syncPass} from '../../src/lib/sync/watch.js'
 import {RecordingRunner} from '../support/recording-runner.js'
-import {UNINSPECTED} from '../support/uninspected.js'
+import {inertBackend} from '../support/inert-backend.js'
 
 const EXT = '198.18.0.10' as Ipv4
 const IP_ADDR = JSON.stringify([{ifindex: 2, ifname: 'eth1', addr_info: [{family: 'inet', local: EXT, prefixlen: 24}]}])
-const nothingChanged: ApplyResult = {changed: false, written: {sets: 0, chains: 0, rules: 0, routes: 0}, changedEndpoints: []}
-const backend: Backend = {
-  name: 'nftables',
-  tools: [],
-  render: () => 'state',
-  apply: async () => nothingChanged,
-  read: async () => 'state',
-  flush: async () => ({dryRun: true, changed: false, removed: {jumps: [], chains: [], sets: [], ipRules: [], routes: []}}),
-  payloads: () => [],
-  ruleCount: () => 0,
-  programmedMappings: () => new Set(),
-  forward: async () => ({written: 0, drops: []}),
-  inspect: UNINSPECTED,
-}
+const backend = inertBackend()
 const empty: Snapshot = {mappings: [], services: [], endpointSlices: []}
 
 /** A runner whose followed process prints when told to, and ends when told to. */

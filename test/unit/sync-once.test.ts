@@ -4,7 +4,7 @@ import type {MappingResource} from '../../src/lib/mapping/types.js'
 import type {Ipv4} from '../../src/lib/net/ipv4.js'
 import type {HostInfo, MappingVerdict, Plan} from '../../src/lib/plan/model.js'
 import type {ApplyOptions, Backend} from '../../src/lib/backend/backend.js'
-import {UNINSPECTED} from '../support/uninspected.js'
+import {inertBackend, NOTHING_CHANGED} from '../support/inert-backend.js'
 import {createBackend} from '../../src/lib/backend/registry.js'
 import {CommandError} from '../../src/lib/host/runner.js'
 import {RecordingRunner} from '../support/recording-runner.js'
@@ -101,22 +101,15 @@ describe('syncOnce and the state applied last', () => {
   /** A backend whose state is a label; it records the options of every apply. */
   function recordingBackend(): {backend: Backend; applied: {desired: unknown; options: ApplyOptions | undefined}[]} {
     const applied: {desired: unknown; options: ApplyOptions | undefined}[] = []
-    const backend: Backend = {
+    const backend = inertBackend({
       name: 'iptables',
-      tools: [],
       render: (model) => `state of ${model.mappings.length} mappings`,
       apply: async (desired, options) => {
         applied.push({desired, options})
-        return {changed: false, written: {sets: 0, chains: 0, rules: 0, routes: 0}, changedEndpoints: []}
+        return NOTHING_CHANGED
       },
       read: async () => 'read',
-      flush: async () => ({dryRun: true, changed: false, removed: {jumps: [], chains: [], sets: [], ipRules: [], routes: []}}),
-      payloads: () => [],
-      ruleCount: () => 0,
-      programmedMappings: () => new Set(),
-      forward: async () => ({written: 0, drops: []}),
-      inspect: UNINSPECTED,
-    }
+    })
     return {backend, applied}
   }
 
