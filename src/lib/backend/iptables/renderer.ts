@@ -10,7 +10,8 @@ import type {NatEgress, NatInterface, NatMapping, NatModel} from '../../plan/mod
 import {renderIpRules, renderRoutes} from '../../routing/render.js'
 import {allBuckets, patchBuckets, sameAddresses} from '../address-buckets.js'
 import {EgressOwners, egressDelta, withSortedChanges} from '../egress-owners.js'
-import {mappingDelta, sameObjects, type ListDelta} from '../model-delta.js'
+import {sameObjects, type ListDelta} from '../model-delta.js'
+import {PartsRenderer} from '../parts-renderer.js'
 import {addressPart, mappingShare, type AddressPart, type MappingShare} from './address-parts.js'
 import {entryDelta, rememberDerivation, type EntryDelta} from './diff.js'
 import {egressPodsByInterface} from './egress.js'
@@ -19,9 +20,6 @@ import {checkInterface, renderFilter, renderIptables, renderMangle, renderNatHea
 import {ALLOW_SET_TYPE, ENDPOINTS_SET_TYPE, canonicalEntries, egressSet, interfaceSet, setOptions, sortSets} from './sets.js'
 import {rememberSummary, type StateSummary} from './summary.js'
 import type {ChainState, IpsetState, IptablesState} from './types.js'
-
-/** Past this many changed Mappings, rendering them all costs about as much as the bookkeeping. */
-const MAX_CHANGED_MAPPINGS = 256
 
 interface EgressPart {
   egress: readonly NatEgress[]
@@ -59,74 +57,26 @@ interface Rendered {
   unserved: RunSet | undefined
 }
 
-/** The last render when it rendered the model whole, keeping no parts. */
-interface Whole {
-  model: NatModel
-  state: IptablesState
-}
-
-/** How much of the last render a render reused: a test's view of the work done. */
-export interface RenderStats {
-  /** Rendered whole by the full render, keeping no parts: the first render, and one that changes many Mappings. */
-  whole: boolean
-  /** Mappings rendered afresh (not found among the shares kept). */
-  mappingsRendered: number
-  /** Addresses whose chain and entries were assembled again. */
-  addressesAssembled: number
-}
-
-/**
- * Renders models one after the other, reusing what the models share with the last one. Models are
- * taken as immutable, as the planner makes them: an object rendered before is not looked at again.
- */
-export class IptablesRenderer {
-  private readonly shares = new WeakMap<NatMapping, MappingShare>()
+/** The iptables state of a daemon's models, from the parts of the last render where it can (parts-renderer.ts). */
+export class IptablesRenderer extends PartsRenderer<IptablesState, MappingShare, Rendered> {
   private readonly egressSets = new WeakMap<NatEgress, IpsetState>()
-  private last: Rendered | Whole | undefined
-  /** What the last render did. */
-  stats: RenderStats = {whole: false, mappingsRendered: 0, addressesAssembled: 0}
 
-  /** The state `model` asks for, equal to renderIptables(model); throws what renderIptables throws. */
-  render(model: NatModel): IptablesState {
-    const last = this.last
-    this.last = undefined
-    this.stats = {whole: false, mappingsRendered: 0, addressesAssembled: 0}
-    try {
-      const delta = last && mappingDelta(last.model.mappings, model.mappings, MAX_CHANGED_MAPPINGS)
-      if (!delta) {
-        // Without a model that this one mostly repeats, parts would cost more than they save: a
-        // one-shot sync renders once, and the next render builds them if it repeats this model.
-        const state = renderIptables(model)
-        this.last = {model, state}
-        this.stats.whole = true
-        return state
-      }
-      this.last = this.assemble(model, last && 'parts' in last ? {last, delta} : undefined)
-      return this.last.state
-    } catch (error) {
-      // The parts kept may be what is wrong: again without them, which fails, if it does, as the full render does.
-      if (last) return this.render(model)
-      throw error
-    }
+  protected renderWhole(model: NatModel): IptablesState {
+    return renderIptables(model)
   }
 
-  private share(mapping: NatMapping): MappingShare {
-    let share = this.shares.get(mapping)
-    if (share === undefined) {
-      this.shares.set(mapping, (share = mappingShare(mapping)))
-      this.stats.mappingsRendered++
-    }
-    return share
+  protected renderShare(mapping: NatMapping): MappingShare {
+    return mappingShare(mapping)
   }
 
   /** Assembles `model` from parts: the last render's patched where `from` has them, else all (kept Mappings' shares reused). */
-  private assemble(model: NatModel, from: {last: Rendered; delta: ListDelta<NatMapping>} | undefined): Rendered {
+  protected assemble(model: NatModel, from: {last: Rendered; delta: ListDelta<NatMapping>} | undefined): Rendered {
     const last = from?.last
     const delta = from?.delta
     for (const iface of model.interfaces) checkInterface(iface)
     const {parts, claims, affected} =
       last && delta
-        ? patchBuckets(last, delta.removed.map((m) => this.shares.get(m)!), delta.added.map((m) => this.share(m)), addressPart)
+        ? patchBuckets(last, delta.removed.map((m) => this.kept(m)), delta.added.map((m) => this.share(m)), addressPart)
         : allBuckets(model.mappings.map((m) => this.share(m)), addressPart)
     this.stats.addressesAssembled = affected.size
     const kept = last !== undefined && sameAddresses(last.parts, parts, affected)

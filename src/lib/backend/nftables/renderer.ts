@@ -11,7 +11,8 @@ import type {NatMapping, NatModel} from '../../plan/model.js'
 import {compareText} from '../../plan/order.js'
 import {renderIpRules, renderRoutes} from '../../routing/render.js'
 import {allBuckets, patchBuckets, sameAddresses} from '../address-buckets.js'
-import {mappingDelta, sameObjects, type ListDelta} from '../model-delta.js'
+import {sameObjects, type ListDelta} from '../model-delta.js'
+import {PartsRenderer} from '../parts-renderer.js'
 import {addressPart, mappingShare, type AddressPart, type MappingShare} from './address-parts.js'
 import {elementDelta, rememberDerivation, type ElementDelta} from './diff.js'
 import {egressPart, type EgressPart} from './egress-part.js'
@@ -20,9 +21,6 @@ import {rememberMappings} from './mappings.js'
 import {ENDPOINTS_MAP, allowedSetName} from './names.js'
 import {ENDPOINT_TYPE, ENDPOINTS_MAP_DATA, allowedKeyType, assembleTable, interfaceMarks, renderNftables} from './render.js'
 import type {NftChain, NftElement, NftSet, NftState} from './types.js'
-
-/** Past this many changed Mappings, rendering them all costs about as much as the bookkeeping. */
-const MAX_CHANGED_MAPPINGS = 256
 
 /** A set of the endpoint elements and the runs, one per address, it was assembled from. */
 interface RunSet {
@@ -44,22 +42,6 @@ interface Rendered {
   sets: Map<string, RunSet>
 }
 
-/** The last render when it rendered the model whole, keeping no parts. */
-interface Whole {
-  model: NatModel
-  state: NftState
-}
-
-/** How much of the last render a render reused: a test's view of the work done. */
-export interface RenderStats {
-  /** Rendered whole by the full render, keeping no parts: the first render, and one that changes many Mappings. */
-  whole: boolean
-  /** Mappings rendered afresh (not found among the shares kept). */
-  mappingsRendered: number
-  /** Addresses whose elements were assembled again. */
-  addressesAssembled: number
-}
-
 /** The declaration of each set the endpoints' elements go to (allow-lists added per prefix length). */
 const DECLARATIONS = new Map<string, {keyType: string[]; dataType?: string[]}>([
   [ENDPOINTS_MAP, {keyType: ENDPOINT_TYPE, dataType: ENDPOINTS_MAP_DATA}],
@@ -67,56 +49,23 @@ const DECLARATIONS = new Map<string, {keyType: string[]; dataType?: string[]}>([
 ])
 for (let length = 0; length <= 32; length++) DECLARATIONS.set(allowedSetName(length), {keyType: allowedKeyType(length)})
 
-/**
- * Renders models one after the other, reusing what the models share with the last one. Models are
- * taken as immutable, as the planner makes them: an object rendered before is not looked at again.
- */
-export class NftablesRenderer {
-  private readonly shares = new WeakMap<NatMapping, MappingShare>()
-  private last: Rendered | Whole | undefined
-  /** What the last render did. */
-  stats: RenderStats = {whole: false, mappingsRendered: 0, addressesAssembled: 0}
-
-  /** The state `model` asks for, equal to renderNftables(model); throws what renderNftables throws. */
-  render(model: NatModel): NftState {
-    const last = this.last
-    this.last = undefined
-    this.stats = {whole: false, mappingsRendered: 0, addressesAssembled: 0}
-    try {
-      const delta = last && mappingDelta(last.model.mappings, model.mappings, MAX_CHANGED_MAPPINGS)
-      if (!delta) {
-        // Without a model that this one mostly repeats, parts would cost more than they save: a
-        // one-shot sync renders once, and the next render builds them if it repeats this model.
-        const state = renderNftables(model)
-        this.last = {model, state}
-        this.stats.whole = true
-        return state
-      }
-      this.last = this.assemble(model, last && 'parts' in last ? {last, delta} : undefined)
-      return this.last.state
-    } catch (error) {
-      // The parts kept may be what is wrong: again without them, which fails, if it does, as the full render does.
-      if (last) return this.render(model)
-      throw error
-    }
+/** The nftables state of a daemon's models, from the parts of the last render where it can (parts-renderer.ts). */
+export class NftablesRenderer extends PartsRenderer<NftState, MappingShare, Rendered> {
+  protected renderWhole(model: NatModel): NftState {
+    return renderNftables(model)
   }
 
-  private share(mapping: NatMapping): MappingShare {
-    let share = this.shares.get(mapping)
-    if (share === undefined) {
-      this.shares.set(mapping, (share = mappingShare(mapping)))
-      this.stats.mappingsRendered++
-    }
-    return share
+  protected renderShare(mapping: NatMapping): MappingShare {
+    return mappingShare(mapping)
   }
 
   /** Assembles `model` from parts: the last render's patched where `from` has them, else all (kept Mappings' shares reused). */
-  private assemble(model: NatModel, from: {last: Rendered; delta: ListDelta<NatMapping>} | undefined): Rendered {
+  protected assemble(model: NatModel, from: {last: Rendered; delta: ListDelta<NatMapping>} | undefined): Rendered {
     const last = from?.last
     const delta = from?.delta
     for (const iface of model.interfaces) checkInterfaceName(iface.name)
     const marks = interfaceMarks(model)
-    const removed = last && delta ? delta.removed.map((m) => this.shares.get(m)!) : []
+    const removed = last && delta ? delta.removed.map((m) => this.kept(m)) : []
     const added = last && delta ? delta.added.map((m) => this.share(m)) : []
     const all = last && delta ? [] : model.mappings.map((m) => this.share(m))
     const {parts, claims, affected} = last && delta ? patchBuckets(last, removed, added, addressPart) : allBuckets(all, addressPart)
