@@ -15,6 +15,7 @@ import {
   servesLoadBalancer,
   SHARED_IP_ANNOTATION,
 } from '../mapping/loadbalancer.js'
+import {readAllocated} from '../mapping/dynamic.js'
 import {firstFree, poolAdmits, poolHands, poolListing, poolSize, type AddressPool, type PoolConfig} from '../mapping/pool.js'
 import type {MappingResource, ServiceResource} from '../mapping/types.js'
 import {ipv4ToInt, parseIpv4, type Ipv4} from '../net/ipv4.js'
@@ -47,7 +48,7 @@ export interface Allocation {
 
 export interface AllocationInput {
   services: readonly ServiceResource[]
-  /** Real Mappings: their addresses are never handed out automatically. */
+  /** Real Mappings: their addresses, listed or allocated, are never handed out automatically. */
   mappings: readonly MappingResource[]
   pools: PoolConfig
   defaultLoadBalancer: boolean
@@ -70,6 +71,8 @@ export function allocate(input: AllocationInput): Allocation {
   for (const mapping of input.mappings) {
     const addresses = mapping.spec?.addresses
     if (Array.isArray(addresses)) for (const text of addresses) addIfIp(staticAddresses, text)
+    // An address given to a Mapping that asked for one (mapping/dynamic.ts) is as taken as one it lists.
+    for (const address of readAllocated(mapping.status?.allocated)?.addresses ?? []) staticAddresses.add(address)
   }
   const decided = new Map<ServiceResource, Decision>()
   const oldestFirst = sortOldestFirst(input.services, (s) => s)
