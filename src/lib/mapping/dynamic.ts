@@ -122,8 +122,8 @@ export function resolvedSpec(request: MappingRequest, recorded: Allocated | unde
     seen.add(`${port.protocol}/${number}`)
     ports.push({port: number, protocol: port.protocol, servicePort: port.servicePort})
   }
-  const {addressPool, ...spec} = request
-  return {...spec, addresses: [...addresses], ports}
+  const {allowedSources, serviceName, mode} = request
+  return {addresses: [...addresses], allowedSources, serviceName, mode, ports}
 }
 
 /** The record of an allocation, as status.allocated holds it. */
