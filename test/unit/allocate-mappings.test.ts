@@ -182,10 +182,11 @@ describe('allocator of Mappings that ask for an address or a port', () => {
     expect(run([...all].reverse()).sort()).to.deep.equal(run(all).sort())
   })
 
-  it('the Services\' allocator never hands out an address a Mapping was given', () => {
+  it('the Services\' allocator never hands out an address a Mapping was given, and counts it in use in its pool', () => {
     const dyn = mapping({name: 'dyn', day: 1, pool: 'edge', allocated: {pool: 'edge', addresses: ['198.18.0.10'], ports: []}})
     const services = allocate({services: [lbService('svc', 2)], mappings: [dyn], pools: poolConfig([EDGE]), defaultLoadBalancer: false})
     expect(services.decisions.map((d) => (d.kind === 'hold' ? d.address : d.kind))).to.deep.equal(['198.18.0.11'])
+    expect(services.pools).to.deep.equal([{name: 'edge', inUse: 2, free: 1, overlapsWith: []}])
   })
 })
 
