@@ -8,7 +8,7 @@
  * resourceVersion fail with 409, and the writeback then reads again and patches its keys alone.
  */
 import {allocateMappings, sameAllocation, type MappingDecision} from '../allocate/mappings.js'
-import {allocatedRecord, DEFAULT_DYNAMIC_PORTS, readAllocated, type Allocated, type PortRange} from '../mapping/dynamic.js'
+import {allocatedRecord, DEFAULT_DYNAMIC_PORTS, mayAskForAllocation, readAllocated, type Allocated, type PortRange} from '../mapping/dynamic.js'
 import {isServiceExposure} from '../mapping/loadbalancer.js'
 import {poolConfig} from '../mapping/pool.js'
 import type {MappingResource} from '../mapping/types.js'
@@ -60,6 +60,8 @@ export class MappingAllocationWriter {
   async write(snapshot: Snapshot): Promise<MappingAllocationResult> {
     const result: MappingAllocationResult = {written: 0, allocated: 0, released: 0, pending: 0, conflicts: 0, errors: []}
     const mappings = snapshot.mappings.filter((mapping) => !isServiceExposure(mapping))
+    // Most clusters have no such Mapping: their passes pay nothing for this.
+    if (!mappings.some(mayAskForAllocation)) return result
     const decisions = allocateMappings({
       mappings,
       services: snapshot.services,
