@@ -110,4 +110,26 @@ describe('allocations recorded in Mapping statuses', function () {
     // The old pool is written out of the record (merge patch: null), not left behind.
     expect(stored().status?.allocated).to.deep.equal({addresses: ['198.18.0.21'], ports: [{protocol: 'tcp', servicePort: 80, port: 30000}]})
   })
+  it('two instances allocating at once for 30 Mappings end with 30 distinct ports, a race repaired by moving the younger Mapping', async function () {
+    const names = Array.from({length: 30}, (_, i) => `m${String(i).padStart(2, '0')}`)
+    const at = (i: number) => `2025-01-01T00:${String(i).padStart(2, '0')}:00Z`
+    // One instance sees m10..m29 only, the other all of them: both record ports from 30000 on.
+    names.slice(10).forEach((name, i) => create(name, {addresses: ['198.18.0.30'], ports: [{servicePort: 80}]}, at(i + 10)))
+    const partial = await snapshot()
+    names.slice(0, 10).forEach((name, i) => create(name, {addresses: ['198.18.0.30'], ports: [{servicePort: 80}]}, at(i)))
+    const full = await snapshot()
+    const [one, two] = [writer(), writer()]
+    expect(await one.write(partial)).to.include({written: 20})
+    // The other decided from a read older than those writes: they win (409), its writes for m00..m09 land.
+    expect(await two.write(full)).to.include({written: 10, conflicts: 20})
+    const raced = names.map((name) => stored(name).status?.allocated?.ports[0]?.port)
+    expect(new Set(raced).size, 'ports recorded twice after the race').to.equal(20)
+    for (let round = 0; round < 10; round++) {
+      const results = await Promise.all([one.write(await snapshot()), two.write(await snapshot())])
+      if (results.every((r) => r.written === 0 && r.conflicts === 0)) break
+    }
+    const ports = names.map((name) => stored(name).status?.allocated?.ports[0]?.port)
+    expect(ports.every((port) => port !== undefined), 'every Mapping has a port').to.equal(true)
+    expect(new Set(ports).size, 'distinct ports').to.equal(30)
+  })
 })
