@@ -116,6 +116,18 @@ describe('allocator of Mappings that ask for an address or a port', () => {
       want: ['old: kept 198.18.0.50 tcp>80=30005', 'young: 198.18.0.50 tcp>80=30000 (new)'],
     },
     {
+      desc: 'a record stays when a younger Mapping lists its address or port, and moves when an older one does',
+      mappings: [
+        {name: 'kept', day: 2, pool: 'edge', allocated: {pool: 'edge', addresses: ['198.18.0.10'], ports: [{protocol: 'tcp', servicePort: 80, port: 30000}]}},
+        {name: 'moved', day: 2, pool: 'edge', allocated: {pool: 'edge', addresses: ['198.18.0.11'], ports: [{protocol: 'tcp', servicePort: 80, port: 30000}]}},
+        {name: 'port-kept', day: 2, allocated: {addresses: ['198.18.0.50'], ports: [{protocol: 'tcp', servicePort: 80, port: 30005}]}},
+        {name: 'port-moved', day: 2, allocated: {addresses: ['198.18.0.50'], ports: [{protocol: 'tcp', servicePort: 81, port: 30006}]}, ports: ['>81']},
+        {name: 'younger', day: 3, addresses: ['198.18.0.10', '198.18.0.50'], ports: ['30005']},
+        {name: 'older', day: 1, addresses: ['198.18.0.11', '198.18.0.50'], ports: ['30006']},
+      ],
+      want: ['kept: kept 198.18.0.10 tcp>80=30000', 'moved: 198.18.0.12 tcp>80=30000 (new)', 'port-kept: kept 198.18.0.50 tcp>80=30005', 'port-moved: 198.18.0.50 tcp>81=30000 (new)'],
+    },
+    {
       desc: 'a changed request is allocated again: another pool, other addresses, a port no longer left empty',
       mappings: [
         {name: 'pool', day: 1, pool: 'edge', allocated: {pool: 'gone', addresses: ['198.18.0.10'], ports: [{protocol: 'tcp', servicePort: 80, port: 30000}]}},
@@ -176,6 +188,13 @@ describe('allocator of Mappings that ask for an address or a port', () => {
     },
   ]
   for (const {desc, want, ...input} of cases) it(desc, () => expect(run(input.mappings, input)).to.deep.equal(want))
+
+  it('a Mapping without a creationTimestamp keeps its record too', () => {
+    const undated = mapping({name: 'undated', day: 1, pool: 'edge', allocated: {pool: 'edge', addresses: ['198.18.0.11'], ports: [{protocol: 'tcp', servicePort: 80, port: 30001}]}})
+    delete undated.metadata.creationTimestamp
+    const decisions = allocateMappings({mappings: [undated], services: [], pools: poolConfig([EDGE]), defaultLoadBalancer: false, dynamicPorts: DEFAULT_DYNAMIC_PORTS})
+    expect(decisions.map(line)).to.deep.equal(['undated: kept 198.18.0.11 tcp>80=30001'])
+  })
 
   it('decides the same whatever order the Mappings come in', () => {
     const all: Map_[] = [{name: 'a', day: 1, pool: 'edge'}, {name: 'b', day: 2, pool: 'edge'}, {name: 'c', day: 3, ports: ['>80']}]

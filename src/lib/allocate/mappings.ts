@@ -12,7 +12,8 @@
  *
  * What is recorded stays until the Mapping is deleted or its request (pool, addresses, the ports
  * left empty) changes. Two instances that raced can record one address, or one port, twice: the
- * younger Mapping then moves, and a Service keeps an address a Mapping was also given.
+ * younger Mapping then moves, and a Service keeps an address a Mapping was also given. An address
+ * or port recorded for a Mapping moves when an older Mapping lists it, and stays when a younger one does.
  */
 import {
   asksForAllocation,
@@ -29,7 +30,7 @@ import {firstFree, poolAdmits, type PoolConfig} from '../mapping/pool.js'
 import type {MappingResource, Protocol, ServiceResource} from '../mapping/types.js'
 import {validateRequest} from '../mapping/validate.js'
 import type {Ipv4} from '../net/ipv4.js'
-import {namesOf, sortOldestFirst} from '../plan/order.js'
+import {createdAt, namesOf, sortOldestFirst} from '../plan/order.js'
 import {allocate, servicePorts} from './allocate.js'
 
 /** What the allocator decided for one Mapping. */
@@ -63,22 +64,29 @@ interface Asking {
   ports: Map<string, number>
 }
 
-/** Who holds what: pool addresses given away, and the (protocol, port)s in use on each address. */
+/** Who holds what: addresses held, and the (protocol, port)s in use on each address. */
 class Taken {
-  readonly addresses = new Map<Ipv4, string>()
-  readonly ports = new Map<Ipv4, Set<string>>()
+  /** Since when each address is held (creationTimestamp in ms): -Infinity for Services and allocations, which always keep theirs. */
+  readonly addresses = new Map<Ipv4, number>()
+  /** The same for each `protocol/port` in use on an address. */
+  readonly ports = new Map<Ipv4, Map<string, number>>()
 
-  holdAddress(address: Ipv4, holder: string): void {
-    if (!this.addresses.has(address)) this.addresses.set(address, holder)
+  holdAddress(address: Ipv4, since = Number.NEGATIVE_INFINITY): void {
+    this.addresses.set(address, Math.min(since, this.addresses.get(address) ?? Number.POSITIVE_INFINITY))
   }
 
-  usePort(address: Ipv4, protocol: string, port: number): void {
-    const used = this.ports.get(address) ?? new Set<string>()
-    this.ports.set(address, used.add(`${protocol}/${port}`))
+  usePort(address: Ipv4, protocol: string, port: number, since = Number.NEGATIVE_INFINITY): void {
+    const used = this.ports.get(address) ?? new Map<string, number>()
+    const key = `${protocol}/${port}`
+    this.ports.set(address, used.set(key, Math.min(since, used.get(key) ?? Number.POSITIVE_INFINITY)))
   }
 
-  portFree(addresses: readonly Ipv4[], protocol: Protocol, port: number): boolean {
-    return addresses.every((address) => !this.ports.get(address)?.has(`${protocol}/${port}`))
+  /** Whether no one holding `address` since `before` or earlier uses the port on any of `addresses`. */
+  portFree(addresses: readonly Ipv4[], protocol: Protocol, port: number, before = Number.POSITIVE_INFINITY): boolean {
+    return addresses.every((address) => {
+      const since = this.ports.get(address)?.get(`${protocol}/${port}`)
+      return since === undefined || since > before
+    })
   }
 }
 
@@ -89,8 +97,7 @@ export function allocateMappings(input: MappingAllocationInput): MappingDecision
   const services = allocate({services: input.services, mappings: input.mappings, pools: input.pools, defaultLoadBalancer: input.defaultLoadBalancer})
   for (const decision of services.decisions) {
     if (decision.kind !== 'hold') continue
-    const {namespace, name} = namesOf(decision.service)
-    taken.holdAddress(decision.address, `Service ${namespace}/${name}`)
+    taken.holdAddress(decision.address)
     for (const key of servicePorts(decision.service)) {
       const [protocol, port] = key.split('/')
       taken.usePort(decision.address, protocol!, Number(port))
@@ -104,12 +111,12 @@ export function allocateMappings(input: MappingAllocationInput): MappingDecision
     // An invalid spec keeps its record: it is told why it is invalid, and a fixed spec finds its allocation again.
     if (!checked.ok) continue
     const {request} = checked
-    const {namespace, name} = namesOf(mapping)
+    // What a Mapping lists is held since it was created: what is recorded for an older Mapping stays with it (the planner's oldest-wins rule settles the overlap).
     for (const address of request.addresses) {
-      taken.holdAddress(address, `Mapping ${namespace}/${name}`)
-      for (const port of request.ports) if (port.port !== undefined) taken.usePort(address, port.protocol, port.port)
+      taken.holdAddress(address, createdAt(mapping))
+      for (const port of request.ports) if (port.port !== undefined) taken.usePort(address, port.protocol, port.port, createdAt(mapping))
     }
-    if (asksForAllocation(request)) asking.push({mapping, request, namespace, recorded: readAllocated(mapping.status?.allocated), ports: new Map()})
+    if (asksForAllocation(request)) asking.push({mapping, request, namespace: namesOf(mapping).namespace, recorded: readAllocated(mapping.status?.allocated), ports: new Map()})
     else if (mapping.status?.allocated !== undefined && mapping.status.allocated !== null) decisions.set(mapping, {kind: 'release', mapping})
   }
   // Records first: what a Mapping holds is never given to another, however old.
@@ -124,13 +131,13 @@ export function allocateMappings(input: MappingAllocationInput): MappingDecision
 /** Takes what of the record still fits the request and is not held by a Service or an older Mapping. */
 function keepRecorded(entry: Asking, taken: Taken): void {
   const {request, recorded, mapping} = entry
-  const {namespace, name} = namesOf(mapping)
   const addresses = request.addressPool === undefined ? request.addresses : fittingAddresses(request, recorded)
   if (addresses === undefined) return
   if (request.addressPool !== undefined) {
     const address = addresses[0]!
-    if (taken.addresses.has(address)) return
-    taken.holdAddress(address, `Mapping ${namespace}/${name}`)
+    const since = taken.addresses.get(address)
+    if (since !== undefined && since <= createdAt(mapping)) return
+    taken.holdAddress(address)
     for (const port of request.ports) if (port.port !== undefined) taken.usePort(address, port.protocol, port.port)
   }
   entry.addresses = addresses
@@ -138,7 +145,7 @@ function keepRecorded(entry: Asking, taken: Taken): void {
   for (const port of request.ports) {
     if (port.port !== undefined) continue
     const number = recordedPort(recorded, port)
-    if (number === undefined || !taken.portFree(addresses, port.protocol, number) || request.ports.some((p) => p.port === number && p.protocol === port.protocol)) continue
+    if (number === undefined || !taken.portFree(addresses, port.protocol, number, createdAt(mapping)) || request.ports.some((p) => p.port === number && p.protocol === port.protocol)) continue
     entry.ports.set(requestedPortKey(port), number)
     for (const address of addresses) taken.usePort(address, port.protocol, number)
   }
@@ -147,7 +154,6 @@ function keepRecorded(entry: Asking, taken: Taken): void {
 /** Gives the entry what it still lacks: an address of its pool, then ports of the range. */
 function complete(entry: Asking, input: MappingAllocationInput, taken: Taken): MappingDecision {
   const {mapping, request, namespace} = entry
-  const {name} = namesOf(mapping)
   const kept = record(entry)
   const pending = (reason: string): MappingDecision => ({kind: 'pending', mapping, reason, ...(kept === undefined ? {} : {kept})})
   let addresses = entry.addresses
@@ -174,7 +180,7 @@ function complete(entry: Asking, input: MappingAllocationInput, taken: Taken): M
     own.add(`${port.protocol}/${number}`)
   }
   // Taken only once all is found: a Mapping left pending holds nothing it was not recorded with.
-  if (entry.addresses === undefined) taken.holdAddress(addresses[0]!, `Mapping ${namespace}/${name}`)
+  if (entry.addresses === undefined) taken.holdAddress(addresses[0]!)
   for (const port of request.ports) {
     const number = port.port ?? ports.get(requestedPortKey(port))!
     for (const address of addresses) taken.usePort(address, port.protocol, number)
