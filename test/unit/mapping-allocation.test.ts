@@ -1,6 +1,6 @@
 import {KubeConfig} from '@kubernetes/client-node'
 import {expect} from 'chai'
-import {withPendingAllocations} from '../../src/lib/allocate/pending.js'
+import {NOT_RECORDED, withPendingAllocations} from '../../src/lib/allocate/pending.js'
 import {DEFAULT_DYNAMIC_PORTS} from '../../src/lib/mapping/dynamic.js'
 import type {MappingResource} from '../../src/lib/mapping/types.js'
 import type {Ipv4} from '../../src/lib/net/ipv4.js'
@@ -54,7 +54,7 @@ describe('allocations recorded in Mapping statuses', function () {
     const memo = new PlanMemo()
     const first = await listSnapshot(kc)
     const before = memo.plan(pending(first), host(POOL_ADDRESS), DEFAULT_PLAN_OPTIONS)
-    expect(before.verdicts[0]).to.include({valid: false, invalid: 'allocation not recorded yet: it is written to status.allocated after this pass, and served from the next'})
+    expect(before.verdicts[0]).to.include({valid: false, invalid: NOT_RECORDED})
     expect(await writer().write(await snapshot())).to.include({written: 1, allocated: 1, conflicts: 0})
     expect(stored().status?.allocated).to.deep.equal({pool: 'edge', addresses: [POOL_ADDRESS], ports: [{protocol: 'tcp', servicePort: 80, port: 30000}]})
     expect(await writer().write(await snapshot())).to.include({written: 0, allocated: 0})

@@ -18,6 +18,9 @@ export interface PendingOptions {
   allocates: boolean
 }
 
+/** The reason a Mapping waits for the one pass between its allocation being decided and recorded: nothing is wrong. */
+export const NOT_RECORDED = 'allocation not recorded yet: it is written to status.allocated after this pass, and served from the next'
+
 /** The reason a Mapping read from files waits: nothing allocates there. */
 export const FILE_NOT_ALLOCATED = 'not allocated: --from-file allocates nothing, and status.allocated records no address and ports that fit the spec'
 
@@ -66,7 +69,7 @@ function pendingReason(decision: MappingDecision, allocates: boolean): string | 
   if (decision.kind === 'release' || (decision.kind === 'hold' && !decision.assigned)) return undefined
   if (!allocates) return FILE_NOT_ALLOCATED
   if (decision.kind === 'pending') return `not allocated: ${decision.reason}`
-  return 'allocation not recorded yet: it is written to status.allocated after this pass, and served from the next'
+  return NOT_RECORDED
 }
 
 function marked(mapping: MappingResource, reason: string): MappingResource {
