@@ -7,7 +7,7 @@ import type {Ipv4} from '../../src/lib/net/ipv4.js'
 import {PlanMemo} from '../../src/lib/plan/memo.js'
 import {DEFAULT_PLAN_OPTIONS, type HostInfo, type Snapshot} from '../../src/lib/plan/model.js'
 import {listSnapshot} from '../../src/lib/source/kube/source.js'
-import {kubeMappingStatusApi} from '../../src/lib/source/kube/writers.js'
+import {kubeEventApi, kubeMappingStatusApi} from '../../src/lib/source/kube/writers.js'
 import {MappingAllocationWriter} from '../../src/lib/sync/mapping-allocation.js'
 import {writeStatuses} from '../../src/lib/sync/status.js'
 import {startApiServer, type ApiServer} from '../support/apiserver/index.js'
@@ -23,7 +23,10 @@ describe('allocations recorded in Mapping statuses', function () {
   let kc: KubeConfig
   const mappings = () => server.registry.find('smartnat.aureacentral.com', 'v1alpha1', 'mappings')!
   const stored = (name = 'web') => server.api.get(mappings(), 'default', name) as unknown as MappingResource
-  const writer = () => new MappingAllocationWriter(kubeMappingStatusApi(kc), {defaultLoadBalancer: false})
+  const writer = () => new MappingAllocationWriter(kubeMappingStatusApi(kc), {defaultLoadBalancer: false, events: {api: kubeEventApi(kc), hostName: 'edge-1'}})
+  const events = () =>
+    (server.api.list(server.registry.find('', 'v1', 'events')!, 'default', {}).items as unknown as {type: string; reason: string; message: string; involvedObject: {kind: string; name: string}}[])
+      .map((e) => `${e.involvedObject.kind} ${e.involvedObject.name} ${e.type} ${e.reason}: ${e.message}`)
   const pending = (snapshot: Snapshot) => withPendingAllocations(snapshot, {defaultLoadBalancer: false, dynamicPorts: DEFAULT_DYNAMIC_PORTS, allocates: true})
   const snapshot = async () => pending(await listSnapshot(kc))
   const create = (name: string, spec: Record<string, unknown>, creationTimestamp = '2025-01-01T00:00:00Z') =>
@@ -55,9 +58,10 @@ describe('allocations recorded in Mapping statuses', function () {
     const first = await listSnapshot(kc)
     const before = memo.plan(pending(first), host(POOL_ADDRESS), DEFAULT_PLAN_OPTIONS)
     expect(before.verdicts[0]).to.include({valid: false, invalid: NOT_RECORDED})
-    expect(await writer().write(await snapshot())).to.include({written: 1, allocated: 1, conflicts: 0})
+    expect(await writer().write(await snapshot())).to.include({written: 1, allocated: 1, conflicts: 0, eventsCreated: 1})
     expect(stored().status?.allocated).to.deep.equal({pool: 'edge', addresses: [POOL_ADDRESS], ports: [{protocol: 'tcp', servicePort: 80, port: 30000}]})
-    expect(await writer().write(await snapshot())).to.include({written: 0, allocated: 0})
+    expect(await writer().write(await snapshot())).to.include({written: 0, allocated: 0, eventsCreated: 0})
+    expect(events()).to.deep.equal([`Mapping web Normal Allocated: allocated ${POOL_ADDRESS} from AddressPool edge, tcp/30000 to servicePort 80`])
     // The same memo, the same Service and EndpointSlice objects: a Mapping whose status only gained status.allocated is planned again.
     const after = memo.plan(pending({...first, mappings: (await listSnapshot(kc)).mappings}), host(POOL_ADDRESS), DEFAULT_PLAN_OPTIONS)
     expect(after.verdicts[0]).to.include({valid: true, invalid: 'no'})

@@ -54,6 +54,7 @@ export function kubePublisher(
   const mappingApi = kubeMappingStatusApi(kubeConfig, api)
   const mappingAllocation = new MappingAllocationWriter(mappingApi, {
     defaultLoadBalancer: options.defaultLoadBalancer ?? false,
+    events: {api: events, hostName},
     ...(options.dynamicPorts === undefined ? {} : {dynamicPorts: options.dynamicPorts}),
   })
   return apiPublisher({...mappingApi, ...kubeMappingFinalizerApi(kubeConfig, api)}, events, hostName, API_WRITES_IN_FLIGHT, lease, allocation, mappingAllocation)
@@ -75,7 +76,7 @@ export function apiPublisher(
       // Allocations first: a Service waiting for an address waits for nothing else.
       const allocated = allocation && !signal?.aborted ? await allocation.write(report.snapshot, now, report.plan.verdicts) : undefined
       // Before the writeback: a Mapping whose allocation is written now is told, at the latest by the next pass, that it is served.
-      const mappingAllocated = mappingAllocation && !signal?.aborted ? await mappingAllocation.write(report.snapshot) : undefined
+      const mappingAllocated = mappingAllocation && !signal?.aborted ? await mappingAllocation.write(report.snapshot, now) : undefined
       // LoadBalancer Services planned as exposures have no Mapping status; allocation tells them.
       const mappings = report.snapshot.mappings.filter((mapping) => !isServiceExposure(mapping))
       const live = lease ? await liveHosts(lease, mappings, hostName) : undefined
@@ -88,7 +89,7 @@ export function apiPublisher(
         status,
         ...(allocated ? {allocation: allocated} : {}),
         ...(mappingAllocated ? {mappingAllocation: mappingAllocated} : {}),
-        eventsCreated: events.created + (allocated?.eventsCreated ?? 0),
+        eventsCreated: events.created + (allocated?.eventsCreated ?? 0) + (mappingAllocated?.eventsCreated ?? 0),
         finalizers,
         errors: [...(allocated?.errors ?? []), ...(mappingAllocated?.errors ?? []), ...status.errors, ...events.errors, ...finalizers.errors],
       }
