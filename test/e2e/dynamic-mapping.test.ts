@@ -80,6 +80,11 @@ describe('Mappings that ask for an address or a port, with smartnat watch in the
     expect(await allocatedTo('dyn')).to.deep.equal({pool: 'edge', addresses: [EXT_B], ports: [{protocol: 'tcp', servicePort: 80, port: 30000}]})
     expect(await withOutput(eventually('traffic to the allocated address and port', 10_000, () => reachesPod(EXT_B!, 30000)))).to.be.oneOf(PODS)
     await withOutput(eventually('Ready=True', 10_000, () => stored('dyn').status?.conditions?.find((c) => c.type === 'Ready' && c.status === 'True')))
+    const events = server!.api.list(server!.registry.find('', 'v1', 'events')!, 'default', {}).items as unknown as {type: string; reason: string; message: string; involvedObject: {kind: string; name: string}}[]
+    expect(events.filter((e) => e.involvedObject.name === 'dyn').map((e) => `${e.type} ${e.reason}: ${e.message}`)).to.include.members([
+      `Normal Allocated: allocated ${EXT_B} from AddressPool edge, tcp/30000 to servicePort 80`,
+    ])
+    expect(events.some((e) => e.involvedObject.name === 'dyn' && e.type === 'Warning'), 'no Warning for the pass that waited for the record').to.equal(false)
     expect(stored('dyn').status?.invalid).to.equal('no')
     expect(stored('dyn').status?.configuredAddresses?.[EXT_B!]?.podIPs).to.deep.equal(PODS)
   })
