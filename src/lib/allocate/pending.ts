@@ -33,6 +33,14 @@ interface Marked {
 
 const byMappings = new WeakMap<readonly MappingResource[], Marked>()
 const copies = new WeakMap<MappingResource, {reason: string; copy: MappingResource}>()
+const asking = new WeakMap<readonly MappingResource[], boolean>()
+
+// A watch pass after a change elsewhere hands over the same list again: it is looked through once.
+function anyAsks(mappings: readonly MappingResource[]): boolean {
+  let asks = asking.get(mappings)
+  if (asks === undefined) asking.set(mappings, (asks = mappings.some(mayAskForAllocation)))
+  return asks
+}
 
 /**
  * `snapshot` with every waiting Mapping replaced by a copy marked with why it waits. Unchanged lists
@@ -40,7 +48,7 @@ const copies = new WeakMap<MappingResource, {reason: string; copy: MappingResour
  * a snapshot in which no Mapping asks for allocation is returned as it is.
  */
 export function withPendingAllocations(snapshot: Snapshot, options: PendingOptions): Snapshot {
-  if (!snapshot.mappings.some(mayAskForAllocation)) return snapshot
+  if (!anyAsks(snapshot.mappings)) return snapshot
   const key = JSON.stringify(options)
   const cached = byMappings.get(snapshot.mappings)
   if (cached?.services === snapshot.services && cached.pools === snapshot.addressPools && cached.key === key) return {...snapshot, mappings: cached.mappings}
