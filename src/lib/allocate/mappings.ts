@@ -154,7 +154,8 @@ function keepRecorded(entry: Asking, taken: Taken): void {
 /** Gives the entry what it still lacks: an address of its pool, then ports of the range. */
 function complete(entry: Asking, input: MappingAllocationInput, taken: Taken): MappingDecision {
   const {mapping, request, namespace} = entry
-  const kept = record(entry)
+  // A Mapping listing its addresses keeps a record only for the ports it holds.
+  const kept = request.addressPool === undefined && entry.ports.size === 0 ? undefined : record(entry)
   const pending = (reason: string): MappingDecision => ({kind: 'pending', mapping, reason, ...(kept === undefined ? {} : {kept})})
   let addresses = entry.addresses
   if (addresses === undefined) {
