@@ -3,7 +3,8 @@
  * namespace lab. A Mapping naming an AddressPool and leaving its port empty gets both, recorded in
  * status.allocated (kubectl shows it), and carries traffic on them; a Mapping listing its address gets
  * a port of the dynamic range there; a Mapping the pool cannot serve waits, saying why in its status,
- * and gets the address once the Mapping holding it is deleted.
+ * and gets the address once the Mapping holding it is deleted. A sync from cron allocates on one run
+ * and programs on the next.
  */
 import {expect} from 'chai'
 import {execFile} from 'node:child_process'
@@ -11,18 +12,19 @@ import {mkdtemp, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {parse} from 'yaml'
+import {NOT_RECORDED} from '../../src/lib/allocate/pending.js'
 import type {MappingResource} from '../../src/lib/mapping/types.js'
 import {startApiServer, type ApiServer, type KubeObject} from '../support/apiserver/index.js'
-import {eventually} from '../support/e2e.js'
+import {eventually, type SyncJson} from '../support/e2e.js'
 import {freePort, httpGet} from '../support/http.js'
 import {LAB_PLAN, createLab, requireLab, type Lab} from '../support/lab.js'
 import {serviceFromLab, serviceManifests} from '../support/mappings.js'
 import {requireNeeds} from '../support/requirements.js'
-import {killSmartnat, startSmartnat, type RunningCli} from '../support/smartnat-cli.js'
+import {killSmartnat, smartnatJson, startSmartnat, type RunningCli} from '../support/smartnat-cli.js'
 
 const VIP = '198.19.100.10'
 const PODS = ['198.19.200.11', '198.19.200.12']
-const [EXT_A, EXT_B] = LAB_PLAN.host.eth1.addresses
+const [EXT_A, EXT_B, EXT_C] = LAB_PLAN.host.eth1.addresses
 const [CLIENT] = LAB_PLAN.client1.addresses
 
 describe('Mappings that ask for an address or a port, with smartnat watch in the namespace lab (root)', function () {
@@ -113,5 +115,48 @@ describe('Mappings that ask for an address or a port, with smartnat watch in the
     server!.api.delete(mappings(), 'default', 'dyn')
     expect(await allocatedTo('waits')).to.deep.equal({pool: 'edge', addresses: [EXT_B], ports: [{protocol: 'tcp', servicePort: 80, port: 30000}]})
     expect(await withOutput(eventually('traffic to the new holder', 10_000, () => reachesPod(EXT_B!, 30000)))).to.be.oneOf(PODS)
+  })
+})
+
+describe('a Mapping that asks for an address and a port, with smartnat sync from cron in the namespace lab (root)', function () {
+  this.timeout(60_000)
+  let lab: Lab | undefined
+  let server: ApiServer | undefined
+  let dir: string | undefined
+
+  const mappings = () => server!.registry.find('smartnat.aureacentral.com', 'v1alpha1', 'mappings')!
+  const sync = () => smartnatJson<SyncJson>(['sync', '--kubeconfig', join(dir!, 'kubeconfig'), '--netns', lab!.ns('host'), '--lock-file', join(dir!, 'smartnat.lock')])
+
+  before(async function () {
+    requireLab(this)
+    lab = await createLab()
+    server = await startApiServer({crds: ['crds/mapping.yaml', 'crds/addresspool.yaml']})
+    dir = await mkdtemp(join(tmpdir(), 'smartnat-dyn-sync-'))
+    await server.writeKubeconfig(join(dir, 'kubeconfig'))
+    server.api.create(server.registry.find('smartnat.aureacentral.com', 'v1alpha1', 'addresspools')!, undefined, {metadata: {name: 'edge'}, spec: {addresses: [EXT_C]}} as unknown as KubeObject)
+    for (const manifest of serviceManifests(serviceFromLab('web', lab.services(), VIP))) {
+      const [group, version] = String(manifest.apiVersion).includes('/') ? String(manifest.apiVersion).split('/') : ['', String(manifest.apiVersion)]
+      server.api.create(server.registry.find(group!, version!, manifest.kind === 'Service' ? 'services' : 'endpointslices')!, 'default', manifest as KubeObject)
+    }
+    server.api.create(mappings(), 'default', {apiVersion: 'smartnat.aureacentral.com/v1alpha1', kind: 'Mapping', metadata: {name: 'cron'}, spec: {addressPool: 'edge', serviceName: 'web', ports: [{servicePort: 80}]}} as unknown as KubeObject)
+  })
+
+  after(async () => {
+    await server?.stop()
+    await lab?.destroy()
+    if (dir) await rm(dir, {recursive: true, force: true})
+  })
+
+  it('the first run allocates and records, the second programs it, and traffic flows', async () => {
+    const first = await sync()
+    expect(first.mappings.map(({name, valid, reason}) => ({name, valid, reason}))).to.deep.equal([{name: 'cron', valid: false, reason: NOT_RECORDED}])
+    expect((server!.api.get(mappings(), 'default', 'cron') as unknown as MappingResource).status?.allocated).to.deep.equal({
+      pool: 'edge', addresses: [EXT_C], ports: [{protocol: 'tcp', servicePort: 80, port: 30000}],
+    })
+    const second = await sync()
+    expect(second).to.include({configured: 1, invalid: 0, changed: true})
+    const [result] = await lab!.requests('tcp', 'client1', CLIENT!, EXT_C!, 30000, 1, {timeoutMs: 800})
+    expect(result!.ok && result!.fields.pod).to.be.oneOf(PODS)
+    expect(await sync()).to.include({configured: 1, changed: false})
   })
 })
