@@ -45,7 +45,7 @@ export interface MappingAllocationOptions {
 }
 
 /** The record `decision` wants in status.allocated (null: none), or undefined when the Mapping already holds it. */
-export function wantedRecord(decision: MappingDecision): Allocated | null | undefined {
+function wantedRecord(decision: MappingDecision): Allocated | null | undefined {
   const recorded = readAllocated(decision.mapping.status?.allocated)
   const raw = decision.mapping.status?.allocated
   const wanted = decision.kind === 'hold' ? decision.allocated : decision.kind === 'pending' ? decision.kept ?? null : null
@@ -120,7 +120,7 @@ export class MappingAllocationWriter {
 }
 
 /** `allocated 198.18.0.17 from AddressPool edge, tcp/30000 to servicePort 80`. */
-export function allocatedMessage(record: Allocated): string {
+function allocatedMessage(record: Allocated): string {
   const from = record.pool === undefined ? ` on ${record.addresses.join(', ')}` : ` ${record.addresses.join(', ')} from AddressPool ${record.pool}`
   const ports = record.ports.map((port) => `${port.protocol}/${port.port} to servicePort ${port.servicePort}`)
   return `allocated${from}${ports.length > 0 ? `, ${ports.join(', ')}` : ''}`
