@@ -26,6 +26,7 @@ export const CONFIG_KEYS = [
   'context',
   'api-timeout',
   'default-load-balancer',
+  'dynamic-ports',
   'lease-namespace',
   'lease-duration',
   'lock-file',

@@ -7,6 +7,7 @@ import {DEFAULT_LOCK_PATH, waitingLine, type LockOptions} from '../lib/host/lock
 import {DEFAULT_RT_TABLES} from '../lib/host/rt-tables.js'
 import {parseFloatingAddresses} from '../lib/plan/floating.js'
 import {DEFAULT_PLAN_OPTIONS, type PlanOptions} from '../lib/plan/model.js'
+import {DEFAULT_DYNAMIC_PORTS, formatPortRange, parsePortRange} from '../lib/mapping/dynamic.js'
 import {parseIpv4} from '../lib/net/ipv4.js'
 import {DEFAULT_REMOVAL_POLICY, formatShare, MIN_HELD_REMOVAL, parseShare, type RemovalPolicy} from '../lib/sync/guard.js'
 import {DEFAULT_LEASE_DURATION_SECONDS, DEFAULT_LEASE_NAMESPACE, type LeaseSettings} from '../lib/source/kube/lease-settings.js'
@@ -39,6 +40,11 @@ export const sourceFlags = {
     summary: 'Serve LoadBalancer Services that name no loadBalancerClass too, not only those of class smartnat.aureacentral.com/edge.',
     default: false,
   }),
+  'dynamic-ports': Flags.string({
+    summary: 'Ports given to Mapping ports that leave `port` empty, as first-last; the same on every host.',
+    default: formatPortRange(DEFAULT_DYNAMIC_PORTS),
+    helpValue: 'FIRST-LAST',
+  }),
 }
 
 /** This host's Lease, for the commands that write Mapping statuses: which hosts' status keys are live. */
@@ -65,9 +71,9 @@ export function leaseSettings(flags: {'lease-namespace': string; 'lease-duration
 }
 
 /** The values of sourceFlags. */
-export type SourceFlagValues = {'from-file'?: string; kubeconfig?: string; context?: string; 'api-timeout': string; 'default-load-balancer'?: boolean}
+export type SourceFlagValues = {'from-file'?: string; kubeconfig?: string; context?: string; 'api-timeout': string; 'default-load-balancer'?: boolean; 'dynamic-ports'?: string}
 
-/** Turns parsed source flags into where a command reads its objects from; throws when --api-timeout is not a duration. */
+/** Turns parsed source flags into where a command reads its objects from; throws when --api-timeout is not a duration or --dynamic-ports not a range. */
 export function sourceOptions(flags: SourceFlagValues): SourceOptions {
   const apiTimeoutMs = flagDuration('api-timeout', flags['api-timeout'])
   return {
@@ -75,6 +81,7 @@ export function sourceOptions(flags: SourceFlagValues): SourceOptions {
     ...(flags.kubeconfig ? {kubeconfig: flags.kubeconfig} : {}),
     ...(flags.context ? {context: flags.context} : {}),
     ...(flags['default-load-balancer'] ? {defaultLoadBalancer: true} : {}),
+    ...(flags['dynamic-ports'] === undefined ? {} : {dynamicPorts: parsePortRange(flags['dynamic-ports'])}),
     apiTimeoutMs,
   }
 }

@@ -66,7 +66,11 @@ export function desiredState(settings: SyncSettings = SETTINGS): IptablesState {
 export type KernelFixture = {state: IptablesState; counters?: Map<string, Counter>} | {error: Error}
 
 /** Inspects the fixture host against a kernel that holds `kernel` (the desired state when absent). */
-export async function inspect(kernel: KernelFixture = {state: desiredState()}, settings: SyncSettings = SETTINGS): Promise<{inspection: Inspection<IptablesState>; backend: Backend<IptablesState>}> {
+export async function inspect(
+  kernel: KernelFixture = {state: desiredState()},
+  settings: SyncSettings = SETTINGS,
+  more: MappingResource[] = [],
+): Promise<{inspection: Inspection<IptablesState>; backend: Backend<IptablesState>}> {
   const runner = new RecordingRunner((call) => (call.command === 'ip' && call.args.join(' ') === '-j -4 addr show' ? {stdout: IP_ADDR} : new Error(`unexpected command ${call.command}`)))
   const real = iptablesBackend(runner)
   const backend: Backend<IptablesState> = {
@@ -83,7 +87,8 @@ export async function inspect(kernel: KernelFixture = {state: desiredState()}, s
       },
     },
   }
-  return {inspection: await inspectHost({runner, backend, loadSnapshot: async () => snapshot()}, settings), backend}
+  const loaded = snapshot()
+  return {inspection: await inspectHost({runner, backend, loadSnapshot: async () => ({...loaded, mappings: [...loaded.mappings, ...more]})}, settings), backend}
 }
 
 /** The error a non-root read of iptables-save ends in. */

@@ -70,6 +70,21 @@ describe('explainPacket', () => {
     )
   })
 
+  it('a port only an invalid Mapping was allocated is unmatched, with the Mapping’s reason', async () => {
+    const dynamic = {
+      apiVersion: 'smartnat.aureacentral.com/v1alpha1',
+      kind: 'Mapping',
+      metadata: {namespace: 'default', name: 'dynamic', creationTimestamp: '2025-01-01T00:00:00Z'},
+      spec: {addressPool: 'edge', serviceName: 'missing', ports: [{servicePort: 80}]},
+      status: {allocated: {pool: 'edge', addresses: ['198.18.0.10'], ports: [{protocol: 'tcp', servicePort: 80, port: 30000}]}},
+    }
+    const {inspection, backend} = await inspect(undefined, undefined, [dynamic])
+    const e = explainPacket(inspection, backend.inspect, parsePacketSpec('198.18.1.2', '198.18.0.10:30000'))
+    expect(e.reason).to.equal(
+      'default/dynamic asks for 198.18.0.10 tcp/30000 but is invalid: service "missing" not found in namespace "default"; smartnat leaves the packet to the host\'s other rules',
+    )
+  })
+
   it('a port only a Mapping being deleted asks for is unmatched, saying it is being deleted', async () => {
     const {inspection, backend} = await inspect()
     const since = '2026-01-02T03:04:05Z'

@@ -7,6 +7,7 @@ import {DEFAULT_PLAN_OPTIONS, type HostInfo} from '../../src/lib/plan/model.js'
 import {plan} from '../../src/lib/plan/plan.js'
 import {listSnapshot} from '../../src/lib/source/kube/source.js'
 import {kubeEventApi, kubeMappingStatusApi} from '../../src/lib/source/kube/writers.js'
+import {NOT_RECORDED} from '../../src/lib/allocate/pending.js'
 import {recordEvents, transitionEvents, type MappingEvent} from '../../src/lib/sync/events.js'
 import {ownAddresses, writeStatuses} from '../../src/lib/sync/status.js'
 import {startApiServer, type ApiServer} from '../support/apiserver/index.js'
@@ -59,6 +60,11 @@ describe('mapping events', function () {
       previous: {invalid: 'service "web" not found in namespace "default"'},
       next: {invalid: 'service default/web has no tcp port 80'},
       want: [{type: 'Warning', reason: 'Invalid', message: 'service default/web has no tcp port 80'}],
+    },
+    {
+      desc: 'waiting one pass for its allocation to be recorded',
+      next: {invalid: NOT_RECORDED},
+      want: [],
     },
     {
       desc: 'no longer programmed while valid',

@@ -56,6 +56,11 @@ describe('watchRequest', () => {
     expect(() => watchRequest({...WATCH, 'lease-duration': '500ms'})).to.throw('--lease-duration must be at least 1s, got 500ms')
   })
 
+  it('gives the source the --dynamic-ports range, and refuses one that is not first-last', () => {
+    expect(watchRequest({...WATCH, 'dynamic-ports': '40000-40100'}).source.dynamicPorts).to.deep.equal({first: 40000, last: 40100})
+    expect(() => watchRequest({...WATCH, 'dynamic-ports': '40100-40000'})).to.throw('--dynamic-ports "40100-40000" must be a range of ports first-last within 1-65535, e.g. 30000-32767')
+  })
+
   it('turns durations into milliseconds and the removal delay into resyncs of them', () => {
     const request = watchRequest({...WATCH, resync: '5m', 'removal-delay': 3})
     expect(request.resync).to.deep.equal({ms: 300_000, text: '5m'})

@@ -62,9 +62,24 @@ describe('validateMapping', () => {
       input: deepFreeze({metadata: {name: 'web', namespace: 'default'}}),
       want: 'spec is missing',
     },
-    {desc: 'addresses missing', input: mapping({addresses: undefined}), want: 'addresses is missing'},
+    {desc: 'addresses missing', input: mapping({addresses: undefined}), want: 'addresses is missing, and no addressPool is named to draw one from'},
     {desc: 'addresses not a list', input: mapping({addresses: '198.18.0.10'}), want: 'addresses must be a list of IPv4 addresses'},
-    {desc: 'addresses empty', input: mapping({addresses: []}), want: 'addresses is empty'},
+    {desc: 'addresses empty', input: mapping({addresses: []}), want: 'addresses is empty, and no addressPool is named to draw one from'},
+    {
+      desc: 'addresses and addressPool both',
+      input: mapping({addressPool: 'edge'}),
+      want: 'addresses and addressPool exclude each other: list addresses, or leave them empty and name an addressPool',
+    },
+    {
+      desc: 'addressPool not a name',
+      input: mapping({addresses: [], addressPool: 'Edge Pool'}),
+      want: 'addressPool "Edge Pool" must be the name of an AddressPool (a DNS-1123 subdomain)',
+    },
+    {
+      desc: 'addressPool, nothing allocated',
+      input: mapping({addresses: undefined, addressPool: 'edge'}),
+      want: 'no address or port allocated yet: status.allocated records none that fits the spec',
+    },
     {
       desc: 'address out of range',
       input: mapping({addresses: ['198.18.0.10', '10.0.0.300']}),
@@ -124,7 +139,17 @@ describe('validateMapping', () => {
       input: mapping({ports: [{port: 80}, 443]}),
       want: 'ports[1] must be an object with port, protocol and servicePort',
     },
-    {desc: 'port missing', input: mapping({ports: [{servicePort: 80}]}), want: 'ports[0].port is missing'},
+    {desc: 'port missing, nothing allocated', input: mapping({ports: [{servicePort: 80}]}), want: 'no address or port allocated yet: status.allocated records none that fits the spec'},
+    {
+      desc: 'port and servicePort missing',
+      input: mapping({ports: [{protocol: 'udp'}]}),
+      want: 'ports[0] has neither port nor servicePort (leaving port out allocates one, but servicePort must say where it leads)',
+    },
+    {
+      desc: 'the same port left to allocation twice',
+      input: mapping({ports: [{servicePort: 80}, {port: 8080}, {servicePort: 80, protocol: 'TCP'}]}),
+      want: 'ports[2] asks for a tcp to servicePort 80 twice (also ports[0])',
+    },
     {desc: 'port as a string', input: mapping({ports: [{port: '80'}]}), want: 'ports[0].port "80" must be an integer in 1..65535'},
     {desc: 'port zero', input: mapping({ports: [{port: 0}]}), want: 'ports[0].port 0 must be an integer in 1..65535'},
     {desc: 'port fractional', input: mapping({ports: [{port: 80.5}]}), want: 'ports[0].port 80.5 must be an integer in 1..65535'},
@@ -310,4 +335,49 @@ describe('resolveService', () => {
       expect(got.ok ? `ok ${got.serviceVIP}` : got.reason).to.equal(want)
     })
   }
+})
+
+describe('validateMapping of a Mapping that asks for an address or a port', () => {
+  const asking = (status: unknown, extra: Partial<MappingResource> = {}): MappingResource => ({
+    apiVersion: 'smartnat.aureacentral.com/v1alpha1',
+    kind: 'Mapping',
+    metadata: {name: 'web', namespace: 'default'},
+    spec: {addressPool: 'edge', serviceName: 'web', ports: [{port: 443}, {servicePort: 80}, {servicePort: 53, protocol: 'UDP'}]},
+    status: {allocated: status} as MappingResource['status'],
+    ...extra,
+  })
+  const record = {pool: 'edge', addresses: ['198.18.0.20'], ports: [{protocol: 'tcp', servicePort: 80, port: 30000}, {protocol: 'udp', servicePort: 53, port: 30000}]}
+
+  it('is planned on what status.allocated records', () => {
+    const result = validateMapping(asking(record), limits)
+    expect(result).to.deep.equal({
+      ok: true,
+      spec: {
+        addresses: ['198.18.0.20'],
+        allowedSources: ['0.0.0.0/0'],
+        serviceName: 'web',
+        mode: 'service',
+        ports: [{port: 443, protocol: 'tcp', servicePort: 443}, {port: 30000, protocol: 'tcp', servicePort: 80}, {port: 30000, protocol: 'udp', servicePort: 53}],
+      },
+    })
+  })
+
+  const unfit: {desc: string; status: unknown}[] = [
+    {desc: 'another pool', status: {...record, pool: 'other'}},
+    {desc: 'a port missing', status: {...record, ports: record.ports.slice(0, 1)}},
+    {desc: 'two addresses', status: {...record, addresses: ['198.18.0.20', '198.18.0.21']}},
+    {desc: 'a port the spec lists itself', status: {...record, ports: [{protocol: 'tcp', servicePort: 80, port: 443}, record.ports[1]]}},
+    {desc: 'a record that does not parse', status: {...record, ports: [{protocol: 'sctp', servicePort: 80, port: 1}]}},
+  ]
+  for (const {desc, status} of unfit) {
+    it(`is not planned on a record with ${desc}`, () => expect(reasonOf(asking(status))).to.equal('no address or port allocated yet: status.allocated records none that fits the spec'))
+  }
+
+  it('is not planned while marked pending, whatever it records, and says why', () => {
+    expect(reasonOf(asking(record, {pending: 'not allocated: AddressPool edge has no free address'}))).to.equal('not allocated: AddressPool edge has no free address')
+  })
+
+  it('reports a spec error before waiting for allocation', () => {
+    expect(reasonOf(asking(record, {pending: 'not allocated: x', spec: {addressPool: 'edge', serviceName: 'Web', ports: [{servicePort: 80}]}}))).to.match(/^serviceName "Web"/)
+  })
 })

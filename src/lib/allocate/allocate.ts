@@ -15,6 +15,7 @@ import {
   servesLoadBalancer,
   SHARED_IP_ANNOTATION,
 } from '../mapping/loadbalancer.js'
+import {readAllocated} from '../mapping/dynamic.js'
 import {firstFree, poolAdmits, poolHands, poolListing, poolSize, type AddressPool, type PoolConfig} from '../mapping/pool.js'
 import type {MappingResource, ServiceResource} from '../mapping/types.js'
 import {ipv4ToInt, parseIpv4, type Ipv4} from '../net/ipv4.js'
@@ -47,7 +48,7 @@ export interface Allocation {
 
 export interface AllocationInput {
   services: readonly ServiceResource[]
-  /** Real Mappings: their addresses are never handed out automatically. */
+  /** Real Mappings: their addresses, listed or allocated, are never handed out automatically. */
   mappings: readonly MappingResource[]
   pools: PoolConfig
   defaultLoadBalancer: boolean
@@ -67,9 +68,16 @@ export function allocate(input: AllocationInput): Allocation {
   const {pools} = input
   const held = new Map<Ipv4, Holding>()
   const staticAddresses = new Set<Ipv4>()
+  const givenToMappings = new Set<Ipv4>()
   for (const mapping of input.mappings) {
     const addresses = mapping.spec?.addresses
     if (Array.isArray(addresses)) for (const text of addresses) addIfIp(staticAddresses, text)
+    // An address given to a Mapping that asked for one (mapping/dynamic.ts) is as taken as one it lists, and counts as in use.
+    const allocated = readAllocated(mapping.status?.allocated)
+    for (const address of allocated?.addresses ?? []) {
+      staticAddresses.add(address)
+      if (allocated?.pool !== undefined) givenToMappings.add(address)
+    }
   }
   const decided = new Map<ServiceResource, Decision>()
   const oldestFirst = sortOldestFirst(input.services, (s) => s)
@@ -102,7 +110,7 @@ export function allocate(input: AllocationInput): Allocation {
     decisions.push(decision)
     if (decision.kind === 'hold' && poolListing(pools, decision.address) === undefined) orphaned.push({service, address: decision.address})
   }
-  return {decisions, pools: usage(pools, held), orphaned}
+  return {decisions, pools: usage(pools, new Set([...held.keys(), ...givenToMappings])), orphaned}
 }
 
 /**
@@ -236,9 +244,9 @@ function candidatePools(pools: PoolConfig, poolName: string | undefined, namespa
   return admitting
 }
 
-function usage(pools: PoolConfig, held: Map<Ipv4, Holding>): PoolUsage[] {
+function usage(pools: PoolConfig, inUseAddresses: ReadonlySet<Ipv4>): PoolUsage[] {
   return [...pools.pools.values()].map((pool) => {
-    const inUse = [...held.keys()].filter((address) => poolHands(pool, address)).length
+    const inUse = [...inUseAddresses].filter((address) => poolHands(pool, address)).length
     return {name: pool.name, inUse, free: poolSize(pool) - inUse, overlapsWith: pool.overlapsWith}
   })
 }

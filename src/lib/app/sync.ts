@@ -53,7 +53,7 @@ export async function openSyncSource(options: SourceOptions): Promise<SyncSource
   if (!source.kubeConfig) return source
   const [{kubePublisher}, {openHostLease}] = await Promise.all([import('../sync/publish.js'), import('../sync/lease.js')])
   const lease = openHostLease(source.kubeConfig, hostname(), options.lease, source.api ?? {}, silentLogger)
-  const publisher = kubePublisher(source.kubeConfig, lease.hostName, source.api, lease, {defaultLoadBalancer: options.defaultLoadBalancer ?? false})
+  const publisher = kubePublisher(source.kubeConfig, lease.hostName, source.api, lease, {defaultLoadBalancer: options.defaultLoadBalancer ?? false, ...(options.dynamicPorts === undefined ? {} : {dynamicPorts: options.dynamicPorts})})
   return {
     ...source,
     // Renewed once per run, before the statuses are written: a host that syncs from cron is live for --lease-duration after each run.

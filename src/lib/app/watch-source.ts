@@ -27,7 +27,8 @@ export async function openWatchSource(
     await access(path).catch((error: unknown) => {
       throw new Error(`--from-file ${path}: no such file or directory`, {cause: error})
     })
-    return {source: new ExposingSource(new FileWatchSource(path, {logger, onReadError: () => metrics.manifestReadError()}), options.defaultLoadBalancer ?? false)}
+    const watched = new FileWatchSource(path, {logger, onReadError: () => metrics.manifestReadError()})
+    return {source: new ExposingSource(watched, options.defaultLoadBalancer ?? false, {allocates: false, ...dynamicPorts(options)})}
   }
   // Loaded for the API only, like the client (see openKubeConfig). Nothing in the flags or the
   // kubeconfig changes by trying again: the daemon fails at start.
@@ -48,7 +49,15 @@ export async function openWatchSource(
       onRetry: (reason, retryInMs) => logger.warn('cannot tell yet whether the Mapping CRD serves the status subresource; asking again', {reason, retryInMs}),
     }))
   const lease = openHostLease(kubeConfig, hostname(), options.lease, api, logger.with({component: 'lease'}))
-  return {source: new ExposingSource(checked, options.defaultLoadBalancer ?? false), publisher: kubePublisher(kubeConfig, lease.hostName, api, lease, {defaultLoadBalancer: options.defaultLoadBalancer ?? false}), lease}
+  return {
+    source: new ExposingSource(checked, options.defaultLoadBalancer ?? false, dynamicPorts(options)),
+    publisher: kubePublisher(kubeConfig, lease.hostName, api, lease, {defaultLoadBalancer: options.defaultLoadBalancer ?? false, ...dynamicPorts(options)}),
+    lease,
+  }
+}
+
+function dynamicPorts(options: SourceOptions): Pick<SourceOptions, 'dynamicPorts'> {
+  return options.dynamicPorts === undefined ? {} : {dynamicPorts: options.dynamicPorts}
 }
 
 /**

@@ -122,6 +122,11 @@ function writeBack(publisher: Publisher, logger: Logger): (report: SyncReport, s
       const {allocated, released, pending, conflicts} = allocation
       logger.info('LoadBalancer addresses recorded', {allocated, released, updated: allocation.written - allocated - released, pending, conflicts})
     }
+    const mappings = published.mappingAllocation
+    if (mappings && (mappings.written > 0 || mappings.conflicts > 0)) {
+      const {allocated, released, pending, conflicts} = mappings
+      logger.info('Mapping allocations recorded', {allocated, released, pending, conflicts})
+    }
     const [first, ...more] = published.errors
     if (first) throw new Error(`${errorText(first)}${more.length > 0 ? ` (and ${more.length} more status or Event writes failed)` : ''}`, {cause: first})
   }

@@ -2,6 +2,7 @@
 import type {Inspector} from '../backend/backend.js'
 import {endpointName} from '../backend/parts.js'
 import type {Trace, TraceStep} from '../backend/trace-packet.js'
+import {readAllocated} from '../mapping/dynamic.js'
 import type {Protocol} from '../mapping/types.js'
 import {cidrContains, parseIpv4, type Cidr, type Ipv4} from '../net/ipv4.js'
 import {hex, interfaceMark} from '../net/marks.js'
@@ -268,17 +269,21 @@ function whyUnmatched(inspection: Inspection<unknown>, spec: PacketSpec, endpoin
   return `no Mapping maps ${spec.protocol}/${spec.port} on ${spec.dst} (mapped there: ${onAddress.join(', ')})`
 }
 
-/** Mappings whose spec names this address and port, read leniently since invalid ones are included. */
+/** Mappings whose spec, or whose allocation (status.allocated), names this address and port, read leniently since invalid ones are included. */
 function claimsOf(inspection: Inspection<unknown>, spec: PacketSpec): string[] {
   return inspection.snapshot.mappings
     .filter((m) => {
-      const addresses: unknown = m.spec?.addresses
-      const ports: unknown = m.spec?.ports
+      const listed: unknown = m.spec?.addresses
+      const allocated = readAllocated(m.status?.allocated)
+      const addresses = [...(Array.isArray(listed) ? listed : []), ...(allocated?.addresses ?? [])]
+      const listedPorts: unknown = m.spec?.ports
+      const ports: unknown[] = [...(Array.isArray(listedPorts) ? listedPorts : []), ...(allocated?.ports ?? [])]
       return (
-        Array.isArray(addresses) &&
         addresses.some((a) => parseIpv4(a) === spec.dst) &&
-        Array.isArray(ports) &&
-        ports.some((p: {port?: unknown; protocol?: unknown} | null) => p?.port === spec.port && String(p?.protocol ?? 'tcp').toLowerCase() === spec.protocol)
+        ports.some((p) => {
+          const {port, protocol} = (p ?? {}) as {port?: unknown; protocol?: unknown}
+          return port === spec.port && String(protocol ?? 'tcp').toLowerCase() === spec.protocol
+        })
       )
     })
     .map((m) => {

@@ -26,12 +26,19 @@ export interface MappingResource {
   metadata: ObjectMeta
   spec?: {
     addresses?: unknown
+    /** The AddressPool to draw an address from, when `addresses` is left empty. */
+    addressPool?: unknown
     allowedSources?: unknown
     serviceName?: unknown
     mode?: unknown
     ports?: unknown
   }
   status?: MappingStatus
+  /**
+   * Not part of the resource: set before planning (allocate/pending.ts) on a Mapping that asks for
+   * an address or a port and holds none this instance may plan on, saying why.
+   */
+  pending?: string
 }
 
 export interface MappingCondition {
@@ -53,6 +60,16 @@ export interface MappingStatus {
   configuredAddresses?: Record<string, {podIPs: string[]; host?: string; fault?: string}>
   conditions?: MappingCondition[]
   observedGeneration?: number
+  /** What allocation gave a Mapping that asks for an address or a port (allocate/mappings.ts); untrusted until read by mapping/dynamic.ts. */
+  allocated?: AllocatedRecord
+}
+
+/** status.allocated: the addresses a Mapping's ports are on (from `pool`, or its own), and the port each port left empty got. */
+export interface AllocatedRecord {
+  pool?: string
+  addresses: string[]
+  /** One per spec port without `port`, which its protocol and servicePort identify. */
+  ports: {protocol: string; servicePort: number; port: number}[]
 }
 
 export type Protocol = 'tcp' | 'udp'

@@ -1,8 +1,9 @@
 /** Validation of a Mapping's metadata and spec, with the defaults of the original product applied. */
 import {parseCidr, parseIpv4, type Cidr, type Ipv4} from '../net/ipv4.js'
+import {asksForAllocation, NOT_ALLOCATED, readAllocated, resolvedSpec, type MappingRequest, type RequestedPort} from './dynamic.js'
 import {exposedServiceName, isServiceExposure, WAITING_FOR_ADDRESS} from './loadbalancer.js'
 import {isDns1035Label, isDns1123Label, isDns1123Subdomain, showValue} from './names.js'
-import type {MappingMode, MappingResource, PortMapping, Protocol, ValidMappingSpec} from './types.js'
+import type {MappingMode, MappingResource, Protocol, ValidMappingSpec} from './types.js'
 
 export interface ValidateOptions {
   /** Largest number of ports a single Mapping may list (`--max-ports-per-mapping`). */
@@ -10,6 +11,7 @@ export interface ValidateOptions {
 }
 
 export type MappingValidation = {ok: true; spec: ValidMappingSpec} | {ok: false; reason: string}
+export type RequestValidation = {ok: true; request: MappingRequest} | {ok: false; reason: string}
 
 const ALL_SOURCES = '0.0.0.0/0' as Cidr
 const DEFAULT_MODE: MappingMode = 'service'
@@ -26,22 +28,39 @@ function isMissing(value: unknown): value is null | undefined {
   return value === undefined || value === null
 }
 
-/** Validates a Mapping and applies defaults without touching the input; the first error wins. */
+/**
+ * Validates a Mapping and applies defaults without touching the input; the first error wins. A
+ * Mapping that asks for an address or a port is valid once what it asks for is recorded in
+ * status.allocated (and nothing marks it pending): it is then planned on what is recorded.
+ */
 export function validateMapping(m: MappingResource, options: ValidateOptions): MappingValidation {
+  const checked = validateRequest(m, options)
+  if (!checked.ok) return checked
+  const {request} = checked
+  if (!asksForAllocation(request)) return {ok: true, spec: {...request, ports: request.ports as ValidMappingSpec['ports']}}
+  if (typeof m.pending === 'string') return {ok: false, reason: m.pending}
+  const spec = resolvedSpec(request, readAllocated(m.status?.allocated))
+  return spec === undefined ? {ok: false, reason: NOT_ALLOCATED} : {ok: true, spec}
+}
+
+/** Validates what a Mapping asks for, with defaults applied: its addresses or addressPool, and ports whose `port` may be left to allocation. */
+export function validateRequest(m: MappingResource, options: ValidateOptions): RequestValidation {
   try {
     checkMetadata(m)
     const spec = m.spec
     if (isMissing(spec) || typeof spec !== 'object') fail('spec is missing')
     const exposure = isServiceExposure(m)
     if (exposure && Array.isArray(spec.addresses) && spec.addresses.length === 0) fail(WAITING_FOR_ADDRESS)
+    const addressPool = exposure ? undefined : validateAddressPool(spec.addressPool)
     return {
       ok: true,
-      spec: {
-        addresses: validateAddresses(spec.addresses),
+      request: {
+        addresses: addressPool === undefined ? validateAddresses(spec.addresses) : noAddresses(spec.addresses),
+        ...(addressPool === undefined ? {} : {addressPool}),
         allowedSources: validateAllowedSources(spec.allowedSources, exposure ? 'loadBalancerSourceRanges' : 'allowedSources'),
         serviceName: validateServiceName(spec.serviceName),
         mode: validateMode(spec.mode),
-        ports: validatePorts(spec.ports, options.maxPortsPerMapping),
+        ports: validatePorts(spec.ports, options.maxPortsPerMapping, !exposure),
       },
     }
   } catch (error) {
@@ -67,10 +86,22 @@ function checkMetadata(m: MappingResource): void {
   }
 }
 
+function validateAddressPool(value: unknown): string | undefined {
+  if (isMissing(value) || value === '') return undefined
+  if (!isDns1123Subdomain(value)) fail(`addressPool ${showValue(value)} must be the name of an AddressPool (a DNS-1123 subdomain)`)
+  return value
+}
+
+// An address from a pool and addresses of one's own cannot be both: which one would the ports be on?
+function noAddresses(value: unknown): Ipv4[] {
+  if (isMissing(value) || (Array.isArray(value) && value.length === 0)) return []
+  return fail('addresses and addressPool exclude each other: list addresses, or leave them empty and name an addressPool')
+}
+
 function validateAddresses(value: unknown): Ipv4[] {
-  if (isMissing(value)) fail('addresses is missing')
+  if (isMissing(value)) fail('addresses is missing, and no addressPool is named to draw one from')
   if (!Array.isArray(value)) fail('addresses must be a list of IPv4 addresses')
-  if (value.length === 0) fail('addresses is empty')
+  if (value.length === 0) fail('addresses is empty, and no addressPool is named to draw one from')
   const seen = new Map<Ipv4, number>()
   return value.map((text: unknown, i) => {
     const address = parseIpv4(text)
@@ -110,7 +141,7 @@ function validateMode(value: unknown): MappingMode {
   return fail(`mode ${showValue(value)} is unknown (only "service" or "direct")`)
 }
 
-function validatePorts(value: unknown, maxPorts: number): PortMapping[] {
+function validatePorts(value: unknown, maxPorts: number, allocatable: boolean): RequestedPort[] {
   if (isMissing(value)) fail('ports is missing')
   if (!Array.isArray(value)) fail('ports must be a list')
   if (value.length === 0) fail('ports is empty')
@@ -119,21 +150,27 @@ function validatePorts(value: unknown, maxPorts: number): PortMapping[] {
   }
   const seen = new Map<string, number>()
   return value.map((entry: unknown, i) => {
-    const port = validatePort(entry, i)
-    const key = `${port.protocol}/${port.port}`
+    const port = validatePort(entry, i, allocatable)
+    // A port left to allocation is told apart from the others by the Service port it leads to.
+    const key = port.port === undefined ? `${port.protocol} to servicePort ${port.servicePort}` : `${port.protocol}/${port.port}`
     const first = seen.get(key)
-    if (first !== undefined) fail(`ports[${i}] ${key} is listed twice (also ports[${first}])`)
+    if (first !== undefined) fail(port.port === undefined ? `ports[${i}] asks for a ${key} twice (also ports[${first}])` : `ports[${i}] ${key} is listed twice (also ports[${first}])`)
     seen.set(key, i)
     return port
   })
 }
 
-function validatePort(entry: unknown, i: number): PortMapping {
+function validatePort(entry: unknown, i: number, allocatable: boolean): RequestedPort {
   if (isMissing(entry) || typeof entry !== 'object' || Array.isArray(entry)) {
     fail(`ports[${i}] must be an object with port, protocol and servicePort`)
   }
   const {port, protocol, servicePort} = entry as Record<string, unknown>
-  if (isMissing(port)) fail(`ports[${i}].port is missing`)
+  if (isMissing(port)) {
+    if (!allocatable) fail(`ports[${i}].port is missing`)
+    // The port is allocated: only the Service port says where it leads.
+    if (isMissing(servicePort)) fail(`ports[${i}] has neither port nor servicePort (leaving port out allocates one, but servicePort must say where it leads)`)
+    return {protocol: validateProtocol(protocol, i), servicePort: validatePortNumber(servicePort, `ports[${i}].servicePort`)}
+  }
   const external = validatePortNumber(port, `ports[${i}].port`)
   return {
     port: external,

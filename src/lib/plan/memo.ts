@@ -24,14 +24,14 @@ import {invalidVerdict, programCandidate, resolveMapping, unprogrammedVerdict, t
 
 /**
  * The part of a Mapping a pass reads: its spec, names, age, generation (verdicts carry it), deletion
- * and finalizers (the Go controller's is removed after a pass); not its status, labels, annotations
- * or resourceVersion.
+ * and finalizers (the Go controller's is removed after a pass), and what allocation gave it or why it
+ * waits (status.allocated, pending); not the rest of its status, labels, annotations or resourceVersion.
  */
 export function plannedPart(mapping: MappingResource): string {
   let text = plannedParts.get(mapping)
   if (text === undefined) {
     const {namespace, name, creationTimestamp, generation, deletionTimestamp, finalizers} = mapping.metadata ?? {}
-    plannedParts.set(mapping, (text = JSON.stringify([namespace, name, creationTimestamp, generation, deletionTimestamp, finalizers, mapping.spec])))
+    plannedParts.set(mapping, (text = JSON.stringify([namespace, name, creationTimestamp, generation, deletionTimestamp, finalizers, mapping.spec, mapping.status?.allocated, mapping.pending])))
   }
   return text
 }

@@ -1,6 +1,8 @@
 /** Where a one-shot command reads its objects: files with --from-file, otherwise the Kubernetes API. */
 import type {KubeConfig} from '@kubernetes/client-node'
 
+import {withPendingAllocations} from '../allocate/pending.js'
+import {DEFAULT_DYNAMIC_PORTS, type PortRange} from '../mapping/dynamic.js'
 import {withServiceExposures} from '../plan/exposures.js'
 import type {Snapshot} from '../plan/model.js'
 import {readManifests} from './file.js'
@@ -15,6 +17,8 @@ export interface SourceOptions {
   apiTimeoutMs?: number
   /** Serve LoadBalancer Services without a loadBalancerClass too (--default-load-balancer). */
   defaultLoadBalancer?: boolean
+  /** Where ports left empty in Mappings are allocated (--dynamic-ports). */
+  dynamicPorts?: PortRange
   /** This host's Lease, for the commands that write statuses back (sync, watch). */
   lease?: LeaseSettings
 }
@@ -32,11 +36,14 @@ export interface OneShotSource {
 /** Manifests from disk with `fromFile`, otherwise the API as kubectl would reach it (errors name what is missing). */
 export async function oneShotSource(options: SourceOptions): Promise<OneShotSource> {
   const path = options.fromFile
-  const exposing = (snapshot: Snapshot) => withServiceExposures(snapshot, options.defaultLoadBalancer ?? false)
-  if (path !== undefined) return {load: async () => exposing(await readManifests(path)), warnings: []}
+  const defaultLoadBalancer = options.defaultLoadBalancer ?? false
+  const dynamicPorts = options.dynamicPorts ?? DEFAULT_DYNAMIC_PORTS
+  const exposing = (snapshot: Snapshot, allocates: boolean) =>
+    withServiceExposures(withPendingAllocations(snapshot, {defaultLoadBalancer, dynamicPorts, allocates}), defaultLoadBalancer)
+  if (path !== undefined) return {load: async () => exposing(await readManifests(path), false), warnings: []}
   const [{kubeConfig, warning}, {listSnapshot}] = await Promise.all([openKubeConfig(options), import('./kube/source.js')])
   const api: ApiOptions = options.apiTimeoutMs !== undefined ? {timeoutMs: options.apiTimeoutMs} : {}
-  return {load: async () => exposing(await listSnapshot(kubeConfig, undefined, api)), kubeConfig, api, warnings: warning ? [warning] : []}
+  return {load: async () => exposing(await listSnapshot(kubeConfig, undefined, api), true), kubeConfig, api, warnings: warning ? [warning] : []}
 }
 
 /** The kubeconfig of --kubeconfig and --context as kubectl would load it, and the warning to give once about it, if any; throws naming what is wrong. */

@@ -1,5 +1,6 @@
 /** Kubernetes Events (core/v1) on a Mapping's transitions, as seen by this instance: Invalid, Configured, Removed. */
 import type {CoreV1Event} from '@kubernetes/client-node'
+import {NOT_RECORDED} from '../allocate/pending.js'
 import type {MappingStatus} from '../mapping/types.js'
 import {MAPPING_API_VERSION} from '../mapping/types.js'
 import {compareIpv4, type Ipv4} from '../net/ipv4.js'
@@ -20,7 +21,8 @@ export interface MappingEvent {
 /** The Events one status transition deserves; none when nothing that matters changed. */
 export function transitionEvents(previous: MappingStatus | undefined, next: MappingStatus, own: Set<string>, hostName: string): MappingEvent[] {
   const events: MappingEvent[] = []
-  if (next.invalid !== undefined && next.invalid !== 'no' && previous?.invalid !== next.invalid) {
+  // Waiting one pass for its allocation to be recorded is no fault worth a Warning.
+  if (next.invalid !== undefined && next.invalid !== 'no' && next.invalid !== NOT_RECORDED && previous?.invalid !== next.invalid) {
     events.push({type: 'Warning', reason: 'Invalid', message: next.invalid})
   }
   const before = ownKeys(previous, own)

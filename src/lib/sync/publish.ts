@@ -6,12 +6,14 @@ import type {KubeConfig} from '@kubernetes/client-node'
 import {isServiceExposure} from '../mapping/loadbalancer.js'
 import type {ApiOptions} from '../source/kube/request.js'
 import {kubeEventApi, kubeMappingFinalizerApi, kubeMappingStatusApi, kubePoolStatusApi, kubeServiceStatusApi, type EventApi, type MappingFinalizerApi, type MappingStatusApi} from '../source/kube/writers.js'
+import type {PortRange} from '../mapping/dynamic.js'
 import {AllocationWriter, type AllocationResult} from './allocation.js'
 import {API_WRITES_IN_FLIGHT} from './bounded.js'
 import {recordEvents} from './events.js'
 import {removeGoFinalizers, type FinalizerResult} from './finalizers.js'
 import type {HostLease} from './lease.js'
 import {hasStaleKeys, removesStaleKeys, type LiveHosts} from './live-hosts.js'
+import {MappingAllocationWriter, type MappingAllocationResult} from './mapping-allocation.js'
 import type {SyncReport} from './once.js'
 import {ownAddresses, SettledStatuses, writeStatuses, type StatusWriteResult} from './status.js'
 
@@ -19,6 +21,8 @@ export interface PublishResult {
   status: StatusWriteResult
   /** LoadBalancer Service addresses recorded and released, AddressPool statuses; absent without an allocation writer. */
   allocation?: AllocationResult
+  /** Addresses and ports recorded in the status of Mappings that ask for them; absent without a writer. */
+  mappingAllocation?: MappingAllocationResult
   eventsCreated: number
   finalizers: FinalizerResult
   /** Every status, Event or finalizer write that failed; the sync itself still counts as done. */
@@ -39,7 +43,7 @@ export function kubePublisher(
   hostName = hostname(),
   api: ApiOptions = {},
   lease?: Pick<HostLease, 'live' | 'refresh' | 'started'>,
-  options: {defaultLoadBalancer?: boolean} = {},
+  options: {defaultLoadBalancer?: boolean; dynamicPorts?: PortRange} = {},
 ): Publisher {
   const events = kubeEventApi(kubeConfig, api)
   const allocation = new AllocationWriter(
@@ -47,7 +51,13 @@ export function kubePublisher(
     hostName,
     options.defaultLoadBalancer ?? false,
   )
-  return apiPublisher({...kubeMappingStatusApi(kubeConfig, api), ...kubeMappingFinalizerApi(kubeConfig, api)}, events, hostName, API_WRITES_IN_FLIGHT, lease, allocation)
+  const mappingApi = kubeMappingStatusApi(kubeConfig, api)
+  const mappingAllocation = new MappingAllocationWriter(mappingApi, {
+    defaultLoadBalancer: options.defaultLoadBalancer ?? false,
+    events: {api: events, hostName},
+    ...(options.dynamicPorts === undefined ? {} : {dynamicPorts: options.dynamicPorts}),
+  })
+  return apiPublisher({...mappingApi, ...kubeMappingFinalizerApi(kubeConfig, api)}, events, hostName, API_WRITES_IN_FLIGHT, lease, allocation, mappingAllocation)
 }
 
 /** A publisher over the given APIs, with at most `inFlight` writes of each kind at once. */
@@ -58,12 +68,15 @@ export function apiPublisher(
   inFlight = API_WRITES_IN_FLIGHT,
   lease?: Pick<HostLease, 'live' | 'refresh' | 'started'>,
   allocation?: Pick<AllocationWriter, 'write'>,
+  mappingAllocation?: Pick<MappingAllocationWriter, 'write'>,
 ): Publisher {
   const settled = new SettledStatuses()
   return {
     async publish(report, now = new Date(), signal) {
       // Allocations first: a Service waiting for an address waits for nothing else.
       const allocated = allocation && !signal?.aborted ? await allocation.write(report.snapshot, now, report.plan.verdicts) : undefined
+      // Before the writeback: a Mapping whose allocation is written now is told, at the latest by the next pass, that it is served.
+      const mappingAllocated = mappingAllocation && !signal?.aborted ? await mappingAllocation.write(report.snapshot, now) : undefined
       // LoadBalancer Services planned as exposures have no Mapping status; allocation tells them.
       const mappings = report.snapshot.mappings.filter((mapping) => !isServiceExposure(mapping))
       const live = lease ? await liveHosts(lease, mappings, hostName) : undefined
@@ -75,9 +88,10 @@ export function apiPublisher(
       return {
         status,
         ...(allocated ? {allocation: allocated} : {}),
-        eventsCreated: events.created + (allocated?.eventsCreated ?? 0),
+        ...(mappingAllocated ? {mappingAllocation: mappingAllocated} : {}),
+        eventsCreated: events.created + (allocated?.eventsCreated ?? 0) + (mappingAllocated?.eventsCreated ?? 0),
         finalizers,
-        errors: [...(allocated?.errors ?? []), ...status.errors, ...events.errors, ...finalizers.errors],
+        errors: [...(allocated?.errors ?? []), ...(mappingAllocated?.errors ?? []), ...status.errors, ...events.errors, ...finalizers.errors],
       }
     },
   }
