@@ -16,6 +16,7 @@ import {
   SHARED_IP_ANNOTATION,
 } from '../mapping/loadbalancer.js'
 import {firstFree, poolAdmits, poolHands, poolListing, poolSize, type AddressPool, type PoolConfig} from '../mapping/pool.js'
+import type {Labels} from '../mapping/label-selector.js'
 import type {MappingResource, ServiceResource} from '../mapping/types.js'
 import {ipv4ToInt, parseIpv4, type Ipv4} from '../net/ipv4.js'
 import {namesOf, sortOldestFirst} from '../plan/order.js'
@@ -51,6 +52,8 @@ export interface AllocationInput {
   mappings: readonly MappingResource[]
   pools: PoolConfig
   defaultLoadBalancer: boolean
+  /** Each namespace's labels, for pools with a namespaceSelector; a namespace missing here matches no selector. */
+  namespaceLabels?: ReadonlyMap<string, Labels>
 }
 
 /** Who holds an address: the Services, their namespace and sharing key, and the ports they use. */
@@ -198,11 +201,11 @@ function decide(service: ServiceResource, input: AllocationInput, held: Map<Ipv4
     const pool = poolListing(pools, address)
     if (pool === undefined) return pending(`the requested address ${address} is in no AddressPool`)
     if (!poolHands(pool, address)) return pending(`the requested address ${address} is in overlapping AddressPools ${[pool.name, ...pool.overlapsWith].join(', ')}`)
-    if (!poolAdmits(pool, namespace)) return pending(`AddressPool ${pool.name} does not admit namespace ${namespace}`)
+    if (!poolAdmits(pool, namespace, input.namespaceLabels?.get(namespace))) return pending(`AddressPool ${pool.name} does not admit namespace ${namespace}`)
     return {kind: 'hold', service, address, pool: pool.name, assigned: true}
   }
 
-  const candidates = candidatePools(pools, poolName, namespace)
+  const candidates = candidatePools(pools, poolName, namespace, input.namespaceLabels?.get(namespace))
   if (typeof candidates === 'string') return pending(candidates)
   const admitted = (address: Ipv4) => candidates.some((pool) => poolHands(pool, address))
   // Sharing first: an address its key-mates hold, lowest first, when the ports do not clash.
@@ -222,16 +225,16 @@ function decide(service: ServiceResource, input: AllocationInput, held: Map<Ipv4
 }
 
 /** The pools a Service may draw from, in name order, or why there is none. */
-function candidatePools(pools: PoolConfig, poolName: string | undefined, namespace: string): AddressPool[] | string {
+function candidatePools(pools: PoolConfig, poolName: string | undefined, namespace: string, labels: Labels | undefined): AddressPool[] | string {
   if (typeof poolName === 'string' && poolName !== '') {
     const pool = pools.pools.get(poolName)
     if (pool === undefined) return `AddressPool ${poolName} does not exist${pools.errors.some((e) => e.message.startsWith(`parsing address pool ${poolName}:`)) ? ' (it does not parse)' : ''}`
-    if (!poolAdmits(pool, namespace)) return `AddressPool ${poolName} does not admit namespace ${namespace}`
+    if (!poolAdmits(pool, namespace, labels)) return `AddressPool ${poolName} does not admit namespace ${namespace}`
     return [pool]
   }
   const auto = [...pools.pools.values()].filter((pool) => pool.autoAssign)
   if (auto.length === 0) return 'no AddressPool assigns addresses automatically (create one, or name one with the pool annotation)'
-  const admitting = auto.filter((pool) => poolAdmits(pool, namespace))
+  const admitting = auto.filter((pool) => poolAdmits(pool, namespace, labels))
   if (admitting.length === 0) return `no AddressPool admits namespace ${namespace}`
   return admitting
 }

@@ -9,6 +9,7 @@ import {isDeepStrictEqual} from 'node:util'
 import type {CoreV1Event} from '@kubernetes/client-node'
 import {allocate, type Allocation, type Decision} from '../allocate/allocate.js'
 import {exposedServiceName, isServiceExposure, WAITING_FOR_ADDRESS} from '../mapping/loadbalancer.js'
+import {namespaceLabels} from '../mapping/namespace.js'
 import {poolConfig, type AddressPoolResource, type AddressPoolStatus, type PoolConfig} from '../mapping/pool.js'
 import type {LoadBalancerIngress, ServiceResource} from '../mapping/types.js'
 import type {MappingVerdict, Snapshot} from '../plan/model.js'
@@ -75,6 +76,7 @@ export class AllocationWriter {
       mappings: snapshot.mappings.filter((mapping) => !isServiceExposure(mapping)),
       pools,
       defaultLoadBalancer: this.defaultLoadBalancer,
+      namespaceLabels: namespaceLabels(snapshot.namespaces ?? []),
     })
     const result: AllocationResult = {written: 0, allocated: 0, released: 0, pending: 0, conflicts: 0, poolsWritten: 0, eventsCreated: 0, errors: []}
     const writes: Write[] = []
