@@ -178,6 +178,39 @@ describe('LoadBalancer Services and address pools, with smartnat watch in the na
     expect(addressOf('fourth')).to.equal(undefined)
   })
 
+  it('a pool with a namespaceSelector serves namespaces whose labels match; a label added admits, a label removed keeps what is held', async () => {
+    const namespaces = type('', 'v1', 'namespaces')
+    const namespace = (name: string, labels: Record<string, string>) => server!.api.create(namespaces, undefined, {apiVersion: 'v1', kind: 'Namespace', metadata: {name, labels}} as unknown as KubeObject)
+    const relabel = (name: string, labels: Record<string, string | null>) => server!.api.patch(namespaces, undefined, name, 'application/merge-patch+json', {metadata: {labels}})
+    namespace('team-edge', {tier: 'edge'})
+    namespace('team-core', {tier: 'core'})
+    server!.api.create(type('smartnat.aureacentral.com', 'v1alpha1', 'addresspools'), undefined, {
+      metadata: {name: 'selected'},
+      spec: {addresses: ['198.18.9.0/30'], namespaceSelector: {matchExpressions: [{key: 'tier', operator: 'In', values: ['edge']}]}},
+    } as unknown as KubeObject)
+    const inNamespace = (name: string, ns: string) => {
+      const object = chartService(name, [HTTP], {annotations: {'smartnat.aureacentral.com/pool': 'selected'}})
+      server!.api.create(services(), ns, {...object, metadata: {...object.metadata, namespace: ns}} as KubeObject)
+    }
+    const addressIn = (ns: string, name: string) => (server!.api.get(services(), ns, name) as unknown as ServiceResource).status?.loadBalancer?.ingress?.[0]?.ip
+    const eventsIn = (ns: string, name: string) =>
+      server!.api.list(type('', 'v1', 'events'), ns, {}).items.map((e) => e as unknown as StoredEvent).filter((e) => e.involvedObject.name === name)
+    inNamespace('edge-app', 'team-edge')
+    inNamespace('core-app', 'team-core')
+    expect(await withOutput(eventually('an address in team-edge', 10_000, () => addressIn('team-edge', 'edge-app')))).to.equal('198.18.9.0')
+    const refused = await withOutput(eventually('the AllocationFailed Event in team-core', 10_000, () => eventsIn('team-core', 'core-app').find((e) => e.reason === 'AllocationFailed')))
+    expect(refused.message).to.equal('AddressPool selected does not admit namespace team-core')
+    expect(addressIn('team-core', 'core-app')).to.equal(undefined)
+    relabel('team-core', {tier: 'edge'})
+    expect(await withOutput(eventually('an address in team-core once labelled', 10_000, () => addressIn('team-core', 'core-app')))).to.equal('198.18.9.1')
+    // Sticky: a Service holding an address keeps it when its namespace stops matching.
+    relabel('team-edge', {tier: null})
+    inNamespace('late-app', 'team-edge')
+    await withOutput(eventually('the new Service in team-edge refused', 10_000, () => eventsIn('team-edge', 'late-app').find((e) => e.reason === 'AllocationFailed')))
+    expect(addressIn('team-edge', 'edge-app')).to.equal('198.18.9.0')
+    expect(addressIn('team-edge', 'late-app')).to.equal(undefined)
+  })
+
   it('two smartnat hosts allocating at once give 50 new Services 50 distinct addresses within 5 s', async () => {
     const port = await freePort()
     second = startSmartnat(
