@@ -6,7 +6,9 @@ import type {KubeConfig} from '@kubernetes/client-node'
 import {isServiceExposure} from '../mapping/loadbalancer.js'
 import type {ApiOptions} from '../source/kube/request.js'
 import {kubeEventApi, kubeMappingFinalizerApi, kubeMappingStatusApi, kubePoolStatusApi, kubeServiceStatusApi, type EventApi, type MappingFinalizerApi, type MappingStatusApi} from '../source/kube/writers.js'
+import {listServices} from '../source/kube/source.js'
 import {AllocationWriter, type AllocationResult} from './allocation.js'
+import type {AllocatorLeadership} from './allocator-lease.js'
 import {API_WRITES_IN_FLIGHT} from './bounded.js'
 import {recordEvents} from './events.js'
 import {removeGoFinalizers, type FinalizerResult} from './finalizers.js'
@@ -39,13 +41,16 @@ export function kubePublisher(
   hostName = hostname(),
   api: ApiOptions = {},
   lease?: Pick<HostLease, 'live' | 'refresh' | 'started'>,
-  options: {defaultLoadBalancer?: boolean} = {},
+  options: {defaultLoadBalancer?: boolean; allocator?: {leadership: AllocatorLeadership; durationSeconds: number}} = {},
 ): Publisher {
   const events = kubeEventApi(kubeConfig, api)
+  const allocator = options.allocator
   const allocation = new AllocationWriter(
     {services: kubeServiceStatusApi(kubeConfig, api), pools: kubePoolStatusApi(kubeConfig, api), events},
     hostName,
     options.defaultLoadBalancer ?? false,
+    API_WRITES_IN_FLIGHT,
+    allocator && {leadership: allocator.leadership, listServices: () => listServices(kubeConfig, api), maxAgeMs: allocator.durationSeconds * 1000},
   )
   return apiPublisher({...kubeMappingStatusApi(kubeConfig, api), ...kubeMappingFinalizerApi(kubeConfig, api)}, events, hostName, API_WRITES_IN_FLIGHT, lease, allocation)
 }

@@ -152,6 +152,12 @@ export async function listSnapshot(kubeConfig: KubeConfig, pageSize = DEFAULT_PA
   return toSnapshot(lists[0]!, lists[1]!, lists[2]!, lists[3]!, lists[4]!)
 }
 
+/** Every Service of all namespaces as the API has it now, with paging, kept as the cache keeps them. */
+export async function listServices(kubeConfig: KubeConfig, api: ApiOptions = {}, pageSize = DEFAULT_PAGE_SIZE): Promise<ServiceResource[]> {
+  const kind = watchedKinds(kubeConfig, api).find((watched) => watched.name === 'Service')!
+  return (await listAll(kind, pageSize)).items as unknown as ServiceResource[]
+}
+
 async function listKind(kind: WatchedKind, pageSize: number): Promise<WireObject[]> {
   try {
     return (await listAll(kind, pageSize)).items
