@@ -232,7 +232,13 @@ describe('LoadBalancer Services and address pools, with smartnat watch in the na
       server!.api.create(type('smartnat.aureacentral.com', 'v1alpha1', 'addresspools'), undefined, {metadata: {name: 'bulk'}, spec: {addresses: ['198.18.8.0/26']}} as unknown as KubeObject)
       const names = Array.from({length: 50}, (_, i) => `bulk-${i}`)
       const started = Date.now()
-      for (const name of names) create(chartService(name, [HTTP]))
+      // Over about half a second, each name sorting before the last: created in one second, each new
+      // Service is the oldest by the allocator's order, so hosts that decided from different moments
+      // (or one host from a cache behind its own writes) would give its address to the newcomer.
+      for (const name of [...names].reverse()) {
+        create(chartService(name, [HTTP]))
+        await new Promise((resolve) => setTimeout(resolve, 10))
+      }
       const addresses = await withOutput(eventually('50 distinct addresses', 5000, () => {
         const recorded = names.map(addressOf).filter((ip) => ip !== undefined)
         return recorded.length === 50 && new Set(recorded).size === 50 ? recorded : undefined
