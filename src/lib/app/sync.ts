@@ -59,11 +59,12 @@ export async function openSyncSource(options: SourceOptions): Promise<SyncSource
   return {
     ...source,
     // Renewed once per run, before the statuses are written: a host that syncs from cron is live for --lease-duration after each run.
-    // The allocator Lease is tried once too: held, this run allocates and gives it up after; held by a watching instance, this run follows.
+    // The allocator Lease is tried once too (where there are pools): held, this run allocates and gives it up after; held by a watching instance, this run follows.
     publisher: {
       async publish(report, now, signal) {
         const renewed = await lease.renew()
-        await allocatorLease.tryHold()
+        // Without pools nothing can be allocated or released: no Lease request then.
+        if ((report.snapshot.addressPools ?? []).length > 0) await allocatorLease.tryHold()
         const published = await publisher.publish(report, now, signal).finally(() => allocatorLease.stop())
         if (renewed) return published
         const error = new Error(`cannot renew this host's Lease (other hosts take its status keys for stale): ${lease.failure()}`)
