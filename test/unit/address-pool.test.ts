@@ -4,7 +4,7 @@ import {join} from 'node:path'
 import {expect} from 'chai'
 import {readManifests} from '../../src/lib/source/file.js'
 import {firstFree, poolAdmits, poolConfig, poolHands, poolSize, type AddressPoolResource} from '../../src/lib/mapping/pool.js'
-import type {Ipv4} from '../../src/lib/net/ipv4.js'
+import {ipv4ToInt, type Ipv4} from '../../src/lib/net/ipv4.js'
 
 const pool = (name: string, spec: Record<string, unknown>): AddressPoolResource => ({metadata: {name}, spec})
 
@@ -37,6 +37,19 @@ describe('AddressPool parsing', function () {
     expect(poolSize(p)).to.equal(7)
     expect(p.autoAssign).to.equal(true)
     expect(firstFree(p, (ip) => ip !== '198.18.0.9')).to.equal('198.18.0.9')
+  })
+
+  it('finds the first free address from a given one on, without asking about those before it', function () {
+    const p = poolConfig([pool('p', {addresses: ['198.18.0.4/30', '198.18.0.20']})]).pools.get('p')!
+    const asked: string[] = []
+    const taken = (ip: string) => {
+      asked.push(ip)
+      return ip === '198.18.0.6'
+    }
+    expect(firstFree(p, taken, ipv4ToInt('198.18.0.6' as Ipv4))).to.equal('198.18.0.7')
+    expect(asked).to.deep.equal(['198.18.0.6', '198.18.0.7'])
+    expect(firstFree(p, () => false, ipv4ToInt('198.18.0.8' as Ipv4))).to.equal('198.18.0.20')
+    expect(firstFree(p, () => false, ipv4ToInt('198.18.0.21' as Ipv4))).to.equal(undefined)
   })
 
   it('reports overlapping pools on both, and hands out the overlap from neither', function () {

@@ -88,8 +88,10 @@ export function allocate(input: AllocationInput): Allocation {
   const undecided = served.filter((service) => !decided.has(service))
   const asking = undecided.filter((service) => requested(service).address !== undefined)
   const asks = new Set(asking)
+  // Where each pool's free addresses start: `held` only grows during one allocation, so no pool is scanned twice.
+  const cursors = new Map<string, number>()
   for (const service of [...asking, ...undecided.filter((service) => !asks.has(service))]) {
-    const decision = decide(service, input, held, staticAddresses)
+    const decision = decide(service, input, held, staticAddresses, cursors)
     decided.set(service, decision)
     if (decision.kind === 'hold') take(held, decision.address, service)
   }
@@ -186,7 +188,7 @@ function requested(service: ServiceResource): {address?: Ipv4; reason?: string} 
   return {address}
 }
 
-function decide(service: ServiceResource, input: AllocationInput, held: Map<Ipv4, Holding>, staticAddresses: Set<Ipv4>): Decision {
+function decide(service: ServiceResource, input: AllocationInput, held: Map<Ipv4, Holding>, staticAddresses: Set<Ipv4>, cursors: Map<string, number>): Decision {
   const {pools} = input
   const pending = (reason: string): Decision => ({kind: 'pending', service, reason})
   const request = requested(service)
@@ -217,8 +219,13 @@ function decide(service: ServiceResource, input: AllocationInput, held: Map<Ipv4
     if (shared !== undefined) return {kind: 'hold', service, address: shared, pool: poolListing(pools, shared)!.name, assigned: true}
   }
   for (const pool of candidates) {
-    const address = firstFree(pool, (ip) => held.has(ip) || staticAddresses.has(ip))
-    if (address !== undefined) return {kind: 'hold', service, address, pool: pool.name, assigned: true}
+    const address = firstFree(pool, (ip) => held.has(ip) || staticAddresses.has(ip), cursors.get(pool.name))
+    if (address === undefined) {
+      cursors.set(pool.name, Number.MAX_SAFE_INTEGER)
+      continue
+    }
+    cursors.set(pool.name, ipv4ToInt(address))
+    return {kind: 'hold', service, address, pool: pool.name, assigned: true}
   }
   const names = candidates.map((pool) => pool.name).join(', ')
   return pending(candidates.length === 1 ? `AddressPool ${names} has no free address` : `AddressPools ${names} have no free address`)

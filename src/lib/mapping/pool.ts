@@ -197,10 +197,15 @@ export function poolSize(pool: AddressPool): number {
   return count(pool.ranges) - count(pool.overlaps)
 }
 
-/** The first address of `pool`, in address order, that it hands out and `taken` does not hold. */
-export function firstFree(pool: AddressPool, taken: (ip: Ipv4) => boolean): Ipv4 | undefined {
+/**
+ * The first address of `pool`, in address order, that it hands out and `taken` does not hold; from
+ * the address numbered `from` on when given (a caller whose taken addresses only grow need not scan
+ * again what it found taken before).
+ */
+export function firstFree(pool: AddressPool, taken: (ip: Ipv4) => boolean, from = 0): Ipv4 | undefined {
   for (const range of pool.ranges) {
-    for (let value = range.first; value <= range.last; value++) {
+    if (range.last < from) continue
+    for (let value = Math.max(range.first, from); value <= range.last; value++) {
       if (inRanges(pool.overlaps, value)) continue
       const ip = intToIpv4(value)
       if (!taken(ip)) return ip
