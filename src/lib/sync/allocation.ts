@@ -69,7 +69,7 @@ interface Write {
 /** Writes allocations; remembers which pending reasons it already told, so each is one Event, not one per pass. */
 export class AllocationWriter {
   private told = new Map<string, string>()
-  private readonly newer: NewerStatuses
+  private readonly newer: NewerStatuses<ServiceResource>
   /** The allocator term whose Services were read afresh; a new term reads them again. */
   private listedTerm = 0
 
@@ -80,7 +80,7 @@ export class AllocationWriter {
     private readonly inFlight = API_WRITES_IN_FLIGHT,
     private readonly coordination?: AllocationCoordination,
   ) {
-    this.newer = new NewerStatuses(coordination?.maxAgeMs ?? 0)
+    this.newer = new NewerStatuses<ServiceResource>(coordination?.maxAgeMs ?? 0)
   }
 
   /**
