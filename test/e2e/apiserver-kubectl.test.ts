@@ -314,6 +314,18 @@ spec: {holderIdentity: edge-1, leaseDurationSeconds: 40, renewTime: "${renewTime
     await ok('delete', 'lease', 'smartnat-edge-1')
   })
 
+  it('serves Namespaces with labels: create, label, select by label, and list them for a pool\'s selector', async function () {
+    const file = join(scratch, 'namespace.yaml')
+    await writeFile(file, 'apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n')
+    expect(await ok('create', '-f', file)).to.equal('namespace/shop created\n')
+    expect(await ok('label', 'namespace', 'shop', 'tier=edge')).to.equal('namespace/shop labeled\n')
+    expect(await ok('get', 'namespaces', '-l', 'tier=edge', '-o', 'name')).to.equal('namespace/shop\n')
+    expect(await ok('get', 'namespaces', '-l', 'tier in (core)', '-o', 'name')).to.equal('')
+    expect(await ok('label', 'namespace', 'shop', 'tier=core', '--overwrite')).to.equal('namespace/shop labeled\n')
+    expect(await ok('get', 'namespace', 'shop', '-o', 'jsonpath={.metadata.labels.tier}')).to.equal('core')
+    await ok('delete', 'namespace', 'shop')
+  })
+
   it('serves cluster-scoped AddressPools with their printer columns and status subresource', async function () {
     expect(await ok('apply', '-f', 'crds/addresspool.yaml')).to.equal('customresourcedefinition.apiextensions.k8s.io/addresspools.smartnat.aureacentral.com created\n')
     const file = join(scratch, 'pool.yaml')

@@ -33,6 +33,7 @@ const KINDS = [
   {kind: 'Service', path: '/api/v1/services'},
   {kind: 'EndpointSlice', path: '/apis/discovery.k8s.io/v1/endpointslices'},
   {kind: 'AddressPool', path: '/apis/smartnat.aureacentral.com/v1alpha1/addresspools'},
+  {kind: 'Namespace', path: '/api/v1/namespaces'},
 ] as const
 
 const never: RawAnswer = () => undefined
@@ -81,9 +82,9 @@ describe('every Kubernetes API request has a deadline', function () {
   it('list: a server that never answers fails the list of each kind within the timeout, naming it, and closes the connection', async () => {
     const kc = await serve(never)
     const error = await listSnapshot(kc, 500, api).then(() => undefined, (e: Error) => e)
-    expect(error?.message).to.match(/^listing (Mapping|Service|EndpointSlice|AddressPool)s from \/\S+: no response within 100ms$/)
+    expect(error?.message).to.match(/^listing (Mapping|Service|EndpointSlice|AddressPool|Namespace)s from \/\S+: no response within 100ms$/)
     await eventually('every kind to fail', 5000, () => (failures.length === KINDS.length ? true : undefined))
-    expect(failures.sort()).to.deep.equal(['AddressPool list timeout', 'EndpointSlice list timeout', 'Mapping list timeout', 'Service list timeout'])
+    expect(failures.sort()).to.deep.equal(['AddressPool list timeout', 'EndpointSlice list timeout', 'Mapping list timeout', 'Namespace list timeout', 'Service list timeout'])
     await noConnectionLeft()
   })
 
@@ -93,7 +94,7 @@ describe('every Kubernetes API request has a deadline', function () {
       return jsonResponse(200, {kind: 'List', apiVersion: 'v1', metadata: {resourceVersion: '5', continue: 'page-2'}, items: [{metadata: {name: 'a', namespace: 'default'}}]})
     })
     const error = await listSnapshot(kc, 1, api).then(() => undefined, (e: Error) => e)
-    expect(error?.message).to.match(/^listing (Mapping|Service|EndpointSlice|AddressPool)s from \/\S+: no response within 100ms$/)
+    expect(error?.message).to.match(/^listing (Mapping|Service|EndpointSlice|AddressPool|Namespace)s from \/\S+: no response within 100ms$/)
     for (const {path} of KINDS) expect(raw!.requests.filter((r) => r.startsWith(`GET ${path}?`) && r.includes('continue=page-2')), path).to.have.length(1)
     await eventually('every kind to fail', 5000, () => (failures.length === KINDS.length ? true : undefined))
     await noConnectionLeft()
@@ -108,7 +109,7 @@ describe('every Kubernetes API request has a deadline', function () {
     const health = source.health()
     expect(health).to.include({synced: true, healthy: false})
     for (const {kind, path} of KINDS) expect(health.kinds[kind].lastError).to.equal(`watch ${path}: no response within 100ms`)
-    expect(failures.sort()).to.deep.equal(['AddressPool watch timeout', 'EndpointSlice watch timeout', 'Mapping watch timeout', 'Service watch timeout'])
+    expect(failures.sort()).to.deep.equal(['AddressPool watch timeout', 'EndpointSlice watch timeout', 'Mapping watch timeout', 'Namespace watch timeout', 'Service watch timeout'])
     await source.stop()
     await noConnectionLeft()
   })
@@ -123,7 +124,7 @@ describe('every Kubernetes API request has a deadline', function () {
     for (const {kind, path} of KINDS) {
       expect(source.health().kinds[kind].lastError).to.equal(`watch ${path}: still open after 1.1s, longer than the server was asked to keep it`)
     }
-    expect(failures.sort()).to.deep.equal(['AddressPool watch timeout', 'EndpointSlice watch timeout', 'Mapping watch timeout', 'Service watch timeout'])
+    expect(failures.sort()).to.deep.equal(['AddressPool watch timeout', 'EndpointSlice watch timeout', 'Mapping watch timeout', 'Namespace watch timeout', 'Service watch timeout'])
     const watches = () => raw!.requests.filter((r) => r.includes('watch=true'))
     expect(watches()).to.have.length(KINDS.length)
     gate.releaseAll()
@@ -173,7 +174,7 @@ describe('every Kubernetes API request has a deadline', function () {
     await source.start()
     await eventually('every kind waiting out its refused watch', 5000, () => (gate.pending === KINDS.length ? true : undefined))
     expect(source.health().kinds.Service.lastError).to.equal('watch /api/v1/services: HTTP 403: cannot watch here')
-    expect(failures.sort()).to.deep.equal(['AddressPool watch 403', 'EndpointSlice watch 403', 'Mapping watch 403', 'Service watch 403'])
+    expect(failures.sort()).to.deep.equal(['AddressPool watch 403', 'EndpointSlice watch 403', 'Mapping watch 403', 'Namespace watch 403', 'Service watch 403'])
   })
 
   describe('smartnat_api_errors_total counts every failed request, not only new error messages', function () {

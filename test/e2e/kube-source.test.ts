@@ -103,7 +103,7 @@ describe('kube source', function () {
     expect(s.synced).to.equal(true)
     expect(s.healthy).to.equal(true)
 
-    await eventually('three watches', () => server.openWatches() === 3)
+    await eventually('four watches (Mappings, Services, EndpointSlices, Namespaces)', () => server.openWatches() === 4)
     const watchesBefore = requests.filter((r) => r.includes('watch=true')).length
     const once = await listSnapshot(kubeConfigOf(server), 3)
     expect(once).to.deep.equal(snapshot)
@@ -194,7 +194,7 @@ describe('kube source', function () {
     const changes: ObjectChange[] = []
     s.onChange((c) => changes.push(c))
     await s.start()
-    await eventually('three watches', () => server.openWatches() === 3)
+    await eventually('four watches (Mappings, Services, EndpointSlices, Namespaces)', () => server.openWatches() === 4)
     changes.length = 0
 
     createMapping(server, 'web')
@@ -245,7 +245,7 @@ describe('kube source', function () {
     await s.start()
     const mappingPath = '/apis/smartnat.aureacentral.com/v1alpha1/mappings'
     expect(lists(mappingPath)).to.have.length(1)
-    await eventually('three watches', () => server.openWatches() === 3)
+    await eventually('four watches (Mappings, Services, EndpointSlices, Namespaces)', () => server.openWatches() === 4)
     for (let i = 0; i < 5; i++) createService(server, `churn${i}`)
     // The server ends each watch after a second; the Mappings watch then asks for an expired resourceVersion.
     await eventually('a relist of Mappings', () => lists(mappingPath).length >= 2, 8000)
@@ -266,16 +266,16 @@ describe('kube source', function () {
     expect(s.healthy).to.equal(true)
 
     await server.stop()
-    // Each of the three kinds fails in turn and waits; let them retry a few rounds against the dead port.
+    // Each of the four kinds fails in turn and waits; let them retry a few rounds against the dead port.
     for (let round = 0; round < 6; round++) {
-      await eventually('all kinds waiting', () => gate.pending === 3)
+      await eventually('all kinds waiting', () => gate.pending === 4)
       if (round >= 1) {
         expect(s.healthy).to.equal(false)
         expect(s.lastError?.message).to.match(/ECONNREFUSED/)
       }
       gate.releaseAll()
     }
-    await eventually('all kinds waiting', () => gate.pending === 3)
+    await eventually('all kinds waiting', () => gate.pending === 4)
     expect(s.synced).to.equal(true)
     expect(s.healthy).to.equal(false)
     expect(names(s.snapshot().mappings)).to.deep.equal(['default/kept'])
@@ -297,7 +297,7 @@ describe('kube source', function () {
     const timersBefore = process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length
     const s = newSource({delay: undefined, backoff: {initialMs: 60_000, maxMs: 60_000}})
     await s.start()
-    await eventually('three watches', () => server.openWatches() === 3)
+    await eventually('four watches (Mappings, Services, EndpointSlices, Namespaces)', () => server.openWatches() === 4)
     await s.stop()
     await eventually('watches closed on the server', () => server.openWatches() === 0)
 

@@ -143,7 +143,7 @@ describe('smartnat watch against the Kubernetes API, in the namespace lab (root)
       return reply.status === 200 ? reply : undefined
     }))
     expect(ready.body).to.equal('ready\n')
-    await eventually('a watch per kind', 5000, () => (server!.openWatches() === 3 ? true : undefined))
+    await eventually('a watch per kind (Mappings, Services, EndpointSlices, Namespaces)', 5000, () => (server!.openWatches() === 4 ? true : undefined))
   })
 
   it('a Mapping created through the API carries traffic within seconds, and its status names the address and pods', async () => {
@@ -265,7 +265,7 @@ describe('smartnat watch against the Kubernetes API, in the namespace lab (root)
       return reply.status === 200 && reply.body === 'ready\n' ? reply : undefined
     }))
     expect(after.body).to.equal('ready\n')
-    await eventually('the watches to be back', 5000, () => (restarted!.hub.size === 3 ? true : undefined))
+    await eventually('the watches to be back (Mappings, Services, EndpointSlices, Namespaces)', 5000, () => (restarted!.hub.size === 4 ? true : undefined))
   })
 
   it('SIGTERM: exits 0 and leaves the rules working', async () => {

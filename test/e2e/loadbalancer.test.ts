@@ -4,8 +4,11 @@
  * AddressPool, recorded in their status (kubectl shows it as EXTERNAL-IP), and carry traffic from that
  * address to the ClusterIP; loadBalancerSourceRanges is the allow-list; Services with one sharing key
  * share an address on disjoint ports; a taken request and an exhausted pool leave Services pending with
- * an Event; a deleted Service's address goes to the next Service asking for it.
+ * an Event; a deleted Service's address goes to the next Service asking for it; a pool's namespaceSelector
+ * follows namespace labels. Two hosts allocate through one allocator Lease: at no moment a watch of the
+ * Services sees one address recorded for two of them, and when the holder dies the other takes over.
  */
+import {KubeConfig, Watch} from '@kubernetes/client-node'
 import {expect} from 'chai'
 import {execFile} from 'node:child_process'
 import {mkdtemp, rm} from 'node:fs/promises'
@@ -60,7 +63,7 @@ const HTTP = {name: 'http', port: 80, protocol: 'TCP'} as const
 const DNS = {name: 'dns', port: 53, protocol: 'UDP'} as const
 
 describe('LoadBalancer Services and address pools, with smartnat watch in the namespace lab (root)', function () {
-  this.timeout(30_000)
+  this.timeout(40_000)
   let lab: Lab | undefined
   let server: ApiServer | undefined
   let dir: string | undefined
@@ -68,6 +71,9 @@ describe('LoadBalancer Services and address pools, with smartnat watch in the na
   /** Another smartnat host allocating from the same API (in the lab's rtr2, serving no interface). */
   let second: RunningCli | undefined
   let logText = ''
+  let secondLog = ''
+  /** Short, so that a takeover after a host dies fits in a test. */
+  const LEASE = ['--lease-duration', '4s']
 
   const type = (group: string, version: string, resource: string) => server!.registry.find(group, version, resource)!
   const services = () => type('', 'v1', 'services')
@@ -96,6 +102,8 @@ describe('LoadBalancer Services and address pools, with smartnat watch in the na
     server = await startApiServer({crds: ['crds/mapping.yaml', 'crds/addresspool.yaml']})
     dir = await mkdtemp(join(tmpdir(), 'smartnat-lb-'))
     await server.writeKubeconfig(join(dir, 'kubeconfig'))
+    // Where the host Leases and the allocator Lease live (deploy/rbac.yaml creates it in a cluster).
+    server.api.create(type('', 'v1', 'namespaces'), undefined, {apiVersion: 'v1', kind: 'Namespace', metadata: {name: 'smartnat-system'}} as unknown as KubeObject)
     server.api.create(type('smartnat.aureacentral.com', 'v1alpha1', 'addresspools'), undefined, {
       metadata: {name: 'edge'},
       spec: {addresses: [`${EXT_A}-${EXT_C}`]},
@@ -105,8 +113,8 @@ describe('LoadBalancer Services and address pools, with smartnat watch in the na
     server.api.create(type('discovery.k8s.io', 'v1', 'endpointslices'), 'default', slice as KubeObject)
     const port = await freePort()
     daemon = startSmartnat(
-      ['watch', '--kubeconfig', join(dir, 'kubeconfig'), '--netns', lab.ns('host'), '--lock-file', join(dir, 'smartnat.lock'), '--metrics-addr', `127.0.0.1:${port}`, '--resync', '3s', '--log-level', 'debug'],
-      {timeoutMs: 110_000},
+      ['watch', '--kubeconfig', join(dir, 'kubeconfig'), '--netns', lab.ns('host'), '--lock-file', join(dir, 'smartnat.lock'), '--metrics-addr', `127.0.0.1:${port}`, '--resync', '3s', '--log-level', 'debug', ...LEASE],
+      {timeoutMs: 150_000},
     )
     daemon.child.stdout!.on('data', (chunk: Buffer) => (logText += chunk.toString()))
     await withOutput(eventually('/readyz 200', 20_000, async () => ((await httpGet(port, '/readyz')).status === 200 ? true : undefined)))
@@ -178,29 +186,123 @@ describe('LoadBalancer Services and address pools, with smartnat watch in the na
     expect(addressOf('fourth')).to.equal(undefined)
   })
 
-  it('two smartnat hosts allocating at once give 50 new Services 50 distinct addresses within 5 s', async () => {
+  it('a pool with a namespaceSelector serves namespaces whose labels match; a label added admits, a label removed keeps what is held', async () => {
+    const namespaces = type('', 'v1', 'namespaces')
+    const namespace = (name: string, labels: Record<string, string>) => server!.api.create(namespaces, undefined, {apiVersion: 'v1', kind: 'Namespace', metadata: {name, labels}} as unknown as KubeObject)
+    const relabel = (name: string, labels: Record<string, string | null>) => server!.api.patch(namespaces, undefined, name, 'application/merge-patch+json', {metadata: {labels}})
+    namespace('team-edge', {tier: 'edge'})
+    namespace('team-core', {tier: 'core'})
+    server!.api.create(type('smartnat.aureacentral.com', 'v1alpha1', 'addresspools'), undefined, {
+      metadata: {name: 'selected'},
+      spec: {addresses: ['198.18.9.0/30'], namespaceSelector: {matchExpressions: [{key: 'tier', operator: 'In', values: ['edge']}]}},
+    } as unknown as KubeObject)
+    const inNamespace = (name: string, ns: string) => {
+      const object = chartService(name, [HTTP], {annotations: {'smartnat.aureacentral.com/pool': 'selected'}})
+      server!.api.create(services(), ns, {...object, metadata: {...object.metadata, namespace: ns}} as KubeObject)
+    }
+    const addressIn = (ns: string, name: string) => (server!.api.get(services(), ns, name) as unknown as ServiceResource).status?.loadBalancer?.ingress?.[0]?.ip
+    const eventsIn = (ns: string, name: string) =>
+      server!.api.list(type('', 'v1', 'events'), ns, {}).items.map((e) => e as unknown as StoredEvent).filter((e) => e.involvedObject.name === name)
+    inNamespace('edge-app', 'team-edge')
+    inNamespace('core-app', 'team-core')
+    expect(await withOutput(eventually('an address in team-edge', 10_000, () => addressIn('team-edge', 'edge-app')))).to.equal('198.18.9.0')
+    const refused = await withOutput(eventually('the AllocationFailed Event in team-core', 10_000, () => eventsIn('team-core', 'core-app').find((e) => e.reason === 'AllocationFailed')))
+    expect(refused.message).to.equal('AddressPool selected does not admit namespace team-core')
+    expect(addressIn('team-core', 'core-app')).to.equal(undefined)
+    relabel('team-core', {tier: 'edge'})
+    expect(await withOutput(eventually('an address in team-core once labelled', 10_000, () => addressIn('team-core', 'core-app')))).to.equal('198.18.9.1')
+    // Sticky: a Service holding an address keeps it when its namespace stops matching.
+    relabel('team-edge', {tier: null})
+    inNamespace('late-app', 'team-edge')
+    await withOutput(eventually('the new Service in team-edge refused', 10_000, () => eventsIn('team-edge', 'late-app').find((e) => e.reason === 'AllocationFailed')))
+    expect(addressIn('team-edge', 'edge-app')).to.equal('198.18.9.0')
+    expect(addressIn('team-edge', 'late-app')).to.equal(undefined)
+  })
+
+  it('two smartnat hosts allocating at once give 50 new Services 50 distinct addresses within 5 s, never one address to two Services at any moment', async () => {
     const port = await freePort()
     second = startSmartnat(
-      ['watch', '--kubeconfig', join(dir!, 'kubeconfig'), '--netns', lab!.ns('rtr2'), '--interfaces', '^serves-none$', '--lock-file', join(dir!, 'second.lock'), '--metrics-addr', `127.0.0.1:${port}`, '--resync', '3s'],
-      {timeoutMs: 60_000},
+      ['watch', '--kubeconfig', join(dir!, 'kubeconfig'), '--netns', lab!.ns('rtr2'), '--interfaces', '^serves-none$', '--lock-file', join(dir!, 'second.lock'), '--metrics-addr', `127.0.0.1:${port}`, '--resync', '3s', ...LEASE],
+      {timeoutMs: 100_000},
     )
-    let secondLog = ''
     second.child.stdout!.on('data', (chunk: Buffer) => (secondLog += chunk.toString()))
     await eventually('the second host ready', 20_000, async () => ((await httpGet(port, '/readyz')).status === 200 ? true : undefined))
-    server!.api.create(type('smartnat.aureacentral.com', 'v1alpha1', 'addresspools'), undefined, {metadata: {name: 'bulk'}, spec: {addresses: ['198.18.8.0/26']}} as unknown as KubeObject)
-    const names = Array.from({length: 50}, (_, i) => `bulk-${i}`)
-    const started = Date.now()
-    for (const name of names) create(chartService(name, [HTTP]))
-    // Each poll notes an address recorded for two Services at once; the hosts repair such a race, and the test reports it.
-    let sharedSeen = 0
-    const addresses = await withOutput(eventually('50 distinct addresses', 5000, () => {
-      const recorded = names.map(addressOf).filter((ip) => ip !== undefined)
-      if (new Set(recorded).size < recorded.length) sharedSeen++
-      return recorded.length === 50 && new Set(recorded).size === 50 ? recorded : undefined
-    }))
-    const seconds = (Date.now() - started) / 1000
-    const recordedBy = (log: string) => log.split('\n').filter((line) => line.includes('LoadBalancer addresses recorded')).length
-    console.log(`      50 Services: distinct addresses after ${seconds.toFixed(2)} s; polls that saw an address recorded twice: ${sharedSeen}; writebacks that recorded or lost a race: first host ${recordedBy(logText)}, second host ${recordedBy(secondLog)}`)
-    expect(addresses.every((ip) => ip.startsWith('198.18.8.'))).to.equal(true)
+    const seen = await watchAddresses()
+    try {
+      server!.api.create(type('smartnat.aureacentral.com', 'v1alpha1', 'addresspools'), undefined, {metadata: {name: 'bulk'}, spec: {addresses: ['198.18.8.0/26']}} as unknown as KubeObject)
+      const names = Array.from({length: 50}, (_, i) => `bulk-${i}`)
+      const started = Date.now()
+      // Over about half a second, each name sorting before the last: created in one second, each new
+      // Service is the oldest by the allocator's order, so hosts that decided from different moments
+      // (or one host from a cache behind its own writes) would give its address to the newcomer.
+      for (const name of [...names].reverse()) {
+        create(chartService(name, [HTTP]))
+        await new Promise((resolve) => setTimeout(resolve, 10))
+      }
+      const addresses = await withOutput(eventually('50 distinct addresses', 5000, () => {
+        const recorded = names.map(addressOf).filter((ip) => ip !== undefined)
+        return recorded.length === 50 && new Set(recorded).size === 50 ? recorded : undefined
+      }))
+      const seconds = (Date.now() - started) / 1000
+      const acquired = (log: string) => log.includes('allocator Lease acquired')
+      console.log(`      50 Services: distinct addresses after ${seconds.toFixed(2)} s; Service events watched: ${seen.events}; allocator: ${acquired(logText) ? 'first host' : acquired(secondLog) ? 'second host' : 'none logged'}`)
+      expect(addresses.every((ip) => ip.startsWith('198.18.8.'))).to.equal(true)
+      expect(seen.events).to.be.greaterThanOrEqual(50)
+      expect(seen.shared, 'moments a watch of the Services saw one address recorded for two of them').to.deep.equal([])
+      // Exactly one of the two hosts decided.
+      expect([acquired(logText), acquired(secondLog)].filter(Boolean)).to.have.length(1)
+    } finally {
+      seen.stop()
+    }
   })
+
+  it('when the allocating host dies, the other takes the allocator Lease over once it expires and allocates', async () => {
+    const [holder, survivorLog] = logText.includes('allocator Lease acquired') ? [daemon!, () => secondLog] : [second!, () => logText]
+    await killSmartnat(holder)
+    const seen = await watchAddresses()
+    try {
+      const names = Array.from({length: 5}, (_, i) => `after-${i}`)
+      for (const name of names) create(chartService(name, [HTTP], {annotations: {'smartnat.aureacentral.com/pool': 'bulk'}}))
+      // The Lease lasts 4 s: taken over 4 to 5 s after the last renewal, then one pass.
+      const addresses = await withOutput(eventually('addresses from the surviving host', 15_000, () => {
+        const recorded = names.map(addressOf).filter((ip) => ip !== undefined)
+        return recorded.length === names.length ? recorded : undefined
+      }))
+      expect(survivorLog()).to.include('allocator Lease acquired')
+      expect(new Set(addresses).size).to.equal(names.length)
+      expect(addresses.every((ip) => ip.startsWith('198.18.8.'))).to.equal(true)
+      expect(seen.shared).to.deep.equal([])
+    } finally {
+      seen.stop()
+    }
+  })
+
+  /**
+   * Watches every Service through the API and checks, after each event, that no address is recorded for
+   * two Services that may not share it (none of these Services has a sharing key, apart from share-*).
+   */
+  async function watchAddresses(): Promise<{events: number; shared: string[]; stop: () => void}> {
+    const kc = new KubeConfig()
+    kc.loadFromString(server!.kubeconfig())
+    const holders = new Map<string, string>()
+    const result = {events: 0, shared: [] as string[], stop: () => {}}
+    const list = server!.api.list(services(), undefined, {})
+    for (const item of list.items) {
+      const service = item as unknown as ServiceResource
+      const ip = service.status?.loadBalancer?.ingress?.[0]?.ip
+      if (ip !== undefined) holders.set(`${service.metadata.namespace}/${service.metadata.name}`, ip)
+    }
+    const controller = await new Watch(kc).watch('/api/v1/services', {resourceVersion: String(list.metadata.resourceVersion)}, (phase: string, service: ServiceResource) => {
+      result.events++
+      const key = `${service.metadata.namespace}/${service.metadata.name}`
+      const ip = service.status?.loadBalancer?.ingress?.[0]?.ip
+      if (phase === 'DELETED' || ip === undefined) holders.delete(key)
+      else holders.set(key, ip)
+      const byIp = new Map<string, string[]>()
+      for (const [name, address] of holders) if (!name.startsWith('default/share-')) byIp.set(address, [...(byIp.get(address) ?? []), name])
+      for (const [address, names] of byIp) if (names.length > 1) result.shared.push(`${address}: ${names.join(', ')}`)
+    }, () => {})
+    result.stop = () => controller.abort()
+    return result
+  }
 })

@@ -151,6 +151,16 @@ describe('allocator', function () {
       want: ['was: release 198.18.0.10', 'plain: 198.18.0.10 (new)'],
     },
   ]
+  it('admits by namespace labels: a selecting pool serves matching namespaces, and an address already held stays when the labels change', function () {
+    const selecting = [pool('edge', ['198.18.0.10-198.18.0.11'], {namespaceSelector: {matchExpressions: [{key: 'edge', operator: 'In', values: ['yes']}]}})]
+    const namespaceLabels = new Map([['shop', {edge: 'yes'}], ['ops', {edge: 'no'}]])
+    const first = run([{name: 'a', day: 1}, {name: 'b', day: 2, namespace: 'ops'}, {name: 'c', day: 3, namespace: 'unlisted'}], selecting, {namespaceLabels})
+    expect(lines(first)).to.deep.equal(['a: 198.18.0.10 (new)', 'b: pending: no AddressPool admits namespace ops', 'c: pending: no AddressPool admits namespace unlisted'])
+    const relabelled = new Map([['shop', {edge: 'no'}]])
+    const later = run([{name: 'a', day: 1, recorded: '198.18.0.10'}, {name: 'd', day: 4}], selecting, {namespaceLabels: relabelled})
+    expect(lines(later)).to.deep.equal(['a: kept 198.18.0.10', 'd: pending: no AddressPool admits namespace shop'])
+  })
+
   for (const {desc, services, pools, mappings, defaultLoadBalancer, want} of cases) {
     it(desc, function () {
       expect(lines(run(services, pools, {...(mappings ? {mappings} : {}), ...(defaultLoadBalancer ? {defaultLoadBalancer} : {})}))).to.deep.equal(want)

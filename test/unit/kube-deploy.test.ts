@@ -33,6 +33,7 @@ describe('deploy manifests', function () {
       .flatMap((r) => r.apiGroups.flatMap((g) => r.resources.map((res) => `${g || 'core'}/${res}: ${[...r.verbs].sort().join(',')}`)))
     expect(rules.sort()).to.deep.equal([
       'core/events: create,patch',
+      'core/namespaces: get,list,watch',
       'core/services/status: patch',
       'core/services: get,list,watch',
       'discovery.k8s.io/endpointslices: get,list,watch',

@@ -17,6 +17,7 @@ import {
 } from '../mapping/loadbalancer.js'
 import {readAllocated} from '../mapping/dynamic.js'
 import {firstFree, poolAdmits, poolHands, poolListing, poolSize, type AddressPool, type PoolConfig} from '../mapping/pool.js'
+import type {Labels} from '../mapping/label-selector.js'
 import type {MappingResource, ServiceResource} from '../mapping/types.js'
 import {ipv4ToInt, parseIpv4, type Ipv4} from '../net/ipv4.js'
 import {namesOf, sortOldestFirst} from '../plan/order.js'
@@ -52,6 +53,8 @@ export interface AllocationInput {
   mappings: readonly MappingResource[]
   pools: PoolConfig
   defaultLoadBalancer: boolean
+  /** Each namespace's labels, for pools with a namespaceSelector; a namespace missing here matches no selector. */
+  namespaceLabels?: ReadonlyMap<string, Labels>
 }
 
 /** Who holds an address: the Services, their namespace and sharing key, and the ports they use. */
@@ -93,8 +96,10 @@ export function allocate(input: AllocationInput): Allocation {
   const undecided = served.filter((service) => !decided.has(service))
   const asking = undecided.filter((service) => requested(service).address !== undefined)
   const asks = new Set(asking)
+  // Where each pool's free addresses start: `held` only grows during one allocation, so no pool is scanned twice.
+  const cursors = new Map<string, number>()
   for (const service of [...asking, ...undecided.filter((service) => !asks.has(service))]) {
-    const decision = decide(service, input, held, staticAddresses)
+    const decision = decide(service, input, held, staticAddresses, cursors)
     decided.set(service, decision)
     if (decision.kind === 'hold') take(held, decision.address, service)
   }
@@ -191,7 +196,7 @@ function requested(service: ServiceResource): {address?: Ipv4; reason?: string} 
   return {address}
 }
 
-function decide(service: ServiceResource, input: AllocationInput, held: Map<Ipv4, Holding>, staticAddresses: Set<Ipv4>): Decision {
+function decide(service: ServiceResource, input: AllocationInput, held: Map<Ipv4, Holding>, staticAddresses: Set<Ipv4>, cursors: Map<string, number>): Decision {
   const {pools} = input
   const pending = (reason: string): Decision => ({kind: 'pending', service, reason})
   const request = requested(service)
@@ -206,11 +211,11 @@ function decide(service: ServiceResource, input: AllocationInput, held: Map<Ipv4
     const pool = poolListing(pools, address)
     if (pool === undefined) return pending(`the requested address ${address} is in no AddressPool`)
     if (!poolHands(pool, address)) return pending(`the requested address ${address} is in overlapping AddressPools ${[pool.name, ...pool.overlapsWith].join(', ')}`)
-    if (!poolAdmits(pool, namespace)) return pending(`AddressPool ${pool.name} does not admit namespace ${namespace}`)
+    if (!poolAdmits(pool, namespace, input.namespaceLabels?.get(namespace))) return pending(`AddressPool ${pool.name} does not admit namespace ${namespace}`)
     return {kind: 'hold', service, address, pool: pool.name, assigned: true}
   }
 
-  const candidates = candidatePools(pools, poolName, namespace)
+  const candidates = candidatePools(pools, poolName, namespace, input.namespaceLabels?.get(namespace))
   if (typeof candidates === 'string') return pending(candidates)
   const admitted = (address: Ipv4) => candidates.some((pool) => poolHands(pool, address))
   // Sharing first: an address its key-mates hold, lowest first, when the ports do not clash.
@@ -222,24 +227,29 @@ function decide(service: ServiceResource, input: AllocationInput, held: Map<Ipv4
     if (shared !== undefined) return {kind: 'hold', service, address: shared, pool: poolListing(pools, shared)!.name, assigned: true}
   }
   for (const pool of candidates) {
-    const address = firstFree(pool, (ip) => held.has(ip) || staticAddresses.has(ip))
-    if (address !== undefined) return {kind: 'hold', service, address, pool: pool.name, assigned: true}
+    const address = firstFree(pool, (ip) => held.has(ip) || staticAddresses.has(ip), cursors.get(pool.name))
+    if (address === undefined) {
+      cursors.set(pool.name, Number.MAX_SAFE_INTEGER)
+      continue
+    }
+    cursors.set(pool.name, ipv4ToInt(address))
+    return {kind: 'hold', service, address, pool: pool.name, assigned: true}
   }
   const names = candidates.map((pool) => pool.name).join(', ')
   return pending(candidates.length === 1 ? `AddressPool ${names} has no free address` : `AddressPools ${names} have no free address`)
 }
 
 /** The pools a Service may draw from, in name order, or why there is none. */
-function candidatePools(pools: PoolConfig, poolName: string | undefined, namespace: string): AddressPool[] | string {
+function candidatePools(pools: PoolConfig, poolName: string | undefined, namespace: string, labels: Labels | undefined): AddressPool[] | string {
   if (typeof poolName === 'string' && poolName !== '') {
     const pool = pools.pools.get(poolName)
     if (pool === undefined) return `AddressPool ${poolName} does not exist${pools.errors.some((e) => e.message.startsWith(`parsing address pool ${poolName}:`)) ? ' (it does not parse)' : ''}`
-    if (!poolAdmits(pool, namespace)) return `AddressPool ${poolName} does not admit namespace ${namespace}`
+    if (!poolAdmits(pool, namespace, labels)) return `AddressPool ${poolName} does not admit namespace ${namespace}`
     return [pool]
   }
   const auto = [...pools.pools.values()].filter((pool) => pool.autoAssign)
   if (auto.length === 0) return 'no AddressPool assigns addresses automatically (create one, or name one with the pool annotation)'
-  const admitting = auto.filter((pool) => poolAdmits(pool, namespace))
+  const admitting = auto.filter((pool) => poolAdmits(pool, namespace, labels))
   if (admitting.length === 0) return `no AddressPool admits namespace ${namespace}`
   return admitting
 }

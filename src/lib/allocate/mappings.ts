@@ -26,6 +26,7 @@ import {
   type MappingRequest,
   type PortRange,
 } from '../mapping/dynamic.js'
+import type {Labels} from '../mapping/label-selector.js'
 import {firstFree, poolAdmits, type PoolConfig} from '../mapping/pool.js'
 import type {MappingResource, Protocol, ServiceResource} from '../mapping/types.js'
 import {validateRequest} from '../mapping/validate.js'
@@ -49,6 +50,8 @@ export interface MappingAllocationInput {
   pools: PoolConfig
   defaultLoadBalancer: boolean
   dynamicPorts: PortRange
+  /** Each namespace's labels, for pools with a namespaceSelector; a namespace missing here matches no selector. */
+  namespaceLabels?: ReadonlyMap<string, Labels>
 }
 
 // Enough for any Mapping the CRD admits (128 ports); planning applies --max-ports-per-mapping itself.
@@ -94,7 +97,7 @@ class Taken {
 export function allocateMappings(input: MappingAllocationInput): MappingDecision[] {
   const taken = new Taken()
   // Services first: the Services' allocator sees every Mapping's record as taken, and keeps its own.
-  const services = allocate({services: input.services, mappings: input.mappings, pools: input.pools, defaultLoadBalancer: input.defaultLoadBalancer})
+  const services = allocate({services: input.services, mappings: input.mappings, pools: input.pools, defaultLoadBalancer: input.defaultLoadBalancer, ...(input.namespaceLabels === undefined ? {} : {namespaceLabels: input.namespaceLabels})})
   for (const decision of services.decisions) {
     if (decision.kind !== 'hold') continue
     taken.holdAddress(decision.address)
@@ -165,7 +168,7 @@ function complete(entry: Asking, input: MappingAllocationInput, taken: Taken): M
       const broken = input.pools.errors.some((error) => error.message.startsWith(`parsing address pool ${poolName}:`))
       return pending(`AddressPool ${poolName} does not exist${broken ? ' (it does not parse)' : ''}`)
     }
-    if (!poolAdmits(pool, namespace)) return pending(`AddressPool ${poolName} does not admit namespace ${namespace}`)
+    if (!poolAdmits(pool, namespace, input.namespaceLabels?.get(namespace))) return pending(`AddressPool ${poolName} does not admit namespace ${namespace}`)
     const address = firstFree(pool, (ip) => taken.addresses.has(ip))
     if (address === undefined) return pending(`AddressPool ${poolName} has no free address`)
     addresses = [address]

@@ -6,6 +6,7 @@
  */
 import type {PortRange} from '../mapping/dynamic.js'
 import {mayAskForAllocation} from '../mapping/dynamic.js'
+import {namespaceLabels} from '../mapping/namespace.js'
 import {poolConfig} from '../mapping/pool.js'
 import type {MappingResource} from '../mapping/types.js'
 import type {Snapshot} from '../plan/model.js'
@@ -27,6 +28,7 @@ export const FILE_NOT_ALLOCATED = 'not allocated: --from-file allocates nothing,
 interface Marked {
   services: Snapshot['services']
   pools: Snapshot['addressPools']
+  namespaces: Snapshot['namespaces']
   key: string
   mappings: MappingResource[]
 }
@@ -51,13 +53,14 @@ export function withPendingAllocations(snapshot: Snapshot, options: PendingOptio
   if (!anyAsks(snapshot.mappings)) return snapshot
   const key = JSON.stringify(options)
   const cached = byMappings.get(snapshot.mappings)
-  if (cached?.services === snapshot.services && cached.pools === snapshot.addressPools && cached.key === key) return {...snapshot, mappings: cached.mappings}
+  if (cached?.services === snapshot.services && cached.pools === snapshot.addressPools && cached.namespaces === snapshot.namespaces && cached.key === key) return {...snapshot, mappings: cached.mappings}
   const decisions = allocateMappings({
     mappings: snapshot.mappings,
     services: snapshot.services,
     pools: poolConfig(snapshot.addressPools ?? []),
     defaultLoadBalancer: options.defaultLoadBalancer,
     dynamicPorts: options.dynamicPorts,
+    namespaceLabels: namespaceLabels(snapshot.namespaces ?? []),
   })
   const reasons = new Map<MappingResource, string>()
   for (const decision of decisions) {
@@ -68,7 +71,7 @@ export function withPendingAllocations(snapshot: Snapshot, options: PendingOptio
     const reason = reasons.get(mapping)
     return reason === undefined ? mapping : marked(mapping, reason)
   })
-  byMappings.set(snapshot.mappings, {services: snapshot.services, pools: snapshot.addressPools, key, mappings})
+  byMappings.set(snapshot.mappings, {services: snapshot.services, pools: snapshot.addressPools, namespaces: snapshot.namespaces, key, mappings})
   return {...snapshot, mappings}
 }
 

@@ -4,6 +4,7 @@ import type {LegacyOptions} from '../backend/backend.js'
 import {parseAssumedAddresses} from '../host/assumed.js'
 import {withFloatingAddresses} from '../plan/floating.js'
 import {withLock, type LockOptions} from '../host/lock.js'
+import {mayAskForAllocation} from '../mapping/dynamic.js'
 import {silentLogger} from '../observe/log.js'
 import {oneShotSource, type OneShotSource, type SourceOptions} from '../source/oneshot.js'
 import {describePending} from '../sync/conntrack-cleanup.js'
@@ -51,16 +52,21 @@ export type StepRunner = (steps: SyncStep[]) => Promise<void>
 export async function openSyncSource(options: SourceOptions): Promise<SyncSource> {
   const source = await oneShotSource(options)
   if (!source.kubeConfig) return source
-  const [{kubePublisher}, {openHostLease}] = await Promise.all([import('../sync/publish.js'), import('../sync/lease.js')])
+  const [{kubePublisher}, {openHostLease}, {openAllocatorLease}] = await Promise.all([import('../sync/publish.js'), import('../sync/lease.js'), import('../sync/allocator-lease.js')])
   const lease = openHostLease(source.kubeConfig, hostname(), options.lease, source.api ?? {}, silentLogger)
-  const publisher = kubePublisher(source.kubeConfig, lease.hostName, source.api, lease, {defaultLoadBalancer: options.defaultLoadBalancer ?? false, ...(options.dynamicPorts === undefined ? {} : {dynamicPorts: options.dynamicPorts})})
+  const allocatorLease = openAllocatorLease(source.kubeConfig, lease.hostName, options.lease, source.api ?? {}, silentLogger)
+  const allocator = {leadership: allocatorLease, durationSeconds: allocatorLease.durationSeconds}
+  const publisher = kubePublisher(source.kubeConfig, lease.hostName, source.api, lease, {defaultLoadBalancer: options.defaultLoadBalancer ?? false, allocator, ...(options.dynamicPorts === undefined ? {} : {dynamicPorts: options.dynamicPorts})})
   return {
     ...source,
     // Renewed once per run, before the statuses are written: a host that syncs from cron is live for --lease-duration after each run.
+    // The allocator Lease is tried once too (where there are pools): held, this run allocates and gives it up after; held by a watching instance, this run follows.
     publisher: {
       async publish(report, now, signal) {
         const renewed = await lease.renew()
-        const published = await publisher.publish(report, now, signal)
+        // Without pools, nor Mappings asking for an address or a port, nothing can be allocated or released: no Lease request then.
+        if ((report.snapshot.addressPools ?? []).length > 0 || report.snapshot.mappings.some(mayAskForAllocation)) await allocatorLease.tryHold()
+        const published = await publisher.publish(report, now, signal).finally(() => allocatorLease.stop())
         if (renewed) return published
         const error = new Error(`cannot renew this host's Lease (other hosts take its status keys for stale): ${lease.failure()}`)
         return {...published, errors: [error, ...published.errors]}

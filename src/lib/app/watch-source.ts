@@ -10,18 +10,19 @@ import type {ApiRequest} from '../source/kube/request.js'
 import type {KubeSource} from '../source/kube/source.js'
 import {openKubeConfig, type SourceOptions} from '../source/oneshot.js'
 import type {SnapshotSource} from '../source/source.js'
+import type {AllocatorLease} from '../sync/allocator-lease.js'
 import type {HostLease} from '../sync/lease.js'
 import type {Publisher} from '../sync/publish.js'
 
 /**
- * A watched directory or file, or the Kubernetes API with a publisher of statuses and Events and this
- * host's Lease (not yet started); throws when the path or the kubeconfig is wrong.
+ * A watched directory or file, or the Kubernetes API with a publisher of statuses and Events, this
+ * host's Lease and the allocator Lease (neither started yet); throws when the path or the kubeconfig is wrong.
  */
 export async function openWatchSource(
   options: SourceOptions,
   logger: Logger,
   metrics: SmartnatMetrics,
-): Promise<{source: SnapshotSource; publisher?: Publisher; lease?: HostLease}> {
+): Promise<{source: SnapshotSource; publisher?: Publisher; lease?: HostLease; allocatorLease?: AllocatorLease}> {
   const path = options.fromFile
   if (path) {
     await access(path).catch((error: unknown) => {
@@ -32,12 +33,13 @@ export async function openWatchSource(
   }
   // Loaded for the API only, like the client (see openKubeConfig). Nothing in the flags or the
   // kubeconfig changes by trying again: the daemon fails at start.
-  const [{kubeConfig, warning}, {KubeSource}, {kubePublisher}, {requireStatusSubresource}, {openHostLease}] = await Promise.all([
+  const [{kubeConfig, warning}, {KubeSource}, {kubePublisher}, {requireStatusSubresource}, {openHostLease}, {openAllocatorLease}] = await Promise.all([
     openKubeConfig(options),
     import('../source/kube/source.js'),
     import('../sync/publish.js'),
     import('../source/kube/crd.js'),
     import('../sync/lease.js'),
+    import('../sync/allocator-lease.js'),
   ])
   if (warning) logger.warn(warning)
   const api = {timeoutMs: options.apiTimeoutMs, onFailure: (request: ApiRequest, code: string) => metrics.apiError({...request, code})}
@@ -49,11 +51,10 @@ export async function openWatchSource(
       onRetry: (reason, retryInMs) => logger.warn('cannot tell yet whether the Mapping CRD serves the status subresource; asking again', {reason, retryInMs}),
     }))
   const lease = openHostLease(kubeConfig, hostname(), options.lease, api, logger.with({component: 'lease'}))
-  return {
-    source: new ExposingSource(checked, options.defaultLoadBalancer ?? false, dynamicPorts(options)),
-    publisher: kubePublisher(kubeConfig, lease.hostName, api, lease, {defaultLoadBalancer: options.defaultLoadBalancer ?? false, ...dynamicPorts(options)}),
-    lease,
-  }
+  const allocatorLease = openAllocatorLease(kubeConfig, lease.hostName, options.lease, api, logger.with({component: 'allocator'}))
+  const allocator = {leadership: allocatorLease, durationSeconds: allocatorLease.durationSeconds}
+  const publisher = kubePublisher(kubeConfig, lease.hostName, api, lease, {defaultLoadBalancer: options.defaultLoadBalancer ?? false, allocator, ...dynamicPorts(options)})
+  return {source: new ExposingSource(checked, options.defaultLoadBalancer ?? false, dynamicPorts(options)), publisher, lease, allocatorLease}
 }
 
 function dynamicPorts(options: SourceOptions): Pick<SourceOptions, 'dynamicPorts'> {

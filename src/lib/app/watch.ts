@@ -55,7 +55,7 @@ export async function runWatch(request: WatchRequest, stopSignal: () => StopSign
   const logger = createLogger(request.log)
   for (const warning of request.warnings ?? []) logger.warn(warning)
   const metrics = new SmartnatMetrics()
-  const {source, publisher, lease} = await openWatchSource(request.source, logger.with({component: 'source'}), metrics)
+  const {source, publisher, lease, allocatorLease} = await openWatchSource(request.source, logger.with({component: 'source'}), metrics)
   const {runner, backend} = openHost(request.host)
   await checkPrerequisites(runner, backend)
   const lock = await acquireLock({...request.lock, purpose: 'watch', onWait: (holder) => logger.info(waitingLine(request.lock.path, request.lock.waitMs, holder))}).catch(
@@ -90,6 +90,7 @@ export async function runWatch(request: WatchRequest, stopSignal: () => StopSign
     logger.info('watching', {source: request.source.fromFile ?? 'kubernetes', resync: request.resync.text, metricsAddr: `${server.host}:${server.port}`, lock: lock.path})
     // Renewed before the first status write (which waits for it), so that no other host takes this one's keys for a gone host's.
     lease?.start()
+    allocatorLease?.start()
     const started = loop.start()
     // A signal stops the wait for a source that cannot sync; a start that fails ends the daemon.
     const signal = await Promise.race([stop.received, started.then(() => stop.received)])
@@ -103,6 +104,8 @@ export async function runWatch(request: WatchRequest, stopSignal: () => StopSign
   } finally {
     await hostChanges.stop()
     lease?.stop()
+    // After the loop has stopped: no allocation is written once the Lease is given up.
+    await allocatorLease?.stop()
     await server?.close()
     await releaseQuietly(lock, logger)
     stop.dispose()

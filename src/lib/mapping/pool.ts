@@ -5,6 +5,7 @@
  * both and allocated from neither.
  */
 import {intToIpv4, ipv4ToInt, parseCidr, parseIpv4, prefixMask, cidrParts, type Ipv4} from '../net/ipv4.js'
+import {parseLabelSelector, selectorMatches, type LabelSelector, type Labels} from './label-selector.js'
 import {isDns1123Label, isDns1123Subdomain, showValue} from './names.js'
 import type {ObjectMeta} from './types.js'
 
@@ -40,6 +41,8 @@ export interface AddressPool {
   autoAssign: boolean
   /** Only these namespaces may draw from it; undefined: any. */
   namespaces?: readonly string[]
+  /** Only namespaces whose labels match may draw from it; undefined: any. With `namespaces`, both must hold. */
+  namespaceSelector?: LabelSelector
   /** Parts of `ranges` other pools also list: never allocated. */
   overlaps: readonly AddressRange[]
   /** The other pools sharing addresses with this one, by name. */
@@ -110,9 +113,10 @@ function parsePool(name: string, resource: AddressPoolResource): Omit<AddressPoo
     })
     pool.namespaces = [...(namespaces as string[])].sort()
   }
-  // Refused rather than ignored: a pool meant for some namespaces must not serve them all.
   if (namespaceSelector !== undefined && namespaceSelector !== null) {
-    fail('spec.namespaceSelector is not supported yet (smartnat does not read namespace labels); list the namespaces in spec.namespaces')
+    const selector = parseLabelSelector(namespaceSelector, 'spec.namespaceSelector')
+    if (typeof selector === 'string') fail(selector)
+    pool.namespaceSelector = selector
   }
   return pool
 }
@@ -177,9 +181,14 @@ export function poolListing(config: PoolConfig, ip: Ipv4): AddressPool | undefin
   return undefined
 }
 
-/** Whether a Service of `namespace` may draw from `pool`. */
-export function poolAdmits(pool: AddressPool, namespace: string): boolean {
-  return pool.namespaces === undefined || pool.namespaces.includes(namespace)
+/**
+ * Whether a Service of `namespace` may draw from `pool`: the namespace is listed (when the pool lists
+ * any) and its labels match (when the pool has a selector; a namespace whose labels are unknown matches none).
+ */
+export function poolAdmits(pool: AddressPool, namespace: string, labels?: Labels): boolean {
+  if (pool.namespaces !== undefined && !pool.namespaces.includes(namespace)) return false
+  if (pool.namespaceSelector === undefined) return true
+  return labels !== undefined && selectorMatches(pool.namespaceSelector, labels)
 }
 
 /** How many addresses `pool` can hand out (its overlaps excluded). */
@@ -188,10 +197,15 @@ export function poolSize(pool: AddressPool): number {
   return count(pool.ranges) - count(pool.overlaps)
 }
 
-/** The first address of `pool`, in address order, that it hands out and `taken` does not hold. */
-export function firstFree(pool: AddressPool, taken: (ip: Ipv4) => boolean): Ipv4 | undefined {
+/**
+ * The first address of `pool`, in address order, that it hands out and `taken` does not hold; from
+ * the address numbered `from` on when given (a caller whose taken addresses only grow need not scan
+ * again what it found taken before).
+ */
+export function firstFree(pool: AddressPool, taken: (ip: Ipv4) => boolean, from = 0): Ipv4 | undefined {
   for (const range of pool.ranges) {
-    for (let value = range.first; value <= range.last; value++) {
+    if (range.last < from) continue
+    for (let value = Math.max(range.first, from); value <= range.last; value++) {
       if (inRanges(pool.overlaps, value)) continue
       const ip = intToIpv4(value)
       if (!taken(ip)) return ip

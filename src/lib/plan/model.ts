@@ -2,6 +2,7 @@
 import type {Cidr, Ipv4} from '../net/ipv4.js'
 import type {MappingResource, EndpointSliceResource, Protocol, ServiceResource} from '../mapping/types.js'
 import type {AddressPoolResource} from '../mapping/pool.js'
+import type {NamespaceResource} from '../mapping/namespace.js'
 
 /** Everything the planner reads about the cluster. */
 export interface Snapshot {
@@ -10,6 +11,8 @@ export interface Snapshot {
   endpointSlices: EndpointSliceResource[]
   /** The AddressPools LoadBalancer Services draw from; absent where the source has none. The planner never reads them: allocation does. */
   addressPools?: AddressPoolResource[]
+  /** Namespaces with their labels, for AddressPools that select namespaces; absent where the source has none. Allocation reads them, the planner never. */
+  namespaces?: NamespaceResource[]
 }
 
 /** An address on an external interface, with the prefix of its subnet. */

@@ -1,4 +1,5 @@
-/** The file source: Mappings, Services, EndpointSlices and AddressPools from YAML manifests on disk. */
+/** The file source: Mappings, Services, EndpointSlices, AddressPools and Namespaces (their labels) from YAML manifests on disk. */
+import type {NamespaceResource} from '../mapping/namespace.js'
 import {ADDRESS_POOL_KIND, type AddressPoolResource} from '../mapping/pool.js'
 import {MAPPING_GROUP, type EndpointSliceResource, type MappingResource, type ServiceResource} from '../mapping/types.js'
 import type {Snapshot} from '../plan/model.js'
@@ -10,13 +11,13 @@ import {parseYamlDocuments} from './yaml.js'
  * Snapshot; each file is read whole (see stable-read.ts), and one that does not parse fails it all.
  */
 export async function readManifests(path: string, options: StableReadOptions = {}): Promise<Snapshot> {
-  const snapshot: Snapshot & {addressPools: AddressPoolResource[]} = {mappings: [], services: [], endpointSlices: [], addressPools: []}
+  const snapshot: Snapshot & {addressPools: AddressPoolResource[]; namespaces: NamespaceResource[]} = {mappings: [], services: [], endpointSlices: [], addressPools: [], namespaces: []}
   for (const {file, text} of await readStableManifests(path, options)) {
     for (const object of parseManifestText(text, file)) collect(snapshot, object)
   }
   // Snapshots without pools stay as they were (AddressPool-free manifests are the common case).
-  if (snapshot.addressPools.length === 0) return {mappings: snapshot.mappings, services: snapshot.services, endpointSlices: snapshot.endpointSlices}
-  return snapshot
+  const {addressPools, namespaces, ...rest} = snapshot
+  return {...rest, ...(addressPools.length > 0 ? {addressPools} : {}), ...(namespaces.length > 0 ? {namespaces} : {})}
 }
 
 /**
@@ -39,6 +40,10 @@ function collect(snapshot: Snapshot, object: unknown): void {
   // AddressPools are cluster-scoped: they get no namespace.
   if (kind === ADDRESS_POOL_KIND && group === MAPPING_GROUP) {
     snapshot.addressPools!.push(object as unknown as AddressPoolResource)
+    return
+  }
+  if (kind === 'Namespace' && apiVersion === 'v1') {
+    snapshot.namespaces!.push(object as unknown as NamespaceResource)
     return
   }
   const withNamespace = {...object, metadata: {namespace: 'default', ...object.metadata}}

@@ -9,13 +9,16 @@ import {isDeepStrictEqual} from 'node:util'
 import type {CoreV1Event} from '@kubernetes/client-node'
 import {allocate, type Allocation, type Decision} from '../allocate/allocate.js'
 import {exposedServiceName, isServiceExposure, WAITING_FOR_ADDRESS} from '../mapping/loadbalancer.js'
+import {namespaceLabels} from '../mapping/namespace.js'
 import {poolConfig, type AddressPoolResource, type AddressPoolStatus, type PoolConfig} from '../mapping/pool.js'
 import type {LoadBalancerIngress, ServiceResource} from '../mapping/types.js'
 import type {MappingVerdict, Snapshot} from '../plan/model.js'
 import {describeApiError, httpStatusOf} from '../source/kube/errors.js'
 import type {EventApi, MergePatch} from '../source/kube/writers.js'
+import type {AllocatorLeadership} from './allocator-lease.js'
 import {API_WRITES_IN_FLIGHT, mapBounded} from './bounded.js'
 import {EVENT_COMPONENT} from './events.js'
+import {NewerStatuses} from './newer-statuses.js'
 
 export interface ServiceStatusApi {
   /** Merge-patches the status subresource; a metadata.resourceVersion in the patch makes a stale write fail with 409. */
@@ -32,6 +35,15 @@ export interface AllocationApis {
   events: EventApi
 }
 
+/** With several instances: only the allocator Lease's holder decides, and on taking it over it reads the Services afresh. */
+export interface AllocationCoordination {
+  leadership: AllocatorLeadership
+  /** Every Service as the API has it now (a paged list), so that a new holder does not decide from a cache that lags. */
+  listServices(): Promise<ServiceResource[]>
+  /** How long a Service the cache has never shown is counted on such a list's word. */
+  maxAgeMs: number
+}
+
 export interface AllocationResult {
   /** Service statuses written: addresses allocated, ports updated, addresses released. */
   written: number
@@ -43,6 +55,8 @@ export interface AllocationResult {
   conflicts: number
   poolsWritten: number
   eventsCreated: number
+  /** False when another instance holds the allocator Lease: this one wrote no allocation and follows what is recorded. */
+  deciding: boolean
   errors: Error[]
 }
 
@@ -55,13 +69,19 @@ interface Write {
 /** Writes allocations; remembers which pending reasons it already told, so each is one Event, not one per pass. */
 export class AllocationWriter {
   private told = new Map<string, string>()
+  private readonly newer: NewerStatuses<ServiceResource>
+  /** The allocator term whose Services were read afresh; a new term reads them again. */
+  private listedTerm = 0
 
   constructor(
     private readonly apis: AllocationApis,
     private readonly hostName: string,
     private readonly defaultLoadBalancer: boolean,
     private readonly inFlight = API_WRITES_IN_FLIGHT,
-  ) {}
+    private readonly coordination?: AllocationCoordination,
+  ) {
+    this.newer = new NewerStatuses<ServiceResource>(coordination?.maxAgeMs ?? 0)
+  }
 
   /**
    * Decides from `snapshot` and writes what differs from what the Services and pools already say;
@@ -69,14 +89,17 @@ export class AllocationWriter {
    * address (a conflict, a bad port) is told why with an Event.
    */
   async write(snapshot: Snapshot, now: Date, verdicts: readonly MappingVerdict[] = []): Promise<AllocationResult> {
+    const result: AllocationResult = {written: 0, allocated: 0, released: 0, pending: 0, conflicts: 0, poolsWritten: 0, eventsCreated: 0, deciding: true, errors: []}
+    const services = await this.decidingServices(snapshot.services, now, result)
+    if (services === undefined) return await this.follow(snapshot, now, verdicts, result)
     const pools = poolConfig(snapshot.addressPools ?? [])
     const allocation = allocate({
-      services: snapshot.services,
+      services,
       mappings: snapshot.mappings.filter((mapping) => !isServiceExposure(mapping)),
       pools,
       defaultLoadBalancer: this.defaultLoadBalancer,
+      namespaceLabels: namespaceLabels(snapshot.namespaces ?? []),
     })
-    const result: AllocationResult = {written: 0, allocated: 0, released: 0, pending: 0, conflicts: 0, poolsWritten: 0, eventsCreated: 0, errors: []}
     const writes: Write[] = []
     const notices: {service: ServiceResource; event: NonNullable<Write['event']>}[] = []
     const told = new Map<string, string>()
@@ -112,6 +135,40 @@ export class AllocationWriter {
     return result
   }
 
+  /**
+   * The Services to decide from: the cache's, with what this instance knows to be newer in place; a
+   * fresh list of them first when this instance has just taken the allocator Lease. Undefined when
+   * another instance decides (or the fresh list failed: the next pass tries again).
+   */
+  private async decidingServices(cached: readonly ServiceResource[], now: Date, result: AllocationResult): Promise<readonly ServiceResource[] | undefined> {
+    const coordination = this.coordination
+    if (coordination === undefined) return this.newer.apply(cached, now.getTime())
+    if (!coordination.leadership.holds()) return undefined
+    const term = coordination.leadership.term()
+    if (term !== this.listedTerm) {
+      try {
+        this.newer.noteListed(await coordination.listServices(), cached, now.getTime())
+      } catch (error) {
+        result.errors.push(new Error(`listing Services before allocating as the new allocator: ${describeApiError(error)}`, {cause: error}))
+        return undefined
+      }
+      this.listedTerm = term
+    }
+    return this.newer.apply(cached, now.getTime())
+  }
+
+  /** Another instance decides: nothing is allocated, released or counted here; only the plan's refusals are told. */
+  private async follow(snapshot: Snapshot, now: Date, verdicts: readonly MappingVerdict[], result: AllocationResult): Promise<AllocationResult> {
+    const notices: {service: ServiceResource; event: NonNullable<Write['event']>}[] = []
+    const told = new Map<string, string>()
+    for (const {service, reason} of refusedExposures(snapshot, verdicts)) this.tellOnce(told, service, 'Invalid', reason, notices)
+    this.told = told
+    const events = await mapBounded(notices, this.inFlight, ({service, event}) => this.recordEvent(service, event, now))
+    for (const error of events) if (error instanceof Error) result.errors.push(error)
+    result.eventsCreated += events.filter((error) => error === undefined).length
+    return {...result, deciding: false}
+  }
+
   /** Notes an Event to record unless the same one was told at the last round. */
   private tellOnce(told: Map<string, string>, service: ServiceResource, reason: string, message: string, notices: {service: ServiceResource; event: NonNullable<Write['event']>}[]): void {
     const key = `${reason}:${serviceKey(service)}`
@@ -124,7 +181,8 @@ export class AllocationWriter {
   private async writeService(write: Write, now: Date): Promise<Write['event'] | 'conflict' | Error> {
     const {namespace, name, resourceVersion} = write.service.metadata
     try {
-      await this.apis.services.patchStatus(namespace!, name!, {metadata: {resourceVersion}, status: {loadBalancer: {ingress: write.ingress}}})
+      const written = await this.apis.services.patchStatus(namespace!, name!, {metadata: {resourceVersion}, status: {loadBalancer: {ingress: write.ingress}}})
+      this.newer.note(withRecorded(write, written), resourceVersion, now.getTime())
     } catch (error) {
       if (httpStatusOf(error) === 409) return 'conflict'
       // Deleted since it was read: nothing to record any more.
@@ -165,6 +223,17 @@ export class AllocationWriter {
     })
     const errors = outcomes.filter((outcome) => outcome !== undefined)
     return {written: outcomes.length - errors.length, errors}
+  }
+}
+
+/** The Service as just written: the recorded ingress, and the version the API server answered with (when it said). */
+function withRecorded(write: Write, written: unknown): ServiceResource {
+  const version = (written as {metadata?: {resourceVersion?: unknown}} | undefined)?.metadata?.resourceVersion
+  const {status: _old, ...service} = write.service
+  return {
+    ...service,
+    metadata: {...service.metadata, resourceVersion: typeof version === 'string' ? version : undefined},
+    ...(write.ingress === null ? {} : {status: {loadBalancer: {ingress: write.ingress}}}),
   }
 }
 

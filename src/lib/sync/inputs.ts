@@ -67,6 +67,9 @@ export class SettledInputs {
     // AddressPools change allocations, which the pass's writeback makes.
     const pools = changedObjects(settled.addressPools ?? [], snapshot.addressPools ?? [])
     if (pools.added.length + pools.removed.length > 0) return false
+    // So do namespace labels, where a pool selects namespaces.
+    const namespaces = changedObjects(settled.namespaces ?? [], snapshot.namespaces ?? [])
+    if (namespaces.added.length + namespaces.removed.length > 0) return false
     const slices = changedObjects(settled.endpointSlices, snapshot.endpointSlices)
     for (const slice of [...slices.added, ...slices.removed]) if (this.isNamed(key(slice.metadata?.namespace, slice.metadata?.labels?.[SERVICE_NAME_LABEL]))) return false
     return true

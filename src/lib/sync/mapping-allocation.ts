@@ -11,11 +11,13 @@ import type {CoreV1Event} from '@kubernetes/client-node'
 import {allocateMappings, sameAllocation, type MappingDecision} from '../allocate/mappings.js'
 import {allocatedRecord, DEFAULT_DYNAMIC_PORTS, mayAskForAllocation, readAllocated, type Allocated, type PortRange} from '../mapping/dynamic.js'
 import {isServiceExposure} from '../mapping/loadbalancer.js'
+import {namespaceLabels} from '../mapping/namespace.js'
 import {poolConfig} from '../mapping/pool.js'
 import {MAPPING_API_VERSION, type MappingResource} from '../mapping/types.js'
 import type {Snapshot} from '../plan/model.js'
 import {describeApiError, httpStatusOf} from '../source/kube/errors.js'
 import type {EventApi, MergePatch} from '../source/kube/writers.js'
+import type {AllocatorLeadership} from './allocator-lease.js'
 import {API_WRITES_IN_FLIGHT, mapBounded} from './bounded.js'
 import {EVENT_COMPONENT} from './events.js'
 
@@ -42,6 +44,8 @@ export interface MappingAllocationOptions {
   dynamicPorts?: PortRange
   /** Where an `Allocated` Event goes for each allocation recorded, and the host named as its source. */
   events?: {api: EventApi; hostName: string}
+  /** When given, records are written only while this instance holds the allocator Lease; the others follow what is recorded. */
+  leadership?: AllocatorLeadership
 }
 
 /** The record `decision` wants in status.allocated (null: none), or undefined when the Mapping already holds it. */
@@ -67,10 +71,12 @@ export class MappingAllocationWriter {
     const mappings = snapshot.mappings.filter((mapping) => !isServiceExposure(mapping))
     // Most clusters have no such Mapping: their passes pay nothing for this.
     if (!mappings.some(mayAskForAllocation)) return result
+    if (this.options.leadership !== undefined && !this.options.leadership.holds()) return result
     const decisions = allocateMappings({
       mappings,
       services: snapshot.services,
       pools: poolConfig(snapshot.addressPools ?? []),
+      namespaceLabels: namespaceLabels(snapshot.namespaces ?? []),
       defaultLoadBalancer: this.options.defaultLoadBalancer,
       dynamicPorts: this.options.dynamicPorts ?? DEFAULT_DYNAMIC_PORTS,
     })

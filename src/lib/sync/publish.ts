@@ -7,7 +7,9 @@ import {isServiceExposure} from '../mapping/loadbalancer.js'
 import type {ApiOptions} from '../source/kube/request.js'
 import {kubeEventApi, kubeMappingFinalizerApi, kubeMappingStatusApi, kubePoolStatusApi, kubeServiceStatusApi, type EventApi, type MappingFinalizerApi, type MappingStatusApi} from '../source/kube/writers.js'
 import type {PortRange} from '../mapping/dynamic.js'
+import {listServices} from '../source/kube/source.js'
 import {AllocationWriter, type AllocationResult} from './allocation.js'
+import type {AllocatorLeadership} from './allocator-lease.js'
 import {API_WRITES_IN_FLIGHT} from './bounded.js'
 import {recordEvents} from './events.js'
 import {removeGoFinalizers, type FinalizerResult} from './finalizers.js'
@@ -43,18 +45,22 @@ export function kubePublisher(
   hostName = hostname(),
   api: ApiOptions = {},
   lease?: Pick<HostLease, 'live' | 'refresh' | 'started'>,
-  options: {defaultLoadBalancer?: boolean; dynamicPorts?: PortRange} = {},
+  options: {defaultLoadBalancer?: boolean; dynamicPorts?: PortRange; allocator?: {leadership: AllocatorLeadership; durationSeconds: number}} = {},
 ): Publisher {
   const events = kubeEventApi(kubeConfig, api)
+  const allocator = options.allocator
   const allocation = new AllocationWriter(
     {services: kubeServiceStatusApi(kubeConfig, api), pools: kubePoolStatusApi(kubeConfig, api), events},
     hostName,
     options.defaultLoadBalancer ?? false,
+    API_WRITES_IN_FLIGHT,
+    allocator && {leadership: allocator.leadership, listServices: () => listServices(kubeConfig, api), maxAgeMs: allocator.durationSeconds * 1000},
   )
   const mappingApi = kubeMappingStatusApi(kubeConfig, api)
   const mappingAllocation = new MappingAllocationWriter(mappingApi, {
     defaultLoadBalancer: options.defaultLoadBalancer ?? false,
     events: {api: events, hostName},
+    ...(allocator === undefined ? {} : {leadership: allocator.leadership}),
     ...(options.dynamicPorts === undefined ? {} : {dynamicPorts: options.dynamicPorts}),
   })
   return apiPublisher({...mappingApi, ...kubeMappingFinalizerApi(kubeConfig, api)}, events, hostName, API_WRITES_IN_FLIGHT, lease, allocation, mappingAllocation)

@@ -4,7 +4,7 @@ import {ADDRESS_POOL_PLURAL} from '../../mapping/pool.js'
 import {MAPPING_API_VERSION, MAPPING_GROUP, MAPPING_VERSION} from '../../mapping/types.js'
 import {abortOn, timedRequest, type ApiOptions} from './request.js'
 
-export type KindName = 'Mapping' | 'Service' | 'EndpointSlice' | 'AddressPool'
+export type KindName = 'Mapping' | 'Service' | 'EndpointSlice' | 'AddressPool' | 'Namespace'
 
 /** An object as it comes over the wire: plain JSON with string timestamps. */
 export interface WireObject {
@@ -71,6 +71,12 @@ export function watchedKinds(kc: KubeConfig, api: ApiOptions = {}): WatchedKind[
       listPage: (page) => list('AddressPool', (signal) => custom.listClusterCustomObject({
         group: MAPPING_GROUP, version: MAPPING_VERSION, plural: ADDRESS_POOL_PLURAL, limit: page.limit, _continue: page.continue,
       }, abortOn(signal))),
+    },
+    {
+      name: 'Namespace',
+      apiVersion: 'v1',
+      path: '/api/v1/namespaces',
+      listPage: (page) => list('Namespace', (signal) => core.listNamespace({limit: page.limit, _continue: page.continue}, abortOn(signal))),
     },
   ]
 }

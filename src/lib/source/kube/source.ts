@@ -1,5 +1,6 @@
-/** The kube source: Mappings, Services and EndpointSlices of all namespaces, kept current by list/watch. */
+/** The kube source: Mappings, Services and EndpointSlices of all namespaces, AddressPools and Namespaces (their labels), kept current by list/watch. */
 import type {KubeConfig} from '@kubernetes/client-node'
+import type {NamespaceResource} from '../../mapping/namespace.js'
 import type {AddressPoolResource} from '../../mapping/pool.js'
 import type {EndpointSliceResource, MappingResource, ServiceResource} from '../../mapping/types.js'
 import type {Snapshot} from '../../plan/model.js'
@@ -135,8 +136,8 @@ export class KubeSource {
   snapshot(): Snapshot {
     // Sorted by namespace/name, so the snapshot does not depend on the order events arrived in.
     // The arrays are the cache's own, handed out again while nothing changes: nobody modifies a snapshot.
-    const [mappings, services, endpointSlices, addressPools] = this.reflectors.map((r) => r.objects.sorted() as WireObject[])
-    return toSnapshot(mappings ?? [], services ?? [], endpointSlices ?? [], addressPools ?? [])
+    const [mappings, services, endpointSlices, addressPools, namespaces] = this.reflectors.map((r) => r.objects.sorted() as WireObject[])
+    return toSnapshot(mappings ?? [], services ?? [], endpointSlices ?? [], addressPools ?? [], namespaces ?? [])
   }
 
   /** Lists everything once with paging and no watch, for a one-shot sync. */
@@ -148,7 +149,13 @@ export class KubeSource {
 /** Lists Mappings, Services and EndpointSlices of all namespaces with paging, without watching; each page request ends at the deadline of `api`. */
 export async function listSnapshot(kubeConfig: KubeConfig, pageSize = DEFAULT_PAGE_SIZE, api: ApiOptions = {}): Promise<Snapshot> {
   const lists = await Promise.all(watchedKinds(kubeConfig, api).map((kind) => listKind(kind, pageSize)))
-  return toSnapshot(lists[0]!, lists[1]!, lists[2]!, lists[3]!)
+  return toSnapshot(lists[0]!, lists[1]!, lists[2]!, lists[3]!, lists[4]!)
+}
+
+/** Every Service of all namespaces as the API has it now, with paging, kept as the cache keeps them. */
+export async function listServices(kubeConfig: KubeConfig, api: ApiOptions = {}, pageSize = DEFAULT_PAGE_SIZE): Promise<ServiceResource[]> {
+  const kind = watchedKinds(kubeConfig, api).find((watched) => watched.name === 'Service')!
+  return (await listAll(kind, pageSize)).items as unknown as ServiceResource[]
 }
 
 async function listKind(kind: WatchedKind, pageSize: number): Promise<WireObject[]> {
@@ -161,11 +168,12 @@ async function listKind(kind: WatchedKind, pageSize: number): Promise<WireObject
   }
 }
 
-function toSnapshot(mappings: WireObject[], services: WireObject[], endpointSlices: WireObject[], addressPools: WireObject[]): Snapshot {
+function toSnapshot(mappings: WireObject[], services: WireObject[], endpointSlices: WireObject[], addressPools: WireObject[], namespaces: WireObject[]): Snapshot {
   return {
     mappings: mappings as unknown as MappingResource[],
     services: services as unknown as ServiceResource[],
     endpointSlices: endpointSlices as unknown as EndpointSliceResource[],
     addressPools: addressPools as unknown as AddressPoolResource[],
+    namespaces: namespaces as unknown as NamespaceResource[],
   }
 }

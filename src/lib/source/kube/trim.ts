@@ -64,6 +64,13 @@ function slimEndpointSlice(object: WireObject): WireObject {
   return slim
 }
 
+/** A Namespace as the cache keeps it: its name and every label (a pool's selector may name any), nothing of its spec or status. */
+function slimNamespace(object: WireObject): WireObject {
+  const metadata = pick(object.metadata, ['name', 'uid', 'resourceVersion', 'creationTimestamp']) as WireObject['metadata']
+  if (isObject(object.metadata.labels)) metadata.labels = object.metadata.labels
+  return {apiVersion: object.apiVersion, kind: object.kind, metadata}
+}
+
 /**
  * A listed or watched object as the cache keeps it: with the apiVersion and kind that list items
  * and watch events leave out, and without what an API server sends along with every object and
@@ -76,6 +83,7 @@ export function cachedObject(kind: WatchedKind, object: WireObject): WireObject 
   // Of Services and EndpointSlices, only what the planner reads; Mappings whole, their status included.
   if (kind.name === 'Service') return slimService(typed)
   if (kind.name === 'EndpointSlice') return slimEndpointSlice(typed)
+  if (kind.name === 'Namespace') return slimNamespace(typed)
   return {...typed, metadata: withoutBookkeeping(object.metadata)}
 }
 
