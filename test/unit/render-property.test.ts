@@ -20,6 +20,15 @@ import type {NftState} from '../../src/lib/backend/nftables/types.js'
 import type {DirectEndpoint, NatGroup, NatMapping, NatModel} from '../../src/lib/plan/model.js'
 import {ip, sampleModel} from './nat-model-fixture.js'
 
+/** A generated value as text; an object whose toString is not callable (fc.anything makes them) shows as a placeholder. */
+function shown(value: unknown): string {
+  try {
+    return String(value)
+  } catch {
+    return '<unprintable>'
+  }
+}
+
 const HOST: HostInfo = {
   interfaces: [
     {name: 'eth1', addresses: [{address: ip('198.18.0.10'), prefixLength: 24}, {address: ip('198.18.0.11'), prefixLength: 24}]},
@@ -179,7 +188,7 @@ function checkOwnership(state: IptablesState, snapshot: Snapshot, verdicts: Mapp
         throw new Error(`not a DNAT rule nor a jump to a group: ${rule.line}`)
       }
       const specs = snapshot.mappings
-        .filter((m) => `${String(m.metadata.namespace)}/${String(m.metadata.name)}` === key)
+        .filter((m) => `${shown(m.metadata.namespace)}/${shown(m.metadata.name)}` === key)
         .map((m) => validateMapping(m, {maxPortsPerMapping: 3}))
         .flatMap((v) => (v.ok ? [v.spec] : []))
       const serves = (spec: ValidMappingSpec) =>
@@ -326,16 +335,16 @@ const directMappingArb: fc.Arbitrary<NatMapping> = fc
     ports: fc.uniqueArray(fc.record({protocol: rarely(fc.constantFrom('tcp', 'udp'), anyValue), port: rarely(fc.integer({min: 1, max: 65535}), fc.oneof(fc.constantFrom(0, 65536, 1.5), anyValue))}), {
       minLength: 1,
       maxLength: 3,
-      selector: (p) => `${String(p.protocol)} ${String(p.port)}`,
+      selector: (p) => `${shown(p.protocol)} ${shown(p.port)}`,
     }),
   })
   .map(({namespace, name, address, groups, ports}) => {
-    const withIds = groups.map((g, i) => ({...g, id: g.id === undefined ? `${String(namespace)}/${String(name)} g${i}` : g.id}) as unknown as NatGroup)
+    const withIds = groups.map((g, i) => ({...g, id: g.id === undefined ? `${shown(namespace)}/${shown(name)} g${i}` : g.id}) as unknown as NatGroup)
     const endpoints = ports.map(({protocol, port}, i) => ({address, protocol, port, group: withIds[i % withIds.length]!}) as unknown as DirectEndpoint)
     return {
       namespace,
       name,
-      addresses: [{address, interface: String(address).startsWith('198.18.1.') ? 'eth2' : 'eth1'}],
+      addresses: [{address, interface: shown(address).startsWith('198.18.1.') ? 'eth2' : 'eth1'}],
       allowedSources: ['0.0.0.0/0'],
       podIPs: [],
       endpoints,
