@@ -68,6 +68,29 @@ describe('allocations recorded in Mapping statuses', function () {
     expect(after.model.mappings.map((m) => m.endpoints.map((e) => `${e.address}:${e.port}/${e.protocol} -> ${e.targetIP}:${e.targetPort}`))).to.deep.equal([[`${POOL_ADDRESS}:30000/tcp -> 10.96.0.20:80`]])
   })
 
+  it('writes only while this instance holds the allocator Lease; without it the Mapping waits for the holder', async function () {
+    create('web', {addressPool: 'edge', ports: [{servicePort: 80}]})
+    let holds = false
+    const led = new MappingAllocationWriter(kubeMappingStatusApi(kc), {defaultLoadBalancer: false, leadership: {holds: () => holds, term: () => 1}})
+    expect(await led.write(await snapshot())).to.include({written: 0, allocated: 0})
+    expect(stored().status?.allocated).to.equal(undefined)
+    holds = true
+    expect(await led.write(await snapshot())).to.include({written: 1, allocated: 1})
+    expect(stored().status?.allocated).to.deep.include({addresses: [POOL_ADDRESS]})
+  })
+
+  it('a pool admitting namespaces by label gives a Mapping of a labelled namespace an address, and none to one without the label', async function () {
+    server.api.create(server.registry.find('smartnat.aureacentral.com', 'v1alpha1', 'addresspools')!, undefined, {
+      metadata: {name: 'labelled'}, spec: {addresses: ['198.18.0.20'], namespaceSelector: {matchLabels: {edge: 'yes'}}},
+    })
+    create('web', {addressPool: 'labelled', ports: [{servicePort: 80}]})
+    const unlabelled = {...(await snapshot()), namespaces: [{metadata: {name: 'default', labels: {}}}]}
+    expect(await writer().write(unlabelled)).to.include({written: 0, pending: 1})
+    const labelled = {...(await snapshot()), namespaces: [{metadata: {name: 'default', labels: {edge: 'yes'}}}]}
+    expect(await writer().write(labelled)).to.include({written: 1, allocated: 1})
+    expect(stored().status?.allocated).to.deep.include({pool: 'labelled', addresses: ['198.18.0.20']})
+  })
+
   it('a write from a stale read gets 409 and changes nothing: the next round follows what another instance recorded', async function () {
     create('web', {addressPool: 'edge', ports: [{servicePort: 80}]})
     const stale = await snapshot()
