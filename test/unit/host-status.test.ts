@@ -10,6 +10,7 @@ import type {HostInfo} from '../../src/lib/plan/model.js'
 import {gatherHostStatus, probeHost, type HostProbes} from '../../src/lib/status/host.js'
 import {inertBackend} from '../support/inert-backend.js'
 import {RecordingRunner} from '../support/recording-runner.js'
+import {UNINSPECTED} from '../support/uninspected.js'
 import {SETTINGS, snapshot} from './explain-fixture.js'
 
 /** A runner whose every call waits until the test releases it: what started, and in which order, before anything answered. */
@@ -94,7 +95,7 @@ describe('status: what it reads of the host', () => {
         reads.push('kernel')
         return 'state'
       },
-      inspect: {trace: () => [], parts: () => [], inSync: () => true},
+      inspect: {...UNINSPECTED, parts: () => [], inSync: () => true},
     })
     const runner = new GatedRunner(() => ({stdout: '[]'}))
     const inspecting = inspectHost({runner, backend, loadSnapshot: async () => snapshot()}, SETTINGS)
