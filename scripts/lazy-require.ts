@@ -14,6 +14,9 @@ import type {Plugin} from 'esbuild'
 // `const foo_1 = require("./foo");`, with __importDefault or __importStar around the require.
 const TOP_LEVEL_REQUIRE = /^(?:const|let|var) ([A-Za-z_$][\w$]*) = ((?:__importDefault|__importStar)?\(?require\((["'])[^"']+\3\)\)?);$/gm
 
+// A line comment, a block comment, or a single- or double-quoted string on one line.
+const SKIPPED = String.raw`(\/\/[^\n]*|\/\*[\s\S]*?\*\/|'(?:\\.|[^'\\\n])*'|"(?:\\.|[^"\\\n])*")`
+
 /** The module's source with every top-level require bound lazily; the names it rebound, for checks. */
 export function lazyRequires(source: string): {source: string; names: string[]} {
   const names: string[] = []
@@ -24,7 +27,11 @@ export function lazyRequires(source: string): {source: string; names: string[]} 
     bindings.push(`var ${name}$lazy; function ${name}$get() { return ${name}$lazy ??= ${expression}; }`)
     return `\0${bindings.length - 1}\0`
   })
-  for (const name of names) rewritten = rewritten.replace(new RegExp(`(?<![\\w$.'"\`])${name.replace(/\$/g, '\\$')}(?![\\w$'"\`])`, 'g'), `(${name}$$get())`)
+  for (const name of names) {
+    // Comments and quoted strings are matched first and kept, so that only code is renamed.
+    const use = new RegExp(`${SKIPPED}|(?<![\\w$.])${name.replace(/\$/g, '\\$')}(?![\\w$])`, 'g')
+    rewritten = rewritten.replace(use, (match, skipped: string | undefined) => skipped ?? `(${name}$get())`)
+  }
   return {source: rewritten.replace(/\0(\d+)\0/g, (_placeholder, index: string) => bindings[Number(index)]!), names}
 }
 
