@@ -115,8 +115,8 @@ const SCRIPT_OPTIONS: BuildOptions = {
   logLevel: 'warning',
 }
 
-/** Builds the CLI script (src/cli/cli-script.ts) into `outfile`: everything inside, the Kubernetes client included. */
-async function bundleCliScript(outfile: string): Promise<void> {
+/** Builds the CLI script (src/cli/cli-script.ts) into `outfile`: everything inside but what `external` names. */
+async function bundleCliScript(outfile: string, external: string[] = []): Promise<void> {
   await build({
     ...SCRIPT_OPTIONS,
     entryPoints: [join(ROOT, 'src', 'cli', 'sea-cli.ts')],
@@ -124,7 +124,7 @@ async function bundleCliScript(outfile: string): Promise<void> {
     banner: {js: `(function (require, __smartnatScriptUrl, __smartnatRoot) {\n'use strict';`},
     footer: {js: '})'},
     // oclif asks for these only to run a plugin from its TypeScript sources, which neither the package nor the executable does.
-    external: ['typescript', 'ts-node', 'tsx'],
+    external: ['typescript', 'ts-node', 'tsx', ...external],
   })
 }
 
@@ -139,6 +139,8 @@ async function bundleForSea(): Promise<void> {
 if (process.argv.includes('--sea')) await bundleForSea()
 else if (process.argv.includes('--script')) {
   // After the manifest and the rendered help, which it embeds; its code cache is the running Node.js's.
-  await bundleCliScript(join(DIST, 'cli', CLI_SCRIPT))
+  // The Kubernetes client stays in node_modules, as for the ES modules: reading and compiling it would
+  // cost every start, and only the paths that reach the API require() it (an ES module, which Node.js >= 20.19 requires).
+  await bundleCliScript(join(DIST, 'cli', CLI_SCRIPT), ['@kubernetes/client-node'])
   makeCodeCache(process.execPath, join(DIST, 'cli', CLI_SCRIPT), join(DIST, 'cli', CLI_CACHE))
 } else await bundleForNpm()

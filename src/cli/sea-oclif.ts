@@ -1,7 +1,7 @@
 /** oclif inside the CLI script (src/cli/cli-script.ts): plugins made from what the build embedded, commands imported from the bundle. */
 // oclif's modules, not its index: the index checks the Node.js version with semver at every start.
 import type {Command} from '@oclif/core/command'
-import {Config, Plugin} from '@oclif/core/config'
+import {Plugin} from '@oclif/core/config'
 import {execute} from '@oclif/core/execute'
 import type {EmbeddedPlugin} from 'smartnat-sea:plugins'
 
@@ -52,7 +52,6 @@ export async function runEmbeddedOclif(plugins: EmbeddedPlugin[], root: string):
     await plugin.load()
     loaded.set(plugin.name, plugin)
   }
-  const config = new Config({root, plugins: loaded, pjson: plugins[0]!.pjson})
-  await config.load()
-  await execute({loadOptions: config})
+  // Options, not a loaded Config: oclif loads a Config it is given once more.
+  await execute({loadOptions: {root, plugins: loaded, pjson: plugins[0]!.pjson}})
 }
