@@ -55,7 +55,8 @@ await build({
   // typescript, ts-node and tsx only to run a plugin from its sources.
   external: ['@kubernetes/client-node', 'typescript', 'ts-node', 'tsx'],
   // The CommonJS packages inside (oclif and its dependencies) call require() for Node's own modules.
-  banner: {js: "import {createRequire as __smartnatCreateRequire} from 'node:module'; const require = __smartnatCreateRequire(import.meta.url);"},
+  // Through process.getBuiltinModule: an ES module import of node:module would cost its facade at every start.
+  banner: {js: "const require = process.getBuiltinModule('node:module').createRequire(import.meta.url);"},
   plugins: [OCLIF_LAZY],
   logLevel: 'warning',
 })

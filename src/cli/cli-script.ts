@@ -5,7 +5,8 @@
  * by running it once. Node.js 20 keeps no code cache for ES modules: compiling the bundle's chunks
  * at every start cost more than the rest of a dry-run sync (docs/benchmarks.md, "Start-up").
  */
-import {Script} from 'node:vm'
+// As CommonJS, as in fast-start.ts.
+const {Script} = process.getBuiltinModule('node:vm')
 
 /** The script's file name, and its code cache's, wherever they are kept. */
 export const CLI_SCRIPT = 'smartnat.cjs'
