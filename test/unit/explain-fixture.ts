@@ -77,9 +77,9 @@ export async function inspect(kernel: KernelFixture = {state: desiredState()}, s
     },
     inspect: {
       ...real.inspect,
-      counters: async () => {
+      readCounted: async () => {
         if ('error' in kernel) throw kernel.error
-        return kernel.counters ?? new Map()
+        return {state: kernel.state, counters: kernel.counters ?? new Map()}
       },
     },
   }

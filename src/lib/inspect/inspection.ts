@@ -63,7 +63,7 @@ export async function inspectHost<State>(deps: InspectDeps<State>, settings: Syn
   return {
     settings,
     backend: deps.backend.name,
-    countsPackets: deps.backend.inspect.counters !== undefined,
+    countsPackets: deps.backend.inspect.readCounted !== undefined,
     snapshot,
     host,
     plan: planned,
@@ -79,8 +79,7 @@ type Actual<State> = {state: State; counters: Map<string, Counter>} | {error: un
 /** The kernel's state and counters, or why they could not be read; never rejects. */
 async function readActual<State>(backend: Backend<State>): Promise<Actual<State>> {
   try {
-    const [state, counters] = await Promise.all([backend.read(), backend.inspect.counters?.() ?? new Map<string, Counter>()])
-    return {state, counters}
+    return (await backend.inspect.readCounted?.()) ?? {state: await backend.read(), counters: new Map<string, Counter>()}
   } catch (error) {
     return {error}
   }
