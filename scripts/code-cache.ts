@@ -5,7 +5,8 @@
  * neither root nor a cluster; V8 takes a cache only from its own version and flags, so the Node.js
  * that will run the script makes it.
  */
-import {execFileSync} from 'node:child_process'
+import {spawnSync} from 'node:child_process'
+import {existsSync, rmSync} from 'node:fs'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
@@ -22,9 +23,17 @@ const compiled = new Script(fs.readFileSync(script, 'utf8'), {filename: script})
 process.on('exit', () => fs.writeFileSync(cache, compiled.createCachedData()))
 compiled.runInThisContext()(createRequire(script), pathToFileURL(script).href, root)`
 
-/** Runs `script` with `node` on TRAINING_ARGS and writes its code cache to `cache`. */
+/**
+ * Runs `script` with `node` on TRAINING_ARGS and writes its code cache to `cache`. A run that fails
+ * (a config file of the build machine's in /etc/smartnat, say) still leaves a cache, of what it ran:
+ * it is said, not fatal.
+ */
 export function makeCodeCache(node: string, script: string, cache: string): void {
   const env: NodeJS.ProcessEnv = {...process.env, NO_COLOR: '1'}
-  for (const name of ['DEBUG', 'NODE_OPTIONS']) delete env[name]
-  execFileSync(node, ['-e', TRAIN, script, cache, ROOT, ...TRAINING_ARGS], {cwd: ROOT, env, stdio: ['ignore', 'ignore', 'inherit']})
+  // The builder's own settings would make another run of it, or none.
+  for (const name of Object.keys(env)) if (['DEBUG', 'NODE_OPTIONS'].includes(name) || /^(SMARTNAT|SNCTRLR)_/.test(name)) delete env[name]
+  rmSync(cache, {force: true})
+  const run = spawnSync(node, ['-e', TRAIN, script, cache, ROOT, ...TRAINING_ARGS], {cwd: ROOT, env, encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe']})
+  if (!existsSync(cache)) throw new Error(`making the code cache of ${script}: the run wrote none (exit ${run.status})\n${run.stderr}`)
+  if (run.status !== 0) console.warn(`code cache of ${script}: its run exited with ${run.status}; the cache holds what it ran\n${run.stderr}`)
 }
