@@ -5,8 +5,6 @@
  * by running it once. Node.js 20 keeps no code cache for ES modules: compiling the bundle's chunks
  * at every start cost more than the rest of a dry-run sync (docs/benchmarks.md, "Start-up").
  */
-// As CommonJS, as in fast-start.ts.
-const {Script} = process.getBuiltinModule('node:vm')
 
 /** The script's file name, and its code cache's, wherever they are kept. */
 export const CLI_SCRIPT = 'smartnat.cjs'
@@ -17,5 +15,7 @@ export type CliScript = (require: (id: string) => unknown, scriptUrl: string, ro
 
 /** Compiles the script, from its code cache when V8 takes it (the same V8 and flags made it), else from its source. */
 export function compileCliScript(source: string, filename: string, cachedData?: Buffer): CliScript {
+  // Here, not at the top: --version and --help load this module and never compile the script.
+  const {Script} = process.getBuiltinModule('node:vm')
   return new Script(source, {filename, ...(cachedData ? {cachedData} : {})}).runInThisContext() as CliScript
 }

@@ -1,13 +1,11 @@
 /** The package's CLI script (dist/cli/smartnat.cjs, src/cli/cli-script.ts) and its code cache, read from beside the entry. */
 import {CLI_CACHE, CLI_SCRIPT, compileCliScript} from './cli-script.js'
 
-// As CommonJS, as in fast-start.ts: an ES module import of node:fs costs a start about 5 ms.
-const {readFileSync} = process.getBuiltinModule('node:fs')
-const {createRequire} = process.getBuiltinModule('node:module')
-const {fileURLToPath, pathToFileURL} = process.getBuiltinModule('node:url')
-
 /** Runs the command line through the CLI script and returns true, or returns false when the build made none (tsc alone). */
 export function runPackageScript(): boolean {
+  // As CommonJS, as in fast-start.ts, and only here: --version and --help never run the script.
+  const {createRequire} = process.getBuiltinModule('node:module')
+  const {fileURLToPath, pathToFileURL} = process.getBuiltinModule('node:url')
   const file = fileURLToPath(new URL(`./${CLI_SCRIPT}`, import.meta.url))
   const source = readIfBuilt(file, 'utf8')
   if (source === undefined) return false
@@ -20,6 +18,7 @@ export function runPackageScript(): boolean {
 function readIfBuilt(file: string): Buffer | undefined
 function readIfBuilt(file: string, encoding: 'utf8'): string | undefined
 function readIfBuilt(file: string, encoding?: 'utf8'): Buffer | string | undefined {
+  const {readFileSync} = process.getBuiltinModule('node:fs')
   try {
     return encoding ? readFileSync(file, encoding) : readFileSync(file)
   } catch (error) {
