@@ -4,24 +4,35 @@
  * oclif's manifest expects them, sharing chunks in dist/chunks/, with source maps. Node.js loads a
  * few large files much faster than hundreds of small ones (docs/benchmarks.md, "Start-up").
  *
- * With --sea (after the rest of `npm run build`, whose manifest and help it embeds): the input of the
- * single executable (scripts/sea-executable.ts), two CommonJS files in dist-sea/: start.cjs, the
- * answers without oclif, and smartnat.cjs, the rest. A Node.js single executable runs one script
- * that can require only Node's own modules, so everything is inside, the Kubernetes client included,
- * and what bin/run.js reads from the package (package.json, oclif.manifest.json, dist/help.json,
- * plugin-autocomplete's manifest) comes from the modules `smartnat-sea:help` and
- * `smartnat-sea:plugins` this script generates (src/cli/sea-embedded.d.ts).
- */
+ * With --script (the last step of `npm run build`, after the manifest and the rendered help, which it
+ * embeds): the CLI script (src/cli/cli-script.ts), dist/cli/smartnat.cjs, with its code cache
+ * dist/cli/smartnat.cache, made by running it once (scripts/code-cache.ts). bin/run.js runs
+ * commands through it; the ES modules remain for oclif's manifest, the tests and DEBUG.
+ *
+ * With --sea (after `npm run build`): the input of the single executable (scripts/sea-executable.ts),
+ * two CommonJS files in dist-sea/: start.cjs, the answers without oclif, and smartnat.cjs, the CLI
+ * script. A Node.js single executable runs one script that can require only Node's own modules, so
+ * everything is inside, the Kubernetes client included, as in the package's script; what bin/run.js
+ * reads from the package (package.json, dist/help.json) comes from the module `smartnat-sea:help`.
+ * Both scripts get each plugin's package.json and manifest from the module `smartnat-sea:plugins`
+ * this script generates (src/cli/sea-embedded.d.ts). */
 import {readdirSync, readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
 import {build, type BuildOptions, type Plugin} from 'esbuild'
 
+import {CLI_CACHE, CLI_SCRIPT} from '../src/cli/cli-script.js'
+import {makeCodeCache} from './code-cache.js'
+import {lazyRequirePlugin} from './lazy-require.js'
+
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const DIST = join(ROOT, 'dist')
 /** Where the single executable's script is written. */
 const SEA_DIST = join(ROOT, 'dist-sea')
+
+/** oclif's modules, evaluated when first used (scripts/lazy-require.ts). */
+const OCLIF_LAZY = lazyRequirePlugin(/[\\/]node_modules[\\/]@oclif[\\/]core[\\/]lib[\\/].*\.js$/)
 
 const commands = readdirSync(join(ROOT, 'src', 'commands')).filter((file) => file.endsWith('.ts')).map((file) => join(ROOT, 'src', 'commands', file))
 
@@ -44,7 +55,9 @@ await build({
   // typescript, ts-node and tsx only to run a plugin from its sources.
   external: ['@kubernetes/client-node', 'typescript', 'ts-node', 'tsx'],
   // The CommonJS packages inside (oclif and its dependencies) call require() for Node's own modules.
-  banner: {js: "import {createRequire as __smartnatCreateRequire} from 'node:module'; const require = __smartnatCreateRequire(import.meta.url);"},
+  // Through process.getBuiltinModule: an ES module import of node:module would cost its facade at every start.
+  banner: {js: "const require = process.getBuiltinModule('node:module').createRequire(import.meta.url);"},
+  plugins: [OCLIF_LAZY],
   logLevel: 'warning',
 })
 }
@@ -88,37 +101,47 @@ const embedded: Plugin = {
   },
 }
 
-const SEA_OPTIONS: BuildOptions = {
+const SCRIPT_OPTIONS: BuildOptions = {
   absWorkingDir: ROOT,
   bundle: true,
   platform: 'node',
   format: 'cjs',
   target: 'node20',
-  // A stack trace names the bundle's lines; the executable carries no source maps.
+  // A stack trace names the script's lines; with DEBUG set bin/run.js runs the ES modules, which have source maps.
   sourcemap: false,
   minifyWhitespace: true,
-  // import.meta.url names the executable itself (src/lib/source/kube/crd-install.ts looks for crds/ beside it).
-  define: {'import.meta.url': '__smartnatExecutableUrl'},
-  plugins: [embedded],
+  // import.meta.url names the script, or the executable (src/lib/source/kube/crd-install.ts looks for crds/ above it).
+  define: {'import.meta.url': '__smartnatScriptUrl'},
+  plugins: [embedded, OCLIF_LAZY],
   logLevel: 'warning',
 }
 
-const EXECUTABLE_URL = 'const __smartnatExecutableUrl = require("node:url").pathToFileURL(process.execPath).href;'
-
-async function bundleForSea(): Promise<void> {
-  // The entry: the answers without oclif, and the loader of the rest.
-  await build({...SEA_OPTIONS, entryPoints: [join(ROOT, 'src', 'cli', 'sea-main.ts')], outfile: join(SEA_DIST, 'start.cjs'), banner: {js: EXECUTABLE_URL}})
-  // The rest, run by src/cli/sea-loader.ts as a function of the require() it gives (Node's own modules only).
+/** Builds the CLI script (src/cli/cli-script.ts) into `outfile`: everything inside but what `external` names. */
+async function bundleCliScript(outfile: string, external: string[] = []): Promise<void> {
   await build({
-    ...SEA_OPTIONS,
+    ...SCRIPT_OPTIONS,
     entryPoints: [join(ROOT, 'src', 'cli', 'sea-cli.ts')],
-    outfile: join(SEA_DIST, 'smartnat.cjs'),
-    banner: {js: `(function (require) {\n'use strict';\n${EXECUTABLE_URL}`},
+    outfile,
+    banner: {js: `(function (require, __smartnatScriptUrl, __smartnatRoot) {\n'use strict';`},
     footer: {js: '})'},
-    // oclif asks for these only to run a plugin from its TypeScript sources, which the executable never does.
-    external: ['typescript', 'ts-node', 'tsx'],
+    // oclif asks for these only to run a plugin from its TypeScript sources, which neither the package nor the executable does.
+    external: ['typescript', 'ts-node', 'tsx', ...external],
   })
 }
 
+async function bundleForSea(): Promise<void> {
+  // The entry: the answers without oclif, and the loader of the rest.
+  const executableUrl = 'const __smartnatScriptUrl = require("node:url").pathToFileURL(process.execPath).href;'
+  await build({...SCRIPT_OPTIONS, entryPoints: [join(ROOT, 'src', 'cli', 'sea-main.ts')], outfile: join(SEA_DIST, 'start.cjs'), banner: {js: executableUrl}})
+  // The rest, run by src/cli/sea-loader.ts with Node's own modules only.
+  await bundleCliScript(join(SEA_DIST, CLI_SCRIPT))
+}
+
 if (process.argv.includes('--sea')) await bundleForSea()
-else await bundleForNpm()
+else if (process.argv.includes('--script')) {
+  // After the manifest and the rendered help, which it embeds; its code cache is the running Node.js's.
+  // The Kubernetes client stays in node_modules, as for the ES modules: reading and compiling it would
+  // cost every start, and only the paths that reach the API require() it (an ES module, which Node.js >= 20.19 requires).
+  await bundleCliScript(join(DIST, 'cli', CLI_SCRIPT), ['@kubernetes/client-node'])
+  makeCodeCache(process.execPath, join(DIST, 'cli', CLI_SCRIPT), join(DIST, 'cli', CLI_CACHE))
+} else await bundleForNpm()

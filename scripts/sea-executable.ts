@@ -14,6 +14,9 @@ import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {parseArgs} from 'node:util'
 
+import {CLI_CACHE, CLI_SCRIPT} from '../src/cli/cli-script.js'
+import {makeCodeCache} from './code-cache.js'
+
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const SEA_DIST = join(ROOT, 'dist-sea')
 // The sentinel Node.js looks for to know a blob was injected (the same in every release that has SEA).
@@ -26,18 +29,16 @@ const node = values.node!
 if (!readFileSync(node).includes(`${FUSE}:0`)) throw new Error(`${node} cannot become a single executable: it has no ${FUSE} (build from an official Node.js binary, --node PATH)`)
 
 // The CLI's code cache, made by the binary that will run it (V8 takes only its own), as src/cli/sea-loader.ts compiles it.
-const cli = join(SEA_DIST, 'smartnat.cjs')
-const cache = join(SEA_DIST, 'smartnat.cache')
-const makeCache = `const {Script} = require('node:vm'); const fs = require('node:fs')
-fs.writeFileSync(process.argv[2], new Script(fs.readFileSync(process.argv[1], 'utf8'), {filename: 'smartnat.cjs'}).createCachedData())`
-execFileSync(node, ['-e', makeCache, cli, cache], {stdio: 'inherit'})
+const cli = join(SEA_DIST, CLI_SCRIPT)
+const cache = join(SEA_DIST, CLI_CACHE)
+makeCodeCache(node, cli, cache)
 
 const config = join(SEA_DIST, 'sea-config.json')
 const blob = join(SEA_DIST, 'smartnat.blob')
 // The entry's code cache spares V8 compiling it at every start; the warning would reach every command's stderr.
 writeFileSync(
   config,
-  JSON.stringify({main: join(SEA_DIST, 'start.cjs'), output: blob, disableExperimentalSEAWarning: true, useCodeCache: true, assets: {'smartnat.cjs': cli, 'smartnat.cache': cache}}),
+  JSON.stringify({main: join(SEA_DIST, 'start.cjs'), output: blob, disableExperimentalSEAWarning: true, useCodeCache: true, assets: {[CLI_SCRIPT]: cli, [CLI_CACHE]: cache}}),
 )
 execFileSync(node, ['--experimental-sea-config', config], {stdio: ['ignore', 'ignore', 'inherit']})
 

@@ -240,4 +240,4 @@ export function syncSettings(flags: PlanFlagValues): SyncSettings {
 
 /** What `watch`'s --log-level offers and where --metrics-addr listens unless told. */
 export {LOG_LEVELS} from '../lib/observe/log.js'
-export {DEFAULT_METRICS_ADDRESS} from '../lib/observe/server.js'
+export {DEFAULT_METRICS_ADDRESS} from '../lib/observe/listen-address.js'

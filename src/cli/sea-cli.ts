@@ -1,6 +1,9 @@
-/** The single executable's CLI beyond the answers without oclif: oclif over the plugins the build embedded. */
+/** The CLI script (src/cli/cli-script.ts) beyond the answers without oclif: oclif over the plugins the build embedded. */
 import {PLUGINS} from 'smartnat-sea:plugins'
 
 import {runEmbeddedOclif} from './sea-oclif.js'
 
-void runEmbeddedOclif(PLUGINS)
+/** The package root, a parameter of the script's wrapper (scripts/bundle.ts). */
+declare const __smartnatRoot: string
+
+void runEmbeddedOclif(PLUGINS, __smartnatRoot)

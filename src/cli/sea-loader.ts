@@ -1,16 +1,14 @@
 /**
- * Runs the CLI bundled for the single executable (src/cli/sea-cli.ts, an asset of the executable)
- * with the code cache the build made for it. Apart from the entry, so that `--version` and `--help`
- * do not pay for reading the whole CLI: V8 deserializes a script's code cache in full before its
- * first line runs.
+ * Runs the CLI script (src/cli/cli-script.ts), an asset of the single executable, with the code
+ * cache the build made for it. Apart from the entry, so that `--version` and `--help` do not pay
+ * for reading the whole CLI: V8 deserializes a script's code cache in full before its first line runs.
  */
 import {createRequire, isBuiltin} from 'node:module'
+import {dirname} from 'node:path'
 import {getAsset} from 'node:sea'
-import {Script} from 'node:vm'
+import {pathToFileURL} from 'node:url'
 
-/** The asset names scripts/sea-executable.ts gives the bundle, `(function (require) {...})`, and its code cache. */
-export const CLI_ASSET = 'smartnat.cjs'
-export const CLI_CACHE_ASSET = 'smartnat.cache'
+import {CLI_CACHE, CLI_SCRIPT, compileCliScript} from './cli-script.js'
 
 /** Node's own modules only; a package probing for an optional one (ws for bufferutil) gets what a missing module gives. */
 function builtInRequire(): (id: string) => unknown {
@@ -21,8 +19,8 @@ function builtInRequire(): (id: string) => unknown {
   }
 }
 
-/** Compiles the bundled CLI (from the code cache) and runs it on the command line. */
+/** Compiles the bundled CLI (from the code cache) and runs it on the command line; the executable's directory is the package root. */
 export function runBundledCli(): void {
-  const script = new Script(getAsset(CLI_ASSET, 'utf8'), {filename: CLI_ASSET, cachedData: Buffer.from(getAsset(CLI_CACHE_ASSET))})
-  ;(script.runInThisContext() as (require: (id: string) => unknown) => void)(builtInRequire())
+  const run = compileCliScript(getAsset(CLI_SCRIPT, 'utf8'), CLI_SCRIPT, Buffer.from(getAsset(CLI_CACHE)))
+  run(builtInRequire(), pathToFileURL(process.execPath).href, dirname(process.execPath))
 }

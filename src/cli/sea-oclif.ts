@@ -1,7 +1,8 @@
-/** oclif inside the single executable: plugins made from what the build embedded, commands imported from the bundle. */
-import {dirname} from 'node:path'
-
-import {Command, Config, execute, Plugin} from '@oclif/core'
+/** oclif inside the CLI script (src/cli/cli-script.ts): plugins made from what the build embedded, commands imported from the bundle. */
+// oclif's modules, not its index: the index checks the Node.js version with semver at every start.
+import type {Command} from '@oclif/core/command'
+import {Plugin} from '@oclif/core/config'
+import {execute} from '@oclif/core/execute'
 import type {EmbeddedPlugin} from 'smartnat-sea:plugins'
 
 /** An oclif plugin that reads nothing from disk: oclif's own loads package.json, the manifest and commands by path. */
@@ -43,16 +44,14 @@ class BuiltInPlugin extends Plugin {
   }
 }
 
-/** Runs the command line through oclif, the package root being the executable's directory. */
-export async function runEmbeddedOclif(plugins: EmbeddedPlugin[]): Promise<void> {
-  const root = dirname(process.execPath)
+/** Runs the command line through oclif from the package root given: the package's, or the executable's directory. */
+export async function runEmbeddedOclif(plugins: EmbeddedPlugin[], root: string): Promise<void> {
   const loaded = new Map<string, Plugin>()
   for (const [index, embedded] of plugins.entries()) {
     const plugin = new BuiltInPlugin(embedded, root, index === 0)
     await plugin.load()
     loaded.set(plugin.name, plugin)
   }
-  const config = new Config({root, plugins: loaded, pjson: plugins[0]!.pjson})
-  await config.load()
-  await execute({loadOptions: config})
+  // Options, not a loaded Config: oclif loads a Config it is given once more.
+  await execute({loadOptions: {root, plugins: loaded, pjson: plugins[0]!.pjson}})
 }

@@ -8,6 +8,7 @@ import {existsSync, mkdtempSync, readdirSync, readFileSync, rmSync} from 'node:f
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
+import {Script} from 'node:vm'
 
 import {expect} from 'chai'
 
@@ -46,9 +47,9 @@ describe('the built CLI', function () {
   })
 
   /** The files a run of bin/run.js ARGS loaded as modules, relative to the package root. */
-  function modulesLoaded(args: string[]): string[] {
-    const log = join(logDir, `${args[0]}-${args.length}.json`)
-    run('run', args, ['--import', MODULE_LOG], {...cliEnv(), SMARTNAT_TEST_MODULE_LOG: log})
+  function modulesLoaded(args: string[], env: NodeJS.ProcessEnv = {}): string[] {
+    const log = join(logDir, `${args[0]}-${args.length}-${Object.keys(env).length}.json`)
+    run('run', args, ['--import', MODULE_LOG], {...cliEnv(), ...env, SMARTNAT_TEST_MODULE_LOG: log})
     return (JSON.parse(readFileSync(log, 'utf8')) as string[]).map((url) => fileURLToPath(url).slice(ROOT.length))
   }
 
@@ -81,10 +82,20 @@ describe('the built CLI', function () {
     }
   })
 
-  it('runs a dry-run sync from a file without the Kubernetes client, from a few bundled files', () => {
+  it('runs a command through the CLI script, compiled from the code cache the build made for this Node.js', () => {
+    // bin/run.js, the entry and the bundle's helpers: the command's ES modules are not loaded, the script runs it.
     const loaded = modulesLoaded(DRY_RUN)
+    expect(loaded.filter((file) => !/^(bin\/run\.js|dist\/cli\/main\.js|dist\/chunks\/chunk-\w+\.js)$/.test(file))).to.deep.equal([])
+    const script = join(ROOT, 'dist', 'cli', 'smartnat.cjs')
+    const compiled = new Script(readFileSync(script, 'utf8'), {filename: script, cachedData: readFileSync(join(ROOT, 'dist', 'cli', 'smartnat.cache'))})
+    expect(compiled.cachedDataRejected).to.equal(false)
+  })
+
+  it('runs a dry-run sync from a file without the Kubernetes client, from a few bundled files (the ES modules, which DEBUG runs)', () => {
+    const loaded = modulesLoaded(DRY_RUN, {DEBUG: 'smartnat-test-none'})
     expect(loaded.filter((file) => file.includes('@kubernetes/client-node'))).to.deep.equal([])
     expect(loaded.filter((file) => file.startsWith('node_modules/'))).to.deep.equal([])
+    expect(loaded.filter((file) => file.startsWith('dist/commands/'))).to.deep.equal(['dist/commands/sync.js'])
     // 15 files today; 285 unbundled, 1,195 when it loaded the Kubernetes client.
     expect(loaded).to.have.length.at.most(30)
   })

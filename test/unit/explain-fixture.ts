@@ -81,9 +81,9 @@ export async function inspect(
     },
     inspect: {
       ...real.inspect,
-      counters: async () => {
+      readCounted: async () => {
         if ('error' in kernel) throw kernel.error
-        return kernel.counters ?? new Map()
+        return {state: kernel.state, counters: kernel.counters ?? new Map()}
       },
     },
   }

@@ -134,6 +134,20 @@ describe('forward-hook drops smartnat cannot overrule', () => {
       expect(await problems(fixed, {backend: 'nftables'})).to.deep.equal([])
     })
 
+    it('the iptables backend reads iptables’ FORWARD only when nft shows iptables-nft’s chain dropping: one process less for every sync and status', async () => {
+      const commands = async (outputs: Record<string, string | Error>) => {
+        const runner = host(outputs)
+        await forwardDrops(runner, {backend: 'iptables'})
+        return runner.calls.map((call) => [call.command, ...call.args].join(' '))
+      }
+      const filter = {'iptables-save -t filter': filterSave('DROP')}
+      expect(await commands({...filter, 'nft -j list chains': nftJson(chain('inet', 'fw', 'input', 'input', 'drop'))})).to.deep.equal(['nft -j list chains'])
+      expect(await commands({...filter, 'nft -j list chains': nftJson(chain('ip', 'filter', 'FORWARD', 'forward', 'drop'))})).to.deep.equal([
+        'nft -j list chains',
+        'iptables-save -t filter',
+      ])
+    })
+
     it('what cannot be read, or read as something else, is not reported', async () => {
       const denied = new Error('Operation not permitted')
       expect(await problems({'iptables-save -t filter': denied, 'nft -j list chains': denied}, {backend: 'nftables'})).to.deep.equal([])

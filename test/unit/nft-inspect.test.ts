@@ -24,12 +24,18 @@ const IP_ADDR = JSON.stringify([
 async function inspect(alter: (state: NftState) => void = () => {}, source: () => Snapshot = snapshot) {
   const runner = new RecordingRunner((call) => (call.command === 'ip' && call.args.join(' ') === '-j -4 addr show' ? {stdout: IP_ADDR} : new Error(`unexpected command ${call.command}`)))
   const real = nftablesBackend(runner)
-  let desired: NftState | undefined
+  // The kernel is read while the host is planned: it holds the desired state once the plan is rendered.
+  let rendered!: (state: NftState) => void
+  const desired = new Promise<NftState>((resolve) => (rendered = resolve))
   const backend: Backend<NftState> = {
     ...real,
-    render: (model) => (desired = real.render(model)),
+    render: (model) => {
+      const state = real.render(model)
+      rendered(state)
+      return state
+    },
     read: async () => {
-      const state = structuredClone(desired!)
+      const state = structuredClone(await desired)
       alter(state)
       return state
     },

@@ -34,7 +34,7 @@ async function inspectionOf(count: number): Promise<Inspection<IptablesState>> {
   const settings = {plan: BENCH_PLAN_OPTIONS, interfacesPattern: compileInterfacesPattern('^ext\\d+$')}
   const real = iptablesBackend(runner)
   const kernel = real.render(plan(snapshot, host, settings.plan).model)
-  const backend: Backend<IptablesState> = {...real, read: async () => kernel, inspect: {...real.inspect, counters: async () => new Map()}}
+  const backend: Backend<IptablesState> = {...real, read: async () => kernel, inspect: {...real.inspect, readCounted: async () => ({state: kernel, counters: new Map()})}}
   return inspectHost({runner, backend, loadSnapshot: async () => snapshot}, settings)
 }
 

@@ -2,7 +2,8 @@ import {expect} from 'chai'
 import {request} from 'node:http'
 import {createServer} from 'node:net'
 import {METRICS_CONTENT_TYPE} from '../../src/lib/observe/metrics.js'
-import {parseListenAddress, startObserveServer, type Liveness, type ObserveServer, type Readiness} from '../../src/lib/observe/server.js'
+import {parseListenAddress} from '../../src/lib/observe/listen-address.js'
+import {startObserveServer, type Liveness, type ObserveServer, type Readiness} from '../../src/lib/observe/server.js'
 
 interface Reply {
   status: number

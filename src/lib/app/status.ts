@@ -2,9 +2,12 @@
 import {requiredTools} from '../backend/backend.js'
 import {withForwardDrops} from '../backend/forward.js'
 import {gatherHaStatus} from '../status/ha.js'
-import {gatherHostStatus} from '../status/host.js'
+import {inspectHost} from '../inspect/inspection.js'
+import {snapshotLoader} from '../source/oneshot.js'
+import {gatherHostStatus, probeHost} from '../status/host.js'
 import {buildStatusReport, statusExitCode, type StatusReport} from '../status/report.js'
-import {openInspection, type InspectRequest} from './inspect.js'
+import {openHost} from './host.js'
+import type {InspectRequest} from './inspect.js'
 
 export type {StatusReport} from '../status/report.js'
 export {DEFAULT_CONNTRACKD_CONFIG} from '../host/conntrackd.js'
@@ -22,13 +25,18 @@ const wait = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, 
 
 /** Builds the report, changing nothing; its exit code says whether all is well (see STATUS_EXIT). */
 export async function hostStatus(request: StatusRequest): Promise<{report: StatusReport; exitCode: number}> {
-  const {runner, backend, inspection: inspected} = await openInspection(request)
-  const {drops} = await backend.forward({fix: false})
+  const {runner, backend} = openHost(request.host)
+  // None of these waits on another, and each is a process start or a few: on an empty host, ten in all.
+  const [inspected, {drops}, probes] = await Promise.all([
+    inspectHost({runner, backend, loadSnapshot: snapshotLoader(request.source)}, request.settings),
+    backend.forward({fix: false}),
+    probeHost(runner, requiredTools(backend)),
+  ])
   // As a sync would tell them: the Mappings programmed here are not served while forwarding drops.
   const inspection = {...inspected, plan: withForwardDrops(inspected.plan, drops)}
   const host = await gatherHostStatus(runner, {
+    probes,
     forwardDrops: drops,
-    tools: requiredTools(backend),
     lockPath: request.lockPath,
     host: inspection.host,
     model: inspection.plan.model,

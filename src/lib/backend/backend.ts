@@ -54,8 +54,8 @@ export interface Inspector<State> {
   parts(state: State, model: NatModel): StatePart[]
   /** Whether a sync would write nothing to make `actual` match `desired`; then neither has drift. */
   inSync(desired: State, actual: State): boolean
-  /** The kernel's counters, keyed like StatePart.counterKey; absent when the backend's rules keep none. */
-  counters?: () => Promise<Map<string, Counter>>
+  /** What smartnat owns in the kernel with its counters (keyed like StatePart.counterKey), read at once; absent when the backend's rules keep none. */
+  readCounted?: () => Promise<{state: State; counters: Map<string, Counter>}>
 }
 
 /** What the Go SmartNat controller left on a host: an iptables layout, whatever backend smartnat runs. */

@@ -148,8 +148,11 @@ export interface ForwardDropOptions {
  */
 export async function forwardDrops(runner: Runner, options: ForwardDropOptions): Promise<ForwardDrop[]> {
   const drops: ForwardDrop[] = []
-  const save = options.iptablesSave ?? (await outputOrUndefined(runner, IPTABLES_FILTER_READ))
-  if (options.backend === 'nftables' && save !== undefined && iptablesForwardDrops(save)) {
+  // Read once, and only when needed: the iptables backend needs it only when nft shows iptables-nft's FORWARD.
+  let filter: Promise<string | undefined> | undefined
+  const filterSave = () => (filter ??= options.iptablesSave === undefined ? outputOrUndefined(runner, IPTABLES_FILTER_READ) : Promise.resolve(options.iptablesSave))
+  const [save, listed] = await Promise.all([options.backend === 'nftables' ? filterSave() : undefined, outputOrUndefined(runner, ['nft', ['-j', 'list', 'chains']])])
+  if (save !== undefined && iptablesForwardDrops(save)) {
     drops.push({
       chain: IPTABLES_FORWARD,
       reason: "iptables' FORWARD chain drops by default (policy DROP), which the nftables backend's accept cannot overrule",
@@ -158,10 +161,9 @@ export async function forwardDrops(runner: Runner, options: ForwardDropOptions):
         : `accept smartnat's connections there first (--no-forward-accept keeps smartnat from doing it): \`iptables -I FORWARD 1 ${IPTABLES_FORWARD_ACCEPT}\``,
     })
   }
-  const chains = parsedOrUndefined(await outputOrUndefined(runner, ['nft', ['-j', 'list', 'chains']]), nftForwardDropChains)
-  for (const chain of chains ?? []) {
-    // iptables-nft keeps iptables' FORWARD in `ip filter`; iptables-save read it above.
-    if (save !== undefined && chain.family === 'ip' && chain.table === 'filter' && chain.name === 'FORWARD') continue
+  for (const chain of parsedOrUndefined(listed, nftForwardDropChains) ?? []) {
+    // iptables-nft keeps iptables' FORWARD in `ip filter`, where iptables-save reads it.
+    if (chain.family === 'ip' && chain.table === 'filter' && chain.name === 'FORWARD' && (await filterSave()) !== undefined) continue
     const rules = await outputOrUndefined(runner, ['nft', ['-j', 'list', 'chain', chain.family, chain.table, chain.name]])
     if (parsedOrUndefined(rules, nftChainAcceptsSmartnat)) continue
     const where = `${chain.family} ${chain.table} ${chain.name}`

@@ -17,6 +17,20 @@ export async function readSysctls(runner: Runner, keys: readonly string[]): Prom
   return keys.map((_, i) => (values[i] ?? '').trim())
 }
 
+/**
+ * Reads several single-line sysctls with one process, null for each that cannot be read: when the
+ * one process fails (a key missing, not permitted), each key is read alone to tell which.
+ */
+export async function readSysctlsOrNull(runner: Runner, keys: readonly string[]): Promise<(string | null)[]> {
+  if (keys.length === 0) return []
+  try {
+    return await readSysctls(runner, keys)
+  } catch {
+    if (keys.length === 1) return [null]
+    return Promise.all(keys.map(async (key) => (await readSysctlsOrNull(runner, [key]))[0]!))
+  }
+}
+
 /** Writes sysctls through the runner, all with one process. */
 export async function writeSysctls(runner: Runner, values: readonly [key: string, value: string][]): Promise<void> {
   if (values.length > 0) await runner.run('sysctl', ['-w', ...values.map(([key, value]) => `${key}=${value}`)])

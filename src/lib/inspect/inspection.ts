@@ -52,16 +52,18 @@ export interface Inspection<State> {
   drift?: Drift
 }
 
-/** Plans and renders like a sync, then reads the kernel; a kernel that cannot be read is reported, not thrown. */
+/** Plans and renders like a sync while it reads the kernel; a kernel that cannot be read is reported, not thrown. */
 export async function inspectHost<State>(deps: InspectDeps<State>, settings: SyncSettings): Promise<Inspection<State>> {
+  // The kernel is read while the objects and the host's addresses are: neither waits on the other.
+  const actual = readActual(deps.backend)
   const {snapshot, host, plan: planned} = await resolve({loadSnapshot: deps.loadSnapshot, readHost: hostInterfaces(deps.runner, settings)}, settings)
   const desired = deps.backend.render(planned.model)
   const desiredParts = deps.backend.inspect.parts(desired, planned.model)
-  const {kernel, drift} = await readKernel(deps.backend, planned, desired, desiredParts)
+  const {kernel, drift} = compareKernel(deps.backend, await actual, planned, desired, desiredParts)
   return {
     settings,
     backend: deps.backend.name,
-    countsPackets: deps.backend.inspect.counters !== undefined,
+    countsPackets: deps.backend.inspect.readCounted !== undefined,
     snapshot,
     host,
     plan: planned,
@@ -72,19 +74,32 @@ export async function inspectHost<State>(deps: InspectDeps<State>, settings: Syn
   }
 }
 
+type Actual<State> = {state: State; counters: Map<string, Counter>} | {error: unknown}
+
+/** The kernel's state and counters, or why they could not be read; never rejects. */
+async function readActual<State>(backend: Backend<State>): Promise<Actual<State>> {
+  try {
+    return (await backend.inspect.readCounted?.()) ?? {state: await backend.read(), counters: new Map<string, Counter>()}
+  } catch (error) {
+    return {error}
+  }
+}
+
 /**
  * The kernel's state and its drift from `desired`. When a sync would write nothing, there is none,
  * and the kernel's state is not cut into parts: at 10,000 Mappings cutting and comparing them
  * took 1.6 s and 80 MB.
  */
-async function readKernel<State>(
+function compareKernel<State>(
   backend: Backend<State>,
+  actual: Actual<State>,
   planned: Plan,
   desired: State,
   desiredParts: StatePart[],
-): Promise<{kernel: KernelView<State>; drift?: Drift}> {
+): {kernel: KernelView<State>; drift?: Drift} {
+  if ('error' in actual) return {kernel: {readable: false, reason: errorChain(actual.error)}}
+  const {state, counters} = actual
   try {
-    const [state, counters] = await Promise.all([backend.read(), backend.inspect.counters?.() ?? new Map<string, Counter>()])
     if (backend.inspect.inSync(desired, state)) {
       return {kernel: {readable: true, state, counters, installed: desiredParts.length > 0}, drift: {missing: [], unexpected: []}}
     }

@@ -5,10 +5,9 @@
 import {createServer, type IncomingMessage, type ServerResponse} from 'node:http'
 import type {AddressInfo} from 'node:net'
 
+import {parseListenAddress} from './listen-address.js'
 import {METRICS_CONTENT_TYPE} from './metrics.js'
 
-/** Loopback by default: metrics and readiness say which addresses this host serves. */
-export const DEFAULT_METRICS_ADDRESS = '127.0.0.1:9469'
 
 export interface Readiness {
   ready: boolean
@@ -40,16 +39,6 @@ export interface ObserveServer {
   readonly host: string
   readonly port: number
   close(): Promise<void>
-}
-
-/** Splits `HOST:PORT`, saying exactly what is wrong with a bad value. */
-export function parseListenAddress(text: string): {host: string; port: number} {
-  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]+)):(\d{1,5})$/.exec(text)
-  const port = Number(match?.[3])
-  if (!match || port > 65535) {
-    throw new Error(`listen address "${text}" must be HOST:PORT with a port 0..65535, e.g. ${DEFAULT_METRICS_ADDRESS} or [::1]:9469`)
-  }
-  return {host: match[1] ?? match[2]!, port}
 }
 
 /** Starts listening; rejects with a clear error when the address cannot be bound. */

@@ -2,7 +2,7 @@
 import {forwardDropProblem, type ForwardDrop} from '../backend/forward.js'
 import {inspectLock} from '../host/lock.js'
 import type {Runner} from '../host/runner.js'
-import {readSysctl} from '../host/sysctl.js'
+import {readSysctlsOrNull} from '../host/sysctl.js'
 import {checkTools, type ToolName} from '../host/tools.js'
 import {interfaceFaultProblem} from '../plan/interfaces.js'
 import type {HostInfo, InterfaceFault, NatModel} from '../plan/model.js'
@@ -44,11 +44,28 @@ export interface HostStatus {
 
 const RP_STRICT = 1
 
-/** Gathers the host's prerequisites and interfaces; changes nothing, and reads what needs root only when it can. */
+/** What the host says before the plan is known: tool versions, forwarding, and `all`'s reverse-path filter. */
+export interface HostProbes {
+  tools: ToolLine[]
+  iptablesFlavour: HostStatus['iptablesFlavour']
+  ipForward: string | null
+  rpFilterAll: number | null
+}
+
+/** Reads the tools' versions and the global sysctls, all at once: one process each, none waiting on another. */
+export async function probeHost(runner: Runner, names: ToolName[]): Promise<HostProbes> {
+  const [{tools, iptablesFlavour}, [ipForward = null, all = null]] = await Promise.all([
+    toolLines(runner, names),
+    readSysctlsOrNull(runner, ['net.ipv4.ip_forward', 'net/ipv4/conf/all/rp_filter']),
+  ])
+  return {tools, iptablesFlavour, ipForward, rpFilterAll: numberOrNull(all)}
+}
+
+/** Gathers the host's prerequisites and interfaces from its probes; changes nothing, and reads what needs root only when it can. */
 export async function gatherHostStatus(
   runner: Runner,
   options: {
-    tools: ToolName[]
+    probes: HostProbes
     /** Chains that drop smartnat's forwarded connections (Backend.forward). */
     forwardDrops: ForwardDrop[]
     lockPath: string
@@ -58,21 +75,26 @@ export async function gatherHostStatus(
   },
 ): Promise<HostStatus> {
   const problems: string[] = []
-  const {tools, iptablesFlavour} = await toolLines(runner, options.tools)
+  const {tools, iptablesFlavour, ipForward, rpFilterAll: all} = options.probes
   for (const t of tools) if (!t.present) problems.push(`${t.name} is missing; install it with \`${t.install}\``)
 
-  const ipForward = await sysctlOrNull(runner, 'net.ipv4.ip_forward')
   if (ipForward !== '1') problems.push(`net.ipv4.ip_forward is ${ipForward ?? 'unreadable'}: DNATed traffic cannot reach the cluster; \`sysctl -w net.ipv4.ip_forward=1\``)
 
   problems.push(...options.forwardDrops.map(forwardDropProblem))
 
-  const all = numberOrNull(await sysctlOrNull(runner, 'net/ipv4/conf/all/rp_filter'))
+  const [owns, lock] = await Promise.all([
+    readSysctlsOrNull(
+      runner,
+      options.host.interfaces.map((iface) => `net/ipv4/conf/${iface.name}/rp_filter`),
+    ),
+    lockStatus(options.lockPath),
+  ])
   const interfaces: InterfaceStatus[] = []
-  for (const iface of options.host.interfaces) {
-    const own = numberOrNull(await sysctlOrNull(runner, `net/ipv4/conf/${iface.name}/rp_filter`))
+  options.host.interfaces.forEach((iface, i) => {
+    const own = numberOrNull(owns[i] ?? null)
     const rpFilter = own === null || all === null ? own : Math.max(all, own)
     if (rpFilter === RP_STRICT) problems.push(`rp_filter is strict on ${iface.name}: replies routed by its own table may be dropped; \`smartnat sync\` makes it loose`)
-    const planned = options.model.interfaces.find((i) => i.name === iface.name)
+    const planned = options.model.interfaces.find((p) => p.name === iface.name)
     const fault = options.interfaceFaults.find((f) => f.interface === iface.name)?.reason ?? null
     if (fault !== null) problems.push(interfaceFaultProblem(fault))
     interfaces.push({
@@ -84,33 +106,24 @@ export async function gatherHostStatus(
       rpFilter,
       fault,
     })
-  }
-  return {ipForward, tools, iptablesFlavour, lock: await lockStatus(options.lockPath), interfaces, problems}
+  })
+  return {ipForward, tools, iptablesFlavour, lock, interfaces, problems}
 }
 
-// Tools are checked one at a time: `ipset --version` fails without root, which only hides its version.
+// Each tool is checked on its own, all at once: `ipset --version` fails without root, which only hides its version.
 async function toolLines(runner: Runner, names: ToolName[]): Promise<{tools: ToolLine[]; iptablesFlavour: HostStatus['iptablesFlavour']}> {
-  const tools: ToolLine[] = []
-  let iptablesFlavour: HostStatus['iptablesFlavour'] = null
-  for (const name of names) {
-    try {
-      const report = await checkTools(runner, [name])
-      const t = report.tools[0]!
-      tools.push({name, present: t.present, version: t.present ? t.version : null, install: t.present ? null : t.install})
-      iptablesFlavour ??= report.iptablesFlavour ?? null
-    } catch {
-      tools.push({name, present: true, version: null, install: null})
-    }
-  }
-  return {tools, iptablesFlavour}
-}
-
-async function sysctlOrNull(runner: Runner, key: string): Promise<string | null> {
-  try {
-    return await readSysctl(runner, key)
-  } catch {
-    return null
-  }
+  const checked = await Promise.all(
+    names.map(async (name): Promise<{line: ToolLine; flavour?: HostStatus['iptablesFlavour']}> => {
+      try {
+        const report = await checkTools(runner, [name])
+        const t = report.tools[0]!
+        return {line: {name, present: t.present, version: t.present ? t.version : null, install: t.present ? null : t.install}, flavour: report.iptablesFlavour ?? null}
+      } catch {
+        return {line: {name, present: true, version: null, install: null}}
+      }
+    }),
+  )
+  return {tools: checked.map((c) => c.line), iptablesFlavour: checked.find((c) => c.flavour)?.flavour ?? null}
 }
 
 function numberOrNull(text: string | null): number | null {

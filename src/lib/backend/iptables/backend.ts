@@ -5,12 +5,11 @@ import type {Backend, LegacyLayout} from '../backend.js'
 import {forwardDrops} from '../forward.js'
 import {IPTABLES_RESTORE} from '../iptables-syntax.js'
 import {applyIptables} from './apply.js'
-import {readIptablesCounters} from './counters.js'
 import {diffIptablesState, isEmptyChanges} from './diff.js'
 import {flushGoLayout, flushIptables} from './flush.js'
 import {iptablesMappings} from './mappings.js'
 import {iptablesParts} from './parts.js'
-import {readIptablesState} from './read.js'
+import {readCountedIptablesState, readIptablesState} from './read.js'
 import {renderedSummary} from './summary.js'
 import {renderRestoreScripts} from './render.js'
 import {IptablesRenderer} from './renderer.js'
@@ -45,7 +44,7 @@ export function iptablesBackend(runner: Runner): Backend<IptablesState> {
       trace: tracePacket,
       parts: iptablesParts,
       inSync: (desired, actual) => isEmptyChanges(diffIptablesState(desired, actual)),
-      counters: () => readIptablesCounters(runner),
+      readCounted: () => readCountedIptablesState(runner),
     },
   }
 }

@@ -1,20 +1,8 @@
-/** Packet and byte counters of smartnat's rules, read from `iptables-save -c`. */
-import type {Runner} from '../../host/runner.js'
+/** Packet and byte counters of smartnat's rules, from `iptables-save -c` (read.ts reads it). */
 import type {Counter} from '../parts.js'
 import {TABLES, type TableName} from './types.js'
 
 const COUNTED_RULE = /^\[(\d+):(\d+)\] (-A \S+ .*)$/
-
-/** Runs `iptables-save -c` and returns counters keyed by `table rule-line`, the rule as plain iptables-save prints it. */
-export async function readIptablesCounters(runner: Runner): Promise<Map<string, Counter>> {
-  let stdout: string
-  try {
-    stdout = (await runner.run('iptables-save', ['-c'])).stdout
-  } catch (error) {
-    throw new Error('reading rule counters: iptables-save -c failed', {cause: error})
-  }
-  return parseIptablesCounters(stdout)
-}
 
 /** Parses `iptables-save -c` output; identical rules in one table add up. */
 export function parseIptablesCounters(text: string): Map<string, Counter> {

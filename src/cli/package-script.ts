@@ -1,0 +1,28 @@
+/** The package's CLI script (dist/cli/smartnat.cjs, src/cli/cli-script.ts) and its code cache, read from beside the entry. */
+import {CLI_CACHE, CLI_SCRIPT, compileCliScript} from './cli-script.js'
+
+/** Runs the command line through the CLI script and returns true, or returns false when the build made none (tsc alone). */
+export function runPackageScript(): boolean {
+  // As CommonJS, as in fast-start.ts, and only here: --version and --help never run the script.
+  const {createRequire} = process.getBuiltinModule('node:module')
+  const {fileURLToPath, pathToFileURL} = process.getBuiltinModule('node:url')
+  const file = fileURLToPath(new URL(`./${CLI_SCRIPT}`, import.meta.url))
+  const source = readIfBuilt(file, 'utf8')
+  if (source === undefined) return false
+  const cache = readIfBuilt(fileURLToPath(new URL(`./${CLI_CACHE}`, import.meta.url)))
+  // This entry is dist/cli/main.js: the package root is two directories up.
+  compileCliScript(source, file, cache)(createRequire(file), pathToFileURL(file).href, fileURLToPath(new URL('../..', import.meta.url)))
+  return true
+}
+
+function readIfBuilt(file: string): Buffer | undefined
+function readIfBuilt(file: string, encoding: 'utf8'): string | undefined
+function readIfBuilt(file: string, encoding?: 'utf8'): Buffer | string | undefined {
+  const {readFileSync} = process.getBuiltinModule('node:fs')
+  try {
+    return encoding ? readFileSync(file, encoding) : readFileSync(file)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw error
+  }
+}
