@@ -55,6 +55,8 @@ describe('Mappings that ask for an address or a port, with smartnat watch in the
     server = await startApiServer({crds: ['crds/mapping.yaml', 'crds/addresspool.yaml']})
     dir = await mkdtemp(join(tmpdir(), 'smartnat-dyn-'))
     await server.writeKubeconfig(join(dir, 'kubeconfig'))
+    // Where the host Leases and the allocator Lease live (deploy/rbac.yaml creates it in a cluster).
+    server.api.create(server.registry.find('', 'v1', 'namespaces')!, undefined, {apiVersion: 'v1', kind: 'Namespace', metadata: {name: 'smartnat-system'}} as unknown as KubeObject)
     // One address in the pool: a Mapping naming it gets that address of its own, the next one waits.
     server.api.create(server.registry.find('smartnat.aureacentral.com', 'v1alpha1', 'addresspools')!, undefined, {metadata: {name: 'edge'}, spec: {addresses: [EXT_B]}} as unknown as KubeObject)
     for (const manifest of serviceManifests(serviceFromLab('web', lab.services(), VIP))) {
@@ -133,6 +135,8 @@ describe('a Mapping that asks for an address and a port, with smartnat sync from
     server = await startApiServer({crds: ['crds/mapping.yaml', 'crds/addresspool.yaml']})
     dir = await mkdtemp(join(tmpdir(), 'smartnat-dyn-sync-'))
     await server.writeKubeconfig(join(dir, 'kubeconfig'))
+    // Where the host Leases and the allocator Lease live (deploy/rbac.yaml creates it in a cluster).
+    server.api.create(server.registry.find('', 'v1', 'namespaces')!, undefined, {apiVersion: 'v1', kind: 'Namespace', metadata: {name: 'smartnat-system'}} as unknown as KubeObject)
     server.api.create(server.registry.find('smartnat.aureacentral.com', 'v1alpha1', 'addresspools')!, undefined, {metadata: {name: 'edge'}, spec: {addresses: [EXT_C]}} as unknown as KubeObject)
     for (const manifest of serviceManifests(serviceFromLab('web', lab.services(), VIP))) {
       const [group, version] = String(manifest.apiVersion).includes('/') ? String(manifest.apiVersion).split('/') : ['', String(manifest.apiVersion)]
