@@ -15,6 +15,7 @@ import type {Publisher, PublishResult} from '../sync/publish.js'
 import {hostInterfaces} from '../sync/resolve.js'
 import type {SyncSettings} from '../sync/settings.js'
 import {runInOrder, type SyncStep} from '../sync/step.js'
+import {limitHeapGrowth} from './heap.js'
 import {openHost, type HostOptions} from './host.js'
 import {appliedOutput, dryRunOutput, type SyncOutput} from './sync-output.js'
 
@@ -77,6 +78,7 @@ export async function openSyncSource(options: SourceOptions): Promise<SyncSource
 
 /** Syncs this host with `source` once, or only shows what a sync would do. A refused mass removal is a MassRemovalError. */
 export async function runSync(source: SyncSource, request: SyncRequest, runSteps: StepRunner = runInOrder): Promise<SyncResult> {
+  limitHeapGrowth()
   const {runner, backend} = openHost(request.host)
   if (request.dryRun) {
     const {assumeAddresses} = request

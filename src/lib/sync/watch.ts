@@ -24,8 +24,6 @@
  * guard.ts) applies nothing and makes the daemon unready; the same removal goes ahead once it has
  * lasted the guard's delay, and any pass that applies ends the hold.
  */
-import {setFlagsFromString} from 'node:v8'
-
 import type {HostChanges} from '../host/host-changes.js'
 import {errorText, silentLogger, type Logger} from '../observe/log.js'
 import type {SyncRecord} from '../observe/metrics.js'
@@ -387,14 +385,4 @@ function heldReason({removal, until}: HeldRemoval, policy: RemovalPolicy): strin
 
 function isoTime(ms: number): string {
   return new Date(ms).toISOString()
-}
-
-/**
- * Makes V8 collect before the heap has grown far past what is live. A daemon holding 10,000
- * Mappings keeps 50-60 MB live, but by default V8 lets the heap reach about four times that
- * between collections; at half the default growth it peaks near 200 MB instead of 320 MB,
- * and its passes take no longer.
- */
-export function limitHeapGrowth(): void {
-  setFlagsFromString('--heap-growing-percent=50')
 }
