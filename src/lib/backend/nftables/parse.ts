@@ -4,6 +4,7 @@
  */
 import {parseIpv4} from '../../net/ipv4.js'
 import {compareText} from '../../plan/order.js'
+import {nftJsonItems} from './json-items.js'
 import {TABLE_FAMILY, TABLE_NAME, isDirectChain} from './names.js'
 import {sortElements} from './syntax.js'
 import type {MarkOf, NftBaseChain, NftChain, NftElement, NftMatch, NftRule, NftSet, NftStatement, NftTable, Selector} from './types.js'
@@ -317,14 +318,7 @@ function parseBase(body: JsonObject): NftBaseChain | undefined {
 
 /** The table smartnat owns as `nft -j list table ip smartnat` prints it. */
 export function parseNftJson(text: string): NftTable {
-  let parsed: Json
-  try {
-    parsed = JSON.parse(text)
-  } catch (error) {
-    throw new Error('nft -j list table: output is not JSON', {cause: error})
-  }
-  const items = field(parsed, 'nftables')
-  if (!Array.isArray(items)) throw new Error('nft -j list table: no "nftables" array')
+  const items = nftJsonItems(text) ?? wholeItems(text)
   const sets: NftSet[] = []
   const chains = new Map<string, NftChain>()
   for (const item of items) {
@@ -345,4 +339,17 @@ export function parseNftJson(text: string): NftTable {
   const all = [...chains.values()]
   const direct = all.filter((chain) => isDirectChain(chain.name)).sort((a, b) => compareText(a.name, b.name))
   return {sets: sets.sort((a, b) => compareText(a.name, b.name)), chains: [...all.filter((chain) => !isDirectChain(chain.name)), ...direct]}
+}
+
+/** The "nftables" array of a listing that is not the plain shape nftJsonItems takes apart. */
+function wholeItems(text: string): Json[] {
+  let parsed: Json
+  try {
+    parsed = JSON.parse(text)
+  } catch (error) {
+    throw new Error('nft -j list table: output is not JSON', {cause: error})
+  }
+  const items = field(parsed, 'nftables')
+  if (!Array.isArray(items)) throw new Error('nft -j list table: no "nftables" array')
+  return items as Json[]
 }

@@ -1,0 +1,56 @@
+/** nft's JSON listing taken apart item by item (json-items.ts), so that a read never holds the whole listing's tree at once. */
+import {expect} from 'chai'
+import {nftJsonItems} from '../../src/lib/backend/nftables/json-items.js'
+import {parseNftJson} from '../../src/lib/backend/nftables/parse.js'
+import {DIRECT_JSON} from './fixtures/nft-direct-capture.js'
+
+function items(text: string): unknown[] | undefined {
+  const iterable = nftJsonItems(text)
+  return iterable && [...iterable]
+}
+
+describe('nft JSON listing, item by item', () => {
+  it('gives the items JSON.parse finds, in order, for a listing nft printed', () => {
+    expect(items(DIRECT_JSON)).to.deep.equal((JSON.parse(DIRECT_JSON) as {nftables: unknown[]}).nftables)
+  })
+
+  it('finds the items by brackets outside strings: brackets, commas, quotes and backslashes inside strings stay in their item', () => {
+    const list = [{set: {comment: 'a]b,c}d{e[f'}}, {rule: {comment: 'say \\"hi\\", \\\\'}}, [1, [2, {x: ']'}]], 'x', 3, null]
+    const text = ` \n{ "nftables" :\t[ ${list.map((item) => JSON.stringify(item)).join(' ,\n ')} ] }\n`
+    expect(items(text)).to.deep.equal(list)
+    expect(items('{"nftables": []}')).to.deep.equal([])
+  })
+
+  it('parses an item only when the iteration reaches it: the first is there before the second is found broken', () => {
+    const iterator = nftJsonItems('{"nftables": [{"a": 1}, {"b": x}]}')![Symbol.iterator]()
+    expect(iterator.next().value).to.deep.equal({a: 1})
+    expect(() => iterator.next()).to.throw('nft -j list table: output is not JSON')
+  })
+
+  it('leaves any other shape to JSON.parse of the whole text', () => {
+    for (const text of [
+      '{"nftables": [1], "other": 2}',
+      '{"other": 1, "nftables": [1]}',
+      '[{"nftables": [1]}]',
+      '{"nftables": [1,]}',
+      '{"nftables": [,1]}',
+      '{"nftables": [1,,2]}',
+      '{"nftables": [1]',
+      '{"nftables": [1]} x',
+      '\u00a0{"nftables": [1]}',
+      '{"nftables": ["unterminated]}',
+    ]) {
+      expect(nftJsonItems(text), text).to.equal(undefined)
+    }
+  })
+
+  it('reads the same table and fails with the same errors as before', () => {
+    expect(() => parseNftJson('{"nftables": [1,]}')).to.throw('nft -j list table: output is not JSON')
+    expect(() => parseNftJson('{"nftables": [{"table": }]}')).to.throw('nft -j list table: output is not JSON')
+    expect(() => parseNftJson('{"other": []}')).to.throw('nft -j list table: no "nftables" array')
+    const compact = JSON.stringify(JSON.parse(DIRECT_JSON))
+    expect(parseNftJson(`{"nftables": [${JSON.stringify({metainfo: {version: '1.0.6'}})}], "x": 1}`)).to.deep.equal({sets: [], chains: []})
+    // Taken apart, and (with a key after the array) parsed whole: the same table.
+    expect(parseNftJson(compact)).to.deep.equal(parseNftJson(`${compact.slice(0, -1)}, "x": 1}`))
+  })
+})
