@@ -122,10 +122,27 @@ const SCRIPT_OPTIONS: BuildOptions = {
   logLevel: 'warning',
 }
 
+/** The Kubernetes client as the CLI script require()s it, beside the script. */
+const KUBE_CLIENT = 'kube-client.cjs'
+
+/** The CLI script's imports of the Kubernetes client go to KUBE_CLIENT. */
+const kubeClientPlugin: Plugin = {
+  name: 'smartnat-kube-client',
+  setup(builder) {
+    builder.onResolve({filter: /^@kubernetes\/client-node$/}, () => ({path: `./${KUBE_CLIENT}`, external: true}))
+  },
+}
+
+/** Builds what smartnat uses of the Kubernetes client (src/cli/kube-client.ts) into `outfile`, as CommonJS. */
+async function bundleKubeClient(outfile: string): Promise<void> {
+  await build({...SCRIPT_OPTIONS, entryPoints: [join(ROOT, 'src', 'cli', 'kube-client.ts')], outfile, plugins: [], define: {}})
+}
+
 /** Builds the CLI script (src/cli/cli-script.ts) into `outfile`: everything inside but what `external` names. */
-async function bundleCliScript(outfile: string, external: string[] = []): Promise<void> {
+async function bundleCliScript(outfile: string, external: string[] = [], plugins: Plugin[] = []): Promise<void> {
   await build({
     ...SCRIPT_OPTIONS,
+    plugins: [...(SCRIPT_OPTIONS.plugins ?? []), ...plugins],
     entryPoints: [join(ROOT, 'src', 'cli', 'sea-cli.ts')],
     outfile,
     banner: {js: `(function (require, __smartnatScriptUrl, __smartnatRoot) {\n'use strict';`},
@@ -146,8 +163,9 @@ async function bundleForSea(): Promise<void> {
 if (process.argv.includes('--sea')) await bundleForSea()
 else if (process.argv.includes('--script')) {
   // After the manifest and the rendered help, which it embeds; its code cache is the running Node.js's.
-  // The Kubernetes client stays in node_modules, as for the ES modules: reading and compiling it would
-  // cost every start, and only the paths that reach the API require() it (an ES module, which Node.js >= 20.19 requires).
-  await bundleCliScript(join(DIST, 'cli', CLI_SCRIPT), ['@kubernetes/client-node'])
+  // The Kubernetes client stays out of the script: reading and compiling it would cost every start, and
+  // only the paths that reach the API require() it, from a file of its own with only what smartnat uses.
+  await bundleKubeClient(join(DIST, 'cli', KUBE_CLIENT))
+  await bundleCliScript(join(DIST, 'cli', CLI_SCRIPT), [], [kubeClientPlugin])
   makeCodeCache(process.execPath, join(DIST, 'cli', CLI_SCRIPT), join(DIST, 'cli', CLI_CACHE))
 } else await bundleForNpm()
