@@ -59,10 +59,7 @@ describe('Mappings that ask for an address or a port, with smartnat watch in the
     server.api.create(server.registry.find('', 'v1', 'namespaces')!, undefined, {apiVersion: 'v1', kind: 'Namespace', metadata: {name: 'smartnat-system'}} as unknown as KubeObject)
     // One address in the pool: a Mapping naming it gets that address of its own, the next one waits.
     server.api.create(server.registry.find('smartnat.aureacentral.com', 'v1alpha1', 'addresspools')!, undefined, {metadata: {name: 'edge'}, spec: {addresses: [EXT_B]}} as unknown as KubeObject)
-    for (const manifest of serviceManifests(serviceFromLab('web', lab.services(), VIP))) {
-      const [group, version] = String(manifest.apiVersion).includes('/') ? String(manifest.apiVersion).split('/') : ['', String(manifest.apiVersion)]
-      server.api.create(server.registry.find(group!, version!, manifest.kind === 'Service' ? 'services' : 'endpointslices')!, 'default', manifest as KubeObject)
-    }
+    server.createAll(serviceManifests(serviceFromLab('web', lab.services(), VIP)))
     const port = await freePort()
     daemon = startSmartnat(
       ['watch', '--kubeconfig', join(dir, 'kubeconfig'), '--netns', lab.ns('host'), '--lock-file', join(dir, 'smartnat.lock'), '--metrics-addr', `127.0.0.1:${port}`, '--resync', '3s', '--dynamic-ports', '30000-30009'],
@@ -138,10 +135,7 @@ describe('a Mapping that asks for an address and a port, with smartnat sync from
     // Where the host Leases and the allocator Lease live (deploy/rbac.yaml creates it in a cluster).
     server.api.create(server.registry.find('', 'v1', 'namespaces')!, undefined, {apiVersion: 'v1', kind: 'Namespace', metadata: {name: 'smartnat-system'}} as unknown as KubeObject)
     server.api.create(server.registry.find('smartnat.aureacentral.com', 'v1alpha1', 'addresspools')!, undefined, {metadata: {name: 'edge'}, spec: {addresses: [EXT_C]}} as unknown as KubeObject)
-    for (const manifest of serviceManifests(serviceFromLab('web', lab.services(), VIP))) {
-      const [group, version] = String(manifest.apiVersion).includes('/') ? String(manifest.apiVersion).split('/') : ['', String(manifest.apiVersion)]
-      server.api.create(server.registry.find(group!, version!, manifest.kind === 'Service' ? 'services' : 'endpointslices')!, 'default', manifest as KubeObject)
-    }
+    server.createAll(serviceManifests(serviceFromLab('web', lab.services(), VIP)))
     server.api.create(mappings(), 'default', {apiVersion: 'smartnat.aureacentral.com/v1alpha1', kind: 'Mapping', metadata: {name: 'cron'}, spec: {addressPool: 'edge', serviceName: 'web', ports: [{servicePort: 80}]}} as unknown as KubeObject)
   })
 

@@ -80,10 +80,7 @@ describe('smartnat watch replacing the Go controller, against the Kubernetes API
     server.api.create(server.registry.find('', 'v1', 'namespaces')!, undefined, {metadata: {name: 'smartnat-system'}})
     dir = await mkdtemp(join(tmpdir(), 'smartnat-kube-legacy-'))
     await server.writeKubeconfig(join(dir, 'kubeconfig'))
-    for (const object of serviceManifests(serviceFromLab('web', lab.services(), VIP))) {
-      const [group, version] = String(object.apiVersion).includes('/') ? String(object.apiVersion).split('/') : ['', String(object.apiVersion)]
-      server.api.create(server.registry.find(group!, version!, object.kind === 'Service' ? 'services' : 'endpointslices')!, 'default', object as KubeObject)
-    }
+    server.createAll(serviceManifests(serviceFromLab('web', lab.services(), VIP)))
     // As the Go controller left them: its finalizer, its key (no host) and a key of a host that is gone.
     server.api.create(mappingType(), 'default', withGoFinalizer(OLD))
     server.api.create(mappingType(), 'default', withGoFinalizer(ELSEWHERE))

@@ -12,7 +12,7 @@ import {join} from 'node:path'
 import {listConntrackFlows} from '../../src/lib/host/conntrack.js'
 import type {MappingCondition, MappingStatus} from '../../src/lib/mapping/types.js'
 import type {Ipv4} from '../../src/lib/net/ipv4.js'
-import {PatchType, startApiServer, type ApiServer, type KubeObject} from '../support/apiserver/index.js'
+import {PatchType, startApiServer, type ApiServer} from '../support/apiserver/index.js'
 import {iptablesDump, udpFlow, type SyncJson} from '../support/e2e.js'
 import {LAB_PLAN, createLab, requireLab, type EchoResult, type Lab} from '../support/lab.js'
 import {mappingManifest, serviceFromLab, serviceManifests, type MappingFixture} from '../support/mappings.js'
@@ -56,11 +56,7 @@ describe('smartnat sync against the Kubernetes API, in the namespace lab (root)'
   const mapping = (name: string) => server!.api.get(mappingType(), 'default', name) as unknown as StoredMapping
   const events = (name: string) =>
     server!.api.list(server!.registry.find('', 'v1', 'events')!, 'default', {}).items.map((e) => e as unknown as StoredEvent).filter((e) => e.involvedObject.name === name)
-  const create = (object: Record<string, unknown>) => {
-    const [group, version] = String(object.apiVersion).includes('/') ? String(object.apiVersion).split('/') : ['', String(object.apiVersion)]
-    const resource = {Mapping: 'mappings', Service: 'services', EndpointSlice: 'endpointslices'}[String(object.kind)]!
-    server!.api.create(server!.registry.find(group!, version!, resource)!, 'default', object as KubeObject)
-  }
+  const create = (object: Record<string, unknown>) => server!.createAll([object])
   const syncArgs = () => ['sync', '--kubeconfig', join(dir!, 'kubeconfig'), '--netns', lab!.ns('host'), '--lock-file', join(dir!, 'smartnat.lock')]
   const sync = () => smartnatJson<KubeSyncJson>(syncArgs())
   const reach = async (protocol: 'tcp' | 'udp', address: string, port: number) =>

@@ -108,10 +108,7 @@ describe('smartnat watch against the Kubernetes API, in the namespace lab (root)
     server = await startApiServer({crds: ['crds/mapping.yaml']})
     dir = await mkdtemp(join(tmpdir(), 'smartnat-kube-watch-'))
     await server.writeKubeconfig(join(dir, 'kubeconfig'))
-    for (const object of serviceManifests(serviceFromLab('web', lab.services(), VIP))) {
-      const [group, version] = String(object.apiVersion).includes('/') ? String(object.apiVersion).split('/') : ['', String(object.apiVersion)]
-      server.api.create(server.registry.find(group!, version!, object.kind === 'Service' ? 'services' : 'endpointslices')!, 'default', object as KubeObject)
-    }
+    server.createAll(serviceManifests(serviceFromLab('web', lab.services(), VIP)))
     port = await freePort()
     daemon = startSmartnat(
       [

@@ -85,10 +85,7 @@ for (const backend of BACKENDS) {
       proxy = await startFaultProxy(server.port)
       dir = await mkdtemp(join(tmpdir(), 'smartnat-api-hang-'))
       await writeFile(join(dir, 'kubeconfig'), kubeconfigThrough(server, proxy), {mode: 0o600})
-      for (const object of serviceManifests(serviceFromLab('web', lab.services(), VIP))) {
-        const [group, version] = String(object.apiVersion).includes('/') ? String(object.apiVersion).split('/') : ['', String(object.apiVersion)]
-        server.api.create(server.registry.find(group!, version!, object.kind === 'Service' ? 'services' : 'endpointslices')!, 'default', object as KubeObject)
-      }
+      server.createAll(serviceManifests(serviceFromLab('web', lab.services(), VIP)))
       server.api.create(mappingType(), 'default', mappingManifest(WEB) as KubeObject)
       port = await freePort()
       daemon = startSmartnat(

@@ -44,6 +44,8 @@ export interface ApiServer {
   openWatches(): number
   /** Ends every open watch, as an API server restart or a watch timeout does; clients must re-watch. */
   closeWatches(): void
+  /** Creates each manifest as the resource its apiVersion and kind name, in `namespace` when it is namespaced (default: default). */
+  createAll(manifests: readonly Record<string, unknown>[], namespace?: string): void
   /** A kubeconfig (YAML) whose current context points at this server. */
   kubeconfig(options?: KubeconfigOptions): string
   writeKubeconfig(path: string, options?: KubeconfigOptions): Promise<void>
@@ -117,6 +119,13 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
     registry,
     openWatches: () => hub.size,
     closeWatches: () => hub.closeAll(),
+    createAll: (manifests, namespace = 'default') => {
+      for (const manifest of manifests) {
+        const type = registry.findKind(String(manifest.apiVersion), String(manifest.kind))
+        if (type === undefined) throw new Error(`the test API server serves no ${String(manifest.kind)} of ${String(manifest.apiVersion)}`)
+        api.create(type, type.namespaced ? namespace : undefined, manifest as KubeObject)
+      }
+    },
     kubeconfig,
     writeKubeconfig: (path, opts) => writeFile(path, kubeconfig(opts), {mode: 0o600}),
     stop: () => new Promise<void>((resolve) => {
