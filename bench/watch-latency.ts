@@ -199,7 +199,7 @@ async function benchBackend(name: BackendName, targets: Target[]): Promise<void>
     const runner = new CountingRunner(new ExecRunner({timeoutSeconds: 120, netns: ns.name}))
     hostChanges = new HostChanges(runner)
     hostChanges.start()
-    const pass = syncPass({runner, backend: createBackend(name, runner)}, {plan: BENCH_PLAN_OPTIONS, interfacesPattern: /^ext\d+$/}, hostChanges)
+    const pass = syncPass({runner, backend: createBackend(name, runner, {rendersAgain: true})}, {plan: BENCH_PLAN_OPTIONS, interfacesPattern: /^ext\d+$/}, hostChanges)
     // Called with when each pass started: a change is applied by the first pass that started after it.
     let passDone: ((startedAt: number) => void) | undefined
     const timedPass: SyncPass = async (load, options) => {
