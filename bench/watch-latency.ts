@@ -223,7 +223,9 @@ async function benchBackend(name: BackendName, targets: Target[]): Promise<void>
     await firstPass
     const startMs = performance.now() - started
     // Let the first round of status writes (one per Mapping, and an Event each) end before timing anything.
+    const cpuAtFirstPass = cpuSeconds()
     const settledMs = await writebacks.quiet()
+    const settleCpu = cpuSeconds() - cpuAtFirstPass
 
     const figures: KindFigures[] = []
     for (const kind of changeKinds(server, synthetic.mappings, synthetic.endpointSlices)) {
@@ -251,7 +253,7 @@ async function benchBackend(name: BackendName, targets: Target[]): Promise<void>
     }
 
     console.log(
-      `\n## ${name}, mode ${mode}: ${count.toLocaleString('en')} Mappings; first pass ${Math.round(startMs)} ms, its statuses written ${(settledMs / 1000).toFixed(1)} s later; ${changes} changes of each kind, API call to kernel written\n`,
+      `\n## ${name}, mode ${mode}: ${count.toLocaleString('en')} Mappings; first pass ${Math.round(startMs)} ms, its statuses written ${(settledMs / 1000).toFixed(1)} s later (${settleCpu.toFixed(1)} s of CPU); ${changes} changes of each kind, API call to kernel written\n`,
     )
     printTable(
       ['change', 'p50 ms', 'p99 ms', 'max ms', 'passes without a kernel write'],
