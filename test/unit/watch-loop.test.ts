@@ -765,6 +765,16 @@ describe('watch loop', () => {
       expect(sync.startTimes(), 'an address added on the host').to.deep.equal([0, 2000])
     })
 
+    it('a change on the host while a pass runs is not lost: the pass may have read the host before it', async () => {
+      const host = new FakeHostChanges()
+      sync.durationMs = 500
+      await startLoop({hostChanges: host})
+      await clock.advance(100)
+      host.change()
+      await clock.advance(2000)
+      expect(sync.startTimes()).to.deep.equal([0, 500])
+    })
+
     it('stop() lets the writeback in progress end, for a few seconds at most, and starts no other', async () => {
       const writer = new PendingWriter()
       await startLoop({afterSync: writer.write, writebackDeadlineMs: 60_000})

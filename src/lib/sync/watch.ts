@@ -158,6 +158,8 @@ export class WatchLoop {
   private readonly settled = new SettledInputs()
   /** A pass was skipped since the last one ran: should that one's writeback fail, a pass must run to write again. */
   private skippedSinceLast = false
+  /** Changes heard from the host so far: a pass during which one came may have read the host before it, and settles nothing. */
+  private hostChangesHeard = 0
   /** Passes that got past the skip check so far: a writeback settles its pass only if no later one began. */
   private passes = 0
   private passStartedAt: number | undefined
@@ -196,6 +198,7 @@ export class WatchLoop {
   async start(): Promise<void> {
     const unsubscribeSource = this.options.source.onChange(() => this.runner.request())
     const unsubscribeHost = this.options.hostChanges?.onChange(() => {
+      this.hostChangesHeard++
       this.settled.unsettle()
       this.runner.request()
     })
@@ -285,6 +288,7 @@ export class WatchLoop {
     this.settled.unsettle()
     this.skippedSinceLast = false
     const passNumber = ++this.passes
+    const hostChangesHeard = this.hostChangesHeard
     // A pass that reads the kernel has no use for the state applied last; letting it go before the
     // read halves what a periodic resync holds at once (at 10,000 Mappings, nft's state is ~30 MB).
     if (!trusted) this.applied = undefined
@@ -306,7 +310,7 @@ export class WatchLoop {
     // The pass retried what was pending; what it reports pending now includes whatever failed again.
     this.pendingCleanup = result.pendingCleanup
     this.succeeded(result, started, full, trusted !== undefined)
-    this.settled.settle(snapshot)
+    if (this.hostChangesHeard === hostChangesHeard) this.settled.settle(snapshot)
     this.writeback?.handOver(result, (written) => {
       if (written || passNumber !== this.passes) return
       this.settled.unsettle()
