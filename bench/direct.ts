@@ -113,7 +113,7 @@ async function watchChanges(name: BackendName, mode: SyntheticMode, count: numbe
     // As the daemon: the host's addresses followed by ip monitor, not read on every pass.
     const hostChanges = new HostChanges(runner)
     hostChanges.start()
-    const pass = syncPass({runner, backend: createBackend(name, runner)}, {plan: BENCH_PLAN_OPTIONS, interfacesPattern: /^ext\d+$/}, hostChanges)
+    const pass = syncPass({runner, backend: createBackend(name, runner, {rendersAgain: true})}, {plan: BENCH_PLAN_OPTIONS, interfacesPattern: /^ext\d+$/}, hostChanges)
     let passDone: ((ms: number) => void) | undefined
     const timedPass: SyncPass = async (load, options) => {
       const started = performance.now()

@@ -50,6 +50,8 @@ const P99_TARGET_MS = 100
 /** Between two changes, after the pass of the first: the loop's minimum interval between passes is 100 ms. */
 const GAP_MS = 120
 const PASS_TIMEOUT_MS = 30_000
+/** The first round of status writes has ended once no writeback has run for this long. */
+const WRITEBACK_QUIET_MS = 2000
 const KERNEL_WRITE = /^(iptables-restore|ipset|nft|ip)$/
 
 /** One kind of change, made through the API; `k` counts changes of that kind, from 0. */
@@ -140,6 +142,41 @@ function changeKinds(server: ApiServer, mappings: readonly MappingResource[], sl
   ]
 }
 
+/** The loop's status writebacks, to wait until the first round of them has ended. */
+class WritebackTracker {
+  private running = 0
+  private ended = 0
+  private lastActivity = performance.now()
+
+  track(publishing: Promise<unknown>): Promise<void> {
+    this.running++
+    this.lastActivity = performance.now()
+    return publishing.then(
+      () => this.end(),
+      (error: unknown) => {
+        this.end()
+        throw error
+      },
+    )
+  }
+
+  /** Resolves, with how long it waited, once a writeback has ended and none has run for WRITEBACK_QUIET_MS. */
+  async quiet(): Promise<number> {
+    const from = performance.now()
+    while (this.ended === 0 || this.running > 0 || performance.now() - this.lastActivity < WRITEBACK_QUIET_MS) {
+      if (performance.now() - from > PASS_TIMEOUT_MS * 10) throw new Error('the first status writeback did not end')
+      await new Promise((resolve) => setTimeout(resolve, 250))
+    }
+    return performance.now() - from
+  }
+
+  private end(): void {
+    this.running--
+    this.ended++
+    this.lastActivity = performance.now()
+  }
+}
+
 interface KindFigures {
   name: string
   ms: number[]
@@ -162,7 +199,7 @@ async function benchBackend(name: BackendName, targets: Target[]): Promise<void>
     const runner = new CountingRunner(new ExecRunner({timeoutSeconds: 120, netns: ns.name}))
     hostChanges = new HostChanges(runner)
     hostChanges.start()
-    const pass = syncPass({runner, backend: createBackend(name, runner)}, {plan: BENCH_PLAN_OPTIONS, interfacesPattern: /^ext\d+$/}, hostChanges)
+    const pass = syncPass({runner, backend: createBackend(name, runner, {rendersAgain: true})}, {plan: BENCH_PLAN_OPTIONS, interfacesPattern: /^ext\d+$/}, hostChanges)
     // Called with when each pass started: a change is applied by the first pass that started after it.
     let passDone: ((startedAt: number) => void) | undefined
     const timedPass: SyncPass = async (load, options) => {
@@ -172,10 +209,11 @@ async function benchBackend(name: BackendName, targets: Target[]): Promise<void>
       return report
     }
     const publisher = kubePublisher(kubeConfig, 'bench-host')
+    const writebacks = new WritebackTracker()
     loop = new WatchLoop({
       source: new KubeSource(kubeConfig),
       sync: timedPass,
-      afterSync: (report, signal) => publisher.publish(report, new Date(), signal).then(() => undefined),
+      afterSync: (report, signal) => writebacks.track(publisher.publish(report, new Date(), signal)),
       resyncIntervalMs: 60_000,
       hostChanges,
     })
@@ -184,8 +222,10 @@ async function benchBackend(name: BackendName, targets: Target[]): Promise<void>
     await loop.start()
     await firstPass
     const startMs = performance.now() - started
-    // Let the first round of status writes (one per Mapping) end before timing anything.
-    await new Promise((resolve) => setTimeout(resolve, Math.min(60_000, 2000 + count)))
+    // Let the first round of status writes (one per Mapping, and an Event each) end before timing anything.
+    const cpuAtFirstPass = cpuSeconds()
+    const settledMs = await writebacks.quiet()
+    const settleCpu = cpuSeconds() - cpuAtFirstPass
 
     const figures: KindFigures[] = []
     for (const kind of changeKinds(server, synthetic.mappings, synthetic.endpointSlices)) {
@@ -212,7 +252,9 @@ async function benchBackend(name: BackendName, targets: Target[]): Promise<void>
       figures.push(result)
     }
 
-    console.log(`\n## ${name}, mode ${mode}: ${count.toLocaleString('en')} Mappings; first pass ${Math.round(startMs)} ms; ${changes} changes of each kind, API call to kernel written\n`)
+    console.log(
+      `\n## ${name}, mode ${mode}: ${count.toLocaleString('en')} Mappings; first pass ${Math.round(startMs)} ms, its statuses written ${(settledMs / 1000).toFixed(1)} s later (${settleCpu.toFixed(1)} s of CPU); ${changes} changes of each kind, API call to kernel written\n`,
+    )
     printTable(
       ['change', 'p50 ms', 'p99 ms', 'max ms', 'passes without a kernel write'],
       figures.map((f) => [f.name, percentile(f.ms, 50), percentile(f.ms, 99), Math.max(...f.ms), f.noWrite]),

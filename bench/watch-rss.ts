@@ -39,7 +39,7 @@ const changes: Snapshot[] = [
 ]
 
 const runner = new ExecRunner({timeoutSeconds: 120, netns})
-const pass = syncPass({runner, backend: createBackend(name as BackendName, runner)}, {plan: BENCH_PLAN_OPTIONS, interfacesPattern: /^ext\d+$/})
+const pass = syncPass({runner, backend: createBackend(name as BackendName, runner, {rendersAgain: true})}, {plan: BENCH_PLAN_OPTIONS, interfacesPattern: /^ext\d+$/})
 const passes: {ms: number; read: boolean}[] = []
 let passDone: (() => void) | undefined
 const timedPass: SyncPass = async (load, options) => {

@@ -9,7 +9,7 @@ import fc from 'fast-check'
 import {isDeepStrictEqual} from 'node:util'
 import {setFlagsFromString} from 'node:v8'
 import {runInNewContext} from 'node:vm'
-import type {Backend} from '../../src/lib/backend/backend.js'
+import type {Backend, BackendOptions} from '../../src/lib/backend/backend.js'
 import {iptablesBackend} from '../../src/lib/backend/iptables/backend.js'
 import {renderIptables} from '../../src/lib/backend/iptables/render.js'
 import {IptablesRenderer} from '../../src/lib/backend/iptables/renderer.js'
@@ -167,7 +167,7 @@ function unknown<State>(state: State): State {
 
 interface Case<State> {
   name: string
-  backend: (runner: RecordingRunner) => Backend<State>
+  backend: (runner: RecordingRunner, options?: BackendOptions) => Backend<State>
   fresh: (model: NatModel) => State
 }
 
@@ -175,6 +175,8 @@ const CASES: Case<unknown>[] = [
   {name: 'iptables', backend: iptablesBackend as Case<unknown>['backend'], fresh: renderIptables},
   {name: 'nftables', backend: nftablesBackend as Case<unknown>['backend'], fresh: renderNftables},
 ]
+/** A one-shot command's backend, and a daemon's, which keeps parts from its first render on. */
+const RENDERS_AGAIN = [false, true]
 
 /** What an apply wrote and reported. */
 async function applied<State>(backend: Backend<State>, runner: RecordingRunner, desired: State, actual: State): Promise<unknown> {
@@ -184,13 +186,13 @@ async function applied<State>(backend: Backend<State>, runner: RecordingRunner, 
 }
 
 describe('rendering and applying a sequence of models', () => {
-  for (const {name, backend, fresh} of CASES) {
-    it(`${name}: renders each model as a fresh render does and writes what a full diff writes`, async function () {
+  for (const {name, backend, fresh} of CASES) for (const rendersAgain of RENDERS_AGAIN) {
+    it(`${name}${rendersAgain ? ', rendering again' : ''}: renders each model as a fresh render does and writes what a full diff writes`, async function () {
       this.timeout(120_000)
       await fc.assert(
         fc.asyncProperty(worlds, fc.array(changes, {minLength: 1, maxLength: 8}), async (start, steps) => {
           const runner = new RecordingRunner()
-          const incremental = backend(runner)
+          const incremental = backend(runner, {rendersAgain})
           const referenceRunner = new RecordingRunner()
           const reference = backend(referenceRunner)
           let world = start
@@ -241,6 +243,17 @@ describe('rendering a model in which one Mapping changed', () => {
       // Back to the first model: its objects are still known, nothing is rendered, one address is assembled.
       renderer.render(first)
       expect(renderer.stats).to.deep.equal({whole: false, mappingsRendered: 0, addressesAssembled: 1})
+    })
+  }
+
+  for (const make of [() => new IptablesRenderer({partsFromFirst: true}), () => new NftablesRenderer({partsFromFirst: true})]) {
+    it(`${make().constructor.name} of a daemon: keeps parts from the first render, so the first change renders that Mapping alone`, () => {
+      const renderer = make()
+      const first = modelOf(world)
+      renderer.render(first)
+      expect(renderer.stats).to.deep.equal({whole: false, mappingsRendered: 4, addressesAssembled: 4})
+      renderer.render(reusing(first, modelOf(changed)))
+      expect(renderer.stats).to.deep.equal({whole: false, mappingsRendered: 1, addressesAssembled: 1})
     })
   }
 })

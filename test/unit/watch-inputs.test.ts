@@ -127,6 +127,21 @@ describe('watch pass shortcuts on random clusters', () => {
     )
   })
 
+  it('checks one after the other, each against the last one found the same, decide as checks against the settled snapshot', () => {
+    fc.assert(
+      fc.property(cluster, fc.array(change, {minLength: 1, maxLength: 8}), (first, steps) => {
+        const settled = new SettledInputs()
+        settled.settle(first)
+        let snapshot = first
+        for (const c of steps) {
+          snapshot = applyChange(snapshot, c)
+          expect(settled.same(snapshot)).to.equal(sameInputs(first, snapshot))
+        }
+      }),
+      {numRuns: 400, seed: 7105},
+    )
+  })
+
   it('after a settled pass dropped the Mapping naming a Service, that Service\'s changes no longer run a pass', () => {
     const m = mappingOf({name: 'a', service: 'web', address: '198.18.0.10', ports: [80], created: 0, generation: 1})
     const withIt: Snapshot = {mappings: [m], services: [serviceOf('web', 1)], endpointSlices: [sliceOf('web', [1])]}

@@ -107,6 +107,20 @@ class FakeSource implements SnapshotSource {
   }
 }
 
+/** A host whose addresses change when the test says so. */
+class FakeHostChanges {
+  private listeners = new Set<() => void>()
+
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener)
+    return () => this.listeners.delete(listener)
+  }
+
+  change(): void {
+    for (const listener of this.listeners) listener()
+  }
+}
+
 const verdict = (name: string, valid: boolean, configured: string[]): MappingVerdict => ({
   namespace: 'default',
   name,
@@ -666,6 +680,10 @@ describe('watch loop', () => {
       succeedAll(): void {
         for (const answer of this.answers.splice(0)) answer.resolve()
       }
+
+      failAll(error: Error): void {
+        for (const answer of this.answers.splice(0)) answer.reject(error)
+      }
     }
 
     it('a writer that never answers holds up no pass: later changes still apply, one writeback at a time, the latest report next', async () => {
@@ -709,24 +727,52 @@ describe('watch loop', () => {
       expect(written).to.deep.equal(['applied by pass 1', 'applied by pass 2'])
     })
 
-    it('a pass stays unsettled until its own statuses are written, not an older pass’s', async () => {
+    it('a pass like the last is skipped while that one’s statuses are written; should they fail, a pass skipped meanwhile runs to write again', async () => {
       const writer = new PendingWriter()
       await startLoop({afterSync: writer.write})
       await clock.advance(100)
-      // Pass 2 starts while pass 1's statuses are being written: nothing it read counts as written yet.
+      // Its statuses coming back while the rest are written: the same verdicts would only be handed over again.
       source.notify()
       await clock.advance(100)
+      expect(sync.startTimes(), 'skipped while pass 1 is written').to.deep.equal([0])
+      writer.failAll(new Error('status patch: 500 Internal Server Error'))
+      await clock.advance(100)
+      expect(sync.startTimes(), 'the skipped pass runs once the writeback failed').to.deep.equal([0, 200])
+      expect(writer.passes()).to.deep.equal(['applied by pass 1', 'applied by pass 2'])
+      // A writeback that fails with no pass skipped meanwhile starts none: the next change or resync writes again.
+      writer.failAll(new Error('status patch: 500 Internal Server Error'))
+      await clock.advance(1000)
+      expect(sync.startTimes()).to.deep.equal([0, 200])
+      source.notify()
+      await clock.advance(100)
+      expect(sync.startTimes(), 'unsettled by the failure: the next pass runs').to.deep.equal([0, 200, 1300])
       writer.succeedAll()
       await clock.advance(100)
       source.notify()
       await clock.advance(100)
-      expect(sync.startTimes(), 'pass 1 written, but pass 2 began before: the next pass runs').to.deep.equal([0, 100, 300])
-      writer.answerAtOnce = true
-      writer.succeedAll()
-      await clock.advance(100)
+      expect(sync.startTimes(), 'the last pass written: the next is skipped').to.deep.equal([0, 200, 1300])
+    })
+
+    it('a change on the host is never skipped, though the snapshot is the same', async () => {
+      const host = new FakeHostChanges()
+      await startLoop({hostChanges: host})
+      await clock.advance(1000)
       source.notify()
+      await clock.advance(1000)
+      expect(sync.startTimes(), 'nothing changed: skipped').to.deep.equal([0])
+      host.change()
+      await clock.advance(1000)
+      expect(sync.startTimes(), 'an address added on the host').to.deep.equal([0, 2000])
+    })
+
+    it('a change on the host while a pass runs is not lost: the pass may have read the host before it', async () => {
+      const host = new FakeHostChanges()
+      sync.durationMs = 500
+      await startLoop({hostChanges: host})
       await clock.advance(100)
-      expect(sync.startTimes(), 'the last pass written: the next is skipped').to.deep.equal([0, 100, 300])
+      host.change()
+      await clock.advance(2000)
+      expect(sync.startTimes()).to.deep.equal([0, 500])
     })
 
     it('stop() lets the writeback in progress end, for a few seconds at most, and starts no other', async () => {

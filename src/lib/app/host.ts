@@ -23,8 +23,8 @@ export function openRunner(options: RunnerOptions): Runner {
   return new ExecRunner({timeoutSeconds: options.commandTimeoutSeconds, ...(options.netns ? {netns: options.netns} : {})})
 }
 
-/** The runner, and the backend driving it. */
-export function openHost(options: HostOptions): {runner: Runner; backend: Backend} {
+/** The runner, and the backend driving it; a daemon's backend keeps what it renders for the next render (BackendOptions.rendersAgain). */
+export function openHost(options: HostOptions, use: {daemon?: boolean} = {}): {runner: Runner; backend: Backend} {
   const runner = openRunner(options)
-  return {runner, backend: createBackend(options.backend, runner, {forwardAccept: options.forwardAccept})}
+  return {runner, backend: createBackend(options.backend, runner, {forwardAccept: options.forwardAccept, rendersAgain: use.daemon ?? false})}
 }

@@ -57,7 +57,7 @@ export async function runWatch(request: WatchRequest, stopSignal: () => StopSign
   for (const warning of request.warnings ?? []) logger.warn(warning)
   const metrics = new SmartnatMetrics()
   const {source, publisher, lease, allocatorLease} = await openWatchSource(request.source, logger.with({component: 'source'}), metrics)
-  const {runner, backend} = openHost(request.host)
+  const {runner, backend} = openHost(request.host, {daemon: true})
   await checkPrerequisites(runner, backend)
   const lock = await acquireLock({...request.lock, purpose: 'watch', onWait: (holder) => logger.info(waitingLine(request.lock.path, request.lock.waitMs, holder))}).catch(
     (error: unknown) => {

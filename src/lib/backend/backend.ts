@@ -72,6 +72,12 @@ export interface BackendOptions {
   forwardAccept?: boolean
   /** How a backend that does not drive iptables itself removes the Go controller's layout (ApplyOptions.legacy). */
   legacyLayout?: LegacyLayout
+  /**
+   * A daemon renders one model after another: keep the parts of every render from the first on, so
+   * that its first change renders only what changed, as the others do (default false: a one-shot
+   * command renders once, and parts would cost it more than they save).
+   */
+  rendersAgain?: boolean
 }
 
 /**

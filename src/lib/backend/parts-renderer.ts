@@ -1,8 +1,8 @@
 /**
  * What both backends' daemon renders share: keep the last render; render a model that mostly repeats
- * it from the parts kept, one that does not (the first, or one changing many Mappings) whole; and
- * render each NatMapping object once. A backend supplies the whole render, a Mapping's share and the
- * assembly from parts.
+ * it from the parts kept, one that does not (the first, or one changing many Mappings) whole, unless
+ * told that renders follow one another (a daemon), then from parts too; and render each NatMapping
+ * object once. A backend supplies the whole render, a Mapping's share and the assembly from parts.
  */
 import type {NatMapping, NatModel} from '../plan/model.js'
 import {mappingDelta, type ListDelta} from './model-delta.js'
@@ -43,6 +43,12 @@ export abstract class PartsRenderer<State, Share, Rendered extends RenderedFromP
   private readonly shares = new WeakMap<NatMapping, Share>()
   private last: Rendered | Whole<State> | undefined
 
+  /**
+   * With `partsFromFirst`, every render keeps parts, the first and those changing many Mappings
+   * included: the render after them, a daemon's next change, then costs what any other does.
+   */
+  constructor(private readonly options: {partsFromFirst?: boolean} = {}) {}
+
   /** The state `model` asks for, equal to the whole render's; throws what the whole render throws. */
   render(model: NatModel): State {
     const last = this.last
@@ -50,7 +56,7 @@ export abstract class PartsRenderer<State, Share, Rendered extends RenderedFromP
     this.stats = {whole: false, mappingsRendered: 0, addressesAssembled: 0}
     try {
       const delta = last && mappingDelta(last.model.mappings, model.mappings, MAX_CHANGED_MAPPINGS)
-      if (!delta) {
+      if (!delta && !this.options.partsFromFirst) {
         // Without a model that this one mostly repeats, parts would cost more than they save: a
         // one-shot sync renders once, and the next render builds them if it repeats this model.
         const state = this.renderWhole(model)
@@ -58,7 +64,7 @@ export abstract class PartsRenderer<State, Share, Rendered extends RenderedFromP
         this.stats.whole = true
         return state
       }
-      this.last = this.assemble(model, last && 'parts' in last ? {last, delta} : undefined)
+      this.last = this.assemble(model, last && delta && 'parts' in last ? {last, delta} : undefined)
       return this.last.state
     } catch (error) {
       // The parts kept may be what is wrong: again without them, which fails, if it does, as the full render does.

@@ -19,7 +19,10 @@
  *
  * Statuses are written after the pass, not in it (writeback.ts): a pass applies the kernel and hands
  * its verdicts over, so an API server that hangs never holds the kernel hostage. A pass counts as
- * settled, and the next one like it may be skipped, only once its statuses are written.
+ * settled, and the next one like it may be skipped, from when it applied: its statuses coming back
+ * while the rest are written (10,000 of them after a start) would only hand the same verdicts over
+ * again. Should its writeback fail, it is unsettled, and a pass skipped meanwhile runs at once to
+ * write again. A change on the host unsettles it too: the host is an input the snapshot does not hold.
  * A pass that would remove more of the programmed Mappings than the removal guard allows (see
  * guard.ts) applies nothing and makes the daemon unready; the same removal goes ahead once it has
  * lasted the guard's delay, and any pass that applies ends the hold.
@@ -149,8 +152,12 @@ export class WatchLoop {
   private lastSuccessAt: number
   private failures = 0
   private nextFull = false
-  /** What the last pass read from the snapshot, once it succeeded and its statuses were written. */
+  /** What the last pass read from the snapshot, once it succeeded, until its statuses fail to be written. */
   private readonly settled = new SettledInputs()
+  /** A pass was skipped since the last one ran: should that one's writeback fail, a pass must run to write again. */
+  private skippedSinceLast = false
+  /** Changes heard from the host so far: a pass during which one came may have read the host before it, and settles nothing. */
+  private hostChangesHeard = 0
   /** Passes that got past the skip check so far: a writeback settles its pass only if no later one began. */
   private passes = 0
   private passStartedAt: number | undefined
@@ -188,7 +195,11 @@ export class WatchLoop {
   /** Starts the source, then syncs on every change and every resync interval. */
   async start(): Promise<void> {
     const unsubscribeSource = this.options.source.onChange(() => this.runner.request())
-    const unsubscribeHost = this.options.hostChanges?.onChange(() => this.runner.request())
+    const unsubscribeHost = this.options.hostChanges?.onChange(() => {
+      this.hostChangesHeard++
+      this.settled.unsettle()
+      this.runner.request()
+    })
     this.unsubscribe = () => {
       unsubscribeSource()
       unsubscribeHost?.()
@@ -269,10 +280,13 @@ export class WatchLoop {
     // Only a pass that would trust the kernel state may be skipped: the reading passes repair drift.
     if (trusted && !this.pendingCleanup && this.settled.same(snapshot)) {
       this.logger.debug('no Mapping, nor a Service or EndpointSlice one names, changed; pass skipped')
+      this.skippedSinceLast = true
       return 'skipped'
     }
     this.settled.unsettle()
+    this.skippedSinceLast = false
     const passNumber = ++this.passes
+    const hostChangesHeard = this.hostChangesHeard
     // A pass that reads the kernel has no use for the state applied last; letting it go before the
     // read halves what a periodic resync holds at once (at 10,000 Mappings, nft's state is ~30 MB).
     if (!trusted) this.applied = undefined
@@ -294,9 +308,11 @@ export class WatchLoop {
     // The pass retried what was pending; what it reports pending now includes whatever failed again.
     this.pendingCleanup = result.pendingCleanup
     this.succeeded(result, started, full, trusted !== undefined)
-    if (!this.writeback) this.settled.settle(snapshot)
-    else this.writeback.handOver(result, () => {
-      if (passNumber === this.passes) this.settled.settle(snapshot)
+    if (this.hostChangesHeard === hostChangesHeard) this.settled.settle(snapshot)
+    this.writeback?.handOver(result, (written) => {
+      if (written || passNumber !== this.passes) return
+      this.settled.unsettle()
+      if (this.skippedSinceLast) this.runner.request()
     })
   }
 

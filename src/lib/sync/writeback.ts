@@ -39,8 +39,8 @@ export interface WritebackBacklog {
 interface Handover<T> {
   report: T
   at: number
-  /** Called once this report's writes all succeeded. */
-  written: () => void
+  /** Called once this report's writeback ends: true when its writes all succeeded, false when it failed or was abandoned. */
+  ended: (written: boolean) => void
 }
 
 interface Running<T> {
@@ -67,9 +67,9 @@ export class StatusWriteback<T> {
   constructor(private readonly options: StatusWritebackOptions<T>) {}
 
   /** Writes `report` now if no writeback runs, else once the running one ends, unless a newer report replaces it first. */
-  handOver(report: T, written: () => void = () => {}): void {
+  handOver(report: T, ended: (written: boolean) => void = () => {}): void {
     if (this.stopped) return
-    const handover = {report, at: this.options.clock.now(), written}
+    const handover = {report, at: this.options.clock.now(), ended}
     this.unwrittenSince ??= handover.at
     if (this.running) this.waiting = handover
     else this.start(handover)
@@ -132,12 +132,13 @@ export class StatusWriteback<T> {
       this.lastError = undefined
       // What waits now is newer than what was just written.
       this.unwrittenSince = this.waiting?.at
-      running.handover.written()
+      running.handover.ended(true)
     } else {
       this.lastError = errorText(error)
       this.options.observer?.writebackFailed(outcome)
       const message = outcome === 'timeout' ? 'status writeback abandoned; the next sync writes again' : 'status writeback failed; the next sync writes again'
       this.options.logger.warn(message, {error: this.lastError})
+      running.handover.ended(false)
     }
     const next = this.waiting
     this.waiting = undefined

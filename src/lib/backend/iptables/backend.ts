@@ -1,7 +1,7 @@
 /** The iptables backend: smartnat's own chains and ipsets, one jump per built-in chain, plus the shared ip rules and routes. */
 import type {Runner} from '../../host/runner.js'
 import {routingPayload} from '../../routing/payload.js'
-import type {Backend, LegacyLayout} from '../backend.js'
+import type {Backend, BackendOptions, LegacyLayout} from '../backend.js'
 import {forwardDrops} from '../forward.js'
 import {IPTABLES_RESTORE} from '../iptables-syntax.js'
 import {applyIptables} from './apply.js'
@@ -17,8 +17,8 @@ import {tracePacket} from './trace.js'
 import type {IptablesState} from './types.js'
 
 /** The iptables + ipset + ip rule/route backend, running its commands through `runner`. */
-export function iptablesBackend(runner: Runner): Backend<IptablesState> {
-  const renderer = new IptablesRenderer()
+export function iptablesBackend(runner: Runner, options: Pick<BackendOptions, 'rendersAgain'> = {}): Backend<IptablesState> {
+  const renderer = new IptablesRenderer({partsFromFirst: options.rendersAgain ?? false})
   return {
     name: 'iptables',
     tools: ['iptables', 'ipset'],

@@ -19,7 +19,7 @@ import type {NftState} from './types.js'
 /** The nftables backend, running its commands through `runner`. */
 export function nftablesBackend(runner: Runner, options: BackendOptions = {}): Backend<NftState> {
   const forwardAccept = options.forwardAccept ?? true
-  const renderer = new NftablesRenderer()
+  const renderer = new NftablesRenderer({partsFromFirst: options.rendersAgain ?? false})
   return {
     name: 'nftables',
     tools: ['nft'],
