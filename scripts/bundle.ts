@@ -92,11 +92,22 @@ function pluginsModule(): string {
   return `export const PLUGINS = [${plugins.join(',\n')}]\n`
 }
 
+/**
+ * What oclif's config takes from wsl-utils at every start: whether this Linux is WSL (is-wsl's answer).
+ * The whole package also loads PowerShell helpers, node:fs/promises and node:child_process (about 2
+ * ms); those are needed only on Windows, where the real module answers.
+ */
+function wslUtilsModule(): string {
+  return `export {default as isWsl} from 'is-wsl'\nexport async function powerShellPath() { return (await import('wsl-utils')).powerShellPath() }\n`
+}
+
 const embedded: Plugin = {
   name: 'smartnat-sea-embedded',
   setup(builder) {
-    const modules: Record<string, () => string> = {'smartnat-sea:help': helpModule, 'smartnat-sea:plugins': pluginsModule}
+    const modules: Record<string, () => string> = {'smartnat-sea:help': helpModule, 'smartnat-sea:plugins': pluginsModule, 'wsl-utils': wslUtilsModule}
     builder.onResolve({filter: /^smartnat-sea:/}, (args) => ({path: args.path, namespace: 'smartnat-sea'}))
+    // oclif's import of wsl-utils gets the module above; that module's own import gets the package.
+    builder.onResolve({filter: /^wsl-utils$/}, (args) => (args.namespace === 'smartnat-sea' ? undefined : {path: args.path, namespace: 'smartnat-sea'}))
     builder.onLoad({filter: /.*/, namespace: 'smartnat-sea'}, (args) => ({contents: modules[args.path]!(), loader: 'js', resolveDir: ROOT}))
   },
 }
