@@ -51,25 +51,57 @@ const HOST: HostInfo = {
 
 const EMPTY_MODEL = {interfaces: []} as unknown as Parameters<typeof gatherHostStatus>[1]['model']
 
+const TOOLS = ['iptables', 'ipset', 'ip', 'conntrack'] as const
+
+/** What `sh -c` prints for the version script: each tool's output between its markers, and its exit status (0 unless given). */
+function shellOutput(exits: Record<string, number> = {}): Partial<RunResult> {
+  const commands = Object.keys(VERSIONS)
+  const stdout = commands.map((command, i) => {
+    const exit = exits[command] ?? 0
+    return `\n@@smartnat-tool ${i}\n${exit === 0 ? `${VERSIONS[command]}\n` : ''}\n@@smartnat-tool ${i} exit ${exit}\n`
+  })
+  const stderr = commands.map((command, i) => `\n@@smartnat-tool ${i}\n${exits[command] === 127 ? `sh: 1: ${command.split(' ')[0]}: not found\n` : ''}`)
+  return {stdout: stdout.join(''), stderr: stderr.join('')}
+}
+
+const PRESENT = [
+  {name: 'iptables', present: true, version: 'iptables v1.8.9 (nf_tables)', install: null},
+  {name: 'ipset', present: true, version: 'ipset v7.17, protocol version: 7', install: null},
+  {name: 'ip', present: true, version: 'ip utility, iproute2-6.1.0', install: null},
+  {name: 'conntrack', present: true, version: 'conntrack v1.4.7 (conntrack-tools)', install: null},
+]
+
 describe('status: what it reads of the host', () => {
-  it('starts every tool version and one sysctl process for the globals before any answers', async () => {
-    const runner = new GatedRunner((line) => ({stdout: VERSIONS[line] ?? '1\n2\n'}))
-    const probing = probeHost(runner, ['iptables', 'ipset', 'ip', 'conntrack'])
+  it('starts one shell for every tool’s version and one sysctl process for the globals before any answers', async () => {
+    const runner = new GatedRunner((line) => (line.startsWith('sh -c ') ? shellOutput() : {stdout: '1\n2\n'}))
+    const probing = probeHost(runner, [...TOOLS])
     await settle()
-    expect(runner.started).to.have.members([...Object.keys(VERSIONS), 'sysctl -n net.ipv4.ip_forward net/ipv4/conf/all/rp_filter'])
+    expect(runner.started).to.have.length(2)
+    expect(runner.started[0]).to.match(/^sh -c .*iptables --version.*ipset --version.*ip -V.*conntrack --version/)
+    expect(runner.started[1]).to.equal('sysctl -n net.ipv4.ip_forward net/ipv4/conf/all/rp_filter')
     runner.release()
     const probes = await probing
-    expect(probes).to.deep.equal({
-      tools: [
-        {name: 'iptables', present: true, version: 'iptables v1.8.9 (nf_tables)', install: null},
-        {name: 'ipset', present: true, version: 'ipset v7.17, protocol version: 7', install: null},
-        {name: 'ip', present: true, version: 'ip utility, iproute2-6.1.0', install: null},
-        {name: 'conntrack', present: true, version: 'conntrack v1.4.7 (conntrack-tools)', install: null},
-      ],
-      iptablesFlavour: 'nf_tables',
-      ipForward: '1',
-      rpFilterAll: 2,
-    })
+    expect(probes).to.deep.equal({tools: PRESENT, iptablesFlavour: 'nf_tables', ipForward: '1', rpFilterAll: 2})
+  })
+
+  it('tells from the shell a missing tool (how to install it) and a failing one (no version)', async () => {
+    const runner = new RecordingRunner((call) => (call.command === 'sh' ? shellOutput({'ipset --version': 1, 'conntrack --version': 127}) : {stdout: '1\n2\n'}))
+    const {tools} = await probeHost(runner, [...TOOLS])
+    expect(tools).to.deep.equal([
+      PRESENT[0],
+      {name: 'ipset', present: true, version: null, install: null},
+      PRESENT[2],
+      {name: 'conntrack', present: false, version: null, install: 'apt-get install conntrack'},
+    ])
+  })
+
+  it('checks each tool on its own when the shell’s output is not framed as written, or the shell fails', async () => {
+    for (const shell of [{stdout: 'iptables v1.8.9 (nf_tables)\n'}, {exitCode: 2, stderr: 'sh: not allowed'}]) {
+      const runner = new RecordingRunner((call) => (call.command === 'sh' ? shell : {stdout: VERSIONS[[call.command, ...call.args].join(' ')] ?? '1\n2\n'}))
+      const probes = await probeHost(runner, [...TOOLS])
+      expect(probes.tools).to.deep.equal(PRESENT)
+      expect(runner.calls.map((c) => c.command)).to.include.members(['sh', ...TOOLS])
+    }
   })
 
   it('reads every interface’s rp_filter with one process; when one cannot be read, the others still are', async () => {

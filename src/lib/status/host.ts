@@ -3,7 +3,7 @@ import {forwardDropProblem, type ForwardDrop} from '../backend/forward.js'
 import {inspectLock} from '../host/lock.js'
 import type {Runner} from '../host/runner.js'
 import {readSysctlsOrNull} from '../host/sysctl.js'
-import {checkTools, type ToolName} from '../host/tools.js'
+import {checkTools, readToolVersions, type ToolName} from '../host/tools.js'
 import {interfaceFaultProblem} from '../plan/interfaces.js'
 import type {HostInfo, InterfaceFault, NatModel} from '../plan/model.js'
 
@@ -110,8 +110,18 @@ export async function gatherHostStatus(
   return {ipForward, tools, iptablesFlavour, lock, interfaces, problems}
 }
 
-// Each tool is checked on its own, all at once: `ipset --version` fails without root, which only hides its version.
+// All versions from one shell; when that cannot be read, each tool on its own.
 async function toolLines(runner: Runner, names: ToolName[]): Promise<{tools: ToolLine[]; iptablesFlavour: HostStatus['iptablesFlavour']}> {
+  const batch = await readToolVersions(runner, names)
+  if (batch) {
+    const tools = batch.tools.map((t) => ({name: t.name, present: t.present, version: t.present ? t.version : null, install: t.present ? null : t.install}))
+    return {tools, iptablesFlavour: batch.iptablesFlavour ?? null}
+  }
+  return toolLinesOneByOne(runner, names)
+}
+
+// Each tool is checked on its own, all at once: `ipset --version` fails without root, which only hides its version.
+async function toolLinesOneByOne(runner: Runner, names: ToolName[]): Promise<{tools: ToolLine[]; iptablesFlavour: HostStatus['iptablesFlavour']}> {
   const checked = await Promise.all(
     names.map(async (name): Promise<{line: ToolLine; flavour?: HostStatus['iptablesFlavour']}> => {
       try {
