@@ -16,13 +16,14 @@
  * reads from the package (package.json, dist/help.json) comes from the module `smartnat-sea:help`.
  * Both scripts get each plugin's package.json and manifest from the module `smartnat-sea:plugins`
  * this script generates (src/cli/sea-embedded.d.ts). */
-import {readdirSync, readFileSync} from 'node:fs'
+import {readdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
 import {build, type BuildOptions, type Plugin} from 'esbuild'
 
 import {CLI_CACHE, CLI_SCRIPT} from '../src/cli/cli-script.js'
+import {asciiOnly} from './ascii-only.js'
 import {makeCodeCache} from './code-cache.js'
 import {lazyRequirePlugin} from './lazy-require.js'
 
@@ -138,6 +139,7 @@ async function bundleCliScript(outfile: string, external: string[] = []): Promis
     // oclif asks for these only to run a plugin from its TypeScript sources, which neither the package nor the executable does.
     external: ['typescript', 'ts-node', 'tsx', ...external],
   })
+  writeFileSync(outfile, asciiOnly(readFileSync(outfile, 'utf8')))
 }
 
 async function bundleForSea(): Promise<void> {
