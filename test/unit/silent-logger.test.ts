@@ -24,13 +24,15 @@ describe('silentLogger', () => {
 
   it('writes nothing to stderr or stdout', () => {
     const written: string[] = []
-    const writes = [process.stderr.write, process.stdout.write]
-    process.stderr.write = process.stdout.write = ((chunk: string) => written.push(String(chunk)) > 0) as typeof process.stdout.write
+    const {stderr, stdout} = process
+    const [stderrWrite, stdoutWrite] = [stderr.write, stdout.write]
+    stderr.write = stdout.write = ((chunk: string) => written.push(String(chunk)) > 0) as typeof stdout.write
     try {
       const logger = silentLogger('oclif').child('config')
       for (const log of [logger.debug, logger.error, logger.info, logger.trace, logger.warn]) log('loaded %s', 'x')
     } finally {
-      ;[process.stderr.write, process.stdout.write] = writes
+      stderr.write = stderrWrite
+      stdout.write = stdoutWrite
     }
     expect(written).to.deep.equal([])
   })
