@@ -16,13 +16,14 @@
  * reads from the package (package.json, dist/help.json) comes from the module `smartnat-sea:help`.
  * Both scripts get each plugin's package.json and manifest from the module `smartnat-sea:plugins`
  * this script generates (src/cli/sea-embedded.d.ts). */
-import {readdirSync, readFileSync} from 'node:fs'
+import {readdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
 import {build, type BuildOptions, type Plugin} from 'esbuild'
 
 import {CLI_CACHE, CLI_SCRIPT} from '../src/cli/cli-script.js'
+import {asciiOnly} from './ascii-only.js'
 import {makeCodeCache} from './code-cache.js'
 import {lazyRequirePlugin} from './lazy-require.js'
 
@@ -98,11 +99,22 @@ function pluginsModule(): string {
   return `export const PLUGINS = [${plugins.join(',\n')}]\n`
 }
 
+/**
+ * What oclif's config takes from wsl-utils at every start: whether this Linux is WSL (is-wsl's answer).
+ * The whole package also loads PowerShell helpers, node:fs/promises and node:child_process (about 2
+ * ms); those are needed only on Windows, where the real module answers.
+ */
+function wslUtilsModule(): string {
+  return `export {default as isWsl} from 'is-wsl'\nexport async function powerShellPath() { return (await import('wsl-utils')).powerShellPath() }\n`
+}
+
 const embedded: Plugin = {
   name: 'smartnat-sea-embedded',
   setup(builder) {
-    const modules: Record<string, () => string> = {'smartnat-sea:help': helpModule, 'smartnat-sea:plugins': pluginsModule}
+    const modules: Record<string, () => string> = {'smartnat-sea:help': helpModule, 'smartnat-sea:plugins': pluginsModule, 'wsl-utils': wslUtilsModule}
     builder.onResolve({filter: /^smartnat-sea:/}, (args) => ({path: args.path, namespace: 'smartnat-sea'}))
+    // oclif's import of wsl-utils gets the module above; that module's own import gets the package.
+    builder.onResolve({filter: /^wsl-utils$/}, (args) => (args.namespace === 'smartnat-sea' ? undefined : {path: args.path, namespace: 'smartnat-sea'}))
     builder.onLoad({filter: /.*/, namespace: 'smartnat-sea'}, (args) => ({contents: modules[args.path]!(), loader: 'js', resolveDir: ROOT}))
   },
 }
@@ -150,6 +162,7 @@ async function bundleCliScript(outfile: string, external: string[] = [], plugins
     // oclif asks for these only to run a plugin from its TypeScript sources, which neither the package nor the executable does.
     external: ['typescript', 'ts-node', 'tsx', ...external],
   })
+  writeFileSync(outfile, asciiOnly(readFileSync(outfile, 'utf8')))
 }
 
 async function bundleForSea(): Promise<void> {

@@ -13,7 +13,6 @@
  * the lock, and a holder that was killed leaves its description behind for the next one to replace.
  * The file is never removed: a waiter would go on to lock a removed file that nobody else opens.
  */
-import {spawn} from 'node:child_process'
 import {constants, readlinkSync} from 'node:fs'
 import {mkdir, open, readFile, stat, type FileHandle} from 'node:fs/promises'
 import {dirname} from 'node:path'
@@ -155,7 +154,8 @@ function flock(file: FileHandle, path: string, mode: 'exclusive' | 'shared', wai
   const wait = waitMs > 0 ? ['--timeout', String(waitMs / 1000)] : ['--nonblock']
   const args = [`--${mode}`, ...wait, '--conflict-exit-code', String(CONFLICT_EXIT_CODE), '3']
   return new Promise((resolve, reject) => {
-    const child = spawn('flock', args, {stdio: ['ignore', 'ignore', 'pipe', file.fd]})
+    // Loaded here, not at the top: a dry-run sync takes no lock and starts no process.
+    const child = process.getBuiltinModule('node:child_process').spawn('flock', args, {stdio: ['ignore', 'ignore', 'pipe', file.fd]})
     let stderr = ''
     child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
     child.once('error', (error) => {

@@ -1,5 +1,4 @@
 /** The one way smartnat runs a process: a narrow interface, node:child_process underneath (tests use a recording fake, test/support/recording-runner.ts). */
-import {spawn} from 'node:child_process'
 import {existsSync} from 'node:fs'
 
 export interface RunOptions {
@@ -75,6 +74,11 @@ export interface ExecRunnerOptions {
 }
 
 const KILL_AFTER_MS = 5000
+
+/** node:child_process, loaded at the first process started: it loads node:net with it (about 2 ms), and a dry-run sync starts none. */
+function childProcess(): typeof import('node:child_process') {
+  return process.getBuiltinModule('node:child_process')
+}
 const PDEATHSIG_WRAPPER = ['/usr/bin/setpriv', '/bin/setpriv'].find((path) => existsSync(path))
 /** How long the output pipes may stay open after the process exited. */
 const PIPES_AFTER_EXIT_MS = 1000
@@ -96,7 +100,7 @@ interface Ended {
 function runProcess(file: string, args: string[], input: string, timeoutMs: number, killAfterMs: number): Promise<Ended> {
   return new Promise((resolve) => {
     // The environment is inherited; LC_ALL=C keeps the tools' messages and number formats parseable.
-    const child = spawn(file, args, {env: {...process.env, LC_ALL: 'C'}, stdio: ['pipe', 'pipe', 'pipe']})
+    const child = childProcess().spawn(file, args, {env: {...process.env, LC_ALL: 'C'}, stdio: ['pipe', 'pipe', 'pipe']})
     // Decoded chunk by chunk: the bytes are dropped as they arrive instead of being held, copied
     // into one buffer and then decoded (a 15 MB `nft -j` listing would be held three times).
     const stdout: string[] = []
@@ -159,7 +163,7 @@ export class ExecRunner implements Runner {
     // A daemon killed outright (OOM) must not leave its follower behind: with setpriv (util-linux)
     // the kernel ends it with its parent; without, it ends at its next write into the closed pipe.
     const [file, argv] = PDEATHSIG_WRAPPER ? this.command(PDEATHSIG_WRAPPER, ['--pdeathsig', 'KILL', command, ...args]) : this.command(command, args)
-    const child = spawn(file, argv, {env: {...process.env, LC_ALL: 'C'}, stdio: ['ignore', 'pipe', 'ignore']})
+    const child = childProcess().spawn(file, argv, {env: {...process.env, LC_ALL: 'C'}, stdio: ['ignore', 'pipe', 'ignore']})
     child.stdout.setEncoding('utf8')
     child.stdout.on('data', onOutput)
     const ended = new Promise<void>((resolve) => {
