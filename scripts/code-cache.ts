@@ -16,8 +16,11 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url))
 export const TRAINING_ARGS = ['sync', '--dry-run', '--from-file', join(ROOT, 'examples', 'echo-service.yaml'), '--assume-addresses', '198.18.0.10']
 
 // Compiled as src/cli/cli-script.ts compiles it; the cache is written once the command has run, at exit.
+// V8 takes a cache only under the flags that made it: the heap settings a sync makes at run time
+// (src/lib/app/heap.ts) would be in this one's and every start would reject it, so the run makes none.
 const TRAIN = `const {Script} = require('node:vm'); const fs = require('node:fs'); const {createRequire} = require('node:module'); const {pathToFileURL} = require('node:url')
 const [script, cache, root, ...args] = process.argv.slice(1)
+require('node:v8').setFlagsFromString = () => {}
 process.argv = [process.argv[0], script, ...args]
 const compiled = new Script(fs.readFileSync(script, 'utf8'), {filename: script})
 process.on('exit', () => fs.writeFileSync(cache, compiled.createCachedData()))
