@@ -17,7 +17,7 @@ import {describeApiError, httpStatusOf} from '../source/kube/errors.js'
 import type {EventApi, MergePatch} from '../source/kube/writers.js'
 import type {AllocatorLeadership} from './allocator-lease.js'
 import {API_WRITES_IN_FLIGHT, mapBounded} from './bounded.js'
-import {EVENT_COMPONENT} from './events.js'
+import {objectEvent} from './events.js'
 import {NewerStatuses} from './newer-statuses.js'
 
 export interface ServiceStatusApi {
@@ -295,19 +295,7 @@ function sameIngress(current: readonly LoadBalancerIngress[], wanted: readonly L
 
 function serviceEvent(service: ServiceResource, event: NonNullable<Write['event']>, hostName: string, now: Date): CoreV1Event {
   const {namespace, name, uid, resourceVersion} = service.metadata
-  return {
-    metadata: {generateName: `${name}.`, namespace},
-    involvedObject: {apiVersion: 'v1', kind: 'Service', namespace, name, uid, resourceVersion},
-    type: event.type,
-    reason: event.reason,
-    message: event.message,
-    source: {component: EVENT_COMPONENT, host: hostName},
-    reportingComponent: EVENT_COMPONENT,
-    reportingInstance: hostName,
-    firstTimestamp: now,
-    lastTimestamp: now,
-    count: 1,
-  }
+  return objectEvent({apiVersion: 'v1', kind: 'Service', namespace, name, uid, resourceVersion}, event, hostName, now)
 }
 
 type PoolCondition = NonNullable<AddressPoolStatus['conditions']>[number]

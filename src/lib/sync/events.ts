@@ -60,18 +60,26 @@ export async function recordEvents(
 }
 
 function eventObject(change: StatusChange, event: MappingEvent, hostName: string, now: Date): CoreV1Event {
-  const {metadata} = change.mapping
+  const {uid, resourceVersion} = change.mapping.metadata
+  return objectEvent({apiVersion: MAPPING_API_VERSION, kind: 'Mapping', namespace: change.namespace, name: change.name, uid, resourceVersion}, event, hostName, now)
+}
+
+/** The object an Event is about: a Mapping, or a Service smartnat allocates for. */
+export interface InvolvedObject {
+  apiVersion: string
+  kind: string
+  namespace?: string
+  name?: string
+  uid?: string
+  resourceVersion?: string
+}
+
+/** An Event about `involved`, reported by smartnat on `hostName`, happening once at `now`. */
+export function objectEvent(involved: InvolvedObject, event: {type: 'Normal' | 'Warning'; reason: string; message: string}, hostName: string, now: Date): CoreV1Event {
   return {
-    // The server appends a random suffix, so two Events of one Mapping in the same instant never collide.
-    metadata: {generateName: `${change.name}.`, namespace: change.namespace},
-    involvedObject: {
-      apiVersion: MAPPING_API_VERSION,
-      kind: 'Mapping',
-      namespace: change.namespace,
-      name: change.name,
-      uid: metadata.uid,
-      resourceVersion: metadata.resourceVersion,
-    },
+    // The server appends a random suffix, so two Events of one object in the same instant never collide.
+    metadata: {generateName: `${involved.name}.`, namespace: involved.namespace},
+    involvedObject: involved,
     type: event.type,
     reason: event.reason,
     message: event.message,

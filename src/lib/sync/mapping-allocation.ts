@@ -7,7 +7,6 @@
  * `allocated`, so neither writer clobbers the other; a write of one makes the other's stale
  * resourceVersion fail with 409, and the writeback then reads again and patches its keys alone.
  */
-import type {CoreV1Event} from '@kubernetes/client-node'
 import {allocateMappings, sameAllocation, type MappingDecision} from '../allocate/mappings.js'
 import {allocatedRecord, DEFAULT_DYNAMIC_PORTS, mayAskForAllocation, readAllocated, type Allocated, type PortRange} from '../mapping/dynamic.js'
 import {isServiceExposure} from '../mapping/loadbalancer.js'
@@ -19,7 +18,7 @@ import {describeApiError, httpStatusOf} from '../source/kube/errors.js'
 import type {EventApi, MergePatch} from '../source/kube/writers.js'
 import type {AllocatorLeadership} from './allocator-lease.js'
 import {API_WRITES_IN_FLIGHT, mapBounded} from './bounded.js'
-import {EVENT_COMPONENT} from './events.js'
+import {objectEvent} from './events.js'
 
 export interface MappingAllocationApi {
   /** Merge-patches the status subresource; a metadata.resourceVersion in the patch makes a stale write fail with 409. */
@@ -135,19 +134,7 @@ function allocatedMessage(record: Allocated): string {
 /** Records a Normal `Allocated` Event on the Mapping; a failure is returned, not thrown, since Events are best effort. */
 async function recordAllocated(events: {api: EventApi; hostName: string}, mapping: MappingResource, record: Allocated, now: Date): Promise<Error | undefined> {
   const {namespace, name, uid, resourceVersion} = mapping.metadata
-  const event: CoreV1Event = {
-    metadata: {generateName: `${name}.`, namespace},
-    involvedObject: {apiVersion: MAPPING_API_VERSION, kind: 'Mapping', namespace, name, uid, resourceVersion},
-    type: 'Normal',
-    reason: 'Allocated',
-    message: allocatedMessage(record),
-    source: {component: EVENT_COMPONENT, host: events.hostName},
-    reportingComponent: EVENT_COMPONENT,
-    reportingInstance: events.hostName,
-    firstTimestamp: now,
-    lastTimestamp: now,
-    count: 1,
-  }
+  const event = objectEvent({apiVersion: MAPPING_API_VERSION, kind: 'Mapping', namespace, name, uid, resourceVersion}, {type: 'Normal', reason: 'Allocated', message: allocatedMessage(record)}, events.hostName, now)
   try {
     await events.api.create(namespace!, event)
     return undefined
