@@ -90,13 +90,22 @@ describe('Mappings that ask for an address or a port, with smartnat watch in the
     expect(stored('dyn').status?.configuredAddresses?.[EXT_B!]?.podIPs).to.deep.equal(PODS)
   })
 
-  it('kubectl get mapping -o yaml shows status.allocated', async function () {
+  it('kubectl get mapping shows status.allocated, in YAML and in the wide columns', async function () {
     requireNeeds(this, 'kubectl get mapping', {tools: ['kubectl']})
-    const stdout = await new Promise<string>((resolve, reject) =>
-      execFile('kubectl', ['--kubeconfig', join(dir!, 'kubeconfig'), '--cache-dir', join(dir!, 'kubectl-cache'), 'get', 'mapping', 'dyn', '-o', 'yaml'], {timeout: 20_000}, (error, out, err) =>
-        error ? reject(new Error(`kubectl get mapping: ${err}`)) : resolve(out)),
+    const kubectl = (...args: string[]) => new Promise<string>((resolve, reject) =>
+      execFile('kubectl', ['--kubeconfig', join(dir!, 'kubeconfig'), '--cache-dir', join(dir!, 'kubectl-cache'), ...args], {timeout: 20_000}, (error, out, err) =>
+        error ? reject(new Error(`kubectl ${args.join(' ')}: ${err}`)) : resolve(out)),
     )
-    expect((parse(stdout) as MappingResource).status?.allocated).to.deep.equal({pool: 'edge', addresses: [EXT_B], ports: [{protocol: 'tcp', servicePort: 80, port: 30000}]})
+    expect((parse(await kubectl('get', 'mapping', 'dyn', '-o', 'yaml')) as MappingResource).status?.allocated).to.deep.equal({pool: 'edge', addresses: [EXT_B], ports: [{protocol: 'tcp', servicePort: 80, port: 30000}]})
+    // Cells by the header's column positions: the Mapping's own Addresses and Ports cells are empty.
+    const [header, row] = (await kubectl('get', 'mapping', 'dyn', '-o', 'wide')).split('\n') as [string, string]
+    const cell = (name: string) => {
+      const start = header.indexOf(name)
+      const next = header.slice(start + name.length).search(/\S/)
+      return row.slice(start, next < 0 ? undefined : start + name.length + next).trim()
+    }
+    expect(cell('ALLOCATED-ADDRESSES')).to.equal(JSON.stringify([EXT_B]))
+    expect(cell('ALLOCATED-PORTS')).to.equal('30000')
   })
 
   it('a Mapping listing its address and leaving its ports empty gets ports of the range there, one per protocol', async () => {
