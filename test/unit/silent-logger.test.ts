@@ -5,6 +5,8 @@ import {expect} from 'chai'
 import {silentLogger} from '../../src/cli/sea-oclif.js'
 
 describe('silentLogger', () => {
+  // oclif keeps the first root logger of the process: commands run in-process by other tests leave theirs.
+  beforeEach(() => clearLoggers())
   afterEach(() => clearLoggers())
 
   it('is taken by oclif as its root logger, without the warning oclif gives a logger it rejects', () => {
