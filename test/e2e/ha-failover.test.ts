@@ -149,6 +149,12 @@ describe('HA pair failover (namespace lab, root, keepalived + conntrackd)', func
         const udp = await startStream(lab, 'udp', 53, 20)
         const monitor = await startTrafficMonitor(lab, 'client', [{protocol: 'tcp', ip: HA_PLAN.floatingExternal, port: 80}], {intervalMs: 50, timeoutMs: 1000, maxSeconds: 60, source: HA_PLAN.client})
         await sleep(1500)
+        // conntrackd replicates a connection when its state changes, not at once: the failure comes
+        // once b's external cache holds the TCP connection, as an operator's checks would see it.
+        await waitFor(async () => {
+          const {stdout} = await lab.exec('b', 'conntrackd', ['-C', lab.conntrackdConfig('b'), '-e'], {okExitCodes: [1]})
+          return stdout.split('\n').some((line) => line.includes(`dst=${HA_PLAN.floatingExternal}`) && line.includes('dport=80') && line.includes('ESTABLISHED'))
+        }, 5000, "edge b's conntrackd holding the TCP connection from a")
 
         const failedAt = Date.now()
         await fail(lab)
