@@ -462,7 +462,7 @@ describe('test API server over raw HTTP', function () {
     await call('PATCH', `${mappings}/web/status`, {status: {conditions: [{type: 'Ready', status: 'False'}, {type: 'Valid', status: 'True'}]}}, {'Content-Type': 'application/merge-patch+json'})
     const table = await call<Table>('GET', mappings, undefined, {Accept: 'application/json;as=Table;v=v1;g=meta.k8s.io,application/json'})
     expect(table.body.kind).to.equal('Table')
-    expect(table.body.columnDefinitions.map((c) => c.name)).to.deep.equal(['Name', 'Addresses', 'Service', 'Ports', 'Valid', 'Invalid', 'Age'])
+    expect(table.body.columnDefinitions.map((c) => c.name)).to.deep.equal(['Name', 'Addresses', 'Service', 'Ports', 'Valid', 'Invalid', 'Allocated-Addresses', 'Allocated-Ports', 'Age'])
     expect(table.body.rows[0]?.cells.slice(0, 6)).to.deep.equal(['web', '["198.18.0.10","198.18.0.11"]', 'web', '80', 'True', null])
     expect(table.body.rows[0]?.object).to.include({kind: 'PartialObjectMetadata'})
   })
