@@ -16,24 +16,32 @@ import {NOT_RECORDED} from '../../src/lib/allocate/pending.js'
 import type {MappingResource} from '../../src/lib/mapping/types.js'
 import {startApiServer, type ApiServer, type KubeObject} from '../support/apiserver/index.js'
 import {eventually, type SyncJson} from '../support/e2e.js'
-import {freePort, httpGet} from '../support/http.js'
+import {startKubeWatch, type KubeWatch} from '../support/kube-watch.js'
 import {LAB_PLAN, createLab, requireLab, type Lab} from '../support/lab.js'
 import {serviceFromLab, serviceManifests} from '../support/mappings.js'
 import {requireNeeds} from '../support/requirements.js'
-import {killSmartnat, smartnatJson, startSmartnat, type RunningCli} from '../support/smartnat-cli.js'
+import {smartnatJson} from '../support/smartnat-cli.js'
 
 const VIP = '198.19.100.10'
 const PODS = ['198.19.200.11', '198.19.200.12']
 const [EXT_A, EXT_B, EXT_C] = LAB_PLAN.host.eth1.addresses
 const [CLIENT] = LAB_PLAN.client1.addresses
 
+/** The test API server with the Mapping and AddressPool CRDs, an AddressPool edge holding `address` alone, and the lab's Service web. */
+async function startPoolServer(lab: Lab, address: string): Promise<ApiServer> {
+  const server = await startApiServer({crds: ['crds/mapping.yaml', 'crds/addresspool.yaml']})
+  // Where the host Leases and the allocator Lease live (deploy/rbac.yaml creates it in a cluster).
+  server.api.create(server.registry.find('', 'v1', 'namespaces')!, undefined, {apiVersion: 'v1', kind: 'Namespace', metadata: {name: 'smartnat-system'}} as unknown as KubeObject)
+  server.api.create(server.registry.find('smartnat.aureacentral.com', 'v1alpha1', 'addresspools')!, undefined, {metadata: {name: 'edge'}, spec: {addresses: [address]}} as unknown as KubeObject)
+  server.createAll(serviceManifests(serviceFromLab('web', lab.services(), VIP)))
+  return server
+}
+
 describe('Mappings that ask for an address or a port, with smartnat watch in the namespace lab (root)', function () {
   this.timeout(30_000)
   let lab: Lab | undefined
   let server: ApiServer | undefined
-  let dir: string | undefined
-  let daemon: RunningCli | undefined
-  let logText = ''
+  let daemon: KubeWatch | undefined
 
   const mappings = () => server!.registry.find('smartnat.aureacentral.com', 'v1alpha1', 'mappings')!
   const stored = (name: string) => server!.api.get(mappings(), 'default', name) as unknown as MappingResource
@@ -43,37 +51,23 @@ describe('Mappings that ask for an address or a port, with smartnat watch in the
     const [result] = await lab!.requests(protocol, 'client1', CLIENT!, address, port, 1, {timeoutMs: 500})
     return result!.ok && PODS.includes(result!.fields.pod ?? '') ? result!.fields.pod : undefined
   }
-  const withOutput = async <T>(check: Promise<T>): Promise<T> => check.catch((error: Error) => {
-    throw new Error(`${error.message}\n--- watch log ---\n${logText.split('\n').slice(-30).join('\n')}`)
-  })
+  const withOutput = <T>(check: Promise<T>): Promise<T> => daemon!.withOutput(check)
   const allocatedTo = (name: string) => withOutput(eventually(`status.allocated of ${name}`, 10_000, () => stored(name).status?.allocated))
 
   before(async function () {
     this.timeout(60_000)
     requireLab(this)
     lab = await createLab()
-    server = await startApiServer({crds: ['crds/mapping.yaml', 'crds/addresspool.yaml']})
-    dir = await mkdtemp(join(tmpdir(), 'smartnat-dyn-'))
-    await server.writeKubeconfig(join(dir, 'kubeconfig'))
-    // Where the host Leases and the allocator Lease live (deploy/rbac.yaml creates it in a cluster).
-    server.api.create(server.registry.find('', 'v1', 'namespaces')!, undefined, {apiVersion: 'v1', kind: 'Namespace', metadata: {name: 'smartnat-system'}} as unknown as KubeObject)
     // One address in the pool: a Mapping naming it gets that address of its own, the next one waits.
-    server.api.create(server.registry.find('smartnat.aureacentral.com', 'v1alpha1', 'addresspools')!, undefined, {metadata: {name: 'edge'}, spec: {addresses: [EXT_B]}} as unknown as KubeObject)
-    server.createAll(serviceManifests(serviceFromLab('web', lab.services(), VIP)))
-    const port = await freePort()
-    daemon = startSmartnat(
-      ['watch', '--kubeconfig', join(dir, 'kubeconfig'), '--netns', lab.ns('host'), '--lock-file', join(dir, 'smartnat.lock'), '--metrics-addr', `127.0.0.1:${port}`, '--resync', '3s', '--dynamic-ports', '30000-30009'],
-      {timeoutMs: 110_000},
-    )
-    daemon.child.stdout!.on('data', (chunk: Buffer) => (logText += chunk.toString()))
-    await withOutput(eventually('/readyz 200', 20_000, async () => ((await httpGet(port, '/readyz')).status === 200 ? true : undefined)))
+    server = await startPoolServer(lab, EXT_B!)
+    daemon = await startKubeWatch(lab, server, ['--resync', '3s', '--dynamic-ports', '30000-30009'])
+    await daemon.ready()
   })
 
   after(async () => {
-    await killSmartnat(daemon)
+    await daemon?.stop()
     await server?.stop()
     await lab?.destroy()
-    if (dir) await rm(dir, {recursive: true, force: true})
   })
 
   it('a Mapping with no address and no port gets both, recorded in its status, and serves traffic on them', async () => {
@@ -93,7 +87,7 @@ describe('Mappings that ask for an address or a port, with smartnat watch in the
   it('kubectl get mapping shows status.allocated, in YAML and in the wide columns', async function () {
     requireNeeds(this, 'kubectl get mapping', {tools: ['kubectl']})
     const kubectl = (...args: string[]) => new Promise<string>((resolve, reject) =>
-      execFile('kubectl', ['--kubeconfig', join(dir!, 'kubeconfig'), '--cache-dir', join(dir!, 'kubectl-cache'), ...args], {timeout: 20_000}, (error, out, err) =>
+      execFile('kubectl', ['--kubeconfig', daemon!.kubeconfig, '--cache-dir', join(daemon!.dir, 'kubectl-cache'), ...args], {timeout: 20_000}, (error, out, err) =>
         error ? reject(new Error(`kubectl ${args.join(' ')}: ${err}`)) : resolve(out)),
     )
     expect((parse(await kubectl('get', 'mapping', 'dyn', '-o', 'yaml')) as MappingResource).status?.allocated).to.deep.equal({pool: 'edge', addresses: [EXT_B], ports: [{protocol: 'tcp', servicePort: 80, port: 30000}]})
@@ -138,13 +132,9 @@ describe('a Mapping that asks for an address and a port, with smartnat sync from
   before(async function () {
     requireLab(this)
     lab = await createLab()
-    server = await startApiServer({crds: ['crds/mapping.yaml', 'crds/addresspool.yaml']})
+    server = await startPoolServer(lab, EXT_C!)
     dir = await mkdtemp(join(tmpdir(), 'smartnat-dyn-sync-'))
     await server.writeKubeconfig(join(dir, 'kubeconfig'))
-    // Where the host Leases and the allocator Lease live (deploy/rbac.yaml creates it in a cluster).
-    server.api.create(server.registry.find('', 'v1', 'namespaces')!, undefined, {apiVersion: 'v1', kind: 'Namespace', metadata: {name: 'smartnat-system'}} as unknown as KubeObject)
-    server.api.create(server.registry.find('smartnat.aureacentral.com', 'v1alpha1', 'addresspools')!, undefined, {metadata: {name: 'edge'}, spec: {addresses: [EXT_C]}} as unknown as KubeObject)
-    server.createAll(serviceManifests(serviceFromLab('web', lab.services(), VIP)))
     server.api.create(mappings(), 'default', {apiVersion: 'smartnat.aureacentral.com/v1alpha1', kind: 'Mapping', metadata: {name: 'cron'}, spec: {addressPool: 'edge', serviceName: 'web', ports: [{servicePort: 80}]}} as unknown as KubeObject)
   })
 

@@ -6,19 +6,16 @@
  * beside it (its status dropped by the status subresource) makes smartnat write nothing.
  */
 import {expect} from 'chai'
-import {mkdtemp, rm} from 'node:fs/promises'
-import {hostname, tmpdir} from 'node:os'
-import {join} from 'node:path'
+import {hostname} from 'node:os'
 import type {MappingStatus} from '../../src/lib/mapping/types.js'
 import type {Ipv4} from '../../src/lib/net/ipv4.js'
 import {GO_CONTROLLER_FINALIZER} from '../../src/lib/sync/finalizers.js'
 import {HOST_LEASE_LABEL, leaseName} from '../../src/lib/sync/lease.js'
 import {startApiServer, type ApiServer, type KubeObject} from '../support/apiserver/index.js'
 import {eventually, iptablesDump} from '../support/e2e.js'
-import {freePort, httpGet} from '../support/http.js'
+import {startKubeWatch, type KubeWatch} from '../support/kube-watch.js'
 import {LAB_PLAN, createLab, requireLab, type Lab} from '../support/lab.js'
 import {mappingManifest, serviceFromLab, serviceManifests, type MappingFixture} from '../support/mappings.js'
-import {killSmartnat, startSmartnat, type RunningCli} from '../support/smartnat-cli.js'
 
 const VIP = '198.19.100.10'
 const POD_A = '198.19.200.11' as Ipv4
@@ -42,10 +39,7 @@ describe('smartnat watch replacing the Go controller, against the Kubernetes API
   this.timeout(30_000)
   let lab: Lab | undefined
   let server: ApiServer | undefined
-  let dir: string | undefined
-  let daemon: RunningCli | undefined
-  let port: number
-  let logText = ''
+  let daemon: KubeWatch | undefined
   const requests: string[] = []
 
   const mappingType = () => server!.registry.find('smartnat.aureacentral.com', 'v1alpha1', 'mappings')!
@@ -68,9 +62,7 @@ describe('smartnat watch replacing the Go controller, against the Kubernetes API
     const [result] = await lab!.requests('tcp', 'client1', CLIENT, address, port, 1, {timeoutMs: 500})
     return result!.ok ? result!.fields.pod! : result!.error
   }
-  const withOutput = async <T>(check: Promise<T>): Promise<T> => check.catch((error: Error) => {
-    throw new Error(`${error.message}\n--- watch log ---\n${logText.split('\n').slice(-30).join('\n')}`)
-  })
+  const withOutput = <T>(check: Promise<T>): Promise<T> => daemon!.withOutput(check)
 
   before(async function () {
     this.timeout(60_000)
@@ -78,8 +70,6 @@ describe('smartnat watch replacing the Go controller, against the Kubernetes API
     lab = await createLab()
     server = await startApiServer({crds: ['crds/mapping.yaml'], log: (line) => requests.push(line)})
     server.api.create(server.registry.find('', 'v1', 'namespaces')!, undefined, {metadata: {name: 'smartnat-system'}})
-    dir = await mkdtemp(join(tmpdir(), 'smartnat-kube-legacy-'))
-    await server.writeKubeconfig(join(dir, 'kubeconfig'))
     server.createAll(serviceManifests(serviceFromLab('web', lab.services(), VIP)))
     // As the Go controller left them: its finalizer, its key (no host) and a key of a host that is gone.
     server.api.create(mappingType(), 'default', withGoFinalizer(OLD))
@@ -92,29 +82,14 @@ describe('smartnat watch replacing the Go controller, against the Kubernetes API
       metadata: {name: leaseName('edge-gone'), labels: {[HOST_LEASE_LABEL]: 'true'}},
       spec: {holderIdentity: 'edge-gone', leaseDurationSeconds: 2, renewTime: '2026-01-01T00:00:00.000000Z'},
     })
-    port = await freePort()
-    daemon = startSmartnat(
-      [
-        'watch',
-        '--kubeconfig', join(dir, 'kubeconfig'),
-        '--netns', lab.ns('host'),
-        '--lock-file', join(dir, 'smartnat.lock'),
-        '--metrics-addr', `127.0.0.1:${port}`,
-        '--resync', '2s',
-        '--lease-duration', '4s',
-        '--log-level', 'debug',
-      ],
-      {timeoutMs: 110_000},
-    )
-    daemon.child.stdout!.on('data', (chunk: Buffer) => (logText += chunk.toString()))
-    await withOutput(eventually('/readyz 200', 20_000, async () => ((await httpGet(port, '/readyz')).status === 200 ? true : undefined)))
+    daemon = await startKubeWatch(lab, server, ['--resync', '2s', '--lease-duration', '4s', '--log-level', 'debug'])
+    await daemon.ready()
   })
 
   after(async () => {
-    await killSmartnat(daemon)
+    await daemon?.stop()
     await server?.stop()
     await lab?.destroy()
-    if (dir) await rm(dir, {recursive: true, force: true})
   })
 
   it('renews its own Lease in the Lease namespace, named after the host', async () => {
@@ -158,6 +133,6 @@ describe('smartnat watch replacing the Go controller, against the Kubernetes API
     expect(rules).to.not.include('default/old')
     expect(rules).to.not.include(`-d ${EXT_A}/32`)
     expect(await reach(EXT_A, 8080)).to.equal('refused')
-    expect(logText).to.not.match(/"level":"(warn|error)".*finalizer/)
+    expect(daemon!.log).to.not.match(/"level":"(warn|error)".*finalizer/)
   })
 })

@@ -6,9 +6,8 @@
  */
 import {expect} from 'chai'
 import {execFile} from 'node:child_process'
-import {mkdtemp, rm} from 'node:fs/promises'
 import type {Server} from 'node:http'
-import {hostname, tmpdir} from 'node:os'
+import {hostname} from 'node:os'
 import {join} from 'node:path'
 import {listConntrackFlows} from '../../src/lib/host/conntrack.js'
 import {inspectLock} from '../../src/lib/host/lock.js'
@@ -18,11 +17,11 @@ import {PatchType, startApiServer, type ApiServer, type KubeObject} from '../sup
 import {createApiHttpServer} from '../support/apiserver/server.js'
 import {WatchHub} from '../support/apiserver/watch.js'
 import {eventually, iptablesDump, udpFlow} from '../support/e2e.js'
-import {freePort, httpGet} from '../support/http.js'
+import {httpGet} from '../support/http.js'
+import {startKubeWatch, type KubeWatch} from '../support/kube-watch.js'
 import {LAB_PLAN, createLab, requireLab, type Lab} from '../support/lab.js'
 import {mappingManifest, serviceFromLab, serviceManifests, type MappingFixture} from '../support/mappings.js'
 import {requireNeeds} from '../support/requirements.js'
-import {startSmartnat, type RunningCli, killSmartnat} from '../support/smartnat-cli.js'
 
 const VIP = '198.19.100.10'
 const POD_A = '198.19.200.11' as Ipv4
@@ -73,13 +72,9 @@ describe('smartnat watch against the Kubernetes API, in the namespace lab (root)
   let lab: Lab | undefined
   let server: ApiServer | undefined
   let restarted: {hub: WatchHub; http: Server} | undefined
-  let dir: string | undefined
-  let daemon: RunningCli | undefined
-  let port: number
+  let daemon: KubeWatch | undefined
   /** When the API server listened again after the outage. */
   let backAt: number | undefined
-  /** The daemon's log so far. */
-  let logText = ''
 
   const GROUP_VERSION = {mappings: ['smartnat.aureacentral.com', 'v1alpha1'], endpointslices: ['discovery.k8s.io', 'v1'], events: ['', 'v1']} as const
   const type = (resource: keyof typeof GROUP_VERSION) => server!.registry.find(GROUP_VERSION[resource][0], GROUP_VERSION[resource][1], resource)!
@@ -95,43 +90,25 @@ describe('smartnat watch against the Kubernetes API, in the namespace lab (root)
     const answer = await reach(address, port, protocol)
     return answer === POD_A || answer === POD_B ? answer : undefined
   }
-  const readyz = () => httpGet(port, '/readyz')
+  const readyz = () => httpGet(daemon!.port, '/readyz')
   // A wait that times out shows what the daemon logged last.
-  const withOutput = async <T>(check: Promise<T>): Promise<T> => check.catch((error: Error) => {
-    throw new Error(`${error.message}\n--- watch log ---\n${logText.split('\n').slice(-30).join('\n')}`)
-  })
+  const withOutput = <T>(check: Promise<T>): Promise<T> => daemon!.withOutput(check)
 
   before(async function () {
     this.timeout(60_000)
     requireLab(this)
     lab = await createLab()
     server = await startApiServer({crds: ['crds/mapping.yaml']})
-    dir = await mkdtemp(join(tmpdir(), 'smartnat-kube-watch-'))
-    await server.writeKubeconfig(join(dir, 'kubeconfig'))
     server.createAll(serviceManifests(serviceFromLab('web', lab.services(), VIP)))
-    port = await freePort()
-    daemon = startSmartnat(
-      [
-        'watch',
-        '--kubeconfig', join(dir, 'kubeconfig'),
-        '--netns', lab.ns('host'),
-        '--lock-file', join(dir, 'smartnat.lock'),
-        '--metrics-addr', `127.0.0.1:${port}`,
-        '--resync', '3s',
-        '--log-level', 'debug',
-      ],
-      {timeoutMs: 110_000},
-    )
-    daemon.child.stdout!.on('data', (chunk: Buffer) => (logText += chunk.toString()))
+    daemon = await startKubeWatch(lab, server, ['--resync', '3s', '--log-level', 'debug'])
   })
 
   after(async () => {
     // However the tests ended, the daemon must not outlive them.
-    await killSmartnat(daemon)
+    await daemon?.stop()
     if (restarted) await closeHttp(restarted)
     await server?.stop()
     await lab?.destroy()
-    if (dir) await rm(dir, {recursive: true, force: true})
   })
 
   it('becomes ready once it has listed the API and synced', async () => {
@@ -161,7 +138,7 @@ describe('smartnat watch against the Kubernetes API, in the namespace lab (root)
     const stdout = await new Promise<string>((resolve, reject) =>
       execFile(
         'kubectl',
-        ['--kubeconfig', join(dir!, 'kubeconfig'), '--cache-dir', join(dir!, 'kubectl-cache'), '--request-timeout', '10s', 'get', 'mappings'],
+        ['--kubeconfig', daemon!.kubeconfig, '--cache-dir', join(daemon!.dir, 'kubectl-cache'), '--request-timeout', '10s', 'get', 'mappings'],
         {timeout: 20_000},
         (error, out, err) => (error ? reject(new Error(`kubectl get mappings: ${err}`)) : resolve(out)),
       ),
@@ -192,7 +169,7 @@ describe('smartnat watch against the Kubernetes API, in the namespace lab (root)
     })).then((podIPs) => expect(podIPs).to.deep.equal([POD_A]))
     // The pass that wrote the status ran its cleanup before: connections smartnat translated would be gone by now (test/e2e/conntrack-cleanup.test.ts).
     expect([await entries(POD_A), await entries(POD_B)]).to.deep.equal([1, 1])
-    const logged = logText.split('\n').filter(Boolean).map((l) => JSON.parse(l) as {conntrackDeleted?: number})
+    const logged = daemon!.log.split('\n').filter(Boolean).map((l) => JSON.parse(l) as {conntrackDeleted?: number})
     expect(logged.filter((l) => (l.conntrackDeleted ?? 0) > 0)).to.deep.equal([])
     expect(await reach(EXT_A, 8080)).to.equal(POD_A)
   })
@@ -244,7 +221,7 @@ describe('smartnat watch against the Kubernetes API, in the namespace lab (root)
       return reply.status === 503 ? reply : undefined
     }))
     expect(during.body).to.match(/ECONNREFUSED|connect|unreachable/i)
-    const metrics = await httpGet(port, '/metrics')
+    const metrics = await httpGet(daemon!.port, '/metrics')
     const failedLists = [...metrics.body.matchAll(/^smartnat_api_errors_total\{kind="\w+",verb="(?:list|watch)",code="error"\} (\d+)$/gm)]
     expect(failedLists.reduce((sum, match) => sum + Number(match[1]), 0)).to.be.at.least(1)
     // A resync from the cache happens meanwhile and must leave the rules as they are.
@@ -267,13 +244,13 @@ describe('smartnat watch against the Kubernetes API, in the namespace lab (root)
 
   it('SIGTERM: exits 0 and leaves the rules working', async () => {
     const rules = await iptablesDump(lab!)
-    daemon!.child.kill('SIGTERM')
-    const result = await Promise.race([daemon!.done, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 15_000))])
+    daemon!.cli.child.kill('SIGTERM')
+    const result = await Promise.race([daemon!.cli.done, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 15_000))])
     expect(result, 'exited within 15 s of SIGTERM').to.not.equal(undefined)
-    expect(result!.code, `signal ${daemon!.child.signalCode}: ${result!.stderr}${result!.stdout.split('\n').slice(-5).join('\n')}`).to.equal(0)
+    expect(result!.code, `signal ${daemon!.cli.child.signalCode}: ${result!.stderr}${result!.stdout.split('\n').slice(-5).join('\n')}`).to.equal(0)
     expect(await iptablesDump(lab!)).to.equal(rules)
     expect(await reach(EXT_A, 8080)).to.equal(POD_A)
-    expect(await inspectLock(join(dir!, 'smartnat.lock')), 'the lock let go of, its holder cleared').to.deep.equal({held: false, holder: undefined})
+    expect(await inspectLock(daemon!.lockFile), 'the lock let go of, its holder cleared').to.deep.equal({held: false, holder: undefined})
 
     const lines = result!.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as {time: string; level: string; msg: string; kind?: string})
     const apiErrors = lines.filter((l) => l.msg.startsWith('Kubernetes API error'))

@@ -11,18 +11,16 @@
 import {KubeConfig, Watch} from '@kubernetes/client-node'
 import {expect} from 'chai'
 import {execFile} from 'node:child_process'
-import {mkdtemp, rm} from 'node:fs/promises'
-import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {LOAD_BALANCER_CLASS} from '../../src/lib/mapping/loadbalancer.js'
 import type {ServiceResource} from '../../src/lib/mapping/types.js'
 import {startApiServer, type ApiServer, type KubeObject} from '../support/apiserver/index.js'
 import {eventually} from '../support/e2e.js'
-import {freePort, httpGet} from '../support/http.js'
+import {startKubeWatch, type KubeWatch} from '../support/kube-watch.js'
 import {LAB_PLAN, createLab, requireLab, type Lab} from '../support/lab.js'
 import {serviceFromLab, serviceManifests} from '../support/mappings.js'
 import {requireNeeds} from '../support/requirements.js'
-import {killSmartnat, startSmartnat, type RunningCli} from '../support/smartnat-cli.js'
+import {killSmartnat} from '../support/smartnat-cli.js'
 
 const VIP = '198.19.100.10'
 const PODS = ['198.19.200.11', '198.19.200.12']
@@ -66,12 +64,9 @@ describe('LoadBalancer Services and address pools, with smartnat watch in the na
   this.timeout(40_000)
   let lab: Lab | undefined
   let server: ApiServer | undefined
-  let dir: string | undefined
-  let daemon: RunningCli | undefined
+  let daemon: KubeWatch | undefined
   /** Another smartnat host allocating from the same API (in the lab's rtr2, serving no interface). */
-  let second: RunningCli | undefined
-  let logText = ''
-  let secondLog = ''
+  let second: KubeWatch | undefined
   /** Short, so that a takeover after a host dies fits in a test. */
   const LEASE = ['--lease-duration', '4s']
 
@@ -90,9 +85,7 @@ describe('LoadBalancer Services and address pools, with smartnat watch in the na
     const answer = await reach(from, address, port, protocol)
     return PODS.includes(answer ?? '') ? answer : undefined
   }
-  const withOutput = async <T>(check: Promise<T>): Promise<T> => check.catch((error: Error) => {
-    throw new Error(`${error.message}\n--- watch log ---\n${logText.split('\n').slice(-30).join('\n')}`)
-  })
+  const withOutput = <T>(check: Promise<T>): Promise<T> => daemon!.withOutput(check)
   const allocated = (name: string) => withOutput(eventually(`an address for ${name}`, 10_000, () => addressOf(name)))
 
   before(async function () {
@@ -100,8 +93,6 @@ describe('LoadBalancer Services and address pools, with smartnat watch in the na
     requireLab(this)
     lab = await createLab()
     server = await startApiServer({crds: ['crds/mapping.yaml', 'crds/addresspool.yaml']})
-    dir = await mkdtemp(join(tmpdir(), 'smartnat-lb-'))
-    await server.writeKubeconfig(join(dir, 'kubeconfig'))
     // Where the host Leases and the allocator Lease live (deploy/rbac.yaml creates it in a cluster).
     server.api.create(type('', 'v1', 'namespaces'), undefined, {apiVersion: 'v1', kind: 'Namespace', metadata: {name: 'smartnat-system'}} as unknown as KubeObject)
     server.api.create(type('smartnat.aureacentral.com', 'v1alpha1', 'addresspools'), undefined, {
@@ -111,21 +102,15 @@ describe('LoadBalancer Services and address pools, with smartnat watch in the na
     // The pods behind every Service of this test: the lab's one Service, whose EndpointSlice each Service shares.
     const [, slice] = serviceManifests(serviceFromLab('web', lab.services(), VIP))
     server.api.create(type('discovery.k8s.io', 'v1', 'endpointslices'), 'default', slice as KubeObject)
-    const port = await freePort()
-    daemon = startSmartnat(
-      ['watch', '--kubeconfig', join(dir, 'kubeconfig'), '--netns', lab.ns('host'), '--lock-file', join(dir, 'smartnat.lock'), '--metrics-addr', `127.0.0.1:${port}`, '--resync', '3s', '--log-level', 'debug', ...LEASE],
-      {timeoutMs: 150_000},
-    )
-    daemon.child.stdout!.on('data', (chunk: Buffer) => (logText += chunk.toString()))
-    await withOutput(eventually('/readyz 200', 20_000, async () => ((await httpGet(port, '/readyz')).status === 200 ? true : undefined)))
+    daemon = await startKubeWatch(lab, server, ['--resync', '3s', '--log-level', 'debug', ...LEASE], {timeoutMs: 150_000})
+    await daemon.ready()
   })
 
   after(async () => {
-    await killSmartnat(second)
-    await killSmartnat(daemon)
+    await second?.stop()
+    await daemon?.stop()
     await server?.stop()
     await lab?.destroy()
-    if (dir) await rm(dir, {recursive: true, force: true})
   })
 
   it('a Helm-chart-shaped LoadBalancer Service gets the pool\'s first address, recorded with ipMode Proxy, and carries traffic to its ClusterIP', async () => {
@@ -134,14 +119,14 @@ describe('LoadBalancer Services and address pools, with smartnat watch in the na
     expect(stored('web').status?.loadBalancer?.ingress).to.deep.equal([{ip: EXT_A, ipMode: 'Proxy', ports: [{port: 80, protocol: 'TCP'}]}])
     expect(await withOutput(eventually('traffic from the allowed client', 5000, () => reachesPod(ALLOWED_CLIENT, EXT_A, 80)))).to.be.oneOf(PODS)
     expect(events('web').map((e) => [e.type, e.reason, e.message])).to.deep.equal([['Normal', 'AddressAllocated', `allocated ${EXT_A} from AddressPool edge`]])
-    const logged = logText.split('\n').filter(Boolean).map((line) => JSON.parse(line) as {msg: string; allocated?: number})
+    const logged = daemon!.log.split('\n').filter(Boolean).map((line) => JSON.parse(line) as {msg: string; allocated?: number})
     expect(logged.some((line) => line.msg === 'LoadBalancer addresses recorded' && line.allocated === 1)).to.equal(true)
   })
 
   it('kubectl get svc shows the address as EXTERNAL-IP', async function () {
     requireNeeds(this, 'kubectl get svc', {tools: ['kubectl']})
     const stdout = await new Promise<string>((resolve, reject) =>
-      execFile('kubectl', ['--kubeconfig', join(dir!, 'kubeconfig'), '--cache-dir', join(dir!, 'kubectl-cache'), 'get', 'svc', 'web', '--no-headers'], {timeout: 20_000}, (error, out, err) =>
+      execFile('kubectl', ['--kubeconfig', daemon!.kubeconfig, '--cache-dir', join(daemon!.dir, 'kubectl-cache'), 'get', 'svc', 'web', '--no-headers'], {timeout: 20_000}, (error, out, err) =>
         error ? reject(new Error(`kubectl get svc: ${err}`)) : resolve(out)),
     )
     expect(stdout.trim().split(/\s+/).slice(0, 5)).to.deep.equal(['web', 'LoadBalancer', VIP, EXT_A, '80/TCP'])
@@ -220,13 +205,8 @@ describe('LoadBalancer Services and address pools, with smartnat watch in the na
   })
 
   it('two smartnat hosts allocating at once give 50 new Services 50 distinct addresses within 5 s, never one address to two Services at any moment', async () => {
-    const port = await freePort()
-    second = startSmartnat(
-      ['watch', '--kubeconfig', join(dir!, 'kubeconfig'), '--netns', lab!.ns('rtr2'), '--interfaces', '^serves-none$', '--lock-file', join(dir!, 'second.lock'), '--metrics-addr', `127.0.0.1:${port}`, '--resync', '3s', ...LEASE],
-      {timeoutMs: 100_000},
-    )
-    second.child.stdout!.on('data', (chunk: Buffer) => (secondLog += chunk.toString()))
-    await eventually('the second host ready', 20_000, async () => ((await httpGet(port, '/readyz')).status === 200 ? true : undefined))
+    second = await startKubeWatch(lab!, server!, ['--interfaces', '^serves-none$', '--resync', '3s', ...LEASE], {netns: 'rtr2', timeoutMs: 100_000})
+    await second.ready()
     const seen = await watchAddresses()
     try {
       server!.api.create(type('smartnat.aureacentral.com', 'v1alpha1', 'addresspools'), undefined, {metadata: {name: 'bulk'}, spec: {addresses: ['198.18.8.0/26']}} as unknown as KubeObject)
@@ -245,20 +225,20 @@ describe('LoadBalancer Services and address pools, with smartnat watch in the na
       }))
       const seconds = (Date.now() - started) / 1000
       const acquired = (log: string) => log.includes('allocator Lease acquired')
-      console.log(`      50 Services: distinct addresses after ${seconds.toFixed(2)} s; Service events watched: ${seen.events}; allocator: ${acquired(logText) ? 'first host' : acquired(secondLog) ? 'second host' : 'none logged'}`)
+      console.log(`      50 Services: distinct addresses after ${seconds.toFixed(2)} s; Service events watched: ${seen.events}; allocator: ${acquired(daemon!.log) ? 'first host' : acquired(second.log) ? 'second host' : 'none logged'}`)
       expect(addresses.every((ip) => ip.startsWith('198.18.8.'))).to.equal(true)
       expect(seen.events).to.be.greaterThanOrEqual(50)
       expect(seen.shared, 'moments a watch of the Services saw one address recorded for two of them').to.deep.equal([])
       // Exactly one of the two hosts decided.
-      expect([acquired(logText), acquired(secondLog)].filter(Boolean)).to.have.length(1)
+      expect([acquired(daemon!.log), acquired(second.log)].filter(Boolean)).to.have.length(1)
     } finally {
       seen.stop()
     }
   })
 
   it('when the allocating host dies, the other takes the allocator Lease over once it expires and allocates', async () => {
-    const [holder, survivorLog] = logText.includes('allocator Lease acquired') ? [daemon!, () => secondLog] : [second!, () => logText]
-    await killSmartnat(holder)
+    const [holder, survivor] = daemon!.log.includes('allocator Lease acquired') ? [daemon!, second!] : [second!, daemon!]
+    await killSmartnat(holder.cli)
     const seen = await watchAddresses()
     try {
       const names = Array.from({length: 5}, (_, i) => `after-${i}`)
@@ -268,7 +248,7 @@ describe('LoadBalancer Services and address pools, with smartnat watch in the na
         const recorded = names.map(addressOf).filter((ip) => ip !== undefined)
         return recorded.length === names.length ? recorded : undefined
       }))
-      expect(survivorLog()).to.include('allocator Lease acquired')
+      expect(survivor.log).to.include('allocator Lease acquired')
       expect(new Set(addresses).size).to.equal(names.length)
       expect(addresses.every((ip) => ip.startsWith('198.18.8.'))).to.equal(true)
       expect(seen.shared).to.deep.equal([])
