@@ -3,49 +3,26 @@
  * version read, a takeover only after the holder has not renewed for a whole duration (by the taker's
  * clock), release on stop, on clocks the test moves.
  */
-import {KubeConfig, type V1Lease} from '@kubernetes/client-node'
 import {expect} from 'chai'
-import {kubeLeaseApi} from '../../src/lib/source/kube/leases.js'
 import type {Clock} from '../../src/lib/sync/debounce.js'
 import {ALLOCATOR_LEASE_NAME, AllocatorLease, allocatorIdentity} from '../../src/lib/sync/allocator-lease.js'
-import {startApiServer, type ApiServer} from '../support/apiserver/index.js'
+import {LEASE_SETTINGS, StepClock, T0, startLeaseServer, type LeaseServer} from '../support/lease-server.js'
 
-const T0 = Date.parse('2026-01-01T00:00:00Z')
-const SETTINGS = {namespace: 'smartnat-system', durationSeconds: 40}
-
-/** Time moves only when the test says so; timers are never fired (the tests call tryHold themselves). */
-class StepClock implements Clock {
-  constructor(public time = T0) {}
-  now(): number {
-    return this.time
-  }
-  setTimeout(): unknown {
-    return undefined
-  }
-  clearTimeout(): void {}
-}
-
+// The tests call tryHold themselves: no StepClock timer is ever fired.
 describe('allocator Lease', function () {
-  let server: ApiServer
-  let kc: KubeConfig
-  let requests: string[]
-  const leaseType = () => server.registry.find('coordination.k8s.io', 'v1', 'leases')!
-  const stored = () => server.api.get(leaseType(), 'smartnat-system', ALLOCATOR_LEASE_NAME) as unknown as V1Lease
-  const writes = () => requests.filter((r) => /^(POST|PUT) .*\/leases/.test(r)).length
+  let leases: LeaseServer
+  const stored = () => leases.stored(ALLOCATOR_LEASE_NAME)
+  const writes = () => leases.leaseWrites().length
 
   beforeEach(async function () {
-    requests = []
-    server = await startApiServer({log: (line) => requests.push(line)})
-    server.api.create(server.registry.find('', 'v1', 'namespaces')!, undefined, {metadata: {name: 'smartnat-system'}})
-    kc = new KubeConfig()
-    kc.loadFromString(server.kubeconfig())
+    leases = await startLeaseServer()
   })
 
   afterEach(async function () {
-    await server.stop()
+    await leases.server.stop()
   })
 
-  const instance = (name: string, clock: Clock) => new AllocatorLease(kubeLeaseApi(kc), name, SETTINGS, clock)
+  const instance = (name: string, clock: Clock) => new AllocatorLease(leases.leaseApi(), name, LEASE_SETTINGS, clock)
 
   it('tells two instances on one host apart', function () {
     expect(allocatorIdentity('edge-1')).to.match(/^edge-1_[0-9a-f]{8}$/)

@@ -2,47 +2,24 @@
  * This host's Lease against the test API server: created once, renewed in place (MicroTime times), read back
  * with the other hosts' Leases into the set of live hosts, on a clock the test moves.
  */
-import {KubeConfig, type V1Lease} from '@kubernetes/client-node'
+import type {V1Lease} from '@kubernetes/client-node'
 import {expect} from 'chai'
-import {kubeLeaseApi, microTime} from '../../src/lib/source/kube/leases.js'
-import type {Clock} from '../../src/lib/sync/debounce.js'
+import {microTime} from '../../src/lib/source/kube/leases.js'
 import {HOST_LEASE_LABEL, HostLease, leaseName} from '../../src/lib/sync/lease.js'
-import {startApiServer, type ApiServer} from '../support/apiserver/index.js'
-
-const T0 = Date.parse('2026-01-01T00:00:00Z')
-const SETTINGS = {namespace: 'smartnat-system', durationSeconds: 40}
-
-/** Time moves only when the test says so; the one timer set is kept to be fired by hand. */
-class StepClock implements Clock {
-  time = T0
-  timer: (() => void) | undefined
-  now(): number {
-    return this.time
-  }
-  setTimeout(callback: () => void): unknown {
-    this.timer = callback
-    return callback
-  }
-  clearTimeout(handle: unknown): void {
-    if (this.timer === handle) this.timer = undefined
-  }
-}
+import type {ApiServer} from '../support/apiserver/index.js'
+import {LEASE_SETTINGS, StepClock, T0, startLeaseServer, type LeaseServer} from '../support/lease-server.js'
 
 describe('host Lease', function () {
+  let leases: LeaseServer
   let server: ApiServer
-  let kc: KubeConfig
   let clock: StepClock
-  let requests: string[]
   const leaseType = () => server.registry.find('coordination.k8s.io', 'v1', 'leases')!
-  const stored = (name: string) => server.api.get(leaseType(), 'smartnat-system', name) as unknown as V1Lease & {spec: {renewTime: string}}
-  const leaseWrites = () => requests.filter((r) => /^(POST|PUT) .*\/leases/.test(r))
+  const stored = (name: string) => leases.stored(name) as V1Lease & {spec: {renewTime: string}}
+  const leaseWrites = () => leases.leaseWrites()
 
   beforeEach(async function () {
-    requests = []
-    server = await startApiServer({log: (line) => requests.push(line)})
-    server.api.create(server.registry.find('', 'v1', 'namespaces')!, undefined, {metadata: {name: 'smartnat-system'}})
-    kc = new KubeConfig()
-    kc.loadFromString(server.kubeconfig())
+    leases = await startLeaseServer()
+    server = leases.server
     clock = new StepClock()
   })
 
@@ -62,7 +39,7 @@ describe('host Lease', function () {
   })
 
   it('creates its Lease, then renews it in place with MicroTime times', async function () {
-    const lease = new HostLease(kubeLeaseApi(kc), 'edge-1', SETTINGS, clock)
+    const lease = new HostLease(leases.leaseApi(), 'edge-1', LEASE_SETTINGS, clock)
     expect(await lease.renew()).to.equal(true)
     expect(stored('smartnat-edge-1').spec).to.deep.include({holderIdentity: 'edge-1', leaseDurationSeconds: 40, renewTime: '2026-01-01T00:00:00.000000Z'})
     expect(stored('smartnat-edge-1').metadata!.labels).to.deep.equal({[HOST_LEASE_LABEL]: 'true'})
@@ -73,7 +50,7 @@ describe('host Lease', function () {
   })
 
   it('renews every quarter of the duration once started, one write per renewal, and stops renewing when stopped', async function () {
-    const lease = new HostLease(kubeLeaseApi(kc), 'edge-1', SETTINGS, clock)
+    const lease = new HostLease(leases.leaseApi(), 'edge-1', LEASE_SETTINGS, clock)
     lease.start()
     await lease.started()
     for (let i = 0; i < 3; i++) {
@@ -90,7 +67,7 @@ describe('host Lease', function () {
   })
 
   it('counts as live the hosts it has seen renew within their duration, by its own clock, itself included', async function () {
-    const lease = new HostLease(kubeLeaseApi(kc), 'edge-1', SETTINGS, clock)
+    const lease = new HostLease(leases.leaseApi(), 'edge-1', LEASE_SETTINGS, clock)
     expect(lease.live(), 'nothing before the first read').to.equal(undefined)
     // edge-2's clock is an hour behind: what it writes as renewTime is never compared with this host's clock.
     otherHost('edge-2', T0 - 3_600_000)
@@ -107,7 +84,7 @@ describe('host Lease', function () {
   })
 
   it('sees a host that started since the last read once it reads again', async function () {
-    const lease = new HostLease(kubeLeaseApi(kc), 'edge-1', SETTINGS, clock)
+    const lease = new HostLease(leases.leaseApi(), 'edge-1', LEASE_SETTINGS, clock)
     await lease.renew()
     otherHost('edge-0', T0)
     expect([...lease.live()!.hosts]).to.deep.equal(['edge-1'])
@@ -117,7 +94,7 @@ describe('host Lease', function () {
   it('refuses to take over a Lease another host holds, and says so', async function () {
     otherHost('edge-1', T0)
     server.api.patch(leaseType(), 'smartnat-system', 'smartnat-edge-1', 'application/merge-patch+json', {spec: {holderIdentity: 'EDGE-1'}})
-    const lease = new HostLease(kubeLeaseApi(kc), 'edge-1', SETTINGS, clock)
+    const lease = new HostLease(leases.leaseApi(), 'edge-1', LEASE_SETTINGS, clock)
     expect(await lease.renew()).to.equal(false)
     expect(lease.failure()).to.equal('Lease smartnat-system/smartnat-edge-1 is held by EDGE-1, not edge-1: two hosts have names that make the same Lease name')
     expect(stored('smartnat-edge-1').spec.holderIdentity).to.equal('EDGE-1')
