@@ -43,6 +43,9 @@ export function serviceFromLab(name: string, services: LabService[], vip: string
   }
 }
 
+/** A Service web (ClusterIP 10.96.0.20, tcp 80 to 8080) with one ready pod, 198.19.0.1: what the unit tests plan a Mapping for against the test API server. */
+export const WEB_SERVICE: ServiceFixture = {name: 'web', clusterIP: '10.96.0.20', ports: [{protocol: 'tcp', port: 80, targetPort: 8080}], pods: ['198.19.0.1']}
+
 /** A Mapping resource as a user would write it. */
 export function mappingManifest(m: MappingFixture): Record<string, unknown> {
   return {

@@ -11,6 +11,7 @@ import {kubeEventApi, kubeMappingStatusApi} from '../../src/lib/source/kube/writ
 import {MappingAllocationWriter} from '../../src/lib/sync/mapping-allocation.js'
 import {writeStatuses} from '../../src/lib/sync/status.js'
 import {startApiServer, type ApiServer} from '../support/apiserver/index.js'
+import {WEB_SERVICE, serviceManifests} from '../support/mappings.js'
 
 const POOL_ADDRESS = '198.18.0.10'
 
@@ -37,15 +38,7 @@ describe('allocations recorded in Mapping statuses', function () {
     kc = new KubeConfig()
     kc.loadFromString(server.kubeconfig())
     server.api.create(server.registry.find('smartnat.aureacentral.com', 'v1alpha1', 'addresspools')!, undefined, {metadata: {name: 'edge'}, spec: {addresses: [`${POOL_ADDRESS}-198.18.0.11`]}})
-    server.api.create(server.registry.find('', 'v1', 'services')!, 'default', {
-      metadata: {name: 'web'}, spec: {clusterIP: '10.96.0.20', ports: [{port: 80, protocol: 'TCP', targetPort: 8080}]},
-    })
-    server.api.create(server.registry.find('discovery.k8s.io', 'v1', 'endpointslices')!, 'default', {
-      metadata: {name: 'web-1', labels: {'kubernetes.io/service-name': 'web'}},
-      addressType: 'IPv4',
-      endpoints: [{addresses: ['198.19.0.1'], conditions: {ready: true}}],
-      ports: [{port: 8080, protocol: 'TCP'}],
-    })
+    server.createAll(serviceManifests(WEB_SERVICE))
   })
 
   afterEach(async function () {

@@ -15,6 +15,7 @@ import type {SyncReport} from '../../src/lib/sync/once.js'
 import {apiPublisher} from '../../src/lib/sync/publish.js'
 import {desiredStatus, SettledStatuses, ownAddresses, writeStatuses} from '../../src/lib/sync/status.js'
 import {startApiServer, type ApiServer} from '../support/apiserver/index.js'
+import {WEB_SERVICE, serviceManifests} from '../support/mappings.js'
 
 const T0 = new Date('2025-01-01T00:00:00Z')
 const T1 = new Date('2025-01-01T00:05:00Z')
@@ -195,15 +196,7 @@ describe('status writeback', function () {
       kc = new KubeConfig()
       kc.loadFromString(server.kubeconfig())
       api = kubeMappingStatusApi(kc)
-      server.api.create(server.registry.find('', 'v1', 'services')!, 'default', {
-        metadata: {name: 'web'}, spec: {clusterIP: '10.96.0.20', ports: [{port: 80, protocol: 'TCP', targetPort: 8080}]},
-      })
-      server.api.create(server.registry.find('discovery.k8s.io', 'v1', 'endpointslices')!, 'default', {
-        metadata: {name: 'web-1', labels: {'kubernetes.io/service-name': 'web'}},
-        addressType: 'IPv4',
-        endpoints: [{addresses: ['198.19.0.1'], conditions: {ready: true}}],
-        ports: [{port: 8080, protocol: 'TCP'}],
-      })
+      server.createAll(serviceManifests(WEB_SERVICE))
       server.api.create(mappingType(), 'default', {
         metadata: {name: 'web'},
         spec: {addresses: ['198.18.0.10', '198.18.0.11'], serviceName: 'web', ports: [{port: 80}]},
