@@ -11,29 +11,15 @@
  *   node --import tsx bench/render-change.ts [COUNT] [ROUNDS]
  */
 import {performance} from 'node:perf_hooks'
-import {isDeepStrictEqual} from 'node:util'
 import {createBackend} from '../src/lib/backend/registry.js'
-import type {NatModel} from '../src/lib/plan/model.js'
 import {plan} from '../src/lib/plan/plan.js'
+import {reusing} from '../test/support/model-reuse.js'
 import {RecordingRunner} from '../test/support/recording-runner.js'
 import {printTable} from './report.js'
 import {BENCH_PLAN_OPTIONS, directPods, syntheticHost, syntheticSnapshot, withSlice} from './synthetic.js'
 
 const count = Number(process.argv[2] ?? 10_000)
 const rounds = Number(process.argv[3] ?? 40)
-
-/** `next` holding `previous`'s objects wherever they are equal. */
-function reusing(previous: NatModel, next: NatModel): NatModel {
-  const mappings = new Map(previous.mappings.map((m) => [`${m.namespace}/${m.name}`, m]))
-  const egress = new Map(previous.egress.map((e) => [e.address, e]))
-  const kept = <T>(old: T | undefined, now: T) => (old !== undefined && isDeepStrictEqual(old, now) ? old : now)
-  return {
-    ...next,
-    mappings: next.mappings.map((m) => kept(mappings.get(`${m.namespace}/${m.name}`), m)),
-    egress: next.egress.map((e) => kept(egress.get(e.address), e)),
-    interfaces: kept(previous.interfaces, next.interfaces),
-  }
-}
 
 function quantile(values: number[], q: number): number {
   const sorted = [...values].sort((a, b) => a - b)

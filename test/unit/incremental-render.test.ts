@@ -6,7 +6,6 @@
  */
 import {expect} from 'chai'
 import fc from 'fast-check'
-import {isDeepStrictEqual} from 'node:util'
 import {setFlagsFromString} from 'node:v8'
 import {runInNewContext} from 'node:vm'
 import type {Backend, BackendOptions} from '../../src/lib/backend/backend.js'
@@ -19,6 +18,7 @@ import {NftablesRenderer} from '../../src/lib/backend/nftables/renderer.js'
 import {MAPPING_API_VERSION, SERVICE_NAME_LABEL} from '../../src/lib/mapping/types.js'
 import {DEFAULT_PLAN_OPTIONS, type HostInfo, type NatModel, type Snapshot} from '../../src/lib/plan/model.js'
 import {plan} from '../../src/lib/plan/plan.js'
+import {reusing} from '../support/model-reuse.js'
 import {RecordingRunner} from '../support/recording-runner.js'
 import {ip} from './nat-model-fixture.js'
 
@@ -145,19 +145,6 @@ function hostOf(world: World): HostInfo {
 
 function modelOf(world: World): NatModel {
   return plan(snapshotOf(world), hostOf(world), {...DEFAULT_PLAN_OPTIONS, snat: world.snat, masquerade: world.masquerade}).model
-}
-
-/** `next` holding `previous`'s objects wherever they are equal, as the planner keeps what did not change. */
-function reusing(previous: NatModel, next: NatModel): NatModel {
-  const mappings = new Map(previous.mappings.map((m) => [`${m.namespace}/${m.name}`, m]))
-  const egress = new Map(previous.egress.map((e) => [e.address, e]))
-  const kept = <T>(old: T | undefined, now: T) => (old !== undefined && isDeepStrictEqual(old, now) ? old : now)
-  return {
-    ...next,
-    mappings: next.mappings.map((m) => kept(mappings.get(`${m.namespace}/${m.name}`), m)),
-    egress: next.egress.map((e) => kept(egress.get(e.address), e)),
-    interfaces: kept(previous.interfaces, next.interfaces),
-  }
 }
 
 /** A copy of a state that the renderer knows nothing about: diffs and summaries read it whole. */
