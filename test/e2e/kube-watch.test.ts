@@ -6,7 +6,6 @@
  */
 import {expect} from 'chai'
 import {execFile} from 'node:child_process'
-import type {Server} from 'node:http'
 import {hostname} from 'node:os'
 import {join} from 'node:path'
 import {listConntrackFlows} from '../../src/lib/host/conntrack.js'
@@ -14,8 +13,6 @@ import {inspectLock} from '../../src/lib/host/lock.js'
 import type {MappingCondition, MappingStatus} from '../../src/lib/mapping/types.js'
 import type {Ipv4} from '../../src/lib/net/ipv4.js'
 import {PatchType, startApiServer, type ApiServer, type KubeObject} from '../support/apiserver/index.js'
-import {createApiHttpServer} from '../support/apiserver/server.js'
-import {WatchHub} from '../support/apiserver/watch.js'
 import {eventually, iptablesDump, udpFlow} from '../support/e2e.js'
 import {httpGet} from '../support/http.js'
 import {startKubeWatch, type KubeWatch} from '../support/kube-watch.js'
@@ -46,32 +43,12 @@ interface StoredEvent {
   involvedObject: {name: string}
 }
 
-/** The API server back on the same port over the same store, as after a restart of kube-apiserver. */
-async function listenAgain(server: ApiServer): Promise<{hub: WatchHub; http: Server}> {
-  const hub = new WatchHub(5000)
-  const http = createApiHttpServer({api: server.api, registry: server.registry, hub, aggregatedDiscovery: true})
-  await new Promise<void>((resolve, reject) => {
-    http.once('error', reject)
-    http.listen(server.port, '127.0.0.1', () => resolve())
-  })
-  return {hub, http}
-}
-
-function closeHttp({hub, http}: {hub: WatchHub; http: Server}): Promise<void> {
-  return new Promise((resolve) => {
-    hub.closeAll()
-    http.close(() => resolve())
-    http.closeAllConnections()
-  })
-}
-
 const condition = (status: MappingStatus | undefined, type: string): MappingCondition | undefined => status?.conditions?.find((c) => c.type === type)
 
 describe('smartnat watch against the Kubernetes API, in the namespace lab (root)', function () {
   this.timeout(30_000)
   let lab: Lab | undefined
   let server: ApiServer | undefined
-  let restarted: {hub: WatchHub; http: Server} | undefined
   let daemon: KubeWatch | undefined
   /** When the API server listened again after the outage. */
   let backAt: number | undefined
@@ -106,7 +83,6 @@ describe('smartnat watch against the Kubernetes API, in the namespace lab (root)
   after(async () => {
     // However the tests ended, the daemon must not outlive them.
     await daemon?.stop()
-    if (restarted) await closeHttp(restarted)
     await server?.stop()
     await lab?.destroy()
   })
@@ -232,14 +208,15 @@ describe('smartnat watch against the Kubernetes API, in the namespace lab (root)
     const still = await readyz()
     expect(still.status, `still reporting the outage: ${still.body}`).to.equal(503)
 
-    restarted = await listenAgain(server!)
+    // Back on the same port over the same objects, as after a restart of kube-apiserver.
+    await server!.listenAgain()
     backAt = Date.now()
     const after = await withOutput(eventually('/readyz to recover', 20_000, async () => {
       const reply = await readyz()
       return reply.status === 200 && reply.body === 'ready\n' ? reply : undefined
     }))
     expect(after.body).to.equal('ready\n')
-    await eventually('the watches to be back (Mappings, Services, EndpointSlices, Namespaces)', 5000, () => (restarted!.hub.size === 4 ? true : undefined))
+    await eventually('the watches to be back (Mappings, Services, EndpointSlices, Namespaces)', 5000, () => (server!.openWatches() === 4 ? true : undefined))
   })
 
   it('SIGTERM: exits 0 and leaves the rules working', async () => {
