@@ -204,14 +204,17 @@ describe('rendering and applying a sequence of models', () => {
   }
 })
 
+/** Four Mappings, one per host address, half of them direct, each with a Service of three ready pods. */
+const FOUR_MAPPINGS: World = {
+  mappings: Array.from({length: 4}, (_, i) => ({addresses: [i], ports: [0, 2], sources: [1], direct: i % 2 === 0})),
+  services: Array.from({length: 4}, () => ({pods: [0, 1, 2], terminating: []})),
+  host: [0, 1, 2, 3],
+  snat: true,
+  masquerade: true,
+}
+
 describe('rendering a model in which one Mapping changed', () => {
-  const world: World = {
-    mappings: Array.from({length: 4}, (_, i) => ({addresses: [i], ports: [0, 2], sources: [1], direct: i % 2 === 0})),
-    services: Array.from({length: 4}, () => ({pods: [0, 1, 2], terminating: []})),
-    host: [0, 1, 2, 3],
-    snat: true,
-    masquerade: true,
-  }
+  const world = FOUR_MAPPINGS
   const changed: World = {...world, services: world.services.map((s, i) => (i === 2 ? {...s, pods: [0, 1, 3]} : s))}
 
   for (const renderer of [new IptablesRenderer(), new NftablesRenderer()]) {
@@ -249,13 +252,7 @@ describe('a backend rendering one model after another', () => {
   // The collector on demand, as `node --expose-gc` gives it.
   setFlagsFromString('--expose-gc')
   const gc = runInNewContext('gc') as () => void
-  const world: World = {
-    mappings: Array.from({length: 4}, (_, i) => ({addresses: [i], ports: [0, 2], sources: [1], direct: i % 2 === 0})),
-    services: Array.from({length: 4}, () => ({pods: [0, 1, 2], terminating: []})),
-    host: [0, 1, 2, 3],
-    snat: true,
-    masquerade: true,
-  }
+  const world = FOUR_MAPPINGS
 
   for (const {name, backend} of CASES) {
     it(`${name}: keeps only the last state it rendered, not every earlier one`, async () => {
