@@ -449,9 +449,10 @@ function addEgress(egress: EgressKept, entry: Entry, mapping: NatMapping, compar
   const first = mapping.addresses[0]!.address
   egress.atAddress.set(first, (egress.atAddress.get(first) ?? new Set<Entry>()).add(entry))
   for (const ip of mapping.podIPs) {
-    const listing = egress.listing.get(ip) ?? []
-    egress.listing.set(ip, listing)
-    insertSorted(listing, entry, compare)
+    // Most pod IPs are listed by one Mapping: an array of one, without the room a push or splice leaves.
+    const listing = egress.listing.get(ip)
+    if (listing === undefined) egress.listing.set(ip, [entry])
+    else insertSorted(listing, entry, compare)
   }
 }
 
