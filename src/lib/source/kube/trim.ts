@@ -7,7 +7,7 @@
  */
 import {SERVICE_ANNOTATIONS} from '../../mapping/loadbalancer.js'
 import {SERVICE_NAME_LABEL} from '../../mapping/types.js'
-import {LAST_APPLIED_ANNOTATION, type WatchedKind, type WireObject} from './kinds.js'
+import type {WatchedKind, WireObject} from './kinds.js'
 
 type Json = Record<string, unknown>
 
@@ -72,29 +72,22 @@ function slimNamespace(object: WireObject): WireObject {
 }
 
 /**
+ * The metadata of a Mapping the cache keeps: what planning, the status writeback, Events and the
+ * finalizer's removal read. Not its labels and annotations, nor what an API server sends along with
+ * every object (`managedFields`, kubectl's last-applied copy), often most of an object's size.
+ */
+const MAPPING_METADATA_FIELDS = ['namespace', 'name', 'uid', 'resourceVersion', 'generation', 'creationTimestamp', 'deletionTimestamp', 'finalizers'] as const
+
+/**
  * A listed or watched object as the cache keeps it: with the apiVersion and kind that list items
- * and watch events leave out, and without what an API server sends along with every object and
- * smartnat never reads: `metadata.managedFields` (who set which field) and kubectl's last-applied
- * copy of the object. On a real cluster these are often most of an object's size, and the cache
- * holds every Mapping, Service and EndpointSlice. The object given is not modified.
+ * and watch events leave out, and of its metadata only what smartnat reads. The cache holds every
+ * Mapping, Service and EndpointSlice of a cluster. The object given is not modified.
  */
 export function cachedObject(kind: WatchedKind, object: WireObject): WireObject {
   const typed = {...object, apiVersion: kind.apiVersion, kind: kind.name}
-  // Of Services and EndpointSlices, only what the planner reads; Mappings whole, their status included.
+  // Of Services and EndpointSlices, only what the planner reads; of Mappings, all but their metadata's extras, their status included.
   if (kind.name === 'Service') return slimService(typed)
   if (kind.name === 'EndpointSlice') return slimEndpointSlice(typed)
   if (kind.name === 'Namespace') return slimNamespace(typed)
-  return {...typed, metadata: withoutBookkeeping(object.metadata)}
-}
-
-function withoutBookkeeping(metadata: WireObject['metadata']): WireObject['metadata'] {
-  const annotations = metadata.annotations
-  const lastApplied = typeof annotations === 'object' && annotations !== null && LAST_APPLIED_ANNOTATION in annotations
-  if (!('managedFields' in metadata) && !lastApplied) return metadata
-  const {managedFields: _managedFields, ...kept} = metadata
-  if (lastApplied) {
-    const {[LAST_APPLIED_ANNOTATION]: _copy, ...others} = annotations as Record<string, unknown>
-    kept.annotations = others
-  }
-  return kept
+  return {...typed, metadata: pick(object.metadata, MAPPING_METADATA_FIELDS) as WireObject['metadata']}
 }
