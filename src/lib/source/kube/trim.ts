@@ -8,6 +8,7 @@
 import {SERVICE_ANNOTATIONS} from '../../mapping/loadbalancer.js'
 import {SERVICE_NAME_LABEL} from '../../mapping/types.js'
 import type {WatchedKind, WireObject} from './kinds.js'
+import {SharedStrings} from './shared-strings.js'
 
 type Json = Record<string, unknown>
 
@@ -44,7 +45,7 @@ function slimMetadata(metadata: WireObject['metadata'], labels: readonly string[
 
 /** A Service as the cache keeps it: with smartnat's annotations and, of a LoadBalancer, the addresses recorded in its status. */
 function slimService(object: WireObject): WireObject {
-  const slim: WireObject = {apiVersion: object.apiVersion, kind: object.kind, metadata: slimMetadata(object.metadata, [], SERVICE_ANNOTATIONS)}
+  const slim: WireObject = {apiVersion: object.apiVersion, kind: object.kind, metadata: shared.shareFields(slimMetadata(object.metadata, [], SERVICE_ANNOTATIONS), ['creationTimestamp'])}
   if (isObject(object.spec)) slim.spec = pick(object.spec, SERVICE_SPEC_FIELDS)
   else if ('spec' in object) slim.spec = object.spec
   const ingress = isObject(object.status) && isObject(object.status.loadBalancer) ? object.status.loadBalancer.ingress : undefined
@@ -89,5 +90,32 @@ export function cachedObject(kind: WatchedKind, object: WireObject): WireObject 
   if (kind.name === 'Service') return slimService(typed)
   if (kind.name === 'EndpointSlice') return slimEndpointSlice(typed)
   if (kind.name === 'Namespace') return slimNamespace(typed)
-  return {...typed, metadata: pick(object.metadata, MAPPING_METADATA_FIELDS) as WireObject['metadata']}
+  const metadata = shared.shareFields(pick(object.metadata, MAPPING_METADATA_FIELDS) as WireObject['metadata'], ['creationTimestamp'])
+  return kind.name === 'Mapping' ? mappingSharing({...typed, metadata}) : {...typed, metadata}
+}
+
+/** Strings the cached objects repeat, one copy each, for every kind. */
+const shared = new SharedStrings()
+
+const CONDITION_FIELDS = ['type', 'status', 'reason', 'message', 'lastTransitionTime']
+
+/** A Mapping whose repeated strings are shared: the addresses and allowed sources of its spec, its conditions and the host names of its status. */
+function mappingSharing(mapping: WireObject): WireObject {
+  if (isObject(mapping.spec)) {
+    const spec: Json = {...mapping.spec}
+    if ('addresses' in spec) spec.addresses = shared.shareAll(spec.addresses)
+    if ('allowedSources' in spec) spec.allowedSources = shared.shareAll(spec.allowedSources)
+    mapping.spec = spec
+  }
+  if (isObject(mapping.status)) {
+    const status: Json = {...mapping.status}
+    if (Array.isArray(status.conditions)) status.conditions = status.conditions.map((condition: unknown) => shared.shareFields(condition, CONDITION_FIELDS))
+    if (isObject(status.configuredAddresses)) {
+      const configured: Json = {}
+      for (const [address, entry] of Object.entries(status.configuredAddresses)) configured[address] = shared.shareFields(entry, ['host'])
+      status.configuredAddresses = configured
+    }
+    mapping.status = status
+  }
+  return mapping
 }
