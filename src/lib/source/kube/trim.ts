@@ -46,11 +46,22 @@ function slimMetadata(metadata: WireObject['metadata'], labels: readonly string[
 /** A Service as the cache keeps it: with smartnat's annotations and, of a LoadBalancer, the addresses recorded in its status. */
 function slimService(object: WireObject): WireObject {
   const slim: WireObject = {apiVersion: object.apiVersion, kind: object.kind, metadata: shared.shareFields(slimMetadata(object.metadata, [], SERVICE_ANNOTATIONS), ['creationTimestamp'])}
-  if (isObject(object.spec)) slim.spec = pick(object.spec, SERVICE_SPEC_FIELDS)
+  if (isObject(object.spec)) slim.spec = withoutRepeatedClusterIP(pick(object.spec, SERVICE_SPEC_FIELDS))
   else if ('spec' in object) slim.spec = object.spec
   const ingress = isObject(object.status) && isObject(object.status.loadBalancer) ? object.status.loadBalancer.ingress : undefined
   if (Array.isArray(ingress) && ingress.length > 0) slim.status = {loadBalancer: {ingress}}
   return slim
+}
+
+/**
+ * `clusterIPs` is read only when `clusterIP` is not an IPv4 address (a dual-stack Service whose first
+ * family is IPv6); on a single-stack Service it only repeats `clusterIP`, and is left out.
+ */
+function withoutRepeatedClusterIP(spec: Json): Json {
+  const {clusterIPs} = spec
+  if (!Array.isArray(clusterIPs) || clusterIPs.length !== 1 || clusterIPs[0] !== spec.clusterIP) return spec
+  const {clusterIPs: _repeated, ...rest} = spec
+  return rest
 }
 
 /** An EndpointSlice as the cache keeps it. */

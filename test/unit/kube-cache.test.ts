@@ -1,4 +1,4 @@
-/** What the API cache keeps of a Mapping (src/lib/source/kube/trim.ts). */
+/** What the API cache keeps of Mappings and Services (src/lib/source/kube/trim.ts). */
 import {expect} from 'chai'
 import type {WatchedKind} from '../../src/lib/source/kube/kinds.js'
 import {SharedStrings} from '../../src/lib/source/kube/shared-strings.js'
@@ -62,5 +62,16 @@ describe('SharedStrings', function () {
     expect(strings.shareAll(['a', 1, 'a'])).to.deep.equal(['a', 1, 'a'])
     expect(strings.shareFields({b: 'x', a: 2, c: 'y'}, ['a', 'c', 'missing'])).to.deep.equal({b: 'x', a: 2, c: 'y'})
     expect(Object.keys(strings.shareFields({b: 'x', a: 2, c: 'y'}, ['c']))).to.deep.equal(['b', 'a', 'c'])
+  })
+})
+
+describe('the API cache of Services', function () {
+  const SERVICE_KIND = {name: 'Service', apiVersion: 'v1'} as WatchedKind
+  const service = (spec: Record<string, unknown>) => cachedObject(SERVICE_KIND, {metadata: {name: 'web', namespace: 'shop'}, spec: {type: 'ClusterIP', ...spec, ports: [{port: 80, protocol: 'TCP'}]}})
+
+  it('leaves out clusterIPs where it only repeats clusterIP, and keeps it where it says more', function () {
+    expect(service({clusterIP: '198.19.0.1', clusterIPs: ['198.19.0.1']}).spec).to.deep.equal({type: 'ClusterIP', clusterIP: '198.19.0.1', ports: [{port: 80, protocol: 'TCP'}]})
+    expect(service({clusterIP: 'fd00::10', clusterIPs: ['fd00::10', '198.19.0.11']}).spec).to.have.deep.property('clusterIPs', ['fd00::10', '198.19.0.11'])
+    expect(service({clusterIP: '198.19.0.1', clusterIPs: ['198.19.0.2']}).spec).to.have.deep.property('clusterIPs', ['198.19.0.2'])
   })
 })
