@@ -75,3 +75,26 @@ describe('the API cache of Services', function () {
     expect(service({clusterIP: '198.19.0.1', clusterIPs: ['198.19.0.2']}).spec).to.have.deep.property('clusterIPs', ['198.19.0.2'])
   })
 })
+
+describe('the API cache of EndpointSlices', function () {
+  const SLICE_KIND = {name: 'EndpointSlice', apiVersion: 'discovery.k8s.io/v1'} as WatchedKind
+  type Endpoint = {addresses: string[]; conditions: unknown}
+  const slice = (name: string, conditions: unknown[]) =>
+    cachedObject(SLICE_KIND, JSON.parse(JSON.stringify({
+      metadata: {name, namespace: 'shop', labels: {'kubernetes.io/service-name': 'web'}},
+      addressType: 'IPv4',
+      endpoints: conditions.map((c, i) => ({addresses: [`198.19.0.${i + 1}`], conditions: c, nodeName: 'node-1'})),
+    }))).endpoints as Endpoint[]
+
+  it('keeps one conditions object for every endpoint with the same flags, and others as they came', function () {
+    const ready = {ready: true, serving: true, terminating: false}
+    const [a, b] = [slice('web-1', [ready, {ready: false}]), slice('web-2', [ready, {ready: true, serving: true, terminating: false}])]
+    expect(a[0]!.conditions).to.deep.equal(ready)
+    expect(b[0]!.conditions, 'same flags, another slice').to.equal(a[0]!.conditions)
+    expect(b[1]!.conditions, 'same flags, same slice').to.equal(b[0]!.conditions)
+    expect(a[1]!.conditions).to.deep.equal({ready: false})
+    const odd = {ready: 'yes'}
+    expect(slice('web-3', [odd])[0]!.conditions).to.deep.equal(odd)
+    expect(a[0]).to.deep.equal({addresses: ['198.19.0.1'], conditions: ready})
+  })
+})

@@ -71,9 +71,29 @@ function slimEndpointSlice(object: WireObject): WireObject {
   // Anything that is not the expected shape is kept as it came: the planner reports or skips it.
   if (Array.isArray(object.ports)) slim.ports = object.ports.map((port: unknown) => (isObject(port) ? pick(port, SLICE_PORT_FIELDS) : port))
   else if ('ports' in object) slim.ports = object.ports
-  if (Array.isArray(object.endpoints)) slim.endpoints = object.endpoints.map((endpoint: unknown) => (isObject(endpoint) ? pick(endpoint, ENDPOINT_FIELDS) : endpoint))
+  if (Array.isArray(object.endpoints)) slim.endpoints = object.endpoints.map((endpoint: unknown) => (isObject(endpoint) ? slimEndpoint(endpoint) : endpoint))
   else if ('endpoints' in object) slim.endpoints = object.endpoints
   return slim
+}
+
+/** An endpoint's addresses and conditions; conditions of only true/false flags (nearly all of them) are one shared object per combination. */
+function slimEndpoint(endpoint: Json): Json {
+  const slim = pick(endpoint, ENDPOINT_FIELDS)
+  if (isObject(slim.conditions)) slim.conditions = sharedConditions(slim.conditions)
+  return slim
+}
+
+const conditionSets = new Map<string, Json>()
+// ready, serving and terminating make 27 combinations with absent; room for a few more flags a server may add.
+const MAX_CONDITION_SETS = 64
+
+function sharedConditions(conditions: Json): Json {
+  if (!Object.values(conditions).every((value) => typeof value === 'boolean')) return conditions
+  const key = JSON.stringify(conditions)
+  const known = conditionSets.get(key)
+  if (known !== undefined) return known
+  if (conditionSets.size < MAX_CONDITION_SETS) conditionSets.set(key, conditions)
+  return conditions
 }
 
 /** A Namespace as the cache keeps it: its name and every label (a pool's selector may name any), nothing of its spec or status. */
