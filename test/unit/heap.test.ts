@@ -3,7 +3,7 @@ import {spawnSync} from 'node:child_process'
 import {readFileSync} from 'node:fs'
 import {expect} from 'chai'
 import {transformSync} from 'esbuild'
-import {collectingAroundReads} from '../../src/lib/app/heap.js'
+import {collectingAfter, collectingAroundReads} from '../../src/lib/app/heap.js'
 
 // Plain JavaScript for a plain `node`: a TypeScript loader would grow the young generation before the module runs.
 const HEAP_MODULE = transformSync(readFileSync(new URL('../../src/lib/app/heap.ts', import.meta.url), 'utf8'), {loader: 'ts', format: 'esm'}).code
@@ -55,5 +55,17 @@ describe('collectingAroundReads', () => {
     const failed = await pass(() => ({mappings: [], services: [], endpointSlices: []}), {full: false}).catch((error: Error) => error)
     expect((failed as Error).message).to.equal('iptables-restore failed')
     expect(collected).to.equal(2)
+  })
+})
+
+describe('collectingAfter', () => {
+  it('collects garbage once what it loads has loaded', async () => {
+    const calls: string[] = []
+    const load = collectingAfter(async () => {
+      calls.push('load')
+      return 'snapshot'
+    }, () => calls.push('collect'))
+    expect(await load()).to.equal('snapshot')
+    expect(calls).to.deep.equal(['load', 'collect'])
   })
 })

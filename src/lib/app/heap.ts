@@ -52,3 +52,12 @@ export function collectingAroundReads(pass: SyncPass, collectNow: () => void = c
     }
   }
 }
+
+/** `load`, with garbage collected once it has loaded: the one-shot sync's listing leaves its pages behind, and V8 would not collect them before the pass on top. */
+export function collectingAfter<T>(load: () => Promise<T>, collectNow: () => void = collectGarbage): () => Promise<T> {
+  return async () => {
+    const loaded = await load()
+    collectNow()
+    return loaded
+  }
+}
