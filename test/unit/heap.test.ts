@@ -40,7 +40,7 @@ describe('collectingAroundReads', () => {
       },
       () => calls.push('collect'),
     )
-    const load = () => ({mappings: [], services: [], endpointSlices: []})
+    const load = async () => ({mappings: [], services: [], endpointSlices: []})
     await pass(load, {full: false})
     await pass(load, {full: false, assumeActual: {}})
     await pass(load, {full: true, assumeActual: {}})
@@ -52,7 +52,7 @@ describe('collectingAroundReads', () => {
     const pass = collectingAroundReads(async () => {
       throw new Error('iptables-restore failed')
     }, () => collected++)
-    const failed = await pass(() => ({mappings: [], services: [], endpointSlices: []}), {full: false}).catch((error: Error) => error)
+    const failed = await pass(async () => ({mappings: [], services: [], endpointSlices: []}), {full: false}).catch((error: Error) => error)
     expect((failed as Error).message).to.equal('iptables-restore failed')
     expect(collected).to.equal(2)
   })
