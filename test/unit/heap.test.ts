@@ -3,7 +3,7 @@ import {spawnSync} from 'node:child_process'
 import {readFileSync} from 'node:fs'
 import {expect} from 'chai'
 import {transformSync} from 'esbuild'
-import {collectingAfter, collectingAroundReads} from '../../src/lib/app/heap.js'
+import {collectGarbage, collectingAfter, collectingAroundReads} from '../../src/lib/app/heap.js'
 
 // Plain JavaScript for a plain `node`: a TypeScript loader would grow the young generation before the module runs.
 const HEAP_MODULE = transformSync(readFileSync(new URL('../../src/lib/app/heap.ts', import.meta.url), 'utf8'), {loader: 'ts', format: 'esm'}).code
@@ -67,5 +67,16 @@ describe('collectingAfter', () => {
     }, () => calls.push('collect'))
     expect(await load()).to.equal('snapshot')
     expect(calls).to.deep.equal(['load', 'collect'])
+  })
+})
+
+describe('collectGarbage', () => {
+  it('collects what nothing refers to any more, in a process started without --expose-gc, leaving no global gc behind', async () => {
+    const ref = (() => new WeakRef({payload: 'x'.repeat(1000)}))()
+    // A WeakRef's target is kept until the job that made it ends.
+    await new Promise((resolve) => setImmediate(resolve))
+    collectGarbage()
+    expect(ref.deref()).to.equal(undefined)
+    expect((globalThis as {gc?: unknown}).gc).to.equal(undefined)
   })
 })
