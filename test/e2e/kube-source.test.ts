@@ -182,8 +182,8 @@ describe('kube source', function () {
           ports: [{name: 'http', port: 80, protocol: 'TCP', targetPort: 8080}],
         })
         const keptSlice = snapshot.endpointSlices.find((o) => o.metadata.name === `${name}-x1`)!
-        expect(keptSlice.metadata.labels, name).to.deep.equal({'kubernetes.io/service-name': name})
-        expect(keptSlice.metadata, name).to.not.have.property('ownerReferences')
+        expect(keptSlice.metadata, name).to.deep.equal({namespace: 'default', name: `${name}-x1`, resourceVersion: keptSlice.metadata.resourceVersion, labels: {'kubernetes.io/service-name': name}})
+        expect(keptSlice.metadata.resourceVersion, name).to.be.a('string')
         expect(keptSlice.endpoints, name).to.deep.equal([{addresses: ['198.19.0.1'], conditions: {ready: true, serving: true, terminating: false}}])
         expect(keptSlice.ports, name).to.deep.equal([{name: 'http', port: 8080, protocol: 'TCP'}])
         expect(keptSlice.addressType, name).to.equal('IPv4')

@@ -29,9 +29,14 @@ function pick(object: Json, fields: readonly string[]): Json {
   return picked
 }
 
-/** The metadata the cache and the planner read: names, identity, version and age, and the labels and annotations asked for. */
-function slimMetadata(metadata: WireObject['metadata'], labels: readonly string[], annotations: readonly string[] = []): WireObject['metadata'] {
-  const slim = pick(metadata, ['namespace', 'name', 'uid', 'resourceVersion', 'generation', 'creationTimestamp', 'deletionTimestamp']) as WireObject['metadata']
+/** What a Service's metadata is read for: names, identity (its Events name it), version (of two Services of one name, the later wins), generation, age and deletion. */
+const SERVICE_METADATA_FIELDS = ['namespace', 'name', 'uid', 'resourceVersion', 'generation', 'creationTimestamp', 'deletionTimestamp']
+/** An EndpointSlice's: names, and the version the cache compares (a slice made again under the same name has a newer one); no Event names a slice, nothing orders slices by age. */
+const SLICE_METADATA_FIELDS = ['namespace', 'name', 'resourceVersion']
+
+/** The metadata the cache and the planner read: `fields`, and the labels and annotations asked for. */
+function slimMetadata(metadata: WireObject['metadata'], fields: readonly string[], labels: readonly string[], annotations: readonly string[] = []): WireObject['metadata'] {
+  const slim = pick(metadata, fields) as WireObject['metadata']
   if (labels.length > 0 && isObject(metadata.labels)) {
     const kept = pick(metadata.labels, labels)
     if (Object.keys(kept).length > 0) slim.labels = kept
@@ -45,7 +50,7 @@ function slimMetadata(metadata: WireObject['metadata'], labels: readonly string[
 
 /** A Service as the cache keeps it: with smartnat's annotations and, of a LoadBalancer, the addresses recorded in its status. */
 function slimService(object: WireObject): WireObject {
-  const slim: WireObject = {apiVersion: object.apiVersion, kind: object.kind, metadata: shared.shareFields(slimMetadata(object.metadata, [], SERVICE_ANNOTATIONS), ['creationTimestamp'])}
+  const slim: WireObject = {apiVersion: object.apiVersion, kind: object.kind, metadata: shared.shareFields(slimMetadata(object.metadata, SERVICE_METADATA_FIELDS, [], SERVICE_ANNOTATIONS), ['creationTimestamp'])}
   if (isObject(object.spec)) slim.spec = withoutRepeatedClusterIP(pick(object.spec, SERVICE_SPEC_FIELDS))
   else if ('spec' in object) slim.spec = object.spec
   const ingress = isObject(object.status) && isObject(object.status.loadBalancer) ? object.status.loadBalancer.ingress : undefined
@@ -66,7 +71,7 @@ function withoutRepeatedClusterIP(spec: Json): Json {
 
 /** An EndpointSlice as the cache keeps it. */
 function slimEndpointSlice(object: WireObject): WireObject {
-  const slim: WireObject = {apiVersion: object.apiVersion, kind: object.kind, metadata: slimMetadata(object.metadata, [SERVICE_NAME_LABEL])}
+  const slim: WireObject = {apiVersion: object.apiVersion, kind: object.kind, metadata: slimMetadata(object.metadata, SLICE_METADATA_FIELDS, [SERVICE_NAME_LABEL])}
   if ('addressType' in object) slim.addressType = object.addressType
   // Anything that is not the expected shape is kept as it came: the planner reports or skips it.
   if (Array.isArray(object.ports)) slim.ports = object.ports.map((port: unknown) => (isObject(port) ? pick(port, SLICE_PORT_FIELDS) : port))
