@@ -3,6 +3,7 @@ import {spawnSync} from 'node:child_process'
 import {readFileSync} from 'node:fs'
 import {expect} from 'chai'
 import {transformSync} from 'esbuild'
+import {collectGarbage, collectingAfter, collectingAroundReads} from '../../src/lib/app/heap.js'
 
 // Plain JavaScript for a plain `node`: a TypeScript loader would grow the young generation before the module runs.
 const HEAP_MODULE = transformSync(readFileSync(new URL('../../src/lib/app/heap.ts', import.meta.url), 'utf8'), {loader: 'ts', format: 'esm'}).code
@@ -26,5 +27,56 @@ describe('limitHeapGrowth', () => {
   it('keeps the young generation at its starting size, where V8 would grow it many times over', () => {
     expect(youngGenerationMb(false)).to.be.greaterThan(8)
     expect(youngGenerationMb(true)).to.be.at.most(4)
+  })
+})
+
+describe('collectingAroundReads', () => {
+  it('collects garbage before and after a pass that reads the kernel, never around one that trusts the state applied last', async () => {
+    const calls: string[] = []
+    const pass = collectingAroundReads(
+      async (_load, options) => {
+        calls.push(options.assumeActual === undefined ? 'reading pass' : options.full ? 'full pass' : 'trusting pass')
+        return {} as never
+      },
+      () => calls.push('collect'),
+    )
+    const load = async () => ({mappings: [], services: [], endpointSlices: []})
+    await pass(load, {full: false})
+    await pass(load, {full: false, assumeActual: {}})
+    await pass(load, {full: true, assumeActual: {}})
+    expect(calls).to.deep.equal(['collect', 'reading pass', 'collect', 'trusting pass', 'collect', 'full pass', 'collect'])
+  })
+
+  it('collects after a pass that failed as after one that succeeded', async () => {
+    let collected = 0
+    const pass = collectingAroundReads(async () => {
+      throw new Error('iptables-restore failed')
+    }, () => collected++)
+    const failed = await pass(async () => ({mappings: [], services: [], endpointSlices: []}), {full: false}).catch((error: Error) => error)
+    expect((failed as Error).message).to.equal('iptables-restore failed')
+    expect(collected).to.equal(2)
+  })
+})
+
+describe('collectingAfter', () => {
+  it('collects garbage once what it loads has loaded', async () => {
+    const calls: string[] = []
+    const load = collectingAfter(async () => {
+      calls.push('load')
+      return 'snapshot'
+    }, () => calls.push('collect'))
+    expect(await load()).to.equal('snapshot')
+    expect(calls).to.deep.equal(['load', 'collect'])
+  })
+})
+
+describe('collectGarbage', () => {
+  it('collects what nothing refers to any more, in a process started without --expose-gc, leaving no global gc behind', async () => {
+    const ref = (() => new WeakRef({payload: 'x'.repeat(1000)}))()
+    // A WeakRef's target is kept until the job that made it ends.
+    await new Promise((resolve) => setImmediate(resolve))
+    collectGarbage()
+    expect(ref.deref()).to.equal(undefined)
+    expect((globalThis as {gc?: unknown}).gc).to.equal(undefined)
   })
 })

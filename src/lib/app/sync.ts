@@ -15,7 +15,7 @@ import type {Publisher, PublishResult} from '../sync/publish.js'
 import {hostInterfaces} from '../sync/resolve.js'
 import type {SyncSettings} from '../sync/settings.js'
 import {runInOrder, type SyncStep} from '../sync/step.js'
-import {limitHeapGrowth} from './heap.js'
+import {collectGarbage, collectingAfter, limitHeapGrowth} from './heap.js'
 import {openHost, type HostOptions} from './host.js'
 import {appliedOutput, dryRunOutput, type SyncOutput} from './sync-output.js'
 
@@ -88,7 +88,7 @@ export async function runSync(source: SyncSource, request: SyncRequest, runSteps
     return {output: dryRunOutput(report), warnings: []}
   }
   return await withLock(request.lock, async () => {
-    const {steps, report} = syncSteps({runner, backend}, () => source.load(), request.settings, {
+    const {steps, report} = syncSteps({runner, backend}, collectingAfter(() => source.load()), request.settings, {
       full: request.full,
       removalGuard: request.removalGuard,
       ...(request.migrate ? {legacy: request.migrate} : {}),
@@ -96,7 +96,14 @@ export async function runSync(source: SyncSource, request: SyncRequest, runSteps
     let published: PublishResult | undefined
     if (source.publisher) {
       const {publisher} = source
-      steps.push({title: 'Write Mapping statuses and Events', run: async () => void (published = await publisher.publish(report()))})
+      steps.push({
+        title: 'Write Mapping statuses and Events',
+        run: async () => {
+          // What the pass read and rendered is garbage now; the statuses are compared and written on top.
+          collectGarbage()
+          published = await publisher.publish(report())
+        },
+      })
     }
     await runSteps(steps)
     const result = report()

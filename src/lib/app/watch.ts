@@ -13,7 +13,7 @@ import {checkPrerequisites} from '../sync/prepare.js'
 import type {Publisher} from '../sync/publish.js'
 import type {SyncSettings} from '../sync/settings.js'
 import {syncPass, WatchLoop} from '../sync/watch.js'
-import {limitHeapGrowth} from './heap.js'
+import {collectingAroundReads, limitHeapGrowth} from './heap.js'
 import {openHost, type HostOptions} from './host.js'
 import {openWatchSource} from './watch-source.js'
 
@@ -69,7 +69,7 @@ export async function runWatch(request: WatchRequest, stopSignal: () => StopSign
   const hostChanges = new HostChanges(runner)
   const loop = new WatchLoop({
     source,
-    sync: syncPass({runner, backend}, request.settings, hostChanges),
+    sync: collectingAroundReads(syncPass({runner, backend}, request.settings, hostChanges)),
     hostChanges,
     ...(afterSync ? {afterSync, writebackDeadlineMs: request.writebackDeadlineMs} : {}),
     observer: metrics,

@@ -4,6 +4,7 @@ import {asksForAllocation, NOT_ALLOCATED, readAllocated, resolvedSpec, type Mapp
 import {exposedServiceName, isServiceExposure, WAITING_FOR_ADDRESS} from './loadbalancer.js'
 import {isDns1035Label, isDns1123Label, isDns1123Subdomain, showValue} from './names.js'
 import type {MappingMode, MappingResource, Protocol, ValidMappingSpec} from './types.js'
+import {fitted} from '../net/fitted.js'
 
 export interface ValidateOptions {
   /** Largest number of ports a single Mapping may list (`--max-ports-per-mapping`). */
@@ -124,7 +125,7 @@ function validateAllowedSources(value: unknown, field: string): Cidr[] {
     if (!parsed.ok) fail(`${field}[${i}] ${showValue(text)}: ${parsed.reason}`)
     if (!sources.includes(parsed.cidr)) sources.push(parsed.cidr)
   })
-  return sources
+  return fitted(sources)
 }
 
 function validateServiceName(value: unknown): string {

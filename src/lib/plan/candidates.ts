@@ -5,6 +5,7 @@ import type {MappingMode, MappingResource, PortMapping, ServiceResource} from '.
 import {validateMapping} from '../mapping/validate.js'
 import type {PlanOptions} from './model.js'
 import {compareText, dedupeByName, namesOf} from './order.js'
+import {fitted} from '../net/fitted.js'
 
 /** A Mapping that passed validation and whose Service resolved; it still may lose a conflict. Never modified once made. */
 export interface Candidate {
@@ -99,7 +100,7 @@ function resolve(resource: MappingResource, options: PlanOptions, services: Serv
         serviceName: spec.serviceName,
         mode: spec.mode,
         ...(found.serviceVIP ? {serviceVIP: found.serviceVIP} : {}),
-        servicePorts: found.ports.sort((a, b) => compareText(a.protocol, b.protocol) || a.servicePort - b.servicePort),
+        servicePorts: fitted(found.ports.sort((a, b) => compareText(a.protocol, b.protocol) || a.servicePort - b.servicePort)),
         ...(found.affinitySeconds === undefined ? {} : {affinitySeconds: found.affinitySeconds}),
         // validateMapping made these lists for this resolution alone: sorting them in place copies nothing.
         addresses: spec.addresses.sort(compareIpv4),

@@ -26,17 +26,13 @@ import {invalidVerdict, programCandidate, resolveMapping, unprogrammedVerdict, t
  * The part of a Mapping a pass reads: its spec, names, age, generation (verdicts carry it), deletion
  * and finalizers (the Go controller's is removed after a pass), and what allocation gave it or why it
  * waits (status.allocated, pending); not the rest of its status, labels, annotations or resourceVersion.
+ * Made anew on each call, never kept: only changed Mappings are compared, and kept for every Mapping
+ * the texts would cost 5 MB at 10,000.
  */
 export function plannedPart(mapping: MappingResource): string {
-  let text = plannedParts.get(mapping)
-  if (text === undefined) {
-    const {namespace, name, creationTimestamp, generation, deletionTimestamp, finalizers} = mapping.metadata ?? {}
-    plannedParts.set(mapping, (text = JSON.stringify([namespace, name, creationTimestamp, generation, deletionTimestamp, finalizers, mapping.spec, mapping.status?.allocated, mapping.pending])))
-  }
-  return text
+  const {namespace, name, creationTimestamp, generation, deletionTimestamp, finalizers} = mapping.metadata ?? {}
+  return JSON.stringify([namespace, name, creationTimestamp, generation, deletionTimestamp, finalizers, mapping.spec, mapping.status?.allocated, mapping.pending])
 }
-
-const plannedParts = new WeakMap<MappingResource, string>()
 
 /** Plans kept across passes; give the same memo to every plan() of one caller. */
 export class PlanMemo {
@@ -70,10 +66,13 @@ interface Entry extends PlannedMapping {
   name: string
   /** creationTimestamp as createdAt reads it. */
   at: number
-  /** The endpoints it claims: address, then port key; only a candidate claims any. */
-  claims: [Ipv4, number][]
-  /** The Service it names, as written (validated or not): its changes and its EndpointSlices' are this Mapping's. */
-  serviceAt: [string, string] | undefined
+  /**
+   * Whether its endpoints are among the kept claims: those of its resolution, a candidate's addresses
+   * times its ports, read from the resolution rather than kept in a list of their own per Mapping.
+   */
+  claiming: boolean
+  /** The Service it names in its namespace, as written (validated or not): its changes and its EndpointSlices' are this Mapping's. */
+  serviceName: string | undefined
 }
 
 interface Kept {
@@ -88,8 +87,8 @@ interface Kept {
   byAge: Entry[]
   /** The candidates claiming each endpoint, whatever conflict they lost. */
   claims: Map<Ipv4, Map<number, Entry[]>>
-  /** The Mappings naming each Service. */
-  dependents: NameMap<Set<Entry>>
+  /** The Mappings naming each Service, in the order they came (most Services have one: an array, not a Set). */
+  dependents: NameMap<Entry[]>
   egress: EgressKept | undefined
   plan: Plan
 }
@@ -162,7 +161,7 @@ function keep(full: FullPlan, snapshot: Snapshot, options: PlanOptions, hostKey:
 
 function newEntry(resource: MappingResource): Entry {
   const {namespace, name} = namesOf(resource)
-  return {resource, resolution: {reason: ''}, verdict: undefined!, namespace, name, at: createdAt(resource), claims: [], serviceAt: undefined}
+  return {resource, resolution: {reason: ''}, verdict: undefined!, namespace, name, at: createdAt(resource), claiming: false, serviceName: undefined}
 }
 
 /**
@@ -347,54 +346,58 @@ function removeSorted<T>(list: T[], item: T, compare: (a: T, b: T) => number): b
 }
 
 function addDependent(kept: Kept, entry: Entry): void {
-  const {namespace} = entry
   const serviceName = entry.resource.spec?.serviceName
-  entry.serviceAt = typeof serviceName === 'string' ? [namespace, serviceName] : undefined
-  if (entry.serviceAt === undefined) return
-  const dependents = kept.dependents.get(namespace, serviceName as string) ?? new Set<Entry>()
-  kept.dependents.set(namespace, serviceName as string, dependents.add(entry))
+  entry.serviceName = typeof serviceName === 'string' ? serviceName : undefined
+  if (entry.serviceName === undefined) return
+  const dependents = kept.dependents.get(entry.namespace, entry.serviceName)
+  if (dependents === undefined) kept.dependents.set(entry.namespace, entry.serviceName, [entry])
+  else dependents.push(entry)
 }
 
 function removeDependent(kept: Kept, entry: Entry): void {
-  if (entry.serviceAt === undefined) return
-  const [namespace, serviceName] = entry.serviceAt
-  const dependents = kept.dependents.get(namespace, serviceName)
-  dependents?.delete(entry)
-  if (dependents?.size === 0) kept.dependents.delete(namespace, serviceName)
-  entry.serviceAt = undefined
+  if (entry.serviceName === undefined) return
+  const dependents = kept.dependents.get(entry.namespace, entry.serviceName)
+  const at = dependents?.indexOf(entry) ?? -1
+  if (at >= 0) dependents!.splice(at, 1)
+  if (dependents?.length === 0) kept.dependents.delete(entry.namespace, entry.serviceName)
+  entry.serviceName = undefined
+}
+
+/** The endpoints `entry` claims while `claiming`: address, then port key. */
+function* claimedBy(entry: Entry): Iterable<[Ipv4, number]> {
+  if (!entry.claiming || 'reason' in entry.resolution) return
+  const {addresses, ports} = entry.resolution
+  for (const address of addresses) for (const port of ports) yield [address, portKey(port)]
 }
 
 function addClaims(kept: Kept, entry: Entry): void {
   if ('reason' in entry.resolution) return
-  const {addresses, ports} = entry.resolution
-  for (const address of addresses) {
+  entry.claiming = true
+  for (const [address, key] of claimedBy(entry)) {
     const byPort = kept.claims.get(address) ?? new Map<number, Entry[]>()
     kept.claims.set(address, byPort)
-    for (const port of ports) {
-      const key = portKey(port)
-      const claimants = byPort.get(key) ?? []
-      byPort.set(key, claimants)
-      claimants.push(entry)
-      entry.claims.push([address, key])
-    }
+    const claimants = byPort.get(key)
+    if (claimants === undefined) byPort.set(key, [entry])
+    else claimants.push(entry)
   }
 }
 
+// Called before the entry's resolution changes, so that it removes the endpoints addClaims added.
 function removeClaims(kept: Kept, entry: Entry): void {
-  for (const [address, key] of entry.claims) {
+  for (const [address, key] of claimedBy(entry)) {
     const byPort = kept.claims.get(address)!
     const claimants = byPort.get(key)!
     claimants.splice(claimants.indexOf(entry), 1)
     if (claimants.length === 0) byPort.delete(key)
     if (byPort.size === 0) kept.claims.delete(address)
   }
-  entry.claims = []
+  entry.claiming = false
 }
 
 /** The other Mappings claiming an endpoint `entry` claims. */
 function claimantsOf(kept: Kept, entry: Entry): Entry[] {
   const found: Entry[] = []
-  for (const [address, key] of entry.claims) for (const other of kept.claims.get(address)!.get(key)!) if (other !== entry) found.push(other)
+  for (const [address, key] of claimedBy(entry)) for (const other of kept.claims.get(address)!.get(key)!) if (other !== entry) found.push(other)
   return found
 }
 
@@ -446,9 +449,10 @@ function addEgress(egress: EgressKept, entry: Entry, mapping: NatMapping, compar
   const first = mapping.addresses[0]!.address
   egress.atAddress.set(first, (egress.atAddress.get(first) ?? new Set<Entry>()).add(entry))
   for (const ip of mapping.podIPs) {
-    const listing = egress.listing.get(ip) ?? []
-    egress.listing.set(ip, listing)
-    insertSorted(listing, entry, compare)
+    // Most pod IPs are listed by one Mapping: an array of one, without the room a push or splice leaves.
+    const listing = egress.listing.get(ip)
+    if (listing === undefined) egress.listing.set(ip, [entry])
+    else insertSorted(listing, entry, compare)
   }
 }
 

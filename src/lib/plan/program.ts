@@ -7,6 +7,7 @@ import type {HostInfo, InterfaceFault, MappingVerdict, NatEndpoint, NatGroup, Na
 import {compareText, namesOf} from './order.js'
 import type {PodIPLookup} from './pods.js'
 import {planInterfaces} from './interfaces.js'
+import {fitted} from '../net/fitted.js'
 
 /** What the host contributes to every Mapping's plan. */
 export interface HostPlan {
@@ -84,7 +85,7 @@ export function programCandidate(candidate: Candidate, host: HostPlan, pods: Pod
   const mapping: NatMapping = {
     namespace,
     name,
-    addresses: local,
+    addresses: fitted(local),
     allowedSources,
     ...(serviceVIP ? {serviceVIP} : {}),
     podIPs,
@@ -120,7 +121,7 @@ function natEndpoints(local: readonly {address: Ipv4}[], ports: readonly PortMap
   for (const {address} of local) {
     for (const p of ports) endpoints.push({address, protocol: p.protocol, port: p.port, targetIP: serviceVIP, targetPort: p.servicePort})
   }
-  return endpoints
+  return fitted(endpoints)
 }
 
 /** One group per Service port of a direct-mode Mapping, by protocol then Service port. */
@@ -150,7 +151,7 @@ function directEndpoints(local: readonly {address: Ipv4}[], ports: readonly Port
   for (const {address} of local) {
     for (const p of ports) endpoints.push({address, protocol: p.protocol, port: p.port, group: groupOf(groups, p, resource)})
   }
-  return endpoints
+  return fitted(endpoints)
 }
 
 function unservedPorts(ports: readonly PortMapping[], groups: readonly NatGroup[], resource: MappingResource): {protocol: PortMapping['protocol']; port: number}[] {

@@ -66,11 +66,15 @@ export class SettledInputs {
     const mappings = changedObjects(settled.mappings, snapshot.mappings)
     if (mappings.added.length !== mappings.removed.length) return false
     const parts = new Map<string, number>()
-    for (const mapping of mappings.removed) parts.set(plannedPart(mapping), (parts.get(plannedPart(mapping)) ?? 0) + 1)
+    for (const mapping of mappings.removed) {
+      const part = plannedPart(mapping)
+      parts.set(part, (parts.get(part) ?? 0) + 1)
+    }
     for (const mapping of mappings.added) {
-      const left = parts.get(plannedPart(mapping))
+      const part = plannedPart(mapping)
+      const left = parts.get(part)
       if (!left) return false
-      parts.set(plannedPart(mapping), left - 1)
+      parts.set(part, left - 1)
     }
     const services = changedObjects(settled.services, snapshot.services)
     for (const service of [...services.added, ...services.removed]) if (this.isNamed(key(service.metadata?.namespace, service.metadata?.name))) return false

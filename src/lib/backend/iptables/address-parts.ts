@@ -6,6 +6,7 @@
  * address's entries are contiguous, and the runs follow the order of `address,`.
  */
 import type {Protocol} from '../../mapping/types.js'
+import {fitted} from '../../net/fitted.js'
 import {compareIpv4, type Ipv4} from '../../net/ipv4.js'
 import type {NatMapping} from '../../plan/model.js'
 import {ShareConflict} from '../address-buckets.js'
@@ -40,7 +41,7 @@ export interface MappingShare {
   /** The group chain and affinity list names its groups take; no other Mapping may take them. */
   names: string[]
   /** Each group chain's first address in numeric order: the one whose chain reaches it first. */
-  firstAddress: Map<ChainState, Ipv4>
+  firstAddress: ReadonlyMap<ChainState, Ipv4>
   direct: boolean
 }
 
@@ -68,8 +69,16 @@ export function mappingShare(mapping: NatMapping): MappingShare {
     if (e.group?.members.length === 0) share.unserved.push(entry)
     for (const net of nets) share.allow.push(allowEntry(entry, net))
   }
-  return {mapping, byAddress, names: groups.claimedNames(), firstAddress, direct}
+  // Kept from pass to pass for every Mapping: arrays without the room push leaves, no Map of group chains where there are none.
+  for (const share of byAddress.values()) {
+    share.endpoints = fitted(share.endpoints)
+    share.allow = fitted(share.allow)
+    share.endpointEntries = fitted(share.endpointEntries)
+  }
+  return {mapping, byAddress, names: groups.claimedNames(), firstAddress: direct ? firstAddress : NO_GROUP_CHAINS, direct}
 }
+
+const NO_GROUP_CHAINS: ReadonlyMap<ChainState, Ipv4> = new Map()
 
 /** A group chain as one address's endpoints reach it, with the Mapping that owns it. */
 export interface ReachedGroup {

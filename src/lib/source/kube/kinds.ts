@@ -95,5 +95,3 @@ function wirePage(list: unknown): ListPage {
   return {items: plain.items ?? [], resourceVersion: metadata.resourceVersion ?? '', ...(next ? {continue: next} : {})}
 }
 
-/** The annotation in which `kubectl apply` keeps a whole copy of the object as it was applied. */
-export const LAST_APPLIED_ANNOTATION = 'kubectl.kubernetes.io/last-applied-configuration'

@@ -9,7 +9,6 @@ export class SortedObjects<T> {
   private readonly byKey = new Map<string, T>()
   private keys: string[] = []
   private list: T[] = []
-  private position = new Map<string, number>()
   private readonly replaced = new Set<string>()
   private reshaped = false
 
@@ -47,14 +46,25 @@ export class SortedObjects<T> {
     if (this.reshaped) {
       this.keys = [...this.byKey.keys()].sort()
       this.list = this.keys.map((key) => this.byKey.get(key)!)
-      this.position = new Map(this.keys.map((key, i) => [key, i]))
       this.reshaped = false
     } else if (this.replaced.size > 0) {
       // A copy: whoever holds the last array (the planner compares against it) keeps it unchanged.
       this.list = [...this.list]
-      for (const key of this.replaced) this.list[this.position.get(key)!] = this.byKey.get(key)!
+      for (const key of this.replaced) this.list[positionOf(this.keys, key)] = this.byKey.get(key)!
     }
     this.replaced.clear()
     return this.list
   }
+}
+
+/** Where `key` is in `keys`, sorted as sort() sorts strings: found by halving, rather than kept in a map of every key (1.4 MB at 10,000 objects of each kind). */
+function positionOf(keys: readonly string[], key: string): number {
+  let low = 0
+  let high = keys.length
+  while (low < high) {
+    const middle = (low + high) >>> 1
+    if (keys[middle]! < key) low = middle + 1
+    else high = middle
+  }
+  return low
 }

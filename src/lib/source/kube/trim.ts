@@ -7,7 +7,8 @@
  */
 import {SERVICE_ANNOTATIONS} from '../../mapping/loadbalancer.js'
 import {SERVICE_NAME_LABEL} from '../../mapping/types.js'
-import {LAST_APPLIED_ANNOTATION, type WatchedKind, type WireObject} from './kinds.js'
+import type {WatchedKind, WireObject} from './kinds.js'
+import {SharedStrings} from './shared-strings.js'
 
 type Json = Record<string, unknown>
 
@@ -28,9 +29,14 @@ function pick(object: Json, fields: readonly string[]): Json {
   return picked
 }
 
-/** The metadata the cache and the planner read: names, identity, version and age, and the labels and annotations asked for. */
-function slimMetadata(metadata: WireObject['metadata'], labels: readonly string[], annotations: readonly string[] = []): WireObject['metadata'] {
-  const slim = pick(metadata, ['namespace', 'name', 'uid', 'resourceVersion', 'generation', 'creationTimestamp', 'deletionTimestamp']) as WireObject['metadata']
+/** What a Service's metadata is read for: names, identity (its Events name it), version (of two Services of one name, the later wins), generation, age and deletion. */
+const SERVICE_METADATA_FIELDS = ['namespace', 'name', 'uid', 'resourceVersion', 'generation', 'creationTimestamp', 'deletionTimestamp']
+/** An EndpointSlice's: names, and the version the cache compares (a slice made again under the same name has a newer one); no Event names a slice, nothing orders slices by age. */
+const SLICE_METADATA_FIELDS = ['namespace', 'name', 'resourceVersion']
+
+/** The metadata the cache and the planner read: `fields`, and the labels and annotations asked for. */
+function slimMetadata(metadata: WireObject['metadata'], fields: readonly string[], labels: readonly string[], annotations: readonly string[] = []): WireObject['metadata'] {
+  const slim = pick(metadata, fields) as WireObject['metadata']
   if (labels.length > 0 && isObject(metadata.labels)) {
     const kept = pick(metadata.labels, labels)
     if (Object.keys(kept).length > 0) slim.labels = kept
@@ -44,24 +50,55 @@ function slimMetadata(metadata: WireObject['metadata'], labels: readonly string[
 
 /** A Service as the cache keeps it: with smartnat's annotations and, of a LoadBalancer, the addresses recorded in its status. */
 function slimService(object: WireObject): WireObject {
-  const slim: WireObject = {apiVersion: object.apiVersion, kind: object.kind, metadata: slimMetadata(object.metadata, [], SERVICE_ANNOTATIONS)}
-  if (isObject(object.spec)) slim.spec = pick(object.spec, SERVICE_SPEC_FIELDS)
+  const slim: WireObject = {apiVersion: object.apiVersion, kind: object.kind, metadata: shared.shareFields(slimMetadata(object.metadata, SERVICE_METADATA_FIELDS, [], SERVICE_ANNOTATIONS), ['creationTimestamp'])}
+  if (isObject(object.spec)) slim.spec = withoutRepeatedClusterIP(pick(object.spec, SERVICE_SPEC_FIELDS))
   else if ('spec' in object) slim.spec = object.spec
   const ingress = isObject(object.status) && isObject(object.status.loadBalancer) ? object.status.loadBalancer.ingress : undefined
   if (Array.isArray(ingress) && ingress.length > 0) slim.status = {loadBalancer: {ingress}}
   return slim
 }
 
+/**
+ * `clusterIPs` is read only when `clusterIP` is not an IPv4 address (a dual-stack Service whose first
+ * family is IPv6); on a single-stack Service it only repeats `clusterIP`, and is left out.
+ */
+function withoutRepeatedClusterIP(spec: Json): Json {
+  const {clusterIPs} = spec
+  if (!Array.isArray(clusterIPs) || clusterIPs.length !== 1 || clusterIPs[0] !== spec.clusterIP) return spec
+  const {clusterIPs: _repeated, ...rest} = spec
+  return rest
+}
+
 /** An EndpointSlice as the cache keeps it. */
 function slimEndpointSlice(object: WireObject): WireObject {
-  const slim: WireObject = {apiVersion: object.apiVersion, kind: object.kind, metadata: slimMetadata(object.metadata, [SERVICE_NAME_LABEL])}
+  const slim: WireObject = {apiVersion: object.apiVersion, kind: object.kind, metadata: slimMetadata(object.metadata, SLICE_METADATA_FIELDS, [SERVICE_NAME_LABEL])}
   if ('addressType' in object) slim.addressType = object.addressType
   // Anything that is not the expected shape is kept as it came: the planner reports or skips it.
   if (Array.isArray(object.ports)) slim.ports = object.ports.map((port: unknown) => (isObject(port) ? pick(port, SLICE_PORT_FIELDS) : port))
   else if ('ports' in object) slim.ports = object.ports
-  if (Array.isArray(object.endpoints)) slim.endpoints = object.endpoints.map((endpoint: unknown) => (isObject(endpoint) ? pick(endpoint, ENDPOINT_FIELDS) : endpoint))
+  if (Array.isArray(object.endpoints)) slim.endpoints = object.endpoints.map((endpoint: unknown) => (isObject(endpoint) ? slimEndpoint(endpoint) : endpoint))
   else if ('endpoints' in object) slim.endpoints = object.endpoints
   return slim
+}
+
+/** An endpoint's addresses and conditions; conditions of only true/false flags (nearly all of them) are one shared object per combination. */
+function slimEndpoint(endpoint: Json): Json {
+  const slim = pick(endpoint, ENDPOINT_FIELDS)
+  if (isObject(slim.conditions)) slim.conditions = sharedConditions(slim.conditions)
+  return slim
+}
+
+const conditionSets = new Map<string, Json>()
+// ready, serving and terminating make 27 combinations with absent; room for a few more flags a server may add.
+const MAX_CONDITION_SETS = 64
+
+function sharedConditions(conditions: Json): Json {
+  if (!Object.values(conditions).every((value) => typeof value === 'boolean')) return conditions
+  const key = JSON.stringify(conditions)
+  const known = conditionSets.get(key)
+  if (known !== undefined) return known
+  if (conditionSets.size < MAX_CONDITION_SETS) conditionSets.set(key, conditions)
+  return conditions
 }
 
 /** A Namespace as the cache keeps it: its name and every label (a pool's selector may name any), nothing of its spec or status. */
@@ -72,29 +109,49 @@ function slimNamespace(object: WireObject): WireObject {
 }
 
 /**
+ * The metadata of a Mapping the cache keeps: what planning, the status writeback, Events and the
+ * finalizer's removal read. Not its labels and annotations, nor what an API server sends along with
+ * every object (`managedFields`, kubectl's last-applied copy), often most of an object's size.
+ */
+const MAPPING_METADATA_FIELDS = ['namespace', 'name', 'uid', 'resourceVersion', 'generation', 'creationTimestamp', 'deletionTimestamp', 'finalizers'] as const
+
+/**
  * A listed or watched object as the cache keeps it: with the apiVersion and kind that list items
- * and watch events leave out, and without what an API server sends along with every object and
- * smartnat never reads: `metadata.managedFields` (who set which field) and kubectl's last-applied
- * copy of the object. On a real cluster these are often most of an object's size, and the cache
- * holds every Mapping, Service and EndpointSlice. The object given is not modified.
+ * and watch events leave out, and of its metadata only what smartnat reads. The cache holds every
+ * Mapping, Service and EndpointSlice of a cluster. The object given is not modified.
  */
 export function cachedObject(kind: WatchedKind, object: WireObject): WireObject {
   const typed = {...object, apiVersion: kind.apiVersion, kind: kind.name}
-  // Of Services and EndpointSlices, only what the planner reads; Mappings whole, their status included.
+  // Of Services and EndpointSlices, only what the planner reads; of Mappings, all but their metadata's extras, their status included.
   if (kind.name === 'Service') return slimService(typed)
   if (kind.name === 'EndpointSlice') return slimEndpointSlice(typed)
   if (kind.name === 'Namespace') return slimNamespace(typed)
-  return {...typed, metadata: withoutBookkeeping(object.metadata)}
+  const metadata = shared.shareFields(pick(object.metadata, MAPPING_METADATA_FIELDS) as WireObject['metadata'], ['creationTimestamp'])
+  return kind.name === 'Mapping' ? mappingSharing({...typed, metadata}) : {...typed, metadata}
 }
 
-function withoutBookkeeping(metadata: WireObject['metadata']): WireObject['metadata'] {
-  const annotations = metadata.annotations
-  const lastApplied = typeof annotations === 'object' && annotations !== null && LAST_APPLIED_ANNOTATION in annotations
-  if (!('managedFields' in metadata) && !lastApplied) return metadata
-  const {managedFields: _managedFields, ...kept} = metadata
-  if (lastApplied) {
-    const {[LAST_APPLIED_ANNOTATION]: _copy, ...others} = annotations as Record<string, unknown>
-    kept.annotations = others
+/** Strings the cached objects repeat, one copy each, for every kind. */
+const shared = new SharedStrings()
+
+const CONDITION_FIELDS = ['type', 'status', 'reason', 'message', 'lastTransitionTime']
+
+/** A Mapping whose repeated strings are shared: the addresses and allowed sources of its spec, its conditions and the host names of its status. */
+function mappingSharing(mapping: WireObject): WireObject {
+  if (isObject(mapping.spec)) {
+    const spec: Json = {...mapping.spec}
+    if ('addresses' in spec) spec.addresses = shared.shareAll(spec.addresses)
+    if ('allowedSources' in spec) spec.allowedSources = shared.shareAll(spec.allowedSources)
+    mapping.spec = spec
   }
-  return kept
+  if (isObject(mapping.status)) {
+    const status: Json = {...mapping.status}
+    if (Array.isArray(status.conditions)) status.conditions = status.conditions.map((condition: unknown) => shared.shareFields(condition, CONDITION_FIELDS))
+    if (isObject(status.configuredAddresses)) {
+      const configured: Json = {}
+      for (const [address, entry] of Object.entries(status.configuredAddresses)) configured[address] = shared.shareFields(entry, ['host'])
+      status.configuredAddresses = configured
+    }
+    mapping.status = status
+  }
+  return mapping
 }
