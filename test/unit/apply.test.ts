@@ -409,6 +409,93 @@ describe('applyIptables', () => {
     expect(result.written).to.deep.equal({sets: 1, chains: 0, rules: 0, routes: 0})
   })
 
+  describe('the ipset and iptables-restore runs', () => {
+    /** A fake kernel whose ipset restore runs until `release()`; `started` lists the writes begun so far. */
+    function heldSets(writes: (call: RecordedCall) => Answer = () => ({}), iptablesSave: () => string = () => IPTABLES_SAVE) {
+      let release = () => {}
+      const held = new Promise<void>((resolve) => (release = resolve))
+      const inner = new RecordingRunner((call) => {
+        const line = [call.command, ...call.args].join(' ')
+        if (line === 'iptables-save') return {stdout: iptablesSave()}
+        return writes(call)
+      })
+      const started: string[] = []
+      const runner = {
+        calls: inner.calls,
+        async run(command: string, args: string[], options?: {input?: string}): Promise<RunResult> {
+          started.push([command, ...args].join(' '))
+          if (command === 'ipset' && started.filter((s) => s.startsWith('ipset')).length === 1) await held
+          return inner.run(command, args, options)
+        },
+      }
+      return {runner, started, release}
+    }
+
+    /** The captured state with one DNAT target changed and one allowed source added: no set is created. */
+    async function changedMapping(): Promise<IptablesState> {
+      const desired = await capturedState()
+      const rules = chain(desired, 'nat', 'SNM-A-1a2b3c4d').rules
+      rules[1] = rules[1]!.replace('198.19.1.11:53', '198.19.1.12:53')
+      desired.sets[0]!.entries = [...desired.sets[0]!.entries, '198.18.0.2,tcp:80,198.19.9.9'].sort()
+      return desired
+    }
+
+    const settle = () => new Promise((resolve) => setImmediate(resolve))
+
+    it('go at once when no set is created: iptables-restore starts while ipset restore runs', async () => {
+      const {runner, started, release} = heldSets()
+      const applying = applyIptables(runner, await changedMapping(), {assumeActual: await capturedState()})
+      await settle()
+      expect(started).to.deep.equal(['ipset restore -exist', 'iptables-restore --noflush --wait'])
+      release()
+      expect((await applying).changed).to.equal(true)
+      expect(runner.calls.map((c) => c.input)).to.have.members([
+        'add SNM-ALLOW 198.18.0.2,tcp:80,198.19.9.9\n',
+        ['*nat', ':SNM-A-1a2b3c4d - [0:0]', ...chain(await changedMapping(), 'nat', 'SNM-A-1a2b3c4d').rules, 'COMMIT', ''].join('\n'),
+      ])
+    })
+
+    it('go one after the other when a set is created, which a new rule may reference', async () => {
+      const desired = await changedMapping()
+      desired.sets.push({name: 'SNM-EG-0badcafe', type: 'hash:ip', options: 'family inet', entries: []})
+      const {runner, started, release} = heldSets()
+      const applying = applyIptables(runner, desired, {assumeActual: await capturedState()})
+      await settle()
+      expect(started).to.deep.equal(['ipset restore -exist'])
+      release()
+      await applying
+      expect(started).to.deep.equal(['ipset restore -exist', 'iptables-restore --noflush --wait'])
+    })
+
+    it('when the sets fail while the rules committed at once, put the rules back first, then the sets', async () => {
+      let restored = false
+      const {runner, release} = heldSets(
+        (call) => {
+          if (call.command === 'iptables-restore') restored = true
+          return call.command === 'ipset' && call.input!.startsWith('add ') ? new CommandError('ipset', ['restore', '-exist'], 1, 'ipset v7.17: Error in line 1: Hash is full') : {}
+        },
+        // Once iptables-restore ran, the kernel holds the new DNAT target.
+        () => (restored ? IPTABLES_SAVE.replace('198.19.1.11:53', '198.19.1.12:53') : IPTABLES_SAVE),
+      )
+      const applying = applyIptables(runner, await changedMapping(), {assumeActual: await capturedState()}).catch((e: unknown) => e)
+      await settle()
+      release()
+      const error = (await applying) as ApplyError
+      expect(error).to.be.instanceOf(ApplyError)
+      expect(error.step).to.equal('ipset prepare')
+      expect(error.message).to.include('Hash is full').and.not.include('also failed')
+      expect(commandLines(runner.calls)).to.deep.equal([
+        'iptables-restore --noflush --wait',
+        'ipset restore -exist',
+        'iptables-save',
+        'iptables-restore --noflush --wait',
+        'ipset restore -exist',
+      ])
+      expect(runner.calls[3]!.input).to.equal(['*nat', ':SNM-A-1a2b3c4d - [0:0]', ...chain(await capturedState(), 'nat', 'SNM-A-1a2b3c4d').rules, 'COMMIT', ''].join('\n'))
+      expect(runner.calls[4]!.input).to.equal('del SNM-ALLOW 198.18.0.2,tcp:80,198.19.9.9\n')
+    })
+  })
+
   it('wraps a failed read as an ApplyError of the read step', async () => {
     const runner = new RecordingRunner((call) => (call.command === 'ipset' ? new CommandError('ipset', ['save'], 1, 'Kernel error') : {stdout: '[]'}))
     const error = (await applyIptables(runner, await capturedState()).catch((e: unknown) => e)) as ApplyError

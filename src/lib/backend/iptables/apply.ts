@@ -4,7 +4,9 @@
  *
  * Order: sets are created and refilled first (new rules may reference them), then one
  * iptables-restore for all tables, then sets nothing references any more are destroyed, then
- * ip rules and routes.
+ * ip rules and routes. When no set is created, the rules cannot reference one that is missing, and
+ * the ipset and iptables-restore runs go at once: a Mapping changed in the watch waits for one tool
+ * run instead of two.
  *
  * iptables-restore is not one transaction: legacy and nft variants alike commit each table at its
  * COMMIT line (xtables-restore: "Commit per table, although we support global commit at once"),
@@ -143,6 +145,42 @@ function countGoWrites(written: WriteCounts, layout: GoLayout): WriteCounts {
   }
 }
 
+/** The ApplyError a write threw, or undefined when it succeeded. */
+async function failureOf(write: Promise<void>): Promise<ApplyError | undefined> {
+  try {
+    await write
+    return undefined
+  } catch (error) {
+    return error as ApplyError
+  }
+}
+
+/**
+ * Runs the ipset prepare payload and the iptables-restore payload: one after the other when a set
+ * is created (a new rule may reference it), else at once. On a failure, the tables that committed
+ * are put back first, then the old set contents, and the first failure is thrown.
+ */
+async function writeSetsAndRules(runner: Runner, {prepare, rules}: {prepare: string; rules: string}, sets: SetChanges, actual: IptablesState): Promise<void> {
+  const writingSets = failureOf(prepare ? restore(runner, 'ipset prepare', IPSET_RESTORE, prepare) : Promise.resolve())
+  let setsFailure = sets.create.length > 0 ? await writingSets : undefined
+  let rulesFailure: ApplyError | undefined
+  let rulesRan = false
+  if (!setsFailure && rules) {
+    rulesRan = true
+    ;[setsFailure, rulesFailure] = await Promise.all([writingSets, failureOf(restore(runner, 'iptables-restore', IPTABLES_RESTORE, rules))])
+  } else {
+    setsFailure = await writingSets
+  }
+  const failure = setsFailure ?? rulesFailure
+  if (!failure) return
+  if (setsFailure && rulesFailure) setsFailure.message += `
+iptables-restore, run at the same time, also failed: ${rulesFailure.message}`
+  // iptables-restore failed after earlier tables committed, or the sets failed under rules that committed whole: back to the old rules first, then their old sets.
+  if (rulesRan && !(await rollbackTables(runner, actual, failure))) throw failure
+  const swapped = setsFailure ? swappedBefore(prepare, failedLine(stderrOf(setsFailure.cause))) : sets.replace.map((s) => s.name)
+  await rollbackSets(runner, sets, swapped, failure)
+}
+
 /**
  * Makes the kernel match `desired`, writing only what differs; nothing at all when they are equal.
  * With `legacy`, the Go controller's layout goes in the same ipset and iptables-restore payloads.
@@ -176,25 +214,7 @@ export async function applyIptables(runner: Runner, desired: IptablesState, opti
     routing: ipBatchPayload(changes.routing),
   }))
 
-  if (prepare) {
-    try {
-      await restore(runner, 'ipset prepare', IPSET_RESTORE, prepare)
-    } catch (error) {
-      const failure = error as ApplyError
-      await rollbackSets(runner, sets, swappedBefore(prepare, failedLine(stderrOf(failure.cause))), failure)
-    }
-  }
-
-  if (rules) {
-    try {
-      await restore(runner, 'iptables-restore', IPTABLES_RESTORE, rules)
-    } catch (error) {
-      // The tables before the failing one committed: back to the old rules first, then their old sets.
-      const failure = error as ApplyError
-      if (!(await rollbackTables(runner, actual, failure))) throw failure
-      await rollbackSets(runner, sets, sets.replace.map((s) => s.name), failure)
-    }
-  }
+  await writeSetsAndRules(runner, {prepare, rules}, sets, actual)
 
   if (cleanup) await restore(runner, 'ipset cleanup', IPSET_RESTORE, cleanup)
 
