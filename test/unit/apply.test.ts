@@ -33,6 +33,12 @@ function commandLines(calls: RecordedCall[]): string[] {
   return calls.map((c) => [c.command, ...c.args].join(' '))
 }
 
+/** The iptables-restore payload that moves the DNS rule of SNM-A-1a2b3c4d (its second) from one DNAT target to another. */
+function dnsTargetEdit(from: string, to: string): string {
+  const rule = (target: string) => `SNM-A-1a2b3c4d -p udp -m udp --dport 53 -m comment --comment "kube-system/dns udp/53" -j DNAT --to-destination ${target}`
+  return ['*nat', `-D ${rule(from)}`, `-I ${rule(to).replace(' -p', ' 2 -p')}`, 'COMMIT', ''].join('\n')
+}
+
 /** The captured kernel state as a desired state, to be edited by each case. */
 async function capturedState(): Promise<IptablesState> {
   return readIptablesState(fakeKernel())
@@ -133,10 +139,10 @@ describe('applyIptables', () => {
     expect(writes[0]!.input).to.equal(
       [
         '*nat',
-        ':SNM-A-1a2b3c4d - [0:0]',
         ':SNM-POSTROUTING - [0:0]',
         '-D POSTROUTING -m comment --comment smartnat -j SNM-POSTROUTING',
-        '-A SNM-A-1a2b3c4d -p tcp -m tcp --dport 80 -m comment --comment "default/web tcp/80" -j DNAT --to-destination 198.19.1.10:8080',
+        // The address chain keeps its other rule: only the stale one is deleted.
+        '-D SNM-A-1a2b3c4d -p udp -m udp --dport 53 -m comment --comment "kube-system/dns udp/53" -j DNAT --to-destination 198.19.1.11:53',
         '-X SNM-POSTROUTING',
         'COMMIT',
         '*filter',
@@ -365,7 +371,7 @@ describe('applyIptables', () => {
     const runner = fakeKernel()
     const result = await applyIptables(runner, desired, {assumeActual: applied})
     expect(commandLines(runner.calls)).to.deep.equal(['iptables-restore --noflush --wait'])
-    expect(runner.calls[0]!.input).to.equal(['*nat', ':SNM-A-1a2b3c4d - [0:0]', ...rules, 'COMMIT', ''].join('\n'))
+    expect(runner.calls[0]!.input).to.equal(dnsTargetEdit('198.19.1.11:53', '198.19.1.12:53'))
     expect(result.changedEndpoints).to.deep.equal([{address: '198.18.0.2', protocol: 'udp', port: 53, oldTarget: '198.19.1.11:53'}])
   })
 
@@ -451,7 +457,7 @@ describe('applyIptables', () => {
       expect((await applying).changed).to.equal(true)
       expect(runner.calls.map((c) => c.input)).to.have.members([
         'add SNM-ALLOW 198.18.0.2,tcp:80,198.19.9.9\n',
-        ['*nat', ':SNM-A-1a2b3c4d - [0:0]', ...chain(await changedMapping(), 'nat', 'SNM-A-1a2b3c4d').rules, 'COMMIT', ''].join('\n'),
+        dnsTargetEdit('198.19.1.11:53', '198.19.1.12:53'),
       ])
     })
 
@@ -491,7 +497,7 @@ describe('applyIptables', () => {
         'iptables-restore --noflush --wait',
         'ipset restore -exist',
       ])
-      expect(runner.calls[3]!.input).to.equal(['*nat', ':SNM-A-1a2b3c4d - [0:0]', ...chain(await capturedState(), 'nat', 'SNM-A-1a2b3c4d').rules, 'COMMIT', ''].join('\n'))
+      expect(runner.calls[3]!.input).to.equal(dnsTargetEdit('198.19.1.12:53', '198.19.1.11:53'))
       expect(runner.calls[4]!.input).to.equal('del SNM-ALLOW 198.18.0.2,tcp:80,198.19.9.9\n')
     })
   })

@@ -123,8 +123,9 @@ function countWrites(changes: IptablesChanges): WriteCounts {
   let rules = 0
   for (const table of TABLES) {
     const c = changes.tables[table]
-    chains += c.writeChains.length + c.deleteChains.length
+    chains += c.writeChains.length + c.editChains.length + c.deleteChains.length
     rules += c.writeChains.reduce((n, chain) => n + chain.rules.length, 0) + c.insertJumps.length + c.deleteJumps.length
+    rules += c.editChains.reduce((n, edit) => n + edit.delete.length + edit.insert.length, 0)
   }
   return {
     sets: sets.create.length + sets.replace.length + sets.update.length + sets.destroy.length,
