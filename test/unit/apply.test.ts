@@ -249,7 +249,8 @@ describe('applyIptables', () => {
       ].join('\n'),
     )
     const writes = writesOf(runner)
-    expect(commandLines(writes)).to.deep.equal(['ipset restore -exist', 'iptables-restore --noflush --wait', 'ipset restore -exist'])
+    // No set is created: iptables-restore and ipset restore ran at once, then the sets were put back.
+    expect(commandLines(writes)).to.deep.equal(['iptables-restore --noflush --wait', 'ipset restore -exist', 'ipset restore -exist'])
     expect(writes[2]!.input).to.equal('swap SNM-ENDPOINTS-T SNM-ENDPOINTS\ndestroy SNM-ENDPOINTS-T\n')
   })
 
@@ -294,8 +295,14 @@ describe('applyIptables', () => {
       expect(error.step).to.equal('iptables-restore')
       expect(error.message).to.include("Chain 'BOGUS' does not exist").and.not.include('also failed')
       // The kernel is read again after the failure: only that tells which tables committed.
-      expect(commandLines(runner.calls.slice(-4))).to.deep.equal(['iptables-restore --noflush --wait', 'iptables-save', 'iptables-restore --noflush --wait', 'ipset restore -exist'])
-      const [, , rollback, sets] = runner.calls.slice(-4)
+      expect(commandLines(runner.calls.slice(-5))).to.deep.equal([
+        'iptables-restore --noflush --wait',
+        'ipset restore -exist',
+        'iptables-save',
+        'iptables-restore --noflush --wait',
+        'ipset restore -exist',
+      ])
+      const [, , , rollback, sets] = runner.calls.slice(-5)
       expect(rollback!.input).to.equal(
         [
           '*nat',
@@ -316,7 +323,7 @@ describe('applyIptables', () => {
       expect(error.step).to.equal('iptables-restore')
       expect(error.message).to.include('putting back the tables iptables-restore had committed also failed: iptables-restore rollback: ')
       expect(error.message).to.include('the sets keep their new contents, as the new rules use them; the next sync rewrites everything')
-      expect(commandLines(writesOf(runner))).to.deep.equal(['ipset restore -exist', 'iptables-restore --noflush --wait', 'iptables-restore --noflush --wait'])
+      expect(commandLines(writesOf(runner))).to.deep.equal(['iptables-restore --noflush --wait', 'ipset restore -exist', 'iptables-restore --noflush --wait'])
     })
   })
 
@@ -448,11 +455,11 @@ describe('applyIptables', () => {
 
     const settle = () => new Promise((resolve) => setImmediate(resolve))
 
-    it('go at once when no set is created: iptables-restore starts while ipset restore runs', async () => {
+    it('go at once when no set is created, iptables-restore (the longer run) started first', async () => {
       const {runner, started, release} = heldSets()
       const applying = applyIptables(runner, await changedMapping(), {assumeActual: await capturedState()})
       await settle()
-      expect(started).to.deep.equal(['ipset restore -exist', 'iptables-restore --noflush --wait'])
+      expect(started).to.deep.equal(['iptables-restore --noflush --wait', 'ipset restore -exist'])
       release()
       expect((await applying).changed).to.equal(true)
       expect(runner.calls.map((c) => c.input)).to.have.members([

@@ -162,20 +162,26 @@ async function failureOf(write: Promise<void>): Promise<ApplyError | undefined> 
  * are put back first, then the old set contents, and the first failure is thrown.
  */
 async function writeSetsAndRules(runner: Runner, {prepare, rules}: {prepare: string; rules: string}, sets: SetChanges, actual: IptablesState): Promise<void> {
-  const writingSets = failureOf(prepare ? restore(runner, 'ipset prepare', IPSET_RESTORE, prepare) : Promise.resolve())
-  let setsFailure = sets.create.length > 0 ? await writingSets : undefined
+  const writeSets = () => failureOf(prepare ? restore(runner, 'ipset prepare', IPSET_RESTORE, prepare) : Promise.resolve())
+  const writeRules = () => failureOf(restore(runner, 'iptables-restore', IPTABLES_RESTORE, rules))
+  let setsFailure: ApplyError | undefined
   let rulesFailure: ApplyError | undefined
   let rulesRan = false
-  if (!setsFailure && rules) {
+  if (rules && sets.create.length === 0) {
     rulesRan = true
-    ;[setsFailure, rulesFailure] = await Promise.all([writingSets, failureOf(restore(runner, 'iptables-restore', IPTABLES_RESTORE, rules))])
+    // iptables-restore, the longer run, starts first: starting a process blocks this one while it forks.
+    const writingRules = writeRules()
+    ;[setsFailure, rulesFailure] = await Promise.all([writeSets(), writingRules])
   } else {
-    setsFailure = await writingSets
+    setsFailure = await writeSets()
+    if (!setsFailure && rules) {
+      rulesRan = true
+      rulesFailure = await writeRules()
+    }
   }
   const failure = setsFailure ?? rulesFailure
   if (!failure) return
-  if (setsFailure && rulesFailure) setsFailure.message += `
-iptables-restore, run at the same time, also failed: ${rulesFailure.message}`
+  if (setsFailure && rulesFailure) setsFailure.message += `\niptables-restore, run at the same time, also failed: ${rulesFailure.message}`
   // iptables-restore failed after earlier tables committed, or the sets failed under rules that committed whole: back to the old rules first, then their old sets.
   if (rulesRan && !(await rollbackTables(runner, actual, failure))) throw failure
   const swapped = setsFailure ? swappedBefore(prepare, failedLine(stderrOf(setsFailure.cause))) : sets.replace.map((s) => s.name)
