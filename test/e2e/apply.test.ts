@@ -137,8 +137,31 @@ describe('iptables backend in a network namespace (root)', function () {
     `)
     expect(isEmptyChanges(diffIptablesState(desired, await readIptablesState(runner)))).to.equal(false)
     const result = await applyIptables(runner, desired)
-    expect(result.written).to.deep.equal({sets: 1, chains: 1, rules: addressChain.rules.length + 1, routes: 1})
+    // The address chain gets its rule back alone; the jump comes back too.
+    expect(result.written).to.deep.equal({sets: 1, chains: 1, rules: 2, routes: 1})
     expectConverged(await readIptablesState(runner), desired)
+  })
+
+  it('edits an address chain rule by rule: ports added first, between and last, one gone, one retargeted; reading back gives the desired chain', async () => {
+    const edited = kernelTestModel()
+    const web = edited.mappings[0]!
+    const endpoint = (protocol: 'tcp' | 'udp', port: number, targetPort: number) => ({address: ip('198.18.0.10'), protocol, port, targetIP: ip('198.19.100.10'), targetPort})
+    web.endpoints = [endpoint('tcp', 22, 22), endpoint('tcp', 80, 9090), endpoint('tcp', 8080, 8080), endpoint('udp', 5000, 5000)]
+    const next = renderIptables(edited)
+    const recording = new CommandLogRunner(runner)
+    await applyIptables(recording, next)
+    const restore = recording.writes(READS).find((w) => w.line.startsWith('iptables-restore'))!.input!.split('\n')
+    const name = next.tables.nat.chains.find((c) => c.rules.some((r) => r.includes('--dport 8080')))!.name
+    expect(restore).to.not.include(`:${name} - [0:0]`)
+    expect(restore.filter((l) => l.startsWith(`-D ${name} `))).to.have.length(2)
+    expect(restore.filter((l) => l.startsWith(`-I ${name} `)).map((l) => l.split(' ')[2])).to.deep.equal(['1', '2', '3', '4'])
+    const actual = await readIptablesState(runner)
+    expectConverged(actual, next)
+    const rulesOf = (state: IptablesState) => state.tables.nat.chains.find((c) => c.name === name)!.rules
+    expect(rulesOf(actual)).to.deep.equal(rulesOf(next))
+
+    await applyIptables(runner, desired)
+    expect(rulesOf(await readIptablesState(runner))).to.deep.equal(rulesOf(desired))
   })
 
   it('keeps the old rules and set contents when iptables-restore rejects a line, and names that line', async () => {

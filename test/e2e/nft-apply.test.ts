@@ -136,6 +136,36 @@ describe('nftables backend in a network namespace (root)', function () {
     expect(await readNftState(runner)).to.deep.equal(desired)
   })
 
+  it('adds the allow-list set of a new prefix length and its lookup without replacing the table, and removes them again', async () => {
+    const before = handles()
+    const next = kernelTestModel()
+    next.mappings[0]!.endpoints[0]!.targetPort = 9090
+    next.mappings.push({
+      namespace: 'zoo',
+      name: 'wide',
+      addresses: [{address: ip('198.18.0.10'), interface: 'ext1'}],
+      allowedSources: [cidr('198.18.16.0/20')],
+      serviceVIP: ip('198.19.100.31'),
+      podIPs: [],
+      endpoints: [{address: ip('198.18.0.10'), protocol: 'tcp', port: 2323, targetIP: ip('198.19.100.31'), targetPort: 23}],
+    })
+    const wide = renderNftables(next)
+    const recording = new CommandLogRunner(runner)
+    await applyNftables(recording, wide)
+    const [write, ...rest] = recording.writes(READS)
+    expect(rest).to.deep.equal([])
+    expect(write!.input).to.include('add set ip smartnat allowed_20').and.not.include('delete table')
+    expect(await readNftState(runner)).to.deep.equal(wide)
+    // The table, its chains and its other sets are the same objects: nothing was re-created.
+    expect(handles().split('\n')).to.include.members(before.split('\n'))
+
+    const back = new CommandLogRunner(runner)
+    await applyNftables(back, desired)
+    expect(back.writes(READS).map((w) => w.input!.split('\n').filter(Boolean).at(-1))).to.deep.equal(['delete set ip smartnat allowed_20'])
+    expect(await readNftState(runner)).to.deep.equal(desired)
+    expect(handles()).to.equal(before)
+  })
+
   it('keeps the old elements when an element change fails, and says which line', async () => {
     const before = await readNftState(runner)
     const broken = structuredClone(desired)
@@ -154,7 +184,8 @@ describe('nftables backend in a network namespace (root)', function () {
   it('keeps the old table when a table replace fails', async () => {
     const before = handles()
     const broken = structuredClone(desired)
-    broken.table!.chains.find((c) => c.name === 'input')!.rules.push({matches: [{kind: 'lookup', key: ['ip saddr'], set: 'missing', negate: false}], statement: {kind: 'drop'}})
+    // A chain added makes it a replace of the table.
+    broken.table!.chains.push({name: 'extra', rules: [{matches: [{kind: 'lookup', key: ['ip saddr'], set: 'missing', negate: false}], statement: {kind: 'drop'}}]})
     const error = await applyNftables(runner, broken).then(
       () => expect.fail('apply succeeded'),
       (e: unknown) => e as ApplyError,
@@ -166,11 +197,17 @@ describe('nftables backend in a network namespace (root)', function () {
     expect(foreignDump()).to.equal(foreign)
   })
 
-  it('repairs a table someone edited by replacing it whole', async () => {
+  it('repairs a chain someone edited by refilling it, and a table someone added a chain to by replacing it whole', async () => {
     inNetns('nft', 'add', 'rule', 'ip', 'smartnat', 'forward', 'counter', 'accept')
-    const recording = new CommandLogRunner(runner)
-    await applyNftables(recording, desired)
-    expect(recording.writes(READS).map((w) => w.input!.split('\n')[1])).to.deep.equal(['delete table ip smartnat'])
+    const refill = new CommandLogRunner(runner)
+    await applyNftables(refill, desired)
+    expect(refill.writes(READS).map((w) => w.input!.split('\n')[0])).to.deep.equal(['flush chain ip smartnat forward'])
+    expect(await readNftState(runner)).to.deep.equal(desired)
+
+    inNetns('nft', 'add', 'chain', 'ip', 'smartnat', 'extra')
+    const replace = new CommandLogRunner(runner)
+    await applyNftables(replace, desired)
+    expect(replace.writes(READS).map((w) => w.input!.split('\n')[1])).to.deep.equal(['delete table ip smartnat'])
     expect(await readNftState(runner)).to.deep.equal(desired)
   })
 

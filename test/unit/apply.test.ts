@@ -33,6 +33,12 @@ function commandLines(calls: RecordedCall[]): string[] {
   return calls.map((c) => [c.command, ...c.args].join(' '))
 }
 
+/** The iptables-restore payload that moves the DNS rule of SNM-A-1a2b3c4d (its second) from one DNAT target to another. */
+function dnsTargetEdit(from: string, to: string): string {
+  const rule = (target: string) => `SNM-A-1a2b3c4d -p udp -m udp --dport 53 -m comment --comment "kube-system/dns udp/53" -j DNAT --to-destination ${target}`
+  return ['*nat', `-D ${rule(from)}`, `-I ${rule(to).replace(' -p', ' 2 -p')}`, 'COMMIT', ''].join('\n')
+}
+
 /** The captured kernel state as a desired state, to be edited by each case. */
 async function capturedState(): Promise<IptablesState> {
   return readIptablesState(fakeKernel())
@@ -133,10 +139,10 @@ describe('applyIptables', () => {
     expect(writes[0]!.input).to.equal(
       [
         '*nat',
-        ':SNM-A-1a2b3c4d - [0:0]',
         ':SNM-POSTROUTING - [0:0]',
         '-D POSTROUTING -m comment --comment smartnat -j SNM-POSTROUTING',
-        '-A SNM-A-1a2b3c4d -p tcp -m tcp --dport 80 -m comment --comment "default/web tcp/80" -j DNAT --to-destination 198.19.1.10:8080',
+        // The address chain keeps its other rule: only the stale one is deleted.
+        '-D SNM-A-1a2b3c4d -p udp -m udp --dport 53 -m comment --comment "kube-system/dns udp/53" -j DNAT --to-destination 198.19.1.11:53',
         '-X SNM-POSTROUTING',
         'COMMIT',
         '*filter',
@@ -243,7 +249,8 @@ describe('applyIptables', () => {
       ].join('\n'),
     )
     const writes = writesOf(runner)
-    expect(commandLines(writes)).to.deep.equal(['ipset restore -exist', 'iptables-restore --noflush --wait', 'ipset restore -exist'])
+    // No set is created: iptables-restore and ipset restore ran at once, then the sets were put back.
+    expect(commandLines(writes)).to.deep.equal(['iptables-restore --noflush --wait', 'ipset restore -exist', 'ipset restore -exist'])
     expect(writes[2]!.input).to.equal('swap SNM-ENDPOINTS-T SNM-ENDPOINTS\ndestroy SNM-ENDPOINTS-T\n')
   })
 
@@ -288,8 +295,14 @@ describe('applyIptables', () => {
       expect(error.step).to.equal('iptables-restore')
       expect(error.message).to.include("Chain 'BOGUS' does not exist").and.not.include('also failed')
       // The kernel is read again after the failure: only that tells which tables committed.
-      expect(commandLines(runner.calls.slice(-4))).to.deep.equal(['iptables-restore --noflush --wait', 'iptables-save', 'iptables-restore --noflush --wait', 'ipset restore -exist'])
-      const [, , rollback, sets] = runner.calls.slice(-4)
+      expect(commandLines(runner.calls.slice(-5))).to.deep.equal([
+        'iptables-restore --noflush --wait',
+        'ipset restore -exist',
+        'iptables-save',
+        'iptables-restore --noflush --wait',
+        'ipset restore -exist',
+      ])
+      const [, , , rollback, sets] = runner.calls.slice(-5)
       expect(rollback!.input).to.equal(
         [
           '*nat',
@@ -310,7 +323,7 @@ describe('applyIptables', () => {
       expect(error.step).to.equal('iptables-restore')
       expect(error.message).to.include('putting back the tables iptables-restore had committed also failed: iptables-restore rollback: ')
       expect(error.message).to.include('the sets keep their new contents, as the new rules use them; the next sync rewrites everything')
-      expect(commandLines(writesOf(runner))).to.deep.equal(['ipset restore -exist', 'iptables-restore --noflush --wait', 'iptables-restore --noflush --wait'])
+      expect(commandLines(writesOf(runner))).to.deep.equal(['iptables-restore --noflush --wait', 'ipset restore -exist', 'iptables-restore --noflush --wait'])
     })
   })
 
@@ -365,7 +378,7 @@ describe('applyIptables', () => {
     const runner = fakeKernel()
     const result = await applyIptables(runner, desired, {assumeActual: applied})
     expect(commandLines(runner.calls)).to.deep.equal(['iptables-restore --noflush --wait'])
-    expect(runner.calls[0]!.input).to.equal(['*nat', ':SNM-A-1a2b3c4d - [0:0]', ...rules, 'COMMIT', ''].join('\n'))
+    expect(runner.calls[0]!.input).to.equal(dnsTargetEdit('198.19.1.11:53', '198.19.1.12:53'))
     expect(result.changedEndpoints).to.deep.equal([{address: '198.18.0.2', protocol: 'udp', port: 53, oldTarget: '198.19.1.11:53'}])
   })
 
@@ -407,6 +420,93 @@ describe('applyIptables', () => {
     const result = await applyIptables(runner, desired)
     expect(writesOf(runner)[0]!.input).to.equal('add SNM-ALLOW 198.18.0.2,tcp:80,198.19.9.9\n')
     expect(result.written).to.deep.equal({sets: 1, chains: 0, rules: 0, routes: 0})
+  })
+
+  describe('the ipset and iptables-restore runs', () => {
+    /** A fake kernel whose ipset restore runs until `release()`; `started` lists the writes begun so far. */
+    function heldSets(writes: (call: RecordedCall) => Answer = () => ({}), iptablesSave: () => string = () => IPTABLES_SAVE) {
+      let release = () => {}
+      const held = new Promise<void>((resolve) => (release = resolve))
+      const inner = new RecordingRunner((call) => {
+        const line = [call.command, ...call.args].join(' ')
+        if (line === 'iptables-save') return {stdout: iptablesSave()}
+        return writes(call)
+      })
+      const started: string[] = []
+      const runner = {
+        calls: inner.calls,
+        async run(command: string, args: string[], options?: {input?: string}): Promise<RunResult> {
+          started.push([command, ...args].join(' '))
+          if (command === 'ipset' && started.filter((s) => s.startsWith('ipset')).length === 1) await held
+          return inner.run(command, args, options)
+        },
+      }
+      return {runner, started, release}
+    }
+
+    /** The captured state with one DNAT target changed and one allowed source added: no set is created. */
+    async function changedMapping(): Promise<IptablesState> {
+      const desired = await capturedState()
+      const rules = chain(desired, 'nat', 'SNM-A-1a2b3c4d').rules
+      rules[1] = rules[1]!.replace('198.19.1.11:53', '198.19.1.12:53')
+      desired.sets[0]!.entries = [...desired.sets[0]!.entries, '198.18.0.2,tcp:80,198.19.9.9'].sort()
+      return desired
+    }
+
+    const settle = () => new Promise((resolve) => setImmediate(resolve))
+
+    it('go at once when no set is created, iptables-restore (the longer run) started first', async () => {
+      const {runner, started, release} = heldSets()
+      const applying = applyIptables(runner, await changedMapping(), {assumeActual: await capturedState()})
+      await settle()
+      expect(started).to.deep.equal(['iptables-restore --noflush --wait', 'ipset restore -exist'])
+      release()
+      expect((await applying).changed).to.equal(true)
+      expect(runner.calls.map((c) => c.input)).to.have.members([
+        'add SNM-ALLOW 198.18.0.2,tcp:80,198.19.9.9\n',
+        dnsTargetEdit('198.19.1.11:53', '198.19.1.12:53'),
+      ])
+    })
+
+    it('go one after the other when a set is created, which a new rule may reference', async () => {
+      const desired = await changedMapping()
+      desired.sets.push({name: 'SNM-EG-0badcafe', type: 'hash:ip', options: 'family inet', entries: []})
+      const {runner, started, release} = heldSets()
+      const applying = applyIptables(runner, desired, {assumeActual: await capturedState()})
+      await settle()
+      expect(started).to.deep.equal(['ipset restore -exist'])
+      release()
+      await applying
+      expect(started).to.deep.equal(['ipset restore -exist', 'iptables-restore --noflush --wait'])
+    })
+
+    it('when the sets fail while the rules committed at once, put the rules back first, then the sets', async () => {
+      let restored = false
+      const {runner, release} = heldSets(
+        (call) => {
+          if (call.command === 'iptables-restore') restored = true
+          return call.command === 'ipset' && call.input!.startsWith('add ') ? new CommandError('ipset', ['restore', '-exist'], 1, 'ipset v7.17: Error in line 1: Hash is full') : {}
+        },
+        // Once iptables-restore ran, the kernel holds the new DNAT target.
+        () => (restored ? IPTABLES_SAVE.replace('198.19.1.11:53', '198.19.1.12:53') : IPTABLES_SAVE),
+      )
+      const applying = applyIptables(runner, await changedMapping(), {assumeActual: await capturedState()}).catch((e: unknown) => e)
+      await settle()
+      release()
+      const error = (await applying) as ApplyError
+      expect(error).to.be.instanceOf(ApplyError)
+      expect(error.step).to.equal('ipset prepare')
+      expect(error.message).to.include('Hash is full').and.not.include('also failed')
+      expect(commandLines(runner.calls)).to.deep.equal([
+        'iptables-restore --noflush --wait',
+        'ipset restore -exist',
+        'iptables-save',
+        'iptables-restore --noflush --wait',
+        'ipset restore -exist',
+      ])
+      expect(runner.calls[3]!.input).to.equal(dnsTargetEdit('198.19.1.12:53', '198.19.1.11:53'))
+      expect(runner.calls[4]!.input).to.equal('del SNM-ALLOW 198.18.0.2,tcp:80,198.19.9.9\n')
+    })
   })
 
   it('wraps a failed read as an ApplyError of the read step', async () => {

@@ -8,6 +8,7 @@ import {flushNftables} from '../../src/lib/backend/nftables/flush.js'
 import {parseNftJson} from '../../src/lib/backend/nftables/parse.js'
 import {readNftState} from '../../src/lib/backend/nftables/read.js'
 import {renderNftables} from '../../src/lib/backend/nftables/render.js'
+import {printRule} from '../../src/lib/backend/nftables/syntax.js'
 import type {NftState} from '../../src/lib/backend/nftables/types.js'
 import {cidr, ip, sampleModel} from './nat-model-fixture.js'
 
@@ -195,14 +196,78 @@ describe('nftables backend: apply', () => {
     expect(result.changedEndpoints).to.deep.equal([])
   })
 
-  it('replaces the whole table atomically when a chain changes', async () => {
+  it('refills a chain whose rules changed, in one transaction, keeping the table', async () => {
     const runner = fakeKernel()
     const state = renderNftables(sampleModel({masquerade: false}))
-    await applyNftables(runner, state)
+    const result = await applyNftables(runner, state)
+    const [write, ...rest] = writesOf(runner)
+    expect(rest).to.deep.equal([])
+    const lines = write!.input!.split('\n').filter(Boolean)
+    expect(lines.filter((l) => !l.startsWith('add rule '))).to.have.members(['flush chain ip smartnat nat_allowed', 'flush chain ip smartnat nat_postrouting'])
+    expect(write!.input).not.to.include('masquerade')
+    expect(result.written).to.deep.equal({sets: 0, chains: 2, rules: lines.length - 2, routes: 0})
+  })
+
+  it('replaces the whole table atomically when a chain is added or goes', async () => {
+    const runner = fakeKernel()
+    await applyNftables(runner, desired((s) => s.table!.chains.push({name: 'extra', rules: []})))
     const [write, ...rest] = writesOf(runner)
     expect(rest).to.deep.equal([])
     expect(write!.input!.split('\n').slice(0, 4)).to.deep.equal(['table ip smartnat', 'delete table ip smartnat', 'table ip smartnat {', '\tset allowed_0 {'])
-    expect(write!.input).not.to.include('masquerade')
+  })
+
+  describe('a Mapping whose allowed sources have a prefix length no other has', () => {
+    function withWideSource() {
+      const model = sampleModel()
+      model.mappings.push({
+        namespace: 'zoo',
+        name: 'wide',
+        addresses: [{address: ip('198.18.1.10'), interface: 'eth2'}],
+        allowedSources: [cidr('198.18.16.0/20')],
+        serviceVIP: ip('198.19.100.30'),
+        podIPs: [],
+        endpoints: [{address: ip('198.18.1.10'), protocol: 'tcp', port: 2222, targetIP: ip('198.19.100.30'), targetPort: 22}],
+      })
+      return renderNftables(model)
+    }
+    const prerouting = (state: NftState) => state.table!.chains.find((c) => c.name === 'nat_prerouting')!.rules.map((r) => `add rule ip smartnat nat_prerouting ${printRule(r)}`)
+
+    it('adds its allow-list set and the lookup of it in one transaction, keeping the table', async () => {
+      const runner = fakeKernel()
+      const next = withWideSource()
+      const result = await applyNftables(runner, next)
+      expect(writesOf(runner).map((c) => c.input!.split('\n').filter(Boolean))).to.deep.equal([
+        [
+          'add set ip smartnat allowed_20 { type ipv4_addr . inet_proto . inet_service . ipv4_addr; }',
+          'flush chain ip smartnat nat_prerouting',
+          ...prerouting(next),
+          'add element ip smartnat allowed_20 { 198.18.1.10 . tcp . 2222 . 198.18.16.0 comment "zoo/wide" }',
+          'add element ip smartnat endpoints { 198.18.1.10 . tcp . 2222 comment "zoo/wide tcp/2222" : 198.19.100.30 . 22 }',
+        ],
+      ])
+      expect(prerouting(next).join('\n')).to.include('@allowed_20')
+      expect(result.written).to.deep.equal({sets: 2, chains: 1, rules: prerouting(next).length, routes: 0})
+    })
+
+    it('deletes that set once its lookup is gone, when the Mapping goes', async () => {
+      const runner = fakeKernel()
+      const result = await applyNftables(runner, desired(), {assumeActual: withWideSource()})
+      expect(writesOf(runner).map((c) => c.input!.split('\n').filter(Boolean))).to.deep.equal([
+        [
+          'delete element ip smartnat endpoints { 198.18.1.10 . tcp . 2222 }',
+          'flush chain ip smartnat nat_prerouting',
+          ...prerouting(desired()),
+          'delete set ip smartnat allowed_20',
+        ],
+      ])
+      expect(result.written.sets).to.equal(2)
+    })
+
+    it('replaces the table when a set that stays is declared otherwise', async () => {
+      const runner = fakeKernel()
+      await applyNftables(runner, desired((s) => (s.table!.sets.find((set) => set.name === 'allowed_24')!.keyType = ['ipv4_addr'])))
+      expect(writesOf(runner).map((c) => c.input!.split('\n')[1])).to.deep.equal(['delete table ip smartnat'])
+    })
   })
 
   it('replaces the table when it is missing, and adds the ip rules and routes', async () => {

@@ -328,19 +328,18 @@ describe('nftables backend applies mode direct changes', () => {
     expect(diffNftState(tableOnly(directModel()), actual).table.kind).to.equal('replace')
   })
 
-  it('replaces the table when mangle_output was flushed or deleted by hand', () => {
-    const alterations: ((table: NonNullable<NftState['table']>) => void)[] = [
-      (table) => (table.chains.find((c) => c.name === 'mangle_output')!.rules = []),
-      (table) => (table.chains = table.chains.filter((c) => c.name !== 'mangle_output')),
-    ]
-    for (const alter of alterations) {
-      const actual = tableOnly(directModel())
-      alter(actual.table!)
-      expect(diffNftState(tableOnly(directModel()), actual).table.kind).to.equal('replace')
-    }
+  it('refills mangle_output when it was flushed by hand, and replaces the table when it was deleted', () => {
+    const flushed = tableOnly(directModel())
+    flushed.table!.chains.find((c) => c.name === 'mangle_output')!.rules = []
+    const refill = diffNftState(tableOnly(directModel()), flushed).table
+    expect(refill.kind).to.equal('partial')
+    expect(refill.kind === 'partial' && refill.refillChains.map((c) => c.name)).to.deep.equal(['mangle_output'])
+    const deleted = tableOnly(directModel())
+    deleted.table!.chains = deleted.table!.chains.filter((c) => c.name !== 'mangle_output')
+    expect(diffNftState(tableOnly(directModel()), deleted).table.kind).to.equal('replace')
   })
 
-  it('rewrites a member chain someone flushed, and only it; a flushed pick chain replaces the table', async () => {
+  it('rewrites a member chain someone flushed, and only it; a flushed pick chain likewise', async () => {
     const actual = tableOnly(directModel())
     actual.table!.chains.find((c) => c.name === member(UDP53, 1))!.rules = []
     const runner = new RecordingRunner()
@@ -348,7 +347,9 @@ describe('nftables backend applies mode direct changes', () => {
     expect(runner.calls.map((c) => c.input)).to.deep.equal([
       `flush chain ip smartnat ${member(UDP53, 1)}\nadd rule ip smartnat ${member(UDP53, 1)} update @${affinity(UDP53, 1)} { ip saddr }\nadd rule ip smartnat ${member(UDP53, 1)} meta l4proto udp dnat to 10.244.2.2:5353\n`,
     ])
-    actual.table!.chains.find((c) => c.name === 'pick_3')!.rules = []
-    expect(diffNftState(tableOnly(directModel()), actual).table.kind).to.equal('replace')
+    const flushedPick = tableOnly(directModel())
+    flushedPick.table!.chains.find((c) => c.name === 'pick_3')!.rules = []
+    const change = diffNftState(tableOnly(directModel()), flushedPick).table
+    expect(change.kind === 'partial' && change.refillChains.map((c) => c.name)).to.deep.equal(['pick_3'])
   })
 })

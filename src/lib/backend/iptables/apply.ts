@@ -4,7 +4,9 @@
  *
  * Order: sets are created and refilled first (new rules may reference them), then one
  * iptables-restore for all tables, then sets nothing references any more are destroyed, then
- * ip rules and routes.
+ * ip rules and routes. When no set is created, the rules cannot reference one that is missing, and
+ * the ipset and iptables-restore runs go at once: a Mapping changed in the watch waits for one tool
+ * run instead of two.
  *
  * iptables-restore is not one transaction: legacy and nft variants alike commit each table at its
  * COMMIT line (xtables-restore: "Commit per table, although we support global commit at once"),
@@ -121,8 +123,9 @@ function countWrites(changes: IptablesChanges): WriteCounts {
   let rules = 0
   for (const table of TABLES) {
     const c = changes.tables[table]
-    chains += c.writeChains.length + c.deleteChains.length
+    chains += c.writeChains.length + c.editChains.length + c.deleteChains.length
     rules += c.writeChains.reduce((n, chain) => n + chain.rules.length, 0) + c.insertJumps.length + c.deleteJumps.length
+    rules += c.editChains.reduce((n, edit) => n + edit.delete.length + edit.insert.length, 0)
   }
   return {
     sets: sets.create.length + sets.replace.length + sets.update.length + sets.destroy.length,
@@ -141,6 +144,48 @@ function countGoWrites(written: WriteCounts, layout: GoLayout): WriteCounts {
     rules: written.rules + tables.reduce((n, t) => n + t.jumps.length + t.rules.length, 0),
     routes: written.routes + layout.routing.ipRules.length + layout.routing.routes.length,
   }
+}
+
+/** The ApplyError a write threw, or undefined when it succeeded. */
+async function failureOf(write: Promise<void>): Promise<ApplyError | undefined> {
+  try {
+    await write
+    return undefined
+  } catch (error) {
+    return error as ApplyError
+  }
+}
+
+/**
+ * Runs the ipset prepare payload and the iptables-restore payload: one after the other when a set
+ * is created (a new rule may reference it), else at once. On a failure, the tables that committed
+ * are put back first, then the old set contents, and the first failure is thrown.
+ */
+async function writeSetsAndRules(runner: Runner, {prepare, rules}: {prepare: string; rules: string}, sets: SetChanges, actual: IptablesState): Promise<void> {
+  const writeSets = () => failureOf(prepare ? restore(runner, 'ipset prepare', IPSET_RESTORE, prepare) : Promise.resolve())
+  const writeRules = () => failureOf(restore(runner, 'iptables-restore', IPTABLES_RESTORE, rules))
+  let setsFailure: ApplyError | undefined
+  let rulesFailure: ApplyError | undefined
+  let rulesRan = false
+  if (rules && sets.create.length === 0) {
+    rulesRan = true
+    // iptables-restore, the longer run, starts first: starting a process blocks this one while it forks.
+    const writingRules = writeRules()
+    ;[setsFailure, rulesFailure] = await Promise.all([writeSets(), writingRules])
+  } else {
+    setsFailure = await writeSets()
+    if (!setsFailure && rules) {
+      rulesRan = true
+      rulesFailure = await writeRules()
+    }
+  }
+  const failure = setsFailure ?? rulesFailure
+  if (!failure) return
+  if (setsFailure && rulesFailure) setsFailure.message += `\niptables-restore, run at the same time, also failed: ${rulesFailure.message}`
+  // iptables-restore failed after earlier tables committed, or the sets failed under rules that committed whole: back to the old rules first, then their old sets.
+  if (rulesRan && !(await rollbackTables(runner, actual, failure))) throw failure
+  const swapped = setsFailure ? swappedBefore(prepare, failedLine(stderrOf(setsFailure.cause))) : sets.replace.map((s) => s.name)
+  await rollbackSets(runner, sets, swapped, failure)
 }
 
 /**
@@ -176,25 +221,7 @@ export async function applyIptables(runner: Runner, desired: IptablesState, opti
     routing: ipBatchPayload(changes.routing),
   }))
 
-  if (prepare) {
-    try {
-      await restore(runner, 'ipset prepare', IPSET_RESTORE, prepare)
-    } catch (error) {
-      const failure = error as ApplyError
-      await rollbackSets(runner, sets, swappedBefore(prepare, failedLine(stderrOf(failure.cause))), failure)
-    }
-  }
-
-  if (rules) {
-    try {
-      await restore(runner, 'iptables-restore', IPTABLES_RESTORE, rules)
-    } catch (error) {
-      // The tables before the failing one committed: back to the old rules first, then their old sets.
-      const failure = error as ApplyError
-      if (!(await rollbackTables(runner, actual, failure))) throw failure
-      await rollbackSets(runner, sets, sets.replace.map((s) => s.name), failure)
-    }
-  }
+  await writeSetsAndRules(runner, {prepare, rules}, sets, actual)
 
   if (cleanup) await restore(runner, 'ipset cleanup', IPSET_RESTORE, cleanup)
 

@@ -38,9 +38,12 @@ export function isOwnedName(name: string): boolean {
   return name.startsWith(OWNED_PREFIX) && !isGoOnlyName(name)
 }
 
+/** Every address chain's name starts with this. */
+export const ADDRESS_CHAIN_PREFIX = `${OWNED_PREFIX}A-`
+
 /** The nat chain holding the per-port DNAT rules of one external address. */
 export function addressChainName(address: Ipv4): string {
-  return `${OWNED_PREFIX}A-${shortHash(address)}`
+  return `${ADDRESS_CHAIN_PREFIX}${shortHash(address)}`
 }
 
 /**

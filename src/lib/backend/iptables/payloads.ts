@@ -6,12 +6,12 @@ import type {IpsetState} from './types.js'
 import type {IptablesChanges, SetChanges, SetUpdate, TableChanges} from './diff.js'
 import type {GoIptablesLayout, GoTableLayout} from './legacy-layout.js'
 
-/** `-A CHAIN spec` as the same rule with another verb: `-I CHAIN 1 spec` or `-D CHAIN spec`. */
-function withVerb(rule: string, verb: '-I' | '-D'): string {
+/** `-A CHAIN spec` as the same rule with another verb: `-I CHAIN position spec` (position 1 unless given) or `-D CHAIN spec`. */
+function withVerb(rule: string, verb: '-I' | '-D', position = 1): string {
   if (!rule.startsWith('-A ')) throw new Error(`not a rule line as iptables-save prints it: ${JSON.stringify(rule)}`)
   if (verb === '-D') return `-D ${rule.slice(3)}`
   const space = rule.indexOf(' ', 3)
-  return `-I ${rule.slice(3, space)} 1${rule.slice(space)}`
+  return `-I ${rule.slice(3, space)} ${position}${rule.slice(space)}`
 }
 
 const NO_GO_LAYOUT: GoTableLayout = {chains: [], jumps: [], rules: []}
@@ -22,19 +22,23 @@ const NO_GO_LAYOUT: GoTableLayout = {chains: [], jumps: [], rules: []}
  * the Go controller's rules in it is deleted one by one, and it is not deleted.
  */
 function writeTable(out: LineBuffer, table: string, changes: TableChanges, legacy: GoTableLayout): void {
-  const {writeChains, deleteChains, insertJumps, deleteJumps} = changes
+  const {writeChains, editChains, deleteChains, insertJumps, deleteJumps} = changes
   const declared = new Set(writeChains.map((c) => c.name))
   const goChains = legacy.chains.filter((name) => !declared.has(name))
   const goRules = legacy.rules.filter((rule) => !declared.has(rule.slice(3, rule.indexOf(' ', 3))))
   // A Go jump into a chain of smartnat's is a stale jump of smartnat's too (parse.ts): deleted once.
   const goJumps = legacy.jumps.filter((jump) => !deleteJumps.includes(jump))
-  if (writeChains.length + deleteChains.length + insertJumps.length + deleteJumps.length + goChains.length + goJumps.length + goRules.length === 0) return
+  const edits = editChains.length + deleteChains.length + insertJumps.length + deleteJumps.length
+  if (writeChains.length + edits + goChains.length + goJumps.length + goRules.length === 0) return
   out.write(`*${table}`)
   // Under --noflush, declaring a chain empties it; chains not declared keep their rules untouched.
   for (const chain of writeChains) out.write(`:${chain.name} - [0:0]`)
   for (const name of [...deleteChains, ...goChains]) out.write(`:${name} - [0:0]`)
   for (const jump of [...deleteJumps, ...goJumps, ...goRules]) out.write(withVerb(jump, '-D'))
+  for (const edit of editChains) for (const rule of edit.delete) out.write(withVerb(rule, '-D'))
   for (const chain of writeChains) out.writeLines(chain.rules)
+  // In ascending order, each at its place in the desired chain: the rules before it are all there by then.
+  for (const edit of editChains) for (const {position, rule} of edit.insert) out.write(withVerb(rule, '-I', position))
   // Inserting at position 1 in reverse keeps the desired order among smartnat's own jumps.
   for (const jump of [...insertJumps].reverse()) out.write(withVerb(jump, '-I'))
   // A chain can only be deleted once no rule jumps to it, so this comes after the jumps are gone.

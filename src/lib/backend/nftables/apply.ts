@@ -1,7 +1,7 @@
 /**
  * Applies a desired NftState: reads the kernel (or trusts the caller's record of it), writes nothing when it matches, only set and map
- * elements (and mode direct's group and member chains and affinity sets) when nothing else differs, and otherwise replaces the table
- * in one `nft -f` transaction.
+ * elements, sets added or deleted and chains added, refilled or deleted when every set and chain that stays is declared the same,
+ * and otherwise replaces the table in one `nft -f` transaction.
  * Then ip rules and routes. nft commits all or nothing, so a failed apply leaves the old table.
  */
 import type {Runner} from '../../host/runner.js'
@@ -48,7 +48,8 @@ function countWrites(changes: NftChanges, desired: NftState, actual: NftState): 
       const {sets, addSets, deleteSets, addChains, refillChains, deleteChains} = changes.table
       const filled = [...addChains, ...refillChains]
       return {
-        sets: sets.length + addSets.length + deleteSets.length,
+        // A set created with elements is one set written, not two.
+        sets: new Set([...sets.map((c) => c.set.name), ...addSets.map((s) => s.name), ...deleteSets.map((s) => s.name)]).size,
         chains: filled.length + deleteChains.length,
         rules: filled.reduce((n, chain) => n + chain.rules.length, 0),
         routes,

@@ -1,6 +1,8 @@
 /**
  * Compares desired and actual nftables-backend state: nothing, element changes only, element changes
- * plus mode direct's group and member chains and affinity sets one by one, or the whole table; pure.
+ * plus sets added or removed and chains refilled (mode direct's group and member chains and affinity
+ * sets one by one, the allow-list set of a new prefix length and the rule that looks it up), or the
+ * whole table; pure.
  */
 import {diffRouting, isEmptyRouting, type RoutingChanges} from '../../routing/diff.js'
 import type {ChangedEndpoint} from '../result.js'
@@ -16,18 +18,20 @@ export interface ElementChanges {
 }
 
 /**
- * Mode direct's chains and sets that differ, around element changes. An endpoint change of one group
- * rewrites that group's chain and adds or deletes its members' chains and affinity sets; an affinity
- * set that stays keeps what the kernel put into it.
+ * Sets and chains that differ, around element changes. An endpoint change of one group in mode
+ * direct rewrites that group's chain and adds or deletes its members' chains and affinity sets; an
+ * affinity set that stays keeps what the kernel put into it. The first Mapping whose allowed sources
+ * have a prefix length no other has adds that length's allow-list set and refills the chain that
+ * looks the sets up; the last one removes them.
  */
 export interface DirectChanges {
-  /** Affinity sets to create. */
+  /** Sets to create (their elements, but for affinity sets, come as element changes). */
   addSets: NftSet[]
-  /** Affinity sets no rule uses any more. */
+  /** Sets no rule uses any more. */
   deleteSets: NftSet[]
   /** Group and member chains to create, with their rules. */
   addChains: NftChain[]
-  /** Group and member chains whose rules differ: flushed and filled again. */
+  /** Chains whose rules differ, the header the same: flushed and filled again. */
   refillChains: NftChain[]
   /** Group and member chains nothing leads to any more. */
   deleteChains: NftChain[]
@@ -37,7 +41,7 @@ export type TableChange =
   | {kind: 'none'}
   /** Same sets and chains, only elements differ: `delete element` / `add element` in one transaction. */
   | {kind: 'elements'; sets: ElementChanges[]}
-  /** Element changes plus group and member chains and affinity sets, in one transaction; everything else the same. */
+  /** Element changes plus sets added or deleted and chains added, refilled or deleted, in one transaction; every set and chain that stays is declared the same. */
   | ({kind: 'partial'; sets: ElementChanges[]} & DirectChanges)
   /** Anything else differs (or a full apply was asked for): the table is replaced whole. */
   | {kind: 'replace'}
@@ -87,6 +91,39 @@ function structureOf({sets, chains}: SplitTable): string {
   const declarations = sets.map(setDeclaration).sort()
   const lines = [...chains].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)).flatMap(chainLines)
   return [...declarations, ...lines].join('\n')
+}
+
+function byName<T extends {name: string}>(items: readonly T[]): Map<string, T> {
+  return new Map(items.map((item) => [item.name, item]))
+}
+
+/**
+ * The sets (other than affinity sets) added and deleted and the chains (other than group and member
+ * chains) refilled; undefined when none; 'replace' when a set that stays is declared otherwise or
+ * the chains' names or headers differ (nft cannot change those in place).
+ */
+function diffStructure(desired: SplitTable, actual: SplitTable): Pick<DirectChanges, 'addSets' | 'deleteSets' | 'refillChains'> | 'replace' | undefined {
+  if (structureOf(desired) === structureOf(actual)) return undefined
+  const changes: Pick<DirectChanges, 'addSets' | 'deleteSets' | 'refillChains'> = {addSets: [], deleteSets: [], refillChains: []}
+  const haveSets = byName(actual.sets)
+  for (const set of desired.sets) {
+    const have = haveSets.get(set.name)
+    if (!have) changes.addSets.push(set)
+    else if (setDeclaration(have) !== setDeclaration(set)) return 'replace'
+  }
+  const wantSets = byName(desired.sets)
+  changes.deleteSets = actual.sets.filter((set) => !wantSets.has(set.name))
+  const haveChains = byName(actual.chains)
+  if (haveChains.size !== desired.chains.length) return 'replace'
+  for (const chain of desired.chains) {
+    const have = haveChains.get(chain.name)
+    if (!have) return 'replace'
+    const [header, ...rules] = chainLines(chain)
+    const [haveHeader, ...haveRules] = chainLines(have)
+    if (header !== haveHeader) return 'replace'
+    if (rules.join('\n') !== haveRules.join('\n')) changes.refillChains.push(chain)
+  }
+  return changes
 }
 
 /** Deep equality of plain data (rules are small trees of strings, numbers and arrays): no printing of tens of thousands of rules. */
@@ -198,9 +235,11 @@ export function rememberDerivation(state: NftState, derivation: StateDerivation)
 
 /** Element changes of every set; `deltas` gives those of sets known to differ by exactly that. */
 function diffSets(want: NftSet[], have: NftSet[], deltas: ReadonlyMap<string, ElementDelta> | undefined): ElementChanges[] {
-  const actualSets = new Map(have.map((s) => [s.name, s]))
+  const actualSets = byName(have)
   return want.flatMap((set) => {
-    const actual = actualSets.get(set.name)!
+    const actual = actualSets.get(set.name)
+    // A set the table does not have yet is declared empty (DirectChanges.addSets) and filled here.
+    if (!actual) return set.elements.length === 0 ? [] : [{set, delete: [], add: set.elements}]
     if (set === actual) return []
     const delta = deltas?.get(set.name)
     if (delta === undefined) return diffElements(set, actual) ?? []
@@ -214,11 +253,25 @@ function diffTable(desired: NftTable | undefined, actual: NftTable | undefined, 
   if (desired === actual) return {kind: 'none'}
   const want = splitTable(desired)
   const have = splitTable(actual)
-  if (structureOf(want) !== structureOf(have)) return {kind: 'replace'}
+  const structure = diffStructure(want, have)
+  if (structure === 'replace') return {kind: 'replace'}
   const direct = diffDirect(want, have)
   if (direct === 'replace') return {kind: 'replace'}
   const sets = diffSets(want.sets, have.sets, deltas)
-  if (direct) return {kind: 'partial', sets, ...direct}
+  if (direct || structure) {
+    const none: DirectChanges = {addSets: [], deleteSets: [], addChains: [], refillChains: [], deleteChains: []}
+    const ofDirect = direct ?? none
+    const ofStructure = structure ?? none
+    return {
+      kind: 'partial',
+      sets,
+      addSets: [...ofStructure.addSets, ...ofDirect.addSets],
+      deleteSets: [...ofStructure.deleteSets, ...ofDirect.deleteSets],
+      addChains: ofDirect.addChains,
+      refillChains: [...ofStructure.refillChains, ...ofDirect.refillChains],
+      deleteChains: ofDirect.deleteChains,
+    }
+  }
   return sets.length === 0 ? {kind: 'none'} : {kind: 'elements', sets}
 }
 
