@@ -28,9 +28,15 @@ export class LineBuffer {
     this.lines.push(prefix + items.join(`\n${prefix}`))
   }
 
-  /** Appends lines that are already complete (rules as iptables-save prints them). */
+  /**
+   * Appends lines that are already complete (rules as iptables-save prints them, a set's elements),
+   * joined into one string at once: kept one by one until the whole payload is joined, 100,000 lines
+   * would hold several times the payload's size.
+   */
   writeLines(lines: readonly string[]): void {
-    for (const line of lines) this.write(line)
+    if (lines.length === 0) return
+    for (const line of lines) checkLine(line)
+    this.lines.push(lines.join('\n'))
   }
 
   /** The payload, each line ended by a newline (restore tools want the last line ended too). */
