@@ -4,9 +4,16 @@ import {nftJsonItems} from '../../src/lib/backend/nftables/json-items.js'
 import {parseNftJson} from '../../src/lib/backend/nftables/parse.js'
 import {DIRECT_JSON} from './fixtures/nft-direct-capture.js'
 
+/** The items as JSON.parse would give them: a set's elements, taken apart, put back into its "elem". */
 function items(text: string): unknown[] | undefined {
   const iterable = nftJsonItems(text)
-  return iterable && [...iterable]
+  return iterable && [...iterable].map(({value, elements}) => (elements ? withElements(value, [...elements]) : value))
+}
+
+function withElements(item: unknown, elements: unknown[]): unknown {
+  const [[kind, body]] = Object.entries(item as Record<string, Record<string, unknown>>)
+  expect(body!.elem, 'the item keeps an empty "elem"').to.deep.equal([])
+  return {[kind!]: {...body, elem: elements}}
 }
 
 describe('nft JSON listing, item by item', () => {
@@ -23,8 +30,32 @@ describe('nft JSON listing, item by item', () => {
 
   it('parses an item only when the iteration reaches it: the first is there before the second is found broken', () => {
     const iterator = nftJsonItems('{"nftables": [{"a": 1}, {"b": x}]}')![Symbol.iterator]()
-    expect(iterator.next().value).to.deep.equal({a: 1})
+    expect(iterator.next().value).to.deep.equal({value: {a: 1}})
     expect(() => iterator.next()).to.throw('nft -j list table: output is not JSON')
+  })
+
+  it("gives a set's or map's elements one by one, each parsed only when the iteration reaches it", () => {
+    const text = '{"nftables": [{"map": {"name": "m", "elem": [[{"concat": ["a", 1]}, "b"], [x]], "handle": 2}}, {"set": {"name": "s", "elem" : [ ]}}]}'
+    const [map, set] = [...nftJsonItems(text)!]
+    expect(map!.value).to.deep.equal({map: {name: 'm', elem: [], handle: 2}})
+    const elements = map!.elements![Symbol.iterator]()
+    expect(elements.next().value).to.deep.equal([{concat: ['a', 1]}, 'b'])
+    expect(() => elements.next()).to.throw('nft -j list table: output is not JSON')
+    expect(set!.value).to.deep.equal({set: {name: 's', elem: []}})
+    expect([...set!.elements!]).to.deep.equal([])
+  })
+
+  it('parses whole an item with "elem" deeper than its body, as a string value, twice, or not followed by an array', () => {
+    const list = [
+      {set: {name: 's', x: {elem: [1]}}},
+      {set: {name: 'elem', comment: '"elem": ['}},
+      {rule: {elem: [1]}},
+      {map: {name: 'm', elem: 1}},
+    ]
+    const taken = [...nftJsonItems(`{"nftables": [${list.map((item) => JSON.stringify(item)).join(', ')}]}`)!]
+    expect(taken).to.deep.equal(list.map((value) => ({value})))
+    const twice = '{"nftables": [{"set": {"elem": [1], "elem": [2]}}]}'
+    expect([...nftJsonItems(twice)!]).to.deep.equal([{value: JSON.parse(twice).nftables[0]}])
   })
 
   it('leaves any other shape to JSON.parse of the whole text', () => {

@@ -4,7 +4,7 @@
  */
 import {parseIpv4} from '../../net/ipv4.js'
 import {compareText} from '../../plan/order.js'
-import {nftJsonItems} from './json-items.js'
+import {nftJsonItems, type NftJsonItem} from './json-items.js'
 import {TABLE_FAMILY, TABLE_NAME, isDirectChain} from './names.js'
 import {sortElements} from './syntax.js'
 import type {MarkOf, NftBaseChain, NftChain, NftElement, NftMatch, NftRule, NftSet, NftStatement, NftTable, Selector} from './types.js'
@@ -270,7 +270,18 @@ function elementKeyParts(value: Json, where: string): {key: string[]; comment?: 
   const elem = field(value, 'elem')
   if (elem === undefined) return {key: parts(value, where)}
   const comment = field(elem, 'comment')
-  return {key: parts(field(elem, 'val'), where), ...(typeof comment === 'string' ? {comment} : {})}
+  return {key: parts(field(elem, 'val'), where), ...(typeof comment === 'string' ? {comment: detached(comment)} : {})}
+}
+
+/**
+ * A copy of `text` that holds no reference to the listing. V8 may make a string that JSON.parse takes
+ * out of a longer one a slice of it, as it does with comments: kept in the state, 100,000 of them
+ * keep the whole 15 MB listing alive as long as the state lives (and the slices cost more than the
+ * comments). A string decoded from bytes is a string of its own. Key parts are short strings V8
+ * shares, and come out whole. The listing was decoded as UTF-8, so the round trip changes nothing.
+ */
+function detached(text: string): string {
+  return Buffer.from(text, "utf8").toString("utf8")
 }
 
 function typeList(value: Json): string[] {
@@ -288,20 +299,27 @@ function setFlags(body: JsonObject): string[] {
   return flags.includes('timeout') && !flags.includes('dynamic') ? ['dynamic', ...flags] : flags
 }
 
-function parseSet(body: JsonObject, isMap: boolean): NftSet {
+/** A set or map; its elements are `items` when the listing was taken apart element by element (json-items.ts), else its "elem". */
+function parseSet(body: JsonObject, isMap: boolean, items: Iterable<Json> | undefined): NftSet {
   const name = String(body.name)
   const where = `nft set ${name}`
   const set: NftSet = {name, keyType: typeList(body.type), flags: setFlags(body), elements: []}
   if (isMap) set.dataType = typeList(body.map)
   if (body.timeout !== undefined) set.timeout = Number(body.timeout)
   // Rules fill a dynamic set as traffic comes; what they put there is not smartnat's to compare.
-  if (set.flags.includes('dynamic')) return set
-  const elements: NftElement[] = (Array.isArray(body.elem) ? body.elem : []).map((item: Json) => {
-    if (!isMap) return elementKeyParts(item, where)
+  const dynamic = set.flags.includes('dynamic')
+  const elements: NftElement[] = []
+  for (const item of items ?? (Array.isArray(body.elem) ? body.elem : [])) {
+    // Still parsed: a listing that is not JSON fails the read, wherever it breaks.
+    if (dynamic) continue
+    if (!isMap) {
+      elements.push(elementKeyParts(item, where))
+      continue
+    }
     if (!Array.isArray(item) || item.length !== 2) throw new Error(`${where}: unexpected map element ${JSON.stringify(item)}`)
     const {key, comment} = elementKeyParts(item[0], where)
-    return {key, value: parts(item[1], where), ...(comment === undefined ? {} : {comment})}
-  })
+    elements.push({key, value: parts(item[1], where), ...(comment === undefined ? {} : {comment})})
+  }
   set.elements = sortElements(set, elements)
   return set
 }
@@ -321,11 +339,11 @@ export function parseNftJson(text: string): NftTable {
   const items = nftJsonItems(text) ?? wholeItems(text)
   const sets: NftSet[] = []
   const chains = new Map<string, NftChain>()
-  for (const item of items) {
+  for (const {value: item, elements} of items) {
     if (!isObject(item)) continue
     const [kind, body] = Object.entries(item)[0] ?? ['', undefined]
     if (!isObject(body) || body.family !== TABLE_FAMILY || (kind === 'table' ? body.name : body.table) !== TABLE_NAME) continue
-    if (kind === 'set' || kind === 'map') sets.push(parseSet(body, kind === 'map'))
+    if (kind === 'set' || kind === 'map') sets.push(parseSet(body, kind === 'map', elements))
     else if (kind === 'chain') {
       const base = parseBase(body)
       chains.set(String(body.name), {name: String(body.name), ...(base ? {base} : {}), rules: []})
@@ -342,7 +360,7 @@ export function parseNftJson(text: string): NftTable {
 }
 
 /** The "nftables" array of a listing that is not the plain shape nftJsonItems takes apart. */
-function wholeItems(text: string): Json[] {
+function wholeItems(text: string): NftJsonItem[] {
   let parsed: Json
   try {
     parsed = JSON.parse(text)
@@ -351,5 +369,5 @@ function wholeItems(text: string): Json[] {
   }
   const items = field(parsed, 'nftables')
   if (!Array.isArray(items)) throw new Error('nft -j list table: no "nftables" array')
-  return items as Json[]
+  return items.map((value: Json) => ({value}))
 }
