@@ -39,8 +39,12 @@ export class LineBuffer {
     this.lines.push(lines.join('\n'))
   }
 
-  /** The payload, each line ended by a newline (restore tools want the last line ended too). */
+  /**
+   * The payload, each line ended by a newline (restore tools want the last line ended too). Joined
+   * with an empty last line rather than followed by a newline: a string added to a long one is a
+   * pair of both, which the write to the tool's stdin copies whole into a flat string again.
+   */
   toString(): string {
-    return this.lines.length === 0 ? '' : `${this.lines.join('\n')}\n`
+    return this.lines.length === 0 ? '' : [...this.lines, ''].join('\n')
   }
 }
