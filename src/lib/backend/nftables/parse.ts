@@ -6,6 +6,7 @@ import {parseIpv4} from '../../net/ipv4.js'
 import {compareText} from '../../plan/order.js'
 import {nftJsonItems, type NftJsonItem} from './json-items.js'
 import {TABLE_FAMILY, TABLE_NAME, isDirectChain} from './names.js'
+import {SharedStrings} from './shared-strings.js'
 import {sortElements} from './syntax.js'
 import type {MarkOf, NftBaseChain, NftChain, NftElement, NftMatch, NftRule, NftSet, NftStatement, NftTable, Selector} from './types.js'
 
@@ -243,8 +244,18 @@ export function parseRuleExpressions(expr: Json): NftRule {
   }
 }
 
+/** Where an element is read: its set, for messages, and the strings the read shares. */
+interface ElementPlace {
+  where: string
+  strings: SharedStrings
+}
+
 /** One part of an element key or value as nft prints it. */
-function partText(value: Json, where: string): string {
+function partText(value: Json, at: ElementPlace): string {
+  return at.strings.get(partTextOf(value, at))
+}
+
+function partTextOf(value: Json, at: ElementPlace): string {
   if (typeof value === 'string') return value
   if (typeof value === 'number') return String(value)
   const prefix = field(value, 'prefix')
@@ -253,35 +264,24 @@ function partText(value: Json, where: string): string {
     return len === 32 ? String(field(prefix, 'addr')) : `${String(field(prefix, 'addr'))}/${String(len)}`
   }
   const range = field(value, 'range')
-  if (Array.isArray(range) && range.length === 2) return `${partText(range[0], where)}-${partText(range[1], where)}`
-  throw new Error(`${where}: unexpected element part ${JSON.stringify(value)}`)
+  if (Array.isArray(range) && range.length === 2) return `${partTextOf(range[0], at)}-${partTextOf(range[1], at)}`
+  throw new Error(`${at.where}: unexpected element part ${JSON.stringify(value)}`)
 }
 
-function parts(value: Json, where: string): string[] {
+function parts(value: Json, at: ElementPlace): string[] {
   // A verdict map's data: {"goto": {"target": "group_..."}}
   const target = field(field(value, 'goto'), 'target')
-  if (typeof target === 'string') return [`goto ${target}`]
+  if (typeof target === 'string') return [at.strings.get(`goto ${target}`)]
   const concat = field(value, 'concat')
-  return Array.isArray(concat) ? concat.map((part: Json) => partText(part, where)) : [partText(value, where)]
+  return Array.isArray(concat) ? concat.map((part: Json) => partText(part, at)) : [partText(value, at)]
 }
 
 /** `{"elem": {"val": KEY, "comment": "..."}}` or a bare KEY. */
-function elementKeyParts(value: Json, where: string): {key: string[]; comment?: string} {
+function elementKeyParts(value: Json, at: ElementPlace): {key: string[]; comment?: string} {
   const elem = field(value, 'elem')
-  if (elem === undefined) return {key: parts(value, where)}
+  if (elem === undefined) return {key: parts(value, at)}
   const comment = field(elem, 'comment')
-  return {key: parts(field(elem, 'val'), where), ...(typeof comment === 'string' ? {comment: detached(comment)} : {})}
-}
-
-/**
- * A copy of `text` that holds no reference to the listing. V8 may make a string that JSON.parse takes
- * out of a longer one a slice of it, as it does with comments: kept in the state, 100,000 of them
- * keep the whole 15 MB listing alive as long as the state lives (and the slices cost more than the
- * comments). A string decoded from bytes is a string of its own. Key parts are short strings V8
- * shares, and come out whole. The listing was decoded as UTF-8, so the round trip changes nothing.
- */
-function detached(text: string): string {
-  return Buffer.from(text, "utf8").toString("utf8")
+  return {key: parts(field(elem, 'val'), at), ...(typeof comment === 'string' ? {comment: at.strings.get(comment)} : {})}
 }
 
 function typeList(value: Json): string[] {
@@ -300,9 +300,10 @@ function setFlags(body: JsonObject): string[] {
 }
 
 /** A set or map; its elements are `items` when the listing was taken apart element by element (json-items.ts), else its "elem". */
-function parseSet(body: JsonObject, isMap: boolean, items: Iterable<Json> | undefined): NftSet {
+function parseSet(body: JsonObject, isMap: boolean, items: Iterable<Json> | undefined, strings: SharedStrings): NftSet {
   const name = String(body.name)
   const where = `nft set ${name}`
+  const at: ElementPlace = {where, strings}
   const set: NftSet = {name, keyType: typeList(body.type), flags: setFlags(body), elements: []}
   if (isMap) set.dataType = typeList(body.map)
   if (body.timeout !== undefined) set.timeout = Number(body.timeout)
@@ -313,12 +314,12 @@ function parseSet(body: JsonObject, isMap: boolean, items: Iterable<Json> | unde
     // Still parsed: a listing that is not JSON fails the read, wherever it breaks.
     if (dynamic) continue
     if (!isMap) {
-      elements.push(elementKeyParts(item, where))
+      elements.push(elementKeyParts(item, at))
       continue
     }
     if (!Array.isArray(item) || item.length !== 2) throw new Error(`${where}: unexpected map element ${JSON.stringify(item)}`)
-    const {key, comment} = elementKeyParts(item[0], where)
-    elements.push({key, value: parts(item[1], where), ...(comment === undefined ? {} : {comment})})
+    const {key, comment} = elementKeyParts(item[0], at)
+    elements.push({key, value: parts(item[1], at), ...(comment === undefined ? {} : {comment})})
   }
   set.elements = sortElements(set, elements)
   return set
@@ -339,11 +340,12 @@ export function parseNftJson(text: string): NftTable {
   const items = nftJsonItems(text) ?? wholeItems(text)
   const sets: NftSet[] = []
   const chains = new Map<string, NftChain>()
+  const strings = new SharedStrings()
   for (const {value: item, elements} of items) {
     if (!isObject(item)) continue
     const [kind, body] = Object.entries(item)[0] ?? ['', undefined]
     if (!isObject(body) || body.family !== TABLE_FAMILY || (kind === 'table' ? body.name : body.table) !== TABLE_NAME) continue
-    if (kind === 'set' || kind === 'map') sets.push(parseSet(body, kind === 'map', elements))
+    if (kind === 'set' || kind === 'map') sets.push(parseSet(body, kind === 'map', elements, strings))
     else if (kind === 'chain') {
       const base = parseBase(body)
       chains.set(String(body.name), {name: String(body.name), ...(base ? {base} : {}), rules: []})
