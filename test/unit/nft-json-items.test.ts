@@ -1,5 +1,7 @@
 /** nft's JSON listing taken apart item by item (json-items.ts), so that a read never holds the whole listing's tree at once. */
 import {expect} from 'chai'
+import {setFlagsFromString} from 'node:v8'
+import {runInNewContext} from 'node:vm'
 import {nftJsonItems} from '../../src/lib/backend/nftables/json-items.js'
 import {parseNftJson} from '../../src/lib/backend/nftables/parse.js'
 import {DIRECT_JSON} from './fixtures/nft-direct-capture.js'
@@ -56,6 +58,33 @@ describe('nft JSON listing, item by item', () => {
     expect(taken).to.deep.equal(list.map((value) => ({value})))
     const twice = '{"nftables": [{"set": {"elem": [1], "elem": [2]}}]}'
     expect([...nftJsonItems(twice)!]).to.deep.equal([{value: JSON.parse(twice).nftables[0]}])
+  })
+
+  it('keeps one copy of a comment its elements share, and nothing of the listing', () => {
+    setFlagsFromString('--expose-gc')
+    const gc = runInNewContext('gc') as () => void
+    const listing = (comment: string) => {
+      const elements = Array.from({length: 20_000}, (_, port) => {
+        const val = {concat: ['198.18.0.10', 'tcp', port + 1]}
+        return [{elem: {val, comment}}, {concat: ['198.19.255.250', 8080]}]
+      })
+      const map = {family: 'ip', name: 'endpoints', table: 'smartnat', type: ['ipv4_addr', 'inet_proto', 'inet_service'], map: ['ipv4_addr', 'inet_service'], elem: elements}
+      return JSON.stringify({nftables: [{table: {family: 'ip', name: 'smartnat'}}, {map}]})
+    }
+    // The listing is made and dropped in a call of its own (a frame can hold its temporaries to its end): what stays is what the table keeps.
+    const read = (comment: string) => parseNftJson(listing(comment))
+    const retained = (comment: string) => {
+      gc()
+      const before = process.memoryUsage().heapUsed
+      const table = read(comment)
+      gc()
+      const after = process.memoryUsage().heapUsed
+      expect(table.sets[0]!.elements).to.have.length(20_000)
+      return after - before
+    }
+    const short = retained('x')
+    // A copy per element would be 20,000 times 200 characters and more, the listing 6 MB.
+    expect(retained(`team/${'x'.repeat(200)}`) - short).to.be.below(1_000_000)
   })
 
   it('leaves any other shape to JSON.parse of the whole text', () => {
