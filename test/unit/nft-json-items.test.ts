@@ -13,9 +13,9 @@ function items(text: string): unknown[] | undefined {
 }
 
 function withElements(item: unknown, elements: unknown[]): unknown {
-  const [[kind, body]] = Object.entries(item as Record<string, Record<string, unknown>>)
-  expect(body!.elem, 'the item keeps an empty "elem"').to.deep.equal([])
-  return {[kind!]: {...body, elem: elements}}
+  const [kind, body] = Object.entries(item as Record<string, Record<string, unknown>>)[0]!
+  expect(body.elem, 'the item keeps an empty "elem"').to.deep.equal([])
+  return {[kind]: {...body, elem: elements}}
 }
 
 describe('nft JSON listing, item by item', () => {
