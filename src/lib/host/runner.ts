@@ -99,6 +99,10 @@ interface Ended {
  */
 function runProcess(file: string, args: string[], input: string, timeoutMs: number, killAfterMs: number): Promise<Ended> {
   return new Promise((resolve) => {
+    // The child's listeners and the timers below keep what they capture alive until its pipes are
+    // destroyed, up to PIPES_AFTER_EXIT_MS after it exited: once it ended they must hold neither its
+    // output nor the promise resolved with it (a 15 MB `nft -j` listing, else alive through its parse).
+    let settle: ((ended: Ended) => void) | undefined = resolve
     // The environment is inherited; LC_ALL=C keeps the tools' messages and number formats parseable.
     const child = childProcess().spawn(file, args, {env: {...process.env, LC_ALL: 'C'}, stdio: ['pipe', 'pipe', 'pipe']})
     // Decoded chunk by chunk: the bytes are dropped as they arrive instead of being held, copied
@@ -117,7 +121,11 @@ function runProcess(file: string, args: string[], input: string, timeoutMs: numb
     const end = (ended: Omit<Ended, 'stdout' | 'stderr' | 'timedOut'>) => {
       clearTimeout(timeoutTimer)
       clearTimeout(killTimer)
-      resolve({stdout: stdout.join(''), stderr: stderr.join(''), timedOut, ...ended})
+      const output = {stdout: stdout.join(''), stderr: stderr.join('')}
+      stdout.length = 0
+      stderr.length = 0
+      settle?.({...output, timedOut, ...ended})
+      settle = undefined
     }
     child.stdout.on('data', (chunk: string) => stdout.push(chunk))
     child.stderr.on('data', (chunk: string) => stderr.push(chunk))

@@ -28,13 +28,23 @@ export class LineBuffer {
     this.lines.push(prefix + items.join(`\n${prefix}`))
   }
 
-  /** Appends lines that are already complete (rules as iptables-save prints them). */
+  /**
+   * Appends lines that are already complete (rules as iptables-save prints them, a set's elements),
+   * joined into one string at once: kept one by one until the whole payload is joined, 100,000 lines
+   * would hold several times the payload's size.
+   */
   writeLines(lines: readonly string[]): void {
-    for (const line of lines) this.write(line)
+    if (lines.length === 0) return
+    for (const line of lines) checkLine(line)
+    this.lines.push(lines.join('\n'))
   }
 
-  /** The payload, each line ended by a newline (restore tools want the last line ended too). */
+  /**
+   * The payload, each line ended by a newline (restore tools want the last line ended too). Joined
+   * with an empty last line rather than followed by a newline: a string added to a long one is a
+   * pair of both, which the write to the tool's stdin copies whole into a flat string again.
+   */
   toString(): string {
-    return this.lines.length === 0 ? '' : `${this.lines.join('\n')}\n`
+    return this.lines.length === 0 ? '' : [...this.lines, ''].join('\n')
   }
 }

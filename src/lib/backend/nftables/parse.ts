@@ -4,8 +4,9 @@
  */
 import {parseIpv4} from '../../net/ipv4.js'
 import {compareText} from '../../plan/order.js'
-import {nftJsonItems} from './json-items.js'
+import {nftJsonItems, type NftJsonItem} from './json-items.js'
 import {TABLE_FAMILY, TABLE_NAME, isDirectChain} from './names.js'
+import {SharedStrings} from './shared-strings.js'
 import {sortElements} from './syntax.js'
 import type {MarkOf, NftBaseChain, NftChain, NftElement, NftMatch, NftRule, NftSet, NftStatement, NftTable, Selector} from './types.js'
 
@@ -243,8 +244,18 @@ export function parseRuleExpressions(expr: Json): NftRule {
   }
 }
 
+/** Where an element is read: its set, for messages, and the strings the read shares. */
+interface ElementPlace {
+  where: string
+  strings: SharedStrings
+}
+
 /** One part of an element key or value as nft prints it. */
-function partText(value: Json, where: string): string {
+function partText(value: Json, at: ElementPlace): string {
+  return at.strings.get(partTextOf(value, at))
+}
+
+function partTextOf(value: Json, at: ElementPlace): string {
   if (typeof value === 'string') return value
   if (typeof value === 'number') return String(value)
   const prefix = field(value, 'prefix')
@@ -253,24 +264,24 @@ function partText(value: Json, where: string): string {
     return len === 32 ? String(field(prefix, 'addr')) : `${String(field(prefix, 'addr'))}/${String(len)}`
   }
   const range = field(value, 'range')
-  if (Array.isArray(range) && range.length === 2) return `${partText(range[0], where)}-${partText(range[1], where)}`
-  throw new Error(`${where}: unexpected element part ${JSON.stringify(value)}`)
+  if (Array.isArray(range) && range.length === 2) return `${partTextOf(range[0], at)}-${partTextOf(range[1], at)}`
+  throw new Error(`${at.where}: unexpected element part ${JSON.stringify(value)}`)
 }
 
-function parts(value: Json, where: string): string[] {
+function parts(value: Json, at: ElementPlace): string[] {
   // A verdict map's data: {"goto": {"target": "group_..."}}
   const target = field(field(value, 'goto'), 'target')
-  if (typeof target === 'string') return [`goto ${target}`]
+  if (typeof target === 'string') return [at.strings.get(`goto ${target}`)]
   const concat = field(value, 'concat')
-  return Array.isArray(concat) ? concat.map((part: Json) => partText(part, where)) : [partText(value, where)]
+  return Array.isArray(concat) ? concat.map((part: Json) => partText(part, at)) : [partText(value, at)]
 }
 
 /** `{"elem": {"val": KEY, "comment": "..."}}` or a bare KEY. */
-function elementKeyParts(value: Json, where: string): {key: string[]; comment?: string} {
+function elementKeyParts(value: Json, at: ElementPlace): {key: string[]; comment?: string} {
   const elem = field(value, 'elem')
-  if (elem === undefined) return {key: parts(value, where)}
+  if (elem === undefined) return {key: parts(value, at)}
   const comment = field(elem, 'comment')
-  return {key: parts(field(elem, 'val'), where), ...(typeof comment === 'string' ? {comment} : {})}
+  return {key: parts(field(elem, 'val'), at), ...(typeof comment === 'string' ? {comment: at.strings.get(comment)} : {})}
 }
 
 function typeList(value: Json): string[] {
@@ -288,20 +299,28 @@ function setFlags(body: JsonObject): string[] {
   return flags.includes('timeout') && !flags.includes('dynamic') ? ['dynamic', ...flags] : flags
 }
 
-function parseSet(body: JsonObject, isMap: boolean): NftSet {
+/** A set or map; its elements are `items` when the listing was taken apart element by element (json-items.ts), else its "elem". */
+function parseSet(body: JsonObject, isMap: boolean, items: Iterable<Json> | undefined, strings: SharedStrings): NftSet {
   const name = String(body.name)
   const where = `nft set ${name}`
+  const at: ElementPlace = {where, strings}
   const set: NftSet = {name, keyType: typeList(body.type), flags: setFlags(body), elements: []}
   if (isMap) set.dataType = typeList(body.map)
   if (body.timeout !== undefined) set.timeout = Number(body.timeout)
   // Rules fill a dynamic set as traffic comes; what they put there is not smartnat's to compare.
-  if (set.flags.includes('dynamic')) return set
-  const elements: NftElement[] = (Array.isArray(body.elem) ? body.elem : []).map((item: Json) => {
-    if (!isMap) return elementKeyParts(item, where)
+  const dynamic = set.flags.includes('dynamic')
+  const elements: NftElement[] = []
+  for (const item of items ?? (Array.isArray(body.elem) ? body.elem : [])) {
+    // Still parsed: a listing that is not JSON fails the read, wherever it breaks.
+    if (dynamic) continue
+    if (!isMap) {
+      elements.push(elementKeyParts(item, at))
+      continue
+    }
     if (!Array.isArray(item) || item.length !== 2) throw new Error(`${where}: unexpected map element ${JSON.stringify(item)}`)
-    const {key, comment} = elementKeyParts(item[0], where)
-    return {key, value: parts(item[1], where), ...(comment === undefined ? {} : {comment})}
-  })
+    const {key, comment} = elementKeyParts(item[0], at)
+    elements.push({key, value: parts(item[1], at), ...(comment === undefined ? {} : {comment})})
+  }
   set.elements = sortElements(set, elements)
   return set
 }
@@ -321,11 +340,12 @@ export function parseNftJson(text: string): NftTable {
   const items = nftJsonItems(text) ?? wholeItems(text)
   const sets: NftSet[] = []
   const chains = new Map<string, NftChain>()
-  for (const item of items) {
+  const strings = new SharedStrings()
+  for (const {value: item, elements} of items) {
     if (!isObject(item)) continue
     const [kind, body] = Object.entries(item)[0] ?? ['', undefined]
     if (!isObject(body) || body.family !== TABLE_FAMILY || (kind === 'table' ? body.name : body.table) !== TABLE_NAME) continue
-    if (kind === 'set' || kind === 'map') sets.push(parseSet(body, kind === 'map'))
+    if (kind === 'set' || kind === 'map') sets.push(parseSet(body, kind === 'map', elements, strings))
     else if (kind === 'chain') {
       const base = parseBase(body)
       chains.set(String(body.name), {name: String(body.name), ...(base ? {base} : {}), rules: []})
@@ -342,7 +362,7 @@ export function parseNftJson(text: string): NftTable {
 }
 
 /** The "nftables" array of a listing that is not the plain shape nftJsonItems takes apart. */
-function wholeItems(text: string): Json[] {
+function wholeItems(text: string): NftJsonItem[] {
   let parsed: Json
   try {
     parsed = JSON.parse(text)
@@ -351,5 +371,5 @@ function wholeItems(text: string): Json[] {
   }
   const items = field(parsed, 'nftables')
   if (!Array.isArray(items)) throw new Error('nft -j list table: no "nftables" array')
-  return items as Json[]
+  return items.map((value: Json) => ({value}))
 }

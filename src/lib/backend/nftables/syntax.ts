@@ -148,7 +148,8 @@ function writeSet(out: LineBuffer, set: NftSet): void {
   for (const line of declarationLines(set)) out.write(`\t\t${line}`)
   if (set.elements.length > 0) {
     out.write('\t\telements = {')
-    set.elements.forEach((element, i) => out.write(`\t\t\t${printElement(set, element)}${i < set.elements.length - 1 ? ',' : ''}`))
+    const last = set.elements.length - 1
+    out.writeLines(set.elements.map((element, i) => `\t\t\t${printElement(set, element)}${i < last ? ',' : ''}`))
     out.write('\t\t}')
   }
   out.write('\t}')
