@@ -1,7 +1,7 @@
 /** What the API cache keeps of Mappings and Services (src/lib/source/kube/trim.ts). */
 import {expect} from 'chai'
 import type {WatchedKind} from '../../src/lib/source/kube/kinds.js'
-import {SharedStrings} from '../../src/lib/source/kube/shared-strings.js'
+import {SharedStrings} from '../../src/lib/net/shared-strings.js'
 import {cachedObject} from '../../src/lib/source/kube/trim.js'
 
 const MAPPING_KIND = {name: 'Mapping', apiVersion: 'smartnat.aureacentral.com/v1alpha1'} as WatchedKind
@@ -54,7 +54,7 @@ describe('the API cache of Mappings', function () {
 
 describe('SharedStrings', function () {
   it('gives back what it was given, strings or not, and never holds more strings than its limit', function () {
-    const strings = new SharedStrings(3)
+    const strings = new SharedStrings({limit: 3})
     const table = (strings as unknown as {table: Map<string, string>}).table
     for (let i = 0; i < 10; i++) expect(strings.share(`value ${i % 5}`)).to.equal(`value ${i % 5}`)
     expect(table.size).to.be.at.most(3)

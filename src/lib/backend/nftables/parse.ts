@@ -6,7 +6,7 @@ import {parseIpv4} from '../../net/ipv4.js'
 import {compareText} from '../../plan/order.js'
 import {nftJsonItems, type NftJsonItem} from './json-items.js'
 import {TABLE_FAMILY, TABLE_NAME, isDirectChain} from './names.js'
-import {SharedStrings} from './shared-strings.js'
+import {SharedStrings} from '../../net/shared-strings.js'
 import {sortElements} from './syntax.js'
 import type {MarkOf, NftBaseChain, NftChain, NftElement, NftMatch, NftRule, NftSet, NftStatement, NftTable, Selector} from './types.js'
 
@@ -252,7 +252,7 @@ interface ElementPlace {
 
 /** One part of an element key or value as nft prints it. */
 function partText(value: Json, at: ElementPlace): string {
-  return at.strings.get(partTextOf(value, at))
+  return at.strings.share(partTextOf(value, at))
 }
 
 function partTextOf(value: Json, at: ElementPlace): string {
@@ -271,7 +271,7 @@ function partTextOf(value: Json, at: ElementPlace): string {
 function parts(value: Json, at: ElementPlace): string[] {
   // A verdict map's data: {"goto": {"target": "group_..."}}
   const target = field(field(value, 'goto'), 'target')
-  if (typeof target === 'string') return [at.strings.get(`goto ${target}`)]
+  if (typeof target === 'string') return [at.strings.share(`goto ${target}`)]
   const concat = field(value, 'concat')
   return Array.isArray(concat) ? concat.map((part: Json) => partText(part, at)) : [partText(value, at)]
 }
@@ -281,7 +281,7 @@ function elementKeyParts(value: Json, at: ElementPlace): {key: string[]; comment
   const elem = field(value, 'elem')
   if (elem === undefined) return {key: parts(value, at)}
   const comment = field(elem, 'comment')
-  return {key: parts(field(elem, 'val'), at), ...(typeof comment === 'string' ? {comment: at.strings.get(comment)} : {})}
+  return {key: parts(field(elem, 'val'), at), ...(typeof comment === 'string' ? {comment: at.strings.share(comment)} : {})}
 }
 
 function typeList(value: Json): string[] {
@@ -340,7 +340,7 @@ export function parseNftJson(text: string): NftTable {
   const items = nftJsonItems(text) ?? wholeItems(text)
   const sets: NftSet[] = []
   const chains = new Map<string, NftChain>()
-  const strings = new SharedStrings()
+  const strings = new SharedStrings({detach: true})
   for (const {value: item, elements} of items) {
     if (!isObject(item)) continue
     const [kind, body] = Object.entries(item)[0] ?? ['', undefined]

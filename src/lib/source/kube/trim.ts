@@ -8,7 +8,7 @@
 import {SERVICE_ANNOTATIONS} from '../../mapping/loadbalancer.js'
 import {SERVICE_NAME_LABEL} from '../../mapping/types.js'
 import type {WatchedKind, WireObject} from './kinds.js'
-import {SharedStrings} from './shared-strings.js'
+import {SharedStrings} from '../../net/shared-strings.js'
 
 type Json = Record<string, unknown>
 
@@ -131,7 +131,7 @@ export function cachedObject(kind: WatchedKind, object: WireObject): WireObject 
 }
 
 /** Strings the cached objects repeat, one copy each, for every kind. */
-const shared = new SharedStrings()
+const shared = new SharedStrings({limit: 4096})
 
 const CONDITION_FIELDS = ['type', 'status', 'reason', 'message', 'lastTransitionTime']
 
