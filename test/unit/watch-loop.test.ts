@@ -1091,6 +1091,16 @@ describe('watch loop: a kernel read gives way to a change', () => {
     expect(kernel.kernel).to.deep.equal({a: 'v2', b: 'ok'})
   })
 
+  it('does not give way to what changes nothing it planned from (a status coming back, the same snapshot)', async () => {
+    await clock.advance(60_000)
+    source.notify()
+    await clock.advance(100)
+    kernel.endReads()
+    await clock.advance(100)
+    expect(kernel.log).to.deep.equal(['read began: a=v1 b=ok'])
+    expect(kernel.pendingReads).to.equal(0)
+  })
+
   it(`gives way at most ${MAX_READ_GIVE_WAYS} times in a row: under changes that never stop, the read then goes through and repairs drift`, async () => {
     kernel.kernel.b = 'drifted'
     await clock.advance(60_000)

@@ -176,16 +176,20 @@ export class WatchLoop {
   /** Conntrack cleanup the last pass could not do: the next pass retries it, so it is never skipped. */
   private pendingCleanup: PendingCleanup | undefined
   private stopped = false
-  /** The reading pass in flight that may still give way to a change, and how to end its wait. */
-  private reading: {claim: ReadClaim; gaveWay: () => void} | undefined
+  /**
+   * The reading pass in flight: what it planned from, to tell a change from a status coming back or
+   * an unrelated Service changing; and, while it may still give way to a change, its claim and how to end its wait.
+   */
+  private reading: {inputs: SettledInputs; claim?: ReadClaim; gaveWay: () => void} | undefined
   /** Reads that gave way since the kernel was last read. */
   private readGiveWays = 0
   /** A read gave way: the kernel must be read again, after the pass that goes first. */
   private readOwed = false
   /** The next pass applies the change a read gave way to: it trusts the state applied last, however old. */
   private trustNext = false
-  /** A change arrived since the last pass began. */
+  /** Something changed since the last pass began: the source said so, or the host (`hostChangeQueued`). */
   private changeQueued = false
+  private hostChangeQueued = false
   /** A pass that gave way, still finishing its read: the next read waits for it, so that two never overlap. */
   private discarded: Promise<unknown> | undefined
 
@@ -221,6 +225,7 @@ export class WatchLoop {
     const unsubscribeHost = this.options.hostChanges?.onChange(() => {
       this.hostChangesHeard++
       this.settled.unsettle()
+      this.hostChangeQueued = true
       this.changed()
     })
     this.unsubscribe = () => {
@@ -246,17 +251,28 @@ export class WatchLoop {
     await this.writeback?.stop()
   }
 
-  /** A change arrived: a pass is asked for, and a kernel read in flight gives way to it unless it has too often. */
+  /** Something changed: a pass is asked for, and a kernel read in flight gives way to a change it did not plan from, unless it has too often. */
   private changed(): void {
     this.changeQueued = true
     this.runner.request()
     const reading = this.reading
-    if (!reading || this.readGiveWays >= MAX_READ_GIVE_WAYS || !reading.claim.giveWay()) return
+    if (!reading?.claim || this.readGiveWays >= MAX_READ_GIVE_WAYS || !this.changeWaits() || !reading.claim.giveWay()) return
     this.reading = undefined
     this.readGiveWays++
     this.readOwed = true
     this.trustNext = true
     reading.gaveWay()
+  }
+
+  /**
+   * Whether the reading pass in flight has a change waiting for it that it did not plan from. Most
+   * of what a source hears is not one (statuses coming back, a cluster's other Services): a read
+   * that gave way to those would only be done again.
+   */
+  private changeWaits(): boolean {
+    const reading = this.reading
+    if (!reading || !this.changeQueued) return false
+    return this.hostChangeQueued || !reading.inputs.same(this.options.source.snapshot())
   }
 
   /** Ready once the source has synced and is not failing, the last pass succeeded within two resync intervals and statuses are not long overdue (health.ts). */
@@ -317,6 +333,7 @@ export class WatchLoop {
     const trusted = this.trustedState(reason, full, started)
     this.trustNext = false
     this.changeQueued = false
+    this.hostChangeQueued = false
     const snapshot = source.snapshot()
     // Only a pass that would trust the kernel state may be skipped: the reading passes repair drift.
     if (trusted && !this.pendingCleanup && this.settled.same(snapshot)) {
@@ -335,7 +352,7 @@ export class WatchLoop {
     if (!trusted && !claim) this.applied = undefined
     let gaveWay = (): void => {}
     const yielded = new Promise<'gave way'>((resolve) => (gaveWay = () => resolve('gave way')))
-    this.reading = claim && {claim, gaveWay}
+    this.reading = trusted ? undefined : {inputs: inputsOf(snapshot), ...(claim ? {claim} : {}), gaveWay}
     let result: SyncReport
     try {
       // Two kernel reads never overlap: this one waits for the one that gave way, if still running.
@@ -347,7 +364,7 @@ export class WatchLoop {
         ...(this.hold ? {removalGuard: this.hold} : {}),
         ...(this.pendingCleanup ? {retryCleanup: this.pendingCleanup} : {}),
         ...(claim ? {claim} : {}),
-        changeWaiting: () => this.changeQueued,
+        changeWaiting: () => this.changeWaits(),
       })
       const outcome = claim ? await Promise.race([running, yielded]) : await running
       if (outcome === 'gave way') {
@@ -454,6 +471,13 @@ export class WatchLoop {
     if (report.massRemoval) this.logger.info('mass removal applied after being held', {...removalFields(report.massRemoval), heldSince: isoTime(held.since)})
     else this.logger.info('mass removal no longer asked for; nothing was removed while it was held', {heldSince: isoTime(held.since)})
   }
+}
+
+/** `snapshot`'s inputs, to compare later snapshots with. */
+function inputsOf(snapshot: Snapshot): SettledInputs {
+  const inputs = new SettledInputs()
+  inputs.settle(snapshot)
+  return inputs
 }
 
 function removalFields(removal: Removal): Record<string, unknown> {
