@@ -317,8 +317,6 @@ export class WatchLoop {
     } finally {
       this.passStartedAt = undefined
       this.lastActivityAt = this.clock.now()
-      // The read that gave way runs again once the change it gave way to is applied.
-      if (this.readOwed && !this.stopped) this.runner.request()
     }
   }
 
@@ -339,6 +337,7 @@ export class WatchLoop {
     if (trusted && !this.pendingCleanup && this.settled.same(snapshot)) {
       this.logger.debug('no Mapping, nor a Service or EndpointSlice one names, changed; pass skipped')
       this.skippedSinceLast = true
+      this.readAgainIfOwed()
       return 'skipped'
     }
     this.settled.unsettle()
@@ -375,16 +374,18 @@ export class WatchLoop {
       result = outcome
     } catch (error) {
       // Held, the kernel is as it was: a state this pass trusted is still what it holds.
-      if (error instanceof MassRemovalError && this.hold) this.held(error.removal)
-      else if (!(error instanceof ReadGaveWayError)) this.failed(error, started, full)
+      if (error instanceof MassRemovalError && this.hold) {
+        this.held(error.removal)
+        // A read held, like one that applied, is done: the next is due at the next resync.
+        if (trusted) this.readAgainIfOwed()
+        else this.readDone()
+      } else if (!(error instanceof ReadGaveWayError)) this.failed(error, started, full)
       return
     } finally {
       this.reading = undefined
     }
-    if (!trusted) {
-      this.readOwed = false
-      this.readGiveWays = 0
-    }
+    if (trusted) this.readAgainIfOwed()
+    else this.readDone()
     this.applied = result.kernelState === undefined ? undefined : {state: result.kernelState, readAt: trusted ? trusted.readAt : started}
     // The pass retried what was pending; what it reports pending now includes whatever failed again.
     this.pendingCleanup = result.pendingCleanup
@@ -395,6 +396,17 @@ export class WatchLoop {
       this.settled.unsettle()
       if (this.skippedSinceLast) this.runner.request()
     })
+  }
+
+  /** The read that gave way runs again once the change it gave way to is applied. */
+  private readAgainIfOwed(): void {
+    if (this.readOwed) this.runner.request()
+  }
+
+  /** A read went through: the next may give way again. */
+  private readDone(): void {
+    this.readOwed = false
+    this.readGiveWays = 0
   }
 
   /** The state to trust instead of reading the kernel, or undefined when this pass must read it. */
