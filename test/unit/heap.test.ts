@@ -4,6 +4,7 @@ import {readFileSync} from 'node:fs'
 import {expect} from 'chai'
 import {transformSync} from 'esbuild'
 import {collectGarbage, collectingAfter, collectingAroundReads} from '../../src/lib/app/heap.js'
+import {ReadClaim, ReadGaveWayError} from '../../src/lib/sync/read-claim.js'
 
 // Plain JavaScript for a plain `node`: a TypeScript loader would grow the young generation before the module runs.
 const HEAP_MODULE = transformSync(readFileSync(new URL('../../src/lib/app/heap.ts', import.meta.url), 'utf8'), {loader: 'ts', format: 'esm'}).code
@@ -55,6 +56,38 @@ describe('collectingAroundReads', () => {
     const failed = await pass(async () => ({mappings: [], services: [], endpointSlices: []}), {full: false}).catch((error: Error) => error)
     expect((failed as Error).message).to.equal('iptables-restore failed')
     expect(collected).to.equal(2)
+  })
+})
+
+describe('collectingAroundReads while changes wait', () => {
+  const load = async () => ({mappings: [], services: [], endpointSlices: []})
+
+  it('makes no collection while a change waits for the loop: none before a read when one waits, none after a read during which one came', async () => {
+    const calls: string[] = []
+    let changeWaiting = true
+    const pass = collectingAroundReads(
+      async () => {
+        calls.push('reading pass')
+        changeWaiting = !changeWaiting
+        return {} as never
+      },
+      () => calls.push('collect'),
+    )
+    await pass(load, {full: false, changeWaiting: () => changeWaiting})
+    await pass(load, {full: false, changeWaiting: () => changeWaiting})
+    // The first read begins with a change waiting and ends with none; the second the other way round.
+    expect(calls).to.deep.equal(['reading pass', 'collect', 'collect', 'reading pass'])
+  })
+
+  it('makes no collection after a read that gave way to a change', async () => {
+    let collected = 0
+    const claim = new ReadClaim()
+    const pass = collectingAroundReads(async () => {
+      claim.giveWay()
+      throw new ReadGaveWayError()
+    }, () => collected++)
+    await pass(load, {full: false, claim, changeWaiting: () => false}).catch(() => undefined)
+    expect(collected, 'before the read only').to.equal(1)
   })
 })
 

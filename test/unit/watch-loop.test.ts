@@ -9,7 +9,11 @@ import type {Clock} from '../../src/lib/sync/debounce.js'
 import {DEFAULT_REMOVAL_POLICY, isMassRemoval, MassRemovalError, measureRemoval} from '../../src/lib/sync/guard.js'
 import type {PendingCleanup} from '../../src/lib/sync/conntrack-cleanup.js'
 import type {SyncReport} from '../../src/lib/sync/once.js'
-import {WatchLoop, type WatchLoopOptions} from '../../src/lib/sync/watch.js'
+import {MAX_READ_GIVE_WAYS, syncPass, WatchLoop, type WatchLoopOptions} from '../../src/lib/sync/watch.js'
+import type {ApplyOptions} from '../../src/lib/backend/backend.js'
+import {DEFAULT_PLAN_OPTIONS} from '../../src/lib/plan/model.js'
+import {inertBackend, NOTHING_CHANGED} from '../support/inert-backend.js'
+import {RecordingRunner} from '../support/recording-runner.js'
 import {STOP_GRACE_MS} from '../../src/lib/sync/writeback.js'
 
 const T0 = 1_700_000_000_000
@@ -984,5 +988,138 @@ describe('watch loop', () => {
       expect(kernel.size, '9 of 11 removed').to.equal(2)
       expect(metrics.heldPasses.get()).to.equal(0)
     })
+  })
+})
+
+/** A kernel of two parts, `a` (what the changes set) and `b` (what drift damages), behind a backend whose reads end when the test says so. */
+class SlowReadKernel {
+  kernel = {a: 'v0', b: 'ok'}
+  desired = {a: 'v0', b: 'ok'}
+  /** What happened, in order: reads beginning (with the picture they took), and writes. */
+  readonly log: string[] = []
+  private reads: (() => void)[] = []
+  readonly backend = inertBackend({
+    render: () => this.desired,
+    read: () =>
+      new Promise((resolve) => {
+        const picture = {...this.kernel}
+        this.log.push(`read began: ${shown(picture)}`)
+        this.reads.push(() => resolve(picture))
+      }),
+    apply: async (desired, options: ApplyOptions = {}) => {
+      const actual = (options.assumeActual !== undefined && !options.full ? options.assumeActual : await options.kernelRead) as Record<string, string>
+      const wanted = desired as Record<string, string>
+      const parts = Object.keys(wanted).filter((part) => wanted[part] !== actual[part])
+      if (parts.length === 0) return NOTHING_CHANGED
+      for (const part of parts) (this.kernel as Record<string, string>)[part] = wanted[part]!
+      this.log.push(`wrote ${parts.map((part) => `${part}=${wanted[part]}`).join(' ')}${options.assumeActual === undefined ? ' (from a read)' : ' (trusting)'}`)
+      return {changed: true, written: {sets: 0, chains: 0, rules: parts.length, routes: 0}, changedEndpoints: []}
+    },
+  })
+
+  /** Reads begun and not yet ended. */
+  get pendingReads(): number {
+    return this.reads.length
+  }
+
+  /** Ends every read in progress. */
+  endReads(): void {
+    for (const end of this.reads.splice(0)) end()
+  }
+}
+
+function shown(state: {a: string; b: string}): string {
+  return `a=${state.a} b=${state.b}`
+}
+
+describe('watch loop: a kernel read gives way to a change', () => {
+  const IP_ADDR = JSON.stringify([{ifindex: 2, ifname: 'eth1', addr_info: [{family: 'inet', local: '198.18.0.10', prefixlen: 24}]}])
+  let clock: FakeClock
+  let source: FakeSource
+  let kernel: SlowReadKernel
+  let loop: WatchLoop
+
+  beforeEach(async () => {
+    clock = new FakeClock()
+    source = new FakeSource()
+    kernel = new SlowReadKernel()
+    const runner = new RecordingRunner((call) => (call.command === 'ip' ? {stdout: IP_ADDR} : call.command === 'sysctl' ? {stdout: '2\n2\n'} : {}))
+    const sync = syncPass({runner, backend: kernel.backend}, {plan: DEFAULT_PLAN_OPTIONS, interfacesPattern: /^eth1$/})
+    loop = new WatchLoop({source, sync, clock, minIntervalMs: 100, resyncIntervalMs: 60_000})
+    kernel.desired = {a: 'v1', b: 'ok'}
+    await loop.start()
+    // The first pass reads the kernel: it has no state to trust, so it never gives way.
+    await clock.advance(0)
+    expect(kernel.pendingReads).to.equal(1)
+    kernel.endReads()
+    await clock.advance(100)
+    expect(kernel.log).to.deep.equal(['read began: a=v0 b=ok', 'wrote a=v1 (from a read)'])
+    kernel.log.length = 0
+  })
+
+  afterEach(async () => {
+    const stopping = loop.stop()
+    kernel.endReads()
+    await clock.advance(600_000)
+    kernel.endReads()
+    await stopping
+  })
+
+  /** A change on the API side: the source holds a new Mapping, and the render sets part `a` to `value`. */
+  function change(value: string): void {
+    kernel.desired = {...kernel.desired, a: value}
+    source.change()
+  }
+
+  it('applies a change that arrives during the periodic read before the read ends, then reads again, repairing the drift the discarded read saw', async () => {
+    kernel.kernel.b = 'drifted'
+    await clock.advance(60_000)
+    expect(kernel.log).to.deep.equal(['read began: a=v1 b=drifted'])
+    change('v2')
+    await clock.advance(100)
+    expect(kernel.pendingReads, 'the periodic read has not ended').to.equal(1)
+    expect(kernel.log).to.deep.equal(['read began: a=v1 b=drifted', 'wrote a=v2 (trusting)'])
+    // The read that overlapped with that write is not used, and the next waits for it to end: two never overlap.
+    await clock.advance(1000)
+    expect(kernel.log).to.have.length(2)
+    kernel.endReads()
+    await clock.advance(100)
+    expect(kernel.log.slice(2), 'the discarded read wrote nothing; the kernel is read again').to.deep.equal(['read began: a=v2 b=drifted'])
+    kernel.endReads()
+    await clock.advance(100)
+    expect(kernel.log.slice(3)).to.deep.equal(['wrote b=ok (from a read)'])
+    expect(kernel.kernel).to.deep.equal({a: 'v2', b: 'ok'})
+  })
+
+  it('does not give way to what changes nothing it planned from (a status coming back, the same snapshot)', async () => {
+    await clock.advance(60_000)
+    source.notify()
+    await clock.advance(100)
+    kernel.endReads()
+    await clock.advance(100)
+    expect(kernel.log).to.deep.equal(['read began: a=v1 b=ok'])
+    expect(kernel.pendingReads).to.equal(0)
+  })
+
+  it(`gives way at most ${MAX_READ_GIVE_WAYS} times in a row: under changes that never stop, the read then goes through and repairs drift`, async () => {
+    kernel.kernel.b = 'drifted'
+    await clock.advance(60_000)
+    let version = 2
+    let trustingWrites = 0
+    for (let round = 0; round < MAX_READ_GIVE_WAYS + 2; round++) {
+      change(`v${version++}`)
+      await clock.advance(50)
+      change(`v${version++}`)
+      await clock.advance(100)
+      trustingWrites = kernel.log.filter((line) => line.endsWith('(trusting)')).length
+      kernel.endReads()
+      await clock.advance(100)
+    }
+    const reads = kernel.log.filter((line) => line.startsWith('read began'))
+    const readWrites = kernel.log.filter((line) => line.endsWith('(from a read)'))
+    expect(reads, 'the periodic read, then one more per time it gave way').to.have.length(MAX_READ_GIVE_WAYS + 1)
+    expect(readWrites).to.deep.equal([`wrote a=v${2 * MAX_READ_GIVE_WAYS + 1} b=ok (from a read)`])
+    expect(trustingWrites).to.be.at.least(MAX_READ_GIVE_WAYS)
+    expect(kernel.kernel).to.deep.equal({a: kernel.desired.a, b: 'ok'})
   })
 })

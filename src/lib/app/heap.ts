@@ -48,16 +48,21 @@ function exposedGc(): () => void {
  * `pass`, with garbage collected before and after each pass that reads the kernel (the first, the
  * periodic resyncs): before, so that V8's limit follows what is live rather than its starting size;
  * after, so that the listing read and the state it replaced do not set the next limit. Passes after
- * a change, which trust the state applied last, run as they are.
+ * a change, which trust the state applied last, run as they are. A collection stops the daemon for
+ * 0.2-0.3 s at 10,000 Mappings: none is made while a change waits, nor after a read that gave way
+ * to one; V8 collects on its own meanwhile, and the next read collects before it.
  */
 export function collectingAroundReads(pass: SyncPass, collectNow: () => void = collectGarbage): SyncPass {
   return async (load, options) => {
     const reads = options.assumeActual === undefined || options.full
-    if (reads) collectNow()
+    const collectUnlessWaited = (): void => {
+      if (reads && !options.claim?.gaveWay && options.changeWaiting?.() !== true) collectNow()
+    }
+    collectUnlessWaited()
     try {
       return await pass(load, options)
     } finally {
-      if (reads) collectNow()
+      collectUnlessWaited()
     }
   }
 }

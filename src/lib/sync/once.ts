@@ -9,6 +9,7 @@ import type {PlanMemo} from '../plan/memo.js'
 import {isMassRemoval, MassRemovalError, measureRemoval, type Removal, type RemovalGuard} from './guard.js'
 import {dropVanishedFlows, type PendingCleanup} from './conntrack-cleanup.js'
 import {checkPrerequisites, prepareHost} from './prepare.js'
+import type {ReadClaim} from './read-claim.js'
 import {resolveSteps} from './resolve.js'
 import type {SyncSettings} from './settings.js'
 import {runInOrder, type SyncStep} from './step.js'
@@ -61,6 +62,8 @@ export interface SyncOptions {
   assumeHost?: HostInfo
   /** Remove the Go controller's layout with this pass's apply (sync --migrate). */
   legacy?: LegacyOptions
+  /** A daemon's reading pass that may give way to a change (read-claim.ts): it stops, writing nothing, once it has. */
+  claim?: ReadClaim
 }
 
 /** The stages of one sync pass, in order; run them all, then call `report()`. */
@@ -91,7 +94,8 @@ export function syncSteps(
     ...(options.planMemo ? {planMemo: options.planMemo} : {}),
     // The kernel's state comes from processes: read it while this process plans.
     beforePlan: () => {
-      if (options.assumeActual === undefined || options.full) kernelRead = readAhead(deps.backend)
+      options.claim?.check()
+      if (options.assumeActual === undefined || options.full) kernelRead = claimed(readAhead(deps.backend), options.claim)
     },
   })
   const steps: SyncStep[] = [
@@ -100,6 +104,7 @@ export function syncSteps(
     {
       title: `Apply (${deps.backend.name})`,
       run: async () => {
+        options.claim?.check()
         planned = resolving.resolved().plan
         const desired = deps.backend.render(planned.model)
         rulesProgrammed = deps.backend.ruleCount(desired)
@@ -199,6 +204,23 @@ export function readAhead<State>(backend: Pick<Backend<State>, 'read'>): Promise
   const read = backend.read()
   read.catch(() => undefined)
   return read
+}
+
+/** `read`, failing with ReadGaveWayError once it settles if the pass gave way meanwhile; else the pass may no longer give way, as it writes (or fails) next. */
+function claimed<State>(read: Promise<State>, claim: ReadClaim | undefined): Promise<State> {
+  if (claim === undefined) return read
+  const checked = read.then(
+    (state) => {
+      claim.write()
+      return state
+    },
+    (error: unknown) => {
+      claim.write()
+      throw error
+    },
+  )
+  checked.catch(() => undefined)
+  return checked
 }
 
 /** Applies one snapshot to the kernel: the whole desired state, writing only what differs. */

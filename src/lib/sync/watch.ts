@@ -11,7 +11,11 @@
  * Like kube-proxy's partial syncs, a pass triggered by a change trusts the state the previous pass
  * applied instead of reading the kernel back; the first pass, every periodic pass (and any pass a
  * whole resync interval after the last read, however busy the source) and every pass after a
- * failure read the kernel, so drift is repaired within one resync interval. Such a trusting pass is
+ * failure read the kernel, so drift is repaired within one resync interval. A change that arrives
+ * while such a pass reads the kernel does not wait for the read: the read gives way (read-claim.ts),
+ * a trusting pass applies the change, and the read runs again after it; it gives way at most
+ * MAX_READ_GIVE_WAYS times in a row, so that changes that never stop cannot put off drift repair for
+ * long. Such a trusting pass is
  * skipped altogether when no Mapping changed beyond its status, labels or resourceVersion, nor a
  * Service or EndpointSlice that a Mapping names (see inputs.ts): a busy cluster's other Services
  * and EndpointSlices change all the time, every status written comes back as a changed Mapping,
@@ -39,15 +43,20 @@ import {BoundedFrequencyRunner, systemClock, type Clock, type RunOutcome, type R
 import {livenessOf, readinessOf, type LastPass, type LoopState} from './health.js'
 import {describeRemoval, formatShare, MassRemovalError, RemovalHold, type HeldRemoval, type Removal, type RemovalGuard, type RemovalPolicy} from './guard.js'
 import {describePending, type PendingCleanup} from './conntrack-cleanup.js'
+import {ReadClaim, ReadGaveWayError} from './read-claim.js'
 import {SettledInputs} from './inputs.js'
 import {syncOnce, type SyncDeps, type SyncReport} from './once.js'
 import type {SyncSettings} from './settings.js'
 import {StatusWriteback, type WritebackObserver, type WriteReport} from './writeback.js'
 
-/** Runs one sync pass over the snapshot `loadSnapshot` gives; `assumeActual` is the previous pass's `kernelState`. */
+/**
+ * Runs one sync pass over the snapshot `loadSnapshot` gives; `assumeActual` is the previous pass's
+ * `kernelState`; `claim`, given to a reading pass, may make it give way to a change; `changeWaiting`
+ * says whether a change waits for the loop, so that work that can wait (a garbage collection) does.
+ */
 export type SyncPass = (
   loadSnapshot: () => Promise<Snapshot>,
-  options: {full: boolean; assumeActual?: unknown; removalGuard?: RemovalGuard; retryCleanup?: PendingCleanup},
+  options: {full: boolean; assumeActual?: unknown; removalGuard?: RemovalGuard; retryCleanup?: PendingCleanup; claim?: ReadClaim; changeWaiting?: () => boolean},
 ) => Promise<SyncReport>
 
 /** Receives each pass's outcome and each failed status writeback (SmartnatMetrics implements it). */
@@ -97,6 +106,8 @@ export const DEFAULT_BACKOFF: BackoffOptions = {initialMs: 1000, maxMs: 30_000}
 export const DEFAULT_WRITEBACK_DEADLINE_MS = 120_000
 /** A pass may run this long, and the loop go this long without starting one, whatever the intervals, before /healthz fails. */
 export const MIN_STALL_LIMIT_MS = 120_000
+/** How many times in a row the kernel read gives way to a change before it goes through whatever arrives. */
+export const MAX_READ_GIVE_WAYS = 3
 
 /**
  * The one-shot pipeline as a pass of the loop. With `hostChanges` following the host, a pass that
@@ -109,7 +120,7 @@ export function syncPass(deps: SyncDeps, settings: SyncSettings, hostChanges?: H
   // without looking through the kernel's connections on every pass.
   let listedBefore: readonly Ipv4[] | undefined
   let lastHost: HostInfo | undefined
-  return async (loadSnapshot, options) => {
+  return async (loadSnapshot, {changeWaiting: _, ...options}) => {
     const trusting = options.assumeActual !== undefined && !options.full
     const assumeHost = trusting && hostChanges?.unchanged ? lastHost : undefined
     if (assumeHost === undefined) {
@@ -165,6 +176,22 @@ export class WatchLoop {
   /** Conntrack cleanup the last pass could not do: the next pass retries it, so it is never skipped. */
   private pendingCleanup: PendingCleanup | undefined
   private stopped = false
+  /**
+   * The reading pass in flight: what it planned from, to tell a change from a status coming back or
+   * an unrelated Service changing; and, while it may still give way to a change, its claim and how to end its wait.
+   */
+  private reading: {inputs: SettledInputs; claim?: ReadClaim; gaveWay: () => void} | undefined
+  /** Reads that gave way since the kernel was last read. */
+  private readGiveWays = 0
+  /** A read gave way: the kernel must be read again, after the pass that goes first. */
+  private readOwed = false
+  /** The next pass applies the change a read gave way to: it trusts the state applied last, however old. */
+  private trustNext = false
+  /** Something changed since the last pass began: the source said so, or the host (`hostChangeQueued`). */
+  private changeQueued = false
+  private hostChangeQueued = false
+  /** A pass that gave way, still finishing its read: the next read waits for it, so that two never overlap. */
+  private discarded: Promise<unknown> | undefined
 
   constructor(private readonly options: WatchLoopOptions) {
     this.clock = options.clock ?? systemClock
@@ -194,11 +221,12 @@ export class WatchLoop {
 
   /** Starts the source, then syncs on every change and every resync interval. */
   async start(): Promise<void> {
-    const unsubscribeSource = this.options.source.onChange(() => this.runner.request())
+    const unsubscribeSource = this.options.source.onChange(() => this.changed())
     const unsubscribeHost = this.options.hostChanges?.onChange(() => {
       this.hostChangesHeard++
       this.settled.unsettle()
-      this.runner.request()
+      this.hostChangeQueued = true
+      this.changed()
     })
     this.unsubscribe = () => {
       unsubscribeSource()
@@ -219,7 +247,32 @@ export class WatchLoop {
     this.unsubscribe = undefined
     await this.options.source.stop()
     await this.runner.stop()
+    await this.discarded
     await this.writeback?.stop()
+  }
+
+  /** Something changed: a pass is asked for, and a kernel read in flight gives way to a change it did not plan from, unless it has too often. */
+  private changed(): void {
+    this.changeQueued = true
+    this.runner.request()
+    const reading = this.reading
+    if (!reading?.claim || this.readGiveWays >= MAX_READ_GIVE_WAYS || !this.changeWaits() || !reading.claim.giveWay()) return
+    this.reading = undefined
+    this.readGiveWays++
+    this.readOwed = true
+    this.trustNext = true
+    reading.gaveWay()
+  }
+
+  /**
+   * Whether the reading pass in flight has a change waiting for it that it did not plan from. Most
+   * of what a source hears is not one (statuses coming back, a cluster's other Services): a read
+   * that gave way to those would only be done again.
+   */
+  private changeWaits(): boolean {
+    const reading = this.reading
+    if (!reading || !this.changeQueued) return false
+    return this.hostChangeQueued || !reading.inputs.same(this.options.source.snapshot())
   }
 
   /** Ready once the source has synced and is not failing, the last pass succeeded within two resync intervals and statuses are not long overdue (health.ts). */
@@ -276,34 +329,63 @@ export class WatchLoop {
     const full = this.nextFull
     const started = this.clock.now()
     const trusted = this.trustedState(reason, full, started)
+    this.trustNext = false
+    this.changeQueued = false
+    this.hostChangeQueued = false
     const snapshot = source.snapshot()
     // Only a pass that would trust the kernel state may be skipped: the reading passes repair drift.
     if (trusted && !this.pendingCleanup && this.settled.same(snapshot)) {
       this.logger.debug('no Mapping, nor a Service or EndpointSlice one names, changed; pass skipped')
       this.skippedSinceLast = true
+      this.readAgainIfOwed()
       return 'skipped'
     }
     this.settled.unsettle()
     this.skippedSinceLast = false
     const passNumber = ++this.passes
     const hostChangesHeard = this.hostChangesHeard
-    // A pass that reads the kernel has no use for the state applied last; letting it go before the
-    // read halves what a periodic resync holds at once (at 10,000 Mappings, nft's state is ~30 MB).
-    if (!trusted) this.applied = undefined
+    // A read that may give way keeps the state applied last for the pass that goes first. One that
+    // may not has no use for it; letting it go before the read halves what a periodic resync holds
+    // at once (at 10,000 Mappings, nft's state is ~30 MB).
+    const claim = !trusted && this.applied && !full && this.readGiveWays < MAX_READ_GIVE_WAYS ? new ReadClaim() : undefined
+    if (!trusted && !claim) this.applied = undefined
+    let gaveWay = (): void => {}
+    const yielded = new Promise<'gave way'>((resolve) => (gaveWay = () => resolve('gave way')))
+    this.reading = trusted ? undefined : {inputs: inputsOf(snapshot), ...(claim ? {claim} : {}), gaveWay}
     let result: SyncReport
     try {
-      result = await this.options.sync(() => Promise.resolve(snapshot), {
+      // Two kernel reads never overlap: this one waits for the one that gave way, if still running.
+      if (!trusted) await this.discarded
+      if (claim?.gaveWay) return
+      const running = this.options.sync(() => Promise.resolve(snapshot), {
         full,
         ...(trusted ? {assumeActual: trusted.state} : {}),
         ...(this.hold ? {removalGuard: this.hold} : {}),
         ...(this.pendingCleanup ? {retryCleanup: this.pendingCleanup} : {}),
+        ...(claim ? {claim} : {}),
+        changeWaiting: () => this.changeWaits(),
       })
+      const outcome = claim ? await Promise.race([running, yielded]) : await running
+      if (outcome === 'gave way') {
+        this.discarded = running.catch(() => undefined)
+        this.logger.debug('a change arrived while the kernel was read; it goes first, and the kernel is read again after it', {gaveWay: this.readGiveWays})
+        return
+      }
+      result = outcome
     } catch (error) {
       // Held, the kernel is as it was: a state this pass trusted is still what it holds.
-      if (error instanceof MassRemovalError && this.hold) this.held(error.removal)
-      else this.failed(error, started, full)
+      if (error instanceof MassRemovalError && this.hold) {
+        this.held(error.removal)
+        // A read held, like one that applied, is done: the next is due at the next resync.
+        if (trusted) this.readAgainIfOwed()
+        else this.readDone()
+      } else if (!(error instanceof ReadGaveWayError)) this.failed(error, started, full)
       return
+    } finally {
+      this.reading = undefined
     }
+    if (trusted) this.readAgainIfOwed()
+    else this.readDone()
     this.applied = result.kernelState === undefined ? undefined : {state: result.kernelState, readAt: trusted ? trusted.readAt : started}
     // The pass retried what was pending; what it reports pending now includes whatever failed again.
     this.pendingCleanup = result.pendingCleanup
@@ -316,9 +398,22 @@ export class WatchLoop {
     })
   }
 
+  /** The read that gave way runs again once the change it gave way to is applied. */
+  private readAgainIfOwed(): void {
+    if (this.readOwed) this.runner.request()
+  }
+
+  /** A read went through: the next may give way again. */
+  private readDone(): void {
+    this.readOwed = false
+    this.readGiveWays = 0
+  }
+
   /** The state to trust instead of reading the kernel, or undefined when this pass must read it. */
   private trustedState(reason: RunReason, full: boolean, now: number): AppliedState | undefined {
-    if (!this.applied || full || reason === 'periodic') return undefined
+    if (!this.applied || full) return undefined
+    if (this.trustNext) return this.applied
+    if (this.readOwed || reason === 'periodic') return undefined
     return now - this.applied.readAt < this.resyncIntervalMs ? this.applied : undefined
   }
 
@@ -388,6 +483,13 @@ export class WatchLoop {
     if (report.massRemoval) this.logger.info('mass removal applied after being held', {...removalFields(report.massRemoval), heldSince: isoTime(held.since)})
     else this.logger.info('mass removal no longer asked for; nothing was removed while it was held', {heldSince: isoTime(held.since)})
   }
+}
+
+/** `snapshot`'s inputs, to compare later snapshots with. */
+function inputsOf(snapshot: Snapshot): SettledInputs {
+  const inputs = new SettledInputs()
+  inputs.settle(snapshot)
+  return inputs
 }
 
 function removalFields(removal: Removal): Record<string, unknown> {
