@@ -10,7 +10,7 @@ export function runPackageScript(): boolean {
   const source = readIfBuilt(file, 'utf8')
   if (source === undefined) return false
   const cache = readIfBuilt(fileURLToPath(new URL(`./${CLI_CACHE}`, import.meta.url)))
-  // This entry is dist/cli/main.js: the package root is two directories up.
+  // This entry is dist/cli/start.cjs: the package root is two directories up.
   compileCliScript(source, file, cache)(createRequire(file), pathToFileURL(file).href, fileURLToPath(new URL('../..', import.meta.url)))
   return true
 }
