@@ -8,7 +8,7 @@
  *
  * With --script (the last step of `npm run build`, after the manifest and the rendered help, which it
  * embeds): the CLI script (src/cli/cli-script.ts), dist/cli/smartnat.cjs, with its code cache
- * dist/cli/smartnat.cache, made by running it once (scripts/code-cache.ts). bin/run.cjs runs
+ * dist/cli/smartnat.cache, made by running it (scripts/code-cache.ts). bin/run.cjs runs
  * commands through it; the ES modules remain for oclif's manifest, the tests and DEBUG.
  *
  * With --sea (after `npm run build`): the input of the single executable (scripts/sea-executable.ts),
