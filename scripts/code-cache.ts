@@ -39,15 +39,20 @@ esac
 `
 const STUBBED_TOOLS = ['ip', 'nft', 'iptables', 'iptables-save', 'ipset', 'conntrack', 'sysctl']
 
+/** Writes into `dir` (made if missing) stand-ins for the tools status runs, answering as on a new network namespace. */
+export function writeToolStandIns(dir: string): void {
+  mkdirSync(dir, {recursive: true})
+  for (const tool of STUBBED_TOOLS) {
+    writeFileSync(join(dir, tool), TOOL_STUB)
+    chmodSync(join(dir, tool), 0o755)
+  }
+}
+
 /** A folder of stand-ins for the tools status runs, an empty folder of manifests, and room for a lock file. */
 function makeScratch(): string {
   const scratch = mkdtempSync(join(tmpdir(), 'smartnat-code-cache-'))
   mkdirSync(join(scratch, 'empty'))
-  mkdirSync(join(scratch, 'bin'))
-  for (const tool of STUBBED_TOOLS) {
-    writeFileSync(join(scratch, 'bin', tool), TOOL_STUB)
-    chmodSync(join(scratch, 'bin', tool), 0o755)
-  }
+  writeToolStandIns(join(scratch, 'bin'))
   return scratch
 }
 

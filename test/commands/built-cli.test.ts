@@ -4,13 +4,14 @@
  * src/, and a start loads only what its path needs, counted in modules, not timed.
  */
 import {spawnSync} from 'node:child_process'
-import {existsSync, mkdtempSync, readdirSync, readFileSync, rmSync} from 'node:fs'
+import {existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
-import {join} from 'node:path'
+import {delimiter, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
 import {expect} from 'chai'
 
+import {writeToolStandIns} from '../../scripts/code-cache.js'
 import {sourceConfig} from '../../bin/source-config.js'
 import {requireOrSkip} from '../support/requirements.js'
 
@@ -105,6 +106,24 @@ Intl.Collator = function (...args) { calls++; return new Collator(...args) }
 process.on('exit', () => writeFileSync(${JSON.stringify(log)}, String(calls)))`
     run('run', DRY_RUN, ['--import', `data:text/javascript,${encodeURIComponent(counter)}`])
     expect(readFileSync(log, 'utf8')).to.equal('0')
+  })
+
+  it('runs a status of a host without Mappings without loading node:crypto (it hashes nothing; loading it costs a start about 2.5 ms)', () => {
+    const tools = join(logDir, 'tools')
+    writeToolStandIns(tools)
+    mkdirSync(join(logDir, 'empty'), {recursive: true})
+    const log = join(logDir, 'status-builtins.json')
+    // Node's own modules the process loaded, written at exit.
+    const recorder = `import {writeFileSync} from 'node:fs'
+process.on('exit', () => writeFileSync(${JSON.stringify(log)}, JSON.stringify(process.moduleLoadList)))`
+    const env = {...cliEnv(), PATH: [tools, process.env.PATH].join(delimiter)}
+    const args = ['--import', `data:text/javascript,${encodeURIComponent(recorder)}`, join(ROOT, 'bin', 'run.cjs'), 'status', '--from-file', join(logDir, 'empty'), '--lock-file', join(logDir, 'status.lock')]
+    const result = spawnSync(process.execPath, args, {encoding: 'utf8', env, timeout: 60_000})
+    // 4: the stand-ins' forwarding is off, as a new network namespace's.
+    expect(result.status, result.stderr).to.equal(4)
+    const builtins = JSON.parse(readFileSync(log, 'utf8')) as string[]
+    expect(builtins).to.include('NativeModule child_process')
+    expect(builtins.filter((name) => /^NativeModule (crypto|internal\/crypto\/)/.test(name))).to.deep.equal([])
   })
 
   it('runs a dry-run sync from a file without the Kubernetes client, from a few bundled files (the ES modules, which DEBUG runs)', () => {
