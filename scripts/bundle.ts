@@ -127,13 +127,27 @@ function wslUtilsModule(): string {
   return `export {default as isWsl} from 'is-wsl'\nexport async function powerShellPath() { return (await import('wsl-utils')).powerShellPath() }\n`
 }
 
+/**
+ * What chalk's supports-color takes from node:tty at every start: whether stdout and stderr are
+ * terminals. node:tty loads node:net (about 2.5 ms with it); the process's own stdout and stderr,
+ * made anyway to print, know it already (a stream is a tty.WriteStream exactly when its descriptor
+ * is a terminal). Any other descriptor is asked of node:tty.
+ */
+function ttyModule(): string {
+  return `export function isatty(fd) { return fd === 1 ? process.stdout.isTTY === true : fd === 2 ? process.stderr.isTTY === true : require('node:tty').isatty(fd) }\nexport default {isatty}\n`
+}
+
 const embedded: Plugin = {
   name: 'smartnat-sea-embedded',
   setup(builder) {
-    const modules: Record<string, () => string> = {'smartnat-sea:help': helpModule, 'smartnat-sea:plugins': pluginsModule, 'wsl-utils': wslUtilsModule}
+    const modules: Record<string, () => string> = {'smartnat-sea:help': helpModule, 'smartnat-sea:plugins': pluginsModule, 'wsl-utils': wslUtilsModule, 'smartnat-sea:tty': ttyModule}
     builder.onResolve({filter: /^smartnat-sea:/}, (args) => ({path: args.path, namespace: 'smartnat-sea'}))
     // oclif's import of wsl-utils gets the module above; that module's own import gets the package.
     builder.onResolve({filter: /^wsl-utils$/}, (args) => (args.namespace === 'smartnat-sea' ? undefined : {path: args.path, namespace: 'smartnat-sea'}))
+    // chalk's supports-color (a vendored copy inside chalk) gets the module above for node:tty.
+    builder.onResolve({filter: /^node:tty$/}, (args) =>
+      /[\\/]chalk[\\/]source[\\/]vendor[\\/]supports-color[\\/]/.test(args.importer) ? {path: 'smartnat-sea:tty', namespace: 'smartnat-sea'} : undefined,
+    )
     builder.onLoad({filter: /.*/, namespace: 'smartnat-sea'}, (args) => ({contents: modules[args.path]!(), loader: 'js', resolveDir: ROOT}))
   },
 }

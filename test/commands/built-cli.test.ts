@@ -4,7 +4,7 @@
  * src/, and a start loads only what its path needs, counted in modules, not timed.
  */
 import {spawnSync} from 'node:child_process'
-import {existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync} from 'node:fs'
+import {closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {delimiter, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -124,6 +124,29 @@ process.on('exit', () => writeFileSync(${JSON.stringify(log)}, JSON.stringify(pr
     const builtins = JSON.parse(readFileSync(log, 'utf8')) as string[]
     expect(builtins).to.include('NativeModule child_process')
     expect(builtins.filter((name) => /^NativeModule (crypto|internal\/crypto\/)/.test(name))).to.deep.equal([])
+  })
+
+  it('prints a dry-run sync to a file without node:tty and node:net, and colours it on a terminal only', () => {
+    const log = join(logDir, 'dry-run-builtins.json')
+    const recorder = `import {writeFileSync} from 'node:fs'
+process.on('exit', () => writeFileSync(${JSON.stringify(log)}, JSON.stringify(process.moduleLoadList)))`
+    const output = join(logDir, 'dry-run.txt')
+    // stdout and stderr to a file, as cron's redirections make them: chalk asks the streams, not node:tty.
+    const fd = openSync(output, 'w')
+    const args = ['--import', `data:text/javascript,${encodeURIComponent(recorder)}`, join(ROOT, 'bin', 'run.cjs'), ...DRY_RUN]
+    const {NO_COLOR: _, ...env} = cliEnv()
+    const result = spawnSync(process.execPath, args, {env, stdio: ['ignore', fd, fd], timeout: 60_000})
+    closeSync(fd)
+    expect(result.status).to.equal(0)
+    const builtins = JSON.parse(readFileSync(log, 'utf8')) as string[]
+    expect(builtins.filter((name) => /^NativeModule (tty|net)$/.test(name))).to.deep.equal([])
+    const plain = readFileSync(output, 'utf8')
+    expect(plain).to.match(/^default\/mapping-echo-service {2}configured on 198\.18\.0\.10\n/)
+    // On a terminal (script(1) gives the command one), the verdict is green.
+    const command = [process.execPath, join(ROOT, 'bin', 'run.cjs'), ...DRY_RUN].map((word) => `'${word}'`).join(' ')
+    const terminal = spawnSync('script', ['-qec', command, '/dev/null'], {encoding: 'utf8', env, timeout: 60_000})
+    expect(terminal.status, terminal.stderr).to.equal(0)
+    expect(terminal.stdout).to.include('mapping-echo-service  \u001B[32mconfigured\u001B[39m on 198.18.0.10')
   })
 
   it('runs a dry-run sync from a file without the Kubernetes client, from a few bundled files (the ES modules, which DEBUG runs)', () => {
