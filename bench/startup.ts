@@ -1,5 +1,5 @@
 /**
- * CLI start-up: the built CLI (bin/run.js, as installed) against `node -e 0` measured in the same
+ * CLI start-up: the built CLI (bin/run.cjs, as installed) against `node -e 0` measured in the same
  * run, as a ratio, for --version, a command's --help, a dry-run sync of one Mapping from a file and,
  * as root, status on an empty host (a throwaway network namespace). With --before REF, the CLI as
  * built at git commit REF (a clone in tmp/bench-build) runs in the same run, interleaved, for a
@@ -115,7 +115,7 @@ function withSpawnLoop(runs: Run[]): Timing[] {
   return times.map((t) => ({ms: median(t)}))
 }
 
-/** Clones this repository at `ref` into BUILD_DIR and builds it with `npm run build`; returns its bin/run.js. */
+/** Clones this repository at `ref` into BUILD_DIR and builds it with `npm run build`; returns its CLI's entry. */
 function buildBefore(ref: string): string {
   const dir = join(BUILD_DIR, `before-${ref.replace(/[^\w.-]/g, '_')}`)
   rmSync(dir, {recursive: true, force: true})
@@ -130,7 +130,13 @@ function buildBefore(ref: string): string {
   symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'))
   const result = spawnSync('npm', ['run', '--silent', 'build'], {cwd: dir, encoding: 'utf8'})
   if (result.status !== 0) throw new Error(`building ${ref} failed:\n${result.stdout}${result.stderr}`)
-  return join(dir, 'bin', 'run.js')
+  return cliEntry(dir)
+}
+
+/** The file package.json names as the `smartnat` command: what an installed package runs (bin/run.js before it was CommonJS). */
+function cliEntry(root: string): string {
+  const {bin} = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {bin: {smartnat: string}}
+  return join(root, bin.smartnat)
 }
 
 const ratio = (timing: Timing, floor: Timing) => `${(timing.ms / floor.ms).toFixed(2)}x`
@@ -145,7 +151,7 @@ async function main(): Promise<void> {
   const namespace = unavailable ? undefined : await createNamespace('startup')
   try {
     const all = cases(namespace, emptyDir)
-    const after = join(ROOT, 'bin', 'run.js')
+    const after = cliEntry(ROOT)
     const runs: Run[] = [{name: 'node -e 0', argv: ['-e', '0']}]
     for (const c of all) {
       if (before) runs.push({name: `${c.name} (before)`, argv: c.argv(before), anyExit: c.anyExit})

@@ -1,18 +1,20 @@
 /**
  * Bundles the CLI with esbuild into dist/ (a step of `npm run build`, after tsc has checked it): the
- * entry bin/run.js imports (dist/cli/main.js) and one file per command in dist/commands/, where
- * oclif's manifest expects them, sharing chunks in dist/chunks/, with source maps. Node.js loads a
- * few large files much faster than hundreds of small ones (docs/benchmarks.md, "Start-up").
+ * entry bin/run.cjs requires, dist/cli/start.cjs (CommonJS: an ES module entry costs every start
+ * Node's ES module loader), and the ES modules it imports with DEBUG set: dist/cli/main.js (oclif)
+ * and one file per command in dist/commands/, where oclif's manifest expects them, sharing chunks in
+ * dist/chunks/, with source maps. Node.js loads a few large files much faster than hundreds of small
+ * ones (docs/benchmarks.md, "Start-up").
  *
  * With --script (the last step of `npm run build`, after the manifest and the rendered help, which it
  * embeds): the CLI script (src/cli/cli-script.ts), dist/cli/smartnat.cjs, with its code cache
- * dist/cli/smartnat.cache, made by running it once (scripts/code-cache.ts). bin/run.js runs
+ * dist/cli/smartnat.cache, made by running it (scripts/code-cache.ts). bin/run.cjs runs
  * commands through it; the ES modules remain for oclif's manifest, the tests and DEBUG.
  *
  * With --sea (after `npm run build`): the input of the single executable (scripts/sea-executable.ts),
  * two CommonJS files in dist-sea/: start.cjs, the answers without oclif, and smartnat.cjs, the CLI
  * script. A Node.js single executable runs one script that can require only Node's own modules, so
- * everything is inside, the Kubernetes client included, as in the package's script; what bin/run.js
+ * everything is inside, the Kubernetes client included, as in the package's script; what bin/run.cjs
  * reads from the package (package.json, dist/help.json) comes from the module `smartnat-sea:help`.
  * Both scripts get each plugin's package.json and manifest from the module `smartnat-sea:plugins`
  * this script generates (src/cli/sea-embedded.d.ts). */
@@ -67,6 +69,23 @@ await build({
   plugins: [OCLIF_LAZY],
   logLevel: 'warning',
 })
+// The entry, alone: what it imports with DEBUG set (./main.js) is the bundle above.
+await build({
+  absWorkingDir: ROOT,
+  entryPoints: [join(ROOT, 'src', 'cli', 'start.ts')],
+  outfile: join(DIST, 'cli', 'start.cjs'),
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20',
+  sourcemap: true,
+  sourcesContent: false,
+  external: ['./main.js'],
+  // node:url is loaded at every start anyway.
+  banner: {js: "const __smartnatStartUrl = require('node:url').pathToFileURL(__filename).href;"},
+  define: {'import.meta.url': '__smartnatStartUrl'},
+  logLevel: 'warning',
+})
 }
 
 function readJson<T>(file: string): T {
@@ -108,13 +127,27 @@ function wslUtilsModule(): string {
   return `export {default as isWsl} from 'is-wsl'\nexport async function powerShellPath() { return (await import('wsl-utils')).powerShellPath() }\n`
 }
 
+/**
+ * What chalk's supports-color takes from node:tty at every start: whether stdout and stderr are
+ * terminals. node:tty loads node:net (about 2.5 ms with it); the process's own stdout and stderr,
+ * made anyway to print, know it already (a stream is a tty.WriteStream exactly when its descriptor
+ * is a terminal). Any other descriptor is asked of node:tty.
+ */
+function ttyModule(): string {
+  return `export function isatty(fd) { return fd === 1 ? process.stdout.isTTY === true : fd === 2 ? process.stderr.isTTY === true : require('node:tty').isatty(fd) }\nexport default {isatty}\n`
+}
+
 const embedded: Plugin = {
   name: 'smartnat-sea-embedded',
   setup(builder) {
-    const modules: Record<string, () => string> = {'smartnat-sea:help': helpModule, 'smartnat-sea:plugins': pluginsModule, 'wsl-utils': wslUtilsModule}
+    const modules: Record<string, () => string> = {'smartnat-sea:help': helpModule, 'smartnat-sea:plugins': pluginsModule, 'wsl-utils': wslUtilsModule, 'smartnat-sea:tty': ttyModule}
     builder.onResolve({filter: /^smartnat-sea:/}, (args) => ({path: args.path, namespace: 'smartnat-sea'}))
     // oclif's import of wsl-utils gets the module above; that module's own import gets the package.
     builder.onResolve({filter: /^wsl-utils$/}, (args) => (args.namespace === 'smartnat-sea' ? undefined : {path: args.path, namespace: 'smartnat-sea'}))
+    // chalk's supports-color (a vendored copy inside chalk) gets the module above for node:tty.
+    builder.onResolve({filter: /^node:tty$/}, (args) =>
+      /[\\/]chalk[\\/]source[\\/]vendor[\\/]supports-color[\\/]/.test(args.importer) ? {path: 'smartnat-sea:tty', namespace: 'smartnat-sea'} : undefined,
+    )
     builder.onLoad({filter: /.*/, namespace: 'smartnat-sea'}, (args) => ({contents: modules[args.path]!(), loader: 'js', resolveDir: ROOT}))
   },
 }
@@ -125,7 +158,7 @@ const SCRIPT_OPTIONS: BuildOptions = {
   platform: 'node',
   format: 'cjs',
   target: 'node20',
-  // A stack trace names the script's lines; with DEBUG set bin/run.js runs the ES modules, which have source maps.
+  // A stack trace names the script's lines; with DEBUG set bin/run.cjs runs the ES modules, which have source maps.
   sourcemap: false,
   minifyWhitespace: true,
   // import.meta.url names the script, or the executable (src/lib/source/kube/crd-install.ts looks for crds/ above it).

@@ -7,7 +7,7 @@
  *   ... change ...
  *   npm run build && npx tsx scripts/fingerprint.ts | diff before.txt -
  *
- * Runs the built CLI (bin/run.js) in fresh processes; needs no root and touches no kernel.
+ * Runs the built CLI (bin/run.cjs) in fresh processes; needs no root and touches no kernel.
  */
 import {spawnSync} from 'node:child_process'
 import {createHash} from 'node:crypto'
@@ -42,7 +42,7 @@ function main(): void {
           const args = ['sync', '--dry-run', '--from-file', input.path, '--assume-addresses', input.addresses, '--backend', backend]
           if (snat) args.push('--snat')
           if (json) args.push('--json')
-          const result = spawnSync(process.execPath, [`${ROOT}bin/run.js`, ...args], {encoding: 'utf8', maxBuffer: 1 << 30, env: {...process.env, NO_COLOR: '1'}})
+          const result = spawnSync(process.execPath, [`${ROOT}bin/run.cjs`, ...args], {encoding: 'utf8', maxBuffer: 1 << 30, env: {...process.env, NO_COLOR: '1'}})
           if (result.status !== 0) throw new Error(`smartnat ${args.join(' ')} exited ${result.status}: ${result.stderr}`)
           const digest = createHash('sha256').update(result.stdout).digest('hex')
           console.log(`${digest}  ${input.name} ${backend}${snat ? ' --snat' : ''}${json ? ' --json' : ''} (${result.stdout.length} bytes)`)

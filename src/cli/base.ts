@@ -1,6 +1,7 @@
 /** What every smartnat command shares: the config file under the flags and environment, and the Go controller's SNCTRLR_* settings. */
 import type {Interfaces} from '@oclif/core'
 import {Command} from '@oclif/core/command'
+import {Config} from '@oclif/core/config'
 import * as Flags from '@oclif/core/flags'
 
 type FlagOutput = Interfaces.OutputFlags<Interfaces.FlagInput>
@@ -18,6 +19,27 @@ export abstract class SmartnatCommand extends Command {
       helpGroup: 'GLOBAL',
       helpValue: 'PATH',
     }),
+  }
+
+  /**
+   * oclif's Command.run, but with a Config this copy of oclif loaded (what oclif's run hands over) as
+   * it is: oclif's loads it again, in case it came from another copy of oclif, which cost a start
+   * about 5 ms (a second debug logger, the theme file read again, the root plugin set up again).
+   */
+  static override async run<T extends Command>(
+    this: new (argv: string[], config: Config) => T,
+    argv: string[] = process.argv.slice(2),
+    opts?: Interfaces.LoadOptions,
+  ): Promise<ReturnType<T['run']>> {
+    if (!(opts instanceof Config)) return Command.run.call(this, argv, opts) as Promise<ReturnType<T['run']>>
+    const command = new this(argv, opts)
+    // As oclif's: a command class that no plugin named takes its class's name.
+    if (!command.id) {
+      const id = command.constructor.name.toLowerCase()
+      command.id = id
+      ;(command.constructor as typeof Command).id = id
+    }
+    return (command as unknown as {_run(): Promise<ReturnType<T['run']>>})._run()
   }
 
   /**

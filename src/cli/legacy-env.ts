@@ -6,7 +6,6 @@
  * duration, one address) and an operator who sets that option means it. Values are read as the Go
  * controller read them, except that what it silently replaced by a default or by 0 is refused here.
  */
-import {isIP} from 'node:net'
 
 import {DEFAULT_INTERFACES_PATTERN} from '../lib/host/interfaces.js'
 
@@ -111,6 +110,8 @@ function integer(min?: number): Reader {
 
 /** HOST:PORT from the Go controller's two monitor settings; an empty IP listened on every address. */
 function monitorAddress(ip: string | undefined, port: string | undefined): string {
+  // node:net here, not at the top: it loads about 2 ms of Node's modules, for a setting rarely given.
+  const {isIP} = process.getBuiltinModule('node:net')
   if (ip !== undefined && ip !== '' && isIP(ip) === 0) throw new Error(`SNCTRLR_MONITOR_IP=${JSON.stringify(ip)}: must be an IP address, or empty for every address`)
   const portNumber = port === undefined ? GO_MONITOR_PORT : (integer(1)('SNCTRLR_MONITOR_PORT', port) as number)
   if (portNumber > 65535) throw new Error(`SNCTRLR_MONITOR_PORT=${JSON.stringify(port)}: must be at most 65535`)

@@ -1,9 +1,6 @@
-/** The CLI's entry (bin/run.js): --version and COMMAND --help from the build, everything else through the CLI script, or oclif when there is none. */
-import {answerWithoutOclif} from './fast-start.js'
-import {runPackageScript} from './package-script.js'
+/** oclif from the ES module bundle (dist/cli/main.js): what bin/run.cjs runs with DEBUG set, or when the build made no CLI script. */
+// execute alone, not @oclif/core's index: the command imports the rest when it runs.
+import {execute} from '@oclif/core/execute'
 
-// With DEBUG set oclif prints every error's stack: the ES module bundle has the source maps that name src/.
-if (!answerWithoutOclif(process.argv.slice(2)) && (process.env.DEBUG || !runPackageScript())) {
-  const {runOclif} = await import('./oclif-main.js')
-  await runOclif()
-}
+// From the package root that holds the bundle.
+await execute({dir: import.meta.url})

@@ -7,17 +7,18 @@ export function runPackageScript(): boolean {
   const {createRequire} = process.getBuiltinModule('node:module')
   const {fileURLToPath, pathToFileURL} = process.getBuiltinModule('node:url')
   const file = fileURLToPath(new URL(`./${CLI_SCRIPT}`, import.meta.url))
-  const source = readIfBuilt(file, 'utf8')
+  // The build made it ASCII-only (scripts/ascii-only.ts): read as latin1, it is copied, not decoded as UTF-8.
+  const source = readIfBuilt(file, 'latin1')
   if (source === undefined) return false
   const cache = readIfBuilt(fileURLToPath(new URL(`./${CLI_CACHE}`, import.meta.url)))
-  // This entry is dist/cli/main.js: the package root is two directories up.
+  // This entry is dist/cli/start.cjs: the package root is two directories up.
   compileCliScript(source, file, cache)(createRequire(file), pathToFileURL(file).href, fileURLToPath(new URL('../..', import.meta.url)))
   return true
 }
 
 function readIfBuilt(file: string): Buffer | undefined
-function readIfBuilt(file: string, encoding: 'utf8'): string | undefined
-function readIfBuilt(file: string, encoding?: 'utf8'): Buffer | string | undefined {
+function readIfBuilt(file: string, encoding: 'latin1'): string | undefined
+function readIfBuilt(file: string, encoding?: 'latin1'): Buffer | string | undefined {
   const {readFileSync} = process.getBuiltinModule('node:fs')
   try {
     return encoding ? readFileSync(file, encoding) : readFileSync(file)

@@ -1,5 +1,5 @@
 /**
- * The single executable's entry (`scripts/bundle.ts --sea`): bin/run.js's CLI, reading the package's
+ * The single executable's entry (`scripts/bundle.ts --sea`): bin/run.cjs's CLI, reading the package's
  * files (package.json, the rendered help) from what the build put inside it, not from disk. It
  * holds only the answers without oclif; the rest of the CLI is a second script (sea-loader.ts).
  */

@@ -1,16 +1,17 @@
 /**
- * The CLI as `npm run build` leaves it and the package ships it (bin/run.js, the bundle in dist/,
+ * The CLI as `npm run build` leaves it and the package ships it (bin/run.cjs, the bundle in dist/,
  * oclif.manifest.json, dist/help.json): the manifest and the rendered help match the commands in
  * src/, and a start loads only what its path needs, counted in modules, not timed.
  */
 import {spawnSync} from 'node:child_process'
-import {existsSync, mkdtempSync, readdirSync, readFileSync, rmSync} from 'node:fs'
+import {closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
-import {join} from 'node:path'
+import {delimiter, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
 import {expect} from 'chai'
 
+import {writeToolStandIns} from '../../scripts/code-cache.js'
 import {sourceConfig} from '../../bin/source-config.js'
 import {requireOrSkip} from '../support/requirements.js'
 
@@ -27,8 +28,8 @@ function cliEnv(): NodeJS.ProcessEnv {
 }
 
 function run(entry: 'run' | 'dev', args: string[], nodeOptions: string[] = [], env: NodeJS.ProcessEnv = cliEnv()): string {
-  const result = spawnSync(process.execPath, [...nodeOptions, join(ROOT, 'bin', `${entry}.js`), ...args], {encoding: 'utf8', env, timeout: 60_000})
-  if (result.status !== 0) throw new Error(`bin/${entry}.js ${args.join(' ')} exited with ${result.status}:\n${result.stderr}`)
+  const result = spawnSync(process.execPath, [...nodeOptions, join(ROOT, 'bin', entry === 'run' ? 'run.cjs' : 'dev.js'), ...args], {encoding: 'utf8', env, timeout: 60_000})
+  if (result.status !== 0) throw new Error(`bin/${entry} ${args.join(' ')} exited with ${result.status}:\n${result.stderr}`)
   return result.stdout
 }
 
@@ -37,7 +38,7 @@ describe('the built CLI', function () {
   let logDir: string
 
   before(function () {
-    requireOrSkip(this, existsSync(join(ROOT, 'dist', 'cli', 'main.js')) ? undefined : 'the built CLI needs `npm run build` first')
+    requireOrSkip(this, existsSync(join(ROOT, 'dist', 'cli', 'start.cjs')) ? undefined : 'the built CLI needs `npm run build` first')
     logDir = mkdtempSync(join(tmpdir(), 'smartnat-modules-'))
   })
 
@@ -45,7 +46,7 @@ describe('the built CLI', function () {
     if (logDir) rmSync(logDir, {recursive: true, force: true})
   })
 
-  /** The files a run of bin/run.js ARGS loaded as modules, relative to the package root. */
+  /** The files a run of bin/run.cjs ARGS loaded as modules, relative to the package root. */
   function modulesLoaded(args: string[], env: NodeJS.ProcessEnv = {}): string[] {
     const log = join(logDir, `${args[0]}-${args.length}-${Object.keys(env).length}.json`)
     run('run', args, ['--import', MODULE_LOG], {...cliEnv(), ...env, SMARTNAT_TEST_MODULE_LOG: log})
@@ -74,17 +75,14 @@ describe('the built CLI', function () {
 
   it('answers --version and COMMAND --help from the build without loading oclif', () => {
     for (const args of [['--version'], ['--help'], ['sync', '--help'], ['status', '--help']]) {
-      // bin/run.js, the entry and the bundle's helpers: nothing of oclif's chunks, nothing from node_modules.
-      const loaded = modulesLoaded(args)
-      expect(loaded, `smartnat ${args.join(' ')}`).to.have.length.at.most(3)
-      expect(loaded.filter((file) => !/^(bin\/run\.js|dist\/cli\/main\.js|dist\/chunks\/chunk-\w+\.js)$/.test(file))).to.deep.equal([])
+      // bin/run.cjs and the entry, both CommonJS: no ES module, nothing of oclif, nothing from node_modules.
+      expect(modulesLoaded(args), `smartnat ${args.join(' ')}`).to.have.members(['bin/run.cjs', 'dist/cli/start.cjs'])
     }
   })
 
   it('runs a command through the CLI script, compiled from the code cache the build made for this Node.js', () => {
-    // bin/run.js, the entry and the bundle's helpers: the command's ES modules are not loaded, the script runs it.
-    const loaded = modulesLoaded(DRY_RUN)
-    expect(loaded.filter((file) => !/^(bin\/run\.js|dist\/cli\/main\.js|dist\/chunks\/chunk-\w+\.js)$/.test(file))).to.deep.equal([])
+    // bin/run.cjs and the entry: no ES module of the bundle is loaded, the script runs the command.
+    expect(modulesLoaded(DRY_RUN)).to.have.members(['bin/run.cjs', 'dist/cli/start.cjs'])
     // Asked of a fresh node, as a start asks it: V8 rejects a cache made under other flags, and this
     // process's flags are not a start's (tests that run commands in-process set the heap's).
     const script = join(ROOT, 'dist', 'cli', 'smartnat.cjs')
@@ -94,6 +92,61 @@ process.stdout.write(String(compiled.cachedDataRejected))`
     const result = spawnSync(process.execPath, ['-e', check], {encoding: 'utf8', env: {...process.env, NODE_OPTIONS: ''}})
     expect(result.stderr).to.equal('')
     expect(result.stdout, 'cachedDataRejected').to.equal('false')
+  })
+
+  it('runs a command without collating text by the locale (the first localeCompare loads ICU’s collation: 11-15 ms of a start)', () => {
+    const log = join(logDir, 'collations.txt')
+    // Counts the calls, in the CLI's process, of what collates by the locale; writes the count at exit.
+    const counter = `import {writeFileSync} from 'node:fs'
+let calls = 0
+const {localeCompare} = String.prototype
+String.prototype.localeCompare = function (...args) { calls++; return localeCompare.apply(this, args) }
+const Collator = Intl.Collator
+Intl.Collator = function (...args) { calls++; return new Collator(...args) }
+process.on('exit', () => writeFileSync(${JSON.stringify(log)}, String(calls)))`
+    run('run', DRY_RUN, ['--import', `data:text/javascript,${encodeURIComponent(counter)}`])
+    expect(readFileSync(log, 'utf8')).to.equal('0')
+  })
+
+  it('runs a status of a host without Mappings without loading node:crypto (it hashes nothing; loading it costs a start about 2.5 ms)', () => {
+    const tools = join(logDir, 'tools')
+    writeToolStandIns(tools)
+    mkdirSync(join(logDir, 'empty'), {recursive: true})
+    const log = join(logDir, 'status-builtins.json')
+    // Node's own modules the process loaded, written at exit.
+    const recorder = `import {writeFileSync} from 'node:fs'
+process.on('exit', () => writeFileSync(${JSON.stringify(log)}, JSON.stringify(process.moduleLoadList)))`
+    const env = {...cliEnv(), PATH: [tools, process.env.PATH].join(delimiter)}
+    const args = ['--import', `data:text/javascript,${encodeURIComponent(recorder)}`, join(ROOT, 'bin', 'run.cjs'), 'status', '--from-file', join(logDir, 'empty'), '--lock-file', join(logDir, 'status.lock')]
+    const result = spawnSync(process.execPath, args, {encoding: 'utf8', env, timeout: 60_000})
+    // 4: the stand-ins' forwarding is off, as a new network namespace's.
+    expect(result.status, result.stderr).to.equal(4)
+    const builtins = JSON.parse(readFileSync(log, 'utf8')) as string[]
+    expect(builtins).to.include('NativeModule child_process')
+    expect(builtins.filter((name) => /^NativeModule (crypto|internal\/crypto\/)/.test(name))).to.deep.equal([])
+  })
+
+  it('prints a dry-run sync to a file without node:crypto, node:tty and node:net, and colours it on a terminal only', () => {
+    const log = join(logDir, 'dry-run-builtins.json')
+    const recorder = `import {writeFileSync} from 'node:fs'
+process.on('exit', () => writeFileSync(${JSON.stringify(log)}, JSON.stringify(process.moduleLoadList)))`
+    const output = join(logDir, 'dry-run.txt')
+    // stdout and stderr to a file, as cron's redirections make them: chalk asks the streams, not node:tty.
+    const fd = openSync(output, 'w')
+    const args = ['--import', `data:text/javascript,${encodeURIComponent(recorder)}`, join(ROOT, 'bin', 'run.cjs'), ...DRY_RUN]
+    const {NO_COLOR: _, ...env} = cliEnv()
+    const result = spawnSync(process.execPath, args, {env, stdio: ['ignore', fd, fd], timeout: 60_000})
+    closeSync(fd)
+    expect(result.status).to.equal(0)
+    const builtins = JSON.parse(readFileSync(log, 'utf8')) as string[]
+    expect(builtins.filter((name) => /^NativeModule (tty|net|crypto)$/.test(name))).to.deep.equal([])
+    const plain = readFileSync(output, 'utf8')
+    expect(plain).to.match(/^default\/mapping-echo-service {2}configured on 198\.18\.0\.10\n/)
+    // On a terminal (script(1) gives the command one), the verdict is green.
+    const command = [process.execPath, join(ROOT, 'bin', 'run.cjs'), ...DRY_RUN].map((word) => `'${word}'`).join(' ')
+    const terminal = spawnSync('script', ['-qec', command, '/dev/null'], {encoding: 'utf8', env, timeout: 60_000})
+    expect(terminal.status, terminal.stderr).to.equal(0)
+    expect(terminal.stdout).to.include('mapping-echo-service  \u001B[32mconfigured\u001B[39m on 198.18.0.10')
   })
 
   it('runs a dry-run sync from a file without the Kubernetes client, from a few bundled files (the ES modules, which DEBUG runs)', () => {

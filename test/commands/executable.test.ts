@@ -1,6 +1,6 @@
 /**
  * The single executable (`npm run build:sea`, dist-sea/smartnat-linux-ARCH) against the npm build
- * (bin/run.js) it is made from: the same command lines give the same stdout, stderr and exit code,
+ * (bin/run.cjs) it is made from: the same command lines give the same stdout, stderr and exit code,
  * byte for byte — the version, every help, dry-run syncs of the examples, the JSON of a status that
  * cannot reach a cluster, and usage errors.
  */
@@ -57,7 +57,7 @@ describe('the single executable', function () {
   /** Runs ARGS with both and expects the same outcome; returns it. */
   function same(args: string[], extraEnv: NodeJS.ProcessEnv = {}): Outcome {
     const env = cliEnv(extraEnv)
-    const npm = run([process.execPath, join(ROOT, 'bin', 'run.js')], args, env)
+    const npm = run([process.execPath, join(ROOT, 'bin', 'run.cjs')], args, env)
     const executable = run([EXECUTABLE], args, env)
     expect(executable, `smartnat ${args.join(' ')}`).to.deep.equal(npm)
     return npm

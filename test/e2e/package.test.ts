@@ -53,7 +53,7 @@ describe('the npm package', function () {
       const node = join(nodeDir, 'package', 'bin', 'node')
       const major = spec.split('@')[1]
       expect((await execa(node, ['--version'])).stdout).to.match(new RegExp(`^v${major}\\.`))
-      const entry = join(dir, 'global', 'lib', 'node_modules', 'smartnat', 'bin', 'run.js')
+      const entry = join(dir, 'global', 'lib', 'node_modules', 'smartnat', 'bin', 'run.cjs')
       expect((await execa(node, [entry, '--version'])).stdout).to.match(new RegExp(`node-v${major}\\.`))
       const dry = JSON.parse((await execa(node, [entry, ...dryRunArgs])).stdout)
       expect(dry.configured).to.equal(1)

@@ -1,4 +1,4 @@
-/** Which starts bin/run.js answers without oclif, and which it leaves to oclif (the built CLI's answers: test/commands/built-cli.test.ts). */
+/** Which starts bin/run.cjs answers without oclif, and which it leaves to oclif (the built CLI's answers: test/commands/built-cli.test.ts). */
 import {expect} from 'chai'
 
 import {answerWithoutOclif} from '../../src/cli/fast-start.js'
@@ -10,7 +10,7 @@ function pipe(isTTY = false): NodeJS.WriteStream & {written: string} {
   return stream as unknown as NodeJS.WriteStream & {written: string}
 }
 
-/** What bin/run.js prints without oclif for ARGV, or undefined when it leaves the start to oclif. */
+/** What bin/run.cjs prints without oclif for ARGV, or undefined when it leaves the start to oclif. */
 function answer(argv: string[], env: NodeJS.ProcessEnv = {}, tty = false): string | undefined {
   const stdout = pipe(tty)
   const answered = answerWithoutOclif(argv, {env, stdout, renderedHelp: () => RENDERED})

@@ -4,7 +4,7 @@
  * sysctl that cannot be read leaves the others readable.
  */
 import {expect} from 'chai'
-import type {RunResult, Runner} from '../../src/lib/host/runner.js'
+import {CommandError, type RunResult, type Runner} from '../../src/lib/host/runner.js'
 import {inspectHost} from '../../src/lib/inspect/inspection.js'
 import type {HostInfo} from '../../src/lib/plan/model.js'
 import {gatherHostStatus, probeHost, type HostProbes} from '../../src/lib/status/host.js'
@@ -53,18 +53,6 @@ const EMPTY_MODEL = {interfaces: []} as unknown as Parameters<typeof gatherHostS
 
 const TOOLS = ['iptables', 'ipset', 'ip', 'conntrack'] as const
 
-/** What `sh -c` prints for the versions and the two global sysctls: each command's output between its markers, and its exit status (0 unless given). */
-function shellOutput(exits: Record<string, number> = {}): Partial<RunResult> {
-  const answers: Record<string, string> = {...VERSIONS, 'sysctl -n net.ipv4.ip_forward': '1', 'sysctl -n net/ipv4/conf/all/rp_filter': '2'}
-  const commands = Object.keys(answers)
-  const stdout = commands.map((command, i) => {
-    const exit = exits[command] ?? 0
-    return `\n@@smartnat-command ${i}\n${exit === 0 ? `${answers[command]}\n` : ''}\n@@smartnat-command ${i} exit ${exit}\n`
-  })
-  const stderr = commands.map((command, i) => `\n@@smartnat-command ${i}\n${exits[command] === 127 ? `sh: 1: ${command.split(' ')[0]}: not found\n` : ''}`)
-  return {stdout: stdout.join(''), stderr: stderr.join('')}
-}
-
 const PRESENT = [
   {name: 'iptables', present: true, version: 'iptables v1.8.9 (nf_tables)', install: null},
   {name: 'ipset', present: true, version: 'ipset v7.17, protocol version: 7', install: null},
@@ -73,21 +61,26 @@ const PRESENT = [
 ]
 
 describe('status: what it reads of the host', () => {
-  it('reads every tool’s version and the global sysctls with one shell', async () => {
-    const runner = new GatedRunner((line) => (line.startsWith('sh -c ') ? shellOutput() : {}))
+  it('asks for every tool’s version and the global sysctls at once, before any answers (a batching runner makes them one shell)', async () => {
+    const runner = new GatedRunner((line) => (line.startsWith('sysctl ') ? {stdout: '1\n2\n'} : {stdout: `${VERSIONS[line]}\n`}))
     const probing = probeHost(runner, [...TOOLS])
     await settle()
-    expect(runner.started).to.have.length(1)
-    expect(runner.started[0]).to.match(/^sh -c .*iptables --version.*ipset --version.*ip -V.*conntrack --version.*sysctl -n net.ipv4.ip_forward.*sysctl -n net\/ipv4\/conf\/all\/rp_filter/)
+    expect(runner.started).to.have.members([...Object.keys(VERSIONS), 'sysctl -n net.ipv4.ip_forward net/ipv4/conf/all/rp_filter'])
     runner.release()
     const probes = await probing
     expect(probes).to.deep.equal({tools: PRESENT, iptablesFlavour: 'nf_tables', ipForward: '1', rpFilterAll: 2})
   })
 
-  it('tells from the shell a missing tool (how to install it), a failing one (no version) and an unreadable sysctl', async () => {
-    const runner = new RecordingRunner(() => shellOutput({'ipset --version': 1, 'conntrack --version': 127, 'sysctl -n net/ipv4/conf/all/rp_filter': 255}))
+  it('tells a missing tool (how to install it), a failing one (no version) and an unreadable sysctl', async () => {
+    const runner = new RecordingRunner((call) => {
+      const line = [call.command, ...call.args].join(' ')
+      if (line === 'ipset --version') return {exitCode: 1, stderr: 'ipset v7.17: Kernel error received: Operation not permitted'}
+      if (call.command === 'conntrack') return new CommandError('conntrack', call.args, undefined, '', {cause: Object.assign(new Error('spawn conntrack ENOENT'), {code: 'ENOENT'})})
+      if (line === 'sysctl -n net.ipv4.ip_forward') return {stdout: '1\n'}
+      if (call.command === 'sysctl') return {exitCode: 255, stderr: 'sysctl: cannot stat /proc/sys/net/ipv4/conf/all/rp_filter'}
+      return {stdout: `${VERSIONS[line]}\n`}
+    })
     const {tools, ipForward, rpFilterAll} = await probeHost(runner, [...TOOLS])
-    expect(runner.calls).to.have.length(1)
     expect([ipForward, rpFilterAll]).to.deep.equal(['1', null])
     expect(tools).to.deep.equal([
       PRESENT[0],
@@ -95,15 +88,6 @@ describe('status: what it reads of the host', () => {
       PRESENT[2],
       {name: 'conntrack', present: false, version: null, install: 'apt-get install conntrack'},
     ])
-  })
-
-  it('checks each tool and reads the sysctls on their own when the shell’s output is not framed as written, or the shell fails', async () => {
-    for (const shell of [{stdout: 'iptables v1.8.9 (nf_tables)\n'}, {exitCode: 2, stderr: 'sh: not allowed'}]) {
-      const runner = new RecordingRunner((call) => (call.command === 'sh' ? shell : {stdout: VERSIONS[[call.command, ...call.args].join(' ')] ?? '1\n2\n'}))
-      const probes = await probeHost(runner, [...TOOLS])
-      expect(probes).to.deep.equal({tools: PRESENT, iptablesFlavour: 'nf_tables', ipForward: '1', rpFilterAll: 2})
-      expect(runner.calls.map((c) => c.command)).to.have.members(['sh', ...TOOLS, 'sysctl'])
-    }
   })
 
   it('reads every interface’s rp_filter with one process; when one cannot be read, the others still are', async () => {

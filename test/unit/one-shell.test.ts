@@ -1,18 +1,19 @@
 /** Several commands from one shell (src/lib/host/one-shell.ts), run by a real `sh`: each command's output and exit status, framed apart. */
 import {expect} from 'chai'
 
-import {runInOneShell} from '../../src/lib/host/one-shell.js'
-import {ExecRunner} from '../../src/lib/host/runner.js'
+import {oneShellRunner, runInOneShell} from '../../src/lib/host/one-shell.js'
+import {CommandError, ExecRunner} from '../../src/lib/host/runner.js'
 import {RecordingRunner} from '../support/recording-runner.js'
 
 const runner = new ExecRunner({timeoutSeconds: 10})
 
 describe('runInOneShell', () => {
-  it('gives each command its own stdout, stderr and exit status, also output without a final newline', async () => {
+  it('gives each command its own stdout, stderr and exit status, exactly as printed', async () => {
     const runs = await runInOneShell(runner, [
       ['printf', ['first']],
       ['ls', ['/nonexistent-smartnat-path']],
       ['no-such-tool-smartnat', ['--version']],
+      ['printf', ['two\\n\\nlines\\n\\n']],
       ['echo', ['last']],
       // Last, and only on stderr.
       ['ls', ['/nonexistent-smartnat-last']],
@@ -21,13 +22,14 @@ describe('runInOneShell', () => {
       ['first', 0],
       ['', 2],
       ['', 127],
-      ['last', 0],
+      ['two\n\nlines\n\n', 0],
+      ['last\n', 0],
       ['', 2],
     ])
-    expect(runs![1]!.stderr).to.match(/nonexistent-smartnat-path/)
-    expect(runs![2]!.stderr).to.match(/no-such-tool-smartnat.*not found/)
-    expect(runs![4]!.stderr).to.match(/nonexistent-smartnat-last[^\n]*$/)
-    expect([runs![0]!.stderr, runs![3]!.stderr]).to.deep.equal(['', ''])
+    expect(runs![1]!.stderr).to.match(/^ls: [^\n]*nonexistent-smartnat-path[^\n]*\n$/)
+    expect(runs![2]!.stderr).to.match(/no-such-tool-smartnat.*not found\n$/)
+    expect(runs![5]!.stderr).to.match(/^ls: [^\n]*nonexistent-smartnat-last[^\n]*\n$/)
+    expect([runs![0]!.stderr, runs![3]!.stderr, runs![4]!.stderr]).to.deep.equal(['', '', ''])
   })
 
   it('is undefined when the shell fails or prints something else than the frames', async () => {
@@ -35,9 +37,75 @@ describe('runInOneShell', () => {
     expect(await runInOneShell(new RecordingRunner(() => ({stdout: 'true\n'})), [['true', []]])).to.equal(undefined)
   })
 
-  it('refuses a word that would need quoting', async () => {
-    let error: Error | undefined
-    await runInOneShell(runner, [['echo', ['a; rm -rf /']]]).catch((e: Error) => (error = e))
-    expect(error?.message).to.equal('runInOneShell: "a; rm -rf /" would need quoting')
+  it('passes every word as it is, quoted for the shell, and a shell inside it frames its own output apart', async () => {
+    const word = `a; echo "$HOME" 'it''s' \\ \n*`
+    const inner = ['sh', ['-c', `echo; echo ${'@@smartnat-command'} 0 exit 9`]] as const
+    const runs = await runInOneShell(runner, [['printf', ['%s', word]], ['true', []], inner, ['echo', ['after']]])
+    expect(runs?.map((r) => [r.stdout, r.exitCode])).to.deep.equal([
+      [word, 0],
+      ['', 0],
+      ['\n@@smartnat-command 0 exit 9\n', 0],
+      ['after\n', 0],
+    ])
+    const nested = await runInOneShell(runner, [['echo', ['outer']], ['sh', ['-c', 'echo inner']]])
+    expect(nested?.map((r) => r.stdout)).to.deep.equal(['outer\n', 'inner\n'])
   })
 })
+
+describe('oneShellRunner', () => {
+  const line = (command: string, args: string[]) => [command, ...args].join(' ')
+
+  it('runs the commands asked for in one turn as one shell, each answering as it would alone', async () => {
+    const shell = new RecordingShell()
+    const batching = oneShellRunner(shell)
+    const [a, b, c, d] = await Promise.allSettled([
+      batching.run('echo', ['one']),
+      batching.run('sh', ['-c', 'echo two; echo warned >&2']),
+      batching.run('sh', ['-c', 'exit 1'], {okExitCodes: [1]}),
+      batching.run('ls', ['/nonexistent-smartnat-path']),
+    ])
+    expect(shell.lines).to.have.length(1)
+    expect(shell.lines[0]).to.match(/^sh -c /)
+    expect(a).to.deep.equal({status: 'fulfilled', value: {stdout: 'one\n', stderr: '', exitCode: 0}})
+    expect(b).to.deep.equal({status: 'fulfilled', value: {stdout: 'two\n', stderr: 'warned\n', exitCode: 0}})
+    expect(c).to.deep.equal({status: 'fulfilled', value: {stdout: '', stderr: '', exitCode: 1}})
+    expect(d.status).to.equal('rejected')
+    const error = (d as PromiseRejectedResult).reason as CommandError
+    expect(error).to.be.instanceOf(CommandError)
+    expect(error.message).to.match(/^ls \/nonexistent-smartnat-path exited with 2: ls: .*nonexistent-smartnat-path/)
+  })
+
+  it('runs alone a command with input, a command asked for alone, and one the shell cannot find', async () => {
+    const shell = new RecordingShell()
+    const batching = oneShellRunner(shell)
+    expect((await batching.run('cat', [], {input: 'fed'})).stdout).to.equal('fed')
+    expect((await batching.run('echo', ['alone'])).stdout).to.equal('alone\n')
+    const [found, missing] = await Promise.allSettled([batching.run('echo', ['found']), batching.run('no-such-tool-smartnat', ['--version'])])
+    expect(found).to.deep.equal({status: 'fulfilled', value: {stdout: 'found\n', stderr: '', exitCode: 0}})
+    // As a process of its own: it could not be started, which is how a missing tool is told.
+    expect((missing as PromiseRejectedResult).reason).to.include({exitCode: undefined})
+    expect(shell.lines.map((l) => l.split(' ')[0])).to.deep.equal(['cat', 'echo', 'sh', 'no-such-tool-smartnat'])
+  })
+
+  it('runs each command alone when the shell fails', async () => {
+    const answered = new RecordingRunner((call) => (call.command === 'sh' ? {exitCode: 126, stderr: 'sh: denied'} : {stdout: `${line(call.command, call.args)}\n`}))
+    const batching = oneShellRunner(answered)
+    const results = await Promise.all([batching.run('ip', ['-V']), batching.run('nft', ['-j', 'list', 'chains'])])
+    expect(results.map((r) => r.stdout)).to.deep.equal(['ip -V\n', 'nft -j list chains\n'])
+    expect(answered.calls.map((c) => c.command)).to.deep.equal(['sh', 'ip', 'nft'])
+  })
+})
+
+/** The real runner, recording what it starts. */
+class RecordingShell extends ExecRunner {
+  readonly lines: string[] = []
+
+  constructor() {
+    super({timeoutSeconds: 10})
+  }
+
+  override async run(command: string, args: string[], options?: Parameters<ExecRunner['run']>[2]) {
+    this.lines.push([command, ...args].join(' '))
+    return super.run(command, args, options)
+  }
+}

@@ -1,6 +1,7 @@
 /** The host a command works on: the one runner of its commands, and the backend that programs it. */
 import type {Backend} from '../backend/backend.js'
 import {createBackend, type BackendName} from '../backend/registry.js'
+import {oneShellRunner} from '../host/one-shell.js'
 import {ExecRunner, type Runner} from '../host/runner.js'
 
 /** How a command runs processes on the host. */
@@ -23,8 +24,12 @@ export function openRunner(options: RunnerOptions): Runner {
   return new ExecRunner({timeoutSeconds: options.commandTimeoutSeconds, ...(options.netns ? {netns: options.netns} : {})})
 }
 
-/** The runner, and the backend driving it; a daemon's backend keeps what it renders for the next render (BackendOptions.rendersAgain). */
-export function openHost(options: HostOptions, use: {daemon?: boolean} = {}): {runner: Runner; backend: Backend} {
-  const runner = openRunner(options)
+/**
+ * The runner, and the backend driving it; a daemon's backend keeps what it renders for the next
+ * render (BackendOptions.rendersAgain); with batchReads, the commands asked for together run as one
+ * shell (oneShellRunner: for a command that only reads).
+ */
+export function openHost(options: HostOptions, use: {daemon?: boolean; batchReads?: boolean} = {}): {runner: Runner; backend: Backend} {
+  const runner = use.batchReads ? oneShellRunner(openRunner(options)) : openRunner(options)
   return {runner, backend: createBackend(options.backend, runner, {forwardAccept: options.forwardAccept, rendersAgain: use.daemon ?? false})}
 }

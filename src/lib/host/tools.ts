@@ -1,5 +1,4 @@
 /** Which of the command-line tools smartnat drives are installed, their versions, and how to install the missing ones. */
-import type {ShellRun} from './one-shell.js'
 import {CommandError, type Runner} from './runner.js'
 
 export type ToolName = 'iptables' | 'ipset' | 'ip' | 'conntrack' | 'nft'
@@ -56,29 +55,6 @@ export function assertToolsPresent(report: ToolReport): void {
   throw new Error(
     `missing tool${missing.length > 1 ? 's' : ''}: ${missing.join(', ')}; on Debian/Ubuntu install with \`apt-get install ${packages.join(' ')}\``,
   )
-}
-
-/** One tool's version as a status shows it: null when it is present but its version command failed (`ipset --version` without root). */
-export type ToolVersion = {name: ToolName; present: true; version: string | null} | {name: ToolName; present: false; install: string}
-
-/** The command that prints a tool's version. */
-export function versionCommand(name: ToolName): readonly [string, readonly string[]] {
-  return [name, TOOLS[name].versionArgs]
-}
-
-/** The tools' versions from their version commands run in one shell (runInOneShell), in the order of `names`. */
-export function toolVersionsFromShell(names: ToolName[], runs: readonly ShellRun[]): {tools: ToolVersion[]; iptablesFlavour?: 'nf_tables' | 'legacy'} {
-  const report: {tools: ToolVersion[]; iptablesFlavour?: 'nf_tables' | 'legacy'} = {tools: []}
-  names.forEach((name, i) => {
-    const {stdout, stderr, exitCode} = runs[i]!
-    // sh's own exit status for a command it cannot find on PATH.
-    if (exitCode === 127) return report.tools.push({name, present: false, install: `apt-get install ${TOOLS[name].debianPackage}`})
-    if (exitCode !== 0) return report.tools.push({name, present: true, version: null})
-    const output = `${stdout}\n${stderr}`.trim()
-    report.tools.push({name, present: true, version: output.split('\n')[0]?.trim() ?? ''})
-    if (name === 'iptables') report.iptablesFlavour = /\(nf_tables\)/.test(output) ? 'nf_tables' : 'legacy'
-  })
-  return report
 }
 
 // A missing binary cannot be started at all; under `ip netns exec` it is ip that fails, saying so on stderr.

@@ -7,7 +7,7 @@
  * `fwmark 0x800+<interface index>` to that table, which holds the interface's subnet and default
  * route. A table is the Go controller's only when its rt_tables line carries exactly that id.
  */
-import {createHash} from 'node:crypto'
+import {crypto} from '../net/hash.js'
 import {LineBuffer} from '../net/linebuffer.js'
 import {parseIpv4} from '../net/ipv4.js'
 import {routeDestination} from './parse.js'
@@ -44,7 +44,7 @@ export interface GoRouting {
 
 /** The routing table id the Go controller gave an interface's table: MD5 of the name, made odd and kept below 2^31. */
 export function goTableId(name: string): number {
-  const hash = createHash('md5').update(name).digest()
+  const hash = crypto().createHash('md5').update(name).digest()
   const low = hash[0]! | 1
   const high = hash[3]! >> 1
   return ((high << 24) | (hash[2]! << 16) | (hash[1]! << 8) | low) >>> 0

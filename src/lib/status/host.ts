@@ -3,8 +3,7 @@ import {forwardDropProblem, type ForwardDrop} from '../backend/forward.js'
 import {inspectLock} from '../host/lock.js'
 import type {Runner} from '../host/runner.js'
 import {readSysctlsOrNull} from '../host/sysctl.js'
-import {runInOneShell} from '../host/one-shell.js'
-import {checkTools, toolVersionsFromShell, versionCommand, type ToolName} from '../host/tools.js'
+import {checkTools, type ToolName} from '../host/tools.js'
 import {interfaceFaultProblem} from '../plan/interfaces.js'
 import type {HostInfo, InterfaceFault, NatModel} from '../plan/model.js'
 
@@ -56,20 +55,10 @@ export interface HostProbes {
 const GLOBAL_SYSCTLS = ['net.ipv4.ip_forward', 'net/ipv4/conf/all/rp_filter']
 
 /**
- * Reads the tools' versions and the global sysctls with one process, a shell; when that cannot be
- * read, all at once with one process each, none waiting on another.
+ * Reads the tools' versions and the global sysctls, all at once (a runner that batches them,
+ * oneShellRunner, runs them as one process).
  */
 export async function probeHost(runner: Runner, names: ToolName[]): Promise<HostProbes> {
-  const runs = await runInOneShell(runner, [...names.map(versionCommand), ...GLOBAL_SYSCTLS.map((key) => ['sysctl', ['-n', key]] as const)])
-  if (!runs) return probeHostOneByOne(runner, names)
-  const {tools, iptablesFlavour} = toolVersionsFromShell(names, runs)
-  // A sysctl that cannot be read (a key missing, not permitted) is unknown, as readSysctlsOrNull has it.
-  const [ipForward = null, all = null] = runs.slice(names.length).map((run) => (run.exitCode === 0 ? run.stdout.split('\n')[0]!.trim() : null))
-  const lines = tools.map((t) => ({name: t.name, present: t.present, version: t.present ? t.version : null, install: t.present ? null : t.install}))
-  return {tools: lines, iptablesFlavour: iptablesFlavour ?? null, ipForward, rpFilterAll: numberOrNull(all)}
-}
-
-async function probeHostOneByOne(runner: Runner, names: ToolName[]): Promise<HostProbes> {
   const [{tools, iptablesFlavour}, [ipForward = null, all = null]] = await Promise.all([toolLines(runner, names), readSysctlsOrNull(runner, GLOBAL_SYSCTLS)])
   return {tools, iptablesFlavour, ipForward, rpFilterAll: numberOrNull(all)}
 }
