@@ -145,7 +145,8 @@ process.on('exit', () => writeFileSync(${JSON.stringify(log)}, JSON.stringify(pr
     // On a terminal (script(1) gives the command one), the verdict is green.
     const command = [process.execPath, join(ROOT, 'bin', 'run.cjs'), ...DRY_RUN].map((word) => `'${word}'`).join(' ')
     // A terminal that says it has colours, outside CI (chalk colours nothing under CI, whatever the terminal).
-    const {CI: _ci, ...terminalEnv} = {...env, TERM: 'xterm'}
+    const terminalEnv: NodeJS.ProcessEnv = {...env, TERM: 'xterm'}
+    delete terminalEnv.CI
     const terminal = spawnSync('script', ['-qec', command, '/dev/null'], {encoding: 'utf8', env: terminalEnv, timeout: 60_000})
     expect(terminal.status, terminal.stderr).to.equal(0)
     expect(terminal.stdout).to.include('mapping-echo-service  \u001B[32mconfigured\u001B[39m on 198.18.0.10')
