@@ -209,16 +209,8 @@ export function readAhead<State>(backend: Pick<Backend<State>, 'read'>): Promise
 /** `read`, failing with ReadGaveWayError once it settles if the pass gave way meanwhile; else the pass may no longer give way, as it writes (or fails) next. */
 function claimed<State>(read: Promise<State>, claim: ReadClaim | undefined): Promise<State> {
   if (claim === undefined) return read
-  const checked = read.then(
-    (state) => {
-      claim.write()
-      return state
-    },
-    (error: unknown) => {
-      claim.write()
-      throw error
-    },
-  )
+  // A throw from write() (the pass gave way) takes the place of what the read settled with.
+  const checked = read.finally(() => claim.write())
   checked.catch(() => undefined)
   return checked
 }
