@@ -85,12 +85,22 @@ export function syntheticEndpoint(i: number, addresses: readonly Ipv4[]): {
 export function syntheticSnapshot(count: number, addresses: readonly Ipv4[], mode: SyntheticMode = 'service'): Snapshot {
   const snapshot: Snapshot = {mappings: [], services: [], endpointSlices: []}
   for (let i = 0; i < count; i++) {
-    const e = syntheticEndpoint(i, addresses)
-    snapshot.mappings.push(mappingOf(i, e, mode))
-    snapshot.services.push(mode === 'direct' ? directServiceOf(e) : serviceOf(e))
-    snapshot.endpointSlices.push(mode === 'direct' ? directSliceOf(i, e) : sliceOf(i, e))
+    const {mapping, service, slice} = syntheticObjects(i, addresses, mode)
+    snapshot.mappings.push(mapping)
+    snapshot.services.push(service)
+    snapshot.endpointSlices.push(slice)
   }
   return snapshot
+}
+
+/** Mapping `i` of a synthetic cluster with its Service and EndpointSlice, as syntheticSnapshot makes them. */
+export function syntheticObjects(i: number, addresses: readonly Ipv4[], mode: SyntheticMode = 'service'): {mapping: MappingResource; service: ServiceResource; slice: EndpointSliceResource} {
+  const e = syntheticEndpoint(i, addresses)
+  return {
+    mapping: mappingOf(i, e, mode),
+    service: mode === 'direct' ? directServiceOf(e) : serviceOf(e),
+    slice: mode === 'direct' ? directSliceOf(i, e) : sliceOf(i, e),
+  }
 }
 
 function mappingOf(i: number, e: ReturnType<typeof syntheticEndpoint>, mode: SyntheticMode): MappingResource {

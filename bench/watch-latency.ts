@@ -1,14 +1,17 @@
 /**
  * The watch at scale, from a change in the Kubernetes API to the kernel written (root): N synthetic
- * Mappings in the test API server (real HTTP: list, watch, status writes), the daemon's own pieces
- * (KubeSource, WatchLoop, the status publisher, ip monitor) over a throwaway network namespace.
- * For each kind of change, `--changes` of them one after the other through the API; each is timed
- * from the API call to the end of the last kernel write of the pass it caused.
+ * Mappings in the test API server, which runs in a process of its own as kube-apiserver would (real
+ * HTTP: list, watch, status writes), and in this process only the daemon's own pieces (KubeSource,
+ * WatchLoop, the status publisher, ip monitor) over a throwaway network namespace. For each kind of
+ * change, `--changes` of them one after the other, each an HTTP request to the API server as kubectl
+ * would send it, timed from just before the request is sent to the end of the last kernel write of
+ * the pass it caused; `--breakdown` also prints where that time went (bench/watch-breakdown.ts).
  *
  * Then, with `--idle S`, the CPU the watch uses over S seconds of no change but its periodic resync
- * (every 60 s, the default), its own and that of the kernel tools it runs, as a share of one core.
+ * (every 60 s, the default), its own and that of the kernel tools it runs (not the API server's), as
+ * a share of one core.
  *
- *   npm run bench:watch [-- --count N --changes N --mode service|direct --only iptables|nftables --idle S]
+ *   npm run bench:watch [-- --count N --changes N --mode service|direct --only iptables|nftables --idle S --breakdown]
  */
 import {readFileSync} from 'node:fs'
 import {parseArgs} from 'node:util'
@@ -16,14 +19,16 @@ import {KubeConfig} from '@kubernetes/client-node'
 import {BACKEND_NAMES, createBackend, type BackendName} from '../src/lib/backend/registry.js'
 import {HostChanges} from '../src/lib/host/host-changes.js'
 import {ExecRunner} from '../src/lib/host/runner.js'
-import type {EndpointSliceResource, MappingResource} from '../src/lib/mapping/types.js'
+import {MAPPING_API_VERSION, type EndpointSliceResource} from '../src/lib/mapping/types.js'
+import type {Ipv4} from '../src/lib/net/ipv4.js'
 import {KubeSource} from '../src/lib/source/kube/source.js'
 import {kubePublisher} from '../src/lib/sync/publish.js'
 import {syncPass, WatchLoop, type SyncPass} from '../src/lib/sync/watch.js'
-import {startApiServer, type ApiServer} from '../test/support/apiserver/index.js'
-import {addHostInterfaces, CountingRunner, createNamespace, runKernelBenchmark, type CountedCall} from './netns.js'
+import {apiRequest, startApiServerProcess} from './apiserver-child.js'
+import {addHostInterfaces, CountingRunner, createNamespace, runKernelBenchmark, type BenchNamespace, type CountedCall} from './netns.js'
 import {printTable, printTargets, type Target} from './report.js'
-import {BENCH_PLAN_OPTIONS, loadIntoApiServer, syntheticHost, syntheticSnapshot, type SyntheticMode} from './synthetic.js'
+import {BENCH_PLAN_OPTIONS, syntheticHost, syntheticObjects, type Ports, type SyntheticMode} from './synthetic.js'
+import {changeParts, PassClock, printBreakdown, type ChangeParts, type PassTimes} from './watch-breakdown.js'
 
 const {values} = parseArgs({
   options: {
@@ -32,6 +37,7 @@ const {values} = parseArgs({
     mode: {type: 'string', default: 'service'},
     only: {type: 'string'},
     idle: {type: 'string', default: '0'},
+    breakdown: {type: 'boolean', default: false},
   },
 })
 const idleSeconds = Number(values.idle)
@@ -54,10 +60,10 @@ const PASS_TIMEOUT_MS = 30_000
 const WRITEBACK_QUIET_MS = 2000
 const KERNEL_WRITE = /^(iptables-restore|ipset|nft|ip)$/
 
-/** One kind of change, made through the API; `k` counts changes of that kind, from 0. */
+/** One kind of change: the request that makes it through the API; `k` counts changes of that kind, from 0. */
 interface ChangeKind {
   name: string
-  make(k: number): void
+  make(k: number): Promise<void>
 }
 
 function percentile(values: readonly number[], p: number): number {
@@ -65,7 +71,10 @@ function percentile(values: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!
 }
 
-/** CPU seconds used so far by this process and by the children it has waited for (the kernel tools it ran). */
+/**
+ * CPU seconds used so far by this process and by the children it has waited for (the kernel tools it
+ * ran). Not the API server's: its process is waited for only once the figures are taken.
+ */
 function cpuSeconds(): number {
   const {user, system} = process.cpuUsage()
   // /proc/self/stat after the command name: fields 16 and 17 are the children's user and system clock ticks.
@@ -79,64 +88,64 @@ function isKernelWrite(call: CountedCall): boolean {
   return KERNEL_WRITE.test(call.command) && (call.input !== undefined || (call.command === 'ipset' && call.args[0] === 'restore'))
 }
 
-function changeKinds(server: ApiServer, mappings: readonly MappingResource[], slices: readonly EndpointSliceResource[]): ChangeKind[] {
-  const type = (group: string, version: string, plural: string) => server.registry.find(group, version, plural)!
-  const mappingType = type('smartnat.aureacentral.com', 'v1alpha1', 'mappings')
-  const sliceType = type('discovery.k8s.io', 'v1', 'endpointslices')
-  const merge = 'application/merge-patch+json'
+/** The six kinds of change, each a request to the API server at `url` about the synthetic objects on `addresses`. */
+function changeKinds(url: string, addresses: readonly Ipv4[]): ChangeKind[] {
+  const objects = (i: number) => syntheticObjects(i, addresses, mode)
+  const mappings = (namespace: string) => `/apis/${MAPPING_API_VERSION}/namespaces/${namespace}/mappings`
+  const slicePath = ({metadata}: EndpointSliceResource) => `/apis/discovery.k8s.io/v1/namespaces/${metadata.namespace}/endpointslices/${metadata.name}`
   // Spread over the cluster, so that no change lands where the last one did.
-  const target = (k: number) => (k * 7919) % mappings.length
+  const target = (k: number) => (k * 7919) % count
   const endpoints = (slice: EndpointSliceResource) => slice.endpoints ?? []
   const extraPod = (k: number) => `198.19.255.${(k % 250) + 1}`
-  const first = mappings[0]!
-  const address = (first.spec!.addresses as string[])[0]!
+  const first = objects(0).mapping
+  const namespace = first.metadata.namespace!
   const created = (k: number) => `bench-new-${k}`
   return [
     {
       name: 'endpoint added',
       make: (k) => {
-        const slice = slices[target(k)]!
-        server.api.patch(sliceType, slice.metadata.namespace, slice.metadata.name!, merge, {endpoints: [...endpoints(slice), {addresses: [extraPod(k)], conditions: {ready: true}}]})
+        const {slice} = objects(target(k))
+        return apiRequest(url, 'PATCH', slicePath(slice), {endpoints: [...endpoints(slice), {addresses: [extraPod(k)], conditions: {ready: true}}]})
       },
     },
     {
       name: 'endpoint removed',
       make: (k) => {
-        const slice = slices[target(k)]!
-        server.api.patch(sliceType, slice.metadata.namespace, slice.metadata.name!, merge, {endpoints: endpoints(slice)})
+        const {slice} = objects(target(k))
+        return apiRequest(url, 'PATCH', slicePath(slice), {endpoints: endpoints(slice)})
       },
     },
     {
       name: 'Mapping created',
       make: (k) => {
         const spec = first.spec!
-        server.api.create(mappingType, first.metadata.namespace, {
-          apiVersion: first.apiVersion,
+        return apiRequest(url, 'POST', mappings(namespace), {
+          apiVersion: MAPPING_API_VERSION,
           kind: 'Mapping',
-          metadata: {namespace: first.metadata.namespace, name: created(k)},
-          spec: {addresses: [address], serviceName: spec.serviceName, mode: spec.mode, ports: [{port: 60000 + k, protocol: 'tcp', servicePort: (spec.ports as {servicePort: number}[])[0]!.servicePort}]},
-        } as never)
+          metadata: {namespace, name: created(k)},
+          spec: {addresses: spec.addresses, serviceName: spec.serviceName, mode: spec.mode, ports: [{port: 60000 + k, protocol: 'tcp', servicePort: (spec.ports as Ports)[0]!.servicePort}]},
+        })
       },
     },
     {
       name: 'Mapping updated',
       make: (k) => {
-        const mapping = mappings[target(k >> 1)]!
-        const ports = mapping.spec!.ports as {port: number; protocol: string; servicePort: number}[]
+        const {mapping} = objects(target(k >> 1))
+        const ports = mapping.spec!.ports as Ports
         // One port less, then back: the Service keeps serving every port asked for.
         const edited = k % 2 === 0 ? ports.slice(0, 1) : ports
-        server.api.patch(mappingType, mapping.metadata.namespace, mapping.metadata.name!, merge, {spec: {ports: edited}})
+        return apiRequest(url, 'PATCH', `${mappings(mapping.metadata.namespace!)}/${mapping.metadata.name}`, {spec: {ports: edited}})
       },
     },
     {
       name: 'Mapping deleted',
-      make: (k) => void server.api.delete(mappingType, first.metadata.namespace, created(k)),
+      make: (k) => apiRequest(url, 'DELETE', `${mappings(namespace)}/${created(k)}`),
     },
     {
       name: 'allow-list changed',
       make: (k) => {
-        const mapping = mappings[target(k)]!
-        server.api.patch(mappingType, mapping.metadata.namespace, mapping.metadata.name!, merge, {spec: {allowedSources: [`198.18.${100 + (k % 100)}.0/24`]}})
+        const {mapping} = objects(target(k))
+        return apiRequest(url, 'PATCH', `${mappings(mapping.metadata.namespace!)}/${mapping.metadata.name}`, {spec: {allowedSources: [`198.18.${100 + (k % 100)}.0/24`]}})
       },
     },
   ]
@@ -181,32 +190,33 @@ interface KindFigures {
   name: string
   ms: number[]
   noWrite: number
+  parts: ChangeParts[]
 }
 
 async function benchBackend(name: BackendName, targets: Target[]): Promise<void> {
   const {host, addresses} = syntheticHost()
-  const synthetic = syntheticSnapshot(count, addresses, mode)
-  const server = await startApiServer({crds: ['crds/mapping.yaml']})
-  loadIntoApiServer(server, synthetic)
-  const ns = await createNamespace(`lat${name.slice(0, 3)}`)
+  const server = await startApiServerProcess(count, mode)
+  let ns: BenchNamespace | undefined
   let loop: WatchLoop | undefined
   let hostChanges: HostChanges | undefined
   try {
+    ns = await createNamespace(`lat${name.slice(0, 3)}`)
     await addHostInterfaces(ns, host)
     await ns.runner.run('sysctl', ['-qw', 'net.ipv4.ip_forward=1'])
     const kubeConfig = new KubeConfig()
-    kubeConfig.loadFromString(server.kubeconfig())
+    kubeConfig.loadFromString(server.kubeconfig)
     const runner = new CountingRunner(new ExecRunner({timeoutSeconds: 120, netns: ns.name}))
     hostChanges = new HostChanges(runner)
     hostChanges.start()
-    const pass = syncPass({runner, backend: createBackend(name, runner, {rendersAgain: true})}, {plan: BENCH_PLAN_OPTIONS, interfacesPattern: /^ext\d+$/}, hostChanges)
-    // Called with when each pass started: a change is applied by the first pass that started after it.
-    let passDone: ((startedAt: number) => void) | undefined
+    const clock = new PassClock()
+    const backend = createBackend(name, runner, {rendersAgain: true})
+    const pass = syncPass({runner, backend: values.breakdown ? clock.timed(backend) : backend}, {plan: BENCH_PLAN_OPTIONS, interfacesPattern: /^ext\d+$/}, hostChanges)
+    // Called with the times of each pass: a change is applied by the first pass that started after it.
+    let passDone: ((times: PassTimes) => void) | undefined
     const timedPass: SyncPass = async (load, options) => {
-      const startedAt = performance.now()
-      const report = await pass(load, options)
-      passDone?.(startedAt)
-      return report
+      const {value, times} = await clock.around(() => pass(load, options))
+      passDone?.(times)
+      return value
     }
     const publisher = kubePublisher(kubeConfig, 'bench-host')
     const writebacks = new WritebackTracker()
@@ -227,27 +237,30 @@ async function benchBackend(name: BackendName, targets: Target[]): Promise<void>
     const settledMs = await writebacks.quiet()
     const settleCpu = cpuSeconds() - cpuAtFirstPass
 
+    // The client's first request loads and connects it: not part of any change.
+    await apiRequest(server.url, 'GET', '/version')
     const figures: KindFigures[] = []
-    for (const kind of changeKinds(server, synthetic.mappings, synthetic.endpointSlices)) {
-      const result: KindFigures = {name: kind.name, ms: [], noWrite: 0}
+    for (const kind of changeKinds(server.url, addresses)) {
+      const result: KindFigures = {name: kind.name, ms: [], noWrite: 0, parts: []}
       for (let k = 0; k < changes; k++) {
         await new Promise((resolve) => setTimeout(resolve, GAP_MS))
         runner.take()
         const at = performance.now()
-        const done = new Promise<void>((resolve, reject) => {
+        const done = new Promise<PassTimes>((resolve, reject) => {
           const timer = setTimeout(() => reject(new Error(`${kind.name} #${k}: no pass within ${PASS_TIMEOUT_MS} ms`)), PASS_TIMEOUT_MS)
-          passDone = (startedAt) => {
-            if (startedAt < at) return
+          passDone = (times) => {
+            if (times.startedAt < at) return
             clearTimeout(timer)
-            resolve()
+            resolve(times)
           }
         })
-        kind.make(k)
-        await done
+        const [, times] = await Promise.all([kind.make(k), done])
         passDone = undefined
         const writes = runner.take().filter((call) => isKernelWrite(call) && call.endedAt > at)
         if (writes.length === 0) result.noWrite++
         else result.ms.push(Math.max(...writes.map((call) => call.endedAt)) - at)
+        const parts = values.breakdown ? changeParts(at, times, writes) : undefined
+        if (parts) result.parts.push(parts)
       }
       figures.push(result)
     }
@@ -259,12 +272,16 @@ async function benchBackend(name: BackendName, targets: Target[]): Promise<void>
       ['change', 'p50 ms', 'p99 ms', 'max ms', 'passes without a kernel write'],
       figures.map((f) => [f.name, percentile(f.ms, 50), percentile(f.ms, 99), Math.max(...f.ms), f.noWrite]),
     )
+    if (values.breakdown) {
+      console.log(`\nWhere the time went, ms, median per kind over the changes whose pass wrote to the kernel (medians do not add up; tool runs may overlap):\n`)
+      printBreakdown(figures)
+    }
     if (idleSeconds > 0) {
       const cpuBefore = cpuSeconds()
       const wallBefore = performance.now()
       await new Promise((resolve) => setTimeout(resolve, idleSeconds * 1000))
       const share = (100 * (cpuSeconds() - cpuBefore)) / ((performance.now() - wallBefore) / 1000)
-      console.log(`\nIdle for ${idleSeconds} s with the periodic resync every 60 s: ${share.toFixed(2)} % of one core (this process, the API server in it included, and the kernel tools it ran)`)
+      console.log(`\nIdle for ${idleSeconds} s with the periodic resync every 60 s: ${share.toFixed(2)} % of one core (this process and the kernel tools it ran; not the API server)`)
       targets.push({name: `${name}, mode ${mode}, at ${count}: CPU of a watch with nothing to do, over ${idleSeconds} s`, value: share, limit: IDLE_CPU_TARGET_PERCENT, unit: '% of a core'})
     }
     const all = figures.flatMap((f) => f.ms)
@@ -273,7 +290,7 @@ async function benchBackend(name: BackendName, targets: Target[]): Promise<void>
   } finally {
     await loop?.stop()
     await hostChanges?.stop()
-    await ns.destroy()
+    await ns?.destroy()
     await server.stop()
   }
 }
