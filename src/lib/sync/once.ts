@@ -13,6 +13,7 @@ import type {ReadClaim} from './read-claim.js'
 import {resolveSteps} from './resolve.js'
 import type {SyncSettings} from './settings.js'
 import {runInOrder, type SyncStep} from './step.js'
+import type {VanishedPodsLedger} from './vanished-pods.js'
 
 export interface SyncReport {
   /** The objects this pass planned from. */
@@ -58,6 +59,8 @@ export interface SyncOptions {
   retryCleanup?: PendingCleanup
   /** The previous pass's SyncReport.directListed: pods no longer listed since then are gone. */
   listedBefore?: readonly Ipv4[]
+  /** Who names and serves each pod, kept from earlier passes (a daemon keeps one for its lifetime). */
+  vanishedPods?: VanishedPodsLedger
   /** The host as the last pass read it, known unchanged since (HostChanges): not read again, its reverse-path filter not checked again. */
   assumeHost?: HostInfo
   /** Remove the Go controller's layout with this pass's apply (sync --migrate). */
@@ -139,7 +142,7 @@ export function syncSteps(
       // Never throws: the rules are applied, and the report says what failed.
       run: async () => {
         const {snapshot, host} = resolving.resolved()
-        const outcome = await dropVanishedFlows(deps.runner, applied!, snapshot, planned!, host, options.retryCleanup, options.listedBefore)
+        const outcome = await dropVanishedFlows(deps.runner, applied!, snapshot, planned!, host, options.retryCleanup, options.listedBefore, options.vanishedPods)
         conntrackDeleted = outcome.deleted
         directListed = outcome.listed
         conntrackFailure = outcome.error === undefined ? undefined : {conntrackError: outcome.error, pendingCleanup: outcome.pending!}

@@ -48,6 +48,7 @@ import {SettledInputs} from './inputs.js'
 import {syncOnce, type SyncDeps, type SyncReport} from './once.js'
 import type {SyncSettings} from './settings.js'
 import {StatusWriteback, type WritebackObserver, type WriteReport} from './writeback.js'
+import {VanishedPodsLedger} from './vanished-pods.js'
 
 /**
  * Runs one sync pass over the snapshot `loadSnapshot` gives; `assumeActual` is the previous pass's
@@ -119,6 +120,8 @@ export function syncPass(deps: SyncDeps, settings: SyncSettings, hostChanges?: H
   // What the Services of mode-direct Mappings listed at the last pass: a pod gone since then is found
   // without looking through the kernel's connections on every pass.
   let listedBefore: readonly Ipv4[] | undefined
+  // Pods that left, found from the Mappings and verdicts that changed rather than from all of them.
+  const vanishedPods = new VanishedPodsLedger()
   let lastHost: HostInfo | undefined
   return async (loadSnapshot, {changeWaiting: _, ...options}) => {
     const trusting = options.assumeActual !== undefined && !options.full
@@ -132,6 +135,7 @@ export function syncPass(deps: SyncDeps, settings: SyncSettings, hostChanges?: H
       ...options,
       checkPrerequisites: false,
       planMemo,
+      vanishedPods,
       ...(listedBefore ? {listedBefore} : {}),
       ...(assumeHost ? {assumeHost} : {}),
     })
