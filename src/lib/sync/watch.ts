@@ -35,9 +35,10 @@ import type {HostChanges} from '../host/host-changes.js'
 import {errorText, silentLogger, type Logger} from '../observe/log.js'
 import type {SyncRecord} from '../observe/metrics.js'
 import type {Liveness, Readiness} from '../observe/server.js'
+import {KindCounts} from '../plan/changed.js'
 import {PlanMemo} from '../plan/memo.js'
 import type {Ipv4} from '../net/ipv4.js'
-import type {HostInfo, Snapshot} from '../plan/model.js'
+import type {HostInfo, MappingVerdict, Snapshot} from '../plan/model.js'
 import type {SnapshotSource} from '../source/source.js'
 import {BoundedFrequencyRunner, systemClock, type Clock, type RunOutcome, type RunReason} from './debounce.js'
 import {livenessOf, readinessOf, type LastPass, type LoopState} from './health.js'
@@ -196,6 +197,8 @@ export class WatchLoop {
   private hostChangeQueued = false
   /** A pass that gave way, still finishing its read: the next read waits for it, so that two never overlap. */
   private discarded: Promise<unknown> | undefined
+  /** The verdicts of the last passes, counted as each pass logs them, from those that changed. */
+  private readonly verdictKinds = new KindCounts(verdictKind)
 
   constructor(private readonly options: WatchLoopOptions) {
     this.clock = options.clock ?? systemClock
@@ -436,8 +439,8 @@ export class WatchLoop {
       full,
       readKernel: !trusted,
       changed: report.applied.changed,
-      configured: verdicts.filter((v) => v.valid && Object.keys(v.configuredAddresses).length > 0).length,
-      invalid: verdicts.filter((v) => !v.valid && v.deleting === undefined).length,
+      configured: this.verdictKinds.count(verdicts, 'configured'),
+      invalid: this.verdictKinds.count(verdicts, 'invalid'),
       rules: report.rulesProgrammed,
       ...(report.applied.changed ? {written: report.applied.written} : {}),
       ...(report.applied.changed || report.conntrackDeleted > 0 ? {conntrackDeleted: report.conntrackDeleted} : {}),
@@ -487,6 +490,12 @@ export class WatchLoop {
     if (report.massRemoval) this.logger.info('mass removal applied after being held', {...removalFields(report.massRemoval), heldSince: isoTime(held.since)})
     else this.logger.info('mass removal no longer asked for; nothing was removed while it was held', {heldSince: isoTime(held.since)})
   }
+}
+
+/** How a pass's log line counts a verdict: programmed here, invalid (not merely being deleted), or neither. */
+function verdictKind(verdict: MappingVerdict): 'configured' | 'invalid' | 'other' {
+  if (verdict.valid) return Object.keys(verdict.configuredAddresses).length > 0 ? 'configured' : 'other'
+  return verdict.deleting === undefined ? 'invalid' : 'other'
 }
 
 /** `snapshot`'s inputs, to compare later snapshots with. */
