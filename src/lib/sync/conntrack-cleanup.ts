@@ -12,9 +12,10 @@ import type {Runner} from '../host/runner.js'
 import type {Protocol} from '../mapping/types.js'
 import {parseIpv4, type Ipv4} from '../net/ipv4.js'
 import {errorText} from '../observe/log.js'
-import type {HostInfo, NatModel, Plan, Snapshot} from '../plan/model.js'
+import type {HostInfo, NatMapping, NatModel, Plan, Snapshot} from '../plan/model.js'
 import {directFlowEndpoints, directListing, interfaceMarks, type DirectListing} from './direct-flows.js'
-import {vanishedPods, type VanishedPodsLedger} from './vanished-pods.js'
+import type {CleanupMemo} from './cleanup-memo.js'
+import {vanishedPods} from './vanished-pods.js'
 
 /** Conntrack cleanup a pass could not do; the next pass retries it. */
 export interface PendingCleanup {
@@ -50,12 +51,13 @@ export async function dropVanishedFlows(
   host: HostInfo,
   retry?: PendingCleanup,
   listedBefore?: readonly Ipv4[],
-  ledger?: VanishedPodsLedger,
+  memo?: CleanupMemo,
 ): Promise<CleanupOutcome> {
   const changed = uniqueEndpoints([...applied.changedEndpoints, ...(retry?.changedEndpoints ?? [])])
-  const listing = directListing(snapshot, planned.model)
-  const pods = ledger
-    ? ledger.vanished(snapshot, planned, host, retry?.vanishedPods, listing, listedBefore)
+  memo?.follow(planned.model)
+  const listing = memo?.hasDirect() === false ? {byMapping: new Map<string, Ipv4[]>(), all: []} : directListing(snapshot, planned.model)
+  const pods = memo
+    ? memo.vanishedPods.vanished(snapshot, planned, host, retry?.vanishedPods, listing, listedBefore)
     : vanishedPods(snapshot, planned, host, retry?.vanishedPods, listing, listedBefore)
   let deleted = 0
   let scanned = listedBefore !== undefined || listing.byMapping.size === 0
@@ -64,7 +66,8 @@ export async function dropVanishedFlows(
   // Each half runs even when the other failed: one broken filter must not keep the rest.
   if (changed.length > 0) {
     try {
-      deleted += await deleteStaleNatFlows(runner, flowTargets(changed, planned.model, listing), ADMITTED_CONNECTION_MARK)
+      const candidates = memo ? memo.mappingsOn(new Set(changed.map((e) => e.address))) : planned.model.mappings
+      deleted += await deleteStaleNatFlows(runner, flowTargets(changed, candidates, listing), ADMITTED_CONNECTION_MARK)
     } catch (error) {
       errors.push(errorText(error))
       pending.changedEndpoints = changed
@@ -103,14 +106,15 @@ export function describePending(pending: PendingCleanup): string {
 
 /**
  * Each endpoint whose rule changed, once, with the target its connections may keep (none when it is
- * gone) and every target smartnat's rule had for it before.
+ * gone) and every target smartnat's rule had for it before; `mappings` are the model's, or those of
+ * them on the changed endpoints' addresses.
  */
-function flowTargets(changed: ChangedEndpoint[], model: NatModel, listing: DirectListing): NatFlowTarget[] {
+function flowTargets(changed: ChangedEndpoint[], mappings: readonly NatMapping[], listing: DirectListing): NatFlowTarget[] {
   // Only the changed endpoints are looked up: a key is made only for an endpoint on a changed address.
   const addresses = new Set<string>(changed.map((e) => e.address))
   const wanted = new Set(changed.map(key))
   const current = new Map<string, {target: NatTarget} | {directKeeps: Set<Ipv4>}>()
-  for (const m of model.mappings) {
+  for (const m of mappings) {
     let keeps: Set<Ipv4> | undefined
     for (const e of m.endpoints) {
       if (!addresses.has(e.address) || !wanted.has(key(e))) continue

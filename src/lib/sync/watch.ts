@@ -43,13 +43,13 @@ import type {SnapshotSource} from '../source/source.js'
 import {BoundedFrequencyRunner, systemClock, type Clock, type RunOutcome, type RunReason} from './debounce.js'
 import {livenessOf, readinessOf, type LastPass, type LoopState} from './health.js'
 import {describeRemoval, formatShare, MassRemovalError, RemovalHold, type HeldRemoval, type Removal, type RemovalGuard, type RemovalPolicy} from './guard.js'
+import {CleanupMemo} from './cleanup-memo.js'
 import {describePending, type PendingCleanup} from './conntrack-cleanup.js'
 import {ReadClaim, ReadGaveWayError} from './read-claim.js'
 import {SettledInputs} from './inputs.js'
 import {syncOnce, type SyncDeps, type SyncReport} from './once.js'
 import type {SyncSettings} from './settings.js'
 import {StatusWriteback, type WritebackObserver, type WriteReport} from './writeback.js'
-import {VanishedPodsLedger} from './vanished-pods.js'
 
 /**
  * Runs one sync pass over the snapshot `loadSnapshot` gives; `assumeActual` is the previous pass's
@@ -121,8 +121,8 @@ export function syncPass(deps: SyncDeps, settings: SyncSettings, hostChanges?: H
   // What the Services of mode-direct Mappings listed at the last pass: a pod gone since then is found
   // without looking through the kernel's connections on every pass.
   let listedBefore: readonly Ipv4[] | undefined
-  // Pods that left, found from the Mappings and verdicts that changed rather than from all of them.
-  const vanishedPods = new VanishedPodsLedger()
+  // Conntrack cleanup looks at the Mappings and verdicts that changed rather than at all of them.
+  const cleanupMemo = new CleanupMemo()
   let lastHost: HostInfo | undefined
   return async (loadSnapshot, {changeWaiting: _, ...options}) => {
     const trusting = options.assumeActual !== undefined && !options.full
@@ -136,7 +136,7 @@ export function syncPass(deps: SyncDeps, settings: SyncSettings, hostChanges?: H
       ...options,
       checkPrerequisites: false,
       planMemo,
-      vanishedPods,
+      cleanupMemo,
       ...(listedBefore ? {listedBefore} : {}),
       ...(assumeHost ? {assumeHost} : {}),
     })
