@@ -303,11 +303,13 @@ function update(kept: Kept, snapshot: Snapshot, resolutions: ResolutionMemo): nu
   if (kept.egress !== undefined && changedMappings.length > 0) updateEgress(kept.egress, changedMappings, gone)
   const {model} = kept.plan
   // Plain loops: at 10,000 Mappings a flatMap's array per entry costs more than the rest of the pass.
+  // Pushed rather than written into `new Array(n)`: an array made with holes stays one, and every
+  // later walk of the verdicts (each pass compares them with the last ones) checks each element for a hole.
   const programmed: NatMapping[] = []
-  const verdicts = new Array<MappingVerdict>(kept.byName.length)
+  const verdicts: MappingVerdict[] = []
   for (let i = 0; i < kept.byName.length; i++) {
     const entry = kept.byName[i]!
-    verdicts[i] = entry.verdict
+    verdicts.push(entry.verdict)
     if (entry.mapping) programmed.push(entry.mapping)
   }
   kept.plan = {
