@@ -30,9 +30,11 @@ export function vanishedPods(
 ): Ipv4[] {
   const own = ownAddresses(host)
   const current = new Set<string>(listing?.all ?? [])
-  for (const verdict of planned.verdicts) for (const ip of servedBy(verdict)) current.add(ip)
+  const serve = (ip: Ipv4) => void current.add(ip)
+  for (const verdict of planned.verdicts) eachServed(verdict, serve)
   const gone = new Set<Ipv4>([...remembered, ...listedBefore].filter((ip) => !current.has(ip)))
-  for (const mapping of snapshot.mappings) for (const ip of namedAt(mapping, own)) if (!current.has(ip)) gone.add(ip)
+  const check = (ip: Ipv4) => void (current.has(ip) || gone.add(ip))
+  for (const mapping of snapshot.mappings) eachNamed(mapping, own, check)
   return [...gone].sort(compareIpv4)
 }
 
@@ -79,12 +81,12 @@ export class VanishedPodsLedger {
     }
     this.mappings = mappings
     const {added, removed} = changedObjects(this.verdicts, verdicts)
-    for (const verdict of removed) this.countServed(servedBy(verdict), -1)
-    for (const verdict of added) this.countServed(servedBy(verdict), 1)
+    for (const verdict of removed) this.countServed(verdict, -1)
+    for (const verdict of added) this.countServed(verdict, 1)
     this.verdicts = verdicts
     if (listed !== this.listed && listed.length + this.listed.length > 0) {
-      this.countServed(this.listed, -1)
-      this.countServed(listed, 1)
+      for (const ip of this.listed) this.count(this.served, ip, -1)
+      for (const ip of listed) this.count(this.served, ip, 1)
       this.listed = listed
     }
     for (const ip of this.moved) {
@@ -96,12 +98,12 @@ export class VanishedPodsLedger {
 
   private countNamed(mapping: MappingResource, by: 1 | -1): void {
     this.visited++
-    for (const ip of namedAt(mapping, this.own)) this.count(this.named, ip, by)
+    eachNamed(mapping, this.own, (ip) => this.count(this.named, ip, by))
   }
 
-  private countServed(pods: Iterable<Ipv4>, by: 1 | -1): void {
+  private countServed(verdict: MappingVerdict, by: 1 | -1): void {
     this.visited++
-    for (const ip of pods) this.count(this.served, ip, by)
+    eachServed(verdict, (ip) => this.count(this.served, ip, by))
   }
 
   private count(counts: Map<Ipv4, number>, ip: Ipv4, by: 1 | -1): void {
@@ -122,18 +124,18 @@ function sameMembers(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
   return true
 }
 
-/** The pods `verdict` serves, at every address it programs. */
-function* servedBy(verdict: MappingVerdict): Iterable<Ipv4> {
-  for (const {podIPs} of Object.values(verdict.configuredAddresses)) yield* podIPs
+/** Calls `visit` with each pod `verdict` serves, at every address it programs. */
+function eachServed(verdict: MappingVerdict, visit: (ip: Ipv4) => void): void {
+  for (const {podIPs} of Object.values(verdict.configuredAddresses)) for (const ip of podIPs) visit(ip)
 }
 
-/** The pods `mapping`'s status names at the addresses in `own`; texts that are no address are left out. */
-function* namedAt(mapping: MappingResource, own: ReadonlySet<string>): Iterable<Ipv4> {
+/** Calls `visit` with each pod `mapping`'s status names at the addresses in `own`; texts that are no address are left out. */
+function eachNamed(mapping: MappingResource, own: ReadonlySet<string>, visit: (ip: Ipv4) => void): void {
   for (const [address, configured] of Object.entries(mapping.status?.configuredAddresses ?? {})) {
     if (!own.has(address)) continue
     for (const text of configured?.podIPs ?? []) {
       const ip = parseIpv4(text)
-      if (ip) yield ip
+      if (ip) visit(ip)
     }
   }
 }
