@@ -7,6 +7,8 @@ import {withServiceExposures} from '../../src/lib/plan/exposures.js'
 import {PlanMemo} from '../../src/lib/plan/memo.js'
 import {DEFAULT_PLAN_OPTIONS, type HostInfo, type PlanOptions, type Snapshot} from '../../src/lib/plan/model.js'
 import {plan} from '../../src/lib/plan/plan.js'
+import {BENCH_PLAN_OPTIONS, syntheticHost, syntheticPods, syntheticSnapshot, withSlice} from '../../bench/synthetic.js'
+import {countWork} from '../support/work-counter.js'
 
 // Two local addresses on two interfaces, one that is not local: conflicts are decided over all of them.
 const ADDRESSES = ['198.18.0.10', '198.18.0.11', '198.18.1.20', '198.18.9.9']
@@ -300,6 +302,25 @@ describe('plan with a memo across passes (incremental re-plan)', () => {
     expect(memo.replanned, 'the edited Mapping and the one it contests').to.equal(2)
     expect(third.verdicts.find((v) => v.name === 'm8')?.invalid).to.equal('tcp/1008 on 198.18.0.10 is already mapped by shop/m7')
     expect(JSON.stringify(third)).to.equal(JSON.stringify(plan({mappings: edited, services, endpointSlices: moved}, host, options)))
+  })
+
+  it('one EndpointSlice changed reads the slices of its Service alone: the same work at 1,000 and at 10,000 Mappings', function () {
+    this.timeout(60_000)
+    // Without egress, which groups again the pods of every Mapping on the changed Mapping's address.
+    const options = {...BENCH_PLAN_OPTIONS, snat: false}
+    const workAt = (count: number) => {
+      const {host, addresses} = syntheticHost()
+      const memo = new PlanMemo()
+      const snapshot = syntheticSnapshot(count, addresses)
+      plan(snapshot, host, options, memo)
+      const changed = withSlice(snapshot, count - 1, [syntheticPods(count - 1)[0]])
+      const {work, result} = countWork(() => plan(changed, host, options, memo))
+      expect(memo.replanned).to.equal(1)
+      expect(JSON.stringify(result)).to.equal(JSON.stringify(plan(changed, host, options)))
+      return work
+    }
+    const [small, large] = [workAt(1_000), workAt(10_000)]
+    expect(large, `work at 10,000: ${large}, at 1,000: ${small}`).to.equal(small)
   })
 
   describe('changes that reach further than the changed object', () => {

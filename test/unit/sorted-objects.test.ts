@@ -9,6 +9,8 @@ describe('the source cache sorted by key', () => {
       fc.record({kind: fc.constant('delete' as const), key: fc.constantFrom('a/x', 'b/x', 'c/z')}),
       fc.constant({kind: 'clear' as const}),
       fc.constant({kind: 'read' as const}),
+      // More keys coming or going at once than are put in one by one: the keys are sorted again.
+      fc.record({kind: fc.constant('many' as const), count: fc.integer({min: 1, max: 80}), remove: fc.boolean()}),
     )
     fc.assert(
       fc.property(fc.array(op, {maxLength: 30}), (ops) => {
@@ -22,6 +24,16 @@ describe('the source cache sorted by key', () => {
             model.set(o.key, object)
           } else if (o.kind === 'delete') {
             expect(cache.delete(o.key)).to.equal(model.delete(o.key))
+          } else if (o.kind === 'many') {
+            for (let i = 0; i < o.count; i++) {
+              const key = `m/${i}`
+              if (o.remove) expect(cache.delete(key)).to.equal(model.delete(key))
+              else {
+                const object = {value: i}
+                cache.set(key, object)
+                model.set(key, object)
+              }
+            }
           } else if (o.kind === 'clear') {
             cache.clear()
             model.clear()

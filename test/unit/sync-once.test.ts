@@ -9,7 +9,7 @@ import {createBackend} from '../../src/lib/backend/registry.js'
 import {CommandError} from '../../src/lib/host/runner.js'
 import {RecordingRunner} from '../support/recording-runner.js'
 import {DEFAULT_PLAN_OPTIONS} from '../../src/lib/plan/model.js'
-import {vanishedPods} from '../../src/lib/sync/conntrack-cleanup.js'
+import {vanishedPods} from '../../src/lib/sync/vanished-pods.js'
 import {readAhead, syncOnce} from '../../src/lib/sync/once.js'
 import {checkPrerequisites} from '../../src/lib/sync/prepare.js'
 

@@ -153,14 +153,16 @@ export async function deleteStaleNatFlows(runner: Runner, endpoints: NatFlowTarg
  * that went away). An entry to any other destination (the host's own connection to a pod, one
  * through another DNAT) stays. One listing per pod, one deletion per (endpoint, pod) found.
  */
-export async function deleteFlowsFromEndpoints(runner: Runner, pods: Ipv4[], endpoints: NatFlowEndpoint[]): Promise<number> {
-  const mapped = new Set(endpoints.map((e) => endpointKey(e.address, e.protocol, e.port)))
+export async function deleteFlowsFromEndpoints(runner: Runner, pods: Ipv4[], endpoints: () => readonly NatFlowEndpoint[]): Promise<number> {
+  // Made when a connection is found, not before: most pods that leave have none left.
+  let mapped: Set<string> | undefined
   let deleted = 0
   for (const pod of pods) {
     const filters = new Map<string, ConntrackFilter>()
     for (const flow of await listConntrackFlows(runner, {replySrc: pod})) {
       const {protocol, original} = flow
       if (protocol !== 'tcp' && protocol !== 'udp') continue
+      mapped ??= new Set(endpoints().map((e) => endpointKey(e.address, e.protocol, e.port)))
       if (original.dport === undefined || !mapped.has(endpointKey(original.dst, protocol, original.dport))) continue
       const filter: ConntrackFilter = {protocol, origDst: original.dst, origDstPort: original.dport, replySrc: pod}
       filters.set(filterArgs(filter).join(' '), filter)

@@ -6,6 +6,7 @@
  * (backslash, double quote, newline); HELP text escapes backslash and newline.
  */
 import type {WriteCounts} from '../backend/result.js'
+import {KindCounts} from '../plan/changed.js'
 import type {MappingVerdict} from '../plan/model.js'
 
 export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
@@ -139,6 +140,8 @@ export class SmartnatMetrics {
     'smartnat_conntrack_cleanup_failures_total',
     'Sync passes that applied their rules but failed to drop connections to vanished targets; the next pass retries.',
   )
+  /** The verdicts of the last passes by state, counted from those that changed. */
+  private readonly states = new KindCounts(mappingState)
   private readonly all: Metric[] = [
     this.syncDuration,
     this.lastSuccessfulSync,
@@ -163,9 +166,7 @@ export class SmartnatMetrics {
   syncSucceeded(record: SyncRecord): void {
     this.syncDuration.observe(record.seconds)
     this.lastSuccessfulSync.set(record.finishedAt / 1000)
-    const counts = {configured: 0, invalid: 0, not_local: 0, faulty: 0, deleting: 0}
-    for (const v of record.verdicts) counts[mappingState(v)]++
-    for (const state of MAPPING_STATES) this.mappings.set(counts[state], {state})
+    for (const state of MAPPING_STATES) this.mappings.set(this.states.count(record.verdicts, state), {state})
     this.rulesProgrammed.set(record.rulesProgrammed)
     for (const kind of WRITE_KINDS) this.kernelWrites.inc(record.written[kind], {kind})
     this.heldRemoval.set(0)

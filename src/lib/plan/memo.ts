@@ -10,7 +10,7 @@
  * Objects are taken as immutable, as every source treats them: a changed object is replaced by a new
  * one, never edited.
  */
-import type {MappingResource, ServiceResource} from '../mapping/types.js'
+import type {EndpointSliceResource, MappingResource, ServiceResource} from '../mapping/types.js'
 import {SERVICE_NAME_LABEL} from '../mapping/types.js'
 import {compareIpv4, sortByIpv4, type Ipv4} from '../net/ipv4.js'
 import {ResolutionMemo, type Candidate, type ServiceIndex} from './candidates.js'
@@ -89,6 +89,8 @@ interface Kept {
   claims: Map<Ipv4, Map<number, Entry[]>>
   /** The Mappings naming each Service, in the order they came (most Services have one: an array, not a Set). */
   dependents: NameMap<Entry[]>
+  /** The EndpointSlices of each Service, in the order they came: a Mapping programmed again reads its Service's alone. */
+  slices: NameMap<EndpointSliceResource[]>
   egress: EgressKept | undefined
   plan: Plan
 }
@@ -148,6 +150,7 @@ function keep(full: FullPlan, snapshot: Snapshot, options: PlanOptions, hostKey:
     byAge: full.byAge.map((planned) => toEntry.get(planned)!),
     claims: new Map(),
     dependents: new NameMap(),
+    slices: new NameMap(),
     egress: undefined,
     plan: full.plan,
   }
@@ -155,6 +158,7 @@ function keep(full: FullPlan, snapshot: Snapshot, options: PlanOptions, hostKey:
     addDependent(kept, entry)
     addClaims(kept, entry)
   }
+  for (const slice of snapshot.endpointSlices) addSlice(kept.slices, slice)
   if (options.snat) kept.egress = keepEgress(kept.byAge, full.plan.model.egress)
   return kept
 }
@@ -188,10 +192,15 @@ function update(kept: Kept, snapshot: Snapshot, resolutions: ResolutionMemo): nu
     kept.services.set(namespace, (kept.services.get(namespace) ?? new Map<string, ServiceResource>()).set(name, service))
     changedServices.set(namespace, name, true)
   }
-  for (const slice of [...slices.removed, ...slices.added]) {
-    const namespace = slice?.metadata?.namespace
-    const serviceName = slice?.metadata?.labels?.[SERVICE_NAME_LABEL]
-    if (typeof namespace === 'string' && typeof serviceName === 'string') changedServices.set(namespace, serviceName, true)
+  for (const slice of slices.removed) {
+    const service = serviceOf(slice)
+    if (service !== undefined) changedServices.set(service.namespace, service.name, true)
+    if (!removeSlice(kept.slices, slice)) return undefined
+  }
+  for (const slice of slices.added) {
+    const service = serviceOf(slice)
+    if (service !== undefined) changedServices.set(service.namespace, service.name, true)
+    addSlice(kept.slices, slice)
   }
 
   // Mappings: gone, new or changed ones.
@@ -275,7 +284,7 @@ function update(kept: Kept, snapshot: Snapshot, resolutions: ResolutionMemo): nu
   }
 
   // Program them again, their pods looked up in the slices of their Services only.
-  const pods = podLookups(snapshot, [...reprogram].filter((entry) => !('reason' in entry.resolution) && entry.conflict === undefined))
+  const pods = podLookups(kept.slices, [...reprogram].filter((entry) => !('reason' in entry.resolution) && entry.conflict === undefined))
   for (const entry of reprogram) {
     if (!before.has(entry)) before.set(entry, entry.mapping)
     const programmed =
@@ -294,11 +303,13 @@ function update(kept: Kept, snapshot: Snapshot, resolutions: ResolutionMemo): nu
   if (kept.egress !== undefined && changedMappings.length > 0) updateEgress(kept.egress, changedMappings, gone)
   const {model} = kept.plan
   // Plain loops: at 10,000 Mappings a flatMap's array per entry costs more than the rest of the pass.
+  // Pushed rather than written into `new Array(n)`: an array made with holes stays one, and every
+  // later walk of the verdicts (each pass compares them with the last ones) checks each element for a hole.
   const programmed: NatMapping[] = []
-  const verdicts = new Array<MappingVerdict>(kept.byName.length)
+  const verdicts: MappingVerdict[] = []
   for (let i = 0; i < kept.byName.length; i++) {
     const entry = kept.byName[i]!
-    verdicts[i] = entry.verdict
+    verdicts.push(entry.verdict)
     if (entry.mapping) programmed.push(entry.mapping)
   }
   kept.plan = {
@@ -410,18 +421,43 @@ function ownerOlderThan(kept: Kept, entry: Entry, address: Ipv4, key: number): C
 }
 
 /** Pod lookups that answer for the Services of `entries`, built from those Services' EndpointSlices alone. */
-function podLookups(snapshot: Snapshot, entries: readonly Entry[]): PodLookups {
+function podLookups(slices: NameMap<EndpointSliceResource[]>, entries: readonly Entry[]): PodLookups {
   const wanted = new NameMap<true>()
+  const found: EndpointSliceResource[] = []
   for (const entry of entries) {
-    const candidate = entry.resolution as Candidate
-    wanted.set(candidate.namespace, candidate.serviceName, true)
+    const {namespace, serviceName} = entry.resolution as Candidate
+    if (wanted.get(namespace, serviceName)) continue
+    wanted.set(namespace, serviceName, true)
+    found.push(...(slices.get(namespace, serviceName) ?? []))
   }
-  const slices = entries.length === 0 ? [] : snapshot.endpointSlices.filter((slice) => {
-    const namespace = slice?.metadata?.namespace
-    const serviceName = slice?.metadata?.labels?.[SERVICE_NAME_LABEL]
-    return typeof namespace === 'string' && typeof serviceName === 'string' && wanted.get(namespace, serviceName) === true
-  })
-  return {podIPsOf: indexPodIPs(slices), endpointsOf: indexEndpoints(slices).endpointsOf}
+  return {podIPsOf: indexPodIPs(found), endpointsOf: indexEndpoints(found).endpointsOf}
+}
+
+/** The Service an EndpointSlice belongs to, by its label; undefined for one that names none. */
+function serviceOf(slice: EndpointSliceResource): {namespace: string; name: string} | undefined {
+  const namespace = slice?.metadata?.namespace
+  const name = slice?.metadata?.labels?.[SERVICE_NAME_LABEL]
+  return typeof namespace === 'string' && typeof name === 'string' ? {namespace, name} : undefined
+}
+
+function addSlice(slices: NameMap<EndpointSliceResource[]>, slice: EndpointSliceResource): void {
+  const service = serviceOf(slice)
+  if (service === undefined) return
+  const list = slices.get(service.namespace, service.name)
+  if (list === undefined) slices.set(service.namespace, service.name, [slice])
+  else list.push(slice)
+}
+
+/** Removes a slice addSlice added; false when it is not there (the kept plan no longer matches its snapshot). */
+function removeSlice(slices: NameMap<EndpointSliceResource[]>, slice: EndpointSliceResource): boolean {
+  const service = serviceOf(slice)
+  if (service === undefined) return true
+  const list = slices.get(service.namespace, service.name)
+  const at = list?.indexOf(slice) ?? -1
+  if (at < 0) return false
+  list!.splice(at, 1)
+  if (list!.length === 0) slices.delete(service.namespace, service.name)
+  return true
 }
 
 /** Whether two plan values are the same, compared as JSON (key order included, which the planner fixes). */

@@ -10,10 +10,12 @@ import {ADMITTED_CONNECTION_MARK, type ApplyResult, type ChangedEndpoint} from '
 import {deleteFlowsFromEndpoints, deleteFlowsFromUnlisted, deleteStaleNatFlows, type NatFlowEndpoint, type NatFlowTarget, type NatTarget} from '../host/conntrack.js'
 import type {Runner} from '../host/runner.js'
 import type {Protocol} from '../mapping/types.js'
-import {compareIpv4, parseIpv4, type Ipv4} from '../net/ipv4.js'
+import {parseIpv4, type Ipv4} from '../net/ipv4.js'
 import {errorText} from '../observe/log.js'
-import type {HostInfo, NatModel, Plan, Snapshot} from '../plan/model.js'
+import type {HostInfo, NatMapping, NatModel, Plan, Snapshot} from '../plan/model.js'
 import {directFlowEndpoints, directListing, interfaceMarks, type DirectListing} from './direct-flows.js'
+import type {CleanupMemo} from './cleanup-memo.js'
+import {vanishedPods} from './vanished-pods.js'
 
 /** Conntrack cleanup a pass could not do; the next pass retries it. */
 export interface PendingCleanup {
@@ -49,10 +51,14 @@ export async function dropVanishedFlows(
   host: HostInfo,
   retry?: PendingCleanup,
   listedBefore?: readonly Ipv4[],
+  memo?: CleanupMemo,
 ): Promise<CleanupOutcome> {
   const changed = uniqueEndpoints([...applied.changedEndpoints, ...(retry?.changedEndpoints ?? [])])
-  const listing = directListing(snapshot, planned.model)
-  const pods = vanishedPods(snapshot, planned, host, retry?.vanishedPods, listing, listedBefore)
+  memo?.follow(planned.model)
+  const listing = memo?.hasDirect() === false ? {byMapping: new Map<string, Ipv4[]>(), all: []} : directListing(snapshot, planned.model)
+  const pods = memo
+    ? memo.vanishedPods.vanished(snapshot, planned, host, retry?.vanishedPods, listing, listedBefore)
+    : vanishedPods(snapshot, planned, host, retry?.vanishedPods, listing, listedBefore)
   let deleted = 0
   let scanned = listedBefore !== undefined || listing.byMapping.size === 0
   const errors: string[] = []
@@ -60,7 +66,8 @@ export async function dropVanishedFlows(
   // Each half runs even when the other failed: one broken filter must not keep the rest.
   if (changed.length > 0) {
     try {
-      deleted += await deleteStaleNatFlows(runner, flowTargets(changed, planned.model, listing), ADMITTED_CONNECTION_MARK)
+      const candidates = memo ? memo.mappingsOn(new Set(changed.map((e) => e.address))) : planned.model.mappings
+      deleted += await deleteStaleNatFlows(runner, flowTargets(changed, candidates, listing), ADMITTED_CONNECTION_MARK)
     } catch (error) {
       errors.push(errorText(error))
       pending.changedEndpoints = changed
@@ -68,7 +75,7 @@ export async function dropVanishedFlows(
   }
   if (pods.length > 0) {
     try {
-      deleted += await deleteFlowsFromEndpoints(runner, pods, modelEndpoints(planned.model))
+      deleted += await deleteFlowsFromEndpoints(runner, pods, () => modelEndpoints(planned.model))
     } catch (error) {
       errors.push(errorText(error))
       pending.vanishedPods = pods
@@ -99,14 +106,22 @@ export function describePending(pending: PendingCleanup): string {
 
 /**
  * Each endpoint whose rule changed, once, with the target its connections may keep (none when it is
- * gone) and every target smartnat's rule had for it before.
+ * gone) and every target smartnat's rule had for it before; `mappings` are the model's, or those of
+ * them on the changed endpoints' addresses.
  */
-function flowTargets(changed: ChangedEndpoint[], model: NatModel, listing: DirectListing): NatFlowTarget[] {
+function flowTargets(changed: ChangedEndpoint[], mappings: readonly NatMapping[], listing: DirectListing): NatFlowTarget[] {
+  // Only the changed endpoints are looked up: a key is made only for an endpoint on a changed address.
+  const addresses = new Set<string>(changed.map((e) => e.address))
+  const wanted = new Set(changed.map(key))
   const current = new Map<string, {target: NatTarget} | {directKeeps: Set<Ipv4>}>()
-  for (const m of model.mappings) {
-    // Mode direct: the ClusterIP and every pod the Service still lists keep their connections.
-    const keeps = new Set(m.groups ? [...(listing.byMapping.get(`${m.namespace}/${m.name}`) ?? []), ...(m.serviceVIP ? [m.serviceVIP] : [])] : [])
-    for (const e of m.endpoints) current.set(key(e), e.group === undefined ? {target: {ip: e.targetIP, port: e.targetPort}} : {directKeeps: keeps})
+  for (const m of mappings) {
+    let keeps: Set<Ipv4> | undefined
+    for (const e of m.endpoints) {
+      if (!addresses.has(e.address) || !wanted.has(key(e))) continue
+      // Mode direct: the ClusterIP and every pod the Service still lists keep their connections.
+      keeps ??= new Set(m.groups ? [...(listing.byMapping.get(`${m.namespace}/${m.name}`) ?? []), ...(m.serviceVIP ? [m.serviceVIP] : [])] : [])
+      current.set(key(e), e.group === undefined ? {target: {ip: e.targetIP, port: e.targetPort}} : {directKeeps: keeps})
+    }
   }
   const targets = new Map<string, NatFlowTarget>()
   for (const e of changed) {
@@ -149,38 +164,4 @@ function parseTarget(text: string): NatTarget | undefined {
   const ip = parseIpv4(text.slice(0, colon))
   const port = Number(text.slice(colon + 1))
   return ip && Number.isInteger(port) ? {ip, port} : undefined
-}
-
-/**
- * Pods this host served before and serves no more. A Mapping's status remembers, per address
- * of this host, the pods it was configured with; where kube-proxy runs on this host, its
- * connections to a pod that left are DNATed straight to that pod and would hang. `remembered`
- * are pods a failed cleanup left, kept unless they serve again. A pod the Service of a mode-direct
- * Mapping still lists (not ready, terminating) has not left: its connections stay until they end;
- * one `listedBefore` held and no Service lists now has.
- */
-export function vanishedPods(
-  snapshot: Snapshot,
-  planned: Plan,
-  host: HostInfo,
-  remembered: readonly Ipv4[] = [],
-  listing?: DirectListing,
-  listedBefore: readonly Ipv4[] = [],
-): Ipv4[] {
-  const own = new Set<string>(host.interfaces.flatMap((i) => i.addresses.map((a) => a.address)))
-  const current = new Set<string>(listing?.all ?? [])
-  for (const verdict of planned.verdicts) {
-    for (const {podIPs} of Object.values(verdict.configuredAddresses)) for (const ip of podIPs) current.add(ip)
-  }
-  const gone = new Set<Ipv4>([...remembered, ...listedBefore].filter((ip) => !current.has(ip)))
-  for (const mapping of snapshot.mappings) {
-    for (const [address, configured] of Object.entries(mapping.status?.configuredAddresses ?? {})) {
-      if (!own.has(address)) continue
-      for (const text of configured?.podIPs ?? []) {
-        const ip = parseIpv4(text)
-        if (ip && !current.has(ip)) gone.add(ip)
-      }
-    }
-  }
-  return [...gone].sort(compareIpv4)
 }

@@ -8,6 +8,7 @@ import type {HostInfo, Plan, Snapshot} from '../plan/model.js'
 import type {PlanMemo} from '../plan/memo.js'
 import {isMassRemoval, MassRemovalError, measureRemoval, type Removal, type RemovalGuard} from './guard.js'
 import {dropVanishedFlows, type PendingCleanup} from './conntrack-cleanup.js'
+import type {CleanupMemo} from './cleanup-memo.js'
 import {checkPrerequisites, prepareHost} from './prepare.js'
 import type {ReadClaim} from './read-claim.js'
 import {resolveSteps} from './resolve.js'
@@ -58,6 +59,8 @@ export interface SyncOptions {
   retryCleanup?: PendingCleanup
   /** The previous pass's SyncReport.directListed: pods no longer listed since then are gone. */
   listedBefore?: readonly Ipv4[]
+  /** What conntrack cleanup kept from earlier passes (a daemon keeps one for its lifetime). */
+  cleanupMemo?: CleanupMemo
   /** The host as the last pass read it, known unchanged since (HostChanges): not read again, its reverse-path filter not checked again. */
   assumeHost?: HostInfo
   /** Remove the Go controller's layout with this pass's apply (sync --migrate). */
@@ -139,7 +142,7 @@ export function syncSteps(
       // Never throws: the rules are applied, and the report says what failed.
       run: async () => {
         const {snapshot, host} = resolving.resolved()
-        const outcome = await dropVanishedFlows(deps.runner, applied!, snapshot, planned!, host, options.retryCleanup, options.listedBefore)
+        const outcome = await dropVanishedFlows(deps.runner, applied!, snapshot, planned!, host, options.retryCleanup, options.listedBefore, options.cleanupMemo)
         conntrackDeleted = outcome.deleted
         directListed = outcome.listed
         conntrackFailure = outcome.error === undefined ? undefined : {conntrackError: outcome.error, pendingCleanup: outcome.pending!}

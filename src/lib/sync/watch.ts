@@ -35,13 +35,15 @@ import type {HostChanges} from '../host/host-changes.js'
 import {errorText, silentLogger, type Logger} from '../observe/log.js'
 import type {SyncRecord} from '../observe/metrics.js'
 import type {Liveness, Readiness} from '../observe/server.js'
+import {KindCounts} from '../plan/changed.js'
 import {PlanMemo} from '../plan/memo.js'
 import type {Ipv4} from '../net/ipv4.js'
-import type {HostInfo, Snapshot} from '../plan/model.js'
+import type {HostInfo, MappingVerdict, Snapshot} from '../plan/model.js'
 import type {SnapshotSource} from '../source/source.js'
 import {BoundedFrequencyRunner, systemClock, type Clock, type RunOutcome, type RunReason} from './debounce.js'
 import {livenessOf, readinessOf, type LastPass, type LoopState} from './health.js'
 import {describeRemoval, formatShare, MassRemovalError, RemovalHold, type HeldRemoval, type Removal, type RemovalGuard, type RemovalPolicy} from './guard.js'
+import {CleanupMemo} from './cleanup-memo.js'
 import {describePending, type PendingCleanup} from './conntrack-cleanup.js'
 import {ReadClaim, ReadGaveWayError} from './read-claim.js'
 import {SettledInputs} from './inputs.js'
@@ -119,6 +121,8 @@ export function syncPass(deps: SyncDeps, settings: SyncSettings, hostChanges?: H
   // What the Services of mode-direct Mappings listed at the last pass: a pod gone since then is found
   // without looking through the kernel's connections on every pass.
   let listedBefore: readonly Ipv4[] | undefined
+  // Conntrack cleanup looks at the Mappings and verdicts that changed rather than at all of them.
+  const cleanupMemo = new CleanupMemo()
   let lastHost: HostInfo | undefined
   return async (loadSnapshot, {changeWaiting: _, ...options}) => {
     const trusting = options.assumeActual !== undefined && !options.full
@@ -132,6 +136,7 @@ export function syncPass(deps: SyncDeps, settings: SyncSettings, hostChanges?: H
       ...options,
       checkPrerequisites: false,
       planMemo,
+      cleanupMemo,
       ...(listedBefore ? {listedBefore} : {}),
       ...(assumeHost ? {assumeHost} : {}),
     })
@@ -192,6 +197,8 @@ export class WatchLoop {
   private hostChangeQueued = false
   /** A pass that gave way, still finishing its read: the next read waits for it, so that two never overlap. */
   private discarded: Promise<unknown> | undefined
+  /** The verdicts of the last passes, counted as each pass logs them, from those that changed. */
+  private readonly verdictKinds = new KindCounts(verdictKind)
 
   constructor(private readonly options: WatchLoopOptions) {
     this.clock = options.clock ?? systemClock
@@ -432,8 +439,8 @@ export class WatchLoop {
       full,
       readKernel: !trusted,
       changed: report.applied.changed,
-      configured: verdicts.filter((v) => v.valid && Object.keys(v.configuredAddresses).length > 0).length,
-      invalid: verdicts.filter((v) => !v.valid && v.deleting === undefined).length,
+      configured: this.verdictKinds.count(verdicts, 'configured'),
+      invalid: this.verdictKinds.count(verdicts, 'invalid'),
       rules: report.rulesProgrammed,
       ...(report.applied.changed ? {written: report.applied.written} : {}),
       ...(report.applied.changed || report.conntrackDeleted > 0 ? {conntrackDeleted: report.conntrackDeleted} : {}),
@@ -483,6 +490,12 @@ export class WatchLoop {
     if (report.massRemoval) this.logger.info('mass removal applied after being held', {...removalFields(report.massRemoval), heldSince: isoTime(held.since)})
     else this.logger.info('mass removal no longer asked for; nothing was removed while it was held', {heldSince: isoTime(held.since)})
   }
+}
+
+/** How a pass's log line counts a verdict: programmed here, invalid (not merely being deleted), or neither. */
+function verdictKind(verdict: MappingVerdict): 'configured' | 'invalid' | 'other' {
+  if (verdict.valid) return Object.keys(verdict.configuredAddresses).length > 0 ? 'configured' : 'other'
+  return verdict.deleting === undefined ? 'invalid' : 'other'
 }
 
 /** `snapshot`'s inputs, to compare later snapshots with. */

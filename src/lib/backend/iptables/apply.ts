@@ -204,8 +204,6 @@ export async function applyIptables(runner: Runner, desired: IptablesState, opti
   const written = migrating ? countGoWrites(countWrites(changes), legacy) : countWrites(changes)
   const legacyResult = legacy ? {legacy: describeGoLayout(legacy)} : {}
   if (isEmptyChanges(changes) && !migrating) return {changed: false, written, changedEndpoints: [], ...legacyResult}
-  const nat = natTablesToCompare(desired, actual)
-  const endpoints = changedEndpoints(nat.desired, nat.actual)
 
   const {sets} = changes
   if (sets.retype.length > 0) {
@@ -230,7 +228,9 @@ export async function applyIptables(runner: Runner, desired: IptablesState, opti
   // smartnat's reply routing is in place: the Go controller's tables are no longer needed.
   if (migrating) await removeGoRouting(runner, legacy)
 
-  return {changed: true, written, changedEndpoints: endpoints, ...legacyResult}
+  // Only the conntrack cleanup after the apply needs them: found once the kernel is written, not before.
+  const nat = natTablesToCompare(desired, actual)
+  return {changed: true, written, changedEndpoints: changedEndpoints(nat.desired, nat.actual), ...legacyResult}
 }
 
 /** After the iptables and ipset part: the Go controller's ip rules and routes, then its rt_tables lines (nothing refers to their names any more). */

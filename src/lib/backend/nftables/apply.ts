@@ -69,10 +69,10 @@ export async function applyNftables(runner: Runner, desired: NftState, options: 
   const changes = diffNftState(desired, actual, {full})
   const written = countWrites(changes, desired, actual)
   if (isEmptyChanges(changes)) return {changed: false, written, changedEndpoints: []}
-  const endpoints = changedEndpoints(desired, actual, changes.table)
 
   const {table, routing} = buildPayloads(() => ({table: nftPayload(changes.table, desired), routing: ipBatchPayload(changes.routing)}))
   if (table) await runPayload(runner, 'nft', NFT_APPLY, table, locateNftLine)
   if (routing) await runPayload(runner, 'ip rule/route', IP_BATCH, routing)
-  return {changed: true, written, changedEndpoints: endpoints}
+  // Only the conntrack cleanup after the apply needs them: found once the kernel is written, not before.
+  return {changed: true, written, changedEndpoints: changedEndpoints(desired, actual, changes.table)}
 }

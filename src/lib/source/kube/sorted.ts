@@ -1,15 +1,21 @@
 /** A cache of objects by key that hands out its objects sorted by key, rebuilt from what changed since it last did. */
 
+/** Keys that came or went since the last `sorted()` up to which they are put in or taken out of the sorted keys one by one; more, and the keys are sorted again. */
+const MAX_SPLICED = 64
+
 /**
  * Objects by `namespace/name`. `sorted()` returns the same array while nothing changed, a copy with
- * the replaced objects swapped in when objects only changed, and sorts the keys again only when an
- * object came or went: a watch pass after one change costs no sort of the whole cluster.
+ * the replaced objects swapped in when objects only changed, and with the objects that came or went
+ * put in or taken out where their keys sort (all keys sorted again when many did, or after a clear):
+ * a watch pass after one change costs no sort of the whole cluster.
  */
 export class SortedObjects<T> {
   private readonly byKey = new Map<string, T>()
   private keys: string[] = []
   private list: T[] = []
   private readonly replaced = new Set<string>()
+  /** Keys that came or went since the last sorted(), while few enough to splice. */
+  private readonly spliced = new Set<string>()
   private reshaped = false
 
   get size(): number {
@@ -25,14 +31,16 @@ export class SortedObjects<T> {
   }
 
   set(key: string, object: T): void {
-    if (this.byKey.has(key)) this.replaced.add(key)
-    else this.reshaped = true
+    // A key that came since the last sorted() is put in with whatever object it has then.
+    if (!this.byKey.has(key)) this.cameOrWent(key)
+    else if (!this.spliced.has(key)) this.replaced.add(key)
     this.byKey.set(key, object)
   }
 
   delete(key: string): boolean {
     if (!this.byKey.delete(key)) return false
-    this.reshaped = true
+    this.replaced.delete(key)
+    this.cameOrWent(key)
     return true
   }
 
@@ -41,19 +49,40 @@ export class SortedObjects<T> {
     this.reshaped = true
   }
 
+  private cameOrWent(key: string): void {
+    if (this.spliced.size < MAX_SPLICED) this.spliced.add(key)
+    else this.reshaped = true
+  }
+
   /** The objects sorted by key; callers must not modify the array, which later calls may return again. */
   sorted(): readonly T[] {
     if (this.reshaped) {
       this.keys = [...this.byKey.keys()].sort()
       this.list = this.keys.map((key) => this.byKey.get(key)!)
       this.reshaped = false
-    } else if (this.replaced.size > 0) {
+    } else if (this.replaced.size + this.spliced.size > 0) {
       // A copy: whoever holds the last array (the planner compares against it) keeps it unchanged.
       this.list = [...this.list]
+      for (const key of this.spliced) this.splice(key)
       for (const key of this.replaced) this.list[positionOf(this.keys, key)] = this.byKey.get(key)!
     }
     this.replaced.clear()
+    this.spliced.clear()
     return this.list
+  }
+
+  /** Puts a key that came in its place among the sorted keys, or takes out one that went (and came back, maybe: then it stays). */
+  private splice(key: string): void {
+    const at = positionOf(this.keys, key)
+    const listed = this.keys[at] === key
+    const object = this.byKey.get(key)
+    if (listed && object === undefined) {
+      this.keys.splice(at, 1)
+      this.list.splice(at, 1)
+    } else if (!listed && object !== undefined) {
+      this.keys.splice(at, 0, key)
+      this.list.splice(at, 0, object)
+    } else if (object !== undefined) this.list[at] = object
   }
 }
 
