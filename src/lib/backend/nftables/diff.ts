@@ -7,7 +7,8 @@
 import {diffRouting, isEmptyRouting, type RoutingChanges} from '../../routing/diff.js'
 import type {ChangedEndpoint} from '../result.js'
 import {ENDPOINTS_MAP, isAffinitySet, isDirectChain} from './names.js'
-import {chainLines, elementKey, printElement, setDeclaration} from './syntax.js'
+import {ENDPOINTS_MAP_TYPES} from './render.js'
+import {chainLines, elementKey, elementParts, setDeclaration} from './syntax.js'
 import type {NftChain, NftElement, NftRule, NftSet, NftState, NftTable} from './types.js'
 
 /** Element writes for one set or map: deletes run before adds, so a changed element is replaced. */
@@ -168,18 +169,6 @@ function diffDirect(desired: SplitTable, actual: SplitTable): DirectChanges | 'r
   return Object.values(changes).some((list) => list.length > 0) ? changes : undefined
 }
 
-function sameParts(a: readonly string[] | undefined, b: readonly string[] | undefined): boolean {
-  if (a === b) return true
-  if (!a || !b || a.length !== b.length) return false
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
-  return true
-}
-
-/** Whether two elements have the same key, value and comment. */
-export function sameElement(a: NftElement, b: NftElement): boolean {
-  return a.comment === b.comment && sameParts(a.key, b.key) && sameParts(a.value, b.value)
-}
-
 function diffElements(desired: NftSet, actual: NftSet): ElementChanges | undefined {
   const {delete: stale, add} = elementDelta(desired, desired.elements, actual, actual.elements)
   return stale.length + add.length === 0 ? undefined : {set: desired, delete: stale, add}
@@ -192,23 +181,22 @@ export type ElementDelta = Omit<ElementChanges, 'set'>
 export function elementDelta(desired: NftSet, want: readonly NftElement[], actual: NftSet, have: readonly NftElement[]): ElementDelta {
   if (want === have) return {delete: [], add: []}
   // Both sides are sorted by key, so a change of a few elements leaves long equal runs at both
-  // ends; only the window between them is printed and compared by key.
+  // ends; only the window between them is compared by key.
   let start = 0
-  while (start < want.length && start < have.length && sameElement(want[start]!, have[start]!)) start++
+  while (start < want.length && start < have.length && want[start] === have[start]) start++
   let wantEnd = want.length
   let haveEnd = have.length
-  while (wantEnd > start && haveEnd > start && sameElement(want[wantEnd - 1]!, have[haveEnd - 1]!)) {
+  while (wantEnd > start && haveEnd > start && want[wantEnd - 1] === have[haveEnd - 1]) {
     wantEnd--
     haveEnd--
   }
   const changes: ElementDelta = {delete: [], add: []}
   if (start === wantEnd && start === haveEnd) return changes
-  const printed = (set: NftSet, elements: readonly NftElement[]) =>
-    new Map(elements.map((element) => [elementKey(set, element), {element, text: printElement(set, element)}]))
-  const wanted = printed(desired, want.slice(start, wantEnd))
-  const present = printed(actual, have.slice(start, haveEnd))
-  for (const [key, {element, text}] of present) if (wanted.get(key)?.text !== text) changes.delete.push(element)
-  for (const [key, {element, text}] of wanted) if (present.get(key)?.text !== text) changes.add.push(element)
+  const byKey = (set: NftSet, elements: readonly NftElement[]) => new Map(elements.map((element) => [elementKey(set, element), element]))
+  const wanted = byKey(desired, want.slice(start, wantEnd))
+  const present = byKey(actual, have.slice(start, haveEnd))
+  for (const [key, element] of present) if (wanted.get(key) !== element) changes.delete.push(element)
+  for (const [key, element] of wanted) if (present.get(key) !== element) changes.add.push(element)
   return changes
 }
 
@@ -286,7 +274,8 @@ export function isEmptyChanges(changes: NftChanges): boolean {
   return changes.table.kind === 'none' && isEmptyRouting(changes.routing)
 }
 
-function endpointOf({key, value}: NftElement): ChangedEndpoint | undefined {
+function endpointOf(element: NftElement): ChangedEndpoint | undefined {
+  const {key, value} = elementParts(ENDPOINTS_MAP_TYPES, element)
   const [address, protocol, port] = key
   if (!address || (protocol !== 'tcp' && protocol !== 'udp') || value?.length !== 2) return undefined
   return {address, protocol, port: Number(port), oldTarget: value.join(':')}
