@@ -78,8 +78,17 @@ export function quoted(text: string): string {
   return `"${text}"`
 }
 
+const COMMENT = ' comment "'
+const VALUE = ' : '
+const SEPARATOR = ' . '
+
 function printParts(parts: readonly string[], types: readonly string[]): string {
-  return parts.map((part, i) => (types[i] === 'ifname' ? quoted(part) : part)).join(' . ')
+  let text = ''
+  for (let i = 0; i < parts.length; i++) {
+    if (i > 0) text += SEPARATOR
+    text += types[i] === 'ifname' ? quoted(parts[i]!) : parts[i]!
+  }
+  return text
 }
 
 /** What an element is made of, each part as nft prints it. */
@@ -94,15 +103,11 @@ export interface ElementParts {
 /** The types an element of a set or map is printed with. */
 export type ElementTypes = Pick<NftSet, 'keyType' | 'dataType'>
 
-const COMMENT = ' comment "'
-const VALUE = ' : '
-const SEPARATOR = ' . '
-
 /**
  * An element of a set or map of `types` as written inside `{ }`: key, comment, then `: value` for
- * maps. `comment` is a comment read back from the kernel: one that nft's syntax cannot quote is kept
- * JSON-escaped, which no rendered comment can equal (they hold no quote or backslash), so the diff
- * replaces it.
+ * maps. With `read` (an element read back from the kernel), a comment nft's syntax cannot quote is
+ * kept JSON-escaped, which no rendered comment can equal (they hold no quote or backslash): the diff
+ * replaces the element instead of the read failing.
  */
 export function printElement(types: ElementTypes, {key, value, comment}: ElementParts, read = false): NftElement {
   const commented = comment === undefined ? '' : ` comment ${read && UNQUOTABLE.test(comment) ? JSON.stringify(comment) : quoted(comment)}`
