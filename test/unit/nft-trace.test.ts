@@ -7,6 +7,10 @@ import {renderNftables} from '../../src/lib/backend/nftables/render.js'
 import {traceNftPacket} from '../../src/lib/backend/nftables/trace.js'
 import {elementParts, printElement, type ElementParts} from '../../src/lib/backend/nftables/syntax.js'
 import type {NftChain, NftMatch, NftRule, NftSet, NftState} from '../../src/lib/backend/nftables/types.js'
+import {groupChainName} from '../../src/lib/backend/nftables/names.js'
+import {directModel} from './direct-model-fixture.js'
+import {ip, manyEgressModel, sampleModel} from './nat-model-fixture.js'
+import {sampleFlows} from './trace-flows-fixture.js'
 
 /** Index of the first element of `set` whose parts pass `test`. */
 const elementIndex = (set: NftSet, test: (parts: ElementParts) => boolean) => set.elements.findIndex((e) => test(elementParts(set, e)))
@@ -15,10 +19,6 @@ const elementIndex = (set: NftSet, test: (parts: ElementParts) => boolean) => se
 function setValue(set: NftSet, index: number, value: string[]): void {
   set.elements[index] = printElement(set, {...elementParts(set, set.elements[index]!), value})
 }
-import {groupChainName} from '../../src/lib/backend/nftables/names.js'
-import {directModel} from './direct-model-fixture.js'
-import {ip, manyEgressModel, sampleModel} from './nat-model-fixture.js'
-import {sampleFlows} from './trace-flows-fixture.js'
 
 const DROP_UNALLOWED = 'ip daddr . meta l4proto . th dport @endpoints drop'
 
@@ -54,6 +54,15 @@ describe('traceNftPacket through the rendered table', () => {
       if (interfaceIndex !== undefined) expect(trace.marks.interfaceIndex).to.equal(interfaceIndex)
     })
   }
+
+  it('matches an element whose first part is a prefix by containment (a set edited by hand)', () => {
+    const edited = renderNftables(sampleModel())
+    const egress = edited.table!.sets.find((s) => s.name === 'egress_2')!
+    egress.elements = [printElement(egress, {key: ['10.244.0.0/16'], comment: 'shop/web'})]
+    const trace = traceNftPacket(edited, {src: '10.244.1.5', dst: '203.0.113.80', protocol: 'tcp', port: 443, outInterface: 'eth2'})
+    expect(summary(trace)).to.equal('snat 198.18.1.10')
+    expect(trace.marks.interfaceIndex).to.equal(2)
+  })
 
   it('without masquerade, DNAT keeps the client address', () => {
     const trace = traceNftPacket(renderNftables(sampleModel({masquerade: false})), {src: '203.0.113.5', dst: '198.18.0.10', protocol: 'tcp', port: 80, inInterface: 'eth1'})

@@ -243,7 +243,10 @@ class NftTracer {
     if (!set) throw new Error(`trace: rule uses set ${name}, which the table does not hold`)
     if (set.keyType.length !== key.length) throw new Error(`trace: set ${name} is keyed by ${set.keyType.join(' . ')}, not ${key.join(' . ')}`)
     const values = key.map((selector) => selected(selector, packet))
+    // Only an element that begins with the first value (or whose first part is a prefix) can match: the rest are not taken apart.
+    const first = set.keyType[0] === 'ifname' ? `"${values[0]}"` : values[0]!
     for (const element of set.elements) {
+      if (!element.startsWith(first) && !firstPartIsPrefix(element)) continue
       const parts = elementParts(set, element)
       if (parts.key.every((part, i) => partMatches(set.keyType[i]!, part, values[i]!))) return parts
     }
@@ -275,6 +278,14 @@ function maskedSource(selector: MaskedSource, src: Ipv4): string {
   const mask = parseIpv4(selector.slice('ip saddr & '.length))
   if (!mask) throw new Error(`trace: unknown selector ${JSON.stringify(selector)}`)
   return intToIpv4((ipv4ToInt(src) & ipv4ToInt(mask)) >>> 0)
+}
+
+/** Whether an element's first part is an address prefix (`10.0.0.0/8`), which a packet's address matches by containment. */
+function firstPartIsPrefix(element: string): boolean {
+  const slash = element.indexOf('/')
+  if (slash === -1) return false
+  const space = element.indexOf(' ')
+  return space === -1 || slash < space
 }
 
 function partMatches(type: string, part: string, value: string): boolean {
