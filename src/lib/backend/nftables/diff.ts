@@ -7,8 +7,7 @@
 import {diffRouting, isEmptyRouting, type RoutingChanges} from '../../routing/diff.js'
 import type {ChangedEndpoint} from '../result.js'
 import {ENDPOINTS_MAP, isAffinitySet, isDirectChain} from './names.js'
-import {ENDPOINTS_MAP_TYPES} from './render.js'
-import {chainLines, elementKey, elementParts, setDeclaration} from './syntax.js'
+import {chainLines, elementKey, elementParts, setDeclaration, type ElementTypes} from './syntax.js'
 import type {NftChain, NftElement, NftRule, NftSet, NftState, NftTable} from './types.js'
 
 /** Element writes for one set or map: deletes run before adds, so a changed element is replaced. */
@@ -274,25 +273,32 @@ export function isEmptyChanges(changes: NftChanges): boolean {
   return changes.table.kind === 'none' && isEmptyRouting(changes.routing)
 }
 
-function endpointOf(element: NftElement): ChangedEndpoint | undefined {
-  const {key, value} = elementParts(ENDPOINTS_MAP_TYPES, element)
+/** Elements of the endpoints map, with the types they are printed with. */
+interface EndpointElements {
+  types: ElementTypes
+  elements: readonly NftElement[]
+}
+
+function endpointOf(types: ElementTypes, element: NftElement): ChangedEndpoint | undefined {
+  const {key, value} = elementParts(types, element)
   const [address, protocol, port] = key
   if (!address || (protocol !== 'tcp' && protocol !== 'udp') || value?.length !== 2) return undefined
   return {address, protocol, port: Number(port), oldTarget: value.join(':')}
 }
 
 /** DNAT targets of endpoints-map elements, by `address protocol/port`. */
-function dnatTargets(elements: readonly NftElement[]): Map<string, ChangedEndpoint> {
+function dnatTargets({types, elements}: EndpointElements): Map<string, ChangedEndpoint> {
   const endpoints = new Map<string, ChangedEndpoint>()
   for (const element of elements) {
-    const endpoint = endpointOf(element)
+    const endpoint = endpointOf(types, element)
     if (endpoint) endpoints.set(`${endpoint.address} ${endpoint.protocol}/${endpoint.port}`, endpoint)
   }
   return endpoints
 }
 
-function endpointsMap(table: NftTable | undefined): NftElement[] {
-  return table?.sets.find((s) => s.name === ENDPOINTS_MAP)?.elements ?? []
+function endpointsMap(table: NftTable | undefined): EndpointElements {
+  const set = table?.sets.find((s) => s.name === ENDPOINTS_MAP)
+  return {types: set ?? {keyType: []}, elements: set?.elements ?? []}
 }
 
 /**
@@ -300,16 +306,18 @@ function endpointsMap(table: NftTable | undefined): NftElement[] {
  * An element change touches only the elements it deletes (their old targets) and adds (the new ones).
  */
 export function changedEndpoints(desired: NftState, actual: NftState, change: TableChange): ChangedEndpoint[] {
-  let before: NftElement[]
-  let after: NftElement[]
+  let before: EndpointElements
+  let after: EndpointElements
   switch (change.kind) {
     case 'none':
       return []
     case 'elements':
     case 'partial': {
+      // A map that stays is declared alike on both sides.
       const endpoints = change.sets.find((c) => c.set.name === ENDPOINTS_MAP)
-      before = endpoints?.delete ?? []
-      after = endpoints?.add ?? []
+      const types = endpoints?.set ?? {keyType: []}
+      before = {types, elements: endpoints?.delete ?? []}
+      after = {types, elements: endpoints?.add ?? []}
       break
     }
     case 'replace':

@@ -57,8 +57,7 @@ function renderTable(model: NatModel): NftTable {
 /** The value types of the endpoints map: target address and port. */
 export const ENDPOINTS_MAP_DATA = ['ipv4_addr', 'inet_service']
 
-/** How the endpoints map's elements are printed. */
-export const ENDPOINTS_MAP_TYPES: ElementTypes = {keyType: ENDPOINT_TYPE, dataType: ENDPOINTS_MAP_DATA}
+const ENDPOINTS_MAP_TYPES: ElementTypes = {keyType: ENDPOINT_TYPE, dataType: ENDPOINTS_MAP_DATA}
 /** How the elements of an egress set and of the SNAT map are printed. */
 export const EGRESS_SET_TYPES: ElementTypes = {keyType: ['ipv4_addr']}
 export const EGRESS_SNAT_TYPES = {keyType: ['ifname', 'ipv4_addr'], dataType: ['ipv4_addr']}
