@@ -12,7 +12,7 @@ import {nftablesBackend} from '../../src/lib/backend/nftables/backend.js'
 import {diffNftState, isEmptyChanges} from '../../src/lib/backend/nftables/diff.js'
 import {readNftState} from '../../src/lib/backend/nftables/read.js'
 import {renderNftables} from '../../src/lib/backend/nftables/render.js'
-import {renderNftScript} from '../../src/lib/backend/nftables/syntax.js'
+import {printElement, renderNftScript} from '../../src/lib/backend/nftables/syntax.js'
 import type {NftState} from '../../src/lib/backend/nftables/types.js'
 import {CommandLogRunner} from '../support/e2e.js'
 import {requireNeeds} from '../support/requirements.js'
@@ -169,7 +169,8 @@ describe('nftables backend in a network namespace (root)', function () {
   it('keeps the old elements when an element change fails, and says which line', async () => {
     const before = await readNftState(runner)
     const broken = structuredClone(desired)
-    broken.table!.sets.find((s) => s.name === 'endpoints')!.elements.push({key: ['198.18.0.10', 'tcpx', '81'], value: ['198.19.100.10', '81']})
+    const endpoints = broken.table!.sets.find((s) => s.name === 'endpoints')!
+    endpoints.elements.push(printElement(endpoints, {key: ['198.18.0.10', 'tcpx', '81'], value: ['198.19.100.10', '81']}))
     const error = await applyNftables(runner, broken).then(
       () => expect.fail('apply succeeded'),
       (e: unknown) => e as ApplyError,

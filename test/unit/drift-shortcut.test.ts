@@ -9,6 +9,7 @@ import type {Backend} from '../../src/lib/backend/backend.js'
 import {iptablesBackend} from '../../src/lib/backend/iptables/backend.js'
 import type {IptablesState} from '../../src/lib/backend/iptables/types.js'
 import {nftablesBackend} from '../../src/lib/backend/nftables/backend.js'
+import {elementParts, printElement} from '../../src/lib/backend/nftables/syntax.js'
 import type {NftState} from '../../src/lib/backend/nftables/types.js'
 import {diffParts, isClean} from '../../src/lib/inspect/drift.js'
 import {parseIpAddrJson} from '../../src/lib/host/interfaces.js'
@@ -92,8 +93,10 @@ const NFT_EDITS: Record<string, Edit<NftState>> = {
     set.elements.splice(at(set.elements, pick), 1)
   }),
   'retarget a map element': ofTable((t) => {
-    const element = t.sets.find((x) => x.dataType !== undefined && x.elements.length > 0)?.elements[0]
-    if (element) element.value = element.value!.map((part, i) => (i === element.value!.length - 1 ? '1' : part))
+    const set = t.sets.find((x) => x.dataType !== undefined && x.elements.length > 0)
+    if (!set) return
+    const {value, ...parts} = elementParts(set, set.elements[0]!)
+    set.elements[0] = printElement(set, {...parts, value: value!.map((part, i) => (i === value!.length - 1 ? '1' : part))})
   }),
   'drop a set': ofTable((t, pick) => void (t.sets.length > 0 && t.sets.splice(at(t.sets, pick), 1))),
   'drop the table': (s) => void delete s.table,

@@ -8,7 +8,7 @@ import {flushNftables} from '../../src/lib/backend/nftables/flush.js'
 import {parseNftJson} from '../../src/lib/backend/nftables/parse.js'
 import {readNftState} from '../../src/lib/backend/nftables/read.js'
 import {renderNftables} from '../../src/lib/backend/nftables/render.js'
-import {printRule} from '../../src/lib/backend/nftables/syntax.js'
+import {elementParts, printElement, printRule, type ElementParts} from '../../src/lib/backend/nftables/syntax.js'
 import type {NftState} from '../../src/lib/backend/nftables/types.js'
 import {cidr, ip, sampleModel} from './nat-model-fixture.js'
 
@@ -101,6 +101,18 @@ function endpoints(state: NftState) {
   return state.table!.sets.find((s) => s.name === 'endpoints')!
 }
 
+/** The endpoints map's elements as parts. */
+function endpointParts(state: NftState): ElementParts[] {
+  const set = endpoints(state)
+  return set.elements.map((element) => elementParts(set, element))
+}
+
+/** The endpoints map with its elements put together from `parts`. */
+function setEndpoints(state: NftState, parts: ElementParts[]): void {
+  const set = endpoints(state)
+  set.elements = parts.map((p) => printElement(set, p))
+}
+
 describe('nftables backend: read', () => {
   it('parses the captured table into exactly the rendered one', () => {
     expect(parseNftJson(SAMPLE_JSON)).to.deep.equal(renderNftables(sampleModel()).table)
@@ -161,7 +173,7 @@ describe('nftables backend: apply', () => {
   it('changes only elements, in one transaction, when only a DNAT target changed', async () => {
     const runner = fakeKernel()
     const result = await applyNftables(runner, desired((s) => {
-      endpoints(s).elements.find((e) => e.key.join(' ') === '198.18.0.10 tcp 80')!.value = ['198.19.100.99', '8080']
+      setEndpoints(s, endpointParts(s).map((e) => (e.key.join(' ') === '198.18.0.10 tcp 80' ? {...e, value: ['198.19.100.99', '8080']} : e)))
     }))
     expect(writesOf(runner)).to.deep.equal([
       {
@@ -299,7 +311,7 @@ describe('nftables backend: apply', () => {
   it('trusts the state it is given instead of reading the kernel, and writes only the changed elements', async () => {
     const runner = fakeKernel()
     const changed = desired((s) => {
-      endpoints(s).elements = endpoints(s).elements.filter((e) => e.key.join(' ') !== '198.18.0.10 tcp 80')
+      setEndpoints(s, endpointParts(s).filter((e) => e.key.join(' ') !== '198.18.0.10 tcp 80'))
     })
     const result = await applyNftables(runner, changed, {assumeActual: desired()})
     expect(runner.calls.map((c) => [c.command, ...c.args].join(' '))).to.deep.equal(['nft -f -'])
@@ -328,8 +340,8 @@ describe('nftables backend: apply', () => {
     const base = renderNftables(model)
     for (const port of ['20000', '20150', '20299']) {
       const edited = structuredClone(base)
-      const element = endpoints(edited).elements.find((e) => e.key[2] === port)!
-      element.value = ['198.19.100.51', '80']
+      const element = endpointParts(edited).find((e) => e.key[2] === port)!
+      setEndpoints(edited, endpointParts(edited).map((e) => (e.key[2] === port ? {...e, value: ['198.19.100.51', '80']} : e)))
       const runner = fakeKernel()
       await applyNftables(runner, edited, {assumeActual: base})
       const address = element.key[0]
@@ -367,7 +379,7 @@ describe('nftables backend: apply', () => {
     const stderr = '/dev/stdin:2:50-53: Error: Could not resolve protocol name\nadd element ...\n      ^^^^\n'
     const runner = fakeKernel({writes: () => new CommandError('nft', ['-f', '-'], 1, stderr)})
     const state = desired((s) => {
-      endpoints(s).elements.push({key: ['198.18.0.10', 'tcp', '81'], value: ['198.19.100.10', '81']}, {key: ['198.18.0.10', 'tcp', '82'], value: ['198.19.100.10', '82']})
+      setEndpoints(s, [...endpointParts(s), {key: ['198.18.0.10', 'tcp', '81'], value: ['198.19.100.10', '81']}, {key: ['198.18.0.10', 'tcp', '82'], value: ['198.19.100.10', '82']}])
     })
     const error = await applyNftables(runner, state).then(
       () => expect.fail('apply succeeded'),

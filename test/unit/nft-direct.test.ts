@@ -7,7 +7,7 @@ import {affinitySetName, groupChainName, memberChainName} from '../../src/lib/ba
 import {parseNftJson} from '../../src/lib/backend/nftables/parse.js'
 import {readNftState} from '../../src/lib/backend/nftables/read.js'
 import {renderNftables} from '../../src/lib/backend/nftables/render.js'
-import {printElement, printRule, renderNftScript} from '../../src/lib/backend/nftables/syntax.js'
+import {printRule, renderNftScript} from '../../src/lib/backend/nftables/syntax.js'
 import type {NftState} from '../../src/lib/backend/nftables/types.js'
 import type {Ipv4} from '../../src/lib/net/ipv4.js'
 import type {NatGroup, NatModel} from '../../src/lib/plan/model.js'
@@ -21,7 +21,7 @@ const UDP53 = group('shop/api udp/53', ['10.244.2.1:5353', '10.244.2.2:5353'], 3
 
 function elements(state: NftState, name: string): string[] {
   const set = state.table!.sets.find((s) => s.name === name)!
-  return set.elements.map((e) => printElement(set, e))
+  return set.elements
 }
 
 function chain(state: NftState, name: string): string[] {

@@ -1,4 +1,5 @@
 import {expect} from 'chai'
+import {elementParts, printElement} from '../../src/lib/backend/nftables/syntax.js'
 import type {NftState} from '../../src/lib/backend/nftables/types.js'
 import {inspectHost} from '../../src/lib/inspect/inspection.js'
 import {driftOf, isClean} from '../../src/lib/inspect/drift.js'
@@ -64,7 +65,7 @@ describe('nftables backend under status and explain', () => {
 
   it('a deleted allow-list element is drift of its Mapping alone; packets are unknown, not zero', async () => {
     const {inspection} = await inspect((state) => {
-      set(state, 'allowed_32').elements = set(state, 'allowed_32').elements.filter((e) => e.comment !== 'default/web')
+      set(state, 'allowed_32').elements = set(state, 'allowed_32').elements.filter((e) => !e.endsWith(' comment "default/web"'))
     })
     expect(driftOf(inspection.drift!, 'default/web').missing.map(partKey)).to.deep.equal(['set-entry set allowed_32 198.18.0.10 . tcp . 80 . 198.18.1.2 comment "default/web"'])
     const facts = new Map(mappingFacts(inspection).map((f) => [`${f.namespace}/${f.name}`, f]))
@@ -77,8 +78,8 @@ describe('nftables backend under status and explain', () => {
   it('a missing endpoints element shows as not in the kernel; a leftover one names a stale Mapping', async () => {
     const {inspection} = await inspect((state) => {
       const endpoints = set(state, 'endpoints')
-      endpoints.elements = endpoints.elements.filter((e) => e.comment !== 'default/web tcp/80')
-      endpoints.elements.push({key: ['198.18.0.10', 'tcp', '81'], value: ['198.19.100.30', '81'], comment: 'default/gone tcp/81'})
+      endpoints.elements = endpoints.elements.filter((e) => elementParts(endpoints, e).comment !== 'default/web tcp/80')
+      endpoints.elements.push(printElement(endpoints, {key: ['198.18.0.10', 'tcp', '81'], value: ['198.19.100.30', '81'], comment: 'default/gone tcp/81'}))
     })
     const facts = new Map(mappingFacts(inspection).map((f) => [`${f.namespace}/${f.name}`, f]))
     expect(facts.get('default/web')!.rules.map((r) => r.inKernel)).to.deep.equal([false])
@@ -97,7 +98,7 @@ describe('nftables backend under status and explain', () => {
     )
 
     const drifted = await inspect((state) => {
-      set(state, 'allowed_32').elements = set(state, 'allowed_32').elements.filter((e) => e.comment !== 'default/web')
+      set(state, 'allowed_32').elements = set(state, 'allowed_32').elements.filter((e) => !e.endsWith(' comment "default/web"'))
     })
     const followed = explainPacket(drifted.inspection, drifted.backend.inspect, parsePacketSpec('198.18.1.2', '198.18.0.10:80'))
     expect(followed).to.include({verdict: 'drop', agree: false, decidedBy: 'kernel'})
@@ -172,7 +173,7 @@ describe('nftables backend under status and explain, mode direct', () => {
     const {inspection} = await inspect((state) => {
       // nft deletes a chain only once nothing leads to it: the direct map's element goes first.
       const direct = set(state, 'direct')
-      direct.elements = direct.elements.filter((e) => e.value?.[0] !== `goto ${group}`)
+      direct.elements = direct.elements.filter((e) => elementParts(direct, e).value?.[0] !== `goto ${group}`)
       state.table!.chains = state.table!.chains.filter((c) => c.name !== group)
     }, directSnapshot)
     const drift = driftOf(inspection.drift!, 'lab/direct')
@@ -192,7 +193,7 @@ describe('nftables backend under status and explain, mode direct', () => {
   it('attributes targets elements to the Mapping of their endpoint, a stale one by its comment; the pick chains serve every Mapping', () => {
     const model = directModel()
     const state = renderNftables(model)
-    set(state, 'targets').elements.push({key: ['198.18.0.10', 'tcp', '81', '0'], value: ['10.244.9.9', '80'], comment: 'lab/gone tcp/81'})
+    set(state, 'targets').elements.push(printElement(set(state, 'targets'), {key: ['198.18.0.10', 'tcp', '81', '0'], value: ['10.244.9.9', '80'], comment: 'lab/gone tcp/81'}))
     const parts = nftParts(state, model)
     const targets = parts.filter((p) => p.where === 'map targets')
     expect(targets.map((p) => [p.endpoint, p.mappings])).to.have.deep.members([
@@ -204,7 +205,7 @@ describe('nftables backend under status and explain, mode direct', () => {
 
   it('names a Mapping the source no longer has by the comments of its direct elements', async () => {
     const {inspection} = await inspect((state) => {
-      set(state, 'direct').elements.push({key: ['198.18.0.10', 'tcp', '81'], value: [`goto ${group}`], comment: 'lab/gone tcp/81'})
+      set(state, 'direct').elements.push(printElement(set(state, 'direct'), {key: ['198.18.0.10', 'tcp', '81'], value: [`goto ${group}`], comment: 'lab/gone tcp/81'}))
     }, directSnapshot)
     const facts = new Map(mappingFacts(inspection).map((f) => [`${f.namespace}/${f.name}`, f]))
     expect(facts.get('lab/gone')).to.include({state: 'stale'})

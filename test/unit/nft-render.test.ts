@@ -2,7 +2,7 @@ import {expect} from 'chai'
 import {fileURLToPath} from 'node:url'
 import {renderNftables} from '../../src/lib/backend/nftables/render.js'
 import {parseRuleExpressions} from '../../src/lib/backend/nftables/parse.js'
-import {printElement, printRule, renderNftScript} from '../../src/lib/backend/nftables/syntax.js'
+import {elementParts, printRule, renderNftScript} from '../../src/lib/backend/nftables/syntax.js'
 import {traceNftPacket} from '../../src/lib/backend/nftables/trace.js'
 import type {NftState} from '../../src/lib/backend/nftables/types.js'
 import {DEFAULT_PLAN_OPTIONS, type HostInfo} from '../../src/lib/plan/model.js'
@@ -12,7 +12,7 @@ import {cidr, ip, sampleModel} from './nat-model-fixture.js'
 
 function elements(state: NftState, name: string): string[] {
   const set = state.table!.sets.find((s) => s.name === name)!
-  return set.elements.map((e) => printElement(set, e))
+  return set.elements
 }
 
 function chain(state: NftState, name: string): string[] {
@@ -106,7 +106,8 @@ describe('renderNftables', () => {
   it('cuts a long Mapping name to fit nft\'s 128-character comment, keeping the port', () => {
     const model = sampleModel()
     model.mappings[0]!.name = 'd'.repeat(200)
-    const comment = renderNftables(model).table!.sets.find((s) => s.name === 'endpoints')!.elements.find((e) => e.key[2] === '53')!.comment!
+    const set = renderNftables(model).table!.sets.find((s) => s.name === 'endpoints')!
+    const comment = set.elements.map((e) => elementParts(set, e)).find((e) => e.key[2] === '53')!.comment!
     expect(comment).to.have.length(128)
     expect(comment).to.match(/^default\/d+ udp\/53$/)
   })

@@ -5,11 +5,20 @@ import {tracePacket} from '../../src/lib/backend/iptables/trace.js'
 import type {Trace, TracePacket} from '../../src/lib/backend/trace-packet.js'
 import {renderNftables} from '../../src/lib/backend/nftables/render.js'
 import {traceNftPacket} from '../../src/lib/backend/nftables/trace.js'
+import {elementParts, printElement, type ElementParts} from '../../src/lib/backend/nftables/syntax.js'
 import type {NftChain, NftMatch, NftRule, NftSet, NftState} from '../../src/lib/backend/nftables/types.js'
 import {groupChainName} from '../../src/lib/backend/nftables/names.js'
 import {directModel} from './direct-model-fixture.js'
 import {ip, manyEgressModel, sampleModel} from './nat-model-fixture.js'
 import {sampleFlows} from './trace-flows-fixture.js'
+
+/** Index of the first element of `set` whose parts pass `test`. */
+const elementIndex = (set: NftSet, test: (parts: ElementParts) => boolean) => set.elements.findIndex((e) => test(elementParts(set, e)))
+
+/** Gives the element of `set` at `index` the value `value`. */
+function setValue(set: NftSet, index: number, value: string[]): void {
+  set.elements[index] = printElement(set, {...elementParts(set, set.elements[index]!), value})
+}
 
 const DROP_UNALLOWED = 'ip daddr . meta l4proto . th dport @endpoints drop'
 
@@ -45,6 +54,15 @@ describe('traceNftPacket through the rendered table', () => {
       if (interfaceIndex !== undefined) expect(trace.marks.interfaceIndex).to.equal(interfaceIndex)
     })
   }
+
+  it('matches an element whose first part is a prefix by containment (a set edited by hand)', () => {
+    const edited = renderNftables(sampleModel())
+    const egress = edited.table!.sets.find((s) => s.name === 'egress_2')!
+    egress.elements = [printElement(egress, {key: ['10.244.0.0/16'], comment: 'shop/web'})]
+    const trace = traceNftPacket(edited, {src: '10.244.1.5', dst: '203.0.113.80', protocol: 'tcp', port: 443, outInterface: 'eth2'})
+    expect(summary(trace)).to.equal('snat 198.18.1.10')
+    expect(trace.marks.interfaceIndex).to.equal(2)
+  })
 
   it('without masquerade, DNAT keeps the client address', () => {
     const trace = traceNftPacket(renderNftables(sampleModel({masquerade: false})), {src: '203.0.113.5', dst: '198.18.0.10', protocol: 'tcp', port: 80, inInterface: 'eth1'})
@@ -203,7 +221,10 @@ describe('traceNftPacket in mode direct', () => {
       ['a member chain that DNATs another protocol', (_, __, [first]) => ((first!.rules[1] as {matches: NftMatch[]}).matches = [{kind: 'l4proto', protocol: 'tcp'}]), /DNATs tcp only, and this packet is udp/],
       ['a member chain that updates another set', (_, __, [first, second]) => (first!.rules[0] = second!.rules[0]!), /does not begin with update @affinity_\w+/],
       ['an affinity set without a timeout', (state, __, [first]) => delete state.table!.sets.find((s) => 'statement' in first!.rules[0]! && first!.rules[0].statement.kind === 'update' && s.name === first!.rules[0].statement.set)!.timeout, /which is not a dynamic set with a timeout/],
-      ['a direct map element that is not a goto', (state) => (state.table!.sets.find((s) => s.name === 'direct')!.elements.find((e) => e.key[2] === '5353')!.value = ['accept']), /map direct sends 198.18.0.10 . udp . 5353 to \["accept"\], not to a group chain/],
+      ['a direct map element that is not a goto', (state) => {
+        const direct = state.table!.sets.find((s) => s.name === 'direct')!
+        setValue(direct, elementIndex(direct, (e) => e.key[2] === '5353'), ['accept'])
+      }, /map direct sends 198.18.0.10 . udp . 5353 to \["accept"\], not to a group chain/],
       ['a numgen pick outside a group chain', (state, group) => state.table!.chains.find((c) => c.name === 'nat_prerouting')!.rules.unshift(group.rules.at(-1)!), /chain nat_prerouting holds "numgen random mod 2 vmap/],
       ['a rule of unknown shape in a group chain', (_, group) => group.rules.unshift({unknown: '[{"counter":null}]'}), /group chain group_\w+ holds a rule smartnat does not render/],
     ]
@@ -219,12 +240,12 @@ describe('traceNftPacket in mode direct', () => {
       edit(copy, copy.table!.chains.find((c) => c.name === 'pick_3')!, copy.table!.sets.find((s) => s.name === 'targets')!)
       return copy
     }
-    const slot = (targets: NftSet, n: string) => targets.elements.findIndex((e) => e.key.join(' ') === `198.18.0.10 tcp 8080 ${n}`)
+    const slot = (targets: NftSet, n: string) => elementIndex(targets, (e) => e.key.join(' ') === `198.18.0.10 tcp 8080 ${n}`)
     const pickRule = (pick: NftChain) => pick.rules[0] as {matches: NftMatch[]; statement: {modulus: number; key: string[]}}
     const cases: [string, (state: NftState, pick: NftChain, targets: NftSet) => void, RegExp][] = [
       ['a slot missing', (_, __, targets) => targets.elements.splice(slot(targets, '1'), 1), /pick chain pick_3 finds no member in slot 1 of 198.18.0.10 . tcp . 8080 in targets/],
-      ['a slot more than the pick reaches', (_, __, targets) => targets.elements.push({key: ['198.18.0.10', 'tcp', '8080', '3'], value: ['10.244.2.9', '8080']}), /finds 4 members of 198.18.0.10 . tcp . 8080 in targets, not 3/],
-      ['one member in two slots', (_, __, targets) => (targets.elements[slot(targets, '1')]!.value = ['10.244.2.1', '8080']), /finds a member twice for 198.18.0.10 . tcp . 8080/],
+      ['a slot more than the pick reaches', (_, __, targets) => targets.elements.push(printElement(targets, {key: ['198.18.0.10', 'tcp', '8080', '3'], value: ['10.244.2.9', '8080']})), /finds 4 members of 198.18.0.10 . tcp . 8080 in targets, not 3/],
+      ['one member in two slots', (_, __, targets) => setValue(targets, slot(targets, '1'), ['10.244.2.1', '8080']), /finds a member twice for 198.18.0.10 . tcp . 8080/],
       ['a pick whose modulus is not in its name', (_, pick) => (pickRule(pick).statement.modulus = 2), /pick chain pick_3 picks among 2 members/],
       ['a pick with a match', (_, pick) => pickRule(pick).matches.push({kind: 'l4proto', protocol: 'tcp'}), /pick chain pick_3 holds "meta l4proto tcp dnat to .*", not a pick by endpoint and slot/],
       ['a pick by another key', (_, pick) => (pickRule(pick).statement.key = ['ip saddr', 'meta l4proto', 'th dport']), /not a pick by endpoint and slot/],

@@ -1,8 +1,7 @@
 /**
  * One copy of the strings many kept objects repeat. Parsed JSON gets a string of its own for every
  * value longer than a few characters: across 10,000 Mappings the cache's objects repeat the time
- * every status was written, the conditions' messages, the addresses Mappings share; the nft listing
- * read back repeats a pod's address and its Mappings' comment in hundreds of elements
+ * every status was written, the conditions' messages, the addresses Mappings share
  * (docs/benchmarks.md, "Memory at 10,000 Mappings"). Values unique to one object (uids, pod IPs,
  * names) are not passed here: a table of them would cost more than it saves.
  */
@@ -11,30 +10,25 @@
 export interface SharedStringsOptions {
   /** At most this many strings; a full table starts again empty, so it never holds more, whatever comes and goes. */
   limit?: number
-  /** Keep a copy of each new string that holds no reference to the text it was taken from (see `detached`). */
-  detach?: boolean
 }
 
 /** Strings by their text. */
 export class SharedStrings {
   private readonly table = new Map<string, string>()
   private readonly limit: number
-  private readonly detach: boolean
 
-  constructor({limit = Number.POSITIVE_INFINITY, detach = false}: SharedStringsOptions = {}) {
+  constructor({limit = Number.POSITIVE_INFINITY}: SharedStringsOptions = {}) {
     this.limit = limit
-    this.detach = detach
   }
 
-  /** The copy of `value` already kept when it is a string seen before; `value` itself (detached if asked) otherwise. */
+  /** The copy of `value` already kept when it is a string seen before; `value` itself otherwise. */
   share<T>(value: T): T {
     if (typeof value !== 'string') return value
     const kept = this.table.get(value)
     if (kept !== undefined) return kept as T
     if (this.table.size >= this.limit) this.table.clear()
-    const copy = this.detach ? detached(value) : value
-    this.table.set(copy, copy)
-    return copy as T
+    this.table.set(value, value)
+    return value
   }
 
   /** A copy of `list` with its strings shared; anything that is not an array is returned as it is. */
@@ -54,9 +48,9 @@ export class SharedStrings {
 /**
  * A copy of `text` that holds no reference to the text it was taken from. V8 makes a string cut
  * out of a longer one (13 characters or more) a slice of it, which keeps the whole of it alive:
- * 100,000 comments of the nft listing kept the element texts they came from. A string decoded from
+ * 100,000 comments of the nft listing once kept the element texts they came from. A string decoded from
  * bytes is a string of its own; the texts kept are decoded from UTF-8, so the round trip changes nothing.
  */
-function detached(text: string): string {
+export function detached(text: string): string {
   return Buffer.from(text, 'utf8').toString('utf8')
 }

@@ -12,8 +12,7 @@ import {checkEndpoint, checkMappingName} from '../model-checks.js'
 import {DIRECT_SET_TYPES, addDirectElements, affinityParts, collectGroups, type DirectElements, type OwnedDirectEndpoint} from './direct.js'
 import {commentedMappings} from './mappings.js'
 import {DIRECT_ENDPOINTS_SET, ENDPOINTS_MAP, allowedSetName} from './names.js'
-import {ENDPOINT_TYPE, allowedKeyType, cut, disjointSources, endpointComment, endpointElement, type OwnedEndpoint} from './render.js'
-import {sameElement} from './diff.js'
+import {ENDPOINT_TYPE, allowedElement, allowedKeyType, cut, disjointSources, endpointComment, endpointElement, type OwnedEndpoint} from './render.js'
 import {sortElements} from './syntax.js'
 import type {NftChain, NftElement, NftSet} from './types.js'
 
@@ -68,9 +67,7 @@ export function mappingShare(mapping: NatMapping): MappingShare {
     }
     for (const source of sources) {
       const {network, length} = cidrParts(source)
-      const key = [e.address, e.protocol, String(e.port)]
-      if (length > 0) key.push(network)
-      add(allowedSetName(length), {key, comment: allowComment})
+      add(allowedSetName(length), allowedElement(e, length, network, allowComment))
     }
   }
   for (const [address, elements] of directElements) {
@@ -125,7 +122,7 @@ export function addressPart(address: Ipv4, shares: MappingShare[], previous?: Ad
   const runs = new Map<string, NftElement[]>()
   let same = previous !== undefined && previous.runs.size === lists.size
   for (const [name, elements] of lists) {
-    const run = sortElements({name, keyType: KEY_TYPES.get(name)!, flags: [], elements: []}, elements)
+    const run = sortElements({keyType: KEY_TYPES.get(name)!}, elements)
     const before = previous?.runs.get(name)
     if (before && sameElements(run, before)) runs.set(name, before)
     else {
@@ -133,13 +130,13 @@ export function addressPart(address: Ipv4, shares: MappingShare[], previous?: Ad
       same = false
     }
   }
-  const mappings = same ? previous!.mappings : [...new Set([ENDPOINTS_MAP, DIRECT_ENDPOINTS_SET].flatMap((name) => commentedMappings(runs.get(name) ?? [])))]
+  const mappings = same ? previous!.mappings : [...new Set([ENDPOINTS_MAP, DIRECT_ENDPOINTS_SET].flatMap((name) => commentedMappings({keyType: KEY_TYPES.get(name)!}, runs.get(name) ?? [])))]
   return {address, shares, runs, largest, direct, mappings}
 }
 
-/** Whether two runs hold elements alike in every part, in the same order. */
+/** Whether two runs hold the same elements in the same order. */
 function sameElements(a: readonly NftElement[], b: readonly NftElement[]): boolean {
   if (a.length !== b.length) return false
-  for (let i = 0; i < a.length; i++) if (!sameElement(a[i]!, b[i]!)) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
   return true
 }

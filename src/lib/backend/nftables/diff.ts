@@ -7,7 +7,7 @@
 import {diffRouting, isEmptyRouting, type RoutingChanges} from '../../routing/diff.js'
 import type {ChangedEndpoint} from '../result.js'
 import {ENDPOINTS_MAP, isAffinitySet, isDirectChain} from './names.js'
-import {chainLines, elementKey, printElement, setDeclaration} from './syntax.js'
+import {chainLines, elementKey, elementParts, setDeclaration, type ElementTypes} from './syntax.js'
 import type {NftChain, NftElement, NftRule, NftSet, NftState, NftTable} from './types.js'
 
 /** Element writes for one set or map: deletes run before adds, so a changed element is replaced. */
@@ -168,18 +168,6 @@ function diffDirect(desired: SplitTable, actual: SplitTable): DirectChanges | 'r
   return Object.values(changes).some((list) => list.length > 0) ? changes : undefined
 }
 
-function sameParts(a: readonly string[] | undefined, b: readonly string[] | undefined): boolean {
-  if (a === b) return true
-  if (!a || !b || a.length !== b.length) return false
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
-  return true
-}
-
-/** Whether two elements have the same key, value and comment. */
-export function sameElement(a: NftElement, b: NftElement): boolean {
-  return a.comment === b.comment && sameParts(a.key, b.key) && sameParts(a.value, b.value)
-}
-
 function diffElements(desired: NftSet, actual: NftSet): ElementChanges | undefined {
   const {delete: stale, add} = elementDelta(desired, desired.elements, actual, actual.elements)
   return stale.length + add.length === 0 ? undefined : {set: desired, delete: stale, add}
@@ -192,23 +180,22 @@ export type ElementDelta = Omit<ElementChanges, 'set'>
 export function elementDelta(desired: NftSet, want: readonly NftElement[], actual: NftSet, have: readonly NftElement[]): ElementDelta {
   if (want === have) return {delete: [], add: []}
   // Both sides are sorted by key, so a change of a few elements leaves long equal runs at both
-  // ends; only the window between them is printed and compared by key.
+  // ends; only the window between them is compared by key.
   let start = 0
-  while (start < want.length && start < have.length && sameElement(want[start]!, have[start]!)) start++
+  while (start < want.length && start < have.length && want[start] === have[start]) start++
   let wantEnd = want.length
   let haveEnd = have.length
-  while (wantEnd > start && haveEnd > start && sameElement(want[wantEnd - 1]!, have[haveEnd - 1]!)) {
+  while (wantEnd > start && haveEnd > start && want[wantEnd - 1] === have[haveEnd - 1]) {
     wantEnd--
     haveEnd--
   }
   const changes: ElementDelta = {delete: [], add: []}
   if (start === wantEnd && start === haveEnd) return changes
-  const printed = (set: NftSet, elements: readonly NftElement[]) =>
-    new Map(elements.map((element) => [elementKey(set, element), {element, text: printElement(set, element)}]))
-  const wanted = printed(desired, want.slice(start, wantEnd))
-  const present = printed(actual, have.slice(start, haveEnd))
-  for (const [key, {element, text}] of present) if (wanted.get(key)?.text !== text) changes.delete.push(element)
-  for (const [key, {element, text}] of wanted) if (present.get(key)?.text !== text) changes.add.push(element)
+  const byKey = (set: NftSet, elements: readonly NftElement[]) => new Map(elements.map((element) => [elementKey(set, element), element]))
+  const wanted = byKey(desired, want.slice(start, wantEnd))
+  const present = byKey(actual, have.slice(start, haveEnd))
+  for (const [key, element] of present) if (wanted.get(key) !== element) changes.delete.push(element)
+  for (const [key, element] of wanted) if (present.get(key) !== element) changes.add.push(element)
   return changes
 }
 
@@ -286,24 +273,32 @@ export function isEmptyChanges(changes: NftChanges): boolean {
   return changes.table.kind === 'none' && isEmptyRouting(changes.routing)
 }
 
-function endpointOf({key, value}: NftElement): ChangedEndpoint | undefined {
+/** Elements of the endpoints map, with the types they are printed with. */
+interface EndpointElements {
+  types: ElementTypes
+  elements: readonly NftElement[]
+}
+
+function endpointOf(types: ElementTypes, element: NftElement): ChangedEndpoint | undefined {
+  const {key, value} = elementParts(types, element)
   const [address, protocol, port] = key
   if (!address || (protocol !== 'tcp' && protocol !== 'udp') || value?.length !== 2) return undefined
   return {address, protocol, port: Number(port), oldTarget: value.join(':')}
 }
 
 /** DNAT targets of endpoints-map elements, by `address protocol/port`. */
-function dnatTargets(elements: readonly NftElement[]): Map<string, ChangedEndpoint> {
+function dnatTargets({types, elements}: EndpointElements): Map<string, ChangedEndpoint> {
   const endpoints = new Map<string, ChangedEndpoint>()
   for (const element of elements) {
-    const endpoint = endpointOf(element)
+    const endpoint = endpointOf(types, element)
     if (endpoint) endpoints.set(`${endpoint.address} ${endpoint.protocol}/${endpoint.port}`, endpoint)
   }
   return endpoints
 }
 
-function endpointsMap(table: NftTable | undefined): NftElement[] {
-  return table?.sets.find((s) => s.name === ENDPOINTS_MAP)?.elements ?? []
+function endpointsMap(table: NftTable | undefined): EndpointElements {
+  const set = table?.sets.find((s) => s.name === ENDPOINTS_MAP)
+  return {types: set ?? {keyType: []}, elements: set?.elements ?? []}
 }
 
 /**
@@ -311,16 +306,18 @@ function endpointsMap(table: NftTable | undefined): NftElement[] {
  * An element change touches only the elements it deletes (their old targets) and adds (the new ones).
  */
 export function changedEndpoints(desired: NftState, actual: NftState, change: TableChange): ChangedEndpoint[] {
-  let before: NftElement[]
-  let after: NftElement[]
+  let before: EndpointElements
+  let after: EndpointElements
   switch (change.kind) {
     case 'none':
       return []
     case 'elements':
     case 'partial': {
+      // A map that stays is declared alike on both sides.
       const endpoints = change.sets.find((c) => c.set.name === ENDPOINTS_MAP)
-      before = endpoints?.delete ?? []
-      after = endpoints?.add ?? []
+      const types = endpoints?.set ?? {keyType: []}
+      before = {types, elements: endpoints?.delete ?? []}
+      after = {types, elements: endpoints?.add ?? []}
       break
     }
     case 'replace':

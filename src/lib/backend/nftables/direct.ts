@@ -8,12 +8,16 @@
 import type {DirectEndpoint, NatGroup, NatMapping} from '../../plan/model.js'
 import {compareText} from '../../plan/order.js'
 import {DIRECT_ENDPOINTS_SET, DIRECT_MAP, TARGETS_MAP, UNSERVED_SET, affinitySetName, groupChainName, memberChainName, pickChainCount, pickChainName} from './names.js'
-import {sortedSet} from './syntax.js'
+import {printElement, sortedSet} from './syntax.js'
 import type {NftChain, NftElement, NftRule, NftSet, Selector} from './types.js'
 
 const SOURCE: Selector[] = ['ip saddr']
 const ENDPOINT_KEY: Selector[] = ['ip daddr', 'meta l4proto', 'th dport']
 const ENDPOINT_TYPE = ['ipv4_addr', 'inet_proto', 'inet_service']
+/** The types of the `direct` map, of the `direct_endpoints` and `unserved` sets, and of the `targets` map. */
+const DISPATCH = {keyType: ENDPOINT_TYPE, dataType: ['verdict']}
+const KEYS = {keyType: ENDPOINT_TYPE}
+const TARGETS = {keyType: [...ENDPOINT_TYPE, 'integer'], dataType: ['ipv4_addr', 'inet_service']}
 
 /** A direct endpoint with the Mapping that owns it and the comment its elements carry. */
 export interface OwnedDirectEndpoint {
@@ -62,14 +66,14 @@ export interface DirectElements {
 /** Adds one direct endpoint's elements; returns the size of its group when a pick chain serves it, else 0. */
 export function addDirectElements(out: DirectElements, {endpoint: e, comment}: OwnedDirectEndpoint): number {
   const key = [e.address, e.protocol, String(e.port)]
-  out.keys.push({key, comment})
+  out.keys.push(printElement(KEYS, {key, comment}))
   const {members, affinitySeconds} = e.group
   // An empty group is in no verdict map: the packet is not DNATed and meets the reject of `input`.
-  if (members.length === 0) out.unserved.push({key, comment})
-  else if (affinitySeconds !== undefined) out.dispatch.push({key, value: [`goto ${groupChainName(e.group.id)}`], comment})
+  if (members.length === 0) out.unserved.push(printElement(KEYS, {key, comment}))
+  else if (affinitySeconds !== undefined) out.dispatch.push(printElement(DISPATCH, {key, value: [`goto ${groupChainName(e.group.id)}`], comment}))
   else {
-    out.dispatch.push({key, value: [`goto ${pickChainName(members.length)}`], comment})
-    members.forEach((member, slot) => out.targets.push({key: [...key, String(slot)], value: [member.ip, String(member.port)], comment}))
+    out.dispatch.push(printElement(DISPATCH, {key, value: [`goto ${pickChainName(members.length)}`], comment}))
+    members.forEach((member, slot) => out.targets.push(printElement(TARGETS, {key: [...key, String(slot)], value: [member.ip, String(member.port)], comment})))
     return members.length
   }
   return 0
@@ -77,10 +81,10 @@ export function addDirectElements(out: DirectElements, {endpoint: e, comment}: O
 
 /** The key and value types of mode direct's maps and sets, by name. */
 export const DIRECT_SET_TYPES: readonly {name: string; keyType: string[]; dataType?: string[]; of: keyof DirectElements}[] = [
-  {name: DIRECT_MAP, keyType: ENDPOINT_TYPE, dataType: ['verdict'], of: 'dispatch'},
-  {name: DIRECT_ENDPOINTS_SET, keyType: ENDPOINT_TYPE, of: 'keys'},
-  {name: TARGETS_MAP, keyType: [...ENDPOINT_TYPE, 'integer'], dataType: ['ipv4_addr', 'inet_service'], of: 'targets'},
-  {name: UNSERVED_SET, keyType: ENDPOINT_TYPE, of: 'unserved'},
+  {name: DIRECT_MAP, ...DISPATCH, of: 'dispatch'},
+  {name: DIRECT_ENDPOINTS_SET, ...KEYS, of: 'keys'},
+  {name: TARGETS_MAP, ...TARGETS, of: 'targets'},
+  {name: UNSERVED_SET, ...KEYS, of: 'unserved'},
 ]
 
 function directSets(elements: DirectElements): NftSet[] {

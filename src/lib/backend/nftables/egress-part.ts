@@ -10,7 +10,8 @@ import {checkAddress} from '../model-checks.js'
 import {sameObjects} from '../model-delta.js'
 import {elementDelta, type ElementDelta} from './diff.js'
 import {EGRESS_SNAT_MAP, egressSetName} from './names.js'
-import {egressByInterface, egressComment, egressSets, type EgressSets, type Marks} from './render.js'
+import {EGRESS_SET_TYPES, EGRESS_SNAT_TYPES, egressByInterface, egressComment, egressPodElement, egressSets, egressSnatElement, type EgressSets, type Marks} from './render.js'
+import {elementKey} from './syntax.js'
 import type {NftElement, NftSet} from './types.js'
 
 /** The egress sets of one render, with what the next one needs to change them. */
@@ -56,21 +57,21 @@ export function egressPart(model: NatModel, marks: Marks, last: EgressPart | und
     const now = ownerOf(pod)
     if (was.owner?.index !== now?.index || was.owner?.comment !== now?.comment) {
       if (was.owner) podsOf(was.owner.index).remove.push(pod)
-      if (now) podsOf(now.index).insert.push({key: [pod], comment: now.comment})
+      if (now) podsOf(now.index).insert.push(egressPodElement(pod, now.comment))
     }
     const sources = owners.sources(pod)
     for (const [iface, entry] of was.sources) if (!sameSource(sources.get(iface), entry)) snat.remove.push(snatKey(iface, pod))
     for (const [iface, entry] of sources) {
-      if (!sameSource(was.sources.get(iface), entry)) snat.insert.push({key: [iface, pod], value: [entry.address], comment: egressComment(entry)})
+      if (!sameSource(was.sources.get(iface), entry)) snat.insert.push(egressSnatElement(iface, pod, entry.address, egressComment(entry)))
     }
   }
   const byIndex = new Map(last.byIndex)
   for (const [index, {remove, insert}] of pods) {
-    const elements = withSortedChanges(last.byIndex.get(index)?.elements ?? [], (e) => e.key[0]!, remove, insert)
+    const elements = withSortedChanges(last.byIndex.get(index)?.elements ?? [], podKey, remove, insert)
     if (elements.length === 0) byIndex.delete(index)
-    else byIndex.set(index, {name: egressSetName(index), keyType: ['ipv4_addr'], flags: [], elements})
+    else byIndex.set(index, {name: egressSetName(index), keyType: EGRESS_SET_TYPES.keyType, flags: [], elements})
   }
-  const snatElements = withSortedChanges(last.snat?.elements ?? [], (e) => snatKey(e.key[0]!, e.key[1]!), snat.remove, snat.insert)
+  const snatElements = withSortedChanges(last.snat?.elements ?? [], snatElementKey, snat.remove, snat.insert)
   const snatSet = snat.remove.length + snat.insert.length === 0 ? last.snat : snatMap(snatElements)
   const indexes = [...byIndex.keys()].sort((a, b) => a - b)
   const sets = {sets: [...indexes.map((index) => byIndex.get(index)!), ...(snatSet ? [snatSet] : [])], indexes}
@@ -78,11 +79,11 @@ export function egressPart(model: NatModel, marks: Marks, last: EgressPart | und
   for (const [index, {remove, insert}] of pods) {
     const now = byIndex.get(index)
     const before = last.byIndex.get(index)
-    if (now && before) deltas.set(now.name, keyedDelta(now, before, [...remove, ...insert.map((e) => e.key[0]!)], (e) => e.key[0]!))
+    if (now && before) deltas.set(now.name, keyedDelta(now, before, [...remove, ...insert.map(podKey)], podKey))
   }
   if (snatSet && last.snat && snatSet !== last.snat) {
-    const keys = [...snat.remove, ...snat.insert.map((e) => snatKey(e.key[0]!, e.key[1]!))]
-    deltas.set(snatSet.name, keyedDelta(snatSet, last.snat, keys, (e) => snatKey(e.key[0]!, e.key[1]!)))
+    const keys = [...snat.remove, ...snat.insert.map(snatElementKey)]
+    deltas.set(snatSet.name, keyedDelta(snatSet, last.snat, keys, snatElementKey))
   }
   const byIndexSorted = new Map(indexes.map((index) => [index, byIndex.get(index)!]))
   return {egress: model.egress, interfaces: model.interfaces, owners, byIndex: byIndexSorted, snat: snatSet, sets, deltas}
@@ -112,13 +113,17 @@ function lowerBound(sorted: readonly NftElement[], key: string, keyOf: (e: NftEl
 
 /** The SNAT map of these elements, or none without any. */
 function snatMap(elements: NftElement[]): NftSet | undefined {
-  return elements.length === 0 ? undefined : {name: EGRESS_SNAT_MAP, keyType: ['ifname', 'ipv4_addr'], flags: [], elements, dataType: ['ipv4_addr']}
+  return elements.length === 0 ? undefined : {name: EGRESS_SNAT_MAP, keyType: EGRESS_SNAT_TYPES.keyType, flags: [], elements, dataType: EGRESS_SNAT_TYPES.dataType}
 }
 
 /** Whether two egress entries give a pod the same SNAT map element. */
 function sameSource(a: NatEgress | undefined, b: NatEgress): boolean {
   return a === b || (a !== undefined && a.address === b.address && egressComment(a) === egressComment(b))
 }
+
+/** The key of an egress set's element (its pod) and of a SNAT map element, as nft prints them: the order the sets' elements are kept in. */
+const podKey = (element: NftElement) => elementKey(EGRESS_SET_TYPES, element)
+const snatElementKey = (element: NftElement) => elementKey(EGRESS_SNAT_TYPES, element)
 
 /** A SNAT map element's key as nft prints it (interface names are checked: no quote inside), the order the map's elements are kept in. */
 function snatKey(iface: string, pod: string): string {

@@ -1,6 +1,7 @@
 /** Which Mappings an nftables-backend state programs, named by the comments of the elements of its endpoint map and direct endpoint set. */
 import {commentedMapping} from '../endpoint-comment.js'
 import {DIRECT_ENDPOINTS_SET, ENDPOINTS_MAP} from './names.js'
+import {elementComment, type ElementTypes} from './syntax.js'
 import type {NftElement, NftState} from './types.js'
 
 /**
@@ -14,16 +15,16 @@ export function nftMappings(state: NftState): Set<string> {
   const mappings = new Set<string>()
   for (const set of state.table?.sets ?? []) {
     if (set.name !== ENDPOINTS_MAP && set.name !== DIRECT_ENDPOINTS_SET) continue
-    for (const mapping of commentedMappings(set.elements)) mappings.add(mapping)
+    for (const mapping of commentedMappings(set, set.elements)) mappings.add(mapping)
   }
   return mappings
 }
 
-/** The Mappings the comments of `elements` name, each once. */
-export function commentedMappings(elements: readonly NftElement[]): string[] {
+/** The Mappings the comments of `elements` (of a set of these types) name, each once. */
+export function commentedMappings(types: ElementTypes, elements: readonly NftElement[]): string[] {
   const mappings = new Set<string>()
-  for (const {comment} of elements) {
-    const mapping = commentedMapping(comment)
+  for (const element of elements) {
+    const mapping = commentedMapping(elementComment(types, element))
     if (mapping !== undefined) mappings.add(mapping)
   }
   return [...mappings]

@@ -6,8 +6,8 @@ import {parseIpv4} from '../../net/ipv4.js'
 import {compareText} from '../../plan/order.js'
 import {nftJsonItems, type NftJsonItem} from './json-items.js'
 import {TABLE_FAMILY, TABLE_NAME, isDirectChain} from './names.js'
-import {SharedStrings} from '../../net/shared-strings.js'
-import {sortElements} from './syntax.js'
+import {detached} from '../../net/shared-strings.js'
+import {printElement, sortElements, type ElementParts} from './syntax.js'
 import type {MarkOf, NftBaseChain, NftChain, NftElement, NftMatch, NftRule, NftSet, NftStatement, NftTable, Selector} from './types.js'
 
 type Json = unknown
@@ -244,18 +244,13 @@ export function parseRuleExpressions(expr: Json): NftRule {
   }
 }
 
-/** Where an element is read: its set, for messages, and the strings the read shares. */
+/** Where an element is read: its set, for messages. */
 interface ElementPlace {
   where: string
-  strings: SharedStrings
 }
 
 /** One part of an element key or value as nft prints it. */
 function partText(value: Json, at: ElementPlace): string {
-  return at.strings.share(partTextOf(value, at))
-}
-
-function partTextOf(value: Json, at: ElementPlace): string {
   if (typeof value === 'string') return value
   if (typeof value === 'number') return String(value)
   const prefix = field(value, 'prefix')
@@ -264,14 +259,14 @@ function partTextOf(value: Json, at: ElementPlace): string {
     return len === 32 ? String(field(prefix, 'addr')) : `${String(field(prefix, 'addr'))}/${String(len)}`
   }
   const range = field(value, 'range')
-  if (Array.isArray(range) && range.length === 2) return `${partTextOf(range[0], at)}-${partTextOf(range[1], at)}`
+  if (Array.isArray(range) && range.length === 2) return `${partText(range[0], at)}-${partText(range[1], at)}`
   throw new Error(`${at.where}: unexpected element part ${JSON.stringify(value)}`)
 }
 
 function parts(value: Json, at: ElementPlace): string[] {
   // A verdict map's data: {"goto": {"target": "group_..."}}
   const target = field(field(value, 'goto'), 'target')
-  if (typeof target === 'string') return [at.strings.share(`goto ${target}`)]
+  if (typeof target === 'string') return [`goto ${target}`]
   const concat = field(value, 'concat')
   return Array.isArray(concat) ? concat.map((part: Json) => partText(part, at)) : [partText(value, at)]
 }
@@ -281,7 +276,16 @@ function elementKeyParts(value: Json, at: ElementPlace): {key: string[]; comment
   const elem = field(value, 'elem')
   if (elem === undefined) return {key: parts(value, at)}
   const comment = field(elem, 'comment')
-  return {key: parts(field(elem, 'val'), at), ...(typeof comment === 'string' ? {comment: at.strings.share(comment)} : {})}
+  return {key: parts(field(elem, 'val'), at), ...(typeof comment === 'string' ? {comment} : {})}
+}
+
+/**
+ * An element as printed; its parts are dropped. An element of one bare part is that part, which
+ * JSON.parse may have cut out of the text it parsed (which it would keep alive): it is kept as a copy.
+ */
+function readElement(set: NftSet, parts: ElementParts): NftElement {
+  const element = printElement(set, parts, true)
+  return parts.key.length === 1 && parts.comment === undefined && parts.value === undefined ? detached(element) : element
 }
 
 function typeList(value: Json): string[] {
@@ -300,10 +304,10 @@ function setFlags(body: JsonObject): string[] {
 }
 
 /** A set or map; its elements are `items` when the listing was taken apart element by element (json-items.ts), else its "elem". */
-function parseSet(body: JsonObject, isMap: boolean, items: Iterable<Json> | undefined, strings: SharedStrings): NftSet {
+function parseSet(body: JsonObject, isMap: boolean, items: Iterable<Json> | undefined): NftSet {
   const name = String(body.name)
   const where = `nft set ${name}`
-  const at: ElementPlace = {where, strings}
+  const at: ElementPlace = {where}
   const set: NftSet = {name, keyType: typeList(body.type), flags: setFlags(body), elements: []}
   if (isMap) set.dataType = typeList(body.map)
   if (body.timeout !== undefined) set.timeout = Number(body.timeout)
@@ -314,12 +318,11 @@ function parseSet(body: JsonObject, isMap: boolean, items: Iterable<Json> | unde
     // Still parsed: a listing that is not JSON fails the read, wherever it breaks.
     if (dynamic) continue
     if (!isMap) {
-      elements.push(elementKeyParts(item, at))
+      elements.push(readElement(set, elementKeyParts(item, at)))
       continue
     }
     if (!Array.isArray(item) || item.length !== 2) throw new Error(`${where}: unexpected map element ${JSON.stringify(item)}`)
-    const {key, comment} = elementKeyParts(item[0], at)
-    elements.push({key, value: parts(item[1], at), ...(comment === undefined ? {} : {comment})})
+    elements.push(readElement(set, {...elementKeyParts(item[0], at), value: parts(item[1], at)}))
   }
   set.elements = sortElements(set, elements)
   return set
@@ -340,12 +343,11 @@ export function parseNftJson(text: string): NftTable {
   const items = nftJsonItems(text) ?? wholeItems(text)
   const sets: NftSet[] = []
   const chains = new Map<string, NftChain>()
-  const strings = new SharedStrings({detach: true})
   for (const {value: item, elements} of items) {
     if (!isObject(item)) continue
     const [kind, body] = Object.entries(item)[0] ?? ['', undefined]
     if (!isObject(body) || body.family !== TABLE_FAMILY || (kind === 'table' ? body.name : body.table) !== TABLE_NAME) continue
-    if (kind === 'set' || kind === 'map') sets.push(parseSet(body, kind === 'map', elements, strings))
+    if (kind === 'set' || kind === 'map') sets.push(parseSet(body, kind === 'map', elements))
     else if (kind === 'chain') {
       const base = parseBase(body)
       chains.set(String(body.name), {name: String(body.name), ...(base ? {base} : {}), rules: []})

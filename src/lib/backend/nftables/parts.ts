@@ -21,7 +21,7 @@ import {
   isAllowedSet,
   memberChainName,
 } from './names.js'
-import {chainLines, printElement, setDeclaration} from './syntax.js'
+import {chainLines, elementParts, setDeclaration} from './syntax.js'
 import type {NftElement, NftSet, NftState} from './types.js'
 
 const MAPPING_NAME = /^[^\s/]+\/[^\s/]+$/
@@ -97,14 +97,15 @@ export function nftParts(state: NftState, model: NatModel): StatePart[] {
 
 function elementPart(set: NftSet, element: NftElement, owners: Owners): StatePart {
   const kind = set.dataType ? 'map-entry' : 'set-entry'
-  const base = {kind, where: `${set.dataType ? 'map' : 'set'} ${set.name}`, text: printElement(set, element)} as const
+  const base = {kind, where: `${set.dataType ? 'map' : 'set'} ${set.name}`, text: element} as const
+  const {key, comment} = elementParts(set, element)
   if (ENDPOINT_KEYED.has(set.name) || isAllowedSet(set.name)) {
-    const [address, protocol, port] = element.key
+    const [address, protocol, port] = key
     const endpoint = endpointName(address ?? '', protocol ?? '', Number(port))
-    const mapping = owners.byEndpoint.get(endpoint) ?? commentedMapping(element.comment)
+    const mapping = owners.byEndpoint.get(endpoint) ?? commentedMapping(comment)
     return {...base, mappings: mapping ? [mapping] : [], endpoint}
   }
-  const mappings = owners.byEgressKey.get(`${set.name} ${element.key.join(' ')}`) ?? commentedMappings(element.comment)
+  const mappings = owners.byEgressKey.get(`${set.name} ${key.join(' ')}`) ?? commentedMappings(comment)
   return {...base, mappings: [...mappings]}
 }
 

@@ -2,7 +2,7 @@
 import {LineBuffer} from '../../net/linebuffer.js'
 import type {DirectChanges, ElementChanges, TableChange} from './diff.js'
 import {TABLE} from './names.js'
-import {elementKey, printElement, printRule, renderNftScript, setDeclaration} from './syntax.js'
+import {elementKey, printRule, renderNftScript, setDeclaration} from './syntax.js'
 import type {NftState} from './types.js'
 
 /** One `delete element` per stale element, then one `add element` per new one: a single transaction. */
@@ -12,7 +12,7 @@ export function elementsPayload(sets: readonly ElementChanges[]): string {
     for (const element of stale) out.write(`delete element ${TABLE} ${set.name} { ${elementKey(set, element)} }`)
   }
   for (const {set, add} of sets) {
-    for (const element of add) out.write(`add element ${TABLE} ${set.name} { ${printElement(set, element)} }`)
+    for (const element of add) out.write(`add element ${TABLE} ${set.name} { ${element} }`)
   }
   return out.toString()
 }
@@ -35,7 +35,7 @@ export function partialPayload(sets: readonly ElementChanges[], direct: DirectCh
     for (const rule of chain.rules) out.write(`add rule ${TABLE} ${chain.name} ${printRule(rule)}`)
   }
   for (const {set, add} of sets) {
-    for (const element of add) out.write(`add element ${TABLE} ${set.name} { ${printElement(set, element)} }`)
+    for (const element of add) out.write(`add element ${TABLE} ${set.name} { ${element} }`)
   }
   for (const chain of direct.deleteChains) out.write(`delete chain ${TABLE} ${chain.name}`)
   for (const set of direct.deleteSets) out.write(`delete set ${TABLE} ${set.name}`)

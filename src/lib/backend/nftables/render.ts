@@ -29,7 +29,7 @@ import {
   egressSetName,
   restoreChainName,
 } from './names.js'
-import {sortedSet} from './syntax.js'
+import {printElement, sortedSet, type ElementTypes} from './syntax.js'
 import type {NftChain, NftElement, NftRule, NftSet, NftState, NftStatement, NftTable, Selector} from './types.js'
 import {checkAddress, checkedEndpoints} from '../model-checks.js'
 
@@ -57,6 +57,11 @@ function renderTable(model: NatModel): NftTable {
 /** The value types of the endpoints map: target address and port. */
 export const ENDPOINTS_MAP_DATA = ['ipv4_addr', 'inet_service']
 
+const ENDPOINTS_MAP_TYPES: ElementTypes = {keyType: ENDPOINT_TYPE, dataType: ENDPOINTS_MAP_DATA}
+/** How the elements of an egress set and of the SNAT map are printed. */
+export const EGRESS_SET_TYPES: ElementTypes = {keyType: ['ipv4_addr']}
+export const EGRESS_SNAT_TYPES = {keyType: ['ifname', 'ipv4_addr'], dataType: ['ipv4_addr']}
+
 /** The key types of the allow-list set of one prefix length. */
 export function allowedKeyType(length: number): string[] {
   return length === 0 ? ENDPOINT_TYPE : [...ENDPOINT_TYPE, 'ipv4_addr']
@@ -77,9 +82,9 @@ export interface EgressSets {
 export function egressSets(egress: {pods: Map<number, Map<Ipv4, string>>; snat: NftElement[]}): EgressSets {
   const sets: NftSet[] = []
   for (const [index, pods] of egress.pods) {
-    sets.push(sortedSet(egressSetName(index), ['ipv4_addr'], [...pods].map(([pod, comment]) => ({key: [pod], comment}))))
+    sets.push(sortedSet(egressSetName(index), EGRESS_SET_TYPES.keyType, [...pods].map(([pod, comment]) => egressPodElement(pod, comment))))
   }
-  if (egress.snat.length > 0) sets.push(sortedSet(EGRESS_SNAT_MAP, ['ifname', 'ipv4_addr'], egress.snat, ['ipv4_addr']))
+  if (egress.snat.length > 0) sets.push(sortedSet(EGRESS_SNAT_MAP, EGRESS_SNAT_TYPES.keyType, egress.snat, EGRESS_SNAT_TYPES.dataType))
   return {sets, indexes: [...egress.pods.keys()]}
 }
 
@@ -296,7 +301,24 @@ function directEndpoints(endpoints: OwnedEndpoint[]): DirectTable | undefined {
 
 export function endpointElement(owned: OwnedEndpoint & {endpoint: ServiceEndpoint}): NftElement {
   const e = owned.endpoint
-  return {key: [e.address, e.protocol, String(e.port)], value: [e.targetIP, String(e.targetPort)], comment: endpointComment(owned)}
+  return printElement(ENDPOINTS_MAP_TYPES, {key: [e.address, e.protocol, String(e.port)], value: [e.targetIP, String(e.targetPort)], comment: endpointComment(owned)})
+}
+
+/** The allow-list element of an endpoint and one of its sources' networks (none for a /0), in the set of that prefix length. */
+export function allowedElement(e: NatEndpoint, length: number, network: Ipv4, comment: string): NftElement {
+  const key = [e.address, e.protocol, String(e.port)]
+  if (length > 0) key.push(network)
+  return printElement({keyType: allowedKeyType(length)}, {key, comment})
+}
+
+/** A pod's element in the egress set of its interface. */
+export function egressPodElement(pod: Ipv4, comment: string): NftElement {
+  return printElement(EGRESS_SET_TYPES, {key: [pod], comment})
+}
+
+/** A pod's element in the SNAT map: the address its connections leave an interface with. */
+export function egressSnatElement(iface: string, pod: Ipv4, address: string, comment: string): NftElement {
+  return printElement(EGRESS_SNAT_TYPES, {key: [iface, pod], value: [address], comment})
 }
 
 /** Elements of the allow-list sets by prefix length, longest first; each keyed by the prefix's network address. */
@@ -306,10 +328,8 @@ function allowedByPrefixLength(endpoints: OwnedEndpoint[]): Map<number, NftEleme
     const comment = cut(`${mapping.namespace}/${mapping.name}`, '')
     for (const source of sources) {
       const {network, length} = cidrParts(source)
-      const key = [e.address, e.protocol, String(e.port)]
-      if (length > 0) key.push(network)
       const elements = byLength.get(length) ?? []
-      elements.push({key, comment})
+      elements.push(allowedElement(e, length, network, comment))
       byLength.set(length, elements)
     }
   }
@@ -347,7 +367,7 @@ export function egressByInterface(model: NatModel, marks: Marks): {pods: Map<num
       checkAddress(pod)
       owner.set(pod, {index: iface.index, comment})
       const key = `${egress.interface} ${pod}`
-      if (!snat.has(key)) snat.set(key, {key: [egress.interface, pod], value: [egress.address], comment})
+      if (!snat.has(key)) snat.set(key, egressSnatElement(egress.interface, pod, egress.address, comment))
     }
   }
   const pods = new Map<number, Map<Ipv4, string>>()

@@ -70,25 +70,123 @@ export function printRule(rule: NftRule): string {
   return [...rule.matches.map(printMatch), printStatement(rule.statement)].join(' ')
 }
 
+const UNQUOTABLE = /["\\\r\n]/
+
 /** A string as an nft quoted string; callers pass only validated names, so a quote is a bug. */
 export function quoted(text: string): string {
-  if (/["\\\r\n]/.test(text)) throw new Error(`cannot quote ${JSON.stringify(text)} for nft`)
+  if (UNQUOTABLE.test(text)) throw new Error(`cannot quote ${JSON.stringify(text)} for nft`)
   return `"${text}"`
 }
 
-function printParts(parts: string[], types: string[]): string {
-  return parts.map((part, i) => (types[i] === 'ifname' ? quoted(part) : part)).join(' . ')
+const COMMENT = ' comment "'
+const VALUE = ' : '
+const SEPARATOR = ' . '
+
+function printParts(parts: readonly string[], types: readonly string[]): string {
+  let text = ''
+  for (let i = 0; i < parts.length; i++) {
+    if (i > 0) text += SEPARATOR
+    text += types[i] === 'ifname' ? quoted(parts[i]!) : parts[i]!
+  }
+  return text
+}
+
+/** What an element is made of, each part as nft prints it. */
+export interface ElementParts {
+  /** One part per key type: `198.18.0.10`, `tcp`, `80`, `10.0.0.0/8` (a /32 bare), `eth1` (unquoted). */
+  key: readonly string[]
+  /** Map data, one part per data type; absent in plain sets. */
+  value?: readonly string[]
+  comment?: string
+}
+
+/** The types an element of a set or map is printed with. */
+export type ElementTypes = Pick<NftSet, 'keyType' | 'dataType'>
+
+/**
+ * An element of a set or map of `types` as written inside `{ }`: key, comment, then `: value` for
+ * maps. With `read` (an element read back from the kernel), a comment nft's syntax cannot quote is
+ * kept JSON-escaped, which no rendered comment can equal (they hold no quote or backslash): the diff
+ * replaces the element instead of the read failing.
+ */
+export function printElement(types: ElementTypes, {key, value, comment}: ElementParts, read = false): NftElement {
+  const commented = comment === undefined ? '' : ` comment ${read && UNQUOTABLE.test(comment) ? JSON.stringify(comment) : quoted(comment)}`
+  const text = `${printParts(key, types.keyType)}${commented}${value === undefined ? '' : `${VALUE}${printParts(value, types.dataType ?? [])}`}`
+  // A string put together from pieces is a tree of them until something reads a character: read
+  // one, so that V8 copies it into one flat string and the pieces can go (a third of the size).
+  text.charCodeAt(0)
+  return text
+}
+
+/** Where the key of `element` ends: after one part per key type, a quoted one ending at its closing quote. */
+function keyEnd(types: ElementTypes, element: NftElement): number {
+  let at = 0
+  for (let part = 0; part < types.keyType.length; part++) {
+    if (part > 0) at += SEPARATOR.length
+    if (element.charCodeAt(at) === QUOTE) at = element.indexOf('"', at + 1) + 1
+    else {
+      const space = element.indexOf(' ', at)
+      at = space === -1 ? element.length : space
+    }
+  }
+  return at
 }
 
 /** The key of an element as nft prints it, which is also how elements are told apart. */
-export function elementKey(set: NftSet, element: NftElement): string {
-  return printParts(element.key, set.keyType)
+export function elementKey(types: ElementTypes, element: NftElement): string {
+  const end = keyEnd(types, element)
+  return end === element.length ? element : element.slice(0, end)
 }
 
+/** The parts of an element: what the tracer, explain and the diff's endpoint report read. */
+export function elementParts(types: ElementTypes, element: NftElement): ElementParts {
+  const end = keyEnd(types, element)
+  const parts: ElementParts = {key: splitParts(element.slice(0, end), types.keyType.length)}
+  const comment = commentAt(element, end)
+  if (comment) parts.comment = comment.text
+  const at = comment?.end ?? end
+  if (element.startsWith(VALUE, at)) parts.value = splitParts(element.slice(at + VALUE.length), types.dataType?.length ?? 1)
+  return parts
+}
+
+/** The comment of an element, if it has one. */
+export function elementComment(types: ElementTypes, element: NftElement): string | undefined {
+  return commentAt(element, keyEnd(types, element))?.text
+}
+
+/** The comment that begins at `at`, right after the key, and where it ends; undefined when none does. */
+function commentAt(element: NftElement, at: number): {text: string; end: number} | undefined {
+  if (!element.startsWith(COMMENT, at)) return undefined
+  const open = at + COMMENT.length - 1
+  const close = closingQuote(element, open)
+  const inner = element.slice(open + 1, close)
+  // A comment read back that nft's syntax could not quote was JSON-escaped (printElement).
+  return {text: inner.includes('\\') ? (JSON.parse(element.slice(open, close + 1)) as string) : inner, end: close + 1}
+}
+
+/** The parts of a key or value printed with ` . ` between them, quotes taken off; one part (a verdict) is taken whole. */
+function splitParts(text: string, count: number): string[] {
+  const parts = count === 1 ? [text] : text.split(SEPARATOR)
+  return parts.map((part) => (part.length > 1 && part.startsWith('"') && part.endsWith('"') ? part.slice(1, -1) : part))
+}
+
+/** The quote that closes the quoted string opening at `open`, past escaped ones of a JSON-escaped comment. */
+function closingQuote(text: string, open: number): number {
+  for (let i = open + 1; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c === BACKSLASH) i++
+    else if (c === QUOTE) return i
+  }
+  return text.length
+}
+
+const QUOTE = 0x22
+const BACKSLASH = 0x5c
+
 /** Elements in the one order desired and read-back state share: by key as nft prints it. */
-export function sortElements(set: NftSet, elements: NftElement[]): NftElement[] {
+export function sortElements(types: ElementTypes, elements: NftElement[]): NftElement[] {
   return elements
-    .map((element) => ({element, key: elementKey(set, element)}))
+    .map((element) => ({element, key: elementKey(types, element)}))
     .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
     .map(({element}) => element)
 }
@@ -99,13 +197,6 @@ export function sortedSet(name: string, keyType: string[], elements: NftElement[
   if (dataType) result.dataType = dataType
   result.elements = sortElements(result, elements)
   return result
-}
-
-/** An element as written inside `{ }`: key, comment, then `: value` for maps. */
-export function printElement(set: NftSet, element: NftElement): string {
-  const comment = element.comment === undefined ? '' : ` comment ${quoted(element.comment)}`
-  const value = element.value === undefined ? '' : ` : ${printParts(element.value, set.dataType ?? [])}`
-  return `${elementKey(set, element)}${comment}${value}`
 }
 
 /**
@@ -149,7 +240,7 @@ function writeSet(out: LineBuffer, set: NftSet): void {
   if (set.elements.length > 0) {
     out.write('\t\telements = {')
     const last = set.elements.length - 1
-    out.writeLines(set.elements.map((element, i) => `\t\t\t${printElement(set, element)}${i < last ? ',' : ''}`))
+    out.writeLines(set.elements.map((element, i) => `\t\t\t${element}${i < last ? ',' : ''}`))
     out.write('\t\t}')
   }
   out.write('\t}')

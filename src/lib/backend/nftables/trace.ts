@@ -6,8 +6,8 @@
 import {cidrContains, intToIpv4, ipv4ToInt, parseCidr, parseIpv4, type Ipv4} from '../../net/ipv4.js'
 import {traceThroughHooks, type HookOutcome, type HookPoint, type Trace, type TracedPacket, type TracePacket, type TraceStep, type TraceTable} from '../trace-packet.js'
 import {FORWARD_CHAIN, INPUT_CHAIN, MANGLE_PREROUTING_CHAIN, NAT_POSTROUTING_CHAIN, NAT_PREROUTING_CHAIN} from './names.js'
-import {printRule} from './syntax.js'
-import type {MaskedSource, NftChain, NftElement, NftMatch, NftSet, NftState, Selector} from './types.js'
+import {elementParts, printRule, type ElementParts} from './syntax.js'
+import type {MaskedSource, NftChain, NftMatch, NftSet, NftState, Selector} from './types.js'
 
 const HOOKS: Record<HookPoint, [TraceTable, string]> = {
   'mangle PREROUTING': ['mangle', MANGLE_PREROUTING_CHAIN],
@@ -173,7 +173,8 @@ class NftTracer {
     const endpoint = [packet.dst, packet.protocol, String(packet.port)]
     const slots = new Map<string, string>()
     for (const element of set.elements) {
-      if (element.key.slice(0, 3).every((part, i) => part === endpoint[i])) slots.set(element.key[3]!, element.value!.join(':'))
+      const {key, value} = elementParts(set, element)
+      if (key.slice(0, 3).every((part, i) => part === endpoint[i])) slots.set(key[3]!, value!.join(':'))
     }
     const members: string[] = []
     for (let slot = 0; slot < statement.modulus; slot++) {
@@ -236,13 +237,20 @@ class NftTracer {
     }
   }
 
-  /** The element of a set or map whose key matches the packet, part by part (prefixes by containment). */
-  private find(name: string, key: Selector[], packet: TracedPacket): NftElement | undefined {
+  /** The parts of the element of a set or map whose key matches the packet, part by part (prefixes by containment). */
+  private find(name: string, key: Selector[], packet: TracedPacket): ElementParts | undefined {
     const set = this.sets.get(name)
     if (!set) throw new Error(`trace: rule uses set ${name}, which the table does not hold`)
     if (set.keyType.length !== key.length) throw new Error(`trace: set ${name} is keyed by ${set.keyType.join(' . ')}, not ${key.join(' . ')}`)
     const values = key.map((selector) => selected(selector, packet))
-    return set.elements.find((element) => element.key.every((part, i) => partMatches(set.keyType[i]!, part, values[i]!)))
+    // Only an element that begins with the first value (or whose first part is a prefix) can match: the rest are not taken apart.
+    const first = set.keyType[0] === 'ifname' ? `"${values[0]}"` : values[0]!
+    for (const element of set.elements) {
+      if (!element.startsWith(first) && !firstPartIsPrefix(element)) continue
+      const parts = elementParts(set, element)
+      if (parts.key.every((part, i) => partMatches(set.keyType[i]!, part, values[i]!))) return parts
+    }
+    return undefined
   }
 }
 
@@ -270,6 +278,14 @@ function maskedSource(selector: MaskedSource, src: Ipv4): string {
   const mask = parseIpv4(selector.slice('ip saddr & '.length))
   if (!mask) throw new Error(`trace: unknown selector ${JSON.stringify(selector)}`)
   return intToIpv4((ipv4ToInt(src) & ipv4ToInt(mask)) >>> 0)
+}
+
+/** Whether an element's first part is an address prefix (`10.0.0.0/8`), which a packet's address matches by containment. */
+function firstPartIsPrefix(element: string): boolean {
+  const slash = element.indexOf('/')
+  if (slash === -1) return false
+  const space = element.indexOf(' ')
+  return space === -1 || slash < space
 }
 
 function partMatches(type: string, part: string, value: string): boolean {

@@ -77,13 +77,14 @@ export interface NftChain {
   rules: NftRule[]
 }
 
-export interface NftElement {
-  /** One part per key type, as nft prints it: `198.18.0.10`, `tcp`, `80`, `10.0.0.0/8` (a /32 bare), `eth1`. */
-  key: string[]
-  /** Map data, one part per data type; absent in plain sets. */
-  value?: string[]
-  comment?: string
-}
+/**
+ * A set or map element as written inside `{ }` (syntax.ts, printElement): key, comment, then
+ * `: value` for maps, `198.18.0.10 . tcp . 80 comment "default/web tcp/80" : 10.1.2.3 . 8080`.
+ * One flat string each: a table holds 100,000 of them at 10,000 Mappings, and an object with arrays
+ * of parts took twice the memory (docs/benchmarks.md, "nftables elements as strings"). Equal
+ * elements are equal strings; elementKey and elementParts take one apart.
+ */
+export type NftElement = string
 
 export interface NftSet {
   name: string
