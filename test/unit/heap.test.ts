@@ -3,7 +3,7 @@ import {spawnSync} from 'node:child_process'
 import {readFileSync} from 'node:fs'
 import {expect} from 'chai'
 import {transformSync} from 'esbuild'
-import {collectGarbage, collectingAfter, collectingAroundReads, GROWING_PERCENT, READING_GROWING_PERCENT} from '../../src/lib/app/heap.js'
+import {collectGarbage, collectingAfter, collectingAroundReads} from '../../src/lib/app/heap.js'
 import {ReadClaim, ReadGaveWayError} from '../../src/lib/sync/read-claim.js'
 
 // Plain JavaScript for a plain `node`: a TypeScript loader would grow the young generation before the module runs.
@@ -23,41 +23,6 @@ function youngGenerationMb(limited: boolean): number {
   if (result.status !== 0) throw new Error(`the child failed: ${result.stderr}`)
   return Number(result.stdout.trim())
 }
-
-/**
- * The most the heap held, in MB above what was live, while old-generation garbage piled up, in a fresh
- * process that set the growth to `percent` at run time after its live objects were made.
- */
-function heapAboveLiveMb(percent: number): number {
-  const script = `${HEAP_MODULE}
-    limitHeapGrowth()
-    const live = []
-    for (let i = 0; i < 600000; i++) live.push({i, text: 'live' + i, list: [i]})
-    setHeapGrowth(${percent})
-    collectGarbage()
-    const base = process.memoryUsage().heapUsed
-    let most = 0
-    // Arrays that outlive a few young collections, then die: garbage of the old generation, as a pass leaves.
-    const ring = []
-    for (let r = 0; r < 4000; r++) {
-      ring.push(Array.from({length: 500}, (_, i) => ({i, text: 'g' + i})))
-      if (ring.length > 40) ring.shift()
-      most = Math.max(most, process.memoryUsage().heapUsed)
-    }
-    console.log(String((most - base) / 2 ** 20) + ' ' + live.length)
-  `
-  const result = spawnSync(process.execPath, ['--input-type=module', '-e', script], {encoding: 'utf8'})
-  if (result.status !== 0) throw new Error(`the child failed: ${result.stderr}`)
-  return Number(result.stdout.trim().split(' ')[0])
-}
-
-describe('setHeapGrowth', () => {
-  it('takes effect at run time: with the reading growth the heap holds far less garbage above what is live', () => {
-    const reading = heapAboveLiveMb(READING_GROWING_PERCENT)
-    const waiting = heapAboveLiveMb(GROWING_PERCENT)
-    expect(reading, `${reading} MB against ${waiting} MB`).to.be.below(waiting * 0.6)
-  })
-})
 
 describe('limitHeapGrowth', () => {
   it('keeps the young generation at its starting size, where V8 would grow it many times over', () => {
@@ -81,30 +46,6 @@ describe('collectingAroundReads', () => {
     await pass(load, {full: false, assumeActual: {}})
     await pass(load, {full: true, assumeActual: {}})
     expect(calls).to.deep.equal(['collect', 'reading pass', 'collect', 'trusting pass', 'collect', 'full pass', 'collect'])
-  })
-
-  it('keeps the heap growth at the reading percent during a pass that reads the kernel, and back at the usual one after it', async () => {
-    const calls: string[] = []
-    const pass = collectingAroundReads(
-      async (_load, options) => {
-        calls.push(options.assumeActual === undefined ? 'reading pass' : 'trusting pass')
-        if (options.assumeActual === undefined) throw new Error('iptables-save failed')
-        return {} as never
-      },
-      () => calls.push('collect'),
-      (percent) => calls.push(`growth ${percent}`),
-    )
-    const load = async () => ({mappings: [], services: [], endpointSlices: []})
-    await pass(load, {full: false}).catch(() => undefined)
-    await pass(load, {full: false, assumeActual: {}})
-    expect(calls).to.deep.equal([
-      `growth ${READING_GROWING_PERCENT}`,
-      'collect',
-      'reading pass',
-      `growth ${GROWING_PERCENT}`,
-      'collect',
-      'trusting pass',
-    ])
   })
 
   it('collects after a pass that failed as after one that succeeded', async () => {

@@ -8,28 +8,13 @@ import {setFlagsFromString} from 'node:v8'
 import {runInNewContext} from 'node:vm'
 import type {SyncPass} from '../sync/watch.js'
 
-/** How far the old generation may grow past what is live before V8 collects it, in percent: while the daemon waits and applies changes. */
-export const GROWING_PERCENT = 50
-/**
- * The same while a pass reads the kernel and plans every Mapping (the daemon's first pass, its
- * periodic resyncs): such a pass leaves tens of MB of garbage (the tools' listings and their
- * parsed states, the first plan), and at 50 % the heap peaked 20-30 MB above what was live after it.
- * V8 reads the flag whenever it sets its next limit, so setting it at run time takes effect.
- */
-export const READING_GROWING_PERCENT = 10
-
-/** Sets how far the old generation may grow past what is live before V8 collects it (GROWING_PERCENT, READING_GROWING_PERCENT). */
-export function setHeapGrowth(percent: number): void {
-  setFlagsFromString(`--heap-growing-percent=${percent}`)
-}
-
 /**
  * Makes V8 collect before the heap has grown far past what is live: the old generation grows by
  * half of what is live (not up to four times), and the young one stays at its starting size, which
  * V8 reads when it would grow it, so setting it at run time takes effect.
  */
 export function limitHeapGrowth(): void {
-  setHeapGrowth(GROWING_PERCENT)
+  setFlagsFromString('--heap-growing-percent=50')
   setFlagsFromString('--semi-space-growth-factor=1')
 }
 
@@ -61,27 +46,22 @@ function exposedGc(): () => void {
 
 /**
  * `pass`, with garbage collected before and after each pass that reads the kernel (the first, the
- * periodic resyncs), and the heap kept within READING_GROWING_PERCENT of what is live during it:
- * before, so that V8's limit follows what is live rather than its starting size; after, with the
- * growth back at GROWING_PERCENT, so that the listing read and the state it replaced do not set the
- * next limit. Passes after a change, which trust the state applied last, run as they are. A
- * collection stops the daemon for 0.2-0.3 s at 10,000 Mappings: none is made while a change waits,
- * nor after a read that gave way to one; V8 collects on its own meanwhile (once sooner than it
- * would have, its last limit being the reading pass's), and the next read collects before it.
+ * periodic resyncs): before, so that V8's limit follows what is live rather than its starting size;
+ * after, so that the listing read and the state it replaced do not set the next limit. Passes after
+ * a change, which trust the state applied last, run as they are. A collection stops the daemon for
+ * 0.2-0.3 s at 10,000 Mappings: none is made while a change waits, nor after a read that gave way
+ * to one; V8 collects on its own meanwhile, and the next read collects before it.
  */
-export function collectingAroundReads(pass: SyncPass, collectNow: () => void = collectGarbage, setGrowth: (percent: number) => void = setHeapGrowth): SyncPass {
+export function collectingAroundReads(pass: SyncPass, collectNow: () => void = collectGarbage): SyncPass {
   return async (load, options) => {
     const reads = options.assumeActual === undefined || options.full
-    if (!reads) return await pass(load, options)
     const collectUnlessWaited = (): void => {
-      if (!options.claim?.gaveWay && options.changeWaiting?.() !== true) collectNow()
+      if (reads && !options.claim?.gaveWay && options.changeWaiting?.() !== true) collectNow()
     }
-    setGrowth(READING_GROWING_PERCENT)
     collectUnlessWaited()
     try {
       return await pass(load, options)
     } finally {
-      setGrowth(GROWING_PERCENT)
       collectUnlessWaited()
     }
   }
