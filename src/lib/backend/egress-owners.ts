@@ -11,12 +11,22 @@ import {listDelta} from './model-delta.js'
 /** Past this many changed egress entries, building the index again costs about as much. */
 const MAX_CHANGED_EGRESS = 64
 
-/** The entries listing each pod, in the order of the model (by address). */
+/**
+ * The entries listing each pod, in the order of the model (by address). Most pods are listed by one
+ * entry: its list is made holding it, as an array grown from empty by push keeps room for 16 more
+ * (3 MB at 10,000 Mappings with 20,000 pods).
+ */
 export class EgressOwners {
   private readonly listing = new Map<Ipv4, NatEgress[]>()
 
   constructor(egress: readonly NatEgress[]) {
-    for (const entry of egress) for (const pod of entry.podIPs) this.entriesOf(pod).push(entry)
+    for (const entry of egress) {
+      for (const pod of entry.podIPs) {
+        const entries = this.listing.get(pod)
+        if (entries === undefined) this.listing.set(pod, [entry])
+        else entries.push(entry)
+      }
+    }
   }
 
   /** The entry that decides the pod's interface: the last listing it. */
@@ -43,17 +53,15 @@ export class EgressOwners {
     }
     for (const entry of added) {
       for (const pod of entry.podIPs) {
-        const entries = this.entriesOf(pod)
+        const entries = this.listing.get(pod)
+        if (entries === undefined) {
+          this.listing.set(pod, [entry])
+          continue
+        }
         const at = entries.findIndex((e) => compareIpv4(e.address, entry.address) > 0)
         entries.splice(at === -1 ? entries.length : at, 0, entry)
       }
     }
-  }
-
-  private entriesOf(pod: Ipv4): NatEgress[] {
-    let entries = this.listing.get(pod)
-    if (entries === undefined) this.listing.set(pod, (entries = []))
-    return entries
   }
 }
 
