@@ -9,7 +9,7 @@ import {mkdtemp, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {stringify} from 'yaml'
-import {startApiServer, type ApiServer, type KubeObject} from '../support/apiserver/index.js'
+import {startApiServer, type ApiServer} from '../support/apiserver/index.js'
 import {eventually, iptablesDump} from '../support/e2e.js'
 import {freePort, httpGet} from '../support/http.js'
 import {LAB_PLAN, createLab, requireLab, type Lab} from '../support/lab.js'
@@ -21,15 +21,8 @@ const VIP = '198.19.100.10'
 const WEB: ServiceFixture = {name: 'web', clusterIP: VIP, ports: [{protocol: 'tcp', port: 80, targetPort: 8080}], pods: ['198.19.200.11']}
 const PLAIN_HTTP_WARNING = /the Kubernetes API server http:\/\/127\.0\.0\.1:\d+ is reached over plain http: requests, answers and credentials travel unencrypted/g
 
-function create(server: ApiServer, object: Record<string, unknown>): void {
-  const [group, version] = String(object.apiVersion).includes('/') ? String(object.apiVersion).split('/') : ['', String(object.apiVersion)]
-  const resource = {Mapping: 'mappings', Service: 'services', EndpointSlice: 'endpointslices'}[String(object.kind)]!
-  server.api.create(server.registry.find(group!, version!, resource)!, 'default', object as KubeObject)
-}
-
 function seed(server: ApiServer, service: ServiceFixture): void {
-  for (const object of serviceManifests(service)) create(server, object)
-  create(server, mappingManifest({name: 'web', addresses: [EXT], serviceName: 'web', ports: [{port: 8080, servicePort: 80}]}))
+  server.createAll([...serviceManifests(service), mappingManifest({name: 'web', addresses: [EXT], serviceName: 'web', ports: [{port: 8080, servicePort: 80}]})])
 }
 
 describe('a kubeconfig with a plain http:// server', function () {

@@ -48,8 +48,7 @@ for (const backend of BACKENDS) {
     let probing: Promise<void> | undefined
     let probe = true
 
-    const mappingType = () => server!.registry.find('smartnat.aureacentral.com', 'v1alpha1', 'mappings')!
-    const stored = (name: string) => server!.api.get(mappingType(), 'default', name) as unknown as StoredMapping
+    const stored = (name: string) => server!.api.get(server!.types.mappings, 'default', name) as unknown as StoredMapping
     const reach = async (address: string, port: number) => {
       const [result] = await lab!.requests('tcp', 'client1', CLIENT, address, port, 1, {timeoutMs: 500})
       return result!.ok ? result!.fields.pod! : result!.error
@@ -86,7 +85,7 @@ for (const backend of BACKENDS) {
       dir = await mkdtemp(join(tmpdir(), 'smartnat-api-hang-'))
       await writeFile(join(dir, 'kubeconfig'), kubeconfigThrough(server, proxy), {mode: 0o600})
       server.createAll(serviceManifests(serviceFromLab('web', lab.services(), VIP)))
-      server.api.create(mappingType(), 'default', mappingManifest(WEB) as KubeObject)
+      server.api.create(server!.types.mappings, 'default', mappingManifest(WEB) as KubeObject)
       port = await freePort()
       daemon = startSmartnat(
         [
@@ -126,11 +125,11 @@ for (const backend of BACKENDS) {
     it('status writes that hang hold up no sync: a new Mapping, then a change to it, reach the kernel', async () => {
       proxy!.hang(statusWrites)
       const since = Date.now()
-      server!.api.create(mappingType(), 'default', mappingManifest(LATE) as KubeObject)
+      server!.api.create(server!.types.mappings, 'default', mappingManifest(LATE) as KubeObject)
       await withOutput(eventually('the new Mapping to carry traffic', 5000, () => reachesPod(EXT_B!, 9090)))
       await eventually('its status write to hang', 5000, () => (proxy!.held() > 0 ? true : undefined))
       // Before the writeback ran apart from the pass, the pass above never ended and no later one began.
-      server!.api.patch(mappingType(), 'default', 'late', PatchType.merge, {spec: {ports: [{port: 9091, servicePort: 80}]}})
+      server!.api.patch(server!.types.mappings, 'default', 'late', PatchType.merge, {spec: {ports: [{port: 9091, servicePort: 80}]}})
       await withOutput(eventually('the changed port to carry traffic', 5000, () => reachesPod(EXT_B!, 9091)))
       expect(await reach(EXT_B!, 9090), 'the old port').to.equal('refused')
       expect(stored('late').status, 'nothing written').to.equal(undefined)
@@ -173,7 +172,7 @@ for (const backend of BACKENDS) {
 
     it('SIGTERM while status writes hang: exits 0 within seconds and leaves the rules in place', async () => {
       proxy!.hang(statusWrites)
-      server!.api.patch(mappingType(), 'default', 'late', PatchType.merge, {spec: {ports: [{port: 9092, servicePort: 80}]}})
+      server!.api.patch(server!.types.mappings, 'default', 'late', PatchType.merge, {spec: {ports: [{port: 9092, servicePort: 80}]}})
       await withOutput(eventually('the changed port to carry traffic', 5000, () => reachesPod(EXT_B!, 9092)))
       await eventually('its status write to hang', 5000, () => (proxy!.held() > 0 ? true : undefined))
       proxy!.hang()
