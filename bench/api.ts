@@ -83,7 +83,7 @@ async function main(): Promise<boolean> {
     const again = await runCli(['sync', ...common, ...host, '--json'])
 
     const address = (last.spec as {addresses: Ipv4[]}).addresses[0]!
-    const mappingType = server.registry.find('smartnat.aureacentral.com', 'v1alpha1', 'mappings')!
+    const mappingType = server.types.mappings
     let changeMs = NaN
     const watch = await runCli(['watch', ...common, ...host, '--metrics-addr', `127.0.0.1:${HEALTH_PORT}`, '--resync', `${RESYNC_SECONDS}s`, '--log-level', 'warn'], {
       ready,

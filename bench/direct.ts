@@ -15,19 +15,15 @@
  *   npm run bench:direct [-- --count N --repeats N --changes N --rounds N --pairs N --seconds S --only iptables|nftables --no-dataplane --no-full-apply]
  */
 import {parseArgs} from 'node:util'
-import type {Backend} from '../src/lib/backend/backend.js'
 import {HostChanges} from '../src/lib/host/host-changes.js'
 import {BACKEND_NAMES, createBackend, type BackendName} from '../src/lib/backend/registry.js'
-import {READ_COMMANDS} from '../src/lib/backend/iptables/read.js'
-import {NFT_READ} from '../src/lib/backend/nftables/read.js'
-import type {HostInfo, Snapshot} from '../src/lib/plan/model.js'
-import {plan} from '../src/lib/plan/plan.js'
-import {readAhead} from '../src/lib/sync/once.js'
+import type {Snapshot} from '../src/lib/plan/model.js'
 import {WatchLoop, syncPass, type SyncPass} from '../src/lib/sync/watch.js'
 import {BenchSource} from './bench-source.js'
+import {fullApplyAndFloor, type FullApply} from './full-apply.js'
 import {dataplaneTargets, printDataplane, runDataplane, type Config} from './dataplane-rig.js'
 import {CountingRunner, runKernelBenchmark, withHostNamespace, type CountedCall} from './netns.js'
-import {median, printTable, printTargets, timed, type Target} from './report.js'
+import {median, printTable, printTargets, type Target} from './report.js'
 import {BENCH_PLAN_OPTIONS, directPods, syntheticHost, syntheticPods, syntheticSnapshot, withSlice, type SyntheticMode} from './synthetic.js'
 
 const MODES: SyntheticMode[] = ['service', 'direct']
@@ -38,54 +34,20 @@ const RESYNC_MS = 600_000
 /** Between two changes: longer than the loop's least interval between passes (100 ms), so no change waits for it. */
 const CHANGE_GAP_MS = 300
 
-const READS = new Set([...Object.values(READ_COMMANDS), NFT_READ].map(([command, args]) => [command, ...args].join(' ')))
-
-function writesOf(calls: readonly CountedCall[]): CountedCall[] {
-  return calls.filter((c) => !READS.has([c.command, ...c.args].join(' ')))
-}
-
 /** What wrote the kernel: the calls that fed a payload to a tool (reads and conntrack take none). */
 function payloadWrites(calls: readonly CountedCall[]): CountedCall[] {
   return calls.filter((c) => c.input !== undefined)
-}
-
-function desiredOf(backend: Backend, snapshot: Snapshot, host: HostInfo): unknown {
-  return backend.render(plan(snapshot, host, BENCH_PLAN_OPTIONS).model)
 }
 
 function tag(name: BackendName, mode: SyntheticMode): string {
   return `${name.slice(0, 3)}${mode === 'direct' ? 'd' : 's'}`
 }
 
-interface FullApply {
-  planRenderMs: number
-  applyMs: number
-  totalMs: number
-  floorMs: number
-}
-
 /** One full apply into an empty namespace, then the floor: the same payloads straight into another empty one. */
 async function fullApply(name: BackendName, mode: SyntheticMode, count: number, run: number): Promise<FullApply> {
   const {host, addresses} = syntheticHost()
   const snapshot = syntheticSnapshot(count, addresses, mode)
-  let payloads: CountedCall[] = []
-  const smartnat = await withHostNamespace(`${tag(name, mode)}full-${run}`, host, async (ns) => {
-    const counting = new CountingRunner(ns.runner)
-    const backend = createBackend(name, counting)
-    const started = performance.now()
-    const kernelRead = readAhead(backend)
-    const rendered = await timed(() => desiredOf(backend, snapshot, host))
-    const applied = await timed(() => backend.apply(rendered.value, {kernelRead}))
-    payloads = writesOf(counting.take())
-    return {planRenderMs: rendered.ms, applyMs: applied.ms, totalMs: performance.now() - started}
-  })
-  const floorMs = await withHostNamespace(`${tag(name, mode)}floor-${run}`, host, async (ns) => {
-    const {ms} = await timed(async () => {
-      for (const call of payloads) await ns.runner.run(call.command, call.args, call.input === undefined ? {} : {input: call.input})
-    })
-    return ms
-  })
-  return {...smartnat, floorMs}
+  return fullApplyAndFloor(name, snapshot, host, {smartnat: `${tag(name, mode)}full-${run}`, floor: `${tag(name, mode)}floor-${run}`})
 }
 
 interface WatchChange {

@@ -14,14 +14,13 @@ import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import type {Backend} from '../src/lib/backend/backend.js'
 import {createBackend, type BackendName} from '../src/lib/backend/registry.js'
-import {READ_COMMANDS} from '../src/lib/backend/iptables/read.js'
-import {NFT_READ} from '../src/lib/backend/nftables/read.js'
 import type {HostInfo, Snapshot} from '../src/lib/plan/model.js'
 import {plan} from '../src/lib/plan/plan.js'
 import {toYaml} from '../src/lib/source/yaml.js'
 import {readAhead} from '../src/lib/sync/once.js'
 import {CountingRunner, runKernelBenchmark, withHostNamespace, type BenchNamespace, type CountedCall} from './netns.js'
 import {BUILD_DIR, buildCli, runCli, type CliRun} from './cli.js'
+import {desiredOf, fullApplyAndFloor, writesOf, type FullApply} from './full-apply.js'
 import {applyOriginalWay} from './original.js'
 import {median, printTable, printTargets, timed, type Target} from './report.js'
 import {BENCH_PLAN_OPTIONS, syntheticHost, syntheticPods, syntheticSnapshot, withPorts, withSlice} from './synthetic.js'
@@ -32,52 +31,20 @@ const CHANGE_COUNT = 10_000
 /** The one-change target per backend (call to kernel, watch-style). */
 const CHANGE_LIMIT_MS: Record<BackendName, number> = {iptables: 200, nftables: 100}
 
-const READS = new Set([...Object.values(READ_COMMANDS), NFT_READ].map(([command, args]) => [command, ...args].join(' ')))
-
-function writesOf(calls: readonly CountedCall[]): CountedCall[] {
-  return calls.filter((c) => !READS.has([c.command, ...c.args].join(' ')))
-}
-
-function desiredOf(backend: Backend, snapshot: Snapshot, host: HostInfo): unknown {
-  return backend.render(plan(snapshot, host, BENCH_PLAN_OPTIONS).model)
-}
-
-interface FullSync {
-  planRenderMs: number
-  /** From the apply call to its return: what is left of the kernel read, the diff, the writes. */
-  applyMs: number
-  totalMs: number
+interface FullSync extends FullApply {
   /** The same sync in a process of its own that has planned nothing before, as `smartnat sync` runs. */
   coldMs: number
-  floorMs: number
 }
 
 /** One full sync into an empty namespace, then the floor: the same payloads straight into another empty one. */
 async function fullSync(name: BackendName, count: number, run: number): Promise<FullSync> {
   const {host, addresses} = syntheticHost()
   const snapshot = syntheticSnapshot(count, addresses)
-  let payloads: CountedCall[] = []
-  const smartnat = await withHostNamespace(`${name.slice(0, 3)}full${count}-${run}`, host, async (ns) => {
-    const counting = new CountingRunner(ns.runner)
-    const backend = createBackend(name, counting)
-    // As `smartnat sync` does it: the kernel is read while the plan is made.
-    const started = performance.now()
-    const kernelRead = readAhead(backend)
-    const rendered = await timed(() => desiredOf(backend, snapshot, host))
-    const applied = await timed(() => backend.apply(rendered.value, {kernelRead}))
-    payloads = writesOf(counting.take())
-    return {planRenderMs: rendered.ms, applyMs: applied.ms, totalMs: performance.now() - started}
-  })
-  const floorMs = await withHostNamespace(`${name.slice(0, 3)}floor${count}-${run}`, host, async (ns) => {
-    const {ms} = await timed(async () => {
-      for (const call of payloads) await ns.runner.run(call.command, call.args, call.input === undefined ? {} : {input: call.input})
-    })
-    return ms
-  })
+  const applied = await fullApplyAndFloor(name, snapshot, host, {smartnat: `${name.slice(0, 3)}full${count}-${run}`, floor: `${name.slice(0, 3)}floor${count}-${run}`})
   const coldMs = await withHostNamespace(`${name.slice(0, 3)}cold${count}-${run}`, host, async (ns) => {
     return (await childOutput('full-sync-cold.ts', [ns.name, name, String(count)])).ms!
   })
-  return {...smartnat, coldMs, floorMs}
+  return {...applied, coldMs}
 }
 
 interface ChangeResult {

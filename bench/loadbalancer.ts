@@ -133,10 +133,9 @@ async function main(): Promise<boolean> {
   buildCli()
   const requests: {at: number; line: string}[] = []
   const server: ApiServer = await startApiServer({crds: ['crds/mapping.yaml', 'crds/addresspool.yaml'], log: (line) => requests.push({at: performance.now(), line})})
-  const type = (group: string, version: string, resource: string) => server.registry.find(group, version, resource)!
-  const services = type('', 'v1', 'services')
-  server.api.create(type('', 'v1', 'namespaces'), undefined, {metadata: {name: 'smartnat-system'}} as unknown as KubeObject)
-  server.api.create(type('smartnat.aureacentral.com', 'v1alpha1', 'addresspools'), undefined, {
+  const services = server.types.services
+  server.api.create(server.types.namespaces, undefined, {metadata: {name: 'smartnat-system'}} as unknown as KubeObject)
+  server.api.create(server.types.addressPools, undefined, {
     metadata: {name: 'bench'},
     spec: {addresses: [`${poolAddress(0)}-${poolAddress(count - 1)}`]},
   } as unknown as KubeObject)
@@ -161,7 +160,7 @@ async function main(): Promise<boolean> {
         timeoutMs: DEADLINE_MS + 120_000,
         whileRunning: async () => {
           // The allocator Lease taken and the first passes over: only what the Services cause is counted.
-          const leases = type('coordination.k8s.io', 'v1', 'leases')
+          const leases = server.types.leases
           await waitFor('the allocator Lease', performance.now(), () => {
             try {
               return server.api.get(leases, 'smartnat-system', 'smartnat-allocator') !== undefined

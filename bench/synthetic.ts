@@ -198,12 +198,12 @@ function ip(text: string): Ipv4 {
 /** Creates `snapshot`'s namespaces, Mappings, Services and EndpointSlices in the test API server, through its object API (no HTTP). */
 export function loadIntoApiServer(server: ApiServer, snapshot: Snapshot): void {
   const kinds = {
-    mappings: server.registry.find('smartnat.aureacentral.com', 'v1alpha1', 'mappings')!,
-    services: server.registry.find('', 'v1', 'services')!,
-    endpointSlices: server.registry.find('discovery.k8s.io', 'v1', 'endpointslices')!,
+    mappings: server.types.mappings,
+    services: server.types.services,
+    endpointSlices: server.types.endpointSlices,
   }
   for (const name of new Set(snapshot.mappings.map((m) => m.metadata.namespace!))) {
-    server.api.create(server.registry.find('', 'v1', 'namespaces')!, '', {metadata: {name}} as never)
+    server.api.create(server.types.namespaces, '', {metadata: {name}} as never)
   }
   for (const [kind, objects] of Object.entries(snapshot) as [keyof typeof kinds, {metadata: {namespace?: string}}[]][]) {
     for (const object of objects) server.api.create(kinds[kind], object.metadata.namespace!, structuredClone(object) as never)

@@ -62,12 +62,11 @@ interface KubeWorld {
 
 async function kubeWorld(web: ServiceFixture): Promise<KubeWorld> {
   const server = await startApiServer({crds: ['crds/mapping.yaml']})
-  const find = (group: string, version: string, resource: string) => server.registry.find(group, version, resource)!
   for (const object of serviceManifests(web)) {
-    const resource = object.kind === 'Service' ? find('', 'v1', 'services') : find('discovery.k8s.io', 'v1', 'endpointslices')
+    const resource = object.kind === 'Service' ? server.types.services : server.types.endpointSlices
     server.api.create(resource, 'default', object as KubeObject)
   }
-  const createMapping = (fixture: MappingFixture) => void server.api.create(find('smartnat.aureacentral.com', 'v1alpha1', 'mappings'), 'default', mappingManifest(fixture) as KubeObject)
+  const createMapping = (fixture: MappingFixture) => void server.api.create(server.types.mappings, 'default', mappingManifest(fixture) as KubeObject)
   for (const fixture of [WEB, EDGE]) createMapping(fixture)
   const proxy = await startFaultProxy(server.port)
   return {server, proxy, createMapping, close: async () => void (await Promise.all([proxy.close(), server.stop()]))}

@@ -17,7 +17,7 @@ import {join} from 'node:path'
 import {listConntrackFlows} from '../../src/lib/host/conntrack.js'
 import type {MappingStatus} from '../../src/lib/mapping/types.js'
 import type {Ipv4} from '../../src/lib/net/ipv4.js'
-import {PatchType, startApiServer, type ApiServer, type KubeObject} from '../support/apiserver/index.js'
+import {PatchType, startApiServer, type ApiServer} from '../support/apiserver/index.js'
 import {BACKENDS, requireBackend} from '../support/backends.js'
 import {podOf, udpFlow, type SyncJson} from '../support/e2e.js'
 import {LAB_PLAN, createLab, requireLab, type Lab} from '../support/lab.js'
@@ -43,11 +43,9 @@ for (const backend of BACKENDS) describe(`sync drops only smartnat's connections
   let dir: string | undefined
   let sourcePort = 41_000
 
-  const type = (resource: string) =>
-    resource === 'mappings' ? server!.registry.find('smartnat.aureacentral.com', 'v1alpha1', 'mappings')! : server!.registry.find('discovery.k8s.io', 'v1', resource)!
-  const status = () => (server!.api.get(type('mappings'), 'default', 'pinned') as unknown as {status?: MappingStatus}).status
+  const status = () => (server!.api.get(server!.types.mappings, 'default', 'pinned') as unknown as {status?: MappingStatus}).status
   const setPods = (pods: string[]) =>
-    server!.api.patch(type('endpointslices'), 'default', 'pinned-lab', PatchType.merge, {endpoints: pods.map((ip) => ({addresses: [ip], conditions: {ready: true}}))})
+    server!.api.patch(server!.types.endpointSlices, 'default', 'pinned-lab', PatchType.merge, {endpoints: pods.map((ip) => ({addresses: [ip], conditions: {ready: true}}))})
   const sync = (flags: string[], env?: Record<string, string>) =>
     smartnat(['sync', '--kubeconfig', join(dir!, 'kubeconfig'), '--netns', lab!.ns('host'), '--lock-file', join(dir!, 'smartnat.lock'), '--backend', backend.name, ...flags], env ? {env} : {})
   const syncJson = async () => {
@@ -78,11 +76,7 @@ for (const backend of BACKENDS) describe(`sync drops only smartnat's connections
     dir = await mkdtemp(join(tmpdir(), 'smartnat-conntrack-'))
     await server.writeKubeconfig(join(dir, 'kubeconfig'))
     const objects = [...serviceManifests({name: 'pinned', clusterIP: POD, ports: [{protocol: 'udp', port: 5353, targetPort: 5353}], pods: [POD]}), mappingManifest(PINNED)]
-    for (const object of objects) {
-      const [group, version] = String(object.apiVersion).includes('/') ? String(object.apiVersion).split('/') : ['', String(object.apiVersion)]
-      const resource = {Mapping: 'mappings', Service: 'services', EndpointSlice: 'endpointslices'}[String(object.kind)]!
-      server.api.create(server.registry.find(group!, version!, resource)!, 'default', object as KubeObject)
-    }
+    server.createAll(objects)
   })
 
   afterEach(async () => {

@@ -12,9 +12,10 @@ import {expect} from 'chai'
 import {deleteFlowsFromUnlisted, listConntrackFlows} from '../../src/lib/host/conntrack.js'
 import type {Ipv4} from '../../src/lib/net/ipv4.js'
 import {EGRESS_MARK, INTERFACE_MASK, interfaceMark} from '../../src/lib/net/marks.js'
-import {BACKENDS, requireBackend} from '../support/backends.js'
+import {createBackendLab, removeBackendLab} from '../support/backend-lab.js'
+import {BACKENDS} from '../support/backends.js'
 import {podOf, syncArgs, udpFlow} from '../support/e2e.js'
-import {LAB_PLAN, createLab, requireLab, type Lab} from '../support/lab.js'
+import {LAB_PLAN, type Lab} from '../support/lab.js'
 import {ManifestDir, type MappingFixture} from '../support/mappings.js'
 import {smartnat} from '../support/smartnat-cli.js'
 
@@ -39,10 +40,7 @@ describe(`conntrack cleanup of mode direct in the kernel (root, ${backend.name})
   const entriesOfPod = async () => (await listConntrackFlows(lab!.hostRunner, {replySrc: POD})).map((f) => `${f.original.dst}:${f.original.dport}`).sort()
 
   before(async function () {
-    requireLab(this)
-    requireBackend(this, backend)
-    lab = await createLab()
-    dir = await ManifestDir.create()
+    ;({lab, dir} = await createBackendLab(this, backend))
     await dir.write({mappings: [PINNED], services: [{name: 'pinned', clusterIP: POD, ports: [{protocol: 'udp', port: 5353, targetPort: 5353}], pods: [POD]}]})
     const {code, stderr} = await smartnat(syncArgs(backend.name, lab, dir))
     expect(code, stderr).to.equal(0)
@@ -60,8 +58,7 @@ describe(`conntrack cleanup of mode direct in the kernel (root, ${backend.name})
   })
 
   after(async () => {
-    await dir?.remove()
-    await lab?.destroy()
+    await removeBackendLab(lab, dir)
   })
 
   it('keeps the connection of a pod the Service still lists', async () => {

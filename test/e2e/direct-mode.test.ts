@@ -112,16 +112,14 @@ for (const backend of BACKENDS) describe(`mode direct: straight to the pods, no 
   // Below the ephemeral range (32768-60999), so no new request's socket can share a held flow's tuple.
   let sourcePort = 31_000
 
-  const GROUP_VERSION = {mappings: ['smartnat.aureacentral.com', 'v1alpha1'], services: ['', 'v1'], endpointslices: ['discovery.k8s.io', 'v1']} as const
-  const type = (resource: keyof typeof GROUP_VERSION) => server!.registry.find(GROUP_VERSION[resource][0], GROUP_VERSION[resource][1], resource)!
-  const status = (name: string) => (server!.api.get(type('mappings'), 'default', name) as unknown as {status?: MappingStatus}).status
+  const status = (name: string) => (server!.api.get(server!.types.mappings, 'default', name) as unknown as {status?: MappingStatus}).status
   const condition = (name: string, kind: string): MappingCondition | undefined => status(name)?.conditions?.find((c) => c.type === kind)
   const podIPs = (name: string) => status(name)?.configuredAddresses?.[EXT]?.podIPs
   /** What the web Service's EndpointSlice lists now. */
   let webEndpoints = ready(PODS)
   const setWebEndpoints = (endpoints: SliceEndpoint[]) => {
     webEndpoints = endpoints
-    server!.api.patch(type('endpointslices'), 'default', 'web-a', PatchType.merge, {endpoints: sliceEndpoints(endpoints)})
+    server!.api.patch(server!.types.endpointSlices, 'default', 'web-a', PatchType.merge, {endpoints: sliceEndpoints(endpoints)})
   }
   const requests = (protocol: LabProtocol, source: string, port: number, count: number) => lab!.requests(protocol, 'client1', source, EXT, port, count, {timeoutMs: 1000})
   const hold = (protocol: LabProtocol) => lab!.holdConnection('client1', {protocol, source: {ip: CLIENT_A, port: ++sourcePort}, target: {ip: EXT, port: protocol === 'tcp' ? TCP_PORT : UDP_PORT}})
@@ -177,10 +175,7 @@ for (const backend of BACKENDS) describe(`mode direct: straight to the pods, no 
       mappingManifest(SPLIT) as KubeObject,
       mappingManifest(IDLE) as KubeObject,
     ]
-    for (const object of objects) {
-      const resource = ({Mapping: 'mappings', Service: 'services', EndpointSlice: 'endpointslices'} as const)[String(object.kind) as 'Mapping' | 'Service' | 'EndpointSlice']
-      server.api.create(type(resource), 'default', object)
-    }
+    server.createAll(objects)
     metricsPort = await freePort()
     daemon = new WatchDaemon(
       [
@@ -300,7 +295,7 @@ for (const backend of BACKENDS) describe(`mode direct: straight to the pods, no 
   it('ClientIP affinity: 50 connections from one client reach one pod, for each client', async () => {
     await allReady()
     await change(() =>
-      server!.api.patch(type('services'), 'default', 'web', PatchType.merge, {spec: {sessionAffinity: 'ClientIP', sessionAffinityConfig: {clientIP: {timeoutSeconds: 600}}}}),
+      server!.api.patch(server!.types.services, 'default', 'web', PatchType.merge, {spec: {sessionAffinity: 'ClientIP', sessionAffinityConfig: {clientIP: {timeoutSeconds: 600}}}}),
     )
     const chosen: Record<string, string> = {}
     for (const client of [CLIENT_A, CLIENT_B]) {

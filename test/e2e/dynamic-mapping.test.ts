@@ -31,8 +31,8 @@ const [CLIENT] = LAB_PLAN.client1.addresses
 async function startPoolServer(lab: Lab, address: string): Promise<ApiServer> {
   const server = await startApiServer({crds: ['crds/mapping.yaml', 'crds/addresspool.yaml']})
   // Where the host Leases and the allocator Lease live (deploy/rbac.yaml creates it in a cluster).
-  server.api.create(server.registry.find('', 'v1', 'namespaces')!, undefined, {apiVersion: 'v1', kind: 'Namespace', metadata: {name: 'smartnat-system'}} as unknown as KubeObject)
-  server.api.create(server.registry.find('smartnat.aureacentral.com', 'v1alpha1', 'addresspools')!, undefined, {metadata: {name: 'edge'}, spec: {addresses: [address]}} as unknown as KubeObject)
+  server.api.create(server.types.namespaces, undefined, {apiVersion: 'v1', kind: 'Namespace', metadata: {name: 'smartnat-system'}} as unknown as KubeObject)
+  server.api.create(server.types.addressPools, undefined, {metadata: {name: 'edge'}, spec: {addresses: [address]}} as unknown as KubeObject)
   server.createAll(serviceManifests(serviceFromLab('web', lab.services(), VIP)))
   return server
 }
@@ -43,10 +43,9 @@ describe('Mappings that ask for an address or a port, with smartnat watch in the
   let server: ApiServer | undefined
   let daemon: KubeWatch | undefined
 
-  const mappings = () => server!.registry.find('smartnat.aureacentral.com', 'v1alpha1', 'mappings')!
-  const stored = (name: string) => server!.api.get(mappings(), 'default', name) as unknown as MappingResource
+  const stored = (name: string) => server!.api.get(server!.types.mappings, 'default', name) as unknown as MappingResource
   const create = (name: string, spec: Record<string, unknown>) =>
-    server!.api.create(mappings(), 'default', {apiVersion: 'smartnat.aureacentral.com/v1alpha1', kind: 'Mapping', metadata: {name}, spec: {serviceName: 'web', ...spec}} as unknown as KubeObject)
+    server!.api.create(server!.types.mappings, 'default', {apiVersion: 'smartnat.aureacentral.com/v1alpha1', kind: 'Mapping', metadata: {name}, spec: {serviceName: 'web', ...spec}} as unknown as KubeObject)
   const reachesPod = async (address: string, port: number, protocol: 'tcp' | 'udp' = 'tcp') => {
     const [result] = await lab!.requests(protocol, 'client1', CLIENT!, address, port, 1, {timeoutMs: 500})
     return result!.ok && PODS.includes(result!.fields.pod ?? '') ? result!.fields.pod : undefined
@@ -75,7 +74,7 @@ describe('Mappings that ask for an address or a port, with smartnat watch in the
     expect(await allocatedTo('dyn')).to.deep.equal({pool: 'edge', addresses: [EXT_B], ports: [{protocol: 'tcp', servicePort: 80, port: 30000}]})
     expect(await withOutput(eventually('traffic to the allocated address and port', 10_000, () => reachesPod(EXT_B!, 30000)))).to.be.oneOf(PODS)
     await withOutput(eventually('Ready=True', 10_000, () => stored('dyn').status?.conditions?.find((c) => c.type === 'Ready' && c.status === 'True')))
-    const events = server!.api.list(server!.registry.find('', 'v1', 'events')!, 'default', {}).items as unknown as {type: string; reason: string; message: string; involvedObject: {kind: string; name: string}}[]
+    const events = server!.api.list(server!.types.events, 'default', {}).items as unknown as {type: string; reason: string; message: string; involvedObject: {kind: string; name: string}}[]
     expect(events.filter((e) => e.involvedObject.name === 'dyn').map((e) => `${e.type} ${e.reason}: ${e.message}`)).to.include.members([
       `Normal Allocated: allocated ${EXT_B} from AddressPool edge, tcp/30000 to servicePort 80`,
     ])
@@ -114,7 +113,7 @@ describe('Mappings that ask for an address or a port, with smartnat watch in the
     const reason = await withOutput(eventually('the pending reason', 10_000, () => stored('waits').status?.invalid))
     expect(reason).to.equal('not allocated: AddressPool edge has no free address')
     expect(stored('waits').status?.allocated).to.equal(undefined)
-    server!.api.delete(mappings(), 'default', 'dyn')
+    server!.api.delete(server!.types.mappings, 'default', 'dyn')
     expect(await allocatedTo('waits')).to.deep.equal({pool: 'edge', addresses: [EXT_B], ports: [{protocol: 'tcp', servicePort: 80, port: 30000}]})
     expect(await withOutput(eventually('traffic to the new holder', 10_000, () => reachesPod(EXT_B!, 30000)))).to.be.oneOf(PODS)
   })
@@ -126,7 +125,6 @@ describe('a Mapping that asks for an address and a port, with smartnat sync from
   let server: ApiServer | undefined
   let dir: string | undefined
 
-  const mappings = () => server!.registry.find('smartnat.aureacentral.com', 'v1alpha1', 'mappings')!
   const sync = () => smartnatJson<SyncJson>(['sync', '--kubeconfig', join(dir!, 'kubeconfig'), '--netns', lab!.ns('host'), '--lock-file', join(dir!, 'smartnat.lock')])
 
   before(async function () {
@@ -135,7 +133,7 @@ describe('a Mapping that asks for an address and a port, with smartnat sync from
     server = await startPoolServer(lab, EXT_C!)
     dir = await mkdtemp(join(tmpdir(), 'smartnat-dyn-sync-'))
     await server.writeKubeconfig(join(dir, 'kubeconfig'))
-    server.api.create(mappings(), 'default', {apiVersion: 'smartnat.aureacentral.com/v1alpha1', kind: 'Mapping', metadata: {name: 'cron'}, spec: {addressPool: 'edge', serviceName: 'web', ports: [{servicePort: 80}]}} as unknown as KubeObject)
+    server.api.create(server!.types.mappings, 'default', {apiVersion: 'smartnat.aureacentral.com/v1alpha1', kind: 'Mapping', metadata: {name: 'cron'}, spec: {addressPool: 'edge', serviceName: 'web', ports: [{servicePort: 80}]}} as unknown as KubeObject)
   })
 
   after(async () => {
@@ -147,7 +145,7 @@ describe('a Mapping that asks for an address and a port, with smartnat sync from
   it('the first run allocates and records, the second programs it, and traffic flows', async () => {
     const first = await sync()
     expect(first.mappings.map(({name, valid, reason}) => ({name, valid, reason}))).to.deep.equal([{name: 'cron', valid: false, reason: NOT_RECORDED}])
-    expect((server!.api.get(mappings(), 'default', 'cron') as unknown as MappingResource).status?.allocated).to.deep.equal({
+    expect((server!.api.get(server!.types.mappings, 'default', 'cron') as unknown as MappingResource).status?.allocated).to.deep.equal({
       pool: 'edge', addresses: [EXT_C], ports: [{protocol: 'tcp', servicePort: 80, port: 30000}],
     })
     const second = await sync()

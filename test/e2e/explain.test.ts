@@ -4,9 +4,10 @@
  */
 import {expect} from 'chai'
 import type {PacketExplanation} from '../../src/lib/explain/packet.js'
-import {BACKENDS, requireBackend} from '../support/backends.js'
+import {createBackendLab, removeBackendLab} from '../support/backend-lab.js'
+import {BACKENDS} from '../support/backends.js'
 import {commandArgs, syncArgs, type SyncJson} from '../support/e2e.js'
-import {LAB_PLAN, createLab, requireLab, type EchoResult, type Lab, type LabNamespace, type LabProtocol} from '../support/lab.js'
+import {LAB_PLAN, type EchoResult, type Lab, type LabNamespace, type LabProtocol} from '../support/lab.js'
 import {ManifestDir, serviceFromLab, type ServiceFixture} from '../support/mappings.js'
 import {smartnatJson} from '../support/smartnat-cli.js'
 
@@ -67,11 +68,8 @@ for (const backend of BACKENDS) describe(`smartnat explain against real connecti
   const explain = (...flags: string[]) => smartnatJson<PacketExplanation>(commandArgs('explain', backend.name, lab, dir, ...flags))
 
   before(async function () {
-    requireLab(this)
-    requireBackend(this, backend)
-    lab = await createLab()
+    ;({lab, dir} = await createBackendLab(this, backend))
     web = serviceFromLab('web', lab.services(), VIP)
-    dir = await ManifestDir.create()
     // The Service lives in "default"; the shop Mappings need their own copy of it.
     await dir.write({
       services: [web, {...web, namespace: 'shop'}],
@@ -88,8 +86,7 @@ for (const backend of BACKENDS) describe(`smartnat explain against real connecti
   })
 
   after(async () => {
-    await lab?.destroy()
-    await dir?.remove()
+    await removeBackendLab(lab, dir)
   })
 
   it(`predicts the fate of ${CASES.length} connection attempts: forward exactly when a pod answers`, async () => {

@@ -6,9 +6,10 @@
  */
 import {expect} from 'chai'
 import type {StatusReport} from '../../src/lib/status/report.js'
-import {BACKENDS, cleanHost, requireBackend} from '../support/backends.js'
+import {createBackendLab, removeBackendLab} from '../support/backend-lab.js'
+import {BACKENDS, cleanHost} from '../support/backends.js'
 import {commandArgs, kernelDump, syncArgs, type SyncJson} from '../support/e2e.js'
-import {LAB_PLAN, createLab, requireLab, type EchoResult, type Lab} from '../support/lab.js'
+import {LAB_PLAN, type EchoResult, type Lab} from '../support/lab.js'
 import {ManifestDir, serviceFromLab, type MappingFixture} from '../support/mappings.js'
 import {smartnat} from '../support/smartnat-cli.js'
 
@@ -36,10 +37,7 @@ for (const backend of BACKENDS) describe(`faults of the host in the namespace la
   }
 
   before(async function () {
-    requireLab(this)
-    requireBackend(this, backend)
-    lab = await createLab()
-    dir = await ManifestDir.create()
+    ;({lab, dir} = await createBackendLab(this, backend))
   })
 
   afterEach(async function () {
@@ -47,8 +45,7 @@ for (const backend of BACKENDS) describe(`faults of the host in the namespace la
   })
 
   after(async () => {
-    await lab?.destroy()
-    await dir?.remove()
+    await removeBackendLab(lab, dir)
   })
 
   describe('an external interface whose gateway --gw-offset cannot place', () => {

@@ -22,10 +22,11 @@ import {recordEvents} from '../../src/lib/sync/events.js'
 import {writeStatuses} from '../../src/lib/sync/status.js'
 import {eventually} from '../support/e2e.js'
 import {GatedDelay} from '../support/gated-delay.js'
-import {freePort, httpGet} from '../support/http.js'
+import {httpGet} from '../support/http.js'
+import {startKubeWatch, type KubeWatch} from '../support/kube-watch.js'
 import {createLab, requireLab, type Lab} from '../support/lab.js'
 import {jsonResponse, SILENT_WATCH, startRawHttpServer, type RawAnswer, type RawHttpServer} from '../support/raw-http.js'
-import {smartnat, startSmartnat, type RunningCli, killSmartnat} from '../support/smartnat-cli.js'
+import {smartnat} from '../support/smartnat-cli.js'
 
 const TIMEOUT_MS = 100
 const KINDS = [
@@ -211,14 +212,15 @@ describe('every Kubernetes API request has a deadline', function () {
       await rm(dir, {recursive: true, force: true})
     })
 
+    const kubeconfig = (url: string) => stringify({
+      clusters: [{name: 'raw', cluster: {server: url}}],
+      users: [{name: 'raw', user: {}}],
+      contexts: [{name: 'raw', context: {cluster: 'raw', user: 'raw'}}],
+      'current-context': 'raw',
+    })
     async function kubeconfigFile(url: string): Promise<string> {
       const path = join(dir, 'kubeconfig')
-      await writeFile(path, stringify({
-        clusters: [{name: 'raw', cluster: {server: url}}],
-        users: [{name: 'raw', user: {}}],
-        contexts: [{name: 'raw', context: {cluster: 'raw', user: 'raw'}}],
-        'current-context': 'raw',
-      }))
+      await writeFile(path, kubeconfig(url))
       return path
     }
 
@@ -240,7 +242,7 @@ describe('every Kubernetes API request has a deadline', function () {
 
     describe('watch (root, namespace lab)', function () {
       let lab: Lab | undefined
-      let daemon: RunningCli | undefined
+      let daemon: KubeWatch | undefined
 
       before(async function () {
         requireLab(this)
@@ -248,17 +250,14 @@ describe('every Kubernetes API request has a deadline', function () {
       })
 
       after(async () => {
-        await killSmartnat(daemon)
+        await daemon?.stop()
         await lab?.destroy()
       })
 
       it('counts each failed list in smartnat_api_errors_total by kind, verb and code, as many as the server refused', async () => {
         await serve(() => internalError)
-        const port = await freePort()
-        daemon = startSmartnat(
-          ['watch', '--kubeconfig', await kubeconfigFile(raw!.url), '--netns', lab!.ns('host'), '--lock-file', join(dir, 'lock'), '--metrics-addr', `127.0.0.1:${port}`, '--config', '/dev/null'],
-          {timeoutMs: 50_000},
-        )
+        daemon = await startKubeWatch(lab!, kubeconfig(raw!.url), ['--config', '/dev/null'], {timeoutMs: 50_000})
+        const {port} = daemon
         const refused = () => raw!.requests.filter((r) => r.startsWith('GET /api/v1/services?limit=')).length
         const counted = async () => {
           const line = (await httpGet(port, '/metrics')).body.split('\n').find((l) => l.startsWith('smartnat_api_errors_total{kind="Service",verb="list",code="500"} '))
@@ -269,8 +268,8 @@ describe('every Kubernetes API request has a deadline', function () {
           const n = await counted()
           return n >= 5 && n === refused() ? n : undefined
         })
-        daemon.child.kill('SIGTERM')
-        expect((await daemon.done).code).to.equal(0)
+        daemon.cli.child.kill('SIGTERM')
+        expect((await daemon.cli.done).code).to.equal(0)
       })
     })
   })

@@ -42,10 +42,8 @@ describe('smartnat watch replacing the Go controller, against the Kubernetes API
   let daemon: KubeWatch | undefined
   const requests: string[] = []
 
-  const mappingType = () => server!.registry.find('smartnat.aureacentral.com', 'v1alpha1', 'mappings')!
-  const leaseType = () => server!.registry.find('coordination.k8s.io', 'v1', 'leases')!
-  const mapping = (name: string) => server!.api.get(mappingType(), 'default', name) as unknown as StoredMapping
-  const exists = (name: string) => server!.api.list(mappingType(), 'default', {}).items.some((m) => m.metadata.name === name)
+  const mapping = (name: string) => server!.api.get(server!.types.mappings, 'default', name) as unknown as StoredMapping
+  const exists = (name: string) => server!.api.list(server!.types.mappings, 'default', {}).items.some((m) => m.metadata.name === name)
   const ready = (name: string) => mapping(name).status?.conditions?.find((c) => c.type === 'Ready')
   const statusWrites = () => requests.filter((r) => r.startsWith('PATCH ') && r.includes('/mappings/') && r.includes('/status')).length
   const withGoFinalizer = (fixture: MappingFixture) => {
@@ -56,7 +54,7 @@ describe('smartnat watch replacing the Go controller, against the Kubernetes API
   const goUpdate = (name: string, address: string) => {
     const current = mapping(name)
     const status = {...current.status, configuredAddresses: {...current.status?.configuredAddresses, [address]: {podIPs: [POD_A]}}}
-    server!.api.update(mappingType(), 'default', name, {...current, metadata: {...current.metadata, finalizers: [GO_CONTROLLER_FINALIZER]}, status})
+    server!.api.update(server!.types.mappings, 'default', name, {...current, metadata: {...current.metadata, finalizers: [GO_CONTROLLER_FINALIZER]}, status})
   }
   const reach = async (address: string, port: number) => {
     const [result] = await lab!.requests('tcp', 'client1', CLIENT, address, port, 1, {timeoutMs: 500})
@@ -69,16 +67,16 @@ describe('smartnat watch replacing the Go controller, against the Kubernetes API
     requireLab(this)
     lab = await createLab()
     server = await startApiServer({crds: ['crds/mapping.yaml'], log: (line) => requests.push(line)})
-    server.api.create(server.registry.find('', 'v1', 'namespaces')!, undefined, {metadata: {name: 'smartnat-system'}})
+    server.api.create(server.types.namespaces, undefined, {metadata: {name: 'smartnat-system'}})
     server.createAll(serviceManifests(serviceFromLab('web', lab.services(), VIP)))
     // As the Go controller left them: its finalizer, its key (no host) and a key of a host that is gone.
-    server.api.create(mappingType(), 'default', withGoFinalizer(OLD))
-    server.api.create(mappingType(), 'default', withGoFinalizer(ELSEWHERE))
-    server.api.patch(mappingType(), 'default', 'elsewhere', 'application/merge-patch+json', {
+    server.api.create(server!.types.mappings, 'default', withGoFinalizer(OLD))
+    server.api.create(server!.types.mappings, 'default', withGoFinalizer(ELSEWHERE))
+    server.api.patch(server!.types.mappings, 'default', 'elsewhere', 'application/merge-patch+json', {
       status: {invalid: 'no', configuredAddresses: {[GO_ADDRESS]: {podIPs: [POD_A]}, [DEAD_ADDRESS]: {podIPs: [POD_A], host: 'edge-gone'}}},
     }, {status: true})
     // The host that is gone left its Lease behind, never to be renewed again.
-    server.api.create(leaseType(), 'smartnat-system', {
+    server.api.create(server!.types.leases, 'smartnat-system', {
       metadata: {name: leaseName('edge-gone'), labels: {[HOST_LEASE_LABEL]: 'true'}},
       spec: {holderIdentity: 'edge-gone', leaseDurationSeconds: 2, renewTime: '2026-01-01T00:00:00.000000Z'},
     })
@@ -93,7 +91,7 @@ describe('smartnat watch replacing the Go controller, against the Kubernetes API
   })
 
   it('renews its own Lease in the Lease namespace, named after the host', async () => {
-    const lease = () => server!.api.get(leaseType(), 'smartnat-system', leaseName(hostname())) as unknown as {spec: {holderIdentity: string; leaseDurationSeconds: number; renewTime: string}}
+    const lease = () => server!.api.get(server!.types.leases, 'smartnat-system', leaseName(hostname())) as unknown as {spec: {holderIdentity: string; leaseDurationSeconds: number; renewTime: string}}
     const first = await withOutput(eventually('its Lease', 5000, () => lease().spec.renewTime))
     expect(lease().spec).to.include({holderIdentity: hostname(), leaseDurationSeconds: 4})
     await withOutput(eventually('a renewal', 5000, () => (lease().spec.renewTime > first ? true : undefined)))
@@ -108,7 +106,7 @@ describe('smartnat watch replacing the Go controller, against the Kubernetes API
   })
 
   it('a Go host writing the whole object beside it changes no status, and smartnat writes nothing back', async () => {
-    server!.api.create(mappingType(), 'default', mappingManifest(MIXED) as KubeObject)
+    server!.api.create(server!.types.mappings, 'default', mappingManifest(MIXED) as KubeObject)
     await withOutput(eventually('its key', 5000, () => mapping('mixed').status?.configuredAddresses?.[EXT_B]))
     goUpdate('mixed', GO_ADDRESS)
     expect(mapping('mixed').metadata.finalizers, 'the Go host added its finalizer').to.deep.equal([GO_CONTROLLER_FINALIZER])
@@ -125,7 +123,7 @@ describe('smartnat watch replacing the Go controller, against the Kubernetes API
 
   it('a Mapping deleted with the Go controller\'s finalizer on it loses its rules, then the finalizer, and is gone', async () => {
     expect(await reach(EXT_A, 8080)).to.be.oneOf([POD_A, POD_B])
-    server!.api.delete(mappingType(), 'default', 'old')
+    server!.api.delete(server!.types.mappings, 'default', 'old')
     expect(mapping('old').metadata.deletionTimestamp, 'held by the finalizer').to.be.a('string')
     await withOutput(eventually('the Mapping to be gone', 8000, () => (exists('old') ? undefined : true)))
     // The finalizer goes only after a pass applied without the Mapping: by now its rules are gone.

@@ -9,27 +9,21 @@ import {mkdtemp, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {stringify} from 'yaml'
-import {startApiServer, type ApiServer, type KubeObject} from '../support/apiserver/index.js'
+import {startApiServer, type ApiServer} from '../support/apiserver/index.js'
 import {eventually, iptablesDump} from '../support/e2e.js'
-import {freePort, httpGet} from '../support/http.js'
+import {httpGet} from '../support/http.js'
+import {startKubeWatch, type KubeWatch} from '../support/kube-watch.js'
 import {LAB_PLAN, createLab, requireLab, type Lab} from '../support/lab.js'
 import {mappingManifest, serviceFromLab, serviceManifests, type ServiceFixture} from '../support/mappings.js'
-import {smartnat, startSmartnat, type RunningCli, killSmartnat} from '../support/smartnat-cli.js'
+import {smartnat} from '../support/smartnat-cli.js'
 
 const EXT = LAB_PLAN.host.eth1.addresses[0]
 const VIP = '198.19.100.10'
 const WEB: ServiceFixture = {name: 'web', clusterIP: VIP, ports: [{protocol: 'tcp', port: 80, targetPort: 8080}], pods: ['198.19.200.11']}
 const PLAIN_HTTP_WARNING = /the Kubernetes API server http:\/\/127\.0\.0\.1:\d+ is reached over plain http: requests, answers and credentials travel unencrypted/g
 
-function create(server: ApiServer, object: Record<string, unknown>): void {
-  const [group, version] = String(object.apiVersion).includes('/') ? String(object.apiVersion).split('/') : ['', String(object.apiVersion)]
-  const resource = {Mapping: 'mappings', Service: 'services', EndpointSlice: 'endpointslices'}[String(object.kind)]!
-  server.api.create(server.registry.find(group!, version!, resource)!, 'default', object as KubeObject)
-}
-
 function seed(server: ApiServer, service: ServiceFixture): void {
-  for (const object of serviceManifests(service)) create(server, object)
-  create(server, mappingManifest({name: 'web', addresses: [EXT], serviceName: 'web', ports: [{port: 8080, servicePort: 80}]}))
+  server.createAll([...serviceManifests(service), mappingManifest({name: 'web', addresses: [EXT], serviceName: 'web', ports: [{port: 8080, servicePort: 80}]})])
 }
 
 describe('a kubeconfig with a plain http:// server', function () {
@@ -114,42 +108,34 @@ describe('a kubeconfig with a plain http:// server', function () {
   describe('watch (root, namespace lab)', function () {
     let lab: Lab | undefined
     let labServer: ApiServer | undefined
-    let daemon: RunningCli | undefined
-    let log = ''
+    let daemon: KubeWatch | undefined
 
     before(async function () {
       requireLab(this)
       lab = await createLab()
       labServer = await startApiServer({crds: ['crds/mapping.yaml']})
       seed(labServer, serviceFromLab('web', lab.services(), VIP))
-      await labServer.writeKubeconfig(join(dir, 'lab-http'), {insecureSkipTlsVerify: false})
     })
 
     after(async () => {
-      await killSmartnat(daemon)
+      await daemon?.stop()
       await labServer?.stop()
       await lab?.destroy()
     })
 
     it('reaches ready over http without insecure-skip-tls-verify, programs the Mapping, and logs the warning once', async () => {
-      const port = await freePort()
-      daemon = startSmartnat(
-        ['watch', '--kubeconfig', join(dir, 'lab-http'), '--netns', lab!.ns('host'), '--lock-file', join(dir, 'watch.lock'), '--metrics-addr', `127.0.0.1:${port}`, '--config', '/dev/null'],
-        {timeoutMs: 50_000},
-      )
-      daemon.child.stdout!.on('data', (chunk: Buffer) => (log += chunk.toString()))
-      const ready = await eventually('/readyz 200', 30_000, async () => {
+      daemon = await startKubeWatch(lab!, labServer!.kubeconfig({insecureSkipTlsVerify: false}), ['--config', '/dev/null'], {timeoutMs: 50_000})
+      const port = daemon.port
+      const ready = await daemon.withOutput(eventually('/readyz 200', 30_000, async () => {
         const reply = await httpGet(port, '/readyz').catch(() => undefined)
         return reply?.status === 200 ? reply : undefined
-      }).catch((error: Error) => {
-        throw new Error(`${error.message}\n--- watch log ---\n${log}`)
-      })
+      }))
       expect(ready.body).to.equal('ready\n')
       expect(await iptablesDump(lab!)).to.include(`--to-destination ${VIP}:80`)
-      expect(log.match(PLAIN_HTTP_WARNING), log).to.have.length(1)
-      expect(log, 'no API errors').to.not.include('Kubernetes API error')
-      daemon.child.kill('SIGTERM')
-      expect((await daemon.done).code).to.equal(0)
+      expect(daemon.log.match(PLAIN_HTTP_WARNING), daemon.log).to.have.length(1)
+      expect(daemon.log, 'no API errors').to.not.include('Kubernetes API error')
+      daemon.cli.child.kill('SIGTERM')
+      expect((await daemon.cli.done).code).to.equal(0)
     })
   })
 })

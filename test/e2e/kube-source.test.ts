@@ -20,7 +20,7 @@ function kubeConfigOf(server: ApiServer): KubeConfig {
 }
 
 function mappingType(server: ApiServer) {
-  return server.registry.find('smartnat.aureacentral.com', 'v1alpha1', 'mappings')!
+  return server.types.mappings
 }
 
 function createMapping(server: ApiServer, name: string, namespace = 'default', address = '198.18.0.10') {
@@ -31,14 +31,14 @@ function createMapping(server: ApiServer, name: string, namespace = 'default', a
 }
 
 function createService(server: ApiServer, name: string, namespace = 'default') {
-  return server.api.create(server.registry.find('', 'v1', 'services')!, namespace, {
+  return server.api.create(server.types.services, namespace, {
     metadata: {name},
     spec: {ports: [{port: 80, protocol: 'TCP', targetPort: 8080}]},
   }).object
 }
 
 function createSlice(server: ApiServer, name: string, service: string, addresses: string[], namespace = 'default') {
-  return server.api.create(server.registry.find('discovery.k8s.io', 'v1', 'endpointslices')!, namespace, {
+  return server.api.create(server.types.endpointSlices, namespace, {
     metadata: {name, labels: {'kubernetes.io/service-name': service}},
     addressType: 'IPv4',
     endpoints: addresses.map((a) => ({addresses: [a], conditions: {ready: true}})),
@@ -112,7 +112,7 @@ describe('kube source', function () {
 
   it("keeps of listed and watched Mappings' metadata only what smartnat reads: no labels, annotations, managedFields or kubectl's last-applied copy", async function () {
     await start()
-    const mappings = server.registry.find('smartnat.aureacentral.com', 'v1alpha1', 'mappings')!
+    const mappings = server.types.mappings
     // What a real API server stores with every object; the test server's own writes do not add it.
     const withBookkeeping = (name: string) => {
       const stored = server.api.get(mappings, 'default', name)
@@ -145,8 +145,8 @@ describe('kube source', function () {
 
   it('keeps of Services and EndpointSlices only what the planner reads, listed or watched', async function () {
     await start()
-    const services = server.registry.find('', 'v1', 'services')!
-    const slices = server.registry.find('discovery.k8s.io', 'v1', 'endpointslices')!
+    const services = server.types.services
+    const slices = server.types.endpointSlices
     // Shaped as a real cluster's: selectors, IP families, pod references, nodes, zones and hints.
     const service = (name: string) => server.api.create(services, 'default', {
       metadata: {name, labels: {app: name}, annotations: {'example.com/owner': 'team-a'}},
@@ -208,8 +208,8 @@ describe('kube source', function () {
 
     const mappings = mappingType(server)
     server.api.patch(mappings, 'default', 'web', 'application/merge-patch+json', {spec: {addresses: ['198.18.0.20']}})
-    server.api.patch(server.registry.find('', 'v1', 'services')!, 'default', 'web', 'application/merge-patch+json', {spec: {sessionAffinity: 'ClientIP'}})
-    server.api.patch(server.registry.find('discovery.k8s.io', 'v1', 'endpointslices')!, 'default', 'web-1', 'application/merge-patch+json', {
+    server.api.patch(server.types.services, 'default', 'web', 'application/merge-patch+json', {spec: {sessionAffinity: 'ClientIP'}})
+    server.api.patch(server.types.endpointSlices, 'default', 'web-1', 'application/merge-patch+json', {
       endpoints: [{addresses: ['198.19.0.1'], conditions: {ready: true}}, {addresses: ['198.19.0.2'], conditions: {ready: true}}],
     })
     await eventually('updates', () => changes.length === 6)
@@ -220,8 +220,8 @@ describe('kube source', function () {
     expect(snapshot.endpointSlices[0]!.endpoints).to.have.length(2)
 
     server.api.delete(mappings, 'default', 'web')
-    server.api.delete(server.registry.find('', 'v1', 'services')!, 'default', 'web')
-    server.api.delete(server.registry.find('discovery.k8s.io', 'v1', 'endpointslices')!, 'default', 'web-1')
+    server.api.delete(server.types.services, 'default', 'web')
+    server.api.delete(server.types.endpointSlices, 'default', 'web-1')
     await eventually('deletes', () => changes.length === 9)
     // Each kind has a watch of its own, so within a phase the three kinds may arrive in any order;
     // the phases themselves are ordered, since each waits for the one before.

@@ -52,10 +52,9 @@ describe('smartnat sync against the Kubernetes API, in the namespace lab (root)'
   let server: ApiServer | undefined
   let dir: string | undefined
 
-  const mappingType = () => server!.registry.find('smartnat.aureacentral.com', 'v1alpha1', 'mappings')!
-  const mapping = (name: string) => server!.api.get(mappingType(), 'default', name) as unknown as StoredMapping
+  const mapping = (name: string) => server!.api.get(server!.types.mappings, 'default', name) as unknown as StoredMapping
   const events = (name: string) =>
-    server!.api.list(server!.registry.find('', 'v1', 'events')!, 'default', {}).items.map((e) => e as unknown as StoredEvent).filter((e) => e.involvedObject.name === name)
+    server!.api.list(server!.types.events, 'default', {}).items.map((e) => e as unknown as StoredEvent).filter((e) => e.involvedObject.name === name)
   const create = (object: Record<string, unknown>) => server!.createAll([object])
   const syncArgs = () => ['sync', '--kubeconfig', join(dir!, 'kubeconfig'), '--netns', lab!.ns('host'), '--lock-file', join(dir!, 'smartnat.lock')]
   const sync = () => smartnatJson<KubeSyncJson>(syncArgs())
@@ -147,7 +146,7 @@ describe('smartnat sync against the Kubernetes API, in the namespace lab (root)'
     const entries = async (pod: Ipv4) => (await listConntrackFlows(lab!.hostRunner, {replySrc: pod})).length
     expect([await entries(podA), await entries(podB)]).to.deep.equal([1, 1])
 
-    const slices = server!.registry.find('discovery.k8s.io', 'v1', 'endpointslices')!
+    const slices = server!.types.endpointSlices
     server!.api.patch(slices, 'default', 'web-lab', PatchType.merge, {endpoints: [{addresses: [podA], conditions: {ready: true}}]})
     await lab!.removePod(podB)
     const result = await sync()

@@ -53,12 +53,10 @@ describe('smartnat watch against the Kubernetes API, in the namespace lab (root)
   /** When the API server listened again after the outage. */
   let backAt: number | undefined
 
-  const GROUP_VERSION = {mappings: ['smartnat.aureacentral.com', 'v1alpha1'], endpointslices: ['discovery.k8s.io', 'v1'], events: ['', 'v1']} as const
-  const type = (resource: keyof typeof GROUP_VERSION) => server!.registry.find(GROUP_VERSION[resource][0], GROUP_VERSION[resource][1], resource)!
-  const mapping = (name: string) => server!.api.get(type('mappings'), 'default', name) as unknown as StoredMapping
-  const createMapping = (fixture: MappingFixture) => server!.api.create(type('mappings'), 'default', mappingManifest(fixture) as KubeObject)
+  const mapping = (name: string) => server!.api.get(server!.types.mappings, 'default', name) as unknown as StoredMapping
+  const createMapping = (fixture: MappingFixture) => server!.api.create(server!.types.mappings, 'default', mappingManifest(fixture) as KubeObject)
   const events = (name: string) =>
-    server!.api.list(type('events'), 'default', {}).items.map((e) => e as unknown as StoredEvent).filter((e) => e.involvedObject.name === name)
+    server!.api.list(server!.types.events, 'default', {}).items.map((e) => e as unknown as StoredEvent).filter((e) => e.involvedObject.name === name)
   const reach = async (address: string, port: number, protocol: 'tcp' | 'udp' = 'tcp') => {
     const [result] = await lab!.requests(protocol, 'client1', CLIENT, address, port, 1, {timeoutMs: 500})
     return result!.ok ? result!.fields.pod! : result!.error
@@ -137,7 +135,7 @@ describe('smartnat watch against the Kubernetes API, in the namespace lab (root)
     expect(await entries(POD_A)).to.equal(1)
     expect(await entries(POD_B)).to.equal(1)
 
-    server!.api.patch(type('endpointslices'), 'default', 'web-lab', PatchType.merge, {endpoints: [{addresses: [POD_A], conditions: {ready: true}}]})
+    server!.api.patch(server!.types.endpointSlices, 'default', 'web-lab', PatchType.merge, {endpoints: [{addresses: [POD_A], conditions: {ready: true}}]})
     await lab!.removePod(POD_B)
     await withOutput(eventually('the status to lose the pod', 5000, () => {
       const podIPs = mapping('web').status?.configuredAddresses?.[EXT_A]?.podIPs
@@ -166,7 +164,7 @@ describe('smartnat watch against the Kubernetes API, in the namespace lab (root)
   it('an edited Mapping moves its traffic to the new port and its status to the new generation', async () => {
     createMapping(TEMP)
     await withOutput(eventually('the new Mapping to carry traffic', 5000, () => reachesPod(EXT_B, 9090)))
-    server!.api.patch(type('mappings'), 'default', 'temp', PatchType.merge, {spec: {ports: [{port: 9091, servicePort: 80}]}})
+    server!.api.patch(server!.types.mappings, 'default', 'temp', PatchType.merge, {spec: {ports: [{port: 9091, servicePort: 80}]}})
     await withOutput(eventually('the new port to carry traffic', 5000, () => reachesPod(EXT_B, 9091)))
     expect(await reach(EXT_B, 9090), 'the old port').to.equal('refused')
     const status = await eventually('the status of generation 2', 5000, () => (mapping('temp').status?.observedGeneration === 2 ? mapping('temp').status : undefined))
@@ -179,7 +177,7 @@ describe('smartnat watch against the Kubernetes API, in the namespace lab (root)
     expect(mapping('temp').metadata.finalizers).to.equal(undefined)
     expect(await iptablesDump(lab!)).to.include(`-d ${EXT_B}/32`)
 
-    server!.api.delete(type('mappings'), 'default', 'temp')
+    server!.api.delete(server!.types.mappings, 'default', 'temp')
     expect(() => mapping('temp'), 'gone at once').to.throw(/not found/)
     await withOutput(eventually('its rules to be gone', 5000, async () => ((await iptablesDump(lab!)).includes(EXT_B) ? undefined : true)))
     expect(await iptablesDump(lab!)).to.not.include('default/temp')

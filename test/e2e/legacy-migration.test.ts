@@ -7,10 +7,11 @@
  */
 import {readFile, writeFile} from 'node:fs/promises'
 import {expect} from 'chai'
-import {BACKENDS, requireBackend} from '../support/backends.js'
+import {createBackendLab, removeBackendLab} from '../support/backend-lab.js'
+import {BACKENDS} from '../support/backends.js'
 import {kernelDump, labArgs, syncArgs, type SyncJson} from '../support/e2e.js'
 import {goShortName, loadGoLayout, type GoInterface, type GoMapping} from '../support/go-controller.js'
-import {LAB_PLAN, createLab, requireLab, type EchoResult, type Lab} from '../support/lab.js'
+import {LAB_PLAN, type EchoResult, type Lab} from '../support/lab.js'
 import {ManifestDir, serviceFromLab} from '../support/mappings.js'
 import {smartnat, smartnatJson} from '../support/smartnat-cli.js'
 import {startTrafficMonitor, type MonitorTarget} from '../support/traffic-monitor.js'
@@ -100,10 +101,7 @@ for (const backend of BACKENDS) describe(`taking over from the Go controller (ro
   }
 
   before(async function () {
-    requireLab(this)
-    requireBackend(this, backend)
-    lab = await createLab()
-    dir = await ManifestDir.create()
+    ;({lab, dir} = await createBackendLab(this, backend))
     rtTables = dir.file('rt_tables')
     await writeFile(rtTables, FOREIGN_RT_TABLES)
     await lab.exec('host', 'sh', ['-ec', FOREIGN_RULESET])
@@ -115,8 +113,7 @@ for (const backend of BACKENDS) describe(`taking over from the Go controller (ro
   })
 
   after(async () => {
-    await lab?.destroy()
-    await dir?.remove()
+    await removeBackendLab(lab, dir)
   })
 
   it('sync --migrate replaces the Go layout with traffic flowing: no attempt fails, nothing of it remains, the foreign ruleset stays', async () => {

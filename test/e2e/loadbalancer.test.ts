@@ -70,13 +70,12 @@ describe('LoadBalancer Services and address pools, with smartnat watch in the na
   /** Short, so that a takeover after a host dies fits in a test. */
   const LEASE = ['--lease-duration', '4s']
 
-  const type = (group: string, version: string, resource: string) => server!.registry.find(group, version, resource)!
-  const services = () => type('', 'v1', 'services')
+  const services = () => server!.types.services
   const stored = (name: string) => server!.api.get(services(), 'default', name) as unknown as ServiceResource
   const addressOf = (name: string) => stored(name).status?.loadBalancer?.ingress?.[0]?.ip
   const create = (object: KubeObject) => server!.api.create(services(), 'default', object)
   const events = (name: string) =>
-    server!.api.list(type('', 'v1', 'events'), 'default', {}).items.map((e) => e as unknown as StoredEvent).filter((e) => e.involvedObject.kind === 'Service' && e.involvedObject.name === name)
+    server!.api.list(server!.types.events, 'default', {}).items.map((e) => e as unknown as StoredEvent).filter((e) => e.involvedObject.kind === 'Service' && e.involvedObject.name === name)
   const reach = async (from: string, address: string, port: number, protocol: 'tcp' | 'udp' = 'tcp') => {
     const [result] = await lab!.requests(protocol, 'client1', from, address, port, 1, {timeoutMs: 500})
     return result!.ok ? result!.fields.pod! : result!.error
@@ -94,14 +93,14 @@ describe('LoadBalancer Services and address pools, with smartnat watch in the na
     lab = await createLab()
     server = await startApiServer({crds: ['crds/mapping.yaml', 'crds/addresspool.yaml']})
     // Where the host Leases and the allocator Lease live (deploy/rbac.yaml creates it in a cluster).
-    server.api.create(type('', 'v1', 'namespaces'), undefined, {apiVersion: 'v1', kind: 'Namespace', metadata: {name: 'smartnat-system'}} as unknown as KubeObject)
-    server.api.create(type('smartnat.aureacentral.com', 'v1alpha1', 'addresspools'), undefined, {
+    server.api.create(server!.types.namespaces, undefined, {apiVersion: 'v1', kind: 'Namespace', metadata: {name: 'smartnat-system'}} as unknown as KubeObject)
+    server.api.create(server!.types.addressPools, undefined, {
       metadata: {name: 'edge'},
       spec: {addresses: [`${EXT_A}-${EXT_C}`]},
     } as unknown as KubeObject)
     // The pods behind every Service of this test: the lab's one Service, whose EndpointSlice each Service shares.
     const [, slice] = serviceManifests(serviceFromLab('web', lab.services(), VIP))
-    server.api.create(type('discovery.k8s.io', 'v1', 'endpointslices'), 'default', slice as KubeObject)
+    server.api.create(server!.types.endpointSlices, 'default', slice as KubeObject)
     daemon = await startKubeWatch(lab, server, ['--resync', '3s', '--log-level', 'debug', ...LEASE], {timeoutMs: 150_000})
     await daemon.ready()
   })
@@ -159,7 +158,7 @@ describe('LoadBalancer Services and address pools, with smartnat watch in the na
     create(chartService('fourth', [HTTP]))
     const event = await withOutput(eventually('the AllocationFailed Event', 10_000, () => events('fourth').find((e) => e.reason === 'AllocationFailed')))
     expect(event!.message).to.equal('AddressPool edge has no free address')
-    const pool = server!.api.get(type('smartnat.aureacentral.com', 'v1alpha1', 'addresspools'), undefined, 'edge') as unknown as {status?: {inUse: number; free: number}}
+    const pool = server!.api.get(server!.types.addressPools, undefined, 'edge') as unknown as {status?: {inUse: number; free: number}}
     expect(pool.status).to.deep.include({inUse: 3, free: 0})
   })
 
@@ -172,12 +171,12 @@ describe('LoadBalancer Services and address pools, with smartnat watch in the na
   })
 
   it('a pool with a namespaceSelector serves namespaces whose labels match; a label added admits, a label removed keeps what is held', async () => {
-    const namespaces = type('', 'v1', 'namespaces')
+    const namespaces = server!.types.namespaces
     const namespace = (name: string, labels: Record<string, string>) => server!.api.create(namespaces, undefined, {apiVersion: 'v1', kind: 'Namespace', metadata: {name, labels}} as unknown as KubeObject)
     const relabel = (name: string, labels: Record<string, string | null>) => server!.api.patch(namespaces, undefined, name, 'application/merge-patch+json', {metadata: {labels}})
     namespace('team-edge', {tier: 'edge'})
     namespace('team-core', {tier: 'core'})
-    server!.api.create(type('smartnat.aureacentral.com', 'v1alpha1', 'addresspools'), undefined, {
+    server!.api.create(server!.types.addressPools, undefined, {
       metadata: {name: 'selected'},
       spec: {addresses: ['198.18.9.0/30'], namespaceSelector: {matchExpressions: [{key: 'tier', operator: 'In', values: ['edge']}]}},
     } as unknown as KubeObject)
@@ -187,7 +186,7 @@ describe('LoadBalancer Services and address pools, with smartnat watch in the na
     }
     const addressIn = (ns: string, name: string) => (server!.api.get(services(), ns, name) as unknown as ServiceResource).status?.loadBalancer?.ingress?.[0]?.ip
     const eventsIn = (ns: string, name: string) =>
-      server!.api.list(type('', 'v1', 'events'), ns, {}).items.map((e) => e as unknown as StoredEvent).filter((e) => e.involvedObject.name === name)
+      server!.api.list(server!.types.events, ns, {}).items.map((e) => e as unknown as StoredEvent).filter((e) => e.involvedObject.name === name)
     inNamespace('edge-app', 'team-edge')
     inNamespace('core-app', 'team-core')
     expect(await withOutput(eventually('an address in team-edge', 10_000, () => addressIn('team-edge', 'edge-app')))).to.equal('198.18.9.0')
@@ -209,7 +208,7 @@ describe('LoadBalancer Services and address pools, with smartnat watch in the na
     await second.ready()
     const seen = await watchAddresses()
     try {
-      server!.api.create(type('smartnat.aureacentral.com', 'v1alpha1', 'addresspools'), undefined, {metadata: {name: 'bulk'}, spec: {addresses: ['198.18.8.0/26']}} as unknown as KubeObject)
+      server!.api.create(server!.types.addressPools, undefined, {metadata: {name: 'bulk'}, spec: {addresses: ['198.18.8.0/26']}} as unknown as KubeObject)
       const names = Array.from({length: 50}, (_, i) => `bulk-${i}`)
       const started = Date.now()
       // Over about half a second, each name sorting before the last: created in one second, each new

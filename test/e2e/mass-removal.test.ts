@@ -10,10 +10,11 @@ import {mkdtemp, readFile, rm, truncate, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {startApiServer, type ApiServer} from '../support/apiserver/index.js'
-import {BACKENDS, cleanHost, requireBackend} from '../support/backends.js'
+import {createBackendLab, removeBackendLab} from '../support/backend-lab.js'
+import {BACKENDS, cleanHost} from '../support/backends.js'
 import {commandArgs, eventually, labArgs, syncArgs, type SyncJson} from '../support/e2e.js'
 import {freePort, httpGet, metricValue} from '../support/http.js'
-import {LAB_PLAN, createLab, requireLab, type Lab} from '../support/lab.js'
+import {LAB_PLAN, type Lab} from '../support/lab.js'
 import {ManifestDir, serviceFromLab, type MappingFixture, type ServiceFixture} from '../support/mappings.js'
 import {smartnat, smartnatJson, startSmartnat, type RunningCli, killSmartnat} from '../support/smartnat-cli.js'
 
@@ -63,19 +64,15 @@ for (const backend of BACKENDS) describe(`mass-removal guard and manifest files 
   const oneLine = (text: string) => text.replace(/\s+/g, ' ')
 
   before(async function () {
-    requireLab(this)
-    requireBackend(this, backend)
-    lab = await createLab()
+    ;({lab, dir} = await createBackendLab(this, backend))
     await cleanHost(lab, backend)
-    dir = await ManifestDir.create()
     web = serviceFromLab('web', lab.services(), VIP)
     port = await freePort()
   })
 
   after(async () => {
     await killSmartnat(daemon)
-    await lab?.destroy()
-    await dir?.remove()
+    await removeBackendLab(lab, dir)
   })
 
   it('sync programs 20 Mappings, and each carries traffic', async () => {

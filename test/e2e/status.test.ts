@@ -6,9 +6,10 @@
 import {expect} from 'chai'
 import type {PacketExplanation} from '../../src/lib/explain/packet.js'
 import type {StatusReport} from '../../src/lib/status/report.js'
-import {BACKENDS, requireBackend, type LabEndpoint} from '../support/backends.js'
+import {createBackendLab, removeBackendLab} from '../support/backend-lab.js'
+import {BACKENDS, type LabEndpoint} from '../support/backends.js'
 import {commandArgs, syncArgs, type SyncJson} from '../support/e2e.js'
-import {LAB_PLAN, createLab, requireLab, type Lab} from '../support/lab.js'
+import {LAB_PLAN, type Lab} from '../support/lab.js'
 import {ManifestDir, serviceFromLab} from '../support/mappings.js'
 import {smartnat, smartnatJson} from '../support/smartnat-cli.js'
 
@@ -28,10 +29,7 @@ for (const backend of BACKENDS) describe(`smartnat status in the namespace lab (
   }
 
   before(async function () {
-    requireLab(this)
-    requireBackend(this, backend)
-    lab = await createLab()
-    dir = await ManifestDir.create()
+    ;({lab, dir} = await createBackendLab(this, backend))
     await dir.write({
       services: [serviceFromLab('web', lab.services(), VIP)],
       mappings: [
@@ -43,8 +41,7 @@ for (const backend of BACKENDS) describe(`smartnat status in the namespace lab (
   })
 
   after(async () => {
-    await lab?.destroy()
-    await dir?.remove()
+    await removeBackendLab(lab, dir)
   })
 
   it('before any sync, exits non-zero: strict rp_filter, and none of smartnat’s rules', async () => {

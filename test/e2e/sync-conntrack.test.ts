@@ -9,9 +9,10 @@
  * still pointing at the unchanged VIP, must stay: the flow moves to another pod on its own.
  */
 import {expect} from 'chai'
-import {BACKENDS, cleanHost, requireBackend} from '../support/backends.js'
+import {createBackendLab, removeBackendLab} from '../support/backend-lab.js'
+import {BACKENDS, cleanHost} from '../support/backends.js'
 import {podOf, syncArgs, udpFlow, type SyncJson} from '../support/e2e.js'
-import {LAB_DEFAULT_PODS, LAB_PLAN, createLab, requireLab, type Lab} from '../support/lab.js'
+import {LAB_DEFAULT_PODS, LAB_PLAN, type Lab} from '../support/lab.js'
 import {ManifestDir, serviceFromLab, type MappingFixture} from '../support/mappings.js'
 import {smartnatJson} from '../support/smartnat-cli.js'
 
@@ -49,11 +50,8 @@ for (const backend of BACKENDS) describe(`smartnat sync and established connecti
   }
 
   before(async function () {
-    requireLab(this)
-    requireBackend(this, backend)
-    lab = await createLab({pods: [...LAB_DEFAULT_PODS, {ip: POD_C, udp: [5353]}]})
+    ;({lab, dir} = await createBackendLab(this, backend, {pods: [...LAB_DEFAULT_PODS, {ip: POD_C, udp: [5353]}]}))
     await lab.setService({vip: OTHER_VIP, protocol: 'udp', port: 53, targetPort: 5353, pods: [POD_C]})
-    dir = await ManifestDir.create()
   })
 
   beforeEach(() => void sourcePort++)
@@ -63,8 +61,7 @@ for (const backend of BACKENDS) describe(`smartnat sync and established connecti
   })
 
   after(async () => {
-    await lab?.destroy()
-    await dir?.remove()
+    await removeBackendLab(lab, dir)
   })
 
   it('a new target drops the flows to the old one, and the next packet of the same socket reaches the new target', async () => {

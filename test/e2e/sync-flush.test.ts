@@ -5,9 +5,10 @@
  */
 import {expect} from 'chai'
 import type {StatusReport} from '../../src/lib/status/report.js'
-import {BACKENDS, requireBackend} from '../support/backends.js'
+import {createBackendLab, removeBackendLab} from '../support/backend-lab.js'
+import {BACKENDS} from '../support/backends.js'
 import {commandArgs, kernelDump, labArgs, syncArgs, type FlushJson, type SyncJson} from '../support/e2e.js'
-import {LAB_PLAN, createLab, requireLab, type EchoResult, type Lab} from '../support/lab.js'
+import {LAB_PLAN, type EchoResult, type Lab} from '../support/lab.js'
 import {ManifestDir, serviceFromLab} from '../support/mappings.js'
 import {smartnat, smartnatJson} from '../support/smartnat-cli.js'
 
@@ -44,10 +45,7 @@ for (const backend of BACKENDS) describe(`smartnat flush next to a foreign rules
   let foreignOnly: string
 
   before(async function () {
-    requireLab(this)
-    requireBackend(this, backend)
-    lab = await createLab()
-    dir = await ManifestDir.create()
+    ;({lab, dir} = await createBackendLab(this, backend))
     await lab.exec('host', 'sh', ['-ec', FOREIGN_RULESET])
     foreignOnly = await kernelDump(lab)
     await dir.write({
@@ -57,8 +55,7 @@ for (const backend of BACKENDS) describe(`smartnat flush next to a foreign rules
   })
 
   after(async () => {
-    await lab?.destroy()
-    await dir?.remove()
+    await removeBackendLab(lab, dir)
   })
 
   const forwardProblems = async () => {

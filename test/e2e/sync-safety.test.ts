@@ -1,8 +1,9 @@
 /** A sync that cannot apply keeps the old rules working; two smartnat runs never apply at the same time. */
 import {expect} from 'chai'
-import {BACKENDS, requireBackend} from '../support/backends.js'
+import {createBackendLab, removeBackendLab} from '../support/backend-lab.js'
+import {BACKENDS} from '../support/backends.js'
 import {syncArgs, type SyncJson} from '../support/e2e.js'
-import {LAB_PLAN, createLab, requireLab, type EchoResult, type Lab} from '../support/lab.js'
+import {LAB_PLAN, type EchoResult, type Lab} from '../support/lab.js'
 import {ManifestDir, serviceFromLab, type MappingFixture, type ServiceFixture} from '../support/mappings.js'
 import {smartnat, smartnatJson, startSmartnat, stderrSays} from '../support/smartnat-cli.js'
 import {acquireLock} from '../../src/lib/host/lock.js'
@@ -29,11 +30,8 @@ for (const backend of BACKENDS) describe(`smartnat sync when it cannot apply, an
   const write = (mappings: MappingFixture[]) => dir.write({services: [web], mappings})
 
   before(async function () {
-    requireLab(this)
-    requireBackend(this, backend)
-    lab = await createLab()
+    ;({lab, dir} = await createBackendLab(this, backend))
     web = serviceFromLab('web', lab.services(), VIP)
-    dir = await ManifestDir.create()
   })
 
   afterEach(async function () {
@@ -43,8 +41,7 @@ for (const backend of BACKENDS) describe(`smartnat sync when it cannot apply, an
   })
 
   after(async () => {
-    await lab?.destroy()
-    await dir?.remove()
+    await removeBackendLab(lab, dir)
   })
 
   it('a failed apply exits non-zero naming what failed, and the old rules and sets keep working', async () => {

@@ -3,9 +3,10 @@
  * real CLI programs the lab's host, and real TCP and UDP packets from the lab's clients show what it did.
  */
 import {expect} from 'chai'
-import {BACKENDS, cleanHost, requireBackend} from '../support/backends.js'
+import {createBackendLab, removeBackendLab} from '../support/backend-lab.js'
+import {BACKENDS, cleanHost} from '../support/backends.js'
 import {syncArgs, type SyncJson} from '../support/e2e.js'
-import {LAB_DEFAULT_PODS, LAB_PLAN, createLab, requireLab, type EchoResult, type Lab} from '../support/lab.js'
+import {LAB_DEFAULT_PODS, LAB_PLAN, type EchoResult, type Lab} from '../support/lab.js'
 import {ManifestDir, serviceFromLab, type MappingFixture, type ServiceFixture} from '../support/mappings.js'
 import {smartnat, smartnatJson} from '../support/smartnat-cli.js'
 
@@ -37,14 +38,11 @@ for (const backend of BACKENDS) describe(`smartnat sync in the namespace lab (ro
   }
 
   before(async function () {
-    requireLab(this)
-    requireBackend(this, backend)
-    lab = await createLab({pods: [...LAB_DEFAULT_PODS, {ip: POD_C, tcp: [8080], udp: [5353]}]})
+    ;({lab, dir} = await createBackendLab(this, backend, {pods: [...LAB_DEFAULT_PODS, {ip: POD_C, tcp: [8080], udp: [5353]}]}))
     await lab.setService({vip: OTHER_VIP, protocol: 'tcp', port: 80, targetPort: 8080, pods: [POD_C]})
     await lab.setService({vip: OTHER_VIP, protocol: 'udp', port: 53, targetPort: 5353, pods: [POD_C]})
     web = serviceFromLab('web', lab.services(), VIP)
     other = serviceFromLab('other', lab.services(), OTHER_VIP)
-    dir = await ManifestDir.create()
   })
 
   // Each test starts from a host without smartnat's rules and without remembered connections.
@@ -53,8 +51,7 @@ for (const backend of BACKENDS) describe(`smartnat sync in the namespace lab (ro
   })
 
   after(async () => {
-    await lab?.destroy()
-    await dir?.remove()
+    await removeBackendLab(lab, dir)
   })
 
   it('TCP and UDP reach the Service through address:port, with the port translated to the servicePort', async () => {

@@ -4,7 +4,7 @@
  * stamped inside that moment, and as nothing else.
  */
 import {expect} from 'chai'
-import {createLab, requireLab, type Lab} from '../support/lab.js'
+import {labForSuite} from '../support/lab.js'
 import {startTrafficMonitor} from '../support/traffic-monitor.js'
 
 const POD = '198.19.200.11'
@@ -12,25 +12,16 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 describe('traffic monitor (namespace lab, root)', function () {
   this.timeout(60_000)
-  let lab: Lab | undefined
-
-  before(async function () {
-    requireLab(this)
-    lab = await createLab()
-  })
-
-  after(async () => {
-    await lab?.destroy()
-  })
+  const lab = labForSuite()
 
   it('counts every probe and stamps each lost one inside the moment the pod dropped everything', async () => {
     const started = Date.now()
-    const monitor = await startTrafficMonitor(lab!, 'host', [{protocol: 'tcp', ip: POD, port: 8080}, {protocol: 'udp', ip: POD, port: 5353}], {timeoutMs: 500, maxSeconds: 30})
+    const monitor = await startTrafficMonitor(lab(), 'host', [{protocol: 'tcp', ip: POD, port: 8080}, {protocol: 'udp', ip: POD, port: 5353}], {timeoutMs: 500, maxSeconds: 30})
     await sleep(1000)
     const dropped = Date.now()
-    await lab!.exec('node', 'iptables', ['-I', 'INPUT', '-d', `${POD}/32`, '-j', 'DROP'])
+    await lab().exec('node', 'iptables', ['-I', 'INPUT', '-d', `${POD}/32`, '-j', 'DROP'])
     await sleep(1000)
-    await lab!.exec('node', 'iptables', ['-D', 'INPUT', '-d', `${POD}/32`, '-j', 'DROP'])
+    await lab().exec('node', 'iptables', ['-D', 'INPUT', '-d', `${POD}/32`, '-j', 'DROP'])
     const restored = Date.now()
     await sleep(1000)
     const report = await monitor.stop()

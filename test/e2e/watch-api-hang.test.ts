@@ -7,18 +7,15 @@
  * writes hang ends the daemon at once, the rules left in place.
  */
 import {expect} from 'chai'
-import {mkdtemp, rm, writeFile} from 'node:fs/promises'
-import {tmpdir} from 'node:os'
-import {join} from 'node:path'
 import type {MappingStatus} from '../../src/lib/mapping/types.js'
 import {PatchType, startApiServer, type ApiServer, type KubeObject} from '../support/apiserver/index.js'
 import {BACKENDS, cleanHost, requireBackend} from '../support/backends.js'
 import {eventually} from '../support/e2e.js'
 import {kubeconfigThrough, startFaultProxy, statusWrites, type FaultProxy} from '../support/fault-proxy.js'
-import {freePort, httpGet} from '../support/http.js'
+import {httpGet} from '../support/http.js'
+import {startKubeWatch, type KubeWatch} from '../support/kube-watch.js'
 import {LAB_PLAN, createLab, requireLab, type Lab} from '../support/lab.js'
 import {mappingManifest, serviceFromLab, serviceManifests, type MappingFixture} from '../support/mappings.js'
-import {startSmartnat, type RunningCli, killSmartnat} from '../support/smartnat-cli.js'
 
 const VIP = '198.19.100.10'
 const PODS = ['198.19.200.11', '198.19.200.12']
@@ -39,17 +36,13 @@ for (const backend of BACKENDS) {
     let lab: Lab | undefined
     let server: ApiServer | undefined
     let proxy: FaultProxy | undefined
-    let dir: string | undefined
-    let daemon: RunningCli | undefined
-    let port: number
-    let logText = ''
+    let daemon: KubeWatch | undefined
     /** Requests that go through to the first Mapping while the API misbehaves, and those that failed. */
     const traffic = {sent: 0, failed: [] as string[]}
     let probing: Promise<void> | undefined
     let probe = true
 
-    const mappingType = () => server!.registry.find('smartnat.aureacentral.com', 'v1alpha1', 'mappings')!
-    const stored = (name: string) => server!.api.get(mappingType(), 'default', name) as unknown as StoredMapping
+    const stored = (name: string) => server!.api.get(server!.types.mappings, 'default', name) as unknown as StoredMapping
     const reach = async (address: string, port: number) => {
       const [result] = await lab!.requests('tcp', 'client1', CLIENT, address, port, 1, {timeoutMs: 500})
       return result!.ok ? result!.fields.pod! : result!.error
@@ -59,11 +52,8 @@ for (const backend of BACKENDS) {
       return PODS.includes(answer) ? answer : undefined
     }
     // A wait that times out shows what the daemon logged last.
-    const withOutput = async <T>(check: Promise<T>): Promise<T> =>
-      check.catch((error: Error) => {
-        throw new Error(`${error.message}\n--- watch log ---\n${logText.split('\n').slice(-30).join('\n')}`)
-      })
-    const logged = (msg: string) => logText.split('\n').filter((line) => line.includes(`"msg":"${msg}"`)).length
+    const withOutput = <T>(check: Promise<T>): Promise<T> => daemon!.withOutput(check)
+    const logged = (msg: string) => daemon!.log.split('\n').filter((line) => line.includes(`"msg":"${msg}"`)).length
 
     /** Sends one request after another to the first Mapping until told to stop (at most 2 minutes' worth). */
     async function keepSending(): Promise<void> {
@@ -83,41 +73,28 @@ for (const backend of BACKENDS) {
       await cleanHost(lab, backend)
       server = await startApiServer({crds: ['crds/mapping.yaml']})
       proxy = await startFaultProxy(server.port)
-      dir = await mkdtemp(join(tmpdir(), 'smartnat-api-hang-'))
-      await writeFile(join(dir, 'kubeconfig'), kubeconfigThrough(server, proxy), {mode: 0o600})
       server.createAll(serviceManifests(serviceFromLab('web', lab.services(), VIP)))
-      server.api.create(mappingType(), 'default', mappingManifest(WEB) as KubeObject)
-      port = await freePort()
-      daemon = startSmartnat(
-        [
-          'watch',
-          '--kubeconfig', join(dir, 'kubeconfig'),
-          '--netns', lab.ns('host'),
-          '--backend', backend.name,
-          '--lock-file', join(dir, 'smartnat.lock'),
-          '--metrics-addr', `127.0.0.1:${port}`,
-          '--resync', `${RESYNC_MS / 1000}s`,
-          '--status-timeout', '1s',
-          '--log-level', 'debug',
-        ],
-        {timeoutMs: 110_000},
-      )
-      daemon.child.stdout!.on('data', (chunk: Buffer) => (logText += chunk.toString()))
+      server.api.create(server!.types.mappings, 'default', mappingManifest(WEB) as KubeObject)
+      daemon = await startKubeWatch(lab, kubeconfigThrough(server, proxy), [
+        '--backend', backend.name,
+        '--resync', `${RESYNC_MS / 1000}s`,
+        '--status-timeout', '1s',
+        '--log-level', 'debug',
+      ])
     })
 
     after(async () => {
       probe = false
       await probing
       // However the tests ended, the daemon must not outlive them.
-      await killSmartnat(daemon)
+      await daemon?.stop()
       await proxy?.close()
       await server?.stop()
       await lab?.destroy()
-      if (dir) await rm(dir, {recursive: true, force: true})
     })
 
     it('serves the first Mapping and writes its status', async () => {
-      await withOutput(eventually('/readyz 200', 20_000, async () => ((await httpGet(port, '/readyz')).status === 200 ? true : undefined)))
+      await daemon!.ready()
       await withOutput(eventually('traffic to the first Mapping', 5000, () => reachesPod(EXT_A!, 8080)))
       await eventually('its status', 5000, () => stored('web').status?.observedGeneration)
       probing = keepSending()
@@ -126,23 +103,23 @@ for (const backend of BACKENDS) {
     it('status writes that hang hold up no sync: a new Mapping, then a change to it, reach the kernel', async () => {
       proxy!.hang(statusWrites)
       const since = Date.now()
-      server!.api.create(mappingType(), 'default', mappingManifest(LATE) as KubeObject)
+      server!.api.create(server!.types.mappings, 'default', mappingManifest(LATE) as KubeObject)
       await withOutput(eventually('the new Mapping to carry traffic', 5000, () => reachesPod(EXT_B!, 9090)))
       await eventually('its status write to hang', 5000, () => (proxy!.held() > 0 ? true : undefined))
       // Before the writeback ran apart from the pass, the pass above never ended and no later one began.
-      server!.api.patch(mappingType(), 'default', 'late', PatchType.merge, {spec: {ports: [{port: 9091, servicePort: 80}]}})
+      server!.api.patch(server!.types.mappings, 'default', 'late', PatchType.merge, {spec: {ports: [{port: 9091, servicePort: 80}]}})
       await withOutput(eventually('the changed port to carry traffic', 5000, () => reachesPod(EXT_B!, 9091)))
       expect(await reach(EXT_B!, 9090), 'the old port').to.equal('refused')
       expect(stored('late').status, 'nothing written').to.equal(undefined)
       await withOutput(eventually('a writeback abandoned at its deadline', 5000, () => (logged('status writeback abandoned; the next sync writes again') > 0 ? true : undefined)))
 
       const notReady = await withOutput(eventually('/readyz 503', 2 * RESYNC_MS + 3000, async () => {
-        const reply = await httpGet(port, '/readyz')
+        const reply = await httpGet(daemon!.port, '/readyz')
         return reply.status === 503 ? reply : undefined
       }))
       expect(Date.now() - since, 'not ready within twice --resync of the first status that could not be written, and some slack').to.be.below(2 * RESYNC_MS + 3000)
       expect(notReady.body).to.match(/^not ready: Mapping statuses not written for \d+(\.\d)?s, more than twice the resync interval \(2s\): status writeback timed out after 1s\n$/)
-      expect(await httpGet(port, '/healthz')).to.deep.equal({status: 200, body: 'ok\n'})
+      expect(await httpGet(daemon!.port, '/healthz')).to.deep.equal({status: 200, body: 'ok\n'})
     })
 
     it('with every request hanging, the periodic sync still repairs the kernel; /healthz 200, /readyz 503', async () => {
@@ -154,15 +131,15 @@ for (const backend of BACKENDS) {
       await backend.removeMappingPart(lab!, {address: EXT_B!, protocol: 'tcp', port: 9091, target: `${VIP}:80`, mapping: 'default/late'})
       await withOutput(eventually('the periodic sync to repair it', 3 * RESYNC_MS + 2000, async () =>
         logged('sync applied changes') > appliedBefore ? reachesPod(EXT_B!, 9091) : undefined))
-      expect((await httpGet(port, '/readyz')).status).to.equal(503)
-      expect(await httpGet(port, '/healthz')).to.deep.equal({status: 200, body: 'ok\n'})
-      const metrics = (await httpGet(port, '/metrics')).body
+      expect((await httpGet(daemon!.port, '/readyz')).status).to.equal(503)
+      expect(await httpGet(daemon!.port, '/healthz')).to.deep.equal({status: 200, body: 'ok\n'})
+      const metrics = (await httpGet(daemon!.port, '/metrics')).body
       expect(Number(/^smartnat_status_writeback_failures_total\{reason="timeout"\} (\d+)$/m.exec(metrics)?.[1])).to.be.at.least(1)
     })
 
     it('once the API answers again, the statuses are written and /readyz turns 200; the traffic never stopped', async () => {
       proxy!.passThrough()
-      await withOutput(eventually('/readyz 200', 3 * RESYNC_MS + 5000, async () => ((await httpGet(port, '/readyz')).status === 200 ? true : undefined)))
+      await withOutput(eventually('/readyz 200', 3 * RESYNC_MS + 5000, async () => ((await httpGet(daemon!.port, '/readyz')).status === 200 ? true : undefined)))
       const late = await eventually('the status of the changed Mapping', 5000, () => (stored('late').status?.observedGeneration === 2 ? stored('late') : undefined))
       expect(late.status!.configuredAddresses).to.have.keys(EXT_B!)
       probe = false
@@ -173,13 +150,13 @@ for (const backend of BACKENDS) {
 
     it('SIGTERM while status writes hang: exits 0 within seconds and leaves the rules in place', async () => {
       proxy!.hang(statusWrites)
-      server!.api.patch(mappingType(), 'default', 'late', PatchType.merge, {spec: {ports: [{port: 9092, servicePort: 80}]}})
+      server!.api.patch(server!.types.mappings, 'default', 'late', PatchType.merge, {spec: {ports: [{port: 9092, servicePort: 80}]}})
       await withOutput(eventually('the changed port to carry traffic', 5000, () => reachesPod(EXT_B!, 9092)))
       await eventually('its status write to hang', 5000, () => (proxy!.held() > 0 ? true : undefined))
       proxy!.hang()
-      daemon!.child.kill('SIGTERM')
-      const result = await Promise.race([daemon!.done, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 15_000))])
-      expect(result, `exited within 15 s of SIGTERM\n${logText.split('\n').slice(-5).join('\n')}`).to.not.equal(undefined)
+      daemon!.cli.child.kill('SIGTERM')
+      const result = await Promise.race([daemon!.cli.done, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 15_000))])
+      expect(result, `exited within 15 s of SIGTERM\n${daemon!.log.split('\n').slice(-5).join('\n')}`).to.not.equal(undefined)
       expect(result!.code, result!.stderr).to.equal(0)
       expect(logged('stopped; rules left in place')).to.equal(1)
       expect(await reachesPod(EXT_A!, 8080)).to.be.oneOf(PODS)

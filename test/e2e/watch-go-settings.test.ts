@@ -68,7 +68,7 @@ describe('smartnat watch with the Go controller’s settings and CRD (root)', fu
     expect(Date.parse(match![1]!)).to.be.within(Math.floor(passEnded / 1000) * 1000 - 1000, passEnded)
     expect(lines().find((l) => l.msg === 'watching')).to.include({resync: '3600s', metricsAddr: `127.0.0.1:${port}`})
     // A Service no Mapping names: its pass is skipped, which only the debug level logs.
-    server.api.create(server.registry.find('', 'v1', 'services')!, 'default', {metadata: {name: 'other'}, spec: {clusterIP: '10.96.0.30', ports: [{port: 80}]}})
+    server.api.create(server.types.services, 'default', {metadata: {name: 'other'}, spec: {clusterIP: '10.96.0.30', ports: [{port: 80}]}})
     await eventually('a debug line', 10_000, () => lines().find((l) => l.level === 'debug'))
     expect(lines().filter((l) => l.msg.startsWith('ignored: ')).map((l) => [l.level, l.msg])).to.deep.equal([
       ['warn', 'ignored: SNCTRLR_MAX_FINALIZE_WAIT_MINUTES is set but smartnat does not use it (see "Settings carried over from the Go controller" in docs/operations.md)'],
@@ -79,7 +79,7 @@ describe('smartnat watch with the Go controller’s settings and CRD (root)', fu
     const requests: string[] = []
     server = await startApiServer({crds: ['test/unit/fixtures/go-controller-crd.yaml'], log: (line) => requests.push(line)})
     await server.writeKubeconfig(join(dir!, 'kubeconfig'))
-    server.api.create(server.registry.find('smartnat.aureacentral.com', 'v1alpha1', 'mappings')!, 'default', {
+    server.api.create(server.types.mappings, 'default', {
       metadata: {name: 'web'},
       spec: {addresses: ['198.18.0.10'], serviceName: 'web', ports: [{port: 80}]},
     })

@@ -6,10 +6,11 @@
 import {readFileSync} from 'node:fs'
 import {expect} from 'chai'
 import {ExecRunner} from '../../src/lib/host/runner.js'
-import {BACKENDS, requireBackend} from '../support/backends.js'
+import {createBackendLab, removeBackendLab} from '../support/backend-lab.js'
+import {BACKENDS} from '../support/backends.js'
 import {commandArgs, eventually} from '../support/e2e.js'
 import {freePort, httpGet} from '../support/http.js'
-import {LAB_PLAN, createLab, requireLab, type Lab} from '../support/lab.js'
+import {LAB_PLAN, type Lab} from '../support/lab.js'
 import {ManifestDir, serviceFromLab, type MappingFixture} from '../support/mappings.js'
 import {killSmartnat, startSmartnat, type RunningCli} from '../support/smartnat-cli.js'
 
@@ -47,10 +48,7 @@ for (const backend of BACKENDS) describe(`smartnat watch follows the host's addr
   }
 
   before(async function () {
-    requireLab(this)
-    requireBackend(this, backend)
-    lab = await createLab()
-    dir = await ManifestDir.create()
+    ;({lab, dir} = await createBackendLab(this, backend))
     await dir.write({services: [serviceFromLab('web', lab.services(), VIP)], mappings: [WEB]})
     port = await freePort()
     daemon = startSmartnat(commandArgs('watch', backend.name, lab, dir, '--metrics-addr', `127.0.0.1:${port}`, '--resync', '10m', '--log-level', 'debug'), {timeoutMs: 110_000})
@@ -59,8 +57,7 @@ for (const backend of BACKENDS) describe(`smartnat watch follows the host's addr
 
   after(async () => {
     await killSmartnat(daemon)
-    await lab?.destroy()
-    await dir?.remove()
+    await removeBackendLab(lab, dir)
   })
 
   it('starts without the address: the Mapping is valid but not served here', async () => {

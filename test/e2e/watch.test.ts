@@ -6,10 +6,11 @@
  */
 import {expect} from 'chai'
 import {inspectLock} from '../../src/lib/host/lock.js'
-import {BACKENDS, requireBackend} from '../support/backends.js'
+import {createBackendLab, removeBackendLab} from '../support/backend-lab.js'
+import {BACKENDS} from '../support/backends.js'
 import {commandArgs, eventually, syncArgs} from '../support/e2e.js'
 import {freePort, httpGet, metricValue} from '../support/http.js'
-import {LAB_PLAN, createLab, requireLab, type EchoResult, type Lab} from '../support/lab.js'
+import {LAB_PLAN, type EchoResult, type Lab} from '../support/lab.js'
 import {ManifestDir, serviceFromLab, type MappingFixture, type ServiceFixture} from '../support/mappings.js'
 import {smartnat, startSmartnat, type RunningCli, killSmartnat} from '../support/smartnat-cli.js'
 
@@ -38,10 +39,7 @@ for (const backend of BACKENDS) describe(`smartnat watch in the namespace lab (r
   const daemonOutput = async () => (daemon ? `\n--- watch stdout ---\n${await Promise.race([daemon.done.then((r) => r.stdout + r.stderr), Promise.resolve('(still running)')])}` : '')
 
   before(async function () {
-    requireLab(this)
-    requireBackend(this, backend)
-    lab = await createLab()
-    dir = await ManifestDir.create()
+    ;({lab, dir} = await createBackendLab(this, backend))
     web = serviceFromLab('web', lab.services(), VIP)
     await dir.write({services: [web], mappings: [WEB]})
     port = await freePort()
@@ -54,8 +52,7 @@ for (const backend of BACKENDS) describe(`smartnat watch in the namespace lab (r
   after(async () => {
     // However the tests ended, the daemon must not outlive them.
     await killSmartnat(daemon)
-    await lab?.destroy()
-    await dir?.remove()
+    await removeBackendLab(lab, dir)
   })
 
   it('is alive at once and ready after its first sync', async () => {

@@ -3,7 +3,7 @@
  * tests start it: a folder of its own for the kubeconfig and the lock, /readyz and /metrics on a free port,
  * its log (stdout, one JSON object a line) kept for the tests to read and for a failed wait to show.
  */
-import {mkdtemp, rm} from 'node:fs/promises'
+import {mkdtemp, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import type {ApiServer} from './apiserver/index.js'
@@ -18,6 +18,9 @@ export interface KubeWatchOptions {
   /** SIGKILLed after this long however the tests go (default 110 s). */
   timeoutMs?: number
 }
+
+/** Where its kubeconfig comes from: the test API server's own, or the text of one (through a proxy, or to another server). */
+export type KubeconfigSource = ApiServer | string
 
 export interface KubeWatch {
   readonly cli: RunningCli
@@ -38,12 +41,12 @@ export interface KubeWatch {
   stop(): Promise<void>
 }
 
-/** Starts `smartnat watch --kubeconfig K --netns NS --lock-file L --metrics-addr A FLAGS...` against `server`. */
-export async function startKubeWatch(lab: Lab, server: ApiServer, flags: string[], options: KubeWatchOptions = {}): Promise<KubeWatch> {
+/** Starts `smartnat watch --kubeconfig K --netns NS --lock-file L --metrics-addr A FLAGS...` against the server `source` names. */
+export async function startKubeWatch(lab: Lab, source: KubeconfigSource, flags: string[], options: KubeWatchOptions = {}): Promise<KubeWatch> {
   const dir = await mkdtemp(join(tmpdir(), 'smartnat-kube-watch-'))
   const kubeconfig = join(dir, 'kubeconfig')
   const lockFile = join(dir, 'smartnat.lock')
-  await server.writeKubeconfig(kubeconfig)
+  await writeFile(kubeconfig, typeof source === 'string' ? source : source.kubeconfig(), {mode: 0o600})
   const port = await freePort()
   const cli = startSmartnat(
     ['watch', '--kubeconfig', kubeconfig, '--netns', lab.ns(options.netns ?? 'host'), '--lock-file', lockFile, '--metrics-addr', `127.0.0.1:${port}`, ...flags],

@@ -178,6 +178,25 @@ export async function createLab(options: LabOptions = {}): Promise<Lab> {
   }
 }
 
+/**
+ * In a describe: a lab built before its tests (requireLab: fail under CI, skip elsewhere, when it cannot
+ * run) and destroyed after them; the returned function gives it to the tests.
+ */
+export function labForSuite(options: LabOptions = {}): () => Lab {
+  let lab: Lab | undefined
+  before(async function () {
+    requireLab(this)
+    lab = await createLab(options)
+  })
+  after(async () => {
+    await lab?.destroy()
+  })
+  return () => {
+    if (lab === undefined) throw new Error('the lab is built in the suite\'s before hook: read it in a test or a later hook')
+    return lab
+  }
+}
+
 /** Runs `body` against a fresh lab and always destroys the lab afterwards. */
 export async function withLab<T>(options: LabOptions, body: (lab: Lab) => Promise<T>): Promise<T> {
   const lab = await createLab(options)

@@ -43,10 +43,10 @@ export interface LeaseServer {
 export async function startLeaseServer(): Promise<LeaseServer> {
   const requests: string[] = []
   const server = await startApiServer({log: (line) => requests.push(line)})
-  server.api.create(server.registry.find('', 'v1', 'namespaces')!, undefined, {metadata: {name: LEASE_SETTINGS.namespace}})
+  server.api.create(server.types.namespaces, undefined, {metadata: {name: LEASE_SETTINGS.namespace}})
   const kc = new KubeConfig()
   kc.loadFromString(server.kubeconfig())
-  const leaseType = server.registry.find('coordination.k8s.io', 'v1', 'leases')!
+  const leaseType = server.types.leases
   return {
     server,
     requests,

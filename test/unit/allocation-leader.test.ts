@@ -17,11 +17,9 @@ describe('allocation decided by the allocator Lease holder', function () {
   let server: ApiServer
   let kc: KubeConfig
   let requests: string[]
-  const services = () => server.registry.find('', 'v1', 'services')!
-  const pools = () => server.registry.find('smartnat.aureacentral.com', 'v1alpha1', 'addresspools')!
-  const addressOf = (name: string) => (server.api.get(services(), 'default', name) as unknown as ServiceResource).status?.loadBalancer?.ingress?.[0]?.ip
+  const addressOf = (name: string) => (server.api.get(server.types.services, 'default', name) as unknown as ServiceResource).status?.loadBalancer?.ingress?.[0]?.ip
   const lb = (name: string) =>
-    server.api.create(services(), 'default', {metadata: {name}, spec: {type: 'LoadBalancer', loadBalancerClass: LOAD_BALANCER_CLASS, ports: [{name: 'http', port: 80, protocol: 'TCP'}]}})
+    server.api.create(server.types.services, 'default', {metadata: {name}, spec: {type: 'LoadBalancer', loadBalancerClass: LOAD_BALANCER_CLASS, ports: [{name: 'http', port: 80, protocol: 'TCP'}]}})
   const writesOf = (pattern: RegExp) => requests.filter((r) => pattern.test(r)).length
   /** The same creation second for every Service, so that name order decides which is older. */
   const sameAge = (snapshot: Snapshot): Snapshot => ({...snapshot, services: snapshot.services.map((s) => ({...s, metadata: {...s.metadata, creationTimestamp: '2026-01-01T00:00:00Z'}}))})
@@ -36,7 +34,7 @@ describe('allocation decided by the allocator Lease holder', function () {
     server = await startApiServer({crds: ['crds/mapping.yaml', 'crds/addresspool.yaml'], log: (line) => requests.push(line)})
     kc = new KubeConfig()
     kc.loadFromString(server.kubeconfig())
-    server.api.create(pools(), undefined, {metadata: {name: 'edge'}, spec: {addresses: ['198.18.0.10-198.18.0.12']}})
+    server.api.create(server.types.addressPools, undefined, {metadata: {name: 'edge'}, spec: {addresses: ['198.18.0.10-198.18.0.12']}})
   })
 
   afterEach(async function () {
@@ -68,7 +66,7 @@ describe('allocation decided by the allocator Lease holder', function () {
     lb('old')
     const stale = sameAge(await listSnapshot(kc))
     // The previous holder recorded old's address after this instance's cache last heard of it.
-    server.api.patch(services(), 'default', 'old', 'application/merge-patch+json', {status: {loadBalancer: {ingress: [{ip: '198.18.0.10', ipMode: 'Proxy'}]}}}, {status: true})
+    server.api.patch(server.types.services, 'default', 'old', 'application/merge-patch+json', {status: {loadBalancer: {ingress: [{ip: '198.18.0.10', ipMode: 'Proxy'}]}}}, {status: true})
     lb('new')
     const listed = await listSnapshot(kc)
     const cache = sameAge({...stale, services: [...stale.services, listed.services.find((s) => s.metadata.name === 'new')!]})

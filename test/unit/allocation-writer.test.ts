@@ -13,22 +13,19 @@ import {startApiServer, type ApiServer} from '../support/apiserver/index.js'
 describe('allocation recorded in Service statuses', function () {
   let server: ApiServer
   let kc: KubeConfig
-  const services = () => server.registry.find('', 'v1', 'services')!
-  const events = () => server.registry.find('', 'v1', 'events')!
-  const pools = () => server.registry.find('smartnat.aureacentral.com', 'v1alpha1', 'addresspools')!
   const writer = () => new AllocationWriter({services: kubeServiceStatusApi(kc), pools: kubePoolStatusApi(kc), events: kubeEventApi(kc)}, 'edge-1', false)
   const snapshot = async () => withServiceExposures(await listSnapshot(kc), false)
-  const ingressOf = (name: string) => (server.api.get(services(), 'default', name) as unknown as ServiceResource).status?.loadBalancer?.ingress
+  const ingressOf = (name: string) => (server.api.get(server.types.services, 'default', name) as unknown as ServiceResource).status?.loadBalancer?.ingress
   const addressOf = (name: string) => ingressOf(name)?.[0]?.ip
-  const reasons = () => (server.api.list(events(), 'default', {}).items as unknown as {reason: string; involvedObject: {name: string}; message: string}[]).map((e) => `${e.involvedObject.name} ${e.reason}: ${e.message}`).sort()
+  const reasons = () => (server.api.list(server.types.events, 'default', {}).items as unknown as {reason: string; involvedObject: {name: string}; message: string}[]).map((e) => `${e.involvedObject.name} ${e.reason}: ${e.message}`).sort()
   const lb = (name: string, port = 80, annotations: Record<string, string> = {}) =>
-    server.api.create(services(), 'default', {metadata: {name, annotations}, spec: {type: 'LoadBalancer', loadBalancerClass: LOAD_BALANCER_CLASS, ports: [{name: 'http', port, protocol: 'TCP'}]}})
+    server.api.create(server.types.services, 'default', {metadata: {name, annotations}, spec: {type: 'LoadBalancer', loadBalancerClass: LOAD_BALANCER_CLASS, ports: [{name: 'http', port, protocol: 'TCP'}]}})
 
   beforeEach(async function () {
     server = await startApiServer({crds: ['crds/mapping.yaml', 'crds/addresspool.yaml']})
     kc = new KubeConfig()
     kc.loadFromString(server.kubeconfig())
-    server.api.create(pools(), undefined, {metadata: {name: 'edge'}, spec: {addresses: ['198.18.0.10-198.18.0.11']}})
+    server.api.create(server.types.addressPools, undefined, {metadata: {name: 'edge'}, spec: {addresses: ['198.18.0.10-198.18.0.11']}})
   })
 
   afterEach(async function () {
@@ -49,7 +46,7 @@ describe('allocation recorded in Service statuses', function () {
       'b AddressAllocated: allocated 198.18.0.11 from AddressPool edge',
       'c AllocationFailed: AddressPool edge has no free address',
     ])
-    const pool = server.api.get(pools(), undefined, 'edge') as unknown as {status: {inUse: number; free: number}}
+    const pool = server.api.get(server.types.addressPools, undefined, 'edge') as unknown as {status: {inUse: number; free: number}}
     expect(pool.status).to.deep.include({inUse: 2, free: 0})
     // The same writer again, on what the API holds now: nothing to write, nothing to tell again.
     const again = writer()
@@ -61,14 +58,14 @@ describe('allocation recorded in Service statuses', function () {
   it('a write from a stale read gets 409 and changes nothing: another instance decided first', async function () {
     lb('a')
     const stale = await snapshot()
-    server.api.patch(services(), 'default', 'a', 'application/merge-patch+json', {status: {loadBalancer: {ingress: [{ip: '198.18.0.11', ipMode: 'Proxy'}]}}}, {status: true})
+    server.api.patch(server.types.services, 'default', 'a', 'application/merge-patch+json', {status: {loadBalancer: {ingress: [{ip: '198.18.0.11', ipMode: 'Proxy'}]}}}, {status: true})
     const result = await writer().write(stale, new Date())
     expect(result).to.include({written: 0, conflicts: 1})
     expect(addressOf('a')).to.equal('198.18.0.11')
   })
 
   it('two instances allocating at once for 50 Services end with 50 distinct addresses, a race repaired by moving the younger Service', async function () {
-    server.api.update(pools(), undefined, 'edge', {...(server.api.get(pools(), undefined, 'edge') as object), spec: {addresses: ['198.18.0.0/24']}})
+    server.api.update(server.types.addressPools, undefined, 'edge', {...(server.api.get(server.types.addressPools, undefined, 'edge') as object), spec: {addresses: ['198.18.0.0/24']}})
     const names = Array.from({length: 50}, (_, i) => `s${String(i).padStart(2, '0')}`)
     // Each instance sees a different part of the new Services at first, as watches deliver them at their
     // own pace: one decides for s20..s49 alone, the other for all, and both may record one address for
@@ -90,12 +87,12 @@ describe('allocation recorded in Service statuses', function () {
 
   it('takes an address recorded without ipMode (API servers before Kubernetes 1.30 drop it) as written', async function () {
     lb('a')
-    server.api.patch(services(), 'default', 'a', 'application/merge-patch+json', {status: {loadBalancer: {ingress: [{ip: '198.18.0.10', ports: [{port: 80, protocol: 'TCP'}]}]}}}, {status: true})
+    server.api.patch(server.types.services, 'default', 'a', 'application/merge-patch+json', {status: {loadBalancer: {ingress: [{ip: '198.18.0.10', ports: [{port: 80, protocol: 'TCP'}]}]}}}, {status: true})
     expect(await writer().write(await snapshot(), new Date())).to.include({written: 0})
   })
 
   it('tells a Service that loses its ports to an older Mapping why, once', async function () {
-    server.api.create(server.registry.find('smartnat.aureacentral.com', 'v1alpha1', 'mappings')!, 'default', {
+    server.api.create(server.types.mappings, 'default', {
       metadata: {name: 'm', creationTimestamp: '2025-01-01T00:00:00Z'}, spec: {addresses: ['198.18.0.10'], serviceName: 'a', ports: [{port: 80}]},
     })
     // A Mapping's address is never handed out on its own: the Service asks for it.
@@ -113,8 +110,8 @@ describe('allocation recorded in Service statuses', function () {
   it('releases the address of a Service that stops being a LoadBalancer', async function () {
     lb('a')
     await writer().write(await snapshot(), new Date())
-    const current = server.api.get(services(), 'default', 'a') as unknown as {spec: Record<string, unknown>}
-    server.api.update(services(), 'default', 'a', {...current, spec: {...current.spec, type: 'ClusterIP', loadBalancerClass: undefined}})
+    const current = server.api.get(server.types.services, 'default', 'a') as unknown as {spec: Record<string, unknown>}
+    server.api.update(server.types.services, 'default', 'a', {...current, spec: {...current.spec, type: 'ClusterIP', loadBalancerClass: undefined}})
     const result = await writer().write(await snapshot(), new Date())
     expect(result).to.include({released: 1})
     expect(ingressOf('a') ?? []).to.deep.equal([])

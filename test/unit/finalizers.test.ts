@@ -25,9 +25,8 @@ describe('removing the Go controller\'s finalizer', function () {
     let server: ApiServer
     let api: MappingFinalizerApi
     let kc: KubeConfig
-    const mappingType = () => server.registry.find('smartnat.aureacentral.com', 'v1alpha1', 'mappings')!
-    const stored = (name: string) => server.api.get(mappingType(), 'default', name) as unknown as MappingResource
-    const exists = (name: string) => server.api.list(mappingType(), 'default', {}).items.some((m) => m.metadata.name === name)
+    const stored = (name: string) => server.api.get(server.types.mappings, 'default', name) as unknown as MappingResource
+    const exists = (name: string) => server.api.list(server.types.mappings, 'default', {}).items.some((m) => m.metadata.name === name)
     const programmed = (name: string) => ({namespace: 'default', name}) as NatMapping
 
     beforeEach(async function () {
@@ -36,11 +35,11 @@ describe('removing the Go controller\'s finalizer', function () {
       kc.loadFromString(server.kubeconfig())
       api = kubeMappingFinalizerApi(kc)
       const spec = {addresses: ['198.18.0.10'], serviceName: 'web', ports: [{port: 80}]}
-      server.api.create(mappingType(), 'default', {metadata: {name: 'go-only', finalizers: [GO_CONTROLLER_FINALIZER]}, spec})
-      server.api.create(mappingType(), 'default', {metadata: {name: 'shared', finalizers: [OTHER, GO_CONTROLLER_FINALIZER]}, spec: {...spec, addresses: ['198.18.0.11']}})
-      server.api.create(mappingType(), 'default', {metadata: {name: 'live', finalizers: [GO_CONTROLLER_FINALIZER]}, spec: {...spec, addresses: ['198.18.0.12']}})
-      server.api.create(mappingType(), 'default', {metadata: {name: 'still-here', finalizers: [GO_CONTROLLER_FINALIZER]}, spec: {...spec, addresses: ['198.18.0.13']}})
-      for (const name of ['go-only', 'shared', 'still-here']) server.api.delete(mappingType(), 'default', name)
+      server.api.create(server.types.mappings, 'default', {metadata: {name: 'go-only', finalizers: [GO_CONTROLLER_FINALIZER]}, spec})
+      server.api.create(server.types.mappings, 'default', {metadata: {name: 'shared', finalizers: [OTHER, GO_CONTROLLER_FINALIZER]}, spec: {...spec, addresses: ['198.18.0.11']}})
+      server.api.create(server.types.mappings, 'default', {metadata: {name: 'live', finalizers: [GO_CONTROLLER_FINALIZER]}, spec: {...spec, addresses: ['198.18.0.12']}})
+      server.api.create(server.types.mappings, 'default', {metadata: {name: 'still-here', finalizers: [GO_CONTROLLER_FINALIZER]}, spec: {...spec, addresses: ['198.18.0.13']}})
+      for (const name of ['go-only', 'shared', 'still-here']) server.api.delete(server.types.mappings, 'default', name)
     })
 
     afterEach(async function () {
@@ -62,7 +61,7 @@ describe('removing the Go controller\'s finalizer', function () {
 
     it('counts a Mapping whose finalizers changed since it was read as a conflict, and removes nothing', async function () {
       const {mappings} = await listSnapshot(kc)
-      server.api.patch(mappingType(), 'default', 'shared', 'application/merge-patch+json', {metadata: {finalizers: [OTHER, 'example.com/new', GO_CONTROLLER_FINALIZER]}})
+      server.api.patch(server.types.mappings, 'default', 'shared', 'application/merge-patch+json', {metadata: {finalizers: [OTHER, 'example.com/new', GO_CONTROLLER_FINALIZER]}})
       const result = await removeGoFinalizers(api, mappings.filter((m) => m.metadata.name === 'shared'), {mappings: []})
       expect(result).to.deep.equal({removed: 0, conflicts: 1, errors: []})
       expect(stored('shared').metadata.finalizers).to.deep.equal([OTHER, 'example.com/new', GO_CONTROLLER_FINALIZER])

@@ -50,7 +50,7 @@ describe('the Mapping CRD in the cluster, through discovery', function () {
     const crd = parse(await readFile('crds/mapping.yaml', 'utf8')) as KubeObject
     // Each wait is where the test installs the CRD: on the second one.
     const delay = async () => {
-      if (retries.length === 2) server!.api.create(server!.registry.find('apiextensions.k8s.io', 'v1', 'customresourcedefinitions')!, undefined, crd)
+      if (retries.length === 2) server!.api.create(server!.types.crds, undefined, crd)
     }
     await requireStatusSubresource(kc, {}, {signal: new AbortController().signal, delay, onRetry: (reason) => retries.push(reason)})
     expect(retries).to.deep.equal([

@@ -89,17 +89,16 @@ describe('mapping events', function () {
     let server: ApiServer
     let kc: KubeConfig
 
-    const mappingType = () => server.registry.find('smartnat.aureacentral.com', 'v1alpha1', 'mappings')!
-    const events = () => server.api.list(server.registry.find('', 'v1', 'events')!, 'default', {}).items as unknown as Record<string, unknown>[]
+    const events = () => server.api.list(server.types.events, 'default', {}).items as unknown as Record<string, unknown>[]
 
     beforeEach(async function () {
       server = await startApiServer({crds: ['crds/mapping.yaml']})
       kc = new KubeConfig()
       kc.loadFromString(server.kubeconfig())
-      server.api.create(server.registry.find('', 'v1', 'services')!, 'default', {
+      server.api.create(server.types.services, 'default', {
         metadata: {name: 'web'}, spec: {clusterIP: '10.96.0.20', ports: [{port: 80, protocol: 'TCP', targetPort: 8080}]},
       })
-      server.api.create(mappingType(), 'default', {
+      server.api.create(server.types.mappings, 'default', {
         metadata: {name: 'web'},
         spec: {addresses: ['198.18.0.10'], serviceName: 'web', ports: [{port: 80}]},
       })
@@ -120,11 +119,11 @@ describe('mapping events', function () {
       const edge: HostInfo = {interfaces: [{name: 'ext0', addresses: [{address: '198.18.0.10' as Ipv4, prefixLength: 24}]}]}
       expect(await sync(edge)).to.deep.equal({created: 1, errors: []})
       expect(await sync(edge)).to.deep.equal({created: 0, errors: []})
-      server.api.delete(server.registry.find('', 'v1', 'services')!, 'default', 'web')
+      server.api.delete(server.types.services, 'default', 'web')
       expect((await sync(edge)).created).to.equal(2)
       expect(await sync(edge)).to.deep.equal({created: 0, errors: []})
 
-      const mapping = server.api.get(mappingType(), 'default', 'web') as unknown as MappingResource
+      const mapping = server.api.get(server.types.mappings, 'default', 'web') as unknown as MappingResource
       const recorded = events()
       // The server lists Events by name, and names end in a random suffix: compare them in a fixed order.
       const byReason = recorded.map((e) => [e.type, e.reason, e.message] as string[]).sort((a, b) => a[1]!.localeCompare(b[1]!))

@@ -13,7 +13,6 @@ describe('host Lease', function () {
   let leases: LeaseServer
   let server: ApiServer
   let clock: StepClock
-  const leaseType = () => server.registry.find('coordination.k8s.io', 'v1', 'leases')!
   const stored = (name: string) => leases.stored(name) as V1Lease & {spec: {renewTime: string}}
   const leaseWrites = () => leases.leaseWrites()
 
@@ -28,7 +27,7 @@ describe('host Lease', function () {
   })
 
   const otherHost = (holder: string, renewedAt: number) =>
-    server.api.create(leaseType(), 'smartnat-system', {
+    server.api.create(server.types.leases, 'smartnat-system', {
       metadata: {name: leaseName(holder), labels: {[HOST_LEASE_LABEL]: 'true'}},
       spec: {holderIdentity: holder, leaseDurationSeconds: 40, renewTime: microTime(new Date(renewedAt)).toISOString()},
     })
@@ -75,7 +74,7 @@ describe('host Lease', function () {
     await lease.renew()
     expect([...lease.live()!.hosts].sort(), 'a Lease seen for the first time counts as just renewed').to.deep.equal(['edge-1', 'edge-2', 'edge-3'])
     clock.time += 30_000
-    server.api.patch(leaseType(), 'smartnat-system', leaseName('edge-2'), 'application/merge-patch+json', {spec: {renewTime: microTime(new Date(T0 - 3_570_000)).toISOString()}})
+    server.api.patch(server.types.leases, 'smartnat-system', leaseName('edge-2'), 'application/merge-patch+json', {spec: {renewTime: microTime(new Date(T0 - 3_570_000)).toISOString()}})
     await lease.renew()
     clock.time += 15_000
     expect([...lease.live()!.hosts].sort(), 'edge-3 not seen renewed for 45 s').to.deep.equal(['edge-1', 'edge-2'])
@@ -93,7 +92,7 @@ describe('host Lease', function () {
 
   it('refuses to take over a Lease another host holds, and says so', async function () {
     otherHost('edge-1', T0)
-    server.api.patch(leaseType(), 'smartnat-system', 'smartnat-edge-1', 'application/merge-patch+json', {spec: {holderIdentity: 'EDGE-1'}})
+    server.api.patch(server.types.leases, 'smartnat-system', 'smartnat-edge-1', 'application/merge-patch+json', {spec: {holderIdentity: 'EDGE-1'}})
     const lease = new HostLease(leases.leaseApi(), 'edge-1', LEASE_SETTINGS, clock)
     expect(await lease.renew()).to.equal(false)
     expect(lease.failure()).to.equal('Lease smartnat-system/smartnat-edge-1 is held by EDGE-1, not edge-1: two hosts have names that make the same Lease name')

@@ -22,22 +22,21 @@ function host(...addresses: string[]): HostInfo {
 describe('allocations recorded in Mapping statuses', function () {
   let server: ApiServer
   let kc: KubeConfig
-  const mappings = () => server.registry.find('smartnat.aureacentral.com', 'v1alpha1', 'mappings')!
-  const stored = (name = 'web') => server.api.get(mappings(), 'default', name) as unknown as MappingResource
+  const stored = (name = 'web') => server.api.get(server.types.mappings, 'default', name) as unknown as MappingResource
   const writer = () => new MappingAllocationWriter(kubeMappingStatusApi(kc), {defaultLoadBalancer: false, events: {api: kubeEventApi(kc), hostName: 'edge-1'}})
   const events = () =>
-    (server.api.list(server.registry.find('', 'v1', 'events')!, 'default', {}).items as unknown as {type: string; reason: string; message: string; involvedObject: {kind: string; name: string}}[])
+    (server.api.list(server.types.events, 'default', {}).items as unknown as {type: string; reason: string; message: string; involvedObject: {kind: string; name: string}}[])
       .map((e) => `${e.involvedObject.kind} ${e.involvedObject.name} ${e.type} ${e.reason}: ${e.message}`)
   const pending = (snapshot: Snapshot) => withPendingAllocations(snapshot, {defaultLoadBalancer: false, dynamicPorts: DEFAULT_DYNAMIC_PORTS, allocates: true})
   const snapshot = async () => pending(await listSnapshot(kc))
   const create = (name: string, spec: Record<string, unknown>, creationTimestamp = '2025-01-01T00:00:00Z') =>
-    server.api.create(mappings(), 'default', {metadata: {name, creationTimestamp}, spec: {serviceName: 'web', ...spec}})
+    server.api.create(server.types.mappings, 'default', {metadata: {name, creationTimestamp}, spec: {serviceName: 'web', ...spec}})
 
   beforeEach(async function () {
     server = await startApiServer({crds: ['crds/mapping.yaml', 'crds/addresspool.yaml']})
     kc = new KubeConfig()
     kc.loadFromString(server.kubeconfig())
-    server.api.create(server.registry.find('smartnat.aureacentral.com', 'v1alpha1', 'addresspools')!, undefined, {metadata: {name: 'edge'}, spec: {addresses: [`${POOL_ADDRESS}-198.18.0.11`]}})
+    server.api.create(server.types.addressPools, undefined, {metadata: {name: 'edge'}, spec: {addresses: [`${POOL_ADDRESS}-198.18.0.11`]}})
     server.createAll(serviceManifests(WEB_SERVICE))
   })
 
@@ -73,7 +72,7 @@ describe('allocations recorded in Mapping statuses', function () {
   })
 
   it('a pool admitting namespaces by label gives a Mapping of a labelled namespace an address, and none to one without the label', async function () {
-    server.api.create(server.registry.find('smartnat.aureacentral.com', 'v1alpha1', 'addresspools')!, undefined, {
+    server.api.create(server.types.addressPools, undefined, {
       metadata: {name: 'labelled'}, spec: {addresses: ['198.18.0.20'], namespaceSelector: {matchLabels: {edge: 'yes'}}},
     })
     create('web', {addressPool: 'labelled', ports: [{servicePort: 80}]})
@@ -88,7 +87,7 @@ describe('allocations recorded in Mapping statuses', function () {
     create('web', {addressPool: 'edge', ports: [{servicePort: 80}]})
     const stale = await snapshot()
     const theirs = {pool: 'edge', addresses: ['198.18.0.11'], ports: [{protocol: 'tcp', servicePort: 80, port: 31000}]}
-    server.api.patch(mappings(), 'default', 'web', 'application/merge-patch+json', {status: {allocated: theirs}}, {status: true})
+    server.api.patch(server.types.mappings, 'default', 'web', 'application/merge-patch+json', {status: {allocated: theirs}}, {status: true})
     expect(await writer().write(stale)).to.include({written: 0, conflicts: 1})
     expect(stored().status?.allocated).to.deep.equal(theirs)
     expect(await writer().write(await snapshot())).to.include({written: 0, conflicts: 0})
@@ -101,7 +100,7 @@ describe('allocations recorded in Mapping statuses', function () {
     const read = await snapshot()
     const {verdicts} = new PlanMemo().plan(read, host(POOL_ADDRESS), DEFAULT_PLAN_OPTIONS)
     // Another write lands first: the writeback's read is stale, it reads again (409) and patches its own keys.
-    server.api.patch(mappings(), 'default', 'web', 'application/merge-patch+json', {status: {conditions: [{type: 'Other', status: 'True', reason: 'X', message: 'x'}]}}, {status: true})
+    server.api.patch(server.types.mappings, 'default', 'web', 'application/merge-patch+json', {status: {conditions: [{type: 'Other', status: 'True', reason: 'X', message: 'x'}]}}, {status: true})
     const written = await writeStatuses(kubeMappingStatusApi(kc), read.mappings, verdicts, host(POOL_ADDRESS), new Date(), 'edge-1')
     expect(written).to.include({patched: 1, conflicts: 0})
     expect(stored().status?.allocated).to.deep.equal(allocated)
@@ -109,7 +108,7 @@ describe('allocations recorded in Mapping statuses', function () {
     expect(stored().status?.invalid).to.equal('no')
     // The request changes: the allocation writer replaces status.allocated and nothing else.
     const current = stored()
-    server.api.update(mappings(), 'default', 'web', {...current, spec: {...current.spec, ports: [{servicePort: 80}, {servicePort: 80, protocol: 'UDP'}]}})
+    server.api.update(server.types.mappings, 'default', 'web', {...current, spec: {...current.spec, ports: [{servicePort: 80}, {servicePort: 80, protocol: 'UDP'}]}})
     expect(await writer().write(await snapshot())).to.include({written: 1})
     expect(stored().status?.allocated?.ports).to.deep.equal([{protocol: 'tcp', servicePort: 80, port: 30000}, {protocol: 'udp', servicePort: 80, port: 30000}])
     expect(stored().status?.configuredAddresses).to.have.keys([POOL_ADDRESS])
@@ -122,9 +121,9 @@ describe('allocations recorded in Mapping statuses', function () {
     await writer().write(await snapshot())
     expect(stored('dyn').status?.allocated).to.deep.equal({addresses: ['198.18.0.20'], ports: [{protocol: 'tcp', servicePort: 80, port: 30000}]})
     const web = stored()
-    server.api.update(mappings(), 'default', 'web', {...web, spec: {...web.spec, addressPool: undefined, addresses: ['198.18.0.21']}})
+    server.api.update(server.types.mappings, 'default', 'web', {...web, spec: {...web.spec, addressPool: undefined, addresses: ['198.18.0.21']}})
     const dyn = stored('dyn')
-    server.api.update(mappings(), 'default', 'dyn', {...dyn, spec: {...dyn.spec, ports: [{port: 80}]}})
+    server.api.update(server.types.mappings, 'default', 'dyn', {...dyn, spec: {...dyn.spec, ports: [{port: 80}]}})
     expect(await writer().write(await snapshot())).to.include({written: 2, released: 1, allocated: 1})
     expect(stored('dyn').status?.allocated).to.equal(undefined)
     // The old pool is written out of the record (merge patch: null), not left behind.

@@ -187,8 +187,7 @@ describe('status writeback', function () {
     let api: MappingStatusApi
 
     const statusPatches = () => requests.filter((r) => r.startsWith('PATCH ') && r.includes('/status') && r.includes('content-type=application/merge-patch+json'))
-    const mappingType = () => server.registry.find('smartnat.aureacentral.com', 'v1alpha1', 'mappings')!
-    const stored = (name = 'web') => server.api.get(mappingType(), 'default', name) as unknown as MappingResource
+    const stored = (name = 'web') => server.api.get(server.types.mappings, 'default', name) as unknown as MappingResource
 
     beforeEach(async function () {
       requests = []
@@ -197,7 +196,7 @@ describe('status writeback', function () {
       kc.loadFromString(server.kubeconfig())
       api = kubeMappingStatusApi(kc)
       server.createAll(serviceManifests(WEB_SERVICE))
-      server.api.create(mappingType(), 'default', {
+      server.api.create(server.types.mappings, 'default', {
         metadata: {name: 'web'},
         spec: {addresses: ['198.18.0.10', '198.18.0.11'], serviceName: 'web', ports: [{port: 80}]},
       })
@@ -265,7 +264,7 @@ describe('status writeback', function () {
       expect((await sync(a)).patched + (await sync(b)).patched).to.equal(0)
 
       // The Mapping no longer lists a's address: a removes its key and leaves b's.
-      server.api.patch(mappingType(), 'default', 'web', 'application/merge-patch+json', {spec: {addresses: ['198.18.0.11']}})
+      server.api.patch(server.types.mappings, 'default', 'web', 'application/merge-patch+json', {spec: {addresses: ['198.18.0.11']}})
       expect(await sync(a)).to.include({patched: 1})
       // b agrees with what a wrote (generation 2, Ready from b's address), so it has nothing to write.
       expect(await sync(b)).to.include({patched: 0, unchanged: 1})
@@ -309,13 +308,13 @@ describe('status writeback', function () {
       const {verdicts} = plan(snapshot, instance, DEFAULT_PLAN_OPTIONS)
 
       // Someone else writes in between: the cached resourceVersion is stale.
-      server.api.patch(mappingType(), 'default', 'web', 'application/merge-patch+json', {status: {configuredAddresses: {'198.18.0.11': {podIPs: []}}}}, {status: true})
+      server.api.patch(server.types.mappings, 'default', 'web', 'application/merge-patch+json', {status: {configuredAddresses: {'198.18.0.11': {podIPs: []}}}}, {status: true})
       const raced = await writeStatuses(api, snapshot.mappings, verdicts, instance, T0)
       expect(raced).to.include({patched: 1, conflicts: 0})
       expect(requests.filter((r) => r.startsWith('GET /apis/smartnat.aureacentral.com/v1alpha1/namespaces/default/mappings/web '))).to.have.length(1)
       expect(Object.keys(stored().status!.configuredAddresses!).sort()).to.deep.equal(['198.18.0.10', '198.18.0.11'])
 
-      server.api.delete(mappingType(), 'default', 'web')
+      server.api.delete(server.types.mappings, 'default', 'web')
       const gone = await writeStatuses(api, snapshot.mappings, verdicts, host('198.18.0.11'), T0)
       expect(gone).to.include({patched: 0, gone: 1, failed: 0})
     })
@@ -325,7 +324,7 @@ describe('status writeback', function () {
       server = await startApiServer({crds: ['test/unit/fixtures/go-controller-crd.yaml'], log: (line) => requests.push(line)})
       kc = new KubeConfig()
       kc.loadFromString(server.kubeconfig())
-      server.api.create(mappingType(), 'default', {metadata: {name: 'web'}, spec: {addresses: ['198.18.0.10'], serviceName: 'web', ports: [{port: 80}]}})
+      server.api.create(server.types.mappings, 'default', {metadata: {name: 'web'}, spec: {addresses: ['198.18.0.10'], serviceName: 'web', ports: [{port: 80}]}})
       const snapshot = await listSnapshot(kc)
       const instance = host('198.18.0.10')
       const result = await writeStatuses(kubeMappingStatusApi(kc), snapshot.mappings, plan(snapshot, instance, DEFAULT_PLAN_OPTIONS).verdicts, instance, T0)
@@ -355,7 +354,7 @@ describe('status writeback', function () {
 
       it('a spec updated between plan and write: the write is given up as a conflict and the next pass writes the new generation', async function () {
         const result = await planThenWrite(() => {
-          server.api.patch(mappingType(), 'default', 'web', 'application/merge-patch+json', {spec: {addresses: ['198.18.0.10']}})
+          server.api.patch(server.types.mappings, 'default', 'web', 'application/merge-patch+json', {spec: {addresses: ['198.18.0.10']}})
         })
         expect(stored().metadata.generation).to.equal(2)
         expect(result).to.include({patched: 0, conflicts: 1, failed: 0})
@@ -371,8 +370,8 @@ describe('status writeback', function () {
       it('a Mapping deleted and created again under the same name: the write is given up as a conflict', async function () {
         const result = await planThenWrite(() => {
           const {metadata, spec} = stored()
-          server.api.delete(mappingType(), 'default', 'web')
-          server.api.create(mappingType(), 'default', {metadata: {name: metadata.name}, spec})
+          server.api.delete(server.types.mappings, 'default', 'web')
+          server.api.create(server.types.mappings, 'default', {metadata: {name: metadata.name}, spec})
         })
         expect(stored().metadata.generation, 'the same generation, a new uid').to.equal(1)
         expect(result).to.include({patched: 0, conflicts: 1, gone: 0})
@@ -381,7 +380,7 @@ describe('status writeback', function () {
 
       it('only the status changed in between: the retry writes the generation the verdict was planned from', async function () {
         const result = await planThenWrite(() => {
-          server.api.patch(mappingType(), 'default', 'web', 'application/merge-patch+json', {status: {invalid: 'no'}}, {status: true})
+          server.api.patch(server.types.mappings, 'default', 'web', 'application/merge-patch+json', {status: {invalid: 'no'}}, {status: true})
         })
         expect(result).to.include({patched: 1, conflicts: 0})
         expect(stored().status!.observedGeneration).to.equal(1)

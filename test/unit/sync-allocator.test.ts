@@ -20,16 +20,15 @@ describe('a one-shot sync and the allocator Lease', function () {
   let server: ApiServer
   let dir: string
   let requests: string[]
-  const type = (group: string, version: string, resource: string) => server.registry.find(group, version, resource)!
-  const addressOf = (name: string) => (server.api.get(type('', 'v1', 'services'), 'default', name) as unknown as ServiceResource).status?.loadBalancer?.ingress?.[0]?.ip
+  const addressOf = (name: string) => (server.api.get(server.types.services, 'default', name) as unknown as ServiceResource).status?.loadBalancer?.ingress?.[0]?.ip
 
   beforeEach(async function () {
     requests = []
     server = await startApiServer({crds: ['crds/mapping.yaml', 'crds/addresspool.yaml'], log: (line) => requests.push(line)})
-    server.api.create(type('', 'v1', 'namespaces'), undefined, {metadata: {name: 'smartnat-system'}})
+    server.api.create(server.types.namespaces, undefined, {metadata: {name: 'smartnat-system'}})
     dir = await mkdtemp(join(tmpdir(), 'smartnat-sync-allocator-'))
     await server.writeKubeconfig(join(dir, 'kubeconfig'))
-    server.api.create(type('', 'v1', 'services'), 'default', {metadata: {name: 'web'}, spec: {type: 'LoadBalancer', loadBalancerClass: LOAD_BALANCER_CLASS, ports: [{name: 'http', port: 80, protocol: 'TCP'}]}})
+    server.api.create(server.types.services, 'default', {metadata: {name: 'web'}, spec: {type: 'LoadBalancer', loadBalancerClass: LOAD_BALANCER_CLASS, ports: [{name: 'http', port: 80, protocol: 'TCP'}]}})
   })
 
   afterEach(async function () {
@@ -46,16 +45,16 @@ describe('a one-shot sync and the allocator Lease', function () {
   }
 
   it('with a pool: takes the Lease, allocates, and gives the Lease up', async function () {
-    server.api.create(type('smartnat.aureacentral.com', 'v1alpha1', 'addresspools'), undefined, {metadata: {name: 'edge'}, spec: {addresses: ['198.18.0.10']}})
+    server.api.create(server.types.addressPools, undefined, {metadata: {name: 'edge'}, spec: {addresses: ['198.18.0.10']}})
     await run()
     expect(addressOf('web')).to.equal('198.18.0.10')
-    const lease = server.api.get(type('coordination.k8s.io', 'v1', 'leases'), 'smartnat-system', ALLOCATOR_LEASE_NAME) as unknown as V1Lease
+    const lease = server.api.get(server.types.leases, 'smartnat-system', ALLOCATOR_LEASE_NAME) as unknown as V1Lease
     expect(lease.spec!.holderIdentity).to.equal('')
   })
 
   it('with a pool, while a watching instance holds the Lease: follows, and allocates nothing', async function () {
-    server.api.create(type('smartnat.aureacentral.com', 'v1alpha1', 'addresspools'), undefined, {metadata: {name: 'edge'}, spec: {addresses: ['198.18.0.10']}})
-    server.api.create(type('coordination.k8s.io', 'v1', 'leases'), 'smartnat-system', {
+    server.api.create(server.types.addressPools, undefined, {metadata: {name: 'edge'}, spec: {addresses: ['198.18.0.10']}})
+    server.api.create(server.types.leases, 'smartnat-system', {
       metadata: {name: ALLOCATOR_LEASE_NAME},
       spec: {holderIdentity: 'edge-2_0123abcd', leaseDurationSeconds: 40, renewTime: microTime(new Date()).toISOString()},
     })

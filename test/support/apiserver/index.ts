@@ -10,10 +10,12 @@ import {ObjectApi} from './objects.js'
 import {Registry} from './registry.js'
 import {createApiHttpServer} from './server.js'
 import {Store, type KubeObject} from './store.js'
+import {ServedTypes} from './types.js'
 import {WatchHub} from './watch.js'
 
 export {ApiError} from './errors.js'
 export {ObjectApi, PatchType} from './objects.js'
+export type {ServedTypes} from './types.js'
 export type {Store, KubeObject, StoredEvent} from './store.js'
 
 export interface ApiServerOptions {
@@ -40,6 +42,8 @@ export interface ApiServer {
   api: ObjectApi
   store: Store
   registry: Registry
+  /** The types tests name most (`server.types.mappings`), looked up when read. */
+  types: ServedTypes
   /** Number of watches currently streaming. */
   openWatches(): number
   /** Ends every open watch, as an API server restart or a watch timeout does; clients must re-watch. */
@@ -75,17 +79,16 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
   const registry = new Registry()
   const api = new ObjectApi(store, registry)
   const hub = new WatchHub(options.bookmarkIntervalMs ?? 5000)
-  const namespaces = registry.find('', 'v1', 'namespaces')!
-  for (const name of SEED_NAMESPACES) api.create(namespaces, undefined, {metadata: {name}})
-  api.create(registry.find('', 'v1', 'services')!, 'default', {
+  const types = new ServedTypes(registry)
+  for (const name of SEED_NAMESPACES) api.create(types.namespaces, undefined, {metadata: {name}})
+  api.create(types.services, 'default', {
     metadata: {name: 'kubernetes', labels: {component: 'apiserver', provider: 'kubernetes'}},
     spec: {clusterIP: '10.96.0.1', ports: [{name: 'https', port: 443, protocol: 'TCP', targetPort: 6443}]},
   })
-  const crdType = registry.find('apiextensions.k8s.io', 'v1', 'customresourcedefinitions')!
   for (const file of options.crds ?? []) {
     for (const doc of parseAllDocuments(await readFile(file, 'utf8'))) {
       const obj = doc.toJS() as KubeObject | null
-      if (obj?.kind === 'CustomResourceDefinition') api.create(crdType, undefined, obj, {fieldValidation: 'Strict'})
+      if (obj?.kind === 'CustomResourceDefinition') api.create(types.crds, undefined, obj, {fieldValidation: 'Strict'})
     }
   }
 
@@ -117,6 +120,7 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
     api,
     store,
     registry,
+    types,
     openWatches: () => hub.size,
     closeWatches: () => hub.closeAll(),
     createAll: (manifests, namespace = 'default') => {

@@ -12,6 +12,13 @@ export class Registry {
     return this.types.find((t) => t.group === group && t.version === version && t.resource === resource)
   }
 
+  /** The type served at group/version/resource; throws naming it when it is not served (a CRD not created yet). */
+  require(group: string, version: string, resource: string): ResourceType {
+    const type = this.find(group, version, resource)
+    if (type === undefined) throw new Error(`the test API server serves no ${resource} of ${groupVersion({group, version})}; create its CRD first`)
+    return type
+  }
+
   /** The type of an apiVersion and kind, if served. */
   findKind(apiVersion: string, kind: string): ResourceType | undefined {
     return this.types.find((t) => groupVersion(t) === apiVersion && t.kind === kind)
