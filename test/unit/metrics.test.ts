@@ -85,6 +85,7 @@ describe('metrics exposition', () => {
       smartnat_removals_held_total: 'counter',
       smartnat_manifest_read_errors_total: 'counter',
       smartnat_conntrack_cleanup_failures_total: 'counter',
+      smartnat_kernel_reads_given_way_total: 'counter',
     })
     expect(families.get('smartnat_status_writeback_failures_total')!.samples.map((s) => [s.labels.reason, s.value])).to.deep.equal([
       ['error', 0],
@@ -169,6 +170,16 @@ describe('metrics exposition', () => {
     expect([metrics.heldRemoval.get(), metrics.heldPasses.get(), metrics.manifestReadErrors.get()]).to.deep.equal([15, 2, 1])
     metrics.syncSucceeded({seconds: 0.1, finishedAt: 1_700_000_000_000, verdicts: [], rulesProgrammed: 0, written: {sets: 0, chains: 0, rules: 0, routes: 0}})
     expect([metrics.heldRemoval.get(), metrics.heldPasses.get()]).to.deep.equal([0, 2])
+  })
+
+  it('counts the kernel reads that gave way to a change', () => {
+    const metrics = new SmartnatMetrics()
+    metrics.readGaveWay()
+    metrics.readGaveWay()
+    expect(metrics.readsGivenWay.get()).to.equal(2)
+    const family = parseExposition(metrics.render()).get('smartnat_kernel_reads_given_way_total')!
+    expect(family.type).to.equal('counter')
+    expect(family.samples.map((sample) => sample.value)).to.deep.equal([2])
   })
 
   it('escapes label values and HELP text as the format requires', () => {

@@ -1038,14 +1038,16 @@ describe('watch loop: a kernel read gives way to a change', () => {
   let source: FakeSource
   let kernel: SlowReadKernel
   let loop: WatchLoop
+  let metrics: SmartnatMetrics
 
   beforeEach(async () => {
     clock = new FakeClock()
     source = new FakeSource()
     kernel = new SlowReadKernel()
+    metrics = new SmartnatMetrics()
     const runner = new RecordingRunner((call) => (call.command === 'ip' ? {stdout: IP_ADDR} : call.command === 'sysctl' ? {stdout: '2\n2\n'} : {}))
     const sync = syncPass({runner, backend: kernel.backend}, {plan: DEFAULT_PLAN_OPTIONS, interfacesPattern: /^eth1$/})
-    loop = new WatchLoop({source, sync, clock, minIntervalMs: 100, resyncIntervalMs: 60_000})
+    loop = new WatchLoop({source, sync, clock, minIntervalMs: 100, resyncIntervalMs: 60_000, observer: metrics})
     kernel.desired = {a: 'v1', b: 'ok'}
     await loop.start()
     // The first pass reads the kernel: it has no state to trust, so it never gives way.
@@ -1089,6 +1091,7 @@ describe('watch loop: a kernel read gives way to a change', () => {
     await clock.advance(100)
     expect(kernel.log.slice(3)).to.deep.equal(['wrote b=ok (from a read)'])
     expect(kernel.kernel).to.deep.equal({a: 'v2', b: 'ok'})
+    expect(metrics.readsGivenWay.get(), 'the read that gave way, counted').to.equal(1)
   })
 
   it('does not give way to what changes nothing it planned from (a status coming back, the same snapshot)', async () => {
@@ -1099,6 +1102,7 @@ describe('watch loop: a kernel read gives way to a change', () => {
     await clock.advance(100)
     expect(kernel.log).to.deep.equal(['read began: a=v1 b=ok'])
     expect(kernel.pendingReads).to.equal(0)
+    expect(metrics.readsGivenWay.get()).to.equal(0)
   })
 
   it(`gives way at most ${MAX_READ_GIVE_WAYS} times in a row: under changes that never stop, the read then goes through and repairs drift`, async () => {
@@ -1121,5 +1125,6 @@ describe('watch loop: a kernel read gives way to a change', () => {
     expect(readWrites).to.deep.equal([`wrote a=v${2 * MAX_READ_GIVE_WAYS + 1} b=ok (from a read)`])
     expect(trustingWrites).to.be.at.least(MAX_READ_GIVE_WAYS)
     expect(kernel.kernel).to.deep.equal({a: kernel.desired.a, b: 'ok'})
+    expect(metrics.readsGivenWay.get()).to.equal(MAX_READ_GIVE_WAYS)
   })
 })

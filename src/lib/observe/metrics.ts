@@ -140,6 +140,10 @@ export class SmartnatMetrics {
     'smartnat_conntrack_cleanup_failures_total',
     'Sync passes that applied their rules but failed to drop connections to vanished targets; the next pass retries.',
   )
+  readonly readsGivenWay = new Counter(
+    'smartnat_kernel_reads_given_way_total',
+    'Kernel reads of a sync pass that gave way to a change arriving while they ran; each is done again after that change is applied.',
+  )
   /** The verdicts of the last passes by state, counted from those that changed. */
   private readonly states = new KindCounts(mappingState)
   private readonly all: Metric[] = [
@@ -155,6 +159,7 @@ export class SmartnatMetrics {
     this.heldPasses,
     this.manifestReadErrors,
     this.conntrackCleanupFailures,
+    this.readsGivenWay,
   ]
 
   constructor() {
@@ -194,6 +199,11 @@ export class SmartnatMetrics {
   removalHeld(mappings: number): void {
     this.heldRemoval.set(mappings)
     this.heldPasses.inc()
+  }
+
+  /** A kernel read gave way to a change; drift repair waits for the read done again after it. */
+  readGaveWay(): void {
+    this.readsGivenWay.inc()
   }
 
   manifestReadError(): void {

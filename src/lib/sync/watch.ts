@@ -69,6 +69,8 @@ export interface SyncObserver extends WritebackObserver {
   removalHeld(mappings: number): void
   /** A pass applied its rules but could not drop the connections to vanished targets. */
   conntrackCleanupFailed(): void
+  /** A kernel read gave way to a change that arrived while it ran; it is done again after that change's pass. */
+  readGaveWay(): void
 }
 
 export interface BackoffOptions {
@@ -376,6 +378,7 @@ export class WatchLoop {
       if (outcome === 'gave way') {
         this.discarded = running.catch(() => undefined)
         this.logger.debug('a change arrived while the kernel was read; it goes first, and the kernel is read again after it', {gaveWay: this.readGiveWays})
+        this.options.observer?.readGaveWay()
         return
       }
       result = outcome
