@@ -57,18 +57,6 @@ function longestOutageMs(report: TrafficReport, intervalMs: number): number {
   return longest
 }
 
-/**
- * Waits until `standby`'s conntrackd holds the TCP connection in its external cache. conntrackd
- * replicates a connection when its state changes, or when a standby asks for the whole table, not at
- * once: a failure is induced once the standby holds it, as an operator's checks would see it.
- */
-async function standbyHoldsConnection(lab: HaLab, standby: Edge): Promise<void> {
-  await waitFor(async () => {
-    const {stdout} = await lab.exec(standby, 'conntrackd', ['-C', lab.conntrackdConfig(standby), '-e'], {okExitCodes: [1]})
-    return stdout.split('\n').some((line) => line.includes(`dst=${HA_PLAN.floatingExternal}`) && line.includes('dport=80') && line.includes('ESTABLISHED'))
-  }, 5000, `edge ${standby}'s conntrackd holding the TCP connection`)
-}
-
 function haFlags(lab: HaLab, dir: ManifestDir, edge: Edge, backend: BackendName): string[] {
   return [
     '--from-file', dir.path,
@@ -161,7 +149,12 @@ describe('HA pair failover (namespace lab, root, keepalived + conntrackd)', func
         const udp = await startStream(lab, 'udp', 53, 20)
         const monitor = await startTrafficMonitor(lab, 'client', [{protocol: 'tcp', ip: HA_PLAN.floatingExternal, port: 80}], {intervalMs: 50, timeoutMs: 1000, maxSeconds: 60, source: HA_PLAN.client})
         await sleep(1500)
-        await standbyHoldsConnection(lab, 'b')
+        // conntrackd replicates a connection when its state changes, not at once: the failure comes
+        // once b's external cache holds the TCP connection, as an operator's checks would see it.
+        await waitFor(async () => {
+          const {stdout} = await lab.exec('b', 'conntrackd', ['-C', lab.conntrackdConfig('b'), '-e'], {okExitCodes: [1]})
+          return stdout.split('\n').some((line) => line.includes(`dst=${HA_PLAN.floatingExternal}`) && line.includes('dport=80') && line.includes('ESTABLISHED'))
+        }, 5000, "edge b's conntrackd holding the TCP connection from a")
 
         const failedAt = Date.now()
         await fail(lab)
@@ -220,8 +213,6 @@ describe('HA pair failover (namespace lab, root, keepalived + conntrackd)', func
       const edges = ['a', 'b'] as const
       for (let round = 0; round < 10; round++) {
         const [active, standby] = round % 2 === 0 ? edges : ([edges[1], edges[0]] as const)
-        // The standby came back a moment ago and asked the active edge for its table.
-        await standbyHoldsConnection(lab, standby)
         await lab.keepalivedOf(active)!.stop('SIGTERM')
         await waitFor(() => lab.holds(standby, HA_PLAN.floatingExternal), 5000, `round ${round + 1}: ${standby} taking the floating address`)
         // The old active edge comes back as the standby (nopreempt) and fetches the new active edge's table.
