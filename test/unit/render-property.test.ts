@@ -576,7 +576,9 @@ describe('planning and rendering direct-mode resources with hostile endpoint dat
           if (g.affinitySeconds !== undefined && g.members.length > 0) seen.affinity++
         }
       }),
-      {numRuns: 400},
+      // This checks what the generator covers, not a property: a fixed seed keeps the counts the
+      // same in every run (with a random one, groups with affinity came out 4 times in 400 once).
+      {numRuns: 400, seed: 1},
     )
     expect(seen.members).to.be.greaterThan(20)
     expect(seen.affinity).to.be.greaterThan(5)
