@@ -57,6 +57,26 @@ function longestOutageMs(report: TrafficReport, intervalMs: number): number {
   return longest
 }
 
+/**
+ * Waits until `standby`'s conntrackd holds the TCP connection in its external cache, asking the
+ * active edge for its table again every 2 s (`conntrackd -n`, what the notify script does on
+ * `backup`) while it does not: a standby that came back during the active edge's own hand-over
+ * (`-c`, `-f`, `-R`, `-B`) can miss it, which an operator checks before failing over by hand.
+ */
+async function standbyHoldsConnection(lab: HaLab, standby: Edge): Promise<void> {
+  const config = lab.conntrackdConfig(standby)
+  let askedAt = Date.now()
+  await waitFor(async () => {
+    const {stdout} = await lab.exec(standby, 'conntrackd', ['-C', config, '-e'], {okExitCodes: [1]})
+    if (stdout.split('\n').some((line) => line.includes(`dst=${HA_PLAN.floatingExternal}`) && line.includes('dport=80') && line.includes('ESTABLISHED'))) return true
+    if (Date.now() - askedAt >= 2000) {
+      await lab.exec(standby, 'conntrackd', ['-C', config, '-n'], {okExitCodes: [1]})
+      askedAt = Date.now()
+    }
+    return false
+  }, 15_000, `edge ${standby}'s conntrackd holding the TCP connection`)
+}
+
 function haFlags(lab: HaLab, dir: ManifestDir, edge: Edge, backend: BackendName): string[] {
   return [
     '--from-file', dir.path,
@@ -213,6 +233,7 @@ describe('HA pair failover (namespace lab, root, keepalived + conntrackd)', func
       const edges = ['a', 'b'] as const
       for (let round = 0; round < 10; round++) {
         const [active, standby] = round % 2 === 0 ? edges : ([edges[1], edges[0]] as const)
+        await standbyHoldsConnection(lab, standby)
         await lab.keepalivedOf(active)!.stop('SIGTERM')
         await waitFor(() => lab.holds(standby, HA_PLAN.floatingExternal), 5000, `round ${round + 1}: ${standby} taking the floating address`)
         // The old active edge comes back as the standby (nopreempt) and fetches the new active edge's table.
