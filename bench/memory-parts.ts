@@ -18,18 +18,11 @@ import {cachedObject} from '../src/lib/source/kube/trim.js'
 import {desiredStatus, ownAddresses} from '../src/lib/sync/status.js'
 import {printTable} from './report.js'
 import {BENCH_PLAN_OPTIONS, syntheticHost, syntheticSnapshot} from './synthetic.js'
+import {liveMb} from './live-heap.js'
 
 const count = Number(process.argv[2] ?? 10_000)
 const backendName = (process.argv[3] ?? 'iptables') as BackendName
 if (!Number.isInteger(count) || count < 1 || !BACKEND_NAMES.includes(backendName)) throw new Error('usage: memory-parts.ts [COUNT [iptables|nftables]]')
-const collect = (globalThis as {gc?: () => void}).gc
-if (!collect) throw new Error('run with node --expose-gc')
-
-function liveMb(): number {
-  collect!()
-  collect!()
-  return process.memoryUsage().heapUsed / 1e6
-}
 
 const {host, addresses} = syntheticHost()
 const KINDS: WatchedKind[] = [

@@ -15,17 +15,10 @@ import {PlanMemo} from '../src/lib/plan/memo.js'
 import {createNamespace, runKernelBenchmark} from './netns.js'
 import {printTable} from './report.js'
 import {BENCH_PLAN_OPTIONS, syntheticHost, syntheticSnapshot} from './synthetic.js'
+import {liveMb} from './live-heap.js'
 
 const count = Number(process.argv[2] ?? 10_000)
 if (!Number.isInteger(count) || count < 1) throw new Error('usage: nft-state-heap.ts [COUNT]')
-const collect = (globalThis as {gc?: () => void}).gc
-if (!collect) throw new Error('run with node --expose-gc')
-
-function liveMb(): number {
-  collect!()
-  collect!()
-  return process.memoryUsage().heapUsed / 1e6
-}
 
 const elements = (table: NftTable | undefined) => table?.sets.reduce((n, set) => n + set.elements.length, 0) ?? 0
 const round = (n: number) => Math.round(n * 10) / 10

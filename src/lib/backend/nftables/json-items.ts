@@ -138,7 +138,7 @@ function elemArray(text: string, start: number, end: number): {open: number; clo
 }
 
 /** The index of the quote that ends the string whose opening quote is at `open` (the text's end when none does). */
-function stringEnd(text: string, open: number): number {
+export function stringEnd(text: string, open: number): number {
   for (let i = open + 1; i < text.length; i++) {
     const c = text.charCodeAt(i)
     if (c === BACKSLASH) i++

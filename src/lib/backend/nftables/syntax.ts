@@ -1,6 +1,7 @@
 /** Prints the nftables backend's rules, elements and table in nft's own syntax; pure. */
 import {LineBuffer} from '../../net/linebuffer.js'
 import {markHex} from '../../net/marks.js'
+import {stringEnd} from './json-items.js'
 import {TABLE} from './names.js'
 import type {NftChain, NftElement, NftMatch, NftRule, NftSet, NftState, NftStatement} from './types.js'
 
@@ -158,7 +159,7 @@ export function elementComment(types: ElementTypes, element: NftElement): string
 function commentAt(element: NftElement, at: number): {text: string; end: number} | undefined {
   if (!element.startsWith(COMMENT, at)) return undefined
   const open = at + COMMENT.length - 1
-  const close = closingQuote(element, open)
+  const close = stringEnd(element, open)
   const inner = element.slice(open + 1, close)
   // A comment read back that nft's syntax could not quote was JSON-escaped (printElement).
   return {text: inner.includes('\\') ? (JSON.parse(element.slice(open, close + 1)) as string) : inner, end: close + 1}
@@ -170,18 +171,7 @@ function splitParts(text: string, count: number): string[] {
   return parts.map((part) => (part.length > 1 && part.startsWith('"') && part.endsWith('"') ? part.slice(1, -1) : part))
 }
 
-/** The quote that closes the quoted string opening at `open`, past escaped ones of a JSON-escaped comment. */
-function closingQuote(text: string, open: number): number {
-  for (let i = open + 1; i < text.length; i++) {
-    const c = text.charCodeAt(i)
-    if (c === BACKSLASH) i++
-    else if (c === QUOTE) return i
-  }
-  return text.length
-}
-
 const QUOTE = 0x22
-const BACKSLASH = 0x5c
 
 /** Elements in the one order desired and read-back state share: by key as nft prints it. */
 export function sortElements(types: ElementTypes, elements: NftElement[]): NftElement[] {
