@@ -11,9 +11,15 @@
  * (every 60 s, the default), its own and that of the kernel tools it runs (not the API server's), as
  * a share of one core.
  *
- *   npm run bench:watch [-- --count N --changes N --mode service|direct --only iptables|nftables --idle S --breakdown]
+ * The daemon's pieces and the API server run inside the namespace (this script starts itself again
+ * there with `--inside`), so the kernel tools start as on a host, without `ip netns exec` in front
+ * of each; `--netns-exec` keeps them in this process and puts it in front of each tool, as before.
+ *
+ *   npm run bench:watch [-- --count N --changes N --mode service|direct --only iptables|nftables --idle S --breakdown --netns-exec]
  */
-import {readFileSync} from 'node:fs'
+import {spawn} from 'node:child_process'
+import {readFileSync, writeFileSync} from 'node:fs'
+import {fileURLToPath} from 'node:url'
 import {parseArgs} from 'node:util'
 import {KubeConfig} from '@kubernetes/client-node'
 import {BACKEND_NAMES, createBackend, type BackendName} from '../src/lib/backend/registry.js'
@@ -38,6 +44,9 @@ const {values} = parseArgs({
     only: {type: 'string'},
     idle: {type: 'string', default: '0'},
     breakdown: {type: 'boolean', default: false},
+    'netns-exec': {type: 'boolean', default: false},
+    /** Internal: this process runs inside the namespace the parent made, for this backend, and hands its targets back on fd 3. */
+    inside: {type: 'string'},
   },
 })
 const idleSeconds = Number(values.idle)
@@ -193,19 +202,46 @@ interface KindFigures {
   parts: ChangeParts[]
 }
 
+/** A namespace holding the synthetic host's interfaces, forwarding on. */
+async function hostNamespace(name: BackendName): Promise<BenchNamespace> {
+  const ns = await createNamespace(`lat${name.slice(0, 3)}`)
+  await addHostInterfaces(ns, syntheticHost().host)
+  await ns.runner.run('sysctl', ['-qw', 'net.ipv4.ip_forward=1'])
+  return ns
+}
+
+/** Measures one backend: with `--netns-exec` in this process, otherwise in a process of its own started inside the namespace. */
 async function benchBackend(name: BackendName, targets: Target[]): Promise<void> {
-  const {host, addresses} = syntheticHost()
+  const ns = await hostNamespace(name)
+  try {
+    if (values['netns-exec']) {
+      await measureBackend(name, targets, ns.name)
+      return
+    }
+    const script = fileURLToPath(import.meta.url)
+    const child = spawn('ip', ['netns', 'exec', ns.name, process.execPath, ...process.execArgv, script, ...process.argv.slice(2), '--inside', name], {
+      stdio: ['ignore', 'inherit', 'inherit', 'pipe'],
+    })
+    let handedBack = ''
+    child.stdio[3]!.setEncoding('utf8').on('data', (text: string) => (handedBack += text))
+    const code = await new Promise<number | null>((resolve, reject) => child.once('error', reject).once('close', resolve))
+    if (code !== 0) throw new Error(`the ${name} measurement inside ${ns.name} exited with ${code}`)
+    targets.push(...(JSON.parse(handedBack) as Target[]))
+  } finally {
+    await ns.destroy()
+  }
+}
+
+/** The watch's pieces and the API server in this process's namespace; with `netns`, each kernel tool is started in that one instead. */
+async function measureBackend(name: BackendName, targets: Target[], netns?: string): Promise<void> {
+  const {addresses} = syntheticHost()
   const server = await startApiServerProcess(count, mode)
-  let ns: BenchNamespace | undefined
   let loop: WatchLoop | undefined
   let hostChanges: HostChanges | undefined
   try {
-    ns = await createNamespace(`lat${name.slice(0, 3)}`)
-    await addHostInterfaces(ns, host)
-    await ns.runner.run('sysctl', ['-qw', 'net.ipv4.ip_forward=1'])
     const kubeConfig = new KubeConfig()
     kubeConfig.loadFromString(server.kubeconfig)
-    const runner = new CountingRunner(new ExecRunner({timeoutSeconds: 120, netns: ns.name}))
+    const runner = new CountingRunner(new ExecRunner({timeoutSeconds: 120, netns}))
     hostChanges = new HostChanges(runner)
     hostChanges.start()
     const clock = new PassClock()
@@ -266,7 +302,7 @@ async function benchBackend(name: BackendName, targets: Target[]): Promise<void>
     }
 
     console.log(
-      `\n## ${name}, mode ${mode}: ${count.toLocaleString('en')} Mappings; first pass ${Math.round(startMs)} ms, its statuses written ${(settledMs / 1000).toFixed(1)} s later (${settleCpu.toFixed(1)} s of CPU); ${changes} changes of each kind, API call to kernel written\n`,
+      `\n## ${name}, mode ${mode}, kernel tools ${netns === undefined ? 'started directly' : 'through ip netns exec'}: ${count.toLocaleString('en')} Mappings; first pass ${Math.round(startMs)} ms, its statuses written ${(settledMs / 1000).toFixed(1)} s later (${settleCpu.toFixed(1)} s of CPU); ${changes} changes of each kind, API call to kernel written\n`,
     )
     printTable(
       ['change', 'p50 ms', 'p99 ms', 'max ms', 'passes without a kernel write'],
@@ -290,13 +326,18 @@ async function benchBackend(name: BackendName, targets: Target[]): Promise<void>
   } finally {
     await loop?.stop()
     await hostChanges?.stop()
-    await ns?.destroy()
     await server.stop()
   }
 }
 
 async function main(): Promise<boolean> {
   const targets: Target[] = []
+  if (values.inside !== undefined) {
+    if (!(BACKEND_NAMES as readonly string[]).includes(values.inside)) throw new Error(`--inside: one of ${BACKEND_NAMES.join(', ')}`)
+    await measureBackend(values.inside as BackendName, targets)
+    writeFileSync(3, JSON.stringify(targets))
+    return true
+  }
   for (const name of BACKEND_NAMES) if (values.only === undefined || values.only === name) await benchBackend(name, targets)
   console.log('')
   printTargets(targets)
