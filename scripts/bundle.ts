@@ -37,6 +37,19 @@ const SEA_DIST = join(ROOT, 'dist-sea')
 /** oclif's modules, evaluated when first used (scripts/lazy-require.ts). */
 const OCLIF_LAZY = lazyRequirePlugin(/[\\/]node_modules[\\/]@oclif[\\/]core[\\/]lib[\\/].*\.js$/)
 
+/**
+ * node-fetch (the Kubernetes client's HTTP) imports whatwg-url for its URL only where Node.js has none,
+ * and Node.js always has one; loaded, the package's IDNA table (tr46) is 1.5 MB of the daemon's live
+ * heap (docs/benchmarks.md, "What the daemon keeps beyond its parts"). Node's own url module stands in.
+ */
+const NODE_URL_FOR_WHATWG_URL: Plugin = {
+  name: 'smartnat-whatwg-url',
+  setup(builder) {
+    builder.onResolve({filter: /^whatwg-url$/}, () => ({path: 'whatwg-url', namespace: 'smartnat-node-url'}))
+    builder.onLoad({filter: /.*/, namespace: 'smartnat-node-url'}, () => ({contents: "module.exports = require('node:url')", loader: 'js'}))
+  },
+}
+
 const commands = readdirSync(join(ROOT, 'src', 'commands')).filter((file) => file.endsWith('.ts')).map((file) => join(ROOT, 'src', 'commands', file))
 
 async function bundleForNpm(): Promise<void> {
@@ -66,7 +79,7 @@ await build({
   // The CommonJS packages inside (oclif and its dependencies) call require() for Node's own modules.
   // Through process.getBuiltinModule: an ES module import of node:module would cost its facade at every start.
   banner: {js: "const require = process.getBuiltinModule('node:module').createRequire(import.meta.url);"},
-  plugins: [OCLIF_LAZY],
+  plugins: [OCLIF_LAZY, NODE_URL_FOR_WHATWG_URL],
   logLevel: 'warning',
 })
 // The entry, alone: what it imports with DEBUG set (./main.js) is the bundle above.
@@ -163,7 +176,7 @@ const SCRIPT_OPTIONS: BuildOptions = {
   minifyWhitespace: true,
   // import.meta.url names the script, or the executable (src/lib/source/kube/crd-install.ts looks for crds/ above it).
   define: {'import.meta.url': '__smartnatScriptUrl'},
-  plugins: [embedded, OCLIF_LAZY],
+  plugins: [embedded, OCLIF_LAZY, NODE_URL_FOR_WHATWG_URL],
   logLevel: 'warning',
 }
 
@@ -180,7 +193,7 @@ const kubeClientPlugin: Plugin = {
 
 /** Builds what smartnat uses of the Kubernetes client (src/cli/kube-client.ts) into `outfile`, as CommonJS. */
 async function bundleKubeClient(outfile: string): Promise<void> {
-  await build({...SCRIPT_OPTIONS, entryPoints: [join(ROOT, 'src', 'cli', 'kube-client.ts')], outfile, plugins: [], define: {}})
+  await build({...SCRIPT_OPTIONS, entryPoints: [join(ROOT, 'src', 'cli', 'kube-client.ts')], outfile, plugins: [NODE_URL_FOR_WHATWG_URL], define: {}})
 }
 
 /** Builds the CLI script (src/cli/cli-script.ts) into `outfile`: everything inside but what `external` names. */

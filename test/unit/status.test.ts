@@ -180,6 +180,23 @@ describe('status writeback', function () {
     })
   })
 
+  describe('SettledStatuses', function () {
+    it('holds a Mapping for the very verdict and context it was noted with, and forgets it once one is noted in another context', function () {
+      const settled = new SettledStatuses()
+      const [a, b] = [mapping(), mapping()]
+      const [va, vb] = [verdict(), verdict()]
+      settled.note(a, va, 'here')
+      expect(settled.holds(a, va, 'here')).to.equal(true)
+      expect(settled.holds(a, verdict(), 'here'), 'an equal verdict, another object').to.equal(false)
+      expect(settled.holds(a, va, 'there'), 'another context').to.equal(false)
+      expect(settled.holds(b, va, 'here'), 'another Mapping').to.equal(false)
+      // One context at a time: what was noted in the one before is let go, not kept beside it.
+      settled.note(b, vb, 'there')
+      expect(settled.holds(b, vb, 'there')).to.equal(true)
+      expect(settled.holds(a, va, 'here')).to.equal(false)
+    })
+  })
+
   describe('writeStatuses against the API server', function () {
     let server: ApiServer
     let requests: string[]

@@ -6,6 +6,7 @@ import {PlanMemo} from '../../src/lib/plan/memo.js'
 import type {HostInfo, MappingVerdict, Plan, Snapshot} from '../../src/lib/plan/model.js'
 import {VanishedPodsLedger, vanishedPods} from '../../src/lib/sync/vanished-pods.js'
 import {BENCH_PLAN_OPTIONS, syntheticHost, syntheticPods, syntheticSnapshot, withSlice} from '../../bench/synthetic.js'
+import {heldEntries} from '../support/held.js'
 import {countWork} from '../support/work-counter.js'
 
 const ADDRESSES = ['198.18.0.10', '198.18.0.11', '198.18.9.9']
@@ -78,6 +79,19 @@ describe('VanishedPodsLedger', () => {
       }),
       {numRuns: 300},
     )
+  })
+
+  it('keeps one count per pod, however many statuses name it and verdicts serve it', () => {
+    const {host, addresses} = syntheticHost()
+    const memo = new PlanMemo()
+    const base = syntheticSnapshot(100, addresses)
+    const snapshot = written(base, memo.plan(base, host, BENCH_PLAN_OPTIONS))
+    const ledger = new VanishedPodsLedger()
+    expect(ledger.vanished(snapshot, memo.plan(snapshot, host, BENCH_PLAN_OPTIONS), host)).to.deep.equal([])
+    // Every pod is named by a status and served by a verdict: one entry each, and the host's own addresses.
+    const pods = new Set(base.mappings.flatMap((_, i) => syntheticPods(i)))
+    expect(pods.size).to.equal(200)
+    expect(heldEntries(ledger)).to.equal(pods.size + addresses.length)
   })
 
   describe('a pass after one pod left, at 1,000 and at 10,000 Mappings', function () {

@@ -11,6 +11,7 @@ import {PlanMemo} from '../../src/lib/plan/memo.js'
 import {DEFAULT_PLAN_OPTIONS, type HostInfo, type Snapshot} from '../../src/lib/plan/model.js'
 import {plan} from '../../src/lib/plan/plan.js'
 import {SettledInputs} from '../../src/lib/sync/inputs.js'
+import {heldEntries, heldKeys} from '../support/held.js'
 
 const host: HostInfo = {interfaces: [{name: 'eth1', addresses: [{address: '198.18.0.10' as Ipv4, prefixLength: 24}, {address: '198.18.0.11' as Ipv4, prefixLength: 24}]}]}
 const options = {...DEFAULT_PLAN_OPTIONS, snat: true}
@@ -153,6 +154,16 @@ describe('watch pass shortcuts on random clusters', () => {
     expect(settled.same({...without, endpointSlices: [sliceOf('web', [2])]}), 'no longer named').to.equal(true)
     settled.settle(withIt)
     expect(settled.same({...withIt, services: [serviceOf('web', 2)]}), 'named again').to.equal(false)
+  })
+
+  it('counts the Services Mappings name under the Mappings\' own namespace and name strings, making no key per Service', () => {
+    const names = ['a', 'b', 'c']
+    const mappings = names.map((name) => mappingOf({name, service: name === 'c' ? 'web' : 'dns', address: '198.18.0.10', ports: [80], created: 0, generation: 1}))
+    const settled = new SettledInputs()
+    settled.settle({mappings, services: [], endpointSlices: []})
+    // One namespace, two Services: a `namespace/name` key per Service would join the two.
+    expect(heldKeys(settled).sort()).to.deep.equal(['dns', 'shop', 'web'])
+    expect(heldEntries(settled)).to.equal(3)
   })
 
   it('the random clusters do exercise both outcomes', () => {

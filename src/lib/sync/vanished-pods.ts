@@ -38,6 +38,9 @@ export function vanishedPods(
   return [...gone].sort(compareIpv4)
 }
 
+/** One serving in a pod's count: the statuses that name a pod stay below it (2^26, 67 million (Mapping, address) pairs), and the count stays an exact integer. */
+const SERVED = 2 ** 26
+
 /**
  * `vanishedPods` for a daemon, whose passes hand it snapshots and plans that share every unchanged
  * Mapping and verdict with the last ones (objects are replaced when they change, never edited).
@@ -47,10 +50,12 @@ export class VanishedPodsLedger {
   private verdicts: readonly MappingVerdict[] = []
   private listed: readonly Ipv4[] = []
   private own = new Set<string>()
-  /** For each pod, how many (Mapping, address of this host) statuses name it. */
-  private readonly named = new Map<Ipv4, number>()
-  /** For each pod, how many verdicts serve it, plus one when a Service of a mode-direct Mapping lists it. */
-  private readonly served = new Map<Ipv4, number>()
+  /**
+   * For each pod, how many (Mapping, address of this host) statuses name it, plus SERVED times how
+   * many verdicts serve it (and one more when a Service of a mode-direct Mapping lists it): one map of
+   * 20,000 pods at 10,000 Mappings is 0.9 MB of heap, and two were kept.
+   */
+  private readonly counts = new Map<Ipv4, number>()
   /** The pods some status names and nothing serves. */
   private readonly unserved = new Set<Ipv4>()
   /** Pods whose counts moved since `unserved` was last brought up to date. */
@@ -63,8 +68,8 @@ export class VanishedPodsLedger {
     this.visited = 0
     this.follow(snapshot.mappings, planned.verdicts, ownAddresses(host), listing?.all ?? [])
     const gone = new Set<Ipv4>(this.unserved)
-    for (const ip of remembered) if (!this.served.has(ip)) gone.add(ip)
-    for (const ip of listedBefore) if (!this.served.has(ip)) gone.add(ip)
+    for (const ip of remembered) if (!this.serves(ip)) gone.add(ip)
+    for (const ip of listedBefore) if (!this.serves(ip)) gone.add(ip)
     return [...gone].sort(compareIpv4)
   }
 
@@ -85,12 +90,13 @@ export class VanishedPodsLedger {
     for (const verdict of added) this.countServed(verdict, 1)
     this.verdicts = verdicts
     if (listed !== this.listed && listed.length + this.listed.length > 0) {
-      for (const ip of this.listed) this.count(this.served, ip, -1)
-      for (const ip of listed) this.count(this.served, ip, 1)
+      for (const ip of this.listed) this.count(ip, -SERVED)
+      for (const ip of listed) this.count(ip, SERVED)
       this.listed = listed
     }
     for (const ip of this.moved) {
-      if (this.named.has(ip) && !this.served.has(ip)) this.unserved.add(ip)
+      const count = this.counts.get(ip) ?? 0
+      if (count > 0 && count < SERVED) this.unserved.add(ip)
       else this.unserved.delete(ip)
     }
     this.moved.clear()
@@ -98,18 +104,22 @@ export class VanishedPodsLedger {
 
   private countNamed(mapping: MappingResource, by: 1 | -1): void {
     this.visited++
-    eachNamed(mapping, this.own, (ip) => this.count(this.named, ip, by))
+    eachNamed(mapping, this.own, (ip) => this.count(ip, by))
   }
 
   private countServed(verdict: MappingVerdict, by: 1 | -1): void {
     this.visited++
-    eachServed(verdict, (ip) => this.count(this.served, ip, by))
+    eachServed(verdict, (ip) => this.count(ip, by * SERVED))
   }
 
-  private count(counts: Map<Ipv4, number>, ip: Ipv4, by: 1 | -1): void {
-    const count = (counts.get(ip) ?? 0) + by
-    if (count === 0) counts.delete(ip)
-    else counts.set(ip, count)
+  private serves(ip: Ipv4): boolean {
+    return (this.counts.get(ip) ?? 0) >= SERVED
+  }
+
+  private count(ip: Ipv4, by: number): void {
+    const count = (this.counts.get(ip) ?? 0) + by
+    if (count === 0) this.counts.delete(ip)
+    else this.counts.set(ip, count)
     this.moved.add(ip)
   }
 }
