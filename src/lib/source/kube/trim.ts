@@ -9,6 +9,7 @@ import {SERVICE_ANNOTATIONS} from '../../mapping/loadbalancer.js'
 import {SERVICE_NAME_LABEL} from '../../mapping/types.js'
 import type {WatchedKind, WireObject} from './kinds.js'
 import {SharedStrings} from '../../net/shared-strings.js'
+import {SharedValues} from '../../net/shared-values.js'
 
 type Json = Record<string, unknown>
 
@@ -51,11 +52,18 @@ function slimMetadata(metadata: WireObject['metadata'], fields: readonly string[
 /** A Service as the cache keeps it: with smartnat's annotations and, of a LoadBalancer, the addresses recorded in its status. */
 function slimService(object: WireObject): WireObject {
   const slim: WireObject = {apiVersion: object.apiVersion, kind: object.kind, metadata: shared.shareFields(slimMetadata(object.metadata, SERVICE_METADATA_FIELDS, [], SERVICE_ANNOTATIONS), ['creationTimestamp'])}
-  if (isObject(object.spec)) slim.spec = withoutRepeatedClusterIP(pick(object.spec, SERVICE_SPEC_FIELDS))
+  if (isObject(object.spec)) slim.spec = sharedServiceSpec(withoutRepeatedClusterIP(pick(object.spec, SERVICE_SPEC_FIELDS)))
   else if ('spec' in object) slim.spec = object.spec
   const ingress = isObject(object.status) && isObject(object.status.loadBalancer) ? object.status.loadBalancer.ingress : undefined
   if (Array.isArray(ingress) && ingress.length > 0) slim.status = {loadBalancer: {ingress}}
   return slim
+}
+
+/** A Service spec whose port list and source ranges, which many Services repeat, are shared. */
+function sharedServiceSpec(spec: Json): Json {
+  if ('ports' in spec) spec.ports = sharedList(spec.ports)
+  if ('loadBalancerSourceRanges' in spec) spec.loadBalancerSourceRanges = values.share(shared.shareAll(spec.loadBalancerSourceRanges))
+  return spec
 }
 
 /**
@@ -74,7 +82,7 @@ function slimEndpointSlice(object: WireObject): WireObject {
   const slim: WireObject = {apiVersion: object.apiVersion, kind: object.kind, metadata: slimMetadata(object.metadata, SLICE_METADATA_FIELDS, [SERVICE_NAME_LABEL])}
   if ('addressType' in object) slim.addressType = object.addressType
   // Anything that is not the expected shape is kept as it came: the planner reports or skips it.
-  if (Array.isArray(object.ports)) slim.ports = object.ports.map((port: unknown) => (isObject(port) ? pick(port, SLICE_PORT_FIELDS) : port))
+  if (Array.isArray(object.ports)) slim.ports = sharedList(object.ports.map((port: unknown) => (isObject(port) ? pick(port, SLICE_PORT_FIELDS) : port)))
   else if ('ports' in object) slim.ports = object.ports
   if (Array.isArray(object.endpoints)) slim.endpoints = object.endpoints.map((endpoint: unknown) => (isObject(endpoint) ? slimEndpoint(endpoint) : endpoint))
   else if ('endpoints' in object) slim.endpoints = object.endpoints
@@ -132,20 +140,31 @@ export function cachedObject(kind: WatchedKind, object: WireObject): WireObject 
 
 /** Strings the cached objects repeat, one copy each, for every kind. */
 const shared = new SharedStrings({limit: 4096})
+/** Lists and objects the cached objects repeat whole (conditions, port lists, address lists), one copy each, for every kind. */
+const values = new SharedValues({limit: 4096})
+
+/** A list whose items and the list itself are shared; anything that is not an array is returned as it is. */
+function sharedList<T>(list: T): T {
+  return Array.isArray(list) ? values.share(list.map((item: unknown) => values.share(item)) as T) : list
+}
 
 const CONDITION_FIELDS = ['type', 'status', 'reason', 'message', 'lastTransitionTime']
 
-/** A Mapping whose repeated strings are shared: the addresses and allowed sources of its spec, its conditions and the host names of its status. */
+/**
+ * A Mapping whose repeated parts are shared: the address lists, allowed sources and port lists of its
+ * spec, its conditions (and their list) and the host names of its status.
+ */
 function mappingSharing(mapping: WireObject): WireObject {
   if (isObject(mapping.spec)) {
     const spec: Json = {...mapping.spec}
-    if ('addresses' in spec) spec.addresses = shared.shareAll(spec.addresses)
-    if ('allowedSources' in spec) spec.allowedSources = shared.shareAll(spec.allowedSources)
+    if ('addresses' in spec) spec.addresses = values.share(shared.shareAll(spec.addresses))
+    if ('allowedSources' in spec) spec.allowedSources = values.share(shared.shareAll(spec.allowedSources))
+    if ('ports' in spec) spec.ports = sharedList(spec.ports)
     mapping.spec = spec
   }
   if (isObject(mapping.status)) {
     const status: Json = {...mapping.status}
-    if (Array.isArray(status.conditions)) status.conditions = status.conditions.map((condition: unknown) => shared.shareFields(condition, CONDITION_FIELDS))
+    if (Array.isArray(status.conditions)) status.conditions = sharedList(status.conditions.map((condition: unknown) => shared.shareFields(condition, CONDITION_FIELDS)))
     if (isObject(status.configuredAddresses)) {
       const configured: Json = {}
       for (const [address, entry] of Object.entries(status.configuredAddresses)) configured[address] = shared.shareFields(entry, ['host'])
