@@ -30,16 +30,39 @@ function pick(object: Json, fields: readonly string[]): Json {
   return picked
 }
 
+/** The metadata fields every Mapping and Service has, in the order the API server writes them: names, identity, version, generation (of a Service, when it has one) and age. */
+const IDENTITY_FIELDS = ['namespace', 'name', 'uid', 'resourceVersion', 'generation', 'creationTimestamp']
 /** What a Service's metadata is read for: names, identity (its Events name it), version (of two Services of one name, the later wins), generation, age and deletion. */
-const SERVICE_METADATA_FIELDS = ['namespace', 'name', 'uid', 'resourceVersion', 'generation', 'creationTimestamp', 'deletionTimestamp']
+const SERVICE_METADATA_FIELDS = [...IDENTITY_FIELDS, 'deletionTimestamp']
 /** An EndpointSlice's: names, and the version the cache compares (a slice made again under the same name has a newer one); no Event names a slice, nothing orders slices by age. */
 const SLICE_METADATA_FIELDS = ['namespace', 'name', 'resourceVersion']
 
+/**
+ * `metadata`'s identity fields as one object literal, its creation time shared; undefined when it
+ * lacks one (then they are picked field by field). A literal keeps all its fields in the object itself;
+ * an object built field by field keeps four there and the rest in an array of their own (40 bytes
+ * more for each Mapping and Service).
+ */
+function identityLiteral(metadata: WireObject['metadata']): WireObject['metadata'] | undefined {
+  const {namespace, name, uid, resourceVersion, generation, creationTimestamp} = metadata
+  if (namespace === undefined || name === undefined || uid === undefined || resourceVersion === undefined || creationTimestamp === undefined) return undefined
+  const created = shared.share(creationTimestamp)
+  return generation === undefined
+    ? {namespace, name, uid, resourceVersion, creationTimestamp: created}
+    : {namespace, name, uid, resourceVersion, generation, creationTimestamp: created}
+}
+
 /** The metadata the cache and the planner read: `fields`, and the labels and annotations asked for. */
 function slimMetadata(metadata: WireObject['metadata'], fields: readonly string[], labels: readonly string[], annotations: readonly string[] = []): WireObject['metadata'] {
-  const slim = pick(metadata, fields) as WireObject['metadata']
+  const identity = fields.includes('uid') ? identityLiteral(metadata) : undefined
+  const slim = identity ?? (pick(metadata, fields) as WireObject['metadata'])
+  if (identity === undefined) {
+    if ('creationTimestamp' in slim) slim.creationTimestamp = shared.share(slim.creationTimestamp)
+  } else {
+    for (const field of fields) if (!IDENTITY_FIELDS.includes(field) && field in metadata) slim[field] = metadata[field]
+  }
   if (labels.length > 0 && isObject(metadata.labels)) {
-    const kept = pick(metadata.labels, labels)
+    const kept = labels.length === 1 && labels[0] === SERVICE_NAME_LABEL ? serviceNameLabel(metadata.labels) : pick(metadata.labels, labels)
     if (Object.keys(kept).length > 0) slim.labels = kept
   }
   if (annotations.length > 0 && isObject(metadata.annotations)) {
@@ -49,11 +72,24 @@ function slimMetadata(metadata: WireObject['metadata'], fields: readonly string[
   return slim
 }
 
+/** An EndpointSlice's Service name label alone, as an object of its exact size: a copy of a one-label object, where one built label by label has room for four. */
+function serviceNameLabel(labels: Json): Json {
+  if (!(SERVICE_NAME_LABEL in labels)) return {}
+  const kept = {...SERVICE_NAME_ONLY}
+  kept[SERVICE_NAME_LABEL] = labels[SERVICE_NAME_LABEL]
+  return kept
+}
+// Parsed rather than written as a literal: a literal with a computed key has room for four fields, and so would its copies.
+const SERVICE_NAME_ONLY = JSON.parse(JSON.stringify({[SERVICE_NAME_LABEL]: ''})) as Json
+
 /** A Service as the cache keeps it: with smartnat's annotations and, of a LoadBalancer, the addresses recorded in its status. */
 function slimService(object: WireObject): WireObject {
-  const slim: WireObject = {apiVersion: object.apiVersion, kind: object.kind, metadata: shared.shareFields(slimMetadata(object.metadata, SERVICE_METADATA_FIELDS, [], SERVICE_ANNOTATIONS), ['creationTimestamp'])}
-  if (isObject(object.spec)) slim.spec = sharedServiceSpec(withoutRepeatedClusterIP(pick(object.spec, SERVICE_SPEC_FIELDS)))
-  else if ('spec' in object) slim.spec = object.spec
+  const metadata = slimMetadata(object.metadata, SERVICE_METADATA_FIELDS, [], SERVICE_ANNOTATIONS)
+  // One literal for the usual shape, every field in the object itself.
+  const slim: WireObject = isObject(object.spec)
+    ? {apiVersion: object.apiVersion, kind: object.kind, metadata, spec: sharedServiceSpec(withoutRepeatedClusterIP(pick(object.spec, SERVICE_SPEC_FIELDS)))}
+    : {apiVersion: object.apiVersion, kind: object.kind, metadata}
+  if (!isObject(object.spec) && 'spec' in object) slim.spec = object.spec
   const ingress = isObject(object.status) && isObject(object.status.loadBalancer) ? object.status.loadBalancer.ingress : undefined
   if (Array.isArray(ingress) && ingress.length > 0) slim.status = {loadBalancer: {ingress}}
   return slim
@@ -79,21 +115,25 @@ function withoutRepeatedClusterIP(spec: Json): Json {
 
 /** An EndpointSlice as the cache keeps it. */
 function slimEndpointSlice(object: WireObject): WireObject {
-  const slim: WireObject = {apiVersion: object.apiVersion, kind: object.kind, metadata: slimMetadata(object.metadata, SLICE_METADATA_FIELDS, [SERVICE_NAME_LABEL])}
-  if ('addressType' in object) slim.addressType = object.addressType
+  const {apiVersion, kind, addressType} = object
+  const metadata = slimMetadata(object.metadata, SLICE_METADATA_FIELDS, [SERVICE_NAME_LABEL])
   // Anything that is not the expected shape is kept as it came: the planner reports or skips it.
-  if (Array.isArray(object.ports)) slim.ports = sharedList(object.ports.map((port: unknown) => (isObject(port) ? pick(port, SLICE_PORT_FIELDS) : port)))
-  else if ('ports' in object) slim.ports = object.ports
-  if (Array.isArray(object.endpoints)) slim.endpoints = object.endpoints.map((endpoint: unknown) => (isObject(endpoint) ? slimEndpoint(endpoint) : endpoint))
-  else if ('endpoints' in object) slim.endpoints = object.endpoints
+  const ports = Array.isArray(object.ports) ? sharedList(object.ports.map((port: unknown) => (isObject(port) ? pick(port, SLICE_PORT_FIELDS) : port))) : object.ports
+  const endpoints = Array.isArray(object.endpoints) ? object.endpoints.map((endpoint: unknown) => (isObject(endpoint) ? slimEndpoint(endpoint) : endpoint)) : object.endpoints
+  // One literal for the usual shape, every field in the object itself.
+  if ('addressType' in object && 'ports' in object && 'endpoints' in object) return {apiVersion, kind, metadata, addressType, ports, endpoints}
+  const slim: WireObject = {apiVersion, kind, metadata}
+  if ('addressType' in object) slim.addressType = addressType
+  if ('ports' in object) slim.ports = ports
+  if ('endpoints' in object) slim.endpoints = endpoints
   return slim
 }
 
 /** An endpoint's addresses and conditions; conditions of only true/false flags (nearly all of them) are one shared object per combination. */
 function slimEndpoint(endpoint: Json): Json {
-  const slim = pick(endpoint, ENDPOINT_FIELDS)
-  if (isObject(slim.conditions)) slim.conditions = sharedConditions(slim.conditions)
-  return slim
+  if (!('addresses' in endpoint && 'conditions' in endpoint)) return pick(endpoint, ENDPOINT_FIELDS)
+  const {addresses, conditions} = endpoint
+  return {addresses, conditions: isObject(conditions) ? sharedConditions(conditions) : conditions}
 }
 
 const conditionSets = new Map<string, Json>()
@@ -121,7 +161,7 @@ function slimNamespace(object: WireObject): WireObject {
  * finalizer's removal read. Not its labels and annotations, nor what an API server sends along with
  * every object (`managedFields`, kubectl's last-applied copy), often most of an object's size.
  */
-const MAPPING_METADATA_FIELDS = ['namespace', 'name', 'uid', 'resourceVersion', 'generation', 'creationTimestamp', 'deletionTimestamp', 'finalizers'] as const
+const MAPPING_METADATA_FIELDS = [...IDENTITY_FIELDS, 'deletionTimestamp', 'finalizers']
 
 /**
  * A listed or watched object as the cache keeps it: with the apiVersion and kind that list items
@@ -134,7 +174,7 @@ export function cachedObject(kind: WatchedKind, object: WireObject): WireObject 
   if (kind.name === 'Service') return slimService(typed)
   if (kind.name === 'EndpointSlice') return slimEndpointSlice(typed)
   if (kind.name === 'Namespace') return slimNamespace(typed)
-  const metadata = shared.shareFields(pick(object.metadata, MAPPING_METADATA_FIELDS) as WireObject['metadata'], ['creationTimestamp'])
+  const metadata = slimMetadata(object.metadata, MAPPING_METADATA_FIELDS, [])
   return kind.name === 'Mapping' ? mappingSharing({...typed, metadata}) : {...typed, metadata}
 }
 
@@ -166,8 +206,9 @@ function mappingSharing(mapping: WireObject): WireObject {
     const status: Json = {...mapping.status}
     if (Array.isArray(status.conditions)) status.conditions = sharedList(status.conditions.map((condition: unknown) => shared.shareFields(condition, CONDITION_FIELDS)))
     if (isObject(status.configuredAddresses)) {
-      const configured: Json = {}
-      for (const [address, entry] of Object.entries(status.configuredAddresses)) configured[address] = shared.shareFields(entry, ['host'])
+      // A copy of the object as it came, of its exact size, rather than one built key by key with room for four.
+      const configured: Json = {...status.configuredAddresses}
+      for (const address of Object.keys(configured)) configured[address] = shared.shareFields(configured[address], ['host'])
       status.configuredAddresses = configured
     }
     mapping.status = status
