@@ -17,7 +17,8 @@ const SERVICE_SPEC_FIELDS = [
   'type', 'clusterIP', 'clusterIPs', 'ports', 'externalName', 'sessionAffinity', 'sessionAffinityConfig',
   'loadBalancerClass', 'loadBalancerIP', 'loadBalancerSourceRanges',
 ] as const
-const SLICE_PORT_FIELDS = ['name', 'port', 'protocol'] as const
+/** Of a Service's ports and an EndpointSlice's: what a Mapping's servicePort and mode direct's named ports are matched by (not a Service's targetPort or nodePort, nor appProtocol). */
+const PORT_FIELDS = ['name', 'port', 'protocol'] as const
 const ENDPOINT_FIELDS = ['addresses', 'conditions'] as const
 
 function isObject(value: unknown): value is Json {
@@ -97,7 +98,7 @@ function slimService(object: WireObject): WireObject {
 
 /** A Service spec whose port list and source ranges, which many Services repeat, are shared. */
 function sharedServiceSpec(spec: Json): Json {
-  if ('ports' in spec) spec.ports = sharedList(spec.ports)
+  if (Array.isArray(spec.ports)) spec.ports = sharedList(spec.ports.map((port: unknown) => (isObject(port) ? pick(port, PORT_FIELDS) : port)))
   if ('loadBalancerSourceRanges' in spec) spec.loadBalancerSourceRanges = values.share(shared.shareAll(spec.loadBalancerSourceRanges))
   return spec
 }
@@ -118,7 +119,7 @@ function slimEndpointSlice(object: WireObject): WireObject {
   const {apiVersion, kind, addressType} = object
   const metadata = slimMetadata(object.metadata, SLICE_METADATA_FIELDS, [SERVICE_NAME_LABEL])
   // Anything that is not the expected shape is kept as it came: the planner reports or skips it.
-  const ports = Array.isArray(object.ports) ? sharedList(object.ports.map((port: unknown) => (isObject(port) ? pick(port, SLICE_PORT_FIELDS) : port))) : object.ports
+  const ports = Array.isArray(object.ports) ? sharedList(object.ports.map((port: unknown) => (isObject(port) ? pick(port, PORT_FIELDS) : port))) : object.ports
   const endpoints = Array.isArray(object.endpoints) ? object.endpoints.map((endpoint: unknown) => (isObject(endpoint) ? slimEndpoint(endpoint) : endpoint)) : object.endpoints
   // One literal for the usual shape, every field in the object itself.
   if ('addressType' in object && 'ports' in object && 'endpoints' in object) return {apiVersion, kind, metadata, addressType, ports, endpoints}
