@@ -17,7 +17,7 @@ export interface Named {
  *
  * Objects are filed under their own namespace and name strings, one map per namespace: a map of
  * `namespace/name` keys held a string of its own for every object (57 bytes at 10,000 objects of
- * each kind, 1.7 MB; docs/benchmarks.md, "The informer caches, round 4").
+ * each kind, 1.7 MB; docs/benchmarks.md, "The informer caches as compact records").
  */
 export class SortedObjects<T extends Named> {
   private readonly byNamespace = new Map<string, Map<string, T>>()
