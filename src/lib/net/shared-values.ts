@@ -23,16 +23,19 @@ export class SharedValues {
 
   /**
    * The value kept for `value`'s JSON text when one is (same fields in the same order, same items),
-   * `value` itself otherwise. Only values parsed from JSON belong here: values that differ only in
-   * what JSON does not write (an undefined field, -0 against 0) are taken for one.
+   * `prepare(value)` otherwise, kept from then on; `prepare` must give a value with the same JSON.
+   * Only values parsed from JSON belong here: values that differ only in what JSON does not write
+   * (an undefined field, -0 against 0) are taken for one.
    */
-  share<T>(value: T): T {
+  share<T>(value: T, prepare: (value: T) => T = (same) => same): T {
     if (typeof value !== 'object' || value === null) return value
     const text = JSON.stringify(value)
     const kept = this.table.get(text)
     if (kept !== undefined) return kept as T
     if (this.table.size >= this.limit) this.table.clear()
-    this.table.set(text, value)
-    return value
+    // Made ready to be kept (its own parts shared) only when it is kept: most values are found.
+    const ready = prepare(value)
+    this.table.set(text, ready)
+    return ready
   }
 }

@@ -99,7 +99,7 @@ function slimService(object: WireObject): WireObject {
 /** A Service spec whose port list and source ranges, which many Services repeat, are shared. */
 function sharedServiceSpec(spec: Json): Json {
   if (Array.isArray(spec.ports)) spec.ports = sharedList(spec.ports.map((port: unknown) => (isObject(port) ? pick(port, PORT_FIELDS) : port)))
-  if ('loadBalancerSourceRanges' in spec) spec.loadBalancerSourceRanges = values.share(shared.shareAll(spec.loadBalancerSourceRanges))
+  if ('loadBalancerSourceRanges' in spec) spec.loadBalancerSourceRanges = values.share(spec.loadBalancerSourceRanges, (list) => shared.shareAll(list))
   return spec
 }
 
@@ -184,9 +184,10 @@ const shared = new SharedStrings({limit: 4096})
 /** Lists and objects the cached objects repeat whole (conditions, port lists, address lists), one copy each, for every kind. */
 const values = new SharedValues({limit: 4096})
 
-/** A list whose items and the list itself are shared; anything that is not an array is returned as it is. */
-function sharedList<T>(list: T): T {
-  return Array.isArray(list) ? values.share(list.map((item: unknown) => values.share(item)) as T) : list
+/** A list shared whole, its items shared too (with `item` done to each first); anything that is not an array is returned as it is. */
+function sharedList<T>(list: T, item: (value: unknown) => unknown = (value) => value): T {
+  if (!Array.isArray(list)) return list
+  return values.share<unknown[]>(list, (kept) => kept.map((value) => values.share(item(value)))) as T
 }
 
 const CONDITION_FIELDS = ['type', 'status', 'reason', 'message', 'lastTransitionTime']
@@ -198,14 +199,14 @@ const CONDITION_FIELDS = ['type', 'status', 'reason', 'message', 'lastTransition
 function mappingSharing(mapping: WireObject): WireObject {
   if (isObject(mapping.spec)) {
     const spec: Json = {...mapping.spec}
-    if ('addresses' in spec) spec.addresses = values.share(shared.shareAll(spec.addresses))
-    if ('allowedSources' in spec) spec.allowedSources = values.share(shared.shareAll(spec.allowedSources))
+    if ('addresses' in spec) spec.addresses = values.share(spec.addresses, (list) => shared.shareAll(list))
+    if ('allowedSources' in spec) spec.allowedSources = values.share(spec.allowedSources, (list) => shared.shareAll(list))
     if ('ports' in spec) spec.ports = sharedList(spec.ports)
     mapping.spec = spec
   }
   if (isObject(mapping.status)) {
     const status: Json = {...mapping.status}
-    if (Array.isArray(status.conditions)) status.conditions = sharedList(status.conditions.map((condition: unknown) => shared.shareFields(condition, CONDITION_FIELDS)))
+    if (Array.isArray(status.conditions)) status.conditions = sharedList(status.conditions, (condition) => shared.shareFields(condition, CONDITION_FIELDS))
     if (isObject(status.configuredAddresses)) {
       // A copy of the object as it came, of its exact size, rather than one built key by key with room for four.
       const configured: Json = {...status.configuredAddresses}
