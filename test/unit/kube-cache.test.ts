@@ -2,6 +2,7 @@
 import {expect} from 'chai'
 import type {WatchedKind} from '../../src/lib/source/kube/kinds.js'
 import {SharedStrings} from '../../src/lib/net/shared-strings.js'
+import {SharedValues} from '../../src/lib/net/shared-values.js'
 import {cachedObject} from '../../src/lib/source/kube/trim.js'
 
 const MAPPING_KIND = {name: 'Mapping', apiVersion: 'smartnat.aureacentral.com/v1alpha1'} as WatchedKind
@@ -177,5 +178,25 @@ describe('what the API cache keeps of Services and EndpointSlices', function () 
       ports: [{name: 'http', port: 8080, protocol: 'TCP'}],
       endpoints: [{addresses: ['198.19.128.1'], conditions: {ready: true, serving: true, terminating: false}}],
     })
+  })
+})
+
+describe('SharedValues', function () {
+  it('gives back the value kept for the same JSON, prepares a value only when it keeps it, and never holds more than its limit', function () {
+    const values = new SharedValues({limit: 2})
+    const table = (values as unknown as {table: Map<string, unknown>}).table
+    let prepared = 0
+    const prepare = (list: string[]) => {
+      prepared++
+      return [...list]
+    }
+    const first = values.share(['a', 'b'], prepare)
+    expect(values.share(JSON.parse('["a","b"]') as string[], prepare)).to.equal(first)
+    expect(prepared).to.equal(1)
+    expect(values.share(['b', 'a'])).to.deep.equal(['b', 'a'])
+    expect(values.share({x: 1, y: 2})).to.not.equal(values.share({y: 2, x: 1}))
+    expect(table.size).to.be.at.most(2)
+    expect(values.share('text')).to.equal('text')
+    expect(values.share(null)).to.equal(null)
   })
 })

@@ -16,8 +16,8 @@ export interface Named {
  * a watch pass after one change costs no sort of the whole cluster.
  *
  * Objects are filed under their own namespace and name strings, one map per namespace: a map of
- * `namespace/name` keys held a string of its own for every object (57 bytes at 10,000 objects of
- * each kind, 1.7 MB; docs/benchmarks.md, "The informer caches as compact records").
+ * `namespace/name` keys held a string of its own for every object (57 bytes each, 1.7 MB at 10,000
+ * objects of each kind; docs/benchmarks.md, "The informer caches as compact records").
  */
 export class SortedObjects<T extends Named> {
   private readonly byNamespace = new Map<string, Map<string, T>>()
