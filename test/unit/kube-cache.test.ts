@@ -182,7 +182,7 @@ describe('what the API cache keeps of Services and EndpointSlices', function () 
 })
 
 describe('SharedValues', function () {
-  it('gives back the value kept for the same JSON, prepares a value only when it keeps it, and never holds more than its limit', function () {
+  it('gives back the value kept for the same JSON, prepares a value only when it keeps it, keeps no long text and never holds more than its limit', function () {
     const values = new SharedValues({limit: 2})
     const table = (values as unknown as {table: Map<string, unknown>}).table
     let prepared = 0
@@ -198,5 +198,9 @@ describe('SharedValues', function () {
     expect(table.size).to.be.at.most(2)
     expect(values.share('text')).to.equal('text')
     expect(values.share(null)).to.equal(null)
+    // A long text is not kept beside its value: the next one of the same text is a copy of its own.
+    const long = Array.from({length: 200}, (_, i) => `198.18.${i}.0/24`)
+    expect(values.share(long, prepare)).to.not.equal(values.share([...long], prepare))
+    expect(table.size).to.be.at.most(2)
   })
 })

@@ -12,6 +12,9 @@ export interface SharedValuesOptions {
   limit?: number
 }
 
+/** The longest JSON text a table keeps a value for, in characters. */
+const MAX_TEXT = 1024
+
 /** JSON values (objects, arrays) by their JSON text. */
 export class SharedValues {
   private readonly table = new Map<string, unknown>()
@@ -30,6 +33,8 @@ export class SharedValues {
   share<T>(value: T, prepare: (value: T) => T = (same) => same): T {
     if (typeof value !== 'object' || value === null) return value
     const text = JSON.stringify(value)
+    // The table keeps each value's text besides it: a long one (a Mapping with hundreds of allowed sources) would cost twice.
+    if (text.length > MAX_TEXT) return prepare(value)
     const kept = this.table.get(text)
     if (kept !== undefined) return kept as T
     if (this.table.size >= this.limit) this.table.clear()
