@@ -59,7 +59,7 @@ const caches = KINDS.map(() => new SortedObjects<WireObject>())
 KINDS.forEach((kind, k) => {
   for (const text of texts[k]!) {
     const object = cachedObject(kind, JSON.parse(text) as WireObject)
-    caches[k]!.set(`${object.metadata.namespace}/${object.metadata.name}`, object)
+    caches[k]!.set(object)
   }
   measured(`the ${kind.name} cache`)
 })

@@ -62,9 +62,9 @@ class MemorySource implements SnapshotSource {
   private readonly listeners = new Set<() => void>()
 
   constructor(snapshot: Snapshot) {
-    for (const m of snapshot.mappings) this.mappings.set(keyOf(m), m)
-    for (const s of snapshot.services) this.services.set(keyOf(s), s)
-    for (const s of snapshot.endpointSlices) this.slices.set(keyOf(s), s)
+    for (const m of snapshot.mappings) this.mappings.set(m)
+    for (const s of snapshot.services) this.services.set(s)
+    for (const s of snapshot.endpointSlices) this.slices.set(s)
   }
 
   async start(): Promise<void> {}
@@ -127,19 +127,19 @@ function ipAddrOf(host: HostInfo): string {
 function changeKinds(source: MemorySource, base: Snapshot): Kind[] {
   const target = (k: number) => (k * 7919) % base.mappings.length
   const first = base.mappings[0]!
-  const created = (k: number) => `${first.metadata.namespace}/bench-new-${k}`
-  const replace = <T extends {metadata: object}>(cache: SortedObjects<T>, key: string, edit: (object: T) => T) => {
-    const object = cache.get(key)!
-    cache.set(key, edit({...object, metadata: {...object.metadata}}))
+  const created = (k: number) => `bench-new-${k}`
+  const replace = <T extends {metadata: {namespace?: string; name?: string}}>(cache: SortedObjects<T>, named: T, edit: (object: T) => T) => {
+    const object = cache.get(named.metadata.namespace ?? '', named.metadata.name ?? '')!
+    cache.set(edit({...object, metadata: {...object.metadata}}))
   }
   return [
     {
       name: 'endpoint added',
-      make: (k) => replace(source.slices, keyOf(base.endpointSlices[target(k)]!), (s) => ({...s, endpoints: [...(s.endpoints ?? []), {addresses: [`198.19.255.${(k % 250) + 1}`], conditions: {ready: true}}]})),
+      make: (k) => replace(source.slices, base.endpointSlices[target(k)]!, (s) => ({...s, endpoints: [...(s.endpoints ?? []), {addresses: [`198.19.255.${(k % 250) + 1}`], conditions: {ready: true}}]})),
     },
     {
       name: 'endpoint removed',
-      make: (k) => replace(source.slices, keyOf(base.endpointSlices[target(k)]!), (s) => ({...s, endpoints: base.endpointSlices[target(k)]!.endpoints})),
+      make: (k) => replace(source.slices, base.endpointSlices[target(k)]!, (s) => ({...s, endpoints: base.endpointSlices[target(k)]!.endpoints})),
     },
     {
       name: 'Mapping created',
@@ -151,7 +151,7 @@ function changeKinds(source: MemorySource, base: Snapshot): Kind[] {
           metadata: {namespace: first.metadata.namespace, name: `bench-new-${k}`, generation: 1, creationTimestamp: '2025-01-01T00:00:00Z'},
           spec: {addresses: spec.addresses, serviceName: spec.serviceName, mode: spec.mode, ports: [{port: 60000 + k, protocol: 'tcp', servicePort: (spec.ports as {servicePort: number}[])[0]!.servicePort}]},
         }
-        source.mappings.set(created(k), mapping)
+        source.mappings.set(mapping)
       },
     },
     {
@@ -159,15 +159,15 @@ function changeKinds(source: MemorySource, base: Snapshot): Kind[] {
       make: (k) => {
         const mapping = base.mappings[target(k >> 1)]!
         const ports = mapping.spec!.ports as unknown[]
-        replace(source.mappings, keyOf(mapping), (m) => ({...m, metadata: {...m.metadata, generation: (m.metadata.generation ?? 1) + 1}, spec: {...m.spec, ports: k % 2 === 0 ? ports.slice(0, 1) : ports}}))
+        replace(source.mappings, mapping, (m) => ({...m, metadata: {...m.metadata, generation: (m.metadata.generation ?? 1) + 1}, spec: {...m.spec, ports: k % 2 === 0 ? ports.slice(0, 1) : ports}}))
       },
     },
-    {name: 'Mapping deleted', make: (k) => void source.mappings.delete(created(k))},
+    {name: 'Mapping deleted', make: (k) => void source.mappings.delete(first.metadata.namespace ?? '', created(k))},
     {
       name: 'allow-list changed',
       make: (k) => {
         const mapping = base.mappings[target(k)]!
-        replace(source.mappings, keyOf(mapping), (m) => ({...m, metadata: {...m.metadata, generation: (m.metadata.generation ?? 1) + 1}, spec: {...m.spec, allowedSources: [`198.18.${100 + (k % 100)}.0/24`]}}))
+        replace(source.mappings, mapping, (m) => ({...m, metadata: {...m.metadata, generation: (m.metadata.generation ?? 1) + 1}, spec: {...m.spec, allowedSources: [`198.18.${100 + (k % 100)}.0/24`]}}))
       },
     },
   ]

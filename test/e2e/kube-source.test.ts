@@ -179,7 +179,8 @@ describe('kube source', function () {
           // clusterIPs only repeated clusterIP (a single-stack Service): left out.
           type: 'ClusterIP', clusterIP: kept.spec!.clusterIP,
           sessionAffinity: 'ClientIP', sessionAffinityConfig: {clientIP: {timeoutSeconds: 600}},
-          ports: [{name: 'http', port: 80, protocol: 'TCP', targetPort: 8080}],
+          // Of each port what Mappings are matched by: not targetPort, which nothing reads.
+          ports: [{name: 'http', port: 80, protocol: 'TCP'}],
         })
         const keptSlice = snapshot.endpointSlices.find((o) => o.metadata.name === `${name}-x1`)!
         expect(keptSlice.metadata, name).to.deep.equal({namespace: 'default', name: `${name}-x1`, resourceVersion: keptSlice.metadata.resourceVersion, labels: {'kubernetes.io/service-name': name}})

@@ -2,6 +2,7 @@
 import {expect} from 'chai'
 import type {WatchedKind} from '../../src/lib/source/kube/kinds.js'
 import {SharedStrings} from '../../src/lib/net/shared-strings.js'
+import {SharedValues} from '../../src/lib/net/shared-values.js'
 import {cachedObject} from '../../src/lib/source/kube/trim.js'
 
 const MAPPING_KIND = {name: 'Mapping', apiVersion: 'smartnat.aureacentral.com/v1alpha1'} as WatchedKind
@@ -96,5 +97,110 @@ describe('the API cache of EndpointSlices', function () {
     const odd = {ready: 'yes'}
     expect(slice('web-3', [odd])[0]!.conditions).to.deep.equal(odd)
     expect(a[0]).to.deep.equal({addresses: ['198.19.0.1'], conditions: ready})
+  })
+})
+
+describe('what the API cache shares between objects', function () {
+  const SERVICE_KIND = {name: 'Service', apiVersion: 'v1'} as WatchedKind
+  const SLICE_KIND = {name: 'EndpointSlice', apiVersion: 'discovery.k8s.io/v1'} as WatchedKind
+  type Cached = {spec: {addresses: unknown; allowedSources: unknown; ports: unknown[]}; status: {conditions: unknown[]; configuredAddresses: unknown}}
+  const cachedMapping = (wire: Record<string, unknown>) => cachedObject(MAPPING_KIND, JSON.parse(JSON.stringify(wire))) as unknown as Cached
+
+  it('keeps one copy of the conditions, port and address lists Mappings repeat, and each Mapping as it came', function () {
+    const [a, b] = [cachedMapping(wireMapping('a')), cachedMapping(wireMapping('b'))]
+    expect(b.status.conditions, 'the conditions').to.equal(a.status.conditions)
+    expect(b.spec.ports, 'the ports').to.equal(a.spec.ports)
+    expect(b.spec.addresses, 'the addresses').to.equal(a.spec.addresses)
+    expect(b.spec.allowedSources, 'the allowed sources').to.equal(a.spec.allowedSources)
+    expect(b.status.configuredAddresses, 'pods differ from Mapping to Mapping: not shared').to.not.equal(a.status.configuredAddresses)
+    for (const [cached, name] of [[a, 'a'], [b, 'b']] as const) expect(JSON.stringify(cached)).to.equal(JSON.stringify(cachedMapping(wireMapping(name))))
+  })
+
+  it('a new version of one Mapping changes nothing of another that shared its conditions and ports', function () {
+    const b = cachedMapping(wireMapping('b'))
+    const before = JSON.stringify(b)
+    const changed = wireMapping('a') as {spec: {ports: {port: number}[]}; status: {conditions: {status: string; message: string}[]}}
+    changed.spec.ports[0]!.port = 81
+    changed.status.conditions[1]!.status = 'False'
+    changed.status.conditions[1]!.message = 'no ready endpoints for port 81; new connections are refused'
+    const a = cachedMapping(changed)
+    expect(JSON.stringify(b), 'the other Mapping').to.equal(before)
+    expect(a.status.conditions[1]).to.include({status: 'False'})
+    expect(a.spec.ports[0]).to.include({port: 81})
+    expect(a.status.conditions[0], 'the Valid condition both still have').to.equal(b.status.conditions[0])
+    expect(a.status.conditions).to.not.equal(b.status.conditions)
+  })
+
+  it('keeps one copy of the port lists Services and EndpointSlices repeat', function () {
+    const service = (name: string) => cachedObject(SERVICE_KIND, {metadata: {name, namespace: 'shop'}, spec: {type: 'ClusterIP', clusterIP: '198.19.0.1', ports: [{name: 'http', port: 80, protocol: 'TCP', targetPort: 8080}]}}).spec as {ports: unknown}
+    expect(service('a').ports).to.equal(service('b').ports)
+    const slice = (name: string, port: number) => cachedObject(SLICE_KIND, {metadata: {name, namespace: 'shop'}, addressType: 'IPv4', ports: [{name: 'http', port, protocol: 'TCP'}], endpoints: []}).ports
+    expect(slice('a', 8080)).to.equal(slice('b', 8080))
+    expect(slice('c', 8081)).to.deep.equal([{name: 'http', port: 8081, protocol: 'TCP'}])
+  })
+})
+
+describe('what the API cache keeps of Services and EndpointSlices', function () {
+  it('keeps of a Service the fields the planner and exposures read, nothing else: of its ports their names, numbers and protocols', function () {
+    const wire = {
+      metadata: {
+        name: 'web', namespace: 'shop', uid: 'u-web', resourceVersion: '7', generation: 2, creationTimestamp: '2026-01-01T00:00:00Z',
+        labels: {app: 'web'}, annotations: {'smartnat.aureacentral.com/pool': 'edge', 'helm.sh/chart': 'web-1'}, managedFields: [{manager: 'helm'}],
+      },
+      spec: {
+        type: 'LoadBalancer', clusterIP: '198.19.0.1', clusterIPs: ['198.19.0.1'], ipFamilies: ['IPv4'], selector: {app: 'web'},
+        ports: [{name: 'http', port: 80, protocol: 'TCP'}], sessionAffinity: 'None', loadBalancerSourceRanges: ['198.18.50.0/24'],
+      },
+      status: {loadBalancer: {ingress: [{ip: '198.18.0.10', ipMode: 'Proxy'}]}, conditions: []},
+    }
+    expect(cachedObject({name: 'Service', apiVersion: 'v1'} as WatchedKind, JSON.parse(JSON.stringify(wire)))).to.deep.equal({
+      apiVersion: 'v1', kind: 'Service',
+      metadata: {name: 'web', namespace: 'shop', uid: 'u-web', resourceVersion: '7', generation: 2, creationTimestamp: '2026-01-01T00:00:00Z', annotations: {'smartnat.aureacentral.com/pool': 'edge'}},
+      spec: {type: 'LoadBalancer', clusterIP: '198.19.0.1', ports: [{name: 'http', port: 80, protocol: 'TCP'}], sessionAffinity: 'None', loadBalancerSourceRanges: ['198.18.50.0/24']},
+      status: {loadBalancer: {ingress: [{ip: '198.18.0.10', ipMode: 'Proxy'}]}},
+    })
+  })
+
+  it('keeps of an EndpointSlice its names, version, Service label, ports and each endpoint\'s addresses and conditions', function () {
+    const wire = {
+      metadata: {
+        name: 'web-abcde', namespace: 'shop', uid: 'u-slice', resourceVersion: '9', generation: 1, creationTimestamp: '2026-01-01T00:00:00Z',
+        labels: {'kubernetes.io/service-name': 'web', 'endpointslice.kubernetes.io/managed-by': 'endpointslice-controller.k8s.io'}, ownerReferences: [{kind: 'Service', name: 'web'}],
+      },
+      addressType: 'IPv4',
+      ports: [{name: 'http', port: 8080, protocol: 'TCP', appProtocol: 'http'}],
+      endpoints: [{addresses: ['198.19.128.1'], conditions: {ready: true, serving: true, terminating: false}, nodeName: 'node-1', targetRef: {kind: 'Pod', name: 'web-1'}, zone: 'a'}],
+    }
+    expect(cachedObject({name: 'EndpointSlice', apiVersion: 'discovery.k8s.io/v1'} as WatchedKind, JSON.parse(JSON.stringify(wire)))).to.deep.equal({
+      apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice',
+      metadata: {name: 'web-abcde', namespace: 'shop', resourceVersion: '9', labels: {'kubernetes.io/service-name': 'web'}},
+      addressType: 'IPv4',
+      ports: [{name: 'http', port: 8080, protocol: 'TCP'}],
+      endpoints: [{addresses: ['198.19.128.1'], conditions: {ready: true, serving: true, terminating: false}}],
+    })
+  })
+})
+
+describe('SharedValues', function () {
+  it('gives back the value kept for the same JSON, prepares a value only when it keeps it, keeps no long text and never holds more than its limit', function () {
+    const values = new SharedValues({limit: 2})
+    const table = (values as unknown as {table: Map<string, unknown>}).table
+    let prepared = 0
+    const prepare = (list: string[]) => {
+      prepared++
+      return [...list]
+    }
+    const first = values.share(['a', 'b'], prepare)
+    expect(values.share(JSON.parse('["a","b"]') as string[], prepare)).to.equal(first)
+    expect(prepared).to.equal(1)
+    expect(values.share(['b', 'a'])).to.deep.equal(['b', 'a'])
+    expect(values.share({x: 1, y: 2})).to.not.equal(values.share({y: 2, x: 1}))
+    expect(table.size).to.be.at.most(2)
+    expect(values.share('text')).to.equal('text')
+    expect(values.share(null)).to.equal(null)
+    // A long text is not kept beside its value: the next one of the same text is a copy of its own.
+    const long = Array.from({length: 200}, (_, i) => `198.18.${i}.0/24`)
+    expect(values.share(long, prepare)).to.not.equal(values.share([...long], prepare))
+    expect(table.size).to.be.at.most(2)
   })
 })

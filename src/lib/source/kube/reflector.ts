@@ -124,14 +124,14 @@ export class Reflector {
     if (this.stopped) return
     const fresh = new Map(items.map((item) => [keyOf(item), item]))
     const changes: ObjectChange[] = []
-    for (const [key, item] of fresh) {
-      const old = this.objects.get(key)
+    for (const item of fresh.values()) {
+      const old = this.objects.get(item.metadata.namespace ?? '', item.metadata.name ?? '')
       if (!old) changes.push(this.change('ADDED', item))
       else if (old.metadata.resourceVersion !== item.metadata.resourceVersion || old.metadata.uid !== item.metadata.uid) changes.push(this.change('MODIFIED', item))
     }
-    for (const [key, old] of this.objects.entries()) if (!fresh.has(key)) changes.push(this.change('DELETED', old))
+    for (const old of this.objects.values()) if (!fresh.has(keyOf(old))) changes.push(this.change('DELETED', old))
     this.objects.clear()
-    for (const [key, item] of fresh) this.objects.set(key, item)
+    for (const item of fresh.values()) this.objects.set(item)
     this.resourceVersion = resourceVersion
     this.options.backoff.reset()
     this.succeed(true)
@@ -188,12 +188,13 @@ export class Reflector {
   }
 
   private apply(type: ChangeType, object: WireObject): void {
-    const key = keyOf(object)
+    const namespace = object.metadata.namespace ?? ''
+    const name = object.metadata.name ?? ''
     if (type === 'DELETED') {
-      if (!this.objects.delete(key)) return
+      if (!this.objects.delete(namespace, name)) return
     } else {
-      const old = this.objects.get(key)
-      this.objects.set(key, object)
+      const old = this.objects.get(namespace, name)
+      this.objects.set(object)
       // A watch resumed after a relist may repeat what the list already showed.
       if (old && old.metadata.resourceVersion === object.metadata.resourceVersion) return
     }
@@ -202,7 +203,7 @@ export class Reflector {
 
   /** The kind is not served: an empty, synced cache. */
   private absent(): void {
-    const gone = [...this.objects.entries()].map(([, old]) => this.change('DELETED', old))
+    const gone = [...this.objects.values()].map((old) => this.change('DELETED', old))
     this.objects.clear()
     this.resourceVersion = ''
     this.succeed(true)
