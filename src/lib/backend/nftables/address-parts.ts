@@ -5,6 +5,7 @@
  * is keyed `address . protocol . port ...`, so in the order of printed keys an address's elements
  * are contiguous, and the runs follow the order of `address `.
  */
+import {fitted, fittedMap} from '../../net/fitted.js'
 import {cidrParts, type Ipv4} from '../../net/ipv4.js'
 import type {DirectEndpoint, NatMapping} from '../../plan/model.js'
 import {ShareConflict} from '../address-buckets.js'
@@ -26,7 +27,7 @@ interface AddressShare {
 /** Everything one Mapping adds to the table, checked. */
 export interface MappingShare {
   mapping: NatMapping
-  byAddress: Map<Ipv4, AddressShare>
+  byAddress: ReadonlyMap<Ipv4, AddressShare>
   /** Group ids and the names of its groups' chains and affinity sets: no other Mapping may take them. */
   names: string[]
   /** The largest group a pick chain serves, 0 for none. */
@@ -74,11 +75,19 @@ export function mappingShare(mapping: NatMapping): MappingShare {
     const share = byAddress.get(address)!
     for (const {name, of} of DIRECT_SET_TYPES) share.elements.set(name, elements[of])
   }
+  // Kept from pass to pass for every Mapping: arrays without the room push leaves (an array of one
+  // element grown by push holds 17), and one empty affinity for the Mappings without any.
+  for (const share of byAddress.values()) {
+    share.ports = fitted(share.ports)
+    for (const [set, elements] of share.elements) share.elements.set(set, fitted(elements))
+  }
   const groups = collectGroups(direct)
   const affinity = affinityParts(groups.values())
   const names = [...[...groups.keys()].map((id) => `group ${id}`), ...affinity.chains.map((c) => c.name), ...affinity.sets.map((s) => s.name)]
-  return {mapping, byAddress, names, largest, affinity, direct: direct.length > 0}
+  return {mapping, byAddress: fittedMap(byAddress), names: fitted(names), largest, affinity: affinity.chains.length + affinity.sets.length === 0 ? NO_AFFINITY : affinity, direct: direct.length > 0}
 }
+
+const NO_AFFINITY: MappingShare['affinity'] = {chains: [], sets: []}
 
 /** One external address: its runs of elements by set name, each sorted by printed key. */
 export interface AddressPart {
