@@ -17,6 +17,7 @@ import {ResolutionMemo, type Candidate, type ServiceIndex} from './candidates.js
 import {indexEndpoints} from './endpoints.js'
 import type {HostInfo, MappingVerdict, NatEgress, NatMapping, Plan, PlanOptions, Snapshot} from './model.js'
 import {changedObjects} from './changed.js'
+import {itemsOf, withItem, withoutItem, type OneOrMore} from './one-or-more.js'
 import {compareNames, createdAt, namesOf} from './order.js'
 import {conflictOf, planAll, portKey, type FullPlan, type PlannedMapping} from './plan.js'
 import {indexPodIPs} from './pods.js'
@@ -85,12 +86,12 @@ interface Kept {
   entries: NameMap<Entry>
   byName: Entry[]
   byAge: Entry[]
-  /** The candidates claiming each endpoint, whatever conflict they lost. */
-  claims: Map<Ipv4, Map<number, Entry[]>>
-  /** The Mappings naming each Service, in the order they came (most Services have one: an array, not a Set). */
-  dependents: NameMap<Entry[]>
+  /** The candidates claiming each endpoint, whatever conflict they lost, in the order they came (most endpoints have one). */
+  claims: Map<Ipv4, Map<number, OneOrMore<Entry>>>
+  /** The Mappings naming each Service, in the order they came (most Services have one). */
+  dependents: NameMap<OneOrMore<Entry>>
   /** The EndpointSlices of each Service, in the order they came: a Mapping programmed again reads its Service's alone. */
-  slices: NameMap<EndpointSliceResource[]>
+  slices: NameMap<OneOrMore<EndpointSliceResource>>
   egress: EgressKept | undefined
   plan: Plan
 }
@@ -231,7 +232,7 @@ function update(kept: Kept, snapshot: Snapshot, resolutions: ResolutionMemo): nu
   // A Mapping gone in this pass is not resolved again, even when its Service changed too (one
   // `kubectl delete -f` removes both): resolving it would put it back among the claims and dependents.
   for (const [namespace, name] of changedServices.keys()) {
-    for (const entry of kept.dependents.get(namespace, name) ?? []) if (!gone.has(entry)) touched.add(entry)
+    for (const entry of itemsOf(kept.dependents.get(namespace, name))) if (!gone.has(entry)) touched.add(entry)
   }
 
   // Their endpoints leave the claims, and come back with what each resolves to now.
@@ -360,17 +361,14 @@ function addDependent(kept: Kept, entry: Entry): void {
   const serviceName = entry.resource.spec?.serviceName
   entry.serviceName = typeof serviceName === 'string' ? serviceName : undefined
   if (entry.serviceName === undefined) return
-  const dependents = kept.dependents.get(entry.namespace, entry.serviceName)
-  if (dependents === undefined) kept.dependents.set(entry.namespace, entry.serviceName, [entry])
-  else dependents.push(entry)
+  kept.dependents.set(entry.namespace, entry.serviceName, withItem(kept.dependents.get(entry.namespace, entry.serviceName), entry))
 }
 
 function removeDependent(kept: Kept, entry: Entry): void {
   if (entry.serviceName === undefined) return
-  const dependents = kept.dependents.get(entry.namespace, entry.serviceName)
-  const at = dependents?.indexOf(entry) ?? -1
-  if (at >= 0) dependents!.splice(at, 1)
-  if (dependents?.length === 0) kept.dependents.delete(entry.namespace, entry.serviceName)
+  const dependents = withoutItem(kept.dependents.get(entry.namespace, entry.serviceName), entry)
+  if (dependents === undefined) kept.dependents.delete(entry.namespace, entry.serviceName)
+  else kept.dependents.set(entry.namespace, entry.serviceName, dependents)
   entry.serviceName = undefined
 }
 
@@ -385,11 +383,9 @@ function addClaims(kept: Kept, entry: Entry): void {
   if ('reason' in entry.resolution) return
   entry.claiming = true
   for (const [address, key] of claimedBy(entry)) {
-    const byPort = kept.claims.get(address) ?? new Map<number, Entry[]>()
+    const byPort = kept.claims.get(address) ?? new Map<number, OneOrMore<Entry>>()
     kept.claims.set(address, byPort)
-    const claimants = byPort.get(key)
-    if (claimants === undefined) byPort.set(key, [entry])
-    else claimants.push(entry)
+    byPort.set(key, withItem(byPort.get(key), entry))
   }
 }
 
@@ -397,9 +393,9 @@ function addClaims(kept: Kept, entry: Entry): void {
 function removeClaims(kept: Kept, entry: Entry): void {
   for (const [address, key] of claimedBy(entry)) {
     const byPort = kept.claims.get(address)!
-    const claimants = byPort.get(key)!
-    claimants.splice(claimants.indexOf(entry), 1)
-    if (claimants.length === 0) byPort.delete(key)
+    const claimants = withoutItem(byPort.get(key), entry)
+    if (claimants === undefined) byPort.delete(key)
+    else byPort.set(key, claimants)
     if (byPort.size === 0) kept.claims.delete(address)
   }
   entry.claiming = false
@@ -408,27 +404,27 @@ function removeClaims(kept: Kept, entry: Entry): void {
 /** The other Mappings claiming an endpoint `entry` claims. */
 function claimantsOf(kept: Kept, entry: Entry): Entry[] {
   const found: Entry[] = []
-  for (const [address, key] of claimedBy(entry)) for (const other of kept.claims.get(address)!.get(key)!) if (other !== entry) found.push(other)
+  for (const [address, key] of claimedBy(entry)) for (const other of itemsOf(kept.claims.get(address)!.get(key))) if (other !== entry) found.push(other)
   return found
 }
 
 /** The Mapping older than `entry` that owns an endpoint: the one claimant that lost no conflict. */
 function ownerOlderThan(kept: Kept, entry: Entry, address: Ipv4, key: number): Candidate | undefined {
-  for (const other of kept.claims.get(address)?.get(key) ?? []) {
+  for (const other of itemsOf(kept.claims.get(address)?.get(key))) {
     if (other !== entry && other.conflict === undefined && compareAge(other, entry) < 0) return other.resolution as Candidate
   }
   return undefined
 }
 
 /** Pod lookups that answer for the Services of `entries`, built from those Services' EndpointSlices alone. */
-function podLookups(slices: NameMap<EndpointSliceResource[]>, entries: readonly Entry[]): PodLookups {
+function podLookups(slices: NameMap<OneOrMore<EndpointSliceResource>>, entries: readonly Entry[]): PodLookups {
   const wanted = new NameMap<true>()
   const found: EndpointSliceResource[] = []
   for (const entry of entries) {
     const {namespace, serviceName} = entry.resolution as Candidate
     if (wanted.get(namespace, serviceName)) continue
     wanted.set(namespace, serviceName, true)
-    found.push(...(slices.get(namespace, serviceName) ?? []))
+    found.push(...itemsOf(slices.get(namespace, serviceName)))
   }
   return {podIPsOf: indexPodIPs(found), endpointsOf: indexEndpoints(found).endpointsOf}
 }
@@ -440,23 +436,21 @@ function serviceOf(slice: EndpointSliceResource): {namespace: string; name: stri
   return typeof namespace === 'string' && typeof name === 'string' ? {namespace, name} : undefined
 }
 
-function addSlice(slices: NameMap<EndpointSliceResource[]>, slice: EndpointSliceResource): void {
+function addSlice(slices: NameMap<OneOrMore<EndpointSliceResource>>, slice: EndpointSliceResource): void {
   const service = serviceOf(slice)
   if (service === undefined) return
-  const list = slices.get(service.namespace, service.name)
-  if (list === undefined) slices.set(service.namespace, service.name, [slice])
-  else list.push(slice)
+  slices.set(service.namespace, service.name, withItem(slices.get(service.namespace, service.name), slice))
 }
 
 /** Removes a slice addSlice added; false when it is not there (the kept plan no longer matches its snapshot). */
-function removeSlice(slices: NameMap<EndpointSliceResource[]>, slice: EndpointSliceResource): boolean {
+function removeSlice(slices: NameMap<OneOrMore<EndpointSliceResource>>, slice: EndpointSliceResource): boolean {
   const service = serviceOf(slice)
   if (service === undefined) return true
   const list = slices.get(service.namespace, service.name)
-  const at = list?.indexOf(slice) ?? -1
-  if (at < 0) return false
-  list!.splice(at, 1)
-  if (list!.length === 0) slices.delete(service.namespace, service.name)
+  if (!itemsOf(list).includes(slice)) return false
+  const left = withoutItem(list, slice)
+  if (left === undefined) slices.delete(service.namespace, service.name)
+  else slices.set(service.namespace, service.name, left)
   return true
 }
 
