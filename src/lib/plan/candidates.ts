@@ -37,8 +37,8 @@ export type ServiceIndex = Map<string, Map<string, ServiceResource>>
 /** What one Mapping object resolved to, and what that depended on besides the object itself. */
 interface Resolved {
   maxPortsPerMapping: number
-  /** Where its Service was looked up (undefined when validation failed first), and what was found there. */
-  serviceAt: {namespace: string; name: string} | undefined
+  /** The Service it looked up in its own namespace (undefined when validation failed first), and what was found there. */
+  serviceName: string | undefined
   service: ServiceResource | undefined
   resolution: Resolution
 }
@@ -71,7 +71,7 @@ export function resolveCandidate(resource: MappingResource, options: PlanOptions
   if (
     cached !== undefined &&
     cached.maxPortsPerMapping === options.maxPortsPerMapping &&
-    (cached.serviceAt === undefined ? undefined : services.get(cached.serviceAt.namespace)?.get(cached.serviceAt.name)) === cached.service
+    (cached.serviceName === undefined ? undefined : services.get(resource.metadata.namespace!)?.get(cached.serviceName)) === cached.service
   ) {
     return cached.resolution
   }
@@ -83,13 +83,12 @@ export function resolveCandidate(resource: MappingResource, options: PlanOptions
 function resolve(resource: MappingResource, options: PlanOptions, services: ServiceIndex): Resolved {
   const {maxPortsPerMapping} = options
   const validation = validateMapping(resource, options)
-  if (!validation.ok) return {maxPortsPerMapping, serviceAt: undefined, service: undefined, resolution: {reason: validation.reason}}
+  if (!validation.ok) return {maxPortsPerMapping, serviceName: undefined, service: undefined, resolution: {reason: validation.reason}}
   const {spec} = validation
   // validateMapping guarantees both names are present and well formed.
   const namespace = resource.metadata.namespace!
   const name = resource.metadata.name!
   // Same namespace only: a Mapping can never reach a Service of another namespace.
-  const serviceAt = {namespace, name: spec.serviceName}
   const service = services.get(namespace)?.get(spec.serviceName)
   const found = resolveService(namespace, spec, service)
   const resolution: Resolution = found.ok
@@ -108,7 +107,7 @@ function resolve(resource: MappingResource, options: PlanOptions, services: Serv
         allowedSources: spec.allowedSources.sort(compareCidr),
       }
     : {reason: found.reason}
-  return {maxPortsPerMapping, serviceAt, service, resolution}
+  return {maxPortsPerMapping, serviceName: spec.serviceName, service, resolution}
 }
 
 function comparePorts(a: {protocol: string; port: number}, b: {protocol: string; port: number}): number {
