@@ -17,7 +17,7 @@ import {ResolutionMemo, type Candidate, type ServiceIndex} from './candidates.js
 import {indexEndpoints} from './endpoints.js'
 import type {HostInfo, MappingVerdict, NatEgress, NatMapping, Plan, PlanOptions, Snapshot} from './model.js'
 import {changedObjects} from './changed.js'
-import {itemsOf, withItem, withoutItem, type OneOrMore} from './one-or-more.js'
+import {firstItem, itemsOf, withItem, withoutItem, type OneOrMore} from './one-or-more.js'
 import {compareNames, createdAt, namesOf} from './order.js'
 import {conflictOf, planAll, portKey, type FullPlan, type PlannedMapping} from './plan.js'
 import {indexPodIPs} from './pods.js'
@@ -461,8 +461,8 @@ function sameValue(a: MappingVerdict | NatMapping | NatEgress | undefined, b: Ma
 
 /** Egress as planEgress decides it, kept: each pod IP leaves with the first local address of the oldest programmed Mapping listing it. */
 interface EgressKept {
-  /** The programmed Mappings listing each pod IP, oldest first. */
-  listing: Map<Ipv4, Entry[]>
+  /** The programmed Mappings listing each pod IP, oldest first (most pod IPs are listed by one). */
+  listing: Map<Ipv4, OneOrMore<Entry>>
   /** The programmed Mappings by their first local address. */
   atAddress: Map<Ipv4, Set<Entry>>
   byAddress: Map<Ipv4, NatEgress>
@@ -479,10 +479,13 @@ function addEgress(egress: EgressKept, entry: Entry, mapping: NatMapping, compar
   const first = mapping.addresses[0]!.address
   egress.atAddress.set(first, (egress.atAddress.get(first) ?? new Set<Entry>()).add(entry))
   for (const ip of mapping.podIPs) {
-    // Most pod IPs are listed by one Mapping: an array of one, without the room a push or splice leaves.
     const listing = egress.listing.get(ip)
-    if (listing === undefined) egress.listing.set(ip, [entry])
-    else insertSorted(listing, entry, compare)
+    if (listing === undefined) egress.listing.set(ip, entry)
+    else {
+      const entries = Array.isArray(listing) ? listing : [listing]
+      insertSorted(entries, entry, compare)
+      egress.listing.set(ip, entries)
+    }
   }
 }
 
@@ -497,11 +500,14 @@ function updateEgress(egress: EgressKept, changed: readonly [Entry, NatMapping |
     atFirst.delete(entry)
     if (atFirst.size === 0) egress.atAddress.delete(first)
     for (const ip of mapping.podIPs) {
-      const listing = egress.listing.get(ip)!
-      const at = listing.indexOf(entry)
-      listing.splice(at, 1)
-      if (listing.length === 0) egress.listing.delete(ip)
-      else if (at === 0) addIfAny(affected, firstOf(listing[0]))
+      const listing = egress.listing.get(ip)
+      const first = firstItem(listing) === entry
+      const left = withoutItem(listing, entry)
+      if (left === undefined) egress.listing.delete(ip)
+      else {
+        egress.listing.set(ip, left)
+        if (first) addIfAny(affected, firstOf(firstItem(left)))
+      }
     }
   }
   for (const [entry] of changed) {
@@ -509,8 +515,8 @@ function updateEgress(egress: EgressKept, changed: readonly [Entry, NatMapping |
     addEgress(egress, entry, entry.mapping, compareAge)
     affected.add(entry.mapping.addresses[0]!.address)
     for (const ip of entry.mapping.podIPs) {
-      const listing = egress.listing.get(ip)!
-      if (listing[0] === entry && listing.length > 1) addIfAny(affected, firstOf(listing[1]))
+      const listing = egress.listing.get(ip)
+      if (Array.isArray(listing) && listing[0] === entry) addIfAny(affected, firstOf(listing[1]))
     }
   }
   for (const address of affected) {
@@ -532,7 +538,7 @@ function egressAt(egress: EgressKept, address: Ipv4): NatEgress | undefined {
   const owners: Entry[] = []
   let iface = ''
   for (const entry of egress.atAddress.get(address) ?? []) {
-    const owned = entry.mapping!.podIPs.filter((ip) => egress.listing.get(ip)![0] === entry)
+    const owned = entry.mapping!.podIPs.filter((ip) => firstItem(egress.listing.get(ip)) === entry)
     if (owned.length === 0) continue
     podIPs.push(...owned)
     owners.push(entry)

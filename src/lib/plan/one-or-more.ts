@@ -11,6 +11,11 @@ export function itemsOf<T extends object>(list: OneOrMore<T> | undefined): reado
   return list === undefined ? [] : Array.isArray(list) ? list : [list as T]
 }
 
+/** The first item of `list`. */
+export function firstItem<T extends object>(list: OneOrMore<T> | undefined): T | undefined {
+  return Array.isArray(list) ? list[0] : list
+}
+
 /** `list` with `item` added last (an array grown in place). */
 export function withItem<T extends object>(list: OneOrMore<T> | undefined, item: T): OneOrMore<T> {
   if (list === undefined) return item
