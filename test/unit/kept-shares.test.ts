@@ -56,13 +56,30 @@ describe('fittedMap', () => {
     expect(seen).to.deep.equal(['198.18.0.10', map.get('198.18.0.10'), fitted])
   })
 
-  it('keeps a map of none or several entries as it is', () => {
-    const none = new Map<string, number>()
-    const two = new Map([
-      ['a', 1],
-      ['b', 2],
+  it('answers for a map of a few entries as the map does, in its order', () => {
+    const map = new Map<unknown, number>([
+      ['allowed_24', 1],
+      [Number.NaN, 2],
+      ['endpoints', 3],
     ])
+    const fitted = fittedMap(map)
+    expect(fitted).not.to.equal(map)
+    expect(fitted.size).to.equal(3)
+    for (const key of ['allowed_24', Number.NaN, 'endpoints', 'allowed_32']) {
+      expect([fitted.get(key), fitted.has(key)]).to.deep.equal([map.get(key), map.has(key)])
+    }
+    expect([...fitted]).to.deep.equal([...map])
+    expect([...fitted.keys()]).to.deep.equal([...map.keys()])
+    expect([...fitted.values()]).to.deep.equal([...map.values()])
+    const seen: unknown[] = []
+    fitted.forEach((value, key) => seen.push(key, value))
+    expect(seen).to.deep.equal([...map].flat())
+  })
+
+  it('keeps a map of no entry or of many as it is', () => {
+    const none = new Map<string, number>()
+    const many = new Map(Array.from({length: 9}, (_, i) => [`key${i}`, i]))
     expect(fittedMap(none)).to.equal(none)
-    expect(fittedMap(two)).to.equal(two)
+    expect(fittedMap(many)).to.equal(many)
   })
 })

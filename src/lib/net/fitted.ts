@@ -10,11 +10,23 @@ export function fitted<T>(items: readonly T[]): T[] {
   return items.slice()
 }
 
-/** `map` itself, or for a map of one entry (most Mappings are on one address) a read-only one of 32 bytes. */
+/** Past this many entries a read-only map looks keys up in a Map again rather than walking a list. */
+const SMALL_MAP_SIZE = 8
+
+/**
+ * A read-only copy of `map` that holds no room: for one entry (most Mappings are on one address) an
+ * object of 32 bytes, for a few (a Mapping's sets at one address) one list of keys and values, for
+ * none or many `map` itself. Keys are compared as a Map compares them.
+ */
 export function fittedMap<K, V>(map: ReadonlyMap<K, V>): ReadonlyMap<K, V> {
-  if (map.size !== 1) return map
-  const [key, value] = map.entries().next().value!
-  return new OneEntryMap(key, value)
+  if (map.size === 0 || map.size > SMALL_MAP_SIZE) return map
+  if (map.size === 1) {
+    const [key, value] = map.entries().next().value!
+    return new OneEntryMap(key, value)
+  }
+  const entries: unknown[] = []
+  for (const [key, value] of map) entries.push(key, value)
+  return new SmallMap<K, V>(fitted(entries))
 }
 
 /** A read-only map of exactly one entry. */
@@ -33,8 +45,7 @@ class OneEntryMap<K, V> implements ReadonlyMap<K, V> {
   }
 
   has(key: K): boolean {
-    // SameValueZero, as a Map compares keys.
-    return key === this.key || (key !== key && this.key !== this.key)
+    return sameValueZero(key, this.key)
   }
 
   forEach(callback: (value: V, key: K, map: ReadonlyMap<K, V>) => void, thisArg?: unknown): void {
@@ -56,4 +67,48 @@ class OneEntryMap<K, V> implements ReadonlyMap<K, V> {
   [Symbol.iterator](): MapIterator<[K, V]> {
     return this.entries()
   }
+}
+
+/** A read-only map of a few entries, keys and values one after the other in one list. */
+class SmallMap<K, V> implements ReadonlyMap<K, V> {
+  constructor(private readonly list: readonly unknown[]) {}
+
+  get size(): number {
+    return this.list.length / 2
+  }
+
+  get(key: K): V | undefined {
+    for (let i = 0; i < this.list.length; i += 2) if (sameValueZero(this.list[i], key)) return this.list[i + 1] as V
+    return undefined
+  }
+
+  has(key: K): boolean {
+    for (let i = 0; i < this.list.length; i += 2) if (sameValueZero(this.list[i], key)) return true
+    return false
+  }
+
+  forEach(callback: (value: V, key: K, map: ReadonlyMap<K, V>) => void, thisArg?: unknown): void {
+    for (let i = 0; i < this.list.length; i += 2) callback.call(thisArg, this.list[i + 1] as V, this.list[i] as K, this)
+  }
+
+  *entries(): MapIterator<[K, V]> {
+    for (let i = 0; i < this.list.length; i += 2) yield [this.list[i] as K, this.list[i + 1] as V]
+  }
+
+  *keys(): MapIterator<K> {
+    for (let i = 0; i < this.list.length; i += 2) yield this.list[i] as K
+  }
+
+  *values(): MapIterator<V> {
+    for (let i = 0; i < this.list.length; i += 2) yield this.list[i + 1] as V
+  }
+
+  [Symbol.iterator](): MapIterator<[K, V]> {
+    return this.entries()
+  }
+}
+
+/** Equal as a Map compares keys: NaN equals NaN. */
+function sameValueZero(a: unknown, b: unknown): boolean {
+  return a === b || (a !== a && b !== b)
 }
