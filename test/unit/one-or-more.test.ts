@@ -1,6 +1,6 @@
-/** The lists the kept plan holds by key (src/lib/plan/one-or-more.ts): the item alone, an array from the second on. */
+/** The lists the kept plan holds by key (src/lib/net/one-or-more.ts): the item alone, an array from the second on. */
 import {expect} from 'chai'
-import {itemsOf, withItem, withoutItem, type OneOrMore} from '../../src/lib/plan/one-or-more.js'
+import {itemsOf, withItem, withoutItem, type OneOrMore} from '../../src/lib/net/one-or-more.js'
 
 describe('OneOrMore', () => {
   const [a, b, c] = [{name: 'a'}, {name: 'b'}, {name: 'c'}]

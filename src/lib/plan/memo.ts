@@ -17,7 +17,7 @@ import {ResolutionMemo, type Candidate, type ServiceIndex} from './candidates.js
 import {indexEndpoints} from './endpoints.js'
 import type {HostInfo, MappingVerdict, NatEgress, NatMapping, Plan, PlanOptions, Snapshot} from './model.js'
 import {changedObjects} from './changed.js'
-import {firstItem, itemsOf, withItem, withoutItem, type OneOrMore} from './one-or-more.js'
+import {firstItem, itemsOf, withItem, withoutItem, type OneOrMore} from '../net/one-or-more.js'
 import {compareNames, createdAt, namesOf} from './order.js'
 import {conflictOf, planAll, portKey, type FullPlan, type PlannedMapping} from './plan.js'
 import {indexPodIPs} from './pods.js'

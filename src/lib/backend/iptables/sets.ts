@@ -40,7 +40,10 @@ export function storableNets(cidr: Cidr): string[] {
 }
 
 export function endpointEntry(address: Ipv4, protocol: Protocol, port: number): string {
-  return `${address},${protocol}:${port}`
+  const entry = `${address},${protocol}:${port}`
+  // Flat, as allowEntry's (40 bytes instead of 75).
+  entry.charCodeAt(0)
+  return entry
 }
 
 /** An allow-list entry: an endpoint entry and one of the nets storableNets gives for a source. */
