@@ -166,7 +166,9 @@ function keep(full: FullPlan, snapshot: Snapshot, options: PlanOptions, hostKey:
 
 function newEntry(resource: MappingResource): Entry {
   const {namespace, name} = namesOf(resource)
-  return {resource, resolution: {reason: ''}, verdict: undefined!, namespace, name, at: createdAt(resource), claiming: false, serviceName: undefined}
+  // Every field an entry ever has, each set (undefined or not) rather than added or deleted: an
+  // object made with all of them holds them in itself, without a second store for those added later.
+  return {resource, resolution: {reason: ''}, conflict: undefined, verdict: undefined!, mapping: undefined, namespace, name, at: createdAt(resource), claiming: false, serviceName: undefined}
 }
 
 /**
@@ -272,8 +274,7 @@ function update(kept: Kept, snapshot: Snapshot, resolutions: ResolutionMemo): nu
     queue.delete(entry)
     const previous = entry.conflict
     const conflict = 'reason' in entry.resolution ? undefined : conflictOf(entry.resolution, (address, key) => ownerOlderThan(kept, entry, address, key))
-    if (conflict === undefined) delete entry.conflict
-    else entry.conflict = conflict
+    entry.conflict = conflict
     if (conflict !== previous) reprogram.add(entry)
     if ((conflict === undefined) === (previous === undefined)) continue
     for (const younger of claimantsOf(kept, entry)) {
@@ -296,8 +297,7 @@ function update(kept: Kept, snapshot: Snapshot, resolutions: ResolutionMemo): nu
           : programCandidate(entry.resolution, kept.host, pods)
     entry.verdict = sameValue(entry.verdict, programmed.verdict) ? entry.verdict : programmed.verdict
     const mapping = programmed.mapping !== undefined && sameValue(entry.mapping, programmed.mapping) ? entry.mapping : programmed.mapping
-    if (mapping === undefined) delete entry.mapping
-    else entry.mapping = mapping
+    entry.mapping = mapping
   }
 
   const changedMappings = [...before].filter(([entry, mapping]) => gone.has(entry) || entry.mapping !== mapping || touched.has(entry))
