@@ -5,6 +5,16 @@
  * (docs/benchmarks.md, "Memory at 10,000 Mappings").
  */
 
+/**
+ * `text` as one flat string. A string joined from pieces stays a tree of them in V8 until a
+ * character is read (`${a},${b}` of 36 characters: 82 bytes as a tree, 56 flat): strings kept long
+ * after they are made are read once here, so that V8 copies them flat and the pieces can go.
+ */
+export function flat(text: string): string {
+  text.charCodeAt(0)
+  return text
+}
+
 /** A copy of `items` that holds no room beyond them, for arrays kept long after they are built. */
 export function fitted<T>(items: readonly T[]): T[] {
   return items.slice()

@@ -12,6 +12,7 @@
  */
 import type {EndpointSliceResource, MappingResource, ServiceResource} from '../mapping/types.js'
 import {SERVICE_NAME_LABEL} from '../mapping/types.js'
+import {flat} from '../net/fitted.js'
 import {compareIpv4, sortByIpv4, type Ipv4} from '../net/ipv4.js'
 import {ResolutionMemo, type Candidate, type ServiceIndex} from './candidates.js'
 import {indexEndpoints} from './endpoints.js'
@@ -545,5 +546,5 @@ function egressAt(egress: EgressKept, address: Ipv4): NatEgress | undefined {
     iface = entry.mapping!.addresses[0]!.interface
   }
   if (owners.length === 0) return undefined
-  return {address, interface: iface, podIPs: sortByIpv4(podIPs, (ip) => ip), mappings: owners.sort(compareNames).map((entry) => `${entry.namespace}/${entry.name}`)}
+  return {address, interface: iface, podIPs: sortByIpv4(podIPs, (ip) => ip), mappings: owners.sort(compareNames).map((entry) => flat(`${entry.namespace}/${entry.name}`))}
 }
