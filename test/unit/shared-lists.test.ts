@@ -29,7 +29,7 @@ describe('SharedLists', () => {
     expect(lists.share([{port: 1}])).not.to.equal(first)
   })
 
-  it('gives the candidates of two Mappings listing the same ports one list of ports and one of Service ports', () => {
+  it('gives the candidates of two Mappings listing the same ports, addresses and sources one list of each', () => {
     const mapping = (name: string): MappingResource =>
       ({
         apiVersion: MAPPING_API_VERSION,
@@ -42,5 +42,7 @@ describe('SharedLists', () => {
     const [a, b] = ['a', 'b'].map((name) => resolveCandidate(mapping(name), DEFAULT_PLAN_OPTIONS, services) as Candidate)
     expect(a!.ports).to.equal(b!.ports)
     expect(a!.servicePorts).to.equal(b!.servicePorts)
+    expect(a!.addresses).to.equal(b!.addresses)
+    expect(a!.allowedSources).to.equal(b!.allowedSources)
   })
 })

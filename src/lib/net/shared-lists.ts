@@ -1,15 +1,16 @@
 /**
  * Small lists that many kept objects hold equal, one frozen copy each: the ports of Mappings that
- * list the same ones (every Mapping of `tcp/80 -> 8080`), kept by the plan for each Mapping. At 10,000
- * Mappings a list of two ports kept per Mapping costs 1.6 MB. The table holds at most `limit`
- * lists and starts again when full, so that lists no longer used do not stay for the process's life.
+ * list the same ones (every Mapping of `tcp/80 -> 8080`), the addresses of Mappings on the same
+ * ones, kept by the plan for each Mapping. At 10,000 Mappings a list of two ports kept per Mapping
+ * costs 1.6 MB. The table holds at most `limit` lists and starts again when full, so that lists no
+ * longer used do not stay for the process's life.
  */
-export class SharedLists<T extends object> {
+export class SharedLists<T> {
   private readonly table = new Map<string, T[]>()
 
   constructor(private readonly limit: number) {}
 
-  /** The list kept equal to `list` (as JSON, items of plain values), or from now on a fitted, frozen copy of `list`. */
+  /** The list kept equal to `list` (as JSON: strings, numbers or objects of them), or from now on a fitted, frozen copy of `list`. */
   share(list: readonly T[]): T[] {
     const key = JSON.stringify(list)
     const kept = this.table.get(key)
