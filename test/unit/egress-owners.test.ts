@@ -24,13 +24,14 @@ function liveBytes(): number {
 }
 
 describe('EgressOwners', () => {
-  it('keeps a pod listed by one entry in a list of one, without the room an array grown by push keeps', () => {
+  it('keeps a pod listed by one entry without a list, so without the room an array grown by push keeps', () => {
     const egress = egressEntries()
     const before = liveBytes()
     const owners = new EgressOwners(egress)
     const perPod = (liveBytes() - before) / PODS
-    // A list grown from empty by one push holds room for 17 entries: about 150 bytes a pod more.
-    expect(perPod).to.be.below(110)
+    // A list grown from empty by one push holds room for 17 entries: about 150 bytes a pod more; a
+    // list of one, 56 bytes more (measured: 102 bytes a pod with lists of one, 46 without).
+    expect(perPod).to.be.below(75)
     expect(owners.owner(egress[0]!.podIPs[0]!)).to.equal(egress[0])
   })
 

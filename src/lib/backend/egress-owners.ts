@@ -7,38 +7,32 @@
 import {compareIpv4, type Ipv4} from '../net/ipv4.js'
 import type {NatEgress} from '../plan/model.js'
 import {listDelta} from './model-delta.js'
+import {itemsOf, lastItem, withItem, type OneOrMore} from '../net/one-or-more.js'
 
 /** Past this many changed egress entries, building the index again costs about as much. */
 const MAX_CHANGED_EGRESS = 64
 
 /**
  * The entries listing each pod, in the order of the model (by address). Most pods are listed by one
- * entry: its list is made holding it, as an array grown from empty by push keeps room for 16 more
- * (3 MB at 10,000 Mappings with 20,000 pods).
+ * entry, kept without a list (an array grown from empty by push keeps room for 16 more, and even an
+ * array of one costs 56 bytes: 3 MB and 1 MB at 10,000 Mappings with 20,000 pods).
  */
 export class EgressOwners {
-  private readonly listing = new Map<Ipv4, NatEgress[]>()
+  private readonly listing = new Map<Ipv4, OneOrMore<NatEgress>>()
 
   constructor(egress: readonly NatEgress[]) {
-    for (const entry of egress) {
-      for (const pod of entry.podIPs) {
-        const entries = this.listing.get(pod)
-        if (entries === undefined) this.listing.set(pod, [entry])
-        else entries.push(entry)
-      }
-    }
+    for (const entry of egress) for (const pod of entry.podIPs) this.listing.set(pod, withItem(this.listing.get(pod), entry))
   }
 
   /** The entry that decides the pod's interface: the last listing it. */
   owner(pod: Ipv4): NatEgress | undefined {
-    const entries = this.listing.get(pod)
-    return entries?.[entries.length - 1]
+    return lastItem(this.listing.get(pod))
   }
 
   /** Each interface the pod egresses through, with the first entry listing it there (the source address it leaves with). */
   sources(pod: Ipv4): Map<string, NatEgress> {
     const sources = new Map<string, NatEgress>()
-    for (const entry of this.listing.get(pod) ?? []) if (!sources.has(entry.interface)) sources.set(entry.interface, entry)
+    for (const entry of itemsOf(this.listing.get(pod))) if (!sources.has(entry.interface)) sources.set(entry.interface, entry)
     return sources
   }
 
@@ -46,20 +40,22 @@ export class EgressOwners {
   update(removed: readonly NatEgress[], added: readonly NatEgress[]): void {
     for (const entry of removed) {
       for (const pod of entry.podIPs) {
-        const kept = (this.listing.get(pod) ?? []).filter((e) => e !== entry)
+        const kept = itemsOf(this.listing.get(pod)).filter((e) => e !== entry)
         if (kept.length === 0) this.listing.delete(pod)
-        else this.listing.set(pod, kept)
+        else this.listing.set(pod, kept.length === 1 ? kept[0]! : kept)
       }
     }
     for (const entry of added) {
       for (const pod of entry.podIPs) {
-        const entries = this.listing.get(pod)
-        if (entries === undefined) {
-          this.listing.set(pod, [entry])
+        const listed = this.listing.get(pod)
+        if (listed === undefined) {
+          this.listing.set(pod, entry)
           continue
         }
+        const entries = Array.isArray(listed) ? listed : [listed]
         const at = entries.findIndex((e) => compareIpv4(e.address, entry.address) > 0)
         entries.splice(at === -1 ? entries.length : at, 0, entry)
+        this.listing.set(pod, entries)
       }
     }
   }

@@ -1,4 +1,5 @@
 /** Egress SNAT: which external address each Mapping's pods leave with. */
+import {flat} from '../net/fitted.js'
 import {compareIpv4, sortByIpv4, type Ipv4} from '../net/ipv4.js'
 import {compareNames} from './order.js'
 import type {NatEgress, NatMapping} from './model.js'
@@ -27,6 +28,6 @@ export function planEgress(oldestFirst: readonly NatMapping[]): NatEgress[] {
       address,
       interface: group.interface,
       podIPs: sortByIpv4(group.podIPs, (ip) => ip),
-      mappings: group.mappings.sort(compareNames).map((m) => `${m.namespace}/${m.name}`),
+      mappings: group.mappings.sort(compareNames).map((m) => flat(`${m.namespace}/${m.name}`)),
     }))
 }

@@ -12,11 +12,13 @@
  */
 import type {EndpointSliceResource, MappingResource, ServiceResource} from '../mapping/types.js'
 import {SERVICE_NAME_LABEL} from '../mapping/types.js'
+import {flat} from '../net/fitted.js'
 import {compareIpv4, sortByIpv4, type Ipv4} from '../net/ipv4.js'
 import {ResolutionMemo, type Candidate, type ServiceIndex} from './candidates.js'
 import {indexEndpoints} from './endpoints.js'
 import type {HostInfo, MappingVerdict, NatEgress, NatMapping, Plan, PlanOptions, Snapshot} from './model.js'
 import {changedObjects} from './changed.js'
+import {firstItem, itemsOf, withItem, withoutItem, type OneOrMore} from '../net/one-or-more.js'
 import {compareNames, createdAt, namesOf} from './order.js'
 import {conflictOf, planAll, portKey, type FullPlan, type PlannedMapping} from './plan.js'
 import {indexPodIPs} from './pods.js'
@@ -85,12 +87,12 @@ interface Kept {
   entries: NameMap<Entry>
   byName: Entry[]
   byAge: Entry[]
-  /** The candidates claiming each endpoint, whatever conflict they lost. */
-  claims: Map<Ipv4, Map<number, Entry[]>>
-  /** The Mappings naming each Service, in the order they came (most Services have one: an array, not a Set). */
-  dependents: NameMap<Entry[]>
+  /** The candidates claiming each endpoint, whatever conflict they lost, in the order they came (most endpoints have one). */
+  claims: Map<Ipv4, Map<number, OneOrMore<Entry>>>
+  /** The Mappings naming each Service, in the order they came (most Services have one). */
+  dependents: NameMap<OneOrMore<Entry>>
   /** The EndpointSlices of each Service, in the order they came: a Mapping programmed again reads its Service's alone. */
-  slices: NameMap<EndpointSliceResource[]>
+  slices: NameMap<OneOrMore<EndpointSliceResource>>
   egress: EgressKept | undefined
   plan: Plan
 }
@@ -165,7 +167,9 @@ function keep(full: FullPlan, snapshot: Snapshot, options: PlanOptions, hostKey:
 
 function newEntry(resource: MappingResource): Entry {
   const {namespace, name} = namesOf(resource)
-  return {resource, resolution: {reason: ''}, verdict: undefined!, namespace, name, at: createdAt(resource), claiming: false, serviceName: undefined}
+  // Every field an entry ever has, each set (undefined or not) rather than added or deleted: an
+  // object made with all of them holds them in itself, without a second store for those added later.
+  return {resource, resolution: {reason: ''}, conflict: undefined, verdict: undefined!, mapping: undefined, namespace, name, at: createdAt(resource), claiming: false, serviceName: undefined}
 }
 
 /**
@@ -231,7 +235,7 @@ function update(kept: Kept, snapshot: Snapshot, resolutions: ResolutionMemo): nu
   // A Mapping gone in this pass is not resolved again, even when its Service changed too (one
   // `kubectl delete -f` removes both): resolving it would put it back among the claims and dependents.
   for (const [namespace, name] of changedServices.keys()) {
-    for (const entry of kept.dependents.get(namespace, name) ?? []) if (!gone.has(entry)) touched.add(entry)
+    for (const entry of itemsOf(kept.dependents.get(namespace, name))) if (!gone.has(entry)) touched.add(entry)
   }
 
   // Their endpoints leave the claims, and come back with what each resolves to now.
@@ -271,8 +275,7 @@ function update(kept: Kept, snapshot: Snapshot, resolutions: ResolutionMemo): nu
     queue.delete(entry)
     const previous = entry.conflict
     const conflict = 'reason' in entry.resolution ? undefined : conflictOf(entry.resolution, (address, key) => ownerOlderThan(kept, entry, address, key))
-    if (conflict === undefined) delete entry.conflict
-    else entry.conflict = conflict
+    entry.conflict = conflict
     if (conflict !== previous) reprogram.add(entry)
     if ((conflict === undefined) === (previous === undefined)) continue
     for (const younger of claimantsOf(kept, entry)) {
@@ -295,8 +298,7 @@ function update(kept: Kept, snapshot: Snapshot, resolutions: ResolutionMemo): nu
           : programCandidate(entry.resolution, kept.host, pods)
     entry.verdict = sameValue(entry.verdict, programmed.verdict) ? entry.verdict : programmed.verdict
     const mapping = programmed.mapping !== undefined && sameValue(entry.mapping, programmed.mapping) ? entry.mapping : programmed.mapping
-    if (mapping === undefined) delete entry.mapping
-    else entry.mapping = mapping
+    entry.mapping = mapping
   }
 
   const changedMappings = [...before].filter(([entry, mapping]) => gone.has(entry) || entry.mapping !== mapping || touched.has(entry))
@@ -360,17 +362,14 @@ function addDependent(kept: Kept, entry: Entry): void {
   const serviceName = entry.resource.spec?.serviceName
   entry.serviceName = typeof serviceName === 'string' ? serviceName : undefined
   if (entry.serviceName === undefined) return
-  const dependents = kept.dependents.get(entry.namespace, entry.serviceName)
-  if (dependents === undefined) kept.dependents.set(entry.namespace, entry.serviceName, [entry])
-  else dependents.push(entry)
+  kept.dependents.set(entry.namespace, entry.serviceName, withItem(kept.dependents.get(entry.namespace, entry.serviceName), entry))
 }
 
 function removeDependent(kept: Kept, entry: Entry): void {
   if (entry.serviceName === undefined) return
-  const dependents = kept.dependents.get(entry.namespace, entry.serviceName)
-  const at = dependents?.indexOf(entry) ?? -1
-  if (at >= 0) dependents!.splice(at, 1)
-  if (dependents?.length === 0) kept.dependents.delete(entry.namespace, entry.serviceName)
+  const dependents = withoutItem(kept.dependents.get(entry.namespace, entry.serviceName), entry)
+  if (dependents === undefined) kept.dependents.delete(entry.namespace, entry.serviceName)
+  else kept.dependents.set(entry.namespace, entry.serviceName, dependents)
   entry.serviceName = undefined
 }
 
@@ -385,11 +384,9 @@ function addClaims(kept: Kept, entry: Entry): void {
   if ('reason' in entry.resolution) return
   entry.claiming = true
   for (const [address, key] of claimedBy(entry)) {
-    const byPort = kept.claims.get(address) ?? new Map<number, Entry[]>()
+    const byPort = kept.claims.get(address) ?? new Map<number, OneOrMore<Entry>>()
     kept.claims.set(address, byPort)
-    const claimants = byPort.get(key)
-    if (claimants === undefined) byPort.set(key, [entry])
-    else claimants.push(entry)
+    byPort.set(key, withItem(byPort.get(key), entry))
   }
 }
 
@@ -397,9 +394,9 @@ function addClaims(kept: Kept, entry: Entry): void {
 function removeClaims(kept: Kept, entry: Entry): void {
   for (const [address, key] of claimedBy(entry)) {
     const byPort = kept.claims.get(address)!
-    const claimants = byPort.get(key)!
-    claimants.splice(claimants.indexOf(entry), 1)
-    if (claimants.length === 0) byPort.delete(key)
+    const claimants = withoutItem(byPort.get(key), entry)
+    if (claimants === undefined) byPort.delete(key)
+    else byPort.set(key, claimants)
     if (byPort.size === 0) kept.claims.delete(address)
   }
   entry.claiming = false
@@ -408,27 +405,27 @@ function removeClaims(kept: Kept, entry: Entry): void {
 /** The other Mappings claiming an endpoint `entry` claims. */
 function claimantsOf(kept: Kept, entry: Entry): Entry[] {
   const found: Entry[] = []
-  for (const [address, key] of claimedBy(entry)) for (const other of kept.claims.get(address)!.get(key)!) if (other !== entry) found.push(other)
+  for (const [address, key] of claimedBy(entry)) for (const other of itemsOf(kept.claims.get(address)!.get(key))) if (other !== entry) found.push(other)
   return found
 }
 
 /** The Mapping older than `entry` that owns an endpoint: the one claimant that lost no conflict. */
 function ownerOlderThan(kept: Kept, entry: Entry, address: Ipv4, key: number): Candidate | undefined {
-  for (const other of kept.claims.get(address)?.get(key) ?? []) {
+  for (const other of itemsOf(kept.claims.get(address)?.get(key))) {
     if (other !== entry && other.conflict === undefined && compareAge(other, entry) < 0) return other.resolution as Candidate
   }
   return undefined
 }
 
 /** Pod lookups that answer for the Services of `entries`, built from those Services' EndpointSlices alone. */
-function podLookups(slices: NameMap<EndpointSliceResource[]>, entries: readonly Entry[]): PodLookups {
+function podLookups(slices: NameMap<OneOrMore<EndpointSliceResource>>, entries: readonly Entry[]): PodLookups {
   const wanted = new NameMap<true>()
   const found: EndpointSliceResource[] = []
   for (const entry of entries) {
     const {namespace, serviceName} = entry.resolution as Candidate
     if (wanted.get(namespace, serviceName)) continue
     wanted.set(namespace, serviceName, true)
-    found.push(...(slices.get(namespace, serviceName) ?? []))
+    found.push(...itemsOf(slices.get(namespace, serviceName)))
   }
   return {podIPsOf: indexPodIPs(found), endpointsOf: indexEndpoints(found).endpointsOf}
 }
@@ -440,23 +437,21 @@ function serviceOf(slice: EndpointSliceResource): {namespace: string; name: stri
   return typeof namespace === 'string' && typeof name === 'string' ? {namespace, name} : undefined
 }
 
-function addSlice(slices: NameMap<EndpointSliceResource[]>, slice: EndpointSliceResource): void {
+function addSlice(slices: NameMap<OneOrMore<EndpointSliceResource>>, slice: EndpointSliceResource): void {
   const service = serviceOf(slice)
   if (service === undefined) return
-  const list = slices.get(service.namespace, service.name)
-  if (list === undefined) slices.set(service.namespace, service.name, [slice])
-  else list.push(slice)
+  slices.set(service.namespace, service.name, withItem(slices.get(service.namespace, service.name), slice))
 }
 
 /** Removes a slice addSlice added; false when it is not there (the kept plan no longer matches its snapshot). */
-function removeSlice(slices: NameMap<EndpointSliceResource[]>, slice: EndpointSliceResource): boolean {
+function removeSlice(slices: NameMap<OneOrMore<EndpointSliceResource>>, slice: EndpointSliceResource): boolean {
   const service = serviceOf(slice)
   if (service === undefined) return true
   const list = slices.get(service.namespace, service.name)
-  const at = list?.indexOf(slice) ?? -1
-  if (at < 0) return false
-  list!.splice(at, 1)
-  if (list!.length === 0) slices.delete(service.namespace, service.name)
+  if (!itemsOf(list).includes(slice)) return false
+  const left = withoutItem(list, slice)
+  if (left === undefined) slices.delete(service.namespace, service.name)
+  else slices.set(service.namespace, service.name, left)
   return true
 }
 
@@ -467,8 +462,8 @@ function sameValue(a: MappingVerdict | NatMapping | NatEgress | undefined, b: Ma
 
 /** Egress as planEgress decides it, kept: each pod IP leaves with the first local address of the oldest programmed Mapping listing it. */
 interface EgressKept {
-  /** The programmed Mappings listing each pod IP, oldest first. */
-  listing: Map<Ipv4, Entry[]>
+  /** The programmed Mappings listing each pod IP, oldest first (most pod IPs are listed by one). */
+  listing: Map<Ipv4, OneOrMore<Entry>>
   /** The programmed Mappings by their first local address. */
   atAddress: Map<Ipv4, Set<Entry>>
   byAddress: Map<Ipv4, NatEgress>
@@ -485,10 +480,13 @@ function addEgress(egress: EgressKept, entry: Entry, mapping: NatMapping, compar
   const first = mapping.addresses[0]!.address
   egress.atAddress.set(first, (egress.atAddress.get(first) ?? new Set<Entry>()).add(entry))
   for (const ip of mapping.podIPs) {
-    // Most pod IPs are listed by one Mapping: an array of one, without the room a push or splice leaves.
     const listing = egress.listing.get(ip)
-    if (listing === undefined) egress.listing.set(ip, [entry])
-    else insertSorted(listing, entry, compare)
+    if (listing === undefined) egress.listing.set(ip, entry)
+    else {
+      const entries = Array.isArray(listing) ? listing : [listing]
+      insertSorted(entries, entry, compare)
+      egress.listing.set(ip, entries)
+    }
   }
 }
 
@@ -503,11 +501,14 @@ function updateEgress(egress: EgressKept, changed: readonly [Entry, NatMapping |
     atFirst.delete(entry)
     if (atFirst.size === 0) egress.atAddress.delete(first)
     for (const ip of mapping.podIPs) {
-      const listing = egress.listing.get(ip)!
-      const at = listing.indexOf(entry)
-      listing.splice(at, 1)
-      if (listing.length === 0) egress.listing.delete(ip)
-      else if (at === 0) addIfAny(affected, firstOf(listing[0]))
+      const listing = egress.listing.get(ip)
+      const first = firstItem(listing) === entry
+      const left = withoutItem(listing, entry)
+      if (left === undefined) egress.listing.delete(ip)
+      else {
+        egress.listing.set(ip, left)
+        if (first) addIfAny(affected, firstOf(firstItem(left)))
+      }
     }
   }
   for (const [entry] of changed) {
@@ -515,8 +516,8 @@ function updateEgress(egress: EgressKept, changed: readonly [Entry, NatMapping |
     addEgress(egress, entry, entry.mapping, compareAge)
     affected.add(entry.mapping.addresses[0]!.address)
     for (const ip of entry.mapping.podIPs) {
-      const listing = egress.listing.get(ip)!
-      if (listing[0] === entry && listing.length > 1) addIfAny(affected, firstOf(listing[1]))
+      const listing = egress.listing.get(ip)
+      if (Array.isArray(listing) && listing[0] === entry) addIfAny(affected, firstOf(listing[1]))
     }
   }
   for (const address of affected) {
@@ -538,12 +539,12 @@ function egressAt(egress: EgressKept, address: Ipv4): NatEgress | undefined {
   const owners: Entry[] = []
   let iface = ''
   for (const entry of egress.atAddress.get(address) ?? []) {
-    const owned = entry.mapping!.podIPs.filter((ip) => egress.listing.get(ip)![0] === entry)
+    const owned = entry.mapping!.podIPs.filter((ip) => firstItem(egress.listing.get(ip)) === entry)
     if (owned.length === 0) continue
     podIPs.push(...owned)
     owners.push(entry)
     iface = entry.mapping!.addresses[0]!.interface
   }
   if (owners.length === 0) return undefined
-  return {address, interface: iface, podIPs: sortByIpv4(podIPs, (ip) => ip), mappings: owners.sort(compareNames).map((entry) => `${entry.namespace}/${entry.name}`)}
+  return {address, interface: iface, podIPs: sortByIpv4(podIPs, (ip) => ip), mappings: owners.sort(compareNames).map((entry) => flat(`${entry.namespace}/${entry.name}`))}
 }

@@ -17,6 +17,11 @@ export interface HostPlan {
   faultOf: Map<string, string>
   /** The external interface each local address is on. */
   localInterface: Map<Ipv4, string>
+  /**
+   * Each local address with its interface, alone in a list: one list shared by every NatMapping on
+   * that address only (most Mappings), instead of a list and an object of its own each.
+   */
+  onlyAt: Map<Ipv4, NatMapping['addresses']>
 }
 
 /** Where a Mapping's pods are looked up. */
@@ -34,7 +39,9 @@ export interface Programmed {
 /** Reads from the host what every Mapping's plan needs. */
 export function planHost(host: HostInfo, options: Pick<PlanOptions, 'gwOffset' | 'defaultGwInterface'>): HostPlan {
   const {interfaces, faults: interfaceFaults} = planInterfaces(host, options)
-  return {interfaces, interfaceFaults, faultOf: new Map(interfaceFaults.map((fault) => [fault.interface, fault.reason])), localInterface: localAddressIndex(host)}
+  const localInterface = localAddressIndex(host)
+  const onlyAt = new Map([...localInterface].map(([address, iface]) => [address, [{address, interface: iface}]]))
+  return {interfaces, interfaceFaults, faultOf: new Map(interfaceFaults.map((fault) => [fault.interface, fault.reason])), localInterface, onlyAt}
 }
 
 // When an address sits on several external interfaces, the first by name carries its replies.
@@ -52,7 +59,7 @@ export function programCandidate(candidate: Candidate, host: HostPlan, pods: Pod
   const {namespace, name, serviceName, serviceVIP, addresses, ports, allowedSources} = candidate
   const groups = candidate.mode === 'direct' ? directGroups(candidate, pods.endpointsOf) : undefined
   const podIPs = groups ? groupPodIPs(groups) : pods.podIPsOf(namespace, serviceName)
-  const local: {address: Ipv4; interface: string}[] = []
+  const local: NatMapping['addresses'] = []
   const notLocalAddresses: Ipv4[] = []
   const configuredAddresses: Record<string, {podIPs: Ipv4[]}> = {}
   const faults: Record<string, string> = {}
@@ -67,8 +74,9 @@ export function programCandidate(candidate: Candidate, host: HostPlan, pods: Pod
       faults[address] = fault
       continue
     }
-    local.push({address, interface: iface})
-    configuredAddresses[address] = {podIPs: [...podIPs]}
+    local.push(host.onlyAt.get(address)![0]!)
+    // The NatMapping's own list: nothing changes a plan's lists once made.
+    configuredAddresses[address] = {podIPs}
   }
   const faulted = Object.keys(faults).length > 0 ? {faults} : {}
   const unserved = groups ? unservedPorts(ports, groups, candidate.resource) : []
@@ -77,7 +85,7 @@ export function programCandidate(candidate: Candidate, host: HostPlan, pods: Pod
     invalid: 'no',
     ...(serviceVIP ? {serviceVIP} : {}),
     configuredAddresses,
-    notLocalAddresses,
+    notLocalAddresses: notLocalAddresses.length === 0 ? NONE : notLocalAddresses,
     ...(unserved.length > 0 ? {unservedPorts: unserved} : {}),
     ...faulted,
   })
@@ -85,7 +93,7 @@ export function programCandidate(candidate: Candidate, host: HostPlan, pods: Pod
   const mapping: NatMapping = {
     namespace,
     name,
-    addresses: fitted(local),
+    addresses: local.length === 1 ? host.onlyAt.get(local[0]!.address)! : fitted(local),
     allowedSources,
     ...(serviceVIP ? {serviceVIP} : {}),
     podIPs,
@@ -113,8 +121,11 @@ export function unprogrammedVerdict(resource: MappingResource, resolution: {reas
 
 /** The verdict of a Mapping that cannot be programmed, and why. */
 export function invalidVerdict(resource: MappingResource, reason: string): MappingVerdict {
-  return verdictOf(resource, {valid: false, invalid: reason, configuredAddresses: {}, notLocalAddresses: []})
+  return verdictOf(resource, {valid: false, invalid: reason, configuredAddresses: {}, notLocalAddresses: NONE})
 }
+
+/** The empty address list of every verdict that has none: nothing changes a plan's lists once made. */
+const NONE: Ipv4[] = []
 
 function natEndpoints(local: readonly {address: Ipv4}[], ports: readonly PortMapping[], serviceVIP: Ipv4): NatEndpoint[] {
   const endpoints: NatEndpoint[] = []

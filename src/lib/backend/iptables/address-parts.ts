@@ -6,7 +6,7 @@
  * address's entries are contiguous, and the runs follow the order of `address,`.
  */
 import type {Protocol} from '../../mapping/types.js'
-import {fitted} from '../../net/fitted.js'
+import {fitted, fittedMap} from '../../net/fitted.js'
 import {compareIpv4, type Ipv4} from '../../net/ipv4.js'
 import type {NatMapping} from '../../plan/model.js'
 import {ShareConflict} from '../address-buckets.js'
@@ -37,7 +37,7 @@ interface AddressShare {
 /** Everything one Mapping adds to the state, checked. */
 export interface MappingShare {
   mapping: NatMapping
-  byAddress: Map<Ipv4, AddressShare>
+  byAddress: ReadonlyMap<Ipv4, AddressShare>
   /** The group chain and affinity list names its groups take; no other Mapping may take them. */
   names: string[]
   /** Each group chain's first address in numeric order: the one whose chain reaches it first. */
@@ -69,13 +69,22 @@ export function mappingShare(mapping: NatMapping): MappingShare {
     if (e.group?.members.length === 0) share.unserved.push(entry)
     for (const net of nets) share.allow.push(allowEntry(entry, net))
   }
-  // Kept from pass to pass for every Mapping: arrays without the room push leaves, no Map of group chains where there are none.
+  // Kept from pass to pass for every Mapping: arrays without the room push leaves, one empty array
+  // for the shares without unserved entries, no Map of group chains where there are none, no Map
+  // of addresses for a Mapping on one.
   for (const share of byAddress.values()) {
     share.endpoints = fitted(share.endpoints)
     share.allow = fitted(share.allow)
     share.endpointEntries = fitted(share.endpointEntries)
+    share.unserved = nonEmpty(fitted(share.unserved))
   }
-  return {mapping, byAddress, names: groups.claimedNames(), firstAddress: direct ? firstAddress : NO_GROUP_CHAINS, direct}
+  return {mapping, byAddress: fittedMap(byAddress), names: nonEmpty(groups.claimedNames()), firstAddress: direct ? firstAddress : NO_GROUP_CHAINS, direct}
+}
+
+const NO_ENTRIES: string[] = []
+
+function nonEmpty(items: string[]): string[] {
+  return items.length === 0 ? NO_ENTRIES : items
 }
 
 const NO_GROUP_CHAINS: ReadonlyMap<ChainState, Ipv4> = new Map()

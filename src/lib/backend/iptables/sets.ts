@@ -4,6 +4,7 @@ import type {Protocol} from '../../mapping/types.js'
 import type {NatEgress, NatModel} from '../../plan/model.js'
 import type {IpsetState} from './types.js'
 import {ALLOW_SET, ENDPOINTS_SET, UNSERVED_SET, egressInterfaceSetName, egressSetName} from './names.js'
+import {flat} from '../../net/fitted.js'
 
 export const ALLOW_SET_TYPE = 'hash:ip,port,net'
 export const ENDPOINTS_SET_TYPE = 'hash:ip,port'
@@ -40,12 +41,12 @@ export function storableNets(cidr: Cidr): string[] {
 }
 
 export function endpointEntry(address: Ipv4, protocol: Protocol, port: number): string {
-  return `${address},${protocol}:${port}`
+  return flat(`${address},${protocol}:${port}`)
 }
 
 /** An allow-list entry: an endpoint entry and one of the nets storableNets gives for a source. */
 export function allowEntry(endpoint: string, net: string): string {
-  return `${endpoint},${net}`
+  return flat(`${endpoint},${net}`)
 }
 
 /** Entries are sorted by plain string comparison, the order read-back uses too, and deduplicated. */

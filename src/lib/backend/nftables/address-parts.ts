@@ -5,6 +5,7 @@
  * is keyed `address . protocol . port ...`, so in the order of printed keys an address's elements
  * are contiguous, and the runs follow the order of `address `.
  */
+import {fitted, fittedMap} from '../../net/fitted.js'
 import {cidrParts, type Ipv4} from '../../net/ipv4.js'
 import type {DirectEndpoint, NatMapping} from '../../plan/model.js'
 import {ShareConflict} from '../address-buckets.js'
@@ -20,13 +21,13 @@ import type {NftChain, NftElement, NftSet} from './types.js'
 interface AddressShare {
   /** Protocol and port as one number (udp negative). */
   ports: number[]
-  elements: Map<string, NftElement[]>
+  elements: ReadonlyMap<string, NftElement[]>
 }
 
 /** Everything one Mapping adds to the table, checked. */
 export interface MappingShare {
   mapping: NatMapping
-  byAddress: Map<Ipv4, AddressShare>
+  byAddress: ReadonlyMap<Ipv4, AddressShare>
   /** Group ids and the names of its groups' chains and affinity sets: no other Mapping may take them. */
   names: string[]
   /** The largest group a pick chain serves, 0 for none. */
@@ -50,12 +51,13 @@ export function mappingShare(mapping: NatMapping): MappingShare {
     const owned: OwnedEndpoint = {mapping, endpoint, sources}
     const e = endpoint
     let share = byAddress.get(e.address)
-    if (!share) byAddress.set(e.address, (share = {ports: [], elements: new Map()}))
+    if (!share) byAddress.set(e.address, (share = {ports: [], elements: new Map<string, NftElement[]>()}))
     share.ports.push(e.protocol === 'udp' ? -e.port : e.port)
+    const elements = share.elements as Map<string, NftElement[]>
     const add = (set: string, element: NftElement) => {
-      const list = share.elements.get(set)
+      const list = elements.get(set)
       if (list) list.push(element)
-      else share.elements.set(set, [element])
+      else elements.set(set, [element])
     }
     if (e.group === undefined) add(ENDPOINTS_MAP, endpointElement({...owned, endpoint: e}))
     else {
@@ -72,13 +74,23 @@ export function mappingShare(mapping: NatMapping): MappingShare {
   }
   for (const [address, elements] of directElements) {
     const share = byAddress.get(address)!
-    for (const {name, of} of DIRECT_SET_TYPES) share.elements.set(name, elements[of])
+    for (const {name, of} of DIRECT_SET_TYPES) (share.elements as Map<string, NftElement[]>).set(name, elements[of])
+  }
+  // Kept from pass to pass for every Mapping: arrays without the room push leaves (an array of one
+  // element grown by push holds 17), maps without room, and one empty list of names and one empty
+  // affinity for the Mappings without any.
+  for (const share of byAddress.values()) {
+    share.ports = fitted(share.ports)
+    share.elements = fittedMap(new Map([...share.elements].map(([set, elements]) => [set, fitted(elements)])))
   }
   const groups = collectGroups(direct)
   const affinity = affinityParts(groups.values())
   const names = [...[...groups.keys()].map((id) => `group ${id}`), ...affinity.chains.map((c) => c.name), ...affinity.sets.map((s) => s.name)]
-  return {mapping, byAddress, names, largest, affinity, direct: direct.length > 0}
+  return {mapping, byAddress: fittedMap(byAddress), names: names.length === 0 ? NO_NAMES : names, largest, affinity: affinity.chains.length + affinity.sets.length === 0 ? NO_AFFINITY : affinity, direct: direct.length > 0}
 }
+
+const NO_AFFINITY: MappingShare['affinity'] = {chains: [], sets: []}
+const NO_NAMES: string[] = []
 
 /** One external address: its runs of elements by set name, each sorted by printed key. */
 export interface AddressPart {

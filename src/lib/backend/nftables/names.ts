@@ -40,8 +40,11 @@ export const EGRESS_SNAT_MAP = 'egress_snat'
  * `external ip . protocol . port . source network` (`. source network` left out for length 0).
  */
 export function allowedSetName(prefixLength: number): string {
-  return `allowed_${prefixLength}`
+  // One string per name, not one per Mapping that keeps it as a key.
+  return ALLOWED_SET_NAMES[prefixLength] ?? `allowed_${prefixLength}`
 }
+
+const ALLOWED_SET_NAMES = Array.from({length: 33}, (_, length) => `allowed_${length}`)
 
 /**
  * Mode direct: `external ip . protocol . port : goto <pick chain>` (or `goto <group chain>` for a
