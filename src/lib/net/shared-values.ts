@@ -44,3 +44,8 @@ export class SharedValues {
     return ready
   }
 }
+
+/** A frozen copy of `list` with its items frozen, for `share`: a list many holders keep, changed for one, would change for all. */
+export function frozenList<T>(list: readonly T[]): T[] {
+  return Object.freeze(list.map((item) => Object.freeze(item))) as T[]
+}

@@ -5,7 +5,7 @@ import type {MappingMode, MappingResource, PortMapping, ServiceResource} from '.
 import {validateMapping} from '../mapping/validate.js'
 import type {PlanOptions} from './model.js'
 import {compareText, dedupeByName, namesOf} from './order.js'
-import {SharedLists} from '../net/shared-lists.js'
+import {frozenList, SharedValues} from '../net/shared-values.js'
 
 /** A Mapping that passed validation and whose Service resolved; it still may lose a conflict. Never modified once made. */
 export interface Candidate {
@@ -103,22 +103,22 @@ function resolve(resource: MappingResource, options: PlanOptions, services: Serv
         serviceName: spec.serviceName,
         mode: spec.mode,
         ...(found.serviceVIP ? {serviceVIP: found.serviceVIP} : {}),
-        servicePorts: SERVICE_PORTS.share(found.ports.sort((a, b) => compareText(a.protocol, b.protocol) || a.servicePort - b.servicePort)),
+        servicePorts: SERVICE_PORTS.share(found.ports.sort((a, b) => compareText(a.protocol, b.protocol) || a.servicePort - b.servicePort), frozenList),
         ...(found.affinitySeconds === undefined ? {} : {affinitySeconds: found.affinitySeconds}),
         // validateMapping made these lists for this resolution alone: sorting them in place copies nothing.
-        addresses: ADDRESSES.share(spec.addresses.sort(compareIpv4)),
-        ports: PORTS.share(spec.ports.sort(comparePorts)),
-        allowedSources: SOURCES.share(spec.allowedSources.sort(compareCidr)),
+        addresses: ADDRESSES.share(spec.addresses.sort(compareIpv4), frozenList),
+        ports: PORTS.share(spec.ports.sort(comparePorts), frozenList),
+        allowedSources: SOURCES.share(spec.allowedSources.sort(compareCidr), frozenList),
       }
     : {reason: found.reason}
   return {maxPortsPerMapping, serviceName: spec.serviceName, service, resolution}
 }
 
 /** Most Mappings list ports, addresses or sources other Mappings list too: one copy of each list for all their candidates. */
-const PORTS = new SharedLists<PortMapping>(4096)
-const SERVICE_PORTS = new SharedLists<ResolvedServicePort>(4096)
-const ADDRESSES = new SharedLists<Ipv4>(4096)
-const SOURCES = new SharedLists<Cidr>(4096)
+const PORTS = new SharedValues({limit: 4096})
+const SERVICE_PORTS = new SharedValues({limit: 4096})
+const ADDRESSES = new SharedValues({limit: 4096})
+const SOURCES = new SharedValues({limit: 4096})
 
 function comparePorts(a: {protocol: string; port: number}, b: {protocol: string; port: number}): number {
   return compareText(a.protocol, b.protocol) || a.port - b.port

@@ -1,32 +1,32 @@
-/** One frozen copy of equal small lists (src/lib/net/shared-lists.ts), as the plan keeps a Mapping's ports. */
+/** One frozen copy of equal small lists (SharedValues with frozenList, src/lib/net/shared-values.ts), as the plan keeps a Mapping's ports. */
 import {expect} from 'chai'
-import {SharedLists} from '../../src/lib/net/shared-lists.js'
+import {frozenList, SharedValues} from '../../src/lib/net/shared-values.js'
 import {resolveCandidate, serviceIndex, type Candidate} from '../../src/lib/plan/candidates.js'
 import {DEFAULT_PLAN_OPTIONS} from '../../src/lib/plan/model.js'
 import type {MappingResource, ServiceResource} from '../../src/lib/mapping/types.js'
 import {MAPPING_API_VERSION} from '../../src/lib/mapping/types.js'
 
-describe('SharedLists', () => {
+describe('shared frozen lists', () => {
   it('gives equal lists one copy, and a different list its own', () => {
-    const lists = new SharedLists<{port: number}>(10)
-    const first = lists.share([{port: 80}, {port: 443}])
-    expect(lists.share([{port: 80}, {port: 443}])).to.equal(first)
-    expect(lists.share([{port: 443}, {port: 80}])).not.to.equal(first)
+    const lists = new SharedValues({limit: 10})
+    const first = lists.share([{port: 80}, {port: 443}], frozenList)
+    expect(lists.share([{port: 80}, {port: 443}], frozenList)).to.equal(first)
+    expect(lists.share([{port: 443}, {port: 80}], frozenList)).not.to.equal(first)
     expect(first).to.deep.equal([{port: 80}, {port: 443}])
   })
 
   it('freezes the copy it shares and its items: a change made for one holder would reach all', () => {
-    const shared = new SharedLists<{port: number}>(10).share([{port: 80}])
+    const shared = new SharedValues({limit: 10}).share([{port: 80}], frozenList)
     expect(() => shared.push({port: 81})).to.throw(TypeError)
     expect(Object.isFrozen(shared[0])).to.equal(true)
   })
 
   it('starts again when it holds its limit', () => {
-    const lists = new SharedLists<{port: number}>(2)
-    const first = lists.share([{port: 1}])
-    lists.share([{port: 2}])
-    lists.share([{port: 3}])
-    expect(lists.share([{port: 1}])).not.to.equal(first)
+    const lists = new SharedValues({limit: 2})
+    const first = lists.share([{port: 1}], frozenList)
+    lists.share([{port: 2}], frozenList)
+    lists.share([{port: 3}], frozenList)
+    expect(lists.share([{port: 1}], frozenList)).not.to.equal(first)
   })
 
   it('gives the candidates of two Mappings listing the same ports, addresses and sources one list of each', () => {
