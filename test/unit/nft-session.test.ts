@@ -3,6 +3,7 @@ import type {Conversation} from '../../src/lib/host/conversation.js'
 import {CommandError} from '../../src/lib/host/runner.js'
 import {ApplyError} from '../../src/lib/backend/result.js'
 import {applyNftables} from '../../src/lib/backend/nftables/apply.js'
+import {nftablesBackend} from '../../src/lib/backend/nftables/backend.js'
 import {renderNftables} from '../../src/lib/backend/nftables/render.js'
 import {MAX_SESSION_PAYLOAD, NftSession, PROBE, QUESTIONS_PER_PROCESS, probeAnswered, sessionLine, transactionOutcome} from '../../src/lib/backend/nftables/session.js'
 import {RecordingRunner} from '../support/recording-runner.js'
@@ -145,5 +146,14 @@ describe('nftables: the kept nft -i', () => {
     const runner = new RecordingRunner()
     await applyNftables(runner, after, {assumeActual: before}, new NftSession(runner))
     expect(runner.calls.map((call) => call.command)).to.deep.equal(['nft'])
+  })
+
+  it('is the backend\'s only when it is long-lived (a daemon\'s)', async () => {
+    const {before, after} = elementChange()
+    for (const longLived of [false, true]) {
+      const runner = new ConversingRunner()
+      await nftablesBackend(runner, {longLived}).apply(after, {assumeActual: before})
+      expect([runner.started, runner.calls.length], `longLived ${longLived}`).to.deep.equal(longLived ? [1, 0] : [0, 1])
+    }
   })
 })
