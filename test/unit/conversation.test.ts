@@ -47,7 +47,7 @@ describe('ExecRunner.converse', () => {
     expect(conversation.ended).to.equal(true)
     await conversation.ask('y\n', untilDone).then(
       () => expect.fail('answered'),
-      (e: unknown) => expect(e).to.be.instanceOf(CommandError),
+      (e: unknown) => expect((e as Error).message).to.equal('sh -c read -r line; echo "no: $line" >&2; exit 3 has ended'),
     )
   })
 

@@ -89,7 +89,7 @@ export function startConversation(options: ConversationOptions): Conversation {
       return ended
     },
     ask(input, answered) {
-      if (ended) return Promise.reject(new CommandError(command, args, undefined, '', {cause: new Error('the conversation has ended')}))
+      if (ended) return Promise.reject(new Error(`${[command, ...args].join(' ')} has ended`))
       if (question) return Promise.reject(new Error(`${command}: a question is already waiting for its answer`))
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => {
