@@ -2,12 +2,12 @@ import {expect} from 'chai'
 import {CommandError, ExecRunner} from '../../src/lib/host/runner.js'
 
 const runner = new ExecRunner({timeoutSeconds: 5, killAfterMs: 200})
-/** Answers each line on stderr first, then `done` on stdout. */
-const ECHO = ['-c', 'while read -r line; do echo "said $line" >&2; echo done; done']
+/** Answers each line on stderr, after something on stdout that is no answer. */
+const ECHO = ['-c', 'while read -r line; do echo "prompt> $line"; echo "said $line" >&2; echo done >&2; done']
 const untilDone = (output: string) => (output.includes('done\n') ? output.indexOf('done\n') + 'done\n'.length : undefined)
 
 describe('ExecRunner.converse', () => {
-  it('answers question after question from one process, stderr before stdout as the process wrote them', async () => {
+  it('answers question after question from one process, on its stderr', async () => {
     const conversation = runner.converse('sh', ECHO)
     try {
       expect(await conversation.ask('one\n', untilDone)).to.equal('said one\ndone\n')
@@ -30,7 +30,7 @@ describe('ExecRunner.converse', () => {
   })
 
   it('passes the environment it is given', async () => {
-    const conversation = runner.converse('sh', ['-c', 'read -r line; echo "home=$HOME lc=$LC_ALL"'], {env: {HOME: '/nonexistent'}})
+    const conversation = runner.converse('sh', ['-c', 'read -r line; echo "home=$HOME lc=$LC_ALL" >&2'], {env: {HOME: '/nonexistent'}})
     expect(await conversation.ask('\n', (output) => (output.endsWith('\n') ? output.length : undefined))).to.equal('home=/nonexistent lc=C\n')
     conversation.close()
   })

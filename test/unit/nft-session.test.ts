@@ -9,7 +9,8 @@ import {MAX_SESSION_PAYLOAD, NftSession, PROBE, QUESTIONS_PER_PROCESS, probeAnsw
 import {RecordingRunner} from '../support/recording-runner.js'
 import {sampleModel} from './nat-model-fixture.js'
 
-const ANSWER = 'meta expression, datatype mark (packet mark) (basetype integer), 32 bits\n'
+/** What nft 1.0.6 says to the probe. */
+const ANSWER = `Error: syntax error, unexpected newline, expecting string\n${PROBE}\n                 ^\n`
 
 /** A RecordingRunner that can also keep `nft -i` open: each question is answered by `say` (what nft prints before the probe's answer). */
 class ConversingRunner extends RecordingRunner {
@@ -58,11 +59,13 @@ function elementChange(): {before: ReturnType<typeof renderNftables>; after: Ret
 
 describe('nftables: the kept nft -i', () => {
   it('finds the end of the probe answer, and what nft said before it', () => {
-    expect(probeAnswered('nft> x\n')).to.equal(undefined)
-    expect(probeAnswered(`Error: no\nx\n  ^\n${ANSWER}`)).to.equal(`Error: no\nx\n  ^\n${ANSWER}`.length)
-    expect(transactionOutcome(`Error: no\n${ANSWER}`)).to.deep.equal({said: 'Error: no\n', failed: true})
-    // nft built with readline echoes the line after its prompt: not an error.
-    expect(transactionOutcome(`nft> add element ip smartnat x { 1 }\nnft> ${PROBE}\n${ANSWER}`).failed).to.equal(false)
+    expect(probeAnswered(ANSWER.slice(0, -1))).to.equal(undefined)
+    const failed = `Error: No such file or directory\nadd element ip smartnat x { 1 }\n                 ^\n`
+    expect(probeAnswered(`${failed}${ANSWER}`)).to.equal(`${failed}${ANSWER}`.length)
+    expect(transactionOutcome(`${failed}${ANSWER}`)).to.deep.equal({said: failed, failed: true})
+    expect(transactionOutcome(ANSWER)).to.deep.equal({said: '', failed: false})
+    // A warning is no failure.
+    expect(transactionOutcome(`Warning: something\n${ANSWER}`).failed).to.equal(false)
   })
 
   it('joins a payload of one-line commands into one line: one transaction', () => {

@@ -4,14 +4,14 @@
  */
 import {CommandError} from './command-error.js'
 
-/** A long-lived process asked one question at a time; its stdout and stderr come as one stream, in order. */
+/** A long-lived process asked one question at a time, answering on its stderr (nft -i says nothing else there). */
 export interface Conversation {
   /**
    * Writes `input` and resolves with the output up to the index `answered` returns (undefined while
    * the answer is incomplete); rejects with a CommandError when the process ends or `timeoutMs` passes
    * first, after which the conversation is over.
    */
-  ask(input: string, answered: (output: string) => number | undefined): Promise<string>
+  ask(input: string, answered: (output: string) => number | undefined, timeoutMs?: number): Promise<string>
   /** True once the process ended or was closed: ask no more. */
   readonly ended: boolean
   /** Ends the process: end of its stdin, SIGKILL if it is still there `killAfterMs` later. */
@@ -42,11 +42,12 @@ interface Question {
  */
 export function startConversation(options: ConversationOptions): Conversation {
   const {command, args} = options
-  const child = process.getBuiltinModule('node:child_process').spawn(options.file, options.argv, {env: options.env, stdio: ['pipe', 'pipe', 'ignore']})
-  child.stdout.setEncoding('utf8')
+  // Its stdout is not read: what an interactive tool prints there (a prompt, an echo) is no answer.
+  const child = process.getBuiltinModule('node:child_process').spawn(options.file, options.argv, {env: options.env, stdio: ['pipe', 'ignore', 'pipe']})
+  child.stderr.setEncoding('utf8')
   child.unref()
   // Pipes are sockets underneath, which can be unreferenced.
-  for (const pipe of [child.stdout, child.stdin]) (pipe as unknown as {unref?: () => void}).unref?.()
+  for (const pipe of [child.stderr, child.stdin]) (pipe as unknown as {unref?: () => void}).unref?.()
   let output = ''
   let question: Question | undefined
   let ended = false
@@ -71,7 +72,7 @@ export function startConversation(options: ConversationOptions): Conversation {
     output = output.slice(end)
     asked.resolve(said)
   }
-  child.stdout.on('data', (chunk: string) => {
+  child.stderr.on('data', (chunk: string) => {
     output += chunk
     answer()
   })
@@ -88,14 +89,14 @@ export function startConversation(options: ConversationOptions): Conversation {
     get ended() {
       return ended
     },
-    ask(input, answered) {
+    ask(input, answered, timeoutMs = options.timeoutMs) {
       if (ended) return Promise.reject(new Error(`${[command, ...args].join(' ')} has ended`))
       if (question) return Promise.reject(new Error(`${command}: a question is already waiting for its answer`))
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => {
           fail(new CommandError(command, args, undefined, output, {timedOut: true}))
           close()
-        }, options.timeoutMs)
+        }, timeoutMs)
         question = {answered, resolve, reject, timer}
         child.stdin.write(input)
         answer()

@@ -22,7 +22,7 @@ export interface Runner {
   run(command: string, args: string[], options?: RunOptions): Promise<RunResult>
   /** Starts a process that runs until stopped, handing its output over as it comes; absent where processes cannot be followed (fakes). */
   follow?(command: string, args: string[], onOutput: (chunk: string) => void): Follower
-  /** Starts a process that answers question after question on its stdin, stderr merged into stdout; absent in fakes that have none. */
+  /** Starts a process that answers question after question on its stdin, on its stderr; absent in fakes that have none. */
   converse?(command: string, args: string[], options?: {env?: Record<string, string>}): Conversation
 }
 
@@ -170,9 +170,8 @@ export class ExecRunner implements Runner {
   }
 
   converse(command: string, args: string[], options: {env?: Record<string, string>} = {}): Conversation {
-    // One stream for both outputs, so that what the process says to a question comes before its answer to the next.
-    const merged = ['/bin/sh', ['-c', 'exec "$@" 2>&1', 'sh', command, ...args]] as const
-    const [file, argv] = PDEATHSIG_WRAPPER ? this.command(PDEATHSIG_WRAPPER, ['--pdeathsig', 'KILL', merged[0], ...merged[1]]) : this.command(merged[0], [...merged[1]])
+    // As a follower: a daemon killed outright must not leave it behind.
+    const [file, argv] = PDEATHSIG_WRAPPER ? this.command(PDEATHSIG_WRAPPER, ['--pdeathsig', 'KILL', command, ...args]) : this.command(command, args)
     return startConversation({
       command,
       args,

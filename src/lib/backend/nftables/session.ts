@@ -12,11 +12,15 @@ import type {Runner} from '../../host/runner.js'
 export const NFT_INTERACTIVE: readonly [string, string[]] = ['nft', ['-i']]
 
 /**
- * Asked after every transaction: a command nft answers without the kernel, in one line, once the
- * line before it is done. Anything it printed before that answer is about the transaction.
+ * Asked after every transaction: a line nft rejects as a syntax error, without the kernel, once the
+ * line before it is done. nft writes errors, and only errors, on stderr: its own error message, the
+ * line and a line of carets under it end the answer, and anything before them is about the
+ * transaction.
  */
-export const PROBE = 'describe meta mark'
-const PROBE_ANSWER = /^meta expression, datatype mark\b.*\n/m
+export const PROBE = 'smartnat_answered'
+const PROBE_ANSWER = new RegExp(`^Error: [^\\n]*\\n${PROBE}\\n[ ^~]*\\n`, 'm')
+/** How long nft -i gets to answer its first probe before `nft -f` is used instead. */
+const FIRST_ANSWER_MS = 5000
 
 /** Payloads larger than this go through `nft -f` (a whole table never comes here; this bounds a line of nft's line editor). */
 export const MAX_SESSION_PAYLOAD = 256 * 1024
@@ -59,7 +63,7 @@ export class NftSession {
     if (this.conversation && !this.conversation.ended) return true
     const conversation = this.runner.converse(...NFT_INTERACTIVE, {env: ENV})
     try {
-      transactionOrThrow(await conversation.ask(`${PROBE}\n`, probeAnswered))
+      transactionOrThrow(await conversation.ask(`${PROBE}\n`, probeAnswered, FIRST_ANSWER_MS))
     } catch {
       // An nft without -i, or one that prints its answer otherwise: `nft -f` as before, for good.
       conversation.close()
