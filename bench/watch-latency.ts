@@ -245,7 +245,7 @@ async function measureBackend(name: BackendName, targets: Target[], netns?: stri
     hostChanges = new HostChanges(runner)
     hostChanges.start()
     const clock = new PassClock()
-    const backend = createBackend(name, runner, {rendersAgain: true})
+    const backend = createBackend(name, runner, {rendersAgain: true, longLived: true})
     const pass = syncPass({runner, backend: values.breakdown ? clock.timed(backend) : backend}, {plan: BENCH_PLAN_OPTIONS, interfacesPattern: /^ext\d+$/}, hostChanges)
     // Called with the times of each pass: a change is applied by the first pass that started after it.
     let passDone: ((times: PassTimes) => void) | undefined

@@ -11,6 +11,7 @@ import {applyNftables} from '../../src/lib/backend/nftables/apply.js'
 import {nftablesBackend} from '../../src/lib/backend/nftables/backend.js'
 import {diffNftState, isEmptyChanges} from '../../src/lib/backend/nftables/diff.js'
 import {readNftState} from '../../src/lib/backend/nftables/read.js'
+import {NftSession, PROBE} from '../../src/lib/backend/nftables/session.js'
 import {renderNftables} from '../../src/lib/backend/nftables/render.js'
 import {printElement, renderNftScript} from '../../src/lib/backend/nftables/syntax.js'
 import type {NftState} from '../../src/lib/backend/nftables/types.js'
@@ -180,6 +181,64 @@ describe('nftables backend in a network namespace (root)', function () {
     expect(error.message).to.match(/nft failed at payload line 1: "add element ip smartnat endpoints \{ 198\.18\.0\.10 \. tcpx \. 81/)
     expect(error.message).to.include('Could not resolve protocol name')
     expect(await readNftState(runner)).to.deep.equal(before)
+  })
+
+  it('changes elements through a kept nft -i, one line per transaction, and keeps the table', async () => {
+    const before = handles()
+    const log = new CommandLogRunner(runner)
+    const session = new NftSession(log)
+    try {
+      for (const targetPort of [9091, 9092]) {
+        const next = kernelTestModel()
+        next.mappings[0]!.endpoints[0]!.targetPort = targetPort
+        const wanted = renderNftables(next)
+        await applyNftables(log, wanted, {}, session)
+        expect(await readNftState(runner)).to.deep.equal(wanted)
+        desired = wanted
+      }
+      const questions = log.writes(READS)
+      // The probe that checks nft -i answers, then one line per change: a deletion and an add.
+      expect(questions.map((q) => q.line)).to.deep.equal(['nft -i', 'nft -i', 'nft -i'])
+      expect(questions[0]!.input).to.equal(`${PROBE}\n`)
+      expect(questions[2]!.input).to.equal(
+        'delete element ip smartnat endpoints { 198.18.0.10 . tcp . 80 }; ' +
+          'add element ip smartnat endpoints { 198.18.0.10 . tcp . 80 comment "default/web tcp/80" : 198.19.100.10 . 9092 }\n' +
+          `${PROBE}\n`,
+      )
+    } finally {
+      session.close()
+    }
+    expect(handles()).to.equal(before)
+  })
+
+  it('keeps the old elements when an element change through nft -i fails, says what nft said, and goes on', async () => {
+    const log = new CommandLogRunner(runner)
+    const session = new NftSession(log)
+    try {
+      const before = await readNftState(runner)
+      const broken = structuredClone(desired)
+      const endpoints = broken.table!.sets.find((s) => s.name === 'endpoints')!
+      // A deletion that would succeed, with an add that cannot: neither is committed.
+      endpoints.elements.shift()
+      endpoints.elements.push(printElement(endpoints, {key: ['198.18.0.10', 'tcpx', '81'], value: ['198.19.100.10', '81']}))
+      const error = await applyNftables(log, broken, {}, session).then(
+        () => expect.fail('apply succeeded'),
+        (e: unknown) => e as ApplyError,
+      )
+      expect(error).to.be.instanceOf(ApplyError)
+      expect(error.forceFull).to.equal(true)
+      expect(error.message).to.include('nft failed')
+      expect(error.message).to.include('Could not resolve protocol name')
+      expect(log.writes(READS).map((w) => w.line)).to.deep.equal(['nft -i', 'nft -i'])
+      expect(await readNftState(runner)).to.deep.equal(before)
+      const next = kernelTestModel()
+      next.mappings[0]!.endpoints[0]!.targetPort = 9093
+      desired = renderNftables(next)
+      await applyNftables(runner, desired, {}, session)
+      expect(await readNftState(runner)).to.deep.equal(desired)
+    } finally {
+      session.close()
+    }
   })
 
   it('keeps the old table when a table replace fails', async () => {

@@ -1,5 +1,6 @@
 /** What the end-to-end tests of the CLI share: sync arguments for a lab, its JSON output, kernel dumps, long-lived UDP flows, waiting for a state. */
 import type {BackendName} from '../../src/lib/backend/registry.js'
+import type {Conversation} from '../../src/lib/host/conversation.js'
 import type {RunOptions, RunResult, Runner} from '../../src/lib/host/runner.js'
 import type {Lab, LabNamespace} from './lab.js'
 import type {ManifestDir} from './mappings.js'
@@ -142,5 +143,22 @@ export class CommandLogRunner implements Runner {
   run(command: string, args: string[], options?: RunOptions): Promise<RunResult> {
     this.calls.push({line: [command, ...args].join(' '), ...(options?.input === undefined ? {} : {input: options.input})})
     return this.inner.run(command, args, options)
+  }
+
+  /** Each question to a kept process is logged as a call of its command with the question as input. */
+  converse(command: string, args: string[], options?: {env?: Record<string, string>}): Conversation {
+    if (!this.inner.converse) throw new Error(`${command}: the runner inside cannot keep a process open`)
+    const inner = this.inner.converse(command, args, options)
+    const calls = this.calls
+    return {
+      get ended() {
+        return inner.ended
+      },
+      close: () => inner.close(),
+      ask(input, answered) {
+        calls.push({line: [command, ...args].join(' '), input})
+        return inner.ask(input, answered)
+      },
+    }
   }
 }

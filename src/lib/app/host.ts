@@ -31,5 +31,5 @@ export function openRunner(options: RunnerOptions): Runner {
  */
 export function openHost(options: HostOptions, use: {daemon?: boolean; batchReads?: boolean} = {}): {runner: Runner; backend: Backend} {
   const runner = use.batchReads ? oneShellRunner(openRunner(options)) : openRunner(options)
-  return {runner, backend: createBackend(options.backend, runner, {forwardAccept: options.forwardAccept, rendersAgain: use.daemon ?? false})}
+  return {runner, backend: createBackend(options.backend, runner, {forwardAccept: options.forwardAccept, rendersAgain: use.daemon ?? false, longLived: use.daemon ?? false})}
 }

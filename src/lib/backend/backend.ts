@@ -78,6 +78,11 @@ export interface BackendOptions {
    * command renders once, and parts would cost it more than they save).
    */
   rendersAgain?: boolean
+  /**
+   * A daemon writes change after change: the nftables backend keeps one `nft -i` open for element
+   * changes (default false: a one-shot command starts `nft -f` as needed).
+   */
+  longLived?: boolean
 }
 
 /**

@@ -1,5 +1,9 @@
 /** The one way smartnat runs a process: a narrow interface, node:child_process underneath (tests use a recording fake, test/support/recording-runner.ts). */
 import {existsSync} from 'node:fs'
+import {CommandError} from './command-error.js'
+import {startConversation, type Conversation} from './conversation.js'
+
+export {CommandError} from './command-error.js'
 
 export interface RunOptions {
   /** Written to the process's stdin (restore payloads). */
@@ -18,6 +22,8 @@ export interface Runner {
   run(command: string, args: string[], options?: RunOptions): Promise<RunResult>
   /** Starts a process that runs until stopped, handing its output over as it comes; absent where processes cannot be followed (fakes). */
   follow?(command: string, args: string[], onOutput: (chunk: string) => void): Follower
+  /** Starts a process that answers question after question on its stdin, on its stderr; absent in fakes that have none. */
+  converse?(command: string, args: string[], options?: {env?: Record<string, string>}): Conversation
 }
 
 /** A process that runs until stopped (`ip monitor`). */
@@ -26,33 +32,6 @@ export interface Follower {
   readonly ended: Promise<void>
   /** Ends the process (SIGTERM, then SIGKILL) and waits for it. */
   stop(): Promise<void>
-}
-
-/** A command that failed, with everything needed to say why. */
-export class CommandError extends Error {
-  constructor(
-    readonly command: string,
-    readonly args: string[],
-    readonly exitCode: number | undefined,
-    readonly stderr: string,
-    options?: {cause?: unknown; timedOut?: boolean; signal?: NodeJS.Signals},
-  ) {
-    const what = [command, ...args].join(' ')
-    const why = options?.timedOut
-      ? 'timed out'
-      : options?.signal
-        ? `was killed by ${options.signal}`
-        : exitCode === undefined
-          ? `could not be started${startError(options?.cause)}`
-          : `exited with ${exitCode}`
-    super(`${what} ${why}${stderr.trim() ? `: ${stderr.trim()}` : ''}`, {cause: options?.cause})
-    this.name = 'CommandError'
-  }
-}
-
-function startError(cause: unknown): string {
-  const code = (cause as NodeJS.ErrnoException | undefined)?.code
-  return code === 'ENOENT' ? ' (not found on PATH)' : code ? ` (${code})` : ''
 }
 
 /** The stdout of a command that reads kernel state; a failure names the command. */
@@ -188,6 +167,20 @@ export class ExecRunner implements Runner {
         clearTimeout(killer)
       },
     }
+  }
+
+  converse(command: string, args: string[], options: {env?: Record<string, string>} = {}): Conversation {
+    // As a follower: a daemon killed outright must not leave it behind.
+    const [file, argv] = PDEATHSIG_WRAPPER ? this.command(PDEATHSIG_WRAPPER, ['--pdeathsig', 'KILL', command, ...args]) : this.command(command, args)
+    return startConversation({
+      command,
+      args,
+      file,
+      argv,
+      env: {...process.env, LC_ALL: 'C', ...options.env},
+      timeoutMs: this.options.timeoutSeconds * 1000,
+      killAfterMs: this.options.killAfterMs ?? KILL_AFTER_MS,
+    })
   }
 
   private command(command: string, args: string[]): [string, string[]] {

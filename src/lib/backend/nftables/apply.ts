@@ -12,9 +12,11 @@ import type {ApplyOptions, ApplyResult, WriteCounts} from '../result.js'
 import {changedEndpoints, diffNftState, isEmptyChanges, type NftChanges} from './diff.js'
 import {nftPayload} from './payloads.js'
 import {readNftState} from './read.js'
+import {NFT_INTERACTIVE, type NftSession} from './session.js'
 import type {NftState, NftTable} from './types.js'
 
 export const NFT_APPLY: readonly [string, string[]] = ['nft', ['-f', '-']]
+const RAN = {stdout: '', stderr: '', exitCode: 0}
 
 /** The payload line nft blames: it prints `/dev/stdin:LINE:COLUMNS: Error: ...`, then the line and a caret. */
 export function failedNftLine(stderr: string): number | undefined {
@@ -62,8 +64,11 @@ function countWrites(changes: NftChanges, desired: NftState, actual: NftState): 
   }
 }
 
-/** Makes the kernel match `desired`, writing only what differs; nothing at all when they are equal. */
-export async function applyNftables(runner: Runner, desired: NftState, options: ApplyOptions<NftState> = {}): Promise<ApplyResult> {
+/**
+ * Makes the kernel match `desired`, writing only what differs; nothing at all when they are equal.
+ * Element changes go through `session` when there is one (a daemon's), everything else through `nft -f`.
+ */
+export async function applyNftables(runner: Runner, desired: NftState, options: ApplyOptions<NftState> = {}, session?: NftSession): Promise<ApplyResult> {
   const full = options.full ?? false
   const actual = options.assumeActual !== undefined && !full ? options.assumeActual : await readActual(options.kernelRead, () => readNftState(runner))
   const changes = diffNftState(desired, actual, {full})
@@ -71,7 +76,10 @@ export async function applyNftables(runner: Runner, desired: NftState, options: 
   if (isEmptyChanges(changes)) return {changed: false, written, changedEndpoints: []}
 
   const {table, routing} = buildPayloads(() => ({table: nftPayload(changes.table, desired), routing: ipBatchPayload(changes.routing)}))
-  if (table) await runPayload(runner, 'nft', NFT_APPLY, table, locateNftLine)
+  if (table) {
+    if (changes.table.kind === 'elements' && (await session?.takes(table))) await runPayload({run: () => session!.run(table).then(() => RAN)}, 'nft', NFT_INTERACTIVE, table)
+    else await runPayload(runner, 'nft', NFT_APPLY, table, locateNftLine)
+  }
   if (routing) await runPayload(runner, 'ip rule/route', IP_BATCH, routing)
   // Only the conntrack cleanup after the apply needs them: found once the kernel is written, not before.
   return {changed: true, written, changedEndpoints: changedEndpoints(desired, actual, changes.table)}

@@ -12,6 +12,7 @@ import {forwardAcceptScript, reconcileForwardAccept} from './forward-accept.js'
 import {nftParts} from './parts.js'
 import {readNftState} from './read.js'
 import {NftablesRenderer} from './renderer.js'
+import {NftSession} from './session.js'
 import {renderNftScript} from './syntax.js'
 import {traceNftPacket} from './trace.js'
 import type {NftState} from './types.js'
@@ -20,12 +21,13 @@ import type {NftState} from './types.js'
 export function nftablesBackend(runner: Runner, options: BackendOptions = {}): Backend<NftState> {
   const forwardAccept = options.forwardAccept ?? true
   const renderer = new NftablesRenderer({partsFromFirst: options.rendersAgain ?? false})
+  const session = options.longLived ? new NftSession(runner) : undefined
   return {
     name: 'nftables',
     tools: ['nft'],
     render: (model) => renderer.render(model),
     async apply(desired, applyOptions) {
-      const applied = await applyNftables(runner, desired, applyOptions)
+      const applied = await applyNftables(runner, desired, applyOptions, session)
       if (!applyOptions?.legacy) return applied
       // The Go controller's layout is iptables rules: removed once the table that replaces it is in place.
       if (!options.legacyLayout) throw new Error('the nftables backend was given no way to remove the Go controller’s layout')
