@@ -19,6 +19,7 @@
  */
 import {spawn} from 'node:child_process'
 import {readFileSync, writeFileSync} from 'node:fs'
+import type {Readable} from 'node:stream'
 import {fileURLToPath} from 'node:url'
 import {parseArgs} from 'node:util'
 import {KubeConfig} from '@kubernetes/client-node'
@@ -223,7 +224,7 @@ async function benchBackend(name: BackendName, targets: Target[]): Promise<void>
       stdio: ['ignore', 'inherit', 'inherit', 'pipe'],
     })
     let handedBack = ''
-    child.stdio[3]!.setEncoding('utf8').on('data', (text: string) => (handedBack += text))
+    (child.stdio[3] as Readable).setEncoding('utf8').on('data', (text: string) => (handedBack += text))
     const code = await new Promise<number | null>((resolve, reject) => child.once('error', reject).once('close', resolve))
     if (code !== 0) throw new Error(`the ${name} measurement inside ${ns.name} exited with ${code}`)
     targets.push(...(JSON.parse(handedBack) as Target[]))
