@@ -224,7 +224,8 @@ async function benchBackend(name: BackendName, targets: Target[]): Promise<void>
       stdio: ['ignore', 'inherit', 'inherit', 'pipe'],
     })
     let handedBack = ''
-    (child.stdio[3] as Readable).setEncoding('utf8').on('data', (text: string) => (handedBack += text))
+    const handBack = child.stdio[3] as Readable
+    handBack.setEncoding('utf8').on('data', (text: string) => (handedBack += text))
     const code = await new Promise<number | null>((resolve, reject) => child.once('error', reject).once('close', resolve))
     if (code !== 0) throw new Error(`the ${name} measurement inside ${ns.name} exited with ${code}`)
     targets.push(...(JSON.parse(handedBack) as Target[]))
