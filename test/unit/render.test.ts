@@ -158,6 +158,7 @@ describe('renderIptables', () => {
       ['egress through an unknown interface', (m) => (m.egress[0]!.interface = 'eth9'), 'egress uses interface "eth9", which is not an external interface'],
       ['a name with a quote', (m) => (m.mappings[0]!.name = 'dns"x'), 'mapping "default/dns\\"x": name cannot be used in a rule comment'],
       ['port 0', (m) => (m.mappings[0]!.endpoints[0]!.port = 0), 'mapping default/dns: port 0 -> 53 is outside 1..65535'],
+      ['a port that cannot be turned into text', (m) => (m.mappings[0]!.endpoints[0]!.port = {toString: {}} as never), 'mapping default/dns: port {"toString":{}} -> 53 is outside 1..65535'],
       ['an address that is not canonical', (m) => (m.mappings[0]!.endpoints[0]!.targetIP = ip('198.19.100.11').replace('11', '011') as never), 'mapping default/dns: "198.19.100.011" is not an IPv4 address in canonical form'],
     ]
     for (const [name, spoil, message] of cases) {

@@ -21,6 +21,15 @@ export function checkMappingName(mapping: NatMapping, comment: 'rule comment' | 
   }
 }
 
+/** A value as an error message shows it: what a broken model holds may not even turn into text. */
+function shown(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? typeof value
+  } catch {
+    return `a ${typeof value} that cannot be shown`
+  }
+}
+
 function isPort(port: number): boolean {
   return Number.isInteger(port) && port >= 1 && port <= 65535
 }
@@ -30,9 +39,9 @@ export function checkEndpoint(mapping: NatMapping, e: NatEndpoint): void {
   const where = `mapping ${mapping.namespace}/${mapping.name}`
   if (e.protocol !== 'tcp' && e.protocol !== 'udp') throw new Error(`${where}: protocol ${JSON.stringify(e.protocol)} is not tcp or udp`)
   const targets = e.group === undefined ? [{ip: e.targetIP, port: e.targetPort}] : e.group.members
-  if (e.group !== undefined && !isPort(e.port)) throw new Error(`${where}: port ${e.port} is outside 1..65535`)
+  if (e.group !== undefined && !isPort(e.port)) throw new Error(`${where}: port ${shown(e.port)} is outside 1..65535`)
   for (const target of targets) {
-    if (!isPort(e.port) || !isPort(target.port)) throw new Error(`${where}: port ${e.port} -> ${target.port} is outside 1..65535`)
+    if (!isPort(e.port) || !isPort(target.port)) throw new Error(`${where}: port ${shown(e.port)} -> ${shown(target.port)} is outside 1..65535`)
   }
   if (e.group !== undefined) checkGroup(where, e.group)
   try {
@@ -51,7 +60,7 @@ function checkGroup(where: string, group: NatEndpoint['group'] & object): void {
   if (typeof group.id !== 'string' || group.id === '') throw new Error(`${where}: group id ${JSON.stringify(group.id)} is not a non-empty string`)
   const {affinitySeconds} = group
   if (affinitySeconds !== undefined && (!Number.isInteger(affinitySeconds) || affinitySeconds < 1 || affinitySeconds > MAX_AFFINITY_SECONDS)) {
-    throw new Error(`${where}: affinity timeout ${affinitySeconds} is outside 1..${MAX_AFFINITY_SECONDS} seconds`)
+    throw new Error(`${where}: affinity timeout ${shown(affinitySeconds)} is outside 1..${MAX_AFFINITY_SECONDS} seconds`)
   }
 }
 
