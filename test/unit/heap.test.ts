@@ -48,6 +48,39 @@ describe('collectingAroundReads', () => {
     expect(calls).to.deep.equal(['collect', 'reading pass', 'collect', 'trusting pass', 'collect', 'full pass', 'collect'])
   })
 
+  it('collects once more when a reading pass has read the kernel, and gives a trusting pass nothing to call there', async () => {
+    const calls: string[] = []
+    const pass = collectingAroundReads(
+      async (_load, options) => {
+        calls.push(options.afterRead ? 'pass, read' : 'pass, no read')
+        options.afterRead?.()
+        return {} as never
+      },
+      () => calls.push('collect'),
+    )
+    const load = async () => ({mappings: [], services: [], endpointSlices: []})
+    await pass(load, {full: false})
+    await pass(load, {full: false, assumeActual: {}})
+    await pass(load, {full: true, assumeActual: {}})
+    expect(calls).to.deep.equal(['collect', 'pass, read', 'collect', 'collect', 'pass, no read', 'collect', 'pass, read', 'collect', 'collect'])
+  })
+
+  it('makes no collection once the kernel is read when a change waits by then', async () => {
+    const calls: string[] = []
+    let changeWaiting = false
+    const pass = collectingAroundReads(
+      async (_load, options) => {
+        calls.push('read')
+        changeWaiting = true
+        options.afterRead?.()
+        return {} as never
+      },
+      () => calls.push('collect'),
+    )
+    await pass(async () => ({mappings: [], services: [], endpointSlices: []}), {full: false, changeWaiting: () => changeWaiting})
+    expect(calls).to.deep.equal(['collect', 'read'])
+  })
+
   it('collects after a pass that failed as after one that succeeded', async () => {
     let collected = 0
     const pass = collectingAroundReads(async () => {

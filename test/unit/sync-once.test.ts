@@ -133,6 +133,43 @@ describe('syncOnce and the state applied last', () => {
     expect(await applied[0]!.options!.kernelRead).to.equal('read')
   })
 
+  it('calls afterRead once the kernel is read, before the apply compares it, in a pass that reads and only there', async () => {
+    const calls: string[] = []
+    const backend = inertBackend({
+      name: 'iptables',
+      render: () => 'desired',
+      read: async () => {
+        calls.push('read')
+        return 'read'
+      },
+      apply: async () => {
+        calls.push('apply')
+        return NOTHING_CHANGED
+      },
+    })
+    const afterRead = () => calls.push('after read')
+    await syncOnce({runner, backend}, load, settings, {checkPrerequisites: false, afterRead})
+    await syncOnce({runner, backend}, load, settings, {checkPrerequisites: false, assumeActual: 'applied before', afterRead})
+    await syncOnce({runner, backend}, load, settings, {checkPrerequisites: false, full: true, assumeActual: 'applied before', afterRead})
+    expect(calls).to.deep.equal(['read', 'after read', 'apply', 'apply', 'read', 'after read', 'apply'])
+  })
+
+  it('does not call afterRead when the read failed, and the apply still reports the failure', async () => {
+    let called = 0
+    const backend = inertBackend({
+      name: 'iptables',
+      render: () => 'desired',
+      read: () => Promise.reject(new Error('iptables-save failed')),
+      apply: async (_desired, options) => {
+        await options?.kernelRead
+        return NOTHING_CHANGED
+      },
+    })
+    const failed = await syncOnce({runner, backend}, load, settings, {checkPrerequisites: false, afterRead: () => called++}).catch((error: Error) => error)
+    expect(failed).to.be.an('error').with.property('message', 'iptables-save failed')
+    expect(called).to.equal(0)
+  })
+
   it('tells the Mappings it programmed that they are not served when forwarded traffic is dropped, and only those', async () => {
     const {backend} = recordingBackend()
     const drop = {chain: 'iptables FORWARD', reason: "iptables' FORWARD chain drops by default (policy DROP)", fix: 'accept there'}

@@ -67,6 +67,8 @@ export interface SyncOptions {
   legacy?: LegacyOptions
   /** A daemon's reading pass that may give way to a change (read-claim.ts): it stops, writing nothing, once it has. */
   claim?: ReadClaim
+  /** Called in a pass that reads the kernel once its state is read and parsed, before it is compared with the desired one (a daemon collects garbage there); not when the read failed or gave way. */
+  afterRead?: () => void
 }
 
 /** The stages of one sync pass, in order; run them all, then call `report()`. */
@@ -111,6 +113,8 @@ export function syncSteps(
         planned = resolving.resolved().plan
         const desired = deps.backend.render(planned.model)
         rulesProgrammed = deps.backend.ruleCount(desired)
+        // The read's text and what parsing it left behind are garbage from here on; a failed read is the apply's to report.
+        if (kernelRead !== undefined && options.afterRead) await kernelRead.then(options.afterRead, () => undefined)
         if (options.removalGuard) {
           const trusted = options.assumeActual !== undefined && !options.full
           massRemoval = await guardRemoval(deps.backend, desired, trusted ? options.assumeActual : kernelRead, options.removalGuard)

@@ -54,11 +54,12 @@ import {StatusWriteback, type WritebackObserver, type WriteReport} from './write
 /**
  * Runs one sync pass over the snapshot `loadSnapshot` gives; `assumeActual` is the previous pass's
  * `kernelState`; `claim`, given to a reading pass, may make it give way to a change; `changeWaiting`
- * says whether a change waits for the loop, so that work that can wait (a garbage collection) does.
+ * says whether a change waits for the loop, so that work that can wait (a garbage collection) does;
+ * `afterRead` is called once a reading pass has read and parsed the kernel's state (SyncOptions.afterRead).
  */
 export type SyncPass = (
   loadSnapshot: () => Promise<Snapshot>,
-  options: {full: boolean; assumeActual?: unknown; removalGuard?: RemovalGuard; retryCleanup?: PendingCleanup; claim?: ReadClaim; changeWaiting?: () => boolean},
+  options: {full: boolean; assumeActual?: unknown; removalGuard?: RemovalGuard; retryCleanup?: PendingCleanup; claim?: ReadClaim; changeWaiting?: () => boolean; afterRead?: () => void},
 ) => Promise<SyncReport>
 
 /** Receives each pass's outcome and each failed status writeback (SmartnatMetrics implements it). */
