@@ -9,6 +9,8 @@ import {killSmartnat, startSmartnat, type RunningCli} from './smartnat-cli.js'
 
 /** Commands that write to the kernel (restore payloads, ip batches), as their command line shows them. */
 const APPLY_COMMAND = /(^|\s)(iptables-restore|ipset restore|nft -f|ip -batch)(\s|$)/
+/** The `nft -i` a daemon keeps open for element changes: it writes to the kernel once it reads a line. */
+const SESSION_COMMAND = /(^|\s)nft -i(\s|$)/
 
 /** Daemons still running, killed if the test process exits first (their hard-limit timers die with it). */
 const running = new Set<ChildProcess>()
@@ -65,16 +67,26 @@ export class WatchDaemon {
 
   /**
    * SIGKILLs the daemon the moment one of its children is a command that writes to the kernel (and
-   * matches `only`); that command's line, or undefined when none ran within `withinMs` (the daemon is
-   * left running).
+   * matches `only`), or its kept `nft -i` has begun to read a transaction; that command's line, or
+   * undefined when none ran within `withinMs` (the daemon is left running).
    */
   async killDuringApply(withinMs: number, only = APPLY_COMMAND): Promise<string | undefined> {
     const deadline = Date.now() + withinMs
+    // Characters each kept nft -i had read when first seen here: more means a transaction is coming in.
+    const readBefore = new Map<number, number>()
+    const writing = ({pid, line}: ChildCommand) => {
+      if (APPLY_COMMAND.test(line)) return true
+      if (!SESSION_COMMAND.test(line)) return false
+      const read = charactersRead(pid)
+      if (read === undefined) return false
+      if (!readBefore.has(pid)) readBefore.set(pid, read)
+      return read > readBefore.get(pid)!
+    }
     while (Date.now() < deadline && this.alive()) {
-      const command = childCommands(this.pid).find((line) => APPLY_COMMAND.test(line) && only.test(line))
+      const command = childCommands(this.pid).find((child) => only.test(child.line) && writing(child))
       if (command) {
         await this.kill()
-        return command
+        return command.line
       }
       await new Promise((resolve) => setTimeout(resolve, 1))
     }
@@ -91,20 +103,35 @@ export class WatchDaemon {
   }
 }
 
-/** Command lines of a process's children (all its threads'), read from /proc. */
-function childCommands(pid: number): string[] {
-  const commands: string[] = []
+interface ChildCommand {
+  pid: number
+  line: string
+}
+
+/** A process's children (all its threads') and their command lines, read from /proc. */
+function childCommands(pid: number): ChildCommand[] {
+  const commands: ChildCommand[] = []
   try {
     for (const task of readdirSync(`/proc/${pid}/task`)) {
       for (const child of readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').split(' ').filter(Boolean)) {
         const line = readFileSync(`/proc/${child}/cmdline`, 'utf8').split('\0').join(' ').trim()
-        if (line) commands.push(line)
+        if (line) commands.push({pid: Number(child), line})
       }
     }
   } catch {
     // The process or a child ended while being read.
   }
   return commands
+}
+
+/** How many characters a process has read so far (`rchar` of /proc/PID/io), or undefined once it is gone. */
+function charactersRead(pid: number): number | undefined {
+  try {
+    const rchar = /^rchar: (\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'))
+    return rchar ? Number(rchar[1]) : undefined
+  } catch {
+    return undefined
+  }
 }
 
 /** One answer of /readyz: when it was asked and its status (0 when nothing answered). */
