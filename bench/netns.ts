@@ -7,6 +7,7 @@ import {spawnSync} from 'node:child_process'
 import type {Conversation} from '../src/lib/host/conversation.js'
 import {ExecRunner, type Follower, type RunOptions, type RunResult, type Runner} from '../src/lib/host/runner.js'
 import type {HostInfo} from '../src/lib/plan/model.js'
+import {passedOnConversation} from '../test/support/passed-on-conversation.js'
 import {unmetNeeds} from '../test/support/requirements.js'
 
 const PREFIX = 'snb-'
@@ -126,24 +127,15 @@ export class CountingRunner implements Runner {
 
   /** Each question asked is counted as a run of the command, with the question as its input. */
   converse(command: string, args: string[], options?: {env?: Record<string, string>}): Conversation {
-    if (!this.inner.converse) throw new Error(`${command}: the runner inside cannot keep a process open`)
-    const inner = this.inner.converse(command, args, options)
-    const calls = () => this.calls
-    return {
-      get ended() {
-        return inner.ended
-      },
-      close: () => inner.close(),
-      async ask(input, answered) {
-        const started = performance.now()
-        try {
-          return await inner.ask(input, answered)
-        } finally {
-          const endedAt = performance.now()
-          calls().push({command, args, input, inputLines: countLines(input), ms: endedAt - started, endedAt})
-        }
-      },
-    }
+    return passedOnConversation(this.inner, [command, args, options], async (input, ask) => {
+      const started = performance.now()
+      try {
+        return await ask()
+      } finally {
+        const endedAt = performance.now()
+        this.calls.push({command, args, input, inputLines: countLines(input), ms: endedAt - started, endedAt})
+      }
+    })
   }
 
   /** Forgets what was recorded so far and returns it. */

@@ -2,6 +2,7 @@
 import type {BackendName} from '../../src/lib/backend/registry.js'
 import type {Conversation} from '../../src/lib/host/conversation.js'
 import type {RunOptions, RunResult, Runner} from '../../src/lib/host/runner.js'
+import {passedOnConversation} from './passed-on-conversation.js'
 import type {Lab, LabNamespace} from './lab.js'
 import type {ManifestDir} from './mappings.js'
 
@@ -147,18 +148,9 @@ export class CommandLogRunner implements Runner {
 
   /** Each question to a kept process is logged as a call of its command with the question as input. */
   converse(command: string, args: string[], options?: {env?: Record<string, string>}): Conversation {
-    if (!this.inner.converse) throw new Error(`${command}: the runner inside cannot keep a process open`)
-    const inner = this.inner.converse(command, args, options)
-    const calls = this.calls
-    return {
-      get ended() {
-        return inner.ended
-      },
-      close: () => inner.close(),
-      ask(input, answered) {
-        calls.push({line: [command, ...args].join(' '), input})
-        return inner.ask(input, answered)
-      },
-    }
+    return passedOnConversation(this.inner, [command, args, options], (input, ask) => {
+      this.calls.push({line: [command, ...args].join(' '), input})
+      return ask()
+    })
   }
 }
