@@ -31,6 +31,9 @@ describe('limitHeapGrowth', () => {
   })
 })
 
+/** A snapshot loader for passes that never look at it. */
+const load = async () => ({mappings: [], services: [], endpointSlices: []})
+
 describe('collectingAroundReads', () => {
   it('collects garbage before and after a pass that reads the kernel, never around one that trusts the state applied last', async () => {
     const calls: string[] = []
@@ -41,7 +44,6 @@ describe('collectingAroundReads', () => {
       },
       () => calls.push('collect'),
     )
-    const load = async () => ({mappings: [], services: [], endpointSlices: []})
     await pass(load, {full: false})
     await pass(load, {full: false, assumeActual: {}})
     await pass(load, {full: true, assumeActual: {}})
@@ -58,7 +60,6 @@ describe('collectingAroundReads', () => {
       },
       () => calls.push('collect'),
     )
-    const load = async () => ({mappings: [], services: [], endpointSlices: []})
     await pass(load, {full: false})
     await pass(load, {full: false, assumeActual: {}})
     await pass(load, {full: true, assumeActual: {}})
@@ -77,7 +78,7 @@ describe('collectingAroundReads', () => {
       },
       () => calls.push('collect'),
     )
-    await pass(async () => ({mappings: [], services: [], endpointSlices: []}), {full: false, changeWaiting: () => changeWaiting})
+    await pass(load, {full: false, changeWaiting: () => changeWaiting})
     expect(calls).to.deep.equal(['collect', 'read'])
   })
 
@@ -86,15 +87,13 @@ describe('collectingAroundReads', () => {
     const pass = collectingAroundReads(async () => {
       throw new Error('iptables-restore failed')
     }, () => collected++)
-    const failed = await pass(async () => ({mappings: [], services: [], endpointSlices: []}), {full: false}).catch((error: Error) => error)
+    const failed = await pass(load, {full: false}).catch((error: Error) => error)
     expect((failed as Error).message).to.equal('iptables-restore failed')
     expect(collected).to.equal(2)
   })
 })
 
 describe('collectingAroundReads while changes wait', () => {
-  const load = async () => ({mappings: [], services: [], endpointSlices: []})
-
   it('makes no collection while a change waits for the loop: none before a read when one waits, none after a read during which one came', async () => {
     const calls: string[] = []
     let changeWaiting = true
