@@ -18,6 +18,7 @@ import {ResolutionMemo, type Candidate, type ServiceIndex} from './candidates.js
 import {indexEndpoints} from './endpoints.js'
 import type {HostInfo, MappingVerdict, NatEgress, NatMapping, Plan, PlanOptions, Snapshot} from './model.js'
 import {changedObjects} from './changed.js'
+import {NameMap} from '../net/name-map.js'
 import {firstItem, itemsOf, withItem, withoutItem, type OneOrMore} from '../net/one-or-more.js'
 import {compareNames, createdAt, namesOf} from './order.js'
 import {conflictOf, planAll, portKey, type FullPlan, type PlannedMapping} from './plan.js'
@@ -95,31 +96,6 @@ interface Kept {
   slices: NameMap<OneOrMore<EndpointSliceResource>>
   egress: EgressKept | undefined
   plan: Plan
-}
-
-/** Values by namespace, then name: names are not validated, and "a/b" + "c" must not collide with "a" + "b/c". */
-class NameMap<T> {
-  private readonly byNamespace = new Map<string, Map<string, T>>()
-
-  get(namespace: string, name: string): T | undefined {
-    return this.byNamespace.get(namespace)?.get(name)
-  }
-
-  set(namespace: string, name: string, value: T): void {
-    const names = this.byNamespace.get(namespace) ?? new Map<string, T>()
-    this.byNamespace.set(namespace, names)
-    names.set(name, value)
-  }
-
-  delete(namespace: string, name: string): void {
-    const names = this.byNamespace.get(namespace)
-    names?.delete(name)
-    if (names?.size === 0) this.byNamespace.delete(namespace)
-  }
-
-  *keys(): Iterable<[string, string]> {
-    for (const [namespace, names] of this.byNamespace) for (const name of names.keys()) yield [namespace, name]
-  }
 }
 
 function keep(full: FullPlan, snapshot: Snapshot, options: PlanOptions, hostKey: string, optionsKey: string): Kept | undefined {

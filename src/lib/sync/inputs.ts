@@ -8,6 +8,7 @@
 import {SERVICE_NAME_LABEL, type MappingResource} from '../mapping/types.js'
 import {changedObjects} from '../plan/changed.js'
 import {plannedPart} from '../plan/memo.js'
+import {NameMap} from '../net/name-map.js'
 import type {Snapshot} from '../plan/model.js'
 
 /** A namespace and a name, when both are strings (they are not validated here). */
@@ -31,7 +32,7 @@ export class SettledInputs {
    * How many of the settled snapshot's Mappings name each Service, by namespace, then name: keyed by
    * the Mappings' own strings, not a `namespace/name` string made per Service (0.3 MB at 10,000).
    */
-  private readonly named = new Map<string, Map<string, number>>()
+  private readonly named = new NameMap<number>()
   /** The Mappings `named` counts (kept after an unsettle, to count the next settled ones from). */
   private counted: readonly MappingResource[] = []
 
@@ -94,17 +95,13 @@ export class SettledInputs {
   }
 
   private isNamed(service: At | undefined): boolean {
-    return service !== undefined && (this.named.get(service[0])?.get(service[1]) ?? 0) > 0
+    return service !== undefined && (this.named.get(...service) ?? 0) > 0
   }
 
   private count(service: At | undefined, by: number): void {
     if (service === undefined) return
-    const [namespace, name] = service
-    const names = this.named.get(namespace) ?? new Map<string, number>()
-    const count = (names.get(name) ?? 0) + by
-    if (count === 0) names.delete(name)
-    else names.set(name, count)
-    if (names.size === 0) this.named.delete(namespace)
-    else this.named.set(namespace, names)
+    const count = (this.named.get(...service) ?? 0) + by
+    if (count === 0) this.named.delete(...service)
+    else this.named.set(...service, count)
   }
 }
