@@ -4,7 +4,8 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {setFlagsFromString} from 'node:v8'
 import {runInNewContext} from 'node:vm'
-import {CommandError, ExecRunner} from '../../src/lib/host/runner.js'
+import {CommandError, ExecRunner, streamOutput} from '../../src/lib/host/runner.js'
+import {RecordingRunner} from '../support/recording-runner.js'
 
 /** The CommandError `promise` rejects with; fails the test when it resolves or rejects with something else. */
 async function commandError(promise: Promise<unknown>): Promise<CommandError> {
@@ -61,6 +62,43 @@ describe('ExecRunner', () => {
     const text = `x${'é'.repeat(100_000)}`
     const {stdout} = await runner.run('cat', [], {input: text})
     expect(stdout === text).to.equal(true)
+  })
+
+  it('hands stdout over as bytes, chunk by chunk, when asked, and then returns none', async () => {
+    const payload = `${'add element 198.18.0.1 . tcp . 80\n'.repeat(100_000)}é`
+    const chunks: Buffer[] = []
+    const result = await runner.run('cat', [], {input: payload, onStdout: (chunk) => chunks.push(chunk)})
+    expect(result.stdout).to.equal('')
+    expect(chunks.length).to.be.above(1)
+    expect(chunks.every((chunk) => Buffer.isBuffer(chunk))).to.equal(true)
+    expect(Buffer.concat(chunks).toString('utf8') === payload).to.equal(true)
+  })
+
+  it('fails the run with what the stdout callback threw, and hands it nothing more', async () => {
+    let calls = 0
+    const thrown = new Error('not a listing')
+    const failed = runner.run('head', ['-c', String(1_000_000), '/dev/zero'], {
+      onStdout: () => {
+        calls++
+        throw thrown
+      },
+    })
+    await failed.then(
+      () => expect.fail('expected the run to fail'),
+      (error: unknown) => expect(error).to.equal(thrown),
+    )
+    expect(calls).to.equal(1)
+  })
+
+  it('streamOutput gives a runner\'s collected stdout to the callback in one piece, and returns none', async () => {
+    const fake = new RecordingRunner(() => ({stdout: 'table\n'}))
+    const chunks: string[] = []
+    const result = await streamOutput(fake, 'nft', ['-j', 'list', 'ruleset'], (chunk) => chunks.push(chunk.toString('utf8')))
+    expect(chunks).to.deep.equal(['table\n'])
+    expect(result).to.deep.equal({stdout: '', stderr: '', exitCode: 0})
+    const streamed: string[] = []
+    expect((await streamOutput(runner, 'echo', ['x'], (chunk) => streamed.push(chunk.toString('utf8')))).stdout).to.equal('')
+    expect(streamed.join('')).to.equal('x\n')
   })
 
   it('runs the tools with LC_ALL=C and the rest of the environment inherited', async () => {

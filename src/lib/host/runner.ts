@@ -10,6 +10,13 @@ export interface RunOptions {
   input?: string
   /** Exit codes that are not an error (e.g. 1 for "nothing matched"). */
   okExitCodes?: number[]
+  /**
+   * Hands stdout over as it arrives, as bytes, instead of collecting it: a reader takes a long
+   * listing apart as it comes and never holds all of it. The result's stdout is then empty; a runner
+   * that cannot hand it over (fakes, one shell) leaves this out, and `streamOutput` gives the
+   * collected text to the same callback. A throw from it fails the run with that error.
+   */
+  onStdout?: (chunk: Buffer) => void
 }
 
 export interface RunResult {
@@ -32,6 +39,16 @@ export interface Follower {
   readonly ended: Promise<void>
   /** Ends the process (SIGTERM, then SIGKILL) and waits for it. */
   stop(): Promise<void>
+}
+
+/**
+ * Runs a command with its stdout handed to `onChunk` as it comes (bytes), or all at once when the
+ * runner collected it; the result's stdout is always empty, its exit code and stderr as `run` gives them.
+ */
+export async function streamOutput(runner: Runner, command: string, args: string[], onChunk: (chunk: Buffer) => void, options: Omit<RunOptions, 'onStdout'> = {}): Promise<RunResult> {
+  const result = await runner.run(command, args, {...options, onStdout: onChunk})
+  if (result.stdout !== '') onChunk(Buffer.from(result.stdout))
+  return {...result, stdout: ''}
 }
 
 /** The stdout of a command that reads kernel state; a failure names the command. */
@@ -70,13 +87,15 @@ interface Ended {
   signal: NodeJS.Signals | null
   timedOut: boolean
   startError?: Error
+  /** What `onStdout` threw; later output was not handed to it. */
+  outputError?: unknown
 }
 
 /**
  * Runs `file` with `input` on its stdin and collects its output. A process that outlives
  * `timeoutMs` gets SIGTERM, then SIGKILL `killAfterMs` later. Never rejects: every ending is data.
  */
-function runProcess(file: string, args: string[], input: string, timeoutMs: number, killAfterMs: number): Promise<Ended> {
+function runProcess(file: string, args: string[], input: string, timeoutMs: number, killAfterMs: number, onStdout?: (chunk: Buffer) => void): Promise<Ended> {
   return new Promise((resolve) => {
     // The child's listeners and the timers below keep what they capture alive until its pipes are
     // destroyed, up to PIPES_AFTER_EXIT_MS after it exited: once it ended they must hold neither its
@@ -88,8 +107,9 @@ function runProcess(file: string, args: string[], input: string, timeoutMs: numb
     // into one buffer and then decoded (a 15 MB `nft -j` listing would be held three times).
     const stdout: string[] = []
     const stderr: string[] = []
-    child.stdout.setEncoding('utf8')
+    if (!onStdout) child.stdout.setEncoding('utf8')
     child.stderr.setEncoding('utf8')
+    let outputError: {thrown: unknown} | undefined
     let timedOut = false
     let killTimer: NodeJS.Timeout | undefined
     const timeoutTimer = setTimeout(() => {
@@ -103,10 +123,19 @@ function runProcess(file: string, args: string[], input: string, timeoutMs: numb
       const output = {stdout: stdout.join(''), stderr: stderr.join('')}
       stdout.length = 0
       stderr.length = 0
-      settle?.({...output, timedOut, ...ended})
+      settle?.({...output, timedOut, ...ended, ...(outputError ? {outputError: outputError.thrown} : {})})
       settle = undefined
     }
-    child.stdout.on('data', (chunk: string) => stdout.push(chunk))
+    if (onStdout) {
+      child.stdout.on('data', (chunk: Buffer) => {
+        if (outputError) return
+        try {
+          onStdout(chunk)
+        } catch (thrown) {
+          outputError = {thrown}
+        }
+      })
+    } else child.stdout.on('data', (chunk: string) => stdout.push(chunk))
     child.stderr.on('data', (chunk: string) => stderr.push(chunk))
     // A process that exits without reading all its input breaks the pipe; its exit code tells why.
     child.stdin.on('error', () => undefined)
@@ -135,8 +164,9 @@ export class ExecRunner implements Runner {
 
   async run(command: string, args: string[], options: RunOptions = {}): Promise<RunResult> {
     const [file, argv] = this.command(command, args)
-    const ended = await runProcess(file, argv, options.input ?? '', this.options.timeoutSeconds * 1000, this.options.killAfterMs ?? KILL_AFTER_MS)
+    const ended = await runProcess(file, argv, options.input ?? '', this.options.timeoutSeconds * 1000, this.options.killAfterMs ?? KILL_AFTER_MS, options.onStdout)
     const {stdout, stderr, exitCode, signal} = ended
+    if ('outputError' in ended) throw ended.outputError
     if (ended.timedOut) throw new CommandError(command, args, exitCode ?? undefined, stderr, {timedOut: true})
     if (ended.startError) throw new CommandError(command, args, undefined, stderr, {cause: ended.startError})
     if (exitCode === null) throw new CommandError(command, args, undefined, stderr, {signal: signal ?? undefined})
