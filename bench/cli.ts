@@ -1,6 +1,6 @@
 /**
  * The installed CLI's way of running, for the benchmarks that measure it: built into dist/ as
- * `npm run build` does, started as `bin/run.cjs`, its peak RSS reported by bench/rss-hook.mjs.
+ * `npm run build` does, started as `bin/run.cjs`, its peak RSS reported by bench/rss-hook.cjs.
  */
 import {spawn, spawnSync} from 'node:child_process'
 import {mkdirSync, readFileSync} from 'node:fs'
@@ -9,7 +9,7 @@ import {fileURLToPath} from 'node:url'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 export const BUILD_DIR = fileURLToPath(new URL('../tmp/bench-build/', import.meta.url))
-const RSS_HOOK = fileURLToPath(new URL('rss-hook.mjs', import.meta.url))
+const RSS_HOOK = fileURLToPath(new URL('rss-hook.cjs', import.meta.url))
 
 /** Builds the CLI as `npm run build` does (bin/run.cjs runs the bundle in dist/, as the installed CLI does), and makes BUILD_DIR. */
 export function buildCli(): void {
@@ -39,7 +39,7 @@ export async function runCli(args: string[], options: CliOptions = {}): Promise<
   mkdirSync(BUILD_DIR, {recursive: true})
   const rssFile = join(BUILD_DIR, `rss-${process.pid}`)
   const started = performance.now()
-  const child = spawn(process.execPath, ['--import', RSS_HOOK, join(ROOT, 'bin', 'run.cjs'), ...args], {
+  const child = spawn(process.execPath, ['--require', RSS_HOOK, join(ROOT, 'bin', 'run.cjs'), ...args], {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: {...process.env, SMARTNAT_BENCH_RSS_FILE: rssFile},
   })
