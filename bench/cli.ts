@@ -4,6 +4,7 @@
  */
 import {spawn, spawnSync} from 'node:child_process'
 import {mkdirSync, readFileSync} from 'node:fs'
+import {createServer} from 'node:net'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
@@ -19,6 +20,15 @@ export function buildCli(): void {
   if (result.status !== 0) throw new Error(`building the CLI failed:\n${result.stdout}${result.stderr}`)
 }
 
+/** A TCP port on 127.0.0.1 that nothing listens on now: benchmarks that run side by side must not read each other's daemon. */
+export async function freePort(): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve))
+  const {port} = server.address() as {port: number}
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
+
 export interface CliRun {
   /** Until exit, or until `ready` said yes when it was given. */
   ms: number
@@ -30,6 +40,8 @@ export interface CliOptions {
   ready?: () => Promise<boolean>
   /** Runs once the daemon is ready; the daemon then gets SIGTERM and must exit 0. */
   whileRunning?: () => Promise<void>
+  /** Added to the environment the CLI inherits. */
+  env?: Record<string, string>
   /** Gives up (killing the process) after this long; 300 s unless given. */
   timeoutMs?: number
 }
@@ -41,7 +53,7 @@ export async function runCli(args: string[], options: CliOptions = {}): Promise<
   const started = performance.now()
   const child = spawn(process.execPath, ['--require', RSS_HOOK, join(ROOT, 'bin', 'run.cjs'), ...args], {
     stdio: ['ignore', 'ignore', 'pipe'],
-    env: {...process.env, SMARTNAT_BENCH_RSS_FILE: rssFile},
+    env: {...process.env, ...options.env, SMARTNAT_BENCH_RSS_FILE: rssFile},
   })
   let stderr = ''
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))

@@ -25,7 +25,7 @@ import type {ServiceResource} from '../src/lib/mapping/types.js'
 import {intToIpv4, ipv4ToInt, type Ipv4} from '../src/lib/net/ipv4.js'
 import {startApiServer, type ApiServer, type KubeObject} from '../test/support/apiserver/index.js'
 import {bucketOf} from '../test/support/apiserver/resources.js'
-import {BUILD_DIR, buildCli, runCli} from './cli.js'
+import {BUILD_DIR, buildCli, freePort, runCli} from './cli.js'
 import {createNamespace, runKernelBenchmark, type BenchNamespace} from './netns.js'
 import {printTable} from './report.js'
 
@@ -35,7 +35,8 @@ const sampleSize = Math.min(Number(values.sample), count)
 if (!(Number.isInteger(count) && count >= 1 && count <= 8000)) throw new Error('--services 1..8000')
 if (!(Number.isInteger(sampleSize) && sampleSize >= 1 && sampleSize <= 1000)) throw new Error('--sample 1..1000')
 
-const HEALTH_PORT = 19471
+/** Where the daemon serves its health and metrics; free when the benchmark starts. */
+const HEALTH_PORT = await freePort()
 const DEADLINE_MS = 600_000
 const PROBE = fileURLToPath(new URL('tcp-probe.ts', import.meta.url))
 const SINK = fileURLToPath(new URL('tcp-sink.ts', import.meta.url))
