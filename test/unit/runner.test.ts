@@ -57,6 +57,25 @@ describe('ExecRunner', () => {
     expect(heapUsed() - before).to.be.below(5_000_000)
   })
 
+  it('keeps nothing the stdout callback holds once the run returned, though the pipes are closed only later', async () => {
+    setFlagsFromString('--expose-gc')
+    const gc = runInNewContext('gc') as () => void
+    const heapUsed = () => {
+      gc()
+      return process.memoryUsage().heapUsed
+    }
+    // What a reader builds from the output as it comes (a table read from nft's listing), reachable from its callback alone.
+    const read = async () => {
+      const built: string[] = []
+      await runner.run('head', ['-c', String(20_000_000), '/dev/zero'], {onStdout: (chunk) => built.push(chunk.toString('latin1'))})
+      return built.reduce((sum, text) => sum + text.length, 0)
+    }
+    const before = heapUsed()
+    expect(await read()).to.equal(20_000_000)
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(heapUsed() - before).to.be.below(5_000_000)
+  })
+
   it('decodes characters whose bytes arrive in two chunks', async () => {
     // One ASCII byte first, so the pipe's 64 KiB chunks end in the middle of a two-byte character.
     const text = `x${'é'.repeat(100_000)}`

@@ -96,6 +96,9 @@ interface Ended {
  * `timeoutMs` gets SIGTERM, then SIGKILL `killAfterMs` later. Never rejects: every ending is data.
  */
 function runProcess(file: string, args: string[], input: string, timeoutMs: number, killAfterMs: number, onStdout?: (chunk: Buffer) => void): Promise<Ended> {
+  // The stdout callback in a box the process's ending empties: what it holds (a table read from the
+  // output) must not stay with the pipes. Named in no function below, so that none captures it.
+  const stdoutTo = {onStdout}
   return new Promise((resolve) => {
     // The child's listeners and the timers below keep what they capture alive until its pipes are
     // destroyed, up to PIPES_AFTER_EXIT_MS after it exited: once it ended they must hold neither its
@@ -107,7 +110,7 @@ function runProcess(file: string, args: string[], input: string, timeoutMs: numb
     // into one buffer and then decoded (a 15 MB `nft -j` listing would be held three times).
     const stdout: string[] = []
     const stderr: string[] = []
-    if (!onStdout) child.stdout.setEncoding('utf8')
+    if (!stdoutTo.onStdout) child.stdout.setEncoding('utf8')
     child.stderr.setEncoding('utf8')
     let outputError: {thrown: unknown} | undefined
     let timedOut = false
@@ -123,14 +126,15 @@ function runProcess(file: string, args: string[], input: string, timeoutMs: numb
       const output = {stdout: stdout.join(''), stderr: stderr.join('')}
       stdout.length = 0
       stderr.length = 0
+      stdoutTo.onStdout = undefined
       settle?.({...output, timedOut, ...ended, ...(outputError ? {outputError: outputError.thrown} : {})})
       settle = undefined
     }
-    if (onStdout) {
+    if (stdoutTo.onStdout) {
       child.stdout.on('data', (chunk: Buffer) => {
-        if (outputError) return
+        if (outputError || !stdoutTo.onStdout) return
         try {
-          onStdout(chunk)
+          stdoutTo.onStdout(chunk)
         } catch (thrown) {
           outputError = {thrown}
         }

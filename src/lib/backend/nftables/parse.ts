@@ -4,7 +4,7 @@
  */
 import {parseIpv4} from '../../net/ipv4.js'
 import {compareText} from '../../plan/order.js'
-import {nftJsonItems, type NftJsonItem} from './json-items.js'
+import {NftListingSplitter, readWholeListing, type NftListingSink} from './json-items.js'
 import {TABLE_FAMILY, TABLE_NAME, isDirectChain} from './names.js'
 import {detached} from '../../net/shared-strings.js'
 import {printElement, sortElements, type ElementParts} from './syntax.js'
@@ -303,29 +303,47 @@ function setFlags(body: JsonObject): string[] {
   return flags.includes('timeout') && !flags.includes('dynamic') ? ['dynamic', ...flags] : flags
 }
 
-/** A set or map; its elements are `items` when the listing was taken apart element by element (json-items.ts), else its "elem". */
-function parseSet(body: JsonObject, isMap: boolean, items: Iterable<Json> | undefined): NftSet {
-  const name = String(body.name)
-  const where = `nft set ${name}`
-  const at: ElementPlace = {where}
-  const set: NftSet = {name, keyType: typeList(body.type), flags: setFlags(body), elements: []}
-  if (isMap) set.dataType = typeList(body.map)
-  if (body.timeout !== undefined) set.timeout = Number(body.timeout)
-  // Rules fill a dynamic set as traffic comes; what they put there is not smartnat's to compare.
-  const dynamic = set.flags.includes('dynamic')
-  const elements: NftElement[] = []
-  for (const item of items ?? (Array.isArray(body.elem) ? body.elem : [])) {
-    // Still parsed: a listing that is not JSON fails the read, wherever it breaks.
-    if (dynamic) continue
-    if (!isMap) {
-      elements.push(readElement(set, elementKeyParts(item, at)))
-      continue
-    }
-    if (!Array.isArray(item) || item.length !== 2) throw new Error(`${where}: unexpected map element ${JSON.stringify(item)}`)
-    elements.push(readElement(set, {...elementKeyParts(item[0], at), value: parts(item[1], at)}))
+/** A set or map read element by element, as they come (json-items.ts) or from its "elem". */
+class SetReader {
+  readonly set: NftSet
+  private readonly at: ElementPlace
+  /** Rules fill a dynamic set as traffic comes; what they put there is not smartnat's to compare. */
+  private readonly dynamic: boolean
+  private readonly elements: NftElement[] = []
+
+  constructor(
+    body: JsonObject,
+    private readonly isMap: boolean,
+  ) {
+    const name = String(body.name)
+    this.at = {where: `nft set ${name}`}
+    this.set = {name, keyType: typeList(body.type), flags: setFlags(body), elements: []}
+    if (isMap) this.set.dataType = typeList(body.map)
+    if (body.timeout !== undefined) this.set.timeout = Number(body.timeout)
+    this.dynamic = this.set.flags.includes('dynamic')
   }
-  set.elements = sortElements(set, elements)
-  return set
+
+  /** What the elements are read with, to compare. */
+  get header(): string {
+    return JSON.stringify(this.set)
+  }
+
+  add(item: Json): void {
+    // Parsed all the same: a listing that is not JSON fails the read, wherever it breaks.
+    if (this.dynamic) return
+    const {set, at} = this
+    if (!this.isMap) {
+      this.elements.push(readElement(set, elementKeyParts(item, at)))
+      return
+    }
+    if (!Array.isArray(item) || item.length !== 2) throw new Error(`${at.where}: unexpected map element ${JSON.stringify(item)}`)
+    this.elements.push(readElement(set, {...elementKeyParts(item[0], at), value: parts(item[1], at)}))
+  }
+
+  done(): NftSet {
+    this.set.elements = sortElements(this.set, this.elements)
+    return this.set
+  }
 }
 
 function parseBase(body: JsonObject): NftBaseChain | undefined {
@@ -338,40 +356,83 @@ function parseBase(body: JsonObject): NftBaseChain | undefined {
   return {type, hook: hook as NftBaseChain['hook'], priority: prio}
 }
 
-/** The table smartnat owns as `nft -j list table ip smartnat` prints it. */
-export function parseNftJson(text: string): NftTable {
-  const items = nftJsonItems(text) ?? wholeItems(text)
-  const sets: NftSet[] = []
-  const chains = new Map<string, NftChain>()
-  for (const {value: item, elements} of items) {
-    if (!isObject(item)) continue
-    const [kind, body] = Object.entries(item)[0] ?? ['', undefined]
-    if (!isObject(body) || body.family !== TABLE_FAMILY || (kind === 'table' ? body.name : body.table) !== TABLE_NAME) continue
-    if (kind === 'set' || kind === 'map') sets.push(parseSet(body, kind === 'map', elements))
-    else if (kind === 'chain') {
+/** The kind and body of an item of smartnat's table; undefined for anything else in the listing. */
+function ownItem(item: Json): [string, JsonObject] | undefined {
+  if (!isObject(item)) return undefined
+  const [kind, body] = Object.entries(item)[0] ?? ['', undefined]
+  if (!isObject(body) || body.family !== TABLE_FAMILY || (kind === 'table' ? body.name : body.table) !== TABLE_NAME) return undefined
+  return [kind, body]
+}
+
+/** The reader of a set or map item of smartnat's table. */
+function setReader(item: Json): SetReader | undefined {
+  const own = ownItem(item)
+  return own && (own[0] === 'set' || own[0] === 'map') ? new SetReader(own[1], own[0] === 'map') : undefined
+}
+
+/**
+ * The table smartnat owns, read from the items of `nft -j list table ip smartnat` as they come
+ * (json-items.ts); `finish` gives it once the listing ended. Only what the table keeps is kept.
+ */
+export class NftTableReader implements NftListingSink {
+  private readonly sets: NftSet[] = []
+  private readonly chains = new Map<string, NftChain>()
+  /** The set or map whose elements are coming (no reader when it is not smartnat's), and its item as far as its "elem". */
+  private reading: {reader: SetReader | undefined; head: string} | undefined
+
+  item(item: Json): void {
+    const own = ownItem(item)
+    if (!own) return
+    const [kind, body] = own
+    if (kind === 'set' || kind === 'map') {
+      const reader = new SetReader(body, kind === 'map')
+      for (const element of Array.isArray(body.elem) ? (body.elem as Json[]) : []) reader.add(element)
+      this.sets.push(reader.done())
+    } else if (kind === 'chain') {
       const base = parseBase(body)
-      chains.set(String(body.name), {name: String(body.name), ...(base ? {base} : {}), rules: []})
+      this.chains.set(String(body.name), {name: String(body.name), ...(base ? {base} : {}), rules: []})
     } else if (kind === 'rule') {
-      const chain = chains.get(String(body.chain))
+      const chain = this.chains.get(String(body.chain))
       if (!chain) throw new Error(`nft -j list table: rule in unknown chain ${String(body.chain)}`)
       chain.rules.push(parseRuleExpressions(body.expr))
     }
   }
-  // Group and member chains are added one by one over time, so nft lists them in no useful order.
-  const all = [...chains.values()]
-  const direct = all.filter((chain) => isDirectChain(chain.name)).sort((a, b) => compareText(a.name, b.name))
-  return {sets: sets.sort((a, b) => compareText(a.name, b.name)), chains: [...all.filter((chain) => !isDirectChain(chain.name)), ...direct]}
+
+  elementsStart(head: Json): void {
+    this.reading = {reader: setReader(head), head: JSON.stringify(head)}
+  }
+
+  element(value: Json): void {
+    this.reading?.reader?.add(value)
+  }
+
+  elementsEnd(item: Json): void {
+    const {reader, head} = this.reading!
+    this.reading = undefined
+    // nft lists "elem" last in a set's item; keys after it must not change how its elements read.
+    if (JSON.stringify(item) !== head && setReader(item)?.header !== reader?.header) {
+      throw new Error(`nft -j list table: set ${String(field(Object.values(item as JsonObject)[0], 'name'))} has keys after its elements that change how they read`)
+    }
+    if (reader) this.sets.push(reader.done())
+  }
+
+  /** The table, once every item was read. */
+  finish(): NftTable {
+    // Group and member chains are added one by one over time, so nft lists them in no useful order.
+    const all = [...this.chains.values()]
+    const direct = all.filter((chain) => isDirectChain(chain.name)).sort((a, b) => compareText(a.name, b.name))
+    return {sets: this.sets.sort((a, b) => compareText(a.name, b.name)), chains: [...all.filter((chain) => !isDirectChain(chain.name)), ...direct]}
+  }
 }
 
-/** The "nftables" array of a listing that is not the plain shape nftJsonItems takes apart. */
-function wholeItems(text: string): NftJsonItem[] {
-  let parsed: Json
-  try {
-    parsed = JSON.parse(text)
-  } catch (error) {
-    throw new Error('nft -j list table: output is not JSON', {cause: error})
-  }
-  const items = field(parsed, 'nftables')
-  if (!Array.isArray(items)) throw new Error('nft -j list table: no "nftables" array')
-  return items.map((value: Json) => ({value}))
+/** The table smartnat owns as `nft -j list table ip smartnat` prints it, from the whole text. */
+export function parseNftJson(text: string): NftTable {
+  const table = new NftTableReader()
+  const listing = new NftListingSplitter(table)
+  listing.write(Buffer.from(text))
+  if (listing.end()) return table.finish()
+  // Something follows the "nftables" array: what the listing holds is what JSON.parse finds in it.
+  const whole = new NftTableReader()
+  readWholeListing(text, whole)
+  return whole.finish()
 }
