@@ -3,7 +3,7 @@
  * pods of changed egress entries move between the interfaces' sets and the SNAT map, and the diff
  * is told exactly which elements changed.
  *
- * The sets keep their elements as records (render.ts, EgressRun) and print them when read: each of
+ * The sets keep their elements as records (egress-runs.ts) and print them when read: each of
  * the 40,000 elements at 10,000 Mappings carries its entry's comment, the names of up to 128
  * characters of Mappings, and kept printed they took 7 MB of a daemon's heap (docs/benchmarks.md,
  * "nftables sets made when read"). A pass after a change works on the records and prints the
@@ -11,11 +11,11 @@
  */
 import type {Ipv4} from '../../net/ipv4.js'
 import type {NatEgress, NatInterface, NatModel} from '../../plan/model.js'
-import {compareText} from '../../plan/order.js'
 import {EgressOwners, egressDelta} from '../egress-owners.js'
 import {checkAddress} from '../model-checks.js'
 import {sameObjects} from '../model-delta.js'
 import {elementDelta, type ElementDelta} from './diff.js'
+import {changedRun, findRecord, printRun, type EgressRun, type RecordKey} from './egress-runs.js'
 import {EGRESS_SNAT_MAP, egressSetName} from './names.js'
 import {
   EGRESS_SET_TYPES,
@@ -24,10 +24,8 @@ import {
   egressPodElement,
   egressRuns,
   printEgressSnat,
-  printRun,
   snatKey,
   snatLook,
-  type EgressRun,
   type EgressSets,
   type Marks,
   type SnatLook,
@@ -61,7 +59,7 @@ export function egressPart(model: NatModel, marks: Marks, last: EgressPart | und
   if (!last || !delta) {
     const runs = egressRuns(model, marks)
     const byIndex = new Map([...runs.byIndex].map(([index, run]) => [index, podSet(index, run)]))
-    const snat = runs.snat.pods.length === 0 ? undefined : snatMap(runs.snat)
+    const snat = runs.snat.chunks.length === 0 ? undefined : snatMap(runs.snat)
     return {egress: model.egress, interfaces: model.interfaces, owners: new EgressOwners(model.egress), byIndex, snat, sets: egressSets(byIndex, snat)}
   }
   for (const entry of delta.added) {
@@ -93,13 +91,13 @@ export function egressPart(model: NatModel, marks: Marks, last: EgressPart | und
   const byIndex = new Map(last.byIndex)
   for (const [index, {remove, insert}] of pods) {
     const run = changedRun(last.byIndex.get(index)?.run ?? NO_RECORDS, podKey, remove, insert)
-    if (run.pods.length === 0) byIndex.delete(index)
+    if (run.chunks.length === 0) byIndex.delete(index)
     else byIndex.set(index, podSet(index, run))
   }
   let snatSet = last.snat
   if (snat.remove.length + snat.insert.length > 0) {
     const run = changedRun(last.snat?.run ?? NO_RECORDS, snatRecordKey, snat.remove, snat.insert)
-    snatSet = run.pods.length === 0 ? undefined : snatMap(run)
+    snatSet = run.chunks.length === 0 ? undefined : snatMap(run)
   }
   const sorted = new Map([...byIndex.keys()].sort((a, b) => a - b).map((index) => [index, byIndex.get(index)!]))
   const deltas = new Map<string, ElementDelta>()
@@ -121,7 +119,7 @@ interface Changes<Look> {
   insert: [Ipv4, Look][]
 }
 
-const NO_RECORDS: EgressRun<never> = {pods: [], looks: []}
+const NO_RECORDS: EgressRun<never> = {chunks: []}
 
 /** The key a record's element prints: the pod in an egress set, interface and pod in the SNAT map; the order of the records. */
 const podKey = (pod: Ipv4) => pod
@@ -140,75 +138,13 @@ function snatMap(run: EgressRun<SnatLook>): RecordedSet<SnatLook> {
   return {run, set: setMadeOnRead(EGRESS_SNAT_MAP, EGRESS_SNAT_TYPES, () => printRun(run, printEgressSnat))}
 }
 
-/**
- * `run` without the records whose keys are in `remove` and with `insert` put in their places (one
- * whose key is there already replaces it): new arrays of exactly their length, filled in one pass,
- * `run` untouched. A few changes in a long run cost a copy, not a sort.
- */
-function changedRun<Look>(run: EgressRun<Look>, keyOf: (pod: Ipv4, look: Look) => string, remove: readonly string[], insert: readonly [Ipv4, Look][]): EgressRun<Look> {
-  const {pods, looks} = run
-  const at = (key: string) => lowerBound(pods, looks, key, keyOf)
-  const present = (key: string, position: number) => position < pods.length && keyOf(pods[position]!, looks[position]!) === key
-  const dropped = new Set<number>()
-  for (const key of remove) {
-    const position = at(key)
-    if (present(key, position)) dropped.add(position)
-  }
-  // Each record to put in goes before the first record not below its key; the last one of a key wins.
-  const puts = new Map<string, {position: number; pod: Ipv4; look: Look}>()
-  for (const [pod, look] of insert) {
-    const key = keyOf(pod, look)
-    const position = at(key)
-    if (present(key, position)) dropped.add(position)
-    puts.set(key, {position, pod, look})
-  }
-  const added = [...puts].sort(([a], [b]) => compareText(a, b)).map(([, put]) => put)
-  const drops = [...dropped].sort((a, b) => a - b)
-  const length = pods.length - drops.length + added.length
-  const changed: EgressRun<Look> = {pods: new Array<Ipv4>(length), looks: new Array<Look>(length)}
-  let next = 0
-  let put = 0
-  let drop = 0
-  for (let i = 0; i <= pods.length; i++) {
-    for (; put < added.length && added[put]!.position === i; put++) {
-      changed.pods[next] = added[put]!.pod
-      changed.looks[next++] = added[put]!.look
-    }
-    if (i === pods.length) break
-    if (drops[drop] === i) drop++
-    else {
-      changed.pods[next] = pods[i]!
-      changed.looks[next++] = looks[i]!
-    }
-  }
-  return changed
-}
-
-/** The first position in records sorted by `keyOf` whose key is not below `key`. */
-function lowerBound<Look>(pods: readonly Ipv4[], looks: readonly Look[], key: string, keyOf: (pod: Ipv4, look: Look) => string): number {
-  let low = 0
-  let high = pods.length
-  while (low < high) {
-    const middle = (low + high) >>> 1
-    if (keyOf(pods[middle]!, looks[middle]!) < key) low = middle + 1
-    else high = middle
-  }
-  return low
-}
-
 /** The element changes between two recorded sets that differ at most at `keys`: those elements alone printed and compared. */
-function keyedDelta<Look>(
-  desired: RecordedSet<Look>,
-  actual: RecordedSet<Look>,
-  keys: string[],
-  keyOf: (pod: Ipv4, look: Look) => string,
-  print: (pod: Ipv4, look: Look) => NftElement,
-): ElementDelta {
+function keyedDelta<Look>(desired: RecordedSet<Look>, actual: RecordedSet<Look>, keys: string[], keyOf: RecordKey<Look>, print: (pod: Ipv4, look: Look) => NftElement): ElementDelta {
   const sorted = [...new Set(keys)].sort()
-  const pick = ({pods, looks}: EgressRun<Look>) =>
+  const pick = (run: EgressRun<Look>) =>
     sorted.flatMap((key) => {
-      const at = lowerBound(pods, looks, key, keyOf)
-      return at < pods.length && keyOf(pods[at]!, looks[at]!) === key ? [print(pods[at]!, looks[at]!)] : []
+      const record = findRecord(run, key, keyOf)
+      return record ? [print(...record)] : []
     })
   return elementDelta(desired.set, pick(desired.run), actual.set, pick(actual.run))
 }

@@ -3,7 +3,6 @@
  * one table whose hash sets and maps dispatch every packet with a constant number of lookups,
  * whatever the number of Mappings, with the same marks, ip rules and routes as the iptables backend.
  */
-import {fitted} from '../../net/fitted.js'
 import {checkInterfaceName} from '../../net/interface-name.js'
 import {cidrContains, cidrParts, intToIpv4, prefixMask, type Cidr, type Ipv4} from '../../net/ipv4.js'
 import type {NatEgress, NatEndpoint, NatMapping, NatModel, ServiceEndpoint} from '../../plan/model.js'
@@ -11,6 +10,7 @@ import {renderIpRules, renderRoutes} from '../../routing/render.js'
 import {EGRESS_MARK, INTERFACE_MASK, MASQUERADE_MARK, interfaceMark} from '../../net/marks.js'
 import {compareText} from '../../plan/order.js'
 import {renderDirect, type DirectTable, type OwnedDirectEndpoint} from './direct.js'
+import {egressRun, printRun, type EgressRun} from './egress-runs.js'
 import {
   DIRECT_ENDPOINTS_SET,
   DIRECT_MAP,
@@ -79,16 +79,6 @@ export interface EgressSets {
   indexes: number[]
 }
 
-/**
- * The elements of an egress set or of the SNAT map as records, sorted by the key each element
- * prints: the pods, and for each what its element prints besides the pod (the same object for every
- * pod of an entry). A pod's element is printed from its record when it is needed (printRun).
- */
-export interface EgressRun<Look> {
-  pods: Ipv4[]
-  looks: Look[]
-}
-
 /** What the SNAT map element of a pod prints besides the pod: the entry's interface, address and comment. */
 export interface SnatLook {
   interface: string
@@ -102,21 +92,13 @@ export interface EgressRuns {
   snat: EgressRun<SnatLook>
 }
 
-/** The elements of `run`, in its order. */
-export function printRun<Look>(run: EgressRun<Look>, print: (pod: Ipv4, look: Look) => NftElement): NftElement[] {
-  const {pods, looks} = run
-  const elements = new Array<NftElement>(pods.length)
-  for (let i = 0; i < pods.length; i++) elements[i] = print(pods[i]!, looks[i]!)
-  return elements
-}
-
 /** The element of a pod in the SNAT map, from its record. */
 export const printEgressSnat = (pod: Ipv4, look: SnatLook): NftElement => egressSnatElement(look.interface, pod, look.address, look.comment)
 
 /** The egress sets of what egressRuns found, their elements printed. */
 export function egressSets(runs: EgressRuns): EgressSets {
   const sets = [...runs.byIndex].map(([index, run]) => printedSet(egressSetName(index), EGRESS_SET_TYPES, printRun(run, egressPodElement)))
-  if (runs.snat.pods.length > 0) sets.push(printedSet(EGRESS_SNAT_MAP, EGRESS_SNAT_TYPES, printRun(runs.snat, printEgressSnat)))
+  if (runs.snat.chunks.length > 0) sets.push(printedSet(EGRESS_SNAT_MAP, EGRESS_SNAT_TYPES, printRun(runs.snat, printEgressSnat)))
   return {sets, indexes: [...runs.byIndex.keys()]}
 }
 
@@ -432,9 +414,9 @@ export function egressRuns(model: NatModel, marks: Marks): EgressRuns {
   const byIndex = new Map<number, EgressRun<string>>()
   for (const index of [...pods.keys()].sort((a, b) => a - b)) {
     // By the printed key, the pod itself: the order nft lists elements in, read back.
-    const sorted = fitted(pods.get(index)!.sort(compareText))
-    byIndex.set(index, {pods: sorted, looks: sorted.map((pod) => egressComment(owner.get(pod)!))})
+    const sorted = pods.get(index)!.sort(compareText)
+    byIndex.set(index, egressRun(sorted, sorted.map((pod) => egressComment(owner.get(pod)!))))
   }
   const records = [...snat].sort(([a], [b]) => compareText(a, b))
-  return {byIndex, snat: {pods: records.map(([, {pod}]) => pod), looks: records.map(([, {look}]) => look)}}
+  return {byIndex, snat: egressRun(records.map(([, {pod}]) => pod), records.map(([, {look}]) => look))}
 }
