@@ -226,7 +226,11 @@ function diffSets(want: NftSet[], have: NftSet[], deltas: ReadonlyMap<string, El
   return want.flatMap((set) => {
     const actual = actualSets.get(set.name)
     // A set the table does not have yet is declared empty (DirectChanges.addSets) and filled here.
-    if (!actual) return set.elements.length === 0 ? [] : [{set, delete: [], add: set.elements}]
+    if (!actual) {
+      // Read once: a daemon's set makes its elements each time they are read (syntax.ts, setMadeOnRead).
+      const {elements} = set
+      return elements.length === 0 ? [] : [{set, delete: [], add: elements}]
+    }
     if (set === actual) return []
     const delta = deltas?.get(set.name)
     if (delta === undefined) return diffElements(set, actual) ?? []

@@ -4,12 +4,13 @@
  * whatever the number of Mappings, with the same marks, ip rules and routes as the iptables backend.
  */
 import {checkInterfaceName} from '../../net/interface-name.js'
-import {cidrContains, cidrParts, compareIpv4, intToIpv4, prefixMask, type Cidr, type Ipv4} from '../../net/ipv4.js'
+import {cidrContains, cidrParts, intToIpv4, prefixMask, type Cidr, type Ipv4} from '../../net/ipv4.js'
 import type {NatEgress, NatEndpoint, NatMapping, NatModel, ServiceEndpoint} from '../../plan/model.js'
 import {renderIpRules, renderRoutes} from '../../routing/render.js'
 import {EGRESS_MARK, INTERFACE_MASK, MASQUERADE_MARK, interfaceMark} from '../../net/marks.js'
 import {compareText} from '../../plan/order.js'
 import {renderDirect, type DirectTable, type OwnedDirectEndpoint} from './direct.js'
+import {egressRun, printRun, type EgressRun} from './egress-runs.js'
 import {
   DIRECT_ENDPOINTS_SET,
   DIRECT_MAP,
@@ -45,7 +46,7 @@ export function renderNftables(model: NatModel): NftState {
 function renderTable(model: NatModel): NftTable {
   const marks = interfaceMarks(model)
   const endpoints = collectEndpoints(model.mappings)
-  const egress = egressByInterface(model, marks)
+  const egress = egressRuns(model, marks)
   const direct = directEndpoints(endpoints)
 
   const allowed = allowedByPrefixLength(endpoints)
@@ -60,7 +61,7 @@ export const ENDPOINTS_MAP_DATA = ['ipv4_addr', 'inet_service']
 const ENDPOINTS_MAP_TYPES: ElementTypes = {keyType: ENDPOINT_TYPE, dataType: ENDPOINTS_MAP_DATA}
 /** How the elements of an egress set and of the SNAT map are printed. */
 export const EGRESS_SET_TYPES: ElementTypes = {keyType: ['ipv4_addr']}
-export const EGRESS_SNAT_TYPES = {keyType: ['ifname', 'ipv4_addr'], dataType: ['ipv4_addr']}
+export const EGRESS_SNAT_TYPES: ElementTypes = {keyType: ['ifname', 'ipv4_addr'], dataType: ['ipv4_addr']}
 
 /** The key types of the allow-list set of one prefix length. */
 export function allowedKeyType(length: number): string[] {
@@ -78,14 +79,34 @@ export interface EgressSets {
   indexes: number[]
 }
 
-/** The egress sets of what egressByInterface found. */
-export function egressSets(egress: {pods: Map<number, Map<Ipv4, string>>; snat: NftElement[]}): EgressSets {
-  const sets: NftSet[] = []
-  for (const [index, pods] of egress.pods) {
-    sets.push(sortedSet(egressSetName(index), EGRESS_SET_TYPES.keyType, [...pods].map(([pod, comment]) => egressPodElement(pod, comment))))
-  }
-  if (egress.snat.length > 0) sets.push(sortedSet(EGRESS_SNAT_MAP, EGRESS_SNAT_TYPES.keyType, egress.snat, EGRESS_SNAT_TYPES.dataType))
-  return {sets, indexes: [...egress.pods.keys()]}
+/** What the SNAT map element of a pod prints besides the pod: the entry's interface, address and comment. */
+export interface SnatLook {
+  interface: string
+  address: Ipv4
+  comment: string
+}
+
+/** The records of the egress set of each interface index with pods (by index) and of the SNAT map. */
+export interface EgressRuns {
+  byIndex: Map<number, EgressRun<string>>
+  snat: EgressRun<SnatLook>
+}
+
+/** The element of a pod in the SNAT map, from its record. */
+export const printEgressSnat = (pod: Ipv4, look: SnatLook): NftElement => egressSnatElement(look.interface, pod, look.address, look.comment)
+
+/** The egress sets of what egressRuns found, their elements printed. */
+export function egressSets(runs: EgressRuns): EgressSets {
+  const sets = [...runs.byIndex].map(([index, run]) => printedSet(egressSetName(index), EGRESS_SET_TYPES, printRun(run, egressPodElement)))
+  if (runs.snat.chunks.length > 0) sets.push(printedSet(EGRESS_SNAT_MAP, EGRESS_SNAT_TYPES, printRun(runs.snat, printEgressSnat)))
+  return {sets, indexes: [...runs.byIndex.keys()]}
+}
+
+/** A set of these types and elements, already in their order (shaped as sortedSet makes them). */
+function printedSet(name: string, types: ElementTypes, elements: NftElement[]): NftSet {
+  const set: NftSet = {name, keyType: types.keyType, flags: [], elements}
+  if (types.dataType) set.dataType = types.dataType
+  return set
 }
 
 /**
@@ -350,32 +371,52 @@ export function egressComment(egress: NatEgress): string {
   return comment
 }
 
+const snatLooks = new WeakMap<NatEgress, SnatLook>()
+
+/** What the SNAT map elements of an egress entry's pods print besides the pod, one object per entry. */
+export function snatLook(egress: NatEgress): SnatLook {
+  let look = snatLooks.get(egress)
+  if (look === undefined) snatLooks.set(egress, (look = {interface: egress.interface, address: egress.address, comment: egressComment(egress)}))
+  return look
+}
+
+/** The key of a pod's SNAT map element as nft prints it (interface names are checked: no quote inside), the order of the map's elements. */
+export function snatKey(iface: string, pod: Ipv4): string {
+  return `"${iface}" . ${pod}`
+}
+
 /**
  * Which interface each egress pod's connections belong to, and the address they leave with per
  * (out interface, pod). Mirrors the iptables rules' order: the last egress naming a pod sets its
  * connection mark, the first one per out interface picks its source address.
  */
-export function egressByInterface(model: NatModel, marks: Marks): {pods: Map<number, Map<Ipv4, string>>; snat: NftElement[]} {
-  const owner = new Map<Ipv4, {index: number; comment: string}>()
-  const snat = new Map<string, NftElement>()
+export function egressRuns(model: NatModel, marks: Marks): EgressRuns {
+  const owner = new Map<Ipv4, NatEgress>()
+  const snat = new Map<string, {pod: Ipv4; look: SnatLook}>()
   for (const egress of model.egress) {
-    const iface = marks.get(egress.interface)
-    if (!iface) throw new Error(`egress uses interface ${JSON.stringify(egress.interface)}, which is not an external interface`)
+    if (!marks.has(egress.interface)) throw new Error(`egress uses interface ${JSON.stringify(egress.interface)}, which is not an external interface`)
     checkAddress(egress.address)
-    const comment = egressComment(egress)
+    const look = snatLook(egress)
     for (const pod of egress.podIPs) {
       checkAddress(pod)
-      owner.set(pod, {index: iface.index, comment})
-      const key = `${egress.interface} ${pod}`
-      if (!snat.has(key)) snat.set(key, egressSnatElement(egress.interface, pod, egress.address, comment))
+      owner.set(pod, egress)
+      const key = snatKey(egress.interface, pod)
+      if (!snat.has(key)) snat.set(key, {pod, look})
     }
   }
-  const pods = new Map<number, Map<Ipv4, string>>()
-  for (const [pod, {index, comment}] of [...owner].sort(([a], [b]) => compareIpv4(a, b))) {
-    const group = pods.get(index) ?? new Map<Ipv4, string>()
-    group.set(pod, comment)
-    pods.set(index, group)
+  const pods = new Map<number, Ipv4[]>()
+  for (const [pod, egress] of owner) {
+    const index = marks.get(egress.interface)!.index
+    const group = pods.get(index)
+    if (group) group.push(pod)
+    else pods.set(index, [pod])
   }
-  return {pods: new Map([...pods].sort(([a], [b]) => a - b)), snat: [...snat.values()]}
+  const byIndex = new Map<number, EgressRun<string>>()
+  for (const index of [...pods.keys()].sort((a, b) => a - b)) {
+    // By the printed key, the pod itself: the order nft lists elements in, read back.
+    const sorted = pods.get(index)!.sort(compareText)
+    byIndex.set(index, egressRun(sorted, sorted.map((pod) => egressComment(owner.get(pod)!))))
+  }
+  const records = [...snat].sort(([a], [b]) => compareText(a, b))
+  return {byIndex, snat: egressRun(records.map(([, {pod}]) => pod), records.map(([, {look}]) => look))}
 }
-

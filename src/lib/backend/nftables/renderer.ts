@@ -20,6 +20,7 @@ import {DIRECT_SET_TYPES, renderPickChains, type DirectTable} from './direct.js'
 import {rememberMappings} from './mappings.js'
 import {ENDPOINTS_MAP, allowedSetName} from './names.js'
 import {ENDPOINT_TYPE, ENDPOINTS_MAP_DATA, allowedKeyType, assembleTable, interfaceMarks, renderNftables} from './render.js'
+import {setMadeOnRead} from './syntax.js'
 import type {NftChain, NftElement, NftSet, NftState} from './types.js'
 
 /** A set of the endpoint elements and the runs, one per address, it was assembled from. */
@@ -169,12 +170,12 @@ function compareRunOrder(a: Ipv4, b: Ipv4): number {
   return x < y ? -1 : x > y ? 1 : 0
 }
 
-/** A set of the runs' elements: the last one when every run is the same, else one built without sorting again. */
+/**
+ * A set of the runs' elements: the last one when every run is the same, else one whose elements
+ * are the runs' joined when read (a pass after a change never reads them: 60,000 elements copied
+ * for each set it changed, and kept twice, in the runs and in the set).
+ */
 function runSet(name: string, runs: NftElement[][], last: RunSet | undefined): RunSet {
   if (last && sameObjects(runs, last.runs)) return last
-  const {keyType, dataType} = DECLARATIONS.get(name)!
-  const set: NftSet = {name, keyType, flags: [], elements: []}
-  if (dataType) set.dataType = dataType
-  set.elements = ([] as NftElement[]).concat(...runs)
-  return {set, runs}
+  return {set: setMadeOnRead(name, DECLARATIONS.get(name)!, () => ([] as NftElement[]).concat(...runs)), runs}
 }

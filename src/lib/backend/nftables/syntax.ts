@@ -194,6 +194,20 @@ export function sortedSet(name: string, keyType: string[], elements: NftElement[
 }
 
 /**
+ * A set of these types whose elements are made by `elements` each time they are read, a new array
+ * each time (callers read them once); shaped as sortedSet makes a set, so that it compares, copies
+ * and prints as every other set does. A daemon keeps its sets so (renderer.ts, egress-part.ts): a
+ * pass after a change tells the diff which elements changed and never reads them, a pass that
+ * reads the kernel reads them once to compare.
+ */
+export function setMadeOnRead(name: string, types: ElementTypes, elements: () => NftElement[]): NftSet {
+  const set = {name, keyType: types.keyType, flags: []} as unknown as NftSet
+  Object.defineProperty(set, 'elements', {enumerable: true, get: elements})
+  if (types.dataType) set.dataType = types.dataType
+  return set
+}
+
+/**
  * What each type is declared from in a `typeof` declaration, which nft needs for a key holding a
  * `numgen` slot (an integer has no fixed size as a `type`). nft's JSON lists only the types, so the
  * expressions are derived from them, the same for desired and read-back state. The `mod` only gives
@@ -231,10 +245,12 @@ export function chainLines(chain: NftChain): string[] {
 function writeSet(out: LineBuffer, set: NftSet): void {
   out.write(`\t${set.dataType ? 'map' : 'set'} ${set.name} {`)
   for (const line of declarationLines(set)) out.write(`\t\t${line}`)
-  if (set.elements.length > 0) {
+  // Read once: a daemon's set makes its elements each time they are read (setMadeOnRead).
+  const {elements} = set
+  if (elements.length > 0) {
     out.write('\t\telements = {')
-    const last = set.elements.length - 1
-    out.writeLines(set.elements.map((element, i) => `\t\t\t${element}${i < last ? ',' : ''}`))
+    const last = elements.length - 1
+    out.writeLines(elements.map((element, i) => `\t\t\t${element}${i < last ? ',' : ''}`))
     out.write('\t\t}')
   }
   out.write('\t}')

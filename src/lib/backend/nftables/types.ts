@@ -99,7 +99,10 @@ export interface NftSet {
   flags: string[]
   /** Seconds an element of a `timeout` set lives unless refreshed. */
   timeout?: number
-  /** Sorted by key. Always empty for a `dynamic` set: its elements are the kernel's, never compared. */
+  /**
+   * Sorted by key. Always empty for a `dynamic` set: its elements are the kernel's, never compared.
+   * A daemon's sets make them anew each time they are read (syntax.ts, setMadeOnRead): read once.
+   */
   elements: NftElement[]
 }
 
