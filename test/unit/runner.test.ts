@@ -57,6 +57,25 @@ describe('ExecRunner', () => {
     expect(heapUsed() - before).to.be.below(5_000_000)
   })
 
+  it('lets go of the stdout callback, and what it holds, once the run returned, though the pipes are closed only later', async () => {
+    setFlagsFromString('--expose-gc')
+    const gc = runInNewContext('gc') as () => void
+    const heapUsed = () => {
+      gc()
+      return process.memoryUsage().heapUsed
+    }
+    const before = heapUsed()
+    // What a reader made of the output so far (a parsed state: here 20 MB of strings) is reachable through its callback alone.
+    const read = async () => {
+      const made: string[] = []
+      await runner.run('head', ['-c', String(20_000_000), '/dev/zero'], {onStdout: (chunk) => made.push(chunk.toString('latin1'))})
+      return made.length
+    }
+    expect(await read()).to.be.above(1)
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(heapUsed() - before).to.be.below(5_000_000)
+  })
+
   it('decodes characters whose bytes arrive in two chunks', async () => {
     // One ASCII byte first, so the pipe's 64 KiB chunks end in the middle of a two-byte character.
     const text = `x${'é'.repeat(100_000)}`

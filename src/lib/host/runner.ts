@@ -1,5 +1,6 @@
 /** The one way smartnat runs a process: a narrow interface, node:child_process underneath (tests use a recording fake, test/support/recording-runner.ts). */
 import {existsSync} from 'node:fs'
+import {ByteLines} from '../net/byte-lines.js'
 import {CommandError} from './command-error.js'
 import {startConversation, type Conversation} from './conversation.js'
 
@@ -56,8 +57,27 @@ export async function kernelOutput(runner: Runner, [command, args]: readonly [st
   try {
     return (await runner.run(command, [...args])).stdout
   } catch (error) {
-    throw new Error(`reading kernel state: ${[command, ...args].join(' ')} failed`, {cause: error})
+    throw kernelReadError(command, args, error)
   }
+}
+
+/**
+ * The stdout of a command that reads kernel state, handed to `onLine` line by line as it arrives
+ * (`ByteLines`), so that a long listing is never held whole; a failure names the command as
+ * `kernelOutput`'s does, whether the command failed or `onLine` threw.
+ */
+export async function kernelLines(runner: Runner, [command, args]: readonly [string, readonly string[]], onLine: (line: string) => void): Promise<void> {
+  const lines = new ByteLines(onLine)
+  try {
+    await streamOutput(runner, command, [...args], (chunk) => lines.push(chunk))
+    lines.end()
+  } catch (error) {
+    throw kernelReadError(command, args, error)
+  }
+}
+
+function kernelReadError(command: string, args: readonly string[], cause: unknown): Error {
+  return new Error(`reading kernel state: ${[command, ...args].join(' ')} failed`, {cause})
 }
 
 export interface ExecRunnerOptions {
@@ -96,6 +116,9 @@ interface Ended {
  * `timeoutMs` gets SIGTERM, then SIGKILL `killAfterMs` later. Never rejects: every ending is data.
  */
 function runProcess(file: string, args: string[], input: string, timeoutMs: number, killAfterMs: number, onStdout?: (chunk: Buffer) => void): Promise<Ended> {
+  // Let go of once the process ended, as its output is: the callback holds what its reader made of
+  // the output (a parsed state). Only this variable is in reach of the listeners, not `onStdout`.
+  let handOver = onStdout
   return new Promise((resolve) => {
     // The child's listeners and the timers below keep what they capture alive until its pipes are
     // destroyed, up to PIPES_AFTER_EXIT_MS after it exited: once it ended they must hold neither its
@@ -107,7 +130,7 @@ function runProcess(file: string, args: string[], input: string, timeoutMs: numb
     // into one buffer and then decoded (a 15 MB `nft -j` listing would be held three times).
     const stdout: string[] = []
     const stderr: string[] = []
-    if (!onStdout) child.stdout.setEncoding('utf8')
+    if (!handOver) child.stdout.setEncoding('utf8')
     child.stderr.setEncoding('utf8')
     let outputError: {thrown: unknown} | undefined
     let timedOut = false
@@ -125,12 +148,13 @@ function runProcess(file: string, args: string[], input: string, timeoutMs: numb
       stderr.length = 0
       settle?.({...output, timedOut, ...ended, ...(outputError ? {outputError: outputError.thrown} : {})})
       settle = undefined
+      handOver = undefined
     }
-    if (onStdout) {
+    if (handOver) {
       child.stdout.on('data', (chunk: Buffer) => {
-        if (outputError) return
+        if (outputError || !handOver) return
         try {
-          onStdout(chunk)
+          handOver(chunk)
         } catch (thrown) {
           outputError = {thrown}
         }
