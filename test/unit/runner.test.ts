@@ -76,6 +76,21 @@ describe('ExecRunner', () => {
     expect(heapUsed() - before).to.be.below(5_000_000)
   })
 
+  it("keeps nothing of a run's input once it returned, though the process's pipes are closed only later", async () => {
+    setFlagsFromString('--expose-gc')
+    const gc = runInNewContext('gc') as () => void
+    const heapUsed = () => {
+      gc()
+      return process.memoryUsage().heapUsed
+    }
+    const before = heapUsed()
+    // 20 MB, as a restore payload of megabytes is; made in a function of its own, so that nothing here holds it.
+    const write = async () => (await runner.run('sh', ['-c', 'cat > /dev/null'], {input: '-A SNM-A-1 -j ACCEPT\n'.repeat(1_000_000)})).exitCode
+    expect(await write()).to.equal(0)
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(heapUsed() - before).to.be.below(5_000_000)
+  })
+
   it('decodes characters whose bytes arrive in two chunks', async () => {
     // One ASCII byte first, so the pipe's 64 KiB chunks end in the middle of a two-byte character.
     const text = `x${'é'.repeat(100_000)}`

@@ -117,8 +117,10 @@ interface Ended {
  */
 function runProcess(file: string, args: string[], input: string, timeoutMs: number, killAfterMs: number, onStdout?: (chunk: Buffer) => void): Promise<Ended> {
   // Let go of once the process ended, as its output is: the callback holds what its reader made of
-  // the output (a parsed state). Only this variable is in reach of the listeners, not `onStdout`.
+  // the output (a parsed state). Only these variables are in reach of the listeners, not the
+  // parameters, and the input is let go of once handed to the pipe (a restore payload of megabytes).
   let handOver = onStdout
+  let stdin: string | undefined = input
   return new Promise((resolve) => {
     // The child's listeners and the timers below keep what they capture alive until its pipes are
     // destroyed, up to PIPES_AFTER_EXIT_MS after it exited: once it ended they must hold neither its
@@ -163,7 +165,8 @@ function runProcess(file: string, args: string[], input: string, timeoutMs: numb
     child.stderr.on('data', (chunk: string) => stderr.push(chunk))
     // A process that exits without reading all its input breaks the pipe; its exit code tells why.
     child.stdin.on('error', () => undefined)
-    child.stdin.end(input)
+    child.stdin.end(stdin)
+    stdin = undefined
     // 'error' without a pid: the process never started. 'close' comes once its output is all read.
     child.once('error', (error) => {
       if (child.pid === undefined) end({exitCode: null, signal: null, startError: error})
