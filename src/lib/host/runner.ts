@@ -1,5 +1,6 @@
 /** The one way smartnat runs a process: a narrow interface, node:child_process underneath (tests use a recording fake, test/support/recording-runner.ts). */
 import {existsSync} from 'node:fs'
+import {ByteLines} from '../net/byte-lines.js'
 import {CommandError} from './command-error.js'
 import {startConversation, type Conversation} from './conversation.js'
 
@@ -56,8 +57,27 @@ export async function kernelOutput(runner: Runner, [command, args]: readonly [st
   try {
     return (await runner.run(command, [...args])).stdout
   } catch (error) {
-    throw new Error(`reading kernel state: ${[command, ...args].join(' ')} failed`, {cause: error})
+    throw kernelReadError(command, args, error)
   }
+}
+
+/**
+ * The stdout of a command that reads kernel state, handed to `onLine` line by line as it arrives
+ * (`ByteLines`), so that a long listing is never held whole; a failure names the command as
+ * `kernelOutput`'s does, whether the command failed or `onLine` threw.
+ */
+export async function kernelLines(runner: Runner, [command, args]: readonly [string, readonly string[]], onLine: (line: string) => void): Promise<void> {
+  const lines = new ByteLines(onLine)
+  try {
+    await streamOutput(runner, command, [...args], (chunk) => lines.push(chunk))
+    lines.end()
+  } catch (error) {
+    throw kernelReadError(command, args, error)
+  }
+}
+
+function kernelReadError(command: string, args: readonly string[], cause: unknown): Error {
+  return new Error(`reading kernel state: ${[command, ...args].join(' ')} failed`, {cause})
 }
 
 export interface ExecRunnerOptions {
@@ -96,9 +116,11 @@ interface Ended {
  * `timeoutMs` gets SIGTERM, then SIGKILL `killAfterMs` later. Never rejects: every ending is data.
  */
 function runProcess(file: string, args: string[], input: string, timeoutMs: number, killAfterMs: number, onStdout?: (chunk: Buffer) => void): Promise<Ended> {
-  // The stdout callback in a box the process's ending empties: what it holds (a table read from the
-  // output) must not stay with the pipes. Named in no function below, so that none captures it.
-  const stdoutTo = {onStdout}
+  // Let go of once the process ended, as its output is: the callback holds what its reader made of
+  // the output (a parsed state). Only these variables are in reach of the listeners, not the
+  // parameters, and the input is let go of once handed to the pipe (a restore payload of megabytes).
+  let handOver = onStdout
+  let stdin: string | undefined = input
   return new Promise((resolve) => {
     // The child's listeners and the timers below keep what they capture alive until its pipes are
     // destroyed, up to PIPES_AFTER_EXIT_MS after it exited: once it ended they must hold neither its
@@ -110,7 +132,7 @@ function runProcess(file: string, args: string[], input: string, timeoutMs: numb
     // into one buffer and then decoded (a 15 MB `nft -j` listing would be held three times).
     const stdout: string[] = []
     const stderr: string[] = []
-    if (!stdoutTo.onStdout) child.stdout.setEncoding('utf8')
+    if (!handOver) child.stdout.setEncoding('utf8')
     child.stderr.setEncoding('utf8')
     let outputError: {thrown: unknown} | undefined
     let timedOut = false
@@ -126,15 +148,15 @@ function runProcess(file: string, args: string[], input: string, timeoutMs: numb
       const output = {stdout: stdout.join(''), stderr: stderr.join('')}
       stdout.length = 0
       stderr.length = 0
-      stdoutTo.onStdout = undefined
       settle?.({...output, timedOut, ...ended, ...(outputError ? {outputError: outputError.thrown} : {})})
       settle = undefined
+      handOver = undefined
     }
-    if (stdoutTo.onStdout) {
+    if (handOver) {
       child.stdout.on('data', (chunk: Buffer) => {
-        if (outputError || !stdoutTo.onStdout) return
+        if (outputError || !handOver) return
         try {
-          stdoutTo.onStdout(chunk)
+          handOver(chunk)
         } catch (thrown) {
           outputError = {thrown}
         }
@@ -143,7 +165,8 @@ function runProcess(file: string, args: string[], input: string, timeoutMs: numb
     child.stderr.on('data', (chunk: string) => stderr.push(chunk))
     // A process that exits without reading all its input breaks the pipe; its exit code tells why.
     child.stdin.on('error', () => undefined)
-    child.stdin.end(input)
+    child.stdin.end(stdin)
+    stdin = undefined
     // 'error' without a pid: the process never started. 'close' comes once its output is all read.
     child.once('error', (error) => {
       if (child.pid === undefined) end({exitCode: null, signal: null, startError: error})

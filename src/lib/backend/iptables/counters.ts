@@ -3,23 +3,28 @@ import type {Counter} from '../parts.js'
 import {TABLES, type TableName} from './types.js'
 
 const COUNTED_RULE = /^\[(\d+):(\d+)\] (-A \S+ .*)$/
+const COUNTER_PREFIX = /^\[\d+:\d+\] /
 
-/** Parses `iptables-save -c` output; identical rules in one table add up. */
-export function parseIptablesCounters(text: string): Map<string, Counter> {
-  const counters = new Map<string, Counter>()
-  let table: TableName | undefined
-  for (const raw of text.split('\n')) {
+/** Takes `iptables-save -c` output line by line as it arrives; identical rules in one table add up. */
+export class IptablesCounters {
+  readonly counters = new Map<string, Counter>()
+  private table: TableName | undefined
+
+  /** Notes the counters of a rule's line, and gives the line back as plain iptables-save prints it (without `[packets:bytes] `). */
+  line(raw: string): string {
     const line = raw.trimEnd()
     if (line.startsWith('*')) {
       const name = line.slice(1)
-      table = (TABLES as readonly string[]).includes(name) ? (name as TableName) : undefined
-      continue
+      this.table = (TABLES as readonly string[]).includes(name) ? (name as TableName) : undefined
+      return raw
     }
-    const match = table && COUNTED_RULE.exec(line)
-    if (!match) continue
-    const key = `${table} ${match[3]}`
-    const seen = counters.get(key) ?? {packets: 0, bytes: 0}
-    counters.set(key, {packets: seen.packets + Number(match[1]), bytes: seen.bytes + Number(match[2])})
+    const match = this.table && COUNTED_RULE.exec(line)
+    if (match) {
+      const key = `${this.table} ${match[3]}`
+      const seen = this.counters.get(key) ?? {packets: 0, bytes: 0}
+      this.counters.set(key, {packets: seen.packets + Number(match[1]), bytes: seen.bytes + Number(match[2])})
+    }
+    const prefix = COUNTER_PREFIX.exec(raw)
+    return prefix ? raw.slice(prefix[0].length) : raw
   }
-  return counters
 }

@@ -5,6 +5,7 @@ import {compareText} from '../../plan/order.js'
 import {ruleWords} from '../iptables-syntax.js'
 import {goJumpTarget, isGoSharedChain, SHARED_CHAINS} from './legacy-names.js'
 import {isOwnedName} from './names.js'
+import {detached} from '../../net/shared-strings.js'
 
 const BUILTIN_CHAINS = new Set(['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'])
 
@@ -32,57 +33,73 @@ function emptyTable(): ParsedTable {
 
 /** Parses `iptables-save` output: owned chains with their rules and the jumps into them from built-in chains. */
 export function parseIptablesSave(text: string): ParsedIptables {
-  const tables = Object.fromEntries(TABLES.map((t) => [t, emptyTable()])) as ParsedIptables
+  const parser = new IptablesSaveParser()
+  for (const line of text.split('\n')) parser.line(line)
+  return parser.finish()
+}
+
+/**
+ * `parseIptablesSave` fed one line at a time as the output arrives (`line`, then `finish` once it
+ * ended): what it keeps of a line is the line it was given or a copy, never a slice of it.
+ */
+export class IptablesSaveParser {
+  private readonly tables = Object.fromEntries(TABLES.map((t) => [t, emptyTable()])) as ParsedIptables
   // Per table: the rules outside smartnat's chains and jumps that enter a chain whose name the Go controller used too.
-  const sharedEntries = new Map<ParsedTable, Map<string, string[]>>()
-  let table: ParsedTable | undefined
-  let owned = new Map<string, ChainState>()
-  for (const raw of text.split('\n')) {
+  private readonly sharedEntries = new Map<ParsedTable, Map<string, string[]>>()
+  private table: ParsedTable | undefined
+  private owned = new Map<string, ChainState>()
+
+  line(raw: string): void {
     const line = raw.trimEnd()
-    if (line === '' || line.startsWith('#')) continue
+    if (line === '' || line.startsWith('#')) return
     if (line.startsWith('*')) {
       const name = line.slice(1)
-      table = (TABLES as readonly string[]).includes(name) ? tables[name as TableName] : undefined
-      owned = new Map()
-      continue
+      this.table = (TABLES as readonly string[]).includes(name) ? this.tables[name as TableName] : undefined
+      this.owned = new Map()
+      return
     }
-    if (!table || line === 'COMMIT') continue
+    const {table} = this
+    if (!table || line === 'COMMIT') return
     if (line.startsWith(':')) {
       const [name = '', policy = ''] = line.slice(1).split(' ')
       if (isOwnedName(name)) {
-        const chain = {name, rules: []}
-        owned.set(name, chain)
+        const chain = {name: detached(name), rules: []}
+        this.owned.set(chain.name, chain)
         table.chains.push(chain)
       } else {
         table.foreignChains.push(`:${name} ${policy}`)
       }
-      continue
+      return
     }
-    if (!line.startsWith('-A ')) continue
+    if (!line.startsWith('-A ')) return
     const chainName = line.slice(3, line.indexOf(' ', 3) === -1 ? undefined : line.indexOf(' ', 3))
-    const chain = owned.get(chainName)
+    const chain = this.owned.get(chainName)
     if (chain) {
       chain.rules.push(line)
-      continue
+      return
     }
     const target = line.includes(' SNM-') ? ruleTarget(ruleWords(line)) : undefined
     // The Go controller's jumps enter chains of smartnat's names too; its comment tells them apart.
     if (target !== undefined && BUILTIN_CHAINS.has(chainName) && isOwnedName(target) && goJumpTarget(line) === undefined) {
       table.jumps.push(line)
-      continue
+      return
     }
     table.foreignRules++
     if (target !== undefined && SHARED_CHAINS.has(target)) {
-      const entries = sharedEntries.get(table) ?? new Map<string, string[]>()
-      sharedEntries.set(table, entries.set(target, [...(entries.get(target) ?? []), line]))
+      const entries = this.sharedEntries.get(table) ?? new Map<string, string[]>()
+      this.sharedEntries.set(table, entries.set(target, [...(entries.get(target) ?? []), line]))
     }
   }
-  for (const parsed of Object.values(tables)) {
-    const entries = sharedEntries.get(parsed)
-    dropGoSharedChains(parsed, entries)
-    claimGoJumpsIntoOwnChains(parsed, entries)
+
+  /** The output has ended: the tables as read. */
+  finish(): ParsedIptables {
+    for (const parsed of Object.values(this.tables)) {
+      const entries = this.sharedEntries.get(parsed)
+      dropGoSharedChains(parsed, entries)
+      claimGoJumpsIntoOwnChains(parsed, entries)
+    }
+    return this.tables
   }
-  return tables
 }
 
 /**
@@ -131,22 +148,35 @@ function stableOptions(words: string[]): string {
 
 /** Parses `ipset save` output into the sets smartnat owns. */
 export function parseIpsetSave(text: string): ParsedIpsets {
-  const owned = new Map<string, IpsetState>()
-  const foreignSets: string[] = []
-  for (const raw of text.split('\n')) {
+  const parser = new IpsetSaveParser()
+  for (const line of text.split('\n')) parser.line(line)
+  return parser.finish()
+}
+
+/** `parseIpsetSave` fed one line at a time as the output arrives, as `IptablesSaveParser` is. */
+export class IpsetSaveParser {
+  private readonly owned = new Map<string, IpsetState>()
+  private readonly foreignSets: string[] = []
+
+  line(raw: string): void {
     const line = raw.trimEnd()
     if (line.startsWith('add ')) {
       const space = line.indexOf(' ', 4)
-      if (space === -1) continue
-      owned.get(line.slice(4, space))?.entries.push(line.slice(space + 1))
+      if (space === -1) return
+      // Copied: a slice would keep the whole line alive, `add` and the set's name with it.
+      this.owned.get(line.slice(4, space))?.entries.push(detached(line.slice(space + 1)))
     } else if (line.startsWith('create ')) {
       const [, name = '', type = '', ...options] = line.split(' ')
-      if (isOwnedName(name)) owned.set(name, {name, type, options: stableOptions(options), entries: []})
-      else foreignSets.push(name)
+      if (isOwnedName(name)) this.owned.set(name, {name: detached(name), type: detached(type), options: stableOptions(options), entries: []})
+      else this.foreignSets.push(name)
     }
   }
-  const sets = [...owned.values()].sort((a, b) => compareText(a.name, b.name))
-  // The default sort orders strings by code unit, exactly as compareText does, without a call per comparison.
-  for (const set of sets) set.entries.sort()
-  return {sets, foreignSets}
+
+  /** The output has ended: the sets as read, sorted. */
+  finish(): ParsedIpsets {
+    const sets = [...this.owned.values()].sort((a, b) => compareText(a.name, b.name))
+    // The default sort orders strings by code unit, exactly as compareText does, without a call per comparison.
+    for (const set of sets) set.entries.sort()
+    return {sets, foreignSets: this.foreignSets}
+  }
 }

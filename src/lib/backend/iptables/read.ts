@@ -1,11 +1,11 @@
 /** Reads the iptables backend's actual state back from the kernel, through a Runner. */
-import {kernelOutput, type Runner} from '../../host/runner.js'
+import {kernelLines, type Runner} from '../../host/runner.js'
 import {ROUTING_READ_COMMANDS, readRouting} from '../../routing/read.js'
 import {TABLES} from './types.js'
 import type {IptablesState, TableName, TableState} from './types.js'
 import type {Counter} from '../parts.js'
-import {parseIptablesCounters} from './counters.js'
-import {parseIpsetSave, parseIptablesSave} from './parse.js'
+import {IptablesCounters} from './counters.js'
+import {IpsetSaveParser, IptablesSaveParser, type ParsedIptables} from './parse.js'
 
 /** The commands that print the kernel state smartnat owns; nothing else is run to read it. */
 export const READ_COMMANDS = {
@@ -18,24 +18,31 @@ const COUNTED_READ = ['iptables-save', ['-c']] as const
 
 /** Reads smartnat's chains, jumps, sets, ip rules and routes as they are in the kernel now. */
 export async function readIptablesState(runner: Runner): Promise<IptablesState> {
-  const [iptables, ipset, routing] = await Promise.all([kernelOutput(runner, READ_COMMANDS.iptables), kernelOutput(runner, READ_COMMANDS.ipset), readRouting(runner)])
-  return {tables: ownedTables(iptables), sets: parseIpsetSave(ipset).sets, ...routing}
+  const [tables, sets, routing] = await Promise.all([readIptablesTables(runner), readOwnedSets(runner), readRouting(runner)])
+  return {tables, sets, ...routing}
 }
 
 /** Reads the same state and the rules' counters with one `iptables-save -c` instead of two saves: status and explain show both. */
 export async function readCountedIptablesState(runner: Runner): Promise<{state: IptablesState; counters: Map<string, Counter>}> {
-  const [counted, ipset, routing] = await Promise.all([kernelOutput(runner, COUNTED_READ), kernelOutput(runner, READ_COMMANDS.ipset), readRouting(runner)])
-  // Without its `[packets:bytes] ` prefixes, a rule reads as plain iptables-save prints it.
-  const state = {tables: ownedTables(counted.replace(/^\[\d+:\d+\] /gm, '')), sets: parseIpsetSave(ipset).sets, ...routing}
-  return {state, counters: parseIptablesCounters(counted)}
+  const parser = new IptablesSaveParser()
+  const counted = new IptablesCounters()
+  const [, sets, routing] = await Promise.all([kernelLines(runner, COUNTED_READ, (line) => parser.line(counted.line(line))), readOwnedSets(runner), readRouting(runner)])
+  return {state: {tables: ownedTables(parser.finish()), sets, ...routing}, counters: counted.counters}
 }
 
-/** Reads smartnat's chains and jumps only (one iptables-save). */
+/** Reads smartnat's chains and jumps only (one iptables-save), taking the listing apart as it arrives. */
 export async function readIptablesTables(runner: Runner): Promise<IptablesState['tables']> {
-  return ownedTables(await kernelOutput(runner, READ_COMMANDS.iptables))
+  const parser = new IptablesSaveParser()
+  await kernelLines(runner, READ_COMMANDS.iptables, (line) => parser.line(line))
+  return ownedTables(parser.finish())
 }
 
-function ownedTables(iptablesSave: string): IptablesState['tables'] {
-  const parsed = parseIptablesSave(iptablesSave)
+async function readOwnedSets(runner: Runner): Promise<IptablesState['sets']> {
+  const parser = new IpsetSaveParser()
+  await kernelLines(runner, READ_COMMANDS.ipset, (line) => parser.line(line))
+  return parser.finish().sets
+}
+
+function ownedTables(parsed: ParsedIptables): IptablesState['tables'] {
   return Object.fromEntries(TABLES.map((t): [TableName, TableState] => [t, {chains: parsed[t].chains, jumps: parsed[t].jumps}])) as Record<TableName, TableState>
 }
