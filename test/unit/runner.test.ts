@@ -2,10 +2,9 @@ import {expect} from 'chai'
 import {mkdtemp, readFile, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {setFlagsFromString} from 'node:v8'
-import {runInNewContext} from 'node:vm'
 import {CommandError, ExecRunner, streamOutput} from '../../src/lib/host/runner.js'
 import {RecordingRunner} from '../support/recording-runner.js'
+import {heapUsedAfterCollection} from '../support/heap-used.js'
 
 /** The CommandError `promise` rejects with; fails the test when it resolves or rejects with something else. */
 async function commandError(promise: Promise<unknown>): Promise<CommandError> {
@@ -42,29 +41,17 @@ describe('ExecRunner', () => {
   })
 
   it("keeps nothing of a process's output once it returned it, though the process's pipes are closed only later", async () => {
-    setFlagsFromString('--expose-gc')
-    const gc = runInNewContext('gc') as () => void
-    const heapUsed = () => {
-      gc()
-      return process.memoryUsage().heapUsed
-    }
-    const before = heapUsed()
+    const before = heapUsedAfterCollection()
     // 20 MB, read back as a 15 MB `nft -j` listing is: held until the pipes close, it would be twice that (chunks and joined).
     const {length} = (await runner.run('head', ['-c', String(20_000_000), '/dev/zero'])).stdout
     expect(length).to.equal(20_000_000)
     // The job that resumed this test holds the value it resumed it with until it ends.
     await new Promise((resolve) => setImmediate(resolve))
-    expect(heapUsed() - before).to.be.below(5_000_000)
+    expect(heapUsedAfterCollection() - before).to.be.below(5_000_000)
   })
 
   it('lets go of the stdout callback, and what it holds, once the run returned, though the pipes are closed only later', async () => {
-    setFlagsFromString('--expose-gc')
-    const gc = runInNewContext('gc') as () => void
-    const heapUsed = () => {
-      gc()
-      return process.memoryUsage().heapUsed
-    }
-    const before = heapUsed()
+    const before = heapUsedAfterCollection()
     // What a reader made of the output so far (a parsed state: here 20 MB of strings) is reachable through its callback alone.
     const read = async () => {
       const made: string[] = []
@@ -73,22 +60,16 @@ describe('ExecRunner', () => {
     }
     expect(await read()).to.be.above(1)
     await new Promise((resolve) => setImmediate(resolve))
-    expect(heapUsed() - before).to.be.below(5_000_000)
+    expect(heapUsedAfterCollection() - before).to.be.below(5_000_000)
   })
 
   it("keeps nothing of a run's input once it returned, though the process's pipes are closed only later", async () => {
-    setFlagsFromString('--expose-gc')
-    const gc = runInNewContext('gc') as () => void
-    const heapUsed = () => {
-      gc()
-      return process.memoryUsage().heapUsed
-    }
-    const before = heapUsed()
+    const before = heapUsedAfterCollection()
     // 20 MB, as a restore payload of megabytes is; made in a function of its own, so that nothing here holds it.
     const write = async () => (await runner.run('sh', ['-c', 'cat > /dev/null'], {input: '-A SNM-A-1 -j ACCEPT\n'.repeat(1_000_000)})).exitCode
     expect(await write()).to.equal(0)
     await new Promise((resolve) => setImmediate(resolve))
-    expect(heapUsed() - before).to.be.below(5_000_000)
+    expect(heapUsedAfterCollection() - before).to.be.below(5_000_000)
   })
 
   it('decodes characters whose bytes arrive in two chunks', async () => {

@@ -3,8 +3,6 @@
  * reads is what parsing the whole text gives, wherever the chunks end, and it keeps no slice of a
  * line.
  */
-import {runInNewContext} from 'node:vm'
-import {setFlagsFromString} from 'node:v8'
 import {expect} from 'chai'
 import {IpsetSaveParser, IptablesSaveParser, parseIpsetSave, parseIptablesSave, type ParsedIpsets} from '../../src/lib/backend/iptables/parse.js'
 import {readCountedIptablesState, readIptablesState, readIptablesTables} from '../../src/lib/backend/iptables/read.js'
@@ -12,6 +10,7 @@ import {CommandError, kernelLines, type RunOptions, type RunResult, type Runner}
 import {ByteLines} from '../../src/lib/net/byte-lines.js'
 import {IPSET_SAVE, IPTABLES_SAVE, IP_ROUTE_JSON, IP_RULE_JSON} from './fixtures/kernel-capture.js'
 import {RecordingRunner} from '../support/recording-runner.js'
+import {heapUsedAfterCollection} from '../support/heap-used.js'
 
 // Owned chains and sets with characters of two, three and four bytes, a rule in each table, foreign rules between them.
 const LISTING = IPTABLES_SAVE.replace(
@@ -112,12 +111,6 @@ describe('the iptables backend’s streamed read', () => {
   })
 
   it('keeps a set entry as a string of its own, not a slice of the line it came in (100,000 entries)', () => {
-    setFlagsFromString('--expose-gc')
-    const gc = runInNewContext('gc') as () => void
-    const heapUsed = () => {
-      gc()
-      return process.memoryUsage().heapUsed
-    }
     // The set's name makes each line 40 bytes longer than its entry: kept alive by a slice, 100,000 lines are 4 MB more.
     const name = `SNM-${'E'.repeat(27)}`
     const listing = [`create ${name} hash:ip,port family inet hashsize 1024 maxelem 262144`]
@@ -130,9 +123,9 @@ describe('the iptables backend’s streamed read', () => {
       entries = sets.sets[0]!.entries.length
       return sets
     })()
-    const held = heapUsed()
+    const held = heapUsedAfterCollection()
     read = undefined
-    const bytesPerEntry = (held - heapUsed()) / entries
+    const bytesPerEntry = (held - heapUsedAfterCollection()) / entries
     expect(read).to.equal(undefined)
     expect(entries).to.equal(100_000)
     // A flat string of ~20 characters and its slot: about 50 bytes; a slice and the line it keeps: about 120.
