@@ -76,7 +76,8 @@ export async function kernelLines(runner: Runner, [command, args]: readonly [str
   }
 }
 
-function kernelReadError(command: string, args: readonly string[], cause: unknown): Error {
+/** The error a failed read of kernel state fails with: it names the command, the failure its cause. */
+export function kernelReadError(command: string, args: readonly string[], cause: unknown): Error {
   return new Error(`reading kernel state: ${[command, ...args].join(' ')} failed`, {cause})
 }
 

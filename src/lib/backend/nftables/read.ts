@@ -1,5 +1,5 @@
 /** Reads the nftables backend's actual state back from the kernel, through a Runner. */
-import {streamOutput, type Runner} from '../../host/runner.js'
+import {kernelReadError, streamOutput, type Runner} from '../../host/runner.js'
 import {readRouting} from '../../routing/read.js'
 import {NftListingSplitter} from './json-items.js'
 import {TABLE_FAMILY, TABLE_NAME} from './names.js'
@@ -31,7 +31,7 @@ export async function readNftTable(runner: Runner): Promise<NftTable | undefined
   try {
     result = await streamOutput(runner, command, [...args], take, {okExitCodes: [1]})
   } catch (error) {
-    throw new Error(`reading kernel state: ${[command, ...args].join(' ')} failed`, {cause: error})
+    throw kernelReadError(command, args, error)
   }
   if (result.exitCode === 0) {
     if (unreadable) throw unreadable.error
