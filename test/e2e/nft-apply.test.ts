@@ -211,6 +211,30 @@ describe('nftables backend in a network namespace (root)', function () {
     expect(handles()).to.equal(before)
   })
 
+  it("reads back a daemon's sets, unchanged in the kernel, as the very sets it rendered, and a set changed there as the kernel has it", async () => {
+    const daemon = nftablesBackend(runner, {rendersAgain: true})
+    const model = kernelTestModel()
+    const rendered = daemon.render(model)
+    await daemon.apply(rendered)
+    const read = await daemon.read()
+    const renderedSets = new Set(rendered.table!.sets)
+    const kept = (state: NftState) => state.table!.sets.filter((set) => renderedSets.has(set)).map((set) => set.name)
+    const names = rendered.table!.sets.map((set) => set.name)
+    expect(names).to.include.members(['endpoints', 'allowed_32'])
+    expect(kept(read)).to.deep.equal(names)
+    expect(read).to.deep.equal(await readNftState(runner))
+    expectConverged(read, rendered)
+    // Changed behind the daemon's back: that map is read as the kernel has it, and the apply puts it back.
+    inNetns('nft', 'delete', 'element', 'ip', 'smartnat', 'endpoints', '{ 198.18.0.10 . tcp . 80 }')
+    const drifted = await daemon.read()
+    expect(kept(drifted)).to.deep.equal(names.filter((name) => name !== 'endpoints'))
+    expect(drifted).to.deep.equal(await readNftState(runner))
+    expect(isEmptyChanges(diffNftState(rendered, drifted))).to.equal(false)
+    await daemon.apply(daemon.render(model))
+    expectConverged(await readNftState(runner), rendered)
+    desired = rendered
+  })
+
   it('keeps the old elements when an element change through nft -i fails, says what nft said, and goes on', async () => {
     const log = new CommandLogRunner(runner)
     const session = new NftSession(log)

@@ -73,6 +73,11 @@ export abstract class PartsRenderer<State, Share, Rendered extends RenderedFromP
     }
   }
 
+  /** The state the last render gave; none before the first, nor while or after one fails. */
+  lastState(): State | undefined {
+    return this.last?.state
+  }
+
   /** The whole render, keeping no parts. */
   protected abstract renderWhole(model: NatModel): State
 

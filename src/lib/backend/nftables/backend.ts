@@ -34,7 +34,8 @@ export function nftablesBackend(runner: Runner, options: BackendOptions = {}): B
       const legacy = await options.legacyLayout.flush({...applyOptions.legacy, dryRun: false})
       return {...applied, changed: applied.changed || legacy.changed, legacy: legacy.removed}
     },
-    read: () => readNftState(runner),
+    // A daemon's resync finds the sets it rendered last, unchanged, and keeps those instead of a copy.
+    read: () => readNftState(runner, renderer.lastState()?.table),
     flush: (flushOptions) => flushNftables(runner, flushOptions),
     payloads: (desired) => [
       {command: 'nft -f -', text: renderNftScript(desired)},

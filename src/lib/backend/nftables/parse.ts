@@ -280,11 +280,10 @@ function elementKeyParts(value: Json, at: ElementPlace): {key: string[]; comment
 }
 
 /**
- * An element as printed; its parts are dropped. An element of one bare part is that part, which
- * JSON.parse may have cut out of the text it parsed (which it would keep alive): it is kept as a copy.
+ * An element as printed, to keep; its parts are dropped. An element of one bare part is that part,
+ * which JSON.parse may have cut out of the text it parsed (which it would keep alive): it is kept as a copy.
  */
-function readElement(set: NftSet, parts: ElementParts): NftElement {
-  const element = printElement(set, parts, true)
+function keptElement(element: NftElement, parts: ElementParts): NftElement {
   return parts.key.length === 1 && parts.comment === undefined && parts.value === undefined ? detached(element) : element
 }
 
@@ -303,17 +302,26 @@ function setFlags(body: JsonObject): string[] {
   return flags.includes('timeout') && !flags.includes('dynamic') ? ['dynamic', ...flags] : flags
 }
 
-/** A set or map read element by element, as they come (json-items.ts) or from its "elem". */
+/**
+ * A set or map read element by element, as they come (json-items.ts) or from its "elem". Read against
+ * a set expected (the state a daemon rendered last, NftTableReader's `like`), it keeps only the
+ * elements that set lacks and counts off those it has: when they are all met and nothing else came,
+ * the set read is the one expected, and a resync holds no copy of the table (13 MB at 10,000
+ * Mappings) and sorts nothing.
+ */
 class SetReader {
   readonly set: NftSet
   private readonly at: ElementPlace
   /** Rules fill a dynamic set as traffic comes; what they put there is not smartnat's to compare. */
   private readonly dynamic: boolean
+  /** Every element read, or with a set expected, those it does not have. */
   private readonly elements: NftElement[] = []
+  private readonly expected: {set: NftSet; elements: readonly NftElement[]; unmet: Set<NftElement>} | undefined
 
   constructor(
     body: JsonObject,
     private readonly isMap: boolean,
+    like?: NftSet,
   ) {
     const name = String(body.name)
     this.at = {where: `nft set ${name}`}
@@ -321,6 +329,11 @@ class SetReader {
     if (isMap) this.set.dataType = typeList(body.map)
     if (body.timeout !== undefined) this.set.timeout = Number(body.timeout)
     this.dynamic = this.set.flags.includes('dynamic')
+    if (like && !this.dynamic && sameDeclaration(like, this.set)) {
+      // Read once: a daemon's set makes its elements each time they are read (syntax.ts, setMadeOnRead).
+      const {elements} = like
+      this.expected = {set: like, elements, unmet: new Set(elements)}
+    }
   }
 
   /** What the elements are read with, to compare. */
@@ -332,18 +345,28 @@ class SetReader {
     // Parsed all the same: a listing that is not JSON fails the read, wherever it breaks.
     if (this.dynamic) return
     const {set, at} = this
-    if (!this.isMap) {
-      this.elements.push(readElement(set, elementKeyParts(item, at)))
-      return
-    }
-    if (!Array.isArray(item) || item.length !== 2) throw new Error(`${at.where}: unexpected map element ${JSON.stringify(item)}`)
-    this.elements.push(readElement(set, {...elementKeyParts(item[0], at), value: parts(item[1], at)}))
+    let element: ElementParts
+    if (!this.isMap) element = elementKeyParts(item, at)
+    else if (Array.isArray(item) && item.length === 2) element = {...elementKeyParts(item[0], at), value: parts(item[1], at)}
+    else throw new Error(`${at.where}: unexpected map element ${JSON.stringify(item)}`)
+    const printed = printElement(set, element, true)
+    if (this.expected?.unmet.delete(printed)) return
+    this.elements.push(keptElement(printed, element))
   }
 
   done(): NftSet {
-    this.set.elements = sortElements(this.set, this.elements)
+    const {expected} = this
+    if (expected === undefined) this.set.elements = sortElements(this.set, this.elements)
+    else if (expected.unmet.size === 0 && this.elements.length === 0) return expected.set
+    else this.set.elements = sortElements(this.set, [...expected.elements.filter((element) => !expected.unmet.has(element)), ...this.elements])
     return this.set
   }
+}
+
+/** Whether two sets are declared alike, so that the same elements make them the same set. */
+function sameDeclaration(a: NftSet, b: NftSet): boolean {
+  const same = (x: readonly string[] | undefined, y: readonly string[] | undefined) => x?.join(' . ') === y?.join(' . ')
+  return a.name === b.name && same(a.keyType, b.keyType) && same(a.dataType, b.dataType) && same(a.flags, b.flags) && a.timeout === b.timeout
 }
 
 function parseBase(body: JsonObject): NftBaseChain | undefined {
@@ -364,18 +387,25 @@ function ownItem(item: Json): [string, JsonObject] | undefined {
   return [kind, body]
 }
 
-/** The reader of a set or map item of smartnat's table. */
-function setReader(item: Json): SetReader | undefined {
+/** The reader of a set or map item of smartnat's table, against the set of its name in `like`. */
+function setReader(item: Json, like?: ReadonlyMap<string, NftSet>): SetReader | undefined {
   const own = ownItem(item)
-  return own && (own[0] === 'set' || own[0] === 'map') ? new SetReader(own[1], own[0] === 'map') : undefined
+  return own && (own[0] === 'set' || own[0] === 'map') ? new SetReader(own[1], own[0] === 'map', like?.get(String(own[1].name))) : undefined
 }
 
 /**
  * The table smartnat owns, read from the items of `nft -j list table ip smartnat` as they come
- * (json-items.ts); `finish` gives it once the listing ended. Only what the table keeps is kept.
+ * (json-items.ts); `finish` gives it once the listing ended. Only what the table keeps is kept: a
+ * set found as it is in `like` (what a daemon rendered last) is that set (SetReader).
  */
 export class NftTableReader implements NftListingSink {
   private readonly sets: NftSet[] = []
+  private readonly like: ReadonlyMap<string, NftSet> | undefined
+
+  constructor(like?: NftTable) {
+    if (like) this.like = new Map(like.sets.map((set) => [set.name, set]))
+  }
+
   private readonly chains = new Map<string, NftChain>()
   /** The set or map whose elements are coming (no reader when it is not smartnat's), and its item as far as its "elem". */
   private reading: {reader: SetReader | undefined; head: string} | undefined
@@ -385,7 +415,7 @@ export class NftTableReader implements NftListingSink {
     if (!own) return
     const [kind, body] = own
     if (kind === 'set' || kind === 'map') {
-      const reader = new SetReader(body, kind === 'map')
+      const reader = new SetReader(body, kind === 'map', this.like?.get(String(body.name)))
       for (const element of Array.isArray(body.elem) ? (body.elem as Json[]) : []) reader.add(element)
       this.sets.push(reader.done())
     } else if (kind === 'chain') {
@@ -399,7 +429,7 @@ export class NftTableReader implements NftListingSink {
   }
 
   elementsStart(head: Json): void {
-    this.reading = {reader: setReader(head), head: JSON.stringify(head)}
+    this.reading = {reader: setReader(head, this.like), head: JSON.stringify(head)}
   }
 
   element(value: Json): void {
@@ -425,14 +455,14 @@ export class NftTableReader implements NftListingSink {
   }
 }
 
-/** The table smartnat owns as `nft -j list table ip smartnat` prints it, from the whole text. */
-export function parseNftJson(text: string): NftTable {
-  const table = new NftTableReader()
+/** The table smartnat owns as `nft -j list table ip smartnat` prints it, from the whole text; its sets found as in `like` are those. */
+export function parseNftJson(text: string, like?: NftTable): NftTable {
+  const table = new NftTableReader(like)
   const listing = new NftListingSplitter(table)
   listing.write(Buffer.from(text))
   if (listing.end()) return table.finish()
   // Something follows the "nftables" array: what the listing holds is what JSON.parse finds in it.
-  const whole = new NftTableReader()
+  const whole = new NftTableReader(like)
   readWholeListing(text, whole)
   return whole.finish()
 }

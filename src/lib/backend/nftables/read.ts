@@ -11,11 +11,12 @@ export const NFT_READ: readonly [string, readonly string[]] = ['nft', ['-j', 'li
 
 /**
  * smartnat's table as nft lists it, or undefined when there is none. The listing (15 MB at 10,000
- * Mappings) is read item by item as its bytes arrive, and never held whole.
+ * Mappings) is read item by item as its bytes arrive, and never held whole; a set found as it is in
+ * `like` is that set (NftTableReader).
  */
-export async function readNftTable(runner: Runner): Promise<NftTable | undefined> {
+export async function readNftTable(runner: Runner, like?: NftTable): Promise<NftTable | undefined> {
   const [command, args] = NFT_READ
-  const table = new NftTableReader()
+  const table = new NftTableReader(like)
   const listing = new NftListingSplitter(table)
   // Kept until the exit code is known: a failing nft's output is not a listing to complain about.
   let unreadable: {error: unknown} | undefined
@@ -43,8 +44,8 @@ export async function readNftTable(runner: Runner): Promise<NftTable | undefined
   throw new Error(`reading kernel state: ${[command, ...args].join(' ')} exited with 1: ${result.stderr.trim()}`)
 }
 
-/** Reads smartnat's table, ip rules and routes as they are in the kernel now. */
-export async function readNftState(runner: Runner): Promise<NftState> {
-  const [table, routing] = await Promise.all([readNftTable(runner), readRouting(runner)])
+/** Reads smartnat's table, ip rules and routes as they are in the kernel now; sets as they are in `like` are those. */
+export async function readNftState(runner: Runner, like?: NftTable): Promise<NftState> {
+  const [table, routing] = await Promise.all([readNftTable(runner, like), readRouting(runner)])
   return {...(table ? {table} : {}), ...routing}
 }
