@@ -11,6 +11,7 @@ import {RecordingRunner} from '../support/recording-runner.js'
 import {DEFAULT_PLAN_OPTIONS} from '../../src/lib/plan/model.js'
 import {vanishedPods} from '../../src/lib/sync/vanished-pods.js'
 import {readAhead, syncOnce} from '../../src/lib/sync/once.js'
+import {syncPass} from '../../src/lib/sync/watch.js'
 import {checkPrerequisites} from '../../src/lib/sync/prepare.js'
 
 const host: HostInfo = {interfaces: [{name: 'eth1', addresses: [{address: '198.18.0.10' as Ipv4, prefixLength: 24}]}]}
@@ -152,6 +153,48 @@ describe('syncOnce and the state applied last', () => {
     await syncOnce({runner, backend}, load, settings, {checkPrerequisites: false, assumeActual: 'applied before', afterRead})
     await syncOnce({runner, backend}, load, settings, {checkPrerequisites: false, full: true, assumeActual: 'applied before', afterRead})
     expect(calls).to.deep.equal(['read', 'after read', 'apply', 'apply', 'read', 'after read', 'apply'])
+  })
+
+  it('reads the kernel while it plans, or once it has rendered when told to, and only in a pass that reads', async () => {
+    const calls: string[] = []
+    const backend = inertBackend({
+      name: 'iptables',
+      render: () => {
+        calls.push('render')
+        return 'desired'
+      },
+      read: async () => {
+        calls.push('read')
+        return 'read'
+      },
+      apply: async (_desired, options) => {
+        calls.push(`apply, ${String(await options?.kernelRead)}`)
+        return NOTHING_CHANGED
+      },
+    })
+    await syncOnce({runner, backend}, load, settings, {checkPrerequisites: false})
+    await syncOnce({runner, backend}, load, settings, {checkPrerequisites: false, readAfterRender: true})
+    await syncOnce({runner, backend}, load, settings, {checkPrerequisites: false, readAfterRender: true, assumeActual: 'applied before'})
+    expect(calls).to.deep.equal(['read', 'render', 'apply, read', 'render', 'read', 'apply, read', 'render', 'apply, undefined'])
+  })
+
+  it("reads a daemon's kernel once its first pass has rendered, and while planning after that", async () => {
+    const calls: string[] = []
+    const backend = inertBackend({
+      name: 'iptables',
+      render: () => {
+        calls.push('render')
+        return 'desired'
+      },
+      read: async () => {
+        calls.push('read')
+        return 'read'
+      },
+    })
+    const pass = syncPass({runner, backend}, settings)
+    await pass(load, {full: false})
+    await pass(load, {full: false})
+    expect(calls).to.deep.equal(['render', 'read', 'read', 'render'])
   })
 
   it('does not call afterRead when the read failed, and the apply still reports the failure', async () => {

@@ -69,6 +69,11 @@ export interface SyncOptions {
   claim?: ReadClaim
   /** Called in a pass that reads the kernel once its state is read and parsed, before it is compared with the desired one (a daemon collects garbage there); not when the read failed or gave way. */
   afterRead?: () => void
+  /**
+   * Read the kernel once the desired state is rendered, not while planning: a backend that keeps its
+   * last render reads the kernel's sets against it (nftables: those found unchanged are not copied).
+   */
+  readAfterRender?: boolean
 }
 
 /** The stages of one sync pass, in order; run them all, then call `report()`. */
@@ -89,6 +94,9 @@ export function syncSteps(
   let directListed: Ipv4[] | undefined
   let rulesProgrammed = 0
   let massRemoval: Removal | undefined
+  const startRead = () => {
+    if (options.assumeActual === undefined || options.full) kernelRead = claimed(readAhead(deps.backend), options.claim)
+  }
   const readHost = async () => {
     if (options.assumeHost) return options.assumeHost
     const prepared = await prepareHost(deps.runner, settings)
@@ -100,7 +108,7 @@ export function syncSteps(
     // The kernel's state comes from processes: read it while this process plans.
     beforePlan: () => {
       options.claim?.check()
-      if (options.assumeActual === undefined || options.full) kernelRead = claimed(readAhead(deps.backend), options.claim)
+      if (!options.readAfterRender) startRead()
     },
   })
   const steps: SyncStep[] = [
@@ -113,6 +121,7 @@ export function syncSteps(
         planned = resolving.resolved().plan
         const desired = deps.backend.render(planned.model)
         rulesProgrammed = deps.backend.ruleCount(desired)
+        if (options.readAfterRender) startRead()
         // The read's text and what parsing it left behind are garbage from here on; a failed read is the apply's to report.
         if (kernelRead !== undefined && options.afterRead) await kernelRead.then(options.afterRead, () => undefined)
         if (options.removalGuard) {

@@ -127,6 +127,9 @@ export function syncPass(deps: SyncDeps, settings: SyncSettings, hostChanges?: H
   // Conntrack cleanup looks at the Mappings and verdicts that changed rather than at all of them.
   const cleanupMemo = new CleanupMemo()
   let lastHost: HostInfo | undefined
+  // Until a pass has rendered and applied, the backend has no render of its own to read the kernel
+  // against: the first pass reads once it has rendered, later ones while they plan (once.ts).
+  let applied = false
   return async (loadSnapshot, {changeWaiting: _, ...options}) => {
     const trusting = options.assumeActual !== undefined && !options.full
     const assumeHost = trusting && hostChanges?.unchanged ? lastHost : undefined
@@ -142,7 +145,9 @@ export function syncPass(deps: SyncDeps, settings: SyncSettings, hostChanges?: H
       cleanupMemo,
       ...(listedBefore ? {listedBefore} : {}),
       ...(assumeHost ? {assumeHost} : {}),
+      ...(applied ? {} : {readAfterRender: true}),
     })
+    applied = true
     listedBefore = report.directListed
     lastHost = report.host
     return report
