@@ -24,7 +24,8 @@ export function iptablesBackend(runner: Runner, options: Pick<BackendOptions, 'r
     tools: ['iptables', 'ipset'],
     render: (model) => renderer.render(model),
     apply: (desired, options) => applyIptables(runner, desired, options),
-    read: () => readIptablesState(runner),
+    // A daemon's resync finds the chains and sets it rendered last, unchanged, and shares their lists instead of copying them.
+    read: () => readIptablesState(runner, renderer.lastState()),
     flush: (options) => flushIptables(runner, options),
     payloads(desired) {
       const {ipset, iptables} = renderRestoreScripts(desired)

@@ -82,7 +82,8 @@ function maxelemOf(options: string): number {
   return Number.isInteger(value) && value > 0 ? value : DEFAULT_MAXELEM
 }
 
-function strictlyAscending(entries: readonly string[]): boolean {
+/** Whether entries are sorted as IpsetState keeps them, without repeats. */
+export function strictlyAscending(entries: readonly string[]): boolean {
   for (let i = 1; i < entries.length; i++) if (!(entries[i - 1]! < entries[i]!)) return false
   return true
 }

@@ -3,6 +3,7 @@ import {TABLES} from './types.js'
 import type {ChainState, IpsetState, TableName, TableState} from './types.js'
 import {compareText} from '../../plan/order.js'
 import {ruleWords} from '../iptables-syntax.js'
+import {strictlyAscending} from './diff.js'
 import {goJumpTarget, isGoSharedChain, SHARED_CHAINS} from './legacy-names.js'
 import {isOwnedName} from './names.js'
 import {detached} from '../../net/shared-strings.js'
@@ -40,7 +41,9 @@ export function parseIptablesSave(text: string): ParsedIptables {
 
 /**
  * `parseIptablesSave` fed one line at a time as the output arrives (`line`, then `finish` once it
- * ended): what it keeps of a line is the line it was given or a copy, never a slice of it.
+ * ended): what it keeps of a line is the line it was given or a copy, never a slice of it. Read
+ * against `like` (the tables a daemon rendered last), a chain whose rules come as they are there
+ * gets that chain's list of rules instead of a copy of it.
  */
 export class IptablesSaveParser {
   private readonly tables = Object.fromEntries(TABLES.map((t) => [t, emptyTable()])) as ParsedIptables
@@ -48,14 +51,22 @@ export class IptablesSaveParser {
   private readonly sharedEntries = new Map<ParsedTable, Map<string, string[]>>()
   private table: ParsedTable | undefined
   private owned = new Map<string, ChainState>()
+  /** The chains of `like`'s table of the table being read, by name. */
+  private likeChains = new Map<string, ChainState>()
+  /** Chains read against those: how many of their rules came as expected, until one did not. */
+  private readonly against = new Map<ChainState, {like: ChainState; met: number; diverged: boolean}>()
+
+  constructor(private readonly like?: Readonly<Record<TableName, TableState>>) {}
 
   line(raw: string): void {
     const line = raw.trimEnd()
     if (line === '' || line.startsWith('#')) return
     if (line.startsWith('*')) {
       const name = line.slice(1)
-      this.table = (TABLES as readonly string[]).includes(name) ? this.tables[name as TableName] : undefined
+      const known = (TABLES as readonly string[]).includes(name)
+      this.table = known ? this.tables[name as TableName] : undefined
       this.owned = new Map()
+      this.likeChains = new Map(known && this.like ? this.like[name as TableName].chains.map((chain) => [chain.name, chain]) : [])
       return
     }
     const {table} = this
@@ -66,6 +77,8 @@ export class IptablesSaveParser {
         const chain = {name: detached(name), rules: []}
         this.owned.set(chain.name, chain)
         table.chains.push(chain)
+        const like = this.likeChains.get(chain.name)
+        if (like) this.against.set(chain, {like, met: 0, diverged: false})
       } else {
         table.foreignChains.push(`:${name} ${policy}`)
       }
@@ -75,6 +88,15 @@ export class IptablesSaveParser {
     const chainName = line.slice(3, line.indexOf(' ', 3) === -1 ? undefined : line.indexOf(' ', 3))
     const chain = this.owned.get(chainName)
     if (chain) {
+      const expected = this.against.get(chain)
+      if (expected && !expected.diverged) {
+        if (expected.like.rules[expected.met] === line) {
+          expected.met++
+          return
+        }
+        expected.diverged = true
+        chain.rules.push(...expected.like.rules.slice(0, expected.met))
+      }
       chain.rules.push(line)
       return
     }
@@ -93,6 +115,9 @@ export class IptablesSaveParser {
 
   /** The output has ended: the tables as read. */
   finish(): ParsedIptables {
+    for (const [chain, {like, met, diverged}] of this.against) {
+      if (!diverged) chain.rules = met === like.rules.length ? like.rules : like.rules.slice(0, met)
+    }
     for (const parsed of Object.values(this.tables)) {
       const entries = this.sharedEntries.get(parsed)
       dropGoSharedChains(parsed, entries)
@@ -153,30 +178,61 @@ export function parseIpsetSave(text: string): ParsedIpsets {
   return parser.finish()
 }
 
-/** `parseIpsetSave` fed one line at a time as the output arrives, as `IptablesSaveParser` is. */
+/**
+ * `parseIpsetSave` fed one line at a time as the output arrives, as `IptablesSaveParser` is. Read
+ * against `like` (the sets a daemon rendered last), a set of the same type whose entries are those
+ * gets that set's list of entries instead of a copy: its entries are counted off as they come, and
+ * only those it lacks are kept.
+ */
 export class IpsetSaveParser {
   private readonly owned = new Map<string, IpsetState>()
   private readonly foreignSets: string[] = []
+  private readonly like: ReadonlyMap<string, IpsetState>
+  /** Sets read against those: their entries not met yet. */
+  private readonly against = new Map<IpsetState, {like: IpsetState; unmet: Set<string>}>()
+
+  constructor(like: readonly IpsetState[] = []) {
+    this.like = new Map(like.map((set) => [set.name, set]))
+  }
 
   line(raw: string): void {
     const line = raw.trimEnd()
     if (line.startsWith('add ')) {
       const space = line.indexOf(' ', 4)
       if (space === -1) return
+      const set = this.owned.get(line.slice(4, space))
+      if (!set) return
+      const entry = line.slice(space + 1)
+      if (this.against.get(set)?.unmet.delete(entry)) return
       // Copied: a slice would keep the whole line alive, `add` and the set's name with it.
-      this.owned.get(line.slice(4, space))?.entries.push(detached(line.slice(space + 1)))
+      set.entries.push(detached(entry))
     } else if (line.startsWith('create ')) {
       const [, name = '', type = '', ...options] = line.split(' ')
-      if (isOwnedName(name)) this.owned.set(name, {name: detached(name), type: detached(type), options: stableOptions(options), entries: []})
-      else this.foreignSets.push(name)
+      if (!isOwnedName(name)) {
+        this.foreignSets.push(name)
+        return
+      }
+      const set = {name: detached(name), type: detached(type), options: stableOptions(options), entries: []}
+      this.owned.set(name, set)
+      const like = this.like.get(name)
+      if (like?.type === set.type) this.against.set(set, {like, unmet: new Set(like.entries)})
     }
   }
 
   /** The output has ended: the sets as read, sorted. */
   finish(): ParsedIpsets {
     const sets = [...this.owned.values()].sort((a, b) => compareText(a.name, b.name))
-    // The default sort orders strings by code unit, exactly as compareText does, without a call per comparison.
-    for (const set of sets) set.entries.sort()
+    for (const set of sets) {
+      const against = this.against.get(set)
+      // Shared only when sorted, as a render's are and a set read must be.
+      if (against && against.unmet.size === 0 && set.entries.length === 0 && strictlyAscending(against.like.entries)) {
+        set.entries = against.like.entries
+        continue
+      }
+      if (against) set.entries = against.like.entries.filter((entry) => !against.unmet.has(entry)).concat(set.entries)
+      // The default sort orders strings by code unit, exactly as compareText does, without a call per comparison.
+      set.entries.sort()
+    }
     return {sets, foreignSets: this.foreignSets}
   }
 }

@@ -16,9 +16,12 @@ export const READ_COMMANDS = {
 
 const COUNTED_READ = ['iptables-save', ['-c']] as const
 
-/** Reads smartnat's chains, jumps, sets, ip rules and routes as they are in the kernel now. */
-export async function readIptablesState(runner: Runner): Promise<IptablesState> {
-  const [tables, sets, routing] = await Promise.all([readIptablesTables(runner), readOwnedSets(runner), readRouting(runner)])
+/**
+ * Reads smartnat's chains, jumps, sets, ip rules and routes as they are in the kernel now; chains and
+ * sets found as they are in `like` (a daemon's last render) share its lists of rules and entries.
+ */
+export async function readIptablesState(runner: Runner, like?: IptablesState): Promise<IptablesState> {
+  const [tables, sets, routing] = await Promise.all([readIptablesTables(runner, like?.tables), readOwnedSets(runner, like?.sets), readRouting(runner)])
   return {tables, sets, ...routing}
 }
 
@@ -31,14 +34,14 @@ export async function readCountedIptablesState(runner: Runner): Promise<{state: 
 }
 
 /** Reads smartnat's chains and jumps only (one iptables-save), taking the listing apart as it arrives. */
-export async function readIptablesTables(runner: Runner): Promise<IptablesState['tables']> {
-  const parser = new IptablesSaveParser()
+export async function readIptablesTables(runner: Runner, like?: IptablesState['tables']): Promise<IptablesState['tables']> {
+  const parser = new IptablesSaveParser(like)
   await kernelLines(runner, READ_COMMANDS.iptables, (line) => parser.line(line))
   return ownedTables(parser.finish())
 }
 
-async function readOwnedSets(runner: Runner): Promise<IptablesState['sets']> {
-  const parser = new IpsetSaveParser()
+async function readOwnedSets(runner: Runner, like?: IptablesState['sets']): Promise<IptablesState['sets']> {
+  const parser = new IpsetSaveParser(like)
   await kernelLines(runner, READ_COMMANDS.ipset, (line) => parser.line(line))
   return parser.finish().sets
 }
