@@ -400,15 +400,14 @@ function setReader(item: Json, like?: ReadonlyMap<string, NftSet>): SetReader | 
  */
 export class NftTableReader implements NftListingSink {
   private readonly sets: NftSet[] = []
+  private readonly chains = new Map<string, NftChain>()
+  /** The set or map whose elements are coming (no reader when it is not smartnat's), and its item as far as its "elem". */
+  private reading: {reader: SetReader | undefined; head: string} | undefined
   private readonly like: ReadonlyMap<string, NftSet> | undefined
 
   constructor(like?: NftTable) {
     if (like) this.like = new Map(like.sets.map((set) => [set.name, set]))
   }
-
-  private readonly chains = new Map<string, NftChain>()
-  /** The set or map whose elements are coming (no reader when it is not smartnat's), and its item as far as its "elem". */
-  private reading: {reader: SetReader | undefined; head: string} | undefined
 
   item(item: Json): void {
     const own = ownItem(item)
