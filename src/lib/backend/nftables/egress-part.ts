@@ -15,7 +15,7 @@ import {EgressOwners, egressDelta} from '../egress-owners.js'
 import {checkAddress} from '../model-checks.js'
 import {sameObjects} from '../model-delta.js'
 import {elementDelta, type ElementDelta} from './diff.js'
-import {changedRun, findRecord, printRun, type EgressRun, type RecordKey} from './egress-runs.js'
+import {changedRun, eachPrinted, findRecord, printRun, type EgressRun, type RecordKey} from './egress-runs.js'
 import {EGRESS_SNAT_MAP, egressSetName} from './names.js'
 import {
   EGRESS_SET_TYPES,
@@ -131,11 +131,11 @@ function egressSets(byIndex: ReadonlyMap<number, RecordedSet<string>>, snat: Rec
 }
 
 function podSet(index: number, run: EgressRun<string>): RecordedSet<string> {
-  return {run, set: setMadeOnRead(egressSetName(index), EGRESS_SET_TYPES, () => printRun(run, egressPodElement))}
+  return {run, set: setMadeOnRead(egressSetName(index), EGRESS_SET_TYPES, () => printRun(run, egressPodElement), (visit) => eachPrinted(run, egressPodElement, visit))}
 }
 
 function snatMap(run: EgressRun<SnatLook>): RecordedSet<SnatLook> {
-  return {run, set: setMadeOnRead(EGRESS_SNAT_MAP, EGRESS_SNAT_TYPES, () => printRun(run, printEgressSnat))}
+  return {run, set: setMadeOnRead(EGRESS_SNAT_MAP, EGRESS_SNAT_TYPES, () => printRun(run, printEgressSnat), (visit) => eachPrinted(run, printEgressSnat, visit))}
 }
 
 /** The element changes between two recorded sets that differ at most at `keys`: those elements alone printed and compared. */

@@ -36,8 +36,13 @@ export function egressRun<Look>(pods: readonly Ipv4[], looks: readonly Look[], c
 /** The elements of `run`, in its order. */
 export function printRun<Look>(run: EgressRun<Look>, print: (pod: Ipv4, look: Look) => NftElement): NftElement[] {
   const elements: NftElement[] = []
-  for (const {pods, looks} of run.chunks) for (let i = 0; i < pods.length; i++) elements.push(print(pods[i]!, looks[i]!))
+  eachPrinted(run, print, (element) => elements.push(element))
   return elements
+}
+
+/** The elements of `run`, printed, handed to `visit` one by one in order. */
+export function eachPrinted<Look>(run: EgressRun<Look>, print: (pod: Ipv4, look: Look) => NftElement, visit: (element: NftElement) => void): void {
+  for (const {pods, looks} of run.chunks) for (let i = 0; i < pods.length; i++) visit(print(pods[i]!, looks[i]!))
 }
 
 /** The record of `key`, if `run` has one. */

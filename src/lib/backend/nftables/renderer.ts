@@ -177,5 +177,8 @@ function compareRunOrder(a: Ipv4, b: Ipv4): number {
  */
 function runSet(name: string, runs: NftElement[][], last: RunSet | undefined): RunSet {
   if (last && sameObjects(runs, last.runs)) return last
-  return {set: setMadeOnRead(name, DECLARATIONS.get(name)!, () => ([] as NftElement[]).concat(...runs)), runs}
+  const each = (visit: (element: NftElement) => void) => {
+    for (const run of runs) for (const element of run) visit(element)
+  }
+  return {set: setMadeOnRead(name, DECLARATIONS.get(name)!, () => ([] as NftElement[]).concat(...runs), each), runs}
 }
