@@ -415,10 +415,11 @@ describe('host', () => {
     it('gives up after the timeout, naming the holder', async () => {
       const holder = await heldElsewhere('sync')
       let waits = 0
-      const error = await acquireLock({path, waitMs: 200, onWait: () => waits++}).catch((e: Error) => e)
+      // Long enough that the first, non-blocking try (a flock process) ends within it on a loaded machine: a try that outlasts the wait gives up without announcing one.
+      const error = await acquireLock({path, waitMs: 1000, onWait: () => waits++}).catch((e: Error) => e)
       expect(error).to.be.instanceOf(LockHeldError)
       expect((error as LockHeldError).holder).to.include({pid: holder.child.pid, purpose: 'sync'})
-      expect((error as LockHeldError).waitedMs, 'it waited the whole time').to.be.at.least(200)
+      expect((error as LockHeldError).waitedMs, 'it waited the whole time').to.be.at.least(1000)
       expect(waits).to.equal(1)
     })
 
