@@ -103,6 +103,28 @@ describe('stale status keys', function () {
     })
   })
 
+  describe("this host's keys", function () {
+    /** This host's addresses, counting each time they are all gone through. */
+    class CountedAddresses extends Set<string> {
+      walks = 0
+      override [Symbol.iterator](): SetIterator<string> {
+        this.walks++
+        return super[Symbol.iterator]()
+      }
+    }
+
+    it('removes the key it wrote for an address it lost, telling its keys without going through all its addresses', function () {
+      const own = new CountedAddresses(Array.from({length: 1000}, (_, i) => `198.18.${i >> 8}.${i & 255}`))
+      const keys = {'198.19.9.9': {podIPs: ['10.244.0.5'], host: 'edge-1'}, '198.18.0.7': {podIPs: ['10.244.0.5'], host: 'edge-1'}}
+      const served = verdict({configuredAddresses: {'198.18.0.7': {podIPs: ['10.244.0.5' as Ipv4]}}})
+      const {status, patch} = desiredStatus(mapping({invalid: 'no', configuredAddresses: keys}), served, own, T0, 'edge-1', live('edge-1'))
+      expect(patch!.configuredAddresses).to.deep.equal({'198.19.9.9': null})
+      expect(Object.keys(status.configuredAddresses!)).to.deep.equal(['198.18.0.7'])
+      // A copy of the host's addresses for each Mapping cost the addresses times the Mappings in a status round.
+      expect(own.walks).to.equal(0)
+    })
+  })
+
   describe('a Mapping being deleted', function () {
     it('removes this host\'s key, keeps invalid, serviceVIP and Valid, and says why in Ready', function () {
       const valid = {type: 'Valid' as const, status: 'True' as const, reason: 'Valid', message: 'spec is valid and its Service resolves', lastTransitionTime: '2024-01-01T00:00:00Z'}

@@ -7,7 +7,7 @@ import {compareIpv4, type Ipv4} from '../net/ipv4.js'
 import {describeApiError} from '../source/kube/errors.js'
 import type {EventApi} from '../source/kube/writers.js'
 import {API_WRITES_IN_FLIGHT, mapBounded} from './bounded.js'
-import type {StatusChange} from './status.js'
+import {eitherOf, type Addresses, type StatusChange} from './status.js'
 
 /** Component named as the source of every Event smartnat records. */
 export const EVENT_COMPONENT = 'smartnat'
@@ -19,7 +19,7 @@ export interface MappingEvent {
 }
 
 /** The Events one status transition deserves; none when nothing that matters changed. */
-export function transitionEvents(previous: MappingStatus | undefined, next: MappingStatus, own: Set<string>, hostName: string): MappingEvent[] {
+export function transitionEvents(previous: MappingStatus | undefined, next: MappingStatus, own: Addresses, hostName: string): MappingEvent[] {
   const events: MappingEvent[] = []
   // Waiting one pass for its allocation to be recorded is no fault worth a Warning.
   if (next.invalid !== undefined && next.invalid !== 'no' && next.invalid !== NOT_RECORDED && previous?.invalid !== next.invalid) {
@@ -45,7 +45,7 @@ export async function recordEvents(
   inFlight = API_WRITES_IN_FLIGHT,
 ): Promise<{created: number; errors: Error[]}> {
   const events = changes.flatMap((change) =>
-    transitionEvents(change.previous, change.next, new Set([...own, ...change.own]), hostName).map((event) => ({change, event})),
+    transitionEvents(change.previous, change.next, eitherOf(own, change.own), hostName).map((event) => ({change, event})),
   )
   const outcomes = await mapBounded(events, inFlight, async ({change, event}) => {
     try {
@@ -93,7 +93,7 @@ export function objectEvent(involved: InvolvedObject, event: {type: 'Normal' | '
 }
 
 // An address kept with a fault is not served: Ready=False says why, and no Event claims otherwise.
-function ownKeys(status: MappingStatus | undefined, own: Set<string>): string[] {
+function ownKeys(status: MappingStatus | undefined, own: Addresses): string[] {
   return Object.entries(status?.configuredAddresses ?? {})
     .filter(([address, entry]) => own.has(address) && entry?.fault === undefined)
     .map(([address]) => address)
