@@ -179,14 +179,18 @@ export class HaLab {
     return daemon
   }
 
-  /** Renders deploy/ha/keepalived.conf for one edge (the notify script copied beside it) and starts keepalived in the foreground. */
-  async startKeepalived(edge: Edge): Promise<LabProcess> {
+  /**
+   * Renders deploy/ha/keepalived.conf for one edge (the notify script copied beside it) and starts keepalived in the foreground.
+   * `primaryDelaySeconds` holds the hand-over on becoming active back by that long, as on a host too busy to run the script at once.
+   */
+  async startKeepalived(edge: Edge, options: {primaryDelaySeconds?: number} = {}): Promise<LabProcess> {
     const e = HA_PLAN.edges[edge]
     const notify = join(this.dir, `notify-${edge}`)
     const script = join(this.dir, 'smartnat-ha-notify')
     // The wrapper records each transition keepalived announces, then hands over as deployed.
     const transitions = join(this.dir, `transitions-${edge}`)
-    await writeFile(notify, `#!/bin/sh\necho "$1" >> ${transitions}\nCONNTRACKD_CONFIG=${this.conntrackdConfig(edge)} exec ${script} "$@"\n`, {mode: 0o755})
+    const delay = options.primaryDelaySeconds === undefined ? '' : `[ "$1" = primary ] && sleep ${options.primaryDelaySeconds}\n`
+    await writeFile(notify, `#!/bin/sh\necho "$1" >> ${transitions}\n${delay}CONNTRACKD_CONFIG=${this.conntrackdConfig(edge)} exec ${script} "$@"\n`, {mode: 0o755})
     const values = {
       EXTERNAL_INTERFACE: 'eth1',
       OWN_EXTERNAL_ADDRESS: e.external,
@@ -226,6 +230,12 @@ export class HaLab {
   /** keepalived of one edge, while it runs. */
   keepalivedOf(edge: Edge): LabProcess | undefined {
     return this.keepalived.get(edge)
+  }
+
+  /** The MAC address of an edge's interface. */
+  async mac(edge: Edge, iface: string): Promise<string> {
+    // `ip netns exec` mounts the namespace's own /sys.
+    return (await this.exec(edge, 'cat', [`/sys/class/net/${iface}/address`])).stdout.trim()
   }
 
   /** Whether `address` is assigned in `edge` now. */

@@ -81,6 +81,15 @@ describe('renderNftables', () => {
     expect(parseRuleExpressions(listed)).to.deep.equal(rendered.table!.chains.find((c) => c.name === 'nat_postrouting')!.rules[0])
   })
 
+  it('with an HA cluster-side address, drops what reaches the host for that address, and reads that rule back', () => {
+    const rendered = renderNftables({...sampleModel({egress: false}), masqueradeTo: ip('198.18.4.100')})
+    expect(chain(rendered, 'input')).to.deep.equal(['ip daddr . meta l4proto . th dport @endpoints drop', 'ip daddr 198.18.4.100 drop'])
+    expect(chain(renderNftables(sampleModel({egress: false})), 'input')).to.deep.equal(['ip daddr . meta l4proto . th dport @endpoints drop'])
+    // As `nft -j list` prints the rule.
+    const listed = [{match: {op: '==', left: {payload: {protocol: 'ip', field: 'daddr'}}, right: '198.18.4.100'}}, {drop: null}]
+    expect(parseRuleExpressions(listed)).to.deep.equal(rendered.table!.chains.find((c) => c.name === 'input')!.rules[1])
+  })
+
   it('names the Mapping in every element comment', () => {
     expect(elements(state, 'endpoints')).to.deep.equal([
       '198.18.0.10 . tcp . 443 comment "default/web tcp/443" : 198.19.100.10 . 8443',

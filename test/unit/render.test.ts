@@ -99,6 +99,14 @@ describe('renderIptables', () => {
     ])
   })
 
+  it('with an HA cluster-side address, drops what reaches the host for that address instead of letting the host answer it', () => {
+    // A pod's reply that reaches the new active host before conntrackd committed its connection.
+    expect(chain({...sampleModel({egress: false}), masqueradeTo: ip('198.18.4.100')}, 'filter', 'SNM-INPUT')).to.deep.equal([
+      '-A SNM-INPUT -m set --match-set SNM-ENDPOINTS dst,dst -j DROP',
+      '-A SNM-INPUT -d 198.18.4.100/32 -j DROP',
+    ])
+  })
+
   it('leaves out masquerade and egress when they are off', () => {
     const model = sampleModel({masquerade: false, egress: false})
     expect(chain(model, 'nat', 'SNM-POSTROUTING')).to.deep.equal([])

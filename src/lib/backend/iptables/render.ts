@@ -44,7 +44,7 @@ export function renderIptables(model: NatModel): IptablesState {
       mangle: renderMangle(model, egressByInterface, direct),
       // Before the sets: it checks every endpoint before their values are written anywhere.
       nat: renderNat(model),
-      filter: renderFilter(direct),
+      filter: renderFilter(direct, model.masqueradeTo),
     },
     sets: renderSets(model, egressByInterface, direct),
     ipRules: renderIpRules(model),
@@ -145,7 +145,14 @@ function hasDirectEndpoints(model: NatModel): boolean {
   return model.mappings.some((m) => m.endpoints.some((e) => e.group !== undefined))
 }
 
-export function renderFilter(direct: boolean): TableState {
+/**
+ * `clusterAddress`, an HA pair's floating cluster-side address, is only the source smartnat
+ * translates forwarded connections to: their replies are translated back before routing and never
+ * reach INPUT. One that does belongs to a connection this host does not track yet (keepalived adds
+ * the address before `conntrackd -c` commits the peer's connections): dropped, the pod sends it
+ * again once the commit made the entry; answered by the host's own reset, the connection would end.
+ */
+export function renderFilter(direct: boolean, clusterAddress?: Ipv4): TableState {
   // An allowed connection to an endpoint whose group is empty was marked but not DNATed: it is
   // refused here as kube-proxy refuses it (REJECT cannot be used in the nat table).
   const refusals = direct
@@ -154,11 +161,12 @@ export function renderFilter(direct: boolean): TableState {
         `-A ${INPUT_CHAIN} -p udp -m set --match-set ${UNSERVED_SET} dst,dst ${OWN_CONNECTIONS_MATCH} -j REJECT --reject-with icmp-port-unreachable`,
       ]
     : []
+  const unclaimedReplies = clusterAddress === undefined ? [] : [`-A ${INPUT_CHAIN} -d ${checkAddress(clusterAddress)}/32 -j DROP`]
   return {
     chains: [
       // Traffic to a mapped endpoint that was not DNATed still has the host's address as
       // destination and ends here: its source is not allowed, whatever listens on the host.
-      {name: INPUT_CHAIN, rules: [...refusals, `-A ${INPUT_CHAIN} -m set --match-set ${ENDPOINTS_SET} dst,dst -j DROP`]},
+      {name: INPUT_CHAIN, rules: [...refusals, `-A ${INPUT_CHAIN} -m set --match-set ${ENDPOINTS_SET} dst,dst -j DROP`, ...unclaimedReplies]},
       {name: FORWARD_CHAIN, rules: [`-A ${FORWARD_CHAIN} ${OWN_CONNECTIONS_MATCH} -j ACCEPT`]},
     ],
     jumps: [jump('INPUT', INPUT_CHAIN), jump('FORWARD', FORWARD_CHAIN)],

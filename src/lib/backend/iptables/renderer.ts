@@ -93,7 +93,7 @@ export class IptablesRenderer extends PartsRenderer<IptablesState, MappingShare,
       tables: {
         mangle: renderMangle(model, egress.pods, direct),
         nat: {chains: head.chains.concat(egress.snat, numeric.map((p) => p.chain), ...numeric.map((p) => p.groupChains)), jumps: head.jumps},
-        filter: renderFilter(direct),
+        filter: renderFilter(direct, model.masqueradeTo),
       },
       sets: sortSets([allow.set, endpoints.set, ...(unserved ? [unserved.set] : []), ...egress.sets]),
       ipRules: renderIpRules(model),

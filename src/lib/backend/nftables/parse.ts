@@ -102,6 +102,9 @@ function parseMatch(body: Json): NftMatch {
     return {kind: 'ct direction', direction: right}
   }
   if (leftKind === 'meta' && key === 'l4proto' && op === '==' && (right === 'tcp' || right === 'udp')) return {kind: 'l4proto', protocol: right}
+  if (leftKind === 'payload' && field(leftBody, 'protocol') === 'ip' && field(leftBody, 'field') === 'daddr' && op === '==' && typeof right === 'string' && parseIpv4(right) === right) {
+    return {kind: 'daddr', ip: right}
+  }
   if (leftKind === '&' && (op === '==' || op === '!=')) {
     const {of, mask} = maskedMark(left)
     return {kind: 'mark', of, mask, value: number(right), negate: op === '!='}

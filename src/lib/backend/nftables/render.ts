@@ -128,7 +128,7 @@ export function assembleTable(model: NatModel, marks: Marks, parts: {sets: NftSe
       ...(direct ? [mangleOutput(model, indexes)] : []),
       natPrerouting(parts.lengths),
       natPostrouting(model, snat),
-      input(direct !== undefined),
+      input(direct !== undefined, model.masqueradeTo),
       {
         name: FORWARD_CHAIN,
         base: {type: 'filter', hook: 'forward', priority: PRIORITY.filter},
@@ -149,7 +149,7 @@ export function assembleTable(model: NatModel, marks: Marks, parts: {sets: NftSe
  * is allowed (the connection carries its interface's mark) but its group has no member: refused, as
  * kube-proxy refuses a Service without endpoints. REJECT is not possible in a nat chain.
  */
-function input(direct: boolean): NftChain {
+function input(direct: boolean, clusterAddress: Ipv4 | undefined): NftChain {
   const lookup = (set: string) => ({kind: 'lookup', key: ENDPOINT_KEY, set, negate: false}) as const
   const rules: NftRule[] = []
   if (direct) {
@@ -161,6 +161,8 @@ function input(direct: boolean): NftChain {
   }
   rules.push({matches: [lookup(ENDPOINTS_MAP)], statement: {kind: 'drop'}})
   if (direct) rules.push({matches: [lookup(DIRECT_ENDPOINTS_SET)], statement: {kind: 'drop'}})
+  // An HA pair's floating cluster-side address: see the iptables backend's renderFilter.
+  if (clusterAddress !== undefined) rules.push({matches: [{kind: 'daddr', ip: checkAddress(clusterAddress)}], statement: {kind: 'drop'}})
   return {name: INPUT_CHAIN, base: {type: 'filter', hook: 'input', priority: PRIORITY.filter}, rules}
 }
 

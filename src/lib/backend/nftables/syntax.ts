@@ -22,6 +22,8 @@ function printMatch(match: NftMatch): string {
       return `${match.of} mark & ${markHex(match.mask)} ${match.negate ? '!=' : '=='} ${markHex(match.value)}`
     case 'l4proto':
       return `meta l4proto ${match.protocol}`
+    case 'daddr':
+      return `ip daddr ${match.ip}`
   }
 }
 

@@ -234,6 +234,8 @@ class NftTracer {
       }
       case 'l4proto':
         return packet.protocol === match.protocol
+      case 'daddr':
+        return packet.dst === match.ip
     }
   }
 

@@ -26,6 +26,8 @@ export type NftMatch =
   | {kind: 'mark'; of: MarkOf; mask: number; value: number; negate: boolean}
   /** `meta l4proto udp` */
   | {kind: 'l4proto'; protocol: 'tcp' | 'udp'}
+  /** `ip daddr 198.18.2.100` */
+  | {kind: 'daddr'; ip: string}
 
 export type NftStatement =
   | {kind: 'accept' | 'drop' | 'return' | 'masquerade'}
