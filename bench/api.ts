@@ -11,6 +11,9 @@
  *   deploy/smartnat.service start it (MALLOC_ARENA_MAX=2, which a process cannot set for itself); the
  *   target is judged on the first, started by hand.
  *
+ * With SMARTNAT_BENCH_EXECUTABLE set to a single executable (`npm run build:sea`), that runs instead of
+ * the package's CLI, its peak RSS read from /proc every 20 ms.
+ *
  *   npm run bench:api [-- N [iptables|nftables]]
  */
 import {writeFileSync} from 'node:fs'
@@ -21,7 +24,7 @@ import {ENDPOINTS_MAP, TABLE_FAMILY, TABLE_NAME} from '../src/lib/backend/nftabl
 import type {MappingResource} from '../src/lib/mapping/types.js'
 import type {Ipv4} from '../src/lib/net/ipv4.js'
 import {startApiServer, type ApiServer} from '../test/support/apiserver/index.js'
-import {BUILD_DIR, buildCli, freePort, runCli} from './cli.js'
+import {BUILD_DIR, EXECUTABLE, buildCli, freePort, runCli} from './cli.js'
 import {addHostInterfaces, createNamespace, runKernelBenchmark, type BenchNamespace} from './netns.js'
 import {printTable, printTargets, type Target} from './report.js'
 import {loadIntoApiServer, syntheticHost, syntheticSnapshot} from './synthetic.js'
@@ -118,7 +121,7 @@ async function main(): Promise<boolean> {
     server.api.patch(mappingType, last.metadata.namespace, last.metadata.name!, 'application/merge-patch+json', {spec: {ports: originalPorts}})
     const deployed = await watchOnce({MALLOC_ARENA_MAX: '2'})
 
-    console.log(`\n# smartnat from the Kubernetes API (test API server), ${count.toLocaleString('en')} Mappings, ${backend}\n`)
+    console.log(`\n# smartnat${EXECUTABLE ? ` (${EXECUTABLE})` : ''} from the Kubernetes API (test API server), ${count.toLocaleString('en')} Mappings, ${backend}\n`)
     printTable(
       ['run', 'ms', 'peak RSS MB'],
       [

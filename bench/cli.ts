@@ -1,6 +1,7 @@
 /**
  * The installed CLI's way of running, for the benchmarks that measure it: built into dist/ as
- * `npm run build` does, started as `bin/run.cjs`, its peak RSS reported by bench/rss-hook.cjs.
+ * `npm run build` does, started as `bin/run.cjs`, its peak RSS reported by bench/rss-hook.cjs; or
+ * the single executable SMARTNAT_BENCH_EXECUTABLE names.
  */
 import {spawn, spawnSync} from 'node:child_process'
 import {mkdirSync, readFileSync} from 'node:fs'
@@ -46,15 +47,37 @@ export interface CliOptions {
   timeoutMs?: number
 }
 
-/** Runs `smartnat ARGS` (compiled); fails unless it exits 0. */
+/**
+ * The single executable to run instead of the package's CLI (`npm run build:sea` makes one in
+ * dist-sea/), from SMARTNAT_BENCH_EXECUTABLE; its peak RSS is read from /proc, as no hook can be
+ * loaded into it.
+ */
+export const EXECUTABLE = process.env.SMARTNAT_BENCH_EXECUTABLE
+
+/** The process's peak RSS so far in kB (VmHWM), or undefined once it is gone. */
+function peakKb(pid: number): number | undefined {
+  try {
+    const match = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+    return match ? Number(match[1]) : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** Runs `smartnat ARGS` (compiled, or EXECUTABLE); fails unless it exits 0. */
 export async function runCli(args: string[], options: CliOptions = {}): Promise<CliRun> {
   mkdirSync(BUILD_DIR, {recursive: true})
   const rssFile = join(BUILD_DIR, `rss-${process.pid}`)
   const started = performance.now()
-  const child = spawn(process.execPath, ['--require', RSS_HOOK, join(ROOT, 'bin', 'run.cjs'), ...args], {
+  const [command, argv] = EXECUTABLE ? [EXECUTABLE, args] : [process.execPath, ['--require', RSS_HOOK, join(ROOT, 'bin', 'run.cjs'), ...args]]
+  const child = spawn(command, argv, {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: {...process.env, ...options.env, SMARTNAT_BENCH_RSS_FILE: rssFile},
   })
+  // The executable's peak, read every 20 ms until it exits (what it reaches in its last 20 ms is not seen), and before it is stopped.
+  let peak = 0
+  const watchPeak = () => (peak = Math.max(peak, (child.pid !== undefined && peakKb(child.pid)) || 0))
+  const sampler = EXECUTABLE ? setInterval(watchPeak, 20) : undefined
   let stderr = ''
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve))
@@ -68,13 +91,15 @@ export async function runCli(args: string[], options: CliOptions = {}): Promise<
       if (done) throw new Error(`smartnat ${args[0]} exited before it was ready:\n${stderr}`)
       ms = performance.now() - started
       await options.whileRunning?.()
+      if (EXECUTABLE) watchPeak()
       child.kill('SIGTERM')
     }
     const code = await exited
     ms ??= performance.now() - started
     if (code !== 0) throw new Error(`smartnat ${args[0]} exited with ${code}:\n${stderr}`)
-    return {ms, rssMb: Number(readFileSync(rssFile, 'utf8')) / 1024}
+    return {ms, rssMb: (EXECUTABLE ? peak : Number(readFileSync(rssFile, 'utf8'))) / 1024}
   } finally {
+    clearInterval(sampler)
     clearTimeout(deadline)
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
   }
