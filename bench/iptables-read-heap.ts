@@ -13,9 +13,8 @@ import {spawnSync} from 'node:child_process'
 import {limitHeapGrowth} from '../src/lib/app/heap.js'
 import {iptablesBackend} from '../src/lib/backend/iptables/backend.js'
 import {readIptablesState} from '../src/lib/backend/iptables/read.js'
-import type {IptablesState} from '../src/lib/backend/iptables/types.js'
 import {PlanMemo} from '../src/lib/plan/memo.js'
-import {liveMb} from './live-heap.js'
+import {measuredRead, restingHeap, type MeasuredRead} from './live-heap.js'
 import {addHostInterfaces, createNamespace, runKernelBenchmark, type BenchNamespace} from './netns.js'
 import {median, printTable} from './report.js'
 import {BENCH_PLAN_OPTIONS, syntheticHost, syntheticSnapshot} from './synthetic.js'
@@ -30,40 +29,9 @@ limitHeapGrowth()
 
 const round = (n: number) => Math.round(n * 10) / 10
 
-/** Objects standing for what the watch holds at rest: about `mb` of live heap. */
-function restingHeap(mb: number): object[] {
-  const held: object[] = []
-  const start = liveMb()
-  while (liveMb() - start < mb) for (let i = 0; i < 100_000; i++) held.push({name: `default/mapping-${held.length}`, port: i})
-  return held
-}
-
 /** The bytes `command` prints inside `ns`. */
 function listingBytes(ns: BenchNamespace, command: string[]): number {
   return spawnSync('ip', ['netns', 'exec', ns.name, ...command], {maxBuffer: 1 << 30}).stdout.length
-}
-
-interface Read {
-  grewMb: number
-  stateMb: number
-  ms: number
-  cpuMs: number
-}
-
-/** One read: the heap's growth from a collected heap to the read's end, then what stays of it once collected. */
-async function measuredRead(ns: BenchNamespace): Promise<Read> {
-  const before = liveMb()
-  const cpu = process.cpuUsage()
-  const started = performance.now()
-  const read: {state?: IptablesState} = {state: await readIptablesState(ns.runner)}
-  const ms = performance.now() - started
-  const cpuUsed = process.cpuUsage(cpu)
-  const grewMb = process.memoryUsage().heapUsed / 1e6 - before
-  const withState = liveMb()
-  delete read.state
-  // The job that resumed this function holds what it resumed it with until it ends.
-  await new Promise((resolve) => setImmediate(resolve))
-  return {grewMb, stateMb: withState - liveMb(), ms, cpuMs: (cpuUsed.user + cpuUsed.system) / 1000}
 }
 
 await runKernelBenchmark(async () => {
@@ -74,10 +42,11 @@ await runKernelBenchmark(async () => {
     const backend = iptablesBackend(ns.runner)
     await backend.apply(backend.render(new PlanMemo().plan(syntheticSnapshot(count, addresses), host, BENCH_PLAN_OPTIONS).model), {full: true})
     const held = restingHeap(REST_MB)
-    await measuredRead(ns)
-    const reads: Read[] = []
-    for (let i = 0; i < READS; i++) reads.push(await measuredRead(ns))
-    const of = (pick: (read: Read) => number) => round(median(reads.map(pick)))
+    const read = () => readIptablesState(ns.runner)
+    await measuredRead(read)
+    const reads: MeasuredRead[] = []
+    for (let i = 0; i < READS; i++) reads.push(await measuredRead(read))
+    const of = (pick: (read: MeasuredRead) => number) => round(median(reads.map(pick)))
     console.log(`\n# The iptables backend's read of the kernel at ${count.toLocaleString('en')} Mappings (median of ${READS})\n`)
     printTable(
       ['iptables-save MB', 'ipset save MB', 'heap grew during the read MB', 'state read MB (alive)', 'ms', 'CPU ms'],

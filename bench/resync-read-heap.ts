@@ -18,7 +18,7 @@ import {readNftState} from '../src/lib/backend/nftables/read.js'
 import {BACKEND_NAMES, createBackend, type BackendName} from '../src/lib/backend/registry.js'
 import type {Runner} from '../src/lib/host/runner.js'
 import {PlanMemo} from '../src/lib/plan/memo.js'
-import {liveMb} from './live-heap.js'
+import {measuredRead, restingHeap, type MeasuredRead} from './live-heap.js'
 import {addHostInterfaces, createNamespace, runKernelBenchmark} from './netns.js'
 import {median, printTable} from './report.js'
 import {BENCH_PLAN_OPTIONS, syntheticHost, syntheticSnapshot} from './synthetic.js'
@@ -34,37 +34,6 @@ limitHeapGrowth()
 
 const round = (n: number) => Math.round(n * 10) / 10
 
-/** Objects standing for what the watch holds at rest: about `mb` of live heap. */
-function restingHeap(mb: number): object[] {
-  const held: object[] = []
-  const start = liveMb()
-  while (liveMb() - start < mb) for (let i = 0; i < 100_000; i++) held.push({name: `default/mapping-${held.length}`, port: i})
-  return held
-}
-
-interface Read {
-  grewMb: number
-  stateMb: number
-  ms: number
-  cpuMs: number
-}
-
-/** One read: the heap's growth from a collected heap to the read's end, then what stays of it once collected. */
-async function measuredRead(read: () => Promise<unknown>): Promise<Read> {
-  const before = liveMb()
-  const cpu = process.cpuUsage()
-  const started = performance.now()
-  const result: {state?: unknown} = {state: await read()}
-  const ms = performance.now() - started
-  const cpuUsed = process.cpuUsage(cpu)
-  const grewMb = process.memoryUsage().heapUsed / 1e6 - before
-  const withState = liveMb()
-  delete result.state
-  // The job that resumed this function holds what it resumed it with until it ends.
-  await new Promise((resolve) => setImmediate(resolve))
-  return {grewMb, stateMb: withState - liveMb(), ms, cpuMs: (cpuUsed.user + cpuUsed.system) / 1000}
-}
-
 await runKernelBenchmark(async () => {
   const {host, addresses} = syntheticHost()
   const ns = await createNamespace('resyncread')
@@ -76,14 +45,14 @@ await runKernelBenchmark(async () => {
     const held = restingHeap(REST_MB)
     await measuredRead(() => backend.read())
     await measuredRead(() => plain(ns.runner))
-    const resync: Read[] = []
-    const fresh: Read[] = []
+    const resync: MeasuredRead[] = []
+    const fresh: MeasuredRead[] = []
     for (let i = 0; i < READS; i++) {
       resync.push(await measuredRead(() => backend.read()))
       fresh.push(await measuredRead(() => plain(ns.runner)))
     }
-    const of = (reads: Read[], pick: (read: Read) => number) => round(median(reads.map(pick)))
-    const row = (label: string, reads: Read[]) => [label, of(reads, (r) => r.grewMb), of(reads, (r) => r.stateMb), of(reads, (r) => r.ms), of(reads, (r) => r.cpuMs)]
+    const of = (reads: MeasuredRead[], pick: (read: MeasuredRead) => number) => round(median(reads.map(pick)))
+    const row = (label: string, reads: MeasuredRead[]) => [label, of(reads, (r) => r.grewMb), of(reads, (r) => r.stateMb), of(reads, (r) => r.ms), of(reads, (r) => r.cpuMs)]
     console.log(`\n# A daemon's resync read of the kernel, ${name}, ${count.toLocaleString('en')} Mappings (median of ${READS} each, alternating)\n`)
     printTable(['read', 'heap grew during the read MB', 'state read MB (alive)', 'ms', 'CPU ms'], [row('resync (against the last render)', resync), row('plain (nothing to compare with)', fresh)])
     console.log(`\nresync / plain: heap growth ${(median(resync.map((r) => r.grewMb)) / median(fresh.map((r) => r.grewMb))).toFixed(2)}, CPU ${(median(resync.map((r) => r.cpuMs)) / median(fresh.map((r) => r.cpuMs))).toFixed(2)}`)
