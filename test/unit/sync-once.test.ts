@@ -155,9 +155,9 @@ describe('syncOnce and the state applied last', () => {
     expect(calls).to.deep.equal(['read', 'after read', 'apply', 'apply', 'read', 'after read', 'apply'])
   })
 
-  it('reads the kernel while it plans, or once it has rendered when told to, and only in a pass that reads', async () => {
-    const calls: string[] = []
-    const backend = inertBackend({
+  /** A backend that records, in `calls`, when it renders and reads, and what each apply was handed as the kernel read. */
+  function orderRecording(calls: string[]): Backend {
+    return inertBackend({
       name: 'iptables',
       render: () => {
         calls.push('render')
@@ -172,6 +172,11 @@ describe('syncOnce and the state applied last', () => {
         return NOTHING_CHANGED
       },
     })
+  }
+
+  it('reads the kernel while it plans, or once it has rendered when told to, and only in a pass that reads', async () => {
+    const calls: string[] = []
+    const backend = orderRecording(calls)
     await syncOnce({runner, backend}, load, settings, {checkPrerequisites: false})
     await syncOnce({runner, backend}, load, settings, {checkPrerequisites: false, readAfterRender: true})
     await syncOnce({runner, backend}, load, settings, {checkPrerequisites: false, readAfterRender: true, assumeActual: 'applied before'})
@@ -180,21 +185,10 @@ describe('syncOnce and the state applied last', () => {
 
   it("reads a daemon's kernel once its first pass has rendered, and while planning after that", async () => {
     const calls: string[] = []
-    const backend = inertBackend({
-      name: 'iptables',
-      render: () => {
-        calls.push('render')
-        return 'desired'
-      },
-      read: async () => {
-        calls.push('read')
-        return 'read'
-      },
-    })
-    const pass = syncPass({runner, backend}, settings)
+    const pass = syncPass({runner, backend: orderRecording(calls)}, settings)
     await pass(load, {full: false})
     await pass(load, {full: false})
-    expect(calls).to.deep.equal(['render', 'read', 'read', 'render'])
+    expect(calls).to.deep.equal(['render', 'read', 'apply, read', 'read', 'render', 'apply, read'])
   })
 
   it('does not call afterRead when the read failed, and the apply still reports the failure', async () => {
