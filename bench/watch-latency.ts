@@ -24,6 +24,7 @@ import {fileURLToPath} from 'node:url'
 import {parseArgs} from 'node:util'
 import {KubeConfig} from '@kubernetes/client-node'
 import {BACKEND_NAMES, createBackend, type BackendName} from '../src/lib/backend/registry.js'
+import {launchingRunner} from '../src/lib/app/host.js'
 import {HostChanges} from '../src/lib/host/host-changes.js'
 import {ExecRunner} from '../src/lib/host/runner.js'
 import {MAPPING_API_VERSION, type EndpointSliceResource} from '../src/lib/mapping/types.js'
@@ -46,6 +47,8 @@ const {values} = parseArgs({
     idle: {type: 'string', default: '0'},
     breakdown: {type: 'boolean', default: false},
     'netns-exec': {type: 'boolean', default: false},
+    /** Each process started by the daemon's own fork, as before the kept shell (src/lib/host/launcher.ts). */
+    'spawn-direct': {type: 'boolean', default: false},
     /** Internal: this process runs inside the namespace the parent made, for this backend, and hands its targets back on fd 3. */
     inside: {type: 'string'},
   },
@@ -243,7 +246,7 @@ async function measureBackend(name: BackendName, targets: Target[], netns?: stri
   try {
     const kubeConfig = new KubeConfig()
     kubeConfig.loadFromString(server.kubeconfig)
-    const runner = new CountingRunner(new ExecRunner({timeoutSeconds: 120, netns}))
+    const runner = new CountingRunner(values['spawn-direct'] ? new ExecRunner({timeoutSeconds: 120, netns}) : launchingRunner({commandTimeoutSeconds: 120, netns}))
     hostChanges = new HostChanges(runner)
     hostChanges.start()
     const clock = new PassClock()
@@ -304,7 +307,7 @@ async function measureBackend(name: BackendName, targets: Target[], netns?: stri
     }
 
     console.log(
-      `\n## ${name}, mode ${mode}, kernel tools ${netns === undefined ? 'started directly' : 'through ip netns exec'}: ${count.toLocaleString('en')} Mappings; first pass ${Math.round(startMs)} ms, its statuses written ${(settledMs / 1000).toFixed(1)} s later (${settleCpu.toFixed(1)} s of CPU); ${changes} changes of each kind, API call to kernel written\n`,
+      `\n## ${name}, mode ${mode}, kernel tools ${netns === undefined ? 'started directly' : 'through ip netns exec'}${values['spawn-direct'] ? ' by the daemon' : ' by its kept shell'}: ${count.toLocaleString('en')} Mappings; first pass ${Math.round(startMs)} ms, its statuses written ${(settledMs / 1000).toFixed(1)} s later (${settleCpu.toFixed(1)} s of CPU); ${changes} changes of each kind, API call to kernel written\n`,
     )
     printTable(
       ['change', 'p50 ms', 'p99 ms', 'max ms', 'passes without a kernel write'],

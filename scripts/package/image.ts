@@ -12,7 +12,8 @@ import {join} from 'node:path'
 import {DEB_ARCH, RELEASE_DIR, executablePath, packageVersion} from './paths.js'
 
 /** What smartnat runs (iptables, ipset, ip, conntrack, nft, sysctl, flock, setpriv) and the C++ runtime the executable links. */
-const TOOLS = ['iptables', 'ipset', 'conntrack', 'iproute2', 'nftables', 'procps', 'util-linux', 'libstdc++6']
+// dash: the daemon starts the tools through a kept shell (src/lib/host/launcher.ts).
+const TOOLS = ['iptables', 'ipset', 'conntrack', 'iproute2', 'nftables', 'procps', 'util-linux', 'libstdc++6', 'dash']
 /** In the dependency closure only for maintainer scripts or as alternatives, which the image never runs. */
 const NOT_NEEDED = new Set(['debconf', 'cdebconf', 'dpkg', 'install-info', 'tar', 'perl-base', 'init-system-helpers', 'libdebian-installer4', 'libnewt0.52', 'libslang2', 'libtextwrap1', 'libelogind0', 'debianutils', 'lsb-base', 'sysvinit-utils'])
 // Debian's iptables picks its flavour with update-alternatives in its postinst; the image uses nf_tables, Debian's default.
@@ -54,6 +55,8 @@ function buildRootfs(rootfs: string, debs: string): void {
     rmSync(link, {force: true})
     symlinkSync(IPTABLES_FLAVOUR, link)
   }
+  // Debian points /bin/sh at dash in dash's maintainer scripts, which do not run here.
+  if (!existsSync(join(rootfs, 'usr', 'bin', 'sh'))) symlinkSync('dash', join(rootfs, 'usr', 'bin', 'sh'))
   // Documentation, translations and the packages' own metadata: nothing the tools read.
   for (const dir of ['usr/share/doc', 'usr/share/man', 'usr/share/info', 'usr/share/locale', 'usr/share/lintian', 'usr/share/bash-completion']) rmSync(join(rootfs, dir), {recursive: true, force: true})
   copyFileSync(executablePath(), join(rootfs, 'usr', 'bin', 'smartnat'))

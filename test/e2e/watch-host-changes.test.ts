@@ -46,6 +46,20 @@ for (const backend of BACKENDS) describe(`smartnat watch follows the host's addr
     })
     return commands.filter((command) => command.includes('monitor address link'))
   }
+  // The shell the daemon starts its tools through (src/lib/host/launcher.ts), with its command line as it reads it.
+  const keptShells = async () => {
+    const {stdout} = await root.run('ip', ['netns', 'pids', lab!.ns('host')], {okExitCodes: [1]})
+    return stdout
+      .split('\n')
+      .filter(Boolean)
+      .filter((pid) => {
+        try {
+          return readFileSync(`/proc/${pid}/cmdline`, 'utf8') === 'sh\0'
+        } catch {
+          return false
+        }
+      })
+  }
 
   before(async function () {
     ;({lab, dir} = await createBackendLab(this, backend))
@@ -87,18 +101,22 @@ for (const backend of BACKENDS) describe(`smartnat watch follows the host's addr
     expect((await listing()).stdout).to.not.include(LATE)
   })
 
-  it('SIGTERM ends the monitor with the daemon', async () => {
+  it('SIGTERM ends the monitor and the shell of its tools with the daemon', async () => {
+    expect(await keptShells()).to.have.length(1)
     daemon!.child.kill('SIGTERM')
     const result = await daemon!.done
     expect(result.code, result.stderr).to.equal(0)
     expect(await monitors()).to.deep.equal([])
+    await eventually('no shell left', 5000, async () => ((await keptShells()).length === 0 ? true : undefined))
   })
 
-  it('SIGKILL (as the OOM killer ends it) ends the monitor too', async () => {
+  it('SIGKILL (as the OOM killer ends it) ends the monitor and the shell too', async () => {
     daemon = startSmartnat(commandArgs('watch', backend.name, lab!, dir!, '--metrics-addr', `127.0.0.1:${port}`, '--resync', '10m'), {timeoutMs: 60_000})
     await eventually('the monitor of the new daemon', 20_000, async () => ((await monitors()).length === 1 ? true : undefined))
+    await eventually('the shell of the new daemon', 20_000, async () => ((await keptShells()).length === 1 ? true : undefined))
     daemon.child.kill('SIGKILL')
     await daemon.done
     await eventually('no monitor left', 5000, async () => ((await monitors()).length === 0 ? true : undefined))
+    await eventually('no shell left', 5000, async () => ((await keptShells()).length === 0 ? true : undefined))
   })
 })

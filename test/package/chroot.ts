@@ -7,9 +7,9 @@ import {execa, type Result} from 'execa'
 
 // Mounts for the chroot only: ip netns exec and unshare --mount make them private to the command.
 const MOUNTS = 'mount -t proc proc "$0/proc" && mount -t sysfs sysfs "$0/sys" && mount --rbind /dev "$0/dev"'
-// As deploy/daemonset.yaml runs the image: the root read-only, /run/smartnat the only place written
-// (the host's lock directory there), no capability but NET_ADMIN and NET_RAW (setpriv from the root's util-linux).
-const READ_ONLY = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && mount -t tmpfs tmpfs "$0/run" && mkdir "$0/run/smartnat"'
+// As deploy/daemonset.yaml runs the image: the root read-only, /run/smartnat (the host's lock directory)
+// and /tmp (a memory-backed emptyDir) the only places written, no capability but NET_ADMIN and NET_RAW (setpriv from the root's util-linux).
+const READ_ONLY = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && mount -t tmpfs tmpfs "$0/run" && mkdir "$0/run/smartnat" && mount -t tmpfs tmpfs "$0/tmp"'
 const DAEMONSET_CAPABILITIES = ['setpriv', '--bounding-set', '-all,+net_admin,+net_raw', '--inh-caps', '-all', '--no-new-privs', '--']
 
 export interface ChrootOptions {

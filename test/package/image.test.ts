@@ -71,5 +71,7 @@ describe('the OCI image', function () {
     // The image's iptables wrote the rules: the lab's host namespace holds smartnat's chains.
     const rules = await inChrootOk(rootfs, 'iptables-save', ['-t', 'nat'], {netns: lab!.ns('host')})
     expect(rules).to.contain(':SNM-PREROUTING')
+    // The shell the daemon starts its tools through.
+    expect(await inChrootOk(rootfs, 'sh', ['-c', 'echo "$0"', 'kept'], {netns: lab!.ns('host')})).to.equal('kept\n')
   })
 })

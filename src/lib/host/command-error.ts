@@ -7,11 +7,13 @@ export class CommandError extends Error {
     readonly args: string[],
     readonly exitCode: number | undefined,
     readonly stderr: string,
-    options?: {cause?: unknown; timedOut?: boolean; signal?: NodeJS.Signals},
+    options?: {cause?: unknown; timedOut?: boolean; signal?: NodeJS.Signals; lost?: boolean},
   ) {
     const what = [command, ...args].join(' ')
     const why = options?.timedOut
       ? 'timed out'
+      : options?.lost
+        ? 'ended unseen: the shell that started it ended first'
       : options?.signal
         ? `was killed by ${options.signal}`
         : exitCode === undefined

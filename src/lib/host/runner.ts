@@ -1,4 +1,5 @@
 /** The one way smartnat runs a process: a narrow interface, node:child_process underneath (tests use a recording fake, test/support/recording-runner.ts). */
+import type {ChildProcessWithoutNullStreams} from 'node:child_process'
 import {existsSync} from 'node:fs'
 import {ByteLines} from '../net/byte-lines.js'
 import {CommandError} from './command-error.js'
@@ -90,7 +91,7 @@ export interface ExecRunnerOptions {
   killAfterMs?: number
 }
 
-const KILL_AFTER_MS = 5000
+export const KILL_AFTER_MS = 5000
 
 /** node:child_process, loaded at the first process started: it loads node:net with it (about 2 ms), and a dry-run sync starts none. */
 function childProcess(): typeof import('node:child_process') {
@@ -205,9 +206,7 @@ export class ExecRunner implements Runner {
   }
 
   follow(command: string, args: string[], onOutput: (chunk: string) => void): Follower {
-    // A daemon killed outright (OOM) must not leave its follower behind: with setpriv (util-linux)
-    // the kernel ends it with its parent; without, it ends at its next write into the closed pipe.
-    const [file, argv] = PDEATHSIG_WRAPPER ? this.command(PDEATHSIG_WRAPPER, ['--pdeathsig', 'KILL', command, ...args]) : this.command(command, args)
+    const [file, argv] = this.kept(command, args)
     const child = childProcess().spawn(file, argv, {env: {...process.env, LC_ALL: 'C'}, stdio: ['ignore', 'pipe', 'ignore']})
     child.stdout.setEncoding('utf8')
     child.stdout.on('data', onOutput)
@@ -228,8 +227,7 @@ export class ExecRunner implements Runner {
   }
 
   converse(command: string, args: string[], options: {env?: Record<string, string>} = {}): Conversation {
-    // As a follower: a daemon killed outright must not leave it behind.
-    const [file, argv] = PDEATHSIG_WRAPPER ? this.command(PDEATHSIG_WRAPPER, ['--pdeathsig', 'KILL', command, ...args]) : this.command(command, args)
+    const [file, argv] = this.kept(command, args)
     return startConversation({
       command,
       args,
@@ -239,6 +237,21 @@ export class ExecRunner implements Runner {
       timeoutMs: this.options.timeoutSeconds * 1000,
       killAfterMs: this.options.killAfterMs ?? KILL_AFTER_MS,
     })
+  }
+
+  /** A process kept running beside the daemon (the shell of a LaunchingRunner), with its pipes. */
+  keep(command: string, args: string[]): ChildProcessWithoutNullStreams {
+    const [file, argv] = this.kept(command, args)
+    return childProcess().spawn(file, argv, {env: {...process.env, LC_ALL: 'C'}, stdio: ['pipe', 'pipe', 'pipe']})
+  }
+
+  /**
+   * How a process that runs as long as the daemon is started: a daemon killed outright (OOM) must
+   * not leave it behind. With setpriv (util-linux) the kernel ends it with its parent; without, it
+   * ends at its next write into the closed pipe, or at the end of its stdin.
+   */
+  private kept(command: string, args: string[]): [string, string[]] {
+    return PDEATHSIG_WRAPPER ? this.command(PDEATHSIG_WRAPPER, ['--pdeathsig', 'KILL', command, ...args]) : this.command(command, args)
   }
 
   private command(command: string, args: string[]): [string, string[]] {
