@@ -7,6 +7,7 @@ import {IPTABLES_RESTORE} from '../iptables-syntax.js'
 import {applyIptables} from './apply.js'
 import {diffIptablesState, isEmptyChanges} from './diff.js'
 import {flushGoLayout, flushIptables} from './flush.js'
+import {IpsetSession} from './ipset-session.js'
 import {iptablesMappings} from './mappings.js'
 import {iptablesParts} from './parts.js'
 import {readCountedIptablesState, readIptablesState} from './read.js'
@@ -17,13 +18,15 @@ import {tracePacket} from './trace.js'
 import type {IptablesState} from './types.js'
 
 /** The iptables + ipset + ip rule/route backend, running its commands through `runner`. */
-export function iptablesBackend(runner: Runner, options: Pick<BackendOptions, 'rendersAgain'> = {}): Backend<IptablesState> {
+export function iptablesBackend(runner: Runner, options: Pick<BackendOptions, 'rendersAgain' | 'longLived'> = {}): Backend<IptablesState> {
   const renderer = new IptablesRenderer({partsFromFirst: options.rendersAgain ?? false})
+  // A daemon's set entries go through one kept `ipset -`; a one-shot command's through `ipset restore`.
+  const writer = options.longLived ? new IpsetSession(runner) : runner
   return {
     name: 'iptables',
     tools: ['iptables', 'ipset'],
     render: (model) => renderer.render(model),
-    apply: (desired, options) => applyIptables(runner, desired, options),
+    apply: (desired, options) => applyIptables(writer, desired, options),
     // A daemon's resync finds the chains and sets it rendered last, unchanged, and shares their lists instead of copying them.
     read: () => readIptablesState(runner, renderer.lastState()),
     flush: (options) => flushIptables(runner, options),
