@@ -7,23 +7,52 @@ export function runPackageScript(): boolean {
   const {createRequire} = process.getBuiltinModule('node:module')
   const {fileURLToPath, pathToFileURL} = process.getBuiltinModule('node:url')
   const file = fileURLToPath(new URL(`./${CLI_SCRIPT}`, import.meta.url))
-  // The build made it ASCII-only (scripts/ascii-only.ts): read as latin1, it is copied, not decoded as UTF-8.
-  const source = readIfBuilt(file, 'latin1')
-  if (source === undefined) return false
-  const cache = readIfBuilt(fileURLToPath(new URL(`./${CLI_CACHE}`, import.meta.url)))
+  const read = readBothIfBuilt(file, fileURLToPath(new URL(`./${CLI_CACHE}`, import.meta.url)))
+  if (!read) return false
   // This entry is dist/cli/start.cjs: the package root is two directories up.
-  compileCliScript(source, file, cache)(createRequire(file), pathToFileURL(file).href, fileURLToPath(new URL('../..', import.meta.url)))
+  compileCliScript(read.source, file, read.cache)(createRequire(file), pathToFileURL(file).href, fileURLToPath(new URL('../..', import.meta.url)))
   return true
 }
 
-function readIfBuilt(file: string): Buffer | undefined
-function readIfBuilt(file: string, encoding: 'latin1'): string | undefined
-function readIfBuilt(file: string, encoding?: 'latin1'): Buffer | string | undefined {
-  const {readFileSync} = process.getBuiltinModule('node:fs')
+/**
+ * The script's text and its code cache, read through one buffer: the script is copied out of it into
+ * a string (the build made it ASCII-only, scripts/ascii-only.ts, so read as latin1 it is copied, not
+ * decoded as UTF-8), then the cache is read into the same memory. Every page of a buffer is a page
+ * fault the first time it is written, and they are slow here: a second buffer of the cache's size
+ * cost about 3 ms of every start (docs/benchmarks.md, "Start-up"). Undefined when the build made no
+ * script (tsc alone); without a cache the script compiles from its source.
+ */
+function readBothIfBuilt(scriptFile: string, cacheFile: string): {source: string; cache?: Buffer} | undefined {
+  const {closeSync, fstatSync, openSync, readSync} = process.getBuiltinModule('node:fs')
+  const open = (file: string) => {
+    try {
+      return openSync(file, 'r')
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+      throw error
+    }
+  }
+  const script = open(scriptFile)
+  if (script === undefined) return undefined
+  const cache = open(cacheFile)
   try {
-    return encoding ? readFileSync(file, encoding) : readFileSync(file)
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-    throw error
+    const scriptSize = fstatSync(script).size
+    const cacheSize = cache === undefined ? 0 : fstatSync(cache).size
+    const buffer = Buffer.allocUnsafeSlow(Math.max(scriptSize, cacheSize))
+    const readAll = (fd: number, size: number) => {
+      let done = 0
+      while (done < size) {
+        const n = readSync(fd, buffer, done, size - done, done)
+        if (n === 0) break
+        done += n
+      }
+      return done
+    }
+    const source = buffer.toString('latin1', 0, readAll(script, scriptSize))
+    if (cache === undefined) return {source}
+    return {source, cache: buffer.subarray(0, readAll(cache, cacheSize))}
+  } finally {
+    closeSync(script)
+    if (cache !== undefined) closeSync(cache)
   }
 }

@@ -10,6 +10,7 @@ import type {SyncRequest} from '../lib/app/sync.js'
 import type {WatchRequest} from '../lib/app/watch.js'
 import {parsePacketSpec} from '../lib/explain/packet.js'
 import {DEFAULT_RT_TABLES} from '../lib/host/rt-tables.js'
+import {toolVersionsPath} from '../lib/host/tool-versions.js'
 import type {LogLevel} from '../lib/observe/log.js'
 import {parseListenAddress} from '../lib/observe/listen-address.js'
 import {oneShotGuard} from '../lib/sync/guard.js'
@@ -54,6 +55,7 @@ export function syncRequest(flags: SyncFlagValues): SyncRequest {
     full: flags.full,
     removalGuard,
     lock: lockOptions(flags, 'sync'),
+    toolVersions: toolVersionsPath(flags['lock-file']),
     ...(flags.migrate ? {migrate: {rtTables: flags['rt-tables'] ?? DEFAULT_RT_TABLES}} : {}),
   }
 }
@@ -97,6 +99,7 @@ export function watchRequest(flags: WatchFlagValues, warnings: string[] = []): W
     metricsAddress: flags['metrics-addr'],
     lock: {path: flags['lock-file'], waitMs: flags['lock-wait'] * 1000},
     flushOnExit: flags['flush-on-exit'],
+    toolVersions: toolVersionsPath(flags['lock-file']),
     log: {level: flags['log-level'] as LogLevel, format: process.stdout.isTTY ? 'text' : 'json'},
     warnings,
   }

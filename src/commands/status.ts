@@ -5,7 +5,7 @@ import {SmartnatCommand} from '../cli/base.js'
 import {hostFlags, lockFlags, planFlags, sourceFlags} from '../cli/flags.js'
 import {inspectRequest} from '../cli/requests.js'
 import {errorChain} from '../lib/app/errors.js'
-import {DEFAULT_CONNTRACKD_CONFIG, hostStatus, type StatusReport} from '../lib/app/status.js'
+import {DEFAULT_CONNTRACKD_CONFIG, hostStatus, toolVersionsPath, type StatusReport} from '../lib/app/status.js'
 import {outputPaint} from '../lib/format/columns.js'
 import {statusDocument, statusLines} from '../lib/status/format.js'
 
@@ -60,6 +60,7 @@ Exit codes, for monitoring: 0 all is well; 3 drift (the kernel differs from the 
     const {report, exitCode} = await hostStatus({
       ...request,
       lockPath: flags['lock-file'],
+      toolVersions: toolVersionsPath(flags['lock-file']),
       conntrackd: {config: flags['conntrackd-config'], sampleMs: SYNC_SAMPLE_MS},
       ...(flags.namespace === undefined ? {} : {namespace: flags.namespace}),
     }).catch((error: unknown) => this.error(errorChain(error)))

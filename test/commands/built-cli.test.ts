@@ -108,6 +108,19 @@ process.on('exit', () => writeFileSync(${JSON.stringify(log)}, String(calls)))`
     expect(readFileSync(log, 'utf8')).to.equal('0')
   })
 
+  it("runs a command without looking for oclif's theme file (smartnat has no theme; the read cost a dry-run sync about 3 ms)", () => {
+    const log = join(logDir, 'theme-reads.txt')
+    // Counts the reads, in the CLI's process, of a file named theme.json; writes the count at exit.
+    const counter = `import {writeFileSync} from 'node:fs'
+import fs from 'node:fs/promises'
+let reads = 0
+const {readFile} = fs
+fs.readFile = function (path, ...rest) { if (String(path).endsWith('theme.json')) reads++; return readFile.call(this, path, ...rest) }
+process.on('exit', () => writeFileSync(${JSON.stringify(log)}, String(reads)))`
+    run('run', DRY_RUN, ['--import', `data:text/javascript,${encodeURIComponent(counter)}`])
+    expect(readFileSync(log, 'utf8')).to.equal('0')
+  })
+
   it('runs a status of a host without Mappings without loading node:crypto (it hashes nothing; loading it costs a start about 2.5 ms)', () => {
     const tools = join(logDir, 'tools')
     writeToolStandIns(tools)

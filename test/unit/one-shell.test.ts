@@ -1,5 +1,8 @@
 /** Several commands from one shell (src/lib/host/one-shell.ts), run by a real `sh`: each command's output and exit status, framed apart. */
 import {expect} from 'chai'
+import {mkdtemp, rm, writeFile} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
 
 import {oneShellRunner, runInOneShell} from '../../src/lib/host/one-shell.js'
 import {CommandError, ExecRunner} from '../../src/lib/host/runner.js'
@@ -85,6 +88,78 @@ describe('oneShellRunner', () => {
     // As a process of its own: it could not be started, which is how a missing tool is told.
     expect((missing as PromiseRejectedResult).reason).to.include({exitCode: undefined})
     expect(shell.lines.map((l) => l.split(' ')[0])).to.deep.equal(['cat', 'echo', 'sh', 'no-such-tool-smartnat'])
+  })
+
+  describe('ip reads asked for together', () => {
+    // A stand-in for ip on PATH: alone it prints its options (in any order, as ip takes them) and words
+    // as JSON, with -batch one line per command read; `rule show fail` fails as ip does, which stops a batch.
+    const FAKE_IP = `#!/bin/sh
+f4=""; fj=""; while [ "\${1#-}" != "$1" ] && [ "$1" != "-batch" ]; do case "$1" in -4) f4=4;; -j) fj=j;; esac; shift; done; opts="$f4$fj"
+if [ "$1" = "-batch" ]; then
+  while read -r line; do
+    case "$line" in *fail*) echo 'Command failed -:1' >&2; exit 1;; esac
+    printf '["%s","%s"]\\n' "$opts" "$line"
+  done
+  exit 0
+fi
+case "$*" in *fail*) echo 'Error: failed' >&2; exit 2;; esac
+printf '["%s","%s"]\\n' "$opts" "$*"
+`
+    let dir: string
+    let path: string | undefined
+    beforeEach(async () => {
+      dir = await mkdtemp(join(tmpdir(), 'smartnat-one-shell-'))
+      await writeFile(join(dir, 'ip'), FAKE_IP, {mode: 0o755})
+      path = process.env.PATH
+      process.env.PATH = `${dir}:${path ?? ''}`
+    })
+    afterEach(async () => {
+      process.env.PATH = path
+      await rm(dir, {recursive: true, force: true})
+    })
+
+    it('run as one ip -batch, each answering what it prints alone', async () => {
+      const shell = new RecordingShell()
+      const batching = oneShellRunner(shell)
+      const results = await Promise.all([
+        batching.run('ip', ['-4', '-j', 'rule', 'show']),
+        batching.run('echo', ['between']),
+        batching.run('ip', ['-4', '-j', 'route', 'show', 'table', 'all']),
+        batching.run('ip', ['-j', '-4', 'addr', 'show']),
+        batching.run('ip', ['-j', 'link', 'show']),
+        batching.run('ip', ['-4', 'route', 'show']),
+      ])
+      expect(shell.lines).to.have.length(1)
+      const script = shell.lines[0]!
+      expect(script.match(/ip -4 -j -batch -/g)).to.have.length(1)
+      expect(script).not.to.match(/ip -4 -j rule|ip -j -4 addr/)
+      const alone = await Promise.all([
+        shell.run('ip', ['-4', '-j', 'rule', 'show']),
+        shell.run('echo', ['between']),
+        shell.run('ip', ['-4', '-j', 'route', 'show', 'table', 'all']),
+        shell.run('ip', ['-j', '-4', 'addr', 'show']),
+        shell.run('ip', ['-j', 'link', 'show']),
+        shell.run('ip', ['-4', 'route', 'show']),
+      ])
+      expect(results).to.deep.equal(alone)
+      expect(results.map((r) => r.stdout)).to.deep.equal([
+        '["4j","rule show"]\n',
+        'between\n',
+        '["4j","route show table all"]\n',
+        '["4j","addr show"]\n',
+        '["j","link show"]\n',
+        '["4","route show"]\n',
+      ])
+    })
+
+    it('run alone when the batch fails, so that each fails or answers as alone', async () => {
+      const shell = new RecordingShell()
+      const batching = oneShellRunner(shell)
+      const [rule, addr] = await Promise.allSettled([batching.run('ip', ['-4', '-j', 'rule', 'show', 'fail']), batching.run('ip', ['-4', '-j', 'addr', 'show'])])
+      expect(shell.lines.map((l) => l.split(' ').slice(0, 2).join(' '))).to.deep.equal(['sh -c', 'ip -4', 'ip -4'])
+      expect(((rule as PromiseRejectedResult).reason as CommandError).exitCode).to.equal(2)
+      expect(addr).to.deep.equal({status: 'fulfilled', value: {stdout: '["4j","addr show"]\n', stderr: '', exitCode: 0}})
+    })
   })
 
   it('runs each command alone when the shell fails', async () => {

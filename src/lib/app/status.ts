@@ -5,16 +5,20 @@ import {gatherHaStatus} from '../status/ha.js'
 import {inspectHost} from '../inspect/inspection.js'
 import {snapshotLoader} from '../source/oneshot.js'
 import {gatherHostStatus, probeHost} from '../status/host.js'
+import {toolVersionsFile} from '../host/tool-versions.js'
 import {buildStatusReport, statusExitCode, type StatusReport} from '../status/report.js'
 import {openHost} from './host.js'
 import type {InspectRequest} from './inspect.js'
 
 export type {StatusReport} from '../status/report.js'
 export {DEFAULT_CONNTRACKD_CONFIG} from '../host/conntrackd.js'
+export {toolVersionsPath} from '../host/tool-versions.js'
 
 export interface StatusRequest extends InspectRequest {
   /** The lock file whose holder is shown. */
   lockPath: string
+  /** The file that keeps the tools' versions (toolVersionsPath); none: each tool is asked. */
+  toolVersions?: string
   /** Only Mappings of this namespace; all when absent. */
   namespace?: string
   /** With floating addresses: conntrackd's configuration file, and how long to watch its sync link for the peer. */
@@ -32,7 +36,7 @@ export async function hostStatus(request: StatusRequest): Promise<{report: Statu
   const [inspected, {drops}, probes] = await Promise.all([
     inspectHost({runner, backend, loadSnapshot: snapshotLoader(request.source)}, request.settings),
     backend.forward({fix: false}),
-    probeHost(runner, requiredTools(backend)),
+    probeHost(runner, requiredTools(backend), request.toolVersions === undefined ? undefined : toolVersionsFile(request.toolVersions)),
   ])
   // As a sync would tell them: the Mappings programmed here are not served while forwarding drops.
   const inspection = {...inspected, plan: withForwardDrops(inspected.plan, drops)}

@@ -4,6 +4,7 @@ import type {LegacyOptions} from '../backend/backend.js'
 import {parseAssumedAddresses} from '../host/assumed.js'
 import {withFloatingAddresses} from '../plan/floating.js'
 import {withLock, type LockOptions} from '../host/lock.js'
+import {toolVersionsFile} from '../host/tool-versions.js'
 import {mayAskForAllocation} from '../mapping/dynamic.js'
 import {silentLogger} from '../observe/log.js'
 import {oneShotSource, type OneShotSource, type SourceOptions} from '../source/oneshot.js'
@@ -38,6 +39,8 @@ export interface SyncRequest {
   lock: LockOptions
   /** Remove the Go controller's layout in the same transactions as this sync's (--migrate). */
   migrate?: LegacyOptions
+  /** The file that keeps the tools' versions (toolVersionsPath); none: each tool is asked. */
+  toolVersions?: string
 }
 
 /** A sync's outcome, and what to warn about first (status writes that failed, connections left to vanished targets). */
@@ -88,7 +91,8 @@ export async function runSync(source: SyncSource, request: SyncRequest, runSteps
     return {output: dryRunOutput(report), warnings: []}
   }
   return await withLock(request.lock, async () => {
-    const {steps, report} = syncSteps({runner, backend}, collectingAfter(() => source.load()), request.settings, {
+    const toolVersions = request.toolVersions === undefined ? {} : {toolVersions: toolVersionsFile(request.toolVersions)}
+    const {steps, report} = syncSteps({runner, backend, ...toolVersions}, collectingAfter(() => source.load()), request.settings, {
       full: request.full,
       removalGuard: request.removalGuard,
       ...(request.migrate ? {legacy: request.migrate} : {}),

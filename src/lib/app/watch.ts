@@ -2,6 +2,7 @@
 import type {Backend} from '../backend/backend.js'
 import {HostChanges} from '../host/host-changes.js'
 import {acquireLock, waitingLine, type Lock} from '../host/lock.js'
+import {toolVersionsFile} from '../host/tool-versions.js'
 import {createLogger, errorText, type LogFormat, type Logger, type LogLevel} from '../observe/log.js'
 import {SmartnatMetrics} from '../observe/metrics.js'
 import {startObserveServer, type ObserveServer} from '../observe/server.js'
@@ -35,6 +36,8 @@ export interface WatchRequest {
   lock: {path: string; waitMs: number}
   /** Remove everything smartnat installed when stopping. */
   flushOnExit: boolean
+  /** The file that keeps the tools' versions (toolVersionsPath); none: each tool is asked. */
+  toolVersions?: string
   log: {level: LogLevel; format: LogFormat}
   /** Logged once at start (settings that were ignored). */
   warnings?: string[]
@@ -58,7 +61,7 @@ export async function runWatch(request: WatchRequest, stopSignal: () => StopSign
   const metrics = new SmartnatMetrics()
   const {source, publisher, lease, allocatorLease} = await openWatchSource(request.source, logger.with({component: 'source'}), metrics)
   const {runner, backend} = openHost(request.host, {daemon: true})
-  await checkPrerequisites(runner, backend)
+  await checkPrerequisites(runner, backend, request.toolVersions === undefined ? undefined : toolVersionsFile(request.toolVersions))
   const lock = await acquireLock({...request.lock, purpose: 'watch', onWait: (holder) => logger.info(waitingLine(request.lock.path, request.lock.waitMs, holder))}).catch(
     (error: unknown) => {
       throw new Error(`cannot start: ${errorText(error)}`, {cause: error})

@@ -1,5 +1,6 @@
 /** Which of the command-line tools smartnat drives are installed, their versions, and how to install the missing ones. */
 import {CommandError, type Runner} from './runner.js'
+import type {ToolVersions} from './tool-versions.js'
 
 export type ToolName = 'iptables' | 'ipset' | 'ip' | 'conntrack' | 'nft'
 
@@ -27,10 +28,14 @@ export interface ToolReport {
   iptablesFlavour?: 'nf_tables' | 'legacy'
 }
 
-/** Runs each tool's version command; a tool that cannot be started is reported with how to install it. */
-export async function checkTools(runner: Runner, names: ToolName[]): Promise<ToolReport> {
+/**
+ * Runs each tool's version command; a tool that cannot be started is reported with how to install it.
+ * With `versions`, a tool whose executable has not changed since it last answered is not asked again.
+ */
+export async function checkTools(runner: Runner, names: ToolName[], versions?: ToolVersions): Promise<ToolReport> {
+  const kept = names.map((name) => versions?.get(name))
   // All at once: run one after the other they held up every sync and status by a process start each.
-  const runs = await Promise.allSettled(names.map((name) => runner.run(name, TOOLS[name].versionArgs)))
+  const runs = await Promise.allSettled(names.map((name, i) => kept[i] ?? runner.run(name, TOOLS[name].versionArgs).then((run) => `${run.stdout}\n${run.stderr}`.trim())))
   const report: ToolReport = {tools: []}
   names.forEach((name, i) => {
     const run = runs[i]!
@@ -39,7 +44,8 @@ export async function checkTools(runner: Runner, names: ToolName[]): Promise<Too
       report.tools.push({name, present: false, install: `apt-get install ${TOOLS[name].debianPackage}`})
       return
     }
-    const output = `${run.value.stdout}\n${run.value.stderr}`.trim()
+    const output = run.value
+    if (kept[i] === undefined) versions?.set(name, output)
     const version = output.split('\n')[0]?.trim() ?? ''
     report.tools.push({name, present: true, version})
     if (name === 'iptables') report.iptablesFlavour = /\(nf_tables\)/.test(output) ? 'nf_tables' : 'legacy'

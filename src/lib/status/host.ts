@@ -3,6 +3,7 @@ import {forwardDropProblem, type ForwardDrop} from '../backend/forward.js'
 import {inspectLock} from '../host/lock.js'
 import type {Runner} from '../host/runner.js'
 import {readSysctlsOrNull} from '../host/sysctl.js'
+import type {ToolVersions} from '../host/tool-versions.js'
 import {checkTools, type ToolName} from '../host/tools.js'
 import {interfaceFaultProblem} from '../plan/interfaces.js'
 import type {HostInfo, InterfaceFault, NatModel} from '../plan/model.js'
@@ -56,10 +57,10 @@ const GLOBAL_SYSCTLS = ['net.ipv4.ip_forward', 'net/ipv4/conf/all/rp_filter']
 
 /**
  * Reads the tools' versions and the global sysctls, all at once (a runner that batches them,
- * oneShellRunner, runs them as one process).
+ * oneShellRunner, runs them as one process); with `versions`, only the versions not known for the tools' executables.
  */
-export async function probeHost(runner: Runner, names: ToolName[]): Promise<HostProbes> {
-  const [{tools, iptablesFlavour}, [ipForward = null, all = null]] = await Promise.all([toolLines(runner, names), readSysctlsOrNull(runner, GLOBAL_SYSCTLS)])
+export async function probeHost(runner: Runner, names: ToolName[], versions?: ToolVersions): Promise<HostProbes> {
+  const [{tools, iptablesFlavour}, [ipForward = null, all = null]] = await Promise.all([toolLines(runner, names, versions), readSysctlsOrNull(runner, GLOBAL_SYSCTLS)])
   return {tools, iptablesFlavour, ipForward, rpFilterAll: numberOrNull(all)}
 }
 
@@ -113,11 +114,11 @@ export async function gatherHostStatus(
 }
 
 // Each tool is checked on its own, all at once: `ipset --version` fails without root, which only hides its version.
-async function toolLines(runner: Runner, names: ToolName[]): Promise<{tools: ToolLine[]; iptablesFlavour: HostStatus['iptablesFlavour']}> {
+async function toolLines(runner: Runner, names: ToolName[], versions: ToolVersions | undefined): Promise<{tools: ToolLine[]; iptablesFlavour: HostStatus['iptablesFlavour']}> {
   const checked = await Promise.all(
     names.map(async (name): Promise<{line: ToolLine; flavour?: HostStatus['iptablesFlavour']}> => {
       try {
-        const report = await checkTools(runner, [name])
+        const report = await checkTools(runner, [name], versions)
         const t = report.tools[0]!
         return {line: {name, present: t.present, version: t.present ? t.version : null, install: t.present ? null : t.install}, flavour: report.iptablesFlavour ?? null}
       } catch {

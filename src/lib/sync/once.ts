@@ -3,6 +3,7 @@ import type {ApplyResult, Backend, ForwardReport, LegacyOptions} from '../backen
 import {withForwardDrops} from '../backend/forward.js'
 import type {Runner} from '../host/runner.js'
 import type {RpFilterChange} from '../host/sysctl.js'
+import type {ToolVersions} from '../host/tool-versions.js'
 import type {Ipv4} from '../net/ipv4.js'
 import type {HostInfo, Plan, Snapshot} from '../plan/model.js'
 import type {PlanMemo} from '../plan/memo.js'
@@ -42,6 +43,8 @@ export interface SyncReport {
 export interface SyncDeps {
   runner: Runner
   backend: Backend
+  /** The tools' versions known from earlier runs (tool-versions.ts); none: each tool is asked. */
+  toolVersions?: ToolVersions
 }
 
 export interface SyncOptions {
@@ -112,7 +115,7 @@ export function syncSteps(
     },
   })
   const steps: SyncStep[] = [
-    ...(options.checkPrerequisites === false ? [] : [{title: 'Check host prerequisites', run: () => checkPrerequisites(deps.runner, deps.backend)}]),
+    ...(options.checkPrerequisites === false ? [] : [{title: 'Check host prerequisites', run: () => checkPrerequisites(deps.runner, deps.backend, deps.toolVersions)}]),
     ...resolving.steps,
     {
       title: `Apply (${deps.backend.name})`,
