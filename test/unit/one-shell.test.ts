@@ -184,3 +184,35 @@ class RecordingShell extends ExecRunner {
     return super.run(command, args, options)
   }
 }
+
+describe('oneShellRunner: sysctl reads', () => {
+  /** The real runner, noting each command it is asked to start. */
+  class Noting extends ExecRunner {
+    started: string[] = []
+    override run(command: string, args: string[], options?: Parameters<ExecRunner['run']>[2]) {
+      this.started.push([command, ...args].join(' '))
+      return super.run(command, args, options)
+    }
+  }
+
+  it('reads the values with the shell itself, as `sysctl -n` prints them, dotted and slashed keys alike', async () => {
+    const keys = ['net.ipv4.ip_forward', 'net/ipv4/conf/all/rp_filter', 'kernel.ostype']
+    const expected = await runner.run('sysctl', ['-n', ...keys])
+    const noting = new Noting({timeoutSeconds: 10})
+    const batching = oneShellRunner(noting)
+    const [values, echoed] = await Promise.all([batching.run('sysctl', ['-n', ...keys]), batching.run('echo', ['beside'])])
+    expect(values).to.deep.equal({stdout: expected.stdout, stderr: '', exitCode: 0})
+    expect(echoed.stdout).to.equal('beside\n')
+    expect(noting.started).to.have.length(1)
+    expect(noting.started[0]).to.match(/^sh -c /).and.not.include('sysctl')
+  })
+
+  it('leaves to sysctl a key the shell cannot read, which then fails as sysctl does', async () => {
+    const noting = new Noting({timeoutSeconds: 10})
+    const batching = oneShellRunner(noting)
+    const [missing] = await Promise.allSettled([batching.run('sysctl', ['-n', 'net.ipv4.ip_forward', 'net.smartnat.no_such_key']), batching.run('true', [])])
+    expect(missing.status).to.equal('rejected')
+    expect((missing as PromiseRejectedResult).reason).to.be.instanceOf(CommandError)
+    expect(noting.started.at(-1)).to.equal('sysctl -n net.ipv4.ip_forward net.smartnat.no_such_key')
+  })
+})

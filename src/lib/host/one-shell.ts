@@ -17,8 +17,8 @@ const newMark = () => `@@smartnat-command-${Math.random().toString(36).slice(2, 
 const PLAIN_WORD = /^[\w./:=+-]+$/
 const quote = (word: string) => (PLAIN_WORD.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`)
 
-/** A command of the shell: its words, and lines written to its stdin (`printf` piped into it) if any. */
-export type ShellCommand = readonly [string, readonly string[], (readonly string[])?]
+/** A command of the shell: its words, and lines written to its stdin (`printf` piped into it) if any; or shell built-ins alone. */
+export type ShellCommand = readonly [string, readonly string[], (readonly string[])?] | {readonly builtins: string}
 
 /**
  * Each command's output and exit status, from one shell that frames them with marker lines on stdout
@@ -26,7 +26,9 @@ export type ShellCommand = readonly [string, readonly string[], (readonly string
  */
 export async function runInOneShell(runner: Runner, commands: readonly ShellCommand[]): Promise<ShellRun[] | undefined> {
   const mark = newMark()
-  const commandLine = ([command, args, input]: ShellCommand) => {
+  const commandLine = (shellCommand: ShellCommand) => {
+    if ('builtins' in shellCommand) return shellCommand.builtins
+    const [command, args, input] = shellCommand
     const words = [command, ...args].map(quote).join(' ')
     return input ? `printf '%s\\n' ${input.map(quote).join(' ')} | ${words}` : words
   }
@@ -144,6 +146,16 @@ function withIpBatches(
   const commands: ShellCommand[] = []
   const answerers: ((run: ShellRun | undefined) => void)[] = []
   for (const p of batch) {
+    const sysctls = sysctlFiles(p)
+    if (sysctls) {
+      // Read by the shell itself: what `sysctl -n` prints, a value a line; a key it cannot read, and sysctl tells why.
+      // dash's read answers 1 for some /proc/sys files it read whole, so what it read is checked instead.
+      const values = sysctls.map((_, i) => `"$v${i}"`)
+      const reads = sysctls.map((file, i) => `v${i}=; read -r v${i} < ${file};`).join(' ')
+      commands.push({builtins: `{ ${reads} ${values.map((v) => `[ -n ${v} ]`).join(' && ')} && printf '%s\\n' ${values.join(' ')}; }`})
+      answerers.push((run) => (run?.exitCode === 0 && run.stderr === '' ? p.resolve({stdout: run.stdout, stderr: '', exitCode: 0}) : runAlone(p)))
+      continue
+    }
     const group = groups.get(ipJsonOptions(p) ?? '')
     if (!group || group.length < 2) {
       commands.push([p.command, p.args])
@@ -160,6 +172,20 @@ function withIpBatches(
     })
   }
   return {commands, answerers}
+}
+
+/**
+ * The files under /proc/sys of `sysctl -n KEY...`, a read with nothing else asked of it; undefined
+ * for any other command. A dotted key has no dot in a component (sysctl reads `eth1.100` in a dotted
+ * key as two); a key with slashes is a path already.
+ */
+function sysctlFiles(p: Pending): string[] | undefined {
+  if (p.command !== 'sysctl' || p.args[0] !== '-n' || p.args.length < 2 || p.options.okExitCodes !== undefined || p.options.onStdout !== undefined) return undefined
+  const keys = p.args.slice(1)
+  if (keys.some((key) => !/^[\w./-]+$/.test(key) || key.startsWith('-') || key.split(/[./]/).some((part) => part === '' || part === '..'))) return undefined
+  // sysctl's own rule: a key whose first separator is a slash is a path; else dots separate, and a slash stands for a dot.
+  if (keys.some((key) => /^[^/]*\./.test(key) && key.includes('/'))) return undefined
+  return keys.map((key) => `/proc/sys/${key.includes('/') ? key : key.replaceAll('.', '/')}`)
 }
 
 const ipWordsAt = (args: readonly string[]) => args.findIndex((arg) => !arg.startsWith('-'))
