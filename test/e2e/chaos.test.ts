@@ -189,9 +189,10 @@ describe('chaos: traffic of untouched Mappings never stops (namespace lab, real 
       let churning = false
       const write = () => dir!.write({services: [web], mappings: [WEB, EDGE, ...(churning ? churn : [])]})
       await write()
-      // Each step of an iptables apply gets interrupted in turn: the sets, then the rules. The
-      // nftables daemon writes element changes through its kept nft -i, as it reads the transaction.
-      const steps = backend.name === 'iptables' ? [/ipset restore/, /iptables-restore/, /./] : [/nft -[fi]/]
+      // Each step of an iptables apply gets interrupted in turn: the sets (written through the kept
+      // ipset -exist - as it reads them, or ipset restore), then the rules. The nftables daemon
+      // writes element changes through its kept nft -i, as it reads the transaction.
+      const steps = backend.name === 'iptables' ? [/ipset (restore|-exist -)/, /iptables-restore/, /./] : [/nft -[fi]/]
       await chaos('4. SIGKILL mid-apply', {source: ['--from-file', dir!.path]}, async (run) => {
         for (let kill = 0; kill < 3; kill++) {
           const step = steps[kill % steps.length]!

@@ -9,8 +9,8 @@ import {killSmartnat, startSmartnat, type RunningCli} from './smartnat-cli.js'
 
 /** Commands that write to the kernel (restore payloads, ip batches), as their command line shows them. */
 const APPLY_COMMAND = /(^|\s)(iptables-restore|ipset restore|nft -f|ip -batch)(\s|$)/
-/** The `nft -i` a daemon keeps open for element changes: it writes to the kernel once it reads a line. */
-const SESSION_COMMAND = /(^|\s)nft -i(\s|$)/
+/** The `nft -i` and `ipset -exist -` a daemon keeps open for element changes: each writes to the kernel once it reads a line. */
+const SESSION_COMMAND = /(^|\s)(nft -i|ipset -exist -)(\s|$)/
 
 /** Daemons still running, killed if the test process exits first (their hard-limit timers die with it). */
 const running = new Set<ChildProcess>()
@@ -108,18 +108,30 @@ interface ChildCommand {
   line: string
 }
 
-/** A process's children (all its threads') and their command lines, read from /proc. */
+/**
+ * A process's descendants (of all its threads) and their command lines, read from /proc: the daemon
+ * starts its tools through a kept shell (src/lib/host/launcher.ts), so they are its grandchildren.
+ */
 function childCommands(pid: number): ChildCommand[] {
   const commands: ChildCommand[] = []
-  try {
-    for (const task of readdirSync(`/proc/${pid}/task`)) {
-      for (const child of readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').split(' ').filter(Boolean)) {
-        const line = readFileSync(`/proc/${child}/cmdline`, 'utf8').split('\0').join(' ').trim()
-        if (line) commands.push({pid: Number(child), line})
-      }
+  const children = (parent: number): number[] => {
+    try {
+      return readdirSync(`/proc/${parent}/task`).flatMap((task) => readFileSync(`/proc/${parent}/task/${task}/children`, 'utf8').split(' ').filter(Boolean).map(Number))
+    } catch {
+      // The process ended while being read.
+      return []
     }
-  } catch {
-    // The process or a child ended while being read.
+  }
+  const pending = children(pid)
+  while (pending.length > 0) {
+    const child = pending.shift()!
+    try {
+      const line = readFileSync(`/proc/${child}/cmdline`, 'utf8').split('\0').join(' ').trim()
+      if (line) commands.push({pid: child, line})
+    } catch {
+      // The child ended while being read.
+    }
+    pending.push(...children(child))
   }
   return commands
 }
