@@ -72,6 +72,6 @@ describe('the OCI image', function () {
     const rules = await inChrootOk(rootfs, 'iptables-save', ['-t', 'nat'], {netns: lab!.ns('host')})
     expect(rules).to.contain(':SNM-PREROUTING')
     // The shell the daemon starts its tools through.
-    expect(await inChrootOk(rootfs, 'sh', ['-c', 'echo "$0"', 'kept'], {netns: lab!.ns('host')})).to.equal('kept\n')
+    expect(await inChrootOk(rootfs, 'sh', ['-c', 'echo "$0"', 'kept'], {netns: lab!.ns('host')})).to.equal('kept')
   })
 })
