@@ -21,13 +21,13 @@ export interface HostOptions extends RunnerOptions {
 }
 
 /** The runner every command of this run goes through. */
-export function openRunner(options: RunnerOptions): Runner {
+export function openRunner(options: RunnerOptions): ExecRunner {
   return new ExecRunner({timeoutSeconds: options.commandTimeoutSeconds, ...(options.netns ? {netns: options.netns} : {})})
 }
 
 /** A daemon's runner: its processes start through a kept shell (LaunchingRunner). */
 export function launchingRunner(options: RunnerOptions): Runner {
-  const exec = new ExecRunner({timeoutSeconds: options.commandTimeoutSeconds, ...(options.netns ? {netns: options.netns} : {})})
+  const exec = openRunner(options)
   return new LaunchingRunner(exec, {startShell: () => exec.keep('sh', []), timeoutMs: options.commandTimeoutSeconds * 1000, killAfterMs: KILL_AFTER_MS})
 }
 

@@ -15,6 +15,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import type {ChildProcessWithoutNullStreams} from 'node:child_process'
 import {CommandError} from './command-error.js'
+import {shellWord} from './shell-word.js'
 import type {RunOptions, RunResult, Runner} from './runner.js'
 
 /** How the launcher starts its shell, and what a process may take. */
@@ -29,8 +30,6 @@ export interface LauncherOptions {
 
 /** After this many shells ended under it, the launcher gives up and every process starts as before. */
 const SHELLS_AT_MOST = 3
-const PLAIN_WORD = /^[\w./:=+,@%-]+$/
-const quote = (word: string) => (PLAIN_WORD.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`)
 
 interface Job {
   id: number
@@ -124,7 +123,7 @@ export class LaunchingRunner implements Runner {
     return new Promise((resolve, reject) => {
       const job: Job = {id, command, args, options, timedOut: false, resolve, reject, timer: setTimeout(() => this.timeOut(shell, job), this.options.timeoutMs)}
       shell.jobs.set(id, job)
-      const line = [command, ...args].map(quote).join(' ')
+      const line = [command, ...args].map(shellWord).join(' ')
       shell.write(`{ ${line} <${base}.in >${base}.out 2>${base}.err & echo "${id} pid $!"; wait $!; echo "${id} exit $?"; } &\n`)
     })
   }
@@ -190,7 +189,7 @@ export class LaunchingRunner implements Runner {
     } catch (error) {
       unreadable = error
     }
-    for (const file of [`${base}.in`, `${base}.out`, `${base}.err`]) rmSync(file, {force: true})
+    this.removeFiles(job)
     const {command, args, options} = job
     if (unreadable) return job.reject(new CommandError(command, args, undefined, '', {cause: unreadable}))
     if (job.timedOut) return job.reject(new CommandError(command, args, undefined, stderr, {timedOut: true}))
@@ -200,6 +199,11 @@ export class LaunchingRunner implements Runner {
     if (signal) return job.reject(new CommandError(command, args, undefined, stderr, {signal}))
     if (status !== 0 && !(options.okExitCodes ?? []).includes(status)) return job.reject(new CommandError(command, args, status, stderr))
     job.resolve({stdout, stderr, exitCode: status})
+  }
+
+  /** The job's input, output and error files: gone once its result is taken, or lost. */
+  private removeFiles(job: Job): void {
+    for (const suffix of ['.in', '.out', '.err']) rmSync(join(this.directory!, `${job.id}${suffix}`), {force: true})
   }
 
   private timeOut(shell: Shell, job: Job): void {
@@ -226,7 +230,7 @@ export class LaunchingRunner implements Runner {
     for (const job of shell.jobs.values()) {
       clearTimeout(job.timer)
       clearTimeout(job.killTimer)
-      for (const suffix of ['.in', '.out', '.err']) rmSync(join(this.directory!, `${job.id}${suffix}`), {force: true})
+      this.removeFiles(job)
       const {command, args, options} = job
       if (job.timedOut) job.reject(new CommandError(command, args, undefined, '', {timedOut: true}))
       else if (job.pid === undefined) this.inner.run(command, args, options).then(job.resolve, job.reject)

@@ -4,6 +4,7 @@
  * costs more than a version command, a sysctl read or reading an empty ruleset itself.
  */
 import {CommandError, type RunOptions, type RunResult, type Runner} from './runner.js'
+import {shellWord} from './shell-word.js'
 
 /** What one command of the shell printed, exactly, and its exit status (127: sh could not find it). */
 export interface ShellRun {
@@ -14,8 +15,6 @@ export interface ShellRun {
 
 // Per shell: a shell run by another (a command of a batch) frames its own output with other markers.
 const newMark = () => `@@smartnat-command-${Math.random().toString(36).slice(2, 10)}`
-const PLAIN_WORD = /^[\w./:=+-]+$/
-const quote = (word: string) => (PLAIN_WORD.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`)
 
 /** A command of the shell: its words, and lines written to its stdin (`printf` piped into it) if any; or shell built-ins alone. */
 export type ShellCommand = readonly [string, readonly string[], (readonly string[])?] | {readonly builtins: string}
@@ -29,8 +28,8 @@ export async function runInOneShell(runner: Runner, commands: readonly ShellComm
   const commandLine = (shellCommand: ShellCommand) => {
     if ('builtins' in shellCommand) return shellCommand.builtins
     const [command, args, input] = shellCommand
-    const words = [command, ...args].map(quote).join(' ')
-    return input ? `printf '%s\\n' ${input.map(quote).join(' ')} | ${words}` : words
+    const words = [command, ...args].map(shellWord).join(' ')
+    return input ? `printf '%s\\n' ${input.map(shellWord).join(' ')} | ${words}` : words
   }
   // The echo before each marker ends a command's last line, so that the marker starts one; it is taken off again.
   const script = commands
@@ -187,6 +186,9 @@ function sysctlFiles(p: Pending): string[] | undefined {
   if (keys.some((key) => /^[^/]*\./.test(key) && key.includes('/'))) return undefined
   return keys.map((key) => `/proc/sys/${key.includes('/') ? key : key.replaceAll('.', '/')}`)
 }
+
+/** A word `ip -batch` reads back as that one word: no space, quote or other character its line splitting treats apart. */
+const PLAIN_WORD = /^[\w./:=+-]+$/
 
 const ipWordsAt = (args: readonly string[]) => args.findIndex((arg) => !arg.startsWith('-'))
 

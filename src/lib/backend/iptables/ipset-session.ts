@@ -26,30 +26,28 @@ export const MAX_SESSION_LINES = 256
 /** Only lines that add or delete one entry of a set that exists go through the session. */
 const ENTRY_LINE = /^(add|del) \S+ \S+$/
 
-/** What ipset said for each line, up to the probe after it; undefined until the answer to the last probe came. */
-export function lineAnswers(output: string, lines: number): string[] | undefined {
+/** What ipset said for each line, up to the probe after it, and where the last probe's answer ends; undefined until that answer came. */
+function scanAnswers(output: string, lines: number): {answers: string[]; end: number} | undefined {
   const answers: string[] = []
-  let rest = output
+  let end = 0
   for (let i = 0; i < lines; i++) {
+    const rest = output.slice(end)
     const match = PROBE_ANSWER.exec(rest)
     if (!match) return undefined
     answers.push(rest.slice(0, match.index))
-    rest = rest.slice(match.index + match[0].length)
+    end += match.index + match[0].length
   }
-  return answers
+  return {answers, end}
+}
+
+/** What ipset said for each line, up to the probe after it; undefined until the answer to the last probe came. */
+export function lineAnswers(output: string, lines: number): string[] | undefined {
+  return scanAnswers(output, lines)?.answers
 }
 
 /** Where the answer to the `lines`-th probe ends, once it came. */
 function answered(lines: number): (output: string) => number | undefined {
-  return (output) => {
-    let at = 0
-    for (let i = 0; i < lines; i++) {
-      const match = PROBE_ANSWER.exec(output.slice(at))
-      if (!match) return undefined
-      at += match.index + match[0].length
-    }
-    return at
-  }
+  return (output) => scanAnswers(output, lines)?.end
 }
 
 /** The lines of `payload` when all of them are entries added or deleted, and there are few enough. */
