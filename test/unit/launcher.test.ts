@@ -3,18 +3,8 @@ import {mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {LaunchingRunner} from '../../src/lib/host/launcher.js'
-import {CommandError, ExecRunner, type RunOptions, type RunResult, type Runner} from '../../src/lib/host/runner.js'
-
-/** The CommandError `promise` rejects with; fails the test when it resolves or rejects with something else. */
-async function commandError(promise: Promise<unknown>): Promise<CommandError> {
-  try {
-    await promise
-  } catch (error) {
-    expect(error).to.be.instanceOf(CommandError)
-    return error as CommandError
-  }
-  throw new Error('expected the command to fail')
-}
+import {ExecRunner, type RunOptions, type RunResult, type Runner} from '../../src/lib/host/runner.js'
+import {commandError, isAlive} from '../support/processes.js'
 
 /** A runner that starts real processes and counts what it was asked to run. */
 class CountedExec implements Runner {
@@ -25,15 +15,6 @@ class CountedExec implements Runner {
     return this.exec.run(command, args, options)
   }
   follow = this.exec.follow.bind(this.exec)
-}
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
 }
 
 describe('LaunchingRunner', () => {
@@ -112,7 +93,7 @@ describe('LaunchingRunner', () => {
     runner = open({timeoutMs: 300})
     const error = await commandError(runner.run('sh', ['-c', 'echo $$ > "$0"; exec sleep 30', join(scratch, 'pid')]))
     expect(error.message).to.match(/timed out/)
-    expect(alive(Number(readFileSync(join(scratch, 'pid'), 'utf8')))).to.equal(false)
+    expect(isAlive(Number(readFileSync(join(scratch, 'pid'), 'utf8')))).to.equal(false)
     // The shell is still there for the next process.
     expect((await runner.run('echo', ['next'])).stdout).to.equal('next\n')
     expect(shells).to.equal(1)
@@ -176,7 +157,7 @@ describe('LaunchingRunner', () => {
     const shell = launched[0]!
     runner.close()
     await new Promise((resolve) => (shell.exitCode === null && shell.signalCode === null ? shell.once('exit', resolve) : resolve(undefined)))
-    expect(alive(shell.pid!)).to.equal(false)
+    expect(isAlive(shell.pid!)).to.equal(false)
     expect(readdirSync(scratch)).to.deep.equal([])
   })
 })

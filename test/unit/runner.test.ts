@@ -2,20 +2,10 @@ import {expect} from 'chai'
 import {mkdtemp, readFile, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {CommandError, ExecRunner, streamOutput} from '../../src/lib/host/runner.js'
+import {ExecRunner, streamOutput} from '../../src/lib/host/runner.js'
 import {RecordingRunner} from '../support/recording-runner.js'
 import {heapUsedAfterCollection} from '../support/heap-used.js'
-
-/** The CommandError `promise` rejects with; fails the test when it resolves or rejects with something else. */
-async function commandError(promise: Promise<unknown>): Promise<CommandError> {
-  try {
-    await promise
-  } catch (error) {
-    expect(error).to.be.instanceOf(CommandError)
-    return error as CommandError
-  }
-  throw new Error('expected the command to fail')
-}
+import {commandError, isAlive} from '../support/processes.js'
 
 describe('ExecRunner', () => {
   const runner = new ExecRunner({timeoutSeconds: 10})
@@ -181,11 +171,3 @@ async function pidIn(file: string): Promise<number> {
   return Number((await readFile(file, 'utf8')).trim())
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
