@@ -6,6 +6,11 @@
 import {PACKAGE, RENDERED_HELP} from 'smartnat-sea:help'
 
 import {answerWithoutOclif} from './fast-start.js'
+import {startCommandReadAhead} from './read-ahead.js'
 import {runBundledCli} from './sea-loader.js'
 
-if (!answerWithoutOclif(process.argv.slice(2), {packageInfo: () => PACKAGE, renderedHelp: () => RENDERED_HELP})) runBundledCli()
+const argv = process.argv.slice(2)
+if (!answerWithoutOclif(argv, {packageInfo: () => PACKAGE, renderedHelp: () => RENDERED_HELP})) {
+  startCommandReadAhead(argv)
+  runBundledCli()
+}

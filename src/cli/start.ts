@@ -5,5 +5,10 @@
  */
 import {answerWithoutOclif} from './fast-start.js'
 import {runPackageScript} from './package-script.js'
+import {startCommandReadAhead} from './read-ahead.js'
 
-if (!answerWithoutOclif(process.argv.slice(2)) && (process.env.DEBUG || !runPackageScript())) void import('./main.js')
+const argv = process.argv.slice(2)
+if (!answerWithoutOclif(argv)) {
+  startCommandReadAhead(argv)
+  if (process.env.DEBUG || !runPackageScript()) void import('./main.js')
+}

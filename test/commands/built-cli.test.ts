@@ -4,7 +4,7 @@
  * src/, and a start loads only what its path needs, counted in modules, not timed.
  */
 import {spawnSync} from 'node:child_process'
-import {closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync} from 'node:fs'
+import {chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {delimiter, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -137,6 +137,45 @@ process.on('exit', () => writeFileSync(${JSON.stringify(log)}, JSON.stringify(pr
     const builtins = JSON.parse(readFileSync(log, 'utf8')) as string[]
     expect(builtins).to.include('NativeModule child_process')
     expect(builtins.filter((name) => /^NativeModule (crypto|internal\/crypto\/)/.test(name))).to.deep.equal([])
+  })
+
+  it("starts status's reads with the process, as the same command line ran them last time, and runs them once", () => {
+    const tools = join(logDir, 'ahead-tools')
+    writeToolStandIns(tools)
+    const shells = join(logDir, 'shells.log')
+    // Every shell smartnat starts by name, logged: the reads' shell is `sh -c SCRIPT`.
+    writeFileSync(join(tools, 'sh'), `#!/bin/sh\necho "$2" | head -c 60 >> ${shells}; echo >> ${shells}\nexec /bin/sh "$@"\n`)
+    chmodSync(join(tools, 'sh'), 0o755)
+    mkdirSync(join(logDir, 'empty'), {recursive: true})
+    const runDir = join(logDir, 'ahead-run')
+    const slotLog = join(logDir, 'read-ahead-slot.json')
+    // At exit, the read the entry started ahead (its script) and whether a read of the command looked for it.
+    const recorder = `import {writeFileSync} from 'node:fs'
+process.on('exit', () => { const slot = globalThis[Symbol.for('smartnat.read-ahead')]; writeFileSync(${JSON.stringify(slotLog)}, JSON.stringify({ahead: slot?.ahead?.spec.args.at(-1) ?? null, taken: slot?.taken ?? null})) })`
+    const status = () => {
+      const args = ['--import', `data:text/javascript,${encodeURIComponent(recorder)}`, join(ROOT, 'bin', 'run.cjs'), 'status', '--from-file', join(logDir, 'empty'), '--lock-file', join(runDir, 'smartnat.lock')]
+      const result = spawnSync(process.execPath, args, {encoding: 'utf8', env: {...cliEnv(), PATH: [tools, process.env.PATH].join(delimiter)}, timeout: 60_000})
+      expect(result.status, result.stderr).to.equal(4)
+      return {output: result.stdout, slot: JSON.parse(readFileSync(slotLog, 'utf8')) as {ahead: string | null; taken: boolean | null}}
+    }
+    const shellLines = () => readFileSync(shells, 'utf8').split('\n').filter(Boolean)
+    // Nothing kept yet: nothing started ahead, and the read the command asked for is kept.
+    expect(status().slot).to.deep.equal({ahead: null, taken: true})
+    // The first run also asked the tools their versions, which it keeps beside the lock; the second reads the host alone.
+    const {output} = status()
+    const kept = join(runDir, 'read-ahead.json')
+    const {entries} = JSON.parse(readFileSync(kept, 'utf8')) as {entries: {file: string; args: string[]}[]}
+    // Kept: the shell the second run started (the log holds the start of its script).
+    expect(entries.map((e) => [e.file, e.args[0], e.args[1]!.startsWith(shellLines().at(-1)!)])).to.deep.equal([['sh', '-c', true]])
+    // Started by the entry and taken over: one shell more, and the same answer.
+    const shellsBefore = shellLines().length
+    expect(status()).to.deep.equal({output, slot: {ahead: entries[0]!.args[1], taken: true}})
+    expect(shellLines()).to.have.length(shellsBefore + 1)
+    // A kept read the command does not ask for any more is started, then ended, and the command's own runs and replaces it.
+    writeFileSync(kept, JSON.stringify({entries: [{...entries[0]!, args: ['-c', 'echo stale-read']}]}))
+    expect(status()).to.deep.equal({output, slot: {ahead: 'echo stale-read', taken: true}})
+    expect(shellLines().at(-1)).to.equal(shellLines()[shellsBefore])
+    expect(JSON.parse(readFileSync(kept, 'utf8'))).to.deep.equal({entries})
   })
 
   it('prints a dry-run sync to a file without node:crypto, node:tty and node:net, and colours it on a terminal only', () => {

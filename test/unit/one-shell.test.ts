@@ -4,8 +4,8 @@ import {mkdtemp, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
-import {oneShellRunner, runInOneShell} from '../../src/lib/host/one-shell.js'
-import {CommandError, ExecRunner} from '../../src/lib/host/runner.js'
+import {oneShellRunner, runInOneShell, type ShellCommand} from '../../src/lib/host/one-shell.js'
+import {CommandError, ExecRunner, type RunOptions, type Runner} from '../../src/lib/host/runner.js'
 import {RecordingRunner} from '../support/recording-runner.js'
 
 const runner = new ExecRunner({timeoutSeconds: 10})
@@ -52,6 +52,24 @@ describe('runInOneShell', () => {
     ])
     const nested = await runInOneShell(runner, [['echo', ['outer']], ['sh', ['-c', 'echo inner']]])
     expect(nested?.map((r) => r.stdout)).to.deep.equal(['outer\n', 'inner\n'])
+  })
+
+  it('asks for the same shell for the same commands, as a read that may be started ahead, and frames other commands with another marker', async () => {
+    const asked: {args: string[]; options: RunOptions | undefined}[] = []
+    const capturing: Runner = {
+      run: async (_command, args, options) => {
+        asked.push({args, options})
+        return {stdout: '', stderr: '', exitCode: 0}
+      },
+    }
+    const commands: ShellCommand[] = [['iptables-save', ['-c']], ['ipset', ['save']]]
+    await runInOneShell(capturing, commands)
+    await runInOneShell(capturing, commands)
+    await runInOneShell(capturing, [['iptables-save', []], ['ipset', ['save']]])
+    expect(asked[1]!.args).to.deep.equal(asked[0]!.args)
+    expect(asked.map(({options}) => options?.readAhead)).to.deep.equal([true, true, true])
+    const mark = (args: string[]) => /@@smartnat-command-\w+/.exec(args[1]!)?.[0]
+    expect(mark(asked[2]!.args)).to.be.a('string').and.not.equal(mark(asked[0]!.args))
   })
 })
 

@@ -17,7 +17,9 @@ import {constants, readlinkSync} from 'node:fs'
 import {mkdir, open, readFile, stat, type FileHandle} from 'node:fs/promises'
 import {dirname} from 'node:path'
 
-export const DEFAULT_LOCK_PATH = '/run/smartnat/smartnat.lock'
+import {DEFAULT_LOCK_PATH} from './lock-path.js'
+
+export {DEFAULT_LOCK_PATH}
 
 /** The exit code asked of `flock` for "held by someone else", apart from its own errors. */
 const CONFLICT_EXIT_CODE = 75

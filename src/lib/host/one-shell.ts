@@ -5,6 +5,7 @@
  */
 import {CommandError, type RunOptions, type RunResult, type Runner} from './runner.js'
 import {shellWord} from './shell-word.js'
+import {shortHash} from '../net/hash.js'
 
 /** What one command of the shell printed, exactly, and its exit status (127: sh could not find it). */
 export interface ShellRun {
@@ -13,8 +14,10 @@ export interface ShellRun {
   exitCode: number
 }
 
-// Per shell: a shell run by another (a command of a batch) frames its own output with other markers.
-const newMark = () => `@@smartnat-command-${Math.random().toString(36).slice(2, 10)}`
+// The same for the same commands, so that the shell's command line is the same at every run of a
+// command line and a read started ahead is recognised by it (read-ahead.ts); other for other commands,
+// so that a shell run by another (a command of a batch) frames its own output with other markers.
+const markOf = (commandLines: readonly string[]) => `@@smartnat-command-${shortHash(JSON.stringify(commandLines), 12)}`
 
 /** A command of the shell: its words, and lines written to its stdin (`printf` piped into it) if any; or shell built-ins alone. */
 export type ShellCommand = readonly [string, readonly string[], (readonly string[])?] | {readonly builtins: string}
@@ -24,20 +27,20 @@ export type ShellCommand = readonly [string, readonly string[], (readonly string
  * and stderr; undefined when the shell cannot be run or its output is not framed as written.
  */
 export async function runInOneShell(runner: Runner, commands: readonly ShellCommand[]): Promise<ShellRun[] | undefined> {
-  const mark = newMark()
   const commandLine = (shellCommand: ShellCommand) => {
     if ('builtins' in shellCommand) return shellCommand.builtins
     const [command, args, input] = shellCommand
     const words = [command, ...args].map(shellWord).join(' ')
     return input ? `printf '%s\\n' ${input.map(shellWord).join(' ')} | ${words}` : words
   }
+  const lines = commands.map(commandLine)
+  const mark = markOf(lines)
   // The echo before each marker ends a command's last line, so that the marker starts one; it is taken off again.
-  const script = commands
-    .map((command, i) => `echo; echo ${mark} ${i}; echo >&2; echo ${mark} ${i} >&2; ${commandLine(command)}; s=$?; echo; echo ${mark} ${i} exit $s`)
-    .join('; ')
+  const script = lines.map((line, i) => `echo; echo ${mark} ${i}; echo >&2; echo ${mark} ${i} >&2; ${line}; s=$?; echo; echo ${mark} ${i} exit $s`).join('; ')
   let result
   try {
-    result = await runner.run('sh', ['-c', script])
+    // The same reads at every run of a command line such as `status`: started ahead, if it ran before.
+    result = await runner.run('sh', ['-c', script], {readAhead: true})
   } catch {
     return undefined
   }

@@ -4,6 +4,8 @@ import {existsSync} from 'node:fs'
 import {ByteLines} from '../net/byte-lines.js'
 import {CommandError} from './command-error.js'
 import {startConversation, type Conversation} from './conversation.js'
+import {childProcess, startProcess} from './process.js'
+import {readAhead} from './read-ahead.js'
 
 export {CommandError} from './command-error.js'
 
@@ -19,6 +21,11 @@ export interface RunOptions {
    * collected text to the same callback. A throw from it fails the run with that error.
    */
   onStdout?: (chunk: Buffer) => void
+  /**
+   * The command line runs this same read at its every run: it may have been started already at the
+   * process's start, and is kept to be started so the next time (read-ahead.ts). No input or onStdout.
+   */
+  readAhead?: boolean
 }
 
 export interface RunResult {
@@ -93,99 +100,7 @@ export interface ExecRunnerOptions {
 
 export const KILL_AFTER_MS = 5000
 
-/** node:child_process, loaded at the first process started: it loads node:net with it (about 2 ms), and a dry-run sync starts none. */
-function childProcess(): typeof import('node:child_process') {
-  return process.getBuiltinModule('node:child_process')
-}
 const PDEATHSIG_WRAPPER = ['/usr/bin/setpriv', '/bin/setpriv'].find((path) => existsSync(path))
-/** How long the output pipes may stay open after the process exited. */
-const PIPES_AFTER_EXIT_MS = 1000
-
-/** How a process ended: its output, and its exit code or the signal or error that ended it. */
-interface Ended {
-  stdout: string
-  stderr: string
-  exitCode: number | null
-  signal: NodeJS.Signals | null
-  timedOut: boolean
-  startError?: Error
-  /** What `onStdout` threw; later output was not handed to it. */
-  outputError?: unknown
-}
-
-/**
- * Runs `file` with `input` on its stdin and collects its output. A process that outlives
- * `timeoutMs` gets SIGTERM, then SIGKILL `killAfterMs` later. Never rejects: every ending is data.
- */
-function runProcess(file: string, args: string[], input: string, timeoutMs: number, killAfterMs: number, onStdout?: (chunk: Buffer) => void): Promise<Ended> {
-  // Let go of once the process ended, as its output is: the callback holds what its reader made of
-  // the output (a parsed state). Only these variables are in reach of the listeners, not the
-  // parameters, and the input is let go of once handed to the pipe (a restore payload of megabytes).
-  let handOver = onStdout
-  let stdin: string | undefined = input
-  return new Promise((resolve) => {
-    // The child's listeners and the timers below keep what they capture alive until its pipes are
-    // destroyed, up to PIPES_AFTER_EXIT_MS after it exited: once it ended they must hold neither its
-    // output nor the promise resolved with it (a 15 MB `nft -j` listing, else alive through its parse).
-    let settle: ((ended: Ended) => void) | undefined = resolve
-    // The environment is inherited; LC_ALL=C keeps the tools' messages and number formats parseable.
-    const child = childProcess().spawn(file, args, {env: {...process.env, LC_ALL: 'C'}, stdio: ['pipe', 'pipe', 'pipe']})
-    // Decoded chunk by chunk: the bytes are dropped as they arrive instead of being held, copied
-    // into one buffer and then decoded (a 15 MB `nft -j` listing would be held three times).
-    const stdout: string[] = []
-    const stderr: string[] = []
-    if (!handOver) child.stdout.setEncoding('utf8')
-    child.stderr.setEncoding('utf8')
-    let outputError: {thrown: unknown} | undefined
-    let timedOut = false
-    let killTimer: NodeJS.Timeout | undefined
-    const timeoutTimer = setTimeout(() => {
-      timedOut = true
-      child.kill('SIGTERM')
-      killTimer = setTimeout(() => child.kill('SIGKILL'), killAfterMs)
-    }, timeoutMs)
-    const end = (ended: Omit<Ended, 'stdout' | 'stderr' | 'timedOut'>) => {
-      clearTimeout(timeoutTimer)
-      clearTimeout(killTimer)
-      const output = {stdout: stdout.join(''), stderr: stderr.join('')}
-      stdout.length = 0
-      stderr.length = 0
-      settle?.({...output, timedOut, ...ended, ...(outputError ? {outputError: outputError.thrown} : {})})
-      settle = undefined
-      handOver = undefined
-    }
-    if (handOver) {
-      child.stdout.on('data', (chunk: Buffer) => {
-        if (outputError || !handOver) return
-        try {
-          handOver(chunk)
-        } catch (thrown) {
-          outputError = {thrown}
-        }
-      })
-    } else child.stdout.on('data', (chunk: string) => stdout.push(chunk))
-    child.stderr.on('data', (chunk: string) => stderr.push(chunk))
-    // A process that exits without reading all its input breaks the pipe; its exit code tells why.
-    child.stdin.on('error', () => undefined)
-    child.stdin.end(stdin)
-    stdin = undefined
-    // 'error' without a pid: the process never started. 'close' comes once its output is all read.
-    child.once('error', (error) => {
-      if (child.pid === undefined) end({exitCode: null, signal: null, startError: error})
-    })
-    child.once('close', (exitCode, signal) => {
-      if (child.pid !== undefined) end({exitCode, signal})
-    })
-    // A process it left behind (`sh -c 'daemon &'`) may keep the pipes open long after it exited;
-    // its output is what arrived by then, so that nothing waits past the process.
-    child.once('exit', () => {
-      setTimeout(() => {
-        child.stdout.destroy()
-        child.stderr.destroy()
-      }, PIPES_AFTER_EXIT_MS).unref()
-    })
-  })
-}
 
 /** Runs real processes; inside a network namespace when one is given. */
 export class ExecRunner implements Runner {
@@ -193,7 +108,9 @@ export class ExecRunner implements Runner {
 
   async run(command: string, args: string[], options: RunOptions = {}): Promise<RunResult> {
     const [file, argv] = this.command(command, args)
-    const ended = await runProcess(file, argv, options.input ?? '', this.options.timeoutSeconds * 1000, this.options.killAfterMs ?? KILL_AFTER_MS, options.onStdout)
+    const timing = {timeoutMs: this.options.timeoutSeconds * 1000, killAfterMs: this.options.killAfterMs ?? KILL_AFTER_MS}
+    const start = () => startProcess(file, argv, {input: options.input ?? '', ...timing, ...(options.onStdout ? {onStdout: options.onStdout} : {})})
+    const ended = await (options.readAhead ? readAhead({file, args: argv, ...timing}, start) : start()).ended
     const {stdout, stderr, exitCode, signal} = ended
     if ('outputError' in ended) throw ended.outputError
     if (ended.timedOut) throw new CommandError(command, args, exitCode ?? undefined, stderr, {timedOut: true})
