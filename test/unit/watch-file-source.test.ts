@@ -25,15 +25,15 @@ async function eventually(what: string, condition: () => boolean): Promise<void>
 
 /**
  * Counts the reads of `path` while `body` runs: every read of the manifests starts with
- * fs.promises.stat of the path (file or directory?), which is wrapped for the time.
+ * node:fs's stat of the path (file or directory?), which is wrapped for the time.
  */
 async function countingReads<T>(path: string, body: (reads: () => number) => Promise<T>): Promise<T> {
-  const fsp = createRequire(import.meta.url)('node:fs/promises') as typeof import('node:fs/promises')
+  const fsp = createRequire(import.meta.url)('node:fs') as typeof import('node:fs')
   const real = fsp.stat
   let reads = 0
   fsp.stat = ((...args: Parameters<typeof real>) => {
     if (args[0] === path) reads++
-    return real(...args)
+    return (real as (...a: unknown[]) => void)(...args)
   }) as typeof real
   syncBuiltinESMExports()
   try {

@@ -4,9 +4,10 @@
  * to 32 MB: at 10,000 Mappings that is more than half the peak RSS, and none of it is needed
  * (docs/benchmarks.md, "Memory at 10,000 Mappings").
  */
-import {setFlagsFromString} from 'node:v8'
-import {runInNewContext} from 'node:vm'
 import type {SyncPass} from '../sync/watch.js'
+
+/** V8's flags, set through node:v8, loaded when first used: a dry-run sync that never needs it would pay about 2 ms of its start for the module. */
+const setFlagsFromString = (flags: string) => process.getBuiltinModule('node:v8').setFlagsFromString(flags)
 
 /**
  * Makes V8 collect before the heap has grown far past what is live: the old generation grows by
@@ -36,7 +37,7 @@ export function collectGarbage(): void {
 function exposedGc(): () => void {
   setFlagsFromString('--expose-gc')
   try {
-    const gc: unknown = runInNewContext('typeof gc === "function" ? gc : undefined')
+    const gc: unknown = process.getBuiltinModule('node:vm').runInNewContext('typeof gc === "function" ? gc : undefined')
     if (typeof gc === 'function') return gc as () => void
   } catch {
     // Nothing to fall back to but V8's own timing.
