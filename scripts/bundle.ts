@@ -174,15 +174,17 @@ const SCRIPT_OPTIONS: BuildOptions = {
   platform: 'node',
   format: 'cjs',
   target: 'node20',
-  // A stack trace names the script's lines; with DEBUG set bin/run.cjs runs the ES modules, which have source maps.
-  sourcemap: false,
+  // Beside the script (smartnat.cjs.map, an asset of the single executable), read only to format a
+  // stack trace (src/cli/mapped-stack.ts): frames then name the sources' functions, files and lines.
+  sourcemap: 'external',
+  sourcesContent: false,
   minifyWhitespace: true,
-  // Less to read, compile and deserialize at every start (1.43 MB -> 1.03 MB). keepNames gives functions
-  // and classes their names back as `.name`, which is what a stack trace's frames show; a CPU profile
-  // shows the short names, so SMARTNAT_READABLE_SCRIPT=1 builds the script without them.
+  // Less to read, compile and deserialize at every start (1.43 MB -> 0.98 MB). Without keepNames:
+  // giving every function its name back at load cost a dry-run sync about 4 ms, and a stack trace
+  // takes the sources' names from the source map. A CPU profile shows the short names, so
+  // SMARTNAT_READABLE_SCRIPT=1 builds the script readable.
   minifySyntax: !READABLE_SCRIPT,
   minifyIdentifiers: !READABLE_SCRIPT,
-  keepNames: !READABLE_SCRIPT,
   // import.meta.url names the script, or the executable (src/lib/source/kube/crd-install.ts looks for crds/ above it).
   define: {'import.meta.url': '__smartnatScriptUrl'},
   plugins: [embedded, OCLIF_LAZY, NODE_URL_FOR_WHATWG_URL],
@@ -212,7 +214,7 @@ async function bundleKubeClient(outfile: string): Promise<void> {
     define: {},
     minifySyntax: false,
     minifyIdentifiers: false,
-    keepNames: false,
+    sourcemap: false,
   })
 }
 
@@ -228,13 +230,15 @@ async function bundleCliScript(outfile: string, external: string[] = [], plugins
     // oclif asks for these only to run a plugin from its TypeScript sources, which neither the package nor the executable does.
     external: ['typescript', 'ts-node', 'tsx', ...external],
   })
+  // The one character it escapes (a regular expression of ansis) lengthens its line by 5: frames
+  // past it on that line map 5 columns off, which still names the right function.
   writeFileSync(outfile, asciiOnly(readFileSync(outfile, 'utf8')))
 }
 
 async function bundleForSea(): Promise<void> {
   // The entry: the answers without oclif, and the loader of the rest.
   const executableUrl = 'const __smartnatScriptUrl = require("node:url").pathToFileURL(process.execPath).href;'
-  await build({...SCRIPT_OPTIONS, entryPoints: [join(ROOT, 'src', 'cli', 'sea-main.ts')], outfile: join(SEA_DIST, 'start.cjs'), banner: {js: executableUrl}})
+  await build({...SCRIPT_OPTIONS, entryPoints: [join(ROOT, 'src', 'cli', 'sea-main.ts')], outfile: join(SEA_DIST, 'start.cjs'), banner: {js: executableUrl}, sourcemap: false})
   // The rest, run by src/cli/sea-loader.ts with Node's own modules only.
   await bundleCliScript(join(SEA_DIST, CLI_SCRIPT))
 }

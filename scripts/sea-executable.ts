@@ -14,7 +14,7 @@ import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {parseArgs} from 'node:util'
 
-import {CLI_CACHE, CLI_SCRIPT} from '../src/cli/cli-script.js'
+import {CLI_CACHE, CLI_MAP, CLI_SCRIPT} from '../src/cli/cli-script.js'
 import {makeCodeCache} from './code-cache.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
@@ -38,7 +38,7 @@ const blob = join(SEA_DIST, 'smartnat.blob')
 // The entry's code cache spares V8 compiling it at every start; the warning would reach every command's stderr.
 writeFileSync(
   config,
-  JSON.stringify({main: join(SEA_DIST, 'start.cjs'), output: blob, disableExperimentalSEAWarning: true, useCodeCache: true, assets: {[CLI_SCRIPT]: cli, [CLI_CACHE]: cache}}),
+  JSON.stringify({main: join(SEA_DIST, 'start.cjs'), output: blob, disableExperimentalSEAWarning: true, useCodeCache: true, assets: {[CLI_SCRIPT]: cli, [CLI_CACHE]: cache, [CLI_MAP]: `${cli}.map`}}),
 )
 execFileSync(node, ['--experimental-sea-config', config], {stdio: ['ignore', 'ignore', 'inherit']})
 

@@ -6,9 +6,10 @@
  * at every start cost more than the rest of a dry-run sync (docs/benchmarks.md, "Start-up").
  */
 
-/** The script's file name, and its code cache's, wherever they are kept. */
+/** The script's file name, its code cache's and its source map's, wherever they are kept. */
 export const CLI_SCRIPT = 'smartnat.cjs'
 export const CLI_CACHE = 'smartnat.cache'
+export const CLI_MAP = 'smartnat.cjs.map'
 
 /** What the script evaluates to: `(function (require, scriptUrl, root) {...})`; it runs the command line when called. */
 export type CliScript = (require: (id: string) => unknown, scriptUrl: string, root: string) => void

@@ -8,7 +8,8 @@ import {dirname} from 'node:path'
 import {getAsset} from 'node:sea'
 import {pathToFileURL} from 'node:url'
 
-import {CLI_CACHE, CLI_SCRIPT, compileCliScript} from './cli-script.js'
+import {CLI_CACHE, CLI_MAP, CLI_SCRIPT, compileCliScript} from './cli-script.js'
+import {mapStackTraces} from './mapped-stack.js'
 
 /** Node's own modules only; a package probing for an optional one (ws for bufferutil) gets what a missing module gives. */
 function builtInRequire(): (id: string) => unknown {
@@ -21,6 +22,8 @@ function builtInRequire(): (id: string) => unknown {
 
 /** Compiles the bundled CLI (from the code cache) and runs it on the command line; the executable's directory is the package root. */
 export function runBundledCli(): void {
+  // The map's sources are relative to dist-sea/, where the build wrote the script: frames name src/... as in the repository.
+  mapStackTraces(CLI_SCRIPT, {map: () => getAsset(CLI_MAP, 'utf8'), script: () => getAsset(CLI_SCRIPT, 'utf8')}, 'dist-sea')
   const run = compileCliScript(getAsset(CLI_SCRIPT, 'utf8'), CLI_SCRIPT, Buffer.from(getAsset(CLI_CACHE)))
   run(builtInRequire(), pathToFileURL(process.execPath).href, dirname(process.execPath))
 }

@@ -178,6 +178,21 @@ process.on('exit', () => { const slot = globalThis[Symbol.for('smartnat.read-ahe
     expect(JSON.parse(readFileSync(kept, 'utf8'))).to.deep.equal({entries})
   })
 
+  it("formats a stack trace through the script's source map: the frames name the sources' files, lines and functions", () => {
+    const log = join(logDir, 'stack.txt')
+    // The manifest's read fails inside the script; the stack is formatted at exit, as a crash's would be.
+    const failingRead = `import fs from 'node:fs'
+const readFile = fs.readFile
+fs.readFile = (path, ...rest) => { if (String(path).endsWith('echo-service.yaml')) { const error = new Error('unreadable'); globalThis.failedRead = error; throw error } return readFile(path, ...rest) }
+process.on('exit', () => fs.writeFileSync(${JSON.stringify(log)}, globalThis.failedRead.stack))`
+    const result = spawnSync(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(failingRead)}`, join(ROOT, 'bin', 'run.cjs'), ...DRY_RUN], {encoding: 'utf8', env: cliEnv(), timeout: 60_000})
+    expect(result.status).to.not.equal(0)
+    const frames = readFileSync(log, 'utf8').split('\n').slice(1)
+    expect(frames.some((frame) => frame.startsWith(`    at readOnce (${join(ROOT, 'src', 'lib', 'source', 'stable-read.ts')}:`))).to.equal(true)
+    expect(frames.some((frame) => frame.startsWith(`    at async readManifests (${join(ROOT, 'src', 'lib', 'source', 'file.ts')}:`))).to.equal(true)
+    expect(frames.filter((frame) => frame.includes('smartnat.cjs'))).to.deep.equal([])
+  })
+
   it('prints a dry-run sync to a file without node:crypto, node:tty and node:net, and colours it on a terminal only', () => {
     const log = join(logDir, 'dry-run-builtins.json')
     const recorder = `import {writeFileSync} from 'node:fs'
