@@ -193,7 +193,7 @@ process.on('exit', () => fs.writeFileSync(${JSON.stringify(log)}, globalThis.fai
     expect(frames.filter((frame) => frame.includes('smartnat.cjs'))).to.deep.equal([])
   })
 
-  it('prints a dry-run sync to a file without node:crypto, node:tty and node:net, and colours it on a terminal only', () => {
+  it('prints a dry-run sync to a file without node:crypto, node:tty, node:net and node:fs/promises, and colours it on a terminal only', () => {
     const log = join(logDir, 'dry-run-builtins.json')
     const recorder = `import {writeFileSync} from 'node:fs'
 process.on('exit', () => writeFileSync(${JSON.stringify(log)}, JSON.stringify(process.moduleLoadList)))`
@@ -206,7 +206,7 @@ process.on('exit', () => writeFileSync(${JSON.stringify(log)}, JSON.stringify(pr
     closeSync(fd)
     expect(result.status).to.equal(0)
     const builtins = JSON.parse(readFileSync(log, 'utf8')) as string[]
-    expect(builtins.filter((name) => /^NativeModule (tty|net|crypto)$/.test(name))).to.deep.equal([])
+    expect(builtins.filter((name) => /^NativeModule (tty|net|crypto|fs\/promises)$/.test(name))).to.deep.equal([])
     const plain = readFileSync(output, 'utf8')
     expect(plain).to.match(/^default\/mapping-echo-service {2}configured on 198\.18\.0\.10\n/)
     // On a terminal (script(1) gives the command one), the verdict is green.

@@ -14,9 +14,10 @@
  * The file is never removed: a waiter would go on to lock a removed file that nobody else opens.
  */
 import {constants, readlinkSync} from 'node:fs'
-import {mkdir, open, readFile, stat, type FileHandle} from 'node:fs/promises'
+import type {FileHandle} from 'node:fs/promises'
 import {dirname} from 'node:path'
 
+import {fsPromises} from './fs-promises.js'
 import {DEFAULT_LOCK_PATH} from './lock-path.js'
 
 export {DEFAULT_LOCK_PATH}
@@ -74,7 +75,7 @@ export async function acquireLock(options: LockOptions = {}): Promise<Lock> {
   const waitMs = options.waitMs ?? 0
   const started = Date.now()
   let waitAnnounced = false
-  await mkdir(dirname(path), {recursive: true, mode: 0o755})
+  await fsPromises().mkdir(dirname(path), {recursive: true, mode: 0o755})
   for (;;) {
     const file = await openLockFile(path)
     try {
@@ -113,7 +114,7 @@ export async function withLock<T>(options: LockOptions, fn: () => Promise<T>): P
 export async function inspectLock(path: string): Promise<LockState> {
   let file: FileHandle
   try {
-    file = await open(path, 'r')
+    file = await fsPromises().open(path, 'r')
   } catch (error) {
     if (errorCode(error) === 'ENOENT') return {held: false, holder: undefined}
     throw new Error(`cannot open lock file ${path}: ${(error as Error).message}`, {cause: error})
@@ -142,7 +143,7 @@ export function waitingLine(path: string, waitMs: number, holder: LockHolder | u
 async function openLockFile(path: string): Promise<FileHandle> {
   try {
     // Read-write without truncating: the description of a holder is replaced only once the lock is ours.
-    return await open(path, constants.O_RDWR | constants.O_CREAT, 0o644)
+    return await fsPromises().open(path, constants.O_RDWR | constants.O_CREAT, 0o644)
   } catch (error) {
     throw new Error(`cannot open lock file ${path}: ${(error as Error).message}`, {cause: error})
   }
@@ -173,7 +174,7 @@ function flock(file: FileHandle, path: string, mode: 'exclusive' | 'shared', wai
 }
 
 async function isFileAt(file: FileHandle, path: string): Promise<boolean> {
-  const [ours, there] = await Promise.all([file.stat(), stat(path).catch(() => undefined)])
+  const [ours, there] = await Promise.all([file.stat(), fsPromises().stat(path).catch(() => undefined)])
   return there !== undefined && there.ino === ours.ino && there.dev === ours.dev
 }
 
@@ -216,7 +217,7 @@ function heldLock(path: string, file: FileHandle): Lock {
 /** The holder's description; empty (free, or just taken) or damaged reads as none. */
 async function readHolder(path: string): Promise<LockHolder | undefined> {
   try {
-    const parsed = JSON.parse(await readFile(path, 'utf8')) as Partial<LockHolder>
+    const parsed = JSON.parse(await fsPromises().readFile(path, 'utf8')) as Partial<LockHolder>
     if (Number.isInteger(parsed.pid) && typeof parsed.acquiredAt === 'string') return parsed as LockHolder
   } catch {
     // Being written, or not smartnat's: the lock itself still says whether it is held.
