@@ -38,13 +38,15 @@ export interface PackageInfo {
 
 /** Prints the version or a command's rendered help and returns true, or returns false for oclif to answer. */
 export function answerWithoutOclif(argv: string[], context: Partial<FastStartContext> = {}): boolean {
-  const {env = process.env, stdout = process.stdout, renderedHelp = readRenderedHelp, packageInfo = readPackageInfo} = context
-  if (argv.length === 1 && argv[0] === '--version') return printVersion(stdout, packageInfo)
+  const {env = process.env, renderedHelp = readRenderedHelp, packageInfo = readPackageInfo} = context
+  // process.stdout is made when first asked for (node:stream and the pipe or file behind it, about 3.5 ms): not before an answer is printed here.
+  const stdout = () => context.stdout ?? process.stdout
+  if (argv.length === 1 && argv[0] === '--version') return printVersion(stdout(), packageInfo)
   const helpFor = argv.length === 0 || (argv.length === 1 && argv[0] === '--help') ? '' : argv.length === 2 && argv[1] === '--help' ? argv[0]! : undefined
-  if (helpFor === undefined || helpFor.startsWith('-') || !printedAsRendered(env, stdout)) return false
+  if (helpFor === undefined || helpFor.startsWith('-') || !printedAsRendered(env, stdout())) return false
   const text = renderedHelp()?.help[helpFor]
   if (text === undefined) return false
-  stdout.write(text)
+  stdout().write(text)
   return true
 }
 
