@@ -5,7 +5,7 @@
  * --enable-source-maps does, which would read and parse the map at every start. The map is read at
  * the first stack that needs it: a run that prints no stack never reads it.
  */
-import {dirname, join} from 'node:path'
+import {basename, dirname, join} from 'node:path'
 
 import type {SourceMap} from 'node:module'
 
@@ -33,10 +33,14 @@ export function mapStackTraces(scriptFile: string, read: ScriptFiles, sourcesDir
     }
     return loaded
   }
+  // V8 names a script compiled from a code cache as the cache's maker named it: the build's path, not
+  // where the package or the executable was installed. A frame of a file of the script's name is its.
+  const scriptName = basename(scriptFile)
+  const inScript = (fileName: string | null) => fileName === scriptFile || (fileName !== null && basename(fileName) === scriptName)
   const frame = (site: NodeJS.CallSite): string => {
     const line = site.getLineNumber()
     const column = site.getColumnNumber()
-    const script = site.getFileName() === scriptFile && line !== null && column !== null ? load() : undefined
+    const script = inScript(site.getFileName()) && line !== null && column !== null ? load() : undefined
     const entry = script?.map.findEntry(line! - 1, column! - 1)
     if (!script || !entry || !('originalSource' in entry)) return String(site)
     const location = `${join(sourcesDir, entry.originalSource)}:${entry.originalLine + 1}:${entry.originalColumn + 1}`

@@ -4,7 +4,7 @@
  * src/, and a start loads only what its path needs, counted in modules, not timed.
  */
 import {spawnSync} from 'node:child_process'
-import {chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {chmodSync, closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {delimiter, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -178,19 +178,26 @@ process.on('exit', () => { const slot = globalThis[Symbol.for('smartnat.read-ahe
     expect(JSON.parse(readFileSync(kept, 'utf8'))).to.deep.equal({entries})
   })
 
-  it("formats a stack trace through the script's source map: the frames name the sources' files, lines and functions", () => {
-    const log = join(logDir, 'stack.txt')
-    // The manifest's read fails inside the script; the stack is formatted at exit, as a crash's would be.
-    const failingRead = `import fs from 'node:fs'
+  it("formats a stack trace through the script's source map: the frames name the sources' files, lines and functions, wherever the package is", () => {
+    // The package as installed elsewhere: its script was compiled from a code cache made here, under this path.
+    const installed = join(logDir, 'installed')
+    mkdirSync(installed)
+    for (const entry of ['bin', 'dist', 'package.json']) cpSync(join(ROOT, entry), join(installed, entry), {recursive: true})
+    symlinkSync(join(ROOT, 'node_modules'), join(installed, 'node_modules'))
+    for (const root of [ROOT, installed]) {
+      const log = join(logDir, 'stack.txt')
+      // The manifest's read fails inside the script; the stack is formatted at exit, as a crash's would be.
+      const failingRead = `import fs from 'node:fs'
 const readFile = fs.readFile
 fs.readFile = (path, ...rest) => { if (String(path).endsWith('echo-service.yaml')) { const error = new Error('unreadable'); globalThis.failedRead = error; throw error } return readFile(path, ...rest) }
 process.on('exit', () => fs.writeFileSync(${JSON.stringify(log)}, globalThis.failedRead.stack))`
-    const result = spawnSync(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(failingRead)}`, join(ROOT, 'bin', 'run.cjs'), ...DRY_RUN], {encoding: 'utf8', env: cliEnv(), timeout: 60_000})
-    expect(result.status).to.not.equal(0)
-    const frames = readFileSync(log, 'utf8').split('\n').slice(1)
-    expect(frames.some((frame) => frame.startsWith(`    at readOnce (${join(ROOT, 'src', 'lib', 'source', 'stable-read.ts')}:`))).to.equal(true)
-    expect(frames.some((frame) => frame.startsWith(`    at async readManifests (${join(ROOT, 'src', 'lib', 'source', 'file.ts')}:`))).to.equal(true)
-    expect(frames.filter((frame) => frame.includes('smartnat.cjs'))).to.deep.equal([])
+      const result = spawnSync(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(failingRead)}`, join(root, 'bin', 'run.cjs'), ...DRY_RUN], {encoding: 'utf8', env: cliEnv(), timeout: 60_000})
+      expect(result.status).to.not.equal(0)
+      const frames = readFileSync(log, 'utf8').split('\n').slice(1)
+      expect(frames.some((frame) => frame.startsWith(`    at readOnce (${join(root, 'src', 'lib', 'source', 'stable-read.ts')}:`)), frames.join('\n')).to.equal(true)
+      expect(frames.some((frame) => frame.startsWith(`    at async readManifests (${join(root, 'src', 'lib', 'source', 'file.ts')}:`))).to.equal(true)
+      expect(frames.filter((frame) => frame.includes('smartnat.cjs'))).to.deep.equal([])
+    }
   })
 
   it('prints a dry-run sync to a file without node:crypto, node:tty, node:net and node:fs/promises, and colours it on a terminal only', () => {

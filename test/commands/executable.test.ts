@@ -80,6 +80,13 @@ describe('the single executable', function () {
     expect(JSON.parse(same(['sync', '--dry-run', '--json', '--from-file', EXAMPLES, ...ASSUME]).stdout)).to.be.an('object')
   })
 
+  it("prints an error's stack under DEBUG with the frames named through the source map it carries", () => {
+    const {stderr} = run([EXECUTABLE], ['sync', '--dry-run', '--from-file', join(home, 'missing.yaml'), ...ASSUME], {...cliEnv(), DEBUG: '*'})
+    const frames = stderr.split('\n').filter((line) => /^\s+at /.test(line))
+    expect(frames.some((frame) => /^\s+at async readStableManifests \(src\/lib\/source\/stable-read\.ts:\d+:\d+\)$/.test(frame)), stderr).to.equal(true)
+    expect(frames.filter((frame) => frame.includes('smartnat.cjs'))).to.deep.equal([])
+  })
+
   it('fails as the npm build does, with the same exit codes', () => {
     const status = same(['status', '--json'])
     expect(status.status).to.not.equal(0)

@@ -26,6 +26,7 @@ describe('stack traces of the minified CLI script', () => {
   let dir: string
   let scriptFile: string
   let checkAll: (ports: number[]) => number
+  let elsewhere: (ports: number[]) => number
   const savedPrepare = Error.prepareStackTrace
 
   before(async () => {
@@ -37,6 +38,9 @@ describe('stack traces of the minified CLI script', () => {
     await build({entryPoints: [join(dir, 'src', 'plan.ts')], outfile: scriptFile, bundle: true, format: 'iife', globalName: 'plan', minify: true, sourcemap: 'external', sourcesContent: false, logLevel: 'error'})
     const exports = new Script(`${readFileSync(scriptFile, 'utf8')}; plan`, {filename: scriptFile}).runInThisContext() as {checkAll: typeof checkAll}
     checkAll = exports.checkAll
+    // As V8 names a script compiled from a code cache made elsewhere: by the path it had where the cache was made.
+    const built = new Script(`${readFileSync(scriptFile, 'utf8')}; plan`, {filename: '/build/smartnat/dist/plan.cjs'}).runInThisContext() as {checkAll: typeof checkAll}
+    elsewhere = built.checkAll
   })
   afterEach(() => {
     Error.prepareStackTrace = savedPrepare
@@ -74,6 +78,17 @@ describe('stack traces of the minified CLI script', () => {
     expect(lines.some((line) => line.includes('plan.cjs'))).to.equal(false)
     expect(thrown().stack).to.include(`${join(dir, 'src', 'plan.ts')}:3:11`)
     expect(reads, 'the map is read once').to.equal(1)
+  })
+
+  it('maps the frames of the script named by the path it was built at, to the sources beside where it is', () => {
+    mapStackTraces(scriptFile, {map: () => readFileSync(`${scriptFile}.map`, 'utf8'), script: () => readFileSync(scriptFile, 'utf8')})
+    let stack = ''
+    try {
+      elsewhere([70_000])
+    } catch (error) {
+      stack = (error as Error).stack!
+    }
+    expect(stack.split('\n')[1]).to.equal(`    at parseMapping (${join(dir, 'src', 'plan.ts')}:3:11)`)
   })
 
   it('leaves the frames as V8 gives them when the map cannot be read', () => {
