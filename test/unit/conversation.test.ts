@@ -29,10 +29,13 @@ describe('ExecRunner.converse', () => {
     }
   })
 
-  it('passes the environment it is given', async () => {
-    const conversation = runner.converse('sh', ['-c', 'read -r line; echo "home=$HOME lc=$LC_ALL" >&2'], {env: {HOME: '/nonexistent'}})
-    expect(await conversation.ask('\n', (output) => (output.endsWith('\n') ? output.length : undefined))).to.equal('home=/nonexistent lc=C\n')
-    conversation.close()
+  it('passes the environment it is given, and gets the answer of a process that exits right after it', async () => {
+    // Node.js may learn of the exit before it reads the answer: under load 4 in 300 failed so.
+    for (let i = 0; i < 20; i++) {
+      const conversation = runner.converse('sh', ['-c', 'read -r line; echo "home=$HOME lc=$LC_ALL" >&2'], {env: {HOME: '/nonexistent'}})
+      expect(await conversation.ask('\n', (output) => (output.endsWith('\n') ? output.length : undefined))).to.equal('home=/nonexistent lc=C\n')
+      conversation.close()
+    }
   })
 
   it('rejects with a CommandError when the process ends before answering, and then is over', async () => {

@@ -29,6 +29,9 @@ export interface ConversationOptions {
   killAfterMs: number
 }
 
+/** How long the stderr of a process that exited may stay open before the conversation fails. */
+const STDERR_AFTER_EXIT_MS = 1000
+
 interface Question {
   answered: (output: string) => number | undefined
   resolve: (output: string) => void
@@ -78,7 +81,14 @@ export function startConversation(options: ConversationOptions): Conversation {
   })
   child.stdin.on('error', () => undefined)
   child.once('error', (error) => fail(new CommandError(command, args, undefined, output, {cause: error})))
-  child.once('exit', (exitCode, signal) => fail(new CommandError(command, args, exitCode ?? undefined, output, signal ? {signal} : {})))
+  child.once('exit', (exitCode, signal) => {
+    const exited = () => fail(new CommandError(command, args, exitCode ?? undefined, output, signal ? {signal} : {}))
+    // Node.js may learn of the exit before it has read what the process wrote last, an answer
+    // perhaps: its stderr is read to the end first, for as long as a process left behind lets it.
+    if (child.stderr.readableEnded) return exited()
+    child.stderr.once('end', exited)
+    setTimeout(exited, STDERR_AFTER_EXIT_MS).unref()
+  })
 
   const close = () => {
     ended = true
