@@ -152,6 +152,21 @@ describe('LaunchingRunner', () => {
     expect(readdirSync(directory)).to.deep.equal([])
   })
 
+  it('removes what daemons killed outright left under pids no process has any more, and nothing else', async () => {
+    const ended = exec.keep('true', [])
+    await new Promise((resolve) => ended.once('exit', resolve))
+    const dead = join(scratch, `smartnat-run-${ended.pid}`)
+    const live = join(scratch, `smartnat-run-${process.ppid}`)
+    const other = join(scratch, 'smartnat-run-notes')
+    for (const directory of [dead, live, other]) {
+      mkdirSync(directory)
+      writeFileSync(join(directory, '3.err'), 'left')
+    }
+    expect((await runner.run('true', [])).exitCode).to.equal(0)
+    expect(readdirSync(scratch).sort()).to.deep.equal([`smartnat-run-${process.pid}`, `smartnat-run-${process.ppid}`, 'smartnat-run-notes'].sort())
+    expect(readdirSync(live)).to.deep.equal(['3.err'])
+  })
+
   it('leaves neither the shell nor its processes behind once closed', async () => {
     await runner.run('true', [])
     const shell = launched[0]!

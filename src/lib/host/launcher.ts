@@ -10,7 +10,7 @@
  * status once ended. A command with output handed over as it comes (a kernel listing) starts as
  * before, as do followers and conversations.
  */
-import {mkdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import type {ChildProcessWithoutNullStreams} from 'node:child_process'
@@ -143,7 +143,9 @@ export class LaunchingRunner implements Runner {
       if (!this.directory) {
         // Named by the pid: one there already is a dead process's, as a daemon killed outright leaves
         // it (in a container the daemon is pid 1 every time). Made anew, so that it is the daemon's own.
-        const directory = join(this.options.directory ?? tmpdir(), `smartnat-run-${process.pid}`)
+        const parent = this.options.directory ?? tmpdir()
+        const directory = join(parent, `smartnat-run-${process.pid}`)
+        removeDeadDaemons(parent)
         rmSync(directory, {recursive: true, force: true})
         mkdirSync(directory, {mode: 0o700})
         this.directory = directory
@@ -243,4 +245,36 @@ export class LaunchingRunner implements Runner {
 function signalName(number: number): NodeJS.Signals | undefined {
   const {signals} = process.getBuiltinModule('node:os').constants
   return (Object.keys(signals) as NodeJS.Signals[]).find((name) => signals[name] === number)
+}
+
+/**
+ * Removes the directories that daemons killed outright left beside ours, named by pids no process has
+ * any more. One of a live process (another daemon, of another user or namespace) stays, as does one
+ * this user may not remove.
+ */
+function removeDeadDaemons(parent: string): void {
+  let names: string[]
+  try {
+    names = readdirSync(parent)
+  } catch {
+    return
+  }
+  for (const name of names) {
+    const pid = /^smartnat-run-(\d+)$/.exec(name)?.[1]
+    if (!pid || Number(pid) === process.pid || isRunning(Number(pid))) continue
+    try {
+      rmSync(join(parent, name), {recursive: true, force: true})
+    } catch {
+      // Not ours to remove.
+    }
+  }
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
+  }
 }
