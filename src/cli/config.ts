@@ -5,7 +5,7 @@
 import {readFileSync} from 'node:fs'
 import {parseYaml} from '../lib/source/yaml.js'
 
-export const DEFAULT_CONFIG_PATH = '/etc/smartnat/config.yaml'
+export {DEFAULT_CONFIG_PATH} from './config-path.js'
 
 /** Keys a config file may hold: the long-lived options of every command, by flag name. */
 export const CONFIG_KEYS = [

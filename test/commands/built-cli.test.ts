@@ -178,6 +178,29 @@ process.on('exit', () => { const slot = globalThis[Symbol.for('smartnat.read-ahe
     expect(JSON.parse(readFileSync(kept, 'utf8'))).to.deep.equal({entries})
   })
 
+  it('keeps and starts the reads of status beside the lock its config file names', () => {
+    const tools = join(logDir, 'config-tools')
+    writeToolStandIns(tools)
+    mkdirSync(join(logDir, 'empty'), {recursive: true})
+    const runDir = join(logDir, 'config-run')
+    const config = join(logDir, 'config.yaml')
+    writeFileSync(config, `backend: iptables\nlock-file: '${join(runDir, 'smartnat.lock')}' # not the default\n`)
+    const slotLog = join(logDir, 'config-slot.json')
+    const recorder = `import {writeFileSync} from 'node:fs'
+process.on('exit', () => { const slot = globalThis[Symbol.for('smartnat.read-ahead')]; writeFileSync(${JSON.stringify(slotLog)}, JSON.stringify({path: slot?.path ?? null, ahead: slot?.ahead !== undefined, taken: slot?.taken ?? null})) })`
+    const status = () => {
+      const args = ['--import', `data:text/javascript,${encodeURIComponent(recorder)}`, join(ROOT, 'bin', 'run.cjs'), 'status', '--from-file', join(logDir, 'empty'), '--config', config]
+      const result = spawnSync(process.execPath, args, {encoding: 'utf8', env: {...cliEnv(), PATH: [tools, process.env.PATH].join(delimiter)}, timeout: 60_000})
+      expect(result.status, result.stderr).to.equal(4)
+      return JSON.parse(readFileSync(slotLog, 'utf8')) as {path: string | null; ahead: boolean; taken: boolean | null}
+    }
+    const kept = join(runDir, 'read-ahead.json')
+    expect(status()).to.deep.equal({path: kept, ahead: false, taken: true})
+    status()
+    expect(status()).to.deep.equal({path: kept, ahead: true, taken: true})
+    expect(existsSync(kept)).to.equal(true)
+  })
+
   it("formats a stack trace through the script's source map: the frames name the sources' files, lines and functions, wherever the package is", () => {
     // The package as installed elsewhere: its script was compiled from a code cache made here, under this path.
     const installed = join(logDir, 'installed')

@@ -6,7 +6,8 @@ import {mkdtemp, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
-import {lockPathOf} from '../../src/cli/read-ahead.js'
+import {configLockFile, lockPathOf} from '../../src/cli/read-ahead.js'
+import {parseYaml} from '../../src/lib/source/yaml.js'
 import {DEFAULT_LOCK_PATH} from '../../src/lib/host/lock.js'
 import {readAheadKey, startReadAhead} from '../../src/lib/host/read-ahead.js'
 import {ExecRunner} from '../../src/lib/host/runner.js'
@@ -155,13 +156,55 @@ while (!existsSync(${JSON.stringify(pidFile)})) await new Promise((resolve) => s
 })
 
 describe('the lock path a command line names', () => {
-  const table: {argv: string[]; want: string}[] = [
-    {argv: ['status'], want: DEFAULT_LOCK_PATH},
+  const files: Record<string, string> = {
+    '/etc/smartnat/config.yaml': 'backend: nftables\nlock-file: /srv/smartnat/lock\n',
+    '/opt/smartnat.yaml': "lock-file: '/opt/run/lock' # beside the daemon's\n",
+  }
+  const read = (path: string) => files[path]
+  const table: {argv: string[]; env?: NodeJS.ProcessEnv; want: string}[] = [
+    {argv: ['status'], want: '/srv/smartnat/lock'},
     {argv: ['status', '--lock-file', '/tmp/a.lock'], want: '/tmp/a.lock'},
     {argv: ['status', '--lock-file=/tmp/b.lock', '-o', 'wide'], want: '/tmp/b.lock'},
-    {argv: ['status', '--lock-file'], want: DEFAULT_LOCK_PATH},
+    {argv: ['status', '--config', '/opt/smartnat.yaml'], want: '/opt/run/lock'},
+    {argv: ['status', '--config=/opt/smartnat.yaml', '--lock-file', '/tmp/c.lock'], want: '/tmp/c.lock'},
+    {argv: ['status'], env: {SMARTNAT_CONFIG: '/opt/smartnat.yaml'}, want: '/opt/run/lock'},
+    {argv: ['status', '--config', '/missing.yaml'], want: DEFAULT_LOCK_PATH},
+    {argv: ['status', '--lock-file'], want: '/srv/smartnat/lock'},
   ]
-  for (const {argv, want} of table) it(`${argv.join(' ')} -> ${want}`, () => expect(lockPathOf(argv)).to.equal(want))
+  for (const {argv, env, want} of table) it(`${argv.join(' ')} ${JSON.stringify(env ?? {})} -> ${want}`, () => expect(lockPathOf(argv, env ?? {}, read)).to.equal(want))
+
+  it('reads from a config file the lock-file value its YAML holds, or none, never another', () => {
+    const lines = [
+      'lock-file: /run/x.lock',
+      'lock-file:   /run/x.lock   # the host\'s',
+      'lock-file: /run/a#b.lock',
+      'lock-file: "/run/quoted lock"',
+      "lock-file: 'it''s.lock'",
+      'lock-file: "/run/\\x41.lock"',
+      'lock-file: ~',
+      'lock-file: null',
+      'lock-file:',
+      'lock-file: [a, b]',
+      'lock-file: {path: /x}',
+      'lock-file: &anchor /run/y.lock',
+      'lock-file: |\n  /run/z.lock',
+      'lock-file: >-\n  /run/z.lock',
+      '  lock-file: /nested.lock',
+      'other:\n  lock-file: /nested.lock',
+      'lock-file : /run/spaced.lock',
+      'lock-file: /run/crlf.lock\r',
+    ]
+    let found = 0
+    for (const line of lines) {
+      const text = `backend: iptables\n${line}\nresync: 60\n`
+      const value = configLockFile(text)
+      if (value === undefined) continue
+      found++
+      const parsed = parseYaml(text, 'config') as Record<string, unknown>
+      expect(value, line).to.equal(parsed['lock-file'])
+    }
+    expect(found).to.equal(7)
+  })
 })
 
 describe('the key of a command line', () => {
