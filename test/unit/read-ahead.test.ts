@@ -1,7 +1,7 @@
 /** Reads started ahead (src/lib/host/read-ahead.ts) with real processes: kept, started at the next run, taken over, ended. */
 import {expect} from 'chai'
 import {spawnSync} from 'node:child_process'
-import {chmodSync, existsSync, readFileSync, statSync, writeFileSync} from 'node:fs'
+import {chmodSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync} from 'node:fs'
 import {mkdtemp, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -63,6 +63,15 @@ describe('reads started ahead', function () {
     const {entries} = JSON.parse(readFileSync(kept(), 'utf8')) as {entries: unknown[]}
     expect(entries).to.deep.equal([{key: KEY, file: 'sh', args: ['-c', readScript()], timeoutMs: 10_000, killAfterMs: 5000}])
     expect(statSync(kept()).mode & 0o777).to.equal(0o600)
+  })
+
+  it('runs the read as asked, keeping nothing and leaving nothing, where the lock\'s directory cannot be made', async () => {
+    const file = join(dir, 'a-file')
+    writeFileSync(file, '')
+    startReadAhead(join(file, 'smartnat.lock'), KEY)
+    expect((await read()).stdout).to.equal('before\n')
+    expect(logLines()).to.have.length(1)
+    expect(readdirSync(dir).sort()).to.deep.equal(['a-file', 'input', 'ran.log'])
   })
 
   it('starts the kept read at the next start, and the runner takes it over instead of starting another', async () => {

@@ -9,12 +9,13 @@
  * What each command line ran is kept in `read-ahead.json` beside the lock (/run/smartnat by default).
  * Its content is run, so it is used only when the user running smartnat owns it and its directory
  * and no one else may write to either, and only for a shell of reads: `sh -c SCRIPT`, under
- * `ip netns exec NAME` or not. The CLI's entry bundles this module on its own, with process.ts:
- * it imports nothing else of smartnat's.
+ * `ip netns exec NAME` or not. The CLI's entry bundles this module on its own, with process.ts and
+ * whole-file.ts: it imports nothing else of smartnat's.
  */
 import {dirname, join} from 'node:path'
 
 import {startProcess, type StartedProcess} from './process.js'
+import {replaceWholeFile} from './whole-file.js'
 
 /** A process as ExecRunner starts it: its command line and its timeouts. */
 export interface ReadSpec {
@@ -150,15 +151,6 @@ function readEntries(path: string): Entry[] {
 
 /** Keeps `spec` as what the slot's command line runs, first of at most KEPT; a file that cannot be written is not kept. */
 function keep(slot: Slot, spec: ReadSpec): void {
-  const {mkdirSync, renameSync, rmSync, writeFileSync} = process.getBuiltinModule('node:fs')
   const entries = [{key: slot.key, ...spec}, ...slot.entries.filter((e) => e.key !== slot.key)].slice(0, KEPT)
-  const temporary = `${slot.path}.${process.pid}`
-  try {
-    mkdirSync(dirname(slot.path), {recursive: true, mode: 0o755})
-    writeFileSync(temporary, `${JSON.stringify({entries})}\n`, {mode: 0o600})
-    renameSync(temporary, slot.path)
-    slot.entries = entries
-  } catch {
-    rmSync(temporary, {force: true})
-  }
+  if (replaceWholeFile(slot.path, `${JSON.stringify({entries})}\n`, {mode: 0o600, makeDirectory: true})) slot.entries = entries
 }

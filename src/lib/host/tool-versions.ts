@@ -6,8 +6,10 @@
  * (its path past links, device, inode, size and modification time). A tool not found is never kept.
  * A file that cannot be read, written or parsed is not used, and the tools are asked as without it.
  */
-import {mkdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync} from 'node:fs'
+import {readFileSync, realpathSync, statSync} from 'node:fs'
 import {dirname, join} from 'node:path'
+
+import {replaceWholeFile} from './whole-file.js'
 
 /** The cache's file in the lock's directory (`--lock-file`): the run directory the DaemonSet mounts from the host. */
 export function toolVersionsPath(lockPath: string): string {
@@ -88,19 +90,7 @@ function readEntries(path: string): Record<string, Entry> {
   return entries
 }
 
-// Written whole to a file of its own and renamed over the old: a reader never sees half of it.
 function writeEntries(path: string, entries: Record<string, Entry>): void {
-  const temporary = `${path}.${process.pid}.tmp`
-  try {
-    // As the lock makes it: status without root reads the lock's holder in the same directory.
-    if (process.getuid?.() === 0) mkdirSync(dirname(path), {recursive: true, mode: 0o755})
-    writeFileSync(temporary, `${JSON.stringify(entries)}\n`, {mode: 0o644})
-    renameSync(temporary, path)
-  } catch {
-    try {
-      rmSync(temporary, {force: true})
-    } catch {
-      // Not even that: a directory not ours.
-    }
-  }
+  // The directory as the lock makes it, by root: status without root reads the lock's holder in it.
+  replaceWholeFile(path, `${JSON.stringify(entries)}\n`, {mode: 0o644, makeDirectory: process.getuid?.() === 0})
 }
