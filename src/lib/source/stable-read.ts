@@ -9,6 +9,7 @@
  */
 import {readdir, readFile, stat} from 'node:fs'
 import {join} from 'node:path'
+import {promisify} from 'node:util'
 
 const MANIFEST = /\.ya?ml$/i
 
@@ -38,17 +39,13 @@ export interface ManifestText {
   text: string
 }
 
-/** A node:fs call with a callback, as a promise. */
-const promised = <T>(call: (done: (error: Error | null, value: T) => void) => void) =>
-  new Promise<T>((resolve, reject) => call((error, value) => (error ? reject(error) : resolve(value))))
-
 // node:fs's calls with callbacks: loading node:fs/promises (and the readline and watcher modules it
 // loads) costs about 2 ms of a dry-run sync's start. Called through rather than captured: node:fs's
 // exports may be replaced later (tests count stat calls).
 const nodeFs: ManifestFs = {
-  stat: (path) => promised((done) => stat(path, done)),
-  readdir: (path) => promised((done) => readdir(path, done)),
-  readFile: (path) => promised((done) => readFile(path, done)),
+  stat: (path) => promisify(stat)(path),
+  readdir: (path) => promisify(readdir)(path),
+  readFile: (path) => promisify(readFile)(path),
 }
 const sleepMs = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
