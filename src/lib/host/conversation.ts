@@ -3,6 +3,7 @@
  * that would otherwise start the same tool for every change.
  */
 import {CommandError} from './command-error.js'
+import {PIPES_AFTER_EXIT_MS} from './process.js'
 
 /** A long-lived process asked one question at a time, answering on its stderr (nft -i says nothing else there). */
 export interface Conversation {
@@ -28,9 +29,6 @@ export interface ConversationOptions {
   timeoutMs: number
   killAfterMs: number
 }
-
-/** How long the stderr of a process that exited may stay open before the conversation fails. */
-const STDERR_AFTER_EXIT_MS = 1000
 
 interface Question {
   answered: (output: string) => number | undefined
@@ -87,7 +85,7 @@ export function startConversation(options: ConversationOptions): Conversation {
     // perhaps: its stderr is read to the end first, for as long as a process left behind lets it.
     if (child.stderr.readableEnded) return exited()
     child.stderr.once('end', exited)
-    setTimeout(exited, STDERR_AFTER_EXIT_MS).unref()
+    setTimeout(exited, PIPES_AFTER_EXIT_MS).unref()
   })
 
   const close = () => {

@@ -11,8 +11,8 @@ export function childProcess(): typeof import('node:child_process') {
   return process.getBuiltinModule('node:child_process')
 }
 
-/** How long the output pipes may stay open after the process exited. */
-const PIPES_AFTER_EXIT_MS = 1000
+/** How long the output pipes may stay open after the process exited (a conversation's stderr too, conversation.ts). */
+export const PIPES_AFTER_EXIT_MS = 1000
 
 /** How a process ended: its output, and its exit code or the signal or error that ended it. */
 export interface Ended {
