@@ -1,5 +1,5 @@
 /** The package's CLI script (dist/cli/smartnat.cjs, src/cli/cli-script.ts) and its code cache, read from beside the entry. */
-import {CLI_CACHE, CLI_SCRIPT, compileCliScript} from './cli-script.js'
+import {CLI_CACHE, CLI_MAP, CLI_SCRIPT, compileCliScript} from './cli-script.js'
 import {mapStackTraces} from './mapped-stack.js'
 
 /** Runs the command line through the CLI script and returns true, or returns false when the build made none (tsc alone). */
@@ -12,7 +12,8 @@ export function runPackageScript(): boolean {
   if (!read) return false
   // The source is V8's to keep anyway, for the functions it compiles later.
   const {source} = read
-  mapStackTraces(file, {map: () => process.getBuiltinModule('node:fs').readFileSync(`${file}.map`, 'utf8'), script: () => source})
+  const map = () => process.getBuiltinModule('node:fs').readFileSync(fileURLToPath(new URL(`./${CLI_MAP}`, import.meta.url)), 'utf8')
+  mapStackTraces(file, {map, script: () => source})
   // This entry is dist/cli/start.cjs: the package root is two directories up.
   compileCliScript(read.source, file, read.cache)(createRequire(file), pathToFileURL(file).href, fileURLToPath(new URL('../..', import.meta.url)))
   return true

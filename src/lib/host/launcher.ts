@@ -261,7 +261,8 @@ function removeDeadDaemons(parent: string): void {
   }
   for (const name of names) {
     const pid = /^smartnat-run-(\d+)$/.exec(name)?.[1]
-    if (!pid || Number(pid) === process.pid || isRunning(Number(pid))) continue
+    // Ours is running too: made anew by the caller.
+    if (!pid || isRunning(Number(pid))) continue
     try {
       rmSync(join(parent, name), {recursive: true, force: true})
     } catch {
